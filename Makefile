@@ -1,0 +1,33 @@
+# Each target does its own set-up: a virtualenv in .venv with harbour
+# installed (editable) and its test tools.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_DIR ?= demo
+
+.PHONY: all test demo bench clean
+
+all: test
+
+$(STAMP): setup.py
+	./.ci/bootstrap "$(PYTHON)" "$(VENV)"
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+## Run every test: the package's unit and integration tests and the
+## system tests that start real twistd, redis-server and simulator processes.
+test: $(STAMP)
+	$(BIN)/trial --jobs=2 harbour tests
+
+## Run the daemon against the sample configuration with an embedded Redis.
+demo: $(STAMP)
+	mkdir -p $(DEMO_DIR)/config
+	cp -n examples/config/*.toml $(DEMO_DIR)/config/ || true
+	@echo "harbour demo: edit $(DEMO_DIR)/config/*.toml and watch it reconfigure; Ctrl-C stops."
+	$(BIN)/twistd --nodaemon --pidfile= harbour \
+	    --config-dir $(DEMO_DIR)/config --data-dir $(DEMO_DIR)/data
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) _trial_temp* *.egg-info build

@@ -1,0 +1,20 @@
+# -*- mode: python -*-
+"""
+harbour as a .tac file: C{twistd -ny harbour.tac}.
+
+Configured by environment variables named after the options of
+C{twistd harbour}: HARBOUR_CONFIG_DIR, HARBOUR_DATA_DIR, HARBOUR_REDIS,
+HARBOUR_PREFIX, HARBOUR_AMP, HARBOUR_TOKEN_FILE.
+"""
+
+import os
+
+from twisted.application.service import Application
+from twisted.internet import reactor
+
+from harbour.service import Options, build, options_from_environment
+
+options = Options()
+options.parseOptions(options_from_environment(os.environ))
+application = Application("harbour")
+build(reactor, options).setServiceParent(application)

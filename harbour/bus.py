@@ -1,0 +1,450 @@
+"""
+The PUBSUB SERVER: an in-process publish/subscribe broker.
+
+Remote subscribers reach it through the AMP listener (L{harbour.control}),
+which attaches one L{Outbox} per connection; in-process services call
+L{Bus.subscribe} like any other L{IBus}.  Each subscriber has its own bounded
+outbox, so a subscriber that stops reading is dropped without holding up the
+others, and events reach each one in the order they were published.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import deque
+from functools import cached_property
+from typing import Callable, Iterable
+
+import attr
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from harbour.errors import BadRequest, PayloadTooLarge
+from harbour.interfaces import IBus, IEvent, IStatusSource, ISubscription
+
+#: The largest value one AMP box can carry.
+MAX_VALUE_BYTES = 0xFFFF
+
+#: The longest topic or pattern accepted.
+MAX_TOPIC_LENGTH = 200
+
+#: Events held for one subscriber that is not keeping up, before it is dropped.
+DEFAULT_QUEUE_LIMIT = 10_000
+
+_TOPIC = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
+
+
+def validate_topic(topic: object) -> str:
+    """
+    @return: C{topic} if it is a usable topic name.
+    @raise BadRequest: if it is not.
+    """
+    if not isinstance(topic, str) or not topic:
+        raise BadRequest("a topic must be a non-empty string")
+    if len(topic) > MAX_TOPIC_LENGTH:
+        raise BadRequest(f"a topic may have at most {MAX_TOPIC_LENGTH} characters")
+    if not _TOPIC.match(topic):
+        raise BadRequest(
+            f"bad topic {topic!r}: use letters, digits, '_', '.' and '-'"
+        )
+    return topic
+
+
+def validate_pattern(pattern: object) -> str:
+    """
+    @return: C{pattern} if it is a topic, or a topic prefix (possibly empty)
+        followed by C{*}.
+    @raise BadRequest: if it is neither.
+    """
+    if isinstance(pattern, str) and pattern.endswith("*"):
+        prefix = pattern[:-1]
+        if prefix:
+            # A prefix may end in '.' or '-', which a topic may not.
+            validate_topic(prefix + "x")
+        return pattern
+    return validate_topic(pattern)
+
+
+def matches(pattern: str, topic: str) -> bool:
+    """
+    @return: Whether C{topic} is selected by C{pattern}.
+    """
+    if pattern.endswith("*"):
+        return topic.startswith(pattern[:-1])
+    return topic == pattern
+
+
+@implementer(IEvent)
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Event:
+    """
+    One published event: a topic and its JSON payload, encoded once.
+    """
+
+    topic: str
+    payload: object
+    text: str = attr.ib(repr=False)
+
+    @classmethod
+    def create(cls, topic: str, payload: object) -> "Event":
+        """
+        Validate and encode a new event.
+
+        @raise BadRequest: The topic is unusable or the payload is not JSON.
+        @raise PayloadTooLarge: The encoded payload exceeds one AMP value.
+        """
+        try:
+            text = json.dumps(
+                payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False
+            )
+        except (TypeError, ValueError) as e:
+            raise BadRequest(f"payload for {topic!r} is not JSON: {e}") from None
+        return cls.from_text(topic, text, payload)
+
+    @classmethod
+    def from_text(cls, topic: str, text: str, payload: object = None) -> "Event":
+        """
+        Wrap an event whose payload arrived as JSON text.
+
+        @raise BadRequest: The topic is unusable or the text is not JSON.
+        @raise PayloadTooLarge: The text exceeds one AMP value.
+        """
+        validate_topic(topic)
+        size = len(text.encode("utf-8"))
+        if size > MAX_VALUE_BYTES:
+            raise PayloadTooLarge(
+                f"payload for {topic!r} is {size:,} bytes; "
+                f"the limit is {MAX_VALUE_BYTES:,} (one AMP value)"
+            )
+        if payload is None:
+            try:
+                payload = json.loads(text)
+            except ValueError as e:
+                raise BadRequest(f"payload for {topic!r} is not JSON: {e}") from None
+        return cls(topic, payload, text)
+
+    @cached_property
+    def wire(self) -> bytes:
+        """
+        This event as a serialised AMP C{Event} box, built once however many
+        connections it is sent to.
+        """
+        from harbour.commands import encode_event
+
+        return encode_event(self.topic, self.text)
+
+
+@implementer(IPushProducer)
+class Outbox:
+    """
+    The ordered, bounded queue of events on their way to one subscriber.
+
+    Events are handed to C{send} at once while the subscriber keeps up.  It
+    is paused by its transport (as an L{IPushProducer}) when the peer stops
+    reading, or by itself while C{send} returns an unfired L{Deferred}; while
+    paused, events wait here, and once more than C{limit} wait the
+    subscriber is given up through C{overflow}.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        send: Callable[[Event], object],
+        overflow: Callable[[str], None],
+        limit: int = DEFAULT_QUEUE_LIMIT,
+    ) -> None:
+        self._send = send
+        self._overflow = overflow
+        self._limit = limit
+        self._queue: deque[Event] = deque()
+        self._paused = False
+        self.closed = False
+
+    def put(self, event: Event) -> bool:
+        """
+        Send or queue one event.
+
+        @return: Whether the event was accepted.
+        """
+        if self.closed:
+            return False
+        if self._paused or self._queue:
+            if len(self._queue) >= self._limit:
+                self.stopProducing()
+                self._overflow(
+                    f"more than {self._limit:,} events waiting: subscriber is not reading"
+                )
+                return False
+            self._queue.append(event)
+            return True
+        self._deliver(event)
+        return True
+
+    @property
+    def waiting(self) -> int:
+        """
+        How many events are queued.
+        """
+        return len(self._queue)
+
+    def _deliver(self, event: Event) -> None:
+        try:
+            result = self._send(event)
+        except Exception:
+            self.log.failure("subscriber failed on {topic}", topic=event.topic)
+            return
+        if isinstance(result, Deferred):
+            result.addErrback(self._failed, event.topic)
+            if not result.called:
+                self.pauseProducing()
+                result.addBoth(self._settled)
+
+    def _failed(self, failure: Failure, topic: str) -> None:
+        self.log.failure("subscriber failed on {topic}", failure, topic=topic)
+
+    def _settled(self, ignored: object) -> None:
+        self.resumeProducing()
+
+    def pauseProducing(self) -> None:
+        """
+        Hold events until L{resumeProducing}.
+        """
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        """
+        Send the events that waited, until paused again.
+        """
+        self._paused = False
+        while self._queue and not self._paused and not self.closed:
+            self._deliver(self._queue.popleft())
+
+    def stopProducing(self) -> None:
+        """
+        Send nothing more.
+        """
+        self.closed = True
+        self._queue.clear()
+
+
+@implementer(ISubscription)
+@attr.s(frozen=True, eq=False, auto_attribs=True)
+class Subscription:
+    """
+    One pattern feeding one outbox.
+    """
+
+    pattern: str
+    outbox: Outbox
+
+
+class SubscriptionTable:
+    """
+    Finds the outboxes an event goes to: a dict for exact topics, a list
+    for prefix patterns (there are few of those).
+    """
+
+    def __init__(self) -> None:
+        self._exact: dict[str, list[Subscription]] = {}
+        self._prefixes: list[Subscription] = []
+
+    def add(self, subscription: Subscription) -> None:
+        """
+        Start routing events to C{subscription}.
+        """
+        if subscription.pattern.endswith("*"):
+            self._prefixes.append(subscription)
+        else:
+            self._exact.setdefault(subscription.pattern, []).append(subscription)
+
+    def remove(self, subscription: Subscription) -> None:
+        """
+        Stop routing events to C{subscription} (no error if it is gone).
+        """
+        if subscription.pattern.endswith("*"):
+            bucket = self._prefixes
+        else:
+            bucket = self._exact.get(subscription.pattern, [])
+        if subscription in bucket:
+            bucket.remove(subscription)
+        if not bucket and subscription.pattern in self._exact:
+            del self._exact[subscription.pattern]
+
+    def remove_outbox(self, outbox: Outbox) -> list[Subscription]:
+        """
+        Remove every subscription feeding C{outbox}.
+
+        @return: The subscriptions removed.
+        """
+        gone = [s for s in self.all() if s.outbox is outbox]
+        for subscription in gone:
+            self.remove(subscription)
+        return gone
+
+    def all(self) -> list[Subscription]:
+        """
+        @return: Every subscription.
+        """
+        return [s for bucket in self._exact.values() for s in bucket] + list(
+            self._prefixes
+        )
+
+    def outboxes(self, topic: str) -> Iterable[Outbox]:
+        """
+        @return: Each outbox subscribed to C{topic}, once, in subscription order.
+        """
+        exact = self._exact.get(topic, ())
+        if not self._prefixes:
+            if len(exact) < 2:
+                return [s.outbox for s in exact]
+        seen: dict[int, Outbox] = {}
+        for subscription in (*exact, *self._prefixes):
+            if matches(subscription.pattern, topic):
+                seen.setdefault(id(subscription.outbox), subscription.outbox)
+        return seen.values()
+
+
+def callback_outbox(
+    callback: Callable[[IEvent], object], pattern: str, limit: int, drop: Callable
+) -> Outbox:
+    """
+    An outbox that calls an in-process subscriber.
+
+    @param drop: Called with the outbox and a reason when it overflows.
+    """
+    outbox: Outbox
+
+    def overflow(reason: str) -> None:
+        drop(outbox, reason)
+
+    outbox = Outbox(callback, overflow, limit)
+    return outbox
+
+
+@implementer(IBus, IStatusSource)
+@attr.s(eq=False)
+class Bus(Service):
+    """
+    The event bus of one harbour process.
+
+    @ivar queue_limit: Events held for a subscriber that is not keeping up.
+    """
+
+    log = Logger()
+
+    queue_limit: int = attr.ib(default=DEFAULT_QUEUE_LIMIT)
+    _table: SubscriptionTable = attr.ib(factory=SubscriptionTable, init=False)
+    _retained: dict[str, Event] = attr.ib(factory=dict, init=False)
+    _published: int = attr.ib(default=0, init=False)
+    _dropped: int = attr.ib(default=0, init=False)
+
+    def publish(self, topic: str, payload: object, retain: bool = False) -> Deferred:
+        """
+        See L{IBus.publish}.
+        """
+        try:
+            event = Event.create(topic, payload)
+        except BadRequest as e:
+            return fail(e)
+        return succeed(self.dispatch(event, retain))
+
+    def dispatch(self, event: Event, retain: bool = False) -> int:
+        """
+        Hand an already encoded event to every subscriber of its topic.
+
+        @return: How many subscribers it was handed to.
+        """
+        self._published += 1
+        if retain:
+            self._retained[event.topic] = event
+        delivered = 0
+        for outbox in list(self._table.outboxes(event.topic)):
+            if outbox.put(event):
+                delivered += 1
+        return delivered
+
+    def subscribe(self, pattern: str, callback: Callable) -> Deferred:
+        """
+        See L{IBus.subscribe}.
+        """
+        try:
+            validate_pattern(pattern)
+        except BadRequest as e:
+            return fail(e)
+        outbox = callback_outbox(callback, pattern, self.queue_limit, self.drop)
+        return succeed(self.attach(pattern, outbox))
+
+    def unsubscribe(self, subscription: Subscription) -> Deferred:
+        """
+        See L{IBus.unsubscribe}.
+        """
+        self._table.remove(subscription)
+        subscription.outbox.stopProducing()
+        return succeed(None)
+
+    def attach(self, pattern: str, outbox: Outbox) -> Subscription:
+        """
+        Route events matching C{pattern} into C{outbox}, then deliver the
+        retained events it matches.
+
+        @param pattern: An already validated pattern.
+        """
+        subscription = Subscription(pattern, outbox)
+        self._table.add(subscription)
+        for topic, event in list(self._retained.items()):
+            if matches(pattern, topic):
+                outbox.put(event)
+        return subscription
+
+    def detach(self, outbox: Outbox, pattern: str | None = None) -> int:
+        """
+        Remove C{outbox}'s subscriptions to C{pattern}, or all of them.
+
+        @return: How many subscriptions were removed.
+        """
+        if pattern is None:
+            return len(self._table.remove_outbox(outbox))
+        gone = [
+            s for s in self._table.all() if s.outbox is outbox and s.pattern == pattern
+        ]
+        for subscription in gone:
+            self._table.remove(subscription)
+        return len(gone)
+
+    def drop(self, outbox: Outbox, reason: str) -> None:
+        """
+        Give up a subscriber that overflowed.
+        """
+        patterns = [s.pattern for s in self._table.remove_outbox(outbox)]
+        self._dropped += 1
+        self.log.warn(
+            "dropped a subscriber to {patterns}: {reason}",
+            patterns=patterns,
+            reason=reason,
+            service="bus",
+        )
+
+    def retained(self, topic: str) -> object | None:
+        """
+        @return: The retained payload of C{topic}, or L{None}.
+        """
+        event = self._retained.get(topic)
+        return None if event is None else event.payload
+
+    def status(self) -> dict:
+        """
+        See L{IStatusSource.status}.
+        """
+        return {
+            "subscriptions": len(self._table.all()),
+            "published": self._published,
+            "dropped_subscribers": self._dropped,
+            "retained_topics": sorted(self._retained),
+        }
+

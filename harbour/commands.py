@@ -1,0 +1,114 @@
+"""
+The AMP commands of harbour's control port (SPEC section 5).
+
+The daemon's listener (L{harbour.control}) and every client
+(L{harbour.client}, C{harbourctl}) import these same classes.  JSON documents
+travel as C{Unicode} JSON text; no value may exceed 65,535 bytes, so large
+answers page.
+"""
+
+from __future__ import annotations
+
+from twisted.protocols import amp
+
+from harbour.errors import BadRequest, PayloadTooLarge, StoreUnavailable, Unauthorized
+
+#: Error codes shared by every command; order matters, subclasses first.
+ERRORS = {
+    Unauthorized: b"UNAUTHORIZED",
+    PayloadTooLarge: b"PAYLOAD_TOO_LARGE",
+    BadRequest: b"BAD_REQUEST",
+    StoreUnavailable: b"STORE_UNAVAILABLE",
+}
+
+
+class HarbourCommand(amp.Command):
+    """
+    Base of harbour's commands: they share one error vocabulary.
+    """
+
+    errors = ERRORS
+
+
+class Authenticate(HarbourCommand):
+    """
+    Present the shared token; must be the first command of a connection.
+    """
+
+    arguments = [(b"token", amp.Unicode())]
+    response: list = []
+
+
+class Subscribe(HarbourCommand):
+    """
+    Receive an L{Event} for each event on C{topic} (exact, or a prefix
+    ending in C{*}); retained values are sent at once.
+    """
+
+    arguments = [(b"topic", amp.Unicode())]
+    response: list = []
+
+
+class Unsubscribe(HarbourCommand):
+    """
+    Stop the events of an earlier L{Subscribe} with the same C{topic}.
+    """
+
+    arguments = [(b"topic", amp.Unicode())]
+    response: list = []
+
+
+class Publish(HarbourCommand):
+    """
+    Publish a JSON C{payload} on C{topic}; C{retain} keeps it as the
+    topic's current value for later subscribers.
+    """
+
+    arguments = [
+        (b"topic", amp.Unicode()),
+        (b"payload", amp.Unicode()),
+        (b"retain", amp.Boolean(optional=True)),
+    ]
+    response = [(b"delivered", amp.Integer())]
+
+
+class Event(HarbourCommand):
+    """
+    Server to client: one event on a subscribed topic.
+    """
+
+    arguments = [(b"topic", amp.Unicode()), (b"payload", amp.Unicode())]
+    requiresAnswer = False
+
+
+class Status(HarbourCommand):
+    """
+    The daemon's state as one JSON document.
+    """
+
+    arguments: list = []
+    response = [(b"status", amp.Unicode())]
+
+
+class Reload(HarbourCommand):
+    """
+    Read the configuration directory again now.
+
+    C{topics} lists the topics republished; C{errors} the problems found
+    (a configuration with errors changes nothing).
+    """
+
+    arguments: list = []
+    response = [(b"topics", amp.Unicode()), (b"errors", amp.Unicode())]
+
+
+def encode_event(topic: str, payload_text: str) -> bytes:
+    """
+    Serialise an L{Event} box once, so that fanning one event out to many
+    connections costs one encoding.
+    """
+    box = amp.AmpBox(
+        {b"_command": b"Event", b"topic": topic.encode("utf-8"),
+         b"payload": payload_text.encode("utf-8")}
+    )
+    return box.serialize()

@@ -1,0 +1,310 @@
+"""
+The C{amp} service: harbour's AMP control port.
+
+One listener carries pub/sub and control.  Every connection must first
+present the token of C{--token-file}; anything else before it, or a wrong
+token, gets C{UNAUTHORIZED} and a log line naming the peer.  Each
+connection has one L{Outbox} registered as a push producer on its
+transport, so a subscriber that stops reading is dropped once its queue
+overflows instead of growing the daemon's memory.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Callable
+
+import attr
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, fail, inlineCallbacks
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.protocols import amp
+
+from harbour import commands
+from harbour.bus import Bus, Event, Outbox, validate_pattern
+from harbour.errors import ConfigurationError, Unauthorized
+from harbour.interfaces import IConfigSource
+
+#: Events held for one remote subscriber that is not reading.
+REMOTE_QUEUE_LIMIT = 10_000
+
+_UNESCAPED_COLON = re.compile(r"(?<!\\):")
+
+
+def check_listen_endpoint(description: str) -> None:
+    """
+    Refuse a plain-text listener that other hosts could reach: the token
+    would cross the network in the clear.
+
+    @raise ConfigurationError: for a C{tcp:} or C{tcp6:} endpoint whose
+        interface is not a loopback address.
+    """
+    kind, *parts = [p.replace("\\:", ":") for p in _UNESCAPED_COLON.split(description)]
+    if kind not in ("tcp", "tcp6"):
+        return
+    interface = ""
+    for part in parts:
+        if part.startswith("interface="):
+            interface = part[len("interface="):]
+    if interface == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(interface).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        where = interface or "every interface"
+        raise ConfigurationError(
+            f"refusing to listen on {where} without TLS ({description!r}): "
+            f"use an ssl: endpoint (ssl:7750:privateKey=key.pem:certKey=cert.pem) "
+            f"or a loopback interface (tcp:7750:interface=127.0.0.1)"
+        )
+
+
+def load_or_create_token(path: Path) -> str:
+    """
+    Read the shared AMP token, creating it (mode 0600) if there is none.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return read_token(path)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(32) + "\n")
+    return read_token(path)
+
+
+def read_token(path: Path) -> str:
+    """
+    Read the shared AMP token.
+
+    @raise ConfigurationError: if it is missing or empty.
+    """
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as e:
+        raise ConfigurationError(f"cannot read token file {path}: {e.strerror}") from None
+    if not token:
+        raise ConfigurationError(f"token file {path} is empty")
+    return token
+
+
+class ControlProtocol(amp.AMP):
+    """
+    One control connection, as seen by the daemon.
+    """
+
+    log = Logger()
+
+    def __init__(self, service: "ControlService") -> None:
+        super().__init__()
+        self._service = service
+        self._authenticated = False
+        self._outbox: Outbox | None = None
+
+    @property
+    def _peer(self) -> str:
+        peer = self.transport.getPeer() if self.transport else None
+        return str(getattr(peer, "host", None) or peer)
+
+    def connectionMade(self) -> None:
+        """
+        Prepare this connection's outbox and let the transport pause it.
+        """
+        super().connectionMade()
+        self._service.connections.add(self)
+        self._outbox = Outbox(self._send_event, self._overflowed, self._service.queue_limit)
+        self.transport.registerProducer(self._outbox, True)
+
+    def connectionLost(self, reason) -> None:
+        """
+        Forget this connection's subscriptions.
+        """
+        if self._outbox is not None:
+            self._service.bus.detach(self._outbox)
+            self._outbox.stopProducing()
+        super().connectionLost(reason)
+        self._service.connection_closed(self)
+
+    def _send_event(self, event: Event) -> None:
+        self.transport.write(event.wire)
+
+    def _overflowed(self, reason: str) -> None:
+        self._service.bus.detach(self._outbox)
+        self.log.warn(
+            "disconnecting subscriber {peer}: {reason}",
+            peer=self._peer,
+            reason=reason,
+            service="amp",
+        )
+        abort = getattr(self.transport, "abortConnection", self.transport.loseConnection)
+        abort()
+
+    def locateResponder(self, name: bytes):
+        """
+        Refuse every command but C{Authenticate} until the token is known.
+        """
+        if self._authenticated or name == b"Authenticate":
+            return super().locateResponder(name)
+        command = name.decode("ascii", "replace")
+        self.log.warn(
+            "refused {command} from {peer}: not authenticated",
+            command=command,
+            peer=self._peer,
+            service="amp",
+        )
+        return lambda box: fail(
+            amp.RemoteAmpError(
+                b"UNAUTHORIZED", f"authenticate before {command}".encode("utf-8")
+            )
+        )
+
+    @commands.Authenticate.responder
+    def authenticate(self, token: str) -> dict:
+        """
+        Check the token in constant time.
+        """
+        if not hmac.compare_digest(token.encode("utf-8"), self._service.token.encode("utf-8")):
+            self.log.warn(
+                "refused a wrong token from {peer}", peer=self._peer, service="amp"
+            )
+            raise Unauthorized("wrong token")
+        self._authenticated = True
+        return {}
+
+    @commands.Subscribe.responder
+    def subscribe(self, topic: str) -> dict:
+        """
+        Route events matching C{topic} to this connection.
+        """
+        validate_pattern(topic)
+        self._service.bus.detach(self._outbox, topic)
+        self._service.bus.attach(topic, self._outbox)
+        return {}
+
+    @commands.Unsubscribe.responder
+    def unsubscribe(self, topic: str) -> dict:
+        """
+        Stop routing C{topic} to this connection.
+        """
+        self._service.bus.detach(self._outbox, validate_pattern(topic))
+        return {}
+
+    @commands.Publish.responder
+    def publish(self, topic: str, payload: str, retain: bool | None = None) -> dict:
+        """
+        Publish on the daemon's bus.
+        """
+        event = Event.from_text(topic, payload)
+        return {"delivered": self._service.bus.dispatch(event, bool(retain))}
+
+    @commands.Status.responder
+    def status(self) -> dict:
+        """
+        The daemon's status document.
+        """
+        return {"status": json.dumps(self._service.status(), sort_keys=True)}
+
+    @commands.Reload.responder
+    @inlineCallbacks
+    def reload(self):
+        """
+        Re-read the configuration directory.
+        """
+        topics, errors = yield self._service.config.reload()
+        return {"topics": json.dumps(topics), "errors": json.dumps(errors)}
+
+
+@attr.s(eq=False)
+class ControlService(Service):
+    """
+    Listens for control connections on a Twisted endpoint.
+
+    @ivar status: Builds the C{Status} document.
+    """
+
+    log = Logger()
+
+    reactor = attr.ib()
+    endpoint: str = attr.ib()
+    token: str = attr.ib(repr=False)
+    bus: Bus = attr.ib()
+    config: IConfigSource = attr.ib()
+    status: Callable[[], dict] = attr.ib()
+    queue_limit: int = attr.ib(default=REMOTE_QUEUE_LIMIT)
+    _port: IListeningPort | None = attr.ib(default=None, init=False)
+    connections: set = attr.ib(factory=set, init=False)
+    _closing: list = attr.ib(factory=list, init=False)
+
+    @classmethod
+    def from_config(cls, reactor, endpoint: str, token_file: Path, **kwargs) -> "ControlService":
+        """
+        Check the endpoint policy and load (or create) the token.
+        """
+        check_listen_endpoint(endpoint)
+        return cls(reactor, endpoint, load_or_create_token(token_file), **kwargs)
+
+    def privilegedStartService(self) -> None:
+        """
+        Listen now, so that a port in use stops start-up with a clear error.
+        """
+        super().privilegedStartService()
+        factory = Factory.forProtocol(lambda: ControlProtocol(self))
+        factory.noisy = False
+        d = serverFromString(self.reactor, self.endpoint).listen(factory)
+        failures: list = []
+        d.addCallbacks(self._listening, failures.append)
+        if failures:
+            raise ConfigurationError(
+                f"cannot listen on {self.endpoint}: {failures[0].getErrorMessage()}"
+            )
+
+    def _listening(self, port: IListeningPort) -> None:
+        self._port = port
+        self.log.info(
+            "control port listening on {address}",
+            address=str(port.getHost()),
+            service="amp",
+        )
+
+    def address(self):
+        """
+        @return: The address actually listened on (the port when C{tcp:0}).
+        """
+        return self._port.getHost()
+
+    def connection_closed(self, protocol: ControlProtocol) -> None:
+        """
+        Forget a connection; fire L{stopService}'s Deferred after the last.
+        """
+        self.connections.discard(protocol)
+        if not self.connections:
+            waiting, self._closing = self._closing, []
+            for d in waiting:
+                d.callback(None)
+
+    @inlineCallbacks
+    def stopService(self):
+        """
+        Stop listening, close every control connection, and fire once all
+        of them are closed.
+        """
+        super().stopService()
+        if self._port is not None:
+            port, self._port = self._port, None
+            yield port.stopListening()
+        if self.connections:
+            closed = Deferred()
+            self._closing.append(closed)
+            for protocol in list(self.connections):
+                protocol.transport.loseConnection()
+            yield closed

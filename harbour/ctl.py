@@ -1,0 +1,184 @@
+"""
+C{harbourctl}: the operator's client of a running harbour, over AMP.
+
+Exit codes: 0 success, 1 the command failed, 2 usage error, 3 cannot
+connect or not authorised.  C{check-config} works offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.error import ConnectError, ConnectionLost, ConnectionDone
+from twisted.internet.task import react
+from twisted.protocols.amp import TooLong
+
+from harbour import commands
+from harbour.client import RemoteBus, connect
+from harbour.control import read_token
+from harbour.errors import BadRequest, ConfigurationError, HarbourError, Unauthorized
+from harbour.schema import load_directory
+
+OK, FAILED, USAGE, UNREACHABLE = 0, 1, 2, 3
+
+DEFAULT_CONNECT = "tcp:127.0.0.1:7750"
+
+
+def parser() -> argparse.ArgumentParser:
+    """
+    @return: The argument parser of every subcommand.
+    """
+    top = argparse.ArgumentParser(prog="harbourctl", description=__doc__.strip().splitlines()[0])
+    top.add_argument("--connect", default=os.environ.get("HARBOUR_CONNECT", DEFAULT_CONNECT),
+                     help=f"control port endpoint (default {DEFAULT_CONNECT})")
+    top.add_argument("--token-file", default=os.environ.get("HARBOUR_TOKEN_FILE", "data/amp.token"),
+                     help="the daemon's token file (default data/amp.token)")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = sub.add_parser("check-config", help="validate a configuration directory offline")
+    check.add_argument("directory", type=Path)
+
+    status = sub.add_parser("status", help="show the daemon's state")
+    status.add_argument("--json", action="store_true", help="print the raw JSON document")
+
+    publish = sub.add_parser("publish", help="publish a JSON payload on a topic")
+    publish.add_argument("topic")
+    publish.add_argument("payload", help="JSON text")
+    publish.add_argument("--retain", action="store_true", help="keep as the topic's current value")
+
+    subscribe = sub.add_parser("subscribe", help="print events as JSON lines until Ctrl-C")
+    subscribe.add_argument("topics", nargs="+", metavar="TOPIC", help="a topic or prefix*")
+
+    sub.add_parser("reload", help="re-read the configuration directory now")
+    return top
+
+
+def check_config(directory: Path, out: TextIO) -> int:
+    """
+    Print every problem of a configuration directory as C{file:line: message}.
+
+    @return: L{OK} if there are none, else L{FAILED}.
+    """
+    if not directory.is_dir():
+        print(f"{directory}: not a directory", file=out)
+        return FAILED
+    configuration, problems = load_directory(directory)
+    for problem in problems:
+        print(problem, file=out)
+    if problems:
+        return FAILED
+    print(f"{directory}: OK ({len(configuration.sources)} topics from files)", file=out)
+    return OK
+
+
+@inlineCallbacks
+def run_remote(reactor, args: argparse.Namespace, out: TextIO):
+    """
+    Run one subcommand that needs the daemon.
+
+    @return: A L{Deferred} firing with the exit code.
+    """
+    try:
+        token = read_token(Path(args.token_file))
+    except ConfigurationError as e:
+        print(f"harbourctl: {e}", file=sys.stderr)
+        return UNREACHABLE
+    try:
+        protocol = yield connect(reactor, args.connect, token)
+    except Unauthorized as e:
+        print(f"harbourctl: not authorised by {args.connect}: {e}", file=sys.stderr)
+        return UNREACHABLE
+    except (ConnectError, ConnectionLost, ConnectionDone, OSError) as e:
+        print(f"harbourctl: cannot connect to {args.connect}: {e}", file=sys.stderr)
+        return UNREACHABLE
+    try:
+        return (yield _COMMANDS[args.command](reactor, protocol, args, out))
+    except (BadRequest, TooLong) as e:
+        print(f"harbourctl: {args.command} refused: {e}", file=sys.stderr)
+        return FAILED
+    except HarbourError as e:
+        print(f"harbourctl: {args.command} failed: {e}", file=sys.stderr)
+        return FAILED
+    finally:
+        if protocol.transport.connected:
+            protocol.transport.loseConnection()
+
+
+@inlineCallbacks
+def _status(reactor, protocol, args, out):
+    answer = yield protocol.callRemote(commands.Status)
+    document = json.loads(answer["status"])
+    if args.json:
+        print(json.dumps(document, indent=2, sort_keys=True), file=out)
+    else:
+        print(f"harbour {document['harbour']}  pid {document['pid']}  "
+              f"up {document['uptime']:.0f}s", file=out)
+        for name, state in document["services"].items():
+            summary = ", ".join(f"{k}={v}" for k, v in state.items() if not isinstance(v, (dict, list)))
+            print(f"  {name:<10} {summary}", file=out)
+    return OK
+
+
+@inlineCallbacks
+def _publish(reactor, protocol, args, out):
+    try:
+        payload = json.loads(args.payload)
+    except ValueError as e:
+        print(f"harbourctl: payload is not JSON: {e}", file=sys.stderr)
+        return USAGE
+    delivered = yield RemoteBus(protocol).publish(args.topic, payload, retain=args.retain)
+    print(f"delivered to {delivered} subscriber(s)", file=out)
+    return OK
+
+
+@inlineCallbacks
+def _subscribe(reactor, protocol, args, out):
+    bus = RemoteBus(protocol)
+
+    def show(event):
+        print(json.dumps({"topic": event.topic, "payload": event.payload}), file=out, flush=True)
+
+    for topic in args.topics:
+        yield bus.subscribe(topic, show)
+    ended: Deferred = Deferred()
+    protocol.disconnected.addBoth(lambda _: ended.called or ended.callback(FAILED))
+    reactor.addSystemEventTrigger("before", "shutdown", lambda: ended.called or ended.callback(OK))
+    return (yield ended)
+
+
+@inlineCallbacks
+def _reload(reactor, protocol, args, out):
+    answer = yield protocol.callRemote(commands.Reload)
+    topics, errors = json.loads(answer["topics"]), json.loads(answer["errors"])
+    for error in errors:
+        print(error, file=out)
+    if errors:
+        return FAILED
+    print(f"republished: {', '.join(topics) or 'nothing changed'}", file=out)
+    return OK
+
+
+_COMMANDS = {"status": _status, "publish": _publish, "subscribe": _subscribe, "reload": _reload}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """
+    The C{harbourctl} console script.
+    """
+    args = parser().parse_args(argv)
+    if args.command == "check-config":
+        sys.exit(check_config(args.directory, sys.stdout))
+
+    @inlineCallbacks
+    def _main(reactor):
+        code = yield run_remote(reactor, args, sys.stdout)
+        if code:
+            raise SystemExit(code)
+
+    react(_main)

@@ -1,0 +1,118 @@
+"""
+The interfaces harbour's services are written against.
+
+A service never knows whether its peer is a local object or an AMP client
+of another process: both provide the same interface, and one behaviour
+suite (C{harbour.test.test_bus}) runs against each implementation.
+"""
+
+from __future__ import annotations
+
+from zope.interface import Attribute, Interface
+
+
+class IEvent(Interface):
+    """
+    One message on the bus.
+    """
+
+    topic = Attribute("The topic it was published on (C{str}).")
+    payload = Attribute("The decoded JSON value it carries.")
+
+
+class ISubscription(Interface):
+    """
+    A handle on one subscription, returned by L{IBus.subscribe}.
+    """
+
+    pattern = Attribute("The topic, or topic prefix ending in C{*}, subscribed to.")
+
+
+class IBus(Interface):
+    """
+    A publish/subscribe event bus.
+
+    Order is kept per subscriber: events reach each subscriber in the order
+    they were published.  A subscriber that cannot keep up is dropped,
+    never allowed to hold up the others.
+    """
+
+    def publish(topic: str, payload: object, retain: bool = False):
+        """
+        Publish C{payload} on C{topic}.
+
+        @param retain: Keep this payload as the topic's current value, to be
+            delivered at once to anybody who subscribes later.  Configuration
+            topics are retained; announcements are not.
+
+        @return: A L{Deferred} firing with the number of subscribers the
+            event was handed to, or failing with L{harbour.errors.BadRequest}
+            (bad topic) or L{harbour.errors.PayloadTooLarge}.
+        """
+
+    def subscribe(pattern: str, callback):
+        """
+        Call C{callback} with an L{IEvent} for each event on a topic that
+        matches C{pattern}: a topic, or a prefix followed by C{*}.
+
+        If C{callback} returns a L{Deferred}, later events for it wait until
+        that Deferred fires.
+
+        @return: A L{Deferred} firing with an L{ISubscription} once the
+            subscription is in force (retained values may already have been
+            delivered).
+        """
+
+    def unsubscribe(subscription):
+        """
+        End a subscription made by L{subscribe}.
+
+        @return: A L{Deferred} firing when no more events will be delivered.
+        """
+
+
+class IStatusSource(Interface):
+    """
+    Something that reports its state for the C{Status} command.
+    """
+
+    def status() -> dict:
+        """
+        @return: A JSON-serialisable description of the current state.
+        """
+
+
+class IConfigSource(Interface):
+    """
+    The configuration service as seen by the control listener.
+    """
+
+    def reload():
+        """
+        Read the configuration directory again and publish what changed.
+
+        @return: A L{Deferred} firing with the list of topics republished;
+            a bad configuration publishes C{config.error} and changes nothing.
+        """
+
+
+class IRedis(Interface):
+    """
+    A Redis connection that fails commands instead of hanging.
+    """
+
+    def execute(*args):
+        """
+        Run one Redis command.
+
+        @return: A L{Deferred} firing with the reply, or failing with
+            L{harbour.errors.StoreUnavailable} when Redis does not answer in
+            time.
+        """
+
+    def eval(script: str, keys: list, args: list):
+        """
+        Run a Lua script atomically (cached by its SHA1 on the server).
+
+        @return: A L{Deferred} as for L{execute}.
+        """

