@@ -542,6 +542,7 @@ def parse_file(
             elif item is not None:
                 seen[item.name] = i
         topics[topic] = items
+    problems.sort(key=lambda p: p.line)
     return topics, problems
 
 

@@ -1,0 +1,3 @@
+"""
+Unit and integration tests of harbour (C{trial harbour}).
+"""

@@ -1,0 +1,84 @@
+"""
+Shared test helpers: a control connection over an in-memory transport and
+real servers started privately for one test.
+"""
+
+from __future__ import annotations
+
+import attr
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.python.failure import Failure
+from twisted.internet.task import Clock
+from twisted.test import iosim
+from zope.interface import implementer
+
+from harbour.bus import Bus
+from harbour.client import HarbourClientProtocol
+from harbour.control import ControlProtocol, ControlService
+from harbour.interfaces import IConfigSource
+
+TOKEN = "test-token"
+
+
+@implementer(IConfigSource)
+@attr.s(auto_attribs=True)
+class RecordingConfig:
+    """
+    An L{IConfigSource} that records reloads and answers what it is told.
+    """
+
+    topics: list = attr.Factory(list)
+    errors: list = attr.Factory(list)
+    reloads: int = 0
+
+    def reload(self) -> Deferred:
+        """
+        Count the reload and answer with the configured result.
+        """
+        self.reloads += 1
+        return succeed((self.topics, self.errors))
+
+
+def control_service(bus: Bus | None = None, **kwargs) -> ControlService:
+    """
+    A control service that is never started: tests connect its protocol
+    over an in-memory transport instead.
+    """
+    return ControlService(
+        reactor=Clock(),
+        endpoint="tcp:0:interface=127.0.0.1",
+        token=TOKEN,
+        bus=bus if bus is not None else Bus(),
+        config=kwargs.pop("config", RecordingConfig()),
+        status=kwargs.pop("status", lambda: {"services": {}}),
+        **kwargs,
+    )
+
+
+def connected(service: ControlService):
+    """
+    Connect a client protocol to C{service} in memory.
+
+    @return: (client protocol, server protocol, L{iosim.IOPump}).
+    """
+    return iosim.connectedServerAndClient(
+        lambda: ControlProtocol(service), HarbourClientProtocol
+    )
+
+
+def call(client, pump: iosim.IOPump, command, **kwargs) -> Deferred:
+    """
+    Call C{command} and move the bytes until it is answered.
+
+    AMP drops a connection whose failed command had no errback when the
+    answer arrived, so the outcome is captured at once and handed back as
+    an already fired L{Deferred}.
+    """
+    outcome: list = []
+    client.callRemote(command, **kwargs).addBoth(outcome.append)
+    pump.flush()
+    if not outcome:
+        return Deferred()
+    if isinstance(outcome[0], Failure):
+        return fail(outcome[0])
+    return succeed(outcome[0])

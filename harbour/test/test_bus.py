@@ -1,0 +1,333 @@
+"""
+Tests for L{harbour.bus}: one behaviour suite for every L{IBus}, run against
+the in-process L{Bus} and against L{RemoteBus} over an AMP connection.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from harbour import commands
+from harbour.bus import MAX_VALUE_BYTES, Bus, Outbox, matches, validate_pattern
+from harbour.client import RemoteBus
+from harbour.errors import BadRequest, PayloadTooLarge
+from harbour.interfaces import IBus, ISubscription
+from harbour.test.helpers import TOKEN, connected, control_service
+
+
+class BusBehaviourMixin:
+    """
+    What every L{IBus} does.  Subclasses provide C{self.bus}, the bus under
+    test, C{self.hub}, the L{Bus} that events finally pass through, and
+    C{settle()}, which lets in-flight messages arrive.
+    """
+
+    bus: IBus
+    hub: Bus
+
+    def settle(self) -> None:
+        """
+        Deliver whatever is in flight.
+        """
+
+    def result(self, d: Deferred):
+        """
+        Settle, then return C{d}'s result.
+        """
+        self.settle()
+        return self.successResultOf(d)
+
+    def failure(self, d: Deferred, *types):
+        """
+        Settle, then return C{d}'s failure.
+        """
+        self.settle()
+        return self.failureResultOf(d, *types)
+
+    def collect(self, pattern: str) -> list:
+        """
+        Subscribe to C{pattern}, recording (topic, payload) pairs.
+        """
+        seen: list = []
+        self.result(self.bus.subscribe(pattern, lambda e: seen.append((e.topic, e.payload))))
+        return seen
+
+    def test_interface(self) -> None:
+        """
+        The bus provides L{IBus}; a subscription provides L{ISubscription}.
+        """
+        verifyObject(IBus, self.bus)
+        subscription = self.result(self.bus.subscribe("a", lambda e: None))
+        verifyObject(ISubscription, subscription)
+
+    def test_publishDelivers(self) -> None:
+        """
+        A published event reaches a subscriber of its topic, and C{publish}
+        counts the subscribers it was handed to.
+        """
+        seen = self.collect("work")
+        delivered = self.result(self.bus.publish("work", {"refresh_interval": 5}))
+        self.settle()
+        self.assertEqual(seen, [("work", {"refresh_interval": 5})])
+        self.assertEqual(delivered, 1)
+
+    def test_exactTopicOnly(self) -> None:
+        """
+        An exact subscription does not see other topics, even ones it is a
+        prefix of.
+        """
+        seen = self.collect("task")
+        self.result(self.bus.publish("task.done", 1))
+        self.result(self.bus.publish("task", 2))
+        self.settle()
+        self.assertEqual(seen, [("task", 2)])
+
+    def test_prefixPattern(self) -> None:
+        """
+        A pattern ending in C{*} sees every topic with that prefix.
+        """
+        seen = self.collect("task.*")
+        for topic in ["task.done", "task.failed", "config.error"]:
+            self.result(self.bus.publish(topic, topic))
+        self.settle()
+        self.assertEqual([t for t, _ in seen], ["task.done", "task.failed"])
+
+    def test_orderKept(self) -> None:
+        """
+        Events reach a subscriber in the order they were published.
+        """
+        seen = self.collect("n")
+        for i in range(100):
+            self.bus.publish("n", i)
+        self.settle()
+        self.assertEqual([p for _, p in seen], list(range(100)))
+
+    def test_retainedForLateSubscribers(self) -> None:
+        """
+        A retained payload is delivered to a subscriber that comes later;
+        only the latest is kept, and plain events are not retained.
+        """
+        self.result(self.bus.publish("download", {"concurrency": 1}, retain=True))
+        self.result(self.bus.publish("download", {"concurrency": 2}, retain=True))
+        self.result(self.bus.publish("task.done", {"id": "x"}))
+        seen = self.collect("*")
+        self.settle()
+        self.assertEqual(seen, [("download", {"concurrency": 2})])
+
+    def test_unsubscribe(self) -> None:
+        """
+        After C{unsubscribe}, no more events arrive.
+        """
+        seen: list = []
+        subscription = self.result(self.bus.subscribe("t", lambda e: seen.append(e.payload)))
+        self.result(self.bus.publish("t", 1))
+        self.result(self.bus.unsubscribe(subscription))
+        self.result(self.bus.publish("t", 2))
+        self.settle()
+        self.assertEqual(seen, [1])
+
+    def test_badTopicRefused(self) -> None:
+        """
+        Unusable topics and patterns are refused with L{BadRequest}.
+        """
+        for topic in ["", "has space", "a*b", "x" * 201, "*"]:
+            self.failure(self.bus.publish(topic, 1), BadRequest)
+        for pattern in ["", "a b*", "a*b"]:
+            self.failure(self.bus.subscribe(pattern, lambda e: None), BadRequest)
+
+    def test_payloadNotJSON(self) -> None:
+        """
+        A payload that JSON cannot encode is refused with L{BadRequest}.
+        """
+        self.failure(self.bus.publish("t", {"when": object()}), BadRequest)
+
+    def test_payloadTooLarge(self) -> None:
+        """
+        A payload larger than one AMP value is refused with a message that
+        gives its size and the limit; one just under the limit passes.
+        """
+        seen = self.collect("big")
+        failure = self.failure(self.bus.publish("big", "x" * MAX_VALUE_BYTES), PayloadTooLarge)
+        self.assertIn("65,535", str(failure.value))
+        self.result(self.bus.publish("big", "x" * (MAX_VALUE_BYTES - 2)))
+        self.settle()
+        self.assertEqual(len(seen), 1)
+
+    def test_failingSubscriberIsolated(self) -> None:
+        """
+        A subscriber that raises does not keep the event from the others
+        and keeps receiving later events.
+        """
+        calls: list = []
+
+        def broken(event):
+            calls.append(event.payload)
+            raise RuntimeError("subscriber bug")
+
+        self.result(self.bus.subscribe("t", broken))
+        seen = self.collect("t")
+        self.result(self.bus.publish("t", 1))
+        self.result(self.bus.publish("t", 2))
+        self.settle()
+        self.assertEqual(calls, [1, 2])
+        self.assertEqual([p for _, p in seen], [1, 2])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+
+    def test_slowSubscriberWaitedFor(self) -> None:
+        """
+        A subscriber returning an unfired L{Deferred} gets its next event
+        only once that Deferred fires; others are not held up.
+        """
+        pending: list[Deferred] = []
+        slow: list = []
+
+        def patient(event):
+            slow.append(event.payload)
+            pending.append(Deferred())
+            return pending[-1]
+
+        self.result(self.bus.subscribe("t", patient))
+        fast = self.collect("t")
+        for i in range(3):
+            self.bus.publish("t", i)
+        self.settle()
+        self.assertEqual((slow, [p for _, p in fast]), ([0], [0, 1, 2]))
+        pending[0].callback(None)
+        self.assertEqual(slow, [0, 1])
+
+    def test_slowSubscriberDropped(self) -> None:
+        """
+        A subscriber that never finishes is dropped once its queue
+        overflows, with a logged reason, and the others go on.
+        """
+        slow: list = []
+        pending: list[Deferred] = []
+
+        def stuck(event):
+            slow.append(event.payload)
+            pending.append(Deferred())
+            return pending[-1]
+
+        self.result(self.bus.subscribe("t", stuck))
+        fast = self.collect("t")
+        for i in range(self.queue_limit + 10):
+            self.bus.publish("t", i)
+        self.settle()
+        pending[0].callback(None)
+        self.result(self.bus.publish("t", "after"))
+        self.assertEqual(slow, [0])
+        self.assertEqual(len(fast), self.queue_limit + 11)
+
+
+class LocalBusTests(BusBehaviourMixin, SynchronousTestCase):
+    """
+    The behaviour suite against the in-process L{Bus}.
+    """
+
+    queue_limit = 20
+
+    def setUp(self) -> None:
+        self.hub = self.bus = Bus(queue_limit=self.queue_limit)
+
+    def test_statusCountsDrops(self) -> None:
+        """
+        A dropped subscriber is counted in the status.
+        """
+        self.test_slowSubscriberDropped()
+        self.assertEqual(self.bus.status()["dropped_subscribers"], 1)
+
+
+class RemoteBusTests(BusBehaviourMixin, SynchronousTestCase):
+    """
+    The behaviour suite against L{RemoteBus}, through a real AMP protocol
+    pair over an in-memory transport.
+    """
+
+    queue_limit = 20
+
+    def setUp(self) -> None:
+        self.hub = Bus()
+        service = control_service(self.hub)
+        self.client, self.server, self.pump = connected(service)
+        self.client.queue_limit = self.queue_limit
+        self.client.callRemote(commands.Authenticate, token=TOKEN)
+        self.pump.flush()
+        self.bus = RemoteBus(self.client)
+
+    def settle(self) -> None:
+        """
+        Move every byte in flight.
+        """
+        self.pump.flush()
+
+    def test_remoteUnsubscribeLast(self) -> None:
+        """
+        The daemon's subscription ends only with the client's last local
+        subscription to that pattern.
+        """
+        first = self.result(self.bus.subscribe("t", lambda e: None))
+        second = self.result(self.bus.subscribe("t", lambda e: None))
+        self.result(self.bus.unsubscribe(first))
+        self.assertEqual(self.hub.status()["subscriptions"], 1)
+        self.result(self.bus.unsubscribe(second))
+        self.assertEqual(self.hub.status()["subscriptions"], 0)
+
+
+class OutboxTests(SynchronousTestCase):
+    """
+    Tests for L{Outbox} as a push producer.
+    """
+
+    def setUp(self) -> None:
+        self.sent: list = []
+        self.overflows: list = []
+        self.outbox = Outbox(self.sent.append, self.overflows.append, limit=2)
+
+    def test_pausedQueues(self) -> None:
+        """
+        While paused, events wait, and they are sent in order on resume.
+        """
+        self.outbox.pauseProducing()
+        self.outbox.put("a")
+        self.outbox.put("b")
+        self.assertEqual((self.sent, self.outbox.waiting), ([], 2))
+        self.outbox.resumeProducing()
+        self.assertEqual(self.sent, ["a", "b"])
+
+    def test_overflow(self) -> None:
+        """
+        One event more than the limit closes the outbox and reports why.
+        """
+        self.outbox.pauseProducing()
+        results = [self.outbox.put(x) for x in "abc"]
+        self.assertEqual(results, [True, True, False])
+        self.assertTrue(self.outbox.closed)
+        self.assertEqual(len(self.overflows), 1)
+        self.assertFalse(self.outbox.put("d"))
+
+
+class PatternTests(SynchronousTestCase):
+    """
+    Tests for topic patterns.
+    """
+
+    def test_matches(self) -> None:
+        """
+        An exact pattern matches only its topic; C{prefix*} its prefix;
+        C{*} everything.
+        """
+        self.assertTrue(matches("a.b", "a.b"))
+        self.assertFalse(matches("a.b", "a.bc"))
+        self.assertTrue(matches("a.*", "a.b"))
+        self.assertFalse(matches("a.*", "ab"))
+        self.assertTrue(matches("*", "anything"))
+
+    def test_validatePattern(self) -> None:
+        """
+        A prefix may end in C{.} or C{-}; a C{*} elsewhere is refused.
+        """
+        self.assertEqual(validate_pattern("task.*"), "task.*")
+        self.assertEqual(validate_pattern("*"), "*")
+        self.assertRaises(BadRequest, validate_pattern, "ta*sk")
