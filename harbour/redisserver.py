@@ -38,6 +38,9 @@ READY = b"ready to accept connections"
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
 
+#: The longest unix socket path Linux accepts (sun_path less its NUL).
+MAX_SOCKET_PATH = 107
+
 #: How often a stale server's exit is checked (it is not our child, so no
 #: SIGCHLD announces it).
 STALE_POLL = 0.05
@@ -147,6 +150,11 @@ class RedisServerProcess:
         @raise ConfigurationError: if the directory is in use by another
             harbour or the server cannot start.
         """
+        if len(os.fsencode(self.socket)) > MAX_SOCKET_PATH:
+            raise ConfigurationError(
+                f"the Redis socket path {self.socket} is longer than unix sockets "
+                f"allow ({MAX_SOCKET_PATH} bytes): use a shorter --data-dir"
+            )
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock()
         yield self._stop_stale()
@@ -182,6 +190,8 @@ class RedisServerProcess:
         )
 
     def _lock(self) -> None:
+        if self._lock_fd is not None:
+            return  # ours already: a restart after the server died
         fd = os.open(self.directory / "harbour.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -209,7 +219,7 @@ class RedisServerProcess:
         )
         os.kill(pid, signal.SIGTERM)
         deadline = self.reactor.seconds() + STOP_TIMEOUT
-        while _alive(pid):
+        while process_alive(pid):
             if self.reactor.seconds() > deadline:
                 os.kill(pid, signal.SIGKILL)
             yield deferLater(self.reactor, STALE_POLL, lambda: None)
@@ -256,7 +266,11 @@ def _kill(process) -> None:
         pass
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """
+    @return: Whether C{pid} is a running process (a zombie is not: an
+        orphan's zombie lingers where nothing reaps it).
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -283,6 +297,6 @@ def _stale_server_pid(pidfile: Path) -> int | None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return None
-    if b"redis-server" not in cmdline or not _alive(pid):
+    if b"redis-server" not in cmdline or not process_alive(pid):
         return None
     return pid

@@ -92,10 +92,12 @@ class StoreService(Service):
     reply_timeout: float = attr.ib(default=5.0)
     connect_timeout: float = attr.ib(default=5.0)
     poolsize: int = attr.ib(default=4)
+    restart_delay: float = attr.ib(default=1.0)
     _factory: txredisapi.RedisFactory | None = attr.ib(default=None, init=False)
     _starting: Deferred | None = attr.ib(default=None, init=False)
     _outcome: object = attr.ib(default=None, init=False)
     _waiting: list = attr.ib(factory=list, init=False)
+    _restart = attr.ib(default=None, init=False)
 
     @classmethod
     def from_config(
@@ -120,7 +122,7 @@ class StoreService(Service):
     @inlineCallbacks
     def _start(self):
         if self.server is not None:
-            yield self.server.start()
+            yield self._start_server()
             self.address = RedisAddress(path=str(self.server.socket))
         factory = self._factory = txredisapi.RedisFactory(
             str(self.address), self.address.db, self.poolsize, isLazy=True,
@@ -131,6 +133,26 @@ class StoreService(Service):
         yield connected
         self.log.info("connected to Redis at {address}", address=str(self.address),
                       service="store")
+
+    @inlineCallbacks
+    def _start_server(self):
+        yield self.server.start()
+        self.server.ended.addCallback(self._server_ended)
+
+    def _server_ended(self, reason) -> None:
+        if not self.running:
+            return
+        self.log.error(
+            "embedded redis-server exited ({reason}); restarting in {delay}s",
+            reason=str(reason), delay=self.restart_delay, service="store",
+        )
+        self._restart = self.reactor.callLater(self.restart_delay, self._restart_server)
+
+    def _restart_server(self) -> None:
+        self._restart = None
+        self._start_server().addErrback(
+            lambda f: self.log.failure("could not restart redis-server", f, service="store")
+        )
 
     def _started(self, outcome: object) -> None:
         if isinstance(outcome, Failure) and not outcome.check(CancelledError):
@@ -198,6 +220,9 @@ class StoreService(Service):
         are gone.
         """
         super().stopService()
+        if self._restart is not None:
+            self._restart.cancel()
+            self._restart = None
         if self._starting is not None and not self._starting.called:
             self._starting.cancel()
         if self._factory is not None:

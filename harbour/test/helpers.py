@@ -5,6 +5,10 @@ real servers started privately for one test.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import attr
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
@@ -82,3 +86,14 @@ def call(client, pump: iosim.IOPump, command, **kwargs) -> Deferred:
     if isinstance(outcome[0], Failure):
         return fail(outcome[0])
     return succeed(outcome[0])
+
+
+def short_directory(testcase) -> Path:
+    """
+    A fresh directory with a short path, removed after the test: unix
+    socket paths may not exceed 107 bytes, and trial's own temporary
+    directories can be longer than that.
+    """
+    path = Path(tempfile.mkdtemp(prefix="hb-"))
+    testcase.addCleanup(shutil.rmtree, path, True)
+    return path

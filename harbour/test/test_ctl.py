@@ -1,0 +1,79 @@
+"""
+Tests for C{harbourctl}'s offline commands and argument handling.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.ctl import FAILED, OK, USAGE, check_config, parser
+
+
+class CheckConfigTests(SynchronousTestCase):
+    """
+    Tests for C{harbourctl check-config}.
+    """
+
+    def setUp(self) -> None:
+        self.directory = Path(self.mktemp())
+        self.directory.mkdir()
+
+    def run_check(self):
+        out = io.StringIO()
+        return check_config(self.directory, out), out.getvalue()
+
+    def test_clean(self) -> None:
+        """
+        A valid directory exits 0 and says so.
+        """
+        (self.directory / "a.toml").write_text("[work]\nmax_attempts = 2\n")
+        code, output = self.run_check()
+        self.assertEqual(code, OK)
+        self.assertIn("OK", output)
+
+    def test_everyError(self) -> None:
+        """
+        Every error of every file is printed as C{file:line: message}, and
+        the exit code is 1.
+        """
+        (self.directory / "a.toml").write_text("[work]\nmax_attempts = 0\n")
+        (self.directory / "b.toml").write_text("[download]\n\nconcurrency = 'x'\n")
+        code, output = self.run_check()
+        self.assertEqual(code, FAILED)
+        self.assertEqual(
+            output.splitlines(),
+            ["a.toml:2: work.max_attempts: must be at least 1, not 0",
+             "b.toml:3: download.concurrency: must be a whole number, not 'x' (str)"],
+        )
+
+    def test_missingDirectory(self) -> None:
+        """
+        A directory that does not exist is an error, not a traceback.
+        """
+        out = io.StringIO()
+        self.assertEqual(check_config(self.directory / "nope", out), FAILED)
+        self.assertIn("not a directory", out.getvalue())
+
+
+class ParserTests(SynchronousTestCase):
+    """
+    Tests for the argument parser.
+    """
+
+    def test_usageExitCode(self) -> None:
+        """
+        A usage error exits with code 2.
+        """
+        error = self.assertRaises(SystemExit, parser().parse_args, ["frobnicate"])
+        self.assertEqual(error.code, USAGE)
+        self.flushLoggedErrors()
+
+    def test_defaults(self) -> None:
+        """
+        The default connection is the daemon's default loopback port.
+        """
+        args = parser().parse_args(["status"])
+        self.assertEqual(args.connect, "tcp:127.0.0.1:7750")

@@ -1,0 +1,3 @@
+"""
+System tests: real twistd, redis-server and harbourctl processes.
+"""

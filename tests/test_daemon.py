@@ -1,0 +1,180 @@
+"""
+System tests of C{twistd harbour}: a real daemon with its embedded
+redis-server, configured by files and steered over its control port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+from twisted.internet.defer import Deferred
+from twisted.trial.unittest import TestCase
+
+from harbour import commands
+from harbour.client import RemoteBus, connect
+from harbour.control import read_token
+from harbour.redisserver import process_alive
+from harbour.test.helpers import short_directory
+from tests.processes import PATIENCE, control_endpoint, program, spawn, start_harbour
+
+
+class DaemonTests(TestCase):
+    """
+    One daemon per test, stopped (and checked to stop cleanly) at the end.
+    """
+
+    timeout = 120
+
+    async def setUp(self) -> None:
+        from twisted.internet import reactor
+
+        self.reactor = reactor
+        self.directory = short_directory(self)
+        (self.directory / "config").mkdir()
+        self.write("work.toml", "[work]\nmax_attempts = 3\n")
+        self.daemon = start_harbour(reactor, self.directory)
+        self.addCleanup(self.stop_daemon)
+        await self.daemon.wait_for("connected to Redis")
+        await self.daemon.wait_for("control port listening")
+        self.client = await connect(reactor, control_endpoint(self.directory), self.token())
+        self.addCleanup(self.client.transport.loseConnection)
+
+    def token(self) -> str:
+        return read_token(self.directory / "data" / "amp.token")
+
+    def write(self, name: str, text: str) -> None:
+        path = self.directory / "config" / name
+        temporary = path.with_name("." + name + ".tmp")
+        temporary.write_text(text)
+        os.rename(temporary, path)
+
+    async def stop_daemon(self) -> None:
+        if not self.daemon.ended.called:
+            self.daemon.signal("TERM")
+            await self.daemon.ended
+
+    async def next_event(self, pattern: str, predicate=lambda e: True):
+        arrived: Deferred = Deferred()
+
+        def check(event):
+            if predicate(event) and not arrived.called:
+                arrived.callback(event)
+
+        await RemoteBus(self.client).subscribe(pattern, check)
+        return arrived.addTimeout(PATIENCE, self.reactor)
+
+    async def test_saveReachesSubscriber(self) -> None:
+        """
+        Saving a config file publishes the changed topic to a subscriber in
+        another process.
+        """
+        arrived = await self.next_event("work", lambda e: e.payload["max_attempts"] == 5)
+        self.write("work.toml", "[work]\nmax_attempts = 5\n")
+        event = await arrived
+        self.assertEqual(event.payload["lease_seconds"], 300.0)
+
+    async def test_malformedSaveKeepsOldConfig(self) -> None:
+        """
+        A malformed save publishes C{config.error}; the old configuration
+        stays in force, as C{Status} shows.
+        """
+        arrived = await self.next_event("config.error")
+        self.write("work.toml", "[work]\nmax_attempts = 'many'\n")
+        event = await arrived
+        self.assertEqual(event.payload["file"], "work.toml")
+        self.assertIn("must be a whole number", event.payload["errors"][0]["message"])
+        answer = await self.client.callRemote(commands.Status)
+        config = json.loads(answer["status"])["services"]["config"]
+        self.assertEqual(config["sources"], {"work": "work.toml"})
+        self.assertEqual(len(config["errors"]), 1)
+        retained = await self.next_event("work")
+        self.assertEqual((await retained).payload["max_attempts"], 3)
+
+    async def test_sigtermCleanExit(self) -> None:
+        """
+        SIGTERM stops the daemon cleanly (twistd reports the signal as its
+        exit status) and leaves no redis-server behind.
+        """
+        pid = int((self.directory / "data" / "redis" / "redis.pid").read_text())
+        self.assertTrue(process_alive(pid))
+        self.daemon.signal("TERM")
+        await self.daemon.ended
+        self.assertEqual(self.daemon.signalled, signal.SIGTERM)
+        self.assertIn("Server Shut Down", self.daemon.output())
+        self.assertNotIn("Traceback", self.daemon.output())
+        self.assertFalse(process_alive(pid))
+
+    async def test_killedDaemonRestarts(self) -> None:
+        """
+        After C{kill -9}, the redis-server left behind is replaced by the
+        next start, and the data written before survives.
+        """
+        await RemoteBus(self.client).publish("note", 1)
+        old_redis = int((self.directory / "data" / "redis" / "redis.pid").read_text())
+        self.daemon.signal("KILL")
+        await self.daemon.ended
+        self.assertTrue(process_alive(old_redis))  # orphaned, still running
+        self.daemon = start_harbour(self.reactor, self.directory)
+        await self.daemon.wait_for("left behind by an earlier harbour")
+        await self.daemon.wait_for("control port listening")
+        await self.daemon.wait_for("connected to Redis")
+        self.assertFalse(process_alive(old_redis))
+
+    async def test_harbourctl(self) -> None:
+        """
+        C{harbourctl} talks to the daemon: status, publish, reload; a wrong
+        token exits 3.
+        """
+        ctl = [program("harbourctl"), "--connect", control_endpoint(self.directory),
+               "--token-file", str(self.directory / "data" / "amp.token")]
+        status = spawn(self.reactor, ctl + ["status", "--json"], self.directory)
+        self.assertEqual(await status.ended, 0, status.output())
+        self.assertIn("store", json.loads(status.output())["services"])
+        publish = spawn(self.reactor, ctl + ["publish", "x", '{"a": 1}'], self.directory)
+        self.assertEqual(await publish.ended, 0, publish.output())
+        self.assertIn("delivered to 0", publish.output())
+        reload = spawn(self.reactor, ctl + ["reload"], self.directory)
+        self.assertEqual(await reload.ended, 0, reload.output())
+        bad = self.directory / "bad.token"
+        bad.write_text("nope\n")
+        refused = spawn(self.reactor, ctl[:3] + ["--token-file", str(bad), "status"], self.directory)
+        self.assertEqual(await refused.ended, 3, refused.output())
+        self.assertIn("not authorised", refused.output())
+
+
+class StartupErrorTests(TestCase):
+    """
+    Mistakes that stop C{twistd harbour} before it starts.
+    """
+
+    async def test_missingConfigDirectory(self) -> None:
+        """
+        A missing config directory is a usage message, not a traceback.
+        """
+        from twisted.internet import reactor
+
+        directory = short_directory(self)
+        daemon = start_harbour(reactor, directory)
+        self.assertNotEqual(await daemon.ended, 0)
+        self.assertIn("does not exist", daemon.output())
+        self.assertNotIn("Traceback", daemon.output())
+
+    async def test_publicListenerRefused(self) -> None:
+        """
+        A plain TCP listener on every interface is refused, pointing at ssl:.
+        """
+        from twisted.internet import reactor
+
+        directory = short_directory(self)
+        (directory / "config").mkdir()
+        daemon = spawn(
+            reactor,
+            [program("twistd"), "--nodaemon", "--pidfile=", "harbour",
+             "--config-dir", str(directory / "config"), "--amp", "tcp:0"],
+            directory,
+        )
+        self.assertNotEqual(await daemon.ended, 0)
+        self.assertIn("use an ssl: endpoint", daemon.output())
