@@ -31,3 +31,7 @@ demo: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) _trial_temp* *.egg-info build
+
+## Run the benchmarks and print one side-by-side table.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run

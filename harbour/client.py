@@ -43,6 +43,17 @@ class HarbourClientProtocol(amp.AMP):
         self.queue_limit = queue_limit
         self.disconnected: Deferred = Deferred()
 
+    def ampBoxReceived(self, box: amp.AmpBox) -> None:
+        """
+        Route L{commands.Event} boxes straight to the subscribers: they
+        never carry an answer tag, and they are most of what a subscriber
+        receives, so the generic command dispatch is skipped for them.
+        """
+        if box.get(b"_command") == b"Event" and b"_ask" not in box:
+            self.event(box[b"topic"].decode("utf-8"), box[b"payload"].decode("utf-8"))
+        else:
+            super().ampBoxReceived(box)
+
     @commands.Event.responder
     def event(self, topic: str, payload: str) -> dict:
         """

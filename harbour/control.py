@@ -28,11 +28,12 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols import amp
+from zope.interface import implementer
 
 from harbour import commands
 from harbour.bus import Bus, Event, Outbox, validate_pattern
 from harbour.errors import ConfigurationError, Unauthorized
-from harbour.interfaces import IConfigSource
+from harbour.interfaces import IConfigSource, IStatusSource
 
 #: Events held for one remote subscriber that is not reading.
 REMOTE_QUEUE_LIMIT = 10_000
@@ -168,6 +169,13 @@ class ControlProtocol(amp.AMP):
             )
         )
 
+    @property
+    def backlog(self) -> int:
+        """
+        Events waiting for this connection's peer to read.
+        """
+        return 0 if self._outbox is None else self._outbox.waiting
+
     @commands.Authenticate.responder
     def authenticate(self, token: str) -> dict:
         """
@@ -212,7 +220,7 @@ class ControlProtocol(amp.AMP):
         """
         The daemon's status document.
         """
-        return {"status": json.dumps(self._service.status(), sort_keys=True)}
+        return {"status": json.dumps(self._service.status_document(), sort_keys=True)}
 
     @commands.Reload.responder
     @inlineCallbacks
@@ -224,12 +232,13 @@ class ControlProtocol(amp.AMP):
         return {"topics": json.dumps(topics), "errors": json.dumps(errors)}
 
 
+@implementer(IStatusSource)
 @attr.s(eq=False)
 class ControlService(Service):
     """
     Listens for control connections on a Twisted endpoint.
 
-    @ivar status: Builds the C{Status} document.
+    @ivar status_document: Builds the C{Status} document.
     """
 
     log = Logger()
@@ -239,7 +248,7 @@ class ControlService(Service):
     token: str = attr.ib(repr=False)
     bus: Bus = attr.ib()
     config: IConfigSource = attr.ib()
-    status: Callable[[], dict] = attr.ib()
+    status_document: Callable[[], dict] = attr.ib()
     queue_limit: int = attr.ib(default=REMOTE_QUEUE_LIMIT)
     _port: IListeningPort | None = attr.ib(default=None, init=False)
     connections: set = attr.ib(factory=set, init=False)
@@ -281,6 +290,22 @@ class ControlService(Service):
         @return: The address actually listened on (the port when C{tcp:0}).
         """
         return self._port.getHost()
+
+    def backlog(self) -> int:
+        """
+        @return: The most events waiting for any one connection.
+        """
+        return max((c.backlog for c in self.connections), default=0)
+
+    def status(self) -> dict:
+        """
+        See L{IStatusSource.status}.
+        """
+        return {
+            "listening": str(self._port.getHost()) if self._port else None,
+            "connections": len(self.connections),
+            "backlog": self.backlog(),
+        }
 
     def connection_closed(self, protocol: ControlProtocol) -> None:
         """

@@ -147,7 +147,7 @@ def build(reactor, options: Options) -> HarbourService:
     config = ConfigService(reactor, Path(options["config-dir"]), bus)
     control = ControlService.from_config(
         reactor, options["amp"], Path(options["token-file"]),
-        bus=bus, config=config, status=root.status,
+        bus=bus, config=config, status_document=root.status,
     )
     for name, child in [("store", store), ("bus", bus), ("config", config), ("amp", control)]:
         child.setName(name)

@@ -54,7 +54,7 @@ def control_service(bus: Bus | None = None, **kwargs) -> ControlService:
         token=TOKEN,
         bus=bus if bus is not None else Bus(),
         config=kwargs.pop("config", RecordingConfig()),
-        status=kwargs.pop("status", lambda: {"services": {}}),
+        status_document=kwargs.pop("status_document", lambda: {"services": {}}),
         **kwargs,
     )
 

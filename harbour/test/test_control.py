@@ -67,7 +67,7 @@ class CommandTests(SynchronousTestCase):
         self.bus = Bus()
         self.config = RecordingConfig(topics=["work"])
         self.service = control_service(
-            self.bus, config=self.config, status=lambda: {"services": {"bus": {"ok": 1}}}
+            self.bus, config=self.config, status_document=lambda: {"services": {"bus": {"ok": 1}}}
         )
         self.client, self.server, self.pump = connected(self.service)
         self.call(commands.Authenticate, token=TOKEN)

@@ -1,0 +1,3 @@
+"""
+Side-by-side benchmarks of harbour (C{make bench}); figures, not tests.
+"""
