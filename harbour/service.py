@@ -88,17 +88,10 @@ class HarbourService(MultiService):
     def __attrs_post_init__(self) -> None:
         MultiService.__init__(self)
 
-    def startService(self) -> None:
+    def fatal(self, failure: Failure) -> None:
         """
-        Start every child in order; stop the process if the store cannot
-        start, since nothing works without it.
+        An essential part could not start: say why and stop the process.
         """
-        super().startService()
-        store = self.namedServices.get("store")
-        if store is not None:
-            store.when_ready().addErrback(self._fatal)
-
-    def _fatal(self, failure: Failure) -> None:
         if failure.check(CancelledError):
             return  # stopped before it was ready
         self.log.critical(
@@ -152,6 +145,8 @@ def build(reactor, options: Options) -> HarbourService:
     for name, child in [("store", store), ("bus", bus), ("config", config), ("amp", control)]:
         child.setName(name)
         child.setServiceParent(root)
+    # Nothing works without the store.
+    store.when_ready().addErrback(root.fatal)
     return root
 
 

@@ -178,3 +178,24 @@ class StartupErrorTests(TestCase):
         )
         self.assertNotEqual(await daemon.ended, 0)
         self.assertIn("use an ssl: endpoint", daemon.output())
+
+    async def test_storeCannotStart(self) -> None:
+        """
+        When the embedded Redis cannot start, the daemon says why and exits
+        instead of running without a store.
+        """
+        from twisted.internet import reactor
+
+        directory = short_directory(self)
+        (directory / "config").mkdir()
+        deep = directory / ("d" * 90)
+        daemon = spawn(
+            reactor,
+            [program("twistd"), "--nodaemon", "--pidfile=", "harbour",
+             "--config-dir", str(directory / "config"), "--data-dir", str(deep),
+             "--amp", f"unix:{directory / 'amp.sock'}"],
+            directory,
+        )
+        await daemon.ended
+        self.assertIn("harbour cannot run", daemon.output())
+        self.assertIn("use a shorter --data-dir", daemon.output())

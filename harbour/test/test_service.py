@@ -1,0 +1,141 @@
+"""
+Tests for L{harbour.service} and L{harbour.logs}.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.logger import Logger, jsonFileLogObserver
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.service import HarbourService, Options, options_from_environment
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    Tests for C{twistd harbour}'s options.
+    """
+
+    def setUp(self) -> None:
+        self.config = Path(self.mktemp())
+        self.config.mkdir()
+
+    def parse(self, *args: str) -> Options:
+        options = Options()
+        options.parseOptions(["--config-dir", str(self.config), *args])
+        return options
+
+    def test_defaults(self) -> None:
+        """
+        The token file defaults to the data directory; the control port to
+        loopback.
+        """
+        options = self.parse("--data-dir", "/srv/harbour")
+        self.assertEqual(options["token-file"], "/srv/harbour/amp.token")
+        self.assertEqual(options["amp"], "tcp:7750:interface=127.0.0.1")
+
+    def test_mistakes(self) -> None:
+        """
+        A missing config directory, a public plain-text port and a bad Redis
+        URL are usage errors with a clear message.
+        """
+        for args, text in [
+            (["--config-dir", "/nonexistent/harbour"], "does not exist"),
+            (["--amp", "tcp:7750"], "ssl:"),
+            (["--redis", "localhost:6379"], "redis://host:port/db"),
+        ]:
+            error = self.assertRaises(usage.UsageError, self.parse, *args)
+            self.assertIn(text, str(error))
+
+    def test_environment(self) -> None:
+        """
+        C{HARBOUR_*} variables become options for C{harbour.tac}.
+        """
+        args = options_from_environment({"HARBOUR_DATA_DIR": "/d", "HARBOUR_TOKEN_FILE": "/t", "OTHER": "x"})
+        self.assertEqual(sorted(args), ["--data-dir=/d", "--token-file=/t"])
+
+
+class Child(Service):
+    """
+    A service whose stop completes when the test says so.
+    """
+
+    def __init__(self, name: str, log: list) -> None:
+        self.setName(name)
+        self.log = log
+        self.stopping: Deferred | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        self.log.append(("start", self.name))
+
+    def stopService(self) -> Deferred:
+        super().stopService()
+        self.log.append(("stop", self.name))
+        self.stopping = Deferred()
+        return self.stopping
+
+
+class HarbourServiceTests(SynchronousTestCase):
+    """
+    Tests for the root service.
+    """
+
+    def test_stopInReverseOneAtATime(self) -> None:
+        """
+        Children start in order and stop in reverse, each only after the
+        previous one finished stopping; the root's stop waits for all.
+        """
+        log: list = []
+        root = HarbourService(Clock())
+        children = [Child(name, log) for name in ["store", "bus", "amp"]]
+        for child in children:
+            child.setServiceParent(root)
+        root.startService()
+        stopped = root.stopService()
+        self.assertEqual(log, [("start", "store"), ("start", "bus"), ("start", "amp"), ("stop", "amp")])
+        children[2].stopping.callback(None)
+        self.assertEqual(log[-1], ("stop", "bus"))
+        children[1].stopping.callback(None)
+        self.assertNoResult(stopped)
+        children[0].stopping.callback(None)
+        self.successResultOf(stopped)
+
+    def test_status(self) -> None:
+        """
+        The status document has an entry per child that reports one.
+        """
+        from harbour.bus import Bus
+
+        root = HarbourService(Clock())
+        bus = Bus()
+        bus.setName("bus")
+        bus.setServiceParent(root)
+        Child("quiet", []).setServiceParent(root)
+        status = root.status()
+        self.assertEqual(list(status["services"]), ["bus"])
+        self.assertIn("pid", status)
+
+
+class JSONLogTests(SynchronousTestCase):
+    """
+    Structured fields reach JSON log output.
+    """
+
+    def test_fields(self) -> None:
+        """
+        A harbour log event written as JSON keeps its C{service} and
+        C{topic} fields.
+        """
+        out = io.StringIO()
+        log = Logger(observer=jsonFileLogObserver(out, recordSeparator=""))
+        log.info("publishing {topic}", topic="work", service="config")
+        event = json.loads(out.getvalue())
+        self.assertEqual((event["service"], event["topic"]), ("config", "work"))
