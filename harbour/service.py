@@ -99,6 +99,9 @@ class HarbourService(MultiService):
         )
         if self.reactor.running:
             self.reactor.stop()
+        else:
+            # Failed during start-up, before the reactor runs.
+            self.reactor.callWhenRunning(self.reactor.stop)
 
     @inlineCallbacks
     def stopService(self):
