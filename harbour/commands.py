@@ -9,6 +9,8 @@ answers page.
 
 from __future__ import annotations
 
+import json
+
 from twisted.protocols import amp
 
 from harbour.errors import BadRequest, PayloadTooLarge, StoreUnavailable, Unauthorized
@@ -100,6 +102,39 @@ class Reload(HarbourCommand):
 
     arguments: list = []
     response = [(b"topics", amp.Unicode()), (b"errors", amp.Unicode())]
+
+
+#: The most entries one page of a listing may ask for.
+MAX_PAGE = 500
+
+
+class Reports(HarbourCommand):
+    """
+    One page of the manifest: C{urls} is a JSON list of C{{url, filename,
+    report, window_start, window_end}}; C{total} counts every request.  A
+    page stops early rather than exceed one AMP value: continue from
+    C{offset} plus the number received.
+    """
+
+    arguments = [(b"offset", amp.Integer()), (b"limit", amp.Integer())]
+    response = [(b"urls", amp.Unicode()), (b"total", amp.Integer())]
+
+
+def json_page(items, limit_bytes: int = 0xFFFF) -> tuple[str, int]:
+    """
+    Encode as many of C{items} (JSON-able values) as fit in one AMP value.
+
+    @return: The JSON list text and how many items it holds.
+    """
+    parts: list[str] = []
+    size = 2
+    for item in items:
+        text = json.dumps(item, separators=(",", ":"), sort_keys=True)
+        size += len(text.encode("utf-8")) + 1
+        if size > limit_bytes:
+            break
+        parts.append(text)
+    return "[" + ",".join(parts) + "]", len(parts)
 
 
 def encode_event(topic: str, payload_text: str) -> bytes:

@@ -32,8 +32,8 @@ from zope.interface import implementer
 
 from harbour import commands
 from harbour.bus import Bus, Event, Outbox, validate_pattern
-from harbour.errors import ConfigurationError, Unauthorized
-from harbour.interfaces import IConfigSource, IStatusSource
+from harbour.errors import BadRequest, ConfigurationError, Unauthorized
+from harbour.interfaces import IConfigSource, IManifest, IStatusSource
 
 #: Events held for one remote subscriber that is not reading.
 REMOTE_QUEUE_LIMIT = 10_000
@@ -222,6 +222,18 @@ class ControlProtocol(amp.AMP):
         """
         return {"status": json.dumps(self._service.status_document(), sort_keys=True)}
 
+    @commands.Reports.responder
+    def reports(self, offset: int, limit: int) -> dict:
+        """
+        One page of the manifest.
+        """
+        check_page(offset, limit)
+        if self._service.manifest is None:
+            raise BadRequest("this harbour has no manifest service")
+        urls = self._service.manifest.reports()
+        text, ignored = commands.json_page(u.to_json() for u in urls[offset:offset + limit])
+        return {"urls": text, "total": len(urls)}
+
     @commands.Reload.responder
     @inlineCallbacks
     def reload(self):
@@ -230,6 +242,17 @@ class ControlProtocol(amp.AMP):
         """
         topics, errors = yield self._service.config.reload()
         return {"topics": json.dumps(topics), "errors": json.dumps(errors)}
+
+
+def check_page(offset: int, limit: int) -> None:
+    """
+    @raise BadRequest: unless C{offset} is 0 or more and C{limit} between 1
+        and L{commands.MAX_PAGE}.
+    """
+    if offset < 0:
+        raise BadRequest(f"offset must be 0 or more, not {offset}")
+    if not 1 <= limit <= commands.MAX_PAGE:
+        raise BadRequest(f"limit must be between 1 and {commands.MAX_PAGE}, not {limit}")
 
 
 @implementer(IStatusSource)
@@ -249,6 +272,7 @@ class ControlService(Service):
     bus: Bus = attr.ib()
     config: IConfigSource = attr.ib()
     status_document: Callable[[], dict] = attr.ib()
+    manifest: IManifest | None = attr.ib(default=None)
     queue_limit: int = attr.ib(default=REMOTE_QUEUE_LIMIT)
     _port: IListeningPort | None = attr.ib(default=None, init=False)
     connections: set = attr.ib(factory=set, init=False)

@@ -8,9 +8,11 @@ connect or not authorised.  C{check-config} works offline.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TextIO
 
@@ -23,6 +25,7 @@ from harbour import commands
 from harbour.client import RemoteBus, connect
 from harbour.control import read_token
 from harbour.errors import BadRequest, ConfigurationError, HarbourError, Unauthorized
+from harbour.oasis import market_today, report_urls
 from harbour.schema import load_directory
 
 OK, FAILED, USAGE, UNREACHABLE = 0, 1, 2, 3
@@ -56,6 +59,12 @@ def parser() -> argparse.ArgumentParser:
     subscribe.add_argument("topics", nargs="+", metavar="TOPIC", help="a topic or prefix*")
 
     sub.add_parser("reload", help="re-read the configuration directory now")
+
+    manifest = sub.add_parser("manifest", help="print every report URL of a configuration, offline")
+    manifest.add_argument("--config-dir", type=Path, default=Path("config"))
+    manifest.add_argument("--start", type=datetime.date.fromisoformat, help="first trading day (YYYY-MM-DD)")
+    manifest.add_argument("--end", type=datetime.date.fromisoformat, help="last trading day (YYYY-MM-DD)")
+    manifest.add_argument("--today", type=datetime.date.fromisoformat, help=argparse.SUPPRESS)
     return top
 
 
@@ -74,6 +83,24 @@ def check_config(directory: Path, out: TextIO) -> int:
     if problems:
         return FAILED
     print(f"{directory}: OK ({len(configuration.sources)} topics from files)", file=out)
+    return OK
+
+
+def print_manifest(args: argparse.Namespace, out: TextIO) -> int:
+    """
+    Print the URL of every request of a configuration directory, one a line.
+
+    @return: L{OK}, or L{FAILED} if the configuration has errors.
+    """
+    configuration, problems = load_directory(args.config_dir)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if configuration is None:
+        return FAILED
+    manifest = configuration.topics["manifest"]
+    today = args.today or market_today(manifest, time.time())
+    for request in report_urls(manifest, configuration.topics["reports"], today, args.start, args.end):
+        out.write(request.url + "\n")
     return OK
 
 
@@ -174,6 +201,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     if args.command == "check-config":
         sys.exit(check_config(args.directory, sys.stdout))
+    if args.command == "manifest":
+        sys.exit(print_manifest(args, sys.stdout))
 
     @inlineCallbacks
     def _main(reactor):

@@ -96,6 +96,18 @@ class IConfigSource(Interface):
         """
 
 
+class IManifest(Interface):
+    """
+    The MANIFEST SERVER: which report requests exist.
+    """
+
+    def reports() -> list:
+        """
+        @return: Every L{harbour.oasis.ReportURL} of the enabled reports over
+            their date ranges, each report's newest windows first.
+        """
+
+
 class IRedis(Interface):
     """
     A Redis connection that fails commands instead of hanging.

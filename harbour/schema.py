@@ -110,7 +110,24 @@ def text(pattern: re.Pattern | None = None, choices: tuple[str, ...] = ()) -> Ch
         if choices and value not in choices:
             raise Invalid(f"must be one of {', '.join(map(repr, choices))}, not {value!r}")
         if pattern is not None and not pattern.match(value):
-            raise Invalid(f"{value!r} must match {pattern.pattern.rstrip('Z').rstrip(chr(92))}")
+            raise Invalid(f"{value!r} is not of the expected form")
+        return value
+
+    return check
+
+
+def file_name() -> Check:
+    """
+    A name usable as a directory inside the download directory: letters,
+    digits, C{_}, C{.} and C{-}, and not C{.} or C{..} or hidden.
+    """
+
+    def check(value: Any) -> str:
+        value = text()(value)
+        if not _NAME.match(value):
+            raise Invalid(f"{value!r} may use only letters, digits, '_', '.' and '-'")
+        if value.startswith("."):
+            raise Invalid(f"{value!r} could leave or hide in the download directory")
         return value
 
     return check
@@ -274,7 +291,7 @@ class ReportTopic:
     One C{[[reports]]} table: one report to mirror.
     """
 
-    name: str = setting(check=text(_NAME), doc="Unique name; used in file names.")
+    name: str = setting(check=file_name(), doc="Unique name; the directory of its files.")
     queryname: str | None = setting(None, check=optional(text()), doc="SingleZip query name.")
     groupid: str | None = setting(None, check=optional(text()), doc="GroupZip group id.")
     kind: str | None = setting(

@@ -26,6 +26,7 @@ from harbour.config import ConfigService
 from harbour.control import ControlService, check_listen_endpoint
 from harbour.errors import ConfigurationError
 from harbour.interfaces import IStatusSource
+from harbour.manifest import ManifestService
 from harbour.store import RedisAddress, StoreService
 
 DEFAULT_AMP = "tcp:7750:interface=127.0.0.1"
@@ -141,11 +142,14 @@ def build(reactor, options: Options) -> HarbourService:
     store = StoreService.from_config(reactor, options["redis"], data_dir, options["prefix"])
     bus = Bus()
     config = ConfigService(reactor, Path(options["config-dir"]), bus)
+    manifest = ManifestService(reactor, bus)
     control = ControlService.from_config(
         reactor, options["amp"], Path(options["token-file"]),
-        bus=bus, config=config, status_document=root.status,
+        bus=bus, config=config, status_document=root.status, manifest=manifest,
     )
-    for name, child in [("store", store), ("bus", bus), ("config", config), ("amp", control)]:
+    children = [("store", store), ("bus", bus), ("manifest", manifest), ("config", config),
+                ("amp", control)]
+    for name, child in children:
         child.setName(name)
         child.setServiceParent(root)
     # Nothing works without the store.
