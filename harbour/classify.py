@@ -1,0 +1,171 @@
+"""
+What an OASIS answer means.
+
+OASIS answers HTTP 200 with a zip whatever happened: data, or one XML
+member whose C{ERR_CODE} says why there is none.  Sometimes it sends an
+HTML "Acceptable Use Policy" page instead, with 200 too.  L{classify} reads
+an answer (bytes, a path or a file) and says which of these it is; every
+member is read through, so a zip cut short or a corrupt member is caught
+here rather than by the analyst.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from typing import BinaryIO
+from xml.etree.ElementTree import ParseError, XMLPullParser
+
+import attr
+
+#: The answer holds data.
+DATA = "data"
+#: OASIS has no data for this selection (code 1000): the task is done, empty.
+EMPTY = "empty"
+#: Try again later, without counting it against the report: a group zip in
+#: preparation (1015), the throttle page, or an answer that is not a whole zip.
+RETRY_LATER = "retry_later"
+#: The report definition is wrong: retrying cannot help.
+BAD_REQUEST = "bad_request"
+#: Any other OASIS error: retry with backoff.
+ERROR = "error"
+
+NO_DATA = 1000
+IN_PREPARATION = 1015
+
+#: Codes that mean the request itself is wrong (SPEC section 7, plus 1016
+#: "GROUPID does not exist" and 1019 "market_term=ALL not supported").
+BAD_REQUEST_CODES = frozenset({1001, 1002, 1004, 1005, 1016, 1017, 1018, 1019, 1020})
+
+#: How much of a member is read per step.
+CHUNK = 1 << 16
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class Verdict:
+    """
+    What an answer means.
+
+    @ivar kind: One of L{DATA}, L{EMPTY}, L{RETRY_LATER}, L{BAD_REQUEST},
+        L{ERROR}.
+    @ivar members: The zip's member names (for data).
+    @ivar code: The OASIS error code, if the answer carried one.
+    @ivar description: Why, in words fit for C{last_error}.
+    """
+
+    kind: str
+    members: tuple[str, ...] = ()
+    code: int | None = None
+    description: str = ""
+
+
+def classify(answer: bytes | str | os.PathLike | BinaryIO) -> Verdict:
+    """
+    Classify one OASIS answer.
+
+    @param answer: Its bytes, the path of a file holding it, or a seekable
+        binary file.
+    """
+    source: BinaryIO
+    if isinstance(answer, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(answer)
+    elif isinstance(answer, (str, os.PathLike)):
+        with open(answer, "rb") as f:
+            return classify(f)
+    else:
+        source = answer
+    head = source.read(512)
+    source.seek(0)
+    if not head.startswith(b"PK"):
+        if b"<html" in head.lower() or b"<!doctype html" in head.lower():
+            return Verdict(RETRY_LATER, description="OASIS sent an HTML page (throttled)")
+        if not head:
+            return Verdict(RETRY_LATER, description="empty answer")
+        return Verdict(RETRY_LATER, description="answer is not a zip")
+    try:
+        with zipfile.ZipFile(source) as archive:
+            names = tuple(archive.namelist())
+            if not names:
+                return Verdict(RETRY_LATER, description="zip has no members")
+            for name in names:
+                verdict = _read_member(archive, name, single=len(names) == 1)
+                if verdict is not None:
+                    return verdict
+    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, NotImplementedError) as e:
+        return Verdict(RETRY_LATER, description=f"zip cut short or corrupt: {e}")
+    return Verdict(DATA, members=names)
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, single: bool) -> Verdict | None:
+    """
+    Read one member through (checking its CRC); for XML, parse it.
+
+    @return: A verdict if the member decides the answer, else L{None}.
+    """
+    xml = name.lower().endswith(".xml")
+    parser = _ErrorFinder() if xml else None
+    with archive.open(name) as member:
+        first = member.read(CHUNK)
+        if not first and not xml:
+            return Verdict(RETRY_LATER, description=f"member {name} is empty")
+        chunk = first
+        while chunk:
+            if parser is not None:
+                try:
+                    parser.feed(chunk)
+                except ParseError as e:
+                    return Verdict(RETRY_LATER, description=f"member {name} is not well-formed XML: {e}")
+            chunk = member.read(CHUNK)
+    if parser is None:
+        return None
+    try:
+        parser.close()
+    except ParseError as e:
+        return Verdict(RETRY_LATER, description=f"member {name} is not well-formed XML: {e}")
+    if parser.code is None:
+        return None
+    return _verdict_for(parser.code, parser.description)
+
+
+def _verdict_for(code: int, description: str) -> Verdict:
+    text = f"OASIS error {code}: {description}".rstrip(": ")
+    if code == NO_DATA:
+        return Verdict(EMPTY, code=code, description=text)
+    if code == IN_PREPARATION:
+        return Verdict(RETRY_LATER, code=code, description=text)
+    if code in BAD_REQUEST_CODES:
+        return Verdict(BAD_REQUEST, code=code, description=text)
+    return Verdict(ERROR, code=code, description=text)
+
+
+class _ErrorFinder:
+    """
+    Streams XML and notes C{ERR_CODE}/C{ERR_DESC} by local name, whatever
+    the namespace prefix (errors use C{m:}).
+    """
+
+    def __init__(self) -> None:
+        self._parser = XMLPullParser(events=("end",))
+        self.code: int | None = None
+        self.description = ""
+
+    def feed(self, data: bytes) -> None:
+        self._parser.feed(data)
+        self._drain()
+
+    def close(self) -> None:
+        self._parser.close()
+        self._drain()
+
+    def _drain(self) -> None:
+        for ignored, element in self._parser.read_events():
+            local = element.tag.rpartition("}")[2]
+            if local == "ERR_CODE":
+                try:
+                    self.code = int((element.text or "").strip())
+                except ValueError:
+                    self.code = -1
+            elif local == "ERR_DESC":
+                self.description = (element.text or "").strip()
+            element.clear()
