@@ -19,7 +19,10 @@ setup(
     # sys.path, where Twisted's plugin finder sees twisted/plugins/.
     package_dir={"": "."},
     packages=find_packages(include=["harbour", "harbour.*"]) + ["twisted.plugins"],
-    package_data={"twisted.plugins": ["harbour_plugin.py", "oasis_sim_plugin.py"]},
+    package_data={
+        "twisted.plugins": ["harbour_plugin.py", "oasis_sim_plugin.py"],
+        "harbour.test": ["samples/*"],
+    },
     install_requires=[
         "twisted>=24.7",
         "treq>=24.9",

@@ -37,7 +37,8 @@ from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 import attr
-from twisted.application import strports
+from twisted.application.service import Service
+from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.resource import Resource
@@ -657,7 +658,47 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
 
 
-def makeService(options: Options):
+@attr.s(eq=False)
+class SimulatorService(Service):
+    """
+    Serves a simulator on a Twisted endpoint and logs its base URL.
+    """
+
+    log = Logger()
+
+    reactor = attr.ib()
+    endpoint: str = attr.ib()
+    simulator: OasisSimulator = attr.ib()
+    _port = attr.ib(default=None, init=False)
+
+    def privilegedStartService(self) -> None:
+        """
+        Listen now, so that a port in use stops start-up.
+        """
+        super().privilegedStartService()
+        failures: list = []
+        serverFromString(self.reactor, self.endpoint).listen(self.simulator.site()).addCallbacks(
+            self._listening, failures.append
+        )
+        if failures:
+            failures[0].raiseException()
+
+    def _listening(self, port) -> None:
+        self._port = port
+        address = port.getHost()
+        self.log.info("OASIS simulator at {url}", url=f"http://{address.host}:{address.port}/oasisapi")
+
+    def stopService(self):
+        """
+        Stop listening.
+        """
+        super().stopService()
+        if self._port is not None:
+            return self._port.stopListening()
+        return None
+
+
+def makeService(options: Options) -> SimulatorService:
     """
     The C{twistd oasis-sim} entry point.
     """
@@ -668,4 +709,5 @@ def makeService(options: Options):
         min_interval=options["min-interval"], throttle_page=options["throttle-page"],
         faults=options["faults"], first_day=options["first-day"], last_day=options["last-day"],
     )
-    return strports.service(f"tcp:{options['port']}:interface={options['interface']}", simulator.site())
+    endpoint = f"tcp:{options['port']}:interface={options['interface']}"
+    return SimulatorService(reactor, endpoint, simulator)
