@@ -20,7 +20,7 @@ from pathlib import Path
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import react
 
-from benchmarks import backbone
+from benchmarks import backbone, manifest
 from harbour.redisserver import find_redis_server
 
 
@@ -65,6 +65,13 @@ async def main(reactor, runs: int) -> None:
     row("bus fan-out to 4 remote subscribers", rate, "events/s", ">= 20,000/s", rate >= 20_000)
     rate = (await medians(runs, lambda d: backbone.fan_out(reactor, d)))["events_per_second"]
     row("  same, from a remote publisher", rate, "events/s", "-", True)
+
+    async def generation(directory):
+        return manifest.generation()
+
+    figures = await medians(runs, generation)
+    row(f"manifest: {figures['urls']:,.0f} URLs (100 reports x 12 years)", figures["seconds"], "s",
+        "<= 2 s", figures["seconds"] <= 2)
 
     print(f"\nharbour benchmarks on {machine()}; median of {runs} runs\n")
     widths = [max(len(r[i]) for r in rows + [("measurement", "harbour", "target", "met")]) for i in range(4)]
