@@ -76,9 +76,10 @@ class IStatusSource(Interface):
     Something that reports its state for the C{Status} command.
     """
 
-    def status() -> dict:
+    def status():
         """
-        @return: A JSON-serialisable description of the current state.
+        @return: A JSON-serialisable description of the current state, or a
+            L{Deferred} firing with one.
         """
 
 
@@ -127,4 +128,103 @@ class IRedis(Interface):
         Run a Lua script atomically (cached by its SHA1 on the server).
 
         @return: A L{Deferred} as for L{execute}.
+        """
+
+
+class ITaskStore(Interface):
+    """
+    The DB SERVER's task queue: one task per report URL (SPEC section 6).
+
+    The store is the queue: claiming is atomic, a claim is a lease that is
+    renewed while bytes flow and swept back to C{pending} when it expires,
+    and every transition moves the per-report counts with it.  Every method
+    returns a L{Deferred}.
+    """
+
+    def create(requests):
+        """
+        Create a C{pending} task for each L{harbour.oasis.ReportURL} that
+        has none; existing tasks are left alone.
+
+        @return: A Deferred firing with C{{report: number created}}.
+        """
+
+    def claim(owner: str, lease_seconds: float):
+        """
+        Take the most urgent due task: C{pending}, past its C{not_before},
+        newest trading day first.  It becomes C{downloading}, leased to
+        C{owner}, its C{attempts} counted.
+
+        @return: A Deferred firing with the L{harbour.tasks.Task}, or L{None}.
+        """
+
+    def renew(task_id: str, owner: str, lease_seconds: float):
+        """
+        Extend C{owner}'s lease.
+
+        @return: A Deferred firing with whether C{owner} still holds it.
+        """
+
+    def finish(task_id: str, owner: str, state: str, bytes: int = 0, sha256: str = "", error: str = ""):
+        """
+        End C{owner}'s claim with C{state}: C{downloaded}, C{empty} or
+        C{failed}.
+
+        @return: A Deferred firing with whether C{owner} still held it
+            (if not, nothing changes).
+        """
+
+    def release(task_id: str, owner: str, not_before: float, error: str):
+        """
+        Give a claimed task back to C{pending}, due at C{not_before}.
+
+        @return: A Deferred firing with whether C{owner} still held it.
+        """
+
+    def sweep():
+        """
+        Return every task whose lease has expired to C{pending}.
+
+        @return: A Deferred firing with how many were swept.
+        """
+
+    def counts():
+        """
+        @return: A Deferred firing with C{{report: {state: count}}}, read
+            from counters kept as tasks move (never a scan of the tasks).
+        """
+
+    def tasks(state: str, report, offset: int, limit: int):
+        """
+        A page of the tasks in C{state} (of C{report}, if given), newest
+        window first.
+
+        @return: A Deferred firing with (list of tasks, total).
+        """
+
+    def retry(state: str, report):
+        """
+        Put every task in C{state} (C{failed} or C{empty}) of C{report} (or
+        of all reports) back to C{pending} with no attempts used.
+
+        @return: A Deferred firing with how many.
+        """
+
+    def get(task_id: str):
+        """
+        @return: A Deferred firing with the task, or L{None}.
+        """
+
+
+class ILimiter(Interface):
+    """
+    Spaces request starts to one host across every worker that shares it.
+    """
+
+    def reserve(host: str, interval: float):
+        """
+        Reserve the next start slot for C{host}, at least C{interval}
+        seconds after the previous one.
+
+        @return: A Deferred firing with the seconds to wait before starting.
         """
