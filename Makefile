@@ -21,12 +21,15 @@ $(STAMP): setup.py
 test: $(STAMP)
 	$(BIN)/trial --jobs=2 harbour tests
 
-## Run the daemon against the sample configuration with an embedded Redis.
+## Mirror the built-in OASIS simulator with an embedded Redis, logging
+## progress; edit $(DEMO_DIR)/config/*.toml while it runs.
 demo: $(STAMP)
 	mkdir -p $(DEMO_DIR)/config
-	cp -n examples/config/*.toml $(DEMO_DIR)/config/ || true
-	@echo "harbour demo: edit $(DEMO_DIR)/config/*.toml and watch it reconfigure; Ctrl-C stops."
-	$(BIN)/twistd --nodaemon --pidfile= harbour \
+	cp -n examples/demo/*.toml $(DEMO_DIR)/config/ 2>/dev/null || true
+	@echo "harbour demo: files land in $(DEMO_DIR)/data/reports; edit $(DEMO_DIR)/config/*.toml"
+	@echo "and watch it reconfigure; '.venv/bin/harbourctl --token-file $(DEMO_DIR)/data/amp.token status'"
+	@echo "in another terminal; Ctrl-C stops."
+	$(BIN)/twistd --nodaemon --pidfile= harbour --demo \
 	    --config-dir $(DEMO_DIR)/config --data-dir $(DEMO_DIR)/data
 
 clean:

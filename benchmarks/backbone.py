@@ -42,7 +42,7 @@ async def with_daemon(reactor, directory: Path, body):
     (directory / "config" / "work.toml").write_text("[work]\nmax_attempts = 1\n")
     daemon = start_harbour(reactor, directory)
     try:
-        await daemon.wait_for("connected to Redis")
+        await daemon.wait_for("store ready")
         await daemon.wait_for("control port listening")
         token = read_token(directory / "data" / "amp.token")
         return await body(lambda: connect(reactor, control_endpoint(directory), token))

@@ -104,6 +104,15 @@ class Reload(HarbourCommand):
     response = [(b"topics", amp.Unicode()), (b"errors", amp.Unicode())]
 
 
+class Refresh(HarbourCommand):
+    """
+    Create the tasks of every request the store lacks, now.
+    """
+
+    arguments: list = []
+    response = [(b"created", amp.Integer())]
+
+
 #: The most entries one page of a listing may ask for.
 MAX_PAGE = 500
 

@@ -22,7 +22,7 @@ from typing import Callable
 
 import attr
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail, inlineCallbacks
+from twisted.internet.defer import Deferred, fail, inlineCallbacks, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Factory
@@ -216,11 +216,23 @@ class ControlProtocol(amp.AMP):
         return {"delivered": self._service.bus.dispatch(event, bool(retain))}
 
     @commands.Status.responder
-    def status(self) -> dict:
+    @inlineCallbacks
+    def status(self):
         """
         The daemon's status document.
         """
-        return {"status": json.dumps(self._service.status_document(), sort_keys=True)}
+        document = yield maybeDeferred(self._service.status_document)
+        return {"status": json.dumps(document, sort_keys=True)}
+
+    @commands.Refresh.responder
+    @inlineCallbacks
+    def refresh(self):
+        """
+        Refresh the task store from the manifest now.
+        """
+        if self._service.work is None:
+            raise BadRequest("this harbour has no work service")
+        return {"created": (yield self._service.work.refresh())}
 
     @commands.Reports.responder
     def reports(self, offset: int, limit: int) -> dict:
@@ -273,6 +285,7 @@ class ControlService(Service):
     config: IConfigSource = attr.ib()
     status_document: Callable[[], dict] = attr.ib()
     manifest: IManifest | None = attr.ib(default=None)
+    work = attr.ib(default=None)
     queue_limit: int = attr.ib(default=REMOTE_QUEUE_LIMIT)
     _port: IListeningPort | None = attr.ib(default=None, init=False)
     connections: set = attr.ib(factory=set, init=False)

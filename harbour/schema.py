@@ -333,6 +333,8 @@ class WorkTopic:
     refresh_interval: float = setting(3600.0, check=number(minimum=1), doc="Seconds between refreshes.")
     lease_seconds: float = setting(300.0, check=number(minimum=5), doc="Claim lease length.")
     max_attempts: int = setting(8, check=integer(minimum=1), doc="Attempts before a task fails.")
+    retry_base: float = setting(10.0, check=number(minimum=0), doc="First retry delay; it doubles.")
+    retry_cap: float = setting(3600.0, check=number(minimum=0), doc="Longest retry delay.")
 
 
 @attr.s(frozen=True, auto_attribs=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import attr
 from twisted.application.service import IService, MultiService
-from twisted.internet.defer import CancelledError, inlineCallbacks
+from twisted.internet.defer import CancelledError, gatherResults, inlineCallbacks, maybeDeferred
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
@@ -26,7 +26,12 @@ from harbour.config import ConfigService
 from harbour.control import ControlService, check_listen_endpoint
 from harbour.errors import ConfigurationError
 from harbour.interfaces import IStatusSource
+from harbour.download import DownloadService
 from harbour.manifest import ManifestService
+from harbour.politeness import RedisLimiter
+from harbour.simulator import OasisSimulator, SimulatorService
+from harbour.tasks import RedisTaskStore
+from harbour.work import WorkService
 from harbour.store import RedisAddress, StoreService
 
 DEFAULT_AMP = "tcp:7750:interface=127.0.0.1"
@@ -43,6 +48,10 @@ class Options(usage.Options):
         "declared in TOML files in --config-dir; saving one reconfigures the "
         "running daemon. Operators connect to --amp with harbourctl."
     )
+    optFlags = [
+        ["demo", None, "Also run the OASIS simulator in-process and point the default "
+                       "manifest base_url at it."],
+    ]
     optParameters = [
         ["config-dir", "c", "config", "Directory of *.toml configuration files."],
         ["data-dir", "d", "data", "Directory for downloads, the embedded Redis and the token."],
@@ -116,19 +125,18 @@ class HarbourService(MultiService):
                 if child.running:
                     yield child.stopService()
 
-    def status(self) -> dict:
+    @inlineCallbacks
+    def status(self):
         """
         The C{Status} document: one entry per service that reports one.
         """
+        reporting = [child for child in self if IStatusSource.providedBy(child)]
+        states = yield gatherResults([maybeDeferred(child.status) for child in reporting])
         return {
             "harbour": __version__,
             "pid": os.getpid(),
             "uptime": round(time.time() - self.started, 3),
-            "services": {
-                child.name: IStatusSource(child).status()
-                for child in self
-                if IStatusSource.providedBy(child)
-            },
+            "services": {child.name: state for child, state in zip(reporting, states)},
         }
 
 
@@ -139,22 +147,44 @@ def build(reactor, options: Options) -> HarbourService:
     data_dir = Path(options["data-dir"])
     data_dir.mkdir(parents=True, exist_ok=True)
     root = HarbourService(reactor)
+    children = []
+    defaults: dict = {}
+    if options["demo"]:
+        simulator = demo_simulator(reactor)
+        defaults["manifest"] = {"base_url": simulator.base_url()}
+        children.append(("oasis-sim", simulator))
     store = StoreService.from_config(reactor, options["redis"], data_dir, options["prefix"])
+    tasks = RedisTaskStore(store, reactor, store.prefix)
     bus = Bus()
-    config = ConfigService(reactor, Path(options["config-dir"]), bus)
+    store.bus = bus
     manifest = ManifestService(reactor, bus)
+    work = WorkService(reactor, tasks, manifest, bus, ready=store.when_ready)
+    download = DownloadService(reactor, tasks, RedisLimiter(store, reactor, store.prefix), bus, data_dir,
+                               ready=store.when_ready)
+    config = ConfigService(reactor, Path(options["config-dir"]), bus, defaults)
     control = ControlService.from_config(
         reactor, options["amp"], Path(options["token-file"]),
-        bus=bus, config=config, status_document=root.status, manifest=manifest,
+        bus=bus, config=config, status_document=root.status, manifest=manifest, work=work,
     )
-    children = [("store", store), ("bus", bus), ("manifest", manifest), ("config", config),
-                ("amp", control)]
+    children += [("store", store), ("bus", bus), ("manifest", manifest), ("work", work),
+                 ("download", download), ("config", config), ("amp", control)]
     for name, child in children:
         child.setName(name)
         child.setServiceParent(root)
     # Nothing works without the store.
     store.when_ready().addErrback(root.fatal)
     return root
+
+
+def demo_simulator(reactor) -> SimulatorService:
+    """
+    The in-process OASIS simulator of C{--demo}: listening on a loopback
+    port at once, so that its URL can be the configuration's default.
+    """
+    simulator = OasisSimulator(reactor, seed=1, nodes=12, min_interval=0.0)
+    service = SimulatorService(reactor, "tcp:0:interface=127.0.0.1", simulator)
+    service.privilegedStartService()
+    return service
 
 
 def options_from_environment(environ) -> list[str]:

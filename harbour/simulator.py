@@ -285,7 +285,7 @@ class OasisSimulator(Resource):
         """
         @return: A site serving this simulator at C{/oasisapi}.
         """
-        site = Site(self)
+        site = _QuietSite(self)
         site.noisy = False
         return site
 
@@ -475,6 +475,18 @@ class OasisSimulator(Resource):
             return True
         self._last_start = now
         return False
+
+
+class _QuietSite(Site):
+    """
+    A site that keeps no access log: L{OasisSimulator.requests} records
+    every request, and a line per request would drown harbour's own log.
+    """
+
+    def log(self, request) -> None:
+        """
+        Log nothing.
+        """
 
 
 class _Endpoint(Resource):
@@ -673,9 +685,11 @@ class SimulatorService(Service):
 
     def privilegedStartService(self) -> None:
         """
-        Listen now, so that a port in use stops start-up.
+        Listen now (once), so that a port in use stops start-up.
         """
         super().privilegedStartService()
+        if self._port is not None:
+            return
         failures: list = []
         serverFromString(self.reactor, self.endpoint).listen(self.simulator.site()).addCallbacks(
             self._listening, failures.append
@@ -685,8 +699,14 @@ class SimulatorService(Service):
 
     def _listening(self, port) -> None:
         self._port = port
-        address = port.getHost()
-        self.log.info("OASIS simulator at {url}", url=f"http://{address.host}:{address.port}/oasisapi")
+        self.log.info("OASIS simulator at {url}", url=self.base_url())
+
+    def base_url(self) -> str:
+        """
+        The C{base_url} of the simulated OASIS API (once listening).
+        """
+        address = self._port.getHost()
+        return f"http://{address.host}:{address.port}/oasisapi"
 
     def stopService(self):
         """

@@ -18,6 +18,7 @@ import txredisapi
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -93,11 +94,15 @@ class StoreService(Service):
     connect_timeout: float = attr.ib(default=5.0)
     poolsize: int = attr.ib(default=4)
     restart_delay: float = attr.ib(default=1.0)
+    bus = attr.ib(default=None)
+    watch_interval: float = attr.ib(default=0.5)
     _factory: txredisapi.RedisFactory | None = attr.ib(default=None, init=False)
     _starting: Deferred | None = attr.ib(default=None, init=False)
     _outcome: object = attr.ib(default=None, init=False)
     _waiting: list = attr.ib(factory=list, init=False)
     _restart = attr.ib(default=None, init=False)
+    _watch: LoopingCall | None = attr.ib(default=None, init=False)
+    _was_connected: bool = attr.ib(default=False, init=False)
 
     @classmethod
     def from_config(
@@ -131,22 +136,42 @@ class StoreService(Service):
         connected = factory.deferred
         factory.startConnecting(self.address.endpoint(self.reactor, self.connect_timeout))
         yield connected
-        self.log.info("connected to Redis at {address}", address=str(self.address),
+        self.log.info("store ready: Redis at {address}", address=str(self.address),
                       service="store")
+        self._was_connected = True
+        self._watch = LoopingCall(self._check_connection)
+        self._watch.clock = self.reactor
+        self._watch.start(self.watch_interval, now=False)
+
+    def _check_connection(self) -> None:
+        """
+        Announce on the bus when the connection to Redis is lost or back
+        (after an outage, recent writes may be lost: listeners re-check).
+        """
+        connected = self.connected
+        if connected == self._was_connected:
+            return
+        self._was_connected = connected
+        topic = "store.connected" if connected else "store.disconnected"
+        log = self.log.info if connected else self.log.warn
+        log("{topic}: Redis at {address}", topic=topic, address=str(self.address), service="store")
+        if self.bus is not None:
+            self.bus.publish(topic, {"redis": str(self.address)})
 
     @inlineCallbacks
     def _start_server(self):
         yield self.server.start()
         self.server.ended.addCallback(self._server_ended)
 
-    def _server_ended(self, reason) -> None:
+    def _server_ended(self, reason):
         if not self.running:
-            return
+            return reason
         self.log.error(
             "embedded redis-server exited ({reason}); restarting in {delay}s",
             reason=str(reason), delay=self.restart_delay, service="store",
         )
         self._restart = self.reactor.callLater(self.restart_delay, self._restart_server)
+        return reason
 
     def _restart_server(self) -> None:
         self._restart = None
@@ -220,6 +245,8 @@ class StoreService(Service):
         are gone.
         """
         super().stopService()
+        if self._watch is not None and self._watch.running:
+            self._watch.stop()
         if self._restart is not None:
             self._restart.cancel()
             self._restart = None

@@ -37,10 +37,18 @@ class DaemonTests(TestCase):
         self.write("work.toml", "[work]\nmax_attempts = 3\n")
         self.daemon = start_harbour(reactor, self.directory)
         self.addCleanup(self.stop_daemon)
-        await self.daemon.wait_for("connected to Redis")
+        self.redis_pid = await self.redis_started(self.daemon)
+        await self.daemon.wait_for("store ready")
         await self.daemon.wait_for("control port listening")
         self.client = await connect(reactor, control_endpoint(self.directory), self.token())
         self.addCleanup(self.client.transport.loseConnection)
+
+    async def redis_started(self, daemon) -> int:
+        """
+        @return: The pid of the embedded redis-server the daemon started.
+        """
+        line = await daemon.wait_for(" ready on ")
+        return int(line.split("redis-server ")[1].split()[0])
 
     def token(self) -> str:
         return read_token(self.directory / "data" / "amp.token")
@@ -98,7 +106,7 @@ class DaemonTests(TestCase):
         SIGTERM stops the daemon cleanly (twistd reports the signal as its
         exit status) and leaves no redis-server behind.
         """
-        pid = int((self.directory / "data" / "redis" / "redis.pid").read_text())
+        pid = self.redis_pid
         self.assertTrue(process_alive(pid))
         self.daemon.signal("TERM")
         await self.daemon.ended
@@ -113,14 +121,14 @@ class DaemonTests(TestCase):
         next start, and the data written before survives.
         """
         await RemoteBus(self.client).publish("note", 1)
-        old_redis = int((self.directory / "data" / "redis" / "redis.pid").read_text())
+        old_redis = self.redis_pid
         self.daemon.signal("KILL")
         await self.daemon.ended
         self.assertTrue(process_alive(old_redis))  # orphaned, still running
         self.daemon = start_harbour(self.reactor, self.directory)
         await self.daemon.wait_for("left behind by an earlier harbour")
         await self.daemon.wait_for("control port listening")
-        await self.daemon.wait_for("connected to Redis")
+        await self.daemon.wait_for("store ready")
         self.assertFalse(process_alive(old_redis))
 
     async def test_harbourctl(self) -> None:

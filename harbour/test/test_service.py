@@ -119,7 +119,7 @@ class HarbourServiceTests(SynchronousTestCase):
         bus.setName("bus")
         bus.setServiceParent(root)
         Child("quiet", []).setServiceParent(root)
-        status = root.status()
+        status = self.successResultOf(root.status())
         self.assertEqual(list(status["services"]), ["bus"])
         self.assertIn("pid", status)
 

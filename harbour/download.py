@@ -1,0 +1,552 @@
+"""
+The C{download} service (the seed's DOWNLOAD SERVER).
+
+C{concurrency} workers each claim a task (newest trading day first),
+reserve a start slot with the shared politeness limiter, and stream the
+answer with treq into a hidden temporary file beside the target, under
+harbour's own deadlines: no byte for C{idle_timeout}, or longer than
+C{total_timeout} in all, ends the attempt.  The lease is renewed while
+bytes flow.  The file is synced and classified off the reactor thread;
+data is renamed into place (no partial file ever carries a final name),
+anything else retries with exponential backoff and jitter, honouring
+C{Retry-After}, until C{max_attempts}.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import socket
+import time
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import attr
+import treq
+from twisted.application.service import Service
+from twisted.internet.defer import CancelledError, Deferred, gatherResults, inlineCallbacks, succeed
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone, _HTTP11ClientFactory
+from twisted.web.http import PotentialDataLoss
+from zope.interface import implementer
+
+from harbour import classify as verdicts
+from harbour.errors import StoreUnavailable
+from harbour.interfaces import IBus, ILimiter, IStatusSource, ITaskStore
+from harbour.oasis import UnsafeName, confined
+from harbour.schema import DownloadTopic, WorkTopic
+from harbour.tasks import DOWNLOADED, EMPTY, FAILED, Task
+
+#: Seconds the rate figure in the status averages over.
+RATE_WINDOW = 10.0
+
+
+class AttemptFailed(Exception):
+    """
+    One attempt at a download failed for a reason worth retrying.
+
+    @ivar retry_after: Seconds the server asked us to wait, if it did.
+    """
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class PermanentFailure(Exception):
+    """
+    An attempt failed in a way no retry can mend.
+    """
+
+
+def retry_after(value: bytes | None, now: float) -> float | None:
+    """
+    @return: Seconds from a C{Retry-After} header (seconds or HTTP date).
+    """
+    if not value:
+        return None
+    text = value.decode("latin-1").strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(text).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
+
+
+def backoff(attempts: int, base: float, cap: float, rng: random.Random) -> float:
+    """
+    @return: Exponential backoff with jitter for the given attempt count.
+    """
+    return min(cap, base * 2 ** max(0, attempts - 1)) * rng.uniform(0.5, 1.5)
+
+
+class _BodyWriter(Protocol):
+    """
+    Streams a response body into a file, hashing it, within limits.
+    """
+
+    def __init__(self, file, limit: int, progress) -> None:
+        self.file = file
+        self.limit = limit
+        self.progress = progress
+        self.received = 0
+        self.sha256 = hashlib.sha256()
+        self.done: Deferred = Deferred()
+        self._failure: Failure | None = None
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._failure is not None:
+            return
+        self.received += len(data)
+        if self.received > self.limit:
+            self.abort(PermanentFailure(f"answer larger than max_bytes ({self.limit:,} bytes)"))
+            return
+        self.file.write(data)
+        self.sha256.update(data)
+        self.progress(len(data))
+
+    def abort(self, error: Exception) -> None:
+        """
+        Stop receiving, failing with C{error}.
+        """
+        if self._failure is None:
+            self._failure = Failure(error)
+            self.transport.stopProducing()
+
+    def connectionLost(self, reason: Failure) -> None:
+        if self._failure is not None:
+            self.done.errback(self._failure)
+        elif reason.check(ResponseDone, PotentialDataLoss):
+            self.done.callback(self.received)
+        else:
+            self.done.errback(AttemptFailed(f"connection lost mid-body: {reason.getErrorMessage()}"))
+
+
+def _finish_file(path: Path) -> verdicts.Verdict:
+    """
+    In a thread: sync the file to disk and classify it.
+    """
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+    return verdicts.classify(path)
+
+
+def _place(temporary: Path, target: Path) -> None:
+    """
+    In a thread: rename into place and sync the directory.
+    """
+    os.replace(temporary, target)
+    fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _existing(path: Path) -> tuple[verdicts.Verdict, int, str]:
+    """
+    In a thread: classify and hash a file already in place.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return verdicts.classify(path), path.stat().st_size, digest.hexdigest()
+
+
+def _remove_stale(target: Path) -> None:
+    """
+    In a thread: remove temporary files of earlier attempts at C{target}
+    (their workers died: the task was free to be claimed).
+    """
+    for stale in target.parent.glob(f".{target.name}.part-*"):
+        stale.unlink(missing_ok=True)
+
+
+@implementer(IStatusSource)
+@attr.s(eq=False)
+class DownloadService(Service):
+    """
+    Downloads claimed tasks.
+
+    @ivar owner: This process's name on its claims (host and pid).
+    @ivar poll_interval: How often an idle worker looks for due tasks.
+    """
+
+    log = Logger()
+
+    reactor = attr.ib()
+    store: ITaskStore = attr.ib()
+    limiter: ILimiter = attr.ib()
+    bus: IBus = attr.ib()
+    data_dir: Path = attr.ib(converter=Path)
+    settings: DownloadTopic = attr.ib(factory=DownloadTopic)
+    work: WorkTopic = attr.ib(factory=WorkTopic)
+    owner: str = attr.ib(factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    total_timeout: float = attr.ib(default=3600.0)
+    poll_interval: float = attr.ib(default=2.0)
+    rng: random.Random = attr.ib(factory=random.Random)
+    paused: bool = attr.ib(default=False)
+    ready = attr.ib(default=lambda: succeed(None))
+    _workers: dict = attr.ib(factory=dict, init=False)
+    _waiting: list = attr.ib(factory=list, init=False)
+    _in_flight: dict = attr.ib(factory=dict, init=False)
+    _samples: list = attr.ib(factory=list, init=False)
+    _last_success: dict = attr.ib(factory=dict, init=False)
+    _finished: dict = attr.ib(factory=dict, init=False)
+    _subscriptions: list = attr.ib(factory=list, init=False)
+    _pool: HTTPConnectionPool | None = attr.ib(default=None, init=False)
+    _client = attr.ib(default=None, init=False)
+    _started: bool = attr.ib(default=False, init=False)
+
+    @property
+    def directory(self) -> Path:
+        """
+        Where files go.
+        """
+        return self.data_dir / self.settings.directory
+
+    @inlineCallbacks
+    def startService(self):
+        """
+        Follow the C{download} and C{work} topics, wake on C{task.created},
+        and start the workers.
+        """
+        super().startService()
+        self._make_client()
+        self._subscriptions = yield gatherResults([
+            self.bus.subscribe("download", self._download_changed),
+            self.bus.subscribe("work", self._work_changed),
+            self.bus.subscribe("task.created", lambda event: self.wake()),
+            self.bus.subscribe("store.connected", lambda event: self.wake()),
+        ])
+        yield self.ready()
+        self._started = True
+        self._adjust_workers()
+
+    def _make_client(self) -> None:
+        old = self._pool
+        self._pool = QuietPool(self.reactor, persistent=True)
+        self._pool.maxPersistentPerHost = self.settings.concurrency
+        self._pool.retryAutomatically = False
+        agent = Agent(self.reactor, connectTimeout=self.settings.connect_timeout, pool=self._pool)
+        self._client = treq.client.HTTPClient(agent)
+        if old is not None:
+            old.closeCachedConnections()
+
+    def _download_changed(self, event) -> None:
+        settings = DownloadTopic(**event.payload)
+        rebuild = (settings.concurrency, settings.connect_timeout) != (
+            self.settings.concurrency, self.settings.connect_timeout)
+        self.settings = settings
+        if rebuild and self.running:
+            self._make_client()
+        self._adjust_workers()
+
+    def _work_changed(self, event) -> None:
+        self.work = WorkTopic(**event.payload)
+
+    def _adjust_workers(self) -> None:
+        if not (self.running and self._started):
+            return
+        for number in range(self.settings.concurrency):
+            if number not in self._workers:
+                self._workers[number] = self._worker(number)
+        self.wake()
+
+    def wake(self) -> None:
+        """
+        Let idle workers look for work now.
+        """
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            if not d.called:
+                d.callback(None)
+
+    def _idle(self) -> Deferred:
+        d: Deferred = Deferred()
+        self._waiting.append(d)
+        timer = self.reactor.callLater(self.poll_interval, lambda: d.called or d.callback(None))
+        return d.addBoth(lambda result: timer.active() and timer.cancel() or result)
+
+    def pause(self) -> None:
+        """
+        Claim nothing new; downloads under way finish.
+        """
+        self.paused = True
+
+    def resume(self) -> None:
+        """
+        Claim again.
+        """
+        self.paused = False
+        self.wake()
+
+    @inlineCallbacks
+    def _worker(self, number: int):
+        try:
+            while self.running and number < self.settings.concurrency:
+                if self.paused:
+                    yield self._idle()
+                    continue
+                try:
+                    task = yield self.store.claim(self.owner, self.work.lease_seconds)
+                except StoreUnavailable as e:
+                    self.log.warn("cannot claim: {error}", error=str(e), service="download")
+                    yield self._idle()
+                    continue
+                if task is None:
+                    yield self._idle()
+                    continue
+                try:
+                    yield self._attempt(task)
+                except Exception:
+                    self.log.failure("download of {url} failed unexpectedly", url=task.url,
+                                     service="download")
+                    yield self._retry(task, "internal error (see the log)", None)
+        finally:
+            self._workers.pop(number, None)
+
+    @inlineCallbacks
+    def _attempt(self, task: Task):
+        """
+        One attempt at one claimed task, ending in a finish or a release.
+        """
+        try:
+            target = self.directory / confined(task.filename)
+        except UnsafeName as e:
+            yield self._conclude(task, FAILED, error=str(e))
+            return
+        pool = self.reactor.getThreadPool()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        yield deferToThreadPool(self.reactor, pool, _remove_stale, target)
+        if target.exists():
+            verdict, size, digest = yield deferToThreadPool(self.reactor, pool, _existing, target)
+            if verdict.kind == verdicts.DATA:
+                yield self._conclude(task, DOWNLOADED, size, digest)
+                return
+        temporary = target.with_name(f".{target.name}.part-{self.rng.getrandbits(32):08x}")
+        try:
+            received, digest, failure = yield self._fetch(task, temporary)
+            if failure is not None:
+                yield self._after_failure(task, failure)
+                return
+            verdict = yield deferToThreadPool(self.reactor, pool, _finish_file, temporary)
+            if verdict.kind == verdicts.DATA:
+                yield deferToThreadPool(self.reactor, pool, _place, temporary, target)
+                yield self._conclude(task, DOWNLOADED, received, digest)
+            elif verdict.kind == verdicts.EMPTY:
+                yield self._conclude(task, EMPTY, error=verdict.description)
+            elif verdict.kind == verdicts.BAD_REQUEST:
+                yield self._conclude(task, FAILED, error=verdict.description)
+            else:
+                yield self._retry(task, verdict.description, None)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    def _after_failure(self, task: Task, failure: Failure):
+        if failure.check(PermanentFailure):
+            return self._conclude(task, FAILED, error=str(failure.value))
+        if failure.check(AttemptFailed):
+            return self._retry(task, str(failure.value), failure.value.retry_after)
+        if failure.check(CancelledError) and not self.running:
+            return self.store.release(task.id, self.owner, 0.0, "harbour stopped mid-download")
+        return self._retry(task, failure.getErrorMessage() or failure.type.__name__, None)
+
+    @inlineCallbacks
+    def _fetch(self, task: Task, temporary: Path):
+        """
+        Request C{task.url} on its politeness slot and stream the answer
+        into C{temporary}.
+
+        @return: A Deferred firing with (bytes, sha256, failure or None).
+        """
+        flight = self._in_flight[task.id] = {
+            "id": task.id, "report": task.report, "filename": task.filename, "bytes": 0,
+            "started": None, "attempt": task.attempts,
+        }
+        renewer = LoopingCall(self._renew, task)
+        renewer.clock = self.reactor
+        renewer.start(max(1.0, self.work.lease_seconds / 3), now=False)
+        try:
+            host = urlsplit(task.url).netloc
+            wait = yield self.limiter.reserve(host, self.settings.min_request_interval)
+            if wait > 0:
+                slot = deferLater(self.reactor, wait, lambda: None)
+                flight["cancel"] = slot.cancel
+                yield slot
+            if not self.running:
+                raise CancelledError()
+            with open(temporary, "wb") as file:
+                return (yield self._stream(task, file, flight))
+        except CancelledError:
+            return 0, "", Failure()
+        finally:
+            renewer.stop()
+            self._in_flight.pop(task.id, None)
+
+    @inlineCallbacks
+    def _stream(self, task: Task, file, flight: dict):
+        started = flight["started"] = self.reactor.seconds()
+        request = self._client.get(task.url, unbuffered=True, timeout=self.settings.idle_timeout)
+        flight["cancel"] = request.cancel
+        try:
+            response = yield request
+        except CancelledError:
+            raise
+        except Exception as e:
+            return 0, "", Failure(AttemptFailed(f"request failed: {e}"))
+        if response.code != 200:
+            pause = retry_after(response.headers.getRawHeaders(b"retry-after", [None])[0],
+                                self.reactor.seconds())
+            response.deliverBody(_Discard())
+            return 0, "", Failure(AttemptFailed(f"HTTP {response.code}", pause))
+        body: _BodyWriter
+
+        def progress(size: int) -> None:
+            flight["bytes"] += size
+            self._samples.append((self.reactor.seconds(), size))
+            watchdog.reset(self.settings.idle_timeout)
+            self._throttle(body, flight, started)
+
+        body = _BodyWriter(file, self.settings.max_bytes, progress)
+        idle = self.settings.idle_timeout
+        watchdog = self.reactor.callLater(
+            idle, lambda: body.abort(AttemptFailed(f"no data for {idle:g} s")))
+        deadline = self.reactor.callLater(
+            self.total_timeout,
+            lambda: body.abort(AttemptFailed(f"download took longer than {self.total_timeout:g} s")))
+        flight["cancel"] = lambda: body.abort(CancelledError())
+        response.deliverBody(body)
+        try:
+            received = yield body.done
+        except Exception:
+            return body.received, "", Failure()
+        finally:
+            for timer in (watchdog, deadline):
+                if timer.active():
+                    timer.cancel()
+        return received, body.sha256.hexdigest(), None
+
+    def _throttle(self, body: _BodyWriter, flight: dict, started: float) -> None:
+        cap = self.settings.max_bytes_per_second
+        if not cap:
+            return
+        ahead = flight["bytes"] / cap - (self.reactor.seconds() - started)
+        if ahead > 0.05:
+            body.transport.pauseProducing()
+            self.reactor.callLater(ahead, body.transport.resumeProducing)
+
+    @inlineCallbacks
+    def _renew(self, task: Task):
+        try:
+            held = yield self.store.renew(task.id, self.owner, self.work.lease_seconds)
+        except StoreUnavailable as e:
+            self.log.warn("cannot renew the lease of {id}: {error}", id=task.id, error=str(e),
+                          service="download")
+            return
+        if not held:
+            self.log.warn("lost the lease of {url}", url=task.url, service="download")
+
+    @inlineCallbacks
+    def _retry(self, task: Task, error: str, pause: float | None):
+        if task.attempts >= self.work.max_attempts:
+            yield self._conclude(task, FAILED, error=f"{error} (after {task.attempts} attempts)")
+            return
+        delay = max(pause or 0.0, backoff(task.attempts, self.work.retry_base, self.work.retry_cap, self.rng))
+        self.log.info("retrying {url} in {delay:.1f} s: {error}", url=task.url, delay=delay,
+                      error=error, service="download")
+        yield self.store.release(task.id, self.owner, self.reactor.seconds() + delay, error)
+
+    @inlineCallbacks
+    def _conclude(self, task: Task, state: str, size: int = 0, digest: str = "", error: str = ""):
+        held = yield self.store.finish(task.id, self.owner, state, size, digest, error)
+        if not held:
+            self.log.warn("{url} was no longer ours to finish", url=task.url, service="download")
+            return
+        if state == DOWNLOADED:
+            self._last_success[task.report] = time.time()
+        self._finished[state] = self._finished.get(state, 0) + 1
+        topic = {DOWNLOADED: "task.done", EMPTY: "task.empty", FAILED: "task.failed"}[state]
+        if state == FAILED:
+            self.log.error("{url} failed: {error}", url=task.url, error=error, service="download")
+        yield self.bus.publish(topic, {
+            "id": task.id, "report": task.report, "url": task.url, "filename": task.filename,
+            "bytes": size, "error": error,
+        })
+
+    def bytes_per_second(self) -> float:
+        """
+        The download rate over the last few seconds.
+        """
+        horizon = self.reactor.seconds() - RATE_WINDOW
+        self._samples = [s for s in self._samples if s[0] >= horizon]
+        return sum(size for ignored, size in self._samples) / RATE_WINDOW
+
+    def status(self) -> dict:
+        """
+        See L{IStatusSource.status}.
+        """
+        return {
+            "owner": self.owner,
+            "paused": self.paused,
+            "concurrency": self.settings.concurrency,
+            "directory": str(self.directory),
+            "bytes_per_second": round(self.bytes_per_second()),
+            "finished": dict(self._finished),
+            "last_success": {r: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+                             for r, t in self._last_success.items()},
+            "in_flight": [{k: v for k, v in f.items() if k != "cancel"} for f in self._in_flight.values()],
+        }
+
+    @inlineCallbacks
+    def stopService(self):
+        """
+        Stop claiming, abort downloads under way (their tasks go back to
+        C{pending} at once), and fire when every worker has ended.
+        """
+        super().stopService()
+        for flight in list(self._in_flight.values()):
+            cancel = flight.get("cancel")
+            if cancel is not None:
+                cancel()
+        self.wake()
+        yield gatherResults(list(self._workers.values()), consumeErrors=True)
+        for subscription in self._subscriptions:
+            yield self.bus.unsubscribe(subscription)
+        if self._pool is not None:
+            yield self._pool.closeCachedConnections()
+
+
+class _QuietFactory(_HTTP11ClientFactory):
+    """
+    The pool's connection factory, without a log line per connection.
+    """
+
+    noisy = False
+
+
+class QuietPool(HTTPConnectionPool):
+    """
+    A connection pool that does not log each connection it makes.
+    """
+
+    _factory = _QuietFactory
+
+
+class _Discard(Protocol):
+    """
+    Reads and drops a body we do not want, so the connection can be reused.
+    """
+
+    def connectionLost(self, reason) -> None:
+        pass

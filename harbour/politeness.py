@@ -1,0 +1,69 @@
+"""
+Politeness: request starts to one host spaced by C{min_request_interval}
+across every worker that shares a Redis.
+
+A worker reserves the next start slot for a host before each request; the
+reservation is atomic, so workers in several processes and hosts get
+successive slots.  A request starts on its slot whether or not earlier ones
+are still streaming.
+"""
+
+from __future__ import annotations
+
+import attr
+from twisted.internet.defer import inlineCallbacks, succeed
+from zope.interface import implementer
+
+from harbour.interfaces import ILimiter, IRedis
+
+RESERVE = """
+local key, now, interval = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+local slot = tonumber(redis.call('GET', key) or '0')
+if slot < now then slot = now end
+redis.call('SET', key, tostring(slot + interval), 'PX', math.ceil((slot - now + interval) * 1000) + 60000)
+return tostring(slot - now)
+"""
+
+
+@implementer(ILimiter)
+@attr.s(eq=False)
+class RedisLimiter:
+    """
+    Start slots kept in Redis, under the store's prefix.
+    """
+
+    redis: IRedis = attr.ib()
+    clock = attr.ib()
+    prefix: str = attr.ib(default="harbour:")
+
+    @inlineCallbacks
+    def reserve(self, host: str, interval: float):
+        """
+        See L{ILimiter.reserve}.
+        """
+        if interval <= 0:
+            return 0.0
+        wait = yield self.redis.eval(
+            RESERVE, [self.prefix + "slot:" + host], [repr(self.clock.seconds()), repr(interval)]
+        )
+        return float(wait)
+
+
+@implementer(ILimiter)
+@attr.s(eq=False)
+class MemoryLimiter:
+    """
+    Start slots kept in memory: for one process, and for tests.
+    """
+
+    clock = attr.ib()
+    _slots: dict[str, float] = attr.ib(factory=dict, init=False)
+
+    def reserve(self, host: str, interval: float):
+        """
+        See L{ILimiter.reserve}.
+        """
+        now = self.clock.seconds()
+        slot = max(now, self._slots.get(host, 0.0))
+        self._slots[host] = slot + interval
+        return succeed(slot - now)
