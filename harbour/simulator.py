@@ -540,38 +540,53 @@ class _Endpoint(Resource):
         latency = simulator.faults.latency
         if fate == "reset":
             record[3] = "reset"
-            simulator.clock.callLater(latency, _reset, request, body)
+            _Later(simulator.clock, request).call(latency, _reset, request, body)
         elif fate == "trickle":
             record[3] = "trickle"
-            simulator.clock.callLater(latency, _trickle, simulator.clock, request, body,
-                                      simulator.faults.trickle_bytes)
+            later = _Later(simulator.clock, request)
+            later.call(latency, _trickle, later, request, body, simulator.faults.trickle_bytes)
         elif latency > 0:
-            simulator.clock.callLater(latency, _finish, request, body)
+            _Later(simulator.clock, request).call(latency, _finish, request, body)
         else:
             return body
         return NOT_DONE_YET
 
 
+class _Later:
+    """
+    The next delayed step of one answer, cancelled if the client goes away
+    (a server should not keep working for a closed connection).
+    """
+
+    def __init__(self, clock, request) -> None:
+        self.clock = clock
+        self.pending = None
+        request.notifyFinish().addErrback(lambda reason: self.cancel())
+
+    def call(self, delay: float, f, *args) -> None:
+        self.pending = self.clock.callLater(delay, f, *args)
+
+    def cancel(self) -> None:
+        if self.pending is not None and self.pending.active():
+            self.pending.cancel()
+
+
 def _finish(request, body: bytes) -> None:
-    if not request._disconnected:
-        request.write(body)
-        request.finish()
+    request.write(body)
+    request.finish()
 
 
 def _reset(request, body: bytes) -> None:
-    if not request._disconnected:
-        request.write(body[: len(body) // 2])
-        request.channel.transport.abortConnection()
+    request.write(body[: len(body) // 2])
+    request.channel.transport.abortConnection()
 
 
-def _trickle(clock, request, body: bytes, size: int) -> None:
-    if request._disconnected:
-        return
+def _trickle(later: _Later, request, body: bytes, size: int) -> None:
     if len(body) <= size:
         _finish(request, body)
         return
     request.write(body[:size])
-    clock.callLater(0.01, _trickle, clock, request, body[size:], size)
+    later.call(0.01, _trickle, later, request, body[size:], size)
 
 
 def _version(args: dict[str, str]) -> int:
