@@ -309,10 +309,17 @@ class DownloadService(Service):
                     continue
                 try:
                     yield self._attempt(task)
+                except StoreUnavailable as e:
+                    # The outcome could not be recorded: the lease expires and
+                    # the task comes back; a complete file is then verified,
+                    # not fetched again.
+                    self.log.warn("could not record {url}: {error}", url=task.url, error=str(e),
+                                  service="download")
                 except Exception:
                     self.log.failure("download of {url} failed unexpectedly", url=task.url,
                                      service="download")
-                    yield self._retry(task, "internal error (see the log)", None)
+                    yield self._retry(task, "internal error (see the log)", None).addErrback(
+                        lambda f: None)
         finally:
             self._workers.pop(number, None)
 

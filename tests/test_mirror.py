@@ -1,0 +1,231 @@
+"""
+System tests of the mirror: a real C{twistd harbour} with its embedded
+redis-server downloads from the OASIS simulator (running in the test
+process, on 127.0.0.1) through crashes and outages.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from pathlib import Path
+
+import treq
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+
+from harbour import commands
+from harbour.classify import DATA, classify
+from harbour.client import connect
+from harbour.control import read_token
+from harbour.redisserver import process_alive
+from harbour.simulator import Faults, OasisSimulator
+from harbour.test.helpers import short_directory
+from tests.processes import PATIENCE, control_endpoint, start_harbour
+
+FINAL = ("downloaded", "empty", "failed")
+
+LMP = '[[reports]]\nname = "lmp"\nqueryname = "PRC_LMP"\nmarket_run_id = "DAM"\nresultformat = "csv"\n'
+LOAD = '[[reports]]\nname = "load"\nqueryname = "SLD_FCST"\nmarket_run_id = "DAM"\n'
+GROUP = '[[reports]]\nname = "group"\ngroupid = "DAM_LMP_GRP"\n'
+
+
+class Mirror:
+    """
+    A simulator, a configuration directory and a daemon mirroring one into
+    the other.
+    """
+
+    def __init__(self, testcase: TestCase, faults: Faults = Faults(), days=("2025-01-01", "2025-01-10"),
+                 lease: int = 5, latency_free: bool = True) -> None:
+        from twisted.internet import reactor
+
+        self.reactor = reactor
+        self.testcase = testcase
+        self.simulator = OasisSimulator(reactor, seed=11, faults=faults, last_day=datetime.date(2025, 1, 31))
+        port = reactor.listenTCP(0, self.simulator.site(), interface="127.0.0.1")
+        testcase.addCleanup(port.stopListening)
+        self.directory = short_directory(testcase)
+        (self.directory / "config").mkdir()
+        self.write("manifest.toml", (
+            f'[manifest]\nbase_url = "http://127.0.0.1:{port.getHost().port}/oasisapi"\n'
+            f'start = {days[0]}\nend = {days[1]}\n'
+            f"[work]\nlease_seconds = {lease}\nretry_base = 0.05\nretry_cap = 0.5\nmax_attempts = 20\n"
+            "[download]\nconcurrency = 3\nmin_request_interval = 0\nidle_timeout = 5\n"
+        ))
+        self.daemon = None
+        self.client = None
+        testcase.addCleanup(self.stop)
+
+    def write(self, name: str, text: str) -> None:
+        path = self.directory / "config" / name
+        temporary = path.with_name("." + name + ".tmp")
+        temporary.write_text(text)
+        os.rename(temporary, path)
+
+    async def start(self) -> None:
+        self.daemon = start_harbour(self.reactor, self.directory)
+        line = await self.daemon.wait_for(" ready on ")
+        self.redis_pid = int(line.split("redis-server ")[1].split()[0])
+        await self.daemon.wait_for("store ready")
+        await self.daemon.wait_for("control port listening")
+        token = read_token(self.directory / "data" / "amp.token")
+        self.client = await connect(self.reactor, control_endpoint(self.directory), token)
+
+    async def kill(self) -> None:
+        self.client.transport.loseConnection()
+        self.daemon.signal("KILL")
+        await self.daemon.ended
+
+    async def stop(self) -> None:
+        if self.client is not None and self.client.transport.connected:
+            self.client.transport.loseConnection()
+        if self.daemon is not None and not self.daemon.ended.called:
+            self.daemon.signal("TERM")
+            await self.daemon.ended
+
+    async def status(self) -> dict:
+        return json.loads((await self.client.callRemote(commands.Status))["status"])
+
+    async def until(self, predicate, timeout: float = 60.0) -> dict:
+        """
+        Read C{Status} until C{predicate(status)} holds (failing after
+        C{timeout} seconds); return that status.
+        """
+        deadline = self.reactor.seconds() + timeout
+        while True:
+            status = await self.status()
+            if predicate(status):
+                return status
+            if self.reactor.seconds() > deadline:
+                raise AssertionError(f"not reached in {timeout} s; status: {json.dumps(status)}\n"
+                                     + self.daemon.output()[-3000:])
+            await deferLater(self.reactor, 0.1, lambda: None)
+
+    async def until_finished(self, expected: int, timeout: float = 60.0) -> dict:
+        """
+        Wait until C{expected} tasks exist and all are in a final state.
+        """
+        def finished(status):
+            tasks = status["services"]["work"]["tasks"]
+            counts = [n for states in tasks.values() for s, n in states.items()]
+            final = [n for states in tasks.values() for s, n in states.items() if s in FINAL]
+            return sum(counts) == expected and sum(final) == expected
+
+        status = await self.until(finished, timeout)
+        return status["services"]["work"]["tasks"]
+
+    def files(self) -> list[Path]:
+        return sorted(p for p in (self.directory / "data" / "reports").rglob("*") if p.is_file())
+
+    async def check_files(self, testcase: TestCase, expected: int) -> None:
+        """
+        Exactly C{expected} files, all final names, each a valid zip equal
+        to the simulator's answer for its URL.
+        """
+        files = self.files()
+        testcase.assertEqual([p for p in files if p.name.startswith(".")], [])
+        testcase.assertEqual(len(files), expected)
+        self.simulator.faults = Faults()  # compare with the clean answer
+        page = json.loads((await self.client.callRemote(commands.Reports, offset=0, limit=500))["urls"])
+        by_name = {entry["filename"]: entry["url"] for entry in page}
+        for path in files:
+            testcase.assertEqual(classify(path).kind, DATA, path)
+            relative = str(path.relative_to(self.directory / "data" / "reports"))
+            answer = await treq.content(await treq.get(by_name[relative], persistent=False))
+            testcase.assertEqual(path.read_bytes(), answer, relative)
+
+
+class MirrorTests(TestCase):
+    """
+    The mirror, end to end.
+    """
+
+    timeout = 180
+
+    async def test_threeReportsTenDays(self) -> None:
+        """
+        Three reports (CSV, XML, GroupZip) over ten days are mirrored to
+        completion; every file is the simulator's bytes.
+        """
+        mirror = Mirror(self)
+        mirror.write("reports.toml", LMP + LOAD + GROUP)
+        await mirror.start()
+        tasks = await mirror.until_finished(30)
+        self.assertEqual(tasks, {"group": {"downloaded": 10}, "lmp": {"downloaded": 10},
+                                 "load": {"downloaded": 10}})
+        requested = [r for r in mirror.simulator.requests if r[1].endswith("SingleZip")]
+        self.assertEqual(len(requested), 20, "each SingleZip URL fetched once")
+        await mirror.check_files(self, 30)
+
+    async def test_savedConfigAddsReport(self) -> None:
+        """
+        Saving a config that adds a report makes its tasks appear and
+        finish, with no restart.
+        """
+        mirror = Mirror(self, days=("2025-01-01", "2025-01-03"))
+        mirror.write("reports.toml", LMP)
+        await mirror.start()
+        await mirror.until_finished(3)
+        mirror.write("reports.toml", LMP + LOAD)
+        tasks = await mirror.until_finished(6)
+        self.assertEqual(tasks["load"], {"downloaded": 3})
+        self.assertNotIn("Traceback", mirror.daemon.output())
+
+    async def test_killedMidDownload(self) -> None:
+        """
+        C{kill -9} at several points mid-download, then a restart: every
+        task completes, none is lost or stuck in C{downloading}, and no
+        partial file ever carries a final name.
+        """
+        mirror = Mirror(self, Faults(latency=0.3), days=("2025-01-01", "2025-01-12"))
+        mirror.write("reports.toml", LMP)
+        await mirror.start()
+        for crash in range(2):
+            await mirror.until(lambda s: s["services"]["download"]["in_flight"])
+            for path in mirror.files():
+                if not path.name.startswith("."):
+                    self.assertEqual(classify(path).kind, DATA, path)
+            await mirror.kill()
+            await mirror.start()
+        tasks = await mirror.until_finished(12, timeout=90)
+        self.assertEqual(tasks, {"lmp": {"downloaded": 12}})
+        await mirror.check_files(self, 12)
+
+    async def test_redisRestartedMidRun(self) -> None:
+        """
+        The embedded redis-server killed mid-run is restarted, and the run
+        completes.
+        """
+        mirror = Mirror(self, Faults(latency=0.2), days=("2025-01-01", "2025-01-12"))
+        mirror.write("reports.toml", LMP)
+        await mirror.start()
+        await mirror.until(lambda s: s["services"]["download"]["in_flight"])
+        os.kill(mirror.redis_pid, 9)
+        await mirror.daemon.wait_for("restarting in")
+        await mirror.daemon.wait_for("store.connected")
+        self.assertFalse(process_alive(mirror.redis_pid))
+        tasks = await mirror.until_finished(12, timeout=90)
+        self.assertEqual(tasks, {"lmp": {"downloaded": 12}})
+        await mirror.check_files(self, 12)
+
+    async def test_faultsEndInTheRightState(self) -> None:
+        """
+        Under every simulator fault at once, good reports end downloaded
+        (after retries), days without data end empty, and a wrong report
+        fails with OASIS's own description.
+        """
+        faults = Faults(error_rate=0.2, reset_rate=0.2, truncate_rate=0.2, trickle_rate=0.2,
+                        retry_after=0, trickle_bytes=2048)
+        mirror = Mirror(self, faults, days=("2025-01-20", "2025-02-02"))
+        mirror.write("reports.toml", LMP + '[[reports]]\nname = "bad"\nqueryname = "NOPE"\n'
+                     'market_run_id = "DAM"\nstart = 2025-01-27\nend = 2025-01-27\n')
+        await mirror.start()
+        tasks = await mirror.until_finished(15, timeout=90)
+        self.assertEqual(tasks["lmp"], {"downloaded": 12, "empty": 2})
+        self.assertEqual(tasks["bad"], {"failed": 1})
+        outcomes = {r[3] for r in mirror.simulator.requests}
+        self.assertTrue({"503", "reset", "truncated", "trickle"} <= outcomes, outcomes)
+        self.assertIn("OASIS error 1005: Report name does not exist", mirror.daemon.output())
+        await mirror.check_files(self, 12)
