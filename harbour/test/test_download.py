@@ -102,19 +102,19 @@ class DownloadTests(TestCase):
         """
         Every task is downloaded once, newest day first; each file is the
         simulator's bytes, with its size and SHA-256 recorded; only final
-        names remain.
+        names remain.  (One worker, so that requests arrive in claim order.)
         """
-        harness = Harness(self)
+        harness = Harness(self, concurrency=1)
         tasks = await harness.run(LMP)
         self.assertEqual({t.state for t in tasks}, {DOWNLOADED})
+        days = [r[2]["startdatetime"] for r in harness.simulator.requests]
+        self.assertEqual(days, ["20250112T08:00-0000", "20250111T08:00-0000", "20250110T08:00-0000"])
         for task in tasks:
             path = harness.data / "reports" / task.filename
             expected = await treq.content(await treq.get(task.url, persistent=False))
             self.assertEqual(path.read_bytes(), expected)
             self.assertEqual((task.bytes, task.sha256), (len(expected), hashlib.sha256(expected).hexdigest()))
         self.assertEqual([p.name for p in harness.files()], ["2025-01-10.zip", "2025-01-11.zip", "2025-01-12.zip"])
-        days = [r[2]["startdatetime"] for r in harness.simulator.requests]
-        self.assertEqual(days[:3], sorted(days[:3], reverse=True))
         self.assertEqual([e.topic for e in harness.events], ["task.done"] * 3)
 
     async def test_empty(self) -> None:
