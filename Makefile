@@ -37,4 +37,5 @@ clean:
 
 ## Run the benchmarks and print one side-by-side table.
 bench: $(STAMP)
+	./.ci/install-peers || true
 	$(BIN)/python -m benchmarks.run

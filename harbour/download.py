@@ -32,6 +32,7 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
 from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone, _HTTP11ClientFactory
 from twisted.web.http import PotentialDataLoss
 from zope.interface import implementer
@@ -41,7 +42,7 @@ from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, ILimiter, IStatusSource, ITaskStore
 from harbour.oasis import UnsafeName, confined
 from harbour.schema import DownloadTopic, WorkTopic
-from harbour.tasks import DOWNLOADED, EMPTY, FAILED, Task
+from harbour.tasks import DOWNLOADED, EMPTY, FAILED, LEASE_EXPIRED, Task
 
 #: Seconds the rate figure in the status averages over.
 RATE_WINDOW = 10.0
@@ -131,25 +132,25 @@ class _BodyWriter(Protocol):
             self.done.errback(AttemptFailed(f"connection lost mid-body: {reason.getErrorMessage()}"))
 
 
-def _finish_file(path: Path) -> verdicts.Verdict:
+def _settle(temporary: Path, target: Path) -> verdicts.Verdict:
     """
-    In a thread: sync the file to disk and classify it.
+    In a thread: sync the downloaded file, classify it, and if it holds
+    data, rename it into place and sync the directory, so that a file under
+    a final name is always whole, even after a crash; else remove it.
     """
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-    return verdicts.classify(path)
-
-
-def _place(temporary: Path, target: Path) -> None:
-    """
-    In a thread: rename into place and sync the directory.
-    """
-    os.replace(temporary, target)
-    fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with open(temporary, "rb+") as f:
+        os.fdatasync(f.fileno())
+    verdict = verdicts.classify(temporary)
+    if verdict.kind == verdicts.DATA:
+        os.replace(temporary, target)
+        fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    else:
+        os.unlink(temporary)
+    return verdict
 
 
 def _existing(path: Path) -> tuple[verdicts.Verdict, int, str]:
@@ -163,13 +164,24 @@ def _existing(path: Path) -> tuple[verdicts.Verdict, int, str]:
     return verdicts.classify(path), path.stat().st_size, digest.hexdigest()
 
 
-def _remove_stale(target: Path) -> None:
+def _prepare(target: Path, temporary: Path, stale: bool):
     """
-    In a thread: remove temporary files of earlier attempts at C{target}
-    (their workers died: the task was free to be claimed).
+    In a thread: make the directory; remove the temporary files of earlier
+    attempts if their worker died (C{stale}); check a file already in
+    place; else open the temporary file.
+
+    @return: (verdict, size, sha256) of a complete file already in place,
+        or the opened temporary file.
     """
-    for stale in target.parent.glob(f".{target.name}.part-*"):
-        stale.unlink(missing_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if stale:
+        for path in target.parent.glob(f".{target.name}.part-*"):
+            path.unlink(missing_ok=True)
+    if target.exists():
+        found = _existing(target)
+        if found[0].kind == verdicts.DATA:
+            return found
+    return open(temporary, "wb")
 
 
 @implementer(IStatusSource)
@@ -200,13 +212,14 @@ class DownloadService(Service):
     _workers: dict = attr.ib(factory=dict, init=False)
     _waiting: list = attr.ib(factory=list, init=False)
     _in_flight: dict = attr.ib(factory=dict, init=False)
-    _samples: list = attr.ib(factory=list, init=False)
+    _per_second: dict = attr.ib(factory=dict, init=False)
     _last_success: dict = attr.ib(factory=dict, init=False)
     _finished: dict = attr.ib(factory=dict, init=False)
     _subscriptions: list = attr.ib(factory=list, init=False)
     _pool: HTTPConnectionPool | None = attr.ib(default=None, init=False)
     _client = attr.ib(default=None, init=False)
     _started: bool = attr.ib(default=False, init=False)
+    _threads: ThreadPool | None = attr.ib(default=None, init=False)
 
     @property
     def directory(self) -> Path:
@@ -222,6 +235,10 @@ class DownloadService(Service):
         and start the workers.
         """
         super().startService()
+        # Disk work (sync, verify, rename) of every worker at once: the
+        # reactor's shared pool would queue it behind other work.
+        self._threads = ThreadPool(minthreads=0, maxthreads=64, name="harbour-download")
+        self._threads.start()
         self._make_client()
         self._subscriptions = yield gatherResults([
             self.bus.subscribe("download", self._download_changed),
@@ -333,32 +350,40 @@ class DownloadService(Service):
         except UnsafeName as e:
             yield self._conclude(task, FAILED, error=str(e))
             return
-        pool = self.reactor.getThreadPool()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        yield deferToThreadPool(self.reactor, pool, _remove_stale, target)
-        if target.exists():
-            verdict, size, digest = yield deferToThreadPool(self.reactor, pool, _existing, target)
-            if verdict.kind == verdicts.DATA:
-                yield self._conclude(task, DOWNLOADED, size, digest)
-                return
         temporary = target.with_name(f".{target.name}.part-{self.rng.getrandbits(32):08x}")
+        # Only a worker that died leaves a temporary file behind; one that
+        # lives always removes its own.
+        prepared = yield self._in_thread(_prepare, target, temporary, task.last_error == LEASE_EXPIRED)
+        if isinstance(prepared, tuple):
+            verdict, size, digest = prepared
+            yield self._conclude(task, DOWNLOADED, size, digest)
+            return
         try:
-            received, digest, failure = yield self._fetch(task, temporary)
-            if failure is not None:
-                yield self._after_failure(task, failure)
-                return
-            verdict = yield deferToThreadPool(self.reactor, pool, _finish_file, temporary)
-            if verdict.kind == verdicts.DATA:
-                yield deferToThreadPool(self.reactor, pool, _place, temporary, target)
-                yield self._conclude(task, DOWNLOADED, received, digest)
-            elif verdict.kind == verdicts.EMPTY:
-                yield self._conclude(task, EMPTY, error=verdict.description)
-            elif verdict.kind == verdicts.BAD_REQUEST:
-                yield self._conclude(task, FAILED, error=verdict.description)
-            else:
-                yield self._retry(task, verdict.description, None)
-        finally:
+            with prepared as file:
+                received, digest, failure = yield self._fetch(task, file)
+        except BaseException:
             temporary.unlink(missing_ok=True)
+            raise
+        if failure is not None:
+            temporary.unlink(missing_ok=True)
+            yield self._after_failure(task, failure)
+            return
+        try:
+            verdict = yield self._in_thread(_settle, temporary, target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        if verdict.kind == verdicts.DATA:
+            yield self._conclude(task, DOWNLOADED, received, digest)
+        elif verdict.kind == verdicts.EMPTY:
+            yield self._conclude(task, EMPTY, error=verdict.description)
+        elif verdict.kind == verdicts.BAD_REQUEST:
+            yield self._conclude(task, FAILED, error=verdict.description)
+        else:
+            yield self._retry(task, verdict.description, None)
+
+    def _in_thread(self, f, *args) -> Deferred:
+        return deferToThreadPool(self.reactor, self._threads, f, *args)
 
     def _after_failure(self, task: Task, failure: Failure):
         if failure.check(PermanentFailure):
@@ -370,10 +395,10 @@ class DownloadService(Service):
         return self._retry(task, failure.getErrorMessage() or failure.type.__name__, None)
 
     @inlineCallbacks
-    def _fetch(self, task: Task, temporary: Path):
+    def _fetch(self, task: Task, file):
         """
         Request C{task.url} on its politeness slot and stream the answer
-        into C{temporary}.
+        into C{file}.
 
         @return: A Deferred firing with (bytes, sha256, failure or None).
         """
@@ -393,8 +418,7 @@ class DownloadService(Service):
                 yield slot
             if not self.running:
                 raise CancelledError()
-            with open(temporary, "wb") as file:
-                return (yield self._stream(task, file, flight))
+            return (yield self._stream(task, file, flight))
         except CancelledError:
             return 0, "", Failure()
         finally:
@@ -421,7 +445,7 @@ class DownloadService(Service):
 
         def progress(size: int) -> None:
             flight["bytes"] += size
-            self._samples.append((self.reactor.seconds(), size))
+            self._count_bytes(size)
             watchdog.reset(self.settings.idle_timeout)
             self._throttle(body, flight, started)
 
@@ -491,13 +515,19 @@ class DownloadService(Service):
             "bytes": size, "error": error,
         })
 
+    def _count_bytes(self, size: int) -> None:
+        second = int(self.reactor.seconds())
+        self._per_second[second] = self._per_second.get(second, 0) + size
+        if len(self._per_second) > RATE_WINDOW + 1:
+            for old in [s for s in self._per_second if s < second - RATE_WINDOW]:
+                del self._per_second[old]
+
     def bytes_per_second(self) -> float:
         """
         The download rate over the last few seconds.
         """
         horizon = self.reactor.seconds() - RATE_WINDOW
-        self._samples = [s for s in self._samples if s[0] >= horizon]
-        return sum(size for ignored, size in self._samples) / RATE_WINDOW
+        return sum(n for second, n in self._per_second.items() if second >= horizon) / RATE_WINDOW
 
     def status(self) -> dict:
         """
@@ -532,6 +562,8 @@ class DownloadService(Service):
             yield self.bus.unsubscribe(subscription)
         if self._pool is not None:
             yield self._pool.closeCachedConnections()
+        if self._threads is not None:
+            self._threads.stop()
 
 
 class _QuietFactory(_HTTP11ClientFactory):

@@ -21,6 +21,7 @@ in step (NTP).
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Iterable
 
 import attr
@@ -35,6 +36,8 @@ DOWNLOADING = "downloading"
 DOWNLOADED = "downloaded"
 EMPTY = "empty"
 FAILED = "failed"
+#: The C{last_error} of a task whose claim expired (its worker died).
+LEASE_EXPIRED = "lease expired"
 STATES = (PENDING, DOWNLOADING, DOWNLOADED, EMPTY, FAILED)
 FINAL_STATES = (DOWNLOADED, EMPTY, FAILED)
 
@@ -169,7 +172,8 @@ move(P, id, redis.call('HGET', key, 'report'), 'pending', 'downloading', popped[
 redis.call('HINCRBY', key, 'attempts', 1)
 redis.call('HSET', key, 'owner', owner, 'modified', now)
 redis.call('ZADD', P..'leases', now + lease, id)
-return redis.call('HGETALL', key)
+-- One JSON string: a reply of many bulk strings costs the client far more.
+return cjson.encode(redis.call('HGETALL', key))
 """
 
 RENEW = _MOVE + """
@@ -289,7 +293,7 @@ class RedisTaskStore:
         reply = yield self.redis.eval(
             CLAIM, [], [self.prefix, repr(self.clock.seconds()), repr(lease_seconds), owner]
         )
-        return Task.from_hash(_pairs(reply)) if reply else None
+        return Task.from_hash(_pairs(json.loads(reply))) if reply else None
 
     @inlineCallbacks
     def renew(self, task_id: str, owner: str, lease_seconds: float):
@@ -455,7 +459,7 @@ class MemoryTaskStore:
             del self._leases[identifier]
             task = self._tasks[identifier]
             if task.state == DOWNLOADING:
-                self._replace(task, state=PENDING, owner="", last_error="lease expired")
+                self._replace(task, state=PENDING, owner="", last_error=LEASE_EXPIRED)
         return succeed(len(expired))
 
     def counts(self):

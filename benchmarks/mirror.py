@@ -1,0 +1,208 @@
+"""
+Benchmarks of the mirror, each run in a fresh process so that its peak
+memory is its own:
+
+    python -m benchmarks.mirror refresh      # 100,000 tasks: new, then present
+    python -m benchmarks.mirror politeness   # slot use under a 0.2 s rule
+    python -m benchmarks.mirror files --count 2000 --size 100000 --concurrency 16
+
+Each prints one JSON object.  harbour here is its download service with
+its Redis task store and Redis politeness limiter, in one process with an
+embedded redis-server, as in C{twistd harbour}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import treq
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.task import deferLater, react
+
+from harbour.bus import Bus
+from harbour.download import DownloadService
+from harbour.oasis import report_urls
+from harbour.politeness import RedisLimiter
+from harbour.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
+from harbour.simulator import Faults, OasisSimulator
+from harbour.store import StoreService
+from harbour.tasks import RedisTaskStore
+
+
+async def redis_store(reactor, directory: Path):
+    """
+    @return: A started store on a private embedded redis-server.
+    """
+    store = StoreService.from_config(reactor, None, directory, "bench")
+    store.startService()
+    await store.when_ready()
+    return store
+
+
+def requests_for(base_url: str, reports: int, days: int):
+    """
+    @return: The requests of C{reports} daily reports over C{days} days.
+    """
+    manifest = ManifestTopic(base_url=base_url, start="2000-01-01",
+                             end=(datetime.date(2000, 1, 1) + datetime.timedelta(days=days - 1)).isoformat())
+    definitions = [ReportTopic(name=f"r{i}", queryname="PRC_LMP", kind="single_zip", market_run_id="DAM",
+                               resultformat="csv", params={"node": f"NODE{i}"}) for i in range(reports)]
+    return report_urls(manifest, definitions, datetime.date(2030, 1, 1))
+
+
+async def refresh(reactor, directory: Path) -> dict:
+    """
+    A refresh (manifest and creation) of 100,000 new tasks, then of the
+    same 100,000 already present.
+    """
+    store = await redis_store(reactor, directory)
+    try:
+        tasks = RedisTaskStore(store, reactor, store.prefix)
+        timings = {}
+        for label in ("new", "present"):
+            started = time.perf_counter()
+            created = await tasks.create(requests_for("http://oasis.invalid/oasisapi", 50, 2000))
+            timings[f"{label}_seconds"] = time.perf_counter() - started
+            timings[f"{label}_created"] = sum(created.values())
+        return timings
+    finally:
+        await store.stopService()
+
+
+async def run_downloads(reactor, directory: Path, base_url: str, requests, settings: DownloadTopic):
+    """
+    Create C{requests} as tasks and download them all.
+
+    @return: (seconds from the first claim to the last file, the service).
+    """
+    store = await redis_store(reactor, directory / "redis-data")
+    bus = Bus()
+    tasks = RedisTaskStore(store, reactor, store.prefix)
+    await tasks.create(requests)
+    service = DownloadService(reactor, tasks, RedisLimiter(store, reactor, store.prefix), bus,
+                              directory / "harbour", settings, WorkTopic(), poll_interval=0.5)
+    finished: Deferred = Deferred()
+    done = [0]
+
+    def count(event):
+        done[0] += 1
+        if done[0] == len(requests):
+            finished.callback(None)
+
+    await bus.subscribe("task.*", count)
+    started = time.perf_counter()
+    service.startService()
+    await finished
+    elapsed = time.perf_counter() - started
+    await service.stopService()
+    await store.stopService()
+    return elapsed, service
+
+
+async def politeness(reactor, directory: Path, interval: float = 0.2, latency: float = 0.1,
+                     count: int = 40) -> dict:
+    """
+    Under a rule of one request start per C{interval}, with C{latency} per
+    answer: harbour's request starts per allowed slot, and the same for a
+    sequential client that sleeps C{interval} after each answer.
+    """
+    simulator = OasisSimulator(reactor, min_interval=interval * 0.95, faults=Faults(latency=latency),
+                               last_day=datetime.date(2030, 1, 1), first_day=datetime.date(2000, 1, 1))
+    port = reactor.listenTCP(0, simulator.site(), interface="127.0.0.1")
+    base = f"http://127.0.0.1:{port.getHost().port}/oasisapi"
+    requests = requests_for(base, 1, count)
+
+    def slot_use(records) -> tuple[float, int]:
+        starts = [r[0] for r in records if r[3] != "throttled"]
+        allowed = 1 + (starts[-1] - starts[0]) / interval
+        return len(starts) / allowed, sum(1 for r in records if r[3] == "throttled")
+
+    settings = DownloadTopic(min_request_interval=interval, concurrency=4)
+    await run_downloads(reactor, directory, base, requests, settings)
+    harbour, throttled = slot_use(simulator.requests)
+    del simulator.requests[:]
+    for request in requests:
+        answer = await treq.get(request.url)
+        await treq.content(answer)
+        await deferLater(reactor, interval, lambda: None)
+    sequential, ignored = slot_use(simulator.requests)
+    await port.stopListening()
+    return {"harbour_slot_use": harbour, "sequential_slot_use": sequential, "harbour_throttled": throttled}
+
+
+def peak_rss_mb() -> float:
+    """
+    @return: This process's peak resident memory, in MB (C{VmHWM}: unlike
+        C{ru_maxrss}, it does not carry over the peak of the process that
+        forked this one).
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def files(reactor, directory: Path, count: int, size: int, concurrency: int) -> dict:
+    """
+    Download C{count} files of C{size} bytes from a local file server with
+    harbour, then with aria2c (C{-j16 -x1}) from the same URL list.
+    """
+    server = subprocess.Popen([sys.executable, "-m", "benchmarks.fileserver", "--size", str(size)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        base = server.stdout.readline().split()[-1].rstrip("/") + "/oasisapi"
+        requests = requests_for(base, 1, count)
+        settings = DownloadTopic(min_request_interval=0, concurrency=concurrency, max_bytes=2 * size + 10**6)
+        harbour, service = await run_downloads(reactor, directory, base, requests, settings)
+        result = {"harbour_seconds": harbour, "harbour_peak_rss_mb": peak_rss_mb(),
+                  "harbour_files": len(list((directory / "harbour").rglob("*.zip")))}
+        aria2c = shutil.which("aria2c")
+        if aria2c:
+            listing = directory / "urls.txt"
+            listing.write_text("".join(f"{r.url}\n  out={r.filename}\n" for r in requests))
+            started = time.perf_counter()
+            subprocess.run([aria2c, "-i", str(listing), "-j16", "-x1", "-d", str(directory / "aria2c"),
+                            "--quiet", "--allow-overwrite=true", "--auto-file-renaming=false"], check=True)
+            result["aria2c_seconds"] = time.perf_counter() - started
+        return result
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("benchmark", choices=["refresh", "politeness", "files"])
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    arguments = parser.parse_args()
+
+    async def run(reactor):
+        directory = Path(tempfile.mkdtemp(prefix="hb-bench-"))
+        try:
+            if arguments.benchmark == "refresh":
+                result = await refresh(reactor, directory)
+            elif arguments.benchmark == "politeness":
+                result = await politeness(reactor, directory)
+            else:
+                result = await files(reactor, directory, arguments.count, arguments.size, arguments.concurrency)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+        print(json.dumps(result), flush=True)
+
+    react(lambda reactor: ensureDeferred(run(reactor)))
+
+
+if __name__ == "__main__":
+    main()
