@@ -14,6 +14,7 @@ C{Retry-After}, until C{max_attempts}.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import random
@@ -132,25 +133,96 @@ class _BodyWriter(Protocol):
             self.done.errback(AttemptFailed(f"connection lost mid-body: {reason.getErrorMessage()}"))
 
 
-def _settle(temporary: Path, target: Path) -> verdicts.Verdict:
+def _verify(temporary: Path) -> verdicts.Verdict:
     """
-    In a thread: sync the downloaded file, classify it, and if it holds
-    data, rename it into place and sync the directory, so that a file under
-    a final name is always whole, even after a crash; else remove it.
+    In a thread: classify a downloaded file; remove it unless it holds data.
     """
-    with open(temporary, "rb+") as f:
-        os.fdatasync(f.fileno())
     verdict = verdicts.classify(temporary)
-    if verdict.kind == verdicts.DATA:
-        os.replace(temporary, target)
-        fd = os.open(target.parent, os.O_RDONLY)
+    if verdict.kind != verdicts.DATA:
+        os.unlink(temporary)
+    return verdict
+
+
+def _load_syncfs():
+    """
+    @return: Linux's C{syncfs(2)}, or L{None} where there is none.
+    """
+    try:
+        return ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+_SYNCFS = _load_syncfs()
+
+
+def _fsync_path(path: Path, data_only: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        (os.fdatasync if data_only else os.fsync)(fd)
+    finally:
+        os.close(fd)
+
+
+def _commit(moves: list[tuple[Path, Path]]) -> None:
+    """
+    In a thread: make verified files durable, rename them into place, and
+    make the renames durable, so that a file under a final name is always
+    whole, even after a crash.  One C{syncfs} covers the whole batch where
+    the system has it; each directory is synced once.
+    """
+    if _SYNCFS is not None:
+        fd = os.open(moves[0][0].parent, os.O_RDONLY)
         try:
-            os.fsync(fd)
+            if _SYNCFS(fd) != 0:
+                raise OSError(ctypes.get_errno(), "syncfs failed")
         finally:
             os.close(fd)
     else:
-        os.unlink(temporary)
-    return verdict
+        for temporary, ignored in moves:
+            _fsync_path(temporary, data_only=True)
+    for temporary, target in moves:
+        os.replace(temporary, target)
+    for directory in {target.parent for ignored, target in moves}:
+        _fsync_path(directory)
+
+
+class GroupCommit:
+    """
+    Commits verified downloads in batches: while one batch is being synced
+    and renamed, the next gathers, so the cost of a sync is shared by every
+    file that finished meanwhile.
+    """
+
+    def __init__(self, run_in_thread) -> None:
+        self._run = run_in_thread
+        self._queue: list[tuple[Path, Path, Deferred]] = []
+        self._busy = False
+
+    def commit(self, temporary: Path, target: Path) -> Deferred:
+        """
+        @return: A Deferred firing once C{temporary} is durably at C{target}.
+        """
+        d: Deferred = Deferred()
+        self._queue.append((temporary, target, d))
+        self._next()
+        return d
+
+    def _next(self) -> None:
+        if self._busy or not self._queue:
+            return
+        batch, self._queue = self._queue, []
+        self._busy = True
+        self._run(_commit, [(t, g) for t, g, ignored in batch]).addBoth(self._done, batch)
+
+    def _done(self, result, batch) -> None:
+        self._busy = False
+        for ignored, ignored_target, d in batch:
+            if isinstance(result, Failure):
+                d.errback(result)
+            else:
+                d.callback(None)
+        self._next()
 
 
 def _existing(path: Path) -> tuple[verdicts.Verdict, int, str]:
@@ -220,6 +292,7 @@ class DownloadService(Service):
     _client = attr.ib(default=None, init=False)
     _started: bool = attr.ib(default=False, init=False)
     _threads: ThreadPool | None = attr.ib(default=None, init=False)
+    _commits: GroupCommit | None = attr.ib(default=None, init=False)
 
     @property
     def directory(self) -> Path:
@@ -239,6 +312,7 @@ class DownloadService(Service):
         # reactor's shared pool would queue it behind other work.
         self._threads = ThreadPool(minthreads=0, maxthreads=64, name="harbour-download")
         self._threads.start()
+        self._commits = GroupCommit(self._in_thread)
         self._make_client()
         self._subscriptions = yield gatherResults([
             self.bus.subscribe("download", self._download_changed),
@@ -369,7 +443,9 @@ class DownloadService(Service):
             yield self._after_failure(task, failure)
             return
         try:
-            verdict = yield self._in_thread(_settle, temporary, target)
+            verdict = yield self._in_thread(_verify, temporary)
+            if verdict.kind == verdicts.DATA:
+                yield self._commits.commit(temporary, target)
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
