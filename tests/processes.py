@@ -114,3 +114,20 @@ def control_endpoint(directory: Path) -> str:
     The client endpoint of a harbour started by L{start_harbour}.
     """
     return f"unix:{directory / 'amp.sock'}"
+
+
+def save(path: Path, text: str) -> None:
+    """
+    Save a file as editors do: write a temporary file, rename it over.
+    """
+    temporary = path.with_name("." + path.name + ".tmp")
+    temporary.write_text(text)
+    os.rename(temporary, path)
+
+
+async def redis_started(daemon: WatchedProcess) -> int:
+    """
+    @return: The pid of the embedded redis-server C{daemon} started.
+    """
+    line = await daemon.wait_for(" ready on ")
+    return int(line.split("redis-server ")[1].split()[0])

@@ -18,7 +18,7 @@ from harbour.client import RemoteBus, connect
 from harbour.control import read_token
 from harbour.redisserver import process_alive
 from harbour.test.helpers import short_directory
-from tests.processes import PATIENCE, control_endpoint, program, spawn, start_harbour
+from tests.processes import PATIENCE, control_endpoint, program, redis_started, save, spawn, start_harbour
 
 
 class DaemonTests(TestCase):
@@ -37,27 +37,17 @@ class DaemonTests(TestCase):
         self.write("work.toml", "[work]\nmax_attempts = 3\n")
         self.daemon = start_harbour(reactor, self.directory)
         self.addCleanup(self.stop_daemon)
-        self.redis_pid = await self.redis_started(self.daemon)
+        self.redis_pid = await redis_started(self.daemon)
         await self.daemon.wait_for("store ready")
         await self.daemon.wait_for("control port listening")
         self.client = await connect(reactor, control_endpoint(self.directory), self.token())
         self.addCleanup(self.client.transport.loseConnection)
 
-    async def redis_started(self, daemon) -> int:
-        """
-        @return: The pid of the embedded redis-server the daemon started.
-        """
-        line = await daemon.wait_for(" ready on ")
-        return int(line.split("redis-server ")[1].split()[0])
-
     def token(self) -> str:
         return read_token(self.directory / "data" / "amp.token")
 
     def write(self, name: str, text: str) -> None:
-        path = self.directory / "config" / name
-        temporary = path.with_name("." + name + ".tmp")
-        temporary.write_text(text)
-        os.rename(temporary, path)
+        save(self.directory / "config" / name, text)
 
     async def stop_daemon(self) -> None:
         if not self.daemon.ended.called:

@@ -22,7 +22,7 @@ from harbour.control import read_token
 from harbour.redisserver import process_alive
 from harbour.simulator import Faults, OasisSimulator
 from harbour.test.helpers import short_directory
-from tests.processes import PATIENCE, control_endpoint, start_harbour
+from tests.processes import control_endpoint, redis_started, save, start_harbour
 
 FINAL = ("downloaded", "empty", "failed")
 
@@ -59,15 +59,11 @@ class Mirror:
         testcase.addCleanup(self.stop)
 
     def write(self, name: str, text: str) -> None:
-        path = self.directory / "config" / name
-        temporary = path.with_name("." + name + ".tmp")
-        temporary.write_text(text)
-        os.rename(temporary, path)
+        save(self.directory / "config" / name, text)
 
     async def start(self) -> None:
         self.daemon = start_harbour(self.reactor, self.directory)
-        line = await self.daemon.wait_for(" ready on ")
-        self.redis_pid = int(line.split("redis-server ")[1].split()[0])
+        self.redis_pid = await redis_started(self.daemon)
         await self.daemon.wait_for("store ready")
         await self.daemon.wait_for("control port listening")
         token = read_token(self.directory / "data" / "amp.token")

@@ -97,3 +97,21 @@ def short_directory(testcase) -> Path:
     path = Path(tempfile.mkdtemp(prefix="hb-"))
     testcase.addCleanup(shutil.rmtree, path, True)
     return path
+
+
+async def private_redis(testcase):
+    """
+    Start a store on a private embedded redis-server for one test, stopped
+    after it.
+
+    @return: The started L{StoreService} (its keys under C{t:}).
+    """
+    from twisted.internet import reactor
+
+    from harbour.store import StoreService
+
+    store = StoreService.from_config(reactor, None, short_directory(testcase), "t")
+    store.startService()
+    testcase.addCleanup(store.stopService)
+    await store.when_ready()
+    return store

@@ -11,8 +11,7 @@ from zope.interface.verify import verifyObject
 
 from harbour.interfaces import ILimiter
 from harbour.politeness import MemoryLimiter, RedisLimiter
-from harbour.store import StoreService
-from harbour.test.helpers import short_directory
+from harbour.test.helpers import private_redis
 
 
 class LimiterBehaviourMixin:
@@ -78,15 +77,9 @@ class RedisLimiterTests(LimiterBehaviourMixin, TestCase):
     """
 
     async def setUp(self) -> None:
-        from twisted.internet import reactor
-
         self.clock = Clock()
         self.clock.advance(1000)
-        redis = StoreService.from_config(reactor, None, short_directory(self), "t")
-        redis.startService()
-        self.addCleanup(redis.stopService)
-        await redis.when_ready()
-        self.redis = redis
+        self.redis = redis = await private_redis(self)
         self.limiter = RedisLimiter(redis, self.clock, redis.prefix)
 
     async def test_sharedBetweenWorkers(self) -> None:

@@ -14,7 +14,6 @@ from zope.interface.verify import verifyObject
 
 from harbour.interfaces import ITaskStore
 from harbour.oasis import ReportURL
-from harbour.store import StoreService
 from harbour.tasks import (
     DOWNLOADED,
     DOWNLOADING,
@@ -25,7 +24,7 @@ from harbour.tasks import (
     RedisTaskStore,
     task_id,
 )
-from harbour.test.helpers import short_directory
+from harbour.test.helpers import private_redis
 
 UTC = datetime.timezone.utc
 
@@ -198,12 +197,7 @@ class RedisTaskStoreTests(TaskStoreBehaviourMixin, TestCase):
     """
 
     async def setUp(self) -> None:
-        from twisted.internet import reactor
-
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
-        redis = StoreService.from_config(reactor, None, short_directory(self), "t")
-        redis.startService()
-        self.addCleanup(redis.stopService)
-        await redis.when_ready()
+        redis = await private_redis(self)
         self.store = RedisTaskStore(redis, self.clock, redis.prefix)
