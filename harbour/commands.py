@@ -113,6 +113,47 @@ class Refresh(HarbourCommand):
     response = [(b"created", amp.Integer())]
 
 
+class Pause(HarbourCommand):
+    """
+    Pause one service (C{download}: claim nothing new; C{work}: refresh
+    nothing), or every pausable service if C{service} is not given.
+    """
+
+    arguments = [(b"service", amp.Unicode(optional=True))]
+    response = [(b"services", amp.Unicode())]
+
+
+class Resume(Pause):
+    """
+    Resume what L{Pause} paused.
+    """
+
+
+class ListTasks(HarbourCommand):
+    """
+    A page of the tasks in C{state} (of C{report}, if given), newest window
+    first: C{tasks} is a JSON list, C{total} counts them all.
+    """
+
+    arguments = [
+        (b"state", amp.Unicode()),
+        (b"report", amp.Unicode(optional=True)),
+        (b"offset", amp.Integer()),
+        (b"limit", amp.Integer()),
+    ]
+    response = [(b"tasks", amp.Unicode()), (b"total", amp.Integer())]
+
+
+class Retry(HarbourCommand):
+    """
+    Put the tasks in C{state} (default C{failed}) of C{report} (or of all
+    reports) back to C{pending}, with no attempts used.
+    """
+
+    arguments = [(b"state", amp.Unicode(optional=True)), (b"report", amp.Unicode(optional=True))]
+    response = [(b"count", amp.Integer())]
+
+
 #: The most entries one page of a listing may ask for.
 MAX_PAGE = 500
 

@@ -33,7 +33,8 @@ from zope.interface import implementer
 from harbour import commands
 from harbour.bus import Bus, Event, Outbox, validate_pattern
 from harbour.errors import BadRequest, ConfigurationError, Unauthorized
-from harbour.interfaces import IConfigSource, IManifest, IStatusSource
+from harbour.interfaces import IConfigSource, IManifest, IStatusSource, ITaskStore
+from harbour.tasks import FAILED, check_state
 
 #: Events held for one remote subscriber that is not reading.
 REMOTE_QUEUE_LIMIT = 10_000
@@ -230,9 +231,7 @@ class ControlProtocol(amp.AMP):
         """
         Refresh the task store from the manifest now.
         """
-        if self._service.work is None:
-            raise BadRequest("this harbour has no work service")
-        return {"created": (yield self._service.work.refresh())}
+        return {"created": (yield self._service.require("work").refresh())}
 
     @commands.Reports.responder
     def reports(self, offset: int, limit: int) -> dict:
@@ -240,11 +239,66 @@ class ControlProtocol(amp.AMP):
         One page of the manifest.
         """
         check_page(offset, limit)
-        if self._service.manifest is None:
-            raise BadRequest("this harbour has no manifest service")
-        urls = self._service.manifest.reports()
+        urls = self._service.require("manifest").reports()
         text, ignored = commands.json_page(u.to_json() for u in urls[offset:offset + limit])
         return {"urls": text, "total": len(urls)}
+
+    @commands.Pause.responder
+    def pause(self, service: str | None = None) -> dict:
+        """
+        Pause one pausable service, or all of them.
+        """
+        return self._switch(service, "pause")
+
+    @commands.Resume.responder
+    def resume(self, service: str | None = None) -> dict:
+        """
+        Resume one pausable service, or all of them.
+        """
+        return self._switch(service, "resume")
+
+    def _switch(self, service: str | None, verb: str) -> dict:
+        chosen = self._service.pausable_named(service)
+        for pausable in chosen.values():
+            getattr(pausable, verb)()
+        self.log.info("{verb}d {services} for {peer}", verb=verb, services=sorted(chosen),
+                      peer=self._peer, service="amp")
+        return {"services": json.dumps(sorted(chosen))}
+
+    @commands.ListTasks.responder
+    @inlineCallbacks
+    def list_tasks(self, state: str, offset: int, limit: int, report: str | None = None):
+        """
+        A page of tasks.
+        """
+        check_page(offset, limit)
+        check_name(report, "report")
+        tasks = self._service.require("tasks")
+        try:
+            check_state(state)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        found, total = yield tasks.tasks(state, report, offset, limit)
+        text, ignored = commands.json_page(t.to_json() for t in found)
+        return {"tasks": text, "total": total}
+
+    @commands.Retry.responder
+    @inlineCallbacks
+    def retry(self, state: str | None = None, report: str | None = None):
+        """
+        Revive failed (or empty) tasks.
+        """
+        check_name(report, "report")
+        tasks = self._service.require("tasks")
+        try:
+            count = yield tasks.retry(state or FAILED, report)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        if count:
+            work = self._service.work
+            if work is not None:
+                yield self._service.bus.publish("task.created", {"report": report or "*", "count": count})
+        return {"count": count}
 
     @commands.Reload.responder
     @inlineCallbacks
@@ -254,6 +308,18 @@ class ControlProtocol(amp.AMP):
         """
         topics, errors = yield self._service.config.reload()
         return {"topics": json.dumps(topics), "errors": json.dumps(errors)}
+
+
+#: The longest report or service name an argument may carry.
+MAX_NAME = 200
+
+
+def check_name(value: str | None, what: str) -> None:
+    """
+    @raise BadRequest: if C{value} is too long to be a name.
+    """
+    if value is not None and len(value) > MAX_NAME:
+        raise BadRequest(f"{what} name longer than {MAX_NAME} characters")
 
 
 def check_page(offset: int, limit: int) -> None:
@@ -286,6 +352,8 @@ class ControlService(Service):
     status_document: Callable[[], dict] = attr.ib()
     manifest: IManifest | None = attr.ib(default=None)
     work = attr.ib(default=None)
+    tasks: ITaskStore | None = attr.ib(default=None)
+    pausable: dict = attr.ib(factory=dict)
     queue_limit: int = attr.ib(default=REMOTE_QUEUE_LIMIT)
     _port: IListeningPort | None = attr.ib(default=None, init=False)
     connections: set = attr.ib(factory=set, init=False)
@@ -327,6 +395,29 @@ class ControlService(Service):
         @return: The address actually listened on (the port when C{tcp:0}).
         """
         return self._port.getHost()
+
+    def require(self, name: str):
+        """
+        @return: The part called C{name} (such as C{tasks}).
+        @raise BadRequest: if this harbour has none.
+        """
+        part = getattr(self, name)
+        if part is None:
+            raise BadRequest(f"this harbour has no {name} service")
+        return part
+
+    def pausable_named(self, service: str | None) -> dict:
+        """
+        @return: The pausable service called C{service}, or all of them.
+        @raise BadRequest: for a name that is not one of them.
+        """
+        if service is None:
+            return dict(self.pausable)
+        check_name(service, "service")
+        if service not in self.pausable:
+            known = ", ".join(sorted(self.pausable)) or "none"
+            raise BadRequest(f"cannot pause or resume {service!r}: pausable services are {known}")
+        return {service: self.pausable[service]}
 
     def backlog(self) -> int:
         """

@@ -18,7 +18,10 @@ from typing import TextIO
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.error import ConnectError, ConnectionLost, ConnectionDone
-from twisted.internet.task import react
+from twisted.internet.task import deferLater, react
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 from twisted.protocols.amp import TooLong
 
 from harbour import commands
@@ -27,6 +30,7 @@ from harbour.control import read_token
 from harbour.errors import BadRequest, ConfigurationError, HarbourError, Unauthorized
 from harbour.oasis import market_today, report_urls
 from harbour.schema import load_directory
+from harbour.tasks import FINAL_STATES, STATES
 
 OK, FAILED, USAGE, UNREACHABLE = 0, 1, 2, 3
 
@@ -59,6 +63,24 @@ def parser() -> argparse.ArgumentParser:
     subscribe.add_argument("topics", nargs="+", metavar="TOPIC", help="a topic or prefix*")
 
     sub.add_parser("reload", help="re-read the configuration directory now")
+    sub.add_parser("refresh", help="create the tasks the manifest has and the store lacks, now")
+    for verb in ("pause", "resume"):
+        command = sub.add_parser(verb, help=f"{verb} a service (download or work), or all")
+        command.add_argument("service", nargs="?")
+
+    tasks = sub.add_parser("tasks", help="list tasks by state")
+    tasks.add_argument("--state", default="failed", help="pending, downloading, downloaded, empty, failed")
+    tasks.add_argument("--report")
+    tasks.add_argument("--limit", type=int, default=50)
+    tasks.add_argument("--offset", type=int, default=0)
+    tasks.add_argument("--json", action="store_true", help="print the raw JSON list")
+
+    retry = sub.add_parser("retry", help="put failed (or empty) tasks back to pending")
+    retry.add_argument("--state", default="failed")
+    retry.add_argument("--report")
+
+    watch = sub.add_parser("watch", help="live progress bars per report until Ctrl-C")
+    watch.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
 
     manifest = sub.add_parser("manifest", help="print every report URL of a configuration, offline")
     manifest.add_argument("--config-dir", type=Path, default=Path("config"))
@@ -133,7 +155,7 @@ def run_remote(reactor, args: argparse.Namespace, out: TextIO):
         print(f"harbourctl: {args.command} failed: {e}", file=sys.stderr)
         return FAILED
     finally:
-        if protocol.transport.connected:
+        if protocol.transport is not None and protocol.transport.connected:
             protocol.transport.loseConnection()
 
 
@@ -143,13 +165,100 @@ def _status(reactor, protocol, args, out):
     document = json.loads(answer["status"])
     if args.json:
         print(json.dumps(document, indent=2, sort_keys=True), file=out)
-    else:
-        print(f"harbour {document['harbour']}  pid {document['pid']}  "
-              f"up {document['uptime']:.0f}s", file=out)
-        for name, state in document["services"].items():
-            summary = ", ".join(f"{k}={v}" for k, v in state.items() if not isinstance(v, (dict, list)))
-            print(f"  {name:<10} {summary}", file=out)
+        return OK
+    services = document["services"]
+    print(f"harbour {document['harbour']}  pid {document['pid']}  up {document['uptime']:.0f}s", file=out)
+    download = services.get("download", {})
+    if download:
+        state = "paused" if download.get("paused") else "running"
+        print(f"download {state}, {len(download.get('in_flight', []))} in flight, "
+              f"{download.get('bytes_per_second', 0):,} B/s", file=out)
+    store = services.get("store", {})
+    if store:
+        print(f"redis {store.get('redis')} ({'connected' if store.get('connected') else 'NOT connected'})",
+              file=out)
+    errors = services.get("config", {}).get("errors") or []
+    for error in errors:
+        print(f"config error: {error}", file=out)
+    counts = services.get("work", {}).get("tasks", {})
+    if isinstance(counts, dict) and counts and "error" not in counts:
+        table = Table("report", *STATES, "total", box=None)
+        for report, states in sorted(counts.items()):
+            table.add_row(report, *(str(states.get(s, 0)) for s in STATES), str(sum(states.values())))
+        Console(file=out, width=120).print(table)
     return OK
+
+
+@inlineCallbacks
+def _tasks(reactor, protocol, args, out):
+    answer = yield protocol.callRemote(
+        commands.ListTasks, state=args.state, report=args.report, offset=args.offset, limit=args.limit
+    )
+    found = json.loads(answer["tasks"])
+    if args.json:
+        print(json.dumps(found, indent=2), file=out)
+        return OK
+    table = Table("id", "report", "file", "attempts", "last error", box=None)
+    for task in found:
+        table.add_row(task["id"], task["report"], task["filename"], str(task["attempts"]), task["last_error"])
+    Console(file=out, width=160).print(table)
+    print(f"{len(found)} of {answer['total']} {args.state} tasks", file=out)
+    return OK
+
+
+@inlineCallbacks
+def _retry(reactor, protocol, args, out):
+    answer = yield protocol.callRemote(commands.Retry, state=args.state, report=args.report)
+    print(f"{answer['count']} tasks back to pending", file=out)
+    return OK
+
+
+@inlineCallbacks
+def _refresh(reactor, protocol, args, out):
+    answer = yield protocol.callRemote(commands.Refresh)
+    print(f"{answer['created']} new tasks", file=out)
+    return OK
+
+
+def _pauser(command, verb: str):
+    @inlineCallbacks
+    def run(reactor, protocol, args, out):
+        answer = yield protocol.callRemote(command, service=args.service)
+        print(f"{verb}: {', '.join(json.loads(answer['services']))}", file=out)
+        return OK
+
+    return run
+
+
+@inlineCallbacks
+def _watch(reactor, protocol, args, out):
+    """
+    Draw a progress bar per report from C{Status}, until Ctrl-C.
+    """
+    progress = Progress(
+        TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+        console=Console(file=out), auto_refresh=False, transient=False,
+    )
+    bars: dict[str, object] = {}
+    # Ctrl-C stops the reactor: leave the bars drawn as they were.
+    reactor.addSystemEventTrigger("before", "shutdown", progress.stop)
+    progress.start()
+    while True:
+        answer = yield protocol.callRemote(commands.Status)
+        services = json.loads(answer["status"])["services"]
+        rate = f"{services.get('download', {}).get('bytes_per_second', 0) / 1e6:.2f} MB/s"
+        counts = services.get("work", {}).get("tasks", {})
+        for report, states in sorted(counts.items()) if isinstance(counts, dict) else []:
+            if not isinstance(states, dict):
+                continue
+            total = sum(states.values())
+            finished = sum(states.get(s, 0) for s in FINAL_STATES)
+            if report not in bars:
+                bars[report] = progress.add_task(report, total=total, rate=rate)
+            progress.update(bars[report], total=total, completed=finished, rate=rate)
+        progress.refresh()
+        yield deferLater(reactor, args.interval, lambda: None)
 
 
 @inlineCallbacks
@@ -191,7 +300,11 @@ def _reload(reactor, protocol, args, out):
     return OK
 
 
-_COMMANDS = {"status": _status, "publish": _publish, "subscribe": _subscribe, "reload": _reload}
+_COMMANDS = {
+    "status": _status, "publish": _publish, "subscribe": _subscribe, "reload": _reload,
+    "tasks": _tasks, "retry": _retry, "refresh": _refresh, "watch": _watch,
+    "pause": _pauser(commands.Pause, "paused"), "resume": _pauser(commands.Resume, "resumed"),
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -206,8 +319,15 @@ def main(argv: list[str] | None = None) -> None:
 
     @inlineCallbacks
     def _main(reactor):
-        code = yield run_remote(reactor, args, sys.stdout)
-        if code:
+        interrupted: list = []
+        reactor.addSystemEventTrigger("before", "shutdown", interrupted.append, True)
+        try:
+            code = yield run_remote(reactor, args, sys.stdout)
+        except Exception:
+            if interrupted:
+                return  # Ctrl-C: whatever was under way, stopping is success
+            raise
+        if code and not interrupted:
             raise SystemExit(code)
 
     react(_main)

@@ -40,7 +40,7 @@ from zope.interface import implementer
 
 from harbour import classify as verdicts
 from harbour.errors import StoreUnavailable
-from harbour.interfaces import IBus, ILimiter, IStatusSource, ITaskStore
+from harbour.interfaces import IBus, ILimiter, IPausable, IStatusSource, ITaskStore
 from harbour.oasis import UnsafeName, confined
 from harbour.schema import DownloadTopic, WorkTopic
 from harbour.tasks import DOWNLOADED, EMPTY, FAILED, LEASE_EXPIRED, Task
@@ -256,7 +256,7 @@ def _prepare(target: Path, temporary: Path, stale: bool):
     return open(temporary, "wb")
 
 
-@implementer(IStatusSource)
+@implementer(IStatusSource, IPausable)
 @attr.s(eq=False)
 class DownloadService(Service):
     """

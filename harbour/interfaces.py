@@ -109,6 +109,24 @@ class IManifest(Interface):
         """
 
 
+class IPausable(Interface):
+    """
+    A service an operator can pause and resume (C{harbourctl pause}).
+    """
+
+    paused = Attribute("Whether it is paused (C{bool}).")
+
+    def pause() -> None:
+        """
+        Start no new work; work under way finishes.
+        """
+
+    def resume() -> None:
+        """
+        Work again.
+        """
+
+
 class IRedis(Interface):
     """
     A Redis connection that fails commands instead of hanging.

@@ -165,6 +165,7 @@ def build(reactor, options: Options) -> HarbourService:
     control = ControlService.from_config(
         reactor, options["amp"], Path(options["token-file"]),
         bus=bus, config=config, status_document=root.status, manifest=manifest, work=work,
+        tasks=tasks, pausable={"work": work, "download": download},
     )
     children += [("store", store), ("bus", bus), ("manifest", manifest), ("work", work),
                  ("download", download), ("config", config), ("amp", control)]
@@ -176,14 +177,22 @@ def build(reactor, options: Options) -> HarbourService:
     return root
 
 
+#: Where C{--demo} serves its simulator.  A fixed port keeps the report
+#: URLs, and so the task ids, the same from one demo run to the next.
+DEMO_SIMULATOR = "tcp:7751:interface=127.0.0.1"
+
+
 def demo_simulator(reactor) -> SimulatorService:
     """
     The in-process OASIS simulator of C{--demo}: listening on a loopback
     port at once, so that its URL can be the configuration's default.
     """
     simulator = OasisSimulator(reactor, seed=1, nodes=12, min_interval=0.0)
-    service = SimulatorService(reactor, "tcp:0:interface=127.0.0.1", simulator)
-    service.privilegedStartService()
+    service = SimulatorService(reactor, DEMO_SIMULATOR, simulator)
+    try:
+        service.privilegedStartService()
+    except Exception as e:
+        raise ConfigurationError(f"--demo cannot serve its simulator on {DEMO_SIMULATOR}: {e}") from None
     return service
 
 

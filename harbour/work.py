@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from harbour.errors import StoreUnavailable
-from harbour.interfaces import IBus, IManifest, IStatusSource, ITaskStore
+from harbour.interfaces import IBus, IManifest, IPausable, IStatusSource, ITaskStore
 from harbour.schema import WorkTopic
 from harbour.tasks import DOWNLOADED, EMPTY, FAILED
 
@@ -34,7 +34,7 @@ PROGRESS_INTERVAL = 5.0
 MAX_RETRY_DELAY = 30.0
 
 
-@implementer(IStatusSource)
+@implementer(IStatusSource, IPausable)
 @attr.s(eq=False)
 class WorkService(Service):
     """
@@ -50,6 +50,7 @@ class WorkService(Service):
     settings: WorkTopic = attr.ib(factory=WorkTopic)
     progress_interval: float = attr.ib(default=PROGRESS_INTERVAL)
     ready = attr.ib(default=lambda: succeed(None))
+    paused: bool = attr.ib(default=False)
     _running_refresh: Deferred | None = attr.ib(default=None, init=False)
     _again: bool = attr.ib(default=False, init=False)
     _waiting: list = attr.ib(factory=list, init=False)
@@ -98,10 +99,25 @@ class WorkService(Service):
         if changed and self._timers:
             self._start_timers()
 
+    def pause(self) -> None:
+        """
+        See L{IPausable.pause}: refresh nothing until resumed.
+        """
+        self.paused = True
+
+    def resume(self) -> None:
+        """
+        See L{IPausable.resume}: refresh, and go on refreshing.
+        """
+        self.paused = False
+        self.schedule()
+
     def schedule(self) -> None:
         """
         Refresh soon, once, however many times this is called meanwhile.
         """
+        if self.paused:
+            return
         if not self._timers:
             return  # the store is not ready: start-up refreshes then
         if self._scheduled is None or not self._scheduled.active():
@@ -210,7 +226,7 @@ class WorkService(Service):
             counts = yield self.store.counts()
         except StoreUnavailable as e:
             counts = {"error": str(e)}
-        return {"tasks": counts, "last_refresh": self._last_refresh,
+        return {"tasks": counts, "last_refresh": self._last_refresh, "paused": self.paused,
                 "refresh_interval": self.settings.refresh_interval}
 
     @inlineCallbacks

@@ -123,8 +123,9 @@ class DaemonTests(TestCase):
 
     async def test_harbourctl(self) -> None:
         """
-        C{harbourctl} talks to the daemon: status, publish, reload; a wrong
-        token exits 3.
+        C{harbourctl} talks to the daemon: every subcommand exits 0 when it
+        works, 1 when the daemon refuses, 2 for a usage error, and 3 for a
+        wrong token; C{watch} exits 0 on Ctrl-C.
         """
         ctl = [program("harbourctl"), "--connect", control_endpoint(self.directory),
                "--token-file", str(self.directory / "data" / "amp.token")]
@@ -136,6 +137,16 @@ class DaemonTests(TestCase):
         self.assertIn("delivered to 0", publish.output())
         reload = spawn(self.reactor, ctl + ["reload"], self.directory)
         self.assertEqual(await reload.ended, 0, reload.output())
+        for args, code in [(["refresh"], 0), (["pause", "download"], 0), (["resume"], 0),
+                           (["tasks", "--state", "pending"], 0), (["tasks", "--state", "bogus"], 1),
+                           (["retry"], 0), (["pause", "bus"], 1), (["tasks", "--limit", "x"], 2)]:
+            run = spawn(self.reactor, ctl + args, self.directory)
+            self.assertEqual(await run.ended, code, f"{args}: {run.output()}")
+        after = len(self.daemon.lines)
+        watch = spawn(self.reactor, ctl + ["watch"], self.directory)
+        await self.daemon.wait_for("connection established", after=after)
+        watch.signal("INT")
+        self.assertEqual(await watch.ended, 0, watch.output())
         bad = self.directory / "bad.token"
         bad.write_text("nope\n")
         refused = spawn(self.reactor, ctl[:3] + ["--token-file", str(bad), "status"], self.directory)

@@ -281,3 +281,100 @@ class LoopbackTests(TestCase):
                                RecordingConfig(), dict)
         error = self.assertRaises(ConfigurationError, other.privilegedStartService)
         self.assertIn("cannot listen", str(error))
+
+
+class OperatorCommandTests(SynchronousTestCase):
+    """
+    C{Refresh}, C{Pause}/C{Resume}, C{ListTasks} and C{Retry}, and their
+    refusals of bad arguments.
+    """
+
+    def setUp(self) -> None:
+        import datetime
+
+        from twisted.internet.defer import succeed
+        from twisted.internet.task import Clock
+
+        from harbour.oasis import ReportURL
+        from harbour.tasks import MemoryTaskStore
+
+        class Pausable:
+            paused = False
+
+            def pause(self):
+                self.paused = True
+
+            def resume(self):
+                self.paused = False
+
+        class Work(Pausable):
+            def refresh(self):
+                return succeed(3)
+
+        self.clock = Clock()
+        self.tasks = MemoryTaskStore(self.clock)
+        start = datetime.datetime(2025, 1, 1, 8, tzinfo=datetime.timezone.utc)
+        self.tasks.create([ReportURL(f"http://o/{i}", f"r/{i}.zip", "r", start + datetime.timedelta(days=i),
+                                     start + datetime.timedelta(days=i + 1)) for i in range(3)])
+        self.work, self.download = Work(), Pausable()
+        service = control_service(tasks=self.tasks, work=self.work,
+                                  pausable={"work": self.work, "download": self.download})
+        self.client, self.server, self.pump = connected(service)
+        self.call(commands.Authenticate, token=TOKEN)
+
+    def call(self, command, **kwargs):
+        return call(self.client, self.pump, command, **kwargs)
+
+    def test_refresh(self) -> None:
+        """
+        C{Refresh} answers how many tasks the work service created.
+        """
+        self.assertEqual(self.successResultOf(self.call(commands.Refresh)), {"created": 3})
+
+    def test_pauseResume(self) -> None:
+        """
+        One service or all of them pause and resume; an unknown one is
+        refused with the names of those that can.
+        """
+        answer = self.successResultOf(self.call(commands.Pause, service="download"))
+        self.assertEqual(json.loads(answer["services"]), ["download"])
+        self.assertEqual((self.download.paused, self.work.paused), (True, False))
+        self.successResultOf(self.call(commands.Resume))
+        self.assertEqual((self.download.paused, self.work.paused), (False, False))
+        failure = self.failureResultOf(self.call(commands.Pause, service="bus"), BadRequest)
+        self.assertIn("download, work", str(failure.value))
+
+    def test_listTasks(self) -> None:
+        """
+        C{ListTasks} pages the tasks of a state, newest first.
+        """
+        answer = self.successResultOf(self.call(commands.ListTasks, state="pending", offset=0, limit=2))
+        self.assertEqual(answer["total"], 3)
+        self.assertEqual([t["filename"] for t in json.loads(answer["tasks"])], ["r/2.zip", "r/1.zip"])
+
+    def test_listTasksBadArguments(self) -> None:
+        """
+        Unknown states, negative offsets, limits over 500 and oversized
+        names get C{BAD_REQUEST} with a clear description, and the
+        connection stays usable.
+        """
+        for kwargs, text in [
+            (dict(state="done", offset=0, limit=1), "unknown state 'done'"),
+            (dict(state="pending", offset=-1, limit=1), "offset must be 0 or more"),
+            (dict(state="pending", offset=0, limit=501), "limit must be between 1 and 500"),
+            (dict(state="pending", offset=0, limit=1, report="r" * 300), "longer than 200"),
+        ]:
+            failure = self.failureResultOf(self.call(commands.ListTasks, **kwargs), BadRequest)
+            self.assertIn(text, str(failure.value))
+        self.successResultOf(self.call(commands.Status))
+
+    def test_retry(self) -> None:
+        """
+        C{Retry} revives failed tasks; a state that cannot be retried is
+        refused.
+        """
+        task = self.successResultOf(self.tasks.claim("w", 60))
+        self.tasks.finish(task.id, "w", "failed", error="1005")
+        self.assertEqual(self.successResultOf(self.call(commands.Retry)), {"count": 1})
+        failure = self.failureResultOf(self.call(commands.Retry, state="pending"), BadRequest)
+        self.assertIn("unknown state 'pending'", str(failure.value))
