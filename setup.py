@@ -24,7 +24,7 @@ setup(
         "harbour.test": ["samples/*"],
     },
     install_requires=[
-        "twisted>=24.7",
+        "twisted[tls]>=24.7",
         "treq>=24.9",
         "txredisapi>=1.6",
         "attrs>=23.1",

@@ -208,3 +208,43 @@ class StartupErrorTests(TestCase):
         await daemon.ended
         self.assertIn("harbour cannot run", daemon.output())
         self.assertIn("use a shorter --data-dir", daemon.output())
+
+
+class TLSDaemonTests(TestCase):
+    """
+    The daemon's control port over TLS, reached by C{harbourctl}.
+    """
+
+    timeout = 60
+
+    async def test_harbourctlOverTLS(self) -> None:
+        """
+        C{twistd harbour --amp ssl:...} serves C{harbourctl --connect ssl:...};
+        a plain TCP client on the same port gets nothing.
+        """
+        import re
+
+        from twisted.internet import reactor
+
+        from harbour.test.helpers import self_signed
+
+        directory = short_directory(self)
+        (directory / "config").mkdir()
+        cert, key = self_signed(directory / "cas")
+        daemon = spawn(reactor, [program("twistd"), "--nodaemon", "--pidfile=", "harbour",
+                                 "--config-dir", str(directory / "config"), "--data-dir", str(directory / "data"),
+                                 "--amp", f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"],
+                       directory)
+        self.addCleanup(lambda: daemon.ended.called or (daemon.signal("TERM"), daemon.ended)[1])
+        line = await daemon.wait_for("control port listening")
+        port = int(re.search(r"port=(\d+)", line).group(1))
+        await daemon.wait_for("store ready")
+        token = ["--token-file", str(directory / "data" / "amp.token")]
+        status = spawn(reactor, [program("harbourctl"), "--connect",
+                                 f"ssl:host=127.0.0.1:port={port}:caCertsDir={directory / 'cas'}", *token,
+                                 "status"], directory)
+        self.assertEqual(await status.ended, 0, status.output())
+        self.assertIn("harbour", status.output())
+        plain = spawn(reactor, [program("harbourctl"), "--connect", f"tcp:127.0.0.1:{port}", *token,
+                                "status"], directory)
+        self.assertNotEqual(await plain.ended, 0)

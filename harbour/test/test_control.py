@@ -378,3 +378,51 @@ class OperatorCommandTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(self.call(commands.Retry)), {"count": 1})
         failure = self.failureResultOf(self.call(commands.Retry, state="pending"), BadRequest)
         self.assertIn("unknown state 'pending'", str(failure.value))
+
+
+class TLSTests(TestCase):
+    """
+    The control port over TLS, with a certificate made for the test.
+    """
+
+    def setUp(self) -> None:
+        from pathlib import Path
+
+        from twisted.internet import reactor
+
+        from harbour.test.helpers import self_signed
+
+        self.cas = Path(self.mktemp()).absolute() / "cas"
+        cert, key = self_signed(self.cas)
+        self.service = ControlService(
+            reactor, f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}", TOKEN, Bus(),
+            RecordingConfig(), lambda: {"services": {"tls": True}},
+        )
+        self.service.privilegedStartService()
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        self.port = self.service.address().port
+
+    async def test_sslClient(self) -> None:
+        """
+        A client trusting the certificate authenticates over C{ssl:} and
+        C{tls:} (which also checks the address) and runs a command.
+        """
+        from twisted.internet import reactor
+
+        for endpoint in [f"ssl:host=127.0.0.1:port={self.port}:caCertsDir={self.cas}",
+                         f"tls:127.0.0.1:{self.port}:trustRoots={self.cas}"]:
+            client = await connect(reactor, endpoint, TOKEN)
+            answer = await client.callRemote(commands.Status)
+            self.assertEqual(json.loads(answer["status"]), {"services": {"tls": True}})
+            client.transport.loseConnection()
+            await client.disconnected
+
+    async def test_untrustedCertificate(self) -> None:
+        """
+        A client that does not trust the certificate does not get through.
+        """
+        from twisted.internet import reactor
+
+        with self.assertRaises(Exception):
+            await connect(reactor, f"tls:127.0.0.1:{self.port}", TOKEN)
