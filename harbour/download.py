@@ -278,6 +278,7 @@ class DownloadService(Service):
     owner: str = attr.ib(factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     total_timeout: float = attr.ib(default=3600.0)
     poll_interval: float = attr.ib(default=2.0)
+    heartbeat_interval: float = attr.ib(default=5.0)
     rng: random.Random = attr.ib(factory=random.Random)
     paused: bool = attr.ib(default=False)
     ready = attr.ib(default=lambda: succeed(None))
@@ -292,6 +293,7 @@ class DownloadService(Service):
     _client = attr.ib(default=None, init=False)
     _started: bool = attr.ib(default=False, init=False)
     _threads: ThreadPool | None = attr.ib(default=None, init=False)
+    _heartbeat: LoopingCall | None = attr.ib(default=None, init=False)
     _commits: GroupCommit | None = attr.ib(default=None, init=False)
 
     @property
@@ -322,6 +324,9 @@ class DownloadService(Service):
         ])
         yield self.ready()
         self._started = True
+        self._heartbeat = LoopingCall(self._beat)
+        self._heartbeat.clock = self.reactor
+        self._heartbeat.start(self.heartbeat_interval)
         self._adjust_workers()
 
     def _make_client(self) -> None:
@@ -485,6 +490,7 @@ class DownloadService(Service):
         renewer = LoopingCall(self._renew, task)
         renewer.clock = self.reactor
         renewer.start(max(1.0, self.work.lease_seconds / 3), now=False)
+        self._beat()  # the hub sees work as it starts, not only on the next heartbeat
         try:
             host = urlsplit(task.url).netloc
             wait = yield self.limiter.reserve(host, self.settings.min_request_interval)
@@ -598,6 +604,14 @@ class DownloadService(Service):
             for old in [s for s in self._per_second if s < second - RATE_WINDOW]:
                 del self._per_second[old]
 
+    def _beat(self) -> None:
+        """
+        Tell the hub what this worker is doing (C{worker.status}).
+        """
+        state = self.status()
+        beat = {k: state[k] for k in ("owner", "paused", "concurrency", "bytes_per_second", "in_flight")}
+        self.bus.publish("worker.status", beat).addErrback(lambda failure: None)
+
     def bytes_per_second(self) -> float:
         """
         The download rate over the last few seconds.
@@ -628,6 +642,8 @@ class DownloadService(Service):
         C{pending} at once), and fire when every worker has ended.
         """
         super().stopService()
+        if self._heartbeat is not None and self._heartbeat.running:
+            self._heartbeat.stop()
         for flight in list(self._in_flight.values()):
             cancel = flight.get("cancel")
             if cancel is not None:

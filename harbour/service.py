@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 from harbour import __version__
 from harbour.bus import Bus
 from harbour.config import ConfigService
-from harbour.control import ControlService, check_listen_endpoint
+from harbour.control import ControlService, check_listen_endpoint, read_token
 from harbour.errors import ConfigurationError
 from harbour.interfaces import IStatusSource
 from harbour.download import DownloadService
@@ -32,6 +32,8 @@ from harbour.politeness import RedisLimiter
 from harbour.simulator import OasisSimulator, SimulatorService
 from harbour.tasks import RedisTaskStore
 from harbour.work import WorkService
+from harbour.workers import WorkersService
+from harbour.hub import HubLink
 from harbour.store import RedisAddress, StoreService
 
 DEFAULT_AMP = "tcp:7750:interface=127.0.0.1"
@@ -61,6 +63,8 @@ class Options(usage.Options):
         ["prefix", None, "harbour", "Prefix of every Redis key, so harbours can share a Redis."],
         ["amp", "a", DEFAULT_AMP, "Twisted endpoint of the AMP control port."],
         ["token-file", "t", None, "Token file for the control port (default <data-dir>/amp.token)."],
+        ["role", None, "all", "all: every service; worker: only downloads, for a --hub."],
+        ["hub", None, None, "A worker's hub: the endpoint of its control port (tcp:HOST:7750, ssl:...)."],
     ]
 
     def postOptions(self) -> None:
@@ -69,7 +73,7 @@ class Options(usage.Options):
         mistake is a usage message rather than a traceback.
         """
         config_dir = Path(self["config-dir"])
-        if not config_dir.is_dir():
+        if self["role"] == "all" and not config_dir.is_dir():
             raise usage.UsageError(
                 f"configuration directory {config_dir} does not exist: "
                 f"create it or pass --config-dir"
@@ -82,6 +86,10 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
         if self["token-file"] is None:
             self["token-file"] = str(Path(self["data-dir"]) / "amp.token")
+        if self["role"] not in ("all", "worker"):
+            raise usage.UsageError(f"--role must be all or worker, not {self['role']!r}")
+        if self["role"] == "worker" and not (self["hub"] and self["redis"]):
+            raise usage.UsageError("a worker needs --hub (the hub's control port) and --redis (the hub's Redis)")
 
 
 @attr.s(eq=False)
@@ -144,6 +152,8 @@ def build(reactor, options: Options) -> HarbourService:
     """
     Build the service tree described by C{options}.
     """
+    if options["role"] == "worker":
+        return build_worker(reactor, options)
     data_dir = Path(options["data-dir"])
     data_dir.mkdir(parents=True, exist_ok=True)
     root = HarbourService(reactor)
@@ -167,12 +177,39 @@ def build(reactor, options: Options) -> HarbourService:
         bus=bus, config=config, status_document=root.status, manifest=manifest, work=work,
         tasks=tasks, pausable={"work": work, "download": download},
     )
-    children += [("store", store), ("bus", bus), ("manifest", manifest), ("work", work),
-                 ("download", download), ("config", config), ("amp", control)]
+    children += [("store", store), ("bus", bus), ("workers", WorkersService(reactor, bus)),
+                 ("manifest", manifest), ("work", work), ("download", download), ("config", config),
+                 ("amp", control)]
     for name, child in children:
         child.setName(name)
         child.setServiceParent(root)
     # Nothing works without the store.
+    store.when_ready().addErrback(root.fatal)
+    return root
+
+
+def build_worker(reactor, options: Options) -> HarbourService:
+    """
+    A download worker: the shared Redis, the link to the hub (whose bus
+    brings the C{download} and C{work} configuration), and the download
+    service.
+    """
+    data_dir = Path(options["data-dir"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    root = HarbourService(reactor)
+    store = StoreService.from_config(reactor, options["redis"], data_dir, options["prefix"])
+    hub = HubLink(reactor, options["hub"], read_token(Path(options["token-file"])))
+    tasks = RedisTaskStore(store, reactor, store.prefix)
+
+    def ready():
+        return gatherResults([store.when_ready(), hub.when_connected()])
+
+    download = DownloadService(reactor, tasks, RedisLimiter(store, reactor, store.prefix), hub, data_dir,
+                               ready=ready)
+    store.bus = hub
+    for name, child in [("store", store), ("hub", hub), ("download", download)]:
+        child.setName(name)
+        child.setServiceParent(root)
     store.when_ready().addErrback(root.fatal)
     return root
 

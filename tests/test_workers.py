@@ -1,0 +1,66 @@
+"""
+System test of download workers: a hub and two workers as separate
+processes, one simulator, one Redis (the hub's embedded one, reached by the
+workers through its socket).
+"""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import TestCase
+
+from harbour.simulator import Faults
+from harbour.test.helpers import short_directory
+from tests.processes import program, spawn
+from tests.test_mirror import LMP, Mirror
+
+
+class WorkerTests(TestCase):
+    """
+    Workers on other "hosts" share the hub's Redis and follow its bus.
+    """
+
+    timeout = 180
+
+    def start_worker(self, mirror: Mirror):
+        directory = short_directory(self)
+        (directory / "data").mkdir()
+        (directory / "data" / "amp.token").write_text((mirror.directory / "data" / "amp.token").read_text())
+        worker = spawn(mirror.reactor, [
+            program("twistd"), "--nodaemon", "--pidfile=", "harbour", "--role", "worker",
+            "--hub", f"unix:{mirror.directory / 'amp.sock'}",
+            "--redis", f"unix://{mirror.directory / 'data' / 'redis' / 'redis.sock'}?db=0",
+            "--data-dir", str(directory / "data"),
+        ], directory)
+        self.addCleanup(lambda: worker.ended.called or (worker.signal("TERM"), worker.ended)[1])
+        return worker, directory
+
+    async def test_hubAndTwoWorkers(self) -> None:
+        """
+        The mirror finishes with every URL fetched exactly once across the
+        hub and both workers, which the hub's status lists with their
+        tasks in flight; killing one worker mid-run loses nothing.
+        """
+        mirror = Mirror(self, Faults(latency=0.3), days=("2025-01-01", "2025-01-18"))
+        await mirror.start()
+        workers = [self.start_worker(mirror) for i in range(2)]
+        for worker, ignored in workers:
+            await worker.wait_for("connected to hub")
+            await worker.wait_for("store ready")
+        mirror.write("reports.toml", LMP)
+        status = await mirror.until(lambda s: len(s["services"]["workers"]) == 3)
+        self.assertTrue(all("in_flight" in w for w in status["services"]["workers"].values()))
+        await mirror.until(lambda s: any(w["in_flight"] for name, w in s["services"]["workers"].items()
+                                         if name != s["services"]["download"]["owner"]))
+        workers[0][0].signal("KILL")
+        await workers[0][0].ended
+        tasks = await mirror.until_finished(18, timeout=120)
+        self.assertEqual(tasks, {"lmp": {"downloaded": 18}})
+        fetched = [tuple(sorted(r[2].items())) for r in mirror.simulator.requests if r[3] == "data"]
+        self.assertEqual(len(set(fetched)), 18)
+        self.assertLessEqual(len(fetched) - 18, 3, "only the killed worker's claims are fetched again")
+        hosts = [mirror.directory / "data" / "reports"] + [d / "data" / "reports" for ignored, d in workers]
+        files = [str(p.relative_to(root)) for root in hosts if root.exists() for p in root.rglob("*.zip")]
+        self.assertEqual(len(files), 18, "each file downloaded and kept exactly once, on one host")
+        self.assertEqual(len(set(files)), 18)
+        self.assertTrue(any((workers[1][1] / "data" / "reports").rglob("*.zip")),
+                        "the surviving worker downloaded some of the files")
