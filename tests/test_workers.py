@@ -36,9 +36,10 @@ class WorkerTests(TestCase):
 
     async def test_hubAndTwoWorkers(self) -> None:
         """
-        The mirror finishes with every URL fetched exactly once across the
-        hub and both workers, which the hub's status lists with their
-        tasks in flight; killing one worker mid-run loses nothing.
+        The mirror finishes with every file downloaded exactly once across
+        the hub and both workers, which the hub's status lists with their
+        tasks in flight; killing one worker mid-run loses nothing; a config
+        saved on the hub reaches the surviving worker.
         """
         mirror = Mirror(self, Faults(latency=0.3), days=("2025-01-01", "2025-01-18"))
         await mirror.start()
@@ -64,3 +65,8 @@ class WorkerTests(TestCase):
         self.assertEqual(len(set(files)), 18)
         self.assertTrue(any((workers[1][1] / "data" / "reports").rglob("*.zip")),
                         "the surviving worker downloaded some of the files")
+        # A config saved on the hub reaches the worker over the hub's bus.
+        manifest = (mirror.directory / "config" / "manifest.toml").read_text()
+        mirror.write("manifest.toml", manifest.replace("concurrency = 3", "concurrency = 2"))
+        await mirror.until(lambda s: sum(
+            w["concurrency"] == 2 for w in s["services"]["workers"].values()) >= 2)
