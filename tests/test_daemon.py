@@ -143,6 +143,18 @@ class DaemonTests(TestCase):
             run = spawn(self.reactor, ctl + args, self.directory)
             self.assertEqual(await run.ended, code, f"{args}: {run.output()}")
         after = len(self.daemon.lines)
+        subscriber = spawn(self.reactor, ctl + ["subscribe", "news.*"], self.directory)
+        await self.daemon.wait_for("connection established", after=after)
+        for attempt in range(1000):  # until the subscription is in force
+            if await RemoteBus(self.client).publish("news.today", {"n": 1}):
+                break
+        else:
+            self.fail("harbourctl subscribe never subscribed")
+        line = await subscriber.wait_for('"topic": "news.today"')
+        self.assertEqual(json.loads(line), {"topic": "news.today", "payload": {"n": 1}})
+        subscriber.signal("INT")
+        self.assertEqual(await subscriber.ended, 0, subscriber.output())
+        after = len(self.daemon.lines)
         watch = spawn(self.reactor, ctl + ["watch"], self.directory)
         await self.daemon.wait_for("connection established", after=after)
         watch.signal("INT")
