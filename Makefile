@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR ?= demo
 
-.PHONY: all test demo bench clean
+.PHONY: all test demo bench soak clean
 
 all: test
 
@@ -39,3 +39,9 @@ clean:
 bench: $(STAMP)
 	./.ci/install-peers || true
 	$(BIN)/python -m benchmarks.run
+
+## Mirror the simulator for SOAK_SECONDS (default 600) while injecting
+## faults, then audit: nothing lost, nothing partial, nothing twice.
+SOAK_SECONDS ?= 600
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak --seconds $(SOAK_SECONDS)
