@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import treq
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.task import deferLater, react
 
 from harbour.bus import Bus
@@ -152,10 +152,32 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+async def treq_loop(reactor, requests, directory: Path, concurrency: int) -> float:
+    """
+    The ceiling: C{concurrency} plain treq loops writing each answer to a
+    file, with no task store, verification or sync.
+
+    @return: Seconds to fetch every request.
+    """
+    directory.mkdir(parents=True)
+    pending = iter(enumerate(requests))
+
+    async def loop():
+        for number, request in pending:
+            response = await treq.get(request.url, unbuffered=True)
+            with open(directory / f"{number}.zip", "wb") as file:
+                await treq.collect(response, file.write)
+
+    started = time.perf_counter()
+    await gatherResults([ensureDeferred(loop()) for i in range(concurrency)])
+    return time.perf_counter() - started
+
+
 async def files(reactor, directory: Path, count: int, size: int, concurrency: int) -> dict:
     """
     Download C{count} files of C{size} bytes from a local file server with
-    harbour, then with aria2c (C{-j16 -x1}) from the same URL list.
+    harbour, then from the same URL list with a plain treq loop (the
+    ceiling), C{wget -i} and aria2c (C{-j16 -x1}).
     """
     server = subprocess.Popen([sys.executable, "-m", "benchmarks.fileserver", "--size", str(size)],
                               stdout=subprocess.PIPE, text=True)
@@ -166,6 +188,14 @@ async def files(reactor, directory: Path, count: int, size: int, concurrency: in
         harbour, service = await run_downloads(reactor, directory, base, requests, settings)
         result = {"harbour_seconds": harbour, "harbour_peak_rss_mb": peak_rss_mb(),
                   "harbour_files": len(list((directory / "harbour").rglob("*.zip")))}
+        result["treq_seconds"] = await treq_loop(reactor, requests, directory / "treq", concurrency)
+        wget = shutil.which("wget")
+        if wget:
+            listing = directory / "wget-urls.txt"
+            listing.write_text("".join(f"{r.url}\n" for r in requests))
+            started = time.perf_counter()
+            subprocess.run([wget, "-q", "-i", str(listing), "-P", str(directory / "wget")], check=True)
+            result["wget_seconds"] = time.perf_counter() - started
         aria2c = shutil.which("aria2c")
         if aria2c:
             listing = directory / "urls.txt"

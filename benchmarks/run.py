@@ -135,7 +135,8 @@ async def main(reactor, runs: int, quick: bool) -> None:
 
 def add_files(table: Table, name: str, figures: dict) -> None:
     """
-    A throughput row: harbour against aria2c C{-j16 -x1}, if installed.
+    Throughput rows: harbour against aria2c C{-j16 -x1} (the target), then
+    against C{wget -i} and a plain treq loop (this machine's ceiling).
     """
     harbour = figures["harbour_seconds"]
     if "aria2c_seconds" in figures:
@@ -144,6 +145,9 @@ def add_files(table: Table, name: str, figures: dict) -> None:
                   peer=f"{figures['aria2c_seconds']:.2f} s aria2c", ratio=ratio)
     else:
         table.row(name, f"{harbour:.2f} s", ">= 1.0x aria2c", None, peer="(no aria2c)")
+    for key, label in [("wget_seconds", "wget -i"), ("treq_seconds", "treq loop")]:
+        if key in figures:
+            table.row("", "", "-", None, peer=f"{figures[key]:.2f} s {label}", ratio=figures[key] / harbour)
 
 
 if __name__ == "__main__":
