@@ -245,7 +245,8 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
         ("requests to the simulator", str(requests)),
     ])
     print("\nbad inputs tried")
-    table(soak.bad_inputs or [("(none)", "")])
+    tried = Counter(soak.bad_inputs)
+    table([(f"{name} (x{count})", outcome) for (name, outcome), count in tried.items()] or [("(none)", "")])
     ok = lost == 0 and audit["duplicates"] == 0 and audit["partial"] == 0 and not outcome.get("unfinished")
     print("\nsoak " + ("passed" if ok else "FAILED"))
     return 0 if ok else 1

@@ -133,6 +133,25 @@ class _BodyWriter(Protocol):
             self.done.errback(AttemptFailed(f"connection lost mid-body: {reason.getErrorMessage()}"))
 
 
+def remove_abandoned(directory: Path, older_than: float, now: float) -> int:
+    """
+    In a thread: remove temporary files that no download has written to for
+    C{older_than} seconds.  A live download writes at least every
+    C{idle_timeout}, so such a file belongs to a worker that died.
+
+    @return: How many were removed.
+    """
+    removed = 0
+    for path in directory.rglob(".*.part-*"):
+        try:
+            if now - path.stat().st_mtime > older_than:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
 def _verify(temporary: Path) -> verdicts.Verdict:
     """
     In a thread: classify a downloaded file; remove it unless it holds data.
@@ -279,6 +298,7 @@ class DownloadService(Service):
     total_timeout: float = attr.ib(default=3600.0)
     poll_interval: float = attr.ib(default=2.0)
     heartbeat_interval: float = attr.ib(default=5.0)
+    janitor_interval: float = attr.ib(default=600.0)
     rng: random.Random = attr.ib(factory=random.Random)
     paused: bool = attr.ib(default=False)
     ready = attr.ib(default=lambda: succeed(None))
@@ -294,6 +314,7 @@ class DownloadService(Service):
     _started: bool = attr.ib(default=False, init=False)
     _threads: ThreadPool | None = attr.ib(default=None, init=False)
     _heartbeat: LoopingCall | None = attr.ib(default=None, init=False)
+    _janitor: LoopingCall | None = attr.ib(default=None, init=False)
     _commits: GroupCommit | None = attr.ib(default=None, init=False)
 
     @property
@@ -327,6 +348,9 @@ class DownloadService(Service):
         self._heartbeat = LoopingCall(self._beat)
         self._heartbeat.clock = self.reactor
         self._heartbeat.start(self.heartbeat_interval)
+        self._janitor = LoopingCall(self._tidy)
+        self._janitor.clock = self.reactor
+        self._janitor.start(self.janitor_interval)
         self._adjust_workers()
 
     def _make_client(self) -> None:
@@ -604,6 +628,19 @@ class DownloadService(Service):
             for old in [s for s in self._per_second if s < second - RATE_WINDOW]:
                 del self._per_second[old]
 
+    @inlineCallbacks
+    def _tidy(self):
+        """
+        Remove temporary files abandoned by workers that died.
+        """
+        if not self.directory.exists():
+            return
+        # Four idle deadlines: a live download would have written since.
+        older_than = 4 * self.settings.idle_timeout + 60
+        removed = yield self._in_thread(remove_abandoned, self.directory, older_than, time.time())
+        if removed:
+            self.log.info("removed {count} abandoned temporary files", count=removed, service="download")
+
     def _beat(self) -> None:
         """
         Tell the hub what this worker is doing (C{worker.status}).
@@ -642,8 +679,9 @@ class DownloadService(Service):
         C{pending} at once), and fire when every worker has ended.
         """
         super().stopService()
-        if self._heartbeat is not None and self._heartbeat.running:
-            self._heartbeat.stop()
+        for timer in (self._heartbeat, self._janitor):
+            if timer is not None and timer.running:
+                timer.stop()
         for flight in list(self._in_flight.values()):
             cancel = flight.get("cancel")
             if cancel is not None:

@@ -255,3 +255,29 @@ class PolicyTests(SynchronousTestCase):
         for n, delay in enumerate(delays):
             self.assertTrue(5 * 2 ** n <= delay <= 15 * 2 ** n, delays)
         self.assertLessEqual(backoff(30, 10, 1000, rng), 1500)
+
+
+class JanitorTests(SynchronousTestCase):
+    """
+    Tests for L{remove_abandoned}.
+    """
+
+    def test_onlyAbandoned(self) -> None:
+        """
+        Temporary files untouched for longer than the limit go; recent ones
+        and final files stay.
+        """
+        from harbour.download import remove_abandoned
+
+        root = Path(self.mktemp())
+        (root / "lmp").mkdir(parents=True)
+        old = root / "lmp" / ".2025-01-01.zip.part-0000abcd"
+        young = root / "lmp" / ".2025-01-02.zip.part-0000abce"
+        final = root / "lmp" / "2025-01-03.zip"
+        for path in (old, young, final):
+            path.write_bytes(b"x")
+        os.utime(old, (1000, 1000))
+        os.utime(final, (1000, 1000))
+        now = os.stat(young).st_mtime + 10
+        self.assertEqual(remove_abandoned(root, 300, now), 1)
+        self.assertEqual(sorted(p.name for p in (root / "lmp").iterdir()), [young.name, final.name])
