@@ -37,7 +37,7 @@ from harbour.client import connect
 from harbour.control import read_token
 from harbour.errors import BadRequest, Unauthorized
 from harbour.simulator import Faults, OasisSimulator
-from tests.processes import control_endpoint, redis_started, save, start_harbour
+from tests.processes import control_endpoint, redis_started, save, start_harbour, stop_harbour
 
 FINAL = ("downloaded", "empty", "failed")
 FAULTY = Faults(latency=0.05, error_rate=0.1, reset_rate=0.05, truncate_rate=0.05, trickle_rate=0.05,
@@ -203,11 +203,7 @@ class Soak:
         }
 
     async def stop(self) -> None:
-        if self.client is not None and self.client.transport.connected:
-            self.client.transport.loseConnection()
-        if self.daemon is not None and not self.daemon.ended.called:
-            self.daemon.signal("TERM")
-            await self.daemon.ended
+        await stop_harbour(self.daemon, self.client)
         await self.port.stopListening()
 
 

@@ -131,3 +131,15 @@ async def redis_started(daemon: WatchedProcess) -> int:
     """
     line = await daemon.wait_for(" ready on ")
     return int(line.split("redis-server ")[1].split()[0])
+
+
+async def stop_harbour(daemon: WatchedProcess | None, client=None) -> None:
+    """
+    Close C{client}'s connection and stop C{daemon} with SIGTERM, waiting
+    until it has exited (either may be L{None}, or already gone).
+    """
+    if client is not None and client.transport is not None and client.transport.connected:
+        client.transport.loseConnection()
+    if daemon is not None and not daemon.ended.called:
+        daemon.signal("TERM")
+        await daemon.ended

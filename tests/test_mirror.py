@@ -22,7 +22,7 @@ from harbour.control import read_token
 from harbour.redisserver import process_alive
 from harbour.simulator import Faults, OasisSimulator
 from harbour.test.helpers import short_directory
-from tests.processes import control_endpoint, redis_started, save, start_harbour
+from tests.processes import control_endpoint, redis_started, save, start_harbour, stop_harbour
 
 FINAL = ("downloaded", "empty", "failed")
 
@@ -75,11 +75,7 @@ class Mirror:
         await self.daemon.ended
 
     async def stop(self) -> None:
-        if self.client is not None and self.client.transport.connected:
-            self.client.transport.loseConnection()
-        if self.daemon is not None and not self.daemon.ended.called:
-            self.daemon.signal("TERM")
-            await self.daemon.ended
+        await stop_harbour(self.daemon, self.client)
 
     async def status(self) -> dict:
         return json.loads((await self.client.callRemote(commands.Status))["status"])
