@@ -295,9 +295,8 @@ class ControlProtocol(amp.AMP):
         except ValueError as e:
             raise BadRequest(str(e)) from None
         if count:
-            work = self._service.work
-            if work is not None:
-                yield self._service.bus.publish("task.created", {"report": report or "*", "count": count})
+            # Wakes idle downloaders, wherever they run.
+            yield self._service.bus.publish("task.created", {"report": report or "*", "count": count})
         return {"count": count}
 
     @commands.Reload.responder

@@ -393,10 +393,19 @@ class DownloadService(Service):
                 d.callback(None)
 
     def _idle(self) -> Deferred:
+        """
+        @return: A Deferred firing on L{wake} or after C{poll_interval}.
+        """
         d: Deferred = Deferred()
         self._waiting.append(d)
         timer = self.reactor.callLater(self.poll_interval, lambda: d.called or d.callback(None))
-        return d.addBoth(lambda result: timer.active() and timer.cancel() or result)
+
+        def woken(result):
+            if timer.active():
+                timer.cancel()
+            return result
+
+        return d.addBoth(woken)
 
     def pause(self) -> None:
         """
@@ -464,21 +473,17 @@ class DownloadService(Service):
         try:
             with prepared as file:
                 received, digest, failure = yield self._fetch(task, file)
+            if failure is None:
+                verdict = yield self._in_thread(_verify, temporary)
+                if verdict.kind == verdicts.DATA:
+                    yield self._commits.commit(temporary, target)
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
         if failure is not None:
             temporary.unlink(missing_ok=True)
             yield self._after_failure(task, failure)
-            return
-        try:
-            verdict = yield self._in_thread(_verify, temporary)
-            if verdict.kind == verdicts.DATA:
-                yield self._commits.commit(temporary, target)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        if verdict.kind == verdicts.DATA:
+        elif verdict.kind == verdicts.DATA:
             yield self._conclude(task, DOWNLOADED, received, digest)
         elif verdict.kind == verdicts.EMPTY:
             yield self._conclude(task, EMPTY, error=verdict.description)
@@ -645,9 +650,19 @@ class DownloadService(Service):
         """
         Tell the hub what this worker is doing (C{worker.status}).
         """
-        state = self.status()
-        beat = {k: state[k] for k in ("owner", "paused", "concurrency", "bytes_per_second", "in_flight")}
-        self.bus.publish("worker.status", beat).addErrback(lambda failure: None)
+        self.bus.publish("worker.status", self._activity()).addErrback(lambda failure: None)
+
+    def _activity(self) -> dict:
+        """
+        What this worker is doing: its heartbeat, and the core of its status.
+        """
+        return {
+            "owner": self.owner,
+            "paused": self.paused,
+            "concurrency": self.settings.concurrency,
+            "bytes_per_second": round(self.bytes_per_second()),
+            "in_flight": [{k: v for k, v in f.items() if k != "cancel"} for f in self._in_flight.values()],
+        }
 
     def bytes_per_second(self) -> float:
         """
@@ -661,15 +676,11 @@ class DownloadService(Service):
         See L{IStatusSource.status}.
         """
         return {
-            "owner": self.owner,
-            "paused": self.paused,
-            "concurrency": self.settings.concurrency,
+            **self._activity(),
             "directory": str(self.directory),
-            "bytes_per_second": round(self.bytes_per_second()),
             "finished": dict(self._finished),
             "last_success": {r: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
                              for r, t in self._last_success.items()},
-            "in_flight": [{k: v for k, v in f.items() if k != "cancel"} for f in self._in_flight.values()],
         }
 
     @inlineCallbacks

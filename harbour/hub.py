@@ -44,7 +44,6 @@ class HubLink(Service):
     _client: ClientService | None = attr.ib(default=None, init=False)
     _protocol: HarbourClientProtocol | None = attr.ib(default=None, init=False)
     _subscriptions: list = attr.ib(factory=list, init=False)
-    _connected_once: list = attr.ib(factory=list, init=False)
 
     def startService(self) -> None:
         """
@@ -64,14 +63,10 @@ class HubLink(Service):
         yield protocol.callRemote(commands.Authenticate, token=self.token)
         self._protocol = protocol
         protocol.disconnected.addCallback(self._lost, protocol)
-        remote = RemoteBus(protocol)
         for subscription in list(self._subscriptions):
             protocol.table.add(subscription)
             yield self._subscribe_remote(protocol, subscription.pattern)
         self.log.info("connected to hub {endpoint}", endpoint=self.endpoint, service="hub")
-        waiting, self._connected_once = self._connected_once, []
-        for d in waiting:
-            d.callback(remote)
 
     def _subscribe_remote(self, protocol: HarbourClientProtocol, pattern: str) -> Deferred:
         return protocol.callRemote(commands.Subscribe, topic=pattern)
@@ -84,13 +79,10 @@ class HubLink(Service):
 
     def when_connected(self) -> Deferred:
         """
-        @return: A Deferred firing once the first connection is up.
+        @return: A Deferred firing once a connection is up, authenticated
+            and subscribed (C{prepareConnection} done); call after start.
         """
-        if self._protocol is not None:
-            return succeed(None)
-        d: Deferred = Deferred()
-        self._connected_once.append(d)
-        return d
+        return self._client.whenConnected().addCallback(lambda protocol: None)
 
     def publish(self, topic: str, payload: object, retain: bool = False) -> Deferred:
         """

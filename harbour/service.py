@@ -154,23 +154,18 @@ def build(reactor, options: Options) -> HarbourService:
     """
     if options["role"] == "worker":
         return build_worker(reactor, options)
-    data_dir = Path(options["data-dir"])
-    data_dir.mkdir(parents=True, exist_ok=True)
-    root = HarbourService(reactor)
+    root, data_dir, store, tasks = _foundation(reactor, options)
     children = []
     defaults: dict = {}
     if options["demo"]:
         simulator = demo_simulator(reactor)
         defaults["manifest"] = {"base_url": simulator.base_url()}
         children.append(("oasis-sim", simulator))
-    store = StoreService.from_config(reactor, options["redis"], data_dir, options["prefix"])
-    tasks = RedisTaskStore(store, reactor, store.prefix)
     bus = Bus()
     store.bus = bus
     manifest = ManifestService(reactor, bus)
     work = WorkService(reactor, tasks, manifest, bus, ready=store.when_ready)
-    download = DownloadService(reactor, tasks, RedisLimiter(store, reactor, store.prefix), bus, data_dir,
-                               ready=store.when_ready)
+    download = _downloads(reactor, store, tasks, bus, data_dir, store.when_ready)
     config = ConfigService(reactor, Path(options["config-dir"]), bus, defaults)
     control = ControlService.from_config(
         reactor, options["amp"], Path(options["token-file"]),
@@ -180,12 +175,7 @@ def build(reactor, options: Options) -> HarbourService:
     children += [("store", store), ("bus", bus), ("workers", WorkersService(reactor, bus)),
                  ("manifest", manifest), ("work", work), ("download", download), ("config", config),
                  ("amp", control)]
-    for name, child in children:
-        child.setName(name)
-        child.setServiceParent(root)
-    # Nothing works without the store.
-    store.when_ready().addErrback(root.fatal)
-    return root
+    return _adopt(root, children, store)
 
 
 def build_worker(reactor, options: Options) -> HarbourService:
@@ -194,20 +184,43 @@ def build_worker(reactor, options: Options) -> HarbourService:
     brings the C{download} and C{work} configuration), and the download
     service.
     """
-    data_dir = Path(options["data-dir"])
-    data_dir.mkdir(parents=True, exist_ok=True)
-    root = HarbourService(reactor)
-    store = StoreService.from_config(reactor, options["redis"], data_dir, options["prefix"])
+    root, data_dir, store, tasks = _foundation(reactor, options)
     hub = HubLink(reactor, options["hub"], read_token(Path(options["token-file"])))
-    tasks = RedisTaskStore(store, reactor, store.prefix)
 
     def ready():
         return gatherResults([store.when_ready(), hub.when_connected()])
 
-    download = DownloadService(reactor, tasks, RedisLimiter(store, reactor, store.prefix), hub, data_dir,
-                               ready=ready)
+    download = _downloads(reactor, store, tasks, hub, data_dir, ready)
     store.bus = hub
-    for name, child in [("store", store), ("hub", hub), ("download", download)]:
+    return _adopt(root, [("store", store), ("hub", hub), ("download", download)], store)
+
+
+def _foundation(reactor, options: Options):
+    """
+    What every role stands on: the root, the data directory, the store and
+    the task store on it.
+    """
+    data_dir = Path(options["data-dir"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = StoreService.from_config(reactor, options["redis"], data_dir, options["prefix"])
+    return HarbourService(reactor), data_dir, store, RedisTaskStore(store, reactor, store.prefix)
+
+
+def _downloads(reactor, store: StoreService, tasks: RedisTaskStore, bus, data_dir: Path, ready) -> DownloadService:
+    """
+    The download service, sharing the politeness limiter of every worker
+    on this Redis.
+    """
+    limiter = RedisLimiter(store, reactor, store.prefix)
+    return DownloadService(reactor, tasks, limiter, bus, data_dir, ready=ready)
+
+
+def _adopt(root: HarbourService, children: list, store: StoreService) -> HarbourService:
+    """
+    Name and add the children in start order; nothing works without the
+    store, so the process stops if it cannot start.
+    """
+    for name, child in children:
         child.setName(name)
         child.setServiceParent(root)
     store.when_ready().addErrback(root.fatal)

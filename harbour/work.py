@@ -52,7 +52,6 @@ class WorkService(Service):
     ready = attr.ib(default=lambda: succeed(None))
     paused: bool = attr.ib(default=False)
     _running_refresh: Deferred | None = attr.ib(default=None, init=False)
-    _again: bool = attr.ib(default=False, init=False)
     _waiting: list = attr.ib(factory=list, init=False)
     _scheduled = attr.ib(default=None, init=False)
     _retry_delay: float = attr.ib(default=1.0, init=False)
@@ -147,13 +146,10 @@ class WorkService(Service):
         self._waiting.append(d)
         if self._running_refresh is None:
             self._run()
-        else:
-            self._again = True
         return d
 
     def _run(self) -> None:
         waiting, self._waiting = self._waiting, []
-        self._again = False
         self._running_refresh = self._refresh_once()
 
         def done(result):
@@ -163,7 +159,7 @@ class WorkService(Service):
                     d.errback(result)
                 else:
                     d.callback(result)
-            if self._again or self._waiting:
+            if self._waiting:  # asked for while this one ran
                 self._run()
 
         self._running_refresh.addBoth(done)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import treq
 from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from harbour.bus import Bus
@@ -220,10 +221,13 @@ class DownloadTests(TestCase):
         manifest = ManifestTopic(base_url=harness.base_url, start="2025-01-10", end="2025-01-10")
         await harness.store.create(report_urls(manifest, [ReportTopic(**LMP)], datetime.date(2025, 2, 1)))
         harness.service.startService()
-        while not harness.service.status()["in_flight"] or not harness.service.status()["in_flight"][0]["bytes"]:
-            from twisted.internet.task import deferLater
-
+        for attempt in range(500):  # until the first bytes arrive
+            flights = harness.service.status()["in_flight"]
+            if flights and flights[0]["bytes"]:
+                break
             await deferLater(harness.reactor, 0.02, lambda: None)
+        else:
+            self.fail("the download never started")
         await harness.service.stopService()
         [task] = await harness.all_tasks()
         self.assertEqual((task.state, task.not_before), (PENDING, 0.0))
