@@ -18,6 +18,11 @@ and C{/oasisapi/GroupZip} the way CAISO's OASIS does.
 - L{Faults} adds latency, 5xx with C{Retry-After}, connections reset
   mid-body, truncated zips and slow trickles, decided per (URL, attempt) so
   that a retried request meets a repeatable fate.
+- C{ATL_PUB} (the Publications and Revisions log) and C{ATL_PUB_SCHED} (the
+  Publication Schedule) agree with the data: trading day D of every report
+  is published C{publish_offset} seconds after D starts, and is served from
+  then on; L{OasisSimulator.revise} changes a day's content and logs a
+  revision.
 
 C{twistd oasis-sim} runs it stand-alone; L{makeService} is that plugin.
 """
@@ -112,6 +117,18 @@ CATALOGUE = {
                   items=("ISO_TOT_EXP_MW", "ISO_TOT_GEN_MW", "ISO_TOT_IMP_MW")),
     ]
 }
+
+#: The sections of OASIS's site, as the publications log names them.
+SECTIONS = {"prices": "Prices", "load": "System Demand", "items": "Energy"}
+
+#: The atlas reports about publication.
+PUBLICATIONS_LOG = "ATL_PUB"
+PUBLICATIONS_SCHEDULE = "ATL_PUB_SCHED"
+
+PUBLICATION_COLUMNS = ["PUBLICATION_TIME_GMT", "OPR_DT", "OASIS_SECTION", "REPORT_NAME", "MARKET_RUN_ID",
+                       "STATUS", "ATLPUB_VERSION", "DESCRIPTION"]
+SCHEDULE_COLUMNS = ["OASIS_SECTION", "REPORT_NAME", "MARKET_RUN_ID", "PUBLICATION_TYPE", "PUBLICATION_TIME",
+                    "TRADE_DAY_OFFSET", "TZ"]
 
 #: Group zips: each group's report and market.
 GROUPS = {
@@ -253,8 +270,13 @@ class OasisSimulator(Resource):
     The C{/oasisapi} tree of a simulated OASIS.
 
     @ivar first_day: The first trading day with data.
-    @ivar last_day: The last trading day with data (L{None}: today, Pacific,
-        by C{clock}).
+    @ivar last_day: The last trading day with data, whatever the clock says
+        (L{None}: the last day published by C{clock}).
+    @ivar publish_offset: Seconds after its start (Pacific) at which a
+        trading day's data is published: 0 publishes a day as it begins,
+        -11 hours at 13:00 the day before (as the day-ahead market does).
+    @ivar broken_log: Answer C{ATL_PUB} and C{ATL_PUB_SCHED} with error
+        1005, as a source without the log would.
     @ivar requests: (time, path, query, outcome) of every request, for tests
         and benchmarks to count.
     """
@@ -269,7 +291,10 @@ class OasisSimulator(Resource):
     faults: Faults = attr.ib(factory=Faults)
     first_day: datetime.date = attr.ib(default=datetime.date(2020, 1, 1))
     last_day: datetime.date | None = attr.ib(default=None)
+    publish_offset: float = attr.ib(default=0.0)
+    broken_log: bool = attr.ib(default=False)
     requests: list = attr.ib(factory=list, init=False)
+    _revisions: dict = attr.ib(factory=dict, init=False)
     _group_seen: set = attr.ib(factory=set, init=False)
     _attempts: dict = attr.ib(factory=dict, init=False)
     _last_start: float | None = attr.ib(default=None, init=False)
@@ -295,8 +320,51 @@ class OasisSimulator(Resource):
         """
         last = self.last_day
         if last is None:
-            last = datetime.datetime.fromtimestamp(self.clock.seconds(), PACIFIC).date()
+            last = self.last_published()
         return self.first_day, last
+
+    def last_published(self) -> datetime.date:
+        """
+        @return: The newest trading day published by now.
+        """
+        moment = self.clock.seconds() - self.publish_offset
+        return datetime.datetime.fromtimestamp(moment, PACIFIC).date()
+
+    def published_at(self, day: datetime.date) -> datetime.datetime:
+        """
+        @return: When trading day C{day} is (or was) published.
+        """
+        start = datetime.datetime(day.year, day.month, day.day, tzinfo=PACIFIC).astimezone(UTC)
+        return start + datetime.timedelta(seconds=self.publish_offset)
+
+    def revise(self, queryname: str, day: datetime.date) -> int:
+        """
+        Revise trading day C{day} of report C{queryname} (every market) now:
+        every answer covering it changes, and the log gets a C{REVISED}
+        entry.
+
+        @return: The day's revision count.
+        """
+        # The log has whole seconds: round up, so that nothing fetched
+        # before the change looks as if fetched after it.
+        moment = datetime.datetime.fromtimestamp(math.ceil(self.clock.seconds()), UTC)
+        revisions = self._revisions.setdefault((queryname, day), [])
+        revisions.append(moment)
+        return len(revisions)
+
+    def _revision_tag(self, queryname: str, start: datetime.datetime, end: datetime.datetime) -> str:
+        """
+        @return: What the revisions of the days in [start, end) add to the
+            seed of an answer (nothing, for days never revised).
+        """
+        if not self._revisions:
+            return ""
+        first = start.astimezone(PACIFIC).date()
+        last = (end - datetime.timedelta(seconds=1)).astimezone(PACIFIC).date()
+        return "".join(
+            f"|{day}r{len(times)}" for (name, day), times in sorted(self._revisions.items())
+            if name == queryname and first <= day <= last
+        )
 
     def data_window(self, start: datetime.datetime, end: datetime.datetime):
         """
@@ -316,6 +384,8 @@ class OasisSimulator(Resource):
         """
         Answer a SingleZip request.
         """
+        if args.get("queryname") in (PUBLICATIONS_LOG, PUBLICATIONS_SCHEDULE):
+            return self.publications(args)
         report = CATALOGUE.get(args.get("queryname", ""))
         if report is None:
             raise OasisError(1005)
@@ -335,7 +405,7 @@ class OasisSimulator(Resource):
         if len([n for n in args.get("node", "").split(",") if n]) > 10:
             raise OasisError(1017)
         start, end = self.data_window(start, end)
-        rng = random.Random(hashlib.sha256(f"{self.seed}|{url}".encode()).digest())
+        rng = self._content_seed(url, report.queryname, start, end)
         created = _created(end, rng)
         csv_wanted = args.get("resultformat") == "6"
         members = self.members(report, market, version, start, end, rng, created, csv_wanted)
@@ -361,10 +431,101 @@ class OasisSimulator(Resource):
             self._group_seen.add(key)
             raise OasisError(1015)
         queryname, market = group
-        rng = random.Random(hashlib.sha256(f"{self.seed}|{url}".encode()).digest())
+        rng = self._content_seed(url, queryname, start, end)
         created = _created(end, rng)
         members = self.members(CATALOGUE[queryname], market, version, start, end, rng, created, False)
         return deterministic_zip(members, created)
+
+    def _content_seed(self, url: str, queryname: str, start, end) -> random.Random:
+        tag = self._revision_tag(queryname, start, end)
+        return random.Random(hashlib.sha256(f"{self.seed}|{url}{tag}".encode()).digest())
+
+    def publications(self, args: dict[str, str]) -> bytes:
+        """
+        Answer C{ATL_PUB}: the entries published in [start, end) and by
+        now, oldest first; or C{ATL_PUB_SCHED}: when each report is
+        published.
+        """
+        if self.broken_log:
+            raise OasisError(1005)
+        _version(args)
+        start = parse_gmt(args.get("startdatetime"))
+        end = parse_gmt(args.get("enddatetime"))
+        if end <= start:
+            raise OasisError(1002)
+        if (end - start).total_seconds() > 31 * 24 * 3600:
+            raise OasisError(1004)
+        queryname = args["queryname"]
+        market = args.get("market_run_id", "ALL")
+        now = datetime.datetime.fromtimestamp(self.clock.seconds(), UTC)
+        if queryname == PUBLICATIONS_SCHEDULE:
+            columns, rows = SCHEDULE_COLUMNS, self.schedule_rows(market)
+        else:
+            columns, rows = PUBLICATION_COLUMNS, self.publication_rows(market, start, min(end, now))
+        if not rows:
+            raise OasisError(1000)
+        created = now.replace(microsecond=0)
+        stem = f"{start.astimezone(PACIFIC):%Y%m%d}_{(end - datetime.timedelta(minutes=1)).astimezone(PACIFIC):%Y%m%d}_{queryname}"
+        if args.get("resultformat") == "6":
+            out = io.StringIO()
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(columns)
+            writer.writerows([row[c] for c in columns] for row in rows)
+            return deterministic_zip([(f"{stem}_{created:%Y%m%d_%H_%M_%S}_v1.csv", out.getvalue().encode())], created)
+        return deterministic_zip([(f"{stem}_v1.xml", _atlas_xml(queryname, columns, rows, created))], created)
+
+    def _pairs(self, market: str) -> Iterator[tuple[SimReport, str]]:
+        for report in CATALOGUE.values():
+            for name in report.markets:
+                if market in ("ALL", "", name):
+                    yield report, name
+
+    def publication_rows(self, market: str, start: datetime.datetime, end: datetime.datetime) -> list[dict]:
+        """
+        @return: The log's entries published in [start, end).
+        """
+        first, last = self.available()
+        offset = datetime.timedelta(seconds=self.publish_offset)
+        day = max(first, (start - offset).astimezone(PACIFIC).date() - datetime.timedelta(days=1))
+        entries = []
+        while day <= last and day <= (end - offset).astimezone(PACIFIC).date() + datetime.timedelta(days=1):
+            moment = self.published_at(day)
+            if start <= moment < end:
+                entries.append((moment, day, "PUBLISHED", 1))
+            day += datetime.timedelta(days=1)
+        revised = {}
+        for (queryname, day), times in self._revisions.items():
+            for number, moment in enumerate(times, start=2):
+                if start <= moment < end and first <= day <= last:
+                    revised.setdefault(queryname, []).append((moment, day, "REVISED", number))
+        rows = []
+        for report, name in self._pairs(market):
+            for moment, day, status, number in sorted(entries + revised.get(report.queryname, [])):
+                rows.append({
+                    "PUBLICATION_TIME_GMT": iso(moment), "OPR_DT": day.isoformat(),
+                    "OASIS_SECTION": SECTIONS[report.layout], "REPORT_NAME": report.queryname,
+                    "MARKET_RUN_ID": name, "STATUS": status, "ATLPUB_VERSION": number,
+                    "DESCRIPTION": f"{report.queryname} {name} {day:%m/%d/%Y} "
+                                   + ("published" if number == 1 else f"revision {number - 1}"),
+                })
+        rows.sort(key=lambda row: row["PUBLICATION_TIME_GMT"])
+        return rows
+
+    def schedule_rows(self, market: str) -> list[dict]:
+        """
+        @return: The publication schedule: one daily entry per report and
+            market, at the local time C{publish_offset} gives.
+        """
+        days, seconds = divmod(int(self.publish_offset), 86400)
+        rows = []
+        for report, name in self._pairs(market):
+            rows.append({
+                "OASIS_SECTION": SECTIONS[report.layout], "REPORT_NAME": report.queryname,
+                "MARKET_RUN_ID": name, "PUBLICATION_TYPE": "DAILY",
+                "PUBLICATION_TIME": f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}",
+                "TRADE_DAY_OFFSET": -days, "TZ": "PPT",
+            })
+        return rows
 
     def members(self, report: SimReport, market: str, version: int, start, end, rng, created,
                 csv_wanted: bool):
@@ -655,6 +816,26 @@ def _xml(report: SimReport, market: str, rows: list[dict], created, resource_key
     return out.getvalue().encode("utf-8")
 
 
+def _atlas_xml(queryname: str, columns: list[str], rows: list[dict], created) -> bytes:
+    """
+    @return: Rows of an atlas report in the C{OASISReport} layout: one
+        C{ATL_ITEM} per row, one element per column.
+    """
+    out = io.StringIO()
+    out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
+    out.write(f'<OASISReport xmlns="{NAMESPACE}">\n<MessageHeader>\n')
+    out.write(f"<TimeDate>{iso(created)}</TimeDate>\n<Source>OASIS</Source>\n<Version>v20131201</Version>\n")
+    out.write("</MessageHeader>\n<MessagePayload>\n<RTO>\n<name>CAISO</name>\n")
+    out.write(f"<ATL_HEADER>\n<REPORT>{queryname}</REPORT>\n<TZ>PPT</TZ>\n</ATL_HEADER>\n")
+    for row in rows:
+        out.write("<ATL_ITEM>\n")
+        out.writelines(f"<{column}>{escape(str(row[column]))}</{column}>\n" for column in columns)
+        out.write("</ATL_ITEM>\n")
+    out.write(f"<DISCLAIMER_ITEM>\n<DISCLAIMER>{escape(DISCLAIMER)}</DISCLAIMER>\n</DISCLAIMER_ITEM>\n")
+    out.write("</RTO>\n</MessagePayload>\n</OASISReport>\n")
+    return out.getvalue().encode("utf-8")
+
+
 class Options(usage.Options):
     """
     The options of C{twistd oasis-sim}.
@@ -668,9 +849,14 @@ class Options(usage.Options):
         ["faults", None, "", "Fault knobs, such as latency=0.1,error_rate=0.1,reset_rate=0.05."],
         ["nodes", None, 3, "Price nodes per answer (the size of the data).", int],
         ["first-day", None, "2020-01-01", "First trading day with data."],
-        ["last-day", None, None, "Last trading day with data (default: today, Pacific)."],
+        ["last-day", None, None, "Last trading day with data (default: the last one published)."],
+        ["publish-offset", None, 0.0,
+         "Hours after its start at which a trading day is published (-11: 13:00 the day before).", float],
     ]
-    optFlags = [["throttle-page", None, "Answer throttled requests with OASIS's 200 HTML page."]]
+    optFlags = [
+        ["throttle-page", None, "Answer throttled requests with OASIS's 200 HTML page."],
+        ["broken-log", None, "Answer ATL_PUB and ATL_PUB_SCHED with an error, as a source without them."],
+    ]
 
     def postOptions(self) -> None:
         """
@@ -743,6 +929,7 @@ def makeService(options: Options) -> SimulatorService:
         reactor, seed=options["seed"], nodes=options["nodes"],
         min_interval=options["min-interval"], throttle_page=options["throttle-page"],
         faults=options["faults"], first_day=options["first-day"], last_day=options["last-day"],
+        publish_offset=options["publish-offset"] * 3600, broken_log=options["broken-log"],
     )
     endpoint = f"tcp:{options['port']}:interface={options['interface']}"
     return SimulatorService(reactor, endpoint, simulator)
