@@ -186,7 +186,8 @@ class ITaskStore(Interface):
     def finish(task_id: str, owner: str, state: str, bytes: int = 0, sha256: str = "", error: str = ""):
         """
         End C{owner}'s claim with C{state}: C{downloaded}, C{empty} or
-        C{failed}.
+        C{failed}.  Only C{downloaded} records C{bytes} and C{sha256}: the
+        others keep those of the file already in place, if any.
 
         @return: A Deferred firing with whether C{owner} still held it
             (if not, nothing changes).
@@ -231,6 +232,26 @@ class ITaskStore(Interface):
     def get(task_id: str):
         """
         @return: A Deferred firing with the task, or L{None}.
+        """
+
+    def revise(revisions):
+        """
+        Put tasks back to C{pending} because OASIS changed their data after
+        they were fetched: a C{downloaded} task gets its C{revision} raised
+        (its file is replaced when fetched again), an C{empty} one is
+        simply fetched again.  A task fetched after the change is left
+        alone; one being downloaded is looked at again by the next call.
+
+        @param revisions: (task id, POSIX time of the change, OASIS version)
+            triples; unknown ids are ignored.
+        @return: A L{Deferred} firing with a list of
+            C{{"id", "report", "previous", "revision"}} for each task put back.
+        """
+
+    def revision_counts():
+        """
+        @return: A L{Deferred} firing with {report: files re-fetched
+            because OASIS revised them}.
         """
 
 

@@ -12,6 +12,9 @@ Keys live under the store's prefix C{P}:
     P s:<state>[:<report>] zset: tasks by state (and report), for listing
     P c:<report>          hash: state -> count, moved with every transition
     P reports             set: report names
+    P revisions           hash: report -> files re-fetched because OASIS revised them
+    P revise:due          hash: id -> "time|version" of a revision that met the
+                          task mid-download, looked at again by every revise()
 
 Every transition is one Lua script, so it is atomic.  Times (C{now}) come
 from the caller's clock, so hosts sharing a Redis should keep their clocks
@@ -73,6 +76,8 @@ class Task:
     created: float = 0.0
     modified: float = 0.0
     owner: str = ""
+    revision: int = 0
+    fetched: float = 0.0
 
     @classmethod
     def from_hash(cls, values: dict) -> "Task":
@@ -86,6 +91,7 @@ class Task:
             not_before=float(values["not_before"]), last_error=values["last_error"],
             bytes=int(values["bytes"]), sha256=values["sha256"], created=float(values["created"]),
             modified=float(values["modified"]), owner=values["owner"],
+            revision=int(values.get("revision", 0)), fetched=float(values.get("fetched", 0)),
         )
 
     @classmethod
@@ -170,7 +176,7 @@ local id = popped[1]
 local key = P..'t:'..id
 move(P, id, redis.call('HGET', key, 'report'), 'pending', 'downloading', popped[2])
 redis.call('HINCRBY', key, 'attempts', 1)
-redis.call('HSET', key, 'owner', owner, 'modified', now)
+redis.call('HSET', key, 'owner', owner, 'modified', now, 'fetched', now)
 redis.call('ZADD', P..'leases', now + lease, id)
 -- One JSON string: a reply of many bulk strings costs the client far more.
 return cjson.encode(redis.call('HGETALL', key))
@@ -190,8 +196,12 @@ local key = P..'t:'..id
 move(P, id, redis.call('HGET', key, 'report'), 'downloading', state,
      -tonumber(redis.call('HGET', key, 'window_start')))
 redis.call('ZREM', P..'leases', id)
-redis.call('HSET', key, 'owner', '', 'modified', now, 'bytes', ARGV[6], 'sha256', ARGV[7],
-           'last_error', ARGV[8])
+redis.call('HSET', key, 'owner', '', 'modified', now, 'last_error', ARGV[8])
+-- Only a download replaces the hash: a revision that fails still knows
+-- which file in place it is to replace.
+if state == 'downloaded' then
+  redis.call('HSET', key, 'bytes', ARGV[6], 'sha256', ARGV[7])
+end
 return 1
 """
 
@@ -243,7 +253,55 @@ return #ids
 """
 
 
-def _pairs(flat: list) -> dict:
+REVISE = _MOVE + """
+local P, now = ARGV[1], tonumber(ARGV[2])
+local due = P..'revise:due'
+local changed = {}
+local function revise(id, at, version)
+  local key = P..'t:'..id
+  local state = redis.call('HGET', key, 'state')
+  if state == 'downloading' then
+    -- Its answer may predate the revision: look again once it is final.
+    local noted = redis.call('HGET', due, id)
+    if not noted or tonumber(string.match(noted, '^[^|]+')) < at then
+      redis.call('HSET', due, id, at..'|'..version)
+    end
+    return
+  end
+  redis.call('HDEL', due, id)
+  if state ~= 'downloaded' and state ~= 'empty' then return end
+  local fetched = tonumber(redis.call('HGET', key, 'fetched') or redis.call('HGET', key, 'modified'))
+  if fetched >= at then return end
+  local report = redis.call('HGET', key, 'report')
+  local score = -tonumber(redis.call('HGET', key, 'window_start'))
+  move(P, id, report, state, 'pending', score)
+  local revision = tonumber(redis.call('HGET', key, 'revision') or '0')
+  local why = 'published after it was fetched'
+  if state == 'downloaded' then
+    revision = redis.call('HINCRBY', key, 'revision', 1)
+    redis.call('HINCRBY', P..'revisions', report, 1)
+    why = 'revised in OASIS (version '..version..')'
+  end
+  redis.call('HSET', key, 'attempts', 0, 'not_before', 0, 'last_error', why, 'modified', now)
+  redis.call('ZADD', P..'ready', score, id)
+  table.insert(changed, cjson.encode({id = id, report = report, previous = state, revision = revision}))
+end
+local earlier = redis.call('HGETALL', due)
+for i = 1, #earlier, 2 do
+  local at, version = string.match(earlier[i + 1], '^([^|]+)|(.*)$')
+  revise(earlier[i], tonumber(at), version)
+end
+for i = 3, #ARGV, 3 do
+  revise(ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2])
+end
+return changed
+"""
+
+
+def pairs(flat: list) -> dict:
+    """
+    @return: A flat Redis reply (key, value, key, value...) as a dict.
+    """
     return dict(zip(flat[::2], flat[1::2]))
 
 
@@ -281,7 +339,7 @@ class RedisTaskStore:
                          repr(request.window_start.timestamp()), repr(request.window_end.timestamp())]
             if len(args) > 2:
                 reply = yield self.redis.eval(CREATE, [], args)
-                for report, count in _pairs(reply).items():
+                for report, count in pairs(reply).items():
                     created[report] = created.get(report, 0) + int(count)
         return created
 
@@ -293,7 +351,7 @@ class RedisTaskStore:
         reply = yield self.redis.eval(
             CLAIM, [], [self.prefix, repr(self.clock.seconds()), repr(lease_seconds), owner]
         )
-        return Task.from_hash(_pairs(json.loads(reply))) if reply else None
+        return Task.from_hash(pairs(json.loads(reply))) if reply else None
 
     @inlineCallbacks
     def renew(self, task_id: str, owner: str, lease_seconds: float):
@@ -335,7 +393,7 @@ class RedisTaskStore:
         reports = sorted((yield self.redis.execute("SMEMBERS", self.prefix + "reports")))
         hashes = yield gatherResults([self.redis.execute("HGETALL", self.prefix + "c:" + r) for r in reports])
         return {
-            report: {state: int(n) for state, n in _pairs(flat).items() if int(n)}
+            report: {state: int(n) for state, n in pairs(flat).items() if int(n)}
             for report, flat in zip(reports, hashes)
         }
 
@@ -367,7 +425,31 @@ class RedisTaskStore:
         See L{ITaskStore.get}.
         """
         flat = yield self.redis.execute("HGETALL", self.prefix + "t:" + task_id)
-        return Task.from_hash(_pairs(flat)) if flat else None
+        return Task.from_hash(pairs(flat)) if flat else None
+
+    @inlineCallbacks
+    def revise(self, revisions):
+        """
+        See L{ITaskStore.revise}.
+        """
+        changed = []
+        revisions = list(revisions)
+        # At least one call, so that revisions noted mid-download are looked at.
+        for start in range(0, max(1, len(revisions)), BATCH):
+            args = [self.prefix, repr(self.clock.seconds())]
+            for identifier, at, version in revisions[start:start + BATCH]:
+                args += [identifier, repr(at), str(version)]
+            reply = yield self.redis.eval(REVISE, [], args)
+            changed += [json.loads(entry) for entry in reply]
+        return changed
+
+    @inlineCallbacks
+    def revision_counts(self):
+        """
+        See L{ITaskStore.revision_counts}.
+        """
+        flat = yield self.redis.execute("HGETALL", self.prefix + "revisions")
+        return {report: int(n) for report, n in sorted(pairs(flat).items())}
 
 
 @implementer(ITaskStore)
@@ -380,6 +462,8 @@ class MemoryTaskStore:
     clock = attr.ib()
     _tasks: dict[str, Task] = attr.ib(factory=dict, init=False)
     _leases: dict[str, float] = attr.ib(factory=dict, init=False)
+    _due: dict[str, tuple[float, str]] = attr.ib(factory=dict, init=False)
+    _revisions: dict[str, int] = attr.ib(factory=dict, init=False)
 
     def _replace(self, task: Task, **changes) -> Task:
         task = attr.evolve(task, modified=self.clock.seconds(), **changes)
@@ -415,7 +499,8 @@ class MemoryTaskStore:
             return succeed(None)
         task = min(due, key=lambda t: (-t.window_start, t.id))
         self._leases[task.id] = now + lease_seconds
-        return succeed(self._replace(task, state=DOWNLOADING, owner=owner, attempts=task.attempts + 1))
+        return succeed(self._replace(task, state=DOWNLOADING, owner=owner, attempts=task.attempts + 1,
+                                     fetched=now))
 
     def renew(self, task_id: str, owner: str, lease_seconds: float):
         """
@@ -435,7 +520,9 @@ class MemoryTaskStore:
         if task is None:
             return succeed(False)
         self._leases.pop(task_id, None)
-        self._replace(task, state=state, owner="", bytes=bytes, sha256=sha256, last_error=error)
+        if state == DOWNLOADED:
+            task = attr.evolve(task, bytes=bytes, sha256=sha256)
+        self._replace(task, state=state, owner="", last_error=error)
         return succeed(True)
 
     def release(self, task_id: str, owner: str, not_before: float, error: str):
@@ -498,3 +585,36 @@ class MemoryTaskStore:
         See L{ITaskStore.get}.
         """
         return succeed(self._tasks.get(task_id))
+
+    def revise(self, revisions):
+        """
+        See L{ITaskStore.revise}.
+        """
+        changed = []
+        earlier = [(i, at, version) for i, (at, version) in self._due.items()]
+        for identifier, at, version in earlier + [(i, float(a), str(v)) for i, a, v in revisions]:
+            task = self._tasks.get(identifier)
+            if task is not None and task.state == DOWNLOADING:
+                if identifier not in self._due or self._due[identifier][0] < at:
+                    self._due[identifier] = (at, version)
+                continue
+            self._due.pop(identifier, None)
+            if task is None or task.state not in (DOWNLOADED, EMPTY):
+                continue
+            if (task.fetched or task.modified) >= at:
+                continue
+            revision, why = task.revision, "published after it was fetched"
+            if task.state == DOWNLOADED:
+                revision += 1
+                self._revisions[task.report] = self._revisions.get(task.report, 0) + 1
+                why = f"revised in OASIS (version {version})"
+            self._replace(task, state=PENDING, attempts=0, not_before=0.0, last_error=why, revision=revision)
+            changed.append({"id": identifier, "report": task.report, "previous": task.state,
+                            "revision": revision})
+        return succeed(changed)
+
+    def revision_counts(self):
+        """
+        See L{ITaskStore.revision_counts}.
+        """
+        return succeed(dict(sorted(self._revisions.items())))

@@ -179,6 +179,67 @@ class TaskStoreBehaviourMixin:
         await self.store.finish(task.id, "w", EMPTY, error="1000")
         self.assertEqual(await self.store.retry(EMPTY, None), 1)
 
+    async def _finished(self, state: str, day: int = 1):
+        await self.store.create([request("a", day)])
+        task = await self.store.claim("w", 60)
+        await self.store.finish(task.id, "w", state, bytes=10, sha256="old")
+        return task
+
+    async def test_reviseDownloaded(self) -> None:
+        """
+        A revision newer than the fetch puts a downloaded task back to
+        pending with its revision raised and its old hash kept (the
+        download compares it); it is counted per report and claimed again.
+        """
+        task = await self._finished(DOWNLOADED)
+        self.clock.advance(10)
+        changed = await self.store.revise([(task.id, self.clock.seconds() - 1, "2"), ("unknown", 0.0, "2")])
+        self.assertEqual(changed, [{"id": task.id, "report": "a", "previous": DOWNLOADED, "revision": 1}])
+        revised = await self.store.get(task.id)
+        self.assertEqual((revised.state, revised.revision, revised.sha256, revised.attempts),
+                         (PENDING, 1, "old", 0))
+        self.assertIn("revised", revised.last_error)
+        self.assertEqual(await self.store.counts(), {"a": {PENDING: 1}})
+        self.assertEqual(await self.store.revision_counts(), {"a": 1})
+        self.assertEqual((await self.store.claim("w", 60)).id, task.id)
+
+    async def test_reviseOlderThanFetchIgnored(self) -> None:
+        """
+        A revision from before the fetch changes nothing: the file already
+        holds it.  Reading the same entry twice is harmless.
+        """
+        task = await self._finished(DOWNLOADED)
+        self.assertEqual(await self.store.revise([(task.id, self.clock.seconds() - 5, "2")]), [])
+        self.assertEqual((await self.store.get(task.id)).state, DOWNLOADED)
+        self.assertEqual(await self.store.revision_counts(), {})
+
+    async def test_reviseEmpty(self) -> None:
+        """
+        A day published after OASIS answered "no data" for it is fetched
+        again; that is not counted as a revision.
+        """
+        task = await self._finished(EMPTY)
+        self.clock.advance(10)
+        changed = await self.store.revise([(task.id, self.clock.seconds(), "1")])
+        self.assertEqual(changed, [{"id": task.id, "report": "a", "previous": EMPTY, "revision": 0}])
+        self.assertEqual((await self.store.get(task.id)).state, PENDING)
+        self.assertEqual(await self.store.revision_counts(), {})
+
+    async def test_reviseMidDownload(self) -> None:
+        """
+        A revision that meets a task mid-download is applied by a later
+        call once the download is recorded, since that answer may predate
+        it.
+        """
+        await self.store.create([request("a", 1)])
+        task = await self.store.claim("w", 60)
+        self.clock.advance(5)
+        self.assertEqual(await self.store.revise([(task.id, self.clock.seconds(), "2")]), [])
+        await self.store.finish(task.id, "w", DOWNLOADED, bytes=10, sha256="old")
+        changed = await self.store.revise([])
+        self.assertEqual([c["id"] for c in changed], [task.id])
+        self.assertEqual(await self.store.revise([]), [], "applied once")
+
 
 class MemoryTaskStoreTests(TaskStoreBehaviourMixin, TestCase):
     """
