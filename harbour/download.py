@@ -18,6 +18,7 @@ import ctypes
 import hashlib
 import os
 import random
+import shutil
 import socket
 import time
 from email.utils import parsedate_to_datetime
@@ -183,12 +184,14 @@ def _fsync_path(path: Path, data_only: bool = False) -> None:
         os.close(fd)
 
 
-def _commit(moves: list[tuple[Path, Path]]) -> None:
+def _commit(moves: list[tuple[Path, Path, Path | None]]) -> None:
     """
     In a thread: make verified files durable, rename them into place, and
     make the renames durable, so that a file under a final name is always
     whole, even after a crash.  One C{syncfs} covers the whole batch where
-    the system has it; each directory is synced once.
+    the system has it; each directory is synced once.  A file being
+    replaced is first linked under its C{keep} name when it has one, so
+    that both names always hold whole files.
     """
     if _SYNCFS is not None:
         fd = os.open(moves[0][0].parent, os.O_RDONLY)
@@ -198,12 +201,28 @@ def _commit(moves: list[tuple[Path, Path]]) -> None:
         finally:
             os.close(fd)
     else:
-        for temporary, ignored in moves:
+        for temporary, ignored, ignored_keep in moves:
             _fsync_path(temporary, data_only=True)
-    for temporary, target in moves:
+    for temporary, target, keep in moves:
+        if keep is not None and target.exists():
+            _keep(target, keep)
         os.replace(temporary, target)
-    for directory in {target.parent for ignored, target in moves}:
+    for directory in {target.parent for ignored, target, ignored_keep in moves}:
         _fsync_path(directory)
+
+
+def _keep(target: Path, keep: Path) -> None:
+    """
+    Give C{target}'s file the name C{keep} too (replacing an older one).
+    """
+    linked = keep.with_name(f".{keep.name}.part-keep")
+    linked.unlink(missing_ok=True)
+    try:
+        os.link(target, linked)
+    except OSError:  # a file system without hard links
+        shutil.copy2(target, linked)
+        _fsync_path(linked, data_only=True)
+    os.replace(linked, keep)
 
 
 class GroupCommit:
@@ -215,15 +234,16 @@ class GroupCommit:
 
     def __init__(self, run_in_thread) -> None:
         self._run = run_in_thread
-        self._queue: list[tuple[Path, Path, Deferred]] = []
+        self._queue: list[tuple[Path, Path, Path | None, Deferred]] = []
         self._busy = False
 
-    def commit(self, temporary: Path, target: Path) -> Deferred:
+    def commit(self, temporary: Path, target: Path, keep: Path | None = None) -> Deferred:
         """
+        @param keep: Where the file C{temporary} replaces is kept, if at all.
         @return: A Deferred firing once C{temporary} is durably at C{target}.
         """
         d: Deferred = Deferred()
-        self._queue.append((temporary, target, d))
+        self._queue.append((temporary, target, keep, d))
         self._next()
         return d
 
@@ -232,11 +252,11 @@ class GroupCommit:
             return
         batch, self._queue = self._queue, []
         self._busy = True
-        self._run(_commit, [(t, g) for t, g, ignored in batch]).addBoth(self._done, batch)
+        self._run(_commit, [(t, g, k) for t, g, k, ignored in batch]).addBoth(self._done, batch)
 
     def _done(self, result, batch) -> None:
         self._busy = False
-        for ignored, ignored_target, d in batch:
+        for *ignored, d in batch:
             if isinstance(result, Failure):
                 d.errback(result)
             else:
@@ -255,11 +275,12 @@ def _existing(path: Path) -> tuple[verdicts.Verdict, int, str]:
     return verdicts.classify(path), path.stat().st_size, digest.hexdigest()
 
 
-def _prepare(target: Path, temporary: Path, stale: bool):
+def _prepare(target: Path, temporary: Path, stale: bool, superseded: str):
     """
     In a thread: make the directory; remove the temporary files of earlier
     attempts if their worker died (C{stale}); check a file already in
-    place; else open the temporary file.
+    place (unless its sha256 is C{superseded}: a revision replaces it);
+    else open the temporary file.
 
     @return: (verdict, size, sha256) of a complete file already in place,
         or the opened temporary file.
@@ -270,9 +291,17 @@ def _prepare(target: Path, temporary: Path, stale: bool):
             path.unlink(missing_ok=True)
     if target.exists():
         found = _existing(target)
-        if found[0].kind == verdicts.DATA:
+        if found[0].kind == verdicts.DATA and found[2] != superseded:
             return found
     return open(temporary, "wb")
+
+
+def kept_name(target: Path, revision: int) -> Path:
+    """
+    @return: Where the file of C{target} as of C{revision} (0: as first
+        fetched) is kept once a revision replaces it.
+    """
+    return target.with_name(f"{target.stem}.rev{revision}{target.suffix}")
 
 
 @implementer(IStatusSource, IPausable)
@@ -341,6 +370,7 @@ class DownloadService(Service):
             self.bus.subscribe("download", self._download_changed),
             self.bus.subscribe("work", self._work_changed),
             self.bus.subscribe("task.created", lambda event: self.wake()),
+            self.bus.subscribe("task.revised", lambda event: self.wake()),
             self.bus.subscribe("store.connected", lambda event: self.wake()),
         ])
         yield self.ready()
@@ -465,7 +495,10 @@ class DownloadService(Service):
         temporary = target.with_name(f".{target.name}.part-{self.rng.getrandbits(32):08x}")
         # Only a worker that died leaves a temporary file behind; one that
         # lives always removes its own.
-        prepared = yield self._in_thread(_prepare, target, temporary, task.last_error == LEASE_EXPIRED)
+        # A task with a hash but not downloaded is a revision: the file in
+        # place is the one it replaces.
+        prepared = yield self._in_thread(_prepare, target, temporary, task.last_error == LEASE_EXPIRED,
+                                         task.sha256)
         if isinstance(prepared, tuple):
             verdict, size, digest = prepared
             yield self._conclude(task, DOWNLOADED, size, digest)
@@ -476,7 +509,13 @@ class DownloadService(Service):
             if failure is None:
                 verdict = yield self._in_thread(_verify, temporary)
                 if verdict.kind == verdicts.DATA:
-                    yield self._commits.commit(temporary, target)
+                    if digest == task.sha256:  # a revision that left this window as it was
+                        temporary.unlink()
+                    else:
+                        keep = None
+                        if task.sha256 and self.settings.keep_revisions:
+                            keep = kept_name(target, task.revision - 1)
+                        yield self._commits.commit(temporary, target, keep)
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
@@ -623,7 +662,7 @@ class DownloadService(Service):
             self.log.error("{url} failed: {error}", url=task.url, error=error, service="download")
         yield self.bus.publish(topic, {
             "id": task.id, "report": task.report, "url": task.url, "filename": task.filename,
-            "bytes": size, "error": error,
+            "bytes": size, "error": error, "revision": task.revision,
         })
 
     def _count_bytes(self, size: int) -> None:

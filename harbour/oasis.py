@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 import posixpath
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -242,6 +242,7 @@ def report_urls(
     today: datetime.date,
     start: datetime.date | None = None,
     end: datetime.date | None = None,
+    published: Mapping[str, datetime.date] | None = None,
 ) -> list[ReportURL]:
     """
     Every request of every enabled report, each report's newest windows
@@ -249,6 +250,8 @@ def report_urls(
 
     @param start: Overrides every report's first day.
     @param end: Overrides every report's last day.
+    @param published: The last day published of the reports it names:
+        their later days are left out.
     """
     table = DayTable(ZoneInfo(manifest.timezone))
     result: list[ReportURL] = []
@@ -257,6 +260,8 @@ def report_urls(
             continue
         first, last = report_range(manifest, report, today)
         first, last = start or first, end or last
+        if published and report.name in published:
+            last = min(last, published[report.name])
         requests = ReportRequests(manifest.base_url, report)
         hours = min(window_hours(report.window), MAX_WINDOW_HOURS)
         result.extend(map(requests.request, table.windows(first, last, hours)))

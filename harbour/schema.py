@@ -283,6 +283,13 @@ class ManifestTopic:
     timezone: str = setting(
         "America/Los_Angeles", check=timezone(), doc="The zone whose days are trading days."
     )
+    follow_publications: bool = setting(
+        True, check=boolean(),
+        doc="Read OASIS's publications log (ATL_PUB): request only published days, re-fetch revised ones.",
+    )
+    publications_interval: float = setting(
+        900.0, check=number(minimum=1), doc="Seconds between reads of the publications log."
+    )
 
 
 @attr.s(frozen=True, auto_attribs=True)
@@ -352,6 +359,9 @@ class DownloadTopic:
     connect_timeout: float = setting(30.0, check=number(minimum=0.1), doc="Seconds.")
     idle_timeout: float = setting(60.0, check=number(minimum=0.1), doc="Seconds without a byte.")
     max_bytes: int = setting(2 * GIB, check=integer(minimum=1), doc="Largest accepted answer.")
+    keep_revisions: bool = setting(
+        True, check=boolean(), doc="Keep a file replaced by a revision, as <name>.rev<N>.zip."
+    )
 
 
 #: Each topic: its class, and whether the file holds a list of tables.

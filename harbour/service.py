@@ -163,8 +163,13 @@ def build(reactor, options: Options) -> HarbourService:
         children.append(("oasis-sim", simulator))
     bus = Bus()
     store.bus = bus
-    manifest = ManifestService(reactor, bus)
-    work = WorkService(reactor, tasks, manifest, bus, ready=store.when_ready)
+    manifest = ManifestService(reactor, bus, redis=store, limiter=RedisLimiter(store, reactor, store.prefix),
+                               tasks=tasks, prefix=store.prefix, ready=store.when_ready)
+
+    def known():
+        return gatherResults([store.when_ready(), manifest.when_known()])
+
+    work = WorkService(reactor, tasks, manifest, bus, ready=known)
     download = _downloads(reactor, store, tasks, bus, data_dir, store.when_ready)
     config = ConfigService(reactor, Path(options["config-dir"]), bus, defaults)
     control = ControlService.from_config(

@@ -5,7 +5,8 @@ C{refresh()} asks the manifest for every request and creates the tasks
 that are missing (C{work_server:refresh()} → C{manifest_server:reports()}
 → C{harbour_db:create(tasks)}).  It runs at start, every
 C{refresh_interval}, on the C{Refresh} command, and whenever the
-C{manifest} or C{reports} topics change; refreshes asked for while one runs
+C{manifest} or C{reports} topics change or the manifest announces newly
+published days (C{publications.updated}); refreshes asked for while one runs
 are folded into one more.  It also sweeps expired leases back to
 C{pending}, and logs each report's progress as it changes.
 """
@@ -71,6 +72,7 @@ class WorkService(Service):
             self.bus.subscribe("manifest", lambda event: self.schedule()),
             self.bus.subscribe("reports", lambda event: self.schedule()),
             self.bus.subscribe("store.connected", lambda event: self.schedule()),
+            self.bus.subscribe("publications.updated", lambda event: self.schedule()),
         ])
         yield self.ready()
         self._start_timers()
