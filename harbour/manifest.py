@@ -35,9 +35,10 @@ from zoneinfo import ZoneInfo
 import attr
 import treq
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
+from twisted.internet.defer import CancelledError, Deferred, gatherResults, inlineCallbacks, succeed
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
 from zope.interface import implementer
 
@@ -122,6 +123,7 @@ class ManifestService(Service):
     _reading: Deferred | None = attr.ib(default=None, init=False)
     _again: bool = attr.ib(default=False, init=False)
     _known: list = attr.ib(factory=list, init=False)
+    _waiters: list = attr.ib(factory=list, init=False)
     _attempted: bool = attr.ib(default=False, init=False)
 
     @property
@@ -242,17 +244,39 @@ class ManifestService(Service):
             return
         self._timer = self.reactor.callLater(delay, self._read)
 
+    def read_publications(self) -> Deferred:
+        """
+        Read the publications log now, or wait for the read under way.
+
+        @return: A L{Deferred} firing when that read is over (its failures
+            are reported in C{Status}, not here).
+        """
+        if self._reading is None:
+            if self._timer is not None and self._timer.active():
+                self._timer.cancel()
+            self._read()
+        if self._reading is None:  # over at once
+            return succeed(None)
+        d: Deferred = Deferred()
+        self._waiters.append(d)
+        return d
+
     def _read(self) -> None:
         self._again = False
-        self._reading = self._follow()
+        self._reading = reading = self._follow()
+        reading.addBoth(self._read_over, reading)
 
-        def over(ignored):
+    def _read_over(self, result, reading: Deferred) -> None:
+        if isinstance(result, Failure) and not result.check(CancelledError):
+            self.log.failure("following publications failed", result, service="manifest")
+        if self._reading is reading:
             self._reading = None
-            self._first_attempt_over()
-            if self.running and self.following:
-                self._read_soon(0 if self._again else self._next_delay())
-
-        self._reading.addBoth(over)
+        self._first_attempt_over()
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(None)
+        if self.running and self.following:
+            self._read_soon(0 if self._again else self._next_delay())
 
     @inlineCallbacks
     def _follow(self):
@@ -260,6 +284,7 @@ class ManifestService(Service):
         One read of the log (and of the schedule when due), and what
         follows from it.
         """
+        before = (self._mode, self.published_through())
         try:
             yield self.ready()
             if not self._loaded:
@@ -271,20 +296,25 @@ class ManifestService(Service):
             return
         except Exception as e:
             self._read_failed(e)
-            return
-        self._reads += 1
-        self._last_success = self.reactor.seconds()
-        self._error = ""
-        if self._mode != FOLLOWING:
-            if self._mode == DATE_RANGES:
-                self.log.info("publications log readable again: following it", service="manifest")
-            self._mode = FOLLOWING
+            entries = []
+        else:
+            self._read_succeeded()
+        if (self._mode, self.published_through()) != before:
             self._changed()
-            yield self._announce()
+            payload = {name: day.isoformat() for name, day in sorted(self.published_through().items())}
+            yield self.bus.publish("publications.updated", {"mode": self._mode, "published": payload})
         try:
             yield self._apply(entries)
         except StoreUnavailable as e:
             self.log.warn("cannot apply revisions: {error}", error=str(e), service="manifest")
+
+    def _read_succeeded(self) -> None:
+        self._reads += 1
+        self._last_success = self.reactor.seconds()
+        self._error = ""
+        if self._mode == DATE_RANGES:
+            self.log.info("publications log readable again: following it", service="manifest")
+        self._mode = FOLLOWING
 
     def _read_failed(self, error: Exception) -> None:
         self._failures += 1
@@ -295,18 +325,8 @@ class ManifestService(Service):
             self._mode = DATE_RANGES
             self.log.warn("cannot read the publications log ({error}): using plain date ranges until it can",
                           error=self._error, service="manifest")
-            self._changed()
-            self._announce().addErrback(
-                lambda f: self.log.failure("cannot announce the fallback", f, service="manifest"))
         else:
             self.log.warn("cannot read the publications log: {error}", error=self._error, service="manifest")
-
-    def _announce(self) -> Deferred:
-        """
-        Tell the work service that the requests changed.
-        """
-        payload = {name: day.isoformat() for name, day in sorted(self.published_through().items())}
-        return self.bus.publish("publications.updated", {"mode": self._mode, "published": payload})
 
     def _next_delay(self) -> float:
         """
@@ -337,7 +357,10 @@ class ManifestService(Service):
         key = self.prefix + "pub"
         state = pairs((yield self.redis.execute("HGETALL", key)))
         if state.get("base_url") == self.manifest.base_url:
-            self._read_through = float(state["read_through"])
+            # Knowledge as fresh as the last read counts as a success: a
+            # restart meeting an unreadable log keeps following it a while.
+            self._read_through = self._last_success = float(state["read_through"])
+            self._mode = FOLLOWING
             days = pairs((yield self.redis.execute("HGETALL", key + ":days")))
             for field, day in days.items():
                 queryname, _, market = field.partition("|")
@@ -407,7 +430,6 @@ class ManifestService(Service):
             entries += found
             if self._learn(found):
                 self._changed()
-                yield self._announce()
             self._read_through = stop
             yield self._save()
             start = stop

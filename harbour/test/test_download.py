@@ -75,7 +75,7 @@ class Harness:
         requests = report_urls(manifest, [ReportTopic(**r) for r in reports], datetime.date(2025, 2, 1))
         await self.store.create(requests)
         finished: Deferred = Deferred()
-        self._waiting.append((len(requests), finished))
+        self._waiting.append((len(self.events) + len(requests), finished))
         self.service.startService()
         self.testcase.addCleanup(lambda: self.service.running and self.service.stopService())
         await finished.addTimeout(60, self.reactor)
@@ -199,6 +199,55 @@ class DownloadTests(TestCase):
         [task] = await harness.run(LMP, end="2025-01-10")
         self.assertEqual((task.state, task.bytes), (DOWNLOADED, os.path.getsize(sample)))
         self.assertEqual(harness.simulator.requests, [])
+
+    async def _revised(self, harness: Harness, content_changes: bool):
+        """
+        Download one day, let OASIS revise it (or only say so), and
+        download it again.
+
+        @return: The first and second task, and the first file's bytes.
+        """
+        [task] = await harness.run(LMP, end="2025-01-10")
+        old = (harness.data / "reports" / task.filename).read_bytes()
+        if content_changes:
+            harness.simulator.revise("PRC_LMP", datetime.date(2025, 1, 10))
+        changed = await harness.store.revise([(task.id, harness.reactor.seconds() + 1, "2")])
+        self.assertEqual(len(changed), 1)
+        [again] = await harness.run(LMP, end="2025-01-10")
+        return task, again, old
+
+    async def test_revisionReplacesAndKeeps(self) -> None:
+        """
+        A revised file is fetched again and replaces the old one, which is
+        kept as C{.rev0.zip}; the task records the new size and hash.
+        """
+        harness = Harness(self)
+        task, again, old = await self._revised(harness, content_changes=True)
+        target = harness.data / "reports" / "lmp" / "2025-01-10.zip"
+        expected = await treq.content(await treq.get(task.url, persistent=False))
+        self.assertNotEqual(expected, old)
+        self.assertEqual(target.read_bytes(), expected)
+        self.assertEqual(target.with_name("2025-01-10.rev0.zip").read_bytes(), old)
+        self.assertEqual((again.state, again.revision, again.sha256),
+                         (DOWNLOADED, 1, hashlib.sha256(expected).hexdigest()))
+        self.assertEqual([e.payload["revision"] for e in harness.events], [0, 1])
+
+    async def test_revisionUnchangedOrDropped(self) -> None:
+        """
+        A revision that leaves a window's bytes as they were keeps no copy;
+        with C{keep_revisions} off, a changed file replaces the old one
+        and nothing else is kept.
+        """
+        harness = Harness(self)
+        ignored, again, old = await self._revised(harness, content_changes=False)
+        self.assertEqual((again.state, again.revision), (DOWNLOADED, 1))
+        self.assertEqual([p.name for p in harness.files()], ["2025-01-10.zip"])
+        self.assertEqual(len(harness.simulator.requests), 2)
+
+        dropping = Harness(self, keep_revisions=False)
+        ignored, again, old = await self._revised(dropping, content_changes=True)
+        self.assertEqual([p.name for p in dropping.files()], ["2025-01-10.zip"])
+        self.assertNotEqual(dropping.files()[0].read_bytes(), old)
 
     async def test_politeness(self) -> None:
         """
