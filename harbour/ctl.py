@@ -177,14 +177,24 @@ def _status(reactor, protocol, args, out):
     if store:
         print(f"redis {store.get('redis')} ({'connected' if store.get('connected') else 'NOT connected'})",
               file=out)
+    publications = services.get("manifest", {}).get("publications", {})
+    if publications.get("mode") not in (None, "off"):
+        line = f"publications log: {publications['mode']}"
+        if publications.get("last_read"):
+            line += f", read {publications['last_read']}"
+        if publications.get("error"):
+            line += f" (last read failed: {publications['error']})"
+        print(line, file=out)
+    revisions = publications.get("revisions", {})
     errors = services.get("config", {}).get("errors") or []
     for error in errors:
         print(f"config error: {error}", file=out)
     counts = services.get("work", {}).get("tasks", {})
     if isinstance(counts, dict) and counts and "error" not in counts:
-        table = Table("report", *STATES, "total", box=None)
+        table = Table("report", *STATES, "total", "revised", box=None)
         for report, states in sorted(counts.items()):
-            table.add_row(report, *(str(states.get(s, 0)) for s in STATES), str(sum(states.values())))
+            table.add_row(report, *(str(states.get(s, 0)) for s in STATES), str(sum(states.values())),
+                          str(revisions.get(report, 0)))
         Console(file=out, width=120).print(table)
     return OK
 

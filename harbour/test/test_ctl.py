@@ -5,11 +5,13 @@ Tests for C{harbourctl}'s offline commands and argument handling.
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
+from twisted.internet.defer import succeed
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbour.ctl import FAILED, OK, USAGE, check_config, parser
+from harbour.ctl import FAILED, OK, USAGE, _status, check_config, parser
 
 
 class CheckConfigTests(SynchronousTestCase):
@@ -77,3 +79,34 @@ class ParserTests(SynchronousTestCase):
         """
         args = parser().parse_args(["status"])
         self.assertEqual(args.connect, "tcp:127.0.0.1:7750")
+
+
+class StatusTests(SynchronousTestCase):
+    """
+    C{harbourctl status} as a table.
+    """
+
+    def test_publicationsAndRevisions(self) -> None:
+        """
+        The table shows how the publications log is followed, why its last
+        read failed, and each report's revisions.
+        """
+        document = {"harbour": "1", "pid": 1, "uptime": 5, "services": {
+            "manifest": {"publications": {"mode": "following", "last_read": "2025-03-10T20:00:00Z",
+                                          "error": "HTTP 503", "revisions": {"lmp": 2}}},
+            "work": {"tasks": {"lmp": {"downloaded": 4, "pending": 2}}},
+        }}
+
+        class Protocol:
+            def callRemote(self, command, **kwargs):
+                return succeed({"status": json.dumps(document)})
+
+        out = io.StringIO()
+        result = self.successResultOf(_status(None, Protocol(), parser().parse_args(["status"]), out))
+        self.assertEqual(result, OK)
+        text = out.getvalue()
+        self.assertIn("publications log: following, read 2025-03-10T20:00:00Z (last read failed: HTTP 503)", text)
+        header, row = [line.split() for line in text.splitlines()[-2:]]
+        self.assertEqual(dict(zip(header, row)), {"report": "lmp", "pending": "2", "downloading": "0",
+                                                  "downloaded": "4", "empty": "0", "failed": "0",
+                                                  "total": "6", "revised": "2"})
