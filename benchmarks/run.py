@@ -22,7 +22,7 @@ from pathlib import Path
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import react
 
-from benchmarks import backbone, manifest
+from benchmarks import backbone, manifest, publications
 from harbour.redisserver import find_redis_server
 
 
@@ -118,6 +118,19 @@ async def main(reactor, runs: int, quick: bool) -> None:
     table.row("politeness 0.2 s, latency 0.1 s: starts/slot", f"{polite['harbour_slot_use']:.3f}",
               ">= 0.98", polite["harbour_slot_use"] >= 0.98, peer=f"{polite['sequential_slot_use']:.3f} sleepy",
               ratio=polite["harbour_slot_use"] / polite["sequential_slot_use"])
+
+    # Counts of requests, not times: one run says it all.
+    directory = Path(tempfile.mkdtemp(prefix="hb-bench-"))
+    try:
+        following = await publications.mirror(reactor, directory / "following", True)
+        ranges = await publications.mirror(reactor, directory / "ranges", False)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    table.row("requests per useful file, up to today", f"{following['requests_per_useful_file']:.2f}", "-", None,
+              peer=f"{ranges['requests_per_useful_file']:.2f} date ranges",
+              ratio=ranges["requests_per_useful_file"] / following["requests_per_useful_file"])
+    table.row("  requests for unpublished windows", f"{following['no_data_answers']}", "0",
+              following["no_data_answers"] == 0, peer=f"{ranges['no_data_answers']} date ranges")
 
     count, size = (200, 100_000) if quick else (2000, 100_000)
     small = await medians(runs, in_process("files", "--count", str(count), "--size", str(size)))

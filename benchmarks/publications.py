@@ -1,0 +1,110 @@
+"""
+Requests per useful file when mirroring up to today, with and without
+following the publications log.
+
+A real C{twistd harbour} mirrors a daily report (C{PRC_LMP} DAM) and an
+hourly one (C{PRC_INTVL_LMP} RTM) over the last three trading days from the
+simulator, whose today is published an hour from now.  Every request the
+simulator sees is counted: report data, "no data" answers, and reads of the
+log itself.  A useful file is one holding data.
+
+C{python -m benchmarks.publications} prints one JSON line per mode.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.task import deferLater, react
+
+from harbour import commands
+from harbour.client import connect
+from harbour.control import read_token
+from harbour.simulator import PACIFIC, OasisSimulator
+from tests.processes import control_endpoint, save, start_harbour, stop_harbour
+
+FINAL = ("downloaded", "empty", "failed")
+
+REPORTS = """\
+[[reports]]
+name = "lmp"
+queryname = "PRC_LMP"
+market_run_id = "DAM"
+
+[[reports]]
+name = "intervals"
+queryname = "PRC_INTVL_LMP"
+market_run_id = "RTM"
+window = "1h"
+"""
+
+
+async def mirror(reactor, directory: Path, follow: bool) -> dict:
+    """
+    Mirror the last three days to the end, and count the simulator's
+    requests.
+    """
+    now = reactor.seconds()
+    today = datetime.datetime.fromtimestamp(now, PACIFIC).date()
+    start_of_today = datetime.datetime(today.year, today.month, today.day, tzinfo=PACIFIC).timestamp()
+    simulator = OasisSimulator(reactor, seed=3, last_day=None, publish_offset=now + 3600 - start_of_today)
+    port = reactor.listenTCP(0, simulator.site(), interface="127.0.0.1")
+    (directory / "config").mkdir(parents=True)
+    save(directory / "config" / "harbour.toml", (
+        f'[manifest]\nbase_url = "http://127.0.0.1:{port.getHost().port}/oasisapi"\n'
+        f"start = {today - datetime.timedelta(days=2)}\nend = {today}\n"
+        f"follow_publications = {'true' if follow else 'false'}\n"
+        "[download]\nconcurrency = 4\nmin_request_interval = 0\n" + REPORTS
+    ))
+    daemon = start_harbour(reactor, directory)
+    client = None
+    try:
+        await daemon.wait_for("store ready")
+        await daemon.wait_for("control port listening")
+        client = await connect(reactor, control_endpoint(directory), read_token(directory / "data" / "amp.token"))
+        for ignored in range(1200):  # two minutes at most
+            status = json.loads((await client.callRemote(commands.Status))["status"])
+            tasks = status["services"]["work"]["tasks"]
+            if "error" in tasks:  # the store is not answering yet
+                tasks = {}
+            counts = [n for states in tasks.values() for s, n in states.items()]
+            final = [n for states in tasks.values() for s, n in states.items() if s in FINAL]
+            if counts and sum(counts) == sum(final):
+                break
+            await deferLater(reactor, 0.1, lambda: None)
+        else:
+            raise RuntimeError("the mirror did not finish")
+    finally:
+        await stop_harbour(daemon, client)
+        await port.stopListening()
+    log = [r for r in simulator.requests if r[2].get("queryname", "").startswith("ATL_PUB")]
+    data = [r for r in simulator.requests if r not in log]
+    useful = sum(1 for r in data if r[3] == "data")
+    return {
+        "follow": follow,
+        "requests": len(simulator.requests),
+        "log_requests": len(log),
+        "useful_files": useful,
+        "no_data_answers": sum(1 for r in data if r[3] == 1000),
+        "requests_per_useful_file": len(simulator.requests) / useful,
+    }
+
+
+async def main(reactor) -> None:
+    for follow in (True, False):
+        directory = Path(tempfile.mkdtemp(prefix="hb-pub-"))
+        try:
+            print(json.dumps(await mirror(reactor, directory, follow)))
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    react(lambda reactor: ensureDeferred(main(reactor)))
