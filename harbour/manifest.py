@@ -124,6 +124,7 @@ class ManifestService(Service):
     _again: bool = attr.ib(default=False, init=False)
     _known: list = attr.ib(factory=list, init=False)
     _waiters: list = attr.ib(factory=list, init=False)
+    _interruptible: Deferred | None = attr.ib(default=None, init=False)
     _attempted: bool = attr.ib(default=False, init=False)
 
     @property
@@ -158,8 +159,10 @@ class ManifestService(Service):
         yield gatherResults([self.bus.unsubscribe(s) for s in subscriptions])
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
+        if self._interruptible is not None:
+            self._interruptible.cancel()
         if self._reading is not None:
-            self._reading.cancel()
+            yield self._reading
         self._first_attempt_over()
 
     def _manifest_changed(self, event) -> None:
@@ -286,7 +289,7 @@ class ManifestService(Service):
         """
         before = (self._mode, self.published_through())
         try:
-            yield self.ready()
+            yield self._interrupt(self.ready())
             if not self._loaded:
                 yield self._load()
             yield self._read_schedule()
@@ -294,6 +297,10 @@ class ManifestService(Service):
         except StoreUnavailable as e:
             self.log.warn("cannot follow publications: {error}", error=str(e), service="manifest")
             return
+        except CancelledError:
+            if not self.running:
+                return  # stopped mid-read
+            raise
         except Exception as e:
             self._read_failed(e)
             entries = []
@@ -390,7 +397,7 @@ class ManifestService(Service):
         try:
             body = yield self._get(self._url("ATL_PUB_SCHED", now - 86400, now, "&publication_type=ALL"))
             self._schedule = parse_schedule(body)
-        except StoreUnavailable:
+        except (StoreUnavailable, CancelledError):
             raise
         except Exception as e:
             # The log alone is enough: the schedule only brings reads forward.
@@ -454,21 +461,38 @@ class ManifestService(Service):
                 f"&enddatetime={gmt(datetime.datetime.fromtimestamp(end, utc))}"
                 f"&market_run_id=ALL{extra}&version=1&resultformat=6")
 
-    def _get(self, url: str) -> Deferred:
+    def _interrupt(self, d: Deferred) -> Deferred:
+        """
+        Mark C{d} as what a stop may cancel: only waits and HTTP, never a
+        Redis command, whose reply would then go to the next command.
+        """
+        self._interruptible = d
+
+        def over(result):
+            if self._interruptible is d:
+                self._interruptible = None
+            return result
+
+        return d.addBoth(over)
+
+    @inlineCallbacks
+    def _get(self, url: str):
         """
         Fetch a publications answer on a politeness slot, within the
         download settings' deadlines.
 
         @return: A L{Deferred} firing with its bytes.
         """
-        d = self._fetch(url)
-        return d.addTimeout(self.download.connect_timeout + 2 * self.download.idle_timeout, self.reactor)
+        if not self.running:
+            raise CancelledError()
+        wait = yield self.limiter.reserve(urlsplit(url).netloc, self.download.min_request_interval)
+        if wait > 0:
+            yield self._interrupt(deferLater(self.reactor, wait, lambda: None))
+        deadline = self.download.connect_timeout + 2 * self.download.idle_timeout
+        return (yield self._interrupt(self._fetch(url).addTimeout(deadline, self.reactor)))
 
     @inlineCallbacks
     def _fetch(self, url: str):
-        wait = yield self.limiter.reserve(urlsplit(url).netloc, self.download.min_request_interval)
-        if wait > 0:
-            yield deferLater(self.reactor, wait, lambda: None)
         response = yield self.client.get(url)
         if response.code != 200:
             yield treq.content(response)

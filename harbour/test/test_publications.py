@@ -355,3 +355,17 @@ class FollowingTests(TestCase):
         self.assertEqual((await self.settle(self.manifest.status()))["publications"], {"mode": "off"})
         self.assertIn("lmp/2025-03-10.zip", self.days())
         self.assertEqual(self.simulator.requests, [])
+
+    async def test_stopMidRead(self) -> None:
+        """
+        A stop while a read waits for its politeness slot ends the read at
+        once and quietly, with no Redis command cut off.
+        """
+        self.manifest = self.service()
+        self.manifest.download = DownloadTopic(min_request_interval=5)
+        await self.manifest.limiter.reserve("oasis.test", 5)
+        reading = self.manifest.read_publications()
+        await self.settle(self.manifest.stopService())
+        self.assertTrue(reading.called)
+        self.assertEqual(self.simulator.requests, [])
+        self.assertEqual(self.flushLoggedErrors(), [])
