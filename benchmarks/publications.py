@@ -27,9 +27,7 @@ from harbour import commands
 from harbour.client import connect
 from harbour.control import read_token
 from harbour.simulator import PACIFIC, OasisSimulator
-from tests.processes import control_endpoint, save, start_harbour, stop_harbour
-
-FINAL = ("downloaded", "empty", "failed")
+from tests.processes import control_endpoint, save, start_harbour, stop_harbour, task_states
 
 REPORTS = """\
 [[reports]]
@@ -69,13 +67,8 @@ async def mirror(reactor, directory: Path, follow: bool) -> dict:
         await daemon.wait_for("control port listening")
         client = await connect(reactor, control_endpoint(directory), read_token(directory / "data" / "amp.token"))
         for ignored in range(1200):  # two minutes at most
-            status = json.loads((await client.callRemote(commands.Status))["status"])
-            tasks = status["services"]["work"]["tasks"]
-            if "error" in tasks:  # the store is not answering yet
-                tasks = {}
-            counts = [n for states in tasks.values() for s, n in states.items()]
-            final = [n for states in tasks.values() for s, n in states.items() if s in FINAL]
-            if counts and sum(counts) == sum(final):
+            total, final = task_states(json.loads((await client.callRemote(commands.Status))["status"]))
+            if total and total == final:
                 break
             await deferLater(reactor, 0.1, lambda: None)
         else:

@@ -37,9 +37,9 @@ from harbour.client import connect
 from harbour.control import read_token
 from harbour.errors import BadRequest, Unauthorized
 from harbour.simulator import Faults, OasisSimulator
+from harbour.tasks import FINAL_STATES
 from tests.processes import control_endpoint, redis_started, save, start_harbour, stop_harbour
 
-FINAL = ("downloaded", "empty", "failed")
 FAULTY = Faults(latency=0.05, error_rate=0.1, reset_rate=0.05, truncate_rate=0.05, trickle_rate=0.05,
                 retry_after=0, trickle_bytes=4096)
 CALM = Faults(latency=0.05)
@@ -164,7 +164,7 @@ class Soak:
             for per_report in tasks.values():
                 states.update(per_report)
             total = (await self.client.callRemote(commands.Reports, offset=0, limit=1))["total"]
-            if sum(states.values()) == total and sum(states[s] for s in FINAL) == total:
+            if sum(states.values()) == total and sum(states[s] for s in FINAL_STATES) == total:
                 return {"total": total, "states": dict(states)}
             if self.reactor.seconds() > deadline:
                 return {"total": total, "states": dict(states), "unfinished": True}
@@ -227,13 +227,13 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
         await soak.stop()
         shutil.rmtree(directory, ignore_errors=True)
     states = outcome["states"]
-    lost = outcome["total"] - sum(states.get(s, 0) for s in FINAL)
+    lost = outcome["total"] - sum(states.get(s, 0) for s in FINAL_STATES)
     print("\nfaults injected")
     table([(name, str(count)) for name, count in sorted(soak.injected.items())])
     print("\nresult")
     table([
         ("tasks", str(outcome["total"])),
-        ("tasks completed", ", ".join(f"{states.get(s, 0)} {s}" for s in FINAL)),
+        ("tasks completed", ", ".join(f"{states.get(s, 0)} {s}" for s in FINAL_STATES)),
         ("tasks lost (must be 0)", str(lost)),
         ("duplicate or stray files (must be 0)", str(audit["duplicates"])),
         ("partial or wrong files under final names (must be 0)", str(audit["partial"])),

@@ -108,7 +108,6 @@ class ManifestService(Service):
     _version: int = attr.ib(default=0, init=False)
     _cache: tuple | None = attr.ib(default=None, init=False)
     _subscriptions: list = attr.ib(factory=list, init=False)
-    _configured: bool = attr.ib(default=False, init=False)
     _published: dict = attr.ib(factory=dict, init=False)
     _read_through: float | None = attr.ib(default=None, init=False)
     _loaded: bool = attr.ib(default=False, init=False)
@@ -122,7 +121,6 @@ class ManifestService(Service):
     _timer = attr.ib(default=None, init=False)
     _reading: Deferred | None = attr.ib(default=None, init=False)
     _again: bool = attr.ib(default=False, init=False)
-    _known: list = attr.ib(factory=list, init=False)
     _waiters: list = attr.ib(factory=list, init=False)
     _interruptible: Deferred | None = attr.ib(default=None, init=False)
     _attempted: bool = attr.ib(default=False, init=False)
@@ -163,20 +161,19 @@ class ManifestService(Service):
             self._interruptible.cancel()
         if self._reading is not None:
             yield self._reading
-        self._first_attempt_over()
+        self._release_waiters()
 
     def _manifest_changed(self, event) -> None:
         old, self.manifest = self.manifest, ManifestTopic(**event.payload)
         if old.base_url != self.manifest.base_url:
             self._published, self._read_through, self._loaded = {}, None, False
             self._schedule, self._schedule_read = [], float("-inf")
-        self._configured = True
         self._changed()
         if self.following:
             self._read_soon(0)
         else:
             self._mode = OFF
-            self._first_attempt_over()
+            self._release_waiters()
 
     def _reports_changed(self, event) -> None:
         self.definitions = [ReportTopic(**report) for report in event.payload]
@@ -228,13 +225,16 @@ class ManifestService(Service):
         if self._attempted or not self.following:
             return succeed(None)
         d: Deferred = Deferred()
-        self._known.append(d)
+        self._waiters.append(d)
         return d
 
-    def _first_attempt_over(self) -> None:
+    def _release_waiters(self) -> None:
+        """
+        Fire everything waiting for a read: it is over (or will not come).
+        """
         self._attempted = True
-        known, self._known = self._known, []
-        for d in known:
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
             d.callback(None)
 
     def _read_soon(self, delay: float) -> None:
@@ -274,10 +274,7 @@ class ManifestService(Service):
             self.log.failure("following publications failed", result, service="manifest")
         if self._reading is reading:
             self._reading = None
-        self._first_attempt_over()
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            d.callback(None)
+        self._release_waiters()
         if self.running and self.following:
             self._read_soon(0 if self._again else self._next_delay())
 
@@ -287,7 +284,8 @@ class ManifestService(Service):
         One read of the log (and of the schedule when due), and what
         follows from it.
         """
-        before = (self._mode, self.published_through())
+        before = (self._mode, self._published_days())
+        entries: list[Publication] | None = None
         try:
             yield self._interrupt(self.ready())
             if not self._loaded:
@@ -296,7 +294,6 @@ class ManifestService(Service):
             entries = yield self._read_log()
         except StoreUnavailable as e:
             self.log.warn("cannot follow publications: {error}", error=str(e), service="manifest")
-            return
         except CancelledError:
             if not self.running:
                 return  # stopped mid-read
@@ -306,14 +303,19 @@ class ManifestService(Service):
             entries = []
         else:
             self._read_succeeded()
-        if (self._mode, self.published_through()) != before:
+        after = (self._mode, self._published_days())
+        if after != before:
             self._changed()
-            payload = {name: day.isoformat() for name, day in sorted(self.published_through().items())}
-            yield self.bus.publish("publications.updated", {"mode": self._mode, "published": payload})
+            yield self.bus.publish("publications.updated", {"mode": after[0], "published": after[1]})
+        if entries is None:
+            return
         try:
             yield self._apply(entries)
         except StoreUnavailable as e:
             self.log.warn("cannot apply revisions: {error}", error=str(e), service="manifest")
+
+    def _published_days(self) -> dict[str, str]:
+        return {name: day.isoformat() for name, day in sorted(self.published_through().items())}
 
     def _read_succeeded(self) -> None:
         self._reads += 1
@@ -372,8 +374,6 @@ class ManifestService(Service):
             for field, day in days.items():
                 queryname, _, market = field.partition("|")
                 self._published[(queryname, market)] = datetime.date.fromisoformat(day)
-            if days:
-                self._changed()
         else:
             yield self.redis.execute("DEL", key, key + ":days")
         self._loaded = True
@@ -435,24 +435,20 @@ class ManifestService(Service):
             found = parse_log((yield self._get(self._url("ATL_PUB", start, stop, "&oasis_section=ALL"
                                                                                    "&status=ALL&atlpubversion=ALL"))))
             entries += found
-            if self._learn(found):
-                self._changed()
+            self._learn(found)
             self._read_through = stop
             yield self._save()
             start = stop
         return entries
 
-    def _learn(self, entries: list[Publication]) -> bool:
+    def _learn(self, entries: list[Publication]) -> None:
         """
-        @return: Whether a report's last published day moved.
+        Note each report's newest published day.
         """
-        moved = False
         for entry in entries:
             known = self._published.get(entry.key)
             if known is None or entry.day > known:
                 self._published[entry.key] = entry.day
-                moved = True
-        return moved
 
     def _url(self, queryname: str, start: float, end: float, extra: str) -> str:
         utc = datetime.timezone.utc
@@ -565,7 +561,7 @@ class ManifestService(Service):
             revisions = (yield self.tasks.revision_counts()) if self.tasks is not None else {}
         except StoreUnavailable as e:
             revisions = {"error": str(e)}
-        caps = self.published_through()
+        published = self._published_days()
         document["publications"] = {
             "mode": self._mode,
             "error": self._error,
@@ -574,8 +570,8 @@ class ManifestService(Service):
             "last_read": _iso(self._last_success),
             "read_through": _iso(self._read_through),
             "next_read": _iso(self._timer.getTime()) if self._timer is not None and self._timer.active() else None,
-            "published": {name: day.isoformat() for name, day in sorted(caps.items())},
-            "date_ranges": sorted(r.name for r in self.definitions if r.enabled and r.name not in caps),
+            "published": published,
+            "date_ranges": sorted(r.name for r in self.definitions if r.enabled and r.name not in published),
             "scheduled": len(self._schedule),
             "revisions": revisions,
         }

@@ -467,11 +467,7 @@ class OasisSimulator(Resource):
         created = now.replace(microsecond=0)
         stem = f"{start.astimezone(PACIFIC):%Y%m%d}_{(end - datetime.timedelta(minutes=1)).astimezone(PACIFIC):%Y%m%d}_{queryname}"
         if args.get("resultformat") == "6":
-            out = io.StringIO()
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(columns)
-            writer.writerows([row[c] for c in columns] for row in rows)
-            return deterministic_zip([(f"{stem}_{created:%Y%m%d_%H_%M_%S}_v1.csv", out.getvalue().encode())], created)
+            return deterministic_zip([(f"{stem}_{created:%Y%m%d_%H_%M_%S}_v1.csv", _csv(columns, rows))], created)
         return deterministic_zip([(f"{stem}_v1.xml", _atlas_xml(queryname, columns, rows, created))], created)
 
     def _pairs(self, market: str) -> Iterator[tuple[SimReport, str]]:
@@ -536,11 +532,7 @@ class OasisSimulator(Resource):
         stem = f"{dates}_{report.queryname}_{market}"
         columns, rows = self.rows(report, market, start, end, rng, version)
         if csv_wanted:
-            out = io.StringIO()
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(columns)
-            writer.writerows([row[c] for c in columns] for row in rows)
-            return [(f"{stem}_{created:%Y%m%d_%H_%M_%S}_v{version}.csv", out.getvalue().encode())]
+            return [(f"{stem}_{created:%Y%m%d_%H_%M_%S}_v{version}.csv", _csv(columns, rows))]
         if report.layout == "prices":
             by_component: dict[str, list] = {}
             for row in rows:
@@ -781,6 +773,32 @@ def _node_names(count: int) -> list[str]:
     return names
 
 
+def _envelope(payload: str, created) -> bytes:
+    """
+    @return: C{payload} inside the C{OASISReport} envelope OASIS sends.
+    """
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<OASISReport xmlns="{NAMESPACE}">\n<MessageHeader>\n'
+        f"<TimeDate>{iso(created)}</TimeDate>\n<Source>OASIS</Source>\n<Version>v20131201</Version>\n"
+        "</MessageHeader>\n<MessagePayload>\n<RTO>\n<name>CAISO</name>\n"
+        f"{payload}"
+        f"<DISCLAIMER_ITEM>\n<DISCLAIMER>{escape(DISCLAIMER)}</DISCLAIMER>\n</DISCLAIMER_ITEM>\n"
+        "</RTO>\n</MessagePayload>\n</OASISReport>\n"
+    ).encode("utf-8")
+
+
+def _csv(columns: list[str], rows: list[dict]) -> bytes:
+    """
+    @return: C{rows} as OASIS's C{resultformat=6} CSV.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([row[c] for c in columns] for row in rows)
+    return out.getvalue().encode()
+
+
 def _xml(report: SimReport, market: str, rows: list[dict], created, resource_key: str, row_key: str) -> bytes:
     """
     @return: Rows in the OASISReport layout: a REPORT_ITEM per resource and
@@ -788,10 +806,6 @@ def _xml(report: SimReport, market: str, rows: list[dict], created, resource_key
     """
     minutes = report.minutes
     out = io.StringIO()
-    out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
-    out.write(f'<OASISReport xmlns="{NAMESPACE}">\n<MessageHeader>\n')
-    out.write(f"<TimeDate>{iso(created)}</TimeDate>\n<Source>OASIS</Source>\n<Version>v20131201</Version>\n")
-    out.write("</MessageHeader>\n<MessagePayload>\n<RTO>\n<name>CAISO</name>\n")
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault((row[row_key], row["XML_DATA_ITEM"]), []).append(row)
@@ -811,9 +825,7 @@ def _xml(report: SimReport, market: str, rows: list[dict], created, resource_key
                 f"<VALUE>{row['MW']}</VALUE>\n</REPORT_DATA>\n"
             )
         out.write("</REPORT_ITEM>\n")
-    out.write(f"<DISCLAIMER_ITEM>\n<DISCLAIMER>{escape(DISCLAIMER)}</DISCLAIMER>\n</DISCLAIMER_ITEM>\n")
-    out.write("</RTO>\n</MessagePayload>\n</OASISReport>\n")
-    return out.getvalue().encode("utf-8")
+    return _envelope(out.getvalue(), created)
 
 
 def _atlas_xml(queryname: str, columns: list[str], rows: list[dict], created) -> bytes:
@@ -822,18 +834,12 @@ def _atlas_xml(queryname: str, columns: list[str], rows: list[dict], created) ->
         C{ATL_ITEM} per row, one element per column.
     """
     out = io.StringIO()
-    out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
-    out.write(f'<OASISReport xmlns="{NAMESPACE}">\n<MessageHeader>\n')
-    out.write(f"<TimeDate>{iso(created)}</TimeDate>\n<Source>OASIS</Source>\n<Version>v20131201</Version>\n")
-    out.write("</MessageHeader>\n<MessagePayload>\n<RTO>\n<name>CAISO</name>\n")
     out.write(f"<ATL_HEADER>\n<REPORT>{queryname}</REPORT>\n<TZ>PPT</TZ>\n</ATL_HEADER>\n")
     for row in rows:
         out.write("<ATL_ITEM>\n")
         out.writelines(f"<{column}>{escape(str(row[column]))}</{column}>\n" for column in columns)
         out.write("</ATL_ITEM>\n")
-    out.write(f"<DISCLAIMER_ITEM>\n<DISCLAIMER>{escape(DISCLAIMER)}</DISCLAIMER>\n</DISCLAIMER_ITEM>\n")
-    out.write("</RTO>\n</MessagePayload>\n</OASISReport>\n")
-    return out.getvalue().encode("utf-8")
+    return _envelope(out.getvalue(), created)
 
 
 class Options(usage.Options):

@@ -7,13 +7,28 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ProcessProtocol
 
+from harbour.tasks import FINAL_STATES
+
 #: How long a system test waits for one thing a process should say or do.
 PATIENCE = 30.0
+
+
+def task_states(status: dict) -> tuple[int, int]:
+    """
+    @return: How many tasks a C{Status} document counts, and how many of
+        them are final (none while the store is not answering).
+    """
+    states: Counter = Counter()
+    for per_report in status["services"]["work"]["tasks"].values():
+        if isinstance(per_report, dict):
+            states.update(per_report)
+    return sum(states.values()), sum(states[s] for s in FINAL_STATES)
 
 
 def program(name: str) -> str:

@@ -22,9 +22,7 @@ from harbour.control import read_token
 from harbour.redisserver import process_alive
 from harbour.simulator import Faults, OasisSimulator
 from harbour.test.helpers import short_directory
-from tests.processes import control_endpoint, redis_started, save, start_harbour, stop_harbour
-
-FINAL = ("downloaded", "empty", "failed")
+from tests.processes import control_endpoint, redis_started, save, start_harbour, stop_harbour, task_states
 
 LMP = '[[reports]]\nname = "lmp"\nqueryname = "PRC_LMP"\nmarket_run_id = "DAM"\nresultformat = "csv"\n'
 LOAD = '[[reports]]\nname = "load"\nqueryname = "SLD_FCST"\nmarket_run_id = "DAM"\n'
@@ -108,13 +106,7 @@ class Mirror:
         """
         Wait until C{expected} tasks exist and all are in a final state.
         """
-        def finished(status):
-            tasks = status["services"]["work"]["tasks"]
-            counts = [n for states in tasks.values() for s, n in states.items()]
-            final = [n for states in tasks.values() for s, n in states.items() if s in FINAL]
-            return sum(counts) == expected and sum(final) == expected
-
-        status = await self.until(finished, timeout)
+        status = await self.until(lambda s: task_states(s) == (expected, expected), timeout)
         return status["services"]["work"]["tasks"]
 
     def files(self) -> list[Path]:
