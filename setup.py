@@ -22,6 +22,8 @@ setup(
     package_data={
         "twisted.plugins": ["harbour_plugin.py", "oasis_sim_plugin.py"],
         "harbour.test": ["samples/*"],
+        "harbour.store": ["lua/*.lua"],
+        "harbour.oasis": ["*.toml"],
     },
     install_requires=[
         "twisted[tls]>=24.7",

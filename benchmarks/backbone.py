@@ -18,11 +18,11 @@ from pathlib import Path
 from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.internet.task import cooperate
 
-from harbour import commands
+from harbour.amp import commands
 from harbour.bus import Bus
-from harbour.client import RemoteBus, connect
-from harbour.control import ControlService
-from harbour.control import read_token
+from harbour.amp.client import RemoteBus, connect
+from harbour.amp.server import ControlService
+from harbour.amp.server import read_token
 from tests.processes import control_endpoint, spawn, start_harbour
 
 

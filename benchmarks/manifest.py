@@ -8,8 +8,8 @@ from __future__ import annotations
 import datetime
 import time
 
-from harbour.oasis import report_urls
-from harbour.schema import ManifestTopic, ReportTopic
+from harbour.oasis.requests import report_urls
+from harbour.config.schema import ManifestTopic, ReportTopic
 
 
 def generation(reports: int = 100) -> dict:

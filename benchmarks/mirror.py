@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -30,13 +29,13 @@ from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.task import deferLater, react
 
 from harbour.bus import Bus
-from harbour.download import DownloadService
-from harbour.oasis import report_urls
-from harbour.politeness import RedisLimiter
-from harbour.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
-from harbour.simulator import Faults, OasisSimulator
-from harbour.store import StoreService
-from harbour.tasks import RedisTaskStore
+from harbour.services.download import DownloadService
+from harbour.oasis.requests import report_urls
+from harbour.store.politeness import RedisLimiter
+from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
+from harbour.testing.simulator import Faults, OasisSimulator
+from harbour.store.connection import StoreService
+from harbour.store.tasks import RedisTaskStore
 
 
 async def redis_store(reactor, directory: Path):

@@ -23,10 +23,10 @@ from pathlib import Path
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import deferLater, react
 
-from harbour import commands
-from harbour.client import connect
-from harbour.control import read_token
-from harbour.simulator import PACIFIC, OasisSimulator
+from harbour.amp import commands
+from harbour.amp.client import connect
+from harbour.amp.server import read_token
+from harbour.testing.simulator import PACIFIC, OasisSimulator
 from tests.processes import control_endpoint, save, start_harbour, stop_harbour, task_states
 
 REPORTS = """\

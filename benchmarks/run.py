@@ -23,7 +23,7 @@ from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import react
 
 from benchmarks import backbone, manifest, publications
-from harbour.redisserver import find_redis_server
+from harbour.store.server import find_redis_server
 
 
 def machine() -> str:

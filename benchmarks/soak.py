@@ -22,7 +22,6 @@ import itertools
 import json
 import os
 import shutil
-import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -31,13 +30,13 @@ import treq
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import deferLater, react
 
-from harbour import commands
-from harbour.classify import DATA, classify
-from harbour.client import connect
-from harbour.control import read_token
+from harbour.amp import commands
+from harbour.oasis.classify import DATA, classify
+from harbour.amp.client import connect
+from harbour.amp.server import read_token
 from harbour.errors import BadRequest, Unauthorized
-from harbour.simulator import Faults, OasisSimulator
-from harbour.tasks import FINAL_STATES
+from harbour.testing.simulator import Faults, OasisSimulator
+from harbour.store.tasks import FINAL_STATES
 from tests.processes import control_endpoint, redis_started, save, start_harbour, stop_harbour
 
 FAULTY = Faults(latency=0.05, error_rate=0.1, reset_rate=0.05, truncate_rate=0.05, trickle_rate=0.05,

@@ -12,7 +12,7 @@ import time
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import react
 
-from harbour.client import RemoteBus, connect
+from harbour.amp.client import RemoteBus, connect
 
 
 async def main(reactor, endpoint: str, token: str, topic: str, count: str) -> None:

@@ -1,7 +1,7 @@
 """
 The PUBSUB SERVER: an in-process publish/subscribe broker.
 
-Remote subscribers reach it through the AMP listener (L{harbour.control}),
+Remote subscribers reach it through the AMP listener (L{harbour.amp.server}),
 which attaches one L{Outbox} per connection; in-process services call
 L{Bus.subscribe} like any other L{IBus}.  Each subscriber has its own bounded
 outbox, so a subscriber that stops reading is dropped without holding up the
@@ -134,7 +134,7 @@ class Event:
         This event as a serialised AMP C{Event} box, built once however many
         connections it is sent to.
         """
-        from harbour.commands import encode_event
+        from harbour.amp.commands import encode_event
 
         return encode_event(self.topic, self.text)
 

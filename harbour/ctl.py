@@ -24,13 +24,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from twisted.protocols.amp import TooLong
 
-from harbour import commands
-from harbour.client import RemoteBus, connect
-from harbour.control import read_token
+from harbour.amp import commands
+from harbour.amp.client import RemoteBus, connect
+from harbour.amp.server import read_token
 from harbour.errors import BadRequest, ConfigurationError, HarbourError, Unauthorized
-from harbour.oasis import market_today, report_urls
-from harbour.schema import load_directory
-from harbour.tasks import FINAL_STATES, STATES
+from harbour.oasis.requests import market_today, report_urls
+from harbour.config.schema import load_directory
+from harbour.store.tasks import FINAL_STATES, STATES
 
 OK, FAILED, USAGE, UNREACHABLE = 0, 1, 2, 3
 

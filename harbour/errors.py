@@ -2,7 +2,7 @@
 Errors that cross harbour's interfaces.
 
 Each has a short wire code so that the AMP commands in
-L{harbour.commands} can carry it to a remote client unchanged.
+L{harbour.amp.commands} can carry it to a remote client unchanged.
 """
 
 

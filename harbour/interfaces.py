@@ -104,7 +104,7 @@ class IManifest(Interface):
 
     def reports() -> list:
         """
-        @return: Every L{harbour.oasis.ReportURL} of the enabled reports over
+        @return: Every L{harbour.oasis.requests.ReportURL} of the enabled reports over
             their date ranges, each report's newest windows first.
         """
 
@@ -161,7 +161,7 @@ class ITaskStore(Interface):
 
     def create(requests):
         """
-        Create a C{pending} task for each L{harbour.oasis.ReportURL} that
+        Create a C{pending} task for each L{harbour.oasis.requests.ReportURL} that
         has none; existing tasks are left alone.
 
         @return: A Deferred firing with C{{report: number created}}.
@@ -173,7 +173,7 @@ class ITaskStore(Interface):
         newest trading day first.  It becomes C{downloading}, leased to
         C{owner}, its C{attempts} counted.
 
-        @return: A Deferred firing with the L{harbour.tasks.Task}, or L{None}.
+        @return: A Deferred firing with the L{harbour.store.tasks.Task}, or L{None}.
         """
 
     def renew(task_id: str, owner: str, lease_seconds: float):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attr
 from twisted.application.service import IService, MultiService
@@ -22,19 +23,21 @@ from twisted.python.failure import Failure
 
 from harbour import __version__
 from harbour.bus import Bus
-from harbour.config import ConfigService
-from harbour.control import ControlService, check_listen_endpoint, read_token
+from harbour.config.watcher import ConfigService
+from harbour.amp.server import ControlService, check_listen_endpoint, read_token
 from harbour.errors import ConfigurationError
 from harbour.interfaces import IStatusSource
-from harbour.download import DownloadService
-from harbour.manifest import ManifestService
-from harbour.politeness import RedisLimiter
-from harbour.simulator import OasisSimulator, SimulatorService
-from harbour.tasks import RedisTaskStore
-from harbour.work import WorkService
-from harbour.workers import WorkersService
-from harbour.hub import HubLink
-from harbour.store import RedisAddress, StoreService
+from harbour.services.download import DownloadService
+from harbour.services.manifest import ManifestService
+from harbour.store.politeness import RedisLimiter
+from harbour.store.tasks import RedisTaskStore
+from harbour.services.work import WorkService
+from harbour.services.workers import WorkersService
+from harbour.amp.hub import HubLink
+from harbour.store.connection import RedisAddress, StoreService
+
+if TYPE_CHECKING:
+    from harbour.testing.simulator import SimulatorService
 
 DEFAULT_AMP = "tcp:7750:interface=127.0.0.1"
 
@@ -242,6 +245,9 @@ def demo_simulator(reactor) -> SimulatorService:
     The in-process OASIS simulator of C{--demo}: listening on a loopback
     port at once, so that its URL can be the configuration's default.
     """
+    # Only the demo needs the simulator: a daemon never loads it.
+    from harbour.testing.simulator import OasisSimulator, SimulatorService
+
     simulator = OasisSimulator(reactor, seed=1, nodes=12, min_interval=0.0)
     service = SimulatorService(reactor, DEMO_SIMULATOR, simulator)
     try:

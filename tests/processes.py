@@ -13,7 +13,7 @@ from pathlib import Path
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ProcessProtocol
 
-from harbour.tasks import FINAL_STATES
+from harbour.store.tasks import FINAL_STATES
 
 #: How long a system test waits for one thing a process should say or do.
 PATIENCE = 30.0

@@ -6,17 +6,15 @@ redis-server, configured by files and steered over its control port.
 from __future__ import annotations
 
 import json
-import os
 import signal
-from pathlib import Path
 
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
-from harbour import commands
-from harbour.client import RemoteBus, connect
-from harbour.control import read_token
-from harbour.redisserver import process_alive
+from harbour.amp import commands
+from harbour.amp.client import RemoteBus, connect
+from harbour.amp.server import read_token
+from harbour.store.server import process_alive
 from harbour.test.helpers import short_directory
 from tests.processes import PATIENCE, control_endpoint, program, redis_started, save, spawn, start_harbour
 

@@ -15,12 +15,12 @@ import treq
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from harbour import commands
-from harbour.classify import DATA, classify
-from harbour.client import connect
-from harbour.control import read_token
-from harbour.redisserver import process_alive
-from harbour.simulator import Faults, OasisSimulator
+from harbour.amp import commands
+from harbour.oasis.classify import DATA, classify
+from harbour.amp.client import connect
+from harbour.amp.server import read_token
+from harbour.store.server import process_alive
+from harbour.testing.simulator import Faults, OasisSimulator
 from harbour.test.helpers import short_directory
 from tests.processes import control_endpoint, redis_started, save, start_harbour, stop_harbour, task_states
 

@@ -12,8 +12,8 @@ import json
 import treq
 from twisted.trial.unittest import TestCase
 
-from harbour import commands
-from harbour.simulator import PACIFIC, parse_gmt
+from harbour.amp import commands
+from harbour.testing.simulator import PACIFIC, parse_gmt
 from tests.test_mirror import LMP, Mirror, report_requests
 
 ONE_DAY = datetime.timedelta(days=1)

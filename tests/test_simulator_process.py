@@ -8,7 +8,7 @@ from __future__ import annotations
 import treq
 from twisted.trial.unittest import TestCase
 
-from harbour.classify import DATA, EMPTY, classify
+from harbour.oasis.classify import DATA, EMPTY, classify
 from harbour.test.helpers import short_directory
 from tests.processes import program, spawn
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import TestCase
 
-from harbour.simulator import Faults
+from harbour.testing.simulator import Faults
 from harbour.test.helpers import short_directory
 from tests.processes import program, spawn
 from tests.test_mirror import LMP, Mirror, report_requests

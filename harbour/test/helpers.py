@@ -17,8 +17,8 @@ from twisted.test import iosim
 from zope.interface import implementer
 
 from harbour.bus import Bus
-from harbour.client import HarbourClientProtocol
-from harbour.control import ControlProtocol, ControlService
+from harbour.amp.client import HarbourClientProtocol
+from harbour.amp.server import ControlProtocol, ControlService
 from harbour.interfaces import IConfigSource
 
 TOKEN = "test-token"
@@ -108,7 +108,7 @@ async def private_redis(testcase):
     """
     from twisted.internet import reactor
 
-    from harbour.store import StoreService
+    from harbour.store.connection import StoreService
 
     store = StoreService.from_config(reactor, None, short_directory(testcase), "t")
     store.startService()

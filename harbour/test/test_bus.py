@@ -9,9 +9,9 @@ from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from harbour import commands
+from harbour.amp import commands
 from harbour.bus import MAX_VALUE_BYTES, Bus, Outbox, matches, validate_pattern
-from harbour.client import RemoteBus
+from harbour.amp.client import RemoteBus
 from harbour.errors import BadRequest, PayloadTooLarge
 from harbour.interfaces import IBus, ISubscription
 from harbour.test.helpers import TOKEN, connected, control_service

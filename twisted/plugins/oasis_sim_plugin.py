@@ -6,7 +6,7 @@ from twisted.application.service import ServiceMaker
 
 oasis_sim = ServiceMaker(
     "oasis-sim",
-    "harbour.simulator",
+    "harbour.testing.simulator",
     "A simulated CAISO OASIS API (SingleZip and GroupZip) for tests and demos.",
     "oasis-sim",
 )

@@ -1,0 +1,159 @@
+"""
+The client side of the control port.
+
+L{RemoteBus} provides L{IBus} over an AMP connection, so that a process
+subscribes to another process's bus exactly as it would to its own.
+C{harbourctl} and download workers connect through L{connect}.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from twisted.internet.defer import Deferred, fail, inlineCallbacks
+from twisted.internet.endpoints import clientFromString, connectProtocol
+from twisted.logger import Logger
+from twisted.protocols import amp
+from zope.interface import implementer
+
+from harbour.amp import commands
+from harbour.bus import (
+    DEFAULT_QUEUE_LIMIT,
+    Event,
+    Subscription,
+    SubscriptionTable,
+    callback_outbox,
+    validate_pattern,
+)
+from harbour.errors import BadRequest
+from harbour.interfaces import IBus
+
+
+class HarbourClientProtocol(amp.AMP):
+    """
+    A control connection as seen by a client: routes each incoming
+    L{commands.Event} to the local subscriptions it matches.
+    """
+
+    log = Logger()
+
+    def __init__(self, queue_limit: int = DEFAULT_QUEUE_LIMIT) -> None:
+        super().__init__()
+        self.table = SubscriptionTable()
+        self.queue_limit = queue_limit
+        self.disconnected: Deferred = Deferred()
+
+    def ampBoxReceived(self, box: amp.AmpBox) -> None:
+        """
+        Route L{commands.Event} boxes straight to the subscribers: they
+        never carry an answer tag, and they are most of what a subscriber
+        receives, so the generic command dispatch is skipped for them.
+        """
+        if box.get(b"_command") == b"Event" and b"_ask" not in box:
+            self.event(box[b"topic"].decode("utf-8"), box[b"payload"].decode("utf-8"))
+        else:
+            super().ampBoxReceived(box)
+
+    @commands.Event.responder
+    def event(self, topic: str, payload: str) -> dict:
+        """
+        Deliver one event to the local subscribers.
+        """
+        outboxes = list(self.table.outboxes(topic))
+        if outboxes:
+            event = Event.from_text(topic, payload)
+            for outbox in outboxes:
+                outbox.put(event)
+        return {}
+
+    def drop(self, outbox, reason: str) -> None:
+        """
+        Give up a local subscriber that overflowed.
+        """
+        patterns = [s.pattern for s in self.table.remove_outbox(outbox)]
+        self.log.warn(
+            "dropped a local subscriber to {patterns}: {reason}",
+            patterns=patterns,
+            reason=reason,
+        )
+
+    def connectionLost(self, reason) -> None:
+        """
+        Let whoever waits for the end know.
+        """
+        super().connectionLost(reason)
+        self.disconnected.callback(None)
+
+
+@implementer(IBus)
+class RemoteBus:
+    """
+    The bus of another harbour process, reached over its control port.
+    """
+
+    def __init__(self, protocol: HarbourClientProtocol) -> None:
+        self.protocol = protocol
+
+    def publish(self, topic: str, payload: object, retain: bool = False) -> Deferred:
+        """
+        See L{IBus.publish}; the payload's size is checked before sending.
+        """
+        try:
+            event = Event.create(topic, payload)
+        except BadRequest as e:
+            return fail(e)
+        d = self.protocol.callRemote(
+            commands.Publish, topic=event.topic, payload=event.text, retain=retain
+        )
+        return d.addCallback(lambda answer: answer["delivered"])
+
+    @inlineCallbacks
+    def subscribe(self, pattern: str, callback: Callable):
+        """
+        See L{IBus.subscribe}.
+        """
+        validate_pattern(pattern)
+        outbox = callback_outbox(
+            callback, pattern, self.protocol.queue_limit, self.protocol.drop
+        )
+        subscription = Subscription(pattern, outbox)
+        self.protocol.table.add(subscription)
+        try:
+            yield self.protocol.callRemote(commands.Subscribe, topic=pattern)
+        except BaseException:
+            self.protocol.table.remove(subscription)
+            raise
+        return subscription
+
+    @inlineCallbacks
+    def unsubscribe(self, subscription: Subscription):
+        """
+        See L{IBus.unsubscribe}; the remote subscription ends with the last
+        local one for its pattern.
+        """
+        self.protocol.table.remove(subscription)
+        subscription.outbox.stopProducing()
+        if not any(s.pattern == subscription.pattern for s in self.protocol.table.all()):
+            yield self.protocol.callRemote(commands.Unsubscribe, topic=subscription.pattern)
+
+
+@inlineCallbacks
+def connect(reactor, endpoint: str, token: str):
+    """
+    Connect and authenticate to a harbour control port.
+
+    @param endpoint: A Twisted client endpoint string, such as
+        C{tcp:127.0.0.1:7750} or C{ssl:host:7750:caCertsDir=...}.
+
+    @return: A L{Deferred} firing with a connected, authenticated
+        L{HarbourClientProtocol}.
+    """
+    protocol = yield connectProtocol(
+        clientFromString(reactor, endpoint), HarbourClientProtocol()
+    )
+    try:
+        yield protocol.callRemote(commands.Authenticate, token=token)
+    except BaseException:
+        protocol.transport.loseConnection()
+        raise
+    return protocol

@@ -1,0 +1,138 @@
+"""
+The link from a download worker to its hub (C{twistd harbour --role
+worker --hub ENDPOINT}).
+
+L{HubLink} keeps one authenticated AMP connection to the hub's control port,
+reconnecting with backoff, and provides L{IBus} over it: subscriptions are
+made again on every new connection (so retained configuration arrives again),
+and events published while the hub is away are dropped with a log line (they
+are announcements; the task store in Redis is the truth).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import attr
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
+from twisted.internet.endpoints import clientFromString
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from harbour.amp import commands
+from harbour.bus import Subscription, callback_outbox, validate_pattern
+from harbour.amp.client import HarbourClientProtocol, RemoteBus
+from harbour.errors import BadRequest, StoreUnavailable
+from harbour.interfaces import IBus, IStatusSource
+
+
+@implementer(IBus, IStatusSource)
+@attr.s(eq=False)
+class HubLink(Service):
+    """
+    A reconnecting, authenticated connection to a hub, seen as its bus.
+    """
+
+    log = Logger()
+
+    reactor = attr.ib()
+    endpoint: str = attr.ib()
+    token: str = attr.ib(repr=False)
+    _client: ClientService | None = attr.ib(default=None, init=False)
+    _protocol: HarbourClientProtocol | None = attr.ib(default=None, init=False)
+    _subscriptions: list = attr.ib(factory=list, init=False)
+
+    def startService(self) -> None:
+        """
+        Connect, and keep connecting.
+        """
+        super().startService()
+        factory = Factory.forProtocol(HarbourClientProtocol)
+        self._client = ClientService(
+            clientFromString(self.reactor, self.endpoint), factory,
+            retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=10.0),
+            clock=self.reactor, prepareConnection=self._prepare,
+        )
+        self._client.startService()
+
+    @inlineCallbacks
+    def _prepare(self, protocol: HarbourClientProtocol):
+        yield protocol.callRemote(commands.Authenticate, token=self.token)
+        self._protocol = protocol
+        protocol.disconnected.addCallback(self._lost, protocol)
+        for subscription in list(self._subscriptions):
+            protocol.table.add(subscription)
+            yield self._subscribe_remote(protocol, subscription.pattern)
+        self.log.info("connected to hub {endpoint}", endpoint=self.endpoint, service="hub")
+
+    def _subscribe_remote(self, protocol: HarbourClientProtocol, pattern: str) -> Deferred:
+        return protocol.callRemote(commands.Subscribe, topic=pattern)
+
+    def _lost(self, ignored, protocol) -> None:
+        if self._protocol is protocol:
+            self._protocol = None
+            if self.running:
+                self.log.warn("lost the hub {endpoint}; reconnecting", endpoint=self.endpoint, service="hub")
+
+    def when_connected(self) -> Deferred:
+        """
+        @return: A Deferred firing once a connection is up, authenticated
+            and subscribed (C{prepareConnection} done); call after start.
+        """
+        return self._client.whenConnected().addCallback(lambda protocol: None)
+
+    def publish(self, topic: str, payload: object, retain: bool = False) -> Deferred:
+        """
+        See L{IBus.publish}; fails with L{StoreUnavailable} while the hub is
+        away.
+        """
+        if self._protocol is None:
+            return fail(StoreUnavailable(f"not connected to the hub at {self.endpoint}"))
+        return RemoteBus(self._protocol).publish(topic, payload, retain)
+
+    def subscribe(self, pattern: str, callback: Callable) -> Deferred:
+        """
+        See L{IBus.subscribe}: in force now if connected, and again after
+        every reconnection.
+        """
+        try:
+            validate_pattern(pattern)
+        except BadRequest as e:
+            return fail(e)
+        subscription = Subscription(pattern, callback_outbox(callback, pattern, 10_000, self._drop))
+        self._subscriptions.append(subscription)
+        if self._protocol is None:
+            return succeed(subscription)
+        self._protocol.table.add(subscription)
+        return self._subscribe_remote(self._protocol, pattern).addCallback(lambda ignored: subscription)
+
+    def _drop(self, outbox, reason: str) -> None:
+        self._subscriptions = [s for s in self._subscriptions if s.outbox is not outbox]
+        self.log.warn("dropped a subscriber: {reason}", reason=reason, service="hub")
+
+    def unsubscribe(self, subscription: Subscription) -> Deferred:
+        """
+        See L{IBus.unsubscribe}.
+        """
+        if subscription in self._subscriptions:
+            self._subscriptions.remove(subscription)
+        if self._protocol is not None:
+            self._protocol.table.remove(subscription)
+        subscription.outbox.stopProducing()
+        return succeed(None)
+
+    def status(self) -> dict:
+        """
+        See L{IStatusSource.status}.
+        """
+        return {"hub": self.endpoint, "connected": self._protocol is not None}
+
+    def stopService(self):
+        """
+        Disconnect and stop reconnecting.
+        """
+        super().stopService()
+        return self._client.stopService() if self._client is not None else None

@@ -1,0 +1,428 @@
+"""
+Tests for L{harbour.amp.server}: the AMP control port, its authentication, and
+its policies for listeners and tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+from twisted.internet.defer import Deferred
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from harbour.amp import commands
+from harbour.bus import Bus, Event
+from harbour.amp.client import RemoteBus, connect
+from harbour.amp.server import (
+    ControlService,
+    check_listen_endpoint,
+    load_or_create_token,
+    read_token,
+)
+from harbour.errors import BadRequest, ConfigurationError, PayloadTooLarge, Unauthorized
+from harbour.test.helpers import TOKEN, RecordingConfig, call, connected, control_service
+
+
+class AuthenticationTests(SynchronousTestCase):
+    """
+    Every command but C{Authenticate} needs the token first.
+    """
+
+    def setUp(self) -> None:
+        self.client, self.server, self.pump = connected(control_service())
+
+    def call(self, command, **kwargs):
+        return call(self.client, self.pump, command, **kwargs)
+
+    def test_commandBeforeAuthenticate(self) -> None:
+        """
+        A command before C{Authenticate} fails with C{UNAUTHORIZED}, is
+        logged with the peer, and leaves the connection usable.
+        """
+        messages: list = []
+        globalLogPublisher.addObserver(messages.append)
+        self.addCleanup(globalLogPublisher.removeObserver, messages.append)
+        self.failureResultOf(self.call(commands.Status), Unauthorized)
+        self.assertIn("refused Status from", " ".join(formatEvent(m) for m in messages))
+        self.successResultOf(self.call(commands.Authenticate, token=TOKEN))
+        self.successResultOf(self.call(commands.Status))
+
+    def test_wrongToken(self) -> None:
+        """
+        A wrong token fails with C{UNAUTHORIZED} and authorises nothing.
+        """
+        self.failureResultOf(self.call(commands.Authenticate, token="guess"), Unauthorized)
+        self.failureResultOf(self.call(commands.Subscribe, topic="x"), Unauthorized)
+
+
+class CommandTests(SynchronousTestCase):
+    """
+    The commands of an authenticated connection.
+    """
+
+    def setUp(self) -> None:
+        self.bus = Bus()
+        self.config = RecordingConfig(topics=["work"])
+        self.service = control_service(
+            self.bus, config=self.config, status_document=lambda: {"services": {"bus": {"ok": 1}}}
+        )
+        self.client, self.server, self.pump = connected(self.service)
+        self.call(commands.Authenticate, token=TOKEN)
+
+    def call(self, command, **kwargs):
+        return call(self.client, self.pump, command, **kwargs)
+
+    def test_status(self) -> None:
+        """
+        C{Status} answers the service's status document as JSON.
+        """
+        answer = self.successResultOf(self.call(commands.Status))
+        self.assertEqual(json.loads(answer["status"]), {"services": {"bus": {"ok": 1}}})
+
+    def test_reload(self) -> None:
+        """
+        C{Reload} reloads the configuration and reports what changed.
+        """
+        answer = self.successResultOf(self.call(commands.Reload))
+        self.assertEqual(self.config.reloads, 1)
+        self.assertEqual((json.loads(answer["topics"]), json.loads(answer["errors"])), (["work"], []))
+
+    def test_publishBadJSON(self) -> None:
+        """
+        A payload that is not JSON gets C{BAD_REQUEST}, not a dropped
+        connection.
+        """
+        self.failureResultOf(self.call(commands.Publish, topic="t", payload="{nope"), BadRequest)
+        self.successResultOf(self.call(commands.Status))
+
+    def test_publishBadTopic(self) -> None:
+        """
+        A bad topic gets C{BAD_REQUEST}; so does a bad subscription pattern.
+        """
+        self.failureResultOf(self.call(commands.Publish, topic="a b", payload="1"), BadRequest)
+        self.failureResultOf(self.call(commands.Subscribe, topic="a*b"), BadRequest)
+
+    def test_publishRetain(self) -> None:
+        """
+        C{Publish} with C{retain} keeps the payload for later subscribers.
+        """
+        self.successResultOf(self.call(commands.Publish, topic="t", payload="[1]", retain=True))
+        self.assertEqual(self.bus.retained("t"), [1])
+
+    def test_oversizePayload(self) -> None:
+        """
+        An oversize payload is refused on the client before anything is
+        sent, with a message naming the limit.
+        """
+        d = RemoteBus(self.client).publish("t", "x" * 70_000)
+        self.pump.flush()
+        failure = self.failureResultOf(d, PayloadTooLarge)
+        self.assertIn("65,535", str(failure.value))
+
+    def test_subscriberThatStopsReadingIsDisconnected(self) -> None:
+        """
+        When the transport pauses the connection's outbox (its peer stopped
+        reading) and more events wait than the limit, the daemon drops the
+        connection with a logged reason and keeps serving others.
+        """
+        self.service.queue_limit = 5
+        slow_client, slow_server, slow_pump = connected(self.service)
+        call(slow_client, slow_pump, commands.Authenticate, token=TOKEN)
+        self.successResultOf(call(slow_client, slow_pump, commands.Subscribe, topic="t"))
+        seen: list = []
+        d = RemoteBus(self.client).subscribe("t", lambda e: seen.append(e.payload))
+        self.pump.flush()
+        self.successResultOf(d)
+        # What a TCP transport does when its send buffer fills up.
+        slow_server.transport.producer.pauseProducing()
+        for i in range(7):
+            self.bus.dispatch(Event.create("t", i))
+        self.pump.flush()
+        slow_pump.flush()
+        self.successResultOf(slow_client.disconnected)
+        self.assertNotIn(slow_server, self.service.connections)
+        self.assertEqual(seen, list(range(7)))
+        self.assertEqual(self.bus.status()["subscriptions"], 1)
+
+    def test_connectionLostForgetsSubscriptions(self) -> None:
+        """
+        A closed connection's subscriptions are removed from the bus.
+        """
+        self.successResultOf(self.call(commands.Subscribe, topic="a"))
+        self.successResultOf(self.call(commands.Subscribe, topic="b.*"))
+        self.assertEqual(self.bus.status()["subscriptions"], 2)
+        self.client.transport.loseConnection()
+        self.pump.flush()
+        self.assertEqual(self.bus.status()["subscriptions"], 0)
+        self.assertNotIn(self.server, self.service.connections)
+
+
+class ListenPolicyTests(SynchronousTestCase):
+    """
+    Plain-text listeners must be loopback-only.
+    """
+
+    def test_loopbackAccepted(self) -> None:
+        """
+        Loopback TCP, unix sockets and TLS are accepted.
+        """
+        for description in [
+            "tcp:7750:interface=127.0.0.1",
+            "tcp:port=7750:interface=localhost",
+            r"tcp6:7750:interface=\:\:1",
+            "unix:/tmp/harbour.sock",
+            "ssl:7750:privateKey=k.pem:certKey=c.pem",
+        ]:
+            check_listen_endpoint(description)
+
+    def test_publicRefused(self) -> None:
+        """
+        TCP on every interface or a routable address is refused, and the
+        message says to use C{ssl:}.
+        """
+        for description in ["tcp:7750", "tcp:7750:interface=0.0.0.0", "tcp:7750:interface=10.1.2.3",
+                            r"tcp6:7750:interface=\:\:"]:
+            error = self.assertRaises(ConfigurationError, check_listen_endpoint, description)
+            self.assertIn("ssl:", str(error))
+
+
+class TokenTests(SynchronousTestCase):
+    """
+    The token file.
+    """
+
+    def test_createdPrivate(self) -> None:
+        """
+        A missing token file is created with mode 0600 and a long random
+        token, which later reads return unchanged.
+        """
+        path = self.mktemp()
+        token = load_or_create_token(path)
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        self.assertGreaterEqual(len(token), 32)
+        self.assertEqual(load_or_create_token(path), token)
+        self.assertEqual(read_token(path), token)
+
+    def test_missingOrEmpty(self) -> None:
+        """
+        Reading a missing or empty token file is a clear configuration error.
+        """
+        path = self.mktemp()
+        self.assertIn("cannot read token file", str(self.assertRaises(ConfigurationError, read_token, path)))
+        open(path, "w").close()
+        self.assertIn("is empty", str(self.assertRaises(ConfigurationError, read_token, path)))
+
+
+class LoopbackTests(TestCase):
+    """
+    The control service on a real loopback port.
+    """
+
+    def setUp(self) -> None:
+        from twisted.internet import reactor
+
+        self.bus = Bus()
+        self.service = ControlService(
+            reactor, "tcp:0:interface=127.0.0.1", TOKEN, self.bus, RecordingConfig(),
+            lambda: {"services": {}},
+        )
+        self.service.privilegedStartService()
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        self.endpoint = f"tcp:127.0.0.1:{self.service.address().port}"
+
+    async def test_publishSubscribeOverTCP(self) -> None:
+        """
+        One client's publication reaches another client's subscription.
+        """
+        from twisted.internet import reactor
+
+        publisher = await connect(reactor, self.endpoint, TOKEN)
+        subscriber = await connect(reactor, self.endpoint, TOKEN)
+        self.addCleanup(publisher.transport.loseConnection)
+        self.addCleanup(subscriber.transport.loseConnection)
+        received: Deferred = Deferred()
+        await RemoteBus(subscriber).subscribe("t", received.callback)
+        self.assertEqual(await RemoteBus(publisher).publish("t", {"n": 1}), 1)
+        event = await received
+        self.assertEqual(event.payload, {"n": 1})
+
+    async def test_wrongTokenOverTCP(self) -> None:
+        """
+        L{connect} fails with L{Unauthorized} for a wrong token.
+        """
+        from twisted.internet import reactor
+
+        with self.assertRaises(Unauthorized):
+            await connect(reactor, self.endpoint, "wrong")
+
+    async def test_stopClosesConnections(self) -> None:
+        """
+        C{stopService} fires only after open connections are closed.
+        """
+        from twisted.internet import reactor
+
+        client = await connect(reactor, self.endpoint, TOKEN)
+        await self.service.stopService()
+        self.assertEqual(self.service.connections, set())
+        await client.disconnected
+
+    def test_portInUse(self) -> None:
+        """
+        A port that cannot be listened on stops start-up with a clear error.
+        """
+        from twisted.internet import reactor
+
+        port = self.service.address().port
+        other = ControlService(reactor, f"tcp:{port}:interface=127.0.0.1", TOKEN, Bus(),
+                               RecordingConfig(), dict)
+        error = self.assertRaises(ConfigurationError, other.privilegedStartService)
+        self.assertIn("cannot listen", str(error))
+
+
+class OperatorCommandTests(SynchronousTestCase):
+    """
+    C{Refresh}, C{Pause}/C{Resume}, C{ListTasks} and C{Retry}, and their
+    refusals of bad arguments.
+    """
+
+    def setUp(self) -> None:
+        import datetime
+
+        from twisted.internet.defer import succeed
+        from twisted.internet.task import Clock
+
+        from harbour.oasis.requests import ReportURL
+        from harbour.store.memory import MemoryTaskStore
+
+        class Pausable:
+            paused = False
+
+            def pause(self):
+                self.paused = True
+
+            def resume(self):
+                self.paused = False
+
+        class Work(Pausable):
+            def refresh(self):
+                return succeed(3)
+
+        self.clock = Clock()
+        self.tasks = MemoryTaskStore(self.clock)
+        start = datetime.datetime(2025, 1, 1, 8, tzinfo=datetime.timezone.utc)
+        self.tasks.create([ReportURL(f"http://o/{i}", f"r/{i}.zip", "r", start + datetime.timedelta(days=i),
+                                     start + datetime.timedelta(days=i + 1)) for i in range(3)])
+        self.work, self.download = Work(), Pausable()
+        service = control_service(tasks=self.tasks, work=self.work,
+                                  pausable={"work": self.work, "download": self.download})
+        self.client, self.server, self.pump = connected(service)
+        self.call(commands.Authenticate, token=TOKEN)
+
+    def call(self, command, **kwargs):
+        return call(self.client, self.pump, command, **kwargs)
+
+    def test_refresh(self) -> None:
+        """
+        C{Refresh} answers how many tasks the work service created.
+        """
+        self.assertEqual(self.successResultOf(self.call(commands.Refresh)), {"created": 3})
+
+    def test_pauseResume(self) -> None:
+        """
+        One service or all of them pause and resume; an unknown one is
+        refused with the names of those that can.
+        """
+        answer = self.successResultOf(self.call(commands.Pause, service="download"))
+        self.assertEqual(json.loads(answer["services"]), ["download"])
+        self.assertEqual((self.download.paused, self.work.paused), (True, False))
+        self.successResultOf(self.call(commands.Resume))
+        self.assertEqual((self.download.paused, self.work.paused), (False, False))
+        failure = self.failureResultOf(self.call(commands.Pause, service="bus"), BadRequest)
+        self.assertIn("download, work", str(failure.value))
+
+    def test_listTasks(self) -> None:
+        """
+        C{ListTasks} pages the tasks of a state, newest first.
+        """
+        answer = self.successResultOf(self.call(commands.ListTasks, state="pending", offset=0, limit=2))
+        self.assertEqual(answer["total"], 3)
+        self.assertEqual([t["filename"] for t in json.loads(answer["tasks"])], ["r/2.zip", "r/1.zip"])
+
+    def test_listTasksBadArguments(self) -> None:
+        """
+        Unknown states, negative offsets, limits over 500 and oversized
+        names get C{BAD_REQUEST} with a clear description, and the
+        connection stays usable.
+        """
+        for kwargs, text in [
+            (dict(state="done", offset=0, limit=1), "unknown state 'done'"),
+            (dict(state="pending", offset=-1, limit=1), "offset must be 0 or more"),
+            (dict(state="pending", offset=0, limit=501), "limit must be between 1 and 500"),
+            (dict(state="pending", offset=0, limit=1, report="r" * 300), "longer than 200"),
+        ]:
+            failure = self.failureResultOf(self.call(commands.ListTasks, **kwargs), BadRequest)
+            self.assertIn(text, str(failure.value))
+        self.successResultOf(self.call(commands.Status))
+
+    def test_retry(self) -> None:
+        """
+        C{Retry} revives failed tasks; a state that cannot be retried is
+        refused.
+        """
+        task = self.successResultOf(self.tasks.claim("w", 60))
+        self.tasks.finish(task.id, "w", "failed", error="1005")
+        self.assertEqual(self.successResultOf(self.call(commands.Retry)), {"count": 1})
+        failure = self.failureResultOf(self.call(commands.Retry, state="pending"), BadRequest)
+        self.assertIn("unknown state 'pending'", str(failure.value))
+
+
+class TLSTests(TestCase):
+    """
+    The control port over TLS, with a certificate made for the test.
+    """
+
+    def setUp(self) -> None:
+        from pathlib import Path
+
+        from twisted.internet import reactor
+
+        from harbour.test.helpers import self_signed
+
+        self.cas = Path(self.mktemp()).absolute() / "cas"
+        cert, key = self_signed(self.cas)
+        self.service = ControlService(
+            reactor, f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}", TOKEN, Bus(),
+            RecordingConfig(), lambda: {"services": {"tls": True}},
+        )
+        self.service.privilegedStartService()
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        self.port = self.service.address().port
+
+    async def test_sslClient(self) -> None:
+        """
+        A client trusting the certificate authenticates over C{ssl:} and
+        C{tls:} (which also checks the address) and runs a command.
+        """
+        from twisted.internet import reactor
+
+        for endpoint in [f"ssl:host=127.0.0.1:port={self.port}:caCertsDir={self.cas}",
+                         f"tls:127.0.0.1:{self.port}:trustRoots={self.cas}"]:
+            client = await connect(reactor, endpoint, TOKEN)
+            answer = await client.callRemote(commands.Status)
+            self.assertEqual(json.loads(answer["status"]), {"services": {"tls": True}})
+            client.transport.loseConnection()
+            await client.disconnected
+
+    async def test_untrustedCertificate(self) -> None:
+        """
+        A client that does not trust the certificate does not get through.
+        """
+        from twisted.internet import reactor
+
+        with self.assertRaises(Exception):
+            await connect(reactor, f"tls:127.0.0.1:{self.port}", TOKEN)

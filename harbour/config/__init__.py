@@ -1,0 +1,11 @@
+"""
+The configuration: what the TOML files may say, and watching them.
+
+The schema (L{harbour.config.schema}: topic classes that validate when
+built, and the loader that reports every problem of a directory with its
+file and line) and the watcher service (L{harbour.config.watcher}: inotify,
+then publishing each changed topic on the bus).
+
+May import: L{harbour.errors}, L{harbour.interfaces}.  Nothing else of
+harbour's: every other part depends on the topics, not the reverse.
+"""

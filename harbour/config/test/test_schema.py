@@ -1,0 +1,263 @@
+"""
+Tests for L{harbour.config.schema}: parsing, validation, locating errors, defaults.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.config.schema import (
+    DownloadTopic,
+    Locator,
+    ManifestTopic,
+    load_directory,
+    parse_file,
+    resolve_day,
+)
+
+GOOD = """\
+[manifest]
+start = 2024-01-01
+end = "today"
+
+[[reports]]
+name = "lmp"
+queryname = "PRC_LMP"
+market_run_id = "DAM"
+resultformat = "csv"
+params = { grp_type = "ALL_APNODES", version = 12 }
+
+[[reports]]
+name = "lmp-groups"
+groupid = "DAM_LMP_GRP"
+window = "1d"
+
+[download]
+concurrency = 4
+"""
+
+
+class ParseTests(SynchronousTestCase):
+    """
+    Tests for L{parse_file}.
+    """
+
+    def parse(self, source: str):
+        return parse_file("test.toml", source)
+
+    def test_good(self) -> None:
+        """
+        A valid file yields typed, default-filled topic values and no
+        problems; C{kind} follows from C{queryname} or C{groupid}.
+        """
+        topics, problems = self.parse(GOOD)
+        self.assertEqual(problems, [])
+        self.assertEqual(topics["manifest"], ManifestTopic(start="2024-01-01"))
+        first, second = topics["reports"]
+        self.assertEqual((first.kind, second.kind), ("single_zip", "group_zip"))
+        self.assertEqual(first.params, {"grp_type": "ALL_APNODES", "version": "12"})
+        self.assertEqual(topics["download"], DownloadTopic(concurrency=4))
+
+    def test_everyErrorAtOnce(self) -> None:
+        """
+        Every problem of a file is reported, each at its own line.
+        """
+        source = (
+            "[manifest]\n"                       # 1
+            "start = \"yesterday\"\n"           # 2
+            "timezone = \"Mars/Olympus\"\n"     # 3
+            "[download]\n"                       # 4
+            "concurrency = \"four\"\n"          # 5
+            "min_request_interval = -1\n"        # 6
+        )
+        ignored, problems = self.parse(source)
+        self.assertEqual(
+            [(p.line, p.key) for p in problems],
+            [(2, "manifest.start"), (3, "manifest.timezone"),
+             (5, "download.concurrency"), (6, "download.min_request_interval")],
+        )
+        self.assertIn("must be a whole number", problems[2].message)
+
+    def test_unknownKeySuggestion(self) -> None:
+        """
+        An unknown key is an error that suggests the closest known key.
+        """
+        ignored, problems = self.parse("[download]\n\nconcurency = 3\n")
+        self.assertEqual(len(problems), 1)
+        self.assertEqual(
+            str(problems[0]),
+            "test.toml:3: download.concurency: unknown key 'concurency' (did you mean \"concurrency\"?)",
+        )
+
+    def test_unknownTopic(self) -> None:
+        """
+        An unknown top-level table is an error with a suggestion.
+        """
+        ignored, problems = self.parse("[manifset]\nstart = 2024-01-01\n")
+        self.assertIn('did you mean "manifest"', problems[0].message)
+
+    def test_malformedTOML(self) -> None:
+        """
+        A TOML syntax error is one problem at the line TOML names.
+        """
+        ignored, problems = self.parse("[work]\nrefresh_interval = 3\nmax_attempts = = 2\n")
+        self.assertEqual((len(problems), problems[0].line), (1, 3))
+        self.assertIn("not valid TOML", problems[0].message)
+
+    def test_reportProblems(self) -> None:
+        """
+        Report tables are checked one by one: required names, exactly one of
+        queryname/groupid, windows within 31 days, unique names.
+        """
+        source = (
+            "[[reports]]\n"                   # 1
+            "queryname = \"A\"\n"             # 2
+            "[[reports]]\n"                   # 3
+            "name = \"b\"\n"                  # 4
+            "[[reports]]\n"                   # 5
+            "name = \"c\"\n"                  # 6
+            "queryname = \"C\"\n"             # 7
+            "window = \"32d\"\n"              # 8
+            "[[reports]]\n"                   # 9
+            "name = \"c\"\n"                  # 10
+            "groupid = \"G\"\n"               # 11
+            "kind = \"single_zip\"\n"         # 12
+        )
+        ignored, problems = self.parse(source)
+        self.assertEqual(
+            [(p.line, p.key) for p in problems],
+            [(1, "reports[0]"), (3, "reports[1].queryname"), (8, "reports[2].window"),
+             (12, "reports[3].kind")],
+        )
+
+    def test_duplicateReportName(self) -> None:
+        """
+        Two reports with one name are an error at the second.
+        """
+        source = '[[reports]]\nname = "a"\nqueryname = "A"\n[[reports]]\nname = "a"\nqueryname = "B"\n'
+        ignored, problems = self.parse(source)
+        self.assertEqual([(p.line, p.key) for p in problems], [(5, "reports[1].name")])
+
+    def test_wrongShape(self) -> None:
+        """
+        A topic of the wrong shape is an error, not a crash.
+        """
+        ignored, problems = self.parse('manifest = 3\nreports = "x"\n')
+        self.assertEqual(len(problems), 2)
+
+    def test_booleanIsNotANumber(self) -> None:
+        """
+        C{true} is not accepted where a number is expected.
+        """
+        ignored, problems = self.parse("[work]\nmax_attempts = true\n")
+        self.assertEqual(len(problems), 1)
+
+
+class LocatorTests(SynchronousTestCase):
+    """
+    Tests for L{Locator}.
+    """
+
+    def test_nestedTableOfArray(self) -> None:
+        """
+        A sub-table after an array-of-tables entry belongs to that entry.
+        """
+        locator = Locator('[[reports]]\nname = "a"\n[[reports]]\nname = "b"\n[reports.params]\nx = 1\n')
+        self.assertEqual(locator.line(("reports", 1, "params", "x")), 6)
+        self.assertEqual(locator.line(("reports", 1, "name")), 4)
+        self.assertEqual(locator.line(("reports", 1, "missing")), 3)
+        self.assertEqual(locator.line(("nothing",)), 1)
+
+
+class ResolveDayTests(SynchronousTestCase):
+    """
+    Tests for L{resolve_day}.
+    """
+
+    def test_relative(self) -> None:
+        """
+        Spans count back from today; months clamp to the month's length.
+        """
+        today = datetime.date(2025, 5, 31)
+        self.assertEqual(resolve_day("-39mo", today), datetime.date(2022, 2, 28))
+        self.assertEqual(resolve_day("-1y", today), datetime.date(2024, 5, 31))
+        self.assertEqual(resolve_day("-10d", today), datetime.date(2025, 5, 21))
+        self.assertEqual(resolve_day("today", today), today)
+        self.assertEqual(resolve_day("2020-02-29", today), datetime.date(2020, 2, 29))
+
+
+class DirectoryTests(SynchronousTestCase):
+    """
+    Tests for L{load_directory}.
+    """
+
+    def setUp(self) -> None:
+        self.directory = Path(self.mktemp())
+        self.directory.mkdir()
+
+    def write(self, name: str, text: str) -> None:
+        (self.directory / name).write_text(text)
+
+    def test_empty(self) -> None:
+        """
+        An empty directory is the default configuration.
+        """
+        configuration, problems = load_directory(self.directory)
+        self.assertEqual(problems, [])
+        self.assertEqual(configuration.topics["reports"], [])
+        self.assertEqual(configuration.payloads()["work"]["max_attempts"], 8)
+
+    def test_topicInTwoFiles(self) -> None:
+        """
+        A topic defined in two files is an error naming both files.
+        """
+        self.write("a.toml", "[work]\nmax_attempts = 2\n")
+        self.write("b.toml", "\n[work]\nmax_attempts = 3\n")
+        configuration, problems = load_directory(self.directory)
+        self.assertIsNone(configuration)
+        self.assertEqual([str(p) for p in problems],
+                         ["b.toml:2: work: topic 'work' is also defined in a.toml"])
+
+    def test_oneBadFileSpoilsAll(self) -> None:
+        """
+        A problem in any file means no configuration at all (the caller
+        keeps the last good one), with the problems of every file.
+        """
+        self.write("a.toml", "[work]\nmax_attempts = 0\n")
+        self.write("b.toml", "[download]\nconcurrency = 0\n")
+        self.write("c.toml", "[manifest]\nstart = 2024-01-01\n")
+        configuration, problems = load_directory(self.directory)
+        self.assertIsNone(configuration)
+        self.assertEqual([p.file for p in problems], ["a.toml", "b.toml"])
+
+    def test_ignoresOtherFiles(self) -> None:
+        """
+        Hidden files, editor backups and other extensions are not read.
+        """
+        self.write(".a.toml", "garbage [")
+        self.write("b.toml~", "garbage [")
+        self.write("c.toml.swp", "garbage [")
+        self.write("d.toml", "[work]\nmax_attempts = 2\n")
+        configuration, problems = load_directory(self.directory)
+        self.assertEqual(problems, [])
+        self.assertEqual(configuration.sources, {"work": "d.toml"})
+
+    def test_notUTF8(self) -> None:
+        """
+        A file that is not UTF-8 is a problem, not a crash.
+        """
+        (self.directory / "x.toml").write_bytes(b"[work]\nmax_attempts = 2 # \xff\n")
+        configuration, problems = load_directory(self.directory)
+        self.assertIn("not UTF-8", problems[0].message)
+
+    def test_defaults(self) -> None:
+        """
+        Defaults given to the loader replace the schema's.
+        """
+        configuration, ignored = load_directory(
+            self.directory, {"manifest": {"base_url": "http://127.0.0.1:1/oasisapi"}}
+        )
+        self.assertEqual(configuration.topics["manifest"].base_url, "http://127.0.0.1:1/oasisapi")

@@ -1,0 +1,203 @@
+"""
+OASIS's publication reports, read: the Publications and Revisions log
+(C{ATL_PUB}) and the Publication Schedule (C{ATL_PUB_SCHED}).
+
+CAISO's interface specification (section 4, "Recommended Usage") asks
+clients to read these before requesting data, so that they never ask for
+what is not yet published.  An answer is first classified like any other
+(L{harbour.oasis.classify}); its rows are then read by column name (CSV) or by
+local element name (XML), whichever OASIS sent, and columns we do not use
+are ignored, so that a column OASIS adds or reorders changes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import zipfile
+from typing import Iterator
+from xml.etree.ElementTree import ParseError, XMLPullParser
+
+import attr
+
+from harbour.oasis import classify as verdicts
+
+UTC = datetime.timezone.utc
+
+#: The names each field goes by: the first is what the simulator writes,
+#: the others are read too.
+FIELDS = {
+    "queryname": ("REPORT_NAME", "QUERYNAME", "REPORT"),
+    "market_run_id": ("MARKET_RUN_ID", "MKT_TYPE", "MARKET"),
+    "day": ("OPR_DT", "OPR_DATE", "TRADE_DATE"),
+    "published": ("PUBLICATION_TIME_GMT", "PUB_TIME_GMT", "PUBLICATION_TIME"),
+    "version": ("ATLPUB_VERSION", "PUB_VERSION", "VERSION"),
+    "status": ("STATUS",),
+    "time": ("PUBLICATION_TIME", "PUB_TIME"),
+    "day_offset": ("TRADE_DAY_OFFSET", "DAY_OFFSET"),
+}
+
+
+class LogUnreadable(Exception):
+    """
+    An answer that is not a usable publications report: an OASIS error,
+    a page that is not a zip, or rows without the fields we need.
+    """
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Publication:
+    """
+    One entry of the log: a trading day of one report and market was
+    published (version 1) or revised (version 2 on) at C{published}.
+
+    @ivar published: POSIX time.
+    """
+
+    queryname: str
+    market_run_id: str
+    day: datetime.date
+    published: float
+    version: int = 1
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """
+        The report and market this entry is about.
+        """
+        return self.queryname, self.market_run_id
+
+    @property
+    def revision(self) -> bool:
+        """
+        Whether this entry revises data published before.
+        """
+        return self.version > 1
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Scheduled:
+    """
+    One line of the schedule: a report and market published daily at
+    C{time} (market time), for the trading day C{day_offset} days later.
+    """
+
+    queryname: str
+    market_run_id: str
+    time: datetime.time
+    day_offset: int = 0
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """
+        The report and market this line is about.
+        """
+        return self.queryname, self.market_run_id
+
+
+def parse_log(answer: bytes) -> list[Publication]:
+    """
+    Read an C{ATL_PUB} answer.
+
+    @return: Its entries, oldest first; none for OASIS's "no data" (no
+        publication in the span asked for).
+    @raise LogUnreadable: for anything else that is not a log.
+    """
+    return sorted(_parse(answer, _publication), key=lambda p: p.published)
+
+
+def parse_schedule(answer: bytes) -> list[Scheduled]:
+    """
+    Read an C{ATL_PUB_SCHED} answer.
+
+    @raise LogUnreadable: for anything that is not a schedule.
+    """
+    return _parse(answer, _scheduled)
+
+
+def _parse(answer: bytes, build) -> list:
+    verdict = verdicts.classify(answer)
+    if verdict.kind == verdicts.EMPTY:
+        return []
+    if verdict.kind != verdicts.DATA:
+        raise LogUnreadable(verdict.description)
+    found, problems = [], []
+    with zipfile.ZipFile(io.BytesIO(answer)) as archive:
+        for name in archive.namelist():
+            for row in _rows(name, archive.read(name)):
+                try:
+                    found.append(build(row))
+                except (KeyError, ValueError) as e:
+                    problems.append(str(e))
+    if problems and not found:
+        raise LogUnreadable(f"no usable entry in {len(problems)} rows: {problems[0]}")
+    return found
+
+
+def _rows(name: str, data: bytes) -> Iterator[dict[str, str]]:
+    """
+    The rows of one member, keyed by upper-case column or element names.
+    """
+    if name.lower().endswith(".csv"):
+        for row in csv.DictReader(io.StringIO(data.decode("utf-8-sig"))):
+            yield {(k or "").strip().upper(): (v or "").strip() for k, v in row.items()}
+        return
+    if not name.lower().endswith(".xml"):
+        return
+    # A row is an element whose children are all leaves (ATL_ITEM in the
+    # simulator's layout); matching by shape, not by name, reads any layout.
+    parser = XMLPullParser(events=("end",))
+    try:
+        parser.feed(data)
+        parser.close()
+    except ParseError as e:
+        raise LogUnreadable(f"member {name} is not well-formed XML: {e}") from None
+    for ignored, element in parser.read_events():
+        children = list(element)
+        if len(children) > 1 and all(len(child) == 0 for child in children):
+            yield {child.tag.rpartition("}")[2].upper(): (child.text or "").strip() for child in children}
+
+
+def _field(row: dict[str, str], field: str, default: str | None = None) -> str:
+    for name in FIELDS[field]:
+        value = row.get(name)
+        if value:
+            return value
+    if default is not None:
+        return default
+    raise KeyError(f"no {' or '.join(FIELDS[field])} column")
+
+
+def _moment(text: str) -> float:
+    """
+    @return: POSIX time of C{2025-03-08T21:00:00-00:00} (or the URL form
+        C{20250308T21:00-0000}).
+    """
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        moment = datetime.datetime.strptime(text, "%Y%m%dT%H:%M%z")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _day(text: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(text[:10])
+    except ValueError:
+        return datetime.datetime.strptime(text, "%m/%d/%Y").date()
+
+
+def _publication(row: dict[str, str]) -> Publication:
+    status = _field(row, "status", "PUBLISHED").upper()
+    version = int(_field(row, "version", "2" if status.startswith("REVIS") else "1"))
+    return Publication(_field(row, "queryname"), _field(row, "market_run_id", ""),
+                       _day(_field(row, "day")), _moment(_field(row, "published")), version)
+
+
+def _scheduled(row: dict[str, str]) -> Scheduled:
+    hours, minutes = _field(row, "time").split(":")[:2]
+    return Scheduled(_field(row, "queryname"), _field(row, "market_run_id", ""),
+                     datetime.time(int(hours), int(minutes)), int(_field(row, "day_offset", "0")))

@@ -1,0 +1,136 @@
+"""
+Tests for L{harbour.oasis.classify} on every real OASIS sample and on the shapes
+of answer harbour must survive.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.oasis.classify import BAD_REQUEST, DATA, EMPTY, ERROR, RETRY_LATER, classify
+from harbour.testing.simulator import THROTTLE_PAGE, error_document
+
+SAMPLES = Path(__file__).parents[2] / "test" / "samples"
+
+
+def zipped(*members: tuple[str, bytes]) -> bytes:
+    """
+    @return: A zip of the given members.
+    """
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members:
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def sample_zip(name: str) -> bytes:
+    """
+    @return: A sample file as the single member of a zip, as OASIS sends it.
+    """
+    return zipped((name, (SAMPLES / name).read_bytes()))
+
+
+class SampleTests(SynchronousTestCase):
+    """
+    Every real sample classifies as what it is.
+    """
+
+    def test_csvZip(self) -> None:
+        """
+        The real PRC_LMP CSV zip is data, with its original member name.
+        """
+        verdict = classify(SAMPLES / "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip")
+        self.assertEqual(verdict.kind, DATA)
+        self.assertEqual(verdict.members, ("20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1.csv",))
+
+    def test_errorZip(self) -> None:
+        """
+        The real 1000 error zip means no data: empty, with its description.
+        """
+        verdict = classify(SAMPLES / "error_1000_no_data_repacked.zip")
+        self.assertEqual((verdict.kind, verdict.code), (EMPTY, 1000))
+        self.assertIn("No data returned", verdict.description)
+
+    def test_wellFormedData(self) -> None:
+        """
+        The real CSV and XML data samples, zipped, are data.
+        """
+        for name in ["csv_PRC_LMP_DAM_v1_20200101_hubs.csv", "csv_SLD_FCST_ACTUAL_20251102_dst_fallback_erw.csv",
+                     "xml_SLD_FCST_RTM_RTPD_20140508_pyiso.xml", "xml_SLD_REN_FCST_DAM_20130919_pyiso.xml"]:
+            self.assertEqual(classify(sample_zip(name)).kind, DATA, name)
+
+    def test_malformedXML(self) -> None:
+        """
+        The sample whose trimming broke its XML is a corrupt answer, to be
+        fetched again, and the description names the member and line.
+        """
+        verdict = classify(sample_zip("xml_ENE_SLRS_DAM_20130919_pyiso.xml"))
+        self.assertEqual(verdict.kind, RETRY_LATER)
+        self.assertIn("line 78", verdict.description)
+
+    def test_prefixedErrorXML(self) -> None:
+        """
+        The real error XML (C{m:} prefix) is recognised by local names.
+        """
+        verdict = classify(sample_zip("xml_error_1000_no_data_SLD_REN_FCST_erw.xml"))
+        self.assertEqual((verdict.kind, verdict.code), (EMPTY, 1000))
+
+
+class ShapeTests(SynchronousTestCase):
+    """
+    Answers that are not what they should be.
+    """
+
+    def test_throttlePage(self) -> None:
+        """
+        OASIS's HTML page sent with HTTP 200 means: come back later.
+        """
+        verdict = classify(THROTTLE_PAGE)
+        self.assertEqual(verdict.kind, RETRY_LATER)
+        self.assertIn("HTML", verdict.description)
+
+    def test_notAZip(self) -> None:
+        """
+        Bytes that are not a zip, or nothing at all, mean: try again.
+        """
+        self.assertEqual(classify(b"garbage").kind, RETRY_LATER)
+        self.assertEqual(classify(b"").kind, RETRY_LATER)
+
+    def test_cutShort(self) -> None:
+        """
+        A zip cut short at any point is caught.
+        """
+        data = (SAMPLES / "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip").read_bytes()
+        for length in [10, len(data) // 2, len(data) - 1]:
+            self.assertEqual(classify(data[:length]).kind, RETRY_LATER, length)
+
+    def test_corruptMember(self) -> None:
+        """
+        A member whose bytes were damaged fails its CRC: try again.
+        """
+        data = bytearray(zipped(("a.csv", b"A,B\n" + b"1,2\n" * 1000)))
+        data[60] ^= 0xFF
+        self.assertEqual(classify(bytes(data)).kind, RETRY_LATER)
+
+    def test_errorCodes(self) -> None:
+        """
+        Each code maps to its verdict: 1015 later, definition errors are
+        bad requests, others are errors to retry with backoff.
+        """
+        import datetime
+
+        stamp = datetime.datetime(2026, 1, 1)
+        for code, kind in [(1000, EMPTY), (1015, RETRY_LATER), (1001, BAD_REQUEST), (1002, BAD_REQUEST),
+                           (1004, BAD_REQUEST), (1005, BAD_REQUEST), (1016, BAD_REQUEST),
+                           (1017, BAD_REQUEST), (1018, BAD_REQUEST), (1020, BAD_REQUEST)]:
+            verdict = classify(zipped(("e.xml", error_document(code, stamp))))
+            self.assertEqual((verdict.kind, verdict.code), (kind, code))
+        unknown = b'<OASISReport><ERROR><ERR_CODE>1010</ERR_CODE><ERR_DESC>System Error</ERR_DESC></ERROR></OASISReport>'
+        verdict = classify(zipped(("e.xml", unknown)))
+        self.assertEqual((verdict.kind, verdict.code, verdict.description),
+                         (ERROR, 1010, "OASIS error 1010: System Error"))

@@ -1,0 +1,187 @@
+"""
+Tests for L{harbour.oasis.requests}: trading days, windows, URLs and file names.
+"""
+
+from __future__ import annotations
+
+import datetime
+from urllib.parse import parse_qsl, urlsplit
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.oasis.requests import UnsafeName, confined, gmt, report_urls
+from harbour.config.schema import ManifestTopic, ReportTopic, parse_file
+
+TODAY = datetime.date(2026, 1, 15)
+
+
+def report(**kwargs) -> ReportTopic:
+    """
+    A SingleZip report definition with defaults for the test.
+    """
+    values = dict(name="lmp", queryname="PRC_LMP", kind="single_zip", market_run_id="DAM")
+    values.update(kwargs)
+    return ReportTopic(**values)
+
+
+def urls(start: str, end: str, *reports: ReportTopic, **manifest):
+    """
+    The requests of C{reports} from C{start} to C{end}.
+    """
+    return report_urls(ManifestTopic(start=start, end=end, **manifest), reports, TODAY)
+
+
+def query(url: str) -> dict:
+    return dict(parse_qsl(urlsplit(url).query))
+
+
+class TradingDayTests(SynchronousTestCase):
+    """
+    Daily windows are Pacific trading days in GMT.
+    """
+
+    def test_springForward(self) -> None:
+        """
+        2025-03-09 has 23 hours: 08:00Z to 07:00Z.
+        """
+        [request] = urls("2025-03-09", "2025-03-09", report())
+        self.assertIn("startdatetime=20250309T08:00-0000&enddatetime=20250310T07:00-0000", request.url)
+
+    def test_fallBack(self) -> None:
+        """
+        2025-11-02 has 25 hours: 07:00Z to 08:00Z the next day.
+        """
+        [request] = urls("2025-11-02", "2025-11-02", report())
+        self.assertIn("startdatetime=20251102T07:00-0000&enddatetime=20251103T08:00-0000", request.url)
+
+    def test_summerAndWinter(self) -> None:
+        """
+        A summer day starts at 07:00Z, a winter day at 08:00Z.
+        """
+        summer, = urls("2025-07-01", "2025-07-01", report())
+        winter, = urls("2025-01-15", "2025-01-15", report())
+        self.assertEqual(query(summer.url)["startdatetime"], "20250701T07:00-0000")
+        self.assertEqual(query(winter.url)["startdatetime"], "20250115T08:00-0000")
+
+    def test_hourlyCounts(self) -> None:
+        """
+        Hourly windows number 23 on the spring day, 25 on the autumn day
+        and 24 otherwise; each is one hour and they tile the day.
+        """
+        hourly = report(name="rt", queryname="PRC_INTVL_LMP", market_run_id="RTM", window="1h")
+        for day, count in [("2025-03-09", 23), ("2025-11-02", 25), ("2025-06-01", 24)]:
+            requests = sorted(urls(day, day, hourly), key=lambda r: r.window_start)
+            self.assertEqual(len(requests), count, day)
+            for before, after in zip(requests, requests[1:]):
+                self.assertEqual(before.window_end, after.window_start)
+                self.assertEqual(after.window_end - after.window_start, datetime.timedelta(hours=1))
+        last = sorted(urls("2025-11-02", "2025-11-02", hourly), key=lambda r: r.window_start)[-1]
+        self.assertEqual(last.filename, "rt/2025-11-02_H25.zip")
+
+    def test_gmt(self) -> None:
+        """
+        Times are written as OASIS wants them.
+        """
+        moment = datetime.datetime(2025, 3, 9, 8, 0, tzinfo=datetime.timezone.utc)
+        self.assertEqual(gmt(moment), "20250309T08:00-0000")
+
+
+class WindowTests(SynchronousTestCase):
+    """
+    Multi-day windows.
+    """
+
+    def test_thirtyOneDays(self) -> None:
+        """
+        31-day windows cover the range exactly, never exceed 31 days, never
+        cross the end, and come newest first.
+        """
+        requests = urls("2025-01-01", "2025-03-15", report(window="31d"))
+        self.assertEqual(
+            [r.filename for r in requests],
+            ["lmp/2025-02-13_2025-03-15.zip", "lmp/2025-01-13_2025-02-12.zip", "lmp/2025-01-01_2025-01-12.zip"],
+        )
+        for r in requests:
+            self.assertLessEqual(r.window_end - r.window_start, datetime.timedelta(days=31, hours=1))
+        self.assertEqual(max(r.window_end for r in requests),
+                         datetime.datetime(2025, 3, 16, 7, 0, tzinfo=datetime.timezone.utc))
+
+    def test_relativeStartAndToday(self) -> None:
+        """
+        A relative start counts back from today; "today" is the last day.
+        """
+        requests = urls("-2d", "today", report())
+        self.assertEqual([r.filename for r in requests],
+                         ["lmp/2026-01-15.zip", "lmp/2026-01-14.zip", "lmp/2026-01-13.zip"])
+
+    def test_reportOverridesAndDisabled(self) -> None:
+        """
+        A report's own start/end win over the manifest's; disabled reports
+        have no requests.
+        """
+        requests = urls("2025-01-01", "2025-01-31",
+                        report(start="2025-01-30"), report(name="off", enabled=False))
+        self.assertEqual([r.filename for r in requests], ["lmp/2025-01-31.zip", "lmp/2025-01-30.zip"])
+
+
+class URLTests(SynchronousTestCase):
+    """
+    The URLs of both servlets.
+    """
+
+    def test_singleZip(self) -> None:
+        """
+        SingleZip URLs carry the query name, times, market, version,
+        C{resultformat=6} for CSV, and extra parameters in a stable order.
+        """
+        [request] = urls("2025-01-15", "2025-01-15",
+                         report(version=12, resultformat="csv", params={"node": "B", "grp_type": "ALL"}),
+                         base_url="http://127.0.0.1:9/oasisapi")
+        self.assertEqual(
+            request.url,
+            "http://127.0.0.1:9/oasisapi/SingleZip?queryname=PRC_LMP&startdatetime=20250115T08:00-0000"
+            "&enddatetime=20250116T08:00-0000&market_run_id=DAM&version=12&resultformat=6"
+            "&grp_type=ALL&node=B",
+        )
+
+    def test_groupZip(self) -> None:
+        """
+        GroupZip URLs carry the group id, times and version.
+        """
+        group = ReportTopic(name="grp", groupid="DAM_LMP_GRP", kind="group_zip")
+        [request] = urls("2025-01-15", "2025-01-15", group)
+        self.assertEqual(query(request.url), {
+            "groupid": "DAM_LMP_GRP", "startdatetime": "20250115T08:00-0000",
+            "enddatetime": "20250116T08:00-0000", "version": "1"})
+        self.assertIn("/GroupZip?", request.url)
+
+    def test_uniqueFilenames(self) -> None:
+        """
+        Every request of a year of several reports has its own file name.
+        """
+        requests = urls("2024-01-01", "2024-12-31", report(), report(name="h", window="1h"),
+                        report(name="m", window="7d"))
+        self.assertEqual(len({r.filename for r in requests}), len(requests))
+        self.assertEqual(len({r.url for r in requests}), len(requests))
+
+
+class ConfinementTests(SynchronousTestCase):
+    """
+    File names never leave the download directory.
+    """
+
+    def test_confined(self) -> None:
+        """
+        Relative names inside the directory pass; escapes are refused.
+        """
+        self.assertEqual(confined("lmp/2025-01-01.zip"), "lmp/2025-01-01.zip")
+        for bad in ["../x.zip", "/etc/passwd", "a/../../x", "..", "", "a\\b", "a\x00b"]:
+            self.assertRaises(UnsafeName, confined, bad)
+
+    def test_escapingReportNameIsConfigError(self) -> None:
+        """
+        A report name that could escape is a configuration error.
+        """
+        for name in ["..", ".", ".hidden", "a/b"]:
+            ignored, problems = parse_file("r.toml", f'[[reports]]\nname = "{name}"\nqueryname = "X"\n')
+            self.assertEqual([p.key for p in problems], ["reports[0].name"], name)

@@ -1,0 +1,337 @@
+"""
+Tests for L{harbour.services.download} against the OASIS simulator over real HTTP on
+127.0.0.1, with the in-memory task store and limiter.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import treq
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from harbour.bus import Bus
+from harbour.oasis.classify import DATA, classify
+from harbour.services.download import DownloadService, backoff, retry_after
+from harbour.oasis.requests import report_urls
+from harbour.store.politeness import MemoryLimiter
+from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
+from harbour.testing.simulator import Faults, OasisSimulator
+from harbour.store.memory import MemoryTaskStore
+from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED, PENDING
+
+SAMPLES = Path(__file__).parents[2] / "test" / "samples"
+LMP = dict(name="lmp", queryname="PRC_LMP", kind="single_zip", market_run_id="DAM", resultformat="csv")
+
+
+class Harness:
+    """
+    A simulator, a store full of tasks, and a download service between.
+    """
+
+    def __init__(self, testcase: TestCase, faults: Faults = Faults(), **settings) -> None:
+        from twisted.internet import reactor
+
+        self.reactor = reactor
+        self.testcase = testcase
+        self.simulator = OasisSimulator(reactor, seed=5, faults=faults, last_day=datetime.date(2025, 1, 31),
+                                        min_interval=settings.pop("simulator_interval", 0.0))
+        port = reactor.listenTCP(0, self.simulator.site(), interface="127.0.0.1")
+        testcase.addCleanup(port.stopListening)
+        self.base_url = f"http://127.0.0.1:{port.getHost().port}/oasisapi"
+        self.data = Path(testcase.mktemp())
+        self.bus = Bus()
+        self.store = MemoryTaskStore(reactor)
+        work = WorkTopic(retry_base=0.02, retry_cap=0.1, lease_seconds=5,
+                         max_attempts=settings.pop("max_attempts", 6))
+        download = DownloadTopic(min_request_interval=settings.pop("min_request_interval", 0.0),
+                                 idle_timeout=settings.pop("idle_timeout", 5.0), **settings)
+        self.service = DownloadService(reactor, self.store, MemoryLimiter(reactor), self.bus, self.data,
+                                       download, work, poll_interval=0.05)
+        self.events: list = []
+        self._waiting: list = []
+        self.bus.subscribe("task.*", self._event)
+
+    def _event(self, event) -> None:
+        if event.topic == "task.created":
+            return
+        self.events.append(event)
+        for count, d in list(self._waiting):
+            if len(self.events) >= count:
+                self._waiting.remove((count, d))
+                d.callback(None)
+
+    async def run(self, *reports: dict, start="2025-01-10", end="2025-01-12") -> list:
+        """
+        Create the tasks of C{reports}, download until each has ended, and
+        return the final tasks.
+        """
+        manifest = ManifestTopic(base_url=self.base_url, start=start, end=end)
+        requests = report_urls(manifest, [ReportTopic(**r) for r in reports], datetime.date(2025, 2, 1))
+        await self.store.create(requests)
+        finished: Deferred = Deferred()
+        self._waiting.append((len(self.events) + len(requests), finished))
+        self.service.startService()
+        self.testcase.addCleanup(lambda: self.service.running and self.service.stopService())
+        await finished.addTimeout(60, self.reactor)
+        await self.service.stopService()
+        return [await self.store.get(t.id) for t in (await self.all_tasks())]
+
+    async def all_tasks(self):
+        found = []
+        for state in (PENDING, DOWNLOADED, EMPTY, FAILED, "downloading"):
+            found += (await self.store.tasks(state, None, 0, 10_000))[0]
+        return found
+
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.data.rglob("*") if p.is_file())
+
+
+class DownloadTests(TestCase):
+    """
+    Each end state, reached through real HTTP.
+    """
+
+    timeout = 90
+
+    async def test_mirror(self) -> None:
+        """
+        Every task is downloaded once, newest day first; each file is the
+        simulator's bytes, with its size and SHA-256 recorded; only final
+        names remain.  (One worker, so that requests arrive in claim order.)
+        """
+        harness = Harness(self, concurrency=1)
+        tasks = await harness.run(LMP)
+        self.assertEqual({t.state for t in tasks}, {DOWNLOADED})
+        days = [r[2]["startdatetime"] for r in harness.simulator.requests]
+        self.assertEqual(days, ["20250112T08:00-0000", "20250111T08:00-0000", "20250110T08:00-0000"])
+        for task in tasks:
+            path = harness.data / "reports" / task.filename
+            expected = await treq.content(await treq.get(task.url, persistent=False))
+            self.assertEqual(path.read_bytes(), expected)
+            self.assertEqual((task.bytes, task.sha256), (len(expected), hashlib.sha256(expected).hexdigest()))
+        self.assertEqual([p.name for p in harness.files()], ["2025-01-10.zip", "2025-01-11.zip", "2025-01-12.zip"])
+        self.assertEqual([e.topic for e in harness.events], ["task.done"] * 3)
+
+    async def test_empty(self) -> None:
+        """
+        Days OASIS has no data for end C{empty}, with no file.
+        """
+        harness = Harness(self)
+        tasks = await harness.run(LMP, start="2025-02-05", end="2025-02-06")
+        self.assertEqual({(t.state, t.last_error) for t in tasks},
+                         {(EMPTY, "OASIS error 1000: No data returned for the specified selection")})
+        self.assertEqual(harness.files(), [])
+
+    async def test_badDefinition(self) -> None:
+        """
+        A wrong report definition fails at once with OASIS's description.
+        """
+        harness = Harness(self)
+        tasks = await harness.run(dict(LMP, queryname="PRC_NOPE"), end="2025-01-10")
+        [task] = tasks
+        self.assertEqual((task.state, task.attempts), (FAILED, 1))
+        self.assertIn("1005", task.last_error)
+        self.assertEqual(harness.events[0].topic, "task.failed")
+
+    async def test_faultsRetriedThenDownloaded(self) -> None:
+        """
+        5xx answers, connections reset mid-body, truncated zips and slow
+        trickles are retried until each file is whole; no partial file is
+        left, under a final name or not.
+        """
+        faults = Faults(error_rate=0.2, reset_rate=0.2, truncate_rate=0.2, trickle_rate=0.2,
+                        retry_after=0, trickle_bytes=4096)
+        harness = Harness(self, faults, max_attempts=20)
+        tasks = await harness.run(LMP, start="2025-01-01", end="2025-01-12")
+        self.assertEqual({t.state for t in tasks}, {DOWNLOADED})
+        outcomes = {r[3] for r in harness.simulator.requests}
+        self.assertTrue({"503", "reset", "truncated", "trickle"} <= outcomes, outcomes)
+        for path in harness.files():
+            self.assertFalse(path.name.startswith("."), path)
+            self.assertEqual(classify(path).kind, DATA)
+        self.assertEqual(len(harness.files()), 12)
+
+    async def test_groupZipPreparation(self) -> None:
+        """
+        A GroupZip answered 1015 first is downloaded on a later attempt.
+        """
+        harness = Harness(self)
+        [task] = await harness.run(dict(name="grp", groupid="DAM_LMP_GRP", kind="group_zip"), end="2025-01-10")
+        self.assertEqual((task.state, task.attempts), (DOWNLOADED, 2))
+
+    async def test_idleTimeout(self) -> None:
+        """
+        An answer slower than C{idle_timeout} is abandoned and retried; in
+        the end the task fails with a clear error.
+        """
+        harness = Harness(self, Faults(latency=1.0), idle_timeout=0.2, max_attempts=2)
+        [task] = await harness.run(LMP, end="2025-01-10")
+        self.assertEqual(task.state, FAILED)
+        self.assertIn("after 2 attempts", task.last_error)
+        self.assertEqual(harness.files(), [])
+
+    async def test_maxBytes(self) -> None:
+        """
+        An answer larger than C{max_bytes} fails the task, leaving no file.
+        """
+        harness = Harness(self, max_bytes=100)
+        [task] = await harness.run(LMP, end="2025-01-10")
+        self.assertEqual(task.state, FAILED)
+        self.assertIn("larger than max_bytes", task.last_error)
+        self.assertEqual(harness.files(), [])
+
+    async def test_existingFileNotFetched(self) -> None:
+        """
+        A task whose file is already complete is finished without a request.
+        """
+        harness = Harness(self)
+        target = harness.data / "reports" / "lmp" / "2025-01-10.zip"
+        target.parent.mkdir(parents=True)
+        shutil.copy(SAMPLES / "error_1000_no_data_repacked.zip", target)
+        sample = SAMPLES / "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip"
+        shutil.copy(sample, target)
+        [task] = await harness.run(LMP, end="2025-01-10")
+        self.assertEqual((task.state, task.bytes), (DOWNLOADED, os.path.getsize(sample)))
+        self.assertEqual(harness.simulator.requests, [])
+
+    async def _revised(self, harness: Harness, content_changes: bool):
+        """
+        Download one day, let OASIS revise it (or only say so), and
+        download it again.
+
+        @return: The first and second task, and the first file's bytes.
+        """
+        [task] = await harness.run(LMP, end="2025-01-10")
+        old = (harness.data / "reports" / task.filename).read_bytes()
+        if content_changes:
+            harness.simulator.revise("PRC_LMP", datetime.date(2025, 1, 10))
+        changed = await harness.store.revise([(task.id, harness.reactor.seconds() + 1, "2")])
+        self.assertEqual(len(changed), 1)
+        [again] = await harness.run(LMP, end="2025-01-10")
+        return task, again, old
+
+    async def test_revisionReplacesAndKeeps(self) -> None:
+        """
+        A revised file is fetched again and replaces the old one, which is
+        kept as C{.rev0.zip}; the task records the new size and hash.
+        """
+        harness = Harness(self)
+        task, again, old = await self._revised(harness, content_changes=True)
+        target = harness.data / "reports" / "lmp" / "2025-01-10.zip"
+        expected = await treq.content(await treq.get(task.url, persistent=False))
+        self.assertNotEqual(expected, old)
+        self.assertEqual(target.read_bytes(), expected)
+        self.assertEqual(target.with_name("2025-01-10.rev0.zip").read_bytes(), old)
+        self.assertEqual((again.state, again.revision, again.sha256),
+                         (DOWNLOADED, 1, hashlib.sha256(expected).hexdigest()))
+        self.assertEqual([e.payload["revision"] for e in harness.events], [0, 1])
+
+    async def test_revisionUnchangedOrDropped(self) -> None:
+        """
+        A revision that leaves a window's bytes as they were keeps no copy;
+        with C{keep_revisions} off, a changed file replaces the old one
+        and nothing else is kept.
+        """
+        harness = Harness(self)
+        ignored, again, old = await self._revised(harness, content_changes=False)
+        self.assertEqual((again.state, again.revision), (DOWNLOADED, 1))
+        self.assertEqual([p.name for p in harness.files()], ["2025-01-10.zip"])
+        self.assertEqual(len(harness.simulator.requests), 2)
+
+        dropping = Harness(self, keep_revisions=False)
+        ignored, again, old = await self._revised(dropping, content_changes=True)
+        self.assertEqual([p.name for p in dropping.files()], ["2025-01-10.zip"])
+        self.assertNotEqual(dropping.files()[0].read_bytes(), old)
+
+    async def test_politeness(self) -> None:
+        """
+        Request starts are spaced by C{min_request_interval}: the simulator,
+        enforcing the same interval, throttles none of them.
+        """
+        harness = Harness(self, min_request_interval=0.2, simulator_interval=0.19, concurrency=3)
+        tasks = await harness.run(LMP, start="2025-01-01", end="2025-01-06")
+        self.assertEqual({t.state for t in tasks}, {DOWNLOADED})
+        self.assertNotIn("throttled", [r[3] for r in harness.simulator.requests])
+        starts = [r[0] for r in harness.simulator.requests]
+        self.assertTrue(all(b - a >= 0.19 for a, b in zip(starts, starts[1:])), starts)
+
+    async def test_stopReleases(self) -> None:
+        """
+        Stopping mid-download gives the task back to C{pending} at once and
+        removes the temporary file.
+        """
+        harness = Harness(self, Faults(trickle_rate=1.0, trickle_bytes=64))
+        manifest = ManifestTopic(base_url=harness.base_url, start="2025-01-10", end="2025-01-10")
+        await harness.store.create(report_urls(manifest, [ReportTopic(**LMP)], datetime.date(2025, 2, 1)))
+        harness.service.startService()
+        for attempt in range(500):  # until the first bytes arrive
+            flights = harness.service.status()["in_flight"]
+            if flights and flights[0]["bytes"]:
+                break
+            await deferLater(harness.reactor, 0.02, lambda: None)
+        else:
+            self.fail("the download never started")
+        await harness.service.stopService()
+        [task] = await harness.all_tasks()
+        self.assertEqual((task.state, task.not_before), (PENDING, 0.0))
+        self.assertEqual(harness.files(), [])
+
+
+class PolicyTests(SynchronousTestCase):
+    """
+    Retry arithmetic.
+    """
+
+    def test_retryAfter(self) -> None:
+        """
+        C{Retry-After} is read as seconds or as an HTTP date.
+        """
+        self.assertEqual(retry_after(b"7", 0), 7.0)
+        self.assertEqual(retry_after(b"Thu, 01 Jan 1970 00:01:40 GMT", 40.0), 60.0)
+        self.assertIsNone(retry_after(b"soon", 0))
+        self.assertIsNone(retry_after(None, 0))
+
+    def test_backoff(self) -> None:
+        """
+        Backoff doubles per attempt within jitter, and stops at the cap.
+        """
+        import random
+
+        rng = random.Random(1)
+        delays = [backoff(n, 10, 1000, rng) for n in (1, 2, 3, 4)]
+        for n, delay in enumerate(delays):
+            self.assertTrue(5 * 2 ** n <= delay <= 15 * 2 ** n, delays)
+        self.assertLessEqual(backoff(30, 10, 1000, rng), 1500)
+
+
+class JanitorTests(SynchronousTestCase):
+    """
+    Tests for L{remove_abandoned}.
+    """
+
+    def test_onlyAbandoned(self) -> None:
+        """
+        Temporary files untouched for longer than the limit go; recent ones
+        and final files stay.
+        """
+        from harbour.services.download import remove_abandoned
+
+        root = Path(self.mktemp())
+        (root / "lmp").mkdir(parents=True)
+        old = root / "lmp" / ".2025-01-01.zip.part-0000abcd"
+        young = root / "lmp" / ".2025-01-02.zip.part-0000abce"
+        final = root / "lmp" / "2025-01-03.zip"
+        for path in (old, young, final):
+            path.write_bytes(b"x")
+        os.utime(old, (1000, 1000))
+        os.utime(final, (1000, 1000))
+        now = os.stat(young).st_mtime + 10
+        self.assertEqual(remove_abandoned(root, 300, now), 1)
+        self.assertEqual(sorted(p.name for p in (root / "lmp").iterdir()), [young.name, final.name])

@@ -1,0 +1,143 @@
+"""
+Tests for L{harbour.services.manifest}, the C{Reports} command and C{harbourctl
+manifest}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import io
+import json
+from pathlib import Path
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from harbour.amp import commands
+from harbour.bus import Bus
+from harbour.config.watcher import ConfigService
+from harbour.ctl import FAILED, OK, print_manifest
+from harbour.errors import BadRequest
+from harbour.interfaces import IManifest
+from harbour.services.manifest import ManifestService
+from harbour.test.helpers import TOKEN, call, connected, control_service
+
+#: 2026-01-15 12:00 in California.
+NOON = datetime.datetime(2026, 1, 15, 20, 0, tzinfo=datetime.timezone.utc).timestamp()
+
+REPORTS = """\
+[manifest]
+start = "-2d"
+
+[[reports]]
+name = "lmp"
+queryname = "PRC_LMP"
+market_run_id = "DAM"
+"""
+
+
+class ManifestServiceTests(SynchronousTestCase):
+    """
+    The service follows the configuration published on the bus.
+    """
+
+    def setUp(self) -> None:
+        self.directory = Path(self.mktemp())
+        self.directory.mkdir()
+        (self.directory / "r.toml").write_text(REPORTS)
+        self.clock = Clock()
+        self.clock.advance(NOON)
+        self.bus = Bus()
+        self.config = ConfigService(self.clock, self.directory, self.bus)
+        self.manifest = ManifestService(self.clock, self.bus)
+        self.manifest.startService()
+        self.successResultOf(self.config.reload())
+
+    def test_interface(self) -> None:
+        """
+        The service provides L{IManifest}.
+        """
+        verifyObject(IManifest, self.manifest)
+
+    def test_reports(self) -> None:
+        """
+        C{reports()} lists the configured report's days, newest first.
+        """
+        self.assertEqual([r.filename for r in self.manifest.reports()],
+                         ["lmp/2026-01-15.zip", "lmp/2026-01-14.zip", "lmp/2026-01-13.zip"])
+
+    def test_configChangeWithoutRestart(self) -> None:
+        """
+        A change to the C{reports} topic shows in C{reports()} at once.
+        """
+        self.manifest.reports()
+        (self.directory / "r.toml").write_text(
+            REPORTS + '\n[[reports]]\nname = "load"\nqueryname = "SLD_FCST"\nmarket_run_id = "DAM"\nwindow = "3d"\n'
+        )
+        self.successResultOf(self.config.reload())
+        self.assertEqual([r.filename for r in self.manifest.reports()][-1], "load/2026-01-13_2026-01-15.zip")
+
+    def test_newDay(self) -> None:
+        """
+        When the trading day turns, today's window appears.
+        """
+        self.clock.advance(24 * 3600)
+        self.assertEqual(self.manifest.reports()[0].filename, "lmp/2026-01-16.zip")
+
+    def test_reportsCommandPages(self) -> None:
+        """
+        C{Reports} pages the list; a bad page is a clear error.
+        """
+        service = control_service(self.bus, manifest=self.manifest)
+        client, server, pump = connected(service)
+        call(client, pump, commands.Authenticate, token=TOKEN)
+        answer = self.successResultOf(call(client, pump, commands.Reports, offset=1, limit=1))
+        self.assertEqual(answer["total"], 3)
+        [entry] = json.loads(answer["urls"])
+        self.assertEqual(entry["filename"], "lmp/2026-01-14.zip")
+        for offset, limit in [(-1, 1), (0, 0), (0, 501)]:
+            self.failureResultOf(call(client, pump, commands.Reports, offset=offset, limit=limit), BadRequest)
+
+    def test_pageFitsOneValue(self) -> None:
+        """
+        A page never exceeds one AMP value, however many entries it may hold.
+        """
+        text, count = commands.json_page({"url": "x" * 300} for i in range(500))
+        self.assertLessEqual(len(text.encode()), 0xFFFF)
+        self.assertEqual(len(json.loads(text)), count)
+        self.assertLess(count, 500)
+
+
+class ManifestCommandTests(SynchronousTestCase):
+    """
+    Tests for C{harbourctl manifest}.
+    """
+
+    def test_prints(self) -> None:
+        """
+        It prints one URL a line for the given days.
+        """
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        (directory / "r.toml").write_text(REPORTS)
+        out = io.StringIO()
+        args = argparse.Namespace(config_dir=directory, start=datetime.date(2025, 3, 9),
+                                  end=datetime.date(2025, 3, 10), today=datetime.date(2026, 1, 15))
+        self.assertEqual(print_manifest(args, out), OK)
+        lines = out.getvalue().splitlines()
+        self.assertEqual(len(lines), 2)
+        self.assertIn("startdatetime=20250309T08:00-0000&enddatetime=20250310T07:00-0000", lines[1])
+
+    def test_badConfig(self) -> None:
+        """
+        A bad configuration exits 1 and prints nothing on standard output.
+        """
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        (directory / "r.toml").write_text("[[reports]]\nname = 1\n")
+        out = io.StringIO()
+        args = argparse.Namespace(config_dir=directory, start=None, end=None, today=None)
+        self.assertEqual(print_manifest(args, out), FAILED)
+        self.assertEqual(out.getvalue(), "")

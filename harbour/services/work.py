@@ -1,0 +1,247 @@
+"""
+The C{work} service (the seed's WORK SERVER).
+
+C{refresh()} asks the manifest for every request and creates the tasks
+that are missing (C{work_server:refresh()} → C{manifest_server:reports()}
+→ C{harbour_db:create(tasks)}).  It runs at start, every
+C{refresh_interval}, on the C{Refresh} command, and whenever the
+C{manifest} or C{reports} topics change or the manifest announces newly
+published days (C{publications.updated}); refreshes asked for while one runs
+are folded into one more.  It also sweeps expired leases back to
+C{pending}, and logs each report's progress as it changes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import attr
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from harbour.errors import StoreUnavailable
+from harbour.interfaces import IBus, IManifest, IPausable, IStatusSource, ITaskStore
+from harbour.config.schema import WorkTopic
+from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED
+
+#: Seconds between progress lines in the log (only when something changed).
+PROGRESS_INTERVAL = 5.0
+
+#: The longest wait before retrying a refresh that met an unavailable store.
+MAX_RETRY_DELAY = 30.0
+
+
+@implementer(IStatusSource, IPausable)
+@attr.s(eq=False)
+class WorkService(Service):
+    """
+    Keeps the task store in step with the manifest.
+    """
+
+    log = Logger()
+
+    reactor = attr.ib()
+    store: ITaskStore = attr.ib()
+    manifest: IManifest = attr.ib()
+    bus: IBus = attr.ib()
+    settings: WorkTopic = attr.ib(factory=WorkTopic)
+    progress_interval: float = attr.ib(default=PROGRESS_INTERVAL)
+    ready = attr.ib(default=lambda: succeed(None))
+    paused: bool = attr.ib(default=False)
+    _running_refresh: Deferred | None = attr.ib(default=None, init=False)
+    _waiting: list = attr.ib(factory=list, init=False)
+    _scheduled = attr.ib(default=None, init=False)
+    _retry_delay: float = attr.ib(default=1.0, init=False)
+    _timers: list = attr.ib(factory=list, init=False)
+    _subscriptions: list = attr.ib(factory=list, init=False)
+    _last_refresh: dict = attr.ib(factory=dict, init=False)
+    _last_progress: dict = attr.ib(factory=dict, init=False)
+
+    @inlineCallbacks
+    def startService(self):
+        """
+        Follow the configuration, and start the timers.
+        """
+        super().startService()
+        self._subscriptions = yield gatherResults([
+            self.bus.subscribe("work", self._work_changed),
+            self.bus.subscribe("manifest", lambda event: self.schedule()),
+            self.bus.subscribe("reports", lambda event: self.schedule()),
+            self.bus.subscribe("store.connected", lambda event: self.schedule()),
+            self.bus.subscribe("publications.updated", lambda event: self.schedule()),
+        ])
+        yield self.ready()
+        self._start_timers()
+        self.schedule()
+
+    def _start_timers(self) -> None:
+        for timer in self._timers:
+            if timer.running:
+                timer.stop()
+        self._timers = []
+        for interval, call in [
+            (self.settings.refresh_interval, self.schedule),
+            (max(1.0, self.settings.lease_seconds / 4), self._sweep),
+            (self.progress_interval, self._log_progress),
+        ]:
+            timer = LoopingCall(call)
+            timer.clock = self.reactor
+            timer.start(interval, now=False)
+            self._timers.append(timer)
+
+    def _work_changed(self, event) -> None:
+        settings = WorkTopic(**event.payload)
+        changed = settings != self.settings
+        self.settings = settings
+        if changed and self._timers:
+            self._start_timers()
+
+    def pause(self) -> None:
+        """
+        See L{IPausable.pause}: refresh nothing until resumed.
+        """
+        self.paused = True
+
+    def resume(self) -> None:
+        """
+        See L{IPausable.resume}: refresh, and go on refreshing.
+        """
+        self.paused = False
+        self.schedule()
+
+    def schedule(self) -> None:
+        """
+        Refresh soon, once, however many times this is called meanwhile.
+        """
+        if self.paused:
+            return
+        if not self._timers:
+            return  # the store is not ready: start-up refreshes then
+        if self._scheduled is None or not self._scheduled.active():
+            self._scheduled = self.reactor.callLater(0, self._refresh_logged)
+
+    def _refresh_logged(self) -> None:
+        self.refresh().addErrback(self._refresh_failed)
+
+    def _refresh_failed(self, failure) -> None:
+        if failure.check(StoreUnavailable):
+            self.log.warn("refresh postponed {delay:g} s: {error}", delay=self._retry_delay,
+                          error=failure.getErrorMessage(), service="work")
+        else:
+            self.log.failure("refresh failed", failure, service="work")
+        if self.running:
+            self._scheduled = self.reactor.callLater(self._retry_delay, self._refresh_logged)
+            self._retry_delay = min(MAX_RETRY_DELAY, self._retry_delay * 2)
+
+    def refresh(self) -> Deferred:
+        """
+        Create the tasks the manifest has and the store lacks.
+
+        @return: A Deferred firing with how many were created; a refresh
+            asked for while one runs waits for one more to run after it.
+        """
+        d: Deferred = Deferred()
+        self._waiting.append(d)
+        if self._running_refresh is None:
+            self._run()
+        return d
+
+    def _run(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        self._running_refresh = self._refresh_once()
+
+        def done(result):
+            self._running_refresh = None
+            for d in waiting:
+                if isinstance(result, Failure):
+                    d.errback(result)
+                else:
+                    d.callback(result)
+            if self._waiting:  # asked for while this one ran
+                self._run()
+
+        self._running_refresh.addBoth(done)
+
+    @inlineCallbacks
+    def _refresh_once(self):
+        started = self.reactor.seconds()
+        requests = self.manifest.reports()
+        created = yield self.store.create(requests)
+        self._retry_delay = 1.0
+        total = sum(created.values())
+        self._last_refresh = {
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "requests": len(requests),
+            "created": total,
+            "seconds": round(self.reactor.seconds() - started, 3),
+        }
+        for report, count in sorted(created.items()):
+            self.log.info("{report}: {count} new tasks", report=report, count=count, service="work")
+            yield self.bus.publish("task.created", {"report": report, "count": count})
+        return total
+
+    @inlineCallbacks
+    def _sweep(self):
+        try:
+            swept = yield self.store.sweep()
+        except StoreUnavailable as e:
+            self.log.warn("cannot sweep leases: {error}", error=str(e), service="work")
+            return
+        if swept:
+            self.log.warn("{count} expired leases returned to pending", count=swept, service="work")
+
+    @inlineCallbacks
+    def _log_progress(self):
+        try:
+            counts = yield self.store.counts()
+        except StoreUnavailable:
+            return
+        for report, states in counts.items():
+            if states == self._last_progress.get(report):
+                continue
+            self._last_progress[report] = states
+            total = sum(states.values())
+            finished = sum(states.get(s, 0) for s in (DOWNLOADED, EMPTY, FAILED))
+            self.log.info(
+                "{report}: {finished}/{total} done ({downloaded} downloaded, {empty} empty, "
+                "{failed} failed, {downloading} in flight)",
+                report=report, finished=finished, total=total,
+                downloaded=states.get(DOWNLOADED, 0), empty=states.get(EMPTY, 0),
+                failed=states.get(FAILED, 0), downloading=states.get("downloading", 0),
+                service="work",
+            )
+
+    @inlineCallbacks
+    def status(self):
+        """
+        See L{IStatusSource.status}: the per-report counts by state.
+        """
+        try:
+            counts = yield self.store.counts()
+        except StoreUnavailable as e:
+            counts = {"error": str(e)}
+        return {"tasks": counts, "last_refresh": self._last_refresh, "paused": self.paused,
+                "refresh_interval": self.settings.refresh_interval}
+
+    @inlineCallbacks
+    def stopService(self):
+        """
+        Stop the timers and wait for a refresh under way.
+        """
+        super().stopService()
+        for timer in self._timers:
+            if timer.running:
+                timer.stop()
+        if self._scheduled is not None and self._scheduled.active():
+            self._scheduled.cancel()
+        for subscription in self._subscriptions:
+            yield self.bus.unsubscribe(subscription)
+        if self._running_refresh is not None:
+            try:
+                yield self._running_refresh
+            except Exception:
+                pass

@@ -1,0 +1,12 @@
+"""
+Redis, and what harbour keeps in it.
+
+The connection (L{harbour.store.connection}), the embedded redis-server
+(L{harbour.store.server}), the task store with its Lua scripts
+(L{harbour.store.tasks}, scripts in C{lua/}), its in-memory twin
+(L{harbour.store.memory}) and the politeness limiter
+(L{harbour.store.politeness}).
+
+May import: L{harbour.errors}, L{harbour.interfaces}, L{harbour.oasis}
+(requests are what tasks are made of).  Never a service or AMP.
+"""

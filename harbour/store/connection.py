@@ -1,0 +1,269 @@
+"""
+The C{store} service (the seed's DB SERVER): harbour's Redis connection.
+
+It connects a txredisapi pool to C{--redis URL}, or first starts an
+embedded redis-server in C{<data-dir>/redis}.  The pool reconnects with
+exponential backoff; a command fails at once with L{StoreUnavailable} while
+no connection is up, and after C{reply_timeout} if Redis stops answering,
+so nothing waits forever on a Redis that went away.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import attr
+import txredisapi
+from twisted.application.service import Service
+from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks
+from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from harbour.errors import ConfigurationError, StoreUnavailable
+from harbour.interfaces import IRedis, IStatusSource
+from harbour.store.server import RedisServerProcess
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class RedisAddress:
+    """
+    Where a Redis server listens: a TCP host and port, or a unix socket.
+    """
+
+    host: str | None = None
+    port: int | None = None
+    path: str | None = None
+    db: int = 0
+
+    @classmethod
+    def parse(cls, url: str) -> "RedisAddress":
+        """
+        Parse C{redis://host:port/db} or C{unix:///path.sock?db=N}.
+
+        @raise ConfigurationError: for anything else.
+        """
+        parts = urlsplit(url)
+        try:
+            if parts.scheme == "redis":
+                db = int(parts.path.strip("/") or 0)
+                return cls(host=parts.hostname or "127.0.0.1", port=parts.port or 6379, db=db)
+            if parts.scheme == "unix" and parts.path:
+                db = int(parse_qs(parts.query).get("db", ["0"])[0])
+                return cls(path=parts.path, db=db)
+        except ValueError:
+            pass
+        raise ConfigurationError(
+            f"bad Redis URL {url!r}: use redis://host:port/db or unix:///path.sock?db=N"
+        )
+
+    def endpoint(self, reactor, timeout: float):
+        """
+        @return: A client endpoint reaching this address.
+        """
+        if self.path is not None:
+            return UNIXClientEndpoint(reactor, self.path, timeout=timeout)
+        return TCP4ClientEndpoint(reactor, self.host, self.port, timeout=timeout)
+
+    def __str__(self) -> str:
+        if self.path is not None:
+            return f"unix://{self.path}?db={self.db}"
+        return f"redis://{self.host}:{self.port}/{self.db}"
+
+
+@implementer(IRedis, IStatusSource)
+@attr.s(eq=False)
+class StoreService(Service):
+    """
+    A pool of Redis connections, and the embedded server behind it if any.
+
+    @ivar prefix: Prepended to every key harbour writes, so that several
+        harbours can share one Redis.
+    """
+
+    log = Logger()
+
+    reactor = attr.ib()
+    address: RedisAddress | None = attr.ib()
+    server: RedisServerProcess | None = attr.ib(default=None)
+    prefix: str = attr.ib(default="harbour:")
+    reply_timeout: float = attr.ib(default=5.0)
+    connect_timeout: float = attr.ib(default=5.0)
+    poolsize: int = attr.ib(default=4)
+    restart_delay: float = attr.ib(default=1.0)
+    bus = attr.ib(default=None)
+    watch_interval: float = attr.ib(default=0.5)
+    _factory: txredisapi.RedisFactory | None = attr.ib(default=None, init=False)
+    _starting: Deferred | None = attr.ib(default=None, init=False)
+    _outcome: object = attr.ib(default=None, init=False)
+    _waiting: list = attr.ib(factory=list, init=False)
+    _restart = attr.ib(default=None, init=False)
+    _watch: LoopingCall | None = attr.ib(default=None, init=False)
+    _was_connected: bool = attr.ib(default=False, init=False)
+
+    @classmethod
+    def from_config(
+        cls, reactor, redis_url: str | None, data_dir: Path, prefix: str = "harbour"
+    ) -> "StoreService":
+        """
+        Use C{redis_url}, or an embedded server in C{<data_dir>/redis}.
+        """
+        prefix = prefix if prefix.endswith(":") else prefix + ":"
+        if redis_url:
+            return cls(reactor, RedisAddress.parse(redis_url), prefix=prefix)
+        server = RedisServerProcess(reactor, Path(data_dir) / "redis")
+        return cls(reactor, None, server, prefix=prefix)
+
+    def startService(self) -> None:
+        """
+        Start the embedded server if any, then the pool.
+        """
+        super().startService()
+        self._starting = self._start().addBoth(self._started)
+
+    @inlineCallbacks
+    def _start(self):
+        if self.server is not None:
+            yield self._start_server()
+            self.address = RedisAddress(path=str(self.server.socket))
+        factory = self._factory = txredisapi.RedisFactory(
+            str(self.address), self.address.db, self.poolsize, isLazy=True,
+            replyTimeout=self.reply_timeout, convertNumbers=False,
+        )
+        connected = factory.deferred
+        factory.startConnecting(self.address.endpoint(self.reactor, self.connect_timeout))
+        yield connected
+        self.log.info("store ready: Redis at {address}", address=str(self.address),
+                      service="store")
+        self._was_connected = True
+        self._watch = LoopingCall(self._check_connection)
+        self._watch.clock = self.reactor
+        self._watch.start(self.watch_interval, now=False)
+
+    def _check_connection(self) -> None:
+        """
+        Announce on the bus when the connection to Redis is lost or back
+        (after an outage, recent writes may be lost: listeners re-check).
+        """
+        connected = self.connected
+        if connected == self._was_connected:
+            return
+        self._was_connected = connected
+        topic = "store.connected" if connected else "store.disconnected"
+        log = self.log.info if connected else self.log.warn
+        log("{topic}: Redis at {address}", topic=topic, address=str(self.address), service="store")
+        if self.bus is not None:
+            self.bus.publish(topic, {"redis": str(self.address)})
+
+    @inlineCallbacks
+    def _start_server(self):
+        yield self.server.start()
+        self.server.ended.addCallback(self._server_ended)
+
+    def _server_ended(self, reason):
+        if not self.running:
+            return reason
+        self.log.error(
+            "embedded redis-server exited ({reason}); restarting in {delay}s",
+            reason=str(reason), delay=self.restart_delay, service="store",
+        )
+        self._restart = self.reactor.callLater(self.restart_delay, self._restart_server)
+        return reason
+
+    def _restart_server(self) -> None:
+        self._restart = None
+        self._start_server().addErrback(
+            lambda f: self.log.failure("could not restart redis-server", f, service="store")
+        )
+
+    def _started(self, outcome: object) -> None:
+        if isinstance(outcome, Failure) and not outcome.check(CancelledError):
+            self.log.failure("Redis store did not start", outcome, service="store")
+        self._outcome = outcome if isinstance(outcome, Failure) else True
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            self._notify(d)
+
+    def _notify(self, d: Deferred) -> None:
+        if isinstance(self._outcome, Failure):
+            d.errback(self._outcome)
+        else:
+            d.callback(None)
+
+    def when_ready(self) -> Deferred:
+        """
+        @return: A L{Deferred} firing once the pool is first connected, or
+            failing if the embedded server could not start.
+        """
+        d: Deferred = Deferred()
+        if self._outcome is None:
+            self._waiting.append(d)
+        else:
+            self._notify(d)
+        return d
+
+    @property
+    def connected(self) -> bool:
+        """
+        Whether a connection to Redis is up now.
+        """
+        return self._factory is not None and self._factory.size > 0
+
+    def key(self, *parts: str) -> str:
+        """
+        @return: A key under this harbour's prefix.
+        """
+        return self.prefix + ":".join(parts)
+
+    def execute(self, *args) -> Deferred:
+        """
+        See L{IRedis.execute}.
+        """
+        if not self.connected:
+            return fail(StoreUnavailable(f"not connected to Redis at {self.address}"))
+        return self._factory.handler.execute_command(*args).addErrback(self._unavailable)
+
+    def eval(self, script: str, keys: list, args: list) -> Deferred:
+        """
+        See L{IRedis.eval}.
+        """
+        if not self.connected:
+            return fail(StoreUnavailable(f"not connected to Redis at {self.address}"))
+        return self._factory.handler.eval(script, keys, args).addErrback(self._unavailable)
+
+    def _unavailable(self, failure: Failure):
+        failure.trap(txredisapi.ConnectionError)
+        raise StoreUnavailable(f"Redis at {self.address}: {failure.getErrorMessage()}")
+
+    @inlineCallbacks
+    def stopService(self):
+        """
+        Close the pool, then stop the embedded server, and fire when both
+        are gone.
+        """
+        super().stopService()
+        if self._watch is not None and self._watch.running:
+            self._watch.stop()
+        if self._restart is not None:
+            self._restart.cancel()
+            self._restart = None
+        if self._starting is not None and not self._starting.called:
+            self._starting.cancel()
+        if self._factory is not None:
+            yield self._factory.disconnect()
+        if self.server is not None:
+            yield self.server.stop()
+
+    def status(self) -> dict:
+        """
+        See L{IStatusSource.status}.
+        """
+        return {
+            "redis": str(self.address) if self.address else None,
+            "embedded": self.server is not None,
+            "connected": self.connected,
+            "prefix": self.prefix,
+        }

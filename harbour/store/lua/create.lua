@@ -1,0 +1,24 @@
+local P, now = ARGV[1], ARGV[2]
+local created = {}
+for i = 3, #ARGV, 6 do
+  local id, report = ARGV[i], ARGV[i + 3]
+  if redis.call('SADD', P..'ids', id) == 1 then
+    local score = -tonumber(ARGV[i + 4])
+    redis.call('HSET', P..'t:'..id, 'id', id, 'url', ARGV[i + 1], 'filename', ARGV[i + 2],
+      'report', report, 'window_start', ARGV[i + 4], 'window_end', ARGV[i + 5], 'state', 'pending',
+      'attempts', 0, 'not_before', 0, 'last_error', '', 'bytes', 0, 'sha256', '',
+      'created', now, 'modified', now, 'owner', '')
+    redis.call('ZADD', P..'ready', score, id)
+    redis.call('ZADD', P..'s:pending', score, id)
+    redis.call('ZADD', P..'s:pending:'..report, score, id)
+    redis.call('HINCRBY', P..'c:'..report, 'pending', 1)
+    redis.call('SADD', P..'reports', report)
+    created[report] = (created[report] or 0) + 1
+  end
+end
+local out = {}
+for report, n in pairs(created) do
+  table.insert(out, report)
+  table.insert(out, n)
+end
+return out

@@ -1,0 +1,15 @@
+-- Shared by every task script: move a task between states, keeping the
+-- per-state sets and per-report counts in step; and whether OWNER holds it.
+local function move(P, id, report, from, to, score)
+  redis.call('ZREM', P..'s:'..from, id)
+  redis.call('ZREM', P..'s:'..from..':'..report, id)
+  redis.call('ZADD', P..'s:'..to, score, id)
+  redis.call('ZADD', P..'s:'..to..':'..report, score, id)
+  redis.call('HINCRBY', P..'c:'..report, from, -1)
+  redis.call('HINCRBY', P..'c:'..report, to, 1)
+  redis.call('HSET', P..'t:'..id, 'state', to)
+end
+local function held(P, id, owner)
+  local key = P..'t:'..id
+  return redis.call('HGET', key, 'state') == 'downloading' and redis.call('HGET', key, 'owner') == owner
+end

@@ -1,0 +1,13 @@
+local P, id, owner, now, not_before = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+if not held(P, id, owner) then return 0 end
+local key = P..'t:'..id
+local score = -tonumber(redis.call('HGET', key, 'window_start'))
+move(P, id, redis.call('HGET', key, 'report'), 'downloading', 'pending', score)
+redis.call('ZREM', P..'leases', id)
+redis.call('HSET', key, 'owner', '', 'modified', now, 'not_before', not_before, 'last_error', ARGV[6])
+if not_before > now then
+  redis.call('ZADD', P..'delayed', not_before, id)
+else
+  redis.call('ZADD', P..'ready', score, id)
+end
+return 1

@@ -1,0 +1,12 @@
+local P, state, report, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local source = P..'s:'..state
+if report ~= '' then source = source..':'..report end
+local ids = redis.call('ZRANGE', source, 0, -1)
+for _, id in ipairs(ids) do
+  local key = P..'t:'..id
+  local score = -tonumber(redis.call('HGET', key, 'window_start'))
+  move(P, id, redis.call('HGET', key, 'report'), state, 'pending', score)
+  redis.call('HSET', key, 'attempts', 0, 'not_before', 0, 'last_error', '', 'modified', now)
+  redis.call('ZADD', P..'ready', score, id)
+end
+return #ids

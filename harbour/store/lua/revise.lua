@@ -1,0 +1,41 @@
+local P, now = ARGV[1], tonumber(ARGV[2])
+local due = P..'revise:due'
+local changed = {}
+local function revise(id, at, version)
+  local key = P..'t:'..id
+  local state = redis.call('HGET', key, 'state')
+  if state == 'downloading' then
+    -- Its answer may predate the revision: look again once it is final.
+    local noted = redis.call('HGET', due, id)
+    if not noted or tonumber(string.match(noted, '^[^|]+')) < at then
+      redis.call('HSET', due, id, at..'|'..version)
+    end
+    return
+  end
+  redis.call('HDEL', due, id)
+  if state ~= 'downloaded' and state ~= 'empty' then return end
+  local fetched = tonumber(redis.call('HGET', key, 'fetched') or redis.call('HGET', key, 'modified'))
+  if fetched >= at then return end
+  local report = redis.call('HGET', key, 'report')
+  local score = -tonumber(redis.call('HGET', key, 'window_start'))
+  move(P, id, report, state, 'pending', score)
+  local revision = tonumber(redis.call('HGET', key, 'revision') or '0')
+  local why = 'published after it was fetched'
+  if state == 'downloaded' then
+    revision = redis.call('HINCRBY', key, 'revision', 1)
+    redis.call('HINCRBY', P..'revisions', report, 1)
+    why = 'revised in OASIS (version '..version..')'
+  end
+  redis.call('HSET', key, 'attempts', 0, 'not_before', 0, 'last_error', why, 'modified', now)
+  redis.call('ZADD', P..'ready', score, id)
+  table.insert(changed, cjson.encode({id = id, report = report, previous = state, revision = revision}))
+end
+local earlier = redis.call('HGETALL', due)
+for i = 1, #earlier, 2 do
+  local at, version = string.match(earlier[i + 1], '^([^|]+)|(.*)$')
+  revise(earlier[i], tonumber(at), version)
+end
+for i = 3, #ARGV, 3 do
+  revise(ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2])
+end
+return changed

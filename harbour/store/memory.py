@@ -1,0 +1,192 @@
+"""
+The task store in memory: L{harbour.store.tasks.RedisTaskStore}'s twin for
+unit tests, passing the same behaviour suite.
+"""
+
+from __future__ import annotations
+
+import attr
+from twisted.internet.defer import succeed
+from zope.interface import implementer
+
+from harbour.interfaces import ITaskStore
+from harbour.store.tasks import (
+    DOWNLOADED,
+    DOWNLOADING,
+    EMPTY,
+    FAILED,
+    FINAL_STATES,
+    LEASE_EXPIRED,
+    PENDING,
+    Task,
+    check_state,
+    task_id,
+)
+
+
+@implementer(ITaskStore)
+@attr.s(eq=False)
+class MemoryTaskStore:
+    """
+    The task store in memory, with the same behaviour, for unit tests.
+    """
+
+    clock = attr.ib()
+    _tasks: dict[str, Task] = attr.ib(factory=dict, init=False)
+    _leases: dict[str, float] = attr.ib(factory=dict, init=False)
+    _due: dict[str, tuple[float, str]] = attr.ib(factory=dict, init=False)
+    _revisions: dict[str, int] = attr.ib(factory=dict, init=False)
+
+    def _replace(self, task: Task, **changes) -> Task:
+        task = attr.evolve(task, modified=self.clock.seconds(), **changes)
+        self._tasks[task.id] = task
+        return task
+
+    def _held(self, task_id: str, owner: str) -> Task | None:
+        task = self._tasks.get(task_id)
+        if task is None or task.state != DOWNLOADING or task.owner != owner:
+            return None
+        return task
+
+    def create(self, requests):
+        """
+        See L{ITaskStore.create}.
+        """
+        created: dict[str, int] = {}
+        now = self.clock.seconds()
+        for request in requests:
+            identifier = task_id(request.url)
+            if identifier not in self._tasks:
+                self._tasks[identifier] = Task.from_request(request, now)
+                created[request.report] = created.get(request.report, 0) + 1
+        return succeed(created)
+
+    def claim(self, owner: str, lease_seconds: float):
+        """
+        See L{ITaskStore.claim}.
+        """
+        now = self.clock.seconds()
+        due = [t for t in self._tasks.values() if t.state == PENDING and t.not_before <= now]
+        if not due:
+            return succeed(None)
+        task = min(due, key=lambda t: (-t.window_start, t.id))
+        self._leases[task.id] = now + lease_seconds
+        return succeed(self._replace(task, state=DOWNLOADING, owner=owner, attempts=task.attempts + 1,
+                                     fetched=now))
+
+    def renew(self, task_id: str, owner: str, lease_seconds: float):
+        """
+        See L{ITaskStore.renew}.
+        """
+        if self._held(task_id, owner) is None:
+            return succeed(False)
+        self._leases[task_id] = self.clock.seconds() + lease_seconds
+        return succeed(True)
+
+    def finish(self, task_id: str, owner: str, state: str, bytes: int = 0, sha256: str = "", error: str = ""):
+        """
+        See L{ITaskStore.finish}.
+        """
+        check_state(state, FINAL_STATES)
+        task = self._held(task_id, owner)
+        if task is None:
+            return succeed(False)
+        self._leases.pop(task_id, None)
+        if state == DOWNLOADED:
+            task = attr.evolve(task, bytes=bytes, sha256=sha256)
+        self._replace(task, state=state, owner="", last_error=error)
+        return succeed(True)
+
+    def release(self, task_id: str, owner: str, not_before: float, error: str):
+        """
+        See L{ITaskStore.release}.
+        """
+        task = self._held(task_id, owner)
+        if task is None:
+            return succeed(False)
+        self._leases.pop(task_id, None)
+        self._replace(task, state=PENDING, owner="", not_before=not_before, last_error=error)
+        return succeed(True)
+
+    def sweep(self):
+        """
+        See L{ITaskStore.sweep}.
+        """
+        now = self.clock.seconds()
+        expired = [i for i, expiry in self._leases.items() if expiry <= now]
+        for identifier in expired:
+            del self._leases[identifier]
+            task = self._tasks[identifier]
+            if task.state == DOWNLOADING:
+                self._replace(task, state=PENDING, owner="", last_error=LEASE_EXPIRED)
+        return succeed(len(expired))
+
+    def counts(self):
+        """
+        See L{ITaskStore.counts}.
+        """
+        result: dict[str, dict[str, int]] = {}
+        for task in self._tasks.values():
+            states = result.setdefault(task.report, {})
+            states[task.state] = states.get(task.state, 0) + 1
+        return succeed(dict(sorted(result.items())))
+
+    def tasks(self, state: str, report, offset: int, limit: int):
+        """
+        See L{ITaskStore.tasks}.
+        """
+        check_state(state)
+        found = sorted(
+            (t for t in self._tasks.values() if t.state == state and (not report or t.report == report)),
+            key=lambda t: (-t.window_start, t.id),
+        )
+        return succeed((found[offset:offset + limit], len(found)))
+
+    def retry(self, state: str, report):
+        """
+        See L{ITaskStore.retry}.
+        """
+        check_state(state, (FAILED, EMPTY))
+        chosen = [t for t in self._tasks.values() if t.state == state and (not report or t.report == report)]
+        for task in chosen:
+            self._replace(task, state=PENDING, attempts=0, not_before=0.0, last_error="")
+        return succeed(len(chosen))
+
+    def get(self, task_id: str):
+        """
+        See L{ITaskStore.get}.
+        """
+        return succeed(self._tasks.get(task_id))
+
+    def revise(self, revisions):
+        """
+        See L{ITaskStore.revise}.
+        """
+        changed = []
+        earlier = [(i, at, version) for i, (at, version) in self._due.items()]
+        for identifier, at, version in earlier + [(i, float(a), str(v)) for i, a, v in revisions]:
+            task = self._tasks.get(identifier)
+            if task is not None and task.state == DOWNLOADING:
+                if identifier not in self._due or self._due[identifier][0] < at:
+                    self._due[identifier] = (at, version)
+                continue
+            self._due.pop(identifier, None)
+            if task is None or task.state not in (DOWNLOADED, EMPTY):
+                continue
+            if (task.fetched or task.modified) >= at:
+                continue
+            revision, why = task.revision, "published after it was fetched"
+            if task.state == DOWNLOADED:
+                revision += 1
+                self._revisions[task.report] = self._revisions.get(task.report, 0) + 1
+                why = f"revised in OASIS (version {version})"
+            self._replace(task, state=PENDING, attempts=0, not_before=0.0, last_error=why, revision=revision)
+            changed.append({"id": identifier, "report": task.report, "previous": task.state,
+                            "revision": revision})
+        return succeed(changed)
+
+    def revision_counts(self):
+        """
+        See L{ITaskStore.revision_counts}.
+        """
+        return succeed(dict(sorted(self._revisions.items())))

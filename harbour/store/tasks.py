@@ -1,0 +1,294 @@
+"""
+The task store (the seed's C{harbour_db}): one task per report URL, kept in
+Redis (its in-memory twin is L{harbour.store.memory}).
+
+Keys live under the store's prefix C{P}:
+
+    P t:<id>              hash: the task
+    P ids                 set: every task id (creation checks it in bulk)
+    P ready               zset: due pending tasks, newest window first
+    P delayed             zset: pending tasks by not_before
+    P leases              zset: downloading tasks by lease expiry
+    P s:<state>[:<report>] zset: tasks by state (and report), for listing
+    P c:<report>          hash: state -> count, moved with every transition
+    P reports             set: report names
+    P revisions           hash: report -> files re-fetched because OASIS revised them
+    P revise:due          hash: id -> "time|version" of a revision that met the
+                          task mid-download, looked at again by every revise()
+
+Every transition is one Lua script, so it is atomic.  Times (C{now}) come
+from the caller's clock, so hosts sharing a Redis should keep their clocks
+in step (NTP).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from typing import Iterable
+
+import attr
+from twisted.internet.defer import gatherResults, inlineCallbacks
+from zope.interface import implementer
+
+from harbour.interfaces import IRedis, ITaskStore
+from harbour.oasis.requests import ReportURL
+
+PENDING = "pending"
+DOWNLOADING = "downloading"
+DOWNLOADED = "downloaded"
+EMPTY = "empty"
+FAILED = "failed"
+#: The C{last_error} of a task whose claim expired (its worker died).
+LEASE_EXPIRED = "lease expired"
+STATES = (PENDING, DOWNLOADING, DOWNLOADED, EMPTY, FAILED)
+FINAL_STATES = (DOWNLOADED, EMPTY, FAILED)
+
+#: Tasks sent to Redis per creation script (each batch is atomic).
+BATCH = 2_000
+
+
+def task_id(url: str) -> str:
+    """
+    @return: The stable id of the task for C{url}.
+    """
+    return hashlib.sha256(url.encode("utf-8")).hexdigest()[:20]
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class Task:
+    """
+    One report URL and what has happened to it (SPEC section 6).
+    """
+
+    id: str
+    url: str
+    filename: str
+    report: str
+    window_start: float
+    window_end: float
+    state: str = PENDING
+    attempts: int = 0
+    not_before: float = 0.0
+    last_error: str = ""
+    bytes: int = 0
+    sha256: str = ""
+    created: float = 0.0
+    modified: float = 0.0
+    owner: str = ""
+    revision: int = 0
+    fetched: float = 0.0
+
+    @classmethod
+    def from_hash(cls, values: dict) -> "Task":
+        """
+        Build a task from its Redis hash (all strings).
+        """
+        return cls(
+            id=values["id"], url=values["url"], filename=values["filename"], report=values["report"],
+            window_start=float(values["window_start"]), window_end=float(values["window_end"]),
+            state=values["state"], attempts=int(values["attempts"]),
+            not_before=float(values["not_before"]), last_error=values["last_error"],
+            bytes=int(values["bytes"]), sha256=values["sha256"], created=float(values["created"]),
+            modified=float(values["modified"]), owner=values["owner"],
+            revision=int(values.get("revision", 0)), fetched=float(values.get("fetched", 0)),
+        )
+
+    @classmethod
+    def from_request(cls, request: ReportURL, now: float) -> "Task":
+        """
+        A new pending task for C{request}.
+        """
+        return cls(task_id(request.url), request.url, request.filename, request.report,
+                   request.window_start.timestamp(), request.window_end.timestamp(),
+                   created=now, modified=now)
+
+    def to_json(self) -> dict:
+        """
+        @return: The task as plain JSON data.
+        """
+        return attr.asdict(self)
+
+
+def check_state(state: str, allowed: Iterable[str] = STATES) -> str:
+    """
+    @raise ValueError: for a state not in C{allowed}.
+    """
+    allowed = tuple(allowed)
+    if state not in allowed:
+        raise ValueError(f"unknown state {state!r}: use one of {', '.join(allowed)}")
+    return state
+
+
+def _script(name: str) -> str:
+    """
+    @return: The Lua script C{lua/<name>.lua}, after the helpers every
+        script shares (C{lua/move.lua}).
+    """
+    scripts = resources.files("harbour.store") / "lua"
+    return (scripts / "move.lua").read_text() + (scripts / f"{name}.lua").read_text()
+
+
+CREATE = _script("create")
+CLAIM = _script("claim")
+RENEW = _script("renew")
+FINISH = _script("finish")
+RELEASE = _script("release")
+SWEEP = _script("sweep")
+RETRY = _script("retry")
+REVISE = _script("revise")
+
+
+def pairs(flat: list) -> dict:
+    """
+    @return: A flat Redis reply (key, value, key, value...) as a dict.
+    """
+    return dict(zip(flat[::2], flat[1::2]))
+
+
+@implementer(ITaskStore)
+@attr.s(eq=False)
+class RedisTaskStore:
+    """
+    The task store on Redis.
+
+    @ivar prefix: Prepended to every key (ends with C{:}).
+    """
+
+    redis: IRedis = attr.ib()
+    clock = attr.ib()
+    prefix: str = attr.ib(default="harbour:")
+
+    @inlineCallbacks
+    def create(self, requests):
+        """
+        See L{ITaskStore.create}: ids already known are filtered out first
+        with one C{SMISMEMBER} per batch, so a refresh that finds everything
+        present sends only ids.
+        """
+        created: dict[str, int] = {}
+        requests = list(requests)
+        for start in range(0, len(requests), BATCH):
+            batch = requests[start:start + BATCH]
+            ids = [task_id(r.url) for r in batch]
+            known = yield self.redis.execute("SMISMEMBER", self.prefix + "ids", *ids)
+            args = [self.prefix, repr(self.clock.seconds())]
+            for request, identifier, present in zip(batch, ids, known):
+                if int(present):
+                    continue
+                args += [identifier, request.url, request.filename, request.report,
+                         repr(request.window_start.timestamp()), repr(request.window_end.timestamp())]
+            if len(args) > 2:
+                reply = yield self.redis.eval(CREATE, [], args)
+                for report, count in pairs(reply).items():
+                    created[report] = created.get(report, 0) + int(count)
+        return created
+
+    @inlineCallbacks
+    def claim(self, owner: str, lease_seconds: float):
+        """
+        See L{ITaskStore.claim}.
+        """
+        reply = yield self.redis.eval(
+            CLAIM, [], [self.prefix, repr(self.clock.seconds()), repr(lease_seconds), owner]
+        )
+        return Task.from_hash(pairs(json.loads(reply))) if reply else None
+
+    @inlineCallbacks
+    def renew(self, task_id: str, owner: str, lease_seconds: float):
+        """
+        See L{ITaskStore.renew}.
+        """
+        expiry = self.clock.seconds() + lease_seconds
+        return bool((yield self.redis.eval(RENEW, [], [self.prefix, task_id, owner, repr(expiry)])))
+
+    @inlineCallbacks
+    def finish(self, task_id: str, owner: str, state: str, bytes: int = 0, sha256: str = "", error: str = ""):
+        """
+        See L{ITaskStore.finish}.
+        """
+        check_state(state, FINAL_STATES)
+        args = [self.prefix, task_id, owner, state, repr(self.clock.seconds()), str(bytes), sha256, error]
+        return bool((yield self.redis.eval(FINISH, [], args)))
+
+    @inlineCallbacks
+    def release(self, task_id: str, owner: str, not_before: float, error: str):
+        """
+        See L{ITaskStore.release}.
+        """
+        args = [self.prefix, task_id, owner, repr(self.clock.seconds()), repr(not_before), error]
+        return bool((yield self.redis.eval(RELEASE, [], args)))
+
+    @inlineCallbacks
+    def sweep(self):
+        """
+        See L{ITaskStore.sweep}.
+        """
+        return int((yield self.redis.eval(SWEEP, [], [self.prefix, repr(self.clock.seconds())])))
+
+    @inlineCallbacks
+    def counts(self):
+        """
+        See L{ITaskStore.counts}.
+        """
+        reports = sorted((yield self.redis.execute("SMEMBERS", self.prefix + "reports")))
+        hashes = yield gatherResults([self.redis.execute("HGETALL", self.prefix + "c:" + r) for r in reports])
+        return {
+            report: {state: int(n) for state, n in pairs(flat).items() if int(n)}
+            for report, flat in zip(reports, hashes)
+        }
+
+    @inlineCallbacks
+    def tasks(self, state: str, report, offset: int, limit: int):
+        """
+        See L{ITaskStore.tasks}.
+        """
+        key = self.prefix + "s:" + check_state(state) + (":" + report if report else "")
+        ids, total = yield gatherResults([
+            self.redis.execute("ZRANGE", key, offset, offset + limit - 1),
+            self.redis.execute("ZCARD", key),
+        ])
+        found = yield gatherResults([self.get(i) for i in ids])
+        return [t for t in found if t is not None], int(total)
+
+    @inlineCallbacks
+    def retry(self, state: str, report):
+        """
+        See L{ITaskStore.retry}.
+        """
+        check_state(state, (FAILED, EMPTY))
+        args = [self.prefix, state, report or "", repr(self.clock.seconds())]
+        return int((yield self.redis.eval(RETRY, [], args)))
+
+    @inlineCallbacks
+    def get(self, task_id: str):
+        """
+        See L{ITaskStore.get}.
+        """
+        flat = yield self.redis.execute("HGETALL", self.prefix + "t:" + task_id)
+        return Task.from_hash(pairs(flat)) if flat else None
+
+    @inlineCallbacks
+    def revise(self, revisions):
+        """
+        See L{ITaskStore.revise}.
+        """
+        changed = []
+        revisions = list(revisions)
+        # At least one call, so that revisions noted mid-download are looked at.
+        for start in range(0, max(1, len(revisions)), BATCH):
+            args = [self.prefix, repr(self.clock.seconds())]
+            for identifier, at, version in revisions[start:start + BATCH]:
+                args += [identifier, repr(at), str(version)]
+            reply = yield self.redis.eval(REVISE, [], args)
+            changed += [json.loads(entry) for entry in reply]
+        return changed
+
+    @inlineCallbacks
+    def revision_counts(self):
+        """
+        See L{ITaskStore.revision_counts}.
+        """
+        flat = yield self.redis.execute("HGETALL", self.prefix + "revisions")
+        return {report: int(n) for report, n in sorted(pairs(flat).items())}

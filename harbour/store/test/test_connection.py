@@ -1,0 +1,187 @@
+"""
+Tests for L{harbour.store.connection} and L{harbour.store.server} against a real
+redis-server started privately on a unix socket in the test's directory.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface.verify import verifyObject
+
+from harbour.errors import ConfigurationError, StoreUnavailable
+from harbour.interfaces import IRedis, IStatusSource
+from harbour.store.server import RedisServerProcess, find_redis_server
+from harbour.store.connection import RedisAddress, StoreService
+from harbour.test.helpers import short_directory
+
+
+class RedisAddressTests(SynchronousTestCase):
+    """
+    Tests for L{RedisAddress.parse}.
+    """
+
+    def test_forms(self) -> None:
+        """
+        TCP and unix URLs parse, with their database numbers.
+        """
+        self.assertEqual(RedisAddress.parse("redis://h:7000/2"), RedisAddress("h", 7000, None, 2))
+        self.assertEqual(RedisAddress.parse("redis://h"), RedisAddress("h", 6379, None, 0))
+        self.assertEqual(RedisAddress.parse("unix:///tmp/r.sock?db=3"),
+                         RedisAddress(path="/tmp/r.sock", db=3))
+
+    def test_bad(self) -> None:
+        """
+        Anything else is a configuration error naming the accepted forms.
+        """
+        for url in ["http://h", "redis://h/x", "unix://", "h:6379"]:
+            error = self.assertRaises(ConfigurationError, RedisAddress.parse, url)
+            self.assertIn("redis://host:port/db", str(error))
+
+
+class StoreTests(TestCase):
+    """
+    L{StoreService} with its embedded redis-server.
+    """
+
+    def setUp(self) -> None:
+        from twisted.internet import reactor
+
+        self.reactor = reactor
+        self.data = short_directory(self)
+        self.store = StoreService.from_config(reactor, None, self.data, "test")
+        self.store.reply_timeout = 2.0
+        self.store.startService()
+        self.addCleanup(self.stop)
+        return self.store.when_ready()
+
+    def stop(self):
+        if self.store.running:
+            return self.store.stopService()
+
+    async def test_interface(self) -> None:
+        """
+        The store provides L{IRedis} and L{IStatusSource}.
+        """
+        verifyObject(IRedis, self.store)
+        verifyObject(IStatusSource, self.store)
+        self.assertTrue(self.store.status()["connected"])
+
+    async def test_commands(self) -> None:
+        """
+        Commands and Lua scripts run; replies are strings, not converted
+        numbers; keys carry the prefix.
+        """
+        key = self.store.key("n")
+        self.assertEqual(key, "test:n")
+        await self.store.execute("SET", key, "0007")
+        self.assertEqual(await self.store.execute("GET", key), "0007")
+        await self.store.execute("SET", key, "7")
+        script = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
+        self.assertEqual(await self.store.eval(script, [key], [3]), 10)
+
+    async def test_privateSocketOnly(self) -> None:
+        """
+        The embedded server listens on a unix socket in the data directory
+        and on no TCP port.
+        """
+        server = self.store.server
+        self.assertTrue(server.socket.exists())
+        self.assertEqual(await self.store.execute("CONFIG", "GET", "port"), ["port", "0"])
+        self.assertEqual((await self.store.execute("CONFIG", "GET", "appendonly"))[1], "yes")
+
+    async def test_redisGoneFailsFast(self) -> None:
+        """
+        While Redis is away, commands fail with L{StoreUnavailable} instead
+        of hanging; the embedded server is restarted and the pool
+        reconnects by itself.
+        """
+        server = self.store.server
+        first = server.pid
+        self.store.restart_delay = 0.1
+        server.kill()
+        await server.ended
+        with self.assertRaises(StoreUnavailable):
+            await self.store.execute("PING")
+        for attempt in range(400):
+            if self.store.connected and server.pid not in (None, first):
+                break
+            await deferLater(self.reactor, 0.05, lambda: None)
+        self.assertEqual(await self.store.execute("PING"), "PONG")
+        self.flushLoggedErrors()
+
+    async def test_stopRemovesServer(self) -> None:
+        """
+        Stopping the store stops redis-server and waits until it is gone.
+        """
+        pid = self.store.server.pid
+        await self.store.stopService()
+        self.assertRaises(ProcessLookupError, os.kill, pid, 0)
+
+
+class ServerProcessTests(TestCase):
+    """
+    Tests for L{RedisServerProcess}'s start-up rules.
+    """
+
+    def setUp(self) -> None:
+        from twisted.internet import reactor
+
+        self.reactor = reactor
+        self.directory = short_directory(self) / "redis"
+
+    async def test_staleServerReplaced(self) -> None:
+        """
+        A redis-server left behind by a killed harbour (found through its
+        pid file) is stopped before a new one starts: never two at once.
+        """
+        self.directory.mkdir()
+        orphan = subprocess.Popen(
+            [find_redis_server(), "--port", "0", "--unixsocket", str(self.directory / "redis.sock"),
+             "--pidfile", str(self.directory / "redis.pid"), "--dir", str(self.directory),
+             "--daemonize", "no", "--logfile", str(self.directory / "orphan.log")],
+        )
+        self.addCleanup(lambda: orphan.poll() is None and orphan.kill())
+        while not (self.directory / "redis.pid").exists():
+            if orphan.poll() is not None:
+                self.fail("the orphan redis-server did not start")
+            await deferLater(self.reactor, 0.02, lambda: None)
+        server = RedisServerProcess(self.reactor, self.directory)
+        await server.start()
+        self.addCleanup(server.stop)
+        self.assertIsNotNone(orphan.wait(timeout=1))
+        self.assertNotEqual(server.pid, orphan.pid)
+
+    async def test_lockedDirectory(self) -> None:
+        """
+        A second server for a directory in use is refused, clearly.
+        """
+        first = RedisServerProcess(self.reactor, self.directory)
+        await first.start()
+        self.addCleanup(first.stop)
+        second = RedisServerProcess(self.reactor, self.directory)
+        with self.assertRaises(ConfigurationError) as caught:
+            await second.start()
+        self.assertIn("in use by another harbour", str(caught.exception))
+
+    async def test_socketPathTooLong(self) -> None:
+        """
+        A socket path longer than unix sockets allow is refused before
+        anything starts, with advice.
+        """
+        server = RedisServerProcess(self.reactor, self.directory / ("x" * 100))
+        with self.assertRaises(ConfigurationError) as caught:
+            await server.start()
+        self.assertIn("use a shorter --data-dir", str(caught.exception))
+
+    async def test_cannotStart(self) -> None:
+        """
+        A server that exits at start fails with its own last words.
+        """
+        server = RedisServerProcess(self.reactor, self.directory)
+        server.executable = "/bin/false"
+        with self.assertRaises(ConfigurationError):
+            await server.start()

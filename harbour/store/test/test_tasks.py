@@ -1,0 +1,264 @@
+"""
+Tests for L{harbour.store.tasks}: one behaviour suite for every L{ITaskStore},
+run against the in-memory store and against Redis (a real redis-server).
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from twisted.internet.defer import gatherResults
+from twisted.internet.task import Clock
+from twisted.trial.unittest import TestCase
+from zope.interface.verify import verifyObject
+
+from harbour.interfaces import ITaskStore
+from harbour.oasis.requests import ReportURL
+from harbour.store.memory import MemoryTaskStore
+from harbour.store.tasks import (
+    DOWNLOADED,
+    DOWNLOADING,
+    EMPTY,
+    FAILED,
+    PENDING,
+    RedisTaskStore,
+    task_id,
+)
+from harbour.test.helpers import private_redis
+
+UTC = datetime.timezone.utc
+
+
+def request(report: str, day: int, hour: int = 0) -> ReportURL:
+    """
+    A request of C{report} for 2025-01-C{day}.
+    """
+    start = datetime.datetime(2025, 1, day, 8 + hour, tzinfo=UTC)
+    return ReportURL(f"http://oasis/{report}?day={day}&hour={hour}", f"{report}/2025-01-{day:02d}.zip",
+                     report, start, start + datetime.timedelta(days=1))
+
+
+class TaskStoreBehaviourMixin:
+    """
+    What every L{ITaskStore} does.  Subclasses set C{self.store} and
+    C{self.clock} (a L{Clock} the store reads its time from).
+    """
+
+    store: ITaskStore
+    clock: Clock
+
+    async def test_interface(self) -> None:
+        """
+        The store provides L{ITaskStore}.
+        """
+        verifyObject(ITaskStore, self.store)
+
+    async def test_createIdempotent(self) -> None:
+        """
+        Creating the same requests twice creates each task once; counts
+        follow.
+        """
+        requests = [request("a", d) for d in range(1, 6)] + [request("b", 1)]
+        self.assertEqual(await self.store.create(requests), {"a": 5, "b": 1})
+        self.assertEqual(await self.store.create(requests + [request("b", 2)]), {"b": 1})
+        self.assertEqual(await self.store.counts(), {"a": {PENDING: 5}, "b": {PENDING: 2}})
+        task = await self.store.get(task_id(requests[0].url))
+        self.assertEqual((task.state, task.filename, task.attempts), (PENDING, "a/2025-01-01.zip", 0))
+
+    async def test_claimNewestFirst(self) -> None:
+        """
+        Claims take the newest trading day first, count an attempt, and
+        return nothing once all are taken.
+        """
+        await self.store.create([request("a", d) for d in (3, 1, 2)])
+        claimed = [await self.store.claim("w", 60) for i in range(3)]
+        self.assertEqual([t.filename for t in claimed], ["a/2025-01-03.zip", "a/2025-01-02.zip", "a/2025-01-01.zip"])
+        self.assertEqual({(t.state, t.attempts, t.owner) for t in claimed}, {(DOWNLOADING, 1, "w")})
+        self.assertIsNone(await self.store.claim("w", 60))
+        self.assertEqual(await self.store.counts(), {"a": {DOWNLOADING: 3}})
+
+    async def test_concurrentClaimsNeverShared(self) -> None:
+        """
+        Many claims at once never hand one task to two owners.
+        """
+        await self.store.create([request("a", d) for d in range(1, 21)])
+        claimed = await gatherResults([self.store.claim(f"w{i}", 60) for i in range(30)])
+        ids = [t.id for t in claimed if t is not None]
+        self.assertEqual(len(ids), 20)
+        self.assertEqual(len(set(ids)), 20)
+
+    async def test_finish(self) -> None:
+        """
+        Finishing records the outcome; a stranger cannot finish another's
+        claim.
+        """
+        await self.store.create([request("a", 1)])
+        task = await self.store.claim("w", 60)
+        self.assertFalse(await self.store.finish(task.id, "other", DOWNLOADED))
+        self.assertTrue(await self.store.finish(task.id, "w", DOWNLOADED, bytes=10, sha256="ab"))
+        done = await self.store.get(task.id)
+        self.assertEqual((done.state, done.bytes, done.sha256, done.owner), (DOWNLOADED, 10, "ab", ""))
+        self.assertFalse(await self.store.finish(task.id, "w", FAILED))
+        self.assertEqual(await self.store.counts(), {"a": {DOWNLOADED: 1}})
+
+    async def test_releaseWithBackoff(self) -> None:
+        """
+        A released task is not claimed again before its C{not_before}.
+        """
+        await self.store.create([request("a", 1)])
+        task = await self.store.claim("w", 60)
+        self.assertTrue(await self.store.release(task.id, "w", self.clock.seconds() + 30, "HTTP 503"))
+        self.assertIsNone(await self.store.claim("w", 60))
+        self.clock.advance(31)
+        again = await self.store.claim("w", 60)
+        self.assertEqual((again.id, again.attempts, again.last_error), (task.id, 2, "HTTP 503"))
+
+    async def test_leaseExpirySwept(self) -> None:
+        """
+        A claim not renewed is swept back to pending once its lease
+        expires; a renewed one is not; the old owner can no longer finish.
+        """
+        await self.store.create([request("a", 1), request("a", 2)])
+        lost = await self.store.claim("dead", 10)
+        kept = await self.store.claim("alive", 10)
+        self.clock.advance(8)
+        self.assertTrue(await self.store.renew(kept.id, "alive", 10))
+        self.assertFalse(await self.store.renew(kept.id, "dead", 10))
+        self.clock.advance(3)
+        self.assertEqual(await self.store.sweep(), 1)
+        swept = await self.store.get(lost.id)
+        self.assertEqual((swept.state, swept.last_error), (PENDING, "lease expired"))
+        self.assertFalse(await self.store.finish(lost.id, "dead", DOWNLOADED))
+        self.assertEqual((await self.store.claim("new", 10)).id, lost.id)
+        self.assertEqual(await self.store.counts(), {"a": {DOWNLOADING: 2}})
+
+    async def test_listing(self) -> None:
+        """
+        Tasks page by state and report, newest first, with a total.
+        """
+        await self.store.create([request("a", d) for d in range(1, 6)] + [request("b", 9)])
+        page, total = await self.store.tasks(PENDING, "a", 1, 2)
+        self.assertEqual(([t.filename for t in page], total), (["a/2025-01-04.zip", "a/2025-01-03.zip"], 5))
+        page, total = await self.store.tasks(PENDING, None, 0, 1)
+        self.assertEqual(([t.report for t in page], total), (["b"], 6))
+        self.assertEqual(await self.store.tasks(FAILED, None, 0, 10), ([], 0))
+
+    async def test_retry(self) -> None:
+        """
+        Failed tasks of one report go back to pending with no attempts.
+        """
+        await self.store.create([request("a", 1), request("b", 1)])
+        for ignored in range(2):
+            task = await self.store.claim("w", 60)
+            await self.store.finish(task.id, "w", FAILED, error="1005")
+        self.assertEqual(await self.store.retry(FAILED, "a"), 1)
+        self.assertEqual(await self.store.counts(), {"a": {PENDING: 1}, "b": {FAILED: 1}})
+        revived = await self.store.claim("w", 60)
+        self.assertEqual((revived.report, revived.attempts, revived.last_error), ("a", 1, ""))
+        self.assertEqual(await self.store.retry(FAILED, None), 1)
+
+    async def test_badState(self) -> None:
+        """
+        Unknown states are refused with a message listing the known ones.
+        """
+        with self.assertRaises(ValueError):
+            await self.store.tasks("done", None, 0, 1)
+        with self.assertRaises(ValueError):
+            await self.store.retry(PENDING, None)
+        await self.store.create([request("a", 1)])
+        task = await self.store.claim("w", 60)
+        with self.assertRaises(ValueError):
+            await self.store.finish(task.id, "w", PENDING)
+
+    async def test_emptyState(self) -> None:
+        """
+        C{empty} is a final state that can be retried.
+        """
+        await self.store.create([request("a", 1)])
+        task = await self.store.claim("w", 60)
+        await self.store.finish(task.id, "w", EMPTY, error="1000")
+        self.assertEqual(await self.store.retry(EMPTY, None), 1)
+
+    async def _finished(self, state: str, day: int = 1):
+        await self.store.create([request("a", day)])
+        task = await self.store.claim("w", 60)
+        await self.store.finish(task.id, "w", state, bytes=10, sha256="old")
+        return task
+
+    async def test_reviseDownloaded(self) -> None:
+        """
+        A revision newer than the fetch puts a downloaded task back to
+        pending with its revision raised and its old hash kept (the
+        download compares it); it is counted per report and claimed again.
+        """
+        task = await self._finished(DOWNLOADED)
+        self.clock.advance(10)
+        changed = await self.store.revise([(task.id, self.clock.seconds() - 1, "2"), ("unknown", 0.0, "2")])
+        self.assertEqual(changed, [{"id": task.id, "report": "a", "previous": DOWNLOADED, "revision": 1}])
+        revised = await self.store.get(task.id)
+        self.assertEqual((revised.state, revised.revision, revised.sha256, revised.attempts),
+                         (PENDING, 1, "old", 0))
+        self.assertIn("revised", revised.last_error)
+        self.assertEqual(await self.store.counts(), {"a": {PENDING: 1}})
+        self.assertEqual(await self.store.revision_counts(), {"a": 1})
+        self.assertEqual((await self.store.claim("w", 60)).id, task.id)
+
+    async def test_reviseOlderThanFetchIgnored(self) -> None:
+        """
+        A revision from before the fetch changes nothing: the file already
+        holds it.  Reading the same entry twice is harmless.
+        """
+        task = await self._finished(DOWNLOADED)
+        self.assertEqual(await self.store.revise([(task.id, self.clock.seconds() - 5, "2")]), [])
+        self.assertEqual((await self.store.get(task.id)).state, DOWNLOADED)
+        self.assertEqual(await self.store.revision_counts(), {})
+
+    async def test_reviseEmpty(self) -> None:
+        """
+        A day published after OASIS answered "no data" for it is fetched
+        again; that is not counted as a revision.
+        """
+        task = await self._finished(EMPTY)
+        self.clock.advance(10)
+        changed = await self.store.revise([(task.id, self.clock.seconds(), "1")])
+        self.assertEqual(changed, [{"id": task.id, "report": "a", "previous": EMPTY, "revision": 0}])
+        self.assertEqual((await self.store.get(task.id)).state, PENDING)
+        self.assertEqual(await self.store.revision_counts(), {})
+
+    async def test_reviseMidDownload(self) -> None:
+        """
+        A revision that meets a task mid-download is applied by a later
+        call once the download is recorded, since that answer may predate
+        it.
+        """
+        await self.store.create([request("a", 1)])
+        task = await self.store.claim("w", 60)
+        self.clock.advance(5)
+        self.assertEqual(await self.store.revise([(task.id, self.clock.seconds(), "2")]), [])
+        await self.store.finish(task.id, "w", DOWNLOADED, bytes=10, sha256="old")
+        changed = await self.store.revise([])
+        self.assertEqual([c["id"] for c in changed], [task.id])
+        self.assertEqual(await self.store.revise([]), [], "applied once")
+
+
+class MemoryTaskStoreTests(TaskStoreBehaviourMixin, TestCase):
+    """
+    The behaviour suite against L{MemoryTaskStore}.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        self.store = MemoryTaskStore(self.clock)
+
+
+class RedisTaskStoreTests(TaskStoreBehaviourMixin, TestCase):
+    """
+    The behaviour suite against L{RedisTaskStore} on a private redis-server.
+    """
+
+    async def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        redis = await private_redis(self)
+        self.store = RedisTaskStore(redis, self.clock, redis.prefix)

@@ -1,0 +1,250 @@
+"""
+Tests for L{harbour.testing.simulator}, over real HTTP on 127.0.0.1: its answers are
+checked with C{zipfile}, an XML parser and harbour's own classifier.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import zipfile
+from pathlib import Path
+from xml.etree import ElementTree
+
+import treq
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import ResponseFailed
+
+from harbour.oasis.classify import BAD_REQUEST, DATA, EMPTY, RETRY_LATER, classify
+from harbour.testing.simulator import Faults, OasisSimulator, intervals
+
+SAMPLES = Path(__file__).parents[2] / "test" / "samples"
+DAY = "startdatetime=20251102T07:00-0000&enddatetime=20251103T08:00-0000"
+LMP = f"SingleZip?queryname=PRC_LMP&{DAY}&market_run_id=DAM&version=1"
+
+
+class SimulatorHTTPTests(TestCase):
+    """
+    A simulator listening on a loopback port.
+    """
+
+    def start(self, clock=None, **kwargs) -> OasisSimulator:
+        from twisted.internet import reactor
+
+        kwargs.setdefault("last_day", datetime.date(2025, 12, 31))
+        simulator = OasisSimulator(clock or reactor, **kwargs)
+        port = reactor.listenTCP(0, simulator.site(), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.base = f"http://127.0.0.1:{port.getHost().port}/oasisapi/"
+        return simulator
+
+    async def fetch(self, path: str):
+        """
+        @return: (response, body bytes).
+        """
+        response = await treq.get(self.base + path, persistent=False)
+        return response, await treq.content(response)
+
+    async def test_errorCodes(self) -> None:
+        """
+        Each kind of bad request gets HTTP 200 and a zip whose one XML
+        member carries the code OASIS would send.
+        """
+        self.start()
+        cases = [
+            ("SingleZip?queryname=NOPE&" + DAY + "&version=1", 1005),
+            (f"SingleZip?queryname=PRC_LMP&{DAY}&market_run_id=DAM", 1020),
+            ("SingleZip?queryname=PRC_LMP&startdatetime=2025-11-02&enddatetime=x&market_run_id=DAM&version=1", 1002),
+            (f"SingleZip?queryname=PRC_LMP&{DAY}&market_run_id=XYZ&version=1", 1001),
+            ("SingleZip?queryname=PRC_LMP&startdatetime=20251001T07:00-0000&enddatetime=20251103T08:00-0000"
+             "&market_run_id=DAM&version=1", 1004),
+            (f"SingleZip?queryname=PRC_INTVL_LMP&{DAY}&market_run_id=RTM&version=1", 1018),
+            (LMP + "&node=" + ",".join(f"N{i}" for i in range(11)), 1017),
+            ("SingleZip?queryname=PRC_LMP&startdatetime=20300101T08:00-0000&enddatetime=20300102T08:00-0000"
+             "&market_run_id=DAM&version=1", 1000),
+            (f"GroupZip?groupid=NOPE&{DAY}&version=1", 1016),
+        ]
+        for path, code in cases:
+            response, body = await self.fetch(path)
+            self.assertEqual(response.code, 200, path)
+            with zipfile.ZipFile(io.BytesIO(body)) as archive:
+                [name] = archive.namelist()
+                self.assertTrue(name.endswith(".xml"), name)
+                root = ElementTree.fromstring(archive.read(name))
+            found = root.find(".//{http://www.caiso.com/soa/OASISReport_v1.xsd}ERR_CODE")
+            self.assertEqual(int(found.text), code, path)
+            self.assertEqual(classify(body).code, code)
+        self.assertEqual(classify((await self.fetch(cases[-2][0]))[1]).kind, EMPTY)
+        self.assertEqual(classify((await self.fetch(cases[0][0]))[1]).kind, BAD_REQUEST)
+
+    async def test_csvLikeTheRealOne(self) -> None:
+        """
+        A CSV answer has the real sample's columns and member-name form,
+        and 25 hours of rows per node and component on the autumn day.
+        """
+        simulator = self.start(nodes=2)
+        response, body = await self.fetch(LMP + "&resultformat=6")
+        self.assertEqual(classify(body).kind, DATA)
+        with zipfile.ZipFile(io.BytesIO(body)) as archive:
+            [name] = archive.namelist()
+            rows = list(csv.reader(io.StringIO(archive.read(name).decode())))
+        real = (SAMPLES / "csv_PRC_LMP_DAM_v1_20200101_hubs.csv").read_text().splitlines()[0].split(",")
+        self.assertEqual(rows[0], real)
+        self.assertRegex(name, r"^20251102_20251102_PRC_LMP_DAM_\d{8}_\d\d_\d\d_\d\d_v1\.csv$")
+        self.assertEqual(len(rows) - 1, 25 * 2 * 4)
+        self.assertEqual(sorted({int(r[3]) for r in rows[1:]}), list(range(1, 26)))
+        self.assertEqual(simulator.requests[-1][3], "data")
+
+    async def test_xmlLayout(self) -> None:
+        """
+        An XML price answer has one well-formed OASISReport member per
+        price component.
+        """
+        self.start()
+        response, body = await self.fetch(LMP)
+        with zipfile.ZipFile(io.BytesIO(body)) as archive:
+            names = archive.namelist()
+            self.assertEqual([n.split("_")[-2] for n in names], ["LMP", "MCC", "MCE", "MCL"])
+            for name in names:
+                root = ElementTree.fromstring(archive.read(name))
+                self.assertEqual(root.tag, "{http://www.caiso.com/soa/OASISReport_v1.xsd}OASISReport")
+                self.assertTrue(root.findall(".//{http://www.caiso.com/soa/OASISReport_v1.xsd}REPORT_DATA"))
+        self.assertEqual(classify(body).kind, DATA)
+
+    async def test_deterministic(self) -> None:
+        """
+        The same URL gets the same bytes; another seed gets other bytes.
+        """
+        self.start(seed=7)
+        first = (await self.fetch(LMP))[1]
+        self.assertEqual((await self.fetch(LMP))[1], first)
+        self.start(seed=8)
+        self.assertNotEqual((await self.fetch(LMP))[1], first)
+
+    async def test_sizeFollowsNodes(self) -> None:
+        """
+        More nodes make a larger answer.
+        """
+        self.start(nodes=3)
+        small = (await self.fetch(LMP + "&resultformat=6"))[1]
+        self.start(nodes=30)
+        large = (await self.fetch(LMP + "&resultformat=6"))[1]
+        self.assertGreater(len(large), 5 * len(small))
+
+    async def test_groupZipInPreparation(self) -> None:
+        """
+        A GroupZip day answers 1015 the first time, data after.
+        """
+        self.start()
+        path = f"GroupZip?groupid=DAM_LMP_GRP&{DAY}&version=1"
+        first = classify((await self.fetch(path))[1])
+        self.assertEqual((first.kind, first.code), (RETRY_LATER, 1015))
+        self.assertEqual(classify((await self.fetch(path))[1]).kind, DATA)
+
+    async def test_politeness(self) -> None:
+        """
+        A request less than C{min_interval} after the last accepted one gets
+        429 with C{Retry-After}; after the interval it is served.
+        """
+        clock = Clock()
+        clock.advance(1_000_000)
+        self.start(clock=clock, min_interval=5.0)
+        self.assertEqual((await self.fetch(LMP))[0].code, 200)
+        clock.advance(4.9)
+        response, body = await self.fetch(LMP)
+        self.assertEqual(response.code, 429)
+        self.assertEqual(response.headers.getRawHeaders(b"retry-after"), [b"5"])
+        clock.advance(0.2)
+        self.assertEqual((await self.fetch(LMP))[0].code, 200)
+
+    async def test_throttlePage(self) -> None:
+        """
+        With C{throttle_page}, a throttled request gets OASIS's HTML page
+        with HTTP 200, which the classifier recognises.
+        """
+        clock = Clock()
+        self.start(clock=clock, min_interval=5.0, throttle_page=True)
+        await self.fetch(LMP)
+        response, body = await self.fetch(LMP)
+        self.assertEqual(response.code, 200)
+        self.assertEqual(classify(body).kind, RETRY_LATER)
+
+    async def test_serverError(self) -> None:
+        """
+        The 5xx fault answers 503 with the configured C{Retry-After}.
+        """
+        self.start(faults=Faults(error_rate=1.0, retry_after=7))
+        response, body = await self.fetch(LMP)
+        self.assertEqual(response.code, 503)
+        self.assertEqual(response.headers.getRawHeaders(b"retry-after"), [b"7"])
+
+    async def test_truncated(self) -> None:
+        """
+        The truncation fault sends a complete HTTP answer whose zip is cut.
+        """
+        self.start(faults=Faults(truncate_rate=1.0))
+        response, body = await self.fetch(LMP)
+        self.assertEqual(response.code, 200)
+        self.assertEqual(classify(body).kind, RETRY_LATER)
+
+    async def test_reset(self) -> None:
+        """
+        The reset fault drops the connection in the middle of the body.
+        """
+        self.start(faults=Faults(reset_rate=1.0))
+        with self.assertRaises(ResponseFailed):
+            await self.fetch(LMP)
+
+    async def test_trickle(self) -> None:
+        """
+        The trickle fault sends the whole answer, slowly, in small pieces.
+        """
+        self.start(faults=Faults(trickle_rate=1.0, trickle_bytes=256))
+        response, body = await self.fetch(LMP + "&resultformat=6")
+        self.assertEqual(classify(body).kind, DATA)
+
+    async def test_faultsRepeatable(self) -> None:
+        """
+        Fault fates depend on the URL and attempt: a retried request meets
+        the same sequence of fates under the same seed.
+        """
+        fates = []
+        for ignored in range(2):
+            simulator = self.start(seed=3, faults=Faults(error_rate=0.5))
+            for attempt in range(6):
+                await self.fetch(LMP)
+            fates.append([r[3] for r in simulator.requests])
+        self.assertEqual(fates[0], fates[1])
+        self.assertIn("503", fates[0])
+        self.assertIn("data", fates[0])
+
+
+class IntervalTests(SynchronousTestCase):
+    """
+    Tests for the simulator's interval numbering.
+    """
+
+    def test_fiveMinute(self) -> None:
+        """
+        Five-minute intervals are numbered 1 to 12 within their hour.
+        """
+        start = datetime.datetime(2025, 1, 15, 8, tzinfo=datetime.timezone.utc)
+        spans = list(intervals(start, start + datetime.timedelta(hours=1), 5))
+        self.assertEqual([s.number for s in spans], list(range(1, 13)))
+        self.assertEqual({s.hour for s in spans}, {1})
+
+
+class FaultSpecTests(SynchronousTestCase):
+    """
+    Tests for L{Faults.parse}.
+    """
+
+    def test_parse(self) -> None:
+        """
+        A spec names knobs and values; unknown knobs are refused.
+        """
+        self.assertEqual(Faults.parse("latency=0.5, error_rate=0.1,trickle_bytes=64"),
+                         Faults(latency=0.5, error_rate=0.1, trickle_bytes=64))
+        self.assertRaises(ValueError, Faults.parse, "explode=1")
