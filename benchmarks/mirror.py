@@ -29,13 +29,14 @@ from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.task import deferLater, react
 
 from harbour.bus import Bus
-from harbour.services.download import DownloadService
-from harbour.oasis.requests import report_urls
-from harbour.store.politeness import RedisLimiter
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
-from harbour.testing.simulator import Faults, OasisSimulator
+from harbour.oasis.requests import report_urls
+from harbour.oasis.client import OasisClient
+from harbour.services.download import DownloadService
 from harbour.store.connection import StoreService
+from harbour.store.politeness import RedisLimiter
 from harbour.store.tasks import RedisTaskStore
+from harbour.testing.simulator import Faults, OasisSimulator
 
 
 async def redis_store(reactor, directory: Path):
@@ -88,7 +89,7 @@ async def run_downloads(reactor, directory: Path, base_url: str, requests, setti
     bus = Bus()
     tasks = RedisTaskStore(store, reactor, store.prefix)
     await tasks.create(requests)
-    service = DownloadService(reactor, tasks, RedisLimiter(store, reactor, store.prefix), bus,
+    service = DownloadService(reactor, tasks, OasisClient(reactor, RedisLimiter(store, reactor, store.prefix)), bus,
                               directory / "harbour", settings, WorkTopic(), poll_interval=0.5)
     finished: Deferred = Deferred()
     done = [0]

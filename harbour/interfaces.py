@@ -108,6 +108,41 @@ class IManifest(Interface):
             their date ranges, each report's newest windows first.
         """
 
+    def revised(entries: list) -> list:
+        """
+        @param entries: L{harbour.oasis.publications.Publication}s read from
+            the publications log.
+        @return: (L{harbour.oasis.requests.ReportURL}, publication) for
+            each request whose window an entry covers.
+        """
+
+
+class IPublications(Interface):
+    """
+    What the publications log says: which days are out, and what changed.
+    """
+
+    def published_through() -> dict:
+        """
+        @return: C{{report name: the newest trading day published}} for
+            the reports the log follows; empty while it is not followed or
+            cannot be read (plain date ranges).
+        """
+
+    def when_known():
+        """
+        @return: A L{Deferred} firing once the first read of the log has
+            been tried (at once if it is not followed), so that the first
+            refresh already leaves out unpublished days.
+        """
+
+    def observe(observer) -> None:
+        """
+        Call C{observer} with the list of
+        L{harbour.oasis.publications.Publication}s of every read that found
+        any; a L{Deferred} it returns is waited for.
+        """
+
 
 class IPausable(Interface):
     """

@@ -22,19 +22,21 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from harbour import __version__
+from harbour.amp.hub import HubLink
+from harbour.amp.server import ControlService, check_listen_endpoint, read_token
 from harbour.bus import Bus
 from harbour.config.watcher import ConfigService
-from harbour.amp.server import ControlService, check_listen_endpoint, read_token
 from harbour.errors import ConfigurationError
 from harbour.interfaces import IStatusSource
+from harbour.oasis.client import OasisClient
 from harbour.services.download import DownloadService
 from harbour.services.manifest import ManifestService
-from harbour.store.politeness import RedisLimiter
-from harbour.store.tasks import RedisTaskStore
+from harbour.services.publications import PublicationsFollower
 from harbour.services.work import WorkService
 from harbour.services.workers import WorkersService
-from harbour.amp.hub import HubLink
 from harbour.store.connection import RedisAddress, StoreService
+from harbour.store.politeness import RedisLimiter
+from harbour.store.tasks import RedisTaskStore
 
 if TYPE_CHECKING:
     from harbour.testing.simulator import SimulatorService
@@ -153,7 +155,10 @@ class HarbourService(MultiService):
 
 def build(reactor, options: Options) -> HarbourService:
     """
-    Build the service tree described by C{options}.
+    Build the service tree described by C{options}, in the order data
+    flows: the store and the bus; the publications log, the manifest, the
+    work that turns requests into tasks, the downloads; the configuration
+    that drives them all; the control port.
     """
     if options["role"] == "worker":
         return build_worker(reactor, options)
@@ -166,14 +171,15 @@ def build(reactor, options: Options) -> HarbourService:
         children.append(("oasis-sim", simulator))
     bus = Bus()
     store.bus = bus
-    manifest = ManifestService(reactor, bus, redis=store, limiter=RedisLimiter(store, reactor, store.prefix),
-                               tasks=tasks, prefix=store.prefix, ready=store.when_ready)
+    client = OasisClient(reactor, RedisLimiter(store, reactor, store.prefix))
+    publications = PublicationsFollower(reactor, bus, store, client, store.prefix, ready=store.when_ready)
+    manifest = ManifestService(reactor, bus, publications)
 
     def known():
-        return gatherResults([store.when_ready(), manifest.when_known()])
+        return gatherResults([store.when_ready(), publications.when_known()])
 
-    work = WorkService(reactor, tasks, manifest, bus, ready=known)
-    download = _downloads(reactor, store, tasks, bus, data_dir, store.when_ready)
+    work = WorkService(reactor, tasks, manifest, bus, publications=publications, ready=known)
+    download = DownloadService(reactor, tasks, client, bus, data_dir, ready=store.when_ready)
     config = ConfigService(reactor, Path(options["config-dir"]), bus, defaults)
     control = ControlService.from_config(
         reactor, options["amp"], Path(options["token-file"]),
@@ -181,8 +187,8 @@ def build(reactor, options: Options) -> HarbourService:
         tasks=tasks, pausable={"work": work, "download": download},
     )
     children += [("store", store), ("bus", bus), ("workers", WorkersService(reactor, bus)),
-                 ("manifest", manifest), ("work", work), ("download", download), ("config", config),
-                 ("amp", control)]
+                 ("publications", publications), ("manifest", manifest), ("work", work),
+                 ("download", download), ("config", config), ("amp", control)]
     return _adopt(root, children, store)
 
 
@@ -198,7 +204,8 @@ def build_worker(reactor, options: Options) -> HarbourService:
     def ready():
         return gatherResults([store.when_ready(), hub.when_connected()])
 
-    download = _downloads(reactor, store, tasks, hub, data_dir, ready)
+    client = OasisClient(reactor, RedisLimiter(store, reactor, store.prefix))
+    download = DownloadService(reactor, tasks, client, hub, data_dir, ready=ready)
     store.bus = hub
     return _adopt(root, [("store", store), ("hub", hub), ("download", download)], store)
 
@@ -212,15 +219,6 @@ def _foundation(reactor, options: Options):
     data_dir.mkdir(parents=True, exist_ok=True)
     store = StoreService.from_config(reactor, options["redis"], data_dir, options["prefix"])
     return HarbourService(reactor), data_dir, store, RedisTaskStore(store, reactor, store.prefix)
-
-
-def _downloads(reactor, store: StoreService, tasks: RedisTaskStore, bus, data_dir: Path, ready) -> DownloadService:
-    """
-    The download service, sharing the politeness limiter of every worker
-    on this Redis.
-    """
-    limiter = RedisLimiter(store, reactor, store.prefix)
-    return DownloadService(reactor, tasks, limiter, bus, data_dir, ready=ready)
 
 
 def _adopt(root: HarbourService, children: list, store: StoreService) -> HarbourService:

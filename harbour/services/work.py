@@ -7,7 +7,9 @@ that are missing (C{work_server:refresh()} → C{manifest_server:reports()}
 C{refresh_interval}, on the C{Refresh} command, and whenever the
 C{manifest} or C{reports} topics change or the manifest announces newly
 published days (C{publications.updated}); refreshes asked for while one runs
-are folded into one more.  It also sweeps expired leases back to
+are folded into one more.  It applies the publications log's revisions
+(a task whose window changed in OASIS after its fetch goes back to
+C{pending}, announced with C{task.revised}), sweeps expired leases back to
 C{pending}, and logs each report's progress as it changes.
 """
 
@@ -24,9 +26,10 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from harbour.errors import StoreUnavailable
-from harbour.interfaces import IBus, IManifest, IPausable, IStatusSource, ITaskStore
 from harbour.config.schema import WorkTopic
-from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED
+from harbour.interfaces import IBus, IManifest, IPausable, IPublications, IStatusSource, ITaskStore
+from harbour.oasis.publications import Publication
+from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED, task_id
 
 #: Seconds between progress lines in the log (only when something changed).
 PROGRESS_INTERVAL = 5.0
@@ -49,6 +52,7 @@ class WorkService(Service):
     manifest: IManifest = attr.ib()
     bus: IBus = attr.ib()
     settings: WorkTopic = attr.ib(factory=WorkTopic)
+    publications: IPublications | None = attr.ib(default=None)
     progress_interval: float = attr.ib(default=PROGRESS_INTERVAL)
     ready = attr.ib(default=lambda: succeed(None))
     paused: bool = attr.ib(default=False)
@@ -74,6 +78,8 @@ class WorkService(Service):
             self.bus.subscribe("store.connected", lambda event: self.schedule()),
             self.bus.subscribe("publications.updated", lambda event: self.schedule()),
         ])
+        if self.publications is not None:
+            self.publications.observe(self.revise)
         yield self.ready()
         self._start_timers()
         self.schedule()
@@ -185,6 +191,26 @@ class WorkService(Service):
         return total
 
     @inlineCallbacks
+    def revise(self, entries: list[Publication]):
+        """
+        Put back to C{pending} the tasks whose data changed in OASIS after
+        they were fetched, and announce each with C{task.revised}.
+        """
+        found = self.manifest.revised(entries)
+        requests = {task_id(request.url): request for request, entry in found}
+        try:
+            changed = yield self.store.revise(
+                [(task_id(request.url), entry.published, entry.version) for request, entry in found])
+        except StoreUnavailable as e:
+            self.log.warn("cannot apply revisions: {error}", error=str(e), service="work")
+            return
+        for task in changed:
+            request = requests[task["id"]]
+            self.log.info("{report}: {filename} changed in OASIS after it was fetched: fetching it again",
+                          report=task["report"], filename=request.filename, service="work")
+            yield self.bus.publish("task.revised", {**task, "url": request.url, "filename": request.filename})
+
+    @inlineCallbacks
     def _sweep(self):
         try:
             swept = yield self.store.sweep()
@@ -222,10 +248,11 @@ class WorkService(Service):
         """
         try:
             counts = yield self.store.counts()
+            revisions = yield self.store.revision_counts()
         except StoreUnavailable as e:
-            counts = {"error": str(e)}
-        return {"tasks": counts, "last_refresh": self._last_refresh, "paused": self.paused,
-                "refresh_interval": self.settings.refresh_interval}
+            counts = revisions = {"error": str(e)}
+        return {"tasks": counts, "revisions": revisions, "last_refresh": self._last_refresh,
+                "paused": self.paused, "refresh_interval": self.settings.refresh_interval}
 
     @inlineCallbacks
     def stopService(self):

@@ -18,7 +18,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from harbour.bus import Bus
 from harbour.oasis.classify import DATA, classify
-from harbour.services.download import DownloadService, backoff, retry_after
+from harbour.oasis.client import OasisClient, retry_after
+from harbour.services.download import DownloadService, backoff
 from harbour.oasis.requests import report_urls
 from harbour.store.politeness import MemoryLimiter
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
@@ -52,7 +53,7 @@ class Harness:
                          max_attempts=settings.pop("max_attempts", 6))
         download = DownloadTopic(min_request_interval=settings.pop("min_request_interval", 0.0),
                                  idle_timeout=settings.pop("idle_timeout", 5.0), **settings)
-        self.service = DownloadService(reactor, self.store, MemoryLimiter(reactor), self.bus, self.data,
+        self.service = DownloadService(reactor, self.store, OasisClient(reactor, MemoryLimiter(reactor)), self.bus, self.data,
                                        download, work, poll_interval=0.05)
         self.events: list = []
         self._waiting: list = []

@@ -1,0 +1,315 @@
+"""
+The one HTTP client every request to OASIS goes through.
+
+Downloads and the publications follower share its rules: a request starts
+only on a politeness slot reserved with the shared limiter; no byte for
+C{idle_timeout}, or longer than C{total_timeout} in all, ends the attempt;
+an answer larger than its cap is refused; a non-200 answer is an
+L{AttemptFailed} carrying the server's C{Retry-After}; and a
+C{max_bytes_per_second} cap paces the body.  Cancelling the L{Deferred} of
+L{OasisClient.fetch} ends the request at whatever stage it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import attr
+import treq
+from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks, succeed
+from twisted.internet.interfaces import IReactorTCP, IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
+from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone, _HTTP11ClientFactory
+from twisted.web.http import PotentialDataLoss
+from twisted.web.iweb import IResponse
+
+from harbour.config.schema import DownloadTopic
+from harbour.interfaces import ILimiter
+
+T = TypeVar("T")
+
+
+class AttemptFailed(Exception):
+    """
+    One attempt at a request failed for a reason worth retrying.
+
+    @ivar retry_after: Seconds the server asked us to wait, if it did.
+    """
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class PermanentFailure(Exception):
+    """
+    An attempt failed in a way no retry can mend.
+    """
+
+
+def retry_after(value: bytes | None, now: float) -> float | None:
+    """
+    @return: Seconds from a C{Retry-After} header (seconds or HTTP date).
+    """
+    if not value:
+        return None
+    text = value.decode("latin-1").strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(text).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
+
+
+@attr.s(auto_attribs=True, eq=False)
+class Transfer:
+    """
+    One request as its owner watches it.
+
+    @ivar started: When the request was sent, after its politeness wait.
+    @ivar received: Body bytes received so far.
+    """
+
+    url: str
+    started: float | None = None
+    received: int = 0
+
+
+class _Body(Protocol):
+    """
+    Hands a response body to C{write} as it arrives, within a size cap.
+    """
+
+    def __init__(
+        self, write: Callable[[bytes], None], limit: int, limit_name: str, progress: Callable[[int], None]
+    ) -> None:
+        self._write = write
+        self._limit = limit
+        self._limit_name = limit_name
+        self._progress = progress
+        self.received = 0
+        self.done: Deferred[int] = Deferred(lambda d: self.abort(CancelledError()))
+        self._failure: Failure | None = None
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._failure is not None:
+            return
+        self.received += len(data)
+        if self.received > self._limit:
+            self.abort(PermanentFailure(f"answer larger than {self._limit_name} ({self._limit:,} bytes)"))
+            return
+        self._write(data)
+        self._progress(len(data))
+
+    def abort(self, error: Exception) -> None:
+        """
+        Stop receiving, failing with C{error}.
+        """
+        if self._failure is None:
+            self._failure = Failure(error)
+            self.transport.stopProducing()
+
+    def connectionLost(self, reason: Failure = ResponseDone) -> None:  # type: ignore[assignment]
+        if self.done.called:  # cancelled
+            return
+        if self._failure is not None:
+            self.done.errback(self._failure)
+        elif reason.check(ResponseDone, PotentialDataLoss):
+            self.done.callback(self.received)
+        else:
+            self.done.errback(AttemptFailed(f"connection lost mid-body: {reason.getErrorMessage()}"))
+
+
+class _Discard(Protocol):
+    """
+    Reads and drops a body we do not want, so the connection can be reused.
+    """
+
+    def connectionLost(self, reason: Failure = ResponseDone) -> None:  # type: ignore[assignment]
+        pass
+
+
+class _QuietFactory(_HTTP11ClientFactory):
+    """
+    The pool's connection factory, without a log line per connection.
+    """
+
+    noisy = False
+
+
+class QuietPool(HTTPConnectionPool):
+    """
+    A connection pool that does not log each connection it makes.
+    """
+
+    _factory = _QuietFactory
+
+
+@attr.s(eq=False)
+class OasisClient:
+    """
+    Requests to OASIS, polite and bounded.
+
+    @ivar settings: The C{[download]} settings in force: politeness,
+        deadlines, size and rate caps, connections per host.
+    @ivar total_timeout: The longest any one request may take.
+    @ivar http: The treq client to send requests with (tests give
+        C{treq.testing.StubTreq}); by default one of pooled connections
+        that follows C{settings}.
+    """
+
+    reactor: Any = attr.ib()
+    limiter: ILimiter = attr.ib()
+    settings: DownloadTopic = attr.ib(factory=DownloadTopic)
+    total_timeout: float = attr.ib(default=3600.0)
+    http: Any = attr.ib(default=None)
+    _pool: HTTPConnectionPool | None = attr.ib(default=None, init=False)
+    _pooled: treq.client.HTTPClient | None = attr.ib(default=None, init=False)
+
+    def configure(self, settings: DownloadTopic) -> None:
+        """
+        Follow new settings; connections are made anew only when the
+        number per host or the connect deadline changed.
+        """
+        rebuild = (settings.concurrency, settings.connect_timeout) != (
+            self.settings.concurrency, self.settings.connect_timeout)
+        self.settings = settings
+        if rebuild and self._pool is not None:
+            old, self._pool, self._pooled = self._pool, None, None
+            old.closeCachedConnections()
+
+    def _client(self) -> Any:
+        if self.http is not None:
+            return self.http
+        if self._pooled is None:
+            self._pool = QuietPool(self.reactor, persistent=True)
+            self._pool.maxPersistentPerHost = self.settings.concurrency
+            self._pool.retryAutomatically = False
+            reactor: IReactorTCP = self.reactor
+            agent = Agent(reactor, connectTimeout=self.settings.connect_timeout, pool=self._pool)
+            self._pooled = treq.client.HTTPClient(agent)
+        return self._pooled
+
+    def close(self) -> Deferred[None]:
+        """
+        Close idle connections.
+
+        @return: A L{Deferred} firing once they are closed.
+        """
+        pool, self._pool, self._pooled = self._pool, None, None
+        if pool is None:
+            return succeed(None)
+        return pool.closeCachedConnections()
+
+    @inlineCallbacks
+    def fetch(
+        self, transfer: Transfer, write: Callable[[bytes], None], limit: int | None = None,
+        limit_name: str = "max_bytes",
+    ) -> Generator[Deferred[Any], Any, int]:
+        """
+        Request C{transfer.url} on its politeness slot and hand the body to
+        C{write} as it arrives.
+
+        @param limit: The largest body accepted (default: C{max_bytes}).
+        @param limit_name: What errors call that limit.
+        @return: A L{Deferred} firing with the body's size, or failing with
+            L{AttemptFailed} (worth retrying), L{PermanentFailure}, or
+            L{CancelledError} when cancelled.
+        """
+        clock: IReactorTime = self.reactor
+        wait = yield _shielded(self.limiter.reserve(urlsplit(transfer.url).netloc, self.settings.min_request_interval))
+        if wait > 0:
+            yield deferLater(clock, wait, lambda: None)
+        transfer.started = clock.seconds()
+        try:
+            response = yield self._client().get(transfer.url, unbuffered=True, timeout=self.settings.idle_timeout)
+        except CancelledError:
+            raise
+        except Exception as e:
+            raise AttemptFailed(f"request failed: {e}") from None
+        if limit is None:
+            limit = self.settings.max_bytes
+        return (yield self._receive(transfer, response, write, limit, limit_name))
+
+    def _receive(
+        self, transfer: Transfer, response: IResponse, write: Callable[[bytes], None], limit: int, limit_name: str
+    ) -> Deferred[int]:
+        clock: IReactorTime = self.reactor
+        if response.code != 200:
+            pause = retry_after(response.headers.getRawHeaders(b"retry-after", [None])[0], clock.seconds())
+            response.deliverBody(_Discard())
+            raise AttemptFailed(f"HTTP {response.code}", pause)
+        idle = self.settings.idle_timeout
+        started = clock.seconds()
+
+        def progress(size: int) -> None:
+            transfer.received += size
+            watchdog.reset(idle)
+            self._throttle(body, transfer.received, started)
+
+        body = _Body(write, limit, limit_name, progress)
+        watchdog = clock.callLater(idle, lambda: body.abort(AttemptFailed(f"no data for {idle:g} s")))
+        deadline = clock.callLater(
+            self.total_timeout,
+            lambda: body.abort(AttemptFailed(f"request took longer than {self.total_timeout:g} s")))
+
+        def over(result: object) -> object:
+            for timer in (watchdog, deadline):
+                if timer.active():
+                    timer.cancel()
+            return result
+
+        response.deliverBody(body)
+        return body.done.addBoth(over)
+
+    def _throttle(self, body: _Body, received: int, started: float) -> None:
+        cap = self.settings.max_bytes_per_second
+        if not cap:
+            return
+        clock: IReactorTime = self.reactor
+        ahead = received / cap - (clock.seconds() - started)
+        if ahead > 0.05:
+            body.transport.pauseProducing()
+            clock.callLater(ahead, body.transport.resumeProducing)
+
+    def get(self, url: str, limit: int, limit_name: str) -> Deferred[bytes]:
+        """
+        Fetch a small answer whole.
+
+        @param limit: The largest answer accepted.
+        @param limit_name: What errors call that limit.
+        @return: A L{Deferred} firing with its bytes; failing as L{fetch}.
+        """
+        chunks: list[bytes] = []
+        d: Deferred[int] = self.fetch(Transfer(url), chunks.append, limit, limit_name)
+        return d.addCallback(lambda size: b"".join(chunks))
+
+
+
+def _shielded(d: Deferred[T]) -> Deferred[T]:
+    """
+    @return: A L{Deferred} with C{d}'s result, whose cancellation leaves
+        C{d} to finish alone: a Redis command must never be cancelled, or
+        its reply would be taken for the next command's.
+    """
+    shield: Deferred[T] = Deferred()
+
+    def passOn(result: object) -> None:
+        if shield.called:
+            return None  # cancelled meanwhile: the result is nobody's
+        if isinstance(result, Failure):
+            shield.errback(result)
+        else:
+            shield.callback(result)  # type: ignore[arg-type]
+        return None
+
+    d.addBoth(passOn)
+    return shield

@@ -1,0 +1,192 @@
+"""
+What the downloads do on disk, in threads: prepare a target, verify a
+downloaded file, keep a file a revision replaces, commit verified files in
+groups (synced before and after their renames, so a file under a final name
+is always whole, even after a crash), and remove temporary files that dead
+workers left behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
+from harbour.oasis import classify as verdicts
+
+
+def remove_abandoned(directory: Path, older_than: float, now: float) -> int:
+    """
+    In a thread: remove temporary files that no download has written to for
+    C{older_than} seconds.  A live download writes at least every
+    C{idle_timeout}, so such a file belongs to a worker that died.
+
+    @return: How many were removed.
+    """
+    removed = 0
+    for path in directory.rglob(".*.part-*"):
+        try:
+            if now - path.stat().st_mtime > older_than:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def verify(temporary: Path) -> verdicts.Verdict:
+    """
+    In a thread: classify a downloaded file; remove it unless it holds data.
+    """
+    verdict = verdicts.classify(temporary)
+    if verdict.kind != verdicts.DATA:
+        os.unlink(temporary)
+    return verdict
+
+
+@functools.cache
+def _load_syncfs():
+    """
+    @return: Linux's C{syncfs(2)}, or L{None} where there is none.
+    """
+    try:
+        return ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+
+
+def _fsync_path(path: Path, data_only: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        (os.fdatasync if data_only else os.fsync)(fd)
+    finally:
+        os.close(fd)
+
+
+def _commit(moves: list[tuple[Path, Path, Path | None]]) -> None:
+    """
+    In a thread: make verified files durable, rename them into place, and
+    make the renames durable, so that a file under a final name is always
+    whole, even after a crash.  One C{syncfs} covers the whole batch where
+    the system has it; each directory is synced once.  A file being
+    replaced is first linked under its C{keep} name when it has one, so
+    that both names always hold whole files.
+    """
+    syncfs = _load_syncfs()
+    if syncfs is not None:
+        fd = os.open(moves[0][0].parent, os.O_RDONLY)
+        try:
+            if syncfs(fd) != 0:
+                raise OSError(ctypes.get_errno(), "syncfs failed")
+        finally:
+            os.close(fd)
+    else:
+        for temporary, ignored, ignored_keep in moves:
+            _fsync_path(temporary, data_only=True)
+    for temporary, target, keep in moves:
+        if keep is not None and target.exists():
+            _keep(target, keep)
+        os.replace(temporary, target)
+    for directory in {target.parent for ignored, target, ignored_keep in moves}:
+        _fsync_path(directory)
+
+
+def _keep(target: Path, keep: Path) -> None:
+    """
+    Give C{target}'s file the name C{keep} too (replacing an older one).
+    """
+    linked = keep.with_name(f".{keep.name}.part-keep")
+    linked.unlink(missing_ok=True)
+    try:
+        os.link(target, linked)
+    except OSError:  # a file system without hard links
+        shutil.copy2(target, linked)
+        _fsync_path(linked, data_only=True)
+    os.replace(linked, keep)
+
+
+class GroupCommit:
+    """
+    Commits verified downloads in batches: while one batch is being synced
+    and renamed, the next gathers, so the cost of a sync is shared by every
+    file that finished meanwhile.
+    """
+
+    def __init__(self, run_in_thread) -> None:
+        self._run = run_in_thread
+        self._queue: list[tuple[Path, Path, Path | None, Deferred]] = []
+        self._busy = False
+
+    def commit(self, temporary: Path, target: Path, keep: Path | None = None) -> Deferred:
+        """
+        @param keep: Where the file C{temporary} replaces is kept, if at all.
+        @return: A Deferred firing once C{temporary} is durably at C{target}.
+        """
+        d: Deferred = Deferred()
+        self._queue.append((temporary, target, keep, d))
+        self._next()
+        return d
+
+    def _next(self) -> None:
+        if self._busy or not self._queue:
+            return
+        batch, self._queue = self._queue, []
+        self._busy = True
+        self._run(_commit, [(t, g, k) for t, g, k, ignored in batch]).addBoth(self._done, batch)
+
+    def _done(self, result, batch) -> None:
+        self._busy = False
+        for *ignored, d in batch:
+            if isinstance(result, Failure):
+                d.errback(result)
+            else:
+                d.callback(None)
+        self._next()
+
+
+def _existing(path: Path) -> tuple[verdicts.Verdict, int, str]:
+    """
+    In a thread: classify and hash a file already in place.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return verdicts.classify(path), path.stat().st_size, digest.hexdigest()
+
+
+def prepare(target: Path, temporary: Path, stale: bool, superseded: str):
+    """
+    In a thread: make the directory; remove the temporary files of earlier
+    attempts if their worker died (C{stale}); check a file already in
+    place (unless its sha256 is C{superseded}: a revision replaces it);
+    else open the temporary file.
+
+    @return: (verdict, size, sha256) of a complete file already in place,
+        or the opened temporary file.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if stale:
+        for path in target.parent.glob(f".{target.name}.part-*"):
+            path.unlink(missing_ok=True)
+    if target.exists():
+        found = _existing(target)
+        if found[0].kind == verdicts.DATA and found[2] != superseded:
+            return found
+    return open(temporary, "wb")
+
+
+def kept_name(target: Path, revision: int) -> Path:
+    """
+    @return: Where the file of C{target} as of C{revision} (0: as first
+        fetched) is kept once a revision replaces it.
+    """
+    return target.with_name(f"{target.stem}.rev{revision}{target.suffix}")
