@@ -12,19 +12,21 @@ errors publishes C{config.error} once per bad file and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 import attr
 from twisted.application.service import Service
 from twisted.internet import inotify
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
-from harbour.interfaces import IBus, IConfigSource, IStatusSource
 from harbour.config.schema import Problem, load_directory
+from harbour.interfaces import IBus, IConfigSource, IStatusSource
 
 #: What a save looks like to inotify, whatever the editor.
 WATCH_MASK = (
@@ -49,17 +51,14 @@ def is_config_name(name: str) -> bool:
     return name.endswith(".toml") and not name.startswith(".")
 
 
-def error_payload(file: str, problems: list[Problem]) -> dict:
+def error_payload(file: str, problems: list[Problem]) -> dict[str, object]:
     """
     @return: The C{config.error} message for one file's problems.
     """
     return {
         "file": file,
         "line": problems[0].line,
-        "errors": [
-            {"line": p.line, "key": p.key, "message": p.message, "text": str(p)}
-            for p in problems
-        ],
+        "errors": [{"line": p.line, "key": p.key, "message": p.message, "text": str(p)} for p in problems],
     }
 
 
@@ -69,25 +68,27 @@ class ConfigService(Service):
     """
     Publishes the configuration directory's topics and follows its changes.
 
+    @ivar reactor: Also an L{twisted.internet.interfaces.IReactorFDSet},
+        for inotify, once started.
     @ivar defaults: Per-topic defaults that replace the schema's own (the
         demo points C{manifest.base_url} at its simulator this way).
     """
 
     log = Logger()
 
-    reactor = attr.ib()
+    reactor: IReactorTime = attr.ib()
     directory: Path = attr.ib(converter=Path)
     bus: IBus = attr.ib()
-    defaults: dict = attr.ib(factory=dict)
+    defaults: dict[str, dict[str, Any]] = attr.ib(factory=dict)
     settle: float = attr.ib(default=SETTLE_SECONDS)
     max_settle: float = attr.ib(default=MAX_SETTLE_SECONDS)
-    _published: dict = attr.ib(factory=dict, init=False)
-    _sources: dict = attr.ib(factory=dict, init=False)
-    _problems: list = attr.ib(factory=list, init=False)
-    _last_error: dict | None = attr.ib(default=None, init=False)
+    _published: dict[str, object] = attr.ib(factory=dict, init=False)
+    _sources: dict[str, str] = attr.ib(factory=dict, init=False)
+    _problems: list[Problem] = attr.ib(factory=list, init=False)
+    _last_error: dict[str, object] | None = attr.ib(default=None, init=False)
     _notifier: inotify.INotify | None = attr.ib(default=None, init=False)
     _pending: IDelayedCall | None = attr.ib(default=None, init=False)
-    _burst_started: float | None = attr.ib(default=None, init=False)
+    _burst_started: float = attr.ib(default=0.0, init=False)
     _reloads: int = attr.ib(default=0, init=False)
 
     def startService(self) -> None:
@@ -97,9 +98,7 @@ class ConfigService(Service):
         super().startService()
         self._notifier = inotify.INotify(self.reactor)
         self._notifier.startReading()
-        self._notifier.watch(
-            FilePath(str(self.directory)), mask=WATCH_MASK, callbacks=[self._changed]
-        )
+        self._notifier.watch(FilePath(str(self.directory)), mask=WATCH_MASK, callbacks=[self._changed])
         self.reload()
 
     def stopService(self) -> None:
@@ -134,7 +133,7 @@ class ConfigService(Service):
         self.reload()
 
     @inlineCallbacks
-    def reload(self):
+    def reload(self) -> Generator[Deferred[Any], Any, tuple[list[str], list[str]]]:
         """
         See L{IConfigSource.reload}.
 
@@ -154,7 +153,7 @@ class ConfigService(Service):
         }
         self._published.update(changed)
         self._sources = dict(configuration.sources)
-        for topic, payload in changed.items():
+        for topic in changed:
             self.log.info(
                 "publishing {topic} from {file}",
                 topic=topic,
@@ -167,12 +166,14 @@ class ConfigService(Service):
         )
         return sorted(changed), []
 
-    def _report(self, problems: list[Problem]) -> Deferred:
+    def _report(self, problems: list[Problem]) -> Deferred[list[int]]:
         by_file: dict[str, list[Problem]] = {}
         for problem in problems:
             by_file.setdefault(problem.file, []).append(problem)
             self.log.error(
-                "config error: {problem}", problem=str(problem), file=problem.file,
+                "config error: {problem}",
+                problem=str(problem),
+                file=problem.file,
                 service="config",
             )
         payloads = [error_payload(file, found) for file, found in by_file.items()]
@@ -188,7 +189,7 @@ class ConfigService(Service):
         """
         return self._published.get(topic)
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, object]:
         """
         See L{IStatusSource.status}.
         """

@@ -65,11 +65,11 @@ class ManifestService(Service):
         yield gatherResults([self.bus.unsubscribe(s) for s in subscriptions])
 
     def _manifest_changed(self, event) -> None:
-        self.manifest = ManifestTopic(**event.payload)
+        self.manifest = ManifestTopic.from_payload(event.payload)
         self._version += 1
 
     def _reports_changed(self, event) -> None:
-        self.definitions = [ReportTopic(**report) for report in event.payload]
+        self.definitions = [ReportTopic.from_payload(report) for report in event.payload]
         self._version += 1
 
     def today(self) -> datetime.date:

@@ -23,10 +23,8 @@ zips, other sources) always use date ranges.
 from __future__ import annotations
 
 import datetime
-import time
 from collections.abc import Callable
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import attr
 from twisted.application.service import Service
@@ -40,39 +38,13 @@ from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, IPublications, IRedis, IStatusSource
 from harbour.oasis.client import OasisClient
 from harbour.oasis.publications import Publication, parse_log, parse_schedule
-from harbour.oasis.requests import gmt
+from harbour.services.knowledge import CATCH_UP, OFF, SPAN, Knowledge, log_url
 from harbour.store.tasks import pairs
 
-#: Each read starts this much before where the last one ended: an entry can
-#: appear in the log a little after the time it carries.
-OVERLAP = 3600.0
-#: How far back the first read looks, with nothing known yet.
-LOOKBACK = 7 * 86400.0
-#: The longest span read after a long stop (three requests).
-CATCH_UP = 93 * 86400.0
-#: The longest span of one request (OASIS refuses more than 31 days).
-SPAN = 31 * 86400.0
 #: How often the publication schedule is read.
 SCHEDULE_EVERY = 86400.0
-#: How long after a scheduled publication the log is read.
-AFTER_PUBLICATION = 60.0
-#: The longest wait before reading again after a failed read.
-RETRY = 60.0
 #: The largest publications answer accepted.
 MAX_ANSWER = 64 << 20
-
-LEARNING = "learning"
-FOLLOWING = "following"
-DATE_RANGES = "date ranges"
-OFF = "off"
-
-
-
-
-def _iso(moment: float | None) -> str | None:
-    if moment is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
 
 
 @implementer(IPublications, IStatusSource)
@@ -96,16 +68,8 @@ class PublicationsFollower(Service):
     definitions: list[ReportTopic] = attr.ib(factory=list)
     _observers: list = attr.ib(factory=list, init=False)
     _subscriptions: list = attr.ib(factory=list, init=False)
-    _published: dict = attr.ib(factory=dict, init=False)
-    _read_through: float | None = attr.ib(default=None, init=False)
+    _known: Knowledge = attr.ib(factory=Knowledge, init=False)
     _loaded: bool = attr.ib(default=False, init=False)
-    _schedule: list = attr.ib(factory=list, init=False)
-    _schedule_read: float = attr.ib(default=float("-inf"), init=False)
-    _mode: str = attr.ib(default=LEARNING, init=False)
-    _error: str = attr.ib(default="", init=False)
-    _last_success: float | None = attr.ib(default=None, init=False)
-    _reads: int = attr.ib(default=0, init=False)
-    _failures: int = attr.ib(default=0, init=False)
     _timer: Any = attr.ib(default=None, init=False)
     _reading: Deferred | None = attr.ib(default=None, init=False)
     _again: bool = attr.ib(default=False, init=False)
@@ -154,32 +118,25 @@ class PublicationsFollower(Service):
         self._release_waiters()
 
     def _manifest_changed(self, event) -> None:
-        old, self.manifest = self.manifest, ManifestTopic(**event.payload)
+        old, self.manifest = self.manifest, ManifestTopic.from_payload(event.payload)
         if old.base_url != self.manifest.base_url:
-            self._published, self._read_through, self._loaded = {}, None, False
-            self._schedule, self._schedule_read = [], float("-inf")
+            self._known.forget()
+            self._loaded = False
         if self.following:
             self._read_soon(0)
         else:
-            self._mode = OFF
+            self._known.mode = OFF
             self._release_waiters()
 
     def _reports_changed(self, event) -> None:
-        self.definitions = [ReportTopic(**report) for report in event.payload]
+        self.definitions = [ReportTopic.from_payload(report) for report in event.payload]
 
     def published_through(self) -> dict[str, datetime.date]:
         """
         See L{IPublications.published_through}: none while falling back to
         date ranges.
         """
-        if not self.following or self._mode == DATE_RANGES:
-            return {}
-        caps = {}
-        for report in self.definitions:
-            day = self._published.get(_key(report))
-            if report.enabled and day is not None:
-                caps[report.name] = day
-        return caps
+        return self._known.published_through(self.definitions) if self.following else {}
 
     def when_known(self) -> Deferred:
         """
@@ -241,7 +198,8 @@ class PublicationsFollower(Service):
             self._reading = None
         self._release_waiters()
         if self.running and self.following:
-            self._read_soon(0 if self._again else self._next_delay())
+            delay = self._known.next_delay(self.reactor.seconds(), self.manifest, self.definitions)
+            self._read_soon(0 if self._again else delay)
 
     @inlineCallbacks
     def _follow(self):
@@ -249,7 +207,7 @@ class PublicationsFollower(Service):
         One read of the log (and of the schedule when due), and what
         follows from it.
         """
-        before = (self._mode, self._published_days())
+        before = (self._known.mode, self._published_days())
         entries: list[Publication] | None = None
         try:
             yield self._interrupt(self.ready())
@@ -268,7 +226,7 @@ class PublicationsFollower(Service):
             entries = []
         else:
             self._read_succeeded()
-        after = (self._mode, self._published_days())
+        after = (self._known.mode, self._published_days())
         if after != before:
             yield self.bus.publish("publications.updated", {"mode": after[0], "published": after[1]})
         if entries:
@@ -279,45 +237,16 @@ class PublicationsFollower(Service):
         return {name: day.isoformat() for name, day in sorted(self.published_through().items())}
 
     def _read_succeeded(self) -> None:
-        self._reads += 1
-        self._last_success = self.reactor.seconds()
-        self._error = ""
-        if self._mode == DATE_RANGES:
+        if self._known.succeeded(self.reactor.seconds()):
             self.log.info("publications log readable again: following it", service="publications")
-        self._mode = FOLLOWING
 
     def _read_failed(self, error: Exception) -> None:
-        self._failures += 1
-        self._error = str(error) or type(error).__name__
-        now = self.reactor.seconds()
-        stale = self._last_success is None or now - self._last_success >= self.manifest.publications_interval
-        if stale and self._mode != DATE_RANGES:
-            self._mode = DATE_RANGES
+        message = str(error) or type(error).__name__
+        if self._known.failed(message, self.reactor.seconds(), self.manifest.publications_interval):
             self.log.warn("cannot read the publications log ({error}): using plain date ranges until it can",
-                          error=self._error, service="publications")
+                          error=message, service="publications")
         else:
-            self.log.warn("cannot read the publications log: {error}", error=self._error, service="publications")
-
-    def _next_delay(self) -> float:
-        """
-        @return: Seconds to the next read: the interval, or sooner just
-            after a scheduled publication, or soon after a failure.
-        """
-        delay = self.manifest.publications_interval
-        if self._error:
-            delay = min(delay, RETRY)
-        followed = {_key(r) for r in self.definitions if r.enabled}
-        now = self.reactor.seconds()
-        zone = ZoneInfo(self.manifest.timezone)
-        local = datetime.datetime.fromtimestamp(now, zone)
-        for entry in self._schedule:
-            if entry.key not in followed:
-                continue
-            moment = datetime.datetime.combine(local.date(), entry.time, zone)
-            if moment <= local:
-                moment = datetime.datetime.combine(local.date() + datetime.timedelta(days=1), entry.time, zone)
-            delay = min(delay, moment.timestamp() - now + AFTER_PUBLICATION)
-        return max(1.0, delay)
+            self.log.warn("cannot read the publications log: {error}", error=message, service="publications")
 
     @inlineCallbacks
     def _load(self):
@@ -326,38 +255,28 @@ class PublicationsFollower(Service):
         """
         key = self.prefix + "pub"
         state = pairs((yield self.redis.execute("HGETALL", key)))
-        if state.get("base_url") == self.manifest.base_url:
-            # Knowledge as fresh as the last read counts as a success: a
-            # restart meeting an unreadable log keeps following it a while.
-            self._read_through = self._last_success = float(state["read_through"])
-            self._mode = FOLLOWING
-            days = pairs((yield self.redis.execute("HGETALL", key + ":days")))
-            for field, day in days.items():
-                queryname, _, market = field.partition("|")
-                self._published[(queryname, market)] = datetime.date.fromisoformat(day)
-        else:
+        days = pairs((yield self.redis.execute("HGETALL", key + ":days"))) if state else {}
+        if not self._known.restore(self.manifest.base_url, state, days):
             yield self.redis.execute("DEL", key, key + ":days")
         self._loaded = True
 
     @inlineCallbacks
     def _save(self):
         key = self.prefix + "pub"
-        yield self.redis.execute("HSET", key, "base_url", self.manifest.base_url,
-                                 "read_through", repr(self._read_through))
-        if self._published:
-            fields = []
-            for (queryname, market), day in self._published.items():
-                fields += [f"{queryname}|{market}", day.isoformat()]
-            yield self.redis.execute("HSET", key + ":days", *fields)
+        state, days = self._known.saved(self.manifest.base_url)
+        yield self.redis.execute("HSET", key, *state)
+        if days:
+            yield self.redis.execute("HSET", key + ":days", *days)
 
     @inlineCallbacks
     def _read_schedule(self):
         now = self.reactor.seconds()
-        if now - self._schedule_read < SCHEDULE_EVERY:
+        if now - self._known.schedule_read < SCHEDULE_EVERY:
             return
         try:
-            body = yield self._get(self._url("ATL_PUB_SCHED", now - 86400, now, "&publication_type=ALL"))
-            self._schedule = parse_schedule(body)
+            body = yield self._get(log_url(self.manifest.base_url, "ATL_PUB_SCHED", now - 86400, now,
+                                           "&publication_type=ALL"))
+            self._known.schedule = parse_schedule(body)
         except (StoreUnavailable, CancelledError):
             raise
         except Exception as e:
@@ -365,9 +284,9 @@ class PublicationsFollower(Service):
             self.log.info("no publication schedule ({error}): reading the log every {interval:g} s",
                           error=str(e) or type(e).__name__, interval=self.manifest.publications_interval,
                           service="publications")
-            self._schedule_read = now - SCHEDULE_EVERY + 3600
+            self._known.schedule_read = now - SCHEDULE_EVERY + 3600
             return
-        self._schedule_read = now
+        self._known.schedule_read = now
 
     @inlineCallbacks
     def _read_log(self):
@@ -377,46 +296,21 @@ class PublicationsFollower(Service):
 
         @return: The entries read.
         """
-        now = self.reactor.seconds()
-        # OASIS times are whole minutes: round up, since the log holds
-        # nothing later than now anyway.
-        end = now - now % 60 + 60
-        if self._read_through is None:
-            start = end - LOOKBACK
-        else:
-            start = self._read_through - OVERLAP
-        if start < end - CATCH_UP:
-            self.log.warn("the publications log was last read {days:.0f} days ago: reading the last {most:.0f}",
-                          days=(end - start) / 86400, most=CATCH_UP / 86400, service="publications")
-            start = end - CATCH_UP
-        start -= start % 60
+        start, end, cut = self._known.span(self.reactor.seconds())
+        if cut:
+            self.log.warn("the publications log was last read long ago: reading the last {most:.0f} days",
+                          most=CATCH_UP / 86400, service="publications")
         entries: list[Publication] = []
         while start < end:
             stop = min(end, start + SPAN)
-            found = parse_log((yield self._get(self._url("ATL_PUB", start, stop, "&oasis_section=ALL"
-                                                                                   "&status=ALL&atlpubversion=ALL"))))
+            found = parse_log((yield self._get(log_url(self.manifest.base_url, "ATL_PUB", start, stop,
+                                                       "&oasis_section=ALL&status=ALL&atlpubversion=ALL"))))
             entries += found
-            self._learn(found)
-            self._read_through = stop
+            self._known.learn(found)
+            self._known.read_through = stop
             yield self._save()
             start = stop
         return entries
-
-    def _learn(self, entries: list[Publication]) -> None:
-        """
-        Note each report's newest published day.
-        """
-        for entry in entries:
-            known = self._published.get(entry.key)
-            if known is None or entry.day > known:
-                self._published[entry.key] = entry.day
-
-    def _url(self, queryname: str, start: float, end: float, extra: str) -> str:
-        utc = datetime.timezone.utc
-        return (f"{self.manifest.base_url}/SingleZip?queryname={queryname}"
-                f"&startdatetime={gmt(datetime.datetime.fromtimestamp(start, utc))}"
-                f"&enddatetime={gmt(datetime.datetime.fromtimestamp(end, utc))}"
-                f"&market_run_id=ALL{extra}&version=1&resultformat=6")
 
     def _interrupt(self, d: Deferred) -> Deferred:
         """
@@ -448,21 +342,5 @@ class PublicationsFollower(Service):
         """
         if not self.following:
             return {"mode": OFF}
-        published = self._published_days()
-        return {
-            "mode": self._mode,
-            "error": self._error,
-            "reads": self._reads,
-            "failures": self._failures,
-            "last_read": _iso(self._last_success),
-            "read_through": _iso(self._read_through),
-            "next_read": _iso(self._timer.getTime()) if self._timer is not None and self._timer.active() else None,
-            "published": published,
-            "date_ranges": sorted(r.name for r in self.definitions if r.enabled and r.name not in published),
-            "scheduled": len(self._schedule),
-        }
-
-
-def _key(report: ReportTopic) -> tuple[str, str]:
-    return report.queryname or "", report.market_run_id or ""
-
+        timer = self._timer
+        return self._known.status(self.definitions, timer.getTime() if timer is not None and timer.active() else None)

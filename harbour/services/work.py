@@ -25,8 +25,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from harbour.errors import StoreUnavailable
 from harbour.config.schema import WorkTopic
+from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, IManifest, IPausable, IPublications, IStatusSource, ITaskStore
 from harbour.oasis.publications import Publication
 from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED, task_id
@@ -100,7 +100,7 @@ class WorkService(Service):
             self._timers.append(timer)
 
     def _work_changed(self, event) -> None:
-        settings = WorkTopic(**event.payload)
+        settings = WorkTopic.from_payload(event.payload)
         changed = settings != self.settings
         self.settings = settings
         if changed and self._timers:

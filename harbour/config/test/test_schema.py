@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
+from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from harbour.config import schema
 from harbour.config.schema import (
     DownloadTopic,
     Locator,
     ManifestTopic,
+    Problem,
+    TopicError,
+    default_configuration,
     load_directory,
     parse_file,
     resolve_day,
@@ -45,7 +50,10 @@ class ParseTests(SynchronousTestCase):
     Tests for L{parse_file}.
     """
 
-    def parse(self, source: str):
+    def parse(self, source: str) -> tuple[dict[str, Any], list[Problem]]:
+        """
+        @return: What L{parse_file} makes of C{source} as C{test.toml}.
+        """
         return parse_file("test.toml", source)
 
     def test_good(self) -> None:
@@ -195,10 +203,16 @@ class DirectoryTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
+        """
+        Make an empty configuration directory.
+        """
         self.directory = Path(self.mktemp())
         self.directory.mkdir()
 
     def write(self, name: str, text: str) -> None:
+        """
+        Write C{text} to the file C{name} of the configuration directory.
+        """
         (self.directory / name).write_text(text)
 
     def test_empty(self) -> None:
@@ -261,3 +275,65 @@ class DirectoryTests(SynchronousTestCase):
             self.directory, {"manifest": {"base_url": "http://127.0.0.1:1/oasisapi"}}
         )
         self.assertEqual(configuration.topics["manifest"].base_url, "http://127.0.0.1:1/oasisapi")
+
+
+class TopicErrorTests(SynchronousTestCase):
+    """
+    The loader turns each problem of a L{TopicError} into a located
+    L{harbour.config.schema.Problem}.
+    """
+
+    def test_inlineTablesKeepFieldOrder(self) -> None:
+        """
+        Problems on one line (an inline table) come unknown keys first, then
+        in field order, each with its full key.
+        """
+        ignored, problems = parse_file("t.toml", 'reports = [{ queryname = 2, name = 1, windw = "1d" }]\n')
+        self.assertEqual([(p.line, p.key) for p in problems],
+                         [(1, "reports[0].windw"), (1, "reports[0].name"), (1, "reports[0].queryname")])
+
+    def test_notATable(self) -> None:
+        """
+        A report that is not a table is a problem at the report itself.
+        """
+        ignored, problems = parse_file("t.toml", "reports = [1]\n")
+        self.assertEqual([(p.key, p.message) for p in problems],
+                         [("reports[0]", "must be a table, not 1 (int)")])
+
+    def test_badDefault(self) -> None:
+        """
+        A default given by the program that its check refuses is a
+        L{TopicError}, not a problem of any file.
+        """
+        self.assertRaises(TopicError, default_configuration, {"download": {"concurrency": 0}})
+
+    def test_defaultsForOtherKeysIgnored(self) -> None:
+        """
+        Defaults naming keys a topic does not have are ignored, as the
+        loader always has.
+        """
+        configuration = default_configuration({"work": {"nothing": 1}})
+        self.assertEqual(configuration.payloads()["work"]["max_attempts"], 8)
+
+
+class ExportTests(SynchronousTestCase):
+    """
+    L{harbour.config.schema} remains the one place to import the schema
+    from, though the topics and checks live in their own modules.
+    """
+
+    def test_names(self) -> None:
+        """
+        Every name other modules import from L{harbour.config.schema} is
+        there, as is every check factory.
+        """
+        names = [
+            "ManifestTopic", "ReportTopic", "WorkTopic", "DownloadTopic", "TOPICS", "Problem",
+            "load_directory", "parse_file", "to_payload", "resolve_day", "window_hours",
+            "MAX_WINDOW_HOURS", "Configuration", "default_configuration", "config_files", "suggest",
+            "Locator", "build", "Invalid", "TopicError", "Topic", "setting", "Check", "GIB",
+            "integer", "number", "boolean", "text", "file_name", "optional", "url", "day",
+            "timezone", "window", "query_params",
+        ]
+        self.assertEqual([name for name in names if not hasattr(schema, name)], [])
+        self.assertEqual(sorted(set(schema.__all__) - set(names)), ["describe"])

@@ -6,17 +6,33 @@ a L{Clock}, then real inotify on a temporary directory.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from harbour.bus import Bus
 from harbour.config.watcher import MAX_SETTLE_SECONDS, SETTLE_SECONDS, ConfigService
+from harbour.interfaces import IEvent
 
 #: How long an integration test waits for an inotify-driven event.
 EVENT_TIMEOUT = 10
+
+#: Whether an event, given its topic and (JSON) payload, is the one awaited.
+Predicate = Callable[[str, Any], bool]
+
+
+def setting(bus: Bus, topic: str, key: str) -> object:
+    """
+    @return: C{key} of the retained payload of C{topic}.
+    """
+    payload = bus.retained(topic)
+    assert isinstance(payload, dict)
+    return payload[key]
 
 
 class Recorder:
@@ -25,11 +41,11 @@ class Recorder:
     """
 
     def __init__(self, bus: Bus) -> None:
-        self.events: list = []
-        self._waiting: list = []
+        self.events: list[tuple[str, Any]] = []
+        self._waiting: list[tuple[Predicate, Deferred[tuple[str, Any]]]] = []
         bus.subscribe("*", self._received)
 
-    def _received(self, event) -> None:
+    def _received(self, event: IEvent) -> None:
         self.events.append((event.topic, event.payload))
         for entry in list(self._waiting):
             predicate, d = entry
@@ -37,15 +53,15 @@ class Recorder:
                 self._waiting.remove(entry)
                 d.callback((event.topic, event.payload))
 
-    def topics(self) -> list:
+    def topics(self) -> list[str]:
         return [topic for topic, _ in self.events]
 
-    def wait(self, predicate, reactor) -> Deferred:
+    def wait(self, predicate: Predicate, reactor: IReactorTime) -> Deferred[tuple[str, Any]]:
         """
         @return: A L{Deferred} firing with the first later event for which
             C{predicate(topic, payload)} is true, failing after a while.
         """
-        d: Deferred = Deferred()
+        d: Deferred[tuple[str, Any]] = Deferred()
         self._waiting.append((predicate, d))
         return d.addTimeout(EVENT_TIMEOUT, reactor)
 
@@ -73,7 +89,7 @@ class ConfigServiceTests(SynchronousTestCase):
         self.write("work.toml", "[work]\nmax_attempts = 3\n")
         topics, errors = self.successResultOf(self.service.reload())
         self.assertEqual((topics, errors), (["download", "manifest", "reports", "work"], []))
-        self.assertEqual(self.bus.retained("work")["max_attempts"], 3)
+        self.assertEqual(setting(self.bus, "work", "max_attempts"), 3)
         self.assertEqual(self.bus.retained("reports"), [])
 
     def test_onlyChangedTopicsRepublished(self) -> None:
@@ -104,7 +120,7 @@ class ConfigServiceTests(SynchronousTestCase):
         self.assertEqual((payload["file"], payload["line"]), ("a.toml", 2))
         self.assertEqual([e["line"] for e in payload["errors"]], [2, 3])
         self.assertIn('did you mean "lease_seconds"', payload["errors"][1]["message"])
-        self.assertEqual(self.bus.retained("work")["max_attempts"], 3)
+        self.assertEqual(setting(self.bus, "work", "max_attempts"), 3)
         self.assertEqual(self.service.status()["last_error"], payload)
         self.flushLoggedErrors()
 
@@ -128,7 +144,7 @@ class ConfigServiceTests(SynchronousTestCase):
         the burst goes quiet.
         """
         self.successResultOf(self.service.reload())
-        for i in range(5):
+        for _ in range(5):
             self.service.schedule()
             self.clock.advance(SETTLE_SECONDS / 2)
         self.assertEqual(self.service.status()["reloads"], 1)
@@ -167,7 +183,7 @@ class InotifyTests(TestCase):
         self.service.startService()
         self.addCleanup(self.service.stopService)
 
-    def attempts(self, n: int):
+    def attempts(self, n: int) -> Predicate:
         return lambda topic, payload: topic == "work" and payload["max_attempts"] == n
 
     async def test_atomicRenameSave(self) -> None:
@@ -208,7 +224,7 @@ class InotifyTests(TestCase):
         (self.directory / "work.toml").write_text("[work]\nmax_attempts = \n")
         ignored, payload = await arrived
         self.assertEqual((payload["file"], payload["line"]), ("work.toml", 2))
-        self.assertEqual(self.bus.retained("work")["max_attempts"], 1)
+        self.assertEqual(setting(self.bus, "work", "max_attempts"), 1)
         self.flushLoggedErrors()
 
     async def test_burstOfSaves(self) -> None:

@@ -17,15 +17,16 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from harbour.bus import Bus
+from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
 from harbour.oasis.classify import DATA, classify
 from harbour.oasis.client import OasisClient, retry_after
-from harbour.services.download import DownloadService, backoff
 from harbour.oasis.requests import report_urls
-from harbour.store.politeness import MemoryLimiter
-from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
-from harbour.testing.simulator import Faults, OasisSimulator
+from harbour.services.attempt import backoff
+from harbour.services.download import DownloadService
 from harbour.store.memory import MemoryTaskStore
+from harbour.store.politeness import MemoryLimiter
 from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED, PENDING
+from harbour.testing.simulator import Faults, OasisSimulator
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
 LMP = dict(name="lmp", queryname="PRC_LMP", kind="single_zip", market_run_id="DAM", resultformat="csv")

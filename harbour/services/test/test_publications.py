@@ -16,8 +16,9 @@ from twisted.trial.unittest import TestCase
 from harbour.bus import Bus
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, to_payload
 from harbour.oasis.client import OasisClient
+from harbour.services.knowledge import OVERLAP
 from harbour.services.manifest import ManifestService
-from harbour.services.publications import OVERLAP, PublicationsFollower
+from harbour.services.publications import PublicationsFollower
 from harbour.services.work import WorkService
 from harbour.store.politeness import MemoryLimiter
 from harbour.store.tasks import DOWNLOADED, PENDING, RedisTaskStore

@@ -1,0 +1,278 @@
+"""
+Checks of single configuration values.
+
+Each factory here (L{integer}, L{day}, L{window}...) returns a L{Check}: a
+callable that takes a value as TOML or JSON gives it and returns it in its
+canonical form, or raises L{Invalid} saying what was expected.  Checks are
+idempotent, so that a value that passed one passes it again unchanged: a
+topic sent as JSON and rebuilt is equal to the original.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import zoneinfo
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+#: One gibibyte, in bytes.
+GIB = 1024**3
+
+#: The longest span one OASIS request may cover.
+MAX_WINDOW_HOURS = 31 * 24
+
+_NAME = re.compile(r"[A-Za-z0-9_.\-]+\Z")
+_SPAN = re.compile(r"(\d+)(h|d)\Z")
+_RELATIVE = re.compile(r"-(\d+)(d|mo|y)\Z")
+
+
+class Invalid(ValueError):
+    """
+    A value failed its check; the message says what was expected.
+    """
+
+
+#: A value check: returns the value in canonical form or raises L{Invalid}.
+Check = Callable[[Any], Any]
+
+
+def describe(value: object) -> str:
+    """
+    @return: C{value} and its type, for an error message.
+    """
+    return f"{value!r} ({type(value).__name__})"
+
+
+def integer(minimum: int | None = None, maximum: int | None = None) -> Check:
+    """
+    @return: A check for a whole number within bounds (C{true} is not one).
+    """
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise Invalid(f"must be a whole number, not {describe(value)}")
+        _bounded(value, minimum, maximum)
+        return value
+
+    return check
+
+
+def number(minimum: float | None = None, maximum: float | None = None) -> Check:
+    """
+    @return: A check for a number (integer or float) within bounds, giving
+        a float.
+    """
+
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise Invalid(f"must be a number, not {describe(value)}")
+        _bounded(value, minimum, maximum)
+        return float(value)
+
+    return check
+
+
+def _bounded(value: float, minimum: float | None, maximum: float | None) -> None:
+    """
+    @raise Invalid: if C{value} lies outside the bounds.
+    """
+    if minimum is not None and value < minimum:
+        raise Invalid(f"must be at least {minimum}, not {value}")
+    if maximum is not None and value > maximum:
+        raise Invalid(f"must be at most {maximum}, not {value}")
+
+
+def boolean() -> Check:
+    """
+    @return: A check for C{true} or C{false}.
+    """
+
+    def check(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise Invalid(f"must be true or false, not {describe(value)}")
+        return value
+
+    return check
+
+
+def text(pattern: re.Pattern[str] | None = None, choices: tuple[str, ...] = ()) -> Check:
+    """
+    @return: A check for a string, optionally matching C{pattern} or one of
+        C{choices}.
+    """
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise Invalid(f"must be a string, not {describe(value)}")
+        if choices and value not in choices:
+            raise Invalid(f"must be one of {', '.join(map(repr, choices))}, not {value!r}")
+        if pattern is not None and not pattern.match(value):
+            raise Invalid(f"{value!r} is not of the expected form")
+        return value
+
+    return check
+
+
+def file_name() -> Check:
+    """
+    @return: A check for a name usable as a directory inside the download
+        directory: letters, digits, C{_}, C{.} and C{-}, and not C{.} or
+        C{..} or hidden.
+    """
+
+    def check(value: Any) -> str:
+        value = text()(value)
+        if not _NAME.match(value):
+            raise Invalid(f"{value!r} may use only letters, digits, '_', '.' and '-'")
+        if value.startswith("."):
+            raise Invalid(f"{value!r} could leave or hide in the download directory")
+        return value
+
+    return check
+
+
+def optional(inner: Check) -> Check:
+    """
+    @return: A check for either absent (L{None}) or passing C{inner}.
+    """
+
+    def check(value: Any) -> Any:
+        return None if value is None else inner(value)
+
+    return check
+
+
+def url() -> Check:
+    """
+    @return: A check for an http or https URL, kept without a trailing
+        slash.
+    """
+
+    def check(value: Any) -> str:
+        value = text()(value)
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise Invalid(f"must be an http:// or https:// URL, not {value!r}")
+        return value.rstrip("/")
+
+    return check
+
+
+def day(allow_today: bool = False) -> Check:
+    """
+    @return: A check for a date (TOML date or C{"YYYY-MM-DD"}), a span
+        before today such as C{"-39mo"}, C{"-30d"} or C{"-2y"}, or (if
+        allowed) C{"today"}; it gives a string, so that relative values
+        stay relative and the value survives JSON.
+    """
+    expected = 'a date (2024-01-31), a span back such as "-39mo", "-30d" or "-2y"'
+    if allow_today:
+        expected += ', or "today"'
+
+    def check(value: Any) -> str:
+        if isinstance(value, datetime.datetime):
+            raise Invalid(f"must be {expected}, not a date-time")
+        if isinstance(value, datetime.date):
+            return value.isoformat()
+        if isinstance(value, str):
+            if allow_today and value == "today":
+                return value
+            if _RELATIVE.match(value):
+                return value
+            try:
+                return datetime.date.fromisoformat(value).isoformat()
+            except ValueError:
+                pass
+        raise Invalid(f"must be {expected}, not {value!r}")
+
+    return check
+
+
+def resolve_day(value: str, today: datetime.date) -> datetime.date:
+    """
+    Turn a value accepted by L{day} into a date, counting back from C{today}.
+
+    @return: The date C{value} names; a span of months or years that lands
+        past the end of a month gives that month's last day.
+    """
+    if value == "today":
+        return today
+    relative = _RELATIVE.match(value)
+    if relative is None:
+        return datetime.date.fromisoformat(value)
+    count, unit = int(relative.group(1)), relative.group(2)
+    if unit == "d":
+        return today - datetime.timedelta(days=count)
+    months = count * (12 if unit == "y" else 1)
+    index = today.year * 12 + today.month - 1 - months
+    year, month = divmod(index, 12)
+    month += 1
+    last = (datetime.date(year + month // 12, month % 12 + 1, 1) - datetime.timedelta(days=1)).day
+    return datetime.date(year, month, min(today.day, last))
+
+
+def timezone() -> Check:
+    """
+    @return: A check for an IANA time zone name.
+    """
+
+    def check(value: Any) -> str:
+        value = text()(value)
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise Invalid(f"{value!r} is not a known time zone") from None
+        return value
+
+    return check
+
+
+def window() -> Check:
+    """
+    @return: A check for the largest span one request may cover:
+        C{"<n>h"} or C{"<n>d"}, at most 31 days.
+    """
+
+    def check(value: Any) -> str:
+        value = text()(value)
+        if _SPAN.match(value) is None:
+            raise Invalid(f'must be a span such as "1d", "31d" or "1h", not {value!r}')
+        if window_hours(value) == 0 or window_hours(value) > MAX_WINDOW_HOURS:
+            raise Invalid(f"must be between 1h and 31d, not {value!r}")
+        return value
+
+    return check
+
+
+def window_hours(value: str) -> int:
+    """
+    @param value: A span accepted by L{window}.
+    @return: The length of C{value}, in hours.
+    @raise ValueError: if C{value} is not a span.
+    """
+    match = _SPAN.match(value)
+    if match is None:
+        raise ValueError(f"not a span: {value!r}")
+    count = int(match.group(1))
+    return count * 24 if match.group(2) == "d" else count
+
+
+def query_params() -> Check:
+    """
+    @return: A check for a table of extra query parameters: names to
+        strings or numbers, giving names to strings.
+    """
+
+    def check(value: Any) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise Invalid(f"must be a table of parameters, not {describe(value)}")
+        result = {}
+        for name, item in value.items():
+            if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+                raise Invalid(f"parameter {name!r} must be a string or number, not {describe(item)}")
+            result[name] = str(item)
+        return result
+
+    return check

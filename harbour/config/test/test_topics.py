@@ -1,0 +1,360 @@
+"""
+Tests for L{harbour.config.topics}: topics check their values when built,
+whatever builds them, and survive a trip through JSON.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import pickle
+from typing import Any
+
+import attr
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.config.checks import Invalid
+from harbour.config.topics import (
+    TOPICS,
+    DownloadTopic,
+    ManifestTopic,
+    ReportTopic,
+    Topic,
+    TopicError,
+    WorkTopic,
+    to_payload,
+)
+
+#: A value for every key of every topic, none of them the default.
+FULL: dict[str, dict[str, Any]] = {
+    "manifest": {
+        "base_url": "https://oasis.example/oasisapi",
+        "start": "2024-01-01",
+        "end": "-2d",
+        "timezone": "Europe/Paris",
+        "follow_publications": False,
+        "publications_interval": 60.5,
+    },
+    "reports": {
+        "name": "lmp-groups",
+        "queryname": None,
+        "groupid": "DAM_LMP_GRP",
+        "kind": "group_zip",
+        "market_run_id": "DAM",
+        "version": 12,
+        "resultformat": "csv",
+        "window": "12h",
+        "params": {"grp_type": "ALL_APNODES", "node": "N1"},
+        "start": "-1y",
+        "end": "2025-01-31",
+        "enabled": False,
+    },
+    "work": {
+        "refresh_interval": 60.0,
+        "lease_seconds": 30.0,
+        "max_attempts": 3,
+        "retry_base": 0.5,
+        "retry_cap": 30.0,
+    },
+    "download": {
+        "directory": "elsewhere",
+        "concurrency": 8,
+        "min_request_interval": 0.0,
+        "max_bytes_per_second": 10_000,
+        "connect_timeout": 5.0,
+        "idle_timeout": 10.0,
+        "max_bytes": 1024,
+        "keep_revisions": False,
+    },
+}
+
+
+class ConstructionTests(SynchronousTestCase):
+    """
+    Building a topic directly runs every check.
+    """
+
+    def assertRefused(self, build: Any, key: str, why: str) -> TopicError:
+        """
+        Assert that C{build()} raises L{TopicError} with one problem, at
+        C{key}, whose message contains C{why}.
+
+        @return: The error.
+        """
+        error = self.assertRaises(TopicError, build)
+        self.assertEqual([k for k, ignored in error.problems], [key])
+        self.assertIn(why, error.problems[0][1])
+        self.assertIn(key, str(error))
+        return error
+
+    def test_manifest(self) -> None:
+        """
+        A L{ManifestTopic} with a bad value is refused, naming the key and
+        why.
+        """
+        self.assertRefused(lambda: ManifestTopic(base_url="ftp://x"), "base_url", "http:// or https://")
+        self.assertRefused(lambda: ManifestTopic(start="yesterday"), "start", "must be a date")
+        self.assertRefused(lambda: ManifestTopic(timezone="Mars/Olympus"), "timezone",
+                           "not a known time zone")
+        self.assertRefused(lambda: ManifestTopic(publications_interval=0), "publications_interval",
+                           "must be at least 1, not 0")
+
+    def test_report(self) -> None:
+        """
+        A L{ReportTopic} with a bad value is refused, naming the key and why.
+        """
+        self.assertRefused(lambda: ReportTopic(name="../up", queryname="Q"), "name", "may use only")
+        self.assertRefused(lambda: ReportTopic(name="a", queryname="Q", window="32d"), "window",
+                           "between 1h and 31d")
+        self.assertRefused(lambda: ReportTopic(name="a", queryname="Q", params={"x": [1]}),  # type: ignore[dict-item]
+                           "params",
+                           "parameter 'x' must be a string or number")
+        self.assertRefused(lambda: ReportTopic(name="a", queryname="Q", version=0), "version",
+                           "must be at least 1")
+
+    def test_work(self) -> None:
+        """
+        A L{WorkTopic} with a bad value is refused, naming the key and why.
+        """
+        self.assertRefused(lambda: WorkTopic(lease_seconds=1), "lease_seconds", "must be at least 5, not 1")
+        self.assertRefused(lambda: WorkTopic(max_attempts=True), "max_attempts", "must be a whole number")
+
+    def test_download(self) -> None:
+        """
+        A L{DownloadTopic} with a bad value is refused, naming the key and
+        why.
+        """
+        error = self.assertRefused(lambda: DownloadTopic(min_request_interval=-1), "min_request_interval",
+                                   "must be at least 0, not -1")
+        self.assertEqual(str(error), "DownloadTopic: min_request_interval: must be at least 0, not -1")
+        self.assertRefused(lambda: DownloadTopic(concurrency=65), "concurrency", "must be at most 64")
+
+    def test_everyBadValueAtOnce(self) -> None:
+        """
+        Every bad value of one construction is reported, in field order.
+        """
+        error = self.assertRaises(
+            TopicError, DownloadTopic, max_bytes=0, concurrency="four", min_request_interval=-1
+        )
+        self.assertEqual([key for key, ignored in error.problems],
+                         ["concurrency", "min_request_interval", "max_bytes"])
+        self.assertEqual(error.topic, "DownloadTopic")
+
+    def test_errorIsValueError(self) -> None:
+        """
+        L{TopicError} is an L{Invalid} and so a L{ValueError}, for callers
+        that catch either.
+        """
+        error = self.assertRaises(TopicError, WorkTopic, max_attempts=0)
+        self.assertIsInstance(error, Invalid)
+        self.assertIsInstance(error, ValueError)
+
+    def test_errorPickles(self) -> None:
+        """
+        A L{TopicError} survives pickling with its problems, as a failure
+        crossing a thread or process boundary may need.
+        """
+        error = self.assertRaises(TopicError, WorkTopic, max_attempts=0)
+        copy = pickle.loads(pickle.dumps(error))
+        self.assertEqual((copy.topic, copy.problems, str(copy)), (error.topic, error.problems, str(error)))
+
+    def test_valuesAreCanonical(self) -> None:
+        """
+        The value kept is the one the check returns: dates as strings,
+        numbers for floats as floats, parameters as strings, URLs without a
+        trailing slash.
+        """
+        manifest = ManifestTopic(base_url="http://h/api/", start=datetime.date(2024, 1, 1))  # type: ignore[arg-type]
+        self.assertEqual((manifest.base_url, manifest.start), ("http://h/api", "2024-01-01"))
+        work = WorkTopic(retry_cap=7)
+        self.assertEqual((work.retry_cap, type(work.retry_cap)), (7.0, float))
+        report = ReportTopic(name="a", queryname="Q", params={"version": 12})  # type: ignore[dict-item]
+        self.assertEqual(report.params, {"version": "12"})
+
+    def test_evolveChecks(self) -> None:
+        """
+        L{attr.evolve} builds a new topic, so it checks too.
+        """
+        self.assertRaises(TopicError, attr.evolve, DownloadTopic(), concurrency=0)
+
+
+class WholeReportTests(SynchronousTestCase):
+    """
+    L{ReportTopic.check_whole} runs at construction.
+    """
+
+    def test_kindImplied(self) -> None:
+        """
+        C{kind} follows from C{queryname} or C{groupid} when not given.
+        """
+        self.assertEqual(ReportTopic(name="a", queryname="Q").kind, "single_zip")
+        self.assertEqual(ReportTopic(name="a", groupid="G").kind, "group_zip")
+
+    def test_exactlyOne(self) -> None:
+        """
+        Neither or both of C{queryname} and C{groupid} is refused.
+        """
+        for values in [{}, {"queryname": "Q", "groupid": "G"}]:
+            error = self.assertRaises(TopicError, ReportTopic, name="a", **values)
+            self.assertEqual([key for key, ignored in error.problems], ["queryname"])
+            self.assertIn("exactly one of queryname", str(error))
+
+    def test_kindMismatch(self) -> None:
+        """
+        A C{kind} that contradicts the key given is refused at C{kind}.
+        """
+        error = self.assertRaises(TopicError, ReportTopic, name="a", groupid="G", kind="single_zip")
+        self.assertEqual(error.problems,
+                         [("kind", "kind 'single_zip' does not fit groupid (use 'group_zip')")])
+
+    def test_wholeAfterFields(self) -> None:
+        """
+        The fields together are checked only once each passes its own
+        check, so one mistake is not reported twice.
+        """
+        error = self.assertRaises(TopicError, ReportTopic, name="a", queryname=3)
+        self.assertEqual([key for key, ignored in error.problems], ["queryname"])
+        self.assertIn("must be a string", str(error))
+
+
+class FromPayloadTests(SynchronousTestCase):
+    """
+    Tests for L{Topic.from_payload}.
+    """
+
+    def test_good(self) -> None:
+        """
+        A good table gives the topic, with defaults for what it omits.
+        """
+        self.assertEqual(DownloadTopic.from_payload({"concurrency": 4}), DownloadTopic(concurrency=4))
+
+    def test_unknownKeySuggestion(self) -> None:
+        """
+        An unknown key is refused with the closest known key.
+        """
+        error = self.assertRaises(TopicError, DownloadTopic.from_payload, {"concurency": 4})
+        message = "unknown key 'concurency' (did you mean \"concurrency\"?)"
+        self.assertEqual(error.problems, [("concurency", message)])
+        self.assertEqual(str(error), f"DownloadTopic: concurency: {message}")
+
+    def test_unknownKeyNoSuggestion(self) -> None:
+        """
+        An unknown key like no known one is refused without a suggestion.
+        """
+        error = self.assertRaises(TopicError, WorkTopic.from_payload, {"zzz": 1})
+        self.assertEqual(error.problems, [("zzz", "unknown key 'zzz'")])
+
+    def test_missingRequired(self) -> None:
+        """
+        A required key that is absent is a problem of the whole table.
+        """
+        error = self.assertRaises(TopicError, ReportTopic.from_payload, {"queryname": "Q"})
+        self.assertEqual(error.problems, [("", "missing required key 'name'")])
+        self.assertEqual(str(error), "ReportTopic: missing required key 'name'")
+
+    def test_everyProblemAtOnce(self) -> None:
+        """
+        Unknown keys, missing keys and bad values are all reported together:
+        unknown keys first, then the rest in field order.
+        """
+        error = self.assertRaises(
+            TopicError, ReportTopic.from_payload,
+            {"windw": "1d", "queryname": 3, "version": 0, "enabled": "yes"},
+        )
+        self.assertEqual([key for key, ignored in error.problems],
+                         ["windw", "", "queryname", "version", "enabled"])
+        self.assertIn('did you mean "window"', error.problems[0][1])
+
+    def test_notATable(self) -> None:
+        """
+        A payload that is not a table is refused, not a crash.
+        """
+        error = self.assertRaises(TopicError, ManifestTopic.from_payload, [1, 2])
+        self.assertEqual(error.problems, [("", "must be a table, not [1, 2] (list)")])
+
+    def test_defaults(self) -> None:
+        """
+        Defaults fill what the payload omits, are overridden by what it
+        gives, are checked, and are ignored where they name no key.
+        """
+        defaults = {"base_url": "http://127.0.0.1:1/oasisapi/", "nothing": 1}
+        self.assertEqual(ManifestTopic.from_payload({}, defaults).base_url, "http://127.0.0.1:1/oasisapi")
+        given = ManifestTopic.from_payload({"base_url": "http://other/"}, defaults)
+        self.assertEqual(given.base_url, "http://other")
+        error = self.assertRaises(TopicError, ManifestTopic.from_payload, {}, {"base_url": "nowhere"})
+        self.assertEqual([key for key, ignored in error.problems], ["base_url"])
+
+    def test_whole(self) -> None:
+        """
+        The checks of several fields together run too.
+        """
+        error = self.assertRaises(TopicError, ReportTopic.from_payload, {"name": "a"})
+        self.assertEqual([key for key, ignored in error.problems], ["queryname"])
+
+    def test_subclassOfTopic(self) -> None:
+        """
+        Every topic class is a L{Topic}, so has L{Topic.from_payload}.
+        """
+        for cls, ignored in TOPICS.values():
+            self.assertTrue(issubclass(cls, Topic))
+
+
+class RoundTripTests(SynchronousTestCase):
+    """
+    A topic sent as JSON and rebuilt is equal to the original: every check
+    is idempotent.
+    """
+
+    def roundTrip(self, topic: Topic) -> None:
+        """
+        Assert that C{topic}'s payload, through JSON, gives back an equal
+        topic and the same payload, whether rebuilt with
+        L{Topic.from_payload} or with the class itself.
+        """
+        cls = type(topic)
+        payload = to_payload(topic)
+        sent = json.loads(json.dumps(payload))
+        self.assertEqual(sent, payload)
+        self.assertEqual(cls.from_payload(sent), topic)
+        self.assertEqual(cls(**sent), topic)
+        self.assertEqual(to_payload(cls.from_payload(sent)), payload)
+
+    def test_defaults(self) -> None:
+        """
+        Every topic of default values makes the round trip.
+        """
+        self.roundTrip(ManifestTopic())
+        self.roundTrip(WorkTopic())
+        self.roundTrip(DownloadTopic())
+        self.roundTrip(ReportTopic(name="a", queryname="Q"))
+        self.roundTrip(ReportTopic(name="a", groupid="G"))
+
+    def test_full(self) -> None:
+        """
+        Every topic with every key given makes the round trip, and its
+        payload is what was given.
+        """
+        for topic, (cls, ignored) in TOPICS.items():
+            value = cls.from_payload(FULL[topic])
+            self.assertEqual(to_payload(value), FULL[topic])
+            self.roundTrip(value)
+
+    def test_canonicalised(self) -> None:
+        """
+        Values a file gives in another form (a TOML date, an integer for a
+        float, a number parameter) make the round trip once canonical.
+        """
+        manifest = ManifestTopic.from_payload(
+            {"start": datetime.date(2024, 2, 29), "publications_interval": 60}
+        )
+        self.assertEqual(to_payload(manifest)["start"], "2024-02-29")
+        self.roundTrip(manifest)
+        params = {"v": 12, "x": 1.5}
+        self.roundTrip(ReportTopic.from_payload({"name": "a", "queryname": "Q", "params": params}))
+
+    def test_list(self) -> None:
+        """
+        A list of reports is a list of payloads.
+        """
+        reports = [ReportTopic(name="a", queryname="Q"), ReportTopic(name="b", groupid="G")]
+        self.assertEqual([ReportTopic.from_payload(p) for p in to_payload(reports)], reports)

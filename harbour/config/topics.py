@@ -1,0 +1,307 @@
+"""
+The configuration topics (SPEC section 4): one frozen attrs class each.
+
+Every field is declared with L{setting}: its default, its check (from
+L{harbour.config.checks}) and what it means.  L{Topic}, the base of every
+topic class, runs those checks whenever an instance is built, whether from
+a file, a bus payload or a test, so that no topic value exists that its
+checks would refuse; it reports every problem at once as a L{TopicError}.
+L{Topic.from_payload} also reports unknown and missing keys, which is what
+the file loader (L{harbour.config.schema}) and bus subscribers use.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Self
+
+import attr
+
+from harbour.config.checks import (
+    GIB,
+    Check,
+    Invalid,
+    boolean,
+    day,
+    describe,
+    file_name,
+    integer,
+    number,
+    optional,
+    query_params,
+    text,
+    timezone,
+    url,
+    window,
+)
+
+
+def setting(default: Any = attr.NOTHING, *, check: Check, doc: str) -> Any:
+    """
+    Declare one configuration key of a L{Topic}.
+
+    @param default: The value when the key is absent; none means the key
+        is required.
+    @param check: The L{Check} the value must pass when a topic is built;
+        what it returns is the value kept.
+    @param doc: What the key means.
+    @return: An attrs field.
+    """
+    return attr.ib(default=default, metadata={"check": check, "doc": doc})
+
+
+class TopicError(Invalid):
+    """
+    A topic cannot be built from the values given.
+
+    @ivar topic: The name of the topic class, such as C{"DownloadTopic"}.
+    @ivar problems: Every problem found, as C{(key, message)} pairs in the
+        order of the topic's fields; the key is C{""} for a problem of the
+        table as a whole (not a table, or a required key missing).
+    """
+
+    def __init__(self, topic: str, problems: Sequence[tuple[str, str]]) -> None:
+        """
+        @param topic: See L{TopicError.topic}.
+        @param problems: See L{TopicError.problems}.
+        """
+        # Both go to the base class so that the error pickles and compares.
+        super().__init__(topic, list(problems))
+        self.topic = topic
+        self.problems = list(problems)
+
+    def __str__(self) -> str:
+        """
+        @return: The topic and each problem, such as C{"DownloadTopic:
+            concurrency: must be at least 1, not 0"}.
+        """
+        described = (f"{key}: {message}" if key else message for key, message in self.problems)
+        return f"{self.topic}: " + "; ".join(described)
+
+
+def suggest(key: str, known: Iterable[str]) -> str:
+    """
+    @return: C{' (did you mean "x"?)'} for the closest known key, or C{""}.
+    """
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def _check_fields(
+    cls: type[Topic], values: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """
+    Run the check of each field of C{cls} that C{values} gives.
+
+    @return: The values each check returned, and (key, message) problems
+        for every value refused and every required field absent.
+    """
+    checked: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    for field in attr.fields(cls):
+        if field.name in values:
+            try:
+                checked[field.name] = field.metadata["check"](values[field.name])
+            except Invalid as e:
+                problems.append((field.name, str(e)))
+        elif field.default is attr.NOTHING:
+            problems.append(("", f"missing required key {field.name!r}"))
+    return checked, problems
+
+
+class Topic:
+    """
+    The base of every topic class: an instance is checked as it is built.
+
+    A subclass is a frozen attrs class whose fields are declared with
+    L{setting}.  Building it with any value that fails its field's check,
+    or with values that fail L{check_whole} together, raises L{TopicError}
+    naming every problem; the values kept are those the checks return.
+    """
+
+    #: Set by attrs on each subclass; declared so that type checkers let
+    #: this base class pass C{cls} to L{attr.fields}.
+    __attrs_attrs__: ClassVar[Any]
+
+    def __attrs_post_init__(self) -> None:
+        """
+        Check every field, then the fields together, and keep the checked
+        values.
+
+        @raise TopicError: if any check fails.
+        """
+        cls = type(self)
+        current = {field.name: getattr(self, field.name) for field in attr.fields(cls)}
+        checked, problems = _check_fields(cls, current)
+        if not problems:
+            problems.extend(self.check_whole(checked))
+        if problems:
+            raise TopicError(cls.__name__, problems)
+        for name, value in checked.items():
+            # The class is frozen; attrs documents this as the way for
+            # __attrs_post_init__ to set a field.
+            object.__setattr__(self, name, value)
+
+    @staticmethod
+    def check_whole(values: dict[str, Any]) -> Iterable[tuple[str, str]]:
+        """
+        Checks that involve several fields, run once each field has passed
+        its own check.
+
+        @param values: Every field's checked value; a check may fill in a
+            value implied by others.
+        @return: C{(key, message)} problems; none here.
+        """
+        return ()
+
+    @classmethod
+    def from_payload(cls, payload: object, defaults: Mapping[str, Any] | None = None) -> Self:
+        """
+        Build a topic from a table of values, as a TOML file or a bus
+        message gives it.
+
+        @param payload: The table: field names to values.
+        @param defaults: Values for fields the table does not give, taking
+            precedence over the class's own defaults; names that are not
+            fields are ignored.
+        @return: The topic.
+        @raise TopicError: naming every unknown key (with the closest known
+            name), every missing required key and every value refused; or,
+            if there are none of those, every problem found by
+            L{check_whole}.
+        """
+        if not isinstance(payload, Mapping):
+            raise TopicError(cls.__name__, [("", f"must be a table, not {describe(payload)}")])
+        fields = attr.fields_dict(cls)
+        problems = [
+            (key, f"unknown key {key!r}{suggest(key, fields)}") for key in payload if key not in fields
+        ]
+        given = {name: value for name, value in (defaults or {}).items() if name in fields}
+        given.update((name, value) for name, value in payload.items() if name in fields)
+        checked, field_problems = _check_fields(cls, given)
+        problems.extend(field_problems)
+        if problems:
+            raise TopicError(cls.__name__, problems)
+        return cls(**checked)
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class ManifestTopic(Topic):
+    """
+    C{[manifest]}: where reports come from and over which days.
+    """
+
+    base_url: str = setting(
+        "http://oasis.caiso.com/oasisapi", check=url(), doc="The OASIS API root."
+    )
+    start: str = setting("-39mo", check=day(), doc="First trading day (OASIS keeps about 39 months).")
+    end: str = setting("today", check=day(allow_today=True), doc="Last trading day.")
+    timezone: str = setting(
+        "America/Los_Angeles", check=timezone(), doc="The zone whose days are trading days."
+    )
+    follow_publications: bool = setting(
+        True, check=boolean(),
+        doc="Read OASIS's publications log (ATL_PUB): request only published days, re-fetch revised ones.",
+    )
+    publications_interval: float = setting(
+        900.0, check=number(minimum=1), doc="Seconds between reads of the publications log."
+    )
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class ReportTopic(Topic):
+    """
+    One C{[[reports]]} table: one report to mirror.
+    """
+
+    name: str = setting(check=file_name(), doc="Unique name; the directory of its files.")
+    queryname: str | None = setting(None, check=optional(text()), doc="SingleZip query name.")
+    groupid: str | None = setting(None, check=optional(text()), doc="GroupZip group id.")
+    kind: str | None = setting(
+        None, check=optional(text(choices=("single_zip", "group_zip"))),
+        doc="Request kind; implied by queryname or groupid.",
+    )
+    market_run_id: str | None = setting(None, check=optional(text()), doc="Market run id.")
+    version: int = setting(1, check=integer(minimum=1), doc="Report version.")
+    resultformat: str = setting("xml", check=text(choices=("xml", "csv")), doc="Answer format.")
+    window: str = setting("1d", check=window(), doc="The largest span of one request.")
+    params: dict[str, str] = setting(
+        attr.Factory(dict), check=query_params(), doc="Extra query parameters."
+    )
+    start: str | None = setting(None, check=optional(day()), doc="Overrides [manifest] start.")
+    end: str | None = setting(None, check=optional(day(allow_today=True)), doc="Overrides [manifest] end.")
+    enabled: bool = setting(True, check=boolean(), doc="Whether to mirror it.")
+
+    @staticmethod
+    def check_whole(values: dict[str, Any]) -> Iterable[tuple[str, str]]:
+        """
+        Exactly one of C{queryname} (SingleZip) or C{groupid} (GroupZip) is
+        given, and C{kind}, filled in from it when absent, agrees with it.
+
+        @param values: Every field's checked value; C{kind} is set.
+        @return: C{(key, message)} problems.
+        """
+        query, group = values.get("queryname"), values.get("groupid")
+        if (query is None) == (group is None):
+            yield "queryname", "give exactly one of queryname (SingleZip) or groupid (GroupZip)"
+            return
+        implied = "single_zip" if query is not None else "group_zip"
+        if values.get("kind") is None:
+            values["kind"] = implied
+        elif values["kind"] != implied:
+            key = "queryname" if query is not None else "groupid"
+            yield "kind", f"kind {values['kind']!r} does not fit {key} (use {implied!r})"
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class WorkTopic(Topic):
+    """
+    C{[work]}: how tasks are created and retried.
+    """
+
+    refresh_interval: float = setting(3600.0, check=number(minimum=1), doc="Seconds between refreshes.")
+    lease_seconds: float = setting(300.0, check=number(minimum=5), doc="Claim lease length.")
+    max_attempts: int = setting(8, check=integer(minimum=1), doc="Attempts before a task fails.")
+    retry_base: float = setting(10.0, check=number(minimum=0), doc="First retry delay; it doubles.")
+    retry_cap: float = setting(3600.0, check=number(minimum=0), doc="Longest retry delay.")
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class DownloadTopic(Topic):
+    """
+    C{[download]}: how files are fetched.
+    """
+
+    directory: str = setting("reports", check=text(), doc="Download directory, relative to the data dir.")
+    concurrency: int = setting(2, check=integer(minimum=1, maximum=64), doc="Workers in this process.")
+    min_request_interval: float = setting(
+        5.0, check=number(minimum=0), doc="Seconds between request starts to one host."
+    )
+    max_bytes_per_second: int = setting(0, check=integer(minimum=0), doc="0 means no cap.")
+    connect_timeout: float = setting(30.0, check=number(minimum=0.1), doc="Seconds.")
+    idle_timeout: float = setting(60.0, check=number(minimum=0.1), doc="Seconds without a byte.")
+    max_bytes: int = setting(2 * GIB, check=integer(minimum=1), doc="Largest accepted answer.")
+    keep_revisions: bool = setting(
+        True, check=boolean(), doc="Keep a file replaced by a revision, as <name>.rev<N>.zip."
+    )
+
+
+#: Each topic: its class, and whether the file holds a list of tables.
+TOPICS: dict[str, tuple[type[Topic], bool]] = {
+    "manifest": (ManifestTopic, False),
+    "reports": (ReportTopic, True),
+    "work": (WorkTopic, False),
+    "download": (DownloadTopic, False),
+}
+
+
+def to_payload(value: Any) -> Any:
+    """
+    @param value: A topic, or a list of them (C{[[reports]]}).
+    @return: C{value} as plain JSON data, from which
+        L{Topic.from_payload} builds an equal value.
+    """
+    if isinstance(value, (list, tuple)):
+        return [to_payload(item) for item in value]
+    return attr.asdict(value)

@@ -1,0 +1,205 @@
+"""
+One attempt at one claimed task: prepare the target, fetch the answer into
+a temporary file beside it (renewing the lease meanwhile), verify it,
+commit it, and record the outcome in the task store and on the bus.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import attr
+from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from harbour.config.schema import DownloadTopic, WorkTopic
+from harbour.errors import StoreUnavailable
+from harbour.interfaces import IBus, ITaskStore
+from harbour.oasis import classify as verdicts
+from harbour.oasis.client import AttemptFailed, OasisClient, PermanentFailure
+from harbour.oasis.requests import UnsafeName, confined
+from harbour.services.activity import DownloadActivity
+from harbour.services.files import GroupCommit, kept_name, prepare, verify
+from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED, LEASE_EXPIRED, Task
+
+
+def backoff(attempts: int, base: float, cap: float, rng: random.Random) -> float:
+    """
+    @return: Exponential backoff with jitter for the given attempt count.
+    """
+    return min(cap, base * 2 ** max(0, attempts - 1)) * rng.uniform(0.5, 1.5)
+
+
+class AttemptContext(Protocol):
+    """
+    What attempts need of the download service they work for.
+    """
+
+    owner: str
+    rng: random.Random
+    settings: DownloadTopic
+    work: WorkTopic
+    running: int
+
+    @property
+    def directory(self) -> Path:
+        """
+        Where files go.
+        """
+
+    def beat(self) -> None:
+        """
+        Tell the hub what this worker is doing.
+        """
+
+
+@attr.s(eq=False)
+class Attempts:
+    """
+    Carries out attempts at claimed tasks, each ending in a finish or a
+    release.
+    """
+
+    log = Logger()
+
+    context: AttemptContext = attr.ib()
+    reactor: Any = attr.ib()
+    store: ITaskStore = attr.ib()
+    client: OasisClient = attr.ib()
+    bus: IBus = attr.ib()
+    activity: DownloadActivity = attr.ib()
+    in_thread: Callable[..., Deferred[Any]] = attr.ib()
+    commits: GroupCommit = attr.ib()
+
+    @inlineCallbacks
+    def run(self, task: Task):
+        """
+        One attempt at one claimed task, ending in a finish or a release.
+        """
+        try:
+            target = self.context.directory / confined(task.filename)
+        except UnsafeName as e:
+            yield self._conclude(task, FAILED, error=str(e))
+            return
+        temporary = target.with_name(f".{target.name}.part-{self.context.rng.getrandbits(32):08x}")
+        # Only a worker that died leaves a temporary file behind; one that
+        # lives always removes its own.
+        # A task with a hash but not downloaded is a revision: the file in
+        # place is the one it replaces.
+        prepared = yield self.in_thread(prepare, target, temporary, task.last_error == LEASE_EXPIRED,
+                                         task.sha256)
+        if isinstance(prepared, tuple):
+            verdict, size, digest = prepared
+            yield self._conclude(task, DOWNLOADED, size, digest)
+            return
+        try:
+            with prepared as file:
+                received, digest, failure = yield self._fetch(task, file)
+            if failure is None:
+                verdict = yield self.in_thread(verify, temporary)
+                if verdict.kind == verdicts.DATA:
+                    if digest == task.sha256:  # a revision that left this window as it was
+                        temporary.unlink()
+                    else:
+                        keep = None
+                        if task.sha256 and self.context.settings.keep_revisions:
+                            keep = kept_name(target, task.revision - 1)
+                        yield self.commits.commit(temporary, target, keep)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        if failure is not None:
+            temporary.unlink(missing_ok=True)
+            yield self._after_failure(task, failure)
+        elif verdict.kind == verdicts.DATA:
+            yield self._conclude(task, DOWNLOADED, received, digest)
+        elif verdict.kind == verdicts.EMPTY:
+            yield self._conclude(task, EMPTY, error=verdict.description)
+        elif verdict.kind == verdicts.BAD_REQUEST:
+            yield self._conclude(task, FAILED, error=verdict.description)
+        else:
+            yield self.retry(task, verdict.description, None)
+
+    def _after_failure(self, task: Task, failure: Failure):
+        if failure.check(PermanentFailure):
+            return self._conclude(task, FAILED, error=str(failure.value))
+        if failure.check(AttemptFailed):
+            return self.retry(task, str(failure.value), failure.value.retry_after)
+        if failure.check(CancelledError) and not self.context.running:
+            return self.store.release(task.id, self.context.owner, 0.0, "harbour stopped mid-download")
+        return self.retry(task, failure.getErrorMessage() or failure.type.__name__, None)
+
+    @inlineCallbacks
+    def _fetch(self, task: Task, file: Any):
+        """
+        Fetch C{task.url} into C{file} through the client, renewing the
+        lease meanwhile.
+
+        @return: A Deferred firing with (bytes, sha256, failure or None).
+        """
+        flight = self.activity.start(task)
+        digest = hashlib.sha256()
+
+        def write(data: bytes) -> None:
+            file.write(data)
+            digest.update(data)
+            self.activity.count_bytes(len(data))
+
+        renewer = LoopingCall(self._renew, task)
+        renewer.clock = self.reactor
+        renewer.start(max(1.0, self.context.work.lease_seconds / 3), now=False)
+        self.context.beat()  # the hub sees work as it starts, not only on the next heartbeat
+        try:
+            if not self.context.running:
+                raise CancelledError()
+            flight.request = self.client.fetch(flight.transfer, write)
+            received = yield flight.request
+        except Exception:
+            return flight.transfer.received, "", Failure()
+        finally:
+            renewer.stop()
+            self.activity.end(task)
+        return received, digest.hexdigest(), None
+
+    @inlineCallbacks
+    def _renew(self, task: Task):
+        try:
+            held = yield self.store.renew(task.id, self.context.owner, self.context.work.lease_seconds)
+        except StoreUnavailable as e:
+            self.log.warn("cannot renew the lease of {id}: {error}", id=task.id, error=str(e),
+                          service="download")
+            return
+        if not held:
+            self.log.warn("lost the lease of {url}", url=task.url, service="download")
+
+    @inlineCallbacks
+    def retry(self, task: Task, error: str, pause: float | None):
+        if task.attempts >= self.context.work.max_attempts:
+            yield self._conclude(task, FAILED, error=f"{error} (after {task.attempts} attempts)")
+            return
+        delay = max(pause or 0.0, backoff(task.attempts, self.context.work.retry_base, self.context.work.retry_cap, self.context.rng))
+        self.log.info("retrying {url} in {delay:.1f} s: {error}", url=task.url, delay=delay,
+                      error=error, service="download")
+        yield self.store.release(task.id, self.context.owner, self.reactor.seconds() + delay, error)
+
+    @inlineCallbacks
+    def _conclude(self, task: Task, state: str, size: int = 0, digest: str = "", error: str = ""):
+        held = yield self.store.finish(task.id, self.context.owner, state, size, digest, error)
+        if not held:
+            self.log.warn("{url} was no longer ours to finish", url=task.url, service="download")
+            return
+        self.activity.concluded(task, state, success=state == DOWNLOADED)
+        topic = {DOWNLOADED: "task.done", EMPTY: "task.empty", FAILED: "task.failed"}[state]
+        if state == FAILED:
+            self.log.error("{url} failed: {error}", url=task.url, error=error, service="download")
+        yield self.bus.publish(topic, {
+            "id": task.id, "report": task.report, "url": task.url, "filename": task.filename,
+            "bytes": size, "error": error, "revision": task.revision,
+        })
+
