@@ -19,10 +19,9 @@ from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.internet.task import cooperate
 
 from harbour.amp import commands
-from harbour.bus import Bus
 from harbour.amp.client import RemoteBus, connect
-from harbour.amp.server import ControlService
-from harbour.amp.server import read_token
+from harbour.amp.server import ControlService, read_token
+from harbour.bus import Bus
 from tests.processes import control_endpoint, spawn, start_harbour
 
 
@@ -90,8 +89,11 @@ async def spawn_subscribers(reactor, endpoint: str, token: str, events: int, cou
     Start C{count} subscriber processes and wait until each is subscribed.
     """
     watchers = [
-        spawn(reactor, [sys.executable, "-m", "benchmarks.subscriber",
-                        endpoint, token, "bench", str(events)], Path.cwd())
+        spawn(
+            reactor,
+            [sys.executable, "-m", "benchmarks.subscriber", endpoint, token, "bench", str(events)],
+            Path.cwd(),
+        )
         for i in range(count)
     ]
     await gatherResults([w.wait_for("ready") for w in watchers])
@@ -110,8 +112,7 @@ async def last_arrival(watchers) -> float:
 PAYLOAD = {"id": "0123456789abcdef", "report": "lmp", "bytes": 12345}
 
 
-async def fan_out_in_process(reactor, directory: Path, events: int = 50_000,
-                             subscribers: int = 4) -> dict:
+async def fan_out_in_process(reactor, directory: Path, events: int = 50_000, subscribers: int = 4) -> dict:
     """
     The daemon's own services publish (as they publish C{task.done}); the
     bus and control port fan each event out to C{subscribers} remote
@@ -120,8 +121,12 @@ async def fan_out_in_process(reactor, directory: Path, events: int = 50_000,
     """
     bus = Bus()
     control = ControlService(
-        reactor, f"unix:{directory / 'amp.sock'}", "bench-token", bus,
-        config=None, status_document=dict,
+        reactor,
+        f"unix:{directory / 'amp.sock'}",
+        "bench-token",
+        bus,
+        config=None,
+        status_document=dict,
     )
     control.privilegedStartService()
     control.startService()
@@ -157,17 +162,17 @@ async def fan_out(reactor, directory: Path, events: int = 20_000, subscribers: i
 
     async def body(client_factory):
         token = read_token(directory / "data" / "amp.token")
-        watchers = await spawn_subscribers(
-            reactor, control_endpoint(directory), token, events, subscribers
-        )
+        watchers = await spawn_subscribers(reactor, control_endpoint(directory), token, events, subscribers)
         publisher = await client_factory()
         window = DeferredSemaphore(500)
         payload = json.dumps(PAYLOAD)
         start = time.time()
-        await gatherResults([
-            window.run(publisher.callRemote, commands.Publish, topic="bench", payload=payload)
-            for i in range(events)
-        ])
+        await gatherResults(
+            [
+                window.run(publisher.callRemote, commands.Publish, topic="bench", payload=payload)
+                for i in range(events)
+            ]
+        )
         publisher.transport.loseConnection()
         return events / (await last_arrival(watchers) - start)
 

@@ -24,13 +24,15 @@ def make_zip(path: str, size: int) -> None:
     Write a valid zip of about C{size} bytes (one stored member of random
     bytes, so it does not compress).
     """
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        with archive.open("data.csv", "w", force_zip64=size > 2**31) as member:
-            remaining = max(0, size - 200)
-            while remaining:
-                chunk = os.urandom(min(remaining, 1 << 20))
-                member.write(chunk)
-                remaining -= len(chunk)
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive,
+        archive.open("data.csv", "w", force_zip64=size > 2**31) as member,
+    ):
+        remaining = max(0, size - 200)
+        while remaining:
+            chunk = os.urandom(min(remaining, 1 << 20))
+            member.write(chunk)
+            remaining -= len(chunk)
 
 
 class Everything(Resource):

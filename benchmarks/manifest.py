@@ -8,8 +8,8 @@ from __future__ import annotations
 import datetime
 import time
 
-from harbour.oasis.requests import report_urls
 from harbour.config.schema import ManifestTopic, ReportTopic
+from harbour.oasis.requests import report_urls
 
 
 def generation(reports: int = 100) -> dict:
@@ -17,8 +17,14 @@ def generation(reports: int = 100) -> dict:
     @return: Seconds to compute every request, and how many there were.
     """
     definitions = [
-        ReportTopic(name=f"report-{i}", queryname="PRC_LMP", kind="single_zip", market_run_id="DAM",
-                    resultformat="csv", params={"grp_type": "ALL_APNODES"})
+        ReportTopic(
+            name=f"report-{i}",
+            queryname="PRC_LMP",
+            kind="single_zip",
+            market_run_id="DAM",
+            resultformat="csv",
+            params={"grp_type": "ALL_APNODES"},
+        )
         for i in range(reports)
     ]
     manifest = ManifestTopic(start="2013-01-01", end="2024-12-31")

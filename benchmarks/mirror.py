@@ -30,8 +30,8 @@ from twisted.internet.task import deferLater, react
 
 from harbour.bus import Bus
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
-from harbour.oasis.requests import report_urls
 from harbour.oasis.client import OasisClient
+from harbour.oasis.requests import report_urls
 from harbour.services.download import DownloadService
 from harbour.store.connection import StoreService
 from harbour.store.politeness import RedisLimiter
@@ -53,10 +53,22 @@ def requests_for(base_url: str, reports: int, days: int):
     """
     @return: The requests of C{reports} daily reports over C{days} days.
     """
-    manifest = ManifestTopic(base_url=base_url, start="2000-01-01",
-                             end=(datetime.date(2000, 1, 1) + datetime.timedelta(days=days - 1)).isoformat())
-    definitions = [ReportTopic(name=f"r{i}", queryname="PRC_LMP", kind="single_zip", market_run_id="DAM",
-                               resultformat="csv", params={"node": f"NODE{i}"}) for i in range(reports)]
+    manifest = ManifestTopic(
+        base_url=base_url,
+        start="2000-01-01",
+        end=(datetime.date(2000, 1, 1) + datetime.timedelta(days=days - 1)).isoformat(),
+    )
+    definitions = [
+        ReportTopic(
+            name=f"r{i}",
+            queryname="PRC_LMP",
+            kind="single_zip",
+            market_run_id="DAM",
+            resultformat="csv",
+            params={"node": f"NODE{i}"},
+        )
+        for i in range(reports)
+    ]
     return report_urls(manifest, definitions, datetime.date(2030, 1, 1))
 
 
@@ -89,8 +101,16 @@ async def run_downloads(reactor, directory: Path, base_url: str, requests, setti
     bus = Bus()
     tasks = RedisTaskStore(store, reactor, store.prefix)
     await tasks.create(requests)
-    service = DownloadService(reactor, tasks, OasisClient(reactor, RedisLimiter(store, reactor, store.prefix)), bus,
-                              directory / "harbour", settings, WorkTopic(), poll_interval=0.5)
+    service = DownloadService(
+        reactor,
+        tasks,
+        OasisClient(reactor, RedisLimiter(store, reactor, store.prefix)),
+        bus,
+        directory / "harbour",
+        settings,
+        WorkTopic(),
+        poll_interval=0.5,
+    )
     finished: Deferred = Deferred()
     done = [0]
 
@@ -109,15 +129,21 @@ async def run_downloads(reactor, directory: Path, base_url: str, requests, setti
     return elapsed, service
 
 
-async def politeness(reactor, directory: Path, interval: float = 0.2, latency: float = 0.1,
-                     count: int = 40) -> dict:
+async def politeness(
+    reactor, directory: Path, interval: float = 0.2, latency: float = 0.1, count: int = 40
+) -> dict:
     """
     Under a rule of one request start per C{interval}, with C{latency} per
     answer: harbour's request starts per allowed slot, and the same for a
     sequential client that sleeps C{interval} after each answer.
     """
-    simulator = OasisSimulator(reactor, min_interval=interval * 0.95, faults=Faults(latency=latency),
-                               last_day=datetime.date(2030, 1, 1), first_day=datetime.date(2000, 1, 1))
+    simulator = OasisSimulator(
+        reactor,
+        min_interval=interval * 0.95,
+        faults=Faults(latency=latency),
+        last_day=datetime.date(2030, 1, 1),
+        first_day=datetime.date(2000, 1, 1),
+    )
     port = reactor.listenTCP(0, simulator.site(), interface="127.0.0.1")
     base = f"http://127.0.0.1:{port.getHost().port}/oasisapi"
     requests = requests_for(base, 1, count)
@@ -179,15 +205,21 @@ async def files(reactor, directory: Path, count: int, size: int, concurrency: in
     harbour, then from the same URL list with a plain treq loop (the
     ceiling), C{wget -i} and aria2c (C{-j16 -x1}).
     """
-    server = subprocess.Popen([sys.executable, "-m", "benchmarks.fileserver", "--size", str(size)],
-                              stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.fileserver", "--size", str(size)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         base = server.stdout.readline().split()[-1].rstrip("/") + "/oasisapi"
         requests = requests_for(base, 1, count)
         settings = DownloadTopic(min_request_interval=0, concurrency=concurrency, max_bytes=2 * size + 10**6)
         harbour, service = await run_downloads(reactor, directory, base, requests, settings)
-        result = {"harbour_seconds": harbour, "harbour_peak_rss_mb": peak_rss_mb(),
-                  "harbour_files": len(list((directory / "harbour").rglob("*.zip")))}
+        result = {
+            "harbour_seconds": harbour,
+            "harbour_peak_rss_mb": peak_rss_mb(),
+            "harbour_files": len(list((directory / "harbour").rglob("*.zip"))),
+        }
         result["treq_seconds"] = await treq_loop(reactor, requests, directory / "treq", concurrency)
         wget = shutil.which("wget")
         if wget:
@@ -201,8 +233,21 @@ async def files(reactor, directory: Path, count: int, size: int, concurrency: in
             listing = directory / "urls.txt"
             listing.write_text("".join(f"{r.url}\n  out={r.filename}\n" for r in requests))
             started = time.perf_counter()
-            subprocess.run([aria2c, "-i", str(listing), "-j16", "-x1", "-d", str(directory / "aria2c"),
-                            "--quiet", "--allow-overwrite=true", "--auto-file-renaming=false"], check=True)
+            subprocess.run(
+                [
+                    aria2c,
+                    "-i",
+                    str(listing),
+                    "-j16",
+                    "-x1",
+                    "-d",
+                    str(directory / "aria2c"),
+                    "--quiet",
+                    "--allow-overwrite=true",
+                    "--auto-file-renaming=false",
+                ],
+                check=True,
+            )
             result["aria2c_seconds"] = time.perf_counter() - started
         return result
     finally:
@@ -226,7 +271,9 @@ def main() -> None:
             elif arguments.benchmark == "politeness":
                 result = await politeness(reactor, directory)
             else:
-                result = await files(reactor, directory, arguments.count, arguments.size, arguments.concurrency)
+                result = await files(
+                    reactor, directory, arguments.count, arguments.size, arguments.concurrency
+                )
         finally:
             shutil.rmtree(directory, ignore_errors=True)
         print(json.dumps(result), flush=True)

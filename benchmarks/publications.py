@@ -54,18 +54,23 @@ async def mirror(reactor, directory: Path, follow: bool) -> dict:
     simulator = OasisSimulator(reactor, seed=3, last_day=None, publish_offset=now + 3600 - start_of_today)
     port = reactor.listenTCP(0, simulator.site(), interface="127.0.0.1")
     (directory / "config").mkdir(parents=True)
-    save(directory / "config" / "harbour.toml", (
-        f'[manifest]\nbase_url = "http://127.0.0.1:{port.getHost().port}/oasisapi"\n'
-        f"start = {today - datetime.timedelta(days=2)}\nend = {today}\n"
-        f"follow_publications = {'true' if follow else 'false'}\n"
-        "[download]\nconcurrency = 4\nmin_request_interval = 0\n" + REPORTS
-    ))
+    save(
+        directory / "config" / "harbour.toml",
+        (
+            f'[manifest]\nbase_url = "http://127.0.0.1:{port.getHost().port}/oasisapi"\n'
+            f"start = {today - datetime.timedelta(days=2)}\nend = {today}\n"
+            f"follow_publications = {'true' if follow else 'false'}\n"
+            "[download]\nconcurrency = 4\nmin_request_interval = 0\n" + REPORTS
+        ),
+    )
     daemon = start_harbour(reactor, directory)
     client = None
     try:
         await daemon.wait_for("store ready")
         await daemon.wait_for("control port listening")
-        client = await connect(reactor, control_endpoint(directory), read_token(directory / "data" / "amp.token"))
+        client = await connect(
+            reactor, control_endpoint(directory), read_token(directory / "data" / "amp.token")
+        )
         for ignored in range(1200):  # two minutes at most
             total, final = task_states(json.loads((await client.callRemote(commands.Status))["status"]))
             if total and total == final:

@@ -32,8 +32,10 @@ def machine() -> str:
     """
     redis = subprocess.run([find_redis_server(), "--version"], capture_output=True, text=True)
     version = redis.stdout.split()[2] if redis.returncode == 0 else "?"
-    return (f"{os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"Redis {version.removeprefix('v=')}, {platform.system()} {platform.machine()}")
+    return (
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"Redis {version.removeprefix('v=')}, {platform.system()} {platform.machine()}"
+    )
 
 
 async def medians(runs: int, measure) -> dict[str, float]:
@@ -56,11 +58,17 @@ def in_process(*args: str):
     @return: A measure that runs C{python -m benchmarks.mirror ARGS} in a
         fresh process (so that its peak memory is its own).
     """
+
     async def measure(directory):
         from twisted.internet.utils import getProcessOutput
 
-        output = await getProcessOutput(sys.executable, ["-m", "benchmarks.mirror", *args],
-                                        env=dict(os.environ), path=os.getcwd(), errortoo=False)
+        output = await getProcessOutput(
+            sys.executable,
+            ["-m", "benchmarks.mirror", *args],
+            env=dict(os.environ),
+            path=os.getcwd(),
+            errortoo=False,
+        )
         return json.loads(output.decode().strip().splitlines()[-1])
 
     return measure
@@ -76,7 +84,9 @@ class Table:
     def __init__(self) -> None:
         self.rows: list[tuple] = []
 
-    def row(self, name: str, value: str, target: str, met: bool | None, peer: str = "", ratio: float | None = None):
+    def row(
+        self, name: str, value: str, target: str, met: bool | None, peer: str = "", ratio: float | None = None
+    ):
         verdict = "-" if met is None else ("yes" if met else "NO")
         self.rows.append((name, value, peer, "" if ratio is None else f"{ratio:.2f}x", target, verdict))
 
@@ -94,8 +104,9 @@ async def main(reactor, runs: int, quick: bool) -> None:
 
     latency = await medians(runs, lambda d: backbone.config_latency(reactor, d))
     table.row("config save -> remote event, p50", f"{latency['p50_ms']:.1f} ms", "-", None)
-    table.row("config save -> remote event, p99", f"{latency['p99_ms']:.1f} ms", "<= 50 ms",
-              latency["p99_ms"] <= 50)
+    table.row(
+        "config save -> remote event, p99", f"{latency['p99_ms']:.1f} ms", "<= 50 ms", latency["p99_ms"] <= 50
+    )
     rate = (await medians(runs, lambda d: backbone.fan_out_in_process(reactor, d)))["events_per_second"]
     table.row("bus fan-out to 4 remote subscribers", f"{rate:,.0f} events/s", ">= 20,000/s", rate >= 20_000)
     rate = (await medians(runs, lambda d: backbone.fan_out(reactor, d)))["events_per_second"]
@@ -105,19 +116,36 @@ async def main(reactor, runs: int, quick: bool) -> None:
         return manifest.generation()
 
     figures = await medians(runs, generation)
-    table.row(f"manifest: {figures['urls']:,.0f} URLs (100 reports x 12 years)",
-              f"{figures['seconds']:.2f} s", "<= 2 s", figures["seconds"] <= 2)
+    table.row(
+        f"manifest: {figures['urls']:,.0f} URLs (100 reports x 12 years)",
+        f"{figures['seconds']:.2f} s",
+        "<= 2 s",
+        figures["seconds"] <= 2,
+    )
 
     refresh = await medians(runs, in_process("refresh"))
-    table.row("refresh creating 100,000 new tasks", f"{refresh['new_seconds']:.2f} s", "<= 10 s",
-              refresh["new_seconds"] <= 10)
-    table.row("refresh finding 100,000 present", f"{refresh['present_seconds']:.2f} s", "<= 3 s",
-              refresh["present_seconds"] <= 3)
+    table.row(
+        "refresh creating 100,000 new tasks",
+        f"{refresh['new_seconds']:.2f} s",
+        "<= 10 s",
+        refresh["new_seconds"] <= 10,
+    )
+    table.row(
+        "refresh finding 100,000 present",
+        f"{refresh['present_seconds']:.2f} s",
+        "<= 3 s",
+        refresh["present_seconds"] <= 3,
+    )
 
     polite = await medians(runs, in_process("politeness"))
-    table.row("politeness 0.2 s, latency 0.1 s: starts/slot", f"{polite['harbour_slot_use']:.3f}",
-              ">= 0.98", polite["harbour_slot_use"] >= 0.98, peer=f"{polite['sequential_slot_use']:.3f} sleepy",
-              ratio=polite["harbour_slot_use"] / polite["sequential_slot_use"])
+    table.row(
+        "politeness 0.2 s, latency 0.1 s: starts/slot",
+        f"{polite['harbour_slot_use']:.3f}",
+        ">= 0.98",
+        polite["harbour_slot_use"] >= 0.98,
+        peer=f"{polite['sequential_slot_use']:.3f} sleepy",
+        ratio=polite["harbour_slot_use"] / polite["sequential_slot_use"],
+    )
 
     # Counts of requests, not times: one run says it all.
     directory = Path(tempfile.mkdtemp(prefix="hb-bench-"))
@@ -126,21 +154,36 @@ async def main(reactor, runs: int, quick: bool) -> None:
         ranges = await publications.mirror(reactor, directory / "ranges", False)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    table.row("requests per useful file, up to today", f"{following['requests_per_useful_file']:.2f}", "-", None,
-              peer=f"{ranges['requests_per_useful_file']:.2f} date ranges",
-              ratio=ranges["requests_per_useful_file"] / following["requests_per_useful_file"])
-    table.row("  requests for unpublished windows", f"{following['no_data_answers']}", "0",
-              following["no_data_answers"] == 0, peer=f"{ranges['no_data_answers']} date ranges")
+    table.row(
+        "requests per useful file, up to today",
+        f"{following['requests_per_useful_file']:.2f}",
+        "-",
+        None,
+        peer=f"{ranges['requests_per_useful_file']:.2f} date ranges",
+        ratio=ranges["requests_per_useful_file"] / following["requests_per_useful_file"],
+    )
+    table.row(
+        "  requests for unpublished windows",
+        f"{following['no_data_answers']}",
+        "0",
+        following["no_data_answers"] == 0,
+        peer=f"{ranges['no_data_answers']} date ranges",
+    )
 
     count, size = (200, 100_000) if quick else (2000, 100_000)
     small = await medians(runs, in_process("files", "--count", str(count), "--size", str(size)))
     add_files(table, f"{count:,} files of 100 KB, 16 at once", small)
     big = (4, 20_000_000) if quick else (4, 200_000_000)
-    large = await medians(runs, in_process("files", "--count", str(big[0]), "--size", str(big[1]),
-                                           "--concurrency", "4"))
+    large = await medians(
+        runs, in_process("files", "--count", str(big[0]), "--size", str(big[1]), "--concurrency", "4")
+    )
     add_files(table, f"{big[0]} files of {big[1] // 1_000_000} MB", large)
-    table.row("  harbour's peak memory", f"{large['harbour_peak_rss_mb']:.0f} MB", "<= 100 MB",
-              large["harbour_peak_rss_mb"] <= 100)
+    table.row(
+        "  harbour's peak memory",
+        f"{large['harbour_peak_rss_mb']:.0f} MB",
+        "<= 100 MB",
+        large["harbour_peak_rss_mb"] <= 100,
+    )
 
     print(f"\nharbour benchmarks on {machine()}; median of {runs} runs\n")
     table.print()
@@ -154,8 +197,14 @@ def add_files(table: Table, name: str, figures: dict) -> None:
     harbour = figures["harbour_seconds"]
     if "aria2c_seconds" in figures:
         ratio = figures["aria2c_seconds"] / harbour
-        table.row(name, f"{harbour:.2f} s", ">= 1.0x aria2c", ratio >= 1.0,
-                  peer=f"{figures['aria2c_seconds']:.2f} s aria2c", ratio=ratio)
+        table.row(
+            name,
+            f"{harbour:.2f} s",
+            ">= 1.0x aria2c",
+            ratio >= 1.0,
+            peer=f"{figures['aria2c_seconds']:.2f} s aria2c",
+            ratio=ratio,
+        )
     else:
         table.row(name, f"{harbour:.2f} s", ">= 1.0x aria2c", None, peer="(no aria2c)")
     for key, label in [("wget_seconds", "wget -i"), ("treq_seconds", "treq loop")]:

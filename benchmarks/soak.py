@@ -31,16 +31,23 @@ from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import deferLater, react
 
 from harbour.amp import commands
-from harbour.oasis.classify import DATA, classify
 from harbour.amp.client import connect
 from harbour.amp.server import read_token
 from harbour.errors import BadRequest, Unauthorized
-from harbour.testing.simulator import Faults, OasisSimulator
+from harbour.oasis.classify import DATA, classify
 from harbour.store.tasks import FINAL_STATES
+from harbour.testing.simulator import Faults, OasisSimulator
 from tests.processes import control_endpoint, redis_started, save, start_harbour, stop_harbour
 
-FAULTY = Faults(latency=0.05, error_rate=0.1, reset_rate=0.05, truncate_rate=0.05, trickle_rate=0.05,
-                retry_after=0, trickle_bytes=4096)
+FAULTY = Faults(
+    latency=0.05,
+    error_rate=0.1,
+    reset_rate=0.05,
+    truncate_rate=0.05,
+    trickle_rate=0.05,
+    retry_after=0,
+    trickle_bytes=4096,
+)
 CALM = Faults(latency=0.05)
 
 
@@ -72,9 +79,14 @@ class Soak:
         self.client = None
 
     def save_reports(self) -> None:
-        save(self.directory / "config" / "reports.toml", "".join(
-            f'[[reports]]\nname = "r{i:02d}"\nqueryname = "PRC_LMP"\nmarket_run_id = "DAM"\n'
-            f'resultformat = "csv"\nparams = {{ node = "N{i}" }}\n' for i in range(self.reports)))
+        save(
+            self.directory / "config" / "reports.toml",
+            "".join(
+                f'[[reports]]\nname = "r{i:02d}"\nqueryname = "PRC_LMP"\nmarket_run_id = "DAM"\n'
+                f'resultformat = "csv"\nparams = {{ node = "N{i}" }}\n'
+                for i in range(self.reports)
+            ),
+        )
 
     async def start(self) -> None:
         self.daemon = start_harbour(self.reactor, self.directory)
@@ -106,20 +118,34 @@ class Soak:
 
     async def malformed_config(self) -> None:
         after = len(self.daemon.lines)
-        save(self.directory / "config" / "manifest.toml", self.manifest.replace("concurrency = 4", "concurrency = ["))
+        save(
+            self.directory / "config" / "manifest.toml",
+            self.manifest.replace("concurrency = 4", "concurrency = ["),
+        )
         await self.daemon.wait_for("config error", after=after)
         kept = (await self.status())["services"]["download"]["concurrency"] == 4
-        self.bad_inputs.append(("malformed TOML save", "config.error, old config kept" if kept else "CHANGED"))
+        self.bad_inputs.append(
+            ("malformed TOML save", "config.error, old config kept" if kept else "CHANGED")
+        )
         save(self.directory / "config" / "manifest.toml", self.manifest)
 
     async def bad_commands(self) -> None:
         for name, call, expected in [
-            ("ListTasks state=bogus", lambda: self.client.callRemote(
-                commands.ListTasks, state="bogus", offset=0, limit=1), BadRequest),
-            ("ListTasks limit=10000", lambda: self.client.callRemote(
-                commands.ListTasks, state="failed", offset=0, limit=10_000), BadRequest),
-            ("Publish of bad JSON", lambda: self.client.callRemote(
-                commands.Publish, topic="x", payload="{"), BadRequest),
+            (
+                "ListTasks state=bogus",
+                lambda: self.client.callRemote(commands.ListTasks, state="bogus", offset=0, limit=1),
+                BadRequest,
+            ),
+            (
+                "ListTasks limit=10000",
+                lambda: self.client.callRemote(commands.ListTasks, state="failed", offset=0, limit=10_000),
+                BadRequest,
+            ),
+            (
+                "Publish of bad JSON",
+                lambda: self.client.callRemote(commands.Publish, topic="x", payload="{"),
+                BadRequest,
+            ),
         ]:
             try:
                 await call()
@@ -135,13 +161,15 @@ class Soak:
             self.bad_inputs.append(("wrong token", "refused: UNAUTHORIZED"))
 
     async def run(self, seconds: float, every: float) -> None:
-        faults = itertools.cycle([
-            ("kill -9 harbour", self.kill_harbour),
-            ("simulator faults switched", self.toggle_faults),
-            ("redis-server killed", self.kill_redis),
-            ("malformed config saved", self.malformed_config),
-            ("bad commands and token", self.bad_commands),
-        ])
+        faults = itertools.cycle(
+            [
+                ("kill -9 harbour", self.kill_harbour),
+                ("simulator faults switched", self.toggle_faults),
+                ("redis-server killed", self.kill_redis),
+                ("malformed config saved", self.malformed_config),
+                ("bad commands and token", self.bad_commands),
+            ]
+        )
         deadline = self.reactor.seconds() + seconds
         while self.reactor.seconds() + every < deadline:
             await deferLater(self.reactor, every, lambda: None)
@@ -217,7 +245,9 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
     soak = Soak(reactor, directory, reports, days)
     try:
         await soak.start()
-        print(f"soak: {reports} reports x {days} days for {seconds:g} s, a fault every {every:g} s", flush=True)
+        print(
+            f"soak: {reports} reports x {days} days for {seconds:g} s, a fault every {every:g} s", flush=True
+        )
         await soak.run(seconds, every)
         outcome = await soak.finish(patience=max(120.0, seconds))
         requests = len(soak.simulator.requests)
@@ -230,15 +260,17 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
     print("\nfaults injected")
     table([(name, str(count)) for name, count in sorted(soak.injected.items())])
     print("\nresult")
-    table([
-        ("tasks", str(outcome["total"])),
-        ("tasks completed", ", ".join(f"{states.get(s, 0)} {s}" for s in FINAL_STATES)),
-        ("tasks lost (must be 0)", str(lost)),
-        ("duplicate or stray files (must be 0)", str(audit["duplicates"])),
-        ("partial or wrong files under final names (must be 0)", str(audit["partial"])),
-        ("temporary files left", str(audit["temporary_left"])),
-        ("requests to the simulator", str(requests)),
-    ])
+    table(
+        [
+            ("tasks", str(outcome["total"])),
+            ("tasks completed", ", ".join(f"{states.get(s, 0)} {s}" for s in FINAL_STATES)),
+            ("tasks lost (must be 0)", str(lost)),
+            ("duplicate or stray files (must be 0)", str(audit["duplicates"])),
+            ("partial or wrong files under final names (must be 0)", str(audit["partial"])),
+            ("temporary files left", str(audit["temporary_left"])),
+            ("requests to the simulator", str(requests)),
+        ]
+    )
     print("\nbad inputs tried")
     tried = Counter(soak.bad_inputs)
     table([(f"{name} (x{count})", outcome) for (name, outcome), count in tried.items()] or [("(none)", "")])

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import re
 from collections import deque
+from collections.abc import Callable, Iterable
 from functools import cached_property
-from typing import Callable, Iterable
 
 import attr
 from twisted.application.service import Service
@@ -49,9 +49,7 @@ def validate_topic(topic: object) -> str:
     if len(topic) > MAX_TOPIC_LENGTH:
         raise BadRequest(f"a topic may have at most {MAX_TOPIC_LENGTH} characters")
     if not _TOPIC.match(topic):
-        raise BadRequest(
-            f"bad topic {topic!r}: use letters, digits, '_', '.' and '-'"
-        )
+        raise BadRequest(f"bad topic {topic!r}: use letters, digits, '_', '.' and '-'")
     return topic
 
 
@@ -91,7 +89,7 @@ class Event:
     text: str = attr.ib(repr=False)
 
     @classmethod
-    def create(cls, topic: str, payload: object) -> "Event":
+    def create(cls, topic: str, payload: object) -> Event:
         """
         Validate and encode a new event.
 
@@ -99,15 +97,13 @@ class Event:
         @raise PayloadTooLarge: The encoded payload exceeds one AMP value.
         """
         try:
-            text = json.dumps(
-                payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False
-            )
+            text = json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
         except (TypeError, ValueError) as e:
             raise BadRequest(f"payload for {topic!r} is not JSON: {e}") from None
         return cls.from_text(topic, text, payload)
 
     @classmethod
-    def from_text(cls, topic: str, text: str, payload: object = None) -> "Event":
+    def from_text(cls, topic: str, text: str, payload: object = None) -> Event:
         """
         Wrap an event whose payload arrived as JSON text.
 
@@ -118,8 +114,7 @@ class Event:
         size = len(text.encode("utf-8"))
         if size > MAX_VALUE_BYTES:
             raise PayloadTooLarge(
-                f"payload for {topic!r} is {size:,} bytes; "
-                f"the limit is {MAX_VALUE_BYTES:,} (one AMP value)"
+                f"payload for {topic!r} is {size:,} bytes; the limit is {MAX_VALUE_BYTES:,} (one AMP value)"
             )
         if payload is None:
             try:
@@ -177,9 +172,7 @@ class Outbox:
         if self._paused or self._queue:
             if len(self._queue) >= self._limit:
                 self.stopProducing()
-                self._overflow(
-                    f"more than {self._limit:,} events waiting: subscriber is not reading"
-                )
+                self._overflow(f"more than {self._limit:,} events waiting: subscriber is not reading")
                 return False
             self._queue.append(event)
             return True
@@ -291,18 +284,15 @@ class SubscriptionTable:
         """
         @return: Every subscription.
         """
-        return [s for bucket in self._exact.values() for s in bucket] + list(
-            self._prefixes
-        )
+        return [s for bucket in self._exact.values() for s in bucket] + list(self._prefixes)
 
     def outboxes(self, topic: str) -> Iterable[Outbox]:
         """
         @return: Each outbox subscribed to C{topic}, once, in subscription order.
         """
         exact = self._exact.get(topic, ())
-        if not self._prefixes:
-            if len(exact) < 2:
-                return [s.outbox for s in exact]
+        if not self._prefixes and len(exact) < 2:
+            return [s.outbox for s in exact]
         seen: dict[int, Outbox] = {}
         for subscription in (*exact, *self._prefixes):
             if matches(subscription.pattern, topic):
@@ -311,7 +301,10 @@ class SubscriptionTable:
 
 
 def callback_outbox(
-    callback: Callable[[IEvent], object], pattern: str, limit: int, drop: Callable
+    callback: Callable[[IEvent], object],
+    pattern: str,
+    limit: int,
+    drop: Callable[[Outbox, str], None],
 ) -> Outbox:
     """
     An outbox that calls an in-process subscriber.
@@ -344,7 +337,7 @@ class Bus(Service):
     _published: int = attr.ib(default=0, init=False)
     _dropped: int = attr.ib(default=0, init=False)
 
-    def publish(self, topic: str, payload: object, retain: bool = False) -> Deferred:
+    def publish(self, topic: str, payload: object, retain: bool = False) -> Deferred[int]:
         """
         See L{IBus.publish}.
         """
@@ -369,7 +362,7 @@ class Bus(Service):
                 delivered += 1
         return delivered
 
-    def subscribe(self, pattern: str, callback: Callable) -> Deferred:
+    def subscribe(self, pattern: str, callback: Callable[[IEvent], object]) -> Deferred[Subscription]:
         """
         See L{IBus.subscribe}.
         """
@@ -380,7 +373,7 @@ class Bus(Service):
         outbox = callback_outbox(callback, pattern, self.queue_limit, self.drop)
         return succeed(self.attach(pattern, outbox))
 
-    def unsubscribe(self, subscription: Subscription) -> Deferred:
+    def unsubscribe(self, subscription: Subscription) -> Deferred[None]:
         """
         See L{IBus.unsubscribe}.
         """
@@ -410,9 +403,7 @@ class Bus(Service):
         """
         if pattern is None:
             return len(self._table.remove_outbox(outbox))
-        gone = [
-            s for s in self._table.all() if s.outbox is outbox and s.pattern == pattern
-        ]
+        gone = [s for s in self._table.all() if s.outbox is outbox and s.pattern == pattern]
         for subscription in gone:
             self._table.remove(subscription)
         return len(gone)
@@ -437,7 +428,7 @@ class Bus(Service):
         event = self._retained.get(topic)
         return None if event is None else event.payload
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, object]:
         """
         See L{IStatusSource.status}.
         """
@@ -447,4 +438,3 @@ class Bus(Service):
             "dropped_subscribers": self._dropped,
             "retained_topics": sorted(self._retained),
         }
-

@@ -13,28 +13,34 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.error import ConnectError, ConnectionLost, ConnectionDone
-from twisted.internet.task import deferLater, react
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost
+from twisted.internet.interfaces import IReactorCore, IReactorTCP, IReactorTime
+from twisted.internet.task import deferLater, react
 from twisted.protocols.amp import TooLong
 
 from harbour.amp import commands
-from harbour.amp.client import RemoteBus, connect
+from harbour.amp.client import HarbourClientProtocol, RemoteBus, connect
 from harbour.amp.server import read_token
-from harbour.errors import BadRequest, ConfigurationError, HarbourError, Unauthorized
-from harbour.oasis.requests import market_today, report_urls
 from harbour.config.schema import load_directory
+from harbour.errors import BadRequest, ConfigurationError, HarbourError, Unauthorized
+from harbour.interfaces import IEvent
+from harbour.oasis.requests import market_today, report_urls
 from harbour.store.tasks import FINAL_STATES, STATES
 
 OK, FAILED, USAGE, UNREACHABLE = 0, 1, 2, 3
 
 DEFAULT_CONNECT = "tcp:127.0.0.1:7750"
+
+#: A subcommand run against a connected daemon: it fires with the exit code.
+RemoteCommand = Callable[[IReactorCore, HarbourClientProtocol, argparse.Namespace, TextIO], Deferred[int]]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,10 +48,16 @@ def parser() -> argparse.ArgumentParser:
     @return: The argument parser of every subcommand.
     """
     top = argparse.ArgumentParser(prog="harbourctl", description=__doc__.strip().splitlines()[0])
-    top.add_argument("--connect", default=os.environ.get("HARBOUR_CONNECT", DEFAULT_CONNECT),
-                     help=f"control port endpoint (default {DEFAULT_CONNECT})")
-    top.add_argument("--token-file", default=os.environ.get("HARBOUR_TOKEN_FILE", "data/amp.token"),
-                     help="the daemon's token file (default data/amp.token)")
+    top.add_argument(
+        "--connect",
+        default=os.environ.get("HARBOUR_CONNECT", DEFAULT_CONNECT),
+        help=f"control port endpoint (default {DEFAULT_CONNECT})",
+    )
+    top.add_argument(
+        "--token-file",
+        default=os.environ.get("HARBOUR_TOKEN_FILE", "data/amp.token"),
+        help="the daemon's token file (default data/amp.token)",
+    )
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = sub.add_parser("check-config", help="validate a configuration directory offline")
@@ -102,7 +114,7 @@ def check_config(directory: Path, out: TextIO) -> int:
     configuration, problems = load_directory(directory)
     for problem in problems:
         print(problem, file=out)
-    if problems:
+    if configuration is None:
         return FAILED
     print(f"{directory}: OK ({len(configuration.sources)} topics from files)", file=out)
     return OK
@@ -127,7 +139,9 @@ def print_manifest(args: argparse.Namespace, out: TextIO) -> int:
 
 
 @inlineCallbacks
-def run_remote(reactor, args: argparse.Namespace, out: TextIO):
+def run_remote(
+    reactor: IReactorCore, args: argparse.Namespace, out: TextIO
+) -> Generator[Deferred[Any], Any, int]:
     """
     Run one subcommand that needs the daemon.
 
@@ -139,7 +153,7 @@ def run_remote(reactor, args: argparse.Namespace, out: TextIO):
         print(f"harbourctl: {e}", file=sys.stderr)
         return UNREACHABLE
     try:
-        protocol = yield connect(reactor, args.connect, token)
+        protocol = yield connect(IReactorTCP(reactor), args.connect, token)
     except Unauthorized as e:
         print(f"harbourctl: not authorised by {args.connect}: {e}", file=sys.stderr)
         return UNREACHABLE
@@ -160,7 +174,9 @@ def run_remote(reactor, args: argparse.Namespace, out: TextIO):
 
 
 @inlineCallbacks
-def _status(reactor, protocol, args, out):
+def _status(
+    reactor: IReactorCore, protocol: HarbourClientProtocol, args: argparse.Namespace, out: TextIO
+) -> Generator[Deferred[Any], Any, int]:
     answer = yield protocol.callRemote(commands.Status)
     document = json.loads(answer["status"])
     if args.json:
@@ -171,12 +187,17 @@ def _status(reactor, protocol, args, out):
     download = services.get("download", {})
     if download:
         state = "paused" if download.get("paused") else "running"
-        print(f"download {state}, {len(download.get('in_flight', []))} in flight, "
-              f"{download.get('bytes_per_second', 0):,} B/s", file=out)
+        print(
+            f"download {state}, {len(download.get('in_flight', []))} in flight, "
+            f"{download.get('bytes_per_second', 0):,} B/s",
+            file=out,
+        )
     store = services.get("store", {})
     if store:
-        print(f"redis {store.get('redis')} ({'connected' if store.get('connected') else 'NOT connected'})",
-              file=out)
+        print(
+            f"redis {store.get('redis')} ({'connected' if store.get('connected') else 'NOT connected'})",
+            file=out,
+        )
     publications = services.get("manifest", {}).get("publications", {})
     if publications.get("mode") not in (None, "off"):
         line = f"publications log: {publications['mode']}"
@@ -193,14 +214,20 @@ def _status(reactor, protocol, args, out):
     if isinstance(counts, dict) and counts and "error" not in counts:
         table = Table("report", *STATES, "total", "revised", box=None)
         for report, states in sorted(counts.items()):
-            table.add_row(report, *(str(states.get(s, 0)) for s in STATES), str(sum(states.values())),
-                          str(revisions.get(report, 0)))
+            table.add_row(
+                report,
+                *(str(states.get(s, 0)) for s in STATES),
+                str(sum(states.values())),
+                str(revisions.get(report, 0)),
+            )
         Console(file=out, width=120).print(table)
     return OK
 
 
 @inlineCallbacks
-def _tasks(reactor, protocol, args, out):
+def _tasks(
+    reactor: IReactorCore, protocol: HarbourClientProtocol, args: argparse.Namespace, out: TextIO
+) -> Generator[Deferred[Any], Any, int]:
     answer = yield protocol.callRemote(
         commands.ListTasks, state=args.state, report=args.report, offset=args.offset, limit=args.limit
     )
@@ -217,22 +244,33 @@ def _tasks(reactor, protocol, args, out):
 
 
 @inlineCallbacks
-def _retry(reactor, protocol, args, out):
+def _retry(
+    reactor: IReactorCore, protocol: HarbourClientProtocol, args: argparse.Namespace, out: TextIO
+) -> Generator[Deferred[Any], Any, int]:
     answer = yield protocol.callRemote(commands.Retry, state=args.state, report=args.report)
     print(f"{answer['count']} tasks back to pending", file=out)
     return OK
 
 
 @inlineCallbacks
-def _refresh(reactor, protocol, args, out):
+def _refresh(
+    reactor: IReactorCore, protocol: HarbourClientProtocol, args: argparse.Namespace, out: TextIO
+) -> Generator[Deferred[Any], Any, int]:
     answer = yield protocol.callRemote(commands.Refresh)
     print(f"{answer['created']} new tasks", file=out)
     return OK
 
 
-def _pauser(command, verb: str):
+def _pauser(command: type[commands.Pause], verb: str) -> RemoteCommand:
+    """
+    @return: The subcommand that sends C{command} (L{commands.Pause} or
+        L{commands.Resume}) and prints what it did.
+    """
+
     @inlineCallbacks
-    def run(reactor, protocol, args, out):
+    def run(
+        reactor: IReactorCore, protocol: HarbourClientProtocol, args: argparse.Namespace, out: TextIO
+    ) -> Generator[Deferred[Any], Any, int]:
         answer = yield protocol.callRemote(command, service=args.service)
         print(f"{verb}: {', '.join(json.loads(answer['services']))}", file=out)
         return OK
@@ -241,16 +279,23 @@ def _pauser(command, verb: str):
 
 
 @inlineCallbacks
-def _watch(reactor, protocol, args, out):
+def _watch(
+    reactor: IReactorCore, protocol: HarbourClientProtocol, args: argparse.Namespace, out: TextIO
+) -> Generator[Deferred[Any], Any, int]:
     """
     Draw a progress bar per report from C{Status}, until Ctrl-C.
     """
     progress = Progress(
-        TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-        console=Console(file=out), auto_refresh=False, transient=False,
+        TextColumn("{task.description:<24}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=Console(file=out),
+        auto_refresh=False,
+        transient=False,
     )
-    bars: dict[str, object] = {}
+    bars: dict[str, TaskID] = {}
     # Ctrl-C stops the reactor: leave the bars drawn as they were.
     reactor.addSystemEventTrigger("before", "shutdown", progress.stop)
     progress.start()
@@ -268,11 +313,13 @@ def _watch(reactor, protocol, args, out):
                 bars[report] = progress.add_task(report, total=total, rate=rate)
             progress.update(bars[report], total=total, completed=finished, rate=rate)
         progress.refresh()
-        yield deferLater(reactor, args.interval, lambda: None)
+        yield deferLater(IReactorTime(reactor), args.interval)
 
 
 @inlineCallbacks
-def _publish(reactor, protocol, args, out):
+def _publish(
+    reactor: IReactorCore, protocol: HarbourClientProtocol, args: argparse.Namespace, out: TextIO
+) -> Generator[Deferred[Any], Any, int]:
     try:
         payload = json.loads(args.payload)
     except ValueError as e:
@@ -284,22 +331,31 @@ def _publish(reactor, protocol, args, out):
 
 
 @inlineCallbacks
-def _subscribe(reactor, protocol, args, out):
+def _subscribe(
+    reactor: IReactorCore, protocol: HarbourClientProtocol, args: argparse.Namespace, out: TextIO
+) -> Generator[Deferred[Any], Any, int]:
     bus = RemoteBus(protocol)
 
-    def show(event):
+    def show(event: IEvent) -> None:
         print(json.dumps({"topic": event.topic, "payload": event.payload}), file=out, flush=True)
 
     for topic in args.topics:
         yield bus.subscribe(topic, show)
-    ended: Deferred = Deferred()
-    protocol.disconnected.addBoth(lambda _: ended.called or ended.callback(FAILED))
-    reactor.addSystemEventTrigger("before", "shutdown", lambda: ended.called or ended.callback(OK))
+    ended: Deferred[int] = Deferred()
+
+    def end(code: int) -> None:
+        if not ended.called:
+            ended.callback(code)
+
+    protocol.disconnected.addBoth(lambda ignored: end(FAILED))
+    reactor.addSystemEventTrigger("before", "shutdown", end, OK)
     return (yield ended)
 
 
 @inlineCallbacks
-def _reload(reactor, protocol, args, out):
+def _reload(
+    reactor: IReactorCore, protocol: HarbourClientProtocol, args: argparse.Namespace, out: TextIO
+) -> Generator[Deferred[Any], Any, int]:
     answer = yield protocol.callRemote(commands.Reload)
     topics, errors = json.loads(answer["topics"]), json.loads(answer["errors"])
     for error in errors:
@@ -310,10 +366,17 @@ def _reload(reactor, protocol, args, out):
     return OK
 
 
-_COMMANDS = {
-    "status": _status, "publish": _publish, "subscribe": _subscribe, "reload": _reload,
-    "tasks": _tasks, "retry": _retry, "refresh": _refresh, "watch": _watch,
-    "pause": _pauser(commands.Pause, "paused"), "resume": _pauser(commands.Resume, "resumed"),
+_COMMANDS: dict[str, RemoteCommand] = {
+    "status": _status,
+    "publish": _publish,
+    "subscribe": _subscribe,
+    "reload": _reload,
+    "tasks": _tasks,
+    "retry": _retry,
+    "refresh": _refresh,
+    "watch": _watch,
+    "pause": _pauser(commands.Pause, "paused"),
+    "resume": _pauser(commands.Resume, "resumed"),
 }
 
 
@@ -328,8 +391,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(print_manifest(args, sys.stdout))
 
     @inlineCallbacks
-    def _main(reactor):
-        interrupted: list = []
+    def _main(reactor: IReactorCore) -> Generator[Deferred[Any], Any, None]:
+        interrupted: list[bool] = []
         reactor.addSystemEventTrigger("before", "shutdown", interrupted.append, True)
         try:
             code = yield run_remote(reactor, args, sys.stdout)

@@ -115,10 +115,16 @@ def start_harbour(reactor, directory: Path, *extra: str) -> WatchedProcess:
     C{directory}.
     """
     args = [
-        program("twistd"), "--nodaemon", "--pidfile=", "harbour",
-        "--config-dir", str(directory / "config"),
-        "--data-dir", str(directory / "data"),
-        "--amp", f"unix:{directory / 'amp.sock'}",
+        program("twistd"),
+        "--nodaemon",
+        "--pidfile=",
+        "harbour",
+        "--config-dir",
+        str(directory / "config"),
+        "--data-dir",
+        str(directory / "data"),
+        "--amp",
+        f"unix:{directory / 'amp.sock'}",
         *extra,
     ]
     return spawn(reactor, args, directory)

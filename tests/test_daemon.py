@@ -125,8 +125,13 @@ class DaemonTests(TestCase):
         works, 1 when the daemon refuses, 2 for a usage error, and 3 for a
         wrong token; C{watch} exits 0 on Ctrl-C.
         """
-        ctl = [program("harbourctl"), "--connect", control_endpoint(self.directory),
-               "--token-file", str(self.directory / "data" / "amp.token")]
+        ctl = [
+            program("harbourctl"),
+            "--connect",
+            control_endpoint(self.directory),
+            "--token-file",
+            str(self.directory / "data" / "amp.token"),
+        ]
         status = spawn(self.reactor, ctl + ["status", "--json"], self.directory)
         self.assertEqual(await status.ended, 0, status.output())
         self.assertIn("store", json.loads(status.output())["services"])
@@ -135,15 +140,22 @@ class DaemonTests(TestCase):
         self.assertIn("delivered to 0", publish.output())
         reload = spawn(self.reactor, ctl + ["reload"], self.directory)
         self.assertEqual(await reload.ended, 0, reload.output())
-        for args, code in [(["refresh"], 0), (["pause", "download"], 0), (["resume"], 0),
-                           (["tasks", "--state", "pending"], 0), (["tasks", "--state", "bogus"], 1),
-                           (["retry"], 0), (["pause", "bus"], 1), (["tasks", "--limit", "x"], 2)]:
+        for args, code in [
+            (["refresh"], 0),
+            (["pause", "download"], 0),
+            (["resume"], 0),
+            (["tasks", "--state", "pending"], 0),
+            (["tasks", "--state", "bogus"], 1),
+            (["retry"], 0),
+            (["pause", "bus"], 1),
+            (["tasks", "--limit", "x"], 2),
+        ]:
             run = spawn(self.reactor, ctl + args, self.directory)
             self.assertEqual(await run.ended, code, f"{args}: {run.output()}")
         after = len(self.daemon.lines)
         subscriber = spawn(self.reactor, ctl + ["subscribe", "news.*"], self.directory)
         await self.daemon.wait_for("connection established", after=after)
-        for attempt in range(1000):  # until the subscription is in force
+        for _attempt in range(1000):  # until the subscription is in force
             if await RemoteBus(self.client).publish("news.today", {"n": 1}):
                 break
         else:
@@ -191,8 +203,16 @@ class StartupErrorTests(TestCase):
         (directory / "config").mkdir()
         daemon = spawn(
             reactor,
-            [program("twistd"), "--nodaemon", "--pidfile=", "harbour",
-             "--config-dir", str(directory / "config"), "--amp", "tcp:0"],
+            [
+                program("twistd"),
+                "--nodaemon",
+                "--pidfile=",
+                "harbour",
+                "--config-dir",
+                str(directory / "config"),
+                "--amp",
+                "tcp:0",
+            ],
             directory,
         )
         self.assertNotEqual(await daemon.ended, 0)
@@ -210,9 +230,18 @@ class StartupErrorTests(TestCase):
         deep = directory / ("d" * 90)
         daemon = spawn(
             reactor,
-            [program("twistd"), "--nodaemon", "--pidfile=", "harbour",
-             "--config-dir", str(directory / "config"), "--data-dir", str(deep),
-             "--amp", f"unix:{directory / 'amp.sock'}"],
+            [
+                program("twistd"),
+                "--nodaemon",
+                "--pidfile=",
+                "harbour",
+                "--config-dir",
+                str(directory / "config"),
+                "--data-dir",
+                str(deep),
+                "--amp",
+                f"unix:{directory / 'amp.sock'}",
+            ],
             directory,
         )
         await daemon.ended
@@ -241,20 +270,43 @@ class TLSDaemonTests(TestCase):
         directory = short_directory(self)
         (directory / "config").mkdir()
         cert, key = self_signed(directory / "cas")
-        daemon = spawn(reactor, [program("twistd"), "--nodaemon", "--pidfile=", "harbour",
-                                 "--config-dir", str(directory / "config"), "--data-dir", str(directory / "data"),
-                                 "--amp", f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"],
-                       directory)
+        daemon = spawn(
+            reactor,
+            [
+                program("twistd"),
+                "--nodaemon",
+                "--pidfile=",
+                "harbour",
+                "--config-dir",
+                str(directory / "config"),
+                "--data-dir",
+                str(directory / "data"),
+                "--amp",
+                f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}",
+            ],
+            directory,
+        )
         self.addCleanup(lambda: daemon.ended.called or (daemon.signal("TERM"), daemon.ended)[1])
         line = await daemon.wait_for("control port listening")
         port = int(re.search(r"port=(\d+)", line).group(1))
         await daemon.wait_for("store ready")
         token = ["--token-file", str(directory / "data" / "amp.token")]
-        status = spawn(reactor, [program("harbourctl"), "--connect",
-                                 f"ssl:host=127.0.0.1:port={port}:caCertsDir={directory / 'cas'}", *token,
-                                 "status"], directory)
+        status = spawn(
+            reactor,
+            [
+                program("harbourctl"),
+                "--connect",
+                f"ssl:host=127.0.0.1:port={port}:caCertsDir={directory / 'cas'}",
+                *token,
+                "status",
+            ],
+            directory,
+        )
         self.assertEqual(await status.ended, 0, status.output())
         self.assertIn("harbour", status.output())
-        plain = spawn(reactor, [program("harbourctl"), "--connect", f"tcp:127.0.0.1:{port}", *token,
-                                "status"], directory)
+        plain = spawn(
+            reactor,
+            [program("harbourctl"), "--connect", f"tcp:127.0.0.1:{port}", *token, "status"],
+            directory,
+        )
         self.assertNotEqual(await plain.ended, 0)

@@ -16,12 +16,12 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from harbour.amp import commands
-from harbour.oasis.classify import DATA, classify
 from harbour.amp.client import connect
 from harbour.amp.server import read_token
+from harbour.oasis.classify import DATA, classify
 from harbour.store.server import process_alive
-from harbour.testing.simulator import Faults, OasisSimulator
 from harbour.test.helpers import short_directory
+from harbour.testing.simulator import Faults, OasisSimulator
 from tests.processes import control_endpoint, redis_started, save, start_harbour, stop_harbour, task_states
 
 LMP = '[[reports]]\nname = "lmp"\nqueryname = "PRC_LMP"\nmarket_run_id = "DAM"\nresultformat = "csv"\n'
@@ -43,8 +43,15 @@ class Mirror:
     the other.
     """
 
-    def __init__(self, testcase: TestCase, faults: Faults = Faults(), days=("2025-01-01", "2025-01-10"),
-                 lease: int = 5, manifest: str = "", **simulator) -> None:
+    def __init__(
+        self,
+        testcase: TestCase,
+        faults: Faults = Faults(),
+        days=("2025-01-01", "2025-01-10"),
+        lease: int = 5,
+        manifest: str = "",
+        **simulator,
+    ) -> None:
         from twisted.internet import reactor
 
         self.reactor = reactor
@@ -55,12 +62,15 @@ class Mirror:
         testcase.addCleanup(port.stopListening)
         self.directory = short_directory(testcase)
         (self.directory / "config").mkdir()
-        self.write("manifest.toml", (
-            f'[manifest]\nbase_url = "http://127.0.0.1:{port.getHost().port}/oasisapi"\n'
-            f'start = {days[0]}\nend = {days[1]}\n{manifest}'
-            f"[work]\nlease_seconds = {lease}\nretry_base = 0.05\nretry_cap = 0.5\nmax_attempts = 20\n"
-            "[download]\nconcurrency = 3\nmin_request_interval = 0\nidle_timeout = 5\n"
-        ))
+        self.write(
+            "manifest.toml",
+            (
+                f'[manifest]\nbase_url = "http://127.0.0.1:{port.getHost().port}/oasisapi"\n'
+                f"start = {days[0]}\nend = {days[1]}\n{manifest}"
+                f"[work]\nlease_seconds = {lease}\nretry_base = 0.05\nretry_cap = 0.5\nmax_attempts = 20\n"
+                "[download]\nconcurrency = 3\nmin_request_interval = 0\nidle_timeout = 5\n"
+            ),
+        )
         self.daemon = None
         self.client = None
         testcase.addCleanup(self.stop)
@@ -98,8 +108,10 @@ class Mirror:
             if predicate(status):
                 return status
             if self.reactor.seconds() > deadline:
-                raise AssertionError(f"not reached in {timeout} s; status: {json.dumps(status)}\n"
-                                     + self.daemon.output()[-3000:])
+                raise AssertionError(
+                    f"not reached in {timeout} s; status: {json.dumps(status)}\n"
+                    + self.daemon.output()[-3000:]
+                )
             await deferLater(self.reactor, 0.1, lambda: None)
 
     async def until_finished(self, expected: int, timeout: float = 60.0) -> dict:
@@ -146,8 +158,9 @@ class MirrorTests(TestCase):
         mirror.write("reports.toml", LMP + LOAD + GROUP)
         await mirror.start()
         tasks = await mirror.until_finished(30)
-        self.assertEqual(tasks, {"group": {"downloaded": 10}, "lmp": {"downloaded": 10},
-                                 "load": {"downloaded": 10}})
+        self.assertEqual(
+            tasks, {"group": {"downloaded": 10}, "lmp": {"downloaded": 10}, "load": {"downloaded": 10}}
+        )
         requested = [r for r in report_requests(mirror.simulator) if r[1].endswith("SingleZip")]
         self.assertEqual(len(requested), 20, "each SingleZip URL fetched once")
         await mirror.check_files(self, 30)
@@ -175,7 +188,7 @@ class MirrorTests(TestCase):
         mirror = Mirror(self, Faults(latency=0.3), days=("2025-01-01", "2025-01-12"))
         mirror.write("reports.toml", LMP)
         await mirror.start()
-        for crash in range(2):
+        for _crash in range(2):
             await mirror.until(lambda s: s["services"]["download"]["in_flight"])
             for path in mirror.files():
                 if not path.name.startswith("."):
@@ -209,11 +222,20 @@ class MirrorTests(TestCase):
         (after retries), days without data end empty, and a wrong report
         fails with OASIS's own description.
         """
-        faults = Faults(error_rate=0.2, reset_rate=0.2, truncate_rate=0.2, trickle_rate=0.2,
-                        retry_after=0, trickle_bytes=2048)
+        faults = Faults(
+            error_rate=0.2,
+            reset_rate=0.2,
+            truncate_rate=0.2,
+            trickle_rate=0.2,
+            retry_after=0,
+            trickle_bytes=2048,
+        )
         mirror = Mirror(self, faults, days=("2025-01-20", "2025-02-02"))
-        mirror.write("reports.toml", LMP + '[[reports]]\nname = "bad"\nqueryname = "NOPE"\n'
-                     'market_run_id = "DAM"\nstart = 2025-01-27\nend = 2025-01-27\n')
+        mirror.write(
+            "reports.toml",
+            LMP + '[[reports]]\nname = "bad"\nqueryname = "NOPE"\n'
+            'market_run_id = "DAM"\nstart = 2025-01-27\nend = 2025-01-27\n',
+        )
         await mirror.start()
         tasks = await mirror.until_finished(15, timeout=90)
         self.assertEqual(tasks["lmp"], {"downloaded": 12, "empty": 2})

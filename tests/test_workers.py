@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from twisted.trial.unittest import TestCase
 
-from harbour.testing.simulator import Faults
 from harbour.test.helpers import short_directory
+from harbour.testing.simulator import Faults
 from tests.processes import program, spawn
 from tests.test_mirror import LMP, Mirror, report_requests
 
@@ -25,12 +25,24 @@ class WorkerTests(TestCase):
         directory = short_directory(self)
         (directory / "data").mkdir()
         (directory / "data" / "amp.token").write_text((mirror.directory / "data" / "amp.token").read_text())
-        worker = spawn(mirror.reactor, [
-            program("twistd"), "--nodaemon", "--pidfile=", "harbour", "--role", "worker",
-            "--hub", f"unix:{mirror.directory / 'amp.sock'}",
-            "--redis", f"unix://{mirror.directory / 'data' / 'redis' / 'redis.sock'}?db=0",
-            "--data-dir", str(directory / "data"),
-        ], directory)
+        worker = spawn(
+            mirror.reactor,
+            [
+                program("twistd"),
+                "--nodaemon",
+                "--pidfile=",
+                "harbour",
+                "--role",
+                "worker",
+                "--hub",
+                f"unix:{mirror.directory / 'amp.sock'}",
+                "--redis",
+                f"unix://{mirror.directory / 'data' / 'redis' / 'redis.sock'}?db=0",
+                "--data-dir",
+                str(directory / "data"),
+            ],
+            directory,
+        )
         self.addCleanup(lambda: worker.ended.called or (worker.signal("TERM"), worker.ended)[1])
         return worker, directory
 
@@ -50,8 +62,13 @@ class WorkerTests(TestCase):
         mirror.write("reports.toml", LMP)
         status = await mirror.until(lambda s: len(s["services"]["workers"]) == 3)
         self.assertTrue(all("in_flight" in w for w in status["services"]["workers"].values()))
-        await mirror.until(lambda s: any(w["in_flight"] for name, w in s["services"]["workers"].items()
-                                         if name != s["services"]["download"]["owner"]))
+        await mirror.until(
+            lambda s: any(
+                w["in_flight"]
+                for name, w in s["services"]["workers"].items()
+                if name != s["services"]["download"]["owner"]
+            )
+        )
         workers[0][0].signal("KILL")
         await workers[0][0].ended
         tasks = await mirror.until_finished(18, timeout=120)
@@ -63,10 +80,13 @@ class WorkerTests(TestCase):
         files = [str(p.relative_to(root)) for root in hosts if root.exists() for p in root.rglob("*.zip")]
         self.assertEqual(len(files), 18, "each file downloaded and kept exactly once, on one host")
         self.assertEqual(len(set(files)), 18)
-        self.assertTrue(any((workers[1][1] / "data" / "reports").rglob("*.zip")),
-                        "the surviving worker downloaded some of the files")
+        self.assertTrue(
+            any((workers[1][1] / "data" / "reports").rglob("*.zip")),
+            "the surviving worker downloaded some of the files",
+        )
         # A config saved on the hub reaches the worker over the hub's bus.
         manifest = (mirror.directory / "config" / "manifest.toml").read_text()
         mirror.write("manifest.toml", manifest.replace("concurrency = 3", "concurrency = 2"))
-        await mirror.until(lambda s: sum(
-            w["concurrency"] == 2 for w in s["services"]["workers"].values()) >= 2)
+        await mirror.until(
+            lambda s: sum(w["concurrency"] == 2 for w in s["services"]["workers"].values()) >= 2
+        )

@@ -8,25 +8,30 @@ C{harbourctl} and download workers connect through L{connect}.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable, Generator
+from typing import Any
 
 from twisted.internet.defer import Deferred, fail, inlineCallbacks
 from twisted.internet.endpoints import clientFromString, connectProtocol
+from twisted.internet.interfaces import IReactorTCP
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.protocols import amp
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from harbour.amp import commands
 from harbour.bus import (
     DEFAULT_QUEUE_LIMIT,
     Event,
+    Outbox,
     Subscription,
     SubscriptionTable,
     callback_outbox,
     validate_pattern,
 )
 from harbour.errors import BadRequest
-from harbour.interfaces import IBus
+from harbour.interfaces import IBus, IEvent
 
 
 class HarbourClientProtocol(amp.AMP):
@@ -41,7 +46,7 @@ class HarbourClientProtocol(amp.AMP):
         super().__init__()
         self.table = SubscriptionTable()
         self.queue_limit = queue_limit
-        self.disconnected: Deferred = Deferred()
+        self.disconnected: Deferred[None] = Deferred()
 
     def ampBoxReceived(self, box: amp.AmpBox) -> None:
         """
@@ -55,7 +60,7 @@ class HarbourClientProtocol(amp.AMP):
             super().ampBoxReceived(box)
 
     @commands.Event.responder
-    def event(self, topic: str, payload: str) -> dict:
+    def event(self, topic: str, payload: str) -> dict[str, object]:
         """
         Deliver one event to the local subscribers.
         """
@@ -66,7 +71,7 @@ class HarbourClientProtocol(amp.AMP):
                 outbox.put(event)
         return {}
 
-    def drop(self, outbox, reason: str) -> None:
+    def drop(self, outbox: Outbox, reason: str) -> None:
         """
         Give up a local subscriber that overflowed.
         """
@@ -77,7 +82,7 @@ class HarbourClientProtocol(amp.AMP):
             reason=reason,
         )
 
-    def connectionLost(self, reason) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
         Let whoever waits for the end know.
         """
@@ -94,7 +99,7 @@ class RemoteBus:
     def __init__(self, protocol: HarbourClientProtocol) -> None:
         self.protocol = protocol
 
-    def publish(self, topic: str, payload: object, retain: bool = False) -> Deferred:
+    def publish(self, topic: str, payload: object, retain: bool = False) -> Deferred[int]:
         """
         See L{IBus.publish}; the payload's size is checked before sending.
         """
@@ -102,20 +107,18 @@ class RemoteBus:
             event = Event.create(topic, payload)
         except BadRequest as e:
             return fail(e)
-        d = self.protocol.callRemote(
-            commands.Publish, topic=event.topic, payload=event.text, retain=retain
-        )
+        d = self.protocol.callRemote(commands.Publish, topic=event.topic, payload=event.text, retain=retain)
         return d.addCallback(lambda answer: answer["delivered"])
 
     @inlineCallbacks
-    def subscribe(self, pattern: str, callback: Callable):
+    def subscribe(
+        self, pattern: str, callback: Callable[[IEvent], object]
+    ) -> Generator[Deferred[Any], Any, Subscription]:
         """
         See L{IBus.subscribe}.
         """
         validate_pattern(pattern)
-        outbox = callback_outbox(
-            callback, pattern, self.protocol.queue_limit, self.protocol.drop
-        )
+        outbox = callback_outbox(callback, pattern, self.protocol.queue_limit, self.protocol.drop)
         subscription = Subscription(pattern, outbox)
         self.protocol.table.add(subscription)
         try:
@@ -126,7 +129,7 @@ class RemoteBus:
         return subscription
 
     @inlineCallbacks
-    def unsubscribe(self, subscription: Subscription):
+    def unsubscribe(self, subscription: Subscription) -> Generator[Deferred[Any], Any, None]:
         """
         See L{IBus.unsubscribe}; the remote subscription ends with the last
         local one for its pattern.
@@ -138,19 +141,21 @@ class RemoteBus:
 
 
 @inlineCallbacks
-def connect(reactor, endpoint: str, token: str):
+def connect(
+    reactor: IReactorTCP, endpoint: str, token: str
+) -> Generator[Deferred[Any], Any, HarbourClientProtocol]:
     """
     Connect and authenticate to a harbour control port.
 
+    @param reactor: A reactor that can connect to C{endpoint}: TCP, and SSL
+        or UNIX sockets for those kinds of endpoint.
     @param endpoint: A Twisted client endpoint string, such as
         C{tcp:127.0.0.1:7750} or C{ssl:host:7750:caCertsDir=...}.
 
     @return: A L{Deferred} firing with a connected, authenticated
         L{HarbourClientProtocol}.
     """
-    protocol = yield connectProtocol(
-        clientFromString(reactor, endpoint), HarbourClientProtocol()
-    )
+    protocol = yield connectProtocol(clientFromString(reactor, endpoint), HarbourClientProtocol())
     try:
         yield protocol.callRemote(commands.Authenticate, token=token)
     except BaseException:

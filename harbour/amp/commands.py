@@ -10,13 +10,14 @@ answers page.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 from twisted.protocols import amp
 
 from harbour.errors import BadRequest, PayloadTooLarge, StoreUnavailable, Unauthorized
 
 #: Error codes shared by every command; order matters, subclasses first.
-ERRORS = {
+ERRORS: dict[type[Exception], bytes] = {
     Unauthorized: b"UNAUTHORIZED",
     PayloadTooLarge: b"PAYLOAD_TOO_LARGE",
     BadRequest: b"BAD_REQUEST",
@@ -38,7 +39,7 @@ class Authenticate(HarbourCommand):
     """
 
     arguments = [(b"token", amp.Unicode())]
-    response: list = []
+    response = []
 
 
 class Subscribe(HarbourCommand):
@@ -48,7 +49,7 @@ class Subscribe(HarbourCommand):
     """
 
     arguments = [(b"topic", amp.Unicode())]
-    response: list = []
+    response = []
 
 
 class Unsubscribe(HarbourCommand):
@@ -57,7 +58,7 @@ class Unsubscribe(HarbourCommand):
     """
 
     arguments = [(b"topic", amp.Unicode())]
-    response: list = []
+    response = []
 
 
 class Publish(HarbourCommand):
@@ -88,7 +89,7 @@ class Status(HarbourCommand):
     The daemon's state as one JSON document.
     """
 
-    arguments: list = []
+    arguments = []
     response = [(b"status", amp.Unicode())]
 
 
@@ -100,7 +101,7 @@ class Reload(HarbourCommand):
     (a configuration with errors changes nothing).
     """
 
-    arguments: list = []
+    arguments = []
     response = [(b"topics", amp.Unicode()), (b"errors", amp.Unicode())]
 
 
@@ -109,7 +110,7 @@ class Refresh(HarbourCommand):
     Create the tasks of every request the store lacks, now.
     """
 
-    arguments: list = []
+    arguments = []
     response = [(b"created", amp.Integer())]
 
 
@@ -170,7 +171,7 @@ class Reports(HarbourCommand):
     response = [(b"urls", amp.Unicode()), (b"total", amp.Integer())]
 
 
-def json_page(items, limit_bytes: int = 0xFFFF) -> tuple[str, int]:
+def json_page(items: Iterable[object], limit_bytes: int = 0xFFFF) -> tuple[str, int]:
     """
     Encode as many of C{items} (JSON-able values) as fit in one AMP value.
 
@@ -193,7 +194,6 @@ def encode_event(topic: str, payload_text: str) -> bytes:
     connections costs one encoding.
     """
     box = amp.AmpBox(
-        {b"_command": b"Event", b"topic": topic.encode("utf-8"),
-         b"payload": payload_text.encode("utf-8")}
+        {b"_command": b"Event", b"topic": topic.encode("utf-8"), b"payload": payload_text.encode("utf-8")}
     )
     return box.serialize()

@@ -11,22 +11,24 @@ are announcements; the task store in Redis is the truth).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable, Generator
+from typing import Any, cast
 
 import attr
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.endpoints import clientFromString
+from twisted.internet.interfaces import IProtocol, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from harbour.amp import commands
-from harbour.bus import Subscription, callback_outbox, validate_pattern
 from harbour.amp.client import HarbourClientProtocol, RemoteBus
+from harbour.bus import Outbox, Subscription, callback_outbox, validate_pattern
 from harbour.errors import BadRequest, StoreUnavailable
-from harbour.interfaces import IBus, IStatusSource
+from harbour.interfaces import IBus, IEvent, IStatusSource
 
 
 @implementer(IBus, IStatusSource)
@@ -38,12 +40,12 @@ class HubLink(Service):
 
     log = Logger()
 
-    reactor = attr.ib()
+    reactor: IReactorTime = attr.ib()
     endpoint: str = attr.ib()
     token: str = attr.ib(repr=False)
     _client: ClientService | None = attr.ib(default=None, init=False)
     _protocol: HarbourClientProtocol | None = attr.ib(default=None, init=False)
-    _subscriptions: list = attr.ib(factory=list, init=False)
+    _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
 
     def startService(self) -> None:
         """
@@ -52,14 +54,19 @@ class HubLink(Service):
         super().startService()
         factory = Factory.forProtocol(HarbourClientProtocol)
         self._client = ClientService(
-            clientFromString(self.reactor, self.endpoint), factory,
+            clientFromString(self.reactor, self.endpoint),
+            factory,
             retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=10.0),
-            clock=self.reactor, prepareConnection=self._prepare,
+            clock=self.reactor,
+            prepareConnection=self._prepare,
         )
         self._client.startService()
 
     @inlineCallbacks
-    def _prepare(self, protocol: HarbourClientProtocol):
+    def _prepare(self, connection: IProtocol) -> Generator[Deferred[Any], Any, None]:
+        # ClientService hands over a proxy of the factory's protocol that
+        # forwards every attribute to it, so it is not an instance.
+        protocol = cast(HarbourClientProtocol, connection)
         yield protocol.callRemote(commands.Authenticate, token=self.token)
         self._protocol = protocol
         protocol.disconnected.addCallback(self._lost, protocol)
@@ -68,23 +75,24 @@ class HubLink(Service):
             yield self._subscribe_remote(protocol, subscription.pattern)
         self.log.info("connected to hub {endpoint}", endpoint=self.endpoint, service="hub")
 
-    def _subscribe_remote(self, protocol: HarbourClientProtocol, pattern: str) -> Deferred:
+    def _subscribe_remote(self, protocol: HarbourClientProtocol, pattern: str) -> Deferred[dict[str, object]]:
         return protocol.callRemote(commands.Subscribe, topic=pattern)
 
-    def _lost(self, ignored, protocol) -> None:
+    def _lost(self, ignored: object, protocol: HarbourClientProtocol) -> None:
         if self._protocol is protocol:
             self._protocol = None
             if self.running:
                 self.log.warn("lost the hub {endpoint}; reconnecting", endpoint=self.endpoint, service="hub")
 
-    def when_connected(self) -> Deferred:
+    def when_connected(self) -> Deferred[None]:
         """
         @return: A Deferred firing once a connection is up, authenticated
             and subscribed (C{prepareConnection} done); call after start.
         """
+        assert self._client is not None, "when_connected() before startService()"
         return self._client.whenConnected().addCallback(lambda protocol: None)
 
-    def publish(self, topic: str, payload: object, retain: bool = False) -> Deferred:
+    def publish(self, topic: str, payload: object, retain: bool = False) -> Deferred[int]:
         """
         See L{IBus.publish}; fails with L{StoreUnavailable} while the hub is
         away.
@@ -93,7 +101,7 @@ class HubLink(Service):
             return fail(StoreUnavailable(f"not connected to the hub at {self.endpoint}"))
         return RemoteBus(self._protocol).publish(topic, payload, retain)
 
-    def subscribe(self, pattern: str, callback: Callable) -> Deferred:
+    def subscribe(self, pattern: str, callback: Callable[[IEvent], object]) -> Deferred[Subscription]:
         """
         See L{IBus.subscribe}: in force now if connected, and again after
         every reconnection.
@@ -109,11 +117,11 @@ class HubLink(Service):
         self._protocol.table.add(subscription)
         return self._subscribe_remote(self._protocol, pattern).addCallback(lambda ignored: subscription)
 
-    def _drop(self, outbox, reason: str) -> None:
+    def _drop(self, outbox: Outbox, reason: str) -> None:
         self._subscriptions = [s for s in self._subscriptions if s.outbox is not outbox]
         self.log.warn("dropped a subscriber: {reason}", reason=reason, service="hub")
 
-    def unsubscribe(self, subscription: Subscription) -> Deferred:
+    def unsubscribe(self, subscription: Subscription) -> Deferred[None]:
         """
         See L{IBus.unsubscribe}.
         """
@@ -124,13 +132,13 @@ class HubLink(Service):
         subscription.outbox.stopProducing()
         return succeed(None)
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, object]:
         """
         See L{IStatusSource.status}.
         """
         return {"hub": self.endpoint, "connected": self._protocol is not None}
 
-    def stopService(self):
+    def stopService(self) -> Deferred[None] | None:
         """
         Disconnect and stop reconnecting.
         """

@@ -14,8 +14,9 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+from collections.abc import Iterator
 from typing import BinaryIO
-from xml.etree.ElementTree import ParseError, XMLPullParser
+from xml.etree.ElementTree import Element, ParseError, XMLPullParser
 
 import attr
 
@@ -60,7 +61,7 @@ class Verdict:
     description: str = ""
 
 
-def classify(answer: bytes | str | os.PathLike | BinaryIO) -> Verdict:
+def classify(answer: bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO) -> Verdict:
     """
     Classify one OASIS answer.
 
@@ -139,6 +140,17 @@ def _verdict_for(code: int, description: str) -> Verdict:
     return Verdict(ERROR, code=code, description=text)
 
 
+def end_elements(parser: XMLPullParser[Element]) -> Iterator[Element]:
+    """
+    @return: The elements C{parser} has finished since last asked, for a
+        parser made with C{events=("end",)}.
+    """
+    for event in parser.read_events():
+        # Only "end" events were asked for, and they carry an element.
+        if len(event) == 2 and isinstance(event[1], Element):
+            yield event[1]
+
+
 class _ErrorFinder:
     """
     Streams XML and notes C{ERR_CODE}/C{ERR_DESC} by local name, whatever
@@ -146,7 +158,7 @@ class _ErrorFinder:
     """
 
     def __init__(self) -> None:
-        self._parser = XMLPullParser(events=("end",))
+        self._parser: XMLPullParser[Element] = XMLPullParser(events=("end",))
         self.code: int | None = None
         self.description = ""
 
@@ -159,7 +171,7 @@ class _ErrorFinder:
         self._drain()
 
     def _drain(self) -> None:
-        for ignored, element in self._parser.read_events():
+        for element in end_elements(self._parser):
             local = element.tag.rpartition("}")[2]
             if local == "ERR_CODE":
                 try:

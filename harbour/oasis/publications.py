@@ -16,14 +16,15 @@ import csv
 import datetime
 import io
 import zipfile
-from typing import Iterator
-from xml.etree.ElementTree import ParseError, XMLPullParser
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+from xml.etree.ElementTree import Element, ParseError, XMLPullParser
 
 import attr
 
 from harbour.oasis import classify as verdicts
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 #: The names each field goes by: the first is what the simulator writes,
 #: the others are read too.
@@ -37,6 +38,9 @@ FIELDS = {
     "time": ("PUBLICATION_TIME", "PUB_TIME"),
     "day_offset": ("TRADE_DAY_OFFSET", "DAY_OFFSET"),
 }
+
+
+_Entry = TypeVar("_Entry")
 
 
 class LogUnreadable(Exception):
@@ -116,13 +120,14 @@ def parse_schedule(answer: bytes) -> list[Scheduled]:
     return _parse(answer, _scheduled)
 
 
-def _parse(answer: bytes, build) -> list:
+def _parse(answer: bytes, build: Callable[[dict[str, str]], _Entry]) -> list[_Entry]:
     verdict = verdicts.classify(answer)
     if verdict.kind == verdicts.EMPTY:
         return []
     if verdict.kind != verdicts.DATA:
         raise LogUnreadable(verdict.description)
-    found, problems = [], []
+    found: list[_Entry] = []
+    problems: list[str] = []
     with zipfile.ZipFile(io.BytesIO(answer)) as archive:
         for name in archive.namelist():
             for row in _rows(name, archive.read(name)):
@@ -147,13 +152,13 @@ def _rows(name: str, data: bytes) -> Iterator[dict[str, str]]:
         return
     # A row is an element whose children are all leaves (ATL_ITEM in the
     # simulator's layout); matching by shape, not by name, reads any layout.
-    parser = XMLPullParser(events=("end",))
+    parser: XMLPullParser[Element] = XMLPullParser(events=("end",))
     try:
         parser.feed(data)
         parser.close()
     except ParseError as e:
         raise LogUnreadable(f"member {name} is not well-formed XML: {e}") from None
-    for ignored, element in parser.read_events():
+    for element in verdicts.end_elements(parser):
         children = list(element)
         if len(children) > 1 and all(len(child) == 0 for child in children):
             yield {child.tag.rpartition("}")[2].upper(): (child.text or "").strip() for child in children}
@@ -193,11 +198,20 @@ def _day(text: str) -> datetime.date:
 def _publication(row: dict[str, str]) -> Publication:
     status = _field(row, "status", "PUBLISHED").upper()
     version = int(_field(row, "version", "2" if status.startswith("REVIS") else "1"))
-    return Publication(_field(row, "queryname"), _field(row, "market_run_id", ""),
-                       _day(_field(row, "day")), _moment(_field(row, "published")), version)
+    return Publication(
+        _field(row, "queryname"),
+        _field(row, "market_run_id", ""),
+        _day(_field(row, "day")),
+        _moment(_field(row, "published")),
+        version,
+    )
 
 
 def _scheduled(row: dict[str, str]) -> Scheduled:
     hours, minutes = _field(row, "time").split(":")[:2]
-    return Scheduled(_field(row, "queryname"), _field(row, "market_run_id", ""),
-                     datetime.time(int(hours), int(minutes)), int(_field(row, "day_offset", "0")))
+    return Scheduled(
+        _field(row, "queryname"),
+        _field(row, "market_run_id", ""),
+        datetime.time(int(hours), int(minutes)),
+        int(_field(row, "day_offset", "0")),
+    )

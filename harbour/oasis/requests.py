@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 import posixpath
-from typing import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -20,7 +20,7 @@ import attr
 
 from harbour.config.schema import MAX_WINDOW_HOURS, ManifestTopic, ReportTopic, resolve_day, window_hours
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 ONE_DAY = datetime.timedelta(days=1)
 ONE_HOUR = datetime.timedelta(hours=1)
 
@@ -119,7 +119,7 @@ class DayTable:
         self.zone = zone
         self._days: dict[datetime.date, tuple[datetime.datetime, datetime.datetime]] = {}
         self._texts: dict[datetime.datetime, str] = {}
-        self._windows: dict[tuple, list[Window]] = {}
+        self._windows: dict[tuple[datetime.date, datetime.date, int], list[Window]] = {}
 
     def bounds(self, day: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
         """
@@ -199,10 +199,13 @@ class ReportRequests:
     def __init__(self, base_url: str, report: ReportTopic) -> None:
         self.name = report.name
         confined(report.name)
+        # The schema gives exactly one of groupid and queryname, as kind says.
         if report.kind == "group_zip":
+            assert report.groupid is not None
             self.prefix = f"{base_url}/GroupZip?groupid={quote(report.groupid, safe='')}&startdatetime="
             self.suffix = f"&version={report.version}"
         else:
+            assert report.queryname is not None
             self.prefix = f"{base_url}/SingleZip?queryname={quote(report.queryname, safe='')}&startdatetime="
             tail = []
             if report.market_run_id:
@@ -221,8 +224,7 @@ class ReportRequests:
         @return: The request for one window.
         """
         url = f"{self.prefix}{window.start_text}&enddatetime={window.end_text}{self.suffix}"
-        return ReportURL(url, f"{self.name}/{window.label}.zip", self.name,
-                         window.start, window.end)
+        return ReportURL(url, f"{self.name}/{window.label}.zip", self.name, window.start, window.end)
 
 
 def report_range(

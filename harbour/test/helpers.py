@@ -8,18 +8,24 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import attr
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.python.failure import Failure
 from twisted.internet.task import Clock
+from twisted.protocols import amp
+from twisted.python.failure import Failure
 from twisted.test import iosim
+from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from harbour.bus import Bus
 from harbour.amp.client import HarbourClientProtocol
 from harbour.amp.server import ControlProtocol, ControlService
+from harbour.bus import Bus
 from harbour.interfaces import IConfigSource
+
+if TYPE_CHECKING:
+    from harbour.store.connection import StoreService
 
 TOKEN = "test-token"
 
@@ -31,11 +37,11 @@ class RecordingConfig:
     An L{IConfigSource} that records reloads and answers what it is told.
     """
 
-    topics: list = attr.Factory(list)
-    errors: list = attr.Factory(list)
+    topics: list[str] = attr.Factory(list)
+    errors: list[str] = attr.Factory(list)
     reloads: int = 0
 
-    def reload(self) -> Deferred:
+    def reload(self) -> Deferred[tuple[list[str], list[str]]]:
         """
         Count the reload and answer with the configured result.
         """
@@ -43,7 +49,7 @@ class RecordingConfig:
         return succeed((self.topics, self.errors))
 
 
-def control_service(bus: Bus | None = None, **kwargs) -> ControlService:
+def control_service(bus: Bus | None = None, **kwargs: Any) -> ControlService:
     """
     A control service that is never started: tests connect its protocol
     over an in-memory transport instead.
@@ -59,18 +65,18 @@ def control_service(bus: Bus | None = None, **kwargs) -> ControlService:
     )
 
 
-def connected(service: ControlService):
+def connected(service: ControlService) -> tuple[HarbourClientProtocol, ControlProtocol, iosim.IOPump]:
     """
     Connect a client protocol to C{service} in memory.
 
     @return: (client protocol, server protocol, L{iosim.IOPump}).
     """
-    return iosim.connectedServerAndClient(
-        lambda: ControlProtocol(service), HarbourClientProtocol
-    )
+    return iosim.connectedServerAndClient(lambda: ControlProtocol(service), HarbourClientProtocol)
 
 
-def call(client, pump: iosim.IOPump, command, **kwargs) -> Deferred:
+def call(
+    client: HarbourClientProtocol, pump: iosim.IOPump, command: type[amp.Command], **kwargs: object
+) -> Deferred[Any]:
     """
     Call C{command} and move the bytes until it is answered.
 
@@ -78,7 +84,7 @@ def call(client, pump: iosim.IOPump, command, **kwargs) -> Deferred:
     answer arrived, so the outcome is captured at once and handed back as
     an already fired L{Deferred}.
     """
-    outcome: list = []
+    outcome: list[Any] = []
     client.callRemote(command, **kwargs).addBoth(outcome.append)
     pump.flush()
     if not outcome:
@@ -88,7 +94,7 @@ def call(client, pump: iosim.IOPump, command, **kwargs) -> Deferred:
     return succeed(outcome[0])
 
 
-def short_directory(testcase) -> Path:
+def short_directory(testcase: SynchronousTestCase) -> Path:
     """
     A fresh directory with a short path, removed after the test: unix
     socket paths may not exceed 107 bytes, and trial's own temporary
@@ -99,7 +105,7 @@ def short_directory(testcase) -> Path:
     return path
 
 
-async def private_redis(testcase):
+async def private_redis(testcase: SynchronousTestCase) -> StoreService:
     """
     Start a store on a private embedded redis-server for one test, stopped
     after it.
@@ -134,20 +140,27 @@ def self_signed(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     directory.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = directory / "cert.pem", directory.parent / "key.pem"
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return cert_path, key_path

@@ -5,19 +5,27 @@ the in-process L{Bus} and against L{RemoteBus} over an AMP connection.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from harbour.amp import commands
-from harbour.bus import MAX_VALUE_BYTES, Bus, Outbox, matches, validate_pattern
 from harbour.amp.client import RemoteBus
+from harbour.bus import MAX_VALUE_BYTES, Bus, Event, Outbox, matches, validate_pattern
 from harbour.errors import BadRequest, PayloadTooLarge
-from harbour.interfaces import IBus, ISubscription
+from harbour.interfaces import IBus, IEvent, ISubscription
 from harbour.test.helpers import TOKEN, connected, control_service
 
+if TYPE_CHECKING:
+    _MixinBase = SynchronousTestCase
+else:
+    _MixinBase = object
 
-class BusBehaviourMixin:
+
+class BusBehaviourMixin(_MixinBase):
     """
     What every L{IBus} does.  Subclasses provide C{self.bus}, the bus under
     test, C{self.hub}, the L{Bus} that events finally pass through, and
@@ -26,31 +34,32 @@ class BusBehaviourMixin:
 
     bus: IBus
     hub: Bus
+    queue_limit: int
 
     def settle(self) -> None:
         """
         Deliver whatever is in flight.
         """
 
-    def result(self, d: Deferred):
+    def result(self, d: Deferred[Any]) -> Any:
         """
         Settle, then return C{d}'s result.
         """
         self.settle()
         return self.successResultOf(d)
 
-    def failure(self, d: Deferred, *types):
+    def failure(self, d: Deferred[Any], *types: type[BaseException]) -> Failure:
         """
         Settle, then return C{d}'s failure.
         """
         self.settle()
         return self.failureResultOf(d, *types)
 
-    def collect(self, pattern: str) -> list:
+    def collect(self, pattern: str) -> list[tuple[str, object]]:
         """
         Subscribe to C{pattern}, recording (topic, payload) pairs.
         """
-        seen: list = []
+        seen: list[tuple[str, object]] = []
         self.result(self.bus.subscribe(pattern, lambda e: seen.append((e.topic, e.payload))))
         return seen
 
@@ -160,9 +169,9 @@ class BusBehaviourMixin:
         A subscriber that raises does not keep the event from the others
         and keeps receiving later events.
         """
-        calls: list = []
+        calls: list[object] = []
 
-        def broken(event):
+        def broken(event: IEvent) -> None:
             calls.append(event.payload)
             raise RuntimeError("subscriber bug")
 
@@ -180,10 +189,10 @@ class BusBehaviourMixin:
         A subscriber returning an unfired L{Deferred} gets its next event
         only once that Deferred fires; others are not held up.
         """
-        pending: list[Deferred] = []
-        slow: list = []
+        pending: list[Deferred[None]] = []
+        slow: list[object] = []
 
-        def patient(event):
+        def patient(event: IEvent) -> Deferred[None]:
             slow.append(event.payload)
             pending.append(Deferred())
             return pending[-1]
@@ -202,10 +211,10 @@ class BusBehaviourMixin:
         A subscriber that never finishes is dropped once its queue
         overflows, with a logged reason, and the others go on.
         """
-        slow: list = []
-        pending: list[Deferred] = []
+        slow: list[object] = []
+        pending: list[Deferred[None]] = []
 
-        def stuck(event):
+        def stuck(event: IEvent) -> Deferred[None]:
             slow.append(event.payload)
             pending.append(Deferred())
             return pending[-1]
@@ -226,6 +235,7 @@ class LocalBusTests(BusBehaviourMixin, SynchronousTestCase):
     The behaviour suite against the in-process L{Bus}.
     """
 
+    bus: Bus
     queue_limit = 20
 
     def setUp(self) -> None:
@@ -281,31 +291,32 @@ class OutboxTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.sent: list = []
-        self.overflows: list = []
+        self.sent: list[Event] = []
+        self.overflows: list[str] = []
         self.outbox = Outbox(self.sent.append, self.overflows.append, limit=2)
+        self.a, self.b, self.c, self.d = (Event.create("t", x) for x in "abcd")
 
     def test_pausedQueues(self) -> None:
         """
         While paused, events wait, and they are sent in order on resume.
         """
         self.outbox.pauseProducing()
-        self.outbox.put("a")
-        self.outbox.put("b")
+        self.outbox.put(self.a)
+        self.outbox.put(self.b)
         self.assertEqual((self.sent, self.outbox.waiting), ([], 2))
         self.outbox.resumeProducing()
-        self.assertEqual(self.sent, ["a", "b"])
+        self.assertEqual(self.sent, [self.a, self.b])
 
     def test_overflow(self) -> None:
         """
         One event more than the limit closes the outbox and reports why.
         """
         self.outbox.pauseProducing()
-        results = [self.outbox.put(x) for x in "abc"]
+        results = [self.outbox.put(x) for x in (self.a, self.b, self.c)]
         self.assertEqual(results, [True, True, False])
         self.assertTrue(self.outbox.closed)
         self.assertEqual(len(self.overflows), 1)
-        self.assertFalse(self.outbox.put("d"))
+        self.assertFalse(self.outbox.put(self.d))
 
 
 class PatternTests(SynchronousTestCase):

@@ -7,10 +7,14 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import cast
 
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorCore
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from harbour.amp.client import HarbourClientProtocol
 from harbour.ctl import FAILED, OK, USAGE, _status, check_config, parser
 
 
@@ -23,7 +27,7 @@ class CheckConfigTests(SynchronousTestCase):
         self.directory = Path(self.mktemp())
         self.directory.mkdir()
 
-    def run_check(self):
+    def run_check(self) -> tuple[int, str]:
         out = io.StringIO()
         return check_config(self.directory, out), out.getvalue()
 
@@ -47,8 +51,10 @@ class CheckConfigTests(SynchronousTestCase):
         self.assertEqual(code, FAILED)
         self.assertEqual(
             output.splitlines(),
-            ["a.toml:2: work.max_attempts: must be at least 1, not 0",
-             "b.toml:3: download.concurrency: must be a whole number, not 'x' (str)"],
+            [
+                "a.toml:2: work.max_attempts: must be at least 1, not 0",
+                "b.toml:3: download.concurrency: must be a whole number, not 'x' (str)",
+            ],
         )
 
     def test_missingDirectory(self) -> None:
@@ -91,22 +97,48 @@ class StatusTests(SynchronousTestCase):
         The table shows how the publications log is followed, why its last
         read failed, and each report's revisions.
         """
-        document = {"harbour": "1", "pid": 1, "uptime": 5, "services": {
-            "manifest": {"publications": {"mode": "following", "last_read": "2025-03-10T20:00:00Z",
-                                          "error": "HTTP 503", "revisions": {"lmp": 2}}},
-            "work": {"tasks": {"lmp": {"downloaded": 4, "pending": 2}}},
-        }}
+        document = {
+            "harbour": "1",
+            "pid": 1,
+            "uptime": 5,
+            "services": {
+                "manifest": {
+                    "publications": {
+                        "mode": "following",
+                        "last_read": "2025-03-10T20:00:00Z",
+                        "error": "HTTP 503",
+                        "revisions": {"lmp": 2},
+                    }
+                },
+                "work": {"tasks": {"lmp": {"downloaded": 4, "pending": 2}}},
+            },
+        }
 
         class Protocol:
-            def callRemote(self, command, **kwargs):
+            def callRemote(self, command: object, **kwargs: object) -> Deferred[dict[str, str]]:
                 return succeed({"status": json.dumps(document)})
 
         out = io.StringIO()
-        result = self.successResultOf(_status(None, Protocol(), parser().parse_args(["status"]), out))
+        # Status needs no reactor, and only callRemote of the protocol.
+        reactor = cast(IReactorCore, Clock())
+        protocol = cast(HarbourClientProtocol, Protocol())
+        result = self.successResultOf(_status(reactor, protocol, parser().parse_args(["status"]), out))
         self.assertEqual(result, OK)
         text = out.getvalue()
-        self.assertIn("publications log: following, read 2025-03-10T20:00:00Z (last read failed: HTTP 503)", text)
+        self.assertIn(
+            "publications log: following, read 2025-03-10T20:00:00Z (last read failed: HTTP 503)", text
+        )
         header, row = [line.split() for line in text.splitlines()[-2:]]
-        self.assertEqual(dict(zip(header, row)), {"report": "lmp", "pending": "2", "downloading": "0",
-                                                  "downloaded": "4", "empty": "0", "failed": "0",
-                                                  "total": "6", "revised": "2"})
+        self.assertEqual(
+            dict(zip(header, row)),
+            {
+                "report": "lmp",
+                "pending": "2",
+                "downloading": "0",
+                "downloaded": "4",
+                "empty": "0",
+                "failed": "0",
+                "total": "6",
+                "revised": "2",
+            },
+        )

@@ -36,21 +36,27 @@ import io
 import math
 import random
 import zipfile
-from typing import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, cast
 from urllib.parse import urlencode
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 import attr
 from twisted.application.service import Service
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTCP, IReactorTime, ITCPTransport
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.failure import Failure
+from twisted.web import http
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.server import NOT_DONE_YET, Request, Site
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 GMT_FORMAT = "%Y%m%dT%H:%M-0000"
 NAMESPACE = "http://www.caiso.com/soa/OASISReport_v1.xsd"
 DISCLAIMER = (
@@ -80,8 +86,13 @@ THROTTLE_PAGE = (
 )
 
 HUBS = ("TH_NP15_GEN-APND", "TH_SP15_GEN-APND", "TH_ZP26_GEN-APND")
-PRICE_ITEMS = {"LMP": "LMP_PRC", "MCC": "LMP_CONG_PRC", "MCE": "LMP_ENE_PRC",
-               "MCL": "LMP_LOSS_PRC", "MGHG": "LMP_GHG_PRC"}
+PRICE_ITEMS = {
+    "LMP": "LMP_PRC",
+    "MCC": "LMP_CONG_PRC",
+    "MCE": "LMP_ENE_PRC",
+    "MCL": "LMP_LOSS_PRC",
+    "MGHG": "LMP_GHG_PRC",
+}
 TAC_AREAS = ("CA ISO-TAC", "PGE-TAC", "SCE-TAC", "SDGE-TAC", "VEA-TAC")
 
 
@@ -111,10 +122,15 @@ CATALOGUE = {
         SimReport("PRC_INTVL_LMP", ("RTM",), "prices", minutes=5, max_hours=1),
         SimReport("PRC_RTPD_LMP", ("RTPD",), "prices", minutes=15, max_hours=1),
         SimReport("SLD_FCST", ("DAM", "ACTUAL", "RTM", "2DA", "7DA"), "load"),
-        SimReport("SLD_REN_FCST", ("DAM", "ACTUAL", "RTD", "RTPD", "HASP"), "items",
-                  items=("RENEW_FCST_DA_MW",)),
-        SimReport("ENE_SLRS", ("DAM", "RTM", "RUC", "HASP"), "items",
-                  items=("ISO_TOT_EXP_MW", "ISO_TOT_GEN_MW", "ISO_TOT_IMP_MW")),
+        SimReport(
+            "SLD_REN_FCST", ("DAM", "ACTUAL", "RTD", "RTPD", "HASP"), "items", items=("RENEW_FCST_DA_MW",)
+        ),
+        SimReport(
+            "ENE_SLRS",
+            ("DAM", "RTM", "RUC", "HASP"),
+            "items",
+            items=("ISO_TOT_EXP_MW", "ISO_TOT_GEN_MW", "ISO_TOT_IMP_MW"),
+        ),
     ]
 }
 
@@ -125,10 +141,25 @@ SECTIONS = {"prices": "Prices", "load": "System Demand", "items": "Energy"}
 PUBLICATIONS_LOG = "ATL_PUB"
 PUBLICATIONS_SCHEDULE = "ATL_PUB_SCHED"
 
-PUBLICATION_COLUMNS = ["PUBLICATION_TIME_GMT", "OPR_DT", "OASIS_SECTION", "REPORT_NAME", "MARKET_RUN_ID",
-                       "STATUS", "ATLPUB_VERSION", "DESCRIPTION"]
-SCHEDULE_COLUMNS = ["OASIS_SECTION", "REPORT_NAME", "MARKET_RUN_ID", "PUBLICATION_TYPE", "PUBLICATION_TIME",
-                    "TRADE_DAY_OFFSET", "TZ"]
+PUBLICATION_COLUMNS = [
+    "PUBLICATION_TIME_GMT",
+    "OPR_DT",
+    "OASIS_SECTION",
+    "REPORT_NAME",
+    "MARKET_RUN_ID",
+    "STATUS",
+    "ATLPUB_VERSION",
+    "DESCRIPTION",
+]
+SCHEDULE_COLUMNS = [
+    "OASIS_SECTION",
+    "REPORT_NAME",
+    "MARKET_RUN_ID",
+    "PUBLICATION_TYPE",
+    "PUBLICATION_TIME",
+    "TRADE_DAY_OFFSET",
+    "TZ",
+]
 
 #: Group zips: each group's report and market.
 GROUPS = {
@@ -168,14 +199,14 @@ class Faults:
     trickle_bytes: int = 512
 
     @classmethod
-    def parse(cls, spec: str) -> "Faults":
+    def parse(cls, spec: str) -> Faults:
         """
         Parse C{"latency=0.1,error_rate=0.2,..."}.
 
         @raise ValueError: for an unknown name or a bad number.
         """
         fields = {f.name: f for f in attr.fields(cls)}
-        values = {}
+        values: dict[str, Any] = {}
         for part in filter(None, (p.strip() for p in spec.split(","))):
             name, _, value = part.partition("=")
             if name not in fields:
@@ -229,7 +260,15 @@ def error_document(code: int, created: datetime.datetime) -> bytes:
         f"<m:DISCLAIMER_ITEM>\n<m:DISCLAIMER>{escape(DISCLAIMER)}</m:DISCLAIMER>\n</m:DISCLAIMER_ITEM>\n"
         f"<m:ERROR>\n<m:ERR_CODE>{code}</m:ERR_CODE>\n<m:ERR_DESC>{escape(MESSAGES[code])}</m:ERR_DESC>\n"
         "</m:ERROR>\n\n</m:RTO>\n</m:MessagePayload>\n</m:OASISReport>\n"
-    ).encode("utf-8")
+    ).encode()
+
+
+#: One row of a report: column name to value.
+_Row = dict[str, object]
+
+#: One entry of the publications log: when, the trading day, the status
+#: and the version.
+_LogEntry = tuple[datetime.datetime, datetime.date, str, int]
 
 
 @attr.s(frozen=True, auto_attribs=True)
@@ -255,8 +294,9 @@ def intervals(start: datetime.datetime, end: datetime.datetime, minutes: int) ->
     moment = start
     while moment < end:
         local_day = moment.astimezone(PACIFIC).date()
-        day_start = datetime.datetime(local_day.year, local_day.month, local_day.day,
-                                      tzinfo=PACIFIC).astimezone(UTC)
+        day_start = datetime.datetime(
+            local_day.year, local_day.month, local_day.day, tzinfo=PACIFIC
+        ).astimezone(UTC)
         elapsed = (moment - day_start).total_seconds() / 60
         hour = int(elapsed // 60) + 1
         number = 0 if minutes >= 60 else int(elapsed % 60 // minutes) + 1
@@ -277,13 +317,15 @@ class OasisSimulator(Resource):
         -11 hours at 13:00 the day before (as the day-ahead market does).
     @ivar broken_log: Answer C{ATL_PUB} and C{ATL_PUB_SCHED} with error
         1005, as a source without the log would.
-    @ivar requests: (time, path, query, outcome) of every request, for tests
-        and benchmarks to count.
+    @ivar requests: C{[time, path, query, outcome]} of every request, for
+        tests and benchmarks to count: the POSIX time, the path, the query
+        arguments as a C{dict}, and C{"data"}, an OASIS error code or the
+        fault met.
     """
 
     log = Logger()
 
-    clock = attr.ib()
+    clock: IReactorTime = attr.ib()
     seed: int = attr.ib(default=0)
     nodes: int = attr.ib(default=3)
     min_interval: float = attr.ib(default=0.0)
@@ -293,10 +335,10 @@ class OasisSimulator(Resource):
     last_day: datetime.date | None = attr.ib(default=None)
     publish_offset: float = attr.ib(default=0.0)
     broken_log: bool = attr.ib(default=False)
-    requests: list = attr.ib(factory=list, init=False)
-    _revisions: dict = attr.ib(factory=dict, init=False)
-    _group_seen: set = attr.ib(factory=set, init=False)
-    _attempts: dict = attr.ib(factory=dict, init=False)
+    requests: list[list[Any]] = attr.ib(factory=list, init=False)
+    _revisions: dict[tuple[str, datetime.date], list[datetime.datetime]] = attr.ib(factory=dict, init=False)
+    _group_seen: set[tuple[str, datetime.datetime, datetime.datetime, int]] = attr.ib(factory=set, init=False)
+    _attempts: dict[str, int] = attr.ib(factory=dict, init=False)
     _last_start: float | None = attr.ib(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -362,11 +404,14 @@ class OasisSimulator(Resource):
         first = start.astimezone(PACIFIC).date()
         last = (end - datetime.timedelta(seconds=1)).astimezone(PACIFIC).date()
         return "".join(
-            f"|{day}r{len(times)}" for (name, day), times in sorted(self._revisions.items())
+            f"|{day}r{len(times)}"
+            for (name, day), times in sorted(self._revisions.items())
             if name == queryname and first <= day <= last
         )
 
-    def data_window(self, start: datetime.datetime, end: datetime.datetime):
+    def data_window(
+        self, start: datetime.datetime, end: datetime.datetime
+    ) -> tuple[datetime.datetime, datetime.datetime]:
         """
         @return: The part of [start, end) that has data.
         @raise OasisError: 1000 if none of it has.
@@ -436,7 +481,9 @@ class OasisSimulator(Resource):
         members = self.members(CATALOGUE[queryname], market, version, start, end, rng, created, False)
         return deterministic_zip(members, created)
 
-    def _content_seed(self, url: str, queryname: str, start, end) -> random.Random:
+    def _content_seed(
+        self, url: str, queryname: str, start: datetime.datetime, end: datetime.datetime
+    ) -> random.Random:
         tag = self._revision_tag(queryname, start, end)
         return random.Random(hashlib.sha256(f"{self.seed}|{url}{tag}".encode()).digest())
 
@@ -465,9 +512,11 @@ class OasisSimulator(Resource):
         if not rows:
             raise OasisError(1000)
         created = now.replace(microsecond=0)
-        stem = f"{start.astimezone(PACIFIC):%Y%m%d}_{(end - datetime.timedelta(minutes=1)).astimezone(PACIFIC):%Y%m%d}_{queryname}"
+        stem = f"{_days(start, end)}_{queryname}"
         if args.get("resultformat") == "6":
-            return deterministic_zip([(f"{stem}_{created:%Y%m%d_%H_%M_%S}_v1.csv", _csv(columns, rows))], created)
+            return deterministic_zip(
+                [(f"{stem}_{created:%Y%m%d_%H_%M_%S}_v1.csv", _csv(columns, rows))], created
+            )
         return deterministic_zip([(f"{stem}_v1.xml", _atlas_xml(queryname, columns, rows, created))], created)
 
     def _pairs(self, market: str) -> Iterator[tuple[SimReport, str]]:
@@ -476,20 +525,22 @@ class OasisSimulator(Resource):
                 if market in ("ALL", "", name):
                     yield report, name
 
-    def publication_rows(self, market: str, start: datetime.datetime, end: datetime.datetime) -> list[dict]:
+    def publication_rows(
+        self, market: str, start: datetime.datetime, end: datetime.datetime
+    ) -> list[dict[str, object]]:
         """
         @return: The log's entries published in [start, end).
         """
         first, last = self.available()
         offset = datetime.timedelta(seconds=self.publish_offset)
         day = max(first, (start - offset).astimezone(PACIFIC).date() - datetime.timedelta(days=1))
-        entries = []
+        entries: list[_LogEntry] = []
         while day <= last and day <= (end - offset).astimezone(PACIFIC).date() + datetime.timedelta(days=1):
             moment = self.published_at(day)
             if start <= moment < end:
                 entries.append((moment, day, "PUBLISHED", 1))
             day += datetime.timedelta(days=1)
-        revised = {}
+        revised: dict[str, list[_LogEntry]] = {}
         for (queryname, day), times in self._revisions.items():
             for number, moment in enumerate(times, start=2):
                 if start <= moment < end and first <= day <= last:
@@ -497,17 +548,23 @@ class OasisSimulator(Resource):
         rows = []
         for report, name in self._pairs(market):
             for moment, day, status, number in sorted(entries + revised.get(report.queryname, [])):
-                rows.append({
-                    "PUBLICATION_TIME_GMT": iso(moment), "OPR_DT": day.isoformat(),
-                    "OASIS_SECTION": SECTIONS[report.layout], "REPORT_NAME": report.queryname,
-                    "MARKET_RUN_ID": name, "STATUS": status, "ATLPUB_VERSION": number,
-                    "DESCRIPTION": f"{report.queryname} {name} {day:%m/%d/%Y} "
-                                   + ("published" if number == 1 else f"revision {number - 1}"),
-                })
-        rows.sort(key=lambda row: row["PUBLICATION_TIME_GMT"])
+                rows.append(
+                    {
+                        "PUBLICATION_TIME_GMT": iso(moment),
+                        "OPR_DT": day.isoformat(),
+                        "OASIS_SECTION": SECTIONS[report.layout],
+                        "REPORT_NAME": report.queryname,
+                        "MARKET_RUN_ID": name,
+                        "STATUS": status,
+                        "ATLPUB_VERSION": number,
+                        "DESCRIPTION": f"{report.queryname} {name} {day:%m/%d/%Y} "
+                        + ("published" if number == 1 else f"revision {number - 1}"),
+                    }
+                )
+        rows.sort(key=lambda row: str(row["PUBLICATION_TIME_GMT"]))
         return rows
 
-    def schedule_rows(self, market: str) -> list[dict]:
+    def schedule_rows(self, market: str) -> list[dict[str, object]]:
         """
         @return: The publication schedule: one daily entry per report and
             market, at the local time C{publish_offset} gives.
@@ -515,45 +572,84 @@ class OasisSimulator(Resource):
         days, seconds = divmod(int(self.publish_offset), 86400)
         rows = []
         for report, name in self._pairs(market):
-            rows.append({
-                "OASIS_SECTION": SECTIONS[report.layout], "REPORT_NAME": report.queryname,
-                "MARKET_RUN_ID": name, "PUBLICATION_TYPE": "DAILY",
-                "PUBLICATION_TIME": f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}",
-                "TRADE_DAY_OFFSET": -days, "TZ": "PPT",
-            })
+            rows.append(
+                {
+                    "OASIS_SECTION": SECTIONS[report.layout],
+                    "REPORT_NAME": report.queryname,
+                    "MARKET_RUN_ID": name,
+                    "PUBLICATION_TYPE": "DAILY",
+                    "PUBLICATION_TIME": f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}",
+                    "TRADE_DAY_OFFSET": -days,
+                    "TZ": "PPT",
+                }
+            )
         return rows
 
-    def members(self, report: SimReport, market: str, version: int, start, end, rng, created,
-                csv_wanted: bool):
+    def members(
+        self,
+        report: SimReport,
+        market: str,
+        version: int,
+        start: datetime.datetime,
+        end: datetime.datetime,
+        rng: random.Random,
+        created: datetime.datetime,
+        csv_wanted: bool,
+    ) -> list[tuple[str, bytes]]:
         """
         @return: (name, bytes) of each member of a data zip.
         """
-        dates = f"{start.astimezone(PACIFIC):%Y%m%d}_{(end - datetime.timedelta(minutes=1)).astimezone(PACIFIC):%Y%m%d}"
-        stem = f"{dates}_{report.queryname}_{market}"
+        stem = f"{_days(start, end)}_{report.queryname}_{market}"
         columns, rows = self.rows(report, market, start, end, rng, version)
         if csv_wanted:
             return [(f"{stem}_{created:%Y%m%d_%H_%M_%S}_v{version}.csv", _csv(columns, rows))]
         if report.layout == "prices":
-            by_component: dict[str, list] = {}
+            by_component: dict[str, list[_Row]] = {}
             for row in rows:
-                by_component.setdefault(row["LMP_TYPE"], []).append(row)
+                by_component.setdefault(str(row["LMP_TYPE"]), []).append(row)
             return [
-                (f"{stem}_{component}_v{version}.xml", _xml(report, market, rows_of, created, "RESOURCE_NAME", "NODE"))
+                (
+                    f"{stem}_{component}_v{version}.xml",
+                    _xml(report, market, rows_of, created, "RESOURCE_NAME", "NODE"),
+                )
                 for component, rows_of in by_component.items()
             ]
         key = "RESOURCE_NAME" if report.layout == "items" else "TAC_AREA_NAME"
         return [(f"{stem}_v{version}.xml", _xml(report, market, rows, created, key, key))]
 
-    def rows(self, report: SimReport, market: str, start, end, rng, version: int):
+    def rows(
+        self,
+        report: SimReport,
+        market: str,
+        start: datetime.datetime,
+        end: datetime.datetime,
+        rng: random.Random,
+        version: int,
+    ) -> tuple[list[str], list[_Row]]:
         """
         @return: The column names and row dicts of a report's data.
         """
         spans = list(intervals(start, end, report.minutes))
         if report.layout == "prices":
             components = ["LMP", "MCC", "MCE", "MCL"] + (["MGHG"] if version > 1 else [])
-            columns = ["INTERVALSTARTTIME_GMT", "INTERVALENDTIME_GMT", "OPR_DT", "OPR_HR",
-                       "OPR_INTERVAL", "NODE_ID_XML", "NODE_ID", "NODE", "MARKET_RUN_ID",
-                       "LMP_TYPE", "XML_DATA_ITEM", "PNODE_RESMRID", "GRP_TYPE", "POS", "MW", "GROUP"]
+            columns = [
+                "INTERVALSTARTTIME_GMT",
+                "INTERVALENDTIME_GMT",
+                "OPR_DT",
+                "OPR_HR",
+                "OPR_INTERVAL",
+                "NODE_ID_XML",
+                "NODE_ID",
+                "NODE",
+                "MARKET_RUN_ID",
+                "LMP_TYPE",
+                "XML_DATA_ITEM",
+                "PNODE_RESMRID",
+                "GRP_TYPE",
+                "POS",
+                "MW",
+                "GROUP",
+            ]
             rows = []
             for index, node in enumerate(_node_names(self.nodes)):
                 base = 25 + rng.random() * 30
@@ -562,46 +658,104 @@ class OasisSimulator(Resource):
                     congestion = round(rng.gauss(0, 1.5), 5)
                     loss = round(energy * rng.uniform(-0.04, 0.04), 5)
                     ghg = round(rng.uniform(0, 0.5), 5)
-                    values = {"MCE": energy, "MCC": congestion, "MCL": loss, "MGHG": ghg,
-                              "LMP": round(energy + congestion + loss + (ghg if version > 1 else 0), 5)}
+                    values = {
+                        "MCE": energy,
+                        "MCC": congestion,
+                        "MCL": loss,
+                        "MGHG": ghg,
+                        "LMP": round(energy + congestion + loss + (ghg if version > 1 else 0), 5),
+                    }
                     for component in components:
-                        rows.append({
-                            "INTERVALSTARTTIME_GMT": iso(span.start), "INTERVALENDTIME_GMT": iso(span.end),
-                            "OPR_DT": span.day.isoformat(), "OPR_HR": span.hour, "OPR_INTERVAL": span.number,
-                            "NODE_ID_XML": node, "NODE_ID": node, "NODE": node, "MARKET_RUN_ID": market,
-                            "LMP_TYPE": component, "XML_DATA_ITEM": PRICE_ITEMS[component],
-                            "PNODE_RESMRID": node, "GRP_TYPE": "ALL_APNODES", "POS": 0,
-                            "MW": values[component], "GROUP": 6000 + index,
-                        })
+                        rows.append(
+                            {
+                                "INTERVALSTARTTIME_GMT": iso(span.start),
+                                "INTERVALENDTIME_GMT": iso(span.end),
+                                "OPR_DT": span.day.isoformat(),
+                                "OPR_HR": span.hour,
+                                "OPR_INTERVAL": span.number,
+                                "NODE_ID_XML": node,
+                                "NODE_ID": node,
+                                "NODE": node,
+                                "MARKET_RUN_ID": market,
+                                "LMP_TYPE": component,
+                                "XML_DATA_ITEM": PRICE_ITEMS[component],
+                                "PNODE_RESMRID": node,
+                                "GRP_TYPE": "ALL_APNODES",
+                                "POS": 0,
+                                "MW": values[component],
+                                "GROUP": 6000 + index,
+                            }
+                        )
             return columns, rows
         if report.layout == "load":
-            columns = ["INTERVALSTARTTIME_GMT", "INTERVALENDTIME_GMT", "LOAD_TYPE", "OPR_DT", "OPR_HR",
-                       "OPR_INTERVAL", "MARKET_RUN_ID", "TAC_AREA_NAME", "LABEL", "XML_DATA_ITEM",
-                       "POS", "MW", "EXECUTION_TYPE", "GROUP"]
+            columns = [
+                "INTERVALSTARTTIME_GMT",
+                "INTERVALENDTIME_GMT",
+                "LOAD_TYPE",
+                "OPR_DT",
+                "OPR_HR",
+                "OPR_INTERVAL",
+                "MARKET_RUN_ID",
+                "TAC_AREA_NAME",
+                "LABEL",
+                "XML_DATA_ITEM",
+                "POS",
+                "MW",
+                "EXECUTION_TYPE",
+                "GROUP",
+            ]
             rows = []
             for index, area in enumerate(TAC_AREAS):
                 base = 4000 + rng.random() * 20000
                 for span in spans:
-                    rows.append({
-                        "INTERVALSTARTTIME_GMT": iso(span.start), "INTERVALENDTIME_GMT": iso(span.end),
-                        "LOAD_TYPE": 0, "OPR_DT": span.day.isoformat(), "OPR_HR": span.hour,
-                        "OPR_INTERVAL": span.number, "MARKET_RUN_ID": market, "TAC_AREA_NAME": area,
-                        "LABEL": "Demand Forecast", "XML_DATA_ITEM": "SYS_FCST_DA_MW", "POS": 3.8,
-                        "MW": round(base * (1 + 0.2 * math.sin(span.hour / 24 * 2 * math.pi)), 2),
-                        "EXECUTION_TYPE": market, "GROUP": index + 1,
-                    })
+                    rows.append(
+                        {
+                            "INTERVALSTARTTIME_GMT": iso(span.start),
+                            "INTERVALENDTIME_GMT": iso(span.end),
+                            "LOAD_TYPE": 0,
+                            "OPR_DT": span.day.isoformat(),
+                            "OPR_HR": span.hour,
+                            "OPR_INTERVAL": span.number,
+                            "MARKET_RUN_ID": market,
+                            "TAC_AREA_NAME": area,
+                            "LABEL": "Demand Forecast",
+                            "XML_DATA_ITEM": "SYS_FCST_DA_MW",
+                            "POS": 3.8,
+                            "MW": round(base * (1 + 0.2 * math.sin(span.hour / 24 * 2 * math.pi)), 2),
+                            "EXECUTION_TYPE": market,
+                            "GROUP": index + 1,
+                        }
+                    )
             return columns, rows
-        columns = ["INTERVALSTARTTIME_GMT", "INTERVALENDTIME_GMT", "OPR_DT", "OPR_HR", "OPR_INTERVAL",
-                   "RESOURCE_NAME", "MARKET_RUN_ID", "XML_DATA_ITEM", "MW", "GROUP"]
+        columns = [
+            "INTERVALSTARTTIME_GMT",
+            "INTERVALENDTIME_GMT",
+            "OPR_DT",
+            "OPR_HR",
+            "OPR_INTERVAL",
+            "RESOURCE_NAME",
+            "MARKET_RUN_ID",
+            "XML_DATA_ITEM",
+            "MW",
+            "GROUP",
+        ]
         rows = []
         for index, item in enumerate(report.items):
             for span in spans:
-                rows.append({
-                    "INTERVALSTARTTIME_GMT": iso(span.start), "INTERVALENDTIME_GMT": iso(span.end),
-                    "OPR_DT": span.day.isoformat(), "OPR_HR": span.hour, "OPR_INTERVAL": span.number,
-                    "RESOURCE_NAME": "Caiso_Totals", "MARKET_RUN_ID": market, "XML_DATA_ITEM": item,
-                    "MW": round(rng.uniform(0, 30000), 2), "GROUP": index + 1,
-                })
+                rows.append(
+                    {
+                        "INTERVALSTARTTIME_GMT": iso(span.start),
+                        "INTERVALENDTIME_GMT": iso(span.end),
+                        "OPR_DT": span.day.isoformat(),
+                        "OPR_HR": span.hour,
+                        "OPR_INTERVAL": span.number,
+                        "RESOURCE_NAME": "Caiso_Totals",
+                        "MARKET_RUN_ID": market,
+                        "XML_DATA_ITEM": item,
+                        "MW": round(rng.uniform(0, 30000), 2),
+                        "GROUP": index + 1,
+                    }
+                )
         return columns, rows
 
     def fate(self, url: str) -> str:
@@ -636,7 +790,7 @@ class _QuietSite(Site):
     every request, and a line per request would drown harbour's own log.
     """
 
-    def log(self, request) -> None:
+    def log(self, request: http.Request) -> None:
         """
         Log nothing.
         """
@@ -649,17 +803,19 @@ class _Endpoint(Resource):
 
     isLeaf = True
 
-    def __init__(self, simulator: OasisSimulator, answer) -> None:
+    def __init__(self, simulator: OasisSimulator, answer: Callable[[dict[str, str], str], bytes]) -> None:
         super().__init__()
         self.simulator = simulator
         self.answer = answer
 
-    def render_GET(self, request) -> bytes | int:
+    def render_GET(self, request: Request) -> bytes | int:
         simulator = self.simulator
-        args = {k.decode("utf-8", "replace"): v[-1].decode("utf-8", "replace") for k, v in request.args.items()}
+        args = {
+            k.decode("utf-8", "replace"): v[-1].decode("utf-8", "replace") for k, v in request.args.items()
+        }
         path = request.path.decode("ascii", "replace")
         url = path + "?" + urlencode(sorted(args.items()))
-        record = [simulator.clock.seconds(), path, args, None]
+        record: list[Any] = [simulator.clock.seconds(), path, args, None]
         simulator.requests.append(record)
         if simulator.throttled():
             record[3] = "throttled"
@@ -682,7 +838,8 @@ class _Endpoint(Resource):
             record[3] = e.code
             first = parse_gmt(args["startdatetime"]) if _valid_gmt(args.get("startdatetime")) else None
             dates = f"{first.astimezone(PACIFIC):%Y%m%d}_{first.astimezone(PACIFIC):%Y%m%d}_" if first else ""
-            name = f"{dates}{args.get('queryname') or args.get('groupid') or 'UNKNOWN'}_v{args.get('version', '1')}.xml"
+            asked = args.get("queryname") or args.get("groupid") or "UNKNOWN"
+            name = f"{dates}{asked}_v{args.get('version', '1')}.xml"
             stamp = datetime.datetime(2026, 1, 1, tzinfo=UTC)
             body = deterministic_zip([(name, error_document(e.code, stamp))], stamp)
         request.setHeader(b"content-type", b"application/x-zip-compressed")
@@ -711,12 +868,12 @@ class _Later:
     (a server should not keep working for a closed connection).
     """
 
-    def __init__(self, clock, request) -> None:
+    def __init__(self, clock: IReactorTime, request: Request) -> None:
         self.clock = clock
-        self.pending = None
+        self.pending: IDelayedCall | None = None
         request.notifyFinish().addErrback(lambda reason: self.cancel())
 
-    def call(self, delay: float, f, *args) -> None:
+    def call(self, delay: float, f: Callable[..., object], *args: object) -> None:
         self.pending = self.clock.callLater(delay, f, *args)
 
     def cancel(self) -> None:
@@ -724,17 +881,18 @@ class _Later:
             self.pending.cancel()
 
 
-def _finish(request, body: bytes) -> None:
+def _finish(request: Request, body: bytes) -> None:
     request.write(body)
     request.finish()
 
 
-def _reset(request, body: bytes) -> None:
+def _reset(request: Request, body: bytes) -> None:
     request.write(body[: len(body) // 2])
-    request.channel.transport.abortConnection()
+    # The simulator listens on TCP only.
+    cast(ITCPTransport, request.channel.transport).abortConnection()
 
 
-def _trickle(later: _Later, request, body: bytes, size: int) -> None:
+def _trickle(later: _Later, request: Request, body: bytes, size: int) -> None:
     if len(body) <= size:
         _finish(request, body)
         return
@@ -760,6 +918,15 @@ def _valid_gmt(value: str | None) -> bool:
     return True
 
 
+def _days(start: datetime.datetime, end: datetime.datetime) -> str:
+    """
+    @return: The first and last trading days of [start, end), as OASIS
+        names files: C{20251102_20251103}.
+    """
+    last = end - datetime.timedelta(minutes=1)
+    return f"{start.astimezone(PACIFIC):%Y%m%d}_{last.astimezone(PACIFIC):%Y%m%d}"
+
+
 def _created(end: datetime.datetime, rng: random.Random) -> datetime.datetime:
     """
     A plausible creation time: some hours after the window closed.
@@ -773,7 +940,7 @@ def _node_names(count: int) -> list[str]:
     return names
 
 
-def _envelope(payload: str, created) -> bytes:
+def _envelope(payload: str, created: datetime.datetime) -> bytes:
     """
     @return: C{payload} inside the C{OASISReport} envelope OASIS sends.
     """
@@ -785,10 +952,10 @@ def _envelope(payload: str, created) -> bytes:
         f"{payload}"
         f"<DISCLAIMER_ITEM>\n<DISCLAIMER>{escape(DISCLAIMER)}</DISCLAIMER>\n</DISCLAIMER_ITEM>\n"
         "</RTO>\n</MessagePayload>\n</OASISReport>\n"
-    ).encode("utf-8")
+    ).encode()
 
 
-def _csv(columns: list[str], rows: list[dict]) -> bytes:
+def _csv(columns: list[str], rows: list[_Row]) -> bytes:
     """
     @return: C{rows} as OASIS's C{resultformat=6} CSV.
     """
@@ -799,14 +966,21 @@ def _csv(columns: list[str], rows: list[dict]) -> bytes:
     return out.getvalue().encode()
 
 
-def _xml(report: SimReport, market: str, rows: list[dict], created, resource_key: str, row_key: str) -> bytes:
+def _xml(
+    report: SimReport,
+    market: str,
+    rows: list[_Row],
+    created: datetime.datetime,
+    resource_key: str,
+    row_key: str,
+) -> bytes:
     """
     @return: Rows in the OASISReport layout: a REPORT_ITEM per resource and
         data item, with its header and one REPORT_DATA per interval.
     """
     minutes = report.minutes
     out = io.StringIO()
-    groups: dict[tuple, list[dict]] = {}
+    groups: dict[tuple[object, object], list[_Row]] = {}
     for row in rows:
         groups.setdefault((row[row_key], row["XML_DATA_ITEM"]), []).append(row)
     for (resource, item), items in groups.items():
@@ -828,7 +1002,7 @@ def _xml(report: SimReport, market: str, rows: list[dict], created, resource_key
     return _envelope(out.getvalue(), created)
 
 
-def _atlas_xml(queryname: str, columns: list[str], rows: list[dict], created) -> bytes:
+def _atlas_xml(queryname: str, columns: list[str], rows: list[_Row], created: datetime.datetime) -> bytes:
     """
     @return: Rows of an atlas report in the C{OASISReport} layout: one
         C{ATL_ITEM} per row, one element per column.
@@ -856,8 +1030,13 @@ class Options(usage.Options):
         ["nodes", None, 3, "Price nodes per answer (the size of the data).", int],
         ["first-day", None, "2020-01-01", "First trading day with data."],
         ["last-day", None, None, "Last trading day with data (default: the last one published)."],
-        ["publish-offset", None, 0.0,
-         "Hours after its start at which a trading day is published (-11: 13:00 the day before).", float],
+        [
+            "publish-offset",
+            None,
+            0.0,
+            "Hours after its start at which a trading day is published (-11: 13:00 the day before).",
+            float,
+        ],
     ]
     optFlags = [
         ["throttle-page", None, "Answer throttled requests with OASIS's 200 HTML page."],
@@ -885,10 +1064,10 @@ class SimulatorService(Service):
 
     log = Logger()
 
-    reactor = attr.ib()
+    reactor: IReactorTCP = attr.ib()
     endpoint: str = attr.ib()
     simulator: OasisSimulator = attr.ib()
-    _port = attr.ib(default=None, init=False)
+    _port: IListeningPort | None = attr.ib(default=None, init=False)
 
     def privilegedStartService(self) -> None:
         """
@@ -897,14 +1076,14 @@ class SimulatorService(Service):
         super().privilegedStartService()
         if self._port is not None:
             return
-        failures: list = []
+        failures: list[Failure] = []
         serverFromString(self.reactor, self.endpoint).listen(self.simulator.site()).addCallbacks(
             self._listening, failures.append
         )
         if failures:
             failures[0].raiseException()
 
-    def _listening(self, port) -> None:
+    def _listening(self, port: IListeningPort) -> None:
         self._port = port
         self.log.info("OASIS simulator at {url}", url=self.base_url())
 
@@ -912,10 +1091,12 @@ class SimulatorService(Service):
         """
         The C{base_url} of the simulated OASIS API (once listening).
         """
+        assert self._port is not None, "base_url() before listening"
         address = self._port.getHost()
+        assert isinstance(address, (IPv4Address, IPv6Address))
         return f"http://{address.host}:{address.port}/oasisapi"
 
-    def stopService(self):
+    def stopService(self) -> Deferred[None] | None:
         """
         Stop listening.
         """
@@ -932,10 +1113,16 @@ def makeService(options: Options) -> SimulatorService:
     from twisted.internet import reactor
 
     simulator = OasisSimulator(
-        reactor, seed=options["seed"], nodes=options["nodes"],
-        min_interval=options["min-interval"], throttle_page=options["throttle-page"],
-        faults=options["faults"], first_day=options["first-day"], last_day=options["last-day"],
-        publish_offset=options["publish-offset"] * 3600, broken_log=options["broken-log"],
+        reactor,
+        seed=options["seed"],
+        nodes=options["nodes"],
+        min_interval=options["min-interval"],
+        throttle_page=options["throttle-page"],
+        faults=options["faults"],
+        first_day=options["first-day"],
+        last_day=options["last-day"],
+        publish_offset=options["publish-offset"] * 3600,
+        broken_log=options["broken-log"],
     )
     endpoint = f"tcp:{options['port']}:interface={options['interface']}"
     return SimulatorService(reactor, endpoint, simulator)

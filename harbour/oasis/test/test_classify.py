@@ -44,7 +44,9 @@ class SampleTests(SynchronousTestCase):
         """
         The real PRC_LMP CSV zip is data, with its original member name.
         """
-        verdict = classify(SAMPLES / "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip")
+        verdict = classify(
+            SAMPLES / "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip"
+        )
         self.assertEqual(verdict.kind, DATA)
         self.assertEqual(verdict.members, ("20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1.csv",))
 
@@ -60,8 +62,12 @@ class SampleTests(SynchronousTestCase):
         """
         The real CSV and XML data samples, zipped, are data.
         """
-        for name in ["csv_PRC_LMP_DAM_v1_20200101_hubs.csv", "csv_SLD_FCST_ACTUAL_20251102_dst_fallback_erw.csv",
-                     "xml_SLD_FCST_RTM_RTPD_20140508_pyiso.xml", "xml_SLD_REN_FCST_DAM_20130919_pyiso.xml"]:
+        for name in [
+            "csv_PRC_LMP_DAM_v1_20200101_hubs.csv",
+            "csv_SLD_FCST_ACTUAL_20251102_dst_fallback_erw.csv",
+            "xml_SLD_FCST_RTM_RTPD_20140508_pyiso.xml",
+            "xml_SLD_REN_FCST_DAM_20130919_pyiso.xml",
+        ]:
             self.assertEqual(classify(sample_zip(name)).kind, DATA, name)
 
     def test_malformedXML(self) -> None:
@@ -105,7 +111,9 @@ class ShapeTests(SynchronousTestCase):
         """
         A zip cut short at any point is caught.
         """
-        data = (SAMPLES / "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip").read_bytes()
+        data = (
+            SAMPLES / "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip"
+        ).read_bytes()
         for length in [10, len(data) // 2, len(data) - 1]:
             self.assertEqual(classify(data[:length]).kind, RETRY_LATER, length)
 
@@ -125,12 +133,25 @@ class ShapeTests(SynchronousTestCase):
         import datetime
 
         stamp = datetime.datetime(2026, 1, 1)
-        for code, kind in [(1000, EMPTY), (1015, RETRY_LATER), (1001, BAD_REQUEST), (1002, BAD_REQUEST),
-                           (1004, BAD_REQUEST), (1005, BAD_REQUEST), (1016, BAD_REQUEST),
-                           (1017, BAD_REQUEST), (1018, BAD_REQUEST), (1020, BAD_REQUEST)]:
+        for code, kind in [
+            (1000, EMPTY),
+            (1015, RETRY_LATER),
+            (1001, BAD_REQUEST),
+            (1002, BAD_REQUEST),
+            (1004, BAD_REQUEST),
+            (1005, BAD_REQUEST),
+            (1016, BAD_REQUEST),
+            (1017, BAD_REQUEST),
+            (1018, BAD_REQUEST),
+            (1020, BAD_REQUEST),
+        ]:
             verdict = classify(zipped(("e.xml", error_document(code, stamp))))
             self.assertEqual((verdict.kind, verdict.code), (kind, code))
-        unknown = b'<OASISReport><ERROR><ERR_CODE>1010</ERR_CODE><ERR_DESC>System Error</ERR_DESC></ERROR></OASISReport>'
+        unknown = (
+            b"<OASISReport><ERROR><ERR_CODE>1010</ERR_CODE>"
+            b"<ERR_DESC>System Error</ERR_DESC></ERROR></OASISReport>"
+        )
         verdict = classify(zipped(("e.xml", unknown)))
-        self.assertEqual((verdict.kind, verdict.code, verdict.description),
-                         (ERROR, 1010, "OASIS error 1010: System Error"))
+        self.assertEqual(
+            (verdict.kind, verdict.code, verdict.description), (ERROR, 1010, "OASIS error 1010: System Error")
+        )

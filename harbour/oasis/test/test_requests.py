@@ -5,33 +5,39 @@ Tests for L{harbour.oasis.requests}: trading days, windows, URLs and file names.
 from __future__ import annotations
 
 import datetime
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbour.oasis.requests import UnsafeName, confined, gmt, report_urls
 from harbour.config.schema import ManifestTopic, ReportTopic, parse_file
+from harbour.oasis.requests import ReportURL, UnsafeName, confined, gmt, report_urls
 
 TODAY = datetime.date(2026, 1, 15)
 
 
-def report(**kwargs) -> ReportTopic:
+def report(**kwargs: Any) -> ReportTopic:
     """
     A SingleZip report definition with defaults for the test.
     """
-    values = dict(name="lmp", queryname="PRC_LMP", kind="single_zip", market_run_id="DAM")
+    values: dict[str, Any] = {
+        "name": "lmp",
+        "queryname": "PRC_LMP",
+        "kind": "single_zip",
+        "market_run_id": "DAM",
+    }
     values.update(kwargs)
     return ReportTopic(**values)
 
 
-def urls(start: str, end: str, *reports: ReportTopic, **manifest):
+def urls(start: str, end: str, *reports: ReportTopic, **manifest: Any) -> list[ReportURL]:
     """
     The requests of C{reports} from C{start} to C{end}.
     """
     return report_urls(ManifestTopic(start=start, end=end, **manifest), reports, TODAY)
 
 
-def query(url: str) -> dict:
+def query(url: str) -> dict[str, str]:
     return dict(parse_qsl(urlsplit(url).query))
 
 
@@ -58,8 +64,8 @@ class TradingDayTests(SynchronousTestCase):
         """
         A summer day starts at 07:00Z, a winter day at 08:00Z.
         """
-        summer, = urls("2025-07-01", "2025-07-01", report())
-        winter, = urls("2025-01-15", "2025-01-15", report())
+        (summer,) = urls("2025-07-01", "2025-07-01", report())
+        (winter,) = urls("2025-01-15", "2025-01-15", report())
         self.assertEqual(query(summer.url)["startdatetime"], "20250701T07:00-0000")
         self.assertEqual(query(winter.url)["startdatetime"], "20250115T08:00-0000")
 
@@ -82,7 +88,7 @@ class TradingDayTests(SynchronousTestCase):
         """
         Times are written as OASIS wants them.
         """
-        moment = datetime.datetime(2025, 3, 9, 8, 0, tzinfo=datetime.timezone.utc)
+        moment = datetime.datetime(2025, 3, 9, 8, 0, tzinfo=datetime.UTC)
         self.assertEqual(gmt(moment), "20250309T08:00-0000")
 
 
@@ -99,28 +105,35 @@ class WindowTests(SynchronousTestCase):
         requests = urls("2025-01-01", "2025-03-15", report(window="31d"))
         self.assertEqual(
             [r.filename for r in requests],
-            ["lmp/2025-02-13_2025-03-15.zip", "lmp/2025-01-13_2025-02-12.zip", "lmp/2025-01-01_2025-01-12.zip"],
+            [
+                "lmp/2025-02-13_2025-03-15.zip",
+                "lmp/2025-01-13_2025-02-12.zip",
+                "lmp/2025-01-01_2025-01-12.zip",
+            ],
         )
         for r in requests:
             self.assertLessEqual(r.window_end - r.window_start, datetime.timedelta(days=31, hours=1))
-        self.assertEqual(max(r.window_end for r in requests),
-                         datetime.datetime(2025, 3, 16, 7, 0, tzinfo=datetime.timezone.utc))
+        self.assertEqual(
+            max(r.window_end for r in requests), datetime.datetime(2025, 3, 16, 7, 0, tzinfo=datetime.UTC)
+        )
 
     def test_relativeStartAndToday(self) -> None:
         """
         A relative start counts back from today; "today" is the last day.
         """
         requests = urls("-2d", "today", report())
-        self.assertEqual([r.filename for r in requests],
-                         ["lmp/2026-01-15.zip", "lmp/2026-01-14.zip", "lmp/2026-01-13.zip"])
+        self.assertEqual(
+            [r.filename for r in requests], ["lmp/2026-01-15.zip", "lmp/2026-01-14.zip", "lmp/2026-01-13.zip"]
+        )
 
     def test_reportOverridesAndDisabled(self) -> None:
         """
         A report's own start/end win over the manifest's; disabled reports
         have no requests.
         """
-        requests = urls("2025-01-01", "2025-01-31",
-                        report(start="2025-01-30"), report(name="off", enabled=False))
+        requests = urls(
+            "2025-01-01", "2025-01-31", report(start="2025-01-30"), report(name="off", enabled=False)
+        )
         self.assertEqual([r.filename for r in requests], ["lmp/2025-01-31.zip", "lmp/2025-01-30.zip"])
 
 
@@ -134,9 +147,12 @@ class URLTests(SynchronousTestCase):
         SingleZip URLs carry the query name, times, market, version,
         C{resultformat=6} for CSV, and extra parameters in a stable order.
         """
-        [request] = urls("2025-01-15", "2025-01-15",
-                         report(version=12, resultformat="csv", params={"node": "B", "grp_type": "ALL"}),
-                         base_url="http://127.0.0.1:9/oasisapi")
+        [request] = urls(
+            "2025-01-15",
+            "2025-01-15",
+            report(version=12, resultformat="csv", params={"node": "B", "grp_type": "ALL"}),
+            base_url="http://127.0.0.1:9/oasisapi",
+        )
         self.assertEqual(
             request.url,
             "http://127.0.0.1:9/oasisapi/SingleZip?queryname=PRC_LMP&startdatetime=20250115T08:00-0000"
@@ -150,17 +166,24 @@ class URLTests(SynchronousTestCase):
         """
         group = ReportTopic(name="grp", groupid="DAM_LMP_GRP", kind="group_zip")
         [request] = urls("2025-01-15", "2025-01-15", group)
-        self.assertEqual(query(request.url), {
-            "groupid": "DAM_LMP_GRP", "startdatetime": "20250115T08:00-0000",
-            "enddatetime": "20250116T08:00-0000", "version": "1"})
+        self.assertEqual(
+            query(request.url),
+            {
+                "groupid": "DAM_LMP_GRP",
+                "startdatetime": "20250115T08:00-0000",
+                "enddatetime": "20250116T08:00-0000",
+                "version": "1",
+            },
+        )
         self.assertIn("/GroupZip?", request.url)
 
     def test_uniqueFilenames(self) -> None:
         """
         Every request of a year of several reports has its own file name.
         """
-        requests = urls("2024-01-01", "2024-12-31", report(), report(name="h", window="1h"),
-                        report(name="m", window="7d"))
+        requests = urls(
+            "2024-01-01", "2024-12-31", report(), report(name="h", window="1h"), report(name="m", window="7d")
+        )
         self.assertEqual(len({r.filename for r in requests}), len(requests))
         self.assertEqual(len({r.url for r in requests}), len(requests))
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 import os
 import subprocess
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from harbour.errors import ConfigurationError, StoreUnavailable
 from harbour.interfaces import IRedis, IStatusSource
-from harbour.store.server import RedisServerProcess, find_redis_server
 from harbour.store.connection import RedisAddress, StoreService
+from harbour.store.server import RedisServerProcess, find_redis_server
 from harbour.test.helpers import short_directory
 
 
@@ -30,8 +31,9 @@ class RedisAddressTests(SynchronousTestCase):
         """
         self.assertEqual(RedisAddress.parse("redis://h:7000/2"), RedisAddress("h", 7000, None, 2))
         self.assertEqual(RedisAddress.parse("redis://h"), RedisAddress("h", 6379, None, 0))
-        self.assertEqual(RedisAddress.parse("unix:///tmp/r.sock?db=3"),
-                         RedisAddress(path="/tmp/r.sock", db=3))
+        self.assertEqual(
+            RedisAddress.parse("unix:///tmp/r.sock?db=3"), RedisAddress(path="/tmp/r.sock", db=3)
+        )
 
     def test_bad(self) -> None:
         """
@@ -47,7 +49,8 @@ class StoreTests(TestCase):
     L{StoreService} with its embedded redis-server.
     """
 
-    def setUp(self) -> None:
+    # trial waits for the Deferred a setUp returns.
+    def setUp(self) -> Deferred[None]:  # type: ignore[override]
         from twisted.internet import reactor
 
         self.reactor = reactor
@@ -58,9 +61,19 @@ class StoreTests(TestCase):
         self.addCleanup(self.stop)
         return self.store.when_ready()
 
-    def stop(self):
+    def stop(self) -> Deferred[None] | None:
         if self.store.running:
             return self.store.stopService()
+        return None
+
+    @property
+    def server(self) -> RedisServerProcess:
+        """
+        The store's embedded server.
+        """
+        server = self.store.server
+        assert server is not None
+        return server
 
     async def test_interface(self) -> None:
         """
@@ -88,8 +101,7 @@ class StoreTests(TestCase):
         The embedded server listens on a unix socket in the data directory
         and on no TCP port.
         """
-        server = self.store.server
-        self.assertTrue(server.socket.exists())
+        self.assertTrue(self.server.socket.exists())
         self.assertEqual(await self.store.execute("CONFIG", "GET", "port"), ["port", "0"])
         self.assertEqual((await self.store.execute("CONFIG", "GET", "appendonly"))[1], "yes")
 
@@ -99,17 +111,17 @@ class StoreTests(TestCase):
         of hanging; the embedded server is restarted and the pool
         reconnects by itself.
         """
-        server = self.store.server
+        server = self.server
         first = server.pid
         self.store.restart_delay = 0.1
         server.kill()
         await server.ended
         with self.assertRaises(StoreUnavailable):
             await self.store.execute("PING")
-        for attempt in range(400):
+        for _attempt in range(400):
             if self.store.connected and server.pid not in (None, first):
                 break
-            await deferLater(self.reactor, 0.05, lambda: None)
+            await deferLater(self.reactor, 0.05)
         self.assertEqual(await self.store.execute("PING"), "PONG")
         self.flushLoggedErrors()
 
@@ -117,7 +129,7 @@ class StoreTests(TestCase):
         """
         Stopping the store stops redis-server and waits until it is gone.
         """
-        pid = self.store.server.pid
+        pid = self.server.pid
         await self.store.stopService()
         self.assertRaises(ProcessLookupError, os.kill, pid, 0)
 
@@ -140,15 +152,32 @@ class ServerProcessTests(TestCase):
         """
         self.directory.mkdir()
         orphan = subprocess.Popen(
-            [find_redis_server(), "--port", "0", "--unixsocket", str(self.directory / "redis.sock"),
-             "--pidfile", str(self.directory / "redis.pid"), "--dir", str(self.directory),
-             "--daemonize", "no", "--logfile", str(self.directory / "orphan.log")],
+            [
+                find_redis_server(),
+                "--port",
+                "0",
+                "--unixsocket",
+                str(self.directory / "redis.sock"),
+                "--pidfile",
+                str(self.directory / "redis.pid"),
+                "--dir",
+                str(self.directory),
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(self.directory / "orphan.log"),
+            ],
         )
-        self.addCleanup(lambda: orphan.poll() is None and orphan.kill())
+
+        def kill() -> None:
+            if orphan.poll() is None:
+                orphan.kill()
+
+        self.addCleanup(kill)
         while not (self.directory / "redis.pid").exists():
             if orphan.poll() is not None:
                 self.fail("the orphan redis-server did not start")
-            await deferLater(self.reactor, 0.02, lambda: None)
+            await deferLater(self.reactor, 0.02)
         server = RedisServerProcess(self.reactor, self.directory)
         await server.start()
         self.addCleanup(server.stop)

@@ -6,6 +6,7 @@ run against the in-memory store and against Redis (a real redis-server).
 from __future__ import annotations
 
 import datetime
+from typing import TYPE_CHECKING
 
 from twisted.internet.defer import gatherResults
 from twisted.internet.task import Clock
@@ -22,11 +23,12 @@ from harbour.store.tasks import (
     FAILED,
     PENDING,
     RedisTaskStore,
+    Task,
     task_id,
 )
 from harbour.test.helpers import private_redis
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 def request(report: str, day: int, hour: int = 0) -> ReportURL:
@@ -34,11 +36,22 @@ def request(report: str, day: int, hour: int = 0) -> ReportURL:
     A request of C{report} for 2025-01-C{day}.
     """
     start = datetime.datetime(2025, 1, day, 8 + hour, tzinfo=UTC)
-    return ReportURL(f"http://oasis/{report}?day={day}&hour={hour}", f"{report}/2025-01-{day:02d}.zip",
-                     report, start, start + datetime.timedelta(days=1))
+    return ReportURL(
+        f"http://oasis/{report}?day={day}&hour={hour}",
+        f"{report}/2025-01-{day:02d}.zip",
+        report,
+        start,
+        start + datetime.timedelta(days=1),
+    )
 
 
-class TaskStoreBehaviourMixin:
+if TYPE_CHECKING:
+    _MixinBase = TestCase
+else:
+    _MixinBase = object
+
+
+class TaskStoreBehaviourMixin(_MixinBase):
     """
     What every L{ITaskStore} does.  Subclasses set C{self.store} and
     C{self.clock} (a L{Clock} the store reads its time from).
@@ -72,7 +85,9 @@ class TaskStoreBehaviourMixin:
         """
         await self.store.create([request("a", d) for d in (3, 1, 2)])
         claimed = [await self.store.claim("w", 60) for i in range(3)]
-        self.assertEqual([t.filename for t in claimed], ["a/2025-01-03.zip", "a/2025-01-02.zip", "a/2025-01-01.zip"])
+        self.assertEqual(
+            [t.filename for t in claimed], ["a/2025-01-03.zip", "a/2025-01-02.zip", "a/2025-01-01.zip"]
+        )
         self.assertEqual({(t.state, t.attempts, t.owner) for t in claimed}, {(DOWNLOADING, 1, "w")})
         self.assertIsNone(await self.store.claim("w", 60))
         self.assertEqual(await self.store.counts(), {"a": {DOWNLOADING: 3}})
@@ -179,7 +194,7 @@ class TaskStoreBehaviourMixin:
         await self.store.finish(task.id, "w", EMPTY, error="1000")
         self.assertEqual(await self.store.retry(EMPTY, None), 1)
 
-    async def _finished(self, state: str, day: int = 1):
+    async def _finished(self, state: str, day: int = 1) -> Task:
         await self.store.create([request("a", day)])
         task = await self.store.claim("w", 60)
         await self.store.finish(task.id, "w", state, bytes=10, sha256="old")
@@ -196,8 +211,9 @@ class TaskStoreBehaviourMixin:
         changed = await self.store.revise([(task.id, self.clock.seconds() - 1, "2"), ("unknown", 0.0, "2")])
         self.assertEqual(changed, [{"id": task.id, "report": "a", "previous": DOWNLOADED, "revision": 1}])
         revised = await self.store.get(task.id)
-        self.assertEqual((revised.state, revised.revision, revised.sha256, revised.attempts),
-                         (PENDING, 1, "old", 0))
+        self.assertEqual(
+            (revised.state, revised.revision, revised.sha256, revised.attempts), (PENDING, 1, "old", 0)
+        )
         self.assertIn("revised", revised.last_error)
         self.assertEqual(await self.store.counts(), {"a": {PENDING: 1}})
         self.assertEqual(await self.store.revision_counts(), {"a": 1})
@@ -257,7 +273,8 @@ class RedisTaskStoreTests(TaskStoreBehaviourMixin, TestCase):
     The behaviour suite against L{RedisTaskStore} on a private redis-server.
     """
 
-    async def setUp(self) -> None:
+    # trial waits for the coroutine a setUp returns.
+    async def setUp(self) -> None:  # type: ignore[override]
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
         redis = await private_redis(self)

@@ -10,12 +10,16 @@ import datetime
 import io
 import zipfile
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 import treq
+from twisted.internet.address import IPv4Address
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import ResponseFailed
+from twisted.web.iweb import IResponse
 
 from harbour.oasis.classify import BAD_REQUEST, DATA, EMPTY, RETRY_LATER, classify
 from harbour.testing.simulator import Faults, OasisSimulator, intervals
@@ -30,17 +34,20 @@ class SimulatorHTTPTests(TestCase):
     A simulator listening on a loopback port.
     """
 
-    def start(self, clock=None, **kwargs) -> OasisSimulator:
+    def start(self, clock: IReactorTime | None = None, **kwargs: Any) -> OasisSimulator:
         from twisted.internet import reactor
 
         kwargs.setdefault("last_day", datetime.date(2025, 12, 31))
         simulator = OasisSimulator(clock or reactor, **kwargs)
-        port = reactor.listenTCP(0, simulator.site(), interface="127.0.0.1")
+        # Twisted types listenTCP's factory too narrowly for a Site.
+        port = reactor.listenTCP(0, simulator.site(), interface="127.0.0.1")  # type: ignore[arg-type]
         self.addCleanup(port.stopListening)
-        self.base = f"http://127.0.0.1:{port.getHost().port}/oasisapi/"
+        address = port.getHost()
+        assert isinstance(address, IPv4Address)
+        self.base = f"http://127.0.0.1:{address.port}/oasisapi/"
         return simulator
 
-    async def fetch(self, path: str):
+    async def fetch(self, path: str) -> tuple[IResponse, bytes]:
         """
         @return: (response, body bytes).
         """
@@ -56,14 +63,27 @@ class SimulatorHTTPTests(TestCase):
         cases = [
             ("SingleZip?queryname=NOPE&" + DAY + "&version=1", 1005),
             (f"SingleZip?queryname=PRC_LMP&{DAY}&market_run_id=DAM", 1020),
-            ("SingleZip?queryname=PRC_LMP&startdatetime=2025-11-02&enddatetime=x&market_run_id=DAM&version=1", 1002),
+            (
+                "SingleZip?queryname=PRC_LMP&startdatetime=2025-11-02&enddatetime=x&market_run_id=DAM&version=1",
+                1002,
+            ),
             (f"SingleZip?queryname=PRC_LMP&{DAY}&market_run_id=XYZ&version=1", 1001),
-            ("SingleZip?queryname=PRC_LMP&startdatetime=20251001T07:00-0000&enddatetime=20251103T08:00-0000"
-             "&market_run_id=DAM&version=1", 1004),
+            (
+                (
+                    "SingleZip?queryname=PRC_LMP&startdatetime=20251001T07:00-0000&enddatetime=20251103T08:00-0000"
+                    "&market_run_id=DAM&version=1"
+                ),
+                1004,
+            ),
             (f"SingleZip?queryname=PRC_INTVL_LMP&{DAY}&market_run_id=RTM&version=1", 1018),
             (LMP + "&node=" + ",".join(f"N{i}" for i in range(11)), 1017),
-            ("SingleZip?queryname=PRC_LMP&startdatetime=20300101T08:00-0000&enddatetime=20300102T08:00-0000"
-             "&market_run_id=DAM&version=1", 1000),
+            (
+                (
+                    "SingleZip?queryname=PRC_LMP&startdatetime=20300101T08:00-0000&enddatetime=20300102T08:00-0000"
+                    "&market_run_id=DAM&version=1"
+                ),
+                1000,
+            ),
             (f"GroupZip?groupid=NOPE&{DAY}&version=1", 1016),
         ]
         for path, code in cases:
@@ -74,6 +94,7 @@ class SimulatorHTTPTests(TestCase):
                 self.assertTrue(name.endswith(".xml"), name)
                 root = ElementTree.fromstring(archive.read(name))
             found = root.find(".//{http://www.caiso.com/soa/OASISReport_v1.xsd}ERR_CODE")
+            assert found is not None and found.text is not None, path
             self.assertEqual(int(found.text), code, path)
             self.assertEqual(classify(body).code, code)
         self.assertEqual(classify((await self.fetch(cases[-2][0]))[1]).kind, EMPTY)
@@ -213,7 +234,7 @@ class SimulatorHTTPTests(TestCase):
         fates = []
         for ignored in range(2):
             simulator = self.start(seed=3, faults=Faults(error_rate=0.5))
-            for attempt in range(6):
+            for _attempt in range(6):
                 await self.fetch(LMP)
             fates.append([r[3] for r in simulator.requests])
         self.assertEqual(fates[0], fates[1])
@@ -230,7 +251,7 @@ class IntervalTests(SynchronousTestCase):
         """
         Five-minute intervals are numbered 1 to 12 within their hour.
         """
-        start = datetime.datetime(2025, 1, 15, 8, tzinfo=datetime.timezone.utc)
+        start = datetime.datetime(2025, 1, 15, 8, tzinfo=datetime.UTC)
         spans = list(intervals(start, start + datetime.timedelta(hours=1), 5))
         self.assertEqual([s.number for s in spans], list(range(1, 13)))
         self.assertEqual({s.hour for s in spans}, {1})
@@ -245,6 +266,8 @@ class FaultSpecTests(SynchronousTestCase):
         """
         A spec names knobs and values; unknown knobs are refused.
         """
-        self.assertEqual(Faults.parse("latency=0.5, error_rate=0.1,trickle_bytes=64"),
-                         Faults(latency=0.5, error_rate=0.1, trickle_bytes=64))
+        self.assertEqual(
+            Faults.parse("latency=0.5, error_rate=0.1,trickle_bytes=64"),
+            Faults(latency=0.5, error_rate=0.1, trickle_bytes=64),
+        )
         self.assertRaises(ValueError, Faults.parse, "explode=1")
