@@ -198,7 +198,7 @@ def _status(
             f"redis {store.get('redis')} ({'connected' if store.get('connected') else 'NOT connected'})",
             file=out,
         )
-    publications = services.get("manifest", {}).get("publications", {})
+    publications = services.get("publications", {})
     if publications.get("mode") not in (None, "off"):
         line = f"publications log: {publications['mode']}"
         if publications.get("last_read"):
@@ -206,7 +206,7 @@ def _status(
         if publications.get("error"):
             line += f" (last read failed: {publications['error']})"
         print(line, file=out)
-    revisions = publications.get("revisions", {})
+    revisions = services.get("work", {}).get("revisions", {})
     errors = services.get("config", {}).get("errors") or []
     for error in errors:
         print(f"config error: {error}", file=out)

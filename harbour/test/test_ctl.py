@@ -102,15 +102,12 @@ class StatusTests(SynchronousTestCase):
             "pid": 1,
             "uptime": 5,
             "services": {
-                "manifest": {
-                    "publications": {
-                        "mode": "following",
-                        "last_read": "2025-03-10T20:00:00Z",
-                        "error": "HTTP 503",
-                        "revisions": {"lmp": 2},
-                    }
+                "publications": {
+                    "mode": "following",
+                    "last_read": "2025-03-10T20:00:00Z",
+                    "error": "HTTP 503",
                 },
-                "work": {"tasks": {"lmp": {"downloaded": 4, "pending": 2}}},
+                "work": {"tasks": {"lmp": {"downloaded": 4, "pending": 2}}, "revisions": {"lmp": 2}},
             },
         }
 
