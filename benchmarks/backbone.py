@@ -15,13 +15,14 @@ import sys
 import time
 from pathlib import Path
 
-from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
+from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults, succeed
 from twisted.internet.task import cooperate
 
 from harbour.amp import commands
 from harbour.amp.client import RemoteBus, connect
 from harbour.amp.server import ControlService, read_token
 from harbour.bus import Bus
+from harbour.service import DaemonControls
 from tests.processes import control_endpoint, spawn, start_harbour
 
 
@@ -125,8 +126,7 @@ async def fan_out_in_process(reactor, directory: Path, events: int = 50_000, sub
         f"unix:{directory / 'amp.sock'}",
         "bench-token",
         bus,
-        config=None,
-        status_document=dict,
+        daemon=DaemonControls(lambda: succeed({})),
     )
     control.privilegedStartService()
     control.startService()

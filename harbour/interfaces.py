@@ -302,3 +302,44 @@ class ILimiter(Interface):
 
         @return: A Deferred firing with the seconds to wait before starting.
         """
+
+
+class IDaemon(Interface):
+    """
+    What the control port may ask of the daemon it serves.  A part this
+    daemon does not run (a worker has no manifest) is refused with
+    L{harbour.errors.BadRequest}.
+    """
+
+    def status():
+        """
+        @return: A L{Deferred} firing with the C{Status} document.
+        """
+
+    def reload():
+        """
+        See L{IConfigSource.reload}.
+        """
+
+    def refresh():
+        """
+        Create the tasks the manifest has and the store lacks, now.
+
+        @return: A L{Deferred} firing with how many were created.
+        """
+
+    def requests() -> list:
+        """
+        See L{IManifest.reports}.
+        """
+
+    def task_store():
+        """
+        @return: The L{ITaskStore}.
+        """
+
+    def pausable(name: str | None) -> dict:
+        """
+        @param name: A service's name, or L{None} for all of them.
+        @return: C{{name: IPausable}}.
+        """

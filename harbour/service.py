@@ -11,24 +11,27 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attr
 from twisted.application.service import IService, MultiService
-from twisted.internet.defer import CancelledError, gatherResults, inlineCallbacks, maybeDeferred
+from twisted.internet.defer import CancelledError, Deferred, gatherResults, inlineCallbacks, maybeDeferred
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from harbour import __version__
 from harbour.amp.hub import HubLink
 from harbour.amp.server import ControlService, check_listen_endpoint, read_token
 from harbour.bus import Bus
 from harbour.config.watcher import ConfigService
-from harbour.errors import ConfigurationError
-from harbour.interfaces import IStatusSource
+from harbour.errors import BadRequest, ConfigurationError
+from harbour.interfaces import IConfigSource, IDaemon, IManifest, IPausable, IStatusSource, ITaskStore
 from harbour.oasis.client import OasisClient
+from harbour.oasis.requests import ReportURL
 from harbour.services.download import DownloadService
 from harbour.services.manifest import ManifestService
 from harbour.services.publications import PublicationsFollower
@@ -40,6 +43,8 @@ from harbour.store.tasks import RedisTaskStore
 
 if TYPE_CHECKING:
     from harbour.testing.simulator import SimulatorService
+
+T = TypeVar("T")
 
 DEFAULT_AMP = "tcp:7750:interface=127.0.0.1"
 
@@ -153,6 +158,62 @@ class HarbourService(MultiService):
         }
 
 
+@implementer(IDaemon)
+@attr.s(frozen=True, eq=False)
+class DaemonControls:
+    """
+    The daemon as its control port sees it: the parts an operator steers,
+    each optional (a part this daemon does not run is refused).
+    """
+
+    status: Callable[[], Deferred[dict[str, Any]]] = attr.ib()
+    config: IConfigSource | None = attr.ib(default=None)
+    manifest: IManifest | None = attr.ib(default=None)
+    work: WorkService | None = attr.ib(default=None)
+    tasks: ITaskStore | None = attr.ib(default=None)
+    pausables: dict[str, IPausable] = attr.ib(factory=dict)
+
+    def _part(self, part: T | None, name: str) -> T:
+        if part is None:
+            raise BadRequest(f"this harbour has no {name} service")
+        return part
+
+    def reload(self) -> Deferred[tuple[list[str], list[Any]]]:
+        """
+        See L{IDaemon.reload}.
+        """
+        return self._part(self.config, "config").reload()
+
+    def refresh(self) -> Deferred[int]:
+        """
+        See L{IDaemon.refresh}.
+        """
+        return self._part(self.work, "work").refresh()
+
+    def requests(self) -> list[ReportURL]:
+        """
+        See L{IDaemon.requests}.
+        """
+        return self._part(self.manifest, "manifest").reports()
+
+    def task_store(self) -> ITaskStore:
+        """
+        See L{IDaemon.task_store}.
+        """
+        return self._part(self.tasks, "tasks")
+
+    def pausable(self, name: str | None) -> dict[str, IPausable]:
+        """
+        See L{IDaemon.pausable}.
+        """
+        if name is None:
+            return dict(self.pausables)
+        if name not in self.pausables:
+            known = ", ".join(sorted(self.pausables)) or "none"
+            raise BadRequest(f"cannot pause or resume {name!r}: pausable services are {known}")
+        return {name: self.pausables[name]}
+
+
 def build(reactor, options: Options) -> HarbourService:
     """
     Build the service tree described by C{options}, in the order data
@@ -181,11 +242,9 @@ def build(reactor, options: Options) -> HarbourService:
     work = WorkService(reactor, tasks, manifest, bus, publications=publications, ready=known)
     download = DownloadService(reactor, tasks, client, bus, data_dir, ready=store.when_ready)
     config = ConfigService(reactor, Path(options["config-dir"]), bus, defaults)
-    control = ControlService.from_config(
-        reactor, options["amp"], Path(options["token-file"]),
-        bus=bus, config=config, status_document=root.status, manifest=manifest, work=work,
-        tasks=tasks, pausable={"work": work, "download": download},
-    )
+    daemon = DaemonControls(root.status, config, manifest, work, tasks, {"work": work, "download": download})
+    control = ControlService.from_config(reactor, options["amp"], Path(options["token-file"]), bus=bus,
+                                         daemon=daemon)
     children += [("store", store), ("bus", bus), ("workers", WorkersService(reactor, bus)),
                  ("publications", publications), ("manifest", manifest), ("work", work),
                  ("download", download), ("config", config), ("amp", control)]

@@ -18,11 +18,10 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Callable
 
 import attr
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail, inlineCallbacks, maybeDeferred
+from twisted.internet.defer import Deferred, fail, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Factory
@@ -33,7 +32,7 @@ from zope.interface import implementer
 from harbour.amp import commands
 from harbour.bus import Bus, Event, Outbox, validate_pattern
 from harbour.errors import BadRequest, ConfigurationError, Unauthorized
-from harbour.interfaces import IConfigSource, IManifest, IStatusSource, ITaskStore
+from harbour.interfaces import IDaemon, IStatusSource
 from harbour.store.tasks import FAILED, check_state
 
 #: Events held for one remote subscriber that is not reading.
@@ -222,7 +221,7 @@ class ControlProtocol(amp.AMP):
         """
         The daemon's status document.
         """
-        document = yield maybeDeferred(self._service.status_document)
+        document = yield self._service.daemon.status()
         return {"status": json.dumps(document, sort_keys=True)}
 
     @commands.Refresh.responder
@@ -231,7 +230,7 @@ class ControlProtocol(amp.AMP):
         """
         Refresh the task store from the manifest now.
         """
-        return {"created": (yield self._service.require("work").refresh())}
+        return {"created": (yield self._service.daemon.refresh())}
 
     @commands.Reports.responder
     def reports(self, offset: int, limit: int) -> dict:
@@ -239,7 +238,7 @@ class ControlProtocol(amp.AMP):
         One page of the manifest.
         """
         check_page(offset, limit)
-        urls = self._service.require("manifest").reports()
+        urls = self._service.daemon.requests()
         text, ignored = commands.json_page(u.to_json() for u in urls[offset:offset + limit])
         return {"urls": text, "total": len(urls)}
 
@@ -258,7 +257,9 @@ class ControlProtocol(amp.AMP):
         return self._switch(service, "resume")
 
     def _switch(self, service: str | None, verb: str) -> dict:
-        chosen = self._service.pausable_named(service)
+        if service is not None:
+            check_name(service, "service")
+        chosen = self._service.daemon.pausable(service)
         for pausable in chosen.values():
             getattr(pausable, verb)()
         self.log.info("{verb}d {services} for {peer}", verb=verb, services=sorted(chosen),
@@ -273,7 +274,7 @@ class ControlProtocol(amp.AMP):
         """
         check_page(offset, limit)
         check_name(report, "report")
-        tasks = self._service.require("tasks")
+        tasks = self._service.daemon.task_store()
         try:
             check_state(state)
         except ValueError as e:
@@ -289,7 +290,7 @@ class ControlProtocol(amp.AMP):
         Revive failed (or empty) tasks.
         """
         check_name(report, "report")
-        tasks = self._service.require("tasks")
+        tasks = self._service.daemon.task_store()
         try:
             count = yield tasks.retry(state or FAILED, report)
         except ValueError as e:
@@ -305,7 +306,7 @@ class ControlProtocol(amp.AMP):
         """
         Re-read the configuration directory.
         """
-        topics, errors = yield self._service.config.reload()
+        topics, errors = yield self._service.daemon.reload()
         return {"topics": json.dumps(topics), "errors": json.dumps(errors)}
 
 
@@ -338,7 +339,7 @@ class ControlService(Service):
     """
     Listens for control connections on a Twisted endpoint.
 
-    @ivar status_document: Builds the C{Status} document.
+    @ivar daemon: What the commands act on.
     """
 
     log = Logger()
@@ -347,12 +348,7 @@ class ControlService(Service):
     endpoint: str = attr.ib()
     token: str = attr.ib(repr=False)
     bus: Bus = attr.ib()
-    config: IConfigSource = attr.ib()
-    status_document: Callable[[], dict] = attr.ib()
-    manifest: IManifest | None = attr.ib(default=None)
-    work = attr.ib(default=None)
-    tasks: ITaskStore | None = attr.ib(default=None)
-    pausable: dict = attr.ib(factory=dict)
+    daemon: IDaemon = attr.ib()
     queue_limit: int = attr.ib(default=REMOTE_QUEUE_LIMIT)
     _port: IListeningPort | None = attr.ib(default=None, init=False)
     connections: set = attr.ib(factory=set, init=False)
@@ -394,29 +390,6 @@ class ControlService(Service):
         @return: The address actually listened on (the port when C{tcp:0}).
         """
         return self._port.getHost()
-
-    def require(self, name: str):
-        """
-        @return: The part called C{name} (such as C{tasks}).
-        @raise BadRequest: if this harbour has none.
-        """
-        part = getattr(self, name)
-        if part is None:
-            raise BadRequest(f"this harbour has no {name} service")
-        return part
-
-    def pausable_named(self, service: str | None) -> dict:
-        """
-        @return: The pausable service called C{service}, or all of them.
-        @raise BadRequest: for a name that is not one of them.
-        """
-        if service is None:
-            return dict(self.pausable)
-        check_name(service, "service")
-        if service not in self.pausable:
-            known = ", ".join(sorted(self.pausable)) or "none"
-            raise BadRequest(f"cannot pause or resume {service!r}: pausable services are {known}")
-        return {service: self.pausable[service]}
 
     def backlog(self) -> int:
         """

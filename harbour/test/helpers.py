@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attr
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.task import Clock
 from twisted.protocols import amp
 from twisted.python.failure import Failure
@@ -23,6 +23,7 @@ from harbour.amp.client import HarbourClientProtocol
 from harbour.amp.server import ControlProtocol, ControlService
 from harbour.bus import Bus
 from harbour.interfaces import IConfigSource
+from harbour.service import DaemonControls
 
 if TYPE_CHECKING:
     from harbour.store.connection import StoreService
@@ -54,13 +55,21 @@ def control_service(bus: Bus | None = None, **kwargs: Any) -> ControlService:
     A control service that is never started: tests connect its protocol
     over an in-memory transport instead.
     """
+    document = kwargs.pop("status_document", lambda: {"services": {}})
+    daemon = DaemonControls(
+        status=lambda: maybeDeferred(document),
+        config=kwargs.pop("config", RecordingConfig()),
+        manifest=kwargs.pop("manifest", None),
+        work=kwargs.pop("work", None),
+        tasks=kwargs.pop("tasks", None),
+        pausables=kwargs.pop("pausable", {}),
+    )
     return ControlService(
         reactor=Clock(),
         endpoint="tcp:0:interface=127.0.0.1",
         token=TOKEN,
         bus=bus if bus is not None else Bus(),
-        config=kwargs.pop("config", RecordingConfig()),
-        status_document=kwargs.pop("status_document", lambda: {"services": {}}),
+        daemon=daemon,
         **kwargs,
     )
 

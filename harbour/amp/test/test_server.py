@@ -9,12 +9,11 @@ import json
 import os
 import stat
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from harbour.amp import commands
-from harbour.bus import Bus, Event
 from harbour.amp.client import RemoteBus, connect
 from harbour.amp.server import (
     ControlService,
@@ -22,7 +21,9 @@ from harbour.amp.server import (
     load_or_create_token,
     read_token,
 )
+from harbour.bus import Bus, Event
 from harbour.errors import BadRequest, ConfigurationError, PayloadTooLarge, Unauthorized
+from harbour.service import DaemonControls
 from harbour.test.helpers import TOKEN, RecordingConfig, call, connected, control_service
 
 
@@ -226,8 +227,8 @@ class LoopbackTests(TestCase):
 
         self.bus = Bus()
         self.service = ControlService(
-            reactor, "tcp:0:interface=127.0.0.1", TOKEN, self.bus, RecordingConfig(),
-            lambda: {"services": {}},
+            reactor, "tcp:0:interface=127.0.0.1", TOKEN, self.bus,
+            DaemonControls(lambda: succeed({"services": {}}), RecordingConfig()),
         )
         self.service.privilegedStartService()
         self.service.startService()
@@ -278,7 +279,7 @@ class LoopbackTests(TestCase):
 
         port = self.service.address().port
         other = ControlService(reactor, f"tcp:{port}:interface=127.0.0.1", TOKEN, Bus(),
-                               RecordingConfig(), dict)
+                               DaemonControls(lambda: succeed({}), RecordingConfig()))
         error = self.assertRaises(ConfigurationError, other.privilegedStartService)
         self.assertIn("cannot listen", str(error))
 
@@ -396,7 +397,7 @@ class TLSTests(TestCase):
         cert, key = self_signed(self.cas)
         self.service = ControlService(
             reactor, f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}", TOKEN, Bus(),
-            RecordingConfig(), lambda: {"services": {"tls": True}},
+            DaemonControls(lambda: succeed({"services": {"tls": True}}), RecordingConfig()),
         )
         self.service.privilegedStartService()
         self.service.startService()
@@ -420,9 +421,15 @@ class TLSTests(TestCase):
 
     async def test_untrustedCertificate(self) -> None:
         """
-        A client that does not trust the certificate does not get through.
+        A client that does not trust the certificate does not get through:
+        its TLS handshake fails, and fails because the certificate could
+        not be verified (not, say, because nothing listened).
         """
+        from OpenSSL import SSL
         from twisted.internet import reactor
 
-        with self.assertRaises(Exception):
+        with self.assertRaises(SSL.Error) as caught:
             await connect(reactor, f"tls:127.0.0.1:{self.port}", TOKEN)
+        # OpenSSL's error queue: (library, function, reason) triples.
+        [queue] = caught.exception.args
+        self.assertIn("certificate verify failed", [reason for library, function, reason in queue])
