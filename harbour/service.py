@@ -29,7 +29,7 @@ from harbour.amp.server import ControlService, check_listen_endpoint, read_token
 from harbour.bus import Bus
 from harbour.config.watcher import ConfigService
 from harbour.errors import BadRequest, ConfigurationError
-from harbour.interfaces import IConfigSource, IDaemon, IManifest, IPausable, IStatusSource, ITaskStore
+from harbour.interfaces import IBus, IConfigSource, IDaemon, IManifest, IPausable, IStatusSource, ITaskStore
 from harbour.oasis.client import OasisClient
 from harbour.oasis.requests import ReportURL
 from harbour.services.download import DownloadService
@@ -223,15 +223,14 @@ def build(reactor, options: Options) -> HarbourService:
     """
     if options["role"] == "worker":
         return build_worker(reactor, options)
-    root, data_dir, store, tasks = _foundation(reactor, options)
-    children = []
+    bus = Bus()
+    root, data_dir, store, tasks = _foundation(reactor, options, bus)
+    children: list[tuple[str, IService]] = []
     defaults: dict = {}
     if options["demo"]:
         simulator = demo_simulator(reactor)
         defaults["manifest"] = {"base_url": simulator.base_url()}
         children.append(("oasis-sim", simulator))
-    bus = Bus()
-    store.bus = bus
     client = OasisClient(reactor, RedisLimiter(store, reactor, store.prefix))
     publications = PublicationsFollower(reactor, bus, store, client, store.prefix, ready=store.when_ready)
     manifest = ManifestService(reactor, bus, publications)
@@ -257,26 +256,25 @@ def build_worker(reactor, options: Options) -> HarbourService:
     brings the C{download} and C{work} configuration), and the download
     service.
     """
-    root, data_dir, store, tasks = _foundation(reactor, options)
     hub = HubLink(reactor, options["hub"], read_token(Path(options["token-file"])))
+    root, data_dir, store, tasks = _foundation(reactor, options, hub)
 
     def ready():
         return gatherResults([store.when_ready(), hub.when_connected()])
 
     client = OasisClient(reactor, RedisLimiter(store, reactor, store.prefix))
     download = DownloadService(reactor, tasks, client, hub, data_dir, ready=ready)
-    store.bus = hub
     return _adopt(root, [("store", store), ("hub", hub), ("download", download)], store)
 
 
-def _foundation(reactor, options: Options):
+def _foundation(reactor, options: Options, bus: IBus):
     """
-    What every role stands on: the root, the data directory, the store and
-    the task store on it.
+    What every role stands on: the root, the data directory, the store
+    (announcing on C{bus}) and the task store on it.
     """
     data_dir = Path(options["data-dir"])
     data_dir.mkdir(parents=True, exist_ok=True)
-    store = StoreService.from_config(reactor, options["redis"], data_dir, options["prefix"])
+    store = StoreService.from_config(reactor, options["redis"], data_dir, options["prefix"], bus)
     return HarbourService(reactor), data_dir, store, RedisTaskStore(store, reactor, store.prefix)
 
 

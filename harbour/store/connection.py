@@ -113,16 +113,23 @@ class StoreService(Service):
 
     @classmethod
     def from_config(
-        cls, reactor: IReactorTime, redis_url: str | None, data_dir: Path, prefix: str = "harbour"
+        cls,
+        reactor: IReactorTime,
+        redis_url: str | None,
+        data_dir: Path,
+        prefix: str = "harbour",
+        bus: IBus | None = None,
     ) -> StoreService:
         """
         Use C{redis_url}, or an embedded server in C{<data_dir>/redis}.
+
+        @param bus: Where to announce the connection lost and back.
         """
         prefix = prefix if prefix.endswith(":") else prefix + ":"
         if redis_url:
-            return cls(reactor, RedisAddress.parse(redis_url), prefix=prefix)
+            return cls(reactor, RedisAddress.parse(redis_url), prefix=prefix, bus=bus)
         server = RedisServerProcess(reactor, Path(data_dir) / "redis")
-        return cls(reactor, None, server, prefix=prefix)
+        return cls(reactor, None, server, prefix=prefix, bus=bus)
 
     def startService(self) -> None:
         """
