@@ -1,18 +1,12 @@
 """
-C{harbourctl}: the operator's client of a running harbour, over AMP.
-
-Exit codes: 0 success, 1 the command failed, 2 usage error, 3 cannot
-connect or not authorised.  C{check-config} works offline.
+The commands of C{harbourctl} that talk to a running harbour over AMP.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
 import sys
-import time
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any, TextIO
@@ -23,119 +17,19 @@ from rich.table import Table
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IReactorCore, IReactorTCP, IReactorTime
-from twisted.internet.task import deferLater, react
+from twisted.internet.task import deferLater
 from twisted.protocols.amp import TooLong
 
 from harbour.amp import commands
 from harbour.amp.client import HarbourClientProtocol, RemoteBus, connect
 from harbour.amp.server import read_token
-from harbour.config.schema import load_directory
+from harbour.ctl.codes import FAILED, OK, UNREACHABLE, USAGE
 from harbour.errors import BadRequest, ConfigurationError, HarbourError, Unauthorized
 from harbour.interfaces import IEvent
-from harbour.oasis.requests import market_today, report_urls
 from harbour.store.tasks import FINAL_STATES, STATES
-
-OK, FAILED, USAGE, UNREACHABLE = 0, 1, 2, 3
-
-DEFAULT_CONNECT = "tcp:127.0.0.1:7750"
 
 #: A subcommand run against a connected daemon: it fires with the exit code.
 RemoteCommand = Callable[[IReactorCore, HarbourClientProtocol, argparse.Namespace, TextIO], Deferred[int]]
-
-
-def parser() -> argparse.ArgumentParser:
-    """
-    @return: The argument parser of every subcommand.
-    """
-    top = argparse.ArgumentParser(prog="harbourctl", description=__doc__.strip().splitlines()[0])
-    top.add_argument(
-        "--connect",
-        default=os.environ.get("HARBOUR_CONNECT", DEFAULT_CONNECT),
-        help=f"control port endpoint (default {DEFAULT_CONNECT})",
-    )
-    top.add_argument(
-        "--token-file",
-        default=os.environ.get("HARBOUR_TOKEN_FILE", "data/amp.token"),
-        help="the daemon's token file (default data/amp.token)",
-    )
-    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    check = sub.add_parser("check-config", help="validate a configuration directory offline")
-    check.add_argument("directory", type=Path)
-
-    status = sub.add_parser("status", help="show the daemon's state")
-    status.add_argument("--json", action="store_true", help="print the raw JSON document")
-
-    publish = sub.add_parser("publish", help="publish a JSON payload on a topic")
-    publish.add_argument("topic")
-    publish.add_argument("payload", help="JSON text")
-    publish.add_argument("--retain", action="store_true", help="keep as the topic's current value")
-
-    subscribe = sub.add_parser("subscribe", help="print events as JSON lines until Ctrl-C")
-    subscribe.add_argument("topics", nargs="+", metavar="TOPIC", help="a topic or prefix*")
-
-    sub.add_parser("reload", help="re-read the configuration directory now")
-    sub.add_parser("refresh", help="create the tasks the manifest has and the store lacks, now")
-    for verb in ("pause", "resume"):
-        command = sub.add_parser(verb, help=f"{verb} a service (download or work), or all")
-        command.add_argument("service", nargs="?")
-
-    tasks = sub.add_parser("tasks", help="list tasks by state")
-    tasks.add_argument("--state", default="failed", help="pending, downloading, downloaded, empty, failed")
-    tasks.add_argument("--report")
-    tasks.add_argument("--limit", type=int, default=50)
-    tasks.add_argument("--offset", type=int, default=0)
-    tasks.add_argument("--json", action="store_true", help="print the raw JSON list")
-
-    retry = sub.add_parser("retry", help="put failed (or empty) tasks back to pending")
-    retry.add_argument("--state", default="failed")
-    retry.add_argument("--report")
-
-    watch = sub.add_parser("watch", help="live progress bars per report until Ctrl-C")
-    watch.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
-
-    manifest = sub.add_parser("manifest", help="print every report URL of a configuration, offline")
-    manifest.add_argument("--config-dir", type=Path, default=Path("config"))
-    manifest.add_argument("--start", type=datetime.date.fromisoformat, help="first trading day (YYYY-MM-DD)")
-    manifest.add_argument("--end", type=datetime.date.fromisoformat, help="last trading day (YYYY-MM-DD)")
-    manifest.add_argument("--today", type=datetime.date.fromisoformat, help=argparse.SUPPRESS)
-    return top
-
-
-def check_config(directory: Path, out: TextIO) -> int:
-    """
-    Print every problem of a configuration directory as C{file:line: message}.
-
-    @return: L{OK} if there are none, else L{FAILED}.
-    """
-    if not directory.is_dir():
-        print(f"{directory}: not a directory", file=out)
-        return FAILED
-    configuration, problems = load_directory(directory)
-    for problem in problems:
-        print(problem, file=out)
-    if configuration is None:
-        return FAILED
-    print(f"{directory}: OK ({len(configuration.sources)} topics from files)", file=out)
-    return OK
-
-
-def print_manifest(args: argparse.Namespace, out: TextIO) -> int:
-    """
-    Print the URL of every request of a configuration directory, one a line.
-
-    @return: L{OK}, or L{FAILED} if the configuration has errors.
-    """
-    configuration, problems = load_directory(args.config_dir)
-    for problem in problems:
-        print(problem, file=sys.stderr)
-    if configuration is None:
-        return FAILED
-    manifest = configuration.topics["manifest"]
-    today = args.today or market_today(manifest, time.time())
-    for request in report_urls(manifest, configuration.topics["reports"], today, args.start, args.end):
-        out.write(request.url + "\n")
-    return OK
 
 
 @inlineCallbacks
@@ -380,27 +274,3 @@ _COMMANDS: dict[str, RemoteCommand] = {
 }
 
 
-def main(argv: list[str] | None = None) -> None:
-    """
-    The C{harbourctl} console script.
-    """
-    args = parser().parse_args(argv)
-    if args.command == "check-config":
-        sys.exit(check_config(args.directory, sys.stdout))
-    if args.command == "manifest":
-        sys.exit(print_manifest(args, sys.stdout))
-
-    @inlineCallbacks
-    def _main(reactor: IReactorCore) -> Generator[Deferred[Any], Any, None]:
-        interrupted: list[bool] = []
-        reactor.addSystemEventTrigger("before", "shutdown", interrupted.append, True)
-        try:
-            code = yield run_remote(reactor, args, sys.stdout)
-        except Exception:
-            if interrupted:
-                return  # Ctrl-C: whatever was under way, stopping is success
-            raise
-        if code and not interrupted:
-            raise SystemExit(code)
-
-    react(_main)
