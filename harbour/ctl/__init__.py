@@ -21,11 +21,19 @@ from twisted.internet.interfaces import IReactorCore
 from twisted.internet.task import react
 
 from harbour.ctl.codes import DEFAULT_CONNECT, FAILED, OK, UNREACHABLE, USAGE
-from harbour.ctl.offline import check_config, print_manifest
+from harbour.ctl.offline import check_config, plan_table, print_manifest, show_catalogue
 from harbour.ctl.remote import _status, run_remote
 
 __all__ = [
-    "FAILED", "OK", "UNREACHABLE", "USAGE", "_status", "check_config", "main", "parser", "print_manifest",
+    "FAILED",
+    "OK",
+    "UNREACHABLE",
+    "USAGE",
+    "_status",
+    "check_config",
+    "main",
+    "parser",
+    "print_manifest",
 ]
 
 
@@ -80,6 +88,17 @@ def parser() -> argparse.ArgumentParser:
     watch = sub.add_parser("watch", help="live progress bars per report until Ctrl-C")
     watch.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
 
+    catalogue = sub.add_parser("catalogue", help="the OASIS reports harbour knows, or one of them, offline")
+    catalogue.add_argument("name", nargs="?", help="a queryname or groupid")
+
+    plans = sub.add_parser(
+        "plan", help="requests and hours a configuration needs (with what a reachable daemon has done)"
+    )
+    plans.add_argument("--config-dir", type=Path, default=Path("config"))
+    plans.add_argument("--json", action="store_true", help="print JSON")
+    plans.add_argument("--offline", action="store_true", help="do not ask the daemon")
+    plans.add_argument("--today", type=datetime.date.fromisoformat, help=argparse.SUPPRESS)
+
     manifest = sub.add_parser("manifest", help="print every report URL of a configuration, offline")
     manifest.add_argument("--config-dir", type=Path, default=Path("config"))
     manifest.add_argument("--start", type=datetime.date.fromisoformat, help="first trading day (YYYY-MM-DD)")
@@ -97,6 +116,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(check_config(args.directory, sys.stdout))
     if args.command == "manifest":
         sys.exit(print_manifest(args, sys.stdout))
+    if args.command == "catalogue":
+        sys.exit(show_catalogue(args.name, sys.stdout))
+    if args.command == "plan" and args.offline:
+        sys.exit(plan_table(args, sys.stdout))
 
     @inlineCallbacks
     def _main(reactor: IReactorCore) -> Generator[Deferred[Any], Any, None]:
@@ -104,6 +127,9 @@ def main(argv: list[str] | None = None) -> None:
         reactor.addSystemEventTrigger("before", "shutdown", interrupted.append, True)
         try:
             code = yield run_remote(reactor, args, sys.stdout)
+            if code == UNREACHABLE and args.command == "plan":
+                print("harbourctl: planning without the daemon's progress", file=sys.stderr)
+                code = plan_table(args, sys.stdout)
         except Exception:
             if interrupted:
                 return  # Ctrl-C: whatever was under way, stopping is success

@@ -1,19 +1,28 @@
 """
 The commands of C{harbourctl} that need no daemon: checking a
-configuration directory and listing its requests.
+configuration directory, listing its requests, the catalogue of OASIS
+reports, and the plan of a configuration (which may add what a running
+daemon has done).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.table import Table
 
 from harbour.config.schema import load_directory
 from harbour.ctl.codes import FAILED, OK
+from harbour.oasis.catalogue import load_catalogue
+from harbour.oasis.plan import plan, trading_days
 from harbour.oasis.requests import market_today, report_urls
+from harbour.store.tasks import FINAL_STATES
 
 
 def check_config(directory: Path, out: TextIO) -> int:
@@ -52,3 +61,113 @@ def print_manifest(args: argparse.Namespace, out: TextIO) -> int:
     return OK
 
 
+def show_catalogue(name: str | None, out: TextIO) -> int:
+    """
+    Print the catalogue of OASIS reports, or everything it says of C{name}.
+
+    @return: L{OK}, or L{FAILED} for a name it does not know.
+    """
+    catalogue = load_catalogue()
+    if name is None:
+        table = Table("name", "kind", "markets", "window", "all nodes", "published", box=None)
+        table.add_column("description", no_wrap=True, overflow="ellipsis", max_width=70)
+        for entry in catalogue.reports + catalogue.groups:
+            table.add_row(
+                entry.name,
+                entry.kind,
+                ",".join(entry.market_run_ids),
+                entry.max_span,
+                entry.max_span_all_nodes or "",
+                entry.publication or "",
+                entry.description.split(". ")[0],
+            )
+        Console(file=out, width=200).print(table)
+        return OK
+    entry = catalogue.entry(queryname=name) or catalogue.entry(groupid=name)
+    if entry is None:
+        close = catalogue.closest(name)
+        print(f"{name}: not in the catalogue" + (f' (did you mean "{close}"?)' if close else ""), file=out)
+        return FAILED
+    print(f"{entry.name} ({entry.kind}, interface specification section {entry.section})", file=out)
+    print(f"  {entry.description}", file=out)
+    print(
+        f"  markets: {', '.join(entry.market_run_ids) or '-'}; versions: "
+        f"{', '.join(map(str, entry.versions)) or '-'}; CSV: {'yes' if entry.csv else 'no'}",
+        file=out,
+    )
+    limit = entry.max_span + (
+        f" ({entry.max_span_all_nodes} for all nodes)" if entry.max_span_all_nodes else ""
+    )
+    print(f"  one request covers at most {limit}", file=out)
+    if entry.publication:
+        print(f"  published {entry.publication}: {entry.publication_note}", file=out)
+    for param in entry.params:
+        need = "required" if param.required else "recommended" if param.recommended else "optional"
+        values = f": {', '.join(param.values)}" if param.values else ""
+        print(f"  {param.name} ({need}){values}", file=out)
+    return OK
+
+
+def plan_table(args: argparse.Namespace, out: TextIO, done: dict[str, dict[str, int]] | None = None) -> int:
+    """
+    Print what a configuration costs: per report and in all, its requests
+    and the hours they take at C{min_request_interval}; with C{done} (task
+    counts of a running daemon), how many are already done.
+
+    @return: L{OK}, or L{FAILED} if the configuration has errors.
+    """
+    configuration, problems = load_directory(args.config_dir)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if configuration is None:
+        return FAILED
+    manifest, interval = (
+        configuration.topics["manifest"],
+        configuration.topics["download"].min_request_interval,
+    )
+    today = args.today or market_today(manifest, time.time())
+    plans = plan(manifest, configuration.topics["reports"], today)
+    rows = []
+    for p in plans:
+        row: dict[str, Any] = {
+            "report": p.report,
+            "window": p.window,
+            "first": p.first.isoformat(),
+            "last": p.last.isoformat(),
+            "requests": p.requests,
+            "hours": round(p.seconds(interval) / 3600, 2),
+        }
+        if done is not None:
+            states = done.get(p.report, {})
+            row["done"] = sum(states.get(state, 0) for state in FINAL_STATES)
+            row["hours_left"] = round(max(0, p.requests - row["done"]) * interval / 3600, 2)
+        rows.append(row)
+    total = sum(p.requests for p in plans)
+    daily = trading_days(plans)
+    summary: dict[str, Any] = {
+        "requests": total,
+        "hours": round(total * interval / 3600, 2),
+        "min_request_interval": interval,
+        "one_per_trading_day": daily,
+        "saved": round(daily / total, 1) if total else None,
+    }
+    if done is not None:
+        summary["hours_left"] = round(sum(r["hours_left"] for r in rows), 2)
+    if args.json:
+        out.write(json.dumps({"reports": rows, "total": summary}, indent=2) + "\n")
+        return OK
+    columns = ["report", "window", "first", "last", "requests", "hours"] + (
+        ["done", "hours_left"] if done else []
+    )
+    table = Table(*columns, box=None)
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in columns))
+    Console(file=out, width=160).print(table)
+    print(
+        f"{total:,} requests, {summary['hours']:g} h at one request every {interval:g} s"
+        + (f"; {summary['hours_left']:g} h left" if done is not None else ""),
+        file=out,
+    )
+    if total:
+        print(f"one request per trading day would take {daily:,} ({summary['saved']:g}x as many)", file=out)
+    return OK

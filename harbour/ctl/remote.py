@@ -24,6 +24,7 @@ from harbour.amp import commands
 from harbour.amp.client import HarbourClientProtocol, RemoteBus, connect
 from harbour.amp.server import read_token
 from harbour.ctl.codes import FAILED, OK, UNREACHABLE, USAGE
+from harbour.ctl.offline import plan_table
 from harbour.errors import BadRequest, ConfigurationError, HarbourError, Unauthorized
 from harbour.interfaces import IEvent
 from harbour.store.tasks import FINAL_STATES, STATES
@@ -260,7 +261,20 @@ def _reload(
     return OK
 
 
+@inlineCallbacks
+def _plan(
+    reactor: IReactorCore, protocol: HarbourClientProtocol, args: argparse.Namespace, out: TextIO
+) -> Generator[Deferred[Any], Any, int]:
+    """
+    The plan of a configuration, with what the daemon has done of it.
+    """
+    document = json.loads((yield protocol.callRemote(commands.Status))["status"])
+    counts = document.get("services", {}).get("work", {}).get("tasks", {})
+    return plan_table(args, out, counts if isinstance(counts, dict) and "error" not in counts else None)
+
+
 _COMMANDS: dict[str, RemoteCommand] = {
+    "plan": _plan,
     "status": _status,
     "publish": _publish,
     "subscribe": _subscribe,
@@ -272,5 +286,3 @@ _COMMANDS: dict[str, RemoteCommand] = {
     "pause": _pauser(commands.Pause, "paused"),
     "resume": _pauser(commands.Resume, "resumed"),
 }
-
-

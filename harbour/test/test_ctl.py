@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.amp.client import HarbourClientProtocol
 from harbour.ctl import FAILED, OK, USAGE, _status, check_config, parser
+from harbour.ctl.offline import plan_table, show_catalogue
 
 
 class CheckConfigTests(SynchronousTestCase):
@@ -139,3 +140,101 @@ class StatusTests(SynchronousTestCase):
                 "revised": "2",
             },
         )
+
+
+class CatalogueCommandTests(SynchronousTestCase):
+    """
+    Tests for C{harbourctl catalogue}.
+    """
+
+    def test_lists(self) -> None:
+        """
+        Without a name, every report and group is listed with its window.
+        """
+        out = io.StringIO()
+        self.assertEqual(show_catalogue(None, out), OK)
+        text = out.getvalue()
+        self.assertIn("PRC_INTVL_LMP", text)
+        self.assertIn("DAM_LMP_GRP", text)
+
+    def test_one(self) -> None:
+        """
+        With a name, its markets, limits, publication and parameters.
+        """
+        out = io.StringIO()
+        self.assertEqual(show_catalogue("PRC_LMP", out), OK)
+        text = out.getvalue()
+        self.assertIn("one request covers at most 31d (1d for all nodes)", text)
+        self.assertIn("grp_type", text)
+
+    def test_unknown(self) -> None:
+        """
+        An unknown name exits 1 and suggests the closest known one.
+        """
+        out = io.StringIO()
+        self.assertEqual(show_catalogue("PRC_LMPX", out), FAILED)
+        self.assertIn('did you mean "PRC_LMP"?', out.getvalue())
+
+
+class PlanCommandTests(SynchronousTestCase):
+    """
+    Tests for C{harbourctl plan}.
+    """
+
+    def setUp(self) -> None:
+        self.directory = Path(self.mktemp())
+        self.directory.mkdir()
+        (self.directory / "a.toml").write_text(
+            '[manifest]\nstart = "2025-01-01"\nend = "2025-03-31"\n'
+            "[download]\nmin_request_interval = 5\n"
+            '[[reports]]\nname = "load"\nqueryname = "SLD_FCST"\nmarket_run_id = "DAM"\nwindow = "31d"\n'
+            '[[reports]]\nname = "lmp"\nqueryname = "PRC_LMP"\nmarket_run_id = "DAM"\nwindow = "1d"\n'
+            'params = { grp_type = "ALL_APNODES" }\n'
+        )
+
+    def run_plan(self, *extra: str, done: dict[str, dict[str, int]] | None = None) -> tuple[int, str]:
+        out = io.StringIO()
+        args = parser().parse_args(["plan", "--config-dir", str(self.directory), *extra])
+        return plan_table(args, out, done), out.getvalue()
+
+    def test_counts(self) -> None:
+        """
+        Each report's requests over its range, the hours they take at
+        C{min_request_interval}, and the total against one request per
+        trading day.
+        """
+        code, text = self.run_plan("--json")
+        self.assertEqual(code, OK)
+        document = json.loads(text)
+        by_report = {row["report"]: row for row in document["reports"]}
+        self.assertEqual(by_report["lmp"]["requests"], 90)
+        self.assertEqual(by_report["load"]["requests"], 3)
+        self.assertEqual(document["total"]["requests"], 93)
+        self.assertEqual(document["total"]["hours"], round(93 * 5 / 3600, 2))
+        self.assertEqual(document["total"]["one_per_trading_day"], 180)
+
+    def test_done(self) -> None:
+        """
+        With a daemon's counts, what is done and the hours left.
+        """
+        code, text = self.run_plan("--json", done={"lmp": {"downloaded": 80, "pending": 10}})
+        rows = {row["report"]: row for row in json.loads(text)["reports"]}
+        self.assertEqual((rows["lmp"]["done"], rows["load"]["done"]), (80, 0))
+        self.assertEqual(rows["lmp"]["hours_left"], round(10 * 5 / 3600, 2))
+
+    def test_table(self) -> None:
+        """
+        Without C{--json}, a table and a summary line.
+        """
+        code, text = self.run_plan()
+        self.assertEqual(code, OK)
+        self.assertIn("93 requests", text)
+        self.assertIn("one request per trading day would take 180", text)
+
+    def test_badConfiguration(self) -> None:
+        """
+        A configuration with errors plans nothing and exits 1.
+        """
+        (self.directory / "b.toml").write_text("[work]\nmax_attempts = 0\n")
+        code, text = self.run_plan()
+        self.assertEqual(code, FAILED)

@@ -1,0 +1,61 @@
+"""
+What a configuration costs in requests: per report, how many requests its
+range needs and how long they take under OASIS's politeness rule.  Under a
+rule of one request every few seconds, requests are the cost of a mirror,
+whatever the bandwidth.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+
+import attr
+
+from harbour.config.schema import ManifestTopic, ReportTopic
+from harbour.oasis.requests import report_range, report_urls
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class ReportPlan:
+    """
+    The requests of one report over its range.
+
+    @ivar window: The span of one request.
+    @ivar first: The first trading day of the range.
+    @ivar last: The last trading day of the range.
+    """
+
+    report: str
+    window: str
+    first: datetime.date
+    last: datetime.date
+    requests: int
+
+    def seconds(self, interval: float) -> float:
+        """
+        @return: How long the requests take, one every C{interval} seconds.
+        """
+        return self.requests * interval
+
+
+def plan(manifest: ManifestTopic, reports: Iterable[ReportTopic], today: datetime.date) -> list[ReportPlan]:
+    """
+    @return: The plan of every enabled report, in the configuration's order.
+    """
+    plans = []
+    for report in reports:
+        if not report.enabled:
+            continue
+        first, last = report_range(manifest, report, today)
+        count = len(report_urls(manifest, [report], today))
+        plans.append(ReportPlan(report.name, report.window or "", first, last, count))
+    return plans
+
+
+def trading_days(plans: Iterable[ReportPlan]) -> int:
+    """
+    @return: The requests of the same reports at one request per trading
+        day, as most scripts ask.
+    """
+    return sum((p.last - p.first).days + 1 for p in plans if p.last >= p.first)
