@@ -71,15 +71,15 @@ def show_catalogue(name: str | None, out: TextIO) -> int:
     if name is None:
         table = Table("name", "kind", "markets", "window", "all nodes", "published", box=None)
         table.add_column("description", no_wrap=True, overflow="ellipsis", max_width=70)
-        for entry in catalogue.reports + catalogue.groups:
+        for listed in catalogue.reports + catalogue.groups:
             table.add_row(
-                entry.name,
-                entry.kind,
-                ",".join(entry.market_run_ids),
-                entry.max_span,
-                entry.max_span_all_nodes or "",
-                entry.publication or "",
-                entry.description.split(". ")[0],
+                listed.name,
+                listed.kind,
+                ",".join(listed.market_run_ids),
+                listed.max_span,
+                listed.max_span_all_nodes or "",
+                listed.publication or "",
+                listed.description.split(". ")[0],
             )
         Console(file=out, width=200).print(table)
         return OK
