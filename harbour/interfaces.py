@@ -8,7 +8,24 @@ suite (C{harbour.test.test_bus}) runs against each implementation.
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    # Only named in annotations: these modules import this one.
+    from harbour.bus import Subscription
+    from harbour.oasis.publications import Publication
+    from harbour.oasis.requests import ReportURL
+    from harbour.store.tasks import Revised, Revision, Task
+
+#: A C{Status} document, or one service's entry in it: JSON-serialisable.
+#: Its values are L{Any}, as those of a decoded JSON document are, so that
+#: its readers can index into it.
+StatusDocument = dict[str, Any]
 
 
 class IEvent(Interface):
@@ -37,7 +54,7 @@ class IBus(Interface):
     never allowed to hold up the others.
     """
 
-    def publish(topic: str, payload: object, retain: bool = False):
+    def publish(topic: str, payload: object, retain: bool = False) -> Deferred[int]:
         """
         Publish C{payload} on C{topic}.
 
@@ -50,7 +67,7 @@ class IBus(Interface):
             (bad topic) or L{harbour.errors.PayloadTooLarge}.
         """
 
-    def subscribe(pattern: str, callback):
+    def subscribe(pattern: str, callback: Callable[[IEvent], object]) -> Deferred[Subscription]:
         """
         Call C{callback} with an L{IEvent} for each event on a topic that
         matches C{pattern}: a topic, or a prefix followed by C{*}.
@@ -60,10 +77,12 @@ class IBus(Interface):
 
         @return: A L{Deferred} firing with an L{ISubscription} once the
             subscription is in force (retained values may already have been
-            delivered).
+            delivered).  Every bus (local, remote, hub link) hands out a
+            L{harbour.bus.Subscription}, and only takes back its own in
+            L{unsubscribe}, so that is the type named here.
         """
 
-    def unsubscribe(subscription):
+    def unsubscribe(subscription: Subscription) -> Deferred[None]:
         """
         End a subscription made by L{subscribe}.
 
@@ -76,7 +95,7 @@ class IStatusSource(Interface):
     Something that reports its state for the C{Status} command.
     """
 
-    def status():
+    def status() -> StatusDocument | Deferred[StatusDocument]:
         """
         @return: A JSON-serialisable description of the current state, or a
             L{Deferred} firing with one.
@@ -88,12 +107,13 @@ class IConfigSource(Interface):
     The configuration service as seen by the control listener.
     """
 
-    def reload():
+    def reload() -> Deferred[tuple[list[str], list[str]]]:
         """
         Read the configuration directory again and publish what changed.
 
-        @return: A L{Deferred} firing with the list of topics republished;
-            a bad configuration publishes C{config.error} and changes nothing.
+        @return: A L{Deferred} firing with the topics republished and the
+            problems found (as C{file:line: message} strings); a bad
+            configuration publishes C{config.error} and changes nothing.
         """
 
 
@@ -102,13 +122,13 @@ class IManifest(Interface):
     The MANIFEST SERVER: which report requests exist.
     """
 
-    def reports() -> list:
+    def reports() -> list[ReportURL]:
         """
         @return: Every L{harbour.oasis.requests.ReportURL} of the enabled reports over
             their date ranges, each report's newest windows first.
         """
 
-    def revised(entries: list) -> list:
+    def revised(entries: list[Publication]) -> list[tuple[ReportURL, Publication]]:
         """
         @param entries: L{harbour.oasis.publications.Publication}s read from
             the publications log.
@@ -122,21 +142,21 @@ class IPublications(Interface):
     What the publications log says: which days are out, and what changed.
     """
 
-    def published_through() -> dict:
+    def published_through() -> dict[str, datetime.date]:
         """
         @return: C{{report name: the newest trading day published}} for
             the reports the log follows; empty while it is not followed or
             cannot be read (plain date ranges).
         """
 
-    def when_known():
+    def when_known() -> Deferred[None]:
         """
         @return: A L{Deferred} firing once the first read of the log has
             been tried (at once if it is not followed), so that the first
             refresh already leaves out unpublished days.
         """
 
-    def observe(observer) -> None:
+    def observe(observer: Callable[[list[Publication]], Deferred[Any] | None]) -> None:
         """
         Call C{observer} with the list of
         L{harbour.oasis.publications.Publication}s of every read that found
@@ -167,16 +187,17 @@ class IRedis(Interface):
     A Redis connection that fails commands instead of hanging.
     """
 
-    def execute(*args):
+    def execute(*args: object) -> Deferred[Any]:
         """
         Run one Redis command.
 
-        @return: A L{Deferred} firing with the reply, or failing with
-            L{harbour.errors.StoreUnavailable} when Redis does not answer in
-            time.
+        @return: A L{Deferred} firing with the reply (whatever Redis
+            answers: an integer, bytes or text, a list of them, or L{None}),
+            or failing with L{harbour.errors.StoreUnavailable} when Redis
+            does not answer in time.
         """
 
-    def eval(script: str, keys: list, args: list):
+    def eval(script: str, keys: Sequence[str], args: Sequence[object]) -> Deferred[Any]:
         """
         Run a Lua script atomically (cached by its SHA1 on the server).
 
@@ -194,7 +215,7 @@ class ITaskStore(Interface):
     returns a L{Deferred}.
     """
 
-    def create(requests):
+    def create(requests: Iterable[ReportURL]) -> Deferred[dict[str, int]]:
         """
         Create a C{pending} task for each L{harbour.oasis.requests.ReportURL} that
         has none; existing tasks are left alone.
@@ -202,7 +223,7 @@ class ITaskStore(Interface):
         @return: A Deferred firing with C{{report: number created}}.
         """
 
-    def claim(owner: str, lease_seconds: float):
+    def claim(owner: str, lease_seconds: float) -> Deferred[Task | None]:
         """
         Take the most urgent due task: C{pending}, past its C{not_before},
         newest trading day first.  It becomes C{downloading}, leased to
@@ -211,14 +232,16 @@ class ITaskStore(Interface):
         @return: A Deferred firing with the L{harbour.store.tasks.Task}, or L{None}.
         """
 
-    def renew(task_id: str, owner: str, lease_seconds: float):
+    def renew(task_id: str, owner: str, lease_seconds: float) -> Deferred[bool]:
         """
         Extend C{owner}'s lease.
 
         @return: A Deferred firing with whether C{owner} still holds it.
         """
 
-    def finish(task_id: str, owner: str, state: str, bytes: int = 0, sha256: str = "", error: str = ""):
+    def finish(
+        task_id: str, owner: str, state: str, bytes: int = 0, sha256: str = "", error: str = ""
+    ) -> Deferred[bool]:
         """
         End C{owner}'s claim with C{state}: C{downloaded}, C{empty} or
         C{failed}.  Only C{downloaded} records C{bytes} and C{sha256}: the
@@ -228,27 +251,27 @@ class ITaskStore(Interface):
             (if not, nothing changes).
         """
 
-    def release(task_id: str, owner: str, not_before: float, error: str):
+    def release(task_id: str, owner: str, not_before: float, error: str) -> Deferred[bool]:
         """
         Give a claimed task back to C{pending}, due at C{not_before}.
 
         @return: A Deferred firing with whether C{owner} still held it.
         """
 
-    def sweep():
+    def sweep() -> Deferred[int]:
         """
         Return every task whose lease has expired to C{pending}.
 
         @return: A Deferred firing with how many were swept.
         """
 
-    def counts():
+    def counts() -> Deferred[dict[str, dict[str, int]]]:
         """
         @return: A Deferred firing with C{{report: {state: count}}}, read
             from counters kept as tasks move (never a scan of the tasks).
         """
 
-    def tasks(state: str, report, offset: int, limit: int):
+    def tasks(state: str, report: str | None, offset: int, limit: int) -> Deferred[tuple[list[Task], int]]:
         """
         A page of the tasks in C{state} (of C{report}, if given), newest
         window first.
@@ -256,7 +279,7 @@ class ITaskStore(Interface):
         @return: A Deferred firing with (list of tasks, total).
         """
 
-    def retry(state: str, report):
+    def retry(state: str, report: str | None) -> Deferred[int]:
         """
         Put every task in C{state} (C{failed} or C{empty}) of C{report} (or
         of all reports) back to C{pending} with no attempts used.
@@ -264,12 +287,12 @@ class ITaskStore(Interface):
         @return: A Deferred firing with how many.
         """
 
-    def get(task_id: str):
+    def get(task_id: str) -> Deferred[Task | None]:
         """
         @return: A Deferred firing with the task, or L{None}.
         """
 
-    def revise(revisions):
+    def revise(revisions: Iterable[Revision]) -> Deferred[list[Revised]]:
         """
         Put tasks back to C{pending} because OASIS changed their data after
         they were fetched: a C{downloaded} task gets its C{revision} raised
@@ -283,7 +306,7 @@ class ITaskStore(Interface):
             C{{"id", "report", "previous", "revision"}} for each task put back.
         """
 
-    def revision_counts():
+    def revision_counts() -> Deferred[dict[str, int]]:
         """
         @return: A L{Deferred} firing with {report: files re-fetched
             because OASIS revised them}.
@@ -295,7 +318,7 @@ class ILimiter(Interface):
     Spaces request starts to one host across every worker that shares it.
     """
 
-    def reserve(host: str, interval: float):
+    def reserve(host: str, interval: float) -> Deferred[float]:
         """
         Reserve the next start slot for C{host}, at least C{interval}
         seconds after the previous one.
@@ -311,34 +334,34 @@ class IDaemon(Interface):
     L{harbour.errors.BadRequest}.
     """
 
-    def status():
+    def status() -> Deferred[StatusDocument]:
         """
         @return: A L{Deferred} firing with the C{Status} document.
         """
 
-    def reload():
+    def reload() -> Deferred[tuple[list[str], list[str]]]:
         """
         See L{IConfigSource.reload}.
         """
 
-    def refresh():
+    def refresh() -> Deferred[int]:
         """
         Create the tasks the manifest has and the store lacks, now.
 
         @return: A L{Deferred} firing with how many were created.
         """
 
-    def requests() -> list:
+    def requests() -> list[ReportURL]:
         """
         See L{IManifest.reports}.
         """
 
-    def task_store():
+    def task_store() -> ITaskStore:
         """
         @return: The L{ITaskStore}.
         """
 
-    def pausable(name: str | None) -> dict:
+    def pausable(name: str | None) -> dict[str, IPausable]:
         """
         @param name: A service's name, or L{None} for all of them.
         @return: C{{name: IPausable}}.

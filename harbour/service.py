@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import attr
 from twisted.application.service import IService, MultiService
 from twisted.internet.defer import CancelledError, Deferred, gatherResults, inlineCallbacks, maybeDeferred
+from twisted.internet.interfaces import IReactorCore, IReactorFromThreads, IReactorTCP, IReactorTime
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
@@ -29,7 +30,16 @@ from harbour.amp.server import ControlService, check_listen_endpoint, read_token
 from harbour.bus import Bus
 from harbour.config.watcher import ConfigService
 from harbour.errors import BadRequest, ConfigurationError
-from harbour.interfaces import IBus, IConfigSource, IDaemon, IManifest, IPausable, IStatusSource, ITaskStore
+from harbour.interfaces import (
+    IBus,
+    IConfigSource,
+    IDaemon,
+    IManifest,
+    IPausable,
+    IStatusSource,
+    ITaskStore,
+    StatusDocument,
+)
 from harbour.oasis.client import OasisClient
 from harbour.oasis.requests import ReportURL
 from harbour.services.download import DownloadService
@@ -43,6 +53,15 @@ from harbour.store.tasks import RedisTaskStore
 
 if TYPE_CHECKING:
     from harbour.testing.simulator import SimulatorService
+
+    class IDaemonReactor(IReactorCore, IReactorTime, IReactorTCP, IReactorFromThreads):
+        """
+        The reactor a daemon runs on, as its services use it: to stop, to
+        keep time, to connect and listen, and to run disk work in threads.
+        (Twisted's reactors provide all of these; no one interface names
+        them together.)
+        """
+
 
 T = TypeVar("T")
 
@@ -60,16 +79,25 @@ class Options(usage.Options):
         "declared in TOML files in --config-dir; saving one reconfigures the "
         "running daemon. Operators connect to --amp with harbourctl."
     )
-    optFlags = [
-        ["demo", None, "Also run the OASIS simulator in-process and point the default "
-                       "manifest base_url at it."],
+    optFlags: list[list[str | None]] = [
+        [
+            "demo",
+            None,
+            "Also run the OASIS simulator in-process and point the default manifest base_url at it.",
+        ],
     ]
-    optParameters = [
+    optParameters: list[list[str | None]] = [
         ["config-dir", "c", "config", "Directory of *.toml configuration files."],
         ["data-dir", "d", "data", "Directory for downloads, the embedded Redis and the token."],
-        ["redis", "r", None,
-         "Redis URL (redis://host:port/db or unix:///path.sock?db=N); "
-         "default: an embedded redis-server in <data-dir>/redis."],
+        [
+            "redis",
+            "r",
+            None,
+            (
+                "Redis URL (redis://host:port/db or unix:///path.sock?db=N); "
+                "default: an embedded redis-server in <data-dir>/redis."
+            ),
+        ],
         ["prefix", None, "harbour", "Prefix of every Redis key, so harbours can share a Redis."],
         ["amp", "a", DEFAULT_AMP, "Twisted endpoint of the AMP control port."],
         ["token-file", "t", None, "Token file for the control port (default <data-dir>/amp.token)."],
@@ -85,8 +113,7 @@ class Options(usage.Options):
         config_dir = Path(self["config-dir"])
         if self["role"] == "all" and not config_dir.is_dir():
             raise usage.UsageError(
-                f"configuration directory {config_dir} does not exist: "
-                f"create it or pass --config-dir"
+                f"configuration directory {config_dir} does not exist: create it or pass --config-dir"
             )
         try:
             check_listen_endpoint(self["amp"])
@@ -99,7 +126,9 @@ class Options(usage.Options):
         if self["role"] not in ("all", "worker"):
             raise usage.UsageError(f"--role must be all or worker, not {self['role']!r}")
         if self["role"] == "worker" and not (self["hub"] and self["redis"]):
-            raise usage.UsageError("a worker needs --hub (the hub's control port) and --redis (the hub's Redis)")
+            raise usage.UsageError(
+                "a worker needs --hub (the hub's control port) and --redis (the hub's Redis)"
+            )
 
 
 @attr.s(eq=False)
@@ -110,7 +139,7 @@ class HarbourService(MultiService):
 
     log = Logger()
 
-    reactor = attr.ib()
+    reactor: IReactorCore = attr.ib()
     started: float = attr.ib(factory=time.time, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -122,9 +151,7 @@ class HarbourService(MultiService):
         """
         if failure.check(CancelledError):
             return  # stopped before it was ready
-        self.log.critical(
-            "harbour cannot run: {error}", error=failure.getErrorMessage(), service="harbour"
-        )
+        self.log.critical("harbour cannot run: {error}", error=failure.getErrorMessage(), service="harbour")
         if self.reactor.running:
             self.reactor.stop()
         else:
@@ -132,7 +159,7 @@ class HarbourService(MultiService):
             self.reactor.callWhenRunning(self.reactor.stop)
 
     @inlineCallbacks
-    def stopService(self):
+    def stopService(self) -> Generator[Deferred[Any], Any, None]:
         """
         Stop the children one at a time, last started first, each
         completely (connections closed, processes gone) before the next.
@@ -144,17 +171,23 @@ class HarbourService(MultiService):
                     yield child.stopService()
 
     @inlineCallbacks
-    def status(self):
+    def status(self) -> Generator[Deferred[Any], Any, StatusDocument]:
         """
         The C{Status} document: one entry per service that reports one.
         """
-        reporting = [child for child in self if IStatusSource.providedBy(child)]
-        states = yield gatherResults([maybeDeferred(child.status) for child in reporting])
+        # The name is read before the check: past it, the type checker sees
+        # the child only as the status source it also is.
+        reporting: list[tuple[str, IStatusSource]] = []
+        for child in self:
+            name: str = child.name
+            if IStatusSource.providedBy(child):
+                reporting.append((name, child))
+        states = yield gatherResults([maybeDeferred(source.status) for ignored, source in reporting])
         return {
             "harbour": __version__,
             "pid": os.getpid(),
             "uptime": round(time.time() - self.started, 3),
-            "services": {child.name: state for child, state in zip(reporting, states)},
+            "services": {name: state for (name, ignored), state in zip(reporting, states)},
         }
 
 
@@ -166,7 +199,7 @@ class DaemonControls:
     each optional (a part this daemon does not run is refused).
     """
 
-    status: Callable[[], Deferred[dict[str, Any]]] = attr.ib()
+    status: Callable[[], Deferred[StatusDocument]] = attr.ib()
     config: IConfigSource | None = attr.ib(default=None)
     manifest: IManifest | None = attr.ib(default=None)
     work: WorkService | None = attr.ib(default=None)
@@ -178,7 +211,7 @@ class DaemonControls:
             raise BadRequest(f"this harbour has no {name} service")
         return part
 
-    def reload(self) -> Deferred[tuple[list[str], list[Any]]]:
+    def reload(self) -> Deferred[tuple[list[str], list[str]]]:
         """
         See L{IDaemon.reload}.
         """
@@ -214,7 +247,7 @@ class DaemonControls:
         return {name: self.pausables[name]}
 
 
-def build(reactor, options: Options) -> HarbourService:
+def build(reactor: IDaemonReactor, options: Options) -> HarbourService:
     """
     Build the service tree described by C{options}, in the order data
     flows: the store and the bus; the publications log, the manifest, the
@@ -226,7 +259,7 @@ def build(reactor, options: Options) -> HarbourService:
     bus = Bus()
     root, data_dir, store, tasks = _foundation(reactor, options, bus)
     children: list[tuple[str, IService]] = []
-    defaults: dict = {}
+    defaults: dict[str, dict[str, Any]] = {}
     if options["demo"]:
         simulator = demo_simulator(reactor)
         defaults["manifest"] = {"base_url": simulator.base_url()}
@@ -235,22 +268,31 @@ def build(reactor, options: Options) -> HarbourService:
     publications = PublicationsFollower(reactor, bus, store, client, store.prefix, ready=store.when_ready)
     manifest = ManifestService(reactor, bus, publications)
 
-    def known():
+    def known() -> Deferred[list[None]]:
         return gatherResults([store.when_ready(), publications.when_known()])
 
     work = WorkService(reactor, tasks, manifest, bus, publications=publications, ready=known)
     download = DownloadService(reactor, tasks, client, bus, data_dir, ready=store.when_ready)
     config = ConfigService(reactor, Path(options["config-dir"]), bus, defaults)
     daemon = DaemonControls(root.status, config, manifest, work, tasks, {"work": work, "download": download})
-    control = ControlService.from_config(reactor, options["amp"], Path(options["token-file"]), bus=bus,
-                                         daemon=daemon)
-    children += [("store", store), ("bus", bus), ("workers", WorkersService(reactor, bus)),
-                 ("publications", publications), ("manifest", manifest), ("work", work),
-                 ("download", download), ("config", config), ("amp", control)]
+    control = ControlService.from_config(
+        reactor, options["amp"], Path(options["token-file"]), bus=bus, daemon=daemon
+    )
+    children += [
+        ("store", store),
+        ("bus", bus),
+        ("workers", WorkersService(reactor, bus)),
+        ("publications", publications),
+        ("manifest", manifest),
+        ("work", work),
+        ("download", download),
+        ("config", config),
+        ("amp", control),
+    ]
     return _adopt(root, children, store)
 
 
-def build_worker(reactor, options: Options) -> HarbourService:
+def build_worker(reactor: IDaemonReactor, options: Options) -> HarbourService:
     """
     A download worker: the shared Redis, the link to the hub (whose bus
     brings the C{download} and C{work} configuration), and the download
@@ -259,7 +301,7 @@ def build_worker(reactor, options: Options) -> HarbourService:
     hub = HubLink(reactor, options["hub"], read_token(Path(options["token-file"])))
     root, data_dir, store, tasks = _foundation(reactor, options, hub)
 
-    def ready():
+    def ready() -> Deferred[list[None]]:
         return gatherResults([store.when_ready(), hub.when_connected()])
 
     client = OasisClient(reactor, RedisLimiter(store, reactor, store.prefix))
@@ -267,7 +309,9 @@ def build_worker(reactor, options: Options) -> HarbourService:
     return _adopt(root, [("store", store), ("hub", hub), ("download", download)], store)
 
 
-def _foundation(reactor, options: Options, bus: IBus):
+def _foundation(
+    reactor: IDaemonReactor, options: Options, bus: IBus
+) -> tuple[HarbourService, Path, StoreService, RedisTaskStore]:
     """
     What every role stands on: the root, the data directory, the store
     (announcing on C{bus}) and the task store on it.
@@ -278,7 +322,7 @@ def _foundation(reactor, options: Options, bus: IBus):
     return HarbourService(reactor), data_dir, store, RedisTaskStore(store, reactor, store.prefix)
 
 
-def _adopt(root: HarbourService, children: list, store: StoreService) -> HarbourService:
+def _adopt(root: HarbourService, children: list[tuple[str, IService]], store: StoreService) -> HarbourService:
     """
     Name and add the children in start order; nothing works without the
     store, so the process stops if it cannot start.
@@ -295,7 +339,7 @@ def _adopt(root: HarbourService, children: list, store: StoreService) -> Harbour
 DEMO_SIMULATOR = "tcp:7751:interface=127.0.0.1"
 
 
-def demo_simulator(reactor) -> SimulatorService:
+def demo_simulator(reactor: IDaemonReactor) -> SimulatorService:
     """
     The in-process OASIS simulator of C{--demo}: listening on a loopback
     port at once, so that its URL can be the configuration's default.
@@ -312,14 +356,15 @@ def demo_simulator(reactor) -> SimulatorService:
     return service
 
 
-def options_from_environment(environ) -> list[str]:
+def options_from_environment(environ: Mapping[str, str]) -> list[str]:
     """
     @return: C{twistd harbour} arguments from C{HARBOUR_*} variables, one
         per option (C{HARBOUR_CONFIG_DIR} is C{--config-dir}).
     """
     args = []
     for long_name, *ignored in Options.optParameters:
-        value = environ.get("HARBOUR_" + long_name.upper().replace("-", "_"))
+        # Every row of the table starts with the option's long name.
+        value = environ.get("HARBOUR_" + cast(str, long_name).upper().replace("-", "_"))
         if value:
             args.append(f"--{long_name}={value}")
     return args
@@ -332,6 +377,8 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     try:
-        return build(reactor, options)
+        # The global reactor provides every interface the daemon uses,
+        # though its declared type leaves out IReactorFromThreads.
+        return build(cast("IDaemonReactor", reactor), options)
     except ConfigurationError as e:
         raise SystemExit(f"harbour: {e}") from None

@@ -17,26 +17,32 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Callable, Generator
 from pathlib import Path
+from typing import Any, cast
 
 import attr
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort
-from twisted.internet.protocol import Factory
+from twisted.internet.interfaces import IAddress, IConsumer, IListeningPort, IReactorTCP, ITransport
+from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols import amp
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from harbour.amp import commands
 from harbour.bus import Bus, Event, Outbox, validate_pattern
 from harbour.errors import BadRequest, ConfigurationError, Unauthorized
-from harbour.interfaces import IDaemon, IStatusSource
+from harbour.interfaces import IDaemon, IStatusSource, StatusDocument
 from harbour.store.tasks import FAILED, check_state
 
 #: Events held for one remote subscriber that is not reading.
 REMOTE_QUEUE_LIMIT = 10_000
+
+#: What an AMP responder answers: the response's arguments by name.
+Response = dict[str, object]
 
 _UNESCAPED_COLON = re.compile(r"(?<!\\):")
 
@@ -55,7 +61,7 @@ def check_listen_endpoint(description: str) -> None:
     interface = ""
     for part in parts:
         if part.startswith("interface="):
-            interface = part[len("interface="):]
+            interface = part[len("interface=") :]
     if interface == "localhost":
         return
     try:
@@ -106,7 +112,7 @@ class ControlProtocol(amp.AMP):
 
     log = Logger()
 
-    def __init__(self, service: "ControlService") -> None:
+    def __init__(self, service: ControlService) -> None:
         super().__init__()
         self._service = service
         self._authenticated = False
@@ -117,6 +123,21 @@ class ControlProtocol(amp.AMP):
         peer = self.transport.getPeer() if self.transport else None
         return str(getattr(peer, "host", None) or peer)
 
+    @property
+    def _stream(self) -> ITransport:
+        """
+        The transport, which is set before L{connectionMade}: before any
+        command or event.
+        """
+        return cast(ITransport, self.transport)
+
+    @property
+    def _connected_outbox(self) -> Outbox:
+        """
+        The outbox, made in L{connectionMade}: before any command.
+        """
+        return cast(Outbox, self._outbox)
+
     def connectionMade(self) -> None:
         """
         Prepare this connection's outbox and let the transport pause it.
@@ -124,9 +145,10 @@ class ControlProtocol(amp.AMP):
         super().connectionMade()
         self._service.connections.add(self)
         self._outbox = Outbox(self._send_event, self._overflowed, self._service.queue_limit)
-        self.transport.registerProducer(self._outbox, True)
+        # A stream transport (TCP, TLS, UNIX socket) is also a consumer.
+        cast(IConsumer, self.transport).registerProducer(self._outbox, True)
 
-    def connectionLost(self, reason) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
         Forget this connection's subscriptions.
         """
@@ -137,25 +159,26 @@ class ControlProtocol(amp.AMP):
         self._service.connection_closed(self)
 
     def _send_event(self, event: Event) -> None:
-        self.transport.write(event.wire)
+        self._stream.write(event.wire)
 
     def _overflowed(self, reason: str) -> None:
-        self._service.bus.detach(self._outbox)
+        self._service.bus.detach(self._connected_outbox)
         self.log.warn(
             "disconnecting subscriber {peer}: {reason}",
             peer=self._peer,
             reason=reason,
             service="amp",
         )
-        abort = getattr(self.transport, "abortConnection", self.transport.loseConnection)
+        abort = getattr(self.transport, "abortConnection", self._stream.loseConnection)
         abort()
 
-    def locateResponder(self, name: bytes):
+    def locateResponder(self, name: bytes) -> Callable[[amp.AmpBox], Deferred[amp.AmpBox]] | None:
         """
         Refuse every command but C{Authenticate} until the token is known.
         """
         if self._authenticated or name == b"Authenticate":
-            return super().locateResponder(name)
+            responder: Callable[[amp.AmpBox], Deferred[amp.AmpBox]] | None = super().locateResponder(name)
+            return responder
         command = name.decode("ascii", "replace")
         self.log.warn(
             "refused {command} from {peer}: not authenticated",
@@ -164,9 +187,7 @@ class ControlProtocol(amp.AMP):
             service="amp",
         )
         return lambda box: fail(
-            amp.RemoteAmpError(
-                b"UNAUTHORIZED", f"authenticate before {command}".encode("utf-8")
-            )
+            amp.RemoteAmpError(b"UNAUTHORIZED", f"authenticate before {command}".encode())
         )
 
     @property
@@ -177,38 +198,36 @@ class ControlProtocol(amp.AMP):
         return 0 if self._outbox is None else self._outbox.waiting
 
     @commands.Authenticate.responder
-    def authenticate(self, token: str) -> dict:
+    def authenticate(self, token: str) -> Response:
         """
         Check the token in constant time.
         """
         if not hmac.compare_digest(token.encode("utf-8"), self._service.token.encode("utf-8")):
-            self.log.warn(
-                "refused a wrong token from {peer}", peer=self._peer, service="amp"
-            )
+            self.log.warn("refused a wrong token from {peer}", peer=self._peer, service="amp")
             raise Unauthorized("wrong token")
         self._authenticated = True
         return {}
 
     @commands.Subscribe.responder
-    def subscribe(self, topic: str) -> dict:
+    def subscribe(self, topic: str) -> Response:
         """
         Route events matching C{topic} to this connection.
         """
         validate_pattern(topic)
-        self._service.bus.detach(self._outbox, topic)
-        self._service.bus.attach(topic, self._outbox)
+        self._service.bus.detach(self._connected_outbox, topic)
+        self._service.bus.attach(topic, self._connected_outbox)
         return {}
 
     @commands.Unsubscribe.responder
-    def unsubscribe(self, topic: str) -> dict:
+    def unsubscribe(self, topic: str) -> Response:
         """
         Stop routing C{topic} to this connection.
         """
-        self._service.bus.detach(self._outbox, validate_pattern(topic))
+        self._service.bus.detach(self._connected_outbox, validate_pattern(topic))
         return {}
 
     @commands.Publish.responder
-    def publish(self, topic: str, payload: str, retain: bool | None = None) -> dict:
+    def publish(self, topic: str, payload: str, retain: bool | None = None) -> Response:
         """
         Publish on the daemon's bus.
         """
@@ -217,7 +236,7 @@ class ControlProtocol(amp.AMP):
 
     @commands.Status.responder
     @inlineCallbacks
-    def status(self):
+    def status(self) -> Generator[Deferred[Any], Any, Response]:
         """
         The daemon's status document.
         """
@@ -226,49 +245,56 @@ class ControlProtocol(amp.AMP):
 
     @commands.Refresh.responder
     @inlineCallbacks
-    def refresh(self):
+    def refresh(self) -> Generator[Deferred[Any], Any, Response]:
         """
         Refresh the task store from the manifest now.
         """
         return {"created": (yield self._service.daemon.refresh())}
 
     @commands.Reports.responder
-    def reports(self, offset: int, limit: int) -> dict:
+    def reports(self, offset: int, limit: int) -> Response:
         """
         One page of the manifest.
         """
         check_page(offset, limit)
         urls = self._service.daemon.requests()
-        text, ignored = commands.json_page(u.to_json() for u in urls[offset:offset + limit])
+        text, ignored = commands.json_page(u.to_json() for u in urls[offset : offset + limit])
         return {"urls": text, "total": len(urls)}
 
     @commands.Pause.responder
-    def pause(self, service: str | None = None) -> dict:
+    def pause(self, service: str | None = None) -> Response:
         """
         Pause one pausable service, or all of them.
         """
         return self._switch(service, "pause")
 
     @commands.Resume.responder
-    def resume(self, service: str | None = None) -> dict:
+    def resume(self, service: str | None = None) -> Response:
         """
         Resume one pausable service, or all of them.
         """
         return self._switch(service, "resume")
 
-    def _switch(self, service: str | None, verb: str) -> dict:
+    def _switch(self, service: str | None, verb: str) -> Response:
         if service is not None:
             check_name(service, "service")
         chosen = self._service.daemon.pausable(service)
         for pausable in chosen.values():
             getattr(pausable, verb)()
-        self.log.info("{verb}d {services} for {peer}", verb=verb, services=sorted(chosen),
-                      peer=self._peer, service="amp")
+        self.log.info(
+            "{verb}d {services} for {peer}",
+            verb=verb,
+            services=sorted(chosen),
+            peer=self._peer,
+            service="amp",
+        )
         return {"services": json.dumps(sorted(chosen))}
 
     @commands.ListTasks.responder
     @inlineCallbacks
-    def list_tasks(self, state: str, offset: int, limit: int, report: str | None = None):
+    def list_tasks(
+        self, state: str, offset: int, limit: int, report: str | None = None
+    ) -> Generator[Deferred[Any], Any, Response]:
         """
         A page of tasks.
         """
@@ -285,7 +311,9 @@ class ControlProtocol(amp.AMP):
 
     @commands.Retry.responder
     @inlineCallbacks
-    def retry(self, state: str | None = None, report: str | None = None):
+    def retry(
+        self, state: str | None = None, report: str | None = None
+    ) -> Generator[Deferred[Any], Any, Response]:
         """
         Revive failed (or empty) tasks.
         """
@@ -302,7 +330,7 @@ class ControlProtocol(amp.AMP):
 
     @commands.Reload.responder
     @inlineCallbacks
-    def reload(self):
+    def reload(self) -> Generator[Deferred[Any], Any, Response]:
         """
         Re-read the configuration directory.
         """
@@ -339,28 +367,40 @@ class ControlService(Service):
     """
     Listens for control connections on a Twisted endpoint.
 
+    @ivar reactor: What listens on C{endpoint}: also an
+        L{twisted.internet.interfaces.IReactorSSL} or
+        L{twisted.internet.interfaces.IReactorUNIX} for those kinds of
+        endpoint.
     @ivar daemon: What the commands act on.
     """
 
     log = Logger()
 
-    reactor = attr.ib()
+    reactor: IReactorTCP = attr.ib()
     endpoint: str = attr.ib()
     token: str = attr.ib(repr=False)
     bus: Bus = attr.ib()
     daemon: IDaemon = attr.ib()
     queue_limit: int = attr.ib(default=REMOTE_QUEUE_LIMIT)
     _port: IListeningPort | None = attr.ib(default=None, init=False)
-    connections: set = attr.ib(factory=set, init=False)
-    _closing: list = attr.ib(factory=list, init=False)
+    connections: set[ControlProtocol] = attr.ib(factory=set, init=False)
+    _closing: list[Deferred[None]] = attr.ib(factory=list, init=False)
 
     @classmethod
-    def from_config(cls, reactor, endpoint: str, token_file: Path, **kwargs) -> "ControlService":
+    def from_config(
+        cls,
+        reactor: IReactorTCP,
+        endpoint: str,
+        token_file: Path,
+        bus: Bus,
+        daemon: IDaemon,
+        queue_limit: int = REMOTE_QUEUE_LIMIT,
+    ) -> ControlService:
         """
         Check the endpoint policy and load (or create) the token.
         """
         check_listen_endpoint(endpoint)
-        return cls(reactor, endpoint, load_or_create_token(token_file), **kwargs)
+        return cls(reactor, endpoint, load_or_create_token(token_file), bus, daemon, queue_limit)
 
     def privilegedStartService(self) -> None:
         """
@@ -370,12 +410,10 @@ class ControlService(Service):
         factory = Factory.forProtocol(lambda: ControlProtocol(self))
         factory.noisy = False
         d = serverFromString(self.reactor, self.endpoint).listen(factory)
-        failures: list = []
+        failures: list[Failure] = []
         d.addCallbacks(self._listening, failures.append)
         if failures:
-            raise ConfigurationError(
-                f"cannot listen on {self.endpoint}: {failures[0].getErrorMessage()}"
-            )
+            raise ConfigurationError(f"cannot listen on {self.endpoint}: {failures[0].getErrorMessage()}")
 
     def _listening(self, port: IListeningPort) -> None:
         self._port = port
@@ -385,10 +423,11 @@ class ControlService(Service):
             service="amp",
         )
 
-    def address(self):
+    def address(self) -> IAddress:
         """
         @return: The address actually listened on (the port when C{tcp:0}).
         """
+        assert self._port is not None, "address() before privilegedStartService()"
         return self._port.getHost()
 
     def backlog(self) -> int:
@@ -397,7 +436,7 @@ class ControlService(Service):
         """
         return max((c.backlog for c in self.connections), default=0)
 
-    def status(self) -> dict:
+    def status(self) -> StatusDocument:
         """
         See L{IStatusSource.status}.
         """
@@ -418,7 +457,7 @@ class ControlService(Service):
                 d.callback(None)
 
     @inlineCallbacks
-    def stopService(self):
+    def stopService(self) -> Generator[Deferred[Any], Any, None]:
         """
         Stop listening, close every control connection, and fire once all
         of them are closed.
@@ -426,10 +465,12 @@ class ControlService(Service):
         super().stopService()
         if self._port is not None:
             port, self._port = self._port, None
-            yield port.stopListening()
+            stopping = port.stopListening()
+            if stopping is not None:  # a port may stop at once
+                yield stopping
         if self.connections:
-            closed = Deferred()
+            closed: Deferred[None] = Deferred()
             self._closing.append(closed)
             for protocol in list(self.connections):
-                protocol.transport.loseConnection()
+                protocol._stream.loseConnection()
             yield closed

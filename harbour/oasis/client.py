@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import attr
 import treq
 from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks, succeed
-from twisted.internet.interfaces import IReactorTCP, IReactorTime
+from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
@@ -100,6 +100,9 @@ class _Body(Protocol):
         self._failure: Failure | None = None
 
     def dataReceived(self, data: bytes) -> None:
+        """
+        Hand C{data} on, unless the body is over its cap or aborted.
+        """
         if self._failure is not None:
             return
         self.received += len(data)
@@ -109,15 +112,27 @@ class _Body(Protocol):
         self._write(data)
         self._progress(len(data))
 
+    @property
+    def producer(self) -> IPushProducer:
+        """
+        The body's transport: a push producer, set before any byte arrives.
+        """
+        return cast(IPushProducer, self.transport)
+
     def abort(self, error: Exception) -> None:
         """
         Stop receiving, failing with C{error}.
         """
         if self._failure is None:
             self._failure = Failure(error)
-            self.transport.stopProducing()
+            self.producer.stopProducing()
 
+    # The default (a class, not a Failure) is never used: a body always ends
+    # with a reason.  It is kept as it was; hence the ignore.
     def connectionLost(self, reason: Failure = ResponseDone) -> None:  # type: ignore[assignment]
+        """
+        Fire C{done} with the body's size, or fail it with why it ended.
+        """
         if self.done.called:  # cancelled
             return
         if self._failure is not None:
@@ -133,8 +148,11 @@ class _Discard(Protocol):
     Reads and drops a body we do not want, so the connection can be reused.
     """
 
+    # As for _Body.connectionLost, the default is never used.
     def connectionLost(self, reason: Failure = ResponseDone) -> None:  # type: ignore[assignment]
-        pass
+        """
+        Nothing to do: the body was not wanted.
+        """
 
 
 class _QuietFactory(_HTTP11ClientFactory):
@@ -158,6 +176,9 @@ class OasisClient:
     """
     Requests to OASIS, polite and bounded.
 
+    @ivar reactor: Also an L{twisted.internet.interfaces.IReactorTCP}, to
+        connect with (and an L{twisted.internet.interfaces.IReactorSSL} for
+        C{https}).
     @ivar settings: The C{[download]} settings in force: politeness,
         deadlines, size and rate caps, connections per host.
     @ivar total_timeout: The longest any one request may take.
@@ -166,10 +187,12 @@ class OasisClient:
         that follows C{settings}.
     """
 
-    reactor: Any = attr.ib()
+    reactor: IReactorTime = attr.ib()
     limiter: ILimiter = attr.ib()
     settings: DownloadTopic = attr.ib(factory=DownloadTopic)
     total_timeout: float = attr.ib(default=3600.0)
+    # Any: StubTreq copies HTTPClient's methods onto itself at run time, so
+    # no type names both.
     http: Any = attr.ib(default=None)
     _pool: HTTPConnectionPool | None = attr.ib(default=None, init=False)
     _pooled: treq.client.HTTPClient | None = attr.ib(default=None, init=False)
@@ -180,21 +203,22 @@ class OasisClient:
         number per host or the connect deadline changed.
         """
         rebuild = (settings.concurrency, settings.connect_timeout) != (
-            self.settings.concurrency, self.settings.connect_timeout)
+            self.settings.concurrency,
+            self.settings.connect_timeout,
+        )
         self.settings = settings
         if rebuild and self._pool is not None:
             old, self._pool, self._pooled = self._pool, None, None
             old.closeCachedConnections()
 
-    def _client(self) -> Any:
+    def _client(self) -> treq.client.HTTPClient:
         if self.http is not None:
-            return self.http
+            return self.http  # an HTTPClient, or a StubTreq posing as one
         if self._pooled is None:
             self._pool = QuietPool(self.reactor, persistent=True)
             self._pool.maxPersistentPerHost = self.settings.concurrency
             self._pool.retryAutomatically = False
-            reactor: IReactorTCP = self.reactor
-            agent = Agent(reactor, connectTimeout=self.settings.connect_timeout, pool=self._pool)
+            agent = Agent(self.reactor, connectTimeout=self.settings.connect_timeout, pool=self._pool)
             self._pooled = treq.client.HTTPClient(agent)
         return self._pooled
 
@@ -211,7 +235,10 @@ class OasisClient:
 
     @inlineCallbacks
     def fetch(
-        self, transfer: Transfer, write: Callable[[bytes], None], limit: int | None = None,
+        self,
+        transfer: Transfer,
+        write: Callable[[bytes], None],
+        limit: int | None = None,
         limit_name: str = "max_bytes",
     ) -> Generator[Deferred[Any], Any, int]:
         """
@@ -224,13 +251,17 @@ class OasisClient:
             L{AttemptFailed} (worth retrying), L{PermanentFailure}, or
             L{CancelledError} when cancelled.
         """
-        clock: IReactorTime = self.reactor
-        wait = yield _shielded(self.limiter.reserve(urlsplit(transfer.url).netloc, self.settings.min_request_interval))
+        clock = self.reactor
+        wait = yield _shielded(
+            self.limiter.reserve(urlsplit(transfer.url).netloc, self.settings.min_request_interval)
+        )
         if wait > 0:
             yield deferLater(clock, wait, lambda: None)
         transfer.started = clock.seconds()
         try:
-            response = yield self._client().get(transfer.url, unbuffered=True, timeout=self.settings.idle_timeout)
+            response = yield self._client().get(
+                transfer.url, unbuffered=True, timeout=self.settings.idle_timeout
+            )
         except CancelledError:
             raise
         except Exception as e:
@@ -240,9 +271,14 @@ class OasisClient:
         return (yield self._receive(transfer, response, write, limit, limit_name))
 
     def _receive(
-        self, transfer: Transfer, response: IResponse, write: Callable[[bytes], None], limit: int, limit_name: str
+        self,
+        transfer: Transfer,
+        response: IResponse,
+        write: Callable[[bytes], None],
+        limit: int,
+        limit_name: str,
     ) -> Deferred[int]:
-        clock: IReactorTime = self.reactor
+        clock = self.reactor
         if response.code != 200:
             pause = retry_after(response.headers.getRawHeaders(b"retry-after", [None])[0], clock.seconds())
             response.deliverBody(_Discard())
@@ -259,7 +295,8 @@ class OasisClient:
         watchdog = clock.callLater(idle, lambda: body.abort(AttemptFailed(f"no data for {idle:g} s")))
         deadline = clock.callLater(
             self.total_timeout,
-            lambda: body.abort(AttemptFailed(f"request took longer than {self.total_timeout:g} s")))
+            lambda: body.abort(AttemptFailed(f"request took longer than {self.total_timeout:g} s")),
+        )
 
         def over(result: object) -> object:
             for timer in (watchdog, deadline):
@@ -274,11 +311,11 @@ class OasisClient:
         cap = self.settings.max_bytes_per_second
         if not cap:
             return
-        clock: IReactorTime = self.reactor
+        clock = self.reactor
         ahead = received / cap - (clock.seconds() - started)
         if ahead > 0.05:
-            body.transport.pauseProducing()
-            clock.callLater(ahead, body.transport.resumeProducing)
+            body.producer.pauseProducing()
+            clock.callLater(ahead, body.producer.resumeProducing)
 
     def get(self, url: str, limit: int, limit_name: str) -> Deferred[bytes]:
         """
@@ -293,7 +330,6 @@ class OasisClient:
         return d.addCallback(lambda size: b"".join(chunks))
 
 
-
 def _shielded(d: Deferred[T]) -> Deferred[T]:
     """
     @return: A L{Deferred} with C{d}'s result, whose cancellation leaves
@@ -302,13 +338,13 @@ def _shielded(d: Deferred[T]) -> Deferred[T]:
     """
     shield: Deferred[T] = Deferred()
 
-    def passOn(result: object) -> None:
+    def passOn(result: T | Failure) -> None:
         if shield.called:
             return None  # cancelled meanwhile: the result is nobody's
         if isinstance(result, Failure):
             shield.errback(result)
         else:
-            shield.callback(result)  # type: ignore[arg-type]
+            shield.callback(result)
         return None
 
     d.addBoth(passOn)

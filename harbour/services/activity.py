@@ -37,8 +37,12 @@ class Flight:
         @return: What C{Status} shows of it.
         """
         return {
-            "id": self.task.id, "report": self.task.report, "filename": self.task.filename,
-            "bytes": self.transfer.received, "started": self.transfer.started, "attempt": self.task.attempts,
+            "id": self.task.id,
+            "report": self.task.report,
+            "filename": self.task.filename,
+            "bytes": self.transfer.received,
+            "started": self.transfer.started,
+            "attempt": self.task.attempts,
         }
 
 
@@ -108,6 +112,8 @@ class DownloadActivity:
         return {
             **self.heartbeat(),
             "finished": dict(self.finished),
-            "last_success": {report: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
-                             for report, moment in self.last_success.items()},
+            "last_success": {
+                report: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+                for report, moment in self.last_success.items()
+            },
         }

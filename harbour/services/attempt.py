@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable
+from collections.abc import Generator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 import attr
 from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -25,7 +26,7 @@ from harbour.oasis import classify as verdicts
 from harbour.oasis.client import AttemptFailed, OasisClient, PermanentFailure
 from harbour.oasis.requests import UnsafeName, confined
 from harbour.services.activity import DownloadActivity
-from harbour.services.files import GroupCommit, kept_name, prepare, verify
+from harbour.services.files import GroupCommit, InThread, kept_name, prepare, verify
 from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED, LEASE_EXPIRED, Task
 
 
@@ -69,16 +70,16 @@ class Attempts:
     log = Logger()
 
     context: AttemptContext = attr.ib()
-    reactor: Any = attr.ib()
+    reactor: IReactorTime = attr.ib()
     store: ITaskStore = attr.ib()
     client: OasisClient = attr.ib()
     bus: IBus = attr.ib()
     activity: DownloadActivity = attr.ib()
-    in_thread: Callable[..., Deferred[Any]] = attr.ib()
+    in_thread: InThread = attr.ib()
     commits: GroupCommit = attr.ib()
 
     @inlineCallbacks
-    def run(self, task: Task):
+    def run(self, task: Task) -> Generator[Deferred[Any], Any, None]:
         """
         One attempt at one claimed task, ending in a finish or a release.
         """
@@ -92,8 +93,9 @@ class Attempts:
         # lives always removes its own.
         # A task with a hash but not downloaded is a revision: the file in
         # place is the one it replaces.
-        prepared = yield self.in_thread(prepare, target, temporary, task.last_error == LEASE_EXPIRED,
-                                         task.sha256)
+        prepared = yield self.in_thread(
+            prepare, target, temporary, task.last_error == LEASE_EXPIRED, task.sha256
+        )
         if isinstance(prepared, tuple):
             verdict, size, digest = prepared
             yield self._conclude(task, DOWNLOADED, size, digest)
@@ -126,17 +128,21 @@ class Attempts:
         else:
             yield self.retry(task, verdict.description, None)
 
-    def _after_failure(self, task: Task, failure: Failure):
+    def _after_failure(self, task: Task, failure: Failure) -> Deferred[None] | Deferred[bool]:
         if failure.check(PermanentFailure):
             return self._conclude(task, FAILED, error=str(failure.value))
         if failure.check(AttemptFailed):
-            return self.retry(task, str(failure.value), failure.value.retry_after)
+            return self.retry(task, str(failure.value), cast(AttemptFailed, failure.value).retry_after)
         if failure.check(CancelledError) and not self.context.running:
             return self.store.release(task.id, self.context.owner, 0.0, "harbour stopped mid-download")
-        return self.retry(task, failure.getErrorMessage() or failure.type.__name__, None)
+        # A Failure of an exception always has its type.
+        kind = cast("type[BaseException]", failure.type)
+        return self.retry(task, failure.getErrorMessage() or kind.__name__, None)
 
     @inlineCallbacks
-    def _fetch(self, task: Task, file: Any):
+    def _fetch(
+        self, task: Task, file: IO[bytes]
+    ) -> Generator[Deferred[Any], Any, tuple[int, str, Failure | None]]:
         """
         Fetch C{task.url} into C{file} through the client, renewing the
         lease meanwhile.
@@ -168,28 +174,45 @@ class Attempts:
         return received, digest.hexdigest(), None
 
     @inlineCallbacks
-    def _renew(self, task: Task):
+    def _renew(self, task: Task) -> Generator[Deferred[Any], Any, None]:
         try:
             held = yield self.store.renew(task.id, self.context.owner, self.context.work.lease_seconds)
         except StoreUnavailable as e:
-            self.log.warn("cannot renew the lease of {id}: {error}", id=task.id, error=str(e),
-                          service="download")
+            self.log.warn(
+                "cannot renew the lease of {id}: {error}", id=task.id, error=str(e), service="download"
+            )
             return
         if not held:
             self.log.warn("lost the lease of {url}", url=task.url, service="download")
 
     @inlineCallbacks
-    def retry(self, task: Task, error: str, pause: float | None):
+    def retry(self, task: Task, error: str, pause: float | None) -> Generator[Deferred[Any], Any, None]:
+        """
+        Give C{task} back for another attempt after a backoff of at least
+        C{pause} seconds, or fail it once it has used every attempt.
+        """
         if task.attempts >= self.context.work.max_attempts:
             yield self._conclude(task, FAILED, error=f"{error} (after {task.attempts} attempts)")
             return
-        delay = max(pause or 0.0, backoff(task.attempts, self.context.work.retry_base, self.context.work.retry_cap, self.context.rng))
-        self.log.info("retrying {url} in {delay:.1f} s: {error}", url=task.url, delay=delay,
-                      error=error, service="download")
+        delay = max(
+            pause or 0.0,
+            backoff(
+                task.attempts, self.context.work.retry_base, self.context.work.retry_cap, self.context.rng
+            ),
+        )
+        self.log.info(
+            "retrying {url} in {delay:.1f} s: {error}",
+            url=task.url,
+            delay=delay,
+            error=error,
+            service="download",
+        )
         yield self.store.release(task.id, self.context.owner, self.reactor.seconds() + delay, error)
 
     @inlineCallbacks
-    def _conclude(self, task: Task, state: str, size: int = 0, digest: str = "", error: str = ""):
+    def _conclude(
+        self, task: Task, state: str, size: int = 0, digest: str = "", error: str = ""
+    ) -> Generator[Deferred[Any], Any, None]:
         held = yield self.store.finish(task.id, self.context.owner, state, size, digest, error)
         if not held:
             self.log.warn("{url} was no longer ours to finish", url=task.url, service="download")
@@ -198,8 +221,15 @@ class Attempts:
         topic = {DOWNLOADED: "task.done", EMPTY: "task.empty", FAILED: "task.failed"}[state]
         if state == FAILED:
             self.log.error("{url} failed: {error}", url=task.url, error=error, service="download")
-        yield self.bus.publish(topic, {
-            "id": task.id, "report": task.report, "url": task.url, "filename": task.filename,
-            "bytes": size, "error": error, "revision": task.revision,
-        })
-
+        yield self.bus.publish(
+            topic,
+            {
+                "id": task.id,
+                "report": task.report,
+                "url": task.url,
+                "filename": task.filename,
+                "bytes": size,
+                "error": error,
+                "revision": task.revision,
+            },
+        )

@@ -17,24 +17,30 @@ import os
 import random
 import socket
 import time
+from collections.abc import Callable, Generator
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import attr
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
+from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
+from harbour.bus import Subscription
 from harbour.config.schema import DownloadTopic, WorkTopic
 from harbour.errors import StoreUnavailable
-from harbour.interfaces import IBus, IPausable, IStatusSource, ITaskStore
+from harbour.interfaces import IBus, IEvent, IPausable, IStatusSource, ITaskStore, StatusDocument
 from harbour.oasis.client import OasisClient
 from harbour.services.activity import DownloadActivity
 from harbour.services.attempt import Attempts
 from harbour.services.files import GroupCommit, remove_abandoned
+
+_R = TypeVar("_R")
 
 
 @implementer(IStatusSource, IPausable)
@@ -43,13 +49,16 @@ class DownloadService(Service):
     """
     Downloads claimed tasks.
 
+    @ivar reactor: Also an L{IReactorFromThreads}, to run disk work in
+        threads.
     @ivar owner: This process's name on its claims (host and pid).
     @ivar poll_interval: How often an idle worker looks for due tasks.
+    @ivar ready: Called at start; fires once the store can be used.
     """
 
     log = Logger()
 
-    reactor = attr.ib()
+    reactor: IReactorTime = attr.ib()
     store: ITaskStore = attr.ib()
     client: OasisClient = attr.ib()
     bus: IBus = attr.ib()
@@ -62,11 +71,12 @@ class DownloadService(Service):
     janitor_interval: float = attr.ib(default=600.0)
     rng: random.Random = attr.ib(factory=random.Random)
     paused: bool = attr.ib(default=False)
-    ready = attr.ib(default=lambda: succeed(None))
-    _workers: dict = attr.ib(factory=dict, init=False)
-    _waiting: list = attr.ib(factory=list, init=False)
+    # Deferred[Any]: what it fires with is not used.
+    ready: Callable[[], Deferred[Any]] = attr.ib(default=lambda: succeed(None))
+    _workers: dict[int, Deferred[None]] = attr.ib(factory=dict, init=False)
+    _waiting: list[Deferred[None]] = attr.ib(factory=list, init=False)
     activity: DownloadActivity = attr.ib(init=False)
-    _subscriptions: list = attr.ib(factory=list, init=False)
+    _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
     _started: bool = attr.ib(default=False, init=False)
     _threads: ThreadPool | None = attr.ib(default=None, init=False)
     _heartbeat: LoopingCall | None = attr.ib(default=None, init=False)
@@ -85,7 +95,7 @@ class DownloadService(Service):
         return self.data_dir / self.settings.directory
 
     @inlineCallbacks
-    def startService(self):
+    def startService(self) -> Generator[Deferred[Any], Any, None]:
         """
         Follow the C{download} and C{work} topics, wake on C{task.created},
         and start the workers.
@@ -95,15 +105,25 @@ class DownloadService(Service):
         # reactor's shared pool would queue it behind other work.
         self._threads = ThreadPool(minthreads=0, maxthreads=64, name="harbour-download")
         self._threads.start()
-        self._attempts = Attempts(self, self.reactor, self.store, self.client, self.bus, self.activity,
-                                  self._in_thread, GroupCommit(self._in_thread))
-        self._subscriptions = yield gatherResults([
-            self.bus.subscribe("download", self._download_changed),
-            self.bus.subscribe("work", self._work_changed),
-            self.bus.subscribe("task.created", lambda event: self.wake()),
-            self.bus.subscribe("task.revised", lambda event: self.wake()),
-            self.bus.subscribe("store.connected", lambda event: self.wake()),
-        ])
+        self._attempts = Attempts(
+            self,
+            self.reactor,
+            self.store,
+            self.client,
+            self.bus,
+            self.activity,
+            self._in_thread,
+            GroupCommit(self._in_thread),
+        )
+        self._subscriptions = yield gatherResults(
+            [
+                self.bus.subscribe("download", self._download_changed),
+                self.bus.subscribe("work", self._work_changed),
+                self.bus.subscribe("task.created", lambda event: self.wake()),
+                self.bus.subscribe("task.revised", lambda event: self.wake()),
+                self.bus.subscribe("store.connected", lambda event: self.wake()),
+            ]
+        )
         yield self.ready()
         self._started = True
         self._heartbeat = LoopingCall(self.beat)
@@ -114,12 +134,12 @@ class DownloadService(Service):
         self._janitor.start(self.janitor_interval)
         self._adjust_workers()
 
-    def _download_changed(self, event) -> None:
+    def _download_changed(self, event: IEvent) -> None:
         self.settings = DownloadTopic.from_payload(event.payload)
         self.client.configure(self.settings)
         self._adjust_workers()
 
-    def _work_changed(self, event) -> None:
+    def _work_changed(self, event: IEvent) -> None:
         self.work = WorkTopic.from_payload(event.payload)
 
     def _adjust_workers(self) -> None:
@@ -139,15 +159,20 @@ class DownloadService(Service):
             if not d.called:
                 d.callback(None)
 
-    def _idle(self) -> Deferred:
+    def _idle(self) -> Deferred[None]:
         """
         @return: A Deferred firing on L{wake} or after C{poll_interval}.
         """
-        d: Deferred = Deferred()
+        d: Deferred[None] = Deferred()
         self._waiting.append(d)
-        timer = self.reactor.callLater(self.poll_interval, lambda: d.called or d.callback(None))
 
-        def woken(result):
+        def elapsed() -> None:
+            if not d.called:
+                d.callback(None)
+
+        timer = self.reactor.callLater(self.poll_interval, elapsed)
+
+        def woken(result: _R) -> _R:
             if timer.active():
                 timer.cancel()
             return result
@@ -168,7 +193,7 @@ class DownloadService(Service):
         self.wake()
 
     @inlineCallbacks
-    def _worker(self, number: int):
+    def _worker(self, number: int) -> Generator[Deferred[Any], Any, None]:
         try:
             while self.running and number < self.settings.concurrency:
                 if self.paused:
@@ -189,21 +214,26 @@ class DownloadService(Service):
                     # The outcome could not be recorded: the lease expires and
                     # the task comes back; a complete file is then verified,
                     # not fetched again.
-                    self.log.warn("could not record {url}: {error}", url=task.url, error=str(e),
-                                  service="download")
+                    self.log.warn(
+                        "could not record {url}: {error}", url=task.url, error=str(e), service="download"
+                    )
                 except Exception:
-                    self.log.failure("download of {url} failed unexpectedly", url=task.url,
-                                     service="download")
+                    self.log.failure(
+                        "download of {url} failed unexpectedly", url=task.url, service="download"
+                    )
                     yield self._attempts.retry(task, "internal error (see the log)", None).addErrback(
-                        lambda f: None)
+                        lambda f: None
+                    )
         finally:
             self._workers.pop(number, None)
 
-    def _in_thread(self, f, *args) -> Deferred:
-        return deferToThreadPool(self.reactor, self._threads, f, *args)
+    def _in_thread(self, f: Callable[..., _R], *args: object) -> Deferred[_R]:
+        # The pool is made at start, before any attempt or tidying runs.
+        threads = cast(ThreadPool, self._threads)
+        return deferToThreadPool(cast(IReactorFromThreads, self.reactor), threads, f, *args)
 
     @inlineCallbacks
-    def _tidy(self):
+    def _tidy(self) -> Generator[Deferred[Any], Any, None]:
         """
         Remove temporary files abandoned by workers that died.
         """
@@ -221,7 +251,7 @@ class DownloadService(Service):
         """
         self.bus.publish("worker.status", self._activity()).addErrback(lambda failure: None)
 
-    def _activity(self) -> dict:
+    def _activity(self) -> dict[str, Any]:
         """
         What this worker is doing: its heartbeat, and the core of its status.
         """
@@ -232,14 +262,14 @@ class DownloadService(Service):
             **self.activity.heartbeat(),
         }
 
-    def status(self) -> dict:
+    def status(self) -> StatusDocument:
         """
         See L{IStatusSource.status}.
         """
         return {**self._activity(), **self.activity.status(), "directory": str(self.directory)}
 
     @inlineCallbacks
-    def stopService(self):
+    def stopService(self) -> Generator[Deferred[Any], Any, None]:
         """
         Stop claiming, abort downloads under way (their tasks go back to
         C{pending} at once), and fire when every worker has ended.
@@ -258,4 +288,3 @@ class DownloadService(Service):
         yield self.client.close()
         if self._threads is not None:
             self._threads.stop()
-

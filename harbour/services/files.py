@@ -13,12 +13,25 @@ import functools
 import hashlib
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO, Any
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from harbour.oasis import classify as verdicts
+
+#: One verified file to commit: its temporary name, its final name, and
+#: where the file it replaces is kept (if at all).
+Move = tuple[Path, Path, Path | None]
+
+#: Runs a function in a thread: C{run(f, *args)} fires with its result.
+#: (L{Deferred}[L{Any}]: each function has its own result.)
+InThread = Callable[..., Deferred[Any]]
+
+#: A move waiting for its batch, and the L{Deferred} its committer waits on.
+_Queued = tuple[Path, Path, Path | None, Deferred[None]]
 
 
 def remove_abandoned(directory: Path, older_than: float, now: float) -> int:
@@ -51,16 +64,15 @@ def verify(temporary: Path) -> verdicts.Verdict:
 
 
 @functools.cache
-def _load_syncfs():
+def _load_syncfs() -> Callable[[int], int] | None:
     """
     @return: Linux's C{syncfs(2)}, or L{None} where there is none.
     """
     try:
-        return ctypes.CDLL(None, use_errno=True).syncfs
+        syncfs: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+        return syncfs
     except (OSError, AttributeError):
         return None
-
-
 
 
 def _fsync_path(path: Path, data_only: bool = False) -> None:
@@ -71,7 +83,7 @@ def _fsync_path(path: Path, data_only: bool = False) -> None:
         os.close(fd)
 
 
-def _commit(moves: list[tuple[Path, Path, Path | None]]) -> None:
+def _commit(moves: list[Move]) -> None:
     """
     In a thread: make verified files durable, rename them into place, and
     make the renames durable, so that a file under a final name is always
@@ -89,7 +101,7 @@ def _commit(moves: list[tuple[Path, Path, Path | None]]) -> None:
         finally:
             os.close(fd)
     else:
-        for temporary, ignored, ignored_keep in moves:
+        for temporary, *ignored in moves:
             _fsync_path(temporary, data_only=True)
     for temporary, target, keep in moves:
         if keep is not None and target.exists():
@@ -120,17 +132,17 @@ class GroupCommit:
     file that finished meanwhile.
     """
 
-    def __init__(self, run_in_thread) -> None:
+    def __init__(self, run_in_thread: InThread) -> None:
         self._run = run_in_thread
-        self._queue: list[tuple[Path, Path, Path | None, Deferred]] = []
+        self._queue: list[_Queued] = []
         self._busy = False
 
-    def commit(self, temporary: Path, target: Path, keep: Path | None = None) -> Deferred:
+    def commit(self, temporary: Path, target: Path, keep: Path | None = None) -> Deferred[None]:
         """
         @param keep: Where the file C{temporary} replaces is kept, if at all.
         @return: A Deferred firing once C{temporary} is durably at C{target}.
         """
-        d: Deferred = Deferred()
+        d: Deferred[None] = Deferred()
         self._queue.append((temporary, target, keep, d))
         self._next()
         return d
@@ -142,7 +154,7 @@ class GroupCommit:
         self._busy = True
         self._run(_commit, [(t, g, k) for t, g, k, ignored in batch]).addBoth(self._done, batch)
 
-    def _done(self, result, batch) -> None:
+    def _done(self, result: None | Failure, batch: list[_Queued]) -> None:
         self._busy = False
         for *ignored, d in batch:
             if isinstance(result, Failure):
@@ -163,7 +175,9 @@ def _existing(path: Path) -> tuple[verdicts.Verdict, int, str]:
     return verdicts.classify(path), path.stat().st_size, digest.hexdigest()
 
 
-def prepare(target: Path, temporary: Path, stale: bool, superseded: str):
+def prepare(
+    target: Path, temporary: Path, stale: bool, superseded: str
+) -> tuple[verdicts.Verdict, int, str] | IO[bytes]:
     """
     In a thread: make the directory; remove the temporary files of earlier
     attempts if their worker died (C{stale}); check a file already in

@@ -149,7 +149,9 @@ class Knowledge:
                 continue
             moment = datetime.datetime.combine(local.date(), entry.time, zone)
             if moment <= local:
-                moment = datetime.datetime.combine(local.date() + datetime.timedelta(days=1), entry.time, zone)
+                moment = datetime.datetime.combine(
+                    local.date() + datetime.timedelta(days=1), entry.time, zone
+                )
             delay = min(delay, moment.timestamp() - now + AFTER_PUBLICATION)
         return max(1.0, delay)
 
@@ -198,7 +200,9 @@ class Knowledge:
         """
         @return: The C{Status} of following the log.
         """
-        published = {name: day.isoformat() for name, day in sorted(self.published_through(definitions).items())}
+        published = {
+            name: day.isoformat() for name, day in sorted(self.published_through(definitions).items())
+        }
         return {
             "mode": self.mode,
             "error": self.error,
@@ -218,8 +222,10 @@ def log_url(base_url: str, queryname: str, start: float, end: float, extra: str)
     @return: The URL of one read of OASIS's log (C{ATL_PUB}) or schedule
         (C{ATL_PUB_SCHED}) from C{start} to C{end}.
     """
-    utc = datetime.timezone.utc
-    return (f"{base_url}/SingleZip?queryname={queryname}"
-            f"&startdatetime={gmt(datetime.datetime.fromtimestamp(start, utc))}"
-            f"&enddatetime={gmt(datetime.datetime.fromtimestamp(end, utc))}"
-            f"&market_run_id=ALL{extra}&version=1&resultformat=6")
+    utc = datetime.UTC
+    return (
+        f"{base_url}/SingleZip?queryname={queryname}"
+        f"&startdatetime={gmt(datetime.datetime.fromtimestamp(start, utc))}"
+        f"&enddatetime={gmt(datetime.datetime.fromtimestamp(end, utc))}"
+        f"&market_run_id=ALL{extra}&version=1&resultformat=6"
+    )

@@ -11,16 +11,19 @@ configuration, trading day and set of caps, then reused.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Generator
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import attr
 from twisted.application.service import Service
-from twisted.internet.defer import gatherResults, inlineCallbacks
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
+from harbour.bus import Subscription
 from harbour.config.schema import ManifestTopic, ReportTopic
-from harbour.interfaces import IBus, IManifest, IPublications, IStatusSource
+from harbour.interfaces import IBus, IEvent, IManifest, IPublications, IStatusSource, StatusDocument
 from harbour.oasis.publications import Publication
 from harbour.oasis.requests import ReportURL, market_today, report_urls, trading_day
 
@@ -35,28 +38,32 @@ class ManifestService(Service):
         caps (plain date ranges).
     """
 
-    reactor: Any = attr.ib()
+    reactor: IReactorTime = attr.ib()
     bus: IBus = attr.ib()
     publications: IPublications | None = attr.ib(default=None)
     manifest: ManifestTopic = attr.ib(factory=ManifestTopic)
     definitions: list[ReportTopic] = attr.ib(factory=list)
     _version: int = attr.ib(default=0, init=False)
-    _cache: tuple | None = attr.ib(default=None, init=False)
-    _subscriptions: list = attr.ib(factory=list, init=False)
+    _cache: tuple[tuple[int, datetime.date, dict[str, datetime.date]], list[ReportURL]] | None = attr.ib(
+        default=None, init=False
+    )
+    _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
 
     @inlineCallbacks
-    def startService(self):
+    def startService(self) -> Generator[Deferred[Any], Any, None]:
         """
         Follow the configuration.
         """
         super().startService()
-        self._subscriptions = yield gatherResults([
-            self.bus.subscribe("manifest", self._manifest_changed),
-            self.bus.subscribe("reports", self._reports_changed),
-        ])
+        self._subscriptions = yield gatherResults(
+            [
+                self.bus.subscribe("manifest", self._manifest_changed),
+                self.bus.subscribe("reports", self._reports_changed),
+            ]
+        )
 
     @inlineCallbacks
-    def stopService(self):
+    def stopService(self) -> Generator[Deferred[Any], Any, None]:
         """
         Stop following the configuration.
         """
@@ -64,11 +71,11 @@ class ManifestService(Service):
         subscriptions, self._subscriptions = self._subscriptions, []
         yield gatherResults([self.bus.unsubscribe(s) for s in subscriptions])
 
-    def _manifest_changed(self, event) -> None:
+    def _manifest_changed(self, event: IEvent) -> None:
         self.manifest = ManifestTopic.from_payload(event.payload)
         self._version += 1
 
-    def _reports_changed(self, event) -> None:
+    def _reports_changed(self, event: IEvent) -> None:
         self.definitions = [ReportTopic.from_payload(report) for report in event.payload]
         self._version += 1
 
@@ -107,7 +114,7 @@ class ManifestService(Service):
             if request.report in by_report:
                 by_report[request.report].append(request)
         zone = ZoneInfo(self.manifest.timezone)
-        found = []
+        found: list[tuple[ReportURL, Publication]] = []
         for entry in relevant:
             low, high = trading_day(entry.day, zone)
             for name in names[entry.key]:
@@ -118,7 +125,7 @@ class ManifestService(Service):
                         found.append((request, entry))
         return found
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusDocument:
         """
         See L{IStatusSource.status}.
         """

@@ -23,19 +23,21 @@ zips, other sources) always use date ranges.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Generator
+from typing import Any, TypeVar
 
 import attr
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, gatherResults, inlineCallbacks, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from harbour.bus import Subscription
 from harbour.config.schema import ManifestTopic, ReportTopic
 from harbour.errors import StoreUnavailable
-from harbour.interfaces import IBus, IPublications, IRedis, IStatusSource
+from harbour.interfaces import IBus, IEvent, IPublications, IRedis, IStatusSource, StatusDocument
 from harbour.oasis.client import OasisClient
 from harbour.oasis.publications import Publication, parse_log, parse_schedule
 from harbour.services.knowledge import CATCH_UP, OFF, SPAN, Knowledge, log_url
@@ -45,6 +47,12 @@ from harbour.store.tasks import pairs
 SCHEDULE_EVERY = 86400.0
 #: The largest publications answer accepted.
 MAX_ANSWER = 64 << 20
+
+#: What an observer of the entries read is: a L{Deferred} it returns is
+#: waited for (its result is not used).
+Observer = Callable[[list[Publication]], Deferred[Any] | None]
+
+_T = TypeVar("_T")
 
 
 @implementer(IPublications, IStatusSource)
@@ -58,23 +66,25 @@ class PublicationsFollower(Service):
 
     log = Logger()
 
-    reactor: Any = attr.ib()
+    reactor: IReactorTime = attr.ib()
     bus: IBus = attr.ib()
     redis: IRedis = attr.ib()
     client: OasisClient = attr.ib()
     prefix: str = attr.ib(default="harbour:")
-    ready: Callable[[], Deferred] = attr.ib(default=lambda: succeed(None))
+    # Deferred[Any]: what it fires with is not used.
+    ready: Callable[[], Deferred[Any]] = attr.ib(default=lambda: succeed(None))
     manifest: ManifestTopic = attr.ib(factory=ManifestTopic)
     definitions: list[ReportTopic] = attr.ib(factory=list)
-    _observers: list = attr.ib(factory=list, init=False)
-    _subscriptions: list = attr.ib(factory=list, init=False)
+    _observers: list[Observer] = attr.ib(factory=list, init=False)
+    _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
     _known: Knowledge = attr.ib(factory=Knowledge, init=False)
     _loaded: bool = attr.ib(default=False, init=False)
-    _timer: Any = attr.ib(default=None, init=False)
-    _reading: Deferred | None = attr.ib(default=None, init=False)
+    _timer: IDelayedCall | None = attr.ib(default=None, init=False)
+    _reading: Deferred[None] | None = attr.ib(default=None, init=False)
     _again: bool = attr.ib(default=False, init=False)
-    _waiters: list = attr.ib(factory=list, init=False)
-    _interruptible: Deferred | None = attr.ib(default=None, init=False)
+    _waiters: list[Deferred[None]] = attr.ib(factory=list, init=False)
+    # Deferred[Any]: a wait for Redis to be ready, or an HTTP request.
+    _interruptible: Deferred[Any] | None = attr.ib(default=None, init=False)
     _attempted: bool = attr.ib(default=False, init=False)
 
     @property
@@ -84,25 +94,27 @@ class PublicationsFollower(Service):
         """
         return self.manifest.follow_publications
 
-    def observe(self, observer: Callable[[list[Publication]], Any]) -> None:
+    def observe(self, observer: Observer) -> None:
         """
         See L{IPublications.observe}.
         """
         self._observers.append(observer)
 
     @inlineCallbacks
-    def startService(self):
+    def startService(self) -> Generator[Deferred[Any], Any, None]:
         """
         Follow the configuration, and with it the log.
         """
         super().startService()
-        self._subscriptions = yield gatherResults([
-            self.bus.subscribe("manifest", self._manifest_changed),
-            self.bus.subscribe("reports", self._reports_changed),
-        ])
+        self._subscriptions = yield gatherResults(
+            [
+                self.bus.subscribe("manifest", self._manifest_changed),
+                self.bus.subscribe("reports", self._reports_changed),
+            ]
+        )
 
     @inlineCallbacks
-    def stopService(self):
+    def stopService(self) -> Generator[Deferred[Any], Any, None]:
         """
         Stop following the configuration and the log.
         """
@@ -117,7 +129,7 @@ class PublicationsFollower(Service):
             yield self._reading
         self._release_waiters()
 
-    def _manifest_changed(self, event) -> None:
+    def _manifest_changed(self, event: IEvent) -> None:
         old, self.manifest = self.manifest, ManifestTopic.from_payload(event.payload)
         if old.base_url != self.manifest.base_url:
             self._known.forget()
@@ -128,7 +140,7 @@ class PublicationsFollower(Service):
             self._known.mode = OFF
             self._release_waiters()
 
-    def _reports_changed(self, event) -> None:
+    def _reports_changed(self, event: IEvent) -> None:
         self.definitions = [ReportTopic.from_payload(report) for report in event.payload]
 
     def published_through(self) -> dict[str, datetime.date]:
@@ -138,7 +150,7 @@ class PublicationsFollower(Service):
         """
         return self._known.published_through(self.definitions) if self.following else {}
 
-    def when_known(self) -> Deferred:
+    def when_known(self) -> Deferred[None]:
         """
         @return: A L{Deferred} firing once the first read of the log has
             been tried (at once if the log is not followed), so that the
@@ -146,7 +158,7 @@ class PublicationsFollower(Service):
         """
         if self._attempted or not self.following:
             return succeed(None)
-        d: Deferred = Deferred()
+        d: Deferred[None] = Deferred()
         self._waiters.append(d)
         return d
 
@@ -169,7 +181,7 @@ class PublicationsFollower(Service):
             return
         self._timer = self.reactor.callLater(delay, self._read)
 
-    def read_publications(self) -> Deferred:
+    def read_publications(self) -> Deferred[None]:
         """
         Read the publications log now, or wait for the read under way.
 
@@ -182,7 +194,7 @@ class PublicationsFollower(Service):
             self._read()
         if self._reading is None:  # over at once
             return succeed(None)
-        d: Deferred = Deferred()
+        d: Deferred[None] = Deferred()
         self._waiters.append(d)
         return d
 
@@ -191,7 +203,7 @@ class PublicationsFollower(Service):
         self._reading = reading = self._follow()
         reading.addBoth(self._read_over, reading)
 
-    def _read_over(self, result, reading: Deferred) -> None:
+    def _read_over(self, result: None | Failure, reading: Deferred[None]) -> None:
         if isinstance(result, Failure) and not result.check(CancelledError):
             self.log.failure("following publications failed", result, service="publications")
         if self._reading is reading:
@@ -202,7 +214,7 @@ class PublicationsFollower(Service):
             self._read_soon(0 if self._again else delay)
 
     @inlineCallbacks
-    def _follow(self):
+    def _follow(self) -> Generator[Deferred[Any], Any, None]:
         """
         One read of the log (and of the schedule when due), and what
         follows from it.
@@ -231,7 +243,9 @@ class PublicationsFollower(Service):
             yield self.bus.publish("publications.updated", {"mode": after[0], "published": after[1]})
         if entries:
             for observer in self._observers:
-                yield observer(entries)
+                waited = observer(entries)
+                if waited is not None:
+                    yield waited
 
     def _published_days(self) -> dict[str, str]:
         return {name: day.isoformat() for name, day in sorted(self.published_through().items())}
@@ -243,13 +257,16 @@ class PublicationsFollower(Service):
     def _read_failed(self, error: Exception) -> None:
         message = str(error) or type(error).__name__
         if self._known.failed(message, self.reactor.seconds(), self.manifest.publications_interval):
-            self.log.warn("cannot read the publications log ({error}): using plain date ranges until it can",
-                          error=message, service="publications")
+            self.log.warn(
+                "cannot read the publications log ({error}): using plain date ranges until it can",
+                error=message,
+                service="publications",
+            )
         else:
             self.log.warn("cannot read the publications log: {error}", error=message, service="publications")
 
     @inlineCallbacks
-    def _load(self):
+    def _load(self) -> Generator[Deferred[Any], Any, None]:
         """
         Take up what an earlier run learned from the same source.
         """
@@ -261,7 +278,7 @@ class PublicationsFollower(Service):
         self._loaded = True
 
     @inlineCallbacks
-    def _save(self):
+    def _save(self) -> Generator[Deferred[Any], Any, None]:
         key = self.prefix + "pub"
         state, days = self._known.saved(self.manifest.base_url)
         yield self.redis.execute("HSET", key, *state)
@@ -269,27 +286,31 @@ class PublicationsFollower(Service):
             yield self.redis.execute("HSET", key + ":days", *days)
 
     @inlineCallbacks
-    def _read_schedule(self):
+    def _read_schedule(self) -> Generator[Deferred[Any], Any, None]:
         now = self.reactor.seconds()
         if now - self._known.schedule_read < SCHEDULE_EVERY:
             return
         try:
-            body = yield self._get(log_url(self.manifest.base_url, "ATL_PUB_SCHED", now - 86400, now,
-                                           "&publication_type=ALL"))
+            body = yield self._get(
+                log_url(self.manifest.base_url, "ATL_PUB_SCHED", now - 86400, now, "&publication_type=ALL")
+            )
             self._known.schedule = parse_schedule(body)
         except (StoreUnavailable, CancelledError):
             raise
         except Exception as e:
             # The log alone is enough: the schedule only brings reads forward.
-            self.log.info("no publication schedule ({error}): reading the log every {interval:g} s",
-                          error=str(e) or type(e).__name__, interval=self.manifest.publications_interval,
-                          service="publications")
+            self.log.info(
+                "no publication schedule ({error}): reading the log every {interval:g} s",
+                error=str(e) or type(e).__name__,
+                interval=self.manifest.publications_interval,
+                service="publications",
+            )
             self._known.schedule_read = now - SCHEDULE_EVERY + 3600
             return
         self._known.schedule_read = now
 
     @inlineCallbacks
-    def _read_log(self):
+    def _read_log(self) -> Generator[Deferred[Any], Any, list[Publication]]:
         """
         Read the log from where the last read ended to now, a span of at
         most 31 days per request, saving progress after each.
@@ -298,13 +319,27 @@ class PublicationsFollower(Service):
         """
         start, end, cut = self._known.span(self.reactor.seconds())
         if cut:
-            self.log.warn("the publications log was last read long ago: reading the last {most:.0f} days",
-                          most=CATCH_UP / 86400, service="publications")
+            self.log.warn(
+                "the publications log was last read long ago: reading the last {most:.0f} days",
+                most=CATCH_UP / 86400,
+                service="publications",
+            )
         entries: list[Publication] = []
         while start < end:
             stop = min(end, start + SPAN)
-            found = parse_log((yield self._get(log_url(self.manifest.base_url, "ATL_PUB", start, stop,
-                                                       "&oasis_section=ALL&status=ALL&atlpubversion=ALL"))))
+            found = parse_log(
+                (
+                    yield self._get(
+                        log_url(
+                            self.manifest.base_url,
+                            "ATL_PUB",
+                            start,
+                            stop,
+                            "&oasis_section=ALL&status=ALL&atlpubversion=ALL",
+                        )
+                    )
+                )
+            )
             entries += found
             self._known.learn(found)
             self._known.read_through = stop
@@ -312,21 +347,21 @@ class PublicationsFollower(Service):
             start = stop
         return entries
 
-    def _interrupt(self, d: Deferred) -> Deferred:
+    def _interrupt(self, d: Deferred[_T]) -> Deferred[_T]:
         """
         Mark C{d} as what a stop may cancel: only waits and HTTP, never a
         Redis command, whose reply would then go to the next command.
         """
         self._interruptible = d
 
-        def over(result):
+        def over(result: _T | Failure) -> _T | Failure:
             if self._interruptible is d:
                 self._interruptible = None
             return result
 
         return d.addBoth(over)
 
-    def _get(self, url: str) -> Deferred:
+    def _get(self, url: str) -> Deferred[bytes]:
         """
         Fetch a publications answer through the client.
 
@@ -336,11 +371,13 @@ class PublicationsFollower(Service):
             raise CancelledError()
         return self._interrupt(self.client.get(url, MAX_ANSWER, "the publications log's cap"))
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusDocument:
         """
         See L{IStatusSource.status}.
         """
         if not self.following:
             return {"mode": OFF}
         timer = self._timer
-        return self._known.status(self.definitions, timer.getTime() if timer is not None and timer.active() else None)
+        return self._known.status(
+            self.definitions, timer.getTime() if timer is not None and timer.active() else None
+        )

@@ -15,20 +15,35 @@ C{pending}, and logs each report's progress as it changes.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable, Generator
+from typing import Any
 
 import attr
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from harbour.bus import Subscription
 from harbour.config.schema import WorkTopic
 from harbour.errors import StoreUnavailable
-from harbour.interfaces import IBus, IManifest, IPausable, IPublications, IStatusSource, ITaskStore
+from harbour.interfaces import (
+    IBus,
+    IEvent,
+    IManifest,
+    IPausable,
+    IPublications,
+    IStatusSource,
+    ITaskStore,
+    StatusDocument,
+)
 from harbour.oasis.publications import Publication
+from harbour.oasis.requests import ReportURL
 from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED, task_id
 
 #: Seconds between progress lines in the log (only when something changed).
@@ -43,41 +58,46 @@ MAX_RETRY_DELAY = 30.0
 class WorkService(Service):
     """
     Keeps the task store in step with the manifest.
+
+    @ivar ready: Called at start; fires once the store can be used.
     """
 
     log = Logger()
 
-    reactor = attr.ib()
+    reactor: IReactorTime = attr.ib()
     store: ITaskStore = attr.ib()
     manifest: IManifest = attr.ib()
     bus: IBus = attr.ib()
     settings: WorkTopic = attr.ib(factory=WorkTopic)
     publications: IPublications | None = attr.ib(default=None)
     progress_interval: float = attr.ib(default=PROGRESS_INTERVAL)
-    ready = attr.ib(default=lambda: succeed(None))
+    # Deferred[Any]: what it fires with is not used.
+    ready: Callable[[], Deferred[Any]] = attr.ib(default=lambda: succeed(None))
     paused: bool = attr.ib(default=False)
-    _running_refresh: Deferred | None = attr.ib(default=None, init=False)
-    _waiting: list = attr.ib(factory=list, init=False)
-    _scheduled = attr.ib(default=None, init=False)
+    _running_refresh: Deferred[int] | None = attr.ib(default=None, init=False)
+    _waiting: list[Deferred[int]] = attr.ib(factory=list, init=False)
+    _scheduled: IDelayedCall | None = attr.ib(default=None, init=False)
     _retry_delay: float = attr.ib(default=1.0, init=False)
-    _timers: list = attr.ib(factory=list, init=False)
-    _subscriptions: list = attr.ib(factory=list, init=False)
-    _last_refresh: dict = attr.ib(factory=dict, init=False)
-    _last_progress: dict = attr.ib(factory=dict, init=False)
+    _timers: list[LoopingCall] = attr.ib(factory=list, init=False)
+    _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
+    _last_refresh: dict[str, object] = attr.ib(factory=dict, init=False)
+    _last_progress: dict[str, dict[str, int]] = attr.ib(factory=dict, init=False)
 
     @inlineCallbacks
-    def startService(self):
+    def startService(self) -> Generator[Deferred[Any], Any, None]:
         """
         Follow the configuration, and start the timers.
         """
         super().startService()
-        self._subscriptions = yield gatherResults([
-            self.bus.subscribe("work", self._work_changed),
-            self.bus.subscribe("manifest", lambda event: self.schedule()),
-            self.bus.subscribe("reports", lambda event: self.schedule()),
-            self.bus.subscribe("store.connected", lambda event: self.schedule()),
-            self.bus.subscribe("publications.updated", lambda event: self.schedule()),
-        ])
+        self._subscriptions = yield gatherResults(
+            [
+                self.bus.subscribe("work", self._work_changed),
+                self.bus.subscribe("manifest", lambda event: self.schedule()),
+                self.bus.subscribe("reports", lambda event: self.schedule()),
+                self.bus.subscribe("store.connected", lambda event: self.schedule()),
+                self.bus.subscribe("publications.updated", lambda event: self.schedule()),
+            ]
+        )
         if self.publications is not None:
             self.publications.observe(self.revise)
         yield self.ready()
@@ -99,7 +119,7 @@ class WorkService(Service):
             timer.start(interval, now=False)
             self._timers.append(timer)
 
-    def _work_changed(self, event) -> None:
+    def _work_changed(self, event: IEvent) -> None:
         settings = WorkTopic.from_payload(event.payload)
         changed = settings != self.settings
         self.settings = settings
@@ -133,24 +153,28 @@ class WorkService(Service):
     def _refresh_logged(self) -> None:
         self.refresh().addErrback(self._refresh_failed)
 
-    def _refresh_failed(self, failure) -> None:
+    def _refresh_failed(self, failure: Failure) -> None:
         if failure.check(StoreUnavailable):
-            self.log.warn("refresh postponed {delay:g} s: {error}", delay=self._retry_delay,
-                          error=failure.getErrorMessage(), service="work")
+            self.log.warn(
+                "refresh postponed {delay:g} s: {error}",
+                delay=self._retry_delay,
+                error=failure.getErrorMessage(),
+                service="work",
+            )
         else:
             self.log.failure("refresh failed", failure, service="work")
         if self.running:
             self._scheduled = self.reactor.callLater(self._retry_delay, self._refresh_logged)
             self._retry_delay = min(MAX_RETRY_DELAY, self._retry_delay * 2)
 
-    def refresh(self) -> Deferred:
+    def refresh(self) -> Deferred[int]:
         """
         Create the tasks the manifest has and the store lacks.
 
         @return: A Deferred firing with how many were created; a refresh
             asked for while one runs waits for one more to run after it.
         """
-        d: Deferred = Deferred()
+        d: Deferred[int] = Deferred()
         self._waiting.append(d)
         if self._running_refresh is None:
             self._run()
@@ -160,7 +184,7 @@ class WorkService(Service):
         waiting, self._waiting = self._waiting, []
         self._running_refresh = self._refresh_once()
 
-        def done(result):
+        def done(result: int | Failure) -> None:
             self._running_refresh = None
             for d in waiting:
                 if isinstance(result, Failure):
@@ -173,7 +197,7 @@ class WorkService(Service):
         self._running_refresh.addBoth(done)
 
     @inlineCallbacks
-    def _refresh_once(self):
+    def _refresh_once(self) -> Generator[Deferred[Any], Any, int]:
         started = self.reactor.seconds()
         requests = self.manifest.reports()
         created = yield self.store.create(requests)
@@ -191,27 +215,32 @@ class WorkService(Service):
         return total
 
     @inlineCallbacks
-    def revise(self, entries: list[Publication]):
+    def revise(self, entries: list[Publication]) -> Generator[Deferred[Any], Any, None]:
         """
         Put back to C{pending} the tasks whose data changed in OASIS after
         they were fetched, and announce each with C{task.revised}.
         """
         found = self.manifest.revised(entries)
-        requests = {task_id(request.url): request for request, entry in found}
+        requests: dict[str, ReportURL] = {task_id(request.url): request for request, entry in found}
         try:
             changed = yield self.store.revise(
-                [(task_id(request.url), entry.published, entry.version) for request, entry in found])
+                [(task_id(request.url), entry.published, entry.version) for request, entry in found]
+            )
         except StoreUnavailable as e:
             self.log.warn("cannot apply revisions: {error}", error=str(e), service="work")
             return
         for task in changed:
             request = requests[task["id"]]
-            self.log.info("{report}: {filename} changed in OASIS after it was fetched: fetching it again",
-                          report=task["report"], filename=request.filename, service="work")
+            self.log.info(
+                "{report}: {filename} changed in OASIS after it was fetched: fetching it again",
+                report=task["report"],
+                filename=request.filename,
+                service="work",
+            )
             yield self.bus.publish("task.revised", {**task, "url": request.url, "filename": request.filename})
 
     @inlineCallbacks
-    def _sweep(self):
+    def _sweep(self) -> Generator[Deferred[Any], Any, None]:
         try:
             swept = yield self.store.sweep()
         except StoreUnavailable as e:
@@ -221,7 +250,7 @@ class WorkService(Service):
             self.log.warn("{count} expired leases returned to pending", count=swept, service="work")
 
     @inlineCallbacks
-    def _log_progress(self):
+    def _log_progress(self) -> Generator[Deferred[Any], Any, None]:
         try:
             counts = yield self.store.counts()
         except StoreUnavailable:
@@ -235,14 +264,18 @@ class WorkService(Service):
             self.log.info(
                 "{report}: {finished}/{total} done ({downloaded} downloaded, {empty} empty, "
                 "{failed} failed, {downloading} in flight)",
-                report=report, finished=finished, total=total,
-                downloaded=states.get(DOWNLOADED, 0), empty=states.get(EMPTY, 0),
-                failed=states.get(FAILED, 0), downloading=states.get("downloading", 0),
+                report=report,
+                finished=finished,
+                total=total,
+                downloaded=states.get(DOWNLOADED, 0),
+                empty=states.get(EMPTY, 0),
+                failed=states.get(FAILED, 0),
+                downloading=states.get("downloading", 0),
                 service="work",
             )
 
     @inlineCallbacks
-    def status(self):
+    def status(self) -> Generator[Deferred[Any], Any, StatusDocument]:
         """
         See L{IStatusSource.status}: the per-report counts by state.
         """
@@ -251,11 +284,16 @@ class WorkService(Service):
             revisions = yield self.store.revision_counts()
         except StoreUnavailable as e:
             counts = revisions = {"error": str(e)}
-        return {"tasks": counts, "revisions": revisions, "last_refresh": self._last_refresh,
-                "paused": self.paused, "refresh_interval": self.settings.refresh_interval}
+        return {
+            "tasks": counts,
+            "revisions": revisions,
+            "last_refresh": self._last_refresh,
+            "paused": self.paused,
+            "refresh_interval": self.settings.refresh_interval,
+        }
 
     @inlineCallbacks
-    def stopService(self):
+    def stopService(self) -> Generator[Deferred[Any], Any, None]:
         """
         Stop the timers and wait for a refresh under way.
         """
@@ -268,7 +306,6 @@ class WorkService(Service):
         for subscription in self._subscriptions:
             yield self.bus.unsubscribe(subscription)
         if self._running_refresh is not None:
-            try:
+            # Its outcome went to whoever asked for the refresh.
+            with contextlib.suppress(Exception):
                 yield self._running_refresh
-            except Exception:
-                pass

@@ -8,10 +8,15 @@ from __future__ import annotations
 import json
 import os
 import stat
+from typing import Any, cast
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
+from twisted.protocols import amp
+from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
 
 from harbour.amp import commands
 from harbour.amp.client import RemoteBus, connect
@@ -23,8 +28,26 @@ from harbour.amp.server import (
 )
 from harbour.bus import Bus, Event
 from harbour.errors import BadRequest, ConfigurationError, PayloadTooLarge, Unauthorized
+from harbour.interfaces import IEvent, IPausable
 from harbour.service import DaemonControls
 from harbour.test.helpers import TOKEN, RecordingConfig, call, connected, control_service
+
+
+def disconnect(protocol: amp.AMP) -> None:
+    """
+    Close C{protocol}'s connection.
+    """
+    assert protocol.transport is not None
+    protocol.transport.loseConnection()
+
+
+def port_of(service: ControlService) -> int:
+    """
+    @return: The TCP port C{service} listens on.
+    """
+    address = service.address()
+    assert isinstance(address, IPv4Address)
+    return address.port
 
 
 class AuthenticationTests(SynchronousTestCase):
@@ -35,7 +58,11 @@ class AuthenticationTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.client, self.server, self.pump = connected(control_service())
 
-    def call(self, command, **kwargs):
+    def call(self, command: type[amp.Command], **kwargs: object) -> Deferred[Any]:
+        """
+        Call C{command} on the connection and move the bytes until it is
+        answered.
+        """
         return call(self.client, self.pump, command, **kwargs)
 
     def test_commandBeforeAuthenticate(self) -> None:
@@ -43,9 +70,11 @@ class AuthenticationTests(SynchronousTestCase):
         A command before C{Authenticate} fails with C{UNAUTHORIZED}, is
         logged with the peer, and leaves the connection usable.
         """
-        messages: list = []
-        globalLogPublisher.addObserver(messages.append)
-        self.addCleanup(globalLogPublisher.removeObserver, messages.append)
+        messages: list[LogEvent] = []
+        # Any callable taking an event observes the log.
+        observer = cast(ILogObserver, messages.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
         self.failureResultOf(self.call(commands.Status), Unauthorized)
         self.assertIn("refused Status from", " ".join(formatEvent(m) for m in messages))
         self.successResultOf(self.call(commands.Authenticate, token=TOKEN))
@@ -73,7 +102,11 @@ class CommandTests(SynchronousTestCase):
         self.client, self.server, self.pump = connected(self.service)
         self.call(commands.Authenticate, token=TOKEN)
 
-    def call(self, command, **kwargs):
+    def call(self, command: type[amp.Command], **kwargs: object) -> Deferred[Any]:
+        """
+        Call C{command} on the connection and move the bytes until it is
+        answered.
+        """
         return call(self.client, self.pump, command, **kwargs)
 
     def test_status(self) -> None:
@@ -133,11 +166,12 @@ class CommandTests(SynchronousTestCase):
         slow_client, slow_server, slow_pump = connected(self.service)
         call(slow_client, slow_pump, commands.Authenticate, token=TOKEN)
         self.successResultOf(call(slow_client, slow_pump, commands.Subscribe, topic="t"))
-        seen: list = []
+        seen: list[object] = []
         d = RemoteBus(self.client).subscribe("t", lambda e: seen.append(e.payload))
         self.pump.flush()
         self.successResultOf(d)
         # What a TCP transport does when its send buffer fills up.
+        assert isinstance(slow_server.transport, iosim.FakeTransport)
         slow_server.transport.producer.pauseProducing()
         for i in range(7):
             self.bus.dispatch(Event.create("t", i))
@@ -155,7 +189,7 @@ class CommandTests(SynchronousTestCase):
         self.successResultOf(self.call(commands.Subscribe, topic="a"))
         self.successResultOf(self.call(commands.Subscribe, topic="b.*"))
         self.assertEqual(self.bus.status()["subscriptions"], 2)
-        self.client.transport.loseConnection()
+        disconnect(self.client)
         self.pump.flush()
         self.assertEqual(self.bus.status()["subscriptions"], 0)
         self.assertNotIn(self.server, self.service.connections)
@@ -184,8 +218,12 @@ class ListenPolicyTests(SynchronousTestCase):
         TCP on every interface or a routable address is refused, and the
         message says to use C{ssl:}.
         """
-        for description in ["tcp:7750", "tcp:7750:interface=0.0.0.0", "tcp:7750:interface=10.1.2.3",
-                            r"tcp6:7750:interface=\:\:"]:
+        for description in [
+            "tcp:7750",
+            "tcp:7750:interface=0.0.0.0",
+            "tcp:7750:interface=10.1.2.3",
+            r"tcp6:7750:interface=\:\:",
+        ]:
             error = self.assertRaises(ConfigurationError, check_listen_endpoint, description)
             self.assertIn("ssl:", str(error))
 
@@ -227,13 +265,16 @@ class LoopbackTests(TestCase):
 
         self.bus = Bus()
         self.service = ControlService(
-            reactor, "tcp:0:interface=127.0.0.1", TOKEN, self.bus,
+            reactor,
+            "tcp:0:interface=127.0.0.1",
+            TOKEN,
+            self.bus,
             DaemonControls(lambda: succeed({"services": {}}), RecordingConfig()),
         )
         self.service.privilegedStartService()
         self.service.startService()
         self.addCleanup(self.service.stopService)
-        self.endpoint = f"tcp:127.0.0.1:{self.service.address().port}"
+        self.endpoint = f"tcp:127.0.0.1:{port_of(self.service)}"
 
     async def test_publishSubscribeOverTCP(self) -> None:
         """
@@ -243,9 +284,9 @@ class LoopbackTests(TestCase):
 
         publisher = await connect(reactor, self.endpoint, TOKEN)
         subscriber = await connect(reactor, self.endpoint, TOKEN)
-        self.addCleanup(publisher.transport.loseConnection)
-        self.addCleanup(subscriber.transport.loseConnection)
-        received: Deferred = Deferred()
+        self.addCleanup(disconnect, publisher)
+        self.addCleanup(disconnect, subscriber)
+        received: Deferred[IEvent] = Deferred()
         await RemoteBus(subscriber).subscribe("t", received.callback)
         self.assertEqual(await RemoteBus(publisher).publish("t", {"n": 1}), 1)
         event = await received
@@ -277,9 +318,14 @@ class LoopbackTests(TestCase):
         """
         from twisted.internet import reactor
 
-        port = self.service.address().port
-        other = ControlService(reactor, f"tcp:{port}:interface=127.0.0.1", TOKEN, Bus(),
-                               DaemonControls(lambda: succeed({}), RecordingConfig()))
+        port = port_of(self.service)
+        other = ControlService(
+            reactor,
+            f"tcp:{port}:interface=127.0.0.1",
+            TOKEN,
+            Bus(),
+            DaemonControls(lambda: succeed({}), RecordingConfig()),
+        )
         error = self.assertRaises(ConfigurationError, other.privilegedStartService)
         self.assertIn("cannot listen", str(error))
 
@@ -299,31 +345,64 @@ class OperatorCommandTests(SynchronousTestCase):
         from harbour.oasis.requests import ReportURL
         from harbour.store.memory import MemoryTaskStore
 
+        @implementer(IPausable)
         class Pausable:
+            """
+            A service that only records whether it is paused.
+            """
+
             paused = False
 
-            def pause(self):
+            def pause(self) -> None:
+                """
+                See L{IPausable.pause}.
+                """
                 self.paused = True
 
-            def resume(self):
+            def resume(self) -> None:
+                """
+                See L{IPausable.resume}.
+                """
                 self.paused = False
 
         class Work(Pausable):
-            def refresh(self):
+            """
+            A work service whose refreshes create three tasks.
+            """
+
+            def refresh(self) -> Deferred[int]:
+                """
+                Create three tasks.
+                """
                 return succeed(3)
 
         self.clock = Clock()
         self.tasks = MemoryTaskStore(self.clock)
-        start = datetime.datetime(2025, 1, 1, 8, tzinfo=datetime.timezone.utc)
-        self.tasks.create([ReportURL(f"http://o/{i}", f"r/{i}.zip", "r", start + datetime.timedelta(days=i),
-                                     start + datetime.timedelta(days=i + 1)) for i in range(3)])
+        start = datetime.datetime(2025, 1, 1, 8, tzinfo=datetime.UTC)
+        self.tasks.create(
+            [
+                ReportURL(
+                    f"http://o/{i}",
+                    f"r/{i}.zip",
+                    "r",
+                    start + datetime.timedelta(days=i),
+                    start + datetime.timedelta(days=i + 1),
+                )
+                for i in range(3)
+            ]
+        )
         self.work, self.download = Work(), Pausable()
-        service = control_service(tasks=self.tasks, work=self.work,
-                                  pausable={"work": self.work, "download": self.download})
+        service = control_service(
+            tasks=self.tasks, work=self.work, pausable={"work": self.work, "download": self.download}
+        )
         self.client, self.server, self.pump = connected(service)
         self.call(commands.Authenticate, token=TOKEN)
 
-    def call(self, command, **kwargs):
+    def call(self, command: type[amp.Command], **kwargs: object) -> Deferred[Any]:
+        """
+        Call C{command} on the connection and move the bytes until it is
+        answered.
+        """
         return call(self.client, self.pump, command, **kwargs)
 
     def test_refresh(self) -> None:
@@ -360,10 +439,10 @@ class OperatorCommandTests(SynchronousTestCase):
         connection stays usable.
         """
         for kwargs, text in [
-            (dict(state="done", offset=0, limit=1), "unknown state 'done'"),
-            (dict(state="pending", offset=-1, limit=1), "offset must be 0 or more"),
-            (dict(state="pending", offset=0, limit=501), "limit must be between 1 and 500"),
-            (dict(state="pending", offset=0, limit=1, report="r" * 300), "longer than 200"),
+            ({"state": "done", "offset": 0, "limit": 1}, "unknown state 'done'"),
+            ({"state": "pending", "offset": -1, "limit": 1}, "offset must be 0 or more"),
+            ({"state": "pending", "offset": 0, "limit": 501}, "limit must be between 1 and 500"),
+            ({"state": "pending", "offset": 0, "limit": 1, "report": "r" * 300}, "longer than 200"),
         ]:
             failure = self.failureResultOf(self.call(commands.ListTasks, **kwargs), BadRequest)
             self.assertIn(text, str(failure.value))
@@ -375,6 +454,7 @@ class OperatorCommandTests(SynchronousTestCase):
         refused.
         """
         task = self.successResultOf(self.tasks.claim("w", 60))
+        assert task is not None
         self.tasks.finish(task.id, "w", "failed", error="1005")
         self.assertEqual(self.successResultOf(self.call(commands.Retry)), {"count": 1})
         failure = self.failureResultOf(self.call(commands.Retry, state="pending"), BadRequest)
@@ -396,13 +476,16 @@ class TLSTests(TestCase):
         self.cas = Path(self.mktemp()).absolute() / "cas"
         cert, key = self_signed(self.cas)
         self.service = ControlService(
-            reactor, f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}", TOKEN, Bus(),
+            reactor,
+            f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}",
+            TOKEN,
+            Bus(),
             DaemonControls(lambda: succeed({"services": {"tls": True}}), RecordingConfig()),
         )
         self.service.privilegedStartService()
         self.service.startService()
         self.addCleanup(self.service.stopService)
-        self.port = self.service.address().port
+        self.port = port_of(self.service)
 
     async def test_sslClient(self) -> None:
         """
@@ -411,12 +494,14 @@ class TLSTests(TestCase):
         """
         from twisted.internet import reactor
 
-        for endpoint in [f"ssl:host=127.0.0.1:port={self.port}:caCertsDir={self.cas}",
-                         f"tls:127.0.0.1:{self.port}:trustRoots={self.cas}"]:
+        for endpoint in [
+            f"ssl:host=127.0.0.1:port={self.port}:caCertsDir={self.cas}",
+            f"tls:127.0.0.1:{self.port}:trustRoots={self.cas}",
+        ]:
             client = await connect(reactor, endpoint, TOKEN)
             answer = await client.callRemote(commands.Status)
             self.assertEqual(json.loads(answer["status"]), {"services": {"tls": True}})
-            client.transport.loseConnection()
+            disconnect(client)
             await client.disconnected
 
     async def test_untrustedCertificate(self) -> None:

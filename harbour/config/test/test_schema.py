@@ -74,18 +74,22 @@ class ParseTests(SynchronousTestCase):
         Every problem of a file is reported, each at its own line.
         """
         source = (
-            "[manifest]\n"                       # 1
-            "start = \"yesterday\"\n"           # 2
-            "timezone = \"Mars/Olympus\"\n"     # 3
-            "[download]\n"                       # 4
-            "concurrency = \"four\"\n"          # 5
-            "min_request_interval = -1\n"        # 6
+            "[manifest]\n"  # 1
+            'start = "yesterday"\n'  # 2
+            'timezone = "Mars/Olympus"\n'  # 3
+            "[download]\n"  # 4
+            'concurrency = "four"\n'  # 5
+            "min_request_interval = -1\n"  # 6
         )
         ignored, problems = self.parse(source)
         self.assertEqual(
             [(p.line, p.key) for p in problems],
-            [(2, "manifest.start"), (3, "manifest.timezone"),
-             (5, "download.concurrency"), (6, "download.min_request_interval")],
+            [
+                (2, "manifest.start"),
+                (3, "manifest.timezone"),
+                (5, "download.concurrency"),
+                (6, "download.min_request_interval"),
+            ],
         )
         self.assertIn("must be a whole number", problems[2].message)
 
@@ -121,24 +125,28 @@ class ParseTests(SynchronousTestCase):
         queryname/groupid, windows within 31 days, unique names.
         """
         source = (
-            "[[reports]]\n"                   # 1
-            "queryname = \"A\"\n"             # 2
-            "[[reports]]\n"                   # 3
-            "name = \"b\"\n"                  # 4
-            "[[reports]]\n"                   # 5
-            "name = \"c\"\n"                  # 6
-            "queryname = \"C\"\n"             # 7
-            "window = \"32d\"\n"              # 8
-            "[[reports]]\n"                   # 9
-            "name = \"c\"\n"                  # 10
-            "groupid = \"G\"\n"               # 11
-            "kind = \"single_zip\"\n"         # 12
+            "[[reports]]\n"  # 1
+            'queryname = "A"\n'  # 2
+            "[[reports]]\n"  # 3
+            'name = "b"\n'  # 4
+            "[[reports]]\n"  # 5
+            'name = "c"\n'  # 6
+            'queryname = "C"\n'  # 7
+            'window = "32d"\n'  # 8
+            "[[reports]]\n"  # 9
+            'name = "c"\n'  # 10
+            'groupid = "G"\n'  # 11
+            'kind = "single_zip"\n'  # 12
         )
         ignored, problems = self.parse(source)
         self.assertEqual(
             [(p.line, p.key) for p in problems],
-            [(1, "reports[0]"), (3, "reports[1].queryname"), (8, "reports[2].window"),
-             (12, "reports[3].kind")],
+            [
+                (1, "reports[0]"),
+                (3, "reports[1].queryname"),
+                (8, "reports[2].window"),
+                (12, "reports[3].kind"),
+            ],
         )
 
     def test_duplicateReportName(self) -> None:
@@ -221,6 +229,7 @@ class DirectoryTests(SynchronousTestCase):
         """
         configuration, problems = load_directory(self.directory)
         self.assertEqual(problems, [])
+        assert configuration is not None
         self.assertEqual(configuration.topics["reports"], [])
         self.assertEqual(configuration.payloads()["work"]["max_attempts"], 8)
 
@@ -232,8 +241,9 @@ class DirectoryTests(SynchronousTestCase):
         self.write("b.toml", "\n[work]\nmax_attempts = 3\n")
         configuration, problems = load_directory(self.directory)
         self.assertIsNone(configuration)
-        self.assertEqual([str(p) for p in problems],
-                         ["b.toml:2: work: topic 'work' is also defined in a.toml"])
+        self.assertEqual(
+            [str(p) for p in problems], ["b.toml:2: work: topic 'work' is also defined in a.toml"]
+        )
 
     def test_oneBadFileSpoilsAll(self) -> None:
         """
@@ -257,6 +267,7 @@ class DirectoryTests(SynchronousTestCase):
         self.write("d.toml", "[work]\nmax_attempts = 2\n")
         configuration, problems = load_directory(self.directory)
         self.assertEqual(problems, [])
+        assert configuration is not None
         self.assertEqual(configuration.sources, {"work": "d.toml"})
 
     def test_notUTF8(self) -> None:
@@ -274,6 +285,7 @@ class DirectoryTests(SynchronousTestCase):
         configuration, ignored = load_directory(
             self.directory, {"manifest": {"base_url": "http://127.0.0.1:1/oasisapi"}}
         )
+        assert configuration is not None
         self.assertEqual(configuration.topics["manifest"].base_url, "http://127.0.0.1:1/oasisapi")
 
 
@@ -289,16 +301,19 @@ class TopicErrorTests(SynchronousTestCase):
         in field order, each with its full key.
         """
         ignored, problems = parse_file("t.toml", 'reports = [{ queryname = 2, name = 1, windw = "1d" }]\n')
-        self.assertEqual([(p.line, p.key) for p in problems],
-                         [(1, "reports[0].windw"), (1, "reports[0].name"), (1, "reports[0].queryname")])
+        self.assertEqual(
+            [(p.line, p.key) for p in problems],
+            [(1, "reports[0].windw"), (1, "reports[0].name"), (1, "reports[0].queryname")],
+        )
 
     def test_notATable(self) -> None:
         """
         A report that is not a table is a problem at the report itself.
         """
         ignored, problems = parse_file("t.toml", "reports = [1]\n")
-        self.assertEqual([(p.key, p.message) for p in problems],
-                         [("reports[0]", "must be a table, not 1 (int)")])
+        self.assertEqual(
+            [(p.key, p.message) for p in problems], [("reports[0]", "must be a table, not 1 (int)")]
+        )
 
     def test_badDefault(self) -> None:
         """
@@ -328,12 +343,41 @@ class ExportTests(SynchronousTestCase):
         there, as is every check factory.
         """
         names = [
-            "ManifestTopic", "ReportTopic", "WorkTopic", "DownloadTopic", "TOPICS", "Problem",
-            "load_directory", "parse_file", "to_payload", "resolve_day", "window_hours",
-            "MAX_WINDOW_HOURS", "Configuration", "default_configuration", "config_files", "suggest",
-            "Locator", "build", "Invalid", "TopicError", "Topic", "setting", "Check", "GIB",
-            "integer", "number", "boolean", "text", "file_name", "optional", "url", "day",
-            "timezone", "window", "query_params",
+            "ManifestTopic",
+            "ReportTopic",
+            "WorkTopic",
+            "DownloadTopic",
+            "TOPICS",
+            "Problem",
+            "load_directory",
+            "parse_file",
+            "to_payload",
+            "resolve_day",
+            "window_hours",
+            "MAX_WINDOW_HOURS",
+            "Configuration",
+            "default_configuration",
+            "config_files",
+            "suggest",
+            "Locator",
+            "build",
+            "Invalid",
+            "TopicError",
+            "Topic",
+            "setting",
+            "Check",
+            "GIB",
+            "integer",
+            "number",
+            "boolean",
+            "text",
+            "file_name",
+            "optional",
+            "url",
+            "day",
+            "timezone",
+            "window",
+            "query_params",
         ]
         self.assertEqual([name for name in names if not hasattr(schema, name)], [])
         self.assertEqual(sorted(set(schema.__all__) - set(names)), ["describe"])

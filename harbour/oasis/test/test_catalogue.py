@@ -6,8 +6,8 @@ specification gives.
 
 The example URLs are CAISO's own (interface specification 5.1.8, sections 6
 and 8), as scraped by energy-analytics-project/energy-dashboard; copies live
-in C{harbour/test/samples/} (whose C{README.md} gives their origin).  The scrape kept some PDF noise, which L{example_requests}
-cleans.
+in C{harbour/test/samples/} (whose C{README.md} gives their origin).  The
+scrape kept some PDF noise, which L{example_requests} cleans.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from harbour.oasis.publications import LogUnreadable, Publication, parse_log, pa
 from harbour.testing.simulator import OasisError, OasisSimulator, deterministic_zip, error_document
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 STAMP = datetime.datetime(2025, 3, 10, tzinfo=UTC)
 #: 2025-03-10 13:00 in California.
 ONE_PM = datetime.datetime(2025, 3, 10, 20, 0, tzinfo=UTC).timestamp()
@@ -24,10 +24,16 @@ TWO_PM = 14 * 3600.0
 
 
 def zipped(name: str, data: bytes) -> bytes:
+    """
+    @return: A zip answer holding C{data} as its one file, C{name}.
+    """
     return deterministic_zip([(name, data)], STAMP)
 
 
 def moment(text: str) -> float:
+    """
+    @return: The POSIX time of an ISO 8601 date and time.
+    """
     return datetime.datetime.fromisoformat(text).timestamp()
 
 
@@ -43,11 +49,20 @@ class ParseTests(SynchronousTestCase):
         ignored; entries come oldest first.
         """
         answer = zipped("20250308_20250310_ATL_PUB_v1.csv", (SAMPLES / "shape_ATL_PUB.csv").read_bytes())
-        self.assertEqual(parse_log(answer), [
-            Publication("PRC_LMP", "DAM", datetime.date(2025, 3, 9), moment("2025-03-08T21:00:00+00:00"), 1),
-            Publication("SLD_FCST", "DAM", datetime.date(2025, 3, 9), moment("2025-03-08T21:05:00+00:00"), 1),
-            Publication("PRC_LMP", "DAM", datetime.date(2025, 3, 5), moment("2025-03-09T17:30:00+00:00"), 2),
-        ])
+        self.assertEqual(
+            parse_log(answer),
+            [
+                Publication(
+                    "PRC_LMP", "DAM", datetime.date(2025, 3, 9), moment("2025-03-08T21:00:00+00:00"), 1
+                ),
+                Publication(
+                    "SLD_FCST", "DAM", datetime.date(2025, 3, 9), moment("2025-03-08T21:05:00+00:00"), 1
+                ),
+                Publication(
+                    "PRC_LMP", "DAM", datetime.date(2025, 3, 5), moment("2025-03-09T17:30:00+00:00"), 2
+                ),
+            ],
+        )
 
     def test_xml(self) -> None:
         """
@@ -56,10 +71,13 @@ class ParseTests(SynchronousTestCase):
         """
         answer = zipped("20250308_20250310_ATL_PUB_v1.xml", (SAMPLES / "shape_ATL_PUB.xml").read_bytes())
         entries = parse_log(answer)
-        self.assertEqual([(e.key, e.day.day, e.version, e.revision) for e in entries], [
-            (("PRC_INTVL_LMP", "RTM"), 9, 1, False),
-            (("PRC_INTVL_LMP", "RTM"), 7, 2, True),
-        ])
+        self.assertEqual(
+            [(e.key, e.day.day, e.version, e.revision) for e in entries],
+            [
+                (("PRC_INTVL_LMP", "RTM"), 9, 1, False),
+                (("PRC_INTVL_LMP", "RTM"), 7, 2, True),
+            ],
+        )
 
     def test_noData(self) -> None:
         """
@@ -95,9 +113,17 @@ class ParseTests(SynchronousTestCase):
         clock = Clock()
         clock.advance(ONE_PM)
         simulator = OasisSimulator(clock, publish_offset=-11 * 3600)
-        args = {"queryname": "ATL_PUB_SCHED", "startdatetime": "20250309T00:00-0000",
-                "enddatetime": "20250310T00:00-0000", "version": "1", "market_run_id": "DAM"}
-        for answer in (simulator.single_zip(args, "u"), simulator.single_zip({**args, "resultformat": "6"}, "u")):
+        args = {
+            "queryname": "ATL_PUB_SCHED",
+            "startdatetime": "20250309T00:00-0000",
+            "enddatetime": "20250310T00:00-0000",
+            "version": "1",
+            "market_run_id": "DAM",
+        }
+        for answer in (
+            simulator.single_zip(args, "u"),
+            simulator.single_zip({**args, "resultformat": "6"}, "u"),
+        ):
             entries = {e.key: e for e in parse_schedule(answer)}
             self.assertEqual(entries[("PRC_LMP", "DAM")].time, datetime.time(13, 0))
             self.assertEqual(entries[("PRC_LMP", "DAM")].day_offset, 1)
@@ -115,9 +141,22 @@ class SimulatorLogTests(SynchronousTestCase):
         self.simulator = OasisSimulator(self.clock, publish_offset=TWO_PM)
 
     def log(self, start: str, end: str) -> list[Publication]:
-        return parse_log(self.simulator.single_zip(
-            {"queryname": "ATL_PUB", "startdatetime": start, "enddatetime": end, "version": "1",
-             "market_run_id": "DAM"}, "u"))
+        """
+        @return: The simulator's publications log from C{start} to C{end}
+            (OASIS's C{YYYYMMDDTHH:MM-0000}).
+        """
+        return parse_log(
+            self.simulator.single_zip(
+                {
+                    "queryname": "ATL_PUB",
+                    "startdatetime": start,
+                    "enddatetime": end,
+                    "version": "1",
+                    "market_run_id": "DAM",
+                },
+                "u",
+            )
+        )
 
     def test_publishedDaysAreServed(self) -> None:
         """
@@ -137,10 +176,17 @@ class SimulatorLogTests(SynchronousTestCase):
         A revision changes every answer covering the day and adds a
         C{REVISED} entry, version 2 then 3.
         """
-        url = ("/oasisapi/SingleZip?enddatetime=20250307T08:00-0000&market_run_id=DAM"
-               "&queryname=PRC_LMP&startdatetime=20250306T08:00-0000&version=1")
-        args = {"queryname": "PRC_LMP", "startdatetime": "20250306T08:00-0000",
-                "enddatetime": "20250307T08:00-0000", "version": "1", "market_run_id": "DAM"}
+        url = (
+            "/oasisapi/SingleZip?enddatetime=20250307T08:00-0000&market_run_id=DAM"
+            "&queryname=PRC_LMP&startdatetime=20250306T08:00-0000&version=1"
+        )
+        args = {
+            "queryname": "PRC_LMP",
+            "startdatetime": "20250306T08:00-0000",
+            "enddatetime": "20250307T08:00-0000",
+            "version": "1",
+            "market_run_id": "DAM",
+        }
         before = self.simulator.single_zip(args, url)
         self.simulator.revise("PRC_LMP", datetime.date(2025, 3, 6))
         self.clock.advance(2)

@@ -10,14 +10,17 @@ import hashlib
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import treq
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from harbour.bus import Bus
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
+from harbour.interfaces import IEvent
 from harbour.oasis.classify import DATA, classify
 from harbour.oasis.client import OasisClient, retry_after
 from harbour.oasis.requests import report_urls
@@ -25,11 +28,18 @@ from harbour.services.attempt import backoff
 from harbour.services.download import DownloadService
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.politeness import MemoryLimiter
-from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED, PENDING
+from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED, PENDING, Task
 from harbour.testing.simulator import Faults, OasisSimulator
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
-LMP = dict(name="lmp", queryname="PRC_LMP", kind="single_zip", market_run_id="DAM", resultformat="csv")
+#: A report definition: L{ReportTopic}'s arguments.
+LMP: dict[str, Any] = {
+    "name": "lmp",
+    "queryname": "PRC_LMP",
+    "kind": "single_zip",
+    "market_run_id": "DAM",
+    "resultformat": "csv",
+}
 
 
 class Harness:
@@ -37,30 +47,50 @@ class Harness:
     A simulator, a store full of tasks, and a download service between.
     """
 
-    def __init__(self, testcase: TestCase, faults: Faults = Faults(), **settings) -> None:
+    def __init__(self, testcase: TestCase, faults: Faults = Faults(), **settings: Any) -> None:
         from twisted.internet import reactor
 
         self.reactor = reactor
         self.testcase = testcase
-        self.simulator = OasisSimulator(reactor, seed=5, faults=faults, last_day=datetime.date(2025, 1, 31),
-                                        min_interval=settings.pop("simulator_interval", 0.0))
-        port = reactor.listenTCP(0, self.simulator.site(), interface="127.0.0.1")
+        self.simulator = OasisSimulator(
+            reactor,
+            seed=5,
+            faults=faults,
+            last_day=datetime.date(2025, 1, 31),
+            min_interval=settings.pop("simulator_interval", 0.0),
+        )
+        # Twisted types listenTCP's factory too narrowly for a Site.
+        port = reactor.listenTCP(0, self.simulator.site(), interface="127.0.0.1")  # type: ignore[arg-type]
         testcase.addCleanup(port.stopListening)
-        self.base_url = f"http://127.0.0.1:{port.getHost().port}/oasisapi"
+        address = port.getHost()
+        assert isinstance(address, IPv4Address)
+        self.base_url = f"http://127.0.0.1:{address.port}/oasisapi"
         self.data = Path(testcase.mktemp())
         self.bus = Bus()
         self.store = MemoryTaskStore(reactor)
-        work = WorkTopic(retry_base=0.02, retry_cap=0.1, lease_seconds=5,
-                         max_attempts=settings.pop("max_attempts", 6))
-        download = DownloadTopic(min_request_interval=settings.pop("min_request_interval", 0.0),
-                                 idle_timeout=settings.pop("idle_timeout", 5.0), **settings)
-        self.service = DownloadService(reactor, self.store, OasisClient(reactor, MemoryLimiter(reactor)), self.bus, self.data,
-                                       download, work, poll_interval=0.05)
-        self.events: list = []
-        self._waiting: list = []
+        work = WorkTopic(
+            retry_base=0.02, retry_cap=0.1, lease_seconds=5, max_attempts=settings.pop("max_attempts", 6)
+        )
+        download = DownloadTopic(
+            min_request_interval=settings.pop("min_request_interval", 0.0),
+            idle_timeout=settings.pop("idle_timeout", 5.0),
+            **settings,
+        )
+        self.service = DownloadService(
+            reactor,
+            self.store,
+            OasisClient(reactor, MemoryLimiter(reactor)),
+            self.bus,
+            self.data,
+            download,
+            work,
+            poll_interval=0.05,
+        )
+        self.events: list[IEvent] = []
+        self._waiting: list[tuple[int, Deferred[None]]] = []
         self.bus.subscribe("task.*", self._event)
 
-    def _event(self, event) -> None:
+    def _event(self, event: IEvent) -> None:
         if event.topic == "task.created":
             return
         self.events.append(event)
@@ -69,7 +99,9 @@ class Harness:
                 self._waiting.remove((count, d))
                 d.callback(None)
 
-    async def run(self, *reports: dict, start="2025-01-10", end="2025-01-12") -> list:
+    async def run(
+        self, *reports: dict[str, Any], start: str = "2025-01-10", end: str = "2025-01-12"
+    ) -> list[Task]:
         """
         Create the tasks of C{reports}, download until each has ended, and
         return the final tasks.
@@ -77,21 +109,35 @@ class Harness:
         manifest = ManifestTopic(base_url=self.base_url, start=start, end=end)
         requests = report_urls(manifest, [ReportTopic(**r) for r in reports], datetime.date(2025, 2, 1))
         await self.store.create(requests)
-        finished: Deferred = Deferred()
+        finished: Deferred[None] = Deferred()
         self._waiting.append((len(self.events) + len(requests), finished))
         self.service.startService()
         self.testcase.addCleanup(lambda: self.service.running and self.service.stopService())
         await finished.addTimeout(60, self.reactor)
         await self.service.stopService()
-        return [await self.store.get(t.id) for t in (await self.all_tasks())]
+        return [await self.fetched(t.id) for t in (await self.all_tasks())]
 
-    async def all_tasks(self):
-        found = []
+    async def fetched(self, task_id: str) -> Task:
+        """
+        @return: The task C{task_id}, which exists.
+        """
+        task = await self.store.get(task_id)
+        assert task is not None, task_id
+        return task
+
+    async def all_tasks(self) -> list[Task]:
+        """
+        @return: Every task, in any state.
+        """
+        found: list[Task] = []
         for state in (PENDING, DOWNLOADED, EMPTY, FAILED, "downloading"):
             found += (await self.store.tasks(state, None, 0, 10_000))[0]
         return found
 
     def files(self) -> list[Path]:
+        """
+        @return: Every file under the data directory.
+        """
         return sorted(p for p in self.data.rglob("*") if p.is_file())
 
 
@@ -118,7 +164,9 @@ class DownloadTests(TestCase):
             expected = await treq.content(await treq.get(task.url, persistent=False))
             self.assertEqual(path.read_bytes(), expected)
             self.assertEqual((task.bytes, task.sha256), (len(expected), hashlib.sha256(expected).hexdigest()))
-        self.assertEqual([p.name for p in harness.files()], ["2025-01-10.zip", "2025-01-11.zip", "2025-01-12.zip"])
+        self.assertEqual(
+            [p.name for p in harness.files()], ["2025-01-10.zip", "2025-01-11.zip", "2025-01-12.zip"]
+        )
         self.assertEqual([e.topic for e in harness.events], ["task.done"] * 3)
 
     async def test_empty(self) -> None:
@@ -127,8 +175,10 @@ class DownloadTests(TestCase):
         """
         harness = Harness(self)
         tasks = await harness.run(LMP, start="2025-02-05", end="2025-02-06")
-        self.assertEqual({(t.state, t.last_error) for t in tasks},
-                         {(EMPTY, "OASIS error 1000: No data returned for the specified selection")})
+        self.assertEqual(
+            {(t.state, t.last_error) for t in tasks},
+            {(EMPTY, "OASIS error 1000: No data returned for the specified selection")},
+        )
         self.assertEqual(harness.files(), [])
 
     async def test_badDefinition(self) -> None:
@@ -148,8 +198,14 @@ class DownloadTests(TestCase):
         trickles are retried until each file is whole; no partial file is
         left, under a final name or not.
         """
-        faults = Faults(error_rate=0.2, reset_rate=0.2, truncate_rate=0.2, trickle_rate=0.2,
-                        retry_after=0, trickle_bytes=4096)
+        faults = Faults(
+            error_rate=0.2,
+            reset_rate=0.2,
+            truncate_rate=0.2,
+            trickle_rate=0.2,
+            retry_after=0,
+            trickle_bytes=4096,
+        )
         harness = Harness(self, faults, max_attempts=20)
         tasks = await harness.run(LMP, start="2025-01-01", end="2025-01-12")
         self.assertEqual({t.state for t in tasks}, {DOWNLOADED})
@@ -165,7 +221,9 @@ class DownloadTests(TestCase):
         A GroupZip answered 1015 first is downloaded on a later attempt.
         """
         harness = Harness(self)
-        [task] = await harness.run(dict(name="grp", groupid="DAM_LMP_GRP", kind="group_zip"), end="2025-01-10")
+        [task] = await harness.run(
+            {"name": "grp", "groupid": "DAM_LMP_GRP", "kind": "group_zip"}, end="2025-01-10"
+        )
         self.assertEqual((task.state, task.attempts), (DOWNLOADED, 2))
 
     async def test_idleTimeout(self) -> None:
@@ -203,7 +261,7 @@ class DownloadTests(TestCase):
         self.assertEqual((task.state, task.bytes), (DOWNLOADED, os.path.getsize(sample)))
         self.assertEqual(harness.simulator.requests, [])
 
-    async def _revised(self, harness: Harness, content_changes: bool):
+    async def _revised(self, harness: Harness, content_changes: bool) -> tuple[Task, Task, bytes]:
         """
         Download one day, let OASIS revise it (or only say so), and
         download it again.
@@ -231,8 +289,9 @@ class DownloadTests(TestCase):
         self.assertNotEqual(expected, old)
         self.assertEqual(target.read_bytes(), expected)
         self.assertEqual(target.with_name("2025-01-10.rev0.zip").read_bytes(), old)
-        self.assertEqual((again.state, again.revision, again.sha256),
-                         (DOWNLOADED, 1, hashlib.sha256(expected).hexdigest()))
+        self.assertEqual(
+            (again.state, again.revision, again.sha256), (DOWNLOADED, 1, hashlib.sha256(expected).hexdigest())
+        )
         self.assertEqual([e.payload["revision"] for e in harness.events], [0, 1])
 
     async def test_revisionUnchangedOrDropped(self) -> None:
@@ -273,7 +332,7 @@ class DownloadTests(TestCase):
         manifest = ManifestTopic(base_url=harness.base_url, start="2025-01-10", end="2025-01-10")
         await harness.store.create(report_urls(manifest, [ReportTopic(**LMP)], datetime.date(2025, 2, 1)))
         harness.service.startService()
-        for attempt in range(500):  # until the first bytes arrive
+        for _attempt in range(500):  # until the first bytes arrive
             flights = harness.service.status()["in_flight"]
             if flights and flights[0]["bytes"]:
                 break
@@ -309,7 +368,7 @@ class PolicyTests(SynchronousTestCase):
         rng = random.Random(1)
         delays = [backoff(n, 10, 1000, rng) for n in (1, 2, 3, 4)]
         for n, delay in enumerate(delays):
-            self.assertTrue(5 * 2 ** n <= delay <= 15 * 2 ** n, delays)
+            self.assertTrue(5 * 2**n <= delay <= 15 * 2**n, delays)
         self.assertLessEqual(backoff(30, 10, 1000, rng), 1500)
 
 

@@ -25,7 +25,7 @@ from harbour.services.manifest import ManifestService
 from harbour.test.helpers import TOKEN, call, connected, control_service
 
 #: 2026-01-15 12:00 in California.
-NOON = datetime.datetime(2026, 1, 15, 20, 0, tzinfo=datetime.timezone.utc).timestamp()
+NOON = datetime.datetime(2026, 1, 15, 20, 0, tzinfo=datetime.UTC).timestamp()
 
 REPORTS = """\
 [manifest]
@@ -65,8 +65,10 @@ class ManifestServiceTests(SynchronousTestCase):
         """
         C{reports()} lists the configured report's days, newest first.
         """
-        self.assertEqual([r.filename for r in self.manifest.reports()],
-                         ["lmp/2026-01-15.zip", "lmp/2026-01-14.zip", "lmp/2026-01-13.zip"])
+        self.assertEqual(
+            [r.filename for r in self.manifest.reports()],
+            ["lmp/2026-01-15.zip", "lmp/2026-01-14.zip", "lmp/2026-01-13.zip"],
+        )
 
     def test_configChangeWithoutRestart(self) -> None:
         """
@@ -74,7 +76,8 @@ class ManifestServiceTests(SynchronousTestCase):
         """
         self.manifest.reports()
         (self.directory / "r.toml").write_text(
-            REPORTS + '\n[[reports]]\nname = "load"\nqueryname = "SLD_FCST"\nmarket_run_id = "DAM"\nwindow = "3d"\n'
+            REPORTS
+            + '\n[[reports]]\nname = "load"\nqueryname = "SLD_FCST"\nmarket_run_id = "DAM"\nwindow = "3d"\n'
         )
         self.successResultOf(self.config.reload())
         self.assertEqual([r.filename for r in self.manifest.reports()][-1], "load/2026-01-13_2026-01-15.zip")
@@ -123,8 +126,12 @@ class ManifestCommandTests(SynchronousTestCase):
         directory.mkdir()
         (directory / "r.toml").write_text(REPORTS)
         out = io.StringIO()
-        args = argparse.Namespace(config_dir=directory, start=datetime.date(2025, 3, 9),
-                                  end=datetime.date(2025, 3, 10), today=datetime.date(2026, 1, 15))
+        args = argparse.Namespace(
+            config_dir=directory,
+            start=datetime.date(2025, 3, 9),
+            end=datetime.date(2025, 3, 10),
+            today=datetime.date(2026, 1, 15),
+        )
         self.assertEqual(print_manifest(args, out), OK)
         lines = out.getvalue().splitlines()
         self.assertEqual(len(lines), 2)

@@ -7,14 +7,17 @@ manifest capped by it, and the work service applying its revisions.
 from __future__ import annotations
 
 import datetime
+from typing import Any, TypeVar
 
 from treq.testing import StubTreq
+from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
 from harbour.bus import Bus
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, to_payload
+from harbour.interfaces import IEvent, StatusDocument
 from harbour.oasis.client import OasisClient
 from harbour.services.knowledge import OVERLAP
 from harbour.services.manifest import ManifestService
@@ -25,11 +28,13 @@ from harbour.store.tasks import DOWNLOADED, PENDING, RedisTaskStore
 from harbour.test.helpers import private_redis
 from harbour.testing.simulator import OasisSimulator, parse_gmt
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 #: 2025-03-10 13:00 in California.
 ONE_PM = datetime.datetime(2025, 3, 10, 20, 0, tzinfo=UTC).timestamp()
 #: The simulator publishes each day at 14:00 (California) of that day.
 TWO_PM = 14 * 3600.0
+
+_T = TypeVar("_T")
 
 
 class FollowingTests(TestCase):
@@ -38,41 +43,56 @@ class FollowingTests(TestCase):
     the requests, revisions put tasks back, a broken log falls back.
     """
 
-    async def setUp(self) -> None:
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
         self.clock = Clock()
         self.clock.advance(ONE_PM)
         self.simulator = OasisSimulator(self.clock, publish_offset=TWO_PM)
         self.redis = await private_redis(self)
         self.tasks = RedisTaskStore(self.redis, self.clock, self.redis.prefix)
         self.bus = Bus()
-        self.events: list = []
+        self.events: list[IEvent] = []
         self.bus.subscribe("publications.updated", self.events.append)
         self.bus.subscribe("task.revised", self.events.append)
 
-    def service(self, interval: float = 900.0, follow: bool = True, reports=None) -> PublicationsFollower:
+    def service(
+        self, interval: float = 900.0, follow: bool = True, reports: list[dict[str, Any]] | None = None
+    ) -> PublicationsFollower:
         """
         A started follower reading the simulator, configured with one daily
         report from 2025-03-05 to today, and a manifest capped by it
         (C{self.manifest}).
         """
-        reports = reports or [dict(name="lmp", queryname="PRC_LMP", market_run_id="DAM")]
-        topic = ManifestTopic(base_url="http://oasis.test/oasisapi", start="2025-03-05",
-                              follow_publications=follow, publications_interval=interval)
+        reports = reports or [{"name": "lmp", "queryname": "PRC_LMP", "market_run_id": "DAM"}]
+        topic = ManifestTopic(
+            base_url="http://oasis.test/oasisapi",
+            start="2025-03-05",
+            follow_publications=follow,
+            publications_interval=interval,
+        )
         self.bus.publish("manifest", to_payload(topic), retain=True)
-        self.bus.publish("reports", [to_payload(ReportTopic(kind="single_zip", **r)) for r in reports], retain=True)
+        self.bus.publish(
+            "reports", [to_payload(ReportTopic(kind="single_zip", **r)) for r in reports], retain=True
+        )
         self.stub = StubTreq(self.simulator)
-        client = OasisClient(self.clock, MemoryLimiter(self.clock), DownloadTopic(min_request_interval=0),
-                             http=self.stub)
+        client = OasisClient(
+            self.clock, MemoryLimiter(self.clock), DownloadTopic(min_request_interval=0), http=self.stub
+        )
         service = PublicationsFollower(self.clock, self.bus, self.redis, client, self.redis.prefix)
         self.manifest = ManifestService(self.clock, self.bus, service)
         # The work service is the follower's observer: it applies revisions.
         service.observe(WorkService(self.clock, self.tasks, self.manifest, self.bus).revise)
         for started in (service, self.manifest):
             started.startService()
-            self.addCleanup(lambda started=started: started.running and started.stopService())
+            self.addCleanup(self.stop_if_running, started)
         return service
 
-    async def settle(self, d: Deferred):
+    def stop_if_running(self, service: Service) -> Deferred[None] | None:
+        """
+        Stop C{service} unless a test already did.
+        """
+        return service.stopService() if service.running else None
+
+    async def settle(self, d: Deferred[_T]) -> _T:
         """
         Serve the stub's requests and let Redis answer until C{d} fires.
         """
@@ -85,12 +105,20 @@ class FollowingTests(TestCase):
             await deferLater(reactor, 0.001, lambda: None)
         self.fail("no answer")
 
-    async def read(self, service: PublicationsFollower | None = None) -> dict:
+    async def read(self, service: PublicationsFollower | None = None) -> StatusDocument:
+        """
+        Read the publications log now.
+
+        @return: The follower's status after the read.
+        """
         service = service or self.follower
         await self.settle(service.read_publications())
         return service.status()
 
     def days(self) -> list[str]:
+        """
+        @return: The file names the manifest requests.
+        """
         return sorted({r.filename for r in self.manifest.reports()})
 
     async def test_unpublishedDayLeftOut(self) -> None:
@@ -114,10 +142,12 @@ class FollowingTests(TestCase):
         Reports the log does not mention (a group zip, an unknown query)
         keep plain date ranges, and C{Status} names them.
         """
-        self.follower = self.service(reports=[
-            dict(name="lmp", queryname="PRC_LMP", market_run_id="DAM"),
-            dict(name="nope", queryname="NOPE", market_run_id="DAM"),
-        ])
+        self.follower = self.service(
+            reports=[
+                {"name": "lmp", "queryname": "PRC_LMP", "market_run_id": "DAM"},
+                {"name": "nope", "queryname": "NOPE", "market_run_id": "DAM"},
+            ]
+        )
         status = await self.read()
         self.assertEqual(status["date_ranges"], ["nope"])
         self.assertIn("nope/2025-03-10.zip", self.days())
@@ -172,9 +202,12 @@ class FollowingTests(TestCase):
         await self.read()
         self.assertEqual(await self.settle(self.tasks.revision_counts()), {"lmp": 1})
         [revised] = [e.payload for e in self.events if e.topic == "task.revised"]
-        self.assertEqual((revised["filename"], revised["previous"], revised["revision"]),
-                         ("lmp/2025-03-07.zip", DOWNLOADED, 1))
+        self.assertEqual(
+            (revised["filename"], revised["previous"], revised["revision"]),
+            ("lmp/2025-03-07.zip", DOWNLOADED, 1),
+        )
         task = await self.tasks.get(revised["id"])
+        assert task is not None
         self.assertEqual((task.state, task.revision), (PENDING, 1))
         self.assertEqual(await self.tasks.counts(), {"lmp": {DOWNLOADED: 4, PENDING: 1}})
         self.clock.advance(60)
@@ -201,7 +234,9 @@ class FollowingTests(TestCase):
         reads = [r for r in self.simulator.requests if r[2]["queryname"] == "ATL_PUB"]
         self.assertEqual(len(reads), 3)
         through = datetime.datetime.fromisoformat(status["read_through"].replace("Z", "+00:00"))
-        self.assertEqual(parse_gmt(reads[2][2]["startdatetime"]), through - datetime.timedelta(seconds=OVERLAP))
+        self.assertEqual(
+            parse_gmt(reads[2][2]["startdatetime"]), through - datetime.timedelta(seconds=OVERLAP)
+        )
 
     async def test_scheduleBringsReadForward(self) -> None:
         """
