@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import attr
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
-from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 from twisted.test import iosim
@@ -65,7 +65,7 @@ def control_service(bus: Bus | None = None, **kwargs: Any) -> ControlService:
         pausables=kwargs.pop("pausable", {}),
     )
     return ControlService(
-        reactor=Clock(),
+        reactor=MemoryReactorClock(),
         endpoint="tcp:0:interface=127.0.0.1",
         token=TOKEN,
         bus=bus if bus is not None else Bus(),

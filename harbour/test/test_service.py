@@ -10,7 +10,7 @@ from pathlib import Path
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
-from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import Logger, jsonFileLogObserver
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
@@ -82,6 +82,14 @@ class Child(Service):
         self.stopping = Deferred()
         return self.stopping
 
+    def stopped(self) -> None:
+        """
+        Finish the stop in progress.
+        """
+        if self.stopping is None:
+            raise RuntimeError(f"{self.name} is not stopping")
+        self.stopping.callback(None)
+
 
 class HarbourServiceTests(SynchronousTestCase):
     """
@@ -94,18 +102,18 @@ class HarbourServiceTests(SynchronousTestCase):
         previous one finished stopping; the root's stop waits for all.
         """
         log: list = []
-        root = HarbourService(Clock())
+        root = HarbourService(MemoryReactorClock())
         children = [Child(name, log) for name in ["store", "bus", "amp"]]
         for child in children:
             child.setServiceParent(root)
         root.startService()
         stopped = root.stopService()
         self.assertEqual(log, [("start", "store"), ("start", "bus"), ("start", "amp"), ("stop", "amp")])
-        children[2].stopping.callback(None)
+        children[2].stopped()
         self.assertEqual(log[-1], ("stop", "bus"))
-        children[1].stopping.callback(None)
+        children[1].stopped()
         self.assertNoResult(stopped)
-        children[0].stopping.callback(None)
+        children[0].stopped()
         self.successResultOf(stopped)
 
     def test_status(self) -> None:
@@ -114,7 +122,7 @@ class HarbourServiceTests(SynchronousTestCase):
         """
         from harbour.bus import Bus
 
-        root = HarbourService(Clock())
+        root = HarbourService(MemoryReactorClock())
         bus = Bus()
         bus.setName("bus")
         bus.setServiceParent(root)

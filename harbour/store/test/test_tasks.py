@@ -6,6 +6,7 @@ run against the in-memory store and against Redis (a real redis-server).
 from __future__ import annotations
 
 import datetime
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from twisted.internet.defer import gatherResults
@@ -60,6 +61,16 @@ class TaskStoreBehaviourMixin(_MixinBase):
     store: ITaskStore
     clock: Clock
 
+    async def _task(self, pending: Awaitable[Task | None]) -> Task:
+        """
+        Await C{pending}, a task the test expects the store to have: fail
+        the test if there is none.
+        """
+        task = await pending
+        if task is None:
+            self.fail("the store has no such task")
+        return task
+
     async def test_interface(self) -> None:
         """
         The store provides L{ITaskStore}.
@@ -75,7 +86,7 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual(await self.store.create(requests), {"a": 5, "b": 1})
         self.assertEqual(await self.store.create(requests + [request("b", 2)]), {"b": 1})
         self.assertEqual(await self.store.counts(), {"a": {PENDING: 5}, "b": {PENDING: 2}})
-        task = await self.store.get(task_id(requests[0].url))
+        task = await self._task(self.store.get(task_id(requests[0].url)))
         self.assertEqual((task.state, task.filename, task.attempts), (PENDING, "a/2025-01-01.zip", 0))
 
     async def test_claimNewestFirst(self) -> None:
@@ -84,7 +95,7 @@ class TaskStoreBehaviourMixin(_MixinBase):
         return nothing once all are taken.
         """
         await self.store.create([request("a", d) for d in (3, 1, 2)])
-        claimed = [await self.store.claim("w", 60) for i in range(3)]
+        claimed = [await self._task(self.store.claim("w", 60)) for i in range(3)]
         self.assertEqual(
             [t.filename for t in claimed], ["a/2025-01-03.zip", "a/2025-01-02.zip", "a/2025-01-01.zip"]
         )
@@ -108,10 +119,10 @@ class TaskStoreBehaviourMixin(_MixinBase):
         claim.
         """
         await self.store.create([request("a", 1)])
-        task = await self.store.claim("w", 60)
+        task = await self._task(self.store.claim("w", 60))
         self.assertFalse(await self.store.finish(task.id, "other", DOWNLOADED))
         self.assertTrue(await self.store.finish(task.id, "w", DOWNLOADED, bytes=10, sha256="ab"))
-        done = await self.store.get(task.id)
+        done = await self._task(self.store.get(task.id))
         self.assertEqual((done.state, done.bytes, done.sha256, done.owner), (DOWNLOADED, 10, "ab", ""))
         self.assertFalse(await self.store.finish(task.id, "w", FAILED))
         self.assertEqual(await self.store.counts(), {"a": {DOWNLOADED: 1}})
@@ -121,11 +132,11 @@ class TaskStoreBehaviourMixin(_MixinBase):
         A released task is not claimed again before its C{not_before}.
         """
         await self.store.create([request("a", 1)])
-        task = await self.store.claim("w", 60)
+        task = await self._task(self.store.claim("w", 60))
         self.assertTrue(await self.store.release(task.id, "w", self.clock.seconds() + 30, "HTTP 503"))
         self.assertIsNone(await self.store.claim("w", 60))
         self.clock.advance(31)
-        again = await self.store.claim("w", 60)
+        again = await self._task(self.store.claim("w", 60))
         self.assertEqual((again.id, again.attempts, again.last_error), (task.id, 2, "HTTP 503"))
 
     async def test_leaseExpirySwept(self) -> None:
@@ -134,17 +145,17 @@ class TaskStoreBehaviourMixin(_MixinBase):
         expires; a renewed one is not; the old owner can no longer finish.
         """
         await self.store.create([request("a", 1), request("a", 2)])
-        lost = await self.store.claim("dead", 10)
-        kept = await self.store.claim("alive", 10)
+        lost = await self._task(self.store.claim("dead", 10))
+        kept = await self._task(self.store.claim("alive", 10))
         self.clock.advance(8)
         self.assertTrue(await self.store.renew(kept.id, "alive", 10))
         self.assertFalse(await self.store.renew(kept.id, "dead", 10))
         self.clock.advance(3)
         self.assertEqual(await self.store.sweep(), 1)
-        swept = await self.store.get(lost.id)
+        swept = await self._task(self.store.get(lost.id))
         self.assertEqual((swept.state, swept.last_error), (PENDING, "lease expired"))
         self.assertFalse(await self.store.finish(lost.id, "dead", DOWNLOADED))
-        self.assertEqual((await self.store.claim("new", 10)).id, lost.id)
+        self.assertEqual((await self._task(self.store.claim("new", 10))).id, lost.id)
         self.assertEqual(await self.store.counts(), {"a": {DOWNLOADING: 2}})
 
     async def test_listing(self) -> None:
@@ -164,11 +175,11 @@ class TaskStoreBehaviourMixin(_MixinBase):
         """
         await self.store.create([request("a", 1), request("b", 1)])
         for ignored in range(2):
-            task = await self.store.claim("w", 60)
+            task = await self._task(self.store.claim("w", 60))
             await self.store.finish(task.id, "w", FAILED, error="1005")
         self.assertEqual(await self.store.retry(FAILED, "a"), 1)
         self.assertEqual(await self.store.counts(), {"a": {PENDING: 1}, "b": {FAILED: 1}})
-        revived = await self.store.claim("w", 60)
+        revived = await self._task(self.store.claim("w", 60))
         self.assertEqual((revived.report, revived.attempts, revived.last_error), ("a", 1, ""))
         self.assertEqual(await self.store.retry(FAILED, None), 1)
 
@@ -181,7 +192,7 @@ class TaskStoreBehaviourMixin(_MixinBase):
         with self.assertRaises(ValueError):
             await self.store.retry(PENDING, None)
         await self.store.create([request("a", 1)])
-        task = await self.store.claim("w", 60)
+        task = await self._task(self.store.claim("w", 60))
         with self.assertRaises(ValueError):
             await self.store.finish(task.id, "w", PENDING)
 
@@ -190,13 +201,13 @@ class TaskStoreBehaviourMixin(_MixinBase):
         C{empty} is a final state that can be retried.
         """
         await self.store.create([request("a", 1)])
-        task = await self.store.claim("w", 60)
+        task = await self._task(self.store.claim("w", 60))
         await self.store.finish(task.id, "w", EMPTY, error="1000")
         self.assertEqual(await self.store.retry(EMPTY, None), 1)
 
     async def _finished(self, state: str, day: int = 1) -> Task:
         await self.store.create([request("a", day)])
-        task = await self.store.claim("w", 60)
+        task = await self._task(self.store.claim("w", 60))
         await self.store.finish(task.id, "w", state, bytes=10, sha256="old")
         return task
 
@@ -210,14 +221,14 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.clock.advance(10)
         changed = await self.store.revise([(task.id, self.clock.seconds() - 1, "2"), ("unknown", 0.0, "2")])
         self.assertEqual(changed, [{"id": task.id, "report": "a", "previous": DOWNLOADED, "revision": 1}])
-        revised = await self.store.get(task.id)
+        revised = await self._task(self.store.get(task.id))
         self.assertEqual(
             (revised.state, revised.revision, revised.sha256, revised.attempts), (PENDING, 1, "old", 0)
         )
         self.assertIn("revised", revised.last_error)
         self.assertEqual(await self.store.counts(), {"a": {PENDING: 1}})
         self.assertEqual(await self.store.revision_counts(), {"a": 1})
-        self.assertEqual((await self.store.claim("w", 60)).id, task.id)
+        self.assertEqual((await self._task(self.store.claim("w", 60))).id, task.id)
 
     async def test_reviseOlderThanFetchIgnored(self) -> None:
         """
@@ -226,7 +237,7 @@ class TaskStoreBehaviourMixin(_MixinBase):
         """
         task = await self._finished(DOWNLOADED)
         self.assertEqual(await self.store.revise([(task.id, self.clock.seconds() - 5, "2")]), [])
-        self.assertEqual((await self.store.get(task.id)).state, DOWNLOADED)
+        self.assertEqual((await self._task(self.store.get(task.id))).state, DOWNLOADED)
         self.assertEqual(await self.store.revision_counts(), {})
 
     async def test_reviseEmpty(self) -> None:
@@ -238,7 +249,7 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.clock.advance(10)
         changed = await self.store.revise([(task.id, self.clock.seconds(), "1")])
         self.assertEqual(changed, [{"id": task.id, "report": "a", "previous": EMPTY, "revision": 0}])
-        self.assertEqual((await self.store.get(task.id)).state, PENDING)
+        self.assertEqual((await self._task(self.store.get(task.id))).state, PENDING)
         self.assertEqual(await self.store.revision_counts(), {})
 
     async def test_reviseMidDownload(self) -> None:
@@ -248,7 +259,7 @@ class TaskStoreBehaviourMixin(_MixinBase):
         it.
         """
         await self.store.create([request("a", 1)])
-        task = await self.store.claim("w", 60)
+        task = await self._task(self.store.claim("w", 60))
         self.clock.advance(5)
         self.assertEqual(await self.store.revise([(task.id, self.clock.seconds(), "2")]), [])
         await self.store.finish(task.id, "w", DOWNLOADED, bytes=10, sha256="old")
