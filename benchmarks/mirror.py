@@ -65,6 +65,7 @@ def requests_for(base_url: str, reports: int, days: int):
             kind="single_zip",
             market_run_id="DAM",
             resultformat="csv",
+            window="1d",
             params={"node": f"NODE{i}"},
         )
         for i in range(reports)

@@ -34,12 +34,13 @@ REPORTS = """\
 name = "lmp"
 queryname = "PRC_LMP"
 market_run_id = "DAM"
+params = { grp_type = "ALL_APNODES" }
 
 [[reports]]
 name = "intervals"
 queryname = "PRC_INTVL_LMP"
 market_run_id = "RTM"
-window = "1h"
+params = { grp_type = "ALL" }
 """
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import react
 
-from benchmarks import backbone, manifest, publications
+from benchmarks import backbone, catalogue, manifest, publications
 from harbour.store.server import find_redis_server
 
 
@@ -168,6 +168,16 @@ async def main(reactor, runs: int, quick: bool) -> None:
         "0",
         following["no_data_answers"] == 0,
         peer=f"{ranges['no_data_answers']} date ranges",
+    )
+
+    plan = catalogue.requests()
+    table.row(
+        "requests for 39 months of 10 typical reports",
+        f"{plan['catalogue_requests']:,} ({plan['catalogue_hours']:.1f} h at 5 s)",
+        ">= 10x fewer",
+        plan["daily_requests"] >= 10 * plan["catalogue_requests"],
+        peer=f"{plan['daily_requests']:,} one a day ({plan['daily_hours']:.1f} h)",
+        ratio=plan["daily_requests"] / plan["catalogue_requests"],
     )
 
     count, size = (200, 100_000) if quick else (2000, 100_000)

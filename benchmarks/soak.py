@@ -83,7 +83,7 @@ class Soak:
             self.directory / "config" / "reports.toml",
             "".join(
                 f'[[reports]]\nname = "r{i:02d}"\nqueryname = "PRC_LMP"\nmarket_run_id = "DAM"\n'
-                f'resultformat = "csv"\nparams = {{ node = "N{i}" }}\n'
+                f'resultformat = "csv"\nwindow = "1d"\nparams = {{ node = "N{i}" }}\n'
                 for i in range(self.reports)
             ),
         )

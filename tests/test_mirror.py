@@ -24,8 +24,11 @@ from harbour.test.helpers import short_directory
 from harbour.testing.simulator import Faults, OasisSimulator
 from tests.processes import control_endpoint, redis_started, save, start_harbour, stop_harbour, task_states
 
-LMP = '[[reports]]\nname = "lmp"\nqueryname = "PRC_LMP"\nmarket_run_id = "DAM"\nresultformat = "csv"\n'
-LOAD = '[[reports]]\nname = "load"\nqueryname = "SLD_FCST"\nmarket_run_id = "DAM"\n'
+LMP = (
+    '[[reports]]\nname = "lmp"\nqueryname = "PRC_LMP"\nmarket_run_id = "DAM"\nresultformat = "csv"\n'
+    'params = { grp_type = "ALL_APNODES" }\n'
+)
+LOAD = '[[reports]]\nname = "load"\nqueryname = "SLD_FCST"\nmarket_run_id = "DAM"\nwindow = "1d"\n'
 GROUP = '[[reports]]\nname = "group"\ngroupid = "DAM_LMP_GRP"\n'
 
 

@@ -96,20 +96,25 @@ __all__ = [
 @attr.s(frozen=True, auto_attribs=True)
 class Problem:
     """
-    One configuration error, located.
+    One configuration error, or warning, located.
+
+    @ivar warning: Whether it is only a warning: the configuration is used
+        all the same.
     """
 
     file: str
     line: int
     key: str
     message: str
+    warning: bool = False
 
     def __str__(self) -> str:
         """
         @return: C{"file:line: key: message"}, as compilers print errors.
         """
         where = f"{self.key}: " if self.key else ""
-        return f"{self.file}:{self.line}: {where}{self.message}"
+        kind = "warning: " if self.warning else ""
+        return f"{self.file}:{self.line}: {kind}{where}{self.message}"
 
 
 class Locator:
@@ -195,10 +200,13 @@ class Configuration:
     A complete, valid configuration: a value for every known topic.
 
     @ivar sources: The file that defined each topic (absent: default).
+    @ivar warnings: What is allowed but probably not meant, such as a
+        report the catalogue of OASIS reports does not know.
     """
 
     topics: dict[str, Any]
     sources: dict[str, str] = attr.ib(factory=dict)
+    warnings: list[Problem] = attr.ib(factory=list)
 
     def payloads(self) -> dict[str, Any]:
         """
@@ -278,6 +286,7 @@ def load_directory(
     configuration = default_configuration(defaults)
     topics = dict(configuration.topics)
     sources: dict[str, str] = {}
+    texts: dict[str, str] = {}
     problems: list[Problem] = []
     for path in config_files(directory):
         try:
@@ -290,21 +299,42 @@ def load_directory(
         except OSError as e:
             problems.append(Problem(path.name, 1, "", f"cannot read: {e.strerror}"))
             continue
+        texts[path.name] = source
         found, file_problems = parse_file(path.name, source, defaults)
         problems.extend(file_problems)
         locator = Locator(source)
         for topic, value in found.items():
             if topic in sources:
                 problems.append(
-                    Problem(path.name, locator.line((topic,)), topic,
-                            f"topic {topic!r} is also defined in {sources[topic]}")
+                    Problem(
+                        path.name,
+                        locator.line((topic,)),
+                        topic,
+                        f"topic {topic!r} is also defined in {sources[topic]}",
+                    )
                 )
                 continue
             sources[topic] = path.name
             topics[topic] = value
     if problems:
         return None, problems
-    return Configuration(topics, sources), []
+    return Configuration(topics, sources, report_warnings(topics["reports"], sources, texts)), []
+
+
+def report_warnings(reports: list[Any], sources: dict[str, str], texts: dict[str, str]) -> list[Problem]:
+    """
+    @return: The warnings of every report, located in the file that
+        defines the reports.
+    """
+    name = sources.get("reports")
+    if name is None:
+        return []
+    locator = Locator(texts[name])
+    return [
+        Problem(name, locator.line(("reports", index, key)), f"reports[{index}].{key}", message, warning=True)
+        for index, report in enumerate(reports)
+        for key, message in report.warnings()
+    ]
 
 
 def config_files(directory: Path) -> list[Path]:
@@ -312,6 +342,4 @@ def config_files(directory: Path) -> list[Path]:
     @return: The configuration files of C{directory}, in name order: every
         C{*.toml} except hidden ones (editors' temporary files).
     """
-    return sorted(
-        p for p in Path(directory).glob("*.toml") if not p.name.startswith(".") and p.is_file()
-    )
+    return sorted(p for p in Path(directory).glob("*.toml") if not p.name.startswith(".") and p.is_file())

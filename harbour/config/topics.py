@@ -34,7 +34,13 @@ from harbour.config.checks import (
     timezone,
     url,
     window,
+    window_hours,
 )
+from harbour.oasis.catalogue import check_request, load_catalogue
+from harbour.oasis.catalogue import warnings as catalogue_warnings
+
+#: The window of a report the catalogue does not know.
+DEFAULT_WINDOW = "1d"
 
 
 def setting(default: Any = attr.NOTHING, *, check: Check, doc: str) -> Any:
@@ -192,16 +198,15 @@ class ManifestTopic(Topic):
     C{[manifest]}: where reports come from and over which days.
     """
 
-    base_url: str = setting(
-        "http://oasis.caiso.com/oasisapi", check=url(), doc="The OASIS API root."
-    )
+    base_url: str = setting("http://oasis.caiso.com/oasisapi", check=url(), doc="The OASIS API root.")
     start: str = setting("-39mo", check=day(), doc="First trading day (OASIS keeps about 39 months).")
     end: str = setting("today", check=day(allow_today=True), doc="Last trading day.")
     timezone: str = setting(
         "America/Los_Angeles", check=timezone(), doc="The zone whose days are trading days."
     )
     follow_publications: bool = setting(
-        True, check=boolean(),
+        True,
+        check=boolean(),
         doc="Read OASIS's publications log (ATL_PUB): request only published days, re-fetch revised ones.",
     )
     publications_interval: float = setting(
@@ -219,16 +224,19 @@ class ReportTopic(Topic):
     queryname: str | None = setting(None, check=optional(text()), doc="SingleZip query name.")
     groupid: str | None = setting(None, check=optional(text()), doc="GroupZip group id.")
     kind: str | None = setting(
-        None, check=optional(text(choices=("single_zip", "group_zip"))),
+        None,
+        check=optional(text(choices=("single_zip", "group_zip"))),
         doc="Request kind; implied by queryname or groupid.",
     )
     market_run_id: str | None = setting(None, check=optional(text()), doc="Market run id.")
     version: int = setting(1, check=integer(minimum=1), doc="Report version.")
     resultformat: str = setting("xml", check=text(choices=("xml", "csv")), doc="Answer format.")
-    window: str = setting("1d", check=window(), doc="The largest span of one request.")
-    params: dict[str, str] = setting(
-        attr.Factory(dict), check=query_params(), doc="Extra query parameters."
+    window: str | None = setting(
+        None,
+        check=optional(window()),
+        doc="The largest span of one request; default: the most the catalogue allows for the report.",
     )
+    params: dict[str, str] = setting(attr.Factory(dict), check=query_params(), doc="Extra query parameters.")
     start: str | None = setting(None, check=optional(day()), doc="Overrides [manifest] start.")
     end: str | None = setting(None, check=optional(day(allow_today=True)), doc="Overrides [manifest] end.")
     enabled: bool = setting(True, check=boolean(), doc="Whether to mirror it.")
@@ -238,8 +246,12 @@ class ReportTopic(Topic):
         """
         Exactly one of C{queryname} (SingleZip) or C{groupid} (GroupZip) is
         given, and C{kind}, filled in from it when absent, agrees with it.
+        A report the catalogue knows gets, without a C{window}, the largest
+        its parameters allow, and is refused a longer one or a missing
+        required parameter; another report's window defaults to a day.
 
-        @param values: Every field's checked value; C{kind} is set.
+        @param values: Every field's checked value; C{kind} and C{window}
+            are set.
         @return: C{(key, message)} problems.
         """
         query, group = values.get("queryname"), values.get("groupid")
@@ -252,6 +264,54 @@ class ReportTopic(Topic):
         elif values["kind"] != implied:
             key = "queryname" if query is not None else "groupid"
             yield "kind", f"kind {values['kind']!r} does not fit {key} (use {implied!r})"
+        entry = load_catalogue().entry(queryname=query) if query else load_catalogue().entry(groupid=group)
+        if entry is None:
+            values["window"] = values.get("window") or DEFAULT_WINDOW
+            return
+        params = _request_params(values)
+        if values.get("window") is None:
+            values["window"] = entry.max_window_span(params)
+            hours = None
+        else:
+            hours = window_hours(values["window"])
+        for message in check_request(entry, hours, params):
+            yield ("window" if "window of" in message else "params"), message
+
+    def warnings(self) -> list[tuple[str, str]]:
+        """
+        What the catalogue does not know of this report: an unknown report
+        or parameter (with the closest known name), a market or version the
+        specification does not use.  Other sources exist, so none of these
+        is an error.
+
+        @return: C{(key, message)} pairs.
+        """
+        catalogue = load_catalogue()
+        if self.queryname:
+            entry = catalogue.entry(queryname=self.queryname)
+            key, name = "queryname", self.queryname
+        else:
+            entry = catalogue.entry(groupid=self.groupid)
+            key, name = "groupid", self.groupid or ""
+        if entry is None:
+            close = catalogue.closest(name)
+            hint = f' (did you mean "{close}"?)' if close else ""
+            return [(key, f"{name!r} is not in the catalogue of OASIS reports{hint}: window {self.window}")]
+        values = attr.asdict(self)
+        return [("params", message) for message in catalogue_warnings(entry, _request_params(values))]
+
+
+def _request_params(values: Mapping[str, Any]) -> dict[str, str]:
+    """
+    @return: The query parameters a report's requests carry that the
+        catalogue rules look at.
+    """
+    params = dict(values.get("params") or {})
+    if values.get("market_run_id"):
+        params["market_run_id"] = values["market_run_id"]
+    if values.get("queryname"):
+        params["version"] = str(values.get("version", 1))
+    return params
 
 
 @attr.s(frozen=True, auto_attribs=True)

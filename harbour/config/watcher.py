@@ -85,6 +85,7 @@ class ConfigService(Service):
     _published: dict[str, object] = attr.ib(factory=dict, init=False)
     _sources: dict[str, str] = attr.ib(factory=dict, init=False)
     _problems: list[Problem] = attr.ib(factory=list, init=False)
+    _warnings: list[str] = attr.ib(factory=list, init=False)
     _last_error: dict[str, object] | None = attr.ib(default=None, init=False)
     _notifier: inotify.INotify | None = attr.ib(default=None, init=False)
     _pending: IDelayedCall | None = attr.ib(default=None, init=False)
@@ -153,6 +154,11 @@ class ConfigService(Service):
         }
         self._published.update(changed)
         self._sources = dict(configuration.sources)
+        warnings = [str(w) for w in configuration.warnings]
+        for warning in warnings:
+            if warning not in self._warnings:
+                self.log.warn("config warning: {warning}", warning=warning, service="config")
+        self._warnings = warnings
         for topic in changed:
             self.log.info(
                 "publishing {topic} from {file}",
@@ -197,6 +203,7 @@ class ConfigService(Service):
             "directory": str(self.directory),
             "sources": dict(self._sources),
             "errors": [str(p) for p in self._problems],
+            "warnings": list(self._warnings),
             "last_error": self._last_error,
             "reloads": self._reloads,
         }

@@ -39,6 +39,8 @@ def check_config(directory: Path, out: TextIO) -> int:
         print(problem, file=out)
     if configuration is None:
         return FAILED
+    for warning in configuration.warnings:
+        print(warning, file=out)
     print(f"{directory}: OK ({len(configuration.sources)} topics from files)", file=out)
     return OK
 

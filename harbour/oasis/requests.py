@@ -265,6 +265,7 @@ def report_urls(
         if published and report.name in published:
             last = min(last, published[report.name])
         requests = ReportRequests(manifest.base_url, report)
+        assert report.window is not None, "a report's window is filled in when it is built"
         hours = min(window_hours(report.window), MAX_WINDOW_HOURS)
         result.extend(map(requests.request, table.windows(first, last, hours)))
     return result

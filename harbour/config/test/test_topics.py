@@ -8,12 +8,14 @@ from __future__ import annotations
 import datetime
 import json
 import pickle
+from pathlib import Path
 from typing import Any
 
 import attr
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.config.checks import Invalid
+from harbour.config.schema import load_directory
 from harbour.config.topics import (
     TOPICS,
     DownloadTopic,
@@ -94,23 +96,31 @@ class ConstructionTests(SynchronousTestCase):
         """
         self.assertRefused(lambda: ManifestTopic(base_url="ftp://x"), "base_url", "http:// or https://")
         self.assertRefused(lambda: ManifestTopic(start="yesterday"), "start", "must be a date")
-        self.assertRefused(lambda: ManifestTopic(timezone="Mars/Olympus"), "timezone",
-                           "not a known time zone")
-        self.assertRefused(lambda: ManifestTopic(publications_interval=0), "publications_interval",
-                           "must be at least 1, not 0")
+        self.assertRefused(
+            lambda: ManifestTopic(timezone="Mars/Olympus"), "timezone", "not a known time zone"
+        )
+        self.assertRefused(
+            lambda: ManifestTopic(publications_interval=0),
+            "publications_interval",
+            "must be at least 1, not 0",
+        )
 
     def test_report(self) -> None:
         """
         A L{ReportTopic} with a bad value is refused, naming the key and why.
         """
         self.assertRefused(lambda: ReportTopic(name="../up", queryname="Q"), "name", "may use only")
-        self.assertRefused(lambda: ReportTopic(name="a", queryname="Q", window="32d"), "window",
-                           "between 1h and 31d")
-        self.assertRefused(lambda: ReportTopic(name="a", queryname="Q", params={"x": [1]}),  # type: ignore[dict-item]
-                           "params",
-                           "parameter 'x' must be a string or number")
-        self.assertRefused(lambda: ReportTopic(name="a", queryname="Q", version=0), "version",
-                           "must be at least 1")
+        self.assertRefused(
+            lambda: ReportTopic(name="a", queryname="Q", window="32d"), "window", "between 1h and 31d"
+        )
+        self.assertRefused(
+            lambda: ReportTopic(name="a", queryname="Q", params={"x": [1]}),  # type: ignore[dict-item]
+            "params",
+            "parameter 'x' must be a string or number",
+        )
+        self.assertRefused(
+            lambda: ReportTopic(name="a", queryname="Q", version=0), "version", "must be at least 1"
+        )
 
     def test_work(self) -> None:
         """
@@ -124,8 +134,11 @@ class ConstructionTests(SynchronousTestCase):
         A L{DownloadTopic} with a bad value is refused, naming the key and
         why.
         """
-        error = self.assertRefused(lambda: DownloadTopic(min_request_interval=-1), "min_request_interval",
-                                   "must be at least 0, not -1")
+        error = self.assertRefused(
+            lambda: DownloadTopic(min_request_interval=-1),
+            "min_request_interval",
+            "must be at least 0, not -1",
+        )
         self.assertEqual(str(error), "DownloadTopic: min_request_interval: must be at least 0, not -1")
         self.assertRefused(lambda: DownloadTopic(concurrency=65), "concurrency", "must be at most 64")
 
@@ -136,8 +149,9 @@ class ConstructionTests(SynchronousTestCase):
         error = self.assertRaises(
             TopicError, DownloadTopic, max_bytes=0, concurrency="four", min_request_interval=-1
         )
-        self.assertEqual([key for key, ignored in error.problems],
-                         ["concurrency", "min_request_interval", "max_bytes"])
+        self.assertEqual(
+            [key for key, ignored in error.problems], ["concurrency", "min_request_interval", "max_bytes"]
+        )
         self.assertEqual(error.topic, "DownloadTopic")
 
     def test_errorIsValueError(self) -> None:
@@ -204,8 +218,9 @@ class WholeReportTests(SynchronousTestCase):
         A C{kind} that contradicts the key given is refused at C{kind}.
         """
         error = self.assertRaises(TopicError, ReportTopic, name="a", groupid="G", kind="single_zip")
-        self.assertEqual(error.problems,
-                         [("kind", "kind 'single_zip' does not fit groupid (use 'group_zip')")])
+        self.assertEqual(
+            error.problems, [("kind", "kind 'single_zip' does not fit groupid (use 'group_zip')")]
+        )
 
     def test_wholeAfterFields(self) -> None:
         """
@@ -258,11 +273,13 @@ class FromPayloadTests(SynchronousTestCase):
         unknown keys first, then the rest in field order.
         """
         error = self.assertRaises(
-            TopicError, ReportTopic.from_payload,
+            TopicError,
+            ReportTopic.from_payload,
             {"windw": "1d", "queryname": 3, "version": 0, "enabled": "yes"},
         )
-        self.assertEqual([key for key, ignored in error.problems],
-                         ["windw", "", "queryname", "version", "enabled"])
+        self.assertEqual(
+            [key for key, ignored in error.problems], ["windw", "", "queryname", "version", "enabled"]
+        )
         self.assertIn('did you mean "window"', error.problems[0][1])
 
     def test_notATable(self) -> None:
@@ -358,3 +375,107 @@ class RoundTripTests(SynchronousTestCase):
         """
         reports = [ReportTopic(name="a", queryname="Q"), ReportTopic(name="b", groupid="G")]
         self.assertEqual([ReportTopic.from_payload(p) for p in to_payload(reports)], reports)
+
+
+class CatalogueRulesTests(SynchronousTestCase):
+    """
+    A report the catalogue of OASIS reports knows gets its largest window
+    by default and is held to the specification's limits.
+    """
+
+    def test_defaultWindows(self) -> None:
+        """
+        Without C{window}, a report gets the largest its parameters allow:
+        31 days, a day for all nodes of C{PRC_LMP}, an hour for all nodes of
+        C{PRC_INTVL_LMP}, a day for a group; a report the catalogue does
+        not know gets a day.
+        """
+        cases = [
+            ({"queryname": "SLD_FCST", "market_run_id": "DAM"}, "31d"),
+            ({"queryname": "PRC_LMP", "market_run_id": "DAM", "params": {"node": "TH_NP15_GEN-APND"}}, "31d"),
+            ({"queryname": "PRC_LMP", "market_run_id": "DAM", "params": {"grp_type": "ALL_APNODES"}}, "1d"),
+            ({"queryname": "PRC_INTVL_LMP", "market_run_id": "RTM", "params": {"grp_type": "ALL"}}, "1h"),
+            ({"queryname": "PRC_AS", "market_run_id": "DAM"}, "1d"),
+            ({"groupid": "DAM_LMP_GRP"}, "1d"),
+            ({"queryname": "NOT_OASIS"}, "1d"),
+        ]
+        for values, expected in cases:
+            self.assertEqual(ReportTopic(name="r", **values).window, expected, values)  # type: ignore[arg-type]
+
+    def test_windowBeyondLimit(self) -> None:
+        """
+        A window longer than the report allows is refused, naming the limit
+        and the section of the specification it comes from.
+        """
+        error = self.assertRaises(
+            TopicError,
+            ReportTopic,
+            name="r",
+            queryname="PRC_LMP",
+            market_run_id="DAM",
+            params={"grp_type": "ALL"},
+            window="7d",
+        )
+        [(key, message)] = error.problems
+        self.assertEqual(key, "window")
+        self.assertIn("1d", message)
+        self.assertIn("section 6", message)
+
+    def test_missingRequiredParameter(self) -> None:
+        """
+        A report without a parameter the specification requires is refused.
+        """
+        error = self.assertRaises(TopicError, ReportTopic, name="r", queryname="PRC_LMP", market_run_id="DAM")
+        [(key, message)] = error.problems
+        self.assertEqual(key, "params")
+        self.assertIn("grp_type, node", message)
+
+    def test_warnings(self) -> None:
+        """
+        An unknown report or parameter is only a warning, with the closest
+        known name.
+        """
+        unknown = ReportTopic(name="r", queryname="PRC_LMPP", market_run_id="DAM")
+        [(key, message)] = unknown.warnings()
+        self.assertEqual(key, "queryname")
+        self.assertIn('did you mean "PRC_LMP"?', message)
+        odd = ReportTopic(
+            name="r", queryname="SLD_FCST", market_run_id="DAM", params={"execution_typ": "RTD"}
+        )
+        self.assertTrue(any("execution_type" in message for key, message in odd.warnings()), odd.warnings())
+
+    def test_locatedInFiles(self) -> None:
+        """
+        In a file, a window beyond the limit and a missing parameter are
+        errors at their lines; an unknown report is a warning at its line,
+        and the configuration is used.
+        """
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        (directory / "r.toml").write_text(
+            "[[reports]]\n"  # 1
+            'name = "a"\n'  # 2
+            'queryname = "PRC_LMP"\n'  # 3
+            'market_run_id = "DAM"\n'  # 4
+            'params = { grp_type = "ALL" }\n'  # 5
+            'window = "2d"\n'  # 6
+            "[[reports]]\n"  # 7
+            'name = "b"\n'  # 8
+            'queryname = "PRC_LMP"\n'  # 9
+            'market_run_id = "DAM"\n'  # 10
+        )
+        configuration, problems = load_directory(directory)
+        self.assertIsNone(configuration)
+        self.assertEqual(
+            [(p.line, p.key) for p in problems], [(6, "reports[0].window"), (7, "reports[1].params")]
+        )
+        (directory / "r.toml").write_text(
+            '[[reports]]\nname = "a"\nqueryname = "PRC_LMP"\nmarket_run_id = "DAM"\nwindow = "1d"\n'
+            'params = { grp_type = "ALL" }\n[[reports]]\nname = "b"\nqueryname = "OTHER_SOURCE"\n'
+        )
+        configuration, problems = load_directory(directory)
+        assert configuration is not None
+        self.assertEqual(problems, [])
+        [warning] = configuration.warnings
+        self.assertEqual((warning.line, warning.key, warning.warning), (9, "reports[1].queryname", True))
+        self.assertIn("r.toml:9: warning:", str(warning))

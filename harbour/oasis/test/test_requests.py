@@ -25,6 +25,7 @@ def report(**kwargs: Any) -> ReportTopic:
         "queryname": "PRC_LMP",
         "kind": "single_zip",
         "market_run_id": "DAM",
+        "params": {"grp_type": "ALL_APNODES"},
     }
     values.update(kwargs)
     return ReportTopic(**values)
@@ -102,7 +103,7 @@ class WindowTests(SynchronousTestCase):
         31-day windows cover the range exactly, never exceed 31 days, never
         cross the end, and come newest first.
         """
-        requests = urls("2025-01-01", "2025-03-15", report(window="31d"))
+        requests = urls("2025-01-01", "2025-03-15", report(window="31d", params={"node": "TH_NP15_GEN-APND"}))
         self.assertEqual(
             [r.filename for r in requests],
             [
@@ -182,7 +183,11 @@ class URLTests(SynchronousTestCase):
         Every request of a year of several reports has its own file name.
         """
         requests = urls(
-            "2024-01-01", "2024-12-31", report(), report(name="h", window="1h"), report(name="m", window="7d")
+            "2024-01-01",
+            "2024-12-31",
+            report(),
+            report(name="h", window="1h"),
+            report(name="m", window="7d", params={"node": "TH_NP15_GEN-APND"}),
         )
         self.assertEqual(len({r.filename for r in requests}), len(requests))
         self.assertEqual(len({r.url for r in requests}), len(requests))

@@ -39,6 +39,7 @@ LMP: dict[str, Any] = {
     "kind": "single_zip",
     "market_run_id": "DAM",
     "resultformat": "csv",
+    "params": {"grp_type": "ALL_APNODES"},
 }
 
 

@@ -35,6 +35,7 @@ start = "-2d"
 name = "lmp"
 queryname = "PRC_LMP"
 market_run_id = "DAM"
+params = { grp_type = "ALL_APNODES" }
 """
 
 

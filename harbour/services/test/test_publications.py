@@ -62,7 +62,14 @@ class FollowingTests(TestCase):
         report from 2025-03-05 to today, and a manifest capped by it
         (C{self.manifest}).
         """
-        reports = reports or [{"name": "lmp", "queryname": "PRC_LMP", "market_run_id": "DAM"}]
+        reports = reports or [
+            {
+                "name": "lmp",
+                "queryname": "PRC_LMP",
+                "market_run_id": "DAM",
+                "params": {"grp_type": "ALL_APNODES"},
+            }
+        ]
         topic = ManifestTopic(
             base_url="http://oasis.test/oasisapi",
             start="2025-03-05",
@@ -144,7 +151,12 @@ class FollowingTests(TestCase):
         """
         self.follower = self.service(
             reports=[
-                {"name": "lmp", "queryname": "PRC_LMP", "market_run_id": "DAM"},
+                {
+                    "name": "lmp",
+                    "queryname": "PRC_LMP",
+                    "market_run_id": "DAM",
+                    "params": {"grp_type": "ALL_APNODES"},
+                },
                 {"name": "nope", "queryname": "NOPE", "market_run_id": "DAM"},
             ]
         )
