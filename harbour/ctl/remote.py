@@ -116,6 +116,9 @@ def _status(
                 str(revisions.get(report, 0)),
             )
         Console(file=out, width=120).print(table)
+    backlog = services.get("work", {}).get("backlog") or {}
+    if backlog.get("requests"):
+        print(f"{backlog['requests']:,} requests to go: about {backlog['hours']:g} h to catch up", file=out)
     return OK
 
 

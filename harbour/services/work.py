@@ -30,7 +30,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from harbour.bus import Subscription
-from harbour.config.schema import WorkTopic
+from harbour.config.schema import DownloadTopic, WorkTopic
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import (
     IBus,
@@ -44,7 +44,7 @@ from harbour.interfaces import (
 )
 from harbour.oasis.publications import Publication
 from harbour.oasis.requests import ReportURL
-from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED, task_id
+from harbour.store.tasks import DOWNLOADED, DOWNLOADING, EMPTY, FAILED, PENDING, task_id
 
 #: Seconds between progress lines in the log (only when something changed).
 PROGRESS_INTERVAL = 5.0
@@ -82,6 +82,7 @@ class WorkService(Service):
     _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
     _last_refresh: dict[str, object] = attr.ib(factory=dict, init=False)
     _last_progress: dict[str, dict[str, int]] = attr.ib(factory=dict, init=False)
+    _request_interval: float = attr.ib(default=DownloadTopic().min_request_interval, init=False)
 
     @inlineCallbacks
     def startService(self) -> Generator[Deferred[Any], Any, None]:
@@ -92,6 +93,7 @@ class WorkService(Service):
         self._subscriptions = yield gatherResults(
             [
                 self.bus.subscribe("work", self._work_changed),
+                self.bus.subscribe("download", self._download_changed),
                 self.bus.subscribe("manifest", lambda event: self.schedule()),
                 self.bus.subscribe("reports", lambda event: self.schedule()),
                 self.bus.subscribe("store.connected", lambda event: self.schedule()),
@@ -118,6 +120,10 @@ class WorkService(Service):
             timer.clock = self.reactor
             timer.start(interval, now=False)
             self._timers.append(timer)
+
+    def _download_changed(self, event: IEvent) -> None:
+        # Only to say how long the backlog takes at the politeness rule.
+        self._request_interval = DownloadTopic.from_payload(event.payload).min_request_interval
 
     def _work_changed(self, event: IEvent) -> None:
         settings = WorkTopic.from_payload(event.payload)
@@ -274,6 +280,18 @@ class WorkService(Service):
                 service="work",
             )
 
+    def _backlog(self, counts: dict[str, Any]) -> dict[str, float]:
+        """
+        @return: The requests still to make and the hours they take, one
+            every C{min_request_interval}: the time left to catch up.
+        """
+        left = sum(
+            states.get(PENDING, 0) + states.get(DOWNLOADING, 0)
+            for states in counts.values()
+            if isinstance(states, dict)
+        )
+        return {"requests": left, "hours": round(left * self._request_interval / 3600, 2)}
+
     @inlineCallbacks
     def status(self) -> Generator[Deferred[Any], Any, StatusDocument]:
         """
@@ -286,6 +304,7 @@ class WorkService(Service):
             counts = revisions = {"error": str(e)}
         return {
             "tasks": counts,
+            "backlog": self._backlog(counts),
             "revisions": revisions,
             "last_refresh": self._last_refresh,
             "paused": self.paused,

@@ -108,7 +108,11 @@ class StatusTests(SynchronousTestCase):
                     "last_read": "2025-03-10T20:00:00Z",
                     "error": "HTTP 503",
                 },
-                "work": {"tasks": {"lmp": {"downloaded": 4, "pending": 2}}, "revisions": {"lmp": 2}},
+                "work": {
+                    "tasks": {"lmp": {"downloaded": 4, "pending": 2}},
+                    "revisions": {"lmp": 2},
+                    "backlog": {"requests": 2, "hours": 0.01},
+                },
             },
         }
 
@@ -126,7 +130,8 @@ class StatusTests(SynchronousTestCase):
         self.assertIn(
             "publications log: following, read 2025-03-10T20:00:00Z (last read failed: HTTP 503)", text
         )
-        header, row = [line.split() for line in text.splitlines()[-2:]]
+        self.assertIn("2 requests to go: about 0.01 h to catch up", text)
+        header, row = [line.split() for line in text.splitlines()[-3:-1]]
         self.assertEqual(
             dict(zip(header, row)),
             {
