@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Generator
-from typing import Any, TypeVar
+from typing import Any
 
 import attr
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, gatherResults, inlineCallbacks, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from harbour.bus import Subscription
@@ -40,6 +39,7 @@ from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, IEvent, IPublications, IRedis, IStatusSource, StatusDocument
 from harbour.oasis.client import OasisClient
 from harbour.oasis.publications import Publication, parse_log, parse_schedule
+from harbour.services.cycle import Cycle
 from harbour.services.knowledge import CATCH_UP, OFF, SPAN, Knowledge, log_url
 from harbour.store.tasks import pairs
 
@@ -51,8 +51,6 @@ MAX_ANSWER = 64 << 20
 #: What an observer of the entries read is: a L{Deferred} it returns is
 #: waited for (its result is not used).
 Observer = Callable[[list[Publication]], Deferred[Any] | None]
-
-_T = TypeVar("_T")
 
 
 @implementer(IPublications, IStatusSource)
@@ -79,13 +77,16 @@ class PublicationsFollower(Service):
     _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
     _known: Knowledge = attr.ib(factory=Knowledge, init=False)
     _loaded: bool = attr.ib(default=False, init=False)
-    _timer: IDelayedCall | None = attr.ib(default=None, init=False)
-    _reading: Deferred[None] | None = attr.ib(default=None, init=False)
-    _again: bool = attr.ib(default=False, init=False)
-    _waiters: list[Deferred[None]] = attr.ib(factory=list, init=False)
-    # Deferred[Any]: a wait for Redis to be ready, or an HTTP request.
-    _interruptible: Deferred[Any] | None = attr.ib(default=None, init=False)
-    _attempted: bool = attr.ib(default=False, init=False)
+    _reads: Cycle = attr.ib(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._reads = Cycle(
+            self.reactor,
+            self._follow,
+            lambda: self._known.next_delay(self.reactor.seconds(), self.manifest, self.definitions),
+            lambda: bool(self.running) and self.following,
+            "following publications",
+        )
 
     @property
     def following(self) -> bool:
@@ -121,13 +122,7 @@ class PublicationsFollower(Service):
         super().stopService()
         subscriptions, self._subscriptions = self._subscriptions, []
         yield gatherResults([self.bus.unsubscribe(s) for s in subscriptions])
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        if self._interruptible is not None:
-            self._interruptible.cancel()
-        if self._reading is not None:
-            yield self._reading
-        self._release_waiters()
+        yield self._reads.stop()
 
     def _manifest_changed(self, event: IEvent) -> None:
         old, self.manifest = self.manifest, ManifestTopic.from_payload(event.payload)
@@ -135,10 +130,10 @@ class PublicationsFollower(Service):
             self._known.forget()
             self._loaded = False
         if self.following:
-            self._read_soon(0)
+            self._reads.soon(0)
         else:
             self._known.mode = OFF
-            self._release_waiters()
+            self._reads.release()
 
     def _reports_changed(self, event: IEvent) -> None:
         self.definitions = [ReportTopic.from_payload(report) for report in event.payload]
@@ -152,34 +147,9 @@ class PublicationsFollower(Service):
 
     def when_known(self) -> Deferred[None]:
         """
-        @return: A L{Deferred} firing once the first read of the log has
-            been tried (at once if the log is not followed), so that the
-            first refresh already leaves out unpublished days.
+        See L{IPublications.when_known}.
         """
-        if self._attempted or not self.following:
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        self._waiters.append(d)
-        return d
-
-    def _release_waiters(self) -> None:
-        """
-        Fire everything waiting for a read: it is over (or will not come).
-        """
-        self._attempted = True
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            d.callback(None)
-
-    def _read_soon(self, delay: float) -> None:
-        if not self.running:
-            return
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        if self._reading is not None:
-            self._again = True
-            return
-        self._timer = self.reactor.callLater(delay, self._read)
+        return self._reads.when_attempted() if self.following else succeed(None)
 
     def read_publications(self) -> Deferred[None]:
         """
@@ -188,30 +158,7 @@ class PublicationsFollower(Service):
         @return: A L{Deferred} firing when that read is over (its failures
             are reported in C{Status}, not here).
         """
-        if self._reading is None:
-            if self._timer is not None and self._timer.active():
-                self._timer.cancel()
-            self._read()
-        if self._reading is None:  # over at once
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        self._waiters.append(d)
-        return d
-
-    def _read(self) -> None:
-        self._again = False
-        self._reading = reading = self._follow()
-        reading.addBoth(self._read_over, reading)
-
-    def _read_over(self, result: None | Failure, reading: Deferred[None]) -> None:
-        if isinstance(result, Failure) and not result.check(CancelledError):
-            self.log.failure("following publications failed", result, service="publications")
-        if self._reading is reading:
-            self._reading = None
-        self._release_waiters()
-        if self.running and self.following:
-            delay = self._known.next_delay(self.reactor.seconds(), self.manifest, self.definitions)
-            self._read_soon(0 if self._again else delay)
+        return self._reads.now()
 
     @inlineCallbacks
     def _follow(self) -> Generator[Deferred[Any], Any, None]:
@@ -222,7 +169,7 @@ class PublicationsFollower(Service):
         before = (self._known.mode, self._published_days())
         entries: list[Publication] | None = None
         try:
-            yield self._interrupt(self.ready())
+            yield self._reads.interruptible(self.ready())
             if not self._loaded:
                 yield self._load()
             yield self._read_schedule()
@@ -347,20 +294,6 @@ class PublicationsFollower(Service):
             start = stop
         return entries
 
-    def _interrupt(self, d: Deferred[_T]) -> Deferred[_T]:
-        """
-        Mark C{d} as what a stop may cancel: only waits and HTTP, never a
-        Redis command, whose reply would then go to the next command.
-        """
-        self._interruptible = d
-
-        def over(result: _T | Failure) -> _T | Failure:
-            if self._interruptible is d:
-                self._interruptible = None
-            return result
-
-        return d.addBoth(over)
-
     def _get(self, url: str) -> Deferred[bytes]:
         """
         Fetch a publications answer through the client.
@@ -369,7 +302,7 @@ class PublicationsFollower(Service):
         """
         if not self.running:
             raise CancelledError()
-        return self._interrupt(self.client.get(url, MAX_ANSWER, "the publications log's cap"))
+        return self._reads.interruptible(self.client.get(url, MAX_ANSWER, "the publications log's cap"))
 
     def status(self) -> StatusDocument:
         """
@@ -377,7 +310,4 @@ class PublicationsFollower(Service):
         """
         if not self.following:
             return {"mode": OFF}
-        timer = self._timer
-        return self._known.status(
-            self.definitions, timer.getTime() if timer is not None and timer.active() else None
-        )
+        return self._known.status(self.definitions, self._reads.next_run())

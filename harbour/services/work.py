@@ -44,7 +44,8 @@ from harbour.interfaces import (
 )
 from harbour.oasis.publications import Publication
 from harbour.oasis.requests import ReportURL
-from harbour.store.tasks import DOWNLOADED, DOWNLOADING, EMPTY, FAILED, PENDING, task_id
+from harbour.services.progress import ProgressLog
+from harbour.store.tasks import DOWNLOADING, PENDING, task_id
 
 #: Seconds between progress lines in the log (only when something changed).
 PROGRESS_INTERVAL = 5.0
@@ -81,7 +82,9 @@ class WorkService(Service):
     _timers: list[LoopingCall] = attr.ib(factory=list, init=False)
     _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
     _last_refresh: dict[str, object] = attr.ib(factory=dict, init=False)
-    _last_progress: dict[str, dict[str, int]] = attr.ib(factory=dict, init=False)
+    _progress: ProgressLog = attr.ib(
+        default=attr.Factory(lambda self: ProgressLog(self.store), takes_self=True), init=False
+    )
     _request_interval: float = attr.ib(default=DownloadTopic().min_request_interval, init=False)
 
     @inlineCallbacks
@@ -111,11 +114,12 @@ class WorkService(Service):
             if timer.running:
                 timer.stop()
         self._timers = []
-        for interval, call in [
+        timers: list[tuple[float, Callable[[], object]]] = [
             (self.settings.refresh_interval, self.schedule),
             (max(1.0, self.settings.lease_seconds / 4), self._sweep),
-            (self.progress_interval, self._log_progress),
-        ]:
+            (self.progress_interval, self._progress),
+        ]
+        for interval, call in timers:
             timer = LoopingCall(call)
             timer.clock = self.reactor
             timer.start(interval, now=False)
@@ -254,31 +258,6 @@ class WorkService(Service):
             return
         if swept:
             self.log.warn("{count} expired leases returned to pending", count=swept, service="work")
-
-    @inlineCallbacks
-    def _log_progress(self) -> Generator[Deferred[Any], Any, None]:
-        try:
-            counts = yield self.store.counts()
-        except StoreUnavailable:
-            return
-        for report, states in counts.items():
-            if states == self._last_progress.get(report):
-                continue
-            self._last_progress[report] = states
-            total = sum(states.values())
-            finished = sum(states.get(s, 0) for s in (DOWNLOADED, EMPTY, FAILED))
-            self.log.info(
-                "{report}: {finished}/{total} done ({downloaded} downloaded, {empty} empty, "
-                "{failed} failed, {downloading} in flight)",
-                report=report,
-                finished=finished,
-                total=total,
-                downloaded=states.get(DOWNLOADED, 0),
-                empty=states.get(EMPTY, 0),
-                failed=states.get(FAILED, 0),
-                downloading=states.get("downloading", 0),
-                service="work",
-            )
 
     def _backlog(self, counts: dict[str, Any]) -> dict[str, float]:
         """
