@@ -11,14 +11,18 @@ DEMO_DIR ?= demo
 
 all: test
 
-$(STAMP): setup.py
+$(STAMP): setup.py pyproject.toml
 	./.ci/bootstrap "$(PYTHON)" "$(VENV)"
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
-## Run every test: the package's unit and integration tests and the
-## system tests that start real twistd, redis-server and simulator processes.
+## Run every test: lint (ruff) and types (mypy with the zope plugin), then
+## the package's unit and integration tests and the system tests that start
+## real twistd, redis-server and simulator processes.
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/trial --jobs=2 harbour tests
 
 ## Mirror the built-in OASIS simulator with an embedded Redis, logging

