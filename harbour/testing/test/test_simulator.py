@@ -75,7 +75,7 @@ class SimulatorHTTPTests(TestCase):
                 ),
                 1004,
             ),
-            (f"SingleZip?queryname=PRC_INTVL_LMP&{DAY}&market_run_id=RTM&version=1", 1018),
+            (f"SingleZip?queryname=PRC_INTVL_LMP&{DAY}&market_run_id=RTM&version=1&grp_type=ALL", 1018),
             (LMP + "&node=" + ",".join(f"N{i}" for i in range(11)), 1017),
             (
                 (

@@ -1,0 +1,132 @@
+"""
+The documents OASIS answers with: zips, the C{OASISReport} XML envelope,
+C{resultformat=6} CSV, error documents and the throttle page.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import zipfile
+from xml.sax.saxutils import escape
+
+from harbour.testing.simulator.formats import MESSAGES, PACIFIC, UTC, iso, parse_gmt, valid_gmt
+
+NAMESPACE = "http://www.caiso.com/soa/OASISReport_v1.xsd"
+DISCLAIMER = (
+    "The contents of these pages are subject to change without notice. Decisions based on "
+    "information contained within the California ISO's web site are the visitor's sole "
+    "responsibility."
+)
+
+THROTTLE_PAGE = (
+    b"<!DOCTYPE html><html><head><title>OASIS - Acceptable Use Policy</title></head>"
+    b"<body><h1>Acceptable Use Policy</h1><p>Your request rate exceeds the acceptable use "
+    b"policy of this site. Please wait before submitting another request.</p></body></html>"
+)
+
+#: One row of a report: column name to value.
+Row = dict[str, object]
+
+
+def deterministic_zip(members: list[tuple[str, bytes]], stamp: datetime.datetime) -> bytes:
+    """
+    @return: A deflated zip of C{members}, identical for identical input.
+    """
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members:
+            info = zipfile.ZipInfo(name, date_time=stamp.timetuple()[:6])
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data)
+    return out.getvalue()
+
+
+def error_document(code: int, created: datetime.datetime) -> bytes:
+    """
+    @return: OASIS's error XML for C{code}, as in the real samples.
+    """
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<m:OASISReport xmlns:m="{NAMESPACE}">\n'
+        "<m:MessageHeader>\n"
+        f"\t<m:TimeDate>{created.strftime('%Y-%m-%dT%H:%M:%S.000Z')}</m:TimeDate>\n"
+        "\t<m:Source>OASIS</m:Source>\n\t<m:Version>v20131201</m:Version>\n"
+        "</m:MessageHeader>\n<m:MessagePayload>\n<m:RTO>\n<m:name>CAISO</m:name>\n"
+        f"<m:DISCLAIMER_ITEM>\n<m:DISCLAIMER>{escape(DISCLAIMER)}</m:DISCLAIMER>\n</m:DISCLAIMER_ITEM>\n"
+        f"<m:ERROR>\n<m:ERR_CODE>{code}</m:ERR_CODE>\n<m:ERR_DESC>{escape(MESSAGES[code])}</m:ERR_DESC>\n"
+        "</m:ERROR>\n\n</m:RTO>\n</m:MessagePayload>\n</m:OASISReport>\n"
+    ).encode()
+
+
+def error_zip(code: int, args: dict[str, str]) -> bytes:
+    """
+    @param code: The OASIS error code.
+    @param args: The refused request's query arguments, which name the
+        member as OASIS does.
+    @return: The zip OASIS answers a refused request with.
+    """
+    first = parse_gmt(args["startdatetime"]) if valid_gmt(args.get("startdatetime")) else None
+    dates = f"{first.astimezone(PACIFIC):%Y%m%d}_{first.astimezone(PACIFIC):%Y%m%d}_" if first else ""
+    asked = args.get("queryname") or args.get("groupid") or "UNKNOWN"
+    name = f"{dates}{asked}_v{args.get('version', '1')}.xml"
+    # A fixed stamp: the same refusal is the same bytes.
+    stamp = datetime.datetime(2026, 1, 1, tzinfo=UTC)
+    return deterministic_zip([(name, error_document(code, stamp))], stamp)
+
+
+def envelope(payload: str, created: datetime.datetime) -> bytes:
+    """
+    @return: C{payload} inside the C{OASISReport} envelope OASIS sends.
+    """
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<OASISReport xmlns="{NAMESPACE}">\n<MessageHeader>\n'
+        f"<TimeDate>{iso(created)}</TimeDate>\n<Source>OASIS</Source>\n<Version>v20131201</Version>\n"
+        "</MessageHeader>\n<MessagePayload>\n<RTO>\n<name>CAISO</name>\n"
+        f"{payload}"
+        f"<DISCLAIMER_ITEM>\n<DISCLAIMER>{escape(DISCLAIMER)}</DISCLAIMER>\n</DISCLAIMER_ITEM>\n"
+        "</RTO>\n</MessagePayload>\n</OASISReport>\n"
+    ).encode()
+
+
+def report_header(queryname: str, market: str | None, uom: str | None, minutes: int) -> str:
+    """
+    @param market: The C{MKT_TYPE}, or L{None} for a report without one.
+    @param uom: The unit of measure, or L{None} to name none.
+    @return: The C{REPORT_HEADER} that opens a C{REPORT_ITEM}.
+    """
+    lines = ["<REPORT_HEADER>", "<SYSTEM>OASIS</SYSTEM>", "<TZ>PPT</TZ>", f"<REPORT>{queryname}</REPORT>"]
+    if market is not None:
+        lines.append(f"<MKT_TYPE>{market}</MKT_TYPE>")
+    if uom is not None:
+        lines.append(f"<UOM>{uom}</UOM>")
+    lines += ["<INTERVAL>ENDING</INTERVAL>", f"<SEC_PER_INTERVAL>{minutes * 60}</SEC_PER_INTERVAL>"]
+    return "\n".join(lines) + "\n</REPORT_HEADER>\n"
+
+
+def csv_document(columns: list[str], rows: list[Row]) -> bytes:
+    """
+    @return: C{rows} as OASIS's C{resultformat=6} CSV.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([row[c] for c in columns] for row in rows)
+    return out.getvalue().encode()
+
+
+def atlas_xml(queryname: str, columns: list[str], rows: list[Row], created: datetime.datetime) -> bytes:
+    """
+    @return: Rows of an atlas report in the C{OASISReport} layout: one
+        C{ATL_ITEM} per row, one element per column.
+    """
+    out = io.StringIO()
+    out.write(f"<ATL_HEADER>\n<REPORT>{queryname}</REPORT>\n<TZ>PPT</TZ>\n</ATL_HEADER>\n")
+    for row in rows:
+        out.write("<ATL_ITEM>\n")
+        out.writelines(f"<{column}>{escape(str(row[column]))}</{column}>\n" for column in columns)
+        out.write("</ATL_ITEM>\n")
+    return envelope(out.getvalue(), created)

@@ -1,0 +1,140 @@
+"""
+How OASIS writes times and numbers its intervals, and how it refuses a
+request: the conventions every part of the simulator shares.
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+from collections.abc import Iterator
+from types import MappingProxyType
+from zoneinfo import ZoneInfo
+
+import attr
+
+PACIFIC = ZoneInfo("America/Los_Angeles")
+UTC = datetime.UTC
+GMT_FORMAT = "%Y%m%dT%H:%M-0000"
+
+#: OASIS's own descriptions (interface specification, section 3.2).
+MESSAGES = MappingProxyType(
+    {
+        1000: "No data returned for the specified selection",
+        1001: "Invalid Parameters of the given report name.",
+        1002: "Invalid datetime format, please use valid datetime format.",
+        1004: "Data can be requested for period of 31 days only.",
+        1005: "Report name does not exist, please use valid report name.",
+        1015: "GroupZip DownLoad is in Processing, Please Submit request after Sometime",
+        1016: "GROUPID Does Not Exist, Please Use Valid GROUPID Name",
+        1017: "Please select a maximum of 10 nodes or use the ALL option",
+        1018: "Invalid Selection, cannot select multiple hours for this query",
+        1020: "Version parameter is missing or is invalid",
+    }
+)
+
+
+class OasisError(Exception):
+    """
+    A request OASIS would refuse with C{code}.
+    """
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def parse_gmt(value: str | None) -> datetime.datetime:
+    """
+    @raise OasisError: 1002 unless C{value} is C{yyyymmddThh24:mi-0000}.
+    """
+    try:
+        return datetime.datetime.strptime(value or "", GMT_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        raise OasisError(1002) from None
+
+
+def valid_gmt(value: str | None) -> bool:
+    """
+    @return: Whether L{parse_gmt} accepts C{value}.
+    """
+    try:
+        parse_gmt(value)
+    except OasisError:
+        return False
+    return True
+
+
+def request_version(args: dict[str, str]) -> int:
+    """
+    @return: The request's C{version}.
+    @raise OasisError: 1020 if it is missing, not a number or below 1.
+    """
+    try:
+        version = int(args.get("version", ""))
+    except ValueError:
+        raise OasisError(1020) from None
+    if version < 1:
+        raise OasisError(1020)
+    return version
+
+
+def iso(moment: datetime.datetime) -> str:
+    """
+    @return: C{moment} as OASIS writes times in data: C{2020-01-02T01:00:00-00:00}.
+    """
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S-00:00")
+
+
+def day_start(day: datetime.date) -> datetime.datetime:
+    """
+    @return: The UTC instant trading day C{day} (Pacific) starts.
+    """
+    return datetime.datetime(day.year, day.month, day.day, tzinfo=PACIFIC).astimezone(UTC)
+
+
+def day_names(start: datetime.datetime, end: datetime.datetime) -> str:
+    """
+    @return: The first and last trading days of [start, end), as OASIS
+        names files: C{20251102_20251103}.
+    """
+    last = end - datetime.timedelta(minutes=1)
+    return f"{start.astimezone(PACIFIC):%Y%m%d}_{last.astimezone(PACIFIC):%Y%m%d}"
+
+
+def created_after(end: datetime.datetime, rng: random.Random) -> datetime.datetime:
+    """
+    @return: A plausible creation time for an answer: some hours after its
+        window closed (drawing one number from C{rng}).
+    """
+    return (end + datetime.timedelta(seconds=3600 * 6 + int(rng.random() * 3600))).replace(microsecond=0)
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class Interval:
+    """
+    One data interval, with its trading-day coordinates.
+    """
+
+    start: datetime.datetime
+    end: datetime.datetime
+    day: datetime.date
+    hour: int
+    number: int
+
+
+def intervals(start: datetime.datetime, end: datetime.datetime, minutes: int) -> Iterator[Interval]:
+    """
+    The intervals of C{minutes} from C{start} to C{end}, numbered as OASIS
+    numbers them: C{OPR_HR} is the hour-ending of the trading day (1 to 25),
+    C{OPR_INTERVAL} 0 for hourly data, else 1 to 60/C{minutes}.
+    """
+    step = datetime.timedelta(minutes=minutes)
+    moment = start
+    while moment < end:
+        local_day = moment.astimezone(PACIFIC).date()
+        elapsed = (moment - day_start(local_day)).total_seconds() / 60
+        hour = int(elapsed // 60) + 1
+        number = 0 if minutes >= 60 else int(elapsed % 60 // minutes) + 1
+        yield Interval(moment, moment + step, local_day, hour, number)
+        moment += step

@@ -1,0 +1,107 @@
+"""
+What one request may ask for, as OASIS enforces it, with harbour's catalogue
+(L{load_catalogue}) as the only source of the limits:
+
+- a window longer than the entry's C{max_span} is refused: 1004 for a limit
+  in days (OASIS's "31 days only"), 1018 for one in hours ("cannot select
+  multiple hours");
+- asking for all nodes (C{grp_type=ALL}, C{node=ALL}...) over more than
+  C{max_span_all_nodes} is refused with 1018 when that limit is in hours;
+  when it is in days, OASIS ignores C{enddatetime} and answers only the
+  first trading days;
+- a list longer than a parameter's C{max_items} is refused with 1017.
+
+A limit in days allows the autumn day's extra hour, as
+L{harbour.oasis.catalogue.check_request} does.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+
+from harbour.oasis.catalogue import LONGEST_DAY_HOURS, CatalogueEntry, load_catalogue, span_hours
+from harbour.testing.simulator.formats import PACIFIC, OasisError, day_start
+
+#: Refused: longer than a limit in days.
+OVER_DAYS = 1004
+#: Refused: longer than a limit in hours.
+OVER_HOURS = 1018
+#: Refused: a list with too many items.
+TOO_MANY = 1017
+
+
+def report_entry(queryname: str) -> CatalogueEntry | None:
+    """
+    @return: The catalogue's SingleZip report C{queryname}, or L{None}.
+    """
+    return load_catalogue().entry(queryname=queryname) if queryname else None
+
+
+def group_entry(groupid: str) -> CatalogueEntry | None:
+    """
+    @return: The catalogue's GroupZip group C{groupid}, or L{None}.
+    """
+    return load_catalogue().entry(groupid=groupid) if groupid else None
+
+
+def _in_days(span: str) -> bool:
+    """
+    @return: Whether C{span} (C{"31d"}, C{"1h"}) counts trading days.
+    """
+    return span.endswith("d")
+
+
+def allowed_hours(span: str) -> int:
+    """
+    @return: The longest window, in hours, that C{span} allows: a span in
+        days may hold the autumn 25-hour day.
+    """
+    return span_hours(span) + (LONGEST_DAY_HOURS - 24 if _in_days(span) else 0)
+
+
+def first_days_end(start: datetime.datetime, days: int) -> datetime.datetime:
+    """
+    @return: The end of the first C{days} trading days of a window from
+        C{start}: the start of the trading day C{days} after the one
+        C{start} falls in.
+    """
+    return day_start(start.astimezone(PACIFIC).date() + datetime.timedelta(days=days))
+
+
+def served_window(
+    entry: CatalogueEntry, params: Mapping[str, str], start: datetime.datetime, end: datetime.datetime
+) -> tuple[datetime.datetime, datetime.datetime]:
+    """
+    @param entry: The report or group asked for.
+    @param params: The request's query parameters.
+    @return: The part of [start, end) OASIS answers for: all of it, or its
+        first trading days for all nodes over a limit in days.
+    @raise OasisError: L{OVER_DAYS} or L{OVER_HOURS} for a window OASIS
+        refuses.
+    """
+    hours = (end - start).total_seconds() / 3600
+    if hours > allowed_hours(entry.max_span):
+        raise OasisError(OVER_DAYS if _in_days(entry.max_span) else OVER_HOURS)
+    span = entry.max_window_span(params)
+    if hours <= allowed_hours(span):
+        return start, end
+    if not _in_days(span):
+        raise OasisError(OVER_HOURS)
+    # For all nodes OASIS ignores enddatetime (spec section 6): the rest of
+    # the window is silently left out.
+    return start, min(end, first_days_end(start, span_hours(span) // 24))
+
+
+def check_lists(entry: CatalogueEntry, params: Mapping[str, str]) -> None:
+    """
+    @raise OasisError: L{TOO_MANY} if a parameter lists more values than
+        the entry allows (OASIS compares parameter names without case).
+    """
+    given = {name.lower(): value for name, value in params.items()}
+    for param in entry.params:
+        value = given.get(param.name.lower())
+        if param.max_items is None or value is None:
+            continue
+        if len([item for item in value.split(",") if item.strip()]) > param.max_items:
+            raise OasisError(TOO_MANY)

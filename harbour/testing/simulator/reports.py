@@ -1,0 +1,332 @@
+"""
+The reports the simulator has generators of its own for, and their data:
+the rows of a report for a window, and the members of its zip.
+
+Which windows OASIS accepts is not here: L{harbour.testing.simulator.limits}
+reads that from harbour's catalogue.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import math
+import random
+from types import MappingProxyType
+from xml.sax.saxutils import escape
+
+import attr
+
+from harbour.testing.simulator.documents import Row, csv_document, envelope, report_header
+from harbour.testing.simulator.formats import Interval, day_names, intervals, iso
+
+HUBS = ("TH_NP15_GEN-APND", "TH_SP15_GEN-APND", "TH_ZP26_GEN-APND")
+PRICE_ITEMS = MappingProxyType(
+    {
+        "LMP": "LMP_PRC",
+        "MCC": "LMP_CONG_PRC",
+        "MCE": "LMP_ENE_PRC",
+        "MCL": "LMP_LOSS_PRC",
+        "MGHG": "LMP_GHG_PRC",
+    }
+)
+TAC_AREAS = ("CA ISO-TAC", "PGE-TAC", "SCE-TAC", "SDGE-TAC", "VEA-TAC")
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class SimReport:
+    """
+    One report the simulator has a generator of its own for.
+
+    @ivar layout: C{"prices"}, C{"load"} or C{"items"}: which columns.
+    @ivar minutes: The interval length of its data.
+    @ivar items: For C{"items"} reports, the data items it carries.
+    """
+
+    queryname: str
+    markets: tuple[str, ...]
+    layout: str
+    minutes: int = 60
+    items: tuple[str, ...] = ()
+
+
+#: The reports with generators of their own, by queryname.
+CATALOGUE = MappingProxyType(
+    {
+        r.queryname: r
+        for r in [
+            SimReport("PRC_LMP", ("DAM", "RUC"), "prices"),
+            SimReport("PRC_INTVL_LMP", ("RTM",), "prices", minutes=5),
+            SimReport("PRC_RTPD_LMP", ("RTPD",), "prices", minutes=15),
+            SimReport("SLD_FCST", ("DAM", "ACTUAL", "RTM", "2DA", "7DA"), "load"),
+            SimReport(
+                "SLD_REN_FCST",
+                ("DAM", "ACTUAL", "RTD", "RTPD", "HASP"),
+                "items",
+                items=("RENEW_FCST_DA_MW",),
+            ),
+            SimReport(
+                "ENE_SLRS",
+                ("DAM", "RTM", "RUC", "HASP"),
+                "items",
+                items=("ISO_TOT_EXP_MW", "ISO_TOT_GEN_MW", "ISO_TOT_IMP_MW"),
+            ),
+        ]
+    }
+)
+
+#: The sections of OASIS's site, as the publications log names them.
+SECTIONS = MappingProxyType({"prices": "Prices", "load": "System Demand", "items": "Energy"})
+
+#: The simulator's own group zips: each group's report and market.  Other
+#: groups come from harbour's catalogue.
+GROUPS = MappingProxyType(
+    {
+        "DAM_LMP_GRP": ("PRC_LMP", "DAM"),
+        "RTM_LMP_GRP": ("PRC_INTVL_LMP", "RTM"),
+        "DAM_SLD_GRP": ("SLD_FCST", "DAM"),
+    }
+)
+
+_PRICE_COLUMNS = (
+    "INTERVALSTARTTIME_GMT",
+    "INTERVALENDTIME_GMT",
+    "OPR_DT",
+    "OPR_HR",
+    "OPR_INTERVAL",
+    "NODE_ID_XML",
+    "NODE_ID",
+    "NODE",
+    "MARKET_RUN_ID",
+    "LMP_TYPE",
+    "XML_DATA_ITEM",
+    "PNODE_RESMRID",
+    "GRP_TYPE",
+    "POS",
+    "MW",
+    "GROUP",
+)
+_LOAD_COLUMNS = (
+    "INTERVALSTARTTIME_GMT",
+    "INTERVALENDTIME_GMT",
+    "LOAD_TYPE",
+    "OPR_DT",
+    "OPR_HR",
+    "OPR_INTERVAL",
+    "MARKET_RUN_ID",
+    "TAC_AREA_NAME",
+    "LABEL",
+    "XML_DATA_ITEM",
+    "POS",
+    "MW",
+    "EXECUTION_TYPE",
+    "GROUP",
+)
+_ITEM_COLUMNS = (
+    "INTERVALSTARTTIME_GMT",
+    "INTERVALENDTIME_GMT",
+    "OPR_DT",
+    "OPR_HR",
+    "OPR_INTERVAL",
+    "RESOURCE_NAME",
+    "MARKET_RUN_ID",
+    "XML_DATA_ITEM",
+    "MW",
+    "GROUP",
+)
+
+
+def node_names(count: int) -> list[str]:
+    """
+    @return: C{count} price node names: the trading hubs, then made-up nodes.
+    """
+    names = list(HUBS[:count])
+    names += [f"NODE{i:04d}_7_N001" for i in range(max(0, count - len(HUBS)))]
+    return names
+
+
+def _timing(span: Interval) -> Row:
+    """
+    @return: The time columns every report row starts with.
+    """
+    return {
+        "INTERVALSTARTTIME_GMT": iso(span.start),
+        "INTERVALENDTIME_GMT": iso(span.end),
+        "OPR_DT": span.day.isoformat(),
+        "OPR_HR": span.hour,
+        "OPR_INTERVAL": span.number,
+    }
+
+
+def price_rows(market: str, spans: list[Interval], rng: random.Random, version: int, nodes: int) -> list[Row]:
+    """
+    @return: LMP rows: per node and interval, one row per price component
+        (the GHG component from version 2 on).
+    """
+    components = ["LMP", "MCC", "MCE", "MCL"] + (["MGHG"] if version > 1 else [])
+    rows = []
+    for index, node in enumerate(node_names(nodes)):
+        base = 25 + rng.random() * 30
+        for span in spans:
+            energy = round(base + 10 * math.sin(span.hour / 24 * 2 * math.pi) + rng.gauss(0, 3), 5)
+            congestion = round(rng.gauss(0, 1.5), 5)
+            loss = round(energy * rng.uniform(-0.04, 0.04), 5)
+            ghg = round(rng.uniform(0, 0.5), 5)
+            values = {
+                "MCE": energy,
+                "MCC": congestion,
+                "MCL": loss,
+                "MGHG": ghg,
+                "LMP": round(energy + congestion + loss + (ghg if version > 1 else 0), 5),
+            }
+            for component in components:
+                rows.append(
+                    _timing(span)
+                    | {
+                        "NODE_ID_XML": node,
+                        "NODE_ID": node,
+                        "NODE": node,
+                        "MARKET_RUN_ID": market,
+                        "LMP_TYPE": component,
+                        "XML_DATA_ITEM": PRICE_ITEMS[component],
+                        "PNODE_RESMRID": node,
+                        "GRP_TYPE": "ALL_APNODES",
+                        "POS": 0,
+                        "MW": values[component],
+                        "GROUP": 6000 + index,
+                    }
+                )
+    return rows
+
+
+def load_rows(market: str, spans: list[Interval], rng: random.Random) -> list[Row]:
+    """
+    @return: Demand forecast rows: one per TAC area and interval.
+    """
+    rows = []
+    for index, area in enumerate(TAC_AREAS):
+        base = 4000 + rng.random() * 20000
+        for span in spans:
+            rows.append(
+                _timing(span)
+                | {
+                    "LOAD_TYPE": 0,
+                    "MARKET_RUN_ID": market,
+                    "TAC_AREA_NAME": area,
+                    "LABEL": "Demand Forecast",
+                    "XML_DATA_ITEM": "SYS_FCST_DA_MW",
+                    "POS": 3.8,
+                    "MW": round(base * (1 + 0.2 * math.sin(span.hour / 24 * 2 * math.pi)), 2),
+                    "EXECUTION_TYPE": market,
+                    "GROUP": index + 1,
+                }
+            )
+    return rows
+
+
+def item_rows(report: SimReport, market: str, spans: list[Interval], rng: random.Random) -> list[Row]:
+    """
+    @return: System total rows: one per data item and interval.
+    """
+    rows = []
+    for index, item in enumerate(report.items):
+        for span in spans:
+            rows.append(
+                _timing(span)
+                | {
+                    "RESOURCE_NAME": "Caiso_Totals",
+                    "MARKET_RUN_ID": market,
+                    "XML_DATA_ITEM": item,
+                    "MW": round(rng.uniform(0, 30000), 2),
+                    "GROUP": index + 1,
+                }
+            )
+    return rows
+
+
+def report_rows(
+    report: SimReport,
+    market: str,
+    start: datetime.datetime,
+    end: datetime.datetime,
+    rng: random.Random,
+    version: int,
+    nodes: int,
+) -> tuple[list[str], list[Row]]:
+    """
+    @param nodes: How many price nodes price reports carry.
+    @return: The column names and row dicts of a report's data for the
+        window [start, end), drawn from C{rng}.
+    """
+    spans = list(intervals(start, end, report.minutes))
+    if report.layout == "prices":
+        return list(_PRICE_COLUMNS), price_rows(market, spans, rng, version, nodes)
+    if report.layout == "load":
+        return list(_LOAD_COLUMNS), load_rows(market, spans, rng)
+    return list(_ITEM_COLUMNS), item_rows(report, market, spans, rng)
+
+
+def report_xml(
+    report: SimReport,
+    market: str,
+    rows: list[Row],
+    created: datetime.datetime,
+    resource_key: str,
+    row_key: str,
+) -> bytes:
+    """
+    @return: Rows in the OASISReport layout: a REPORT_ITEM per resource and
+        data item, with its header and one REPORT_DATA per interval.
+    """
+    out = io.StringIO()
+    groups: dict[tuple[object, object], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row[row_key], row["XML_DATA_ITEM"]), []).append(row)
+    for (resource, item), items in groups.items():
+        out.write("<REPORT_ITEM>\n" + report_header(report.queryname, market, "MW", report.minutes))
+        for row in items:
+            number = row["OPR_INTERVAL"] or row["OPR_HR"]
+            out.write(
+                f"<REPORT_DATA>\n<DATA_ITEM>{item}</DATA_ITEM>\n"
+                f"<{resource_key}>{escape(str(resource))}</{resource_key}>\n"
+                f"<OPR_DATE>{row['OPR_DT']}</OPR_DATE>\n<INTERVAL_NUM>{number}</INTERVAL_NUM>\n"
+                f"<INTERVAL_START_GMT>{row['INTERVALSTARTTIME_GMT']}</INTERVAL_START_GMT>\n"
+                f"<INTERVAL_END_GMT>{row['INTERVALENDTIME_GMT']}</INTERVAL_END_GMT>\n"
+                f"<VALUE>{row['MW']}</VALUE>\n</REPORT_DATA>\n"
+            )
+        out.write("</REPORT_ITEM>\n")
+    return envelope(out.getvalue(), created)
+
+
+def report_members(
+    report: SimReport,
+    market: str,
+    version: int,
+    start: datetime.datetime,
+    end: datetime.datetime,
+    rng: random.Random,
+    created: datetime.datetime,
+    csv_wanted: bool,
+    nodes: int,
+) -> list[tuple[str, bytes]]:
+    """
+    @return: (name, bytes) of each member of a report's data zip: one CSV,
+        one XML per price component, or one XML.
+    """
+    stem = f"{day_names(start, end)}_{report.queryname}_{market}"
+    columns, rows = report_rows(report, market, start, end, rng, version, nodes)
+    if csv_wanted:
+        return [(f"{stem}_{created:%Y%m%d_%H_%M_%S}_v{version}.csv", csv_document(columns, rows))]
+    if report.layout == "prices":
+        by_component: dict[str, list[Row]] = {}
+        for row in rows:
+            by_component.setdefault(str(row["LMP_TYPE"]), []).append(row)
+        return [
+            (
+                f"{stem}_{component}_v{version}.xml",
+                report_xml(report, market, rows_of, created, "RESOURCE_NAME", "NODE"),
+            )
+            for component, rows_of in by_component.items()
+        ]
+    key = "RESOURCE_NAME" if report.layout == "items" else "TAC_AREA_NAME"
+    return [(f"{stem}_v{version}.xml", report_xml(report, market, rows, created, key, key))]

@@ -1,0 +1,215 @@
+"""
+Tests for L{harbour.testing.simulator.generic} and the simulator's cover of
+harbour's catalogue: every catalogued report and group gets data.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+from xml.etree import ElementTree
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.oasis.catalogue import REPORT, CatalogueEntry, load_catalogue, span_hours
+from harbour.oasis.classify import BAD_REQUEST, DATA, classify
+from harbour.testing.simulator import CATALOGUE, GMT_FORMAT, GROUPS, NAMESPACE, UTC, OasisSimulator
+from harbour.testing.test.rendering import members, render
+
+#: 2025-03-12T12:00Z.
+NOW = 1741780800.0
+#: The start of trading day 2025-01-14 (Pacific).
+JAN14 = datetime.datetime(2025, 1, 14, 8, tzinfo=UTC)
+
+#: A dozen entries without generators of their own, reports and groups,
+#: with and without markets, daily and hourly.
+SAMPLE = [
+    (REPORT, "PRC_AS"),
+    (REPORT, "PRC_INTVL_AS"),
+    (REPORT, "PRC_HASP_LMP"),
+    (REPORT, "TRNS_ATC"),
+    (REPORT, "ENE_EA"),
+    (REPORT, "AS_REQ"),
+    (REPORT, "ATL_PNODE"),
+    (REPORT, "PUB_CRR_BID"),
+    ("group", "HASP_LMP_GRP"),
+    ("group", "DAM1_GRP"),
+    ("group", "POST1_GRP"),
+    ("group", "ENE_OIC_GRP"),
+]
+
+
+def path_for(entry: CatalogueEntry, hours: int | None = None, extra: str = "") -> str:
+    """
+    @param entry: A catalogued report or group.
+    @param hours: The window from 2025-01-14; by default a day, or an hour
+        where that is the limit for all nodes.
+    @return: The path of a request for it, in its first market.
+    """
+    if hours is None:
+        hours = min(24, span_hours(entry.max_window_span({"grp_type": "ALL"})))
+    end = JAN14 + datetime.timedelta(hours=hours)
+    window = f"startdatetime={JAN14:{GMT_FORMAT}}&enddatetime={end:{GMT_FORMAT}}&version={entry.versions[0]}"
+    if entry.kind == REPORT:
+        market = f"&market_run_id={entry.market_run_ids[0]}" if entry.market_run_ids else ""
+        return f"/oasisapi/SingleZip?queryname={entry.name}&{window}{market}{extra}"
+    return f"/oasisapi/GroupZip?groupid={entry.name}&{window}{extra}"
+
+
+def entry_of(kind: str, name: str) -> CatalogueEntry:
+    """
+    @return: The catalogue's report or group C{name}.
+    """
+    entry = load_catalogue().entry(queryname=name) if kind == REPORT else load_catalogue().entry(groupid=name)
+    assert entry is not None, name
+    return entry
+
+
+class CatalogueCoverTests(SynchronousTestCase):
+    """
+    Catalogued reports and groups without generators of their own get
+    generic data, in CSV or XML, deterministic from the seed and URL.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(NOW)
+        self.simulator = OasisSimulator(self.clock, last_day=datetime.date(2025, 12, 31))
+
+    def answer(self, path: str, simulator: OasisSimulator | None = None) -> bytes:
+        """
+        @return: The data answer to C{path} (a group's after its 1015).
+        """
+        simulator = simulator or self.simulator
+        if "GroupZip" in path:
+            render(simulator, path)
+        code, body = render(simulator, path)
+        verdict = classify(body)
+        self.assertEqual((code, verdict.kind), (200, DATA), f"{path}: {verdict.description}")
+        return body
+
+    def test_sample(self) -> None:
+        """
+        A dozen entries, reports and groups, each answer a day (or an
+        hour, where that is their limit) with data in both formats, one
+        member per report.
+        """
+        for kind, name in SAMPLE:
+            entry = entry_of(kind, name)
+            reports = entry.reports if kind != REPORT else (name,)
+            for extra in ("", "&resultformat=6"):
+                found = members(self.answer(path_for(entry, extra=extra)))
+                self.assertEqual(len(found), len(reports), name)
+                for member, queryname in zip(found, reports, strict=True):
+                    self.assertIn(f"_{queryname}", member)
+                    self.assertTrue(member.endswith(".csv" if extra else ".xml"), member)
+
+    def test_everyEntry(self) -> None:
+        """
+        Every report and group of the catalogue answers with data.
+        """
+        for entry in load_catalogue().reports + load_catalogue().groups:
+            self.answer(path_for(entry))
+
+    def test_csvRows(self) -> None:
+        """
+        Generic CSV has the trading-day and GMT interval columns, a data
+        item and a value, and one row per interval: 25 hourly rows on the
+        autumn day, four 15-minute rows for an hour of a report capped at
+        an hour.
+        """
+        start = datetime.datetime(2025, 11, 2, 7, tzinfo=UTC)
+        end = start + datetime.timedelta(hours=25)
+        path = (
+            f"/oasisapi/SingleZip?queryname=PRC_AS&market_run_id=DAM&version=1&resultformat=6"
+            f"&startdatetime={start:{GMT_FORMAT}}&enddatetime={end:{GMT_FORMAT}}"
+        )
+        [(name, data)] = members(self.answer(path)).items()
+        self.assertRegex(name, r"^20251102_20251102_PRC_AS_DAM_\d{8}_\d\d_\d\d_\d\d_v1\.csv$")
+        rows = list(csv.DictReader(io.StringIO(data.decode())))
+        self.assertEqual(
+            list(rows[0]),
+            [
+                "OPR_DT",
+                "OPR_HR",
+                "OPR_INTERVAL",
+                "INTERVAL_START_GMT",
+                "INTERVAL_END_GMT",
+                "MARKET_RUN_ID",
+                "DATA_ITEM",
+                "VALUE",
+            ],
+        )
+        self.assertEqual([int(row["OPR_HR"]) for row in rows], list(range(1, 26)))
+        self.assertEqual(rows[0]["INTERVAL_START_GMT"], "2025-11-02T07:00:00-00:00")
+        self.assertEqual({row["DATA_ITEM"] for row in rows}, {"PRC_AS"})
+        hourly = members(self.answer(path_for(entry_of(REPORT, "PRC_INTVL_AS"), extra="&resultformat=6")))
+        [data] = hourly.values()
+        rows = list(csv.DictReader(io.StringIO(data.decode())))
+        self.assertEqual([row["OPR_INTERVAL"] for row in rows], ["1", "2", "3", "4"])
+
+    def test_xml(self) -> None:
+        """
+        Generic XML is an C{OASISReport} with one C{REPORT_DATA} per
+        interval, each with a value.
+        """
+        [data] = members(self.answer(path_for(entry_of(REPORT, "TRNS_ATC")))).values()
+        root = ElementTree.fromstring(data)
+        self.assertEqual(root.tag, f"{{{NAMESPACE}}}OASISReport")
+        values = root.findall(f".//{{{NAMESPACE}}}REPORT_DATA/{{{NAMESPACE}}}VALUE")
+        self.assertEqual(len(values), 24)
+        self.assertTrue(all(float(value.text or "") for value in values))
+
+    def test_deterministic(self) -> None:
+        """
+        The same URL gets the same bytes; another seed gets other bytes.
+        """
+        path = path_for(entry_of(REPORT, "ENE_EA"), extra="&resultformat=6")
+        first = self.answer(path)
+        self.assertEqual(self.answer(path), first)
+        other = OasisSimulator(self.clock, seed=1, last_day=datetime.date(2025, 12, 31))
+        self.assertNotEqual(self.answer(path, other), first)
+
+    def test_markets(self) -> None:
+        """
+        A market the catalogue does not give a report is refused with
+        1001; a market it gives that the report's own generator lacks gets
+        generic data; a report without markets ignores one.
+        """
+        code, body = render(self.simulator, path_for(entry_of(REPORT, "PRC_AS")).replace("DAM", "RTM"))
+        self.assertEqual((classify(body).kind, classify(body).code), (BAD_REQUEST, 1001))
+        self.assertNotIn("HASP", CATALOGUE["SLD_FCST"].markets)
+        sld = path_for(entry_of(REPORT, "SLD_FCST"), extra="&resultformat=6").replace("=DAM", "=HASP")
+        [data] = members(self.answer(sld)).values()
+        self.assertIn(b"DATA_ITEM,VALUE", data)
+        [name] = members(self.answer(path_for(entry_of(REPORT, "ATL_PNODE")) + "&market_run_id=DAM"))
+        self.assertEqual(name, "20250114_20250114_ATL_PNODE_v1.xml")
+
+    def test_ownGenerators(self) -> None:
+        """
+        In a catalogued group, a report with a generator of its own for the
+        group's market gets that generator's data: C{RUC_LMP_GRP} has
+        C{PRC_LMP} prices, C{DAM1_GRP} the demand forecast of C{SLD_FCST}.
+        """
+        ruc = members(self.answer(path_for(entry_of("group", "RUC_LMP_GRP"))))
+        self.assertEqual([name.split("_")[-2] for name in ruc], ["LMP", "MCC", "MCE", "MCL"])
+        dam1 = members(self.answer(path_for(entry_of("group", "DAM1_GRP"), extra="&resultformat=6")))
+        sld = next(data for name, data in dam1.items() if "_SLD_FCST_DAM_" in name)
+        self.assertIn(b"TAC_AREA_NAME", sld)
+
+    def test_simulatorNamesCatalogued(self) -> None:
+        """
+        Every report with a generator of its own is catalogued, and so is
+        every group of the simulator's own or the report it holds: the
+        catalogue gives all their limits.
+        """
+        catalogue = load_catalogue()
+        for queryname in CATALOGUE:
+            self.assertIsNotNone(catalogue.entry(queryname=queryname), queryname)
+        for groupid, (queryname, ignored) in GROUPS.items():
+            self.assertTrue(
+                catalogue.entry(groupid=groupid) is not None
+                or catalogue.entry(queryname=queryname) is not None
+            )
