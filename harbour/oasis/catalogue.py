@@ -110,6 +110,14 @@ def span_hours(span: str) -> int:
     return count * 24 if match.group(2) == "d" else count
 
 
+def allowed_hours(span: str) -> int:
+    """
+    @return: The longest window, in hours, that C{span} allows: a span of
+        trading days may hold the autumn 25-hour day.
+    """
+    return span_hours(span) + (LONGEST_DAY_HOURS - 24 if span.endswith("d") else 0)
+
+
 def offset_hours(offset: str) -> float:
     """
     The signed length of a publication offset such as C{"-10h"} or C{"+90d"}.
@@ -396,9 +404,7 @@ def check_request(entry: CatalogueEntry, window_hours: float | None, params: Map
     if window_hours is not None:
         span = entry.max_window_span(params)
         limit = span_hours(span)
-        # A window of trading days may hold the autumn 25-hour day.
-        allowed = limit + LONGEST_DAY_HOURS - 24 if span.endswith("d") else limit
-        if window_hours > allowed:
+        if window_hours > allowed_hours(span):
             scope = " for all nodes" if span != entry.max_span else ""
             days = f"{limit} h, trading days of 23 to 25 h; " if span.endswith("d") else ""
             problems.append(

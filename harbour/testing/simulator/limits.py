@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping
 
-from harbour.oasis.catalogue import LONGEST_DAY_HOURS, CatalogueEntry, load_catalogue, span_hours
+from harbour.oasis.catalogue import CatalogueEntry, allowed_hours, load_catalogue, span_hours
 from harbour.testing.simulator.formats import PACIFIC, OasisError, day_start
 
 #: Refused: longer than a limit in days.
@@ -50,14 +50,6 @@ def _in_days(span: str) -> bool:
     @return: Whether C{span} (C{"31d"}, C{"1h"}) counts trading days.
     """
     return span.endswith("d")
-
-
-def allowed_hours(span: str) -> int:
-    """
-    @return: The longest window, in hours, that C{span} allows: a span in
-        days may hold the autumn 25-hour day.
-    """
-    return span_hours(span) + (LONGEST_DAY_HOURS - 24 if _in_days(span) else 0)
 
 
 def first_days_end(start: datetime.datetime, days: int) -> datetime.datetime:
