@@ -35,6 +35,7 @@ from harbour.amp.client import connect
 from harbour.amp.server import read_token
 from harbour.errors import BadRequest, Unauthorized
 from harbour.oasis.classify import DATA, classify
+from harbour.services.files import is_record
 from harbour.store.tasks import FINAL_STATES
 from harbour.testing.simulator import Faults, OasisSimulator
 from tests.processes import control_endpoint, redis_started, save, start_harbour, stop_harbour
@@ -212,7 +213,7 @@ class Soak:
             if not page or offset >= answer["total"]:
                 break
         root = self.directory / "data" / "reports"
-        files = [p for p in root.rglob("*") if p.is_file()]
+        files = [p for p in root.rglob("*") if p.is_file() and not is_record(p)]
         final = [p for p in files if not p.name.startswith(".")]
         names = [str(p.relative_to(root)) for p in final]
         partial = 0

@@ -19,6 +19,7 @@ from harbour.amp import commands
 from harbour.amp.client import connect
 from harbour.amp.server import read_token
 from harbour.oasis.classify import DATA, classify
+from harbour.services.files import is_record
 from harbour.store.server import process_alive
 from harbour.test.helpers import short_directory
 from harbour.testing.simulator import Faults, OasisSimulator
@@ -125,7 +126,8 @@ class Mirror:
         return status["services"]["work"]["tasks"]
 
     def files(self) -> list[Path]:
-        return sorted(p for p in (self.directory / "data" / "reports").rglob("*") if p.is_file())
+        root = self.directory / "data" / "reports"
+        return sorted(p for p in root.rglob("*") if p.is_file() and not is_record(p))
 
     async def check_files(self, testcase: TestCase, expected: int) -> None:
         """

@@ -1,6 +1,10 @@
 """
 CAISO OASIS rules: trading days, request windows, URLs and file names.
 
+Multi-day windows are blocks of days counted from a fixed Monday
+(L{ANCHOR}), never from today or from the start of the range: a request's
+URL and file name stay the same as days pass.
+
 A trading day is a day of the market's time zone (Pacific), so it starts at
 07:00Z in summer and 08:00Z in winter, and the spring and autumn change days
 have 23 and 25 hours.  Times in URLs are GMT in the C{yyyymmddThh24:mi-0000}
@@ -155,19 +159,33 @@ class DayTable:
         return found
 
 
+#: Multi-day windows are blocks of trading days counted from this Monday, so
+#: that a window's bounds and name never move with today or with the range.
+ANCHOR = datetime.date(1970, 1, 5)
+
+
 def day_windows(first: datetime.date, last: datetime.date, days: int, table: DayTable) -> Iterator[Window]:
     """
     Windows of up to C{days} trading days from C{first} to C{last}
     inclusive, newest first.
+
+    Each is a block of C{days} days counted from L{ANCHOR}, cut to the
+    range: a complete block keeps its bounds and name whatever the range,
+    the newest one grows as its days arrive and the oldest shrinks as a
+    relative start passes it, under the block's own name throughout.
     """
-    end_day = last
-    while end_day >= first:
-        start_day = max(first, end_day - datetime.timedelta(days=days - 1))
-        label = start_day.isoformat()
-        if start_day != end_day:
-            label += "_" + end_day.isoformat()
+    block = (last - ANCHOR).days // days
+    while True:
+        block_first = ANCHOR + datetime.timedelta(days=block * days)
+        block_last = block_first + datetime.timedelta(days=days - 1)
+        if block_last < first:
+            return
+        label = block_first.isoformat()
+        if days > 1:
+            label += "_" + block_last.isoformat()
+        start_day, end_day = max(first, block_first), min(last, block_last)
         yield table.window(table.bounds(start_day)[0], table.bounds(end_day)[1], label)
-        end_day = start_day - ONE_DAY
+        block -= 1
 
 
 def hour_windows(first: datetime.date, last: datetime.date, hours: int, table: DayTable) -> Iterator[Window]:

@@ -94,7 +94,7 @@ class Attempts:
         # A task with a hash but not downloaded is a revision: the file in
         # place is the one it replaces.
         prepared = yield self.in_thread(
-            prepare, target, temporary, task.last_error == LEASE_EXPIRED, task.sha256
+            prepare, target, temporary, task.last_error == LEASE_EXPIRED, task.sha256, task.url
         )
         if isinstance(prepared, tuple):
             verdict, size, digest = prepared
@@ -106,13 +106,13 @@ class Attempts:
             if failure is None:
                 verdict = yield self.in_thread(verify, temporary)
                 if verdict.kind == verdicts.DATA:
-                    if digest == task.sha256:  # a revision that left this window as it was
-                        temporary.unlink()
-                    else:
-                        keep = None
-                        if task.sha256 and self.context.settings.keep_revisions:
-                            keep = kept_name(target, task.revision - 1)
-                        yield self.commits.commit(temporary, target, keep)
+                    keep = None
+                    # The same bytes again (a revision or a changed request
+                    # that left the answer as it was) keep no copy, but the
+                    # record must name the request now asked.
+                    if task.sha256 and digest != task.sha256 and self.context.settings.keep_revisions:
+                        keep = kept_name(target, task.revision - 1)
+                    yield self.commits.commit(temporary, target, keep, task.url, digest)
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise

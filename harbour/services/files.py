@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -24,14 +25,14 @@ from harbour.oasis import classify as verdicts
 
 #: One verified file to commit: its temporary name, its final name, and
 #: where the file it replaces is kept (if at all).
-Move = tuple[Path, Path, Path | None]
+Move = tuple[Path, Path, Path | None, str]
 
 #: Runs a function in a thread: C{run(f, *args)} fires with its result.
 #: (L{Deferred}[L{Any}]: each function has its own result.)
 InThread = Callable[..., Deferred[Any]]
 
 #: A move waiting for its batch, and the L{Deferred} its committer waits on.
-_Queued = tuple[Path, Path, Path | None, Deferred[None]]
+_Queued = tuple[Path, Path, Path | None, str, Deferred[None]]
 
 
 def remove_abandoned(directory: Path, older_than: float, now: float) -> int:
@@ -92,6 +93,8 @@ def _commit(moves: list[Move]) -> None:
     replaced is first linked under its C{keep} name when it has one, so
     that both names always hold whole files.
     """
+    for move in moves:
+        _record_part(move[1]).write_text(move[3], encoding="utf-8")
     syncfs = _load_syncfs()
     if syncfs is not None:
         fd = os.open(moves[0][0].parent, os.O_RDONLY)
@@ -101,14 +104,52 @@ def _commit(moves: list[Move]) -> None:
         finally:
             os.close(fd)
     else:
-        for temporary, *ignored in moves:
+        for temporary, target, *ignored in moves:
             _fsync_path(temporary, data_only=True)
-    for temporary, target, keep in moves:
+            _fsync_path(_record_part(target), data_only=True)
+    for temporary, target, keep, _record in moves:
         if keep is not None and target.exists():
             _keep(target, keep)
         os.replace(temporary, target)
-    for directory in {target.parent for ignored, target, ignored_keep in moves}:
+        # The record follows its file: a crash between the two leaves an
+        # old record, and the file is then fetched again, never trusted.
+        os.replace(_record_part(target), record_path(target))
+    for directory in {move[1].parent for move in moves}:
         _fsync_path(directory)
+
+
+def record_path(target: Path) -> Path:
+    """
+    @return: Where the record of the request C{target} answers is kept.
+    """
+    return target.with_name(f".{target.name}.json")
+
+
+def is_record(path: Path) -> bool:
+    """
+    @return: Whether C{path} is a file's record (see L{record_path}).
+    """
+    return path.name.startswith(".") and path.name.endswith(".zip.json")
+
+
+def _record_part(target: Path) -> Path:
+    return target.with_name(f".{target.name}.json.part-record")
+
+
+def record(url: str, sha256: str) -> str:
+    """
+    @return: The record written with a file: the request it answers and
+        its hash.
+    """
+    return json.dumps({"url": url, "sha256": sha256}, sort_keys=True)
+
+
+def _recorded(target: Path) -> dict[str, str]:
+    try:
+        found = json.loads(record_path(target).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _keep(target: Path, keep: Path) -> None:
@@ -137,13 +178,17 @@ class GroupCommit:
         self._queue: list[_Queued] = []
         self._busy = False
 
-    def commit(self, temporary: Path, target: Path, keep: Path | None = None) -> Deferred[None]:
+    def commit(
+        self, temporary: Path, target: Path, keep: Path | None, url: str, sha256: str
+    ) -> Deferred[None]:
         """
         @param keep: Where the file C{temporary} replaces is kept, if at all.
+        @param url: The request C{temporary} answers, recorded with it.
+        @param sha256: Its hash, recorded with it.
         @return: A Deferred firing once C{temporary} is durably at C{target}.
         """
         d: Deferred[None] = Deferred()
-        self._queue.append((temporary, target, keep, d))
+        self._queue.append((temporary, target, keep, record(url, sha256), d))
         self._next()
         return d
 
@@ -152,7 +197,7 @@ class GroupCommit:
             return
         batch, self._queue = self._queue, []
         self._busy = True
-        self._run(_commit, [(t, g, k) for t, g, k, ignored in batch]).addBoth(self._done, batch)
+        self._run(_commit, [(t, g, k, r) for t, g, k, r, ignored in batch]).addBoth(self._done, batch)
 
     def _done(self, result: None | Failure, batch: list[_Queued]) -> None:
         self._busy = False
@@ -176,13 +221,14 @@ def _existing(path: Path) -> tuple[verdicts.Verdict, int, str]:
 
 
 def prepare(
-    target: Path, temporary: Path, stale: bool, superseded: str
+    target: Path, temporary: Path, stale: bool, superseded: str, url: str
 ) -> tuple[verdicts.Verdict, int, str] | IO[bytes]:
     """
     In a thread: make the directory; remove the temporary files of earlier
-    attempts if their worker died (C{stale}); check a file already in
-    place (unless its sha256 is C{superseded}: a revision replaces it);
-    else open the temporary file.
+    attempts if their worker died (C{stale}); take a file already in place
+    as the answer only if its record shows it was fetched for C{url} and
+    it still has the recorded hash (and that hash is not C{superseded}: a
+    revision replaces it); else open the temporary file.
 
     @return: (verdict, size, sha256) of a complete file already in place,
         or the opened temporary file.
@@ -191,9 +237,12 @@ def prepare(
     if stale:
         for path in target.parent.glob(f".{target.name}.part-*"):
             path.unlink(missing_ok=True)
-    if target.exists():
+        for path in target.parent.glob(f".{target.name}.json.part-*"):
+            path.unlink(missing_ok=True)
+    recorded = _recorded(target)
+    if target.exists() and recorded.get("url") == url:
         found = _existing(target)
-        if found[0].kind == verdicts.DATA and found[2] != superseded:
+        if found[0].kind == verdicts.DATA and found[2] == recorded.get("sha256") and found[2] != superseded:
             return found
     return open(temporary, "wb")
 

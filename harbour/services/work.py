@@ -231,10 +231,10 @@ class WorkService(Service):
         they were fetched, and announce each with C{task.revised}.
         """
         found = self.manifest.revised(entries)
-        requests: dict[str, ReportURL] = {task_id(request.url): request for request, entry in found}
+        requests: dict[str, ReportURL] = {task_id(request.filename): request for request, entry in found}
         try:
             changed = yield self.store.revise(
-                [(task_id(request.url), entry.published, entry.version) for request, entry in found]
+                [(task_id(request.filename), entry.published, entry.version) for request, entry in found]
             )
         except StoreUnavailable as e:
             self.log.warn("cannot apply revisions: {error}", error=str(e), service="work")

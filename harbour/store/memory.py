@@ -27,6 +27,7 @@ from harbour.store.tasks import (
     Revision,
     Task,
     check_state,
+    how_changed,
     task_id,
 )
 
@@ -62,11 +63,43 @@ class MemoryTaskStore:
         created: dict[str, int] = {}
         now = self.clock.seconds()
         for request in requests:
-            identifier = task_id(request.url)
-            if identifier not in self._tasks:
+            identifier = task_id(request.filename)
+            task = self._tasks.get(identifier)
+            if task is None:
                 self._tasks[identifier] = Task.from_request(request, now)
                 created[request.report] = created.get(request.report, 0) + 1
+            elif task.url != request.url:
+                self._redefine(task, request, how_changed(task.url, request.url))
         return succeed(created)
+
+    def _redefine(self, task: Task, request: ReportURL, how: str) -> None:
+        """
+        Give C{task} the changed request C{request} (see C{redefine.lua}).
+        """
+        task = self._replace(
+            task,
+            url=request.url,
+            window_start=request.window_start.timestamp(),
+            window_end=request.window_end.timestamp(),
+        )
+        if task.state == DOWNLOADING:
+            self._replace(task, stale=how)
+        elif task.state != PENDING:
+            self._refetch(task, how, "window resized" if how == "resized" else "request changed")
+
+    def _refetch(self, task: Task, how: str, why: str) -> Task:
+        """
+        Put a final C{task} back to pending, keeping its file as a revision
+        when its definition changed, keeping nothing when resized.
+        """
+        changes: dict[str, Any] = {}
+        if task.state == DOWNLOADED and how == "changed":
+            changes["revision"] = task.revision + 1
+        elif how == "resized":
+            changes["sha256"] = ""
+        return self._replace(
+            task, state=PENDING, attempts=0, not_before=0.0, last_error=why, stale="", **changes
+        )
 
     def claim(self, owner: str, lease_seconds: float) -> Deferred[Task | None]:
         """
@@ -104,7 +137,9 @@ class MemoryTaskStore:
         self._leases.pop(task_id, None)
         if state == DOWNLOADED:
             task = attr.evolve(task, bytes=bytes, sha256=sha256)
-        self._replace(task, state=state, owner="", last_error=error)
+        task = self._replace(task, state=state, owner="", last_error=error)
+        if task.stale:
+            self._refetch(task, task.stale, "request changed while fetched")
         return succeed(True)
 
     def release(self, task_id: str, owner: str, not_before: float, error: str) -> Deferred[bool]:

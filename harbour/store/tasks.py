@@ -1,6 +1,11 @@
 """
-The task store (the seed's C{harbour_db}): one task per report URL, kept in
+The task store (the seed's C{harbour_db}): one task per request, kept in
 Redis (its in-memory twin is L{harbour.store.memory}).
+
+A task is known by its file name: the window a request covers under its
+report.  Its URL may change under that name (a window that grows as its
+days arrive, a report whose definition changed); the task then takes the
+new URL and is fetched again.
 
 Keys live under the store's prefix C{P}:
 
@@ -15,6 +20,9 @@ Keys live under the store's prefix C{P}:
     P revisions           hash: report -> files re-fetched because OASIS revised them
     P revise:due          hash: id -> "time|version" of a revision that met the
                           task mid-download, looked at again by every revise()
+
+A task's hash may carry C{stale} ("resized" or "changed"): its request
+changed while it was being downloaded, so it is fetched again once done.
 
 Every transition is one Lua script, so it is atomic.  Times (C{now}) come
 from the caller's clock, so hosts sharing a Redis should keep their clocks
@@ -60,11 +68,28 @@ Revised = dict[str, object]
 _T = TypeVar("_T")
 
 
-def task_id(url: str) -> str:
+def task_id(filename: str) -> str:
     """
-    @return: The stable id of the task for C{url}.
+    @return: The stable id of the task whose file is C{filename}.
     """
-    return hashlib.sha256(url.encode("utf-8")).hexdigest()[:20]
+    return hashlib.sha256(filename.encode("utf-8")).hexdigest()[:20]
+
+
+def how_changed(old_url: str, new_url: str) -> str:
+    """
+    @return: C{"resized"} if only the window's bounds differ (the file is
+        simply replaced), else C{"changed"} (the report's definition
+        changed: the old file is kept as a revision).
+    """
+    return "resized" if _without_window(old_url) == _without_window(new_url) else "changed"
+
+
+def _without_window(url: str) -> list[str]:
+    return sorted(
+        part
+        for part in url.partition("?")[2].split("&")
+        if not part.startswith(("startdatetime=", "enddatetime="))
+    ) + [url.partition("?")[0]]
 
 
 @attr.s(frozen=True, auto_attribs=True)
@@ -90,6 +115,7 @@ class Task:
     owner: str = ""
     revision: int = 0
     fetched: float = 0.0
+    stale: str = ""
 
     @classmethod
     def from_hash(cls, values: Mapping[str, str]) -> Task:
@@ -114,6 +140,7 @@ class Task:
             owner=values["owner"],
             revision=int(values.get("revision", 0)),
             fetched=float(values.get("fetched", 0)),
+            stale=values.get("stale", ""),
         )
 
     @classmethod
@@ -122,7 +149,7 @@ class Task:
         A new pending task for C{request}.
         """
         return cls(
-            task_id(request.url),
+            task_id(request.filename),
             request.url,
             request.filename,
             request.report,
@@ -166,6 +193,8 @@ RELEASE = _script("release")
 SWEEP = _script("sweep")
 RETRY = _script("retry")
 REVISE = _script("revise")
+REDEFINE = _script("redefine")
+URLS = (resources.files("harbour.store") / "lua" / "urls.lua").read_text()
 
 
 def pairs(flat: Sequence[_T]) -> dict[_T, _T]:
@@ -191,32 +220,32 @@ class RedisTaskStore:
     @inlineCallbacks
     def create(self, requests: Iterable[ReportURL]) -> Generator[Deferred[Any], Any, dict[str, int]]:
         """
-        See L{ITaskStore.create}: ids already known are filtered out first
-        with one C{SMISMEMBER} per batch, so a refresh that finds everything
-        present sends only ids.
+        See L{ITaskStore.create}: the URLs of the known ids are read in one
+        script per batch, so a refresh that finds everything as it was
+        sends only ids.
         """
         created: dict[str, int] = {}
         pending = list(requests)
         for start in range(0, len(pending), BATCH):
             batch = pending[start : start + BATCH]
-            ids = [task_id(r.url) for r in batch]
-            known = yield self.redis.execute("SMISMEMBER", self.prefix + "ids", *ids)
-            args = [self.prefix, repr(self.clock.seconds())]
-            for request, identifier, present in zip(batch, ids, known):
-                if int(present):
+            ids = [task_id(r.filename) for r in batch]
+            urls = yield self.redis.eval(URLS, [], [self.prefix, *ids])
+            now = repr(self.clock.seconds())
+            new, changed = [self.prefix, now], [self.prefix, now]
+            for request, identifier, url in zip(batch, ids, urls):
+                if url == request.url:
                     continue
-                args += [
-                    identifier,
-                    request.url,
-                    request.filename,
-                    request.report,
-                    repr(request.window_start.timestamp()),
-                    repr(request.window_end.timestamp()),
-                ]
-            if len(args) > 2:
-                reply = yield self.redis.eval(CREATE, [], args)
+                window = [repr(request.window_start.timestamp()), repr(request.window_end.timestamp())]
+                if url:
+                    changed += [identifier, request.url, *window, how_changed(url, request.url)]
+                else:
+                    new += [identifier, request.url, request.filename, request.report, *window]
+            if len(new) > 2:
+                reply = yield self.redis.eval(CREATE, [], new)
                 for report, count in pairs(reply).items():
                     created[report] = created.get(report, 0) + int(count)
+            if len(changed) > 2:
+                yield self.redis.eval(REDEFINE, [], changed)
         return created
 
     @inlineCallbacks

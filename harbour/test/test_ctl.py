@@ -213,9 +213,9 @@ class PlanCommandTests(SynchronousTestCase):
         document = json.loads(text)
         by_report = {row["report"]: row for row in document["reports"]}
         self.assertEqual(by_report["lmp"]["requests"], 90)
-        self.assertEqual(by_report["load"]["requests"], 3)
-        self.assertEqual(document["total"]["requests"], 93)
-        self.assertEqual(document["total"]["hours"], round(93 * 5 / 3600, 2))
+        self.assertEqual(by_report["load"]["requests"], 4)
+        self.assertEqual(document["total"]["requests"], 94)
+        self.assertEqual(document["total"]["hours"], round(94 * 5 / 3600, 2))
         self.assertEqual(document["total"]["one_per_trading_day"], 180)
 
     def test_done(self) -> None:
@@ -233,7 +233,7 @@ class PlanCommandTests(SynchronousTestCase):
         """
         code, text = self.run_plan()
         self.assertEqual(code, OK)
-        self.assertIn("93 requests", text)
+        self.assertIn("94 requests", text)
         self.assertIn("one request per trading day would take 180", text)
 
     def test_badConfiguration(self) -> None:

@@ -100,23 +100,50 @@ class WindowTests(SynchronousTestCase):
 
     def test_thirtyOneDays(self) -> None:
         """
-        31-day windows cover the range exactly, never exceed 31 days, never
-        cross the end, and come newest first.
+        31-day windows are blocks of days counted from the anchor, named
+        after their whole block, cut to the range at both ends, never over
+        31 days, newest first.
         """
         requests = urls("2025-01-01", "2025-03-15", report(window="31d", params={"node": "TH_NP15_GEN-APND"}))
         self.assertEqual(
             [r.filename for r in requests],
             [
-                "lmp/2025-02-13_2025-03-15.zip",
-                "lmp/2025-01-13_2025-02-12.zip",
-                "lmp/2025-01-01_2025-01-12.zip",
+                "lmp/2025-03-07_2025-04-06.zip",
+                "lmp/2025-02-04_2025-03-06.zip",
+                "lmp/2025-01-04_2025-02-03.zip",
+                "lmp/2024-12-04_2025-01-03.zip",
             ],
         )
         for r in requests:
             self.assertLessEqual(r.window_end - r.window_start, datetime.timedelta(days=31, hours=1))
+        self.assertEqual(requests[0].window_end, datetime.datetime(2025, 3, 16, 7, 0, tzinfo=datetime.UTC))
+        self.assertEqual(requests[-1].window_start, datetime.datetime(2025, 1, 1, 8, 0, tzinfo=datetime.UTC))
         self.assertEqual(
-            max(r.window_end for r in requests), datetime.datetime(2025, 3, 16, 7, 0, tzinfo=datetime.UTC)
+            (requests[1].window_start, requests[1].window_end),
+            (
+                datetime.datetime(2025, 2, 4, 8, 0, tzinfo=datetime.UTC),
+                datetime.datetime(2025, 3, 7, 8, 0, tzinfo=datetime.UTC),
+            ),
         )
+
+    def test_stableAsDaysPass(self) -> None:
+        """
+        Over 60 days passing, with a fixed start: at most one request of a
+        report changes each day (the window still growing), and no file
+        name disappears.  23- and 25-hour days inside windows change
+        nothing of this.
+        """
+        for window in ("7d", "31d"):
+            definition = report(window=window, params={"node": "TH_NP15_GEN-APND"})
+            previous = None
+            for day in range(60):
+                end = (datetime.date(2025, 2, 20) + datetime.timedelta(days=day)).isoformat()
+                current = {r.filename: r.url for r in urls("2025-01-01", end, definition)}
+                if previous is not None:
+                    self.assertLessEqual(set(previous), set(current), (window, end))
+                    changed = [name for name in previous if previous[name] != current[name]]
+                    self.assertLessEqual(len(changed), 1, (window, end, changed))
+                previous = current
 
     def test_relativeStartAndToday(self) -> None:
         """

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -26,6 +27,7 @@ from harbour.oasis.client import OasisClient, retry_after
 from harbour.oasis.requests import report_urls
 from harbour.services.attempt import backoff
 from harbour.services.download import DownloadService
+from harbour.services.files import is_record, record, record_path
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.politeness import MemoryLimiter
 from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED, PENDING, Task
@@ -137,9 +139,10 @@ class Harness:
 
     def files(self) -> list[Path]:
         """
-        @return: Every file under the data directory.
+        @return: Every file under the data directory but the records kept
+        beside downloaded files.
         """
-        return sorted(p for p in self.data.rglob("*") if p.is_file())
+        return sorted(p for p in self.data.rglob("*") if p.is_file() and not is_record(p))
 
 
 class DownloadTests(TestCase):
@@ -248,19 +251,56 @@ class DownloadTests(TestCase):
         self.assertIn("larger than max_bytes", task.last_error)
         self.assertEqual(harness.files(), [])
 
-    async def test_existingFileNotFetched(self) -> None:
+    def _in_place(self, harness: Harness, url: str | None) -> tuple[Path, Path]:
         """
-        A task whose file is already complete is finished without a request.
+        Put a complete answer at C{lmp/2025-01-10.zip}, recorded as fetched
+        for C{url} (with no record if L{None}).
+
+        @return: The sample file and the file in place.
         """
-        harness = Harness(self)
         target = harness.data / "reports" / "lmp" / "2025-01-10.zip"
         target.parent.mkdir(parents=True)
-        shutil.copy(SAMPLES / "error_1000_no_data_repacked.zip", target)
         sample = SAMPLES / "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip"
         shutil.copy(sample, target)
+        if url is not None:
+            digest = hashlib.sha256(sample.read_bytes()).hexdigest()
+            record_path(target).write_text(record(url, digest))
+        return sample, target
+
+    def _url(self, harness: Harness, definition: dict[str, Any]) -> str:
+        """
+        @return: The URL of C{definition}'s request for 2025-01-10.
+        """
+        manifest = ManifestTopic(base_url=harness.base_url, start="2025-01-10", end="2025-01-10")
+        [request] = report_urls(manifest, [ReportTopic(**definition)], datetime.date(2025, 1, 31))
+        return request.url
+
+    async def test_recordedFileNotFetched(self) -> None:
+        """
+        A file in place whose record shows it was fetched for the task's
+        very request is taken as its answer, without a request.
+        """
+        harness = Harness(self)
+        sample, ignored = self._in_place(harness, self._url(harness, LMP))
         [task] = await harness.run(LMP, end="2025-01-10")
         self.assertEqual((task.state, task.bytes), (DOWNLOADED, os.path.getsize(sample)))
         self.assertEqual(harness.simulator.requests, [])
+
+    async def test_unrecordedFileFetched(self) -> None:
+        """
+        A file in place with no record, or recorded for another request
+        (the report's definition changed), is fetched again and replaced;
+        its new record names the request.
+        """
+        other = {**LMP, "params": {"grp_type": "ALL"}}
+        for url in (None, self._url(Harness(self), other)):
+            harness = Harness(self)
+            sample, target = self._in_place(harness, url)
+            [task] = await harness.run(LMP, end="2025-01-10")
+            self.assertEqual(task.state, DOWNLOADED)
+            self.assertEqual(len(harness.simulator.requests), 1)
+            self.assertNotEqual(target.read_bytes(), sample.read_bytes())
+            self.assertEqual(json.loads(record_path(target).read_text())["url"], task.url)
 
     async def _revised(self, harness: Harness, content_changes: bool) -> tuple[Task, Task, bytes]:
         """

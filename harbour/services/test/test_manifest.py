@@ -81,7 +81,7 @@ class ManifestServiceTests(SynchronousTestCase):
             + '\n[[reports]]\nname = "load"\nqueryname = "SLD_FCST"\nmarket_run_id = "DAM"\nwindow = "3d"\n'
         )
         self.successResultOf(self.config.reload())
-        self.assertEqual([r.filename for r in self.manifest.reports()][-1], "load/2026-01-13_2026-01-15.zip")
+        self.assertEqual([r.filename for r in self.manifest.reports()][-1], "load/2026-01-11_2026-01-13.zip")
 
     def test_newDay(self) -> None:
         """

@@ -86,8 +86,88 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual(await self.store.create(requests), {"a": 5, "b": 1})
         self.assertEqual(await self.store.create(requests + [request("b", 2)]), {"b": 1})
         self.assertEqual(await self.store.counts(), {"a": {PENDING: 5}, "b": {PENDING: 2}})
-        task = await self._task(self.store.get(task_id(requests[0].url)))
+        task = await self._task(self.store.get(task_id(requests[0].filename)))
         self.assertEqual((task.state, task.filename, task.attempts), (PENDING, "a/2025-01-01.zip", 0))
+
+    async def _downloaded(self, original: ReportURL) -> Task:
+        """
+        Create C{original}'s task and download it.
+        """
+        await self.store.create([original])
+        task = await self._task(self.store.claim("w", 60))
+        await self.store.finish(task.id, "w", DOWNLOADED, 10, "old")
+        return task
+
+    async def test_resizedWindowFetchedAgain(self) -> None:
+        """
+        A request whose window grew under the same file name is the same
+        task with the new URL, fetched again; its file is replaced, not
+        kept (no hash to keep, no revision).
+        """
+        original = request("a", 1)
+        task = await self._downloaded(original)
+        grown = ReportURL(
+            original.url.replace("day=1", "day=1&enddatetime=2"),
+            original.filename,
+            "a",
+            original.window_start,
+            original.window_end + datetime.timedelta(days=1),
+        )
+        self.assertEqual(await self.store.create([grown]), {})
+        again = await self._task(self.store.get(task.id))
+        self.assertEqual(
+            (again.state, again.url, again.sha256, again.revision, again.window_end),
+            (PENDING, grown.url, "", 0, grown.window_end.timestamp()),
+        )
+        self.assertEqual(await self.store.counts(), {"a": {PENDING: 1}})
+        self.assertEqual((await self._task(self.store.claim("w", 60))).id, task.id)
+
+    async def test_changedDefinitionKeepsRevision(self) -> None:
+        """
+        A request whose definition changed (another parameter) is fetched
+        again with its revision raised, so the old file is kept.
+        """
+        original = request("a", 1)
+        task = await self._downloaded(original)
+        changed = ReportURL(
+            original.url + "&grp_type=ALL", original.filename, "a", original.window_start, original.window_end
+        )
+        await self.store.create([changed])
+        again = await self._task(self.store.get(task.id))
+        self.assertEqual(
+            (again.state, again.url, again.sha256, again.revision), (PENDING, changed.url, "old", 1)
+        )
+
+    async def test_changedWhileDownloading(self) -> None:
+        """
+        A request that changes while its task is being downloaded is
+        fetched again once that download finishes.
+        """
+        original = request("a", 1)
+        await self.store.create([original])
+        task = await self._task(self.store.claim("w", 60))
+        changed = ReportURL(
+            original.url + "&x=1", original.filename, "a", original.window_start, original.window_end
+        )
+        await self.store.create([changed])
+        self.assertEqual((await self._task(self.store.get(task.id))).state, DOWNLOADING)
+        self.assertTrue(await self.store.finish(task.id, "w", DOWNLOADED, 10, "old"))
+        again = await self._task(self.store.get(task.id))
+        self.assertEqual((again.state, again.url, again.revision, again.stale), (PENDING, changed.url, 1, ""))
+        self.assertEqual(await self.store.counts(), {"a": {PENDING: 1}})
+
+    async def test_pendingTakesNewURL(self) -> None:
+        """
+        A pending task simply takes its request's new URL.
+        """
+        original = request("a", 1)
+        await self.store.create([original])
+        changed = ReportURL(
+            original.url + "&x=1", original.filename, "a", original.window_start, original.window_end
+        )
+        await self.store.create([changed])
+        claimed = await self._task(self.store.claim("w", 60))
+        self.assertEqual((claimed.url, claimed.attempts), (changed.url, 1))
 
     async def test_claimNewestFirst(self) -> None:
         """
