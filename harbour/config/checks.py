@@ -26,6 +26,8 @@ MAX_WINDOW_HOURS = 31 * 24
 _NAME = re.compile(r"[A-Za-z0-9_.\-]+\Z")
 _SPAN = re.compile(r"(\d+)(h|d)\Z")
 _RELATIVE = re.compile(r"-(\d+)(d|mo|y)\Z")
+_AHEAD = re.compile(r"\+(\d+)d\Z")
+_OFFSET = re.compile(r"[+-]\d+(m|h|d)\Z")
 
 
 class Invalid(ValueError):
@@ -164,12 +166,13 @@ def day(allow_today: bool = False) -> Check:
     """
     @return: A check for a date (TOML date or C{"YYYY-MM-DD"}), a span
         before today such as C{"-39mo"}, C{"-30d"} or C{"-2y"}, or (if
-        allowed) C{"today"}; it gives a string, so that relative values
-        stay relative and the value survives JSON.
+        allowed, for an end) C{"today"} or days ahead such as C{"+1d"}; it
+        gives a string, so that relative values stay relative and the
+        value survives JSON.
     """
     expected = 'a date (2024-01-31), a span back such as "-39mo", "-30d" or "-2y"'
     if allow_today:
-        expected += ', or "today"'
+        expected += ', "today", or days ahead such as "+1d"'
 
     def check(value: Any) -> str:
         if isinstance(value, datetime.datetime):
@@ -177,7 +180,7 @@ def day(allow_today: bool = False) -> Check:
         if isinstance(value, datetime.date):
             return value.isoformat()
         if isinstance(value, str):
-            if allow_today and value == "today":
+            if allow_today and (value == "today" or _AHEAD.match(value)):
                 return value
             if _RELATIVE.match(value):
                 return value
@@ -199,6 +202,9 @@ def resolve_day(value: str, today: datetime.date) -> datetime.date:
     """
     if value == "today":
         return today
+    ahead = _AHEAD.match(value)
+    if ahead is not None:
+        return today + datetime.timedelta(days=int(ahead.group(1)))
     relative = _RELATIVE.match(value)
     if relative is None:
         return datetime.date.fromisoformat(value)
@@ -274,5 +280,20 @@ def query_params() -> Check:
                 raise Invalid(f"parameter {name!r} must be a string or number, not {describe(item)}")
             result[name] = str(item)
         return result
+
+    return check
+
+
+def offset() -> Check:
+    """
+    @return: A check for a signed time offset such as C{"-10h"}, C{"+1h"},
+        C{"+15m"} or C{"+90d"}.
+    """
+
+    def check(value: Any) -> str:
+        value = text()(value)
+        if not _OFFSET.match(value):
+            raise Invalid(f'must be a signed offset such as "-10h", "+1h", "+15m" or "+90d", not {value!r}')
+        return value
 
     return check

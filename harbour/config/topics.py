@@ -28,6 +28,7 @@ from harbour.config.checks import (
     file_name,
     integer,
     number,
+    offset,
     optional,
     query_params,
     text,
@@ -240,6 +241,12 @@ class ReportTopic(Topic):
     start: str | None = setting(None, check=optional(day()), doc="Overrides [manifest] start.")
     end: str | None = setting(None, check=optional(day(allow_today=True)), doc="Overrides [manifest] end.")
     enabled: bool = setting(True, check=boolean(), doc="Whether to mirror it.")
+    publication_delay: str | None = setting(
+        None,
+        check=optional(offset()),
+        doc="When a window's data exists: before its trading day starts (negative) or after the window "
+        "ends (positive); default: the catalogue's for the report and market, else +0h.",
+    )
 
     @staticmethod
     def check_whole(values: dict[str, Any]) -> Iterable[tuple[str, str]]:

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import attr
 
 from harbour.config.schema import MAX_WINDOW_HOURS, ManifestTopic, ReportTopic, resolve_day, window_hours
+from harbour.oasis.catalogue import load_catalogue, offset_hours
 
 UTC = datetime.UTC
 ONE_DAY = datetime.timedelta(days=1)
@@ -263,6 +264,7 @@ def report_urls(
     start: datetime.date | None = None,
     end: datetime.date | None = None,
     published: Mapping[str, datetime.date] | None = None,
+    now: float | None = None,
 ) -> list[ReportURL]:
     """
     Every request of every enabled report, each report's newest windows
@@ -272,6 +274,9 @@ def report_urls(
     @param end: Overrides every report's last day.
     @param published: The last day published of the reports it names:
         their later days are left out.
+    @param now: If given, leave out what cannot exist yet at this POSIX
+        time (see L{available_through}): the newest window covers only the
+        days already published.
     """
     table = DayTable(ZoneInfo(manifest.timezone))
     result: list[ReportURL] = []
@@ -285,8 +290,47 @@ def report_urls(
         requests = ReportRequests(manifest.base_url, report)
         assert report.window is not None, "a report's window is filled in when it is built"
         hours = min(window_hours(report.window), MAX_WINDOW_HOURS)
-        result.extend(map(requests.request, table.windows(first, last, hours)))
+        if now is None:
+            result.extend(map(requests.request, table.windows(first, last, hours)))
+            continue
+        delay = publication_delay(report) * 3600
+        last = min(last, available_through(table, now, delay, hourly=hours % 24 != 0))
+        windows = table.windows(first, last, hours)
+        if hours % 24 and delay >= 0:
+            windows = [w for w in windows if w.end.timestamp() + delay <= now]
+        result.extend(map(requests.request, windows))
     return result
+
+
+def publication_delay(report: ReportTopic) -> float:
+    """
+    @return: In hours, when a window's data exists: before the start of
+        its (last) trading day when negative, after the window ends when
+        positive; the report's own C{publication_delay}, else the
+        catalogue's for its report and market, else 0.
+    """
+    if report.publication_delay is not None:
+        return offset_hours(report.publication_delay)
+    catalogue = load_catalogue()
+    entry = (
+        catalogue.entry(queryname=report.queryname)
+        if report.queryname
+        else catalogue.entry(groupid=report.groupid)
+    )
+    return entry.publication_delay_hours_for(report.market_run_id) if entry is not None else 0.0
+
+
+def available_through(table: DayTable, now: float, delay: float, hourly: bool) -> datetime.date:
+    """
+    @param delay: Seconds, as L{publication_delay} says.
+    @param hourly: Whether the windows are hours (then the day under way
+        counts, its hours are looked at one by one).
+    @return: The last trading day whose data can exist at C{now}.
+    """
+    day = datetime.datetime.fromtimestamp(now - delay, UTC).astimezone(table.zone).date()
+    # A positive delay runs from the end of the window: a whole day is out
+    # only once it has ended.
+    return day - ONE_DAY if delay >= 0 and not hourly else day
 
 
 def market_today(manifest: ManifestTopic, now: float) -> datetime.date:

@@ -4,7 +4,8 @@ The C{manifest} service (the seed's MANIFEST SERVER): which requests exist.
 It follows the C{manifest} and C{reports} topics on the bus and answers
 L{ManifestService.reports} with every request of the enabled reports, from
 their first day to their last, capped at the days the publications log
-shows published.  It does no I/O: the list is computed once per
+shows published, and leaving out whatever cannot exist yet (a window's
+data exists only from its report's publication delay on).  It does no I/O: the list is computed once per
 configuration, trading day and set of caps, then reused.
 """
 
@@ -89,9 +90,12 @@ class ManifestService(Service):
         """
         See L{IManifest.reports}.
         """
-        key = (self._version, self.today(), self._caps())
+        now = self.reactor.seconds()
+        # Windows become available as time passes: the list is computed
+        # again at most once a minute.
+        key = (self._version, self.today(), self._caps(), now // 60)
         if self._cache is None or self._cache[0] != key:
-            urls = report_urls(self.manifest, self.definitions, key[1], published=key[2])
+            urls = report_urls(self.manifest, self.definitions, key[1], published=key[2], now=now)
             self._cache = (key, urls)
         return self._cache[1]
 

@@ -50,6 +50,7 @@ FULL: dict[str, dict[str, Any]] = {
         "start": "-1y",
         "end": "2025-01-31",
         "enabled": False,
+        "publication_delay": "+2h",
     },
     "work": {
         "refresh_interval": 60.0,

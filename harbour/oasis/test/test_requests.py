@@ -11,7 +11,8 @@ from urllib.parse import parse_qsl, urlsplit
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.config.schema import ManifestTopic, ReportTopic, parse_file
-from harbour.oasis.requests import ReportURL, UnsafeName, confined, gmt, report_urls
+from harbour.config.topics import TopicError
+from harbour.oasis.requests import ReportURL, UnsafeName, confined, gmt, market_today, report_urls
 
 TODAY = datetime.date(2026, 1, 15)
 
@@ -240,3 +241,70 @@ class ConfinementTests(SynchronousTestCase):
         for name in ["..", ".", ".hidden", "a/b"]:
             ignored, problems = parse_file("r.toml", f'[[reports]]\nname = "{name}"\nqueryname = "X"\n')
             self.assertEqual([p.key for p in problems], ["reports[0].name"], name)
+
+
+def at(text: str) -> float:
+    """
+    @return: The POSIX time of an ISO date-time with its offset.
+    """
+    return datetime.datetime.fromisoformat(text).timestamp()
+
+
+class AvailabilityTests(SynchronousTestCase):
+    """
+    Nothing is requested before its data can exist: a window's end plus
+    its report's publication delay (negative: before its trading day).
+    """
+
+    def requests(self, now: str, *reports: ReportTopic, end: str = "+1d") -> list[ReportURL]:
+        manifest = ManifestTopic(start="2025-03-01", end=end)
+        return report_urls(manifest, reports, market_today(manifest, at(now)), now=at(now))
+
+    def test_dayAheadBeforeItsDay(self) -> None:
+        """
+        Day-ahead prices (the catalogue: 10 hours before the trading day)
+        for tomorrow are requested from 14:00 today, with C{end = "+1d"}.
+        """
+        lmp = report(params={"grp_type": "ALL_APNODES"})
+        self.assertEqual(self.requests("2025-03-10T13:59-07:00", lmp)[0].filename, "lmp/2025-03-10.zip")
+        self.assertEqual(self.requests("2025-03-10T14:00-07:00", lmp)[0].filename, "lmp/2025-03-11.zip")
+
+    def test_realTimeHoursAfterTheyEnd(self) -> None:
+        """
+        Real-time hours (an hour after they end) are requested one by one
+        as they become available; later hours of today are not.
+        """
+        hourly = report(name="rt", queryname="PRC_INTVL_LMP", market_run_id="RTM", window="1h")
+        newest = max(self.requests("2025-03-10T10:30-07:00", hourly), key=lambda r: r.window_end)
+        self.assertEqual(newest.filename, "rt/2025-03-10_H09.zip")
+        self.assertEqual(newest.window_end, datetime.datetime(2025, 3, 10, 16, 0, tzinfo=datetime.UTC))
+
+    def test_unknownReportAfterItsDay(self) -> None:
+        """
+        A report the catalogue does not know is requested once its day has
+        ended; its own C{publication_delay} overrides that.
+        """
+        other = report(name="other", queryname="OTHER", market_run_id=None, params={})
+        self.assertEqual(self.requests("2025-03-10T23:00-07:00", other)[0].filename, "other/2025-03-09.zip")
+        self.assertEqual(self.requests("2025-03-11T00:00-07:00", other)[0].filename, "other/2025-03-10.zip")
+        early = report(
+            name="early", queryname="OTHER", market_run_id=None, params={}, publication_delay="-2h"
+        )
+        self.assertEqual(self.requests("2025-03-10T22:00-07:00", early)[0].filename, "early/2025-03-11.zip")
+
+    def test_growingWindowCoversPublishedDays(self) -> None:
+        """
+        The newest multi-day window keeps its name and covers the days
+        already out: it grows as days pass.
+        """
+        load = report(name="load", queryname="SLD_FCST", market_run_id="DAM", params={}, window="7d")
+        monday, tuesday = (self.requests(f"2025-03-{d}T12:00-07:00", load)[0] for d in (10, 11))
+        self.assertEqual(monday.filename, tuesday.filename)
+        self.assertEqual(tuesday.window_end - monday.window_end, datetime.timedelta(days=1))
+
+    def test_relativeEndAhead(self) -> None:
+        """
+        C{end} accepts days ahead of today, such as C{"+1d"}.
+        """
+        self.assertEqual(ManifestTopic(end="+2d").end, "+2d")
+        self.assertRaises(TopicError, ManifestTopic, start="+1d")
