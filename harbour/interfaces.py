@@ -128,6 +128,12 @@ class IManifest(Interface):
             their date ranges, each report's newest windows first.
         """
 
+    def report_names() -> set[str]:
+        """
+        @return: The name of every report of the configuration, enabled or
+            not.
+        """
+
     def revised(entries: list[Publication]) -> list[tuple[ReportURL, Publication]]:
         """
         @param entries: L{harbour.oasis.publications.Publication}s read from
@@ -218,9 +224,14 @@ class ITaskStore(Interface):
     def create(requests: Iterable[ReportURL]) -> Deferred[dict[str, int]]:
         """
         Create a C{pending} task for each L{harbour.oasis.requests.ReportURL} that
-        has none; existing tasks are left alone.
+        has none (a task is known by its file name).  A task whose request
+        changed takes the new URL and, if final, is fetched again: a
+        resized window's file is replaced, a changed definition's is kept
+        as a revision; one being downloaded is fetched again once it
+        finishes.  A retired task comes back, pending.
 
-        @return: A Deferred firing with C{{report: number created}}.
+        @return: A Deferred firing with C{{report: tasks created or
+            brought back}}.
         """
 
     def claim(owner: str, lease_seconds: float) -> Deferred[Task | None]:
@@ -304,6 +315,29 @@ class ITaskStore(Interface):
             triples; unknown ids are ignored.
         @return: A L{Deferred} firing with a list of
             C{{"id", "report", "previous", "revision"}} for each task put back.
+        """
+
+    def ids() -> Deferred[set[str]]:
+        """
+        @return: A L{Deferred} firing with the id of every task, retired
+            ones included.
+        """
+
+    def retire(ids: Iterable[str]) -> Deferred[int]:
+        """
+        Retire the tasks C{ids} (the manifest no longer asks for them):
+        never claimed again; one being downloaded is left to finish.  A
+        later L{create} of the same request brings it back, pending.
+
+        @return: A L{Deferred} firing with how many were retired.
+        """
+
+    def purge(before: float) -> Deferred[int]:
+        """
+        Forget tasks retired before the POSIX time C{before}, and the
+        counts of reports left with no task.
+
+        @return: A L{Deferred} firing with how many were forgotten.
         """
 
     def revision_counts() -> Deferred[dict[str, int]]:

@@ -332,6 +332,11 @@ class WorkTopic(Topic):
     max_attempts: int = setting(8, check=integer(minimum=1), doc="Attempts before a task fails.")
     retry_base: float = setting(10.0, check=number(minimum=0), doc="First retry delay; it doubles.")
     retry_cap: float = setting(3600.0, check=number(minimum=0), doc="Longest retry delay.")
+    retired_retention: float = setting(
+        30 * 86400.0,
+        check=number(minimum=0),
+        doc="Seconds a task the configuration no longer asks for is kept (it comes back if asked again).",
+    )
 
 
 @attr.s(frozen=True, auto_attribs=True)

@@ -45,8 +45,8 @@ class ManifestService(Service):
     manifest: ManifestTopic = attr.ib(factory=ManifestTopic)
     definitions: list[ReportTopic] = attr.ib(factory=list)
     _version: int = attr.ib(default=0, init=False)
-    _cache: tuple[tuple[int, datetime.date, dict[str, datetime.date]], list[ReportURL]] | None = attr.ib(
-        default=None, init=False
+    _cache: tuple[tuple[int, datetime.date, dict[str, datetime.date], float], list[ReportURL]] | None = (
+        attr.ib(default=None, init=False)
     )
     _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
 
@@ -98,6 +98,12 @@ class ManifestService(Service):
             urls = report_urls(self.manifest, self.definitions, key[1], published=key[2], now=now)
             self._cache = (key, urls)
         return self._cache[1]
+
+    def report_names(self) -> set[str]:
+        """
+        See L{IManifest.report_names}.
+        """
+        return {report.name for report in self.definitions}
 
     def _caps(self) -> dict[str, datetime.date]:
         return self.publications.published_through() if self.publications is not None else {}

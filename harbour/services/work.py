@@ -45,7 +45,7 @@ from harbour.interfaces import (
 from harbour.oasis.publications import Publication
 from harbour.oasis.requests import ReportURL
 from harbour.services.progress import ProgressLog
-from harbour.store.tasks import DOWNLOADING, PENDING, task_id
+from harbour.store.tasks import DOWNLOADING, PENDING, RETIRED, task_id
 
 #: Seconds between progress lines in the log (only when something changed).
 PROGRESS_INTERVAL = 5.0
@@ -85,6 +85,7 @@ class WorkService(Service):
     _progress: ProgressLog = attr.ib(
         default=attr.Factory(lambda self: ProgressLog(self.store), takes_self=True), init=False
     )
+    _asked: frozenset[str] = attr.ib(default=frozenset(), init=False)
     _request_interval: float = attr.ib(default=DownloadTopic().min_request_interval, init=False)
 
     @inlineCallbacks
@@ -211,6 +212,7 @@ class WorkService(Service):
         started = self.reactor.seconds()
         requests = self.manifest.reports()
         created = yield self.store.create(requests)
+        yield self._retire(requests)
         self._retry_delay = 1.0
         total = sum(created.values())
         self._last_refresh = {
@@ -223,6 +225,25 @@ class WorkService(Service):
             self.log.info("{report}: {count} new tasks", report=report, count=count, service="work")
             yield self.bus.publish("task.created", {"report": report, "count": count})
         return total
+
+    @inlineCallbacks
+    def _retire(self, requests: list[ReportURL]) -> Generator[Deferred[Any], Any, None]:
+        """
+        Retire the tasks the manifest no longer asks for (reports disabled
+        or removed, windows out of range), whenever the set of requests
+        changed since the last time.
+        """
+        asked = frozenset(task_id(request.filename) for request in requests)
+        if asked == self._asked:
+            return
+        retired = yield self.store.retire((yield self.store.ids()) - asked)
+        self._asked = asked
+        if retired:
+            self.log.info(
+                "{count} tasks retired: the configuration no longer asks for them",
+                count=retired,
+                service="work",
+            )
 
     @inlineCallbacks
     def revise(self, entries: list[Publication]) -> Generator[Deferred[Any], Any, None]:
@@ -253,6 +274,7 @@ class WorkService(Service):
     def _sweep(self) -> Generator[Deferred[Any], Any, None]:
         try:
             swept = yield self.store.sweep()
+            yield self.store.purge(self.reactor.seconds() - self.settings.retired_retention)
         except StoreUnavailable as e:
             self.log.warn("cannot sweep leases: {error}", error=str(e), service="work")
             return
@@ -281,6 +303,11 @@ class WorkService(Service):
             revisions = yield self.store.revision_counts()
         except StoreUnavailable as e:
             counts = revisions = {"error": str(e)}
+        else:
+            # A report the configuration no longer names leaves Status
+            # with its last task, though its retired tasks are kept a while.
+            named = self.manifest.report_names()
+            counts = {r: c for r, c in counts.items() if r in named or set(c) - {RETIRED}}
         return {
             "tasks": counts,
             "backlog": self._backlog(counts),

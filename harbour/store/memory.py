@@ -23,6 +23,7 @@ from harbour.store.tasks import (
     FINAL_STATES,
     LEASE_EXPIRED,
     PENDING,
+    RETIRED,
     Revised,
     Revision,
     Task,
@@ -44,6 +45,7 @@ class MemoryTaskStore:
     _leases: dict[str, float] = attr.ib(factory=dict, init=False)
     _due: dict[str, tuple[float, str]] = attr.ib(factory=dict, init=False)
     _revisions: dict[str, int] = attr.ib(factory=dict, init=False)
+    _retired: dict[str, float] = attr.ib(factory=dict, init=False)
 
     def _replace(self, task: Task, **changes: Any) -> Task:
         task = attr.evolve(task, modified=self.clock.seconds(), **changes)
@@ -68,9 +70,51 @@ class MemoryTaskStore:
             if task is None:
                 self._tasks[identifier] = Task.from_request(request, now)
                 created[request.report] = created.get(request.report, 0) + 1
-            elif task.url != request.url:
+                continue
+            if task.state == RETIRED:
+                task = self._replace(task, state=PENDING, attempts=0, not_before=0.0, last_error="")
+                self._retired.pop(identifier, None)
+                created[request.report] = created.get(request.report, 0) + 1
+            if task.url != request.url:
                 self._redefine(task, request, how_changed(task.url, request.url))
         return succeed(created)
+
+    def ids(self) -> Deferred[set[str]]:
+        """
+        See L{ITaskStore.ids}.
+        """
+        return succeed(set(self._tasks))
+
+    def retire(self, ids: Iterable[str]) -> Deferred[int]:
+        """
+        See L{ITaskStore.retire}.
+        """
+        now, retired = self.clock.seconds(), 0
+        for identifier in ids:
+            task = self._tasks.get(identifier)
+            if task is not None and task.state not in (RETIRED, DOWNLOADING):
+                self._replace(task, state=RETIRED)
+                self._retired[identifier] = now
+                retired += 1
+        return succeed(retired)
+
+    def purge(self, before: float) -> Deferred[int]:
+        """
+        See L{ITaskStore.purge}.
+        """
+        gone = [identifier for identifier, at in self._retired.items() if at <= before]
+        for identifier in gone:
+            task = self._tasks.pop(identifier)
+            del self._retired[identifier]
+            self._revisions_left(task.report)
+        return succeed(len(gone))
+
+    def _revisions_left(self, report: str) -> None:
+        """
+        Forget C{report}'s revision count once it has no task left.
+        """
+        if not any(t.report == report for t in self._tasks.values()):
+            self._revisions.pop(report, None)
 
     def _redefine(self, task: Task, request: ReportURL, how: str) -> None:
         """

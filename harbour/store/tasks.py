@@ -20,6 +20,7 @@ Keys live under the store's prefix C{P}:
     P revisions           hash: report -> files re-fetched because OASIS revised them
     P revise:due          hash: id -> "time|version" of a revision that met the
                           task mid-download, looked at again by every revise()
+    P retired             zset: retired tasks by when they were retired
 
 A task's hash may carry C{stale} ("resized" or "changed"): its request
 changed while it was being downloaded, so it is fetched again once done.
@@ -50,9 +51,12 @@ DOWNLOADING = "downloading"
 DOWNLOADED = "downloaded"
 EMPTY = "empty"
 FAILED = "failed"
+#: A task the manifest no longer asks for: never claimed, revived if asked
+#: for again, forgotten after the retention.
+RETIRED = "retired"
 #: The C{last_error} of a task whose claim expired (its worker died).
 LEASE_EXPIRED = "lease expired"
-STATES = (PENDING, DOWNLOADING, DOWNLOADED, EMPTY, FAILED)
+STATES = (PENDING, DOWNLOADING, DOWNLOADED, EMPTY, FAILED, RETIRED)
 FINAL_STATES = (DOWNLOADED, EMPTY, FAILED)
 
 #: Tasks sent to Redis per creation script (each batch is atomic).
@@ -194,6 +198,9 @@ SWEEP = _script("sweep")
 RETRY = _script("retry")
 REVISE = _script("revise")
 REDEFINE = _script("redefine")
+RETIRE = _script("retire")
+REVIVE = _script("revive")
+PURGE = _script("purge")
 URLS = (resources.files("harbour.store") / "lua" / "urls.lua").read_text()
 
 
@@ -229,10 +236,13 @@ class RedisTaskStore:
         for start in range(0, len(pending), BATCH):
             batch = pending[start : start + BATCH]
             ids = [task_id(r.filename) for r in batch]
-            urls = yield self.redis.eval(URLS, [], [self.prefix, *ids])
+            found = yield self.redis.eval(URLS, [], [self.prefix, *ids])
             now = repr(self.clock.seconds())
-            new, changed = [self.prefix, now], [self.prefix, now]
-            for request, identifier, url in zip(batch, ids, urls):
+            new, changed, revived = [self.prefix, now], [self.prefix, now], [self.prefix, now]
+            for request, identifier, url, state in zip(batch, ids, found[::2], found[1::2]):
+                if state == RETIRED:
+                    revived.append(identifier)
+                    created[request.report] = created.get(request.report, 0) + 1
                 if url == request.url:
                     continue
                 window = [repr(request.window_start.timestamp()), repr(request.window_end.timestamp())]
@@ -244,9 +254,43 @@ class RedisTaskStore:
                 reply = yield self.redis.eval(CREATE, [], new)
                 for report, count in pairs(reply).items():
                     created[report] = created.get(report, 0) + int(count)
+            if len(revived) > 2:
+                yield self.redis.eval(REVIVE, [], revived)
             if len(changed) > 2:
                 yield self.redis.eval(REDEFINE, [], changed)
         return created
+
+    @inlineCallbacks
+    def ids(self) -> Generator[Deferred[Any], Any, set[str]]:
+        """
+        See L{ITaskStore.ids}.
+        """
+        return set((yield self.redis.execute("SMEMBERS", self.prefix + "ids")))
+
+    @inlineCallbacks
+    def retire(self, ids: Iterable[str]) -> Generator[Deferred[Any], Any, int]:
+        """
+        See L{ITaskStore.retire}.
+        """
+        retired, pending = 0, sorted(ids)
+        for start in range(0, len(pending), BATCH):
+            batch = pending[start : start + BATCH]
+            retired += int(
+                (yield self.redis.eval(RETIRE, [], [self.prefix, repr(self.clock.seconds()), *batch]))
+            )
+        return retired
+
+    @inlineCallbacks
+    def purge(self, before: float) -> Generator[Deferred[Any], Any, int]:
+        """
+        See L{ITaskStore.purge}: in batches, so no script runs long.
+        """
+        purged = 0
+        while True:
+            count = int((yield self.redis.eval(PURGE, [], [self.prefix, repr(before), str(BATCH)])))
+            purged += count
+            if count < BATCH:
+                return purged
 
     @inlineCallbacks
     def claim(self, owner: str, lease_seconds: float) -> Generator[Deferred[Any], Any, Task | None]:

@@ -1,8 +1,11 @@
--- The URL of each task id given ('' for an unknown id): creation compares
--- them with the manifest's, to create new tasks and redefine changed ones.
+-- The URL and state of each task id given ('' for an unknown id): creation
+-- compares them with the manifest's, to create new tasks, redefine changed
+-- ones and revive retired ones.
 local P = ARGV[1]
-local urls = {}
+local found = {}
 for i = 2, #ARGV do
-  urls[i - 1] = redis.call('HGET', P..'t:'..ARGV[i], 'url') or ''
+  local key = P..'t:'..ARGV[i]
+  table.insert(found, redis.call('HGET', key, 'url') or '')
+  table.insert(found, redis.call('HGET', key, 'state') or '')
 end
-return urls
+return found

@@ -169,6 +169,50 @@ class TaskStoreBehaviourMixin(_MixinBase):
         claimed = await self._task(self.store.claim("w", 60))
         self.assertEqual((claimed.url, claimed.attempts), (changed.url, 1))
 
+    async def test_retiredNeverClaimed(self) -> None:
+        """
+        Retired tasks are never claimed and are counted as retired; one
+        being downloaded is left to finish.
+        """
+        requests = [request("a", d) for d in range(1, 4)]
+        await self.store.create(requests)
+        claimed = await self._task(self.store.claim("w", 60))
+        ids = await self.store.ids()
+        self.assertEqual(ids, {task_id(r.filename) for r in requests})
+        self.assertEqual(await self.store.retire(ids), 2)
+        self.assertIsNone(await self.store.claim("w", 60))
+        self.assertEqual(await self.store.counts(), {"a": {"retired": 2, DOWNLOADING: 1}})
+        self.assertTrue(await self.store.finish(claimed.id, "w", DOWNLOADED, 1, "h"))
+        self.assertEqual(await self.store.retire(ids), 1)
+        self.assertEqual(await self.store.counts(), {"a": {"retired": 3}})
+
+    async def test_retiredComeBack(self) -> None:
+        """
+        Creating a retired task's request again brings it back, pending,
+        with no attempt used.
+        """
+        original = request("a", 1)
+        task = await self._downloaded(original)
+        await self.store.retire({task.id})
+        self.assertEqual(await self.store.create([original]), {"a": 1})
+        again = await self._task(self.store.get(task.id))
+        self.assertEqual((again.state, again.attempts, again.sha256), (PENDING, 0, "old"))
+        self.assertEqual(await self.store.counts(), {"a": {PENDING: 1}})
+
+    async def test_purgeAfterRetention(self) -> None:
+        """
+        Retired tasks are forgotten once retired before the given time,
+        with their report's counts when nothing is left of it.
+        """
+        await self.store.create([request("a", 1), request("b", 1)])
+        await self.store.retire({task_id(request("a", 1).filename)})
+        self.assertEqual(await self.store.purge(self.clock.seconds() - 1), 0)
+        self.clock.advance(10)
+        self.assertEqual(await self.store.purge(self.clock.seconds()), 1)
+        self.assertEqual(await self.store.counts(), {"b": {PENDING: 1}})
+        self.assertEqual(await self.store.ids(), {task_id(request("b", 1).filename)})
+        self.assertIsNone(await self.store.get(task_id(request("a", 1).filename)))
+
     async def test_claimNewestFirst(self) -> None:
         """
         Claims take the newest trading day first, count an attempt, and
