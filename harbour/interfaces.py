@@ -262,10 +262,14 @@ class ITaskStore(Interface):
             (if not, nothing changes).
         """
 
-    def release(task_id: str, owner: str, not_before: float, error: str) -> Deferred[bool]:
+    def release(
+        task_id: str, owner: str, not_before: float, error: str, counted: bool = True
+    ) -> Deferred[bool]:
         """
         Give a claimed task back to C{pending}, due at C{not_before}.
 
+        @param counted: Whether the attempt counts towards C{max_attempts}
+            (an answer that only says "no data yet" does not).
         @return: A Deferred firing with whether C{owner} still held it.
         """
 

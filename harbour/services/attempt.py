@@ -29,6 +29,12 @@ from harbour.services.activity import DownloadActivity
 from harbour.services.files import GroupCommit, InThread, kept_name, prepare, verify
 from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED, LEASE_EXPIRED, Task
 
+#: An empty answer for a window that ended less than this ago is asked for
+#: again: OASIS may publish it late.
+RECENT = 3 * 86400.0
+#: How long to wait before asking again for such a window.
+RECHECK = 3 * 3600.0
+
 
 def backoff(attempts: int, base: float, cap: float, rng: random.Random) -> float:
     """
@@ -121,6 +127,19 @@ class Attempts:
             yield self._after_failure(task, failure)
         elif verdict.kind == verdicts.DATA:
             yield self._conclude(task, DOWNLOADED, received, digest)
+        elif verdict.kind == verdicts.EMPTY and self.reactor.seconds() - task.window_end < RECENT:
+            # Data for a recent window may still come: ask again later,
+            # slowly, before "no data" is final.
+            again = self.reactor.seconds() + RECHECK
+            self.log.info(
+                "{url}: no data yet, asking again in {hours:g} h",
+                url=task.url,
+                hours=RECHECK / 3600,
+                service="download",
+            )
+            yield self.store.release(
+                task.id, self.context.owner, again, f"no data yet: {verdict.description}", counted=False
+            )
         elif verdict.kind == verdicts.EMPTY:
             yield self._conclude(task, EMPTY, error=verdict.description)
         elif verdict.kind == verdicts.BAD_REQUEST:

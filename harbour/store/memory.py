@@ -186,7 +186,9 @@ class MemoryTaskStore:
             self._refetch(task, task.stale, "request changed while fetched")
         return succeed(True)
 
-    def release(self, task_id: str, owner: str, not_before: float, error: str) -> Deferred[bool]:
+    def release(
+        self, task_id: str, owner: str, not_before: float, error: str, counted: bool = True
+    ) -> Deferred[bool]:
         """
         See L{ITaskStore.release}.
         """
@@ -194,7 +196,10 @@ class MemoryTaskStore:
         if task is None:
             return succeed(False)
         self._leases.pop(task_id, None)
-        self._replace(task, state=PENDING, owner="", not_before=not_before, last_error=error)
+        attempts = task.attempts if counted else task.attempts - 1
+        self._replace(
+            task, state=PENDING, owner="", not_before=not_before, last_error=error, attempts=attempts
+        )
         return succeed(True)
 
     def sweep(self) -> Deferred[int]:

@@ -323,12 +323,20 @@ class RedisTaskStore:
 
     @inlineCallbacks
     def release(
-        self, task_id: str, owner: str, not_before: float, error: str
+        self, task_id: str, owner: str, not_before: float, error: str, counted: bool = True
     ) -> Generator[Deferred[Any], Any, bool]:
         """
         See L{ITaskStore.release}.
         """
-        args = [self.prefix, task_id, owner, repr(self.clock.seconds()), repr(not_before), error]
+        args = [
+            self.prefix,
+            task_id,
+            owner,
+            repr(self.clock.seconds()),
+            repr(not_before),
+            error,
+            "1" if counted else "0",
+        ]
         return bool((yield self.redis.eval(RELEASE, [], args)))
 
     @inlineCallbacks

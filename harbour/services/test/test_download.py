@@ -24,8 +24,8 @@ from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, Wor
 from harbour.interfaces import IEvent
 from harbour.oasis.classify import DATA, classify
 from harbour.oasis.client import OasisClient, retry_after
-from harbour.oasis.requests import report_urls
-from harbour.services.attempt import backoff
+from harbour.oasis.requests import ReportURL, gmt, report_urls
+from harbour.services.attempt import RECHECK, backoff
 from harbour.services.download import DownloadService
 from harbour.services.files import is_record, record, record_path
 from harbour.store.memory import MemoryTaskStore
@@ -184,6 +184,35 @@ class DownloadTests(TestCase):
             {(EMPTY, "OASIS error 1000: No data returned for the specified selection")},
         )
         self.assertEqual(harness.files(), [])
+
+    async def test_recentEmptyAskedAgain(self) -> None:
+        """
+        "No data" for a window that ended within the last few days is not
+        final: the task waits a few hours, pending, with no attempt used,
+        and says why.
+        """
+        harness = Harness(self)
+        now = harness.reactor.seconds()
+        hour_ago = datetime.datetime.fromtimestamp(now - 3600, datetime.UTC)
+        end = hour_ago.replace(minute=0, second=0, microsecond=0)
+            minute=0, second=0, microsecond=0
+        )
+        start = end - datetime.timedelta(days=1)
+        url = (
+            f"{harness.base_url}/SingleZip?queryname=PRC_LMP&startdatetime={gmt(start)}"
+            f"&enddatetime={gmt(end)}&market_run_id=DAM&version=1&resultformat=6&grp_type=ALL_APNODES"
+        )
+        await harness.store.create([ReportURL(url, "lmp/recent.zip", "lmp", start, end)])
+        harness.service.startService()
+        self.addCleanup(lambda: harness.service.running and harness.service.stopService())
+        for ignored in range(500):
+            [task] = await harness.all_tasks()
+            if task.last_error:
+                break
+            await deferLater(harness.reactor, 0.01, lambda: None)
+        self.assertEqual((task.state, task.attempts), (PENDING, 0))
+        self.assertTrue(task.last_error.startswith("no data yet"), task.last_error)
+        self.assertGreaterEqual(task.not_before, now + RECHECK)
 
     async def test_badDefinition(self) -> None:
         """

@@ -5,6 +5,8 @@ local score = -tonumber(redis.call('HGET', key, 'window_start'))
 move(P, id, redis.call('HGET', key, 'report'), 'downloading', 'pending', score)
 redis.call('ZREM', P..'leases', id)
 redis.call('HSET', key, 'owner', '', 'modified', now, 'not_before', not_before, 'last_error', ARGV[6])
+-- An answer that says only "not yet" uses no attempt.
+if ARGV[7] == '0' then redis.call('HINCRBY', key, 'attempts', -1) end
 if not_before > now then
   redis.call('ZADD', P..'delayed', not_before, id)
 else
