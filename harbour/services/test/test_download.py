@@ -195,8 +195,6 @@ class DownloadTests(TestCase):
         now = harness.reactor.seconds()
         hour_ago = datetime.datetime.fromtimestamp(now - 3600, datetime.UTC)
         end = hour_ago.replace(minute=0, second=0, microsecond=0)
-            minute=0, second=0, microsecond=0
-        )
         start = end - datetime.timedelta(days=1)
         url = (
             f"{harness.base_url}/SingleZip?queryname=PRC_LMP&startdatetime={gmt(start)}"
