@@ -1,73 +1,235 @@
 """
 Tests for L{harbour.store.politeness}: one suite for both limiters.
+
+Time is a L{Clock} the limiter reads, never the wall clock, so every wait
+is asserted exactly: a limiter that spaced requests by anything but the
+interval, or that counted time the clock did not pass, fails.  The memory
+limiter answers at once, so its suite runs synchronously; the Redis one
+runs the same scenarios against a real redis-server.
 """
 
 from __future__ import annotations
 
-from twisted.internet.defer import gatherResults
+import functools
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import Clock
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from harbour.interfaces import ILimiter
 from harbour.store.politeness import MemoryLimiter, RedisLimiter
 from harbour.test.helpers import private_redis
 
+#: Where the clocks start: a present-day POSIX time, at which the interval
+#: and every advance below are exact in binary floating point.
+START = 1_700_000_000.0
+#: The interval of most tests (exact in binary, as is every multiple used).
+INTERVAL = 0.25
 
-class LimiterBehaviourMixin:
+_Mixin = TypeVar("_Mixin", bound="LimiterBehaviourMixin")
+_Test = TypeVar("_Test", bound=Callable[..., Any])
+
+if TYPE_CHECKING:
+    _MixinBase = SynchronousTestCase
+else:
+    _MixinBase = object
+
+
+def scenario(
+    body: Callable[[_Mixin], Coroutine[Deferred[Any], Any, None]],
+) -> Callable[[_Mixin], Deferred[None] | None]:
     """
-    What every L{ILimiter} does.
+    Make a test of the coroutine C{body}, run as its test case says: to
+    the end at once for a limiter that needs no reactor, or over the
+    reactor for one that talks to Redis.
+    """
+
+    @functools.wraps(body)
+    def test(self: _Mixin) -> Deferred[None] | None:
+        return self.complete(body(self))
+
+    return test
+
+
+def expected_failure(reason: str) -> Callable[[_Test], _Test]:
+    """
+    Mark a test as failing for C{reason}, as trial's C{todo} does: its
+    failure is reported as expected, its success as unexpected.
+    """
+
+    def mark(test: _Test) -> _Test:
+        test.__dict__["todo"] = reason
+        return test
+
+    return mark
+
+
+class LimiterBehaviourMixin(_MixinBase):
+    """
+    What every L{ILimiter} does.  Subclasses set C{self.limiter}, reading
+    its time from C{self.clock} (at L{START}), and say how a scenario runs.
     """
 
     limiter: ILimiter
     clock: Clock
 
-    async def test_interface(self) -> None:
+    def complete(self, body: Coroutine[Deferred[Any], Any, None]) -> Deferred[None] | None:
+        """
+        Run the scenario C{body} of a test.
+
+        @return: What the test method returns to trial.
+        """
+        raise NotImplementedError()
+
+    async def reserve(self, host: str = "oasis", interval: float = INTERVAL) -> float:
+        """
+        Reserve a slot with C{self.limiter}, checking the answer's type.
+
+        @return: The seconds to wait.
+        """
+        wait = await self.limiter.reserve(host, interval)
+        self.assertIsInstance(wait, float)
+        return wait
+
+    def test_interface(self) -> None:
         """
         It provides L{ILimiter}.
         """
         verifyObject(ILimiter, self.limiter)
 
-    async def test_successiveSlots(self) -> None:
+    @scenario
+    async def test_backToBack(self) -> None:
         """
-        Reservations made together get slots one interval apart.
+        Reservations one after another, with no time passing, wait 0, one
+        interval, two intervals, three intervals.
         """
-        waits = await gatherResults([self.limiter.reserve("oasis", 5.0) for i in range(4)])
-        self.assertEqual(sorted(waits), [0.0, 5.0, 10.0, 15.0])
+        waits = [await self.reserve() for i in range(4)]
+        self.assertEqual(waits, [0.0, INTERVAL, 2 * INTERVAL, 3 * INTERVAL])
 
+    @scenario
+    async def test_together(self) -> None:
+        """
+        Reservations made together get slots one interval apart, each slot
+        once.
+        """
+        waits = await gatherResults([Deferred.fromCoroutine(self.reserve()) for i in range(4)])
+        self.assertEqual(sorted(waits), [0.0, INTERVAL, 2 * INTERVAL, 3 * INTERVAL])
+
+    @scenario
+    async def test_waitsShrinkAsTimePasses(self) -> None:
+        """
+        The clock passing counts towards the slots already reserved: after
+        three back-to-back slots, the next is three intervals away at first,
+        and as much less as the clock has advanced.
+        """
+        for ignored in range(3):
+            await self.reserve()
+        self.clock.advance(0.5)
+        first = await self.reserve()
+        self.clock.advance(0.125)
+        second = await self.reserve()
+        self.assertEqual((first, second), (3 * INTERVAL - 0.5, 4 * INTERVAL - 0.625))
+
+    @scenario
+    async def test_slotReached(self) -> None:
+        """
+        Once the clock reaches the next slot, a request starts at once, and
+        the one after waits a whole interval again.
+        """
+        await self.reserve()
+        self.clock.advance(INTERVAL)
+        waits = [await self.reserve(), await self.reserve()]
+        self.assertEqual(waits, [0.0, INTERVAL])
+
+    @scenario
     async def test_idleHostStartsNow(self) -> None:
         """
-        After a quiet spell the next request starts at once.
+        After a quiet spell the next request starts at once: unused slots
+        are not saved up for a burst.
         """
-        await self.limiter.reserve("oasis", 5.0)
+        await self.reserve()
         self.clock.advance(60)
-        self.assertEqual(await self.limiter.reserve("oasis", 5.0), 0.0)
+        waits = [await self.reserve(), await self.reserve(), await self.reserve()]
+        self.assertEqual(waits, [0.0, INTERVAL, 2 * INTERVAL])
 
+    @scenario
     async def test_hostsIndependent(self) -> None:
         """
         Each host has its own slots.
         """
-        await self.limiter.reserve("a", 5.0)
-        self.assertEqual(await self.limiter.reserve("b", 5.0), 0.0)
+        await self.reserve("a")
+        await self.reserve("a")
+        waits = [await self.reserve("b"), await self.reserve("a")]
+        self.assertEqual(waits, [0.0, 2 * INTERVAL])
 
-    async def test_partlyElapsed(self) -> None:
+    @scenario
+    async def test_intervalOfEachReservation(self) -> None:
         """
-        Time already passed counts towards the interval.
+        Each reservation keeps the host busy for its own interval.
         """
-        await self.limiter.reserve("oasis", 5.0)
-        self.clock.advance(2)
-        self.assertEqual(await self.limiter.reserve("oasis", 5.0), 3.0)
+        waits = [
+            await self.reserve(interval=5.0),
+            await self.reserve(interval=1.0),
+            await self.reserve(interval=1.0),
+        ]
+        self.assertEqual(waits, [0.0, 5.0, 6.0])
+
+    @scenario
+    async def test_zeroIntervalAfterSlots(self) -> None:
+        """
+        An interval of 0 (no politeness, as C{min_request_interval = 0}
+        configures) starts a request at once, even while slots reserved
+        under an earlier interval are pending.
+        """
+        await self.reserve(interval=5.0)
+        wait = await self.reserve(interval=0.0)
+        self.assertEqual(wait, 0.0)
+
+    @scenario
+    async def test_presentDayClock(self) -> None:
+        """
+        At a present-day clock reading with a fraction of a millisecond,
+        successive slots are one interval apart to within a microsecond
+        (binary floating point near 1.7e9 is exact to about 0.24 us).
+        """
+        self.clock.advance(0.123456)
+        waits = [await self.reserve(interval=0.2) for i in range(4)]
+        self.assertEqual(waits[0], 0.0)
+        spacing = [later - earlier for earlier, later in zip(waits, waits[1:])]
+        self.assertEqual([abs(s - 0.2) < 1e-6 for s in spacing], [True] * 3, spacing)
 
 
-class MemoryLimiterTests(LimiterBehaviourMixin, TestCase):
+class MemoryLimiterTests(LimiterBehaviourMixin, SynchronousTestCase):
     """
-    The suite against L{MemoryLimiter}.
+    The suite against L{MemoryLimiter}, which answers synchronously.
     """
 
     def setUp(self) -> None:
+        """
+        A memory limiter reading C{self.clock}.
+        """
         self.clock = Clock()
-        self.clock.advance(1000)
+        self.clock.advance(START)
         self.limiter = MemoryLimiter(self.clock)
+
+    def complete(self, body: Coroutine[Deferred[Any], Any, None]) -> None:
+        """
+        Run C{body} to its end now: it must not wait for anything.
+        """
+        self.successResultOf(body)
+
+    @expected_failure(
+        "MemoryLimiter disagrees with RedisLimiter: for interval 0 it answers the wait of the slots "
+        "reserved before (5.0 here), RedisLimiter answers 0.0 without looking; the lead decides which"
+    )
+    def test_zeroIntervalAfterSlots(self) -> Deferred[None] | None:
+        """
+        See L{LimiterBehaviourMixin.test_zeroIntervalAfterSlots}.
+        """
+        return super().test_zeroIntervalAfterSlots()
 
 
 class RedisLimiterTests(LimiterBehaviourMixin, TestCase):
@@ -76,16 +238,49 @@ class RedisLimiterTests(LimiterBehaviourMixin, TestCase):
     limiter objects (two workers) share its slots.
     """
 
-    async def setUp(self) -> None:
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
+        """
+        A Redis limiter on a private redis-server, reading C{self.clock}.
+        """
         self.clock = Clock()
-        self.clock.advance(1000)
+        self.clock.advance(START)
         self.redis = redis = await private_redis(self)
         self.limiter = RedisLimiter(redis, self.clock, redis.prefix)
 
+    def complete(self, body: Coroutine[Deferred[Any], Any, None]) -> Deferred[None]:
+        """
+        Run C{body} over the reactor: Redis answers over a socket.
+        """
+        return Deferred.fromCoroutine(body)
+
+    @scenario
     async def test_sharedBetweenWorkers(self) -> None:
         """
-        Two workers' limiters on one Redis share the host's slots.
+        Two workers' limiters on one Redis share the host's slots, reading
+        the time from their own clocks (here the same one).
         """
         other = RedisLimiter(self.redis, self.clock, self.redis.prefix)
-        waits = [await self.limiter.reserve("oasis", 5.0), await other.reserve("oasis", 5.0)]
-        self.assertEqual(waits, [0.0, 5.0])
+        waits = [await self.reserve(), await other.reserve("oasis", INTERVAL), await self.reserve()]
+        self.clock.advance(0.125)
+        waits.append(await other.reserve("oasis", INTERVAL))
+        self.assertEqual(waits, [0.0, INTERVAL, 2 * INTERVAL, 3 * INTERVAL - 0.125])
+
+    @scenario
+    async def test_prefix(self) -> None:
+        """
+        Limiters under different prefixes (two harbours on one Redis) keep
+        separate slots.
+        """
+        other = RedisLimiter(self.redis, self.clock, self.redis.prefix + "other:")
+        waits = [await self.reserve(), await other.reserve("oasis", INTERVAL)]
+        self.assertEqual(waits, [0.0, 0.0])
+
+    @expected_failure(
+        "RESERVE stores the next slot with Lua's tostring(), 14 significant digits: about 0.1 ms "
+        "at present-day POSIX times, so spacing is off by up to 50 us (0.20004391670227 here)"
+    )
+    def test_presentDayClock(self) -> Deferred[None] | None:
+        """
+        See L{LimiterBehaviourMixin.test_presentDayClock}.
+        """
+        return super().test_presentDayClock()
