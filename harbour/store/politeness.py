@@ -24,8 +24,10 @@ RESERVE = """
 local key, now, interval = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
 local slot = tonumber(redis.call('GET', key) or '0')
 if slot < now then slot = now end
-redis.call('SET', key, tostring(slot + interval), 'PX', math.ceil((slot - now + interval) * 1000) + 60000)
-return tostring(slot - now)
+-- %.17g: Lua's tostring keeps 14 digits, a tenth of a millisecond today.
+local ttl = math.ceil((slot - now + interval) * 1000) + 60000
+redis.call('SET', key, string.format('%.17g', slot + interval), 'PX', ttl)
+return string.format('%.17g', slot - now)
 """
 
 
@@ -67,6 +69,8 @@ class MemoryLimiter:
         """
         See L{ILimiter.reserve}.
         """
+        if interval <= 0:
+            return succeed(0.0)  # no rule for this host: no wait, as in Redis
         now = self.clock.seconds()
         slot = max(now, self._slots.get(host, 0.0))
         self._slots[host] = slot + interval

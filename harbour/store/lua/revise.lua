@@ -8,7 +8,8 @@ local function revise(id, at, version)
     -- Its answer may predate the revision: look again once it is final.
     local noted = redis.call('HGET', due, id)
     if not noted or tonumber(string.match(noted, '^[^|]+')) < at then
-      redis.call('HSET', due, id, at..'|'..version)
+      -- %.17g: Lua's tostring keeps 14 digits, which would move the time.
+      redis.call('HSET', due, id, string.format('%.17g', at)..'|'..version)
     end
     return
   end

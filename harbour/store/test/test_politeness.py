@@ -221,10 +221,6 @@ class MemoryLimiterTests(LimiterBehaviourMixin, SynchronousTestCase):
         """
         self.successResultOf(body)
 
-    @expected_failure(
-        "MemoryLimiter disagrees with RedisLimiter: for interval 0 it answers the wait of the slots "
-        "reserved before (5.0 here), RedisLimiter answers 0.0 without looking; the lead decides which"
-    )
     def test_zeroIntervalAfterSlots(self) -> Deferred[None] | None:
         """
         See L{LimiterBehaviourMixin.test_zeroIntervalAfterSlots}.
@@ -275,10 +271,6 @@ class RedisLimiterTests(LimiterBehaviourMixin, TestCase):
         waits = [await self.reserve(), await other.reserve("oasis", INTERVAL)]
         self.assertEqual(waits, [0.0, 0.0])
 
-    @expected_failure(
-        "RESERVE stores the next slot with Lua's tostring(), 14 significant digits: about 0.1 ms "
-        "at present-day POSIX times, so spacing is off by up to 50 us (0.20004391670227 here)"
-    )
     def test_presentDayClock(self) -> Deferred[None] | None:
         """
         See L{LimiterBehaviourMixin.test_presentDayClock}.

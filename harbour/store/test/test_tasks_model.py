@@ -479,13 +479,6 @@ class SubSecondRevisionTests(TestCase):
     log's whole seconds.
     """
 
-    todo = (
-        "RedisTaskStore disagrees: revise.lua keeps a revision met mid-download as at..'|'..version, "
-        "and Lua writes numbers with 14 significant digits, so 1700000000.123456 comes back as "
-        "1700000000.1235, after the fetch: the task is revised (or, rounded down, a newer revision "
-        "is lost); exact for the log's whole seconds"
-    )
-
     async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
         """
         Start a private redis-server.
