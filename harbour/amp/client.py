@@ -3,11 +3,13 @@ The client side of the control port.
 
 L{RemoteBus} provides L{IBus} over an AMP connection, so that a process
 subscribes to another process's bus exactly as it would to its own.
-C{harbourctl} and download workers connect through L{connect}.
+C{harbourctl} and download workers connect through L{connect}.  L{status}
+and L{all_requests} read the answers that grow with the configuration.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -31,7 +33,7 @@ from harbour.bus import (
     validate_pattern,
 )
 from harbour.errors import BadRequest
-from harbour.interfaces import IBus, IEvent
+from harbour.interfaces import IBus, IEvent, StatusDocument
 
 
 class HarbourClientProtocol(amp.AMP):
@@ -162,3 +164,41 @@ def connect(
         protocol.transport.loseConnection()
         raise
     return protocol
+
+
+@inlineCallbacks
+def status(protocol: amp.AMP) -> Generator[Deferred[Any], Any, StatusDocument]:
+    """
+    Ask for the daemon's C{Status} document, whatever its size (its
+    answer comes in as many AMP values as it needs).
+
+    @return: A L{Deferred} firing with the document.
+    """
+    answer = yield protocol.callRemote(commands.Status)
+    document: StatusDocument = json.loads(answer["status"])
+    return document
+
+
+@inlineCallbacks
+def all_requests(
+    protocol: amp.AMP, page: int = commands.MAX_PAGE
+) -> Generator[Deferred[Any], Any, list[dict[str, Any]]]:
+    """
+    Page through the daemon's manifest with C{Reports}.
+
+    A page stops early rather than exceed one AMP value, so each next page
+    starts where the last one ended.  A manifest that changes meanwhile (a
+    saved configuration, a new trading day) is read partly before and
+    partly after the change.
+
+    @param page: The most requests to ask for at a time.
+    @return: A L{Deferred} firing with every request, as the C{urls} of
+        C{Reports} give them.
+    """
+    found: list[dict[str, Any]] = []
+    while True:
+        answer = yield protocol.callRemote(commands.Reports, offset=len(found), limit=page)
+        urls = json.loads(answer["urls"])
+        found.extend(urls)
+        if not urls or len(found) >= answer["total"]:
+            return found

@@ -4,13 +4,15 @@ The AMP commands of harbour's control port (SPEC section 5).
 The daemon's listener (L{harbour.amp.server}) and every client
 (L{harbour.amp.client}, C{harbourctl}) import these same classes.  JSON documents
 travel as C{Unicode} JSON text; no value may exceed 65,535 bytes, so large
-answers page.
+answers page (C{ListTasks}, C{Reports}) or are split over several values
+(L{SplitUnicode}: C{Status}, C{Reload}).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import Any
 
 from twisted.protocols import amp
 
@@ -23,6 +25,45 @@ ERRORS: dict[type[Exception], bytes] = {
     BadRequest: b"BAD_REQUEST",
     StoreUnavailable: b"STORE_UNAVAILABLE",
 }
+
+
+class SplitUnicode(amp.Argument):
+    """
+    Text of any length, in as many AMP values as it needs: the first under
+    the argument's own name, the next under C{<name>.1}, C{<name>.2}, ...,
+    each at most 65,535 bytes of UTF-8, joined again on arrival.
+
+    Text that fits in one value travels exactly as L{amp.Unicode} would,
+    so a peer that knows the argument as C{Unicode} reads it as long as it
+    fits.  Only for answers: nothing a client sends should be unbounded.
+    """
+
+    def toBox(self, name: bytes, strings: amp.AmpBox, objects: dict[str, Any], proto: object) -> None:
+        """
+        Put the text of C{objects} in C{strings}, split into values.
+        """
+        data = objects.pop(_identifier(name)).encode("utf-8")
+        step = amp.MAX_VALUE_LENGTH
+        for part, start in enumerate(range(0, max(len(data), 1), step)):
+            strings[_part_key(name, part)] = data[start : start + step]
+
+    def fromBox(self, name: bytes, strings: amp.AmpBox, objects: dict[str, Any], proto: object) -> None:
+        """
+        Join the values of C{strings} back into the text, into C{objects}.
+        """
+        parts = [strings.pop(name)]
+        while (key := _part_key(name, len(parts))) in strings:
+            parts.append(strings.pop(key))
+        objects[_identifier(name)] = b"".join(parts).decode("utf-8")
+
+
+def _identifier(name: bytes) -> str:
+    # As AMP names the Python keyword argument of a wire name.
+    return name.decode("ascii").replace("-", "_")
+
+
+def _part_key(name: bytes, part: int) -> bytes:
+    return name if part == 0 else name + b".%d" % (part,)
 
 
 class HarbourCommand(amp.Command):
@@ -86,11 +127,12 @@ class Event(HarbourCommand):
 
 class Status(HarbourCommand):
     """
-    The daemon's state as one JSON document.
+    The daemon's state as one JSON document, split over as many values as
+    it needs (it grows with the reports).
     """
 
     arguments = []
-    response = [(b"status", amp.Unicode())]
+    response = [(b"status", SplitUnicode())]
 
 
 class Reload(HarbourCommand):
@@ -98,11 +140,13 @@ class Reload(HarbourCommand):
     Read the configuration directory again now.
 
     C{topics} lists the topics republished; C{errors} the problems found
-    (a configuration with errors changes nothing).
+    (a configuration with errors changes nothing; a topic that could not be
+    published is one too).  Both are JSON lists, split over as many values
+    as they need.
     """
 
     arguments = []
-    response = [(b"topics", amp.Unicode()), (b"errors", amp.Unicode())]
+    response = [(b"topics", SplitUnicode()), (b"errors", SplitUnicode())]
 
 
 class Refresh(HarbourCommand):
@@ -164,25 +208,34 @@ class Reports(HarbourCommand):
     One page of the manifest: C{urls} is a JSON list of C{{url, filename,
     report, window_start, window_end}}; C{total} counts every request.  A
     page stops early rather than exceed one AMP value: continue from
-    C{offset} plus the number received.
+    C{offset} plus the number received (L{harbour.amp.client.all_requests}
+    does).  A request too large for a value on its own is refused with
+    C{PAYLOAD_TOO_LARGE} rather than answered as an empty page.
     """
 
     arguments = [(b"offset", amp.Integer()), (b"limit", amp.Integer())]
     response = [(b"urls", amp.Unicode()), (b"total", amp.Integer())]
 
 
-def json_page(items: Iterable[object], limit_bytes: int = 0xFFFF) -> tuple[str, int]:
+def json_page(items: Iterable[object], limit_bytes: int = amp.MAX_VALUE_LENGTH) -> tuple[str, int]:
     """
     Encode as many of C{items} (JSON-able values) as fit in one AMP value.
 
     @return: The JSON list text and how many items it holds.
+    @raise PayloadTooLarge: if there are items and the first alone does
+        not fit: a page of none would leave a client paging forever.
     """
     parts: list[str] = []
     size = 2
     for item in items:
         text = json.dumps(item, separators=(",", ":"), sort_keys=True)
-        size += len(text.encode("utf-8")) + 1
+        # The comma before every item but the first.
+        size += len(text.encode("utf-8")) + (1 if parts else 0)
         if size > limit_bytes:
+            if not parts:
+                raise PayloadTooLarge(
+                    f"one entry alone is {size:,} bytes; one AMP value holds {limit_bytes:,}"
+                )
             break
         parts.append(text)
     return "[" + ",".join(parts) + "]", len(parts)

@@ -7,7 +7,14 @@ a service starting later still gets it).  It watches the directory with
 C{twisted.internet.inotify}; a burst of events, such as an editor's save
 through a temporary file and a rename, is coalesced into one reload.  Only
 topics whose content changed are published again.  A configuration with
-errors publishes C{config.error} once per bad file and changes nothing.
+errors publishes C{config.error} once per bad file (in as many messages as
+its errors need) and changes nothing.
+
+No event grows with the configuration: the reports go out in pages
+(L{harbour.config.paging}).  A topic counts as published only once the bus
+has accepted it; one the bus refuses (a report too large for one AMP value,
+say) is logged with the reason and published as C{config.error}, the
+topics that could be published are, and the next reload tries it again.
 """
 
 from __future__ import annotations
@@ -19,13 +26,16 @@ from typing import Any
 import attr
 from twisted.application.service import Service
 from twisted.internet import inotify
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
-from harbour.config.schema import Problem, load_directory
+from harbour.config.paging import LIMIT, REPORTS, ItemTooLarge, encode, pack, page_number, paginate
+from harbour.config.schema import Configuration, Locator, Problem, load_directory
+from harbour.errors import HarbourError
 from harbour.interfaces import IBus, IConfigSource, IStatusSource
 
 #: What a save looks like to inotify, whatever the editor.
@@ -51,15 +61,42 @@ def is_config_name(name: str) -> bool:
     return name.endswith(".toml") and not name.startswith(".")
 
 
-def error_payload(file: str, problems: list[Problem]) -> dict[str, object]:
-    """
-    @return: The C{config.error} message for one file's problems.
-    """
+#: The longest message or text of one problem in a C{config.error} event;
+#: a message may quote a value, and a value may be of any length.
+MAX_PROBLEM_TEXT = 2000
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_PROBLEM_TEXT:
+        return text
+    return text[: MAX_PROBLEM_TEXT - 1] + "\N{HORIZONTAL ELLIPSIS}"
+
+
+def _problem_entry(problem: Problem) -> dict[str, object]:
     return {
-        "file": file,
-        "line": problems[0].line,
-        "errors": [{"line": p.line, "key": p.key, "message": p.message, "text": str(p)} for p in problems],
+        "line": problem.line,
+        "key": _clip(problem.key),
+        "message": _clip(problem.message),
+        "text": _clip(str(problem)),
     }
+
+
+def error_payloads(file: str, problems: list[Problem], limit: int = LIMIT) -> list[dict[str, object]]:
+    """
+    @return: The C{config.error} messages for one file's problems: one, or
+        as many as needed for each to fit in one AMP value.  Each is
+        C{{"file", "line", "errors": [{"line", "key", "message", "text"}]}},
+        its C{line} that of its own first problem.
+    """
+    entries: list[object] = [_problem_entry(p) for p in problems]
+    # A line number of 20 digits is room enough; the file name is what varies.
+    room = len(encode({"file": file, "line": 10**19, "errors": []}))
+    payloads = []
+    for run in pack(entries, room, limit):
+        first = run[0]
+        assert isinstance(first, dict)
+        payloads.append({"file": file, "line": first["line"], "errors": run})
+    return payloads
 
 
 @implementer(IConfigSource, IStatusSource)
@@ -83,8 +120,10 @@ class ConfigService(Service):
     settle: float = attr.ib(default=SETTLE_SECONDS)
     max_settle: float = attr.ib(default=MAX_SETTLE_SECONDS)
     _published: dict[str, object] = attr.ib(factory=dict, init=False)
+    _sent: dict[str, object] = attr.ib(factory=dict, init=False)
     _sources: dict[str, str] = attr.ib(factory=dict, init=False)
     _problems: list[Problem] = attr.ib(factory=list, init=False)
+    _unpublished: list[Problem] = attr.ib(factory=list, init=False)
     _warnings: list[str] = attr.ib(factory=list, init=False)
     _last_error: dict[str, object] | None = attr.ib(default=None, init=False)
     _notifier: inotify.INotify | None = attr.ib(default=None, init=False)
@@ -131,7 +170,8 @@ class ConfigService(Service):
 
     def _reload_now(self) -> None:
         self._pending = None
-        self.reload()
+        # Nobody waits for a reload inotify started: say here if it broke.
+        self.reload().addErrback(lambda failure: self.log.failure("reload failed", failure, service="config"))
 
     @inlineCallbacks
     def reload(self) -> Generator[Deferred[Any], Any, tuple[list[str], list[str]]]:
@@ -139,7 +179,8 @@ class ConfigService(Service):
         See L{IConfigSource.reload}.
 
         @return: A L{Deferred} firing with (topics republished, problems as
-            C{file:line: message} strings).
+            C{file:line: message} strings): the configuration's errors, or
+            the topics that could not be published.
         """
         self._reloads += 1
         configuration, problems = load_directory(self.directory, self.defaults)
@@ -147,47 +188,118 @@ class ConfigService(Service):
         if configuration is None:
             yield self._report(problems)
             return [], [str(p) for p in problems]
-        changed = {
-            topic: payload
-            for topic, payload in configuration.payloads().items()
-            if self._published.get(topic) != payload
-        }
-        self._published.update(changed)
         self._sources = dict(configuration.sources)
         warnings = [str(w) for w in configuration.warnings]
         for warning in warnings:
             if warning not in self._warnings:
-                self.log.warn("config warning: {warning}", warning=warning, service="config")
+                # Not "warning=": the legacy log bridge takes an event with
+                # that key for a Python warning and chokes on it.
+                self.log.warn("config warning: {problem}", problem=warning, service="config")
         self._warnings = warnings
-        for topic in changed:
+        republished: list[str] = []
+        unpublished: list[Problem] = []
+        for topic, payload in configuration.payloads().items():
+            try:
+                sent = yield self._publish(topic, payload, configuration)
+            except Exception as e:
+                unpublished.append(self._unpublishable(topic, e, configuration))
+                continue
+            self._published[topic] = payload
+            if sent:
+                republished.append(topic)
+        self._unpublished = unpublished
+        if unpublished:
+            yield self._report(unpublished, logged=True)
+        return sorted(republished), [str(p) for p in unpublished]
+
+    @inlineCallbacks
+    def _publish(
+        self, topic: str, payload: object, configuration: Configuration
+    ) -> Generator[Deferred[Any], Any, bool]:
+        """
+        Publish the events of one topic that differ from those last
+        published, each retained, in order; the reports go out in pages,
+        their index last.
+
+        @return: A L{Deferred} firing with whether anything was published,
+            or failing with the first refusal (the events after it are not
+            published, so the index never names a page that was not).
+        """
+        if topic == REPORTS:
+            assert isinstance(payload, list)
+            pages = paginate(payload)
+            stale = [n for n in map(page_number, self._sent) if n is not None]
+            events: list[tuple[str, object]] = list(pages.messages(stale))
+            detail = f" ({len(payload)} reports in {len(pages.pages)} pages)"
+        else:
+            events = [(topic, payload)]
+            detail = ""
+        due = [(name, value) for name, value in events if self._sent.get(name) != value]
+        if due:
             self.log.info(
-                "publishing {topic} from {file}",
+                "publishing {topic} from {file}{detail}",
                 topic=topic,
                 file=configuration.sources.get(topic, "(defaults)"),
+                detail=detail,
                 service="config",
             )
-        yield gatherResults(
-            [self.bus.publish(topic, payload, retain=True) for topic, payload in changed.items()],
-            consumeErrors=True,
-        )
-        return sorted(changed), []
+        for name, value in due:
+            yield self.bus.publish(name, value, retain=True)
+            self._sent[name] = value
+        return bool(due)
 
-    def _report(self, problems: list[Problem]) -> Deferred[list[int]]:
+    def _unpublishable(self, topic: str, error: Exception, configuration: Configuration) -> Problem:
+        """
+        Log a topic the bus refused.
+
+        @return: The problem, located in the file that defines the topic.
+        """
+        file = configuration.sources.get(topic, "(defaults)")
+        path: tuple[object, ...] = (topic,)
+        key = topic
+        if isinstance(error, ItemTooLarge):
+            path, key = (topic, error.index), f"{topic}[{error.index}]"
+            reason = f"it is {error.size:,} bytes encoded; one event may hold {LIMIT:,}"
+        else:
+            reason = str(error) or type(error).__name__
+        problem = Problem(file, self._line(file, path), key, _clip(f"cannot publish: {reason}"))
+        if isinstance(error, HarbourError):
+            self.log.error("config error: {problem}", problem=str(problem), file=file, service="config")
+        else:
+            self.log.failure(
+                "config error: {problem}", Failure(error), problem=str(problem), file=file, service="config"
+            )
+        return problem
+
+    def _line(self, file: str, path: tuple[object, ...]) -> int:
+        try:
+            return Locator((self.directory / file).read_text(encoding="utf-8")).line(path)
+        except (OSError, UnicodeDecodeError):
+            return 1  # the defaults, or a file gone since
+
+    @inlineCallbacks
+    def _report(self, problems: list[Problem], logged: bool = False) -> Generator[Deferred[Any], Any, None]:
+        """
+        Log problems (unless C{logged} already) and publish them as
+        C{config.error}, in as many messages as each file's problems need.
+        """
         by_file: dict[str, list[Problem]] = {}
         for problem in problems:
             by_file.setdefault(problem.file, []).append(problem)
-            self.log.error(
-                "config error: {problem}",
-                problem=str(problem),
-                file=problem.file,
-                service="config",
-            )
-        payloads = [error_payload(file, found) for file, found in by_file.items()]
+            if not logged:
+                self.log.error(
+                    "config error: {problem}",
+                    problem=str(problem),
+                    file=problem.file,
+                    service="config",
+                )
+        payloads = [payload for file, found in by_file.items() for payload in error_payloads(file, found)]
         self._last_error = payloads[-1]
-        return gatherResults(
-            [self.bus.publish("config.error", payload) for payload in payloads],
-            consumeErrors=True,
-        )
+        for payload in payloads:
+            try:
+                yield self.bus.publish("config.error", payload)
+            except Exception:
+                self.log.failure("cannot publish config.error", file=payload["file"], service="config")
 
     def current(self, topic: str) -> object:
         """
@@ -202,7 +314,7 @@ class ConfigService(Service):
         return {
             "directory": str(self.directory),
             "sources": dict(self._sources),
-            "errors": [str(p) for p in self._problems],
+            "errors": [str(p) for p in self._problems + self._unpublished],
             "warnings": list(self._warnings),
             "last_error": self._last_error,
             "reloads": self._reloads,

@@ -21,7 +21,7 @@ from twisted.internet.task import deferLater
 from twisted.protocols.amp import TooLong
 
 from harbour.amp import commands
-from harbour.amp.client import HarbourClientProtocol, RemoteBus, connect
+from harbour.amp.client import HarbourClientProtocol, RemoteBus, connect, status
 from harbour.amp.server import read_token
 from harbour.ctl.codes import FAILED, OK, UNREACHABLE, USAGE
 from harbour.ctl.offline import plan_table
@@ -72,8 +72,7 @@ def run_remote(
 def _status(
     reactor: IReactorCore, protocol: HarbourClientProtocol, args: argparse.Namespace, out: TextIO
 ) -> Generator[Deferred[Any], Any, int]:
-    answer = yield protocol.callRemote(commands.Status)
-    document = json.loads(answer["status"])
+    document = yield status(protocol)
     if args.json:
         print(json.dumps(document, indent=2, sort_keys=True), file=out)
         return OK
@@ -198,8 +197,7 @@ def _watch(
     reactor.addSystemEventTrigger("before", "shutdown", progress.stop)
     progress.start()
     while True:
-        answer = yield protocol.callRemote(commands.Status)
-        services = json.loads(answer["status"])["services"]
+        services = (yield status(protocol))["services"]
         rate = f"{services.get('download', {}).get('bytes_per_second', 0) / 1e6:.2f} MB/s"
         counts = services.get("work", {}).get("tasks", {})
         for report, states in sorted(counts.items()) if isinstance(counts, dict) else []:
@@ -271,7 +269,7 @@ def _plan(
     """
     The plan of a configuration, with what the daemon has done of it.
     """
-    document = json.loads((yield protocol.callRemote(commands.Status))["status"])
+    document = yield status(protocol)
     counts = document.get("services", {}).get("work", {}).get("tasks", {})
     return plan_table(args, out, counts if isinstance(counts, dict) and "error" not in counts else None)
 

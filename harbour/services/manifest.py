@@ -23,6 +23,7 @@ from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
 from harbour.bus import Subscription
+from harbour.config.paging import follow_reports
 from harbour.config.schema import ManifestTopic, ReportTopic
 from harbour.interfaces import IBus, IEvent, IManifest, IPublications, IStatusSource, StatusDocument
 from harbour.oasis.publications import Publication
@@ -59,7 +60,7 @@ class ManifestService(Service):
         self._subscriptions = yield gatherResults(
             [
                 self.bus.subscribe("manifest", self._manifest_changed),
-                self.bus.subscribe("reports", self._reports_changed),
+                follow_reports(self.bus, self._reports_changed),
             ]
         )
 
@@ -76,8 +77,8 @@ class ManifestService(Service):
         self.manifest = ManifestTopic.from_payload(event.payload)
         self._version += 1
 
-    def _reports_changed(self, event: IEvent) -> None:
-        self.definitions = [ReportTopic.from_payload(report) for report in event.payload]
+    def _reports_changed(self, reports: list[ReportTopic]) -> None:
+        self.definitions = reports
         self._version += 1
 
     def today(self) -> datetime.date:

@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from harbour.bus import Subscription
+from harbour.config.paging import follow_reports
 from harbour.config.schema import DownloadTopic, WorkTopic
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import (
@@ -99,7 +100,7 @@ class WorkService(Service):
                 self.bus.subscribe("work", self._work_changed),
                 self.bus.subscribe("download", self._download_changed),
                 self.bus.subscribe("manifest", lambda event: self.schedule()),
-                self.bus.subscribe("reports", lambda event: self.schedule()),
+                follow_reports(self.bus, lambda reports: self.schedule()),
                 self.bus.subscribe("store.connected", lambda event: self.schedule()),
                 self.bus.subscribe("publications.updated", lambda event: self.schedule()),
             ]

@@ -15,6 +15,8 @@ from zope.interface.verify import verifyObject
 from harbour.amp import commands
 from harbour.amp.client import RemoteBus
 from harbour.bus import MAX_VALUE_BYTES, Bus, Event, Outbox, matches, validate_pattern
+from harbour.config.paging import follow_reports, publish_reports
+from harbour.config.topics import ReportTopic
 from harbour.errors import BadRequest, PayloadTooLarge
 from harbour.interfaces import IBus, IEvent, ISubscription
 from harbour.test.helpers import TOKEN, connected, control_service
@@ -228,6 +230,24 @@ class BusBehaviourMixin(_MixinBase):
         self.result(self.bus.publish("t", "after"))
         self.assertEqual(slow, [0])
         self.assertEqual(len(fast), self.queue_limit + 11)
+
+    def test_followReports(self) -> None:
+        """
+        L{follow_reports} reassembles the paged reports through this bus,
+        for a subscriber that came before they were published and for one
+        that comes after (from the retained pages).
+        """
+        early: list[list[str]] = []
+        late: list[list[str]] = []
+        self.result(follow_reports(self.bus, lambda reports: early.append([r.name for r in reports])))
+        reports = [ReportTopic(name=f"r{i}", queryname="SLD_FCST", market_run_id="DAM") for i in range(40)]
+        self.result(publish_reports(self.hub, reports, limit=1500))
+        retained = self.hub.status()["retained_topics"]
+        assert isinstance(retained, list)
+        self.assertGreater(len(retained), 3)
+        self.result(follow_reports(self.bus, lambda reports: late.append([r.name for r in reports])))
+        self.assertEqual(early, [[f"r{i}" for i in range(40)]])
+        self.assertEqual(late, early)
 
 
 class LocalBusTests(BusBehaviourMixin, SynchronousTestCase):

@@ -14,9 +14,11 @@ from twisted.internet.interfaces import IReactorCore
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from harbour.amp import commands
 from harbour.amp.client import HarbourClientProtocol
 from harbour.ctl import FAILED, OK, USAGE, _status, check_config, parser
 from harbour.ctl.offline import plan_table, show_catalogue
+from harbour.test.helpers import TOKEN, call, connected, control_service
 
 
 class CheckConfigTests(SynchronousTestCase):
@@ -141,10 +143,68 @@ class StatusTests(SynchronousTestCase):
                 "downloaded": "4",
                 "empty": "0",
                 "failed": "0",
+                "retired": "0",
                 "total": "6",
                 "revised": "2",
             },
         )
+
+
+class LargeStatusTests(SynchronousTestCase):
+    """
+    C{harbourctl status} with thousands of reports, over AMP (in memory):
+    a document far larger than one AMP value.
+    """
+
+    def setUp(self) -> None:
+        self.names = [f"r{i:04d}" for i in range(2000)]
+        self.document = {
+            "harbour": "1",
+            "pid": 1,
+            "uptime": 5,
+            "services": {
+                "work": {
+                    "tasks": {name: {"pending": 1} for name in self.names},
+                    "revisions": dict.fromkeys(self.names, 0),
+                },
+                "download": {"last_success": dict.fromkeys(self.names, "2025-01-01T00:00:00Z")},
+            },
+        }
+        self.assertGreater(len(json.dumps(self.document)), 2 * 0xFFFF)
+        service = control_service(status_document=lambda: self.document)
+        self.client, self.server, self.pump = connected(service)
+        call(self.client, self.pump, commands.Authenticate, token=TOKEN)
+
+    def run_status(self, *extra: str) -> str:
+        """
+        Run C{harbourctl status} against the in-memory daemon.
+
+        @return: What it printed.
+        """
+        out = io.StringIO()
+        # Status needs no reactor.
+        reactor = cast(IReactorCore, Clock())
+        result = _status(reactor, self.client, parser().parse_args(["status", *extra]), out)
+        self.pump.flush()
+        self.assertEqual(self.successResultOf(result), OK)
+        return out.getvalue()
+
+    def test_table(self) -> None:
+        """
+        The table has a row for every report.
+        """
+        words = [line.split() for line in self.run_status().splitlines()]
+        [header] = [row for row in words if row[:1] == ["report"]]
+        rows = [row for row in words if row and row[0] in self.names]
+        self.assertEqual([row[0] for row in rows], self.names)
+        first = dict(zip(header, rows[0]))
+        self.assertEqual((first["pending"], first["total"]), ("1", "1"))
+
+    def test_json(self) -> None:
+        """
+        C{--json} prints the whole document.
+        """
+        self.assertEqual(json.loads(self.run_status("--json")), self.document)
 
 
 class CatalogueCommandTests(SynchronousTestCase):

@@ -19,7 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from harbour.amp import commands
-from harbour.amp.client import RemoteBus, connect
+from harbour.amp.client import RemoteBus, all_requests, connect, status
 from harbour.amp.server import (
     ControlService,
     check_listen_endpoint,
@@ -28,7 +28,9 @@ from harbour.amp.server import (
 )
 from harbour.bus import Bus, Event
 from harbour.errors import BadRequest, ConfigurationError, PayloadTooLarge, Unauthorized
-from harbour.interfaces import IEvent, IPausable
+from harbour.interfaces import IEvent, IManifest, IPausable
+from harbour.oasis.publications import Publication
+from harbour.oasis.requests import ReportURL
 from harbour.service import DaemonControls
 from harbour.test.helpers import TOKEN, RecordingConfig, call, connected, control_service
 
@@ -459,6 +461,178 @@ class OperatorCommandTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(self.call(commands.Retry)), {"count": 1})
         failure = self.failureResultOf(self.call(commands.Retry, state="pending"), BadRequest)
         self.assertIn("unknown state 'pending'", str(failure.value))
+
+
+def big_status(reports: int) -> dict[str, Any]:
+    """
+    @return: A status document with per-report entries for C{reports}
+        reports, as the daemon's grows with its configuration.
+    """
+    names = [f"r{i:04d}" for i in range(reports)]
+    return {
+        "harbour": "1",
+        "services": {
+            "work": {"tasks": {name: {"pending": 1, "downloaded": 2} for name in names}},
+            "download": {"last_success": dict.fromkeys(names, "2025-01-01T00:00:00Z")},
+            "config": {
+                "warnings": [f"r.toml:{i}: warning: caf\u00e9 {name}" for i, name in enumerate(names)]
+            },
+        },
+    }
+
+
+@implementer(IManifest)
+class LongManifest:
+    """
+    A manifest of C{count} requests whose URLs are C{url_length} long.
+    """
+
+    def __init__(self, count: int, url_length: int) -> None:
+        import datetime
+
+        from harbour.oasis.requests import ReportURL
+
+        start = datetime.datetime(2025, 1, 1, 8, tzinfo=datetime.UTC)
+        padding = "x" * max(0, url_length - 30)
+        self.requests = [
+            ReportURL(
+                f"http://o/{i:06d}?p={padding}"[:url_length],
+                f"r/{i}.zip",
+                "r",
+                start + datetime.timedelta(days=i),
+                start + datetime.timedelta(days=i + 1),
+            )
+            for i in range(count)
+        ]
+
+    def reports(self) -> list[ReportURL]:
+        """
+        See L{IManifest.reports}.
+        """
+        return self.requests
+
+    def report_names(self) -> set[str]:
+        """
+        See L{IManifest.report_names}.
+        """
+        return {request.report for request in self.requests}
+
+    def revised(self, entries: list[Publication]) -> list[tuple[ReportURL, Publication]]:
+        """
+        See L{IManifest.revised}: nothing is ever revised.
+        """
+        return []
+
+
+class SplitUnicodeTests(SynchronousTestCase):
+    """
+    Tests for L{commands.SplitUnicode}.
+    """
+
+    def roundTrip(self, text: str) -> amp.AmpBox:
+        """
+        Encode C{text}, check that it decodes to itself, and return the box.
+        """
+        box = amp.AmpBox()
+        commands.SplitUnicode().toBox(b"doc", box, {"doc": text}, None)
+        for value in box.values():
+            self.assertLessEqual(len(value), amp.MAX_VALUE_LENGTH)
+        decoded: dict[str, Any] = {}
+        commands.SplitUnicode().fromBox(b"doc", amp.AmpBox(box), decoded, None)
+        self.assertEqual(decoded, {"doc": text})
+        return box
+
+    def test_smallAsUnicode(self) -> None:
+        """
+        Text that fits in one value is carried exactly as L{amp.Unicode}
+        carries it, so existing peers read it.
+        """
+        box = self.roundTrip("caf\u00e9")
+        plain = amp.AmpBox()
+        amp.Unicode().toBox(b"doc", plain, {"doc": "caf\u00e9"}, None)
+        self.assertEqual(box, plain)
+
+    def test_empty(self) -> None:
+        """
+        Empty text is one empty value.
+        """
+        self.assertEqual(self.roundTrip(""), {b"doc": b""})
+
+    def test_large(self) -> None:
+        """
+        Longer text (300,000 bytes) is split into values of at most 65,535
+        bytes, even through multi-byte characters, and joined again.
+        """
+        box = self.roundTrip("\u00e9\u6f22x" * 50_000)
+        self.assertEqual(sorted(box), [b"doc", b"doc.1", b"doc.2", b"doc.3", b"doc.4"])
+
+
+class LargeAnswerTests(SynchronousTestCase):
+    """
+    Answers that grow with the configuration stay within AMP's values.
+    """
+
+    def setUp(self) -> None:
+        self.config = RecordingConfig(topics=["reports"], errors=[f"r.toml:{i}: bad" for i in range(20_000)])
+        self.document = big_status(2000)
+        self.service = control_service(
+            config=self.config, manifest=LongManifest(3000, 1000), status_document=lambda: self.document
+        )
+        self.client, self.server, self.pump = connected(self.service)
+        self.call(commands.Authenticate, token=TOKEN)
+
+    def call(self, command: type[amp.Command], **kwargs: object) -> Deferred[Any]:
+        """
+        Call C{command} on the connection and move the bytes until it is
+        answered.
+        """
+        return call(self.client, self.pump, command, **kwargs)
+
+    def test_status(self) -> None:
+        """
+        A status document of thousands of reports, far larger than one
+        value, reaches the client whole, as callers have always read it.
+        """
+        self.assertGreater(len(json.dumps(self.document)), 3 * amp.MAX_VALUE_LENGTH)
+        answer = self.successResultOf(self.call(commands.Status))
+        self.assertEqual(json.loads(answer["status"]), self.document)
+        document = status(self.client)
+        self.pump.flush()
+        self.assertEqual(self.successResultOf(document), self.document)
+
+    def test_reload(self) -> None:
+        """
+        C{Reload} answers every error, however many.
+        """
+        answer = self.successResultOf(self.call(commands.Reload))
+        self.assertEqual(json.loads(answer["errors"]), self.config.errors)
+
+    def test_reportsLongURLs(self) -> None:
+        """
+        With URLs of a kilobyte, a page of C{Reports} stops within one
+        value, and paging from where each page stops reaches every request.
+        """
+        answer = self.successResultOf(self.call(commands.Reports, offset=0, limit=500))
+        self.assertLessEqual(len(answer["urls"].encode("utf-8")), amp.MAX_VALUE_LENGTH)
+        self.assertLess(len(json.loads(answer["urls"])), 100)
+        found = all_requests(self.client)
+        self.pump.flush()
+        self.assertEqual(
+            [entry["url"] for entry in self.successResultOf(found)],
+            [request.url for request in self.service.daemon.requests()],
+        )
+
+    def test_reportsEntryTooLarge(self) -> None:
+        """
+        A request too large for one value on its own is refused with
+        C{PAYLOAD_TOO_LARGE} rather than answered as an empty page, which
+        would leave a client paging forever.
+        """
+        self.service = control_service(manifest=LongManifest(3, amp.MAX_VALUE_LENGTH))
+        self.client, self.server, self.pump = connected(self.service)
+        self.call(commands.Authenticate, token=TOKEN)
+        self.failureResultOf(self.call(commands.Reports, offset=0, limit=10), PayloadTooLarge)
+        self.successResultOf(self.call(commands.Status))
 
 
 class TLSTests(TestCase):

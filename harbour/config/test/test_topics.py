@@ -58,6 +58,7 @@ FULL: dict[str, dict[str, Any]] = {
         "max_attempts": 3,
         "retry_base": 0.5,
         "retry_cap": 30.0,
+        "retired_retention": 86400.0,
     },
     "download": {
         "directory": "elsewhere",

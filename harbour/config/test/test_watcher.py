@@ -10,14 +10,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred
+import attr
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
 
-from harbour.bus import Bus
-from harbour.config.watcher import MAX_SETTLE_SECONDS, SETTLE_SECONDS, ConfigService
-from harbour.interfaces import IEvent
+from harbour.bus import Bus, Subscription
+from harbour.config.paging import LIMIT, encode, follow_reports, page_topic
+from harbour.config.topics import ReportTopic, to_payload
+from harbour.config.watcher import MAX_SETTLE_SECONDS, SETTLE_SECONDS, ConfigService, error_payloads
+from harbour.errors import PayloadTooLarge, StoreUnavailable
+from harbour.interfaces import IBus, IEvent
 
 #: How long an integration test waits for an inotify-driven event.
 EVENT_TIMEOUT = 10
@@ -90,7 +95,7 @@ class ConfigServiceTests(SynchronousTestCase):
         topics, errors = self.successResultOf(self.service.reload())
         self.assertEqual((topics, errors), (["download", "manifest", "reports", "work"], []))
         self.assertEqual(setting(self.bus, "work", "max_attempts"), 3)
-        self.assertEqual(self.bus.retained("reports"), [])
+        self.assertEqual(setting(self.bus, "reports", "count"), 0)
 
     def test_onlyChangedTopicsRepublished(self) -> None:
         """
@@ -163,6 +168,226 @@ class ConfigServiceTests(SynchronousTestCase):
             self.clock.advance(SETTLE_SECONDS / 2)
             elapsed += SETTLE_SECONDS / 2
             self.assertLessEqual(elapsed, MAX_SETTLE_SECONDS + SETTLE_SECONDS)
+
+
+def reports_toml(count: int, prefix: str = "r", extra: str = "") -> str:
+    """
+    @return: A file of C{count} reports named C{<prefix>0000} on, each with
+        C{extra} lines.
+    """
+    return "".join(
+        f'[[reports]]\nname = "{prefix}{i:04d}"\nqueryname = "SLD_FCST"\nmarket_run_id = "DAM"\n{extra}'
+        for i in range(count)
+    )
+
+
+@implementer(IBus)
+@attr.s(auto_attribs=True)
+class RefusingBus:
+    """
+    A L{Bus} that refuses to publish some topics, a number of times each.
+
+    @ivar refusals: How many more times to refuse each topic.
+    @ivar error: What to refuse them with.
+    """
+
+    bus: Bus
+    refusals: dict[str, int]
+    error: Exception = attr.Factory(lambda: StoreUnavailable("the bus is away"))
+
+    def publish(self, topic: str, payload: object, retain: bool = False) -> Deferred[int]:
+        """
+        See L{IBus.publish}: refused if C{topic} is still to be refused.
+        """
+        if self.refusals.get(topic, 0) > 0:
+            self.refusals[topic] -= 1
+            return fail(self.error)
+        return self.bus.publish(topic, payload, retain)
+
+    def subscribe(self, pattern: str, callback: Callable[[IEvent], object]) -> Deferred[Subscription]:
+        """
+        See L{IBus.subscribe}.
+        """
+        return self.bus.subscribe(pattern, callback)
+
+    def unsubscribe(self, subscription: Subscription) -> Deferred[None]:
+        """
+        See L{IBus.unsubscribe}.
+        """
+        return self.bus.unsubscribe(subscription)
+
+
+class ScaleTests(SynchronousTestCase):
+    """
+    No event grows with the configuration, and a topic counts as published
+    only once the bus has taken it.
+    """
+
+    def setUp(self) -> None:
+        self.directory = Path(self.mktemp())
+        self.directory.mkdir()
+        self.clock = Clock()
+        self.bus = Bus()
+        self.refusing = RefusingBus(self.bus, {})
+        self.recorder = Recorder(self.bus)
+        self.service = ConfigService(self.clock, self.directory, self.refusing)
+        self.followed: list[list[ReportTopic]] = []
+        self.successResultOf(follow_reports(self.bus, self.followed.append))
+
+    def write(self, name: str, text: str) -> None:
+        (self.directory / name).write_text(text)
+
+    def reload(self) -> tuple[list[str], list[str]]:
+        """
+        Reload, and check that every event published fits in one value.
+        """
+        result = self.successResultOf(self.service.reload())
+        for topic, payload in self.recorder.events:
+            self.assertLess(len(encode(payload)), LIMIT, topic)
+        return result
+
+    def test_twoThousandReports(self) -> None:
+        """
+        Two thousand reports (some 400 kB) are published in pages, each
+        within one value, and a follower gets all of them, once.
+        """
+        self.write("reports.toml", reports_toml(2000))
+        topics, errors = self.reload()
+        self.assertEqual((topics, errors), (["download", "manifest", "reports", "work"], []))
+        [reports] = self.followed
+        self.assertEqual([r.name for r in reports], [f"r{i:04d}" for i in range(2000)])
+        pages = [topic for topic, ignored in self.recorder.events if topic.startswith("reports.")]
+        self.assertGreater(len(pages), 5)
+        topics = self.recorder.topics()
+        self.assertGreater(topics.index("reports"), topics.index(page_topic(len(pages) - 1)))
+        self.assertEqual(setting(self.bus, "reports", "count"), 2000)
+        self.assertEqual(self.service.current("reports"), [to_payload(r) for r in reports])
+
+    def test_oneReportChanged(self) -> None:
+        """
+        Changing one report republishes the list, which a follower gets
+        once, whole; a reload without changes publishes nothing.
+        """
+        self.write("reports.toml", reports_toml(2000))
+        self.reload()
+        self.write("reports.toml", reports_toml(1999) + reports_toml(1, "z"))
+        del self.recorder.events[:]
+        self.assertEqual(self.reload(), (["reports"], []))
+        self.assertEqual([r.name for r in self.followed[-1]][-2:], ["r1998", "z0000"])
+        self.assertEqual(len(self.followed), 2)
+        self.assertEqual(self.recorder.topics()[-1], "reports")
+        del self.recorder.events[:]
+        self.assertEqual(self.reload(), ([], []))
+        self.assertEqual(self.recorder.events, [])
+
+    def test_shrinking(self) -> None:
+        """
+        After a shorter list, the pages only the longer one used are
+        blanked, and a late follower gets the shorter list.
+        """
+        self.write("reports.toml", reports_toml(2000))
+        self.reload()
+        longer = setting(self.bus, "reports", "pages")
+        assert isinstance(longer, int)
+        self.write("reports.toml", reports_toml(10))
+        self.reload()
+        self.assertEqual(setting(self.bus, "reports", "pages"), 1)
+        for number in range(1, longer):
+            self.assertEqual(setting(self.bus, page_topic(number), "reports"), [])
+        late: list[list[ReportTopic]] = []
+        self.successResultOf(follow_reports(self.bus, late.append))
+        self.assertEqual([len(reports) for reports in late], [10])
+        self.assertEqual([len(reports) for reports in self.followed], [2000, 10])
+
+    def test_reportTooLarge(self) -> None:
+        """
+        A report too large for one value is not published: the error,
+        located at the report, is logged and published as C{config.error},
+        C{Status} and C{Reload} show it, the other topics are published,
+        and fixing it publishes the reports.
+        """
+        huge = f'params = {{ node = "{"N" * LIMIT}" }}\n'
+        self.write("a.toml", "[work]\nmax_attempts = 3\n")
+        self.write("reports.toml", reports_toml(2) + reports_toml(1, "big", huge))
+        topics, errors = self.reload()
+        self.assertEqual(topics, ["download", "manifest", "work"])
+        [error] = errors
+        self.assertTrue(error.startswith("reports.toml:9: reports[2]: cannot publish: it is "), error)
+        topic, payload = self.recorder.events[-1]
+        self.assertEqual((topic, payload["file"], payload["line"]), ("config.error", "reports.toml", 9))
+        self.assertEqual(self.service.status()["errors"], [error])
+        self.assertIsNone(self.bus.retained("reports"))
+        self.assertIsNone(self.service.current("reports"))
+        self.assertEqual(self.followed, [])
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.write("reports.toml", reports_toml(3))
+        self.assertEqual(self.reload(), (["reports"], []))
+        self.assertEqual(self.service.status()["errors"], [])
+        self.assertEqual(len(self.followed[0]), 3)
+
+    def test_refusedPublishRetried(self) -> None:
+        """
+        A topic the bus refuses is not counted as published: the refusal is
+        logged and published as C{config.error}, and the next reload,
+        with no file changed, publishes it.
+        """
+        self.refusing.refusals["work"] = 1
+        self.refusing.error = PayloadTooLarge("far too large")
+        self.write("a.toml", "[work]\nmax_attempts = 3\n")
+        topics, errors = self.reload()
+        self.assertEqual(topics, ["download", "manifest", "reports"])
+        self.assertEqual(errors, ["a.toml:1: work: cannot publish: far too large"])
+        self.assertEqual(self.recorder.events[-1][0], "config.error")
+        self.assertIsNone(self.bus.retained("work"))
+        self.assertIsNone(self.service.current("work"))
+        self.assertEqual(self.reload(), (["work"], []))
+        self.assertEqual(setting(self.bus, "work", "max_attempts"), 3)
+
+    def test_refusedPageRetried(self) -> None:
+        """
+        If one page is refused, the index is not published (a follower
+        keeps the list it has); the next reload publishes what is missing.
+        """
+        self.write("reports.toml", reports_toml(10))
+        self.reload()
+        self.refusing.refusals[page_topic(1)] = 1
+        self.write("reports.toml", reports_toml(2000))
+        topics, errors = self.reload()
+        self.assertNotIn("reports", topics)
+        self.assertEqual(len(errors), 1)
+        self.assertIn("the bus is away", errors[0])
+        self.assertEqual([len(reports) for reports in self.followed], [10])
+        self.assertEqual(setting(self.bus, "reports", "count"), 10)
+        self.assertEqual(self.reload(), (["reports"], []))
+        self.assertEqual([len(reports) for reports in self.followed], [10, 2000])
+        self.flushLoggedErrors()
+
+    def test_manyErrors(self) -> None:
+        """
+        A file with thousands of errors publishes them as several
+        C{config.error} events, each within one value, that together
+        carry every error; C{Reload} answers them all.
+        """
+        self.write("reports.toml", reports_toml(2000, extra="window = 5\n"))
+        topics, errors = self.reload()
+        self.assertEqual(len(errors), 2000)
+        published = [payload for topic, payload in self.recorder.events if topic == "config.error"]
+        self.assertGreater(len(published), 1)
+        carried = [entry["text"] for payload in published for entry in payload["errors"]]
+        self.assertEqual(carried, errors)
+        self.assertEqual([p["line"] for p in published], [p["errors"][0]["line"] for p in published])
+        self.assertEqual(self.service.status()["last_error"], published[-1])
+        self.flushLoggedErrors()
+
+    def test_errorPayloadsClipped(self) -> None:
+        """
+        A problem quoting a huge value is clipped, so that one problem
+        always fits in one event.
+        """
+        from harbour.config.schema import Problem
+
+        [payload] = error_payloads("a.toml", [Problem("a.toml", 2, "k", "x" * (2 * LIMIT))])
+        self.assertLess(len(encode(payload)), 5000)
 
 
 class InotifyTests(TestCase):
