@@ -7,12 +7,16 @@ HTML "Acceptable Use Policy" page instead, with 200 too.  L{classify} reads
 an answer (bytes, a path or a file) and says which of these it is; every
 member is read through, so a zip cut short or a corrupt member is caught
 here rather than by the analyst.
+
+When requests come too fast OASIS answers HTTP 429 with that page, and no
+C{Retry-After}: the page says how long to wait (L{throttle_pause}).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import zipfile
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -41,6 +45,18 @@ BAD_REQUEST_CODES = frozenset({1001, 1002, 1004, 1005, 1016, 1017, 1018, 1019, 1
 
 #: How much of a member is read per step.
 CHUNK = 1 << 16
+
+#: The wait OASIS's Acceptable Use Policy asks between requests, and so the
+#: least a throttled request waits.
+THROTTLE_PAUSE = 5.0
+#: The longest wait a throttle page is believed for: it is free text, and
+#: a misprint must not hold every worker off OASIS for days.
+THROTTLE_PAUSE_MOST = 3600.0
+#: How much of a throttle page is read for its wait: the recorded page is
+#: 114 bytes.
+THROTTLE_PAGE_BYTES = 1 << 14
+
+_RETRY_AFTER_TEXT = re.compile(rb"retry\s+your\s+request\s+after\s+(\d+(?:\.\d+)?)\s*sec", re.IGNORECASE)
 
 
 @attr.s(frozen=True, auto_attribs=True)
@@ -96,6 +112,24 @@ def classify(answer: bytes | bytearray | memoryview | str | os.PathLike[str] | B
     except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, NotImplementedError) as e:
         return Verdict(RETRY_LATER, description=f"zip cut short or corrupt: {e}")
     return Verdict(DATA, members=names)
+
+
+def throttle_pause(page: bytes) -> float:
+    """
+    How long a throttle page asks us to wait.
+
+    @param page: The start of the body of a 429 answer without
+        C{Retry-After}, such as the recorded "CAISO Acceptable Use Policy
+        Violation. Please retry your request after 5 seconds."
+    @return: The seconds it names, but never less than L{THROTTLE_PAUSE}
+        (OASIS's rule is one request every 5 seconds, whatever a page
+        says) nor more than L{THROTTLE_PAUSE_MOST}; L{THROTTLE_PAUSE} when
+        it names none.
+    """
+    found = _RETRY_AFTER_TEXT.search(page[:THROTTLE_PAGE_BYTES])
+    if found is None:
+        return THROTTLE_PAUSE
+    return min(THROTTLE_PAUSE_MOST, max(THROTTLE_PAUSE, float(found.group(1))))
 
 
 def _read_member(archive: zipfile.ZipFile, name: str, single: bool) -> Verdict | None:

@@ -8,10 +8,17 @@ an answer larger than its cap is refused; a non-200 answer is an
 L{AttemptFailed} carrying the server's C{Retry-After}; and a
 C{max_bytes_per_second} cap paces the body.  Cancelling the L{Deferred} of
 L{OasisClient.fetch} ends the request at whatever stage it is.
+
+OASIS throttles with HTTP 429 and an HTML page that says how long to wait
+instead of a C{Retry-After} ("Please retry your request after 5 seconds"):
+the attempt then carries that wait, at least 5 s, and the host's next
+politeness slot moves back by as much, so that no worker sharing the
+limiter asks again sooner.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Generator
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar, cast
@@ -29,9 +36,14 @@ from twisted.web.http import PotentialDataLoss
 from twisted.web.iweb import IResponse
 
 from harbour.config.schema import DownloadTopic
+from harbour.errors import StoreUnavailable
 from harbour.interfaces import ILimiter
+from harbour.oasis.classify import THROTTLE_PAGE_BYTES, throttle_pause
 
 T = TypeVar("T")
+
+#: OASIS's answer to requests that come too fast.
+TOO_MANY_REQUESTS = 429
 
 
 class AttemptFailed(Exception):
@@ -143,6 +155,53 @@ class _Body(Protocol):
             self.done.errback(AttemptFailed(f"connection lost mid-body: {reason.getErrorMessage()}"))
 
 
+class _Head(Protocol):
+    """
+    Keeps the first bytes of a body, up to a size, and drops the rest
+    unread (the connection with it) rather than read a long body we do not
+    want.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._kept: list[bytes] = []
+        self._count = 0
+        self.done: Deferred[bytes] = Deferred(lambda d: self._stop())
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Keep C{data}, as far as the size allows.
+        """
+        if self.done.called:
+            return
+        kept = data[: self._size - self._count]
+        self._kept.append(kept)
+        self._count += len(kept)
+        if self._count >= self._size:
+            self.cut()
+
+    def cut(self) -> None:
+        """
+        Fire C{done} with what has arrived, and stop receiving.
+        """
+        if not self.done.called:
+            self.done.callback(b"".join(self._kept))
+        self._stop()
+
+    def _stop(self) -> None:
+        if self.transport is not None:
+            cast(IPushProducer, self.transport).stopProducing()
+
+    # As for _Body.connectionLost, the default is never used.
+    def connectionLost(self, reason: Failure = ResponseDone) -> None:  # type: ignore[assignment]
+        """
+        Fire C{done} with what has arrived, unless it has fired already: a
+        page cut short still says what it says.
+        """
+        if not self.done.called:
+            self.done.callback(b"".join(self._kept))
+
+
 class _Discard(Protocol):
     """
     Reads and drops a body we do not want, so the connection can be reused.
@@ -252,9 +311,8 @@ class OasisClient:
             L{CancelledError} when cancelled.
         """
         clock = self.reactor
-        wait = yield _shielded(
-            self.limiter.reserve(urlsplit(transfer.url).netloc, self.settings.min_request_interval)
-        )
+        host = urlsplit(transfer.url).netloc
+        wait = yield _shielded(self.limiter.reserve(host, self.settings.min_request_interval))
         if wait > 0:
             yield deferLater(clock, wait, lambda: None)
         transfer.started = clock.seconds()
@@ -266,6 +324,8 @@ class OasisClient:
             raise
         except Exception as e:
             raise AttemptFailed(f"request failed: {e}") from None
+        if response.code != 200:
+            raise (yield self._refused(host, response))
         if limit is None:
             limit = self.settings.max_bytes
         return (yield self._receive(transfer, response, write, limit, limit_name))
@@ -279,10 +339,6 @@ class OasisClient:
         limit_name: str,
     ) -> Deferred[int]:
         clock = self.reactor
-        if response.code != 200:
-            pause = retry_after(response.headers.getRawHeaders(b"retry-after", [None])[0], clock.seconds())
-            response.deliverBody(_Discard())
-            raise AttemptFailed(f"HTTP {response.code}", pause)
         idle = self.settings.idle_timeout
         started = clock.seconds()
 
@@ -306,6 +362,51 @@ class OasisClient:
 
         response.deliverBody(body)
         return body.done.addBoth(over)
+
+    @inlineCallbacks
+    def _refused(self, host: str, response: IResponse) -> Generator[Deferred[Any], Any, AttemptFailed]:
+        """
+        Read what a non-200 answer asks of us.
+
+        @return: A L{Deferred} firing with the L{AttemptFailed} to raise,
+            carrying the wait asked for: C{Retry-After}, or for a 429
+            without it the wait its page names (at least 5 s).  After a 429
+            the host's next politeness slot is pushed back by that wait too.
+        """
+        pause = retry_after(response.headers.getRawHeaders(b"retry-after", [None])[0], self.reactor.seconds())
+        if response.code != TOO_MANY_REQUESTS:
+            response.deliverBody(_Discard())
+            return AttemptFailed(f"HTTP {response.code}", pause)
+        if pause is None:
+            pause = throttle_pause((yield self._head(response, THROTTLE_PAGE_BYTES)))
+        else:
+            response.deliverBody(_Discard())
+        # The throttle answers the pace of every request from this host, not
+        # this one request: a slot reserved for the whole wait keeps every
+        # worker sharing the limiter off until it is over.  (This reserves
+        # after any slots already handed out, so the wait may come on top
+        # of them: later rather than too soon.)
+        with contextlib.suppress(StoreUnavailable):  # Redis away: the task's own retry still waits
+            yield _shielded(self.limiter.reserve(host, pause))
+        return AttemptFailed(f"HTTP 429: throttled, retry after {pause:g} s", pause)
+
+    def _head(self, response: IResponse, size: int) -> Deferred[bytes]:
+        """
+        Read the start of a body we only want to look at.
+
+        @return: A L{Deferred} firing with at most its first C{size} bytes,
+            or what arrived within C{idle_timeout}.
+        """
+        head = _Head(size)
+        deadline = self.reactor.callLater(self.settings.idle_timeout, head.cut)
+
+        def over(result: T) -> T:
+            if deadline.active():
+                deadline.cancel()
+            return result
+
+        response.deliverBody(head)
+        return head.done.addBoth(over)
 
     def _throttle(self, body: _Body, received: int, started: float) -> None:
         cap = self.settings.max_bytes_per_second

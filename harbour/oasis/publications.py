@@ -8,6 +8,9 @@ what is not yet published.  An answer is first classified like any other
 (L{harbour.oasis.classify}); its rows are then read by column name (CSV) or by
 local element name (XML), whichever OASIS sent, and columns we do not use
 are ignored, so that a column OASIS adds or reorders changes nothing.
+
+A time without an offset is Pacific, as OASIS's reports say (C{TZ=PPT}),
+unless its column's name ends in C{_GMT}.
 """
 
 from __future__ import annotations
@@ -15,25 +18,39 @@ from __future__ import annotations
 import csv
 import datetime
 import io
+import re
 import zipfile
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 from xml.etree.ElementTree import Element, ParseError, XMLPullParser
+from zoneinfo import ZoneInfo
 
 import attr
 
 from harbour.oasis import classify as verdicts
 
 UTC = datetime.UTC
+#: The zone of OASIS's times that carry no offset (its reports' C{TZ=PPT}).
+PACIFIC = ZoneInfo("America/Los_Angeles")
 
 #: The names each field goes by: the first is what the simulator writes,
-#: the others are read too.
+#: the others are read too (the first present wins).  C{PUBLICATION_DATE},
+#: C{ATLPUBVERSION}, C{OPR_DT}, C{REPORT_NAME}, C{MARKET_RUN_ID} and
+#: C{STATUS} are the names public scrapers of C{ATL_PUB} read; their
+#: C{OASIS_SECTION}, C{PUBLICATION_ID}, C{OPR_HR} and C{OPR_INTERVAL} are
+#: not needed (a report's day is published or not, whatever its hours).
 FIELDS = {
     "queryname": ("REPORT_NAME", "QUERYNAME", "REPORT"),
     "market_run_id": ("MARKET_RUN_ID", "MKT_TYPE", "MARKET"),
     "day": ("OPR_DT", "OPR_DATE", "TRADE_DATE"),
-    "published": ("PUBLICATION_TIME_GMT", "PUB_TIME_GMT", "PUBLICATION_TIME"),
-    "version": ("ATLPUB_VERSION", "PUB_VERSION", "VERSION"),
+    "published": (
+        "PUBLICATION_TIME_GMT",
+        "PUB_TIME_GMT",
+        "PUBLICATION_DATE_GMT",
+        "PUBLICATION_TIME",
+        "PUBLICATION_DATE",
+    ),
+    "version": ("ATLPUB_VERSION", "ATLPUBVERSION", "PUB_VERSION", "VERSION"),
     "status": ("STATUS",),
     "time": ("PUBLICATION_TIME", "PUB_TIME"),
     "day_offset": ("TRADE_DAY_OFFSET", "DAY_OFFSET"),
@@ -165,27 +182,64 @@ def _rows(name: str, data: bytes) -> Iterator[dict[str, str]]:
 
 
 def _field(row: dict[str, str], field: str, default: str | None = None) -> str:
+    return _named(row, field, default)[1]
+
+
+def _named(row: dict[str, str], field: str, default: str | None = None) -> tuple[str, str]:
+    """
+    @return: The name of the column C{field} was found in, and its value
+        (C{("", default)} if there is none).
+    @raise KeyError: If there is none and no default.
+    """
     for name in FIELDS[field]:
         value = row.get(name)
         if value:
-            return value
+            return name, value
     if default is not None:
-        return default
+        return "", default
     raise KeyError(f"no {' or '.join(FIELDS[field])} column")
 
 
-def _moment(text: str) -> float:
+#: The forms of a time besides ISO 8601 (C{2025-03-08T21:00:00-00:00},
+#: C{2025-03-10 14:02:00}): OASIS's URL form, and the US form public
+#: scrapers of the log also read.
+_MOMENTS = ("%Y%m%dT%H:%M%z", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M")
+
+
+def _moment(text: str, column: str) -> float:
     """
-    @return: POSIX time of C{2025-03-08T21:00:00-00:00} (or the URL form
-        C{20250308T21:00-0000}).
+    @param column: The name of the column C{text} is from: without an
+        offset, a time is GMT if that name ends in C{_GMT}, else Pacific
+        (an hour the autumn change repeats is taken as the first, daylight
+        time, one).
+    @return: POSIX time of C{text}.
     """
     try:
         moment = datetime.datetime.fromisoformat(text)
     except ValueError:
-        moment = datetime.datetime.strptime(text, "%Y%m%dT%H:%M%z")
+        for form in _MOMENTS:
+            try:
+                moment = datetime.datetime.strptime(text, form)
+                break
+            except ValueError:
+                pass
+        else:
+            raise ValueError(f"{column}: {text!r} is not a time") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=UTC if column.endswith("_GMT") else PACIFIC)
     return moment.timestamp()
+
+
+def _version(row: dict[str, str]) -> int:
+    """
+    @return: The entry's version: its number (C{2}, C{v2}), or without
+        one, 2 for a revision and 1 for a publication.
+    """
+    status = _field(row, "status", "PUBLISHED").upper()
+    number = re.search(r"\d+", _field(row, "version", ""))
+    if number is None:
+        return 2 if status.startswith("REVIS") else 1
+    return int(number.group())
 
 
 def _day(text: str) -> datetime.date:
@@ -196,15 +250,9 @@ def _day(text: str) -> datetime.date:
 
 
 def _publication(row: dict[str, str]) -> Publication:
-    status = _field(row, "status", "PUBLISHED").upper()
-    version = int(_field(row, "version", "2" if status.startswith("REVIS") else "1"))
-    return Publication(
-        _field(row, "queryname"),
-        _field(row, "market_run_id", ""),
-        _day(_field(row, "day")),
-        _moment(_field(row, "published")),
-        version,
-    )
+    queryname, market, day = _field(row, "queryname"), _field(row, "market_run_id", ""), _field(row, "day")
+    column, published = _named(row, "published")
+    return Publication(queryname, market, _day(day), _moment(published, column), _version(row))
 
 
 def _scheduled(row: dict[str, str]) -> Scheduled:

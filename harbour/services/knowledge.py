@@ -4,6 +4,14 @@ each (queryname, market run), how far the log has been read, the
 publication schedule, and whether the log is followed or has been given up
 for plain date ranges.  No I/O: the follower reads, this remembers and
 decides.
+
+A log can be readable and still wrong about a report: OASIS may stop
+logging it, or log it under another name or market.  Its newest day then
+stands still while the report's date range moves on, and capping the
+report there would stop its new days silently.  So a report whose newest
+published day trails the last day of its date range by more than
+L{LAG_DAYS} is not capped: it follows its date range until the log catches
+up (L{Knowledge.lagging}).
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import attr
 
 from harbour.config.schema import ManifestTopic, ReportTopic
 from harbour.oasis.publications import Publication, Scheduled
-from harbour.oasis.requests import gmt
+from harbour.oasis.requests import gmt, market_today, report_range
 
 #: Each read starts this much before where the last one ended: an entry can
 #: appear in the log a little after the time it carries.
@@ -32,6 +40,13 @@ SPAN = 31 * 86400.0
 AFTER_PUBLICATION = 60.0
 #: The longest wait before reading again after a failed read.
 RETRY = 60.0
+#: How many days a report's newest published day may trail the last day of
+#: its date range (today, usually) before the log is taken to have lost it.
+#: A report published within a day of its trading day trails by at most 2
+#: (today, and yesterday until it is out).  The catalogue's reports
+#: published later (C{PUB_BID}, 90 days after) come only as group zips,
+#: which the log does not cap.
+LAG_DAYS = 2
 
 LEARNING = "learning"
 FOLLOWING = "following"
@@ -119,19 +134,52 @@ class Knowledge:
             return True
         return False
 
-    def published_through(self, definitions: list[ReportTopic]) -> dict[str, datetime.date]:
+    def published_through(
+        self, definitions: list[ReportTopic], manifest: ManifestTopic, now: float
+    ) -> dict[str, datetime.date]:
         """
         @return: The last published day of each enabled report the log
-            covers; none while falling back to date ranges.
+            covers, but those L{lagging} at C{now}; none while falling back
+            to date ranges.
         """
         if self.mode == DATE_RANGES:
             return {}
+        lagging = self.lagging(definitions, manifest, now)
         caps = {}
         for report in definitions:
             day = self.published.get(report_key(report))
-            if report.enabled and day is not None:
+            if report.enabled and day is not None and report.name not in lagging:
                 caps[report.name] = day
         return caps
+
+    def lagging(self, definitions: list[ReportTopic], manifest: ManifestTopic, now: float) -> dict[str, str]:
+        """
+        @return: C{{report name: why}} for each enabled report whose newest
+            day in the log trails the last day of its date range (on the
+            market's today at C{now}, and no later than today) by more than
+            L{LAG_DAYS}: they follow their date ranges.  None while falling
+            back to date ranges for every report.
+        """
+        if self.mode == DATE_RANGES:
+            return {}
+        today = market_today(manifest, now)
+        found = {}
+        for report in definitions:
+            day = self.published.get(report_key(report))
+            if not report.enabled or day is None:
+                continue
+            # An end ahead of today ("+1d") is for day-ahead reports, which
+            # the log shows ahead anyway: a report published after its day
+            # is not expected there.
+            last = min(today, report_range(manifest, report, today)[1])
+            behind = (last - day).days
+            if behind > LAG_DAYS:
+                queryname, market = report_key(report)
+                found[report.name] = (
+                    f"the log's newest day of {queryname} {market} is {day.isoformat()}, "
+                    f"{behind} days before {last.isoformat()}"
+                )
+        return found
 
     def next_delay(self, now: float, manifest: ManifestTopic, definitions: list[ReportTopic]) -> float:
         """
@@ -196,12 +244,15 @@ class Knowledge:
             days += [f"{queryname}|{market}", day.isoformat()]
         return ["base_url", base_url, "read_through", repr(self.read_through)], days
 
-    def status(self, definitions: list[ReportTopic], next_read: float | None) -> dict[str, Any]:
+    def status(
+        self, definitions: list[ReportTopic], manifest: ManifestTopic, now: float, next_read: float | None
+    ) -> dict[str, Any]:
         """
-        @return: The C{Status} of following the log.
+        @return: The C{Status} of following the log at C{now}.
         """
         published = {
-            name: day.isoformat() for name, day in sorted(self.published_through(definitions).items())
+            name: day.isoformat()
+            for name, day in sorted(self.published_through(definitions, manifest, now).items())
         }
         return {
             "mode": self.mode,
@@ -213,6 +264,7 @@ class Knowledge:
             "next_read": iso(next_read),
             "published": published,
             "date_ranges": sorted(r.name for r in definitions if r.enabled and r.name not in published),
+            "lagging": dict(sorted(self.lagging(definitions, manifest, now).items())),
             "scheduled": len(self.schedule),
         }
 

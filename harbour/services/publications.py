@@ -17,7 +17,12 @@ Schedule (C{ATL_PUB_SCHED}) announces, through the shared L{OasisClient}:
 When the log cannot be read for a whole C{publications_interval} (or was
 never read), the caps are dropped (plain date ranges) until it can;
 C{Status} and the log say so.  Reports the log does not mention (group
-zips, other sources) always use date ranges.
+zips, other sources) always use date ranges, and so does a report whose
+newest day in the log trails its date range by more than two days
+(L{harbour.services.knowledge.Knowledge.lagging}) until the log catches up:
+a log that reads but has lost a report must not stop its new days.
+C{Status} names those reports and why, and the log says when one starts
+and stops lagging.
 """
 
 from __future__ import annotations
@@ -34,13 +39,14 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from harbour.bus import Subscription
+from harbour.config.paging import follow_reports
 from harbour.config.schema import ManifestTopic, ReportTopic
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, IEvent, IPublications, IRedis, IStatusSource, StatusDocument
 from harbour.oasis.client import OasisClient
 from harbour.oasis.publications import Publication, parse_log, parse_schedule
 from harbour.services.cycle import Cycle
-from harbour.services.knowledge import CATCH_UP, OFF, SPAN, Knowledge, log_url
+from harbour.services.knowledge import CATCH_UP, FOLLOWING, LEARNING, OFF, SPAN, Knowledge, log_url
 from harbour.store.tasks import pairs
 
 #: How often the publication schedule is read.
@@ -78,6 +84,10 @@ class PublicationsFollower(Service):
     _known: Knowledge = attr.ib(factory=Knowledge, init=False)
     _loaded: bool = attr.ib(default=False, init=False)
     _reads: Cycle = attr.ib(init=False)
+    # What publications.updated last said (mode, caps), and which reports
+    # the log was last said to lag behind, and why.
+    _announced: tuple[str, dict[str, str]] = attr.ib(factory=lambda: (LEARNING, {}), init=False)
+    _lagging: dict[str, str] = attr.ib(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._reads = Cycle(
@@ -110,7 +120,7 @@ class PublicationsFollower(Service):
         self._subscriptions = yield gatherResults(
             [
                 self.bus.subscribe("manifest", self._manifest_changed),
-                self.bus.subscribe("reports", self._reports_changed),
+                follow_reports(self.bus, self._reports_changed),
             ]
         )
 
@@ -135,15 +145,17 @@ class PublicationsFollower(Service):
             self._known.mode = OFF
             self._reads.release()
 
-    def _reports_changed(self, event: IEvent) -> None:
-        self.definitions = [ReportTopic.from_payload(report) for report in event.payload]
+    def _reports_changed(self, reports: list[ReportTopic]) -> None:
+        self.definitions = reports
 
     def published_through(self) -> dict[str, datetime.date]:
         """
         See L{IPublications.published_through}: none while falling back to
-        date ranges.
+        date ranges, and none for a report the log lags behind.
         """
-        return self._known.published_through(self.definitions) if self.following else {}
+        if not self.following:
+            return {}
+        return self._known.published_through(self.definitions, self.manifest, self.reactor.seconds())
 
     def when_known(self) -> Deferred[None]:
         """
@@ -166,7 +178,6 @@ class PublicationsFollower(Service):
         One read of the log (and of the schedule when due), and what
         follows from it.
         """
-        before = (self._known.mode, self._published_days())
         entries: list[Publication] | None = None
         try:
             yield self._reads.interruptible(self.ready())
@@ -185,8 +196,13 @@ class PublicationsFollower(Service):
             entries = []
         else:
             self._read_succeeded()
+        self._note_lagging()
+        # Compared with what was last said rather than with the caps before
+        # this read: caps also move between reads, as days pass (a report
+        # starts lagging when today moves on).
         after = (self._known.mode, self._published_days())
-        if after != before:
+        if after != self._announced:
+            self._announced = after
             yield self.bus.publish("publications.updated", {"mode": after[0], "published": after[1]})
         if entries:
             for observer in self._observers:
@@ -196,6 +212,35 @@ class PublicationsFollower(Service):
 
     def _published_days(self) -> dict[str, str]:
         return {name: day.isoformat() for name, day in sorted(self.published_through().items())}
+
+    def _note_lagging(self) -> None:
+        """
+        Say once when the log starts to lag behind a report's date range,
+        and once when it catches up.
+        """
+        if self._known.mode != FOLLOWING:
+            return  # every report is on date ranges: nothing to say per report
+        now = self.reactor.seconds()
+        lagging = self._known.lagging(self.definitions, self.manifest, now)
+        for name, why in sorted(lagging.items()):
+            if name not in self._lagging:
+                self.log.warn(
+                    "{report}: {why}: requesting its days by date range until the publications log "
+                    "catches up",
+                    report=name,
+                    why=why,
+                    service="publications",
+                )
+        # A report no longer lagging because it was removed, or the log no
+        # longer mentions it, has not caught up: only a capped one has.
+        capped = self._known.published_through(self.definitions, self.manifest, now)
+        for name in sorted((self._lagging.keys() - lagging.keys()) & capped.keys()):
+            self.log.info(
+                "{report}: the publications log has caught up: following it again",
+                report=name,
+                service="publications",
+            )
+        self._lagging = lagging
 
     def _read_succeeded(self) -> None:
         if self._known.succeeded(self.reactor.seconds()):
@@ -310,4 +355,6 @@ class PublicationsFollower(Service):
         """
         if not self.following:
             return {"mode": OFF}
-        return self._known.status(self.definitions, self._reads.next_run())
+        return self._known.status(
+            self.definitions, self.manifest, self.reactor.seconds(), self._reads.next_run()
+        )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbour.oasis.classify import BAD_REQUEST, DATA, EMPTY, ERROR, RETRY_LATER, classify
+from harbour.oasis.classify import BAD_REQUEST, DATA, EMPTY, ERROR, RETRY_LATER, classify, throttle_pause
 from harbour.testing.simulator import THROTTLE_PAGE, error_document
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
@@ -79,6 +79,17 @@ class SampleTests(SynchronousTestCase):
         self.assertEqual(verdict.kind, RETRY_LATER)
         self.assertIn("line 78", verdict.description)
 
+    def test_throttlePageRecorded(self) -> None:
+        """
+        The recorded throttle page asks for 5 s; sent with HTTP 200, as some
+        clients report, it is an answer to fetch again later.
+        """
+        page = (SAMPLES / "http_429_acceptable_use_policy.html").read_bytes()
+        self.assertEqual(throttle_pause(page), 5.0)
+        verdict = classify(page)
+        self.assertEqual(verdict.kind, RETRY_LATER)
+        self.assertIn("HTML", verdict.description)
+
     def test_prefixedErrorXML(self) -> None:
         """
         The real error XML (C{m:} prefix) is recognised by local names.
@@ -99,6 +110,22 @@ class ShapeTests(SynchronousTestCase):
         verdict = classify(THROTTLE_PAGE)
         self.assertEqual(verdict.kind, RETRY_LATER)
         self.assertIn("HTML", verdict.description)
+
+    def test_throttlePause(self) -> None:
+        """
+        A throttle page's wait is read from its words, whatever their case
+        and spacing, but never less than OASIS's 5 s nor more than an hour;
+        a page naming none means 5 s.
+        """
+        for page, pause in [
+            (b"Please retry your request after 30 seconds.", 30.0),
+            (b"please RETRY your request\nafter 7.5 sec", 7.5),
+            (b"Please retry your request after 1 seconds.", 5.0),
+            (b"Please retry your request after 999999 seconds.", 3600.0),
+            (b"Please wait before submitting another request.", 5.0),
+            (b"", 5.0),
+        ]:
+            self.assertEqual(throttle_pause(page), pause, page)
 
     def test_notAZip(self) -> None:
         """

@@ -79,6 +79,67 @@ class ParseTests(SynchronousTestCase):
             ],
         )
 
+    def test_scraperColumns(self) -> None:
+        """
+        The columns public scrapers of C{ATL_PUB} read (C{PUBLICATION_DATE},
+        C{ATLPUBVERSION}, ...) are read, in CSV and in XML alike, with the
+        others (C{PUBLICATION_ID}, C{OPR_HR}, ...) ignored.  Their
+        C{PUBLICATION_DATE} has no offset: it is Pacific, standard time
+        before the spring change of 2025-03-09 and daylight time after.
+        """
+        expected = [
+            Publication(
+                "PRC_INTVL_LMP", "RTM", datetime.date(2025, 3, 8), moment("2025-03-09T07:50:00+00:00"), 1
+            ),
+            Publication(
+                "PRC_INTVL_LMP", "RTM", datetime.date(2025, 3, 8), moment("2025-03-09T07:55:00+00:00"), 1
+            ),
+            Publication("SLD_FCST", "DAM", datetime.date(2025, 3, 7), moment("2025-03-09T17:15:00+00:00"), 2),
+            Publication("PRC_LMP", "DAM", datetime.date(2025, 3, 11), moment("2025-03-10T20:02:00+00:00"), 1),
+        ]
+        for name in ("shape_ATL_PUB_scraper_columns.csv", "shape_ATL_PUB_scraper_columns.xml"):
+            answer = zipped("20250308_20250310_ATL_PUB_v1" + name[-4:], (SAMPLES / name).read_bytes())
+            self.assertEqual(parse_log(answer), expected, name)
+
+    def test_gmtColumnWithoutOffset(self) -> None:
+        """
+        A time without an offset in a column whose name ends in C{_GMT} is
+        GMT: the same text as in C{PUBLICATION_DATE}, 8 hours earlier in
+        winter and 7 in summer.
+        """
+        text = (SAMPLES / "shape_ATL_PUB_scraper_columns.csv").read_text()
+        pacific = parse_log(zipped("a.csv", text.encode()))
+        gmt = parse_log(zipped("a.csv", text.replace("PUBLICATION_DATE", "PUBLICATION_DATE_GMT").encode()))
+        self.assertEqual(gmt[0].published, moment("2025-03-08T23:50:00+00:00"))
+        self.assertEqual(
+            [round(p.published - g.published) for p, g in zip(pacific, gmt, strict=True)],
+            [8 * 3600, 8 * 3600, 7 * 3600, 7 * 3600],
+        )
+
+    def test_pacificForms(self) -> None:
+        """
+        A Pacific time may be ISO 8601 or the US form; the hour the autumn
+        change repeats is taken as its first (daylight) occurrence; a
+        version may carry letters.
+        """
+        header = "REPORT_NAME,MARKET_RUN_ID,OPR_DT,PUBLICATION_DATE,STATUS,ATLPUBVERSION\n"
+        rows = [
+            "PRC_LMP,DAM,2024-11-03,2024-11-03T01:30:00,PUBLISHED,1",
+            "PRC_LMP,DAM,2024-11-04,11/03/2024 14:00,PUBLISHED,1",
+            "PRC_LMP,DAM,2024-11-02,11/04/2024 09:00:30,REVISED,v3",
+            "PRC_LMP,DAM,2024-11-01,2024-11-05 09:00:00+00:00,REVISED,",
+        ]
+        entries = parse_log(zipped("a.csv", (header + "\n".join(rows)).encode()))
+        self.assertEqual(
+            [(e.published, e.version) for e in entries],
+            [
+                (moment("2024-11-03T08:30:00+00:00"), 1),
+                (moment("2024-11-03T22:00:00+00:00"), 1),
+                (moment("2024-11-04T17:00:30+00:00"), 3),
+                (moment("2024-11-05T09:00:00+00:00"), 2),
+            ],
+        )
+
     def test_noData(self) -> None:
         """
         OASIS's "no data" means no publication in the span: no entries.

@@ -7,19 +7,21 @@ manifest capped by it, and the work service applying its revisions.
 from __future__ import annotations
 
 import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from treq.testing import StubTreq
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
-from twisted.trial.unittest import TestCase
+from twisted.logger import ILogObserver, LogEvent, Logger, LogLevel, formatEvent
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from harbour.bus import Bus
+from harbour.config.paging import publish_reports
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, to_payload
 from harbour.interfaces import IEvent, StatusDocument
 from harbour.oasis.client import OasisClient
-from harbour.services.knowledge import OVERLAP
+from harbour.services.knowledge import DATE_RANGES, FOLLOWING, OVERLAP, Knowledge
 from harbour.services.manifest import ManifestService
 from harbour.services.publications import PublicationsFollower
 from harbour.services.work import WorkService
@@ -77,9 +79,7 @@ class FollowingTests(TestCase):
             publications_interval=interval,
         )
         self.bus.publish("manifest", to_payload(topic), retain=True)
-        self.bus.publish(
-            "reports", [to_payload(ReportTopic(kind="single_zip", **r)) for r in reports], retain=True
-        )
+        publish_reports(self.bus, [ReportTopic(kind="single_zip", **r) for r in reports])
         self.stub = StubTreq(self.simulator)
         client = OasisClient(
             self.clock, MemoryLimiter(self.clock), DownloadTopic(min_request_interval=0), http=self.stub
@@ -157,7 +157,9 @@ class FollowingTests(TestCase):
                     "market_run_id": "DAM",
                     "params": {"grp_type": "ALL_APNODES"},
                 },
-                {"name": "nope", "queryname": "NOPE", "market_run_id": "DAM"},
+                # Published like the day-ahead market (so today's window
+                # exists), but not in the log.
+                {"name": "nope", "queryname": "NOPE", "market_run_id": "DAM", "publication_delay": "-10h"},
             ]
         )
         status = await self.read()
@@ -271,6 +273,96 @@ class FollowingTests(TestCase):
         self.assertIn("lmp/2025-03-10.zip", self.days())
         self.assertEqual(self.simulator.requests, [])
 
+    def logged(self, service: PublicationsFollower) -> list[LogEvent]:
+        """
+        @return: The events C{service} logs from now on, as it logs them.
+        """
+        events: list[LogEvent] = []
+        service.log = Logger(namespace="publications", observer=cast(ILogObserver, events.append))
+        return events
+
+    async def test_laggingLogFollowsDateRanges(self) -> None:
+        """
+        A log that reads but stops showing new days of a report caps it
+        while its newest day is at most two days old; once it is three, the
+        report follows its date range (today included), C{Status} says which
+        and why, the work service is told, and a warning is logged once.
+        When the log shows a new day again, the cap is back, with a note.
+        """
+        self.simulator.last_day = datetime.date(2025, 3, 8)
+        self.follower = self.service()
+        logged = self.logged(self.follower)
+        status = await self.read()
+        self.assertEqual((status["published"], status["lagging"]), ({"lmp": "2025-03-08"}, {}))
+        self.assertEqual(self.days()[-1], "lmp/2025-03-08.zip")
+        self.clock.advance(86400)
+        status = await self.read()
+        self.assertEqual(
+            (status["mode"], status["published"], status["date_ranges"], status["lagging"]),
+            (
+                "following",
+                {},
+                ["lmp"],
+                {"lmp": "the log's newest day of PRC_LMP DAM is 2025-03-08, 3 days before 2025-03-11"},
+            ),
+        )
+        self.assertEqual(self.days()[-1], "lmp/2025-03-11.zip")
+        self.assertEqual(self.events[-1].payload, {"mode": "following", "published": {}})
+        self.clock.advance(60)
+        await self.read()
+        self.assertEqual(
+            [formatEvent(e) for e in logged if e["log_level"] == LogLevel.warn],
+            [
+                (
+                    "lmp: the log's newest day of PRC_LMP DAM is 2025-03-08, 3 days before 2025-03-11: "
+                    "requesting its days by date range until the publications log catches up"
+                )
+            ],
+        )
+        self.simulator.last_day = None
+        self.clock.advance(3600)
+        status = await self.read()
+        self.assertEqual((status["published"], status["lagging"]), ({"lmp": "2025-03-11"}, {}))
+        self.assertEqual(self.days()[-1], "lmp/2025-03-11.zip")
+        self.assertEqual(self.events[-1].payload["published"], {"lmp": "2025-03-11"})
+        self.assertEqual(
+            [formatEvent(e) for e in logged if e["log_level"] == LogLevel.info],
+            ["lmp: the publications log has caught up: following it again"],
+        )
+
+    async def test_laggingPerReport(self) -> None:
+        """
+        Only the report the log lags behind follows its date range; the
+        others stay capped.  (An earlier run learned that the log's newest
+        day of C{SLD_FCST} is 2025-03-01, and the last hour of the log shows
+        nothing newer.)
+        """
+        key = self.redis.prefix + "pub"
+        await self.redis.execute(
+            "HSET", key, "base_url", "http://oasis.test/oasisapi", "read_through", repr(self.clock.seconds())
+        )
+        await self.redis.execute(
+            "HSET", key + ":days", "PRC_LMP|DAM", "2025-03-09", "SLD_FCST|DAM", "2025-03-01"
+        )
+        self.follower = self.service(
+            reports=[
+                {
+                    "name": "lmp",
+                    "queryname": "PRC_LMP",
+                    "market_run_id": "DAM",
+                    "params": {"grp_type": "ALL_APNODES"},
+                },
+                {"name": "load", "queryname": "SLD_FCST", "market_run_id": "DAM", "window": "1d"},
+            ]
+        )
+        status = await self.read()
+        self.assertEqual(
+            (status["published"], status["date_ranges"], list(status["lagging"])),
+            ({"lmp": "2025-03-09"}, ["load"], ["load"]),
+        )
+        self.assertIn("load/2025-03-10.zip", self.days())
+        self.assertNotIn("lmp/2025-03-10.zip", self.days())
+
     async def test_stopMidRead(self) -> None:
         """
         A stop while a read waits for its politeness slot ends the read at
@@ -284,3 +376,90 @@ class FollowingTests(TestCase):
         self.assertTrue(reading.called)
         self.assertEqual(self.simulator.requests, [])
         self.assertEqual(self.flushLoggedErrors(), [])
+
+
+class LaggingTests(SynchronousTestCase):
+    """
+    L{Knowledge.lagging}: which reports the log has fallen behind, by the
+    market's own calendar and each report's own date range.
+    """
+
+    def setUp(self) -> None:
+        self.manifest = ManifestTopic(base_url="http://oasis.test/oasisapi", start="2025-03-01")
+        self.known = Knowledge(mode=FOLLOWING)
+        self.known.published[("PRC_LMP", "DAM")] = datetime.date(2025, 3, 8)
+
+    def report(self, name: str = "lmp", **changes: Any) -> ReportTopic:
+        """
+        @return: A daily C{PRC_LMP} report.
+        """
+        arguments: dict[str, Any] = {
+            "name": name,
+            "kind": "single_zip",
+            "queryname": "PRC_LMP",
+            "market_run_id": "DAM",
+            "params": {"grp_type": "ALL_APNODES"},
+        }
+        return ReportTopic(**{**arguments, **changes})
+
+    def at(self, text: str) -> float:
+        """
+        @return: The POSIX time of an ISO 8601 time with its offset.
+        """
+        return datetime.datetime.fromisoformat(text).timestamp()
+
+    def test_marketMidnight(self) -> None:
+        """
+        Days are counted in the market's time zone: at 23:30 in California
+        (06:30 GMT the next day) the log is two days behind, and only at
+        its midnight three.
+        """
+        report = self.report()
+        before = self.at("2025-03-11T06:30:00+00:00")
+        self.assertEqual(self.known.lagging([report], self.manifest, before), {})
+        self.assertEqual(
+            self.known.published_through([report], self.manifest, before), {"lmp": datetime.date(2025, 3, 8)}
+        )
+        after = self.at("2025-03-11T07:30:00+00:00")
+        self.assertEqual(list(self.known.lagging([report], self.manifest, after)), ["lmp"])
+        self.assertEqual(self.known.published_through([report], self.manifest, after), {})
+
+    def test_ownDateRange(self) -> None:
+        """
+        A report is measured against the last day of its own date range: one
+        that ends before the log's newest day, or within two days of it,
+        never lags; one whose range ends later does.  Disabled reports are
+        left out.
+        """
+        now = self.at("2025-03-20T20:00:00+00:00")
+        reports = [
+            self.report("ended", end="2025-03-05"),
+            self.report("near", end="2025-03-10"),
+            self.report("later", end="2025-03-11"),
+            self.report("off", enabled=False),
+        ]
+        self.assertEqual(list(self.known.lagging(reports, self.manifest, now)), ["later"])
+        self.assertEqual(
+            self.known.published_through(reports, self.manifest, now),
+            {"ended": datetime.date(2025, 3, 8), "near": datetime.date(2025, 3, 8)},
+        )
+
+    def test_endAheadOfToday(self) -> None:
+        """
+        An end ahead of today (C{"+1d"}) is not counted: a report is
+        measured against today at the latest.
+        """
+        report = self.report(end="+1d")
+        now = self.at("2025-03-10T20:00:00+00:00")
+        self.assertEqual(self.known.lagging([report], self.manifest, now), {})
+        later = self.at("2025-03-11T20:00:00+00:00")
+        self.assertEqual(list(self.known.lagging([report], self.manifest, later)), ["lmp"])
+
+    def test_dateRangesForAll(self) -> None:
+        """
+        While every report falls back to date ranges (the log unreadable),
+        none is said to lag.
+        """
+        self.known.mode = DATE_RANGES
+        now = self.at("2025-03-20T20:00:00+00:00")
+        self.assertEqual(self.known.lagging([self.report()], self.manifest, now), {})

@@ -1,0 +1,348 @@
+"""
+Tests for L{harbour.oasis.client}: how the one client to OASIS meets
+OASIS's throttle, as recorded (HTTP 429, an HTML page, no C{Retry-After}),
+over L{treq.testing.StubTreq} on a L{Clock} and over real HTTP on
+127.0.0.1; and that a download throttled so waits as long as it was asked.
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attr
+from treq.testing import StubTreq
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request, Site
+
+from harbour.bus import Bus
+from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
+from harbour.oasis.client import AttemptFailed, OasisClient, Transfer
+from harbour.oasis.requests import report_urls
+from harbour.services.activity import DownloadActivity
+from harbour.services.attempt import Attempts
+from harbour.services.files import GroupCommit
+from harbour.store.memory import MemoryTaskStore
+from harbour.store.politeness import MemoryLimiter
+from harbour.store.tasks import PENDING, Task
+
+SAMPLES = Path(__file__).parents[2] / "test" / "samples"
+#: The page OASIS sends with its 429, as recorded.
+PAGE = (SAMPLES / "http_429_acceptable_use_policy.html").read_bytes()
+URL = "http://oasis.test/oasisapi/SingleZip?queryname=PRC_LMP"
+#: A present-day POSIX time for the clocks (2025-03-10 13:00 in California).
+NOW = datetime.datetime(2025, 3, 10, 20, 0, tzinfo=datetime.UTC).timestamp()
+
+
+@attr.s(auto_attribs=True)
+class Answer:
+    """
+    One answer of L{Scripted}.
+
+    @ivar headers: Sent as given; none is added.
+    @ivar finish: Whether the body ends; if not, it is left open.
+    """
+
+    code: int
+    body: bytes
+    headers: dict[bytes, bytes] = attr.ib(factory=dict)
+    finish: bool = True
+
+
+def throttled(page: bytes = PAGE, retry_after: bytes | None = None) -> Answer:
+    """
+    @return: OASIS's throttle as recorded: 429, C{text/html}, the page,
+        and (unless given) no C{Retry-After}.
+    """
+    headers = {b"content-type": b"text/html"}
+    if retry_after is not None:
+        headers[b"retry-after"] = retry_after
+    return Answer(429, page, headers)
+
+
+class Scripted(Resource):
+    """
+    Answers each request with the next of its answers, then with a 200.
+
+    @ivar times: When each request came, by the clock given.
+    """
+
+    isLeaf = True
+
+    def __init__(self, clock: Clock | None, *answers: Answer) -> None:
+        super().__init__()
+        self.clock = clock
+        self.answers = list(answers)
+        self.times: list[float] = []
+
+    def render_GET(self, request: Request) -> bytes | int:
+        """
+        Send the next answer.
+        """
+        self.times.append(self.clock.seconds() if self.clock is not None else 0.0)
+        answer = self.answers.pop(0) if self.answers else Answer(200, b"PK data")
+        request.setResponseCode(answer.code)
+        for name, value in answer.headers.items():
+            request.setHeader(name, value)
+        if answer.finish:
+            return answer.body
+        request.write(answer.body)
+        return NOT_DONE_YET
+
+
+class ThrottleTests(SynchronousTestCase):
+    """
+    L{OasisClient.fetch} turns OASIS's throttle into an L{AttemptFailed}
+    carrying the wait it asks for, and holds the host's politeness slot back
+    by as much.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(NOW)
+
+    def client(self, resource: Resource, interval: float = 0.0) -> tuple[OasisClient, StubTreq]:
+        """
+        @return: A client of C{resource} over L{StubTreq} on C{self.clock},
+            spacing request starts by C{interval}, and the stub.
+        """
+        stub = StubTreq(resource)
+        settings = DownloadTopic(min_request_interval=interval, idle_timeout=30)
+        return OasisClient(self.clock, MemoryLimiter(self.clock), settings, http=stub), stub
+
+    def fetch(self, client: OasisClient, stub: StubTreq) -> tuple[Transfer, Deferred[bytes]]:
+        """
+        Start a fetch of L{URL} and serve what the stub has.
+
+        @return: Its transfer, and a L{Deferred} of its body.
+        """
+        transfer = Transfer(URL)
+        chunks: list[bytes] = []
+        d = client.fetch(transfer, chunks.append)
+        stub.flush()
+        return transfer, d.addCallback(lambda size: b"".join(chunks))
+
+    def refusal(self, d: Deferred[bytes]) -> AttemptFailed:
+        """
+        @return: The L{AttemptFailed} C{d} failed with.
+        """
+        failure = self.failureResultOf(d, AttemptFailed)
+        assert isinstance(failure.value, AttemptFailed)
+        return failure.value
+
+    def test_recordedThrottle(self) -> None:
+        """
+        The recorded answer (429, the HTML page, no C{Retry-After}) fails
+        the attempt with the 5 s its page asks for, saying so.
+        """
+        client, stub = self.client(Scripted(self.clock, throttled()))
+        error = self.refusal(self.fetch(client, stub)[1])
+        self.assertEqual(error.retry_after, 5.0)
+        self.assertEqual(str(error), "HTTP 429: throttled, retry after 5 s")
+
+    def test_pageNamesTheWait(self) -> None:
+        """
+        The wait is read from the page: a page asking for 30 s gets 30 s.
+        """
+        page = PAGE.replace(b"after 5 seconds", b"after 30 seconds")
+        client, stub = self.client(Scripted(self.clock, throttled(page)))
+        self.assertEqual(self.refusal(self.fetch(client, stub)[1]).retry_after, 30.0)
+
+    def test_atLeastFiveSeconds(self) -> None:
+        """
+        A 429 whose page names no wait, or less than OASIS's 5 s, waits 5 s.
+        """
+        for page in (b"<html><body>Too many requests</body></html>", b"", PAGE.replace(b"5 sec", b"1 sec")):
+            client, stub = self.client(Scripted(self.clock, throttled(page)))
+            self.assertEqual(self.refusal(self.fetch(client, stub)[1]).retry_after, 5.0, page)
+
+    def test_retryAfterHeader(self) -> None:
+        """
+        A 429 with C{Retry-After} waits what the header says.
+        """
+        client, stub = self.client(Scripted(self.clock, throttled(retry_after=b"12")))
+        self.assertEqual(self.refusal(self.fetch(client, stub)[1]).retry_after, 12.0)
+
+    def test_nextSlotHeldBack(self) -> None:
+        """
+        After the throttle, the next request to the host (of any task or
+        worker sharing the limiter) starts only once the 5 s are over,
+        although its politeness slot came a second after the throttled one.
+        """
+        resource = Scripted(self.clock, throttled())
+        client, stub = self.client(resource, interval=1.0)
+        first, d = self.fetch(client, stub)
+        self.refusal(d)
+        second, d = self.fetch(client, stub)
+        self.clock.advance(4.9)
+        stub.flush()
+        self.assertEqual((second.started, resource.times), (None, [NOW]))
+        self.clock.advance(60)
+        stub.flush()
+        self.assertEqual(self.successResultOf(d), b"PK data")
+        assert second.started is not None
+        self.assertEqual(first.started, NOW)
+        self.assertGreaterEqual(second.started, NOW + 5)
+        self.assertEqual(resource.times, [NOW, second.started])
+
+    def test_otherRefusalsHoldNothing(self) -> None:
+        """
+        Another status keeps its C{Retry-After} for its own task, and the
+        next request starts on its usual slot.
+        """
+        resource = Scripted(self.clock, Answer(503, b"Service Unavailable", {b"retry-after": b"7"}))
+        client, stub = self.client(resource, interval=1.0)
+        error = self.refusal(self.fetch(client, stub)[1])
+        self.assertEqual((str(error), error.retry_after), ("HTTP 503", 7.0))
+        second, d = self.fetch(client, stub)
+        self.clock.advance(1)
+        stub.flush()
+        self.successResultOf(d)
+        self.assertEqual(second.started, NOW + 1)
+
+    def test_pageThatNeverEnds(self) -> None:
+        """
+        A throttle page that stops mid-way is read for at most
+        C{idle_timeout}; what came by then says the wait.
+        """
+        resource = Scripted(self.clock, attr.evolve(throttled(), finish=False))
+        client, stub = self.client(resource)
+        transfer, d = self.fetch(client, stub)
+        self.assertNoResult(d)
+        self.clock.advance(30)
+        stub.flush()
+        self.assertEqual(self.refusal(d).retry_after, 5.0)
+
+
+class RealHTTPTests(TestCase):
+    """
+    The throttle over real HTTP on 127.0.0.1.
+    """
+
+    def serve(self, resource: Resource) -> str:
+        """
+        Serve C{resource} on a free port of 127.0.0.1 until the test ends.
+
+        @return: Its URL.
+        """
+        from twisted.internet import reactor
+
+        # Twisted types listenTCP's factory too narrowly for a Site.
+        port = reactor.listenTCP(0, Site(resource), interface="127.0.0.1")  # type: ignore[arg-type]
+        self.addCleanup(port.stopListening)
+        address = port.getHost()
+        assert isinstance(address, IPv4Address)
+        return f"http://127.0.0.1:{address.port}/oasisapi/SingleZip?queryname=PRC_LMP"
+
+    def client(self) -> OasisClient:
+        """
+        @return: A client with pooled connections, closed when the test ends.
+        """
+        from twisted.internet import reactor
+
+        client = OasisClient(reactor, MemoryLimiter(reactor), DownloadTopic(min_request_interval=0))
+        self.addCleanup(client.close)
+        return client
+
+    async def test_recordedAnswer(self) -> None:
+        """
+        The recorded answer, served by C{twisted.web}, gives 5 s.
+        """
+        url = self.serve(Scripted(None, throttled()))
+        with self.assertRaises(AttemptFailed) as caught:
+            await self.client().get(url, 1 << 20, "the cap")
+        self.assertEqual(caught.exception.retry_after, 5.0)
+
+    async def test_longPageNotReadThrough(self) -> None:
+        """
+        A page that goes on and on is read only as far as its start: the
+        attempt ends with the wait the start names, without waiting for an
+        end that never comes.
+        """
+        endless = throttled(PAGE + b" " * (1 << 20))
+        resource = Scripted(None, attr.evolve(endless, finish=False))
+        url = self.serve(resource)
+        with self.assertRaises(AttemptFailed) as caught:
+            await self.client().get(url, 1 << 20, "the cap")
+        self.assertEqual(caught.exception.retry_after, 5.0)
+
+
+@attr.s(auto_attribs=True, eq=False)
+class Context:
+    """
+    What L{Attempts} needs of a download service.
+    """
+
+    directory: Path
+    settings: DownloadTopic
+    work: WorkTopic
+    owner: str = "tester"
+    rng: random.Random = attr.ib(factory=lambda: random.Random(1))
+    running: int = 1
+
+    def beat(self) -> None:
+        """
+        No hub to tell.
+        """
+
+
+def synchronously(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
+    """
+    Run C{f} at once, in place of a thread.
+    """
+    return maybeDeferred(f, *args, **kwargs)
+
+
+class DownloadRetryTests(TestCase):
+    """
+    A download throttled by OASIS is retried no sooner than the throttle
+    asked, however short its backoff.
+    """
+
+    async def test_retryWaitsForThrottle(self) -> None:
+        """
+        With a backoff of a fraction of a second, the task throttled by the
+        recorded answer is not claimable for 5 s, and is once they are over.
+        """
+        clock = Clock()
+        clock.advance(NOW)
+        stub = StubTreq(Scripted(clock, throttled()))
+        settings = DownloadTopic(min_request_interval=0)
+        work = WorkTopic(retry_base=0.02, retry_cap=0.1)
+        store = MemoryTaskStore(clock)
+        manifest = ManifestTopic(base_url="http://oasis.test/oasisapi", start="2025-03-09", end="2025-03-09")
+        report = ReportTopic(name="load", queryname="SLD_FCST", kind="single_zip", market_run_id="DAM")
+        await store.create(report_urls(manifest, [report], datetime.date(2025, 3, 10)))
+        task = await store.claim("tester", 300)
+        assert task is not None
+        attempts = Attempts(
+            Context(Path(self.mktemp()), settings, work),
+            clock,
+            store,
+            OasisClient(clock, MemoryLimiter(clock), settings, http=stub),
+            Bus(),
+            DownloadActivity(clock),
+            synchronously,
+            GroupCommit(synchronously),
+        )
+        done = attempts.run(task)
+        stub.flush()
+        await done
+        again: Task | None = await store.get(task.id)
+        assert again is not None
+        self.assertEqual(
+            (again.state, again.not_before, again.last_error),
+            (PENDING, NOW + 5, "HTTP 429: throttled, retry after 5 s"),
+        )
+        clock.advance(4.9)
+        self.assertIsNone(await store.claim("tester", 300))
+        clock.advance(0.1)
+        claimed = await store.claim("tester", 300)
+        self.assertEqual(claimed.id if claimed else None, task.id)
