@@ -28,6 +28,8 @@ and stops lagging.
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -203,7 +205,12 @@ class PublicationsFollower(Service):
         after = (self._known.mode, self._published_days())
         if after != self._announced:
             self._announced = after
-            yield self.bus.publish("publications.updated", {"mode": after[0], "published": after[1]})
+            # The caps themselves grow with the reports: Status has them; the
+            # event says only that they moved, in a value of fixed size.
+            digest = hashlib.sha256(json.dumps(after[1], sort_keys=True).encode()).hexdigest()[:16]
+            yield self.bus.publish(
+                "publications.updated", {"mode": after[0], "capped": len(after[1]), "version": digest}
+            )
         if entries:
             for observer in self._observers:
                 waited = observer(entries)

@@ -122,6 +122,12 @@ class FollowingTests(TestCase):
         await self.settle(service.read_publications())
         return service.status()
 
+    def updates(self) -> list[IEvent]:
+        """
+        @return: The C{publications.updated} events so far.
+        """
+        return [e for e in self.events if e.topic == "publications.updated"]
+
     def days(self) -> list[str]:
         """
         @return: The file names the manifest requests.
@@ -137,12 +143,12 @@ class FollowingTests(TestCase):
         status = await self.read()
         self.assertEqual((status["mode"], status["published"]), ("following", {"lmp": "2025-03-09"}))
         self.assertEqual(self.days()[-1], "lmp/2025-03-09.zip")
-        self.assertEqual([e.payload["published"] for e in self.events], [{"lmp": "2025-03-09"}])
+        self.assertEqual([e.payload["capped"] for e in self.updates()], [1])
         self.clock.advance(3600 + 30)
         status = await self.read()
         self.assertEqual(status["published"], {"lmp": "2025-03-10"})
         self.assertEqual(self.days()[-1], "lmp/2025-03-10.zip")
-        self.assertEqual(self.events[-1].payload["published"], {"lmp": "2025-03-10"})
+        self.assertEqual(len({e.payload["version"] for e in self.updates()}), 2, "an event per change")
 
     async def test_unfollowedReportsUseDateRanges(self) -> None:
         """
@@ -307,7 +313,9 @@ class FollowingTests(TestCase):
             ),
         )
         self.assertEqual(self.days()[-1], "lmp/2025-03-11.zip")
-        self.assertEqual(self.events[-1].payload, {"mode": "following", "published": {}})
+        self.assertEqual(
+            (self.updates()[-1].payload["mode"], self.updates()[-1].payload["capped"]), ("following", 0)
+        )
         self.clock.advance(60)
         await self.read()
         self.assertEqual(
@@ -324,7 +332,7 @@ class FollowingTests(TestCase):
         status = await self.read()
         self.assertEqual((status["published"], status["lagging"]), ({"lmp": "2025-03-11"}, {}))
         self.assertEqual(self.days()[-1], "lmp/2025-03-11.zip")
-        self.assertEqual(self.events[-1].payload["published"], {"lmp": "2025-03-11"})
+        self.assertEqual(self.updates()[-1].payload["mode"], "following")
         self.assertEqual(
             [formatEvent(e) for e in logged if e["log_level"] == LogLevel.info],
             ["lmp: the publications log has caught up: following it again"],
