@@ -12,16 +12,19 @@ import os
 import shutil
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import attr
 import treq
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
 
 from harbour.bus import Bus
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
-from harbour.interfaces import IEvent
+from harbour.interfaces import IEvent, ILimiter
 from harbour.oasis.classify import DATA, classify
 from harbour.oasis.client import OasisClient, retry_after
 from harbour.oasis.requests import ReportURL, gmt, report_urls
@@ -143,6 +146,24 @@ class Harness:
         beside downloaded files.
         """
         return sorted(p for p in self.data.rglob("*") if p.is_file() and not is_record(p))
+
+
+@implementer(ILimiter)
+@attr.s(eq=False)
+class RecordingLimiter:
+    """
+    A limiter that records every reservation it passes on.
+    """
+
+    limiter: ILimiter = attr.ib()
+    reservations: list[tuple[str, float]] = attr.ib(factory=list)
+
+    def reserve(self, host: str, interval: float) -> Deferred[float]:
+        """
+        See L{ILimiter.reserve}.
+        """
+        self.reservations.append((host, interval))
+        return self.limiter.reserve(host, interval)
 
 
 class DownloadTests(TestCase):
@@ -381,15 +402,18 @@ class DownloadTests(TestCase):
 
     async def test_politeness(self) -> None:
         """
-        Request starts are spaced by C{min_request_interval}: the simulator,
-        enforcing the same interval, throttles none of them.
+        Every request starts on a slot reserved with the limiter for its
+        host at C{min_request_interval}, after waiting what the limiter
+        said: one reservation per request, whatever the concurrency.  (The
+        limiter's spacing itself is tested on a L{Clock}.)
         """
-        harness = Harness(self, min_request_interval=0.2, simulator_interval=0.19, concurrency=3)
+        harness = Harness(self, min_request_interval=0.05, concurrency=3)
+        limiter = RecordingLimiter(MemoryLimiter(harness.reactor))
+        harness.service.client.limiter = limiter
         tasks = await harness.run(LMP, start="2025-01-01", end="2025-01-06")
         self.assertEqual({t.state for t in tasks}, {DOWNLOADED})
-        self.assertNotIn("throttled", [r[3] for r in harness.simulator.requests])
-        starts = [r[0] for r in harness.simulator.requests]
-        self.assertTrue(all(b - a >= 0.19 for a, b in zip(starts, starts[1:])), starts)
+        host = urlsplit(harness.base_url).netloc
+        self.assertEqual(limiter.reservations, [(host, 0.05)] * len(harness.simulator.requests))
 
     async def test_stopReleases(self) -> None:
         """
