@@ -16,9 +16,4 @@ for i = 3, #ARGV, 6 do
     created[report] = (created[report] or 0) + 1
   end
 end
-local out = {}
-for report, n in pairs(created) do
-  table.insert(out, report)
-  table.insert(out, n)
-end
-return out
+return flat(created)

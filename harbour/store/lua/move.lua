@@ -1,5 +1,6 @@
 -- Shared by every task script: move a task between states, keeping the
--- per-state sets and per-report counts in step; and whether OWNER holds it.
+-- per-state sets and per-report counts in step; whether OWNER holds it; and
+-- a table of counts as the flat reply Redis sends.
 local function move(P, id, report, from, to, score)
   redis.call('ZREM', P..'s:'..from, id)
   redis.call('ZREM', P..'s:'..from..':'..report, id)
@@ -12,4 +13,12 @@ end
 local function held(P, id, owner)
   local key = P..'t:'..id
   return redis.call('HGET', key, 'state') == 'downloading' and redis.call('HGET', key, 'owner') == owner
+end
+local function flat(counts)
+  local out = {}
+  for key, n in pairs(counts) do
+    table.insert(out, key)
+    table.insert(out, n)
+  end
+  return out
 end

@@ -35,9 +35,4 @@ for i = 3, #ARGV, 5 do
     out[report] = (out[report] or 0) + 1
   end
 end
-local flat = {}
-for report, n in pairs(out) do
-  table.insert(flat, report)
-  table.insert(flat, n)
-end
-return flat
+return flat(out)
