@@ -110,11 +110,17 @@ def show_catalogue(name: str | None, out: TextIO) -> int:
     return OK
 
 
-def plan_table(args: argparse.Namespace, out: TextIO, done: dict[str, dict[str, int]] | None = None) -> int:
+def plan_table(
+    args: argparse.Namespace,
+    out: TextIO,
+    done: dict[str, dict[str, int]] | None = None,
+    sizes: dict[str, float] | None = None,
+) -> int:
     """
     Print what a configuration costs: per report and in all, its requests
     and the hours they take at C{min_request_interval}; with C{done} (task
-    counts of a running daemon), how many are already done.
+    counts of a running daemon), how many are already done; with C{sizes}
+    (the mean bytes of a report's files so far), the bytes to expect.
 
     @return: L{OK}, or L{FAILED} if the configuration has errors.
     """
@@ -143,6 +149,8 @@ def plan_table(args: argparse.Namespace, out: TextIO, done: dict[str, dict[str, 
             states = done.get(p.report, {})
             row["done"] = sum(states.get(state, 0) for state in FINAL_STATES)
             row["hours_left"] = round(max(0, p.requests - row["done"]) * interval / 3600, 2)
+        if sizes is not None:
+            row["est_bytes"] = round(p.requests * sizes[p.report]) if p.report in sizes else None
         rows.append(row)
     total = sum(p.requests for p in plans)
     daily = trading_days(plans)
@@ -155,11 +163,14 @@ def plan_table(args: argparse.Namespace, out: TextIO, done: dict[str, dict[str, 
     }
     if done is not None:
         summary["hours_left"] = round(sum(r["hours_left"] for r in rows), 2)
+    if sizes is not None:
+        summary["est_bytes"] = sum(r["est_bytes"] or 0 for r in rows)
     if args.json:
         out.write(json.dumps({"reports": rows, "total": summary}, indent=2) + "\n")
         return OK
-    columns = ["report", "window", "first", "last", "requests", "hours"] + (
-        ["done", "hours_left"] if done else []
+    columns = ["report", "window", "first", "last", "requests", "hours"]
+    columns += (["done", "hours_left"] if done is not None else []) + (
+        ["est_bytes"] if sizes is not None else []
     )
     table = Table(*columns, box=None)
     for row in rows:
@@ -167,7 +178,8 @@ def plan_table(args: argparse.Namespace, out: TextIO, done: dict[str, dict[str, 
     Console(file=out, width=160).print(table)
     print(
         f"{total:,} requests, {summary['hours']:g} h at one request every {interval:g} s"
-        + (f"; {summary['hours_left']:g} h left" if done is not None else ""),
+        + (f"; {summary['hours_left']:g} h left" if done is not None else "")
+        + (f"; about {summary['est_bytes']:,} bytes" if sizes is not None else ""),
         file=out,
     )
     if total:

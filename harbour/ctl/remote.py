@@ -271,7 +271,24 @@ def _plan(
     """
     document = yield status(protocol)
     counts = document.get("services", {}).get("work", {}).get("tasks", {})
-    return plan_table(args, out, counts if isinstance(counts, dict) and "error" not in counts else None)
+    if not isinstance(counts, dict) or "error" in counts:
+        return plan_table(args, out)
+    # The bytes to expect: the mean size of up to SIZE_SAMPLE files a report
+    # already has.
+    sizes: dict[str, float] = {}
+    for report, states in counts.items():
+        if states.get("downloaded"):
+            answer = yield protocol.callRemote(
+                commands.ListTasks, state="downloaded", report=report, offset=0, limit=SIZE_SAMPLE
+            )
+            found = [task["bytes"] for task in json.loads(answer["tasks"])]
+            if found:
+                sizes[report] = sum(found) / len(found)
+    return plan_table(args, out, counts, sizes)
+
+
+#: How many of a report's files its mean size is taken from.
+SIZE_SAMPLE = 50
 
 
 _COMMANDS: dict[str, RemoteCommand] = {

@@ -257,10 +257,15 @@ class PlanCommandTests(SynchronousTestCase):
             'params = { grp_type = "ALL_APNODES" }\n'
         )
 
-    def run_plan(self, *extra: str, done: dict[str, dict[str, int]] | None = None) -> tuple[int, str]:
+    def run_plan(
+        self,
+        *extra: str,
+        done: dict[str, dict[str, int]] | None = None,
+        sizes: dict[str, float] | None = None,
+    ) -> tuple[int, str]:
         out = io.StringIO()
         args = parser().parse_args(["plan", "--config-dir", str(self.directory), *extra])
-        return plan_table(args, out, done), out.getvalue()
+        return plan_table(args, out, done, sizes), out.getvalue()
 
     def test_counts(self) -> None:
         """
@@ -286,6 +291,17 @@ class PlanCommandTests(SynchronousTestCase):
         rows = {row["report"]: row for row in json.loads(text)["reports"]}
         self.assertEqual((rows["lmp"]["done"], rows["load"]["done"]), (80, 0))
         self.assertEqual(rows["lmp"]["hours_left"], round(10 * 5 / 3600, 2))
+
+    def test_estimatedBytes(self) -> None:
+        """
+        With the mean size of a report's files so far, the bytes its
+        requests will bring; a report with no file yet has no estimate.
+        """
+        code, text = self.run_plan("--json", done={"lmp": {"downloaded": 2}}, sizes={"lmp": 1000.0})
+        document = json.loads(text)
+        rows = {row["report"]: row for row in document["reports"]}
+        self.assertEqual((rows["lmp"]["est_bytes"], rows["load"]["est_bytes"]), (90_000, None))
+        self.assertEqual(document["total"]["est_bytes"], 90_000)
 
     def test_table(self) -> None:
         """
