@@ -49,7 +49,7 @@ from harbour.oasis.client import OasisClient
 from harbour.oasis.publications import Publication, parse_log, parse_schedule
 from harbour.services.cycle import Cycle
 from harbour.services.knowledge import CATCH_UP, FOLLOWING, LEARNING, OFF, SPAN, Knowledge, log_url
-from harbour.store.tasks import pairs
+from harbour.services.memory import KnowledgeStore
 
 #: How often the publication schedule is read.
 SCHEDULE_EVERY = 86400.0
@@ -86,12 +86,14 @@ class PublicationsFollower(Service):
     _known: Knowledge = attr.ib(factory=Knowledge, init=False)
     _loaded: bool = attr.ib(default=False, init=False)
     _reads: Cycle = attr.ib(init=False)
+    _memory: KnowledgeStore = attr.ib(init=False)
     # What publications.updated last said (mode, caps), and which reports
     # the log was last said to lag behind, and why.
     _announced: tuple[str, dict[str, str]] = attr.ib(factory=lambda: (LEARNING, {}), init=False)
     _lagging: dict[str, str] = attr.ib(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
+        self._memory = KnowledgeStore(self.redis, self.prefix)
         self._reads = Cycle(
             self.reactor,
             self._follow,
@@ -184,7 +186,8 @@ class PublicationsFollower(Service):
         try:
             yield self._reads.interruptible(self.ready())
             if not self._loaded:
-                yield self._load()
+                yield self._memory.load(self._known, self.manifest.base_url)
+                self._loaded = True
             yield self._read_schedule()
             entries = yield self._read_log()
         except StoreUnavailable as e:
@@ -265,26 +268,6 @@ class PublicationsFollower(Service):
             self.log.warn("cannot read the publications log: {error}", error=message, service="publications")
 
     @inlineCallbacks
-    def _load(self) -> Generator[Deferred[Any], Any, None]:
-        """
-        Take up what an earlier run learned from the same source.
-        """
-        key = self.prefix + "pub"
-        state = pairs((yield self.redis.execute("HGETALL", key)))
-        days = pairs((yield self.redis.execute("HGETALL", key + ":days"))) if state else {}
-        if not self._known.restore(self.manifest.base_url, state, days):
-            yield self.redis.execute("DEL", key, key + ":days")
-        self._loaded = True
-
-    @inlineCallbacks
-    def _save(self) -> Generator[Deferred[Any], Any, None]:
-        key = self.prefix + "pub"
-        state, days = self._known.saved(self.manifest.base_url)
-        yield self.redis.execute("HSET", key, *state)
-        if days:
-            yield self.redis.execute("HSET", key + ":days", *days)
-
-    @inlineCallbacks
     def _read_schedule(self) -> Generator[Deferred[Any], Any, None]:
         now = self.reactor.seconds()
         if now - self._known.schedule_read < SCHEDULE_EVERY:
@@ -342,7 +325,7 @@ class PublicationsFollower(Service):
             entries += found
             self._known.learn(found)
             self._known.read_through = stop
-            yield self._save()
+            yield self._memory.save(self._known, self.manifest.base_url)
             start = stop
         return entries
 

@@ -282,18 +282,6 @@ class WorkService(Service):
         if swept:
             self.log.warn("{count} expired leases returned to pending", count=swept, service="work")
 
-    def _backlog(self, counts: dict[str, Any]) -> dict[str, float]:
-        """
-        @return: The requests still to make and the hours they take, one
-            every C{min_request_interval}: the time left to catch up.
-        """
-        left = sum(
-            states.get(PENDING, 0) + states.get(DOWNLOADING, 0)
-            for states in counts.values()
-            if isinstance(states, dict)
-        )
-        return {"requests": left, "hours": round(left * self._request_interval / 3600, 2)}
-
     @inlineCallbacks
     def status(self) -> Generator[Deferred[Any], Any, StatusDocument]:
         """
@@ -311,7 +299,7 @@ class WorkService(Service):
             counts = {r: c for r, c in counts.items() if r in named or set(c) - {RETIRED}}
         return {
             "tasks": counts,
-            "backlog": self._backlog(counts),
+            "backlog": backlog(counts, self._request_interval),
             "revisions": revisions,
             "last_refresh": self._last_refresh,
             "paused": self.paused,
@@ -335,3 +323,18 @@ class WorkService(Service):
             # Its outcome went to whoever asked for the refresh.
             with contextlib.suppress(Exception):
                 yield self._running_refresh
+
+
+def backlog(counts: dict[str, Any], interval: float) -> dict[str, float]:
+    """
+    @param counts: Tasks by report and state.
+    @param interval: Seconds between requests (C{min_request_interval}).
+    @return: The requests still to make and the hours they take, one
+        every C{interval}: the time left to catch up.
+    """
+    left = sum(
+        states.get(PENDING, 0) + states.get(DOWNLOADING, 0)
+        for states in counts.values()
+        if isinstance(states, dict)
+    )
+    return {"requests": left, "hours": round(left * interval / 3600, 2)}
