@@ -46,7 +46,7 @@ from harbour.config.schema import ManifestTopic, ReportTopic
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, IEvent, IPublications, IRedis, IStatusSource, StatusDocument
 from harbour.oasis.client import OasisClient
-from harbour.oasis.publications import Publication, parse_log, parse_schedule
+from harbour.oasis.publications import Publication, Scheduled, parse_log, parse_schedule
 from harbour.services.cycle import Cycle
 from harbour.services.knowledge import CATCH_UP, FOLLOWING, LEARNING, OFF, SPAN, Knowledge, log_url
 from harbour.services.memory import KnowledgeStore
@@ -273,10 +273,7 @@ class PublicationsFollower(Service):
         if now - self._known.schedule_read < SCHEDULE_EVERY:
             return
         try:
-            body = yield self._get(
-                log_url(self.manifest.base_url, "ATL_PUB_SCHED", now - 86400, now, "&publication_type=ALL")
-            )
-            self._known.schedule = parse_schedule(body)
+            self._known.schedule = yield self._reader().schedule(now)
         except (StoreUnavailable, CancelledError):
             raise
         except Exception as e:
@@ -309,19 +306,7 @@ class PublicationsFollower(Service):
         entries: list[Publication] = []
         while start < end:
             stop = min(end, start + SPAN)
-            found = parse_log(
-                (
-                    yield self._get(
-                        log_url(
-                            self.manifest.base_url,
-                            "ATL_PUB",
-                            start,
-                            stop,
-                            "&oasis_section=ALL&status=ALL&atlpubversion=ALL",
-                        )
-                    )
-                )
-            )
+            found = yield self._reader().log(start, stop)
             entries += found
             self._known.learn(found)
             self._known.read_through = stop
@@ -329,15 +314,14 @@ class PublicationsFollower(Service):
             start = stop
         return entries
 
-    def _get(self, url: str) -> Deferred[bytes]:
+    def _reader(self) -> LogReader:
         """
-        Fetch a publications answer through the client.
-
-        @return: A L{Deferred} firing with its bytes.
+        @return: A reader of the log of the source configured now, whose
+            requests a stop interrupts.
         """
         if not self.running:
             raise CancelledError()
-        return self._reads.interruptible(self.client.get(url, MAX_ANSWER, "the publications log's cap"))
+        return LogReader(self.client, self.manifest.base_url, self._reads.interruptible)
 
     def status(self) -> StatusDocument:
         """
@@ -347,4 +331,38 @@ class PublicationsFollower(Service):
             return {"mode": OFF}
         return self._known.status(
             self.definitions, self.manifest, self.reactor.seconds(), self._reads.next_run()
+        )
+
+
+@attr.s(frozen=True, eq=False)
+class LogReader:
+    """
+    Reads OASIS's publications log and schedule from one source.
+
+    @ivar interruptible: Marks a request as what a stop may cancel.
+    """
+
+    client: OasisClient = attr.ib()
+    base_url: str = attr.ib()
+    interruptible: Callable[[Deferred[bytes]], Deferred[bytes]] = attr.ib()
+
+    def _get(self, queryname: str, start: float, end: float, extra: str) -> Deferred[bytes]:
+        url = log_url(self.base_url, queryname, start, end, extra)
+        return self.interruptible(self.client.get(url, MAX_ANSWER, "the publications log's cap"))
+
+    def log(self, start: float, end: float) -> Deferred[list[Publication]]:
+        """
+        @return: A L{Deferred} firing with the entries of the log from
+            C{start} to C{end} (at most 31 days).
+        """
+        return self._get(
+            "ATL_PUB", start, end, "&oasis_section=ALL&status=ALL&atlpubversion=ALL"
+        ).addCallback(parse_log)
+
+    def schedule(self, now: float) -> Deferred[list[Scheduled]]:
+        """
+        @return: A L{Deferred} firing with the publication schedule.
+        """
+        return self._get("ATL_PUB_SCHED", now - 86400, now, "&publication_type=ALL").addCallback(
+            parse_schedule
         )
