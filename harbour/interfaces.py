@@ -116,6 +116,12 @@ class IConfigSource(Interface):
             configuration publishes C{config.error} and changes nothing.
         """
 
+    def owns(topic: str) -> bool:
+        """
+        @return: Whether C{topic} is one of the configuration's, published
+            only from its files.
+        """
+
 
 class IManifest(Interface):
     """
@@ -397,6 +403,12 @@ class IDaemon(Interface):
     def task_store() -> ITaskStore:
         """
         @return: The L{ITaskStore}.
+        """
+
+    def owns(topic: str) -> bool:
+        """
+        @return: Whether C{topic} belongs to the daemon's configuration, so
+            that no client may publish it.
         """
 
     def pausable(name: str | None) -> dict[str, IPausable]:

@@ -235,6 +235,12 @@ class DaemonControls:
         """
         return self._part(self.tasks, "tasks")
 
+    def owns(self, topic: str) -> bool:
+        """
+        See L{IDaemon.owns}.
+        """
+        return self.config is not None and self.config.owns(topic)
+
     def pausable(self, name: str | None) -> dict[str, IPausable]:
         """
         See L{IDaemon.pausable}.

@@ -122,8 +122,10 @@ class DaemonTests(TestCase):
     async def test_harbourctl(self) -> None:
         """
         C{harbourctl} talks to the daemon: every subcommand exits 0 when it
-        works, 1 when the daemon refuses, 2 for a usage error, and 3 for a
-        wrong token; C{watch} exits 0 on Ctrl-C.
+        works, 1 when the daemon refuses (a configuration topic cannot be
+        published), 2 for a usage error (an C{ssl:} endpoint that checks
+        no certificate), and 3 for a wrong token; C{watch} exits 0 on
+        Ctrl-C.
         """
         ctl = [
             program("harbourctl"),
@@ -152,6 +154,13 @@ class DaemonTests(TestCase):
         ]:
             run = spawn(self.reactor, ctl + args, self.directory)
             self.assertEqual(await run.ended, code, f"{args}: {run.output()}")
+        owned = spawn(self.reactor, ctl + ["publish", "manifest", "{}"], self.directory)
+        self.assertEqual(await owned.ended, 1, owned.output())
+        self.assertIn("topic manifest belongs to the configuration directory", owned.output())
+        unchecked = ["--connect", "ssl:host=127.0.0.1:port=1"]
+        insecure = spawn(self.reactor, [*ctl, *unchecked, "status"], self.directory)
+        self.assertEqual(await insecure.ended, 2, insecure.output())
+        self.assertIn("caCertsDir", insecure.output())
         after = len(self.daemon.lines)
         subscriber = spawn(self.reactor, ctl + ["subscribe", "news.*"], self.directory)
         await self.daemon.wait_for("connection established", after=after)

@@ -10,6 +10,7 @@ and L{all_requests} read the answers that grow with the configuration.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -32,8 +33,35 @@ from harbour.bus import (
     callback_outbox,
     validate_pattern,
 )
-from harbour.errors import BadRequest
+from harbour.errors import BadRequest, ConfigurationError
 from harbour.interfaces import IBus, IEvent, StatusDocument
+
+_UNESCAPED_COLON = re.compile(r"(?<!\\):")
+
+
+def check_connect_endpoint(description: str) -> None:
+    """
+    Refuse a TLS client endpoint that would not check the server's
+    certificate: the token would go to whoever answers.
+
+    An C{ssl:} endpoint checks the certificate only against the
+    certificates of its C{caCertsDir}; without one it trusts any server.
+    (A C{tls:} endpoint always checks, against C{trustRoots} or the
+    platform's; C{tcp:} and C{unix:} make no claim to.)
+
+    @raise ConfigurationError: For an C{ssl:} endpoint without
+        C{caCertsDir}.
+    """
+    kind, *parts = [p.replace("\\:", ":") for p in _UNESCAPED_COLON.split(description)]
+    if kind.strip().upper() != "SSL":
+        return
+    if any(part.startswith("caCertsDir=") and part != "caCertsDir=" for part in parts):
+        return
+    raise ConfigurationError(
+        f"refusing to connect to {description!r}: an ssl: endpoint without caCertsDir= "
+        f"trusts any certificate; use tls:HOST:PORT:trustRoots=DIR (which also checks the "
+        f"host name) or add caCertsDir=DIR"
+    )
 
 
 class HarbourClientProtocol(amp.AMP):
@@ -156,7 +184,11 @@ def connect(
 
     @return: A L{Deferred} firing with a connected, authenticated
         L{HarbourClientProtocol}.
+    @raise ConfigurationError: (In the L{Deferred}) for an endpoint that
+        would not check the server (L{check_connect_endpoint}); nothing is
+        sent.
     """
+    check_connect_endpoint(endpoint)
     protocol = yield connectProtocol(clientFromString(reactor, endpoint), HarbourClientProtocol())
     try:
         yield protocol.callRemote(commands.Authenticate, token=token)

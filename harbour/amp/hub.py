@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from harbour.amp import commands
-from harbour.amp.client import HarbourClientProtocol, RemoteBus
+from harbour.amp.client import HarbourClientProtocol, RemoteBus, check_connect_endpoint
 from harbour.bus import Outbox, Subscription, callback_outbox, validate_pattern
 from harbour.errors import BadRequest, StoreUnavailable
 from harbour.interfaces import IBus, IEvent, IStatusSource
@@ -36,6 +36,10 @@ from harbour.interfaces import IBus, IEvent, IStatusSource
 class HubLink(Service):
     """
     A reconnecting, authenticated connection to a hub, seen as its bus.
+
+    @raise ConfigurationError: On creation, for an endpoint that would not
+        check the hub's certificate (see
+        L{harbour.amp.client.check_connect_endpoint}).
     """
 
     log = Logger()
@@ -46,6 +50,10 @@ class HubLink(Service):
     _client: ClientService | None = attr.ib(default=None, init=False)
     _protocol: HarbourClientProtocol | None = attr.ib(default=None, init=False)
     _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Refused when the daemon is made, before anything connects.
+        check_connect_endpoint(self.endpoint)
 
     def startService(self) -> None:
         """

@@ -3,10 +3,15 @@ The C{amp} service: harbour's AMP control port.
 
 One listener carries pub/sub and control.  Every connection must first
 present the token of C{--token-file}; anything else before it, or a wrong
-token, gets C{UNAUTHORIZED} and a log line naming the peer.  Each
-connection has one L{Outbox} registered as a push producer on its
-transport, so a subscriber that stops reading is dropped once its queue
-overflows instead of growing the daemon's memory.
+token, gets C{UNAUTHORIZED} and a log line naming the peer (at most one a
+minute per peer).  A wrong token is answered only after
+L{REFUSAL_DELAY}, so that guessing is slow, and a connection that has not
+authenticated within L{AUTHENTICATION_TIMEOUT} is closed, so that idle
+strangers hold no resources.  Each connection has one L{Outbox} registered
+as a push producer on its transport, so a subscriber that stops reading is
+dropped once its queue overflows instead of growing the daemon's memory.
+Topics of the configuration directory cannot be published from outside:
+their value is the directory's.
 """
 
 from __future__ import annotations
@@ -25,7 +30,15 @@ import attr
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IAddress, IConsumer, IListeningPort, IReactorTCP, ITransport
+from twisted.internet.interfaces import (
+    IAddress,
+    IConsumer,
+    IDelayedCall,
+    IListeningPort,
+    IReactorTCP,
+    IReactorTime,
+    ITransport,
+)
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols import amp
@@ -40,6 +53,23 @@ from harbour.store.tasks import FAILED, check_state
 
 #: Events held for one remote subscriber that is not reading.
 REMOTE_QUEUE_LIMIT = 10_000
+
+#: Seconds a connection may stay unauthenticated before it is closed: a
+#: client sends its token at once, so only a stranger waits this long.
+AUTHENTICATION_TIMEOUT = 10.0
+
+#: Seconds before a wrong token is refused; attempts on one connection
+#: are refused one after another, so guessing runs at most one a second.
+REFUSAL_DELAY = 1.0
+
+#: Seconds between two log lines about one peer's refusals: a stranger
+#: hammering the port must not flood the log.
+REFUSAL_LOG_INTERVAL = 60.0
+
+#: Seconds L{ControlService.stopService} waits for connections to close
+#: before aborting them: a peer that stops reading must not hold up the
+#: daemon's shutdown.
+CLOSE_TIMEOUT = 3.0
 
 #: What an AMP responder answers: the response's arguments by name.
 Response = dict[str, object]
@@ -117,6 +147,12 @@ class ControlProtocol(amp.AMP):
         self._service = service
         self._authenticated = False
         self._outbox: Outbox | None = None
+        self._deadline: IDelayedCall | None = None
+        # When the last refusal queued on this connection is answered.
+        self._refusals_until = 0.0
+        # The refusals waiting for their time, cancelled if the connection
+        # goes first: nothing of a closed connection stays scheduled.
+        self._refusals: list[IDelayedCall] = []
 
     @property
     def _peer(self) -> str:
@@ -144,6 +180,7 @@ class ControlProtocol(amp.AMP):
         """
         super().connectionMade()
         self._service.connections.add(self)
+        self._deadline = self._service.clock.callLater(self._service.auth_timeout, self._too_late)
         self._outbox = Outbox(self._send_event, self._overflowed, self._service.queue_limit)
         # A stream transport (TCP, TLS, UNIX socket) is also a consumer.
         cast(IConsumer, self.transport).registerProducer(self._outbox, True)
@@ -152,11 +189,35 @@ class ControlProtocol(amp.AMP):
         """
         Forget this connection's subscriptions.
         """
+        self._cancel_deadline()
+        for refusal in self._refusals:
+            if refusal.active():
+                refusal.cancel()
+        self._refusals = []
         if self._outbox is not None:
             self._service.bus.detach(self._outbox)
             self._outbox.stopProducing()
         super().connectionLost(reason)
         self._service.connection_closed(self)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
+    def _too_late(self) -> None:
+        self._deadline = None
+        self._service.log_refusal(
+            self._peer, "closed the connection", f"not authenticated within {self._service.auth_timeout:g} s"
+        )
+        self.abort()
+
+    def abort(self) -> None:
+        """
+        Close the connection now, dropping whatever the peer has not read.
+        """
+        abort = getattr(self.transport, "abortConnection", self._stream.loseConnection)
+        abort()
 
     def _send_event(self, event: Event) -> None:
         self._stream.write(event.wire)
@@ -169,8 +230,7 @@ class ControlProtocol(amp.AMP):
             reason=reason,
             service="amp",
         )
-        abort = getattr(self.transport, "abortConnection", self._stream.loseConnection)
-        abort()
+        self.abort()
 
     def locateResponder(self, name: bytes) -> Callable[[amp.AmpBox], Deferred[amp.AmpBox]] | None:
         """
@@ -180,12 +240,7 @@ class ControlProtocol(amp.AMP):
             responder: Callable[[amp.AmpBox], Deferred[amp.AmpBox]] | None = super().locateResponder(name)
             return responder
         command = name.decode("ascii", "replace")
-        self.log.warn(
-            "refused {command} from {peer}: not authenticated",
-            command=command,
-            peer=self._peer,
-            service="amp",
-        )
+        self._service.log_refusal(self._peer, f"refused {command}", "not authenticated")
         return lambda box: fail(
             amp.RemoteAmpError(b"UNAUTHORIZED", f"authenticate before {command}".encode())
         )
@@ -198,15 +253,31 @@ class ControlProtocol(amp.AMP):
         return 0 if self._outbox is None else self._outbox.waiting
 
     @commands.Authenticate.responder
-    def authenticate(self, token: str) -> Response:
+    def authenticate(self, token: str) -> Response | Deferred[Response]:
         """
-        Check the token in constant time.
+        Check the token in constant time; refuse a wrong one only after
+        L{ControlService.refusal_delay}, one refusal after another.
         """
-        if not hmac.compare_digest(token.encode("utf-8"), self._service.token.encode("utf-8")):
-            self.log.warn("refused a wrong token from {peer}", peer=self._peer, service="amp")
-            raise Unauthorized("wrong token")
-        self._authenticated = True
-        return {}
+        if hmac.compare_digest(token.encode("utf-8"), self._service.token.encode("utf-8")):
+            self._authenticated = True
+            self._cancel_deadline()
+            return {}
+        self._service.log_refusal(self._peer, "refused a wrong token")
+        clock = self._service.clock
+        now = clock.seconds()
+        self._refusals_until = max(now, self._refusals_until) + self._service.refusal_delay
+        if self._refusals_until - now > self._service.auth_timeout:
+            # More guesses queued than could be answered before the
+            # connection times out: end it now rather than hold them.  The
+            # answer never comes: there is no connection to carry it.
+            self.abort()
+            return Deferred()
+        refused: Deferred[Response] = Deferred()
+        self._refusals = [r for r in self._refusals if r.active()]
+        self._refusals.append(
+            clock.callLater(self._refusals_until - now, refused.errback, Unauthorized("wrong token"))
+        )
+        return refused
 
     @commands.Subscribe.responder
     def subscribe(self, topic: str) -> Response:
@@ -229,8 +300,11 @@ class ControlProtocol(amp.AMP):
     @commands.Publish.responder
     def publish(self, topic: str, payload: str, retain: bool | None = None) -> Response:
         """
-        Publish on the daemon's bus.
+        Publish on the daemon's bus; refuse a topic of the configuration
+        directory, whose value only the directory sets.
         """
+        if self._service.daemon.owns(topic):
+            raise BadRequest(f"topic {topic} belongs to the configuration directory: edit its file")
         event = Event.from_text(topic, payload)
         return {"delivered": self._service.bus.dispatch(event, bool(retain))}
 
@@ -371,7 +445,13 @@ class ControlService(Service):
         L{twisted.internet.interfaces.IReactorSSL} or
         L{twisted.internet.interfaces.IReactorUNIX} for those kinds of
         endpoint.
-    @ivar daemon: What the commands act on.
+    @ivar daemon: What the commands act on; the topics it owns (its
+        configuration's) cannot be published over the port.
+    @ivar clock: The time of the deadlines and delays; C{reactor} unless
+        given.
+    @ivar auth_timeout: See L{AUTHENTICATION_TIMEOUT}.
+    @ivar refusal_delay: See L{REFUSAL_DELAY}.
+    @ivar close_timeout: See L{CLOSE_TIMEOUT}.
     """
 
     log = Logger()
@@ -382,9 +462,45 @@ class ControlService(Service):
     bus: Bus = attr.ib()
     daemon: IDaemon = attr.ib()
     queue_limit: int = attr.ib(default=REMOTE_QUEUE_LIMIT)
+    clock: IReactorTime = attr.ib(
+        # Every reactor provides IReactorTime.
+        default=attr.Factory(lambda self: cast(IReactorTime, self.reactor), takes_self=True)
+    )
+    auth_timeout: float = attr.ib(default=AUTHENTICATION_TIMEOUT)
+    refusal_delay: float = attr.ib(default=REFUSAL_DELAY)
+    close_timeout: float = attr.ib(default=CLOSE_TIMEOUT)
     _port: IListeningPort | None = attr.ib(default=None, init=False)
     connections: set[ControlProtocol] = attr.ib(factory=set, init=False)
     _closing: list[Deferred[None]] = attr.ib(factory=list, init=False)
+    _refusals: dict[str, tuple[float, int]] = attr.ib(factory=dict, init=False)
+
+    def log_refusal(self, peer: str, what: str, why: str = "") -> None:
+        """
+        Log a refusal of C{peer}: the first at once, then at most one line
+        per L{REFUSAL_LOG_INTERVAL}, counting those left out meanwhile.
+
+        @param what: What was refused, in words.
+        @param why: Why, if C{what} does not say.
+        """
+        now = self.clock.seconds()
+        logged, unlogged = self._refusals.get(peer, (float("-inf"), 0))
+        if now - logged < REFUSAL_LOG_INTERVAL:
+            self._refusals[peer] = (logged, unlogged + 1)
+            return
+        # Forget quiet peers, so that the table holds only the peers
+        # refused in the last interval.
+        for other, (when, ignored) in list(self._refusals.items()):
+            if now - when >= REFUSAL_LOG_INTERVAL:
+                del self._refusals[other]
+        self._refusals[peer] = (now, 0)
+        self.log.warn(
+            "{what} from {peer}{why}{unlogged}",
+            what=what,
+            peer=peer,
+            why=f": {why}" if why else "",
+            unlogged=f" ({unlogged} more refusals since the last line)" if unlogged else "",
+            service="amp",
+        )
 
     @classmethod
     def from_config(
@@ -473,4 +589,21 @@ class ControlService(Service):
             self._closing.append(closed)
             for protocol in list(self.connections):
                 protocol._stream.loseConnection()
-            yield closed
+            # A peer that stops reading keeps its connection open while
+            # the daemon has bytes for it: abort what has not closed.
+            overdue = self.clock.callLater(self.close_timeout, self._abort_all)
+            try:
+                yield closed
+            finally:
+                if overdue.active():
+                    overdue.cancel()
+
+    def _abort_all(self) -> None:
+        for protocol in list(self.connections):
+            self.log.warn(
+                "aborting the connection of {peer}: not closed within {timeout:g} s",
+                peer=protocol._peer,
+                timeout=self.close_timeout,
+                service="amp",
+            )
+            protocol.abort()

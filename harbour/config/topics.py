@@ -199,7 +199,7 @@ class ManifestTopic(Topic):
     C{[manifest]}: where reports come from and over which days.
     """
 
-    base_url: str = setting("http://oasis.caiso.com/oasisapi", check=url(), doc="The OASIS API root.")
+    base_url: str = setting("https://oasis.caiso.com/oasisapi", check=url(), doc="The OASIS API root.")
     start: str = setting("-39mo", check=day(), doc="First trading day (OASIS keeps about 39 months).")
     end: str = setting("today", check=day(allow_today=True), doc="Last trading day.")
     timezone: str = setting(

@@ -34,7 +34,7 @@ from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
 from harbour.config.paging import LIMIT, REPORTS, ItemTooLarge, encode, pack, page_number, paginate
-from harbour.config.schema import Configuration, Locator, Problem, load_directory
+from harbour.config.schema import TOPICS, Configuration, Locator, Problem, load_directory
 from harbour.errors import HarbourError
 from harbour.interfaces import IBus, IConfigSource, IStatusSource
 
@@ -59,6 +59,16 @@ def is_config_name(name: str) -> bool:
     @return: Whether a file name is one the configuration is read from.
     """
     return name.endswith(".toml") and not name.startswith(".")
+
+
+def is_configuration_topic(topic: str) -> bool:
+    """
+    @return: Whether C{topic} is one the configuration service publishes:
+        a topic of the schema, the C{reports} index, or one of its pages
+        (C{reports.<n>}; any C{reports.} topic, so that no look-alike page
+        can be slipped in next to them).
+    """
+    return topic in TOPICS or topic == REPORTS or topic.startswith(REPORTS + ".")
 
 
 #: The longest message or text of one problem in a C{config.error} event;
@@ -130,6 +140,13 @@ class ConfigService(Service):
     _pending: IDelayedCall | None = attr.ib(default=None, init=False)
     _burst_started: float = attr.ib(default=0.0, init=False)
     _reloads: int = attr.ib(default=0, init=False)
+
+    def owns(self, topic: str) -> bool:
+        """
+        @return: Whether C{topic} is this service's alone: its value comes
+            from the configuration directory, and nobody else may publish it.
+        """
+        return is_configuration_topic(topic)
 
     def startService(self) -> None:
         """

@@ -21,7 +21,7 @@ from twisted.internet.task import deferLater
 from twisted.protocols.amp import TooLong
 
 from harbour.amp import commands
-from harbour.amp.client import HarbourClientProtocol, RemoteBus, connect, status
+from harbour.amp.client import HarbourClientProtocol, RemoteBus, check_connect_endpoint, connect, status
 from harbour.amp.server import read_token
 from harbour.ctl.codes import FAILED, OK, UNREACHABLE, USAGE
 from harbour.ctl.offline import plan_table
@@ -40,8 +40,15 @@ def run_remote(
     """
     Run one subcommand that needs the daemon.
 
-    @return: A L{Deferred} firing with the exit code.
+    @return: A L{Deferred} firing with the exit code: L{USAGE} for an
+        endpoint that would not check the daemon's certificate, before
+        anything is sent.
     """
+    try:
+        check_connect_endpoint(args.connect)
+    except ConfigurationError as e:
+        print(f"harbourctl: {e}", file=sys.stderr)
+        return USAGE
     try:
         token = read_token(Path(args.token_file))
     except ConfigurationError as e:

@@ -6,7 +6,10 @@ member whose C{ERR_CODE} says why there is none.  Sometimes it sends an
 HTML "Acceptable Use Policy" page instead, with 200 too.  L{classify} reads
 an answer (bytes, a path or a file) and says which of these it is; every
 member is read through, so a zip cut short or a corrupt member is caught
-here rather than by the analyst.
+here rather than by the analyst.  Reading stops, and the answer is an
+L{ERROR}, once the members inflate beyond L{MAX_INFLATED} bytes or a member
+beyond L{MAX_RATIO} times its compressed size: a zip bomb is refused in
+moments instead of filling the disk's or the CPU's time.
 
 When requests come too fast OASIS answers HTTP 429 with that page, and no
 C{Retry-After}: the page says how long to wait (L{throttle_pause}).
@@ -46,6 +49,21 @@ BAD_REQUEST_CODES = frozenset({1001, 1002, 1004, 1005, 1016, 1017, 1018, 1019, 1
 #: How much of a member is read per step.
 CHUNK = 1 << 16
 
+#: The most bytes the members of one answer may inflate to, all together.
+#: The largest real answer, a day of real-time prices for every node, is
+#: about 1.8 GB of CSV; twice that leaves room for growth.
+MAX_INFLATED = 4 << 30
+
+#: The most times a member may inflate over its compressed size.  Real
+#: OASIS CSV zips inflate about 10 to 25 times (XML a little more); a
+#: member of one repeated byte inflates about 1,000 times.
+MAX_RATIO = 200
+
+#: A member is not held to L{MAX_RATIO} until it has inflated this far: a
+#: small member (an error document, a day with few rows) may compress very
+#: well and costs nothing to read.
+RATIO_FLOOR = 1 << 20
+
 #: The wait OASIS's Acceptable Use Policy asks between requests, and so the
 #: least a throttled request waits.
 THROTTLE_PAUSE = 5.0
@@ -77,19 +95,26 @@ class Verdict:
     description: str = ""
 
 
-def classify(answer: bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO) -> Verdict:
+def classify(
+    answer: bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO,
+    max_inflated: int = MAX_INFLATED,
+    max_ratio: float = MAX_RATIO,
+) -> Verdict:
     """
     Classify one OASIS answer.
 
     @param answer: Its bytes, the path of a file holding it, or a seekable
         binary file.
+    @param max_inflated: See L{MAX_INFLATED}.
+    @param max_ratio: See L{MAX_RATIO}.
+    @return: The verdict; L{ERROR} for members that inflate beyond the caps.
     """
     source: BinaryIO
     if isinstance(answer, (bytes, bytearray, memoryview)):
         source = io.BytesIO(answer)
     elif isinstance(answer, (str, os.PathLike)):
         with open(answer, "rb") as f:
-            return classify(f)
+            return classify(f, max_inflated, max_ratio)
     else:
         source = answer
     head = source.read(512)
@@ -105,8 +130,9 @@ def classify(answer: bytes | bytearray | memoryview | str | os.PathLike[str] | B
             names = tuple(archive.namelist())
             if not names:
                 return Verdict(RETRY_LATER, description="zip has no members")
+            caps = _Caps(max_inflated, max_ratio)
             for name in names:
-                verdict = _read_member(archive, name, single=len(names) == 1)
+                verdict = _read_member(archive, name, caps)
                 if verdict is not None:
                     return verdict
     except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, NotImplementedError) as e:
@@ -132,26 +158,79 @@ def throttle_pause(page: bytes) -> float:
     return min(THROTTLE_PAUSE_MOST, max(THROTTLE_PAUSE, float(found.group(1))))
 
 
-def _read_member(archive: zipfile.ZipFile, name: str, single: bool) -> Verdict | None:
+@attr.s(auto_attribs=True)
+class _Caps:
     """
-    Read one member through (checking its CRC); for XML, parse it.
+    How far the members of one answer may inflate, and how far they have.
+    """
+
+    max_inflated: int
+    max_ratio: float
+    inflated: int = 0
+
+    def exceeded(self, name: str, size: int, compressed: int) -> Verdict | None:
+        """
+        @param size: What member C{name} inflates to (so far, or as its
+            header says).
+        @param compressed: Its compressed size.
+        @return: An L{ERROR} if C{size} more bytes (on top of the members
+            before) break a cap, else L{None}.
+        """
+        if self.inflated + size > self.max_inflated:
+            return Verdict(
+                ERROR,
+                description=f"member {name} inflates beyond {_bytes(self.max_inflated)}, "
+                f"the most an answer may inflate to",
+            )
+        if size > RATIO_FLOOR and size > self.max_ratio * max(compressed, 1):
+            return Verdict(
+                ERROR,
+                description=f"member {name} inflates beyond {self.max_ratio:g} times its "
+                f"compressed size ({_bytes(compressed)}): no real report does",
+            )
+        return None
+
+
+def _bytes(count: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= size:
+            return f"{count / size:g} {unit}"
+    return f"{count} bytes"
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, caps: _Caps) -> Verdict | None:
+    """
+    Read one member through (checking its CRC), within C{caps}; for XML,
+    parse it.
 
     @return: A verdict if the member decides the answer, else L{None}.
     """
+    info = archive.getinfo(name)
+    # The header's sizes refuse an honest bomb before a byte is inflated;
+    # counting while reading refuses a lying one.
+    verdict = caps.exceeded(name, info.file_size, info.compress_size)
+    if verdict is not None:
+        return verdict
     xml = name.lower().endswith(".xml")
     parser = _ErrorFinder() if xml else None
+    inflated = 0
     with archive.open(name) as member:
         first = member.read(CHUNK)
         if not first and not xml:
             return Verdict(RETRY_LATER, description=f"member {name} is empty")
         chunk = first
         while chunk:
+            inflated += len(chunk)
+            verdict = caps.exceeded(name, inflated, info.compress_size)
+            if verdict is not None:
+                return verdict
             if parser is not None:
                 try:
                     parser.feed(chunk)
                 except ParseError as e:
                     return Verdict(RETRY_LATER, description=f"member {name} is not well-formed XML: {e}")
             chunk = member.read(CHUNK)
+    caps.inflated += inflated
     if parser is None:
         return None
     try:

@@ -37,6 +37,7 @@ import attr
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, gatherResults, inlineCallbacks, succeed
 from twisted.internet.interfaces import IReactorTime
+from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -339,12 +340,20 @@ class LogReader:
     """
     Reads OASIS's publications log and schedule from one source.
 
+    An answer is parsed in a thread: it is a zip of up to L{MAX_ANSWER}
+    bytes that may inflate up to L{harbour.oasis.classify.MAX_INFLATED}
+    (which, with L{harbour.oasis.classify.MAX_RATIO}, refuses a zip bomb),
+    and reading it must not stall the reactor.
+
     @ivar interruptible: Marks a request as what a stop may cancel.
+    @ivar in_thread: Runs a parser on an answer and fires with its result:
+        L{deferToThread} unless a test runs it otherwise.
     """
 
     client: OasisClient = attr.ib()
     base_url: str = attr.ib()
     interruptible: Callable[[Deferred[bytes]], Deferred[bytes]] = attr.ib()
+    in_thread: Callable[[Callable[[bytes], Any], bytes], Deferred[Any]] = attr.ib(default=deferToThread)
 
     def _get(self, queryname: str, start: float, end: float, extra: str) -> Deferred[bytes]:
         url = log_url(self.base_url, queryname, start, end, extra)
@@ -357,12 +366,12 @@ class LogReader:
         """
         return self._get(
             "ATL_PUB", start, end, "&oasis_section=ALL&status=ALL&atlpubversion=ALL"
-        ).addCallback(parse_log)
+        ).addCallback(lambda answer: self.in_thread(parse_log, answer))
 
     def schedule(self, now: float) -> Deferred[list[Scheduled]]:
         """
         @return: A L{Deferred} firing with the publication schedule.
         """
         return self._get("ATL_PUB_SCHED", now - 86400, now, "&publication_type=ALL").addCallback(
-            parse_schedule
+            lambda answer: self.in_thread(parse_schedule, answer)
         )

@@ -41,6 +41,7 @@ class RecordingConfig:
     topics: list[str] = attr.Factory(list)
     errors: list[str] = attr.Factory(list)
     reloads: int = 0
+    owned: frozenset[str] = frozenset()
 
     def reload(self) -> Deferred[tuple[list[str], list[str]]]:
         """
@@ -48,6 +49,12 @@ class RecordingConfig:
         """
         self.reloads += 1
         return succeed((self.topics, self.errors))
+
+    def owns(self, topic: str) -> bool:
+        """
+        @return: Whether C{topic} is one of the topics it was told it owns.
+        """
+        return topic in self.owned
 
 
 def control_service(bus: Bus | None = None, **kwargs: Any) -> ControlService:

@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from pathlib import Path
 from typing import cast
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorCore
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.amp import commands
 from harbour.amp.client import HarbourClientProtocol
 from harbour.ctl import FAILED, OK, USAGE, _status, check_config, parser
 from harbour.ctl.offline import plan_table, show_catalogue
+from harbour.ctl.remote import run_remote
 from harbour.test.helpers import TOKEN, call, connected, control_service
 
 
@@ -319,3 +322,26 @@ class PlanCommandTests(SynchronousTestCase):
         (self.directory / "b.toml").write_text("[work]\nmax_attempts = 0\n")
         code, text = self.run_plan()
         self.assertEqual(code, FAILED)
+
+
+class InsecureEndpointTests(SynchronousTestCase):
+    """
+    C{harbourctl --connect} refuses an C{ssl:} endpoint that checks no
+    certificate.
+    """
+
+    def test_refusedBeforeConnecting(self) -> None:
+        """
+        The command exits with the usage code, saying what to use instead,
+        without reading the token or connecting.
+        """
+        reactor = MemoryReactorClock()
+        args = parser().parse_args(
+            ["--connect", "ssl:host=h:port=7750", "--token-file", "/nonexistent", "status"]
+        )
+        errors = io.StringIO()
+        self.patch(sys, "stderr", errors)
+        code = self.successResultOf(run_remote(cast(IReactorCore, reactor), args, io.StringIO()))
+        self.assertEqual(code, USAGE)
+        self.assertIn("tls:HOST:PORT:trustRoots=DIR", errors.getvalue())
+        self.assertEqual((reactor.tcpClients, reactor.sslClients), ([], []))

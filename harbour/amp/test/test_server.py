@@ -12,8 +12,10 @@ from typing import Any, cast
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.protocols import amp
+from twisted.python.failure import Failure
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
@@ -21,6 +23,7 @@ from zope.interface import implementer
 from harbour.amp import commands
 from harbour.amp.client import RemoteBus, all_requests, connect, status
 from harbour.amp.server import (
+    REFUSAL_DELAY,
     ControlService,
     check_listen_endpoint,
     load_or_create_token,
@@ -58,7 +61,8 @@ class AuthenticationTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.client, self.server, self.pump = connected(control_service())
+        self.service = control_service()
+        self.client, self.server, self.pump = connected(self.service)
 
     def call(self, command: type[amp.Command], **kwargs: object) -> Deferred[Any]:
         """
@@ -84,9 +88,16 @@ class AuthenticationTests(SynchronousTestCase):
 
     def test_wrongToken(self) -> None:
         """
-        A wrong token fails with C{UNAUTHORIZED} and authorises nothing.
+        A wrong token fails with C{UNAUTHORIZED}, after a delay, and
+        authorises nothing.
         """
-        self.failureResultOf(self.call(commands.Authenticate, token="guess"), Unauthorized)
+        refusal: list[Failure] = []
+        self.client.callRemote(commands.Authenticate, token="guess").addErrback(refusal.append)
+        self.pump.flush()
+        self.assertEqual(refusal, [])
+        cast(MemoryReactorClock, self.service.clock).advance(REFUSAL_DELAY)
+        self.pump.flush()
+        self.assertTrue(refusal[0].check(Unauthorized))
         self.failureResultOf(self.call(commands.Subscribe, topic="x"), Unauthorized)
 
 

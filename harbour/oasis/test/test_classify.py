@@ -6,12 +6,24 @@ of answer harbour must survive.
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbour.oasis.classify import BAD_REQUEST, DATA, EMPTY, ERROR, RETRY_LATER, classify, throttle_pause
+from harbour.oasis.classify import (
+    BAD_REQUEST,
+    DATA,
+    EMPTY,
+    ERROR,
+    MAX_INFLATED,
+    MAX_RATIO,
+    RATIO_FLOOR,
+    RETRY_LATER,
+    classify,
+    throttle_pause,
+)
 from harbour.testing.simulator import THROTTLE_PAGE, error_document
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
@@ -182,3 +194,81 @@ class ShapeTests(SynchronousTestCase):
         self.assertEqual(
             (verdict.kind, verdict.code, verdict.description), (ERROR, 1010, "OASIS error 1010: System Error")
         )
+
+
+def lying(answer: bytes, member_size: int) -> bytes:
+    """
+    @return: C{answer}, a zip of one member, with that member's headers
+        claiming it inflates to C{member_size} bytes.
+    """
+    data = bytearray(answer)
+    local = data.index(b"PK\x03\x04")
+    struct.pack_into("<I", data, local + 22, member_size)
+    central = data.index(b"PK\x01\x02")
+    struct.pack_into("<I", data, central + 24, member_size)
+    return bytes(data)
+
+
+class DecompressionCapTests(SynchronousTestCase):
+    """
+    A zip bomb is refused quickly, as an L{ERROR} that says why, by the
+    inflated size of the answer and by the compression ratio of a member.
+    """
+
+    def setUp(self) -> None:
+        # 20 MB of zeros deflate to about 20 KB: 1,000 times, far beyond
+        # MAX_RATIO, yet quick to build.
+        self.bomb = zipped(("PRC_LMP.csv", bytes(20 << 20)))
+        self.assertLess(len(self.bomb), 100_000)
+
+    def test_defaults(self) -> None:
+        """
+        The defaults are those documented: 4 GiB, 200 times, enforced from
+        1 MiB on.
+        """
+        self.assertEqual((MAX_INFLATED, MAX_RATIO, RATIO_FLOOR), (4 << 30, 200, 1 << 20))
+
+    def test_ratio(self) -> None:
+        """
+        A member that inflates beyond L{MAX_RATIO} times its compressed size
+        is an error naming the member.
+        """
+        verdict = classify(self.bomb)
+        self.assertEqual(verdict.kind, ERROR)
+        self.assertIn("member PRC_LMP.csv inflates beyond 200 times its compressed size", verdict.description)
+
+    def test_inflatedSize(self) -> None:
+        """
+        Members that inflate beyond C{max_inflated} together are an error,
+        whatever their ratio.
+        """
+        varied = bytes(range(256)) * 4096  # 1 MiB, hardly compressible
+        answer = zipped(("a.csv", varied), ("b.csv", varied))
+        self.assertEqual(classify(answer, max_inflated=3 << 20).kind, DATA)
+        verdict = classify(answer, max_inflated=(3 << 20) // 2)
+        self.assertEqual(verdict.kind, ERROR)
+        self.assertEqual(
+            verdict.description, "member b.csv inflates beyond 1.5 MiB, the most an answer may inflate to"
+        )
+
+    def test_lyingHeader(self) -> None:
+        """
+        A member whose header understates its size is inflated no further
+        than the header says, and so is a corrupt answer, not data.
+        """
+        verdict = classify(lying(self.bomb, 1000))
+        self.assertEqual(verdict.kind, RETRY_LATER)
+        self.assertIn("corrupt", verdict.description)
+
+    def test_smallMembersCompressWell(self) -> None:
+        """
+        A member under L{RATIO_FLOOR} may compress as well as it likes.
+        """
+        self.assertEqual(classify(zipped(("a.csv", bytes(RATIO_FLOOR)))).kind, DATA)
+
+    def test_realSampleWithinCaps(self) -> None:
+        """
+        The real CSV sample is well within the ratio.
+        """
+        path = SAMPLES / "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip"
+        self.assertEqual(classify(path, max_ratio=30).kind, DATA)

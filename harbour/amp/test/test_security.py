@@ -1,0 +1,343 @@
+"""
+Tests for the control port's defences: configuration topics cannot be
+published from outside, strangers are timed out, wrong tokens are refused
+slowly and logged sparingly, shutdown does not wait for a peer that stops
+reading, and clients refuse TLS endpoints that check no certificate.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import attr
+from twisted.internet.defer import Deferred
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.amp import commands
+from harbour.amp.client import check_connect_endpoint, connect
+from harbour.amp.hub import HubLink
+from harbour.amp.server import (
+    AUTHENTICATION_TIMEOUT,
+    CLOSE_TIMEOUT,
+    REFUSAL_DELAY,
+    REFUSAL_LOG_INTERVAL,
+    ControlProtocol,
+    ControlService,
+)
+from harbour.bus import Bus
+from harbour.config.watcher import is_configuration_topic
+from harbour.errors import BadRequest, ConfigurationError, Unauthorized
+from harbour.test.helpers import TOKEN, RecordingConfig, call, connected, control_service
+
+
+@attr.s(auto_attribs=True)
+class OwningConfig(RecordingConfig):
+    """
+    A configuration source that owns the configuration topics, as
+    L{harbour.config.watcher.ConfigService} does.
+    """
+
+    def owns(self, topic: str) -> bool:
+        """
+        @return: Whether C{topic} is a configuration topic.
+        """
+        return is_configuration_topic(topic)
+
+
+def clock_of(service: ControlService) -> MemoryReactorClock:
+    """
+    @return: The fake reactor of a service made by L{control_service}.
+    """
+    return cast(MemoryReactorClock, service.clock)
+
+
+def capture_log(testcase: SynchronousTestCase) -> list[str]:
+    """
+    @return: A list that collects the text of every log event until the
+        end of C{testcase}.
+    """
+    messages: list[str] = []
+
+    def observe(event: LogEvent) -> None:
+        messages.append(formatEvent(event))
+
+    observer = cast(ILogObserver, observe)
+    globalLogPublisher.addObserver(observer)
+    testcase.addCleanup(globalLogPublisher.removeObserver, observer)
+    return messages
+
+
+class ConfigurationTopicTests(SynchronousTestCase):
+    """
+    C{Publish} refuses the topics of the configuration directory.
+    """
+
+    def setUp(self) -> None:
+        self.bus = Bus()
+        self.service = control_service(self.bus, config=OwningConfig())
+        self.client, self.server, self.pump = connected(self.service)
+        call(self.client, self.pump, commands.Authenticate, token=TOKEN)
+
+    def publish(self, topic: str) -> Deferred[Any]:
+        """
+        Publish C{{}} on C{topic}, retained, and move the bytes.
+        """
+        return call(self.client, self.pump, commands.Publish, topic=topic, payload="{}", retain=True)
+
+    def test_refused(self) -> None:
+        """
+        Every configuration topic gets C{BAD_REQUEST}, saying whose it is;
+        nothing reaches the bus and the connection stays usable.
+        """
+        for topic in ["manifest", "work", "download", "reports", "reports.0", "reports.12"]:
+            failure = self.failureResultOf(self.publish(topic), BadRequest)
+            self.assertEqual(
+                failure.getErrorMessage(),
+                f"topic {topic} belongs to the configuration directory: edit its file",
+            )
+            self.assertIsNone(self.bus.retained(topic))
+        self.successResultOf(call(self.client, self.pump, commands.Status))
+
+    def test_othersPublished(self) -> None:
+        """
+        Other topics, even ones that start like a configuration topic, are
+        published.
+        """
+        for topic in ["note", "task.done", "workers", "manifests"]:
+            self.successResultOf(self.publish(topic))
+            self.assertEqual(self.bus.retained(topic), {})
+
+    def test_withoutConfigurationService(self) -> None:
+        """
+        A daemon whose configuration source owns nothing lets any topic be
+        published.
+        """
+        service = control_service(self.bus, config=RecordingConfig())
+        client, server, pump = connected(service)
+        call(client, pump, commands.Authenticate, token=TOKEN)
+        self.successResultOf(call(client, pump, commands.Publish, topic="work", payload="{}"))
+
+    def test_topics(self) -> None:
+        """
+        L{is_configuration_topic} names the schema's topics, the reports
+        index and anything under C{reports.}.
+        """
+        owned = ["manifest", "reports", "reports.3", "reports.x", "work", "download"]
+        self.assertEqual(
+            [t for t in [*owned, "report", "reports3", "task.done"] if is_configuration_topic(t)], owned
+        )
+
+
+class AuthenticationDefenceTests(SynchronousTestCase):
+    """
+    Strangers are closed out after L{AUTHENTICATION_TIMEOUT}, and wrong
+    tokens are answered late and logged once a minute.
+    """
+
+    def setUp(self) -> None:
+        self.log = capture_log(self)
+        self.serve()
+
+    def serve(self, **settings: Any) -> None:
+        """
+        Connect to a new control service of C{settings}.
+        """
+        self.service = control_service(**settings)
+        self.clock = clock_of(self.service)
+        self.client, self.server, self.pump = connected(self.service)
+
+    def authenticate(self, token: str) -> list[object]:
+        """
+        Send C{Authenticate} and move the bytes.
+
+        @return: A list that will hold its outcome.
+        """
+        outcome: list[object] = []
+        self.client.callRemote(commands.Authenticate, token=token).addBoth(outcome.append)
+        self.pump.flush()
+        return outcome
+
+    def advance(self, seconds: float) -> None:
+        """
+        Let C{seconds} pass, then move the bytes.
+        """
+        self.clock.advance(seconds)
+        self.pump.flush()
+
+    def test_strangerClosed(self) -> None:
+        """
+        A connection that has not authenticated within the timeout is
+        closed, with a log line naming the peer.
+        """
+        self.advance(AUTHENTICATION_TIMEOUT - 0.5)
+        self.assertIn(self.server, self.service.connections)
+        self.advance(0.5)
+        self.assertNotIn(self.server, self.service.connections)
+        self.assertTrue(any("not authenticated within 10 s" in line for line in self.log), self.log)
+
+    def test_authenticatedKept(self) -> None:
+        """
+        Authenticating cancels the timeout.
+        """
+        self.assertEqual(self.authenticate(TOKEN), [{}])
+        self.advance(AUTHENTICATION_TIMEOUT * 10)
+        self.assertIn(self.server, self.service.connections)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_closedConnectionForgetsTimeout(self) -> None:
+        """
+        A connection that closes cancels its timeout.
+        """
+        assert self.client.transport is not None
+        self.client.transport.loseConnection()
+        self.pump.flush()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_wrongTokenAnsweredLate(self) -> None:
+        """
+        A wrong token is refused only after L{REFUSAL_DELAY}; attempts on
+        one connection are refused one after another.
+        """
+        first, second = self.authenticate("guess"), self.authenticate("guess again")
+        self.advance(REFUSAL_DELAY - 0.1)
+        self.assertEqual((first, second), ([], []))
+        self.advance(0.1)
+        self.assertEqual(len(first), 1)
+        self.assertEqual(second, [])
+        self.advance(REFUSAL_DELAY)
+        for outcome in (first, second):
+            failure = outcome[0]
+            assert isinstance(failure, Failure)
+            failure.trap(Unauthorized)
+        # A right token is still accepted, at once.
+        self.assertEqual(self.authenticate(TOKEN), [{}])
+
+    def test_guessesBeyondTimeout(self) -> None:
+        """
+        More wrong tokens queued than could be refused before the timeout
+        close the connection at once.
+        """
+        for ignored in range(int(AUTHENTICATION_TIMEOUT / REFUSAL_DELAY)):
+            self.authenticate("guess")
+        self.assertIn(self.server, self.service.connections)
+        self.authenticate("guess")
+        self.assertNotIn(self.server, self.service.connections)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_closedWhileRefusing(self) -> None:
+        """
+        A connection that closes with refusals pending leaves nothing
+        scheduled.
+        """
+        self.authenticate("guess")
+        assert self.client.transport is not None
+        self.client.transport.loseConnection()
+        self.pump.flush()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_refusalsLoggedOncePerMinute(self) -> None:
+        """
+        Refusals of one peer make one log line a minute, which counts those
+        left out.
+        """
+        # Outlast the minute on one connection.
+        self.serve(auth_timeout=REFUSAL_LOG_INTERVAL * 2)
+        for ignored in range(3):
+            self.authenticate("guess")
+            self.advance(REFUSAL_DELAY)
+        refusals = [line for line in self.log if "wrong token" in line]
+        self.assertEqual(len(refusals), 1, refusals)
+        self.advance(REFUSAL_LOG_INTERVAL)
+        self.authenticate("guess")
+        refusals = [line for line in self.log if "wrong token" in line]
+        self.assertEqual(len(refusals), 2, refusals)
+        self.assertIn("2 more refusals since the last line", refusals[1])
+
+
+class StopTests(SynchronousTestCase):
+    """
+    C{stopService} closes every connection, aborting those that linger.
+    """
+
+    def test_abortsLingering(self) -> None:
+        """
+        A connection still open L{CLOSE_TIMEOUT} after the stop began (its
+        peer stopped reading) is aborted, and the stop then completes.
+        """
+        service = control_service()
+        clock = clock_of(service)
+        protocol = ControlProtocol(service)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        stopped = service.stopService()
+        self.assertNoResult(stopped)
+        self.assertEqual((transport.disconnecting, transport.disconnected), (True, False))
+        clock.advance(CLOSE_TIMEOUT - 0.1)
+        self.assertFalse(transport.disconnected)
+        clock.advance(0.1)
+        # StringTransport only records the abort; the loss is ours to tell.
+        self.assertTrue(transport.disconnected)
+        self.assertNoResult(stopped)
+        protocol.connectionLost(Failure(ConnectionError("aborted")))
+        self.successResultOf(stopped)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_closedInTime(self) -> None:
+        """
+        Connections that close at once leave no timer behind.
+        """
+        service = control_service()
+        client, server, pump = connected(service)
+        stopped = service.stopService()
+        pump.flush()
+        self.successResultOf(stopped)
+        self.assertEqual(clock_of(service).getDelayedCalls(), [])
+
+
+class ClientEndpointTests(SynchronousTestCase):
+    """
+    Clients refuse an C{ssl:} endpoint that checks no certificate.
+    """
+
+    def test_refused(self) -> None:
+        """
+        C{ssl:} without C{caCertsDir} (or with an empty one) is refused,
+        pointing at C{tls:} and C{trustRoots}.
+        """
+        for description in ["ssl:host=h:port=7750", "SSL:h:7750", "ssl:h:7750:caCertsDir="]:
+            error = self.assertRaises(ConfigurationError, check_connect_endpoint, description)
+            self.assertIn("trustRoots=", str(error))
+            self.assertIn("caCertsDir", str(error))
+
+    def test_allowed(self) -> None:
+        """
+        C{ssl:} with C{caCertsDir}, C{tls:}, C{tcp:} and C{unix:} are
+        allowed.
+        """
+        for description in [
+            "ssl:h:7750:caCertsDir=/etc/cas",
+            "tls:h:7750:trustRoots=/etc/cas",
+            "tls:h:7750",
+            "tcp:127.0.0.1:7750",
+            "unix:/run/harbour.sock",
+        ]:
+            check_connect_endpoint(description)
+
+    def test_connectSendsNothing(self) -> None:
+        """
+        L{connect} fails before it connects at all.
+        """
+        reactor = MemoryReactorClock()
+        d = connect(reactor, "ssl:host=h:port=7750", TOKEN)
+        self.failureResultOf(d, ConfigurationError)
+        self.assertEqual((reactor.tcpClients, reactor.sslClients), ([], []))
+
+    def test_hubRefused(self) -> None:
+        """
+        A worker's L{HubLink} refuses such an endpoint when it is made.
+        """
+        with self.assertRaises(ConfigurationError):
+            HubLink(MemoryReactorClock(), "ssl:hub.example:7750", TOKEN)
