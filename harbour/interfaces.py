@@ -222,9 +222,19 @@ class ITaskStore(Interface):
     The DB SERVER's task queue: one task per report URL (SPEC section 6).
 
     The store is the queue: claiming is atomic, a claim is a lease that is
-    renewed while bytes flow and swept back to C{pending} when it expires,
-    and every transition moves the per-report counts with it.  Every method
-    returns a L{Deferred}.
+    renewed while its attempt lasts and swept back to C{pending} when it
+    expires, and every transition moves the per-report counts with it.
+
+    Every claim has a fencing token (L{harbour.store.tasks.Task.claim}),
+    one more than the task's previous claim: an owner names a process,
+    whose workers share it, so only the token tells one claim from the
+    next.  L{renew}, L{finish} and L{release} given a token refuse a claim
+    that is not the one it names (C{token=None}, for tools and tests,
+    accepts any claim of C{owner}).  Every method returns a L{Deferred}.
+
+    Every method may fail with L{harbour.errors.StoreUnavailable} while the
+    store is away or answers with an error: nothing has changed then, or
+    all of one script's change has (it is atomic); callers retry.
     """
 
     def create(requests: Iterable[ReportURL]) -> Deferred[dict[str, int]]:
@@ -244,23 +254,30 @@ class ITaskStore(Interface):
         """
         Take the most urgent due task: C{pending}, past its C{not_before},
         newest trading day first.  It becomes C{downloading}, leased to
-        C{owner}, its C{attempts} counted.
+        C{owner}, its C{attempts} counted, its C{claim} (the fencing
+        token) one more than before.
 
         @return: A Deferred firing with the L{harbour.store.tasks.Task}, or L{None}.
         """
 
-    def renew(task_id: str, owner: str, lease_seconds: float) -> Deferred[bool]:
+    def renew(task_id: str, owner: str, lease_seconds: float, token: int | None = None) -> Deferred[bool]:
         """
-        Extend C{owner}'s lease.
+        Extend C{owner}'s lease (of claim C{token}, if given).
 
         @return: A Deferred firing with whether C{owner} still holds it.
         """
 
     def finish(
-        task_id: str, owner: str, state: str, bytes: int = 0, sha256: str = "", error: str = ""
+        task_id: str,
+        owner: str,
+        state: str,
+        bytes: int = 0,
+        sha256: str = "",
+        error: str = "",
+        token: int | None = None,
     ) -> Deferred[bool]:
         """
-        End C{owner}'s claim with C{state}: C{downloaded}, C{empty} or
+        End C{owner}'s claim (claim C{token}, if given) with C{state}: C{downloaded}, C{empty} or
         C{failed}.  Only C{downloaded} records C{bytes} and C{sha256}: the
         others keep those of the file already in place, if any.
 
@@ -269,10 +286,16 @@ class ITaskStore(Interface):
         """
 
     def release(
-        task_id: str, owner: str, not_before: float, error: str, counted: bool = True
+        task_id: str,
+        owner: str,
+        not_before: float,
+        error: str,
+        counted: bool = True,
+        token: int | None = None,
     ) -> Deferred[bool]:
         """
-        Give a claimed task back to C{pending}, due at C{not_before}.
+        Give a claimed task (claim C{token}, if given) back to C{pending},
+        due at C{not_before}.
 
         @param counted: Whether the attempt counts towards C{max_attempts}
             (an answer that only says "no data yet" does not).

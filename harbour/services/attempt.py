@@ -1,21 +1,25 @@
 """
 One attempt at one claimed task: prepare the target, fetch the answer into
-a temporary file beside it (renewing the lease meanwhile), verify it,
-commit it, and record the outcome in the task store and on the bus.
+a temporary file beside it, verify it, commit it, and record the outcome in
+the task store and on the bus.  The lease is renewed from the claim to the
+outcome, with the claim's fencing token: an attempt that finds its claim
+gone (its lease expired and another worker has the task) commits nothing
+and records nothing.  Recording an outcome rides out a store outage,
+retrying with backoff until the store answers or harbour stops.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import IO, Any, Protocol, cast
+from typing import IO, Any, Protocol, TypeVar, cast
 
 import attr
 from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -26,14 +30,26 @@ from harbour.oasis import classify as verdicts
 from harbour.oasis.client import AttemptFailed, OasisClient, PermanentFailure
 from harbour.oasis.requests import UnsafeName, confined
 from harbour.services.activity import DownloadActivity
-from harbour.services.files import GroupCommit, InThread, kept_name, prepare, verify
-from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED, LEASE_EXPIRED, Task
+from harbour.services.files import GroupCommit, InThread, kept_name, prepare, temporary_name, verify
+from harbour.store.tasks import DOWNLOADED, DOWNLOADING, EMPTY, FAILED, Task
+
+_T = TypeVar("_T")
 
 #: An empty answer for a window that ended less than this ago is asked for
 #: again: OASIS may publish it late.
 RECENT = 3 * 86400.0
 #: How long to wait before asking again for such a window.
 RECHECK = 3 * 3600.0
+#: Backoff between tries of a store write during an outage: from the
+#: first, doubling up to the second.
+STORE_RETRY = (0.05, 5.0)
+
+
+class LostClaim(Exception):
+    """
+    The attempt's claim is no longer its own: its lease expired and the
+    task was swept (and perhaps claimed again).
+    """
 
 
 def backoff(attempts: int, base: float, cap: float, rng: random.Random) -> float:
@@ -87,20 +103,45 @@ class Attempts:
     @inlineCallbacks
     def run(self, task: Task) -> Generator[Deferred[Any], Any, None]:
         """
-        One attempt at one claimed task, ending in a finish or a release.
+        One attempt at one claimed task, ending in a finish or a release,
+        or in nothing if the claim was lost meanwhile; the lease is renewed
+        throughout.
         """
+        renewer = LoopingCall(self._renew, task)
+        renewer.clock = self.reactor
+        renewer.start(max(1.0, self.context.work.lease_seconds / 3), now=False)
+        try:
+            yield self._attempt(task)
+        except LostClaim:
+            self.log.warn(
+                "lost the claim of {url} (its lease expired): another worker has it",
+                url=task.url,
+                service="download",
+            )
+        finally:
+            renewer.stop()
+
+    @inlineCallbacks
+    def _attempt(self, task: Task) -> Generator[Deferred[Any], Any, None]:
         try:
             target = self.context.directory / confined(task.filename)
         except UnsafeName as e:
             yield self._conclude(task, FAILED, error=str(e))
             return
-        temporary = target.with_name(f".{target.name}.part-{self.context.rng.getrandbits(32):08x}")
-        # Only a worker that died leaves a temporary file behind; one that
-        # lives always removes its own.
-        # A task with a hash but not downloaded is a revision: the file in
-        # place is the one it replaces.
+        temporary = temporary_name(target, task.claim, self.context.rng.getrandbits(32))
+        # A worker that lives always removes its own temporary file;
+        # prepare removes idle ones of earlier claims.  A task with a hash
+        # but not downloaded is a revision: the file in place is the one it
+        # replaces.
         prepared = yield self.in_thread(
-            prepare, target, temporary, task.last_error == LEASE_EXPIRED, task.sha256, task.url
+            prepare,
+            target,
+            temporary,
+            task.claim,
+            task.sha256,
+            task.url,
+            self.context.settings.idle_timeout,
+            self.reactor.seconds(),
         )
         if isinstance(prepared, tuple):
             verdict, size, digest = prepared
@@ -118,6 +159,8 @@ class Attempts:
                     # record must name the request now asked.
                     if task.sha256 and digest != task.sha256 and self.context.settings.keep_revisions:
                         keep = kept_name(target, task.revision - 1)
+                    # Only the claim's holder may put a file in place.
+                    yield self._hold(task)
                     yield self.commits.commit(temporary, target, keep, task.url, digest)
         except BaseException:
             temporary.unlink(missing_ok=True)
@@ -137,9 +180,7 @@ class Attempts:
                 hours=RECHECK / 3600,
                 service="download",
             )
-            yield self.store.release(
-                task.id, self.context.owner, again, f"no data yet: {verdict.description}", counted=False
-            )
+            yield self._release(task, again, f"no data yet: {verdict.description}", counted=False)
         elif verdict.kind == verdicts.EMPTY:
             yield self._conclude(task, EMPTY, error=verdict.description)
         elif verdict.kind == verdicts.BAD_REQUEST:
@@ -147,13 +188,86 @@ class Attempts:
         else:
             yield self.retry(task, verdict.description, None)
 
-    def _after_failure(self, task: Task, failure: Failure) -> Deferred[None] | Deferred[bool]:
+    @inlineCallbacks
+    def _stored(self, write: Callable[[], Deferred[_T]]) -> Generator[Deferred[Any], Any, _T]:
+        """
+        Call C{write}, a store write, until the store answers: through an
+        outage, with backoff (the store logs the outage), unless harbour
+        stops meanwhile.
+
+        @raise StoreUnavailable: if harbour stopped before the store answered.
+        @return: A Deferred firing with what C{write} answers.
+        """
+        delay = STORE_RETRY[0]
+        while True:
+            try:
+                return (yield write())
+            except StoreUnavailable:
+                if not self.context.running:
+                    raise
+            yield deferLater(self.reactor, delay * self.context.rng.uniform(0.5, 1.5), lambda: None)
+            delay = min(STORE_RETRY[1], delay * 2)
+
+    @inlineCallbacks
+    def _recorded(
+        self, task: Task, write: Callable[[], Deferred[bool]]
+    ) -> Generator[Deferred[Any], Any, bool]:
+        """
+        Record an outcome of C{task}'s claim with C{write}.
+
+        @return: A Deferred firing with whether the claim was still held
+            (and the outcome recorded).
+        """
+        tries = 0
+
+        def counted() -> Deferred[bool]:
+            nonlocal tries
+            tries += 1
+            return write()
+
+        held = yield self._stored(counted)
+        if held or tries == 1:
+            return held
+        # A try whose answer was lost (the connection dropped) may have
+        # recorded the outcome: then the claim ended, and no later one began.
+        now = yield self._stored(lambda: self.store.get(task.id))
+        return now is not None and now.claim == task.claim and now.state != DOWNLOADING
+
+    @inlineCallbacks
+    def _hold(self, task: Task) -> Generator[Deferred[Any], Any, None]:
+        """
+        Renew C{task}'s lease now, riding out an outage.
+
+        @raise LostClaim: if the claim is no longer held.
+        """
+        lease = self.context.work.lease_seconds
+        held = yield self._stored(lambda: self.store.renew(task.id, self.context.owner, lease, task.claim))
+        if not held:
+            raise LostClaim(task.id)
+
+    @inlineCallbacks
+    def _release(
+        self, task: Task, not_before: float, error: str, counted: bool = True
+    ) -> Generator[Deferred[Any], Any, None]:
+        """
+        Give C{task} back, due at C{not_before}, riding out an outage.
+
+        @raise LostClaim: if the claim is no longer held.
+        """
+        owner = self.context.owner
+        held = yield self._recorded(
+            task, lambda: self.store.release(task.id, owner, not_before, error, counted, task.claim)
+        )
+        if not held:
+            raise LostClaim(task.id)
+
+    def _after_failure(self, task: Task, failure: Failure) -> Deferred[None]:
         if failure.check(PermanentFailure):
             return self._conclude(task, FAILED, error=str(failure.value))
         if failure.check(AttemptFailed):
             return self.retry(task, str(failure.value), cast(AttemptFailed, failure.value).retry_after)
         if failure.check(CancelledError) and not self.context.running:
-            return self.store.release(task.id, self.context.owner, 0.0, "harbour stopped mid-download")
+            return self._release(task, 0.0, "harbour stopped mid-download")
         # A Failure of an exception always has its type.
         kind = cast("type[BaseException]", failure.type)
         return self.retry(task, failure.getErrorMessage() or kind.__name__, None)
@@ -176,9 +290,6 @@ class Attempts:
             digest.update(data)
             self.activity.count_bytes(len(data))
 
-        renewer = LoopingCall(self._renew, task)
-        renewer.clock = self.reactor
-        renewer.start(max(1.0, self.context.work.lease_seconds / 3), now=False)
         self.context.beat()  # the hub sees work as it starts, not only on the next heartbeat
         try:
             if not self.context.running:
@@ -188,18 +299,24 @@ class Attempts:
         except Exception:
             return flight.transfer.received, "", Failure()
         finally:
-            renewer.stop()
             self.activity.end(task)
         return received, digest.hexdigest(), None
 
     @inlineCallbacks
     def _renew(self, task: Task) -> Generator[Deferred[Any], Any, None]:
+        """
+        Renew C{task}'s lease, once: the renewer's tick.  It never fails
+        (a failure would stop the renewer): an outage is the store's to
+        log, and a lost claim is found before anything is committed or
+        recorded.
+        """
         try:
-            held = yield self.store.renew(task.id, self.context.owner, self.context.work.lease_seconds)
-        except StoreUnavailable as e:
-            self.log.warn(
-                "cannot renew the lease of {id}: {error}", id=task.id, error=str(e), service="download"
-            )
+            lease = self.context.work.lease_seconds
+            held = yield self.store.renew(task.id, self.context.owner, lease, task.claim)
+        except StoreUnavailable:
+            return
+        except Exception:
+            self.log.failure("cannot renew the lease of {url}", url=task.url, service="download")
             return
         if not held:
             self.log.warn("lost the lease of {url}", url=task.url, service="download")
@@ -226,16 +343,18 @@ class Attempts:
             error=error,
             service="download",
         )
-        yield self.store.release(task.id, self.context.owner, self.reactor.seconds() + delay, error)
+        yield self._release(task, self.reactor.seconds() + delay, error)
 
     @inlineCallbacks
     def _conclude(
         self, task: Task, state: str, size: int = 0, digest: str = "", error: str = ""
     ) -> Generator[Deferred[Any], Any, None]:
-        held = yield self.store.finish(task.id, self.context.owner, state, size, digest, error)
+        owner = self.context.owner
+        held = yield self._recorded(
+            task, lambda: self.store.finish(task.id, owner, state, size, digest, error, task.claim)
+        )
         if not held:
-            self.log.warn("{url} was no longer ours to finish", url=task.url, service="download")
-            return
+            raise LostClaim(task.id)
         self.activity.concluded(task, state, success=state == DOWNLOADED)
         topic = {DOWNLOADED: "task.done", EMPTY: "task.empty", FAILED: "task.failed"}[state]
         if state == FAILED:

@@ -10,12 +10,34 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attr
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 _T = TypeVar("_T")
+
+
+def guarded(log: Logger, what: str, call: Callable[[], object], service: str) -> Callable[[], Deferred[None]]:
+    """
+    Wrap C{call}, a periodic job's run, so that it never fails: a
+    L{twisted.internet.task.LoopingCall} stops for good on its first
+    failure, and a job must outlive any one bad run.
+
+    @param what: Names the job in the log.
+    @param service: The service the job is part of, for the log.
+    @return: A callable running C{call}, whose L{Deferred} (if it returns
+        one) fires once it is over, with L{None}, whatever happened; a
+        failure is logged.
+    """
+
+    def run() -> Deferred[None]:
+        def failed(failure: Failure) -> None:
+            log.failure("{what} failed (it runs again on schedule)", failure, what=what, service=service)
+
+        return maybeDeferred(call).addCallbacks(lambda ignored: None, failed)
+
+    return run
 
 
 @attr.s(eq=False)
@@ -128,7 +150,8 @@ class Cycle:
 
     def _run(self) -> None:
         self._again = False
-        self._running = running = self.job()
+        # maybeDeferred: a job that raises at once is a failed run too.
+        self._running = running = maybeDeferred(self.job)
         running.addBoth(self._over, running)
 
     def _over(self, result: None | Failure, running: Deferred[None]) -> None:

@@ -37,8 +37,10 @@ from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, IEvent, IPausable, IStatusSource, ITaskStore, StatusDocument
 from harbour.oasis.client import OasisClient
 from harbour.services.activity import DownloadActivity
-from harbour.services.attempt import Attempts
+from harbour.services.attempt import STORE_RETRY, Attempts
+from harbour.services.cycle import guarded
 from harbour.services.files import GroupCommit, remove_abandoned
+from harbour.store.tasks import Task
 
 _R = TypeVar("_R")
 
@@ -126,10 +128,10 @@ class DownloadService(Service):
         )
         yield self.ready()
         self._started = True
-        self._heartbeat = LoopingCall(self.beat)
+        self._heartbeat = LoopingCall(guarded(self.log, "heartbeat", self.beat, service="download"))
         self._heartbeat.clock = self.reactor
         self._heartbeat.start(self.heartbeat_interval)
-        self._janitor = LoopingCall(self._tidy)
+        self._janitor = LoopingCall(guarded(self.log, "janitor", self._tidy, service="download"))
         self._janitor.clock = self.reactor
         self._janitor.start(self.janitor_interval)
         self._adjust_workers()
@@ -159,9 +161,11 @@ class DownloadService(Service):
             if not d.called:
                 d.callback(None)
 
-    def _idle(self) -> Deferred[None]:
+    def _idle(self, delay: float | None = None) -> Deferred[None]:
         """
-        @return: A Deferred firing on L{wake} or after C{poll_interval}.
+        @param delay: How long to wait at most (C{poll_interval} if
+            L{None}).
+        @return: A Deferred firing on L{wake} or after C{delay}.
         """
         d: Deferred[None] = Deferred()
         self._waiting.append(d)
@@ -170,7 +174,7 @@ class DownloadService(Service):
             if not d.called:
                 d.callback(None)
 
-        timer = self.reactor.callLater(self.poll_interval, elapsed)
+        timer = self.reactor.callLater(self.poll_interval if delay is None else delay, elapsed)
 
         def woken(result: _R) -> _R:
             if timer.active():
@@ -194,6 +198,13 @@ class DownloadService(Service):
 
     @inlineCallbacks
     def _worker(self, number: int) -> Generator[Deferred[Any], Any, None]:
+        """
+        One worker: claim, attempt, again, until stopped or no longer
+        wanted.  Nothing ends it sooner: a store outage is waited out with
+        backoff (the store logs it, once), and any other failure is logged
+        and followed by the next claim.
+        """
+        outage = STORE_RETRY[0]
         try:
             while self.running and number < self.settings.concurrency:
                 if self.paused:
@@ -201,31 +212,41 @@ class DownloadService(Service):
                     continue
                 try:
                     task = yield self.store.claim(self.owner, self.work.lease_seconds)
-                except StoreUnavailable as e:
-                    self.log.warn("cannot claim: {error}", error=str(e), service="download")
+                except StoreUnavailable:
+                    # Woken early when the connection is back.
+                    yield self._idle(outage * self.rng.uniform(0.5, 1.5))
+                    outage = min(STORE_RETRY[1], outage * 2)
+                    continue
+                except Exception:
+                    self.log.failure("cannot claim", service="download")
                     yield self._idle()
                     continue
+                outage = STORE_RETRY[0]
                 if task is None:
                     yield self._idle()
                     continue
-                try:
-                    yield self._attempts.run(task)
-                except StoreUnavailable as e:
-                    # The outcome could not be recorded: the lease expires and
-                    # the task comes back; a complete file is then verified,
-                    # not fetched again.
-                    self.log.warn(
-                        "could not record {url}: {error}", url=task.url, error=str(e), service="download"
-                    )
-                except Exception:
-                    self.log.failure(
-                        "download of {url} failed unexpectedly", url=task.url, service="download"
-                    )
-                    yield self._attempts.retry(task, "internal error (see the log)", None).addErrback(
-                        lambda f: None
-                    )
+                yield self._attempt(task)
         finally:
             self._workers.pop(number, None)
+
+    @inlineCallbacks
+    def _attempt(self, task: Task) -> Generator[Deferred[Any], Any, None]:
+        """
+        Run one attempt at C{task}; it never fails.
+        """
+        try:
+            yield self._attempts.run(task)
+        except StoreUnavailable as e:
+            # Harbour stopped before the outcome could be recorded: the
+            # lease expires and the task comes back; a complete file is
+            # then verified, not fetched again.
+            self.log.warn("could not record {url}: {error}", url=task.url, error=str(e), service="download")
+        except Exception:
+            self.log.failure("download of {url} failed unexpectedly", url=task.url, service="download")
+            try:
+                yield self._attempts.retry(task, "internal error (see the log)", None)
+            except Exception:
+                self.log.failure("cannot give {url} back", url=task.url, service="download")
 
     def _in_thread(self, f: Callable[..., _R], *args: object) -> Deferred[_R]:
         # The pool is made at start, before any attempt or tidying runs.

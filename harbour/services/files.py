@@ -84,7 +84,7 @@ def _fsync_path(path: Path, data_only: bool = False) -> None:
         os.close(fd)
 
 
-def _commit(moves: list[Move]) -> None:
+def _commit(moves: list[Move]) -> list[Exception | None]:
     """
     In a thread: make verified files durable, rename them into place, and
     make the renames durable, so that a file under a final name is always
@@ -92,30 +92,48 @@ def _commit(moves: list[Move]) -> None:
     the system has it; each directory is synced once.  A file being
     replaced is first linked under its C{keep} name when it has one, so
     that both names always hold whole files.
+
+    @return: For each move, in order, the error that stopped it, or
+        L{None}: one file that cannot be written or renamed fails alone.
+        (A sync that fails raises: it concerns the whole batch.)
     """
+    outcomes: list[Exception | None] = []
     for move in moves:
-        _record_part(move[1]).write_text(move[3], encoding="utf-8")
+        try:
+            _record_part(move[1]).write_text(move[3], encoding="utf-8")
+            outcomes.append(None)
+        except OSError as e:
+            outcomes.append(e)
+    good = [move for move, outcome in zip(moves, outcomes) if outcome is None]
+    if not good:
+        return outcomes
     syncfs = _load_syncfs()
     if syncfs is not None:
-        fd = os.open(moves[0][0].parent, os.O_RDONLY)
+        fd = os.open(good[0][0].parent, os.O_RDONLY)
         try:
             if syncfs(fd) != 0:
                 raise OSError(ctypes.get_errno(), "syncfs failed")
         finally:
             os.close(fd)
     else:
-        for temporary, target, *ignored in moves:
+        for temporary, target, *ignored in good:
             _fsync_path(temporary, data_only=True)
             _fsync_path(_record_part(target), data_only=True)
-    for temporary, target, keep, _record in moves:
-        if keep is not None and target.exists():
-            _keep(target, keep)
-        os.replace(temporary, target)
-        # The record follows its file: a crash between the two leaves an
-        # old record, and the file is then fetched again, never trusted.
-        os.replace(_record_part(target), record_path(target))
-    for directory in {move[1].parent for move in moves}:
+    for index, (temporary, target, keep, _record) in enumerate(moves):
+        if outcomes[index] is not None:
+            continue
+        try:
+            if keep is not None and target.exists():
+                _keep(target, keep)
+            os.replace(temporary, target)
+            # The record follows its file: a crash between the two leaves an
+            # old record, and the file is then fetched again, never trusted.
+            os.replace(_record_part(target), record_path(target))
+        except OSError as e:
+            outcomes[index] = e
+    for directory in {move[1].parent for move in good}:
         _fsync_path(directory)
+    return outcomes
 
 
 def record_path(target: Path) -> Path:
@@ -170,7 +188,9 @@ class GroupCommit:
     """
     Commits verified downloads in batches: while one batch is being synced
     and renamed, the next gathers, so the cost of a sync is shared by every
-    file that finished meanwhile.
+    file that finished meanwhile.  Each file's commit succeeds or fails on
+    its own (one rename that fails fails only its file), but a failed sync
+    fails the whole batch.
     """
 
     def __init__(self, run_in_thread: InThread) -> None:
@@ -199,11 +219,13 @@ class GroupCommit:
         self._busy = True
         self._run(_commit, [(t, g, k, r) for t, g, k, r, ignored in batch]).addBoth(self._done, batch)
 
-    def _done(self, result: None | Failure, batch: list[_Queued]) -> None:
+    def _done(self, result: list[Exception | None] | Failure, batch: list[_Queued]) -> None:
         self._busy = False
-        for *ignored, d in batch:
+        for index, (*ignored, d) in enumerate(batch):
             if isinstance(result, Failure):
                 d.errback(result)
+            elif result[index] is not None:
+                d.errback(Failure(result[index]))
             else:
                 d.callback(None)
         self._next()
@@ -220,25 +242,58 @@ def _existing(path: Path) -> tuple[verdicts.Verdict, int, str]:
     return verdicts.classify(path), path.stat().st_size, digest.hexdigest()
 
 
+def temporary_name(target: Path, token: int, nonce: int) -> Path:
+    """
+    @param token: The claim's fencing token.
+    @param nonce: Random: two attempts of one claim never share a name.
+    @return: Where claim C{token} downloads C{target}: beside it, hidden,
+        named after the claim, so that cleaning up never takes a live
+        download's file for an earlier one's.
+    """
+    return target.with_name(f".{target.name}.part-{token}-{nonce:08x}")
+
+
+def _claim_of(path: Path, target: Path) -> int | None:
+    """
+    @return: The claim whose temporary file C{path} (of C{target}) is, or
+        L{None} for a name that carries none (made before names did).
+    """
+    tail = path.name[len(f".{target.name}.part-") :]
+    token, dash, ignored = tail.partition("-")
+    return int(token) if dash and token.isdigit() else None
+
+
 def prepare(
-    target: Path, temporary: Path, stale: bool, superseded: str, url: str
+    target: Path,
+    temporary: Path,
+    token: int,
+    superseded: str,
+    url: str,
+    idle: float,
+    now: float,
 ) -> tuple[verdicts.Verdict, int, str] | IO[bytes]:
     """
     In a thread: make the directory; remove the temporary files of earlier
-    attempts if their worker died (C{stale}); take a file already in place
-    as the answer only if its record shows it was fetched for C{url} and
-    it still has the recorded hash (and that hash is not C{superseded}: a
-    revision replaces it); else open the temporary file.
+    claims of the task (their workers died, or lost the task and end with
+    no use for them) that nothing has written to for C{idle} seconds: a
+    worker whose lease expired may still be writing, and removes its own
+    file when it ends (older ones are the janitor's); take a file already
+    in place as the answer only if its record shows it was fetched for
+    C{url} and it still has the recorded hash (and that hash is not
+    C{superseded}: a revision replaces it); else open the temporary file.
 
+    @param token: The fencing token of the claim C{temporary} is for.
     @return: (verdict, size, sha256) of a complete file already in place,
         or the opened temporary file.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    if stale:
-        for path in target.parent.glob(f".{target.name}.part-*"):
-            path.unlink(missing_ok=True)
-        for path in target.parent.glob(f".{target.name}.json.part-*"):
-            path.unlink(missing_ok=True)
+    for path in target.parent.glob(f".{target.name}.part-*"):
+        claim = _claim_of(path, target)
+        try:
+            if claim is not None and claim < token and now - path.stat().st_mtime > idle:
+                path.unlink()
+        except FileNotFoundError:
+            pass
     recorded = _recorded(target)
     if target.exists() and recorded.get("url") == url:
         found = _existing(target)

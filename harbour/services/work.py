@@ -24,7 +24,7 @@ import attr
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -45,6 +45,8 @@ from harbour.interfaces import (
 )
 from harbour.oasis.publications import Publication
 from harbour.oasis.requests import ReportURL
+from harbour.services.attempt import STORE_RETRY
+from harbour.services.cycle import guarded
 from harbour.services.progress import ProgressLog
 from harbour.store.tasks import DOWNLOADING, PENDING, RETIRED, task_id
 
@@ -122,7 +124,8 @@ class WorkService(Service):
             (self.progress_interval, self._progress),
         ]
         for interval, call in timers:
-            timer = LoopingCall(call)
+            # Guarded: a LoopingCall stops for good on its first failure.
+            timer = LoopingCall(guarded(self.log, getattr(call, "__name__", "timer"), call, "work"))
             timer.clock = self.reactor
             timer.start(interval, now=False)
             self._timers.append(timer)
@@ -167,7 +170,8 @@ class WorkService(Service):
 
     def _refresh_failed(self, failure: Failure) -> None:
         if failure.check(StoreUnavailable):
-            self.log.warn(
+            # The store logs the outage, once; each try is only a detail.
+            self.log.debug(
                 "refresh postponed {delay:g} s: {error}",
                 delay=self._retry_delay,
                 error=failure.getErrorMessage(),
@@ -254,13 +258,20 @@ class WorkService(Service):
         """
         found = self.manifest.revised(entries)
         requests: dict[str, ReportURL] = {task_id(request.filename): request for request, entry in found}
-        try:
-            changed = yield self.store.revise(
-                [(task_id(request.filename), entry.published, entry.version) for request, entry in found]
-            )
-        except StoreUnavailable as e:
-            self.log.warn("cannot apply revisions: {error}", error=str(e), service="work")
-            return
+        revisions = [(task_id(request.filename), entry.published, entry.version) for request, entry in found]
+        delay = STORE_RETRY[0]
+        while True:
+            try:
+                changed = yield self.store.revise(revisions)
+                break
+            except StoreUnavailable as e:
+                # The entries are not read again: wait the outage out (the
+                # store logs it), unless harbour stops.
+                if not self.running:
+                    self.log.warn("revisions not applied: {error}", error=str(e), service="work")
+                    return
+            yield deferLater(self.reactor, delay, lambda: None)
+            delay = min(STORE_RETRY[1], delay * 2)
         for task in changed:
             request = requests[task["id"]]
             self.log.info(
@@ -277,7 +288,9 @@ class WorkService(Service):
             swept = yield self.store.sweep()
             yield self.store.purge(self.reactor.seconds() - self.settings.retired_retention)
         except StoreUnavailable as e:
-            self.log.warn("cannot sweep leases: {error}", error=str(e), service="work")
+            # The store logs the outage, once: a sweep every few seconds
+            # would repeat it.
+            self.log.debug("cannot sweep leases: {error}", error=str(e), service="work")
             return
         if swept:
             self.log.warn("{count} expired leases returned to pending", count=swept, service="work")

@@ -6,11 +6,20 @@ embedded redis-server in C{<data-dir>/redis}.  The pool reconnects with
 exponential backoff; a command fails at once with L{StoreUnavailable} while
 no connection is up, and after C{reply_timeout} if Redis stops answering,
 so nothing waits forever on a Redis that went away.
+
+Every error reply is an outage too (C{BUSY}: a script ran past
+C{lua-time-limit}; C{LOADING}; C{OOM}: C{maxmemory} reached; C{MISCONF};
+C{READONLY}: a replica after a failover; ...): it fails as
+L{StoreUnavailable}, with the reply in its message, for the callers to
+retry with backoff as they do a lost connection.  (txredisapi already loads
+a script again when Redis answers C{NOSCRIPT}.)  An outage is logged once,
+when it begins, and once when it ends, however many commands fail
+meanwhile; L{StoreService.status} counts them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import parse_qs, urlsplit
@@ -110,6 +119,13 @@ class StoreService(Service):
     _restart: IDelayedCall | None = attr.ib(default=None, init=False)
     _watch: LoopingCall | None = attr.ib(default=None, init=False)
     _was_connected: bool = attr.ib(default=False, init=False)
+    #: Commands issued so far: a reply ends an outage only if its command
+    #: was issued after the outage began (older ones may still succeed).
+    _issued: int = attr.ib(default=0, init=False)
+    _outage_from: int | None = attr.ib(default=None, init=False)
+    _outage_since: float | None = attr.ib(default=None, init=False)
+    outages: int = attr.ib(default=0, init=False)
+    last_error: str = attr.ib(default="", init=False)
 
     @classmethod
     def from_config(
@@ -247,21 +263,62 @@ class StoreService(Service):
         """
         See L{IRedis.execute}.
         """
-        if self._factory is None or not self.connected:
-            return fail(StoreUnavailable(f"not connected to Redis at {self.address}"))
-        return self._factory.handler.execute_command(*args).addErrback(self._unavailable)
+        return self._send(lambda handler: handler.execute_command(*args))
 
     def eval(self, script: str, keys: Sequence[str], args: Sequence[object]) -> Deferred[Any]:
         """
-        See L{IRedis.eval}.
+        See L{IRedis.eval}: by its SHA1, loading the script again if Redis
+        answers C{NOSCRIPT} (after a restart, a failover or C{SCRIPT FLUSH}).
         """
+        return self._send(lambda handler: handler.eval(script, keys, args))
+
+    def _send(self, command: Callable[[Any], Deferred[Any]]) -> Deferred[Any]:
+        """
+        Run C{command} on the pool's handler, turning every Redis error into
+        L{StoreUnavailable} and keeping track of outages.
+        """
+        self._issued += 1
+        issued = self._issued
         if self._factory is None or not self.connected:
-            return fail(StoreUnavailable(f"not connected to Redis at {self.address}"))
-        return self._factory.handler.eval(script, keys, args).addErrback(self._unavailable)
+            return fail(self._failed(f"not connected to Redis at {self.address}"))
+        try:
+            d = command(self._factory.handler)
+        except Exception as e:  # txredisapi raises some errors at once
+            return fail(self._failed(f"Redis at {self.address}: {e}"))
+        return d.addCallbacks(self._answered, self._unavailable, callbackArgs=(issued,))
+
+    def _answered(self, reply: object, issued: int) -> object:
+        if self._outage_from is not None and issued > self._outage_from:
+            self.log.info(
+                "store outage over after {seconds:.1f} s: Redis at {address} answers again",
+                seconds=self.reactor.seconds() - (self._outage_since or 0.0),
+                address=str(self.address),
+                service="store",
+            )
+            self._outage_from = self._outage_since = None
+        return reply
 
     def _unavailable(self, failure: Failure) -> NoReturn:
-        failure.trap(txredisapi.ConnectionError)
-        raise StoreUnavailable(f"Redis at {self.address}: {failure.getErrorMessage()}")
+        # Anything Redis or the connection can fail with: an error reply
+        # (BUSY, LOADING, OOM, MISCONF, READONLY...) is ridden out as a
+        # lost connection is.  Other exceptions are bugs, and pass.
+        failure.trap(txredisapi.RedisError, TimeoutError)
+        raise self._failed(f"Redis at {self.address}: {failure.getErrorMessage()}")
+
+    def _failed(self, message: str) -> StoreUnavailable:
+        """
+        Note a failed command: the first failure of an outage is logged and
+        counted, later ones only remembered.
+
+        @return: The error to fail the command with.
+        """
+        self.last_error = message
+        if self._outage_from is None:
+            self._outage_from = self._issued
+            self._outage_since = self.reactor.seconds()
+            self.outages += 1
+            self.log.warn("store outage: {error} (retrying until it answers)", error=message, service="store")
+        return StoreUnavailable(message)
 
     @inlineCallbacks
     def stopService(self) -> Generator[Deferred[Any], Any, None]:
@@ -291,4 +348,7 @@ class StoreService(Service):
             "embedded": self.server is not None,
             "connected": self.connected,
             "prefix": self.prefix,
+            "outages": self.outages,
+            "last_error": self.last_error,
+            "outage_since": self._outage_since,
         }

@@ -52,9 +52,11 @@ class MemoryTaskStore:
         self._tasks[task.id] = task
         return task
 
-    def _held(self, task_id: str, owner: str) -> Task | None:
+    def _held(self, task_id: str, owner: str, token: int | None) -> Task | None:
         task = self._tasks.get(task_id)
         if task is None or task.state != DOWNLOADING or task.owner != owner:
+            return None
+        if token is not None and task.claim != token:
             return None
         return task
 
@@ -156,26 +158,42 @@ class MemoryTaskStore:
         task = min(due, key=lambda t: (-t.window_start, t.id))
         self._leases[task.id] = now + lease_seconds
         return succeed(
-            self._replace(task, state=DOWNLOADING, owner=owner, attempts=task.attempts + 1, fetched=now)
+            self._replace(
+                task,
+                state=DOWNLOADING,
+                owner=owner,
+                attempts=task.attempts + 1,
+                fetched=now,
+                claim=task.claim + 1,
+            )
         )
 
-    def renew(self, task_id: str, owner: str, lease_seconds: float) -> Deferred[bool]:
+    def renew(
+        self, task_id: str, owner: str, lease_seconds: float, token: int | None = None
+    ) -> Deferred[bool]:
         """
         See L{ITaskStore.renew}.
         """
-        if self._held(task_id, owner) is None:
+        if self._held(task_id, owner, token) is None:
             return succeed(False)
         self._leases[task_id] = self.clock.seconds() + lease_seconds
         return succeed(True)
 
     def finish(
-        self, task_id: str, owner: str, state: str, bytes: int = 0, sha256: str = "", error: str = ""
+        self,
+        task_id: str,
+        owner: str,
+        state: str,
+        bytes: int = 0,
+        sha256: str = "",
+        error: str = "",
+        token: int | None = None,
     ) -> Deferred[bool]:
         """
         See L{ITaskStore.finish}.
         """
         check_state(state, FINAL_STATES)
-        task = self._held(task_id, owner)
+        task = self._held(task_id, owner, token)
         if task is None:
             return succeed(False)
         self._leases.pop(task_id, None)
@@ -187,12 +205,18 @@ class MemoryTaskStore:
         return succeed(True)
 
     def release(
-        self, task_id: str, owner: str, not_before: float, error: str, counted: bool = True
+        self,
+        task_id: str,
+        owner: str,
+        not_before: float,
+        error: str,
+        counted: bool = True,
+        token: int | None = None,
     ) -> Deferred[bool]:
         """
         See L{ITaskStore.release}.
         """
-        task = self._held(task_id, owner)
+        task = self._held(task_id, owner, token)
         if task is None:
             return succeed(False)
         self._leases.pop(task_id, None)

@@ -25,6 +25,12 @@ Keys live under the store's prefix C{P}:
 A task's hash may carry C{stale} ("resized" or "changed"): its request
 changed while it was being downloaded, so it is fetched again once done.
 
+Its C{claim} counts its claims: the fencing token of the latest, which
+renew, finish and release check, so that a worker whose lease expired
+cannot touch the claim a sibling (same owner) took after it.  Scripts that
+may touch many tasks work in bounded batches: one running past
+C{lua-time-limit} would make Redis answer C{BUSY} to everybody.
+
 Every transition is one Lua script, so it is atomic.  Times (C{now}) come
 from the caller's clock, so hosts sharing a Redis should keep their clocks
 in step (NTP).
@@ -120,6 +126,8 @@ class Task:
     revision: int = 0
     fetched: float = 0.0
     stale: str = ""
+    #: The fencing token of its latest claim: one more on every claim.
+    claim: int = 0
 
     @classmethod
     def from_hash(cls, values: Mapping[str, str]) -> Task:
@@ -145,6 +153,7 @@ class Task:
             revision=int(values.get("revision", 0)),
             fetched=float(values.get("fetched", 0)),
             stale=values.get("stale", ""),
+            claim=int(values.get("claim", 0)),
         )
 
     @classmethod
@@ -202,6 +211,13 @@ RETIRE = _script("retire")
 REVIVE = _script("revive")
 PURGE = _script("purge")
 URLS = (resources.files("harbour.store") / "lua" / "urls.lua").read_text()
+
+
+def _token(token: int | None) -> str:
+    """
+    @return: A fencing token as the scripts take it (C{''}: any claim).
+    """
+    return "" if token is None else str(token)
 
 
 def pairs(flat: Sequence[_T]) -> dict[_T, _T]:
@@ -303,27 +319,44 @@ class RedisTaskStore:
         return Task.from_hash(pairs(json.loads(reply))) if reply else None
 
     @inlineCallbacks
-    def renew(self, task_id: str, owner: str, lease_seconds: float) -> Generator[Deferred[Any], Any, bool]:
+    def renew(
+        self, task_id: str, owner: str, lease_seconds: float, token: int | None = None
+    ) -> Generator[Deferred[Any], Any, bool]:
         """
         See L{ITaskStore.renew}.
         """
         expiry = self.clock.seconds() + lease_seconds
-        return bool((yield self.redis.eval(RENEW, [], [self.prefix, task_id, owner, repr(expiry)])))
+        args = [self.prefix, task_id, owner, repr(expiry), _token(token)]
+        return bool((yield self.redis.eval(RENEW, [], args)))
 
     @inlineCallbacks
     def finish(
-        self, task_id: str, owner: str, state: str, bytes: int = 0, sha256: str = "", error: str = ""
+        self,
+        task_id: str,
+        owner: str,
+        state: str,
+        bytes: int = 0,
+        sha256: str = "",
+        error: str = "",
+        token: int | None = None,
     ) -> Generator[Deferred[Any], Any, bool]:
         """
         See L{ITaskStore.finish}.
         """
         check_state(state, FINAL_STATES)
-        args = [self.prefix, task_id, owner, state, repr(self.clock.seconds()), str(bytes), sha256, error]
+        now = repr(self.clock.seconds())
+        args = [self.prefix, task_id, owner, state, now, str(bytes), sha256, error, _token(token)]
         return bool((yield self.redis.eval(FINISH, [], args)))
 
     @inlineCallbacks
     def release(
-        self, task_id: str, owner: str, not_before: float, error: str, counted: bool = True
+        self,
+        task_id: str,
+        owner: str,
+        not_before: float,
+        error: str,
+        counted: bool = True,
+        token: int | None = None,
     ) -> Generator[Deferred[Any], Any, bool]:
         """
         See L{ITaskStore.release}.
@@ -336,6 +369,7 @@ class RedisTaskStore:
             repr(not_before),
             error,
             "1" if counted else "0",
+            _token(token),
         ]
         return bool((yield self.redis.eval(RELEASE, [], args)))
 
@@ -378,11 +412,16 @@ class RedisTaskStore:
     @inlineCallbacks
     def retry(self, state: str, report: str | None) -> Generator[Deferred[Any], Any, int]:
         """
-        See L{ITaskStore.retry}.
+        See L{ITaskStore.retry}: in batches, so no script runs long.
         """
         check_state(state, (FAILED, EMPTY))
-        args = [self.prefix, state, report or "", repr(self.clock.seconds())]
-        return int((yield self.redis.eval(RETRY, [], args)))
+        moved = 0
+        while True:
+            args = [self.prefix, state, report or "", repr(self.clock.seconds()), str(BATCH)]
+            count = int((yield self.redis.eval(RETRY, [], args)))
+            moved += count
+            if count < BATCH:
+                return moved
 
     @inlineCallbacks
     def get(self, task_id: str) -> Generator[Deferred[Any], Any, Task | None]:

@@ -17,13 +17,14 @@ from urllib.parse import urlsplit
 import attr
 import treq
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from harbour.bus import Bus
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
+from harbour.errors import StoreUnavailable
 from harbour.interfaces import IEvent, ILimiter
 from harbour.oasis.classify import DATA, classify
 from harbour.oasis.client import OasisClient, retry_after
@@ -435,6 +436,25 @@ class DownloadTests(TestCase):
         [task] = await harness.all_tasks()
         self.assertEqual((task.state, task.not_before), (PENDING, 0.0))
         self.assertEqual(harness.files(), [])
+
+    async def test_workersSurviveUnexpectedErrors(self) -> None:
+        """
+        A claim that fails unexpectedly (a bug, not an outage) is logged,
+        and the worker goes on: the mirror completes.
+        """
+        harness = Harness(self, concurrency=1)
+        claim = harness.store.claim
+        failures = [RuntimeError("a bug"), StoreUnavailable("away")]
+
+        def flaky(owner: str, lease_seconds: float) -> Deferred[Task | None]:
+            if failures:
+                return fail(failures.pop())
+            return claim(owner, lease_seconds)
+
+        harness.store.claim = flaky  # type: ignore[method-assign]
+        tasks = await harness.run(LMP)
+        self.assertEqual({t.state for t in tasks}, {DOWNLOADED})
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
 
 class PolicyTests(SynchronousTestCase):

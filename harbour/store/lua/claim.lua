@@ -10,6 +10,9 @@ local id = popped[1]
 local key = P..'t:'..id
 move(P, id, redis.call('HGET', key, 'report'), 'pending', 'downloading', popped[2])
 redis.call('HINCRBY', key, 'attempts', 1)
+-- The fencing token: unlike attempts, never given back, so no two claims
+-- of a task share it.
+redis.call('HINCRBY', key, 'claim', 1)
 redis.call('HSET', key, 'owner', owner, 'modified', now, 'fetched', now)
 redis.call('ZADD', P..'leases', now + lease, id)
 -- One JSON string: a reply of many bulk strings costs the client far more.

@@ -1,5 +1,5 @@
 local P, id, owner, state, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-if not held(P, id, owner) then return 0 end
+if not held(P, id, owner, ARGV[9]) then return 0 end
 local key = P..'t:'..id
 local score = -tonumber(redis.call('HGET', key, 'window_start'))
 local report = redis.call('HGET', key, 'report')

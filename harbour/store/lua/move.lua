@@ -10,9 +10,12 @@ local function move(P, id, report, from, to, score)
   redis.call('HINCRBY', P..'c:'..report, to, 1)
   redis.call('HSET', P..'t:'..id, 'state', to)
 end
-local function held(P, id, owner)
+-- TOKEN ('' for any) is the claim's fencing token: the owner is one per
+-- process, shared by its workers, so only the token tells claims apart.
+local function held(P, id, owner, token)
   local key = P..'t:'..id
   return redis.call('HGET', key, 'state') == 'downloading' and redis.call('HGET', key, 'owner') == owner
+    and (token == '' or redis.call('HGET', key, 'claim') == token)
 end
 local function flat(counts)
   local out = {}

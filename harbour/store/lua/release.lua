@@ -1,5 +1,5 @@
 local P, id, owner, now, not_before = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
-if not held(P, id, owner) then return 0 end
+if not held(P, id, owner, ARGV[8]) then return 0 end
 local key = P..'t:'..id
 local score = -tonumber(redis.call('HGET', key, 'window_start'))
 move(P, id, redis.call('HGET', key, 'report'), 'downloading', 'pending', score)

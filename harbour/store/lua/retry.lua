@@ -1,7 +1,11 @@
-local P, state, report, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+-- Put back to pending at most LIMIT tasks in STATE (of REPORT, if not ''):
+-- called again until fewer come back, so no script runs long (a script past
+-- lua-time-limit makes Redis answer BUSY to everybody).
+-- ARGV: P, state, report, now, limit.
+local P, state, report, now, limit = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local source = P..'s:'..state
 if report ~= '' then source = source..':'..report end
-local ids = redis.call('ZRANGE', source, 0, -1)
+local ids = redis.call('ZRANGE', source, 0, limit - 1)
 for _, id in ipairs(ids) do
   local key = P..'t:'..id
   local score = -tonumber(redis.call('HGET', key, 'window_start'))

@@ -125,6 +125,30 @@ class StoreTests(TestCase):
         self.assertEqual(await self.store.execute("PING"), "PONG")
         self.flushLoggedErrors()
 
+    async def test_errorReplyIsOutage(self) -> None:
+        """
+        An error reply (here C{OOM}, past C{maxmemory}) fails as
+        L{StoreUnavailable} naming the reply, from a command or a script; an
+        outage is counted once however many commands fail in it, and ends
+        with the first command issued since that succeeds.
+        """
+        key = self.store.key("k")
+        self.addCleanup(self.store.execute, "CONFIG", "SET", "maxmemory", "0")
+        await self.store.execute("CONFIG", "SET", "maxmemory", "1")
+        for _attempt in range(3):
+            with self.assertRaises(StoreUnavailable) as caught:
+                await self.store.execute("SET", key, "1")
+            self.assertIn("OOM", str(caught.exception))
+        with self.assertRaises(StoreUnavailable):
+            await self.store.eval("return redis.call('SET', KEYS[1], '1')", [key], [])
+        status = self.store.status()
+        self.assertEqual(status["outages"], 1)
+        self.assertIn("OOM", status["last_error"])
+        self.assertIsNotNone(status["outage_since"])
+        await self.store.execute("CONFIG", "SET", "maxmemory", "0")
+        await self.store.execute("SET", key, "1")
+        self.assertEqual((self.store.status()["outages"], self.store.status()["outage_since"]), (1, None))
+
     async def test_stopRemovesServer(self) -> None:
         """
         Stopping the store stops redis-server and waits until it is gone.

@@ -391,6 +391,55 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual([c["id"] for c in changed], [task.id])
         self.assertEqual(await self.store.revise([]), [], "applied once")
 
+    async def test_claimTokens(self) -> None:
+        """
+        Every claim of a task has a fencing token one more than the one
+        before, even when a release gives its attempt back.
+        """
+        await self.store.create([request("a", 1)])
+        first = await self._task(self.store.claim("w", 60))
+        await self.store.release(first.id, "w", 0.0, "no data yet", counted=False, token=first.claim)
+        second = await self._task(self.store.claim("w", 60))
+        self.assertEqual((first.claim, second.claim), (1, 2))
+        self.assertEqual((first.attempts, second.attempts), (1, 1))
+        self.assertEqual((await self._task(self.store.get(first.id))).claim, 2)
+
+    async def test_staleTokenRefused(self) -> None:
+        """
+        Once a lease has expired and a sibling worker of the same process
+        (the same owner) has claimed the task again, the first claim's
+        token is refused by renew, finish and release; the live claim's is
+        not.
+        """
+        await self.store.create([request("a", 1)])
+        stale = await self._task(self.store.claim("w", 5))
+        self.clock.advance(6)
+        self.assertEqual(await self.store.sweep(), 1)
+        live = await self._task(self.store.claim("w", 60))
+        self.assertEqual(live.id, stale.id)
+        self.assertFalse(await self.store.renew(stale.id, "w", 60, token=stale.claim))
+        self.assertFalse(await self.store.finish(stale.id, "w", DOWNLOADED, 1, "x", token=stale.claim))
+        self.assertFalse(await self.store.release(stale.id, "w", 0.0, "late", token=stale.claim))
+        task = await self._task(self.store.get(live.id))
+        self.assertEqual((task.state, task.claim), (DOWNLOADING, live.claim))
+        self.assertTrue(await self.store.renew(live.id, "w", 60, token=live.claim))
+        self.assertTrue(await self.store.finish(live.id, "w", DOWNLOADED, 1, "y", token=live.claim))
+        self.assertEqual((await self._task(self.store.get(live.id))).sha256, "y")
+
+    async def test_retryLargeBacklog(self) -> None:
+        """
+        Retrying more failed tasks than one script moves (it works in
+        batches) puts every one back.
+        """
+        from harbour.store import tasks
+
+        self.patch(tasks, "BATCH", 3)
+        await self.store.create([request("a", d) for d in range(1, 8)])
+        while (task := await self.store.claim("w", 60)) is not None:
+            await self.store.finish(task.id, "w", FAILED, error="1000", token=task.claim)
+        self.assertEqual(await self.store.retry(FAILED, "a"), 7)
+        self.assertEqual(await self.store.counts(), {"a": {PENDING: 7}})
+
 
 class MemoryTaskStoreTests(TaskStoreBehaviourMixin, TestCase):
     """

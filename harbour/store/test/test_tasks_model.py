@@ -283,25 +283,31 @@ class TwoStores(RuleBasedStateMachine):
         renewed=st.sampled_from((None, 0.5, 4.5)),
         late=st.sampled_from((-0.5, 0.0, 0.5)),
         operation=st.sampled_from(("finish", "release")),
+        sibling=st.booleans(),
     )
-    def stall(self, owner: str, lease: float, renewed: float | None, late: float, operation: str) -> None:
+    def stall(
+        self, owner: str, lease: float, renewed: float | None, late: float, operation: str, sibling: bool
+    ) -> None:
         """
         A worker stalls mid-download: it claims, perhaps renews its lease
         once after C{renewed} seconds, and goes quiet; the janitor sweeps
         just before, at, or just after the lease runs out; another worker
-        claims; then the first comes back to renew and finish or release,
-        refused unless it still held the task.
+        (of another process, or a C{sibling} of the same process, with the
+        same owner) claims; then the first comes back to renew and finish
+        or release with its claim's token, refused unless it still held
+        the task.
         """
         task = self.both("claim", owner, lease)
         if task is not None and renewed is not None:
             self.clock.advance(renewed)
-            self.both("renew", task.id, owner, lease)
+            self.both("renew", task.id, owner, lease, task.claim)
         self.clock.advance(lease + late)
         self.both("sweep")
-        self.both("claim", OWNERS[1 - OWNERS.index(owner)], lease)
+        self.both("claim", owner if sibling else OWNERS[1 - OWNERS.index(owner)], lease)
         if task is not None:
-            self.both("renew", task.id, owner, *LATE["renew"])
-            self.both(operation, task.id, owner, *LATE[operation])
+            self.both("renew", task.id, owner, *LATE["renew"], task.claim)
+            fenced = {"finish": (task.claim,), "release": (True, task.claim)}[operation]
+            self.both(operation, task.id, owner, *LATE[operation], *fenced)
 
     @rule(
         owner=st.sampled_from(OWNERS),

@@ -1,0 +1,263 @@
+"""
+Tests for fenced leases in L{harbour.services.attempt}: a worker whose lease
+expired mid-download, while a sibling worker of the same process claimed
+the task again, neither puts its file in place nor touches the sibling's.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+import attr
+from twisted.internet.defer import Deferred, fail, maybeDeferred
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.bus import Bus
+from harbour.config.schema import DownloadTopic, WorkTopic
+from harbour.errors import StoreUnavailable
+from harbour.oasis.client import OasisClient, Transfer
+from harbour.oasis.requests import ReportURL
+from harbour.services.activity import DownloadActivity
+from harbour.services.attempt import Attempts
+from harbour.services.files import GroupCommit, prepare, record_path, temporary_name
+from harbour.store.memory import MemoryTaskStore
+from harbour.store.tasks import DOWNLOADED, DOWNLOADING, Task
+
+SAMPLES = Path(__file__).parents[2] / "test" / "samples"
+DATA = (SAMPLES / "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip").read_bytes()
+UTC = datetime.UTC
+
+
+@attr.s(eq=False, auto_attribs=True)
+class Context:
+    """
+    What attempts need of their download service.
+    """
+
+    directory: Path
+    owner: str = "host:1"
+    rng: random.Random = attr.Factory(lambda: random.Random(1))
+    settings: DownloadTopic = attr.Factory(lambda: DownloadTopic(idle_timeout=30.0))
+    work: WorkTopic = attr.Factory(lambda: WorkTopic(lease_seconds=5))
+    running: int = 1
+
+    def beat(self) -> None:
+        """
+        Tell nobody what this worker is doing.
+        """
+
+
+@attr.s(eq=False)
+class FakeClient:
+    """
+    An OASIS client whose answers the test gives, one fetch at a time.
+    """
+
+    fetches: list[tuple[Callable[[bytes], None], Deferred[int]]] = attr.ib(factory=list)
+
+    def fetch(self, transfer: Transfer, write: Callable[[bytes], None]) -> Deferred[int]:
+        """
+        Start a fetch, answered by L{answer}.
+        """
+        d: Deferred[int] = Deferred()
+        self.fetches.append((write, d))
+        return d
+
+    def answer(self, index: int, body: bytes) -> None:
+        """
+        Answer fetch C{index} with C{body}.
+        """
+        write, d = self.fetches[index]
+        write(body)
+        d.callback(len(body))
+
+
+@attr.s(eq=False)
+class FlakyRenewals:
+    """
+    A task store whose renewals fail (the store is away for this worker)
+    while C{away} is set.
+    """
+
+    store: MemoryTaskStore = attr.ib()
+    away: bool = attr.ib(default=False)
+
+    def renew(self, *args: Any, **kwargs: Any) -> Deferred[bool]:
+        """
+        Renew, unless away.
+        """
+        if self.away:
+            return fail(StoreUnavailable("away"))
+        return self.store.renew(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def synchronously(f: Callable[..., Any], *args: object) -> Deferred[Any]:
+    """
+    Run C{f} at once, as a thread would.
+    """
+    return maybeDeferred(f, *args)
+
+
+class FencedLeaseTests(SynchronousTestCase):
+    """
+    Two workers of one process (one owner) meet over one task.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        # Real time: temporary files are aged by their mtime.
+        self.clock.advance(time.time())
+        self.memory = MemoryTaskStore(self.clock)
+        self.store = FlakyRenewals(self.memory)
+        self.directory = Path(self.mktemp())
+        self.client = FakeClient()
+        start = datetime.datetime(2025, 1, 1, 8, tzinfo=UTC)
+        request = ReportURL("http://oasis/a?day=1", "a/2025-01-01.zip", "a", start, start)
+        self.successResultOf(self.memory.create([request]))
+        self.target = self.directory / "a" / "2025-01-01.zip"
+
+    def attempts(self) -> Attempts:
+        """
+        A worker's attempts, sharing the store and owner.
+        """
+        return Attempts(
+            Context(self.directory),
+            self.clock,
+            cast(Any, self.store),
+            cast(OasisClient, self.client),
+            Bus(),
+            DownloadActivity(self.clock),
+            synchronously,
+            GroupCommit(synchronously),
+        )
+
+    def claim(self) -> Task:
+        """
+        Claim the task as this process.
+        """
+        task = self.successResultOf(self.memory.claim("host:1", 5))
+        assert task is not None
+        return task
+
+    def temporaries(self) -> list[Path]:
+        """
+        @return: The temporary files beside the target.
+        """
+        return sorted(self.target.parent.glob(".*.part-*"))
+
+    def test_leaseLostMidDownload(self) -> None:
+        """
+        A worker whose renewals fail long enough loses its lease; a
+        sibling claims the task again (a later token) and starts its own
+        download, leaving the first one's file alone.  The first, once its
+        answer arrives, finds its claim gone: it commits and records
+        nothing, and removes only its own file.  The second's file is the
+        one that lands, and its claim is recorded.
+        """
+        first = self.claim()
+        running = self.attempts().run(first)
+        self.assertEqual(len(self.temporaries()), 1)
+        (stale_file,) = self.temporaries()
+        self.assertTrue(stale_file.name.startswith(f".2025-01-01.zip.part-{first.claim}-"))
+
+        self.store.away = True
+        self.clock.advance(6)
+        self.assertEqual(self.successResultOf(self.memory.sweep()), 1)
+        self.store.away = False
+        second = self.claim()
+        self.assertEqual(second.claim, first.claim + 1)
+        finishing = self.attempts().run(second)
+        self.assertEqual(len(self.temporaries()), 2, "the first worker's file is untouched")
+        self.assertTrue(stale_file.exists())
+
+        self.client.answer(0, DATA)
+        self.successResultOf(running)
+        self.assertFalse(self.target.exists(), "the stale claim commits nothing")
+        (live_file,) = self.temporaries()
+        self.assertTrue(live_file.name.startswith(f".2025-01-01.zip.part-{second.claim}-"))
+        task = self.successResultOf(self.memory.get(first.id))
+        assert task is not None
+        self.assertEqual((task.state, task.claim), (DOWNLOADING, second.claim))
+
+        self.client.answer(1, DATA)
+        self.successResultOf(finishing)
+        self.assertEqual(self.target.read_bytes(), DATA)
+        self.assertEqual(self.temporaries(), [])
+        self.assertEqual(
+            sorted(p.name for p in self.target.parent.iterdir()),
+            sorted([self.target.name, record_path(self.target).name]),
+        )
+        task = self.successResultOf(self.memory.get(first.id))
+        assert task is not None
+        self.assertEqual(task.state, DOWNLOADED)
+
+    def test_leaseRenewedThroughCommit(self) -> None:
+        """
+        The lease is renewed for as long as the attempt lasts, not only
+        while bytes flow: a commit that waits past the lease keeps it.
+        """
+        commits: list[Deferred[None]] = []
+
+        def held_commit(f: Callable[..., Any], *args: object) -> Deferred[Any]:
+            if getattr(f, "__name__", "") == "_commit":
+                d: Deferred[None] = Deferred()
+                commits.append(d)
+                return d.addCallback(lambda ignored: f(*args))
+            return maybeDeferred(f, *args)
+
+        attempts = self.attempts()
+        attempts.commits = GroupCommit(held_commit)
+        task = self.claim()
+        running = attempts.run(task)
+        self.client.answer(0, DATA)
+        self.assertEqual(len(commits), 1)
+        for ignored in range(10):
+            self.clock.advance(2)
+        self.assertEqual(self.successResultOf(self.memory.sweep()), 0)
+        commits[0].callback(None)
+        self.successResultOf(running)
+        done = self.successResultOf(self.memory.get(task.id))
+        assert done is not None
+        self.assertEqual(done.state, DOWNLOADED)
+
+
+class PrepareTests(SynchronousTestCase):
+    """
+    Tests for L{prepare}'s clean-up of earlier claims' temporary files.
+    """
+
+    def test_onlyIdleFilesOfEarlierClaims(self) -> None:
+        """
+        Only idle temporary files of earlier claims are removed: never one
+        of this claim or a later one, nor one written to recently (a
+        worker whose lease expired may still be writing it), nor one whose
+        name carries no claim.
+        """
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        target = directory / "x.zip"
+        now = time.time()
+        idle_earlier = temporary_name(target, 1, 1)
+        busy_earlier = temporary_name(target, 2, 2)
+        later = temporary_name(target, 9, 3)
+        unnamed = target.with_name(".x.zip.part-0000abcd")
+        for path in (idle_earlier, busy_earlier, later, unnamed):
+            path.write_bytes(b"partial")
+        for path in (idle_earlier, later, unnamed):
+            os.utime(path, (now - 100, now - 100))
+        opened = prepare(target, temporary_name(target, 5, 4), 5, "", "http://oasis/x", 30.0, now)
+        assert not isinstance(opened, tuple)
+        opened.close()
+        left = sorted(p.name for p in directory.iterdir())
+        expected = sorted(p.name for p in (busy_earlier, later, unnamed, temporary_name(target, 5, 4)))
+        self.assertEqual(left, expected)
