@@ -74,8 +74,7 @@ class MemoryTaskStore:
                 created[request.report] = created.get(request.report, 0) + 1
                 continue
             if task.state == RETIRED:
-                task = self._replace(task, state=PENDING, attempts=0, not_before=0.0, last_error="")
-                self._retired.pop(identifier, None)
+                task = self._revive(task)
                 created[request.report] = created.get(request.report, 0) + 1
             if task.url != request.url:
                 self._redefine(task, request, how_changed(task.url, request.url))
@@ -91,14 +90,42 @@ class MemoryTaskStore:
         """
         See L{ITaskStore.retire}.
         """
-        now, retired = self.clock.seconds(), 0
+        retired = 0
         for identifier in ids:
             task = self._tasks.get(identifier)
-            if task is not None and task.state not in (RETIRED, DOWNLOADING):
-                self._replace(task, state=RETIRED)
-                self._retired[identifier] = now
+            if task is None or task.state == RETIRED:
+                continue
+            if task.state == DOWNLOADING:
+                self._replace(task, retiring="1")
+            else:
+                self._retire(task)
                 retired += 1
         return succeed(retired)
+
+    def _retire(self, task: Task) -> Task:
+        """
+        Retire C{task}, remembering its state (see C{retire_task} in
+        C{move.lua}).
+        """
+        self._retired[task.id] = self.clock.seconds()
+        return self._replace(task, state=RETIRED, retired_from=task.state, retiring="")
+
+    def _settle(self, task: Task) -> None:
+        """
+        Retire C{task} if it was retired while being downloaded.
+        """
+        if task.retiring:
+            self._retire(task)
+
+    def _revive(self, task: Task) -> Task:
+        """
+        Bring a retired task back to the state it was retired from (see
+        C{revive.lua}).
+        """
+        self._retired.pop(task.id, None)
+        if task.retired_from in FINAL_STATES:
+            return self._replace(task, state=task.retired_from, retired_from="")
+        return self._replace(task, state=PENDING, attempts=0, not_before=0.0, last_error="", retired_from="")
 
     def purge(self, before: float) -> Deferred[int]:
         """
@@ -201,7 +228,8 @@ class MemoryTaskStore:
             task = attr.evolve(task, bytes=bytes, sha256=sha256)
         task = self._replace(task, state=state, owner="", last_error=error)
         if task.stale:
-            self._refetch(task, task.stale, "request changed while fetched")
+            task = self._refetch(task, task.stale, "request changed while fetched")
+        self._settle(task)
         return succeed(True)
 
     def release(
@@ -221,8 +249,10 @@ class MemoryTaskStore:
             return succeed(False)
         self._leases.pop(task_id, None)
         attempts = task.attempts if counted else task.attempts - 1
-        self._replace(
-            task, state=PENDING, owner="", not_before=not_before, last_error=error, attempts=attempts
+        self._settle(
+            self._replace(
+                task, state=PENDING, owner="", not_before=not_before, last_error=error, attempts=attempts
+            )
         )
         return succeed(True)
 
@@ -236,7 +266,7 @@ class MemoryTaskStore:
             del self._leases[identifier]
             task = self._tasks[identifier]
             if task.state == DOWNLOADING:
-                self._replace(task, state=PENDING, owner="", last_error=LEASE_EXPIRED)
+                self._settle(self._replace(task, state=PENDING, owner="", last_error=LEASE_EXPIRED))
         return succeed(len(expired))
 
     def counts(self) -> Deferred[dict[str, dict[str, int]]]:

@@ -126,6 +126,8 @@ class Task:
     revision: int = 0
     fetched: float = 0.0
     stale: str = ""
+    retired_from: str = ""
+    retiring: str = ""
     #: The fencing token of its latest claim: one more on every claim.
     claim: int = 0
 
@@ -153,6 +155,8 @@ class Task:
             revision=int(values.get("revision", 0)),
             fetched=float(values.get("fetched", 0)),
             stale=values.get("stale", ""),
+            retired_from=values.get("retired_from", ""),
+            retiring=values.get("retiring", ""),
             claim=int(values.get("claim", 0)),
         )
 

@@ -25,4 +25,5 @@ if stale and stale ~= '' then
   redis.call('HSET', key, 'attempts', 0, 'not_before', 0, 'last_error', 'request changed while fetched')
   redis.call('ZADD', P..'ready', score, id)
 end
+settle(P, id, now)
 return 1

@@ -25,3 +25,20 @@ local function flat(counts)
   end
   return out
 end
+-- Retire a task (see retire.lua), remembering the state it had, to which
+-- it returns if asked for again.
+local function retire_task(P, id, now)
+  local key = P..'t:'..id
+  local state = redis.call('HGET', key, 'state')
+  move(P, id, redis.call('HGET', key, 'report'), state, 'retired',
+    -tonumber(redis.call('HGET', key, 'window_start')))
+  redis.call('ZREM', P..'ready', id)
+  redis.call('ZREM', P..'delayed', id)
+  redis.call('HSET', key, 'modified', now, 'retired_from', state)
+  redis.call('HDEL', key, 'retiring')
+  redis.call('ZADD', P..'retired', now, id)
+end
+-- A task retired while it was being downloaded is retired once that ends.
+local function settle(P, id, now)
+  if redis.call('HGET', P..'t:'..id, 'retiring') == '1' then retire_task(P, id, now) end
+end

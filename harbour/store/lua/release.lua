@@ -12,4 +12,5 @@ if not_before > now then
 else
   redis.call('ZADD', P..'ready', score, id)
 end
+settle(P, id, now)
 return 1

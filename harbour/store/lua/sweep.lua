@@ -8,6 +8,7 @@ for _, id in ipairs(expired) do
     move(P, id, redis.call('HGET', key, 'report'), 'downloading', 'pending', score)
     redis.call('HSET', key, 'owner', '', 'modified', now, 'last_error', 'lease expired')
     redis.call('ZADD', P..'ready', score, id)
+    settle(P, id, now)
   end
 end
 return #expired

@@ -172,7 +172,7 @@ class TaskStoreBehaviourMixin(_MixinBase):
     async def test_retiredNeverClaimed(self) -> None:
         """
         Retired tasks are never claimed and are counted as retired; one
-        being downloaded is left to finish.
+        being downloaded is left to finish, and retired then.
         """
         requests = [request("a", d) for d in range(1, 4)]
         await self.store.create(requests)
@@ -183,21 +183,40 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertIsNone(await self.store.claim("w", 60))
         self.assertEqual(await self.store.counts(), {"a": {"retired": 2, DOWNLOADING: 1}})
         self.assertTrue(await self.store.finish(claimed.id, "w", DOWNLOADED, 1, "h"))
-        self.assertEqual(await self.store.retire(ids), 1)
         self.assertEqual(await self.store.counts(), {"a": {"retired": 3}})
+        self.assertEqual(await self.store.retire(ids), 0)
 
     async def test_retiredComeBack(self) -> None:
         """
-        Creating a retired task's request again brings it back, pending,
-        with no attempt used.
+        Creating a retired task's request again brings it back to the state
+        it was retired from: a downloaded one keeps its file, without a
+        request; a pending one is pending, with no attempt used.
         """
         original = request("a", 1)
         task = await self._downloaded(original)
-        await self.store.retire({task.id})
-        self.assertEqual(await self.store.create([original]), {"a": 1})
+        await self.store.create([request("a", 2)])
+        await self.store.retire({task.id, task_id(request("a", 2).filename)})
+        self.assertEqual(await self.store.create([original, request("a", 2)]), {"a": 2})
         again = await self._task(self.store.get(task.id))
-        self.assertEqual((again.state, again.attempts, again.sha256), (PENDING, 0, "old"))
-        self.assertEqual(await self.store.counts(), {"a": {PENDING: 1}})
+        self.assertEqual((again.state, again.sha256), (DOWNLOADED, "old"))
+        waiting = await self._task(self.store.get(task_id(request("a", 2).filename)))
+        self.assertEqual((waiting.state, waiting.attempts), (PENDING, 0))
+        self.assertEqual(await self.store.counts(), {"a": {DOWNLOADED: 1, PENDING: 1}})
+
+    async def test_retiredMidDownload(self) -> None:
+        """
+        A task retired while being downloaded is retired as soon as its
+        attempt ends, released or swept: it is never claimed again.
+        """
+        await self.store.create([request("a", 1), request("a", 2)])
+        first = await self._task(self.store.claim("w", 60))
+        second = await self._task(self.store.claim("w", 60))
+        await self.store.retire({first.id, second.id})
+        self.assertTrue(await self.store.release(first.id, "w", 0.0, "stopped"))
+        self.clock.advance(61)
+        self.assertEqual(await self.store.sweep(), 1)
+        self.assertIsNone(await self.store.claim("w", 60))
+        self.assertEqual(await self.store.counts(), {"a": {"retired": 2}})
 
     async def test_purgeAfterRetention(self) -> None:
         """
