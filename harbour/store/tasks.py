@@ -256,7 +256,7 @@ class RedisTaskStore:
         for start in range(0, len(pending), BATCH):
             batch = pending[start : start + BATCH]
             ids = [task_id(r.filename) for r in batch]
-            found = yield self.redis.eval(URLS, [], [self.prefix, *ids])
+            found = json.loads((yield self.redis.eval(URLS, [], [self.prefix, *ids])))
             now = repr(self.clock.seconds())
             new, changed, revived = [self.prefix, now], [self.prefix, now], [self.prefix, now]
             for request, identifier, url, state in zip(batch, ids, found[::2], found[1::2]):

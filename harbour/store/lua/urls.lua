@@ -1,6 +1,7 @@
 -- The URL and state of each task id given ('' for an unknown id): creation
 -- compares them with the manifest's, to create new tasks, redefine changed
 -- ones and revive retired ones.
+-- One JSON string: a reply of many bulk strings costs the client far more.
 local P = ARGV[1]
 local found = {}
 for i = 2, #ARGV do
@@ -8,4 +9,4 @@ for i = 2, #ARGV do
   table.insert(found, redis.call('HGET', key, 'url') or '')
   table.insert(found, redis.call('HGET', key, 'state') or '')
 end
-return found
+return cjson.encode(found)
