@@ -76,6 +76,8 @@ class MemoryTaskStore:
             if task.state == RETIRED:
                 task = self._revive(task)
                 created[request.report] = created.get(request.report, 0) + 1
+            elif task.retiring:
+                task = self._replace(task, retiring="")
             if task.url != request.url:
                 self._redefine(task, request, how_changed(task.url, request.url))
         return succeed(created)

@@ -263,6 +263,9 @@ class RedisTaskStore:
                 if state == RETIRED:
                     revived.append(identifier)
                     created[request.report] = created.get(request.report, 0) + 1
+                elif state == DOWNLOADING:
+                    # It may be marked to be retired when its attempt ends.
+                    revived.append(identifier)
                 if url == request.url:
                     continue
                 window = [repr(request.window_start.timestamp()), repr(request.window_end.timestamp())]

@@ -1,11 +1,14 @@
 -- Bring back retired tasks the manifest asks for again, to the state they
 -- were retired from: a downloaded one keeps its file without a request,
--- one that was waiting is pending again with no attempt used.
+-- one that was waiting is pending again with no attempt used; one being
+-- downloaded, marked to be retired when it ends, is no longer.
 -- ARGV: P, now, ids...
 local P, now = ARGV[1], ARGV[2]
 for i = 3, #ARGV do
   local id = ARGV[i]
   local key = P..'t:'..id
+  -- Asked for again while being downloaded: no longer to be retired.
+  redis.call('HDEL', key, 'retiring')
   if redis.call('HGET', key, 'state') == 'retired' then
     local score = -tonumber(redis.call('HGET', key, 'window_start'))
     local before = redis.call('HGET', key, 'retired_from')

@@ -203,6 +203,18 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual((waiting.state, waiting.attempts), (PENDING, 0))
         self.assertEqual(await self.store.counts(), {"a": {DOWNLOADED: 1, PENDING: 1}})
 
+    async def test_askedAgainMidDownload(self) -> None:
+        """
+        A task retired while being downloaded and asked for again before
+        that ends is not retired when it ends.
+        """
+        await self.store.create([request("a", 1)])
+        task = await self._task(self.store.claim("w", 60))
+        await self.store.retire({task.id})
+        await self.store.create([request("a", 1)])
+        self.assertTrue(await self.store.finish(task.id, "w", DOWNLOADED, 1, "h"))
+        self.assertEqual(await self.store.counts(), {"a": {DOWNLOADED: 1}})
+
     async def test_retiredMidDownload(self) -> None:
         """
         A task retired while being downloaded is retired as soon as its
