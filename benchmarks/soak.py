@@ -4,14 +4,32 @@ injected on a schedule, then audit the result.
 
     python -m benchmarks.soak --seconds 600 --every 15
 
-Faults, in turn: C{kill -9} of harbour (then a restart), a kill of its
-redis-server (harbour restarts it), the simulator's fault modes switched on
-or off, a malformed configuration save (then the good one back), bad AMP
-commands and a wrong token.  With each, a configuration save adds a report,
-so that new work keeps arriving.  After the time is up, faults stop, the mirror
-is left to finish, and the table reports what was injected and whether
-anything was lost: every task must be final, every file under a final name
-must be the simulator's bytes for its URL, and no file may exist twice.
+Faults, in turn: C{kill -9} of harbour (then a restart), a report's
+definition changed (its C{node} parameter toggled), the simulator's fault
+modes switched on or off, a report disabled (and enabled again at the next
+fault), a kill of its redis-server (harbour restarts it), a report removed
+for good, bad AMP commands and a wrong token, a malformed configuration save
+(then the good one back).  The report a configuration fault changes is one
+just added, changed while its first downloads are under way.  With each
+fault, a configuration save adds a report, so that new work keeps arriving.
+After the time is up, faults stop, the mirror is left to finish, and the
+table reports what was injected and whether anything was lost:
+
+- every task the final configuration asks for must be final, and its file
+  on disk (if downloaded) must be whole, the simulator's bytes for the
+  task's current URL, with a record naming that URL;
+- a file kept as C{<name>.rev<N>.zip} (a definition changed after it was
+  fetched) must be the simulator's bytes for one of the URLs its report has
+  had;
+- a report removed for good leaves its files in place (harbour never deletes
+  data): each must be whole and the simulator's bytes for the URL its record
+  names; its tasks are retired, not lost, and must not be left in another
+  state;
+- a report disabled or removed must get no request once the change has
+  landed, beyond the downloads under way at that moment; enabled again, it
+  must not fetch again a file already on disk for the same URL;
+- no other file, and no temporary file, may be left (records, the hidden
+  C{.<name>.zip.json} beside each file, are not strays).
 """
 
 from __future__ import annotations
@@ -21,10 +39,15 @@ import datetime
 import itertools
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import treq
 from twisted.internet.defer import ensureDeferred
@@ -35,8 +58,8 @@ from harbour.amp.client import connect
 from harbour.amp.server import read_token
 from harbour.errors import BadRequest, Unauthorized
 from harbour.oasis.classify import DATA, classify
-from harbour.services.files import is_record
-from harbour.store.tasks import FINAL_STATES
+from harbour.services.files import is_record, record_path
+from harbour.store.tasks import DOWNLOADING, FINAL_STATES, RETIRED
 from harbour.testing.simulator import Faults, OasisSimulator
 from tests.processes import control_endpoint, redis_started, save, start_harbour, stop_harbour
 
@@ -50,6 +73,80 @@ FAULTY = Faults(
     trickle_bytes=4096,
 )
 CALM = Faults(latency=0.05)
+
+#: How long a configuration change may take to reach the task store.
+LANDING = 60.0
+
+#: A kept revision's name: C{<label>.rev<N>.zip}.
+KEPT = re.compile(r"^(?P<label>.+)\.rev(?P<revision>\d+)\.zip$")
+
+
+@dataclass
+class Definition:
+    """
+    One report of the soak's configuration, as it stands.
+
+    @ivar nodes: Every C{node} value it has had (its URLs differ only there).
+    """
+
+    index: int
+    node: str
+    enabled: bool = True
+    removed: bool = False
+    nodes: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.nodes.add(self.node)
+
+    @property
+    def name(self) -> str:
+        """
+        @return: Its name in the configuration.
+        """
+        return f"r{self.index:02d}"
+
+    def toml(self) -> str:
+        """
+        @return: Its C{[[reports]]} table.
+        """
+        return (
+            f'[[reports]]\nname = "{self.name}"\nqueryname = "PRC_LMP"\nmarket_run_id = "DAM"\n'
+            f'resultformat = "csv"\nwindow = "1d"\nparams = {{ node = "{self.node}" }}\n'
+            + ("" if self.enabled else "enabled = false\n")
+        )
+
+
+@dataclass
+class Watch:
+    """
+    A report disabled or removed: the simulator's requests for it when the
+    change landed, and the downloads of it under way then (which may still
+    reach the simulator); C{beyond} is how many more it got, once known.
+    """
+
+    definition: Definition
+    how: str
+    requested: int
+    under_way: int
+    landed: bool
+    beyond: int | None = None
+
+
+def recorded(path: Path) -> str:
+    """
+    @return: The URL a downloaded file's record names (C{""} if none).
+    """
+    try:
+        return str(json.loads(record_path(path).read_text())["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
+def with_node(url: str, node: str) -> str:
+    """
+    @return: C{url} asking for C{node} instead (as harbour writes it).
+    """
+    return re.sub(r"(?<=[?&])node=[^&]*", "node=" + quote(node, safe=","), url)
 
 
 class Soak:
@@ -72,22 +169,97 @@ class Soak:
             "[download]\nconcurrency = 4\nmin_request_interval = 0\nidle_timeout = 5\n"
         )
         save(directory / "config" / "manifest.toml", self.manifest)
-        self.reports = reports
+        self.definitions: list[Definition] = []
+        for _ in range(reports):
+            self.add_report()
         self.save_reports()
         self.injected: Counter = Counter()
         self.bad_inputs: list[tuple[str, str]] = []
+        self.watches: list[Watch] = []
+        self.disabled: Watch | None = None
+        #: URL -> requests for it when its file was on disk as its report
+        #: was enabled again.
+        self.taken_up: dict[str, int] = {}
         self.daemon = None
         self.client = None
+
+    def add_report(self) -> None:
+        index = len(self.definitions)
+        self.definitions.append(Definition(index, f"N{index}"))
 
     def save_reports(self) -> None:
         save(
             self.directory / "config" / "reports.toml",
-            "".join(
-                f'[[reports]]\nname = "r{i:02d}"\nqueryname = "PRC_LMP"\nmarket_run_id = "DAM"\n'
-                f'resultformat = "csv"\nwindow = "1d"\nparams = {{ node = "N{i}" }}\n'
-                for i in range(self.reports)
-            ),
+            "".join(d.toml() for d in self.definitions if not d.removed),
         )
+
+    async def mid_run(self) -> Definition:
+        """
+        Add a report and wait until it is being downloaded (at most
+        L{LANDING} seconds), so that a change to it meets downloads under way.
+
+        @return: The report.
+        """
+        self.add_report()
+        self.save_reports()
+        self.injected["config saved adding a report"] += 1
+        definition = self.definitions[-1]
+        deadline = self.reactor.seconds() + LANDING
+        while self.reactor.seconds() < deadline:
+            flights = (await self.status())["services"]["download"].get("in_flight", [])
+            if any(flight["report"] == definition.name for flight in flights):
+                break
+            await deferLater(self.reactor, 0.05, lambda: None)
+        return definition
+
+    def asked(self, url: str) -> int:
+        """
+        @return: How many times the simulator was asked for exactly C{url}.
+        """
+        wanted = (urlsplit(url).path, dict(parse_qsl(urlsplit(url).query)))
+        return sum(1 for r in self.simulator.requests if (r[1], r[2]) == wanted)
+
+    def requests_of(self, definition: Definition) -> int:
+        """
+        @return: How many requests the simulator had for a report.
+        """
+        return sum(1 for r in self.simulator.requests if r[2].get("node") in definition.nodes)
+
+    async def until_landed(self, definition: Definition, how: str) -> Watch:
+        """
+        Wait until the task store follows a report's disabling or removal:
+        some of its tasks retired (or, with none left in another state, the
+        report gone from C{Status}).
+        """
+        deadline = self.reactor.seconds() + LANDING
+        while True:
+            tasks = (await self.status())["services"]["work"]["tasks"]
+            counts = tasks.get(definition.name) if isinstance(tasks, dict) else None
+            if isinstance(tasks, dict) and "error" not in tasks and (counts or {}).get(RETIRED, 0) > 0:
+                landed = True
+                break
+            if isinstance(tasks, dict) and "error" not in tasks and definition.name not in tasks:
+                landed = True
+                break
+            if self.reactor.seconds() > deadline:
+                landed = False
+                break
+            await deferLater(self.reactor, 0.1, lambda: None)
+        watch = Watch(
+            definition,
+            how,
+            self.requests_of(definition),
+            (counts or {}).get(DOWNLOADING, 0),
+            landed,
+        )
+        self.watches.append(watch)
+        return watch
+
+    def close(self, watch: Watch) -> None:
+        """
+        Count the requests a watched report got beyond those allowed.
+        """
+        watch.beyond = max(0, self.requests_of(watch.definition) - watch.requested - watch.under_way)
 
     async def start(self) -> None:
         self.daemon = start_harbour(self.reactor, self.directory)
@@ -130,6 +302,43 @@ class Soak:
         )
         save(self.directory / "config" / "manifest.toml", self.manifest)
 
+    async def change_definition(self) -> None:
+        definition = await self.mid_run()
+        definition.node = f"N{definition.index}" + ("" if definition.node.endswith("X") else "X")
+        definition.nodes.add(definition.node)
+        self.save_reports()
+
+    async def disable_report(self) -> None:
+        definition = await self.mid_run()
+        definition.enabled = False
+        self.save_reports()
+        self.disabled = await self.until_landed(definition, "disabled")
+
+    def enable_again(self) -> None:
+        """
+        Enable the report disabled at the last fault, once its quiet time
+        has been checked.
+        """
+        if self.disabled is None:
+            return
+        self.close(self.disabled)
+        # Files already fetched for the URLs it will ask for again: taken
+        # up as they are, never fetched again.
+        for path in (self.directory / "data" / "reports" / self.disabled.definition.name).glob("*.zip"):
+            url = recorded(path)
+            if url:
+                self.taken_up[url] = self.asked(url)
+        self.disabled.definition.enabled = True
+        self.disabled = None
+        self.save_reports()
+        self.injected["report enabled again"] += 1
+
+    async def remove_report(self) -> None:
+        definition = await self.mid_run()
+        definition.removed = True
+        self.save_reports()
+        await self.until_landed(definition, "removed")
+
     async def bad_commands(self) -> None:
         for name, call, expected in [
             (
@@ -162,73 +371,139 @@ class Soak:
             self.bad_inputs.append(("wrong token", "refused: UNAUTHORIZED"))
 
     async def run(self, seconds: float, every: float) -> None:
-        faults = itertools.cycle(
-            [
-                ("kill -9 harbour", self.kill_harbour),
-                ("simulator faults switched", self.toggle_faults),
-                ("redis-server killed", self.kill_redis),
-                ("malformed config saved", self.malformed_config),
-                ("bad commands and token", self.bad_commands),
-            ]
-        )
+        schedule: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("kill -9 harbour", self.kill_harbour),
+            ("report definition changed", self.change_definition),
+            ("simulator faults switched", self.toggle_faults),
+            ("report disabled", self.disable_report),
+            ("redis-server killed", self.kill_redis),
+            ("report removed for good", self.remove_report),
+            ("bad commands and token", self.bad_commands),
+            ("malformed config saved", self.malformed_config),
+        ]
+        faults = itertools.cycle(schedule)
         deadline = self.reactor.seconds() + seconds
         while self.reactor.seconds() + every < deadline:
             await deferLater(self.reactor, every, lambda: None)
+            self.enable_again()
             name, inject = next(faults)
             await inject()
             self.injected[name] += 1
             # New work keeps arriving, as new trading days do.
-            self.reports += 1
+            self.add_report()
             self.save_reports()
             self.injected["config saved adding a report"] += 1
             print(f"  {int(deadline - self.reactor.seconds()):>5d} s left: {name}", flush=True)
+        self.enable_again()
         self.simulator.faults = CALM
 
-    async def finish(self, patience: float) -> dict:
+    async def manifest_entries(self) -> list[dict[str, Any]]:
+        """
+        @return: Every request of the daemon's manifest as it stands.
+        """
+        entries: list[dict[str, Any]] = []
+        while True:
+            answer = await self.client.callRemote(commands.Reports, offset=len(entries), limit=500)
+            page = json.loads(answer["urls"])
+            entries += page
+            if not page or len(entries) >= answer["total"]:
+                return entries
+
+    async def finish(self, patience: float) -> dict[str, Any]:
+        """
+        Wait until every task the final configuration asks for is final
+        (at most C{patience} seconds); close the watches of removed reports.
+
+        @return: The tasks asked for, their states, the tasks of removed
+            reports left in a state other than retired, and whether the
+            wait ran out.
+        """
+        wanted = {d.name for d in self.definitions if not d.removed}
+        gone = {d.name for d in self.definitions if d.removed}
         deadline = self.reactor.seconds() + patience
         while True:
+            entries = await self.manifest_entries()
+            expected = Counter(entry["report"] for entry in entries)
             tasks = (await self.status())["services"]["work"]["tasks"]
-            states = Counter()
-            for per_report in tasks.values():
-                states.update(per_report)
-            total = (await self.client.callRemote(commands.Reports, offset=0, limit=1))["total"]
-            if sum(states.values()) == total and sum(states[s] for s in FINAL_STATES) == total:
-                return {"total": total, "states": dict(states)}
-            if self.reactor.seconds() > deadline:
-                return {"total": total, "states": dict(states), "unfinished": True}
+            states: Counter = Counter()
+            answering = isinstance(tasks, dict) and "error" not in tasks
+            done = set(expected) == wanted and answering
+            for report in wanted:
+                counts = tasks.get(report, {}) if answering else {}
+                states.update(counts)
+                final = sum(counts.get(s, 0) for s in FINAL_STATES)
+                done = done and final == expected[report] == sum(counts.values())
+            total = sum(expected[r] for r in wanted)
+            if done or self.reactor.seconds() > deadline:
+                break
             await deferLater(self.reactor, 1, lambda: None)
+        for watch in self.watches:
+            if watch.beyond is None:
+                self.close(watch)
+        fetched_again = sum(1 for url, before in self.taken_up.items() if self.asked(url) > before)
+        unretired = sum(
+            n for report in gone for state, n in (tasks.get(report) or {}).items() if state != RETIRED
+        )
+        return {
+            "total": total,
+            "states": dict(states),
+            "unretired": unretired,
+            "fetched_again": fetched_again,
+            "unfinished": not done,
+        }
 
-    async def audit(self) -> dict:
+    async def audit(self) -> dict[str, int]:
         """
         Compare the files on disk with the manifest and the simulator.
         """
         self.simulator.faults = Faults()
-        urls: dict[str, str] = {}
-        offset = 0
-        while True:
-            answer = await self.client.callRemote(commands.Reports, offset=offset, limit=500)
-            page = json.loads(answer["urls"])
-            urls.update({entry["filename"]: entry["url"] for entry in page})
-            offset += len(page)
-            if not page or offset >= answer["total"]:
-                break
+        answers: dict[str, bytes] = {}
+
+        async def answer(url: str) -> bytes:
+            if url not in answers:
+                answers[url] = await treq.content(await treq.get(url, persistent=False))
+            return answers[url]
+
+        urls = {entry["filename"]: entry["url"] for entry in await self.manifest_entries()}
+        by_name = {d.name: d for d in self.definitions}
         root = self.directory / "data" / "reports"
         files = [p for p in root.rglob("*") if p.is_file() and not is_record(p)]
         final = [p for p in files if not p.name.startswith(".")]
-        names = [str(p.relative_to(root)) for p in final]
-        partial = 0
-        for path, name in zip(final, names):
-            if classify(path).kind != DATA or name not in urls:
-                partial += 1
+        counts = Counter({"files": len(final), "temporary_left": len(files) - len(final)})
+        on_disk = {str(p.relative_to(root)) for p in final}
+        counts["missing"] = sum(1 for name in urls if name not in on_disk)
+        for path in final:
+            name = str(path.relative_to(root))
+            definition = by_name.get(name.split("/")[0])
+            kept = KEPT.match(path.name)
+            if name in urls:
+                # A file the final configuration asks for: its current URL.
+                good = recorded(path) == urls[name] and path.read_bytes() == await answer(urls[name])
+                counts["wrong"] += not good
+            elif kept is not None and definition is not None:
+                # A revision kept: the answer to one of its report's URLs.
+                base = path.with_name(kept.group("label") + ".zip")
+                current = urls.get(str(base.relative_to(root))) or recorded(base)
+                candidates = (
+                    [with_node(current, node) for node in sorted(definition.nodes)] if current else []
+                )
+                body = path.read_bytes()
+                good = False
+                for url in candidates:
+                    good = good or body == await answer(url)
+                counts["revisions_kept"] += 1
+                counts["wrong"] += not good
+            elif definition is not None and definition.removed:
+                # A removed report's file, left in place: whole, its record's answer.
+                url = recorded(path)
+                good = bool(url) and path.read_bytes() == await answer(url)
+                counts["removed_kept"] += 1
+                counts["wrong"] += not good
+            else:
+                counts["strays"] += 1
                 continue
-            expected = await treq.content(await treq.get(urls[name], persistent=False))
-            partial += path.read_bytes() != expected
-        return {
-            "files": len(final),
-            "duplicates": len(names) - len(set(names)) + sum(1 for n in names if n not in urls),
-            "partial": partial,
-            "temporary_left": len(files) - len(final),
-        }
+            counts["wrong"] += classify(path).kind != DATA
+        return dict(counts)
 
     async def stop(self) -> None:
         await stop_harbour(self.daemon, self.client)
@@ -258,24 +533,46 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
         shutil.rmtree(directory, ignore_errors=True)
     states = outcome["states"]
     lost = outcome["total"] - sum(states.get(s, 0) for s in FINAL_STATES)
+    beyond = sum(w.beyond or 0 for w in soak.watches)
+    unlanded = sum(1 for w in soak.watches if not w.landed)
     print("\nfaults injected")
     table([(name, str(count)) for name, count in sorted(soak.injected.items())])
     print("\nresult")
     table(
         [
-            ("tasks", str(outcome["total"])),
+            ("tasks the final configuration asks for", str(outcome["total"])),
             ("tasks completed", ", ".join(f"{states.get(s, 0)} {s}" for s in FINAL_STATES)),
             ("tasks lost (must be 0)", str(lost)),
-            ("duplicate or stray files (must be 0)", str(audit["duplicates"])),
-            ("partial or wrong files under final names (must be 0)", str(audit["partial"])),
-            ("temporary files left", str(audit["temporary_left"])),
+            ("tasks of removed reports not retired (must be 0)", str(outcome["unretired"])),
+            (
+                "requests once disabled or removed, beyond those under way (must be 0)",
+                f"{beyond} ({len(soak.watches)} changes watched, {unlanded} never landed)",
+            ),
+            (
+                "files on disk fetched again when their report came back (must be 0)",
+                f"{outcome['fetched_again']} of {len(soak.taken_up)}",
+            ),
+            ("files asked for but missing (must be 0)", str(audit.get("missing", 0))),
+            ("stray files (must be 0)", str(audit.get("strays", 0))),
+            ("partial or wrong files under final names (must be 0)", str(audit.get("wrong", 0))),
+            ("temporary files left (must be 0)", str(audit.get("temporary_left", 0))),
+            ("revisions kept (.revN.zip, checked)", str(audit.get("revisions_kept", 0))),
+            ("files of removed reports (kept, checked)", str(audit.get("removed_kept", 0))),
             ("requests to the simulator", str(requests)),
         ]
     )
     print("\nbad inputs tried")
     tried = Counter(soak.bad_inputs)
     table([(f"{name} (x{count})", outcome) for (name, outcome), count in tried.items()] or [("(none)", "")])
-    ok = lost == 0 and audit["duplicates"] == 0 and audit["partial"] == 0 and not outcome.get("unfinished")
+    ok = (
+        lost == 0
+        and outcome["unretired"] == 0
+        and outcome["fetched_again"] == 0
+        and beyond == 0
+        and unlanded == 0
+        and not outcome["unfinished"]
+        and all(audit.get(k, 0) == 0 for k in ("missing", "strays", "wrong", "temporary_left"))
+    )
     print("\nsoak " + ("passed" if ok else "FAILED"))
     return 0 if ok else 1
 
