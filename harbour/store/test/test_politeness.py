@@ -30,7 +30,6 @@ START = 1_700_000_000.0
 INTERVAL = 0.25
 
 _Mixin = TypeVar("_Mixin", bound="LimiterBehaviourMixin")
-_Test = TypeVar("_Test", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
     _MixinBase = SynchronousTestCase
@@ -52,19 +51,6 @@ def scenario(
         return self.complete(body(self))
 
     return test
-
-
-def expected_failure(reason: str) -> Callable[[_Test], _Test]:
-    """
-    Mark a test as failing for C{reason}, as trial's C{todo} does: its
-    failure is reported as expected, its success as unexpected.
-    """
-
-    def mark(test: _Test) -> _Test:
-        test.__dict__["todo"] = reason
-        return test
-
-    return mark
 
 
 class LimiterBehaviourMixin(_MixinBase):
