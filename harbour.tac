@@ -4,7 +4,9 @@ harbour as a .tac file: C{twistd -ny harbour.tac}.
 
 Configured by environment variables named after the options of
 C{twistd harbour}: HARBOUR_CONFIG_DIR, HARBOUR_DATA_DIR, HARBOUR_REDIS,
-HARBOUR_PREFIX, HARBOUR_AMP, HARBOUR_TOKEN_FILE.
+HARBOUR_REDIS_PASSWORD_FILE, HARBOUR_PREFIX, HARBOUR_AMP, HARBOUR_TOKEN_FILE;
+and HARBOUR_REDIS_PASSWORD, the --redis password if neither the URL nor
+the file gives one.
 """
 
 import os

@@ -94,8 +94,19 @@ class Options(usage.Options):
             "r",
             None,
             (
-                "Redis URL (redis://host:port/db or unix:///path.sock?db=N); "
+                "Redis URL: redis://[[user]:password@]host:port/db, "
+                "rediss://[[user]:password@]host:port/db?ca=CA.pem[&cert=CERT.pem&key=KEY.pem] (TLS) "
+                "or unix://[[user]:password@]/path.sock?db=N; "
                 "default: an embedded redis-server in <data-dir>/redis."
+            ),
+        ],
+        [
+            "redis-password-file",
+            None,
+            None,
+            (
+                "File holding the --redis password (its first line), to keep it off the command "
+                "line; a password in the URL wins over it, and it over HARBOUR_REDIS_PASSWORD."
             ),
         ],
         ["prefix", None, "harbour", "Prefix of every Redis key, so harbours can share a Redis."],
@@ -105,10 +116,17 @@ class Options(usage.Options):
         ["hub", None, None, "A worker's hub: the endpoint of its control port (tcp:HOST:7750, ssl:...)."],
     ]
 
+    #: Where C{HARBOUR_REDIS_PASSWORD} is read from (tests replace it).
+    environ: Mapping[str, str] = os.environ
+
     def postOptions(self) -> None:
         """
         Check everything that can be checked before start, so that a
         mistake is a usage message rather than a traceback.
+
+        C{--redis} is left parsed, as a L{RedisAddress} with its password
+        (from the URL, else C{--redis-password-file}, else
+        C{HARBOUR_REDIS_PASSWORD}).
         """
         config_dir = Path(self["config-dir"])
         if self["role"] == "all" and not config_dir.is_dir():
@@ -118,7 +136,9 @@ class Options(usage.Options):
         try:
             check_listen_endpoint(self["amp"])
             if self["redis"]:
-                RedisAddress.parse(self["redis"])
+                self["redis"] = self._redis_address(self["redis"])
+            elif self["redis-password-file"]:
+                raise ConfigurationError("--redis-password-file is for a --redis server")
         except ConfigurationError as e:
             raise usage.UsageError(str(e)) from None
         if self["token-file"] is None:
@@ -129,6 +149,28 @@ class Options(usage.Options):
             raise usage.UsageError(
                 "a worker needs --hub (the hub's control port) and --redis (the hub's Redis)"
             )
+
+    def _redis_address(self, url: str) -> RedisAddress:
+        """
+        Parse C{url}, fill in the password from elsewhere if it has none,
+        and check its TLS files.
+
+        @raise ConfigurationError: if any of it is wrong.
+        """
+        address = RedisAddress.parse(url)
+        if self["redis-password-file"]:
+            path = Path(self["redis-password-file"])
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as e:
+                raise ConfigurationError(f"cannot read --redis-password-file {path}: {e}") from None
+            if not lines or not lines[0]:
+                raise ConfigurationError(f"--redis-password-file {path} has no password on its first line")
+            address = address.with_password(lines[0])
+        address = address.with_password(self.environ.get("HARBOUR_REDIS_PASSWORD") or None)
+        if address.tls:
+            address.client_tls()
+        return address
 
 
 @attr.s(eq=False)

@@ -19,17 +19,33 @@ meanwhile; L{StoreService.status} counts them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import attr
 import txredisapi
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from OpenSSL import SSL
+from OpenSSL.crypto import FILETYPE_ASN1
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks
-from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint
-from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
+from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint, wrapClientTLS
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IOpenSSLClientConnectionCreator,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
+from twisted.internet.ssl import (
+    Certificate,
+    PrivateCertificate,
+    optionsForClientTLS,
+    trustRootFromCertificates,
+)
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -39,36 +55,143 @@ from harbour.errors import ConfigurationError, StoreUnavailable
 from harbour.interfaces import IBus, IRedis, IStatusSource
 from harbour.store.server import RedisServerProcess
 
+#: The URL forms C{--redis} accepts, for error messages.
+URL_FORMS = (
+    "redis://host:port/db, rediss://host:port/db?ca=CA.pem[&cert=CERT.pem&key=KEY.pem] (TLS) "
+    "or unix:///path.sock?db=N, with [user]:password@ after the // to log in"
+)
+
+
+def _mask(password: str | None) -> str:
+    # A password is never shown, not even in reprs: they end up in logged
+    # tracebacks.
+    return "None" if password is None else "'***'"
+
 
 @attr.s(frozen=True, auto_attribs=True)
 class RedisAddress:
     """
-    Where a Redis server listens: a TCP host and port, or a unix socket.
+    Where a Redis server listens (a TCP host and port, or a unix socket),
+    and how to log in to it and trust it.
+
+    @ivar username: The Redis 6 ACL user to C{AUTH} as, or L{None} for the
+        C{default} user.
+    @ivar password: The password to C{AUTH} with, or L{None} to send no
+        C{AUTH}.  It never appears in L{str} or L{repr}.
+    @ivar tls: Whether to speak TLS (C{rediss://}); the server is verified
+        against the certificates in the C{ca} file.
+    @ivar ca: A PEM file of the certificates trusted to sign the server's.
+    @ivar cert: A PEM file of the client certificate, if the server asks
+        for one (its key too, unless C{key} names another file).
+    @ivar key: A PEM file of the client certificate's private key.
     """
 
     host: str | None = None
     port: int | None = None
     path: str | None = None
     db: int = 0
+    username: str | None = None
+    password: str | None = attr.ib(default=None, repr=_mask)
+    tls: bool = False
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
 
     @classmethod
     def parse(cls, url: str) -> RedisAddress:
         """
-        Parse C{redis://host:port/db} or C{unix:///path.sock?db=N}.
+        Parse C{redis://[[user]:password@]host:port/db}, the same with
+        C{rediss://} and C{?ca=CA.pem[&cert=CERT.pem&key=KEY.pem]} for TLS,
+        or C{unix://[[user]:password@]/path.sock?db=N}.  The user and
+        password are percent-decoded.
 
-        @raise ConfigurationError: for anything else.
+        @raise ConfigurationError: for anything else, without the password.
         """
         parts = urlsplit(url)
         try:
-            if parts.scheme == "redis":
+            query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
+            # An empty password ("redis://user:@host") is no password.
+            username = unquote(parts.username) if parts.username else None
+            password = unquote(parts.password) if parts.password else None
+            if parts.scheme in ("redis", "rediss"):
                 db = int(parts.path.strip("/") or 0)
-                return cls(host=parts.hostname or "127.0.0.1", port=parts.port or 6379, db=db)
+                tls = parts.scheme == "rediss"
+                if tls and not query.get("ca"):
+                    raise ConfigurationError(
+                        "a rediss:// URL needs ?ca=FILE, the certificates that may sign the server's: "
+                        "harbour does not connect over TLS to a server it cannot verify"
+                    )
+                if not tls and query.keys() & {"ca", "cert", "key"}:
+                    raise ConfigurationError("ca, cert and key are for rediss:// (TLS) URLs only")
+                if query.get("key") and not query.get("cert"):
+                    raise ConfigurationError("a rediss:// URL with key= also needs cert=")
+                return cls(
+                    host=parts.hostname or "127.0.0.1",
+                    port=parts.port or 6379,
+                    db=db,
+                    tls=tls,
+                    ca=query.get("ca"),
+                    cert=query.get("cert"),
+                    key=query.get("key"),
+                    username=username,
+                    password=password,
+                )
             if parts.scheme == "unix" and parts.path:
-                db = int(parse_qs(parts.query).get("db", ["0"])[0])
-                return cls(path=parts.path, db=db)
+                db = int(query.get("db", "0"))
+                return cls(path=parts.path, db=db, username=username, password=password)
         except ValueError:
             pass
-        raise ConfigurationError(f"bad Redis URL {url!r}: use redis://host:port/db or unix:///path.sock?db=N")
+        raise ConfigurationError(f"bad Redis URL {cls._masked(url)!r}: use {URL_FORMS}")
+
+    @staticmethod
+    def _masked(url: str) -> str:
+        """
+        @return: C{url} with any password in it replaced by C{***}, to
+            quote it in an error.
+        """
+        # Greedy up to the last "@": a password that should have been
+        # percent-encoded may hold "/", ":", "?" or "@"; masking too much
+        # is harmless.
+        return re.sub(r"^([^:/]*://[^:/@]*:).*@", r"\1***@", url, flags=re.DOTALL)
+
+    def with_password(self, password: str | None) -> RedisAddress:
+        """
+        @return: This address with C{password}, unless it has one already:
+            a password in the URL wins over one from elsewhere.
+        """
+        if self.password is not None or password is None:
+            return self
+        return attr.evolve(self, password=password)
+
+    def client_tls(self) -> IOpenSSLClientConnectionCreator:
+        """
+        @return: The TLS options of a C{rediss://} address: the server's
+            certificate must be signed by one in the C{ca} file and name
+            the host, and the client certificate is presented if any.
+
+        @raise ConfigurationError: if a file cannot be read or holds no
+            certificate (or key).
+        """
+        if not self.ca:
+            raise ConfigurationError("a rediss:// URL needs ?ca=FILE: no TLS without trust roots")
+        host = self.host or "127.0.0.1"
+        try:
+            with open(self.ca, "rb") as f:
+                roots = [
+                    Certificate.load(c.public_bytes(Encoding.DER), FILETYPE_ASN1)
+                    for c in x509.load_pem_x509_certificates(f.read())
+                ]
+            client = None
+            if self.cert:
+                with open(self.cert, "rb") as f:
+                    pem = f.read()
+                if self.key:
+                    with open(self.key, "rb") as f:
+                        pem += b"\n" + f.read()
+                client = PrivateCertificate.loadPEM(pem)
+        except (OSError, ValueError, SSL.Error) as e:
+            raise ConfigurationError(f"cannot load the TLS files of Redis at {self}: {e}") from None
+        return optionsForClientTLS(host, trustRoot=trustRootFromCertificates(roots), clientCertificate=client)
 
     def endpoint(self, reactor: IReactorTime, timeout: float) -> IStreamClientEndpoint:
         """
@@ -76,18 +199,28 @@ class RedisAddress:
             or L{twisted.internet.interfaces.IReactorUNIX}, as this address
             needs.
 
-        @return: A client endpoint reaching this address.
+        @return: A client endpoint reaching this address, through TLS for
+            C{rediss://}.
         """
         if self.path is not None:
             return UNIXClientEndpoint(reactor, self.path, timeout=timeout)
         if self.host is None or self.port is None:
             raise ConfigurationError("a Redis address needs a host and port, or a path")
-        return TCP4ClientEndpoint(reactor, self.host, self.port, timeout=timeout)
+        tcp = TCP4ClientEndpoint(reactor, self.host, self.port, timeout=timeout)
+        if self.tls:
+            return wrapClientTLS(self.client_tls(), tcp)
+        return tcp
 
     def __str__(self) -> str:
+        login = ""
+        if self.password is not None:
+            login = f"{quote(self.username or '', safe='')}:***@"
+        elif self.username is not None:
+            login = f"{quote(self.username, safe='')}@"
         if self.path is not None:
-            return f"unix://{self.path}?db={self.db}"
-        return f"redis://{self.host}:{self.port}/{self.db}"
+            return f"unix://{login}{self.path}?db={self.db}"
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{login}{self.host}:{self.port}/{self.db}"
 
 
 @implementer(IRedis, IStatusSource)
@@ -131,7 +264,7 @@ class StoreService(Service):
     def from_config(
         cls,
         reactor: IReactorTime,
-        redis_url: str | None,
+        redis_url: str | RedisAddress | None,
         data_dir: Path,
         prefix: str = "harbour",
         bus: IBus | None = None,
@@ -139,9 +272,14 @@ class StoreService(Service):
         """
         Use C{redis_url}, or an embedded server in C{<data_dir>/redis}.
 
+        @param redis_url: A C{--redis} URL, or an address already parsed
+            (as L{harbour.service.Options} leaves it, with the password
+            from a file or the environment).
         @param bus: Where to announce the connection lost and back.
         """
         prefix = prefix if prefix.endswith(":") else prefix + ":"
+        if isinstance(redis_url, RedisAddress):
+            return cls(reactor, redis_url, prefix=prefix, bus=bus)
         if redis_url:
             return cls(reactor, RedisAddress.parse(redis_url), prefix=prefix, bus=bus)
         server = RedisServerProcess(reactor, Path(data_dir) / "redis")
@@ -169,15 +307,53 @@ class StoreService(Service):
             isLazy=True,
             replyTimeout=self.reply_timeout,
             convertNumbers=False,
+            # Each connection of the pool sends AUTH (then SELECT) first,
+            # every time it connects again too.
+            username=address.username,
+            password=address.password,
         )
         connected = factory.deferred
         factory.startConnecting(address.endpoint(self.reactor, self.connect_timeout))
-        yield connected
+        try:
+            yield connected
+        except ValueError as e:
+            raise self._login_error(address, str(e)) from None
         self.log.info("store ready: Redis at {address}", address=str(self.address), service="store")
         self._was_connected = True
         self._watch = LoopingCall(self._check_connection)
         self._watch.clock = self.reactor
         self._watch.start(self.watch_interval, now=False)
+
+    @staticmethod
+    def _login_error(address: RedisAddress, message: str) -> Exception:
+        """
+        Explain why Redis refused to let the pool in.
+
+        @param message: txredisapi's error: C{"Redis error: could not auth:
+            <reply>"} when C{AUTH} failed, C{"... could not set dbid=N:
+            <reply>"} when C{SELECT} did (C{NOAUTH} there: a password is
+            needed).  Replies never quote the password.
+
+        @return: A L{ConfigurationError} saying so, or a L{ValueError}
+            with C{message} for anything else.
+        """
+        reply = message.split(": ", 2)[-1]
+        if reply == "Lost connection":
+            # Not an answer: the connection closed before AUTH or SELECT was
+            # answered (over TLS, most likely a failed verification).
+            hint = " (is its certificate signed by one in the ca file?)" if address.tls else ""
+            return ConfigurationError(f"Redis at {address} closed the connection as harbour logged in{hint}")
+        if "could not auth" in message:
+            user = address.username or "default"
+            return ConfigurationError(f"Redis at {address} refused the password for user {user}: {reply}")
+        if "NOAUTH" in message:
+            return ConfigurationError(
+                f"Redis at {address} requires a password: put it in the URL, "
+                f"--redis-password-file or HARBOUR_REDIS_PASSWORD ({reply})"
+            )
+        if "could not set dbid" in message:
+            return ConfigurationError(f"Redis at {address} refused database {address.db}: {reply}")
+        return ValueError(message)
 
     def _check_connection(self) -> None:
         """
