@@ -114,11 +114,7 @@ def start_harbour(reactor, directory: Path, *extra: str) -> WatchedProcess:
     Start C{twistd -n harbour} with its config, data and control socket in
     C{directory}.
     """
-    args = [
-        program("twistd"),
-        "--nodaemon",
-        "--pidfile=",
-        "harbour",
+    args = harbour_command(
         "--config-dir",
         str(directory / "config"),
         "--data-dir",
@@ -126,8 +122,16 @@ def start_harbour(reactor, directory: Path, *extra: str) -> WatchedProcess:
         "--amp",
         f"unix:{directory / 'amp.sock'}",
         *extra,
-    ]
+    )
     return spawn(reactor, args, directory)
+
+
+def harbour_command(*options: str) -> list[str]:
+    """
+    @return: The command line of C{twistd -n harbour} in the foreground,
+        with no pid file, and C{options}.
+    """
+    return [program("twistd"), "--nodaemon", "--pidfile=", "harbour", *options]
 
 
 def control_endpoint(directory: Path) -> str:

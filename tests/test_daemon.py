@@ -16,7 +16,16 @@ from harbour.amp.client import RemoteBus, connect
 from harbour.amp.server import read_token
 from harbour.store.server import process_alive
 from harbour.test.helpers import short_directory
-from tests.processes import PATIENCE, control_endpoint, program, redis_started, save, spawn, start_harbour
+from tests.processes import (
+    PATIENCE,
+    control_endpoint,
+    harbour_command,
+    program,
+    redis_started,
+    save,
+    spawn,
+    start_harbour,
+)
 
 
 class DaemonTests(TestCase):
@@ -212,16 +221,12 @@ class StartupErrorTests(TestCase):
         (directory / "config").mkdir()
         daemon = spawn(
             reactor,
-            [
-                program("twistd"),
-                "--nodaemon",
-                "--pidfile=",
-                "harbour",
+            harbour_command(
                 "--config-dir",
                 str(directory / "config"),
                 "--amp",
                 "tcp:0",
-            ],
+            ),
             directory,
         )
         self.assertNotEqual(await daemon.ended, 0)
@@ -239,18 +244,14 @@ class StartupErrorTests(TestCase):
         deep = directory / ("d" * 90)
         daemon = spawn(
             reactor,
-            [
-                program("twistd"),
-                "--nodaemon",
-                "--pidfile=",
-                "harbour",
+            harbour_command(
                 "--config-dir",
                 str(directory / "config"),
                 "--data-dir",
                 str(deep),
                 "--amp",
                 f"unix:{directory / 'amp.sock'}",
-            ],
+            ),
             directory,
         )
         await daemon.ended
@@ -281,18 +282,14 @@ class TLSDaemonTests(TestCase):
         cert, key = self_signed(directory / "cas")
         daemon = spawn(
             reactor,
-            [
-                program("twistd"),
-                "--nodaemon",
-                "--pidfile=",
-                "harbour",
+            harbour_command(
                 "--config-dir",
                 str(directory / "config"),
                 "--data-dir",
                 str(directory / "data"),
                 "--amp",
                 f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}",
-            ],
+            ),
             directory,
         )
         self.addCleanup(lambda: daemon.ended.called or (daemon.signal("TERM"), daemon.ended)[1])

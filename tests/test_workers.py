@@ -10,7 +10,7 @@ from twisted.trial.unittest import TestCase
 
 from harbour.test.helpers import short_directory
 from harbour.testing.simulator import Faults
-from tests.processes import program, spawn
+from tests.processes import harbour_command, spawn
 from tests.test_mirror import LMP, Mirror, report_requests
 
 
@@ -27,11 +27,7 @@ class WorkerTests(TestCase):
         (directory / "data" / "amp.token").write_text((mirror.directory / "data" / "amp.token").read_text())
         worker = spawn(
             mirror.reactor,
-            [
-                program("twistd"),
-                "--nodaemon",
-                "--pidfile=",
-                "harbour",
+            harbour_command(
                 "--role",
                 "worker",
                 "--hub",
@@ -40,7 +36,7 @@ class WorkerTests(TestCase):
                 f"unix://{mirror.directory / 'data' / 'redis' / 'redis.sock'}?db=0",
                 "--data-dir",
                 str(directory / "data"),
-            ],
+            ),
             directory,
         )
         self.addCleanup(lambda: worker.ended.called or (worker.signal("TERM"), worker.ended)[1])
