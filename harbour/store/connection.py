@@ -15,6 +15,12 @@ retry with backoff as they do a lost connection.  (txredisapi already loads
 a script again when Redis answers C{NOSCRIPT}.)  An outage is logged once,
 when it begins, and once when it ends, however many commands fail
 meanwhile; L{StoreService.status} counts them.
+
+With a C{redis+sentinel://} URL, every connection of the pool (and every
+reconnection) first asks the Sentinels, in turn, where the master of the
+service is now, so that after a failover the pool follows the new master: a
+connection to the old one is lost, or answers C{READONLY} once it became a
+replica, and the pool then drops it and connects again.
 """
 
 from __future__ import annotations
@@ -34,12 +40,16 @@ from OpenSSL.crypto import FILETYPE_ASN1
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint, wrapClientTLS
+from twisted.internet.error import ConnectError, ConnectionLost
 from twisted.internet.interfaces import (
     IDelayedCall,
     IOpenSSLClientConnectionCreator,
+    IProtocol,
+    IProtocolFactory,
     IReactorTime,
     IStreamClientEndpoint,
 )
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.ssl import (
     Certificate,
     PrivateCertificate,
@@ -58,8 +68,12 @@ from harbour.store.server import RedisServerProcess
 #: The URL forms C{--redis} accepts, for error messages.
 URL_FORMS = (
     "redis://host:port/db, rediss://host:port/db?ca=CA.pem[&cert=CERT.pem&key=KEY.pem] (TLS) "
-    "or unix:///path.sock?db=N, with [user]:password@ after the // to log in"
+    "unix:///path.sock?db=N or redis+sentinel://host:port[,host:port...]/service/db (Sentinel), "
+    "with [user]:password@ after the // to log in"
 )
+
+#: Where a Sentinel listens unless its URL says otherwise.
+SENTINEL_PORT = 26379
 
 
 def _mask(password: str | None) -> str:
@@ -84,6 +98,11 @@ class RedisAddress:
     @ivar cert: A PEM file of the client certificate, if the server asks
         for one (its key too, unless C{key} names another file).
     @ivar key: A PEM file of the client certificate's private key.
+    @ivar sentinels: The C{(host, port)} of the Sentinels to ask, in turn,
+        where the master of C{service} is (C{redis+sentinel://}); C{host}
+        and C{port} are then unused.
+    @ivar service: The name of the master the Sentinels monitor, or L{None}
+        for a fixed address.
     """
 
     host: str | None = None
@@ -96,14 +115,18 @@ class RedisAddress:
     ca: str | None = None
     cert: str | None = None
     key: str | None = None
+    sentinels: tuple[tuple[str, int], ...] = ()
+    service: str | None = None
 
     @classmethod
     def parse(cls, url: str) -> RedisAddress:
         """
         Parse C{redis://[[user]:password@]host:port/db}, the same with
         C{rediss://} and C{?ca=CA.pem[&cert=CERT.pem&key=KEY.pem]} for TLS,
-        or C{unix://[[user]:password@]/path.sock?db=N}.  The user and
-        password are percent-decoded.
+        C{unix://[[user]:password@]/path.sock?db=N}, or
+        C{redis+sentinel://[[user]:password@]host:port[,host:port...]/service/db}
+        (the user and password are the master's; the Sentinels are asked
+        without).  The user and password are percent-decoded.
 
         @raise ConfigurationError: for anything else, without the password.
         """
@@ -136,12 +159,44 @@ class RedisAddress:
                     username=username,
                     password=password,
                 )
+            if parts.scheme == "redis+sentinel":
+                return cls._parse_sentinel(parts.netloc, parts.path, username, password)
             if parts.scheme == "unix" and parts.path:
                 db = int(query.get("db", "0"))
                 return cls(path=parts.path, db=db, username=username, password=password)
         except ValueError:
             pass
         raise ConfigurationError(f"bad Redis URL {cls._masked(url)!r}: use {URL_FORMS}")
+
+    @classmethod
+    def _parse_sentinel(
+        cls, netloc: str, path: str, username: str | None, password: str | None
+    ) -> RedisAddress:
+        """
+        Parse the part of a C{redis+sentinel://} URL after the scheme.
+
+        @raise ValueError: if it is malformed.
+        """
+        # urlsplit cannot take several host:port pairs apart (its .port
+        # raises on "h1:1,h2:2"): split them here.
+        sentinels = []
+        for item in netloc.rpartition("@")[2].split(","):
+            host, colon, port = item.rpartition(":")
+            if not colon:
+                host, port = item, str(SENTINEL_PORT)
+            if not host or not 0 < int(port) < 65536:
+                raise ValueError(item)
+            sentinels.append((host, int(port)))
+        service, slash, db = path.strip("/").partition("/")
+        if not service or "/" in db:
+            raise ValueError(path)
+        return cls(
+            db=int(db or 0),
+            username=username,
+            password=password,
+            sentinels=tuple(sentinels),
+            service=unquote(service),
+        )
 
     @staticmethod
     def _masked(url: str) -> str:
@@ -204,6 +259,8 @@ class RedisAddress:
         """
         if self.path is not None:
             return UNIXClientEndpoint(reactor, self.path, timeout=timeout)
+        if self.service is not None:
+            return SentinelEndpoint(reactor, self, timeout)
         if self.host is None or self.port is None:
             raise ConfigurationError("a Redis address needs a host and port, or a path")
         tcp = TCP4ClientEndpoint(reactor, self.host, self.port, timeout=timeout)
@@ -219,8 +276,208 @@ class RedisAddress:
             login = f"{quote(self.username, safe='')}@"
         if self.path is not None:
             return f"unix://{login}{self.path}?db={self.db}"
+        if self.service is not None:
+            hosts = ",".join(f"{host}:{port}" for host, port in self.sentinels)
+            return f"redis+sentinel://{login}{hosts}/{quote(self.service, safe='')}/{self.db}"
         scheme = "rediss" if self.tls else "redis"
         return f"{scheme}://{login}{self.host}:{self.port}/{self.db}"
+
+
+class SentinelError(Exception):
+    """
+    A Sentinel answered with an error, or with something that is not a
+    master's address.
+    """
+
+
+def _command(*words: str) -> bytes:
+    """
+    @return: C{words} as a RESP command (an array of bulk strings).
+    """
+    encoded = [w.encode("utf-8") for w in words]
+    return b"".join([b"*%d\r\n" % len(encoded)] + [b"$%d\r\n%s\r\n" % (len(w), w) for w in encoded])
+
+
+def parse_master_reply(data: bytes) -> tuple[bool, tuple[str, int] | None]:
+    """
+    Parse a Sentinel's reply to C{SENTINEL get-master-addr-by-name}.
+
+    @param data: What the Sentinel sent so far.
+
+    @return: C{(False, None)} if the reply is not complete yet, C{(True,
+        None)} if the Sentinel knows no such master (a null reply), or
+        C{(True, (host, port))}.
+
+    @raise SentinelError: for an error reply or a malformed one.
+    """
+    lines = data.split(b"\r\n")
+    if len(lines) < 2:
+        return False, None
+    first = lines[0]
+    if first.startswith(b"-"):
+        raise SentinelError(first[1:].decode("utf-8", "replace"))
+    # A null array (RESP2), null bulk string (older Sentinels) or null
+    # (RESP3).
+    if first in (b"*-1", b"$-1", b"_"):
+        return True, None
+    if first != b"*2":
+        raise SentinelError(f"unexpected reply {data[:80]!r}")
+    if len(lines) < 6:
+        return False, None
+    try:
+        host, port = lines[2].decode("ascii"), int(lines[4])
+        if lines[1] != b"$%d" % len(lines[2]) or lines[3] != b"$%d" % len(lines[4]):
+            raise ValueError("bad lengths")
+    except ValueError:
+        raise SentinelError(f"unexpected reply {data[:80]!r}") from None
+    return True, (host, port)
+
+
+class _SentinelQuery(Protocol):
+    """
+    Asks a Sentinel once where a master is, then hangs up.
+
+    @ivar reply: Fires with the master's C{(host, port)}, or L{None} if the
+        Sentinel does not know the service; fails with L{SentinelError} or
+        L{ConnectionLost}.
+    """
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.reply: Deferred[tuple[str, int] | None] = Deferred()
+        self._buffer = b""
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.write(_command("SENTINEL", "get-master-addr-by-name", self.service))
+
+    def dataReceived(self, data: bytes) -> None:
+        self._buffer += data
+        try:
+            complete, master = parse_master_reply(self._buffer)
+        except SentinelError as e:
+            self._answer(Failure(e))
+        else:
+            if complete:
+                self._answer(master)
+
+    def _answer(self, result: tuple[str, int] | None | Failure) -> None:
+        assert self.transport is not None
+        self.transport.loseConnection()
+        if not self.reply.called:
+            if isinstance(result, Failure):
+                self.reply.errback(result)
+            else:
+                self.reply.callback(result)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if not self.reply.called:
+            self.reply.errback(ConnectionLost("the Sentinel hung up before it answered"))
+
+
+@implementer(IStreamClientEndpoint)
+@attr.s(eq=False)
+class SentinelEndpoint:
+    """
+    Connects to the master of a C{redis+sentinel://} address: before every
+    connection, the Sentinels are asked in turn where it is now, so that
+    reconnections follow a failover.
+
+    @ivar master: The master's C{(host, port)} as last found, or L{None}.
+    @ivar master_changed: Called with the new C{(host, port)} when a
+        Sentinel names another master than the one before.
+    """
+
+    log = Logger()
+
+    reactor: IReactorTime = attr.ib()
+    address: RedisAddress = attr.ib()
+    timeout: float = attr.ib()
+    master: tuple[str, int] | None = attr.ib(default=None, init=False)
+    master_changed: Callable[[tuple[str, int]], object] | None = attr.ib(default=None, init=False)
+    _last_failure: str | None = attr.ib(default=None, init=False)
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        """
+        Find the master, then connect C{protocolFactory} to it.
+
+        @return: A L{Deferred} firing with the protocol connected, or failing
+            with L{ConnectError} if no Sentinel named the master.
+        """
+        return self.find_master().addCallback(self._connect_master, protocolFactory)
+
+    def _connect_master(
+        self, master: tuple[str, int], protocolFactory: IProtocolFactory
+    ) -> Deferred[IProtocol]:
+        host, port = master
+        return TCP4ClientEndpoint(self.reactor, host, port, timeout=self.timeout).connect(protocolFactory)
+
+    @inlineCallbacks
+    def find_master(self) -> Generator[Deferred[Any], Any, tuple[str, int]]:
+        """
+        Ask the Sentinels in turn where the master is, until one knows.
+
+        @return: A L{Deferred} firing with the master's C{(host, port)}.
+
+        @raise ConnectError: if none knew (each one's error in the message).
+        """
+        service = self.address.service
+        assert service is not None, "only a Sentinel address has a service"
+        errors = []
+        for host, port in self.address.sentinels:
+            try:
+                master = yield self._ask(host, port, service)
+            except CancelledError:
+                raise
+            except Exception as e:
+                errors.append(f"{host}:{port}: {e}")
+                continue
+            if master is None:
+                errors.append(f"{host}:{port}: no master named {service!r}")
+                continue
+            self._last_failure = None
+            if master != self.master:
+                previous, self.master = self.master, master
+                self.log.info(
+                    "Redis Sentinel: the master of {name} is at {host}:{port}",
+                    name=service,
+                    host=master[0],
+                    port=master[1],
+                    service="store",
+                )
+                if previous is not None and self.master_changed is not None:
+                    self.master_changed(master)
+            return master
+        message = f"no Sentinel named the master of {service!r} ({'; '.join(errors)})"
+        # Every slot of the pool retries with backoff: log a failure once,
+        # not at each attempt.
+        if message != self._last_failure:
+            self._last_failure = message
+            self.log.warn("Redis Sentinel: {message}", message=message, service="store")
+        raise ConnectError(string=message)
+
+    @inlineCallbacks
+    def _ask(
+        self, host: str, port: int, service: str
+    ) -> Generator[Deferred[Any], Any, tuple[str, int] | None]:
+        """
+        Ask one Sentinel, over a connection of its own closed after the
+        reply, within C{timeout} seconds.
+        """
+        endpoint = TCP4ClientEndpoint(self.reactor, host, port, timeout=self.timeout)
+        query: _SentinelQuery = yield endpoint.connect(Factory.forProtocol(lambda: _SentinelQuery(service)))
+        try:
+            master: tuple[str, int] | None = yield query.reply.addTimeout(self.timeout, self.reactor)
+        finally:
+            if query.transport is not None:
+                query.transport.loseConnection()
+        return master
+
+    def describe(self) -> str:
+        """
+        @return: The current master as C{host:port}, or C{unknown}.
+        """
+        return "unknown" if self.master is None else f"{self.master[0]}:{self.master[1]}"
 
 
 @implementer(IRedis, IStatusSource)
@@ -246,6 +503,7 @@ class StoreService(Service):
     bus: IBus | None = attr.ib(default=None)
     watch_interval: float = attr.ib(default=0.5)
     _factory: txredisapi.RedisFactory | None = attr.ib(default=None, init=False)
+    _sentinel: SentinelEndpoint | None = attr.ib(default=None, init=False)
     _starting: Deferred[None] | None = attr.ib(default=None, init=False)
     _outcome: Failure | bool | None = attr.ib(default=None, init=False)
     _waiting: list[Deferred[None]] = attr.ib(factory=list, init=False)
@@ -313,12 +571,16 @@ class StoreService(Service):
             password=address.password,
         )
         connected = factory.deferred
-        factory.startConnecting(address.endpoint(self.reactor, self.connect_timeout))
+        endpoint = address.endpoint(self.reactor, self.connect_timeout)
+        if isinstance(endpoint, SentinelEndpoint):
+            self._sentinel = endpoint
+            endpoint.master_changed = self._master_changed
+        factory.startConnecting(endpoint)
         try:
             yield connected
         except ValueError as e:
             raise self._login_error(address, str(e)) from None
-        self.log.info("store ready: Redis at {address}", address=str(self.address), service="store")
+        self.log.info("store ready: Redis at {address}", address=self._describe(), service="store")
         self._was_connected = True
         self._watch = LoopingCall(self._check_connection)
         self._watch.clock = self.reactor
@@ -366,9 +628,51 @@ class StoreService(Service):
         self._was_connected = connected
         topic = "store.connected" if connected else "store.disconnected"
         log = self.log.info if connected else self.log.warn
-        log("{topic}: Redis at {address}", topic=topic, address=str(self.address), service="store")
+        log("{topic}: Redis at {address}", topic=topic, address=self._describe(), service="store")
         if self.bus is not None:
-            self.bus.publish(topic, {"redis": str(self.address)})
+            payload = {"redis": str(self.address)}
+            if self._sentinel is not None:
+                payload["master"] = self._sentinel.describe()
+            self.bus.publish(topic, payload)
+
+    def _describe(self) -> str:
+        """
+        @return: The address, masked, with the current master's if it is
+            found through Sentinels.
+        """
+        if self._sentinel is None:
+            return str(self.address)
+        return f"{self.address} (master {self._sentinel.describe()})"
+
+    def _master_changed(self, master: tuple[str, int]) -> None:
+        """
+        A Sentinel named a new master: close the connections still open to
+        another server (the old master, now a replica or gone), so that they
+        reconnect to the new one instead of answering C{READONLY}.
+        """
+        self.log.warn(
+            "Redis Sentinel: the master moved to {host}:{port}; reconnecting",
+            host=master[0],
+            port=master[1],
+            service="store",
+        )
+        self._drop_connections(keep=master)
+
+    def _drop_connections(self, keep: tuple[str, int] | None = None) -> None:
+        """
+        Close the pool's connections (but those to C{keep}): the pool
+        reconnects them, asking the Sentinels again.
+        """
+        if self._factory is None:
+            return
+        for connection in list(self._factory.pool):
+            transport = connection.transport
+            if transport is None:
+                continue
+            peer = transport.getPeer()
+            if keep is not None and (getattr(peer, "host", None), getattr(peer, "port", None)) == keep:
+                continue
+            transport.loseConnection()
 
     @inlineCallbacks
     def _start_server(self) -> Generator[Deferred[Any], Any, None]:
@@ -479,7 +783,12 @@ class StoreService(Service):
         # (BUSY, LOADING, OOM, MISCONF, READONLY...) is ridden out as a
         # lost connection is.  Other exceptions are bugs, and pass.
         failure.trap(txredisapi.RedisError, TimeoutError)
-        raise self._failed(f"Redis at {self.address}: {failure.getErrorMessage()}")
+        message = failure.getErrorMessage()
+        if self._sentinel is not None and message.startswith("READONLY"):
+            # The master this pool connected to became a replica (a
+            # failover the connections outlived): ask the Sentinels again.
+            self._drop_connections()
+        raise self._failed(f"Redis at {self._describe()}: {message}")
 
     def _failed(self, message: str) -> StoreUnavailable:
         """
@@ -521,6 +830,7 @@ class StoreService(Service):
         """
         return {
             "redis": str(self.address) if self.address else None,
+            "master": self._sentinel.describe() if self._sentinel is not None else None,
             "embedded": self.server is not None,
             "connected": self.connected,
             "prefix": self.prefix,
