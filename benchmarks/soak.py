@@ -9,7 +9,10 @@ definition changed (its C{node} parameter toggled), the simulator's fault
 modes switched on or off, a report disabled (and enabled again at the next
 fault), a kill of its redis-server (harbour restarts it), a report removed
 for good, bad AMP commands and a wrong token, a malformed configuration save
-(then the good one back).  The report a configuration fault changes is one
+(then the good one back), its redis-server made to answer C{BUSY} (a Lua
+script spinning past C{lua-time-limit}) and C{OOM} (C{maxmemory 1} for a few
+seconds), and a hostile C{harbourctl publish} of the C{download} and
+C{reports} topics (it must be refused and change nothing).  The report a configuration fault changes is one
 just added, changed while its first downloads are under way.  With each
 fault, a configuration save adds a report, so that new work keeps arriving.
 After the time is up, faults stop, the mirror is left to finish, and the
@@ -29,7 +32,9 @@ table reports what was injected and whether anything was lost:
   landed, beyond the downloads under way at that moment; enabled again, it
   must not fetch again a file already on disk for the same URL;
 - no other file, and no temporary file, may be left (records, the hidden
-  C{.<name>.zip.json} beside each file, are not strays).
+  C{.<name>.zip.json} beside each file, are not strays);
+- no file may land outside the data directory (the hostile publish names
+  another directory).
 """
 
 from __future__ import annotations
@@ -50,8 +55,10 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import treq
+import txredisapi
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import deferLater, react
+from twisted.internet.utils import getProcessOutputAndValue
 
 from harbour.amp import commands
 from harbour.amp.client import connect
@@ -61,7 +68,14 @@ from harbour.oasis.classify import DATA, classify
 from harbour.services.files import is_record, record_path
 from harbour.store.tasks import DOWNLOADING, FINAL_STATES, RETIRED
 from harbour.testing.simulator import Faults, OasisSimulator
-from tests.processes import control_endpoint, redis_started, save, start_harbour, stop_harbour
+from tests.processes import (
+    control_endpoint,
+    program,
+    redis_started,
+    save,
+    start_harbour,
+    stop_harbour,
+)
 
 FAULTY = Faults(
     latency=0.05,
@@ -76,6 +90,19 @@ CALM = Faults(latency=0.05)
 
 #: How long a configuration change may take to reach the task store.
 LANDING = 60.0
+
+#: A script that keeps Redis busy for ARGV[1] milliseconds (Redis answers
+#: C{BUSY} to everybody else once it has run past C{lua-time-limit}).
+BUSY_SCRIPT = """
+local function ms() local t = redis.call('TIME'); return t[1] * 1000 + t[2] / 1000 end
+local start = ms()
+while ms() - start < tonumber(ARGV[1]) do end
+return 1
+"""
+
+#: How long a Redis C{BUSY} or C{OOM} outage lasts, in seconds: longer than
+#: several claims and renewals, shorter than a lease (5 s).
+REDIS_OUTAGE = 2.0
 
 #: A kept revision's name: C{<label>.rev<N>.zip}.
 KEPT = re.compile(r"^(?P<label>.+)\.rev(?P<revision>\d+)\.zip$")
@@ -182,6 +209,10 @@ class Soak:
         self.taken_up: dict[str, int] = {}
         self.daemon = None
         self.client = None
+        #: The directory the hostile publish names: nothing may land there.
+        self.elsewhere = directory / "elsewhere"
+        #: Redis error replies injected, and whether harbour saw them.
+        self.redis_replies: Counter = Counter()
 
     def add_report(self) -> None:
         index = len(self.definitions)
@@ -286,6 +317,103 @@ class Soak:
         line = await self.daemon.wait_for(" ready on ", after=after)
         self.redis_pid = int(line.split("redis-server ")[1].split()[0])
 
+    async def redis_side(self) -> Any:
+        """
+        @return: A connection of our own to harbour's embedded redis-server,
+            on its unix socket (the one the daemon uses stays its own).
+        """
+        path = self.directory / "data" / "redis" / "redis.sock"
+        return await txredisapi.UnixConnection(str(path), reconnect=False)
+
+    async def redis_busy(self) -> None:
+        """
+        Run a Lua script for L{REDIS_OUTAGE} seconds, past a short
+        C{lua-time-limit}: Redis answers C{BUSY} to harbour until it ends.
+        The script ends by itself, so the outage is bounded.
+        """
+        # Downloads under way, so that harbour meets the outage.
+        await self.mid_run()
+        side = await self.redis_side()
+        try:
+            await side.execute_command("CONFIG", "SET", "lua-time-limit", "50")
+            await side.eval(BUSY_SCRIPT, [], [str(int(REDIS_OUTAGE * 1000))])
+        finally:
+            side.disconnect()
+        await self.seen_by_harbour("BUSY")
+
+    async def redis_oom(self) -> None:
+        """
+        Set C{maxmemory} to one byte for L{REDIS_OUTAGE} seconds: Redis
+        answers C{OOM} to every write, then takes them again.
+        """
+        await self.mid_run()
+        side = await self.redis_side()
+        try:
+            await side.execute_command("CONFIG", "SET", "maxmemory", "1")
+            await deferLater(self.reactor, REDIS_OUTAGE, lambda: None)
+        finally:
+            # Whatever happened, Redis must not stay full for the rest of the soak.
+            await side.execute_command("CONFIG", "SET", "maxmemory", "0")
+            side.disconnect()
+        await self.seen_by_harbour("OOM")
+
+    async def seen_by_harbour(self, reply: str) -> None:
+        """
+        Note whether harbour's store saw the error reply C{reply} (its
+        C{last_error}, if no other outage came since), to show that the
+        fault was an outage for harbour and not only for us.
+        """
+        store = (await self.status())["services"]["store"]
+        seen = reply in (store.get("last_error") or "")
+        self.redis_replies[reply + (" seen by harbour" if seen else " NOT seen by harbour")] += 1
+
+    async def harbourctl(self, *args: str) -> tuple[int, str]:
+        """
+        Run C{harbourctl} against the daemon.
+
+        @return: Its exit code and its output (standard error, then
+            standard output), on one line.
+        """
+        out, err, code = await getProcessOutputAndValue(
+            program("harbourctl"),
+            [
+                "--connect",
+                control_endpoint(self.directory),
+                "--token-file",
+                str(self.directory / "data" / "amp.token"),
+                *args,
+            ],
+            env=dict(os.environ),
+            reactor=self.reactor,
+        )
+        return code, " ".join((err + out).decode("utf-8", "replace").split())
+
+    async def hostile_publish(self) -> None:
+        """
+        Publish the configuration directory's own topics with
+        C{harbourctl}: a C{download} table naming another directory and no
+        politeness, and a C{reports} list.  Both must be refused (exit 1),
+        and the download service must keep its directory and settings.
+        """
+        before = (await self.status())["services"]["download"]
+        for topic, payload in [
+            (
+                "download",
+                {"directory": str(self.elsewhere), "min_request_interval": 0, "concurrency": 64},
+            ),
+            ("reports", [{"name": "evil", "queryname": "PRC_LMP", "directory": str(self.elsewhere)}]),
+        ]:
+            code, said = await self.harbourctl("publish", topic, json.dumps(payload))
+            after = (await self.status())["services"]["download"]
+            unchanged = all(after[k] == before[k] for k in ("directory", "concurrency"))
+            if code == 1 and unchanged:
+                outcome = f"refused (exit 1): {said}"
+            else:
+                outcome = (
+                    f"{'ACCEPTED' if code == 0 else 'EXIT'} {code}, {'unchanged' if unchanged else 'CHANGED'}"
+                )
+            self.bad_inputs.append((f"harbourctl publish {topic}", outcome[:60]))
+
     async def toggle_faults(self) -> None:
         self.simulator.faults = CALM if self.simulator.faults == FAULTY else FAULTY
 
@@ -371,7 +499,12 @@ class Soak:
             self.bad_inputs.append(("wrong token", "refused: UNAUTHORIZED"))
 
     async def run(self, seconds: float, every: float) -> None:
+        # The Redis error replies and the hostile publish come first, so
+        # that a short run meets them too.
         schedule: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("redis BUSY (Lua script past lua-time-limit)", self.redis_busy),
+            ("hostile harbourctl publish", self.hostile_publish),
+            ("redis OOM (maxmemory 1)", self.redis_oom),
             ("kill -9 harbour", self.kill_harbour),
             ("report definition changed", self.change_definition),
             ("simulator faults switched", self.toggle_faults),
@@ -503,6 +636,16 @@ class Soak:
                 counts["strays"] += 1
                 continue
             counts["wrong"] += classify(path).kind != DATA
+        # The hostile publish named another directory: nothing may be there,
+        # nor anywhere else beside the configuration and data directories.
+        counts["outside"] = (
+            sum(
+                1
+                for path in self.directory.rglob("*")
+                if path.is_file() and path.relative_to(self.directory).parts[0] not in ("config", "data")
+            )
+            + self.elsewhere.exists()
+        )
         return dict(counts)
 
     async def stop(self) -> None:
@@ -537,6 +680,9 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
     unlanded = sum(1 for w in soak.watches if not w.landed)
     print("\nfaults injected")
     table([(name, str(count)) for name, count in sorted(soak.injected.items())])
+    if soak.redis_replies:
+        print("\nredis error replies (last_error of harbour's store after each)")
+        table([(name, str(count)) for name, count in sorted(soak.redis_replies.items())])
     print("\nresult")
     table(
         [
@@ -556,6 +702,7 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
             ("stray files (must be 0)", str(audit.get("strays", 0))),
             ("partial or wrong files under final names (must be 0)", str(audit.get("wrong", 0))),
             ("temporary files left (must be 0)", str(audit.get("temporary_left", 0))),
+            ("files outside the data directory (must be 0)", str(audit.get("outside", 0))),
             ("revisions kept (.revN.zip, checked)", str(audit.get("revisions_kept", 0))),
             ("files of removed reports (kept, checked)", str(audit.get("removed_kept", 0))),
             ("requests to the simulator", str(requests)),
@@ -571,7 +718,13 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
         and beyond == 0
         and unlanded == 0
         and not outcome["unfinished"]
-        and all(audit.get(k, 0) == 0 for k in ("missing", "strays", "wrong", "temporary_left"))
+        and all(audit.get(k, 0) == 0 for k in ("missing", "strays", "wrong", "temporary_left", "outside"))
+        # The hostile publish must be refused and change nothing.
+        and all(
+            said.startswith("refused")
+            for name, said in soak.bad_inputs
+            if name.startswith("harbourctl publish")
+        )
     )
     print("\nsoak " + ("passed" if ok else "FAILED"))
     return 0 if ok else 1

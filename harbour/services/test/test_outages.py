@@ -2,7 +2,8 @@
 Tests for L{harbour.services.download} riding out Redis outages: a real
 redis-server answers C{BUSY}, C{OOM} or C{READONLY} while the download
 service mirrors the OASIS simulator, and the mirror completes with nothing
-lost.
+lost.  C{LOADING} comes from C{DEBUG RELOAD} of a store with enough ballast
+to take a moment to load.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ return 1
 #: How long each outage lasts, in seconds: shorter than the lease, longer
 #: than several claims and renewals.
 OUTAGE = 1.0
+
+#: Keys of ballast, and the bytes of each, for C{LOADING}: Redis serves
+#: other clients (with C{LOADING}) only every 2 MB of the file it loads, so
+#: the file must be several times that; 10,000 keys of 1,000 bytes, with
+#: C{rdbcompression} off, make a 10 MB file, served about every 2,000 keys.
+BALLAST_KEYS = 10_000
+BALLAST_BYTES = 1_000
 
 
 class OutageTests(TestCase):
@@ -115,6 +123,30 @@ class OutageTests(TestCase):
             await side.execute_command("REPLICAOF", "NO", "ONE")
 
         await self.mirror_through(readonly, "READONLY")
+
+    async def test_loading(self) -> None:
+        """
+        While Redis loads its dataset (at startup, after a restart, or on a
+        replica after a full resynchronization), it answers C{LOADING} to
+        almost everything.
+        """
+
+        async def loading(redis: StoreService, side: Any) -> None:
+            # Ballast beside the store's keys (under t:), uncompressed so
+            # that the file is long enough to be served from while loading.
+            await side.execute_command("DEBUG", "POPULATE", str(BALLAST_KEYS), "ballast:", str(BALLAST_BYTES))
+            await side.execute_command("CONFIG", "SET", "rdbcompression", "no")
+            # key-load-delay (microseconds a key) stretches the load to about
+            # OUTAGE whatever the machine's speed, so that it is observed.
+            self.addCleanup(side.execute_command, "CONFIG", "SET", "key-load-delay", "0")
+            delay = int(OUTAGE * 1_000_000 / BALLAST_KEYS)
+            await side.execute_command("CONFIG", "SET", "key-load-delay", str(delay))
+            # Saves the dataset, empties it, loads it again: nothing is lost,
+            # and the command returns once the load is done.
+            await side.execute_command("DEBUG", "RELOAD")
+            await side.execute_command("CONFIG", "SET", "key-load-delay", "0")
+
+        await self.mirror_through(loading, "LOADING")
 
     async def test_noScript(self) -> None:
         """
