@@ -107,6 +107,8 @@ def _status(
         if publications.get("error"):
             line += f" (last read failed: {publications['error']})"
         print(line, file=out)
+        for report, why in sorted((publications.get("lagging") or {}).items()):
+            print(f"{report}: on date ranges: {why}", file=out)
     revisions = services.get("work", {}).get("revisions", {})
     errors = services.get("config", {}).get("errors") or []
     for error in errors:

@@ -112,6 +112,9 @@ class StatusTests(SynchronousTestCase):
                     "mode": "following",
                     "last_read": "2025-03-10T20:00:00Z",
                     "error": "HTTP 503",
+                    "lagging": {
+                        "lmp": "the log's newest day of PRC_LMP DAM is 2025-03-07, 3 days before 2025-03-10"
+                    },
                 },
                 "work": {
                     "tasks": {"lmp": {"downloaded": 4, "pending": 2}},
@@ -136,6 +139,7 @@ class StatusTests(SynchronousTestCase):
             "publications log: following, read 2025-03-10T20:00:00Z (last read failed: HTTP 503)", text
         )
         self.assertIn("2 requests to go: about 0.01 h to catch up", text)
+        self.assertIn("lmp: on date ranges: the log's newest day of PRC_LMP DAM is 2025-03-07", text)
         header, row = [line.split() for line in text.splitlines()[-3:-1]]
         self.assertEqual(
             dict(zip(header, row)),
