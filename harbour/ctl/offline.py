@@ -17,7 +17,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
-from harbour.config.schema import load_directory
+from harbour.config.schema import Configuration, load_directory
 from harbour.ctl.codes import FAILED, OK
 from harbour.oasis.catalogue import load_catalogue
 from harbour.oasis.plan import plan, trading_days
@@ -45,15 +45,24 @@ def check_config(directory: Path, out: TextIO) -> int:
     return OK
 
 
+def _configuration(directory: Path) -> Configuration | None:
+    """
+    @return: The configuration of C{directory}, or L{None} after printing
+        every problem on standard error.
+    """
+    configuration, problems = load_directory(directory)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return configuration
+
+
 def print_manifest(args: argparse.Namespace, out: TextIO) -> int:
     """
     Print the URL of every request of a configuration directory, one a line.
 
     @return: L{OK}, or L{FAILED} if the configuration has errors.
     """
-    configuration, problems = load_directory(args.config_dir)
-    for problem in problems:
-        print(problem, file=sys.stderr)
+    configuration = _configuration(args.config_dir)
     if configuration is None:
         return FAILED
     manifest = configuration.topics["manifest"]
@@ -124,9 +133,7 @@ def plan_table(
 
     @return: L{OK}, or L{FAILED} if the configuration has errors.
     """
-    configuration, problems = load_directory(args.config_dir)
-    for problem in problems:
-        print(problem, file=sys.stderr)
+    configuration = _configuration(args.config_dir)
     if configuration is None:
         return FAILED
     manifest, interval = (

@@ -107,10 +107,9 @@ class DownloadActivity:
 
     def status(self) -> dict[str, Any]:
         """
-        @return: The whole record, for C{Status}.
+        @return: What C{Status} adds to the heartbeat.
         """
         return {
-            **self.heartbeat(),
             "finished": dict(self.finished),
             "last_success": {
                 report: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))

@@ -50,7 +50,7 @@ from harbour.oasis.client import OasisClient
 from harbour.oasis.publications import Publication, Scheduled, parse_log, parse_schedule
 from harbour.services.cycle import Cycle
 from harbour.services.knowledge import CATCH_UP, FOLLOWING, LEARNING, OFF, SPAN, Knowledge, log_url
-from harbour.services.memory import KnowledgeStore
+from harbour.services.knowledge_store import KnowledgeStore
 
 #: How often the publication schedule is read.
 SCHEDULE_EVERY = 86400.0
