@@ -1,0 +1,376 @@
+"""
+The dataset's figures: parsing an all-node day of C{PRC_LMP} into Parquet
+against C{pyarrow.csv.read_csv} of the same bytes (the ceiling) and against
+pandas C{read_csv} plus the pivot public clients do; the parse's peak
+memory in a process of its own; Parquet bytes against zip bytes; a month
+of hub prices through the views against pandas over the zips; and XML rows
+per second against expat's bare parse (and lxml's C{iterparse}).
+
+The answers have the simulator's shape (its C{PRC_LMP} columns, five
+components a node and hour), generated column-wise so that making them
+takes seconds.
+
+C{python -m benchmarks.dataset [--quick]} prints one JSON line of figures;
+L{rows} turns them into rows of C{make bench}'s table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import io
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from xml.parsers import expat
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from harbour.dataset.parse import read_xml
+from harbour.dataset.views import rebuild_views
+from harbour.dataset.write import write_window
+from harbour.testing.simulator.documents import NAMESPACE
+from harbour.testing.simulator.formats import PACIFIC, iso
+from harbour.testing.simulator.reports import PRICE_ITEMS, node_names
+
+COMPONENTS = ("LMP", "MCC", "MCE", "MCL", "MGHG")
+
+
+def day_csv(day: datetime.date, nodes: int, seed: int = 0) -> bytes:
+    """
+    @return: A C{PRC_LMP} DAM answer for one trading day and C{nodes}
+        nodes, as OASIS's CSV, five components per node and hour.
+    """
+    rng = np.random.default_rng(seed + day.toordinal())
+    start = datetime.datetime(day.year, day.month, day.day, tzinfo=PACIFIC).astimezone(datetime.UTC)
+    hours = 24
+    names = np.array(node_names(nodes), dtype=object)
+    node = np.repeat(names, hours * len(COMPONENTS))
+    hour = np.tile(np.repeat(np.arange(hours), len(COMPONENTS)), nodes)
+    component = np.tile(np.array(COMPONENTS, dtype=object), nodes * hours)
+    starts = np.array([iso(start + datetime.timedelta(hours=h)) for h in range(hours + 1)], dtype=object)
+    energy = np.round(25 + 30 * rng.random(nodes * hours), 5)
+    congestion = np.round(rng.normal(0, 1.5, nodes * hours), 5)
+    loss = np.round(energy * rng.uniform(-0.04, 0.04, nodes * hours), 5)
+    ghg = np.round(rng.uniform(0, 0.5, nodes * hours), 5)
+    lmp = np.round(energy + congestion + loss + ghg, 5)
+    values = np.stack([lmp, congestion, energy, loss, ghg], axis=1).reshape(-1)
+    table = pa.table(
+        {
+            "INTERVALSTARTTIME_GMT": starts[hour],
+            "INTERVALENDTIME_GMT": starts[hour + 1],
+            "OPR_DT": np.full(len(node), day.isoformat(), dtype=object),
+            "OPR_HR": hour + 1,
+            "OPR_INTERVAL": np.zeros(len(node), dtype=np.int64),
+            "NODE_ID_XML": node,
+            "NODE_ID": node,
+            "NODE": node,
+            "MARKET_RUN_ID": np.full(len(node), "DAM", dtype=object),
+            "LMP_TYPE": component,
+            "XML_DATA_ITEM": np.array([PRICE_ITEMS[c] for c in COMPONENTS], dtype=object)[
+                np.tile(np.arange(len(COMPONENTS)), nodes * hours)
+            ],
+            "PNODE_RESMRID": node,
+            "GRP_TYPE": np.full(len(node), "ALL_APNODES", dtype=object),
+            "POS": np.zeros(len(node), dtype=np.int64),
+            "MW": values,
+            "GROUP": np.repeat(np.arange(6000, 6000 + nodes), hours * len(COMPONENTS)),
+        }
+    )
+    out = io.BytesIO()
+    pacsv.write_csv(table, out, pacsv.WriteOptions(quoting_style="none"))
+    return out.getvalue()
+
+
+def day_zip(path: Path, day: datetime.date, nodes: int) -> Path:
+    """
+    @return: C{path}, now a zip of L{day_csv} named as OASIS names it.
+    """
+    member = f"{day:%Y%m%d}_{day:%Y%m%d}_PRC_LMP_DAM_20260101_00_00_00_v1.csv"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(member, day_csv(day, nodes))
+    return path
+
+
+def day_xml(nodes: int) -> bytes:
+    """
+    @return: One price component of an all-node day as OASIS's XML: a
+        C{REPORT_ITEM} per node with 24 C{REPORT_DATA}.
+    """
+    start = datetime.datetime(2025, 6, 1, 7, tzinfo=datetime.UTC)
+    times = [iso(start + datetime.timedelta(hours=h)) for h in range(25)]
+    parts = [
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<OASISReport xmlns="{NAMESPACE}">\n<MessagePayload><RTO>\n'
+    ]
+    header = (
+        "<REPORT_ITEM>\n<REPORT_HEADER>\n<SYSTEM>OASIS</SYSTEM>\n<TZ>PPT</TZ>\n<REPORT>PRC_LMP</REPORT>\n"
+        "<MKT_TYPE>DAM</MKT_TYPE>\n<UOM>US$/MWh</UOM>\n<INTERVAL>ENDING</INTERVAL>\n"
+        "<SEC_PER_INTERVAL>3600</SEC_PER_INTERVAL>\n</REPORT_HEADER>\n"
+    )
+    for node in node_names(nodes):
+        parts.append(header)
+        for h in range(24):
+            parts.append(
+                f"<REPORT_DATA>\n<DATA_ITEM>LMP_PRC</DATA_ITEM>\n<RESOURCE_NAME>{node}</RESOURCE_NAME>\n"
+                f"<OPR_DATE>2025-06-01</OPR_DATE>\n<INTERVAL_NUM>{h + 1}</INTERVAL_NUM>\n"
+                f"<INTERVAL_START_GMT>{times[h]}</INTERVAL_START_GMT>\n"
+                f"<INTERVAL_END_GMT>{times[h + 1]}</INTERVAL_END_GMT>\n<VALUE>{30 + h * 0.37:.5f}</VALUE>\n"
+                "</REPORT_DATA>\n"
+            )
+        parts.append("</REPORT_ITEM>\n")
+    parts.append("</RTO></MessagePayload>\n</OASISReport>\n")
+    return "".join(parts).encode()
+
+
+def timed(work: Callable[[], Any], runs: int = 1) -> float:
+    """
+    @return: The fastest of C{runs} runs of C{work}, in seconds.
+    """
+    best = float("inf")
+    for ignored in range(runs):
+        began = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - began)
+    return best
+
+
+def parse_in_process(zip_path: Path, tables: Path) -> dict[str, float]:
+    """
+    Parse and write C{zip_path} here; meant for a process of its own.
+
+    @return: Seconds and peak RSS in MB.
+    """
+    began = time.perf_counter()
+    write_window(zip_path, tables, "lmp", "w", url="u", sha256="s")
+    seconds = time.perf_counter() - began
+    # VmHWM, not ru_maxrss: Linux carries the forking parent's peak over exec.
+    status = Path("/proc/self/status")
+    if status.exists():
+        peak = next(
+            int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("VmHWM")
+        )
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"seconds": seconds, "peak_rss_mb": peak / 1024}
+
+
+def pandas_pivot(zip_path: Path) -> Any:
+    """
+    @return: What public clients do: the whole answer in pandas, pivoted
+        to one row per interval and node.
+    """
+    import pandas as pd
+
+    frame = pd.read_csv(zip_path)
+    return frame.pivot_table(
+        index=["INTERVALSTARTTIME_GMT", "INTERVALENDTIME_GMT", "NODE"],
+        columns="LMP_TYPE",
+        values="MW",
+        aggfunc="first",
+    ).reset_index()
+
+
+def pandas_month(zips: list[Path]) -> Any:
+    """
+    @return: The daily mean LMP of each trading hub, from the zips with
+        pandas.
+    """
+    import pandas as pd
+
+    frames = []
+    for path in zips:
+        frame = pd.read_csv(path, usecols=["OPR_DT", "NODE", "LMP_TYPE", "MW"])
+        frames.append(frame[frame["NODE"].str.startswith("TH_") & (frame["LMP_TYPE"] == "LMP")])
+    return pd.concat(frames).groupby(["NODE", "OPR_DT"])["MW"].mean()
+
+
+def measure(directory: Path, quick: bool) -> dict[str, float]:
+    """
+    @return: Every figure of the dataset benchmark.
+    """
+    nodes = 1_600 if quick else 16_000
+    day = datetime.date(2025, 6, 1)
+    zip_path = day_zip(directory / "day.zip", day, nodes)
+    with zipfile.ZipFile(zip_path) as archive:
+        member = archive.namelist()[0]
+        rows = sum(1 for ignored in archive.open(member)) - 1
+    figures: dict[str, float] = {"rows": rows, "zip_bytes": zip_path.stat().st_size}
+
+    child = subprocess.run(
+        [sys.executable, "-m", "benchmarks.dataset", "--parse", str(zip_path), str(directory / "tables")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    parsed = json.loads(child.stdout.strip().splitlines()[-1])
+    figures["harbour_seconds"] = parsed["seconds"]
+    figures["peak_rss_mb"] = parsed["peak_rss_mb"]
+    figures["parquet_bytes"] = sum(p.stat().st_size for p in (directory / "tables").rglob("*.parquet"))
+
+    def arrow_read() -> None:
+        with zipfile.ZipFile(zip_path) as archive:
+            pacsv.read_csv(archive.open(member))
+
+    figures["pyarrow_seconds"] = timed(arrow_read, 2)
+    figures["pandas_seconds"] = timed(lambda: pandas_pivot(zip_path))
+
+    month_nodes, month_days = (200, 7) if quick else (1_700, 31)
+    month_dir = directory / "month"
+    month_dir.mkdir()
+    zips = [
+        day_zip(
+            month_dir / f"{day + datetime.timedelta(days=d)}.zip",
+            day + datetime.timedelta(days=d),
+            month_nodes,
+        )
+        for d in range(month_days)
+    ]
+    month_tables = directory / "month-tables"
+    for path in zips:
+        write_window(path, month_tables, "lmp-dam", path.stem, url="u", sha256="s")
+    rebuild_views(month_tables, {"lmp-dam": "PRC_LMP"})
+    import duckdb
+
+    def through_views() -> None:
+        with duckdb.connect(str(month_tables / "harbour.duckdb"), read_only=True) as connection:
+            connection.execute(
+                "SELECT location, trading_date, avg(lmp) FROM lmp_dam_wide "
+                "WHERE location LIKE 'TH\\_%' ESCAPE '\\' GROUP BY ALL"
+            ).fetchall()
+
+    figures["month_days"], figures["month_nodes"] = month_days, month_nodes
+    figures["views_seconds"] = timed(through_views, 3)
+    figures["pandas_month_seconds"] = timed(lambda: pandas_month(zips))
+
+    xml = day_xml(nodes)
+    xml_rows = nodes * 24
+
+    def harbour_xml() -> None:
+        for ignored in read_xml(io.BytesIO(xml), "day.xml"):
+            pass
+
+    def bare_expat() -> None:
+        parser = expat.ParserCreate(namespace_separator=" ")
+        parser.Parse(xml, True)
+
+    def lxml_iterparse() -> None:
+        from lxml import etree
+
+        for ignored, element in etree.iterparse(io.BytesIO(xml), events=("end",)):
+            if element.tag.endswith("REPORT_DATA"):
+                element.clear()
+
+    figures["xml_rows"] = xml_rows
+    figures["xml_harbour_seconds"] = timed(harbour_xml, 2)
+    figures["xml_expat_seconds"] = timed(bare_expat, 2)
+    figures["xml_lxml_seconds"] = timed(lxml_iterparse, 2)
+    return figures
+
+
+def rows(figures: dict[str, float]) -> list[dict[str, Any]]:
+    """
+    @return: The rows of C{make bench}'s table, as keyword arguments of its
+        C{Table.row}.
+    """
+    rate = figures["rows"] / figures["harbour_seconds"]
+    arrow = figures["rows"] / figures["pyarrow_seconds"]
+    pandas = figures["rows"] / figures["pandas_seconds"]
+    size = figures["parquet_bytes"] / figures["zip_bytes"]
+    month = figures["pandas_month_seconds"] / figures["views_seconds"]
+    xml_rate = figures["xml_rows"] / figures["xml_harbour_seconds"]
+    expat_rate = figures["xml_rows"] / figures["xml_expat_seconds"]
+    lxml_rate = figures["xml_rows"] / figures["xml_lxml_seconds"]
+    name = f"parse+write all-node day ({figures['rows']:,.0f} rows)"
+    return [
+        {
+            "name": name,
+            "value": f"{rate:,.0f} rows/s",
+            "target": ">= 0.5x read_csv",
+            "met": rate >= 0.5 * arrow,
+            "peer": f"{arrow:,.0f} rows/s pyarrow read_csv",
+            "ratio": rate / arrow,
+        },
+        {
+            "name": "",
+            "value": "",
+            "target": ">= 5x pandas",
+            "met": rate >= 5 * pandas,
+            "peer": f"{pandas:,.0f} rows/s pandas + pivot",
+            "ratio": rate / pandas,
+        },
+        {
+            "name": "  peak RSS of the parse",
+            "value": f"{figures['peak_rss_mb']:.0f} MB",
+            "target": "<= 512 MB",
+            "met": figures["peak_rss_mb"] <= 512,
+        },
+        {
+            "name": "  Parquet bytes / zip bytes",
+            "value": f"{size:.2f}",
+            "target": "<= 1.0",
+            "met": size <= 1.0,
+            "peer": f"{figures['zip_bytes'] / 1e6:.1f} MB zip",
+        },
+        {
+            "name": f"hub prices, {figures['month_days']:.0f} days x {figures['month_nodes']:,.0f} nodes",
+            "value": f"{figures['views_seconds'] * 1000:.0f} ms views",
+            "target": ">= 50x pandas",
+            "met": month >= 50,
+            "peer": f"{figures['pandas_month_seconds']:.1f} s pandas on zips",
+            "ratio": month,
+        },
+        {
+            "name": f"XML rows/s ({figures['xml_rows']:,.0f} REPORT_DATA)",
+            "value": f"{xml_rate:,.0f} rows/s",
+            "target": "-",
+            "met": None,
+            "peer": f"{expat_rate:,.0f} rows/s bare expat",
+            "ratio": xml_rate / expat_rate,
+        },
+        {
+            "name": "",
+            "value": "",
+            "target": "-",
+            "met": None,
+            "peer": f"{lxml_rate:,.0f} rows/s lxml iterparse",
+            "ratio": xml_rate / lxml_rate,
+        },
+    ]
+
+
+def main() -> None:
+    """
+    Print the figures as one JSON line (or, with C{--parse}, parse one zip
+    and print its time and peak memory).
+    """
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a tenth of the nodes, a week of days")
+    parser.add_argument("--table", action="store_true", help="print rows as text too")
+    parser.add_argument("--parse", nargs=2, type=Path, metavar=("ZIP", "TABLES"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.parse:
+        print(json.dumps(parse_in_process(*args.parse)))
+        return
+    directory = Path(tempfile.mkdtemp(prefix="hb-bench-dataset-"))
+    try:
+        figures = measure(directory, args.quick)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    print(json.dumps(figures))
+    if args.table:
+        for row in rows(figures):
+            print(row)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""
+The offline commands of C{harbourctl} over the dataset: C{query} (SQL over
+the views) and C{tables} (what the Parquet files hold, and C{--check}
+against the zips).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import duckdb
+from rich.console import Console
+from rich.table import Table
+
+from harbour.ctl.codes import FAILED, OK
+from harbour.ctl.offline import _configuration
+from harbour.dataset.inventory import check, report_tables, reports_in, spans
+from harbour.dataset.views import DATABASE, connect
+from harbour.oasis.requests import market_today, report_range
+
+#: The commands this module handles.
+COMMANDS = ("query", "tables")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """
+    Add C{query} and C{tables} to C{harbourctl}'s subcommands.
+    """
+    query = sub.add_parser("query", help="run SQL over the dataset's views, offline")
+    query.add_argument("sql", metavar="SQL")
+    query.add_argument(
+        "--data-dir", type=Path, default=Path("data"), help="the data directory (default data)"
+    )
+    form = query.add_mutually_exclusive_group()
+    form.add_argument("--csv", action="store_true", help="print CSV")
+    form.add_argument("--json", action="store_true", help="print JSON lines, one object per row")
+    form.add_argument("--parquet", type=Path, metavar="FILE", help="write the result to a Parquet file")
+
+    tables = sub.add_parser("tables", help="rows, files and days of each report's Parquet files, offline")
+    tables.add_argument(
+        "--data-dir", type=Path, default=Path("data"), help="the data directory (default data)"
+    )
+    tables.add_argument("--config-dir", type=Path, help="count missing days over the configured ranges")
+    tables.add_argument("--check", action="store_true", help="compare each file's sha256 with its zip")
+    tables.add_argument("--today", type=datetime.date.fromisoformat, help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace, out: TextIO, err: TextIO = sys.stderr) -> int:
+    """
+    Run C{query} or C{tables}.
+
+    @return: The exit code.
+    """
+    if args.command == "query":
+        return query(args, out, err)
+    return tables(args, out, err)
+
+
+def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """
+    Run C{args.sql} over the views and print or write its result.
+
+    @return: L{OK}, or L{FAILED} without the views or for an SQL error.
+    """
+    try:
+        connection = connect(args.data_dir / "tables")
+    except FileNotFoundError as e:
+        print(f"harbourctl: {e}", file=err)
+        return FAILED
+    except duckdb.Error as e:
+        print(f"harbourctl: {args.data_dir / 'tables' / DATABASE}: {e}", file=err)
+        return FAILED
+    try:
+        if args.parquet is not None:
+            target = str(args.parquet).replace("'", "''")
+            connection.execute(f"COPY ({args.sql}) TO '{target}' (FORMAT parquet)")
+            return OK
+        result = connection.execute(args.sql)
+        names = [column[0] for column in result.description or []]
+        if args.csv:
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(names)
+            while rows := result.fetchmany(10_000):
+                writer.writerows(rows)
+        elif args.json:
+            while rows := result.fetchmany(10_000):
+                for row in rows:
+                    out.write(json.dumps(dict(zip(names, row, strict=True)), default=_plain) + "\n")
+        else:
+            table = Table(*names, box=None)
+            for row in result.fetchall():
+                table.add_row(*("" if value is None else str(value) for value in row))
+            Console(file=out, width=200).print(table)
+    except duckdb.Error as e:
+        print(f"harbourctl: {_message(e)}", file=err)
+        return FAILED
+    finally:
+        connection.close()
+    return OK
+
+
+def tables(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """
+    Print each report's rows, files, first and last day and missing days;
+    with C{--check}, compare every file with its zip.
+
+    @return: L{OK}, or L{FAILED} for a bad configuration or a mismatch.
+    """
+    tables_dir = args.data_dir / "tables"
+    ranges: dict[str, tuple[datetime.date, datetime.date]] = {}
+    names = reports_in(tables_dir)
+    if args.config_dir is not None:
+        configuration = _configuration(args.config_dir)
+        if configuration is None:
+            return FAILED
+        manifest = configuration.topics["manifest"]
+        today = args.today or market_today(manifest, time.time())
+        for report in configuration.topics["reports"]:
+            if report.enabled:
+                ranges[report.name] = report_range(manifest, report, today)
+        names = sorted(set(names) | set(ranges))
+    table = Table("report", "rows", "files", "first", "last", "missing days", box=None)
+    for name in names:
+        found = report_tables(tables_dir, name, ranges.get(name))
+        table.add_row(
+            name,
+            f"{found.rows:,}",
+            f"{found.files:,}",
+            str(found.first or "-"),
+            str(found.last or "-"),
+            _missing(found.missing),
+        )
+    Console(file=out, width=200).print(table)
+    if not args.check:
+        return OK
+    mismatches = check(tables_dir, reports_in(tables_dir))
+    for mismatch in mismatches:
+        print(f"{mismatch.file}: {mismatch.reason}", file=out)
+    if mismatches:
+        print(f"{len(mismatches)} file(s) do not match their zip", file=out)
+        return FAILED
+    print("every file matches its zip", file=out)
+    return OK
+
+
+def _missing(days: tuple[datetime.date, ...]) -> str:
+    if not days:
+        return "none"
+    runs = spans(days)
+    text = ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in runs[:4])
+    if len(runs) > 4:
+        text += f", ... ({len(runs) - 4} more runs)"
+    return f"{len(days):,}: {text}"
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def _message(error: Exception) -> str:
+    return str(error).strip() or type(error).__name__

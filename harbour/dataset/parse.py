@@ -1,0 +1,227 @@
+"""
+An OASIS zip's members as typed Arrow record batches, streamed.
+
+A zip holds one CSV member (C{resultformat=6}), one XML member, or one XML
+member per price component (group zips and version 3 price reports); every
+member's rows become rows of the same table.  CSV members are read with
+pyarrow's streaming CSV reader, typed as they are parsed; XML members with
+the standard library's expat parser, one row per C{REPORT_DATA} (or
+C{ATL_ITEM}) with the fields of its C{REPORT_HEADER} (or C{ATL_HEADER}).
+
+Each batch holds the typed source columns (see L{harbour.dataset.columns})
+and C{interval_start_utc}, C{interval_end_utc} and C{trading_date}.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+from xml.parsers import expat
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from harbour.dataset.columns import (
+    END_COLUMNS,
+    INTERVAL_END,
+    INTERVAL_START,
+    START_COLUMNS,
+    TIMESTAMP,
+    TRADING_DATE,
+    column_name,
+    column_type,
+    first_present,
+)
+from harbour.dataset.xmlrows import XmlRows
+
+#: The market's time zone: a row without a trading day of its own falls on
+#: the Pacific day its interval starts in.
+MARKET_ZONE = ZoneInfo("America/Los_Angeles")
+
+#: Rows per XML batch; CSV batches are cut by bytes (L{CSV_BLOCK_BYTES}).
+BATCH_ROWS = 65_536
+CSV_BLOCK_BYTES = 8 << 20
+
+#: The source columns a row's trading day is read from, in order of preference.
+DATE_SOURCES = ("OPR_DT", "OPR_DATE", "TRADE_DATE")
+
+
+class ParseError(Exception):
+    """
+    An answer harbour cannot turn into rows: a malformed member, a member
+    of a kind harbour does not understand, an OASIS error document, or a
+    row without a trading day.  The message names the member and, where
+    known, the line or row.
+    """
+
+
+def read_zip(zip_path: Path) -> Iterator[pa.RecordBatch]:
+    """
+    @param zip_path: A downloaded OASIS answer.
+    @return: Its rows, member after member, in batches.
+    @raise ParseError: When any part of it cannot be read; batches already
+        produced are then to be thrown away.
+    """
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ParseError(f"{zip_path.name}: not a readable zip ({e})") from None
+    with archive:
+        members = [info for info in archive.infolist() if not info.is_dir()]
+        if not members:
+            raise ParseError(f"{zip_path.name}: the zip holds no file")
+        for info in members:
+            if not info.filename.lower().endswith((".csv", ".xml")):
+                raise ParseError(f"{zip_path.name}: member {info.filename}: neither CSV nor XML")
+        for info in members:
+            try:
+                with archive.open(info) as stream:
+                    if info.filename.lower().endswith(".csv"):
+                        yield from read_csv(stream, info.filename)
+                    else:
+                        yield from read_xml(stream, info.filename)
+            except ParseError as e:
+                raise ParseError(f"{zip_path.name}: {e}") from None
+            except (zipfile.BadZipFile, OSError, EOFError) as e:
+                raise ParseError(f"{zip_path.name}: member {info.filename}: cannot be read ({e})") from None
+
+
+def read_csv(stream: IO[bytes], member: str) -> Iterator[pa.RecordBatch]:
+    """
+    @param stream: A C{resultformat=6} CSV document.
+    @param member: Its name, for messages.
+    @return: Its rows in batches.
+    @raise ParseError: If it is malformed or a value does not fit its type.
+    """
+    header = stream.read(65_536)
+    first_line = header.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").strip()
+    if not first_line:
+        raise ParseError(f"{member}: line 1: no header")
+    names = [name.strip().strip('"') for name in first_line.split(",")]
+    if len(set(names)) != len(names):
+        raise ParseError(f"{member}: line 1: a column is named twice")
+    options = pacsv.ConvertOptions(
+        column_types={name: column_type(name) for name in names},
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+    )
+    try:
+        reader = pacsv.open_csv(
+            _Rejoined(header, stream),
+            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+            convert_options=options,
+        )
+        seen = 0
+        for batch in reader:
+            batch = batch.rename_columns([column_name(n) for n in batch.schema.names])
+            yield finish(batch, member, seen)
+            seen += batch.num_rows
+    except pa.ArrowInvalid as e:
+        raise ParseError(f"{member}: {e}") from None
+
+
+def read_xml(stream: IO[bytes], member: str) -> Iterator[pa.RecordBatch]:
+    """
+    @param stream: An C{OASISReport} XML document.
+    @param member: Its name, for messages.
+    @return: Its rows in batches.
+    @raise ParseError: If it is malformed, not an OASIS report, or an OASIS
+        error document.
+    """
+    rows = XmlRows(BATCH_ROWS)
+    seen = 0
+    try:
+        while chunk := stream.read(1 << 20):
+            rows.feed(chunk)
+            for columns in rows.batches():
+                batch = typed_batch(columns, member)
+                yield finish(batch, member, seen)
+                seen += batch.num_rows
+        rows.close()
+    except expat.ExpatError as e:
+        raise ParseError(f"{member}: line {e.lineno}: malformed XML ({expat.ErrorString(e.code)})") from None
+    except ValueError as e:
+        raise ParseError(f"{member}: {e}") from None
+    for columns in rows.batches(final=True):
+        batch = typed_batch(columns, member)
+        yield finish(batch, member, seen)
+        seen += batch.num_rows
+
+
+def typed_batch(columns: dict[str, list[str | None]], member: str) -> pa.RecordBatch:
+    """
+    @param columns: Source element names to their text values.
+    @param member: The member's name, for messages.
+    @return: The values typed by L{column_type}, names in lower case.
+    @raise ParseError: If a value does not fit its column's type.
+    """
+    arrays, names = [], []
+    for source, values in columns.items():
+        wanted = column_type(source)
+        try:
+            arrays.append(pa.array(values, pa.string()).cast(wanted))
+        except pa.ArrowInvalid as e:
+            raise ParseError(f"{member}: element {source}: {e}") from None
+        names.append(column_name(source))
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def finish(batch: pa.RecordBatch, member: str, seen: int) -> pa.RecordBatch:
+    """
+    Add the interval and trading day columns.
+
+    @param seen: How many rows of the member came before this batch.
+    @raise ParseError: If a row has no trading day.
+    """
+    names = batch.schema.names
+    arrays = list(batch.columns)
+    start_name, end_name = first_present(START_COLUMNS, names), first_present(END_COLUMNS, names)
+    nulls = pa.nulls(batch.num_rows, TIMESTAMP)
+    start = batch.column(start_name) if start_name else nulls
+    end = batch.column(end_name) if end_name else nulls
+    date_name = first_present(DATE_SOURCES, names)
+    day = batch.column(date_name) if date_name else pa.nulls(batch.num_rows, pa.date32())
+    if day.null_count:
+        local = pc.local_timestamp(start.cast(pa.timestamp("us", tz=MARKET_ZONE.key)))
+        day = pc.coalesce(day, local.cast(pa.date32()))
+    if day.null_count:
+        missing = pc.index(pc.is_null(day), True).as_py()
+        raise ParseError(
+            f"{member}: row {seen + missing + 1}: no trading day (no OPR_DT and no interval start)"
+        )
+    return pa.RecordBatch.from_arrays(
+        [*arrays, start, end, day], names=[*names, INTERVAL_START, INTERVAL_END, TRADING_DATE]
+    )
+
+
+class _Rejoined:
+    """
+    A stream whose first bytes were read already: those, then the rest.
+    """
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = head
+        self._rest = rest
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        """
+        @return: Up to C{size} bytes (all that is left when negative).
+        """
+        if self._head:
+            if size < 0:
+                data, self._head = self._head + self._rest.read(), b""
+                return data
+            data, self._head = self._head[:size], self._head[size:]
+            return data
+        return self._rest.read(size)
+
+    def close(self) -> None:
+        """
+        Nothing to release: the zip member is closed by its owner.
+        """
+        self.closed = True

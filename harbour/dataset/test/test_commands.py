@@ -1,0 +1,211 @@
+"""
+Tests of L{harbour.ctl.dataset}: C{harbourctl query} and C{harbourctl
+tables}, through a parser of their own, over real files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import io
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.ctl.codes import FAILED, OK
+from harbour.ctl.dataset import add_commands, run
+from harbour.dataset.inventory import check, report_tables, spans
+from harbour.dataset.test.helpers import HUBS_ZIP, simulated, write
+from harbour.dataset.views import rebuild_views
+
+D = datetime.date
+
+
+def parser() -> argparse.ArgumentParser:
+    """
+    @return: A parser with only the dataset's commands.
+    """
+    top = argparse.ArgumentParser(prog="harbourctl")
+    add_commands(top.add_subparsers(dest="command", required=True))
+    return top
+
+
+class CommandTestCase(SynchronousTestCase):
+    """
+    A data directory with two reports mirrored and their views.
+    """
+
+    def setUp(self) -> None:
+        self.data = Path(self.mktemp())
+        self.tables = self.data / "tables"
+        reports = self.data / "reports"
+        lmp = reports / "lmp-dam" / "2020-01-02.zip"
+        lmp.parent.mkdir(parents=True)
+        lmp.write_bytes(HUBS_ZIP.read_bytes())
+        write(lmp, self.tables, "lmp-dam", "2020-01-02")
+        for first, last in [(D(2025, 6, 1), D(2025, 6, 2)), (D(2025, 6, 5), D(2025, 6, 5))]:
+            path = simulated(reports / "load" / f"{first}.zip", "SLD_FCST", "DAM", first, last)
+            write(path, self.tables, "load", str(first))
+        rebuild_views(self.tables, {"lmp-dam": "PRC_LMP", "load": "SLD_FCST"})
+
+    def command(self, *argv: str) -> tuple[int, str, str]:
+        """
+        @return: The exit code, output and errors of a command.
+        """
+        out, err = io.StringIO(), io.StringIO()
+        args = parser().parse_args([argv[0], "--data-dir", str(self.data), *argv[1:]])
+        return run(args, out, err), out.getvalue(), err.getvalue()
+
+
+class QueryTests(CommandTestCase):
+    """
+    C{harbourctl query}.
+    """
+
+    SQL = "SELECT location, round(avg(lmp), 3) AS lmp FROM lmp_dam_wide GROUP BY 1 ORDER BY 1"
+
+    def test_table(self) -> None:
+        """
+        By default, a table.
+        """
+        code, out, err = self.command("query", self.SQL)
+        self.assertEqual((code, err), (OK, ""))
+        self.assertEqual(out.split()[:2], ["location", "lmp"])
+        self.assertIn("TH_ZP26_GEN-APND", out)
+
+    def test_csv(self) -> None:
+        """
+        C{--csv} prints a header and rows.
+        """
+        code, out, err = self.command("query", "--csv", self.SQL)
+        self.assertEqual(code, OK)
+        lines = out.splitlines()
+        self.assertEqual(lines[0], "location,lmp")
+        self.assertEqual(
+            [line.split(",")[0] for line in lines[1:]],
+            ["TH_NP15_GEN-APND", "TH_SP15_GEN-APND", "TH_ZP26_GEN-APND"],
+        )
+
+    def test_json(self) -> None:
+        """
+        C{--json} prints one object per line, dates as ISO text.
+        """
+        code, out, err = self.command("query", "--json", "SELECT DISTINCT trading_date FROM load ORDER BY 1")
+        self.assertEqual(code, OK)
+        self.assertEqual(
+            [json.loads(line) for line in out.splitlines()],
+            [{"trading_date": "2025-06-01"}, {"trading_date": "2025-06-02"}, {"trading_date": "2025-06-05"}],
+        )
+
+    def test_parquet(self) -> None:
+        """
+        C{--parquet FILE} writes the result there.
+        """
+        target = Path(self.mktemp())
+        code, out, err = self.command("query", "--parquet", str(target), self.SQL)
+        self.assertEqual((code, out, err), (OK, "", ""))
+        self.assertEqual(pq.read_table(target).num_rows, 3)
+
+    def test_sql_error(self) -> None:
+        """
+        An SQL error is a message and L{FAILED}, without a traceback.
+        """
+        code, out, err = self.command("query", "SELECT * FROM nowhere")
+        self.assertEqual((code, out), (FAILED, ""))
+        self.assertIn("nowhere", err)
+        self.assertNotIn("Traceback", err)
+
+    def test_read_only(self) -> None:
+        """
+        The views cannot be changed through C{query}.
+        """
+        code, out, err = self.command("query", "DROP VIEW load")
+        self.assertEqual(code, FAILED)
+        self.assertIn("read-only", err)
+
+    def test_no_views(self) -> None:
+        """
+        Without the views file, a message says the daemon builds it.
+        """
+        (self.tables / "harbour.duckdb").unlink()
+        code, out, err = self.command("query", self.SQL)
+        self.assertEqual(code, FAILED)
+        self.assertIn("the daemon builds them", err)
+
+
+class TablesTests(CommandTestCase):
+    """
+    C{harbourctl tables} and the inventory it prints.
+    """
+
+    def test_inventory(self) -> None:
+        """
+        Per report: rows, files, first and last day, and the gaps.
+        """
+        load = report_tables(self.tables, "load")
+        self.assertEqual((load.rows, load.files), (3 * 5 * 24, 3))
+        self.assertEqual((load.first, load.last), (D(2025, 6, 1), D(2025, 6, 5)))
+        self.assertEqual(load.missing, (D(2025, 6, 3), D(2025, 6, 4)))
+        self.assertEqual(spans(load.missing), [(D(2025, 6, 3), D(2025, 6, 4))])
+
+    def test_table(self) -> None:
+        """
+        The command prints a row per report.
+        """
+        code, out, err = self.command("tables")
+        self.assertEqual(code, OK)
+        lines = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+        self.assertEqual(lines["lmp-dam"][:6], ["lmp-dam", "288", "2", "2020-01-01", "2020-01-02", "none"])
+        self.assertEqual(
+            lines["load"][:7],
+            ["load", "360", "3", "2025-06-01", "2025-06-05", "2:", "2025-06-03..2025-06-04"],
+        )
+
+    def test_configured_range(self) -> None:
+        """
+        With C{--config-dir}, the missing days are those of each report's
+        configured range, and a configured report without files is listed.
+        """
+        config = Path(self.mktemp())
+        config.mkdir()
+        (config / "manifest.toml").write_text('[manifest]\nstart = "2025-05-30"\nend = "2025-06-05"\n')
+        (config / "reports.toml").write_text(
+            '[[reports]]\nname = "load"\nqueryname = "SLD_FCST"\nmarket_run_id = "DAM"\n\n'
+            '[[reports]]\nname = "other"\nqueryname = "SLD_FCST"\nmarket_run_id = "ACTUAL"\n'
+        )
+        code, out, err = self.command("tables", "--config-dir", str(config), "--today", "2025-06-10")
+        self.assertEqual(code, OK, err)
+        lines = {line.split()[0]: line for line in out.splitlines()[1:]}
+        self.assertIn("4: 2025-05-30..2025-05-31, 2025-06-03..2025-06-04", lines["load"])
+        self.assertIn("7: 2025-05-30..2025-06-05", lines["other"])
+
+    def test_check(self) -> None:
+        """
+        C{--check} passes while every zip is as recorded.
+        """
+        code, out, err = self.command("tables", "--check")
+        self.assertEqual(code, OK)
+        self.assertIn("every file matches its zip", out)
+
+    def test_check_mismatch(self) -> None:
+        """
+        C{--check} names each file whose zip changed or went, and fails.
+        """
+        (self.data / "reports" / "load" / "2025-06-05.zip").write_bytes(b"changed")
+        (self.data / "reports" / "lmp-dam" / "2020-01-02.zip").unlink()
+        code, out, err = self.command("tables", "--check")
+        self.assertEqual(code, FAILED)
+        self.assertIn(
+            "load/trading_date=2025-06-05/part-2025-06-05.parquet: "
+            "its zip reports/load/2025-06-05.zip has sha256",
+            out,
+        )
+        self.assertIn(
+            "trading_date=2020-01-01/part-2020-01-02.parquet: "
+            "its zip reports/lmp-dam/2020-01-02.zip is missing",
+            out,
+        )
+        self.assertIn("3 file(s) do not match their zip", out)
+        self.assertEqual(len(check(self.tables)), 3)

@@ -1,0 +1,344 @@
+"""
+Tests of L{harbour.dataset.parse}: the real samples become typed rows, and
+every malformed answer a clear L{ParseError}.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+from pathlib import Path
+
+import pyarrow as pa
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.dataset.columns import TIMESTAMP, column_type
+from harbour.dataset.parse import ParseError, read_csv, read_xml, read_zip
+from harbour.dataset.test.helpers import FALLBACK_CSV, HUBS_CSV, HUBS_ZIP, SAMPLES, simulated, zip_of
+
+UTC = datetime.UTC
+
+
+def table_of(batches: list[pa.RecordBatch]) -> pa.Table:
+    """
+    @return: The batches as one table.
+    """
+    return pa.Table.from_batches(batches)
+
+
+def expected_value(source: str, text: str) -> object:
+    """
+    @return: What a source column's text should become.
+    """
+    if text == "":
+        return None
+    kind = column_type(source)
+    if kind == TIMESTAMP:
+        return datetime.datetime.fromisoformat(text).astimezone(UTC)
+    if kind == pa.date32():
+        return datetime.date.fromisoformat(text)
+    if kind == pa.int64():
+        return int(text)
+    if kind == pa.float64():
+        return float(text)
+    return text
+
+
+class CsvTests(SynchronousTestCase):
+    """
+    CSV answers: every column kept, lower case, typed.
+    """
+
+    def assertRoundTrip(self, sample: Path) -> pa.Table:
+        """
+        Assert that a sample's rows come back whole, value for value.
+
+        @return: The parsed table.
+        """
+        with sample.open("rb") as stream:
+            table = table_of(list(read_csv(stream, sample.name)))
+        source = list(csv.DictReader(io.StringIO(sample.read_text())))
+        self.assertEqual(table.num_rows, len(source))
+        parsed = table.to_pylist()
+        for expected, row in zip(source, parsed, strict=True):
+            for name, text in expected.items():
+                self.assertEqual(row[name.lower()], expected_value(name, text), (name, text))
+        return table
+
+    def test_hubs(self) -> None:
+        """
+        The PRC_LMP hubs sample round-trips, with the types of its columns.
+        """
+        table = self.assertRoundTrip(HUBS_CSV)
+        types = {f.name: f.type for f in table.schema}
+        self.assertEqual(types["intervalstarttime_gmt"], TIMESTAMP)
+        self.assertEqual(types["opr_dt"], pa.date32())
+        self.assertEqual(types["opr_hr"], pa.int64())
+        self.assertEqual(types["mw"], pa.float64())
+        self.assertEqual(types["node"], pa.string())
+        self.assertEqual(types["interval_start_utc"], TIMESTAMP)
+        self.assertEqual(table.column("interval_start_utc"), table.column("intervalstarttime_gmt"))
+        self.assertEqual(table.column("interval_end_utc"), table.column("intervalendtime_gmt"))
+        self.assertEqual(table.column("trading_date"), table.column("opr_dt"))
+
+    def test_fallback_day(self) -> None:
+        """
+        The autumn change day's repeated hour (C{OPR_HR} 25) keeps its own
+        interval start.
+        """
+        table = self.assertRoundTrip(FALLBACK_CSV)
+        rows = table.to_pylist()
+        repeated = [r for r in rows if r["opr_hr"] == 25]
+        self.assertTrue(repeated)
+        for row in repeated:
+            self.assertEqual(row["interval_start_utc"], datetime.datetime(2025, 11, 2, 9, tzinfo=UTC))
+        self.assertEqual(len({r["interval_start_utc"] for r in rows}), len({(r["opr_hr"]) for r in rows}))
+
+    def test_atlas_shapes(self) -> None:
+        """
+        Columns in another order, an extra column and a quoted comma pass
+        through.
+        """
+        table = self.assertRoundTrip(SAMPLES / "shape_ATL_PUB.csv")
+        self.assertIn("extra_column", table.schema.names)
+        self.assertRoundTrip(SAMPLES / "shape_ATL_PUB_scraper_columns.csv")
+
+    def test_bad_value(self) -> None:
+        """
+        A value that does not fit its column's type is a L{ParseError}
+        naming the member and the row.
+        """
+        text = HUBS_CSV.read_bytes().replace(b",38.1942,", b",lots,", 1)
+        with self.assertRaises(ParseError) as caught:
+            list(read_csv(io.BytesIO(text), "prices.csv"))
+        self.assertIn("prices.csv", str(caught.exception))
+        self.assertIn("lots", str(caught.exception))
+
+    def test_short_row(self) -> None:
+        """
+        A row with too few fields is a L{ParseError}.
+        """
+        text = HUBS_CSV.read_bytes() + b"2020-01-02T01:00:00-00:00,oops\n"
+        with self.assertRaises(ParseError) as caught:
+            list(read_csv(io.BytesIO(text), "prices.csv"))
+        self.assertIn("Expected 16 columns", str(caught.exception))
+
+    def test_no_header(self) -> None:
+        """
+        An empty member is a L{ParseError}.
+        """
+        with self.assertRaises(ParseError) as caught:
+            list(read_csv(io.BytesIO(b""), "empty.csv"))
+        self.assertEqual(str(caught.exception), "empty.csv: line 1: no header")
+
+    def test_no_trading_day(self) -> None:
+        """
+        A row with neither a trading day nor an interval start is a
+        L{ParseError} naming the row.
+        """
+        text = b"OPR_DT,MW\n2020-01-01,1\n,2\n"
+        with self.assertRaises(ParseError) as caught:
+            list(read_csv(io.BytesIO(text), "days.csv"))
+        self.assertIn("days.csv: row 2: no trading day", str(caught.exception))
+
+    def test_day_from_interval(self) -> None:
+        """
+        A report without C{OPR_DT} falls on the Pacific day its interval
+        starts in.
+        """
+        text = b"INTERVALSTARTTIME_GMT,MW\n2025-03-09T07:30:00-00:00,1\n2025-03-10T06:30:00-00:00,2\n"
+        table = table_of(list(read_csv(io.BytesIO(text), "nodays.csv")))
+        self.assertEqual(
+            table.column("trading_date").to_pylist(), [datetime.date(2025, 3, 8), datetime.date(2025, 3, 9)]
+        )
+
+
+class XmlTests(SynchronousTestCase):
+    """
+    XML answers: one row per C{REPORT_DATA} with its header's fields.
+    """
+
+    def parse(self, name: str) -> pa.Table:
+        """
+        @return: A sample parsed.
+        """
+        with (SAMPLES / name).open("rb") as stream:
+            return table_of(list(read_xml(stream, name)))
+
+    def test_forecast(self) -> None:
+        """
+        Each C{REPORT_DATA} is a row, with the header's fields and typed
+        values.
+        """
+        table = self.parse("xml_SLD_FCST_RTM_RTPD_20140508_pyiso.xml")
+        self.assertEqual(table.num_rows, 3)
+        first = table.to_pylist()[0]
+        self.assertEqual(first["report"], "SLD_FCST")
+        self.assertEqual(first["mkt_type"], "RTM")
+        self.assertEqual(first["execution_type"], "RTPD")
+        self.assertEqual(first["uom"], "MW")
+        self.assertEqual(first["sec_per_interval"], 900)
+        self.assertEqual(first["interval_num"], 50)
+        self.assertEqual(first["opr_date"], datetime.date(2014, 5, 8))
+        self.assertEqual(first["value"], 26723.0)
+        self.assertEqual(first["interval_start_utc"], datetime.datetime(2014, 5, 8, 19, 15, tzinfo=UTC))
+        self.assertEqual(first["interval_end_utc"], datetime.datetime(2014, 5, 8, 19, 30, tzinfo=UTC))
+        self.assertEqual(first["trading_date"], datetime.date(2014, 5, 8))
+        self.assertEqual(
+            [r["resource_name"] for r in table.to_pylist()], ["CA ISO-TAC", "CA ISO-TAC", "PGE-TAC"]
+        )
+
+    def test_report_specific_elements(self) -> None:
+        """
+        Elements only some reports have become columns of their own.
+        """
+        table = self.parse("xml_SLD_REN_FCST_DAM_20130919_pyiso.xml")
+        self.assertEqual(table.num_rows, 4)
+        self.assertEqual(table.column("renewable_type").to_pylist(), ["Solar", "Solar", "Wind", "Wind"])
+        self.assertEqual(table.column("value").to_pylist(), [0.01, 0.0, 478.86, 580.83])
+
+    def test_prefixed_atlas(self) -> None:
+        """
+        Prefixed element names are read by their local names; atlas items
+        are rows.
+        """
+        table = self.parse("shape_ATL_PUB.xml")
+        self.assertEqual(table.column("report_name").to_pylist(), ["PRC_INTVL_LMP", "PRC_INTVL_LMP"])
+        self.assertEqual(
+            table.column("trading_date").to_pylist(), [datetime.date(2025, 3, 9), datetime.date(2025, 3, 7)]
+        )
+        self.assertEqual(
+            table.column("publication_time_gmt").to_pylist()[0],
+            datetime.datetime(2025, 3, 9, 8, 10, tzinfo=UTC),
+        )
+
+    def test_empty_elements(self) -> None:
+        """
+        Empty elements are nulls, whatever their type.
+        """
+        table = self.parse("shape_ATL_PUB_scraper_columns.xml")
+        self.assertEqual(table.column("opr_hr").to_pylist(), [24, 24, None, None])
+
+    def test_malformed(self) -> None:
+        """
+        A document that is not well-formed is a L{ParseError} with its line.
+        """
+        with self.assertRaises(ParseError) as caught:
+            self.parse("xml_ENE_SLRS_DAM_20130919_pyiso.xml")
+        self.assertEqual(
+            str(caught.exception),
+            "xml_ENE_SLRS_DAM_20130919_pyiso.xml: line 78: malformed XML (mismatched tag)",
+        )
+
+    def test_error_document(self) -> None:
+        """
+        An OASIS error document is a L{ParseError} with its code and text.
+        """
+        with self.assertRaises(ParseError) as caught:
+            self.parse("xml_error_1000_no_data_SLD_REN_FCST_erw.xml")
+        self.assertIn("OASIS error document: 1000 No data returned", str(caught.exception))
+
+    def test_not_oasis(self) -> None:
+        """
+        Another XML document is a L{ParseError}.
+        """
+        with self.assertRaises(ParseError) as caught:
+            list(read_xml(io.BytesIO(b"<html><body/></html>"), "page.xml"))
+        self.assertEqual(str(caught.exception), "page.xml: not an OASIS report (the document is a <html>)")
+
+    def test_truncated(self) -> None:
+        """
+        A document cut short is a L{ParseError}.
+        """
+        text = (SAMPLES / "xml_SLD_FCST_RTM_RTPD_20140508_pyiso.xml").read_bytes()[:900]
+        with self.assertRaises(ParseError) as caught:
+            list(read_xml(io.BytesIO(text), "cut.xml"))
+        self.assertIn("cut.xml: line", str(caught.exception))
+
+    def test_bad_value(self) -> None:
+        """
+        A value that does not fit its element's type is a L{ParseError}
+        naming the element.
+        """
+        text = (SAMPLES / "xml_SLD_FCST_RTM_RTPD_20140508_pyiso.xml").read_bytes()
+        text = text.replace(b"<VALUE>26723</VALUE>", b"<VALUE>many</VALUE>")
+        with self.assertRaises(ParseError) as caught:
+            list(read_xml(io.BytesIO(text), "values.xml"))
+        self.assertIn("values.xml: element VALUE", str(caught.exception))
+
+
+class ZipTests(SynchronousTestCase):
+    """
+    Zips: every member's rows, or a L{ParseError}.
+    """
+
+    def test_sample(self) -> None:
+        """
+        The zipped hubs sample gives the rows of its CSV member.
+        """
+        self.assertEqual(table_of(list(read_zip(HUBS_ZIP))).num_rows, 288)
+
+    def test_group_members(self) -> None:
+        """
+        A zip with one XML member per price component gives all of their
+        rows.
+        """
+        day = datetime.date(2025, 6, 1)
+        path = simulated(Path(self.mktemp()) / "g.zip", "PRC_LMP", "DAM", day, day, csv=False, version=2)
+        table = table_of(list(read_zip(path)))
+        self.assertEqual(table.num_rows, 3 * 24 * 5)
+        self.assertEqual(
+            sorted(set(table.column("data_item").to_pylist())),
+            ["LMP_CONG_PRC", "LMP_ENE_PRC", "LMP_GHG_PRC", "LMP_LOSS_PRC", "LMP_PRC"],
+        )
+
+    def test_error_zip(self) -> None:
+        """
+        An error zip is a L{ParseError}.
+        """
+        with self.assertRaises(ParseError) as caught:
+            list(read_zip(SAMPLES / "error_1000_no_data_repacked.zip"))
+        self.assertIn("OASIS error document: 1000", str(caught.exception))
+
+    def test_unknown_member(self) -> None:
+        """
+        A member that is neither CSV nor XML is a L{ParseError} naming it.
+        """
+        path = zip_of(
+            Path(self.mktemp()) / "odd.zip", [("a.csv", HUBS_CSV.read_bytes()), ("notes.txt", b"hi")]
+        )
+        with self.assertRaises(ParseError) as caught:
+            list(read_zip(path))
+        self.assertEqual(str(caught.exception), "odd.zip: member notes.txt: neither CSV nor XML")
+
+    def test_empty_zip(self) -> None:
+        """
+        A zip without members is a L{ParseError}.
+        """
+        path = zip_of(Path(self.mktemp()) / "empty.zip", [])
+        with self.assertRaises(ParseError) as caught:
+            list(read_zip(path))
+        self.assertEqual(str(caught.exception), "empty.zip: the zip holds no file")
+
+    def test_not_a_zip(self) -> None:
+        """
+        A file that is not a zip is a L{ParseError}.
+        """
+        path = Path(self.mktemp())
+        path.write_bytes(b"<html>busy</html>")
+        with self.assertRaises(ParseError) as caught:
+            list(read_zip(path))
+        self.assertIn("not a readable zip", str(caught.exception))
+
+    def test_corrupt_member(self) -> None:
+        """
+        A member whose compressed bytes are damaged is a L{ParseError}.
+        """
+        path = zip_of(Path(self.mktemp()) / "bad.zip", [("a.csv", HUBS_CSV.read_bytes() * 20)])
+        data = bytearray(path.read_bytes())
+        data[200:240] = b"\x00" * 40
+        path.write_bytes(bytes(data))
+        with self.assertRaises(ParseError) as caught:
+            list(read_zip(path))
+        self.assertIn("bad.zip", str(caught.exception))

@@ -1,0 +1,191 @@
+"""
+Tests of L{harbour.dataset.views}: the views file over real Parquet files.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import duckdb
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.dataset.test.helpers import HUBS_ZIP, simulated, write
+from harbour.dataset.views import DATABASE, connect, is_lmp, rebuild_views, view_name
+
+D = datetime.date
+UTC = datetime.UTC
+
+
+class ViewTests(SynchronousTestCase):
+    """
+    L{rebuild_views} and L{connect}.
+    """
+
+    def setUp(self) -> None:
+        self.tables = Path(self.mktemp()) / "tables"
+        self.zips = Path(self.mktemp())
+
+    def test_names(self) -> None:
+        """
+        A view is named after its report, C{-} and C{.} as C{_}.
+        """
+        self.assertEqual(view_name("lmp-dam.v2"), "lmp_dam_v2")
+
+    def test_lmp_family(self) -> None:
+        """
+        The LMP reports and their groups get wide views; others do not.
+        """
+        for name in (
+            "PRC_LMP",
+            "PRC_INTVL_LMP",
+            "PRC_RTPD_LMP",
+            "PRC_HASP_LMP",
+            "DAM_LMP_GRP",
+            "RTM_LMP_GRP",
+        ):
+            self.assertTrue(is_lmp(name), name)
+        for name in ("SLD_FCST", "PRC_AS", "DAM_SLD_GRP", "NOPE"):
+            self.assertFalse(is_lmp(name), name)
+
+    def test_views(self) -> None:
+        """
+        Each report with files gets a view reading all of them; a report
+        without any gets none; the file holds nothing but views.
+        """
+        write(HUBS_ZIP, self.tables, "lmp-dam")
+        day = D(2025, 6, 1)
+        write(simulated(self.zips / "l.zip", "SLD_FCST", "DAM", day, day), self.tables, "load")
+        path = rebuild_views(self.tables, {"lmp-dam": "PRC_LMP", "load": "SLD_FCST", "later": "PRC_AS"})
+        self.assertEqual(path, self.tables / DATABASE)
+        connection = connect(self.tables)
+        self.addCleanup(connection.close)
+        kinds = connection.execute(
+            "SELECT table_name, table_type FROM information_schema.tables ORDER BY 1"
+        ).fetchall()
+        self.assertEqual(kinds, [("lmp_dam", "VIEW"), ("lmp_dam_wide", "VIEW"), ("load", "VIEW")])
+        self.assertEqual(connection.execute("SELECT count(*) FROM lmp_dam").fetchall(), [(288,)])
+        self.assertEqual(connection.execute("SELECT count(*) FROM load").fetchall(), [(5 * 24,)])
+        self.assertEqual(
+            connection.execute("SELECT DISTINCT typeof(trading_date) FROM load").fetchall(), [("DATE",)]
+        )
+
+    def test_new_files_seen(self) -> None:
+        """
+        Files written after the views were built are read by them.
+        """
+        write(
+            simulated(self.zips / "a.zip", "SLD_FCST", "DAM", D(2025, 6, 1), D(2025, 6, 1)),
+            self.tables,
+            "load",
+        )
+        rebuild_views(self.tables, {"load": "SLD_FCST"})
+        write(
+            simulated(self.zips / "b.zip", "SLD_FCST", "DAM", D(2025, 6, 2), D(2025, 6, 2)),
+            self.tables,
+            "load",
+        )
+        with duckdb.connect(str(self.tables / DATABASE), read_only=True) as connection:
+            self.assertEqual(connection.execute("SELECT count(*) FROM load").fetchall(), [(2 * 5 * 24,)])
+
+    def test_wide_from_csv(self) -> None:
+        """
+        The wide view of a CSV answer has one row per interval and
+        location, with the components of the long rows.
+        """
+        write(HUBS_ZIP, self.tables, "lmp")
+        rebuild_views(self.tables, {"lmp": "PRC_LMP"})
+        with connect(self.tables) as connection:
+            self.assertEqual(connection.execute("SELECT count(*) FROM lmp_wide").fetchall(), [(72,)])
+            columns = [row[0] for row in connection.execute("DESCRIBE lmp_wide").fetchall()]
+            self.assertEqual(
+                columns,
+                [
+                    "interval_start_utc",
+                    "interval_end_utc",
+                    "market",
+                    "location",
+                    "location_type",
+                    "lmp",
+                    "energy",
+                    "congestion",
+                    "loss",
+                    "ghg",
+                    "trading_date",
+                ],
+            )
+            row = connection.execute(
+                "SELECT market, location_type, lmp, energy, congestion, loss, ghg, trading_date "
+                "FROM lmp_wide "
+                "WHERE location = 'TH_NP15_GEN-APND' AND interval_start_utc = '2020-01-02 01:00:00+00'"
+            ).fetchall()
+            expected = connection.execute(
+                "SELECT lmp_type, mw FROM lmp WHERE node = 'TH_NP15_GEN-APND' "
+                "AND interval_start_utc = '2020-01-02 01:00:00+00'"
+            ).fetchall()
+        values = dict(expected)
+        self.assertEqual(values["LMP"], 38.1942)
+        self.assertEqual(
+            row,
+            [
+                (
+                    "DAY_AHEAD_HOURLY",
+                    "Trading Hub",
+                    values["LMP"],
+                    values["MCE"],
+                    values["MCC"],
+                    values["MCL"],
+                    None,
+                    D(2020, 1, 1),
+                )
+            ],
+        )
+
+    def test_wide_from_group_zip(self) -> None:
+        """
+        The wide view of a group zip (one XML member per component) pivots
+        on the data item, GHG included.
+        """
+        day = D(2025, 6, 1)
+        write(
+            simulated(self.zips / "g.zip", "PRC_LMP", "DAM", day, day, csv=False, version=2, nodes=5),
+            self.tables,
+            "group",
+        )
+        rebuild_views(self.tables, {"group": "DAM_LMP_GRP"})
+        with connect(self.tables) as connection:
+            self.assertEqual(connection.execute("SELECT count(*) FROM group_wide").fetchall(), [(5 * 24,)])
+            self.assertEqual(
+                connection.execute(
+                    "SELECT count(*) FROM group_wide "
+                    "WHERE abs(lmp - (energy + congestion + loss + ghg)) > 1e-4 "
+                    "OR ghg IS NULL"
+                ).fetchall(),
+                [(0,)],
+            )
+            types = connection.execute(
+                "SELECT location_type, count(DISTINCT location) FROM group_wide GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        self.assertEqual(types, [("Node", 2), ("Trading Hub", 3)])
+
+    def test_replaced_whole(self) -> None:
+        """
+        Rebuilding replaces the file, dropping views of reports no longer
+        given, and leaves no temporary file.
+        """
+        write(HUBS_ZIP, self.tables, "lmp")
+        rebuild_views(self.tables, {"lmp": "PRC_LMP"})
+        rebuild_views(self.tables, {})
+        with connect(self.tables) as connection:
+            self.assertEqual(
+                connection.execute("SELECT count(*) FROM information_schema.tables").fetchall(), [(0,)]
+            )
+        self.assertEqual(sorted(p.name for p in self.tables.iterdir()), [DATABASE, "lmp"])
+
+    def test_no_views_yet(self) -> None:
+        """
+        Connecting before the views exist says who builds them.
+        """
+        with self.assertRaises(FileNotFoundError) as caught:
+            connect(self.tables)
+        self.assertIn("the daemon builds them", str(caught.exception))
