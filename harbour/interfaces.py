@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from harbour.bus import Subscription
     from harbour.oasis.publications import Publication
     from harbour.oasis.requests import ReportURL
-    from harbour.store.tasks import Revised, Revision, Task
+    from harbour.store.tasks import ParseJob, Revised, Revision, Task
 
 #: A C{Status} document, or one service's entry in it: JSON-serialisable.
 #: Its values are L{Any}, as those of a decoded JSON document are, so that
@@ -232,6 +232,15 @@ class ITaskStore(Interface):
     that is not the one it names (C{token=None}, for tools and tests,
     accepts any claim of C{owner}).  Every method returns a L{Deferred}.
 
+    Times are the store's (Redis's clock, so hosts need not agree on
+    theirs): callers give leases and delays in seconds from now.
+
+    The store is also the parse queue: a task that becomes C{downloaded}
+    is queued to be parsed (its C{parse} is C{queued}), claimed with
+    L{claim_parse} like a download (leased, fenced, swept back when its
+    lease expires) and ends C{parsed} or C{unparsable}.  A task that stops
+    being C{downloaded} leaves the queue (its C{parse} becomes C{""}).
+
     Every method may fail with L{harbour.errors.StoreUnavailable} while the
     store is away or answers with an error: nothing has changed then, or
     all of one script's change has (it is atomic); callers retry.
@@ -288,25 +297,32 @@ class ITaskStore(Interface):
     def release(
         task_id: str,
         owner: str,
-        not_before: float,
-        error: str,
+        not_before: float | None = None,
+        error: str = "",
         counted: bool = True,
         token: int | None = None,
+        *,
+        delay: float | None = None,
     ) -> Deferred[bool]:
         """
         Give a claimed task (claim C{token}, if given) back to C{pending},
-        due at C{not_before}.
+        due C{delay} seconds from now, as the store tells time (Redis's
+        clock, not the caller's).
 
+        @param not_before: The older form of C{delay}, a POSIX time on the
+            caller's clock (turned into a delay); give one of the two.
         @param counted: Whether the attempt counts towards C{max_attempts}
             (an answer that only says "no data yet" does not).
         @return: A Deferred firing with whether C{owner} still held it.
+        @raise TypeError: given both C{delay} and C{not_before}, or neither.
         """
 
     def sweep() -> Deferred[int]:
         """
-        Return every task whose lease has expired to C{pending}.
+        Return every task whose lease has expired to C{pending}, and every
+        parse whose lease has expired to the parse queue.
 
-        @return: A Deferred firing with how many were swept.
+        @return: A Deferred firing with how many leases were swept.
         """
 
     def counts() -> Deferred[dict[str, dict[str, int]]]:
@@ -377,6 +393,58 @@ class ITaskStore(Interface):
         """
         @return: A L{Deferred} firing with {report: files re-fetched
             because OASIS revised them}.
+        """
+
+    def claim_parse(owner: str, lease_seconds: float) -> Deferred[ParseJob | None]:
+        """
+        Take the oldest due file of the parse queue: its task's C{parse}
+        becomes C{parsing}, leased to C{owner} for C{lease_seconds}, with a
+        fencing token one more than its previous parse claim's.
+
+        @return: A Deferred firing with the L{harbour.store.tasks.ParseJob},
+            or L{None} if nothing is due.
+        """
+
+    def finish_parse(task_id: str, owner: str, token: int, rows: int, error: str) -> Deferred[bool]:
+        """
+        End parse claim C{token}: C{parsed} with C{rows} if C{error} is
+        C{""}, else C{unparsable} with C{error} as its C{parse_error}.
+
+        @return: A Deferred firing with whether C{owner} still held that
+            claim and the task is still C{downloaded} (if not, nothing
+            changes).
+        """
+
+    def release_parse(task_id: str, owner: str, token: int, delay: float, error: str) -> Deferred[bool]:
+        """
+        Give parse claim C{token} back to the queue, due C{delay} seconds
+        from now (a transient failure), noting C{error}.
+
+        @return: A Deferred firing with whether C{owner} still held it.
+        """
+
+    def renew_parse(task_id: str, owner: str, token: int, lease_seconds: float) -> Deferred[bool]:
+        """
+        Extend the lease of parse claim C{token} to C{lease_seconds} from now.
+
+        @return: A Deferred firing with whether C{owner} still holds it.
+        """
+
+    def requeue_parse(report: str | None, only_unqueued: bool) -> Deferred[int]:
+        """
+        Queue every C{downloaded} task of C{report} (or of all reports) to
+        be parsed again; with C{only_unqueued}, only those never queued
+        (files mirrored before the parse queue existed).  A task already
+        queued keeps its place.
+
+        @return: A Deferred firing with how many were queued.
+        """
+
+    def parse_counts() -> Deferred[dict[str, dict[str, int]]]:
+        """
+        @return: A Deferred firing with C{{report: {"queued", "parsing",
+            "parsed", "unparsable": count}}}, read from counters kept as
+            tasks move, for every report with a file in one of them.
         """
 
 

@@ -56,13 +56,15 @@ from twisted.internet.ssl import (
     optionsForClientTLS,
     trustRootFromCertificates,
 )
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from harbour.errors import ConfigurationError, StoreUnavailable
 from harbour.interfaces import IBus, IRedis, IStatusSource
+from harbour.store.keys import legacy_prefix, tagged_prefix
+from harbour.store.migrate import KeyMigration
 from harbour.store.server import RedisServerProcess
 
 #: The URL forms C{--redis} accepts, for error messages.
@@ -487,7 +489,11 @@ class StoreService(Service):
     A pool of Redis connections, and the embedded server behind it if any.
 
     @ivar prefix: Prepended to every key harbour writes, so that several
-        harbours can share one Redis.
+        harbours can share one Redis; it carries a hash tag (see
+        L{harbour.store.keys.tagged_prefix}).
+    @ivar legacy_prefix: The prefix of this harbour's keys before hash
+        tags, moved under C{prefix} as the store starts (see
+        L{harbour.store.migrate}); L{None}: nothing to move.
     """
 
     log = Logger()
@@ -495,7 +501,8 @@ class StoreService(Service):
     reactor: IReactorTime = attr.ib()
     address: RedisAddress | None = attr.ib()
     server: RedisServerProcess | None = attr.ib(default=None)
-    prefix: str = attr.ib(default="harbour:")
+    prefix: str = attr.ib(default="{harbour}:")
+    legacy_prefix: str | None = attr.ib(default=None, kw_only=True)
     reply_timeout: float = attr.ib(default=5.0)
     connect_timeout: float = attr.ib(default=5.0)
     poolsize: int = attr.ib(default=4)
@@ -533,15 +540,20 @@ class StoreService(Service):
         @param redis_url: A C{--redis} URL, or an address already parsed
             (as L{harbour.service.Options} leaves it, with the password
             from a file or the environment).
+        @param prefix: The C{--prefix} name: keys are under C{{prefix}:}
+            (see L{harbour.store.keys.tagged_prefix}); those of an older
+            version, under C{prefix:}, are moved there as the store starts.
         @param bus: Where to announce the connection lost and back.
+        @raise ValueError: for a prefix that cannot carry a hash tag.
         """
-        prefix = prefix if prefix.endswith(":") else prefix + ":"
+        tagged, legacy = tagged_prefix(prefix), legacy_prefix(prefix)
+        options: dict[str, Any] = {"prefix": tagged, "bus": bus, "legacy_prefix": legacy}
         if isinstance(redis_url, RedisAddress):
-            return cls(reactor, redis_url, prefix=prefix, bus=bus)
+            return cls(reactor, redis_url, **options)
         if redis_url:
-            return cls(reactor, RedisAddress.parse(redis_url), prefix=prefix, bus=bus)
+            return cls(reactor, RedisAddress.parse(redis_url), **options)
         server = RedisServerProcess(reactor, Path(data_dir) / "redis")
-        return cls(reactor, None, server, prefix=prefix, bus=bus)
+        return cls(reactor, None, server, **options)
 
     def startService(self) -> None:
         """
@@ -580,11 +592,30 @@ class StoreService(Service):
             yield connected
         except ValueError as e:
             raise self._login_error(address, str(e)) from None
+        yield self._migrate_keys()
         self.log.info("store ready: Redis at {address}", address=self._describe(), service="store")
         self._was_connected = True
         self._watch = LoopingCall(self._check_connection)
         self._watch.clock = self.reactor
         self._watch.start(self.watch_interval, now=False)
+
+    @inlineCallbacks
+    def _migrate_keys(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Move the keys an older version wrote without a hash tag, riding out
+        outages (the move is safe to begin again).
+        """
+        if self.legacy_prefix is None:
+            return
+        delay = 1.0
+        while True:
+            try:
+                yield KeyMigration(self, self.legacy_prefix, self.prefix).run()
+                return
+            except StoreUnavailable:
+                # Logged once by the outage: try again, less and less often.
+                yield deferLater(self.reactor, delay, lambda: None)
+                delay = min(delay * 2, 30.0)
 
     @staticmethod
     def _login_error(address: RedisAddress, message: str) -> Exception:

@@ -15,6 +15,7 @@ from zope.interface import implementer
 
 from harbour.interfaces import ITaskStore
 from harbour.oasis.requests import ReportURL
+from harbour.store.memory_parse import MemoryParseQueue
 from harbour.store.tasks import (
     DOWNLOADED,
     DOWNLOADING,
@@ -29,15 +30,17 @@ from harbour.store.tasks import (
     Task,
     check_state,
     how_changed,
+    release_delay,
     task_id,
 )
 
 
 @implementer(ITaskStore)
 @attr.s(eq=False)
-class MemoryTaskStore:
+class MemoryTaskStore(MemoryParseQueue):
     """
-    The task store in memory, with the same behaviour, for unit tests.
+    The task store in memory, with the same behaviour, for unit tests: its
+    time is C{clock}'s.
     """
 
     clock: IReactorTime = attr.ib()
@@ -46,11 +49,13 @@ class MemoryTaskStore:
     _due: dict[str, tuple[float, str]] = attr.ib(factory=dict, init=False)
     _revisions: dict[str, int] = attr.ib(factory=dict, init=False)
     _retired: dict[str, float] = attr.ib(factory=dict, init=False)
+    _parse_queue: dict[str, float] = attr.ib(factory=dict, init=False)
+    _parse_leases: dict[str, float] = attr.ib(factory=dict, init=False)
 
     def _replace(self, task: Task, **changes: Any) -> Task:
-        task = attr.evolve(task, modified=self.clock.seconds(), **changes)
-        self._tasks[task.id] = task
-        return task
+        changed = self._follow_parse(task, attr.evolve(task, modified=self.clock.seconds(), **changes))
+        self._tasks[changed.id] = changed
+        return changed
 
     def _held(self, task_id: str, owner: str, token: int | None) -> Task | None:
         task = self._tasks.get(task_id)
@@ -238,17 +243,21 @@ class MemoryTaskStore:
         self,
         task_id: str,
         owner: str,
-        not_before: float,
-        error: str,
+        not_before: float | None = None,
+        error: str = "",
         counted: bool = True,
         token: int | None = None,
+        *,
+        delay: float | None = None,
     ) -> Deferred[bool]:
         """
         See L{ITaskStore.release}.
         """
+        seconds = release_delay(self.clock, not_before, delay)
         task = self._held(task_id, owner, token)
         if task is None:
             return succeed(False)
+        not_before = self.clock.seconds() + seconds
         self._leases.pop(task_id, None)
         attempts = task.attempts if counted else task.attempts - 1
         self._settle(
@@ -269,7 +278,7 @@ class MemoryTaskStore:
             task = self._tasks[identifier]
             if task.state == DOWNLOADING:
                 self._settle(self._replace(task, state=PENDING, owner="", last_error=LEASE_EXPIRED))
-        return succeed(len(expired))
+        return succeed(len(expired) + self._sweep_parses())
 
     def counts(self) -> Deferred[dict[str, dict[str, int]]]:
         """

@@ -7,7 +7,9 @@ report.  Its URL may change under that name (a window that grows as its
 days arrive, a report whose definition changed); the task then takes the
 new URL and is fetched again.
 
-Keys live under the store's prefix C{P}:
+Keys live under the store's prefix C{P}, which carries one hash tag
+(C{--prefix harbour} gives C{{harbour}:}, see L{harbour.store.keys}), so
+that every key of a harbour is in one Redis Cluster slot:
 
     P t:<id>              hash: the task
     P ids                 set: every task id (creation checks it in bulk)
@@ -21,6 +23,11 @@ Keys live under the store's prefix C{P}:
     P revise:due          hash: id -> "time|version" of a revision that met the
                           task mid-download, looked at again by every revise()
     P retired             zset: retired tasks by when they were retired
+    P parse:queue         zset: downloaded tasks waiting to be parsed, by when
+                          they are due (the oldest first)
+    P parse:leases        zset: tasks being parsed by lease expiry
+    P pc:<report>         hash: parse state -> count (queued, parsing, parsed,
+                          unparsable), moved with every parse transition
 
 A task's hash may carry C{stale} ("resized" or "changed"): its request
 changed while it was being downloaded, so it is fetched again once done.
@@ -31,18 +38,31 @@ cannot touch the claim a sibling (same owner) took after it.  Scripts that
 may touch many tasks work in bounded batches: one running past
 C{lua-time-limit} would make Redis answer C{BUSY} to everybody.
 
-Every transition is one Lua script, so it is atomic.  Times (C{now}) come
-from the caller's clock, so hosts sharing a Redis should keep their clocks
-in step (NTP).
+The parse queue: a task that becomes C{downloaded} is queued to be parsed
+(its C{parse} is C{queued}); a parse is claimed (C{parsing}, leased, fenced
+by C{parse_claim}) and ends C{parsed} or C{unparsable}.  A task that stops
+being C{downloaded} (revised, redefined, retired) leaves the queue and its
+C{parse} becomes C{""}; downloaded again, it is queued again.
+
+Every transition is one Lua script, so it is atomic.  Each script is given
+the fixed keys above as C{KEYS}; the keys it finds at run time (a task's
+hash, a state's listing, a report's counts) are built from the prefix, so
+they share its hash tag and slot, which is what Redis Cluster requires.
+The time scripts compare (leases, C{not_before}, retirement, the parse
+queue) is Redis's own C{TIME}, read inside the script, so the hosts sharing
+a Redis need not agree on their clocks; callers give delays, in seconds
+from now.  (Redis 5 and later replicate a script by its effects, so a
+script may write after reading C{TIME}.)  A store given a test's
+L{twisted.internet.task.Clock} follows that clock instead, so tests move
+time deterministically.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Generator, Iterable, Mapping, Sequence
-from importlib import resources
-from typing import Any, TypeVar
+from collections.abc import Generator, Iterable, Mapping
+from typing import Any
 
 import attr
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
@@ -51,6 +71,31 @@ from zope.interface import implementer
 
 from harbour.interfaces import IRedis, ITaskStore
 from harbour.oasis.requests import ReportURL
+from harbour.store.keys import FIXED_KEYS
+from harbour.store.parse_queue import (
+    PARSE_STATES,
+    PARSED,
+    PARSING,
+    QUEUED,
+    UNPARSABLE,
+    UNQUEUED,
+    ParseJob,
+    RedisParseQueue,
+)
+from harbour.store.scripts import clock_argument, follows_redis_time, load_script, pairs
+
+__all__ = [
+    "PARSED",
+    "PARSE_STATES",
+    "PARSING",
+    "QUEUED",
+    "UNPARSABLE",
+    "UNQUEUED",
+    "ParseJob",
+    "Task",
+    "RedisTaskStore",
+    "pairs",
+]
 
 PENDING = "pending"
 DOWNLOADING = "downloading"
@@ -74,8 +119,6 @@ Revision = tuple[str, float, int | str]
 
 #: What L{ITaskStore.revise} reports for each task put back.
 Revised = dict[str, object]
-
-_T = TypeVar("_T")
 
 
 def task_id(filename: str) -> str:
@@ -130,6 +173,16 @@ class Task:
     retiring: str = ""
     #: The fencing token of its latest claim: one more on every claim.
     claim: int = 0
+    #: Where its file is in the parse queue: C{""} (never queued),
+    #: C{queued}, C{parsing}, C{parsed} or C{unparsable}.
+    parse: str = ""
+    #: The last parse error (C{""} if none).
+    parse_error: str = ""
+    #: The rows its file gave when last parsed.
+    rows: int = 0
+    #: Who is parsing it, and the fencing token of its latest parse claim.
+    parse_owner: str = ""
+    parse_claim: int = 0
 
     @classmethod
     def from_hash(cls, values: Mapping[str, str]) -> Task:
@@ -158,6 +211,11 @@ class Task:
             retired_from=values.get("retired_from", ""),
             retiring=values.get("retiring", ""),
             claim=int(values.get("claim", 0)),
+            parse=values.get("parse", ""),
+            parse_error=values.get("parse_error", ""),
+            rows=int(values.get("rows", 0)),
+            parse_owner=values.get("parse_owner", ""),
+            parse_claim=int(values.get("parse_claim", 0)),
         )
 
     @classmethod
@@ -193,28 +251,19 @@ def check_state(state: str, allowed: Iterable[str] = STATES) -> str:
     return state
 
 
-def _script(name: str) -> str:
-    """
-    @return: The Lua script C{lua/<name>.lua}, after the helpers every
-        script shares (C{lua/move.lua}).
-    """
-    scripts = resources.files("harbour.store") / "lua"
-    return (scripts / "move.lua").read_text() + (scripts / f"{name}.lua").read_text()
-
-
-CREATE = _script("create")
-CLAIM = _script("claim")
-RENEW = _script("renew")
-FINISH = _script("finish")
-RELEASE = _script("release")
-SWEEP = _script("sweep")
-RETRY = _script("retry")
-REVISE = _script("revise")
-REDEFINE = _script("redefine")
-RETIRE = _script("retire")
-REVIVE = _script("revive")
-PURGE = _script("purge")
-URLS = (resources.files("harbour.store") / "lua" / "urls.lua").read_text()
+CREATE = load_script("create")
+CLAIM = load_script("claim")
+RENEW = load_script("renew")
+FINISH = load_script("finish")
+RELEASE = load_script("release")
+SWEEP = load_script("sweep")
+RETRY = load_script("retry")
+REVISE = load_script("revise")
+REDEFINE = load_script("redefine")
+RETIRE = load_script("retire")
+REVIVE = load_script("revive")
+PURGE = load_script("purge")
+URLS = load_script("urls")
 
 
 def _token(token: int | None) -> str:
@@ -224,25 +273,50 @@ def _token(token: int | None) -> str:
     return "" if token is None else str(token)
 
 
-def pairs(flat: Sequence[_T]) -> dict[_T, _T]:
+def release_delay(clock: IReactorTime, not_before: float | None, delay: float | None) -> float:
     """
-    @return: A flat Redis reply (key, value, key, value...) as a dict.
+    @return: The seconds from now after which a released task is due:
+        C{delay}, or the time until C{not_before} (a POSIX time, the older
+        form) on C{clock}.
+    @raise TypeError: unless exactly one of them is given.
     """
-    return dict(zip(flat[::2], flat[1::2]))
+    if (not_before is None) == (delay is None):
+        raise TypeError("release takes either delay (seconds from now) or not_before, not both or neither")
+    if delay is not None:
+        return float(delay)
+    assert not_before is not None
+    return not_before - clock.seconds()
 
 
 @implementer(ITaskStore)
 @attr.s(eq=False)
-class RedisTaskStore:
+class RedisTaskStore(RedisParseQueue):
     """
     The task store on Redis.
 
-    @ivar prefix: Prepended to every key (ends with C{:}).
+    @ivar prefix: Prepended to every key (ends with C{:}, and carries a hash
+        tag: see L{harbour.store.keys.tagged_prefix}).
+    @ivar server_time: Whether scripts take the time from Redis (C{TIME})
+        rather than C{clock}; by default, unless C{clock} is a test's
+        L{Clock}.  C{clock} also turns an absolute C{not_before} given to
+        L{release} into a delay.
     """
 
     redis: IRedis = attr.ib()
     clock: IReactorTime = attr.ib()
-    prefix: str = attr.ib(default="harbour:")
+    prefix: str = attr.ib(default="{harbour}:")
+    server_time: bool = attr.ib(
+        default=attr.Factory(lambda self: follows_redis_time(self.clock), takes_self=True), kw_only=True
+    )
+
+    def _run(self, script: str, *args: object) -> Deferred[Any]:
+        """
+        Run one of the store's scripts with its fixed keys, the prefix and
+        the time to use (see C{lua/move.lua}) before C{args}.
+        """
+        keys = [self.prefix + name for name in FIXED_KEYS]
+        now = clock_argument(None if self.server_time else self.clock.seconds())
+        return self.redis.eval(script, keys, [self.prefix, now, *args])
 
     @inlineCallbacks
     def create(self, requests: Iterable[ReportURL]) -> Generator[Deferred[Any], Any, dict[str, int]]:
@@ -256,9 +330,10 @@ class RedisTaskStore:
         for start in range(0, len(pending), BATCH):
             batch = pending[start : start + BATCH]
             ids = [task_id(r.filename) for r in batch]
-            found = json.loads((yield self.redis.eval(URLS, [], [self.prefix, *ids])))
-            now = repr(self.clock.seconds())
-            new, changed, revived = [self.prefix, now], [self.prefix, now], [self.prefix, now]
+            found = json.loads((yield self._run(URLS, *ids)))
+            new: list[str] = []
+            changed: list[str] = []
+            revived: list[str] = []
             for request, identifier, url, state in zip(batch, ids, found[::2], found[1::2]):
                 if state == RETIRED:
                     revived.append(identifier)
@@ -273,14 +348,14 @@ class RedisTaskStore:
                     changed += [identifier, request.url, *window, how_changed(url, request.url)]
                 else:
                     new += [identifier, request.url, request.filename, request.report, *window]
-            if len(new) > 2:
-                reply = yield self.redis.eval(CREATE, [], new)
+            if new:
+                reply = yield self._run(CREATE, *new)
                 for report, count in pairs(reply).items():
                     created[report] = created.get(report, 0) + int(count)
-            if len(revived) > 2:
-                yield self.redis.eval(REVIVE, [], revived)
-            if len(changed) > 2:
-                yield self.redis.eval(REDEFINE, [], changed)
+            if revived:
+                yield self._run(REVIVE, *revived)
+            if changed:
+                yield self._run(REDEFINE, *changed)
         return created
 
     @inlineCallbacks
@@ -297,10 +372,7 @@ class RedisTaskStore:
         """
         retired, pending = 0, sorted(ids)
         for start in range(0, len(pending), BATCH):
-            batch = pending[start : start + BATCH]
-            retired += int(
-                (yield self.redis.eval(RETIRE, [], [self.prefix, repr(self.clock.seconds()), *batch]))
-            )
+            retired += int((yield self._run(RETIRE, *pending[start : start + BATCH])))
         return retired
 
     @inlineCallbacks
@@ -310,7 +382,7 @@ class RedisTaskStore:
         """
         purged = 0
         while True:
-            count = int((yield self.redis.eval(PURGE, [], [self.prefix, repr(before), str(BATCH)])))
+            count = int((yield self._run(PURGE, repr(before), str(BATCH))))
             purged += count
             if count < BATCH:
                 return purged
@@ -320,9 +392,7 @@ class RedisTaskStore:
         """
         See L{ITaskStore.claim}.
         """
-        reply = yield self.redis.eval(
-            CLAIM, [], [self.prefix, repr(self.clock.seconds()), repr(lease_seconds), owner]
-        )
+        reply = yield self._run(CLAIM, repr(float(lease_seconds)), owner)
         return Task.from_hash(pairs(json.loads(reply))) if reply else None
 
     @inlineCallbacks
@@ -332,9 +402,7 @@ class RedisTaskStore:
         """
         See L{ITaskStore.renew}.
         """
-        expiry = self.clock.seconds() + lease_seconds
-        args = [self.prefix, task_id, owner, repr(expiry), _token(token)]
-        return bool((yield self.redis.eval(RENEW, [], args)))
+        return bool((yield self._run(RENEW, task_id, owner, repr(float(lease_seconds)), _token(token))))
 
     @inlineCallbacks
     def finish(
@@ -351,41 +419,34 @@ class RedisTaskStore:
         See L{ITaskStore.finish}.
         """
         check_state(state, FINAL_STATES)
-        now = repr(self.clock.seconds())
-        args = [self.prefix, task_id, owner, state, now, str(bytes), sha256, error, _token(token)]
-        return bool((yield self.redis.eval(FINISH, [], args)))
+        args = [task_id, owner, state, str(bytes), sha256, error, _token(token)]
+        return bool((yield self._run(FINISH, *args)))
 
     @inlineCallbacks
     def release(
         self,
         task_id: str,
         owner: str,
-        not_before: float,
-        error: str,
+        not_before: float | None = None,
+        error: str = "",
         counted: bool = True,
         token: int | None = None,
+        *,
+        delay: float | None = None,
     ) -> Generator[Deferred[Any], Any, bool]:
         """
         See L{ITaskStore.release}.
         """
-        args = [
-            self.prefix,
-            task_id,
-            owner,
-            repr(self.clock.seconds()),
-            repr(not_before),
-            error,
-            "1" if counted else "0",
-            _token(token),
-        ]
-        return bool((yield self.redis.eval(RELEASE, [], args)))
+        seconds = release_delay(self.clock, not_before, delay)
+        args = [task_id, owner, repr(seconds), error, "1" if counted else "0", _token(token)]
+        return bool((yield self._run(RELEASE, *args)))
 
     @inlineCallbacks
     def sweep(self) -> Generator[Deferred[Any], Any, int]:
         """
         See L{ITaskStore.sweep}.
         """
-        return int((yield self.redis.eval(SWEEP, [], [self.prefix, repr(self.clock.seconds())])))
+        return int((yield self._run(SWEEP)))
 
     @inlineCallbacks
     def counts(self) -> Generator[Deferred[Any], Any, dict[str, dict[str, int]]]:
@@ -424,8 +485,7 @@ class RedisTaskStore:
         check_state(state, (FAILED, EMPTY))
         moved = 0
         while True:
-            args = [self.prefix, state, report or "", repr(self.clock.seconds()), str(BATCH)]
-            count = int((yield self.redis.eval(RETRY, [], args)))
+            count = int((yield self._run(RETRY, state, report or "", str(BATCH))))
             moved += count
             if count < BATCH:
                 return moved
@@ -447,10 +507,10 @@ class RedisTaskStore:
         given = list(revisions)
         # At least one call, so that revisions noted mid-download are looked at.
         for start in range(0, max(1, len(given)), BATCH):
-            args = [self.prefix, repr(self.clock.seconds())]
+            args: list[str] = []
             for identifier, at, version in given[start : start + BATCH]:
                 args += [identifier, repr(at), str(version)]
-            reply = yield self.redis.eval(REVISE, [], args)
+            reply = yield self._run(REVISE, *args)
             changed += [json.loads(entry) for entry in reply]
         return changed
 

@@ -1,10 +1,12 @@
-local P, now, lease, owner = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local due = redis.call('ZRANGEBYSCORE', P..'delayed', '-inf', now, 'LIMIT', 0, 1000)
+-- Claim the most urgent due task.  ARGV: P, clock, lease, owner.
+local lease, owner = tonumber(ARGV[3]), ARGV[4]
+local at = now()
+local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', at, 'LIMIT', 0, 1000)
 for _, id in ipairs(due) do
-  redis.call('ZREM', P..'delayed', id)
-  redis.call('ZADD', P..'ready', -tonumber(redis.call('HGET', P..'t:'..id, 'window_start')), id)
+  redis.call('ZREM', DELAYED, id)
+  redis.call('ZADD', READY, -tonumber(redis.call('HGET', P..'t:'..id, 'window_start')), id)
 end
-local popped = redis.call('ZPOPMIN', P..'ready')
+local popped = redis.call('ZPOPMIN', READY)
 if #popped == 0 then return false end
 local id = popped[1]
 local key = P..'t:'..id
@@ -13,7 +15,7 @@ redis.call('HINCRBY', key, 'attempts', 1)
 -- The fencing token: unlike attempts, never given back, so no two claims
 -- of a task share it.
 redis.call('HINCRBY', key, 'claim', 1)
-redis.call('HSET', key, 'owner', owner, 'modified', now, 'fetched', now)
-redis.call('ZADD', P..'leases', now + lease, id)
+redis.call('HSET', key, 'owner', owner, 'modified', at, 'fetched', at)
+redis.call('ZADD', LEASES, at + lease, id)
 -- One JSON string: a reply of many bulk strings costs the client far more.
 return cjson.encode(redis.call('HGETALL', key))

@@ -1,6 +1,55 @@
--- Shared by every task script: move a task between states, keeping the
--- per-state sets and per-report counts in step; whether OWNER holds it; and
--- a table of counts as the flat reply Redis sends.
+-- Shared by every task script, run before it.
+--
+-- KEYS are the store's fixed keys, in the order of FIXED_KEYS in tasks.py.
+-- The keys a script finds at run time (P t:<id>, P s:<state>[:<report>],
+-- P c:<report>, P pc:<report>) are built from the prefix P (ARGV[1]),
+-- which carries the same hash tag: every key a script touches is in the
+-- slot of its KEYS, as Redis Cluster requires.
+--
+-- ARGV[2] is the time to use, or '' for Redis's own (TIME): hosts sharing a
+-- Redis need not agree on their clocks.  Redis >= 5 replicates scripts by
+-- their effects, so a script may write after reading TIME.
+local IDS, READY, DELAYED, LEASES, REPORTS, REVISIONS, DUE, RETIRED, PARSE_QUEUE, PARSE_LEASES = unpack(KEYS)
+local P = ARGV[1]
+local clock_now
+local function now()
+  if not clock_now then
+    if ARGV[2] ~= '' then
+      clock_now = tonumber(ARGV[2])
+    else
+      local time = redis.call('TIME')
+      clock_now = tonumber(time[1]) + tonumber(time[2]) / 1000000
+    end
+  end
+  return clock_now
+end
+-- The parse queue (see tasks.py): move a task's parse state, keeping the
+-- per-report parse counts in step.
+local function parse_move(key, report, from, to)
+  if from ~= '' then redis.call('HINCRBY', P..'pc:'..report, from, -1) end
+  if to ~= '' then redis.call('HINCRBY', P..'pc:'..report, to, 1) end
+  redis.call('HSET', key, 'parse', to)
+end
+-- A task that becomes downloaded is queued to be parsed; one that stops
+-- being downloaded leaves the parse queue.
+local function parse_follow(id, report, from, to)
+  local key = P..'t:'..id
+  if from == 'downloaded' and to ~= 'downloaded' then
+    local parse = redis.call('HGET', key, 'parse') or ''
+    if parse ~= '' then
+      parse_move(key, report, parse, '')
+      redis.call('ZREM', PARSE_QUEUE, id)
+      redis.call('ZREM', PARSE_LEASES, id)
+      redis.call('HSET', key, 'parse_owner', '')
+    end
+  elseif to == 'downloaded' and from ~= 'downloaded' then
+    parse_move(key, report, redis.call('HGET', key, 'parse') or '', 'queued')
+    redis.call('HSET', key, 'parse_error', '', 'parse_owner', '', 'rows', 0)
+    redis.call('ZADD', PARSE_QUEUE, now(), id)
+  end
+end
+-- Move a task between states, keeping the per-state sets, the per-report
+-- counts and the parse queue in step.
 local function move(P, id, report, from, to, score)
   redis.call('ZREM', P..'s:'..from, id)
   redis.call('ZREM', P..'s:'..from..':'..report, id)
@@ -9,14 +58,23 @@ local function move(P, id, report, from, to, score)
   redis.call('HINCRBY', P..'c:'..report, from, -1)
   redis.call('HINCRBY', P..'c:'..report, to, 1)
   redis.call('HSET', P..'t:'..id, 'state', to)
+  parse_follow(id, report, from, to)
 end
--- TOKEN ('' for any) is the claim's fencing token: the owner is one per
--- process, shared by its workers, so only the token tells claims apart.
+-- Whether OWNER holds a task's download.  TOKEN ('' for any) is the claim's
+-- fencing token: the owner is one per process, shared by its workers, so
+-- only the token tells claims apart.
 local function held(P, id, owner, token)
   local key = P..'t:'..id
   return redis.call('HGET', key, 'state') == 'downloading' and redis.call('HGET', key, 'owner') == owner
     and (token == '' or redis.call('HGET', key, 'claim') == token)
 end
+-- Whether OWNER holds a task's parse, claim TOKEN.
+local function parse_held(id, owner, token)
+  local key = P..'t:'..id
+  return redis.call('HGET', key, 'state') == 'downloaded' and redis.call('HGET', key, 'parse') == 'parsing'
+    and redis.call('HGET', key, 'parse_owner') == owner and redis.call('HGET', key, 'parse_claim') == token
+end
+-- A table of counts as the flat reply Redis sends.
 local function flat(counts)
   local out = {}
   for key, n in pairs(counts) do
@@ -27,18 +85,18 @@ local function flat(counts)
 end
 -- Retire a task (see retire.lua), remembering the state it had, to which
 -- it returns if asked for again.
-local function retire_task(P, id, now)
+local function retire_task(P, id, at)
   local key = P..'t:'..id
   local state = redis.call('HGET', key, 'state')
   move(P, id, redis.call('HGET', key, 'report'), state, 'retired',
     -tonumber(redis.call('HGET', key, 'window_start')))
-  redis.call('ZREM', P..'ready', id)
-  redis.call('ZREM', P..'delayed', id)
-  redis.call('HSET', key, 'modified', now, 'retired_from', state)
+  redis.call('ZREM', READY, id)
+  redis.call('ZREM', DELAYED, id)
+  redis.call('HSET', key, 'modified', at, 'retired_from', state)
   redis.call('HDEL', key, 'retiring')
-  redis.call('ZADD', P..'retired', now, id)
+  redis.call('ZADD', RETIRED, at, id)
 end
 -- A task retired while it was being downloaded is retired once that ends.
-local function settle(P, id, now)
-  if redis.call('HGET', P..'t:'..id, 'retiring') == '1' then retire_task(P, id, now) end
+local function settle(P, id, at)
+  if redis.call('HGET', P..'t:'..id, 'retiring') == '1' then retire_task(P, id, at) end
 end

@@ -1,14 +1,14 @@
 -- Forget tasks retired before BEFORE, at most LIMIT of them, and the
--- counters of reports left with no task.  ARGV: P, before, limit.
-local P, before, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local ids = redis.call('ZRANGEBYSCORE', P..'retired', '-inf', before, 'LIMIT', 0, limit)
+-- counters of reports left with no task.  ARGV: P, clock, before, limit.
+local before, limit = ARGV[3], tonumber(ARGV[4])
+local ids = redis.call('ZRANGEBYSCORE', RETIRED, '-inf', before, 'LIMIT', 0, limit)
 local emptied = {}
 for _, id in ipairs(ids) do
   local key = P..'t:'..id
   local report = redis.call('HGET', key, 'report')
-  redis.call('ZREM', P..'retired', id)
-  redis.call('SREM', P..'ids', id)
-  redis.call('HDEL', P..'revise:due', id)
+  redis.call('ZREM', RETIRED, id)
+  redis.call('SREM', IDS, id)
+  redis.call('HDEL', DUE, id)
   if report then
     redis.call('ZREM', P..'s:retired', id)
     redis.call('ZREM', P..'s:retired:'..report, id)
@@ -22,9 +22,9 @@ for report in pairs(emptied) do
   local counts = redis.call('HVALS', P..'c:'..report)
   for _, n in ipairs(counts) do left = left + tonumber(n) end
   if left == 0 then
-    redis.call('DEL', P..'c:'..report)
-    redis.call('SREM', P..'reports', report)
-    redis.call('HDEL', P..'revisions', report)
+    redis.call('DEL', P..'c:'..report, P..'pc:'..report)
+    redis.call('SREM', REPORTS, report)
+    redis.call('HDEL', REVISIONS, report)
   end
 end
 return #ids

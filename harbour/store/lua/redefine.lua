@@ -1,10 +1,10 @@
 -- Give tasks whose request changed under the same file name their new URL
--- and window.  ARGV: P, now, then (id, url, window_start, window_end, how)
+-- and window.  ARGV: P, clock, then (id, url, window_start, window_end, how)
 -- for each, HOW being 'resized' (the window grew or shrank: its file is
 -- replaced, nothing kept) or 'changed' (the report's definition changed:
 -- a downloaded file is kept as a revision).  A final task is fetched again;
 -- one being downloaded is fetched again once it finishes ('stale').
-local P, now = ARGV[1], ARGV[2]
+local at = now()
 local out = {}
 for i = 3, #ARGV, 5 do
   local id, how = ARGV[i], ARGV[i + 4]
@@ -12,14 +12,13 @@ for i = 3, #ARGV, 5 do
   local state = redis.call('HGET', key, 'state')
   if state then
     local report = redis.call('HGET', key, 'report')
-    local old_score = -tonumber(redis.call('HGET', key, 'window_start'))
     local score = -tonumber(ARGV[i + 2])
     redis.call('HSET', key, 'url', ARGV[i + 1], 'window_start', ARGV[i + 2], 'window_end', ARGV[i + 3],
-      'modified', now)
+      'modified', at)
     if state == 'downloading' then
       redis.call('HSET', key, 'stale', how)
     elseif state == 'pending' then
-      if redis.call('ZREM', P..'ready', id) == 1 then redis.call('ZADD', P..'ready', score, id) end
+      if redis.call('ZREM', READY, id) == 1 then redis.call('ZADD', READY, score, id) end
       move(P, id, report, 'pending', 'pending', score)
     else
       move(P, id, report, state, 'pending', score)
@@ -30,7 +29,7 @@ for i = 3, #ARGV, 5 do
       end
       redis.call('HSET', key, 'attempts', 0, 'not_before', 0,
         'last_error', how == 'resized' and 'window resized' or 'request changed')
-      redis.call('ZADD', P..'ready', score, id)
+      redis.call('ZADD', READY, score, id)
     end
     out[report] = (out[report] or 0) + 1
   end

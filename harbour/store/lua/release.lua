@@ -1,16 +1,20 @@
-local P, id, owner, now, not_before = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+-- Give a claim back, due DELAY seconds from now.
+-- ARGV: P, clock, id, owner, delay, error, counted, token.
+local id, owner = ARGV[3], ARGV[4]
 if not held(P, id, owner, ARGV[8]) then return 0 end
+local at = now()
+local not_before = at + tonumber(ARGV[5])
 local key = P..'t:'..id
 local score = -tonumber(redis.call('HGET', key, 'window_start'))
 move(P, id, redis.call('HGET', key, 'report'), 'downloading', 'pending', score)
-redis.call('ZREM', P..'leases', id)
-redis.call('HSET', key, 'owner', '', 'modified', now, 'not_before', not_before, 'last_error', ARGV[6])
+redis.call('ZREM', LEASES, id)
+redis.call('HSET', key, 'owner', '', 'modified', at, 'not_before', not_before, 'last_error', ARGV[6])
 -- An answer that says only "not yet" uses no attempt.
 if ARGV[7] == '0' then redis.call('HINCRBY', key, 'attempts', -1) end
-if not_before > now then
-  redis.call('ZADD', P..'delayed', not_before, id)
+if not_before > at then
+  redis.call('ZADD', DELAYED, not_before, id)
 else
-  redis.call('ZADD', P..'ready', score, id)
+  redis.call('ZADD', READY, score, id)
 end
-settle(P, id, now)
+settle(P, id, at)
 return 1

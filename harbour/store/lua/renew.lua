@@ -1,4 +1,5 @@
-local P, id, owner, expiry, token = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-if not held(P, id, owner, token) then return 0 end
-redis.call('ZADD', P..'leases', expiry, id)
+-- Extend a lease LEASE seconds from now.  ARGV: P, clock, id, owner, lease, token.
+local id = ARGV[3]
+if not held(P, id, ARGV[4], ARGV[6]) then return 0 end
+redis.call('ZADD', LEASES, now() + tonumber(ARGV[5]), id)
 return 1

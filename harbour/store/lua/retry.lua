@@ -1,8 +1,9 @@
 -- Put back to pending at most LIMIT tasks in STATE (of REPORT, if not ''):
 -- called again until fewer come back, so no script runs long (a script past
 -- lua-time-limit makes Redis answer BUSY to everybody).
--- ARGV: P, state, report, now, limit.
-local P, state, report, now, limit = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+-- ARGV: P, clock, state, report, limit.
+local state, report, limit = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local at = now()
 local source = P..'s:'..state
 if report ~= '' then source = source..':'..report end
 local ids = redis.call('ZRANGE', source, 0, limit - 1)
@@ -10,7 +11,7 @@ for _, id in ipairs(ids) do
   local key = P..'t:'..id
   local score = -tonumber(redis.call('HGET', key, 'window_start'))
   move(P, id, redis.call('HGET', key, 'report'), state, 'pending', score)
-  redis.call('HSET', key, 'attempts', 0, 'not_before', 0, 'last_error', '', 'modified', now)
-  redis.call('ZADD', P..'ready', score, id)
+  redis.call('HSET', key, 'attempts', 0, 'not_before', 0, 'last_error', '', 'modified', at)
+  redis.call('ZADD', READY, score, id)
 end
 return #ids

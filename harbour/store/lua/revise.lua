@@ -1,5 +1,6 @@
-local P, now = ARGV[1], tonumber(ARGV[2])
-local due = P..'revise:due'
+-- Apply revisions.  ARGV: P, clock, then (id, at, version) for each.
+local at_now = now()
+local due = DUE
 local changed = {}
 local function revise(id, at, version)
   local key = P..'t:'..id
@@ -24,11 +25,11 @@ local function revise(id, at, version)
   local why = 'published after it was fetched'
   if state == 'downloaded' then
     revision = redis.call('HINCRBY', key, 'revision', 1)
-    redis.call('HINCRBY', P..'revisions', report, 1)
+    redis.call('HINCRBY', REVISIONS, report, 1)
     why = 'revised in OASIS (version '..version..')'
   end
-  redis.call('HSET', key, 'attempts', 0, 'not_before', 0, 'last_error', why, 'modified', now)
-  redis.call('ZADD', P..'ready', score, id)
+  redis.call('HSET', key, 'attempts', 0, 'not_before', 0, 'last_error', why, 'modified', at_now)
+  redis.call('ZADD', READY, score, id)
   table.insert(changed, cjson.encode({id = id, report = report, previous = state, revision = revision}))
 end
 local earlier = redis.call('HGETALL', due)

@@ -2,8 +2,8 @@
 -- were retired from: a downloaded one keeps its file without a request,
 -- one that was waiting is pending again with no attempt used; one being
 -- downloaded, marked to be retired when it ends, is no longer.
--- ARGV: P, now, ids...
-local P, now = ARGV[1], ARGV[2]
+-- ARGV: P, clock, ids...
+local at = now()
 for i = 3, #ARGV do
   local id = ARGV[i]
   local key = P..'t:'..id
@@ -15,12 +15,12 @@ for i = 3, #ARGV do
     local final = before == 'downloaded' or before == 'empty' or before == 'failed'
     local to = final and before or 'pending'
     move(P, id, redis.call('HGET', key, 'report'), 'retired', to, score)
-    redis.call('ZREM', P..'retired', id)
+    redis.call('ZREM', RETIRED, id)
     redis.call('HDEL', key, 'retired_from')
-    redis.call('HSET', key, 'modified', now)
+    redis.call('HSET', key, 'modified', at)
     if not final then
       redis.call('HSET', key, 'attempts', 0, 'not_before', 0, 'last_error', '')
-      redis.call('ZADD', P..'ready', score, id)
+      redis.call('ZADD', READY, score, id)
     end
   end
 end

@@ -1,14 +1,26 @@
-local P, now = ARGV[1], tonumber(ARGV[2])
-local expired = redis.call('ZRANGEBYSCORE', P..'leases', '-inf', now, 'LIMIT', 0, 1000)
+-- Return tasks whose download or parse lease expired: downloads to
+-- pending, parses to the parse queue.  ARGV: P, clock.
+local at = now()
+local expired = redis.call('ZRANGEBYSCORE', LEASES, '-inf', at, 'LIMIT', 0, 1000)
 for _, id in ipairs(expired) do
-  redis.call('ZREM', P..'leases', id)
+  redis.call('ZREM', LEASES, id)
   local key = P..'t:'..id
   if redis.call('HGET', key, 'state') == 'downloading' then
     local score = -tonumber(redis.call('HGET', key, 'window_start'))
     move(P, id, redis.call('HGET', key, 'report'), 'downloading', 'pending', score)
-    redis.call('HSET', key, 'owner', '', 'modified', now, 'last_error', 'lease expired')
-    redis.call('ZADD', P..'ready', score, id)
-    settle(P, id, now)
+    redis.call('HSET', key, 'owner', '', 'modified', at, 'last_error', 'lease expired')
+    redis.call('ZADD', READY, score, id)
+    settle(P, id, at)
   end
 end
-return #expired
+local parses = redis.call('ZRANGEBYSCORE', PARSE_LEASES, '-inf', at, 'LIMIT', 0, 1000)
+for _, id in ipairs(parses) do
+  redis.call('ZREM', PARSE_LEASES, id)
+  local key = P..'t:'..id
+  if redis.call('HGET', key, 'state') == 'downloaded' and redis.call('HGET', key, 'parse') == 'parsing' then
+    parse_move(key, redis.call('HGET', key, 'report'), 'parsing', 'queued')
+    redis.call('HSET', key, 'parse_owner', '', 'parse_error', 'lease expired')
+    redis.call('ZADD', PARSE_QUEUE, at, id)
+  end
+end
+return #expired + #parses

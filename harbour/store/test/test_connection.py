@@ -86,10 +86,10 @@ class StoreTests(TestCase):
     async def test_commands(self) -> None:
         """
         Commands and Lua scripts run; replies are strings, not converted
-        numbers; keys carry the prefix.
+        numbers; keys carry the prefix, a hash tag.
         """
         key = self.store.key("n")
-        self.assertEqual(key, "test:n")
+        self.assertEqual(key, "{test}:n")
         await self.store.execute("SET", key, "0007")
         self.assertEqual(await self.store.execute("GET", key), "0007")
         await self.store.execute("SET", key, "7")

@@ -262,3 +262,29 @@ class RedisLimiterTests(LimiterBehaviourMixin, TestCase):
         See L{LimiterBehaviourMixin.test_presentDayClock}.
         """
         return super().test_presentDayClock()
+
+
+class RedisTimeLimiterTests(TestCase):
+    """
+    L{RedisLimiter} on Redis's clock: the caller's clock is not read, so
+    workers on hosts whose clocks disagree still get slots an interval
+    apart.
+    """
+
+    async def test_slotsOnRedisTime(self) -> None:
+        """
+        Two limiters whose callers' clocks are an hour apart reserve slots
+        one interval apart on Redis's clock: the second waits the interval
+        less what Redis saw pass between the two.
+        """
+        redis = await private_redis(self)
+        early, late = Clock(), Clock()
+        late.advance(3600)
+        first = RedisLimiter(redis, early, redis.prefix, server_time=True)
+        second = RedisLimiter(redis, late, redis.prefix, server_time=True)
+        before = await redis.execute("TIME")
+        self.assertEqual(await first.reserve("oasis", 100.0), 0.0)
+        wait = await second.reserve("oasis", 100.0)
+        after = await redis.execute("TIME")
+        passed = (int(after[0]) - int(before[0])) + (int(after[1]) - int(before[1])) / 1_000_000
+        self.assertTrue(100.0 - passed <= wait <= 100.0, (wait, passed))

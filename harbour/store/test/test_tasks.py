@@ -22,7 +22,12 @@ from harbour.store.tasks import (
     DOWNLOADING,
     EMPTY,
     FAILED,
+    PARSED,
+    PARSING,
     PENDING,
+    QUEUED,
+    UNPARSABLE,
+    ParseJob,
     RedisTaskStore,
     Task,
     task_id,
@@ -471,6 +476,195 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual(await self.store.retry(FAILED, "a"), 7)
         self.assertEqual(await self.store.counts(), {"a": {PENDING: 7}})
 
+    async def test_releaseDelay(self) -> None:
+        """
+        A task released with a C{delay} is due that many seconds from now,
+        as the store tells time; C{not_before} (a time) still works; giving
+        both, or neither, is refused.
+        """
+        await self.store.create([request("a", 1)])
+        task = await self._task(self.store.claim("w", 60))
+        with self.assertRaises(TypeError):
+            await self.store.release(task.id, "w", self.clock.seconds(), "x", delay=1.0)
+        with self.assertRaises(TypeError):
+            await self.store.release(task.id, "w", error="x")
+        self.assertTrue(
+            await self.store.release(task.id, "w", error="HTTP 503", delay=30.0, token=task.claim)
+        )
+        released = await self._task(self.store.get(task.id))
+        self.assertEqual(released.not_before, self.clock.seconds() + 30.0)
+        self.clock.advance(29.5)
+        self.assertIsNone(await self.store.claim("w", 60))
+        self.clock.advance(0.5)
+        again = await self._task(self.store.claim("w", 60))
+        self.assertTrue(await self.store.release(again.id, "w", self.clock.seconds() - 1, "late"))
+        self.assertEqual((await self._task(self.store.claim("w", 60))).claim, 3)
+
+    async def _parse_job(self, day: int = 1, owner: str = "p", lease: float = 60) -> ParseJob:
+        """
+        Download the task of C{request("a", day)} and claim its parse.
+        """
+        await self._downloaded(request("a", day))
+        job = await self.store.claim_parse(owner, lease)
+        if job is None:
+            self.fail("nothing to parse")
+        return job
+
+    async def test_downloadedIsQueuedToParse(self) -> None:
+        """
+        A download recorded queues its file to be parsed; the parse claim
+        names the file, its hash and revision, with a fencing token; the
+        counts follow every step; a parsed file records its rows.
+        """
+        await self.store.create([request("a", 1)])
+        task = await self._task(self.store.claim("w", 60))
+        self.assertIsNone(await self.store.claim_parse("p", 60))
+        await self.store.finish(task.id, "w", DOWNLOADED, 10, "ab", token=task.claim)
+        queued = await self._task(self.store.get(task.id))
+        self.assertEqual((queued.parse, queued.parse_error), (QUEUED, ""))
+        self.assertEqual(
+            await self.store.parse_counts(), {"a": {QUEUED: 1, PARSING: 0, PARSED: 0, UNPARSABLE: 0}}
+        )
+        job = await self.store.claim_parse("p", 60)
+        self.assertEqual(job, ParseJob(task.id, "a", task.filename, task.url, "ab", 0, 1))
+        self.assertIsNone(await self.store.claim_parse("p", 60))
+        self.assertEqual((await self._task(self.store.get(task.id))).parse, PARSING)
+        self.assertEqual(
+            await self.store.parse_counts(), {"a": {QUEUED: 0, PARSING: 1, PARSED: 0, UNPARSABLE: 0}}
+        )
+        self.assertTrue(await self.store.finish_parse(task.id, "p", 1, 42, ""))
+        parsed = await self._task(self.store.get(task.id))
+        self.assertEqual(
+            (parsed.state, parsed.parse, parsed.rows, parsed.parse_error), (DOWNLOADED, PARSED, 42, "")
+        )
+        self.assertEqual(parsed.to_json()["parse"], PARSED)
+        self.assertEqual(
+            await self.store.parse_counts(), {"a": {QUEUED: 0, PARSING: 0, PARSED: 1, UNPARSABLE: 0}}
+        )
+        self.assertFalse(await self.store.finish_parse(task.id, "p", 1, 42, ""), "ended already")
+
+    async def test_parseOldestFirst(self) -> None:
+        """
+        The parse queue hands out the file downloaded first first.
+        """
+        await self.store.create([request("a", d) for d in (1, 2, 3)])
+        for ignored in range(3):
+            task = await self._task(self.store.claim("w", 60))
+            await self.store.finish(task.id, "w", DOWNLOADED, 1, "h")
+            self.clock.advance(1)
+        jobs = [await self.store.claim_parse("p", 60) for ignored in range(3)]
+        self.assertEqual([j.filename for j in jobs if j], [f"a/2025-01-0{d}.zip" for d in (3, 2, 1)])
+
+    async def test_unparsable(self) -> None:
+        """
+        A parse that ends with an error marks the file unparsable, keeping
+        the error; the task stays downloaded.
+        """
+        job = await self._parse_job()
+        self.assertTrue(await self.store.finish_parse(job.id, "p", job.token, 0, "no CSV member"))
+        task = await self._task(self.store.get(job.id))
+        self.assertEqual(
+            (task.state, task.parse, task.parse_error), (DOWNLOADED, UNPARSABLE, "no CSV member")
+        )
+        self.assertEqual(
+            await self.store.parse_counts(), {"a": {QUEUED: 0, PARSING: 0, PARSED: 0, UNPARSABLE: 1}}
+        )
+
+    async def test_parseFencing(self) -> None:
+        """
+        A parse claim whose lease expired is swept back to the queue; once
+        claimed again (even by the same owner), the first claim's token is
+        refused by renew, release and finish; a stranger is refused too.
+        """
+        stale = await self._parse_job(lease=5)
+        self.assertTrue(await self.store.renew_parse(stale.id, "p", stale.token, 5))
+        self.assertFalse(await self.store.renew_parse(stale.id, "other", stale.token, 5))
+        self.clock.advance(5)
+        self.assertEqual(await self.store.sweep(), 1)
+        swept = await self._task(self.store.get(stale.id))
+        self.assertEqual((swept.parse, swept.parse_error), (QUEUED, "lease expired"))
+        live = await self.store.claim_parse("p", 60)
+        assert live is not None
+        self.assertEqual((live.id, live.token), (stale.id, stale.token + 1))
+        self.assertFalse(await self.store.renew_parse(stale.id, "p", stale.token, 60))
+        self.assertFalse(await self.store.release_parse(stale.id, "p", stale.token, 0, "late"))
+        self.assertFalse(await self.store.finish_parse(stale.id, "p", stale.token, 1, ""))
+        self.assertTrue(await self.store.finish_parse(live.id, "p", live.token, 7, ""))
+        self.assertEqual((await self._task(self.store.get(live.id))).rows, 7)
+
+    async def test_releaseParse(self) -> None:
+        """
+        A parse given back is due again after its delay, with its error.
+        """
+        job = await self._parse_job()
+        self.assertTrue(await self.store.release_parse(job.id, "p", job.token, 30, "disk full"))
+        task = await self._task(self.store.get(job.id))
+        self.assertEqual((task.parse, task.parse_error, task.parse_owner), (QUEUED, "disk full", ""))
+        self.assertIsNone(await self.store.claim_parse("p", 60))
+        self.clock.advance(30)
+        again = await self.store.claim_parse("p", 60)
+        self.assertEqual((again.id, again.token) if again else None, (job.id, 2))
+
+    async def test_revisedLeavesParseQueue(self) -> None:
+        """
+        A downloaded task put back to pending (revised) leaves the parse
+        queue: its parse is refused, nothing is left to parse, it is not
+        counted; downloaded again, it is queued again.
+        """
+        job = await self._parse_job()
+        self.clock.advance(10)
+        await self.store.revise([(job.id, self.clock.seconds() - 1, "2")])
+        task = await self._task(self.store.get(job.id))
+        self.assertEqual((task.state, task.parse), (PENDING, ""))
+        self.assertFalse(await self.store.finish_parse(job.id, "p", job.token, 1, ""))
+        self.assertIsNone(await self.store.claim_parse("p", 60))
+        self.assertEqual(await self.store.parse_counts(), {})
+        again = await self._task(self.store.claim("w", 60))
+        await self.store.finish(again.id, "w", DOWNLOADED, 10, "new", token=again.claim)
+        requeued = await self.store.claim_parse("p", 60)
+        self.assertEqual(
+            (requeued.id, requeued.sha256, requeued.revision) if requeued else None, (again.id, "new", 1)
+        )
+
+    async def test_retiredLeavesParseQueue(self) -> None:
+        """
+        A retired file leaves the parse queue; brought back, downloaded as
+        it was, it is queued again.
+        """
+        task = await self._downloaded(request("a", 1))
+        await self.store.retire({task.id})
+        self.assertEqual(
+            ((await self._task(self.store.get(task.id))).parse, await self.store.parse_counts()), ("", {})
+        )
+        await self.store.create([request("a", 1)])
+        self.assertEqual((await self._task(self.store.get(task.id))).parse, QUEUED)
+
+    async def test_requeueParse(self) -> None:
+        """
+        Requeueing puts every downloaded file of a report back in the
+        queue (a reparse), or only those never queued; files queued
+        already keep their place and are not counted.
+        """
+        from harbour.store import parse_queue
+
+        self.patch(parse_queue, "REQUEUE_BATCH", 2)
+        first = await self._parse_job(1)
+        await self.store.finish_parse(first.id, "p", first.token, 3, "")
+        second = await self._parse_job(2)
+        await self._downloaded(request("a", 3))
+        await self._downloaded(request("b", 1))
+        self.assertEqual(await self.store.requeue_parse("a", only_unqueued=True), 0)
+        self.assertEqual(await self.store.requeue_parse("a", only_unqueued=False), 2)
+        self.assertEqual(
+            await self.store.parse_counts(),
+            {
+                "a": {QUEUED: 3, PARSING: 0, PARSED: 0, UNPARSABLE: 0},
+                "b": {QUEUED: 1, PARSING: 0, PARSED: 0, UNPARSABLE: 0},
+            },
+        )
+        self.assertFalse(await self.store.finish_parse(second.id, "p", second.token, 1, ""))
+        self.assertEqual(await self.store.requeue_parse(None, only_unqueued=False), 0)
+
 
 class MemoryTaskStoreTests(TaskStoreBehaviourMixin, TestCase):
     """
@@ -494,3 +688,133 @@ class RedisTaskStoreTests(TaskStoreBehaviourMixin, TestCase):
         self.clock.advance(1_700_000_000)
         redis = await private_redis(self)
         self.store = RedisTaskStore(redis, self.clock, redis.prefix)
+
+
+class RedisTimeTests(TestCase):
+    """
+    L{RedisTaskStore} given a reactor (not a test's L{Clock}) takes every
+    time its scripts compare from Redis's C{TIME}: the caller's clock is
+    not read, so hosts need not agree on theirs.
+    """
+
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
+        """
+        A store on a private redis-server whose caller's clock is far
+        behind Redis's.
+        """
+        self.redis = await private_redis(self)
+        self.far_behind = Clock()
+        self.store = RedisTaskStore(self.redis, self.far_behind, self.redis.prefix, server_time=True)
+
+    async def redis_time(self) -> float:
+        """
+        @return: Redis's C{TIME}.
+        """
+        seconds, micros = await self.redis.execute("TIME")
+        return int(seconds) + int(micros) / 1_000_000
+
+    def test_reactorFollowsRedis(self) -> None:
+        """
+        By default a store follows Redis's clock unless given a L{Clock}.
+        """
+        from twisted.internet import reactor
+
+        self.assertTrue(RedisTaskStore(self.redis, reactor, self.redis.prefix).server_time)
+        self.assertFalse(RedisTaskStore(self.redis, Clock(), self.redis.prefix).server_time)
+
+    async def test_claimOnRedisTime(self) -> None:
+        """
+        A claim's times are Redis's, between the C{TIME} read before and
+        after it, whatever the caller's clock says.
+        """
+        await self.store.create([request("a", 1)])
+        before = await self.redis_time()
+        task = await self.store.claim("w", 60)
+        after = await self.redis_time()
+        assert task is not None
+        self.assertTrue(before <= task.fetched <= after, (before, task.fetched, after))
+        self.assertEqual(task.fetched, task.modified)
+
+    async def test_leasesOnRedisTime(self) -> None:
+        """
+        A lease of no seconds has expired by the next sweep; one of an hour
+        has not, though the caller's clock is decades behind.
+        """
+        await self.store.create([request("a", 1), request("a", 2)])
+        lost = await self.store.claim("w", 0)
+        kept = await self.store.claim("w", 3600)
+        assert lost is not None and kept is not None
+        self.assertEqual(await self.store.sweep(), 1)
+        self.assertEqual([t.id for t in (await self.store.tasks(DOWNLOADING, None, 0, 10))[0]], [kept.id])
+        self.assertTrue(await self.store.renew(kept.id, "w", 0, kept.claim))
+        self.assertEqual(await self.store.sweep(), 1)
+
+    async def test_delayOnRedisTime(self) -> None:
+        """
+        A task released for an hour is not due, one released with no delay
+        is; its C{not_before} is an hour after Redis's time.
+        """
+        await self.store.create([request("a", 1)])
+        task = await self.store.claim("w", 60)
+        assert task is not None
+        before = await self.redis_time()
+        self.assertTrue(await self.store.release(task.id, "w", error="HTTP 503", delay=3600.0))
+        after = await self.redis_time()
+        released = await self.store.get(task.id)
+        assert released is not None
+        self.assertTrue(before + 3600 <= released.not_before <= after + 3600)
+        self.assertIsNone(await self.store.claim("w", 60))
+
+    async def test_parseLeasesOnRedisTime(self) -> None:
+        """
+        A parse lease of no seconds has expired by the next sweep; a parse
+        released for an hour is not due.
+        """
+        await self.store.create([request("a", 1)])
+        task = await self.store.claim("w", 60)
+        assert task is not None
+        await self.store.finish(task.id, "w", DOWNLOADED, 1, "h", token=task.claim)
+        job = await self.store.claim_parse("p", 0)
+        assert job is not None
+        self.assertEqual(await self.store.sweep(), 1)
+        job = await self.store.claim_parse("p", 60)
+        assert job is not None
+        self.assertTrue(await self.store.release_parse(job.id, "p", job.token, 3600, "disk full"))
+        self.assertIsNone(await self.store.claim_parse("p", 60))
+
+    async def test_requeueNeverQueued(self) -> None:
+        """
+        A file downloaded before the parse queue existed (its task has no
+        C{parse}) is queued by a requeue of those never queued, once.
+        """
+        await self.store.create([request("a", 1)])
+        task = await self.store.claim("w", 60)
+        assert task is not None
+        await self.store.finish(task.id, "w", DOWNLOADED, 1, "h", token=task.claim)
+        prefix = self.redis.prefix
+        await self.redis.execute("HDEL", prefix + "t:" + task.id, "parse", "parse_error", "rows")
+        await self.redis.execute("DEL", prefix + "parse:queue", prefix + "pc:a")
+        self.assertEqual(await self.store.parse_counts(), {})
+        self.assertEqual(await self.store.requeue_parse(None, only_unqueued=True), 1)
+        self.assertEqual(await self.store.requeue_parse(None, only_unqueued=True), 0)
+        self.assertEqual(
+            await self.store.parse_counts(), {"a": {QUEUED: 1, PARSING: 0, PARSED: 0, UNPARSABLE: 0}}
+        )
+        job = await self.store.claim_parse("p", 60)
+        self.assertEqual(job.id if job else None, task.id)
+
+    async def test_keysShareOneSlot(self) -> None:
+        """
+        Every key the store writes carries the prefix's hash tag (and the
+        tag comes first), so Redis puts them all in one Cluster slot.
+        """
+        await self.store.create([request("a", 1), request("b", 1)])
+        task = await self.store.claim("w", 60)
+        assert task is not None
+        await self.store.finish(task.id, "w", DOWNLOADED, 1, "h", token=task.claim)
+        await self.store.claim_parse("p", 60)
+        keys = await self.redis.execute("KEYS", "*")
+        # Redis Cluster hashes only what is between the first { and the
+        # first } after it.
+        tags = {key[key.index("{") + 1 : key.index("}")] for key in keys}
+        self.assertEqual((tags, len(keys) > 10), ({"t"}, True), keys)

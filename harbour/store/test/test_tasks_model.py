@@ -143,7 +143,11 @@ async def observe(store: ITaskStore, listings: Sequence[Listing]) -> dict[str, A
     @return: What a store shows of its state: C{listings}, its counts and
         its revision counts.
     """
-    asked: dict[str, Deferred[Any]] = {"counts": store.counts(), "revisions": store.revision_counts()}
+    asked: dict[str, Deferred[Any]] = {
+        "counts": store.counts(),
+        "revisions": store.revision_counts(),
+        "parse_counts": store.parse_counts(),
+    }
     for listing in listings:
         asked[f"tasks{listing}"] = store.tasks(*listing)
     # All at once: Redis answers the commands of one connection in order.
@@ -184,21 +188,26 @@ class TwoStores(RuleBasedStateMachine):
             self.disagreed = True
             raise Disagreement(f"{what}:\n  memory: {memory!r}\n  redis:  {redis!r}")
 
-    def call(self, f: Callable[..., Deferred[Any] | Coroutine[Any, Any, Any]], *args: object) -> Any:
+    def call(
+        self, f: Callable[..., Deferred[Any] | Coroutine[Any, Any, Any]], *args: object, **kwargs: object
+    ) -> Any:
         """
         Call C{f} on the reactor thread and wait for its answer.
         """
-        return blockingCallFromThread(self.reactor, lambda: Deferred.fromCoroutine(_awaited(f(*args))))
+        return blockingCallFromThread(
+            self.reactor, lambda: Deferred.fromCoroutine(_awaited(f(*args, **kwargs)))
+        )
 
-    def both(self, method: str, *args: object) -> Any:
+    def both(self, method: str, *args: object, **kwargs: object) -> Any:
         """
-        Call C{method} of both stores with C{args}; they must answer alike.
+        Call C{method} of both stores with C{args} and C{kwargs}; they must
+        answer alike.
 
         @return: The answer.
         """
-        expected = self.call(getattr(self.memory, method), *args)
-        actual = self.call(getattr(self.store, method), *args)
-        self.agree(f"{method}{args!r}", expected, actual)
+        expected = self.call(getattr(self.memory, method), *args, **kwargs)
+        actual = self.call(getattr(self.store, method), *args, **kwargs)
+        self.agree(f"{method}{args!r}{kwargs!r}", expected, actual)
         return expected
 
     def compare(self, listings: Sequence[Listing]) -> dict[str, Any]:
@@ -355,9 +364,52 @@ class TwoStores(RuleBasedStateMachine):
     @rule(data=st.data(), delay=st.sampled_from(DELAYS), error=st.sampled_from(("", "HTTP 503")))
     def release(self, data: st.DataObject, delay: float, error: str) -> None:
         """
-        Give a claim back, due now, earlier, or later.
+        Give a claim back, due now, earlier, or later (in seconds from now,
+        the preferred form).
         """
-        self.both("release", *self.holder(data), self.clock.seconds() + delay, error)
+        self.both("release", *self.holder(data), error=error, delay=delay)
+
+    @rule(
+        owner=st.sampled_from(OWNERS),
+        lease=st.sampled_from(LEASES),
+        seconds=st.sampled_from(ADVANCES),
+        outcome=st.sampled_from(("parsed", "unparsable", "release", "renew", "abandon")),
+        delay=st.sampled_from(DELAYS),
+        sweep=st.booleans(),
+    )
+    def parse(
+        self, owner: str, lease: float, seconds: float, outcome: str, delay: float, sweep: bool
+    ) -> None:
+        """
+        A downloader's and a parser's round: download the most urgent task
+        if any, then claim a parse, let time pass (perhaps the janitor
+        sweeps, perhaps another parser claims meanwhile), then end it
+        (parsed, unparsable), give it back after C{delay}, renew it, or
+        abandon it to its lease; refused if its claim is no longer live.
+        """
+        task = self.both("claim", owner, lease)
+        if task is not None:
+            self.both("finish", task.id, owner, DOWNLOADED, 10, "ab", "", task.claim)
+        job = self.both("claim_parse", owner, lease)
+        self.clock.advance(seconds)
+        if sweep:
+            self.both("sweep")
+            self.both("claim_parse", OWNERS[1 - OWNERS.index(owner)], lease)
+        if job is None or outcome == "abandon":
+            return
+        if outcome == "release":
+            self.both("release_parse", job.id, owner, job.token, delay, "disk full")
+        elif outcome == "renew":
+            self.both("renew_parse", job.id, owner, job.token, lease)
+        else:
+            self.both("finish_parse", job.id, owner, job.token, 5, "" if outcome == "parsed" else "bad zip")
+
+    @rule(report=st.sampled_from((None, "a", "b")), only_unqueued=st.booleans())
+    def requeue_parse(self, report: str | None, only_unqueued: bool) -> None:
+        """
+        Queue downloaded files to be parsed again.
+        """
+        self.both("requeue_parse", report, only_unqueued)
 
     @rule(
         data=st.data(),

@@ -1,0 +1,47 @@
+"""
+The task store's Lua scripts, and what reading their replies needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import resources
+from typing import TypeVar
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import Clock
+
+_T = TypeVar("_T")
+
+
+def load_script(name: str) -> str:
+    """
+    @return: The Lua script C{lua/<name>.lua}, after the helpers every
+        script shares (C{lua/move.lua}).
+    """
+    scripts = resources.files("harbour.store") / "lua"
+    return (scripts / "move.lua").read_text() + (scripts / f"{name}.lua").read_text()
+
+
+def pairs(flat: Sequence[_T]) -> dict[_T, _T]:
+    """
+    @return: A flat Redis reply (key, value, key, value...) as a dict.
+    """
+    return dict(zip(flat[::2], flat[1::2]))
+
+
+def clock_argument(seconds: float | None) -> str:
+    """
+    @param seconds: The time a script is to use, or L{None} for Redis's
+        own C{TIME}.
+    @return: The script's C{ARGV[2]}.
+    """
+    return "" if seconds is None else repr(seconds)
+
+
+def follows_redis_time(clock: IReactorTime) -> bool:
+    """
+    @return: Whether a store given C{clock} takes its time from Redis: yes
+        for a reactor; no for a test's L{Clock}, which it follows.
+    """
+    return not isinstance(clock, Clock)
