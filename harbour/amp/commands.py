@@ -199,6 +199,16 @@ class Retry(HarbourCommand):
     response = [(b"count", amp.Integer())]
 
 
+class Reparse(HarbourCommand):
+    """
+    Parse every downloaded file of C{report} (or of all reports) into its
+    tables again; C{count} is how many files were queued.
+    """
+
+    arguments = [(b"report", amp.Unicode(optional=True))]
+    response = [(b"count", amp.Integer())]
+
+
 #: The most entries one page of a listing may ask for.
 MAX_PAGE = 500
 

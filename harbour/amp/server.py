@@ -402,6 +402,19 @@ class ControlProtocol(amp.AMP):
             yield self._service.bus.publish("task.created", {"report": report or "*", "count": count})
         return {"count": count}
 
+    @commands.Reparse.responder
+    @inlineCallbacks
+    def reparse(self, report: str | None = None) -> Generator[Deferred[Any], Any, Response]:
+        """
+        Queue downloaded files to be parsed again.
+        """
+        check_name(report, "report")
+        count = yield self._service.daemon.task_store().requeue_parse(report, False)
+        if count:
+            # Wakes idle parsers, wherever they run.
+            yield self._service.bus.publish("table.queued", {"report": report or "*", "count": count})
+        return {"count": count}
+
     @commands.Reload.responder
     @inlineCallbacks
     def reload(self) -> Generator[Deferred[Any], Any, Response]:

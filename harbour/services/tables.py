@@ -1,0 +1,358 @@
+"""
+The C{tables} service (the seed's pipeline after DOWNLOAD): turns each
+downloaded file into Parquet under C{<data-dir>/tables/}.
+
+Parse work is claimed from the task store like downloads (a file that
+finishes C{downloaded} is queued in the same script), so every host that
+downloads also parses, and a process killed mid-parse loses nothing: its
+lease expires and the file is parsed again.  The parse itself runs in a
+thread and writes each table under a temporary name
+(L{harbour.dataset.write}).  A file that cannot be parsed marks its task
+C{unparsable} with the reason and stays in place; nothing stops the
+service.  On the hub, the views file is kept in step (L{Views}).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import attr
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
+from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
+
+from harbour.bus import Subscription
+from harbour.config.paging import follow_reports
+from harbour.config.schema import DownloadTopic
+from harbour.config.topics import ReportTopic
+from harbour.dataset.parse import ParseError
+from harbour.dataset.views import view_name
+from harbour.dataset.write import WrittenWindow, write_window
+from harbour.errors import StoreUnavailable
+from harbour.interfaces import IBus, IEvent, IPausable, IStatusSource, ITaskStore, StatusDocument
+from harbour.services.attempt import STORE_RETRY
+from harbour.services.views import Views
+from harbour.services.waking import Waker
+from harbour.store.parse_queue import ParseJob
+
+_R = TypeVar("_R")
+
+#: How long a file that is not on this host waits before another try: a
+#: worker elsewhere, without shared storage, keeps it on its own disk.
+ABSENT_RETRY = 600.0
+
+#: How long a parse that failed for want of resources (a full disk, say)
+#: waits before it is tried again.
+TRANSIENT_RETRY = 60.0
+
+
+@implementer(IStatusSource, IPausable)
+@attr.s(eq=False)
+class TablesService(Service):
+    """
+    Parses downloaded files into tables.
+
+    @ivar owner: This process's name on its claims (host and pid).
+    @ivar workers: How many files are parsed at once.
+    @ivar lease_seconds: How long a parse holds its claim between renewals.
+    @ivar keep_views: Whether this process keeps the views file (the hub
+        does; a worker has no configuration of reports).
+    @ivar ready: Called at start; fires once the store can be used.
+    """
+
+    log = Logger()
+
+    reactor: IReactorTime = attr.ib()
+    store: ITaskStore = attr.ib()
+    bus: IBus = attr.ib()
+    data_dir: Path = attr.ib(converter=Path)
+    keep_views: bool = attr.ib(default=True)
+    settings: DownloadTopic = attr.ib(factory=DownloadTopic)
+    owner: str = attr.ib(factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    workers: int = attr.ib(default=1)
+    lease_seconds: float = attr.ib(default=300.0)
+    poll_interval: float = attr.ib(default=5.0)
+    paused: bool = attr.ib(default=False)
+    ready: Callable[[], Deferred[Any]] = attr.ib(default=lambda: succeed(None))
+    #: Runs a function in a thread (tests run it at once); by default, in
+    #: the service's own pool.
+    run_in_thread: Callable[..., Deferred[Any]] | None = attr.ib(default=None)
+    rows: int = attr.ib(default=0, init=False)
+    written: int = attr.ib(default=0, init=False)
+    failed: int = attr.ib(default=0, init=False)
+    _announced: int = attr.ib(default=0, init=False)
+    last_error: str = attr.ib(default="", init=False)
+    views: Views = attr.ib(init=False)
+    _waker: Waker = attr.ib(init=False)
+    _running: dict[int, Deferred[None]] = attr.ib(factory=dict, init=False)
+    _parsing: dict[str, ParseJob] = attr.ib(factory=dict, init=False)
+    _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
+    _threads: ThreadPool | None = attr.ib(default=None, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._waker = Waker(self.reactor, self.poll_interval)
+        self.views = Views(self.tables_dir, self._in_thread)
+
+    @property
+    def tables_dir(self) -> Path:
+        """
+        Where the tables go.
+        """
+        return self.data_dir / "tables"
+
+    @inlineCallbacks
+    def startService(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Follow the configuration, queue the files mirrored before there
+        were tables (on the hub), and start the workers.
+        """
+        super().startService()
+        # Parsing holds a thread for seconds: the reactor's shared pool
+        # would queue DNS and disk work behind it.
+        if self.run_in_thread is None:
+            self._threads = ThreadPool(minthreads=0, maxthreads=self.workers + 1, name="harbour-tables")
+            self._threads.start()
+        subscriptions = [
+            self.bus.subscribe("download", self._download_changed),
+            self.bus.subscribe("task.done", lambda event: self._waker.wake()),
+            self.bus.subscribe("table.queued", lambda event: self._waker.wake()),
+            self.bus.subscribe("store.connected", lambda event: self._waker.wake()),
+        ]
+        if self.keep_views:
+            subscriptions.append(follow_reports(self.bus, self._reports_changed))
+        self._subscriptions = yield gatherResults(subscriptions)
+        yield self.ready()
+        if not self.running:
+            return
+        if self.keep_views:
+            yield self._queue_earlier_files()
+        for number in range(self.workers):
+            self._running[number] = self._worker(number)
+
+    def _download_changed(self, event: IEvent) -> None:
+        self.settings = DownloadTopic.from_payload(event.payload)
+
+    def _reports_changed(self, reports: list[ReportTopic]) -> None:
+        # Not waited for: the bus would hold later events behind a rebuild.
+        self.views.configure(reports)
+
+    @inlineCallbacks
+    def _queue_earlier_files(self) -> Generator[Deferred[Any], Any, None]:
+        try:
+            queued = yield self.store.requeue_parse(None, True)
+        except Exception as e:
+            # Not fatal: reparse, or the next start, queues them.
+            self.log.warn("cannot queue earlier files for parsing: {error}", error=str(e), service="tables")
+        else:
+            if queued:
+                self.log.info("queued {count} earlier files for parsing", count=queued, service="tables")
+
+    def pause(self) -> None:
+        """
+        Claim nothing new; parses under way finish.
+        """
+        self.paused = True
+
+    def resume(self) -> None:
+        """
+        Claim again.
+        """
+        self.paused = False
+        self._waker.wake()
+
+    @inlineCallbacks
+    def _worker(self, number: int) -> Generator[Deferred[Any], Any, None]:
+        """
+        One worker: claim, parse, again, until stopped.  A store outage is
+        waited out with backoff; any other failure is logged and followed by
+        the next claim.
+        """
+        outage = STORE_RETRY[0]
+        try:
+            while self.running:
+                if self.paused:
+                    yield self._waker.idle()
+                    continue
+                try:
+                    job = yield self.store.claim_parse(self.owner, self.lease_seconds)
+                except StoreUnavailable:
+                    yield self._waker.idle(outage)
+                    outage = min(STORE_RETRY[1], outage * 2)
+                    continue
+                except Exception:
+                    self.log.failure("cannot claim a file to parse", service="tables")
+                    yield self._waker.idle()
+                    continue
+                outage = STORE_RETRY[0]
+                if job is None:
+                    self._caught_up()
+                    yield self._waker.idle()
+                    continue
+                try:
+                    yield self._parse(job)
+                except Exception:
+                    self.log.failure(
+                        "parse of {file} ended unexpectedly", file=job.filename, service="tables"
+                    )
+        finally:
+            self._running.pop(number, None)
+
+    @inlineCallbacks
+    def _parse(self, job: ParseJob) -> Generator[Deferred[Any], Any, None]:
+        """
+        Parse one claimed file, holding its lease, and record the outcome.
+        """
+        source = self.data_dir / self.settings.directory / job.filename
+        label = Path(job.filename).name.removesuffix(".zip")
+        renewal = LoopingCall(self._renew, job)
+        renewal.clock = self.reactor
+        renewal.start(self.lease_seconds / 3, now=False)
+        self._parsing[job.id] = job
+        try:
+            written = yield self._in_thread(self._write, source, job, label)
+        except ParseError as e:
+            yield self._unparsable(job, str(e))
+        except FileNotFoundError:
+            yield self._later(job, ABSENT_RETRY, f"{source} is not on this host")
+        except OSError as e:
+            yield self._later(job, TRANSIENT_RETRY, f"cannot write the tables of {source}: {e}")
+        else:
+            yield self._parsed(job, cast(WrittenWindow, written))
+        finally:
+            self._parsing.pop(job.id, None)
+            if renewal.running:
+                renewal.stop()
+
+    def _caught_up(self) -> None:
+        """
+        Nothing is left to parse: after new tables, say how to query them.
+        """
+        if self.written == self._announced or not self.keep_views or not self.views.shown:
+            return
+        self._announced = self.written
+        view = view_name(min(self.views.shown))
+        self.log.info(
+            "tables are up to date ({rows:,} rows so far); ask them, e.g.: "
+            'harbourctl query --data-dir {data_dir} "select count(*) from {view}"',
+            rows=self.rows,
+            data_dir=str(self.data_dir),
+            view=view,
+            service="tables",
+        )
+
+    def _write(self, source: Path, job: ParseJob, label: str) -> WrittenWindow:
+        """
+        In a thread: the parse itself.
+
+        @raise FileNotFoundError: If the file is not on this host (a zip
+            that cannot be opened is a L{ParseError}).
+        """
+        if not source.is_file():
+            raise FileNotFoundError(source)
+        return write_window(source, self.tables_dir, job.report, label, url=job.url, sha256=job.sha256)
+
+    def _renew(self, job: ParseJob) -> Deferred[None]:
+        def lost(held: bool) -> None:
+            if not held:
+                self.log.warn("lost the claim of {file} mid-parse", file=job.filename, service="tables")
+
+        def failed(failure: object) -> None:
+            # The next renewal tries again; the lease outlives a short outage.
+            pass
+
+        return self.store.renew_parse(job.id, self.owner, job.token, self.lease_seconds).addCallbacks(
+            lost, failed
+        )
+
+    @inlineCallbacks
+    def _parsed(self, job: ParseJob, written: WrittenWindow) -> Generator[Deferred[Any], Any, None]:
+        held = yield self.store.finish_parse(job.id, self.owner, job.token, written.rows, "")
+        if not held:
+            # A revision or another claim took it meanwhile: that one records.
+            return
+        self.rows += written.rows
+        self.written += 1
+        yield self.bus.publish(
+            "table.written",
+            {
+                "report": job.report,
+                "task": job.id,
+                "filename": job.filename,
+                "rows": written.rows,
+                "files": len(written.files),
+                "days": [day.isoformat() for day in written.days],
+            },
+        )
+        if self.keep_views:
+            self.views.written(job.report)
+
+    @inlineCallbacks
+    def _unparsable(self, job: ParseJob, error: str) -> Generator[Deferred[Any], Any, None]:
+        self.log.error("cannot parse {file}: {error}", file=job.filename, error=error, service="tables")
+        held = yield self.store.finish_parse(job.id, self.owner, job.token, 0, error)
+        if not held:
+            return
+        self.failed += 1
+        self.last_error = f"{job.filename}: {error}"
+        yield self.bus.publish(
+            "table.failed", {"report": job.report, "task": job.id, "filename": job.filename, "error": error}
+        )
+
+    @inlineCallbacks
+    def _later(self, job: ParseJob, delay: float, error: str) -> Generator[Deferred[Any], Any, None]:
+        self.log.warn("{error}; trying again in {delay:.0f} s", error=error, delay=delay, service="tables")
+        self.last_error = f"{job.filename}: {error}"
+        yield self.store.release_parse(job.id, self.owner, job.token, delay, error)
+
+    def _in_thread(self, f: Callable[..., _R], *args: object) -> Deferred[_R]:
+        if self.run_in_thread is not None:
+            return self.run_in_thread(f, *args)
+        # The pool is made at start, before anything is parsed.
+        threads = cast(ThreadPool, self._threads)
+        return deferToThreadPool(cast(IReactorFromThreads, self.reactor), threads, f, *args)
+
+    @inlineCallbacks
+    def status(self) -> Generator[Deferred[Any], Any, StatusDocument]:
+        """
+        See L{IStatusSource.status}: what this process parsed since it
+        started, and the store's counts per report.
+        """
+        try:
+            counts = yield self.store.parse_counts()
+        except Exception as e:
+            counts = {"error": str(e)}
+        return {
+            "owner": self.owner,
+            "paused": self.paused,
+            "directory": str(self.tables_dir),
+            "parsing": sorted(job.filename for job in self._parsing.values()),
+            "written": self.written,
+            "rows": self.rows,
+            "failed": self.failed,
+            "last_error": self.last_error,
+            "reports": counts,
+        }
+
+    @inlineCallbacks
+    def stopService(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Stop claiming; parses under way finish (each is one thread call
+        that cannot be interrupted, and a kill loses nothing either).
+        """
+        super().stopService()
+        self._waker.wake()
+        yield gatherResults(list(self._running.values()), consumeErrors=True)
+        yield self.views.idle()
+        for subscription in self._subscriptions:
+            yield self.bus.unsubscribe(subscription)
+        if self._threads is not None:
+            self._threads.stop()

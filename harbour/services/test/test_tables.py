@@ -1,0 +1,197 @@
+"""
+Tests for L{harbour.services.tables}: parse work claimed from the in-memory
+task store, real sample zips, real Parquet and DuckDB files, time from a
+L{Clock} and parses run at once instead of in a thread.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from twisted.internet.defer import maybeDeferred
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.bus import Bus
+from harbour.config.paging import publish_reports
+from harbour.config.topics import ReportTopic
+from harbour.errors import StoreUnavailable
+from harbour.interfaces import IEvent
+from harbour.oasis.requests import ReportURL
+from harbour.services.tables import ABSENT_RETRY, TablesService
+from harbour.store.memory import MemoryTaskStore
+from harbour.store.tasks import DOWNLOADED
+
+SAMPLES = Path(__file__).parents[2] / "test" / "samples"
+HUBS = SAMPLES / "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip"
+#: The data rows of the hubs sample (3 nodes x 24 hours x 4 components).
+HUB_ROWS = 288
+
+
+def run_now(f: Any, *args: object) -> Any:
+    """
+    Run C{f} at once, as the service would in a thread.
+    """
+    return maybeDeferred(f, *args)
+
+
+class TablesServiceTests(SynchronousTestCase):
+    """
+    L{TablesService} parses what the store queues and records the outcome.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.bus = Bus()
+        self.store = MemoryTaskStore(self.clock)
+        self.data_dir = Path(self.mktemp())
+        self.events: list[IEvent] = []
+        self.successResultOf(self.bus.subscribe("table.*", self.events.append))
+
+    def downloaded(self, label: str, content: bytes) -> str:
+        """
+        Put a downloaded file of report C{lmp} in place and its task in the
+        store, as the download service leaves them.
+
+        @return: The task's id.
+        """
+        filename = f"lmp/{label}.zip"
+        start = datetime.datetime(2020, 1, 1, 8, tzinfo=datetime.UTC)
+        request = ReportURL(f"http://oasis.invalid/{label}", filename, "lmp", start, start)
+        self.successResultOf(self.store.create([request]))
+        task = self.successResultOf(self.store.claim("downloader", 60))
+        assert task is not None
+        path = self.data_dir / "reports" / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        digest = hashlib.sha256(content).hexdigest()
+        self.successResultOf(
+            self.store.finish(task.id, "downloader", DOWNLOADED, len(content), digest, "", task.claim)
+        )
+        return task.id
+
+    def service(self, **overrides: Any) -> TablesService:
+        """
+        A started service over this test's store and bus.
+        """
+        settings: dict[str, Any] = {"owner": "parser", "run_in_thread": run_now, **overrides}
+        service = TablesService(self.clock, self.store, self.bus, self.data_dir, **settings)
+        service.startService()
+        self.addCleanup(service.stopService)
+        return service
+
+    def test_parsesDownloadedFile(self) -> None:
+        """
+        A downloaded file becomes Parquet under C{tables/<report>}, its task
+        is C{parsed} with its row count, and C{table.written} says so.
+        """
+        task_id = self.downloaded("2020-01-01", HUBS.read_bytes())
+        service = self.service()
+        self.assertEqual(self.successResultOf(self.store.parse_counts())["lmp"]["parsed"], 1)
+        task = self.successResultOf(self.store.get(task_id))
+        assert task is not None
+        self.assertEqual(task.parse, "parsed")
+        files = sorted((self.data_dir / "tables" / "lmp").rglob("*.parquet"))
+        # The window straddles two trading days.
+        self.assertEqual(
+            [f.parent.name for f in files], ["trading_date=2020-01-01", "trading_date=2020-01-02"]
+        )
+        [event] = self.events
+        self.assertEqual(event.topic, "table.written")
+        self.assertEqual(event.payload["rows"], HUB_ROWS)
+        self.assertEqual(event.payload["days"], ["2020-01-01", "2020-01-02"])
+        self.assertEqual(service.rows, HUB_ROWS)
+
+    def test_unparsableFile(self) -> None:
+        """
+        A file that cannot be parsed marks its task C{unparsable} with the
+        reason, stays in place, and the next file is parsed all the same.
+        """
+        bad = self.downloaded("2020-01-02", b"PK\x05\x06" + b"\x00" * 18)
+        good = self.downloaded("2020-01-01", HUBS.read_bytes())
+        service = self.service()
+        bad_task = self.successResultOf(self.store.get(bad))
+        good_task = self.successResultOf(self.store.get(good))
+        assert bad_task is not None and good_task is not None
+        self.assertEqual((bad_task.parse, good_task.parse), ("unparsable", "parsed"))
+        self.assertIn("2020-01-02", service.last_error)
+        self.assertTrue(bad_task.parse_error)
+        self.assertTrue((self.data_dir / "reports" / "lmp" / "2020-01-02.zip").exists())
+        self.assertEqual(sorted(e.topic for e in self.events), ["table.failed", "table.written"])
+        [failed] = [e for e in self.events if e.topic == "table.failed"]
+        self.assertEqual(failed.payload["error"], bad_task.parse_error)
+
+    def test_absentFileWaits(self) -> None:
+        """
+        A queued file that is not on this host goes back to the queue for
+        later (a worker elsewhere may keep it), and is parsed once it is
+        there.
+        """
+        task_id = self.downloaded("2020-01-01", HUBS.read_bytes())
+        zipped = self.data_dir / "reports" / "lmp" / "2020-01-01.zip"
+        kept = zipped.with_name("kept")
+        zipped.rename(kept)
+        self.service()
+        task = self.successResultOf(self.store.get(task_id))
+        assert task is not None
+        self.assertEqual(task.parse, "queued")
+        self.assertIn("not on this host", task.parse_error)
+        kept.rename(zipped)
+        self.clock.advance(ABSENT_RETRY)
+        self.clock.advance(10)
+        task = self.successResultOf(self.store.get(task_id))
+        assert task is not None
+        self.assertEqual(task.parse, "parsed")
+
+    def test_storeOutage(self) -> None:
+        """
+        While the store is unavailable the workers wait with backoff, and
+        parse once it is back.
+        """
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+        claim = self.store.claim_parse
+        failures = [StoreUnavailable("Redis is away")] * 3
+
+        def flaky(owner: str, lease: float) -> Any:
+            if failures:
+                raise failures.pop()
+            return claim(owner, lease)
+
+        self.store.claim_parse = flaky  # type: ignore[method-assign,assignment]
+        service = self.service()
+        self.assertEqual(service.written, 0)
+        self.clock.pump([1.0] * 5)
+        self.assertEqual(service.written, 1)
+
+    def test_viewsFollowReports(self) -> None:
+        """
+        On the hub, the views file gets a view of each configured report once
+        it has tables, over which DuckDB answers.
+        """
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+        report = ReportTopic(
+            name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"grp_type": "ALL_APNODES"}
+        )
+        self.successResultOf(publish_reports(self.bus, [report]))
+        self.service()
+        database = self.data_dir / "tables" / "harbour.duckdb"
+        with duckdb.connect(str(database), read_only=True) as connection:
+            [(rows,)] = connection.execute("select count(*) from lmp").fetchall()
+            [(hubs,)] = connection.execute("select count(distinct location) from lmp_wide").fetchall()
+        self.assertEqual((rows, hubs), (HUB_ROWS, 3))
+
+    def test_stopEndsWorkers(self) -> None:
+        """
+        Once stopped, the service ends its idle workers at once and claims
+        nothing more.
+        """
+        service = self.service()
+        self.successResultOf(service.stopService())
+        self.assertEqual(service._running, {})
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+        self.clock.pump([service.poll_interval] * 3)
+        self.assertEqual(self.successResultOf(self.store.parse_counts())["lmp"]["queued"], 1)

@@ -1,0 +1,114 @@
+"""
+Keeps C{<data-dir>/tables/harbour.duckdb} in step with the configured
+reports and with the tables on disk: rebuilt when the reports change and
+when a report's first table appears, one rebuild at a time, in a thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+import attr
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.logger import Logger
+
+from harbour.config.topics import ReportTopic
+from harbour.dataset.views import rebuild_views
+
+#: Runs a function in a thread: C{run(f, *args)} fires with its result.
+InThread = Callable[..., Deferred[Any]]
+
+
+@attr.s(eq=False)
+class Views:
+    """
+    The views file of one tables directory.
+
+    @ivar reports: Report name to its OASIS query name (or group id), as
+        last configured.
+    @ivar shown: Reports that had tables at the last rebuild.
+    """
+
+    log = Logger()
+
+    tables_dir: Path = attr.ib()
+    in_thread: InThread = attr.ib()
+    reports: dict[str, str] = attr.ib(factory=dict)
+    shown: frozenset[str] = attr.ib(default=frozenset())
+    #: While a rebuild runs: who waits for it to end.
+    _running: list[Deferred[None]] | None = attr.ib(default=None, init=False)
+    _again: bool = attr.ib(default=False, init=False)
+
+    def configure(self, reports: list[ReportTopic]) -> Deferred[None]:
+        """
+        The configured reports changed: rebuild if the views would differ.
+        """
+        wanted = {report.name: report.queryname or report.groupid or "" for report in reports}
+        if wanted == self.reports:
+            return self.idle()
+        self.reports = wanted
+        return self.rebuild()
+
+    def written(self, report: str) -> Deferred[None]:
+        """
+        A table of C{report} was written: its view appears with its first.
+        """
+        if report in self.shown or report not in self.reports:
+            return self.idle()
+        return self.rebuild()
+
+    def idle(self) -> Deferred[None]:
+        """
+        @return: A L{Deferred} firing once no rebuild runs.
+        """
+        d: Deferred[None] = Deferred()
+        if self._running is None:
+            d.callback(None)
+        else:
+            self._running.append(d)
+        return d
+
+    def rebuild(self) -> Deferred[None]:
+        """
+        Rebuild now, or once more after the rebuild under way.
+
+        @return: A L{Deferred} firing once the views include every change
+            known when this was called; it never fails (a failure is
+            logged, and the next change tries again).
+        """
+        self._again = True
+        if self._running is None:
+            self._running = []
+            self._loop()
+        return self.idle()
+
+    @inlineCallbacks
+    def _loop(self) -> Generator[Deferred[Any], Any, None]:
+        try:
+            while self._again:
+                self._again = False
+                reports = dict(self.reports)
+                try:
+                    shown = yield self.in_thread(_rebuild, self.tables_dir, reports)
+                except Exception:
+                    self.log.failure(
+                        "cannot rebuild the views in {path}", path=self.tables_dir, service="tables"
+                    )
+                else:
+                    self.shown = shown
+        finally:
+            waiting, self._running = self._running or [], None
+            for d in waiting:
+                d.callback(None)
+
+
+def _rebuild(tables_dir: Path, reports: dict[str, str]) -> frozenset[str]:
+    """
+    In a thread: rebuild the views.
+
+    @return: The reports that have tables, so have a view.
+    """
+    rebuild_views(tables_dir, reports)
+    return frozenset(name for name in reports if (tables_dir / name).is_dir())
