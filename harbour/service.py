@@ -50,6 +50,7 @@ from harbour.services.workers import WorkersService
 from harbour.store.connection import RedisAddress, StoreService
 from harbour.store.politeness import RedisLimiter
 from harbour.store.tasks import RedisTaskStore
+from harbour.web.service import DEFAULT_HTTP, web_services
 
 if TYPE_CHECKING:
     from harbour.testing.simulator import SimulatorService
@@ -112,6 +113,7 @@ class Options(usage.Options):
         ["prefix", None, "harbour", "Prefix of every Redis key, so harbours can share a Redis."],
         ["amp", "a", DEFAULT_AMP, "Twisted endpoint of the AMP control port."],
         ["token-file", "t", None, "Token file for the control port (default <data-dir>/amp.token)."],
+        ["http", None, DEFAULT_HTTP, "Twisted endpoint of the status page, /metrics and /healthz, or none."],
         ["role", None, "all", "all: every service; worker: only downloads, for a --hub."],
         ["hub", None, None, "A worker's hub: the endpoint of its control port (tcp:HOST:7750, ssl:...)."],
     ]
@@ -135,6 +137,8 @@ class Options(usage.Options):
             )
         try:
             check_listen_endpoint(self["amp"])
+            if self["http"] != "none":
+                check_listen_endpoint(self["http"])
             if self["redis"]:
                 self["redis"] = self._redis_address(self["redis"])
             elif self["redis-password-file"]:
@@ -337,6 +341,7 @@ def build(reactor: IDaemonReactor, options: Options) -> HarbourService:
         ("config", config),
         ("amp", control),
     ]
+    children += web_services(reactor, options["http"], bus, daemon, Path(options["token-file"]))
     return _adopt(root, children, store)
 
 

@@ -2,7 +2,9 @@
 C{harbourctl}: the operator's client of a running harbour, over AMP.
 
 Exit codes: 0 success, 1 the command failed, 2 usage error, 3 cannot
-connect or not authorised.  C{check-config}, C{manifest}, C{catalogue} and
+connect or not authorised; C{status --check} exits 0, 1 or 2 for ok,
+warning or critical (and 3, unknown, when it cannot ask), as monitoring
+plugins do.  C{check-config}, C{manifest}, C{catalogue} and
 C{plan} work offline.
 """
 
@@ -59,6 +61,11 @@ def parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="show the daemon's state")
     status.add_argument("--json", action="store_true", help="print the raw JSON document")
+    status.add_argument(
+        "--check",
+        action="store_true",
+        help="print one line and exit 0, 1 or 2 for ok, warning or critical, as monitoring plugins do",
+    )
 
     publish = sub.add_parser("publish", help="publish a JSON payload on a topic")
     publish.add_argument("topic")

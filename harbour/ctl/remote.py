@@ -28,6 +28,7 @@ from harbour.ctl.offline import plan_table
 from harbour.errors import BadRequest, ConfigurationError, HarbourError, Unauthorized
 from harbour.interfaces import IEvent
 from harbour.store.tasks import FINAL_STATES, STATES
+from harbour.web.health import verdict
 
 #: A subcommand run against a connected daemon: it fires with the exit code.
 RemoteCommand = Callable[[IReactorCore, HarbourClientProtocol, argparse.Namespace, TextIO], Deferred[int]]
@@ -84,6 +85,10 @@ def _status(
         print(json.dumps(document, indent=2, sort_keys=True), file=out)
         return OK
     services = document["services"]
+    if getattr(args, "check", False):
+        judged = verdict(services)
+        print(judged.summary, file=out)
+        return judged.code
     print(f"harbour {document['harbour']}  pid {document['pid']}  up {document['uptime']:.0f}s", file=out)
     download = services.get("download", {})
     if download:
@@ -115,15 +120,23 @@ def _status(
         print(f"config error: {error}", file=out)
     counts = services.get("work", {}).get("tasks", {})
     if isinstance(counts, dict) and counts and "error" not in counts:
-        table = Table("report", *STATES, "total", "revised", box=None)
+        # A daemon without the monitor service judges no health: no column.
+        health = (services.get("monitor") or {}).get("reports")
+        judging = ["health"] if isinstance(health, dict) else []
+        health = health if isinstance(health, dict) else {}
+        table = Table("report", *judging, *STATES, "total", "revised", box=None)
         for report, states in sorted(counts.items()):
             table.add_row(
                 report,
+                *[(health.get(report) or {}).get("health", "-") for ignored in judging],
                 *(str(states.get(s, 0)) for s in STATES),
                 str(sum(states.values())),
                 str(revisions.get(report, 0)),
             )
         Console(file=out, width=120).print(table)
+        for report, judged in sorted(health.items()):
+            if judged.get("why"):
+                print(f"{report}: {judged['health']}: {judged['why']}", file=out)
     backlog = services.get("work", {}).get("backlog") or {}
     if backlog.get("requests"):
         print(f"{backlog['requests']:,} requests to go: about {backlog['hours']:g} h to catch up", file=out)

@@ -1,0 +1,317 @@
+"""
+The coverage map: for each report, the state of each trading day in its
+range, from the manifest's requests and the states of their tasks.
+
+A day's state comes from the tasks of the requests whose windows cover it:
+
+ - C{failed}: one of them failed;
+ - C{pending}: none has ended yet (or the day has no task yet);
+ - C{partly}: some have ended, some are still to fetch;
+ - C{empty}: all ended, and OASIS had data for none of them;
+ - C{revised}: all ended, and OASIS revised the data of one since it was
+   first fetched (its file was fetched again);
+ - C{downloaded}: all ended, with data.
+
+The task states are loaded from the store once, then kept current from the
+bus's C{task.*} events.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Generator, Iterable, Mapping, Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import attr
+from twisted.internet.defer import Deferred, inlineCallbacks
+
+from harbour.interfaces import ITaskStore
+from harbour.oasis.requests import ReportURL
+from harbour.store.tasks import DOWNLOADED, DOWNLOADING, EMPTY, FAILED, PENDING
+
+#: The one-letter code of each day state, in the legend's order.
+DAY_DOWNLOADED = "D"
+DAY_REVISED = "R"
+DAY_PARTLY = "P"
+DAY_EMPTY = "E"
+DAY_PENDING = "W"
+DAY_FAILED = "F"
+#: A day in a report's range that no request covers.
+DAY_NONE = "-"
+
+#: (code, name, meaning) of every day state: the legend.
+LEGEND: Sequence[tuple[str, str, str]] = (
+    (DAY_DOWNLOADED, "downloaded", "every file of the day is in"),
+    (DAY_REVISED, "revised", "in, and fetched again since because OASIS revised it"),
+    (DAY_PARTLY, "partly", "some files in, others still to fetch"),
+    (DAY_EMPTY, "empty", "OASIS had no data for the day"),
+    (DAY_PENDING, "pending", "not fetched yet"),
+    (DAY_FAILED, "failed", "a file of the day failed"),
+)
+
+#: How many tasks one read of the store returns.
+PAGE = 2_000
+
+_FINAL_DAYS = frozenset({DAY_DOWNLOADED, DAY_REVISED, DAY_EMPTY})
+_EVENT_STATES: Mapping[str, str] = {"task.done": DOWNLOADED, "task.empty": EMPTY, "task.failed": FAILED}
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class DayCounts:
+    """
+    The requests of one report's day, by the state of their tasks.
+    """
+
+    downloaded: int = 0
+    empty: int = 0
+    pending: int = 0
+    failed: int = 0
+    revised: int = 0
+
+    @property
+    def state(self) -> str:
+        """
+        The day's one-letter state (see the module's description).
+        """
+        ended = self.downloaded + self.empty
+        if self.failed:
+            return DAY_FAILED
+        if not ended:
+            return DAY_PENDING if self.pending else DAY_NONE
+        if self.pending:
+            return DAY_PARTLY
+        if not self.downloaded:
+            return DAY_EMPTY
+        return DAY_REVISED if self.revised else DAY_DOWNLOADED
+
+    def to_json(self) -> list[int]:
+        """
+        @return: C{[downloaded, empty, pending, failed]}.
+        """
+        return [self.downloaded, self.empty, self.pending, self.failed]
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class Row:
+    """
+    One report's line of the map.
+
+    @ivar first: Its first trading day: C{states[i]} is that of C{first + i}
+        days.
+    @ivar states: One L{LEGEND} code per day.
+    @ivar counts: C{{day index: [downloaded, empty, pending, failed]}} for
+        the days with other than exactly one request (the others' counts
+        follow from their state).
+    """
+
+    report: str
+    first: datetime.date
+    states: str
+    counts: Mapping[int, list[int]]
+
+    def to_json(self) -> dict[str, Any]:
+        """
+        @return: The row as the page's script reads it.
+        """
+        return {
+            "report": self.report,
+            "first": self.first.isoformat(),
+            "states": self.states,
+            "counts": {str(k): v for k, v in self.counts.items()},
+        }
+
+
+@attr.s(eq=False)
+class _Line:
+    """
+    One report's requests by day, and the states last computed for them.
+    """
+
+    first: datetime.date = attr.ib()
+    #: Per day: the file names of the requests covering it.
+    files: list[list[str]] = attr.ib()
+    #: Per day: the POSIX time its last window ends.
+    ends: list[float] = attr.ib()
+    cells: list[DayCounts] = attr.ib()
+    row: Row | None = attr.ib(default=None)
+
+
+@attr.s(eq=False)
+class Coverage:
+    """
+    The coverage map, kept current as tasks move.
+
+    @ivar zone: The zone whose days are trading days.
+    @ivar version: Raised by every change; L{changed_since} answers what
+        changed after a version.
+    """
+
+    zone: ZoneInfo = attr.ib(factory=lambda: ZoneInfo("America/Los_Angeles"))
+    version: int = attr.ib(default=0, init=False)
+    #: The version at which the reports or their ranges last changed.
+    layout_version: int = attr.ib(default=0, init=False)
+    _requests: Sequence[ReportURL] | None = attr.ib(default=None, init=False)
+    _lines: dict[str, _Line] = attr.ib(factory=dict, init=False)
+    #: {file name: (report, day indexes it covers)}
+    _where: dict[str, tuple[str, list[int]]] = attr.ib(factory=dict, init=False)
+    #: {file name: (task state, revision)}
+    _tasks: dict[str, tuple[str, int]] = attr.ib(factory=dict, init=False)
+    _touched: dict[str, int] = attr.ib(factory=dict, init=False)
+
+    def set_requests(self, requests: Sequence[ReportURL]) -> None:
+        """
+        Lay the map out for C{requests} (a list the manifest hands out
+        again unchanged is recognised at once).
+        """
+        if requests is self._requests:
+            return
+        if requests == self._requests:
+            # The manifest's list is made again every minute, mostly the
+            # same: keep the layout (and the pages' versions).
+            self._requests = requests
+            return
+        self._requests = requests
+        by_report: dict[str, list[tuple[datetime.date, datetime.date, float, str]]] = {}
+        for request in requests:
+            first = request.window_start.astimezone(self.zone).date()
+            last = (request.window_end - datetime.timedelta(microseconds=1)).astimezone(self.zone).date()
+            end = request.window_end.timestamp()
+            by_report.setdefault(request.report, []).append((first, max(first, last), end, request.filename))
+        self.version += 1
+        self.layout_version = self.version
+        self._lines, self._where = {}, {}
+        for report, spans in sorted(by_report.items()):
+            start = min(span[0] for span in spans)
+            length = (max(span[1] for span in spans) - start).days + 1
+            line = _Line(start, [[] for _ in range(length)], [0.0] * length, [DayCounts()] * length)
+            for first, last, end, filename in spans:
+                days = list(range((first - start).days, (last - start).days + 1))
+                self._where[filename] = (report, days)
+                for index in days:
+                    line.files[index].append(filename)
+                    line.ends[index] = max(line.ends[index], end)
+            self._lines[report] = line
+            for index in range(length):
+                line.cells[index] = self._count(line.files[index])
+            self._touched[report] = self.version
+
+    def _count(self, files: Iterable[str]) -> DayCounts:
+        tally = {"downloaded": 0, "empty": 0, "pending": 0, "failed": 0, "revised": 0}
+        for filename in files:
+            state, revision = self._tasks.get(filename, (PENDING, 0))
+            if state == DOWNLOADED:
+                tally["downloaded"] += 1
+                tally["revised"] += revision > 0
+            elif state in (EMPTY, FAILED):
+                tally[state] += 1
+            elif state in (PENDING, DOWNLOADING):
+                tally["pending"] += 1
+        return DayCounts(**tally)
+
+    def record(self, filename: str, state: str, revision: int = 0) -> None:
+        """
+        Note that the task of C{filename} is now in C{state}.
+        """
+        self._tasks[filename] = (state, revision)
+        found = self._where.get(filename)
+        if found is None:
+            return  # not (or no longer) asked for: kept in case it is again
+        report, days = found
+        line = self._lines[report]
+        changed = False
+        for index in days:
+            counts = self._count(line.files[index])
+            if counts != line.cells[index]:
+                line.cells[index] = counts
+                changed = True
+        if changed:
+            self.version += 1
+            line.row = None
+            self._touched[report] = self.version
+
+    def apply(self, topic: str, payload: Mapping[str, Any]) -> None:
+        """
+        Follow one bus event: a task's outcome, or a revision that puts it
+        back to C{pending}.
+        """
+        filename = payload.get("filename")
+        if not isinstance(filename, str):
+            return
+        revision = payload.get("revision")
+        revision = revision if isinstance(revision, int) else 0
+        if topic in _EVENT_STATES:
+            self.record(filename, _EVENT_STATES[topic], revision)
+        elif topic == "task.revised":
+            self.record(filename, PENDING, revision)
+
+    @inlineCallbacks
+    def load(self, store: ITaskStore, page: int = PAGE) -> Generator[Deferred[Any], Any, int]:
+        """
+        Read every task's state from C{store}.
+
+        @return: A L{Deferred} firing with how many tasks were read.
+        """
+        read = 0
+        for state in (PENDING, DOWNLOADING, DOWNLOADED, EMPTY, FAILED):
+            offset = 0
+            while True:
+                tasks, total = yield store.tasks(state, None, offset, page)
+                for task in tasks:
+                    self.record(task.filename, task.state, task.revision)
+                read += len(tasks)
+                offset += len(tasks)
+                if not tasks or offset >= total:
+                    break
+        return read
+
+    def reports(self) -> list[str]:
+        """
+        @return: The reports on the map, in order.
+        """
+        return list(self._lines)
+
+    def row(self, report: str) -> Row:
+        """
+        @return: C{report}'s row as it is now.
+        """
+        line = self._lines[report]
+        if line.row is None:
+            states = "".join(cell.state for cell in line.cells)
+            counts = {
+                index: cell.to_json()
+                for index, (cell, files) in enumerate(zip(line.cells, line.files))
+                if len(files) != 1
+            }
+            line.row = Row(report, line.first, states, counts)
+        return line.row
+
+    def rows(self) -> list[Row]:
+        """
+        @return: Every report's row, in order.
+        """
+        return [self.row(report) for report in self._lines]
+
+    def changed_since(self, version: int) -> list[Row] | None:
+        """
+        @return: The rows changed after C{version}, or L{None} if the
+            reports or their ranges changed since (draw every row again).
+        """
+        if version < self.layout_version or version > self.version:
+            return None
+        return [self.row(r) for r in self._lines if self._touched.get(r, 0) > version]
+
+    def newest_unmirrored(self, report: str) -> tuple[str, float] | None:
+        """
+        @return: (ISO day, POSIX time it ends) of C{report}'s newest
+            trading day asked for, if it is not mirrored yet; else L{None}.
+        """
+        line = self._lines.get(report)
+        if line is None:
+            return None
+        for index in range(len(line.cells) - 1, -1, -1):
+            if line.files[index]:
+                if line.cells[index].state in _FINAL_DAYS:
+                    return None
+                return (line.first + datetime.timedelta(days=index)).isoformat(), line.ends[index]
+        return None

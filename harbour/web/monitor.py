@@ -1,0 +1,256 @@
+"""
+The C{monitor} service: follows the bus and the daemon's C{Status}, and
+keeps the L{Snapshot} that the HTTP side serves, with each report's
+health.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Generator, Mapping
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import attr
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from harbour import __version__
+from harbour.bus import Subscription
+from harbour.config.topics import TOPICS
+from harbour.errors import HarbourError
+from harbour.interfaces import IBus, IDaemon, IEvent, IStatusSource, StatusDocument
+from harbour.web.coverage import LEGEND, Coverage
+from harbour.web.health import Health, ReportActivity, Thresholds, assess
+from harbour.web.snapshot import ReportView, Snapshot
+from harbour.web.tally import Tally
+
+#: Seconds between two readings of the daemon's C{Status}.
+INTERVAL = 5.0
+
+#: Seconds after an event before C{Status} is read again, so that the
+#: counts soon agree with the map the event changed.
+SOON = 1.0
+
+#: Events after which the task states are read from the store again: new
+#: tasks, an operator's retry, and the end of a Redis outage (writes made
+#: just before it may be lost).
+_RESYNC = frozenset({"task.created", "store.connected"})
+
+_DAY_NAMES = {code: name for code, name, ignored in LEGEND}
+
+#: What the monitor follows: task outcomes, the dataset's writes, Redis's
+#: comings and goings, and the configuration's topics (a reload that
+#: publishes them succeeded) and errors.  Only these, so that a topic of
+#: nobody's is still delivered to nobody.
+FOLLOWED = ("task.*", "table.*", "store.*", "config.error", *TOPICS, "reports*")
+
+
+@implementer(IStatusSource)
+@attr.s(eq=False)
+class Monitor(Service):
+    """
+    Keeps L{current}, the snapshot of the daemon, up to date.
+
+    @ivar daemon: The daemon: its C{Status}, requests and task store.
+    @ivar current: The latest snapshot; replaced whole, never changed.
+    """
+
+    log = Logger()
+
+    reactor: IReactorTime = attr.ib()
+    bus: IBus = attr.ib()
+    daemon: IDaemon = attr.ib()
+    interval: float = attr.ib(default=INTERVAL)
+    thresholds: Thresholds = attr.ib(factory=Thresholds)
+    zone: ZoneInfo = attr.ib(factory=lambda: ZoneInfo("America/Los_Angeles"))
+    coverage: Coverage = attr.ib(init=False)
+    tally: Tally = attr.ib(init=False)
+    current: Snapshot = attr.ib(init=False)
+    _document: StatusDocument = attr.ib(factory=dict, init=False)
+    _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
+    _loop: LoopingCall | None = attr.ib(default=None, init=False)
+    _pending_rebuild: IDelayedCall | None = attr.ib(default=None, init=False)
+    _pending_tick: IDelayedCall | None = attr.ib(default=None, init=False)
+    _resync: bool = attr.ib(default=True, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.coverage = Coverage(self.zone)
+        self.tally = Tally(self.daemon.owns, self.reactor.seconds)
+        self.current = Snapshot(self.reactor.seconds(), __version__)
+
+    @inlineCallbacks
+    def startService(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Follow the events of L{FOLLOWED}, and read C{Status} now and every
+        L{interval}.
+        """
+        super().startService()
+        for pattern in FOLLOWED:
+            self._subscriptions.append((yield self.bus.subscribe(pattern, self._heard)))
+        self._loop = LoopingCall(self.tick)
+        self._loop.clock = self.reactor
+        self._loop.start(self.interval, now=True).addErrback(
+            lambda failure: self.log.failure("monitor stopped", failure, service="monitor")
+        )
+
+    @inlineCallbacks
+    def stopService(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Stop reading and following.
+        """
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        for pending in (self._pending_rebuild, self._pending_tick):
+            if pending is not None and pending.active():
+                pending.cancel()
+        subscriptions, self._subscriptions = self._subscriptions, []
+        for subscription in subscriptions:
+            yield self.bus.unsubscribe(subscription)
+
+    def _heard(self, event: IEvent) -> None:
+        topic: str = event.topic
+        payload = event.payload
+        changed = self.tally.apply(topic, payload)
+        if isinstance(payload, dict):
+            before = self.coverage.version
+            self.coverage.apply(topic, payload)
+            changed = changed or self.coverage.version != before
+        if topic in _RESYNC:
+            self._resync = True
+        if not changed:
+            return
+        # A burst of events makes one new snapshot at once, and one reading
+        # of Status soon after.
+        if self._pending_rebuild is None or not self._pending_rebuild.active():
+            self._pending_rebuild = self.reactor.callLater(0, self.rebuild)
+        if self._pending_tick is None or not self._pending_tick.active():
+            self._pending_tick = self.reactor.callLater(SOON, self.tick)
+
+    @inlineCallbacks
+    def tick(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Read C{Status}, the manifest's requests and (when due) the task
+        states, then take a new snapshot.  Nothing here may stop the loop:
+        what cannot be read is read on the next tick.
+        """
+        try:
+            document = yield self.daemon.status()
+            self._document = document.get("services", {})
+            self._document["uptime"] = document.get("uptime", 0.0)
+        except Exception:
+            self.log.failure("cannot read the daemon's status", service="monitor")
+        store = self._document.get("store")
+        if isinstance(store, dict) and "connected" in store:
+            self.tally.redis_up = bool(store["connected"])
+        with contextlib.suppress(HarbourError):  # no manifest here: the map stays empty
+            self.coverage.set_requests(self.daemon.requests())
+        if self._resync and self.tally.redis_up:
+            self._resync = False
+            try:
+                yield self.coverage.load(self.daemon.task_store())
+            except HarbourError as e:
+                self._resync = True
+                self.log.warn("cannot read task states: {error}", error=str(e), service="monitor")
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        """
+        Take a new snapshot from what is known now.
+        """
+        now = self.reactor.seconds()
+        services = self._document
+        counts = (services.get("work") or {}).get("tasks") or {}
+        counts = {r: c for r, c in counts.items() if isinstance(c, dict)}
+        recent = self.tally.within(self.thresholds.window)
+        views = []
+        for report in sorted(set(counts) | set(self.coverage.reports())):
+            views.append(self._view(report, counts.get(report, {}), recent.get(report, {}), now))
+        store = services.get("store") or {}
+        config = services.get("config") or {}
+        self.current = Snapshot(
+            taken=now,
+            version=__version__,
+            reports=tuple(views),
+            requests=_copy(self.tally.requests),
+            fetched_bytes=dict(self.tally.fetched_bytes),
+            retries=_copy(self.tally.retries),
+            rows_written=dict(self.tally.rows_written),
+            table_failures=dict(self.tally.table_failures),
+            config_successful=self.tally.config_successful,
+            config_success_at=self.tally.config_success_at,
+            config_errors=tuple(config.get("errors") or ()),
+            redis_up=bool(self.tally.redis_up),
+            redis=str(store.get("redis") or ""),
+            ready=self._unready(),
+            workers=dict(services.get("workers") or {}),
+            publications=dict(services.get("publications") or {}),
+            download=dict(services.get("download") or {}),
+            uptime=float(services.get("uptime") or 0.0),
+        )
+
+    def _view(
+        self, report: str, counts: Mapping[str, int], recent: Mapping[str, int], now: float
+    ) -> ReportView:
+        newest = self.coverage.newest_unmirrored(report) if report in self.coverage.reports() else None
+        activity = ReportActivity(
+            counts=counts,
+            failed_recently=recent.get("failed", 0),
+            ended_recently=recent.get("ended", 0),
+            retried_recently=recent.get("retried", 0),
+            last_success=self.tally.last_success.get(report),
+            unmirrored_since=newest[1] if newest else None,
+            newest_day=newest[0] if newest else "",
+        )
+        days: Counter[str] = Counter()
+        if report in self.coverage.reports():
+            days.update(self.coverage.row(report).states)
+        return ReportView(
+            name=report,
+            health=assess(activity, now, self.thresholds),
+            counts=dict(counts),
+            last_success=self.tally.last_success.get(report),
+            last_error=self.tally.last_error.get(report),
+            days={_DAY_NAMES[code]: n for code, n in days.items() if code in _DAY_NAMES},
+        )
+
+    def _unready(self) -> str:
+        """
+        @return: Why the daemon is not ready to serve, or C{""}.
+        """
+        if self.tally.config_success_at is None:
+            errors = (self._document.get("config") or {}).get("errors") or []
+            return "configuration not loaded" + (f": {errors[0]}" if errors else "")
+        if not self.tally.redis_up:
+            return "Redis is not reachable"
+        siblings = list(self.parent) if self.parent is not None else [self]
+        stopped = sorted(str(s.name) for s in siblings if not s.running)
+        if stopped:
+            return f"services not started: {', '.join(stopped)}"
+        return ""
+
+    def health(self) -> dict[str, Health]:
+        """
+        @return: C{{report: its health}} as of the last snapshot.
+        """
+        return {view.name: view.health for view in self.current.reports}
+
+    def status(self) -> StatusDocument:
+        """
+        See L{IStatusSource.status}: each report's health, and readiness.
+        """
+        return {
+            "reports": {name: health.to_json() for name, health in self.health().items()},
+            "ready": self.current.ready or "ready",
+            "thresholds": self.thresholds.to_json(),
+        }
+
+
+def _copy(nested: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
+    return {key: dict(inner) for key, inner in nested.items()}

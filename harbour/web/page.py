@@ -1,0 +1,259 @@
+"""
+The status page, rendered on the server with L{twisted.web.template}: each
+report's health and counts, the coverage map, the workers and the
+publications log.
+
+The page is whole without its script but for the map's cells: the script
+draws one cell per report and day from each row's compact states (one
+letter a day), and polls C{live} for the parts that changed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import time
+from collections.abc import Iterable, Sequence
+
+from twisted.internet.defer import Deferred
+from twisted.web.template import Tag, flattenString, tags
+
+from harbour.store.tasks import STATES
+from harbour.web.coverage import LEGEND, Row
+from harbour.web.health import CHECK_WORDS, verdict
+from harbour.web.snapshot import ReportView, Snapshot
+
+#: Milliseconds between two polls of C{live}.
+POLL_MILLISECONDS = 2000
+
+_SHOWN_STATES = [state for state in STATES if state != "retired"]
+
+
+def ago(seconds: float) -> str:
+    """
+    @return: C{seconds} in the past, in words: C{12 s ago}, C{5 min ago}.
+    """
+    seconds = max(0.0, seconds)
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{seconds:.0f} s ago"
+
+
+def _moment(when: float | None, now: float) -> Tag:
+    if when is None:
+        return tags.span("never", class_="zero")
+    iso = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(when))
+    return tags.time(ago(now - when), title=iso, datetime=iso)
+
+
+def overall(shot: Snapshot) -> tuple[int, str]:
+    """
+    @return: The daemon's severity (0, 1, 2) and its one-line summary, as
+        C{harbourctl status --check} gives them.
+    """
+    document = {
+        "monitor": {"reports": {view.name: view.health.to_json() for view in shot.reports}},
+        "store": {"connected": shot.redis_up, "redis": shot.redis},
+        "config": {"errors": list(shot.config_errors)},
+    }
+    judged = verdict(document)
+    return judged.code, judged.summary
+
+
+def parts(shot: Snapshot) -> dict[str, Tag]:
+    """
+    @return: The parts of the page redrawn on every poll, by name (the
+        page holds each in an element whose id is C{part-NAME}).
+    """
+    return {
+        "summary": summary(shot),
+        "reports": reports_table(shot.reports, shot.taken),
+        "details": details(shot),
+    }
+
+
+def summary(shot: Snapshot) -> Tag:
+    """
+    @return: The overview: the verdict, the daemon's facts and its problems.
+    """
+    code, line = overall(shot)
+    rate = shot.download.get("bytes_per_second", 0) or 0
+    facts = tags.div(class_="facts")(
+        tags.span("Redis ", tags.b("up" if shot.redis_up else "DOWN")),
+        tags.span("config ", tags.b("loaded" if shot.config_successful else "not loaded")),
+        tags.span("publications log ", tags.b(shot.publications_mode)),
+        tags.span("download ", tags.b("paused" if shot.download.get("paused") else f"{rate / 1e6:.2f} MB/s")),
+        tags.span("workers ", tags.b(str(len(shot.workers)))),
+        tags.span("harbour ", tags.b(shot.version), f" up {ago(shot.uptime).removesuffix(' ago')}"),
+    )
+    problems = [shot.ready] if shot.ready else []
+    problems += [f"config error: {error}" for error in shot.config_errors]
+    overview = tags.section(id="overview")(
+        tags.h2(
+            tags.span(CHECK_WORDS[code], class_=f"badge {('ok', 'warning', 'critical')[code]}"), " ", line
+        ),
+        facts,
+        tags.ul(class_="problems")([tags.li(p) for p in problems]) if problems else "",
+    )
+    return overview
+
+
+def reports_table(views: Sequence[ReportView], now: float) -> Tag:
+    """
+    @return: A table of the reports: health, tasks by state, last success,
+        last error.
+    """
+    head = tags.tr(
+        tags.th("report"),
+        tags.th("health"),
+        [tags.th(state, class_="n") for state in _SHOWN_STATES],
+        tags.th("last success"),
+        tags.th("last error", class_="hide-narrow"),
+    )
+    body = []
+    for view in views:
+        counts = [
+            tags.td(f"{view.counts.get(s, 0):,}", class_="n zero" if not view.counts.get(s) else "n")
+            for s in _SHOWN_STATES
+        ]
+        error = view.last_error
+        body.append(
+            tags.tr(**{"data-report": view.name})(
+                tags.td(tags.b(view.name)),
+                tags.td(
+                    tags.span(view.health.state, class_=f"badge {view.health.state}"),
+                    tags.span(view.health.reason, class_="why") if view.health.reason else "",
+                ),
+                counts,
+                tags.td(_moment(view.last_success, now)),
+                tags.td(class_="error hide-narrow")(
+                    [_moment(error[0], now), ": ", error[1]] if error else tags.span("none", class_="zero")
+                ),
+            )
+        )
+    if not body:
+        body.append(tags.tr(tags.td("no reports configured yet", colspan=str(len(_SHOWN_STATES) + 4))))
+    return tags.section(id="reports")(
+        tags.h2("Reports"), tags.div(class_="scroll")(tags.table(tags.thead(head), tags.tbody(body)))
+    )
+
+
+def details(shot: Snapshot) -> Tag:
+    """
+    @return: The workers and the publications log, also redrawn on every
+        poll.
+    """
+    rows = []
+    for owner, worker in sorted(shot.workers.items()):
+        flights = worker.get("in_flight") or []
+        rate = worker.get("bytes_per_second", 0) or 0
+        rows.append(
+            tags.tr(
+                tags.td(owner),
+                tags.td(f"{len(flights)} / {worker.get('concurrency', '?')}", class_="n"),
+                tags.td(f"{rate / 1e6:.2f} MB/s", class_="n"),
+                tags.td("paused" if worker.get("paused") else "running"),
+                tags.td(f"{worker.get('seen_seconds_ago', 0):g} s ago", class_="n"),
+            )
+        )
+    workers = tags.section(id="workers")(
+        tags.h2("Workers"),
+        tags.div(class_="scroll")(
+            tags.table(
+                tags.thead(
+                    tags.tr(
+                        tags.th("worker"),
+                        tags.th("in flight", class_="n"),
+                        tags.th("rate", class_="n"),
+                        tags.th("state"),
+                        tags.th("heard", class_="n"),
+                    )
+                ),
+                tags.tbody(rows or tags.tr(tags.td("no worker heard from", colspan="5"))),
+            )
+        ),
+    )
+    log = shot.publications
+    facts = [tags.li("mode: ", tags.b(shot.publications_mode))]
+    if log.get("last_read"):
+        facts.append(tags.li(f"last read: {log['last_read']}"))
+    if log.get("error"):
+        facts.append(tags.li(f"last read failed: {log['error']}", class_="problems"))
+    for report, why in sorted((log.get("lagging") or {}).items()):
+        facts.append(tags.li(f"{report}: on date ranges: {why}"))
+    return tags.div(workers, tags.section(id="publications")(tags.h2("Publications log"), tags.ul(facts)))
+
+
+def legend() -> Tag:
+    """
+    @return: The map's legend: every day state's colour, name and meaning.
+    """
+    return tags.ul(class_="legend", id="legend")(
+        [tags.li(tags.i(class_=f"c{code}"), name, title=meaning) for code, name, meaning in LEGEND]
+    )
+
+
+def coverage(rows: Iterable[Row]) -> Tag:
+    """
+    @return: The coverage map: its legend, and its rows as data the script
+        draws cells from.
+    """
+    rows = list(rows)
+    data = json.dumps([row.to_json() for row in rows], separators=(",", ":"))
+    title = "Coverage by trading day"
+    if rows:
+        first = min(row.first for row in rows)
+        last = max(row.first + datetime.timedelta(days=len(row.states) - 1) for row in rows)
+        title += f", {first.isoformat()} to {last.isoformat()}"
+    return tags.section(id="coverage")(
+        tags.h2(title),
+        legend(),
+        tags.div(id="map", **{"data-rows": data}),
+        tags.noscript("The map's cells are drawn by the page's script."),
+        tags.p("Hover over (or tap) a day for its counts.", id="hover"),
+    )
+
+
+def page(shot: Snapshot, rows: Iterable[Row], version: int, poll: int = POLL_MILLISECONDS) -> Tag:
+    """
+    @param version: The map's version the rows are of; the script asks
+        C{live} for what changed after it.
+    @return: The whole status page.
+    """
+    return tags.html(lang="en")(
+        tags.head(
+            tags.meta(charset="utf-8"),
+            tags.meta(name="viewport", content="width=device-width, initial-scale=1"),
+            tags.title("harbour status"),
+            tags.link(rel="stylesheet", href="assets/page.css"),
+        ),
+        tags.body(**{"data-version": str(version), "data-poll": str(poll)})(
+            tags.header(
+                tags.h1("harbour"),
+                tags.span("", id="updated"),
+            ),
+            Tag("main")(
+                [
+                    [tags.div(part, id=f"part-{name}"), coverage(rows) if name == "summary" else ""]
+                    for name, part in parts(shot).items()
+                ],
+            ),
+            tags.script(src="assets/page.js"),
+        ),
+    )
+
+
+def render(tree: Tag) -> Deferred[bytes]:
+    """
+    @return: A L{Deferred} firing with C{tree} as an HTML document.
+    """
+    return flattenString(None, tree).addCallback(lambda html: b"<!DOCTYPE html>\n" + html)
+
+
+def fragment(tree: Tag) -> Deferred[bytes]:
+    """
+    @return: A L{Deferred} firing with C{tree} as HTML, to be put in place
+        by the script.
+    """
+    return flattenString(None, tree)

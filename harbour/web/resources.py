@@ -1,0 +1,323 @@
+"""
+The HTTP resource tree: C{/} (the status page), C{/live} (its updates),
+C{/assets/}, C{/login}, and the open C{/metrics}, C{/healthz} and
+C{/readyz}.
+
+On a listener other hosts can reach, the page and its updates need the
+control port's token: as C{Authorization: Bearer TOKEN}, or through the
+login form, which sets a cookie holding a digest of the token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import attr
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import CollectorRegistry
+from twisted.internet.defer import gatherResults
+from twisted.python.failure import Failure
+from twisted.web.resource import EncodingResourceWrapper, IResource, Resource
+from twisted.web.server import NOT_DONE_YET, GzipEncoderFactory, Request
+from twisted.web.static import Data
+from twisted.web.template import Tag, tags
+
+from harbour.web.assets import SCRIPT, STYLE
+from harbour.web.monitor import Monitor
+from harbour.web.page import fragment, page, parts, render
+
+#: The cookie the login form sets.
+COOKIE = b"harbour_session"
+
+
+def session(token: str) -> bytes:
+    """
+    @return: The cookie value that stands for C{token}: a digest, so that
+        the token itself is never kept by a browser.
+    """
+    return hmac.new(token.encode(), b"harbour status page", hashlib.sha256).hexdigest().encode()
+
+
+def _text(request: Request, code: int, text: str) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    request.setHeader(b"cache-control", b"no-store")
+    return text.encode() + b"\n"
+
+
+def _send(request: Request, rendered: Any, content_type: bytes) -> int:
+    """
+    Finish C{request} with what the L{Deferred} C{rendered} fires with.
+    """
+    gone: list[bool] = []
+    request.notifyFinish().addErrback(lambda failure: gone.append(True))
+
+    def write(body: bytes) -> None:
+        if not gone:
+            request.setHeader(b"content-type", content_type)
+            request.setHeader(b"cache-control", b"no-store")
+            request.write(body)
+            request.finish()
+
+    def failed(failure: Failure) -> None:
+        if not gone:
+            request.setResponseCode(500)
+            request.write(b"cannot render the page\n")
+            request.finish()
+
+    rendered.addCallback(write).addErrback(failed)
+    return NOT_DONE_YET
+
+
+@attr.s(eq=False)
+class Healthz(Resource):
+    """
+    C{/healthz}: 200 whenever the reactor answers.
+    """
+
+    isLeaf = True
+
+    def __attrs_post_init__(self) -> None:
+        Resource.__init__(self)
+
+    def render_GET(self, request: Request) -> bytes:
+        """
+        @return: C{ok}.
+        """
+        return _text(request, 200, "ok")
+
+
+@attr.s(eq=False)
+class Readyz(Resource):
+    """
+    C{/readyz}: 200 once the configuration is loaded, Redis answers and
+    every service has started; 503 with the reason otherwise.
+    """
+
+    isLeaf = True
+    monitor: Monitor = attr.ib()
+
+    def __attrs_post_init__(self) -> None:
+        Resource.__init__(self)
+
+    def render_GET(self, request: Request) -> bytes:
+        """
+        @return: C{ready}, or why not.
+        """
+        why = self.monitor.current.ready
+        return _text(request, 503, why) if why else _text(request, 200, "ready")
+
+
+@attr.s(eq=False)
+class Metrics(Resource):
+    """
+    C{/metrics}: the Prometheus text of C{registry}, generated on the
+    reactor from the monitor's snapshot (a few milliseconds).
+    """
+
+    isLeaf = True
+    registry: CollectorRegistry = attr.ib()
+
+    def __attrs_post_init__(self) -> None:
+        Resource.__init__(self)
+
+    def render_GET(self, request: Request) -> bytes:
+        """
+        @return: The metrics.
+        """
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
+        return generate_latest(self.registry)
+
+
+@attr.s(eq=False)
+class StatusPage(Resource):
+    """
+    C{/}: the status page.
+    """
+
+    isLeaf = True
+    monitor: Monitor = attr.ib()
+
+    def __attrs_post_init__(self) -> None:
+        Resource.__init__(self)
+
+    def render_GET(self, request: Request) -> int:
+        """
+        Render the page from the current snapshot and map.
+        """
+        coverage = self.monitor.coverage
+        tree = page(self.monitor.current, coverage.rows(), coverage.version)
+        return _send(request, render(tree), b"text/html; charset=utf-8")
+
+
+@attr.s(eq=False)
+class Live(Resource):
+    """
+    C{/live?since=VERSION}: the page's overview and tables again, and the
+    map's rows changed after C{VERSION} (all of them, with C{reset}, when
+    the reports or their ranges changed).
+    """
+
+    isLeaf = True
+    monitor: Monitor = attr.ib()
+
+    def __attrs_post_init__(self) -> None:
+        Resource.__init__(self)
+
+    def render_GET(self, request: Request) -> int | bytes:
+        """
+        Answer with JSON: C{version}, C{reset}, C{rows} and C{parts}
+        (C{{name: HTML}}).
+        """
+        try:
+            since = int((request.args or {}).get(b"since", [b"0"])[0])
+        except ValueError:
+            return _text(request, 400, "since must be a whole number")
+        coverage = self.monitor.coverage
+        changed = coverage.changed_since(since)
+        answer: dict[str, Any] = {
+            "version": coverage.version,
+            "reset": changed is None,
+            "rows": [row.to_json() for row in (coverage.rows() if changed is None else changed)],
+        }
+        redrawn = parts(self.monitor.current)
+
+        def done(html: list[bytes]) -> bytes:
+            answer["parts"] = {name: part.decode() for name, part in zip(redrawn, html)}
+            return json.dumps(answer, separators=(",", ":")).encode()
+
+        rendered = gatherResults([fragment(part) for part in redrawn.values()]).addCallback(done)
+        return _send(request, rendered, b"application/json")
+
+
+@attr.s(eq=False)
+class Login(Resource):
+    """
+    C{/login}: a form asking for the control token; a right one sets the
+    session cookie and goes back to the page.
+    """
+
+    isLeaf = True
+    token: str = attr.ib(repr=False)
+    secure: bool = attr.ib(default=True)
+
+    def __attrs_post_init__(self) -> None:
+        Resource.__init__(self)
+
+    def render_GET(self, request: Request) -> int:
+        """
+        @return: The form.
+        """
+        return _send(request, render(login_form("")), b"text/html; charset=utf-8")
+
+    def render_POST(self, request: Request) -> int | bytes:
+        """
+        Check the token given; set the cookie if it is right.
+        """
+        given = ((request.args or {}).get(b"token") or [b""])[0].strip()
+        if not hmac.compare_digest(given, self.token.encode()):
+            request.setResponseCode(401)
+            form = login_form("That is not the control token.")
+            return _send(request, render(form), b"text/html; charset=utf-8")
+        request.addCookie(
+            COOKIE, session(self.token), path=b"/", httpOnly=True, secure=self.secure, sameSite="strict"
+        )
+        request.redirect(b"./")
+        return b""
+
+
+def login_form(problem: str) -> Tag:
+    """
+    @return: The login page, saying C{problem} if there is one.
+    """
+    return tags.html(lang="en")(
+        tags.head(
+            tags.meta(charset="utf-8"),
+            tags.meta(name="viewport", content="width=device-width, initial-scale=1"),
+            tags.title("harbour: log in"),
+            tags.link(rel="stylesheet", href="assets/page.css"),
+        ),
+        tags.body(
+            Tag("main")(
+                tags.section(
+                    tags.h2("harbour status"),
+                    tags.p("Paste the control token (the daemon's token file, as harbourctl uses)."),
+                    tags.p(problem, class_="problems") if problem else "",
+                    tags.form(method="post", action="login")(
+                        tags.input(
+                            type="password", name="token", autocomplete="current-password", required=""
+                        ),
+                        " ",
+                        tags.button("Log in", type="submit"),
+                    ),
+                )
+            )
+        ),
+    )
+
+
+@attr.s(eq=False)
+class Guarded(Resource):
+    """
+    Lets a request through to C{resource} only with the token (as a bearer
+    header, or the login form's cookie); sends others to the login form.
+    """
+
+    resource: IResource = attr.ib()
+    token: str = attr.ib(repr=False)
+
+    isLeaf = True
+
+    def __attrs_post_init__(self) -> None:
+        Resource.__init__(self)
+
+    def allowed(self, request: Request) -> bool:
+        """
+        @return: Whether C{request} carries the token or its session.
+        """
+        header = request.getHeader(b"authorization") or b""
+        if header.lower().startswith(b"bearer ") and hmac.compare_digest(
+            header[7:].strip(), self.token.encode()
+        ):
+            return True
+        cookie = request.getCookie(COOKIE) or b""
+        return hmac.compare_digest(cookie, session(self.token))
+
+    def render(self, request: Request) -> int | bytes:
+        """
+        Render C{resource}, or the way to the login form.
+        """
+        if self.allowed(request):
+            return self.resource.render(request)
+        request.setResponseCode(401)
+        request.setHeader(b"www-authenticate", b'Bearer realm="harbour"')
+        return _send(request, render(login_form("")), b"text/html; charset=utf-8")
+
+
+def site_root(monitor: Monitor, registry: CollectorRegistry, token: str | None) -> Resource:
+    """
+    @param token: The token the page needs, or L{None} on a loopback
+        listener, where it needs none.
+    @return: The resource tree.
+    """
+
+    def guard(resource: Resource) -> IResource:
+        compressed = EncodingResourceWrapper(resource, [GzipEncoderFactory()])
+        return compressed if token is None else Guarded(compressed, token)
+
+    root = Resource()
+    root.putChild(b"", guard(StatusPage(monitor)))
+    root.putChild(b"live", guard(Live(monitor)))
+    root.putChild(b"metrics", Metrics(registry))
+    root.putChild(b"healthz", Healthz())
+    root.putChild(b"readyz", Readyz(monitor))
+    assets = Resource()
+    assets.putChild(b"page.css", Data(STYLE.encode(), "text/css; charset=utf-8"))
+    assets.putChild(b"page.js", Data(SCRIPT.encode(), "text/javascript; charset=utf-8"))
+    root.putChild(b"assets", assets)
+    if token is not None:
+        root.putChild(b"login", Login(token))
+    return root

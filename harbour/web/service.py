@@ -1,0 +1,162 @@
+"""
+The C{http} service: a L{twisted.web} site on the C{--http} endpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+import attr
+from twisted.application.service import IService, Service
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.server import Site
+from zope.interface import implementer
+
+from harbour.amp.server import check_listen_endpoint, read_token
+from harbour.errors import ConfigurationError
+from harbour.interfaces import IBus, IDaemon, IStatusSource, StatusDocument
+from harbour.web.metrics import registry
+from harbour.web.monitor import Monitor
+from harbour.web.resources import site_root
+
+#: Where the site listens unless told otherwise.
+DEFAULT_HTTP = "tcp:7752:interface=127.0.0.1"
+
+
+def reachable_from_elsewhere(endpoint: str) -> bool:
+    """
+    @return: Whether other hosts may connect to C{endpoint}: an C{ssl:}
+        listener not bound to a loopback interface.  (A plain C{tcp:} one
+        may only be on loopback, and a C{unix:} socket is local.)
+
+    @raise ConfigurationError: for a plain C{tcp:} listener off loopback.
+    """
+    check_listen_endpoint(endpoint)
+    kind, ignored, rest = endpoint.partition(":")
+    if kind != "ssl":
+        return False
+    try:
+        # The same rule as a tcp: listener's: is it bound to loopback?
+        check_listen_endpoint("tcp:" + rest)
+    except ConfigurationError:
+        return True
+    return False
+
+
+@implementer(IStatusSource)
+@attr.s(eq=False)
+class HttpService(Service):
+    """
+    Serves the status page, the metrics and the health checks.
+
+    @ivar token: The token the page needs, or L{None} where it needs none.
+    """
+
+    log = Logger()
+
+    reactor: IReactorTCP = attr.ib()
+    endpoint: str = attr.ib()
+    monitor: Monitor = attr.ib()
+    token: str | None = attr.ib(default=None, repr=False)
+    _port: IListeningPort | None = attr.ib(default=None, init=False)
+
+    @classmethod
+    def from_config(
+        cls, reactor: IReactorTCP, endpoint: str, monitor: Monitor, token_file: Path
+    ) -> HttpService:
+        """
+        Check the endpoint policy; read the control token if other hosts
+        may connect (the control port creates it first).
+
+        @raise ConfigurationError: for a plain listener off loopback, or an
+            unreadable token.
+        """
+        token = read_token(token_file) if reachable_from_elsewhere(endpoint) else None
+        return cls(reactor, endpoint, monitor, token)
+
+    def site(self) -> Site:
+        """
+        @return: The site served.
+        """
+        root = site_root(self.monitor, registry(lambda: self.monitor.current), self.token)
+        site = Site(root)
+        site.noisy = False
+        # Scrapes and polls would fill the log: errors are logged anyway.
+        site.log = lambda request: None  # type: ignore[method-assign]
+        return site
+
+    def privilegedStartService(self) -> None:
+        """
+        Listen now (before twistd gives up its privileges).  A port in use
+        is logged as an error and leaves the site off: the mirror matters
+        more than its status page, and C{Status} shows it is not listening.
+        """
+        super().privilegedStartService()
+        d = serverFromString(self.reactor, self.endpoint).listen(self.site())
+        d.addCallbacks(self._listening, self._not_listening)
+
+    def _not_listening(self, failure: Failure) -> None:
+        self.log.error(
+            "cannot listen on {endpoint}: {error}; the status page, /metrics and the health checks are off",
+            endpoint=self.endpoint,
+            error=failure.getErrorMessage(),
+            service="http",
+        )
+
+    def _listening(self, port: IListeningPort) -> None:
+        self._port = port
+        self.log.info("http listening on {address}", address=self.url(), service="http")
+
+    def url(self) -> str | None:
+        """
+        @return: Where the site listens, as C{http://HOST:PORT/} when it
+            can, or L{None} before it listens.
+        """
+        if self._port is None:
+            return None
+        host = self._port.getHost()
+        if hasattr(host, "host") and hasattr(host, "port"):
+            scheme = "https" if self.endpoint.startswith("ssl:") else "http"
+            return f"{scheme}://{host.host}:{host.port}/"
+        return str(host)
+
+    def status(self) -> StatusDocument:
+        """
+        See L{IStatusSource.status}.
+        """
+        return {
+            "listening": self.url(),
+            "token": self.token is not None,
+        }
+
+    def stopService(self) -> object:
+        """
+        Stop listening.
+        """
+        super().stopService()
+        if self._port is not None:
+            port, self._port = self._port, None
+            return port.stopListening()
+        return None
+
+
+def web_services(
+    reactor: IReactorTCP, endpoint: str, bus: IBus, daemon: IDaemon, token_file: Path
+) -> list[tuple[str, IService]]:
+    """
+    The operators' HTTP side of a daemon: the C{monitor} (whose health
+    states C{Status} reports) and, unless C{endpoint} is C{none}, the
+    C{http} site.
+
+    @param token_file: The control port's token file, already created.
+    """
+    # Every reactor keeps time.
+    monitor = Monitor(cast(IReactorTime, reactor), bus, daemon)
+    services: list[tuple[str, IService]] = [("monitor", monitor)]
+    if endpoint != "none":
+        services.append(("http", HttpService.from_config(reactor, endpoint, monitor, token_file)))
+    return services

@@ -1,0 +1,141 @@
+"""
+Tests of L{harbour.web.coverage}: the day states, the rows, what changed,
+and the first load from a task store.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.oasis.requests import ReportURL
+from harbour.store.memory import MemoryTaskStore
+from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED
+from harbour.web.coverage import Coverage, DayCounts
+from harbour.web.test.helpers import day_requests
+
+FIRST = datetime.date(2025, 3, 8)
+
+
+class DayStateTests(SynchronousTestCase):
+    """
+    L{DayCounts.state}.
+    """
+
+    def test_states(self) -> None:
+        """
+        Failed wins, then pending, partly, empty, revised, downloaded.
+        """
+        self.assertEqual(DayCounts(downloaded=3, failed=1).state, "F")
+        self.assertEqual(DayCounts(pending=2).state, "W")
+        self.assertEqual(DayCounts(downloaded=1, pending=1).state, "P")
+        self.assertEqual(DayCounts(empty=2).state, "E")
+        self.assertEqual(DayCounts(downloaded=1, empty=1).state, "D")
+        self.assertEqual(DayCounts(downloaded=2, revised=1).state, "R")
+        self.assertEqual(DayCounts().state, "-")
+
+
+class CoverageTests(SynchronousTestCase):
+    """
+    L{Coverage} laid out from requests and moved by events.
+    """
+
+    def setUp(self) -> None:
+        self.coverage = Coverage()
+        self.requests = day_requests("lmp", FIRST, 4) + day_requests("load", FIRST, 2)
+        self.coverage.set_requests(self.requests)
+
+    def test_layout(self) -> None:
+        """
+        One row per report, one pending day per requested trading day (the
+        days of a daylight-saving change included).
+        """
+        rows = {row.report: row for row in self.coverage.rows()}
+        self.assertEqual(sorted(rows), ["lmp", "load"])
+        self.assertEqual((rows["lmp"].first, rows["lmp"].states), (FIRST, "WWWW"))
+        self.assertEqual(rows["load"].states, "WW")
+        self.assertEqual(rows["lmp"].counts, {})
+
+    def test_events(self) -> None:
+        """
+        Outcomes and revisions on the bus change their days' states.
+        """
+        names = [r.filename for r in self.requests]
+        self.coverage.apply("task.done", {"filename": names[0], "revision": 0})
+        self.coverage.apply("task.empty", {"filename": names[1]})
+        self.coverage.apply("task.failed", {"filename": names[2]})
+        self.coverage.apply("task.done", {"filename": names[3], "revision": 1})
+        self.assertEqual(self.coverage.row("lmp").states, "DEFR")
+        self.coverage.apply("task.revised", {"filename": names[0], "revision": 1})
+        self.assertEqual(self.coverage.row("lmp").states, "WEFR")
+        self.coverage.apply("task.done", {"filename": 7})
+        self.coverage.apply("task.done", {"filename": "other/unknown.zip"})
+        self.assertEqual(self.coverage.row("lmp").states, "WEFR")
+
+    def test_changedSince(self) -> None:
+        """
+        Only the rows changed after a version are handed out; a new layout
+        asks for every row again.
+        """
+        version = self.coverage.version
+        self.assertEqual(self.coverage.changed_since(version), [])
+        self.coverage.record(self.requests[-1].filename, DOWNLOADED)
+        changed = self.coverage.changed_since(version)
+        assert changed is not None
+        self.assertEqual([(row.report, row.states) for row in changed], [("load", "WD")])
+        self.coverage.set_requests(self.requests + day_requests("lmp", FIRST + datetime.timedelta(days=4), 1))
+        self.assertIsNone(self.coverage.changed_since(version + 1))
+        self.assertIsNone(self.coverage.changed_since(self.coverage.version + 5))
+
+    def test_sameRequestsKeepLayout(self) -> None:
+        """
+        The manifest's same list again, or an equal one, changes nothing.
+        """
+        version = self.coverage.version
+        self.coverage.set_requests(self.requests)
+        self.coverage.set_requests(list(self.requests))
+        self.assertEqual(self.coverage.version, version)
+
+    def test_multiDayWindow(self) -> None:
+        """
+        A request spanning several days colours each of them, and its
+        counts are given for days with other than one request.
+        """
+        days = day_requests("load", FIRST, 3)
+        spanning = ReportURL(days[0].url, "load/week.zip", "load", days[0].window_start, days[-1].window_end)
+        coverage = Coverage()
+        coverage.set_requests([spanning, *day_requests("load", FIRST, 1)])
+        coverage.record("load/week.zip", DOWNLOADED)
+        row = coverage.row("load")
+        self.assertEqual(row.states, "PDD")
+        self.assertEqual(row.counts, {0: [1, 0, 1, 0]})
+
+    def test_newestUnmirrored(self) -> None:
+        """
+        The newest day asked for, until it is mirrored, with when it ends.
+        """
+        newest = self.requests[3]
+        self.assertEqual(
+            self.coverage.newest_unmirrored("lmp"), ("2025-03-11", newest.window_end.timestamp())
+        )
+        self.coverage.record(newest.filename, EMPTY)
+        self.assertIsNone(self.coverage.newest_unmirrored("lmp"))
+        self.assertIsNone(self.coverage.newest_unmirrored("nonesuch"))
+
+    def test_load(self) -> None:
+        """
+        The task states are read from the store, page by page.
+        """
+        clock = Clock()
+        store = MemoryTaskStore(clock)
+        self.successResultOf(store.create(self.requests))
+        for expected, state in ((0, DOWNLOADED), (1, FAILED)):
+            task = self.successResultOf(store.claim("me", 60))
+            assert task is not None
+            self.assertEqual(task.filename, self.requests[3 - expected].filename)
+            self.successResultOf(store.finish(task.id, "me", state))
+        read = self.successResultOf(self.coverage.load(store, page=2))
+        self.assertEqual(read, 6)
+        self.assertEqual(self.coverage.row("lmp").states, "WWFD")

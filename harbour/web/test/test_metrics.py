@@ -1,0 +1,215 @@
+"""
+Tests of the C{monitor} service and the metrics collected from its
+snapshot: names, labels and values after known events, health on a
+L{Clock}, readiness.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import REGISTRY
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour import __version__
+from harbour.bus import Bus
+from harbour.web.metrics import registry
+from harbour.web.monitor import Monitor
+from harbour.web.tally import retry_reason
+from harbour.web.test.helpers import FakeDaemon, day_requests, healthy_services, started_monitor
+
+T0 = 1_750_000_000.0
+
+Sample = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def scrape(monitor: Monitor) -> dict[Sample, float]:
+    """
+    @return: C{{(name, sorted labels): value}} of every sample, as
+        Prometheus's own parser reads the exposition.
+    """
+    text = generate_latest(registry(lambda: monitor.current)).decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+class MetricsTests(SynchronousTestCase):
+    """
+    The metrics after known events.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(T0)
+        self.daemon = FakeDaemon(self.clock)
+        self.daemon.services = healthy_services(work={"tasks": {"lmp": {"pending": 2, "downloaded": 1}}})
+        self.daemon.asked = day_requests("lmp", datetime.date(2025, 6, 1), 3)
+        self.monitor, self.bus = started_monitor(self.clock, self.daemon)
+        self.addCleanup(self.monitor.stopService)
+
+    def publish(self, topic: str, **payload: object) -> None:
+        """
+        Publish an event, and let the monitor take its snapshot.
+        """
+        self.bus.publish(topic, payload)
+        self.clock.advance(0)
+
+    def test_afterEvents(self) -> None:
+        """
+        Outcomes, bytes, retries with their reasons, rows written, the
+        configuration's reload and Redis's state are counted per report.
+        """
+        names = [r.filename for r in self.daemon.asked]
+        self.bus.publish("work", {"max_attempts": 3}, retain=True)
+        self.publish("task.done", report="lmp", filename=names[2], bytes=1000, revision=0, error="")
+        self.clock.advance(10)
+        self.publish("task.failed", report="lmp", filename=names[1], bytes=0, error="HTTP 400", revision=0)
+        self.publish("task.retried", report="lmp", error="HTTP 429: throttled, retry after 5 s")
+        self.publish("table.written", report="lmp", task="x", rows=24, files=1)
+        self.publish("store.disconnected", redis="redis://127.0.0.1:6379/0")
+        samples = scrape(self.monitor)
+        lmp = (("report", "lmp"),)
+        expected = {
+            ("harbour_build_info", (("version", __version__),)): 1.0,
+            ("harbour_requests_total", (("outcome", "downloaded"), *lmp)): 1.0,
+            ("harbour_requests_total", (("outcome", "failed"), *lmp)): 1.0,
+            ("harbour_requests_total", (("outcome", "retried"), *lmp)): 1.0,
+            ("harbour_fetched_bytes_total", lmp): 1000.0,
+            ("harbour_retries_total", (("reason", "throttled"), *lmp)): 1.0,
+            ("harbour_report_last_success_timestamp_seconds", lmp): T0,
+            ("harbour_config_last_reload_successful", ()): 1.0,
+            ("harbour_config_last_reload_success_timestamp_seconds", ()): T0,
+            ("harbour_redis_up", ()): 0.0,
+            ("harbour_ready", ()): 0.0,
+            ("harbour_dataset_rows_written_total", lmp): 24.0,
+            ("harbour_tasks", (*lmp, ("state", "pending"))): 2.0,
+            ("harbour_tasks", (*lmp, ("state", "downloaded"))): 1.0,
+            ("harbour_coverage_days", (*lmp, ("state", "downloaded"))): 1.0,
+            ("harbour_coverage_days", (*lmp, ("state", "failed"))): 1.0,
+            ("harbour_coverage_days", (*lmp, ("state", "pending"))): 1.0,
+            ("harbour_report_health", (*lmp, ("state", "retrying"))): 1.0,
+            ("harbour_workers_connected", ()): 0.0,
+            ("harbour_publications_log_mode", (("mode", "off"),)): 1.0,
+        }
+        self.assertEqual({key: samples.get(key) for key in expected}, expected)
+        labels = {name for (ignored, pairs) in samples for name, ignored_value in pairs}
+        self.assertEqual(labels - {"report", "state", "outcome", "reason", "mode", "version"}, set())
+
+    def test_reloadFailed(self) -> None:
+        """
+        A C{config.error} after a good load: unsuccessful, the success's
+        time kept.
+        """
+        self.bus.publish("work", {"max_attempts": 3}, retain=True)
+        self.clock.advance(30)
+        self.publish("config.error", file="work.toml", errors=[])
+        samples = scrape(self.monitor)
+        self.assertEqual(samples[("harbour_config_last_reload_successful", ())], 0.0)
+        self.assertEqual(samples[("harbour_config_last_reload_success_timestamp_seconds", ())], T0)
+
+    def test_followsOnlyItsTopics(self) -> None:
+        """
+        The monitor follows task, dataset, store and configuration topics,
+        not every topic: one of nobody's still reaches nobody.
+        """
+        self.assertEqual(self.successResultOf(self.bus.publish("x", 1)), 0)
+        self.assertEqual(self.successResultOf(self.bus.publish("task.done", {})), 1)
+        self.assertEqual(self.successResultOf(self.bus.publish("reports.1", [])), 1)
+
+    def test_ownRegistry(self) -> None:
+        """
+        Nothing of harbour's is registered in C{prometheus_client}'s global
+        registry.
+        """
+        names = {sample.name for family in REGISTRY.collect() for sample in family.samples}
+        self.assertEqual({name for name in names if name.startswith("harbour_")}, set())
+
+    def test_retryReasons(self) -> None:
+        """
+        Errors are counted under a few reasons, whatever their text.
+        """
+        self.assertEqual(retry_reason("HTTP 503"), "server_error")
+        self.assertEqual(retry_reason("no data for 30 s"), "timeout")
+        self.assertEqual(retry_reason("connection lost mid-body: reset"), "connection")
+        self.assertEqual(retry_reason("OASIS error 1015: GroupZip DownLoad is in Processing"), "oasis_error")
+        self.assertEqual(retry_reason("something new"), "other")
+
+
+class HealthOnClockTests(SynchronousTestCase):
+    """
+    The monitor's health states as time passes.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(T0)
+        self.daemon = FakeDaemon(self.clock)
+        self.daemon.services = healthy_services(work={"tasks": {"lmp": {"pending": 5}}})
+        self.monitor, self.bus = started_monitor(self.clock, self.daemon, Bus())
+        self.addCleanup(self.monitor.stopService)
+
+    def test_failingThenRetrying(self) -> None:
+        """
+        Three failures in the hour make C{failing}; an hour later, with the
+        failed tasks still waiting, the report is C{retrying}.
+        """
+        for n in range(3):
+            self.bus.publish("task.failed", {"report": "lmp", "filename": f"f{n}", "error": "HTTP 400"})
+        self.clock.advance(0)
+        self.assertEqual(self.monitor.status()["reports"]["lmp"]["health"], "failing")
+        self.daemon.services = healthy_services(work={"tasks": {"lmp": {"pending": 2, "failed": 3}}})
+        self.clock.advance(3601)
+        self.assertEqual(
+            self.monitor.status()["reports"]["lmp"], {"health": "retrying", "why": "3 failed tasks to retry"}
+        )
+
+    def test_behind(self) -> None:
+        """
+        The newest day still pending six hours after it ended is C{behind};
+        once it is fetched the report is C{ok}.
+        """
+        requests = day_requests("lmp", datetime.date(2025, 6, 20), 2)
+        self.daemon.asked = requests
+        ended = requests[-1].window_end.timestamp()
+        self.clock.advance(ended + 6 * 3600 + 60 - self.clock.seconds())
+        self.clock.advance(5)
+        self.assertEqual(self.monitor.status()["reports"]["lmp"]["health"], "behind")
+        self.bus.publish("task.done", {"report": "lmp", "filename": requests[-1].filename, "bytes": 1})
+        self.clock.advance(0)
+        self.assertEqual(self.monitor.status()["reports"]["lmp"], {"health": "ok", "why": ""})
+
+    def test_readiness(self) -> None:
+        """
+        Ready once the configuration is loaded and Redis answers; not
+        while Redis is away.
+        """
+        self.assertEqual(self.monitor.current.ready, "configuration not loaded")
+        self.bus.publish("work", {}, retain=True)
+        self.clock.advance(0)
+        self.assertEqual(self.monitor.status()["ready"], "ready")
+        self.bus.publish("store.disconnected", {})
+        self.clock.advance(0)
+        self.assertEqual(self.monitor.current.ready, "Redis is not reachable")
+        self.bus.publish("store.connected", {})
+        self.clock.advance(0)
+        self.assertEqual(self.monitor.current.ready, "")
+
+    def test_statusUnreadable(self) -> None:
+        """
+        A C{Status} that fails is logged, and the last snapshot kept.
+        """
+        before = self.monitor.current.reports
+
+        def broken() -> object:
+            raise RuntimeError("boom")
+
+        self.daemon.status = broken  # type: ignore[method-assign, assignment]
+        self.clock.advance(5)
+        self.assertEqual(self.monitor.current.reports, before)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)

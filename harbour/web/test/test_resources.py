@@ -1,0 +1,207 @@
+"""
+Tests of L{harbour.web.resources}, through L{treq.testing.StubTreq}: the
+health checks, the metrics, the page, its updates and its token.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
+from treq.testing import StubTreq
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.web.metrics import registry
+from harbour.web.resources import COOKIE, session, site_root
+from harbour.web.test.helpers import FakeDaemon, day_requests, healthy_services, started_monitor
+
+TOKEN = "s3cret-token"
+
+
+class Fixture:
+    """
+    A started monitor of a fake daemon with two reports, and a stub client
+    of the site.
+    """
+
+    def __init__(self, testcase: SynchronousTestCase, token: str | None = None) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_750_000_000)
+        self.daemon = FakeDaemon(self.clock)
+        self.daemon.services = healthy_services(
+            work={"tasks": {"lmp": {"pending": 3}, "load": {"downloaded": 2}}},
+            workers={"host:1": {"in_flight": [], "concurrency": 2, "seen_seconds_ago": 1.5}},
+        )
+        # Days up to today's, so that no report is behind.
+        self.daemon.asked = day_requests("lmp", datetime.date(2025, 6, 13), 3) + day_requests(
+            "load", datetime.date(2025, 6, 14), 2
+        )
+        self.monitor, self.bus = started_monitor(self.clock, self.daemon)
+        testcase.addCleanup(self.monitor.stopService)
+        root = site_root(self.monitor, registry(lambda: self.monitor.current), token)
+        # Any: StubTreq copies HTTPClient's methods onto itself at run time.
+        self.client: Any = StubTreq(root)
+
+    def get(self, path: str, **kwargs: Any) -> tuple[int, bytes, Any]:
+        """
+        @return: The code, body and headers of a GET of C{path}.
+        """
+        return self.request("GET", path, **kwargs)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, bytes, Any]:
+        """
+        @return: The code, body and headers of a request.
+        """
+        d = self.client.request(method, "http://harbour.test" + path, allow_redirects=False, **kwargs)
+        self.client.flush()
+        responses: list[Any] = []
+        d.addCallback(responses.append)
+        [response] = responses
+        bodies: list[bytes] = []
+        self.client.content(response).addCallback(bodies.append)
+        self.client.flush()
+        return response.code, bodies[0], response.headers
+
+
+class OpenResourceTests(SynchronousTestCase):
+    """
+    The resources that never need a token.
+    """
+
+    def setUp(self) -> None:
+        self.fixture = Fixture(self, TOKEN)
+
+    def test_healthz(self) -> None:
+        """
+        C{/healthz} answers 200.
+        """
+        self.assertEqual(self.fixture.get("/healthz")[:2], (200, b"ok\n"))
+
+    def test_readyz(self) -> None:
+        """
+        C{/readyz} is 503 with the reason until the configuration is
+        loaded, then 200; 503 again while Redis is away.
+        """
+        self.assertEqual(self.fixture.get("/readyz")[:2], (503, b"configuration not loaded\n"))
+        self.fixture.bus.publish("work", {}, retain=True)
+        self.fixture.clock.advance(0)
+        self.assertEqual(self.fixture.get("/readyz")[:2], (200, b"ready\n"))
+        self.fixture.bus.publish("store.disconnected", {})
+        self.fixture.clock.advance(0)
+        self.assertEqual(self.fixture.get("/readyz")[:2], (503, b"Redis is not reachable\n"))
+
+    def test_metrics(self) -> None:
+        """
+        C{/metrics} is Prometheus text, open even where the page needs the
+        token.
+        """
+        code, body, headers = self.fixture.get("/metrics")
+        self.assertEqual(code, 200)
+        self.assertEqual(headers.getRawHeaders("content-type"), [CONTENT_TYPE_LATEST])
+        names = {family.name for family in text_string_to_metric_families(body.decode())}
+        self.assertIn("harbour_tasks", names)
+        self.assertIn("harbour_requests", names)
+
+
+class PageTests(SynchronousTestCase):
+    """
+    The page on a loopback listener: no token needed.
+    """
+
+    def setUp(self) -> None:
+        self.fixture = Fixture(self)
+
+    def test_page(self) -> None:
+        """
+        The page shows each report's health and counts, the legend, the
+        map's rows and the workers, and loads only its own assets.
+        """
+        code, body, headers = self.fixture.get("/")
+        self.assertEqual(code, 200)
+        html = body.decode()
+        self.assertIn('data-report="lmp"', html)
+        self.assertIn('<span class="badge ok">ok</span>', html)
+        for name in ("downloaded", "revised", "partly", "empty", "pending", "failed"):
+            self.assertIn(f"</i>{name}</li>", html)
+        self.assertIn("host:1", html)
+        self.assertNotIn("http://", html.replace('href="assets', "").split("<main>")[0])
+        self.assertIn('src="assets/page.js"', html)
+        for asset in ("/assets/page.js", "/assets/page.css"):
+            self.assertEqual(self.fixture.get(asset)[0], 200)
+
+    def test_live(self) -> None:
+        """
+        C{/live} gives every row after a new layout, then only the rows
+        changed since the version it gave.
+        """
+        code, body, ignored = self.fixture.get("/live?since=0")
+        answer = json.loads(body)
+        self.assertEqual((code, answer["reset"]), (200, True))
+        self.assertEqual([row["states"] for row in answer["rows"]], ["WWW", "WW"])
+        self.assertEqual(sorted(answer["parts"]), ["details", "reports", "summary"])
+        self.assertIn("HARBOUR", answer["parts"]["summary"])
+        self.assertIn('data-report="lmp"', answer["parts"]["reports"])
+        version = answer["version"]
+        again = json.loads(self.fixture.get(f"/live?since={version}")[1])
+        self.assertEqual((again["reset"], again["rows"]), (False, []))
+        filename = self.fixture.daemon.asked[0].filename
+        self.fixture.bus.publish("task.done", {"report": "lmp", "filename": filename, "bytes": 5})
+        self.fixture.clock.advance(0)
+        changed = json.loads(self.fixture.get(f"/live?since={version}")[1])
+        self.assertEqual([(row["report"], row["states"]) for row in changed["rows"]], [("lmp", "DWW")])
+
+    def test_liveBadVersion(self) -> None:
+        """
+        A version that is not a number is refused.
+        """
+        self.assertEqual(self.fixture.get("/live?since=x")[:2], (400, b"since must be a whole number\n"))
+
+
+class TokenTests(SynchronousTestCase):
+    """
+    The page where other hosts may connect: the token as a bearer header
+    or through the login form's cookie.
+    """
+
+    def setUp(self) -> None:
+        self.fixture = Fixture(self, TOKEN)
+
+    def test_refusedWithout(self) -> None:
+        """
+        Without the token the page and its updates answer 401 with the
+        login form.
+        """
+        for path in ("/", "/live?since=0"):
+            code, body, headers = self.fixture.get(path)
+            self.assertEqual(code, 401)
+            self.assertIn(b'name="token"', body)
+            self.assertNotIn(b"lmp", body)
+
+    def test_bearer(self) -> None:
+        """
+        The right bearer token shows the page; a wrong one does not.
+        """
+        right = {"Authorization": f"Bearer {TOKEN}"}
+        self.assertEqual(self.fixture.get("/", headers=right)[0], 200)
+        self.assertEqual(self.fixture.get("/", headers={"Authorization": "Bearer nope"})[0], 401)
+
+    def test_login(self) -> None:
+        """
+        The login form sets a cookie (a digest of the token, not the token)
+        that shows the page; a wrong token sets none.
+        """
+        code, body, headers = self.fixture.request("POST", "/login", data={"token": "wrong"})
+        self.assertEqual(code, 401)
+        self.assertIsNone(headers.getRawHeaders("set-cookie"))
+        code, body, headers = self.fixture.request("POST", "/login", data={"token": TOKEN})
+        self.assertEqual(code, 302)
+        [cookie] = headers.getRawHeaders("set-cookie")
+        self.assertIn(session(TOKEN).decode(), cookie)
+        self.assertNotIn(TOKEN, cookie)
+        self.assertIn("HttpOnly", cookie)
+        with_cookie = {"Cookie": f"{COOKIE.decode()}={session(TOKEN).decode()}"}
+        self.assertEqual(self.fixture.get("/", headers=with_cookie)[0], 200)
