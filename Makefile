@@ -32,7 +32,8 @@ demo: $(STAMP)
 	cp -n examples/demo/*.toml $(DEMO_DIR)/config/ 2>/dev/null || true
 	@echo "harbour demo: files land in $(DEMO_DIR)/data/reports; edit $(DEMO_DIR)/config/*.toml"
 	@echo "and watch it reconfigure; '.venv/bin/harbourctl --token-file $(DEMO_DIR)/data/amp.token status'"
-	@echo "in another terminal; Ctrl-C stops."
+	@echo "in another terminal; Ctrl-C stops. Each file also becomes Parquet in $(DEMO_DIR)/data/tables; ask it:"
+	@echo "  .venv/bin/harbourctl query --data-dir $(DEMO_DIR)/data \"select location, avg(lmp) from lmp_dam_wide group by 1\""
 	$(BIN)/twistd --nodaemon --pidfile= harbour --demo \
 	    --config-dir $(DEMO_DIR)/config --data-dir $(DEMO_DIR)/data
 

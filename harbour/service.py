@@ -45,6 +45,7 @@ from harbour.oasis.requests import ReportURL
 from harbour.services.download import DownloadService
 from harbour.services.manifest import ManifestService
 from harbour.services.publications import PublicationsFollower
+from harbour.services.tables import TablesService
 from harbour.services.work import WorkService
 from harbour.services.workers import WorkersService
 from harbour.store.connection import RedisAddress, StoreService
@@ -110,7 +111,16 @@ class Options(usage.Options):
                 "line; a password in the URL wins over it, and it over HARBOUR_REDIS_PASSWORD."
             ),
         ],
-        ["prefix", None, "harbour", "Prefix of every Redis key, so harbours can share a Redis."],
+        [
+            "prefix",
+            None,
+            "harbour",
+            (
+                "Redis keys start with {NAME}: (a hash tag: all of one harbour's keys in one Redis "
+                "Cluster slot), so harbours can share a Redis; keys an older harbour wrote under "
+                "NAME: are moved there once, at start."
+            ),
+        ],
         ["amp", "a", DEFAULT_AMP, "Twisted endpoint of the AMP control port."],
         ["token-file", "t", None, "Token file for the control port (default <data-dir>/amp.token)."],
         ["http", None, DEFAULT_HTTP, "Twisted endpoint of the status page, /metrics and /healthz, or none."],
@@ -303,7 +313,7 @@ def build(reactor: IDaemonReactor, options: Options) -> HarbourService:
     """
     Build the service tree described by C{options}, in the order data
     flows: the store and the bus; the publications log, the manifest, the
-    work that turns requests into tasks, the downloads; the configuration
+    work that turns requests into tasks, the downloads, the tables; the configuration
     that drives them all; the control port.
     """
     if options["role"] == "worker":
@@ -316,7 +326,7 @@ def build(reactor: IDaemonReactor, options: Options) -> HarbourService:
         simulator = demo_simulator(reactor)
         defaults["manifest"] = {"base_url": simulator.base_url()}
         children.append(("oasis-sim", simulator))
-    client = OasisClient(reactor, RedisLimiter(store, reactor, store.prefix))
+    client = OasisClient(reactor, RedisLimiter(store, reactor, store.prefix, server_time=True))
     publications = PublicationsFollower(reactor, bus, store, client, store.prefix, ready=store.when_ready)
     manifest = ManifestService(reactor, bus, publications)
 
@@ -325,8 +335,11 @@ def build(reactor: IDaemonReactor, options: Options) -> HarbourService:
 
     work = WorkService(reactor, tasks, manifest, bus, publications=publications, ready=known)
     download = DownloadService(reactor, tasks, client, bus, data_dir, ready=store.when_ready)
+    tables = TablesService(reactor, tasks, bus, data_dir, ready=store.when_ready)
     config = ConfigService(reactor, Path(options["config-dir"]), bus, defaults)
-    daemon = DaemonControls(root.status, config, manifest, work, tasks, {"work": work, "download": download})
+    daemon = DaemonControls(
+        root.status, config, manifest, work, tasks, {"work": work, "download": download, "tables": tables}
+    )
     control = ControlService.from_config(
         reactor, options["amp"], Path(options["token-file"]), bus=bus, daemon=daemon
     )
@@ -338,6 +351,7 @@ def build(reactor: IDaemonReactor, options: Options) -> HarbourService:
         ("manifest", manifest),
         ("work", work),
         ("download", download),
+        ("tables", tables),
         ("config", config),
         ("amp", control),
     ]
@@ -357,9 +371,11 @@ def build_worker(reactor: IDaemonReactor, options: Options) -> HarbourService:
     def ready() -> Deferred[list[None]]:
         return gatherResults([store.when_ready(), hub.when_connected()])
 
-    client = OasisClient(reactor, RedisLimiter(store, reactor, store.prefix))
+    client = OasisClient(reactor, RedisLimiter(store, reactor, store.prefix, server_time=True))
     download = DownloadService(reactor, tasks, client, hub, data_dir, ready=ready)
-    return _adopt(root, [("store", store), ("hub", hub), ("download", download)], store)
+    # A worker parses what it downloads; the hub keeps the views.
+    tables = TablesService(reactor, tasks, hub, data_dir, keep_views=False, ready=ready)
+    return _adopt(root, [("store", store), ("hub", hub), ("download", download), ("tables", tables)], store)
 
 
 def _foundation(
@@ -372,7 +388,12 @@ def _foundation(
     data_dir = Path(options["data-dir"])
     data_dir.mkdir(parents=True, exist_ok=True)
     store = StoreService.from_config(reactor, options["redis"], data_dir, options["prefix"], bus)
-    return HarbourService(reactor), data_dir, store, RedisTaskStore(store, reactor, store.prefix)
+    return (
+        HarbourService(reactor),
+        data_dir,
+        store,
+        RedisTaskStore(store, reactor, store.prefix, server_time=True),
+    )
 
 
 def _adopt(root: HarbourService, children: list[tuple[str, IService]], store: StoreService) -> HarbourService:

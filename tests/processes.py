@@ -131,7 +131,9 @@ def harbour_command(*options: str) -> list[str]:
     @return: The command line of C{twistd -n harbour} in the foreground,
         with no pid file, and C{options}.
     """
-    return [program("twistd"), "--nodaemon", "--pidfile=", "harbour", *options]
+    # No fixed port for the status page: a test that wants it passes its own
+    # --http, which wins as the later option.
+    return [program("twistd"), "--nodaemon", "--pidfile=", "harbour", "--http", "none", *options]
 
 
 def control_endpoint(directory: Path) -> str:

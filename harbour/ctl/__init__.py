@@ -22,6 +22,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.interfaces import IReactorCore
 from twisted.internet.task import react
 
+from harbour.ctl import dataset as dataset_commands
 from harbour.ctl.codes import DEFAULT_CONNECT, FAILED, OK, UNREACHABLE, USAGE
 from harbour.ctl.offline import check_config, plan_table, print_manifest, show_catalogue
 from harbour.ctl.remote import _status, run_remote
@@ -78,7 +79,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("reload", help="re-read the configuration directory now")
     sub.add_parser("refresh", help="create the tasks the manifest has and the store lacks, now")
     for verb in ("pause", "resume"):
-        command = sub.add_parser(verb, help=f"{verb} a service (download or work), or all")
+        command = sub.add_parser(verb, help=f"{verb} a service (download, work or tables), or all")
         command.add_argument("service", nargs="?")
 
     tasks = sub.add_parser("tasks", help="list tasks by state")
@@ -91,6 +92,9 @@ def parser() -> argparse.ArgumentParser:
     retry = sub.add_parser("retry", help="put failed (or empty) tasks back to pending")
     retry.add_argument("--state", default="failed")
     retry.add_argument("--report")
+
+    reparse = sub.add_parser("reparse", help="parse downloaded files into their tables again")
+    reparse.add_argument("--report", help="only this report's files")
 
     watch = sub.add_parser("watch", help="live progress bars per report until Ctrl-C")
     watch.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
@@ -111,6 +115,7 @@ def parser() -> argparse.ArgumentParser:
     manifest.add_argument("--start", type=datetime.date.fromisoformat, help="first trading day (YYYY-MM-DD)")
     manifest.add_argument("--end", type=datetime.date.fromisoformat, help="last trading day (YYYY-MM-DD)")
     manifest.add_argument("--today", type=datetime.date.fromisoformat, help=argparse.SUPPRESS)
+    dataset_commands.add_commands(sub)
     return top
 
 
@@ -125,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(print_manifest(args, sys.stdout))
     if args.command == "catalogue":
         sys.exit(show_catalogue(args.name, sys.stdout))
+    if args.command in dataset_commands.COMMANDS:
+        sys.exit(dataset_commands.run(args, sys.stdout))
     if args.command == "plan" and args.offline:
         sys.exit(plan_table(args, sys.stdout))
 

@@ -154,9 +154,12 @@ def _tasks(
     if args.json:
         print(json.dumps(found, indent=2), file=out)
         return OK
-    table = Table("id", "report", "file", "attempts", "last error", box=None)
+    table = Table("id", "report", "file", "attempts", "parse", "last error", box=None)
     for task in found:
-        table.add_row(task["id"], task["report"], task["filename"], str(task["attempts"]), task["last_error"])
+        # An unparsable file's reason matters more than its last download error.
+        error = task.get("parse_error") or task["last_error"]
+        parse = task.get("parse") or ""
+        table.add_row(task["id"], task["report"], task["filename"], str(task["attempts"]), parse, error)
     Console(file=out, width=160).print(table)
     print(f"{len(found)} of {answer['total']} {args.state} tasks", file=out)
     return OK
@@ -168,6 +171,15 @@ def _retry(
 ) -> Generator[Deferred[Any], Any, int]:
     answer = yield protocol.callRemote(commands.Retry, state=args.state, report=args.report)
     print(f"{answer['count']} tasks back to pending", file=out)
+    return OK
+
+
+@inlineCallbacks
+def _reparse(
+    reactor: IReactorCore, protocol: HarbourClientProtocol, args: argparse.Namespace, out: TextIO
+) -> Generator[Deferred[Any], Any, int]:
+    answer = yield protocol.callRemote(commands.Reparse, report=args.report)
+    print(f"{answer['count']} files queued to be parsed again", file=out)
     return OK
 
 
@@ -321,6 +333,7 @@ _COMMANDS: dict[str, RemoteCommand] = {
     "reload": _reload,
     "tasks": _tasks,
     "retry": _retry,
+    "reparse": _reparse,
     "refresh": _refresh,
     "watch": _watch,
     "pause": _pauser(commands.Pause, "paused"),

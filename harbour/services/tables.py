@@ -32,7 +32,7 @@ from zope.interface import implementer
 
 from harbour.bus import Subscription
 from harbour.config.paging import follow_reports
-from harbour.config.schema import DownloadTopic
+from harbour.config.schema import DownloadTopic, WorkTopic
 from harbour.config.topics import ReportTopic
 from harbour.dataset.parse import ParseError
 from harbour.dataset.views import view_name
@@ -63,7 +63,8 @@ class TablesService(Service):
 
     @ivar owner: This process's name on its claims (host and pid).
     @ivar workers: How many files are parsed at once.
-    @ivar lease_seconds: How long a parse holds its claim between renewals.
+    @ivar work: The C{work} topic, whose C{lease_seconds} a parse's claim
+        lasts between renewals (as a download's does).
     @ivar keep_views: Whether this process keeps the views file (the hub
         does; a worker has no configuration of reports).
     @ivar ready: Called at start; fires once the store can be used.
@@ -78,8 +79,8 @@ class TablesService(Service):
     keep_views: bool = attr.ib(default=True)
     settings: DownloadTopic = attr.ib(factory=DownloadTopic)
     owner: str = attr.ib(factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    work: WorkTopic = attr.ib(factory=WorkTopic)
     workers: int = attr.ib(default=1)
-    lease_seconds: float = attr.ib(default=300.0)
     poll_interval: float = attr.ib(default=5.0)
     paused: bool = attr.ib(default=False)
     ready: Callable[[], Deferred[Any]] = attr.ib(default=lambda: succeed(None))
@@ -123,6 +124,7 @@ class TablesService(Service):
             self._threads.start()
         subscriptions = [
             self.bus.subscribe("download", self._download_changed),
+            self.bus.subscribe("work", self._work_changed),
             self.bus.subscribe("task.done", lambda event: self._waker.wake()),
             self.bus.subscribe("table.queued", lambda event: self._waker.wake()),
             self.bus.subscribe("store.connected", lambda event: self._waker.wake()),
@@ -140,6 +142,9 @@ class TablesService(Service):
 
     def _download_changed(self, event: IEvent) -> None:
         self.settings = DownloadTopic.from_payload(event.payload)
+
+    def _work_changed(self, event: IEvent) -> None:
+        self.work = WorkTopic.from_payload(event.payload)
 
     def _reports_changed(self, reports: list[ReportTopic]) -> None:
         # Not waited for: the bus would hold later events behind a rebuild.
@@ -183,7 +188,7 @@ class TablesService(Service):
                     yield self._waker.idle()
                     continue
                 try:
-                    job = yield self.store.claim_parse(self.owner, self.lease_seconds)
+                    job = yield self.store.claim_parse(self.owner, self.work.lease_seconds)
                 except StoreUnavailable:
                     yield self._waker.idle(outage)
                     outage = min(STORE_RETRY[1], outage * 2)
@@ -215,7 +220,7 @@ class TablesService(Service):
         label = Path(job.filename).name.removesuffix(".zip")
         renewal = LoopingCall(self._renew, job)
         renewal.clock = self.reactor
-        renewal.start(self.lease_seconds / 3, now=False)
+        renewal.start(self.work.lease_seconds / 3, now=False)
         self._parsing[job.id] = job
         try:
             written = yield self._in_thread(self._write, source, job, label)
@@ -269,7 +274,7 @@ class TablesService(Service):
             # The next renewal tries again; the lease outlives a short outage.
             pass
 
-        return self.store.renew_parse(job.id, self.owner, job.token, self.lease_seconds).addCallbacks(
+        return self.store.renew_parse(job.id, self.owner, job.token, self.work.lease_seconds).addCallbacks(
             lost, failed
         )
 

@@ -408,6 +408,7 @@ class OperatorCommandTests(SynchronousTestCase):
         service = control_service(
             tasks=self.tasks, work=self.work, pausable={"work": self.work, "download": self.download}
         )
+        self.bus = service.bus
         self.client, self.server, self.pump = connected(service)
         self.call(commands.Authenticate, token=TOKEN)
 
@@ -472,6 +473,27 @@ class OperatorCommandTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(self.call(commands.Retry)), {"count": 1})
         failure = self.failureResultOf(self.call(commands.Retry, state="pending"), BadRequest)
         self.assertIn("unknown state 'pending'", str(failure.value))
+
+    def test_reparse(self) -> None:
+        """
+        C{Reparse} queues downloaded files to be parsed again (of one
+        report, or all) and announces it with C{table.queued}, so idle
+        parsers wherever they run look at once; a bad report name is
+        refused.
+        """
+        events: list[IEvent] = []
+        self.successResultOf(self.bus.subscribe("table.queued", events.append))
+        task = self.successResultOf(self.tasks.claim("w", 60))
+        assert task is not None
+        self.tasks.finish(task.id, "w", "downloaded", 10, "0" * 64, "", task.claim)
+        job = self.successResultOf(self.tasks.claim_parse("p", 60))
+        assert job is not None
+        self.tasks.finish_parse(job.id, "p", job.token, 5, "")
+        self.assertEqual(self.successResultOf(self.call(commands.Reparse, report="other")), {"count": 0})
+        self.assertEqual(self.successResultOf(self.call(commands.Reparse)), {"count": 1})
+        self.assertEqual([e.payload for e in events], [{"report": "*", "count": 1}])
+        failure = self.failureResultOf(self.call(commands.Reparse, report="r" * 300), BadRequest)
+        self.assertIn("longer than 200", str(failure.value))
 
 
 def big_status(reports: int) -> dict[str, Any]:
