@@ -23,7 +23,7 @@ from typing import Any, TypeVar, cast
 import attr
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
-from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorFromThreads, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -49,6 +49,9 @@ _R = TypeVar("_R")
 #: How long a file that is not on this host waits before another try: a
 #: worker elsewhere, without shared storage, keeps it on its own disk.
 ABSENT_RETRY = 600.0
+
+#: How long the tables must be quiet before they are announced as up to date.
+ANNOUNCE_AFTER = 5.0
 
 #: How long a parse that failed for want of resources (a full disk, say)
 #: waits before it is tried again.
@@ -91,6 +94,7 @@ class TablesService(Service):
     written: int = attr.ib(default=0, init=False)
     failed: int = attr.ib(default=0, init=False)
     _announced: int = attr.ib(default=0, init=False)
+    _announcement: IDelayedCall | None = attr.ib(default=None, init=False)
     last_error: str = attr.ib(default="", init=False)
     views: Views = attr.ib(init=False)
     _waker: Waker = attr.ib(init=False)
@@ -239,18 +243,25 @@ class TablesService(Service):
 
     def _caught_up(self) -> None:
         """
-        Nothing is left to parse: after new tables, say how to query them.
+        Nothing is left to parse: once nothing new has come for
+        L{ANNOUNCE_AFTER} seconds, say how to query the new tables (once per
+        quiet spell, not after every file of a mirror under way).
         """
-        if self.written == self._announced or not self.keep_views or not self.views.shown:
+        if self.written == self._announced or self._announcement is not None:
+            return
+        self._announcement = self.reactor.callLater(ANNOUNCE_AFTER, self._announce)
+
+    def _announce(self) -> None:
+        self._announcement = None
+        if not self.keep_views or not self.views.shown:
             return
         self._announced = self.written
-        view = view_name(min(self.views.shown))
         self.log.info(
             "tables are up to date ({rows:,} rows so far); ask them, e.g.: "
             'harbourctl query --data-dir {data_dir} "select count(*) from {view}"',
             rows=self.rows,
             data_dir=str(self.data_dir),
-            view=view,
+            view=view_name(min(self.views.shown)),
             service="tables",
         )
 
@@ -281,6 +292,9 @@ class TablesService(Service):
     @inlineCallbacks
     def _parsed(self, job: ParseJob, written: WrittenWindow) -> Generator[Deferred[Any], Any, None]:
         held = yield self.store.finish_parse(job.id, self.owner, job.token, written.rows, "")
+        if self._announcement is not None:
+            self._announcement.cancel()
+            self._announcement = None
         if not held:
             # A revision or another claim took it meanwhile: that one records.
             return
@@ -354,6 +368,9 @@ class TablesService(Service):
         that cannot be interrupted, and a kill loses nothing either).
         """
         super().stopService()
+        if self._announcement is not None:
+            self._announcement.cancel()
+            self._announcement = None
         self._waker.wake()
         yield gatherResults(list(self._running.values()), consumeErrors=True)
         yield self.views.idle()

@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 from twisted.internet.defer import maybeDeferred
 from twisted.internet.task import Clock
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.bus import Bus
@@ -195,3 +196,27 @@ class TablesServiceTests(SynchronousTestCase):
         self.downloaded("2020-01-01", HUBS.read_bytes())
         self.clock.pump([service.poll_interval] * 3)
         self.assertEqual(self.successResultOf(self.store.parse_counts())["lmp"]["queued"], 1)
+
+    def test_announcedOnceQuiet(self) -> None:
+        """
+        Once the queue is empty and nothing new has come for a while, the
+        log says how to query the tables, once.
+        """
+        messages: list[str] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            if event.get("service") == "tables":
+                messages.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+        report = ReportTopic(
+            name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"grp_type": "ALL_APNODES"}
+        )
+        self.successResultOf(publish_reports(self.bus, [report]))
+        service = self.service()
+        self.assertEqual(messages, [])
+        self.clock.pump([service.poll_interval] * 4)
+        [message] = messages
+        self.assertIn(f'harbourctl query --data-dir {self.data_dir} "select count(*) from lmp"', message)
