@@ -9,12 +9,12 @@ from __future__ import annotations
 import datetime
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 from twisted.internet.defer import maybeDeferred
 from twisted.internet.task import Clock
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.bus import Bus
@@ -208,8 +208,9 @@ class TablesServiceTests(SynchronousTestCase):
             if event.get("service") == "tables":
                 messages.append(formatEvent(event))
 
-        globalLogPublisher.addObserver(observe)
-        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        observer = cast(ILogObserver, observe)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
         self.downloaded("2020-01-01", HUBS.read_bytes())
         report = ReportTopic(
             name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"grp_type": "ALL_APNODES"}
