@@ -24,7 +24,6 @@ import attr
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorFromThreads, IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
@@ -34,21 +33,15 @@ from harbour.bus import Subscription
 from harbour.config.paging import follow_reports
 from harbour.config.schema import DownloadTopic, WorkTopic
 from harbour.config.topics import ReportTopic
-from harbour.dataset.parse import ParseError
 from harbour.dataset.views import view_name
-from harbour.dataset.write import WrittenWindow, write_window
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, IEvent, IPausable, IStatusSource, ITaskStore, StatusDocument
 from harbour.services.attempt import STORE_RETRY
+from harbour.services.parses import Parses
 from harbour.services.views import Views
 from harbour.services.waking import Waker
-from harbour.store.parse_queue import ParseJob
 
 _R = TypeVar("_R")
-
-#: How long a file that is not on this host waits before another try: a
-#: worker elsewhere, without shared storage, keeps it on its own disk.
-ABSENT_RETRY = 600.0
 
 #: How long the tables must be quiet before they are announced as up to date.
 ANNOUNCE_AFTER = 5.0
@@ -90,22 +83,29 @@ class TablesService(Service):
     #: Runs a function in a thread (tests run it at once); by default, in
     #: the service's own pool.
     run_in_thread: Callable[..., Deferred[Any]] | None = attr.ib(default=None)
-    rows: int = attr.ib(default=0, init=False)
-    written: int = attr.ib(default=0, init=False)
-    failed: int = attr.ib(default=0, init=False)
+    parses: Parses = attr.ib(init=False)
     _announced: int = attr.ib(default=0, init=False)
     _announcement: IDelayedCall | None = attr.ib(default=None, init=False)
-    last_error: str = attr.ib(default="", init=False)
     views: Views = attr.ib(init=False)
     _waker: Waker = attr.ib(init=False)
     _running: dict[int, Deferred[None]] = attr.ib(factory=dict, init=False)
-    _parsing: dict[str, ParseJob] = attr.ib(factory=dict, init=False)
     _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
     _threads: ThreadPool | None = attr.ib(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._waker = Waker(self.reactor, self.poll_interval)
         self.views = Views(self.tables_dir, self._in_thread)
+        self.parses = Parses(
+            self.reactor,
+            self.store,
+            self.bus,
+            self.owner,
+            self.tables_dir,
+            lambda: self.work.lease_seconds,
+            lambda job: self.data_dir / self.settings.directory / job.filename,
+            self._in_thread,
+            self._written,
+        )
 
     @property
     def tables_dir(self) -> Path:
@@ -206,40 +206,20 @@ class TablesService(Service):
                     self._caught_up()
                     yield self._waker.idle()
                     continue
-                try:
-                    yield self._parse(job)
-                except Exception:
-                    self.log.failure(
-                        "parse of {file} ended unexpectedly", file=job.filename, service="tables"
-                    )
+                yield self.parses.run(job)
         finally:
             self._running.pop(number, None)
 
-    @inlineCallbacks
-    def _parse(self, job: ParseJob) -> Generator[Deferred[Any], Any, None]:
+    def _written(self, report: str) -> None:
         """
-        Parse one claimed file, holding its lease, and record the outcome.
+        A table of C{report} was written: the tables are not quiet yet, and
+        the report may need its view.
         """
-        source = self.data_dir / self.settings.directory / job.filename
-        label = Path(job.filename).name.removesuffix(".zip")
-        renewal = LoopingCall(self._renew, job)
-        renewal.clock = self.reactor
-        renewal.start(self.work.lease_seconds / 3, now=False)
-        self._parsing[job.id] = job
-        try:
-            written = yield self._in_thread(self._write, source, job, label)
-        except ParseError as e:
-            yield self._unparsable(job, str(e))
-        except FileNotFoundError:
-            yield self._later(job, ABSENT_RETRY, f"{source} is not on this host")
-        except OSError as e:
-            yield self._later(job, TRANSIENT_RETRY, f"cannot write the tables of {source}: {e}")
-        else:
-            yield self._parsed(job, cast(WrittenWindow, written))
-        finally:
-            self._parsing.pop(job.id, None)
-            if renewal.running:
-                renewal.stop()
+        if self._announcement is not None:
+            self._announcement.cancel()
+            self._announcement = None
+        if self.keep_views:
+            self.views.written(report)
 
     def _caught_up(self) -> None:
         """
@@ -247,90 +227,23 @@ class TablesService(Service):
         L{ANNOUNCE_AFTER} seconds, say how to query the new tables (once per
         quiet spell, not after every file of a mirror under way).
         """
-        if self.written == self._announced or self._announcement is not None:
+        if not self.keep_views or self.parses.written == self._announced or self._announcement is not None:
             return
         self._announcement = self.reactor.callLater(ANNOUNCE_AFTER, self._announce)
 
     def _announce(self) -> None:
         self._announcement = None
-        if not self.keep_views or not self.views.shown:
+        if not self.views.shown:
             return
-        self._announced = self.written
+        self._announced = self.parses.written
         self.log.info(
             "tables are up to date ({rows:,} rows so far); ask them, e.g.: "
             'harbourctl query --data-dir {data_dir} "select count(*) from {view}"',
-            rows=self.rows,
+            rows=self.parses.rows,
             data_dir=str(self.data_dir),
             view=view_name(min(self.views.shown)),
             service="tables",
         )
-
-    def _write(self, source: Path, job: ParseJob, label: str) -> WrittenWindow:
-        """
-        In a thread: the parse itself.
-
-        @raise FileNotFoundError: If the file is not on this host (a zip
-            that cannot be opened is a L{ParseError}).
-        """
-        if not source.is_file():
-            raise FileNotFoundError(source)
-        return write_window(source, self.tables_dir, job.report, label, url=job.url, sha256=job.sha256)
-
-    def _renew(self, job: ParseJob) -> Deferred[None]:
-        def lost(held: bool) -> None:
-            if not held:
-                self.log.warn("lost the claim of {file} mid-parse", file=job.filename, service="tables")
-
-        def failed(failure: object) -> None:
-            # The next renewal tries again; the lease outlives a short outage.
-            pass
-
-        return self.store.renew_parse(job.id, self.owner, job.token, self.work.lease_seconds).addCallbacks(
-            lost, failed
-        )
-
-    @inlineCallbacks
-    def _parsed(self, job: ParseJob, written: WrittenWindow) -> Generator[Deferred[Any], Any, None]:
-        held = yield self.store.finish_parse(job.id, self.owner, job.token, written.rows, "")
-        if self._announcement is not None:
-            self._announcement.cancel()
-            self._announcement = None
-        if not held:
-            # A revision or another claim took it meanwhile: that one records.
-            return
-        self.rows += written.rows
-        self.written += 1
-        yield self.bus.publish(
-            "table.written",
-            {
-                "report": job.report,
-                "task": job.id,
-                "filename": job.filename,
-                "rows": written.rows,
-                "files": len(written.files),
-                "days": [day.isoformat() for day in written.days],
-            },
-        )
-        if self.keep_views:
-            self.views.written(job.report)
-
-    @inlineCallbacks
-    def _unparsable(self, job: ParseJob, error: str) -> Generator[Deferred[Any], Any, None]:
-        self.log.error("cannot parse {file}: {error}", file=job.filename, error=error, service="tables")
-        held = yield self.store.finish_parse(job.id, self.owner, job.token, 0, error)
-        if not held:
-            return
-        self.failed += 1
-        self.last_error = f"{job.filename}: {error}"
-        yield self.bus.publish(
-            "table.failed", {"report": job.report, "task": job.id, "filename": job.filename, "error": error}
-        )
-
-    @inlineCallbacks
-    def _later(self, job: ParseJob, delay: float, error: str) -> Generator[Deferred[Any], Any, None]:
-        self.log.warn("{error}; trying again in {delay:.0f} s", error=error, delay=delay, service="tables")
-        self.last_error = f"{job.filename}: {error}"
-        yield self.store.release_parse(job.id, self.owner, job.token, delay, error)
 
     def _in_thread(self, f: Callable[..., _R], *args: object) -> Deferred[_R]:
         if self.run_in_thread is not None:
@@ -353,11 +266,11 @@ class TablesService(Service):
             "owner": self.owner,
             "paused": self.paused,
             "directory": str(self.tables_dir),
-            "parsing": sorted(job.filename for job in self._parsing.values()),
-            "written": self.written,
-            "rows": self.rows,
-            "failed": self.failed,
-            "last_error": self.last_error,
+            "parsing": sorted(job.filename for job in self.parses.parsing.values()),
+            "written": self.parses.written,
+            "rows": self.parses.rows,
+            "failed": self.parses.failed,
+            "last_error": self.parses.last_error,
             "reports": counts,
         }
 

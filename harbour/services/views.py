@@ -110,5 +110,8 @@ def _rebuild(tables_dir: Path, reports: dict[str, str]) -> frozenset[str]:
 
     @return: The reports that have tables, so have a view.
     """
-    rebuild_views(tables_dir, reports)
-    return frozenset(name for name in reports if (tables_dir / name).is_dir())
+    # A report's directory appears with its first parse, before any file is
+    # committed: only a committed file earns a view.
+    present = {name: query for name, query in reports.items() if any((tables_dir / name).glob("*/*.parquet"))}
+    rebuild_views(tables_dir, present)
+    return frozenset(present)

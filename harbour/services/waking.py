@@ -25,13 +25,13 @@ class Waker:
 
     reactor: IReactorTime = attr.ib()
     poll_interval: float = attr.ib()
-    _waiting: list[Deferred[None]] = attr.ib(factory=list, init=False)
+    _waiting: set[Deferred[None]] = attr.ib(factory=set, init=False)
 
     def wake(self) -> None:
         """
         End every wait now.
         """
-        waiting, self._waiting = self._waiting, []
+        waiting, self._waiting = self._waiting, set()
         for d in waiting:
             if not d.called:
                 d.callback(None)
@@ -43,9 +43,12 @@ class Waker:
         @return: A L{Deferred} firing on L{wake} or after C{delay}.
         """
         d: Deferred[None] = Deferred()
-        self._waiting.append(d)
+        self._waiting.add(d)
 
         def elapsed() -> None:
+            # A wait that ran out is forgotten at once: a quiet worker waits
+            # every poll interval, for months.
+            self._waiting.discard(d)
             if not d.called:
                 d.callback(None)
 

@@ -23,7 +23,10 @@ from harbour.config.topics import ReportTopic
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IEvent
 from harbour.oasis.requests import ReportURL
-from harbour.services.tables import ABSENT_RETRY, TablesService
+from harbour.services.parses import ABSENT_RETRY
+from harbour.services.tables import TablesService
+from harbour.services.views import Views
+from harbour.services.waking import Waker
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.tasks import DOWNLOADED
 
@@ -105,7 +108,7 @@ class TablesServiceTests(SynchronousTestCase):
         self.assertEqual(event.topic, "table.written")
         self.assertEqual(event.payload["rows"], HUB_ROWS)
         self.assertEqual(event.payload["days"], ["2020-01-01", "2020-01-02"])
-        self.assertEqual(service.rows, HUB_ROWS)
+        self.assertEqual(service.parses.rows, HUB_ROWS)
 
     def test_unparsableFile(self) -> None:
         """
@@ -119,7 +122,7 @@ class TablesServiceTests(SynchronousTestCase):
         good_task = self.successResultOf(self.store.get(good))
         assert bad_task is not None and good_task is not None
         self.assertEqual((bad_task.parse, good_task.parse), ("unparsable", "parsed"))
-        self.assertIn("2020-01-02", service.last_error)
+        self.assertIn("2020-01-02", service.parses.last_error)
         self.assertTrue(bad_task.parse_error)
         self.assertTrue((self.data_dir / "reports" / "lmp" / "2020-01-02.zip").exists())
         self.assertEqual(sorted(e.topic for e in self.events), ["table.failed", "table.written"])
@@ -164,9 +167,9 @@ class TablesServiceTests(SynchronousTestCase):
 
         self.store.claim_parse = flaky  # type: ignore[method-assign,assignment]
         service = self.service()
-        self.assertEqual(service.written, 0)
+        self.assertEqual(service.parses.written, 0)
         self.clock.pump([1.0] * 5)
-        self.assertEqual(service.written, 1)
+        self.assertEqual(service.parses.written, 1)
 
     def test_viewsFollowReports(self) -> None:
         """
@@ -221,3 +224,73 @@ class TablesServiceTests(SynchronousTestCase):
         self.clock.pump([service.poll_interval] * 4)
         [message] = messages
         self.assertIn(f'harbourctl query --data-dir {self.data_dir} "select count(*) from lmp"', message)
+
+    def test_unforeseenErrorUnparsable(self) -> None:
+        """
+        An error harbour did not foresee ends the parse C{unparsable} with
+        its type and message, rather than leaving the claim to expire and
+        the file to be parsed again at every lease.
+        """
+        task_id = self.downloaded("2020-01-01", HUBS.read_bytes())
+
+        def broken(f: Any, *args: object) -> Any:
+            return maybeDeferred(lambda: int("not a number"))
+
+        self.service(run_in_thread=broken)
+        task = self.successResultOf(self.store.get(task_id))
+        assert task is not None
+        self.assertEqual(task.parse, "unparsable")
+        self.assertIn("ValueError", task.parse_error)
+        self.flushLoggedErrors(ValueError)
+
+
+class WakerTests(SynchronousTestCase):
+    """
+    L{Waker} ends waits on L{Waker.wake} or after the poll interval.
+    """
+
+    def test_quietWaitsForgotten(self) -> None:
+        """
+        Waits that run out are not kept: a quiet worker polling for months
+        holds no more than its current wait.
+        """
+        clock = Clock()
+        waker = Waker(clock, 5.0)
+        for ignored in range(100):
+            d = waker.idle()
+            clock.advance(5.0)
+            self.successResultOf(d)
+        waker.idle()
+        self.assertEqual(len(waker._waiting), 1)
+
+    def test_wake(self) -> None:
+        """
+        L{Waker.wake} ends every wait at once and cancels its timer.
+        """
+        clock = Clock()
+        waker = Waker(clock, 5.0)
+        waits = [waker.idle(), waker.idle(60.0)]
+        waker.wake()
+        for d in waits:
+            self.successResultOf(d)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class ViewsTests(SynchronousTestCase):
+    """
+    L{Views} gives a report a view once it has a committed table.
+    """
+
+    def test_directoryWithoutTable(self) -> None:
+        """
+        A report whose directory exists while its first parse runs is not
+        counted as shown, so its first table brings its view.
+        """
+        tables = Path(self.mktemp())
+        (tables / "lmp" / "trading_date=2020-01-01").mkdir(parents=True)
+        views = Views(tables, run_now)
+        report = ReportTopic(
+            name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"grp_type": "ALL_APNODES"}
+        )
+        self.successResultOf(views.configure([report]))
+        self.assertEqual(views.shown, frozenset())

@@ -1,0 +1,165 @@
+"""
+One parse of a claimed file (the tables service's counterpart of
+L{harbour.services.attempt}): the parse in a thread under a renewed lease,
+then its outcome recorded in the store and announced on the bus.
+
+Whatever happens, the claim ends: C{parsed}, C{unparsable} with the reason
+(a malformed answer, or any error harbour did not foresee, so that no file
+is parsed again and again forever), or back to the queue for later (the
+file is not on this host, or the disk failed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+import attr
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from harbour.dataset.parse import ParseError
+from harbour.dataset.write import WrittenWindow, write_window
+from harbour.errors import StoreUnavailable
+from harbour.interfaces import IBus, ITaskStore
+from harbour.store.parse_queue import ParseJob
+
+#: How long a file that is not on this host waits before another try: a
+#: worker elsewhere, without shared storage, keeps it on its own disk.
+ABSENT_RETRY = 600.0
+
+#: How long a parse that failed for want of resources (a full disk, say)
+#: waits before it is tried again.
+TRANSIENT_RETRY = 60.0
+
+
+@attr.s(eq=False)
+class Parses:
+    """
+    Runs parses and keeps their tally.
+
+    @ivar lease_seconds: The current lease of a claim, read at each use
+        (the C{work} topic may change it).
+    @ivar source: Where the zip of a job is on this host.
+    @ivar in_thread: Runs a function in a thread.
+    @ivar on_written: Called with the report of each table written.
+    """
+
+    log = Logger()
+
+    reactor: IReactorTime = attr.ib()
+    store: ITaskStore = attr.ib()
+    bus: IBus = attr.ib()
+    owner: str = attr.ib()
+    tables_dir: Path = attr.ib()
+    lease_seconds: Callable[[], float] = attr.ib()
+    source: Callable[[ParseJob], Path] = attr.ib()
+    in_thread: Callable[..., Deferred[Any]] = attr.ib()
+    on_written: Callable[[str], object] = attr.ib()
+    rows: int = attr.ib(default=0, init=False)
+    written: int = attr.ib(default=0, init=False)
+    failed: int = attr.ib(default=0, init=False)
+    last_error: str = attr.ib(default="", init=False)
+    parsing: dict[str, ParseJob] = attr.ib(factory=dict, init=False)
+
+    @inlineCallbacks
+    def run(self, job: ParseJob) -> Generator[Deferred[Any], Any, None]:
+        """
+        Parse one claimed file, holding its lease, and record the outcome.
+        """
+        source = self.source(job)
+        label = Path(job.filename).name.removesuffix(".zip")
+        lease = self.lease_seconds()
+        renewal = LoopingCall(self._renew, job)
+        renewal.clock = self.reactor
+        renewal.start(lease / 3, now=False)
+        self.parsing[job.id] = job
+        try:
+            written = yield self.in_thread(_write, source, self.tables_dir, job, label)
+        except ParseError as e:
+            yield self._unparsable(job, str(e))
+        except FileNotFoundError:
+            yield self._later(job, ABSENT_RETRY, f"{source} is not on this host")
+        except OSError as e:
+            yield self._later(job, TRANSIENT_RETRY, f"cannot write the tables of {source}: {e}")
+        except Exception as e:
+            # Unforeseen, so most likely the same next time: record it
+            # rather than parse the file again at every lease.
+            self.log.failure("unexpected error parsing {file}", file=job.filename, service="tables")
+            yield self._unparsable(job, f"{type(e).__name__}: {e}")
+        else:
+            yield self._parsed(job, written)
+        finally:
+            self.parsing.pop(job.id, None)
+            if renewal.running:
+                renewal.stop()
+
+    def _renew(self, job: ParseJob) -> Deferred[None]:
+        def answered(held: bool) -> None:
+            if not held:
+                self.log.warn("lost the claim of {file} mid-parse", file=job.filename, service="tables")
+
+        def failed(failure: Failure) -> None:
+            # The next renewal tries again: the lease outlives a short outage.
+            if not failure.check(StoreUnavailable):
+                self.log.failure(
+                    "cannot renew the claim of {file}", failure, file=job.filename, service="tables"
+                )
+
+        renewed = self.store.renew_parse(job.id, self.owner, job.token, self.lease_seconds())
+        return renewed.addCallbacks(answered, failed)
+
+    @inlineCallbacks
+    def _parsed(self, job: ParseJob, written: WrittenWindow) -> Generator[Deferred[Any], Any, None]:
+        held = yield self.store.finish_parse(job.id, self.owner, job.token, written.rows, "")
+        if not held:
+            # A revision or another claim took it meanwhile: that one records.
+            return
+        self.rows += written.rows
+        self.written += 1
+        yield self.bus.publish(
+            "table.written",
+            {
+                "report": job.report,
+                "task": job.id,
+                "filename": job.filename,
+                "rows": written.rows,
+                "files": len(written.files),
+                "days": [day.isoformat() for day in written.days],
+            },
+        )
+        self.on_written(job.report)
+
+    @inlineCallbacks
+    def _unparsable(self, job: ParseJob, error: str) -> Generator[Deferred[Any], Any, None]:
+        self.log.error("cannot parse {file}: {error}", file=job.filename, error=error, service="tables")
+        held = yield self.store.finish_parse(job.id, self.owner, job.token, 0, error)
+        if not held:
+            return
+        self.failed += 1
+        self.last_error = f"{job.filename}: {error}"
+        yield self.bus.publish(
+            "table.failed", {"report": job.report, "task": job.id, "filename": job.filename, "error": error}
+        )
+
+    @inlineCallbacks
+    def _later(self, job: ParseJob, delay: float, error: str) -> Generator[Deferred[Any], Any, None]:
+        self.log.warn("{error}; trying again in {delay:.0f} s", error=error, delay=delay, service="tables")
+        self.last_error = f"{job.filename}: {error}"
+        yield self.store.release_parse(job.id, self.owner, job.token, delay, error)
+
+
+def _write(source: Path, tables_dir: Path, job: ParseJob, label: str) -> WrittenWindow:
+    """
+    In a thread: the parse itself.
+
+    @raise FileNotFoundError: If the file is not on this host (a zip that
+        cannot be opened is a L{ParseError}).
+    """
+    if not source.is_file():
+        raise FileNotFoundError(source)
+    return write_window(source, tables_dir, job.report, label, url=job.url, sha256=job.sha256)
