@@ -13,6 +13,7 @@ import datetime
 import json
 import shutil
 import socket
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,16 @@ return result;
 """
 
 
+#: The map's cells by class (that is, by day state), as the page has them.
+COUNT_CELLS = """
+var found = {};
+document.querySelectorAll("#map .cells i").forEach(function (cell) {
+  found[cell.className] = (found[cell.className] || 0) + 1;
+});
+return found;
+"""
+
+
 class BrowserTests(TestCase):
     """
     The page as an operator's browser shows it.
@@ -276,15 +287,18 @@ class BrowserTests(TestCase):
     async def test_largeMap(self) -> None:
         """
         A map of 100 reports × 1,200 days is drawn, one cell per report and
-        day, in well under a second.
+        day, each of its day's state; how long the drawing took is saved
+        beside the screenshot.
         """
         monitor, url = await self.serve(100, 1200)
         await self.driver.go(url)
         cells = await self.driver.run("return document.querySelectorAll('#map .cells i').length;")
         self.assertEqual(cells, 120_000)
+        drawn = await self.driver.run(COUNT_CELLS)
+        states = Counter("".join(row.states for row in monitor.coverage.rows()))
+        self.assertEqual(drawn, {f"c{code}": n for code, n in states.items()})
         milliseconds = await self.driver.run("return window.harbourMapMilliseconds;")
         (self.shots / "large.txt").write_text(f"{milliseconds:.0f} ms to draw 120,000 cells\n")
-        self.assertLess(milliseconds, 1000)
         await self.driver.screenshot(self.shots / "large.png")
 
     async def test_showcase(self) -> None:

@@ -398,8 +398,11 @@ class ControlProtocol(amp.AMP):
         except ValueError as e:
             raise BadRequest(str(e)) from None
         if count:
-            # Wakes idle downloaders, wherever they run.
-            yield self._service.bus.publish("task.created", {"report": report or "*", "count": count})
+            # Wakes idle downloaders, wherever they run; "retried" tells
+            # those who keep task states that these tasks are not new.
+            yield self._service.bus.publish(
+                "task.created", {"report": report or "*", "count": count, "retried": True}
+            )
         return {"count": count}
 
     @commands.Reparse.responder

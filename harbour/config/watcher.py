@@ -8,7 +8,8 @@ C{twisted.internet.inotify}; a burst of events, such as an editor's save
 through a temporary file and a rename, is coalesced into one reload.  Only
 topics whose content changed are published again.  A configuration with
 errors publishes C{config.error} once per bad file (in as many messages as
-its errors need) and changes nothing.
+its errors need) and changes nothing; every reload without errors ends
+with C{config.loaded} (not retained), whether or not a topic changed.
 
 No event grows with the configuration: the reports go out in pages
 (L{harbour.config.paging}).  A topic counts as published only once the bus
@@ -46,6 +47,9 @@ WATCH_MASK = (
     | inotify.IN_CREATE
     | inotify.IN_DELETE
 )
+
+#: The event (not retained) that ends every reload without errors.
+LOADED = "config.loaded"
 
 #: Quiet time after the last event of a burst before reloading.
 SETTLE_SECONDS = 0.01
@@ -227,7 +231,20 @@ class ConfigService(Service):
         self._unpublished = unpublished
         if unpublished:
             yield self._report(unpublished, logged=True)
+        else:
+            yield self._loaded(len(warnings))
         return sorted(republished), [str(p) for p in unpublished]
+
+    @inlineCallbacks
+    def _loaded(self, warnings: int) -> Generator[Deferred[Any], Any, None]:
+        """
+        Publish C{config.loaded}: the reload succeeded, even if no topic
+        changed (a bad save put right publishes nothing else).
+        """
+        try:
+            yield self.bus.publish(LOADED, {"reloads": self._reloads, "warnings": warnings})
+        except Exception:
+            self.log.failure("cannot publish {topic}", topic=LOADED, service="config")
 
     @inlineCallbacks
     def _publish(

@@ -99,13 +99,14 @@ SCRIPT = """
       name.textContent = data.report;
       name.title = data.report;
       var cells = document.createElement("span");
-      cells.className = data.states.length > 400 ? "cells dense" : "cells";
       cells.setAttribute("data-report", data.report);
       map.appendChild(name);
       map.appendChild(cells);
       row = rows[data.report] = {cells: cells};
     }
     row.data = data;
+    // A row is redrawn whole, its range too: it may have grown dense.
+    row.cells.className = data.states.length > 400 ? "cells dense" : "cells";
     var states = data.states, html = new Array(states.length);
     for (var i = 0; i !== states.length; i++) {
       html[i] = '<i class="c' + states.charAt(i) + '"></i>';

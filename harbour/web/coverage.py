@@ -149,9 +149,12 @@ class Coverage:
 
     zone: ZoneInfo = attr.ib(factory=lambda: ZoneInfo("America/Los_Angeles"))
     version: int = attr.ib(default=0, init=False)
-    #: The version at which the reports or their ranges last changed.
+    #: The version at which reports last came or went (a row whose range
+    #: changed is only a changed row: the page redraws rows whole).
     layout_version: int = attr.ib(default=0, init=False)
     _requests: Sequence[ReportURL] | None = attr.ib(default=None, init=False)
+    #: {report: its requests, as last laid out}
+    _asked: dict[str, list[ReportURL]] = attr.ib(factory=dict, init=False)
     _lines: dict[str, _Line] = attr.ib(factory=dict, init=False)
     #: {file name: (report, day indexes it covers)}
     _where: dict[str, tuple[str, list[int]]] = attr.ib(factory=dict, init=False)
@@ -161,40 +164,66 @@ class Coverage:
 
     def set_requests(self, requests: Sequence[ReportURL]) -> None:
         """
-        Lay the map out for C{requests} (a list the manifest hands out
-        again unchanged is recognised at once).
+        Lay the map out for C{requests}.
+
+        The manifest's list is made again every minute, mostly the same:
+        only the rows of reports whose requests changed are laid out again
+        (and marked changed), and the layout's version moves only when
+        reports come or go, so that a page redraws the rows that changed
+        rather than the whole map.
         """
         if requests is self._requests:
             return
-        if requests == self._requests:
-            # The manifest's list is made again every minute, mostly the
-            # same: keep the layout (and the pages' versions).
-            self._requests = requests
-            return
         self._requests = requests
-        by_report: dict[str, list[tuple[datetime.date, datetime.date, float, str]]] = {}
+        grouped: dict[str, list[ReportURL]] = {}
+        for request in requests:
+            grouped.setdefault(request.report, []).append(request)
+        changed = [report for report, asked in grouped.items() if self._asked.get(report) != asked]
+        gone = [report for report in self._lines if report not in grouped]
+        if not changed and not gone:
+            return
+        self.version += 1
+        if grouped.keys() != self._lines.keys():
+            self.layout_version = self.version
+        for report in (*gone, *changed):
+            self._forget(report)
+        for report in changed:
+            self._asked[report] = grouped[report]
+            self._lines[report] = self._lay_out(report, grouped[report])
+            self._touched[report] = self.version
+        self._lines = {report: self._lines[report] for report in sorted(self._lines)}
+
+    def _forget(self, report: str) -> None:
+        """
+        Take C{report}'s row and its requests off the map.
+        """
+        for request in self._asked.pop(report, ()):
+            if self._where.get(request.filename, ("",))[0] == report:
+                del self._where[request.filename]
+        self._lines.pop(report, None)
+        self._touched.pop(report, None)
+
+    def _lay_out(self, report: str, requests: Sequence[ReportURL]) -> _Line:
+        """
+        @return: C{report}'s row for its C{requests}, each day counted from
+            the task states known.
+        """
+        spans = []
         for request in requests:
             first = request.window_start.astimezone(self.zone).date()
             last = (request.window_end - datetime.timedelta(microseconds=1)).astimezone(self.zone).date()
-            end = request.window_end.timestamp()
-            by_report.setdefault(request.report, []).append((first, max(first, last), end, request.filename))
-        self.version += 1
-        self.layout_version = self.version
-        self._lines, self._where = {}, {}
-        for report, spans in sorted(by_report.items()):
-            start = min(span[0] for span in spans)
-            length = (max(span[1] for span in spans) - start).days + 1
-            line = _Line(start, [[] for _ in range(length)], [0.0] * length, [DayCounts()] * length)
-            for first, last, end, filename in spans:
-                days = list(range((first - start).days, (last - start).days + 1))
-                self._where[filename] = (report, days)
-                for index in days:
-                    line.files[index].append(filename)
-                    line.ends[index] = max(line.ends[index], end)
-            self._lines[report] = line
-            for index in range(length):
-                line.cells[index] = self._count(line.files[index])
-            self._touched[report] = self.version
+            spans.append((first, max(first, last), request.window_end.timestamp(), request.filename))
+        start = min(span[0] for span in spans)
+        length = (max(span[1] for span in spans) - start).days + 1
+        line = _Line(start, [[] for _ in range(length)], [0.0] * length, [DayCounts()] * length)
+        for first, last, end, filename in spans:
+            days = list(range((first - start).days, (last - start).days + 1))
+            self._where[filename] = (report, days)
+            for index in days:
+                line.files[index].append(filename)
+                line.ends[index] = max(line.ends[index], end)
+        line.cells = [self._count(files) for files in line.files]
+        return line
 
     def _count(self, files: Iterable[str]) -> DayCounts:
         tally = {"downloaded": 0, "empty": 0, "pending": 0, "failed": 0, "revised": 0}
@@ -295,7 +324,7 @@ class Coverage:
     def changed_since(self, version: int) -> list[Row] | None:
         """
         @return: The rows changed after C{version}, or L{None} if the
-            reports or their ranges changed since (draw every row again).
+            reports came or went since (draw every row again).
         """
         if version < self.layout_version or version > self.version:
             return None

@@ -9,20 +9,23 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from collections.abc import Generator, Mapping
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import attr
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, FirstError, inlineCallbacks
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from harbour import __version__
 from harbour.bus import Subscription
 from harbour.config.topics import TOPICS
+from harbour.config.watcher import LOADED
 from harbour.errors import HarbourError
 from harbour.interfaces import IBus, IDaemon, IEvent, IStatusSource, StatusDocument
 from harbour.web.coverage import LEGEND, Coverage
@@ -37,18 +40,20 @@ INTERVAL = 5.0
 #: counts soon agree with the map the event changed.
 SOON = 1.0
 
-#: Events after which the task states are read from the store again: new
-#: tasks, an operator's retry, and the end of a Redis outage (writes made
-#: just before it may be lost).
-_RESYNC = frozenset({"task.created", "store.connected"})
+#: Events after which the task states are read from the store again: the
+#: end of a Redis outage (writes made just before it may be lost).  New
+#: tasks need no reading (a file with no known task counts as pending); an
+#: operator's retry does, and is told by its C{task.created} event's
+#: C{retried}.
+_RESYNC = frozenset({"store.connected"})
 
-_DAY_NAMES = {code: name for code, name, ignored in LEGEND}
+_DAY_NAMES: Mapping[str, str] = MappingProxyType({code: name for code, name, ignored in LEGEND})
 
 #: What the monitor follows: task outcomes, the dataset's writes, Redis's
-#: comings and goings, and the configuration's topics (a reload that
-#: publishes them succeeded) and errors.  Only these, so that a topic of
-#: nobody's is still delivered to nobody.
-FOLLOWED = ("task.*", "table.*", "store.*", "config.error", *TOPICS, "reports*")
+#: comings and goings, and the configuration's topics and reloads (a reload
+#: that publishes them, or C{config.loaded}, succeeded) and errors.  Only
+#: these, so that a topic of nobody's is still delivered to nobody.
+FOLLOWED = ("task.*", "table.*", "store.*", "config.error", LOADED, *TOPICS, "reports*")
 
 
 @implementer(IStatusSource)
@@ -78,6 +83,9 @@ class Monitor(Service):
     _pending_rebuild: IDelayedCall | None = attr.ib(default=None, init=False)
     _pending_tick: IDelayedCall | None = attr.ib(default=None, init=False)
     _resync: bool = attr.ib(default=True, init=False)
+    #: {report: {state: count}} as last read: kept while Redis is away, so
+    #: that an outage does not look like a mirror with nothing to do.
+    _counts: dict[str, dict[str, int]] = attr.ib(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.coverage = Coverage(self.zone)
@@ -93,7 +101,7 @@ class Monitor(Service):
         super().startService()
         for pattern in FOLLOWED:
             self._subscriptions.append((yield self.bus.subscribe(pattern, self._heard)))
-        self._loop = LoopingCall(self.tick)
+        self._loop = LoopingCall(self._safe_tick)
         self._loop.clock = self.reactor
         self._loop.start(self.interval, now=True).addErrback(
             lambda failure: self.log.failure("monitor stopped", failure, service="monitor")
@@ -122,8 +130,9 @@ class Monitor(Service):
             before = self.coverage.version
             self.coverage.apply(topic, payload)
             changed = changed or self.coverage.version != before
-        if topic in _RESYNC:
-            self._resync = True
+        if _asks_resync(topic, payload):
+            # Soon, rather than at the next reading: an operator is waiting.
+            self._resync = changed = True
         if not changed:
             return
         # A burst of events makes one new snapshot at once, and one reading
@@ -131,7 +140,18 @@ class Monitor(Service):
         if self._pending_rebuild is None or not self._pending_rebuild.active():
             self._pending_rebuild = self.reactor.callLater(0, self.rebuild)
         if self._pending_tick is None or not self._pending_tick.active():
-            self._pending_tick = self.reactor.callLater(SOON, self.tick)
+            self._pending_tick = self.reactor.callLater(SOON, self._safe_tick)
+
+    def _safe_tick(self) -> Deferred[None]:
+        """
+        L{tick}, its failure logged: the loop and the readings an event
+        asks for must go on whatever one reading meets.
+        """
+
+        def failed(failure: Failure) -> None:
+            self.log.failure("cannot take a snapshot", failure, service="monitor")
+
+        return self.tick().addErrback(failed)
 
     @inlineCallbacks
     def tick(self) -> Generator[Deferred[Any], Any, None]:
@@ -146,6 +166,9 @@ class Monitor(Service):
             self._document["uptime"] = document.get("uptime", 0.0)
         except Exception:
             self.log.failure("cannot read the daemon's status", service="monitor")
+        counts = _task_counts(self._document.get("work"))
+        if counts is not None:
+            self._counts = counts
         store = self._document.get("store")
         if isinstance(store, dict) and "connected" in store:
             self.tally.redis_up = bool(store["connected"])
@@ -155,9 +178,15 @@ class Monitor(Service):
             self._resync = False
             try:
                 yield self.coverage.load(self.daemon.task_store())
-            except HarbourError as e:
+            except Exception as e:
+                # The store reads pages at once: its errors come wrapped.
+                cause = e.subFailure.value if isinstance(e, FirstError) else e
                 self._resync = True
-                self.log.warn("cannot read task states: {error}", error=str(e), service="monitor")
+                self.log.warn(
+                    "cannot read task states: {error}",
+                    error=str(cause) or type(cause).__name__,
+                    service="monitor",
+                )
         self.rebuild()
 
     def rebuild(self) -> None:
@@ -166,8 +195,7 @@ class Monitor(Service):
         """
         now = self.reactor.seconds()
         services = self._document
-        counts = (services.get("work") or {}).get("tasks") or {}
-        counts = {r: c for r, c in counts.items() if isinstance(c, dict)}
+        counts = self._counts
         recent = self.tally.within(self.thresholds.window)
         views = []
         for report in sorted(set(counts) | set(self.coverage.reports())):
@@ -250,6 +278,26 @@ class Monitor(Service):
             "ready": self.current.ready or "ready",
             "thresholds": self.thresholds.to_json(),
         }
+
+
+def _asks_resync(topic: str, payload: object) -> bool:
+    """
+    @return: Whether the event of C{topic} means the task states must be
+        read from the store again.
+    """
+    retried = topic == "task.created" and isinstance(payload, dict) and bool(payload.get("retried"))
+    return retried or topic in _RESYNC
+
+
+def _task_counts(work: object) -> dict[str, dict[str, int]] | None:
+    """
+    @return: C{{report: {state: count}}} from the C{work} service's
+        C{Status}, or L{None} if it could not count them (Redis away).
+    """
+    tasks = work.get("tasks") if isinstance(work, dict) else None
+    if not isinstance(tasks, dict) or isinstance(tasks.get("error"), str):
+        return None
+    return {report: dict(counts) for report, counts in tasks.items() if isinstance(counts, dict)}
 
 
 def _copy(nested: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:

@@ -26,7 +26,7 @@ from harbour.web.snapshot import ReportView, Snapshot
 #: Milliseconds between two polls of C{live}.
 POLL_MILLISECONDS = 2000
 
-_SHOWN_STATES = [state for state in STATES if state != "retired"]
+_SHOWN_STATES = tuple(state for state in STATES if state != "retired")
 
 
 def ago(seconds: float) -> str:
@@ -43,8 +43,12 @@ def ago(seconds: float) -> str:
 def _moment(when: float | None, now: float) -> Tag:
     if when is None:
         return tags.span("never", class_="zero")
-    iso = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(when))
-    return tags.time(ago(now - when), title=iso, datetime=iso)
+    moment = time.gmtime(when)
+    return tags.time(
+        ago(now - when),
+        title=time.strftime("%Y-%m-%d %H:%M:%S UTC", moment),
+        datetime=time.strftime("%Y-%m-%dT%H:%M:%SZ", moment),
+    )
 
 
 def overall(shot: Snapshot) -> tuple[int, str]:

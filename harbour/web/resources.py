@@ -18,7 +18,8 @@ from typing import Any
 import attr
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
-from twisted.internet.defer import gatherResults
+from twisted.internet.defer import Deferred, FirstError, gatherResults
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import EncodingResourceWrapper, IResource, Resource
 from twisted.web.server import NOT_DONE_YET, GzipEncoderFactory, Request
@@ -48,28 +49,44 @@ def _text(request: Request, code: int, text: str) -> bytes:
     return text.encode() + b"\n"
 
 
-def _send(request: Request, rendered: Any, content_type: bytes) -> int:
+class Rendered(Resource):
     """
-    Finish C{request} with what the L{Deferred} C{rendered} fires with.
+    A resource whose answers are rendered by L{twisted.web.template}, and
+    so arrive later, or fail.
     """
-    gone: list[bool] = []
-    request.notifyFinish().addErrback(lambda failure: gone.append(True))
 
-    def write(body: bytes) -> None:
-        if not gone:
-            request.setHeader(b"content-type", content_type)
-            request.setHeader(b"cache-control", b"no-store")
-            request.write(body)
-            request.finish()
+    log = Logger()
 
-    def failed(failure: Failure) -> None:
-        if not gone:
-            request.setResponseCode(500)
-            request.write(b"cannot render the page\n")
-            request.finish()
+    def send(self, request: Request, rendered: Deferred[bytes], content_type: bytes) -> int:
+        """
+        Finish C{request} with what C{rendered} fires with; if it fails,
+        log why and answer 500.
 
-    rendered.addCallback(write).addErrback(failed)
-    return NOT_DONE_YET
+        @return: L{NOT_DONE_YET}.
+        """
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda failure: gone.append(True))
+
+        def write(body: bytes) -> None:
+            if not gone:
+                request.setHeader(b"content-type", content_type)
+                request.setHeader(b"cache-control", b"no-store")
+                request.write(body)
+                request.finish()
+
+        def failed(failure: Failure) -> None:
+            if isinstance(failure.value, FirstError):
+                failure = failure.value.subFailure
+            self.log.failure(
+                "cannot render {path}", failure, path=request.uri.decode("ascii", "replace"), service="http"
+            )
+            if not gone:
+                request.setResponseCode(500)
+                request.write(b"cannot render the page\n")
+                request.finish()
+
+        rendered.addCallback(write).addErrback(failed)
+        return NOT_DONE_YET
 
 
 @attr.s(eq=False)
@@ -133,7 +150,7 @@ class Metrics(Resource):
 
 
 @attr.s(eq=False)
-class StatusPage(Resource):
+class StatusPage(Rendered):
     """
     C{/}: the status page.
     """
@@ -150,15 +167,15 @@ class StatusPage(Resource):
         """
         coverage = self.monitor.coverage
         tree = page(self.monitor.current, coverage.rows(), coverage.version)
-        return _send(request, render(tree), b"text/html; charset=utf-8")
+        return self.send(request, render(tree), b"text/html; charset=utf-8")
 
 
 @attr.s(eq=False)
-class Live(Resource):
+class Live(Rendered):
     """
     C{/live?since=VERSION}: the page's overview and tables again, and the
     map's rows changed after C{VERSION} (all of them, with C{reset}, when
-    the reports or their ranges changed).
+    reports came or went).
     """
 
     isLeaf = True
@@ -189,12 +206,14 @@ class Live(Resource):
             answer["parts"] = {name: part.decode() for name, part in zip(redrawn, html)}
             return json.dumps(answer, separators=(",", ":")).encode()
 
-        rendered = gatherResults([fragment(part) for part in redrawn.values()]).addCallback(done)
-        return _send(request, rendered, b"application/json")
+        rendered = gatherResults(
+            [fragment(part) for part in redrawn.values()], consumeErrors=True
+        ).addCallback(done)
+        return self.send(request, rendered, b"application/json")
 
 
 @attr.s(eq=False)
-class Login(Resource):
+class Login(Rendered):
     """
     C{/login}: a form asking for the control token; a right one sets the
     session cookie and goes back to the page.
@@ -211,7 +230,7 @@ class Login(Resource):
         """
         @return: The form.
         """
-        return _send(request, render(login_form("")), b"text/html; charset=utf-8")
+        return self.send(request, render(login_form("")), b"text/html; charset=utf-8")
 
     def render_POST(self, request: Request) -> int | bytes:
         """
@@ -221,7 +240,7 @@ class Login(Resource):
         if not hmac.compare_digest(given, self.token.encode()):
             request.setResponseCode(401)
             form = login_form("That is not the control token.")
-            return _send(request, render(form), b"text/html; charset=utf-8")
+            return self.send(request, render(form), b"text/html; charset=utf-8")
         request.addCookie(
             COOKIE, session(self.token), path=b"/", httpOnly=True, secure=self.secure, sameSite="strict"
         )
@@ -260,7 +279,7 @@ def login_form(problem: str) -> Tag:
 
 
 @attr.s(eq=False)
-class Guarded(Resource):
+class Guarded(Rendered):
     """
     Lets a request through to C{resource} only with the token (as a bearer
     header, or the login form's cookie); sends others to the login form.
@@ -294,7 +313,7 @@ class Guarded(Resource):
             return self.resource.render(request)
         request.setResponseCode(401)
         request.setHeader(b"www-authenticate", b'Bearer realm="harbour"')
-        return _send(request, render(login_form("")), b"text/html; charset=utf-8")
+        return self.send(request, render(login_form("")), b"text/html; charset=utf-8")
 
 
 def site_root(monitor: Monitor, registry: CollectorRegistry, token: str | None) -> Resource:

@@ -26,19 +26,27 @@ from harbour.web.resources import site_root
 #: Where the site listens unless told otherwise.
 DEFAULT_HTTP = "tcp:7752:interface=127.0.0.1"
 
+#: The kinds of listener that other hosts cannot reach (a plain C{tcp:} or
+#: C{tcp6:} one is refused off loopback).
+_LOCAL_KINDS = frozenset({"unix", "tcp", "tcp6"})
+
 
 def reachable_from_elsewhere(endpoint: str) -> bool:
     """
-    @return: Whether other hosts may connect to C{endpoint}: an C{ssl:}
-        listener not bound to a loopback interface.  (A plain C{tcp:} one
-        may only be on loopback, and a C{unix:} socket is local.)
+    @return: Whether other hosts may connect to C{endpoint}.  Only those
+        known to be local are not: a C{unix:} socket, a plain C{tcp:} or
+        C{tcp6:} listener (which may only be on loopback) and an C{ssl:}
+        one bound to loopback.  Any other kind (C{systemd:}, a plugin's)
+        may be anywhere, so the page needs the token there.
 
     @raise ConfigurationError: for a plain C{tcp:} listener off loopback.
     """
     check_listen_endpoint(endpoint)
     kind, ignored, rest = endpoint.partition(":")
-    if kind != "ssl":
+    if kind in _LOCAL_KINDS:
         return False
+    if kind != "ssl":
+        return True
     try:
         # The same rule as a tcp: listener's: is it bound to loopback?
         check_listen_endpoint("tcp:" + rest)

@@ -13,6 +13,8 @@ from typing import Any
 
 import attr
 
+from harbour.config.watcher import LOADED
+
 #: The task outcomes counted, by topic.
 OUTCOMES: Mapping[str, str] = {"task.done": "downloaded", "task.empty": "empty", "task.failed": "failed"}
 
@@ -55,7 +57,7 @@ class Tally:
     Counters of bus events, kept on the reactor.
 
     @ivar owns: Whether a topic is one of the configuration's (its
-        retained events mean a reload succeeded).
+        retained events, like C{config.loaded}, mean a reload succeeded).
     @ivar clock: The POSIX time now.
     """
 
@@ -84,7 +86,10 @@ class Tally:
         @return: Whether it changed anything.
         """
         now = self.clock()
-        if self.owns(topic):
+        if self.owns(topic) or topic == LOADED:
+            # A retained topic arrives when it changes, and when the
+            # monitor starts; config.loaded after every good reload, even
+            # one that changed nothing.
             self.config_successful, self.config_success_at = True, now
             return True
         if topic == "config.error":

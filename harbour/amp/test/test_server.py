@@ -474,6 +474,22 @@ class OperatorCommandTests(SynchronousTestCase):
         failure = self.failureResultOf(self.call(commands.Retry, state="pending"), BadRequest)
         self.assertIn("unknown state 'pending'", str(failure.value))
 
+    def test_retryAnnounced(self) -> None:
+        """
+        A C{Retry} that revives tasks announces them with C{task.created},
+        marked C{retried} (they are not new); one that revives none says
+        nothing.
+        """
+        events: list[IEvent] = []
+        self.successResultOf(self.bus.subscribe("task.created", events.append))
+        self.assertEqual(self.successResultOf(self.call(commands.Retry)), {"count": 0})
+        self.assertEqual(events, [])
+        task = self.successResultOf(self.tasks.claim("w", 60))
+        assert task is not None
+        self.tasks.finish(task.id, "w", "failed", error="1005")
+        self.assertEqual(self.successResultOf(self.call(commands.Retry)), {"count": 1})
+        self.assertEqual([e.payload for e in events], [{"report": "*", "count": 1, "retried": True}])
+
     def test_reparse(self) -> None:
         """
         C{Reparse} queues downloaded files to be parsed again (of one

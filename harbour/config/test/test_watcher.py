@@ -107,7 +107,7 @@ class ConfigServiceTests(SynchronousTestCase):
         self.write("a.toml", "# a comment\n[work]\nmax_attempts = 3\n[download]\nconcurrency = 2\n")
         topics, ignored = self.successResultOf(self.service.reload())
         self.assertEqual(topics, ["download"])
-        self.assertEqual(self.recorder.topics(), ["download"])
+        self.assertEqual(self.recorder.topics(), ["download", "config.loaded"])
 
     def test_badFileKeepsLastGood(self) -> None:
         """
@@ -127,6 +127,25 @@ class ConfigServiceTests(SynchronousTestCase):
         self.assertIn('did you mean "lease_seconds"', payload["errors"][1]["message"])
         self.assertEqual(setting(self.bus, "work", "max_attempts"), 3)
         self.assertEqual(self.service.status()["last_error"], payload)
+        self.flushLoggedErrors()
+
+    def test_loadedAfterEveryGoodReload(self) -> None:
+        """
+        Every reload without errors ends with C{config.loaded} (not
+        retained), even one that changes no topic: the files put back as
+        they were after a bad save; a reload with errors does not.
+        """
+        self.write("a.toml", "[work]\nmax_attempts = 3\n")
+        self.successResultOf(self.service.reload())
+        self.assertEqual(self.recorder.events[-1], ("config.loaded", {"reloads": 1, "warnings": 0}))
+        self.write("a.toml", "[work]\nmax_attempts = 0\n")
+        self.successResultOf(self.service.reload())
+        self.assertEqual(self.recorder.topics()[-1], "config.error")
+        del self.recorder.events[:]
+        self.write("a.toml", "[work]\nmax_attempts = 3\n")
+        self.assertEqual(self.successResultOf(self.service.reload()), ([], []))
+        self.assertEqual(self.recorder.events, [("config.loaded", {"reloads": 3, "warnings": 0})])
+        self.assertIsNone(self.bus.retained("config.loaded"))
         self.flushLoggedErrors()
 
     def test_recoveryAfterError(self) -> None:
@@ -266,7 +285,8 @@ class ScaleTests(SynchronousTestCase):
     def test_oneReportChanged(self) -> None:
         """
         Changing one report republishes the list, which a follower gets
-        once, whole; a reload without changes publishes nothing.
+        once, whole; a reload without changes publishes only that it
+        loaded.
         """
         self.write("reports.toml", reports_toml(2000))
         self.reload()
@@ -275,10 +295,10 @@ class ScaleTests(SynchronousTestCase):
         self.assertEqual(self.reload(), (["reports"], []))
         self.assertEqual([r.name for r in self.followed[-1]][-2:], ["r1998", "z0000"])
         self.assertEqual(len(self.followed), 2)
-        self.assertEqual(self.recorder.topics()[-1], "reports")
+        self.assertEqual(self.recorder.topics()[-2:], ["reports", "config.loaded"])
         del self.recorder.events[:]
         self.assertEqual(self.reload(), ([], []))
-        self.assertEqual(self.recorder.events, [])
+        self.assertEqual(self.recorder.topics(), ["config.loaded"])
 
     def test_shrinking(self) -> None:
         """

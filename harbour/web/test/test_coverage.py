@@ -76,8 +76,7 @@ class CoverageTests(SynchronousTestCase):
 
     def test_changedSince(self) -> None:
         """
-        Only the rows changed after a version are handed out; a new layout
-        asks for every row again.
+        Only the rows changed after a version are handed out.
         """
         version = self.coverage.version
         self.assertEqual(self.coverage.changed_since(version), [])
@@ -85,17 +84,62 @@ class CoverageTests(SynchronousTestCase):
         changed = self.coverage.changed_since(version)
         assert changed is not None
         self.assertEqual([(row.report, row.states) for row in changed], [("load", "WD")])
-        self.coverage.set_requests(self.requests + day_requests("lmp", FIRST + datetime.timedelta(days=4), 1))
-        self.assertIsNone(self.coverage.changed_since(version + 1))
         self.assertIsNone(self.coverage.changed_since(self.coverage.version + 5))
+
+    def test_newWindowRelaysOneRow(self) -> None:
+        """
+        A report that gains a window has only its own row laid out again,
+        handed out as a changed row (the page redraws rows whole); the
+        other rows are kept as they were.
+        """
+        self.coverage.record(self.requests[0].filename, DOWNLOADED)
+        load = self.coverage.row("load")
+        version = self.coverage.version
+        later = day_requests("lmp", FIRST + datetime.timedelta(days=4), 1)
+        self.coverage.set_requests(self.requests + later)
+        changed = self.coverage.changed_since(version)
+        assert changed is not None
+        self.assertEqual([(row.report, row.states) for row in changed], [("lmp", "DWWWW")])
+        self.assertIs(self.coverage.row("load"), load)
+        self.coverage.record(later[0].filename, DOWNLOADED)
+        self.assertEqual(self.coverage.row("lmp").states, "DWWWD")
+
+    def test_reportsComeAndGo(self) -> None:
+        """
+        A report added or removed asks for every row again; a removed
+        report's files no longer count anywhere.
+        """
+        version = self.coverage.version
+        self.coverage.set_requests(self.requests + day_requests("ghg", FIRST, 1))
+        self.assertIsNone(self.coverage.changed_since(version))
+        self.assertEqual(self.coverage.reports(), ["ghg", "lmp", "load"])
+        version = self.coverage.version
+        self.coverage.set_requests(self.requests[:4])
+        self.assertIsNone(self.coverage.changed_since(version))
+        self.assertEqual(self.coverage.reports(), ["lmp"])
+        version = self.coverage.version
+        self.coverage.record(self.requests[-1].filename, DOWNLOADED)
+        self.assertEqual((self.coverage.version, self.coverage.changed_since(version)), (version, []))
+
+    def test_windowDropped(self) -> None:
+        """
+        A window no longer asked for leaves its report's row, and its task's
+        outcome changes nothing.
+        """
+        self.coverage.set_requests(self.requests[1:])
+        self.assertEqual(self.coverage.row("lmp").states, "WWW")
+        version = self.coverage.version
+        self.coverage.record(self.requests[0].filename, DOWNLOADED)
+        self.assertEqual(self.coverage.version, version)
 
     def test_sameRequestsKeepLayout(self) -> None:
         """
-        The manifest's same list again, or an equal one, changes nothing.
+        The manifest's same list again, or an equal one made anew, changes
+        nothing.
         """
         version = self.coverage.version
         self.coverage.set_requests(self.requests)
-        self.coverage.set_requests(list(self.requests))
+        self.coverage.set_requests(day_requests("lmp", FIRST, 4) + day_requests("load", FIRST, 2))
         self.assertEqual(self.coverage.version, version)
 
     def test_multiDayWindow(self) -> None:

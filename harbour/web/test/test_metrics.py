@@ -7,6 +7,7 @@ L{Clock}, readiness.
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -16,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from harbour import __version__
 from harbour.bus import Bus
+from harbour.config.watcher import ConfigService
 from harbour.web.metrics import registry
 from harbour.web.monitor import Monitor
 from harbour.web.tally import retry_reason
@@ -112,6 +114,32 @@ class MetricsTests(SynchronousTestCase):
         samples = scrape(self.monitor)
         self.assertEqual(samples[("harbour_config_last_reload_successful", ())], 0.0)
         self.assertEqual(samples[("harbour_config_last_reload_success_timestamp_seconds", ())], T0)
+
+    def test_reloadPutRight(self) -> None:
+        """
+        A bad save, then the files put back as they were (a reload that
+        changes no topic): the last reload is successful again, at its
+        time.
+        """
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        config = ConfigService(self.clock, directory, self.bus)
+        good = "[work]\nmax_attempts = 3\n"
+        (directory / "work.toml").write_text(good)
+        self.successResultOf(config.reload())
+        self.clock.advance(10)
+        (directory / "work.toml").write_text("[work]\nmax_attempts = 0\n")
+        self.successResultOf(config.reload())
+        self.clock.advance(0)
+        self.assertEqual(scrape(self.monitor)[("harbour_config_last_reload_successful", ())], 0.0)
+        self.clock.advance(10)
+        (directory / "work.toml").write_text(good)
+        self.assertEqual(self.successResultOf(config.reload()), ([], []))
+        self.clock.advance(0)
+        samples = scrape(self.monitor)
+        self.assertEqual(samples[("harbour_config_last_reload_successful", ())], 1.0)
+        self.assertEqual(samples[("harbour_config_last_reload_success_timestamp_seconds", ())], T0 + 20)
+        self.flushLoggedErrors()
 
     def test_followsOnlyItsTopics(self) -> None:
         """

@@ -12,9 +12,11 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 from treq.testing import StubTreq
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from harbour.web import resources
 from harbour.web.metrics import registry
 from harbour.web.resources import COOKIE, session, site_root
 from harbour.web.test.helpers import FakeDaemon, day_requests, healthy_services, started_monitor
@@ -153,6 +155,44 @@ class PageTests(SynchronousTestCase):
         self.fixture.clock.advance(0)
         changed = json.loads(self.fixture.get(f"/live?since={version}")[1])
         self.assertEqual([(row["report"], row["states"]) for row in changed["rows"]], [("lmp", "DWW")])
+
+    def test_renderFailureLogged(self) -> None:
+        """
+        A page or update that cannot be rendered answers 500, and why is
+        logged.
+        """
+
+        def broken(tree: object) -> Deferred[bytes]:
+            return fail(RuntimeError("cannot flatten"))
+
+        self.patch(resources, "render", broken)
+        self.patch(resources, "fragment", broken)
+        for path in ("/", "/live?since=0"):
+            self.assertEqual(self.fixture.get(path)[:2], (500, b"cannot render the page\n"))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+
+    def test_escaped(self) -> None:
+        """
+        A report's name and an error that hold markup come out as text, on
+        the page and in its updates.
+        """
+        evil = "<script>alert(1)</script>"
+        escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+        fixture = self.fixture
+        fixture.daemon.services = healthy_services(work={"tasks": {evil: {"pending": 1}}})
+        fixture.daemon.asked = fixture.daemon.asked + day_requests(evil, datetime.date(2025, 6, 14), 1)
+        fixture.bus.publish("task.failed", {"report": evil, "filename": "x.zip", "error": evil})
+        fixture.clock.advance(5)
+        self.assertIn(evil, [view.name for view in fixture.monitor.current.reports])
+        page = fixture.get("/")[1].decode()
+        live = json.loads(fixture.get("/live?since=0")[1])
+        self.assertIn(evil, [row["report"] for row in live["rows"]])
+        for html in (page, live["parts"]["summary"], live["parts"]["reports"]):
+            self.assertNotIn("<script>alert", html)
+            self.assertIn(escaped, html)
+        # The name, the row's attribute, the error; and the map's data.
+        self.assertEqual(live["parts"]["reports"].count(escaped), 3)
+        self.assertIn("&quot;report&quot;:&quot;&lt;script&gt;", page)
 
     def test_liveBadVersion(self) -> None:
         """

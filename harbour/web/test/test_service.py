@@ -43,6 +43,15 @@ class PolicyTests(SynchronousTestCase):
             reachable_from_elsewhere("ssl:7752:privateKey=k.pem:certKey=c.pem:interface=127.0.0.1")
         )
 
+    def test_otherKinds(self) -> None:
+        """
+        A listener of any other kind (handed over by systemd, or a
+        plugin's) may be reachable from elsewhere, so the page needs the
+        token there.
+        """
+        self.assertTrue(reachable_from_elsewhere("systemd:domain=INET:index=0"))
+        self.assertTrue(reachable_from_elsewhere("someplugin:7752"))
+
     def test_plainElsewhereRefused(self) -> None:
         """
         A plain listener off loopback is refused, as the control port's is.
@@ -120,6 +129,19 @@ class ServicesTests(SynchronousTestCase):
                 self.reactor, endpoint, Monitor(self.reactor, Bus(), self.daemon), missing
             )
         self.assertIn("cannot read token file", str(caught.exception))
+
+    def test_systemdNeedsToken(self) -> None:
+        """
+        A listener systemd hands over reads the control token: the page
+        is not served to whoever connects.
+        """
+        http = HttpService.from_config(
+            self.reactor,
+            "systemd:domain=INET:index=0",
+            Monitor(self.reactor, Bus(), self.daemon),
+            self.token,
+        )
+        self.assertEqual(http.token, "the-token")
 
     def test_portInUse(self) -> None:
         """

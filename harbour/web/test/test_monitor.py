@@ -1,0 +1,171 @@
+"""
+Tests of L{harbour.web.monitor}: a loop that no failure stops, the task
+states read from the store only when they must be, and the counts kept
+through a Redis outage.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, cast
+
+from twisted.internet.defer import Deferred, FirstError, fail
+from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, LogEvent, Logger, formatEvent
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.bus import Bus
+from harbour.errors import StoreUnavailable
+from harbour.store.tasks import DOWNLOADED, FAILED
+from harbour.web.monitor import INTERVAL, SOON, Monitor
+from harbour.web.test.helpers import FakeDaemon, day_requests, healthy_services
+
+T0 = 1_750_000_000.0
+
+
+class MonitorTests(SynchronousTestCase):
+    """
+    The monitor of a fake daemon with one report of two days, whose first
+    day's task is downloaded in the store.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(T0)
+        self.daemon = FakeDaemon(self.clock)
+        self.daemon.services = healthy_services(work={"tasks": {"lmp": {"pending": 1, "downloaded": 1}}})
+        self.daemon.asked = day_requests("lmp", datetime.date(2025, 6, 1), 2)
+        store = self.daemon.store
+        self.successResultOf(store.create(self.daemon.asked))
+        task = self.successResultOf(store.claim("w", 60))
+        assert task is not None
+        self.successResultOf(store.finish(task.id, "w", DOWNLOADED))
+        self.first = task
+        self.reads: list[str] = []
+        self.failures = 0
+        read = store.tasks
+
+        def tasks(state: str, report: str | None, offset: int, limit: int) -> Deferred[Any]:
+            self.reads.append(state)
+            if self.failures:
+                self.failures -= 1
+                # What the Redis store's pages read at once fail with.
+                return fail(FirstError(Failure(StoreUnavailable("Redis is away")), 0))
+            return read(state, report, offset, limit)
+
+        store.tasks = tasks  # type: ignore[method-assign]
+        self.logged: list[LogEvent] = []
+
+    def start(self) -> None:
+        """
+        Start the monitor, its log kept in C{logged}.
+        """
+        self.bus = Bus()
+        self.monitor = Monitor(self.clock, self.bus, self.daemon)
+        self.monitor.log = Logger(observer=cast(ILogObserver, self.logged.append))
+        self.monitor.startService()
+        self.addCleanup(self.monitor.stopService)
+
+    def states(self) -> str:
+        """
+        @return: The map's row of C{lmp}.
+        """
+        return self.monitor.coverage.row("lmp").states
+
+    def test_storeFailureWrapped(self) -> None:
+        """
+        A task store that fails while the states are read (its error
+        wrapped in a L{FirstError}) is logged as a warning with the store's
+        own message; the loop goes on, and reads them on a later tick.
+        """
+        self.failures = 1
+        self.start()
+        self.assertEqual(self.states(), "WW")
+        self.assertEqual(
+            [formatEvent(e) for e in self.logged if e["log_level"].name == "warn"],
+            ["cannot read task states: Redis is away"],
+        )
+        self.clock.advance(INTERVAL)
+        self.assertEqual(self.states(), "WD")
+        self.clock.advance(INTERVAL)
+        self.assertEqual(self.monitor.current.taken, T0 + 2 * INTERVAL)
+
+    def test_tickFailureLogged(self) -> None:
+        """
+        Whatever a reading meets, it is logged and the next reading
+        happens: the loop never stops.
+        """
+        requests = self.daemon.asked
+        broken = [RuntimeError("the manifest broke")]
+
+        def asked() -> list[Any]:
+            if broken:
+                raise broken.pop()
+            return requests
+
+        self.daemon.requests = asked  # type: ignore[method-assign]
+        self.start()
+        [failure] = [e["log_failure"] for e in self.logged if "log_failure" in e]
+        self.assertIsInstance(failure.value, RuntimeError)
+        self.assertEqual(self.monitor.coverage.reports(), [])
+        self.clock.advance(INTERVAL)
+        self.assertEqual(self.states(), "WD")
+
+    def test_countsKeptWhileRedisAway(self) -> None:
+        """
+        While Redis is away the C{work} service cannot count the tasks: the
+        last counts are kept, and the report's health with them.
+        """
+        self.start()
+        before = self.monitor.current.reports
+        self.assertEqual(before[0].counts, {"pending": 1, "downloaded": 1})
+        self.daemon.services = healthy_services(
+            store={"connected": False, "redis": "redis://127.0.0.1:6379/0"},
+            work={"tasks": {"error": "Redis is away"}},
+        )
+        self.bus.publish("store.disconnected", {})
+        self.clock.advance(INTERVAL)
+        self.assertFalse(self.monitor.current.redis_up)
+        self.assertEqual(self.monitor.current.reports, before)
+
+    def test_newTasksNotRead(self) -> None:
+        """
+        New tasks need no reading of the store: their files count as
+        pending already.
+        """
+        self.start()
+        self.assertEqual(len(self.reads), 5)
+        self.bus.publish("task.created", {"report": "lmp", "count": 2})
+        self.clock.advance(SOON)
+        self.clock.advance(INTERVAL)
+        self.assertEqual(len(self.reads), 5)
+
+    def test_retryRead(self) -> None:
+        """
+        An operator's retry (a C{task.created} with C{retried}) has the
+        states read again soon: the failed day is pending again.
+        """
+        store = self.daemon.store
+        second = self.successResultOf(store.claim("w", 60))
+        assert second is not None
+        self.successResultOf(store.finish(second.id, "w", FAILED, error="HTTP 400"))
+        self.start()
+        self.assertEqual(self.states(), "FD")
+        self.successResultOf(store.retry(FAILED, None))
+        self.bus.publish("task.created", {"report": "*", "count": 1, "retried": True})
+        self.clock.advance(SOON)
+        self.assertEqual(self.states(), "WD")
+
+    def test_reconnectRead(self) -> None:
+        """
+        Redis back after an outage has the states read again (writes made
+        just before it may be lost).
+        """
+        self.start()
+        self.bus.publish("store.disconnected", {})
+        self.clock.advance(INTERVAL)
+        self.assertEqual(len(self.reads), 5)
+        self.bus.publish("store.connected", {})
+        self.clock.advance(SOON)
+        self.assertEqual(len(self.reads), 10)
