@@ -101,7 +101,12 @@ def wide_sql(long_view: str, columns: set[str]) -> str:
     market = first("market_run_id", "mkt_type")
     market_case = f"CASE {market} " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in MARKETS.items())
     market_case += f" ELSE {market} END"
-    location = first("node", "resource_name", "pnode_resmrid")
+    # PNODE_RESMRID repeats NODE in CSV answers: coalescing it too would
+    # hide NODE from DuckDB's row group statistics, so that a query for a
+    # few locations would read every row.
+    location = (
+        first("node", "resource_name") if {"node", "resource_name"} & columns else first("pnode_resmrid")
+    )
     value = first("mw", "value", "prc")
     pivots = ",\n  ".join(
         f"max(price) FILTER (WHERE component = '{kind}') AS {name}" for name, (kind, _) in COMPONENTS.items()

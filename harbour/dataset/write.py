@@ -10,6 +10,9 @@ which an earlier answer wrote and this one does not have, are removed.  A
 reader thus sees each file whole, and a window rewritten never doubles a
 row.  The partition column C{trading_date} lives in the directory names
 only, so that engines reading with Hive partitioning get it once.
+
+The zip is parsed in a thread of its own a few batches ahead of the
+writing (L{harbour.dataset.readahead}), so that both keep a core busy.
 """
 
 from __future__ import annotations
@@ -27,9 +30,14 @@ import pyarrow.parquet as pq
 import harbour
 from harbour.dataset.columns import TRADING_DATE
 from harbour.dataset.parse import ParseError, read_zip
+from harbour.dataset.readahead import read_ahead
 
 #: The partition directories' prefix.
 PARTITION_PREFIX = f"{TRADING_DATE}="
+
+#: Parsed batches that may wait for the writer: two keep both the parse
+#: and the writing busy without holding more than a few blocks.
+READ_AHEAD = 2
 
 
 def _files(value: tuple[Path, ...]) -> tuple[Path, ...]:
@@ -111,11 +119,14 @@ def write_window(
         "harbour.version": harbour.__version__,
     }
     days = DayFiles(report_dir, name, metadata)
+    batches = read_ahead(read_zip(zip_path), READ_AHEAD)
     try:
-        for batch in read_zip(zip_path):
+        for batch in batches:
             days.add(batch)
         written = days.commit()
     except BaseException:
+        # The parse stops (and its zip is closed) before the files go.
+        batches.close()
         days.abort()
         raise
     for stale in report_dir.glob(f"{PARTITION_PREFIX}*/{name}"):
@@ -149,12 +160,18 @@ class DayFiles:
         """
         Write a parsed batch to the files of its days.
         """
+        if not batch.num_rows:
+            return
         days = batch.column(TRADING_DATE)
         rows = pa.Table.from_batches([batch]).drop_columns([TRADING_DATE])
-        distinct = pc.unique(days).to_pylist()
-        for day in distinct:
-            part = rows if len(distinct) == 1 else rows.filter(pc.equal(days, pa.scalar(day, pa.date32())))
-            self._write(day, part)
+        bounds = pc.min_max(days)
+        first, last = bounds["min"], bounds["max"]
+        if first == last:
+            # Nearly every batch holds one day: no filtering.
+            self._write(first.as_py(), rows)
+        else:
+            for day in pc.unique(days).to_pylist():
+                self._write(day, rows.filter(pc.equal(days, pa.scalar(day, pa.date32()))))
         self._rows += batch.num_rows
 
     def _write(self, day: datetime.date, rows: pa.Table) -> None:

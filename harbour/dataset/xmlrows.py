@@ -26,6 +26,11 @@ class XmlRows:
     """
     Feed it bytes; take whole batches of rows as columns of text.
 
+    A row's values go straight into their columns as its elements end; the
+    header's fields are kept once per run of rows they head and repeated
+    only when a batch is taken, so that a row costs little more than
+    expat's own callbacks.
+
     @raise ValueError: From L{feed} or L{close}, for a document that is not
         an OASIS report, or for an OASIS error document.
     """
@@ -36,16 +41,20 @@ class XmlRows:
         self._parser.buffer_text = True
         self._parser.StartElementHandler = self._start
         self._parser.EndElementHandler = self._end
-        self._parser.CharacterDataHandler = self._text
+        self._parser.CharacterDataHandler = self._text_data
+        self._local_names: dict[str, str] = {}
         self._depth = 0
         self._row_depth = 0
         self._header_depth = 0
-        self._text_parts: list[str] = []
-        self._row: dict[str, str | None] = {}
+        self._text = ""
         self._header: dict[str, str | None] = {}
         self._error: dict[str, str | None] = {}
+        # The batch being filled: each row element's values, and the
+        # headers with the index of the first row each heads.
         self._columns: dict[str, list[str | None]] = {}
+        self._headers: list[tuple[int, dict[str, str | None]]] = []
         self._count = 0
+        self._filled = 0
         self._ready: list[dict[str, list[str | None]]] = []
 
     def feed(self, data: bytes) -> None:
@@ -73,59 +82,104 @@ class XmlRows:
         ready, self._ready = self._ready, []
         yield from ready
         if final and self._count:
-            columns, self._columns, self._count = self._columns, {}, 0
-            yield columns
+            yield self._take()
+
+    def _local(self, name: str) -> str:
+        local = self._local_names.get(name)
+        if local is None:
+            local = self._local_names[name] = name.rpartition(" ")[2]
+        return local
 
     def _start(self, name: str, attributes: dict[str, str]) -> None:
-        local = name.rpartition(" ")[2]
         self._depth += 1
-        self._text_parts = []
+        self._text = ""
+        if self._row_depth:
+            return
+        local = self._local(name)
         if self._depth == 1 and local != ROOT_ELEMENT:
             raise ValueError(f"not an OASIS report (the document is a <{local}>)")
-        if local in ROW_ELEMENTS and not self._row_depth:
+        if local in ROW_ELEMENTS:
             self._row_depth = self._depth
-            self._row = {}
+            if not self._headers or self._headers[-1][1] is not self._header:
+                self._headers.append((self._count, self._header))
         elif local in HEADER_ELEMENTS:
             self._header_depth = self._depth
             self._header = {}
         elif local == ITEM_ELEMENT:
             self._header = {}
 
-    def _text(self, data: str) -> None:
-        self._text_parts.append(data)
+    def _text_data(self, data: str) -> None:
+        self._text += data
 
     def _end(self, name: str) -> None:
-        local = name.rpartition(" ")[2]
         depth = self._depth
-        self._depth -= 1
-        if self._row_depth:
-            if depth == self._row_depth + 1:
-                self._row[local] = "".join(self._text_parts).strip() or None
-            elif depth == self._row_depth:
+        self._depth = depth - 1
+        row_depth = self._row_depth
+        if row_depth:
+            if depth == row_depth + 1:
+                # A row's value: the hot path, kept inline.
+                local = self._local_names.get(name) or self._local(name)
+                value = self._text.strip() or None
+                count = self._count
+                column = self._columns.get(local)
+                if column is None:
+                    column = self._columns[local] = [None] * count
+                if len(column) > count:
+                    # The element came twice in one row: the last one holds.
+                    column[count] = value
+                else:
+                    column.append(value)
+                    self._filled += 1
+            elif depth == row_depth:
                 self._row_depth = 0
-                self._add_row()
+                self._end_row()
         elif self._header_depth:
             if depth == self._header_depth + 1:
-                self._header[local] = "".join(self._text_parts).strip() or None
+                self._header[self._local(name)] = self._text.strip() or None
             elif depth == self._header_depth:
                 self._header_depth = 0
-        elif local in ("ERR_CODE", "ERR_DESC"):
-            self._error[local] = "".join(self._text_parts).strip()
-        elif local == "ERROR":
-            raise ValueError(
-                f"OASIS error document: {self._error.get('ERR_CODE', '?')} {self._error.get('ERR_DESC', '')}"
-            )
-        self._text_parts = []
+        else:
+            local = self._local(name)
+            if local in ("ERR_CODE", "ERR_DESC"):
+                self._error[local] = self._text.strip()
+            elif local == "ERROR":
+                code, text = self._error.get("ERR_CODE", "?"), self._error.get("ERR_DESC", "")
+                raise ValueError(f"OASIS error document: {code} {text}")
+        self._text = ""
 
-    def _add_row(self) -> None:
-        values = self._header | self._row
-        for key, column in self._columns.items():
-            column.append(values.pop(key, None))
-        for key, value in values.items():
-            column = [None] * self._count
-            column.append(value)
-            self._columns[key] = column
+    def _end_row(self) -> None:
         self._count += 1
+        if self._filled != len(self._columns):
+            for column in self._columns.values():
+                if len(column) < self._count:
+                    column.append(None)
+        self._filled = 0
         if self._count >= self._batch_rows:
-            self._ready.append(self._columns)
-            self._columns, self._count = {}, 0
+            self._ready.append(self._take())
+
+    def _take(self) -> dict[str, list[str | None]]:
+        """
+        @return: The rows so far, the header's fields repeated into
+            columns of their own; the next batch starts empty, headed by
+            the current header.
+        """
+        count, rows = self._count, self._columns
+        bounds = [start for start, ignored in self._headers[1:]] + [count]
+        columns: dict[str, list[str | None]] = {}
+        for key in dict.fromkeys(k for ignored, header in self._headers for k in header):
+            column: list[str | None] = []
+            for (start, header), end in zip(self._headers, bounds, strict=True):
+                column.extend([header.get(key)] * (end - start))
+            own = rows.get(key)
+            if own is not None:
+                # A row's own element wins over its header's field.
+                column = [
+                    value if value is not None else fallback
+                    for value, fallback in zip(own, column, strict=True)
+                ]
+            columns[key] = column
+        for key, own in rows.items():
+            columns.setdefault(key, own)
+        self._columns, self._count, self._filled = {}, 0, 0
+        self._headers = []
+        return columns

@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 from twisted.trial.unittest import SynchronousTestCase
 
+from harbour.dataset import parse
 from harbour.dataset.columns import TIMESTAMP, column_type
 from harbour.dataset.parse import ParseError, read_csv, read_xml, read_zip
 from harbour.dataset.test.helpers import FALLBACK_CSV, HUBS_CSV, HUBS_ZIP, SAMPLES, simulated, zip_of
@@ -81,6 +82,24 @@ class CsvTests(SynchronousTestCase):
         self.assertEqual(table.column("interval_start_utc"), table.column("intervalstarttime_gmt"))
         self.assertEqual(table.column("interval_end_utc"), table.column("intervalendtime_gmt"))
         self.assertEqual(table.column("trading_date"), table.column("opr_dt"))
+
+    def test_small_blocks(self) -> None:
+        """
+        A member read in many blocks, each assembled from many pieces, some
+        from the bytes read first and the rest from the stream, gives the
+        rows it gives when read in one block: no byte is lost or doubled
+        where blocks and pieces meet.
+        """
+        header, body = HUBS_CSV.read_bytes().split(b"\n", 1)
+        text = header + b"\n" + body * 4
+        self.assertGreater(len(text), 3 * 65_536)
+        whole = table_of(list(read_csv(io.BytesIO(text), "hubs.csv")))
+        self.patch(parse, "CSV_BLOCK_BYTES", 10_000)
+        self.patch(parse, "PIECE_BYTES", 997)
+        batches = list(read_csv(io.BytesIO(text), "hubs.csv"))
+        self.assertGreater(len(batches), 10)
+        self.assertEqual(table_of(batches), whole)
+        self.assertEqual(whole.num_rows, 4 * len(body.splitlines()))
 
     def test_fallback_day(self) -> None:
         """

@@ -141,6 +141,23 @@ class ViewTests(SynchronousTestCase):
             ],
         )
 
+    def test_wide_location_pruned(self) -> None:
+        """
+        A query of the wide view of CSV answers for a few locations reads
+        only the row groups that can hold them: the location is C{node}
+        itself, which row group statistics know, not an expression over it.
+        """
+        write(HUBS_ZIP, self.tables, "lmp")
+        rebuild_views(self.tables, {"lmp": "PRC_LMP"})
+        query = "SELECT lmp FROM lmp_wide WHERE location IN ('TH_NP15_GEN-APND', 'TH_SP15_GEN-APND')"
+        with connect(self.tables) as connection:
+            plan = "".join(row[1] for row in connection.execute(f"EXPLAIN {query}").fetchall())
+            sql = connection.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'lmp_wide'").fetchall()
+            self.assertEqual(len(connection.execute(query).fetchall()), 48)
+        self.assertNotIn("pnode_resmrid", sql[0][0])
+        self.assertIn("node AS", sql[0][0])
+        self.assertIn("Filters:", plan)
+
     def test_wide_from_group_zip(self) -> None:
         """
         The wide view of a group zip (one XML member per component) pivots
