@@ -5,7 +5,9 @@ Benchmarks of the runtime backbone, against a real C{twistd harbour}:
   event's arrival at a subscriber in another process (p50 and p99);
 - bus fan-out: events per second delivered to each of 4 remote subscriber
   processes, published in-process (as harbour's services publish) and,
-  separately, by a remote publisher keeping 500 commands in flight.
+  separately, by a remote publisher keeping 500 commands in flight;
+- its peer: Redis pub/sub fanning the same events out to 4 subscriber
+  processes, published from Python 500 at a time.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from harbour.amp.client import RemoteBus, connect
 from harbour.amp.server import ControlService, read_token
 from harbour.bus import Bus
 from harbour.service import DaemonControls
+from harbour.store.connection import StoreService
 from tests.processes import control_endpoint, spawn, start_harbour
 
 
@@ -178,3 +181,42 @@ async def fan_out(reactor, directory: Path, events: int = 20_000, subscribers: i
 
     rate = await with_daemon(reactor, directory, body)
     return {"events_per_second": rate}
+
+
+async def redis_fan_out(reactor, directory: Path, events: int = 50_000, subscribers: int = 4) -> dict:
+    """
+    The peer of L{fan_out_in_process}: the same events, JSON-encoded, sent
+    with C{PUBLISH} to a private redis-server 500 at a time (each 500
+    waiting for the replies of the last, as harbour's publisher waits for
+    its subscribers' backlog), and fanned out by it to C{subscribers}
+    subscriber processes that decode each one.
+    """
+    store = StoreService.from_config(reactor, None, directory, "bench")
+    store.startService()
+    await store.when_ready()
+    try:
+        watchers = [
+            spawn(
+                reactor,
+                [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.redis_subscriber",
+                    str(store.server.socket),
+                    "bench",
+                    str(events),
+                ],
+                Path.cwd(),
+            )
+            for i in range(subscribers)
+        ]
+        await gatherResults([w.wait_for("ready") for w in watchers])
+        payload = json.dumps(PAYLOAD)
+        start = time.time()
+        for first in range(0, events, 500):
+            await gatherResults(
+                [store.execute("PUBLISH", "bench", payload) for i in range(min(500, events - first))]
+            )
+        return {"events_per_second": events / (await last_arrival(watchers) - start)}
+    finally:
+        await store.stopService()

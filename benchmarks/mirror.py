@@ -3,6 +3,7 @@ Benchmarks of the mirror, each run in a fresh process so that its peak
 memory is its own:
 
     python -m benchmarks.mirror refresh      # 100,000 tasks: new, then present
+    python -m benchmarks.mirror ceiling      # the same keys, plain pipelined commands
     python -m benchmarks.mirror politeness   # slot use under a 0.2 s rule
     python -m benchmarks.mirror files --count 2000 --size 100000 --concurrency 16
 
@@ -18,6 +19,7 @@ import datetime
 import json
 import resource
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +37,7 @@ from harbour.oasis.requests import report_urls
 from harbour.services.download import DownloadService
 from harbour.store.connection import StoreService
 from harbour.store.politeness import RedisLimiter
-from harbour.store.tasks import RedisTaskStore
+from harbour.store.tasks import RedisTaskStore, task_id
 from harbour.testing.simulator import Faults, OasisSimulator
 
 
@@ -87,6 +89,110 @@ async def refresh(reactor, directory: Path) -> dict:
             created = await tasks.create(requests_for("http://oasis.invalid/oasisapi", 50, 2000))
             timings[f"{label}_seconds"] = time.perf_counter() - started
             timings[f"{label}_created"] = sum(created.values())
+        return timings
+    finally:
+        await store.stopService()
+
+
+def command(*words: object) -> bytes:
+    """
+    @return: One Redis command in the protocol's own encoding.
+    """
+    encoded = [str(word).encode() for word in words]
+    return b"*%d\r\n" % len(encoded) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in encoded)
+
+
+def pipelined(path: Path, commands: list[bytes]) -> None:
+    """
+    Send C{commands} at once on a fresh connection to the unix socket
+    C{path}, and read their replies (one line each: every command here
+    answers an integer).
+
+    @raise RuntimeError: if one answers an error.
+    """
+    with socket.socket(socket.AF_UNIX) as connection:
+        connection.connect(str(path))
+        connection.sendall(b"".join(commands))
+        replies = bytearray()
+        while replies.count(b"\r\n") < len(commands):
+            replies += connection.recv(1 << 20)
+        if replies.startswith(b"-") or b"\n-" in replies:
+            raise RuntimeError(bytes(replies[:200]).decode())
+
+
+def read_pipelined(path: Path, commands: list[bytes]) -> int:
+    """
+    Send C{commands} (each an C{HMGET}) at once on a fresh connection to
+    the unix socket C{path}, and read their replies.
+
+    @return: How many non-nil fields they answered.
+    """
+    with socket.socket(socket.AF_UNIX) as connection:
+        connection.connect(str(path))
+        connection.sendall(b"".join(commands))
+        replies = bytearray()
+        answered = 0
+        while answered < len(commands):
+            replies += connection.recv(1 << 20)
+            # Every reply starts a line with "*" (its fields are "$"
+            # lines and their values, which never start with "*").
+            answered = replies.count(b"\r\n*") + replies.startswith(b"*")
+        return replies.count(b"\r\n$") + replies.startswith(b"$") - replies.count(b"$-1\r\n")
+
+
+async def refresh_ceiling(reactor, directory: Path) -> dict:
+    """
+    The ceiling of L{refresh}: the keys it writes for 100,000 new tasks,
+    written from Python with plain commands, encoded by hand and pipelined
+    2,000 tasks at a time on a bare socket (one C{HSET} per task, the sets
+    and indexes in one command each per batch), with none of its checks;
+    then the URL and state of each read back the same way, as a refresh
+    finding them present reads them.
+    """
+    store = await redis_store(reactor, directory)
+    try:
+        prefix = store.prefix
+        started = time.perf_counter()
+        requests = requests_for("http://oasis.invalid/oasisapi", 50, 2000)
+        now = repr(time.time())
+        for first in range(0, len(requests), 2000):
+            batch = requests[first : first + 2000]
+            ids = [task_id(r.filename) for r in batch]
+            commands = [command("SADD", prefix + "ids", *ids)]
+            by_report: dict[str, list[object]] = {}
+            for request, identifier in zip(batch, ids):
+                window_start = request.window_start.timestamp()
+                commands.append(
+                    command(
+                        "HSET",
+                        f"{prefix}t:{identifier}",
+                        *("id", identifier, "url", request.url, "filename", request.filename),
+                        *("report", request.report, "window_start", repr(window_start)),
+                        *("window_end", repr(request.window_end.timestamp()), "state", "pending"),
+                        *("attempts", 0, "not_before", 0, "last_error", "", "bytes", 0, "sha256", ""),
+                        *("created", now, "modified", now, "owner", ""),
+                    )
+                )
+                by_report.setdefault(request.report, []).extend((repr(-window_start), identifier))
+            everything = [item for scored in by_report.values() for item in scored]
+            commands.append(command("ZADD", prefix + "ready", *everything))
+            commands.append(command("ZADD", prefix + "s:pending", *everything))
+            for report, scored in by_report.items():
+                commands.append(command("ZADD", f"{prefix}s:pending:{report}", *scored))
+                commands.append(command("HINCRBY", f"{prefix}c:{report}", "pending", len(scored) // 2))
+            commands.append(command("SADD", prefix + "reports", *by_report))
+            pipelined(store.server.socket, commands)
+        timings = {"new_seconds": time.perf_counter() - started}
+        # Finding them present: the URL of each, read back the same way.
+        started = time.perf_counter()
+        requests = requests_for("http://oasis.invalid/oasisapi", 50, 2000)
+        for first in range(0, len(requests), 2000):
+            ids = [task_id(r.filename) for r in requests[first : first + 2000]]
+            reading = [command("HMGET", f"{prefix}t:{identifier}", "url", "state") for identifier in ids]
+            found = read_pipelined(store.server.socket, reading)
+            if found != 2 * len(ids):
+                raise RuntimeError(f"read {found} fields of {len(ids)} tasks")
+        timings["present_seconds"] = time.perf_counter() - started
         return timings
     finally:
         await store.stopService()
@@ -258,7 +364,7 @@ async def files(reactor, directory: Path, count: int, size: int, concurrency: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("benchmark", choices=["refresh", "politeness", "files"])
+    parser.add_argument("benchmark", choices=["refresh", "ceiling", "politeness", "files"])
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=16)
@@ -269,6 +375,8 @@ def main() -> None:
         try:
             if arguments.benchmark == "refresh":
                 result = await refresh(reactor, directory)
+            elif arguments.benchmark == "ceiling":
+                result = await refresh_ceiling(reactor, directory)
             elif arguments.benchmark == "politeness":
                 result = await politeness(reactor, directory)
             else:

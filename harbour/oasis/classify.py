@@ -130,7 +130,7 @@ def classify(
             names = tuple(archive.namelist())
             if not names:
                 return Verdict(RETRY_LATER, description="zip has no members")
-            caps = _Caps(max_inflated, max_ratio)
+            caps = Caps(max_inflated, max_ratio)
             for name in names:
                 verdict = _read_member(archive, name, caps)
                 if verdict is not None:
@@ -159,7 +159,7 @@ def throttle_pause(page: bytes) -> float:
 
 
 @attr.s(auto_attribs=True)
-class _Caps:
+class Caps:
     """
     How far the members of one answer may inflate, and how far they have.
     """
@@ -198,7 +198,7 @@ def _bytes(count: int) -> str:
     return f"{count} bytes"
 
 
-def _read_member(archive: zipfile.ZipFile, name: str, caps: _Caps) -> Verdict | None:
+def _read_member(archive: zipfile.ZipFile, name: str, caps: Caps) -> Verdict | None:
     """
     Read one member through (checking its CRC), within C{caps}; for XML,
     parse it.
@@ -212,7 +212,7 @@ def _read_member(archive: zipfile.ZipFile, name: str, caps: _Caps) -> Verdict | 
     if verdict is not None:
         return verdict
     xml = name.lower().endswith(".xml")
-    parser = _ErrorFinder() if xml else None
+    parser = ErrorFinder() if xml else None
     inflated = 0
     with archive.open(name) as member:
         first = member.read(CHUNK)
@@ -227,7 +227,7 @@ def _read_member(archive: zipfile.ZipFile, name: str, caps: _Caps) -> Verdict | 
             if parser is not None:
                 try:
                     parser.feed(chunk)
-                except ParseError as e:
+                except (ParseError, LookupError) as e:
                     return Verdict(RETRY_LATER, description=f"member {name} is not well-formed XML: {e}")
             chunk = member.read(CHUNK)
     caps.inflated += inflated
@@ -235,14 +235,19 @@ def _read_member(archive: zipfile.ZipFile, name: str, caps: _Caps) -> Verdict | 
         return None
     try:
         parser.close()
-    except ParseError as e:
+    except (ParseError, LookupError) as e:
         return Verdict(RETRY_LATER, description=f"member {name} is not well-formed XML: {e}")
     if parser.code is None:
         return None
-    return _verdict_for(parser.code, parser.description)
+    return verdict_for(parser.code, parser.description)
 
 
-def _verdict_for(code: int, description: str) -> Verdict:
+def verdict_for(code: int, description: str) -> Verdict:
+    """
+    @param code: An OASIS C{ERR_CODE}.
+    @param description: Its C{ERR_DESC}.
+    @return: What an answer carrying that code means.
+    """
     text = f"OASIS error {code}: {description}".rstrip(": ")
     if code == NO_DATA:
         return Verdict(EMPTY, code=code, description=text)
@@ -264,7 +269,7 @@ def end_elements(parser: XMLPullParser[Element]) -> Iterator[Element]:
             yield event[1]
 
 
-class _ErrorFinder:
+class ErrorFinder:
     """
     Streams XML and notes C{ERR_CODE}/C{ERR_DESC} by local name, whatever
     the namespace prefix (errors use C{m:}).
@@ -276,10 +281,20 @@ class _ErrorFinder:
         self.description = ""
 
     def feed(self, data: bytes) -> None:
+        """
+        Parse the next bytes of the document.
+
+        @raise ParseError: if they are not well-formed.
+        """
         self._parser.feed(data)
         self._drain()
 
     def close(self) -> None:
+        """
+        The document is complete.
+
+        @raise ParseError: if it ended early.
+        """
         self._parser.close()
         self._drain()
 

@@ -29,8 +29,10 @@ from harbour.interfaces import IBus, ITaskStore
 from harbour.oasis import classify as verdicts
 from harbour.oasis.client import AttemptFailed, OasisClient, PermanentFailure
 from harbour.oasis.requests import UnsafeName, confined
+from harbour.oasis.streaming import ZipStream
 from harbour.services.activity import DownloadActivity
-from harbour.services.files import GroupCommit, InThread, kept_name, prepare, temporary_name, verify
+from harbour.services.commit import GroupCommit
+from harbour.services.files import InThread, kept_name, prepare, prepare_first, temporary_name, verify
 from harbour.store.tasks import DOWNLOADED, DOWNLOADING, EMPTY, FAILED, Task
 
 _T = TypeVar("_T")
@@ -43,6 +45,29 @@ RECHECK = 3 * 3600.0
 #: Backoff between tries of a store write during an outage: from the
 #: first, doubling up to the second.
 STORE_RETRY = (0.05, 5.0)
+
+
+@attr.s(eq=False)
+class Lease:
+    """
+    What an attempt knows of its claim's lease.
+
+    @ivar confirmed: When (on the reactor's clock) the store was last
+        asked to set the lease's expiry, by the claim or a renewal it
+        accepted; L{None} if unknown.  The lease lasts at least
+        C{lease_seconds} from then: Redis takes the request later, not
+        sooner.
+    """
+
+    confirmed: float | None = attr.ib(default=None)
+
+    def fresh(self, now: float, lease_seconds: float) -> bool:
+        """
+        @return: Whether the lease surely has half its time left at C{now}:
+            then only the store's sweep of expired leases could have taken
+            the claim, and it has not.
+        """
+        return self.confirmed is not None and 0 <= now - self.confirmed < lease_seconds / 2
 
 
 class LostClaim(Exception):
@@ -101,17 +126,25 @@ class Attempts:
     commits: GroupCommit = attr.ib()
 
     @inlineCallbacks
-    def run(self, task: Task) -> Generator[Deferred[Any], Any, None]:
+    def run(
+        self, task: Task, claimed: float | None = None, downloaded: Callable[[], None] = lambda: None
+    ) -> Generator[Deferred[Any], Any, None]:
         """
         One attempt at one claimed task, ending in a finish or a release,
         or in nothing if the claim was lost meanwhile; the lease is renewed
         throughout.
+
+        @param claimed: When the claim was asked for, if known: until half
+            the lease has passed, the claim needs no renewal to be trusted.
+        @param downloaded: Called once the download is over (or there was
+            none), before the answer is committed and recorded.
         """
-        renewer = LoopingCall(self._renew, task)
+        lease = Lease(claimed)
+        renewer = LoopingCall(self._renew, task, lease)
         renewer.clock = self.reactor
         renewer.start(max(1.0, self.context.work.lease_seconds / 3), now=False)
         try:
-            yield self._attempt(task)
+            yield self._attempt(task, lease, downloaded)
         except LostClaim:
             self.log.warn(
                 "lost the claim of {url} (its lease expired): another worker has it",
@@ -122,7 +155,9 @@ class Attempts:
             renewer.stop()
 
     @inlineCallbacks
-    def _attempt(self, task: Task) -> Generator[Deferred[Any], Any, None]:
+    def _attempt(
+        self, task: Task, lease: Lease, downloaded: Callable[[], None]
+    ) -> Generator[Deferred[Any], Any, None]:
         try:
             target = self.context.directory / confined(task.filename)
         except UnsafeName as e:
@@ -133,15 +168,17 @@ class Attempts:
         # prepare removes idle ones of earlier claims.  A task with a hash
         # but not downloaded is a revision: the file in place is the one it
         # replaces.
-        prepared = yield self.in_thread(
-            prepare,
-            target,
-            temporary,
-            task.claim,
-            task.sha256,
-            task.url,
-            self.context.settings.idle_timeout,
-            self.reactor.seconds(),
+        prepared = prepare_first(target, temporary, task.claim) or (
+            yield self.in_thread(
+                prepare,
+                target,
+                temporary,
+                task.claim,
+                task.sha256,
+                task.url,
+                self.context.settings.idle_timeout,
+                self.reactor.seconds(),
+            )
         )
         if isinstance(prepared, tuple):
             verdict, size, digest = prepared
@@ -149,9 +186,15 @@ class Attempts:
             return
         try:
             with prepared as file:
-                received, digest, failure = yield self._fetch(task, file)
+                received, digest, stream, failure = yield self._fetch(task, file)
+            downloaded()
             if failure is None:
-                verdict = yield self.in_thread(verify, temporary)
+                verdict = stream.verdict()
+                if verdict is None:
+                    # An answer the stream could not judge: the whole file can.
+                    verdict = yield self.in_thread(verify, temporary)
+                elif verdict.kind != verdicts.DATA:
+                    temporary.unlink()
                 if verdict.kind == verdicts.DATA:
                     keep = None
                     # The same bytes again (a revision or a changed request
@@ -160,7 +203,7 @@ class Attempts:
                     if task.sha256 and digest != task.sha256 and self.context.settings.keep_revisions:
                         keep = kept_name(target, task.revision - 1)
                     # Only the claim's holder may put a file in place.
-                    yield self._hold(task)
+                    yield self._hold(task, lease)
                     yield self.commits.commit(temporary, target, keep, task.url, digest)
         except BaseException:
             temporary.unlink(missing_ok=True)
@@ -173,14 +216,13 @@ class Attempts:
         elif verdict.kind == verdicts.EMPTY and self.reactor.seconds() - task.window_end < RECENT:
             # Data for a recent window may still come: ask again later,
             # slowly, before "no data" is final.
-            again = self.reactor.seconds() + RECHECK
             self.log.info(
                 "{url}: no data yet, asking again in {hours:g} h",
                 url=task.url,
                 hours=RECHECK / 3600,
                 service="download",
             )
-            yield self._release(task, again, f"no data yet: {verdict.description}", counted=False)
+            yield self._release(task, RECHECK, f"no data yet: {verdict.description}", counted=False)
         elif verdict.kind == verdicts.EMPTY:
             yield self._conclude(task, EMPTY, error=verdict.description)
         elif verdict.kind == verdicts.BAD_REQUEST:
@@ -234,29 +276,38 @@ class Attempts:
         return now is not None and now.claim == task.claim and now.state != DOWNLOADING
 
     @inlineCallbacks
-    def _hold(self, task: Task) -> Generator[Deferred[Any], Any, None]:
+    def _hold(self, task: Task, lease: Lease) -> Generator[Deferred[Any], Any, None]:
         """
-        Renew C{task}'s lease now, riding out an outage.
+        Make sure C{task}'s claim is still held: it is if its lease is
+        fresh; else renew it now, riding out an outage.
 
         @raise LostClaim: if the claim is no longer held.
         """
-        lease = self.context.work.lease_seconds
-        held = yield self._stored(lambda: self.store.renew(task.id, self.context.owner, lease, task.claim))
+        seconds = self.context.work.lease_seconds
+        asked = self.reactor.seconds()
+        if lease.fresh(asked, seconds):
+            return
+        held = yield self._stored(lambda: self.store.renew(task.id, self.context.owner, seconds, task.claim))
         if not held:
             raise LostClaim(task.id)
+        lease.confirmed = asked
 
     @inlineCallbacks
     def _release(
-        self, task: Task, not_before: float, error: str, counted: bool = True
+        self, task: Task, delay: float, error: str, counted: bool = True
     ) -> Generator[Deferred[Any], Any, None]:
         """
-        Give C{task} back, due at C{not_before}, riding out an outage.
+        Give C{task} back, due C{delay} seconds from now (as the store
+        tells time), riding out an outage.
 
         @raise LostClaim: if the claim is no longer held.
         """
         owner = self.context.owner
         held = yield self._recorded(
-            task, lambda: self.store.release(task.id, owner, not_before, error, counted, task.claim)
+            task,
+            lambda: self.store.release(
+                task.id, owner, error=error, counted=counted, token=task.claim, delay=delay
+            ),
         )
         if not held:
             raise LostClaim(task.id)
@@ -275,19 +326,22 @@ class Attempts:
     @inlineCallbacks
     def _fetch(
         self, task: Task, file: IO[bytes]
-    ) -> Generator[Deferred[Any], Any, tuple[int, str, Failure | None]]:
+    ) -> Generator[Deferred[Any], Any, tuple[int, str, ZipStream, Failure | None]]:
         """
-        Fetch C{task.url} into C{file} through the client, renewing the
-        lease meanwhile.
+        Fetch C{task.url} into C{file} through the client, hashing and
+        judging its bytes as they arrive, renewing the lease meanwhile.
 
-        @return: A Deferred firing with (bytes, sha256, failure or None).
+        @return: A Deferred firing with (bytes, sha256, the answer's
+            L{ZipStream}, failure or None).
         """
         flight = self.activity.start(task)
         digest = hashlib.sha256()
+        stream = ZipStream()
 
         def write(data: bytes) -> None:
             file.write(data)
             digest.update(data)
+            stream.feed(data)
             self.activity.count_bytes(len(data))
 
         self.context.beat()  # the hub sees work as it starts, not only on the next heartbeat
@@ -297,28 +351,31 @@ class Attempts:
             flight.request = self.client.fetch(flight.transfer, write)
             received = yield flight.request
         except Exception:
-            return flight.transfer.received, "", Failure()
+            return flight.transfer.received, "", stream, Failure()
         finally:
             self.activity.end(task)
-        return received, digest.hexdigest(), None
+        return received, digest.hexdigest(), stream, None
 
     @inlineCallbacks
-    def _renew(self, task: Task) -> Generator[Deferred[Any], Any, None]:
+    def _renew(self, task: Task, lease: Lease) -> Generator[Deferred[Any], Any, None]:
         """
         Renew C{task}'s lease, once: the renewer's tick.  It never fails
         (a failure would stop the renewer): an outage is the store's to
         log, and a lost claim is found before anything is committed or
         recorded.
         """
+        asked = self.reactor.seconds()
         try:
-            lease = self.context.work.lease_seconds
-            held = yield self.store.renew(task.id, self.context.owner, lease, task.claim)
+            seconds = self.context.work.lease_seconds
+            held = yield self.store.renew(task.id, self.context.owner, seconds, task.claim)
         except StoreUnavailable:
             return
         except Exception:
             self.log.failure("cannot renew the lease of {url}", url=task.url, service="download")
             return
-        if not held:
+        if held:
+            lease.confirmed = asked
+        else:
             self.log.warn("lost the lease of {url}", url=task.url, service="download")
 
     @inlineCallbacks
@@ -343,7 +400,18 @@ class Attempts:
             error=error,
             service="download",
         )
-        yield self._release(task, self.reactor.seconds() + delay, error)
+        yield self._release(task, delay, error)
+        # For the retry counters and the health of the report; nobody waits on it.
+        self.bus.publish(
+            "task.retried",
+            {
+                "id": task.id,
+                "report": task.report,
+                "attempt": task.attempts,
+                "delay": round(delay, 1),
+                "error": error,
+            },
+        ).addErrback(lambda failure: None)
 
     @inlineCallbacks
     def _conclude(

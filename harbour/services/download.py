@@ -4,11 +4,14 @@ The C{download} service (the seed's DOWNLOAD SERVER): the claim loop.
 C{concurrency} workers each claim a task (newest trading day first) and
 fetch it through the shared L{OasisClient} (politeness, deadlines, caps)
 into a hidden temporary file beside the target, renewing the lease while
-the attempt lasts.  The file is verified off the reactor thread and
-committed in groups (L{harbour.services.files}): data is renamed into place
-(no partial file ever carries a final name); anything else retries with
-exponential backoff and jitter, honouring C{Retry-After}, until
-C{max_attempts}.
+the attempt lasts.  The answer is verified as it streams in
+(L{harbour.oasis.streaming}; off the reactor thread, read back, only when
+the stream cannot judge it) and committed in groups
+(L{harbour.services.commit}): data is renamed into place (no partial file
+ever carries a final name); anything else retries with exponential backoff
+and jitter, honouring C{Retry-After}, until C{max_attempts}.  A worker
+claims its next task as soon as its download is over: the commit and the
+record of the last one go on meanwhile, a few per worker at most.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any, TypeVar, cast
 import attr
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
-from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorFromThreads, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -38,11 +41,23 @@ from harbour.interfaces import IBus, IEvent, IPausable, IStatusSource, ITaskStor
 from harbour.oasis.client import OasisClient
 from harbour.services.activity import DownloadActivity
 from harbour.services.attempt import STORE_RETRY, Attempts
+from harbour.services.commit import GroupCommit
 from harbour.services.cycle import guarded
-from harbour.services.files import GroupCommit, remove_abandoned
+from harbour.services.files import remove_abandoned
 from harbour.store.tasks import Task
 
 _R = TypeVar("_R")
+
+#: The least time between two syncs of the download directory's file
+#: system (see L{GroupCommit.interval}): a file waits for at most two.
+SYNC_INTERVAL = 0.02
+
+#: The least time between two beats a download's start asks for.
+BEAT_SPACING = 0.1
+
+#: How many attempts per download slot may be past their download, being
+#: committed and recorded, before the workers wait for them.
+FINISHING_PER_WORKER = 4
 
 
 @implementer(IStatusSource, IPausable)
@@ -76,6 +91,9 @@ class DownloadService(Service):
     # Deferred[Any]: what it fires with is not used.
     ready: Callable[[], Deferred[Any]] = attr.ib(default=lambda: succeed(None))
     _workers: dict[int, Deferred[None]] = attr.ib(factory=dict, init=False)
+    # Attempts whose bytes are in, being committed and recorded: their
+    # workers have moved on to the next claim.
+    _finishing: set[Deferred[None]] = attr.ib(factory=set, init=False)
     _waiting: list[Deferred[None]] = attr.ib(factory=list, init=False)
     activity: DownloadActivity = attr.ib(init=False)
     _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
@@ -84,6 +102,8 @@ class DownloadService(Service):
     _heartbeat: LoopingCall | None = attr.ib(default=None, init=False)
     _janitor: LoopingCall | None = attr.ib(default=None, init=False)
     _attempts: Attempts = attr.ib(init=False)
+    _last_beat: float = attr.ib(default=float("-inf"), init=False)
+    _next_beat: IDelayedCall | None = attr.ib(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.activity = DownloadActivity(self.reactor)
@@ -115,7 +135,7 @@ class DownloadService(Service):
             self.bus,
             self.activity,
             self._in_thread,
-            GroupCommit(self._in_thread),
+            GroupCommit(self._in_thread, clock=self.reactor, interval=SYNC_INTERVAL),
         )
         self._subscriptions = yield gatherResults(
             [
@@ -128,7 +148,7 @@ class DownloadService(Service):
         )
         yield self.ready()
         self._started = True
-        self._heartbeat = LoopingCall(guarded(self.log, "heartbeat", self.beat, service="download"))
+        self._heartbeat = LoopingCall(guarded(self.log, "heartbeat", self._beat_now, service="download"))
         self._heartbeat.clock = self.reactor
         self._heartbeat.start(self.heartbeat_interval)
         self._janitor = LoopingCall(guarded(self.log, "janitor", self._tidy, service="download"))
@@ -210,6 +230,7 @@ class DownloadService(Service):
                 if self.paused:
                     yield self._idle()
                     continue
+                asked = self.reactor.seconds()
                 try:
                     task = yield self.store.claim(self.owner, self.work.lease_seconds)
                 except StoreUnavailable:
@@ -225,17 +246,50 @@ class DownloadService(Service):
                 if task is None:
                     yield self._idle()
                     continue
-                yield self._attempt(task)
+                yield self._attempt(task, asked)
+                while len(self._finishing) > FINISHING_PER_WORKER * self.settings.concurrency:
+                    yield self._idle()
         finally:
             self._workers.pop(number, None)
 
+    def _attempt(self, task: Task, claimed: float) -> Deferred[None]:
+        """
+        Start an attempt at C{task}, claimed at C{claimed}.
+
+        @return: A L{Deferred} firing once its download is over: its worker
+            may claim again while the attempt is verified, committed and
+            recorded (its lease renewed meanwhile), so that the time a
+            durable commit takes is not a download slot's.  It never fails.
+        """
+        downloaded: Deferred[None] = Deferred()
+
+        def over(ignored: object = None) -> None:
+            if not downloaded.called:
+                downloaded.callback(None)
+
+        attempt = self._whole_attempt(task, claimed, over)
+        self._finishing.add(attempt)
+
+        def ended(ignored: None) -> None:
+            self._finishing.discard(attempt)
+            over()
+            if len(self._finishing) == FINISHING_PER_WORKER * self.settings.concurrency:
+                self.wake()  # a worker may be waiting for this room
+
+        attempt.addCallback(ended)
+        return downloaded
+
     @inlineCallbacks
-    def _attempt(self, task: Task) -> Generator[Deferred[Any], Any, None]:
+    def _whole_attempt(
+        self, task: Task, claimed: float, downloaded: Callable[[], None]
+    ) -> Generator[Deferred[Any], Any, None]:
         """
         Run one attempt at C{task}; it never fails.
+
+        @param downloaded: Called once its bytes are in.
         """
         try:
-            yield self._attempts.run(task)
+            yield self._attempts.run(task, claimed, downloaded)
         except StoreUnavailable as e:
             # Harbour stopped before the outcome could be recorded: the
             # lease expires and the task comes back; a complete file is
@@ -268,8 +322,26 @@ class DownloadService(Service):
 
     def beat(self) -> None:
         """
-        Tell the hub what this worker is doing (C{worker.status}).
+        Tell the hub what this worker is doing (C{worker.status}) now, or
+        if it was told less than L{BEAT_SPACING} ago, then: the downloads
+        that start meanwhile share one beat.
         """
+        if self._next_beat is not None:
+            return
+        wait = self._last_beat + BEAT_SPACING - self.reactor.seconds()
+        if wait > 0:
+            self._next_beat = self.reactor.callLater(wait, self._beat_now)
+        else:
+            self._beat_now()
+
+    def _beat_now(self) -> None:
+        """
+        Tell the hub what this worker is doing, now.
+        """
+        if self._next_beat is not None and self._next_beat.active():
+            self._next_beat.cancel()
+        self._next_beat = None
+        self._last_beat = self.reactor.seconds()
         self.bus.publish("worker.status", self._activity()).addErrback(lambda failure: None)
 
     def _activity(self) -> dict[str, Any]:
@@ -299,11 +371,15 @@ class DownloadService(Service):
         for timer in (self._heartbeat, self._janitor):
             if timer is not None and timer.running:
                 timer.stop()
+        if self._next_beat is not None and self._next_beat.active():
+            self._next_beat.cancel()
+        self._next_beat = None
         for flight in list(self.activity.in_flight.values()):
             if flight.request is not None:
                 flight.request.cancel()
         self.wake()
         yield gatherResults(list(self._workers.values()), consumeErrors=True)
+        yield gatherResults(list(self._finishing), consumeErrors=True)
         for subscription in self._subscriptions:
             yield self.bus.unsubscribe(subscription)
         yield self.client.close()

@@ -91,6 +91,15 @@ class SampleTests(SynchronousTestCase):
         self.assertEqual(verdict.kind, RETRY_LATER)
         self.assertIn("line 78", verdict.description)
 
+    def test_unknownEncoding(self) -> None:
+        """
+        An XML member declaring an encoding nobody knows is a corrupt
+        answer, to be fetched again, not an exception.
+        """
+        verdict = classify(zipped(("e.xml", b'<?xml version="1.0" encoding="UTust8"?><a/>')))
+        self.assertEqual(verdict.kind, RETRY_LATER)
+        self.assertIn("e.xml", verdict.description)
+
     def test_throttlePageRecorded(self) -> None:
         """
         The recorded throttle page asks for 5 s; sent with HTTP 200, as some

@@ -28,7 +28,7 @@ from harbour.oasis.client import AttemptFailed, OasisClient, Transfer
 from harbour.oasis.requests import report_urls
 from harbour.services.activity import DownloadActivity
 from harbour.services.attempt import Attempts
-from harbour.services.files import GroupCommit
+from harbour.services.commit import GroupCommit
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.politeness import MemoryLimiter
 from harbour.store.tasks import PENDING, Task

@@ -94,10 +94,14 @@ class Harness:
             poll_interval=0.05,
         )
         self.events: list[IEvent] = []
+        self.retried: list[IEvent] = []
         self._waiting: list[tuple[int, Deferred[None]]] = []
         self.bus.subscribe("task.*", self._event)
 
     def _event(self, event: IEvent) -> None:
+        if event.topic == "task.retried":
+            self.retried.append(event)
+            return
         if event.topic == "task.created":
             return
         self.events.append(event)
@@ -278,6 +282,9 @@ class DownloadTests(TestCase):
             {"name": "grp", "groupid": "DAM_LMP_GRP", "kind": "group_zip"}, end="2025-01-10"
         )
         self.assertEqual((task.state, task.attempts), (DOWNLOADED, 2))
+        [retried] = harness.retried
+        self.assertEqual((retried.payload["report"], retried.payload["attempt"]), ("grp", 1))
+        self.assertIn("1015", retried.payload["error"])
 
     async def test_idleTimeout(self) -> None:
         """
@@ -416,6 +423,45 @@ class DownloadTests(TestCase):
         host = urlsplit(harness.base_url).netloc
         self.assertEqual(limiter.reservations, [(host, 0.05)] * len(harness.simulator.requests))
 
+    async def test_slotFreedOnceDownloaded(self) -> None:
+        """
+        A worker claims its next task once its download is over, while the
+        last one is still being committed and recorded; stopping waits for
+        those to be recorded.
+        """
+        harness = Harness(self, concurrency=1)
+        manifest = ManifestTopic(base_url=harness.base_url, start="2025-01-10", end="2025-01-12")
+        await harness.store.create(report_urls(manifest, [ReportTopic(**LMP)], datetime.date(2025, 2, 1)))
+        finish = harness.store.finish
+        held: list[Deferred[None]] = []
+
+        def slow_finish(*args: Any, **kwargs: Any) -> Deferred[bool]:
+            d: Deferred[None] = Deferred()
+            held.append(d)
+            return d.addCallback(lambda ignored: finish(*args, **kwargs))
+
+        def release() -> Deferred[None] | None:
+            for d in held:
+                if not d.called:
+                    d.callback(None)
+            return harness.service.stopService() if harness.service.running else None
+
+        harness.store.finish = slow_finish  # type: ignore[method-assign]
+        self.addCleanup(release)
+        harness.service.startService()
+        for _attempt in range(500):
+            if len(held) == 3:
+                break
+            await deferLater(harness.reactor, 0.02, lambda: None)
+        else:
+            self.fail(f"one worker had {len(held)} attempts finishing at once, not 3")
+        stopped = harness.service.stopService()
+        self.assertFalse(stopped.called, "stopping waits for the attempts being recorded")
+        release()
+        await stopped
+        self.assertEqual({t.state for t in await harness.all_tasks()}, {DOWNLOADED})
+        self.assertEqual([e.topic for e in harness.events], ["task.done"] * 3)
+
     async def test_stopReleases(self) -> None:
         """
         Stopping mid-download gives the task back to C{pending} at once and
@@ -434,7 +480,8 @@ class DownloadTests(TestCase):
             self.fail("the download never started")
         await harness.service.stopService()
         [task] = await harness.all_tasks()
-        self.assertEqual((task.state, task.not_before), (PENDING, 0.0))
+        self.assertEqual(task.state, PENDING)
+        self.assertLessEqual(task.not_before, harness.reactor.seconds(), "due at once")
         self.assertEqual(harness.files(), [])
 
     async def test_workersSurviveUnexpectedErrors(self) -> None:

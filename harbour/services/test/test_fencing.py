@@ -26,7 +26,8 @@ from harbour.oasis.client import OasisClient, Transfer
 from harbour.oasis.requests import ReportURL
 from harbour.services.activity import DownloadActivity
 from harbour.services.attempt import Attempts
-from harbour.services.files import GroupCommit, prepare, record_path, temporary_name
+from harbour.services.commit import GroupCommit
+from harbour.services.files import prepare, record_path, temporary_name
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.tasks import DOWNLOADED, DOWNLOADING, Task
 
@@ -88,11 +89,13 @@ class FlakyRenewals:
 
     store: MemoryTaskStore = attr.ib()
     away: bool = attr.ib(default=False)
+    renewals: int = attr.ib(default=0)
 
     def renew(self, *args: Any, **kwargs: Any) -> Deferred[bool]:
         """
-        Renew, unless away.
+        Renew, unless away; count the tries.
         """
+        self.renewals += 1
         if self.away:
             return fail(StoreUnavailable("away"))
         return self.store.renew(*args, **kwargs)
@@ -209,7 +212,7 @@ class FencedLeaseTests(SynchronousTestCase):
         commits: list[Deferred[None]] = []
 
         def held_commit(f: Callable[..., Any], *args: object) -> Deferred[Any]:
-            if getattr(f, "__name__", "") == "_commit":
+            if getattr(f, "__name__", "") in ("_keep_and_sync", "_commit_each"):
                 d: Deferred[None] = Deferred()
                 commits.append(d)
                 return d.addCallback(lambda ignored: f(*args))
@@ -224,11 +227,88 @@ class FencedLeaseTests(SynchronousTestCase):
         for ignored in range(10):
             self.clock.advance(2)
         self.assertEqual(self.successResultOf(self.memory.sweep()), 0)
-        commits[0].callback(None)
+        while commits:
+            commits.pop(0).callback(None)
         self.successResultOf(running)
         done = self.successResultOf(self.memory.get(task.id))
         assert done is not None
         self.assertEqual(done.state, DOWNLOADED)
+
+
+class FreshLeaseTests(SynchronousTestCase):
+    """
+    An attempt trusts a claim whose lease surely has half its time left,
+    and asks the store otherwise.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(time.time())
+        self.memory = MemoryTaskStore(self.clock)
+        self.store = FlakyRenewals(self.memory)
+        self.client = FakeClient()
+        start = datetime.datetime(2025, 1, 1, 8, tzinfo=UTC)
+        request = ReportURL("http://oasis/a?day=1", "a/2025-01-01.zip", "a", start, start)
+        self.successResultOf(self.memory.create([request]))
+        self.directory = Path(self.mktemp())
+        self.attempts = Attempts(
+            Context(self.directory),
+            self.clock,
+            cast(Any, self.store),
+            cast(OasisClient, self.client),
+            Bus(),
+            DownloadActivity(self.clock),
+            synchronously,
+            GroupCommit(synchronously),
+        )
+
+    def attempt(self, claimed: float | None) -> Task:
+        """
+        Claim the task now, and run an attempt at it as if the claim had
+        been asked for at C{claimed}; answer it with data at once.
+
+        @return: The task as recorded.
+        """
+        task = self.successResultOf(self.memory.claim("host:1", 5))
+        assert task is not None
+        running = self.attempts.run(task, claimed)
+        self.client.answer(0, DATA)
+        self.successResultOf(running)
+        done = self.successResultOf(self.memory.get(task.id))
+        assert done is not None
+        return done
+
+    def test_freshLeaseTrusted(self) -> None:
+        """
+        A claim asked for just now is committed and recorded with no
+        renewal.
+        """
+        self.assertEqual(self.attempt(self.clock.seconds()).state, DOWNLOADED)
+        self.assertEqual(self.store.renewals, 0)
+
+    def test_oldLeaseRenewed(self) -> None:
+        """
+        A claim asked for half a lease ago is renewed before its file is
+        committed.
+        """
+        self.assertEqual(self.attempt(self.clock.seconds() - 2.5).state, DOWNLOADED)
+        self.assertEqual(self.store.renewals, 1)
+
+    def test_unknownClaimTimeRenewed(self) -> None:
+        """
+        A claim asked for at an unknown time is renewed before its file is
+        committed.
+        """
+        self.assertEqual(self.attempt(None).state, DOWNLOADED)
+        self.assertEqual(self.store.renewals, 1)
+
+    def test_clockBackwardsRenewed(self) -> None:
+        """
+        A claim that seems to be asked for in the future (the clock went
+        back) is renewed.
+        """
+        self.attempt(self.clock.seconds() + 1)
+        self.assertEqual(self.store.renewals, 1)
 
 
 class PrepareTests(SynchronousTestCase):

@@ -1,67 +1,97 @@
 """
-Tests for L{harbour.services.files}' group commit.
+Tests for L{harbour.services.files}.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import io
+import zipfile
 from pathlib import Path
-from typing import Any
 
-from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbour.services.files import GroupCommit, record_path
+from harbour.oasis import classify as verdicts
+from harbour.services.files import prepare, record, record_path, temporary_name, verify
 
 
-class GroupCommitTests(SynchronousTestCase):
+def data_zip() -> bytes:
     """
-    Tests for L{GroupCommit}.
+    @return: A zip holding data.
+    """
+    answer = io.BytesIO()
+    with zipfile.ZipFile(answer, "w") as archive:
+        archive.writestr("a.csv", b"x,y\n1,2\n")
+    return answer.getvalue()
+
+
+class PrepareTests(SynchronousTestCase):
+    """
+    Tests for L{prepare}.
     """
 
-    def test_failsPerFile(self) -> None:
-        """
-        In a batch, a file whose rename fails (its name is taken by a
-        directory) fails alone: the others of the batch land, with their
-        records, and their commits succeed.
-        """
-        directory = Path(self.mktemp())
-        directory.mkdir()
-        held: list[tuple[Deferred[None], Callable[..., Any], tuple[object, ...]]] = []
+    def setUp(self) -> None:
+        self.directory = Path(self.mktemp())
+        self.target = self.directory / "a" / "x.zip"
 
-        def later(f: Callable[..., Any], *args: object) -> Deferred[Any]:
-            d: Deferred[None] = Deferred()
-            held.append((d, f, args))
-            return d.addCallback(lambda ignored: f(*args))
-
-        commits = GroupCommit(later)
-        names = ["a.zip", "b.zip", "c.zip"]
-        (directory / "c.zip").mkdir()
-        (directory / "c.zip" / "inside").write_bytes(b"")
-        done: list[Deferred[None]] = []
-        for name in names:
-            temporary = directory / f".{name}.part-1-0"
-            temporary.write_bytes(name.encode())
-            done.append(commits.commit(temporary, directory / name, None, f"http://oasis/{name}", "ab"))
-        # The first batch holds a.zip alone; b.zip and c.zip gather for the next.
-        held.pop(0)[0].callback(None)
-        self.assertEqual(len(held), 1)
-        held.pop(0)[0].callback(None)
-        self.assertIsNone(self.successResultOf(done[0]))
-        self.assertIsNone(self.successResultOf(done[1]))
-        self.failureResultOf(done[2], OSError)
-        self.assertEqual((directory / "b.zip").read_bytes(), b"b.zip")
-        self.assertTrue(record_path(directory / "b.zip").exists())
-        self.assertFalse(record_path(directory / "c.zip").exists())
-
-    def test_synchronousBatch(self) -> None:
+    def test_opensTemporary(self) -> None:
         """
-        A commit run at once lands its file.
+        With nothing in place, C{prepare} makes the directory and opens the
+        temporary file.
         """
-        directory = Path(self.mktemp())
-        directory.mkdir()
-        temporary = directory / ".a.zip.part-1-0"
-        temporary.write_bytes(b"data")
-        commits = GroupCommit(maybeDeferred)
-        self.successResultOf(commits.commit(temporary, directory / "a.zip", None, "http://oasis/a", "ab"))
-        self.assertEqual((directory / "a.zip").read_bytes(), b"data")
+        temporary = temporary_name(self.target, 1, 0)
+        opened = prepare(self.target, temporary, 1, "", "http://oasis/x", 30.0, 0.0)
+        assert not isinstance(opened, tuple)
+        opened.close()
+        self.assertTrue(temporary.exists())
+
+    def test_recordedFileIsTheAnswer(self) -> None:
+        """
+        A file in place whose record names the URL and its hash is the
+        answer: nothing is opened.
+        """
+        self.target.parent.mkdir(parents=True)
+        self.target.write_bytes(data_zip())
+        digest = hashlib.sha256(data_zip()).hexdigest()
+        record_path(self.target).write_text(record("http://oasis/x", digest))
+        temporary = temporary_name(self.target, 1, 0)
+        found = prepare(self.target, temporary, 1, "", "http://oasis/x", 30.0, 0.0)
+        assert isinstance(found, tuple)
+        self.assertEqual((found[0].kind, found[1], found[2]), (verdicts.DATA, len(data_zip()), digest))
+        self.assertFalse(temporary.exists())
+
+    def test_recordOfAnotherRequest(self) -> None:
+        """
+        A file in place recorded for another URL is fetched again.
+        """
+        self.target.parent.mkdir(parents=True)
+        self.target.write_bytes(data_zip())
+        digest = hashlib.sha256(data_zip()).hexdigest()
+        record_path(self.target).write_text(record("http://oasis/other", digest))
+        opened = prepare(self.target, temporary_name(self.target, 1, 0), 1, "", "http://oasis/x", 30.0, 0.0)
+        assert not isinstance(opened, tuple)
+        opened.close()
+
+
+class VerifyTests(SynchronousTestCase):
+    """
+    Tests for L{verify}.
+    """
+
+    def test_keepsData(self) -> None:
+        """
+        A file holding data is kept.
+        """
+        path = Path(self.mktemp())
+        path.write_bytes(data_zip())
+        self.assertEqual(verify(path).kind, verdicts.DATA)
+        self.assertTrue(path.exists())
+
+    def test_removesTheRest(self) -> None:
+        """
+        A file holding no data is removed.
+        """
+        path = Path(self.mktemp())
+        path.write_bytes(b"<html>throttled</html>")
+        self.assertEqual(verify(path).kind, verdicts.RETRY_LATER)
+        self.assertFalse(path.exists())

@@ -1,0 +1,224 @@
+"""
+Tests for L{harbour.oasis.streaming}: on every shape of answer, the verdict
+judged while streaming is L{classify}'s, or none (the file is then
+classified).
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import zipfile
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.oasis.classify import DATA, EMPTY, ERROR, RETRY_LATER, Verdict, classify
+from harbour.oasis.streaming import ZipStream
+from harbour.testing.simulator import THROTTLE_PAGE, error_document
+from harbour.testing.simulator.formats import MESSAGES
+
+SAMPLES = Path(__file__).parents[2] / "test" / "samples"
+DATA_SAMPLE = SAMPLES / "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip"
+NO_DATA_SAMPLE = SAMPLES / "error_1000_no_data_repacked.zip"
+CREATED = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
+
+
+def zipped(*members: tuple[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """
+    @return: A zip of the given members.
+    """
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", method) as archive:
+        for name, data in members:
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def streamed(answer: bytes, step: int = 1000, **caps: float) -> Verdict | None:
+    """
+    @return: The verdict of a L{ZipStream} fed C{answer} C{step} bytes at
+        a time.
+    """
+    stream = ZipStream(**caps)  # type: ignore[arg-type]
+    for start in range(0, len(answer), step):
+        stream.feed(answer[start : start + step])
+    return stream.verdict()
+
+
+class AgreesWithClassifyTests(SynchronousTestCase):
+    """
+    Where the stream judges, it judges as L{classify}.
+    """
+
+    def assertAgrees(self, answer: bytes) -> Verdict:
+        """
+        The stream, fed in steps of several sizes, judges C{answer} as
+        L{classify} does.
+
+        @return: The verdict.
+        """
+        expected = classify(answer)
+        for step in (1, 7, 1000, len(answer)):
+            self.assertEqual(streamed(answer, step), expected, f"in steps of {step}")
+        return expected
+
+    def test_realData(self) -> None:
+        """
+        A real answer holding data is data, with its member's name.
+        """
+        verdict = self.assertAgrees(DATA_SAMPLE.read_bytes())
+        self.assertEqual(verdict.kind, DATA)
+        self.assertEqual(len(verdict.members), 1)
+
+    def test_realNoData(self) -> None:
+        """
+        A real "no data" answer (code 1000) is empty.
+        """
+        self.assertEqual(self.assertAgrees(NO_DATA_SAMPLE.read_bytes()).kind, EMPTY)
+
+    def test_errorCodes(self) -> None:
+        """
+        Error documents decide as their codes say, stored or deflated.
+        """
+        for code in sorted(MESSAGES):
+            for method in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                self.assertAgrees(zipped(("error.xml", error_document(code, CREATED)), method=method))
+
+    def test_unknownEncoding(self) -> None:
+        """
+        An XML member declaring an encoding nobody knows is to be retried.
+        """
+        answer = zipped(("e.xml", b'<?xml version="1.0" encoding="UTust8"?><a/>'))
+        self.assertEqual(self.assertAgrees(answer).kind, RETRY_LATER)
+
+    def test_emptyMember(self) -> None:
+        """
+        A data member that is empty is to be retried, as L{classify} says.
+        """
+        answer = zipped(("a.csv", b"x,y\n"), ("b.csv", b""))
+        self.assertEqual(self.assertAgrees(answer).kind, RETRY_LATER)
+
+    def test_badXML(self) -> None:
+        """
+        An XML member that is not well-formed is to be retried.
+        """
+        self.assertEqual(self.assertAgrees(zipped(("a.xml", b"<a><b></a>"))).kind, RETRY_LATER)
+
+
+class LeavesToClassifyTests(SynchronousTestCase):
+    """
+    What the stream alone cannot judge, it leaves to L{classify}.
+    """
+
+    def test_notAZip(self) -> None:
+        """
+        A throttle page or an empty answer is not judged.
+        """
+        self.assertIsNone(streamed(THROTTLE_PAGE))
+        self.assertIsNone(streamed(b""))
+
+    def test_cutShort(self) -> None:
+        """
+        A zip cut short anywhere is not judged.
+        """
+        answer = DATA_SAMPLE.read_bytes()
+        for length in (10, 100, len(answer) // 2, len(answer) - 1):
+            self.assertIsNone(streamed(answer[:length]))
+
+    def test_corruptByte(self) -> None:
+        """
+        A zip with a changed byte in its data is not judged (a deflate
+        error or a CRC that does not match).
+        """
+        answer = bytearray(zipped(("a.csv", b"0123456789" * 1000), method=zipfile.ZIP_STORED))
+        answer[100] ^= 0xFF
+        self.assertIsNone(streamed(bytes(answer)))
+        self.assertEqual(classify(bytes(answer)).kind, RETRY_LATER)
+
+    def test_dataDescriptor(self) -> None:
+        """
+        A member sized only by a data descriptor after it (a zip written
+        to a stream) is not judged.
+        """
+
+        class Unseekable(io.RawIOBase):
+            """
+            A stream to write to, as a socket is: no seeking back.
+            """
+
+            def __init__(self) -> None:
+                self.written = bytearray()
+
+            def writable(self) -> bool:
+                """
+                @return: C{True}: it takes writes.
+                """
+                return True
+
+            def write(self, data: object) -> int:
+                """
+                Keep C{data}.
+                """
+                chunk = bytes(data)  # type: ignore[call-overload]
+                self.written += chunk
+                return len(chunk)
+
+        out = Unseekable()
+        with zipfile.ZipFile(out, "w") as archive, archive.open("a.csv", "w") as member:
+            member.write(b"x,y\n1,2\n")
+        self.assertIsNone(streamed(bytes(out.written)))
+        self.assertEqual(classify(bytes(out.written)).kind, DATA)
+
+    def test_bomb(self) -> None:
+        """
+        A member inflating far beyond its compressed size is left to
+        L{classify}, which refuses it.
+        """
+        answer = zipped(("a.csv", bytes(50 << 20)))
+        self.assertIsNone(streamed(answer, 1 << 16))
+        self.assertEqual(classify(answer).kind, ERROR)
+
+    def test_inflatedCap(self) -> None:
+        """
+        Members that inflate beyond C{max_inflated} together are left to
+        L{classify}, which refuses them.
+        """
+        answer = zipped(("a.csv", b"x" * 5000), ("b.csv", b"y" * 5000))
+        self.assertIsNone(streamed(answer, max_inflated=8000))
+        self.assertEqual(classify(answer, max_inflated=8000).kind, ERROR)
+
+    def test_inflatingStops(self) -> None:
+        """
+        Once a member breaks a cap, nothing more is inflated.
+        """
+        stream = ZipStream()
+        answer = zipped(("a.csv", bytes(50 << 20)))
+        stream.feed(answer[:2000])
+        stream.feed(answer[2000:])
+        self.assertIsNone(stream.verdict())
+        self.assertLess(stream._inflated, 1 << 20)
+
+    def test_trailingBytes(self) -> None:
+        """
+        Bytes after the end of the central directory are not judged.
+        """
+        self.assertIsNone(streamed(DATA_SAMPLE.read_bytes() + b"extra"))
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.data())
+    def test_damagedAgreesOrAbstains(self, data: st.DataObject) -> None:
+        """
+        Whatever is cut from or changed in an answer, the stream either
+        judges it as L{classify} does or leaves it to L{classify}.
+        """
+        answer = bytearray(zipped(("a.csv", b"x,y\n1,2\n" * 50), ("b.xml", error_document(1000, CREATED))))
+        if data.draw(st.booleans()):
+            del answer[data.draw(st.integers(0, len(answer) - 1)) :]
+        else:
+            answer[data.draw(st.integers(0, len(answer) - 1))] ^= data.draw(st.integers(1, 255))
+        verdict = streamed(bytes(answer), data.draw(st.integers(1, 400)))
+        if verdict is not None:
+            self.assertEqual(verdict, classify(bytes(answer)))

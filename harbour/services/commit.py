@@ -1,0 +1,285 @@
+"""
+Durable commits of verified downloads, in groups.
+
+A verified file is renamed into place only once its bytes are on disk, and
+its commit is reported only once the rename is too, so that a file under a
+final name is always whole, even after a crash.  Where the system has
+C{syncfs(2)} (Linux), commits are pipelined: each sync, one system call in
+a thread, makes durable both the files that finished since the last one
+and the renames made after the last one, so every file costs one share of
+a sync and no work in a thread (whose every system call would wait for the
+reactor's thread to hand over the GIL).  Elsewhere each group is synced
+file by file in a thread.  Either way a group is whatever finished while
+the previous sync ran: its size follows the time a sync takes, not a count.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import attr
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.python.failure import Failure
+
+from harbour.services.files import InThread, record, record_path
+
+#: Makes a file system durable: C{syncfs(2)} given a descriptor on it.
+SyncFS = Callable[[int], int]
+
+
+@attr.s(auto_attribs=True, frozen=True)
+class Move:
+    """
+    One verified file to commit.
+
+    @ivar temporary: Where it is.
+    @ivar target: Its final name.
+    @ivar keep: Where the file it replaces is kept, if at all.
+    @ivar record: The record written beside it (see L{record}).
+    """
+
+    temporary: Path
+    target: Path
+    keep: Path | None
+    record: str
+
+
+@functools.cache
+def load_syncfs() -> SyncFS | None:
+    """
+    @return: Linux's C{syncfs(2)}, or L{None} where there is none.
+    """
+    try:
+        syncfs: SyncFS = ctypes.CDLL(None, use_errno=True).syncfs
+        return syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+def _fsync_path(path: Path, data_only: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        (os.fdatasync if data_only else os.fsync)(fd)
+    finally:
+        os.close(fd)
+
+
+def _keep(target: Path, keep: Path) -> None:
+    """
+    Give C{target}'s file the name C{keep} too (replacing an older one).
+    """
+    linked = keep.with_name(f".{keep.name}.part-keep")
+    linked.unlink(missing_ok=True)
+    try:
+        os.link(target, linked)
+    except OSError:  # a file system without hard links
+        shutil.copy2(target, linked)
+        _fsync_path(linked, data_only=True)
+    os.replace(linked, keep)
+
+
+def _keep_all(moves: Iterable[Move]) -> list[Exception | None]:
+    """
+    Keep the files that C{moves} replace, where asked.
+
+    @return: For each move, in order, the error that stopped it, or L{None}.
+    """
+    outcomes: list[Exception | None] = []
+    for move in moves:
+        try:
+            if move.keep is not None and move.target.exists():
+                _keep(move.target, move.keep)
+            outcomes.append(None)
+        except OSError as e:
+            outcomes.append(e)
+    return outcomes
+
+
+def _rename(move: Move) -> None:
+    """
+    Put C{move}'s file in place, then its record.  The record follows its
+    file, and a file is trusted only if its record names its hash: a crash
+    before the record is whole (and synced with the rename) leaves the file
+    to be fetched again, never trusted.
+    """
+    os.replace(move.temporary, move.target)
+    record_path(move.target).write_text(move.record, encoding="utf-8")
+
+
+def _sync_file_systems(directories: Iterable[Path], syncfs: SyncFS) -> None:
+    """
+    Make every file system holding one of C{directories} durable.
+
+    @raise OSError: if one cannot be.
+    """
+    synced: set[int] = set()
+    for directory in directories:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            device = os.fstat(fd).st_dev
+            if device not in synced and syncfs(fd) != 0:
+                raise OSError(ctypes.get_errno(), f"syncfs of {directory} failed")
+            synced.add(device)
+        finally:
+            os.close(fd)
+
+
+def _keep_and_sync(moves: list[Move], directories: set[Path], syncfs: SyncFS) -> list[Exception | None]:
+    """
+    In a thread: keep the files C{moves} replace, then make the file
+    systems of C{directories} durable (the moves' bytes and kept names, and
+    every rename and record written before).
+
+    @return: As L{_keep_all}.
+    @raise OSError: if a sync fails: it concerns everything.
+    """
+    outcomes = _keep_all(moves)
+    _sync_file_systems(directories, syncfs)
+    return outcomes
+
+
+def _commit_each(moves: list[Move]) -> list[Exception | None]:
+    """
+    In a thread, where there is no C{syncfs}: sync each file, keep what
+    each replaces, rename them into place, sync their records, and sync
+    each directory once.
+
+    @return: As L{_keep_all}.
+    @raise OSError: if a sync fails.
+    """
+    for move in moves:
+        _fsync_path(move.temporary, data_only=True)
+    outcomes = _keep_all(moves)
+    for index, move in enumerate(moves):
+        if outcomes[index] is None:
+            try:
+                _rename(move)
+                _fsync_path(record_path(move.target), data_only=True)
+            except OSError as e:
+                outcomes[index] = e
+    for directory in {move.target.parent for move in moves}:
+        _fsync_path(directory)
+    return outcomes
+
+
+@attr.s(eq=False)
+class GroupCommit:
+    """
+    Commits verified downloads in groups (see the module's docstring).
+    Each file's commit succeeds or fails on its own (one rename that fails
+    fails only its file), but a failed sync fails every file it concerned.
+
+    @ivar run: Runs a function in a thread.
+    @ivar syncfs: C{syncfs(2)}, or L{None} to sync file by file.
+    @ivar clock: What spaces syncs.
+    @ivar interval: The least time from the start of one sync to the start
+        of the next: each forces the file system's journal to commit, and
+        every file creation and rename waits meanwhile, so fewer, larger
+        groups cost the downloads less.
+    """
+
+    run: InThread = attr.ib()
+    syncfs: SyncFS | None = attr.ib(factory=load_syncfs)
+    clock: IReactorTime | None = attr.ib(default=None)
+    interval: float = attr.ib(default=0.0)
+    _last: float = attr.ib(default=float("-inf"), init=False)
+    _timer: IDelayedCall | None = attr.ib(default=None, init=False)
+    _queue: list[tuple[Move, Deferred[None]]] = attr.ib(factory=list, init=False)
+    # In place, waiting for the sync that makes their renames durable.
+    _renamed: list[tuple[Move, Deferred[None]]] = attr.ib(factory=list, init=False)
+    _busy: bool = attr.ib(default=False, init=False)
+
+    def commit(
+        self, temporary: Path, target: Path, keep: Path | None, url: str, sha256: str
+    ) -> Deferred[None]:
+        """
+        @param keep: Where the file C{temporary} replaces is kept, if at all.
+        @param url: The request C{temporary} answers, recorded with it.
+        @param sha256: Its hash, recorded with it.
+        @return: A Deferred firing once C{temporary} is durably at C{target}.
+        """
+        d: Deferred[None] = Deferred()
+        self._queue.append((Move(temporary, target, keep, record(url, sha256)), d))
+        self._next()
+        return d
+
+    def _next(self) -> None:
+        if self._busy or self._timer is not None or not (self._queue or self._renamed):
+            return
+        if self.clock is not None:
+            wait = self._last + self.interval - self.clock.seconds()
+            if wait > 0:
+                self._timer = self.clock.callLater(wait, self._spaced)
+                return
+            self._last = self.clock.seconds()
+        self._busy = True
+        batch, self._queue = self._queue, []
+        moves = [move for move, ignored in batch]
+        if self.syncfs is None:
+            done = self.run(_commit_each, moves)
+            done.addBoth(self._committed, batch)
+            return
+        renamed, self._renamed = self._renamed, []
+        directories = {move.target.parent for move, ignored in batch + renamed}
+        done = self.run(_keep_and_sync, moves, directories, self.syncfs)
+        done.addBoth(self._synced, batch, renamed)
+
+    def _spaced(self) -> None:
+        self._timer = None
+        self._next()
+
+    def _committed(
+        self, result: list[Exception | None] | Failure, batch: list[tuple[Move, Deferred[None]]]
+    ) -> None:
+        """
+        A group synced file by file is in place, durably, but for the
+        files whose outcome is an error.
+        """
+        self._busy = False
+        for index, (ignored, d) in enumerate(batch):
+            _settle(d, result if isinstance(result, Failure) else result[index])
+        self._next()
+
+    def _synced(
+        self,
+        result: list[Exception | None] | Failure,
+        batch: list[tuple[Move, Deferred[None]]],
+        renamed: list[tuple[Move, Deferred[None]]],
+    ) -> None:
+        """
+        A sync is over: the renames made before it are durable, and the
+        files of C{batch} are on disk, to be renamed into place.
+        """
+        self._busy = False
+        if isinstance(result, Failure):
+            for ignored, d in batch + renamed:
+                _settle(d, result)
+            self._next()
+            return
+        for index, (move, d) in enumerate(batch):
+            error = result[index]
+            if error is None:
+                try:
+                    _rename(move)
+                except OSError as e:
+                    error = e
+            if error is None:
+                self._renamed.append((move, d))
+            else:
+                _settle(d, error)
+        for ignored, d in renamed:
+            d.callback(None)
+        self._next()
+
+
+def _settle(d: Deferred[None], outcome: Exception | Failure | None) -> None:
+    if outcome is None:
+        d.callback(None)
+    else:
+        d.errback(outcome if isinstance(outcome, Failure) else Failure(outcome))
