@@ -66,6 +66,24 @@ class WrittenWindow:
             raise ValueError("a written window has one file per day")
 
 
+def remove_abandoned(tables_dir: Path, older_than: float, now: float) -> int:
+    """
+    Remove the temporary files of parses that died mid-write: not written
+    to for C{older_than} seconds.  Blocks: run it in a thread.
+
+    @return: How many were removed.
+    """
+    removed = 0
+    for path in tables_dir.glob(f"*/{PARTITION_PREFIX}*/.part-*.tmp"):
+        try:
+            if now - path.stat().st_mtime > older_than:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass  # its parse ended meanwhile
+    return removed
+
+
 def part_name(label: str) -> str:
     """
     @return: The file name of window C{label}'s part of a day.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -24,6 +25,7 @@ import attr
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorFromThreads, IReactorTime
+from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
@@ -34,14 +36,21 @@ from harbour.config.paging import follow_reports
 from harbour.config.schema import DownloadTopic, WorkTopic
 from harbour.config.topics import ReportTopic
 from harbour.dataset.views import view_name
+from harbour.dataset.write import remove_abandoned
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, IEvent, IPausable, IStatusSource, ITaskStore, StatusDocument
 from harbour.services.attempt import STORE_RETRY
+from harbour.services.cycle import guarded
 from harbour.services.parses import Parses
 from harbour.services.views import Views
 from harbour.services.waking import Waker
 
 _R = TypeVar("_R")
+
+#: How often temporary files of killed parses are looked for, and how old
+#: such a file must be: a live parse writes to its files every few seconds.
+JANITOR_INTERVAL = 600.0
+ABANDONED_AFTER = 3600.0
 
 #: How long the tables must be quiet before they are announced as up to date.
 ANNOUNCE_AFTER = 5.0
@@ -86,6 +95,7 @@ class TablesService(Service):
     parses: Parses = attr.ib(init=False)
     _announced: int = attr.ib(default=0, init=False)
     _announcement: IDelayedCall | None = attr.ib(default=None, init=False)
+    _janitor: LoopingCall | None = attr.ib(default=None, init=False)
     views: Views = attr.ib(init=False)
     _waker: Waker = attr.ib(init=False)
     _running: dict[int, Deferred[None]] = attr.ib(factory=dict, init=False)
@@ -143,6 +153,15 @@ class TablesService(Service):
             yield self._queue_earlier_files()
         for number in range(self.workers):
             self._running[number] = self._worker(number)
+        self._janitor = LoopingCall(guarded(self.log, "janitor", self._tidy, service="tables"))
+        self._janitor.clock = self.reactor
+        self._janitor.start(JANITOR_INTERVAL)
+
+    def _tidy(self) -> Deferred[int]:
+        """
+        Remove temporary files of parses killed mid-write.
+        """
+        return self._in_thread(remove_abandoned, self.tables_dir, ABANDONED_AFTER, time.time())
 
     def _download_changed(self, event: IEvent) -> None:
         self.settings = DownloadTopic.from_payload(event.payload)
@@ -281,6 +300,8 @@ class TablesService(Service):
         that cannot be interrupted, and a kill loses nothing either).
         """
         super().stopService()
+        if self._janitor is not None and self._janitor.running:
+            self._janitor.stop()
         if self._announcement is not None:
             self._announcement.cancel()
             self._announcement = None

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import os
+import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,7 +26,7 @@ from harbour.errors import StoreUnavailable
 from harbour.interfaces import IEvent
 from harbour.oasis.requests import ReportURL
 from harbour.services.parses import ABSENT_RETRY
-from harbour.services.tables import TablesService
+from harbour.services.tables import ABANDONED_AFTER, TablesService
 from harbour.services.views import Views
 from harbour.services.waking import Waker
 from harbour.store.memory import MemoryTaskStore
@@ -294,3 +296,34 @@ class ViewsTests(SynchronousTestCase):
         )
         self.successResultOf(views.configure([report]))
         self.assertEqual(views.shown, frozenset())
+
+
+class JanitorTests(SynchronousTestCase):
+    """
+    The tables service removes what parses killed mid-write left behind.
+    """
+
+    def test_abandonedTemporaryFiles(self) -> None:
+        """
+        A temporary Parquet file nobody has written to for an hour is
+        removed on the janitor's round; a fresh one, and every final file,
+        stay.
+        """
+        clock = Clock()
+        data_dir = Path(self.mktemp())
+        day = data_dir / "tables" / "lmp" / "trading_date=2020-01-01"
+        day.mkdir(parents=True)
+        old = day / ".part-2020-01-01.parquet.1.2.0.tmp"
+        fresh = day / ".part-2020-01-02.parquet.1.3.0.tmp"
+        final = day / "part-2020-01-01.parquet"
+        for path in (old, fresh, final):
+            path.write_bytes(b"x")
+        hours_ago = time.time() - ABANDONED_AFTER - 60
+        os.utime(old, (hours_ago, hours_ago))
+        os.utime(final, (hours_ago, hours_ago))
+        service = TablesService(
+            clock, MemoryTaskStore(clock), Bus(), data_dir, owner="parser", run_in_thread=run_now
+        )
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual(sorted(p.name for p in day.iterdir()), sorted([fresh.name, final.name]))
