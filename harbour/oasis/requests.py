@@ -15,12 +15,19 @@ days, and never crosses the end of the requested range.
 from __future__ import annotations
 
 import datetime
+import gc
+import operator
 import posixpath
-from collections.abc import Iterable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from itertools import repeat
+from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import attr
+from attr.validators import and_, instance_of, min_len
 
 from harbour.config.schema import MAX_WINDOW_HOURS, ManifestTopic, ReportTopic, resolve_day, window_hours
 from harbour.oasis.catalogue import load_catalogue, offset_hours
@@ -28,6 +35,8 @@ from harbour.oasis.catalogue import load_catalogue, offset_hours
 UTC = datetime.UTC
 ONE_DAY = datetime.timedelta(days=1)
 ONE_HOUR = datetime.timedelta(hours=1)
+#: An aware date and time, as a request's bounds are.
+Moment = datetime.datetime
 
 
 class UnsafeName(ValueError):
@@ -36,21 +45,54 @@ class UnsafeName(ValueError):
     """
 
 
+def _confined_filename(instance: object, attribute: attr.Attribute[str], filename: str) -> None:
+    """
+    Refuse a file name that would leave the download directory.
+    """
+    confined(filename)
+
+
+def _aware(instance: object, attribute: attr.Attribute[datetime.datetime], moment: datetime.datetime) -> None:
+    """
+    Refuse a time without a time zone.
+    """
+    if moment.utcoffset() is None:
+        raise ValueError(f"{attribute.name} {moment!r} has no time zone")
+
+
+def _not_before_start(instance: Any, attribute: attr.Attribute[datetime.datetime], end: Moment) -> None:
+    """
+    Refuse a window that ends before it starts.
+    """
+    if end < instance.window_start:
+        raise ValueError(f"window_end {end!r} is before window_start {instance.window_start!r}")
+
+
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class ReportURL:
     """
     One request of one report: what to fetch and where to keep it.
 
+    Built from outside (a test, a tool), it checks its values.  The
+    requests of the manifest are built by L{ReportRequests.requests}
+    without those checks, from parts already checked once per report and
+    per window; see there why that is safe.
+
     @ivar filename: Relative to the download directory; never leaves it.
     @ivar window_start: The first instant covered (UTC).
-    @ivar window_end: The instant after the last one covered (UTC).
+    @ivar window_end: The instant after the last one covered (UTC); not
+        before C{window_start}.
+    @raise UnsafeName: if C{filename} would leave the download directory.
+    @raise ValueError: if a time has no time zone or the window ends
+        before it starts.
+    @raise TypeError: if a value has the wrong type.
     """
 
-    url: str
-    filename: str
-    report: str
-    window_start: datetime.datetime
-    window_end: datetime.datetime
+    url: str = attr.ib(validator=and_(instance_of(str), min_len(1)))
+    filename: str = attr.ib(validator=[instance_of(str), _confined_filename])
+    report: str = attr.ib(validator=instance_of(str))
+    window_start: Moment = attr.ib(validator=[instance_of(datetime.datetime), _aware])
+    window_end: Moment = attr.ib(validator=[instance_of(datetime.datetime), _aware, _not_before_start])
 
     def to_json(self) -> dict:
         """
@@ -69,7 +111,9 @@ def gmt(moment: datetime.datetime) -> str:
     """
     @return: C{moment} in OASIS's URL form, such as C{20250309T08:00-0000}.
     """
-    return moment.astimezone(UTC).strftime("%Y%m%dT%H:%M-0000")
+    utc = moment.astimezone(UTC)
+    # Formatted by hand: strftime costs twice as much, once per window.
+    return f"{utc.year:04d}{utc.month:02d}{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}-0000"
 
 
 def trading_day(day: datetime.date, zone: ZoneInfo) -> tuple[datetime.datetime, datetime.datetime]:
@@ -104,14 +148,60 @@ def confined(path: str) -> str:
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Window:
     """
-    One request window: its UTC bounds, the same in URL form, and its name.
+    One request window: its UTC bounds and name, and the parts of its
+    requests that are the same for every report, formatted once.
+
+    @ivar times: The middle of its URLs, from C{startdatetime}'s value to
+        C{enddatetime}'s.
+    @ivar tail: What follows a report's name in its file names.
     """
 
     start: datetime.datetime
     end: datetime.datetime
-    start_text: str
-    end_text: str
     label: str
+    times: str
+    tail: str
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Windows:
+    """
+    Request windows, newest first, kept as columns: each report's requests
+    are built a column at a time (see L{ReportRequests.requests}).
+    """
+
+    starts: tuple[datetime.datetime, ...]
+    ends: tuple[datetime.datetime, ...]
+    times: tuple[str, ...]
+    tails: tuple[str, ...]
+
+    @classmethod
+    def of(cls, windows: Sequence[Window]) -> Windows:
+        """
+        @return: The columns of C{windows}, in their order.
+        """
+        return cls(
+            tuple(w.start for w in windows),
+            tuple(w.end for w in windows),
+            tuple(w.times for w in windows),
+            tuple(w.tail for w in windows),
+        )
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def ending_by(self, now: float, delay: float) -> Windows:
+        """
+        @param delay: Seconds after its end that a window's data exists.
+        @return: The windows whose data exists at the POSIX time C{now}.
+        """
+        kept = [i for i, end in enumerate(self.ends) if end.timestamp() + delay <= now]
+        return Windows(
+            tuple(self.starts[i] for i in kept),
+            tuple(self.ends[i] for i in kept),
+            tuple(self.times[i] for i in kept),
+            tuple(self.tails[i] for i in kept),
+        )
 
 
 class DayTable:
@@ -122,18 +212,27 @@ class DayTable:
 
     def __init__(self, zone: ZoneInfo) -> None:
         self.zone = zone
-        self._days: dict[datetime.date, tuple[datetime.datetime, datetime.datetime]] = {}
+        self._starts: dict[datetime.date, datetime.datetime] = {}
         self._texts: dict[datetime.datetime, str] = {}
-        self._windows: dict[tuple[datetime.date, datetime.date, int], list[Window]] = {}
+        self._windows: dict[tuple[datetime.date, datetime.date, int], Windows] = {}
+
+    def start(self, day: datetime.date) -> datetime.datetime:
+        """
+        @return: The UTC start of C{day}, which is also the end of the
+            day before.
+        """
+        found = self._starts.get(day)
+        if found is None:
+            local = datetime.datetime(day.year, day.month, day.day, tzinfo=self.zone)
+            found = self._starts[day] = local.astimezone(UTC)
+        return found
 
     def bounds(self, day: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
         """
-        @return: The UTC start and end of C{day}.
+        @return: The UTC start and end of C{day}, as L{trading_day} gives
+            them; a day's end is the next one's start, worked out once.
         """
-        found = self._days.get(day)
-        if found is None:
-            found = self._days[day] = trading_day(day, self.zone)
-        return found
+        return self.start(day), self.start(day + ONE_DAY)
 
     def window(self, start: datetime.datetime, end: datetime.datetime, label: str) -> Window:
         """
@@ -142,9 +241,9 @@ class DayTable:
         texts = self._texts
         start_text = texts.get(start) or texts.setdefault(start, gmt(start))
         end_text = texts.get(end) or texts.setdefault(end, gmt(end))
-        return Window(start, end, start_text, end_text, label)
+        return Window(start, end, label, f"{start_text}&enddatetime={end_text}", f"/{label}.zip")
 
-    def windows(self, first: datetime.date, last: datetime.date, hours: int) -> list[Window]:
+    def windows(self, first: datetime.date, last: datetime.date, hours: int) -> Windows:
         """
         @return: The windows of up to C{hours} hours covering trading days
             C{first} to C{last}, newest first (cached).
@@ -153,9 +252,9 @@ class DayTable:
         found = self._windows.get(key)
         if found is None:
             if hours % 24 == 0:
-                found = list(day_windows(first, last, hours // 24, self))
+                found = Windows.of(list(day_windows(first, last, hours // 24, self)))
             else:
-                found = list(hour_windows(first, last, hours, self))
+                found = Windows.of(list(hour_windows(first, last, hours, self)))
             self._windows[key] = found
         return found
 
@@ -185,7 +284,7 @@ def day_windows(first: datetime.date, last: datetime.date, days: int, table: Day
         if days > 1:
             label += "_" + block_last.isoformat()
         start_day, end_day = max(first, block_first), min(last, block_last)
-        yield table.window(table.bounds(start_day)[0], table.bounds(end_day)[1], label)
+        yield table.window(table.start(start_day), table.start(end_day + ONE_DAY), label)
         block -= 1
 
 
@@ -238,12 +337,74 @@ class ReportRequests:
             )
             self.suffix = "&" + "&".join(tail)
 
-    def request(self, window: Window) -> ReportURL:
+    def requests(self, windows: Windows) -> list[ReportURL]:
         """
-        @return: The request for one window.
+        The requests of C{windows}, built without L{ReportURL}'s checks and
+        a column at a time: a manifest has hundreds of thousands of them,
+        and checking each, or building each in a loop of Python, would
+        cost more than the rest of the manifest.
+
+        Skipping the checks is safe because every value they look at was
+        checked or made here: the report's name passed L{confined} in the
+        constructor and a window's tail is C{/<label>.zip} whose label is
+        made of digits, dashes, an underscore and an C{H}, so the file
+        name stays inside the report's directory; the bounds come from
+        L{DayTable}, aware and in order; the URL starts with the prefix.
+
+        @return: The request of each window, in order.
         """
-        url = f"{self.prefix}{window.start_text}&enddatetime={window.end_text}{self.suffix}"
-        return ReportURL(url, f"{self.name}/{window.label}.zip", self.name, window.start, window.end)
+        prefix, suffix, name = self.prefix, self.suffix, self.name
+        set_url, set_filename, set_report, set_start, set_end = _SLOT_SETTERS
+        made = list(map(object.__new__, repeat(ReportURL, len(windows))))
+        _fill(set_url, made, [prefix + times + suffix for times in windows.times])
+        _fill(set_filename, made, map(operator.add, repeat(name), windows.tails))
+        _fill(set_report, made, repeat(name))
+        _fill(set_start, made, windows.starts)
+        _fill(set_end, made, windows.ends)
+        return made
+
+
+#: Writers of L{ReportURL}'s slots in the order of its fields, for
+#: L{ReportRequests.requests}: they fill a frozen instance without its
+#: checks.
+_SLOT_SETTERS = tuple(getattr(ReportURL, field.name).__set__ for field in attr.fields(ReportURL))
+
+
+def _fill(setter: Callable[[ReportURL, Any], None], made: list[ReportURL], values: Iterable[Any]) -> None:
+    """
+    Call C{setter} on each of C{made} with the matching value, from C.
+    """
+    deque(map(setter, made, values), maxlen=0)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """
+    Pause the cyclic garbage collector while a manifest is built.
+
+    A manifest is up to hundreds of thousands of new objects that outlive
+    the call and form no cycle; with the collector running, each growth of
+    the heap by a quarter sets off a full collection, which together cost
+    more than building them.  A large manifest pays for one full
+    collection at the end instead, so that nothing is left for whoever
+    allocates next.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    before = gc.get_count()[0]
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        if gc.get_count()[0] - before > _SETTLE_ABOVE:
+            gc.collect()
+
+
+#: New objects above which a paused collection is settled by a full one:
+#: below it, the next young collection takes them in its stride.
+_SETTLE_ABOVE = 50_000
 
 
 def report_range(
@@ -278,6 +439,19 @@ def report_urls(
         time (see L{available_through}): the newest window covers only the
         days already published.
     """
+    with _collector_paused():
+        return _report_urls(manifest, reports, today, start, end, published, now)
+
+
+def _report_urls(
+    manifest: ManifestTopic,
+    reports: Iterable[ReportTopic],
+    today: datetime.date,
+    start: datetime.date | None,
+    end: datetime.date | None,
+    published: Mapping[str, datetime.date] | None,
+    now: float | None,
+) -> list[ReportURL]:
     table = DayTable(ZoneInfo(manifest.timezone))
     result: list[ReportURL] = []
     for report in reports:
@@ -291,14 +465,14 @@ def report_urls(
         assert report.window is not None, "a report's window is filled in when it is built"
         hours = min(window_hours(report.window), MAX_WINDOW_HOURS)
         if now is None:
-            result.extend(map(requests.request, table.windows(first, last, hours)))
+            result.extend(requests.requests(table.windows(first, last, hours)))
             continue
         delay = publication_delay(report) * 3600
         last = min(last, available_through(table, now, delay, hourly=hours % 24 != 0))
         windows = table.windows(first, last, hours)
         if hours % 24 and delay >= 0:
-            windows = [w for w in windows if w.end.timestamp() + delay <= now]
-        result.extend(map(requests.request, windows))
+            windows = windows.ending_by(now, delay)
+        result.extend(requests.requests(windows))
     return result
 
 

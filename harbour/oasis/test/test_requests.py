@@ -5,9 +5,11 @@ Tests for L{harbour.oasis.requests}: trading days, windows, URLs and file names.
 from __future__ import annotations
 
 import datetime
+import gc
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import attr
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.config.schema import ManifestTopic, ReportTopic, parse_file
@@ -219,6 +221,102 @@ class URLTests(SynchronousTestCase):
         )
         self.assertEqual(len({r.filename for r in requests}), len(requests))
         self.assertEqual(len({r.url for r in requests}), len(requests))
+
+
+class ReportURLTests(SynchronousTestCase):
+    """
+    A L{ReportURL} built from outside checks its values; those of the
+    manifest are built without the checks and pass them all the same.
+    """
+
+    start = datetime.datetime(2025, 1, 15, 8, tzinfo=datetime.UTC)
+    end = datetime.datetime(2025, 1, 16, 8, tzinfo=datetime.UTC)
+
+    def test_valid(self) -> None:
+        """
+        Good values make a request; a window may be empty.
+        """
+        request = ReportURL("http://o/x", "lmp/x.zip", "lmp", self.start, self.start)
+        self.assertEqual((request.filename, request.window_end), ("lmp/x.zip", self.start))
+
+    def test_escapingFilename(self) -> None:
+        """
+        A file name that would leave the download directory is refused.
+        """
+        for bad in ["../x.zip", "/etc/passwd", "lmp/../../x.zip"]:
+            self.assertRaises(UnsafeName, ReportURL, "http://o/x", bad, "lmp", self.start, self.end)
+
+    def test_badWindow(self) -> None:
+        """
+        A window that ends before it starts, or a time without a zone, is
+        refused.
+        """
+        naive = datetime.datetime(2025, 1, 16, 8)
+        self.assertRaises(ValueError, ReportURL, "http://o/x", "lmp/x.zip", "lmp", self.end, self.start)
+        self.assertRaises(ValueError, ReportURL, "http://o/x", "lmp/x.zip", "lmp", self.start, naive)
+        self.assertRaises(ValueError, ReportURL, "http://o/x", "lmp/x.zip", "lmp", naive, self.end)
+
+    def test_badTypes(self) -> None:
+        """
+        An empty URL or a value of the wrong type is refused.
+        """
+        self.assertRaises(ValueError, ReportURL, "", "lmp/x.zip", "lmp", self.start, self.end)
+        self.assertRaises(TypeError, ReportURL, b"http://o/x", "lmp/x.zip", "lmp", self.start, self.end)
+        self.assertRaises(TypeError, ReportURL, "http://o/x", "lmp/x.zip", "lmp", "2025-01-15", self.end)
+
+    def test_manifestPassesTheChecks(self) -> None:
+        """
+        The requests of daily, hourly and multi-day reports, built without
+        the checks, pass them and equal the same requests built with them;
+        they are frozen like any other.
+        """
+        requests = urls(
+            "2024-03-01",
+            "2024-11-30",
+            report(),
+            report(name="h", window="1h"),
+            report(name="m", window="7d", params={"node": "TH_NP15_GEN-APND"}),
+            ReportTopic(name="grp", groupid="DAM_LMP_GRP", kind="group_zip"),
+        )
+        self.assertEqual(
+            {r.report for r in requests}, {"lmp", "h", "m", "grp"}, "every kind of report is looked at"
+        )
+        for request in requests:
+            attr.validate(request)
+            checked = ReportURL(
+                request.url, request.filename, request.report, request.window_start, request.window_end
+            )
+            self.assertEqual(checked, request)
+            self.assertEqual(hash(checked), hash(request))
+        self.assertRaises(attr.exceptions.FrozenInstanceError, setattr, requests[0], "url", "http://o/")
+
+    def test_collectorLeftAsFound(self) -> None:
+        """
+        Building a manifest pauses the garbage collector only while it
+        runs: it is running afterwards if it was before, and stays off if
+        it was off.
+        """
+        self.addCleanup(gc.enable if gc.isenabled() else gc.disable)
+        gc.enable()
+        urls("2025-01-01", "2025-01-31", report())
+        self.assertTrue(gc.isenabled())
+        gc.disable()
+        urls("2025-01-01", "2025-01-31", report())
+        self.assertFalse(gc.isenabled())
+
+    def test_largeManifestSettled(self) -> None:
+        """
+        A large manifest pays for its own collection: its requests are
+        already with the oldest objects, so whoever allocates next does not
+        collect them.
+        """
+        self.addCleanup(gc.enable if gc.isenabled() else gc.disable)
+        gc.enable()
+        many = urls("2000-01-01", "2024-12-31", *(report(name=f"r{i}") for i in range(8)))
+        self.assertGreater(len(many), 70_000)
+        ours = {id(request) for request in many}
+        young = [o for o in gc.get_objects(generation=0) + gc.get_objects(generation=1) if id(o) in ours]
+        self.assertEqual(young, [])
 
 
 class ConfinementTests(SynchronousTestCase):
