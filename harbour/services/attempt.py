@@ -32,7 +32,7 @@ from harbour.oasis.requests import UnsafeName, confined
 from harbour.oasis.streaming import ZipStream
 from harbour.services.activity import DownloadActivity
 from harbour.services.commit import GroupCommit
-from harbour.services.files import InThread, kept_name, prepare, prepare_first, temporary_name, verify
+from harbour.services.files import InThread, kept_name, prepare, temporary_name, verify
 from harbour.store.tasks import DOWNLOADED, DOWNLOADING, EMPTY, FAILED, Task
 
 _T = TypeVar("_T")
@@ -167,18 +167,18 @@ class Attempts:
         # A worker that lives always removes its own temporary file;
         # prepare removes idle ones of earlier claims.  A task with a hash
         # but not downloaded is a revision: the file in place is the one it
-        # replaces.
-        prepared = prepare_first(target, temporary, task.claim) or (
-            yield self.in_thread(
-                prepare,
-                target,
-                temporary,
-                task.claim,
-                task.sha256,
-                task.url,
-                self.context.settings.idle_timeout,
-                self.reactor.seconds(),
-            )
+        # replaces.  Even a first claim's is prepared in a thread: creating
+        # a name waits on the file system's journal, which other writers
+        # on the same disk may keep busy for a millisecond at a time.
+        prepared = yield self.in_thread(
+            prepare,
+            target,
+            temporary,
+            task.claim,
+            task.sha256,
+            task.url,
+            self.context.settings.idle_timeout,
+            self.reactor.seconds(),
         )
         if isinstance(prepared, tuple):
             verdict, size, digest = prepared

@@ -4,12 +4,13 @@ Durable commits of verified downloads, in groups.
 A verified file is renamed into place only once its bytes are on disk, and
 its commit is reported only once the rename is too, so that a file under a
 final name is always whole, even after a crash.  Where the system has
-C{syncfs(2)} (Linux), commits are pipelined: each sync, one system call in
-a thread, makes durable both the files that finished since the last one
-and the renames made after the last one, so every file costs one share of
-a sync and no work in a thread (whose every system call would wait for the
-reactor's thread to hand over the GIL).  Elsewhere each group is synced
-file by file in a thread.  Either way a group is whatever finished while
+C{syncfs(2)} (Linux), commits are pipelined: each sync makes durable both
+the files that finished since the last one and the renames made after the
+last one, so every file costs one share of a sync.  The sync and the
+renames and records that follow it run in one thread call per group: each
+creates or renames a name in a directory, which waits on the file
+system's journal, and the reactor's thread must never wait so.  Elsewhere
+each group is synced file by file in a thread.  Either way a group is whatever finished while
 the previous sync ran: its size follows the time a sync takes, not a count.
 """
 
@@ -130,17 +131,25 @@ def _sync_file_systems(directories: Iterable[Path], syncfs: SyncFS) -> None:
             os.close(fd)
 
 
-def _keep_and_sync(moves: list[Move], directories: set[Path], syncfs: SyncFS) -> list[Exception | None]:
+def _sync_and_rename(moves: list[Move], directories: set[Path], syncfs: SyncFS) -> list[Exception | None]:
     """
-    In a thread: keep the files C{moves} replace, then make the file
-    systems of C{directories} durable (the moves' bytes and kept names, and
-    every rename and record written before).
+    In a thread: keep the files C{moves} replace, make the file systems of
+    C{directories} durable (the moves' bytes and kept names, and every
+    rename and record written before), then put each move's file in place
+    with its record (made durable by the next sync).
 
-    @return: As L{_keep_all}.
-    @raise OSError: if a sync fails: it concerns everything.
+    @return: As L{_keep_all}, for the keeping and the renaming.
+    @raise OSError: if a sync fails: it concerns everything, and nothing
+        is renamed.
     """
     outcomes = _keep_all(moves)
     _sync_file_systems(directories, syncfs)
+    for index, move in enumerate(moves):
+        if outcomes[index] is None:
+            try:
+                _rename(move)
+            except OSError as e:
+                outcomes[index] = e
     return outcomes
 
 
@@ -227,7 +236,7 @@ class GroupCommit:
             return
         renamed, self._renamed = self._renamed, []
         directories = {move.target.parent for move, ignored in batch + renamed}
-        done = self.run(_keep_and_sync, moves, directories, self.syncfs)
+        done = self.run(_sync_and_rename, moves, directories, self.syncfs)
         done.addBoth(self._synced, batch, renamed)
 
     def _spaced(self) -> None:
@@ -254,7 +263,8 @@ class GroupCommit:
     ) -> None:
         """
         A sync is over: the renames made before it are durable, and the
-        files of C{batch} are on disk, to be renamed into place.
+        files of C{batch} are on disk and in place (but for those whose
+        outcome is an error), their renames to be made durable by the next.
         """
         self._busy = False
         if isinstance(result, Failure):
@@ -264,11 +274,6 @@ class GroupCommit:
             return
         for index, (move, d) in enumerate(batch):
             error = result[index]
-            if error is None:
-                try:
-                    _rename(move)
-                except OSError as e:
-                    error = e
             if error is None:
                 self._renamed.append((move, d))
             else:

@@ -156,20 +156,6 @@ def prepare(
     return open(temporary, "wb")
 
 
-def prepare_first(target: Path, temporary: Path, token: int) -> IO[bytes] | None:
-    """
-    The common case of L{prepare}, cheap enough for the reactor's thread (a
-    few metadata calls, nothing read): a first claim, with no file in place.
-
-    @return: The opened temporary file, or L{None} if this is not that
-        case and L{prepare} must run (in a thread).
-    """
-    if token > 1 or target.exists():
-        return None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return open(temporary, "wb")
-
-
 def kept_name(target: Path, revision: int) -> Path:
     """
     @return: Where the file of C{target} as of C{revision} (0: as first

@@ -11,20 +11,24 @@ import datetime
 import random
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import attr
 from treq.testing import StubTreq
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgent, IBodyProducer
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
+from zope.interface import implementer
 
 from harbour.bus import Bus
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
-from harbour.oasis.client import AttemptFailed, OasisClient, Transfer
+from harbour.oasis.client import AttemptFailed, DirectClient, OasisClient, Transfer
 from harbour.oasis.requests import report_urls
 from harbour.services.activity import DownloadActivity
 from harbour.services.attempt import Attempts
@@ -272,6 +276,113 @@ class RealHTTPTests(TestCase):
         with self.assertRaises(AttemptFailed) as caught:
             await self.client().get(url, 1 << 20, "the cap")
         self.assertEqual(caught.exception.retry_after, 5.0)
+
+
+class Moved(Resource):
+    """
+    Redirects every request to C{/oasisapi/SingleZip}.
+    """
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        """
+        Send a 302 to the answer.
+        """
+        request.redirect(b"/oasisapi/SingleZip?queryname=PRC_LMP")
+        return b""
+
+
+class DirectClientTests(TestCase):
+    """
+    Tests for L{DirectClient}, the default client's requests.
+    """
+
+    async def test_followsRedirects(self) -> None:
+        """
+        A redirect is followed, as treq follows it, to the answer.
+        """
+        from twisted.internet import reactor
+
+        root = Resource()
+        root.putChild(b"moved", Moved())
+        api = Resource()
+        api.putChild(b"SingleZip", Scripted(None, Answer(200, b"PK moved")))
+        root.putChild(b"oasisapi", api)
+        # Twisted types listenTCP's factory too narrowly for a Site.
+        port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")  # type: ignore[arg-type]
+        self.addCleanup(port.stopListening)
+        address = port.getHost()
+        assert isinstance(address, IPv4Address)
+        client = OasisClient(reactor, MemoryLimiter(reactor), DownloadTopic(min_request_interval=0))
+        self.addCleanup(client.close)
+        body = await client.get(f"http://127.0.0.1:{address.port}/moved", 1 << 20, "the cap")
+        self.assertEqual(body, b"PK moved")
+
+
+class DirectClientTimingTests(SynchronousTestCase):
+    """
+    Tests for L{DirectClient} with a test's agent and clock.
+    """
+
+    def test_timeout(self) -> None:
+        """
+        No answer within C{timeout} seconds cancels the request.
+        """
+        clock = Clock()
+        agent = Waiting()
+        d = DirectClient(clock, agent).get(URL, timeout=5)
+        clock.advance(4.9)
+        self.assertNoResult(d)
+        clock.advance(0.1)
+        self.failureResultOf(d, CancelledError)
+        self.assertEqual(agent.urls, [URL.encode()])
+
+    def test_answerStopsTheTimer(self) -> None:
+        """
+        An answer in time leaves no timer behind.
+        """
+        clock = Clock()
+        agent = Waiting()
+        d = DirectClient(clock, agent).get(URL, timeout=5)
+        answer = SimpleNamespace(code=200)
+        agent.pending[0].callback(answer)
+        self.assertIs(self.successResultOf(d), answer)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_unicodeURL(self) -> None:
+        """
+        A URL that is not ASCII is sent encoded, as treq sends it.
+        """
+        agent = Waiting()
+        DirectClient(Clock(), agent).get("http://oasis.test/oasisapi/SingleZip?node=\u00e9")
+        self.assertEqual(agent.urls, [b"http://oasis.test/oasisapi/SingleZip?node=%C3%A9"])
+
+
+@implementer(IAgent)
+class Waiting:
+    """
+    An agent whose requests wait until the test answers them.
+    """
+
+    def __init__(self) -> None:
+        self.urls: list[bytes] = []
+        self.pending: list[Deferred[Any]] = []
+
+    def request(
+        self,
+        method: bytes,
+        uri: bytes,
+        headers: Headers | None = None,
+        bodyProducer: IBodyProducer | None = None,
+    ) -> Deferred[Any]:
+        """
+        Record C{uri}; answer when the test says so.
+        """
+        self.urls.append(uri)
+        d: Deferred[Any] = Deferred()
+        self.pending.append(d)
+        return d
 
 
 @attr.s(auto_attribs=True, eq=False)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.services.commit import GroupCommit
@@ -100,6 +100,25 @@ class PipelinedTests(SynchronousTestCase):
         self.assertEqual(self.syncs.count, 2)
         self.assertIsNone(self.successResultOf(done))
         self.assertEqual(self.held.calls, [])
+
+    def test_renamedInTheThread(self) -> None:
+        """
+        The renames and records that follow a sync are made by the thread
+        call that synced, not on the reactor's thread once it returns:
+        creating a name may wait on the file system's journal.
+        """
+        directory = self.directory
+        seen: list[tuple[bool, bool]] = []
+
+        def run(f: Callable[..., Any], *args: object) -> Deferred[Any]:
+            result = f(*args)
+            target = directory / "a.zip"
+            seen.append((target.exists(), record_path(target).exists()))
+            return succeed(result)
+
+        self.commits = GroupCommit(run, self.syncs)
+        self.commit("a.zip")
+        self.assertEqual(seen[0], (True, True))
 
     def test_groupsShareSyncs(self) -> None:
         """

@@ -212,7 +212,7 @@ class FencedLeaseTests(SynchronousTestCase):
         commits: list[Deferred[None]] = []
 
         def held_commit(f: Callable[..., Any], *args: object) -> Deferred[Any]:
-            if getattr(f, "__name__", "") in ("_keep_and_sync", "_commit_each"):
+            if getattr(f, "__name__", "") in ("_sync_and_rename", "_commit_each"):
                 d: Deferred[None] = Deferred()
                 commits.append(d)
                 return d.addCallback(lambda ignored: f(*args))
