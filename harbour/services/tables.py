@@ -225,7 +225,19 @@ class TablesService(Service):
                     self._caught_up()
                     yield self._waker.idle()
                     continue
-                yield self.parses.run(job)
+                try:
+                    yield self.parses.run(job)
+                except StoreUnavailable as e:
+                    # The outcome is not recorded: the lease expires and the
+                    # file is parsed again.
+                    self.log.warn(
+                        "could not record the parse of {file}: {error}",
+                        file=job.filename,
+                        error=str(e),
+                        service="tables",
+                    )
+                except Exception:
+                    self.log.failure("cannot record the parse of {file}", file=job.filename, service="tables")
         finally:
             self._running.pop(number, None)
 

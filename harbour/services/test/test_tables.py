@@ -245,6 +245,33 @@ class TablesServiceTests(SynchronousTestCase):
         self.assertIn("ValueError", task.parse_error)
         self.flushLoggedErrors(ValueError)
 
+    def test_finishFailsThenNextFile(self) -> None:
+        """
+        When the store cannot record a parse (an outage, an error reply),
+        the worker lives on: the file's lease expires, it is parsed again,
+        and the other files are parsed meanwhile.
+        """
+        first = self.downloaded("2020-01-01", HUBS.read_bytes())
+        second = self.downloaded("2020-01-02", HUBS.read_bytes())
+        finish = self.store.finish_parse
+        failures: list[Exception] = [StoreUnavailable("OOM command not allowed"), RuntimeError("odd reply")]
+
+        def flaky(*args: Any) -> Any:
+            if failures:
+                raise failures.pop(0)
+            return finish(*args)
+
+        self.store.finish_parse = flaky  # type: ignore[method-assign,assignment]
+        service = self.service()
+        self.clock.pump([service.work.lease_seconds / 2] * 6)
+        self.successResultOf(self.store.sweep())
+        self.clock.pump([service.poll_interval] * 3)
+        for task_id in (first, second):
+            task = self.successResultOf(self.store.get(task_id))
+            assert task is not None
+            self.assertEqual(task.parse, "parsed")
+        self.flushLoggedErrors(RuntimeError)
+
 
 class WakerTests(SynchronousTestCase):
     """
