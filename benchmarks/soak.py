@@ -11,8 +11,10 @@ fault), a kill of its redis-server (harbour restarts it), a report removed
 for good, bad AMP commands and a wrong token, a malformed configuration save
 (then the good one back), its redis-server made to answer C{BUSY} (a Lua
 script spinning past C{lua-time-limit}) and C{OOM} (C{maxmemory 1} for a few
-seconds), and a hostile C{harbourctl publish} of the C{download} and
-C{reports} topics (it must be refused and change nothing).  The report a configuration fault changes is one
+seconds), a hostile C{harbourctl publish} of the C{download} and
+C{reports} topics (it must be refused and change nothing), and a
+C{harbourctl reparse} followed at once by C{kill -9} (parses killed
+mid-file).  The report a configuration fault changes is one
 just added, changed while its first downloads are under way.  With each
 fault, a configuration save adds a report, so that new work keeps arriving.
 After the time is up, faults stop, the mirror is left to finish, and the
@@ -28,6 +30,10 @@ table reports what was injected and whether anything was lost:
   data): each must be whole and the simulator's bytes for the URL its record
   names; its tasks are retired, not lost, and must not be left in another
   state;
+- every file downloaded must be parsed, none unparsable, and each report's
+  tables must hold exactly the rows of its files (none doubled by a
+  revision, a re-fetch or a killed parse, none missing); C{harbourctl
+  tables --check} must find every table matching its zip;
 - a report disabled or removed must get no request once the change has
   landed, beyond the downloads under way at that moment; enabled again, it
   must not fetch again a file already on disk for the same URL;
@@ -40,13 +46,16 @@ table reports what was injected and whether anything was lost:
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime
+import io
 import itertools
 import json
 import os
 import re
 import shutil
 import tempfile
+import zipfile
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -54,6 +63,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
+import pyarrow.parquet as pq
 import treq
 import txredisapi
 from twisted.internet.defer import ensureDeferred
@@ -311,6 +321,16 @@ class Soak:
         await self.daemon.ended
         await self.start()
 
+    async def kill_mid_parse(self) -> None:
+        """
+        Queue every file to be parsed again and kill harbour at once, with
+        parses under way.
+        """
+        code, said = await self.harbourctl("reparse")
+        if code != 0:
+            raise RuntimeError(f"harbourctl reparse failed: {said}")
+        await self.kill_harbour()
+
     async def kill_redis(self) -> None:
         after = len(self.daemon.lines)
         os.kill(self.redis_pid, 9)
@@ -513,6 +533,7 @@ class Soak:
             ("report removed for good", self.remove_report),
             ("bad commands and token", self.bad_commands),
             ("malformed config saved", self.malformed_config),
+            ("reparse, then kill -9 mid-parse", self.kill_mid_parse),
         ]
         faults = itertools.cycle(schedule)
         deadline = self.reactor.seconds() + seconds
@@ -557,15 +578,20 @@ class Soak:
         while True:
             entries = await self.manifest_entries()
             expected = Counter(entry["report"] for entry in entries)
-            tasks = (await self.status())["services"]["work"]["tasks"]
+            status = await self.status()
+            tasks = status["services"]["work"]["tasks"]
             states: Counter = Counter()
             answering = isinstance(tasks, dict) and "error" not in tasks
             done = set(expected) == wanted and answering
+            parses = status["services"]["tables"]["reports"]
             for report in wanted:
                 counts = tasks.get(report, {}) if answering else {}
                 states.update(counts)
                 final = sum(counts.get(s, 0) for s in FINAL_STATES)
                 done = done and final == expected[report] == sum(counts.values())
+                parsed = parses.get(report, {}) if isinstance(parses, dict) else {}
+                settled = parsed.get("parsed", 0) + parsed.get("unparsable", 0)
+                done = done and settled == counts.get("downloaded", 0)
             total = sum(expected[r] for r in wanted)
             if done or self.reactor.seconds() > deadline:
                 break
@@ -574,6 +600,8 @@ class Soak:
             if watch.beyond is None:
                 self.close(watch)
         fetched_again = sum(1 for url, before in self.taken_up.items() if self.asked(url) > before)
+        parses = status["services"]["tables"]["reports"]
+        unparsable = sum((parses.get(report) or {}).get("unparsable", 0) for report in wanted)
         unretired = sum(
             n for report in gone for state, n in (tasks.get(report) or {}).items() if state != RETIRED
         )
@@ -581,6 +609,7 @@ class Soak:
             "total": total,
             "states": dict(states),
             "unretired": unretired,
+            "unparsable": unparsable,
             "fetched_again": fetched_again,
             "unfinished": not done,
         }
@@ -646,11 +675,56 @@ class Soak:
             )
             + self.elsewhere.exists()
         )
+        counts.update(await self.audit_tables(urls, root))
         return dict(counts)
+
+    async def audit_tables(self, urls: dict[str, str], root: Path) -> Counter:
+        """
+        Compare each report's tables with its files: the rows of every
+        Parquet file against the rows of every zip the configuration asks
+        for, and C{harbourctl tables --check}.
+        """
+        counts: Counter = Counter()
+        tables = self.directory / "data" / "tables"
+        for definition in self.definitions:
+            if definition.removed:
+                continue
+            zips = [root / name for name in urls if name.split("/")[0] == definition.name]
+            expected = sum(csv_rows(path) for path in zips if path.exists())
+            parts = sorted((tables / definition.name).glob("*/*.parquet"))
+            rows = sum(pq.ParquetFile(part).metadata.num_rows for part in parts)
+            counts["table_rows"] += rows
+            counts["tables_wrong"] += rows != expected
+            if rows != expected:
+                labels = {part.name.removeprefix("part-").removesuffix(".parquet") for part in parts}
+                wanted = {Path(name).stem for name in urls if name.split("/")[0] == definition.name}
+                print(
+                    f"{definition.name}: {rows} rows in {len(parts)} table files, {expected} in"
+                    f" {len(zips)} zips; windows without a zip {sorted(labels - wanted)[:5]},"
+                    f" zips without a table {sorted(wanted - labels)[:5]}",
+                    flush=True,
+                )
+        code, said = await self.harbourctl("tables", "--data-dir", str(self.directory / "data"), "--check")
+        counts["tables_check_failed"] += code != 0
+        if code != 0:
+            print(f"harbourctl tables --check: {said}", flush=True)
+        return counts
 
     async def stop(self) -> None:
         await stop_harbour(self.daemon, self.client)
         await self.port.stopListening()
+
+
+def csv_rows(path: Path) -> int:
+    """
+    @return: The data rows of the CSV members of the zip at C{path}.
+    """
+    rows = 0
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.namelist():
+            with archive.open(member) as stream:
+                rows += sum(1 for ignored in csv.reader(io.TextIOWrapper(stream, "utf-8"))) - 1
+    return rows
 
 
 def table(rows: list[tuple[str, str]]) -> None:
@@ -703,6 +777,13 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
             ("partial or wrong files under final names (must be 0)", str(audit.get("wrong", 0))),
             ("temporary files left (must be 0)", str(audit.get("temporary_left", 0))),
             ("files outside the data directory (must be 0)", str(audit.get("outside", 0))),
+            ("files unparsable (must be 0)", str(outcome["unparsable"])),
+            (
+                "reports whose tables do not hold their files' rows (must be 0)",
+                str(audit.get("tables_wrong", 0)),
+            ),
+            ("harbourctl tables --check failed (must be 0)", str(audit.get("tables_check_failed", 0))),
+            ("rows in the tables", f"{audit.get('table_rows', 0):,}"),
             ("revisions kept (.revN.zip, checked)", str(audit.get("revisions_kept", 0))),
             ("files of removed reports (kept, checked)", str(audit.get("removed_kept", 0))),
             ("requests to the simulator", str(requests)),
@@ -718,7 +799,19 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
         and beyond == 0
         and unlanded == 0
         and not outcome["unfinished"]
-        and all(audit.get(k, 0) == 0 for k in ("missing", "strays", "wrong", "temporary_left", "outside"))
+        and outcome["unparsable"] == 0
+        and all(
+            audit.get(k, 0) == 0
+            for k in (
+                "missing",
+                "strays",
+                "wrong",
+                "temporary_left",
+                "outside",
+                "tables_wrong",
+                "tables_check_failed",
+            )
+        )
         # The hostile publish must be refused and change nothing.
         and all(
             said.startswith("refused")
