@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import errno
 import json
+import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -22,7 +25,7 @@ from rich.table import Table
 from harbour.ctl.codes import FAILED, OK
 from harbour.ctl.offline import _configuration
 from harbour.dataset.inventory import check, report_tables, reports_in, spans
-from harbour.dataset.views import DATABASE, connect
+from harbour.dataset.views import open_views
 from harbour.oasis.requests import market_today, report_range
 
 #: The commands this module handles.
@@ -54,56 +57,98 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO = sys.stderr) -> int:
     """
-    Run C{query} or C{tables}.
+    Run C{query} or C{tables}.  A reader that goes away early (C{| head})
+    ends either quietly.
 
-    @return: The exit code.
+    @return: The exit code: L{OK} if the reader went away.
     """
-    if args.command == "query":
-        return query(args, out, err)
-    return tables(args, out, err)
+    try:
+        if args.command == "query":
+            return query(args, out, err)
+        return tables(args, out, err)
+    except BrokenPipeError:
+        _discard(out)
+        return OK
 
 
 def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """
-    Run C{args.sql} over the views and print or write its result.
+    Run C{args.sql} over views made afresh over C{args.data_dir}'s tables,
+    wherever the directory was moved or copied, and print or write its
+    result.
 
-    @return: L{OK}, or L{FAILED} without the views or for an SQL error.
+    @return: L{OK}, or L{FAILED} without tables or for an SQL error.
     """
+    tables_dir = args.data_dir / "tables"
     try:
-        connection = connect(args.data_dir / "tables")
+        connection, skipped = open_views(tables_dir)
     except FileNotFoundError as e:
         print(f"harbourctl: {e}", file=err)
         return FAILED
     except duckdb.Error as e:
-        print(f"harbourctl: {args.data_dir / 'tables' / DATABASE}: {e}", file=err)
+        print(f"harbourctl: {tables_dir}: {_message(e)}", file=err)
         return FAILED
+    for clash in skipped:
+        print(f"harbourctl: warning: {clash}", file=err)
     try:
         if args.parquet is not None:
             target = str(args.parquet).replace("'", "''")
-            connection.execute(f"COPY ({args.sql}) TO '{target}' (FORMAT parquet)")
+            connection.execute(f"COPY ({_statement(args.sql)}) TO '{target}' (FORMAT parquet)")
             return OK
-        result = connection.execute(args.sql)
-        names = [column[0] for column in result.description or []]
-        if args.csv:
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(names)
-            while rows := result.fetchmany(10_000):
-                writer.writerows(rows)
-        elif args.json:
-            while rows := result.fetchmany(10_000):
-                for row in rows:
-                    out.write(json.dumps(dict(zip(names, row, strict=True)), default=_plain) + "\n")
-        else:
-            table = Table(*names, box=None)
-            for row in result.fetchall():
-                table.add_row(*("" if value is None else str(value) for value in row))
-            Console(file=out, width=200).print(table)
+        _print(connection.execute(args.sql), args, out)
     except duckdb.Error as e:
         print(f"harbourctl: {_message(e)}", file=err)
         return FAILED
     finally:
         connection.close()
     return OK
+
+
+def _print(result: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: TextIO) -> None:
+    """
+    Print a query's result as C{args} asks: CSV, JSON lines or a table.
+    """
+    names = [column[0] for column in result.description or []]
+    if args.csv:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(names)
+        while rows := result.fetchmany(10_000):
+            writer.writerows(rows)
+    elif args.json:
+        while rows := result.fetchmany(10_000):
+            for row in rows:
+                out.write(json.dumps(dict(zip(names, row, strict=True)), default=_plain) + "\n")
+    else:
+        table = Table(*names, box=None)
+        for row in result.fetchall():
+            table.add_row(*("" if value is None else str(value) for value in row))
+        _Console(file=out, width=200).print(table)
+    out.flush()
+
+
+def _statement(sql: str) -> str:
+    """
+    @return: C{sql} without the C{;} and blanks that may end a statement,
+        so that it can be nested.
+    """
+    return re.sub(r"[\s;]+$", "", sql)
+
+
+def _discard(out: TextIO) -> None:
+    """
+    The reader of C{out} went away: point its descriptor, if any, at
+    C{/dev/null}, so that the output still buffered is dropped rather than
+    failing again at exit.
+    """
+    try:
+        descriptor = out.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, descriptor)
+    finally:
+        os.close(null)
 
 
 def tables(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -137,7 +182,7 @@ def tables(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             str(found.last or "-"),
             _missing(found.missing),
         )
-    Console(file=out, width=200).print(table)
+    _Console(file=out, width=200).print(table)
     if not args.check:
         return OK
     mismatches = check(tables_dir, reports_in(tables_dir))
@@ -148,6 +193,20 @@ def tables(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return FAILED
     print("every file matches its zip", file=out)
     return OK
+
+
+class _Console(Console):
+    """
+    A console that leaves a reader gone away (a C{BrokenPipeError}) to its
+    caller, rather than pointing the process's own standard output at
+    C{/dev/null} and exiting with an error as rich does.
+    """
+
+    def on_broken_pipe(self) -> None:
+        """
+        @raise BrokenPipeError: Always.
+        """
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
 
 def _missing(days: tuple[datetime.date, ...]) -> str:

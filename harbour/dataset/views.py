@@ -8,22 +8,35 @@ file of the report as it is when queried.  A report without any Parquet
 file yet gets no view (DuckDB refuses a view over no file); rebuild the
 views when a report gets its first file.  The reports of the LMP family get
 a second view, C{<view>_wide}: one row per interval and location with the
-price components as columns.
+price components as columns.  Names are DuckDB's, so case-insensitive: of
+reports whose views would share a name, the first in sorted order has it
+and the others go without.
+
+The file's views read absolute paths; L{open_views} makes the same views
+afresh, in memory, over a directory wherever it is now.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
+import attr
 import duckdb
 
+from harbour.dataset.inventory import reports_in
 from harbour.oasis.catalogue import load_catalogue
 
 #: The database file's name inside the tables directory.
 DATABASE = "harbour.duckdb"
+
+#: Beside it: each report's OASIS queryname or groupid, as the views were
+#: built with, so that views made afresh over a moved or copied directory
+#: know the LMP family's.
+REPORTS_FILE = "harbour.views.json"
 
 #: The reports whose answers are locational marginal prices.
 LMP_REPORTS = frozenset({"PRC_LMP", "PRC_INTVL_LMP", "PRC_RTPD_LMP", "PRC_HASP_LMP"})
@@ -123,38 +136,180 @@ def wide_sql(long_view: str, columns: set[str]) -> str:
     )
 
 
-def rebuild_views(tables_dir: Path, reports: Mapping[str, str]) -> Path:
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Clash:
     """
-    (Re)write the views file, replacing it whole.  Blocks: run it in a
+    A report left without views: one of its views' names is taken, in
+    DuckDB's case-insensitive names, by a report before it in sorted order.
+
+    @ivar report: The report left without views.
+    @ivar view: The name it would have had.
+    @ivar holder: The report whose view has that name.
+    """
+
+    report: str
+    view: str
+    holder: str
+
+    def __str__(self) -> str:
+        return f"report {self.report!r} has no view: {self.view} is a view of report {self.holder!r}"
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class RebuiltViews:
+    """
+    What L{rebuild_views} wrote.
+
+    @ivar path: The views file.
+    @ivar skipped: The reports left without views for a name taken.
+    """
+
+    path: Path
+    skipped: tuple[Clash, ...]
+
+
+def create_views(
+    connection: duckdb.DuckDBPyConnection, tables_dir: Path, reports: Mapping[str, str]
+) -> tuple[Clash, ...]:
+    """
+    Create the views of C{reports} over the Parquet files in C{tables_dir}:
+    one per report with files, and a wide one per report of the LMP
+    family.  A report whose view would take a name already taken is left
+    without views rather than failing the others: the first in sorted
+    order wins.
+
+    @param reports: Each report's name to its OASIS queryname or groupid
+        (empty if unknown: no wide view).
+    @return: The reports left without views.
+    """
+    holders: dict[str, str] = {}
+    skipped = []
+    for report, query in sorted(reports.items()):
+        if not any((tables_dir / report).glob("*/*.parquet")):
+            continue
+        name = view_name(report)
+        wide = bool(query) and is_lmp(query)
+        names = [name, f"{name}_wide"] if wide else [name]
+        taken = [n for n in names if n.lower() in holders]
+        if taken:
+            skipped.append(Clash(report, taken[0], holders[taken[0].lower()]))
+            continue
+        holders.update(dict.fromkeys((n.lower() for n in names), report))
+        connection.execute(f"CREATE VIEW {_identifier(name)} AS SELECT * FROM {source(tables_dir, report)}")
+        if wide:
+            columns = {row[0] for row in connection.execute(f"DESCRIBE {_identifier(name)}").fetchall()}
+            connection.execute(f"CREATE VIEW {_identifier(name + '_wide')} AS {wide_sql(name, columns)}")
+    return tuple(skipped)
+
+
+def rebuild_views(tables_dir: Path, reports: Mapping[str, str]) -> RebuiltViews:
+    """
+    (Re)write the views file, replacing it whole, and beside it
+    L{REPORTS_FILE}, the reports it was built with.  Blocks: run it in a
     thread.
 
     @param reports: Each report's name to its OASIS queryname or groupid.
-    @return: The views file.
+    @return: The views file, and the reports left without views because
+        their names clash (the caller logs them).
     """
     tables_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(tables_dir)
     final = tables_dir / DATABASE
     temporary = tables_dir / f".{DATABASE}.{os.getpid()}.tmp"
     temporary.unlink(missing_ok=True)
     connection = duckdb.connect(str(temporary))
     try:
-        for report, query in sorted(reports.items()):
-            if not any((tables_dir / report).glob("*/*.parquet")):
-                continue
-            name = view_name(report)
-            connection.execute(
-                f"CREATE VIEW {_identifier(name)} AS SELECT * FROM {source(tables_dir, report)}"
-            )
-            if is_lmp(query):
-                columns = {row[0] for row in connection.execute(f"DESCRIBE {_identifier(name)}").fetchall()}
-                connection.execute(f"CREATE VIEW {_identifier(name + '_wide')} AS {wide_sql(name, columns)}")
+        skipped = create_views(connection, tables_dir, reports)
         connection.execute("CHECKPOINT")
     except BaseException:
         connection.close()
         temporary.unlink(missing_ok=True)
         raise
     connection.close()
+    _write_reports(tables_dir, reports)
     temporary.replace(final)
-    return final
+    return RebuiltViews(final, skipped)
+
+
+def remove_stale_temporaries(tables_dir: Path) -> int:
+    """
+    Remove the temporary files (views and their reports) of rebuilds that died (their process,
+    named in the file's name, is gone from this host) or that this process
+    left.
+
+    @return: How many were removed.
+    """
+    removed = 0
+    names = "|".join(re.escape(name) for name in (DATABASE, REPORTS_FILE))
+    for path in tables_dir.glob(".harbour.*.tmp*"):
+        match = re.fullmatch(rf"\.(?:{names})\.(\d+)\.tmp.*", path.name)
+        if match is None:
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or not _alive(pid):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _write_reports(tables_dir: Path, reports: Mapping[str, str]) -> None:
+    """
+    Record, whole or not at all, the reports the views were built with.
+    """
+    temporary = tables_dir / f".{REPORTS_FILE}.{os.getpid()}.tmp"
+    temporary.write_text(json.dumps({"reports": dict(sorted(reports.items()))}, indent=1) + "\n")
+    temporary.replace(tables_dir / REPORTS_FILE)
+
+
+def recorded_reports(tables_dir: Path) -> dict[str, str]:
+    """
+    @return: Each report's name to its OASIS queryname or groupid, as the
+        views file was last built with; empty if that record is missing or
+        unreadable.
+    """
+    try:
+        recorded = json.loads((tables_dir / REPORTS_FILE).read_text())["reports"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    if not isinstance(recorded, dict):
+        return {}
+    return {str(report): str(query) for report, query in recorded.items()}
+
+
+def open_views(tables_dir: Path) -> tuple[duckdb.DuckDBPyConnection, tuple[Clash, ...]]:
+    """
+    Open an in-memory database with the views over the files of
+    C{tables_dir} as they are now, wherever the directory was moved or
+    copied: the views file's own paths are absolute.  Reports get a wide
+    view if the views file was last built knowing them as of the LMP
+    family.
+
+    @return: The connection, and the reports left without views.
+    @raise FileNotFoundError: If there is no Parquet file yet.
+    """
+    known = recorded_reports(tables_dir)
+    reports = {report: known.get(report, "") for report in reports_in(tables_dir)}
+    if not any(any((tables_dir / report).glob("*/*.parquet")) for report in reports):
+        raise FileNotFoundError(
+            f"{tables_dir}: no tables yet (the daemon writes them once it has parsed a file)"
+        )
+    connection = duckdb.connect(":memory:")
+    try:
+        skipped = create_views(connection, tables_dir, reports)
+    except BaseException:
+        connection.close()
+        raise
+    return connection, skipped
 
 
 def connect(tables_dir: Path) -> duckdb.DuckDBPyConnection:

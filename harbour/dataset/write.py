@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import attr
@@ -29,6 +31,7 @@ import pyarrow.parquet as pq
 
 import harbour
 from harbour.dataset.columns import TRADING_DATE
+from harbour.dataset.locking import LOCK_SUFFIX, remove_lock_if_free, window_lock
 from harbour.dataset.parse import ParseError, read_zip
 from harbour.dataset.readahead import read_ahead
 
@@ -38,6 +41,19 @@ PARTITION_PREFIX = f"{TRADING_DATE}="
 #: Parsed batches that may wait for the writer: two keep both the parse
 #: and the writing busy without holding more than a few blocks.
 READ_AHEAD = 2
+
+#: How often, at most, the temporary files of a parse under way are
+#: touched, so that the janitor (L{remove_abandoned}) sees them alive even
+#: when a day's file is not written to for a long while.
+TOUCH_EVERY = 10.0
+
+
+class Superseded(Exception):
+    """
+    The zip being parsed was replaced (a revision downloaded it again) or
+    removed before its rows were committed: they are stale, so nothing was
+    written, and the parse of the zip now in place writes the window.
+    """
 
 
 def _files(value: tuple[Path, ...]) -> tuple[Path, ...]:
@@ -69,9 +85,11 @@ class WrittenWindow:
 def remove_abandoned(tables_dir: Path, older_than: float, now: float) -> int:
     """
     Remove the temporary files of parses that died mid-write: not written
-    to for C{older_than} seconds.  Blocks: run it in a thread.
+    to (nor touched, which a live parse does every L{TOUCH_EVERY} seconds)
+    for C{older_than} seconds; and the lock files such parses left, when
+    no one holds them.  Blocks: run it in a thread.
 
-    @return: How many were removed.
+    @return: How many temporary files were removed.
     """
     removed = 0
     for path in tables_dir.glob(f"*/{PARTITION_PREFIX}*/.part-*.tmp"):
@@ -81,6 +99,10 @@ def remove_abandoned(tables_dir: Path, older_than: float, now: float) -> int:
                 removed += 1
         except FileNotFoundError:
             pass  # its parse ended meanwhile
+    for path in tables_dir.glob(f"*/.part-*{LOCK_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            if now - path.stat().st_mtime > older_than:
+                remove_lock_if_free(path)
     return removed
 
 
@@ -125,8 +147,12 @@ def write_window(
     @param label: The window's label (the zip's name without C{.zip}).
     @param url: The request the zip answers.
     @param sha256: The zip's hash.
+    @return: What was written.
     @raise ParseError: If the zip cannot be parsed; nothing is then
         changed in C{tables_dir}.
+    @raise Superseded: If the zip was replaced or removed before its rows
+        were committed; nothing is then changed in C{tables_dir}.
+    @raise FileNotFoundError: If there is no zip at C{zip_path}.
     """
     name = part_name(label)
     report_dir = tables_dir / report
@@ -136,22 +162,77 @@ def write_window(
         "harbour.sha256": sha256,
         "harbour.version": harbour.__version__,
     }
+    identity = zip_identity(zip_path)
     days = DayFiles(report_dir, name, metadata)
     batches = read_ahead(read_zip(zip_path), READ_AHEAD)
     try:
         for batch in batches:
             days.add(batch)
-        written = days.commit()
+        days.close()
+        if not days.pending and not report_dir.is_dir():
+            # No rows, and no earlier answer's files to remove.
+            return days.commit()
+        report_dir.mkdir(parents=True, exist_ok=True)
+        with window_lock(report_dir, name):
+            try:
+                now = zip_identity(zip_path)
+            except FileNotFoundError:
+                now = None
+            if now != identity:
+                raise Superseded(f"{zip_path} was replaced while it was parsed: its rows are stale")
+            written = days.commit()
+            _remove_window(report_dir, name, keep=written.files)
     except BaseException:
         # The parse stops (and its zip is closed) before the files go.
         batches.close()
         days.abort()
         raise
-    for stale in report_dir.glob(f"{PARTITION_PREFIX}*/{name}"):
-        if stale not in written.files:
-            stale.unlink(missing_ok=True)
-            _remove_if_empty(stale.parent)
     return written
+
+
+def drop_window(tables_dir: Path, report: str, label: str) -> int:
+    """
+    Remove every day file of one window of a report, and the day
+    directories left empty, under the window's lock.  Blocks: run it in a
+    thread.
+
+    @param tables_dir: The root of the dataset.
+    @param report: The report's name (its directory).
+    @param label: The window's label.
+    @return: How many files were removed.
+    """
+    name = part_name(label)
+    report_dir = tables_dir / report
+    if not report_dir.is_dir():
+        return 0
+    with window_lock(report_dir, name):
+        return _remove_window(report_dir, name, keep=())
+
+
+def zip_identity(zip_path: Path) -> tuple[int, int, int, int]:
+    """
+    @return: What tells a zip from another put at the same path: its
+        device, inode, size and modification time.
+    @raise FileNotFoundError: If there is no such file.
+    """
+    status = os.stat(zip_path)
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+
+
+def _remove_window(report_dir: Path, name: str, keep: tuple[Path, ...]) -> int:
+    """
+    Remove the day files of window C{name} but those in C{keep}; the
+    caller holds the window's lock.
+
+    @return: How many were removed.
+    """
+    removed = 0
+    for stale in report_dir.glob(f"{PARTITION_PREFIX}*/{name}"):
+        if stale not in keep:
+            stale.unlink(missing_ok=True)
+            removed += 1
+            _remove_if_empty(stale.parent)
+    return removed
 
 
 class DayFiles:
@@ -164,15 +245,35 @@ class DayFiles:
     their columns).
     """
 
-    def __init__(self, report_dir: Path, name: str, metadata: dict[str, str]) -> None:
+    def __init__(
+        self,
+        report_dir: Path,
+        name: str,
+        metadata: dict[str, str],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """
+        @param clock: Tells the time, to touch the temporary files every
+            L{TOUCH_EVERY} seconds.
+        """
         self._report_dir = report_dir
         self._name = name
         self._metadata = metadata
+        self._clock = clock
+        self._touched = clock()
         self._writers: dict[datetime.date, pq.ParquetWriter] = {}
         self._temporary: dict[datetime.date, Path] = {}
         self._created: list[Path] = []
         self._rows = 0
         self._opened = 0
+        self._closed = False
+
+    @property
+    def pending(self) -> bool:
+        """
+        Whether any file awaits L{commit}.
+        """
+        return bool(self._temporary)
 
     def add(self, batch: pa.RecordBatch) -> None:
         """
@@ -191,6 +292,20 @@ class DayFiles:
             for day in pc.unique(days).to_pylist():
                 self._write(day, rows.filter(pc.equal(days, pa.scalar(day, pa.date32()))))
         self._rows += batch.num_rows
+        self._touch()
+
+    def _touch(self) -> None:
+        """
+        Mark every temporary file as in use, so that the janitor spares the
+        file of a day that has not been written to for a long while.
+        """
+        now = self._clock()
+        if now - self._touched < TOUCH_EVERY:
+            return
+        self._touched = now
+        for temporary in self._temporary.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(temporary)
 
     def _write(self, day: datetime.date, rows: pa.Table) -> None:
         writer = self._writers.get(day)
@@ -207,12 +322,21 @@ class DayFiles:
     def _open(self, day: datetime.date, schema: pa.Schema) -> pq.ParquetWriter:
         directory = partition(self._report_dir, day)
         if not directory.exists():
-            directory.mkdir(parents=True)
+            new_report = not self._report_dir.exists()
+            directory.mkdir(parents=True, exist_ok=True)
             self._created.append(directory)
+            if new_report:
+                self._created.append(self._report_dir)
         self._opened += 1
         temporary = directory / f".{self._name}.{os.getpid()}.{id(self)}.{self._opened}.tmp"
+        try:
+            writer = parquet_writer(temporary, schema.with_metadata(self._metadata))
+        except FileNotFoundError:
+            # Another window's last file of the day went with its directory
+            # just now.
+            directory.mkdir(parents=True, exist_ok=True)
+            writer = parquet_writer(temporary, schema.with_metadata(self._metadata))
         self._temporary[day] = temporary
-        writer = parquet_writer(temporary, schema.with_metadata(self._metadata))
         self._writers[day] = writer
         return writer
 
@@ -228,19 +352,30 @@ class DayFiles:
         old_path.unlink()
         return writer
 
+    def close(self) -> None:
+        """
+        Close and sync every file, ready for L{commit}; once.
+        """
+        if self._closed:
+            return
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+        for temporary in self._temporary.values():
+            with temporary.open("rb") as handle:
+                os.fsync(handle.fileno())
+        self._closed = True
+
     def commit(self) -> WrittenWindow:
         """
-        Close, sync and rename every file into place.
+        Rename every file, closed and synced by L{close}, into place.
 
         @return: What was written.
         """
-        for writer in self._writers.values():
-            writer.close()
+        self.close()
         files, days = [], sorted(self._temporary)
         for day in days:
             temporary = self._temporary[day]
-            with temporary.open("rb") as handle:
-                os.fsync(handle.fileno())
             final = temporary.with_name(self._name)
             temporary.replace(final)
             files.append(final)
@@ -251,11 +386,13 @@ class DayFiles:
 
     def abort(self) -> None:
         """
-        Remove every temporary file and every directory made for them.
+        Remove every temporary file and every directory made for them,
+        the report's own included.
         """
         for writer in self._writers.values():
             with contextlib.suppress(OSError, pa.ArrowException):
                 writer.close()
+        self._writers.clear()
         for temporary in self._temporary.values():
             temporary.unlink(missing_ok=True)
         self._temporary.clear()
@@ -306,4 +443,13 @@ def _remove_if_empty(directory: Path) -> None:
         directory.rmdir()
 
 
-__all__ = ["ParseError", "WrittenWindow", "part_name", "partition", "write_window"]
+__all__ = [
+    "ParseError",
+    "Superseded",
+    "WrittenWindow",
+    "drop_window",
+    "part_name",
+    "partition",
+    "write_window",
+    "zip_identity",
+]

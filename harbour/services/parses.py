@@ -6,7 +6,9 @@ then its outcome recorded in the store and announced on the bus.
 Whatever happens, the claim ends: C{parsed}, C{unparsable} with the reason
 (a malformed answer, or any error harbour did not foresee, so that no file
 is parsed again and again forever), or back to the queue for later (the
-file is not on this host, or the disk failed).
+file is not on this host, or the disk failed), or at once (a revision
+replaced the zip mid-parse, and the store did not give the file to
+another claim meanwhile).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from harbour.dataset.parse import ParseError
-from harbour.dataset.write import WrittenWindow, write_window
+from harbour.dataset.write import Superseded, WrittenWindow, write_window
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, ITaskStore
 from harbour.store.parse_queue import ParseJob
@@ -82,6 +84,10 @@ class Parses:
             written = yield self.in_thread(_write, source, self.tables_dir, job, label)
         except ParseError as e:
             yield self._unparsable(job, str(e))
+        except Superseded:
+            # A revision replaced the zip, so this claim is most likely
+            # gone; if not, the zip now in place is parsed at once.
+            yield self._later(job, 0, "its zip was replaced mid-parse")
         except FileNotFoundError:
             yield self._later(job, ABSENT_RETRY, f"{source} is not on this host")
         except OSError as e:

@@ -15,7 +15,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
 from harbour.config.topics import ReportTopic
-from harbour.dataset.views import rebuild_views
+from harbour.dataset.views import Clash, rebuild_views
 
 #: Runs a function in a thread: C{run(f, *args)} fires with its result.
 InThread = Callable[..., Deferred[Any]]
@@ -91,27 +91,30 @@ class Views:
                 self._again = False
                 reports = dict(self.reports)
                 try:
-                    shown = yield self.in_thread(_rebuild, self.tables_dir, reports)
+                    shown, skipped = yield self.in_thread(_rebuild, self.tables_dir, reports)
                 except Exception:
                     self.log.failure(
                         "cannot rebuild the views in {path}", path=self.tables_dir, service="tables"
                     )
                 else:
                     self.shown = shown
+                    for clash in skipped:
+                        self.log.warn("no view for a report: {clash}", clash=str(clash), service="tables")
         finally:
             waiting, self._running = self._running or [], None
             for d in waiting:
                 d.callback(None)
 
 
-def _rebuild(tables_dir: Path, reports: dict[str, str]) -> frozenset[str]:
+def _rebuild(tables_dir: Path, reports: dict[str, str]) -> tuple[frozenset[str], tuple[Clash, ...]]:
     """
     In a thread: rebuild the views.
 
-    @return: The reports that have tables, so have a view.
+    @return: The reports that have tables, so have a view (unless their
+        view's name clashes with another's, as the clashes returned say).
     """
     # A report's directory appears with its first parse, before any file is
     # committed: only a committed file earns a view.
     present = {name: query for name, query in reports.items() if any((tables_dir / name).glob("*/*.parquet"))}
-    rebuild_views(tables_dir, present)
-    return frozenset(present)
+    rebuilt = rebuild_views(tables_dir, present)
+    return frozenset(present), rebuilt.skipped

@@ -9,6 +9,8 @@ import argparse
 import datetime
 import io
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -18,7 +20,7 @@ from harbour.ctl.codes import FAILED, OK
 from harbour.ctl.dataset import add_commands, run
 from harbour.dataset.inventory import check, report_tables, spans
 from harbour.dataset.test.helpers import HUBS_ZIP, simulated, write
-from harbour.dataset.views import rebuild_views
+from harbour.dataset.views import DATABASE, REPORTS_FILE, connect, rebuild_views
 
 D = datetime.date
 
@@ -117,22 +119,115 @@ class QueryTests(CommandTestCase):
         self.assertIn("nowhere", err)
         self.assertNotIn("Traceback", err)
 
-    def test_read_only(self) -> None:
+    def test_views_file_untouched(self) -> None:
         """
-        The views cannot be changed through C{query}.
+        The views a query sees are its own, in memory: dropping one leaves
+        the views file as it was.
         """
         code, out, err = self.command("query", "DROP VIEW load")
-        self.assertEqual(code, FAILED)
-        self.assertIn("read-only", err)
+        self.assertEqual((code, err), (OK, ""))
+        with connect(self.tables) as connection:
+            self.assertEqual(connection.execute("SELECT count(*) FROM load").fetchall(), [(360,)])
 
-    def test_no_views(self) -> None:
+    def test_no_tables(self) -> None:
         """
-        Without the views file, a message says the daemon builds it.
+        Without any table yet, a message says the daemon writes them.
         """
-        (self.tables / "harbour.duckdb").unlink()
+        self.data = Path(self.mktemp())
+        code, out, err = self.command("query", self.SQL)
+        self.assertEqual((code, out), (FAILED, ""))
+        self.assertIn("no tables yet (the daemon writes them", err)
+
+    def test_without_views_file(self) -> None:
+        """
+        Without the views file, or the record of the reports it was built
+        with, the reports' own views still answer; only the wide views,
+        which need the report's query name, are missing.
+        """
+        (self.tables / DATABASE).unlink()
+        (self.tables / REPORTS_FILE).unlink()
+        code, out, err = self.command("query", "--csv", "SELECT count(*) AS n FROM lmp_dam")
+        self.assertEqual((code, out, err), (OK, "n\n288\n", ""))
         code, out, err = self.command("query", self.SQL)
         self.assertEqual(code, FAILED)
-        self.assertIn("the daemon builds them", err)
+        self.assertIn("lmp_dam_wide", err)
+
+    def test_copied_data_dir(self) -> None:
+        """
+        A query of a copy of the data directory reads the copy's files, not
+        the original's, wide views included.
+        """
+        original = self.data
+        self.data = Path(self.mktemp())
+        shutil.copytree(original, self.data)
+        day = D(2025, 6, 6)
+        path = simulated(self.data / "reports" / "load" / f"{day}.zip", "SLD_FCST", "DAM", day, day)
+        write(path, self.data / "tables", "load", str(day))
+        shutil.rmtree(self.tables / "lmp-dam")
+        code, out, err = self.command("query", "--csv", "SELECT count(*) AS n FROM load")
+        self.assertEqual((code, out, err), (OK, "n\n480\n", ""))
+        code, out, err = self.command("query", "--csv", "SELECT count(*) AS n FROM lmp_dam_wide")
+        self.assertEqual((code, out, err), (OK, "n\n72\n", ""))
+
+    def test_clash_warned(self) -> None:
+        """
+        A report left without a view for its name is named on the error
+        stream; the query runs over the others.
+        """
+        write(self.data / "reports" / "lmp-dam" / "2020-01-02.zip", self.tables, "lmp.dam", "2020-01-02")
+        code, out, err = self.command("query", "--csv", "SELECT count(*) AS n FROM lmp_dam")
+        self.assertEqual((code, out), (OK, "n\n288\n"))
+        self.assertEqual(
+            err, "harbourctl: warning: report 'lmp.dam' has no view: lmp_dam is a view of report 'lmp-dam'\n"
+        )
+
+    def test_parquet_semicolon(self) -> None:
+        """
+        C{--parquet} takes SQL ending in C{;}, as a terminal user types it.
+        """
+        target = Path(self.mktemp())
+        code, out, err = self.command("query", "--parquet", str(target), self.SQL + " ;\n")
+        self.assertEqual((code, out, err), (OK, "", ""))
+        self.assertEqual(pq.read_table(target).num_rows, 3)
+
+    def test_reader_gone(self) -> None:
+        """
+        A reader that goes away (C{| head -1}) ends the query quietly, for
+        every form of output.
+        """
+        for form in ([], ["--csv"], ["--json"]):
+            out, err = BrokenPipe(), io.StringIO()
+            args = parser().parse_args(["query", "--data-dir", str(self.data), *form, self.SQL])
+            self.assertEqual((run(args, out, err), err.getvalue()), (OK, ""), form)
+
+    def test_reader_gone_descriptor(self) -> None:
+        """
+        When the reader of a real pipe goes away, the output's descriptor
+        then points at C{/dev/null}, so that the output still buffered is
+        dropped at exit rather than failing again.
+        """
+        reading, writing = os.pipe()
+        os.close(reading)
+        out = os.fdopen(writing, "w")
+        self.addCleanup(out.close)
+        err = io.StringIO()
+        args = parser().parse_args(["query", "--data-dir", str(self.data), "--csv", self.SQL])
+        self.assertEqual((run(args, out, err), err.getvalue()), (OK, ""))
+        self.assertEqual(os.fstat(writing).st_rdev, os.stat(os.devnull).st_rdev)
+        out.write("dropped")
+        out.flush()
+
+
+class BrokenPipe(io.StringIO):
+    """
+    An output whose reader went away.
+    """
+
+    def write(self, text: str) -> int:
+        """
+        @raise BrokenPipeError: Always.
+        """
+        raise BrokenPipeError(32, "Broken pipe")
 
 
 class TablesTests(CommandTestCase):
@@ -180,6 +275,14 @@ class TablesTests(CommandTestCase):
         lines = {line.split()[0]: line for line in out.splitlines()[1:]}
         self.assertIn("4: 2025-05-30..2025-05-31, 2025-06-03..2025-06-04", lines["load"])
         self.assertIn("7: 2025-05-30..2025-06-05", lines["other"])
+
+    def test_reader_gone(self) -> None:
+        """
+        A reader that goes away (C{| head -1}) ends the command quietly.
+        """
+        err = io.StringIO()
+        args = parser().parse_args(["tables", "--data-dir", str(self.data)])
+        self.assertEqual((run(args, BrokenPipe(), err), err.getvalue()), (OK, ""))
 
     def test_check(self) -> None:
         """

@@ -5,13 +5,26 @@ Tests of L{harbour.dataset.views}: the views file over real Parquet files.
 from __future__ import annotations
 
 import datetime
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.dataset.test.helpers import HUBS_ZIP, simulated, write
-from harbour.dataset.views import DATABASE, connect, is_lmp, rebuild_views, view_name
+from harbour.dataset.views import (
+    DATABASE,
+    REPORTS_FILE,
+    Clash,
+    RebuiltViews,
+    connect,
+    is_lmp,
+    rebuild_views,
+    recorded_reports,
+    view_name,
+)
 
 D = datetime.date
 UTC = datetime.UTC
@@ -56,8 +69,10 @@ class ViewTests(SynchronousTestCase):
         write(HUBS_ZIP, self.tables, "lmp-dam")
         day = D(2025, 6, 1)
         write(simulated(self.zips / "l.zip", "SLD_FCST", "DAM", day, day), self.tables, "load")
-        path = rebuild_views(self.tables, {"lmp-dam": "PRC_LMP", "load": "SLD_FCST", "later": "PRC_AS"})
-        self.assertEqual(path, self.tables / DATABASE)
+        reports = {"lmp-dam": "PRC_LMP", "load": "SLD_FCST", "later": "PRC_AS"}
+        rebuilt = rebuild_views(self.tables, reports)
+        self.assertEqual(rebuilt, RebuiltViews(self.tables / DATABASE, ()))
+        self.assertEqual(recorded_reports(self.tables), reports)
         connection = connect(self.tables)
         self.addCleanup(connection.close)
         kinds = connection.execute(
@@ -197,7 +212,7 @@ class ViewTests(SynchronousTestCase):
             self.assertEqual(
                 connection.execute("SELECT count(*) FROM information_schema.tables").fetchall(), [(0,)]
             )
-        self.assertEqual(sorted(p.name for p in self.tables.iterdir()), [DATABASE, "lmp"])
+        self.assertEqual(sorted(p.name for p in self.tables.iterdir()), [DATABASE, REPORTS_FILE, "lmp"])
 
     def test_no_views_yet(self) -> None:
         """
@@ -206,3 +221,67 @@ class ViewTests(SynchronousTestCase):
         with self.assertRaises(FileNotFoundError) as caught:
             connect(self.tables)
         self.assertIn("the daemon builds them", str(caught.exception))
+
+    def test_clashing_names(self) -> None:
+        """
+        Reports whose views would share a name, in DuckDB's case-insensitive
+        names, do not stop the rebuild: the first in sorted order has the
+        name, the others go without views and are returned.
+        """
+        day = D(2025, 6, 1)
+        load = simulated(self.zips / "l.zip", "SLD_FCST", "DAM", day, day)
+        for report in ("a-b", "a.b", "a_b", "LOAD", "load", "x_wide"):
+            write(load, self.tables, report)
+        write(HUBS_ZIP, self.tables, "x")
+        reports = {"a-b": "", "a.b": "", "a_b": "", "LOAD": "", "load": "", "x": "PRC_LMP", "x_wide": ""}
+        rebuilt = rebuild_views(self.tables, reports)
+        self.assertEqual(
+            rebuilt.skipped,
+            (
+                Clash("a.b", "a_b", "a-b"),
+                Clash("a_b", "a_b", "a-b"),
+                Clash("load", "load", "LOAD"),
+                Clash("x_wide", "x_wide", "x"),
+            ),
+        )
+        self.assertEqual(str(rebuilt.skipped[0]), "report 'a.b' has no view: a_b is a view of report 'a-b'")
+        with connect(self.tables) as connection:
+            names = connection.execute(
+                "SELECT table_name FROM information_schema.tables ORDER BY 1"
+            ).fetchall()
+            self.assertEqual(names, [("LOAD",), ("a_b",), ("x",), ("x_wide",)])
+            self.assertEqual(connection.execute("SELECT count(*) FROM x_wide").fetchall(), [(72,)])
+
+    def test_stale_temporaries_removed(self) -> None:
+        """
+        A rebuild removes the temporary files of rebuilds whose process
+        died, and keeps those of live ones.
+        """
+        write(HUBS_ZIP, self.tables, "lmp")
+        finished = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True
+        )
+        dead, alive = int(finished.stdout), os.getppid()
+        names = [
+            f".{DATABASE}.{dead}.tmp",
+            f".{DATABASE}.{dead}.tmp.wal",
+            f".{REPORTS_FILE}.{dead}.tmp",
+            f".{DATABASE}.{alive}.tmp",
+        ]
+        for name in names:
+            (self.tables / name).write_bytes(b"partial")
+        rebuild_views(self.tables, {"lmp": "PRC_LMP"})
+        self.assertEqual(
+            sorted(p.name for p in self.tables.iterdir()),
+            sorted([f".{DATABASE}.{alive}.tmp", DATABASE, REPORTS_FILE, "lmp"]),
+        )
+
+    def test_unreadable_reports_record(self) -> None:
+        """
+        A missing or malformed record of the reports reads as none known.
+        """
+        self.assertEqual(recorded_reports(self.tables), {})
+        self.tables.mkdir(parents=True)
+        for text in ("{", "[]", '{"reports": 3}'):
+            (self.tables / REPORTS_FILE).write_text(text)
+            self.assertEqual(recorded_reports(self.tables), {}, text)

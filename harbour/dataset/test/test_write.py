@@ -6,18 +6,35 @@ whole by a revision, nothing left behind by a failure.
 from __future__ import annotations
 
 import datetime
+import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from twisted.trial.unittest import SynchronousTestCase
 
 import harbour
-from harbour.dataset.inventory import file_sha256
+from harbour.dataset import write as write_module
+from harbour.dataset.inventory import file_sha256, report_tables, reports_in
+from harbour.dataset.locking import window_lock
 from harbour.dataset.parse import ParseError
 from harbour.dataset.test.helpers import FALLBACK_CSV, HUBS_CSV, HUBS_ZIP, SAMPLES, simulated, write, zip_of
-from harbour.dataset.write import WrittenWindow, part_name, write_window
+from harbour.dataset.views import connect, rebuild_views
+from harbour.dataset.write import (
+    TOUCH_EVERY,
+    DayFiles,
+    Superseded,
+    WrittenWindow,
+    drop_window,
+    part_name,
+    remove_abandoned,
+    write_window,
+)
 
 D = datetime.date
 
@@ -203,6 +220,18 @@ class WriteTests(SynchronousTestCase):
         self.assertEqual(all_files(self.tables), ["lmp/trading_date=2025-06-01/part-w.parquet"])
         self.assertEqual([p.name for p in (self.tables / "lmp").iterdir()], ["trading_date=2025-06-01"])
 
+    def test_failure_of_first_file(self) -> None:
+        """
+        A report's first zip failing mid-parse (its second member is
+        malformed) leaves no directory of the report behind.
+        """
+        good, bad = b"OPR_DT,NODE,MW\n2025-06-01,A,1\n", b"OPR_DT,NODE,MW\n2025-06-01,A,lots\n"
+        bad_zip = zip_of(self.reports / "bad.zip", [("a.csv", good), ("b.csv", bad)])
+        (self.tables / "other").mkdir(parents=True)
+        with self.assertRaises(ParseError):
+            write(bad_zip, self.tables, "lmp", "w")
+        self.assertEqual([p.name for p in self.tables.iterdir()], ["other"])
+
     def test_error_zip(self) -> None:
         """
         An OASIS error zip is a L{ParseError} and writes nothing.
@@ -234,3 +263,207 @@ class WriteTests(SynchronousTestCase):
             fields = line.split(",")
             key = (fields[7], fields[9], datetime.datetime.fromisoformat(fields[0]))
             self.assertEqual(rows[key], float(fields[14]))
+
+
+def replace_file(path: Path, content: bytes) -> None:
+    """
+    Put C{content} at C{path} as a download does: a new file renamed over
+    the old one.
+    """
+    fresh = path.with_name(path.name + ".new")
+    fresh.write_bytes(content)
+    os.replace(fresh, path)
+
+
+class RevisedMidParseTests(SynchronousTestCase):
+    """
+    A parse whose zip a revision replaced meanwhile never overwrites the
+    newer answer's files, whichever parse commits first.
+    """
+
+    def setUp(self) -> None:
+        self.data = Path(self.mktemp())
+        self.tables = self.data / "tables"
+        self.zip = self.data / "reports" / "lmp" / "w.zip"
+        scratch = self.data / "scratch"
+        # The first answer has two days, its revision three.
+        self.old = simulated(scratch / "old.zip", "PRC_LMP", "DAM", D(2025, 6, 1), D(2025, 6, 2), seed=1)
+        self.new = simulated(scratch / "new.zip", "PRC_LMP", "DAM", D(2025, 6, 1), D(2025, 6, 3), seed=2)
+        self.zip.parent.mkdir(parents=True)
+        self.zip.write_bytes(self.old.read_bytes())
+
+    def window(self) -> list[tuple[D, str]]:
+        """
+        @return: The trading day and recorded sha256 of each file of the
+            window, after checking that no temporary or lock file is left.
+        """
+        self.assertEqual([p.name for p in self.tables.rglob(".*")], [], "a temporary or lock file is left")
+        return [
+            (
+                D.fromisoformat(f.parent.name.split("=")[1]),
+                pq.read_metadata(f).metadata[b"harbour.sha256"].decode(),
+            )
+            for f in sorted(self.tables.glob("lmp/*/part-w.parquet"))
+        ]
+
+    def test_newer_commits_first(self) -> None:
+        """
+        When the revision is downloaded and parsed while the first answer
+        is still being parsed, the stale parse raises L{Superseded} and
+        changes nothing: the revision's three days stay, with its rows.
+        """
+        real_read_zip = write_module.read_zip
+        new_sha = file_sha256(self.new)
+
+        def revised_meanwhile(path: Path) -> Iterator[Any]:
+            self.patch(write_module, "read_zip", real_read_zip)
+            yield from real_read_zip(path)
+            replace_file(self.zip, self.new.read_bytes())
+            write_window(self.zip, self.tables, "lmp", "w", url="https://u", sha256=new_sha)
+
+        self.patch(write_module, "read_zip", revised_meanwhile)
+        with self.assertRaises(Superseded):
+            write_window(self.zip, self.tables, "lmp", "w", url="https://u", sha256=file_sha256(self.old))
+        self.assertEqual(self.window(), [(D(2025, 6, d), new_sha) for d in (1, 2, 3)])
+        count = duckdb.connect().execute(
+            f"SELECT count(*) FROM read_parquet('{(self.tables / 'lmp' / '*' / '*.parquet').as_posix()}')"
+        )
+        self.assertEqual(count.fetchall(), [(3 * 3 * 24 * 4,)])
+
+    def test_stale_commits_first(self) -> None:
+        """
+        When the first answer's parse commits before the revision replaces
+        the zip, the revision's parse then replaces its files.
+        """
+        write_window(self.zip, self.tables, "lmp", "w", url="https://u", sha256=file_sha256(self.old))
+        replace_file(self.zip, self.new.read_bytes())
+        new_sha = file_sha256(self.new)
+        write_window(self.zip, self.tables, "lmp", "w", url="https://u", sha256=new_sha)
+        self.assertEqual(self.window(), [(D(2025, 6, d), new_sha) for d in (1, 2, 3)])
+
+    def test_removed_mid_parse(self) -> None:
+        """
+        A zip removed while it is parsed is L{Superseded} too.
+        """
+        real_read_zip = write_module.read_zip
+
+        def removed_meanwhile(path: Path) -> Iterator[Any]:
+            yield from real_read_zip(path)
+            self.zip.unlink()
+
+        self.patch(write_module, "read_zip", removed_meanwhile)
+        with self.assertRaises(Superseded):
+            write_window(self.zip, self.tables, "lmp", "w", url="https://u", sha256="old")
+        self.assertEqual(all_files(self.tables), [])
+
+
+class WindowLockTests(SynchronousTestCase):
+    """
+    L{window_lock}, L{drop_window}, and the lock files' place among the
+    dataset's files.
+    """
+
+    def setUp(self) -> None:
+        self.data = Path(self.mktemp())
+        self.tables = self.data / "tables"
+        self.zips = self.data / "zips"
+
+    def test_drop_window(self) -> None:
+        """
+        L{drop_window} removes every day file of one window, and the day
+        directories it leaves empty; other windows' files stay.
+        """
+        write(
+            simulated(self.zips / "a.zip", "PRC_LMP", "DAM", D(2025, 6, 1), D(2025, 6, 2)),
+            self.tables,
+            "lmp",
+            "a",
+        )
+        write(
+            simulated(self.zips / "b.zip", "PRC_LMP", "DAM", D(2025, 6, 2), D(2025, 6, 2)),
+            self.tables,
+            "lmp",
+            "b",
+        )
+        self.assertEqual(drop_window(self.tables, "lmp", "a"), 2)
+        self.assertEqual(all_files(self.tables), ["lmp/trading_date=2025-06-02/part-b.parquet"])
+        self.assertEqual([p.name for p in (self.tables / "lmp").iterdir()], ["trading_date=2025-06-02"])
+        self.assertEqual(drop_window(self.tables, "lmp", "a"), 0)
+        self.assertEqual(drop_window(self.tables, "nothing", "a"), 0)
+        self.assertFalse((self.tables / "nothing").exists())
+
+    def test_lock_files_ignored(self) -> None:
+        """
+        A lock file left by a killed process is not a report, a day or a
+        table for the inventory and the views, and the janitor removes it
+        once old, unless someone holds it.
+        """
+        write(
+            simulated(self.zips / "a.zip", "SLD_FCST", "DAM", D(2025, 6, 1), D(2025, 6, 1)),
+            self.tables,
+            "load",
+        )
+        left = self.tables / "load" / ".part-gone.parquet.lock"
+        left.touch()
+        self.assertEqual(reports_in(self.tables), ["load"])
+        tables = report_tables(self.tables, "load")
+        self.assertEqual((tables.files, tables.days), (1, (D(2025, 6, 1),)))
+        rebuild_views(self.tables, {"load": "SLD_FCST"})
+        with connect(self.tables) as connection:
+            self.assertEqual(connection.execute("SELECT count(*) FROM load").fetchall(), [(5 * 24,)])
+        now = time.time() + 7200
+        with window_lock(self.tables / "load", part_name("held")) as held:
+            os.utime(held, (0, 0))
+            remove_abandoned(self.tables, 3600, now)
+            self.assertTrue(held.exists())
+        self.assertFalse(left.exists())
+        self.assertEqual(len(all_files(self.tables / "load")), 1)
+
+
+class DayFilesTests(SynchronousTestCase):
+    """
+    L{DayFiles} and the janitor.
+    """
+
+    def batch(self, day: D) -> pa.RecordBatch:
+        """
+        @return: A parsed batch of one row of trading day C{day}.
+        """
+        return pa.RecordBatch.from_pydict(
+            {"node": ["A"], "mw": [1.0], "trading_date": pa.array([day], pa.date32())}
+        )
+
+    def test_touched_while_open(self) -> None:
+        """
+        A parse under way touches its temporary files, at most every
+        L{TOUCH_EVERY} seconds, so that the janitor spares the file of a
+        day not written to for longer than it waits.
+        """
+        tables = Path(self.mktemp())
+        now = [0.0]
+        days = DayFiles(tables / "lmp", part_name("w"), {}, clock=lambda: now[0])
+        self.addCleanup(days.abort)
+        days.add(self.batch(D(2025, 6, 1)))
+        [temporary] = (tables / "lmp").glob("*/.part-w.parquet.*.tmp")
+        os.utime(temporary, (0, 0))
+        now[0] += TOUCH_EVERY / 2
+        days.add(self.batch(D(2025, 6, 2)))
+        self.assertEqual(temporary.stat().st_mtime, 0)
+        now[0] += TOUCH_EVERY / 2
+        days.add(self.batch(D(2025, 6, 2)))
+        self.assertEqual(remove_abandoned(tables, 3600, time.time()), 0)
+        self.assertTrue(temporary.exists())
+
+    def test_abandoned_removed(self) -> None:
+        """
+        The janitor removes a temporary file not written to for longer than
+        it waits.
+        """
+        tables = Path(self.mktemp())
+        days = DayFiles(tables / "lmp", part_name("w"), {})
+        self.addCleanup(days.abort)
+        days.add(self.batch(D(2025, 6, 1)))
+        [temporary] = (tables / "lmp").glob("*/.part-w.parquet.*.tmp")
+        os.utime(temporary, (0, 0))
+        self.assertEqual(remove_abandoned(tables, 3600, time.time()), 1)
+        self.assertFalse(temporary.exists())

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import duckdb
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import fail, maybeDeferred
 from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
@@ -22,6 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from harbour.bus import Bus
 from harbour.config.paging import publish_reports
 from harbour.config.topics import ReportTopic
+from harbour.dataset.write import Superseded
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IEvent
 from harbour.oasis.requests import ReportURL
@@ -244,6 +245,36 @@ class TablesServiceTests(SynchronousTestCase):
         self.assertEqual(task.parse, "unparsable")
         self.assertIn("ValueError", task.parse_error)
         self.flushLoggedErrors(ValueError)
+
+    def test_supersededGivenBack(self) -> None:
+        """
+        A parse whose zip a revision replaced mid-parse gives its claim back
+        at once, with the reason, and is not C{unparsable}: the zip now in
+        place is parsed next.
+        """
+        task_id = self.downloaded("2020-01-01", HUBS.read_bytes())
+        errors: list[str] = []
+        given_back = self.store.release_parse
+
+        def release(job_id: str, owner: str, token: int, delay: float, error: str) -> Any:
+            errors.append(f"{delay} {error}")
+            return given_back(job_id, owner, token, delay, error)
+
+        self.store.release_parse = release  # type: ignore[method-assign,assignment]
+        superseded = [Superseded("replaced")]
+
+        def replaced_once(f: Any, *args: object) -> Any:
+            if superseded:
+                return fail(superseded.pop())
+            return run_now(f, *args)
+
+        service = self.service(run_in_thread=replaced_once)
+        self.clock.advance(service.poll_interval)
+        self.assertEqual(errors, ["0 its zip was replaced mid-parse"])
+        task = self.successResultOf(self.store.get(task_id))
+        assert task is not None
+        self.assertEqual(task.parse, "parsed")
+        self.assertEqual((service.parses.written, service.parses.failed), (1, 0))
 
     def test_finishFailsThenNextFile(self) -> None:
         """

@@ -1,0 +1,71 @@
+"""
+Tests of L{harbour.dataset.locking}: a window's lock over a real file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.dataset import locking
+from harbour.dataset.locking import remove_lock_if_free, window_lock
+
+
+class WindowLockTests(SynchronousTestCase):
+    """
+    L{window_lock} and L{remove_lock_if_free}.
+    """
+
+    def setUp(self) -> None:
+        self.report_dir = Path(self.mktemp())
+        self.report_dir.mkdir()
+
+    def test_exclusive(self) -> None:
+        """
+        While one holds a window's lock, no one else can take it; its file
+        goes when it is released.
+        """
+        with window_lock(self.report_dir, "part-w.parquet") as path:
+            self.assertEqual(path, self.report_dir / ".part-w.parquet.lock")
+            descriptor = os.open(path, os.O_RDWR)
+            self.addCleanup(os.close, descriptor)
+            with self.assertRaises(BlockingIOError):
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.assertFalse(path.exists())
+
+    def test_taken_after_removal(self) -> None:
+        """
+        A lock file its holder removed while a taker waited for it is not
+        taken: the taker locks the file now in place instead.
+        """
+        path = self.report_dir / ".part-w.parquet.lock"
+        locked: list[int] = []
+
+        def flock(descriptor: int, operation: int) -> None:
+            fcntl.flock(descriptor, operation)
+            locked.append(os.fstat(descriptor).st_ino)
+            if len(locked) == 1:
+                # The holder released it meanwhile, and another took it anew.
+                path.unlink()
+                path.touch()
+
+        self.patch(locking, "fcntl", SimpleNamespace(flock=flock, LOCK_EX=fcntl.LOCK_EX))
+        with window_lock(self.report_dir, "part-w.parquet") as taken:
+            self.assertEqual(len(locked), 2)
+            self.assertEqual(locked[1], taken.stat().st_ino)
+
+    def test_remove_if_free(self) -> None:
+        """
+        A lock file no one holds is removed; one held stays.
+        """
+        free = self.report_dir / ".part-free.parquet.lock"
+        free.touch()
+        remove_lock_if_free(free)
+        self.assertFalse(free.exists())
+        with window_lock(self.report_dir, "part-held.parquet") as held:
+            remove_lock_if_free(held)
+            self.assertTrue(held.exists())
