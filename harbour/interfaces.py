@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from harbour.bus import Subscription
     from harbour.oasis.publications import Publication
     from harbour.oasis.requests import ReportURL
-    from harbour.store.tasks import ParseJob, Revised, Revision, Task
+    from harbour.store.tasks import ParseJob, Retirement, Revised, Revision, Task
 
 #: A C{Status} document, or one service's entry in it: JSON-serialisable.
 #: Its values are L{Any}, as those of a decoded JSON document are, so that
@@ -381,6 +381,27 @@ class ITaskStore(Interface):
         @return: A L{Deferred} firing with how many were retired.
         """
 
+    def retire_with_files(ids: Iterable[str]) -> Deferred[Retirement]:
+        """
+        Retire the tasks C{ids} as L{retire} does, and say, from the same
+        atomic step, which of them had a file downloaded: their windows'
+        tables are to be deleted, or a changed window layout would count
+        their days twice.
+
+        A file is named for each task this call retired while it was
+        C{downloaded}, or retired or marked to be retired (being downloaded)
+        while a file downloaded before is in place (revised or resized
+        since, so back to C{pending}).  A task retired already, or marked
+        already, is not named again, so each file is named once however
+        often the same ids are given.  A task brought back later by
+        L{create} is queued to be parsed again (if it was downloaded), so
+        deleting tables it still has loses nothing.
+
+        @return: A L{Deferred} firing with a
+            L{harbour.store.tasks.Retirement}: C{count}, as L{retire}
+            returns, and C{files}, sorted C{(report, filename)} pairs.
+        """
+
     def purge(before: float) -> Deferred[int]:
         """
         Forget tasks retired before the POSIX time C{before}, and the
@@ -435,7 +456,9 @@ class ITaskStore(Interface):
         Queue every C{downloaded} task of C{report} (or of all reports) to
         be parsed again; with C{only_unqueued}, only those never queued
         (files mirrored before the parse queue existed).  A task already
-        queued keeps its place.
+        queued keeps its place.  The store may work in bounded steps:
+        every task that stays C{downloaded} throughout is queued, however
+        other tasks change meanwhile.
 
         @return: A Deferred firing with how many were queued.
         """

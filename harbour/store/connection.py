@@ -16,6 +16,11 @@ a script again when Redis answers C{NOSCRIPT}.)  An outage is logged once,
 when it begins, and once when it ends, however many commands fail
 meanwhile; L{StoreService.status} counts them.
 
+Before it is ready, the store asks Redis its version (C{INFO server}) and
+refuses one older than harbour runs on (Redis 5, see
+L{harbour.store.version}) with a L{ConfigurationError}: a fatal start-up
+problem, as a refused password is.
+
 With a C{redis+sentinel://} URL, every connection of the pool (and every
 reconnection) first asks the Sentinels, in turn, where the master of the
 service is now, so that after a failover the pool follows the new master: a
@@ -66,6 +71,7 @@ from harbour.interfaces import IBus, IRedis, IStatusSource
 from harbour.store.keys import legacy_prefix, tagged_prefix
 from harbour.store.migrate import KeyMigration
 from harbour.store.server import RedisServerProcess
+from harbour.store.version import MINIMUM_REDIS, redis_version, too_old
 
 #: The URL forms C{--redis} accepts, for error messages.
 URL_FORMS = (
@@ -76,6 +82,15 @@ URL_FORMS = (
 
 #: Where a Sentinel listens unless its URL says otherwise.
 SENTINEL_PORT = 26379
+
+
+def _refused_command(message: str) -> bool:
+    """
+    @return: Whether an error reply says the command itself is refused
+        (unknown or renamed, or not allowed to this ACL user), rather than
+        that Redis cannot answer now.
+    """
+    return "unknown command" in message or "NOPERM" in message
 
 
 def _mask(password: str | None) -> str:
@@ -592,7 +607,10 @@ class StoreService(Service):
             yield connected
         except ValueError as e:
             raise self._login_error(address, str(e)) from None
-        yield self._migrate_keys()
+        yield self._ride_out(self._check_version)
+        if self.legacy_prefix is not None:
+            legacy = self.legacy_prefix
+            yield self._ride_out(lambda: KeyMigration(self, legacy, self.prefix).run())
         self.log.info("store ready: Redis at {address}", address=self._describe(), service="store")
         self._was_connected = True
         self._watch = LoopingCall(self._check_connection)
@@ -600,22 +618,57 @@ class StoreService(Service):
         self._watch.start(self.watch_interval, now=False)
 
     @inlineCallbacks
-    def _migrate_keys(self) -> Generator[Deferred[Any], Any, None]:
+    def _ride_out(self, step: Callable[[], Deferred[Any]]) -> Generator[Deferred[Any], Any, None]:
         """
-        Move the keys an older version wrote without a hash tag, riding out
-        outages (the move is safe to begin again).
+        Run a start-up step (safe to begin again) until Redis answers it,
+        trying again, less and less often, through outages.
         """
-        if self.legacy_prefix is None:
-            return
         delay = 1.0
         while True:
             try:
-                yield KeyMigration(self, self.legacy_prefix, self.prefix).run()
+                yield step()
                 return
             except StoreUnavailable:
-                # Logged once by the outage: try again, less and less often.
+                # Logged once by the outage.
                 yield deferLater(self.reactor, delay, lambda: None)
                 delay = min(delay * 2, 30.0)
+
+    @inlineCallbacks
+    def _check_version(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Refuse a Redis older than harbour runs on (see
+        L{harbour.store.version}).
+
+        @raise ConfigurationError: if Redis is too old.
+        """
+        try:
+            info = yield self.execute("INFO", "server")
+        except StoreUnavailable as e:
+            if not _refused_command(str(e)):
+                raise
+            # A managed Redis may rename INFO, or an ACL user lack it: not
+            # a reason to refuse a Redis that may well be recent enough.
+            self.log.warn(
+                "cannot check the version of Redis at {address} ({error}): it must be Redis "
+                "{minimum} or later",
+                address=self._describe(),
+                error=str(e),
+                minimum=MINIMUM_REDIS[0],
+                service="store",
+            )
+            return
+        version = redis_version(info if isinstance(info, str) else info.decode("utf-8", "replace"))
+        if version is None:
+            self.log.warn(
+                "Redis at {address} does not say its version: it must be Redis {minimum} or later",
+                address=self._describe(),
+                minimum=MINIMUM_REDIS[0],
+                service="store",
+            )
+            return
+        problem = too_old(version)
+        if problem is not None:
+            raise ConfigurationError(f"Redis at {self._describe()}: {problem}")
 
     @staticmethod
     def _login_error(address: RedisAddress, message: str) -> Exception:

@@ -6,12 +6,15 @@ touch any of them.
 C{--prefix harbour} makes the prefix C{{harbour}:}, so a task is
 C{{harbour}:t:<id>}.  A prefix that already holds a hash tag (C{{h}:x}) is
 taken as it is, with a C{:} added.  Before hash tags, the prefix was
-C{harbour:}; L{harbour.store.migrate} renames such keys once.
+C{harbour:}; L{harbour.store.migrate} renames such keys once
+(L{legacy_key_type} tells them from another harbour's).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Mapping
+from types import MappingProxyType
 
 #: The store's fixed keys, after the prefix, in the order every task script
 #: receives them as C{KEYS} (see C{lua/move.lua}).
@@ -28,11 +31,36 @@ FIXED_KEYS = (
     "parse:leases",
 )
 
-#: Keys of a harbour before hash tags, after its prefix, other than those in
-#: L{FIXED_KEYS}: exact names, then name prefixes (a task, a state listing,
-#: a report's counts, a host's politeness slot).
-LEGACY_NAMES = (*FIXED_KEYS, "pub", "pub:days")
-LEGACY_PREFIXES = ("t:", "s:", "c:", "pc:", "slot:")
+#: The task states an older harbour listed its tasks by (C{s:<state>}).
+LEGACY_STATES = frozenset(("pending", "downloading", "downloaded", "empty", "failed", "retired"))
+
+#: Keys of a harbour before hash tags, after its prefix, whose name is
+#: fixed, by the Redis type each had.  (The parse queue's keys came with
+#: hash tags; they are moved too, should a store have written them under
+#: the old prefix, as its tasks' hashes carry their parse states.)
+LEGACY_NAMES: Mapping[str, str] = MappingProxyType(
+    {
+        "ids": "set",
+        "ready": "zset",
+        "delayed": "zset",
+        "leases": "zset",
+        "reports": "set",
+        "revisions": "hash",
+        "revise:due": "hash",
+        "retired": "zset",
+        "pub": "hash",
+        "pub:days": "hash",
+        "parse:queue": "zset",
+        "parse:leases": "zset",
+    }
+)
+
+#: A task's hash: C{t:} and the 20 hex digits of its id.
+_LEGACY_TASK = re.compile(r"t:[0-9a-f]{20}")
+
+#: A politeness slot: C{slot:} and the host part of an OASIS URL, a name or
+#: address with an optional port.
+_LEGACY_SLOT = re.compile(r"slot:(\[[0-9A-Fa-f:.]+\]|[^:\[\]@/]+)(:[0-9]{1,5})?")
 
 _HASH_TAG = re.compile(r"\{[^{}]+\}")
 
@@ -61,9 +89,30 @@ def legacy_prefix(name: str) -> str:
     return name if name.endswith(":") else name + ":"
 
 
-def is_legacy_key(suffix: str) -> bool:
+def legacy_key_type(suffix: str, reports: Collection[str]) -> str | None:
     """
+    Tell an older harbour's key from another's: a second harbour whose
+    prefix begins with this one's (C{harbour:s} beside C{harbour}) has keys
+    under this one's old prefix too (C{harbour:s:ids}), so only the exact
+    shapes this harbour wrote are taken.
+
     @param suffix: A key found under the legacy prefix, without it.
-    @return: Whether harbour wrote it (and so moves it under the tag).
+    @param reports: The reports of the older store (its C{reports} set):
+        the only names its per-report keys carry.
+    @return: The Redis type harbour gave the key (C{"hash"}, C{"zset"}...)
+        if it has the name of one harbour wrote, else L{None}.
     """
-    return suffix in LEGACY_NAMES or suffix.startswith(LEGACY_PREFIXES)
+    if suffix in LEGACY_NAMES:
+        return LEGACY_NAMES[suffix]
+    if _LEGACY_TASK.fullmatch(suffix):
+        return "hash"
+    if _LEGACY_SLOT.fullmatch(suffix):
+        return "string"
+    family, colon, rest = suffix.partition(":")
+    if family in ("c", "pc") and rest in reports:
+        return "hash"
+    if family == "s":
+        state, colon, report = rest.partition(":")
+        if state in LEGACY_STATES and (not colon or report in reports):
+            return "zset"
+    return None

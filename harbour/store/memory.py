@@ -25,6 +25,7 @@ from harbour.store.tasks import (
     LEASE_EXPIRED,
     PENDING,
     RETIRED,
+    Retirement,
     Revised,
     Revision,
     Task,
@@ -97,17 +98,27 @@ class MemoryTaskStore(MemoryParseQueue):
         """
         See L{ITaskStore.retire}.
         """
+        return self.retire_with_files(ids).addCallback(lambda retirement: retirement.count)
+
+    def retire_with_files(self, ids: Iterable[str]) -> Deferred[Retirement]:
+        """
+        See L{ITaskStore.retire_with_files} (and C{lua/retire.lua}).
+        """
         retired = 0
+        files: set[tuple[str, str]] = set()
         for identifier in ids:
             task = self._tasks.get(identifier)
-            if task is None or task.state == RETIRED:
+            if task is None or task.state == RETIRED or (task.state == DOWNLOADING and task.retiring):
                 continue
+            if task.state == DOWNLOADED or task.bytes > 0:
+                files.add((task.report, task.filename))
             if task.state == DOWNLOADING:
-                self._replace(task, retiring="1")
+                # Marked only: its modified time stays, as in Redis.
+                self._tasks[identifier] = attr.evolve(task, retiring="1")
             else:
                 self._retire(task)
                 retired += 1
-        return succeed(retired)
+        return succeed(Retirement(retired, tuple(sorted(files))))
 
     def _retire(self, task: Task) -> Task:
         """

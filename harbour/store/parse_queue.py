@@ -28,7 +28,7 @@ PARSED = "parsed"
 UNPARSABLE = "unparsable"
 PARSE_STATES = (QUEUED, PARSING, PARSED, UNPARSABLE)
 
-#: Tasks looked at per requeue script.
+#: Tasks looked at per requeue script (the C{COUNT} of its C{ZSCAN} step).
 REQUEUE_BATCH = 2_000
 
 CLAIM_PARSE = load_script("claim_parse")
@@ -126,21 +126,21 @@ class RedisParseQueue:
     @inlineCallbacks
     def requeue_parse(self, report: str | None, only_unqueued: bool) -> Generator[Deferred[Any], Any, int]:
         """
-        See L{harbour.interfaces.ITaskStore.requeue_parse}: in batches, so
-        no script runs long.
+        See L{harbour.interfaces.ITaskStore.requeue_parse}: one C{ZSCAN}
+        step of the downloaded tasks per script, so no script runs long and
+        a task leaving the listing between steps makes no other one missed.
         """
-        queued, offset = 0, 0
+        queued, cursor = 0, "0"
         while True:
-            seen, count = yield self._run(
+            cursor, count = yield self._run(
                 REQUEUE_PARSE,
                 report or "",
-                str(offset),
+                cursor,
                 str(REQUEUE_BATCH),
                 "1" if only_unqueued else "0",
             )
             queued += int(count)
-            offset += int(seen)
-            if int(seen) < REQUEUE_BATCH:
+            if str(cursor) == "0":
                 return queued
 
     @inlineCallbacks

@@ -92,6 +92,7 @@ __all__ = [
     "UNPARSABLE",
     "UNQUEUED",
     "ParseJob",
+    "Retirement",
     "Task",
     "RedisTaskStore",
     "pairs",
@@ -241,6 +242,30 @@ class Task:
         return attr.asdict(self)
 
 
+def _check_files(
+    instance: object, attribute: attr.Attribute[tuple[tuple[str, str], ...]], value: object
+) -> None:
+    if not isinstance(value, tuple) or not all(
+        isinstance(f, tuple) and len(f) == 2 and all(isinstance(p, str) and p for p in f) for f in value
+    ):
+        raise ValueError(f"{attribute.name} must be a tuple of (report, filename) pairs, not {value!r}")
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class Retirement:
+    """
+    What L{ITaskStore.retire_with_files} did.
+
+    @ivar count: How many tasks it retired (as L{ITaskStore.retire} counts).
+    @ivar files: C{(report, filename)} of each task it retired, or marked
+        to be retired once its download ends, that has a file downloaded
+        before (its window's tables are to go), sorted.
+    """
+
+    count: int = attr.ib(validator=attr.validators.ge(0))
+    files: tuple[tuple[str, str], ...] = attr.ib(default=(), validator=_check_files)
+
+
 def check_state(state: str, allowed: Iterable[str] = STATES) -> str:
     """
     @raise ValueError: for a state not in C{allowed}.
@@ -365,15 +390,24 @@ class RedisTaskStore(RedisParseQueue):
         """
         return set((yield self.redis.execute("SMEMBERS", self.prefix + "ids")))
 
-    @inlineCallbacks
-    def retire(self, ids: Iterable[str]) -> Generator[Deferred[Any], Any, int]:
+    def retire(self, ids: Iterable[str]) -> Deferred[int]:
         """
         See L{ITaskStore.retire}.
         """
+        return self.retire_with_files(ids).addCallback(lambda retirement: retirement.count)
+
+    @inlineCallbacks
+    def retire_with_files(self, ids: Iterable[str]) -> Generator[Deferred[Any], Any, Retirement]:
+        """
+        See L{ITaskStore.retire_with_files}.
+        """
         retired, pending = 0, sorted(ids)
+        files: set[tuple[str, str]] = set()
         for start in range(0, len(pending), BATCH):
-            retired += int((yield self._run(RETIRE, *pending[start : start + BATCH])))
-        return retired
+            count, flat = yield self._run(RETIRE, *pending[start : start + BATCH])
+            retired += int(count)
+            files.update(zip(flat[::2], flat[1::2]))
+        return Retirement(retired, tuple(sorted(files)))
 
     @inlineCallbacks
     def purge(self, before: float) -> Generator[Deferred[Any], Any, int]:

@@ -1,15 +1,20 @@
--- Queue downloaded tasks (of REPORT, if not '') to be parsed again: those
--- at positions OFFSET to OFFSET + LIMIT - 1 of their listing, so that no
--- script runs long; with ONLY_UNQUEUED '1', only those never queued.  A
--- task already queued keeps its place.
--- ARGV: P, clock, report, offset, limit, only_unqueued.
--- Returns {tasks looked at, tasks queued}.
-local report, offset, limit, only_unqueued = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6] == '1'
+-- Queue downloaded tasks (of REPORT, if not '') to be parsed again: one
+-- ZSCAN step of their listing from CURSOR, so that no script runs long;
+-- with ONLY_UNQUEUED '1', only those never queued.  A task already queued
+-- keeps its place.  A scan returns every task listed for all of it, however
+-- the listing changes between steps (offsets would shift as tasks leave
+-- it, and skip others); a task it returns twice is queued already.
+-- ARGV: P, clock, report, cursor, count, only_unqueued.
+-- Returns {next cursor ('0' once the scan is done), tasks queued}.
+local report, cursor, count, only_unqueued = ARGV[3], ARGV[4], ARGV[5], ARGV[6] == '1'
 local source = P..'s:downloaded'
 if report ~= '' then source = source..':'..report end
-local ids = redis.call('ZRANGE', source, offset, offset + limit - 1)
+local step = redis.call('ZSCAN', source, cursor, 'COUNT', count)
+local found = step[2]
 local queued = 0
-for _, id in ipairs(ids) do
+-- ZSCAN answers member, score, member, score...
+for i = 1, #found, 2 do
+  local id = found[i]
   local key = P..'t:'..id
   local parse = redis.call('HGET', key, 'parse') or ''
   if parse ~= 'queued' and (parse == '' or not only_unqueued) then
@@ -20,4 +25,4 @@ for _, id in ipairs(ids) do
     queued = queued + 1
   end
 end
-return {#ids, queued}
+return {step[1], queued}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbour.store.keys import is_legacy_key, legacy_prefix, tagged_prefix
+from harbour.store.keys import legacy_key_type, legacy_prefix, tagged_prefix
 
 
 class TaggedPrefixTests(SynchronousTestCase):
@@ -37,9 +37,66 @@ class TaggedPrefixTests(SynchronousTestCase):
 
     def test_legacyKeys(self) -> None:
         """
-        Only the names harbour wrote count as its old keys.
+        Only the names harbour wrote count as its old keys, each with the
+        type it had; per-report keys only for the old store's reports.
         """
+        reports = {"a", "b:c"}
+        kinds = {
+            key: legacy_key_type(key, reports)
+            for key in (
+                "t:0123456789abcdef0123",
+                "ready",
+                "revise:due",
+                "pub:days",
+                "slot:oasis",
+                "slot:127.0.0.1:8080",
+                "slot:[::1]:8080",
+                "s:downloaded",
+                "s:downloaded:b:c",
+                "c:a",
+                "pc:b:c",
+            )
+        }
         self.assertEqual(
-            [is_legacy_key(k) for k in ("t:abc", "ready", "slot:oasis", "pub:days", "other", "x:t:1")],
-            [True, True, True, True, False, False],
+            kinds,
+            {
+                "t:0123456789abcdef0123": "hash",
+                "ready": "zset",
+                "revise:due": "hash",
+                "pub:days": "hash",
+                "slot:oasis": "string",
+                "slot:127.0.0.1:8080": "string",
+                "slot:[::1]:8080": "string",
+                "s:downloaded": "zset",
+                "s:downloaded:b:c": "zset",
+                "c:a": "hash",
+                "pc:b:c": "hash",
+            },
         )
+
+    def test_otherHarbourKeys(self) -> None:
+        """
+        The keys of a harbour whose prefix begins with this one's
+        (C{h:s}, C{h:slot} beside C{h}), and names harbour never wrote, are
+        not taken for this one's.
+        """
+        reports = {"a"}
+        others = (
+            "other",
+            "x:t:1",
+            "t:abc",
+            "t:0123456789ABCDEF0123",
+            "s:ids",
+            "s:t:0123456789abcdef0123",
+            "s:s:pending",
+            "s:s:pending:a",
+            "s:c:a",
+            "s:pub",
+            "s:downloaded:x",
+            "c:x",
+            "pc:",
+            "slot:t:0123456789abcdef0123",
+            "slot:c:a",
+            "slot:slot:oasis",
+        )
+        self.assertEqual({key: legacy_key_type(key, reports) for key in others}, dict.fromkeys(others))

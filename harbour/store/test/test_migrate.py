@@ -75,6 +75,42 @@ class MigrationTests(TestCase):
         await self.tagged_store()
         self.assertEqual(await KeyMigration(self.redis, LEGACY, TAGGED).run(), 0)
 
+    async def test_otherHarbourUntouched(self) -> None:
+        """
+        The keys of older harbours sharing the Redis whose prefixes begin
+        with this one's (C{t:s}, and C{t:slot}, whose C{ids} looks like a
+        politeness slot by its name) are left where they are, whole.
+        """
+        for prefix in ("t:s:", "t:slot:"):
+            other = RedisTaskStore(self.redis, self.clock, prefix)
+            await other.create([request("x", 1), request("x", 2)])
+            task = await other.claim("w", 60)
+            assert task is not None
+            await other.finish(task.id, "w", DOWNLOADED, 10, "ab", token=task.claim)
+            await RedisLimiter(self.redis, self.clock, prefix).reserve("oasis", 1.0)
+            await self.redis.execute("HSET", prefix + "pub", "source", "y")
+        others = sorted(set(await self.redis.execute("KEYS", LEGACY + "*")) - set(self.before))
+        self.assertGreater(len(others), 20)
+        moved = await KeyMigration(self.redis, LEGACY, TAGGED).run()
+        self.assertEqual(moved, len(self.before) - 1)
+        self.assertEqual(
+            sorted(await self.redis.execute("KEYS", LEGACY + "*")), sorted(others + [LEGACY + "unrelated"])
+        )
+        await self.tagged_store()
+
+    async def test_sameNameOtherType(self) -> None:
+        """
+        A key of a name harbour wrote but of another type (another
+        program's) is not moved.
+        """
+        await self.redis.execute("SET", LEGACY + "slot:elsewhere", "x", "PX", 60_000)
+        await self.redis.execute("SADD", LEGACY + "slot:shared", "x")
+        await KeyMigration(self.redis, LEGACY, TAGGED).run()
+        self.assertEqual(
+            sorted(await self.redis.execute("KEYS", LEGACY + "*")),
+            [LEGACY + "slot:shared", LEGACY + "unrelated"],
+        )
+
     async def test_together(self) -> None:
         """
         Two processes moving at once (in small batches) move each key

@@ -9,9 +9,9 @@ import datetime
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
-from twisted.internet.defer import gatherResults
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import Clock
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from harbour.interfaces import ITaskStore
@@ -29,6 +29,7 @@ from harbour.store.tasks import (
     UNPARSABLE,
     ParseJob,
     RedisTaskStore,
+    Retirement,
     Task,
     task_id,
 )
@@ -234,6 +235,34 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual(await self.store.sweep(), 1)
         self.assertIsNone(await self.store.claim("w", 60))
         self.assertEqual(await self.store.counts(), {"a": {"retired": 2}})
+
+    async def test_retireWithFiles(self) -> None:
+        """
+        Retiring tasks names those with a file downloaded before, whose
+        tables are to go: downloaded ones, and ones revised back to pending
+        or being downloaded again; not those never downloaded, nor those
+        retired or marked already; unknown ids are ignored.
+        """
+        earlier = await self._downloaded(request("b", 1))
+        self.assertEqual(
+            await self.store.retire_with_files({earlier.id}), Retirement(1, (("b", "b/2025-01-01.zip"),))
+        )
+        downloaded = await self._downloaded(request("a", 1))
+        revised = await self._downloaded(request("a", 2))
+        again = await self._downloaded(request("a", 4))
+        self.clock.advance(10)
+        await self.store.revise([(t.id, self.clock.seconds() - 1, "2") for t in (revised, again)])
+        self.assertEqual((await self._task(self.store.claim("w", 60))).id, again.id)
+        await self.store.create([request("a", 3), request("a", 5)])
+        first = await self._task(self.store.claim("w", 60))
+        self.assertEqual(first.filename, "a/2025-01-05.zip")
+        ids = await self.store.ids() | {"unknown"}
+        files = (("a", downloaded.filename), ("a", revised.filename), ("a", again.filename))
+        self.assertEqual(await self.store.retire_with_files(ids), Retirement(3, files))
+        self.assertEqual(await self.store.retire_with_files(ids), Retirement(0, ()))
+        self.assertEqual(
+            await self.store.counts(), {"a": {"retired": 3, DOWNLOADING: 2}, "b": {"retired": 1}}
+        )
 
     async def test_purgeAfterRetention(self) -> None:
         """
@@ -666,6 +695,20 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual(await self.store.requeue_parse(None, only_unqueued=False), 0)
 
 
+class RetirementTests(SynchronousTestCase):
+    """
+    L{Retirement} validates when built.
+    """
+
+    def test_retirementValidated(self) -> None:
+        """
+        A L{Retirement} is a count and (report, filename) pairs.
+        """
+        for count, files in ((-1, ()), (0, [("a", "a/1.zip")]), (0, (("a",),)), (0, (("a", ""),))):
+            with self.assertRaises(ValueError):
+                Retirement(count, files)  # type: ignore[arg-type]
+
+
 class MemoryTaskStoreTests(TaskStoreBehaviourMixin, TestCase):
     """
     The behaviour suite against L{MemoryTaskStore}.
@@ -688,6 +731,60 @@ class RedisTaskStoreTests(TaskStoreBehaviourMixin, TestCase):
         self.clock.advance(1_700_000_000)
         redis = await private_redis(self)
         self.store = RedisTaskStore(redis, self.clock, redis.prefix)
+
+
+class RedisRequeueTests(TestCase):
+    """
+    L{RedisTaskStore.requeue_parse} walks the downloaded tasks in steps,
+    one script each, while other scripts run between the steps.
+    """
+
+    async def test_taskLeavingBetweenSteps(self) -> None:
+        """
+        A downloaded task revised (so no longer downloaded) between two
+        steps of a reparse makes no other one missed: every task still
+        downloaded ends queued.
+        """
+        from harbour.store import parse_queue
+
+        redis = await private_redis(self)
+        # A listing this small would be answered whole by one step: make
+        # Redis keep it as a skip list, which ZSCAN walks COUNT at a time.
+        await redis.execute("CONFIG", "SET", "zset-max-ziplist-entries", "0")
+        clock = Clock()
+        clock.advance(1_700_000_000)
+        store = RedisTaskStore(redis, clock, redis.prefix)
+        await store.create([request("a", day) for day in range(1, 10)])
+        for ignored in range(9):
+            task = await store.claim("w", 60)
+            assert task is not None
+            await store.finish(task.id, "w", DOWNLOADED, 1, "h", token=task.claim)
+            job = await store.claim_parse("p", 60)
+            assert job is not None
+            await store.finish_parse(job.id, "p", job.token, 1, "")
+        self.patch(parse_queue, "REQUEUE_BATCH", 3)
+        newest = task_id(request("a", 9).filename)
+        steps = []
+        run = store._run
+
+        async def step_then_revise(script: str, *args: object) -> object:
+            reply = await run(script, *args)
+            if script == parse_queue.REQUEUE_PARSE:
+                steps.append(reply)
+                if len(steps) == 1:
+                    await store.revise([(newest, clock.seconds() + 1, 2)])
+            return reply
+
+        self.patch(
+            store, "_run", lambda script, *args: Deferred.fromCoroutine(step_then_revise(script, *args))
+        )
+        await store.requeue_parse(None, only_unqueued=False)
+        downloaded, total = await store.tasks(DOWNLOADED, None, 0, 100)
+        self.assertEqual(
+            (total, {t.filename: t.parse for t in downloaded}),
+            (8, {f"a/2025-01-0{day}.zip": QUEUED for day in range(1, 9)}),
+        )
+        self.assertGreater(len(steps), 1)
 
 
 class RedisTimeTests(TestCase):

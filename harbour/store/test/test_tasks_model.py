@@ -428,6 +428,14 @@ class TwoStores(RuleBasedStateMachine):
         )
         self.both(operation, task, owner, *LATE[operation])
 
+    @rule(chosen=st.lists(st.sampled_from([*IDS, "unknown"]), max_size=4, unique=True))
+    def retire(self, chosen: list[str]) -> None:
+        """
+        Retire tasks (in any state), naming those with a file downloaded
+        before; a later create brings them back.
+        """
+        self.both("retire_with_files", chosen)
+
     @rule(seconds=st.sampled_from(ADVANCES))
     def advance(self, seconds: float) -> None:
         """
@@ -508,7 +516,7 @@ class TaskStoresAgreeTests(TestCase):
         """
         Through random sequences of create, claim (several owners), renew,
         finish (downloaded, empty, failed), release, sweep as the clock
-        advances, retry and revise, both stores return the same answers and
+        advances, retry, revise and retire, both stores return the same answers and
         end every step holding the same tasks.
         """
         from twisted.internet import reactor
