@@ -151,3 +151,27 @@ class DatasetTests(TestCase):
             p for p in (mirror.directory / "data" / "reports" / "lmp").glob("*.zip") if ".rev" not in p.name
         ]
         self.assertEqual(total["n"], sum(csv_rows(z) for z in zips))
+
+    async def test_windowChangeDoublesNothing(self) -> None:
+        """
+        Changing a report's windows (one day each, then three) retires the
+        old windows and fetches the new: the old windows' tables go, so no
+        day is in the views twice.
+        """
+        mirror = Mirror(self, days=("2025-01-01", "2025-01-06"))
+        mirror.write("reports.toml", LOAD)
+        await mirror.start()
+        await mirror.until_finished(6)
+        await mirror.until(lambda s: parsed(s) == {"load": {"parsed": 6}})
+        [before] = await query(mirror, "select count(*) as n, count(distinct trading_date) as days from load")
+        mirror.write("reports.toml", LOAD.replace('window = "1d"', 'window = "3d"'))
+        await mirror.until(
+            lambda s: (
+                s["services"]["work"]["tasks"].get("load", {}).get("retired") == 6
+                and parsed(s).get("load") == {"parsed": 2}
+            )
+        )
+        [after] = await query(mirror, "select count(*) as n, count(distinct trading_date) as days from load")
+        self.assertEqual(after, before)
+        labels = {p.name for p in (mirror.directory / "data" / "tables" / "load").glob("*/*.parquet")}
+        self.assertEqual(len(labels), 2, labels)

@@ -25,10 +25,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from harbour.dataset.parse import ParseError
-from harbour.dataset.write import Superseded, WrittenWindow, write_window
+from harbour.dataset.write import Superseded, WrittenWindow, drop_window, write_window
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, ITaskStore
 from harbour.store.parse_queue import ParseJob
+from harbour.store.tasks import RETIRED
 
 #: How long a file that is not on this host waits before another try: a
 #: worker elsewhere, without shared storage, keeps it on its own disk.
@@ -74,7 +75,7 @@ class Parses:
         Parse one claimed file, holding its lease, and record the outcome.
         """
         source = self.source(job)
-        label = Path(job.filename).name.removesuffix(".zip")
+        label = window_label(job.filename)
         lease = self.lease_seconds()
         renewal = LoopingCall(self._renew, job)
         renewal.clock = self.reactor
@@ -123,7 +124,12 @@ class Parses:
     def _parsed(self, job: ParseJob, written: WrittenWindow) -> Generator[Deferred[Any], Any, None]:
         held = yield self.store.finish_parse(job.id, self.owner, job.token, written.rows, "")
         if not held:
-            # A revision or another claim took it meanwhile: that one records.
+            # A revision or another claim took it meanwhile, and that one
+            # records; but a window retired meanwhile must not keep the
+            # tables this parse just wrote.
+            task = yield self.store.get(job.id)
+            if task is None or task.state == RETIRED:
+                yield self.in_thread(drop_window, self.tables_dir, job.report, window_label(job.filename))
             return
         self.rows += written.rows
         self.written += 1
@@ -169,3 +175,11 @@ def _write(source: Path, tables_dir: Path, job: ParseJob, label: str) -> Written
     if not source.is_file():
         raise FileNotFoundError(source)
     return write_window(source, tables_dir, job.report, label, url=job.url, sha256=job.sha256)
+
+
+def window_label(filename: str) -> str:
+    """
+    @return: The label of the window a downloaded file holds (its name
+        without C{.zip}), as its table files are named.
+    """
+    return Path(filename).name.removesuffix(".zip")

@@ -36,12 +36,12 @@ from harbour.config.paging import follow_reports
 from harbour.config.schema import DownloadTopic, WorkTopic
 from harbour.config.topics import ReportTopic
 from harbour.dataset.views import view_name
-from harbour.dataset.write import remove_abandoned
+from harbour.dataset.write import drop_window, remove_abandoned
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, IEvent, IPausable, IStatusSource, ITaskStore, StatusDocument
 from harbour.services.attempt import STORE_RETRY
 from harbour.services.cycle import guarded
-from harbour.services.parses import Parses
+from harbour.services.parses import Parses, window_label
 from harbour.services.views import Views
 from harbour.services.waking import Waker
 
@@ -141,6 +141,7 @@ class TablesService(Service):
             self.bus.subscribe("work", self._work_changed),
             self.bus.subscribe("task.done", lambda event: self._waker.wake()),
             self.bus.subscribe("table.queued", lambda event: self._waker.wake()),
+            self.bus.subscribe("task.retired", self._retired),
             self.bus.subscribe("store.connected", lambda event: self._waker.wake()),
         ]
         if self.keep_views:
@@ -165,6 +166,26 @@ class TablesService(Service):
 
     def _download_changed(self, event: IEvent) -> None:
         self.settings = DownloadTopic.from_payload(event.payload)
+
+    def _retired(self, event: IEvent) -> Deferred[None]:
+        """
+        Windows the configuration no longer asks for leave the tables (their
+        zips stay); a window asked for again is parsed again when revived.
+        """
+        files = [(entry["report"], entry["filename"]) for entry in event.payload.get("files", [])]
+        return self._in_thread(_drop_windows, self.tables_dir, files).addCallbacks(
+            lambda removed: self._dropped(removed, len(files)),
+            lambda failure: self.log.failure("cannot drop retired windows", failure, service="tables"),
+        )
+
+    def _dropped(self, removed: int, windows: int) -> None:
+        if removed:
+            self.log.info(
+                "removed {removed} table files of {windows} retired windows",
+                removed=removed,
+                windows=windows,
+                service="tables",
+            )
 
     def _work_changed(self, event: IEvent) -> None:
         self.work = WorkTopic.from_payload(event.payload)
@@ -324,3 +345,13 @@ class TablesService(Service):
             yield self.bus.unsubscribe(subscription)
         if self._threads is not None:
             self._threads.stop()
+
+
+def _drop_windows(tables_dir: Path, files: list[tuple[str, str]]) -> int:
+    """
+    In a thread: remove the table files of the windows of C{files}, each a
+    report and the file name of one of its windows.
+
+    @return: How many table files were removed.
+    """
+    return sum(drop_window(tables_dir, report, window_label(filename)) for report, filename in files)

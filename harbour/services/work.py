@@ -56,6 +56,9 @@ PROGRESS_INTERVAL = 5.0
 #: The longest wait before retrying a refresh that met an unavailable store.
 MAX_RETRY_DELAY = 30.0
 
+#: Files named per C{task.retired} event: well within one AMP value.
+RETIRED_PER_EVENT = 200
+
 
 @implementer(IStatusSource, IPausable)
 @attr.s(eq=False)
@@ -241,14 +244,19 @@ class WorkService(Service):
         asked = frozenset(task_id(request.filename) for request in requests)
         if asked == self._asked:
             return
-        retired = yield self.store.retire((yield self.store.ids()) - asked)
+        retirement = yield self.store.retire_with_files((yield self.store.ids()) - asked)
         self._asked = asked
-        if retired:
+        if retirement.count:
             self.log.info(
                 "{count} tasks retired: the configuration no longer asks for them",
-                count=retired,
+                count=retirement.count,
                 service="work",
             )
+        files = [{"report": report, "filename": filename} for report, filename in retirement.files]
+        # In pieces: a change of a report's windows can retire thousands of
+        # files, and one event is one AMP value.
+        for start in range(0, len(files), RETIRED_PER_EVENT):
+            yield self.bus.publish("task.retired", {"files": files[start : start + RETIRED_PER_EVENT]})
 
     @inlineCallbacks
     def revise(self, entries: list[Publication]) -> Generator[Deferred[Any], Any, None]:

@@ -303,6 +303,22 @@ class TablesServiceTests(SynchronousTestCase):
             self.assertEqual(task.parse, "parsed")
         self.flushLoggedErrors(RuntimeError)
 
+    def test_retiredWindowsDropped(self) -> None:
+        """
+        C{task.retired} names windows the configuration no longer asks for:
+        their table files go (their zips stay), so that a change of windows
+        never doubles a day in the views.
+        """
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+        self.service()
+        tables = self.data_dir / "tables" / "lmp"
+        self.assertEqual(len(list(tables.glob("*/*.parquet"))), 2)
+        self.successResultOf(
+            self.bus.publish("task.retired", {"files": [{"report": "lmp", "filename": "lmp/2020-01-01.zip"}]})
+        )
+        self.assertEqual(list(tables.glob("*/*.parquet")), [])
+        self.assertTrue((self.data_dir / "reports" / "lmp" / "2020-01-01.zip").exists())
+
 
 class WakerTests(SynchronousTestCase):
     """
