@@ -6,8 +6,8 @@ member whose C{ERR_CODE} says why there is none.  Sometimes it sends an
 HTML "Acceptable Use Policy" page instead, with 200 too.  L{classify} reads
 an answer (bytes, a path or a file) and says which of these it is; every
 member is read through, so a zip cut short or a corrupt member is caught
-here rather than by the analyst.  Reading stops, and the answer is an
-L{ERROR}, once the members inflate beyond L{MAX_INFLATED} bytes or a member
+here rather than by the analyst.  Reading stops, and the answer is
+L{REFUSED}, once the members inflate beyond L{MAX_INFLATED} bytes or a member
 beyond L{MAX_RATIO} times its compressed size: a zip bomb is refused in
 moments instead of filling the disk's or the CPU's time.
 
@@ -21,8 +21,9 @@ import io
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import IO, BinaryIO
 from xml.etree.ElementTree import Element, ParseError, XMLPullParser
 
 import attr
@@ -38,6 +39,9 @@ RETRY_LATER = "retry_later"
 BAD_REQUEST = "bad_request"
 #: Any other OASIS error: retry with backoff.
 ERROR = "error"
+#: The answer breaks a decompression cap (a zip bomb, or a member inflating
+#: past the size its header declares): no retry can mend it.
+REFUSED = "refused"
 
 NO_DATA = 1000
 IN_PREPARATION = 1015
@@ -83,7 +87,7 @@ class Verdict:
     What an answer means.
 
     @ivar kind: One of L{DATA}, L{EMPTY}, L{RETRY_LATER}, L{BAD_REQUEST},
-        L{ERROR}.
+        L{ERROR}, L{REFUSED}.
     @ivar members: The zip's member names (for data).
     @ivar code: The OASIS error code, if the answer carried one.
     @ivar description: Why, in words fit for C{last_error}.
@@ -107,7 +111,8 @@ def classify(
         binary file.
     @param max_inflated: See L{MAX_INFLATED}.
     @param max_ratio: See L{MAX_RATIO}.
-    @return: The verdict; L{ERROR} for members that inflate beyond the caps.
+    @return: The verdict; L{REFUSED} for members that inflate beyond the
+        caps or beyond the size their header declares.
     """
     source: BinaryIO
     if isinstance(answer, (bytes, bytearray, memoryview)):
@@ -127,14 +132,17 @@ def classify(
         return Verdict(RETRY_LATER, description="answer is not a zip")
     try:
         with zipfile.ZipFile(source) as archive:
-            names = tuple(archive.namelist())
-            if not names:
+            members = archive.infolist()
+            if not members:
                 return Verdict(RETRY_LATER, description="zip has no members")
             caps = Caps(max_inflated, max_ratio)
-            for name in names:
-                verdict = _read_member(archive, name, caps)
+            # Each entry is opened as itself: by name, a second member of
+            # the same name would be read in place of the first.
+            for info in members:
+                verdict = _read_member(archive, info, caps)
                 if verdict is not None:
                     return verdict
+            names = tuple(info.filename for info in members)
     except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, NotImplementedError) as e:
         return Verdict(RETRY_LATER, description=f"zip cut short or corrupt: {e}")
     return Verdict(DATA, members=names)
@@ -173,18 +181,18 @@ class Caps:
         @param size: What member C{name} inflates to (so far, or as its
             header says).
         @param compressed: Its compressed size.
-        @return: An L{ERROR} if C{size} more bytes (on top of the members
+        @return: A L{REFUSED} verdict if C{size} more bytes (on top of the members
             before) break a cap, else L{None}.
         """
         if self.inflated + size > self.max_inflated:
             return Verdict(
-                ERROR,
+                REFUSED,
                 description=f"member {name} inflates beyond {_bytes(self.max_inflated)}, "
                 f"the most an answer may inflate to",
             )
         if size > RATIO_FLOOR and size > self.max_ratio * max(compressed, 1):
             return Verdict(
-                ERROR,
+                REFUSED,
                 description=f"member {name} inflates beyond {self.max_ratio:g} times its "
                 f"compressed size ({_bytes(compressed)}): no real report does",
             )
@@ -198,24 +206,43 @@ def _bytes(count: int) -> str:
     return f"{count} bytes"
 
 
-def _read_member(archive: zipfile.ZipFile, name: str, caps: Caps) -> Verdict | None:
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, caps: Caps) -> Verdict | None:
     """
-    Read one member through (checking its CRC), within C{caps}; for XML,
-    parse it.
+    Read one member through (checking its CRC), within C{caps} and within
+    the size its header declares; for XML, parse it.
 
     @return: A verdict if the member decides the answer, else L{None}.
     """
-    info = archive.getinfo(name)
+    name = info.filename
     # The header's sizes refuse an honest bomb before a byte is inflated;
     # counting while reading refuses a lying one.
     verdict = caps.exceeded(name, info.file_size, info.compress_size)
     if verdict is not None:
         return verdict
-    xml = name.lower().endswith(".xml")
-    parser = ErrorFinder() if xml else None
+    parser = ErrorFinder() if name.lower().endswith(".xml") else None
+    try:
+        return _read_open_member(archive, info, caps, parser)
+    except _BeyondDeclaredSize:
+        return Verdict(
+            REFUSED,
+            description=f"member {name} inflates beyond the {_bytes(info.file_size)} its header declares",
+        )
+
+
+def _read_open_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, caps: Caps, parser: ErrorFinder | None
+) -> Verdict | None:
+    """
+    L{_read_member}'s reading.
+
+    @raise _BeyondDeclaredSize: if the member inflates beyond its declared
+        size.
+    """
+    name = info.filename
+    xml = parser is not None
     inflated = 0
-    with archive.open(name) as member:
-        first = member.read(CHUNK)
+    with archive.open(info) as member:
+        first = _read_within(member)
         if not first and not xml:
             return Verdict(RETRY_LATER, description=f"member {name} is empty")
         chunk = first
@@ -229,7 +256,7 @@ def _read_member(archive: zipfile.ZipFile, name: str, caps: Caps) -> Verdict | N
                     parser.feed(chunk)
                 except (ParseError, LookupError) as e:
                     return Verdict(RETRY_LATER, description=f"member {name} is not well-formed XML: {e}")
-            chunk = member.read(CHUNK)
+            chunk = _read_within(member)
     caps.inflated += inflated
     if parser is None:
         return None
@@ -240,6 +267,51 @@ def _read_member(archive: zipfile.ZipFile, name: str, caps: Caps) -> Verdict | N
     if parser.code is None:
         return None
     return verdict_for(parser.code, parser.description)
+
+
+def _read_within(member: IO[bytes]) -> bytes:
+    """
+    @return: The next bytes of C{member}, none past the size its header
+        declares (see L{_inflated_through}).
+    @raise _BeyondDeclaredSize: if it inflates past that size.
+    @raise zipfile.BadZipFile: if its CRC fails, and not because it was
+        cut at its declared size.
+    """
+    try:
+        chunk = member.read(CHUNK)
+    except zipfile.BadZipFile:
+        # A CRC that fails because the member was cut at its declared
+        # size is a lie about its size, not damage.
+        if _inflated_through(member):
+            raise
+        raise _BeyondDeclaredSize() from None
+    if not chunk and not _inflated_through(member):
+        raise _BeyondDeclaredSize()
+    return chunk
+
+
+class _BeyondDeclaredSize(Exception):
+    """
+    A member inflates beyond the size its header declares.
+    """
+
+
+def _inflated_through(member: IO[bytes]) -> bool:
+    """
+    @param member: A deflated or stored member, read to the size its
+        header declares (C{zipfile} reads no further).
+    @return: Whether its deflate stream ended there too: if it did not,
+        the member inflates beyond its declared size, and what lies past
+        it was never read, nor checked.
+    """
+    # zipfile keeps its inflater private; a member it reads otherwise
+    # (stored, or another compression) has nothing past its size to hide.
+    inflater = getattr(member, "_decompressor", None)
+    if not isinstance(inflater, type(zlib.decompressobj())) or inflater.eof:
+        return True
+    # An honest stream may stop short of its end marker when its last
+    # bytes filled a read exactly: what it still holds inflates to nothing.
+    return not inflater.decompress(inflater.unconsumed_tail, 1)
 
 
 def verdict_for(code: int, description: str) -> Verdict:

@@ -26,14 +26,16 @@ from urllib.parse import urlsplit
 
 import attr
 from hyperlink import EncodedURL
-from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool, RedirectAgent, ResponseDone, _HTTP11ClientFactory
 from twisted.web.http import PotentialDataLoss
-from twisted.web.iweb import IAgent, IResponse
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgent, IBodyProducer, IResponse
+from zope.interface import implementer
 
 from harbour.config.schema import DownloadTopic
 from harbour.errors import StoreUnavailable
@@ -230,6 +232,43 @@ class QuietPool(HTTPConnectionPool):
     _factory = _QuietFactory
 
 
+class InsecureRedirect(PermanentFailure):
+    """
+    A request made over https was redirected to plain http.
+    """
+
+
+@implementer(IAgent)
+@attr.s(eq=False, frozen=True)
+class _SecureOnly:
+    """
+    An agent that sends only https requests: those of a request made over
+    https, redirects included.
+
+    @ivar agent: Sends them.
+    """
+
+    agent: IAgent = attr.ib()
+
+    def request(
+        self,
+        method: bytes,
+        uri: bytes,
+        headers: Headers | None = None,
+        bodyProducer: IBodyProducer | None = None,
+    ) -> Deferred[IResponse]:
+        """
+        See L{IAgent.request}.
+
+        @return: A L{Deferred} failing with L{InsecureRedirect} for a URI
+            that is not https.
+        """
+        if uri[:6].lower() != b"https:":
+            text = uri.decode("ascii", "replace")
+            return fail(InsecureRedirect(f"refused a redirect from https to {text}"))
+        return self.agent.request(method, uri, headers, bodyProducer)
+
+
 @attr.s(eq=False, frozen=True)
 class DirectClient:
     """
@@ -239,12 +278,16 @@ class DirectClient:
     cookie jar, a gzip decoder.  Harbour's URLs are ASCII already; any
     other is encoded as treq would.
 
+    A request made over https never follows a redirect to plain http:
+    the answer could be altered on the way, unseen.
+
     @ivar reactor: Times the C{timeout}.
-    @ivar agent: Sends the requests.
+    @ivar agent: Sends the requests (and the requests of the redirects
+        followed).
     """
 
     reactor: IReactorTime = attr.ib()
-    agent: IAgent = attr.ib(converter=RedirectAgent)
+    agent: IAgent = attr.ib()
 
     def get(self, url: str, unbuffered: bool = True, timeout: float | None = None) -> Deferred[IResponse]:
         """
@@ -258,7 +301,10 @@ class DirectClient:
             encoded = url.encode("ascii")
         except UnicodeEncodeError:
             encoded = EncodedURL.from_text(url).to_uri().to_text().encode("ascii")
-        d: Deferred[IResponse] = self.agent.request(b"GET", encoded)
+        agent = self.agent
+        if encoded[:6].lower() == b"https:":
+            agent = _SecureOnly(agent)
+        d: Deferred[IResponse] = RedirectAgent(agent).request(b"GET", encoded)
         if timeout:
             expiry = self.reactor.callLater(timeout, d.cancel)
 
@@ -358,14 +404,30 @@ class OasisClient:
         if wait > 0:
             yield deferLater(clock, wait, lambda: None)
         transfer.started = clock.seconds()
+        idle = self.settings.idle_timeout
+        request = self._client().get(transfer.url, unbuffered=True)
+        # A cancel of our own, for want of headers, is a failure worth
+        # retrying that says so; any other is harbour stopping.
+        timed_out: list[bool] = []
+
+        def expire() -> None:
+            timed_out.append(True)
+            request.cancel()
+
+        expiry = clock.callLater(idle, expire)
         try:
-            response = yield self._client().get(
-                transfer.url, unbuffered=True, timeout=self.settings.idle_timeout
-            )
+            response = yield request
         except CancelledError:
+            if timed_out:
+                raise AttemptFailed(f"no answer within {idle:g} s") from None
+            raise
+        except PermanentFailure:
             raise
         except Exception as e:
             raise AttemptFailed(f"request failed: {e}") from None
+        finally:
+            if expiry.active():
+                expiry.cancel()
         if response.code != 200:
             raise (yield self._refused(host, response))
         if limit is None:

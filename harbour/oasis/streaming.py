@@ -15,7 +15,9 @@ L{classify}, which reads the whole file and has the last word: those
 answers are rare, and their verdicts then come from one place.  So it does
 with a member that breaks the caps of L{harbour.oasis.classify}, whether
 its header says so or its inflated bytes do: inflating stops there, and
-L{classify} refuses it as promptly.
+L{classify} refuses it as promptly; and with a member that inflates
+beyond the size its header declares, and an XML member too large to be an
+error document (L{MAX_STREAMED_XML}): parsing it is a thread's work.
 """
 
 from __future__ import annotations
@@ -60,6 +62,12 @@ _PLAIN_FLAGS = 0x6 | _UTF8
 MAX_VERSION = 63
 #: A size or offset of this value is really in a Zip64 record.
 _ZIP64 = 0xFFFFFFFF
+
+#: The largest XML member parsed as it streams (by its declared size):
+#: OASIS's error documents are well under a kilobyte, while parsing a
+#: large XML report would hold the reactor for seconds; larger XML is
+#: judged by L{classify}, in a thread.
+MAX_STREAMED_XML = 1 << 16
 
 #: The most bytes of central directory kept: one entry is about 100 bytes,
 #: and an answer holds a handful of members.
@@ -209,9 +217,14 @@ class ZipStream:
         self._crc = 0
         self._inflated = 0
         self._inflater = zlib.decompressobj(-15) if member.method == _DEFLATED else None
-        self._parser = ErrorFinder() if member.name.lower().endswith(".xml") else None
+        xml = member.name.lower().endswith(".xml")
+        self._parser = ErrorFinder() if xml else None
         self._not_xml = None
         if self._decided is None:
+            if xml and member.size > MAX_STREAMED_XML:
+                # Parsing it here would hold the reactor for seconds: it
+                # is data, not an error document, and a thread judges it.
+                raise _Undecidable()
             # The header's sizes refuse an honest bomb before a byte is
             # inflated; counting while inflating refuses a lying one.
             self._within_caps(member.size)
@@ -223,10 +236,20 @@ class ZipStream:
             return
         if inflater.eof:
             raise _Undecidable()  # bytes past the end of the deflate stream
-        # Inflate a step at a time, so that a bomb is caught within a step.
-        self._inflate(inflater.decompress(data, CHUNK))
+        # Inflate a step at a time, so that a bomb is caught within a step,
+        # and never more than one byte past the member's declared size.
+        self._inflate(inflater.decompress(data, self._step()))
         while inflater.unconsumed_tail:
-            self._inflate(inflater.decompress(inflater.unconsumed_tail, CHUNK))
+            self._inflate(inflater.decompress(inflater.unconsumed_tail, self._step()))
+
+    def _step(self) -> int:
+        """
+        @return: How many bytes the next inflating step may make: one past
+            the member's declared size is enough to know it lies.
+        """
+        member = self._member
+        assert member is not None
+        return max(1, min(CHUNK, member.size + 1 - self._inflated))
 
     def _within_caps(self, size: int) -> None:
         """
@@ -247,6 +270,10 @@ class ZipStream:
             return
         self._crc = zlib.crc32(data, self._crc)
         self._inflated += len(data)
+        member = self._member
+        assert member is not None
+        if self._inflated > member.size:
+            raise _Undecidable()  # beyond its declared size: classify refuses it
         self._within_caps(self._inflated)
         if self._parser is not None and self._not_xml is None:
             try:

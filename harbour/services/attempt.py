@@ -31,7 +31,7 @@ from harbour.oasis.client import AttemptFailed, OasisClient, PermanentFailure
 from harbour.oasis.requests import UnsafeName, confined
 from harbour.oasis.streaming import ZipStream
 from harbour.services.activity import DownloadActivity
-from harbour.services.commit import GroupCommit
+from harbour.services.commit import GroupCommit, LeaseRanOut
 from harbour.services.files import InThread, kept_name, prepare, temporary_name, verify
 from harbour.store.tasks import DOWNLOADED, DOWNLOADING, EMPTY, FAILED, Task
 
@@ -57,9 +57,35 @@ class Lease:
         accepted; L{None} if unknown.  The lease lasts at least
         C{lease_seconds} from then: Redis takes the request later, not
         sooner.
+    @ivar expires: When, on the wall clock, the lease surely lasts until;
+        L{None} if unknown.
     """
 
     confirmed: float | None = attr.ib(default=None)
+    expires: float | None = attr.ib(default=None)
+
+    def confirm(self, asked: float, now: float, lease_seconds: float, wall: float) -> None:
+        """
+        The store accepted a request, made at C{asked}, to set the lease's
+        expiry.
+
+        The lease is timed on the reactor's clock, which is the wall clock
+        on a real reactor but not under a test's L{task.Clock}; so what is
+        left of it is carried over to the wall clock, which the thread that
+        renames reads (see L{harbour.services.commit.Move.deadline}).
+
+        @param now: The reactor's time now.
+        @param wall: The wall time now (L{time.time}).
+        """
+        self.confirmed = asked
+        self.expires = wall + (asked + lease_seconds - now)
+
+    def deadline(self) -> float:
+        """
+        @return: The wall time until which the lease surely lasts (as last
+            confirmed: renewals move it on), or minus infinity if unknown.
+        """
+        return float("-inf") if self.expires is None else self.expires
 
     def fresh(self, now: float, lease_seconds: float) -> bool:
         """
@@ -139,7 +165,9 @@ class Attempts:
         @param downloaded: Called once the download is over (or there was
             none), before the answer is committed and recorded.
         """
-        lease = Lease(claimed)
+        lease = Lease()
+        if claimed is not None:
+            self._confirm(lease, claimed)
         renewer = LoopingCall(self._renew, task, lease)
         renewer.clock = self.reactor
         renewer.start(max(1.0, self.context.work.lease_seconds / 3), now=False)
@@ -194,7 +222,7 @@ class Attempts:
                     # An answer the stream could not judge: the whole file can.
                     verdict = yield self.in_thread(verify, temporary)
                 elif verdict.kind != verdicts.DATA:
-                    temporary.unlink()
+                    yield self._discard(temporary)
                 if verdict.kind == verdicts.DATA:
                     keep = None
                     # The same bytes again (a revision or a changed request
@@ -202,14 +230,20 @@ class Attempts:
                     # record must name the request now asked.
                     if task.sha256 and digest != task.sha256 and self.context.settings.keep_revisions:
                         keep = kept_name(target, task.revision - 1)
-                    # Only the claim's holder may put a file in place.
+                    # Only the claim's holder may put a file in place, and
+                    # only while its lease lasts: a commit may wait.
                     yield self._hold(task, lease)
-                    yield self.commits.commit(temporary, target, keep, task.url, digest)
+                    try:
+                        yield self.commits.commit(temporary, target, keep, task.url, digest, lease.deadline)
+                    except LeaseRanOut:
+                        raise LostClaim(task.id) from None
         except BaseException:
-            temporary.unlink(missing_ok=True)
+            # Nobody waits on it: harbour may be stopping, and prepare or
+            # the janitor removes what it leaves.
+            self._discard(temporary)
             raise
         if failure is not None:
-            temporary.unlink(missing_ok=True)
+            yield self._discard(temporary)
             yield self._after_failure(task, failure)
         elif verdict.kind == verdicts.DATA:
             yield self._conclude(task, DOWNLOADED, received, digest)
@@ -225,10 +259,27 @@ class Attempts:
             yield self._release(task, RECHECK, f"no data yet: {verdict.description}", counted=False)
         elif verdict.kind == verdicts.EMPTY:
             yield self._conclude(task, EMPTY, error=verdict.description)
-        elif verdict.kind == verdicts.BAD_REQUEST:
+        elif verdict.kind in (verdicts.BAD_REQUEST, verdicts.REFUSED):
+            # A wrong request, or an answer that breaks a decompression
+            # cap: asking again would only spend OASIS's time and ours.
             yield self._conclude(task, FAILED, error=verdict.description)
         else:
             yield self.retry(task, verdict.description, None)
+
+    def _discard(self, temporary: Path) -> Deferred[None]:
+        """
+        Remove C{temporary}, if there, in a thread: removing a name waits on
+        the file system's journal, as creating one does.
+
+        @return: A Deferred firing once it is gone, or could not be removed
+            (which is logged: prepare or the janitor removes it later).
+        """
+        d: Deferred[None] = self.in_thread(temporary.unlink, True)
+
+        def failed(failure: Failure) -> None:
+            self.log.failure("cannot remove {path}", failure, path=str(temporary), service="download")
+
+        return d.addErrback(failed)
 
     @inlineCallbacks
     def _stored(self, write: Callable[[], Deferred[_T]]) -> Generator[Deferred[Any], Any, _T]:
@@ -290,7 +341,14 @@ class Attempts:
         held = yield self._stored(lambda: self.store.renew(task.id, self.context.owner, seconds, task.claim))
         if not held:
             raise LostClaim(task.id)
-        lease.confirmed = asked
+        self._confirm(lease, asked)
+
+    def _confirm(self, lease: Lease, asked: float) -> None:
+        """
+        The store accepted a request, made at C{asked}, to set C{lease}'s
+        expiry.
+        """
+        lease.confirm(asked, self.reactor.seconds(), self.context.work.lease_seconds, self.commits.wall())
 
     @inlineCallbacks
     def _release(
@@ -374,7 +432,7 @@ class Attempts:
             self.log.failure("cannot renew the lease of {url}", url=task.url, service="download")
             return
         if held:
-            lease.confirmed = asked
+            self._confirm(lease, asked)
         else:
             self.log.warn("lost the lease of {url}", url=task.url, service="download")
 

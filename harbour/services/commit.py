@@ -20,6 +20,7 @@ import ctypes
 import functools
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -32,6 +33,11 @@ from harbour.services.files import InThread, record, record_path
 
 #: Makes a file system durable: C{syncfs(2)} given a descriptor on it.
 SyncFS = Callable[[int], int]
+#: Tells the wall time, as L{time.time} does.
+WallClock = Callable[[], float]
+#: Tells the wall time a lease lasts until (see L{Move.deadline}).  It is
+#: read in a thread, and so only reads a value the reactor's thread sets.
+Deadline = Callable[[], float]
 
 
 @attr.s(auto_attribs=True, frozen=True)
@@ -43,12 +49,25 @@ class Move:
     @ivar target: Its final name.
     @ivar keep: Where the file it replaces is kept, if at all.
     @ivar record: The record written beside it (see L{record}).
+    @ivar deadline: Tells, when asked in the thread that renames, the wall
+        time (as L{time.time} tells it) until which the lease of the claim
+        that fetched it surely lasts, if it has one: renewals move it on.
+        Past it, another worker may hold the task, and the file is not put
+        in place.
     """
 
     temporary: Path
     target: Path
     keep: Path | None
     record: str
+    deadline: Deadline | None = None
+
+
+class LeaseRanOut(Exception):
+    """
+    A file was not put in place: the lease of the claim that fetched it
+    ran out before its rename.
+    """
 
 
 @functools.cache
@@ -102,13 +121,18 @@ def _keep_all(moves: Iterable[Move]) -> list[Exception | None]:
     return outcomes
 
 
-def _rename(move: Move) -> None:
+def _rename(move: Move, wall: WallClock) -> None:
     """
     Put C{move}'s file in place, then its record.  The record follows its
     file, and a file is trusted only if its record names its hash: a crash
     before the record is whole (and synced with the rename) leaves the file
     to be fetched again, never trusted.
+
+    @param wall: Tells the time C{move.deadline} is in.
+    @raise LeaseRanOut: past C{move.deadline}: nothing is renamed.
     """
+    if move.deadline is not None and wall() > move.deadline():
+        raise LeaseRanOut(move.target)
     os.replace(move.temporary, move.target)
     record_path(move.target).write_text(move.record, encoding="utf-8")
 
@@ -131,7 +155,9 @@ def _sync_file_systems(directories: Iterable[Path], syncfs: SyncFS) -> None:
             os.close(fd)
 
 
-def _sync_and_rename(moves: list[Move], directories: set[Path], syncfs: SyncFS) -> list[Exception | None]:
+def _sync_and_rename(
+    moves: list[Move], directories: set[Path], syncfs: SyncFS, wall: WallClock
+) -> list[Exception | None]:
     """
     In a thread: keep the files C{moves} replace, make the file systems of
     C{directories} durable (the moves' bytes and kept names, and every
@@ -147,33 +173,40 @@ def _sync_and_rename(moves: list[Move], directories: set[Path], syncfs: SyncFS) 
     for index, move in enumerate(moves):
         if outcomes[index] is None:
             try:
-                _rename(move)
-            except OSError as e:
+                _rename(move, wall)
+            except (OSError, LeaseRanOut) as e:
                 outcomes[index] = e
     return outcomes
 
 
-def _commit_each(moves: list[Move]) -> list[Exception | None]:
+def _commit_each(moves: list[Move], wall: WallClock) -> list[Exception | None]:
     """
-    In a thread, where there is no C{syncfs}: sync each file, keep what
-    each replaces, rename them into place, sync their records, and sync
-    each directory once.
+    In a thread, where there is no C{syncfs}: for each move, sync its file,
+    keep what it replaces, rename it into place and sync its record; then
+    sync each directory a file was renamed into, once.
 
-    @return: As L{_keep_all}.
-    @raise OSError: if a sync fails.
+    @return: As L{_keep_all}: each file succeeds or fails on its own (one
+        missing temporary file fails only itself), but a directory that
+        cannot be synced fails every file renamed into it.
     """
+    outcomes: list[Exception | None] = []
     for move in moves:
-        _fsync_path(move.temporary, data_only=True)
-    outcomes = _keep_all(moves)
-    for index, move in enumerate(moves):
-        if outcomes[index] is None:
-            try:
-                _rename(move)
-                _fsync_path(record_path(move.target), data_only=True)
-            except OSError as e:
-                outcomes[index] = e
-    for directory in {move.target.parent for move in moves}:
-        _fsync_path(directory)
+        try:
+            _fsync_path(move.temporary, data_only=True)
+            if move.keep is not None and move.target.exists():
+                _keep(move.target, move.keep)
+            _rename(move, wall)
+            _fsync_path(record_path(move.target), data_only=True)
+            outcomes.append(None)
+        except (OSError, LeaseRanOut) as e:
+            outcomes.append(e)
+    for directory in {move.target.parent for move, outcome in zip(moves, outcomes) if outcome is None}:
+        try:
+            _fsync_path(directory)
+        except OSError as e:
+            for index, move in enumerate(moves):
+                if outcomes[index] is None and move.target.parent == directory:
+                    outcomes[index] = e
     return outcomes
 
 
@@ -187,6 +220,8 @@ class GroupCommit:
     @ivar run: Runs a function in a thread.
     @ivar syncfs: C{syncfs(2)}, or L{None} to sync file by file.
     @ivar clock: What spaces syncs.
+    @ivar wall: Tells the wall time that the moves' deadlines are in, in
+        the thread that renames.
     @ivar interval: The least time from the start of one sync to the start
         of the next: each forces the file system's journal to commit, and
         every file creation and rename waits meanwhile, so fewer, larger
@@ -197,6 +232,7 @@ class GroupCommit:
     syncfs: SyncFS | None = attr.ib(factory=load_syncfs)
     clock: IReactorTime | None = attr.ib(default=None)
     interval: float = attr.ib(default=0.0)
+    wall: WallClock = attr.ib(default=time.time)
     _last: float = attr.ib(default=float("-inf"), init=False)
     _timer: IDelayedCall | None = attr.ib(default=None, init=False)
     _queue: list[tuple[Move, Deferred[None]]] = attr.ib(factory=list, init=False)
@@ -205,16 +241,25 @@ class GroupCommit:
     _busy: bool = attr.ib(default=False, init=False)
 
     def commit(
-        self, temporary: Path, target: Path, keep: Path | None, url: str, sha256: str
+        self,
+        temporary: Path,
+        target: Path,
+        keep: Path | None,
+        url: str,
+        sha256: str,
+        deadline: Deadline | None = None,
     ) -> Deferred[None]:
         """
         @param keep: Where the file C{temporary} replaces is kept, if at all.
         @param url: The request C{temporary} answers, recorded with it.
         @param sha256: Its hash, recorded with it.
-        @return: A Deferred firing once C{temporary} is durably at C{target}.
+        @param deadline: See L{Move.deadline}.
+        @return: A Deferred firing once C{temporary} is durably at C{target},
+            or failing with L{LeaseRanOut} if it is past C{deadline} when
+            its turn to be renamed comes.
         """
         d: Deferred[None] = Deferred()
-        self._queue.append((Move(temporary, target, keep, record(url, sha256)), d))
+        self._queue.append((Move(temporary, target, keep, record(url, sha256), deadline), d))
         self._next()
         return d
 
@@ -231,12 +276,12 @@ class GroupCommit:
         batch, self._queue = self._queue, []
         moves = [move for move, ignored in batch]
         if self.syncfs is None:
-            done = self.run(_commit_each, moves)
+            done = self.run(_commit_each, moves, self.wall)
             done.addBoth(self._committed, batch)
             return
         renamed, self._renamed = self._renamed, []
         directories = {move.target.parent for move, ignored in batch + renamed}
-        done = self.run(_sync_and_rename, moves, directories, self.syncfs)
+        done = self.run(_sync_and_rename, moves, directories, self.syncfs, self.wall)
         done.addBoth(self._synced, batch, renamed)
 
     def _spaced(self) -> None:

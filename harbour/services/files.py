@@ -122,6 +122,7 @@ def prepare(
     url: str,
     idle: float,
     now: float,
+    fsync: Callable[[int], None] = os.fsync,
 ) -> tuple[verdicts.Verdict, int, str] | IO[bytes]:
     """
     In a thread: make the directory; remove the temporary files of earlier
@@ -131,9 +132,11 @@ def prepare(
     file when it ends (older ones are the janitor's); take a file already
     in place as the answer only if its record shows it was fetched for
     C{url} and it still has the recorded hash (and that hash is not
-    C{superseded}: a revision replaces it); else open the temporary file.
+    C{superseded}: a revision replaces it), once it is durable (see
+    L{make_durable}); else open the temporary file.
 
     @param token: The fencing token of the claim C{temporary} is for.
+    @param fsync: See L{make_durable}.
     @return: (verdict, size, sha256) of a complete file already in place,
         or the opened temporary file.
     """
@@ -152,8 +155,29 @@ def prepare(
     if target.exists() and (recorded := _recorded(target)).get("url") == url:
         found = _existing(target)
         if found[0].kind == verdicts.DATA and found[2] == recorded.get("sha256") and found[2] != superseded:
+            # Its rename may not be durable yet (a commit whose sync was
+            # still to come when its worker died, or failed): the task is
+            # recorded done only once it is.
+            make_durable(target, fsync)
             return found
     return open(temporary, "wb")
+
+
+def make_durable(target: Path, fsync: Callable[[int], None] = os.fsync) -> None:
+    """
+    In a thread: make the file at C{target}, its record and their names
+    durable.
+
+    @param fsync: Makes one open file durable: L{os.fsync} unless a test
+        watches.
+    @raise OSError: if one cannot be.
+    """
+    for path in (target, record_path(target), target.parent):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def kept_name(target: Path, revision: int) -> Path:

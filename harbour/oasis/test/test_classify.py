@@ -5,9 +5,12 @@ of answer harbour must survive.
 
 from __future__ import annotations
 
+import datetime
 import io
 import struct
+import warnings
 import zipfile
+import zlib
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -20,6 +23,7 @@ from harbour.oasis.classify import (
     MAX_INFLATED,
     MAX_RATIO,
     RATIO_FLOOR,
+    REFUSED,
     RETRY_LATER,
     classify,
     throttle_pause,
@@ -178,8 +182,6 @@ class ShapeTests(SynchronousTestCase):
         Each code maps to its verdict: 1015 later, definition errors are
         bad requests, others are errors to retry with backoff.
         """
-        import datetime
-
         stamp = datetime.datetime(2026, 1, 1)
         for code, kind in [
             (1000, EMPTY),
@@ -205,6 +207,27 @@ class ShapeTests(SynchronousTestCase):
         )
 
 
+class DuplicateNameTests(SynchronousTestCase):
+    """
+    Members that share a name are each read as themselves.
+    """
+
+    def test_eachMemberRead(self) -> None:
+        """
+        An error document followed by a data member of the same name is
+        judged by the error document, the first member, as the stream
+        judges it; not by the second, read twice.
+        """
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("a.xml", error_document(1000, datetime.datetime(2026, 1, 1)))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # zipfile warns of the duplicate
+                archive.writestr("a.xml", b"<OASISReport><ROW>1</ROW></OASISReport>")
+        verdict = classify(out.getvalue())
+        self.assertEqual((verdict.kind, verdict.code), (EMPTY, 1000))
+
+
 def lying(answer: bytes, member_size: int) -> bytes:
     """
     @return: C{answer}, a zip of one member, with that member's headers
@@ -220,7 +243,8 @@ def lying(answer: bytes, member_size: int) -> bytes:
 
 class DecompressionCapTests(SynchronousTestCase):
     """
-    A zip bomb is refused quickly, as an L{ERROR} that says why, by the
+    A zip bomb is refused quickly, as L{REFUSED} (no retry can mend it)
+    that says why, by the
     inflated size of the answer and by the compression ratio of a member.
     """
 
@@ -237,13 +261,24 @@ class DecompressionCapTests(SynchronousTestCase):
         """
         self.assertEqual((MAX_INFLATED, MAX_RATIO, RATIO_FLOOR), (4 << 30, 200, 1 << 20))
 
+    def test_lyingHeaderMatchingCRC(self) -> None:
+        """
+        A member whose headers understate its size, with the CRC of the
+        bytes they declare, is refused, not taken for those bytes.
+        """
+        answer = bytearray(lying(self.bomb, 1000))
+        crc = zlib.crc32(bytes(1000))
+        struct.pack_into("<I", answer, answer.index(b"PK\x03\x04") + 14, crc)
+        struct.pack_into("<I", answer, answer.index(b"PK\x01\x02") + 16, crc)
+        self.assertEqual(classify(bytes(answer)).kind, REFUSED)
+
     def test_ratio(self) -> None:
         """
         A member that inflates beyond L{MAX_RATIO} times its compressed size
         is an error naming the member.
         """
         verdict = classify(self.bomb)
-        self.assertEqual(verdict.kind, ERROR)
+        self.assertEqual(verdict.kind, REFUSED)
         self.assertIn("member PRC_LMP.csv inflates beyond 200 times its compressed size", verdict.description)
 
     def test_inflatedSize(self) -> None:
@@ -255,7 +290,7 @@ class DecompressionCapTests(SynchronousTestCase):
         answer = zipped(("a.csv", varied), ("b.csv", varied))
         self.assertEqual(classify(answer, max_inflated=3 << 20).kind, DATA)
         verdict = classify(answer, max_inflated=(3 << 20) // 2)
-        self.assertEqual(verdict.kind, ERROR)
+        self.assertEqual(verdict.kind, REFUSED)
         self.assertEqual(
             verdict.description, "member b.csv inflates beyond 1.5 MiB, the most an answer may inflate to"
         )
@@ -263,11 +298,13 @@ class DecompressionCapTests(SynchronousTestCase):
     def test_lyingHeader(self) -> None:
         """
         A member whose header understates its size is inflated no further
-        than the header says, and so is a corrupt answer, not data.
+        than the header says, and is refused: no retry can mend it.
         """
         verdict = classify(lying(self.bomb, 1000))
-        self.assertEqual(verdict.kind, RETRY_LATER)
-        self.assertIn("corrupt", verdict.description)
+        self.assertEqual(
+            (verdict.kind, verdict.description),
+            (REFUSED, "member PRC_LMP.csv inflates beyond the 1000 bytes its header declares"),
+        )
 
     def test_smallMembersCompressWell(self) -> None:
         """

@@ -28,7 +28,14 @@ from zope.interface import implementer
 
 from harbour.bus import Bus
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
-from harbour.oasis.client import AttemptFailed, DirectClient, OasisClient, Transfer
+from harbour.oasis.client import (
+    AttemptFailed,
+    DirectClient,
+    InsecureRedirect,
+    OasisClient,
+    PermanentFailure,
+    Transfer,
+)
 from harbour.oasis.requests import report_urls
 from harbour.services.activity import DownloadActivity
 from harbour.services.attempt import Attempts
@@ -357,6 +364,100 @@ class DirectClientTimingTests(SynchronousTestCase):
         agent = Waiting()
         DirectClient(Clock(), agent).get("http://oasis.test/oasisapi/SingleZip?node=\u00e9")
         self.assertEqual(agent.urls, [b"http://oasis.test/oasisapi/SingleZip?node=%C3%A9"])
+
+
+class RedirectTests(SynchronousTestCase):
+    """
+    L{DirectClient} never follows a redirect from https to plain http.
+    """
+
+    def redirected(self, start: str, location: bytes) -> tuple[Waiting, Deferred[Any]]:
+        """
+        Get C{start}, answered by a redirect to C{location}.
+
+        @return: The agent and the L{Deferred} of the answer.
+        """
+        agent = Waiting()
+        d = DirectClient(Clock(), agent).get(start)
+        moved = SimpleNamespace(code=302, headers=Headers({b"location": [location]}))
+        agent.pending[0].callback(moved)
+        return agent, d
+
+    def test_httpsToHttpRefused(self) -> None:
+        """
+        A redirect from https to http fails the request with
+        L{InsecureRedirect}, a L{PermanentFailure}, and is not sent.
+        """
+        agent, d = self.redirected("https://oasis.test/a", b"http://oasis.test/b")
+        failure = self.failureResultOf(d, InsecureRedirect)
+        self.assertIsInstance(failure.value, PermanentFailure)
+        self.assertEqual(str(failure.value), "refused a redirect from https to http://oasis.test/b")
+        self.assertEqual(agent.urls, [b"https://oasis.test/a"])
+
+    def test_httpsToHttpsFollowed(self) -> None:
+        """
+        A redirect from https to https is followed.
+        """
+        agent, d = self.redirected("https://oasis.test/a", b"https://mirror.test/b")
+        self.assertEqual(agent.urls, [b"https://oasis.test/a", b"https://mirror.test/b"])
+        self.assertNoResult(d)
+
+    def test_httpToHttpFollowed(self) -> None:
+        """
+        A request made over plain http follows redirects as before.
+        """
+        agent, d = self.redirected("http://oasis.test/a", b"http://oasis.test/b")
+        self.assertEqual(agent.urls, [b"http://oasis.test/a", b"http://oasis.test/b"])
+
+    def test_fetchFailsForGood(self) -> None:
+        """
+        A fetch refused so fails with the L{PermanentFailure}, not an
+        L{AttemptFailed} to retry.
+        """
+        agent = Waiting()
+        clock = Clock()
+        http = DirectClient(clock, agent)
+        client = OasisClient(clock, MemoryLimiter(clock), DownloadTopic(idle_timeout=30), http=http)
+        d = client.fetch(Transfer("https://oasis.test/a"), lambda data: None)
+        moved = SimpleNamespace(code=302, headers=Headers({b"location": [b"http://oasis.test/b"]}))
+        agent.pending[0].callback(moved)
+        self.failureResultOf(d, InsecureRedirect)
+
+
+class HeaderTimeoutTests(SynchronousTestCase):
+    """
+    L{OasisClient.fetch} says when an answer's headers never came.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.agent = Waiting()
+        settings = DownloadTopic(idle_timeout=30)
+        http = DirectClient(self.clock, self.agent)
+        self.client = OasisClient(self.clock, MemoryLimiter(self.clock), settings, http=http)
+
+    def test_noAnswerInTime(self) -> None:
+        """
+        No headers within C{idle_timeout} fail the attempt, worth retrying,
+        with an error that says so (not a bare cancellation).
+        """
+        d = self.client.fetch(Transfer(URL), lambda data: None)
+        self.clock.advance(29.9)
+        self.assertNoResult(d)
+        self.clock.advance(0.1)
+        failure = self.failureResultOf(d, AttemptFailed)
+        self.assertEqual(str(failure.value), "no answer within 30 s")
+
+    def test_stopStillCancels(self) -> None:
+        """
+        A fetch cancelled (harbour stopping) fails with L{CancelledError},
+        and leaves no timer behind.
+        """
+        d = self.client.fetch(Transfer(URL), lambda data: None)
+        self.assertNoResult(d)
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
 @implementer(IAgent)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import struct
 import zipfile
 from pathlib import Path
 
@@ -15,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbour.oasis.classify import DATA, EMPTY, ERROR, RETRY_LATER, Verdict, classify
-from harbour.oasis.streaming import ZipStream
+from harbour.oasis.classify import DATA, EMPTY, REFUSED, RETRY_LATER, Verdict, classify
+from harbour.oasis.streaming import MAX_STREAMED_XML, ZipStream
 from harbour.testing.simulator import THROTTLE_PAGE, error_document
 from harbour.testing.simulator.formats import MESSAGES
 
@@ -179,7 +180,7 @@ class LeavesToClassifyTests(SynchronousTestCase):
         """
         answer = zipped(("a.csv", bytes(50 << 20)))
         self.assertIsNone(streamed(answer, 1 << 16))
-        self.assertEqual(classify(answer).kind, ERROR)
+        self.assertEqual(classify(answer).kind, REFUSED)
 
     def test_inflatedCap(self) -> None:
         """
@@ -188,7 +189,7 @@ class LeavesToClassifyTests(SynchronousTestCase):
         """
         answer = zipped(("a.csv", b"x" * 5000), ("b.csv", b"y" * 5000))
         self.assertIsNone(streamed(answer, max_inflated=8000))
-        self.assertEqual(classify(answer, max_inflated=8000).kind, ERROR)
+        self.assertEqual(classify(answer, max_inflated=8000).kind, REFUSED)
 
     def test_inflatingStops(self) -> None:
         """
@@ -200,6 +201,46 @@ class LeavesToClassifyTests(SynchronousTestCase):
         stream.feed(answer[2000:])
         self.assertIsNone(stream.verdict())
         self.assertLess(stream._inflated, 1 << 20)
+
+    def test_largeXMLLeftToClassify(self) -> None:
+        """
+        An XML member declared larger than L{MAX_STREAMED_XML} is data, not
+        an error document: it is not parsed as it streams (that would hold
+        the reactor), but left to L{classify}.
+        """
+        rows = b"".join(b"<ROW><VALUE>%d</VALUE></ROW>" % i for i in range(MAX_STREAMED_XML // 20))
+        document = b"<OASISReport>" + rows + b"</OASISReport>"
+        self.assertGreater(len(document), MAX_STREAMED_XML)
+        answer = zipped(("PRC_LMP.xml", document))
+        stream = ZipStream()
+        stream.feed(answer[:200])
+        self.assertIsNone(stream._parser)
+        stream.feed(answer[200:])
+        self.assertIsNone(stream.verdict())
+        self.assertEqual(classify(answer).kind, DATA)
+
+    def test_smallXMLStillJudged(self) -> None:
+        """
+        An error document, well under L{MAX_STREAMED_XML}, is still judged
+        as it streams.
+        """
+        answer = zipped(("e.xml", error_document(1000, CREATED)))
+        verdict = streamed(answer)
+        self.assertIsNotNone(verdict)
+        self.assertEqual(verdict, classify(answer))
+
+    def test_lyingLocalHeader(self) -> None:
+        """
+        A member whose local header declares fewer bytes than it inflates to
+        is inflated no further than one byte past its declared size, and
+        left to L{classify}.
+        """
+        answer = bytearray(zipped(("a.csv", bytes(900_000))))
+        struct.pack_into("<I", answer, answer.index(b"PK\x03\x04") + 22, 1000)
+        stream = ZipStream()
+        stream.feed(bytes(answer))
+        self.assertIsNone(stream.verdict())
+        self.assertLessEqual(stream._inflated, 1001)
 
     def test_trailingBytes(self) -> None:
         """

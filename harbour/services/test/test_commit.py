@@ -11,7 +11,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbour.services.commit import GroupCommit
+from harbour.services.commit import GroupCommit, LeaseRanOut
 from harbour.services.files import record_path
 
 
@@ -198,6 +198,32 @@ class FileByFileTests(SynchronousTestCase):
         self.assertTrue(record_path(directory / "a.zip").exists())
         self.assertFalse(temporary.exists())
 
+    def test_missingTemporaryFailsOnlyItself(self) -> None:
+        """
+        A temporary file that is gone fails its own commit; the others of
+        its group land.
+        """
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        commits = GroupCommit(Held(), None)
+        run = commits.run
+        assert isinstance(run, Held)
+        first = commits.commit(
+            downloaded(directory, "a.zip"), directory / "a.zip", None, "http://oasis/a", "ab"
+        )
+        missing = directory / ".b.zip.part-1-0"
+        gone = commits.commit(missing, directory / "b.zip", None, "http://oasis/b", "ab")
+        kept = commits.commit(
+            downloaded(directory, "c.zip"), directory / "c.zip", None, "http://oasis/c", "ab"
+        )
+        run.release()
+        self.successResultOf(first)
+        run.release()  # b and c, one group
+        self.failureResultOf(gone, FileNotFoundError)
+        self.successResultOf(kept)
+        self.assertEqual((directory / "c.zip").read_bytes(), b"c.zip")
+        self.assertFalse((directory / "b.zip").exists())
+
     def test_realSync(self) -> None:
         """
         With the system's own C{syncfs} (where it has one), commits run at
@@ -213,3 +239,59 @@ class FileByFileTests(SynchronousTestCase):
         for d in done:
             self.successResultOf(d)
         self.assertEqual((directory / "b.zip").read_bytes(), b"b.zip")
+
+
+class DeadlineTests(SynchronousTestCase):
+    """
+    A file is not put in place past the deadline of the lease of the claim
+    that fetched it: another worker may hold the task by then.
+    """
+
+    def setUp(self) -> None:
+        self.directory = Path(self.mktemp())
+        self.directory.mkdir()
+        self.now = 1000.0
+
+    def commit(self, commits: GroupCommit, deadline: float) -> Deferred[None]:
+        """
+        Commit a downloaded C{a.zip} under a lease running out at
+        C{deadline}.
+        """
+        return commits.commit(
+            downloaded(self.directory, "a.zip"),
+            self.directory / "a.zip",
+            None,
+            "http://oasis/a",
+            "ab",
+            lambda: deadline,
+        )
+
+    def test_pastDeadlinePipelined(self) -> None:
+        """
+        Past the deadline when the thread comes to rename it, a file is
+        refused with L{LeaseRanOut}, and nothing is put in place.
+        """
+        held = Held()
+        commits = GroupCommit(held, Syncs(), wall=lambda: self.now)
+        done = self.commit(commits, 1010.0)
+        self.now = 1011.0
+        held.release()
+        self.failureResultOf(done, LeaseRanOut)
+        self.assertFalse((self.directory / "a.zip").exists())
+        self.assertFalse(record_path(self.directory / "a.zip").exists())
+
+    def test_pastDeadlineFileByFile(self) -> None:
+        """
+        Without C{syncfs} too, a file past its deadline is refused.
+        """
+        commits = GroupCommit(maybeDeferred, None, wall=lambda: self.now)
+        self.failureResultOf(self.commit(commits, 999.0), LeaseRanOut)
+        self.assertFalse((self.directory / "a.zip").exists())
+
+    def test_withinDeadline(self) -> None:
+        """
+        Within its deadline, a file is put in place.
+        """
+        commits = GroupCommit(maybeDeferred, None, wall=lambda: self.now)
+        self.successResultOf(self.commit(commits, 1001.0))
+        self.assertEqual((self.directory / "a.zip").read_bytes(), b"a.zip")

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import io
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +22,8 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
 from zope.interface import implementer
 
 from harbour.bus import Bus
@@ -171,6 +175,32 @@ class RecordingLimiter:
         return self.limiter.reserve(host, interval)
 
 
+class BombServer(Resource):
+    """
+    Answers every request with a zip bomb: 16 MiB of zeros, deflated to
+    about 16 KiB, about 1,000 times.
+
+    @ivar requests: How many requests it has answered.
+    """
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests = 0
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("PRC_LMP.csv", bytes(16 << 20))
+        self.bomb = out.getvalue()
+
+    def render_GET(self, request: Request) -> bytes:
+        """
+        The bomb.
+        """
+        self.requests += 1
+        return self.bomb
+
+
 class DownloadTests(TestCase):
     """
     Each end state, reached through real HTTP.
@@ -248,6 +278,25 @@ class DownloadTests(TestCase):
         self.assertEqual((task.state, task.attempts), (FAILED, 1))
         self.assertIn("1005", task.last_error)
         self.assertEqual(harness.events[0].topic, "task.failed")
+
+    async def test_bombFailsAtOnce(self) -> None:
+        """
+        A zip bomb ends C{failed} after one request, with the cap it
+        breaks: no retry can mend it.
+        """
+        harness = Harness(self, max_attempts=6)
+        bomb = BombServer()
+        # Twisted types listenTCP's factory too narrowly for a Site.
+        port = harness.reactor.listenTCP(0, Site(bomb), interface="127.0.0.1")  # type: ignore[arg-type]
+        self.addCleanup(port.stopListening)
+        address = port.getHost()
+        assert isinstance(address, IPv4Address)
+        harness.base_url = f"http://127.0.0.1:{address.port}/oasisapi"
+        [task] = await harness.run(LMP, end="2025-01-10")
+        self.assertEqual((task.state, task.attempts, bomb.requests), (FAILED, 1, 1))
+        self.assertIn("inflates beyond 200 times its compressed size", task.last_error)
+        self.assertEqual(harness.retried, [])
+        self.assertEqual(harness.files(), [])
 
     async def test_faultsRetriedThenDownloaded(self) -> None:
         """

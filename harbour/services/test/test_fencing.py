@@ -234,6 +234,67 @@ class FencedLeaseTests(SynchronousTestCase):
         assert done is not None
         self.assertEqual(done.state, DOWNLOADED)
 
+    def test_noRenamePastTheLease(self) -> None:
+        """
+        A commit that waits past the claim's lease, which could not be
+        renewed meanwhile, puts nothing in place when its turn comes: the
+        claim is lost (another worker may hold the task), and nothing is
+        recorded.
+        """
+        commits: list[Deferred[None]] = []
+
+        def held_commit(f: Callable[..., Any], *args: object) -> Deferred[Any]:
+            if getattr(f, "__name__", "") in ("_sync_and_rename", "_commit_each"):
+                d: Deferred[None] = Deferred()
+                commits.append(d)
+                return d.addCallback(lambda ignored: f(*args))
+            return maybeDeferred(f, *args)
+
+        attempts = self.attempts()
+        # The clock stands for the wall clock, as the real reactor's is.
+        attempts.commits = GroupCommit(held_commit, wall=self.clock.seconds)
+        task = self.claim()
+        running = attempts.run(task)
+        self.client.answer(0, DATA)
+        self.assertEqual(len(commits), 1)
+        self.store.away = True
+        for ignored in range(3):
+            self.clock.advance(2)
+        while commits:
+            commits.pop(0).callback(None)
+        self.successResultOf(running)
+        self.assertFalse(self.target.exists())
+        self.assertEqual(self.temporaries(), [])
+        found = self.successResultOf(self.memory.get(task.id))
+        assert found is not None
+        self.assertEqual(found.state, DOWNLOADING)
+
+    def test_renameWithinRenewedLease(self) -> None:
+        """
+        Renewals move the deadline on: a commit that waits past the lease
+        the claim began with, while it is renewed, puts its file in place.
+        """
+        commits: list[Deferred[None]] = []
+
+        def held_commit(f: Callable[..., Any], *args: object) -> Deferred[Any]:
+            if getattr(f, "__name__", "") in ("_sync_and_rename", "_commit_each"):
+                d: Deferred[None] = Deferred()
+                commits.append(d)
+                return d.addCallback(lambda ignored: f(*args))
+            return maybeDeferred(f, *args)
+
+        attempts = self.attempts()
+        attempts.commits = GroupCommit(held_commit, wall=self.clock.seconds)
+        task = self.claim()
+        running = attempts.run(task)
+        self.client.answer(0, DATA)
+        for ignored in range(10):
+            self.clock.advance(2)
+        while commits:
+            commits.pop(0).callback(None)
+        self.successResultOf(running)
+        self.assertEqual(self.target.read_bytes(), DATA)
+
 
 class FreshLeaseTests(SynchronousTestCase):
     """

@@ -4,8 +4,10 @@ Tests for L{harbour.services.files}.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
+import os
 import zipfile
 from pathlib import Path
 
@@ -59,6 +61,57 @@ class PrepareTests(SynchronousTestCase):
         assert isinstance(found, tuple)
         self.assertEqual((found[0].kind, found[1], found[2]), (verdicts.DATA, len(data_zip()), digest))
         self.assertFalse(temporary.exists())
+
+    def test_recordedFileMadeDurable(self) -> None:
+        """
+        A file in place is the answer only once it, its record and their
+        directory are synced: its rename may not have been yet.
+        """
+        self.target.parent.mkdir(parents=True)
+        self.target.write_bytes(data_zip())
+        digest = hashlib.sha256(data_zip()).hexdigest()
+        record_path(self.target).write_text(record("http://oasis/x", digest))
+        synced: list[int] = []
+
+        def fsync(fd: int) -> None:
+            synced.append(os.fstat(fd).st_ino)
+
+        found = prepare(
+            self.target, temporary_name(self.target, 1, 0), 1, "", "http://oasis/x", 30.0, 0.0, fsync
+        )
+        assert isinstance(found, tuple)
+        expected = [
+            path.stat().st_ino for path in (self.target, record_path(self.target), self.target.parent)
+        ]
+        self.assertEqual(synced, expected)
+
+    def test_notMadeDurableIfFetched(self) -> None:
+        """
+        Nothing is synced when no file is in place.
+        """
+        synced: list[int] = []
+        opened = prepare(
+            self.target, temporary_name(self.target, 1, 0), 1, "", "http://oasis/x", 30.0, 0.0, synced.append
+        )
+        assert not isinstance(opened, tuple)
+        opened.close()
+        self.assertEqual(synced, [])
+
+    def test_failedSyncNotTheAnswer(self) -> None:
+        """
+        A file in place that cannot be made durable is not the answer: the
+        error reaches the attempt, which retries.
+        """
+        self.target.parent.mkdir(parents=True)
+        self.target.write_bytes(data_zip())
+        digest = hashlib.sha256(data_zip()).hexdigest()
+        record_path(self.target).write_text(record("http://oasis/x", digest))
+
+        def fsync(fd: int) -> None:
+            raise OSError(errno.EIO, "I/O error")
+
+        with self.assertRaises(OSError):
+            prepare(self.target, temporary_name(self.target, 1, 0), 1, "", "http://oasis/x", 30.0, 0.0, fsync)
 
     def test_recordOfAnotherRequest(self) -> None:
         """
