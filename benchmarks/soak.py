@@ -46,16 +46,13 @@ table reports what was injected and whether anything was lost:
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
-import io
 import itertools
 import json
 import os
 import re
 import shutil
 import tempfile
-import zipfile
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -86,6 +83,7 @@ from tests.processes import (
     start_harbour,
     stop_harbour,
 )
+from tests.test_dataset import csv_rows
 
 FAULTY = Faults(
     latency=0.05,
@@ -713,18 +711,6 @@ class Soak:
     async def stop(self) -> None:
         await stop_harbour(self.daemon, self.client)
         await self.port.stopListening()
-
-
-def csv_rows(path: Path) -> int:
-    """
-    @return: The data rows of the CSV members of the zip at C{path}.
-    """
-    rows = 0
-    with zipfile.ZipFile(path) as archive:
-        for member in archive.namelist():
-            with archive.open(member) as stream:
-                rows += sum(1 for ignored in csv.reader(io.TextIOWrapper(stream, "utf-8"))) - 1
-    return rows
 
 
 def table(rows: list[tuple[str, str]]) -> None:

@@ -14,7 +14,7 @@ from twisted.trial.unittest import TestCase
 from harbour.amp import commands
 from harbour.amp.client import RemoteBus, connect
 from harbour.amp.server import read_token
-from harbour.store.server import process_alive
+from harbour.processes import process_alive
 from harbour.test.helpers import short_directory
 from tests.processes import (
     PATIENCE,

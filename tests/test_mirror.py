@@ -19,8 +19,8 @@ from harbour.amp import commands
 from harbour.amp.client import connect
 from harbour.amp.server import read_token
 from harbour.oasis.classify import DATA, classify
+from harbour.processes import process_alive
 from harbour.services.files import is_record
-from harbour.store.server import process_alive
 from harbour.test.helpers import short_directory
 from harbour.testing.simulator import Faults, OasisSimulator
 from tests.processes import control_endpoint, redis_started, save, start_harbour, stop_harbour, task_states

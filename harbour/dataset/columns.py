@@ -10,7 +10,7 @@ float64, and everything else a string.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import pyarrow as pa
 
@@ -65,14 +65,6 @@ def column_type(source: str) -> pa.DataType:
     if name in FLOAT_COLUMNS or name.endswith(FLOAT_SUFFIXES):
         return pa.float64()
     return pa.string()
-
-
-def source_schema(names: Sequence[str]) -> pa.Schema:
-    """
-    @param names: Source column names, in their order.
-    @return: The schema of their typed values, names in lower case.
-    """
-    return pa.schema([pa.field(column_name(n), column_type(n)) for n in names])
 
 
 def first_present(candidates: Iterable[str], names: Iterable[str]) -> str | None:

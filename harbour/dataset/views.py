@@ -29,6 +29,7 @@ import duckdb
 
 from harbour.dataset.inventory import reports_in
 from harbour.oasis.catalogue import load_catalogue
+from harbour.processes import process_alive
 
 #: The database file's name inside the tables directory.
 DATABASE = "harbour.duckdb"
@@ -246,20 +247,10 @@ def remove_stale_temporaries(tables_dir: Path) -> int:
         if match is None:
             continue
         pid = int(match.group(1))
-        if pid == os.getpid() or not _alive(pid):
+        if pid == os.getpid() or not process_alive(pid):
             path.unlink(missing_ok=True)
             removed += 1
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write_reports(tables_dir: Path, reports: Mapping[str, str]) -> None:

@@ -34,7 +34,6 @@ from harbour.oasis.catalogue import load_catalogue, offset_hours
 
 UTC = datetime.UTC
 ONE_DAY = datetime.timedelta(days=1)
-ONE_HOUR = datetime.timedelta(hours=1)
 #: An aware date and time, as a request's bounds are.
 Moment = datetime.datetime
 

@@ -16,9 +16,7 @@ record of the last one go on meanwhile, a few per worker at most.
 
 from __future__ import annotations
 
-import os
 import random
-import socket
 import time
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -39,11 +37,13 @@ from harbour.config.schema import DownloadTopic, WorkTopic
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, IEvent, IPausable, IStatusSource, ITaskStore, StatusDocument
 from harbour.oasis.client import OasisClient
+from harbour.processes import process_name
 from harbour.services.activity import DownloadActivity
 from harbour.services.attempt import STORE_RETRY, Attempts
 from harbour.services.commit import GroupCommit
 from harbour.services.cycle import guarded
 from harbour.services.files import remove_abandoned
+from harbour.services.waking import Waker
 from harbour.store.tasks import Task
 
 _R = TypeVar("_R")
@@ -82,7 +82,7 @@ class DownloadService(Service):
     data_dir: Path = attr.ib(converter=Path)
     settings: DownloadTopic = attr.ib(factory=DownloadTopic)
     work: WorkTopic = attr.ib(factory=WorkTopic)
-    owner: str = attr.ib(factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    owner: str = attr.ib(factory=process_name)
     poll_interval: float = attr.ib(default=2.0)
     heartbeat_interval: float = attr.ib(default=5.0)
     janitor_interval: float = attr.ib(default=600.0)
@@ -94,7 +94,7 @@ class DownloadService(Service):
     # Attempts whose bytes are in, being committed and recorded: their
     # workers have moved on to the next claim.
     _finishing: set[Deferred[None]] = attr.ib(factory=set, init=False)
-    _waiting: list[Deferred[None]] = attr.ib(factory=list, init=False)
+    _waker: Waker = attr.ib(init=False)
     activity: DownloadActivity = attr.ib(init=False)
     _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
     _started: bool = attr.ib(default=False, init=False)
@@ -106,6 +106,7 @@ class DownloadService(Service):
     _next_beat: IDelayedCall | None = attr.ib(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
+        self._waker = Waker(self.reactor, self.poll_interval)
         self.activity = DownloadActivity(self.reactor)
         self.client.configure(self.settings)
 
@@ -176,32 +177,7 @@ class DownloadService(Service):
         """
         Let idle workers look for work now.
         """
-        waiting, self._waiting = self._waiting, []
-        for d in waiting:
-            if not d.called:
-                d.callback(None)
-
-    def _idle(self, delay: float | None = None) -> Deferred[None]:
-        """
-        @param delay: How long to wait at most (C{poll_interval} if
-            L{None}).
-        @return: A Deferred firing on L{wake} or after C{delay}.
-        """
-        d: Deferred[None] = Deferred()
-        self._waiting.append(d)
-
-        def elapsed() -> None:
-            if not d.called:
-                d.callback(None)
-
-        timer = self.reactor.callLater(self.poll_interval if delay is None else delay, elapsed)
-
-        def woken(result: _R) -> _R:
-            if timer.active():
-                timer.cancel()
-            return result
-
-        return d.addBoth(woken)
+        self._waker.wake()
 
     def pause(self) -> None:
         """
@@ -228,27 +204,27 @@ class DownloadService(Service):
         try:
             while self.running and number < self.settings.concurrency:
                 if self.paused:
-                    yield self._idle()
+                    yield self._waker.idle()
                     continue
                 asked = self.reactor.seconds()
                 try:
                     task = yield self.store.claim(self.owner, self.work.lease_seconds)
                 except StoreUnavailable:
                     # Woken early when the connection is back.
-                    yield self._idle(outage * self.rng.uniform(0.5, 1.5))
+                    yield self._waker.idle(outage * self.rng.uniform(0.5, 1.5))
                     outage = min(STORE_RETRY[1], outage * 2)
                     continue
                 except Exception:
                     self.log.failure("cannot claim", service="download")
-                    yield self._idle()
+                    yield self._waker.idle()
                     continue
                 outage = STORE_RETRY[0]
                 if task is None:
-                    yield self._idle()
+                    yield self._waker.idle()
                     continue
                 yield self._attempt(task, asked)
                 while len(self._finishing) > FINISHING_PER_WORKER * self.settings.concurrency:
-                    yield self._idle()
+                    yield self._waker.idle()
         finally:
             self._workers.pop(number, None)
 

@@ -14,8 +14,6 @@ service.  On the hub, the views file is kept in step (L{Views}).
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -39,6 +37,7 @@ from harbour.dataset.views import view_name
 from harbour.dataset.write import drop_window, remove_abandoned
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, IEvent, IPausable, IStatusSource, ITaskStore, StatusDocument
+from harbour.processes import process_name
 from harbour.services.attempt import STORE_RETRY
 from harbour.services.cycle import guarded
 from harbour.services.parses import Parses, window_label
@@ -83,7 +82,7 @@ class TablesService(Service):
     data_dir: Path = attr.ib(converter=Path)
     keep_views: bool = attr.ib(default=True)
     settings: DownloadTopic = attr.ib(factory=DownloadTopic)
-    owner: str = attr.ib(factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    owner: str = attr.ib(factory=process_name)
     work: WorkTopic = attr.ib(factory=WorkTopic)
     workers: int = attr.ib(default=1)
     poll_interval: float = attr.ib(default=5.0)

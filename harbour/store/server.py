@@ -34,6 +34,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from harbour.errors import ConfigurationError
+from harbour.processes import process_alive
 
 #: What redis-server prints (in some capitalisation, depending on the
 #: version and listener kind) once it accepts connections.
@@ -289,24 +290,6 @@ def _kill(process: IProcessTransport) -> None:
     # It may have exited since the timer was set.
     with suppress(Exception):
         process.signalProcess("KILL")
-
-
-def process_alive(pid: int) -> bool:
-    """
-    @return: Whether C{pid} is a running process (a zombie is not: an
-        orphan's zombie lingers where nothing reaps it).
-    """
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return status != "Z"
 
 
 def _stale_server_pid(pidfile: Path) -> int | None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attr
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 from twisted.test import iosim
@@ -180,3 +181,19 @@ def self_signed(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
         )
     )
     return cert_path, key_path
+
+
+def capture_log(testcase: SynchronousTestCase) -> list[str]:
+    """
+    @return: A list that collects the text of every log event until the
+        end of C{testcase}.
+    """
+    messages: list[str] = []
+
+    def observe(event: LogEvent) -> None:
+        messages.append(formatEvent(event))
+
+    observer = cast(ILogObserver, observe)
+    globalLogPublisher.addObserver(observer)
+    testcase.addCleanup(globalLogPublisher.removeObserver, observer)
+    return messages

@@ -12,7 +12,6 @@ from typing import Any, cast
 import attr
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock, StringTransport
-from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -30,7 +29,7 @@ from harbour.amp.server import (
 from harbour.bus import Bus
 from harbour.config.watcher import is_configuration_topic
 from harbour.errors import BadRequest, ConfigurationError, Unauthorized
-from harbour.test.helpers import TOKEN, RecordingConfig, call, connected, control_service
+from harbour.test.helpers import TOKEN, RecordingConfig, call, capture_log, connected, control_service
 
 
 @attr.s(auto_attribs=True)
@@ -52,22 +51,6 @@ def clock_of(service: ControlService) -> MemoryReactorClock:
     @return: The fake reactor of a service made by L{control_service}.
     """
     return cast(MemoryReactorClock, service.clock)
-
-
-def capture_log(testcase: SynchronousTestCase) -> list[str]:
-    """
-    @return: A list that collects the text of every log event until the
-        end of C{testcase}.
-    """
-    messages: list[str] = []
-
-    def observe(event: LogEvent) -> None:
-        messages.append(formatEvent(event))
-
-    observer = cast(ILogObserver, observe)
-    globalLogPublisher.addObserver(observer)
-    testcase.addCleanup(globalLogPublisher.removeObserver, observer)
-    return messages
 
 
 class ConfigurationTopicTests(SynchronousTestCase):

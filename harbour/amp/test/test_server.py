@@ -13,7 +13,6 @@ from typing import Any, cast
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 from twisted.test import iosim
@@ -35,7 +34,7 @@ from harbour.interfaces import IEvent, IManifest, IPausable
 from harbour.oasis.publications import Publication
 from harbour.oasis.requests import ReportURL
 from harbour.service import DaemonControls
-from harbour.test.helpers import TOKEN, RecordingConfig, call, connected, control_service
+from harbour.test.helpers import TOKEN, RecordingConfig, call, capture_log, connected, control_service
 
 
 def disconnect(protocol: amp.AMP) -> None:
@@ -76,13 +75,9 @@ class AuthenticationTests(SynchronousTestCase):
         A command before C{Authenticate} fails with C{UNAUTHORIZED}, is
         logged with the peer, and leaves the connection usable.
         """
-        messages: list[LogEvent] = []
-        # Any callable taking an event observes the log.
-        observer = cast(ILogObserver, messages.append)
-        globalLogPublisher.addObserver(observer)
-        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        messages = capture_log(self)
         self.failureResultOf(self.call(commands.Status), Unauthorized)
-        self.assertIn("refused Status from", " ".join(formatEvent(m) for m in messages))
+        self.assertIn("refused Status from", " ".join(messages))
         self.successResultOf(self.call(commands.Authenticate, token=TOKEN))
         self.successResultOf(self.call(commands.Status))
 

@@ -11,12 +11,11 @@ import hashlib
 import os
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import duckdb
 from twisted.internet.defer import fail, maybeDeferred
 from twisted.internet.task import Clock
-from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.bus import Bus
@@ -32,6 +31,7 @@ from harbour.services.views import Views
 from harbour.services.waking import Waker
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.tasks import DOWNLOADED
+from harbour.test.helpers import capture_log
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
 HUBS = SAMPLES / "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip"
@@ -208,24 +208,20 @@ class TablesServiceTests(SynchronousTestCase):
         Once the queue is empty and nothing new has come for a while, the
         log says how to query the tables, once.
         """
-        messages: list[str] = []
+        logged = capture_log(self)
 
-        def observe(event: dict[str, Any]) -> None:
-            if event.get("service") == "tables":
-                messages.append(formatEvent(event))
+        def announcements() -> list[str]:
+            return [m for m in logged if "tables are up to date" in m]
 
-        observer = cast(ILogObserver, observe)
-        globalLogPublisher.addObserver(observer)
-        self.addCleanup(globalLogPublisher.removeObserver, observer)
         self.downloaded("2020-01-01", HUBS.read_bytes())
         report = ReportTopic(
             name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"grp_type": "ALL_APNODES"}
         )
         self.successResultOf(publish_reports(self.bus, [report]))
         service = self.service()
-        self.assertEqual(messages, [])
+        self.assertEqual(announcements(), [])
         self.clock.pump([service.poll_interval] * 4)
-        [message] = messages
+        [message] = announcements()
         self.assertIn(f'harbourctl query --data-dir {self.data_dir} "select count(*) from lmp"', message)
 
     def test_unforeseenErrorUnparsable(self) -> None:

@@ -5,16 +5,15 @@ old for harbour as it starts.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from harbour.errors import ConfigurationError, StoreUnavailable
 from harbour.store.connection import StoreService
 from harbour.store.version import MINIMUM_REDIS, redis_version, too_old
-from harbour.test.helpers import short_directory
+from harbour.test.helpers import capture_log, short_directory
 
 #: The start of a real C{INFO server} reply, with the version left out.
 INFO = "# Server\r\nredis_version:{version}\r\nredis_git_sha1:00000000\r\nredis_mode:standalone\r\n"
@@ -101,14 +100,7 @@ class StartTests(TestCase):
         with a warning that it must be recent enough.
         """
         refusal = "Redis at x: NOPERM this user has no permissions to run the 'info' command"
-        logged: list[str] = []
-
-        def observe(event: LogEvent) -> None:
-            logged.append(formatEvent(event))
-
-        observer = cast(ILogObserver, observe)
-        globalLogPublisher.addObserver(observer)
-        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        logged = capture_log(self)
         await self.started(fail(StoreUnavailable(refusal)))
         self.assertIn("cannot check the version of Redis at unix://", "\n".join(logged))
         self.assertIn("NOPERM", "\n".join(logged))

@@ -6,17 +6,17 @@ services a daemon gets from C{--http}.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from twisted.internet.error import CannotListenError
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.bus import Bus
 from harbour.errors import ConfigurationError
 from harbour.service import Options
+from harbour.test.helpers import capture_log
 from harbour.web.monitor import Monitor
 from harbour.web.service import DEFAULT_HTTP, HttpService, reachable_from_elsewhere, web_services
 from harbour.web.test.helpers import FakeDaemon
@@ -156,10 +156,7 @@ class ServicesTests(SynchronousTestCase):
         http = HttpService.from_config(
             reactor, DEFAULT_HTTP, Monitor(reactor, Bus(), self.daemon), self.token
         )
-        messages: list[str] = []
-        observer = cast(ILogObserver, lambda event: messages.append(formatEvent(event)))
-        globalLogPublisher.addObserver(observer)
-        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        messages = capture_log(self)
         http.privilegedStartService()
         self.assertIsNone(http.status()["listening"])
         [message] = [m for m in messages if m.startswith("cannot listen")]
