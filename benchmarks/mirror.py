@@ -368,10 +368,16 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--directory",
+        type=Path,
+        default=None,
+        help="work in this (empty) directory and leave what is made there for the caller to remove",
+    )
     arguments = parser.parse_args()
 
     async def run(reactor):
-        directory = Path(tempfile.mkdtemp(prefix="hb-bench-"))
+        directory = arguments.directory or Path(tempfile.mkdtemp(prefix="hb-bench-"))
         try:
             if arguments.benchmark == "refresh":
                 result = await refresh(reactor, directory)
@@ -384,7 +390,8 @@ def main() -> None:
                     reactor, directory, arguments.count, arguments.size, arguments.concurrency
                 )
         finally:
-            shutil.rmtree(directory, ignore_errors=True)
+            if arguments.directory is None:
+                shutil.rmtree(directory, ignore_errors=True)
         print(json.dumps(result), flush=True)
 
     react(lambda reactor: ensureDeferred(run(reactor)))

@@ -44,20 +44,29 @@ def machine() -> str:
 async def medians(runs: int, measure) -> dict[str, float]:
     """
     @return: For each figure C{measure(directory)} returns, its median over
-        C{runs} runs, each in a fresh directory.
+        C{runs} runs, each in a fresh directory.  The directories are
+        removed only once every run is over: on ext4 without a journal,
+        each file created within a minute of many being deleted costs a
+        scan past each of them (its C{recently_deleted} check), which would
+        charge one run's clean-up to the next run's first contestant.
     """
     results: list[dict] = []
-    for ignored in range(runs):
-        directory = Path(tempfile.mkdtemp(prefix="hb-bench-"))
-        try:
-            results.append(await measure(directory))
-        finally:
+    directories: list[Path] = []
+    try:
+        for ignored in range(runs):
+            directories.append(Path(tempfile.mkdtemp(prefix="hb-bench-")))
+            results.append(await measure(directories[-1]))
+    finally:
+        for directory in directories:
             shutil.rmtree(directory, ignore_errors=True)
     return {key: statistics.median(r[key] for r in results) for key in results[0]}
 
 
-def in_process(*args: str, module: str = "benchmarks.mirror"):
+def in_process(*args: str, module: str = "benchmarks.mirror", in_directory: bool = False):
     """
+    @param in_directory: Whether the process works in the measure's
+        directory (C{--directory}), leaving its files for L{medians} to
+        remove.
     @return: A measure that runs C{python -m MODULE ARGS} in a fresh
         process (so that its peak memory is its own), which prints its
         figures as its last line, in JSON.
@@ -66,9 +75,10 @@ def in_process(*args: str, module: str = "benchmarks.mirror"):
     async def measure(directory):
         from twisted.internet.utils import getProcessOutput
 
+        where = ["--directory", str(directory)] if in_directory else []
         output = await getProcessOutput(
             sys.executable,
-            ["-m", module, *args],
+            ["-m", module, *args, *where],
             env=dict(os.environ),
             path=os.getcwd(),
             errortoo=False,
@@ -214,11 +224,16 @@ async def main(reactor, runs: int, quick: bool) -> None:
     )
 
     count = 200 if quick else 2000
-    small = await medians(runs, in_process("files", "--count", str(count), "--size", "100000"))
+    small = await medians(
+        runs, in_process("files", "--count", str(count), "--size", "100000", in_directory=True)
+    )
     add_files(table, f"{count:,} files of 100 KB, 16 at once", small, {"aria2c": 1.5, "treq": 0.6})
     big = (4, 20_000_000) if quick else (4, 200_000_000)
     large = await medians(
-        runs, in_process("files", "--count", str(big[0]), "--size", str(big[1]), "--concurrency", "4")
+        runs,
+        in_process(
+            "files", "--count", str(big[0]), "--size", str(big[1]), "--concurrency", "4", in_directory=True
+        ),
     )
     add_files(table, f"{big[0]} files of {big[1] // 1_000_000} MB", large, {"aria2c": 1.5})
     table.row(
