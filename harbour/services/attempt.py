@@ -59,15 +59,20 @@ class Lease:
         sooner.
     @ivar expires: When, on the wall clock, the lease surely lasts until;
         L{None} if unknown.
+    @ivar seconds: How long a lease the request confirmed last asked for
+        (the setting may have changed since).
     """
 
     confirmed: float | None = attr.ib(default=None)
     expires: float | None = attr.ib(default=None)
+    seconds: float = attr.ib(default=0.0)
 
     def confirm(self, asked: float, now: float, lease_seconds: float, wall: float) -> None:
         """
         The store accepted a request, made at C{asked}, to set the lease's
-        expiry.
+        expiry to C{lease_seconds} from when it takes it.  A request asked
+        before the one last confirmed changes nothing: the store took it
+        first, and the later one set the expiry.
 
         The lease is timed on the reactor's clock, which is the wall clock
         on a real reactor but not under a test's L{task.Clock}; so what is
@@ -77,7 +82,10 @@ class Lease:
         @param now: The reactor's time now.
         @param wall: The wall time now (L{time.time}).
         """
+        if self.confirmed is not None and asked < self.confirmed:
+            return
         self.confirmed = asked
+        self.seconds = lease_seconds
         self.expires = wall + (asked + lease_seconds - now)
 
     def deadline(self) -> float:
@@ -87,13 +95,13 @@ class Lease:
         """
         return float("-inf") if self.expires is None else self.expires
 
-    def fresh(self, now: float, lease_seconds: float) -> bool:
+    def fresh(self, now: float) -> bool:
         """
         @return: Whether the lease surely has half its time left at C{now}:
             then only the store's sweep of expired leases could have taken
             the claim, and it has not.
         """
-        return self.confirmed is not None and 0 <= now - self.confirmed < lease_seconds / 2
+        return self.confirmed is not None and 0 <= now - self.confirmed < self.seconds / 2
 
 
 class LostClaim(Exception):
@@ -153,7 +161,11 @@ class Attempts:
 
     @inlineCallbacks
     def run(
-        self, task: Task, claimed: float | None = None, downloaded: Callable[[], None] = lambda: None
+        self,
+        task: Task,
+        claimed: float | None = None,
+        downloaded: Callable[[], None] = lambda: None,
+        lease_seconds: float | None = None,
     ) -> Generator[Deferred[Any], Any, None]:
         """
         One attempt at one claimed task, ending in a finish or a release,
@@ -164,10 +176,12 @@ class Attempts:
             the lease has passed, the claim needs no renewal to be trusted.
         @param downloaded: Called once the download is over (or there was
             none), before the answer is committed and recorded.
+        @param lease_seconds: The lease the claim asked for, if not the
+            one the settings give now.
         """
         lease = Lease()
         if claimed is not None:
-            self._confirm(lease, claimed)
+            self._confirm(lease, claimed, lease_seconds or self.context.work.lease_seconds)
         renewer = LoopingCall(self._renew, task, lease)
         renewer.clock = self.reactor
         renewer.start(max(1.0, self.context.work.lease_seconds / 3), now=False)
@@ -334,21 +348,21 @@ class Attempts:
 
         @raise LostClaim: if the claim is no longer held.
         """
-        seconds = self.context.work.lease_seconds
         asked = self.reactor.seconds()
-        if lease.fresh(asked, seconds):
+        if lease.fresh(asked):
             return
+        seconds = self.context.work.lease_seconds
         held = yield self._stored(lambda: self.store.renew(task.id, self.context.owner, seconds, task.claim))
         if not held:
             raise LostClaim(task.id)
-        self._confirm(lease, asked)
+        self._confirm(lease, asked, seconds)
 
-    def _confirm(self, lease: Lease, asked: float) -> None:
+    def _confirm(self, lease: Lease, asked: float, seconds: float) -> None:
         """
         The store accepted a request, made at C{asked}, to set C{lease}'s
-        expiry.
+        expiry C{seconds} on.
         """
-        lease.confirm(asked, self.reactor.seconds(), self.context.work.lease_seconds, self.commits.wall())
+        lease.confirm(asked, self.reactor.seconds(), seconds, self.commits.wall())
 
     @inlineCallbacks
     def _release(
@@ -432,7 +446,7 @@ class Attempts:
             self.log.failure("cannot renew the lease of {url}", url=task.url, service="download")
             return
         if held:
-            self._confirm(lease, asked)
+            self._confirm(lease, asked, seconds)
         else:
             self.log.warn("lost the lease of {url}", url=task.url, service="download")
 

@@ -207,8 +207,9 @@ class DownloadService(Service):
                     yield self._waker.idle()
                     continue
                 asked = self.reactor.seconds()
+                seconds = self.work.lease_seconds
                 try:
-                    task = yield self.store.claim(self.owner, self.work.lease_seconds)
+                    task = yield self.store.claim(self.owner, seconds)
                 except StoreUnavailable:
                     # Woken early when the connection is back.
                     yield self._waker.idle(outage * self.rng.uniform(0.5, 1.5))
@@ -222,15 +223,16 @@ class DownloadService(Service):
                 if task is None:
                     yield self._waker.idle()
                     continue
-                yield self._attempt(task, asked)
+                yield self._attempt(task, asked, seconds)
                 while len(self._finishing) > FINISHING_PER_WORKER * self.settings.concurrency:
                     yield self._waker.idle()
         finally:
             self._workers.pop(number, None)
 
-    def _attempt(self, task: Task, claimed: float) -> Deferred[None]:
+    def _attempt(self, task: Task, claimed: float, lease_seconds: float) -> Deferred[None]:
         """
-        Start an attempt at C{task}, claimed at C{claimed}.
+        Start an attempt at C{task}, claimed at C{claimed} for a lease of
+        C{lease_seconds}.
 
         @return: A L{Deferred} firing once its download is over: its worker
             may claim again while the attempt is verified, committed and
@@ -243,7 +245,7 @@ class DownloadService(Service):
             if not downloaded.called:
                 downloaded.callback(None)
 
-        attempt = self._whole_attempt(task, claimed, over)
+        attempt = self._whole_attempt(task, claimed, lease_seconds, over)
         self._finishing.add(attempt)
 
         def ended(ignored: None) -> None:
@@ -257,7 +259,7 @@ class DownloadService(Service):
 
     @inlineCallbacks
     def _whole_attempt(
-        self, task: Task, claimed: float, downloaded: Callable[[], None]
+        self, task: Task, claimed: float, lease_seconds: float, downloaded: Callable[[], None]
     ) -> Generator[Deferred[Any], Any, None]:
         """
         Run one attempt at C{task}; it never fails.
@@ -265,7 +267,7 @@ class DownloadService(Service):
         @param downloaded: Called once its bytes are in.
         """
         try:
-            yield self._attempts.run(task, claimed, downloaded)
+            yield self._attempts.run(task, claimed, downloaded, lease_seconds)
         except StoreUnavailable as e:
             # Harbour stopped before the outcome could be recorded: the
             # lease expires and the task comes back; a complete file is

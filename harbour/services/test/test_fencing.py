@@ -25,7 +25,7 @@ from harbour.errors import StoreUnavailable
 from harbour.oasis.client import OasisClient, Transfer
 from harbour.oasis.requests import ReportURL
 from harbour.services.activity import DownloadActivity
-from harbour.services.attempt import Attempts
+from harbour.services.attempt import Attempts, Lease
 from harbour.services.commit import GroupCommit
 from harbour.services.files import prepare, record_path, temporary_name
 from harbour.store.memory import MemoryTaskStore
@@ -323,16 +323,17 @@ class FreshLeaseTests(SynchronousTestCase):
             GroupCommit(synchronously),
         )
 
-    def attempt(self, claimed: float | None) -> Task:
+    def attempt(self, claimed: float | None, lease_seconds: float | None = None) -> Task:
         """
         Claim the task now, and run an attempt at it as if the claim had
-        been asked for at C{claimed}; answer it with data at once.
+        been asked for at C{claimed} (for a lease of C{lease_seconds}, if
+        given); answer it with data at once.
 
         @return: The task as recorded.
         """
         task = self.successResultOf(self.memory.claim("host:1", 5))
         assert task is not None
-        running = self.attempts.run(task, claimed)
+        running = self.attempts.run(task, claimed, lease_seconds=lease_seconds)
         self.client.answer(0, DATA)
         self.successResultOf(running)
         done = self.successResultOf(self.memory.get(task.id))
@@ -363,6 +364,16 @@ class FreshLeaseTests(SynchronousTestCase):
         self.assertEqual(self.attempt(None).state, DOWNLOADED)
         self.assertEqual(self.store.renewals, 1)
 
+    def test_leaseLengthenedSinceClaimRenewed(self) -> None:
+        """
+        A claim is judged by the lease it asked for, not by a longer one
+        the settings give since: three seconds into a five-second lease,
+        it is renewed before its file is committed.
+        """
+        self.attempts.context.work = WorkTopic(lease_seconds=600)
+        self.assertEqual(self.attempt(self.clock.seconds() - 3, lease_seconds=5).state, DOWNLOADED)
+        self.assertEqual(self.store.renewals, 1)
+
     def test_clockBackwardsRenewed(self) -> None:
         """
         A claim that seems to be asked for in the future (the clock went
@@ -370,6 +381,34 @@ class FreshLeaseTests(SynchronousTestCase):
         """
         self.attempt(self.clock.seconds() + 1)
         self.assertEqual(self.store.renewals, 1)
+
+
+class LeaseTests(SynchronousTestCase):
+    """
+    Tests for L{Lease}.
+    """
+
+    def test_freshForHalfItsLength(self) -> None:
+        """
+        A lease is fresh for half the length its confirmed request asked for.
+        """
+        lease = Lease()
+        self.assertFalse(lease.fresh(0.0))
+        lease.confirm(asked=10.0, now=10.5, lease_seconds=8.0, wall=1000.5)
+        self.assertEqual(lease.deadline(), 1008.0)
+        self.assertTrue(lease.fresh(13.9))
+        self.assertFalse(lease.fresh(14.0))
+
+    def test_earlierRequestAnsweredLate(self) -> None:
+        """
+        A request asked before the one last confirmed changes nothing: the
+        store took it first, and the later request set the expiry.
+        """
+        lease = Lease()
+        lease.confirm(asked=20.0, now=20.0, lease_seconds=4.0, wall=2000.0)
+        lease.confirm(asked=19.0, now=20.5, lease_seconds=600.0, wall=2000.5)
+        self.assertEqual((lease.confirmed, lease.seconds, lease.deadline()), (20.0, 4.0, 2004.0))
+        self.assertFalse(lease.fresh(22.0))
 
 
 class PrepareTests(SynchronousTestCase):
