@@ -88,8 +88,8 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except duckdb.Error as e:
         print(f"harbourctl: {tables_dir}: {_message(e)}", file=err)
         return FAILED
-    for clash in skipped:
-        print(f"harbourctl: warning: {clash}", file=err)
+    for why in skipped:
+        print(f"harbourctl: warning: {why}", file=err)
     try:
         if args.parquet is not None:
             target = str(args.parquet).replace("'", "''")

@@ -10,7 +10,8 @@ views when a report gets its first file.  The reports of the LMP family get
 a second view, C{<view>_wide}: one row per interval and location with the
 price components as columns.  Names are DuckDB's, so case-insensitive: of
 reports whose views would share a name, the first in sorted order has it
-and the others go without.
+and the others go without.  A report with a file DuckDB cannot read goes
+without views too, and the others keep theirs.
 
 The file's views read absolute paths; L{open_views} makes the same views
 afresh, in memory, over a directory wherever it is now.
@@ -23,6 +24,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeAlias
 
 import attr
 import duckdb
@@ -157,34 +159,55 @@ class Clash:
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
+class Unreadable:
+    """
+    A report left without views: DuckDB cannot read one of its files (a
+    file damaged on disk; reparsing the report writes its files again).
+
+    @ivar report: The report left without views.
+    @ivar error: What DuckDB said, naming the file.
+    """
+
+    report: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"report {self.report!r} has no view: {self.error}"
+
+
+#: Why a report has no view.
+Skipped: TypeAlias = Clash | Unreadable
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
 class RebuiltViews:
     """
     What L{rebuild_views} wrote.
 
     @ivar path: The views file.
-    @ivar skipped: The reports left without views for a name taken.
+    @ivar skipped: The reports left without views, and why.
     """
 
     path: Path
-    skipped: tuple[Clash, ...]
+    skipped: tuple[Skipped, ...]
 
 
 def create_views(
     connection: duckdb.DuckDBPyConnection, tables_dir: Path, reports: Mapping[str, str]
-) -> tuple[Clash, ...]:
+) -> tuple[Skipped, ...]:
     """
     Create the views of C{reports} over the Parquet files in C{tables_dir}:
     one per report with files, and a wide one per report of the LMP
-    family.  A report whose view would take a name already taken is left
-    without views rather than failing the others: the first in sorted
-    order wins.
+    family.  A report whose view would take a name already taken (the
+    first in sorted order wins), or one with a file DuckDB cannot read, is
+    left without views rather than failing the others.
 
     @param reports: Each report's name to its OASIS queryname or groupid
         (empty if unknown: no wide view).
-    @return: The reports left without views.
+    @return: The reports left without views, and why.
     """
     holders: dict[str, str] = {}
-    skipped = []
+    skipped: list[Skipped] = []
     for report, query in sorted(reports.items()):
         if not any((tables_dir / report).glob("*/*.parquet")):
             continue
@@ -195,11 +218,19 @@ def create_views(
         if taken:
             skipped.append(Clash(report, taken[0], holders[taken[0].lower()]))
             continue
+        try:
+            connection.execute(
+                f"CREATE VIEW {_identifier(name)} AS SELECT * FROM {source(tables_dir, report)}"
+            )
+            if wide:
+                columns = {row[0] for row in connection.execute(f"DESCRIBE {_identifier(name)}").fetchall()}
+                connection.execute(f"CREATE VIEW {_identifier(name + '_wide')} AS {wide_sql(name, columns)}")
+        except duckdb.Error as e:
+            for made in names:
+                connection.execute(f"DROP VIEW IF EXISTS {_identifier(made)}")
+            skipped.append(Unreadable(report, str(e).strip().splitlines()[0]))
+            continue
         holders.update(dict.fromkeys((n.lower() for n in names), report))
-        connection.execute(f"CREATE VIEW {_identifier(name)} AS SELECT * FROM {source(tables_dir, report)}")
-        if wide:
-            columns = {row[0] for row in connection.execute(f"DESCRIBE {_identifier(name)}").fetchall()}
-            connection.execute(f"CREATE VIEW {_identifier(name + '_wide')} AS {wide_sql(name, columns)}")
     return tuple(skipped)
 
 
@@ -210,8 +241,8 @@ def rebuild_views(tables_dir: Path, reports: Mapping[str, str]) -> RebuiltViews:
     thread.
 
     @param reports: Each report's name to its OASIS queryname or groupid.
-    @return: The views file, and the reports left without views because
-        their names clash (the caller logs them).
+    @return: The views file, and the reports left without views, and why
+        (the caller logs them).
     """
     tables_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(tables_dir)
@@ -277,7 +308,7 @@ def recorded_reports(tables_dir: Path) -> dict[str, str]:
     return {str(report): str(query) for report, query in recorded.items()}
 
 
-def open_views(tables_dir: Path) -> tuple[duckdb.DuckDBPyConnection, tuple[Clash, ...]]:
+def open_views(tables_dir: Path) -> tuple[duckdb.DuckDBPyConnection, tuple[Skipped, ...]]:
     """
     Open an in-memory database with the views over the files of
     C{tables_dir} as they are now, wherever the directory was moved or

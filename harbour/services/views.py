@@ -15,7 +15,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
 from harbour.config.topics import ReportTopic
-from harbour.dataset.views import Clash, rebuild_views
+from harbour.dataset.views import Skipped, Unreadable, rebuild_views
 
 #: Runs a function in a thread: C{run(f, *args)} fires with its result.
 InThread = Callable[..., Deferred[Any]]
@@ -28,7 +28,9 @@ class Views:
 
     @ivar reports: Report name to its OASIS query name (or group id), as
         last configured.
-    @ivar shown: Reports that had tables at the last rebuild.
+    @ivar shown: Reports that had tables at the last rebuild, but for those
+        left without views for a file DuckDB could not read: their next
+        table rebuilds the views again.
     """
 
     log = Logger()
@@ -98,23 +100,25 @@ class Views:
                     )
                 else:
                     self.shown = shown
-                    for clash in skipped:
-                        self.log.warn("no view for a report: {clash}", clash=str(clash), service="tables")
+                    for why in skipped:
+                        self.log.warn("no view for a report: {why}", why=str(why), service="tables")
         finally:
             waiting, self._running = self._running or [], None
             for d in waiting:
                 d.callback(None)
 
 
-def _rebuild(tables_dir: Path, reports: dict[str, str]) -> tuple[frozenset[str], tuple[Clash, ...]]:
+def _rebuild(tables_dir: Path, reports: dict[str, str]) -> tuple[frozenset[str], tuple[Skipped, ...]]:
     """
     In a thread: rebuild the views.
 
-    @return: The reports that have tables, so have a view (unless their
-        view's name clashes with another's, as the clashes returned say).
+    @return: The reports shown (see L{Views.shown}): those that have tables,
+        so have a view unless the reports left without, returned with
+        them, say otherwise.
     """
     # A report's directory appears with its first parse, before any file is
     # committed: only a committed file earns a view.
     present = {name: query for name, query in reports.items() if any((tables_dir / name).glob("*/*.parquet"))}
     rebuilt = rebuild_views(tables_dir, present)
-    return frozenset(present), rebuilt.skipped
+    unreadable = {why.report for why in rebuilt.skipped if isinstance(why, Unreadable)}
+    return frozenset(present.keys() - unreadable), rebuilt.skipped

@@ -19,8 +19,10 @@ from harbour.dataset.views import (
     REPORTS_FILE,
     Clash,
     RebuiltViews,
+    Unreadable,
     connect,
     is_lmp,
+    open_views,
     rebuild_views,
     recorded_reports,
     view_name,
@@ -251,6 +253,32 @@ class ViewTests(SynchronousTestCase):
             ).fetchall()
             self.assertEqual(names, [("LOAD",), ("a_b",), ("x",), ("x_wide",)])
             self.assertEqual(connection.execute("SELECT count(*) FROM x_wide").fetchall(), [(72,)])
+
+    def test_unreadable_file(self) -> None:
+        """
+        A report with a file DuckDB cannot read goes without views, named
+        with the file, and the other reports keep theirs, in the views
+        file and in views made afresh.
+        """
+        write(HUBS_ZIP, self.tables, "lmp-dam")
+        day = D(2025, 6, 1)
+        write(simulated(self.zips / "l.zip", "SLD_FCST", "DAM", day, day), self.tables, "load")
+        damaged = next((self.tables / "lmp-dam").glob("*/*.parquet"))
+        damaged.write_bytes(damaged.read_bytes()[:100])
+        rebuilt = rebuild_views(self.tables, {"lmp-dam": "PRC_LMP", "load": "SLD_FCST"})
+        [skipped] = rebuilt.skipped
+        assert isinstance(skipped, Unreadable)
+        self.assertEqual(skipped.report, "lmp-dam")
+        self.assertIn(damaged.name, skipped.error)
+        self.assertTrue(str(skipped).startswith("report 'lmp-dam' has no view: "))
+        fresh, again = open_views(self.tables)
+        self.addCleanup(fresh.close)
+        self.assertEqual(again, rebuilt.skipped)
+        with connect(self.tables) as connection:
+            for views in (connection, fresh):
+                names = views.execute("SELECT table_name FROM information_schema.tables").fetchall()
+                self.assertEqual(names, [("load",)])
+                self.assertEqual(views.execute("SELECT count(*) FROM load").fetchall(), [(5 * 24,)])
 
     def test_stale_temporaries_removed(self) -> None:
         """

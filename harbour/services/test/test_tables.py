@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow
+import pyarrow.parquet
 from twisted.internet.defer import fail, maybeDeferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -366,6 +368,28 @@ class ViewsTests(SynchronousTestCase):
         )
         self.successResultOf(views.configure([report]))
         self.assertEqual(views.shown, frozenset())
+
+    def test_unreadableTableNotShown(self) -> None:
+        """
+        A report left without views for a file DuckDB cannot read is not
+        counted as shown, so its next table (its reparse) rebuilds the
+        views; the others are, and the reason is logged.
+        """
+        tables = Path(self.mktemp())
+        for name in ("good", "bad"):
+            day = tables / name / "trading_date=2020-01-01"
+            day.mkdir(parents=True)
+            pyarrow.parquet.write_table(pyarrow.table({"x": [1]}), day / "part-a.parquet")
+        (tables / "bad" / "trading_date=2020-01-01" / "part-a.parquet").write_bytes(b"not parquet")
+        views = Views(tables, run_now)
+        reports = [
+            ReportTopic(name=name, queryname="SLD_FCST", market_run_id="DAM") for name in ("good", "bad")
+        ]
+        messages = capture_log(self)
+        self.successResultOf(views.configure(reports))
+        self.assertEqual(views.shown, frozenset({"good"}))
+        [warning] = [m for m in messages if "no view for a report" in m]
+        self.assertIn("report 'bad' has no view", warning)
 
 
 class JanitorTests(SynchronousTestCase):
