@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import resource
 import shutil
 import socket
@@ -311,6 +312,12 @@ async def files(reactor, directory: Path, count: int, size: int, concurrency: in
     Download C{count} files of C{size} bytes from a local file server with
     harbour, then from the same URL list with a plain treq loop (the
     ceiling), C{wget -i} and aria2c (C{-j16 -x1}).
+
+    Each starts on a file system with nothing left to write: harbour's
+    commits sync the whole file system, which must not include the bytes
+    an earlier contestant left to the kernel (they leave them; harbour
+    makes its own durable).  Nothing is deleted in between (see
+    L{benchmarks.run.medians}).
     """
     server = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.fileserver", "--size", str(size)],
@@ -321,17 +328,20 @@ async def files(reactor, directory: Path, count: int, size: int, concurrency: in
         base = server.stdout.readline().split()[-1].rstrip("/") + "/oasisapi"
         requests = requests_for(base, 1, count)
         settings = DownloadTopic(min_request_interval=0, concurrency=concurrency, max_bytes=2 * size + 10**6)
+        os.sync()
         harbour, service = await run_downloads(reactor, directory, base, requests, settings)
         result = {
             "harbour_seconds": harbour,
             "harbour_peak_rss_mb": peak_rss_mb(),
             "harbour_files": len(list((directory / "harbour").rglob("*.zip"))),
         }
+        os.sync()
         result["treq_seconds"] = await treq_loop(reactor, requests, directory / "treq", concurrency)
         wget = shutil.which("wget")
         if wget:
             listing = directory / "wget-urls.txt"
             listing.write_text("".join(f"{r.url}\n" for r in requests))
+            os.sync()
             started = time.perf_counter()
             subprocess.run([wget, "-q", "-i", str(listing), "-P", str(directory / "wget")], check=True)
             result["wget_seconds"] = time.perf_counter() - started
@@ -339,6 +349,7 @@ async def files(reactor, directory: Path, count: int, size: int, concurrency: in
         if aria2c:
             listing = directory / "urls.txt"
             listing.write_text("".join(f"{r.url}\n  out={r.filename}\n" for r in requests))
+            os.sync()
             started = time.perf_counter()
             subprocess.run(
                 [
