@@ -10,7 +10,6 @@ retrying with backoff until the store answers or harbour stops.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -29,8 +28,8 @@ from harbour.interfaces import IBus, ITaskStore
 from harbour.oasis import classify as verdicts
 from harbour.oasis.client import AttemptFailed, OasisClient, PermanentFailure
 from harbour.oasis.requests import UnsafeName, confined
-from harbour.oasis.streaming import ZipStream
 from harbour.services.activity import DownloadActivity
+from harbour.services.checking import AnswerCheck, judge_file
 from harbour.services.commit import GroupCommit, LeaseRanOut
 from harbour.services.files import InThread, kept_name, prepare, temporary_name, verify
 from harbour.store.tasks import DOWNLOADED, DOWNLOADING, EMPTY, FAILED, Task
@@ -228,10 +227,14 @@ class Attempts:
             return
         try:
             with prepared as file:
-                received, digest, stream, failure = yield self._fetch(task, file)
+                received, check, failure = yield self._fetch(task, file)
             downloaded()
             if failure is None:
-                verdict = stream.verdict()
+                judged = yield check.finish()
+                if judged is None:
+                    # Followed only in part: the whole file tells.
+                    judged = yield self.in_thread(judge_file, temporary)
+                digest, verdict = judged.sha256, judged.verdict
                 if verdict is None:
                     # An answer the stream could not judge: the whole file can.
                     verdict = yield self.in_thread(verify, temporary)
@@ -398,22 +401,20 @@ class Attempts:
     @inlineCallbacks
     def _fetch(
         self, task: Task, file: IO[bytes]
-    ) -> Generator[Deferred[Any], Any, tuple[int, str, ZipStream, Failure | None]]:
+    ) -> Generator[Deferred[Any], Any, tuple[int, AnswerCheck, Failure | None]]:
         """
         Fetch C{task.url} into C{file} through the client, hashing and
         judging its bytes as they arrive, renewing the lease meanwhile.
 
-        @return: A Deferred firing with (bytes, sha256, the answer's
-            L{ZipStream}, failure or None).
+        @return: A Deferred firing with (bytes, the answer's check, failure
+            or None).
         """
         flight = self.activity.start(task)
-        digest = hashlib.sha256()
-        stream = ZipStream()
+        check = AnswerCheck(self.in_thread)
 
         def write(data: bytes) -> None:
             file.write(data)
-            digest.update(data)
-            stream.feed(data)
+            check.feed(data)
             self.activity.count_bytes(len(data))
 
         self.context.beat()  # the hub sees work as it starts, not only on the next heartbeat
@@ -423,10 +424,10 @@ class Attempts:
             flight.request = self.client.fetch(flight.transfer, write)
             received = yield flight.request
         except Exception:
-            return flight.transfer.received, "", stream, Failure()
+            return flight.transfer.received, check, Failure()
         finally:
             self.activity.end(task)
-        return received, digest.hexdigest(), stream, None
+        return received, check, None
 
     @inlineCallbacks
     def _renew(self, task: Task, lease: Lease) -> Generator[Deferred[Any], Any, None]:

@@ -24,6 +24,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
+from twisted.web.static import Data
 from zope.interface import implementer
 
 from harbour.bus import Bus
@@ -148,6 +149,18 @@ class Harness:
         for state in (PENDING, DOWNLOADED, EMPTY, FAILED, "downloading"):
             found += (await self.store.tasks(state, None, 0, 10_000))[0]
         return found
+
+    def serve(self, resource: Resource) -> None:
+        """
+        Ask C{resource}, served on 127.0.0.1 until the test ends, instead
+        of the simulator.
+        """
+        # Twisted types listenTCP's factory too narrowly for a Site.
+        port = self.reactor.listenTCP(0, Site(resource), interface="127.0.0.1")  # type: ignore[arg-type]
+        self.testcase.addCleanup(port.stopListening)
+        address = port.getHost()
+        assert isinstance(address, IPv4Address)
+        self.base_url = f"http://127.0.0.1:{address.port}/oasisapi"
 
     def files(self) -> list[Path]:
         """
@@ -286,17 +299,33 @@ class DownloadTests(TestCase):
         """
         harness = Harness(self, max_attempts=6)
         bomb = BombServer()
-        # Twisted types listenTCP's factory too narrowly for a Site.
-        port = harness.reactor.listenTCP(0, Site(bomb), interface="127.0.0.1")  # type: ignore[arg-type]
-        self.addCleanup(port.stopListening)
-        address = port.getHost()
-        assert isinstance(address, IPv4Address)
-        harness.base_url = f"http://127.0.0.1:{address.port}/oasisapi"
+        harness.serve(bomb)
         [task] = await harness.run(LMP, end="2025-01-10")
         self.assertEqual((task.state, task.attempts, bomb.requests), (FAILED, 1, 1))
         self.assertIn("inflates beyond 200 times its compressed size", task.last_error)
         self.assertEqual(harness.retried, [])
         self.assertEqual(harness.files(), [])
+
+    async def test_largeAnswer(self) -> None:
+        """
+        An answer of several megabytes, followed in a thread past its first
+        (see L{harbour.services.checking}), is recorded with its bytes'
+        hash and put in place whole.
+        """
+        harness = Harness(self)
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr("PRC_LMP.csv", os.urandom(3 << 20))
+        answer = Data(out.getvalue(), "application/zip")
+        answer.isLeaf = True
+        harness.serve(answer)
+        [task] = await harness.run(LMP, end="2025-01-10")
+        self.assertEqual(task.state, DOWNLOADED)
+        self.assertEqual(
+            (task.bytes, task.sha256), (len(answer.data), hashlib.sha256(answer.data).hexdigest())
+        )
+        [path] = harness.files()
+        self.assertEqual(path.read_bytes(), answer.data)
 
     async def test_faultsRetriedThenDownloaded(self) -> None:
         """
