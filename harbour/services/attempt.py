@@ -32,6 +32,7 @@ from harbour.services.activity import DownloadActivity
 from harbour.services.checking import AnswerCheck, judge_file
 from harbour.services.commit import GroupCommit, LeaseRanOut
 from harbour.services.files import InThread, kept_name, prepare, temporary_name, verify
+from harbour.services.writeback import Writeback
 from harbour.store.tasks import DOWNLOADED, DOWNLOADING, EMPTY, FAILED, Task
 
 _T = TypeVar("_T")
@@ -411,9 +412,11 @@ class Attempts:
         """
         flight = self.activity.start(task)
         check = AnswerCheck(self.in_thread)
+        writeback = Writeback(self.in_thread)
 
         def write(data: bytes) -> None:
             file.write(data)
+            writeback.wrote(file, len(data))
             check.feed(data)
             self.activity.count_bytes(len(data))
 
