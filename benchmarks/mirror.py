@@ -311,7 +311,9 @@ async def files(reactor, directory: Path, count: int, size: int, concurrency: in
     """
     Download C{count} files of C{size} bytes from a local file server with
     harbour, then from the same URL list with a plain treq loop (the
-    ceiling), C{wget -i} and aria2c (C{-j16 -x1}).
+    ceiling; also timed until a C{sync} has made its files durable, as
+    harbour's are when it reports them), C{wget -i} and aria2c (C{-j16
+    -x1}).
 
     Each starts on a file system with nothing left to write: harbour's
     commits sync the whole file system, which must not include the bytes
@@ -337,6 +339,10 @@ async def files(reactor, directory: Path, count: int, size: int, concurrency: in
         }
         os.sync()
         result["treq_seconds"] = await treq_loop(reactor, requests, directory / "treq", concurrency)
+        # The same loop with its files made durable, as harbour's are.
+        started = time.perf_counter()
+        os.sync()
+        result["treq_synced_seconds"] = result["treq_seconds"] + time.perf_counter() - started
         wget = shutil.which("wget")
         if wget:
             listing = directory / "wget-urls.txt"

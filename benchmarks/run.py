@@ -256,6 +256,7 @@ async def main(reactor, runs: int, quick: bool) -> None:
 PEERS = {
     "aria2c": ("aria2c_seconds", "aria2c"),
     "treq": ("treq_seconds", "treq loop"),
+    "treq_synced": ("treq_synced_seconds", "treq loop, synced"),
     "wget": ("wget_seconds", "wget -i"),
 }
 
@@ -263,8 +264,8 @@ PEERS = {
 def add_files(table: Table, name: str, figures: dict, targets: dict[str, float]) -> None:
     """
     Throughput rows: harbour against each peer measured (aria2c C{-j16
-    -x1}, a plain treq loop, C{wget -i}), each ratio held to its target
-    where C{targets} names one.
+    -x1}, a plain treq loop, the same loop until its files are durable,
+    C{wget -i}), each ratio held to its target where C{targets} names one.
     """
     harbour = figures["harbour_seconds"]
     first = True
