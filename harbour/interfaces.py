@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from harbour.bus import Subscription
     from harbour.oasis.publications import Publication
     from harbour.oasis.requests import ReportURL
-    from harbour.store.tasks import ParseJob, Retirement, Revised, Revision, Task
+    from harbour.store.tasks import ParseJob, RetiredTables, Retirement, Revised, Revision, Task
 
 #: A C{Status} document, or one service's entry in it: JSON-serialisable.
 #: Its values are L{Any}, as those of a decoded JSON document are, so that
@@ -400,6 +400,24 @@ class ITaskStore(Interface):
         @return: A L{Deferred} firing with a
             L{harbour.store.tasks.Retirement}: C{count}, as L{retire}
             returns, and C{files}, sorted C{(report, filename)} pairs.
+        """
+
+    def retired_tables(count: int) -> Deferred[RetiredTables]:
+        """
+        Read the oldest C{count} entries of the list L{retire_with_files}
+        keeps of the files it names (written in the same atomic step, so
+        that a process killed before it could act on them loses nothing).
+
+        @return: A L{Deferred} firing with a
+            L{harbour.store.tasks.RetiredTables}: how many entries were
+            read, and C{(report, filename)} of those whose task is still
+            retired or marked to be (one brought back or forgotten since
+            keeps its tables), oldest first.
+        """
+
+    def forget_retired_tables(count: int) -> Deferred[None]:
+        """
+        Drop the oldest C{count} entries of that list: their tables are gone.
         """
 
     def purge(before: float) -> Deferred[int]:

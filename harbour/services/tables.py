@@ -34,13 +34,14 @@ from harbour.config.paging import follow_reports
 from harbour.config.schema import DownloadTopic, WorkTopic
 from harbour.config.topics import ReportTopic
 from harbour.dataset.views import view_name
-from harbour.dataset.write import drop_window, remove_abandoned
+from harbour.dataset.write import remove_abandoned
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, IEvent, IPausable, IStatusSource, ITaskStore, StatusDocument
 from harbour.processes import process_name
 from harbour.services.attempt import STORE_RETRY
 from harbour.services.cycle import guarded
-from harbour.services.parses import Parses, window_label
+from harbour.services.parses import Parses
+from harbour.services.retirement import Retirements, drop_windows
 from harbour.services.views import Views
 from harbour.services.waking import Waker
 
@@ -96,6 +97,7 @@ class TablesService(Service):
     _announcement: IDelayedCall | None = attr.ib(default=None, init=False)
     _janitor: LoopingCall | None = attr.ib(default=None, init=False)
     views: Views = attr.ib(init=False)
+    retirements: Retirements = attr.ib(init=False)
     _waker: Waker = attr.ib(init=False)
     _running: dict[int, Deferred[None]] = attr.ib(factory=dict, init=False)
     _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
@@ -104,6 +106,7 @@ class TablesService(Service):
     def __attrs_post_init__(self) -> None:
         self._waker = Waker(self.reactor, self.poll_interval)
         self.views = Views(self.tables_dir, self._in_thread)
+        self.retirements = Retirements(self.store, self.tables_dir, self._in_thread)
         self.parses = Parses(
             self.reactor,
             self.store,
@@ -151,6 +154,8 @@ class TablesService(Service):
             return
         if self.keep_views:
             yield self._queue_earlier_files()
+            # Not waited for: a long list must not hold up the parses.
+            self.retirements.drain()
         for number in range(self.workers):
             self._running[number] = self._worker(number)
         self._janitor = LoopingCall(guarded(self.log, "janitor", self._tidy, service="tables"))
@@ -170,9 +175,13 @@ class TablesService(Service):
         """
         Windows the configuration no longer asks for leave the tables (their
         zips stay); a window asked for again is parsed again when revived.
+        The hub drops those the store lists (L{Retirements}); a worker,
+        those the event names, for its own disk.
         """
+        if self.keep_views:
+            return self.retirements.drain()
         files = [(entry["report"], entry["filename"]) for entry in event.payload.get("files", [])]
-        return self._in_thread(_drop_windows, self.tables_dir, files).addCallbacks(
+        return self._in_thread(drop_windows, self.tables_dir, files).addCallbacks(
             lambda removed: self._dropped(removed, len(files)),
             lambda failure: self.log.failure("cannot drop retired windows", failure, service="tables"),
         )
@@ -340,17 +349,8 @@ class TablesService(Service):
         self._waker.wake()
         yield gatherResults(list(self._running.values()), consumeErrors=True)
         yield self.views.idle()
+        yield self.retirements.idle()
         for subscription in self._subscriptions:
             yield self.bus.unsubscribe(subscription)
         if self._threads is not None:
             self._threads.stop()
-
-
-def _drop_windows(tables_dir: Path, files: list[tuple[str, str]]) -> int:
-    """
-    In a thread: remove the table files of the windows of C{files}, each a
-    report and the file name of one of its windows.
-
-    @return: How many table files were removed.
-    """
-    return sum(drop_window(tables_dir, report, window_label(filename)) for report, filename in files)

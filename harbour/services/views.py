@@ -16,6 +16,7 @@ from twisted.logger import Logger
 
 from harbour.config.topics import ReportTopic
 from harbour.dataset.views import Skipped, Unreadable, rebuild_views
+from harbour.services.coalescing import Coalesced
 
 #: Runs a function in a thread: C{run(f, *args)} fires with its result.
 InThread = Callable[..., Deferred[Any]]
@@ -39,9 +40,10 @@ class Views:
     in_thread: InThread = attr.ib()
     reports: dict[str, str] = attr.ib(factory=dict)
     shown: frozenset[str] = attr.ib(default=frozenset())
-    #: While a rebuild runs: who waits for it to end.
-    _running: list[Deferred[None]] | None = attr.ib(default=None, init=False)
-    _again: bool = attr.ib(default=False, init=False)
+    _rebuilds: Coalesced = attr.ib(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._rebuilds = Coalesced(self._rebuild_once)
 
     def configure(self, reports: list[ReportTopic]) -> Deferred[None]:
         """
@@ -65,12 +67,7 @@ class Views:
         """
         @return: A L{Deferred} firing once no rebuild runs.
         """
-        d: Deferred[None] = Deferred()
-        if self._running is None:
-            d.callback(None)
-        else:
-            self._running.append(d)
-        return d
+        return self._rebuilds.idle()
 
     def rebuild(self) -> Deferred[None]:
         """
@@ -80,32 +77,19 @@ class Views:
             known when this was called; it never fails (a failure is
             logged, and the next change tries again).
         """
-        self._again = True
-        if self._running is None:
-            self._running = []
-            self._loop()
-        return self.idle()
+        return self._rebuilds()
 
     @inlineCallbacks
-    def _loop(self) -> Generator[Deferred[Any], Any, None]:
+    def _rebuild_once(self) -> Generator[Deferred[Any], Any, None]:
+        reports = dict(self.reports)
         try:
-            while self._again:
-                self._again = False
-                reports = dict(self.reports)
-                try:
-                    shown, skipped = yield self.in_thread(_rebuild, self.tables_dir, reports)
-                except Exception:
-                    self.log.failure(
-                        "cannot rebuild the views in {path}", path=self.tables_dir, service="tables"
-                    )
-                else:
-                    self.shown = shown
-                    for why in skipped:
-                        self.log.warn("no view for a report: {why}", why=str(why), service="tables")
-        finally:
-            waiting, self._running = self._running or [], None
-            for d in waiting:
-                d.callback(None)
+            shown, skipped = yield self.in_thread(_rebuild, self.tables_dir, reports)
+        except Exception:
+            self.log.failure("cannot rebuild the views in {path}", path=self.tables_dir, service="tables")
+        else:
+            self.shown = shown
+            for why in skipped:
+                self.log.warn("no view for a report: {why}", why=str(why), service="tables")
 
 
 def _rebuild(tables_dir: Path, reports: dict[str, str]) -> tuple[frozenset[str], tuple[Skipped, ...]]:

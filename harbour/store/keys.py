@@ -29,6 +29,7 @@ FIXED_KEYS = (
     "retired",
     "parse:queue",
     "parse:leases",
+    "retired:tables",
 )
 
 #: The task states an older harbour listed its tasks by (C{s:<state>}).

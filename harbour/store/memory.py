@@ -25,6 +25,7 @@ from harbour.store.tasks import (
     LEASE_EXPIRED,
     PENDING,
     RETIRED,
+    RetiredTables,
     Retirement,
     Revised,
     Revision,
@@ -50,6 +51,8 @@ class MemoryTaskStore(MemoryParseQueue):
     _due: dict[str, tuple[float, str]] = attr.ib(factory=dict, init=False)
     _revisions: dict[str, int] = attr.ib(factory=dict, init=False)
     _retired: dict[str, float] = attr.ib(factory=dict, init=False)
+    # The ids retire_with_files named, in order, until forgotten.
+    _retired_tables: list[str] = attr.ib(factory=list, init=False)
     _parse_queue: dict[str, float] = attr.ib(factory=dict, init=False)
     _parse_leases: dict[str, float] = attr.ib(factory=dict, init=False)
 
@@ -83,7 +86,8 @@ class MemoryTaskStore(MemoryParseQueue):
                 task = self._revive(task)
                 created[request.report] = created.get(request.report, 0) + 1
             elif task.retiring:
-                task = self._replace(task, retiring="")
+                # Unmarked only: its modified time stays, as in Redis.
+                task = self._tasks[identifier] = attr.evolve(task, retiring="")
             if task.url != request.url:
                 self._redefine(task, request, how_changed(task.url, request.url))
         return succeed(created)
@@ -106,12 +110,13 @@ class MemoryTaskStore(MemoryParseQueue):
         """
         retired = 0
         files: set[tuple[str, str]] = set()
-        for identifier in ids:
+        for identifier in sorted(ids):
             task = self._tasks.get(identifier)
             if task is None or task.state == RETIRED or (task.state == DOWNLOADING and task.retiring):
                 continue
             if task.state == DOWNLOADED or task.bytes > 0:
                 files.add((task.report, task.filename))
+                self._retired_tables.append(task.id)
             if task.state == DOWNLOADING:
                 # Marked only: its modified time stays, as in Redis.
                 self._tasks[identifier] = attr.evolve(task, retiring="1")
@@ -119,6 +124,25 @@ class MemoryTaskStore(MemoryParseQueue):
                 self._retire(task)
                 retired += 1
         return succeed(Retirement(retired, tuple(sorted(files))))
+
+    def retired_tables(self, count: int) -> Deferred[RetiredTables]:
+        """
+        See L{ITaskStore.retired_tables} (and C{lua/retired_tables.lua}).
+        """
+        read = self._retired_tables[:count]
+        files = []
+        for identifier in read:
+            task = self._tasks.get(identifier)
+            if task is not None and (task.state == RETIRED or (task.state == DOWNLOADING and task.retiring)):
+                files.append((task.report, task.filename))
+        return succeed(RetiredTables(len(read), tuple(files)))
+
+    def forget_retired_tables(self, count: int) -> Deferred[None]:
+        """
+        See L{ITaskStore.forget_retired_tables}.
+        """
+        del self._retired_tables[:count]
+        return succeed(None)
 
     def _retire(self, task: Task) -> Task:
         """

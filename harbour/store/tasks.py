@@ -93,6 +93,7 @@ __all__ = [
     "UNQUEUED",
     "ParseJob",
     "Retirement",
+    "RetiredTables",
     "Task",
     "RedisTaskStore",
     "pairs",
@@ -277,6 +278,23 @@ def check_state(state: str, allowed: Iterable[str] = STATES) -> str:
 
 
 CREATE = load_script("create")
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class RetiredTables:
+    """
+    What L{ITaskStore.retired_tables} read.
+
+    @ivar read: How many entries it read (to give L{forget_retired_tables}).
+    @ivar files: C{(report, filename)} of each of them whose task is still
+        retired, or marked to be (its tables are to go), in the order
+        retired.
+    """
+
+    read: int = attr.ib(validator=attr.validators.ge(0))
+    files: tuple[tuple[str, str], ...] = attr.ib(default=(), validator=_check_files)
+
+
 CLAIM = load_script("claim")
 RENEW = load_script("renew")
 FINISH = load_script("finish")
@@ -289,6 +307,7 @@ RETIRE = load_script("retire")
 REVIVE = load_script("revive")
 PURGE = load_script("purge")
 URLS = load_script("urls")
+RETIRED_TABLES = load_script("retired_tables")
 
 
 def _token(token: int | None) -> str:
@@ -408,6 +427,21 @@ class RedisTaskStore(RedisParseQueue):
             retired += int(count)
             files.update(zip(flat[::2], flat[1::2]))
         return Retirement(retired, tuple(sorted(files)))
+
+    @inlineCallbacks
+    def retired_tables(self, count: int) -> Generator[Deferred[Any], Any, RetiredTables]:
+        """
+        See L{ITaskStore.retired_tables}.
+        """
+        read, flat = yield self._run(RETIRED_TABLES, str(count))
+        return RetiredTables(int(read), tuple(zip(flat[::2], flat[1::2])))
+
+    def forget_retired_tables(self, count: int) -> Deferred[None]:
+        """
+        See L{ITaskStore.forget_retired_tables}.
+        """
+        d: Deferred[None] = self.redis.execute("LTRIM", self.prefix + "retired:tables", count, -1)
+        return d.addCallback(lambda ignored: None)
 
     @inlineCallbacks
     def purge(self, before: float) -> Generator[Deferred[Any], Any, int]:

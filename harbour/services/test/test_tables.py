@@ -28,11 +28,12 @@ from harbour.errors import StoreUnavailable
 from harbour.interfaces import IEvent
 from harbour.oasis.requests import ReportURL
 from harbour.services.parses import ABSENT_RETRY
+from harbour.services.retirement import drop_windows
 from harbour.services.tables import ABANDONED_AFTER, TablesService
 from harbour.services.views import Views
 from harbour.services.waking import Waker
 from harbour.store.memory import MemoryTaskStore
-from harbour.store.tasks import DOWNLOADED
+from harbour.store.tasks import DOWNLOADED, task_id
 from harbour.test.helpers import capture_log
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
@@ -295,27 +296,101 @@ class TablesServiceTests(SynchronousTestCase):
         self.clock.pump([service.work.lease_seconds / 2] * 6)
         self.successResultOf(self.store.sweep())
         self.clock.pump([service.poll_interval] * 3)
-        for task_id in (first, second):
-            task = self.successResultOf(self.store.get(task_id))
+        for identifier in (first, second):
+            task = self.successResultOf(self.store.get(identifier))
             assert task is not None
             self.assertEqual(task.parse, "parsed")
         self.flushLoggedErrors(RuntimeError)
 
+    def retire(self, *filenames: str) -> None:
+        """
+        Retire the tasks of C{filenames} in the store, as the work service
+        does (which then publishes C{task.retired}).
+        """
+        self.successResultOf(self.store.retire_with_files({task_id(name) for name in filenames}))
+
+    def parquet(self) -> list[Path]:
+        """
+        @return: The table files of report C{lmp}.
+        """
+        return sorted((self.data_dir / "tables" / "lmp").glob("*/*.parquet"))
+
     def test_retiredWindowsDropped(self) -> None:
         """
-        C{task.retired} names windows the configuration no longer asks for:
-        their table files go (their zips stay), so that a change of windows
-        never doubles a day in the views.
+        The hub drops the tables of the windows the store lists as retired
+        when C{task.retired} comes (their zips stay), so that a change of
+        windows never doubles a day in the views; then the list is empty.
         """
         self.downloaded("2020-01-01", HUBS.read_bytes())
         self.service()
-        tables = self.data_dir / "tables" / "lmp"
-        self.assertEqual(len(list(tables.glob("*/*.parquet"))), 2)
+        self.assertEqual(len(self.parquet()), 2)
+        self.retire("lmp/2020-01-01.zip")
+        self.successResultOf(self.bus.publish("task.retired", {"files": []}))
+        self.assertEqual(self.parquet(), [])
+        self.assertTrue((self.data_dir / "reports" / "lmp" / "2020-01-01.zip").exists())
+        self.assertEqual(self.successResultOf(self.store.retired_tables(10)).read, 0)
+
+    def test_retiredUnannouncedDroppedAtStart(self) -> None:
+        """
+        Windows retired by a process killed before it announced them are
+        dropped when the hub's tables service next starts.
+        """
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+        first = self.service()
+        self.successResultOf(first.stopService())
+        self.retire("lmp/2020-01-01.zip")
+        self.assertEqual(len(self.parquet()), 2)
+        self.service()
+        self.assertEqual(self.parquet(), [])
+
+    def test_revivedBeforeDropKept(self) -> None:
+        """
+        A window asked for again before its tables were dropped keeps them.
+        """
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+        first = self.service()
+        self.successResultOf(first.stopService())
+        self.retire("lmp/2020-01-01.zip")
+        start = datetime.datetime(2020, 1, 1, 8, tzinfo=datetime.UTC)
+        request = ReportURL("http://oasis.invalid/2020-01-01", "lmp/2020-01-01.zip", "lmp", start, start)
+        self.successResultOf(self.store.create([request]))
+        self.service()
+        self.assertEqual(len(self.parquet()), 2)
+        self.assertEqual(self.successResultOf(self.store.retired_tables(10)).read, 0)
+
+    def test_failedDropKeptListed(self) -> None:
+        """
+        A drop that fails is logged and leaves the windows listed: the next
+        drain drops them.
+        """
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+        failing = [True]
+
+        def run(f: Any, *args: Any) -> Any:
+            if f is drop_windows and failing and failing.pop():
+                return fail(OSError("disk away"))
+            return run_now(f, *args)
+
+        service = self.service(run_in_thread=run)
+        self.retire("lmp/2020-01-01.zip")
+        self.successResultOf(self.bus.publish("task.retired", {"files": []}))
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertEqual(len(self.parquet()), 2)
+        self.successResultOf(service.retirements.drain())
+        self.assertEqual(self.parquet(), [])
+
+    def test_workerDropsWhatEventNames(self) -> None:
+        """
+        A worker's tables service (no views to keep) drops the windows each
+        C{task.retired} names, on its own disk.
+        """
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+        self.service(keep_views=False)
+        self.assertEqual(len(self.parquet()), 2)
         self.successResultOf(
             self.bus.publish("task.retired", {"files": [{"report": "lmp", "filename": "lmp/2020-01-01.zip"}]})
         )
-        self.assertEqual(list(tables.glob("*/*.parquet")), [])
-        self.assertTrue((self.data_dir / "reports" / "lmp" / "2020-01-01.zip").exists())
+        self.assertEqual(self.parquet(), [])
 
 
 class WakerTests(SynchronousTestCase):

@@ -9,7 +9,7 @@
 -- ARGV[2] is the time to use, or '' for Redis's own (TIME): hosts sharing a
 -- Redis need not agree on their clocks.  Redis >= 5 replicates scripts by
 -- their effects, so a script may write after reading TIME.
-local IDS, READY, DELAYED, LEASES, REPORTS, REVISIONS, DUE, RETIRED, PARSE_QUEUE, PARSE_LEASES = unpack(KEYS)
+local IDS, READY, DELAYED, LEASES, REPORTS, REVISIONS, DUE, RETIRED, PARSE_QUEUE, PARSE_LEASES, RETIRED_TABLES = unpack(KEYS)
 local P = ARGV[1]
 local clock_now
 local function now()

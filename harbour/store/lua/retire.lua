@@ -5,7 +5,10 @@
 -- Returns {tasks retired, {report, filename, ...}}: the flat list names
 -- each task retired or marked here that has a file downloaded before
 -- (downloaded, or put back to pending since: its bytes are kept), whose
--- tables are to go.
+-- tables are to go.  Each is also pushed, as "id\nreport\nfilename",
+-- on RETIRED_TABLES, where it stays until its tables are gone (see
+-- retired_tables.lua): an event alone would be lost with a process killed
+-- before publishing it.
 local at = now()
 local n = 0
 local files = {}
@@ -16,8 +19,10 @@ for i = 3, #ARGV do
   local marked = state == 'downloading' and redis.call('HGET', key, 'retiring') == '1'
   if state and state ~= 'retired' and not marked then
     if state == 'downloaded' or tonumber(redis.call('HGET', key, 'bytes') or '0') > 0 then
-      table.insert(files, redis.call('HGET', key, 'report'))
-      table.insert(files, redis.call('HGET', key, 'filename'))
+      local report, filename = redis.call('HGET', key, 'report'), redis.call('HGET', key, 'filename')
+      table.insert(files, report)
+      table.insert(files, filename)
+      redis.call('RPUSH', RETIRED_TABLES, id..'\n'..report..'\n'..filename)
     end
     if state == 'downloading' then
       redis.call('HSET', key, 'retiring', '1')

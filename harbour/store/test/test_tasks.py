@@ -29,6 +29,7 @@ from harbour.store.tasks import (
     UNPARSABLE,
     ParseJob,
     RedisTaskStore,
+    RetiredTables,
     Retirement,
     Task,
     task_id,
@@ -263,6 +264,37 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual(
             await self.store.counts(), {"a": {"retired": 3, DOWNLOADING: 2}, "b": {"retired": 1}}
         )
+
+    async def test_retiredTablesListed(self) -> None:
+        """
+        The files L{retire_with_files} names are also listed in the store,
+        oldest first, until forgotten: read again, they name only tasks
+        still retired or marked to be, but count every entry read.
+        """
+        kept = await self._downloaded(request("a", 1))
+        revived = await self._downloaded(request("a", 2))
+        busy = await self._downloaded(request("b", 1))
+        self.clock.advance(10)
+        await self.store.revise([(busy.id, self.clock.seconds() - 1, "2")])
+        self.assertEqual((await self._task(self.store.claim("w", 60))).id, busy.id)
+        await self.store.create([request("a", 3)])
+        first = await self.store.retire_with_files({kept.id, revived.id})
+        second = await self.store.retire_with_files({busy.id, task_id(request("a", 3).filename)})
+        self.assertEqual((first.count, second.count), (2, 1))
+        listed = await self.store.retired_tables(10)
+        self.assertEqual(listed.read, 3)
+        self.assertEqual(set(listed.files[:2]), {("a", kept.filename), ("a", revived.filename)})
+        self.assertEqual(listed.files[2:], (("b", busy.filename),))
+        self.assertEqual(await self.store.retired_tables(1), RetiredTables(1, listed.files[:1]))
+        await self.store.create([request("a", 2)])
+        self.assertEqual(
+            await self.store.retired_tables(10),
+            RetiredTables(3, tuple(f for f in listed.files if f != ("a", revived.filename))),
+        )
+        await self.store.forget_retired_tables(2)
+        self.assertEqual(await self.store.retired_tables(10), RetiredTables(1, (("b", busy.filename),)))
+        await self.store.forget_retired_tables(1)
+        self.assertEqual(await self.store.retired_tables(10), RetiredTables(0, ()))
 
     async def test_purgeAfterRetention(self) -> None:
         """

@@ -436,6 +436,14 @@ class TwoStores(RuleBasedStateMachine):
         """
         self.both("retire_with_files", chosen)
 
+    @rule(count=st.integers(min_value=1, max_value=4))
+    def retired_tables(self, count: int) -> None:
+        """
+        Read the retired windows whose tables are to go, then forget them.
+        """
+        listed = self.both("retired_tables", count)
+        self.both("forget_retired_tables", listed.read)
+
     @rule(seconds=st.sampled_from(ADVANCES))
     def advance(self, seconds: float) -> None:
         """

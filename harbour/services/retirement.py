@@ -1,0 +1,104 @@
+"""
+Dropping the tables of windows the configuration no longer asks for.
+
+Retiring a task that had a file lists that file in the store, in the same
+atomic step (L{harbour.interfaces.ITaskStore.retire_with_files}).  The
+hub's tables service drops the tables of the windows listed, a batch at a
+time, and only then forgets them: at start, and on each C{task.retired}
+event.  A process killed between a retirement and its event, or in the
+middle of a drop, so loses nothing: the list is read again at the next
+start.  (A worker drops what each event names, for its own disk.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import attr
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.logger import Logger
+
+from harbour.dataset.write import drop_window
+from harbour.interfaces import ITaskStore
+from harbour.services.coalescing import Coalesced
+from harbour.services.files import InThread
+from harbour.services.parses import window_label
+
+#: How many listed windows are read at once.
+BATCH = 200
+
+
+def drop_windows(tables_dir: Path, files: list[tuple[str, str]]) -> int:
+    """
+    In a thread: remove the table files of the windows of C{files}, each a
+    report and the file name of one of its windows.
+
+    @return: How many table files were removed.
+    """
+    return sum(drop_window(tables_dir, report, window_label(filename)) for report, filename in files)
+
+
+@attr.s(eq=False)
+class Retirements:
+    """
+    Drops the tables of the retired windows the store lists (see the
+    module's docstring), one drain at a time.
+    """
+
+    log = Logger()
+
+    store: ITaskStore = attr.ib()
+    tables_dir: Path = attr.ib()
+    in_thread: InThread = attr.ib()
+    _drains: Coalesced = attr.ib(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._drains = Coalesced(self._drain_once)
+
+    def drain(self) -> Deferred[None]:
+        """
+        Drop the tables of every window listed, now or once the drain under
+        way ends.
+
+        @return: A L{Deferred} firing once the windows listed when this was
+            called are dropped, or the drain failed: it never fails (a
+            failure is logged, and the next drain tries again).
+        """
+        return self._drains()
+
+    def idle(self) -> Deferred[None]:
+        """
+        @return: A L{Deferred} firing once no drain runs.
+        """
+        return self._drains.idle()
+
+    @inlineCallbacks
+    def _drain_once(self) -> Generator[Deferred[Any], Any, None]:
+        try:
+            yield self._drop_listed()
+        except Exception:
+            self.log.failure(
+                "cannot drop the tables of retired windows (tried again at the next retirement or start)",
+                service="tables",
+            )
+
+    @inlineCallbacks
+    def _drop_listed(self) -> Generator[Deferred[Any], Any, None]:
+        dropped = removed = 0
+        while True:
+            listed = yield self.store.retired_tables(BATCH)
+            if not listed.read:
+                break
+            if listed.files:
+                removed += yield self.in_thread(drop_windows, self.tables_dir, list(listed.files))
+                dropped += len(listed.files)
+            yield self.store.forget_retired_tables(listed.read)
+        if removed:
+            self.log.info(
+                "removed {removed} table files of {windows} retired windows",
+                removed=removed,
+                windows=dropped,
+                service="tables",
+            )
