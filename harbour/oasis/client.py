@@ -269,6 +269,40 @@ class _SecureOnly:
         return self.agent.request(method, uri, headers, bodyProducer)
 
 
+@implementer(IAgent)
+@attr.s(eq=False)
+class _SpacedRedirects:
+    """
+    An agent whose requests after the first (the redirects followed) each
+    wait for C{before} first: a politeness slot of their host, as the first
+    request waited for one.
+
+    @ivar agent: Sends them.
+    @ivar before: Called with a redirect's URI; its L{Deferred} fires when
+        the request may be sent.
+    """
+
+    agent: IAgent = attr.ib()
+    before: Callable[[bytes], Deferred[None]] = attr.ib()
+    _first: bool = attr.ib(default=True, init=False)
+
+    def request(
+        self,
+        method: bytes,
+        uri: bytes,
+        headers: Headers | None = None,
+        bodyProducer: IBodyProducer | None = None,
+    ) -> Deferred[IResponse]:
+        """
+        See L{IAgent.request}.
+        """
+        if self._first:
+            self._first = False
+            return self.agent.request(method, uri, headers, bodyProducer)
+        d = self.before(uri)
+        return d.addCallback(lambda ignored: self.agent.request(method, uri, headers, bodyProducer))
+
+
 @attr.s(eq=False, frozen=True)
 class DirectClient:
     """
@@ -289,12 +323,21 @@ class DirectClient:
     reactor: IReactorTime = attr.ib()
     agent: IAgent = attr.ib()
 
-    def get(self, url: str, unbuffered: bool = True, timeout: float | None = None) -> Deferred[IResponse]:
+    def get(
+        self,
+        url: str,
+        unbuffered: bool = True,
+        timeout: float | None = None,
+        before_redirect: Callable[[bytes], Deferred[None]] | None = None,
+    ) -> Deferred[IResponse]:
         """
         @param url: What to get.
         @param unbuffered: Ignored: the body is always left to the caller.
         @param timeout: Seconds to wait for the answer's headers before
             cancelling, if any.
+        @param before_redirect: If given, called with the URI of each
+            redirect to follow; the request is sent once its L{Deferred}
+            fires.
         @return: A L{Deferred} firing with the response.
         """
         try:
@@ -302,6 +345,8 @@ class DirectClient:
         except UnicodeEncodeError:
             encoded = EncodedURL.from_text(url).to_uri().to_text().encode("ascii")
         agent = self.agent
+        if before_redirect is not None:
+            agent = _SpacedRedirects(agent, before_redirect)
         if encoded[:6].lower() == b"https:":
             agent = _SecureOnly(agent)
         d: Deferred[IResponse] = RedirectAgent(agent).request(b"GET", encoded)
@@ -400,12 +445,16 @@ class OasisClient:
         """
         clock = self.reactor
         host = urlsplit(transfer.url).netloc
-        wait = yield _shielded(self.limiter.reserve(host, self.settings.min_request_interval))
-        if wait > 0:
-            yield deferLater(clock, wait, lambda: None)
+        yield self._slot(host)
         transfer.started = clock.seconds()
         idle = self.settings.idle_timeout
-        request = self._client().get(transfer.url, unbuffered=True)
+        client = self._client()
+        if isinstance(client, DirectClient):
+            # A redirect is one more request to its host: it waits for a
+            # slot of its own.
+            request = client.get(transfer.url, unbuffered=True, before_redirect=self._redirect_slot)
+        else:
+            request = client.get(transfer.url, unbuffered=True)
         # A cancel of our own, for want of headers, is a failure worth
         # retrying that says so; any other is harbour stopping.
         timed_out: list[bool] = []
@@ -433,6 +482,18 @@ class OasisClient:
         if limit is None:
             limit = self.settings.max_bytes
         return (yield self._receive(transfer, response, write, limit, limit_name))
+
+    @inlineCallbacks
+    def _slot(self, host: str) -> Generator[Deferred[Any], Any, None]:
+        """
+        Wait for the next politeness slot of C{host}.
+        """
+        wait = yield _shielded(self.limiter.reserve(host, self.settings.min_request_interval))
+        if wait > 0:
+            yield deferLater(self.reactor, wait, lambda: None)
+
+    def _redirect_slot(self, uri: bytes) -> Deferred[None]:
+        return self._slot(urlsplit(uri.decode("ascii")).netloc)
 
     def _receive(
         self,

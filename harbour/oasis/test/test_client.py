@@ -12,7 +12,8 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 import attr
 from treq.testing import StubTreq
@@ -305,9 +306,12 @@ class DirectClientTests(TestCase):
     Tests for L{DirectClient}, the default client's requests.
     """
 
-    async def test_followsRedirects(self) -> None:
+    def moved(self) -> str:
         """
-        A redirect is followed, as treq follows it, to the answer.
+        Serve, on 127.0.0.1 until the test ends, C{/moved} redirecting to
+        an answer.
+
+        @return: The URL of C{/moved}.
         """
         from twisted.internet import reactor
 
@@ -321,10 +325,39 @@ class DirectClientTests(TestCase):
         self.addCleanup(port.stopListening)
         address = port.getHost()
         assert isinstance(address, IPv4Address)
+        return f"http://127.0.0.1:{address.port}/moved"
+
+    async def test_followsRedirects(self) -> None:
+        """
+        A redirect is followed, as treq follows it, to the answer.
+        """
+        from twisted.internet import reactor
+
+        url = self.moved()
         client = OasisClient(reactor, MemoryLimiter(reactor), DownloadTopic(min_request_interval=0))
         self.addCleanup(client.close)
-        body = await client.get(f"http://127.0.0.1:{address.port}/moved", 1 << 20, "the cap")
-        self.assertEqual(body, b"PK moved")
+        self.assertEqual(await client.get(url, 1 << 20, "the cap"), b"PK moved")
+
+    async def test_redirectTakesASlot(self) -> None:
+        """
+        A redirect followed is one more request to its host: it takes a
+        politeness slot of its own, as the first request did.
+        """
+        from twisted.internet import reactor
+
+        url = self.moved()
+        reservations: list[tuple[str, float]] = []
+        limiter = MemoryLimiter(reactor)
+
+        def reserve(host: str, interval: float) -> Deferred[float]:
+            reservations.append((host, interval))
+            return limiter.reserve(host, interval)
+
+        limiter_seen = SimpleNamespace(reserve=reserve)
+        client = OasisClient(reactor, cast(Any, limiter_seen), DownloadTopic(min_request_interval=0.01))
+        self.addCleanup(client.close)
+        self.assertEqual(await client.get(url, 1 << 20, "the cap"), b"PK moved")
+        self.assertEqual(reservations, [(urlsplit(url).netloc, 0.01)] * 2)
 
 
 class DirectClientTimingTests(SynchronousTestCase):
@@ -408,6 +441,29 @@ class RedirectTests(SynchronousTestCase):
         """
         agent, d = self.redirected("http://oasis.test/a", b"http://oasis.test/b")
         self.assertEqual(agent.urls, [b"http://oasis.test/a", b"http://oasis.test/b"])
+
+    def test_redirectWaitsItsTurn(self) -> None:
+        """
+        Given C{before_redirect}, a redirect is sent only once the
+        L{Deferred} it returns for the redirect's URI fires; the first
+        request does not wait.
+        """
+        agent = Waiting()
+        asked: list[bytes] = []
+        turn: Deferred[None] = Deferred()
+
+        def before(uri: bytes) -> Deferred[None]:
+            asked.append(uri)
+            return turn
+
+        d = DirectClient(Clock(), agent).get("http://oasis.test/a", before_redirect=before)
+        self.assertEqual(agent.urls, [b"http://oasis.test/a"])
+        moved = SimpleNamespace(code=302, headers=Headers({b"location": [b"http://mirror.test/b"]}))
+        agent.pending[0].callback(moved)
+        self.assertEqual((asked, agent.urls), ([b"http://mirror.test/b"], [b"http://oasis.test/a"]))
+        turn.callback(None)
+        self.assertEqual(agent.urls, [b"http://oasis.test/a", b"http://mirror.test/b"])
+        self.assertNoResult(d)
 
     def test_fetchFailsForGood(self) -> None:
         """
