@@ -123,7 +123,13 @@ class _Body(Protocol):
         if self.received > self._limit:
             self.abort(PermanentFailure(f"answer larger than {self._limit_name} ({self._limit:,} bytes)"))
             return
-        self._write(data)
+        try:
+            self._write(data)
+        except Exception as e:
+            # The body may be over already (its length known): it must not
+            # end well with bytes that were not kept.
+            self.abort(AttemptFailed(f"cannot keep the answer: {e}"))
+            return
         self._progress(len(data))
 
     @property

@@ -416,8 +416,8 @@ class Attempts:
 
         def write(data: bytes) -> None:
             file.write(data)
-            writeback.wrote(file, len(data))
             check.feed(data)
+            writeback.wrote(file, len(data))
             self.activity.count_bytes(len(data))
 
         self.context.beat()  # the hub sees work as it starts, not only on the next heartbeat
@@ -427,6 +427,7 @@ class Attempts:
             flight.request = self.client.fetch(flight.transfer, write)
             received = yield flight.request
         except Exception:
+            check.abandon()
             return flight.transfer.received, check, Failure()
         finally:
             self.activity.end(task)

@@ -9,9 +9,9 @@ comes next.  A smaller answer is followed on the reactor's thread as it
 arrives: handing it over would cost more than it saves.
 
 If the thread falls behind (a source faster than hashing, on a busy
-machine), the bytes waiting for it are dropped rather than kept without
-bound, and the whole file is judged once it is written (see
-L{judge_file}).
+machine), the bytes held for it (the batch it follows and those waiting)
+are dropped once they pass L{BEHIND}, rather than kept without bound, and
+the whole file is judged once it is written (see L{judge_file}).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from harbour.services.files import InThread
 #: An answer is followed on the reactor's thread up to this many bytes,
 #: then handed over in batches of about this size.
 BATCH = 1 << 20
-#: The most bytes an answer keeps waiting for the thread: past it, the
-#: file is judged once written.
+#: The most bytes an answer holds for the thread (the batch it follows and
+#: those waiting): past it, the file is judged once written.
 BEHIND = 4 * BATCH
 
 
@@ -80,8 +80,9 @@ class AnswerCheck:
     _fed: int = attr.ib(default=0, init=False)
     _waiting: list[bytes] = attr.ib(factory=list, init=False)
     _waiting_bytes: int = attr.ib(default=0, init=False)
-    # The batch in a thread now, if any.
+    # The batch in a thread now, if any, and its size.
     _running: Deferred[None] | None = attr.ib(default=None, init=False)
+    _running_bytes: int = attr.ib(default=0, init=False)
     _dropped: bool = attr.ib(default=False, init=False)
 
     def feed(self, data: bytes) -> None:
@@ -96,9 +97,8 @@ class AnswerCheck:
             return
         self._waiting.append(data)
         self._waiting_bytes += len(data)
-        if self._waiting_bytes > self.behind:
-            self._dropped = True
-            self._waiting = []
+        if self._waiting_bytes + self._running_bytes > self.behind:
+            self.abandon()
         elif self._running is None and self._waiting_bytes >= self.batch:
             self._hand_over()
 
@@ -108,18 +108,28 @@ class AnswerCheck:
             self._digest.update(chunk)
             self._stream.feed(chunk)
 
+    def abandon(self) -> None:
+        """
+        Follow no more (the download failed, or the thread fell behind):
+        drop what waits, and hand nothing more over.
+        """
+        self._dropped = True
+        self._waiting = []
+        self._waiting_bytes = 0
+
     def _hand_over(self) -> None:
         chunks, self._waiting, self._waiting_bytes = self._waiting, [], 0
+        self._running_bytes = sum(len(chunk) for chunk in chunks)
         running = self._running = self.in_thread(self._follow, chunks)
         running.addBoth(self._handed_back)
 
     def _handed_back(self, result: None | Failure) -> None:
         self._running = None
+        self._running_bytes = 0
         if isinstance(result, Failure):
             # Nothing the hash or the stream does raises; were it to,
             # the file is judged whole.
-            self._dropped = True
-            self._waiting = []
+            self.abandon()
         elif self._waiting_bytes >= self.batch and not self._dropped:
             self._hand_over()
 

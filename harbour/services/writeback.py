@@ -5,7 +5,8 @@ The sync that commits an answer (see L{harbour.services.commit}) waits for
 every byte of it still to be written to disk.  For a large answer that is
 most of it, unless the kernel was asked to start writing as the bytes came:
 every few megabytes, a thread asks it to (C{sync_file_range(2)}, which
-starts the writing and does not wait for it).  Four 200 MB answers took
+starts the writing and does not wait for it), one request per answer at a
+time: a request still under way when the next is due grows the next.  Four 200 MB answers took
 1.7 s with the whole write-back left to the sync, and 1.5 s so.  Where
 the system has no C{sync_file_range} (it is Linux's), the sync does it all.
 """
@@ -50,7 +51,8 @@ def _start_writing(sync_file_range: SyncFileRange, fd: int, offset: int, length:
     """
     In a thread: start writing C{length} bytes from C{offset} of the file
     open as C{fd} (a descriptor of its own, closed here).  It is advice:
-    a refusal changes nothing but the time the sync takes.
+    a refusal (C{-1}, with C{errno} set) changes nothing but the time the
+    sync takes, so it is not reported.
     """
     try:
         sync_file_range(fd, offset, length, START_WRITING)
@@ -77,20 +79,29 @@ class Writeback:
     sync_file_range: SyncFileRange | None = attr.ib(factory=load_sync_file_range)
     _written: int = attr.ib(default=0, init=False)
     _started: int = attr.ib(default=0, init=False)
+    _running: bool = attr.ib(default=False, init=False)
 
     def wrote(self, file: IO[bytes], size: int) -> None:
         """
-        C{size} more bytes were written to C{file}.
+        C{size} more bytes were written to C{file}.  It never raises: the
+        write-back is advice, and the answer is whole without it.
         """
         self._written += size
-        if self.sync_file_range is None or self._written - self._started < self.every:
+        if self.sync_file_range is None or self._running or self._written - self._started < self.every:
             return
-        file.flush()
-        # A descriptor of its own: the file may be closed before the thread runs.
-        fd = os.dup(file.fileno())
+        try:
+            file.flush()
+            # A descriptor of its own: the file may be closed before the thread runs.
+            fd = os.dup(file.fileno())
+        except (OSError, ValueError):
+            return
         offset, self._started = self._started, self._written
+        self._running = True
         d = self.run(_start_writing, self.sync_file_range, fd, offset, self._written - offset)
-        d.addErrback(self._failed)
+        d.addErrback(self._failed).addBoth(self._done)
 
     def _failed(self, failure: Failure) -> None:
         self.log.failure("cannot start a write-back", failure, service="download")
+
+    def _done(self, ignored: None) -> None:
+        self._running = False

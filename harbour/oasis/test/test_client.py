@@ -149,6 +149,21 @@ class ThrottleTests(SynchronousTestCase):
         assert isinstance(failure.value, AttemptFailed)
         return failure.value
 
+    def test_answerNotKept(self) -> None:
+        """
+        An answer whose bytes cannot be kept (the file they go to fails)
+        fails the fetch, however it ends: its bytes are not whole.
+        """
+        client, stub = self.client(Scripted(self.clock, Answer(200, b"PK whole")))
+
+        def full(data: bytes) -> None:
+            raise OSError(28, "No space left on device")
+
+        d = client.fetch(Transfer(URL), full)
+        stub.flush()
+        failure = self.failureResultOf(d, AttemptFailed)
+        self.assertEqual(str(failure.value), "cannot keep the answer: [Errno 28] No space left on device")
+
     def test_recordedThrottle(self) -> None:
         """
         The recorded answer (429, the HTML page, no C{Retry-After}) fails

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import os
+import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -129,6 +133,37 @@ class AnswerCheckTests(SynchronousTestCase):
             Judged(hashlib.sha256(data).hexdigest(), verdicts.Verdict(verdicts.DATA, members=("data.csv",))),
         )
 
+    def test_behindCountsTheRunningBatch(self) -> None:
+        """
+        The bytes held for the thread count the batch it follows as well as
+        those waiting: past C{behind} in all, the answer is dropped.
+        """
+        threads = Threads()
+        check = AnswerCheck(threads, batch=100, behind=250)
+        for ignored in range(3):
+            check.feed(b"x" * 100)
+        self.assertEqual(len(threads.calls), 1)
+        check.feed(b"x" * 100)
+        threads.run_next()
+        self.assertEqual(threads.calls, [])
+        self.assertIsNone(self.successResultOf(check.finish()))
+
+    def test_abandoned(self) -> None:
+        """
+        An abandoned check (its download failed) hands nothing more over,
+        even once its running batch is back, and keeps nothing.
+        """
+        threads = Threads()
+        check = AnswerCheck(threads, batch=100, behind=10_000)
+        for ignored in range(4):
+            check.feed(b"x" * 100)
+        self.assertEqual(len(threads.calls), 1)
+        check.abandon()
+        check.feed(b"x" * 100)
+        threads.run_next()
+        self.assertEqual(threads.calls, [])
+        self.assertIsNone(self.successResultOf(check.finish()))
+
     def test_threadFailed(self) -> None:
         """
         A batch that fails in its thread leaves the file to be judged whole.
@@ -157,3 +192,89 @@ class AnswerCheckTests(SynchronousTestCase):
         inline = AnswerCheck(Threads(), batch=len(data))
         inline.feed(data)
         self.assertEqual(judged, self.successResultOf(inline.finish()))
+
+
+@st.composite
+def answers(draw: st.DrawFn) -> bytes:
+    """
+    Answers of every kind a check meets: zips stored or deflated, of one
+    member or several, OASIS error documents, cut short, HTML, noise.
+    """
+    kind = draw(st.sampled_from(["stored", "deflated", "multi", "error", "truncated", "html", "noise"]))
+    size = draw(st.integers(0, 30_000))
+    noise = draw(st.randoms(use_true_random=False)).randbytes
+    buffer = io.BytesIO()
+    if kind == "html":
+        return b"<html>" + b"y" * size
+    if kind == "noise":
+        return noise(size)
+    method = zipfile.ZIP_STORED if kind in ("stored", "truncated") else zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(buffer, "w", method) as archive:
+        if kind == "multi":
+            for index in range(draw(st.integers(1, 4))):
+                archive.writestr(f"m{index}.csv", noise(size // 4))
+        elif kind == "error":
+            code = draw(st.sampled_from([1000, 1015, 1001, 9999]))
+            archive.writestr("e.xml", ERROR % code)
+        else:
+            archive.writestr(
+                "a.csv", noise(size) if method == zipfile.ZIP_STORED else b"1,2,3\n" * (size // 6)
+            )
+    data = buffer.getvalue()
+    if kind == "truncated":
+        data = data[: draw(st.integers(0, len(data)))]
+    return data
+
+
+ERROR = (
+    b'<?xml version="1.0"?><OASISReport xmlns="http://www.caiso.com/soa/OASISReport_v1.xsd">'
+    b"<MessagePayload><RTO><ERROR><ERR_CODE>%d</ERR_CODE><ERR_DESC>x</ERR_DESC></ERROR></RTO>"
+    b"</MessagePayload></OASISReport>"
+)
+
+
+class AnswerCheckPropertyTests(SynchronousTestCase):
+    """
+    Whatever the answer, its chunks, its batches and when the thread runs,
+    L{AnswerCheck} (with L{judge_file} when it drops) gives the whole file's
+    hash and the verdict L{verdicts.classify} gives the file.
+    """
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        data=answers(),
+        cuts=st.lists(st.integers(1, 5000), min_size=1, max_size=40),
+        batch=st.integers(1, 8000),
+        behind=st.integers(1, 20000),
+        schedule=st.lists(st.booleans(), max_size=200),
+    )
+    def test_asTheWholeFile(
+        self, data: bytes, cuts: list[int], batch: int, behind: int, schedule: list[bool]
+    ) -> None:
+        """
+        See the class docstring.
+        """
+        threads = Threads()
+        check = AnswerCheck(threads, batch=batch, behind=behind)
+        position, turns = 0, iter(schedule)
+        for cut in itertools.cycle(cuts):
+            if position >= len(data):
+                break
+            check.feed(data[position : position + cut])
+            position += cut
+            turn = next(turns, False)
+            if turn and threads.calls:
+                threads.run_next()
+        finished = check.finish()
+        while threads.calls:
+            threads.run_next()
+        judged = self.successResultOf(finished)
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / "answer"
+            path.write_bytes(data)
+            if judged is None:
+                judged = judge_file(path)
+            expected = verdicts.classify(path)
+            verdict = judged.verdict or expected
+        self.assertEqual(judged.sha256, hashlib.sha256(data).hexdigest())
+        self.assertEqual((verdict.kind, verdict.description), (expected.kind, expected.description))

@@ -34,9 +34,11 @@ from harbour.interfaces import IEvent, ILimiter
 from harbour.oasis.classify import DATA, classify
 from harbour.oasis.client import OasisClient, retry_after
 from harbour.oasis.requests import ReportURL, gmt, report_urls
+from harbour.services import attempt
 from harbour.services.attempt import RECHECK, backoff
 from harbour.services.download import DownloadService
 from harbour.services.files import is_record, record, record_path
+from harbour.services.writeback import Writeback
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.politeness import MemoryLimiter
 from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED, PENDING, Task
@@ -309,8 +311,9 @@ class DownloadTests(TestCase):
     async def test_largeAnswer(self) -> None:
         """
         An answer of several megabytes, followed in a thread past its first
-        (see L{harbour.services.checking}), is recorded with its bytes'
-        hash and put in place whole.
+        (see L{harbour.services.checking}) and its write-back started as it
+        arrives (L{harbour.services.writeback}), is recorded with its
+        bytes' hash and put in place whole.
         """
         harness = Harness(self)
         out = io.BytesIO()
@@ -319,7 +322,19 @@ class DownloadTests(TestCase):
         answer = Data(out.getvalue(), "application/zip")
         answer.isLeaf = True
         harness.serve(answer)
+        asked: list[int] = []
+
+        def sync_file_range(fd: int, offset: int, length: int, flags: int) -> int:
+            asked.append(length)
+            return 0
+
+        def judged_whole(path: Path) -> None:
+            raise AssertionError("the answer was followed as it arrived: nothing to judge whole")
+
+        self.patch(attempt, "judge_file", judged_whole)
+        self.patch(attempt, "Writeback", lambda run: Writeback(run, 1 << 20, sync_file_range))
         [task] = await harness.run(LMP, end="2025-01-10")
+        self.assertGreaterEqual(sum(asked), 2 << 20)
         self.assertEqual(task.state, DOWNLOADED)
         self.assertEqual(
             (task.bytes, task.sha256), (len(answer.data), hashlib.sha256(answer.data).hexdigest())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.trial.unittest import SynchronousTestCase
@@ -54,6 +54,61 @@ class WritebackTests(SynchronousTestCase):
                 [(0, 12, START_WRITING, b"abcdefghijkl"), (12, 12, START_WRITING, b"mnopqrstuvwx")],
             )
 
+    def test_oneAtATime(self) -> None:
+        """
+        While one write-back is being started, no other is asked for: the
+        next, once it is done, covers everything written meanwhile.
+        """
+        runs: list[tuple[Any, tuple[Any, ...], Deferred[Any]]] = []
+
+        def later(f: Any, *args: Any) -> Deferred[Any]:
+            d: Deferred[Any] = Deferred()
+            runs.append((f, args, d))
+            return d
+
+        asked: list[tuple[int, int]] = []
+
+        def sync_file_range(fd: int, offset: int, length: int, flags: int) -> int:
+            asked.append((offset, length))
+            return 0
+
+        writeback = Writeback(later, every=10, sync_file_range=sync_file_range)
+        with open(Path(self.mktemp()), "wb") as file:
+            for ignored in range(5):
+                file.write(b"x" * 10)
+                writeback.wrote(file, 10)
+            self.assertEqual(len(runs), 1)
+            f, args, d = runs.pop()
+            maybeDeferred(f, *args).chainDeferred(d)
+            file.write(b"x" * 10)
+            writeback.wrote(file, 10)
+            f, args, d = runs.pop()
+            maybeDeferred(f, *args).chainDeferred(d)
+        self.assertEqual(asked, [(0, 10), (10, 50)])
+
+    def test_neverRaises(self) -> None:
+        """
+        A file that cannot be flushed or whose descriptor cannot be
+        duplicated (too many open files) only goes without the advice.
+        """
+
+        class Unflushable:
+            """
+            A file on a full disk.
+            """
+
+            def flush(self) -> None:
+                """
+                Fail, as a full disk does.
+                """
+                raise OSError(28, "No space left on device")
+
+        writeback = Writeback(synchronously, every=1, sync_file_range=lambda *args: 0)
+        writeback.wrote(cast(IO[bytes], Unflushable()), 5)
+        with open(Path(self.mktemp()), "wb") as file:
+            file.close()
+            writeback.wrote(file, 5)
+
     def test_nowhereToAsk(self) -> None:
         """
         Without C{sync_file_range}, nothing is asked and nothing flushed
@@ -68,7 +123,9 @@ class WritebackTests(SynchronousTestCase):
 
     def test_refusalLogged(self) -> None:
         """
-        A write-back that cannot start is logged, and the descriptor closed.
+        A write-back whose call raises is logged, and the descriptor closed
+        (the system call's own refusals, C{-1} and C{errno}, are advice
+        declined, and not reported).
         """
 
         def refused(fd: int, offset: int, length: int, flags: int) -> int:
@@ -95,3 +152,5 @@ class WritebackTests(SynchronousTestCase):
             file.write(b"x" * 4096)
             file.flush()
             self.assertEqual(sync_file_range(file.fileno(), 0, 4096, START_WRITING), 0)
+            # Offsets past 2 GiB pass whole (64-bit arguments).
+            self.assertEqual(sync_file_range(file.fileno(), 3 << 30, 4096, START_WRITING), 0)
