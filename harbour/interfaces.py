@@ -408,16 +408,25 @@ class ITaskStore(Interface):
         keeps of the files it names (written in the same atomic step, so
         that a process killed before it could act on them loses nothing).
 
+        @param count: At least 1.
         @return: A L{Deferred} firing with a
-            L{harbour.store.tasks.RetiredTables}: how many entries were
-            read, and C{(report, filename)} of those whose task is still
-            retired or marked to be (one brought back or forgotten since
-            keeps its tables), oldest first.
+            L{harbour.store.tasks.RetiredTables}: the entries read, and
+            C{(report, filename)} of those whose tables are to go, oldest
+            first: whose task is still retired, or marked to be, or
+            forgotten since (L{purge}); one brought back since keeps its
+            tables.
+        @raise ValueError: for a C{count} below 1.
         """
 
-    def forget_retired_tables(count: int) -> Deferred[None]:
+    def forget_retired_tables(entries: Sequence[str]) -> Deferred[int]:
         """
-        Drop the oldest C{count} entries of that list: their tables are gone.
+        Forget C{entries} (read with L{retired_tables}) once their tables
+        are gone: from the oldest, in order, while each is still the
+        oldest (another reader may have forgotten them).  A task among
+        them downloaded again since (brought back while its tables were
+        dropped) is queued to be parsed again, its tables written anew.
+
+        @return: A L{Deferred} firing with how many were forgotten.
         """
 
     def purge(before: float) -> Deferred[int]:

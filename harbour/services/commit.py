@@ -155,6 +155,20 @@ def _sync_file_systems(directories: Iterable[Path], syncfs: SyncFS) -> None:
             os.close(fd)
 
 
+def sync_file_system(directory: Path) -> None:
+    """
+    In a thread: make the file system holding C{directory} durable, with
+    C{syncfs(2)} where there is one, else with C{sync(2)}.
+
+    @raise OSError: if it cannot be.
+    """
+    syncfs = load_syncfs()
+    if syncfs is None:
+        os.sync()
+    else:
+        _sync_file_systems([directory], syncfs)
+
+
 def _sync_and_rename(
     moves: list[Move], directories: set[Path], syncfs: SyncFS, wall: WallClock
 ) -> list[Exception | None]:

@@ -4,10 +4,14 @@ Dropping the tables of windows the configuration no longer asks for.
 Retiring a task that had a file lists that file in the store, in the same
 atomic step (L{harbour.interfaces.ITaskStore.retire_with_files}).  The
 hub's tables service drops the tables of the windows listed, a batch at a
-time, and only then forgets them: at start, and on each C{task.retired}
-event.  A process killed between a retirement and its event, or in the
-middle of a drop, so loses nothing: the list is read again at the next
-start.  (A worker drops what each event names, for its own disk.)
+time, makes the removals durable, and only then forgets them: at start,
+on each C{task.retired} event, when the store comes back, and on the
+janitor's round.  A process killed between a retirement and its event, or
+in the middle of a drop, so loses nothing: the list is read again.  A
+window brought back and parsed anew while its old tables were being
+dropped is parsed once more when its entry is forgotten (the drop may
+have taken its new tables).  (A worker drops what each event names, for
+its own disk.)
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from twisted.logger import Logger
 from harbour.dataset.write import drop_window
 from harbour.interfaces import ITaskStore
 from harbour.services.coalescing import Coalesced
+from harbour.services.commit import sync_file_system
 from harbour.services.files import InThread
 from harbour.services.parses import window_label
 
@@ -30,14 +35,20 @@ from harbour.services.parses import window_label
 BATCH = 200
 
 
-def drop_windows(tables_dir: Path, files: list[tuple[str, str]]) -> int:
+def drop_windows(tables_dir: Path, files: list[tuple[str, str]], durably: bool = False) -> int:
     """
     In a thread: remove the table files of the windows of C{files}, each a
     report and the file name of one of its windows.
 
+    @param durably: Whether the removals must be durable when this returns
+        (a power cut must not bring back files whose entries are then
+        forgotten).
     @return: How many table files were removed.
     """
-    return sum(drop_window(tables_dir, report, window_label(filename)) for report, filename in files)
+    removed = sum(drop_window(tables_dir, report, window_label(filename)) for report, filename in files)
+    if removed and durably:
+        sync_file_system(tables_dir)
+    return removed
 
 
 @attr.s(eq=False)
@@ -53,6 +64,7 @@ class Retirements:
     tables_dir: Path = attr.ib()
     in_thread: InThread = attr.ib()
     _drains: Coalesced = attr.ib(init=False)
+    _stopping: bool = attr.ib(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._drains = Coalesced(self._drain_once)
@@ -74,6 +86,16 @@ class Retirements:
         """
         return self._drains.idle()
 
+    def stop(self) -> Deferred[None]:
+        """
+        Drain no more: a drain under way ends after its current batch (the
+        rest stays listed for the next start).
+
+        @return: A L{Deferred} firing once it has.
+        """
+        self._stopping = True
+        return self.idle()
+
     @inlineCallbacks
     def _drain_once(self) -> Generator[Deferred[Any], Any, None]:
         try:
@@ -87,14 +109,14 @@ class Retirements:
     @inlineCallbacks
     def _drop_listed(self) -> Generator[Deferred[Any], Any, None]:
         dropped = removed = 0
-        while True:
+        while not self._stopping:
             listed = yield self.store.retired_tables(BATCH)
-            if not listed.read:
+            if not listed.entries:
                 break
             if listed.files:
-                removed += yield self.in_thread(drop_windows, self.tables_dir, list(listed.files))
+                removed += yield self.in_thread(drop_windows, self.tables_dir, list(listed.files), True)
                 dropped += len(listed.files)
-            yield self.store.forget_retired_tables(listed.read)
+            yield self.store.forget_retired_tables(listed.entries)
         if removed:
             self.log.info(
                 "removed {removed} table files of {windows} retired windows",

@@ -144,7 +144,7 @@ class TablesService(Service):
             self.bus.subscribe("task.done", lambda event: self._waker.wake()),
             self.bus.subscribe("table.queued", lambda event: self._waker.wake()),
             self.bus.subscribe("task.retired", self._retired),
-            self.bus.subscribe("store.connected", lambda event: self._waker.wake()),
+            self.bus.subscribe("store.connected", self._store_back),
         ]
         if self.keep_views:
             subscriptions.append(follow_reports(self.bus, self._reports_changed))
@@ -164,9 +164,17 @@ class TablesService(Service):
 
     def _tidy(self) -> Deferred[int]:
         """
-        Remove temporary files of parses killed mid-write.
+        Remove temporary files of parses killed mid-write; on the hub, drop
+        the tables of retired windows a failed drain left listed.
         """
+        if self.keep_views:
+            self.retirements.drain()
         return self._in_thread(remove_abandoned, self.tables_dir, ABANDONED_AFTER, time.time())
+
+    def _store_back(self, event: IEvent) -> None:
+        self._waker.wake()
+        if self.keep_views and self.running:
+            self.retirements.drain()
 
     def _download_changed(self, event: IEvent) -> None:
         self.settings = DownloadTopic.from_payload(event.payload)
@@ -349,7 +357,7 @@ class TablesService(Service):
         self._waker.wake()
         yield gatherResults(list(self._running.values()), consumeErrors=True)
         yield self.views.idle()
-        yield self.retirements.idle()
+        yield self.retirements.stop()
         for subscription in self._subscriptions:
             yield self.bus.unsubscribe(subscription)
         if self._threads is not None:

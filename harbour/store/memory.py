@@ -5,11 +5,11 @@ unit tests, passing the same behaviour suite.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import attr
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
@@ -24,6 +24,7 @@ from harbour.store.tasks import (
     FINAL_STATES,
     LEASE_EXPIRED,
     PENDING,
+    QUEUED,
     RETIRED,
     RetiredTables,
     Retirement,
@@ -116,7 +117,7 @@ class MemoryTaskStore(MemoryParseQueue):
                 continue
             if task.state == DOWNLOADED or task.bytes > 0:
                 files.add((task.report, task.filename))
-                self._retired_tables.append(task.id)
+                self._retired_tables.append(f"{task.id}\n{task.report}\n{task.filename}")
             if task.state == DOWNLOADING:
                 # Marked only: its modified time stays, as in Redis.
                 self._tasks[identifier] = attr.evolve(task, retiring="1")
@@ -129,20 +130,34 @@ class MemoryTaskStore(MemoryParseQueue):
         """
         See L{ITaskStore.retired_tables} (and C{lua/retired_tables.lua}).
         """
-        read = self._retired_tables[:count]
+        if count < 1:
+            return fail(ValueError(f"count must be at least 1, not {count}"))
+        entries = tuple(self._retired_tables[:count])
         files = []
-        for identifier in read:
+        for entry in entries:
+            identifier, report, filename = entry.split("\n", 2)
             task = self._tasks.get(identifier)
-            if task is not None and (task.state == RETIRED or (task.state == DOWNLOADING and task.retiring)):
-                files.append((task.report, task.filename))
-        return succeed(RetiredTables(len(read), tuple(files)))
+            if task is None or task.state == RETIRED or (task.state == DOWNLOADING and task.retiring):
+                files.append((report, filename))
+        return succeed(RetiredTables(entries, tuple(files)))
 
-    def forget_retired_tables(self, count: int) -> Deferred[None]:
+    def forget_retired_tables(self, entries: Sequence[str]) -> Deferred[int]:
         """
-        See L{ITaskStore.forget_retired_tables}.
+        See L{ITaskStore.forget_retired_tables} (and
+        C{lua/forget_retired_tables.lua}).
         """
-        del self._retired_tables[:count]
-        return succeed(None)
+        forgotten = 0
+        for entry in entries:
+            if not self._retired_tables or self._retired_tables[0] != entry:
+                break
+            del self._retired_tables[0]
+            forgotten += 1
+            task = self._tasks.get(entry.split("\n", 1)[0])
+            if task is not None and task.state == DOWNLOADED and task.parse != QUEUED:
+                self._parse_leases.pop(task.id, None)
+                self._parse_queue[task.id] = self.clock.seconds()
+                self._set(task, parse=QUEUED, parse_owner="")
+        return succeed(forgotten)
 
     def _retire(self, task: Task) -> Task:
         """

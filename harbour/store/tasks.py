@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from typing import Any
 
 import attr
@@ -280,18 +280,23 @@ def check_state(state: str, allowed: Iterable[str] = STATES) -> str:
 CREATE = load_script("create")
 
 
+def _check_entries(instance: object, attribute: attr.Attribute[tuple[str, ...]], value: object) -> None:
+    if not isinstance(value, tuple) or not all(isinstance(entry, str) for entry in value):
+        raise ValueError(f"{attribute.name} must be a tuple of strings, not {value!r}")
+
+
 @attr.s(frozen=True, auto_attribs=True)
 class RetiredTables:
     """
     What L{ITaskStore.retired_tables} read.
 
-    @ivar read: How many entries it read (to give L{forget_retired_tables}).
-    @ivar files: C{(report, filename)} of each of them whose task is still
-        retired, or marked to be (its tables are to go), in the order
-        retired.
+    @ivar entries: The entries read, as the store keeps them (to give
+        L{ITaskStore.forget_retired_tables} once their tables are gone).
+    @ivar files: C{(report, filename)} of those whose tables are to go, in
+        the order retired.
     """
 
-    read: int = attr.ib(validator=attr.validators.ge(0))
+    entries: tuple[str, ...] = attr.ib(default=(), validator=_check_entries)
     files: tuple[tuple[str, str], ...] = attr.ib(default=(), validator=_check_files)
 
 
@@ -308,6 +313,15 @@ REVIVE = load_script("revive")
 PURGE = load_script("purge")
 URLS = load_script("urls")
 RETIRED_TABLES = load_script("retired_tables")
+FORGET_RETIRED_TABLES = load_script("forget_retired_tables")
+
+
+def _positive(count: int) -> None:
+    """
+    @raise ValueError: unless C{count} is at least 1.
+    """
+    if count < 1:
+        raise ValueError(f"count must be at least 1, not {count}")
 
 
 def _token(token: int | None) -> str:
@@ -433,15 +447,18 @@ class RedisTaskStore(RedisParseQueue):
         """
         See L{ITaskStore.retired_tables}.
         """
-        read, flat = yield self._run(RETIRED_TABLES, str(count))
-        return RetiredTables(int(read), tuple(zip(flat[::2], flat[1::2])))
+        _positive(count)
+        entries, flat = yield self._run(RETIRED_TABLES, str(count))
+        return RetiredTables(tuple(entries), tuple(zip(flat[::2], flat[1::2])))
 
-    def forget_retired_tables(self, count: int) -> Deferred[None]:
+    @inlineCallbacks
+    def forget_retired_tables(self, entries: Sequence[str]) -> Generator[Deferred[Any], Any, int]:
         """
         See L{ITaskStore.forget_retired_tables}.
         """
-        d: Deferred[None] = self.redis.execute("LTRIM", self.prefix + "retired:tables", count, -1)
-        return d.addCallback(lambda ignored: None)
+        if not entries:
+            return 0
+        return int((yield self._run(FORGET_RETIRED_TABLES, *entries)))
 
     @inlineCallbacks
     def purge(self, before: float) -> Generator[Deferred[Any], Any, int]:

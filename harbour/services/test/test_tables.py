@@ -29,7 +29,7 @@ from harbour.interfaces import IEvent
 from harbour.oasis.requests import ReportURL
 from harbour.services.parses import ABSENT_RETRY
 from harbour.services.retirement import drop_windows
-from harbour.services.tables import ABANDONED_AFTER, TablesService
+from harbour.services.tables import ABANDONED_AFTER, JANITOR_INTERVAL, TablesService
 from harbour.services.views import Views
 from harbour.services.waking import Waker
 from harbour.store.memory import MemoryTaskStore
@@ -328,7 +328,7 @@ class TablesServiceTests(SynchronousTestCase):
         self.successResultOf(self.bus.publish("task.retired", {"files": []}))
         self.assertEqual(self.parquet(), [])
         self.assertTrue((self.data_dir / "reports" / "lmp" / "2020-01-01.zip").exists())
-        self.assertEqual(self.successResultOf(self.store.retired_tables(10)).read, 0)
+        self.assertEqual(self.successResultOf(self.store.retired_tables(10)).entries, ())
 
     def test_retiredUnannouncedDroppedAtStart(self) -> None:
         """
@@ -356,7 +356,7 @@ class TablesServiceTests(SynchronousTestCase):
         self.successResultOf(self.store.create([request]))
         self.service()
         self.assertEqual(len(self.parquet()), 2)
-        self.assertEqual(self.successResultOf(self.store.retired_tables(10)).read, 0)
+        self.assertEqual(self.successResultOf(self.store.retired_tables(10)).entries, ())
 
     def test_failedDropKeptListed(self) -> None:
         """
@@ -378,6 +378,83 @@ class TablesServiceTests(SynchronousTestCase):
         self.assertEqual(len(self.parquet()), 2)
         self.successResultOf(service.retirements.drain())
         self.assertEqual(self.parquet(), [])
+
+    def test_purgedBeforeDropDropped(self) -> None:
+        """
+        A window whose task was forgotten (purged) before its tables were
+        dropped loses them all the same: nobody asks for it.
+        """
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+        first = self.service()
+        self.successResultOf(first.stopService())
+        self.retire("lmp/2020-01-01.zip")
+        self.clock.advance(10)
+        self.assertEqual(self.successResultOf(self.store.purge(self.clock.seconds())), 1)
+        self.service()
+        self.assertEqual(self.parquet(), [])
+
+    def test_revivedDuringDropParsedAgain(self) -> None:
+        """
+        A window brought back, and parsed anew, while its old tables were
+        being dropped gets its tables again: forgetting its entry queues it
+        to be parsed once more.
+        """
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+        revive: list[bool] = [True]
+        start = datetime.datetime(2020, 1, 1, 8, tzinfo=datetime.UTC)
+        request = ReportURL("http://oasis.invalid/2020-01-01", "lmp/2020-01-01.zip", "lmp", start, start)
+
+        def run(f: Any, *args: Any) -> Any:
+            if f is drop_windows and revive and revive.pop():
+                # Brought back and parsed between the listing and the drop.
+                self.successResultOf(self.store.create([request]))
+                self.clock.pump([service.poll_interval] * 2)
+            return run_now(f, *args)
+
+        service = self.service(run_in_thread=run)
+        self.retire("lmp/2020-01-01.zip")
+        self.successResultOf(self.bus.publish("task.retired", {"files": []}))
+        self.clock.pump([service.poll_interval] * 2)
+        self.assertEqual(len(self.parquet()), 2)
+        task = self.successResultOf(self.store.get(task_id("lmp/2020-01-01.zip")))
+        assert task is not None
+        self.assertEqual((task.state, task.parse), (DOWNLOADED, "parsed"))
+
+    def test_failedDrainRetried(self) -> None:
+        """
+        A drain that failed is tried again on the janitor's round and when
+        the store comes back, with no retirement needed.
+        """
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+        failures = [OSError("disk away"), OSError("disk away")]
+
+        def run(f: Any, *args: Any) -> Any:
+            if f is drop_windows and failures:
+                return fail(failures.pop())
+            return run_now(f, *args)
+
+        service = self.service(run_in_thread=run)
+        self.retire("lmp/2020-01-01.zip")
+        self.successResultOf(self.bus.publish("task.retired", {"files": []}))
+        self.successResultOf(self.bus.publish("store.connected", {}))
+        self.assertEqual(len(self.parquet()), 2)
+        self.clock.advance(JANITOR_INTERVAL)
+        self.assertEqual(self.parquet(), [])
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 2)
+        self.assertTrue(service.running)
+
+    def test_stoppingEndsDrain(self) -> None:
+        """
+        Stopping ends a drain after its current batch: the rest stays
+        listed for the next start.
+        """
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+        service = self.service()
+        self.retire("lmp/2020-01-01.zip")
+        self.successResultOf(service.stopService())
+        self.successResultOf(service.retirements.drain())
+        self.assertEqual(len(self.parquet()), 2)
+        self.assertEqual(len(self.successResultOf(self.store.retired_tables(10)).entries), 1)
 
     def test_workerDropsWhatEventNames(self) -> None:
         """

@@ -268,33 +268,77 @@ class TaskStoreBehaviourMixin(_MixinBase):
     async def test_retiredTablesListed(self) -> None:
         """
         The files L{retire_with_files} names are also listed in the store,
-        oldest first, until forgotten: read again, they name only tasks
-        still retired or marked to be, but count every entry read.
+        oldest first, until forgotten: read again, they name the tasks
+        still retired, marked to be, or forgotten since, but not one
+        brought back; every entry read is given back to forget.
         """
         kept = await self._downloaded(request("a", 1))
         revived = await self._downloaded(request("a", 2))
+        purged = await self._downloaded(request("c", 1))
         busy = await self._downloaded(request("b", 1))
         self.clock.advance(10)
         await self.store.revise([(busy.id, self.clock.seconds() - 1, "2")])
         self.assertEqual((await self._task(self.store.claim("w", 60))).id, busy.id)
         await self.store.create([request("a", 3)])
-        first = await self.store.retire_with_files({kept.id, revived.id})
+        first = await self.store.retire_with_files({kept.id, revived.id, purged.id})
         second = await self.store.retire_with_files({busy.id, task_id(request("a", 3).filename)})
-        self.assertEqual((first.count, second.count), (2, 1))
+        self.assertEqual((first.count, second.count), (3, 1))
         listed = await self.store.retired_tables(10)
-        self.assertEqual(listed.read, 3)
-        self.assertEqual(set(listed.files[:2]), {("a", kept.filename), ("a", revived.filename)})
-        self.assertEqual(listed.files[2:], (("b", busy.filename),))
-        self.assertEqual(await self.store.retired_tables(1), RetiredTables(1, listed.files[:1]))
+        self.assertEqual(len(listed.entries), 4)
+        self.assertEqual(
+            set(listed.files[:3]), {("a", kept.filename), ("a", revived.filename), ("c", purged.filename)}
+        )
+        self.assertEqual(listed.files[3:], (("b", busy.filename),))
+        self.assertEqual(
+            await self.store.retired_tables(1), RetiredTables(listed.entries[:1], listed.files[:1])
+        )
         await self.store.create([request("a", 2)])
+        self.clock.advance(10)
+        await self.store.purge(self.clock.seconds())
         self.assertEqual(
             await self.store.retired_tables(10),
-            RetiredTables(3, tuple(f for f in listed.files if f != ("a", revived.filename))),
+            RetiredTables(listed.entries, tuple(f for f in listed.files if f != ("a", revived.filename))),
         )
-        await self.store.forget_retired_tables(2)
-        self.assertEqual(await self.store.retired_tables(10), RetiredTables(1, (("b", busy.filename),)))
-        await self.store.forget_retired_tables(1)
-        self.assertEqual(await self.store.retired_tables(10), RetiredTables(0, ()))
+        self.assertEqual(await self.store.forget_retired_tables(listed.entries[:3]), 3)
+        self.assertEqual(
+            await self.store.retired_tables(10), RetiredTables(listed.entries[3:], (("b", busy.filename),))
+        )
+        self.assertEqual(await self.store.forget_retired_tables(listed.entries[3:]), 1)
+        self.assertEqual(await self.store.retired_tables(10), RetiredTables((), ()))
+
+    async def test_retiredTablesForgottenOnlyAsRead(self) -> None:
+        """
+        Only entries given are forgotten, from the oldest, while each is
+        still the oldest: two readers of the same entries forget them once,
+        and never one that neither read.
+        """
+        for day in (1, 2):
+            await self._downloaded(request("a", day))
+        await self.store.retire_with_files(await self.store.ids())
+        head = await self.store.retired_tables(1)
+        self.assertEqual(await self.store.forget_retired_tables(head.entries), 1)
+        self.assertEqual(await self.store.forget_retired_tables(head.entries), 0)
+        self.assertEqual(len((await self.store.retired_tables(10)).entries), 1)
+        with self.assertRaises(ValueError):
+            await self.store.retired_tables(0)
+
+    async def test_revivedWhileDroppedParsedAgain(self) -> None:
+        """
+        Forgetting the entry of a task downloaded again (brought back while
+        its tables were dropped, and parsed meanwhile) queues it to be
+        parsed again.
+        """
+        task = await self._downloaded(request("a", 1))
+        await self.store.retire_with_files({task.id})
+        listed = await self.store.retired_tables(10)
+        await self.store.create([request("a", 1)])
+        job = await self.store.claim_parse("p", 60)
+        assert job is not None
+        self.assertTrue(await self.store.finish_parse(job.id, "p", job.token, 5, ""))
+        self.assertEqual((await self._task(self.store.get(task.id))).parse, "parsed")
+        self.assertEqual(await self.store.forget_retired_tables(listed.entries), 1)
+        self.assertEqual((await self._task(self.store.get(task.id))).parse, "queued")
+        self.assertEqual((await self.store.parse_counts())["a"]["queued"], 1)
 
     async def test_purgeAfterRetention(self) -> None:
         """
