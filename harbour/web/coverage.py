@@ -54,6 +54,7 @@ LEGEND: Sequence[tuple[str, str, str]] = (
 PAGE = 2_000
 
 _FINAL_DAYS = frozenset({DAY_DOWNLOADED, DAY_REVISED, DAY_EMPTY})
+_INSTANT = datetime.timedelta(microseconds=1)
 _EVENT_STATES: Mapping[str, str] = {"task.done": DOWNLOADED, "task.empty": EMPTY, "task.failed": FAILED}
 
 
@@ -161,6 +162,9 @@ class Coverage:
     #: {file name: (task state, revision)}
     _tasks: dict[str, tuple[str, int]] = attr.ib(factory=dict, init=False)
     _touched: dict[str, int] = attr.ib(factory=dict, init=False)
+    #: One L{DayCounts} per tally: most days share theirs (a map of 100
+    #: reports by 1,200 days holds a handful of distinct ones).
+    _counts: dict[tuple[int, ...], DayCounts] = attr.ib(factory=dict, init=False)
 
     def set_requests(self, requests: Sequence[ReportURL]) -> None:
         """
@@ -187,9 +191,12 @@ class Coverage:
             self.layout_version = self.version
         for report in (*gone, *changed):
             self._forget(report)
+        # Reports share their windows' bounds: each is turned into a
+        # trading day once.
+        days: dict[datetime.datetime, datetime.date] = {}
         for report in changed:
             self._asked[report] = grouped[report]
-            self._lines[report] = self._lay_out(report, grouped[report])
+            self._lines[report] = self._lay_out(report, grouped[report], days)
             self._touched[report] = self.version
         self._lines = {report: self._lines[report] for report in sorted(self._lines)}
 
@@ -203,40 +210,56 @@ class Coverage:
         self._lines.pop(report, None)
         self._touched.pop(report, None)
 
-    def _lay_out(self, report: str, requests: Sequence[ReportURL]) -> _Line:
+    def _lay_out(
+        self, report: str, requests: Sequence[ReportURL], days: dict[datetime.datetime, datetime.date]
+    ) -> _Line:
         """
+        @param days: The trading day of each instant already worked out
+            (by this layout or another), added to.
         @return: C{report}'s row for its C{requests}, each day counted from
             the task states known.
         """
         spans = []
         for request in requests:
-            first = request.window_start.astimezone(self.zone).date()
-            last = (request.window_end - datetime.timedelta(microseconds=1)).astimezone(self.zone).date()
+            first = days.get(request.window_start)
+            if first is None:
+                first = days[request.window_start] = request.window_start.astimezone(self.zone).date()
+            # A window's last instant, not its end: the end is the next one's start.
+            ending = request.window_end - _INSTANT
+            last = days.get(ending)
+            if last is None:
+                last = days[ending] = ending.astimezone(self.zone).date()
             spans.append((first, max(first, last), request.window_end.timestamp(), request.filename))
         start = min(span[0] for span in spans)
         length = (max(span[1] for span in spans) - start).days + 1
         line = _Line(start, [[] for _ in range(length)], [0.0] * length, [DayCounts()] * length)
         for first, last, end, filename in spans:
-            days = list(range((first - start).days, (last - start).days + 1))
-            self._where[filename] = (report, days)
-            for index in days:
+            covered = list(range((first - start).days, (last - start).days + 1))
+            self._where[filename] = (report, covered)
+            for index in covered:
                 line.files[index].append(filename)
                 line.ends[index] = max(line.ends[index], end)
         line.cells = [self._count(files) for files in line.files]
         return line
 
     def _count(self, files: Iterable[str]) -> DayCounts:
-        tally = {"downloaded": 0, "empty": 0, "pending": 0, "failed": 0, "revised": 0}
+        downloaded = empty = pending = failed = revised = 0
         for filename in files:
             state, revision = self._tasks.get(filename, (PENDING, 0))
             if state == DOWNLOADED:
-                tally["downloaded"] += 1
-                tally["revised"] += revision > 0
-            elif state in (EMPTY, FAILED):
-                tally[state] += 1
+                downloaded += 1
+                revised += revision > 0
+            elif state == EMPTY:
+                empty += 1
+            elif state == FAILED:
+                failed += 1
             elif state in (PENDING, DOWNLOADING):
-                tally["pending"] += 1
-        return DayCounts(**tally)
+                pending += 1
+        tally = (downloaded, empty, pending, failed, revised)
+        counts = self._counts.get(tally)
+        if counts is None:
+            counts = self._counts[tally] = DayCounts(*tally)
+        return counts
 
     def record(self, filename: str, state: str, revision: int = 0) -> None:
         """
