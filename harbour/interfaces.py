@@ -411,20 +411,20 @@ class ITaskStore(Interface):
         @param count: At least 1.
         @return: A L{Deferred} firing with a
             L{harbour.store.tasks.RetiredTables}: the entries read, and
-            C{(report, filename)} of those whose tables are to go, oldest
-            first: whose task is still retired, or marked to be, or
-            forgotten since (L{purge}); one brought back since keeps its
-            tables.
+            those whose tables are to go, oldest first: whose task is
+            still retired, or marked to be, or forgotten since (L{purge});
+            one brought back since keeps its tables.
         @raise ValueError: for a C{count} below 1.
         """
 
-    def forget_retired_tables(entries: Sequence[str]) -> Deferred[int]:
+    def forget_retired_tables(entries: Sequence[str], dropped: Sequence[str] = ()) -> Deferred[int]:
         """
         Forget C{entries} (read with L{retired_tables}) once their tables
         are gone: from the oldest, in order, while each is still the
         oldest (another reader may have forgotten them).  A task among
-        them downloaded again since (brought back while its tables were
-        dropped) is queued to be parsed again, its tables written anew.
+        C{dropped} (the entries whose tables were dropped) downloaded again
+        since (brought back while they were dropped) is queued to be parsed
+        again, its tables written anew.
 
         @return: A L{Deferred} firing with how many were forgotten.
         """

@@ -25,7 +25,7 @@ from rich.table import Table
 from harbour.ctl.codes import FAILED, OK
 from harbour.ctl.offline import _configuration
 from harbour.dataset.inventory import check, report_tables, reports_in, spans
-from harbour.dataset.views import open_views
+from harbour.dataset.views import open_views, views_named
 from harbour.oasis.requests import market_today, report_range
 
 #: The commands this module handles.
@@ -81,7 +81,8 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """
     tables_dir = args.data_dir / "tables"
     try:
-        connection, skipped = open_views(tables_dir)
+        # Only the views the query reads: making one reads every footer.
+        connection, skipped = open_views(tables_dir, views_named(_statement(args.sql)))
     except FileNotFoundError as e:
         print(f"harbourctl: {e}", file=err)
         return FAILED

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TypeAlias
 
@@ -193,7 +193,10 @@ class RebuiltViews:
 
 
 def create_views(
-    connection: duckdb.DuckDBPyConnection, tables_dir: Path, reports: Mapping[str, str]
+    connection: duckdb.DuckDBPyConnection,
+    tables_dir: Path,
+    reports: Mapping[str, str],
+    wanted: Collection[str] | None = None,
 ) -> tuple[Skipped, ...]:
     """
     Create the views of C{reports} over the Parquet files in C{tables_dir}:
@@ -204,16 +207,22 @@ def create_views(
 
     @param reports: Each report's name to its OASIS queryname or groupid
         (empty if unknown: no wide view).
+    @param wanted: If given, only the reports with a view of one of these
+        names (in any case) get theirs: making a view reads the footer of
+        every file it covers.
     @return: The reports left without views, and why.
     """
     holders: dict[str, str] = {}
     skipped: list[Skipped] = []
+    asked = None if wanted is None else {name.lower() for name in wanted}
     for report, query in sorted(reports.items()):
-        if not any((tables_dir / report).glob("*/*.parquet")):
-            continue
         name = view_name(report)
         wide = bool(query) and is_lmp(query)
         names = [name, f"{name}_wide"] if wide else [name]
+        if asked is not None and not asked & {n.lower() for n in names}:
+            continue
+        if not any((tables_dir / report).glob("*/*.parquet")):
+            continue
         taken = [n for n in names if n.lower() in holders]
         if taken:
             skipped.append(Clash(report, taken[0], holders[taken[0].lower()]))
@@ -308,7 +317,21 @@ def recorded_reports(tables_dir: Path) -> dict[str, str]:
     return {str(report): str(query) for report, query in recorded.items()}
 
 
-def open_views(tables_dir: Path) -> tuple[duckdb.DuckDBPyConnection, tuple[Skipped, ...]]:
+def views_named(sql: str) -> set[str] | None:
+    """
+    @return: The names C{sql} reads tables or views by, or L{None} if DuckDB
+        cannot tell without the views (so all are to be made).
+    """
+    try:
+        with duckdb.connect(":memory:") as connection:
+            return set(connection.get_table_names(sql))
+    except duckdb.Error:
+        return None
+
+
+def open_views(
+    tables_dir: Path, wanted: Collection[str] | None = None
+) -> tuple[duckdb.DuckDBPyConnection, tuple[Skipped, ...]]:
     """
     Open an in-memory database with the views over the files of
     C{tables_dir} as they are now, wherever the directory was moved or
@@ -316,6 +339,8 @@ def open_views(tables_dir: Path) -> tuple[duckdb.DuckDBPyConnection, tuple[Skipp
     view if the views file was last built knowing them as of the LMP
     family.
 
+    @param wanted: If given, and naming at least one view, only the views
+        of the reports it names are made (see L{create_views}); else all.
     @return: The connection, and the reports left without views.
     @raise FileNotFoundError: If there is no Parquet file yet.
     """
@@ -325,9 +350,14 @@ def open_views(tables_dir: Path) -> tuple[duckdb.DuckDBPyConnection, tuple[Skipp
         raise FileNotFoundError(
             f"{tables_dir}: no tables yet (the daemon writes them once it has parsed a file)"
         )
+    if wanted is not None:
+        names = {view_name(report).lower() for report in reports}
+        names |= {f"{name}_wide" for name in names}
+        if not names & {name.lower() for name in wanted}:
+            wanted = None
     connection = duckdb.connect(":memory:")
     try:
-        skipped = create_views(connection, tables_dir, reports)
+        skipped = create_views(connection, tables_dir, reports, wanted)
     except BaseException:
         connection.close()
         raise

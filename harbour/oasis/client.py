@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import attr
 from hyperlink import EncodedURL
 from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks, succeed
-from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
@@ -454,22 +454,36 @@ class OasisClient:
         yield self._slot(host)
         transfer.started = clock.seconds()
         idle = self.settings.idle_timeout
-        client = self._client()
-        if isinstance(client, DirectClient):
-            # A redirect is one more request to its host: it waits for a
-            # slot of its own.
-            request = client.get(transfer.url, unbuffered=True, before_redirect=self._redirect_slot)
-        else:
-            request = client.get(transfer.url, unbuffered=True)
         # A cancel of our own, for want of headers, is a failure worth
         # retrying that says so; any other is harbour stopping.
         timed_out: list[bool] = []
+        deadline: list[IDelayedCall] = []
 
         def expire() -> None:
             timed_out.append(True)
             request.cancel()
 
-        expiry = clock.callLater(idle, expire)
+        def stop_deadline() -> None:
+            if deadline and deadline[0].active():
+                deadline[0].cancel()
+
+        def redirect_slot(uri: bytes) -> Deferred[None]:
+            # A redirect is one more request to its host: it waits for a
+            # slot of its own, and that wait is not the server's to answer
+            # for, so the deadline for headers starts again after it.
+            stop_deadline()
+
+            def resume(ignored: None) -> None:
+                deadline[:] = [clock.callLater(idle, expire)]
+
+            return self._redirect_slot(uri).addCallback(resume)
+
+        client = self._client()
+        if isinstance(client, DirectClient):
+            request = client.get(transfer.url, unbuffered=True, before_redirect=redirect_slot)
+        else:
+            request = client.get(transfer.url, unbuffered=True)
+        deadline[:] = [clock.callLater(idle, expire)]
         try:
             response = yield request
         except CancelledError:
@@ -481,8 +495,7 @@ class OasisClient:
         except Exception as e:
             raise AttemptFailed(f"request failed: {e}") from None
         finally:
-            if expiry.active():
-                expiry.cancel()
+            stop_deadline()
         if response.code != 200:
             raise (yield self._refused(host, response))
         if limit is None:

@@ -12,6 +12,11 @@ window brought back and parsed anew while its old tables were being
 dropped is parsed once more when its entry is forgotten (the drop may
 have taken its new tables).  (A worker drops what each event names, for
 its own disk.)
+
+A parse that ends after its window was retired drops what it wrote
+itself (L{harbour.services.parses}); a process killed between that
+parse's commit and its drop leaves those tables until the report is
+reparsed.
 """
 
 from __future__ import annotations
@@ -116,7 +121,7 @@ class Retirements:
             if listed.files:
                 removed += yield self.in_thread(drop_windows, self.tables_dir, list(listed.files), True)
                 dropped += len(listed.files)
-            yield self.store.forget_retired_tables(listed.entries)
+            yield self.store.forget_retired_tables(listed.entries, listed.dropped)
         if removed:
             self.log.info(
                 "removed {removed} table files of {windows} retired windows",

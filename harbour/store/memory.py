@@ -133,15 +133,14 @@ class MemoryTaskStore(MemoryParseQueue):
         if count < 1:
             return fail(ValueError(f"count must be at least 1, not {count}"))
         entries = tuple(self._retired_tables[:count])
-        files = []
+        dropped = []
         for entry in entries:
-            identifier, report, filename = entry.split("\n", 2)
-            task = self._tasks.get(identifier)
+            task = self._tasks.get(entry.split("\n", 1)[0])
             if task is None or task.state == RETIRED or (task.state == DOWNLOADING and task.retiring):
-                files.append((report, filename))
-        return succeed(RetiredTables(entries, tuple(files)))
+                dropped.append(entry)
+        return succeed(RetiredTables(entries, tuple(dropped)))
 
-    def forget_retired_tables(self, entries: Sequence[str]) -> Deferred[int]:
+    def forget_retired_tables(self, entries: Sequence[str], dropped: Sequence[str] = ()) -> Deferred[int]:
         """
         See L{ITaskStore.forget_retired_tables} (and
         C{lua/forget_retired_tables.lua}).
@@ -153,7 +152,7 @@ class MemoryTaskStore(MemoryParseQueue):
             del self._retired_tables[0]
             forgotten += 1
             task = self._tasks.get(entry.split("\n", 1)[0])
-            if task is not None and task.state == DOWNLOADED and task.parse != QUEUED:
+            if entry in dropped and task is not None and task.state == DOWNLOADED and task.parse != QUEUED:
                 self._parse_leases.pop(task.id, None)
                 self._parse_queue[task.id] = self.clock.seconds()
                 self._set(task, parse=QUEUED, parse_owner="")

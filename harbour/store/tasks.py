@@ -291,13 +291,21 @@ class RetiredTables:
     What L{ITaskStore.retired_tables} read.
 
     @ivar entries: The entries read, as the store keeps them (to give
-        L{ITaskStore.forget_retired_tables} once their tables are gone).
-    @ivar files: C{(report, filename)} of those whose tables are to go, in
-        the order retired.
+        L{ITaskStore.forget_retired_tables} once their tables are gone),
+        each C{"<id>\\n<report>\\n<filename>"}.
+    @ivar dropped: Those of them whose tables are to go, in the order
+        retired.
     """
 
     entries: tuple[str, ...] = attr.ib(default=(), validator=_check_entries)
-    files: tuple[tuple[str, str], ...] = attr.ib(default=(), validator=_check_files)
+    dropped: tuple[str, ...] = attr.ib(default=(), validator=_check_entries)
+
+    @property
+    def files(self) -> tuple[tuple[str, str], ...]:
+        """
+        C{(report, filename)} of each entry of L{dropped}.
+        """
+        return tuple((entry.split("\n")[1], entry.split("\n", 2)[2]) for entry in self.dropped)
 
 
 CLAIM = load_script("claim")
@@ -448,17 +456,19 @@ class RedisTaskStore(RedisParseQueue):
         See L{ITaskStore.retired_tables}.
         """
         _positive(count)
-        entries, flat = yield self._run(RETIRED_TABLES, str(count))
-        return RetiredTables(tuple(entries), tuple(zip(flat[::2], flat[1::2])))
+        entries, dropped = yield self._run(RETIRED_TABLES, str(count))
+        return RetiredTables(tuple(entries), tuple(dropped))
 
     @inlineCallbacks
-    def forget_retired_tables(self, entries: Sequence[str]) -> Generator[Deferred[Any], Any, int]:
+    def forget_retired_tables(
+        self, entries: Sequence[str], dropped: Sequence[str] = ()
+    ) -> Generator[Deferred[Any], Any, int]:
         """
         See L{ITaskStore.forget_retired_tables}.
         """
         if not entries:
             return 0
-        return int((yield self._run(FORGET_RETIRED_TABLES, *entries)))
+        return int((yield self._run(FORGET_RETIRED_TABLES, str(len(entries)), *entries, *dropped)))
 
     @inlineCallbacks
     def purge(self, before: float) -> Generator[Deferred[Any], Any, int]:

@@ -26,6 +26,7 @@ from harbour.dataset.views import (
     rebuild_views,
     recorded_reports,
     view_name,
+    views_named,
 )
 
 D = datetime.date
@@ -279,6 +280,41 @@ class ViewTests(SynchronousTestCase):
                 names = views.execute("SELECT table_name FROM information_schema.tables").fetchall()
                 self.assertEqual(names, [("load",)])
                 self.assertEqual(views.execute("SELECT count(*) FROM load").fetchall(), [(5 * 24,)])
+
+    def test_only_views_asked_for(self) -> None:
+        """
+        Views made afresh for a query can be only those it reads (a view's
+        making reads every footer of its files): a wide view brings its
+        report's; names that are no view's make them all.
+        """
+        write(HUBS_ZIP, self.tables, "lmp-dam")
+        day = D(2025, 6, 1)
+        write(simulated(self.zips / "l.zip", "SLD_FCST", "DAM", day, day), self.tables, "load")
+        rebuild_views(self.tables, {"lmp-dam": "PRC_LMP", "load": "SLD_FCST"})
+
+        def made(wanted: set[str] | None) -> list[str]:
+            connection, skipped = open_views(self.tables, wanted)
+            with connection:
+                rows = connection.execute("SELECT table_name FROM information_schema.tables ORDER BY 1")
+                return [name for (name,) in rows.fetchall()]
+
+        self.assertEqual(made({"LOAD"}), ["load"])
+        self.assertEqual(made({"lmp_dam_wide"}), ["lmp_dam", "lmp_dam_wide"])
+        everything = ["lmp_dam", "lmp_dam_wide", "load"]
+        self.assertEqual(made({"tables"}), everything)
+        self.assertEqual(made(None), everything)
+
+    def test_views_named(self) -> None:
+        """
+        L{views_named} reads the names a query reads tables by; for a query
+        DuckDB cannot parse, L{None} (all views are then made, and DuckDB
+        says what is wrong).
+        """
+        self.assertEqual(
+            views_named("select * from lmp_dam_wide w, load where x in (select 1 from t)"),
+            {"lmp_dam_wide", "load", "t"},
+        )
+        self.assertIsNone(views_named("selec broken"))
 
     def test_stale_temporaries_removed(self) -> None:
         """

@@ -480,6 +480,29 @@ class RedirectTests(SynchronousTestCase):
         self.assertEqual(agent.urls, [b"http://oasis.test/a", b"http://mirror.test/b"])
         self.assertNoResult(d)
 
+    def test_redirectSlotWaitNotTimed(self) -> None:
+        """
+        The wait of a redirect for its slot is not counted against the
+        deadline for the answer's headers: a busy host delays the redirect,
+        it does not fail it; the deadline starts again once it is sent.
+        """
+        agent = Waiting()
+        clock = Clock()
+        limiter = MemoryLimiter(clock)
+        for ignored in range(20):
+            limiter.reserve("mirror.test", 5.0)
+        settings = DownloadTopic(min_request_interval=5.0, idle_timeout=60)
+        client = OasisClient(clock, limiter, settings, http=DirectClient(clock, agent))
+        d = client.fetch(Transfer("http://oasis.test/a"), lambda data: None)
+        moved = SimpleNamespace(code=302, headers=Headers({b"location": [b"http://mirror.test/b"]}))
+        agent.pending[0].callback(moved)
+        clock.advance(99)
+        self.assertNoResult(d)
+        clock.advance(1)
+        self.assertEqual(agent.urls, [b"http://oasis.test/a", b"http://mirror.test/b"])
+        clock.advance(60)
+        self.assertEqual(str(self.failureResultOf(d, AttemptFailed).value), "no answer within 60 s")
+
     def test_fetchFailsForGood(self) -> None:
         """
         A fetch refused so fails with the L{PermanentFailure}, not an

@@ -22,10 +22,12 @@ from twisted.trial.unittest import SynchronousTestCase
 from harbour.bus import Bus
 from harbour.config.schema import DownloadTopic, WorkTopic
 from harbour.errors import StoreUnavailable
-from harbour.oasis.client import OasisClient, Transfer
+from harbour.oasis.client import AttemptFailed, OasisClient, Transfer
 from harbour.oasis.requests import ReportURL
+from harbour.services import attempt
 from harbour.services.activity import DownloadActivity
 from harbour.services.attempt import Attempts, Lease
+from harbour.services.checking import AnswerCheck
 from harbour.services.commit import GroupCommit
 from harbour.services.files import prepare, record_path, temporary_name
 from harbour.store.memory import MemoryTaskStore
@@ -373,6 +375,35 @@ class FreshLeaseTests(SynchronousTestCase):
         self.attempts.context.work = WorkTopic(lease_seconds=600)
         self.assertEqual(self.attempt(self.clock.seconds() - 3, lease_seconds=5).state, DOWNLOADED)
         self.assertEqual(self.store.renewals, 1)
+
+    def test_failedDownloadAbandonsCheck(self) -> None:
+        """
+        A download that fails abandons the following of its bytes: nothing
+        more is handed to a thread for an answer nobody will keep.
+        """
+        abandoned: list[AnswerCheck] = []
+
+        class Watched(AnswerCheck):
+            """
+            A check that says when it is abandoned.
+            """
+
+            def abandon(self) -> None:
+                """
+                Note it, then abandon.
+                """
+                abandoned.append(self)
+                super().abandon()
+
+        self.patch(attempt, "AnswerCheck", Watched)
+        task = self.successResultOf(self.memory.claim("host:1", 5))
+        assert task is not None
+        running = self.attempts.run(task, self.clock.seconds())
+        write, d = self.client.fetches[0]
+        write(DATA[:100])
+        d.errback(AttemptFailed("connection lost mid-body"))
+        self.successResultOf(running)
+        self.assertEqual(len(abandoned), 1)
 
     def test_clockBackwardsRenewed(self) -> None:
         """

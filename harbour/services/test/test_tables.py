@@ -27,6 +27,7 @@ from harbour.dataset.write import Superseded
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IEvent
 from harbour.oasis.requests import ReportURL
+from harbour.services import retirement
 from harbour.services.parses import ABSENT_RETRY
 from harbour.services.retirement import drop_windows
 from harbour.services.tables import ABANDONED_AFTER, JANITOR_INTERVAL, TablesService
@@ -319,14 +320,19 @@ class TablesServiceTests(SynchronousTestCase):
         """
         The hub drops the tables of the windows the store lists as retired
         when C{task.retired} comes (their zips stay), so that a change of
-        windows never doubles a day in the views; then the list is empty.
+        windows never doubles a day in the views, makes the removal durable,
+        and then the list is empty.
         """
         self.downloaded("2020-01-01", HUBS.read_bytes())
+        synced: list[Path] = []
+        self.patch(retirement, "sync_file_system", synced.append)
         self.service()
         self.assertEqual(len(self.parquet()), 2)
         self.retire("lmp/2020-01-01.zip")
         self.successResultOf(self.bus.publish("task.retired", {"files": []}))
         self.assertEqual(self.parquet(), [])
+        # Durably, before the entry is forgotten.
+        self.assertEqual(synced, [self.data_dir / "tables"])
         self.assertTrue((self.data_dir / "reports" / "lmp" / "2020-01-01.zip").exists())
         self.assertEqual(self.successResultOf(self.store.retired_tables(10)).entries, ())
 
@@ -468,6 +474,28 @@ class TablesServiceTests(SynchronousTestCase):
             self.bus.publish("task.retired", {"files": [{"report": "lmp", "filename": "lmp/2020-01-01.zip"}]})
         )
         self.assertEqual(self.parquet(), [])
+
+
+class DropWindowsTests(SynchronousTestCase):
+    """
+    L{drop_windows} removes a window's table files, durably when asked.
+    """
+
+    def test_durably(self) -> None:
+        """
+        Asked to be durable, a drop that removed files syncs their file
+        system before it returns; one that removed nothing does not.
+        """
+        tables = Path(self.mktemp())
+        day = tables / "lmp" / "trading_date=2020-01-01"
+        day.mkdir(parents=True)
+        pyarrow.parquet.write_table(pyarrow.table({"x": [1]}), day / "part-2020-01-01.parquet")
+        synced: list[Path] = []
+        self.patch(retirement, "sync_file_system", synced.append)
+        self.assertEqual(drop_windows(tables, [("lmp", "lmp/2020-01-01.zip")], durably=True), 1)
+        self.assertEqual(synced, [tables])
+        self.assertEqual(drop_windows(tables, [("lmp", "lmp/2020-01-01.zip")], durably=True), 0)
+        self.assertEqual(synced, [tables])
 
 
 class WakerTests(SynchronousTestCase):

@@ -1,21 +1,20 @@
 -- The oldest ARGV[3] entries of RETIRED_TABLES (see retire.lua): windows
 -- whose tables are to go.  ARGV: P, clock, count (at least 1).
--- Returns {entries, {report, filename, ...}}: the entries as they are (to
--- forget them by, see forget_retired_tables.lua), and the flat list of
--- those whose task is still retired, or marked to be (its download under
+-- Returns {entries, dropped}: the entries as they are (to forget them by,
+-- see forget_retired_tables.lua), and those of them whose tables are to
+-- go: whose task is still retired, or marked to be (its download under
 -- way), or forgotten since (purged: nobody asks for it); one brought back
 -- since keeps its tables.
 local entries = redis.call('LRANGE', RETIRED_TABLES, 0, tonumber(ARGV[3]) - 1)
-local files = {}
+local dropped = {}
 for _, entry in ipairs(entries) do
-  local id, report, filename = string.match(entry, '^([^\n]*)\n([^\n]*)\n(.*)$')
+  local id = string.match(entry, '^([^\n]*)\n[^\n]*\n.*$')
   if id then
     local key = P..'t:'..id
     local state = redis.call('HGET', key, 'state')
     if not state or state == 'retired' or (state == 'downloading' and redis.call('HGET', key, 'retiring') == '1') then
-      table.insert(files, report)
-      table.insert(files, filename)
+      table.insert(dropped, entry)
     end
   end
 end
-return {entries, files}
+return {entries, dropped}

@@ -289,19 +289,19 @@ class TaskStoreBehaviourMixin(_MixinBase):
             set(listed.files[:3]), {("a", kept.filename), ("a", revived.filename), ("c", purged.filename)}
         )
         self.assertEqual(listed.files[3:], (("b", busy.filename),))
+        self.assertEqual(listed.dropped, listed.entries)
         self.assertEqual(
-            await self.store.retired_tables(1), RetiredTables(listed.entries[:1], listed.files[:1])
+            await self.store.retired_tables(1), RetiredTables(listed.entries[:1], listed.entries[:1])
         )
         await self.store.create([request("a", 2)])
         self.clock.advance(10)
         await self.store.purge(self.clock.seconds())
+        again = await self.store.retired_tables(10)
+        self.assertEqual(again.entries, listed.entries)
+        self.assertEqual(set(again.files), set(listed.files) - {("a", revived.filename)})
+        self.assertEqual(await self.store.forget_retired_tables(listed.entries[:3], again.dropped), 3)
         self.assertEqual(
-            await self.store.retired_tables(10),
-            RetiredTables(listed.entries, tuple(f for f in listed.files if f != ("a", revived.filename))),
-        )
-        self.assertEqual(await self.store.forget_retired_tables(listed.entries[:3]), 3)
-        self.assertEqual(
-            await self.store.retired_tables(10), RetiredTables(listed.entries[3:], (("b", busy.filename),))
+            await self.store.retired_tables(10), RetiredTables(listed.entries[3:], listed.entries[3:])
         )
         self.assertEqual(await self.store.forget_retired_tables(listed.entries[3:]), 1)
         self.assertEqual(await self.store.retired_tables(10), RetiredTables((), ()))
@@ -336,9 +336,26 @@ class TaskStoreBehaviourMixin(_MixinBase):
         assert job is not None
         self.assertTrue(await self.store.finish_parse(job.id, "p", job.token, 5, ""))
         self.assertEqual((await self._task(self.store.get(task.id))).parse, "parsed")
-        self.assertEqual(await self.store.forget_retired_tables(listed.entries), 1)
+        self.assertEqual(await self.store.forget_retired_tables(listed.entries, listed.dropped), 1)
         self.assertEqual((await self._task(self.store.get(task.id))).parse, "queued")
         self.assertEqual((await self.store.parse_counts())["a"]["queued"], 1)
+
+    async def test_revivedBeforeReadNotParsedAgain(self) -> None:
+        """
+        An entry whose tables were not dropped (its window was brought back
+        before it was read) is forgotten without touching its parse: one
+        under way keeps its claim, one that failed stays failed.
+        """
+        task = await self._downloaded(request("a", 1))
+        await self.store.retire_with_files({task.id})
+        await self.store.create([request("a", 1)])
+        listed = await self.store.retired_tables(10)
+        self.assertEqual(listed.dropped, ())
+        job = await self.store.claim_parse("p", 60)
+        assert job is not None
+        self.assertEqual(await self.store.forget_retired_tables(listed.entries, listed.dropped), 1)
+        self.assertTrue(await self.store.finish_parse(job.id, "p", job.token, 0, "bad zip"))
+        self.assertEqual((await self._task(self.store.get(task.id))).parse, "unparsable")
 
     async def test_purgeAfterRetention(self) -> None:
         """

@@ -442,7 +442,7 @@ class TwoStores(RuleBasedStateMachine):
         Read the retired windows whose tables are to go, then forget them.
         """
         listed = self.both("retired_tables", count)
-        self.both("forget_retired_tables", listed.entries)
+        self.both("forget_retired_tables", listed.entries, listed.dropped)
 
     @rule(seconds=st.sampled_from(ADVANCES))
     def advance(self, seconds: float) -> None:
