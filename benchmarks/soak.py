@@ -32,8 +32,10 @@ table reports what was injected and whether anything was lost:
   state;
 - every file downloaded must be parsed, none unparsable, and each report's
   tables must hold exactly the rows of its files (none doubled by a
-  revision, a re-fetch or a killed parse, none missing); C{harbourctl
-  tables --check} must find every table matching its zip;
+  revision, a re-fetch or a killed parse, none missing); a report removed
+  for good must have no table left (its windows' tables dropped, even when
+  harbour was killed as it removed them); C{harbourctl tables --check} must
+  find every table matching its zip;
 - a report disabled or removed must get no request once the change has
   landed, beyond the downloads under way at that moment; enabled again, it
   must not fetch again a file already on disk for the same URL;
@@ -329,6 +331,19 @@ class Soak:
             raise RuntimeError(f"harbourctl reparse failed: {said}")
         await self.kill_harbour()
 
+    async def remove_then_kill(self) -> None:
+        """
+        Remove a report for good and kill harbour as soon as the store has
+        retired its tasks, before (or as) the tables service hears of it:
+        its windows' tables must go all the same, the store listing them in
+        the step that retires them.
+        """
+        definition = await self.mid_run()
+        definition.removed = True
+        self.save_reports()
+        await self.until_landed(definition, "removed")
+        await self.kill_harbour()
+
     async def kill_redis(self) -> None:
         after = len(self.daemon.lines)
         os.kill(self.redis_pid, 9)
@@ -532,6 +547,7 @@ class Soak:
             ("bad commands and token", self.bad_commands),
             ("malformed config saved", self.malformed_config),
             ("reparse, then kill -9 mid-parse", self.kill_mid_parse),
+            ("report removed, then kill -9", self.remove_then_kill),
         ]
         faults = itertools.cycle(schedule)
         deadline = self.reactor.seconds() + seconds
@@ -686,6 +702,7 @@ class Soak:
         tables = self.directory / "data" / "tables"
         for definition in self.definitions:
             if definition.removed:
+                counts["removed_tables"] += len(list((tables / definition.name).glob("*/*.parquet")))
                 continue
             zips = [root / name for name in urls if name.split("/")[0] == definition.name]
             expected = sum(csv_rows(path) for path in zips if path.exists())
@@ -768,6 +785,7 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
                 "reports whose tables do not hold their files' rows (must be 0)",
                 str(audit.get("tables_wrong", 0)),
             ),
+            ("table files of removed reports (must be 0)", str(audit.get("removed_tables", 0))),
             ("harbourctl tables --check failed (must be 0)", str(audit.get("tables_check_failed", 0))),
             ("rows in the tables", f"{audit.get('table_rows', 0):,}"),
             ("revisions kept (.revN.zip, checked)", str(audit.get("revisions_kept", 0))),
@@ -795,6 +813,7 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
                 "temporary_left",
                 "outside",
                 "tables_wrong",
+                "removed_tables",
                 "tables_check_failed",
             )
         )
