@@ -237,7 +237,7 @@ def create_views(
         except duckdb.Error as e:
             for made in names:
                 connection.execute(f"DROP VIEW IF EXISTS {_identifier(made)}")
-            skipped.append(Unreadable(report, str(e).strip().splitlines()[0]))
+            skipped.append(Unreadable(report, (str(e).strip().splitlines() or [type(e).__name__])[0]))
             continue
         holders.update(dict.fromkeys((n.lower() for n in names), report))
     return tuple(skipped)

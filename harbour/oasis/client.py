@@ -478,12 +478,13 @@ class OasisClient:
 
             return self._redirect_slot(uri).addCallback(resume)
 
+        # Armed first: a redirect answered at once re-arms it.
+        deadline[:] = [clock.callLater(idle, expire)]
         client = self._client()
         if isinstance(client, DirectClient):
             request = client.get(transfer.url, unbuffered=True, before_redirect=redirect_slot)
         else:
             request = client.get(transfer.url, unbuffered=True)
-        deadline[:] = [clock.callLater(idle, expire)]
         try:
             response = yield request
         except CancelledError:

@@ -180,11 +180,12 @@ class Attempts:
             one the settings give now.
         """
         lease = Lease()
+        asked_for = self.context.work.lease_seconds if lease_seconds is None else lease_seconds
         if claimed is not None:
-            self._confirm(lease, claimed, lease_seconds or self.context.work.lease_seconds)
+            self._confirm(lease, claimed, asked_for)
         renewer = LoopingCall(self._renew, task, lease)
         renewer.clock = self.reactor
-        renewer.start(max(1.0, self.context.work.lease_seconds / 3), now=False)
+        renewer.start(max(1.0, asked_for / 3), now=False)
         try:
             yield self._attempt(task, lease, downloaded)
         except LostClaim:
@@ -210,7 +211,7 @@ class Attempts:
         # prepare removes idle ones of earlier claims.  A task with a hash
         # but not downloaded is a revision: the file in place is the one it
         # replaces.  Even a first claim's is prepared in a thread: creating
-        # a name waits on the file system's journal, which other writers
+        # a name waits on the file system's metadata updates, which other writers
         # on the same disk may keep busy for a millisecond at a time.
         prepared = yield self.in_thread(
             prepare,
@@ -287,7 +288,7 @@ class Attempts:
     def _discard(self, temporary: Path) -> Deferred[None]:
         """
         Remove C{temporary}, if there, in a thread: removing a name waits on
-        the file system's journal, as creating one does.
+        the file system's metadata updates, as creating one does.
 
         @return: A Deferred firing once it is gone, or could not be removed
             (which is logged: prepare or the janitor removes it later).

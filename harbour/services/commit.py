@@ -9,7 +9,7 @@ the files that finished since the last one and the renames made after the
 last one, so every file costs one share of a sync.  The sync and the
 renames and records that follow it run in one thread call per group: each
 creates or renames a name in a directory, which waits on the file
-system's journal, and the reactor's thread must never wait so.  Elsewhere
+system's metadata updates, and the reactor's thread must never wait so.  Elsewhere
 each group is synced file by file in a thread.  Either way a group is whatever finished while
 the previous sync ran: its size follows the time a sync takes, not a count.
 """
@@ -237,7 +237,7 @@ class GroupCommit:
     @ivar wall: Tells the wall time that the moves' deadlines are in, in
         the thread that renames.
     @ivar interval: The least time from the start of one sync to the start
-        of the next: each forces the file system's journal to commit, and
+        of the next: each forces the file system to write its metadata, and
         every file creation and rename waits meanwhile, so fewer, larger
         groups cost the downloads less.
     """

@@ -91,6 +91,12 @@ class Retirements:
         """
         return self._drains.idle()
 
+    def start(self) -> None:
+        """
+        Drain again when asked (after L{stop}).
+        """
+        self._stopping = False
+
     def stop(self) -> Deferred[None]:
         """
         Drain no more: a drain under way ends after its current batch (the
@@ -107,7 +113,8 @@ class Retirements:
             yield self._drop_listed()
         except Exception:
             self.log.failure(
-                "cannot drop the tables of retired windows (tried again at the next retirement or start)",
+                "cannot drop the tables of retired windows (tried again at the next retirement,"
+                " on the janitor's round, when the store comes back, or at start)",
                 service="tables",
             )
 
@@ -119,6 +126,7 @@ class Retirements:
             if not listed.entries:
                 break
             if listed.files:
+                # Durably: the entries are forgotten next.
                 removed += yield self.in_thread(drop_windows, self.tables_dir, list(listed.files), True)
                 dropped += len(listed.files)
             yield self.store.forget_retired_tables(listed.entries, listed.dropped)

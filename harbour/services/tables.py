@@ -47,8 +47,10 @@ from harbour.services.waking import Waker
 
 _R = TypeVar("_R")
 
-#: How often temporary files of killed parses are looked for, and how old
-#: such a file must be: a live parse writes to its files every few seconds.
+#: How often temporary files of killed parses are looked for (and, on the
+#: hub, a failed drain of retired windows' tables is tried again), and how
+#: old such a file must be: a live parse writes to its files every few
+#: seconds.
 JANITOR_INTERVAL = 600.0
 ABANDONED_AFTER = 3600.0
 
@@ -154,8 +156,8 @@ class TablesService(Service):
             return
         if self.keep_views:
             yield self._queue_earlier_files()
-            # Not waited for: a long list must not hold up the parses.
-            self.retirements.drain()
+        # The janitor's first round, at once, drains the retired-tables list.
+        self.retirements.start()
         for number in range(self.workers):
             self._running[number] = self._worker(number)
         self._janitor = LoopingCall(guarded(self.log, "janitor", self._tidy, service="tables"))

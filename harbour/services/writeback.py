@@ -5,10 +5,11 @@ The sync that commits an answer (see L{harbour.services.commit}) waits for
 every byte of it still to be written to disk.  For a large answer that is
 most of it, unless the kernel was asked to start writing as the bytes came:
 every few megabytes, a thread asks it to (C{sync_file_range(2)}, which
-starts the writing and does not wait for it), one request per answer at a
-time: a request still under way when the next is due grows the next.  Four 200 MB answers took
-1.7 s with the whole write-back left to the sync, and 1.5 s so.  Where
-the system has no C{sync_file_range} (it is Linux's), the sync does it all.
+starts the writing and does not wait for it), one request per answer at
+a time: a request still under way when the next is due grows the next.
+Four 200 MB answers took 1.7 s with the whole write-back left to the
+sync, and 1.5 s so.  Where the system has no C{sync_file_range} (it is
+Linux's), the sync does it all.
 """
 
 from __future__ import annotations

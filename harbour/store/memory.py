@@ -52,7 +52,7 @@ class MemoryTaskStore(MemoryParseQueue):
     _due: dict[str, tuple[float, str]] = attr.ib(factory=dict, init=False)
     _revisions: dict[str, int] = attr.ib(factory=dict, init=False)
     _retired: dict[str, float] = attr.ib(factory=dict, init=False)
-    # The ids retire_with_files named, in order, until forgotten.
+    # The entries retire_with_files listed ("id\nreport\nfilename"), oldest first, until forgotten.
     _retired_tables: list[str] = attr.ib(factory=list, init=False)
     _parse_queue: dict[str, float] = attr.ib(factory=dict, init=False)
     _parse_leases: dict[str, float] = attr.ib(factory=dict, init=False)

@@ -28,6 +28,9 @@ that every key of a harbour is in one Redis Cluster slot:
     P parse:leases        zset: tasks being parsed by lease expiry
     P pc:<report>         hash: parse state -> count (queued, parsing, parsed,
                           unparsable), moved with every parse transition
+    P retired:tables      list: "id\\nreport\\nfilename" of retired windows whose
+                          tables are to go, oldest first, until the hub has
+                          dropped them
 
 A task's hash may carry C{stale} ("resized" or "changed"): its request
 changed while it was being downloaded, so it is fetched again once done.
@@ -280,6 +283,22 @@ def check_state(state: str, allowed: Iterable[str] = STATES) -> str:
 CREATE = load_script("create")
 
 
+CLAIM = load_script("claim")
+RENEW = load_script("renew")
+FINISH = load_script("finish")
+RELEASE = load_script("release")
+SWEEP = load_script("sweep")
+RETRY = load_script("retry")
+REVISE = load_script("revise")
+REDEFINE = load_script("redefine")
+RETIRE = load_script("retire")
+REVIVE = load_script("revive")
+PURGE = load_script("purge")
+URLS = load_script("urls")
+RETIRED_TABLES = load_script("retired_tables")
+FORGET_RETIRED_TABLES = load_script("forget_retired_tables")
+
+
 def _check_entries(instance: object, attribute: attr.Attribute[tuple[str, ...]], value: object) -> None:
     if not isinstance(value, tuple) or not all(isinstance(entry, str) for entry in value):
         raise ValueError(f"{attribute.name} must be a tuple of strings, not {value!r}")
@@ -306,22 +325,6 @@ class RetiredTables:
         C{(report, filename)} of each entry of L{dropped}.
         """
         return tuple((entry.split("\n")[1], entry.split("\n", 2)[2]) for entry in self.dropped)
-
-
-CLAIM = load_script("claim")
-RENEW = load_script("renew")
-FINISH = load_script("finish")
-RELEASE = load_script("release")
-SWEEP = load_script("sweep")
-RETRY = load_script("retry")
-REVISE = load_script("revise")
-REDEFINE = load_script("redefine")
-RETIRE = load_script("retire")
-REVIVE = load_script("revive")
-PURGE = load_script("purge")
-URLS = load_script("urls")
-RETIRED_TABLES = load_script("retired_tables")
-FORGET_RETIRED_TABLES = load_script("forget_retired_tables")
 
 
 def _positive(count: int) -> None:

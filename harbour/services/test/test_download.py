@@ -36,6 +36,7 @@ from harbour.oasis.client import OasisClient, retry_after
 from harbour.oasis.requests import ReportURL, gmt, report_urls
 from harbour.services import attempt
 from harbour.services.attempt import RECHECK, backoff
+from harbour.services.checking import AnswerCheck
 from harbour.services.download import DownloadService
 from harbour.services.files import is_record, record, record_path
 from harbour.services.writeback import Writeback
@@ -331,10 +332,19 @@ class DownloadTests(TestCase):
         def judged_whole(path: Path) -> None:
             raise AssertionError("the answer was followed as it arrived: nothing to judge whole")
 
+        handed: list[int] = []
+        hand_over = AnswerCheck._hand_over
+
+        def counted(check: AnswerCheck) -> None:
+            handed.append(check._waiting_bytes)
+            hand_over(check)
+
         self.patch(attempt, "judge_file", judged_whole)
         self.patch(attempt, "Writeback", lambda run: Writeback(run, 1 << 20, sync_file_range))
+        self.patch(AnswerCheck, "_hand_over", counted)
         [task] = await harness.run(LMP, end="2025-01-10")
         self.assertGreaterEqual(sum(asked), 2 << 20)
+        self.assertGreaterEqual(sum(handed), 1 << 20)
         self.assertEqual(task.state, DOWNLOADED)
         self.assertEqual(
             (task.bytes, task.sha256), (len(answer.data), hashlib.sha256(answer.data).hexdigest())

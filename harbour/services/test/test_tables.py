@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import pyarrow
 import pyarrow.parquet
-from twisted.internet.defer import fail, maybeDeferred
+from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -451,16 +451,26 @@ class TablesServiceTests(SynchronousTestCase):
 
     def test_stoppingEndsDrain(self) -> None:
         """
-        Stopping ends a drain after its current batch: the rest stays
-        listed for the next start.
+        Stopping ends a drain under way after its current batch: the rest
+        stays listed, for the next start to drop.
         """
+        self.patch(retirement, "BATCH", 1)
         self.downloaded("2020-01-01", HUBS.read_bytes())
-        service = self.service()
-        self.retire("lmp/2020-01-01.zip")
-        self.successResultOf(service.stopService())
-        self.successResultOf(service.retirements.drain())
-        self.assertEqual(len(self.parquet()), 2)
+        self.downloaded("2020-01-02", HUBS.read_bytes())
+        stopped: list[Deferred[None]] = []
+
+        def run(f: Any, *args: Any) -> Any:
+            if f is drop_windows and not stopped:
+                stopped.append(service.stopService())
+            return run_now(f, *args)
+
+        service = self.service(run_in_thread=run)
+        self.retire("lmp/2020-01-01.zip", "lmp/2020-01-02.zip")
+        self.successResultOf(self.bus.publish("task.retired", {"files": []}))
+        self.successResultOf(stopped[0])
         self.assertEqual(len(self.successResultOf(self.store.retired_tables(10)).entries), 1)
+        self.service()
+        self.assertEqual(self.parquet(), [])
 
     def test_workerDropsWhatEventNames(self) -> None:
         """

@@ -88,8 +88,8 @@ class WritebackTests(SynchronousTestCase):
 
     def test_neverRaises(self) -> None:
         """
-        A file that cannot be flushed or whose descriptor cannot be
-        duplicated (too many open files) only goes without the advice.
+        A file that cannot be flushed (a full disk), or one closed already,
+        only goes without the advice.
         """
 
         class Unflushable:
@@ -128,7 +128,10 @@ class WritebackTests(SynchronousTestCase):
         declined, and not reported).
         """
 
+        given: list[int] = []
+
         def refused(fd: int, offset: int, length: int, flags: int) -> int:
+            given.append(fd)
             raise OSError("no")
 
         path = Path(self.mktemp())
@@ -136,6 +139,8 @@ class WritebackTests(SynchronousTestCase):
         with open(path, "wb") as file:
             file.write(b"abc")
             writeback.wrote(file, 3)
+            [fd] = given
+            self.assertRaises(OSError, os.fstat, fd)
         [failure] = self.flushLoggedErrors(OSError)
         self.assertEqual(str(failure.value), "no")
 
