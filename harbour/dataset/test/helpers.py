@@ -15,7 +15,7 @@ from harbour.dataset.inventory import file_sha256
 from harbour.dataset.write import WrittenWindow, write_window
 from harbour.oasis.requests import trading_day
 from harbour.testing.simulator.documents import deterministic_zip
-from harbour.testing.simulator.formats import PACIFIC
+from harbour.testing.simulator.formats import PACIFIC, Span
 from harbour.testing.simulator.reports import CATALOGUE, report_members
 
 #: The real OASIS samples.
@@ -60,9 +60,8 @@ def simulated(
     @return: C{path}.
     """
     start, end = trading_day(first, PACIFIC)[0], trading_day(last, PACIFIC)[1]
-    members = report_members(
-        CATALOGUE[queryname], market, version, start, end, random.Random(seed), STAMP, csv, nodes
-    )
+    span = Span(version, start, end, random.Random(seed), STAMP, csv)
+    members = report_members(CATALOGUE[queryname], market, span, nodes)
     return zip_of(path, members)
 
 

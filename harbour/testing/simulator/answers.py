@@ -19,7 +19,7 @@ import attr
 
 from harbour.oasis.catalogue import CatalogueEntry
 from harbour.testing.simulator.documents import deterministic_zip
-from harbour.testing.simulator.formats import OasisError, created_after, parse_gmt, request_version
+from harbour.testing.simulator.formats import OasisError, Span, created_after, parse_gmt, request_version
 from harbour.testing.simulator.generic import GenericReport, market_of
 from harbour.testing.simulator.limits import check_lists, group_entry, report_entry, served_window
 from harbour.testing.simulator.publications import (
@@ -111,13 +111,14 @@ class Answers:
         names = [part.queryname if isinstance(part, GenericReport) else part[0].queryname for part in parts]
         rng = self.content_seed(url, names, start, end)
         created = created_after(end, rng)
+        span = Span(version, start, end, rng, created, csv_wanted)
         members = []
         for part in parts:
             if isinstance(part, GenericReport):
-                members += part.members(version, start, end, rng, created, csv_wanted)
+                members += part.members(span)
             else:
                 report, market = part
-                members += self.members(report, market, version, start, end, rng, created, csv_wanted)
+                members += self.members(report, market, span)
         return deterministic_zip(members, created)
 
     def content_seed(
@@ -130,23 +131,11 @@ class Answers:
         tag = "".join(self.log.revision_tag(queryname, start, end) for queryname in querynames)
         return random.Random(hashlib.sha256(f"{self.settings.seed}|{url}{tag}".encode()).digest())
 
-    def members(
-        self,
-        report: SimReport,
-        market: str,
-        version: int,
-        start: datetime.datetime,
-        end: datetime.datetime,
-        rng: random.Random,
-        created: datetime.datetime,
-        csv_wanted: bool,
-    ) -> list[tuple[str, bytes]]:
+    def members(self, report: SimReport, market: str, span: Span) -> list[tuple[str, bytes]]:
         """
         @return: (name, bytes) of each member of a report's data zip.
         """
-        return report_members(
-            report, market, version, start, end, rng, created, csv_wanted, self.settings.nodes
-        )
+        return report_members(report, market, span, self.settings.nodes)
 
 
 def _single_part(entry: CatalogueEntry, market: str) -> _Part:

@@ -138,3 +138,24 @@ def intervals(start: datetime.datetime, end: datetime.datetime, minutes: int) ->
         number = 0 if minutes >= 60 else int(elapsed % 60 // minutes) + 1
         yield Interval(moment, moment + step, local_day, hour, number)
         moment += step
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class Span:
+    """
+    What every member of one data answer shares.
+
+    @ivar version: The report's version asked for.
+    @ivar start: The start of the window with data.
+    @ivar end: Its end (excluded).
+    @ivar rng: The content's random source (see C{Answers.content_seed}).
+    @ivar created: When the answer says it was made.
+    @ivar csv: Whether CSV was asked for (else XML).
+    """
+
+    version: int = attr.ib(validator=attr.validators.instance_of(int))
+    start: datetime.datetime = attr.ib(validator=attr.validators.instance_of(datetime.datetime))
+    end: datetime.datetime = attr.ib(validator=attr.validators.instance_of(datetime.datetime))
+    rng: random.Random = attr.ib(validator=attr.validators.instance_of(random.Random))
+    created: datetime.datetime = attr.ib(validator=attr.validators.instance_of(datetime.datetime))
+    csv: bool = attr.ib(validator=attr.validators.instance_of(bool))

@@ -16,7 +16,7 @@ import attr
 
 from harbour.oasis.catalogue import CatalogueEntry
 from harbour.testing.simulator.documents import Row, csv_document, envelope, report_header
-from harbour.testing.simulator.formats import OasisError, day_names, intervals, iso
+from harbour.testing.simulator.formats import OasisError, Span, day_names, intervals, iso
 
 #: Minutes per interval of data whose requests OASIS caps at an hour: such
 #: a report is sub-hourly (its hour holds several intervals).
@@ -123,22 +123,15 @@ class GenericReport:
         out.write("</REPORT_ITEM>\n")
         return envelope(out.getvalue(), created)
 
-    def members(
-        self,
-        version: int,
-        start: datetime.datetime,
-        end: datetime.datetime,
-        rng: random.Random,
-        created: datetime.datetime,
-        csv_wanted: bool,
-    ) -> list[tuple[str, bytes]]:
+    def members(self, span: Span) -> list[tuple[str, bytes]]:
         """
-        @return: The one (name, bytes) member of its zip for [start, end),
-            named as OASIS names members.
+        @return: The one (name, bytes) member of its zip for the span's
+            window, named as OASIS names members.
         """
         market = f"_{self.market}" if self.market is not None else ""
-        stem = f"{day_names(start, end)}_{self.queryname}{market}"
-        rows = self.rows(start, end, rng)
-        if csv_wanted:
-            return [(f"{stem}_{created:%Y%m%d_%H_%M_%S}_v{version}.csv", csv_document(self.columns(), rows))]
-        return [(f"{stem}_v{version}.xml", self.xml(rows, created))]
+        stem = f"{day_names(span.start, span.end)}_{self.queryname}{market}"
+        rows = self.rows(span.start, span.end, span.rng)
+        if span.csv:
+            name = f"{stem}_{span.created:%Y%m%d_%H_%M_%S}_v{span.version}.csv"
+            return [(name, csv_document(self.columns(), rows))]
+        return [(f"{stem}_v{span.version}.xml", self.xml(rows, span.created))]

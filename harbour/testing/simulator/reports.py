@@ -18,7 +18,7 @@ from xml.sax.saxutils import escape
 import attr
 
 from harbour.testing.simulator.documents import Row, csv_document, envelope, report_header
-from harbour.testing.simulator.formats import Interval, day_names, intervals, iso
+from harbour.testing.simulator.formats import Interval, Span, day_names, intervals, iso
 
 HUBS = ("TH_NP15_GEN-APND", "TH_SP15_GEN-APND", "TH_ZP26_GEN-APND")
 PRICE_ITEMS = MappingProxyType(
@@ -298,24 +298,15 @@ def report_xml(
     return envelope(out.getvalue(), created)
 
 
-def report_members(
-    report: SimReport,
-    market: str,
-    version: int,
-    start: datetime.datetime,
-    end: datetime.datetime,
-    rng: random.Random,
-    created: datetime.datetime,
-    csv_wanted: bool,
-    nodes: int,
-) -> list[tuple[str, bytes]]:
+def report_members(report: SimReport, market: str, span: Span, nodes: int) -> list[tuple[str, bytes]]:
     """
     @return: (name, bytes) of each member of a report's data zip: one CSV,
         one XML per price component, or one XML.
     """
-    stem = f"{day_names(start, end)}_{report.queryname}_{market}"
-    columns, rows = report_rows(report, market, start, end, rng, version, nodes)
-    if csv_wanted:
+    version, created = span.version, span.created
+    stem = f"{day_names(span.start, span.end)}_{report.queryname}_{market}"
+    columns, rows = report_rows(report, market, span.start, span.end, span.rng, version, nodes)
+    if span.csv:
         return [(f"{stem}_{created:%Y%m%d_%H_%M_%S}_v{version}.csv", csv_document(columns, rows))]
     if report.layout == "prices":
         by_component: dict[str, list[Row]] = {}

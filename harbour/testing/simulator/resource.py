@@ -23,7 +23,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from harbour.testing.simulator.answers import Answers
 from harbour.testing.simulator.documents import THROTTLE_PAGE, Row, error_zip
 from harbour.testing.simulator.faults import Fates, Faults, Throttle
-from harbour.testing.simulator.formats import OasisError
+from harbour.testing.simulator.formats import OasisError, Span
 from harbour.testing.simulator.publications import PublicationLog, PublicationSchedule
 from harbour.testing.simulator.reports import SimReport, report_rows
 
@@ -160,21 +160,11 @@ class OasisSimulator(Resource):
         """
         return self._log.schedule_rows(market)
 
-    def members(
-        self,
-        report: SimReport,
-        market: str,
-        version: int,
-        start: datetime.datetime,
-        end: datetime.datetime,
-        rng: random.Random,
-        created: datetime.datetime,
-        csv_wanted: bool,
-    ) -> list[tuple[str, bytes]]:
+    def members(self, report: SimReport, market: str, span: Span) -> list[tuple[str, bytes]]:
         """
         @return: (name, bytes) of each member of a data zip.
         """
-        return self._answers.members(report, market, version, start, end, rng, created, csv_wanted)
+        return self._answers.members(report, market, span)
 
     def rows(
         self,
