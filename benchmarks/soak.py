@@ -40,7 +40,10 @@ table reports what was injected and whether anything was lost:
   landed, beyond the downloads under way at that moment; enabled again, it
   must not fetch again a file already on disk for the same URL;
 - no other file, and no temporary file, may be left (records, the hidden
-  C{.<name>.zip.json} beside each file, are not strays);
+  C{.<name>.zip.json} beside each file, are not strays), but for those of
+  downloads killed as their report was removed: no claim comes to clean up
+  after them, and the janitor removes them once four idle deadlines old
+  (they are counted apart);
 - no file may land outside the data directory (the hostile publish names
   another directory).
 """
@@ -645,7 +648,15 @@ class Soak:
         root = self.directory / "data" / "reports"
         files = [p for p in root.rglob("*") if p.is_file() and not is_record(p)]
         final = [p for p in files if not p.name.startswith(".")]
-        counts = Counter({"files": len(final), "temporary_left": len(files) - len(final)})
+        counts = Counter({"files": len(final)})
+        for path in files:
+            if path.name.startswith("."):
+                # A download killed as its report was removed leaves its
+                # file to the janitor (no claim comes to clean up after it):
+                # within four idle deadlines and a janitor's round.
+                definition = by_name.get(str(path.relative_to(root)).split("/")[0])
+                removed = definition is not None and definition.removed
+                counts["temporary_janitor" if removed else "temporary_left"] += 1
         on_disk = {str(p.relative_to(root)) for p in final}
         counts["missing"] = sum(1 for name in urls if name not in on_disk)
         for path in final:
@@ -779,6 +790,10 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
             ("stray files (must be 0)", str(audit.get("strays", 0))),
             ("partial or wrong files under final names (must be 0)", str(audit.get("wrong", 0))),
             ("temporary files left (must be 0)", str(audit.get("temporary_left", 0))),
+            (
+                "temporary files of removed reports' killed downloads, the janitor's",
+                str(audit.get("temporary_janitor", 0)),
+            ),
             ("files outside the data directory (must be 0)", str(audit.get("outside", 0))),
             ("files unparsable (must be 0)", str(outcome["unparsable"])),
             (
