@@ -297,24 +297,19 @@ class ITaskStore(Interface):
     def release(
         task_id: str,
         owner: str,
-        not_before: float | None = None,
+        delay: float,
         error: str = "",
         counted: bool = True,
         token: int | None = None,
-        *,
-        delay: float | None = None,
     ) -> Deferred[bool]:
         """
         Give a claimed task (claim C{token}, if given) back to C{pending},
-        due C{delay} seconds from now, as the store tells time (Redis's
-        clock, not the caller's).
+        due C{delay} seconds from now (at once if not positive), as the
+        store tells time (Redis's clock, not the caller's).
 
-        @param not_before: The older form of C{delay}, a POSIX time on the
-            caller's clock (turned into a delay); give one of the two.
         @param counted: Whether the attempt counts towards C{max_attempts}
             (an answer that only says "no data yet" does not).
         @return: A Deferred firing with whether C{owner} still held it.
-        @raise TypeError: given both C{delay} and C{not_before}, or neither.
         """
 
     def sweep() -> Deferred[int]:

@@ -33,7 +33,6 @@ from harbour.store.tasks import (
     Task,
     check_state,
     how_changed,
-    release_delay,
     task_id,
 )
 
@@ -292,21 +291,18 @@ class MemoryTaskStore(MemoryParseQueue):
         self,
         task_id: str,
         owner: str,
-        not_before: float | None = None,
+        delay: float,
         error: str = "",
         counted: bool = True,
         token: int | None = None,
-        *,
-        delay: float | None = None,
     ) -> Deferred[bool]:
         """
         See L{ITaskStore.release}.
         """
-        seconds = release_delay(self.clock, not_before, delay)
         task = self._held(task_id, owner, token)
         if task is None:
             return succeed(False)
-        not_before = self.clock.seconds() + seconds
+        not_before = self.clock.seconds() + delay
         self._leases.pop(task_id, None)
         attempts = task.attempts if counted else task.attempts - 1
         self._settle(

@@ -342,21 +342,6 @@ def _token(token: int | None) -> str:
     return "" if token is None else str(token)
 
 
-def release_delay(clock: IReactorTime, not_before: float | None, delay: float | None) -> float:
-    """
-    @return: The seconds from now after which a released task is due:
-        C{delay}, or the time until C{not_before} (a POSIX time, the older
-        form) on C{clock}.
-    @raise TypeError: unless exactly one of them is given.
-    """
-    if (not_before is None) == (delay is None):
-        raise TypeError("release takes either delay (seconds from now) or not_before, not both or neither")
-    if delay is not None:
-        return float(delay)
-    assert not_before is not None
-    return not_before - clock.seconds()
-
-
 @implementer(ITaskStore)
 @attr.s(eq=False)
 class RedisTaskStore(RedisParseQueue):
@@ -367,8 +352,7 @@ class RedisTaskStore(RedisParseQueue):
         tag: see L{harbour.store.keys.tagged_prefix}).
     @ivar server_time: Whether scripts take the time from Redis (C{TIME})
         rather than C{clock}; by default, unless C{clock} is a test's
-        L{Clock}.  C{clock} also turns an absolute C{not_before} given to
-        L{release} into a delay.
+        L{Clock}.
     """
 
     redis: IRedis = attr.ib()
@@ -525,18 +509,15 @@ class RedisTaskStore(RedisParseQueue):
         self,
         task_id: str,
         owner: str,
-        not_before: float | None = None,
+        delay: float,
         error: str = "",
         counted: bool = True,
         token: int | None = None,
-        *,
-        delay: float | None = None,
     ) -> Generator[Deferred[Any], Any, bool]:
         """
         See L{ITaskStore.release}.
         """
-        seconds = release_delay(self.clock, not_before, delay)
-        args = [task_id, owner, repr(seconds), error, "1" if counted else "0", _token(token)]
+        args = [task_id, owner, repr(float(delay)), error, "1" if counted else "0", _token(token)]
         return bool((yield self._run(RELEASE, *args)))
 
     @inlineCallbacks

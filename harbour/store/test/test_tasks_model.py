@@ -98,7 +98,7 @@ LEASES = (5.0, 10.0)
 #: or just missed, by sums of these.  The clock stays on half seconds, so
 #: that a fetch and a revision (whole seconds) can fall on the same time.
 ADVANCES = (0.0, 0.5, 4.5, 5.0, 10.0, 61.0)
-#: C{not_before} of a release, after now (negative: already due).
+#: The delay of a release (negative: already due).
 DELAYS = (-5.0, 0.0, 3.0, 30.0)
 #: How many seconds before the current whole second a revision happened
 #: (negative: in the future); L{None}: at the very time of the task's fetch.
@@ -282,7 +282,7 @@ class TwoStores(RuleBasedStateMachine):
         if task is None:
             return
         if outcome == "release":
-            self.both("release", task.id, owner, self.clock.seconds() + delay, "HTTP 503")
+            self.both("release", task.id, owner, delay, "HTTP 503")
         else:
             self.both("finish", task.id, owner, outcome, 10, "cd", "")
 
