@@ -118,8 +118,8 @@ class AnswerCheck:
         self._waiting_bytes = 0
 
     def _hand_over(self) -> None:
-        chunks, self._waiting, self._waiting_bytes = self._waiting, [], 0
-        self._running_bytes = sum(len(chunk) for chunk in chunks)
+        chunks, self._running_bytes = self._waiting, self._waiting_bytes
+        self._waiting, self._waiting_bytes = [], 0
         running = self._running = self.in_thread(self._follow, chunks)
         running.addBoth(self._handed_back)
 

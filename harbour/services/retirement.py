@@ -130,10 +130,26 @@ class Retirements:
                 removed += yield self.in_thread(drop_windows, self.tables_dir, list(listed.files), True)
                 dropped += len(listed.files)
             yield self.store.forget_retired_tables(listed.entries, listed.dropped)
+        self._removed(removed, dropped)
+
+    def drop(self, files: list[tuple[str, str]]) -> Deferred[None]:
+        """
+        Drop the tables of the windows of C{files} (each a report and the
+        file name of one of its windows) at once, as a worker does for the
+        windows a C{task.retired} names; it never fails (a failure is
+        logged).
+        """
+        d = self.in_thread(drop_windows, self.tables_dir, files)
+        return d.addCallbacks(
+            lambda removed: self._removed(removed, len(files)),
+            lambda failure: self.log.failure("cannot drop retired windows", failure, service="tables"),
+        )
+
+    def _removed(self, removed: int, windows: int) -> None:
         if removed:
             self.log.info(
                 "removed {removed} table files of {windows} retired windows",
                 removed=removed,
-                windows=dropped,
+                windows=windows,
                 service="tables",
             )

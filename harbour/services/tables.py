@@ -41,7 +41,7 @@ from harbour.processes import process_name
 from harbour.services.attempt import STORE_RETRY
 from harbour.services.cycle import guarded
 from harbour.services.parses import Parses
-from harbour.services.retirement import Retirements, drop_windows
+from harbour.services.retirement import Retirements
 from harbour.services.views import Views
 from harbour.services.waking import Waker
 
@@ -191,19 +191,7 @@ class TablesService(Service):
         if self.keep_views:
             return self.retirements.drain()
         files = [(entry["report"], entry["filename"]) for entry in event.payload.get("files", [])]
-        return self._in_thread(drop_windows, self.tables_dir, files).addCallbacks(
-            lambda removed: self._dropped(removed, len(files)),
-            lambda failure: self.log.failure("cannot drop retired windows", failure, service="tables"),
-        )
-
-    def _dropped(self, removed: int, windows: int) -> None:
-        if removed:
-            self.log.info(
-                "removed {removed} table files of {windows} retired windows",
-                removed=removed,
-                windows=windows,
-                service="tables",
-            )
+        return self.retirements.drop(files)
 
     def _work_changed(self, event: IEvent) -> None:
         self.work = WorkTopic.from_payload(event.payload)

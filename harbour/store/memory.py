@@ -144,14 +144,14 @@ class MemoryTaskStore(MemoryParseQueue):
         See L{ITaskStore.forget_retired_tables} (and
         C{lua/forget_retired_tables.lua}).
         """
-        forgotten = 0
+        forgotten, requeue = 0, set(dropped)
         for entry in entries:
             if not self._retired_tables or self._retired_tables[0] != entry:
                 break
             del self._retired_tables[0]
             forgotten += 1
             task = self._tasks.get(entry.split("\n", 1)[0])
-            if entry in dropped and task is not None and task.state == DOWNLOADED and task.parse != QUEUED:
+            if entry in requeue and task is not None and task.state == DOWNLOADED and task.parse != QUEUED:
                 self._parse_leases.pop(task.id, None)
                 self._parse_queue[task.id] = self.clock.seconds()
                 self._set(task, parse=QUEUED, parse_owner="")

@@ -324,7 +324,11 @@ class RetiredTables:
         """
         C{(report, filename)} of each entry of L{dropped}.
         """
-        return tuple((entry.split("\n")[1], entry.split("\n", 2)[2]) for entry in self.dropped)
+        files = []
+        for entry in self.dropped:
+            ignored, report, filename = entry.split("\n", 2)
+            files.append((report, filename))
+        return tuple(files)
 
 
 def _positive(count: int) -> None:

@@ -5,6 +5,8 @@ real servers started privately for one test.
 
 from __future__ import annotations
 
+import io
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -12,6 +14,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import attr
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.interfaces import IReactorCore
+from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.protocols import amp
@@ -23,6 +27,7 @@ from zope.interface import implementer
 from harbour.amp.client import HarbourClientProtocol
 from harbour.amp.server import ControlProtocol, ControlService
 from harbour.bus import Bus
+from harbour.ctl import _status, parser
 from harbour.interfaces import IConfigSource
 from harbour.service import DaemonControls
 
@@ -197,3 +202,31 @@ def capture_log(testcase: SynchronousTestCase) -> list[str]:
     globalLogPublisher.addObserver(observer)
     testcase.addCleanup(globalLogPublisher.removeObserver, observer)
     return messages
+
+
+def run_status(services: dict[str, Any], *extra: str) -> tuple[int, str]:
+    """
+    Run C{harbourctl status} against a daemon answering C{services}.
+
+    @return: The exit code and what was printed.
+    """
+    document = {"harbour": "1", "pid": 1, "uptime": 5, "services": services}
+
+    class Protocol:
+        """
+        A control connection that answers C{Status} with the document.
+        """
+
+        def callRemote(self, command: object, **kwargs: object) -> Deferred[dict[str, str]]:
+            """
+            Answer any command with the document.
+            """
+            return succeed({"status": json.dumps(document)})
+
+    out = io.StringIO()
+    # Status needs no reactor, and only callRemote of the protocol.
+    reactor = cast(IReactorCore, Clock())
+    protocol = cast(HarbourClientProtocol, Protocol())
+    codes: list[int] = []
+    _status(reactor, protocol, parser().parse_args(["status", *extra]), out).addCallback(codes.append)
+    return codes[0], out.getvalue()

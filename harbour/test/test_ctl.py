@@ -10,18 +10,16 @@ import sys
 from pathlib import Path
 from typing import cast
 
-from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorCore
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.amp import commands
-from harbour.amp.client import HarbourClientProtocol
 from harbour.ctl import FAILED, OK, USAGE, _status, check_config, parser
 from harbour.ctl.offline import plan_table, show_catalogue
 from harbour.ctl.remote import run_remote
-from harbour.test.helpers import TOKEN, call, connected, control_service
+from harbour.test.helpers import TOKEN, call, connected, control_service, run_status
 
 
 class CheckConfigTests(SynchronousTestCase):
@@ -103,11 +101,8 @@ class StatusTests(SynchronousTestCase):
         The table shows how the publications log is followed, why its last
         read failed, and each report's revisions.
         """
-        document = {
-            "harbour": "1",
-            "pid": 1,
-            "uptime": 5,
-            "services": {
+        result, text = run_status(
+            {
                 "publications": {
                     "mode": "following",
                     "last_read": "2025-03-10T20:00:00Z",
@@ -122,19 +117,8 @@ class StatusTests(SynchronousTestCase):
                     "backlog": {"requests": 2, "hours": 0.01},
                 },
             },
-        }
-
-        class Protocol:
-            def callRemote(self, command: object, **kwargs: object) -> Deferred[dict[str, str]]:
-                return succeed({"status": json.dumps(document)})
-
-        out = io.StringIO()
-        # Status needs no reactor, and only callRemote of the protocol.
-        reactor = cast(IReactorCore, Clock())
-        protocol = cast(HarbourClientProtocol, Protocol())
-        result = self.successResultOf(_status(reactor, protocol, parser().parse_args(["status"]), out))
+        )
         self.assertEqual(result, OK)
-        text = out.getvalue()
         self.assertIn(
             "publications log: following, read 2025-03-10T20:00:00Z (last read failed: HTTP 503)", text
         )

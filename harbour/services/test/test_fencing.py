@@ -113,9 +113,10 @@ def synchronously(f: Callable[..., Any], *args: object) -> Deferred[Any]:
     return maybeDeferred(f, *args)
 
 
-class FencedLeaseTests(SynchronousTestCase):
+class OneTaskTestCase(SynchronousTestCase):
     """
-    Two workers of one process (one owner) meet over one task.
+    One task in a memory store, the answers of whose fetches the test
+    gives, and the attempts of workers of one process at it.
     """
 
     def setUp(self) -> None:
@@ -153,6 +154,30 @@ class FencedLeaseTests(SynchronousTestCase):
         task = self.successResultOf(self.memory.claim("host:1", 5))
         assert task is not None
         return task
+
+
+class FencedLeaseTests(OneTaskTestCase):
+    """
+    Two workers of one process (one owner) meet over one task.
+    """
+
+    def held_commits(self, attempts: Attempts) -> list[Deferred[None]]:
+        """
+        Make C{attempts} commit in groups whose sync and renames wait until
+        the test fires the L{Deferred} each adds to the list returned.
+        """
+        commits: list[Deferred[None]] = []
+
+        def held_commit(f: Callable[..., Any], *args: object) -> Deferred[Any]:
+            if getattr(f, "__name__", "") in ("_sync_and_rename", "_commit_each"):
+                d: Deferred[None] = Deferred()
+                commits.append(d)
+                return d.addCallback(lambda ignored: f(*args))
+            return maybeDeferred(f, *args)
+
+        # The clock stands for the wall clock, as the real reactor's is.
+        attempts.commits = GroupCommit(held_commit, wall=self.clock.seconds)
+        return commits
 
     def temporaries(self) -> list[Path]:
         """
@@ -211,17 +236,8 @@ class FencedLeaseTests(SynchronousTestCase):
         The lease is renewed for as long as the attempt lasts, not only
         while bytes flow: a commit that waits past the lease keeps it.
         """
-        commits: list[Deferred[None]] = []
-
-        def held_commit(f: Callable[..., Any], *args: object) -> Deferred[Any]:
-            if getattr(f, "__name__", "") in ("_sync_and_rename", "_commit_each"):
-                d: Deferred[None] = Deferred()
-                commits.append(d)
-                return d.addCallback(lambda ignored: f(*args))
-            return maybeDeferred(f, *args)
-
         attempts = self.attempts()
-        attempts.commits = GroupCommit(held_commit)
+        commits = self.held_commits(attempts)
         task = self.claim()
         running = attempts.run(task)
         self.client.answer(0, DATA)
@@ -243,18 +259,8 @@ class FencedLeaseTests(SynchronousTestCase):
         claim is lost (another worker may hold the task), and nothing is
         recorded.
         """
-        commits: list[Deferred[None]] = []
-
-        def held_commit(f: Callable[..., Any], *args: object) -> Deferred[Any]:
-            if getattr(f, "__name__", "") in ("_sync_and_rename", "_commit_each"):
-                d: Deferred[None] = Deferred()
-                commits.append(d)
-                return d.addCallback(lambda ignored: f(*args))
-            return maybeDeferred(f, *args)
-
         attempts = self.attempts()
-        # The clock stands for the wall clock, as the real reactor's is.
-        attempts.commits = GroupCommit(held_commit, wall=self.clock.seconds)
+        commits = self.held_commits(attempts)
         task = self.claim()
         running = attempts.run(task)
         self.client.answer(0, DATA)
@@ -276,17 +282,8 @@ class FencedLeaseTests(SynchronousTestCase):
         Renewals move the deadline on: a commit that waits past the lease
         the claim began with, while it is renewed, puts its file in place.
         """
-        commits: list[Deferred[None]] = []
-
-        def held_commit(f: Callable[..., Any], *args: object) -> Deferred[Any]:
-            if getattr(f, "__name__", "") in ("_sync_and_rename", "_commit_each"):
-                d: Deferred[None] = Deferred()
-                commits.append(d)
-                return d.addCallback(lambda ignored: f(*args))
-            return maybeDeferred(f, *args)
-
         attempts = self.attempts()
-        attempts.commits = GroupCommit(held_commit, wall=self.clock.seconds)
+        commits = self.held_commits(attempts)
         task = self.claim()
         running = attempts.run(task)
         self.client.answer(0, DATA)
@@ -298,32 +295,15 @@ class FencedLeaseTests(SynchronousTestCase):
         self.assertEqual(self.target.read_bytes(), DATA)
 
 
-class FreshLeaseTests(SynchronousTestCase):
+class FreshLeaseTests(OneTaskTestCase):
     """
     An attempt trusts a claim whose lease surely has half its time left,
     and asks the store otherwise.
     """
 
     def setUp(self) -> None:
-        self.clock = Clock()
-        self.clock.advance(time.time())
-        self.memory = MemoryTaskStore(self.clock)
-        self.store = FlakyRenewals(self.memory)
-        self.client = FakeClient()
-        start = datetime.datetime(2025, 1, 1, 8, tzinfo=UTC)
-        request = ReportURL("http://oasis/a?day=1", "a/2025-01-01.zip", "a", start, start)
-        self.successResultOf(self.memory.create([request]))
-        self.directory = Path(self.mktemp())
-        self.attempts = Attempts(
-            Context(self.directory),
-            self.clock,
-            cast(Any, self.store),
-            cast(OasisClient, self.client),
-            Bus(),
-            DownloadActivity(self.clock),
-            synchronously,
-            GroupCommit(synchronously),
-        )
+        super().setUp()
+        self.worker = self.attempts()
 
     def attempt(self, claimed: float | None, lease_seconds: float | None = None) -> Task:
         """
@@ -333,9 +313,8 @@ class FreshLeaseTests(SynchronousTestCase):
 
         @return: The task as recorded.
         """
-        task = self.successResultOf(self.memory.claim("host:1", 5))
-        assert task is not None
-        running = self.attempts.run(task, claimed, lease_seconds=lease_seconds)
+        task = self.claim()
+        running = self.worker.run(task, claimed, lease_seconds=lease_seconds)
         self.client.answer(0, DATA)
         self.successResultOf(running)
         done = self.successResultOf(self.memory.get(task.id))
@@ -372,7 +351,7 @@ class FreshLeaseTests(SynchronousTestCase):
         the settings give since: three seconds into a five-second lease,
         it is renewed before its file is committed.
         """
-        self.attempts.context.work = WorkTopic(lease_seconds=600)
+        self.worker.context.work = WorkTopic(lease_seconds=600)
         self.assertEqual(self.attempt(self.clock.seconds() - 3, lease_seconds=5).state, DOWNLOADED)
         self.assertEqual(self.store.renewals, 1)
 
@@ -396,9 +375,8 @@ class FreshLeaseTests(SynchronousTestCase):
                 super().abandon()
 
         self.patch(attempt, "AnswerCheck", Watched)
-        task = self.successResultOf(self.memory.claim("host:1", 5))
-        assert task is not None
-        running = self.attempts.run(task, self.clock.seconds())
+        task = self.claim()
+        running = self.worker.run(task, self.clock.seconds())
         write, d = self.client.fetches[0]
         write(DATA[:100])
         d.errback(AttemptFailed("connection lost mid-body"))

@@ -5,38 +5,11 @@ exit codes and line.
 
 from __future__ import annotations
 
-import io
-import json
-from typing import Any, cast
+from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IReactorCore
-from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbour.amp.client import HarbourClientProtocol
-from harbour.ctl import _status, parser
-
-
-def run_status(services: dict[str, Any], *extra: str) -> tuple[int, str]:
-    """
-    Run C{harbourctl status} against a daemon answering C{services}.
-
-    @return: The exit code and what was printed.
-    """
-    document = {"harbour": "1", "pid": 1, "uptime": 5, "services": services}
-
-    class Protocol:
-        def callRemote(self, command: object, **kwargs: object) -> Deferred[dict[str, str]]:
-            return succeed({"status": json.dumps(document)})
-
-    out = io.StringIO()
-    # Status needs no reactor, and only callRemote of the protocol.
-    reactor = cast(IReactorCore, Clock())
-    protocol = cast(HarbourClientProtocol, Protocol())
-    codes: list[int] = []
-    _status(reactor, protocol, parser().parse_args(["status", *extra]), out).addCallback(codes.append)
-    return codes[0], out.getvalue()
+from harbour.test.helpers import run_status
 
 
 def services(**health: dict[str, str]) -> dict[str, Any]:
