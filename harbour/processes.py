@@ -1,6 +1,6 @@
 """
 Processes on this host: whether one named by a pid still runs, and the
-name this one goes by.
+names this one goes by.
 """
 
 from __future__ import annotations
@@ -33,4 +33,22 @@ def process_name() -> str:
     @return: This process's name on its claims in a shared store: its host
         and pid.
     """
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{host_name()}:{os.getpid()}"
+
+
+def host_name() -> str:
+    """
+    @return: This host's name, as this process puts it in the names of
+        the files it writes for a while.
+    """
+    return socket.gethostname()
+
+
+def left_by_dead_process(host: str, pid: int) -> bool:
+    """
+    @return: Whether what process C{pid} of C{host} left behind belongs to
+        nobody any more: that process ran on this host, is not this one,
+        and is gone.  What another host's process left is never known to
+        be dead here.
+    """
+    return host == host_name() and pid != os.getpid() and not process_alive(pid)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import glob
 import os
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from harbour.dataset.columns import TRADING_DATE
 from harbour.dataset.locking import LOCK_SUFFIX, remove_lock_if_free, window_lock
 from harbour.dataset.parse import ParseError, read_zip
 from harbour.dataset.readahead import read_ahead
+from harbour.processes import host_name, left_by_dead_process
 
 #: The partition directories' prefix.
 PARTITION_PREFIX = f"{TRADING_DATE}="
@@ -84,17 +86,18 @@ class WrittenWindow:
 
 def remove_abandoned(tables_dir: Path, older_than: float, now: float) -> int:
     """
-    Remove the temporary files of parses that died mid-write: not written
-    to (nor touched, which a live parse does every L{TOUCH_EVERY} seconds)
-    for C{older_than} seconds; and the lock files such parses left, when
-    no one holds them.  Blocks: run it in a thread.
+    Remove the temporary files of parses that died mid-write: left by a
+    process of this host that is gone, or not written to (nor touched,
+    which a live parse does every L{TOUCH_EVERY} seconds) for C{older_than}
+    seconds; and the lock files such parses left, when no one holds them.
+    Blocks: run it in a thread.
 
     @return: How many temporary files were removed.
     """
     removed = 0
     for path in tables_dir.glob(f"*/{PARTITION_PREFIX}*/.part-*.tmp"):
         try:
-            if now - path.stat().st_mtime > older_than:
+            if _left_by_dead_parse(path) or now - path.stat().st_mtime > older_than:
                 path.unlink()
                 removed += 1
         except FileNotFoundError:
@@ -103,6 +106,37 @@ def remove_abandoned(tables_dir: Path, older_than: float, now: float) -> int:
         with contextlib.suppress(OSError):
             if now - path.stat().st_mtime > older_than:
                 remove_lock_if_free(path)
+    return removed
+
+
+def _left_by_dead_parse(temporary: Path) -> bool:
+    """
+    @return: Whether C{temporary}, a day file being written, was left by a
+        parse whose process (named in the file's name) is gone from this
+        host.
+    """
+    writer = temporary.name.removesuffix(".tmp").split(".parquet.", 1)[-1]
+    try:
+        host, pid, _, _ = writer.rsplit(".", 3)
+        return left_by_dead_process(host, int(pid))
+    except ValueError:
+        return False  # an older name, without its host: left to its age
+
+
+def _remove_dead_temporaries(report_dir: Path, name: str) -> int:
+    """
+    Remove the temporary day files of window C{name} that a parse killed on
+    this host left; the caller holds the window's lock, so that its next
+    writer leaves none of them behind.
+
+    @return: How many were removed.
+    """
+    removed = 0
+    for temporary in report_dir.glob(f"{PARTITION_PREFIX}*/.{glob.escape(name)}.*.tmp"):
+        if _left_by_dead_parse(temporary):
+            temporary.unlink(missing_ok=True)
+            removed += 1
+            _remove_if_empty(temporary.parent)
     return removed
 
 
@@ -180,6 +214,7 @@ def write_window(
                 now = None
             if now != identity:
                 raise Superseded(f"{zip_path} was replaced while it was parsed: its rows are stale")
+            _remove_dead_temporaries(report_dir, name)
             written = days.commit()
             _remove_window(report_dir, name, keep=written.files)
     except BaseException:
@@ -206,6 +241,7 @@ def drop_window(tables_dir: Path, report: str, label: str) -> int:
     if not report_dir.is_dir():
         return 0
     with window_lock(report_dir, name):
+        _remove_dead_temporaries(report_dir, name)
         return _remove_window(report_dir, name, keep=())
 
 
@@ -328,7 +364,8 @@ class DayFiles:
             if new_report:
                 self._created.append(self._report_dir)
         self._opened += 1
-        temporary = directory / f".{self._name}.{os.getpid()}.{id(self)}.{self._opened}.tmp"
+        writer_name = f"{host_name()}.{os.getpid()}.{id(self)}.{self._opened}"
+        temporary = directory / f".{self._name}.{writer_name}.tmp"
         try:
             writer = parquet_writer(temporary, schema.with_metadata(self._metadata))
         except FileNotFoundError:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -114,6 +116,17 @@ def call(
     if isinstance(outcome[0], Failure):
         return fail(outcome[0])
     return succeed(outcome[0])
+
+
+def dead_pid() -> int:
+    """
+    @return: The pid of a process of this host that has run and is gone
+        (reaped), as one killed would be.
+    """
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True
+    )
+    return int(finished.stdout)
 
 
 def short_directory(testcase: SynchronousTestCase) -> Path:

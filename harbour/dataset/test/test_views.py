@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -28,6 +26,7 @@ from harbour.dataset.views import (
     view_name,
     views_named,
 )
+from harbour.test.helpers import dead_pid
 
 D = datetime.date
 UTC = datetime.UTC
@@ -322,10 +321,7 @@ class ViewTests(SynchronousTestCase):
         died, and keeps those of live ones.
         """
         write(HUBS_ZIP, self.tables, "lmp")
-        finished = subprocess.run(
-            [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True
-        )
-        dead, alive = int(finished.stdout), os.getppid()
+        dead, alive = dead_pid(), os.getppid()
         names = [
             f".{DATABASE}.{dead}.tmp",
             f".{DATABASE}.{dead}.tmp.wal",

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from twisted.trial.unittest import SynchronousTestCase
 
 import harbour
+from harbour import processes
 from harbour.dataset import write as write_module
 from harbour.dataset.inventory import file_sha256, report_tables, reports_in
 from harbour.dataset.locking import window_lock
@@ -26,6 +27,7 @@ from harbour.dataset.parse import ParseError
 from harbour.dataset.test.helpers import FALLBACK_CSV, HUBS_CSV, HUBS_ZIP, SAMPLES, simulated, write, zip_of
 from harbour.dataset.views import connect, rebuild_views
 from harbour.dataset.write import (
+    PARTITION_PREFIX,
     TOUCH_EVERY,
     DayFiles,
     Superseded,
@@ -35,6 +37,7 @@ from harbour.dataset.write import (
     remove_abandoned,
     write_window,
 )
+from harbour.test.helpers import dead_pid
 
 D = datetime.date
 
@@ -467,3 +470,74 @@ class DayFilesTests(SynchronousTestCase):
         os.utime(temporary, (0, 0))
         self.assertEqual(remove_abandoned(tables, 3600, time.time()), 1)
         self.assertFalse(temporary.exists())
+
+
+class DeadParseTests(SynchronousTestCase):
+    """
+    The temporary day files of a parse whose process was killed go with
+    the next write or drop of their window, or the janitor's next round,
+    whatever their age; another host's stay until they are old.
+    """
+
+    def setUp(self) -> None:
+        self.data = Path(self.mktemp())
+        self.tables = self.data / "tables"
+        self.zip = simulated(self.data / "w.zip", "PRC_LMP", "DAM", D(2025, 6, 1), D(2025, 6, 1))
+
+    def left(self, host: str, pid: int, day: str = "2025-06-01", window: str = "w") -> Path:
+        """
+        @return: A temporary day file of window C{window}, as a parse by
+            process C{pid} of C{host} leaves it when killed.
+        """
+        directory = self.tables / "lmp" / f"{PARTITION_PREFIX}{day}"
+        directory.mkdir(parents=True, exist_ok=True)
+        temporary = directory / f".{part_name(window)}.{host}.{pid}.140000.1.tmp"
+        temporary.write_bytes(b"PAR1 partial")
+        return temporary
+
+    def test_next_write_removes(self) -> None:
+        """
+        Writing a window removes what a dead parse of the same window left
+        on this host, in its days and in others (and a day directory left
+        empty); another window's, a live process's and another host's
+        temporary files stay.
+        """
+        host, dead = processes.host_name(), dead_pid()
+        same_day = self.left(host, dead)
+        other_day = self.left(host, dead, day="2025-06-03")
+        kept = [
+            self.left(host, dead, window="v"),
+            self.left(host, os.getppid()),
+            self.left(f"elsewhere.{host}", dead),
+        ]
+        write(self.zip, self.tables, "lmp", "w")
+        self.assertFalse(same_day.exists())
+        self.assertFalse(other_day.parent.exists())
+        self.assertEqual([path.exists() for path in kept], [True] * 3)
+        self.assertIn("lmp/trading_date=2025-06-01/part-w.parquet", all_files(self.tables))
+
+    def test_drop_removes(self) -> None:
+        """
+        Dropping a window removes what a dead parse of it left on this host.
+        """
+        write(self.zip, self.tables, "lmp", "w")
+        left = self.left(processes.host_name(), dead_pid(), day="2025-06-02")
+        self.assertEqual(drop_window(self.tables, "lmp", "w"), 1)
+        self.assertFalse(left.exists())
+        self.assertEqual(all_files(self.tables), [])
+
+    def test_janitor_removes_young(self) -> None:
+        """
+        The janitor removes a dead parse's temporary file of this host at
+        once, and keeps another host's and a nameless older one until they
+        are old.
+        """
+        host = processes.host_name()
+        dead = self.left(host, dead_pid())
+        elsewhere = self.left(f"elsewhere.{host}", dead_pid(), window="v")
+        older = self.tables / "lmp" / f"{PARTITION_PREFIX}2025-06-01" / ".part-u.parquet.1.2.3.tmp"
+        older.write_bytes(b"PAR1 partial")
+        self.assertEqual(remove_abandoned(self.tables, 3600, time.time()), 1)
+        self.assertFalse(dead.exists())
+        self.assertEqual([elsewhere.exists(), older.exists()], [True, True])
+        self.assertEqual(remove_abandoned(self.tables, 3600, time.time() + 7200), 2)
