@@ -27,14 +27,23 @@ from urllib.parse import urlsplit
 import attr
 from hyperlink import EncodedURL
 from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks, succeed
-from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool, RedirectAgent, ResponseDone, _HTTP11ClientFactory
+from twisted.web.client import (
+    URI,
+    Agent,
+    BrowserLikePolicyForHTTPS,
+    HTTPConnectionPool,
+    RedirectAgent,
+    ResponseDone,
+    _HTTP11ClientFactory,
+    _StandardEndpointFactory,
+)
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IBodyProducer, IResponse
+from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer, IResponse
 from zope.interface import implementer
 
 from harbour.config.schema import DownloadTopic
@@ -238,6 +247,40 @@ class QuietPool(HTTPConnectionPool):
     _factory = _QuietFactory
 
 
+#: The most endpoints L{ReusedEndpoints} keeps: more hosts than harbour
+#: ever talks to (OASIS, and the hosts it redirects to).
+KEPT_ENDPOINTS = 64
+
+
+@implementer(IAgentEndpointFactory)
+@attr.s(eq=False)
+class ReusedEndpoints:
+    """
+    Makes one endpoint per scheme, host and port, and hands it out for
+    every request to them: Twisted's agent makes one per request, encoding
+    the host name anew (IDNA), which costs a small answer as much as its
+    headers.  An endpoint resolves its name at each connect, so a kept one
+    still follows DNS.
+
+    @ivar make: Makes the endpoints.
+    """
+
+    make: IAgentEndpointFactory = attr.ib()
+    _made: dict[tuple[bytes, bytes, int], IStreamClientEndpoint] = attr.ib(factory=dict, init=False)
+
+    def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:
+        """
+        See L{IAgentEndpointFactory.endpointForURI}.
+        """
+        key = (uri.scheme, uri.host, uri.port)
+        endpoint = self._made.get(key)
+        if endpoint is None:
+            if len(self._made) >= KEPT_ENDPOINTS:
+                self._made.clear()
+            endpoint = self._made[key] = self.make.endpointForURI(uri)
+        return endpoint
+
+
 class InsecureRedirect(PermanentFailure):
     """
     A request made over https was redirected to plain http.
@@ -416,7 +459,10 @@ class OasisClient:
             self._pool = QuietPool(self.reactor, persistent=True)
             self._pool.maxPersistentPerHost = self.settings.concurrency
             self._pool.retryAutomatically = False
-            agent = Agent(self.reactor, connectTimeout=self.settings.connect_timeout, pool=self._pool)
+            endpoints = _StandardEndpointFactory(
+                self.reactor, BrowserLikePolicyForHTTPS(), self.settings.connect_timeout, None
+            )
+            agent = Agent.usingEndpointFactory(self.reactor, ReusedEndpoints(endpoints), pool=self._pool)
             self._pooled = DirectClient(self.reactor, agent)
         return self._pooled
 

@@ -11,8 +11,8 @@ Every error reply is an outage too (C{BUSY}: a script ran past
 C{lua-time-limit}; C{LOADING}; C{OOM}: C{maxmemory} reached; C{MISCONF};
 C{READONLY}: a replica after a failover; ...): it fails as
 L{StoreUnavailable}, with the reply in its message, for the callers to
-retry with backoff as they do a lost connection.  (txredisapi already loads
-a script again when Redis answers C{NOSCRIPT}.)  An outage is logged once,
+retry with backoff as they do a lost connection.  (A script Redis answers
+C{NOSCRIPT} for is loaded again, and is no outage.)  An outage is logged once,
 when it begins, and once when it ends, however many commands fail
 meanwhile; L{StoreService.status} counts them.
 
@@ -30,6 +30,7 @@ replica, and the pool then drops it and connects again.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
@@ -72,6 +73,7 @@ from harbour.store.keys import legacy_prefix, tagged_prefix
 from harbour.store.migrate import KeyMigration
 from harbour.store.server import RedisServerProcess
 from harbour.store.version import MINIMUM_REDIS, redis_version, too_old
+from harbour.store.wire import StoreFactory
 
 #: The URL forms C{--redis} accepts, for error messages.
 URL_FORMS = (
@@ -525,6 +527,8 @@ class StoreService(Service):
     bus: IBus | None = attr.ib(default=None)
     watch_interval: float = attr.ib(default=0.5)
     _factory: txredisapi.RedisFactory | None = attr.ib(default=None, init=False)
+    # Each script's SHA1, by its text: a few scripts, known in advance.
+    _script_shas: dict[str, str] = attr.ib(factory=dict, init=False)
     _sentinel: SentinelEndpoint | None = attr.ib(default=None, init=False)
     _starting: Deferred[None] | None = attr.ib(default=None, init=False)
     _outcome: Failure | bool | None = attr.ib(default=None, init=False)
@@ -585,7 +589,7 @@ class StoreService(Service):
         address = self.address
         if address is None:
             raise ConfigurationError("a store needs a Redis address or an embedded server")
-        factory = self._factory = txredisapi.RedisFactory(
+        factory = self._factory = StoreFactory(
             str(address),
             address.db,
             self.poolsize,
@@ -834,7 +838,16 @@ class StoreService(Service):
         See L{IRedis.eval}: by its SHA1, loading the script again if Redis
         answers C{NOSCRIPT} (after a restart, a failover or C{SCRIPT FLUSH}).
         """
-        return self._send(lambda handler: handler.eval(script, keys, args))
+        # txredisapi would hash the script's text again on every call.
+        sha = self._script_shas.get(script)
+        if sha is None:
+            sha = self._script_shas[script] = hashlib.sha1(script.encode()).hexdigest()
+
+        def load(failure: Failure, handler: Any) -> Deferred[Any]:
+            failure.trap(txredisapi.ScriptDoesNotExist)
+            return handler.eval(script, keys, args)
+
+        return self._send(lambda handler: handler.evalsha(sha, keys, args).addErrback(load, handler))
 
     def _send(self, command: Callable[[Any], Deferred[Any]]) -> Deferred[Any]:
         """

@@ -19,10 +19,12 @@ import attr
 from treq.testing import StubTreq
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import URI
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IBodyProducer
+from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
@@ -30,11 +32,13 @@ from zope.interface import implementer
 from harbour.bus import Bus
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
 from harbour.oasis.client import (
+    KEPT_ENDPOINTS,
     AttemptFailed,
     DirectClient,
     InsecureRedirect,
     OasisClient,
     PermanentFailure,
+    ReusedEndpoints,
     Transfer,
 )
 from harbour.oasis.requests import report_urls
@@ -373,6 +377,57 @@ class DirectClientTests(TestCase):
         self.addCleanup(client.close)
         self.assertEqual(await client.get(url, 1 << 20, "the cap"), b"PK moved")
         self.assertEqual(reservations, [(urlsplit(url).netloc, 0.01)] * 2)
+
+
+@implementer(IAgentEndpointFactory)
+class CountedEndpoints:
+    """
+    Makes a new (fake) endpoint for every URI, and counts them.
+    """
+
+    def __init__(self) -> None:
+        self.made: list[bytes] = []
+
+    def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:
+        """
+        @return: A new object standing for an endpoint to C{uri}.
+        """
+        self.made.append(uri.toBytes())
+        return cast(IStreamClientEndpoint, object())
+
+
+class ReusedEndpointsTests(SynchronousTestCase):
+    """
+    Tests for L{ReusedEndpoints}.
+    """
+
+    def test_one_per_host(self) -> None:
+        """
+        Requests to one scheme, host and port share one endpoint, whatever
+        their paths; another scheme, host or port gets its own.
+        """
+        made = CountedEndpoints()
+        endpoints = ReusedEndpoints(made)
+        first = endpoints.endpointForURI(URI.fromBytes(b"http://oasis.example:80/a?x=1"))
+        self.assertIs(endpoints.endpointForURI(URI.fromBytes(b"http://oasis.example/b")), first)
+        others = [
+            endpoints.endpointForURI(URI.fromBytes(url))
+            for url in (b"https://oasis.example/a", b"http://mirror.example/a", b"http://oasis.example:81/a")
+        ]
+        self.assertEqual(len({id(e) for e in [first, *others]}), 4)
+        self.assertEqual(len(made.made), 4)
+
+    def test_bounded(self) -> None:
+        """
+        No more than L{KEPT_ENDPOINTS} are kept: past them, every endpoint
+        is made anew.
+        """
+        made = CountedEndpoints()
+        endpoints = ReusedEndpoints(made)
+        for port in range(KEPT_ENDPOINTS + 1):
+            endpoints.endpointForURI(URI.fromBytes(b"http://h:%d/" % (1000 + port)))
+        endpoints.endpointForURI(URI.fromBytes(b"http://h:1000/"))
+        self.assertEqual(len(made.made), KEPT_ENDPOINTS + 2)
 
 
 class DirectClientTimingTests(SynchronousTestCase):

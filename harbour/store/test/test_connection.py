@@ -96,6 +96,18 @@ class StoreTests(TestCase):
         script = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
         self.assertEqual(await self.store.eval(script, [key], [3]), 10)
 
+    async def test_scriptFlushed(self) -> None:
+        """
+        A script Redis has forgotten (C{SCRIPT FLUSH}, as after a restart
+        or a failover) is loaded again, and the same call answers.
+        """
+        key = self.store.key("n")
+        script = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
+        self.assertEqual(await self.store.eval(script, [key], [3]), 3)
+        await self.store.execute("SCRIPT", "FLUSH")
+        self.assertEqual(await self.store.eval(script, [key], [4]), 7)
+        self.assertEqual(self.store.status()["outages"], 0)
+
     async def test_privateSocketOnly(self) -> None:
         """
         The embedded server listens on a unix socket in the data directory
