@@ -15,7 +15,9 @@ embedded redis-server, as in C{twistd harbour}.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import gc
 import json
 import os
 import resource
@@ -32,6 +34,7 @@ from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.task import deferLater, react
 
 from harbour.bus import Bus
+from harbour.collector import tune_collector
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
 from harbour.oasis.client import OasisClient
 from harbour.oasis.requests import report_urls
@@ -199,9 +202,26 @@ async def refresh_ceiling(reactor, directory: Path) -> dict:
         await store.stopService()
 
 
+@contextlib.contextmanager
+def daemon_collector():
+    """
+    Run the garbage collector as C{twistd harbour} does
+    (L{tune_collector}) until the block ends, then as before, so that the
+    peers run as their users would run them.
+    """
+    before = gc.get_threshold()
+    tune_collector()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
 async def run_downloads(reactor, directory: Path, base_url: str, requests, settings: DownloadTopic):
     """
-    Create C{requests} as tasks and download them all.
+    Create C{requests} as tasks and download them all, with the garbage
+    collector run as the daemon runs it.
 
     @return: (seconds from the first claim to the last file, the service).
     """
@@ -228,11 +248,12 @@ async def run_downloads(reactor, directory: Path, base_url: str, requests, setti
             finished.callback(None)
 
     await bus.subscribe("task.*", count)
-    started = time.perf_counter()
-    service.startService()
-    await finished
-    elapsed = time.perf_counter() - started
-    await service.stopService()
+    with daemon_collector():
+        started = time.perf_counter()
+        service.startService()
+        await finished
+        elapsed = time.perf_counter() - started
+        await service.stopService()
     await store.stopService()
     return elapsed, service
 

@@ -28,6 +28,7 @@ from harbour import __version__
 from harbour.amp.hub import HubLink
 from harbour.amp.server import ControlService, check_listen_endpoint, read_token
 from harbour.bus import Bus
+from harbour.collector import tune_collector
 from harbour.config.watcher import ConfigService
 from harbour.errors import BadRequest, ConfigurationError
 from harbour.interfaces import (
@@ -453,6 +454,8 @@ def makeService(options: Options) -> IService:
     try:
         # The global reactor provides every interface the daemon uses,
         # though its declared type leaves out IReactorFromThreads.
-        return build(cast("IDaemonReactor", reactor), options)
+        service = build(cast("IDaemonReactor", reactor), options)
     except ConfigurationError as e:
         raise SystemExit(f"harbour: {e}") from None
+    tune_collector()
+    return service
