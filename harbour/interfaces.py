@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from harbour.bus import Subscription
     from harbour.oasis.publications import Publication
     from harbour.oasis.requests import ReportURL
-    from harbour.store.tasks import ParseJob, RetiredTables, Retirement, Revised, Revision, Task
+    from harbour.store.tasks import Outcome, ParseJob, RetiredTables, Retirement, Revised, Revision, Task
 
 #: A C{Status} document, or one service's entry in it: JSON-serialisable.
 #: Its values are L{Any}, as those of a decoded JSON document are, so that
@@ -292,6 +292,14 @@ class ITaskStore(Interface):
 
         @return: A Deferred firing with whether C{owner} still held it
             (if not, nothing changes).
+        """
+
+    def finish_many(outcomes: Sequence[Outcome]) -> Deferred[list[bool]]:
+        """
+        End several claims, in turn, in one step, each as L{finish} would.
+
+        @return: A Deferred firing with, for each outcome in order, whether
+            its owner still held the claim.
         """
 
     def release(

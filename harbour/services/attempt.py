@@ -32,8 +32,9 @@ from harbour.services.activity import DownloadActivity
 from harbour.services.checking import AnswerCheck, judge_file
 from harbour.services.commit import GroupCommit, LeaseRanOut
 from harbour.services.files import InThread, kept_name, prepare, temporary_name, verify
+from harbour.services.finishing import Finishes
 from harbour.services.writeback import Writeback
-from harbour.store.tasks import DOWNLOADED, DOWNLOADING, EMPTY, FAILED, Task
+from harbour.store.tasks import DOWNLOADED, DOWNLOADING, EMPTY, FAILED, Outcome, Task
 
 _T = TypeVar("_T")
 
@@ -158,6 +159,10 @@ class Attempts:
     activity: DownloadActivity = attr.ib()
     in_thread: InThread = attr.ib()
     commits: GroupCommit = attr.ib()
+    finishes: Finishes = attr.ib(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.finishes = Finishes(self.store)
 
     @inlineCallbacks
     def run(
@@ -495,10 +500,8 @@ class Attempts:
     def _conclude(
         self, task: Task, state: str, size: int = 0, digest: str = "", error: str = ""
     ) -> Generator[Deferred[Any], Any, None]:
-        owner = self.context.owner
-        held = yield self._recorded(
-            task, lambda: self.store.finish(task.id, owner, state, size, digest, error, task.claim)
-        )
+        outcome = Outcome(task.id, self.context.owner, state, size, digest, error, task.claim)
+        held = yield self._recorded(task, lambda: self.finishes.finish(outcome))
         if not held:
             raise LostClaim(task.id)
         self.activity.concluded(task, state, success=state == DOWNLOADED)

@@ -26,6 +26,7 @@ from harbour.store.tasks import (
     PENDING,
     QUEUED,
     RETIRED,
+    Outcome,
     RetiredTables,
     Retirement,
     Revised,
@@ -286,6 +287,17 @@ class MemoryTaskStore(MemoryParseQueue):
             task = self._refetch(task, task.stale, "request changed while fetched")
         self._settle(task)
         return succeed(True)
+
+    def finish_many(self, outcomes: Sequence[Outcome]) -> Deferred[list[bool]]:
+        """
+        See L{ITaskStore.finish_many}.
+        """
+        ended: list[bool] = []
+        for o in outcomes:
+            self.finish(o.task_id, o.owner, o.state, o.bytes, o.sha256, o.error, o.token).addCallback(
+                ended.append
+            )
+        return succeed(ended)
 
     def release(
         self,

@@ -94,6 +94,7 @@ __all__ = [
     "QUEUED",
     "UNPARSABLE",
     "UNQUEUED",
+    "Outcome",
     "ParseJob",
     "Retirement",
     "RetiredTables",
@@ -270,6 +271,24 @@ class Retirement:
     files: tuple[tuple[str, str], ...] = attr.ib(default=(), validator=_check_files)
 
 
+@attr.s(frozen=True, auto_attribs=True)
+class Outcome:
+    """
+    The end of one claim, as L{ITaskStore.finish} takes it.
+
+    @ivar state: C{downloaded}, C{empty} or C{failed}.
+    @ivar token: The claim's fencing token, or L{None} for any claim.
+    """
+
+    task_id: str
+    owner: str
+    state: str = attr.ib(validator=lambda instance, attribute, value: check_state(value, FINAL_STATES))
+    bytes: int = attr.ib(default=0, validator=attr.validators.ge(0))
+    sha256: str = ""
+    error: str = ""
+    token: int | None = None
+
+
 def check_state(state: str, allowed: Iterable[str] = STATES) -> str:
     """
     @raise ValueError: for a state not in C{allowed}.
@@ -285,7 +304,8 @@ CREATE = load_script("create")
 
 CLAIM = load_script("claim")
 RENEW = load_script("renew")
-FINISH = load_script("finish")
+FINISH = load_script("finish", "finishing")
+FINISH_MANY = load_script("finish_many", "finishing")
 RELEASE = load_script("release")
 SWEEP = load_script("sweep")
 RETRY = load_script("retry")
@@ -507,6 +527,26 @@ class RedisTaskStore(RedisParseQueue):
         check_state(state, FINAL_STATES)
         args = [task_id, owner, state, str(bytes), sha256, error, _token(token)]
         return bool((yield self._run(FINISH, *args)))
+
+    @inlineCallbacks
+    def finish_many(self, outcomes: Sequence[Outcome]) -> Generator[Deferred[Any], Any, list[bool]]:
+        """
+        See L{ITaskStore.finish_many}: in one script.
+        """
+        if not outcomes:
+            return []
+        args: list[str] = []
+        for outcome in outcomes:
+            args += [
+                outcome.task_id,
+                outcome.owner,
+                outcome.state,
+                str(outcome.bytes),
+                outcome.sha256,
+                outcome.error,
+                _token(outcome.token),
+            ]
+        return [bool(held) for held in (yield self._run(FINISH_MANY, *args))]
 
     @inlineCallbacks
     def release(

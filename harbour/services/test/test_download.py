@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,7 +43,7 @@ from harbour.services.files import is_record, record, record_path
 from harbour.services.writeback import Writeback
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.politeness import MemoryLimiter
-from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED, PENDING, Task
+from harbour.store.tasks import DOWNLOADED, DOWNLOADING, EMPTY, FAILED, PENDING, Outcome, Task
 from harbour.testing.simulator import Faults, OasisSimulator
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
@@ -529,39 +530,49 @@ class DownloadTests(TestCase):
     async def test_slotFreedOnceDownloaded(self) -> None:
         """
         A worker claims its next task once its download is over, while the
-        last one is still being committed and recorded; stopping waits for
-        those to be recorded.
+        last one is still being committed and recorded, one store call at a
+        time; stopping waits for them to be recorded.
         """
         harness = Harness(self, concurrency=1)
         manifest = ManifestTopic(base_url=harness.base_url, start="2025-01-10", end="2025-01-12")
         await harness.store.create(report_urls(manifest, [ReportTopic(**LMP)], datetime.date(2025, 2, 1)))
-        finish = harness.store.finish
+        finish_many = harness.store.finish_many
+        calls: list[list[str]] = []
         held: list[Deferred[None]] = []
 
-        def slow_finish(*args: Any, **kwargs: Any) -> Deferred[bool]:
+        def slow_finish_many(outcomes: Sequence[Outcome]) -> Deferred[list[bool]]:
+            calls.append([o.task_id for o in outcomes])
+            if released:
+                return finish_many(outcomes)
             d: Deferred[None] = Deferred()
             held.append(d)
-            return d.addCallback(lambda ignored: finish(*args, **kwargs))
+            return d.addCallback(lambda ignored: finish_many(outcomes))
+
+        released: list[bool] = []
 
         def release() -> Deferred[None] | None:
+            released.append(True)
             for d in held:
                 if not d.called:
                     d.callback(None)
             return harness.service.stopService() if harness.service.running else None
 
-        harness.store.finish = slow_finish  # type: ignore[method-assign]
+        harness.store.finish_many = slow_finish_many  # type: ignore[method-assign]
         self.addCleanup(release)
         harness.service.startService()
         for _attempt in range(500):
-            if len(held) == 3:
+            if len([p for p in harness.files() if p.suffix == ".zip"]) == 3:
                 break
             await deferLater(harness.reactor, 0.02, lambda: None)
         else:
-            self.fail(f"one worker had {len(held)} attempts finishing at once, not 3")
+            self.fail("one worker did not download the next tasks while the first was recorded")
+        self.assertEqual(len(calls), 1, "one call at a time; the others wait for it")
+        self.assertEqual({t.state for t in await harness.all_tasks()}, {DOWNLOADING})
         stopped = harness.service.stopService()
         self.assertFalse(stopped.called, "stopping waits for the attempts being recorded")
         release()
         await stopped
+        self.assertEqual(sorted(sum(calls, [])), sorted(t.id for t in await harness.all_tasks()))
         self.assertEqual({t.state for t in await harness.all_tasks()}, {DOWNLOADED})
         self.assertEqual([e.topic for e in harness.events], ["task.done"] * 3)
 

@@ -27,6 +27,7 @@ from harbour.store.tasks import (
     PENDING,
     QUEUED,
     UNPARSABLE,
+    Outcome,
     ParseJob,
     RedisTaskStore,
     RetiredTables,
@@ -408,6 +409,36 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual((done.state, done.bytes, done.sha256, done.owner), (DOWNLOADED, 10, "ab", ""))
         self.assertFalse(await self.store.finish(task.id, "w", FAILED))
         self.assertEqual(await self.store.counts(), {"a": {DOWNLOADED: 1}})
+
+    async def test_finishMany(self) -> None:
+        """
+        Several claims end in one step, in turn, each as L{finish} would
+        end it: one held by another owner, or under an older token, or
+        ended already, changes nothing and answers C{False}.
+        """
+        await self.store.create([request("a", d) for d in range(1, 5)])
+        tasks = [await self._task(self.store.claim("w", 60)) for ignored in range(4)]
+        first, second, third, fourth = tasks
+        outcomes = [
+            Outcome(first.id, "w", DOWNLOADED, 10, "ab", token=first.claim),
+            Outcome(second.id, "other", DOWNLOADED, 10, "cd"),
+            Outcome(third.id, "w", FAILED, error="HTTP 400", token=third.claim + 1),
+            Outcome(fourth.id, "w", EMPTY, error="no data"),
+            Outcome(first.id, "w", FAILED, token=first.claim),
+        ]
+        self.assertEqual(await self.store.finish_many(outcomes), [True, False, False, True, False])
+        ended = [await self._task(self.store.get(task.id)) for task in tasks]
+        self.assertEqual(
+            [(t.state, t.bytes, t.sha256, t.last_error, t.owner) for t in ended],
+            [
+                (DOWNLOADED, 10, "ab", "", ""),
+                (DOWNLOADING, 0, "", "", "w"),
+                (DOWNLOADING, 0, "", "", "w"),
+                (EMPTY, 0, "", "no data", ""),
+            ],
+        )
+        self.assertEqual(await self.store.counts(), {"a": {DOWNLOADED: 1, DOWNLOADING: 2, EMPTY: 1}})
+        self.assertEqual(await self.store.finish_many([]), [])
 
     async def test_releaseWithBackoff(self) -> None:
         """
@@ -796,6 +827,22 @@ class RetirementTests(SynchronousTestCase):
         for count, files in ((-1, ()), (0, [("a", "a/1.zip")]), (0, (("a",),)), (0, (("a", ""),))):
             with self.assertRaises(ValueError):
                 Retirement(count, files)  # type: ignore[arg-type]
+
+
+class OutcomeTests(SynchronousTestCase):
+    """
+    L{Outcome} validates when built.
+    """
+
+    def test_outcomeValidated(self) -> None:
+        """
+        An outcome's state is a final one, and its size not negative.
+        """
+        with self.assertRaises(ValueError):
+            Outcome("id", "w", PENDING)
+        with self.assertRaises(ValueError):
+            Outcome("id", "w", DOWNLOADED, bytes=-1)
+        self.assertEqual(Outcome("id", "w", FAILED).token, None)
 
 
 class MemoryTaskStoreTests(TaskStoreBehaviourMixin, TestCase):
