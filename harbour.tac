@@ -14,9 +14,11 @@ import os
 from twisted.application.service import Application
 from twisted.internet import reactor
 
+from harbour.collector import tune_collector
 from harbour.service import Options, build, options_from_environment
 
 options = Options()
 options.parseOptions(options_from_environment(os.environ))
 application = Application("harbour")
 build(reactor, options).setServiceParent(application)
+tune_collector()

@@ -20,13 +20,16 @@ YOUNGEST_THRESHOLD = 5000
 def tune_collector() -> None:
     """
     Set the collector up for a long-running daemon whose start-up objects
-    now exist: those are moved out of the collector's sight (C{gc.freeze}:
-    they are never freed, as they never would be), and the youngest
-    generation is collected every L{YOUNGEST_THRESHOLD} allocations.
+    now exist: the garbage there is collected, then what is left is moved
+    out of the collector's sight (C{gc.freeze}: a start-up object later
+    dropped is still freed by reference counting, but one in a reference
+    cycle stays), and the youngest generation is collected every
+    L{YOUNGEST_THRESHOLD} allocations.
 
     Reference counting still frees nearly everything at once; only cycles
     wait for a collection, a little longer than before.
     """
+    gc.collect()
     gc.freeze()
     youngest, middle, oldest = gc.get_threshold()
     gc.set_threshold(max(YOUNGEST_THRESHOLD, youngest), middle, oldest)

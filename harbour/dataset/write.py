@@ -100,6 +100,7 @@ def remove_abandoned(tables_dir: Path, older_than: float, now: float) -> int:
             if _left_by_dead_parse(path) or now - path.stat().st_mtime > older_than:
                 path.unlink()
                 removed += 1
+                _remove_if_empty(path.parent)
         except FileNotFoundError:
             pass  # its parse ended meanwhile
     for path in tables_dir.glob(f"*/.part-*{LOCK_SUFFIX}"):
@@ -119,8 +120,8 @@ def _left_by_dead_parse(temporary: Path) -> bool:
     try:
         host, pid, _, _ = writer.rsplit(".", 3)
         return left_by_dead_process(host, int(pid))
-    except ValueError:
-        return False  # an older name, without its host: left to its age
+    except (ValueError, OverflowError):
+        return False  # an older or a stray name: left to its age
 
 
 def _remove_dead_temporaries(report_dir: Path, name: str) -> int:
@@ -134,9 +135,11 @@ def _remove_dead_temporaries(report_dir: Path, name: str) -> int:
     removed = 0
     for temporary in report_dir.glob(f"{PARTITION_PREFIX}*/.{glob.escape(name)}.*.tmp"):
         if _left_by_dead_parse(temporary):
-            temporary.unlink(missing_ok=True)
-            removed += 1
-            _remove_if_empty(temporary.parent)
+            # Best effort: the janitor tries again.
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+                removed += 1
+                _remove_if_empty(temporary.parent)
     return removed
 
 

@@ -327,10 +327,11 @@ class Attempts:
 
     @inlineCallbacks
     def _recorded(
-        self, task: Task, write: Callable[[], Deferred[bool]]
+        self, task: Task, write: Callable[[bool], Deferred[bool]]
     ) -> Generator[Deferred[Any], Any, bool]:
         """
-        Record an outcome of C{task}'s claim with C{write}.
+        Record an outcome of C{task}'s claim with C{write}, which is told
+        whether this is a try after one that failed.
 
         @return: A Deferred firing with whether the claim was still held
             (and the outcome recorded).
@@ -340,7 +341,7 @@ class Attempts:
         def counted() -> Deferred[bool]:
             nonlocal tries
             tries += 1
-            return write()
+            return write(tries > 1)
 
         held = yield self._stored(counted)
         if held or tries == 1:
@@ -387,7 +388,7 @@ class Attempts:
         owner = self.context.owner
         held = yield self._recorded(
             task,
-            lambda: self.store.release(
+            lambda again: self.store.release(
                 task.id, owner, error=error, counted=counted, token=task.claim, delay=delay
             ),
         )
@@ -501,7 +502,7 @@ class Attempts:
         self, task: Task, state: str, size: int = 0, digest: str = "", error: str = ""
     ) -> Generator[Deferred[Any], Any, None]:
         outcome = Outcome(task.id, self.context.owner, state, size, digest, error, task.claim)
-        held = yield self._recorded(task, lambda: self.finishes.finish(outcome))
+        held = yield self._recorded(task, lambda again: self.finishes.finish(outcome, alone=again))
         if not held:
             raise LostClaim(task.id)
         self.activity.concluded(task, state, success=state == DOWNLOADED)

@@ -32,40 +32,53 @@ class Finishes:
     """
 
     store: ITaskStore = attr.ib()
-    _waiting: list[tuple[Outcome, Deferred[bool]]] = attr.ib(factory=list, init=False)
+    # Each outcome waiting, whether it must go in a call of its own, and
+    # who waits for it.
+    _waiting: list[tuple[Outcome, bool, Deferred[bool]]] = attr.ib(factory=list, init=False)
     _sending: bool = attr.ib(default=False, init=False)
 
-    def finish(self, outcome: Outcome) -> Deferred[bool]:
+    def finish(self, outcome: Outcome, alone: bool = False) -> Deferred[bool]:
         """
         Record C{outcome} with the next call to the store.
 
+        @param alone: Whether it goes in a call of its own: a try after a
+            call that failed, so that an outcome the store cannot record
+            does not fail others with it again and again.
         @return: A L{Deferred} firing with whether its claim was still held
             (and the outcome recorded), or failing as the store's call
-            failed (the caller may try again: nothing was recorded, or all
-            of that call's outcomes were).
+            failed; the caller may try again (an error part-way through a
+            call leaves the outcomes before it recorded: the caller learns
+            whether its own was from the store).
         """
         d: Deferred[bool] = Deferred()
-        self._waiting.append((outcome, d))
+        self._waiting.append((outcome, alone, d))
         self._send()
         return d
 
     def _send(self) -> None:
         if self._sending or not self._waiting:
             return
-        batch, self._waiting = self._waiting[:MOST_AT_ONCE], self._waiting[MOST_AT_ONCE:]
+        size = 1
+        if not self._waiting[0][1]:
+            while size < min(MOST_AT_ONCE, len(self._waiting)) and not self._waiting[size][1]:
+                size += 1
+        batch, self._waiting = self._waiting[:size], self._waiting[size:]
         self._sending = True
 
         def answered(held: list[bool]) -> None:
+            if len(held) != len(batch):
+                failed(Failure(ValueError(f"{len(held)} answers to {len(batch)} outcomes")))
+                return
             self._sending = False
-            for (ignored, d), one in zip(batch, held):
+            for (*ignored, d), one in zip(batch, held):
                 d.callback(one)
             self._send()
 
         def failed(failure: Failure) -> None:
             self._sending = False
-            for ignored, d in batch:
+            for *ignored, d in batch:
                 d.errback(failure)
             self._send()
 
-        outcomes = [outcome for outcome, ignored in batch]
+        outcomes = [outcome for outcome, *ignored in batch]
         maybeDeferred(self.store.finish_many, outcomes).addCallbacks(answered, failed)

@@ -107,6 +107,32 @@ class FinishesTests(SynchronousTestCase):
         self.store.calls[2][1].callback([True])
         self.assertTrue(self.successResultOf(again))
 
+    def test_alone(self) -> None:
+        """
+        An outcome asked to go alone (a try after a failed call) goes in a
+        call of its own, between the batches of the others.
+        """
+        self.finishes.finish(outcome("a"))
+        self.finishes.finish(outcome("b"))
+        self.finishes.finish(outcome("c"), alone=True)
+        self.finishes.finish(outcome("d"))
+        self.finishes.finish(outcome("e"))
+        for answers in ([True], [True], [True]):
+            self.store.calls[-1][1].callback(answers * len(self.store.calls[-1][0]))
+        self.assertEqual([ids for ids, ignored in self.store.calls], [["a"], ["b"], ["c"], ["d", "e"]])
+
+    def test_wrong_count(self) -> None:
+        """
+        A reply with a different number of answers than outcomes fails
+        each of them, and the next call is still sent.
+        """
+        first, waiting = self.finishes.finish(outcome("a")), self.finishes.finish(outcome("b"))
+        self.store.calls[0][1].callback([True, True])
+        self.failureResultOf(first, ValueError)
+        self.assertEqual(self.store.calls[1][0], ["b"])
+        self.store.calls[1][1].callback([True])
+        self.assertTrue(self.successResultOf(waiting))
+
     def test_store_raises(self) -> None:
         """
         A store that raises instead of answering fails the outcomes of that
