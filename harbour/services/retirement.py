@@ -30,6 +30,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
 from harbour.dataset.write import drop_window
+from harbour.errors import StoreUnavailable
 from harbour.interfaces import ITaskStore
 from harbour.services.coalescing import Coalesced
 from harbour.services.commit import sync_file_system
@@ -111,6 +112,14 @@ class Retirements:
     def _drain_once(self) -> Generator[Deferred[Any], Any, None]:
         try:
             yield self._drop_listed()
+        except StoreUnavailable as e:
+            # The store logs its outage, and its return drains again.
+            if not self._stopping:
+                self.log.warn(
+                    "cannot drop the tables of retired windows until the store is back: {error}",
+                    error=str(e),
+                    service="tables",
+                )
         except Exception:
             self.log.failure(
                 "cannot drop the tables of retired windows (tried again at the next retirement,"

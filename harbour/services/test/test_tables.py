@@ -449,6 +449,28 @@ class TablesServiceTests(SynchronousTestCase):
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 2)
         self.assertTrue(service.running)
 
+    def test_drainWithoutStore(self) -> None:
+        """
+        A drain that cannot read the list for want of the store says so in
+        one warning, without a traceback (the store logs its outage), and
+        drains again when the store is back.
+        """
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+        service = self.service()
+        self.retire("lmp/2020-01-01.zip")
+        messages = capture_log(self)
+        retired_tables = self.store.retired_tables
+        self.patch(self.store, "retired_tables", lambda count: fail(StoreUnavailable("Redis is away")))
+        self.successResultOf(self.bus.publish("task.retired", {"files": []}))
+        self.assertEqual(len(self.parquet()), 2)
+        [warning] = [m for m in messages if "retired windows" in m]
+        self.assertIn("until the store is back: Redis is away", warning)
+        self.assertNotIn("Traceback", "\n".join(messages))
+        self.patch(self.store, "retired_tables", retired_tables)
+        self.successResultOf(self.bus.publish("store.connected", {}))
+        self.assertEqual(self.parquet(), [])
+        self.assertTrue(service.running)
+
     def test_stoppingEndsDrain(self) -> None:
         """
         Stopping ends a drain under way after its current batch: the rest
