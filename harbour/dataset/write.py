@@ -35,7 +35,7 @@ from harbour.dataset.columns import TRADING_DATE
 from harbour.dataset.locking import LOCK_SUFFIX, remove_lock_if_free, window_lock
 from harbour.dataset.parse import ParseError, read_zip
 from harbour.dataset.readahead import read_ahead
-from harbour.processes import host_name, left_by_dead_process
+from harbour.processes import left_by_dead_process, process_mark
 
 #: The partition directories' prefix.
 PARTITION_PREFIX = f"{TRADING_DATE}="
@@ -118,10 +118,10 @@ def _left_by_dead_parse(temporary: Path) -> bool:
     """
     writer = temporary.name.removesuffix(".tmp").split(".parquet.", 1)[-1]
     try:
-        host, pid, _, _ = writer.rsplit(".", 3)
-        return left_by_dead_process(host, int(pid))
-    except (ValueError, OverflowError):
-        return False  # an older or a stray name: left to its age
+        mark, ignored, ignored_too = writer.rsplit(".", 2)
+    except ValueError:
+        return False  # a stray name: left to its age
+    return left_by_dead_process(mark)
 
 
 def _remove_dead_temporaries(report_dir: Path, name: str) -> int:
@@ -367,7 +367,7 @@ class DayFiles:
             if new_report:
                 self._created.append(self._report_dir)
         self._opened += 1
-        writer_name = f"{host_name()}.{os.getpid()}.{id(self)}.{self._opened}"
+        writer_name = f"{process_mark()}.{id(self)}.{self._opened}"
         temporary = directory / f".{self._name}.{writer_name}.tmp"
         try:
             writer = parquet_writer(temporary, schema.with_metadata(self._metadata))

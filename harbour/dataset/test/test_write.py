@@ -49,6 +49,15 @@ def all_files(directory: Path) -> list[str]:
     return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file())
 
 
+def one_row(day: D) -> pa.RecordBatch:
+    """
+    @return: A parsed batch of one row of trading day C{day}.
+    """
+    return pa.RecordBatch.from_pydict(
+        {"node": ["A"], "mw": [1.0], "trading_date": pa.array([day], pa.date32())}
+    )
+
+
 class WriteTests(SynchronousTestCase):
     """
     L{write_window}.
@@ -428,14 +437,6 @@ class DayFilesTests(SynchronousTestCase):
     L{DayFiles} and the janitor.
     """
 
-    def batch(self, day: D) -> pa.RecordBatch:
-        """
-        @return: A parsed batch of one row of trading day C{day}.
-        """
-        return pa.RecordBatch.from_pydict(
-            {"node": ["A"], "mw": [1.0], "trading_date": pa.array([day], pa.date32())}
-        )
-
     def test_touched_while_open(self) -> None:
         """
         A parse under way touches its temporary files, at most every
@@ -446,14 +447,14 @@ class DayFilesTests(SynchronousTestCase):
         now = [0.0]
         days = DayFiles(tables / "lmp", part_name("w"), {}, clock=lambda: now[0])
         self.addCleanup(days.abort)
-        days.add(self.batch(D(2025, 6, 1)))
+        days.add(one_row(D(2025, 6, 1)))
         [temporary] = (tables / "lmp").glob("*/.part-w.parquet.*.tmp")
         os.utime(temporary, (0, 0))
         now[0] += TOUCH_EVERY / 2
-        days.add(self.batch(D(2025, 6, 2)))
+        days.add(one_row(D(2025, 6, 2)))
         self.assertEqual(temporary.stat().st_mtime, 0)
         now[0] += TOUCH_EVERY / 2
-        days.add(self.batch(D(2025, 6, 2)))
+        days.add(one_row(D(2025, 6, 2)))
         self.assertEqual(remove_abandoned(tables, 3600, time.time()), 0)
         self.assertTrue(temporary.exists())
 
@@ -465,7 +466,7 @@ class DayFilesTests(SynchronousTestCase):
         tables = Path(self.mktemp())
         days = DayFiles(tables / "lmp", part_name("w"), {})
         self.addCleanup(days.abort)
-        days.add(self.batch(D(2025, 6, 1)))
+        days.add(one_row(D(2025, 6, 1)))
         [temporary] = (tables / "lmp").glob("*/.part-w.parquet.*.tmp")
         os.utime(temporary, (0, 0))
         self.assertEqual(remove_abandoned(tables, 3600, time.time()), 1)
@@ -480,40 +481,69 @@ class DeadParseTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
+        # A host name with dots, as most have, whatever this host's is.
+        self.patch(processes.socket, "gethostname", lambda: "node1.example.com")
         self.data = Path(self.mktemp())
         self.tables = self.data / "tables"
         self.zip = simulated(self.data / "w.zip", "PRC_LMP", "DAM", D(2025, 6, 1), D(2025, 6, 1))
+        self.here = processes.process_mark().rsplit(".", 2)[0]
+        self.dead = f"{self.here}.{dead_pid()}.1"
 
-    def left(self, host: str, pid: int, day: str = "2025-06-01", window: str = "w") -> Path:
+    def left(self, mark: str, day: str = "2025-06-01", window: str = "w") -> Path:
         """
-        @return: A temporary day file of window C{window}, as a parse by
-            process C{pid} of C{host} leaves it when killed.
+        @return: A temporary day file of window C{window}, as a parse by the
+            process of L{processes.process_mark} C{mark} leaves it when
+            killed.
         """
         directory = self.tables / "lmp" / f"{PARTITION_PREFIX}{day}"
         directory.mkdir(parents=True, exist_ok=True)
-        temporary = directory / f".{part_name(window)}.{host}.{pid}.140000.1.tmp"
+        temporary = directory / f".{part_name(window)}.{mark}.140000.1.tmp"
         temporary.write_bytes(b"PAR1 partial")
         return temporary
+
+    def live(self, pid: int) -> str:
+        """
+        @return: The mark of live process C{pid} of this host.
+        """
+        return f"{self.here}.{pid}.{processes.process_started(pid)}"
+
+    def test_names_own_writer(self) -> None:
+        """
+        A parse's temporary files carry its process's mark.
+        """
+        days = DayFiles(self.tables / "lmp", part_name("w"), {})
+        self.addCleanup(days.abort)
+        days.add(one_row(D(2025, 6, 1)))
+        [temporary] = (self.tables / "lmp").glob("*/.part-w.parquet.*.tmp")
+        self.assertTrue(temporary.name.startswith(f".part-w.parquet.{processes.process_mark()}."))
+        self.assertIn(".node1.example.com~", f".{processes.process_mark()}")
 
     def test_next_write_removes(self) -> None:
         """
         Writing a window removes what a dead parse of the same window left
         on this host, in its days and in others (and a day directory left
-        empty); another window's, a live process's and another host's
-        temporary files stay.
+        empty), and what a process with this one's pid but started at
+        another time left (a restart that got the same pid); another
+        window's, a live process's, another pid namespace's and another
+        host's temporary files stay.
         """
-        host, dead = processes.host_name(), dead_pid()
-        same_day = self.left(host, dead)
-        other_day = self.left(host, dead, day="2025-06-03")
+        same_day = self.left(self.dead)
+        other_day = self.left(self.dead, day="2025-06-03")
+        restarted = self.left(f"{self.here}.{os.getpid()}.1", day="2025-06-02")
+        host, namespace = self.here.split("~")
         kept = [
-            self.left(host, dead, window="v"),
-            self.left(host, os.getppid()),
-            self.left(f"elsewhere.{host}", dead),
+            self.left(self.dead, window="v"),
+            self.left(self.live(os.getppid())),
+            self.left(self.live(os.getpid())),
+            self.left(f"{host}~1.{dead_pid()}.1"),
+            self.left(f"elsewhere.{host}~{namespace}.{dead_pid()}.1"),
+            self.left(f"{host}.{dead_pid()}"),
         ]
         write(self.zip, self.tables, "lmp", "w")
         self.assertFalse(same_day.exists())
         self.assertFalse(other_day.parent.exists())
-        self.assertEqual([path.exists() for path in kept], [True] * 3)
+        self.assertFalse(restarted.exists())
+        self.assertEqual([path.exists() for path in kept], [True] * len(kept))
         self.assertIn("lmp/trading_date=2025-06-01/part-w.parquet", all_files(self.tables))
 
     def test_drop_removes(self) -> None:
@@ -521,7 +551,7 @@ class DeadParseTests(SynchronousTestCase):
         Dropping a window removes what a dead parse of it left on this host.
         """
         write(self.zip, self.tables, "lmp", "w")
-        left = self.left(processes.host_name(), dead_pid(), day="2025-06-02")
+        left = self.left(self.dead, day="2025-06-02")
         self.assertEqual(drop_window(self.tables, "lmp", "w"), 1)
         self.assertFalse(left.exists())
         self.assertEqual(all_files(self.tables), [])
@@ -529,15 +559,13 @@ class DeadParseTests(SynchronousTestCase):
     def test_janitor_removes_young(self) -> None:
         """
         The janitor removes a dead parse's temporary file of this host at
-        once, and keeps another host's and a nameless older one until they
-        are old.
+        once (and the day directory it leaves empty), and keeps another
+        host's and a stray name until they are old.
         """
-        host = processes.host_name()
-        dead = self.left(host, dead_pid())
-        elsewhere = self.left(f"elsewhere.{host}", dead_pid(), window="v")
-        older = self.tables / "lmp" / f"{PARTITION_PREFIX}2025-06-01" / ".part-u.parquet.1.2.3.tmp"
-        older.write_bytes(b"PAR1 partial")
+        dead = self.left(self.dead, day="2025-06-02")
+        elsewhere = self.left(f"elsewhere.{self.here}.{dead_pid()}.1", window="v")
+        stray = self.left(f"{self.here}.{10**20}.1", window="u")
         self.assertEqual(remove_abandoned(self.tables, 3600, time.time()), 1)
-        self.assertFalse(dead.exists())
-        self.assertEqual([elsewhere.exists(), older.exists()], [True, True])
+        self.assertFalse(dead.parent.exists())
+        self.assertEqual([elsewhere.exists(), stray.exists()], [True, True])
         self.assertEqual(remove_abandoned(self.tables, 3600, time.time() + 7200), 2)
