@@ -52,6 +52,7 @@ from harbour.store.tasks import (
     FAILED,
     FINAL_STATES,
     STATES,
+    Outcome,
     RedisTaskStore,
     Task,
 )
@@ -359,6 +360,35 @@ class TwoStores(RuleBasedStateMachine):
         End a claim as downloaded, empty or failed.
         """
         self.both("finish", *self.holder(data), state, size, sha256, error)
+
+    @precondition(lambda self: self.held)
+    @rule(
+        data=st.data(),
+        ends=st.lists(
+            st.tuples(
+                st.sampled_from(FINAL_STATES),
+                st.sampled_from((0, 10)),
+                st.sampled_from(("", "ab")),
+                st.sampled_from((None, 0)),
+                st.booleans(),
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+    )
+    def finish_many(self, data: st.DataObject, ends: list[tuple[str, int, str, int | None, bool]]) -> None:
+        """
+        End several claims in one step: a claim may come twice (ended by
+        the first), under a stale token (0: no claim has it) or by a
+        stranger.
+        """
+        outcomes = []
+        for state, size, sha256, token, stranger in ends:
+            task, owner = self.holder(data)
+            if stranger:
+                owner = OWNERS[1 - OWNERS.index(owner)]
+            outcomes.append(Outcome(task, owner, state, size, sha256, "late", token))
+        self.both("finish_many", outcomes)
 
     @precondition(lambda self: self.held)
     @rule(data=st.data(), delay=st.sampled_from(DELAYS), error=st.sampled_from(("", "HTTP 503")))
