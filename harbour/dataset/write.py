@@ -22,7 +22,7 @@ import datetime
 import glob
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import attr
@@ -124,22 +124,25 @@ def _left_by_dead_parse(temporary: Path) -> bool:
     return left_by_dead_process(mark)
 
 
-def _remove_dead_temporaries(report_dir: Path, name: str) -> int:
+def _remove_dead_temporaries(directories: Iterable[Path], name: str) -> int:
     """
     Remove the temporary day files of window C{name} that a parse killed on
-    this host left; the caller holds the window's lock, so that its next
+    this host left in C{directories} (the days the window covers, before
+    and now: a killed parse of the same window wrote to those; the janitor
+    finds any other); the caller holds the window's lock, so that its next
     writer leaves none of them behind.
 
     @return: How many were removed.
     """
     removed = 0
-    for temporary in report_dir.glob(f"{PARTITION_PREFIX}*/.{glob.escape(name)}.*.tmp"):
-        if _left_by_dead_parse(temporary):
-            # Best effort: the janitor tries again.
-            with contextlib.suppress(OSError):
-                temporary.unlink()
-                removed += 1
-                _remove_if_empty(temporary.parent)
+    for directory in directories:
+        for temporary in directory.glob(f".{glob.escape(name)}.*.tmp"):
+            if _left_by_dead_parse(temporary):
+                # Best effort: the janitor tries again.
+                with contextlib.suppress(OSError):
+                    temporary.unlink()
+                    removed += 1
+                    _remove_if_empty(temporary.parent)
     return removed
 
 
@@ -217,9 +220,10 @@ def write_window(
                 now = None
             if now != identity:
                 raise Superseded(f"{zip_path} was replaced while it was parsed: its rows are stale")
-            _remove_dead_temporaries(report_dir, name)
+            earlier = _window_files(report_dir, name)
+            _remove_dead_temporaries({path.parent for path in earlier} | days.directories, name)
             written = days.commit()
-            _remove_window(report_dir, name, keep=written.files)
+            _remove_window(earlier, keep=written.files)
     except BaseException:
         # The parse stops (and its zip is closed) before the files go.
         batches.close()
@@ -244,8 +248,9 @@ def drop_window(tables_dir: Path, report: str, label: str) -> int:
     if not report_dir.is_dir():
         return 0
     with window_lock(report_dir, name):
-        _remove_dead_temporaries(report_dir, name)
-        return _remove_window(report_dir, name, keep=())
+        earlier = _window_files(report_dir, name)
+        _remove_dead_temporaries({path.parent for path in earlier}, name)
+        return _remove_window(earlier, keep=())
 
 
 def zip_identity(zip_path: Path) -> tuple[int, int, int, int]:
@@ -258,15 +263,22 @@ def zip_identity(zip_path: Path) -> tuple[int, int, int, int]:
     return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
 
 
-def _remove_window(report_dir: Path, name: str, keep: tuple[Path, ...]) -> int:
+def _window_files(report_dir: Path, name: str) -> list[Path]:
     """
-    Remove the day files of window C{name} but those in C{keep}; the
+    @return: The day files of window C{name} now in place.
+    """
+    return list(report_dir.glob(f"{PARTITION_PREFIX}*/{glob.escape(name)}"))
+
+
+def _remove_window(files: list[Path], keep: tuple[Path, ...]) -> int:
+    """
+    Remove the day files C{files} of one window but those in C{keep}; the
     caller holds the window's lock.
 
     @return: How many were removed.
     """
     removed = 0
-    for stale in report_dir.glob(f"{PARTITION_PREFIX}*/{name}"):
+    for stale in files:
         if stale not in keep:
             stale.unlink(missing_ok=True)
             removed += 1
@@ -306,6 +318,13 @@ class DayFiles:
         self._rows = 0
         self._opened = 0
         self._closed = False
+
+    @property
+    def directories(self) -> set[Path]:
+        """
+        The day directories of the files awaiting L{commit}.
+        """
+        return {path.parent for path in self._temporary.values()}
 
     @property
     def pending(self) -> bool:
