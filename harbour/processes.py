@@ -21,11 +21,20 @@ def process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    fields = _stat_fields(pid)
+    return not fields or fields[0] != "Z"
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """
+    @return: The fields of C{/proc/<pid>/stat} after the command's name
+        (whose parentheses may hold spaces), its state first; none if
+        there is no such process.
+    """
     try:
-        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return True
-    return status != "Z"
+        return []
 
 
 def process_name() -> str:
@@ -50,9 +59,8 @@ def process_started(pid: int) -> int | None:
         L{None} if there is no such process.
     """
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[19])
-    except (OSError, IndexError, ValueError):
+        return int(_stat_fields(pid)[19])
+    except (IndexError, ValueError):
         return None
 
 
@@ -70,9 +78,10 @@ def process_mark() -> str:
     return f"{host_name()}~{namespace}.{pid}.{process_started(pid) or 0}"
 
 
-def left_by_dead_process(mark: str) -> bool:
+def left_by_dead_process(mark: str, mine: str) -> bool:
     """
     @param mark: A process's L{process_mark}.
+    @param mine: This process's (asked once by a caller that checks many).
     @return: Whether what that process left behind belongs to nobody any
         more: it ran on this host, in this pid namespace, and its pid now
         names no process, or another one (a restart that got the same pid,
@@ -84,7 +93,7 @@ def left_by_dead_process(mark: str) -> bool:
         pid, started = int(pid_text), int(started_text)
     except ValueError:
         return False
-    here, ignored, ignored_too = process_mark().rsplit(".", 2)
+    here, ignored, ignored_too = mine.rsplit(".", 2)
     if place != here or not 0 < pid < 2**22:
         return False
     if not process_alive(pid):

@@ -95,9 +95,10 @@ def remove_abandoned(tables_dir: Path, older_than: float, now: float) -> int:
     @return: How many temporary files were removed.
     """
     removed = 0
+    mine = process_mark()
     for path in tables_dir.glob(f"*/{PARTITION_PREFIX}*/.part-*.tmp"):
         try:
-            if _left_by_dead_parse(path) or now - path.stat().st_mtime > older_than:
+            if _left_by_dead_parse(path, mine) or now - path.stat().st_mtime > older_than:
                 path.unlink()
                 removed += 1
                 _remove_if_empty(path.parent)
@@ -110,8 +111,9 @@ def remove_abandoned(tables_dir: Path, older_than: float, now: float) -> int:
     return removed
 
 
-def _left_by_dead_parse(temporary: Path) -> bool:
+def _left_by_dead_parse(temporary: Path, mine: str) -> bool:
     """
+    @param mine: This process's L{process_mark}.
     @return: Whether C{temporary}, a day file being written, was left by a
         parse whose process (named in the file's name) is gone from this
         host.
@@ -121,7 +123,7 @@ def _left_by_dead_parse(temporary: Path) -> bool:
         mark, ignored, ignored_too = writer.rsplit(".", 2)
     except ValueError:
         return False  # a stray name: left to its age
-    return left_by_dead_process(mark)
+    return left_by_dead_process(mark, mine)
 
 
 def _remove_dead_temporaries(directories: Iterable[Path], name: str) -> int:
@@ -135,9 +137,10 @@ def _remove_dead_temporaries(directories: Iterable[Path], name: str) -> int:
     @return: How many were removed.
     """
     removed = 0
+    mine = process_mark()
     for directory in directories:
         for temporary in directory.glob(f".{glob.escape(name)}.*.tmp"):
-            if _left_by_dead_parse(temporary):
+            if _left_by_dead_parse(temporary, mine):
                 # Best effort: the janitor tries again.
                 with contextlib.suppress(OSError):
                     temporary.unlink()
@@ -318,6 +321,8 @@ class DayFiles:
         self._rows = 0
         self._opened = 0
         self._closed = False
+        # Read from /proc: once per window, not per day.
+        self._mark = process_mark()
 
     @property
     def directories(self) -> set[Path]:
@@ -386,7 +391,7 @@ class DayFiles:
             if new_report:
                 self._created.append(self._report_dir)
         self._opened += 1
-        writer_name = f"{process_mark()}.{id(self)}.{self._opened}"
+        writer_name = f"{self._mark}.{id(self)}.{self._opened}"
         temporary = directory / f".{self._name}.{writer_name}.tmp"
         try:
             writer = parquet_writer(temporary, schema.with_metadata(self._metadata))

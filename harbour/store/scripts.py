@@ -14,16 +14,13 @@ from twisted.internet.task import Clock
 _T = TypeVar("_T")
 
 
-def load_script(name: str, *helpers: str) -> str:
+def load_script(name: str) -> str:
     """
-    @param helpers: The names of the scripts whose functions C{name} also
-        calls.
     @return: The Lua script C{lua/<name>.lua}, after the helpers every
-        script shares (C{lua/move.lua}) and its own C{helpers}.
+        script shares (C{lua/move.lua}).
     """
     scripts = resources.files("harbour.store") / "lua"
-    parts = ["move", *helpers, name]
-    return "".join((scripts / f"{part}.lua").read_text() for part in parts)
+    return (scripts / "move.lua").read_text() + (scripts / f"{name}.lua").read_text()
 
 
 def pairs(flat: Sequence[_T]) -> dict[_T, _T]:

@@ -304,8 +304,7 @@ CREATE = load_script("create")
 
 CLAIM = load_script("claim")
 RENEW = load_script("renew")
-FINISH = load_script("finish", "finishing")
-FINISH_MANY = load_script("finish_many", "finishing")
+FINISH_MANY = load_script("finish_many")
 RELEASE = load_script("release")
 SWEEP = load_script("sweep")
 RETRY = load_script("retry")
@@ -522,11 +521,10 @@ class RedisTaskStore(RedisParseQueue):
         token: int | None = None,
     ) -> Generator[Deferred[Any], Any, bool]:
         """
-        See L{ITaskStore.finish}.
+        See L{ITaskStore.finish}: as the one outcome of L{finish_many}.
         """
-        check_state(state, FINAL_STATES)
-        args = [task_id, owner, state, str(bytes), sha256, error, _token(token)]
-        return bool((yield self._run(FINISH, *args)))
+        [held] = yield self.finish_many([Outcome(task_id, owner, state, bytes, sha256, error, token)])
+        return held
 
     @inlineCallbacks
     def finish_many(self, outcomes: Sequence[Outcome]) -> Generator[Deferred[Any], Any, list[bool]]:

@@ -1,6 +1,31 @@
--- End several claims, in turn.  ARGV: P, clock, then for each claim: id,
--- owner, state, bytes, sha256, error, token.  Returns one 1 or 0 per claim,
--- as finish.lua does.
+-- End claims, in turn.  ARGV: P, clock, then for each claim: id, owner,
+-- state, bytes, sha256, error, token.  Returns one 1 or 0 per claim.
+-- The end of one claim: 1, or 0 (and nothing changes) if OWNER no longer
+-- holds claim TOKEN ('': any).
+local function finish(id, owner, state, bytes, sha256, last_error, token)
+  if not held(P, id, owner, token) then return 0 end
+  local at = now()
+  local key = P..'t:'..id
+  local score = -tonumber(redis.call('HGET', key, 'window_start'))
+  local report = redis.call('HGET', key, 'report')
+  -- Only a download replaces the hash: a revision that fails still knows
+  -- which file in place it is to replace.
+  if state == 'downloaded' then
+    redis.call('HSET', key, 'bytes', bytes, 'sha256', sha256)
+  end
+  move(P, id, report, 'downloading', state, score)
+  redis.call('ZREM', LEASES, id)
+  redis.call('HSET', key, 'owner', '', 'modified', at, 'last_error', last_error)
+  -- Its request changed while it was being fetched (see redefine.lua): what
+  -- it fetched answers the old one, so it is fetched again.
+  local stale = redis.call('HGET', key, 'stale')
+  if stale and stale ~= '' then
+    redis.call('HDEL', key, 'stale')
+    refetch(P, id, report, state, stale, score, 'request changed while fetched')
+  end
+  settle(P, id, at)
+  return 1
+end
 local ended = {}
 for i = 3, #ARGV, 7 do
   table.insert(ended, finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]))

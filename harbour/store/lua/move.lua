@@ -100,3 +100,17 @@ end
 local function settle(P, id, at)
   if redis.call('HGET', P..'t:'..id, 'retiring') == '1' then retire_task(P, id, at) end
 end
+-- Put a task in STATE back to pending, to be fetched again because its
+-- request changed: HOW is 'changed' (a downloaded file in place is kept as
+-- a revision) or 'resized' (it is replaced); REASON is its last_error.
+local function refetch(P, id, report, state, how, score, reason)
+  local key = P..'t:'..id
+  move(P, id, report, state, 'pending', score)
+  if state == 'downloaded' and how == 'changed' then
+    redis.call('HINCRBY', key, 'revision', 1)
+  elseif how == 'resized' then
+    redis.call('HSET', key, 'sha256', '')
+  end
+  redis.call('HSET', key, 'attempts', 0, 'not_before', 0, 'last_error', reason)
+  redis.call('ZADD', READY, score, id)
+end

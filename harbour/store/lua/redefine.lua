@@ -21,15 +21,7 @@ for i = 3, #ARGV, 5 do
       if redis.call('ZREM', READY, id) == 1 then redis.call('ZADD', READY, score, id) end
       move(P, id, report, 'pending', 'pending', score)
     else
-      move(P, id, report, state, 'pending', score)
-      if state == 'downloaded' and how == 'changed' then
-        redis.call('HINCRBY', key, 'revision', 1)
-      elseif how == 'resized' then
-        redis.call('HSET', key, 'sha256', '')
-      end
-      redis.call('HSET', key, 'attempts', 0, 'not_before', 0,
-        'last_error', how == 'resized' and 'window resized' or 'request changed')
-      redis.call('ZADD', READY, score, id)
+      refetch(P, id, report, state, how, score, how == 'resized' and 'window resized' or 'request changed')
     end
     out[report] = (out[report] or 0) + 1
   end
