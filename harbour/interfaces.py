@@ -269,6 +269,15 @@ class ITaskStore(Interface):
         @return: A Deferred firing with the L{harbour.store.tasks.Task}, or L{None}.
         """
 
+    def claim_many(owner: str, lease_seconds: float, count: int) -> Deferred[list[Task]]:
+        """
+        Take the most urgent due tasks, at most C{count}, in one step, each
+        as L{claim} would.
+
+        @return: A Deferred firing with them, most urgent first: fewer than
+            C{count} (none, if C{count} is not positive) when fewer are due.
+        """
+
     def renew(task_id: str, owner: str, lease_seconds: float, token: int | None = None) -> Deferred[bool]:
         """
         Extend C{owner}'s lease (of claim C{token}, if given).

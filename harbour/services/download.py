@@ -1,8 +1,9 @@
 """
 The C{download} service (the seed's DOWNLOAD SERVER): the claim loop.
 
-C{concurrency} workers each claim a task (newest trading day first) and
-fetch it through the shared L{OasisClient} (politeness, deadlines, caps)
+C{concurrency} workers each claim a task (newest trading day first; the
+claims of workers asking at once go to the store together, see
+L{harbour.services.claiming}) and fetch it through the shared L{OasisClient} (politeness, deadlines, caps)
 into a hidden temporary file beside the target, renewing the lease while
 the attempt lasts.  The answer is verified as it streams in
 (L{harbour.oasis.streaming}; off the reactor thread, read back, only when
@@ -40,6 +41,7 @@ from harbour.oasis.client import OasisClient
 from harbour.processes import process_name
 from harbour.services.activity import DownloadActivity
 from harbour.services.attempt import STORE_RETRY, Attempts
+from harbour.services.claiming import Claims
 from harbour.services.commit import GroupCommit
 from harbour.services.cycle import guarded
 from harbour.services.files import remove_abandoned
@@ -102,6 +104,7 @@ class DownloadService(Service):
     _heartbeat: LoopingCall | None = attr.ib(default=None, init=False)
     _janitor: LoopingCall | None = attr.ib(default=None, init=False)
     _attempts: Attempts = attr.ib(init=False)
+    _claims: Claims = attr.ib(init=False)
     _last_beat: float = attr.ib(default=float("-inf"), init=False)
     _next_beat: IDelayedCall | None = attr.ib(default=None, init=False)
 
@@ -128,6 +131,7 @@ class DownloadService(Service):
         # reactor's shared pool would queue it behind other work.
         self._threads = ThreadPool(minthreads=0, maxthreads=64, name="harbour-download")
         self._threads.start()
+        self._claims = Claims(self.store)
         self._attempts = Attempts(
             self,
             self.reactor,
@@ -209,7 +213,7 @@ class DownloadService(Service):
                 asked = self.reactor.seconds()
                 seconds = self.work.lease_seconds
                 try:
-                    task = yield self.store.claim(self.owner, seconds)
+                    task = yield self._claims.claim(self.owner, seconds)
                 except StoreUnavailable:
                     # Woken early when the connection is back.
                     yield self._waker.idle(outage * self.rng.uniform(0.5, 1.5))

@@ -234,21 +234,34 @@ class MemoryTaskStore(MemoryParseQueue):
         """
         See L{ITaskStore.claim}.
         """
+        return succeed(self._claim(owner, lease_seconds))
+
+    def claim_many(self, owner: str, lease_seconds: float, count: int) -> Deferred[list[Task]]:
+        """
+        See L{ITaskStore.claim_many}.
+        """
+        claimed: list[Task] = []
+        while len(claimed) < count and (task := self._claim(owner, lease_seconds)) is not None:
+            claimed.append(task)
+        return succeed(claimed)
+
+    def _claim(self, owner: str, lease_seconds: float) -> Task | None:
+        """
+        Claim the most urgent due task, if any.
+        """
         now = self.clock.seconds()
         due = [t for t in self._tasks.values() if t.state == PENDING and t.not_before <= now]
         if not due:
-            return succeed(None)
+            return None
         task = min(due, key=lambda t: (-t.window_start, t.id))
         self._leases[task.id] = now + lease_seconds
-        return succeed(
-            self._replace(
-                task,
-                state=DOWNLOADING,
-                owner=owner,
-                attempts=task.attempts + 1,
-                fetched=now,
-                claim=task.claim + 1,
-            )
+        return self._replace(
+            task,
+            state=DOWNLOADING,
+            owner=owner,
+            attempts=task.attempts + 1,
+            fetched=now,
+            claim=task.claim + 1,
         )
 
     def renew(

@@ -302,7 +302,7 @@ def check_state(state: str, allowed: Iterable[str] = STATES) -> str:
 CREATE = load_script("create")
 
 
-CLAIM = load_script("claim")
+CLAIM_MANY = load_script("claim_many")
 RENEW = load_script("renew")
 FINISH_MANY = load_script("finish_many")
 RELEASE = load_script("release")
@@ -495,10 +495,22 @@ class RedisTaskStore(RedisParseQueue):
     @inlineCallbacks
     def claim(self, owner: str, lease_seconds: float) -> Generator[Deferred[Any], Any, Task | None]:
         """
-        See L{ITaskStore.claim}.
+        See L{ITaskStore.claim}: as the one claim of L{claim_many}.
         """
-        reply = yield self._run(CLAIM, repr(float(lease_seconds)), owner)
-        return Task.from_hash(pairs(json.loads(reply))) if reply else None
+        claimed = yield self.claim_many(owner, lease_seconds, 1)
+        return claimed[0] if claimed else None
+
+    @inlineCallbacks
+    def claim_many(
+        self, owner: str, lease_seconds: float, count: int
+    ) -> Generator[Deferred[Any], Any, list[Task]]:
+        """
+        See L{ITaskStore.claim_many}: in one script.
+        """
+        if count < 1:
+            return []
+        reply = yield self._run(CLAIM_MANY, repr(float(lease_seconds)), owner, str(count))
+        return [Task.from_hash(pairs(fields)) for fields in json.loads(reply)]
 
     @inlineCallbacks
     def renew(

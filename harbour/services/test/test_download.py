@@ -604,15 +604,15 @@ class DownloadTests(TestCase):
         and the worker goes on: the mirror completes.
         """
         harness = Harness(self, concurrency=1)
-        claim = harness.store.claim
+        claim_many = harness.store.claim_many
         failures = [RuntimeError("a bug"), StoreUnavailable("away")]
 
-        def flaky(owner: str, lease_seconds: float) -> Deferred[Task | None]:
+        def flaky(owner: str, lease_seconds: float, count: int) -> Deferred[list[Task]]:
             if failures:
                 return fail(failures.pop())
-            return claim(owner, lease_seconds)
+            return claim_many(owner, lease_seconds, count)
 
-        harness.store.claim = flaky  # type: ignore[method-assign]
+        harness.store.claim_many = flaky  # type: ignore[method-assign]
         tasks = await harness.run(LMP)
         self.assertEqual({t.state for t in tasks}, {DOWNLOADED})
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)

@@ -386,6 +386,29 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertIsNone(await self.store.claim("w", 60))
         self.assertEqual(await self.store.counts(), {"a": {DOWNLOADING: 3}})
 
+    async def test_claimMany(self) -> None:
+        """
+        Several claims in one step take the most urgent due tasks in turn,
+        each as one claim would, and no more than are due; a count below
+        one claims nothing.
+        """
+        await self.store.create([request("a", d) for d in (3, 1, 2)])
+        await self._task(self.store.claim("w", 60))
+        await self.store.release(task_id(request("a", 3).filename), "w", 0.0)
+        claimed = await self.store.claim_many("v", 60, 2)
+        self.assertEqual([t.filename for t in claimed], ["a/2025-01-03.zip", "a/2025-01-02.zip"])
+        self.assertEqual(
+            [(t.state, t.attempts, t.claim, t.owner) for t in claimed],
+            [(DOWNLOADING, 2, 2, "v"), (DOWNLOADING, 1, 1, "v")],
+        )
+        self.assertEqual(await self.store.claim_many("v", 60, 0), [])
+        [last] = await self.store.claim_many("v", 60, 5)
+        self.assertEqual(last.filename, "a/2025-01-01.zip")
+        self.assertEqual(await self.store.claim_many("v", 60, 5), [])
+        self.assertEqual(await self.store.counts(), {"a": {DOWNLOADING: 3}})
+        self.clock.advance(61)
+        self.assertEqual(await self.store.sweep(), 3)
+
     async def test_concurrentClaimsNeverShared(self) -> None:
         """
         Many claims at once never hand one task to two owners.

@@ -266,6 +266,13 @@ class TwoStores(RuleBasedStateMachine):
         """
         self.both("claim", owner, lease)
 
+    @rule(owner=st.sampled_from(OWNERS), lease=st.sampled_from(LEASES), count=st.integers(0, 3))
+    def claim_many(self, owner: str, lease: float, count: int) -> None:
+        """
+        Claim the most urgent due tasks, at most C{count}, in one step.
+        """
+        self.both("claim_many", owner, lease, count)
+
     @rule(
         owner=st.sampled_from(OWNERS),
         lease=st.sampled_from(LEASES),
