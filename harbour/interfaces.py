@@ -518,7 +518,9 @@ class ILimiter(Interface):
     def reserve(host: str, interval: float) -> Deferred[float]:
         """
         Reserve the next start slot for C{host}, at least C{interval}
-        seconds after the previous one.
+        seconds after the previous one.  With no rule (C{interval} not
+        positive) there is no wait, and nothing is reserved: callers need
+        not ask.
 
         @return: A Deferred firing with the seconds to wait before starting.
         """

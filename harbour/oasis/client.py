@@ -27,10 +27,17 @@ from urllib.parse import urlsplit
 import attr
 from hyperlink import EncodedURL
 from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks, succeed
-from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IPushProducer,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
+from twisted.web._newclient import HTTP11ClientProtocol
 from twisted.web.client import (
     URI,
     Agent,
@@ -231,12 +238,48 @@ class _Discard(Protocol):
         """
 
 
+class HeadApart(HTTP11ClientProtocol):
+    """
+    An HTTP/1.1 connection whose parser is given an answer's head apart
+    from the body bytes read with it.  Twisted's parser splits its whole
+    buffer at each line of the head, copying what follows: a head read
+    with 64 KB of body copied the body once per header, which cost a small
+    answer more than all its headers' parsing.
+    """
+
+    def dataReceived(self, bytes: bytes) -> None:
+        """
+        See L{HTTP11ClientProtocol.dataReceived}.
+        """
+        parser = self._parser
+        if parser is not None and parser.line_mode:
+            end = bytes.find(b"\r\n\r\n")
+            if end != -1:
+                end += 4
+                super().dataReceived(bytes[:end])
+                if self._parser is not parser:
+                    # The answer ended with its head: what follows it is
+                    # dropped, as the parser would have dropped it.
+                    return
+                bytes = bytes[end:]
+                if not bytes:
+                    return
+        super().dataReceived(bytes)
+
+
 class _QuietFactory(_HTTP11ClientFactory):
     """
-    The pool's connection factory, without a log line per connection.
+    The pool's connection factory, without a log line per connection, and
+    its connections' heads parsed apart (L{HeadApart}).
     """
 
     noisy = False
+
+    def buildProtocol(self, addr: IAddress | None) -> HTTP11ClientProtocol:
+        """
+        See L{_HTTP11ClientFactory.buildProtocol}.
+        """
+        return HeadApart(self._quiescentCallback)
 
 
 class QuietPool(HTTPConnectionPool):
@@ -549,12 +592,19 @@ class OasisClient:
             limit = self.settings.max_bytes
         return (yield self._receive(transfer, response, write, limit, limit_name))
 
+    def _slot(self, host: str) -> Deferred[None]:
+        """
+        Wait for the next politeness slot of C{host}: at once where there
+        is no rule (a limiter asked with none answers no wait).
+        """
+        interval = self.settings.min_request_interval
+        if interval <= 0:
+            return succeed(None)
+        return self._reserved_slot(host, interval)
+
     @inlineCallbacks
-    def _slot(self, host: str) -> Generator[Deferred[Any], Any, None]:
-        """
-        Wait for the next politeness slot of C{host}.
-        """
-        wait = yield _shielded(self.limiter.reserve(host, self.settings.min_request_interval))
+    def _reserved_slot(self, host: str, interval: float) -> Generator[Deferred[Any], Any, None]:
+        wait = yield _shielded(self.limiter.reserve(host, interval))
         if wait > 0:
             yield deferLater(self.reactor, wait, lambda: None)
 

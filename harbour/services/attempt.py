@@ -256,7 +256,8 @@ class Attempts:
                         keep = kept_name(target, task.revision - 1)
                     # Only the claim's holder may put a file in place, and
                     # only while its lease lasts: a commit may wait.
-                    yield self._hold(task, lease)
+                    if not lease.fresh(self.reactor.seconds()):
+                        yield self._hold(task, lease)
                     try:
                         yield self.commits.commit(temporary, target, keep, task.url, digest, lease.deadline)
                     except LeaseRanOut:
@@ -354,14 +355,12 @@ class Attempts:
     @inlineCallbacks
     def _hold(self, task: Task, lease: Lease) -> Generator[Deferred[Any], Any, None]:
         """
-        Make sure C{task}'s claim is still held: it is if its lease is
-        fresh; else renew it now, riding out an outage.
+        Make sure C{task}'s claim, whose lease is not fresh, is still held:
+        renew it now, riding out an outage.
 
         @raise LostClaim: if the claim is no longer held.
         """
         asked = self.reactor.seconds()
-        if lease.fresh(asked):
-            return
         seconds = self.context.work.lease_seconds
         held = yield self._stored(lambda: self.store.renew(task.id, self.context.owner, seconds, task.claim))
         if not held:

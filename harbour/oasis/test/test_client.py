@@ -20,11 +20,16 @@ from treq.testing import StubTreq
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web._newclient import HTTP11ClientProtocol
+from twisted.web._newclient import Request as ClientRequest
 from twisted.web.client import URI
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer
+from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer, IResponse
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
@@ -35,6 +40,7 @@ from harbour.oasis.client import (
     KEPT_ENDPOINTS,
     AttemptFailed,
     DirectClient,
+    HeadApart,
     InsecureRedirect,
     OasisClient,
     PermanentFailure,
@@ -428,6 +434,110 @@ class ReusedEndpointsTests(SynchronousTestCase):
             endpoints.endpointForURI(URI.fromBytes(b"http://h:%d/" % (1000 + port)))
         endpoints.endpointForURI(URI.fromBytes(b"http://h:1000/"))
         self.assertEqual(len(made.made), KEPT_ENDPOINTS + 2)
+
+
+class Collected(Protocol):
+    """
+    Keeps a body, and why it ended.
+    """
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.reason: Failure | None = None
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Keep C{data}.
+        """
+        self.chunks.append(data)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        """
+        Keep C{reason}.
+        """
+        self.reason = reason
+
+
+#: Answers read in one or more pieces: a head with its body, a head cut
+#: across reads, a chunked body, an empty answer with bytes after it, a
+#: malformed head.
+READS = [
+    [b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nX-A: 1\r\n\r\n0123456789"],
+    [b"HTTP/1.1 200 OK\r\nContent-Le", b"ngth: 4\r\n\r", b"\n01", b"23"],
+    [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nab", b"cd\r\n0\r\n\r\n"],
+    [b"HTTP/1.1 204 No Content\r\n\r\nstray bytes"],
+    [b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"],
+    [b"HTTP/1.1 200 OK\r\nbroken header\r\n\r\nbody"],
+]
+
+
+def get() -> ClientRequest:
+    """
+    @return: A GET that leaves its connection open for the next.
+    """
+    return ClientRequest(b"GET", b"/", Headers({b"host": [b"oasis.example"]}), None, persistent=True)
+
+
+def exchange(protocol: HTTP11ClientProtocol, reads: list[bytes]) -> tuple[object, ...]:
+    """
+    Send a GET over C{protocol} and give it C{reads}.
+
+    @return: What came of it: the status and headers (or the failure's
+        type), the body, why the body ended, the connection's state, and
+        whether it is being closed.
+    """
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    answered = protocol.request(get())
+    for data in reads:
+        protocol.dataReceived(data)
+    body = Collected()
+    head: object
+    if isinstance(answered.result, Failure):
+        head = answered.result.type
+        answered.addErrback(lambda failure: None)
+    else:
+        response = cast(IResponse, answered.result)
+        head = (response.code, sorted(response.headers.getAllRawHeaders()))
+        response.deliverBody(body)
+    reason = None if body.reason is None else body.reason.type
+    return head, b"".join(body.chunks), reason, protocol.state, transport.disconnecting
+
+
+class HeadApartTests(SynchronousTestCase):
+    """
+    Tests for L{HeadApart}.
+    """
+
+    def test_head_alone(self) -> None:
+        """
+        The parser is given an answer's head alone, then the body bytes
+        read with it.
+        """
+        protocol = HeadApart()
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        protocol.request(get())
+        given: list[bytes] = []
+        parser = protocol._parser
+        assert parser is not None
+        parse = parser.dataReceived
+
+        def spied(data: bytes) -> None:
+            given.append(data)
+            parse(data)
+
+        self.patch(parser, "dataReceived", spied)
+        protocol.dataReceived(READS[0][0])
+        self.assertEqual(given, [b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nX-A: 1\r\n\r\n", b"0123456789"])
+
+    def test_as_twisted(self) -> None:
+        """
+        Every answer ends as it does over Twisted's own connection: the
+        same head, body and end, and the connection left alike.
+        """
+        for reads in READS:
+            self.assertEqual(exchange(HeadApart(), reads), exchange(HTTP11ClientProtocol(), reads), reads)
 
 
 class DirectClientTimingTests(SynchronousTestCase):
