@@ -247,21 +247,31 @@ class HeadApart(HTTP11ClientProtocol):
     answer more than all its headers' parsing.
     """
 
+    # While a head is parsed: the bytes read after it, in order.
+    _after_head: list[bytes] | None = None
+
     def dataReceived(self, bytes: bytes) -> None:
         """
         See L{HTTP11ClientProtocol.dataReceived}.
         """
+        if self._after_head is not None:
+            self._after_head.append(bytes)
+            return
         parser = self._parser
         if parser is not None and parser.line_mode:
             end = bytes.find(b"\r\n\r\n")
             if end != -1:
                 end += 4
-                super().dataReceived(bytes[:end])
+                self._after_head = [bytes[end:]]
+                try:
+                    super().dataReceived(bytes[:end])
+                finally:
+                    after, self._after_head = self._after_head, None
                 if self._parser is not parser:
                     # The answer ended with its head: what follows it is
                     # dropped, as the parser would have dropped it.
                     return
-                bytes = bytes[end:]
+                bytes = b"".join(after)
                 if not bytes:
                     return
         super().dataReceived(bytes)
@@ -604,6 +614,10 @@ class OasisClient:
 
     @inlineCallbacks
     def _reserved_slot(self, host: str, interval: float) -> Generator[Deferred[Any], Any, None]:
+        """
+        Reserve the next slot of C{host} under a rule of C{interval}, and
+        wait for it.
+        """
         wait = yield _shielded(self.limiter.reserve(host, interval))
         if wait > 0:
             yield deferLater(self.reactor, wait, lambda: None)

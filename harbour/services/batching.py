@@ -33,10 +33,14 @@ class Batches(Generic[_Request, _Answer]):
         order.
     @ivar most: The most requests in one call: a script runs alone in
         Redis, so a long one would hold every other client back.
+    @ivar unwanted: Called with the answer to a request whose L{Deferred}
+        was cancelled while its call was under way (one cancelled while
+        it waits is never sent).
     """
 
     call: Callable[[list[_Request]], Deferred[list[_Answer]]] = attr.ib()
     most: int = attr.ib()
+    unwanted: Callable[[_Answer], object] = attr.ib(default=lambda answer: None)
     # Each request waiting, its key, and who waits for it.
     _waiting: list[tuple[_Request, Hashable, Deferred[_Answer]]] = attr.ib(factory=list, init=False)
     _sending: bool = attr.ib(default=False, init=False)
@@ -49,9 +53,18 @@ class Batches(Generic[_Request, _Answer]):
             sends it in a call of its own.
         @return: A L{Deferred} firing with its answer, or failing as the
             call failed (a reply with another number of answers than
-            requests fails with L{ValueError}).
+            requests fails with L{ValueError}).  Cancelled, it fails with
+            L{CancelledError} at once, and its answer, if its call is under
+            way, goes to L{unwanted}.
         """
-        d: Deferred[_Answer] = Deferred()
+
+        def cancel(d: Deferred[_Answer]) -> None:
+            for index, (*ignored, waiting) in enumerate(self._waiting):
+                if waiting is d:
+                    del self._waiting[index]
+                    return
+
+        d: Deferred[_Answer] = Deferred(cancel)
         self._waiting.append((request, key, d))
         self._send()
         return d
@@ -73,13 +86,17 @@ class Batches(Generic[_Request, _Answer]):
                 return
             self._sending = False
             for (*ignored, d), answer in zip(batch, answers):
-                d.callback(answer)
+                if d.called:  # cancelled
+                    self.unwanted(answer)
+                else:
+                    d.callback(answer)
             self._send()
 
         def failed(failure: Failure) -> None:
             self._sending = False
             for *ignored, d in batch:
-                d.errback(failure)
+                if not d.called:
+                    d.errback(failure)
             self._send()
 
         maybeDeferred(self.call, [request for request, *ignored in batch]).addCallbacks(answered, failed)

@@ -3,9 +3,9 @@ The C{download} service (the seed's DOWNLOAD SERVER): the claim loop.
 
 C{concurrency} workers each claim a task (newest trading day first; the
 claims of workers asking at once go to the store together, see
-L{harbour.services.claiming}) and fetch it through the shared L{OasisClient} (politeness, deadlines, caps)
-into a hidden temporary file beside the target, renewing the lease while
-the attempt lasts.  The answer is verified as it streams in
+L{harbour.services.claiming}) and fetch it through the shared
+L{OasisClient} (politeness, deadlines, caps) into a hidden temporary file
+beside the target, renewing the lease while the attempt lasts.  The answer is verified as it streams in
 (L{harbour.oasis.streaming}; off the reactor thread, read back, only when
 the stream cannot judge it) and committed in groups
 (L{harbour.services.commit}): data is renamed into place (no partial file

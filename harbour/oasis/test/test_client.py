@@ -159,6 +159,33 @@ class ThrottleTests(SynchronousTestCase):
         assert isinstance(failure.value, AttemptFailed)
         return failure.value
 
+    def reserved(self, interval: float) -> list[tuple[str, float]]:
+        """
+        Fetch L{URL} under a rule of C{interval}.
+
+        @return: The slots the limiter was asked for.
+        """
+        client, stub = self.client(Scripted(self.clock, Answer(200, b"PK whole")), interval)
+        reserve = client.limiter.reserve
+        reserved: list[tuple[str, float]] = []
+
+        def spied(host: str, interval: float) -> Deferred[float]:
+            reserved.append((host, interval))
+            return reserve(host, interval)
+
+        self.patch(client.limiter, "reserve", spied)
+        transfer, d = self.fetch(client, stub)
+        self.assertEqual(self.successResultOf(d), b"PK whole")
+        return reserved
+
+    def test_noRuleNoSlot(self) -> None:
+        """
+        Where there is no rule (an interval of 0) the limiter is not asked
+        for a slot; under a rule it is asked once per request.
+        """
+        self.assertEqual(self.reserved(0.0), [])
+        self.assertEqual(self.reserved(5.0), [(urlsplit(URL).netloc, 5.0)])
+
     def test_answerNotKept(self) -> None:
         """
         An answer whose bytes cannot be kept (the file they go to fails)
@@ -530,6 +557,20 @@ class HeadApartTests(SynchronousTestCase):
         self.patch(parser, "dataReceived", spied)
         protocol.dataReceived(READS[0][0])
         self.assertEqual(given, [b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nX-A: 1\r\n\r\n", b"0123456789"])
+
+    def test_in_order(self) -> None:
+        """
+        Bytes read while a head is parsed (a read that the head's parsing
+        caused) reach the parser after those read with the head.
+        """
+        protocol = HeadApart()
+        protocol.makeConnection(StringTransport())
+        answered = protocol.request(get())
+        body = Collected()
+        answered.addCallback(lambda response: response.deliverBody(body))
+        answered.addCallback(lambda ignored: protocol.dataReceived(b"89"))
+        protocol.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234567")
+        self.assertEqual(b"".join(body.chunks), b"0123456789")
 
     def test_as_twisted(self) -> None:
         """

@@ -5,7 +5,7 @@ those made meanwhile together.
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.errors import StoreUnavailable
@@ -145,3 +145,55 @@ class BatchesTests(SynchronousTestCase):
         d = self.batches.ask("bb", "k")
         self.held.answer()
         self.assertEqual(self.successResultOf(d), 2)
+
+    def test_cancel_waiting(self) -> None:
+        """
+        A request cancelled while it waits fails at once with
+        L{CancelledError} and is never sent; the others go as before.
+        """
+        self.batches.ask("a", "k")
+        cancelled, kept = self.batches.ask("bb", "k"), self.batches.ask("ccc", "k")
+        cancelled.cancel()
+        self.failureResultOf(cancelled, CancelledError)
+        self.held.answer()
+        self.assertEqual(self.held.calls[1][0], ["ccc"])
+        self.held.answer()
+        self.assertEqual(self.successResultOf(kept), 3)
+
+    def test_cancel_under_way(self) -> None:
+        """
+        A request cancelled while its call is under way fails at once with
+        L{CancelledError}, and its answer, when it comes, goes to
+        C{unwanted}; the others in the call get theirs.
+        """
+        unwanted: list[int] = []
+        self.batches = Batches(self.held, 100, unwanted.append)
+        self.batches.ask("a", "k")
+        cancelled, kept = self.batches.ask("bb", "k"), self.batches.ask("ccc", "k")
+        self.held.answer()
+        cancelled.cancel()
+        self.failureResultOf(cancelled, CancelledError)
+        self.held.answer()
+        self.assertEqual(unwanted, [2])
+        self.assertEqual(self.successResultOf(kept), 3)
+
+    def test_asked_while_answered(self) -> None:
+        """
+        A request made by a waiter as it is answered is sent at once, and
+        the others answered with that waiter still get their own answers.
+        """
+        answers: list[tuple[str, int]] = []
+
+        def again(answer: int) -> None:
+            answers.append(("bb", answer))
+            self.batches.ask("dddd", "k")
+
+        self.batches.ask("a", "k")
+        self.batches.ask("bb", "k").addCallback(again)
+        self.batches.ask("ccc", "k").addCallback(lambda answer: answers.append(("ccc", answer)))
+        self.held.answer()
+        self.held.answer()
+        self.assertEqual(answers, [("bb", 2), ("ccc", 3)])
+        self.assertEqual(
+            [requests for requests, ignored in self.held.calls], [["a"], ["bb", "ccc"], ["dddd"]]
+        )

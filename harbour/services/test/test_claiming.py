@@ -4,7 +4,8 @@ Tests of L{harbour.services.claiming}: claims asked a batch at a time.
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred
+import attr
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.services.claiming import Claims
@@ -19,6 +20,7 @@ class HeldStore:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, float, int, Deferred[list[Task]]]] = []
+        self.released: list[tuple[str, str, float, bool, int | None]] = []
 
     def claim_many(self, owner: str, lease_seconds: float, count: int) -> Deferred[list[Task]]:
         """
@@ -27,6 +29,21 @@ class HeldStore:
         d: Deferred[list[Task]] = Deferred()
         self.calls.append((owner, lease_seconds, count, d))
         return d
+
+    def release(
+        self,
+        task_id: str,
+        owner: str,
+        delay: float,
+        error: str = "",
+        counted: bool = True,
+        token: int | None = None,
+    ) -> Deferred[bool]:
+        """
+        Record a claim given back.
+        """
+        self.released.append((task_id, owner, delay, counted, token))
+        return succeed(True)
 
 
 def task(day: int) -> Task:
@@ -122,3 +139,26 @@ class ClaimsTests(SynchronousTestCase):
         d = self.claims.claim("w", 60.0)
         self.store.calls[0][3].callback([task(1)])
         self.assertEqual(self.successResultOf(d), task(1))
+
+    def test_given_back(self) -> None:
+        """
+        A task claimed for a waiter that gave up (cancelled its claim while
+        the call was under way) is given back at once, due now, its attempt
+        not counted; one cancelled before its call claims nothing.
+        """
+        self.claims.claim("w", 60.0)
+        gave_up, waiting = self.claims.claim("w", 60.0), self.claims.claim("w", 60.0)
+        self.store.calls[0][3].callback([])
+        gave_up.cancel()
+        waiting.cancel()
+        self.failureResultOf(gave_up, CancelledError)
+        self.failureResultOf(waiting, CancelledError)
+        claimed = attr.evolve(task(2), owner="w", claim=3)
+        self.store.calls[1][3].callback([claimed])
+        self.assertEqual(self.store.released, [(claimed.id, "w", 0.0, False, 3)])
+        self.claims.claim("w", 60.0)
+        never = self.claims.claim("w", 60.0)
+        never.cancel()
+        self.failureResultOf(never, CancelledError)
+        self.store.calls[2][3].callback([])
+        self.assertEqual(len(self.store.calls), 3)
