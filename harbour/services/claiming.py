@@ -13,7 +13,7 @@ claim's can be, comes back when its lease runs out.)
 from __future__ import annotations
 
 import attr
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -81,4 +81,5 @@ class Claims:
             # Its lease runs out, and it comes back then.
             self.log.failure("cannot give back {url}", failure, url=task.url, service="download")
 
-        self.store.release(task.id, task.owner, 0.0, counted=False, token=task.claim).addErrback(failed)
+        release = self.store.release
+        maybeDeferred(release, task.id, task.owner, 0.0, counted=False, token=task.claim).addErrback(failed)

@@ -5,14 +5,15 @@ C{concurrency} workers each claim a task (newest trading day first; the
 claims of workers asking at once go to the store together, see
 L{harbour.services.claiming}) and fetch it through the shared
 L{OasisClient} (politeness, deadlines, caps) into a hidden temporary file
-beside the target, renewing the lease while the attempt lasts.  The answer is verified as it streams in
-(L{harbour.oasis.streaming}; off the reactor thread, read back, only when
-the stream cannot judge it) and committed in groups
-(L{harbour.services.commit}): data is renamed into place (no partial file
-ever carries a final name); anything else retries with exponential backoff
-and jitter, honouring C{Retry-After}, until C{max_attempts}.  A worker
-claims its next task as soon as its download is over: the commit and the
-record of the last one go on meanwhile, a few per worker at most.
+beside the target, renewing the lease while the attempt lasts.  The answer
+is verified as it streams in (L{harbour.oasis.streaming}; off the reactor
+thread, read back, only when the stream cannot judge it) and committed in
+groups (L{harbour.services.commit}): data is renamed into place (no
+partial file ever carries a final name); anything else retries with
+exponential backoff and jitter, honouring C{Retry-After}, until
+C{max_attempts}.  A worker claims its next task as soon as its download is
+over: the commit and the record of the last one go on meanwhile, a few per
+worker at most.
 """
 
 from __future__ import annotations
