@@ -243,8 +243,7 @@ class HeadApart(HTTP11ClientProtocol):
     An HTTP/1.1 connection whose parser is given an answer's head apart
     from the body bytes read with it.  Twisted's parser splits its whole
     buffer at each line of the head, copying what follows: a head read
-    with 64 KB of body copied the body once per header, which cost a small
-    answer more than all its headers' parsing.
+    with 64 KB of body copied the body once per line of the head.
     """
 
     # While a head is parsed: the bytes read after it, in order.

@@ -216,8 +216,8 @@ class Attempts:
         # prepare removes idle ones of earlier claims.  A task with a hash
         # but not downloaded is a revision: the file in place is the one it
         # replaces.  Even a first claim's is prepared in a thread: creating
-        # a name waits on the file system's metadata updates, which other writers
-        # on the same disk may keep busy for a millisecond at a time.
+        # a name waits on the file system's metadata updates, which other
+        # writers on the same disk may keep busy for a millisecond at a time.
         prepared = yield self.in_thread(
             prepare,
             target,

@@ -9,9 +9,10 @@ the files that finished since the last one and the renames made after the
 last one, so every file costs one share of a sync.  The sync and the
 renames and records that follow it run in one thread call per group: each
 creates or renames a name in a directory, which waits on the file
-system's metadata updates, and the reactor's thread must never wait so.  Elsewhere
-each group is synced file by file in a thread.  Either way a group is whatever finished while
-the previous sync ran: its size follows the time a sync takes, not a count.
+system's metadata updates, and the reactor's thread must never wait so.
+Elsewhere each group is synced file by file in a thread.  Either way a
+group is whatever finished while the previous sync ran: its size follows
+the time a sync takes, not a count.
 """
 
 from __future__ import annotations

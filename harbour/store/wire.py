@@ -2,10 +2,10 @@
 Redis's wire protocol as harbour's store speaks it: txredisapi's, with each
 command built in one pass.
 
-Every script harbour runs names its eleven fixed keys and a few arguments,
-two commands per downloaded file; txredisapi encodes each of them, and
-each of their lengths, through a general converter, which took a third of
-a small file's Redis time.
+Every script harbour runs names its eleven fixed keys and a few arguments
+(a claim's, a finish's: one batch of each per few downloaded files);
+txredisapi encodes each of them, and each of their lengths, through a
+general converter, which took a third of a small file's Redis time.
 """
 
 from __future__ import annotations

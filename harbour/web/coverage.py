@@ -219,16 +219,18 @@ class Coverage:
         @return: C{report}'s row for its C{requests}, each day counted from
             the task states known.
         """
+
+        def day_of(instant: datetime.datetime) -> datetime.date:
+            day = days.get(instant)
+            if day is None:
+                day = days[instant] = instant.astimezone(self.zone).date()
+            return day
+
         spans = []
         for request in requests:
-            first = days.get(request.window_start)
-            if first is None:
-                first = days[request.window_start] = request.window_start.astimezone(self.zone).date()
+            first = day_of(request.window_start)
             # A window's last instant, not its end: the end is the next one's start.
-            ending = request.window_end - _INSTANT
-            last = days.get(ending)
-            if last is None:
-                last = days[ending] = ending.astimezone(self.zone).date()
+            last = day_of(request.window_end - _INSTANT)
             spans.append((first, max(first, last), request.window_end.timestamp(), request.filename))
         start = min(span[0] for span in spans)
         length = (max(span[1] for span in spans) - start).days + 1

@@ -31,13 +31,7 @@ class HeldStore:
         return d
 
     def release(
-        self,
-        task_id: str,
-        owner: str,
-        delay: float,
-        error: str = "",
-        counted: bool = True,
-        token: int | None = None,
+        self, task_id: str, owner: str, delay: float, *, counted: bool, token: int | None
     ) -> Deferred[bool]:
         """
         Record a claim given back.

@@ -539,6 +539,7 @@ class DownloadTests(TestCase):
         finish_many = harness.store.finish_many
         calls: list[list[str]] = []
         held: list[Deferred[None]] = []
+        released: list[bool] = []
 
         def slow_finish_many(outcomes: Sequence[Outcome]) -> Deferred[list[bool]]:
             calls.append([o.task_id for o in outcomes])
@@ -547,8 +548,6 @@ class DownloadTests(TestCase):
             d: Deferred[None] = Deferred()
             held.append(d)
             return d.addCallback(lambda ignored: finish_many(outcomes))
-
-        released: list[bool] = []
 
         def release() -> Deferred[None] | None:
             released.append(True)
