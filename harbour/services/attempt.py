@@ -33,6 +33,7 @@ from harbour.services.checking import AnswerCheck, judge_file
 from harbour.services.commit import GroupCommit, LeaseRanOut
 from harbour.services.files import InThread, kept_name, prepare, temporary_name, verify
 from harbour.services.finishing import Finishes
+from harbour.services.opening import Openings
 from harbour.services.writeback import Writeback
 from harbour.store.tasks import DOWNLOADED, DOWNLOADING, EMPTY, FAILED, Outcome, Task
 
@@ -160,9 +161,11 @@ class Attempts:
     in_thread: InThread = attr.ib()
     commits: GroupCommit = attr.ib()
     finishes: Finishes = attr.ib(init=False)
+    openings: Openings = attr.ib(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.finishes = Finishes(self.store)
+        self.openings = Openings(self.in_thread)
 
     @inlineCallbacks
     def run(
@@ -215,19 +218,24 @@ class Attempts:
         # A worker that lives always removes its own temporary file;
         # prepare removes idle ones of earlier claims.  A task with a hash
         # but not downloaded is a revision: the file in place is the one it
-        # replaces.  Even a first claim's is prepared in a thread: creating
-        # a name waits on the file system's metadata updates, which other
-        # writers on the same disk may keep busy for a millisecond at a time.
-        prepared = yield self.in_thread(
-            prepare,
-            target,
-            temporary,
-            task.claim,
-            task.sha256,
-            task.url,
-            self.context.settings.idle_timeout,
-            self.reactor.seconds(),
-        )
+        # replaces.  Even a first claim's file is opened in a thread:
+        # creating a name waits on the file system's metadata updates,
+        # which other writers on the same disk may keep busy for a
+        # millisecond at a time.
+        prepared: tuple[verdicts.Verdict, int, str] | IO[bytes] | None = None
+        if task.claim == 1:
+            prepared = yield self.openings.open(target, temporary)
+        if prepared is None:
+            prepared = yield self.in_thread(
+                prepare,
+                target,
+                temporary,
+                task.claim,
+                task.sha256,
+                task.url,
+                self.context.settings.idle_timeout,
+                self.reactor.seconds(),
+            )
         if isinstance(prepared, tuple):
             verdict, size, digest = prepared
             yield self._conclude(task, DOWNLOADED, size, digest)

@@ -1,12 +1,11 @@
 """
-Requests to the store sent one call at a time, those made meanwhile
-together.
+Requests sent one call at a time, those made meanwhile together.
 
-Workers that finish in the same turn of the reactor each ask the store
-for something at once.  One call is under way at a time: the requests made
-meanwhile wait, and go together in the next, so busy workers send a few
-calls per round instead of one each, and an idle worker's request goes at
-once.
+Workers that finish in the same turn of the reactor each ask the store (or
+a thread) for something at once.  One call is under way at a time: the
+requests made meanwhile wait, and go together in the next, so busy workers
+send a few calls per round instead of one each, and an idle worker's
+request goes at once.
 """
 
 from __future__ import annotations
@@ -32,7 +31,8 @@ class Batches(Generic[_Request, _Answer]):
     @ivar call: Sends a batch; it fires with one answer per request, in
         order.
     @ivar most: The most requests in one call: a script runs alone in
-        Redis, so a long one would hold every other client back.
+        Redis, so a long one would hold every other client back, and every
+        request of a long call waits for its last.
     @ivar unwanted: Called with the answer to a request whose L{Deferred}
         was cancelled while its call was under way (one cancelled while
         it waits is never sent).

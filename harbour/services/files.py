@@ -1,7 +1,8 @@
 """
-What the downloads do on disk, in threads: prepare a target, verify a
-downloaded file the stream could not judge, name the records kept beside
-files, and remove temporary files that dead workers left behind.  (Commits
+What the downloads do on disk, in threads: prepare a target (for a first
+claim, open its temporary file), verify a downloaded file the stream could
+not judge, name the records kept beside files, and remove temporary files
+that dead workers left behind.  (Commits
 are L{harbour.services.commit}'s.)
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -161,6 +162,39 @@ def prepare(
             make_durable(target, fsync)
             return found
     return open(temporary, "wb")
+
+
+def open_fresh(target: Path, temporary: Path) -> IO[bytes] | None:
+    """
+    In a thread, for a first claim (no earlier claim of the task left
+    files to clean up after): make the directory and open the temporary
+    file, as L{prepare} would, unless a file is already in place.
+
+    @return: The opened temporary file, or L{None} if there is a file at
+        C{target}: L{prepare} must judge it.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        return None
+    return open(temporary, "wb")
+
+
+def open_fresh_all(files: Sequence[tuple[Path, Path]]) -> list[IO[bytes] | None | Exception]:
+    """
+    In a thread: L{open_fresh} for each (target, temporary) pair of
+    C{files}, each on its own.
+
+    @return: For each, in order, what L{open_fresh} returned, or the
+        exception it raised.
+    """
+    opened: list[IO[bytes] | None | Exception] = []
+    for target, temporary in files:
+        try:
+            opened.append(open_fresh(target, temporary))
+        except Exception as e:
+            # Its own failure: the files opened before it are others'.
+            opened.append(e)
+    return opened
 
 
 def make_durable(target: Path, fsync: Callable[[int], None] = os.fsync) -> None:
