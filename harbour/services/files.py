@@ -9,6 +9,7 @@ are L{harbour.services.commit}'s.)
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -161,36 +162,53 @@ def prepare(
             # recorded done only once it is.
             make_durable(target, fsync)
             return found
-    return open(temporary, "wb")
+    return _create(temporary)
 
 
-def open_fresh(target: Path, temporary: Path) -> IO[bytes] | None:
+def _create(temporary: Path) -> IO[bytes]:
+    """
+    @return: C{temporary}, created (or emptied) and open for writing.
+    """
+    # A buffer size given spares asking whether the file is a terminal
+    # and what block size it prefers: two system calls, each a turn at the
+    # interpreter's lock for the thread that opens it.
+    return open(temporary, "wb", buffering=io.DEFAULT_BUFFER_SIZE)
+
+
+def open_fresh(target: Path, temporary: Path, made: set[Path] | None = None) -> IO[bytes] | None:
     """
     In a thread, for a first claim (no earlier claim of the task left
     files to clean up after): make the directory and open the temporary
     file, as L{prepare} would, unless a file is already in place.
 
+    @param made: Directories made (or found) already, not to be made
+        again; the target's is added to it.
     @return: The opened temporary file, or L{None} if there is a file at
         C{target}: L{prepare} must judge it.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
+    directory = target.parent
+    if made is None or directory not in made:
+        directory.mkdir(parents=True, exist_ok=True)
+        if made is not None:
+            made.add(directory)
     if target.exists():
         return None
-    return open(temporary, "wb")
+    return _create(temporary)
 
 
 def open_fresh_all(files: Sequence[tuple[Path, Path]]) -> list[IO[bytes] | None | Exception]:
     """
     In a thread: L{open_fresh} for each (target, temporary) pair of
-    C{files}, each on its own.
+    C{files}, each on its own, each directory made once.
 
     @return: For each, in order, what L{open_fresh} returned, or the
         exception it raised.
     """
+    made: set[Path] = set()
     opened: list[IO[bytes] | None | Exception] = []
     for target, temporary in files:
         try:
-            opened.append(open_fresh(target, temporary))
+            opened.append(open_fresh(target, temporary, made))
         except Exception as e:
             # Its own failure: the files opened before it are others'.
             opened.append(e)

@@ -14,7 +14,7 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.oasis import classify as verdicts
-from harbour.services.files import prepare, record, record_path, temporary_name, verify
+from harbour.services.files import open_fresh, prepare, record, record_path, temporary_name, verify
 
 
 def data_zip() -> bytes:
@@ -124,6 +124,46 @@ class PrepareTests(SynchronousTestCase):
         opened = prepare(self.target, temporary_name(self.target, 1, 0), 1, "", "http://oasis/x", 30.0, 0.0)
         assert not isinstance(opened, tuple)
         opened.close()
+
+
+class OpenFreshTests(SynchronousTestCase):
+    """
+    Tests for L{open_fresh}.
+    """
+
+    def setUp(self) -> None:
+        self.target = Path(self.mktemp()) / "a" / "x.zip"
+        self.temporary = temporary_name(self.target, 1, 0)
+
+    def test_opensTemporary(self) -> None:
+        """
+        The directory is made and noted as made, and the temporary file
+        opened for writing.
+        """
+        made: set[Path] = set()
+        file = open_fresh(self.target, self.temporary, made)
+        assert file is not None
+        with file:
+            file.write(b"x")
+        self.assertEqual(self.temporary.read_bytes(), b"x")
+        self.assertEqual(made, {self.target.parent})
+
+    def test_directoryMadeOnce(self) -> None:
+        """
+        A directory noted as made is not made again.
+        """
+        with self.assertRaises(FileNotFoundError):
+            open_fresh(self.target, self.temporary, {self.target.parent})
+
+    def test_fileInPlace(self) -> None:
+        """
+        Where a file is in place, nothing is opened: L{None}, for
+        L{prepare} to judge it.
+        """
+        self.target.parent.mkdir(parents=True)
+        self.target.write_bytes(data_zip())
+        self.assertIsNone(open_fresh(self.target, self.temporary))
+        self.assertFalse(self.temporary.exists())
 
 
 class VerifyTests(SynchronousTestCase):
