@@ -15,6 +15,7 @@ from typing import Generic, TypeVar
 
 import attr
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 _Request = TypeVar("_Request")
@@ -35,8 +36,10 @@ class Batches(Generic[_Request, _Answer]):
         request of a long call waits for its last.
     @ivar unwanted: Called with the answer to a request whose L{Deferred}
         was cancelled while its call was under way (one cancelled while
-        it waits is never sent).
+        it waits is never sent); what it raises is logged.
     """
+
+    log = Logger()
 
     call: Callable[[list[_Request]], Deferred[list[_Answer]]] = attr.ib()
     most: int = attr.ib()
@@ -86,10 +89,14 @@ class Batches(Generic[_Request, _Answer]):
                 return
             self._sending = False
             for (*ignored, d), answer in zip(batch, answers):
-                if d.called:  # cancelled
-                    self.unwanted(answer)
-                else:
+                if not d.called:
                     d.callback(answer)
+                    continue
+                # Cancelled: whatever the hook does, the rest are answered.
+                try:
+                    self.unwanted(answer)
+                except Exception:
+                    self.log.failure("cannot dispose of an answer nobody wanted")
             self._send()
 
         def failed(failure: Failure) -> None:

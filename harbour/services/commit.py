@@ -144,9 +144,9 @@ def _write_record(path: Path, text: str) -> None:
     calls than it takes: each is a turn at the interpreter's lock for the
     thread that makes it.
     """
+    data = text.encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
     try:
-        data = text.encode("utf-8")
         while data:
             data = data[os.write(fd, data) :]
     finally:

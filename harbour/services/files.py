@@ -2,14 +2,13 @@
 What the downloads do on disk, in threads: prepare a target (for a first
 claim, open its temporary file), verify a downloaded file the stream could
 not judge, name the records kept beside files, and remove temporary files
-that dead workers left behind.  (Commits
-are L{harbour.services.commit}'s.)
+that dead workers left behind.  (Commits are
+L{harbour.services.commit}'s.)
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -19,6 +18,12 @@ from typing import IO, Any
 from twisted.internet.defer import Deferred
 
 from harbour.oasis import classify as verdicts
+
+#: The write buffer of a download's file, whatever block size its file
+#: system prefers.  Bytes arrive in reads of up to 64 KB: one larger than
+#: the buffer is written as it is, without a copy, and smaller ones (a
+#: slow sender's trickle) are gathered.
+WRITE_BUFFER = 8 << 10
 
 #: Runs a function in a thread: C{run(f, *args)} fires with its result.
 #: (L{Deferred}[L{Any}]: each function has its own result.)
@@ -167,12 +172,13 @@ def prepare(
 
 def _create(temporary: Path) -> IO[bytes]:
     """
-    @return: C{temporary}, created (or emptied) and open for writing.
+    @return: C{temporary}, created (or emptied) and open for writing, with
+        a buffer of L{WRITE_BUFFER} bytes.
     """
-    # A buffer size given spares asking whether the file is a terminal
-    # and what block size it prefers: two system calls, each a turn at the
-    # interpreter's lock for the thread that opens it.
-    return open(temporary, "wb", buffering=io.DEFAULT_BUFFER_SIZE)
+    # A buffer size given spares asking whether the file is a terminal: a
+    # system call, and so a turn at the interpreter's lock for the thread
+    # that opens it.
+    return open(temporary, "wb", buffering=WRITE_BUFFER)
 
 
 def open_fresh(target: Path, temporary: Path, made: set[Path] | None = None) -> IO[bytes] | None:

@@ -67,6 +67,11 @@ class Openings:
         return self._batches.ask((target, temporary), _TOGETHER).addCallback(_raised)
 
     def _open_all(self, files: list[tuple[Path, Path]]) -> Deferred[list[_Opened]]:
+        """
+        Open C{files}, (target, temporary) pairs, in one thread call.
+
+        @return: A L{Deferred} firing with what each opening gave.
+        """
         return self.in_thread(open_fresh_all, files)
 
     def _unwanted(self, opened: _Opened) -> None:
@@ -86,6 +91,10 @@ class Openings:
 
 
 def _raised(opened: _Opened) -> IO[bytes] | None:
+    """
+    @return: C{opened}, unless it is the exception its opening raised:
+        then that is raised.
+    """
     if isinstance(opened, Exception):
         raise opened
     return opened

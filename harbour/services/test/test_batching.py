@@ -177,6 +177,28 @@ class BatchesTests(SynchronousTestCase):
         self.assertEqual(unwanted, [2])
         self.assertEqual(self.successResultOf(kept), 3)
 
+    def test_unwanted_raises(self) -> None:
+        """
+        If C{unwanted} raises, the error is logged, and the other requests
+        of the call get their answers all the same; the next call goes.
+        """
+
+        def unwanted(answer: int) -> None:
+            raise ZeroDivisionError(answer)
+
+        self.batches = Batches(self.held, 100, unwanted)
+        self.batches.ask("a", "k")
+        cancelled, kept = self.batches.ask("bb", "k"), self.batches.ask("ccc", "k")
+        self.held.answer()
+        later = self.batches.ask("dddd", "k")
+        cancelled.cancel()
+        self.failureResultOf(cancelled, CancelledError)
+        self.held.answer()
+        self.assertEqual(self.successResultOf(kept), 3)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.held.answer()
+        self.assertEqual(self.successResultOf(later), 4)
+
     def test_asked_while_answered(self) -> None:
         """
         A request made by a waiter as it is answered is sent at once, and

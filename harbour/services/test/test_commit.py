@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.services.commit import GroupCommit, LeaseRanOut
-from harbour.services.files import record_path
+from harbour.services.files import record, record_path
 
 
 class Held:
@@ -154,6 +154,19 @@ class PipelinedTests(SynchronousTestCase):
         self.assertEqual((self.directory / "b.zip").read_bytes(), b"b.zip")
         self.assertTrue(record_path(self.directory / "b.zip").exists())
         self.assertFalse(record_path(self.directory / "c.zip").exists())
+
+    def test_recordReplaced(self) -> None:
+        """
+        A file's record replaces a longer one left by an earlier file of the
+        same name: it holds the new record alone.
+        """
+        record_path(self.directory / "a.zip").write_text(record("http://oasis/" + "x" * 200, "cd"))
+        done = self.commit("a.zip")
+        while self.held.calls:
+            self.held.release()
+        self.successResultOf(done)
+        written = record_path(self.directory / "a.zip").read_text()
+        self.assertEqual(written, record("http://oasis/a.zip", "ab"))
 
     def test_failedSyncFailsItsFiles(self) -> None:
         """

@@ -231,6 +231,29 @@ class FencedLeaseTests(OneTaskTestCase):
         assert task is not None
         self.assertEqual(task.state, DOWNLOADED)
 
+    def test_laterClaimCleansUp(self) -> None:
+        """
+        A later claim's attempt prepares its target in full: the idle
+        temporary file of an earlier claim, whose worker died mid-download,
+        is removed before the download starts.  (A first claim's attempt
+        only opens its own file: no claim came before it.)
+        """
+        first = self.claim()
+        stale = temporary_name(self.target, first.claim, 7)
+        stale.parent.mkdir(parents=True)
+        stale.write_bytes(b"partial")
+        idle = time.time() - 100
+        os.utime(stale, (idle, idle))
+        self.clock.advance(6)
+        self.assertEqual(self.successResultOf(self.memory.sweep()), 1)
+        second = self.claim()
+        running = self.attempts().run(second)
+        self.assertEqual(len(self.client.fetches), 1)
+        self.assertFalse(stale.exists())
+        self.client.answer(0, DATA)
+        self.successResultOf(running)
+        self.assertEqual(self.target.read_bytes(), DATA)
+
     def test_leaseRenewedThroughCommit(self) -> None:
         """
         The lease is renewed for as long as the attempt lasts, not only

@@ -31,17 +31,21 @@ class HeldThreads:
         self.calls.append((f, args, d))
         return d
 
-    def run(self) -> None:
+    def run(self) -> Any:
         """
         Run the oldest call waiting, as a thread would.
+
+        @return: What it returned.
         """
         f, args, d = self.calls.pop(0)
-        d.callback(f(*args))
+        result = f(*args)
+        d.callback(result)
+        return result
 
 
 class OpeningsTests(SynchronousTestCase):
     """
-    L{Openings}.
+    Tests for L{Openings}.
     """
 
     def setUp(self) -> None:
@@ -115,7 +119,7 @@ class OpeningsTests(SynchronousTestCase):
         An opening that fails fails alone, with its error: those in the same
         call get their files.
         """
-        self.openings.open(*self.pair("a"))
+        first = self.openings.open(*self.pair("a"))
         blocked = Path(self.mktemp())
         blocked.write_bytes(b"a file where a directory should be")
         failing = self.openings.open(blocked / "x.zip", blocked / ".x.zip.part-1-0")
@@ -123,6 +127,7 @@ class OpeningsTests(SynchronousTestCase):
         self.threads.run()
         self.threads.run()
         self.assertIsInstance(self.failureResultOf(failing, FileExistsError).value, FileExistsError)
+        self.opened(first).close()
         with self.opened(fine) as file:
             self.assertEqual(file.name, str(self.pair("b")[1]))
 
@@ -131,12 +136,13 @@ class OpeningsTests(SynchronousTestCase):
         An opening cancelled while it waits fails with L{CancelledError} and
         is never asked of a thread.
         """
-        self.openings.open(*self.pair("a"))
+        first = self.openings.open(*self.pair("a"))
         target, temporary = self.pair("b")
         d = self.openings.open(target, temporary)
         d.cancel()
         self.failureResultOf(d, CancelledError)
         self.threads.run()
+        self.opened(first).close()
         self.assertEqual(self.threads.calls, [])
         self.assertFalse(temporary.exists())
 
@@ -150,7 +156,8 @@ class OpeningsTests(SynchronousTestCase):
         d = self.openings.open(target, temporary)
         d.cancel()
         self.failureResultOf(d, CancelledError)
-        self.threads.run()
+        [file] = self.threads.run()
+        self.assertTrue(file.closed)
         self.assertTrue(temporary.exists())
         [(function, args, waiting)] = self.threads.calls
         self.assertEqual(args, (str(temporary),))
