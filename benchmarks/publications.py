@@ -1,12 +1,16 @@
 """
-Requests per useful file when mirroring up to today, with and without
-following the publications log.
+Requests per useful file when mirroring up to a day not published yet,
+with and without following the publications log.
 
 A real C{twistd harbour} mirrors a daily report (C{PRC_LMP} DAM) and an
-hourly one (C{PRC_INTVL_LMP} RTM) over the last three trading days from the
-simulator, whose today is published an hour from now.  Every request the
-simulator sees is counted: report data, "no data" answers, and reads of the
-log itself.  A useful file is one holding data.
+hourly one (C{PRC_INTVL_LMP} RTM) over the three trading days before today
+from the simulator, which publishes the last of them an hour from now.
+Every request the simulator sees is counted: report data, "no data"
+answers, and reads of the log itself.  A useful file is one holding data.
+
+The unpublished day is a whole one, so the count does not depend on the
+time of day the benchmark runs (with today as the unpublished day, only
+its hours gone by were asked for: none just after midnight, Pacific time).
 
 C{python -m benchmarks.publications} prints one JSON line per mode.
 """
@@ -46,20 +50,22 @@ params = { grp_type = "ALL" }
 
 async def mirror(reactor, directory: Path, follow: bool) -> dict:
     """
-    Mirror the last three days to the end, and count the simulator's
-    requests.
+    Mirror the three days before today to the end, and count the
+    simulator's requests.
     """
     now = reactor.seconds()
-    today = datetime.datetime.fromtimestamp(now, PACIFIC).date()
-    start_of_today = datetime.datetime(today.year, today.month, today.day, tzinfo=PACIFIC).timestamp()
-    simulator = OasisSimulator(reactor, seed=3, last_day=None, publish_offset=now + 3600 - start_of_today)
+    yesterday = datetime.datetime.fromtimestamp(now, PACIFIC).date() - datetime.timedelta(days=1)
+    start_of_yesterday = datetime.datetime(
+        yesterday.year, yesterday.month, yesterday.day, tzinfo=PACIFIC
+    ).timestamp()
+    simulator = OasisSimulator(reactor, seed=3, last_day=None, publish_offset=now + 3600 - start_of_yesterday)
     port = reactor.listenTCP(0, simulator.site(), interface="127.0.0.1")
     (directory / "config").mkdir(parents=True)
     save(
         directory / "config" / "harbour.toml",
         (
             f'[manifest]\nbase_url = "http://127.0.0.1:{port.getHost().port}/oasisapi"\n'
-            f"start = {today - datetime.timedelta(days=2)}\nend = {today}\n"
+            f"start = {yesterday - datetime.timedelta(days=2)}\nend = {yesterday}\n"
             f"follow_publications = {'true' if follow else 'false'}\n"
             "[download]\nconcurrency = 4\nmin_request_interval = 0\n" + REPORTS
         ),

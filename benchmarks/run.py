@@ -200,7 +200,7 @@ async def main(reactor, runs: int, quick: bool) -> None:
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     table.ratio_row(
-        "requests per useful file, up to today",
+        "requests per useful file, last day unpublished",
         f"{following['requests_per_useful_file']:.2f}",
         f"{ranges['requests_per_useful_file']:.2f} date ranges",
         ranges["requests_per_useful_file"] / following["requests_per_useful_file"],
