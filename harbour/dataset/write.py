@@ -58,6 +58,14 @@ class Superseded(Exception):
     """
 
 
+class ClaimEnded(Exception):
+    """
+    The claim of the parse ended before its rows were committed (its
+    window was retired, or another claim took the file): nothing was
+    written.
+    """
+
+
 def _files(value: tuple[Path, ...]) -> tuple[Path, ...]:
     return tuple(value)
 
@@ -177,7 +185,14 @@ def source_name(zip_path: Path, tables_dir: Path) -> str:
 
 
 def write_window(
-    zip_path: Path, tables_dir: Path, report: str, label: str, *, url: str, sha256: str
+    zip_path: Path,
+    tables_dir: Path,
+    report: str,
+    label: str,
+    *,
+    url: str,
+    sha256: str,
+    still_held: Callable[[], bool] | None = None,
 ) -> WrittenWindow:
     """
     Turn a verified zip into its window's Parquet files, replacing exactly
@@ -190,11 +205,19 @@ def write_window(
     @param label: The window's label (the zip's name without C{.zip}).
     @param url: The request the zip answers.
     @param sha256: The zip's hash.
+    @param still_held: If given, asked under the window's lock, just
+        before the commit, whether the parse's claim still holds (and
+        renewed by the asking).  Whoever ends a claim and then drops the
+        window's tables (a retirement) takes the same lock to drop them, so
+        a commit is either refused or made before that drop.
     @return: What was written.
     @raise ParseError: If the zip cannot be parsed; nothing is then
         changed in C{tables_dir}.
     @raise Superseded: If the zip was replaced or removed before its rows
         were committed; nothing is then changed in C{tables_dir}.
+    @raise ClaimEnded: If C{still_held} says the claim ended; nothing is
+        then changed in C{tables_dir}.  (What C{still_held} raises is
+        raised, nothing changed either.)
     @raise FileNotFoundError: If there is no zip at C{zip_path}.
     """
     name = part_name(label)
@@ -223,6 +246,8 @@ def write_window(
                 now = None
             if now != identity:
                 raise Superseded(f"{zip_path} was replaced while it was parsed: its rows are stale")
+            if still_held is not None and not still_held():
+                raise ClaimEnded(f"the claim of {zip_path} ended while it was parsed")
             earlier = _window_files(report_dir, name)
             _remove_dead_temporaries({path.parent for path in earlier} | days.directories, name)
             written = days.commit()

@@ -3,12 +3,18 @@ One parse of a claimed file (the tables service's counterpart of
 L{harbour.services.attempt}): the parse in a thread under a renewed lease,
 then its outcome recorded in the store and announced on the bus.
 
+The tables are committed only if the claim still holds when asked, under
+the window's lock, just before the commit: a retirement drops a window's
+tables under the same lock once it has ended the claim, so a window
+retired mid-parse keeps no tables of it, even if harbour is killed then.
+
 Whatever happens, the claim ends: C{parsed}, C{unparsable} with the reason
 (a malformed answer, or any error harbour did not foresee, so that no file
 is parsed again and again forever), or back to the queue for later (the
-file is not on this host, or the disk failed), or at once (a revision
-replaced the zip mid-parse, and the store did not give the file to
-another claim meanwhile).
+file is not on this host, the disk failed, or the store could not say
+whether the claim held), or at once (a revision replaced the zip
+mid-parse, and the store did not give the file to another claim
+meanwhile); unless it had ended already, when whoever ended it has the say.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from harbour.dataset.parse import ParseError
-from harbour.dataset.write import Superseded, WrittenWindow, drop_window, write_window
+from harbour.dataset.write import ClaimEnded, Superseded, WrittenWindow, drop_window, write_window
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, ITaskStore
 from harbour.store.parse_queue import ParseJob
@@ -40,6 +46,13 @@ ABSENT_RETRY = 600.0
 TRANSIENT_RETRY = 60.0
 
 
+class ClaimUnknown(Exception):
+    """
+    Whether a parse's claim still held could not be asked before its
+    commit (the store was away, say): nothing was written.
+    """
+
+
 @attr.s(eq=False)
 class Parses:
     """
@@ -50,6 +63,9 @@ class Parses:
     @ivar source: Where the zip of a job is on this host.
     @ivar in_thread: Runs a function in a thread.
     @ivar on_written: Called with the report of each table written.
+    @ivar call_from_thread: From one of C{in_thread}'s threads, runs a
+        function on the reactor's thread and waits for its answer (as
+        L{twisted.internet.threads.blockingCallFromThread} does).
     """
 
     log = Logger()
@@ -63,6 +79,7 @@ class Parses:
     source: Callable[[ParseJob], Path] = attr.ib()
     in_thread: Callable[..., Deferred[Any]] = attr.ib()
     on_written: Callable[[str], object] = attr.ib()
+    call_from_thread: Callable[..., Any] = attr.ib()
     rows: int = attr.ib(default=0, init=False)
     written: int = attr.ib(default=0, init=False)
     failed: int = attr.ib(default=0, init=False)
@@ -77,18 +94,33 @@ class Parses:
         source = self.source(job)
         label = window_label(job.filename)
         lease = self.lease_seconds()
-        renewal = LoopingCall(self._renew, job)
+        renewal = LoopingCall(self._keep, job)
         renewal.clock = self.reactor
         renewal.start(lease / 3, now=False)
         self.parsing[job.id] = job
+
+        def still_held() -> bool:
+            # In the parse's thread, under the window's lock.
+            try:
+                return bool(self.call_from_thread(self._renew, job))
+            except Exception as e:
+                raise ClaimUnknown(f"cannot ask whether the claim of {job.filename} holds: {e}") from e
+
         try:
-            written = yield self.in_thread(_write, source, self.tables_dir, job, label)
+            written = yield self.in_thread(_write, source, self.tables_dir, job, label, still_held)
         except ParseError as e:
             yield self._unparsable(job, str(e))
         except Superseded:
             # A revision replaced the zip, so this claim is most likely
             # gone; if not, the zip now in place is parsed at once.
             yield self._later(job, 0, "its zip was replaced mid-parse")
+        except ClaimEnded:
+            # Whoever ended it (a retirement, another claim) has the say.
+            self.log.info(
+                "the claim of {file} ended mid-parse: nothing written", file=job.filename, service="tables"
+            )
+        except ClaimUnknown as e:
+            yield self._later(job, TRANSIENT_RETRY, str(e))
         except FileNotFoundError:
             yield self._later(job, ABSENT_RETRY, f"{source} is not on this host")
         except OSError as e:
@@ -105,7 +137,20 @@ class Parses:
             if renewal.running:
                 renewal.stop()
 
-    def _renew(self, job: ParseJob) -> Deferred[None]:
+    def _renew(self, job: ParseJob) -> Deferred[bool]:
+        """
+        Renew C{job}'s lease.
+
+        @return: A L{Deferred} firing with whether its claim still holds.
+        """
+        return self.store.renew_parse(job.id, self.owner, job.token, self.lease_seconds())
+
+    def _keep(self, job: ParseJob) -> Deferred[None]:
+        """
+        Renew C{job}'s lease, once: the renewal's tick.  It never fails (a
+        failure would stop the renewal).
+        """
+
         def answered(held: bool) -> None:
             if not held:
                 self.log.warn("lost the claim of {file} mid-parse", file=job.filename, service="tables")
@@ -117,8 +162,7 @@ class Parses:
                     "cannot renew the claim of {file}", failure, file=job.filename, service="tables"
                 )
 
-        renewed = self.store.renew_parse(job.id, self.owner, job.token, self.lease_seconds())
-        return renewed.addCallbacks(answered, failed)
+        return self._renew(job).addCallbacks(answered, failed)
 
     @inlineCallbacks
     def _parsed(self, job: ParseJob, written: WrittenWindow) -> Generator[Deferred[Any], Any, None]:
@@ -165,16 +209,21 @@ class Parses:
         yield self.store.release_parse(job.id, self.owner, job.token, delay, error)
 
 
-def _write(source: Path, tables_dir: Path, job: ParseJob, label: str) -> WrittenWindow:
+def _write(
+    source: Path, tables_dir: Path, job: ParseJob, label: str, still_held: Callable[[], bool]
+) -> WrittenWindow:
     """
-    In a thread: the parse itself.
+    In a thread: the parse itself, committed only while its claim holds
+    (see L{write_window}).
 
     @raise FileNotFoundError: If the file is not on this host (a zip that
         cannot be opened is a L{ParseError}).
     """
     if not source.is_file():
         raise FileNotFoundError(source)
-    return write_window(source, tables_dir, job.report, label, url=job.url, sha256=job.sha256)
+    return write_window(
+        source, tables_dir, job.report, label, url=job.url, sha256=job.sha256, still_held=still_held
+    )
 
 
 def window_label(filename: str) -> str:

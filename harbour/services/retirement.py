@@ -13,10 +13,11 @@ dropped is parsed once more when its entry is forgotten (the drop may
 have taken its new tables).  (A worker drops what each event names, for
 its own disk.)
 
-A parse that ends after its window was retired drops what it wrote
-itself (L{harbour.services.parses}); a process killed between that
-parse's commit and its drop leaves those tables until the report is
-reparsed.
+A parse under way when its window is retired commits nothing: it asks
+whether its claim still holds under the window's lock, just before its
+commit (L{harbour.services.parses}), and a drop takes the same lock, so a
+commit made before the retirement is dropped after it.  (A parse whose
+claim ended after that question drops what it wrote itself too.)
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorFromThreads, IReactorTime
 from twisted.internet.task import LoopingCall
-from twisted.internet.threads import deferToThreadPool
+from twisted.internet.threads import blockingCallFromThread, deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
@@ -94,6 +94,10 @@ class TablesService(Service):
     #: Runs a function in a thread (tests run it at once); by default, in
     #: the service's own pool.
     run_in_thread: Callable[..., Deferred[Any]] | None = attr.ib(default=None)
+    #: From one of those threads, runs a function on the reactor's thread
+    #: and waits for its answer (tests whose "threads" run at once call it
+    #: at once); by default, L{blockingCallFromThread}.
+    call_from_thread: Callable[..., Any] | None = attr.ib(default=None)
     parses: Parses = attr.ib(init=False)
     _announced: int = attr.ib(default=0, init=False)
     _announcement: IDelayedCall | None = attr.ib(default=None, init=False)
@@ -119,6 +123,7 @@ class TablesService(Service):
             lambda job: self.data_dir / self.settings.directory / job.filename,
             self._in_thread,
             self._written,
+            self._from_thread,
         )
 
     @property
@@ -302,6 +307,11 @@ class TablesService(Service):
             view=view_name(min(self.views.shown)),
             service="tables",
         )
+
+    def _from_thread(self, f: Callable[..., Any], *args: object) -> Any:
+        if self.call_from_thread is not None:
+            return self.call_from_thread(f, *args)
+        return blockingCallFromThread(cast(IReactorFromThreads, self.reactor), f, *args)
 
     def _in_thread(self, f: Callable[..., _R], *args: object) -> Deferred[_R]:
         if self.run_in_thread is not None:

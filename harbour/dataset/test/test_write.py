@@ -29,6 +29,7 @@ from harbour.dataset.views import connect, rebuild_views
 from harbour.dataset.write import (
     PARTITION_PREFIX,
     TOUCH_EVERY,
+    ClaimEnded,
     DayFiles,
     Superseded,
     WrittenWindow,
@@ -367,6 +368,45 @@ class RevisedMidParseTests(SynchronousTestCase):
         with self.assertRaises(Superseded):
             write_window(self.zip, self.tables, "lmp", "w", url="https://u", sha256="old")
         self.assertEqual(all_files(self.tables), [])
+
+    def test_claim_ended(self) -> None:
+        """
+        A parse whose claim ended (asked under the window's lock, just
+        before the commit) raises L{ClaimEnded} and changes nothing: the
+        window's earlier files stay.
+        """
+        old_sha = file_sha256(self.old)
+        write_window(self.zip, self.tables, "lmp", "w", url="https://u", sha256=old_sha)
+        replace_file(self.zip, self.new.read_bytes())
+        locked: list[bool] = []
+
+        def ended() -> bool:
+            locked.append((self.tables / "lmp" / f".{part_name('w')}.lock").exists())
+            return False
+
+        with self.assertRaises(ClaimEnded):
+            write_window(
+                self.zip,
+                self.tables,
+                "lmp",
+                "w",
+                url="https://u",
+                sha256=file_sha256(self.new),
+                still_held=ended,
+            )
+        self.assertEqual(locked, [True])
+        self.assertEqual(self.window(), [(D(2025, 6, d), old_sha) for d in (1, 2)])
+
+    def test_claim_held(self) -> None:
+        """
+        A parse whose claim still holds commits.
+        """
+        new_sha = file_sha256(self.new)
+        replace_file(self.zip, self.new.read_bytes())
+        write_window(
+            self.zip, self.tables, "lmp", "w", url="https://u", sha256=new_sha, still_held=lambda: True
+        )
+        self.assertEqual(self.window(), [(D(2025, 6, d), new_sha) for d in (1, 2, 3)])
 
 
 class WindowLockTests(SynchronousTestCase):

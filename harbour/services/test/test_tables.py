@@ -16,25 +16,26 @@ from typing import Any
 import duckdb
 import pyarrow
 import pyarrow.parquet
-from twisted.internet.defer import Deferred, fail, maybeDeferred
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.bus import Bus
 from harbour.config.paging import publish_reports
 from harbour.config.topics import ReportTopic
-from harbour.dataset.write import Superseded
+from harbour.dataset.write import Superseded, drop_window
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IEvent
 from harbour.oasis.requests import ReportURL
-from harbour.services import retirement
-from harbour.services.parses import ABSENT_RETRY
+from harbour.services import parses, retirement
+from harbour.services.parses import ABSENT_RETRY, TRANSIENT_RETRY
 from harbour.services.retirement import drop_windows
 from harbour.services.tables import ABANDONED_AFTER, JANITOR_INTERVAL, TablesService
 from harbour.services.views import Views
 from harbour.services.waking import Waker
 from harbour.store.memory import MemoryTaskStore
-from harbour.store.tasks import DOWNLOADED, task_id
+from harbour.store.tasks import DOWNLOADED, RETIRED, task_id
 from harbour.test.helpers import capture_log
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
@@ -48,6 +49,19 @@ def run_now(f: Any, *args: object) -> Any:
     Run C{f} at once, as the service would in a thread.
     """
     return maybeDeferred(f, *args)
+
+
+def call_now(f: Any, *args: object) -> Any:
+    """
+    Call C{f} at once, as a thread would on the reactor's thread, and give
+    its answer, which must be ready (the memory store's are).
+    """
+    answers: list[Any] = []
+    maybeDeferred(f, *args).addBoth(answers.append)
+    [answer] = answers
+    if isinstance(answer, Failure):
+        answer.raiseException()
+    return answer
 
 
 class TablesServiceTests(SynchronousTestCase):
@@ -89,7 +103,12 @@ class TablesServiceTests(SynchronousTestCase):
         """
         A started service over this test's store and bus.
         """
-        settings: dict[str, Any] = {"owner": "parser", "run_in_thread": run_now, **overrides}
+        settings: dict[str, Any] = {
+            "owner": "parser",
+            "run_in_thread": run_now,
+            "call_from_thread": call_now,
+            **overrides,
+        }
         service = TablesService(self.clock, self.store, self.bus, self.data_dir, **settings)
         service.startService()
         self.addCleanup(service.stopService)
@@ -315,6 +334,55 @@ class TablesServiceTests(SynchronousTestCase):
         @return: The table files of report C{lmp}.
         """
         return sorted((self.data_dir / "tables" / "lmp").glob("*/*.parquet"))
+
+    def test_retiredMidParseWritesNothing(self) -> None:
+        """
+        A parse whose window is retired while it runs commits nothing, so
+        that no tables of it are left even if harbour is killed before it
+        could drop them (here, nothing it asks to drop is dropped).
+        """
+        task = self.downloaded("2020-01-01", HUBS.read_bytes())
+
+        def retired_meanwhile(f: Any, *args: object) -> Any:
+            if f is parses._write:
+                self.retire("lmp/2020-01-01.zip")
+            elif f in (drop_window, drop_windows):
+                return succeed(0)
+            return run_now(f, *args)
+
+        service = self.service(run_in_thread=retired_meanwhile)
+        self.assertEqual(self.parquet(), [])
+        self.assertEqual([e.topic for e in self.events], [])
+        self.assertEqual((service.parses.written, service.parses.failed), (0, 0))
+        found = self.successResultOf(self.store.get(task))
+        assert found is not None
+        self.assertEqual(found.state, RETIRED)
+
+    def test_claimUnknownLater(self) -> None:
+        """
+        If the store cannot say whether the claim holds before the commit,
+        nothing is written and the file is given back for a later try,
+        with the reason; it is parsed then.
+        """
+        task = self.downloaded("2020-01-01", HUBS.read_bytes())
+        renew = self.store.renew_parse
+        away = [StoreUnavailable("away")]
+
+        def flaky(*args: Any) -> Any:
+            if away:
+                return fail(away.pop())
+            return renew(*args)
+
+        self.store.renew_parse = flaky  # type: ignore[method-assign,assignment]
+        service = self.service()
+        self.assertEqual(self.parquet(), [])
+        found = self.successResultOf(self.store.get(task))
+        assert found is not None
+        self.assertEqual(found.parse, "queued")
+        self.assertIn("cannot ask whether the claim", found.parse_error)
+        self.clock.advance(TRANSIENT_RETRY)
+        self.clock.advance(service.poll_interval)
+        self.assertEqual(len(self.parquet()), 2)
 
     def test_retiredWindowsDropped(self) -> None:
         """
