@@ -533,6 +533,7 @@ def _remove_if_empty(directory: Path) -> None:
 
 
 __all__ = [
+    "ClaimEnded",
     "ParseError",
     "Superseded",
     "WrittenWindow",

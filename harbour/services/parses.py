@@ -4,9 +4,11 @@ L{harbour.services.attempt}): the parse in a thread under a renewed lease,
 then its outcome recorded in the store and announced on the bus.
 
 The tables are committed only if the claim still holds when asked, under
-the window's lock, just before the commit: a retirement drops a window's
-tables under the same lock once it has ended the claim, so a window
-retired mid-parse keeps no tables of it, even if harbour is killed then.
+the window's lock, just before the commit.  A retirement ends the claim,
+then drops the window's tables under the same lock: so a parse retired
+before its question commits nothing, and one retired after it commits
+before that drop, which removes what it wrote (where the hub's drop
+reaches: its own tables directory, or storage shared with it).
 
 Whatever happens, the claim ends: C{parsed}, C{unparsable} with the reason
 (a malformed answer, or any error harbour did not foresee, so that no file
@@ -64,8 +66,8 @@ class Parses:
     @ivar in_thread: Runs a function in a thread.
     @ivar on_written: Called with the report of each table written.
     @ivar call_from_thread: From one of C{in_thread}'s threads, runs a
-        function on the reactor's thread and waits for its answer (as
-        L{twisted.internet.threads.blockingCallFromThread} does).
+        function on the reactor's thread and waits for its answer, or
+        raises L{TimeoutError} if none comes in time.
     """
 
     log = Logger()
@@ -103,7 +105,7 @@ class Parses:
             # In the parse's thread, under the window's lock.
             try:
                 return bool(self.call_from_thread(self._renew, job))
-            except Exception as e:
+            except (StoreUnavailable, TimeoutError) as e:
                 raise ClaimUnknown(f"cannot ask whether the claim of {job.filename} holds: {e}") from e
 
         try:

@@ -13,11 +13,12 @@ dropped is parsed once more when its entry is forgotten (the drop may
 have taken its new tables).  (A worker drops what each event names, for
 its own disk.)
 
-A parse under way when its window is retired commits nothing: it asks
-whether its claim still holds under the window's lock, just before its
-commit (L{harbour.services.parses}), and a drop takes the same lock, so a
-commit made before the retirement is dropped after it.  (A parse whose
-claim ended after that question drops what it wrote itself too.)
+A parse under way when its window is retired asks, under the window's
+lock and just before its commit, whether its claim still holds
+(L{harbour.services.parses}): retired before it asks, it commits nothing;
+after, it commits before the drop, which takes the same lock and removes
+what it wrote.  (Such a parse, finding its claim gone when it records,
+drops what it wrote itself too.)
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ service.  On the hub, the views file is kept in step (L{Views}).
 
 from __future__ import annotations
 
+import queue
 import time
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -21,11 +22,13 @@ from typing import Any, TypeVar, cast
 
 import attr
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, maybeDeferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorFromThreads, IReactorTime
 from twisted.internet.task import LoopingCall
-from twisted.internet.threads import blockingCallFromThread, deferToThreadPool
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadable import isInIOThread
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
@@ -56,6 +59,11 @@ ABANDONED_AFTER = 3600.0
 
 #: How long the tables must be quiet before they are announced as up to date.
 ANNOUNCE_AFTER = 5.0
+
+#: The longest a parse's thread waits for the reactor to say whether its
+#: claim holds: the store answers or fails within its reply timeout (5 s
+#: by default), twice over at worst (a script loaded again).
+REACTOR_ANSWER_TIMEOUT = 30.0
 
 #: How long a parse that failed for want of resources (a full disk, say)
 #: waits before it is tried again.
@@ -95,8 +103,9 @@ class TablesService(Service):
     #: the service's own pool.
     run_in_thread: Callable[..., Deferred[Any]] | None = attr.ib(default=None)
     #: From one of those threads, runs a function on the reactor's thread
-    #: and waits for its answer (tests whose "threads" run at once call it
-    #: at once); by default, L{blockingCallFromThread}.
+    #: and waits for its answer, at most L{REACTOR_ANSWER_TIMEOUT} seconds;
+    #: tests whose C{run_in_thread} runs functions at once on the reactor's
+    #: thread must give one that calls at once.
     call_from_thread: Callable[..., Any] | None = attr.ib(default=None)
     parses: Parses = attr.ib(init=False)
     _announced: int = attr.ib(default=0, init=False)
@@ -309,9 +318,30 @@ class TablesService(Service):
         )
 
     def _from_thread(self, f: Callable[..., Any], *args: object) -> Any:
+        """
+        From one of the service's threads: run C{f(*args)} on the reactor's
+        thread, and wait for its answer (what its L{Deferred} fires with).
+
+        @raise TimeoutError: If none came within L{REACTOR_ANSWER_TIMEOUT}
+            seconds (the reactor stopped, or stalls): a parse asks while it
+            holds a window's lock, which others, in other processes too,
+            wait for.
+        """
         if self.call_from_thread is not None:
             return self.call_from_thread(f, *args)
-        return blockingCallFromThread(cast(IReactorFromThreads, self.reactor), f, *args)
+        if isInIOThread():
+            raise RuntimeError("the reactor's thread cannot wait for itself: give call_from_thread")
+        answers: queue.Queue[Any] = queue.Queue()
+        cast(IReactorFromThreads, self.reactor).callFromThread(
+            lambda: maybeDeferred(f, *args).addBoth(answers.put)
+        )
+        try:
+            answer = answers.get(timeout=REACTOR_ANSWER_TIMEOUT)
+        except queue.Empty:
+            raise TimeoutError(f"no answer from the reactor within {REACTOR_ANSWER_TIMEOUT:g} s") from None
+        if isinstance(answer, Failure):
+            answer.raiseException()
+        return answer
 
     def _in_thread(self, f: Callable[..., _R], *args: object) -> Deferred[_R]:
         if self.run_in_thread is not None:

@@ -6,6 +6,7 @@ whole by a revision, nothing left behind by a failure.
 from __future__ import annotations
 
 import datetime
+import fcntl
 import os
 import time
 from collections.abc import Iterator
@@ -381,7 +382,14 @@ class RevisedMidParseTests(SynchronousTestCase):
         locked: list[bool] = []
 
         def ended() -> bool:
-            locked.append((self.tables / "lmp" / f".{part_name('w')}.lock").exists())
+            # Another taker (the drop of a retirement) cannot have the lock.
+            descriptor = os.open(self.tables / "lmp" / f".{part_name('w')}.lock", os.O_RDWR)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                locked.append(True)
+            finally:
+                os.close(descriptor)
             return False
 
         with self.assertRaises(ClaimEnded):

@@ -18,8 +18,9 @@ import pyarrow
 import pyarrow.parquet
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.task import Clock
+from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from harbour.bus import Bus
 from harbour.config.paging import publish_reports
@@ -28,7 +29,7 @@ from harbour.dataset.write import Superseded, drop_window
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IEvent
 from harbour.oasis.requests import ReportURL
-from harbour.services import parses, retirement
+from harbour.services import parses, retirement, tables
 from harbour.services.parses import ABSENT_RETRY, TRANSIENT_RETRY
 from harbour.services.retirement import drop_windows
 from harbour.services.tables import ABANDONED_AFTER, JANITOR_INTERVAL, TablesService
@@ -58,10 +59,10 @@ def call_now(f: Any, *args: object) -> Any:
     """
     answers: list[Any] = []
     maybeDeferred(f, *args).addBoth(answers.append)
-    [answer] = answers
-    if isinstance(answer, Failure):
-        answer.raiseException()
-    return answer
+    assert answers, f"{f} did not answer at once"
+    if isinstance(answers[0], Failure):
+        answers[0].raiseException()
+    return answers[0]
 
 
 class TablesServiceTests(SynchronousTestCase):
@@ -574,6 +575,49 @@ class TablesServiceTests(SynchronousTestCase):
             self.bus.publish("task.retired", {"files": [{"report": "lmp", "filename": "lmp/2020-01-01.zip"}]})
         )
         self.assertEqual(self.parquet(), [])
+
+
+class FromThreadTests(TestCase):
+    """
+    How the service's threads ask the reactor (a parse, whether its claim
+    holds), with the real reactor and threads.
+    """
+
+    def setUp(self) -> None:
+        from twisted.internet import reactor
+
+        self.service = TablesService(reactor, MemoryTaskStore(Clock()), Bus(), Path(self.mktemp()))
+
+    def test_answer(self) -> Deferred[Any]:
+        """
+        A thread gets what the L{Deferred} of the function fires with.
+        """
+        d = deferToThread(self.service._from_thread, lambda: succeed(5))
+        return d.addCallback(self.assertEqual, 5)
+
+    def test_failure(self) -> Deferred[Any]:
+        """
+        A thread gets the exception the function's L{Deferred} fails with.
+        """
+        d = deferToThread(self.service._from_thread, lambda: fail(StoreUnavailable("away")))
+        return self.assertFailure(d, StoreUnavailable)
+
+    def test_noAnswer(self) -> Deferred[Any]:
+        """
+        A thread waits for an answer at most L{REACTOR_ANSWER_TIMEOUT}
+        seconds (it may hold a window's lock), then raises L{TimeoutError}.
+        """
+        self.patch(tables, "REACTOR_ANSWER_TIMEOUT", 0.05)
+        d = deferToThread(self.service._from_thread, Deferred)
+        return self.assertFailure(d, TimeoutError)
+
+    def test_notFromTheReactorsThread(self) -> None:
+        """
+        The reactor's own thread cannot wait for itself: it is told so at
+        once.
+        """
+        with self.assertRaises(RuntimeError):
+            self.service._from_thread(lambda: succeed(5))
 
 
 class DropWindowsTests(SynchronousTestCase):
