@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import attr
 from treq.testing import StubTreq
+from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.interfaces import IStreamClientEndpoint
@@ -38,6 +39,7 @@ from harbour.bus import Bus
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
 from harbour.oasis.client import (
     KEPT_ENDPOINTS,
+    READ_SIZE,
     AttemptFailed,
     DirectClient,
     HeadApart,
@@ -535,6 +537,18 @@ class HeadApartTests(SynchronousTestCase):
     """
     Tests for L{HeadApart}.
     """
+
+    def test_read_size(self) -> None:
+        """
+        A connection that reads its socket itself reads up to L{READ_SIZE}
+        bytes at a time; another transport (TLS, a test's) is left as it is.
+        """
+        socket = FileDescriptor()
+        HeadApart().makeConnection(socket)
+        self.assertEqual(socket.bufferSize, READ_SIZE)
+        other = StringTransport()
+        HeadApart().makeConnection(other)
+        self.assertFalse(hasattr(other, "bufferSize"))
 
     def test_head_alone(self) -> None:
         """
