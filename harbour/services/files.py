@@ -20,9 +20,10 @@ from twisted.internet.defer import Deferred
 from harbour.oasis import classify as verdicts
 
 #: The write buffer of a download's file, whatever block size its file
-#: system prefers.  Bytes arrive in reads of up to 64 KB: one larger than
-#: the buffer is written as it is, without a copy, and smaller ones (a
-#: slow sender's trickle) are gathered.
+#: system prefers.  Bytes arrive in reads of up to 64 KB (256 KB on plain
+#: HTTP, see L{harbour.oasis.client.READ_SIZE}): one larger than the
+#: buffer is written as it is, without a copy, and smaller ones (a slow
+#: sender's trickle) are gathered.
 WRITE_BUFFER = 8 << 10
 
 #: Runs a function in a thread: C{run(f, *args)} fires with its result.
