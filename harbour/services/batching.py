@@ -21,6 +21,9 @@ from twisted.python.failure import Failure
 _Request = TypeVar("_Request")
 _Answer = TypeVar("_Answer")
 
+#: A key for requests that may each go with any other of the same key.
+TOGETHER = "together"
+
 
 @attr.s(eq=False)
 class Batches(Generic[_Request, _Answer]):

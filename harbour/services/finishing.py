@@ -13,14 +13,11 @@ import attr
 from twisted.internet.defer import Deferred
 
 from harbour.interfaces import ITaskStore
-from harbour.services.batching import Batches
+from harbour.services.batching import TOGETHER, Batches
 from harbour.store.tasks import Outcome
 
 #: The most outcomes sent in one call.
 MOST_AT_ONCE = 100
-
-#: The key of outcomes that may go with others.
-_TOGETHER = "together"
 
 
 @attr.s(eq=False)
@@ -35,7 +32,7 @@ class Finishes:
     _batches: Batches[Outcome, bool] = attr.ib(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._batches = Batches(lambda outcomes: self.store.finish_many(outcomes), MOST_AT_ONCE)
+        self._batches = Batches(self.store.finish_many, MOST_AT_ONCE)
 
     def finish(self, outcome: Outcome, alone: bool = False) -> Deferred[bool]:
         """
@@ -50,4 +47,4 @@ class Finishes:
             call leaves the outcomes before it recorded: the caller learns
             whether its own was from the store).
         """
-        return self._batches.ask(outcome, None if alone else _TOGETHER)
+        return self._batches.ask(outcome, None if alone else TOGETHER)

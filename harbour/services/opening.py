@@ -26,13 +26,11 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from harbour.services.batching import Batches
+from harbour.services.batching import TOGETHER, Batches
 from harbour.services.files import InThread, open_fresh_all
 
 #: The most files opened in one thread call.
 MOST_AT_ONCE = 32
-#: The key every opening shares: any may go with any other.
-_TOGETHER = "together"
 
 _Opened = IO[bytes] | None | Exception
 
@@ -64,7 +62,7 @@ class Openings:
             Cancelled, it fails with L{CancelledError} at once, and a file
             opened for it meanwhile is closed and removed.
         """
-        return self._batches.ask((target, temporary), _TOGETHER).addCallback(_raised)
+        return self._batches.ask((target, temporary), TOGETHER).addCallback(_raised)
 
     def _open_all(self, files: list[tuple[Path, Path]]) -> Deferred[list[_Opened]]:
         """

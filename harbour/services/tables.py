@@ -65,10 +65,6 @@ ANNOUNCE_AFTER = 5.0
 #: by default), twice over at worst (a script loaded again).
 REACTOR_ANSWER_TIMEOUT = 30.0
 
-#: How long a parse that failed for want of resources (a full disk, say)
-#: waits before it is tried again.
-TRANSIENT_RETRY = 60.0
-
 
 @implementer(IStatusSource, IPausable)
 @attr.s(eq=False)
