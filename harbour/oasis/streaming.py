@@ -170,31 +170,37 @@ class ZipStream:
                     raise _Undecidable()
                 return
             else:
-                self._header += pending
-                pending = self._next_header()
+                pending = self._next_header(pending)
 
-    def _next_header(self) -> memoryview:
+    def _next_header(self, pending: memoryview) -> memoryview:
         """
-        Read the header gathered so far, if whole.
+        Read the header that starts with the bytes gathered so far and
+        goes on with C{pending}, if whole; else gather C{pending} too.
+        Only a header cut across reads is gathered: one read whole is read
+        where it is, and the member's bytes after it are not copied.
 
-        @return: The bytes past it, which belong to what follows.
+        @return: The bytes past the header, which belong to what follows.
         """
-        header = self._header
+        if self._header:
+            self._header += pending
+            header: bytearray | memoryview = self._header
+        else:
+            header = pending
         if len(header) < 4:
-            return memoryview(b"")
+            return self._gathered(header)
         if header[:4] == _CENTRAL and self._members:
-            self._directory, self._header = header, bytearray()
+            self._directory, self._header = bytearray(header), bytearray()
             return memoryview(b"")
         if header[:4] != _LOCAL:
             raise _Undecidable()
         if len(header) < _LOCAL_HEADER.size:
-            return memoryview(b"")
+            return self._gathered(header)
         (ignored, version, flags, method, time, date, crc, compressed, size, name_length, extra_length) = (
             _LOCAL_HEADER.unpack_from(header)
         )
         length = _LOCAL_HEADER.size + name_length + extra_length
         if len(header) < length:
-            return memoryview(b"")
+            return self._gathered(header)
         if flags & ~_PLAIN_FLAGS or method not in (_STORED, _DEFLATED):
             raise _Undecidable()
         if _ZIP64 in (compressed, size):
@@ -203,12 +209,24 @@ class ZipStream:
         name = raw_name.decode("utf-8" if flags & _UTF8 else "cp437")
         member = _Member(name, raw_name, self._offset, flags, method, crc, compressed, size)
         self._offset += length
+        # A view: gathered bytes are then left as they are, never resized
+        # (the next header is gathered anew).
+        rest = memoryview(header)[length:]
         self._header = bytearray()
         self._member_start(member)
-        rest = memoryview(bytes(header[length:]))
         if not compressed:
             self._member_end()
         return rest
+
+    def _gathered(self, header: bytearray | memoryview) -> memoryview:
+        """
+        Keep C{header}, a header's first bytes, until the rest comes.
+
+        @return: No bytes: all were kept.
+        """
+        if header is not self._header:
+            self._header = bytearray(header)
+        return memoryview(b"")
 
     def _member_start(self, member: _Member) -> None:
         self._member = member
