@@ -282,7 +282,7 @@ class HeadApart(HTTP11ClientProtocol):
                 end += 4
                 self._after_head = [bytes[end:]]
                 try:
-                    super().dataReceived(bytes[:end])
+                    self._head_received(bytes[:end])
                 finally:
                     after, self._after_head = self._after_head, None
                 if self._parser is not parser:
@@ -293,6 +293,75 @@ class HeadApart(HTTP11ClientProtocol):
                 if not bytes:
                     return
         super().dataReceived(bytes)
+
+    def _head_received(self, head: bytes) -> None:
+        """
+        Parse C{head}, an answer's whole head, with the connection's pauses
+        held until it is parsed.  Twisted's parser pauses the connection
+        once the head is parsed, until the answer's owner asks for the
+        body; harbour's ask at once, within the same call, and each pause
+        and resume costs the reactor a call to change what it polls for.
+        Held, the pause and the resume cancel out, and a pause left at the
+        end (an owner who asks later) is made then.
+        """
+        proxy = self._transportProxy
+        if proxy is None or proxy._producer is None:
+            super().dataReceived(head)
+            return
+        producer = proxy._producer
+        held = _HeldPauses(producer)
+        proxy._producer = held
+        try:
+            super().dataReceived(head)
+        finally:
+            if proxy._producer is held:
+                proxy._producer = producer
+            if held.paused and not held.stopped:
+                producer.pauseProducing()
+
+
+@implementer(IPushProducer)
+@attr.s(eq=False)
+class _HeldPauses:
+    """
+    Stands for a connection, as the producer of its answer, while the
+    answer's head is parsed: it notes pauses and resumes instead of making
+    them (see L{HeadApart._head_received}), and passes on the rest.
+
+    @ivar producer: The connection.
+    @ivar paused: Whether the last of the pauses and resumes was a pause.
+    @ivar stopped: Whether the connection was stopped meanwhile.
+    """
+
+    producer: Any = attr.ib()
+    paused: bool = attr.ib(default=False)
+    stopped: bool = attr.ib(default=False)
+
+    def pauseProducing(self) -> None:
+        """
+        Note a pause.
+        """
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        """
+        Note a resume.
+        """
+        self.paused = False
+
+    def stopProducing(self) -> None:
+        """
+        Stop the connection.
+        """
+        self.stopped = True
+        self.producer.stopProducing()
+
+    def loseConnection(self) -> None:
+        """
+        Close the connection.
+        """
+        self.stopped = True
+        self.producer.loseConnection()
 
 
 class _QuietFactory(_HTTP11ClientFactory):
@@ -567,8 +636,7 @@ class OasisClient:
             L{CancelledError} when cancelled.
         """
         clock = self.reactor
-        host = urlsplit(transfer.url).netloc
-        yield self._slot(host)
+        yield self._slot(transfer.url)
         transfer.started = clock.seconds()
         idle = self.settings.idle_timeout
         # A cancel of our own, for want of headers, is a failure worth
@@ -615,20 +683,20 @@ class OasisClient:
         finally:
             stop_deadline()
         if response.code != 200:
-            raise (yield self._refused(host, response))
+            raise (yield self._refused(urlsplit(transfer.url).netloc, response))
         if limit is None:
             limit = self.settings.max_bytes
         return (yield self._receive(transfer, response, write, limit, limit_name))
 
-    def _slot(self, host: str) -> Deferred[None]:
+    def _slot(self, url: str) -> Deferred[None]:
         """
-        Wait for the next politeness slot of C{host}: at once where there
-        is no rule (a limiter asked with none answers no wait).
+        Wait for the next politeness slot of C{url}'s host: at once where
+        there is no rule (a limiter asked with none answers no wait).
         """
         interval = self.settings.min_request_interval
         if interval <= 0:
             return succeed(None)
-        return self._reserved_slot(host, interval)
+        return self._reserved_slot(urlsplit(url).netloc, interval)
 
     @inlineCallbacks
     def _reserved_slot(self, host: str, interval: float) -> Generator[Deferred[Any], Any, None]:
@@ -641,7 +709,7 @@ class OasisClient:
             yield deferLater(self.reactor, wait, lambda: None)
 
     def _redirect_slot(self, uri: bytes) -> Deferred[None]:
-        return self._slot(urlsplit(uri.decode("ascii")).netloc)
+        return self._slot(uri.decode("ascii"))
 
     def _receive(
         self,
@@ -657,20 +725,20 @@ class OasisClient:
 
         def progress(size: int) -> None:
             transfer.received += size
-            watchdog.reset(idle)
+            timer.touch()
             self._throttle(body, transfer.received, started)
 
         body = _Body(write, limit, limit_name, progress)
-        watchdog = clock.callLater(idle, lambda: body.abort(AttemptFailed(f"no data for {idle:g} s")))
-        deadline = clock.callLater(
-            self.total_timeout,
+        timer = _BodyTimer(
+            clock,
+            idle,
+            started + self.total_timeout,
+            lambda: body.abort(AttemptFailed(f"no data for {idle:g} s")),
             lambda: body.abort(AttemptFailed(f"request took longer than {self.total_timeout:g} s")),
         )
 
-        def over(result: object) -> object:
-            for timer in (watchdog, deadline):
-                if timer.active():
-                    timer.cancel()
+        def over(result: T) -> T:
+            timer.stop()
             return result
 
         response.deliverBody(body)
@@ -742,6 +810,64 @@ class OasisClient:
         chunks: list[bytes] = []
         d: Deferred[int] = self.fetch(Transfer(url), chunks.append, limit, limit_name)
         return d.addCallback(lambda size: b"".join(chunks))
+
+
+@attr.s(eq=False)
+class _BodyTimer:
+    """
+    A body's two deadlines, kept by one timer: no byte for C{idle}
+    seconds, and not whole by C{ends}.  A byte's arrival only notes the
+    time (L{touch}); the timer, when it fires, arms itself again for the
+    deadline as it then stands, or ends the body.  A small answer so costs
+    one timer, set and cancelled, rather than two and a reset for each
+    piece read.
+
+    @ivar clock: Keeps the time.
+    @ivar idle: The longest silence, in seconds.
+    @ivar ends: When the body must be whole, on C{clock}.
+    @ivar silent: Called once the body was silent for C{idle} seconds.
+    @ivar late: Called once the body is not whole by C{ends}.
+    """
+
+    clock: IReactorTime = attr.ib()
+    idle: float = attr.ib()
+    ends: float = attr.ib()
+    silent: Callable[[], None] = attr.ib()
+    late: Callable[[], None] = attr.ib()
+    _last: float = attr.ib(init=False)
+    _due: float = attr.ib(init=False)
+    _call: IDelayedCall | None = attr.ib(default=None, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._last = self.clock.seconds()
+        self._arm()
+
+    def _arm(self) -> None:
+        self._due = min(self._last + self.idle, self.ends)
+        self._call = self.clock.callLater(max(0.0, self._due - self.clock.seconds()), self._fired)
+
+    def touch(self) -> None:
+        """
+        A byte arrived: the silence starts again.
+        """
+        self._last = self.clock.seconds()
+
+    def _fired(self) -> None:
+        self._call = None
+        if min(self._last + self.idle, self.ends) > self._due:
+            self._arm()  # bytes came since it was armed
+        elif self.ends <= self._due:
+            self.late()
+        else:
+            self.silent()
+
+    def stop(self) -> None:
+        """
+        The body is over: no deadline is kept any longer.
+        """
+        if self._call is not None:
+            self._call.cancel()
+            self._call = None
 
 
 def _shielded(d: Deferred[T]) -> Deferred[T]:

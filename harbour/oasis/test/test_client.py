@@ -20,6 +20,7 @@ from treq.testing import StubTreq
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
+from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
@@ -28,7 +29,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web._newclient import HTTP11ClientProtocol
 from twisted.web._newclient import Request as ClientRequest
-from twisted.web.client import URI
+from twisted.web.client import URI, ResponseDone
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer, IResponse
 from twisted.web.resource import Resource
@@ -512,8 +513,8 @@ def exchange(protocol: HTTP11ClientProtocol, reads: list[bytes]) -> tuple[object
     Send a GET over C{protocol} and give it C{reads}.
 
     @return: What came of it: the status and headers (or the failure's
-        type), the body, why the body ended, the connection's state, and
-        whether it is being closed.
+        type), the body, why the body ended, the connection's state,
+        whether it is being closed, and whether it reads (paused or not).
     """
     transport = StringTransport()
     protocol.makeConnection(transport)
@@ -530,7 +531,23 @@ def exchange(protocol: HTTP11ClientProtocol, reads: list[bytes]) -> tuple[object
         head = (response.code, sorted(response.headers.getAllRawHeaders()))
         response.deliverBody(body)
     reason = None if body.reason is None else body.reason.type
-    return head, b"".join(body.chunks), reason, protocol.state, transport.disconnecting
+    state = transport.producerState
+    return head, b"".join(body.chunks), reason, protocol.state, transport.disconnecting, state
+
+
+class CountingTransport(StringTransport):
+    """
+    A transport that counts the pauses it is asked for.
+    """
+
+    pauses = 0
+
+    def pauseProducing(self) -> None:
+        """
+        Count a pause, and pause.
+        """
+        self.pauses += 1
+        super().pauseProducing()
 
 
 class HeadApartTests(SynchronousTestCase):
@@ -584,6 +601,42 @@ class HeadApartTests(SynchronousTestCase):
         answered.addCallback(lambda response: response.deliverBody(body))
         answered.addCallback(lambda ignored: protocol.dataReceived(b"89"))
         protocol.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234567")
+        self.assertEqual(b"".join(body.chunks), b"0123456789")
+
+    def test_no_pause_when_asked_at_once(self) -> None:
+        """
+        An owner who asks for the body as soon as the head is parsed costs
+        the connection no pause (Twisted's own connection pauses and
+        resumes).
+        """
+
+        def deliver(response: IResponse, body: Collected) -> None:
+            response.deliverBody(body)
+
+        for protocol, pauses in ((HeadApart(), 0), (HTTP11ClientProtocol(), 1)):
+            transport = CountingTransport()
+            protocol.makeConnection(transport)
+            body = Collected()
+            protocol.request(get()).addCallback(deliver, body)
+            protocol.dataReceived(READS[0][0])
+            self.assertEqual((transport.pauses, b"".join(body.chunks)), (pauses, b"0123456789"))
+            self.assertEqual(transport.producerState, "producing")
+
+    def test_paused_until_asked(self) -> None:
+        """
+        An owner who asks for the body later finds the connection paused
+        until then, as Twisted's own connection leaves it.
+        """
+        protocol = HeadApart()
+        transport = CountingTransport()
+        protocol.makeConnection(transport)
+        answered = protocol.request(get())
+        protocol.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234")
+        self.assertEqual(transport.producerState, "paused")
+        body = Collected()
+        self.successResultOf(answered).deliverBody(body)
+        self.assertEqual(transport.producerState, "producing")
+        protocol.dataReceived(b"56789")
         self.assertEqual(b"".join(body.chunks), b"0123456789")
 
     def test_as_twisted(self) -> None:
@@ -771,6 +824,108 @@ class HeaderTimeoutTests(SynchronousTestCase):
         self.assertNoResult(d)
         d.cancel()
         self.failureResultOf(d, CancelledError)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+@attr.s(eq=False)
+class PieceByPiece:
+    """
+    A 200 answer whose body the test gives, piece by piece.
+    """
+
+    code: int = 200
+    headers: Headers = attr.ib(factory=Headers)
+    body: Protocol | None = None
+    transport: StringTransport = attr.ib(factory=StringTransport)
+
+    def deliverBody(self, protocol: Protocol) -> None:
+        """
+        Keep C{protocol}, to give it the body.
+        """
+        self.body = protocol
+        protocol.makeConnection(self.transport)
+        stop = self.transport.stopProducing
+
+        def stopProducing() -> None:
+            # As Twisted's connections do: the body is lost with them.
+            stop()
+            protocol.connectionLost(Failure(ConnectionLost()))
+
+        self.transport.stopProducing = stopProducing  # type: ignore[method-assign]
+
+    def send(self, data: bytes) -> None:
+        """
+        Give the body C{data}.
+        """
+        assert self.body is not None
+        self.body.dataReceived(data)
+
+    def end(self) -> None:
+        """
+        End the body, whole.
+        """
+        assert self.body is not None
+        self.body.connectionLost(Failure(ResponseDone()))
+
+
+class BodyTimeoutTests(SynchronousTestCase):
+    """
+    L{OasisClient.fetch} ends a body that falls silent, or that takes too
+    long in all.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.agent = Waiting()
+        http = DirectClient(self.clock, self.agent)
+        self.client = OasisClient(
+            self.clock, MemoryLimiter(self.clock), DownloadTopic(idle_timeout=30), 100.0, http=http
+        )
+        self.received: list[bytes] = []
+        self.fetched = self.client.fetch(Transfer(URL), self.received.append)
+        self.answer = PieceByPiece()
+        self.agent.pending[0].callback(self.answer)
+
+    def test_silence(self) -> None:
+        """
+        A body silent for C{idle_timeout} seconds fails the attempt, worth
+        retrying; every byte that arrives starts the silence again.
+        """
+        self.clock.advance(20)
+        self.answer.send(b"a")
+        self.clock.advance(20)
+        self.answer.send(b"b")
+        self.clock.advance(29.9)
+        self.assertNoResult(self.fetched)
+        self.clock.advance(0.1)
+        failure = self.failureResultOf(self.fetched, AttemptFailed)
+        self.assertEqual(str(failure.value), "no data for 30 s")
+        self.assertEqual(self.received, [b"a", b"b"])
+        self.assertEqual(self.answer.transport.producerState, "stopped")
+
+    def test_tooLong(self) -> None:
+        """
+        A body never silent for long, but not whole within the longest a
+        request may take, fails the attempt and says so.
+        """
+        for ignored in range(9):
+            self.clock.advance(10)
+            self.answer.send(b"x")
+        self.clock.advance(9.9)
+        self.assertNoResult(self.fetched)
+        self.clock.advance(0.1)
+        failure = self.failureResultOf(self.fetched, AttemptFailed)
+        self.assertEqual(str(failure.value), "request took longer than 100 s")
+
+    def test_wholeLeavesNoTimer(self) -> None:
+        """
+        A body whole in time ends the fetch with its size, and leaves no
+        timer behind.
+        """
+        self.answer.send(b"abc")
+        self.clock.advance(29)
+        self.answer.end()
+        self.assertEqual(self.successResultOf(self.fetched), 3)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
