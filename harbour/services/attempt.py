@@ -167,14 +167,13 @@ class Attempts:
         self.finishes = Finishes(self.store)
         self.openings = Openings(self.in_thread)
 
-    @inlineCallbacks
     def run(
         self,
         task: Task,
         claimed: float | None = None,
         downloaded: Callable[[], None] = lambda: None,
         lease_seconds: float | None = None,
-    ) -> Generator[Deferred[Any], Any, None]:
+    ) -> Deferred[None]:
         """
         One attempt at one claimed task, ending in a finish or a release,
         or in nothing if the claim was lost meanwhile; the lease is renewed
@@ -194,16 +193,20 @@ class Attempts:
         renewer = LoopingCall(self._renew, task, lease)
         renewer.clock = self.reactor
         renewer.start(max(1.0, asked_for / 3), now=False)
-        try:
-            yield self._attempt(task, lease, downloaded)
-        except LostClaim:
+
+        def lost(failure: Failure) -> None:
+            failure.trap(LostClaim)
             self.log.warn(
                 "lost the claim of {url} (its lease expired): another worker has it",
                 url=task.url,
                 service="download",
             )
-        finally:
+
+        def over(result: _T) -> _T:
             renewer.stop()
+            return result
+
+        return self._attempt(task, lease, downloaded).addErrback(lost).addBoth(over)
 
     @inlineCallbacks
     def _attempt(
@@ -315,45 +318,64 @@ class Attempts:
         return d.addErrback(failed)
 
     @inlineCallbacks
-    def _stored(self, write: Callable[[], Deferred[_T]]) -> Generator[Deferred[Any], Any, _T]:
+    def _stored(
+        self, write: Callable[[], Deferred[_T]], delay: float = STORE_RETRY[0]
+    ) -> Generator[Deferred[Any], Any, _T]:
         """
         Call C{write}, a store write, until the store answers: through an
         outage, with backoff (the store logs the outage), unless harbour
         stops meanwhile.
 
+        @param delay: The first backoff.
         @raise StoreUnavailable: if harbour stopped before the store answered.
         @return: A Deferred firing with what C{write} answers.
         """
-        delay = STORE_RETRY[0]
         while True:
             try:
                 return (yield write())
             except StoreUnavailable:
                 if not self.context.running:
                     raise
-            yield deferLater(self.reactor, delay * self.context.rng.uniform(0.5, 1.5), lambda: None)
+            yield self._backoff(delay)
             delay = min(STORE_RETRY[1], delay * 2)
 
-    @inlineCallbacks
-    def _recorded(
-        self, task: Task, write: Callable[[bool], Deferred[bool]]
-    ) -> Generator[Deferred[Any], Any, bool]:
+    def _backoff(self, delay: float) -> Deferred[None]:
+        """
+        @return: A Deferred firing after about C{delay} seconds (jittered).
+        """
+        return deferLater(self.reactor, delay * self.context.rng.uniform(0.5, 1.5), lambda: None)
+
+    def _recorded(self, task: Task, write: Callable[[bool], Deferred[bool]]) -> Deferred[bool]:
         """
         Record an outcome of C{task}'s claim with C{write}, which is told
-        whether this is a try after one that failed.
+        whether this is a try after one that failed.  Through a store
+        outage it tries again (L{_stored}).  The first try is made without
+        the generators that riding out an outage takes: nearly every one
+        is answered.
 
         @return: A Deferred firing with whether the claim was still held
             (and the outcome recorded).
         """
-        tries = 0
 
-        def counted() -> Deferred[bool]:
-            nonlocal tries
-            tries += 1
-            return write(tries > 1)
+        def again(failure: Failure) -> Deferred[bool]:
+            failure.trap(StoreUnavailable)
+            if not self.context.running:
+                failure.raiseException()
+            return self._recorded_after_outage(task, write)
 
-        held = yield self._stored(counted)
-        if held or tries == 1:
+        return write(False).addErrback(again)
+
+    @inlineCallbacks
+    def _recorded_after_outage(
+        self, task: Task, write: Callable[[bool], Deferred[bool]]
+    ) -> Generator[Deferred[Any], Any, bool]:
+        """
+        Record an outcome as L{_recorded} does, after a first try that met
+        an outage.
+        """
+        yield self._backoff(STORE_RETRY[0])
+        held = yield self._stored(lambda: write(True), min(STORE_RETRY[1], STORE_RETRY[0] * 2))
+        if held:
             return held
         # A try whose answer was lost (the connection dropped) may have
         # recorded the outcome: then the claim ended, and no later one began.

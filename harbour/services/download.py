@@ -31,6 +31,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorFromThreads, IReac
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
@@ -262,28 +263,41 @@ class DownloadService(Service):
         attempt.addCallback(ended)
         return downloaded
 
-    @inlineCallbacks
     def _whole_attempt(
         self, task: Task, claimed: float, lease_seconds: float, downloaded: Callable[[], None]
-    ) -> Generator[Deferred[Any], Any, None]:
+    ) -> Deferred[None]:
         """
         Run one attempt at C{task}; it never fails.
 
         @param downloaded: Called once its bytes are in.
         """
-        try:
-            yield self._attempts.run(task, claimed, downloaded, lease_seconds)
-        except StoreUnavailable as e:
+        attempt = self._attempts.run(task, claimed, downloaded, lease_seconds)
+        return attempt.addErrback(self._attempt_failed, task)
+
+    @inlineCallbacks
+    def _attempt_failed(self, failure: Failure, task: Task) -> Generator[Deferred[Any], Any, None]:
+        """
+        An attempt at C{task} failed with C{failure}.  A store outage that
+        outlasted harbour is logged (the lease brings the task back); any
+        other failure is unforeseen, logged, and the task is given back.
+        It never fails.
+        """
+        if failure.check(StoreUnavailable):
             # Harbour stopped before the outcome could be recorded: the
             # lease expires and the task comes back; a complete file is
             # then verified, not fetched again.
-            self.log.warn("could not record {url}: {error}", url=task.url, error=str(e), service="download")
+            self.log.warn(
+                "could not record {url}: {error}",
+                url=task.url,
+                error=failure.getErrorMessage(),
+                service="download",
+            )
+            return
+        self.log.failure("download of {url} failed unexpectedly", failure, url=task.url, service="download")
+        try:
+            yield self._attempts.retry(task, "internal error (see the log)", None)
         except Exception:
-            self.log.failure("download of {url} failed unexpectedly", url=task.url, service="download")
-            try:
-                yield self._attempts.retry(task, "internal error (see the log)", None)
-            except Exception:
-                self.log.failure("cannot give {url} back", url=task.url, service="download")
+            self.log.failure("cannot give {url} back", url=task.url, service="download")
 
     def _in_thread(self, f: Callable[..., _R], *args: object) -> Deferred[_R]:
         # The pool is made at start, before any attempt or tidying runs.

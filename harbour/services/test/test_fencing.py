@@ -415,6 +415,110 @@ class FreshLeaseTests(OneTaskTestCase):
         self.assertEqual(self.store.renewals, 1)
 
 
+@attr.s(eq=False)
+class FlakyFinishes:
+    """
+    A task store whose calls to record outcomes fail while C{failures}
+    lasts: each takes the next, which may first record the outcomes (an
+    answer lost on the way back).
+    """
+
+    store: MemoryTaskStore = attr.ib()
+    failures: list[bool] = attr.ib(factory=list)
+    calls: list[int] = attr.ib(factory=list)
+    failed: Callable[[], None] = attr.ib(default=lambda: None)
+
+    def finish_many(self, outcomes: Any) -> Deferred[list[bool]]:
+        """
+        Record C{outcomes}, unless a failure is due; note how many went.
+        """
+        self.calls.append(len(outcomes))
+        if self.failures:
+            if self.failures.pop(0):
+                self.store.finish_many(outcomes)
+            self.failed()
+            return fail(StoreUnavailable("away"))
+        return self.store.finish_many(outcomes)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+class RecordingTests(OneTaskTestCase):
+    """
+    An outcome is recorded through a store outage.
+    """
+
+    def attempt(self, failures: list[bool], stop: bool = False) -> tuple[Deferred[None], FlakyFinishes]:
+        """
+        Download the task with the store's calls to record outcomes
+        failing as C{failures} says.
+
+        @param stop: Whether harbour stops as the store's first call fails.
+        @return: The attempt, and the store.
+        """
+        flaky = FlakyFinishes(self.memory, failures)
+        self.store = cast(Any, flaky)
+        attempts = self.attempts()
+        if stop:
+            flaky.failed = lambda: setattr(attempts.context, "running", 0)
+        self.events: list[str] = []
+        attempts.bus.subscribe("task.*", lambda event: self.events.append(event.topic))
+        done = attempts.run(self.claim(), self.clock.seconds())
+        self.client.answer(0, DATA)
+        return done, flaky
+
+    def test_recordedAfterOutage(self) -> None:
+        """
+        An outcome whose recording meets an outage is recorded once the
+        store answers again, each try after the first alone, with backoff.
+        """
+        done, flaky = self.attempt([False, False])
+        self.assertNoResult(done)
+        self.assertEqual(flaky.calls, [1])
+        self.clock.advance(attempt.STORE_RETRY[0] * 1.5)
+        self.assertEqual(flaky.calls, [1, 1])
+        self.assertNoResult(done)
+        self.clock.advance(attempt.STORE_RETRY[0] * 3)
+        self.successResultOf(done)
+        self.assertEqual(flaky.calls, [1, 1, 1])
+        self.assertEqual(self.events, ["task.done"])
+        self.assertEqual(self.state(), DOWNLOADED)
+
+    def test_lostAnswer(self) -> None:
+        """
+        A try whose answer was lost, though it recorded the outcome, is
+        found recorded: the attempt ends well, not as a lost claim.
+        """
+        done, flaky = self.attempt([True])
+        self.clock.advance(attempt.STORE_RETRY[0] * 1.5)
+        self.successResultOf(done)
+        self.assertEqual(flaky.calls, [1, 1])
+        self.assertEqual(self.events, ["task.done"])
+        self.assertEqual(self.state(), DOWNLOADED)
+
+    def test_stoppedInOutage(self) -> None:
+        """
+        Once harbour stops, an outage is not waited out: the attempt fails
+        with L{StoreUnavailable}, and the task stays claimed (its lease
+        brings it back).
+        """
+        done, flaky = self.attempt([False], stop=True)
+        self.failureResultOf(done, StoreUnavailable)
+        self.assertEqual(flaky.calls, [1])
+        self.assertEqual(self.events, [])
+        self.assertEqual(self.state(), DOWNLOADING)
+
+    def state(self) -> str:
+        """
+        @return: The one task's state.
+        """
+        [task_id] = self.successResultOf(self.memory.ids())
+        task = self.successResultOf(self.memory.get(task_id))
+        assert task is not None
+        return task.state
+
+
 class LeaseTests(SynchronousTestCase):
     """
     Tests for L{Lease}.
