@@ -21,7 +21,6 @@ import attr
 import treq
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
@@ -40,6 +39,7 @@ from harbour.services.attempt import RECHECK, backoff
 from harbour.services.checking import AnswerCheck
 from harbour.services.download import DownloadService
 from harbour.services.files import is_record, record, record_path
+from harbour.services.finishing import Finishes
 from harbour.services.writeback import Writeback
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.politeness import MemoryLimiter
@@ -136,6 +136,29 @@ class Harness:
         await finished.addTimeout(60, self.reactor)
         await self.service.stopService()
         return [await self.fetched(t.id) for t in (await self.all_tasks())]
+
+    def called(self, owner: object, name: str, count: int = 1) -> Deferred[None]:
+        """
+        Watch C{owner}'s method C{name} (patched for the rest of the test).
+
+        @return: A L{Deferred} firing once the method has been called
+            C{count} times, in a later turn of the reactor than the call
+            (what called it has gone on by then); failing with
+            L{TimeoutError} after 60 s.
+        """
+        original = getattr(owner, name)
+        reached: Deferred[None] = Deferred()
+        calls = 0
+
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == count:
+                self.reactor.callLater(0, reached.callback, None)
+            return original(*args, **kwargs)
+
+        self.testcase.patch(owner, name, watched)
+        return reached.addTimeout(60, self.reactor)
 
     async def fetched(self, task_id: str) -> Task:
         """
@@ -274,13 +297,11 @@ class DownloadTests(TestCase):
             f"&enddatetime={gmt(end)}&market_run_id=DAM&version=1&resultformat=6&grp_type=ALL_APNODES"
         )
         await harness.store.create([ReportURL(url, "lmp/recent.zip", "lmp", start, end)])
+        released = harness.called(harness.store, "release")
         harness.service.startService()
         self.addCleanup(lambda: harness.service.running and harness.service.stopService())
-        for ignored in range(500):
-            [task] = await harness.all_tasks()
-            if task.last_error:
-                break
-            await deferLater(harness.reactor, 0.01, lambda: None)
+        await released
+        [task] = await harness.all_tasks()
         self.assertEqual((task.state, task.attempts), (PENDING, 0))
         self.assertTrue(task.last_error.startswith("no data yet"), task.last_error)
         self.assertGreaterEqual(task.not_before, now + RECHECK)
@@ -558,13 +579,11 @@ class DownloadTests(TestCase):
 
         harness.store.finish_many = slow_finish_many  # type: ignore[method-assign]
         self.addCleanup(release)
+        # An outcome is asked to be recorded once its file is in place.
+        asked = harness.called(Finishes, "finish", 3)
         harness.service.startService()
-        for _attempt in range(500):
-            if len([p for p in harness.files() if p.suffix == ".zip"]) == 3:
-                break
-            await deferLater(harness.reactor, 0.02, lambda: None)
-        else:
-            self.fail("one worker did not download the next tasks while the first was recorded")
+        await asked
+        self.assertEqual(len([p for p in harness.files() if p.suffix == ".zip"]), 3)
         self.assertEqual(len(calls), 1, "one call at a time; the others wait for it")
         self.assertEqual({t.state for t in await harness.all_tasks()}, {DOWNLOADING})
         stopped = harness.service.stopService()
@@ -583,14 +602,10 @@ class DownloadTests(TestCase):
         harness = Harness(self, Faults(trickle_rate=1.0, trickle_bytes=64))
         manifest = ManifestTopic(base_url=harness.base_url, start="2025-01-10", end="2025-01-10")
         await harness.store.create(report_urls(manifest, [ReportTopic(**LMP)], datetime.date(2025, 2, 1)))
+        receiving = harness.called(harness.service.activity, "count_bytes")
         harness.service.startService()
-        for _attempt in range(500):  # until the first bytes arrive
-            flights = harness.service.status()["in_flight"]
-            if flights and flights[0]["bytes"]:
-                break
-            await deferLater(harness.reactor, 0.02, lambda: None)
-        else:
-            self.fail("the download never started")
+        await receiving
+        self.assertTrue(harness.service.status()["in_flight"], "mid-download")
         await harness.service.stopService()
         [task] = await harness.all_tasks()
         self.assertEqual(task.state, PENDING)
