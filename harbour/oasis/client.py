@@ -121,6 +121,12 @@ class Transfer:
     received: int = 0
 
 
+def _ignore(value: object) -> None:
+    """
+    Take C{value} and do nothing with it.
+    """
+
+
 class _Body(Protocol):
     """
     Hands a response body to C{write} as it arrives, within a size cap.
@@ -177,6 +183,10 @@ class _Body(Protocol):
         """
         Fire C{done} with the body's size, or fail it with why it ended.
         """
+        # The callbacks refer back to this body (its throttle, its
+        # timer): let go of them, or the answer's file and check would
+        # wait for the cycle collector.
+        self._write = self._progress = _ignore
         if self.done.called:  # cancelled
             return
         if self._failure is not None:

@@ -8,7 +8,9 @@ over L{treq.testing.StubTreq} on a L{Clock} and over real HTTP on
 from __future__ import annotations
 
 import datetime
+import gc
 import random
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -916,6 +918,24 @@ class BodyTimeoutTests(SynchronousTestCase):
         self.clock.advance(0.1)
         failure = self.failureResultOf(self.fetched, AttemptFailed)
         self.assertEqual(str(failure.value), "request took longer than 100 s")
+
+    def test_wholeBodyFreedAtOnce(self) -> None:
+        """
+        A body once whole is in no reference cycle: it, and what its bytes
+        went to (the answer's file, its check), are freed as soon as
+        nothing refers to them, not by the cycle collector some files
+        later.
+        """
+        gc.disable()
+        self.addCleanup(gc.enable)
+        self.answer.send(b"abc")
+        self.answer.end()
+        self.successResultOf(self.fetched)
+        body = weakref.ref(self.answer.body)
+        # What is left of the test's own answer and connection.
+        del self.answer.transport.stopProducing
+        del self.answer
+        self.assertIsNone(body())
 
     def test_wholeLeavesNoTimer(self) -> None:
         """
