@@ -261,10 +261,11 @@ class HeadApart(HTTP11ClientProtocol):
     An HTTP/1.1 connection whose parser is given an answer's head apart
     from the body bytes read with it.  Twisted's parser splits its whole
     buffer at each line of the head, copying what follows: a head read
-    with 64 KB of body copied the body once per line of the head.  Its
-    connection reads up to L{READ_SIZE} bytes at a time where it reads the
-    socket itself (plain HTTP; TLS hands on what it deciphers in pieces of
-    its own).
+    with 64 KB of body copied the body once per line of the head.  While
+    the head is parsed, the connection's pauses are held (see
+    L{_head_received}).  Its connection reads up to L{READ_SIZE} bytes at
+    a time where it reads the socket itself (plain HTTP; TLS hands on what
+    it deciphers in pieces of its own).
     """
 
     # While a head is parsed: the bytes read after it, in order.
@@ -324,10 +325,13 @@ class HeadApart(HTTP11ClientProtocol):
         try:
             super().dataReceived(head)
         finally:
+            # Once the answer is over (its body may come with the end of
+            # the head), its proxy is stopped and the connection is the
+            # pool's: a pause noted for the answer no longer applies.
             if proxy._producer is held:
                 proxy._producer = producer
-            if held.paused and not held.stopped:
-                producer.pauseProducing()
+                if held.paused and not held.stopped:
+                    producer.pauseProducing()
 
 
 @implementer(IPushProducer)

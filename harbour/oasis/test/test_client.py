@@ -491,11 +491,13 @@ class Collected(Protocol):
 
 
 #: Answers read in one or more pieces: a head with its body, a head cut
-#: across reads, a chunked body, an empty answer with bytes after it, a
-#: malformed head.
+#: across reads, one cut within its blank line with its whole body after
+#: it (the answer ends while the head is parsed), a chunked body, an
+#: empty answer with bytes after it, a malformed head.
 READS = [
     [b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nX-A: 1\r\n\r\n0123456789"],
     [b"HTTP/1.1 200 OK\r\nContent-Le", b"ngth: 4\r\n\r", b"\n01", b"23"],
+    [b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r", b"\nab\r\n\r\n"],
     [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nab", b"cd\r\n0\r\n\r\n"],
     [b"HTTP/1.1 204 No Content\r\n\r\nstray bytes"],
     [b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"],
@@ -640,6 +642,23 @@ class HeadApartTests(SynchronousTestCase):
         self.assertEqual(transport.producerState, "producing")
         protocol.dataReceived(b"56789")
         self.assertEqual(b"".join(body.chunks), b"0123456789")
+
+    def test_stopped_while_head_parsed(self) -> None:
+        """
+        An owner who stops the connection as soon as the head is parsed
+        stops it, and no pause is made after.
+        """
+
+        def stop(response: IResponse) -> None:
+            response.deliverBody(Collected())
+            transport.stopProducing()
+
+        protocol = HeadApart()
+        transport = CountingTransport()
+        protocol.makeConnection(transport)
+        protocol.request(get()).addCallback(stop)
+        protocol.dataReceived(READS[0][0])
+        self.assertEqual((transport.pauses, transport.producerState), (0, "stopped"))
 
     def test_as_twisted(self) -> None:
         """
