@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol, TypeVar, cast
 
 import attr
-from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks
+from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
@@ -104,6 +104,13 @@ class Lease:
             the claim, and it has not.
         """
         return self.confirmed is not None and 0 <= now - self.confirmed < self.seconds / 2
+
+
+def _longer(delay: float) -> float:
+    """
+    @return: The backoff after one of C{delay} during a store outage.
+    """
+    return min(STORE_RETRY[1], delay * 2)
 
 
 class LostClaim(Exception):
@@ -337,7 +344,7 @@ class Attempts:
                 if not self.context.running:
                     raise
             yield self._backoff(delay)
-            delay = min(STORE_RETRY[1], delay * 2)
+            delay = _longer(delay)
 
     def _backoff(self, delay: float) -> Deferred[None]:
         """
@@ -363,7 +370,7 @@ class Attempts:
                 failure.raiseException()
             return self._recorded_after_outage(task, write)
 
-        return write(False).addErrback(again)
+        return maybeDeferred(write, False).addErrback(again)
 
     @inlineCallbacks
     def _recorded_after_outage(
@@ -374,7 +381,7 @@ class Attempts:
         an outage.
         """
         yield self._backoff(STORE_RETRY[0])
-        held = yield self._stored(lambda: write(True), min(STORE_RETRY[1], STORE_RETRY[0] * 2))
+        held = yield self._stored(lambda: write(True), _longer(STORE_RETRY[0]))
         if held:
             return held
         # A try whose answer was lost (the connection dropped) may have

@@ -26,7 +26,7 @@ from typing import Any, TypeVar, cast
 
 import attr
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, maybeDeferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorFromThreads, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
@@ -271,7 +271,7 @@ class DownloadService(Service):
 
         @param downloaded: Called once its bytes are in.
         """
-        attempt = self._attempts.run(task, claimed, downloaded, lease_seconds)
+        attempt = maybeDeferred(self._attempts.run, task, claimed, downloaded, lease_seconds)
         return attempt.addErrback(self._attempt_failed, task)
 
     @inlineCallbacks

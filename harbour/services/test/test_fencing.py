@@ -31,7 +31,7 @@ from harbour.services.checking import AnswerCheck
 from harbour.services.commit import GroupCommit
 from harbour.services.files import prepare, record_path, temporary_name
 from harbour.store.memory import MemoryTaskStore
-from harbour.store.tasks import DOWNLOADED, DOWNLOADING, Task
+from harbour.store.tasks import DOWNLOADED, DOWNLOADING, Outcome, Task
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
 DATA = (SAMPLES / "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip").read_bytes()
@@ -464,6 +464,14 @@ class RecordingTests(OneTaskTestCase):
             flaky.failed = lambda: setattr(attempts.context, "running", 0)
         self.events: list[str] = []
         attempts.bus.subscribe("task.*", lambda event: self.events.append(event.topic))
+        self.alone: list[bool] = []
+        finish = attempts.finishes.finish
+
+        def noted(outcome: Outcome, alone: bool = False) -> Deferred[bool]:
+            self.alone.append(alone)
+            return finish(outcome, alone)
+
+        self.patch(attempts.finishes, "finish", noted)
         done = attempts.run(self.claim(), self.clock.seconds())
         self.client.answer(0, DATA)
         return done, flaky
@@ -481,8 +489,9 @@ class RecordingTests(OneTaskTestCase):
         self.assertNoResult(done)
         self.clock.advance(attempt.STORE_RETRY[0] * 3)
         self.successResultOf(done)
-        self.assertEqual(flaky.calls, [1, 1, 1])
+        self.assertEqual((flaky.calls, self.alone), ([1, 1, 1], [False, True, True]))
         self.assertEqual(self.events, ["task.done"])
+        self.assertEqual(self.clock.getDelayedCalls(), [], "the renewer stopped")
         self.assertEqual(self.state(), DOWNLOADED)
 
     def test_lostAnswer(self) -> None:
@@ -495,6 +504,7 @@ class RecordingTests(OneTaskTestCase):
         self.successResultOf(done)
         self.assertEqual(flaky.calls, [1, 1])
         self.assertEqual(self.events, ["task.done"])
+        self.assertEqual(self.clock.getDelayedCalls(), [], "the renewer stopped")
         self.assertEqual(self.state(), DOWNLOADED)
 
     def test_stoppedInOutage(self) -> None:
@@ -507,6 +517,7 @@ class RecordingTests(OneTaskTestCase):
         self.failureResultOf(done, StoreUnavailable)
         self.assertEqual(flaky.calls, [1])
         self.assertEqual(self.events, [])
+        self.assertEqual(self.clock.getDelayedCalls(), [], "the renewer stopped")
         self.assertEqual(self.state(), DOWNLOADING)
 
     def state(self) -> str:
