@@ -6,6 +6,7 @@ Tests for L{harbour.services.download} against the OASIS simulator over real HTT
 from __future__ import annotations
 
 import datetime
+import gc
 import hashlib
 import io
 import json
@@ -330,6 +331,22 @@ class DownloadTests(TestCase):
         self.assertIn("inflates beyond 200 times its compressed size", task.last_error)
         self.assertEqual(harness.retried, [])
         self.assertEqual(harness.files(), [])
+
+    async def test_fewCyclesPerFile(self) -> None:
+        """
+        A download leaves next to nothing for the cycle collector: what an
+        attempt made is freed as it ends, not scanned again and again by
+        the collector until a collection finds it.  (A body whose
+        callbacks referred back to it left 41 objects a file; what is left
+        now, about 8 a file, is Twisted's own, mostly its thread pool's.)
+        """
+        harness = Harness(self)
+        gc.collect()
+        gc.disable()
+        self.addCleanup(gc.enable)
+        tasks = await harness.run(LMP, start="2025-01-01", end="2025-01-30")
+        self.assertEqual({t.state for t in tasks}, {DOWNLOADED})
+        self.assertLess(gc.collect() / len(tasks), 20)
 
     async def test_largeAnswer(self) -> None:
         """
