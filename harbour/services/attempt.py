@@ -192,6 +192,9 @@ class Attempts:
             none), before the answer is committed and recorded.
         @param lease_seconds: The lease the claim asked for, if not the
             one the settings give now.
+        @return: A L{Deferred} firing once the attempt has ended; it fails
+            only as recording the outcome failed (L{StoreUnavailable} once
+            harbour stops) or as something unforeseen did.
         """
         lease = Lease()
         asked_for = self.context.work.lease_seconds if lease_seconds is None else lease_seconds
