@@ -1,11 +1,10 @@
 """
 One attempt at one claimed task: prepare the target, fetch the answer into
-a temporary file beside it, verify it, commit it, and record the outcome in
-the task store and on the bus.  The lease is renewed from the claim to the
-outcome, with the claim's fencing token: an attempt that finds its claim
-gone (its lease expired and another worker has the task) commits nothing
-and records nothing.  Recording an outcome rides out a store outage,
-retrying with backoff until the store answers or harbour stops.
+a temporary file beside it, verify it, commit it, and end the attempt in
+the task store and on the bus (L{harbour.services.outcomes}).  The lease
+is renewed from the claim to the outcome, with the claim's fencing token:
+an attempt that finds its claim gone (its lease expired and another
+worker has the task) commits nothing and records nothing.
 """
 
 from __future__ import annotations
@@ -13,12 +12,12 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import IO, Any, Protocol, TypeVar, cast
+from typing import IO, Any, Protocol, TypeVar
 
 import attr
-from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks, maybeDeferred
+from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -26,16 +25,16 @@ from harbour.config.schema import DownloadTopic, WorkTopic
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, ITaskStore
 from harbour.oasis import classify as verdicts
-from harbour.oasis.client import AttemptFailed, OasisClient, PermanentFailure
+from harbour.oasis.client import OasisClient
 from harbour.oasis.requests import UnsafeName, confined
 from harbour.services.activity import DownloadActivity
 from harbour.services.checking import AnswerCheck, judge_file
 from harbour.services.commit import GroupCommit, LeaseRanOut
 from harbour.services.files import InThread, kept_name, prepare, temporary_name, verify
-from harbour.services.finishing import Finishes
 from harbour.services.opening import Openings
+from harbour.services.outcomes import LostClaim, Outcomes
 from harbour.services.writeback import Writeback
-from harbour.store.tasks import DOWNLOADED, DOWNLOADING, EMPTY, FAILED, Outcome, Task
+from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED, Task
 
 _T = TypeVar("_T")
 
@@ -44,9 +43,6 @@ _T = TypeVar("_T")
 RECENT = 3 * 86400.0
 #: How long to wait before asking again for such a window.
 RECHECK = 3 * 3600.0
-#: Backoff between tries of a store write during an outage: from the
-#: first, doubling up to the second.
-STORE_RETRY = (0.05, 5.0)
 
 
 @attr.s(eq=False)
@@ -106,27 +102,6 @@ class Lease:
         return self.confirmed is not None and 0 <= now - self.confirmed < self.seconds / 2
 
 
-def _longer(delay: float) -> float:
-    """
-    @return: The backoff after one of C{delay} during a store outage.
-    """
-    return min(STORE_RETRY[1], delay * 2)
-
-
-class LostClaim(Exception):
-    """
-    The attempt's claim is no longer its own: its lease expired and the
-    task was swept (and perhaps claimed again).
-    """
-
-
-def backoff(attempts: int, base: float, cap: float, rng: random.Random) -> float:
-    """
-    @return: Exponential backoff with jitter for the given attempt count.
-    """
-    return min(cap, base * 2 ** max(0, attempts - 1)) * rng.uniform(0.5, 1.5)
-
-
 class AttemptContext(Protocol):
     """
     What attempts need of the download service they work for.
@@ -167,11 +142,11 @@ class Attempts:
     activity: DownloadActivity = attr.ib()
     in_thread: InThread = attr.ib()
     commits: GroupCommit = attr.ib()
-    finishes: Finishes = attr.ib(init=False)
+    outcomes: Outcomes = attr.ib(init=False)
     openings: Openings = attr.ib(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self.finishes = Finishes(self.store)
+        self.outcomes = Outcomes(self.context, self.reactor, self.store, self.bus, self.activity)
         self.openings = Openings(self.in_thread)
 
     def run(
@@ -225,7 +200,7 @@ class Attempts:
         try:
             target = self.context.directory / confined(task.filename)
         except UnsafeName as e:
-            yield self._conclude(task, FAILED, error=str(e))
+            yield self.outcomes.conclude(task, FAILED, error=str(e))
             return
         temporary = temporary_name(target, task.claim, self.context.rng.getrandbits(32))
         # A worker that lives always removes its own temporary file;
@@ -251,7 +226,7 @@ class Attempts:
             )
         if isinstance(prepared, tuple):
             verdict, size, digest = prepared
-            yield self._conclude(task, DOWNLOADED, size, digest)
+            yield self.outcomes.conclude(task, DOWNLOADED, size, digest)
             return
         try:
             with prepared as file:
@@ -290,9 +265,9 @@ class Attempts:
             raise
         if failure is not None:
             yield self._discard(temporary)
-            yield self._after_failure(task, failure)
+            yield self.outcomes.after_failure(task, failure)
         elif verdict.kind == verdicts.DATA:
-            yield self._conclude(task, DOWNLOADED, received, digest)
+            yield self.outcomes.conclude(task, DOWNLOADED, received, digest)
         elif verdict.kind == verdicts.EMPTY and self.reactor.seconds() - task.window_end < RECENT:
             # Data for a recent window may still come: ask again later,
             # slowly, before "no data" is final.
@@ -302,15 +277,15 @@ class Attempts:
                 hours=RECHECK / 3600,
                 service="download",
             )
-            yield self._release(task, RECHECK, f"no data yet: {verdict.description}", counted=False)
+            yield self.outcomes.release(task, RECHECK, f"no data yet: {verdict.description}", counted=False)
         elif verdict.kind == verdicts.EMPTY:
-            yield self._conclude(task, EMPTY, error=verdict.description)
+            yield self.outcomes.conclude(task, EMPTY, error=verdict.description)
         elif verdict.kind in (verdicts.BAD_REQUEST, verdicts.REFUSED):
             # A wrong request, or an answer that breaks a decompression
             # cap: asking again would only spend OASIS's time and ours.
-            yield self._conclude(task, FAILED, error=verdict.description)
+            yield self.outcomes.conclude(task, FAILED, error=verdict.description)
         else:
-            yield self.retry(task, verdict.description, None)
+            yield self.outcomes.retry(task, verdict.description, None)
 
     def _discard(self, temporary: Path) -> Deferred[None]:
         """
@@ -328,71 +303,6 @@ class Attempts:
         return d.addErrback(failed)
 
     @inlineCallbacks
-    def _stored(
-        self, write: Callable[[], Deferred[_T]], delay: float = STORE_RETRY[0]
-    ) -> Generator[Deferred[Any], Any, _T]:
-        """
-        Call C{write}, a store write, until the store answers: through an
-        outage, with backoff (the store logs the outage), unless harbour
-        stops meanwhile.
-
-        @param delay: The first backoff.
-        @raise StoreUnavailable: if harbour stopped before the store answered.
-        @return: A Deferred firing with what C{write} answers.
-        """
-        while True:
-            try:
-                return (yield write())
-            except StoreUnavailable:
-                if not self.context.running:
-                    raise
-            yield self._backoff(delay)
-            delay = _longer(delay)
-
-    def _backoff(self, delay: float) -> Deferred[None]:
-        """
-        @return: A Deferred firing after about C{delay} seconds (jittered).
-        """
-        return deferLater(self.reactor, delay * self.context.rng.uniform(0.5, 1.5), lambda: None)
-
-    def _recorded(self, task: Task, write: Callable[[bool], Deferred[bool]]) -> Deferred[bool]:
-        """
-        Record an outcome of C{task}'s claim with C{write}, which is told
-        whether this is a try after one that failed.  Through a store
-        outage it tries again (L{_stored}).  The first try is made without
-        the generators that riding out an outage takes: nearly every one
-        is answered.
-
-        @return: A Deferred firing with whether the claim was still held
-            (and the outcome recorded).
-        """
-
-        def again(failure: Failure) -> Deferred[bool]:
-            failure.trap(StoreUnavailable)
-            if not self.context.running:
-                failure.raiseException()
-            return self._recorded_after_outage(task, write)
-
-        return maybeDeferred(write, False).addErrback(again)
-
-    @inlineCallbacks
-    def _recorded_after_outage(
-        self, task: Task, write: Callable[[bool], Deferred[bool]]
-    ) -> Generator[Deferred[Any], Any, bool]:
-        """
-        Record an outcome as L{_recorded} does, after a first try that met
-        an outage.
-        """
-        yield self._backoff(STORE_RETRY[0])
-        held = yield self._stored(lambda: write(True), _longer(STORE_RETRY[0]))
-        if held:
-            return held
-        # A try whose answer was lost (the connection dropped) may have
-        # recorded the outcome: then the claim ended, and no later one began.
-        now = yield self._stored(lambda: self.store.get(task.id))
-        return now is not None and now.claim == task.claim and now.state != DOWNLOADING
-
-    @inlineCallbacks
     def _hold(self, task: Task, lease: Lease) -> Generator[Deferred[Any], Any, None]:
         """
         Make sure C{task}'s claim, whose lease is not fresh, is still held:
@@ -402,7 +312,9 @@ class Attempts:
         """
         asked = self.reactor.seconds()
         seconds = self.context.work.lease_seconds
-        held = yield self._stored(lambda: self.store.renew(task.id, self.context.owner, seconds, task.claim))
+        held = yield self.outcomes.stored(
+            lambda: self.store.renew(task.id, self.context.owner, seconds, task.claim)
+        )
         if not held:
             raise LostClaim(task.id)
         self._confirm(lease, asked, seconds)
@@ -413,37 +325,6 @@ class Attempts:
         expiry C{seconds} on.
         """
         lease.confirm(asked, self.reactor.seconds(), seconds, self.commits.wall())
-
-    @inlineCallbacks
-    def _release(
-        self, task: Task, delay: float, error: str, counted: bool = True
-    ) -> Generator[Deferred[Any], Any, None]:
-        """
-        Give C{task} back, due C{delay} seconds from now (as the store
-        tells time), riding out an outage.
-
-        @raise LostClaim: if the claim is no longer held.
-        """
-        owner = self.context.owner
-        held = yield self._recorded(
-            task,
-            lambda again: self.store.release(
-                task.id, owner, error=error, counted=counted, token=task.claim, delay=delay
-            ),
-        )
-        if not held:
-            raise LostClaim(task.id)
-
-    def _after_failure(self, task: Task, failure: Failure) -> Deferred[None]:
-        if failure.check(PermanentFailure):
-            return self._conclude(task, FAILED, error=str(failure.value))
-        if failure.check(AttemptFailed):
-            return self.retry(task, str(failure.value), cast(AttemptFailed, failure.value).retry_after)
-        if failure.check(CancelledError) and not self.context.running:
-            return self._release(task, 0.0, "harbour stopped mid-download")
-        # A Failure of an exception always has its type.
-        kind = cast("type[BaseException]", failure.type)
-        return self.retry(task, failure.getErrorMessage() or kind.__name__, None)
 
     @inlineCallbacks
     def _fetch(
@@ -500,63 +381,3 @@ class Attempts:
             self._confirm(lease, asked, seconds)
         else:
             self.log.warn("lost the lease of {url}", url=task.url, service="download")
-
-    @inlineCallbacks
-    def retry(self, task: Task, error: str, pause: float | None) -> Generator[Deferred[Any], Any, None]:
-        """
-        Give C{task} back for another attempt after a backoff of at least
-        C{pause} seconds, or fail it once it has used every attempt.
-        """
-        if task.attempts >= self.context.work.max_attempts:
-            yield self._conclude(task, FAILED, error=f"{error} (after {task.attempts} attempts)")
-            return
-        delay = max(
-            pause or 0.0,
-            backoff(
-                task.attempts, self.context.work.retry_base, self.context.work.retry_cap, self.context.rng
-            ),
-        )
-        self.log.info(
-            "retrying {url} in {delay:.1f} s: {error}",
-            url=task.url,
-            delay=delay,
-            error=error,
-            service="download",
-        )
-        yield self._release(task, delay, error)
-        # For the retry counters and the health of the report; nobody waits on it.
-        self.bus.publish(
-            "task.retried",
-            {
-                "id": task.id,
-                "report": task.report,
-                "attempt": task.attempts,
-                "delay": round(delay, 1),
-                "error": error,
-            },
-        ).addErrback(lambda failure: None)
-
-    @inlineCallbacks
-    def _conclude(
-        self, task: Task, state: str, size: int = 0, digest: str = "", error: str = ""
-    ) -> Generator[Deferred[Any], Any, None]:
-        outcome = Outcome(task.id, self.context.owner, state, size, digest, error, task.claim)
-        held = yield self._recorded(task, lambda again: self.finishes.finish(outcome, alone=again))
-        if not held:
-            raise LostClaim(task.id)
-        self.activity.concluded(task, state, success=state == DOWNLOADED)
-        topic = {DOWNLOADED: "task.done", EMPTY: "task.empty", FAILED: "task.failed"}[state]
-        if state == FAILED:
-            self.log.error("{url} failed: {error}", url=task.url, error=error, service="download")
-        yield self.bus.publish(
-            topic,
-            {
-                "id": task.id,
-                "report": task.report,
-                "url": task.url,
-                "filename": task.filename,
-                "bytes": size,
-                "error": error,
-                "revision": task.revision,
-            },
-        )

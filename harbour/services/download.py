@@ -42,11 +42,12 @@ from harbour.interfaces import IBus, IEvent, IPausable, IStatusSource, ITaskStor
 from harbour.oasis.client import OasisClient
 from harbour.processes import process_name
 from harbour.services.activity import DownloadActivity
-from harbour.services.attempt import STORE_RETRY, Attempts
+from harbour.services.attempt import Attempts
 from harbour.services.claiming import Claims
 from harbour.services.commit import GroupCommit
 from harbour.services.cycle import guarded
 from harbour.services.files import remove_abandoned
+from harbour.services.outcomes import STORE_RETRY
 from harbour.services.waking import Waker
 from harbour.store.tasks import Task
 
@@ -295,7 +296,7 @@ class DownloadService(Service):
             return
         self.log.failure("download of {url} failed unexpectedly", failure, url=task.url, service="download")
         try:
-            yield self._attempts.retry(task, "internal error (see the log)", None)
+            yield self._attempts.outcomes.retry(task, "internal error (see the log)", None)
         except Exception:
             self.log.failure("cannot give {url} back", url=task.url, service="download")
 

@@ -41,8 +41,8 @@ from harbour.dataset.write import remove_abandoned
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, IEvent, IPausable, IStatusSource, ITaskStore, StatusDocument
 from harbour.processes import process_name
-from harbour.services.attempt import STORE_RETRY
 from harbour.services.cycle import guarded
+from harbour.services.outcomes import STORE_RETRY
 from harbour.services.parses import Parses
 from harbour.services.retirement import Retirements
 from harbour.services.views import Views

@@ -45,8 +45,8 @@ from harbour.interfaces import (
 )
 from harbour.oasis.publications import Publication
 from harbour.oasis.requests import ReportURL
-from harbour.services.attempt import STORE_RETRY
 from harbour.services.cycle import guarded
+from harbour.services.outcomes import STORE_RETRY
 from harbour.services.progress import ProgressLog
 from harbour.store.tasks import DOWNLOADING, PENDING, RETIRED, task_id
 

@@ -36,11 +36,12 @@ from harbour.oasis.classify import DATA, classify
 from harbour.oasis.client import OasisClient, retry_after
 from harbour.oasis.requests import ReportURL, gmt, report_urls
 from harbour.services import attempt
-from harbour.services.attempt import RECHECK, backoff
+from harbour.services.attempt import RECHECK
 from harbour.services.checking import AnswerCheck
 from harbour.services.download import DownloadService
 from harbour.services.files import is_record, record, record_path
 from harbour.services.finishing import Finishes
+from harbour.services.outcomes import backoff
 from harbour.services.writeback import Writeback
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.politeness import MemoryLimiter

@@ -24,7 +24,7 @@ from harbour.config.schema import DownloadTopic, WorkTopic
 from harbour.errors import StoreUnavailable
 from harbour.oasis.client import AttemptFailed, OasisClient, Transfer
 from harbour.oasis.requests import ReportURL
-from harbour.services import attempt
+from harbour.services import attempt, outcomes
 from harbour.services.activity import DownloadActivity
 from harbour.services.attempt import Attempts, Lease
 from harbour.services.checking import AnswerCheck
@@ -465,13 +465,13 @@ class RecordingTests(OneTaskTestCase):
         self.events: list[str] = []
         attempts.bus.subscribe("task.*", lambda event: self.events.append(event.topic))
         self.alone: list[bool] = []
-        finish = attempts.finishes.finish
+        finish = attempts.outcomes.finishes.finish
 
         def noted(outcome: Outcome, alone: bool = False) -> Deferred[bool]:
             self.alone.append(alone)
             return finish(outcome, alone)
 
-        self.patch(attempts.finishes, "finish", noted)
+        self.patch(attempts.outcomes.finishes, "finish", noted)
         done = attempts.run(self.claim(), self.clock.seconds())
         self.client.answer(0, DATA)
         return done, flaky
@@ -484,10 +484,10 @@ class RecordingTests(OneTaskTestCase):
         done, flaky = self.attempt([False, False])
         self.assertNoResult(done)
         self.assertEqual(flaky.calls, [1])
-        self.clock.advance(attempt.STORE_RETRY[0] * 1.5)
+        self.clock.advance(outcomes.STORE_RETRY[0] * 1.5)
         self.assertEqual(flaky.calls, [1, 1])
         self.assertNoResult(done)
-        self.clock.advance(attempt.STORE_RETRY[0] * 3)
+        self.clock.advance(outcomes.STORE_RETRY[0] * 3)
         self.successResultOf(done)
         self.assertEqual((flaky.calls, self.alone), ([1, 1, 1], [False, True, True]))
         self.assertEqual(self.events, ["task.done"])
@@ -500,7 +500,7 @@ class RecordingTests(OneTaskTestCase):
         found recorded: the attempt ends well, not as a lost claim.
         """
         done, flaky = self.attempt([True])
-        self.clock.advance(attempt.STORE_RETRY[0] * 1.5)
+        self.clock.advance(outcomes.STORE_RETRY[0] * 1.5)
         self.successResultOf(done)
         self.assertEqual(flaky.calls, [1, 1])
         self.assertEqual(self.events, ["task.done"])

@@ -1,0 +1,261 @@
+"""
+The ends of attempts: recorded in the task store, through its outages,
+and announced on the bus.
+
+An attempt ends in a finish (downloaded, empty or failed) or a release
+(the task given back, due later), written with its claim's fencing token:
+only a claim still held is ended, and a write that finds it gone raises
+L{LostClaim}.  Through a store outage a write is tried again with backoff
+until the store answers or harbour stops.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import attr
+from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks, maybeDeferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from harbour.errors import StoreUnavailable
+from harbour.interfaces import IBus, ITaskStore
+from harbour.oasis.client import AttemptFailed, PermanentFailure
+from harbour.services.activity import DownloadActivity
+from harbour.services.finishing import Finishes
+from harbour.store.tasks import DOWNLOADED, DOWNLOADING, EMPTY, FAILED, Outcome, Task
+
+if TYPE_CHECKING:
+    from harbour.services.attempt import AttemptContext
+
+_T = TypeVar("_T")
+
+#: Backoff between tries of a store write during an outage: from the
+#: first, doubling up to the second.
+STORE_RETRY = (0.05, 5.0)
+
+
+def _longer(delay: float) -> float:
+    """
+    @return: The backoff after one of C{delay} during a store outage.
+    """
+    return min(STORE_RETRY[1], delay * 2)
+
+
+class LostClaim(Exception):
+    """
+    The attempt's claim is no longer its own: its lease expired and the
+    task was swept (and perhaps claimed again).
+    """
+
+
+def backoff(attempts: int, base: float, cap: float, rng: random.Random) -> float:
+    """
+    @return: Exponential backoff with jitter for the given attempt count.
+    """
+    return min(cap, base * 2 ** max(0, attempts - 1)) * rng.uniform(0.5, 1.5)
+
+
+@attr.s(eq=False)
+class Outcomes:
+    """
+    Ends attempts (see the module's docstring).
+
+    @ivar context: The download service the attempts work for.
+    @ivar reactor: Times the backoffs.
+    @ivar store: Where outcomes are recorded.
+    @ivar bus: Where they are announced.
+    @ivar activity: Counts them.
+    @ivar finishes: Records finishes, a batch per store call.
+    """
+
+    log = Logger()
+
+    context: AttemptContext = attr.ib()
+    reactor: IReactorTime = attr.ib()
+    store: ITaskStore = attr.ib()
+    bus: IBus = attr.ib()
+    activity: DownloadActivity = attr.ib()
+    finishes: Finishes = attr.ib(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.finishes = Finishes(self.store)
+
+    @inlineCallbacks
+    def stored(
+        self, write: Callable[[], Deferred[_T]], delay: float = STORE_RETRY[0]
+    ) -> Generator[Deferred[Any], Any, _T]:
+        """
+        Call C{write}, a store write, until the store answers: through an
+        outage, with backoff (the store logs the outage), unless harbour
+        stops meanwhile.
+
+        @param delay: The first backoff.
+        @raise StoreUnavailable: if harbour stopped before the store answered.
+        @return: A Deferred firing with what C{write} answers.
+        """
+        while True:
+            try:
+                return (yield write())
+            except StoreUnavailable:
+                if not self.context.running:
+                    raise
+            yield self._backoff(delay)
+            delay = _longer(delay)
+
+    def _backoff(self, delay: float) -> Deferred[None]:
+        """
+        @return: A Deferred firing after about C{delay} seconds (jittered).
+        """
+        return deferLater(self.reactor, delay * self.context.rng.uniform(0.5, 1.5), lambda: None)
+
+    def _recorded(self, task: Task, write: Callable[[bool], Deferred[bool]]) -> Deferred[bool]:
+        """
+        Record an outcome of C{task}'s claim with C{write}, which is told
+        whether this is a try after one that failed.  Through a store
+        outage it tries again (L{stored}).  The first try is made without
+        the generators that riding out an outage takes: nearly every one
+        is answered.
+
+        @return: A Deferred firing with whether the claim was still held
+            (and the outcome recorded).
+        """
+
+        def again(failure: Failure) -> Deferred[bool]:
+            failure.trap(StoreUnavailable)
+            if not self.context.running:
+                failure.raiseException()
+            return self._recorded_after_outage(task, write)
+
+        return maybeDeferred(write, False).addErrback(again)
+
+    @inlineCallbacks
+    def _recorded_after_outage(
+        self, task: Task, write: Callable[[bool], Deferred[bool]]
+    ) -> Generator[Deferred[Any], Any, bool]:
+        """
+        Record an outcome as L{_recorded} does, after a first try that met
+        an outage.
+        """
+        yield self._backoff(STORE_RETRY[0])
+        held = yield self.stored(lambda: write(True), _longer(STORE_RETRY[0]))
+        if held:
+            return held
+        # A try whose answer was lost (the connection dropped) may have
+        # recorded the outcome: then the claim ended, and no later one began.
+        now = yield self.stored(lambda: self.store.get(task.id))
+        return now is not None and now.claim == task.claim and now.state != DOWNLOADING
+
+    @inlineCallbacks
+    def release(
+        self, task: Task, delay: float, error: str, counted: bool = True
+    ) -> Generator[Deferred[Any], Any, None]:
+        """
+        Give C{task} back, due C{delay} seconds from now (as the store
+        tells time), riding out an outage.
+
+        @raise LostClaim: if the claim is no longer held.
+        """
+        owner = self.context.owner
+        held = yield self._recorded(
+            task,
+            lambda again: self.store.release(
+                task.id, owner, error=error, counted=counted, token=task.claim, delay=delay
+            ),
+        )
+        if not held:
+            raise LostClaim(task.id)
+
+    def after_failure(self, task: Task, failure: Failure) -> Deferred[None]:
+        """
+        End an attempt at C{task} whose download failed with C{failure}:
+        failed for good, given back to be tried again, or (harbour
+        stopping) given back at once.
+
+        @raise LostClaim: if the claim is no longer held.
+        """
+        if failure.check(PermanentFailure):
+            return self.conclude(task, FAILED, error=str(failure.value))
+        if failure.check(AttemptFailed):
+            return self.retry(task, str(failure.value), cast(AttemptFailed, failure.value).retry_after)
+        if failure.check(CancelledError) and not self.context.running:
+            return self.release(task, 0.0, "harbour stopped mid-download")
+        # A Failure of an exception always has its type.
+        kind = cast("type[BaseException]", failure.type)
+        return self.retry(task, failure.getErrorMessage() or kind.__name__, None)
+
+    @inlineCallbacks
+    def retry(self, task: Task, error: str, pause: float | None) -> Generator[Deferred[Any], Any, None]:
+        """
+        Give C{task} back for another attempt after a backoff of at least
+        C{pause} seconds, or fail it once it has used every attempt.
+
+        @raise LostClaim: if the claim is no longer held.
+        """
+        if task.attempts >= self.context.work.max_attempts:
+            yield self.conclude(task, FAILED, error=f"{error} (after {task.attempts} attempts)")
+            return
+        delay = max(
+            pause or 0.0,
+            backoff(
+                task.attempts, self.context.work.retry_base, self.context.work.retry_cap, self.context.rng
+            ),
+        )
+        self.log.info(
+            "retrying {url} in {delay:.1f} s: {error}",
+            url=task.url,
+            delay=delay,
+            error=error,
+            service="download",
+        )
+        yield self.release(task, delay, error)
+        # For the retry counters and the health of the report; nobody waits on it.
+        self.bus.publish(
+            "task.retried",
+            {
+                "id": task.id,
+                "report": task.report,
+                "attempt": task.attempts,
+                "delay": round(delay, 1),
+                "error": error,
+            },
+        ).addErrback(lambda failure: None)
+
+    @inlineCallbacks
+    def conclude(
+        self, task: Task, state: str, size: int = 0, digest: str = "", error: str = ""
+    ) -> Generator[Deferred[Any], Any, None]:
+        """
+        Finish C{task} in C{state} (C{downloaded}, C{empty} or C{failed}),
+        riding out an outage, and announce it.
+
+        @param size: The file's size, if downloaded.
+        @param digest: Its hash, if downloaded.
+        @param error: Why it ended so, if empty or failed.
+        @raise LostClaim: if the claim is no longer held: nothing is
+            announced.
+        """
+        outcome = Outcome(task.id, self.context.owner, state, size, digest, error, task.claim)
+        held = yield self._recorded(task, lambda again: self.finishes.finish(outcome, alone=again))
+        if not held:
+            raise LostClaim(task.id)
+        self.activity.concluded(task, state, success=state == DOWNLOADED)
+        topic = {DOWNLOADED: "task.done", EMPTY: "task.empty", FAILED: "task.failed"}[state]
+        if state == FAILED:
+            self.log.error("{url} failed: {error}", url=task.url, error=error, service="download")
+        yield self.bus.publish(
+            topic,
+            {
+                "id": task.id,
+                "report": task.report,
+                "url": task.url,
+                "filename": task.filename,
+                "bytes": size,
+                "error": error,
+                "revision": task.revision,
+            },
+        )
