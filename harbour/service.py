@@ -49,7 +49,8 @@ from harbour.services.publications import PublicationsFollower
 from harbour.services.tables import TablesService
 from harbour.services.work import WorkService
 from harbour.services.workers import WorkersService
-from harbour.store.connection import RedisAddress, StoreService
+from harbour.store.address import RedisAddress
+from harbour.store.connection import StoreService
 from harbour.store.politeness import RedisLimiter
 from harbour.store.tasks import RedisTaskStore
 from harbour.web.service import DEFAULT_HTTP, web_services

@@ -1,7 +1,9 @@
 """
 Redis, and what harbour keeps in it.
 
-The connection (L{harbour.store.connection}), the embedded redis-server
+The connection (L{harbour.store.connection}) to where C{--redis} says
+(L{harbour.store.address}; a Sentinel service's master is found by
+L{harbour.store.sentinel}), the embedded redis-server
 (L{harbour.store.server}), the task store with its Lua scripts
 (L{harbour.store.tasks}, scripts in C{lua/}), its in-memory twin
 (L{harbour.store.memory}) and the politeness limiter

@@ -20,7 +20,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from harbour.errors import ConfigurationError
 from harbour.service import Options
-from harbour.store.connection import RedisAddress, StoreService
+from harbour.store.address import RedisAddress
+from harbour.store.connection import StoreService
 from harbour.store.server import START_TIMEOUT, _ServerOutput, find_redis_server
 from harbour.test.helpers import self_signed, short_directory
 

@@ -15,7 +15,8 @@ from zope.interface.verify import verifyObject
 
 from harbour.errors import ConfigurationError, StoreUnavailable
 from harbour.interfaces import IRedis, IStatusSource
-from harbour.store.connection import RedisAddress, StoreService
+from harbour.store.address import RedisAddress
+from harbour.store.connection import StoreService
 from harbour.store.server import RedisServerProcess, find_redis_server
 from harbour.test.helpers import short_directory
 

@@ -15,14 +15,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from harbour.bus import Bus
 from harbour.errors import ConfigurationError, StoreUnavailable
-from harbour.store.connection import (
-    RedisAddress,
-    SentinelEndpoint,
-    SentinelError,
-    StoreService,
-    _command,
-    parse_master_reply,
-)
+from harbour.store.address import RedisAddress
+from harbour.store.connection import StoreService
+from harbour.store.sentinel import SentinelEndpoint, SentinelError, _command, parse_master_reply
 from harbour.store.server import START_TIMEOUT, _ServerOutput, find_redis_server
 from harbour.store.test.test_auth import free_port
 from harbour.test.helpers import short_directory
