@@ -179,6 +179,36 @@ class RedisAddress:
             return self
         return attr.evolve(self, password=password)
 
+    def refused_login(self, message: str) -> Exception:
+        """
+        Explain why Redis here refused to let a connection in.
+
+        @param message: txredisapi's error: C{"Redis error: could not auth:
+            <reply>"} when C{AUTH} failed, C{"... could not set dbid=N:
+            <reply>"} when C{SELECT} did (C{NOAUTH} there: a password is
+            needed).  Replies never quote the password.
+
+        @return: A L{ConfigurationError} saying so, or a L{ValueError}
+            with C{message} for anything else.
+        """
+        reply = message.split(": ", 2)[-1]
+        if reply == "Lost connection":
+            # Not an answer: the connection closed before AUTH or SELECT was
+            # answered (over TLS, most likely a failed verification).
+            hint = " (is its certificate signed by one in the ca file?)" if self.tls else ""
+            return ConfigurationError(f"Redis at {self} closed the connection as harbour logged in{hint}")
+        if "could not auth" in message:
+            user = self.username or "default"
+            return ConfigurationError(f"Redis at {self} refused the password for user {user}: {reply}")
+        if "NOAUTH" in message:
+            return ConfigurationError(
+                f"Redis at {self} requires a password: put it in the URL, "
+                f"--redis-password-file or HARBOUR_REDIS_PASSWORD ({reply})"
+            )
+        if "could not set dbid" in message:
+            return ConfigurationError(f"Redis at {self} refused database {self.db}: {reply}")
+        return ValueError(message)
+
     def client_tls(self) -> IOpenSSLClientConnectionCreator:
         """
         @return: The TLS options of a C{rediss://} address: the server's

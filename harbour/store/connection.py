@@ -14,7 +14,7 @@ L{StoreUnavailable}, with the reply in its message, for the callers to
 retry with backoff as they do a lost connection.  (A script Redis answers
 C{NOSCRIPT} for is loaded again, and is no outage.)  An outage is logged once,
 when it begins, and once when it ends, however many commands fail
-meanwhile; L{StoreService.status} counts them.
+meanwhile (L{harbour.store.outages}); L{StoreService.status} counts them.
 
 Before it is ready, the store asks Redis its version (C{INFO server}) and
 refuses one older than harbour runs on (Redis 5, see
@@ -51,19 +51,11 @@ from harbour.interfaces import IBus, IRedis, IStatusSource
 from harbour.store.address import RedisAddress
 from harbour.store.keys import legacy_prefix, tagged_prefix
 from harbour.store.migrate import KeyMigration
+from harbour.store.outages import Outages
 from harbour.store.sentinel import SentinelEndpoint
 from harbour.store.server import RedisServerProcess
-from harbour.store.version import MINIMUM_REDIS, redis_version, too_old
+from harbour.store.version import check_version
 from harbour.store.wire import StoreFactory
-
-
-def _refused_command(message: str) -> bool:
-    """
-    @return: Whether an error reply says the command itself is refused
-        (unknown or renamed, or not allowed to this ACL user), rather than
-        that Redis cannot answer now.
-    """
-    return "unknown command" in message or "NOPERM" in message
 
 
 @implementer(IRedis, IStatusSource)
@@ -103,13 +95,24 @@ class StoreService(Service):
     _restart: IDelayedCall | None = attr.ib(default=None, init=False)
     _watch: LoopingCall | None = attr.ib(default=None, init=False)
     _was_connected: bool = attr.ib(default=False, init=False)
-    #: Commands issued so far: a reply ends an outage only if its command
-    #: was issued after the outage began (older ones may still succeed).
-    _issued: int = attr.ib(default=0, init=False)
-    _outage_from: int | None = attr.ib(default=None, init=False)
-    _outage_since: float | None = attr.ib(default=None, init=False)
-    outages: int = attr.ib(default=0, init=False)
-    last_error: str = attr.ib(default="", init=False)
+    _outages: Outages = attr.ib(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._outages = Outages(self.reactor, lambda: str(self.address))
+
+    @property
+    def outages(self) -> int:
+        """
+        How many outages there were so far.
+        """
+        return self._outages.count
+
+    @property
+    def last_error(self) -> str:
+        """
+        The last failed command's error.
+        """
+        return self._outages.last_error
 
     @classmethod
     def from_config(
@@ -177,8 +180,8 @@ class StoreService(Service):
         try:
             yield connected
         except ValueError as e:
-            raise self._login_error(address, str(e)) from None
-        yield self._ride_out(self._check_version)
+            raise address.refused_login(str(e)) from None
+        yield self._ride_out(lambda: check_version(self, self._describe(), self.log))
         if self.legacy_prefix is not None:
             legacy = self.legacy_prefix
             yield self._ride_out(lambda: KeyMigration(self, legacy, self.prefix).run())
@@ -203,74 +206,6 @@ class StoreService(Service):
                 # Logged once by the outage.
                 yield deferLater(self.reactor, delay, lambda: None)
                 delay = min(delay * 2, 30.0)
-
-    @inlineCallbacks
-    def _check_version(self) -> Generator[Deferred[Any], Any, None]:
-        """
-        Refuse a Redis older than harbour runs on (see
-        L{harbour.store.version}).
-
-        @raise ConfigurationError: if Redis is too old.
-        """
-        try:
-            info = yield self.execute("INFO", "server")
-        except StoreUnavailable as e:
-            if not _refused_command(str(e)):
-                raise
-            # A managed Redis may rename INFO, or an ACL user lack it: not
-            # a reason to refuse a Redis that may well be recent enough.
-            self.log.warn(
-                "cannot check the version of Redis at {address} ({error}): it must be Redis "
-                "{minimum} or later",
-                address=self._describe(),
-                error=str(e),
-                minimum=MINIMUM_REDIS[0],
-                service="store",
-            )
-            return
-        version = redis_version(info if isinstance(info, str) else info.decode("utf-8", "replace"))
-        if version is None:
-            self.log.warn(
-                "Redis at {address} does not say its version: it must be Redis {minimum} or later",
-                address=self._describe(),
-                minimum=MINIMUM_REDIS[0],
-                service="store",
-            )
-            return
-        problem = too_old(version)
-        if problem is not None:
-            raise ConfigurationError(f"Redis at {self._describe()}: {problem}")
-
-    @staticmethod
-    def _login_error(address: RedisAddress, message: str) -> Exception:
-        """
-        Explain why Redis refused to let the pool in.
-
-        @param message: txredisapi's error: C{"Redis error: could not auth:
-            <reply>"} when C{AUTH} failed, C{"... could not set dbid=N:
-            <reply>"} when C{SELECT} did (C{NOAUTH} there: a password is
-            needed).  Replies never quote the password.
-
-        @return: A L{ConfigurationError} saying so, or a L{ValueError}
-            with C{message} for anything else.
-        """
-        reply = message.split(": ", 2)[-1]
-        if reply == "Lost connection":
-            # Not an answer: the connection closed before AUTH or SELECT was
-            # answered (over TLS, most likely a failed verification).
-            hint = " (is its certificate signed by one in the ca file?)" if address.tls else ""
-            return ConfigurationError(f"Redis at {address} closed the connection as harbour logged in{hint}")
-        if "could not auth" in message:
-            user = address.username or "default"
-            return ConfigurationError(f"Redis at {address} refused the password for user {user}: {reply}")
-        if "NOAUTH" in message:
-            return ConfigurationError(
-                f"Redis at {address} requires a password: put it in the URL, "
-                f"--redis-password-file or HARBOUR_REDIS_PASSWORD ({reply})"
-            )
-        if "could not set dbid" in message:
-            return ConfigurationError(f"Redis at {address} refused database {address.db}: {reply}")
-        return ValueError(message)
 
     def _check_connection(self) -> None:
         """
@@ -421,26 +356,15 @@ class StoreService(Service):
         Run C{command} on the pool's handler, turning every Redis error into
         L{StoreUnavailable} and keeping track of outages.
         """
-        self._issued += 1
-        issued = self._issued
+        outages = self._outages
+        issued = outages.issue()
         if self._factory is None or not self.connected:
-            return fail(self._failed(f"not connected to Redis at {self.address}"))
+            return fail(outages.failed(f"not connected to Redis at {self.address}"))
         try:
             d = command(self._factory.handler)
         except Exception as e:  # txredisapi raises some errors at once
-            return fail(self._failed(f"Redis at {self.address}: {e}"))
-        return d.addCallbacks(self._answered, self._unavailable, callbackArgs=(issued,))
-
-    def _answered(self, reply: object, issued: int) -> object:
-        if self._outage_from is not None and issued > self._outage_from:
-            self.log.info(
-                "store outage over after {seconds:.1f} s: Redis at {address} answers again",
-                seconds=self.reactor.seconds() - (self._outage_since or 0.0),
-                address=str(self.address),
-                service="store",
-            )
-            self._outage_from = self._outage_since = None
-        return reply
+            return fail(outages.failed(f"Redis at {self.address}: {e}"))
+        return d.addCallbacks(outages.answered, self._unavailable, callbackArgs=(issued,))
 
     def _unavailable(self, failure: Failure) -> NoReturn:
         # Anything Redis or the connection can fail with: an error reply
@@ -452,22 +376,7 @@ class StoreService(Service):
             # The master this pool connected to became a replica (a
             # failover the connections outlived): ask the Sentinels again.
             self._drop_connections()
-        raise self._failed(f"Redis at {self._describe()}: {message}")
-
-    def _failed(self, message: str) -> StoreUnavailable:
-        """
-        Note a failed command: the first failure of an outage is logged and
-        counted, later ones only remembered.
-
-        @return: The error to fail the command with.
-        """
-        self.last_error = message
-        if self._outage_from is None:
-            self._outage_from = self._issued
-            self._outage_since = self.reactor.seconds()
-            self.outages += 1
-            self.log.warn("store outage: {error} (retrying until it answers)", error=message, service="store")
-        return StoreUnavailable(message)
+        raise self._outages.failed(f"Redis at {self._describe()}: {message}")
 
     @inlineCallbacks
     def stopService(self) -> Generator[Deferred[Any], Any, None]:
@@ -498,7 +407,7 @@ class StoreService(Service):
             "embedded": self.server is not None,
             "connected": self.connected,
             "prefix": self.prefix,
-            "outages": self.outages,
-            "last_error": self.last_error,
-            "outage_since": self._outage_since,
+            "outages": self._outages.count,
+            "last_error": self._outages.last_error,
+            "outage_since": self._outages.since,
         }

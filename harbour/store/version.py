@@ -1,5 +1,6 @@
 """
-The oldest Redis harbour runs on, and how to tell which one it speaks to.
+The oldest Redis harbour runs on, how to tell which one it speaks to, and
+the check the store makes before it is ready (L{check_version}).
 
 harbour needs Redis 5 or later: its scripts pop tasks with C{ZPOPMIN}
 (Redis 5) and write after reading C{TIME}, which Redis replicates safely
@@ -9,6 +10,14 @@ only by a script's effects (the default from Redis 5 on).
 from __future__ import annotations
 
 import re
+from collections.abc import Generator
+from typing import Any
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.logger import Logger
+
+from harbour.errors import ConfigurationError, StoreUnavailable
+from harbour.interfaces import IRedis
 
 #: The oldest Redis version harbour runs on.
 MINIMUM_REDIS = (5, 0, 0)
@@ -42,3 +51,51 @@ def too_old(version: tuple[int, int, int]) -> str | None:
         f"Redis {shown} is too old: harbour needs Redis {needed} or later "
         "(ZPOPMIN, and scripts replicated by their effects)"
     )
+
+
+def _refused_command(message: str) -> bool:
+    """
+    @return: Whether an error reply says the command itself is refused
+        (unknown or renamed, or not allowed to this ACL user), rather than
+        that Redis cannot answer now.
+    """
+    return "unknown command" in message or "NOPERM" in message
+
+
+@inlineCallbacks
+def check_version(redis: IRedis, where: str, log: Logger) -> Generator[Deferred[Any], Any, None]:
+    """
+    Refuse a Redis older than harbour runs on.  A Redis that will not say
+    its version is used, with a warning.
+
+    @param where: Describes the Redis, for errors and the log.
+    @raise ConfigurationError: if Redis is too old.
+    @raise StoreUnavailable: if Redis cannot answer now.
+    """
+    try:
+        info = yield redis.execute("INFO", "server")
+    except StoreUnavailable as e:
+        if not _refused_command(str(e)):
+            raise
+        # A managed Redis may rename INFO, or an ACL user lack it: not
+        # a reason to refuse a Redis that may well be recent enough.
+        log.warn(
+            "cannot check the version of Redis at {address} ({error}): it must be Redis {minimum} or later",
+            address=where,
+            error=str(e),
+            minimum=MINIMUM_REDIS[0],
+            service="store",
+        )
+        return
+    version = redis_version(info if isinstance(info, str) else info.decode("utf-8", "replace"))
+    if version is None:
+        log.warn(
+            "Redis at {address} does not say its version: it must be Redis {minimum} or later",
+            address=where,
+            minimum=MINIMUM_REDIS[0],
+            service="store",
+        )
+        return
+    problem = too_old(version)
+    if problem is not None:
+        raise ConfigurationError(f"Redis at {where}: {problem}")

@@ -1,0 +1,76 @@
+"""
+Tests for L{harbour.store.outages}.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, LogEvent, Logger, LogLevel
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.errors import StoreUnavailable
+from harbour.store.outages import Outages
+
+
+class OutagesTests(SynchronousTestCase):
+    """
+    Tests for L{Outages}.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.outages = Outages(self.clock, lambda: "unix:///redis.sock?db=0")
+        self.logged: list[LogEvent] = []
+        self.outages.log = Logger(namespace="store", observer=cast(ILogObserver, self.logged.append))
+
+    def levels(self) -> list[LogLevel]:
+        """
+        @return: The levels of the store's log lines so far.
+        """
+        return [event["log_level"] for event in self.logged if event.get("service") == "store"]
+
+    def test_failures_are_one_outage(self) -> None:
+        """
+        The failures of one outage are counted and logged once; each is
+        remembered as the last error and returned as L{StoreUnavailable}.
+        """
+        self.outages.issue()
+        first = self.outages.failed("BUSY one")
+        self.clock.advance(2)
+        self.outages.issue()
+        second = self.outages.failed("BUSY two")
+        self.assertIsInstance(first, StoreUnavailable)
+        self.assertEqual(str(second), "BUSY two")
+        self.assertEqual((self.outages.count, self.outages.last_error), (1, "BUSY two"))
+        self.assertEqual(self.outages.since, 0)
+        self.assertEqual(self.levels(), [LogLevel.warn])
+
+    def test_only_a_later_command_ends_it(self) -> None:
+        """
+        A reply to a command issued before the outage began leaves it under
+        way; one to a command issued after ends it, logged with how long it
+        lasted, and the next failure is a new outage.
+        """
+        earlier = self.outages.issue()
+        self.outages.issue()
+        self.outages.failed("connection lost")
+        self.assertEqual(self.outages.answered("late", earlier), "late")
+        self.assertEqual(self.outages.since, 0)
+        later = self.outages.issue()
+        self.clock.advance(3)
+        self.outages.answered("OK", later)
+        self.assertIsNone(self.outages.since)
+        self.assertEqual(self.levels(), [LogLevel.warn, LogLevel.info])
+        self.assertEqual(self.logged[-1]["seconds"], 3)
+        self.outages.issue()
+        self.outages.failed("connection lost again")
+        self.assertEqual(self.outages.count, 2)
+
+    def test_answers_without_outage(self) -> None:
+        """
+        Replies while no outage is under way log nothing.
+        """
+        self.outages.answered(None, self.outages.issue())
+        self.assertEqual((self.outages.count, self.levels()), (0, []))
