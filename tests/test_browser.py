@@ -292,6 +292,9 @@ class BrowserTests(TestCase):
         """
         monitor, url = await self.serve(100, 1200)
         await self.driver.go(url)
+        # Once, on a loaded machine, the navigation was answered before the
+        # page's script had drawn the map (no cells): wait for the drawing.
+        await self.until("return window.harbourMapMilliseconds !== undefined;", "the map drawn")
         cells = await self.driver.run("return document.querySelectorAll('#map .cells i').length;")
         self.assertEqual(cells, 120_000)
         drawn = await self.driver.run(COUNT_CELLS)
