@@ -98,7 +98,7 @@ class StoreService(Service):
     _outages: Outages = attr.ib(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._outages = Outages(self.reactor, lambda: str(self.address))
+        self._outages = Outages(self.reactor, lambda: str(self.address), self.log)
 
     @property
     def outages(self) -> int:
@@ -181,7 +181,7 @@ class StoreService(Service):
             yield connected
         except ValueError as e:
             raise address.refused_login(str(e)) from None
-        yield self._ride_out(lambda: check_version(self, self._describe(), self.log))
+        yield self._ride_out(lambda: check_version(self, self._describe, self.log))
         if self.legacy_prefix is not None:
             legacy = self.legacy_prefix
             yield self._ride_out(lambda: KeyMigration(self, legacy, self.prefix).run())

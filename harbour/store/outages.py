@@ -24,7 +24,9 @@ class Outages:
     """
     Keeps track of the outages of one store.
 
+    @ivar reactor: Times the outages.
     @ivar where: Describes the store's Redis, for the log.
+    @ivar log: Where outages are logged: the store's own log.
     @ivar issued: Commands issued so far: a reply ends an outage only if its
         command was issued after the outage began (older ones may still
         succeed).
@@ -34,10 +36,9 @@ class Outages:
         or L{None}.
     """
 
-    log = Logger()
-
     reactor: IReactorTime = attr.ib()
     where: Callable[[], str] = attr.ib()
+    log: Logger = attr.ib()
     issued: int = attr.ib(default=0, init=False)
     count: int = attr.ib(default=0, init=False)
     last_error: str = attr.ib(default="", init=False)

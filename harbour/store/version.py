@@ -10,7 +10,7 @@ only by a script's effects (the default from Redis 5 on).
 from __future__ import annotations
 
 import re
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -63,12 +63,17 @@ def _refused_command(message: str) -> bool:
 
 
 @inlineCallbacks
-def check_version(redis: IRedis, where: str, log: Logger) -> Generator[Deferred[Any], Any, None]:
+def check_version(
+    redis: IRedis, where: Callable[[], str], log: Logger
+) -> Generator[Deferred[Any], Any, None]:
     """
     Refuse a Redis older than harbour runs on.  A Redis that will not say
     its version is used, with a warning.
 
-    @param where: Describes the Redis, for errors and the log.
+    @param redis: The Redis to ask (C{INFO server}).
+    @param where: Describes the Redis once it answered, for errors and the
+        log (a Sentinel's master may have moved meanwhile).
+    @param log: Where the warnings go: the store's own log.
     @raise ConfigurationError: if Redis is too old.
     @raise StoreUnavailable: if Redis cannot answer now.
     """
@@ -81,7 +86,7 @@ def check_version(redis: IRedis, where: str, log: Logger) -> Generator[Deferred[
         # a reason to refuse a Redis that may well be recent enough.
         log.warn(
             "cannot check the version of Redis at {address} ({error}): it must be Redis {minimum} or later",
-            address=where,
+            address=where(),
             error=str(e),
             minimum=MINIMUM_REDIS[0],
             service="store",
@@ -91,11 +96,11 @@ def check_version(redis: IRedis, where: str, log: Logger) -> Generator[Deferred[
     if version is None:
         log.warn(
             "Redis at {address} does not say its version: it must be Redis {minimum} or later",
-            address=where,
+            address=where(),
             minimum=MINIMUM_REDIS[0],
             service="store",
         )
         return
     problem = too_old(version)
     if problem is not None:
-        raise ConfigurationError(f"Redis at {where}: {problem}")
+        raise ConfigurationError(f"Redis at {where()}: {problem}")

@@ -1,6 +1,7 @@
 """
-Tests for L{harbour.store.connection} and L{harbour.store.server} against a real
-redis-server started privately on a unix socket in the test's directory.
+Tests for L{harbour.store.connection}, L{harbour.store.address} and
+L{harbour.store.server} against a real redis-server started privately on
+a unix socket in the test's directory.
 """
 
 from __future__ import annotations

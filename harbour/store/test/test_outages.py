@@ -21,9 +21,9 @@ class OutagesTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.clock = Clock()
-        self.outages = Outages(self.clock, lambda: "unix:///redis.sock?db=0")
         self.logged: list[LogEvent] = []
-        self.outages.log = Logger(namespace="store", observer=cast(ILogObserver, self.logged.append))
+        log = Logger(namespace="store", observer=cast(ILogObserver, self.logged.append))
+        self.outages = Outages(self.clock, lambda: "unix:///redis.sock?db=0", log)
 
     def levels(self) -> list[LogLevel]:
         """
