@@ -40,11 +40,12 @@ demo: $(STAMP)
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) _trial_temp* *.egg-info build
 
-## Run the benchmarks and print one side-by-side table.
+## Run the benchmarks and print one side-by-side table
+## (BENCH_ARGS=--quick: each once, smaller).
 bench: $(STAMP)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	./.ci/install-peers || true
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 ## Mirror the simulator for SOAK_SECONDS (default 600) while injecting
 ## faults, then audit: nothing lost, nothing partial, nothing twice.

@@ -25,8 +25,16 @@ from pathlib import Path
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import react
 
-from benchmarks import backbone, catalogue, dataset, manifest, publications
 from harbour.store.server import find_redis_server
+
+try:
+    from benchmarks import backbone, catalogue, dataset, manifest, publications
+except ModuleNotFoundError as missing:
+    # The bench extras (numpy, pandas...) are not among the test suite's.
+    sys.exit(
+        f"the benchmarks need {missing.name}: run make bench, which installs them, "
+        "or .venv/bin/pip install -e '.[test,bench]'"
+    )
 
 
 def machine() -> str:
