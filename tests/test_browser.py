@@ -25,6 +25,7 @@ from twisted.web.server import Site
 from harbour.amp import commands
 from harbour.bus import Bus
 from harbour.oasis.requests import ReportURL
+from harbour.test.helpers import short_directory
 from harbour.web.metrics import registry
 from harbour.web.monitor import Monitor
 from harbour.web.resources import site_root
@@ -172,7 +173,10 @@ class BrowserTests(TestCase):
         self.reactor = reactor
         chromium, driver = browser()
         port = free_port()
-        process = spawn(reactor, [driver, f"--port={port}"], Path.cwd())
+        # Chromium leaves a directory of its own in TMPDIR per session
+        # (its singleton socket, so the path must be short): one of ours.
+        scratch = short_directory(self)
+        process = spawn(reactor, [driver, f"--port={port}"], Path.cwd(), env={"TMPDIR": str(scratch)})
         self.addCleanup(lambda: process.ended.called or (process.signal("TERM"), process.ended)[1])
         await process.wait_for("started successfully")
         self.driver = WebDriver(f"http://127.0.0.1:{port}")
