@@ -47,8 +47,8 @@ from harbour.services.claiming import Claims
 from harbour.services.commit import GroupCommit
 from harbour.services.cycle import guarded
 from harbour.services.files import remove_abandoned
-from harbour.services.outcomes import STORE_RETRY
 from harbour.services.waking import Waker
+from harbour.store.outages import STORE_RETRY, next_retry
 from harbour.store.tasks import Task
 
 _R = TypeVar("_R")
@@ -220,7 +220,7 @@ class DownloadService(Service):
                 except StoreUnavailable:
                     # Woken early when the connection is back.
                     yield self._waker.idle(outage * self.rng.uniform(0.5, 1.5))
-                    outage = min(STORE_RETRY[1], outage * 2)
+                    outage = next_retry(outage)
                     continue
                 except Exception:
                     self.log.failure("cannot claim", service="download")

@@ -27,23 +27,13 @@ from harbour.interfaces import IBus, ITaskStore
 from harbour.oasis.client import AttemptFailed, PermanentFailure
 from harbour.services.activity import DownloadActivity
 from harbour.services.finishing import Finishes
+from harbour.store.outages import STORE_RETRY, next_retry
 from harbour.store.tasks import DOWNLOADED, DOWNLOADING, EMPTY, FAILED, Outcome, Task
 
 if TYPE_CHECKING:
     from harbour.services.attempt import AttemptContext
 
 _T = TypeVar("_T")
-
-#: Backoff between tries of a store write during an outage: from the
-#: first, doubling up to the second.
-STORE_RETRY = (0.05, 5.0)
-
-
-def _longer(delay: float) -> float:
-    """
-    @return: The backoff after one of C{delay} during a store outage.
-    """
-    return min(STORE_RETRY[1], delay * 2)
 
 
 class LostClaim(Exception):
@@ -105,7 +95,7 @@ class Outcomes:
                 if not self.context.running:
                     raise
             yield self._backoff(delay)
-            delay = _longer(delay)
+            delay = next_retry(delay)
 
     def _backoff(self, delay: float) -> Deferred[None]:
         """
@@ -142,7 +132,7 @@ class Outcomes:
         an outage.
         """
         yield self._backoff(STORE_RETRY[0])
-        held = yield self.stored(lambda: write(True), _longer(STORE_RETRY[0]))
+        held = yield self.stored(lambda: write(True), next_retry(STORE_RETRY[0]))
         if held:
             return held
         # A try whose answer was lost (the connection dropped) may have

@@ -42,11 +42,11 @@ from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, IEvent, IPausable, IStatusSource, ITaskStore, StatusDocument
 from harbour.processes import process_name
 from harbour.services.cycle import guarded
-from harbour.services.outcomes import STORE_RETRY
 from harbour.services.parses import Parses
 from harbour.services.retirement import Retirements
 from harbour.services.views import Views
 from harbour.services.waking import Waker
+from harbour.store.outages import STORE_RETRY, next_retry
 
 _R = TypeVar("_R")
 
@@ -251,7 +251,7 @@ class TablesService(Service):
                     job = yield self.store.claim_parse(self.owner, self.work.lease_seconds)
                 except StoreUnavailable:
                     yield self._waker.idle(outage)
-                    outage = min(STORE_RETRY[1], outage * 2)
+                    outage = next_retry(outage)
                     continue
                 except Exception:
                     self.log.failure("cannot claim a file to parse", service="tables")

@@ -46,8 +46,8 @@ from harbour.interfaces import (
 from harbour.oasis.publications import Publication
 from harbour.oasis.requests import ReportURL
 from harbour.services.cycle import guarded
-from harbour.services.outcomes import STORE_RETRY
 from harbour.services.progress import ProgressLog
+from harbour.store.outages import STORE_RETRY, next_retry
 from harbour.store.tasks import DOWNLOADING, PENDING, RETIRED, task_id
 
 #: Seconds between progress lines in the log (only when something changed).
@@ -279,7 +279,7 @@ class WorkService(Service):
                     self.log.warn("revisions not applied: {error}", error=str(e), service="work")
                     return
             yield deferLater(self.reactor, delay, lambda: None)
-            delay = min(STORE_RETRY[1], delay * 2)
+            delay = next_retry(delay)
         for task in changed:
             request = requests[task["id"]]
             self.log.info(

@@ -2,7 +2,8 @@
 A store's outages: a command that fails (no connection, an error reply, no
 reply in time) begins one, logged once and counted however many commands
 fail meanwhile; a reply to a command issued after it began ends it, logged
-with how long it lasted.
+with how long it lasted.  Those who wait an outage out try again with the
+same backoff (L{STORE_RETRY}, L{next_retry}).
 """
 
 from __future__ import annotations
@@ -17,6 +18,17 @@ from twisted.logger import Logger
 from harbour.errors import StoreUnavailable
 
 _T = TypeVar("_T")
+
+#: Backoff between tries of a store call during an outage: from the
+#: first, doubling (L{next_retry}) up to the second.
+STORE_RETRY = (0.05, 5.0)
+
+
+def next_retry(delay: float) -> float:
+    """
+    @return: The backoff after one of C{delay} during a store outage.
+    """
+    return min(STORE_RETRY[1], delay * 2)
 
 
 @attr.s(eq=False)

@@ -24,13 +24,14 @@ from harbour.config.schema import DownloadTopic, WorkTopic
 from harbour.errors import StoreUnavailable
 from harbour.oasis.client import AttemptFailed, OasisClient, Transfer
 from harbour.oasis.requests import ReportURL
-from harbour.services import attempt, outcomes
+from harbour.services import attempt
 from harbour.services.activity import DownloadActivity
 from harbour.services.attempt import Attempts, Lease
 from harbour.services.checking import AnswerCheck
 from harbour.services.commit import GroupCommit
 from harbour.services.files import prepare, record_path, temporary_name
 from harbour.store.memory import MemoryTaskStore
+from harbour.store.outages import STORE_RETRY
 from harbour.store.tasks import DOWNLOADED, DOWNLOADING, Outcome, Task
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
@@ -484,10 +485,10 @@ class RecordingTests(OneTaskTestCase):
         done, flaky = self.attempt([False, False])
         self.assertNoResult(done)
         self.assertEqual(flaky.calls, [1])
-        self.clock.advance(outcomes.STORE_RETRY[0] * 1.5)
+        self.clock.advance(STORE_RETRY[0] * 1.5)
         self.assertEqual(flaky.calls, [1, 1])
         self.assertNoResult(done)
-        self.clock.advance(outcomes.STORE_RETRY[0] * 3)
+        self.clock.advance(STORE_RETRY[0] * 3)
         self.successResultOf(done)
         self.assertEqual((flaky.calls, self.alone), ([1, 1, 1], [False, True, True]))
         self.assertEqual(self.events, ["task.done"])
@@ -500,7 +501,7 @@ class RecordingTests(OneTaskTestCase):
         found recorded: the attempt ends well, not as a lost claim.
         """
         done, flaky = self.attempt([True])
-        self.clock.advance(outcomes.STORE_RETRY[0] * 1.5)
+        self.clock.advance(STORE_RETRY[0] * 1.5)
         self.successResultOf(done)
         self.assertEqual(flaky.calls, [1, 1])
         self.assertEqual(self.events, ["task.done"])
