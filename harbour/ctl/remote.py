@@ -28,7 +28,7 @@ from harbour.ctl.offline import plan_table
 from harbour.errors import BadRequest, ConfigurationError, HarbourError, Unauthorized
 from harbour.interfaces import IEvent
 from harbour.store.tasks import FINAL_STATES, STATES
-from harbour.web.health import verdict
+from harbour.web.health import CHECK_WORDS, verdict
 
 #: A subcommand run against a connected daemon: it fires with the exit code.
 RemoteCommand = Callable[[IReactorCore, HarbourClientProtocol, argparse.Namespace, TextIO], Deferred[int]]
@@ -53,16 +53,13 @@ def run_remote(
     try:
         token = read_token(Path(args.token_file))
     except ConfigurationError as e:
-        print(f"harbourctl: {e}", file=sys.stderr)
-        return UNREACHABLE
+        return _unreachable(args, out, str(e))
     try:
         protocol = yield connect(IReactorTCP(reactor), args.connect, token)
     except Unauthorized as e:
-        print(f"harbourctl: not authorised by {args.connect}: {e}", file=sys.stderr)
-        return UNREACHABLE
+        return _unreachable(args, out, f"not authorised by {args.connect}: {e}")
     except (ConnectError, ConnectionLost, ConnectionDone, OSError) as e:
-        print(f"harbourctl: cannot connect to {args.connect}: {e}", file=sys.stderr)
-        return UNREACHABLE
+        return _unreachable(args, out, f"cannot connect to {args.connect}: {e}")
     try:
         return (yield _COMMANDS[args.command](reactor, protocol, args, out))
     except (BadRequest, TooLong) as e:
@@ -74,6 +71,20 @@ def run_remote(
     finally:
         if protocol.transport is not None and protocol.transport.connected:
             protocol.transport.loseConnection()
+
+
+def _unreachable(args: argparse.Namespace, out: TextIO, why: str) -> int:
+    """
+    Say why the daemon cannot be asked: on standard error, and for
+    C{status --check} also as the one line on standard output that
+    monitoring plugins read (C{HARBOUR UNKNOWN - why}).
+
+    @return: L{UNREACHABLE}, the exit code monitoring reads as UNKNOWN.
+    """
+    print(f"harbourctl: {why}", file=sys.stderr)
+    if args.command == "status" and getattr(args, "check", False):
+        print(f"HARBOUR {CHECK_WORDS[UNREACHABLE]} - {why}", file=out)
+    return UNREACHABLE
 
 
 @inlineCallbacks

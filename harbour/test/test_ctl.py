@@ -16,7 +16,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.amp import commands
-from harbour.ctl import FAILED, OK, USAGE, _status, check_config, parser
+from harbour.ctl import FAILED, OK, UNREACHABLE, USAGE, _status, check_config, parser
 from harbour.ctl.offline import plan_table, show_catalogue
 from harbour.ctl.remote import run_remote
 from harbour.test.helpers import TOKEN, call, connected, control_service, run_status
@@ -333,3 +333,45 @@ class InsecureEndpointTests(SynchronousTestCase):
         self.assertEqual(code, USAGE)
         self.assertIn("tls:HOST:PORT:trustRoots=DIR", errors.getvalue())
         self.assertEqual((reactor.tcpClients, reactor.sslClients), ([], []))
+
+
+class UnreachableTests(SynchronousTestCase):
+    """
+    A daemon that cannot be asked is an unknown state to monitoring.
+    """
+
+    def unreachable(self, *command: str) -> tuple[int, str, str]:
+        """
+        Run C{command} with a token file that does not exist.
+
+        @return: The exit code, standard output and standard error.
+        """
+        reactor = MemoryReactorClock()
+        args = parser().parse_args(["--token-file", "/nonexistent/amp.token", *command])
+        out, errors = io.StringIO(), io.StringIO()
+        self.patch(sys, "stderr", errors)
+        code = self.successResultOf(run_remote(cast(IReactorCore, reactor), args, out))
+        self.assertEqual(reactor.tcpClients, [])
+        return code, out.getvalue(), errors.getvalue()
+
+    def test_checkSaysUnknown(self) -> None:
+        """
+        C{status --check} exits 3 and prints the one line monitoring plugins
+        read, C{HARBOUR UNKNOWN - } and why; the reason also goes to
+        standard error.
+        """
+        code, out, errors = self.unreachable("status", "--check")
+        self.assertEqual(code, UNREACHABLE)
+        self.assertEqual(out.count("\n"), 1)
+        self.assertTrue(out.startswith("HARBOUR UNKNOWN - "), out)
+        self.assertIn("/nonexistent/amp.token", out)
+        self.assertIn("/nonexistent/amp.token", errors)
+
+    def test_otherCommandsOnlyOnStandardError(self) -> None:
+        """
+        Without C{--check}, the reason goes to standard error alone.
+        """
+        for command in (["status"], ["pause"]):
+            code, out, errors = self.unreachable(*command)
+            self.assertEqual((code, out), (UNREACHABLE, ""))
+            self.assertIn("/nonexistent/amp.token", errors)

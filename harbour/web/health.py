@@ -40,8 +40,9 @@ HEALTH_STATES = (OK, IDLE, RETRYING, BEHIND, FAILING)
 #: What each state means to a monitoring plugin: 0 ok, 1 warning, 2 critical.
 SEVERITY: Mapping[str, int] = {OK: 0, IDLE: 0, RETRYING: 1, BEHIND: 1, FAILING: 2}
 
-#: The exit codes of C{harbourctl status --check}, by severity.
-CHECK_WORDS = ("OK", "WARNING", "CRITICAL")
+#: The word for each exit code of C{harbourctl status --check}: by
+#: severity, then 3 when the daemon cannot be asked.
+CHECK_WORDS = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
 
 _HOUR = 3600.0
 
