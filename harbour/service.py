@@ -100,7 +100,8 @@ class Options(usage.Options):
             (
                 "Redis URL: redis://[[user]:password@]host:port/db, "
                 "rediss://[[user]:password@]host:port/db?ca=CA.pem[&cert=CERT.pem&key=KEY.pem] (TLS) "
-                "or unix://[[user]:password@]/path.sock?db=N; "
+                "unix://[[user]:password@]/path.sock?db=N "
+                "or redis+sentinel://[[user]:password@]host:port[,host:port...]/service/db (Sentinel); "
                 "default: an embedded redis-server in <data-dir>/redis."
             ),
         ],
@@ -126,7 +127,7 @@ class Options(usage.Options):
         ["amp", "a", DEFAULT_AMP, "Twisted endpoint of the AMP control port."],
         ["token-file", "t", None, "Token file for the control port (default <data-dir>/amp.token)."],
         ["http", None, DEFAULT_HTTP, "Twisted endpoint of the status page, /metrics and /healthz, or none."],
-        ["role", None, "all", "all: every service; worker: only downloads, for a --hub."],
+        ["role", None, "all", "all: every service; worker: downloads and their tables, for a --hub."],
         ["hub", None, None, "A worker's hub: the endpoint of its control port (tcp:HOST:7750, ssl:...)."],
     ]
 
