@@ -11,6 +11,7 @@ topic sent as JSON and rebuilt is equal to the original.
 from __future__ import annotations
 
 import datetime
+import math
 import re
 import zoneinfo
 from collections.abc import Callable
@@ -70,6 +71,9 @@ def number(minimum: float | None = None, maximum: float | None = None) -> Check:
     def check(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise Invalid(f"must be a number, not {describe(value)}")
+        # TOML allows nan and inf; neither is a time or a size.
+        if not math.isfinite(value):
+            raise Invalid(f"must be a finite number, not {value}")
         _bounded(value, minimum, maximum)
         return float(value)
 
@@ -117,15 +121,22 @@ def text(pattern: re.Pattern[str] | None = None, choices: tuple[str, ...] = ()) 
     return check
 
 
+#: The longest name of a report: it is a directory name (at most 255 bytes
+#: on most file systems) and starts the names of its files and views.
+LONGEST_NAME = 100
+
+
 def file_name() -> Check:
     """
     @return: A check for a name usable as a directory inside the download
-        directory: letters, digits, C{_}, C{.} and C{-}, and not C{.} or
-        C{..} or hidden.
+        directory: letters, digits, C{_}, C{.} and C{-}, at most
+        L{LONGEST_NAME} of them, and not C{.} or C{..} or hidden.
     """
 
     def check(value: Any) -> str:
         value = text()(value)
+        if len(value) > LONGEST_NAME:
+            raise Invalid(f"may have at most {LONGEST_NAME} characters, not {len(value)}")
         if not _NAME.match(value):
             raise Invalid(f"{value!r} may use only letters, digits, '_', '.' and '-'")
         if value.startswith("."):

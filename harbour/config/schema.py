@@ -12,7 +12,9 @@ a complete L{Configuration} or every problem at once.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -289,6 +291,10 @@ def load_directory(
     texts: dict[str, str] = {}
     problems: list[Problem] = []
     for path in config_files(directory):
+        refused = _not_a_file(path)
+        if refused is not None:
+            problems.append(Problem(path.name, 1, "", refused))
+            continue
         try:
             source = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as e:
@@ -340,6 +346,30 @@ def report_warnings(reports: list[Any], sources: dict[str, str], texts: dict[str
 def config_files(directory: Path) -> list[Path]:
     """
     @return: The configuration files of C{directory}, in name order: every
-        C{*.toml} except hidden ones (editors' temporary files).
+        C{*.toml} except hidden ones (editors' temporary files), whatever
+        it is: one that is not a file is an error (L{_not_a_file}), not
+        left out, since leaving out the file of the reports would retire
+        every task.
     """
-    return sorted(p for p in Path(directory).glob("*.toml") if not p.name.startswith(".") and p.is_file())
+    return sorted(p for p in Path(directory).glob("*.toml") if not p.name.startswith("."))
+
+
+def _not_a_file(path: Path) -> str | None:
+    """
+    @return: Why C{path} cannot be read as a configuration file (a link to
+        nothing, a loop of links, a directory, a FIFO, which reading would
+        wait on forever...), or L{None} if it is a regular file or was
+        removed meanwhile (its deletion event follows).
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if path.is_symlink():
+            return f"a link to {os.readlink(path)}, which does not exist"
+        return None
+    except OSError as e:
+        return f"cannot read: {e.strerror}"
+    if stat.S_ISREG(mode):
+        return None
+    kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+    return f"{kind}: a configuration file must be a file of TOML text"

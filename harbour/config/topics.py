@@ -13,6 +13,7 @@ the file loader (L{harbour.config.schema}) and bus subscribers use.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Self
 
@@ -193,6 +194,33 @@ class Topic:
         return cls(**checked)
 
 
+def reversed_range(values: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+    """
+    Refuse a C{start} after C{end} when both are dates: such a range asks
+    for nothing, and a daemon following it would retire every task it
+    had.  (A relative bound is left alone: whether it falls before or
+    after a date depends on the day.)
+
+    @param values: Checked values: dates as C{YYYY-MM-DD} strings, which
+        compare as the dates do.
+    @return: C{(key, message)} problems.
+    """
+    start, end = values.get("start") or "", values.get("end") or ""
+    if _DATE.match(start) and _DATE.match(end) and start > end:
+        yield "start", f"start {start} is after end {end}: the range would ask for nothing"
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+
+
+#: The longest time a setting in seconds may give (about ten years): a
+#: longer one is a mistake, which timers and Redis expiries would not take.
+LONGEST_SECONDS = 10 * 365 * 86400.0
+
+#: The longest claim lease: a worker that dies holds its tasks this long.
+LONGEST_LEASE = 86400.0
+
+
 @attr.s(frozen=True, auto_attribs=True)
 class ManifestTopic(Topic):
     """
@@ -211,8 +239,18 @@ class ManifestTopic(Topic):
         doc="Read OASIS's publications log (ATL_PUB): request only published days, re-fetch revised ones.",
     )
     publications_interval: float = setting(
-        900.0, check=number(minimum=1), doc="Seconds between reads of the publications log."
+        900.0,
+        check=number(minimum=1, maximum=LONGEST_SECONDS),
+        doc="Seconds between reads of the publications log.",
     )
+
+    @staticmethod
+    def check_whole(values: dict[str, Any]) -> Iterable[tuple[str, str]]:
+        """
+        A C{start} and C{end} given as dates are in order (see
+        L{reversed_range}).
+        """
+        return reversed_range(values)
 
 
 @attr.s(frozen=True, auto_attribs=True)
@@ -251,8 +289,9 @@ class ReportTopic(Topic):
     @staticmethod
     def check_whole(values: dict[str, Any]) -> Iterable[tuple[str, str]]:
         """
-        Exactly one of C{queryname} (SingleZip) or C{groupid} (GroupZip) is
-        given, and C{kind}, filled in from it when absent, agrees with it.
+        A C{start} and C{end} given as dates are in order (see
+        L{reversed_range}).  Exactly one of C{queryname} (SingleZip) or
+        C{groupid} (GroupZip) is given, and C{kind}, filled in from it when absent, agrees with it.
         A report the catalogue knows gets, without a C{window}, the largest
         its parameters allow, and is refused a longer one or a missing
         required parameter; another report's window defaults to a day.
@@ -261,6 +300,7 @@ class ReportTopic(Topic):
             are set.
         @return: C{(key, message)} problems.
         """
+        yield from reversed_range(values)
         query, group = values.get("queryname"), values.get("groupid")
         if (query is None) == (group is None):
             yield "queryname", "give exactly one of queryname (SingleZip) or groupid (GroupZip)"
@@ -327,14 +367,24 @@ class WorkTopic(Topic):
     C{[work]}: how tasks are created and retried.
     """
 
-    refresh_interval: float = setting(3600.0, check=number(minimum=1), doc="Seconds between refreshes.")
-    lease_seconds: float = setting(300.0, check=number(minimum=5), doc="Claim lease length.")
-    max_attempts: int = setting(8, check=integer(minimum=1), doc="Attempts before a task fails.")
-    retry_base: float = setting(10.0, check=number(minimum=0), doc="First retry delay; it doubles.")
-    retry_cap: float = setting(3600.0, check=number(minimum=0), doc="Longest retry delay.")
+    refresh_interval: float = setting(
+        3600.0, check=number(minimum=1, maximum=LONGEST_SECONDS), doc="Seconds between refreshes."
+    )
+    lease_seconds: float = setting(
+        300.0, check=number(minimum=5, maximum=LONGEST_LEASE), doc="Claim lease length, in seconds."
+    )
+    max_attempts: int = setting(
+        8, check=integer(minimum=1, maximum=1000), doc="Attempts before a task fails."
+    )
+    retry_base: float = setting(
+        10.0, check=number(minimum=0, maximum=LONGEST_SECONDS), doc="First retry delay; it doubles."
+    )
+    retry_cap: float = setting(
+        3600.0, check=number(minimum=0, maximum=LONGEST_SECONDS), doc="Longest retry delay."
+    )
     retired_retention: float = setting(
         30 * 86400.0,
-        check=number(minimum=0),
+        check=number(minimum=0, maximum=LONGEST_SECONDS),
         doc="Seconds a task the configuration no longer asks for is kept (it comes back if asked again).",
     )
 
@@ -348,11 +398,15 @@ class DownloadTopic(Topic):
     directory: str = setting("reports", check=text(), doc="Download directory, relative to the data dir.")
     concurrency: int = setting(2, check=integer(minimum=1, maximum=64), doc="Workers in this process.")
     min_request_interval: float = setting(
-        5.0, check=number(minimum=0), doc="Seconds between request starts to one host."
+        5.0,
+        check=number(minimum=0, maximum=LONGEST_SECONDS),
+        doc="Seconds between request starts to one host.",
     )
     max_bytes_per_second: int = setting(0, check=integer(minimum=0), doc="0 means no cap.")
-    connect_timeout: float = setting(30.0, check=number(minimum=0.1), doc="Seconds.")
-    idle_timeout: float = setting(60.0, check=number(minimum=0.1), doc="Seconds without a byte.")
+    connect_timeout: float = setting(30.0, check=number(minimum=0.1, maximum=LONGEST_SECONDS), doc="Seconds.")
+    idle_timeout: float = setting(
+        60.0, check=number(minimum=0.1, maximum=LONGEST_SECONDS), doc="Seconds without a byte."
+    )
     max_bytes: int = setting(2 * GIB, check=integer(minimum=1), doc="Largest accepted answer.")
     keep_revisions: bool = setting(
         True, check=boolean(), doc="Keep a file replaced by a revision, as <name>.rev<N>.zip."

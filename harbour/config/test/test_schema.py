@@ -5,6 +5,7 @@ Tests for L{harbour.config.schema}: parsing, validation, locating errors, defaul
 from __future__ import annotations
 
 import datetime
+import os
 from pathlib import Path
 from typing import Any
 
@@ -277,6 +278,27 @@ class DirectoryTests(SynchronousTestCase):
         (self.directory / "x.toml").write_bytes(b"[work]\nmax_attempts = 2 # \xff\n")
         configuration, problems = load_directory(self.directory)
         self.assertIn("not UTF-8", problems[0].message)
+
+    def test_notAFile(self) -> None:
+        """
+        A C{*.toml} that is not a regular file (a link to nothing, a loop of
+        links, a directory, a FIFO) is a problem naming it: left out, the
+        file of the reports would retire every task.  A FIFO is not opened
+        (reading it would wait forever).
+        """
+        self.write("good.toml", "[work]\nmax_attempts = 2\n")
+        (self.directory / "dangling.toml").symlink_to("gone.toml")
+        (self.directory / "loop.toml").symlink_to("loop.toml")
+        (self.directory / "folder.toml").mkdir()
+        os.mkfifo(self.directory / "pipe.toml")
+        configuration, problems = load_directory(self.directory)
+        self.assertIsNone(configuration)
+        messages = {p.file: p.message for p in problems}
+        self.assertEqual(sorted(messages), ["dangling.toml", "folder.toml", "loop.toml", "pipe.toml"])
+        self.assertEqual(messages["dangling.toml"], "a link to gone.toml, which does not exist")
+        self.assertIn("cannot read", messages["loop.toml"])
+        self.assertTrue(messages["folder.toml"].startswith("a directory"), messages["folder.toml"])
+        self.assertTrue(messages["pipe.toml"].startswith("not a regular file"), messages["pipe.toml"])
 
     def test_defaults(self) -> None:
         """

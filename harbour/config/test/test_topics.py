@@ -113,6 +113,10 @@ class ConstructionTests(SynchronousTestCase):
         """
         self.assertRefused(lambda: ReportTopic(name="../up", queryname="Q"), "name", "may use only")
         self.assertRefused(
+            lambda: ReportTopic(name="a" * 101, queryname="Q"), "name", "at most 100 characters, not 101"
+        )
+        self.assertEqual(ReportTopic(name="a" * 100, queryname="Q").name, "a" * 100)
+        self.assertRefused(
             lambda: ReportTopic(name="a", queryname="Q", window="32d"), "window", "between 1h and 31d"
         )
         self.assertRefused(
@@ -130,6 +134,27 @@ class ConstructionTests(SynchronousTestCase):
         """
         self.assertRefused(lambda: WorkTopic(lease_seconds=1), "lease_seconds", "must be at least 5, not 1")
         self.assertRefused(lambda: WorkTopic(max_attempts=True), "max_attempts", "must be a whole number")
+        self.assertRefused(lambda: WorkTopic(lease_seconds=86401), "lease_seconds", "must be at most 86400")
+        self.assertRefused(lambda: WorkTopic(max_attempts=1001), "max_attempts", "must be at most 1000")
+        self.assertRefused(
+            lambda: WorkTopic(refresh_interval=1e308), "refresh_interval", "must be at most 315360000"
+        )
+
+    def test_notFinite(self) -> None:
+        """
+        TOML's C{nan} and C{inf} are refused wherever a number is asked
+        for: a lease of C{nan} seconds reached Redis's scripts, which
+        failed halfway through a claim.
+        """
+        for value in (float("nan"), float("inf"), float("-inf")):
+            self.assertRefused(
+                lambda value=value: WorkTopic(lease_seconds=value), "lease_seconds", "must be a finite number"
+            )
+            self.assertRefused(
+                lambda value=value: DownloadTopic(idle_timeout=value),
+                "idle_timeout",
+                "must be a finite number",
+            )
 
     def test_download(self) -> None:
         """
@@ -223,6 +248,20 @@ class WholeReportTests(SynchronousTestCase):
         self.assertEqual(
             error.problems, [("kind", "kind 'single_zip' does not fit groupid (use 'group_zip')")]
         )
+
+    def test_reversedRange(self) -> None:
+        """
+        A C{start} after C{end}, both dates, is refused at C{start}, for a
+        report as for the manifest; a relative bound is not compared.
+        """
+        for topic, values in [(ManifestTopic, {}), (ReportTopic, {"name": "a", "queryname": "Q"})]:
+            error = self.assertRaises(TopicError, topic, start="2026-11-20", end="2026-11-10", **values)
+            self.assertEqual(
+                error.problems,
+                [("start", "start 2026-11-20 is after end 2026-11-10: the range would ask for nothing")],
+            )
+            self.assertEqual(topic(start="2026-11-10", end="2026-11-10", **values).end, "2026-11-10")
+            self.assertEqual(topic(start="2999-01-01", end="today", **values).end, "today")
 
     def test_wholeAfterFields(self) -> None:
         """
