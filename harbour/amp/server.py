@@ -440,13 +440,18 @@ def check_name(value: str | None, what: str) -> None:
         raise BadRequest(f"{what} name longer than {MAX_NAME} characters")
 
 
+#: The largest offset of a page: Redis takes indexes up to 2**63 - 1, and no
+#: listing comes near it.
+MAX_OFFSET = 2**53
+
+
 def check_page(offset: int, limit: int) -> None:
     """
-    @raise BadRequest: unless C{offset} is 0 or more and C{limit} between 1
-        and L{commands.MAX_PAGE}.
+    @raise BadRequest: unless C{offset} is between 0 and L{MAX_OFFSET} and
+        C{limit} between 1 and L{commands.MAX_PAGE}.
     """
-    if offset < 0:
-        raise BadRequest(f"offset must be 0 or more, not {offset}")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise BadRequest(f"offset must be between 0 and {MAX_OFFSET}, not {offset}")
     if not 1 <= limit <= commands.MAX_PAGE:
         raise BadRequest(f"limit must be between 1 and {commands.MAX_PAGE}, not {limit}")
 

@@ -443,13 +443,15 @@ class OperatorCommandTests(SynchronousTestCase):
 
     def test_listTasksBadArguments(self) -> None:
         """
-        Unknown states, negative offsets, limits over 500 and oversized
-        names get C{BAD_REQUEST} with a clear description, and the
-        connection stays usable.
+        Unknown states, negative offsets or ones past any listing (Redis
+        would refuse them), limits over 500 and oversized names get
+        C{BAD_REQUEST} with a clear description, and the connection stays
+        usable.
         """
         for kwargs, text in [
             ({"state": "done", "offset": 0, "limit": 1}, "unknown state 'done'"),
-            ({"state": "pending", "offset": -1, "limit": 1}, "offset must be 0 or more"),
+            ({"state": "pending", "offset": -1, "limit": 1}, "offset must be between 0 and"),
+            ({"state": "pending", "offset": 10**20, "limit": 1}, "offset must be between 0 and 9007"),
             ({"state": "pending", "offset": 0, "limit": 501}, "limit must be between 1 and 500"),
             ({"state": "pending", "offset": 0, "limit": 1, "report": "r" * 300}, "longer than 200"),
         ]:
