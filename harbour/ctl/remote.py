@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import TimeoutError as NoAnswer
+from twisted.internet.endpoints import clientFromString
 from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IReactorCore, IReactorTCP, IReactorTime
 from twisted.internet.task import deferLater
@@ -29,6 +31,10 @@ from harbour.errors import BadRequest, ConfigurationError, HarbourError, Unautho
 from harbour.interfaces import IEvent
 from harbour.store.tasks import FINAL_STATES, STATES
 from harbour.web.health import CHECK_WORDS, verdict
+
+#: Seconds a control port has to accept the connection and the token:
+#: harbour answers at once, so a longer wait means something else listens.
+ANSWER_WITHIN = 10.0
 
 #: A subcommand run against a connected daemon: it fires with the exit code.
 RemoteCommand = Callable[[IReactorCore, HarbourClientProtocol, argparse.Namespace, TextIO], Deferred[int]]
@@ -47,18 +53,29 @@ def run_remote(
     """
     try:
         check_connect_endpoint(args.connect)
+        clientFromString(reactor, args.connect)
     except ConfigurationError as e:
         print(f"harbourctl: {e}", file=sys.stderr)
+        return USAGE
+    except (ValueError, TypeError, OSError) as e:
+        # Twisted's endpoint parser says what it could not read, or which
+        # file named (trust roots, certificates) it could not, by raising.
+        print(f"harbourctl: cannot use --connect {args.connect!r}: {e}", file=sys.stderr)
         return USAGE
     try:
         token = read_token(Path(args.token_file))
     except ConfigurationError as e:
         return _unreachable(args, out, str(e))
+    connecting = connect(IReactorTCP(reactor), args.connect, token)
     try:
-        protocol = yield connect(IReactorTCP(reactor), args.connect, token)
+        # Whatever listens there may accept and never answer as harbour does.
+        protocol = yield connecting.addTimeout(ANSWER_WITHIN, IReactorTime(reactor))
     except Unauthorized as e:
         return _unreachable(args, out, f"not authorised by {args.connect}: {e}")
-    except (ConnectError, ConnectionLost, ConnectionDone, OSError) as e:
+    except NoAnswer:
+        why = f"no answer from {args.connect} within {ANSWER_WITHIN:g} s: is it harbour's control port?"
+        return _unreachable(args, out, why)
+    except (ConnectError, ConnectionLost, ConnectionDone, OSError, OverflowError) as e:
         return _unreachable(args, out, f"cannot connect to {args.connect}: {e}")
     try:
         return (yield _COMMANDS[args.command](reactor, protocol, args, out))

@@ -12,13 +12,13 @@ from typing import cast
 
 from twisted.internet.interfaces import IReactorCore
 from twisted.internet.task import Clock
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.amp import commands
 from harbour.ctl import FAILED, OK, UNREACHABLE, USAGE, _status, check_config, parser
 from harbour.ctl.offline import plan_table, show_catalogue
-from harbour.ctl.remote import run_remote
+from harbour.ctl.remote import ANSWER_WITHIN, run_remote
 from harbour.test.helpers import TOKEN, call, connected, control_service, run_status
 
 
@@ -375,3 +375,51 @@ class UnreachableTests(SynchronousTestCase):
             code, out, errors = self.unreachable(*command)
             self.assertEqual((code, out), (UNREACHABLE, ""))
             self.assertIn("/nonexistent/amp.token", errors)
+
+
+class NotHarbourTests(SynchronousTestCase):
+    """
+    C{--connect} naming something that is not harbour's control port ends
+    with a clear error, neither a traceback nor a wait without end.
+    """
+
+    def test_silentListener(self) -> None:
+        """
+        A listener that accepts the connection and never answers the token
+        is given up on after L{ANSWER_WITHIN} seconds, with exit 3 and a
+        question.
+        """
+        reactor = MemoryReactorClock()
+        token = Path(self.mktemp())
+        token.write_text(TOKEN)
+        args = parser().parse_args(["--connect", "tcp:127.0.0.1:7799", "--token-file", str(token), "status"])
+        errors = io.StringIO()
+        self.patch(sys, "stderr", errors)
+        d = run_remote(cast(IReactorCore, reactor), args, io.StringIO())
+        [(host, port, factory, timeout, bind)] = reactor.tcpClients
+        protocol = factory.buildProtocol(None)
+        assert protocol is not None
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        self.assertIn(b"Authenticate", transport.value())
+        reactor.advance(ANSWER_WITHIN - 0.1)
+        self.assertNoResult(d)
+        reactor.advance(0.1)
+        self.assertEqual(self.successResultOf(d), UNREACHABLE)
+        self.assertIn("no answer from tcp:127.0.0.1:7799 within 10 s", errors.getvalue())
+        self.assertTrue(transport.disconnecting)
+
+    def test_notAnEndpoint(self) -> None:
+        """
+        An endpoint Twisted cannot parse is a usage error saying why,
+        before the token is read.
+        """
+        for endpoint in ("garbage", "", "tcp:127.0.0.1:notaport"):
+            reactor = MemoryReactorClock()
+            args = parser().parse_args(["--connect", endpoint, "--token-file", "/nonexistent", "status"])
+            errors = io.StringIO()
+            self.patch(sys, "stderr", errors)
+            code = self.successResultOf(run_remote(cast(IReactorCore, reactor), args, io.StringIO()))
+            self.assertEqual(code, USAGE)
+            self.assertIn(f"cannot use --connect {endpoint!r}", errors.getvalue())
+            self.assertEqual(reactor.tcpClients, [])
