@@ -91,14 +91,17 @@ class RedisAddress:
 
         @raise ConfigurationError: for anything else, without the password.
         """
-        parts = urlsplit(url)
         try:
+            # urlsplit refuses some malformed URLs itself ("redis://[::1").
+            parts = urlsplit(url)
             query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
             # An empty password ("redis://user:@host") is no password.
             username = unquote(parts.username) if parts.username else None
             password = unquote(parts.password) if parts.password else None
             if parts.scheme in ("redis", "rediss"):
                 db = int(parts.path.strip("/") or 0)
+                if db < 0:
+                    raise ValueError(db)
                 tls = parts.scheme == "rediss"
                 if tls and not query.get("ca"):
                     raise ConfigurationError(

@@ -39,9 +39,11 @@ class RedisAddressTests(SynchronousTestCase):
 
     def test_bad(self) -> None:
         """
-        Anything else is a configuration error naming the accepted forms.
+        Anything else is a configuration error naming the accepted forms,
+        a URL that Python's own parser refuses and a negative database
+        among them.
         """
-        for url in ["http://h", "redis://h/x", "unix://", "h:6379"]:
+        for url in ["http://h", "redis://h/x", "unix://", "h:6379", "redis://[::1", "redis://h:6379/-1"]:
             error = self.assertRaises(ConfigurationError, RedisAddress.parse, url)
             self.assertIn("redis://host:port/db", str(error))
 
