@@ -112,18 +112,43 @@ def parser() -> argparse.ArgumentParser:
 
     manifest = sub.add_parser("manifest", help="print every report URL of a configuration, offline")
     manifest.add_argument("--config-dir", type=Path, default=Path("config"))
-    manifest.add_argument("--start", type=datetime.date.fromisoformat, help="first trading day (YYYY-MM-DD)")
-    manifest.add_argument("--end", type=datetime.date.fromisoformat, help="last trading day (YYYY-MM-DD)")
+    manifest.add_argument("--start", type=trading_day, help="first trading day (YYYY-MM-DD)")
+    manifest.add_argument("--end", type=trading_day, help="last trading day (YYYY-MM-DD)")
     manifest.add_argument("--today", type=datetime.date.fromisoformat, help=argparse.SUPPRESS)
     dataset_commands.add_commands(sub)
     return top
+
+
+def trading_day(text: str) -> datetime.date:
+    """
+    Read a C{--start} or C{--end}: a date, within the years OASIS could
+    have (the manifest works a day on either side of it out).
+
+    @raise argparse.ArgumentTypeError: for anything else, saying what is
+        expected.
+    """
+    try:
+        day = datetime.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    if not 1900 <= day.year <= 9998:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a year between 1900 and 9998")
+    return day
 
 
 def main(argv: list[str] | None = None) -> None:
     """
     The C{harbourctl} console script.
     """
-    args = parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    for argument in arguments:
+        try:
+            argument.encode("utf-8")
+        except UnicodeEncodeError:
+            # Bytes the locale could not decode: no name or payload has them.
+            print(f"harbourctl: argument {argument!r} is not UTF-8 text", file=sys.stderr)
+            sys.exit(USAGE)
+    args = parser().parse_args(arguments)
     if args.command == "check-config":
         sys.exit(check_config(args.directory, sys.stdout))
     if args.command == "manifest":

@@ -22,7 +22,7 @@ import duckdb
 from rich.console import Console
 from rich.table import Table
 
-from harbour.ctl.codes import FAILED, OK
+from harbour.ctl.codes import FAILED, OK, USAGE
 from harbour.ctl.offline import _configuration
 from harbour.dataset.inventory import check, report_tables, reports_in, spans
 from harbour.dataset.views import open_views, views_named
@@ -77,8 +77,12 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     wherever the directory was moved or copied, and print or write its
     result.
 
-    @return: L{OK}, or L{FAILED} without tables or for an SQL error.
+    @return: L{OK}, L{USAGE} without a statement, or L{FAILED} without
+        tables or for an SQL error.
     """
+    if not _statement(args.sql):
+        print("harbourctl: no SQL statement to run", file=err)
+        return USAGE
     tables_dir = args.data_dir / "tables"
     try:
         # Only the views the query reads: making one reads every footer.
@@ -96,7 +100,12 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             target = str(args.parquet).replace("'", "''")
             connection.execute(f"COPY ({_statement(args.sql)}) TO '{target}' (FORMAT parquet)")
             return OK
-        _print(connection.execute(args.sql), args, out)
+        result = connection.execute(args.sql)
+        if result is None:
+            # Only comments: DuckDB runs nothing and answers nothing.
+            print("harbourctl: no SQL statement to run", file=err)
+            return USAGE
+        _print(result, args, out)
     except duckdb.Error as e:
         print(f"harbourctl: {_message(e)}", file=err)
         return FAILED

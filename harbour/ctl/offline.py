@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harbour.config.schema import Configuration, load_directory
-from harbour.ctl.codes import FAILED, OK
+from harbour.ctl.codes import FAILED, OK, USAGE
 from harbour.oasis.catalogue import load_catalogue
 from harbour.oasis.plan import plan, trading_days
 from harbour.oasis.requests import market_today, report_urls
@@ -62,6 +62,9 @@ def print_manifest(args: argparse.Namespace, out: TextIO) -> int:
 
     @return: L{OK}, or L{FAILED} if the configuration has errors.
     """
+    if args.start and args.end and args.start > args.end:
+        print(f"harbourctl: --start {args.start} is after --end {args.end}", file=sys.stderr)
+        return USAGE
     configuration = _configuration(args.config_dir)
     if configuration is None:
         return FAILED

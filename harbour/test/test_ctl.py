@@ -16,8 +16,8 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.amp import commands
-from harbour.ctl import FAILED, OK, UNREACHABLE, USAGE, _status, check_config, parser
-from harbour.ctl.offline import plan_table, show_catalogue
+from harbour.ctl import FAILED, OK, UNREACHABLE, USAGE, _status, check_config, main, parser
+from harbour.ctl.offline import plan_table, print_manifest, show_catalogue
 from harbour.ctl.remote import ANSWER_WITHIN, run_remote
 from harbour.test.helpers import TOKEN, call, connected, control_service, run_status
 
@@ -82,6 +82,39 @@ class ParserTests(SynchronousTestCase):
         error = self.assertRaises(SystemExit, parser().parse_args, ["frobnicate"])
         self.assertEqual(error.code, USAGE)
         self.flushLoggedErrors()
+
+    def test_notUTF8(self) -> None:
+        """
+        An argument with bytes the locale could not decode (as Python
+        passes them: lone surrogates) is a usage error naming it, before
+        anything is parsed or sent.
+        """
+        errors = io.StringIO()
+        self.patch(sys, "stderr", errors)
+        error = self.assertRaises(SystemExit, main, ["tasks", "--report", "\udcfe\udcff"])
+        self.assertEqual(error.code, USAGE)
+        self.assertEqual(errors.getvalue(), "harbourctl: argument '\\udcfe\\udcff' is not UTF-8 text\n")
+
+    def test_manifestDates(self) -> None:
+        """
+        C{manifest --start} and C{--end} take dates OASIS could have, and
+        say what they expect of anything else; a start after the end is a
+        usage error, not an empty manifest.
+        """
+        errors = io.StringIO()
+        self.patch(sys, "stderr", errors)
+        for bad, why in [
+            ("2025-02-30", "is not a date (YYYY-MM-DD)"),
+            ("0001-01-01", "is not a year between 1900 and 9998"),
+        ]:
+            error = self.assertRaises(SystemExit, parser().parse_args, ["manifest", "--start", bad])
+            self.assertEqual(error.code, USAGE)
+            self.assertIn(f"{bad!r} {why}", errors.getvalue())
+        args = parser().parse_args(["manifest", "--start", "2025-03-05", "--end", "2025-03-01"])
+        out = io.StringIO()
+        self.assertEqual(print_manifest(args, out), USAGE)
+        self.assertEqual(out.getvalue(), "")
+        self.assertIn("--start 2025-03-05 is after --end 2025-03-01", errors.getvalue())
 
     def test_defaults(self) -> None:
         """

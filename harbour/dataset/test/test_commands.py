@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbour.ctl.codes import FAILED, OK
+from harbour.ctl.codes import FAILED, OK, USAGE
 from harbour.ctl.dataset import add_commands, run
 from harbour.dataset.inventory import check, report_tables, spans
 from harbour.dataset.test.helpers import HUBS_ZIP, simulated, write
@@ -118,6 +118,16 @@ class QueryTests(CommandTestCase):
         self.assertEqual((code, out), (FAILED, ""))
         self.assertIn("nowhere", err)
         self.assertNotIn("Traceback", err)
+
+    def test_no_statement(self) -> None:
+        """
+        SQL that is empty, blanks and semicolons, or only a comment is a
+        usage error saying so, not a traceback.
+        """
+        for sql in ("", " ;\n", "-- nothing"):
+            code, out, err = self.command("query", sql)
+            self.assertEqual((code, out), (USAGE, ""))
+            self.assertEqual(err, "harbourctl: no SQL statement to run\n")
 
     def test_views_file_untouched(self) -> None:
         """
