@@ -214,7 +214,8 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 
 
 #: The longest time a setting in seconds may give (about ten years): a
-#: longer one is a mistake, which timers and Redis expiries would not take.
+#: longer one is surely a mistake, and one of 1e308 seconds overflows the
+#: timers and Redis times it would be added to.
 LONGEST_SECONDS = 10 * 365 * 86400.0
 
 #: The longest claim lease: a worker that dies holds its tasks this long.
@@ -291,7 +292,8 @@ class ReportTopic(Topic):
         """
         A C{start} and C{end} given as dates are in order (see
         L{reversed_range}).  Exactly one of C{queryname} (SingleZip) or
-        C{groupid} (GroupZip) is given, and C{kind}, filled in from it when absent, agrees with it.
+        C{groupid} (GroupZip) is given, and C{kind}, filled in from it
+        when absent, agrees with it.
         A report the catalogue knows gets, without a C{window}, the largest
         its parameters allow, and is refused a longer one or a missing
         required parameter; another report's window defaults to a day.

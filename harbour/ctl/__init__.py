@@ -121,8 +121,9 @@ def parser() -> argparse.ArgumentParser:
 
 def trading_day(text: str) -> datetime.date:
     """
-    Read a C{--start} or C{--end}: a date, within the years OASIS could
-    have (the manifest works a day on either side of it out).
+    Read a C{--start} or C{--end}: a date in a year OASIS could have
+    data for (the manifest also works out the day after and before it,
+    which must be dates too).
 
     @raise argparse.ArgumentTypeError: for anything else, saying what is
         expected.
