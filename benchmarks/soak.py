@@ -9,7 +9,9 @@ definition changed (its C{node} parameter toggled), the simulator's fault
 modes switched on or off, a report disabled (and enabled again at the next
 fault), a kill of its redis-server (harbour restarts it), a report removed
 for good, bad AMP commands and a wrong token, a malformed configuration save
-(then the good one back), its redis-server made to answer C{BUSY} (a Lua
+(then the good one back), saves that would retire every task if taken (the
+reports' file replaced by a link to nothing, the manifest's start put after
+its end; the good files back after each), its redis-server made to answer C{BUSY} (a Lua
 script spinning past C{lua-time-limit}) and C{OOM} (C{maxmemory 1} for a few
 seconds), a hostile C{harbourctl publish} of the C{download} and
 C{reports} topics (it must be refused and change nothing), and a
@@ -466,6 +468,37 @@ class Soak:
         )
         save(self.directory / "config" / "manifest.toml", self.manifest)
 
+    async def dangerous_config(self) -> None:
+        """
+        Saves that, taken, would retire every task: the reports' file
+        replaced by a link to nothing, and (in turn) the manifest's start
+        put after its end.  Each must be a configuration error that keeps
+        the configuration as it was.
+        """
+        after = len(self.daemon.lines)
+        config = self.directory / "config"
+        if self.injected["dangerous config saved"] % 2 == 0:
+            what, taken = "reports file a dangling link", "publishing reports from (defaults)"
+            link = config / ".reports.toml.link"
+            link.symlink_to(config / "nowhere.toml")
+            os.rename(link, config / "reports.toml")
+        else:
+            what, taken = "manifest start after end", "publishing manifest"
+            start = re.search(r"start = (\S+)", self.manifest)
+            end = re.search(r"end = (\S+)", self.manifest)
+            assert start and end
+            save(
+                config / "manifest.toml",
+                self.manifest.replace(f"start = {start[1]}", f"start = {end[1]}").replace(
+                    f"end = {end[1]}", f"end = {start[1]}"
+                ),
+            )
+        await self.daemon.wait_for("config error", after=after)
+        changed = any(taken in line for line in self.daemon.lines[after:])
+        self.bad_inputs.append((what, "CHANGED" if changed else "config.error, old config kept"))
+        save(config / "manifest.toml", self.manifest)
+        self.save_reports()
+
     async def change_definition(self) -> None:
         definition = await self.mid_run()
         definition.node = f"N{definition.index}" + ("" if definition.node.endswith("X") else "X")
@@ -549,6 +582,7 @@ class Soak:
             ("report removed for good", self.remove_report),
             ("bad commands and token", self.bad_commands),
             ("malformed config saved", self.malformed_config),
+            ("dangerous config saved", self.dangerous_config),
             ("reparse, then kill -9 mid-parse", self.kill_mid_parse),
             ("report removed, then kill -9", self.remove_then_kill),
         ]
@@ -832,6 +866,8 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
                 "tables_check_failed",
             )
         )
+        # A bad configuration must change nothing.
+        and all(said != "CHANGED" for name, said in soak.bad_inputs)
         # The hostile publish must be refused and change nothing.
         and all(
             said.startswith("refused")
