@@ -359,6 +359,10 @@ class StoreService(Service):
         outages = self._outages
         issued = outages.issue()
         if self._factory is None or not self.connected:
+            if self.server is not None and self._outcome is None:
+                # Not an outage: the embedded server has not answered yet
+                # (if it cannot start, that is logged as such).
+                return fail(StoreUnavailable("the embedded redis-server is starting"))
             return fail(outages.failed(f"not connected to Redis at {self.address}"))
         try:
             d = command(self._factory.handler)

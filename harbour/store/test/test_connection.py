@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
+from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
@@ -46,6 +47,34 @@ class RedisAddressTests(SynchronousTestCase):
         for url in ["http://h", "redis://h/x", "unix://", "h:6379", "redis://[::1", "redis://h:6379/-1"]:
             error = self.assertRaises(ConfigurationError, RedisAddress.parse, url)
             self.assertIn("redis://host:port/db", str(error))
+
+
+class BeforeStartTests(SynchronousTestCase):
+    """
+    Commands issued before the store has first connected.
+    """
+
+    def test_embeddedStartingIsNoOutage(self) -> None:
+        """
+        While the embedded redis-server has not answered yet, a command
+        fails with L{StoreUnavailable} saying so, and no outage is logged
+        or counted: every start of the daemon used to log one (and its end
+        0.0 s later), for the status page's first reading.
+        """
+        store = StoreService.from_config(Clock(), None, Path(self.mktemp()), "t")
+        failure = self.failureResultOf(store.execute("PING"), StoreUnavailable)
+        self.assertEqual(str(failure.value), "the embedded redis-server is starting")
+        self.assertEqual(store.outages, 0)
+
+    def test_externalUnreachableIsAnOutage(self) -> None:
+        """
+        An external Redis not yet connected is an outage, logged once: it
+        may be down, and nothing else says so.
+        """
+        store = StoreService.from_config(Clock(), "redis://127.0.0.1:1/0", Path(self.mktemp()), "t")
+        failure = self.failureResultOf(store.execute("PING"), StoreUnavailable)
+        self.assertIn("not connected to Redis at", str(failure.value))
+        self.assertEqual(store.outages, 1)
 
 
 class StoreTests(TestCase):
