@@ -79,6 +79,10 @@ def run_remote(
         return _unreachable(args, out, f"cannot connect to {args.connect}: {e}")
     try:
         return (yield _COMMANDS[args.command](reactor, protocol, args, out))
+    except (ConnectionDone, ConnectionLost) as e:
+        # The daemon stopped (or the network failed) mid-command: watch and
+        # subscribe last as long as the daemon does.
+        return _unreachable(args, out, f"lost the connection to {args.connect}: {e}")
     except (BadRequest, TooLong) as e:
         print(f"harbourctl: {args.command} refused: {e}", file=sys.stderr)
         return FAILED

@@ -10,9 +10,12 @@ import sys
 from pathlib import Path
 from typing import cast
 
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IReactorCore
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.protocols import amp
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.amp import commands
@@ -441,6 +444,29 @@ class NotHarbourTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(d), UNREACHABLE)
         self.assertIn("no answer from tcp:127.0.0.1:7799 within 10 s", errors.getvalue())
         self.assertTrue(transport.disconnecting)
+
+    def test_daemonGoesAway(self) -> None:
+        """
+        A daemon that closes the connection mid-command (C{watch}, here, as
+        the daemon stops) ends it with exit 3 and a line saying so, not a
+        traceback.
+        """
+        reactor = MemoryReactorClock()
+        token = Path(self.mktemp())
+        token.write_text(TOKEN)
+        args = parser().parse_args(["--connect", "tcp:127.0.0.1:7799", "--token-file", str(token), "watch"])
+        errors = io.StringIO()
+        self.patch(sys, "stderr", errors)
+        d = run_remote(cast(IReactorCore, reactor), args, io.StringIO())
+        [(host, port, factory, timeout, bind)] = reactor.tcpClients
+        protocol = factory.buildProtocol(None)
+        assert protocol is not None
+        protocol.makeConnection(StringTransport())
+        protocol.dataReceived(amp.AmpBox(_answer=b"1").serialize())
+        self.assertNoResult(d)
+        protocol.connectionLost(Failure(ConnectionDone("the daemon stopped")))
+        self.assertEqual(self.successResultOf(d), UNREACHABLE)
+        self.assertIn("harbourctl: lost the connection to tcp:127.0.0.1:7799", errors.getvalue())
 
     def test_notAnEndpoint(self) -> None:
         """
