@@ -48,8 +48,12 @@ def check_config(directory: Path, out: TextIO) -> int:
 def _configuration(directory: Path) -> Configuration | None:
     """
     @return: The configuration of C{directory}, or L{None} after printing
-        every problem on standard error.
+        every problem on standard error (a directory that is not one is
+        such a problem, not an empty configuration).
     """
+    if not Path(directory).is_dir():
+        print(f"harbourctl: {directory}: not a directory", file=sys.stderr)
+        return None
     configuration, problems = load_directory(directory)
     for problem in problems:
         print(problem, file=sys.stderr)

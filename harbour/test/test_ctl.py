@@ -119,6 +119,20 @@ class ParserTests(SynchronousTestCase):
         self.assertEqual(out.getvalue(), "")
         self.assertIn("--start 2025-03-05 is after --end 2025-03-01", errors.getvalue())
 
+    def test_configDirectoryMissing(self) -> None:
+        """
+        The offline commands that read a configuration fail, saying so,
+        for a directory that does not exist, instead of treating it as
+        one with no reports.
+        """
+        errors = io.StringIO()
+        self.patch(sys, "stderr", errors)
+        args = parser().parse_args(["manifest", "--config-dir", "/nonexistent/config"])
+        out = io.StringIO()
+        self.assertEqual(print_manifest(args, out), FAILED)
+        self.assertEqual(out.getvalue(), "")
+        self.assertEqual(errors.getvalue(), "harbourctl: /nonexistent/config: not a directory\n")
+
     def test_defaults(self) -> None:
         """
         The default connection is the daemon's default loopback port.
