@@ -203,13 +203,8 @@ class Soak:
         self.simulator = OasisSimulator(reactor, seed=7, faults=CALM, last_day=datetime.date(2025, 12, 31))
         self.port = reactor.listenTCP(0, self.simulator.site(), interface="127.0.0.1")
         (directory / "config").mkdir(parents=True)
-        last = datetime.date(2025, 12, 31)
-        self.manifest = (
-            f'[manifest]\nbase_url = "http://127.0.0.1:{self.port.getHost().port}/oasisapi"\n'
-            f"start = {last - datetime.timedelta(days=days - 1)}\nend = {last}\n"
-            "[work]\nlease_seconds = 5\nretry_base = 0.2\nretry_cap = 2\nmax_attempts = 30\n"
-            "[download]\nconcurrency = 4\nmin_request_interval = 0\nidle_timeout = 5\n"
-        )
+        self.last = datetime.date(2025, 12, 31)
+        self.manifest = self.manifest_text(self.last - datetime.timedelta(days=days - 1), self.last)
         save(directory / "config" / "manifest.toml", self.manifest)
         self.definitions: list[Definition] = []
         for _ in range(reports):
@@ -468,6 +463,17 @@ class Soak:
         )
         save(self.directory / "config" / "manifest.toml", self.manifest)
 
+    def manifest_text(self, start: datetime.date, end: datetime.date) -> str:
+        """
+        @return: The soak's C{manifest.toml}, asking for C{start} to C{end}.
+        """
+        return (
+            f'[manifest]\nbase_url = "http://127.0.0.1:{self.port.getHost().port}/oasisapi"\n'
+            f"start = {start}\nend = {end}\n"
+            "[work]\nlease_seconds = 5\nretry_base = 0.2\nretry_cap = 2\nmax_attempts = 30\n"
+            "[download]\nconcurrency = 4\nmin_request_interval = 0\nidle_timeout = 5\n"
+        )
+
     async def dangerous_config(self) -> None:
         """
         Saves that, taken, would retire every task: the reports' file
@@ -484,15 +490,8 @@ class Soak:
             os.rename(link, config / "reports.toml")
         else:
             what, taken = "manifest start after end", "publishing manifest"
-            start = re.search(r"start = (\S+)", self.manifest)
-            end = re.search(r"end = (\S+)", self.manifest)
-            assert start and end
-            save(
-                config / "manifest.toml",
-                self.manifest.replace(f"start = {start[1]}", f"start = {end[1]}").replace(
-                    f"end = {end[1]}", f"end = {start[1]}"
-                ),
-            )
+            day_after = self.last + datetime.timedelta(days=1)
+            save(config / "manifest.toml", self.manifest_text(day_after, self.last))
         await self.daemon.wait_for("config error", after=after)
         changed = any(taken in line for line in self.daemon.lines[after:])
         self.bad_inputs.append((what, "CHANGED" if changed else "config.error, old config kept"))

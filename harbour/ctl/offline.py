@@ -51,7 +51,7 @@ def _configuration(directory: Path) -> Configuration | None:
         every problem on standard error (a directory that is not one is
         such a problem, not an empty configuration).
     """
-    if not Path(directory).is_dir():
+    if not directory.is_dir():
         print(f"harbourctl: {directory}: not a directory", file=sys.stderr)
         return None
     configuration, problems = load_directory(directory)

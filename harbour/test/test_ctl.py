@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 from typing import cast
 
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IReactorCore
+from twisted.internet.interfaces import IProtocol, IReactorCore
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.protocols import amp
@@ -433,16 +434,20 @@ class NotHarbourTests(SynchronousTestCase):
     with a clear error, neither a traceback nor a wait without end.
     """
 
-    def test_silentListener(self) -> None:
+    def accepted(
+        self, command: str
+    ) -> tuple[MemoryReactorClock, Deferred[int], IProtocol, StringTransport, io.StringIO]:
         """
-        A listener that accepts the connection and never answers the token
-        is given up on after L{ANSWER_WITHIN} seconds, with exit 3 and a
-        question.
+        Run C{command} against C{tcp:127.0.0.1:7799} and accept its
+        connection in memory.
+
+        @return: The reactor, the run's exit code to come, the client's
+            protocol, its transport, and what it writes on standard error.
         """
         reactor = MemoryReactorClock()
         token = Path(self.mktemp())
         token.write_text(TOKEN)
-        args = parser().parse_args(["--connect", "tcp:127.0.0.1:7799", "--token-file", str(token), "status"])
+        args = parser().parse_args(["--connect", "tcp:127.0.0.1:7799", "--token-file", str(token), command])
         errors = io.StringIO()
         self.patch(sys, "stderr", errors)
         d = run_remote(cast(IReactorCore, reactor), args, io.StringIO())
@@ -451,6 +456,15 @@ class NotHarbourTests(SynchronousTestCase):
         assert protocol is not None
         transport = StringTransport()
         protocol.makeConnection(transport)
+        return reactor, d, protocol, transport, errors
+
+    def test_silentListener(self) -> None:
+        """
+        A listener that accepts the connection and never answers the token
+        is given up on after L{ANSWER_WITHIN} seconds, with exit 3 and a
+        question.
+        """
+        reactor, d, protocol, transport, errors = self.accepted("status")
         self.assertIn(b"Authenticate", transport.value())
         reactor.advance(ANSWER_WITHIN - 0.1)
         self.assertNoResult(d)
@@ -465,17 +479,7 @@ class NotHarbourTests(SynchronousTestCase):
         the daemon stops) ends it with exit 3 and a line saying so, not a
         traceback.
         """
-        reactor = MemoryReactorClock()
-        token = Path(self.mktemp())
-        token.write_text(TOKEN)
-        args = parser().parse_args(["--connect", "tcp:127.0.0.1:7799", "--token-file", str(token), "watch"])
-        errors = io.StringIO()
-        self.patch(sys, "stderr", errors)
-        d = run_remote(cast(IReactorCore, reactor), args, io.StringIO())
-        [(host, port, factory, timeout, bind)] = reactor.tcpClients
-        protocol = factory.buildProtocol(None)
-        assert protocol is not None
-        protocol.makeConnection(StringTransport())
+        reactor, d, protocol, transport, errors = self.accepted("watch")
         protocol.dataReceived(amp.AmpBox(_answer=b"1").serialize())
         self.assertNoResult(d)
         protocol.connectionLost(Failure(ConnectionDone("the daemon stopped")))
