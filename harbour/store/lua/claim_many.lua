@@ -1,6 +1,6 @@
 -- Claim the most urgent due tasks, at most COUNT, in turn.  ARGV: P,
 -- clock, lease, owner, count.
-local lease, owner, count = tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+local lease, owner, count = number(3), ARGV[4], whole(5, 0)
 local at = now()
 local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', at, 'LIMIT', 0, 1000)
 for _, id in ipairs(due) do

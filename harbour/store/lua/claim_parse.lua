@@ -1,5 +1,5 @@
 -- Claim the oldest due task of the parse queue.  ARGV: P, clock, owner, lease.
-local owner, lease = ARGV[3], tonumber(ARGV[4])
+local owner, lease = ARGV[3], number(4)
 local at = now()
 -- The queue holds only downloaded tasks waiting to be parsed (move.lua
 -- keeps it so); anything else is dropped, boundedly.

@@ -1,5 +1,6 @@
 -- Create the tasks not known yet.  ARGV: P, clock, then (id, url, filename,
 -- report, window_start, window_end) for each.
+groups(6, 5, 6)
 local at = now()
 local created = {}
 for i = 3, #ARGV, 6 do

@@ -26,6 +26,8 @@ local function finish(id, owner, state, bytes, sha256, last_error, token)
   settle(P, id, at)
   return 1
 end
+groups(7, 4)
+for i = 3, #ARGV, 7 do one_of(i + 2, 'downloaded', 'empty', 'failed') end
 local ended = {}
 for i = 3, #ARGV, 7 do
   table.insert(ended, finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]))

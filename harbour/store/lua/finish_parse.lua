@@ -1,6 +1,7 @@
 -- End a parse: parsed (ERROR '') or unparsable.
 -- ARGV: P, clock, id, owner, token, rows, error.
 local id, error = ARGV[3], ARGV[7]
+if error == '' then whole(6, 0) end
 if not parse_held(id, ARGV[4], ARGV[5]) then return 0 end
 local key = P..'t:'..id
 redis.call('ZREM', PARSE_LEASES, id)

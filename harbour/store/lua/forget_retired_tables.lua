@@ -6,7 +6,8 @@
 -- to be parsed again: the drop may have taken the tables its parse wrote.
 -- ARGV: P, clock, N, entries (N), the entries whose tables were dropped.
 -- Returns how many were forgotten.
-local n = tonumber(ARGV[3])
+local n = whole(3, 0)
+if 3 + n > #ARGV then refuse(n..' entries named, '..(#ARGV - 3)..' given') end
 local dropped = {}
 for i = 4 + n, #ARGV do dropped[ARGV[i]] = true end
 local forgotten = 0

@@ -11,11 +11,51 @@
 -- their effects, so a script may write after reading TIME.
 local IDS, READY, DELAYED, LEASES, REPORTS, REVISIONS, DUE, RETIRED, PARSE_QUEUE, PARSE_LEASES, RETIRED_TABLES = unpack(KEYS)
 local P = ARGV[1]
+-- A script checks every argument before it writes: Redis keeps whatever a
+-- script wrote before it failed, so an argument found bad halfway would
+-- leave the store half changed (tasks claimed without a lease, say).
+local function refuse(what)
+  error('harbour: bad script argument: '..what, 0)
+end
+-- ARGV[i] as a finite number.
+local function number(i)
+  local n = tonumber(ARGV[i])
+  if n == nil or n ~= n or n == math.huge or n == -math.huge then
+    refuse('ARGV['..i..'] is not a finite number: '..tostring(ARGV[i]))
+  end
+  return n
+end
+-- ARGV[i] as a whole number, at least LEAST.
+local function whole(i, least)
+  local n = number(i)
+  if n % 1 ~= 0 or n < least then
+    refuse('ARGV['..i..'] is not a whole number of at least '..least..': '..ARGV[i])
+  end
+  return n
+end
+-- ARGV[i], which must be one of the words given.
+local function one_of(i, ...)
+  for _, word in ipairs({...}) do
+    if ARGV[i] == word then return word end
+  end
+  refuse('ARGV['..i..'] is not one of '..table.concat({...}, ', ')..': '..tostring(ARGV[i]))
+end
+-- Check that ARGV after P and the clock is whole groups of SIZE fields,
+-- those at the FIELDS given (counted from 1 in each group) finite numbers.
+local function groups(size, ...)
+  if (#ARGV - 2) % size ~= 0 then
+    refuse((#ARGV - 2)..' arguments after the clock, not groups of '..size)
+  end
+  for i = 3, #ARGV, size do
+    for _, field in ipairs({...}) do number(i + field - 1) end
+  end
+end
+if ARGV[2] ~= '' then number(2) end
 local clock_now
 local function now()
   if not clock_now then
     if ARGV[2] ~= '' then
-      clock_now = tonumber(ARGV[2])
+      clock_now = number(2)
     else
       local time = redis.call('TIME')
       clock_now = tonumber(time[1]) + tonumber(time[2]) / 1000000

@@ -1,6 +1,6 @@
 -- Forget tasks retired before BEFORE, at most LIMIT of them, and the
 -- counters of reports left with no task.  ARGV: P, clock, before, limit.
-local before, limit = ARGV[3], tonumber(ARGV[4])
+local before, limit = number(3), whole(4, 1)
 local ids = redis.call('ZRANGEBYSCORE', RETIRED, '-inf', before, 'LIMIT', 0, limit)
 local emptied = {}
 for _, id in ipairs(ids) do

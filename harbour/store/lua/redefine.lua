@@ -4,6 +4,8 @@
 -- replaced, nothing kept) or 'changed' (the report's definition changed:
 -- a downloaded file is kept as a revision).  A final task is fetched again;
 -- one being downloaded is fetched again once it finishes ('stale').
+groups(5, 3, 4)
+for i = 3, #ARGV, 5 do one_of(i + 4, 'resized', 'changed') end
 local at = now()
 local out = {}
 for i = 3, #ARGV, 5 do

@@ -1,9 +1,10 @@
 -- Give a claim back, due DELAY seconds from now.
 -- ARGV: P, clock, id, owner, delay, error, counted, token.
 local id, owner = ARGV[3], ARGV[4]
+local delay = number(5)
 if not held(P, id, owner, ARGV[8]) then return 0 end
 local at = now()
-local not_before = at + tonumber(ARGV[5])
+local not_before = at + delay
 local key = P..'t:'..id
 local score = -tonumber(redis.call('HGET', key, 'window_start'))
 move(P, id, redis.call('HGET', key, 'report'), 'downloading', 'pending', score)

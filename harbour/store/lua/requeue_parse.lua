@@ -6,7 +6,9 @@
 -- it, and skip others); a task it returns twice is queued already.
 -- ARGV: P, clock, report, cursor, count, only_unqueued.
 -- Returns {next cursor ('0' once the scan is done), tasks queued}.
-local report, cursor, count, only_unqueued = ARGV[3], ARGV[4], ARGV[5], ARGV[6] == '1'
+-- The cursor stays a string: it may be past what a Lua number holds exactly.
+local report, cursor, count, only_unqueued = ARGV[3], ARGV[4], whole(5, 1), ARGV[6] == '1'
+if not string.match(cursor, '^%d+$') then refuse('ARGV[4] is not a scan cursor: '..cursor) end
 local source = P..'s:downloaded'
 if report ~= '' then source = source..':'..report end
 local step = redis.call('ZSCAN', source, cursor, 'COUNT', count)

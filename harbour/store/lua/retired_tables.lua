@@ -5,7 +5,7 @@
 -- go: whose task is still retired, or marked to be (its download under
 -- way), or forgotten since (purged: nobody asks for it); one brought back
 -- since keeps its tables.
-local entries = redis.call('LRANGE', RETIRED_TABLES, 0, tonumber(ARGV[3]) - 1)
+local entries = redis.call('LRANGE', RETIRED_TABLES, 0, whole(3, 1) - 1)
 local dropped = {}
 for _, entry in ipairs(entries) do
   local id = string.match(entry, '^([^\n]*)\n[^\n]*\n.*$')

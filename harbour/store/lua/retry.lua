@@ -2,7 +2,7 @@
 -- called again until fewer come back, so no script runs long (a script past
 -- lua-time-limit makes Redis answer BUSY to everybody).
 -- ARGV: P, clock, state, report, limit.
-local state, report, limit = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local state, report, limit = one_of(3, 'failed', 'empty'), ARGV[4], whole(5, 1)
 local at = now()
 local source = P..'s:'..state
 if report ~= '' then source = source..':'..report end

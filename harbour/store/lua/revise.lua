@@ -1,4 +1,5 @@
 -- Apply revisions.  ARGV: P, clock, then (id, at, version) for each.
+groups(3, 2)
 local at_now = now()
 local due = DUE
 local changed = {}

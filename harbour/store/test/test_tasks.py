@@ -1074,3 +1074,126 @@ class RedisTimeTests(TestCase):
         # first } after it.
         tags = {key[key.index("{") + 1 : key.index("}")] for key in keys}
         self.assertEqual((tags, len(keys) > 10), ({"t"}, True), keys)
+
+
+class RedisScriptArgumentTests(TestCase):
+    """
+    Every write script of L{RedisTaskStore} checks its arguments before it
+    writes anything: Redis keeps what a script wrote before it failed, so
+    a bad argument found halfway would leave the store half changed (a
+    task claimed with no lease, say).  Each bad call fails and changes no
+    key.
+    """
+
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
+        """
+        A store holding a pending task, one being downloaded, one downloaded
+        and being parsed, and one retired with its tables to drop.
+        """
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        self.redis = await private_redis(self)
+        self.store = RedisTaskStore(self.redis, self.clock, self.redis.prefix)
+        await self.store.create([request("a", day) for day in range(1, 5)])
+        parsed = await self.store.claim("w", 60)
+        assert parsed is not None
+        await self.store.finish(parsed.id, "w", DOWNLOADED, 1, "h", token=parsed.claim)
+        job = await self.store.claim_parse("p", 60)
+        assert job is not None
+        self.claimed = await self.store.claim("w", 60)
+        assert self.claimed is not None
+        await self.store.retire([task_id(request("a", 1).filename)])
+
+    async def contents(self) -> dict[str, object]:
+        """
+        @return: Every key under the store's prefix and what it holds.
+        """
+        found: dict[str, object] = {}
+        for key in await self.redis.execute("KEYS", self.redis.prefix + "*"):
+            kind = await self.redis.execute("TYPE", key)
+            reading = {
+                "hash": ("HGETALL",),
+                "zset": ("ZRANGE", 0, -1, "WITHSCORES"),
+                "set": ("SMEMBERS",),
+                "list": ("LRANGE", 0, -1),
+                "string": ("GET",),
+            }[kind]
+            value = await self.redis.execute(reading[0], key, *reading[1:])
+            found[key] = sorted(value) if kind == "set" else value
+        return found
+
+    async def assertRefused(self, script: str, *args: object, clock: str | None = None) -> None:
+        """
+        Run C{script} with C{args} (after the prefix and the clock, the
+        store's own unless C{clock} is given) and check that it fails,
+        saying why, and that no key changed.
+        """
+        from harbour.errors import StoreUnavailable
+        from harbour.store.tasks import FIXED_KEYS
+
+        before = await self.contents()
+        keys = [self.redis.prefix + name for name in FIXED_KEYS]
+        now = repr(self.clock.seconds()) if clock is None else clock
+        with self.assertRaises(StoreUnavailable) as caught:
+            await self.redis.eval(script, keys, [self.redis.prefix, now, *args])
+        self.assertIn("bad script argument", str(caught.exception))
+        self.assertEqual(await self.contents(), before)
+
+    async def test_downloadScripts(self) -> None:
+        """
+        Claims, renewals, releases and ends of claims refuse a number that
+        is not one (C{nan}, C{inf}, a word), a count that is not whole, and
+        a state they do not move to, before moving any task.
+        """
+        from harbour.store import tasks
+
+        claimed = self.claimed
+        assert claimed is not None
+        token = str(claimed.claim)
+        await self.assertRefused(tasks.CLAIM_MANY, "nan", "w", "2")
+        await self.assertRefused(tasks.CLAIM_MANY, "60", "w", "1.5")
+        await self.assertRefused(tasks.CLAIM_MANY, "60", "w", "2", clock="soon")
+        await self.assertRefused(tasks.RENEW, claimed.id, "w", "inf", token)
+        await self.assertRefused(tasks.RELEASE, claimed.id, "w", "never", "", "1", token)
+        # The first end is good: it must not be made before the second is read.
+        good = [claimed.id, "w", DOWNLOADED, "1", "h", "", token]
+        await self.assertRefused(tasks.FINISH_MANY, *good, claimed.id, "w", DOWNLOADED, "nan", "h", "", token)
+        await self.assertRefused(tasks.FINISH_MANY, *good, claimed.id, "w", "pending", "1", "h", "", token)
+        await self.assertRefused(tasks.FINISH_MANY, *good, claimed.id)
+
+    async def test_taskScripts(self) -> None:
+        """
+        Creation, redefinition, revision, retrying and purging refuse
+        groups cut short, windows that are not times, and words they do
+        not know, before changing any task.
+        """
+        from harbour.store import tasks
+
+        new = [task_id("a/new.zip"), "http://oasis/new", "a/new.zip", "a", "1", "2"]
+        await self.assertRefused(tasks.CREATE, *new, task_id("b/x.zip"), "u", "b/x.zip", "b", "soon", "2")
+        await self.assertRefused(tasks.CREATE, *new, "extra")
+        pending = task_id(request("a", 4).filename)
+        await self.assertRefused(
+            tasks.REDEFINE, pending, "http://oasis/b", "1", "2", "changed", pending, "u", "x", "2", "changed"
+        )
+        await self.assertRefused(tasks.REDEFINE, pending, "http://oasis/b", "1", "2", "grown")
+        await self.assertRefused(tasks.REVISE, pending, "2e9", "1", pending, "nan", "2")
+        await self.assertRefused(tasks.RETRY, "downloading", "", "100")
+        await self.assertRefused(tasks.RETRY, "failed", "", "0")
+        await self.assertRefused(tasks.PURGE, "2e9", "-1")
+        await self.assertRefused(tasks.FORGET_RETIRED_TABLES, "2")
+        await self.assertRefused(tasks.RETIRED_TABLES, "0")
+
+    async def test_parseScripts(self) -> None:
+        """
+        The parse queue's scripts refuse a lease, delay, row count or
+        cursor that is not one.
+        """
+        from harbour.store import parse_queue
+
+        parsing = task_id(request("a", 1).filename)
+        await self.assertRefused(parse_queue.CLAIM_PARSE, "p", "nan")
+        await self.assertRefused(parse_queue.RENEW_PARSE, parsing, "p", "1", "inf")
+        await self.assertRefused(parse_queue.RELEASE_PARSE, parsing, "p", "1", "later", "")
+        await self.assertRefused(parse_queue.FINISH_PARSE, parsing, "p", "1", "-3", "")
+        await self.assertRefused(parse_queue.REQUEUE_PARSE, "", "0; FLUSHALL", "10", "0")
