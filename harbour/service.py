@@ -143,11 +143,18 @@ class Options(usage.Options):
         (from the URL, else C{--redis-password-file}, else
         C{HARBOUR_REDIS_PASSWORD}).
         """
-        config_dir = Path(self["config-dir"])
+        for option in ("config-dir", "data-dir"):
+            if not self[option]:
+                raise usage.UsageError(f"--{option} is empty: name a directory")
+        config_dir, data_dir = Path(self["config-dir"]), Path(self["data-dir"])
         if self["role"] == "all" and not config_dir.is_dir():
+            if config_dir.exists():
+                raise usage.UsageError(f"--config-dir {config_dir} is not a directory")
             raise usage.UsageError(
                 f"configuration directory {config_dir} does not exist: create it or pass --config-dir"
             )
+        if data_dir.exists() and not data_dir.is_dir():
+            raise usage.UsageError(f"--data-dir {data_dir} is not a directory")
         try:
             check_listen_endpoint(self["amp"])
             if self["http"] != "none":

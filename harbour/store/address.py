@@ -112,8 +112,12 @@ class RedisAddress:
                     raise ConfigurationError("ca, cert and key are for rediss:// (TLS) URLs only")
                 if query.get("key") and not query.get("cert"):
                     raise ConfigurationError("a rediss:// URL with key= also needs cert=")
+                if not parts.hostname:
+                    # "redis://:6379" (a host variable left empty) would
+                    # otherwise reach whatever listens on this host.
+                    raise ConfigurationError(f"Redis URL {cls._masked(url)!r} names no host")
                 return cls(
-                    host=parts.hostname or "127.0.0.1",
+                    host=parts.hostname,
                     port=parts.port or 6379,
                     db=db,
                     tls=tls,

@@ -43,11 +43,19 @@ class OptionsTests(SynchronousTestCase):
 
     def test_mistakes(self) -> None:
         """
-        A missing config directory, a public plain-text port and a bad Redis
-        URL are usage errors with a clear message.
+        A missing or empty config directory, a file given for a directory,
+        a public plain-text port and a bad Redis URL are usage errors with a
+        clear message.
         """
+        a_file = Path(self.mktemp())
+        a_file.write_text("")
         for args, text in [
             (["--config-dir", "/nonexistent/harbour"], "does not exist"),
+            (["--config-dir", ""], "--config-dir is empty"),
+            (["--config-dir", str(a_file)], f"--config-dir {a_file} is not a directory"),
+            (["--data-dir", ""], "--data-dir is empty"),
+            (["--data-dir", str(a_file)], f"--data-dir {a_file} is not a directory"),
+            (["--redis", "redis://:6379/0"], "names no host"),
             (["--amp", "tcp:7750"], "ssl:"),
             (["--redis", "localhost:6379"], "redis://host:port/db"),
         ]:

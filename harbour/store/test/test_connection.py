@@ -48,6 +48,16 @@ class RedisAddressTests(SynchronousTestCase):
             error = self.assertRaises(ConfigurationError, RedisAddress.parse, url)
             self.assertIn("redis://host:port/db", str(error))
 
+    def test_noHost(self) -> None:
+        """
+        A C{redis://} or C{rediss://} URL naming no host (a host variable
+        left empty, say) is an error, not this host's port 6379.
+        """
+        for url in ["redis://", "redis://:6379/0", "redis://:pw@:6379", "rediss://:6379?ca=c.pem"]:
+            error = self.assertRaises(ConfigurationError, RedisAddress.parse, url)
+            self.assertIn("names no host", str(error))
+            self.assertNotIn("pw", str(error))
+
 
 class BeforeStartTests(SynchronousTestCase):
     """
