@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.interfaces import IReactorCore
@@ -141,7 +141,27 @@ def main(argv: list[str] | None = None) -> None:
     """
     The C{harbourctl} console script.
     """
-    arguments = sys.argv[1:] if argv is None else argv
+    try:
+        _run(sys.argv[1:] if argv is None else argv)
+    except BrokenPipeError:
+        _reader_gone()
+
+
+def _reader_gone() -> NoReturn:
+    """
+    Stop quietly when the reader of the output has gone (C{harbourctl
+    manifest | head}), as a program killed by C{SIGPIPE} would, but with
+    no traceback.
+    """
+    # Python would flush standard output again at exit, and fail again.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(FAILED)
+
+
+def _run(arguments: list[str]) -> None:
+    """
+    Run the command C{arguments} ask for.
+    """
     for argument in arguments:
         try:
             argument.encode("utf-8")
@@ -170,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
             if code == UNREACHABLE and args.command == "plan":
                 print("harbourctl: planning without the daemon's progress", file=sys.stderr)
                 code = plan_table(args, sys.stdout)
+        except BrokenPipeError:
+            _reader_gone()
         except Exception:
             if interrupted:
                 return  # Ctrl-C: whatever was under way, stopping is success
