@@ -77,6 +77,17 @@ def matches(pattern: str, topic: str) -> bool:
     return topic == pattern
 
 
+def _not_json(constant: str) -> object:
+    """
+    Refuse C{NaN}, C{Infinity} and C{-Infinity}, which Python's JSON reads
+    and writes but JSON has not: a subscriber in another language could
+    not read an event carrying one.
+
+    @raise ValueError: always.
+    """
+    raise ValueError(f"{constant} is not a JSON number")
+
+
 @implementer(IEvent)
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Event:
@@ -97,7 +108,9 @@ class Event:
         @raise PayloadTooLarge: The encoded payload exceeds one AMP value.
         """
         try:
-            text = json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+            text = json.dumps(
+                payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False
+            )
         except (TypeError, ValueError) as e:
             raise BadRequest(f"payload for {topic!r} is not JSON: {e}") from None
         return cls.from_text(topic, text, payload)
@@ -118,7 +131,7 @@ class Event:
             )
         if payload is None:
             try:
-                payload = json.loads(text)
+                payload = json.loads(text, parse_constant=_not_json)
             except ValueError as e:
                 raise BadRequest(f"payload for {topic!r} is not JSON: {e}") from None
         return cls(topic, payload, text)

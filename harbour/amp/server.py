@@ -380,6 +380,8 @@ class ControlProtocol(amp.AMP):
         except ValueError as e:
             raise BadRequest(str(e)) from None
         found, total = yield tasks.tasks(state, report, offset, limit)
+        if not total:
+            yield self._known_report(report)
         text, ignored = commands.json_page(t.to_json() for t in found)
         return {"tasks": text, "total": total}
 
@@ -397,6 +399,8 @@ class ControlProtocol(amp.AMP):
             count = yield tasks.retry(state or FAILED, report)
         except ValueError as e:
             raise BadRequest(str(e)) from None
+        if not count:
+            yield self._known_report(report)
         if count:
             # Wakes idle downloaders, wherever they run; "retried" tells
             # those who keep task states that these tasks are not new.
@@ -413,10 +417,32 @@ class ControlProtocol(amp.AMP):
         """
         check_name(report, "report")
         count = yield self._service.daemon.task_store().requeue_parse(report, False)
+        if not count:
+            yield self._known_report(report)
         if count:
             # Wakes idle parsers, wherever they run.
             yield self._service.bus.publish("table.queued", {"report": report or "*", "count": count})
         return {"count": count}
+
+    @inlineCallbacks
+    def _known_report(self, report: str | None) -> Generator[Deferred[Any], Any, None]:
+        """
+        Tell a name the store has no task of from a report with none in the
+        state asked for: an answer of 0 for a misspelt name would read as
+        "nothing to do".
+
+        @raise BadRequest: if C{report} is named and no task of it is in
+            the store, in any state.
+        """
+        if report is None:
+            return
+        counts = yield self._service.daemon.task_store().counts()
+        if report not in counts:
+            known = sorted(counts)
+            listed = ", ".join(known[:20]) + (f" and {len(known) - 20} more" if len(known) > 20 else "")
+            raise BadRequest(
+                f"no task of report {report!r} is in the store (reports with tasks: {listed or 'none'})"
+            )
 
     @commands.Reload.responder
     @inlineCallbacks

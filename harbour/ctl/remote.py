@@ -25,9 +25,10 @@ from twisted.protocols.amp import TooLong
 from harbour.amp import commands
 from harbour.amp.client import HarbourClientProtocol, RemoteBus, check_connect_endpoint, connect, status
 from harbour.amp.server import read_token
+from harbour.bus import Event
 from harbour.ctl.codes import FAILED, OK, UNREACHABLE, USAGE
 from harbour.ctl.offline import plan_table
-from harbour.errors import BadRequest, ConfigurationError, HarbourError, Unauthorized
+from harbour.errors import BadRequest, ConfigurationError, HarbourError, PayloadTooLarge, Unauthorized
 from harbour.interfaces import IEvent
 from harbour.store.tasks import FINAL_STATES, STATES
 from harbour.web.health import CHECK_WORDS, verdict
@@ -283,9 +284,9 @@ def _publish(
     reactor: IReactorCore, protocol: HarbourClientProtocol, args: argparse.Namespace, out: TextIO
 ) -> Generator[Deferred[Any], Any, int]:
     try:
-        payload = json.loads(args.payload)
-    except ValueError as e:
-        print(f"harbourctl: payload is not JSON: {e}", file=sys.stderr)
+        payload = Event.from_text(args.topic, args.payload).payload
+    except (BadRequest, PayloadTooLarge) as e:
+        print(f"harbourctl: {e}", file=sys.stderr)
         return USAGE
     delivered = yield RemoteBus(protocol).publish(args.topic, payload, retain=args.retain)
     print(f"delivered to {delivered} subscriber(s)", file=out)

@@ -150,9 +150,13 @@ class BusBehaviourMixin(_MixinBase):
 
     def test_payloadNotJSON(self) -> None:
         """
-        A payload that JSON cannot encode is refused with L{BadRequest}.
+        A payload that JSON cannot encode is refused with L{BadRequest}: an
+        object, or a number JSON has no word for (C{nan}, C{inf}), which
+        Python would write as C{NaN} and C{Infinity}.
         """
         self.failure(self.bus.publish("t", {"when": object()}), BadRequest)
+        for number in [float("nan"), float("inf"), -float("inf")]:
+            self.failure(self.bus.publish("t", {"rate": number}), BadRequest)
 
     def test_payloadTooLarge(self) -> None:
         """

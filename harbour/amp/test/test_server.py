@@ -135,9 +135,15 @@ class CommandTests(SynchronousTestCase):
     def test_publishBadJSON(self) -> None:
         """
         A payload that is not JSON gets C{BAD_REQUEST}, not a dropped
-        connection.
+        connection; so does one carrying C{NaN} or C{Infinity}, which
+        Python reads but JSON has not.
         """
         self.failureResultOf(self.call(commands.Publish, topic="t", payload="{nope"), BadRequest)
+        for constant in ["NaN", "Infinity", "-Infinity"]:
+            failure = self.failureResultOf(
+                self.call(commands.Publish, topic="t", payload=f'{{"x": [1, {constant}]}}'), BadRequest
+            )
+            self.assertIn(f"{constant} is not a JSON number", str(failure.value))
         self.successResultOf(self.call(commands.Status))
 
     def test_publishBadTopic(self) -> None:
@@ -491,8 +497,8 @@ class OperatorCommandTests(SynchronousTestCase):
         """
         C{Reparse} queues downloaded files to be parsed again (of one
         report, or all) and announces it with C{table.queued}, so idle
-        parsers wherever they run look at once; a bad report name is
-        refused.
+        parsers wherever they run look at once; a report with no task, or
+        a name too long to be one, is refused.
         """
         events: list[IEvent] = []
         self.successResultOf(self.bus.subscribe("table.queued", events.append))
@@ -502,11 +508,34 @@ class OperatorCommandTests(SynchronousTestCase):
         job = self.successResultOf(self.tasks.claim_parse("p", 60))
         assert job is not None
         self.tasks.finish_parse(job.id, "p", job.token, 5, "")
-        self.assertEqual(self.successResultOf(self.call(commands.Reparse, report="other")), {"count": 0})
+        self.failureResultOf(self.call(commands.Reparse, report="other"), BadRequest)
         self.assertEqual(self.successResultOf(self.call(commands.Reparse)), {"count": 1})
         self.assertEqual([e.payload for e in events], [{"report": "*", "count": 1}])
         failure = self.failureResultOf(self.call(commands.Reparse, report="r" * 300), BadRequest)
         self.assertIn("longer than 200", str(failure.value))
+
+    def test_unknownReport(self) -> None:
+        """
+        C{ListTasks}, C{Retry} and C{Reparse} naming a report of which no
+        task is in the store, in any state, get C{BAD_REQUEST} listing the
+        reports that have tasks, instead of an answer of 0 that would read
+        as "nothing to do"; a report that has tasks, none of them in the
+        state asked for, answers 0.
+        """
+        for command, kwargs in [
+            (commands.ListTasks, {"state": "failed", "offset": 0, "limit": 1}),
+            (commands.Retry, {}),
+            (commands.Reparse, {}),
+        ]:
+            failure = self.failureResultOf(self.call(command, report="rr", **kwargs), BadRequest)
+            self.assertEqual(
+                str(failure.value), "no task of report 'rr' is in the store (reports with tasks: r)"
+            )
+        answer = self.successResultOf(
+            self.call(commands.ListTasks, state="failed", offset=0, limit=1, report="r")
+        )
+        self.assertEqual(answer["total"], 0)
+        self.assertEqual(self.successResultOf(self.call(commands.Retry, report="r")), {"count": 0})
 
 
 def big_status(reports: int) -> dict[str, Any]:
