@@ -19,6 +19,7 @@ limiter asks again sooner.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Generator
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar, cast
@@ -90,21 +91,31 @@ class PermanentFailure(Exception):
     """
 
 
+#: The longest wait a C{Retry-After} header is taken for: a day.
+LONGEST_RETRY_AFTER = 86_400.0
+
+
 def retry_after(value: bytes | None, now: float) -> float | None:
     """
-    @return: Seconds from a C{Retry-After} header (seconds or HTTP date).
+    @return: Seconds from a C{Retry-After} header (seconds or HTTP date),
+        at most L{LONGEST_RETRY_AFTER}; L{None} for none, or one that is
+        neither.
     """
     if not value:
         return None
     text = value.decode("latin-1").strip()
     try:
-        return max(0.0, float(text))
+        seconds = float(text)
     except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(text).timestamp() - now)
-    except (TypeError, ValueError):
+        try:
+            seconds = parsedate_to_datetime(text).timestamp() - now
+        except (TypeError, ValueError):
+            return None
+    if math.isnan(seconds):
         return None
+    # "inf", "1e999" or a date centuries ahead: a server's word, not a
+    # wait to take literally.
+    return min(max(0.0, seconds), LONGEST_RETRY_AFTER)
 
 
 @attr.s(auto_attribs=True, eq=False)

@@ -33,7 +33,7 @@ from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, Wor
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IEvent, ILimiter
 from harbour.oasis.classify import DATA, classify
-from harbour.oasis.client import OasisClient, retry_after
+from harbour.oasis.client import LONGEST_RETRY_AFTER, OasisClient, retry_after
 from harbour.oasis.requests import ReportURL, gmt, report_urls
 from harbour.services import attempt
 from harbour.services.attempt import RECHECK
@@ -663,6 +663,18 @@ class PolicyTests(SynchronousTestCase):
         self.assertEqual(retry_after(b"Thu, 01 Jan 1970 00:01:40 GMT", 40.0), 60.0)
         self.assertIsNone(retry_after(b"soon", 0))
         self.assertIsNone(retry_after(None, 0))
+
+    def test_retryAfterBounded(self) -> None:
+        """
+        A C{Retry-After} of no number (C{nan}) is none; one past a day
+        (C{inf}, C{1e999}, a date centuries ahead) is a day: such a wait
+        reached the store's scripts, which refuse a number that is not
+        finite, and held its worker for good.
+        """
+        self.assertIsNone(retry_after(b"nan", 0))
+        for header in [b"inf", b"Infinity", b"1e999", b"864000", b"Fri, 01 Jan 2400 00:00:00 GMT"]:
+            self.assertEqual(retry_after(header, 0), LONGEST_RETRY_AFTER)
+        self.assertEqual(retry_after(b"-5", 0), 0.0)
 
     def test_backoff(self) -> None:
         """
