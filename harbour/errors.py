@@ -36,6 +36,13 @@ class StoreUnavailable(HarbourError):
     """
 
 
+class StoreRefused(HarbourError):
+    """
+    A store script refused its arguments before writing anything: the
+    caller's mistake, not an outage, so trying again cannot help.
+    """
+
+
 class ConfigurationError(HarbourError):
     """
     A command-line option or environment setting is unusable.

@@ -46,7 +46,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from harbour.errors import ConfigurationError, StoreUnavailable
+from harbour.errors import ConfigurationError, StoreRefused, StoreUnavailable
 from harbour.interfaces import IBus, IRedis, IStatusSource
 from harbour.store.address import RedisAddress
 from harbour.store.keys import legacy_prefix, tagged_prefix
@@ -56,6 +56,10 @@ from harbour.store.sentinel import SentinelEndpoint
 from harbour.store.server import RedisServerProcess
 from harbour.store.version import check_version
 from harbour.store.wire import StoreFactory
+
+#: How a store script's error reply begins when it refused its arguments
+#: (C{refuse} in C{lua/move.lua}).
+REFUSED = "harbour: bad script argument"
 
 
 @implementer(IRedis, IStatusSource)
@@ -368,14 +372,21 @@ class StoreService(Service):
             d = command(self._factory.handler)
         except Exception as e:  # txredisapi raises some errors at once
             return fail(outages.failed(f"Redis at {self.address}: {e}"))
-        return d.addCallbacks(outages.answered, self._unavailable, callbackArgs=(issued,))
+        return d.addCallbacks(
+            outages.answered, self._unavailable, callbackArgs=(issued,), errbackArgs=(issued,)
+        )
 
-    def _unavailable(self, failure: Failure) -> NoReturn:
+    def _unavailable(self, failure: Failure, issued: int) -> NoReturn:
         # Anything Redis or the connection can fail with: an error reply
         # (BUSY, LOADING, OOM, MISCONF, READONLY...) is ridden out as a
         # lost connection is.  Other exceptions are bugs, and pass.
         failure.trap(txredisapi.RedisError, TimeoutError)
         message = failure.getErrorMessage()
+        if REFUSED in message:
+            # A script checked its arguments and wrote nothing (see
+            # lua/move.lua): Redis answered, and would answer the same again.
+            self._outages.answered(None, issued)
+            raise StoreRefused(message[message.index(REFUSED) :])
         if self._sentinel is not None and message.startswith("READONLY"):
             # The master this pool connected to became a replica (a
             # failover the connections outlived): ask the Sentinels again.

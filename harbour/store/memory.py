@@ -15,7 +15,7 @@ from zope.interface import implementer
 
 from harbour.interfaces import ITaskStore
 from harbour.oasis.requests import ReportURL
-from harbour.store.memory_parse import MemoryParseQueue
+from harbour.store.memory_parse import MemoryParseQueue, refused
 from harbour.store.tasks import (
     DOWNLOADED,
     DOWNLOADING,
@@ -234,12 +234,16 @@ class MemoryTaskStore(MemoryParseQueue):
         """
         See L{ITaskStore.claim}.
         """
+        if (refusal := refused(lease_seconds=lease_seconds)) is not None:
+            return refusal
         return succeed(self._claim(owner, lease_seconds))
 
     def claim_many(self, owner: str, lease_seconds: float, count: int) -> Deferred[list[Task]]:
         """
         See L{ITaskStore.claim_many}.
         """
+        if (refusal := refused(lease_seconds=lease_seconds)) is not None:
+            return refusal
         claimed: list[Task] = []
         while len(claimed) < count and (task := self._claim(owner, lease_seconds)) is not None:
             claimed.append(task)
@@ -270,6 +274,8 @@ class MemoryTaskStore(MemoryParseQueue):
         """
         See L{ITaskStore.renew}.
         """
+        if (refusal := refused(lease_seconds=lease_seconds)) is not None:
+            return refusal
         if self._held(task_id, owner, token) is None:
             return succeed(False)
         self._leases[task_id] = self.clock.seconds() + lease_seconds
@@ -324,6 +330,8 @@ class MemoryTaskStore(MemoryParseQueue):
         """
         See L{ITaskStore.release}.
         """
+        if (refusal := refused(delay=delay)) is not None:
+            return refusal
         task = self._held(task_id, owner, token)
         if task is None:
             return succeed(False)

@@ -6,14 +6,31 @@ C{parse_follow} in C{lua/move.lua}).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import attr
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 
+from harbour.errors import StoreRefused
 from harbour.store.parse_queue import PARSE_STATES, PARSED, PARSING, QUEUED, UNPARSABLE, UNQUEUED, ParseJob
 from harbour.store.tasks import DOWNLOADED, LEASE_EXPIRED, Task
+
+
+def refused(**numbers: float) -> Deferred[Any] | None:
+    """
+    Check C{numbers} as the store's scripts check their arguments (see
+    C{lua/move.lua}), before anything changes.
+
+    @return: A failure with L{StoreRefused}, as Redis's answer would be, if
+        one of C{numbers} is not a finite number; else L{None}.
+    """
+    for name, value in numbers.items():
+        if not math.isfinite(value):
+            refusal = f"harbour: bad script argument: {name} is not a finite number: {value!r}"
+            return fail(StoreRefused(refusal))
+    return None
 
 
 class MemoryParseQueue:
@@ -62,6 +79,8 @@ class MemoryParseQueue:
         """
         See L{harbour.interfaces.ITaskStore.claim_parse}.
         """
+        if (refusal := refused(lease_seconds=lease_seconds)) is not None:
+            return refusal
         now = self.clock.seconds()
         due = sorted((at, identifier) for identifier, at in self._parse_queue.items() if at <= now)
         if not due:
@@ -101,6 +120,8 @@ class MemoryParseQueue:
         """
         See L{harbour.interfaces.ITaskStore.release_parse}.
         """
+        if (refusal := refused(delay=delay)) is not None:
+            return refusal
         task = self._parse_held(task_id, owner, token)
         if task is None:
             return succeed(False)
@@ -113,6 +134,8 @@ class MemoryParseQueue:
         """
         See L{harbour.interfaces.ITaskStore.renew_parse}.
         """
+        if (refusal := refused(lease_seconds=lease_seconds)) is not None:
+            return refusal
         if self._parse_held(task_id, owner, token) is None:
             return succeed(False)
         self._parse_leases[task_id] = self.clock.seconds() + lease_seconds

@@ -25,10 +25,10 @@ local function number(i)
   end
   return n
 end
--- ARGV[i] as a whole number, at least LEAST.
+-- ARGV[i] as a whole number, at least LEAST and exact in a double.
 local function whole(i, least)
   local n = number(i)
-  if n % 1 ~= 0 or n < least then
+  if n % 1 ~= 0 or n < least or n > 2^53 then
     refuse('ARGV['..i..'] is not a whole number of at least '..least..': '..ARGV[i])
   end
   return n

@@ -97,6 +97,31 @@ class TaskStoreBehaviourMixin(_MixinBase):
         task = await self._task(self.store.get(task_id(requests[0].filename)))
         self.assertEqual((task.state, task.filename, task.attempts), (PENDING, "a/2025-01-01.zip", 0))
 
+    async def test_numbersNotFiniteRefused(self) -> None:
+        """
+        A lease or delay that is not a finite number (a C{Retry-After: inf}
+        taken literally, say) is refused with L{StoreRefused} and changes
+        nothing: the claim is still held, its lease still runs.
+        """
+        from harbour.errors import StoreRefused
+
+        await self.store.create([request("a", 1), request("a", 2)])
+        with self.assertRaises(StoreRefused):
+            await self.store.claim("w", float("nan"))
+        with self.assertRaises(StoreRefused):
+            await self.store.claim_many("w", float("inf"), 2)
+        self.assertEqual(await self.store.counts(), {"a": {PENDING: 2}})
+        task = await self._task(self.store.claim("w", 60))
+        for refused in [
+            self.store.release(task.id, "w", float("inf"), "503", token=task.claim),
+            self.store.renew(task.id, "w", float("nan"), token=task.claim),
+        ]:
+            with self.assertRaises(StoreRefused):
+                await refused
+        self.assertEqual(await self.store.counts(), {"a": {PENDING: 1, DOWNLOADING: 1}})
+        self.clock.advance(61)
+        self.assertEqual(await self.store.sweep(), 1)
+
     async def _downloaded(self, original: ReportURL) -> Task:
         """
         Create C{original}'s task and download it.
@@ -1126,18 +1151,21 @@ class RedisScriptArgumentTests(TestCase):
         """
         Run C{script} with C{args} (after the prefix and the clock, the
         store's own unless C{clock} is given) and check that it fails,
-        saying why, and that no key changed.
+        with L{StoreRefused}, saying why, that no key changed, and that no
+        outage was counted.
         """
-        from harbour.errors import StoreUnavailable
+        from harbour.errors import StoreRefused
         from harbour.store.tasks import FIXED_KEYS
 
         before = await self.contents()
         keys = [self.redis.prefix + name for name in FIXED_KEYS]
         now = repr(self.clock.seconds()) if clock is None else clock
-        with self.assertRaises(StoreUnavailable) as caught:
+        with self.assertRaises(StoreRefused) as caught:
             await self.redis.eval(script, keys, [self.redis.prefix, now, *args])
-        self.assertIn("bad script argument", str(caught.exception))
+        self.assertTrue(str(caught.exception).startswith("harbour: bad script argument: "))
         self.assertEqual(await self.contents(), before)
+        # Redis answered: a refusal is the caller's mistake, not an outage.
+        self.assertEqual(self.redis.outages, 0)
 
     async def test_downloadScripts(self) -> None:
         """
@@ -1152,6 +1180,7 @@ class RedisScriptArgumentTests(TestCase):
         token = str(claimed.claim)
         await self.assertRefused(tasks.CLAIM_MANY, "nan", "w", "2")
         await self.assertRefused(tasks.CLAIM_MANY, "60", "w", "1.5")
+        await self.assertRefused(tasks.CLAIM_MANY, "60", "w", "1e20")
         await self.assertRefused(tasks.CLAIM_MANY, "60", "w", "2", clock="soon")
         await self.assertRefused(tasks.RENEW, claimed.id, "w", "inf", token)
         await self.assertRefused(tasks.RELEASE, claimed.id, "w", "never", "", "1", token)
