@@ -21,6 +21,7 @@ from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IReactorCore, IReactorTCP, IReactorTime
 from twisted.internet.task import deferLater
 from twisted.protocols.amp import TooLong
+from twisted.python.failure import Failure
 
 from harbour.amp import commands
 from harbour.amp.client import HarbourClientProtocol, RemoteBus, check_connect_endpoint, connect, status
@@ -298,17 +299,24 @@ def _subscribe(
     reactor: IReactorCore, protocol: HarbourClientProtocol, args: argparse.Namespace, out: TextIO
 ) -> Generator[Deferred[Any], Any, int]:
     bus = RemoteBus(protocol)
-
-    def show(event: IEvent) -> None:
-        print(json.dumps({"topic": event.topic, "payload": event.payload}), file=out, flush=True)
-
-    for topic in args.topics:
-        yield bus.subscribe(topic, show)
     ended: Deferred[int] = Deferred()
 
     def end(code: int) -> None:
         if not ended.called:
             ended.callback(code)
+
+    def show(event: IEvent) -> None:
+        if ended.called:
+            return
+        try:
+            print(json.dumps({"topic": event.topic, "payload": event.payload}), file=out, flush=True)
+        except BrokenPipeError:
+            # The bus delivering the event would swallow the error, and the
+            # command would go on writing to nobody.
+            ended.errback(Failure())
+
+    for topic in args.topics:
+        yield bus.subscribe(topic, show)
 
     protocol.disconnected.addBoth(lambda ignored: end(FAILED))
     reactor.addSystemEventTrigger("before", "shutdown", end, OK)

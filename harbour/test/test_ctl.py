@@ -8,7 +8,7 @@ import io
 import json
 import sys
 from pathlib import Path
-from typing import cast
+from typing import TextIO, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.amp import commands
+from harbour.amp.commands import encode_event
 from harbour.ctl import FAILED, OK, UNREACHABLE, USAGE, _status, check_config, main, parser
 from harbour.ctl.offline import plan_table, print_manifest, show_catalogue
 from harbour.ctl.remote import ANSWER_WITHIN, run_remote
@@ -435,11 +436,13 @@ class NotHarbourTests(SynchronousTestCase):
     """
 
     def accepted(
-        self, command: str
+        self, *command: str, out: TextIO | None = None
     ) -> tuple[MemoryReactorClock, Deferred[int], IProtocol, StringTransport, io.StringIO]:
         """
         Run C{command} against C{tcp:127.0.0.1:7799} and accept its
         connection in memory.
+
+        @param out: Where the command writes (by default, nowhere).
 
         @return: The reactor, the run's exit code to come, the client's
             protocol, its transport, and what it writes on standard error.
@@ -447,10 +450,10 @@ class NotHarbourTests(SynchronousTestCase):
         reactor = MemoryReactorClock()
         token = Path(self.mktemp())
         token.write_text(TOKEN)
-        args = parser().parse_args(["--connect", "tcp:127.0.0.1:7799", "--token-file", str(token), command])
+        args = parser().parse_args(["--connect", "tcp:127.0.0.1:7799", "--token-file", str(token), *command])
         errors = io.StringIO()
         self.patch(sys, "stderr", errors)
-        d = run_remote(cast(IReactorCore, reactor), args, io.StringIO())
+        d = run_remote(cast(IReactorCore, reactor), args, io.StringIO() if out is None else out)
         [(host, port, factory, timeout, bind)] = reactor.tcpClients
         protocol = factory.buildProtocol(None)
         assert protocol is not None
@@ -485,6 +488,25 @@ class NotHarbourTests(SynchronousTestCase):
         protocol.connectionLost(Failure(ConnectionDone("the daemon stopped")))
         self.assertEqual(self.successResultOf(d), UNREACHABLE)
         self.assertIn("harbourctl: lost the connection to tcp:127.0.0.1:7799", errors.getvalue())
+
+    def test_subscriberReaderGone(self) -> None:
+        """
+        C{subscribe} whose reader has closed the pipe ends with
+        L{BrokenPipeError} at the next event (which C{harbourctl} turns into
+        a quiet exit), instead of going on writing to nobody: the bus that
+        delivers the event would swallow the error.
+        """
+
+        class ClosedPipe(io.StringIO):
+            def write(self, text: str) -> int:
+                raise BrokenPipeError(32, "Broken pipe")
+
+        reactor, d, protocol, transport, errors = self.accepted("subscribe", "task.*", out=ClosedPipe())
+        protocol.dataReceived(amp.AmpBox(_answer=b"1").serialize())
+        protocol.dataReceived(amp.AmpBox(_answer=b"2").serialize())
+        self.assertNoResult(d)
+        protocol.dataReceived(encode_event("task.done", '{"id": "x"}'))
+        self.failureResultOf(d, BrokenPipeError)
 
     def test_notAnEndpoint(self) -> None:
         """
