@@ -45,6 +45,7 @@ from harbour.oasis.client import OasisClient
 from harbour.oasis.requests import ReportURL
 from harbour.services.download import DownloadService
 from harbour.services.manifest import ManifestService
+from harbour.services.pausing import PauseAnnouncer, PauseFollower
 from harbour.services.publications import PublicationsFollower
 from harbour.services.tables import TablesService
 from harbour.services.work import WorkService
@@ -347,9 +348,8 @@ def build(reactor: IDaemonReactor, options: Options) -> HarbourService:
     download = DownloadService(reactor, tasks, client, bus, data_dir, ready=store.when_ready)
     tables = TablesService(reactor, tasks, bus, data_dir, ready=store.when_ready)
     config = ConfigService(reactor, Path(options["config-dir"]), bus, defaults)
-    daemon = DaemonControls(
-        root.status, config, manifest, work, tasks, {"work": work, "download": download, "tables": tables}
-    )
+    pausables: dict[str, IPausable] = {"work": work, "download": download, "tables": tables}
+    daemon = DaemonControls(root.status, config, manifest, work, tasks, pausables)
     control = ControlService.from_config(
         reactor, options["amp"], Path(options["token-file"]), bus=bus, daemon=daemon
     )
@@ -363,6 +363,7 @@ def build(reactor: IDaemonReactor, options: Options) -> HarbourService:
         ("download", download),
         ("tables", tables),
         ("config", config),
+        ("pauses", PauseAnnouncer(bus, pausables)),
         ("amp", control),
     ]
     children += web_services(reactor, options["http"], bus, daemon, Path(options["token-file"]))
@@ -385,7 +386,13 @@ def build_worker(reactor: IDaemonReactor, options: Options) -> HarbourService:
     download = DownloadService(reactor, tasks, client, hub, data_dir, ready=ready)
     # A worker parses what it downloads; the hub keeps the views.
     tables = TablesService(reactor, tasks, hub, data_dir, keep_views=False, ready=ready)
-    return _adopt(root, [("store", store), ("hub", hub), ("download", download), ("tables", tables)], store)
+    # Paused on the hub, paused here: an operator steers the whole fleet.
+    pauses = PauseFollower(hub, {"download": download, "tables": tables})
+    return _adopt(
+        root,
+        [("store", store), ("hub", hub), ("download", download), ("tables", tables), ("pauses", pauses)],
+        store,
+    )
 
 
 def _foundation(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import TestCase
 
+from harbour.amp import commands
 from harbour.test.helpers import short_directory
 from harbour.testing.simulator import Faults
 from tests.processes import harbour_command, spawn
@@ -86,3 +87,31 @@ class WorkerTests(TestCase):
         await mirror.until(
             lambda s: sum(w["concurrency"] == 2 for w in s["services"]["workers"].values()) >= 2
         )
+
+    async def test_pauseReachesWorkers(self) -> None:
+        """
+        C{harbourctl pause download} on the hub pauses the workers'
+        downloads too, a worker that connects while the hub is paused
+        starts paused, and C{resume} resumes them all: an operator steers
+        the fleet from the hub.
+        """
+        mirror = Mirror(self, Faults(latency=0.3), days=("2025-01-01", "2025-01-04"))
+        await mirror.start()
+        await mirror.client.callRemote(commands.Pause, service="download")
+        worker, ignored = self.start_worker(mirror)
+        await worker.wait_for("connected to hub")
+        mirror.write("reports.toml", LMP)
+
+        def everyone(paused: bool):
+            def check(status: dict) -> bool:
+                workers = status["services"]["workers"].values()
+                return len(workers) == 2 and all(w["paused"] is paused for w in workers)
+
+            return check
+
+        status = await mirror.until(everyone(paused=True))
+        self.assertEqual(status["services"]["work"]["tasks"], {"lmp": {"pending": 4}})
+        await worker.wait_for("download paused, as on the hub")
+        await mirror.client.callRemote(commands.Resume, service="download")
+        await mirror.until(everyone(paused=False))
+        self.assertEqual(await mirror.until_finished(4), {"lmp": {"downloaded": 4}})

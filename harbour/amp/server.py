@@ -49,6 +49,7 @@ from harbour.amp import commands
 from harbour.bus import Bus, Event, Outbox, validate_pattern
 from harbour.errors import BadRequest, ConfigurationError, Unauthorized
 from harbour.interfaces import IDaemon, IStatusSource, StatusDocument
+from harbour.services.pausing import PAUSED, announce_pauses
 from harbour.store.tasks import FAILED, check_state
 
 #: Events held for one remote subscriber that is not reading.
@@ -305,6 +306,8 @@ class ControlProtocol(amp.AMP):
         """
         if self._service.daemon.owns(topic):
             raise BadRequest(f"topic {topic} belongs to the configuration directory: edit its file")
+        if topic == PAUSED:
+            raise BadRequest(f"topic {topic} belongs to the daemon: use Pause and Resume")
         event = Event.from_text(topic, payload)
         return {"delivered": self._service.bus.dispatch(event, bool(retain))}
 
@@ -355,6 +358,8 @@ class ControlProtocol(amp.AMP):
         chosen = self._service.daemon.pausable(service)
         for pausable in chosen.values():
             getattr(pausable, verb)()
+        # Workers follow the hub's pauses; the bus's own failures are logged there.
+        announce_pauses(self._service.bus, self._service.daemon.pausable(None)).addErrback(lambda f: None)
         self.log.info(
             "{verb}d {services} for {peer}",
             verb=verb,

@@ -30,7 +30,7 @@ from harbour.amp.client import HarbourClientProtocol
 from harbour.amp.server import ControlProtocol, ControlService
 from harbour.bus import Bus
 from harbour.ctl import _status, parser
-from harbour.interfaces import IConfigSource
+from harbour.interfaces import IConfigSource, IPausable
 from harbour.service import DaemonControls
 
 if TYPE_CHECKING:
@@ -243,3 +243,24 @@ def run_status(services: dict[str, Any], *extra: str) -> tuple[int, str]:
     codes: list[int] = []
     _status(reactor, protocol, parser().parse_args(["status", *extra]), out).addCallback(codes.append)
     return codes[0], out.getvalue()
+
+
+@implementer(IPausable)
+class Pausable:
+    """
+    A service that only records whether it is paused.
+    """
+
+    paused = False
+
+    def pause(self) -> None:
+        """
+        See L{IPausable.pause}.
+        """
+        self.paused = True
+
+    def resume(self) -> None:
+        """
+        See L{IPausable.resume}.
+        """
+        self.paused = False

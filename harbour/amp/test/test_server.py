@@ -30,11 +30,20 @@ from harbour.amp.server import (
 )
 from harbour.bus import Bus, Event
 from harbour.errors import BadRequest, ConfigurationError, PayloadTooLarge, Unauthorized
-from harbour.interfaces import IEvent, IManifest, IPausable
+from harbour.interfaces import IEvent, IManifest
 from harbour.oasis.publications import Publication
 from harbour.oasis.requests import ReportURL
 from harbour.service import DaemonControls
-from harbour.test.helpers import TOKEN, RecordingConfig, call, capture_log, connected, control_service
+from harbour.services.pausing import PAUSED
+from harbour.test.helpers import (
+    TOKEN,
+    Pausable,
+    RecordingConfig,
+    call,
+    capture_log,
+    connected,
+    control_service,
+)
 
 
 def disconnect(protocol: amp.AMP) -> None:
@@ -359,26 +368,6 @@ class OperatorCommandTests(SynchronousTestCase):
         from harbour.oasis.requests import ReportURL
         from harbour.store.memory import MemoryTaskStore
 
-        @implementer(IPausable)
-        class Pausable:
-            """
-            A service that only records whether it is paused.
-            """
-
-            paused = False
-
-            def pause(self) -> None:
-                """
-                See L{IPausable.pause}.
-                """
-                self.paused = True
-
-            def resume(self) -> None:
-                """
-                See L{IPausable.resume}.
-                """
-                self.paused = False
-
         class Work(Pausable):
             """
             A work service whose refreshes create three tasks.
@@ -438,6 +427,29 @@ class OperatorCommandTests(SynchronousTestCase):
         self.assertEqual((self.download.paused, self.work.paused), (False, False))
         failure = self.failureResultOf(self.call(commands.Pause, service="bus"), BadRequest)
         self.assertIn("download, work", str(failure.value))
+
+    def test_pausesAnnounced(self) -> None:
+        """
+        After each C{Pause} and C{Resume}, which services are paused is
+        published, retained, on the C{paused} topic that workers follow;
+        nobody else may publish there.
+        """
+        announced: list[IEvent] = []
+        self.successResultOf(self.bus.subscribe(PAUSED, announced.append))
+        self.successResultOf(self.call(commands.Pause, service="download"))
+        self.successResultOf(self.call(commands.Pause, service="work"))
+        self.successResultOf(self.call(commands.Resume, service="download"))
+        self.assertEqual(
+            [e.payload for e in announced],
+            [{"services": ["download"]}, {"services": ["download", "work"]}, {"services": ["work"]}],
+        )
+        later: list[IEvent] = []
+        self.successResultOf(self.bus.subscribe(PAUSED, later.append))
+        self.assertEqual([e.payload for e in later], [{"services": ["work"]}])
+        failure = self.failureResultOf(
+            self.call(commands.Publish, topic=PAUSED, payload='{"services": []}'), BadRequest
+        )
+        self.assertIn("use Pause and Resume", str(failure.value))
 
     def test_listTasks(self) -> None:
         """
