@@ -416,6 +416,25 @@ class DownloadTests(TestCase):
             self.assertEqual(classify(path).kind, DATA)
         self.assertEqual(len(harness.files()), 12)
 
+    async def test_retryAfterForever(self) -> None:
+        """
+        A 503 saying C{Retry-After: inf} is retried a day later: its
+        attempt ends, the task waits as pending, and the worker is free.
+        Such a wait used to reach the store's scripts, which refuse a
+        number that is not finite, and held the worker for good.
+        """
+        harness = Harness(self, Faults(error_rate=1.0, retry_after=float("inf")), concurrency=1)
+        released = harness.called(harness.store, "release")
+        manifest = ManifestTopic(base_url=harness.base_url, start="2025-01-10", end="2025-01-10")
+        await harness.store.create(report_urls(manifest, [ReportTopic(**LMP)], datetime.date(2025, 2, 1)))
+        harness.service.startService()
+        self.addCleanup(lambda: harness.service.running and harness.service.stopService())
+        await released
+        [task] = await harness.all_tasks()
+        self.assertEqual((task.state, task.attempts), (PENDING, 1))
+        self.assertEqual([e.payload["delay"] for e in harness.retried], [LONGEST_RETRY_AFTER])
+        self.assertEqual([r[3] for r in harness.simulator.requests], ["503"])
+
     async def test_groupZipPreparation(self) -> None:
         """
         A GroupZip answered 1015 first is downloaded on a later attempt.

@@ -23,7 +23,8 @@ class Faults:
     fault (decided per URL and attempt, from the seed).
 
     @ivar latency: Seconds added before every answer.
-    @ivar retry_after: The C{Retry-After} of a 5xx, in seconds.
+    @ivar retry_after: The C{Retry-After} of a 5xx, in seconds (C{inf}
+        is sent as C{inf}, as a hostile server might).
     @ivar trickle_bytes: Bytes per step of a trickle (one step per 10 ms).
     """
 

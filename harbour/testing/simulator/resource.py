@@ -243,7 +243,11 @@ class _Endpoint(Resource):
         if fate == "error":
             record[3] = "503"
             request.setResponseCode(503)
-            request.setHeader(b"retry-after", str(math.ceil(simulator.faults.retry_after)).encode())
+            wait = simulator.faults.retry_after
+            # A hostile server may say "inf"; math.ceil cannot.
+            request.setHeader(
+                b"retry-after", (str(math.ceil(wait)) if math.isfinite(wait) else "inf").encode()
+            )
             return b"Service Unavailable"
         try:
             body = self.answer(args, url)
