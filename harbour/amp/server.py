@@ -358,8 +358,10 @@ class ControlProtocol(amp.AMP):
         chosen = self._service.daemon.pausable(service)
         for pausable in chosen.values():
             getattr(pausable, verb)()
-        # Workers follow the hub's pauses; the bus's own failures are logged there.
-        announce_pauses(self._service.bus, self._service.daemon.pausable(None)).addErrback(lambda f: None)
+        # Workers follow the hub's pauses.
+        announce_pauses(self._service.bus, self._service.daemon.pausable(None)).addErrback(
+            lambda failure: self.log.failure("cannot announce pauses", failure, service="amp")
+        )
         self.log.info(
             "{verb}d {services} for {peer}",
             verb=verb,

@@ -98,8 +98,8 @@ LONGEST_RETRY_AFTER = 86_400.0
 def retry_after(value: bytes | None, now: float) -> float | None:
     """
     @return: Seconds from a C{Retry-After} header (seconds or HTTP date),
-        at most L{LONGEST_RETRY_AFTER}; L{None} for none, or one that is
-        neither.
+        at most L{LONGEST_RETRY_AFTER}; L{None} for no header, or one
+        that is neither a number of seconds nor a date.
     """
     if not value:
         return None
