@@ -25,6 +25,7 @@ from twisted.internet.task import react
 from harbour.ctl import dataset as dataset_commands
 from harbour.ctl.codes import DEFAULT_CONNECT, FAILED, OK, UNREACHABLE, USAGE
 from harbour.ctl.offline import check_config, plan_table, print_manifest, show_catalogue
+from harbour.ctl.output import discard_output
 from harbour.ctl.remote import _status, run_remote
 
 __all__ = [
@@ -153,8 +154,7 @@ def _reader_gone() -> NoReturn:
     manifest | head}), as a program killed by C{SIGPIPE} would, but with
     no traceback.
     """
-    # Python would flush standard output again at exit, and fail again.
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    discard_output(sys.stdout)
     sys.exit(FAILED)
 
 

@@ -24,6 +24,7 @@ from rich.table import Table
 
 from harbour.ctl.codes import FAILED, OK, USAGE
 from harbour.ctl.offline import _configuration
+from harbour.ctl.output import discard_output
 from harbour.dataset.inventory import check, report_tables, reports_in, spans
 from harbour.dataset.views import open_views, views_named
 from harbour.oasis.requests import market_today, report_range
@@ -67,8 +68,12 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO = sys.stderr) -> int:
             return query(args, out, err)
         return tables(args, out, err)
     except BrokenPipeError:
-        _discard(out)
+        discard_output(out)
         return OK
+
+
+#: What C{query} says of SQL with nothing to run.
+NO_STATEMENT = "harbourctl: no SQL statement to run"
 
 
 def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -80,13 +85,14 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     @return: L{OK}, L{USAGE} without a statement, or L{FAILED} without
         tables or for an SQL error.
     """
-    if not _statement(args.sql):
-        print("harbourctl: no SQL statement to run", file=err)
+    statement = _statement(args.sql)
+    if not statement:
+        print(NO_STATEMENT, file=err)
         return USAGE
     tables_dir = args.data_dir / "tables"
     try:
         # Only the views the query reads: making one reads every footer.
-        connection, skipped = open_views(tables_dir, views_named(_statement(args.sql)))
+        connection, skipped = open_views(tables_dir, views_named(statement))
     except FileNotFoundError as e:
         print(f"harbourctl: {e}", file=err)
         return FAILED
@@ -98,12 +104,12 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         if args.parquet is not None:
             target = str(args.parquet).replace("'", "''")
-            connection.execute(f"COPY ({_statement(args.sql)}) TO '{target}' (FORMAT parquet)")
+            connection.execute(f"COPY ({statement}) TO '{target}' (FORMAT parquet)")
             return OK
         result = connection.execute(args.sql)
         if result is None:
             # Only comments: DuckDB runs nothing and answers nothing.
-            print("harbourctl: no SQL statement to run", file=err)
+            print(NO_STATEMENT, file=err)
             return USAGE
         _print(result, args, out)
     except duckdb.Error as e:
@@ -142,23 +148,6 @@ def _statement(sql: str) -> str:
         so that it can be nested.
     """
     return re.sub(r"[\s;]+$", "", sql)
-
-
-def _discard(out: TextIO) -> None:
-    """
-    The reader of C{out} went away: point its descriptor, if any, at
-    C{/dev/null}, so that the output still buffered is dropped rather than
-    failing again at exit.
-    """
-    try:
-        descriptor = out.fileno()
-    except (AttributeError, OSError, ValueError):
-        return
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, descriptor)
-    finally:
-        os.close(null)
 
 
 def tables(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

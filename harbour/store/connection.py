@@ -52,14 +52,11 @@ from harbour.store.address import RedisAddress
 from harbour.store.keys import legacy_prefix, tagged_prefix
 from harbour.store.migrate import KeyMigration
 from harbour.store.outages import Outages
+from harbour.store.scripts import REFUSED
 from harbour.store.sentinel import SentinelEndpoint
 from harbour.store.server import RedisServerProcess
 from harbour.store.version import check_version
 from harbour.store.wire import StoreFactory
-
-#: How a store script's error reply begins when it refused its arguments
-#: (C{refuse} in C{lua/move.lua}).
-REFUSED = "harbour: bad script argument"
 
 
 @implementer(IRedis, IStatusSource)

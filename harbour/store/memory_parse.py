@@ -15,6 +15,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from harbour.errors import StoreRefused
 from harbour.store.parse_queue import PARSE_STATES, PARSED, PARSING, QUEUED, UNPARSABLE, UNQUEUED, ParseJob
+from harbour.store.scripts import REFUSED
 from harbour.store.tasks import DOWNLOADED, LEASE_EXPIRED, Task
 
 
@@ -28,8 +29,7 @@ def refused(**numbers: float) -> Deferred[Any] | None:
     """
     for name, value in numbers.items():
         if not math.isfinite(value):
-            refusal = f"harbour: bad script argument: {name} is not a finite number: {value!r}"
-            return fail(StoreRefused(refusal))
+            return fail(StoreRefused(f"{REFUSED}: {name} is not a finite number: {value!r}"))
     return None
 
 

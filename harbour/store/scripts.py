@@ -13,6 +13,10 @@ from twisted.internet.task import Clock
 
 _T = TypeVar("_T")
 
+#: How a script's error reply begins when it refused its arguments
+#: (C{refuse} in C{lua/move.lua}).
+REFUSED = "harbour: bad script argument"
+
 
 def load_script(name: str) -> str:
     """

@@ -9,7 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.bus import Bus
 from harbour.interfaces import IEvent
-from harbour.services.pausing import PAUSED, PauseAnnouncer, PauseFollower, announce_pauses
+from harbour.services.pausing import PAUSED, PauseAnnouncer, PauseFollower
 from harbour.test.helpers import Pausable, capture_log
 
 
@@ -20,14 +20,13 @@ class AnnouncerTests(SynchronousTestCase):
 
     def test_startAnnounces(self) -> None:
         """
-        Started, it publishes which services are paused, retained: a worker
-        that followed an earlier hub's pause hears that nothing is paused
-        now, whenever it connects.
+        Started, it publishes which services are paused, retained, whenever
+        a worker connects: one that followed an earlier hub's pause hears
+        the new hub's.
         """
         bus, download = Bus(), Pausable()
-        PauseAnnouncer(bus, {"download": download, "tables": Pausable()}).startService()
         download.pause()
-        self.successResultOf(announce_pauses(bus, {"download": download}))
+        PauseAnnouncer(bus, {"download": download, "tables": Pausable()}).startService()
         heard: list[IEvent] = []
         self.successResultOf(bus.subscribe(PAUSED, heard.append))
         self.assertEqual([e.payload for e in heard], [{"services": ["download"]}])
