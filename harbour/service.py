@@ -376,7 +376,11 @@ def build_worker(reactor: IDaemonReactor, options: Options) -> HarbourService:
     brings the C{download} and C{work} configuration), and the download
     service.
     """
-    hub = HubLink(reactor, options["hub"], read_token(Path(options["token-file"])))
+    token = read_token(Path(options["token-file"]))
+    try:
+        hub = HubLink(reactor, options["hub"], token)
+    except ConfigurationError as e:
+        raise ConfigurationError(f"--hub: {e}") from None
     root, data_dir, store, tasks = _foundation(reactor, options, hub)
 
     def ready() -> Deferred[list[None]]:

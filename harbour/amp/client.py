@@ -16,7 +16,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail, inlineCallbacks
 from twisted.internet.endpoints import clientFromString, connectProtocol
-from twisted.internet.interfaces import IReactorTCP
+from twisted.internet.interfaces import IReactorTCP, IStreamClientEndpoint
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.protocols import amp
@@ -39,7 +39,28 @@ from harbour.interfaces import IBus, IEvent, StatusDocument
 _UNESCAPED_COLON = re.compile(r"(?<!\\):")
 
 
-def check_connect_endpoint(description: str) -> None:
+def client_endpoint(reactor: object, description: str) -> IStreamClientEndpoint:
+    """
+    Parse the endpoint of a control port to connect to, refusing one that
+    would not check the server.
+
+    @param reactor: The reactor the endpoint will connect with.
+    @param description: A Twisted client endpoint string, such as
+        C{tcp:127.0.0.1:7750} or C{tls:host:7750:trustRoots=DIR}.
+
+    @raise ConfigurationError: For a description Twisted cannot parse, or
+        whose files (trust roots, certificates) it cannot read, and for an
+        endpoint that trusts any certificate (L{_check_tls}).
+    """
+    _check_tls(description)
+    try:
+        return clientFromString(reactor, description)
+    except (ValueError, TypeError, OSError) as e:
+        # Twisted's parser says what it could not read by raising.
+        raise ConfigurationError(f"cannot use endpoint {description!r}: {e}") from None
+
+
+def _check_tls(description: str) -> None:
     """
     Refuse a TLS client endpoint that would not check the server's
     certificate: the token would go to whoever answers.
@@ -170,26 +191,40 @@ class RemoteBus:
             yield self.protocol.callRemote(commands.Unsubscribe, topic=subscription.pattern)
 
 
-@inlineCallbacks
-def connect(
-    reactor: IReactorTCP, endpoint: str, token: str
-) -> Generator[Deferred[Any], Any, HarbourClientProtocol]:
+def connect(reactor: IReactorTCP, endpoint: str, token: str) -> Deferred[HarbourClientProtocol]:
     """
     Connect and authenticate to a harbour control port.
 
     @param reactor: A reactor that can connect to C{endpoint}: TCP, and SSL
         or UNIX sockets for those kinds of endpoint.
     @param endpoint: A Twisted client endpoint string, such as
-        C{tcp:127.0.0.1:7750} or C{ssl:host:7750:caCertsDir=...}.
+        C{tcp:127.0.0.1:7750} or C{tls:host:7750:trustRoots=DIR}.
 
     @return: A L{Deferred} firing with a connected, authenticated
         L{HarbourClientProtocol}.
     @raise ConfigurationError: (In the L{Deferred}) for an endpoint that
-        would not check the server (L{check_connect_endpoint}); nothing is
-        sent.
+        L{client_endpoint} refuses; nothing is sent.
     """
-    check_connect_endpoint(endpoint)
-    protocol = yield connectProtocol(clientFromString(reactor, endpoint), HarbourClientProtocol())
+    try:
+        parsed = client_endpoint(reactor, endpoint)
+    except ConfigurationError as e:
+        return fail(e)
+    return authenticated(parsed, token)
+
+
+@inlineCallbacks
+def authenticated(
+    endpoint: IStreamClientEndpoint, token: str
+) -> Generator[Deferred[Any], Any, HarbourClientProtocol]:
+    """
+    Connect to a control port and authenticate.
+
+    @param endpoint: The control port, as L{client_endpoint} makes it.
+
+    @return: A L{Deferred} firing with a connected, authenticated
+        L{HarbourClientProtocol}.
+    """
+    protocol = yield connectProtocol(endpoint, HarbourClientProtocol())
     try:
         yield protocol.callRemote(commands.Authenticate, token=token)
     except BaseException:

@@ -18,14 +18,13 @@ import attr
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
-from twisted.internet.endpoints import clientFromString
-from twisted.internet.interfaces import IProtocol, IReactorTime
+from twisted.internet.interfaces import IProtocol, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from harbour.amp import commands
-from harbour.amp.client import HarbourClientProtocol, RemoteBus, check_connect_endpoint
+from harbour.amp.client import HarbourClientProtocol, RemoteBus, client_endpoint
 from harbour.bus import Outbox, Subscription, callback_outbox, validate_pattern
 from harbour.errors import BadRequest, StoreUnavailable
 from harbour.interfaces import IBus, IEvent, IStatusSource
@@ -37,9 +36,8 @@ class HubLink(Service):
     """
     A reconnecting, authenticated connection to a hub, seen as its bus.
 
-    @raise ConfigurationError: On creation, for an endpoint that would not
-        check the hub's certificate (see
-        L{harbour.amp.client.check_connect_endpoint}).
+    @raise ConfigurationError: On creation, for an endpoint that
+        L{harbour.amp.client.client_endpoint} refuses.
     """
 
     log = Logger()
@@ -47,13 +45,14 @@ class HubLink(Service):
     reactor: IReactorTime = attr.ib()
     endpoint: str = attr.ib()
     token: str = attr.ib(repr=False)
+    _connect_to: IStreamClientEndpoint = attr.ib(init=False)
     _client: ClientService | None = attr.ib(default=None, init=False)
     _protocol: HarbourClientProtocol | None = attr.ib(default=None, init=False)
     _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
 
     def __attrs_post_init__(self) -> None:
         # Refused when the daemon is made, before anything connects.
-        check_connect_endpoint(self.endpoint)
+        self._connect_to = client_endpoint(self.reactor, self.endpoint)
 
     def startService(self) -> None:
         """
@@ -62,7 +61,7 @@ class HubLink(Service):
         super().startService()
         factory = Factory.forProtocol(HarbourClientProtocol)
         self._client = ClientService(
-            clientFromString(self.reactor, self.endpoint),
+            self._connect_to,
             factory,
             retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=10.0),
             clock=self.reactor,

@@ -16,15 +16,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.defer import TimeoutError as NoAnswer
-from twisted.internet.endpoints import clientFromString
 from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost
-from twisted.internet.interfaces import IReactorCore, IReactorTCP, IReactorTime
+from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted.internet.task import deferLater
 from twisted.protocols.amp import TooLong
 from twisted.python.failure import Failure
 
 from harbour.amp import commands
-from harbour.amp.client import HarbourClientProtocol, RemoteBus, check_connect_endpoint, connect, status
+from harbour.amp.client import HarbourClientProtocol, RemoteBus, authenticated, client_endpoint, status
 from harbour.amp.server import read_token
 from harbour.bus import Event
 from harbour.ctl.codes import FAILED, OK, UNREACHABLE, USAGE
@@ -50,25 +49,19 @@ def run_remote(
     Run one subcommand that needs the daemon.
 
     @return: A L{Deferred} firing with the exit code: L{USAGE} for an
-        endpoint that would not check the daemon's certificate, before
-        anything is sent.
+        endpoint that cannot be used or would not check the daemon's
+        certificate, before anything is read or sent.
     """
     try:
-        check_connect_endpoint(args.connect)
-        clientFromString(reactor, args.connect)
+        endpoint = client_endpoint(reactor, args.connect)
     except ConfigurationError as e:
-        print(f"harbourctl: {e}", file=sys.stderr)
-        return USAGE
-    except (ValueError, TypeError, OSError) as e:
-        # Twisted's endpoint parser says what it could not read, or which
-        # file named (trust roots, certificates) it could not, by raising.
-        print(f"harbourctl: cannot use --connect {args.connect!r}: {e}", file=sys.stderr)
+        print(f"harbourctl: --connect: {e}", file=sys.stderr)
         return USAGE
     try:
         token = read_token(Path(args.token_file))
     except ConfigurationError as e:
         return _unreachable(args, out, str(e))
-    connecting = connect(IReactorTCP(reactor), args.connect, token)
+    connecting = authenticated(endpoint, token)
     try:
         # Whatever listens there may accept and never answer as harbour does.
         protocol = yield connecting.addTimeout(ANSWER_WITHIN, IReactorTime(reactor))

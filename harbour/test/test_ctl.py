@@ -520,5 +520,5 @@ class NotHarbourTests(SynchronousTestCase):
             self.patch(sys, "stderr", errors)
             code = self.successResultOf(run_remote(cast(IReactorCore, reactor), args, io.StringIO()))
             self.assertEqual(code, USAGE)
-            self.assertIn(f"cannot use --connect {endpoint!r}", errors.getvalue())
+            self.assertIn(f"--connect: cannot use endpoint {endpoint!r}", errors.getvalue())
             self.assertEqual(reactor.tcpClients, [])

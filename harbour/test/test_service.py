@@ -15,7 +15,8 @@ from twisted.logger import Logger, jsonFileLogObserver
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbour.service import HarbourService, Options, options_from_environment
+from harbour.errors import ConfigurationError
+from harbour.service import HarbourService, Options, build, options_from_environment
 
 
 class OptionsTests(SynchronousTestCase):
@@ -61,6 +62,31 @@ class OptionsTests(SynchronousTestCase):
         ]:
             error = self.assertRaises(usage.UsageError, self.parse, *args)
             self.assertIn(text, str(error))
+
+    def test_hubNotAnEndpoint(self) -> None:
+        """
+        A worker's C{--hub} that Twisted cannot parse is refused when the
+        daemon is made, naming the option, before anything connects.
+        """
+        token = Path(self.mktemp())
+        token.write_text("secret\n")
+        reactor = MemoryReactorClock()
+        for hub, text in [
+            ("garbage", "Unknown endpoint type: 'garbage'"),
+            ("tcp:hub.example:notaport", "cannot use endpoint 'tcp:hub.example:notaport'"),
+            ("ssl:hub.example:7750", "caCertsDir"),
+        ]:
+            options = self.parse(
+                "--role=worker",
+                f"--hub={hub}",
+                "--redis=redis://127.0.0.1:1/0",
+                f"--token-file={token}",
+                f"--data-dir={self.mktemp()}",
+            )
+            error = self.assertRaises(ConfigurationError, build, reactor, options)
+            self.assertTrue(str(error).startswith("--hub: "), str(error))
+            self.assertIn(text, str(error))
+        self.assertEqual((reactor.tcpClients, reactor.sslClients, reactor.unixClients), ([], [], []))
 
     def test_environment(self) -> None:
         """

@@ -7,16 +7,18 @@ reading, and clients refuse TLS endpoints that check no certificate.
 
 from __future__ import annotations
 
+import os
 from typing import Any, cast
 
 import attr
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.amp import commands
-from harbour.amp.client import check_connect_endpoint, connect
+from harbour.amp.client import client_endpoint, connect
 from harbour.amp.hub import HubLink
 from harbour.amp.server import (
     AUTHENTICATION_TIMEOUT,
@@ -291,32 +293,52 @@ class ClientEndpointTests(SynchronousTestCase):
         pointing at C{tls:} and C{trustRoots}.
         """
         for description in ["ssl:host=h:port=7750", "SSL:h:7750", "ssl:h:7750:caCertsDir="]:
-            error = self.assertRaises(ConfigurationError, check_connect_endpoint, description)
+            error = self.assertRaises(ConfigurationError, client_endpoint, MemoryReactorClock(), description)
             self.assertIn("trustRoots=", str(error))
             self.assertIn("caCertsDir", str(error))
 
     def test_allowed(self) -> None:
         """
         C{ssl:} with C{caCertsDir}, C{tls:}, C{tcp:} and C{unix:} are
-        allowed.
+        allowed, and parsed.
         """
+        authorities = self.mktemp()
+        os.mkdir(authorities)
         for description in [
-            "ssl:h:7750:caCertsDir=/etc/cas",
-            "tls:h:7750:trustRoots=/etc/cas",
+            f"ssl:h:7750:caCertsDir={authorities}",
+            f"tls:h:7750:trustRoots={authorities}",
             "tls:h:7750",
             "tcp:127.0.0.1:7750",
             "unix:/run/harbour.sock",
         ]:
-            check_connect_endpoint(description)
+            endpoint = client_endpoint(MemoryReactorClock(), description)
+            self.assertTrue(IStreamClientEndpoint.providedBy(endpoint), description)
+
+    def test_notAnEndpoint(self) -> None:
+        """
+        What Twisted cannot parse, or whose files it cannot read, is a
+        L{ConfigurationError} naming the endpoint and saying why.
+        """
+        for description, why in [
+            ("garbage", "Unknown endpoint type"),
+            ("", "Unknown endpoint type"),
+            ("tcp:h:notaport", "invalid literal"),
+            ("tls:h:7750:trustRoots=/nonexistent/authorities", "/nonexistent/authorities"),
+        ]:
+            error = self.assertRaises(ConfigurationError, client_endpoint, MemoryReactorClock(), description)
+            self.assertIn(f"cannot use endpoint {description!r}: ", str(error))
+            self.assertIn(why, str(error))
 
     def test_connectSendsNothing(self) -> None:
         """
-        L{connect} fails before it connects at all.
+        L{connect} fails before it connects at all, for an endpoint that
+        trusts any certificate or that cannot be parsed.
         """
-        reactor = MemoryReactorClock()
-        d = connect(reactor, "ssl:host=h:port=7750", TOKEN)
-        self.failureResultOf(d, ConfigurationError)
-        self.assertEqual((reactor.tcpClients, reactor.sslClients), ([], []))
+        for description in ["ssl:host=h:port=7750", "garbage"]:
+            reactor = MemoryReactorClock()
+            d = connect(reactor, description, TOKEN)
+            self.failureResultOf(d, ConfigurationError)
+            self.assertEqual((reactor.tcpClients, reactor.sslClients), ([], []))
 
     def test_hubRefused(self) -> None:
         """
