@@ -59,9 +59,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, out: TextIO, err: TextIO = sys.stderr) -> int:
     """
     Run C{query} or C{tables}.  A reader that goes away early (C{| head})
-    ends either quietly.
+    ends either quietly, with the status of every other command whose
+    reader goes (see L{harbour.ctl.main}).
 
-    @return: The exit code: L{OK} if the reader went away.
+    @return: The exit code: L{FAILED} if the reader went away.
     """
     try:
         if args.command == "query":
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO = sys.stderr) -> int:
         return tables(args, out, err)
     except BrokenPipeError:
         discard_output(out)
-        return OK
+        return FAILED
 
 
 #: What C{query} says of SQL with nothing to run.

@@ -208,7 +208,7 @@ class QueryTests(CommandTestCase):
         for form in ([], ["--csv"], ["--json"]):
             out, err = BrokenPipe(), io.StringIO()
             args = parser().parse_args(["query", "--data-dir", str(self.data), *form, self.SQL])
-            self.assertEqual((run(args, out, err), err.getvalue()), (OK, ""), form)
+            self.assertEqual((run(args, out, err), err.getvalue()), (FAILED, ""), form)
 
     def test_reader_gone_descriptor(self) -> None:
         """
@@ -222,7 +222,7 @@ class QueryTests(CommandTestCase):
         self.addCleanup(out.close)
         err = io.StringIO()
         args = parser().parse_args(["query", "--data-dir", str(self.data), "--csv", self.SQL])
-        self.assertEqual((run(args, out, err), err.getvalue()), (OK, ""))
+        self.assertEqual((run(args, out, err), err.getvalue()), (FAILED, ""))
         self.assertEqual(os.fstat(writing).st_rdev, os.stat(os.devnull).st_rdev)
         out.write("dropped")
         out.flush()
@@ -292,7 +292,7 @@ class TablesTests(CommandTestCase):
         """
         err = io.StringIO()
         args = parser().parse_args(["tables", "--data-dir", str(self.data)])
-        self.assertEqual((run(args, BrokenPipe(), err), err.getvalue()), (OK, ""))
+        self.assertEqual((run(args, BrokenPipe(), err), err.getvalue()), (FAILED, ""))
 
     def test_check(self) -> None:
         """
