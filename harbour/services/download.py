@@ -62,7 +62,7 @@ BEAT_SPACING = 0.1
 
 #: How many attempts per download slot may be past their download, being
 #: committed and recorded, before the workers wait for them.
-FINISHING_PER_WORKER = 4
+FINISHING_PER_WORKER = 8
 
 
 @implementer(IStatusSource, IPausable)
