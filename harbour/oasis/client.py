@@ -42,7 +42,6 @@ from twisted.python.failure import Failure
 from twisted.web._newclient import HTTP11ClientProtocol
 from twisted.web.client import (
     URI,
-    Agent,
     BrowserLikePolicyForHTTPS,
     HTTPConnectionPool,
     RedirectAgent,
@@ -58,6 +57,7 @@ from zope.interface import implementer
 from harbour.config.schema import DownloadTopic
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import ILimiter
+from harbour.oasis.agent import QueriesApart
 from harbour.oasis.classify import THROTTLE_PAGE_BYTES, throttle_pause
 
 T = TypeVar("T")
@@ -627,7 +627,9 @@ class OasisClient:
             endpoints = _StandardEndpointFactory(
                 self.reactor, BrowserLikePolicyForHTTPS(), self.settings.connect_timeout, None
             )
-            agent = Agent.usingEndpointFactory(self.reactor, ReusedEndpoints(endpoints), pool=self._pool)
+            agent = QueriesApart.usingEndpointFactory(
+                self.reactor, ReusedEndpoints(endpoints), pool=self._pool
+            )
             self._pooled = DirectClient(self.reactor, agent)
         return self._pooled
 
