@@ -110,6 +110,8 @@ class DownloadService(Service):
     _claims: Claims = attr.ib(init=False)
     _last_beat: float = attr.ib(default=float("-inf"), init=False)
     _next_beat: IDelayedCall | None = attr.ib(default=None, init=False)
+    _directory: Path = attr.ib(init=False)
+    _directory_of: DownloadTopic | None = attr.ib(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._waker = Waker(self.reactor, self.poll_interval)
@@ -121,7 +123,12 @@ class DownloadService(Service):
         """
         Where files go.
         """
-        return self.data_dir / self.settings.directory
+        # Asked once per attempt: made anew only when the settings change.
+        settings = self.settings
+        if self._directory_of is not settings:
+            self._directory = self.data_dir / settings.directory
+            self._directory_of = settings
+        return self._directory
 
     @inlineCallbacks
     def startService(self) -> Generator[Deferred[Any], Any, None]:

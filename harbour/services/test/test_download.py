@@ -22,13 +22,14 @@ import attr
 import treq
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail
+from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 from twisted.web.static import Data
 from zope.interface import implementer
 
-from harbour.bus import Bus
+from harbour.bus import Bus, Event
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IEvent, ILimiter
@@ -706,6 +707,26 @@ class PolicyTests(SynchronousTestCase):
         for n, delay in enumerate(delays):
             self.assertTrue(5 * 2**n <= delay <= 15 * 2**n, delays)
         self.assertLessEqual(backoff(30, 10, 1000, rng), 1500)
+
+
+class DirectoryTests(SynchronousTestCase):
+    """
+    Tests for L{DownloadService.directory}.
+    """
+
+    def test_followsSettings(self) -> None:
+        """
+        The directory is the data directory's C{[download] directory}, and
+        follows a change of the settings.
+        """
+        reactor = MemoryReactorClock()
+        store = MemoryTaskStore(reactor)
+        client = OasisClient(reactor, MemoryLimiter(reactor))
+        service = DownloadService(reactor, store, client, Bus(), Path("/srv/h"), DownloadTopic(directory="a"))
+        self.assertEqual(service.directory, Path("/srv/h/a"))
+        self.assertIs(service.directory, service.directory)
+        service._download_changed(Event.create("download", {"directory": "b"}))
+        self.assertEqual(service.directory, Path("/srv/h/b"))
 
 
 class JanitorTests(SynchronousTestCase):
