@@ -355,7 +355,7 @@ class ReportRequests:
         prefix, suffix, name = self.prefix, self.suffix, self.name
         set_url, set_filename, set_report, set_start, set_end = _SLOT_SETTERS
         made = list(map(object.__new__, repeat(ReportURL, len(windows))))
-        _fill(set_url, made, [prefix + times + suffix for times in windows.times])
+        _fill(set_url, made, [f"{prefix}{times}{suffix}" for times in windows.times])
         _fill(set_filename, made, map(operator.add, repeat(name), windows.tails))
         _fill(set_report, made, repeat(name))
         _fill(set_start, made, windows.starts)
