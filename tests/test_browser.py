@@ -319,7 +319,6 @@ class BrowserTests(TestCase):
                 "task.failed", {"report": "lmp-rtm-07", "filename": f"f{n}", "error": "HTTP 400"}
             )
         monitor.bus.publish("task.retried", {"report": "as-results-03", "error": "HTTP 503"})
-        await deferLater(self.reactor, 0.1, lambda: None)
         await self.driver.go(url)
         await self.until("return document.querySelector('.badge.failing') !== null", "the failing report")
         await self.driver.screenshot(self.shots / "showcase.png")
