@@ -16,7 +16,11 @@ script spinning past C{lua-time-limit}) and C{OOM} (C{maxmemory 1} for a few
 seconds), a hostile C{harbourctl publish} of the C{download} and
 C{reports} topics (it must be refused and change nothing), and a
 C{harbourctl reparse} followed at once by C{kill -9} (parses killed
-mid-file).  The report a configuration fault changes is one
+mid-file).  A download worker (C{--role worker}, sharing the hub's Redis
+and storage, as on another host with shared storage) runs beside the hub
+throughout; further faults kill it with C{kill -9} (then a restart) and
+pause the hub's downloads (C{harbourctl pause download}, which every
+worker must follow, then C{resume}).  The report a configuration fault changes is one
 just added, changed while its first downloads are under way.  With each
 fault, a configuration save adds a report, so that new work keeps arriving.
 After the time is up, faults stop, the mirror is left to finish, and the
@@ -47,7 +51,10 @@ table reports what was injected and whether anything was lost:
   after them, and the janitor removes them once four idle deadlines old
   (they are counted apart);
 - no file may land outside the data directory (the hostile publish names
-  another directory).
+  another directory);
+- the worker must have downloaded (some of its downloads seen under way in
+  the hub's status), and every pause and resume must have reached every
+  process downloading (the hub's status lists each with its C{paused}).
 """
 
 from __future__ import annotations
@@ -79,14 +86,18 @@ from harbour.amp.client import connect
 from harbour.amp.server import read_token
 from harbour.errors import BadRequest, Unauthorized
 from harbour.oasis.classify import DATA, classify
+from harbour.processes import host_name
 from harbour.services.files import is_record, record_path
 from harbour.store.tasks import DOWNLOADING, FINAL_STATES, RETIRED
 from harbour.testing.simulator import Faults, OasisSimulator
 from tests.processes import (
+    WatchedProcess,
     control_endpoint,
+    harbour_command,
     program,
     redis_started,
     save,
+    spawn,
     start_harbour,
     stop_harbour,
 )
@@ -223,6 +234,13 @@ class Soak:
         self.elsewhere = directory / "elsewhere"
         #: Redis error replies injected, and whether harbour saw them.
         self.redis_replies: Counter = Counter()
+        self.worker: WatchedProcess | None = None
+        #: The owner names the worker has had (one per start).
+        self.worker_owners: set[str] = set()
+        #: Files seen downloading on the worker, in the hub's status.
+        self.worker_downloads: set[str] = set()
+        #: Whether each pause, then resume, reached every process.
+        self.pauses: list[bool] = []
 
     def add_report(self) -> None:
         index = len(self.definitions)
@@ -309,11 +327,80 @@ class Soak:
         await self.daemon.wait_for("control port listening")
         self.client = await connect(self.reactor, control_endpoint(self.directory), self.token())
 
+    async def start_worker(self) -> None:
+        """
+        Start a download worker on the hub's Redis and data directory, and
+        wait until it is connected to both.
+        """
+        (self.directory / "worker").mkdir(exist_ok=True)
+        self.worker = spawn(
+            self.reactor,
+            harbour_command(
+                "--role",
+                "worker",
+                "--hub",
+                control_endpoint(self.directory),
+                "--redis",
+                f"unix://{self.directory / 'data' / 'redis' / 'redis.sock'}?db=0",
+                "--data-dir",
+                str(self.directory / "data"),
+            ),
+            self.directory / "worker",
+        )
+        await self.worker.wait_for("connected to hub")
+        await self.worker.wait_for("store ready")
+        self.worker_owners.add(f"{host_name()}:{self.worker.transport.pid}")
+
+    async def kill_worker(self) -> None:
+        """
+        Kill the worker with downloads under way, and start another: its
+        claims come back when their leases run out.
+        """
+        await self.mid_run()
+        self.worker.signal("KILL")
+        await self.worker.ended
+        await self.start_worker()
+
+    async def pause_fleet(self) -> None:
+        """
+        Pause the hub's downloads with downloads under way, wait until
+        every process downloading says it is paused, then resume them and
+        wait until none does.
+        """
+        await self.mid_run()
+        reached = True
+        for command, paused in (("pause", True), ("resume", False)):
+            code, said = await self.harbourctl(command, "download")
+            if code != 0:
+                raise RuntimeError(f"harbourctl {command} download failed: {said}")
+            reached = reached and await self.until_workers_paused(paused)
+        self.pauses.append(reached)
+
+    async def until_workers_paused(self, paused: bool) -> bool:
+        """
+        @return: Whether, within L{LANDING} seconds, the hub and the worker
+            both say they are C{paused} (or both say they are not).
+        """
+        deadline = self.reactor.seconds() + LANDING
+        while self.reactor.seconds() < deadline:
+            workers = (await self.status())["services"]["workers"]
+            running = [w for owner, w in workers.items() if owner in self.worker_owners]
+            if running and all(w["paused"] is paused for w in workers.values()):
+                return True
+            await deferLater(self.reactor, 0.1, lambda: None)
+        return False
+
     def token(self) -> str:
         return read_token(self.directory / "data" / "amp.token")
 
     async def status(self) -> dict:
-        return json.loads((await self.client.callRemote(commands.Status))["status"])
+        status = json.loads((await self.client.callRemote(commands.Status))["status"])
+        workers = status["services"].get("workers")
+        if isinstance(workers, dict):
+            for owner, worker in workers.items():
+                if owner in self.worker_owners:
+                    self.worker_downloads.update(f["filename"] for f in worker.get("in_flight", []))
+        return status
 
     async def kill_harbour(self) -> None:
         self.client.transport.loseConnection()
@@ -574,6 +661,8 @@ class Soak:
             ("hostile harbourctl publish", self.hostile_publish),
             ("redis OOM (maxmemory 1)", self.redis_oom),
             ("kill -9 harbour", self.kill_harbour),
+            ("kill -9 the worker", self.kill_worker),
+            ("downloads paused on the hub, then resumed", self.pause_fleet),
             ("report definition changed", self.change_definition),
             ("simulator faults switched", self.toggle_faults),
             ("report disabled", self.disable_report),
@@ -770,6 +859,9 @@ class Soak:
         return counts
 
     async def stop(self) -> None:
+        if self.worker is not None and not self.worker.ended.called:
+            self.worker.signal("TERM")
+            await self.worker.ended
         await stop_harbour(self.daemon, self.client)
         await self.port.stopListening()
 
@@ -785,6 +877,7 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
     soak = Soak(reactor, directory, reports, days)
     try:
         await soak.start()
+        await soak.start_worker()
         print(
             f"soak: {reports} reports x {days} days for {seconds:g} s, a fault every {every:g} s", flush=True
         )
@@ -839,6 +932,11 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
             ("revisions kept (.revN.zip, checked)", str(audit.get("revisions_kept", 0))),
             ("files of removed reports (kept, checked)", str(audit.get("removed_kept", 0))),
             ("requests to the simulator", str(requests)),
+            ("files seen downloading on the worker (must not be 0)", str(len(soak.worker_downloads))),
+            (
+                "pauses or resumes that did not reach every process (must be 0)",
+                f"{soak.pauses.count(False)} of {len(soak.pauses)}",
+            ),
         ]
     )
     print("\nbad inputs tried")
@@ -852,6 +950,8 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
         and unlanded == 0
         and not outcome["unfinished"]
         and outcome["unparsable"] == 0
+        and len(soak.worker_downloads) > 0
+        and all(soak.pauses)
         and all(
             audit.get(k, 0) == 0
             for k in (
