@@ -3,8 +3,10 @@ The client side of the control port.
 
 L{RemoteBus} provides L{IBus} over an AMP connection, so that a process
 subscribes to another process's bus exactly as it would to its own.
-C{harbourctl} and download workers connect through L{connect}.  L{status}
-and L{all_requests} read the answers that grow with the configuration.
+L{client_endpoint} parses (and checks) the endpoint of a control port, for
+C{harbourctl} and download workers alike; L{connect} and L{authenticated}
+connect to it and authenticate.  L{status} and L{all_requests} read the
+answers that grow with the configuration.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ import re
 from collections.abc import Callable, Generator
 from typing import Any
 
+from OpenSSL import SSL, crypto
 from twisted.internet.defer import Deferred, fail, inlineCallbacks
 from twisted.internet.endpoints import clientFromString, connectProtocol
-from twisted.internet.interfaces import IReactorTCP, IStreamClientEndpoint
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.protocols import amp
 from twisted.python.failure import Failure
+from twisted.python.filepath import UnlistableError
 from zope.interface import implementer
 
 from harbour.amp import commands
@@ -44,20 +48,33 @@ def client_endpoint(reactor: object, description: str) -> IStreamClientEndpoint:
     Parse the endpoint of a control port to connect to, refusing one that
     would not check the server.
 
-    @param reactor: The reactor the endpoint will connect with.
+    @param reactor: The reactor the endpoint will connect with: one that
+        provides what its kind of endpoint needs (an C{IReactorTCP}, and an
+        C{IReactorSSL} or C{IReactorUNIX} for those kinds).
     @param description: A Twisted client endpoint string, such as
         C{tcp:127.0.0.1:7750} or C{tls:host:7750:trustRoots=DIR}.
 
     @raise ConfigurationError: For a description Twisted cannot parse, or
-        whose files (trust roots, certificates) it cannot read, and for an
-        endpoint that trusts any certificate (L{_check_tls}).
+        whose files (trust roots, certificates, keys) it cannot read, and
+        for an endpoint that trusts any certificate (L{_check_tls}).
     """
     _check_tls(description)
     try:
         return clientFromString(reactor, description)
-    except (ValueError, TypeError, OSError) as e:
+    except (ValueError, TypeError, OSError, SSL.Error, crypto.Error) as e:
         # Twisted's parser says what it could not read by raising.
-        raise ConfigurationError(f"cannot use endpoint {description!r}: {e}") from None
+        raise ConfigurationError(f"cannot use endpoint {description!r}: {_reason(e)}") from None
+
+
+def _reason(error: Exception) -> str:
+    """
+    @return: What C{error} says, or its kind if it says nothing (a
+        directory of certificates that cannot be listed says nothing of
+        itself, but carries the error that listing it met).
+    """
+    if isinstance(error, UnlistableError):
+        error = error.originalException
+    return str(error) or type(error).__name__
 
 
 def _check_tls(description: str) -> None:
@@ -191,12 +208,12 @@ class RemoteBus:
             yield self.protocol.callRemote(commands.Unsubscribe, topic=subscription.pattern)
 
 
-def connect(reactor: IReactorTCP, endpoint: str, token: str) -> Deferred[HarbourClientProtocol]:
+def connect(reactor: object, endpoint: str, token: str) -> Deferred[HarbourClientProtocol]:
     """
     Connect and authenticate to a harbour control port.
 
-    @param reactor: A reactor that can connect to C{endpoint}: TCP, and SSL
-        or UNIX sockets for those kinds of endpoint.
+    @param reactor: A reactor that can connect to C{endpoint} (see
+        L{client_endpoint}).
     @param endpoint: A Twisted client endpoint string, such as
         C{tcp:127.0.0.1:7750} or C{tls:host:7750:trustRoots=DIR}.
 
@@ -207,8 +224,8 @@ def connect(reactor: IReactorTCP, endpoint: str, token: str) -> Deferred[Harbour
     """
     try:
         parsed = client_endpoint(reactor, endpoint)
-    except ConfigurationError as e:
-        return fail(e)
+    except Exception:
+        return fail()
     return authenticated(parsed, token)
 
 
@@ -220,6 +237,7 @@ def authenticated(
     Connect to a control port and authenticate.
 
     @param endpoint: The control port, as L{client_endpoint} makes it.
+    @param token: The control port's token.
 
     @return: A L{Deferred} firing with a connected, authenticated
         L{HarbourClientProtocol}.

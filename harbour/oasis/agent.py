@@ -34,8 +34,11 @@ class QueriesApart(Agent):
     An agent that parses the part of a URI before its query once, and
     sends exactly what L{Agent} would.
 
-    A URI with a fragment, an empty query or an empty path, or with
-    anything Twisted's agent would refuse, goes the agent's own way.
+    A URI with a fragment or an empty query, whose path is empty, does
+    not start with C{/} or starts with C{//}, or with anything Twisted's
+    agent would refuse, goes the agent's own way.  It relies on two of
+    L{Agent}'s private methods, C{_getEndpoint} and
+    C{_requestWithEndpoint}: every download test goes through them.
     """
 
     # Made on first use: Agent.usingEndpointFactory does not call __init__.

@@ -316,25 +316,33 @@ class ClientEndpointTests(SynchronousTestCase):
 
     def test_notAnEndpoint(self) -> None:
         """
-        What Twisted cannot parse, or whose files it cannot read, is a
-        L{ConfigurationError} naming the endpoint and saying why.
+        What Twisted cannot parse, or whose files it cannot read (missing,
+        or not certificates), is a L{ConfigurationError} naming the
+        endpoint and saying why.
         """
+        garbled = self.mktemp()
+        os.mkdir(garbled)
+        with open(os.path.join(garbled, "ca.pem"), "w") as pem:
+            pem.write("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
         for description, why in [
             ("garbage", "Unknown endpoint type"),
             ("", "Unknown endpoint type"),
             ("tcp:h:notaport", "invalid literal"),
-            ("tls:h:7750:trustRoots=/nonexistent/authorities", "/nonexistent/authorities"),
+            ("tls:h:7750:trustRoots=/nonexistent/authorities", "No such file or directory"),
+            ("ssl:h:7750:caCertsDir=/nonexistent/authorities", "No such file or directory"),
+            (f"tls:h:7750:trustRoots={garbled}", "PEM"),
+            (f"ssl:h:7750:caCertsDir={garbled}", "PEM"),
         ]:
             error = self.assertRaises(ConfigurationError, client_endpoint, MemoryReactorClock(), description)
             self.assertIn(f"cannot use endpoint {description!r}: ", str(error))
-            self.assertIn(why, str(error))
+            self.assertIn(why, str(error).split(f"{description!r}: ", 1)[1])
 
     def test_connectSendsNothing(self) -> None:
         """
         L{connect} fails before it connects at all, for an endpoint that
         trusts any certificate or that cannot be parsed.
         """
-        for description in ["ssl:host=h:port=7750", "garbage"]:
+        for description in ["ssl:host=h:port=7750", "garbage", "tls:h:7750:trustRoots=/nonexistent"]:
             reactor = MemoryReactorClock()
             d = connect(reactor, description, TOKEN)
             self.failureResultOf(d, ConfigurationError)

@@ -1,5 +1,8 @@
 """
-Tests for L{harbour.oasis.agent}.
+Tests for L{harbour.oasis.agent}: what it would send, side by side with
+Twisted's agent.  (That it sends it, through the agent's private
+C{_requestWithEndpoint}, every test of the download service downloading
+from the simulator shows.)
 """
 
 from __future__ import annotations
