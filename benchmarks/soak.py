@@ -66,6 +66,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import tempfile
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -235,8 +236,12 @@ class Soak:
         #: Redis error replies injected, and whether harbour saw them.
         self.redis_replies: Counter = Counter()
         self.worker: WatchedProcess | None = None
-        #: The owner names the worker has had (one per start).
-        self.worker_owners: set[str] = set()
+        #: The owner names the worker has had (one per start), the last its own.
+        self.worker_owners: list[str] = []
+        #: How the worker ended, each time the soak did not end it.
+        self.worker_deaths: list[str] = []
+        #: The signal the soak sent the worker to end it, while it ends.
+        self._ending_worker: int | None = None
         #: Files seen downloading on the worker, in the hub's status.
         self.worker_downloads: set[str] = set()
         #: Whether each pause, then resume, reached every process.
@@ -347,9 +352,37 @@ class Soak:
             ),
             self.directory / "worker",
         )
+        self.worker.ended.addCallback(self._worker_ended, self.worker)
         await self.worker.wait_for("connected to hub")
         await self.worker.wait_for("store ready")
-        self.worker_owners.add(f"{host_name()}:{self.worker.transport.pid}")
+        self.worker_owners.append(f"{host_name()}:{self.worker.transport.pid}")
+
+    def _worker_ended(self, code: int | None, worker: WatchedProcess) -> None:
+        """
+        Note a worker's end that the soak did not cause, or that was not
+        the end the soak's signal asks for: killed by C{KILL}; stopped
+        cleanly by C{TERM} (twistd then ends by the same signal).
+        """
+        sent = self._ending_worker
+        if sent == signal.SIGTERM:
+            clean = (code == 0 or worker.signalled == sent) and "Server Shut Down" in worker.output()
+        else:
+            clean = sent is not None and worker.signalled == sent
+        if not clean:
+            self.worker_deaths.append(f"exit {code}, signal {worker.signalled}: {worker.output()[-300:]}")
+
+    async def end_worker(self, name: str) -> None:
+        """
+        Send the worker the signal C{name} (C{"KILL"} or C{"TERM"}) and
+        wait for its end.
+        """
+        self._ending_worker = signal.Signals[f"SIG{name}"]
+        try:
+            if not self.worker.ended.called:
+                self.worker.signal(name)
+            await self.worker.ended
+        finally:
+            self._ending_worker = None
 
     async def kill_worker(self) -> None:
         """
@@ -357,8 +390,7 @@ class Soak:
         claims come back when their leases run out.
         """
         await self.mid_run()
-        self.worker.signal("KILL")
-        await self.worker.ended
+        await self.end_worker("KILL")
         await self.start_worker()
 
     async def pause_fleet(self) -> None:
@@ -368,24 +400,25 @@ class Soak:
         wait until none does.
         """
         await self.mid_run()
-        reached = True
         for command, paused in (("pause", True), ("resume", False)):
             code, said = await self.harbourctl(command, "download")
             if code != 0:
                 raise RuntimeError(f"harbourctl {command} download failed: {said}")
-            reached = reached and await self.until_workers_paused(paused)
-        self.pauses.append(reached)
+            self.pauses.append(await self.until_workers_paused(paused))
 
     async def until_workers_paused(self, paused: bool) -> bool:
         """
-        @return: Whether, within L{LANDING} seconds, the hub and the worker
-            both say they are C{paused} (or both say they are not).
+        @return: Whether, within L{LANDING} seconds, the hub and the
+            running worker both say they are C{paused} (or both say they
+            are not), in the hub's list of the processes downloading.
         """
         deadline = self.reactor.seconds() + LANDING
         while self.reactor.seconds() < deadline:
-            workers = (await self.status())["services"]["workers"]
-            running = [w for owner, w in workers.items() if owner in self.worker_owners]
-            if running and all(w["paused"] is paused for w in workers.values()):
+            status = await self.status()
+            workers = status["services"]["workers"]
+            hub = status["services"]["download"]["owner"]
+            both = [workers.get(owner) for owner in (hub, self.worker_owners[-1])]
+            if all(w is not None and w["paused"] is paused for w in both):
                 return True
             await deferLater(self.reactor, 0.1, lambda: None)
         return False
@@ -859,11 +892,12 @@ class Soak:
         return counts
 
     async def stop(self) -> None:
-        if self.worker is not None and not self.worker.ended.called:
-            self.worker.signal("TERM")
-            await self.worker.ended
-        await stop_harbour(self.daemon, self.client)
-        await self.port.stopListening()
+        try:
+            if self.worker is not None:
+                await self.end_worker("TERM")
+        finally:
+            await stop_harbour(self.daemon, self.client)
+            await self.port.stopListening()
 
 
 def table(rows: list[tuple[str, str]]) -> None:
@@ -937,8 +971,11 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
                 "pauses or resumes that did not reach every process (must be 0)",
                 f"{soak.pauses.count(False)} of {len(soak.pauses)}",
             ),
+            ("worker ends the soak did not cause (must be 0)", str(len(soak.worker_deaths))),
         ]
     )
+    for death in soak.worker_deaths:
+        print(f"\nthe worker ended: {death}")
     print("\nbad inputs tried")
     tried = Counter(soak.bad_inputs)
     table([(f"{name} (x{count})", outcome) for (name, outcome), count in tried.items()] or [("(none)", "")])
@@ -952,6 +989,7 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
         and outcome["unparsable"] == 0
         and len(soak.worker_downloads) > 0
         and all(soak.pauses)
+        and not soak.worker_deaths
         and all(
             audit.get(k, 0) == 0
             for k in (
