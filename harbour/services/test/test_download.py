@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,7 +36,7 @@ from harbour.interfaces import IEvent, ILimiter
 from harbour.oasis.classify import DATA, classify
 from harbour.oasis.client import LONGEST_RETRY_AFTER, OasisClient, retry_after
 from harbour.oasis.requests import ReportURL, gmt, report_urls
-from harbour.services import attempt
+from harbour.services import attempt, download
 from harbour.services.attempt import RECHECK
 from harbour.services.checking import AnswerCheck
 from harbour.services.download import DownloadService
@@ -132,13 +132,53 @@ class Harness:
         manifest = ManifestTopic(base_url=self.base_url, start=start, end=end)
         requests = report_urls(manifest, [ReportTopic(**r) for r in reports], datetime.date(2025, 2, 1))
         await self.store.create(requests)
-        finished: Deferred[None] = Deferred()
-        self._waiting.append((len(self.events) + len(requests), finished))
+        finished = self.events_seen(len(self.events) + len(requests))
         self.service.startService()
         self.testcase.addCleanup(lambda: self.service.running and self.service.stopService())
-        await finished.addTimeout(60, self.reactor)
+        await finished
         await self.service.stopService()
         return [await self.fetched(t.id) for t in (await self.all_tasks())]
+
+    def hold_finishes(self) -> tuple[list[list[str]], Callable[[], None]]:
+        """
+        Hold the outcomes the service records from now on, and let them
+        (and any later) through once the returned release is called; it
+        is called at the test's end in any case.
+
+        @return: The task ids of each call to record outcomes, and the
+            release.
+        """
+        finish_many = self.store.finish_many
+        calls: list[list[str]] = []
+        held: list[Deferred[None]] = []
+        released: list[bool] = []
+
+        def slow_finish_many(outcomes: Sequence[Outcome]) -> Deferred[list[bool]]:
+            calls.append([o.task_id for o in outcomes])
+            if released:
+                return finish_many(outcomes)
+            d: Deferred[None] = Deferred()
+            held.append(d)
+            return d.addCallback(lambda ignored: finish_many(outcomes))
+
+        def release() -> None:
+            released.append(True)
+            for d in held:
+                if not d.called:
+                    d.callback(None)
+
+        self.store.finish_many = slow_finish_many  # type: ignore[method-assign]
+        self.testcase.addCleanup(release)
+        return calls, release
+
+    def events_seen(self, count: int) -> Deferred[None]:
+        """
+        @return: A L{Deferred} firing once C{count} tasks have ended (their
+            events published), failing with L{TimeoutError} after 60 s.
+        """
+        seen: Deferred[None] = Deferred()
+        self._waiting.append((count, seen))
+        return seen.addTimeout(60, self.reactor)
 
     def called(self, owner: object, name: str, count: int = 1) -> Deferred[None]:
         """
@@ -595,28 +635,8 @@ class DownloadTests(TestCase):
         harness = Harness(self, concurrency=1)
         manifest = ManifestTopic(base_url=harness.base_url, start="2025-01-10", end="2025-01-12")
         await harness.store.create(report_urls(manifest, [ReportTopic(**LMP)], datetime.date(2025, 2, 1)))
-        finish_many = harness.store.finish_many
-        calls: list[list[str]] = []
-        held: list[Deferred[None]] = []
-        released: list[bool] = []
-
-        def slow_finish_many(outcomes: Sequence[Outcome]) -> Deferred[list[bool]]:
-            calls.append([o.task_id for o in outcomes])
-            if released:
-                return finish_many(outcomes)
-            d: Deferred[None] = Deferred()
-            held.append(d)
-            return d.addCallback(lambda ignored: finish_many(outcomes))
-
-        def release() -> Deferred[None] | None:
-            released.append(True)
-            for d in held:
-                if not d.called:
-                    d.callback(None)
-            return harness.service.stopService() if harness.service.running else None
-
-        harness.store.finish_many = slow_finish_many  # type: ignore[method-assign]
-        self.addCleanup(release)
+        self.addCleanup(lambda: harness.service.stopService() if harness.service.running else None)
+        calls, release = harness.hold_finishes()
         # An outcome is asked to be recorded once its file is in place.
         asked = harness.called(Finishes, "finish", 3)
         harness.service.startService()
@@ -631,6 +651,32 @@ class DownloadTests(TestCase):
         self.assertEqual(sorted(sum(calls, [])), sorted(t.id for t in await harness.all_tasks()))
         self.assertEqual({t.state for t in await harness.all_tasks()}, {DOWNLOADED})
         self.assertEqual([e.topic for e in harness.events], ["task.done"] * 3)
+
+    async def test_finishingBounded(self) -> None:
+        """
+        Once C{FINISHING_PER_WORKER} attempts per download slot are past
+        their download, waiting to be committed and recorded, the workers
+        claim nothing more until there is room again.
+        """
+        self.patch(download, "FINISHING_PER_WORKER", 1)
+        harness = Harness(self, concurrency=1)
+        manifest = ManifestTopic(base_url=harness.base_url, start="2025-01-10", end="2025-01-13")
+        await harness.store.create(report_urls(manifest, [ReportTopic(**LMP)], datetime.date(2025, 2, 1)))
+        self.addCleanup(lambda: harness.service.stopService() if harness.service.running else None)
+        ignored, release = harness.hold_finishes()
+        asked = harness.called(Finishes, "finish", 2)
+        harness.service.startService()
+        await asked
+        # The worker has two attempts finishing, one more than its room:
+        # it waits, looking again each poll interval, and claims nothing.
+        await harness.called(harness.service._waker, "idle", 3)
+        self.assertEqual(len(harness.simulator.requests), 2)
+        states = sorted(t.state for t in await harness.all_tasks())
+        self.assertEqual(states, [DOWNLOADING] * 2 + [PENDING] * 2)
+        release()
+        await harness.events_seen(4)
+        self.assertEqual({t.state for t in await harness.all_tasks()}, {DOWNLOADED})
+        self.assertEqual(len(harness.simulator.requests), 4)
 
     async def test_stopReleases(self) -> None:
         """
