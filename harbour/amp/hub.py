@@ -36,6 +36,11 @@ class HubLink(Service):
     """
     A reconnecting, authenticated connection to a hub, seen as its bus.
 
+    @ivar reactor: Times the reconnections; also the reactor the endpoint
+        connects with, so it provides what the endpoint's kind needs (see
+        L{harbour.amp.client.client_endpoint}).
+    @ivar endpoint: The hub's control port, as a Twisted client endpoint
+        string.
     @raise ConfigurationError: On creation, for an endpoint that
         L{harbour.amp.client.client_endpoint} refuses.
     """
