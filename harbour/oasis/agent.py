@@ -74,9 +74,9 @@ class QueriesApart(Agent):
     def _base(self, base: bytes) -> tuple[URI, bytes] | None:
         """
         @return: C{base} (a URI without its query) parsed, and the start of
-            the request line's target (the path and parameters), or
-            L{None} for a URI without a path, which Twisted's agent treats
-            its own way.
+            the request line's target (the path and parameters); or
+            L{None} for a path Twisted's agent treats its own way (empty,
+            not starting with C{/}, or starting with C{//}).
         """
         if self._bases is None:
             self._bases = {}
