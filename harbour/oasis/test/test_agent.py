@@ -7,6 +7,7 @@ from the simulator shows.)
 
 from __future__ import annotations
 
+import datetime
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred, succeed
@@ -18,8 +19,10 @@ from twisted.web.error import SchemeNotSupported
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IBodyProducer, IResponse
 
+from harbour.config.schema import ManifestTopic, ReportTopic
 from harbour.oasis import agent as agent_module
 from harbour.oasis.agent import QueriesApart
+from harbour.oasis.requests import report_urls
 
 #: URIs of every shape: the fast way's, and those it leaves to Twisted.
 URIS = [
@@ -163,3 +166,27 @@ class QueriesApartTests(SynchronousTestCase):
             outcome(harbour, b"http://oasis.example/" + base + b"?a=1")
         self.assertEqual(len(parsed), 4, "the third base made room by forgetting the others")
         self.assertLessEqual(len(harbour._bases or {}), 2)
+
+    def test_manifestURLsParsedOnce(self) -> None:
+        """
+        The URLs of a manifest, a report's windows, take the way that
+        parses the part before the query once.
+        """
+        manifest = ManifestTopic(
+            base_url="https://oasis.caiso.com/oasisapi", start="2025-01-01", end="2025-01-05"
+        )
+        report = ReportTopic(name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"node": "TH_NP15"})
+        urls = [r.url.encode("ascii") for r in report_urls(manifest, [report], datetime.date(2025, 2, 1))]
+        parsed: list[bytes] = []
+        real = URI.fromBytes
+
+        def counting(uri: bytes, defaultPort: int | None = None) -> URI:
+            parsed.append(uri)
+            return real(uri, defaultPort)
+
+        self.patch(URI, "fromBytes", counting)
+        twisted, harbour = self.agents()
+        for url in urls:
+            self.assertEqual(outcome(harbour, url)[0], "sent")
+        self.assertGreater(len(urls), 1)
+        self.assertEqual(parsed, [b"https://oasis.caiso.com/oasisapi/SingleZip"])
