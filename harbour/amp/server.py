@@ -408,7 +408,7 @@ class ControlProtocol(amp.AMP):
             raise BadRequest(str(e)) from None
         if not count:
             yield self._known_report(report)
-        if count:
+        else:
             # Wakes idle downloaders, wherever they run; "retried" tells
             # those who keep task states that these tasks are not new.
             yield self._service.bus.publish(
@@ -426,7 +426,7 @@ class ControlProtocol(amp.AMP):
         count = yield self._service.daemon.task_store().requeue_parse(report, False)
         if not count:
             yield self._known_report(report)
-        if count:
+        else:
             # Wakes idle parsers, wherever they run.
             yield self._service.bus.publish("table.queued", {"report": report or "*", "count": count})
         return {"count": count}

@@ -129,6 +129,21 @@ class QueriesApartTests(SynchronousTestCase):
         harbour = RecordingQueriesApart.usingEndpointFactory(reactor, Endpoints())
         return twisted, harbour
 
+    def parses(self) -> list[bytes]:
+        """
+        @return: The URIs Twisted's L{URI.fromBytes} parses from now on,
+            in order (it still parses them).
+        """
+        parsed: list[bytes] = []
+        real = URI.fromBytes
+
+        def counting(uri: bytes, defaultPort: int | None = None) -> URI:
+            parsed.append(uri)
+            return real(uri, defaultPort)
+
+        self.patch(URI, "fromBytes", counting)
+        return parsed
+
     def test_sameRequests(self) -> None:
         """
         For every shape of URI, the request, its parsed URI, its endpoint
@@ -150,14 +165,7 @@ class QueriesApartTests(SynchronousTestCase):
         L{agent_module.KEPT_BASES} are kept.
         """
         self.patch(agent_module, "KEPT_BASES", 2)
-        parsed: list[bytes] = []
-        real = URI.fromBytes
-
-        def counting(uri: bytes, defaultPort: int | None = None) -> URI:
-            parsed.append(uri)
-            return real(uri, defaultPort)
-
-        self.patch(URI, "fromBytes", counting)
+        parsed = self.parses()
         twisted, harbour = self.agents()
         for query in (b"a=1", b"a=2", b"a=3"):
             outcome(harbour, b"http://oasis.example/one?" + query)
@@ -177,14 +185,7 @@ class QueriesApartTests(SynchronousTestCase):
         )
         report = ReportTopic(name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"node": "TH_NP15"})
         urls = [r.url.encode("ascii") for r in report_urls(manifest, [report], datetime.date(2025, 2, 1))]
-        parsed: list[bytes] = []
-        real = URI.fromBytes
-
-        def counting(uri: bytes, defaultPort: int | None = None) -> URI:
-            parsed.append(uri)
-            return real(uri, defaultPort)
-
-        self.patch(URI, "fromBytes", counting)
+        parsed = self.parses()
         twisted, harbour = self.agents()
         for url in urls:
             self.assertEqual(outcome(harbour, url)[0], "sent")

@@ -129,15 +129,24 @@ class Harness:
         Create the tasks of C{reports}, download until each has ended, and
         return the final tasks.
         """
-        manifest = ManifestTopic(base_url=self.base_url, start=start, end=end)
-        requests = report_urls(manifest, [ReportTopic(**r) for r in reports], datetime.date(2025, 2, 1))
-        await self.store.create(requests)
+        requests = await self.create(*reports, start=start, end=end)
         finished = self.events_seen(len(self.events) + len(requests))
         self.service.startService()
         self.testcase.addCleanup(lambda: self.service.running and self.service.stopService())
         await finished
         await self.service.stopService()
         return [await self.fetched(t.id) for t in (await self.all_tasks())]
+
+    async def create(self, *reports: dict[str, Any], start: str, end: str) -> list[ReportURL]:
+        """
+        Create the tasks of C{reports} from C{start} to C{end}.
+
+        @return: Their requests.
+        """
+        manifest = ManifestTopic(base_url=self.base_url, start=start, end=end)
+        requests = report_urls(manifest, [ReportTopic(**r) for r in reports], datetime.date(2025, 2, 1))
+        await self.store.create(requests)
+        return requests
 
     def hold_finishes(self) -> tuple[list[list[str]], Callable[[], None]]:
         """
@@ -466,8 +475,7 @@ class DownloadTests(TestCase):
         """
         harness = Harness(self, Faults(error_rate=1.0, retry_after=float("inf")), concurrency=1)
         released = harness.called(harness.store, "release")
-        manifest = ManifestTopic(base_url=harness.base_url, start="2025-01-10", end="2025-01-10")
-        await harness.store.create(report_urls(manifest, [ReportTopic(**LMP)], datetime.date(2025, 2, 1)))
+        await harness.create(LMP, start="2025-01-10", end="2025-01-10")
         harness.service.startService()
         self.addCleanup(lambda: harness.service.running and harness.service.stopService())
         await released
@@ -633,8 +641,7 @@ class DownloadTests(TestCase):
         time; stopping waits for them to be recorded.
         """
         harness = Harness(self, concurrency=1)
-        manifest = ManifestTopic(base_url=harness.base_url, start="2025-01-10", end="2025-01-12")
-        await harness.store.create(report_urls(manifest, [ReportTopic(**LMP)], datetime.date(2025, 2, 1)))
+        await harness.create(LMP, start="2025-01-10", end="2025-01-12")
         self.addCleanup(lambda: harness.service.stopService() if harness.service.running else None)
         calls, release = harness.hold_finishes()
         # An outcome is asked to be recorded once its file is in place.
@@ -660,8 +667,7 @@ class DownloadTests(TestCase):
         """
         self.patch(download, "FINISHING_PER_WORKER", 1)
         harness = Harness(self, concurrency=1)
-        manifest = ManifestTopic(base_url=harness.base_url, start="2025-01-10", end="2025-01-13")
-        await harness.store.create(report_urls(manifest, [ReportTopic(**LMP)], datetime.date(2025, 2, 1)))
+        await harness.create(LMP, start="2025-01-10", end="2025-01-13")
         self.addCleanup(lambda: harness.service.stopService() if harness.service.running else None)
         ignored, release = harness.hold_finishes()
         asked = harness.called(Finishes, "finish", 2)
@@ -684,8 +690,7 @@ class DownloadTests(TestCase):
         removes the temporary file.
         """
         harness = Harness(self, Faults(trickle_rate=1.0, trickle_bytes=64))
-        manifest = ManifestTopic(base_url=harness.base_url, start="2025-01-10", end="2025-01-10")
-        await harness.store.create(report_urls(manifest, [ReportTopic(**LMP)], datetime.date(2025, 2, 1)))
+        await harness.create(LMP, start="2025-01-10", end="2025-01-10")
         receiving = harness.called(harness.service.activity, "count_bytes")
         harness.service.startService()
         await receiving
