@@ -38,6 +38,8 @@ setup(
         # The dataset: Parquet written with pyarrow, views kept by DuckDB.
         "pyarrow>=17",
         "duckdb>=1.1",
+        # DuckDB hands times with a zone to Python only through pytz.
+        "pytz",
         # The operators' /metrics.
         "prometheus_client>=0.20",
     ],

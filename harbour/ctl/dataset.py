@@ -103,6 +103,9 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for why in skipped:
         print(f"harbourctl: warning: {why}", file=err)
     try:
+        # Times print in UTC, as their columns are named, whatever this
+        # machine's zone.
+        connection.execute("SET TimeZone = 'UTC'")
         if args.parquet is not None:
             target = str(args.parquet).replace("'", "''")
             connection.execute(f"COPY ({statement}) TO '{target}' (FORMAT parquet)")

@@ -101,6 +101,22 @@ class QueryTests(CommandTestCase):
             [{"trading_date": "2025-06-01"}, {"trading_date": "2025-06-02"}, {"trading_date": "2025-06-05"}],
         )
 
+    def test_times(self) -> None:
+        """
+        Columns of times with a zone print in every form, in UTC whatever
+        the machine's zone.
+        """
+        sql = "SELECT interval_start_utc, current_setting('TimeZone') AS zone FROM lmp_dam ORDER BY 1 LIMIT 1"
+        code, out, err = self.command("query", "--csv", sql)
+        self.assertEqual((code, err), (OK, ""))
+        self.assertEqual(out.splitlines(), ["interval_start_utc,zone", "2020-01-02 00:00:00+00:00,UTC"])
+        code, out, err = self.command("query", "--json", sql)
+        self.assertEqual((code, err), (OK, ""))
+        self.assertEqual(json.loads(out), {"interval_start_utc": "2020-01-02T00:00:00+00:00", "zone": "UTC"})
+        code, out, err = self.command("query", sql)
+        self.assertEqual((code, err), (OK, ""))
+        self.assertIn("2020-01-02 00:00:00+00:00", out)
+
     def test_parquet(self) -> None:
         """
         C{--parquet FILE} writes the result there.
