@@ -28,7 +28,7 @@ from harbour.oasis.client import AttemptFailed, PermanentFailure
 from harbour.services.activity import DownloadActivity
 from harbour.services.finishing import Finishes
 from harbour.store.outages import STORE_RETRY, next_retry
-from harbour.store.tasks import DOWNLOADED, DOWNLOADING, EMPTY, FAILED, Outcome, Task
+from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED, Outcome, Task
 
 if TYPE_CHECKING:
     from harbour.services.attempt import AttemptContext
@@ -136,9 +136,11 @@ class Outcomes:
         if held:
             return held
         # A try whose answer was lost (the connection dropped) may have
-        # recorded the outcome: then the claim ended, and no later one began.
+        # recorded the outcome: then this claim is the last one ended by its
+        # holder.  Its state alone cannot tell: a lease that ran out
+        # meanwhile also leaves it pending under the same claim.
         now = yield self.stored(lambda: self.store.get(task.id))
-        return now is not None and now.claim == task.claim and now.state != DOWNLOADING
+        return now is not None and now.ended == task.claim
 
     @inlineCallbacks
     def release(

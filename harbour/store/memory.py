@@ -301,7 +301,7 @@ class MemoryTaskStore(MemoryParseQueue):
         self._leases.pop(task_id, None)
         if state == DOWNLOADED:
             task = attr.evolve(task, bytes=bytes, sha256=sha256)
-        task = self._replace(task, state=state, owner="", last_error=error)
+        task = self._replace(task, state=state, owner="", last_error=error, ended=task.claim)
         if task.stale:
             task = self._refetch(task, task.stale, "request changed while fetched")
         self._settle(task)
@@ -340,7 +340,13 @@ class MemoryTaskStore(MemoryParseQueue):
         attempts = task.attempts if counted else task.attempts - 1
         self._settle(
             self._replace(
-                task, state=PENDING, owner="", not_before=not_before, last_error=error, attempts=attempts
+                task,
+                state=PENDING,
+                owner="",
+                not_before=not_before,
+                last_error=error,
+                attempts=attempts,
+                ended=task.claim,
             )
         )
         return succeed(True)

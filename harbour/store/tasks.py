@@ -179,6 +179,10 @@ class Task:
     retiring: str = ""
     #: The fencing token of its latest claim: one more on every claim.
     claim: int = 0
+    #: The token of the latest claim its holder ended (finished or gave
+    #: back): a lease that ran out leaves it, so that a holder whose answer
+    #: was lost can tell whether its outcome was recorded.
+    ended: int = 0
     #: Where its file is in the parse queue: C{""} (never queued),
     #: C{queued}, C{parsing}, C{parsed} or C{unparsable}.
     parse: str = ""
@@ -217,6 +221,7 @@ class Task:
             retired_from=values.get("retired_from", ""),
             retiring=values.get("retiring", ""),
             claim=int(values.get("claim", 0)),
+            ended=int(values.get("ended", 0)),
             parse=values.get("parse", ""),
             parse_error=values.get("parse_error", ""),
             rows=int(values.get("rows", 0)),

@@ -32,7 +32,7 @@ from harbour.services.commit import GroupCommit
 from harbour.services.files import prepare, record_path, temporary_name
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.outages import STORE_RETRY
-from harbour.store.tasks import DOWNLOADED, DOWNLOADING, Outcome, Task
+from harbour.store.tasks import DOWNLOADED, DOWNLOADING, PENDING, Outcome, Task
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
 DATA = (SAMPLES / "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip").read_bytes()
@@ -507,6 +507,25 @@ class RecordingTests(OneTaskTestCase):
         self.assertEqual(self.events, ["task.done"])
         self.assertEqual(self.clock.getDelayedCalls(), [], "the renewer stopped")
         self.assertEqual(self.state(), DOWNLOADED)
+
+    def test_sweptInOutage(self) -> None:
+        """
+        An outage longer than the lease, with the task swept back to
+        pending before the store answers again, is a lost claim: nothing is
+        announced, and the task stays pending for the next claim, though
+        its state is no longer C{downloading} under the same claim.
+        """
+        done, flaky = self.attempt([False] * 6)
+        # Cut off from the store, the worker cannot renew either.
+        flaky.renew = lambda *args, **kwargs: fail(StoreUnavailable("away"))
+        self.clock.advance(10)
+        self.successResultOf(self.memory.sweep())
+        self.assertEqual(self.state(), PENDING)
+        for ignored in range(12):
+            self.clock.advance(STORE_RETRY[-1])
+        self.successResultOf(done)
+        self.assertEqual(self.events, [])
+        self.assertEqual(self.state(), PENDING)
 
     def test_stoppedInOutage(self) -> None:
         """

@@ -15,7 +15,8 @@ local function finish(id, owner, state, bytes, sha256, last_error, token)
   end
   move(P, id, report, 'downloading', state, score)
   redis.call('ZREM', LEASES, id)
-  redis.call('HSET', key, 'owner', '', 'modified', at, 'last_error', last_error)
+  redis.call('HSET', key, 'owner', '', 'modified', at, 'last_error', last_error,
+    'ended', redis.call('HGET', key, 'claim'))
   -- Its request changed while it was being fetched (see redefine.lua): what
   -- it fetched answers the old one, so it is fetched again.
   local stale = redis.call('HGET', key, 'stale')

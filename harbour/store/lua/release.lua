@@ -9,7 +9,8 @@ local key = P..'t:'..id
 local score = -tonumber(redis.call('HGET', key, 'window_start'))
 move(P, id, redis.call('HGET', key, 'report'), 'downloading', 'pending', score)
 redis.call('ZREM', LEASES, id)
-redis.call('HSET', key, 'owner', '', 'modified', at, 'not_before', not_before, 'last_error', ARGV[6])
+redis.call('HSET', key, 'owner', '', 'modified', at, 'not_before', not_before, 'last_error', ARGV[6],
+  'ended', redis.call('HGET', key, 'claim'))
 -- An answer that says only "not yet" uses no attempt.
 if ARGV[7] == '0' then redis.call('HINCRBY', key, 'attempts', -1) end
 if not_before > at then

@@ -488,6 +488,28 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual(await self.store.counts(), {"a": {DOWNLOADED: 1, DOWNLOADING: 2, EMPTY: 1}})
         self.assertEqual(await self.store.finish_many([]), [])
 
+    async def test_endedClaim(self) -> None:
+        """
+        A task tells the token of the latest claim its holder ended,
+        finished or given back; a claim whose lease ran out, or one refused,
+        leaves it.
+        """
+        await self.store.create([request("a", d) for d in range(1, 4)])
+        finished, released, swept = [await self._task(self.store.claim("w", 10)) for ignored in range(3)]
+        self.assertEqual([t.ended for t in (finished, released, swept)], [0, 0, 0])
+        await self.store.finish(finished.id, "w", DOWNLOADED, bytes=1, sha256="ab", token=finished.claim)
+        await self.store.release(released.id, "w", 0.0, "HTTP 503", token=released.claim)
+        self.assertFalse(await self.store.release(swept.id, "w", 0.0, "late", token=swept.claim + 1))
+        self.clock.advance(11)
+        await self.store.sweep()
+        ended = [await self._task(self.store.get(t.id)) for t in (finished, released, swept)]
+        self.assertEqual(
+            [(t.state, t.claim, t.ended) for t in ended],
+            [(DOWNLOADED, 1, 1), (PENDING, 1, 1), (PENDING, 1, 0)],
+        )
+        again = await self._task(self.store.claim("w", 10))
+        self.assertEqual((again.claim, again.ended), (2, 1))
+
     async def test_releaseWithBackoff(self) -> None:
         """
         A released task is not claimed again before its C{not_before}.
