@@ -175,7 +175,10 @@ class Attempts:
         asked_for = self.context.work.lease_seconds if lease_seconds is None else lease_seconds
         if claimed is not None:
             self._confirm(lease, claimed, asked_for)
-        renewer = LoopingCall(self._renew, task, lease)
+        # Renewed with the lease the claim asked for, at its pace, whatever
+        # the settings say meanwhile: a shorter one would run out between
+        # renewals.
+        renewer = LoopingCall(self._renew, task, lease, asked_for)
         renewer.clock = self.reactor
         renewer.start(max(1.0, asked_for / 3), now=False)
 
@@ -191,11 +194,11 @@ class Attempts:
             renewer.stop()
             return result
 
-        return self._attempt(task, lease, downloaded).addErrback(lost).addBoth(over)
+        return self._attempt(task, lease, asked_for, downloaded).addErrback(lost).addBoth(over)
 
     @inlineCallbacks
     def _attempt(
-        self, task: Task, lease: Lease, downloaded: Callable[[], None]
+        self, task: Task, lease: Lease, lease_seconds: float, downloaded: Callable[[], None]
     ) -> Generator[Deferred[Any], Any, None]:
         try:
             target = self.context.directory / confined(task.filename)
@@ -253,7 +256,7 @@ class Attempts:
                     # Only the claim's holder may put a file in place, and
                     # only while its lease lasts: a commit may wait.
                     if not lease.fresh(self.reactor.seconds()):
-                        yield self._hold(task, lease)
+                        yield self._hold(task, lease, lease_seconds)
                     try:
                         yield self.commits.commit(temporary, target, keep, task.url, digest, lease.deadline)
                     except LeaseRanOut:
@@ -303,15 +306,14 @@ class Attempts:
         return d.addErrback(failed)
 
     @inlineCallbacks
-    def _hold(self, task: Task, lease: Lease) -> Generator[Deferred[Any], Any, None]:
+    def _hold(self, task: Task, lease: Lease, seconds: float) -> Generator[Deferred[Any], Any, None]:
         """
         Make sure C{task}'s claim, whose lease is not fresh, is still held:
-        renew it now, riding out an outage.
+        renew it for C{seconds} now, riding out an outage.
 
         @raise LostClaim: if the claim is no longer held.
         """
         asked = self.reactor.seconds()
-        seconds = self.context.work.lease_seconds
         held = yield self.outcomes.stored(
             lambda: self.store.renew(task.id, self.context.owner, seconds, task.claim)
         )
@@ -361,16 +363,15 @@ class Attempts:
         return received, check, None
 
     @inlineCallbacks
-    def _renew(self, task: Task, lease: Lease) -> Generator[Deferred[Any], Any, None]:
+    def _renew(self, task: Task, lease: Lease, seconds: float) -> Generator[Deferred[Any], Any, None]:
         """
-        Renew C{task}'s lease, once: the renewer's tick.  It never fails
+        Renew C{task}'s lease for C{seconds}, once: the renewer's tick.  It never fails
         (a failure would stop the renewer): an outage is the store's to
         log, and a lost claim is found before anything is committed or
         recorded.
         """
         asked = self.reactor.seconds()
         try:
-            seconds = self.context.work.lease_seconds
             held = yield self.store.renew(task.id, self.context.owner, seconds, task.claim)
         except StoreUnavailable:
             return

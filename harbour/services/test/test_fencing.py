@@ -186,6 +186,31 @@ class FencedLeaseTests(OneTaskTestCase):
         """
         return sorted(self.target.parent.glob(".*.part-*"))
 
+    def test_leaseShortenedMidDownload(self) -> None:
+        """
+        A lease shortened in the settings while a download is under way
+        does not make it run out between the renewals, which come at the
+        pace of the lease the claim asked for: they keep asking for that
+        lease, and the download lands.
+        """
+        attempts = self.attempts()
+        attempts.context.work = WorkTopic(lease_seconds=300)
+        task = self.successResultOf(self.memory.claim("host:1", 300))
+        done = attempts.run(task, self.clock.seconds(), lease_seconds=300)
+        attempts.context.work = WorkTopic(lease_seconds=30)
+        # Swept a little after each renewal, when a 30-second lease asked
+        # for then would have run out.
+        self.clock.advance(100)
+        for ignored in range(3):
+            self.clock.advance(31)
+            self.successResultOf(self.memory.sweep())
+            self.clock.advance(69)
+        self.client.answer(0, DATA)
+        self.successResultOf(done)
+        self.assertTrue(self.target.exists())
+        [task_id] = self.successResultOf(self.memory.ids())
+        self.assertEqual(self.successResultOf(self.memory.get(task_id)).state, DOWNLOADED)
+
     def test_leaseLostMidDownload(self) -> None:
         """
         A worker whose renewals fail long enough loses its lease; a
