@@ -239,15 +239,28 @@ class Outcomes:
         topic = {DOWNLOADED: "task.done", EMPTY: "task.empty", FAILED: "task.failed"}[state]
         if state == FAILED:
             self.log.error("{url} failed: {error}", url=task.url, error=error, service="download")
-        yield self.bus.publish(
-            topic,
-            {
-                "id": task.id,
-                "report": task.report,
-                "url": task.url,
-                "filename": task.filename,
-                "bytes": size,
-                "error": error,
-                "revision": task.revision,
-            },
-        )
+        try:
+            yield self.bus.publish(
+                topic,
+                {
+                    "id": task.id,
+                    "report": task.report,
+                    "url": task.url,
+                    "filename": task.filename,
+                    "bytes": size,
+                    "error": error,
+                    "revision": task.revision,
+                },
+            )
+        except Exception as e:
+            # The outcome is recorded: the event only wakes its followers
+            # sooner (a worker's bus is its link to the hub, which may be
+            # away), so the attempt ends well.
+            self.log.warn(
+                "{url} ended {state}, but {topic} could not be sent: {error}",
+                url=task.url,
+                state=state,
+                topic=topic,
+                error=str(e) or type(e).__name__,
+                service="download",
+            )

@@ -17,6 +17,7 @@ from typing import Any, cast
 import attr
 from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, LogEvent, Logger, LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.bus import Bus
@@ -196,6 +197,7 @@ class FencedLeaseTests(OneTaskTestCase):
         attempts = self.attempts()
         attempts.context.work = WorkTopic(lease_seconds=300)
         task = self.successResultOf(self.memory.claim("host:1", 300))
+        assert task is not None
         done = attempts.run(task, self.clock.seconds(), lease_seconds=300)
         attempts.context.work = WorkTopic(lease_seconds=30)
         # Swept a little after each renewal, when a 30-second lease asked
@@ -209,7 +211,7 @@ class FencedLeaseTests(OneTaskTestCase):
         self.successResultOf(done)
         self.assertTrue(self.target.exists())
         [task_id] = self.successResultOf(self.memory.ids())
-        self.assertEqual(self.successResultOf(self.memory.get(task_id)).state, DOWNLOADED)
+        self.assertEqual(cast(Task, self.successResultOf(self.memory.get(task_id))).state, DOWNLOADED)
 
     def test_leaseLostMidDownload(self) -> None:
         """
@@ -533,6 +535,30 @@ class RecordingTests(OneTaskTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [], "the renewer stopped")
         self.assertEqual(self.state(), DOWNLOADED)
 
+    def test_announcementFails(self) -> None:
+        """
+        An outcome recorded but not announced (a worker's link to the hub
+        is away) ends the attempt well, with a warning naming the event.
+        """
+
+        class HubAway:
+            def publish(self, topic: str, payload: object, retain: bool = False) -> Deferred[int]:
+                return fail(StoreUnavailable("not connected to the hub"))
+
+        attempts = self.attempts()
+        attempts.outcomes.bus = cast(Any, HubAway())
+        logged: list[LogEvent] = []
+        attempts.outcomes.log = Logger(observer=cast(ILogObserver, logged.append))
+        task = self.claim()
+        done = attempts.run(task, self.clock.seconds())
+        self.client.answer(0, DATA)
+        self.successResultOf(done)
+        self.assertEqual(self.state(), DOWNLOADED)
+        self.assertEqual(
+            [formatEvent(e) for e in logged if e["log_level"] == LogLevel.warn],
+            [f"{task.url} ended downloaded, but task.done could not be sent: not connected to the hub"],
+        )
+
     def test_sweptInOutage(self) -> None:
         """
         An outage longer than the lease, with the task swept back to
@@ -542,7 +568,7 @@ class RecordingTests(OneTaskTestCase):
         """
         done, flaky = self.attempt([False] * 6)
         # Cut off from the store, the worker cannot renew either.
-        flaky.renew = lambda *args, **kwargs: fail(StoreUnavailable("away"))
+        cast(Any, flaky).renew = lambda *args, **kwargs: fail(StoreUnavailable("away"))
         self.clock.advance(10)
         self.successResultOf(self.memory.sweep())
         self.assertEqual(self.state(), PENDING)
