@@ -53,7 +53,10 @@ class DownloadActivity:
     """
 
     clock: IReactorTime = attr.ib()
-    in_flight: dict[str, Flight] = attr.ib(factory=dict, init=False)
+    #: Each download under way, by its task and claim: two claims of one
+    #: task (a lease lost, the task claimed again by a sibling worker) may
+    #: both be downloading for a while.
+    in_flight: dict[tuple[str, int], Flight] = attr.ib(factory=dict, init=False)
     finished: dict[str, int] = attr.ib(factory=dict, init=False)
     last_success: dict[str, float] = attr.ib(factory=dict, init=False)
     _per_second: dict[int, int] = attr.ib(factory=dict, init=False)
@@ -62,14 +65,14 @@ class DownloadActivity:
         """
         @return: The record of a download of C{task} starting now.
         """
-        flight = self.in_flight[task.id] = Flight(task, Transfer(task.url))
+        flight = self.in_flight[task.id, task.claim] = Flight(task, Transfer(task.url))
         return flight
 
     def end(self, task: Task) -> None:
         """
         The download of C{task} is over, whatever became of it.
         """
-        self.in_flight.pop(task.id, None)
+        self.in_flight.pop((task.id, task.claim), None)
 
     def concluded(self, task: Task, state: str, success: bool) -> None:
         """

@@ -134,9 +134,12 @@ class OneTaskTestCase(SynchronousTestCase):
         self.successResultOf(self.memory.create([request]))
         self.target = self.directory / "a" / "2025-01-01.zip"
 
-    def attempts(self) -> Attempts:
+    def attempts(self, activity: DownloadActivity | None = None) -> Attempts:
         """
         A worker's attempts, sharing the store and owner.
+
+        @param activity: The record of the downloads under way, if shared
+            with other workers' (as a download service's workers share it).
         """
         return Attempts(
             Context(self.directory),
@@ -144,7 +147,7 @@ class OneTaskTestCase(SynchronousTestCase):
             cast(Any, self.store),
             cast(OasisClient, self.client),
             Bus(),
-            DownloadActivity(self.clock),
+            DownloadActivity(self.clock) if activity is None else activity,
             synchronously,
             GroupCommit(synchronously),
         )
@@ -220,10 +223,12 @@ class FencedLeaseTests(OneTaskTestCase):
         download, leaving the first one's file alone.  The first, once its
         answer arrives, finds its claim gone: it commits and records
         nothing, and removes only its own file.  The second's file is the
-        one that lands, and its claim is recorded.
+        one that lands, and its claim is recorded.  The two downloads are
+        both under way for a while, each on record until it ends.
         """
+        activity = DownloadActivity(self.clock)
         first = self.claim()
-        running = self.attempts().run(first)
+        running = self.attempts(activity).run(first)
         self.assertEqual(len(self.temporaries()), 1)
         (stale_file,) = self.temporaries()
         self.assertTrue(stale_file.name.startswith(f".2025-01-01.zip.part-{first.claim}-"))
@@ -234,12 +239,16 @@ class FencedLeaseTests(OneTaskTestCase):
         self.store.away = False
         second = self.claim()
         self.assertEqual(second.claim, first.claim + 1)
-        finishing = self.attempts().run(second)
+        finishing = self.attempts(activity).run(second)
         self.assertEqual(len(self.temporaries()), 2, "the first worker's file is untouched")
+        self.assertEqual(
+            sorted(f.task.claim for f in activity.in_flight.values()), [first.claim, second.claim]
+        )
         self.assertTrue(stale_file.exists())
 
         self.client.answer(0, DATA)
         self.successResultOf(running)
+        self.assertEqual([f.task.claim for f in activity.in_flight.values()], [second.claim])
         self.assertFalse(self.target.exists(), "the stale claim commits nothing")
         (live_file,) = self.temporaries()
         self.assertTrue(live_file.name.startswith(f".2025-01-01.zip.part-{second.claim}-"))
