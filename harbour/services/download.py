@@ -162,6 +162,8 @@ class DownloadService(Service):
             ]
         )
         yield self.ready()
+        if not self.running:
+            return  # stopped meanwhile
         self._started = True
         self._heartbeat = LoopingCall(guarded(self.log, "heartbeat", self._beat_now, service="download"))
         self._heartbeat.clock = self.reactor
@@ -329,9 +331,9 @@ class DownloadService(Service):
         """
         Tell the hub what this worker is doing (C{worker.status}) now, or
         if it was told less than L{BEAT_SPACING} ago, then: the downloads
-        that start meanwhile share one beat.
+        that start meanwhile share one beat.  Once stopped, nothing.
         """
-        if self._next_beat is not None:
+        if self._next_beat is not None or not self.running:
             return
         wait = self._last_beat + BEAT_SPACING - self.reactor.seconds()
         if wait > 0:

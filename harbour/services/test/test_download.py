@@ -701,6 +701,24 @@ class DownloadTests(TestCase):
         self.assertLessEqual(task.not_before, harness.reactor.seconds(), "due at once")
         self.assertEqual(harness.files(), [])
 
+    async def test_stoppedBeforeReady(self) -> None:
+        """
+        Stopped while it waits to be ready, the service starts nothing once
+        it is: no worker, heartbeat or janitor runs after its stop.
+        """
+        harness = Harness(self)
+        await harness.create(LMP, start="2025-01-10", end="2025-01-10")
+        ready: Deferred[None] = Deferred()
+        harness.service.ready = lambda: ready
+        harness.service.startService()
+        await harness.service.stopService()
+        ready.callback(None)
+        self.assertEqual(
+            (harness.service._heartbeat, harness.service._janitor, harness.service._workers), (None, None, {})
+        )
+        [task] = await harness.all_tasks()
+        self.assertEqual(task.state, PENDING)
+
     async def test_workersSurviveUnexpectedErrors(self) -> None:
         """
         A claim that fails unexpectedly (a bug, not an outage) is logged,
@@ -778,6 +796,35 @@ class DirectoryTests(SynchronousTestCase):
         self.assertIs(service.directory, service.directory)
         service._download_changed(Event.create("download", {"directory": "b"}))
         self.assertEqual(service.directory, Path("/srv/h/b"))
+
+
+class BeatTests(SynchronousTestCase):
+    """
+    Tests for L{DownloadService.beat}.
+    """
+
+    def test_notWhenStopped(self) -> None:
+        """
+        An attempt starting as the service stops asks for a beat in vain:
+        nothing is published or scheduled after the stop.
+        """
+        reactor = MemoryReactorClock()
+        bus = Bus()
+        published: list[IEvent] = []
+        bus.subscribe("worker.status", published.append)
+        client = OasisClient(reactor, MemoryLimiter(reactor))
+        store = MemoryTaskStore(reactor)
+        service = DownloadService(reactor, store, client, bus, Path("/srv/h"), DownloadTopic())
+        # Running, as started, without its workers and threads.
+        service.running = True
+        service.beat()
+        self.assertEqual(len(published), 1)
+        service.beat()
+        self.assertEqual(len(reactor.getDelayedCalls()), 1, "the next beat, spaced")
+        service.stopService()
+        service.beat()
+        reactor.advance(1)
+        self.assertEqual((len(published), reactor.getDelayedCalls()), (1, []))
 
 
 class JanitorTests(SynchronousTestCase):
