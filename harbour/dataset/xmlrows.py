@@ -20,6 +20,11 @@ HEADER_ELEMENTS = frozenset({"REPORT_HEADER", "ATL_HEADER"})
 ITEM_ELEMENT = "REPORT_ITEM"
 #: The root element of every OASIS answer.
 ROOT_ELEMENT = "OASISReport"
+#: The most kinds of field (row and header element names) a document may
+#: have: each is a column of every row of a batch, so that a hostile
+#: document naming a new one in every row would take memory growing with
+#: the square of its rows.  OASIS reports have a few dozen.
+MOST_FIELDS = 1_000
 
 
 class XmlRows:
@@ -43,6 +48,7 @@ class XmlRows:
         self._parser.EndElementHandler = self._end
         self._parser.CharacterDataHandler = self._text_data
         self._local_names: dict[str, str] = {}
+        self._fields: set[str] = set()
         self._depth = 0
         self._row_depth = 0
         self._header_depth = 0
@@ -123,6 +129,7 @@ class XmlRows:
                 count = self._count
                 column = self._columns.get(local)
                 if column is None:
+                    self._field(local)
                     column = self._columns[local] = [None] * count
                 if len(column) > count:
                     # The element came twice in one row: the last one holds.
@@ -135,7 +142,10 @@ class XmlRows:
                 self._end_row()
         elif self._header_depth:
             if depth == self._header_depth + 1:
-                self._header[self._local(name)] = self._text.strip() or None
+                local = self._local(name)
+                if local not in self._fields:
+                    self._field(local)
+                self._header[local] = self._text.strip() or None
             elif depth == self._header_depth:
                 self._header_depth = 0
         else:
@@ -146,6 +156,18 @@ class XmlRows:
                 code, text = self._error.get("ERR_CODE", "?"), self._error.get("ERR_DESC", "")
                 raise ValueError(f"OASIS error document: {code} {text}")
         self._text = ""
+
+    def _field(self, local: str) -> None:
+        """
+        A row or header element named C{local} was met for the first time
+        in this batch (or the document).
+
+        @raise ValueError: If the document has more than L{MOST_FIELDS}
+            kinds of field.
+        """
+        self._fields.add(local)
+        if len(self._fields) > MOST_FIELDS:
+            raise ValueError(f"more than {MOST_FIELDS:,} kinds of field: not an OASIS report")
 
     def _end_row(self) -> None:
         self._count += 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from harbour.dataset import xmlrows
 from harbour.dataset.xmlrows import XmlRows
 
 
@@ -114,3 +115,20 @@ class XmlRowsTests(SynchronousTestCase):
         A report without rows gives no batch.
         """
         self.assertEqual(parsed(document(item({"UOM": "MW"}, [])), batch_rows=10), [])
+
+    def test_most_fields(self) -> None:
+        """
+        A document with more than L{MOST_FIELDS} kinds of field, in its
+        rows or in its headers, is refused as it reaches one more: each
+        would be a column of every row.
+        """
+        self.patch(xmlrows, "MOST_FIELDS", 4)
+        wide = {f"F{n}": "1" for n in range(4)}
+        self.assertEqual(len(parsed(document(item({}, [wide])), batch_rows=10)), 1)
+        rows = [{f"F{n}": "1"} for n in range(5)]
+        with self.assertRaises(ValueError) as caught:
+            parsed(document(item({}, rows)), batch_rows=10)
+        self.assertEqual(str(caught.exception), "more than 4 kinds of field: not an OASIS report")
+        headers = [item({f"H{n}": "x"}, [{"A": "1"}]) for n in range(4)]
+        with self.assertRaises(ValueError):
+            parsed(document(*headers), batch_rows=10)
