@@ -25,7 +25,7 @@ from rich.table import Table
 from harbour.ctl.codes import FAILED, OK, USAGE
 from harbour.ctl.offline import _configuration
 from harbour.ctl.output import discard_output
-from harbour.dataset.inventory import check, report_tables, reports_in, spans
+from harbour.dataset.inventory import Mismatch, check, report_tables, reports_in, spans
 from harbour.dataset.views import open_views, views_named
 from harbour.oasis.requests import market_today, report_range
 
@@ -175,8 +175,10 @@ def tables(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 ranges[report.name] = report_range(manifest, report, today)
         names = sorted(set(names) | set(ranges))
     table = Table("report", "rows", "files", "first", "last", "missing days", box=None)
+    unreadable: list[Mismatch] = []
     for name in names:
         found = report_tables(tables_dir, name, ranges.get(name))
+        unreadable.extend(found.unreadable)
         table.add_row(
             name,
             f"{found.rows:,}",
@@ -187,7 +189,10 @@ def tables(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     _Console(file=out, width=200).print(table)
     if not args.check:
-        return OK
+        # (The check lists them with the files that do not match.)
+        for damaged in unreadable:
+            print(f"harbourctl: {damaged.file}: {damaged.reason}", file=err)
+        return FAILED if unreadable else OK
     mismatches = check(tables_dir, reports_in(tables_dir))
     for mismatch in mismatches:
         print(f"{mismatch.file}: {mismatch.reason}", file=out)

@@ -21,12 +21,24 @@ ONE_DAY = datetime.timedelta(days=1)
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
+class Mismatch:
+    """
+    A Parquet file whose recorded source is gone or has changed.
+    """
+
+    file: Path
+    reason: str
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
 class ReportTables:
     """
     The Parquet files of one report.
 
     @ivar days: The trading days with at least one file, oldest first.
     @ivar missing: The days of the expected range without a file.
+    @ivar unreadable: The files whose footer cannot be read (damaged on
+        disk), each with why; they count in no other figure.
     """
 
     report: str
@@ -34,6 +46,7 @@ class ReportTables:
     files: int = attr.ib(validator=attr.validators.ge(0))
     days: tuple[datetime.date, ...]
     missing: tuple[datetime.date, ...]
+    unreadable: tuple[Mismatch, ...] = ()
 
     @property
     def first(self) -> datetime.date | None:
@@ -48,16 +61,6 @@ class ReportTables:
         The newest trading day with data, if any.
         """
         return self.days[-1] if self.days else None
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Mismatch:
-    """
-    A Parquet file whose recorded source is gone or has changed.
-    """
-
-    file: Path
-    reason: str
 
 
 def parquet_files(report_dir: Path) -> Iterator[tuple[datetime.date, Path]]:
@@ -83,8 +86,15 @@ def report_tables(
     """
     rows = files = 0
     days: set[datetime.date] = set()
+    unreadable: list[Mismatch] = []
     for day, file in parquet_files(tables_dir / report):
-        rows += pq.read_metadata(file).num_rows
+        try:
+            rows += pq.read_metadata(file).num_rows
+        except FileNotFoundError:
+            continue  # replaced or dropped since it was listed
+        except (OSError, pa.ArrowException) as e:
+            unreadable.append(Mismatch(file, f"unreadable ({e})"))
+            continue
         files += 1
         days.add(day)
     ordered = tuple(sorted(days))
@@ -93,7 +103,7 @@ def report_tables(
     missing: tuple[datetime.date, ...] = ()
     if expected is not None:
         missing = tuple(d for d in day_range(*expected) if d not in days)
-    return ReportTables(report, rows, files, ordered, missing)
+    return ReportTables(report, rows, files, ordered, missing, tuple(unreadable))
 
 
 def reports_in(tables_dir: Path) -> list[str]:

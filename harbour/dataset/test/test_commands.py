@@ -284,6 +284,26 @@ class TablesTests(CommandTestCase):
             ["load", "360", "3", "2025-06-01", "2025-06-05", "2:", "2025-06-03..2025-06-04"],
         )
 
+    def test_damaged_file(self) -> None:
+        """
+        A file whose footer cannot be read is named, counted in no figure,
+        and fails the command; the other files are listed as ever, and
+        C{--check} names it with the files that do not match.
+        """
+        damaged = self.tables / "load" / "trading_date=2025-06-05" / "part-2025-06-05.parquet"
+        damaged.write_bytes(damaged.read_bytes()[:50])
+        load = report_tables(self.tables, "load")
+        self.assertEqual((load.rows, load.files, load.last), (2 * 5 * 24, 2, D(2025, 6, 2)))
+        [unreadable] = load.unreadable
+        self.assertEqual(unreadable.file, damaged)
+        code, out, err = self.command("tables")
+        self.assertEqual(code, FAILED)
+        self.assertIn("lmp-dam", out)
+        self.assertTrue(err.startswith(f"harbourctl: {damaged}: unreadable ("), err)
+        code, out, err = self.command("tables", "--check")
+        self.assertEqual((code, err), (FAILED, ""))
+        self.assertIn(f"{damaged}: unreadable (", out)
+
     def test_configured_range(self) -> None:
         """
         With C{--config-dir}, the missing days are those of each report's
