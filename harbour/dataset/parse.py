@@ -55,6 +55,17 @@ PIECE_BYTES = 256 << 10
 #: The source columns a row's trading day is read from, in order of preference.
 DATE_SOURCES = ("OPR_DT", "OPR_DATE", "TRADE_DATE")
 
+#: The columns every batch gets besides its source columns: no source
+#: column may be named so.
+ADDED_COLUMNS = frozenset({INTERVAL_START, INTERVAL_END, TRADING_DATE})
+
+#: A zip member's flag bit for encryption, and the compression methods
+#: C{zipfile} reads.
+ENCRYPTED = 0x1
+READABLE_COMPRESSION = frozenset(
+    {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+)
+
 
 class ParseError(Exception):
     """
@@ -83,6 +94,13 @@ def read_zip(zip_path: Path) -> Iterator[pa.RecordBatch]:
         for info in members:
             if not info.filename.lower().endswith((".csv", ".xml")):
                 raise ParseError(f"{zip_path.name}: member {info.filename}: neither CSV nor XML")
+            if info.flag_bits & ENCRYPTED:
+                raise ParseError(f"{zip_path.name}: member {info.filename}: encrypted")
+            if info.compress_type not in READABLE_COMPRESSION:
+                raise ParseError(
+                    f"{zip_path.name}: member {info.filename}: compressed by an unknown method"
+                    f" ({info.compress_type})"
+                )
         for info in members:
             try:
                 with archive.open(info) as stream:
@@ -150,7 +168,8 @@ def read_xml(stream: IO[bytes], member: str) -> Iterator[pa.RecordBatch]:
         rows.close()
     except expat.ExpatError as e:
         raise ParseError(f"{member}: line {e.lineno}: malformed XML ({expat.ErrorString(e.code)})") from None
-    except ValueError as e:
+    except (ValueError, LookupError) as e:
+        # LookupError: an encoding the document declares that Python lacks.
         raise ParseError(f"{member}: {e}") from None
     for columns in rows.batches(final=True):
         batch = typed_batch(columns, member)
@@ -184,6 +203,8 @@ def finish(batch: pa.RecordBatch, member: str, seen: int) -> pa.RecordBatch:
     @raise ParseError: If a row has no trading day.
     """
     names = batch.schema.names
+    if clashing := ADDED_COLUMNS.intersection(names):
+        raise ParseError(f"{member}: a source column is named {min(clashing)}, as a column harbour adds")
     arrays = list(batch.columns)
     start_name, end_name = first_present(START_COLUMNS, names), first_present(END_COLUMNS, names)
     nulls = pa.nulls(batch.num_rows, TIMESTAMP)
@@ -191,6 +212,12 @@ def finish(batch: pa.RecordBatch, member: str, seen: int) -> pa.RecordBatch:
     end = batch.column(end_name) if end_name else nulls
     date_name = first_present(DATE_SOURCES, names)
     day = batch.column(date_name) if date_name else pa.nulls(batch.num_rows, pa.date32())
+    if day.type != pa.date32():
+        # A date source typed as text (TRADE_DATE): its values must be days.
+        try:
+            day = day.cast(pa.date32())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+            raise ParseError(f"{member}: column {date_name}: not a day ({e})") from None
     if day.null_count:
         local = pc.local_timestamp(start.cast(pa.timestamp("us", tz=MARKET_ZONE.key)))
         day = pc.coalesce(day, local.cast(pa.date32()))

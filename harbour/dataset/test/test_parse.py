@@ -161,6 +161,31 @@ class CsvTests(SynchronousTestCase):
             list(read_csv(io.BytesIO(text), "days.csv"))
         self.assertIn("days.csv: row 2: no trading day", str(caught.exception))
 
+    def test_trade_date(self) -> None:
+        """
+        C{TRADE_DATE}, kept as text, gives the rows' trading day when there
+        is no C{OPR_DT}; a value that is not a day is a L{ParseError}
+        naming the column.
+        """
+        table = table_of(list(read_csv(io.BytesIO(b"TRADE_DATE,MW\n2024-01-02,1.5\n"), "trades.csv")))
+        self.assertEqual(table.column("trade_date").to_pylist(), ["2024-01-02"])
+        self.assertEqual(table.column("trading_date").to_pylist(), [datetime.date(2024, 1, 2)])
+        with self.assertRaises(ParseError) as caught:
+            list(read_csv(io.BytesIO(b"TRADE_DATE,MW\nsoon,1.5\n"), "trades.csv"))
+        self.assertTrue(str(caught.exception).startswith("trades.csv: column trade_date: not a day ("))
+
+    def test_added_column_named(self) -> None:
+        """
+        A source column named as one harbour adds is a L{ParseError}.
+        """
+        text = b"OPR_DT,TRADING_DATE,MW\n2024-01-02,x,1.5\n"
+        with self.assertRaises(ParseError) as caught:
+            list(read_csv(io.BytesIO(text), "clash.csv"))
+        self.assertEqual(
+            str(caught.exception),
+            "clash.csv: a source column is named trading_date, as a column harbour adds",
+        )
+
     def test_day_from_interval(self) -> None:
         """
         A report without C{OPR_DT} falls on the Pacific day its interval
@@ -266,6 +291,15 @@ class XmlTests(SynchronousTestCase):
             list(read_xml(io.BytesIO(b"<html><body/></html>"), "page.xml"))
         self.assertEqual(str(caught.exception), "page.xml: not an OASIS report (the document is a <html>)")
 
+    def test_unknown_encoding(self) -> None:
+        """
+        A document declaring an encoding Python lacks is a L{ParseError}.
+        """
+        text = b'<?xml version="1.0" encoding="x-unknown"?><OASISReport/>'
+        with self.assertRaises(ParseError) as caught:
+            list(read_xml(io.BytesIO(text), "odd.xml"))
+        self.assertEqual(str(caught.exception), "odd.xml: unknown encoding: x-unknown")
+
     def test_truncated(self) -> None:
         """
         A document cut short is a L{ParseError}.
@@ -330,6 +364,22 @@ class ZipTests(SynchronousTestCase):
         with self.assertRaises(ParseError) as caught:
             list(read_zip(path))
         self.assertEqual(str(caught.exception), "odd.zip: member notes.txt: neither CSV nor XML")
+
+    def test_unreadable_member(self) -> None:
+        """
+        An encrypted member, or one compressed by a method C{zipfile} does
+        not read, is a L{ParseError} naming it.
+        """
+        for flag, method, why in [(0x1, 8, "encrypted"), (0, 99, "compressed by an unknown method (99)")]:
+            path = zip_of(Path(self.mktemp()) / "odd.zip", [("a.csv", HUBS_CSV.read_bytes())])
+            data = bytearray(path.read_bytes())
+            # The central directory's entry: its flags, then its method.
+            central = data.index(b"PK\x01\x02")
+            data[central + 8 : central + 12] = flag.to_bytes(2, "little") + method.to_bytes(2, "little")
+            path.write_bytes(bytes(data))
+            with self.assertRaises(ParseError) as caught:
+                list(read_zip(path))
+            self.assertEqual(str(caught.exception), f"odd.zip: member a.csv: {why}")
 
     def test_empty_zip(self) -> None:
         """
