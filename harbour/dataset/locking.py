@@ -66,5 +66,8 @@ def window_lock(report_dir: Path, name: str) -> Iterator[Path]:
     try:
         yield path
     finally:
-        path.unlink(missing_ok=True)
-        os.close(descriptor)
+        try:
+            path.unlink(missing_ok=True)
+        finally:
+            # Released even if the file cannot go: the next holder locks it.
+            os.close(descriptor)

@@ -58,6 +58,25 @@ class WindowLockTests(SynchronousTestCase):
             self.assertEqual(len(locked), 2)
             self.assertEqual(locked[1], taken.stat().st_ino)
 
+    def test_released_when_file_stays(self) -> None:
+        """
+        A lock whose file cannot be removed on release (a read-only or
+        failing disk) is released all the same, and the error told: the
+        next taker locks the file left in place.
+        """
+
+        def unlink(path: Path, missing_ok: bool = False) -> None:
+            raise PermissionError(13, "Permission denied", str(path))
+
+        self.patch(Path, "unlink", unlink)
+        path = self.report_dir / ".part-w.parquet.lock"
+        with self.assertRaises(PermissionError), window_lock(self.report_dir, "part-w.parquet"):
+            pass
+        self.assertTrue(path.exists())
+        descriptor = os.open(path, os.O_RDWR)
+        self.addCleanup(os.close, descriptor)
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
     def test_remove_if_free(self) -> None:
         """
         A lock file no one holds is removed; one held stays.
