@@ -468,7 +468,9 @@ class DayFiles:
             final = temporary.with_name(self._name)
             temporary.replace(final)
             files.append(final)
-        for directory in {f.parent for f in files}:
+        # A directory made for this window is a name in its parent, which
+        # a power cut could lose with every file below it.
+        for directory in {f.parent for f in files} | {d.parent for d in self._created}:
             _sync_directory(directory)
         self._temporary.clear()
         return WrittenWindow(rows=self._rows, files=tuple(files), days=tuple(days))

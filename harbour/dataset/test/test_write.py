@@ -506,6 +506,27 @@ class DayFilesTests(SynchronousTestCase):
         self.assertEqual(remove_abandoned(tables, 3600, time.time()), 0)
         self.assertTrue(temporary.exists())
 
+    def test_new_directories_synced(self) -> None:
+        """
+        Committing syncs each day directory a file went to, and the parent
+        of each directory made for the window (its report's, and the
+        tables'), so that a power cut loses no name of them.
+        """
+        tables = Path(self.mktemp())
+        synced: list[Path] = []
+        self.patch(write_module, "_sync_directory", synced.append)
+        days = DayFiles(tables / "lmp", part_name("w"), {})
+        days.add(one_row(D(2025, 6, 1)))
+        days.commit()
+        self.assertEqual(
+            sorted(synced), [tables, tables / "lmp", tables / "lmp" / f"{PARTITION_PREFIX}2025-06-01"]
+        )
+        synced.clear()
+        again = DayFiles(tables / "lmp", part_name("x"), {})
+        again.add(one_row(D(2025, 6, 1)))
+        again.commit()
+        self.assertEqual(synced, [tables / "lmp" / f"{PARTITION_PREFIX}2025-06-01"])
+
     def test_abandoned_removed(self) -> None:
         """
         The janitor removes a temporary file not written to for longer than
