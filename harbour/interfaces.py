@@ -297,7 +297,10 @@ class ITaskStore(Interface):
         """
         End C{owner}'s claim (claim C{token}, if given) with C{state}: C{downloaded}, C{empty} or
         C{failed}.  Only C{downloaded} records C{bytes} and C{sha256}: the
-        others keep those of the file already in place, if any.
+        others keep those of the file already in place, if any.  C{empty}
+        where a file answered before (a revision, or a changed request,
+        fetched again) lists the window as L{retire_with_files} does: its
+        tables go, its file stays.
 
         @return: A Deferred firing with whether C{owner} still held it
             (if not, nothing changes).
@@ -417,15 +420,17 @@ class ITaskStore(Interface):
     def retired_tables(count: int) -> Deferred[RetiredTables]:
         """
         Read the oldest C{count} entries of the list L{retire_with_files}
-        keeps of the files it names (written in the same atomic step, so
-        that a process killed before it could act on them loses nothing).
+        (and L{finish} ending a claim C{empty}) keeps of the files it names
+        (written in the same atomic step, so that a process killed before
+        it could act on them loses nothing).
 
         @param count: At least 1.
         @return: A L{Deferred} firing with a
             L{harbour.store.tasks.RetiredTables}: the entries read, and
             those whose tables are to go, oldest first: whose task is
-            still retired, or marked to be, or forgotten since (L{purge});
-            one brought back since keeps its tables.
+            still retired, or marked to be, or forgotten since (L{purge}),
+            or C{empty}; one brought back or downloaded since keeps its
+            tables.
         @raise ValueError: for a C{count} below 1.
         """
 

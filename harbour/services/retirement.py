@@ -1,5 +1,6 @@
 """
-Dropping the tables of windows the configuration no longer asks for.
+Dropping the tables of windows the configuration no longer asks for, and
+of windows whose request answers no data now where a file answered before.
 
 Retiring a task that had a file lists that file in the store, in the same
 atomic step (L{harbour.interfaces.ITaskStore.retire_with_files}).  The
@@ -12,6 +13,11 @@ window brought back and parsed anew while its old tables were being
 dropped is parsed once more when its entry is forgotten (the drop may
 have taken its new tables).  (A worker drops what each event names, for
 its own disk.)
+
+A revision, or a changed request, fetched again and answered with no data
+lists its window the same way, when its outcome is recorded
+(L{harbour.interfaces.ITaskStore.finish_many}); the hub drains on each
+C{task.empty} too.  Its file stays, as a retired window's does.
 
 A parse under way when its window is retired asks, under the window's
 lock and just before its commit, whether its claim still holds
@@ -159,7 +165,7 @@ class Retirements:
     def _removed(self, removed: int, windows: int) -> None:
         if removed:
             self.log.info(
-                "removed {removed} table files of {windows} retired windows",
+                "removed {removed} table files of {windows} windows retired or answering no data now",
                 removed=removed,
                 windows=windows,
                 service="tables",

@@ -156,6 +156,7 @@ class TablesService(Service):
             self.bus.subscribe("task.done", lambda event: self._waker.wake()),
             self.bus.subscribe("table.queued", lambda event: self._waker.wake()),
             self.bus.subscribe("task.retired", self._retired),
+            self.bus.subscribe("task.empty", self._emptied),
             self.bus.subscribe("store.connected", self._store_back),
         ]
         if self.keep_views:
@@ -202,6 +203,15 @@ class TablesService(Service):
             return self.retirements.drain()
         files = [(entry["report"], entry["filename"]) for entry in event.payload.get("files", [])]
         return self.retirements.drop(files)
+
+    def _emptied(self, event: IEvent) -> Deferred[None]:
+        """
+        A window's request answers no data now: if a file answered it
+        before, the store lists its window, whose tables the hub drops.
+        """
+        if self.keep_views:
+            return self.retirements.drain()
+        return succeed(None)
 
     def _work_changed(self, event: IEvent) -> None:
         self.work = WorkTopic.from_payload(event.payload)

@@ -136,7 +136,8 @@ class MemoryTaskStore(MemoryParseQueue):
         dropped = []
         for entry in entries:
             task = self._tasks.get(entry.split("\n", 1)[0])
-            if task is None or task.state == RETIRED or (task.state == DOWNLOADING and task.retiring):
+            retiring = task is not None and task.state == DOWNLOADING and task.retiring
+            if task is None or task.state in (RETIRED, EMPTY) or retiring:
                 dropped.append(entry)
         return succeed(RetiredTables(entries, tuple(dropped)))
 
@@ -301,6 +302,8 @@ class MemoryTaskStore(MemoryParseQueue):
         self._leases.pop(task_id, None)
         if state == DOWNLOADED:
             task = attr.evolve(task, bytes=bytes, sha256=sha256)
+        elif state == EMPTY and task.bytes > 0:
+            self._retired_tables.append(f"{task.id}\n{task.report}\n{task.filename}")
         task = self._replace(task, state=state, owner="", last_error=error, ended=task.claim)
         if task.stale:
             task = self._refetch(task, task.stale, "request changed while fetched")

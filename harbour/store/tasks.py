@@ -28,9 +28,10 @@ that every key of a harbour is in one Redis Cluster slot:
     P parse:leases        zset: tasks being parsed by lease expiry
     P pc:<report>         hash: parse state -> count (queued, parsing, parsed,
                           unparsable), moved with every parse transition
-    P retired:tables      list: "id\\nreport\\nfilename" of retired windows whose
-                          tables are to go, oldest first, until the hub has
-                          dropped them
+    P retired:tables      list: "id\\nreport\\nfilename" of windows retired, or
+                          answering no data where a file answered before,
+                          whose tables are to go, oldest first, until the
+                          hub has dropped them
 
 A task's hash may carry C{stale} ("resized" or "changed"): its request
 changed while it was being downloaded, so it is fetched again once done.

@@ -36,7 +36,7 @@ from harbour.services.tables import ABANDONED_AFTER, JANITOR_INTERVAL, TablesSer
 from harbour.services.views import Views
 from harbour.services.waking import Waker
 from harbour.store.memory import MemoryTaskStore
-from harbour.store.tasks import DOWNLOADED, RETIRED, task_id
+from harbour.store.tasks import DOWNLOADED, EMPTY, RETIRED, task_id
 from harbour.test.helpers import capture_log
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
@@ -402,6 +402,25 @@ class TablesServiceTests(SynchronousTestCase):
         self.assertEqual(self.parquet(), [])
         # Durably, before the entry is forgotten.
         self.assertEqual(synced, [self.data_dir / "tables"])
+        self.assertTrue((self.data_dir / "reports" / "lmp" / "2020-01-01.zip").exists())
+        self.assertEqual(self.successResultOf(self.store.retired_tables(10)).entries, ())
+
+    def test_emptiedWindowsDropped(self) -> None:
+        """
+        A window fetched again (a revision) and answered with no data has
+        its tables dropped by the hub when C{task.empty} comes: they held
+        rows its request no longer answers.  Its zip stays.
+        """
+        task = self.downloaded("2020-01-01", HUBS.read_bytes())
+        self.service()
+        self.assertEqual(len(self.parquet()), 2)
+        self.clock.advance(10)
+        self.successResultOf(self.store.revise([(task, self.clock.seconds() - 1, "2")]))
+        claim = self.successResultOf(self.store.claim("downloader", 60))
+        assert claim is not None
+        self.successResultOf(self.store.finish(task, "downloader", EMPTY, error="no data", token=claim.claim))
+        self.successResultOf(self.bus.publish("task.empty", {"id": task, "report": "lmp"}))
+        self.assertEqual(self.parquet(), [])
         self.assertTrue((self.data_dir / "reports" / "lmp" / "2020-01-01.zip").exists())
         self.assertEqual(self.successResultOf(self.store.retired_tables(10)).entries, ())
 

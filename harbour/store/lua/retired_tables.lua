@@ -3,8 +3,9 @@
 -- Returns {entries, dropped}: the entries as they are (to forget them by,
 -- see forget_retired_tables.lua), and those of them whose tables are to
 -- go: whose task is still retired, or marked to be (its download under
--- way), or forgotten since (purged: nobody asks for it); one brought back
--- since keeps its tables.
+-- way), or forgotten since (purged: nobody asks for it), or whose request
+-- answers no data now (empty, see finish_many.lua); one brought back or
+-- downloaded since keeps its tables.
 local entries = redis.call('LRANGE', RETIRED_TABLES, 0, whole(3, 1) - 1)
 local dropped = {}
 for _, entry in ipairs(entries) do
@@ -12,7 +13,8 @@ for _, entry in ipairs(entries) do
   if id then
     local key = P..'t:'..id
     local state = redis.call('HGET', key, 'state')
-    if not state or state == 'retired' or (state == 'downloading' and redis.call('HGET', key, 'retiring') == '1') then
+    if not state or state == 'retired' or state == 'empty'
+      or (state == 'downloading' and redis.call('HGET', key, 'retiring') == '1') then
       table.insert(dropped, entry)
     end
   end

@@ -332,6 +332,33 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual(await self.store.forget_retired_tables(listed.entries[3:]), 1)
         self.assertEqual(await self.store.retired_tables(10), RetiredTables((), ()))
 
+    async def test_emptiedTablesListed(self) -> None:
+        """
+        A claim ended C{empty} where a file answered before (a revision
+        fetched again, answered with no data) lists its window as a
+        retirement does, its tables to go while the task stays empty; one
+        that never had a file lists nothing, and one downloaded again
+        since keeps its tables.
+        """
+        emptied = await self._downloaded(request("a", 1))
+        again = await self._downloaded(request("a", 2))
+        await self.store.create([request("a", 3)])
+        self.clock.advance(10)
+        await self.store.revise([(t.id, self.clock.seconds() - 1, "2") for t in (emptied, again)])
+        for ignored in range(3):
+            task = await self._task(self.store.claim("w", 60))
+            self.assertTrue(await self.store.finish(task.id, "w", EMPTY, error="no data"))
+        listed = await self.store.retired_tables(10)
+        self.assertEqual(set(listed.files), {("a", emptied.filename), ("a", again.filename)})
+        self.assertEqual(listed.dropped, listed.entries)
+        self.clock.advance(10)
+        await self.store.revise([(again.id, self.clock.seconds() - 1, "3")])
+        task = await self._task(self.store.claim("w", 60))
+        self.assertEqual(task.id, again.id)
+        await self.store.finish(task.id, "w", DOWNLOADED, bytes=5, sha256="new")
+        self.assertEqual((await self.store.retired_tables(10)).files, (("a", emptied.filename),))
+        self.assertEqual((await self._task(self.store.get(emptied.id))).state, EMPTY)
+
     async def test_retiredTablesForgottenOnlyAsRead(self) -> None:
         """
         Only entries given are forgotten, from the oldest, while each is
