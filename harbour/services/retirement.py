@@ -29,7 +29,7 @@ drops what it wrote itself too.)
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,9 @@ class Retirements:
     """
     Drops the tables of the retired windows the store lists (see the
     module's docstring), one drain at a time.
+
+    @ivar removed: Called after a drain that removed table files: a
+        report may have none left, and a view over no file fails.
     """
 
     log = Logger()
@@ -77,6 +80,7 @@ class Retirements:
     store: ITaskStore = attr.ib()
     tables_dir: Path = attr.ib()
     in_thread: InThread = attr.ib()
+    removed: Callable[[], object] = attr.ib(default=lambda: None)
     _drains: Coalesced = attr.ib(init=False)
     _stopping: bool = attr.ib(default=False, init=False)
 
@@ -148,6 +152,8 @@ class Retirements:
                 dropped += len(listed.files)
             yield self.store.forget_retired_tables(listed.entries, listed.dropped)
         self._removed(removed, dropped)
+        if removed:
+            self.removed()
 
     def drop(self, files: list[tuple[str, str]]) -> Deferred[None]:
         """

@@ -117,7 +117,8 @@ class TablesService(Service):
     def __attrs_post_init__(self) -> None:
         self._waker = Waker(self.reactor, self.poll_interval)
         self.views = Views(self.tables_dir, self._in_thread)
-        self.retirements = Retirements(self.store, self.tables_dir, self._in_thread)
+        # Only the hub drains, and keeps the views.
+        self.retirements = Retirements(self.store, self.tables_dir, self._in_thread, self.views.rebuild)
         self.parses = Parses(
             self.reactor,
             self.store,

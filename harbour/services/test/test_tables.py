@@ -215,6 +215,27 @@ class TablesServiceTests(SynchronousTestCase):
             [(hubs,)] = connection.execute("select count(distinct location) from lmp_wide").fetchall()
         self.assertEqual((rows, hubs), (HUB_ROWS, 3))
 
+    def test_viewsFollowDrops(self) -> None:
+        """
+        Once a drain has dropped a report's last table, its view goes:
+        DuckDB fails any query of a view over no file.
+        """
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+        report = ReportTopic(
+            name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"grp_type": "ALL_APNODES"}
+        )
+        self.successResultOf(publish_reports(self.bus, [report]))
+        self.service()
+        self.retire("lmp/2020-01-01.zip")
+        self.successResultOf(self.bus.publish("task.retired", {"files": []}))
+        self.assertEqual(self.parquet(), [])
+        database = self.data_dir / "tables" / "harbour.duckdb"
+        with duckdb.connect(str(database), read_only=True) as connection:
+            self.assertEqual(
+                connection.execute("select count(*) from duckdb_views() where not internal").fetchall(),
+                [(0,)],
+            )
+
     def test_stopEndsWorkers(self) -> None:
         """
         Once stopped, the service ends its idle workers at once and claims
