@@ -23,8 +23,13 @@ ROOT_ELEMENT = "OASISReport"
 #: The most kinds of field (row and header element names) a document may
 #: have: each is a column of every row of a batch, so that a hostile
 #: document naming a new one in every row would take memory growing with
-#: the square of its rows.  OASIS reports have a few dozen.
-MOST_FIELDS = 1_000
+#: the square of its rows.  OASIS reports have a few dozen (13 to 28 in
+#: the samples).
+MOST_FIELDS = 200
+#: The most values (rows times kinds of field) a batch holds: a batch of a
+#: wide document is taken sooner than L{XmlRows}'s row count says, so that
+#: one holds about as many values as a batch of a typical report.
+BATCH_VALUES = 65_536 * 32
 
 
 class XmlRows:
@@ -160,7 +165,8 @@ class XmlRows:
     def _field(self, local: str) -> None:
         """
         A row or header element named C{local} was met for the first time
-        in this batch (or the document).
+        in the document (or in this batch, as a row's: then it is in the
+        document's already).
 
         @raise ValueError: If the document has more than L{MOST_FIELDS}
             kinds of field.
@@ -176,7 +182,7 @@ class XmlRows:
                 if len(column) < self._count:
                     column.append(None)
         self._filled = 0
-        if self._count >= self._batch_rows:
+        if self._count >= self._batch_rows or self._count * len(self._fields) >= BATCH_VALUES:
             self._ready.append(self._take())
 
     def _take(self) -> dict[str, list[str | None]]:

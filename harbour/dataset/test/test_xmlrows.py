@@ -132,3 +132,15 @@ class XmlRowsTests(SynchronousTestCase):
         headers = [item({f"H{n}": "x"}, [{"A": "1"}]) for n in range(4)]
         with self.assertRaises(ValueError):
             parsed(document(*headers), batch_rows=10)
+
+    def test_wide_batches_sooner(self) -> None:
+        """
+        A batch is taken once it holds L{BATCH_VALUES} values (rows times
+        kinds of field), however few rows that is: a document with many
+        kinds of field has each row take them all.
+        """
+        self.patch(xmlrows, "BATCH_VALUES", 12)
+        wide = [{f"F{n}": str(row) for n in range(4)} for row in range(7)]
+        batches = parsed(document(item({}, wide)), batch_rows=100)
+        self.assertEqual([len(batch["F0"]) for batch in batches], [3, 3, 1])
+        self.assertEqual([value for batch in batches for value in batch["F3"]], [str(n) for n in range(7)])
