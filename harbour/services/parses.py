@@ -95,8 +95,10 @@ class Parses:
         """
         source = self.source(job)
         label = window_label(job.filename)
+        # Renewed for this length at its pace, whatever the settings say
+        # meanwhile: a shorter lease would run out between renewals.
         lease = self.lease_seconds()
-        renewal = LoopingCall(self._keep, job)
+        renewal = LoopingCall(self._keep, job, lease)
         renewal.clock = self.reactor
         renewal.start(lease / 3, now=False)
         self.parsing[job.id] = job
@@ -104,7 +106,7 @@ class Parses:
         def still_held() -> bool:
             # In the parse's thread, under the window's lock.
             try:
-                return bool(self.call_from_thread(self._renew, job))
+                return bool(self.call_from_thread(self._renew, job, lease))
             except (StoreUnavailable, TimeoutError) as e:
                 raise ClaimUnknown(f"cannot ask whether the claim of {job.filename} holds: {e}") from e
 
@@ -139,17 +141,17 @@ class Parses:
             if renewal.running:
                 renewal.stop()
 
-    def _renew(self, job: ParseJob) -> Deferred[bool]:
+    def _renew(self, job: ParseJob, seconds: float) -> Deferred[bool]:
         """
-        Renew C{job}'s lease.
+        Renew C{job}'s lease for C{seconds}.
 
         @return: A L{Deferred} firing with whether its claim still holds.
         """
-        return self.store.renew_parse(job.id, self.owner, job.token, self.lease_seconds())
+        return self.store.renew_parse(job.id, self.owner, job.token, seconds)
 
-    def _keep(self, job: ParseJob) -> Deferred[None]:
+    def _keep(self, job: ParseJob, seconds: float) -> Deferred[None]:
         """
-        Renew C{job}'s lease, once: the renewal's tick.  It never fails (a
+        Renew C{job}'s lease for C{seconds}, once: the renewal's tick.  It never fails (a
         failure would stop the renewal).
         """
 
@@ -164,7 +166,7 @@ class Parses:
                     "cannot renew the claim of {file}", failure, file=job.filename, service="tables"
                 )
 
-        return self._renew(job).addCallbacks(answered, failed)
+        return self._renew(job, seconds).addCallbacks(answered, failed)
 
     @inlineCallbacks
     def _parsed(self, job: ParseJob, written: WrittenWindow) -> Generator[Deferred[Any], Any, None]:

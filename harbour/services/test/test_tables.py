@@ -24,7 +24,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from harbour.bus import Bus
 from harbour.config.paging import publish_reports
-from harbour.config.topics import ReportTopic
+from harbour.config.topics import ReportTopic, WorkTopic
 from harbour.dataset.write import Superseded, drop_window
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IEvent
@@ -379,6 +379,37 @@ class TablesServiceTests(SynchronousTestCase):
         found = self.successResultOf(self.store.get(task))
         assert found is not None
         self.assertEqual(found.state, RETIRED)
+
+    def test_leaseShortenedMidParse(self) -> None:
+        """
+        A lease shortened in the settings while a parse is under way does
+        not make it run out between renewals, which come at the pace of the
+        lease the parse began with and keep asking for it: the parse is
+        recorded.
+        """
+        task = self.downloaded("2020-01-01", HUBS.read_bytes())
+        held: list[Deferred[None]] = []
+
+        def held_write(f: Any, *args: object) -> Any:
+            if f is parses._write:
+                d: Deferred[None] = Deferred()
+                held.append(d)
+                return d.addCallback(lambda ignored: run_now(f, *args))
+            return run_now(f, *args)
+
+        service = self.service(run_in_thread=held_write, work=WorkTopic(lease_seconds=300))
+        self.assertEqual(len(held), 1)
+        service.work = WorkTopic(lease_seconds=30)
+        self.clock.advance(100)
+        for ignored in range(3):
+            self.clock.advance(31)
+            self.successResultOf(self.store.sweep())
+            self.clock.advance(69)
+        held[0].callback(None)
+        found = self.successResultOf(self.store.get(task))
+        assert found is not None
+        self.assertEqual(found.parse, "parsed")
+        self.assertEqual(len(self.parquet()), 2)
 
     def test_claimUnknownLater(self) -> None:
         """
