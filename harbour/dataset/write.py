@@ -407,14 +407,24 @@ class DayFiles:
             rows = _fitted(rows, wanted)
         writer.write_table(rows.replace_schema_metadata(writer.schema.metadata))
 
+    def _make(self, directory: Path) -> None:
+        """
+        Make C{directory} and those above it that are missing, noting each
+        made (the deepest first), to sync its name at the commit and to
+        remove it if the window is aborted.
+        """
+        missing = []
+        above = directory
+        while not above.exists() and above != above.parent:
+            missing.append(above)
+            above = above.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        self._created.extend(missing)
+
     def _open(self, day: datetime.date, schema: pa.Schema) -> pq.ParquetWriter:
         directory = partition(self._report_dir, day)
         if not directory.exists():
-            new_report = not self._report_dir.exists()
-            directory.mkdir(parents=True, exist_ok=True)
-            self._created.append(directory)
-            if new_report:
-                self._created.append(self._report_dir)
+            self._make(directory)
         self._opened += 1
         writer_name = f"{self._mark}.{id(self)}.{self._opened}"
         temporary = directory / f".{self._name}.{writer_name}.tmp"
@@ -423,7 +433,7 @@ class DayFiles:
         except FileNotFoundError:
             # Another window's last file of the day went with its directory
             # just now.
-            directory.mkdir(parents=True, exist_ok=True)
+            self._make(directory)
             writer = parquet_writer(temporary, schema.with_metadata(self._metadata))
         self._temporary[day] = temporary
         self._writers[day] = writer

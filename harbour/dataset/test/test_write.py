@@ -509,8 +509,8 @@ class DayFilesTests(SynchronousTestCase):
     def test_new_directories_synced(self) -> None:
         """
         Committing syncs each day directory a file went to, and the parent
-        of each directory made for the window (its report's, and the
-        tables'), so that a power cut loses no name of them.
+        of each directory made for the window (the day's, the report's,
+        the tables' own), so that a power cut loses no name of them.
         """
         tables = Path(self.mktemp())
         synced: list[Path] = []
@@ -519,7 +519,8 @@ class DayFilesTests(SynchronousTestCase):
         days.add(one_row(D(2025, 6, 1)))
         days.commit()
         self.assertEqual(
-            sorted(synced), [tables, tables / "lmp", tables / "lmp" / f"{PARTITION_PREFIX}2025-06-01"]
+            sorted(synced),
+            [tables.parent, tables, tables / "lmp", tables / "lmp" / f"{PARTITION_PREFIX}2025-06-01"],
         )
         synced.clear()
         again = DayFiles(tables / "lmp", part_name("x"), {})
