@@ -47,6 +47,7 @@ from harbour.services.retirement import Retirements
 from harbour.services.views import Views
 from harbour.services.waking import Waker
 from harbour.store.outages import STORE_RETRY, next_retry
+from harbour.store.tasks import EMPTY
 
 _R = TypeVar("_R")
 
@@ -208,11 +209,28 @@ class TablesService(Service):
     def _emptied(self, event: IEvent) -> Deferred[None]:
         """
         A window's request answers no data now: if a file answered it
-        before, the store lists its window, whose tables the hub drops.
+        before, the store lists its window, whose tables the hub drops; a
+        worker drops them from its own disk if the task is still so.
         """
         if self.keep_views:
             return self.retirements.drain()
-        return succeed(None)
+        return self._drop_emptied(str(event.payload.get("id", "")))
+
+    @inlineCallbacks
+    def _drop_emptied(self, task_id: str) -> Generator[Deferred[Any], Any, None]:
+        try:
+            task = yield self.store.get(task_id)
+        except Exception as e:
+            self.log.warn(
+                "cannot tell whether the tables of task {id} are to go: {error}",
+                id=task_id,
+                error=str(e) or type(e).__name__,
+                service="tables",
+            )
+            return
+        # Fetched again since (a stale request), it keeps them for now.
+        if task is not None and task.state == EMPTY and task.bytes > 0:
+            yield self.retirements.drop([(task.report, task.filename)])
 
     def _work_changed(self, event: IEvent) -> None:
         self.work = WorkTopic.from_payload(event.payload)

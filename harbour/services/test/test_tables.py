@@ -476,6 +476,30 @@ class TablesServiceTests(SynchronousTestCase):
         self.assertTrue((self.data_dir / "reports" / "lmp" / "2020-01-01.zip").exists())
         self.assertEqual(self.successResultOf(self.store.retired_tables(10)).entries, ())
 
+    def test_emptiedWindowsDroppedByWorker(self) -> None:
+        """
+        A worker drops from its own tables directory a window that answers
+        no data now when C{task.empty} names it, unless its task has been
+        put back to be fetched again since.
+        """
+        emptied = self.downloaded("2020-01-01", HUBS.read_bytes())
+        refetched = self.downloaded("2020-01-03", HUBS.read_bytes())
+        self.service(keep_views=False)
+        self.assertEqual(len(self.parquet()), 4)
+        self.clock.advance(10)
+        self.successResultOf(
+            self.store.revise([(t, self.clock.seconds() - 1, "2") for t in (emptied, refetched)])
+        )
+        for ignored in range(2):
+            claim = self.successResultOf(self.store.claim("downloader", 60))
+            assert claim is not None
+            self.successResultOf(self.store.finish(claim.id, "downloader", EMPTY, token=claim.claim))
+        self.clock.advance(10)
+        self.successResultOf(self.store.revise([(refetched, self.clock.seconds() - 1, "3")]))
+        for task in (emptied, refetched):
+            self.successResultOf(self.bus.publish("task.empty", {"id": task, "report": "lmp"}))
+        self.assertEqual([path.name for path in self.parquet()], ["part-2020-01-03.parquet"] * 2)
+
     def test_retiredUnannouncedDroppedAtStart(self) -> None:
         """
         Windows retired by a process killed before it announced them are
