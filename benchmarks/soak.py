@@ -10,8 +10,8 @@ modes switched on or off, a report disabled (and enabled again at the next
 fault), a kill of its redis-server (harbour restarts it), a report removed
 for good, bad AMP commands and a wrong token, a malformed configuration save
 (then the good one back), saves that would retire every task if taken (the
-reports' file replaced by a link to nothing, the manifest's start put after
-its end; the good files back after each), its redis-server made to answer C{BUSY} (a Lua
+reports' file replaced by a link to nothing or emptied, the manifest's start
+put after its end; the good files back after each), its redis-server made to answer C{BUSY} (a Lua
 script spinning past C{lua-time-limit}) and C{OOM} (C{maxmemory 1} for a few
 seconds), a hostile C{harbourctl publish} of the C{download} and
 C{reports} topics (it must be refused and change nothing), and a
@@ -596,18 +596,22 @@ class Soak:
 
     async def dangerous_config(self) -> None:
         """
-        Saves that, taken, would retire every task: the reports' file
-        replaced by a link to nothing, and (in turn) the manifest's start
-        put after its end.  Each must be a configuration error that keeps
-        the configuration as it was.
+        Saves that, taken, would retire every task, in turn: the reports'
+        file replaced by a link to nothing, emptied (a save cut short), and
+        the manifest's start put after its end.  Each must be a
+        configuration error that keeps the configuration as it was.
         """
         after = len(self.daemon.lines)
         config = self.directory / "config"
-        if self.injected["dangerous config saved"] % 2 == 0:
+        turn = self.injected["dangerous config saved"] % 3
+        if turn == 0:
             what, taken = "reports file a dangling link", "publishing reports from (defaults)"
             link = config / ".reports.toml.link"
             link.symlink_to(config / "nowhere.toml")
             os.rename(link, config / "reports.toml")
+        elif turn == 1:
+            what, taken = "reports file emptied", "publishing reports from (defaults)"
+            (config / "reports.toml").write_text("")
         else:
             what, taken = "manifest start after end", "publishing manifest"
             day_after = self.last + datetime.timedelta(days=1)

@@ -290,7 +290,13 @@ def load_directory(
     sources: dict[str, str] = {}
     texts: dict[str, str] = {}
     problems: list[Problem] = []
-    for path in config_files(directory):
+    try:
+        paths = config_files(directory)
+    except OSError as e:
+        # Read as empty, it would retire every task.
+        why = f"cannot list the configuration directory {directory}: {e.strerror}"
+        return None, [Problem(Path(directory).name or str(directory), 1, "", why)]
+    for path in paths:
         refused = _not_a_file(path)
         if refused is not None:
             problems.append(Problem(path.name, 1, "", refused))
@@ -350,8 +356,11 @@ def config_files(directory: Path) -> list[Path]:
         it is: one that is not a file is an error (L{_not_a_file}), not
         left out, since leaving out the file of the reports would retire
         every task.
+    @raise OSError: If the directory cannot be listed (it is gone, or not
+        a directory, or not readable).
     """
-    return sorted(p for p in Path(directory).glob("*.toml") if not p.name.startswith("."))
+    names = os.listdir(directory)
+    return sorted(Path(directory) / n for n in names if n.endswith(".toml") and not n.startswith("."))
 
 
 def _not_a_file(path: Path) -> str | None:

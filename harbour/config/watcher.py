@@ -205,6 +205,8 @@ class ConfigService(Service):
         """
         self._reloads += 1
         configuration, problems = load_directory(self.directory, self.defaults)
+        if configuration is not None and (vanished := self._reports_vanished(configuration)):
+            configuration, problems = None, [vanished]
         self._problems = problems
         if configuration is None:
             yield self._report(problems)
@@ -234,6 +236,25 @@ class ConfigService(Service):
         else:
             yield self._loaded(len(warnings))
         return sorted(republished), [str(p) for p in unpublished]
+
+    def _reports_vanished(self, configuration: Configuration) -> Problem | None:
+        """
+        @return: Why C{configuration} is refused if no file defines the
+            reports any more where one did (emptied by a save cut short,
+            removed before its replacement is copied in): taken, it would
+            retire every task.  An explicit C{reports = []} is taken.
+        """
+        before = self._sources.get("reports")
+        if before is None or "reports" in configuration.sources:
+            return None
+        return Problem(
+            before,
+            1,
+            "reports",
+            f"no file defines the reports any more ({before} is gone or empty): taken, this would"
+            " retire every task, so the configuration stays as it was (to stop every report, save"
+            " reports = [])",
+        )
 
     @inlineCallbacks
     def _loaded(self, warnings: int) -> Generator[Deferred[Any], Any, None]:

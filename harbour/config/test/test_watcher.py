@@ -129,6 +129,64 @@ class ConfigServiceTests(SynchronousTestCase):
         self.assertEqual(self.service.status()["last_error"], payload)
         self.flushLoggedErrors()
 
+    def test_reportsVanishedRefused(self) -> None:
+        """
+        A reload in which no file defines the reports any more, where one
+        did (the file emptied by a save cut short, or removed before its
+        replacement is copied in), is an error that keeps the reports: it
+        would retire every task.  Saving C{reports = []} stops them all.
+        """
+        reports = '[[reports]]\nname = "load"\nqueryname = "SLD_FCST"\nmarket_run_id = "DAM"\n'
+        self.write("reports.toml", reports)
+        self.successResultOf(self.service.reload())
+        self.assertEqual(setting(self.bus, "reports", "count"), 1)
+        for vanish in (lambda: self.write("reports.toml", ""), (self.directory / "reports.toml").unlink):
+            vanish()
+            topics, errors = self.successResultOf(self.service.reload())
+            self.assertEqual(topics, [])
+            self.assertEqual(
+                errors,
+                [
+                    (
+                        "reports.toml:1: reports: no file defines the reports any more (reports.toml is gone"
+                        " or empty): taken, this would retire every task, so the configuration stays as it"
+                        " was (to stop every report, save reports = [])"
+                    )
+                ],
+            )
+            self.assertEqual(setting(self.bus, "reports", "count"), 1)
+            self.write("reports.toml", reports)
+            self.successResultOf(self.service.reload())
+        self.write("reports.toml", "reports = []\n")
+        topics, errors = self.successResultOf(self.service.reload())
+        self.assertEqual((topics, errors), (["reports"], []))
+        self.assertEqual(setting(self.bus, "reports", "count"), 0)
+        self.flushLoggedErrors()
+
+    def test_directoryGoneRefused(self) -> None:
+        """
+        A configuration directory that cannot be listed (removed, or
+        replaced by a file) is an error that keeps the configuration, not
+        an empty one.
+        """
+        self.write("work.toml", "[work]\nmax_attempts = 3\n")
+        self.successResultOf(self.service.reload())
+        (self.directory / "work.toml").unlink()
+        self.directory.rmdir()
+        topics, errors = self.successResultOf(self.service.reload())
+        self.assertEqual(topics, [])
+        self.assertEqual(
+            errors,
+            [
+                (
+                    f"{self.directory.name}:1: cannot list the configuration directory {self.directory}:"
+                    " No such file or directory"
+                )
+            ],
+        )
+        self.assertEqual(setting(self.bus, "work", "max_attempts"), 3)
+        self.flushLoggedErrors()
+
     def test_loadedAfterEveryGoodReload(self) -> None:
         """
         Every reload without errors ends with C{config.loaded} (not
