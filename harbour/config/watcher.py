@@ -5,8 +5,14 @@ It reads every C{*.toml} file of the configuration directory, validates the
 whole configuration, and publishes each topic on the bus (retained, so that
 a service starting later still gets it).  It watches the directory with
 C{twisted.internet.inotify}; a burst of events, such as an editor's save
-through a temporary file and a rename, is coalesced into one reload.  Only
-topics whose content changed are published again.  A configuration with
+through a temporary file and a rename, is coalesced into one reload.  What
+inotify cannot see is caught within L{CHECK_SECONDS}: every so often the
+service compares the directory and its files (their links followed) with
+what it last read, and reloads if they differ, watching the directory
+afresh if it was replaced.  So a file that is a link into another directory
+(a Kubernetes ConfigMap's), the directory renamed or removed and made
+again, and events inotify dropped are all read.  Only topics whose content
+changed are published again.  A configuration with
 errors publishes C{config.error} once per bad file (in as many messages as
 its errors need) and changes nothing; every reload without errors ends
 with C{config.loaded} (not retained), whether or not a topic changed.
@@ -20,6 +26,8 @@ topics that could be published are, and the next reload tries it again.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -29,6 +37,7 @@ from twisted.application.service import Service
 from twisted.internet import inotify
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
@@ -56,6 +65,39 @@ SETTLE_SECONDS = 0.01
 
 #: A burst that never goes quiet is still read this often.
 MAX_SETTLE_SECONDS = 0.1
+
+#: How often the directory is compared with what was last read, for what
+#: inotify cannot see.
+CHECK_SECONDS = 5.0
+
+#: The entry a Kubernetes ConfigMap volume swaps to change its files.
+CONFIGMAP_DATA = "..data"
+
+#: What the configuration directory and its files were when last read:
+#: the directory's device and inode, then each configuration file's name,
+#: device, inode, modification time and size, its link followed (or None
+#: for a link to nothing); None if the directory cannot be listed.
+Fingerprint = tuple[object, ...] | None
+
+
+def fingerprint(directory: Path) -> Fingerprint:
+    """
+    @return: The L{Fingerprint} of C{directory} now.
+    """
+    try:
+        state = os.stat(directory)
+        names = sorted(n for n in os.listdir(directory) if is_config_name(n))
+    except OSError:
+        return None
+    files: list[object] = [(state.st_dev, state.st_ino)]
+    for name in names:
+        try:
+            found = os.stat(directory / name)
+        except OSError:
+            files.append((name, None))
+            continue
+        files.append((name, found.st_dev, found.st_ino, found.st_mtime_ns, found.st_size))
+    return tuple(files)
 
 
 def is_config_name(name: str) -> bool:
@@ -133,6 +175,7 @@ class ConfigService(Service):
     defaults: dict[str, dict[str, Any]] = attr.ib(factory=dict)
     settle: float = attr.ib(default=SETTLE_SECONDS)
     max_settle: float = attr.ib(default=MAX_SETTLE_SECONDS)
+    check_interval: float = attr.ib(default=CHECK_SECONDS)
     _published: dict[str, object] = attr.ib(factory=dict, init=False)
     _sent: dict[str, object] = attr.ib(factory=dict, init=False)
     _sources: dict[str, str] = attr.ib(factory=dict, init=False)
@@ -144,6 +187,8 @@ class ConfigService(Service):
     _pending: IDelayedCall | None = attr.ib(default=None, init=False)
     _burst_started: float = attr.ib(default=0.0, init=False)
     _reloads: int = attr.ib(default=0, init=False)
+    _read: Fingerprint = attr.ib(default=None, init=False)
+    _checks: LoopingCall | None = attr.ib(default=None, init=False)
 
     def owns(self, topic: str) -> bool:
         """
@@ -157,16 +202,47 @@ class ConfigService(Service):
         Watch the directory, then publish every topic.
         """
         super().startService()
+        self._watch()
+        self.reload()
+        self._checks = LoopingCall(self.check)
+        self._checks.clock = self.reactor
+        self._checks.start(self.check_interval, now=False)
+
+    def _watch(self) -> None:
+        """
+        Watch the directory now at the configured path.
+        """
+        if self._notifier is not None:
+            self._notifier.loseConnection()
         self._notifier = inotify.INotify(self.reactor)
         self._notifier.startReading()
-        self._notifier.watch(FilePath(str(self.directory)), mask=WATCH_MASK, callbacks=[self._changed])
-        self.reload()
+        # Gone, it is watched again by the next check that finds it back.
+        with contextlib.suppress(inotify.INotifyError):
+            self._notifier.watch(FilePath(str(self.directory)), mask=WATCH_MASK, callbacks=[self._changed])
+
+    def check(self) -> bool:
+        """
+        Compare the directory and its files with what was last read, and
+        reload if they differ (watching the directory afresh if it is not
+        the one read).
+
+        @return: Whether a reload was scheduled.
+        """
+        now = fingerprint(self.directory)
+        if now == self._read:
+            return False
+        if self._notifier is not None and (now is None or self._read is None or now[0] != self._read[0]):
+            self._watch()
+        self.schedule()
+        return True
 
     def stopService(self) -> None:
         """
         Stop watching.
         """
         super().stopService()
+        if self._checks is not None and self._checks.running:
+            self._checks.stop()
         if self._pending is not None and self._pending.active():
             self._pending.cancel()
         if self._notifier is not None:
@@ -174,7 +250,8 @@ class ConfigService(Service):
             self._notifier = None
 
     def _changed(self, ignored: object, path: FilePath, mask: int) -> None:
-        if mask & inotify.IN_Q_OVERFLOW or is_config_name(path.asTextMode().basename()):
+        name = path.asTextMode().basename()
+        if mask & inotify.IN_Q_OVERFLOW or is_config_name(name) or name == CONFIGMAP_DATA:
             self.schedule()
 
     def schedule(self) -> None:
@@ -204,6 +281,8 @@ class ConfigService(Service):
             the topics that could not be published.
         """
         self._reloads += 1
+        # Taken before reading: a change made while reading differs from it.
+        self._read = fingerprint(self.directory)
         configuration, problems = load_directory(self.directory, self.defaults)
         if configuration is not None and (vanished := self._reports_vanished(configuration)):
             configuration, problems = None, [vanished]

@@ -163,6 +163,26 @@ class ConfigServiceTests(SynchronousTestCase):
         self.assertEqual(setting(self.bus, "reports", "count"), 0)
         self.flushLoggedErrors()
 
+    def test_checkFollowsLinks(self) -> None:
+        """
+        A check finds what inotify cannot see: a file that is a link into
+        another directory changed there.  It reloads only on a change.
+        """
+        elsewhere = Path(self.mktemp()).absolute()
+        elsewhere.mkdir()
+        (elsewhere / "work.toml").write_text("[work]\nmax_attempts = 3\n")
+        (self.directory / "work.toml").symlink_to(elsewhere / "work.toml")
+        self.successResultOf(self.service.reload())
+        self.assertFalse(self.service.check())
+        (elsewhere / "work.toml").write_text("[work]\nmax_attempts = 4\n")
+        # A second later, as an edit would be: same size, so the time tells.
+        read = (elsewhere / "work.toml").stat().st_mtime_ns
+        os.utime(elsewhere / "work.toml", ns=(read + 10**9, read + 10**9))
+        self.assertTrue(self.service.check())
+        self.clock.advance(self.service.settle)
+        self.assertEqual(setting(self.bus, "work", "max_attempts"), 4)
+        self.assertFalse(self.service.check())
+
     def test_directoryGoneRefused(self) -> None:
         """
         A configuration directory that cannot be listed (removed, or
@@ -488,6 +508,51 @@ class InotifyTests(TestCase):
 
     def attempts(self, n: int) -> Predicate:
         return lambda topic, payload: topic == "work" and payload["max_attempts"] == n
+
+    def restart(self, **settings: Any) -> None:
+        """
+        Stop the service and start another over the same directory, with
+        C{settings}.
+        """
+        self.service.stopService()
+        self.service = ConfigService(self.reactor, self.directory, self.bus, **settings)
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+
+    async def test_directoryReplaced(self) -> None:
+        """
+        A directory renamed away and another put in its place is watched
+        afresh and read, at the next check.
+        """
+        self.restart(check_interval=0.05)
+        arrived = self.recorder.wait(self.attempts(5), self.reactor)
+        replacement = Path(self.mktemp())
+        replacement.mkdir()
+        (replacement / "work.toml").write_text("[work]\nmax_attempts = 5\n")
+        os.rename(self.directory, f"{self.directory}.old")
+        os.rename(replacement, self.directory)
+        await arrived
+        arrived = self.recorder.wait(self.attempts(6), self.reactor)
+        (self.directory / "work.toml").write_text("[work]\nmax_attempts = 6\n")
+        await arrived
+
+    async def test_configMapSwap(self) -> None:
+        """
+        A Kubernetes ConfigMap's files, links through C{..data} to a
+        directory of the current version, change when C{..data} is swapped
+        for a link to the next: that is read at once.
+        """
+        (self.directory / "work.toml").unlink()
+        for version, attempts in (("v1", 1), ("v2", 7)):
+            (self.directory / version).mkdir()
+            (self.directory / version / "work.toml").write_text(f"[work]\nmax_attempts = {attempts}\n")
+        (self.directory / "..data").symlink_to("v1")
+        (self.directory / "work.toml").symlink_to("..data/work.toml")
+        self.restart(check_interval=3600)
+        arrived = self.recorder.wait(self.attempts(7), self.reactor)
+        (self.directory / "..data_tmp").symlink_to("v2")
+        os.rename(self.directory / "..data_tmp", self.directory / "..data")
+        await arrived
 
     async def test_atomicRenameSave(self) -> None:
         """
