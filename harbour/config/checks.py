@@ -28,6 +28,11 @@ _NAME = re.compile(r"[A-Za-z0-9_.\-]+\Z")
 _SPAN = re.compile(r"(\d+)(h|d)\Z")
 _RELATIVE = re.compile(r"-(\d+)(d|mo|y)\Z")
 _AHEAD = re.compile(r"\+(\d+)d\Z")
+
+#: The farthest a relative day may reach back, per unit (a hundred years),
+#: and ahead, in days: beyond, counting from today leaves the calendar.
+MOST_BACK = {"d": 36_525, "mo": 1_200, "y": 100}
+MOST_AHEAD_DAYS = 366
 _OFFSET = re.compile(r"[+-]\d+(m|h|d)\Z")
 
 
@@ -191,9 +196,14 @@ def day(allow_today: bool = False) -> Check:
         if isinstance(value, datetime.date):
             return value.isoformat()
         if isinstance(value, str):
-            if allow_today and (value == "today" or _AHEAD.match(value)):
+            ahead, back = _AHEAD.match(value), _RELATIVE.match(value)
+            if allow_today and ahead and int(ahead.group(1)) > MOST_AHEAD_DAYS:
+                raise Invalid(f"{value!r} reaches more than {MOST_AHEAD_DAYS} days ahead")
+            if allow_today and (value == "today" or ahead):
                 return value
-            if _RELATIVE.match(value):
+            if back and int(back.group(1)) > MOST_BACK[back.group(2)]:
+                raise Invalid(f"{value!r} reaches back more than a hundred years")
+            if back:
                 return value
             try:
                 return datetime.date.fromisoformat(value).isoformat()

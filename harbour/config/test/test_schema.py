@@ -12,6 +12,7 @@ from typing import Any
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.config import schema
+from harbour.config.checks import Invalid, day
 from harbour.config.schema import (
     DownloadTopic,
     Locator,
@@ -204,6 +205,26 @@ class ResolveDayTests(SynchronousTestCase):
         self.assertEqual(resolve_day("-10d", today), datetime.date(2025, 5, 21))
         self.assertEqual(resolve_day("today", today), today)
         self.assertEqual(resolve_day("2020-02-29", today), datetime.date(2020, 2, 29))
+
+    def test_bounded(self) -> None:
+        """
+        A relative day reaches back at most a hundred years, whatever its
+        unit, and ahead at most L{MOST_AHEAD_DAYS} days: beyond, counting
+        from today leaves the calendar, and every refresh would fail.
+        """
+        start, end = day(), day(allow_today=True)
+        for value in ("-36525d", "-1200mo", "-100y"):
+            self.assertEqual(start(value), value)
+        for value in ("-36526d", "-1201mo", "-101y", "-40000mo", "-3000000d"):
+            with self.assertRaises(Invalid) as caught:
+                start(value)
+            self.assertEqual(str(caught.exception), f"{value!r} reaches back more than a hundred years")
+        self.assertEqual(end("+366d"), "+366d")
+        with self.assertRaises(Invalid) as caught:
+            end("+3000000d")
+        self.assertEqual(str(caught.exception), "'+3000000d' reaches more than 366 days ahead")
+        today = datetime.date(2026, 11, 23)
+        self.assertEqual(resolve_day("-100y", today), datetime.date(1926, 11, 23))
 
 
 class DirectoryTests(SynchronousTestCase):
