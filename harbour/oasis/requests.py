@@ -271,8 +271,11 @@ def day_windows(first: datetime.date, last: datetime.date, days: int, table: Day
     Each is a block of C{days} days counted from L{ANCHOR}, cut to the
     range: a complete block keeps its bounds and name whatever the range,
     the newest one grows as its days arrive and the oldest shrinks as a
-    relative start passes it, under the block's own name throughout.
+    relative start passes it, under the block's own name throughout.  A
+    range that ends before it begins (a start still ahead) has none.
     """
+    if last < first:
+        return
     block = (last - ANCHOR).days // days
     while True:
         block_first = ANCHOR + datetime.timedelta(days=block * days)

@@ -129,6 +129,18 @@ class WindowTests(SynchronousTestCase):
             ),
         )
 
+    def test_startAhead(self) -> None:
+        """
+        A range whose start is still ahead of its end (a start after
+        today) has no windows, rather than an empty or reversed one, for
+        days and blocks of days alike.
+        """
+        for window in ("1d", "7d", "31d"):
+            definition = report(window=window, params={"node": "TH_NP15_GEN-APND"})
+            # Today is 2026-01-15 here.
+            self.assertEqual(urls("2026-01-16", "today", definition), [], window)
+            self.assertEqual(urls("2026-01-20", "today", definition), [], window)
+
     def test_stableAsDaysPass(self) -> None:
         """
         Over 60 days passing, with a fixed start: at most one request of a
