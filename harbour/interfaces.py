@@ -134,6 +134,15 @@ class IManifest(Interface):
             their date ranges, each report's newest windows first.
         """
 
+    def held_back() -> list[ReportURL]:
+        """
+        @return: The requests of the days L{reports} leaves out only because
+            the publications log does not show them published yet: asked
+            for all the same, so not to be retired (a cap that comes back
+            after the log was unreadable must not retire what was created
+            meanwhile).
+        """
+
     def report_names() -> set[str]:
         """
         @return: The name of every report of the configuration, enabled or

@@ -27,7 +27,7 @@ from harbour.config.paging import follow_reports
 from harbour.config.schema import ManifestTopic, ReportTopic
 from harbour.interfaces import IBus, IEvent, IManifest, IPublications, IStatusSource, StatusDocument
 from harbour.oasis.publications import Publication
-from harbour.oasis.requests import ReportURL, market_today, report_urls, trading_day
+from harbour.oasis.requests import ReportURL, market_today, report_range, report_urls, trading_day
 
 
 @implementer(IManifest, IStatusSource)
@@ -99,6 +99,22 @@ class ManifestService(Service):
             urls = report_urls(self.manifest, self.definitions, key[1], published=key[2], now=now)
             self._cache = (key, urls)
         return self._cache[1]
+
+    def held_back(self) -> list[ReportURL]:
+        """
+        See L{IManifest.held_back}.
+        """
+        caps = self._caps()
+        now, today = self.reactor.seconds(), self.today()
+        held: list[ReportURL] = []
+        for report in self.definitions:
+            cap = caps.get(report.name)
+            if cap is None or not report.enabled:
+                continue
+            first, last = report_range(self.manifest, report, today)
+            start = max(first, cap + datetime.timedelta(days=1))
+            held.extend(report_urls(self.manifest, [report], today, start=start, end=last, now=now))
+        return held
 
     def report_names(self) -> set[str]:
         """

@@ -239,9 +239,11 @@ class WorkService(Service):
         """
         Retire the tasks the manifest no longer asks for (reports disabled
         or removed, windows out of range), whenever the set of requests
-        changed since the last time.
+        changed since the last time.  The days held back until the
+        publications log shows them are asked for all the same.
         """
-        asked = frozenset(task_id(request.filename) for request in requests)
+        held = self.manifest.held_back()
+        asked = frozenset(task_id(request.filename) for request in (*requests, *held))
         if asked == self._asked:
             return
         retirement = yield self.store.retire_with_files((yield self.store.ids()) - asked)

@@ -598,6 +598,12 @@ class LongManifest:
         """
         return self.requests
 
+    def held_back(self) -> list[ReportURL]:
+        """
+        See L{IManifest.held_back}: nothing.
+        """
+        return []
+
     def report_names(self) -> set[str]:
         """
         See L{IManifest.report_names}.

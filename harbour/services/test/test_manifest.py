@@ -10,6 +10,7 @@ import datetime
 import io
 import json
 from pathlib import Path
+from typing import cast
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -20,8 +21,11 @@ from harbour.bus import Bus
 from harbour.config.watcher import ConfigService
 from harbour.ctl import FAILED, OK, print_manifest
 from harbour.errors import BadRequest
-from harbour.interfaces import IManifest
+from harbour.interfaces import IManifest, IPublications
 from harbour.services.manifest import ManifestService
+from harbour.services.work import WorkService
+from harbour.store.memory import MemoryTaskStore
+from harbour.store.tasks import PENDING
 from harbour.test.helpers import TOKEN, call, connected, control_service
 
 #: 2026-01-15 12:00 in California.
@@ -37,6 +41,22 @@ queryname = "PRC_LMP"
 market_run_id = "DAM"
 params = { grp_type = "ALL_APNODES" }
 """
+
+
+class CappedPublications:
+    """
+    Publications whose log shows each report published through a day:
+    only what the manifest asks of them.
+    """
+
+    def __init__(self, caps: dict[str, datetime.date]) -> None:
+        self.caps = caps
+
+    def published_through(self) -> dict[str, datetime.date]:
+        """
+        See L{IPublications.published_through}.
+        """
+        return dict(self.caps)
 
 
 class ManifestServiceTests(SynchronousTestCase):
@@ -89,6 +109,40 @@ class ManifestServiceTests(SynchronousTestCase):
         """
         self.clock.advance(24 * 3600)
         self.assertEqual(self.manifest.reports()[0].filename, "lmp/2026-01-16.zip")
+
+    def test_heldBack(self) -> None:
+        """
+        The days after a report's publication cap are left out of
+        C{reports()} and listed by C{held_back()}; without a cap, nothing
+        is held back.
+        """
+        self.assertEqual(self.manifest.held_back(), [])
+        publications = CappedPublications({"lmp": datetime.date(2026, 1, 13)})
+        self.manifest.publications = cast(IPublications, publications)
+        self.assertEqual([r.filename for r in self.manifest.reports()], ["lmp/2026-01-13.zip"])
+        self.assertEqual(
+            [r.filename for r in self.manifest.held_back()], ["lmp/2026-01-15.zip", "lmp/2026-01-14.zip"]
+        )
+        publications.caps = {"lmp": datetime.date(2026, 1, 10)}
+        self.assertEqual(
+            [r.filename for r in self.manifest.held_back()],
+            ["lmp/2026-01-15.zip", "lmp/2026-01-14.zip", "lmp/2026-01-13.zip"],
+        )
+
+    def test_capsRetireNothing(self) -> None:
+        """
+        Tasks created while there was no cap (the log unreadable) are not
+        retired when one comes back: their days are held back, not out of
+        range.
+        """
+        store = MemoryTaskStore(self.clock)
+        work = WorkService(self.clock, store, self.manifest, self.bus)
+        self.successResultOf(work.refresh())
+        self.manifest.publications = cast(
+            IPublications, CappedPublications({"lmp": datetime.date(2026, 1, 13)})
+        )
+        self.successResultOf(work.refresh())
+        self.assertEqual(self.successResultOf(store.counts()), {"lmp": {PENDING: 3}})
 
     def test_reportsCommandPages(self) -> None:
         """
