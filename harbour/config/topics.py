@@ -38,7 +38,7 @@ from harbour.config.checks import (
     window,
     window_hours,
 )
-from harbour.oasis.catalogue import check_request, load_catalogue
+from harbour.oasis.catalogue import UNIVERSAL_PARAMS, check_request, load_catalogue
 from harbour.oasis.catalogue import warnings as catalogue_warnings
 
 #: The window of a report the catalogue does not know.
@@ -303,6 +303,14 @@ class ReportTopic(Topic):
         @return: C{(key, message)} problems.
         """
         yield from reversed_range(values)
+        for name in sorted(values.get("params") or {}):
+            if name.lower() in ("startdatetime", "enddatetime"):
+                yield "params", f"{name!r} is not a parameter to give: harbour sets it from each window"
+            elif name.lower() in UNIVERSAL_PARAMS:
+                yield (
+                    "params",
+                    f"{name!r} is not a parameter to give: it is the report's own key {name.lower()}",
+                )
         query, group = values.get("queryname"), values.get("groupid")
         if (query is None) == (group is None):
             yield "queryname", "give exactly one of queryname (SingleZip) or groupid (GroupZip)"

@@ -35,7 +35,7 @@ name = "lmp"
 queryname = "PRC_LMP"
 market_run_id = "DAM"
 resultformat = "csv"
-params = { grp_type = "ALL_APNODES", version = 12 }
+params = { grp_type = "ALL_APNODES", pnode_type = 12 }
 
 [[reports]]
 name = "lmp-groups"
@@ -68,7 +68,7 @@ class ParseTests(SynchronousTestCase):
         self.assertEqual(topics["manifest"], ManifestTopic(start="2024-01-01"))
         first, second = topics["reports"]
         self.assertEqual((first.kind, second.kind), ("single_zip", "group_zip"))
-        self.assertEqual(first.params, {"grp_type": "ALL_APNODES", "version": "12"})
+        self.assertEqual(first.params, {"grp_type": "ALL_APNODES", "pnode_type": "12"})
         self.assertEqual(topics["download"], DownloadTopic(concurrency=4))
 
     def test_everyErrorAtOnce(self) -> None:

@@ -209,8 +209,8 @@ class ConstructionTests(SynchronousTestCase):
         self.assertEqual((manifest.base_url, manifest.start), ("http://h/api", "2024-01-01"))
         work = WorkTopic(retry_cap=7)
         self.assertEqual((work.retry_cap, type(work.retry_cap)), (7.0, float))
-        report = ReportTopic(name="a", queryname="Q", params={"version": 12})  # type: ignore[dict-item]
-        self.assertEqual(report.params, {"version": "12"})
+        report = ReportTopic(name="a", queryname="Q", params={"hour": 12})  # type: ignore[dict-item]
+        self.assertEqual(report.params, {"hour": "12"})
 
     def test_evolveChecks(self) -> None:
         """
@@ -470,6 +470,28 @@ class CatalogueRulesTests(SynchronousTestCase):
         [(key, message)] = error.problems
         self.assertEqual(key, "params")
         self.assertIn("grp_type, node", message)
+
+    def test_universalParameterRefused(self) -> None:
+        """
+        A parameter every request carries (the window's bounds, the
+        report's own keys) is refused in C{params}, in any case: the URL
+        would carry it twice.
+        """
+        error = self.assertRaises(
+            TopicError,
+            ReportTopic,
+            name="r",
+            queryname="PRC_LMP",
+            market_run_id="DAM",
+            params={"grp_type": "ALL_APNODES", "startdatetime": "20250101T08:00-0000", "Version": "2"},
+        )
+        self.assertEqual(
+            error.problems,
+            [
+                ("params", "'Version' is not a parameter to give: it is the report's own key version"),
+                ("params", "'startdatetime' is not a parameter to give: harbour sets it from each window"),
+            ],
+        )
 
     def test_warnings(self) -> None:
         """
