@@ -162,6 +162,8 @@ class StoreService(Service):
             raise ConfigurationError("a store needs a Redis address or an embedded server")
         factory = self._factory = StoreFactory(
             str(address),
+            # SELECT even database 0: a server that wants a password says so
+            # to the first command, so that a missing one is caught at start.
             address.db,
             self.poolsize,
             isLazy=True,
