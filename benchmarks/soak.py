@@ -13,7 +13,9 @@ for good, bad AMP commands and a wrong token, a malformed configuration save
 reports' file replaced by a link to nothing or emptied, the manifest's start
 put after its end; the good files back after each), its redis-server made to answer C{BUSY} (a Lua
 script spinning past C{lua-time-limit}) and C{OOM} (C{maxmemory 1} for a few
-seconds), a hostile C{harbourctl publish} of the C{download} and
+seconds), every connection to it dropped and it then stalled past the
+reply timeout (C{DEBUG SLEEP}) while they log in again, a hostile
+C{harbourctl publish} of the C{download} and
 C{reports} topics (it must be refused and change nothing), and a
 C{harbourctl reparse} followed at once by C{kill -9} (parses killed
 mid-file).  A download worker (C{--role worker}, sharing the hub's Redis
@@ -130,6 +132,11 @@ return 1
 #: How long a Redis C{BUSY} or C{OOM} outage lasts, in seconds: longer than
 #: several claims and renewals, shorter than a lease (5 s).
 REDIS_OUTAGE = 2.0
+
+#: How long Redis is kept from answering at all, in seconds: longer than
+#: the daemon's reply timeout (5 s), so that its logins on the way back
+#: time out.
+REDIS_STALL = 7.0
 
 #: A kept revision's name: C{<label>.rev<N>.zip}.
 KEPT = re.compile(r"^(?P<label>.+)\.rev(?P<revision>\d+)\.zip$")
@@ -494,6 +501,21 @@ class Soak:
             side.disconnect()
         await self.seen_by_harbour("BUSY")
 
+    async def redis_stall(self) -> None:
+        """
+        Drop every connection to Redis (harbour's and the worker's), then
+        keep Redis from answering for L{REDIS_STALL} seconds while they
+        connect again: logins timed out on the way back must not leave
+        harbour unable to reach Redis.
+        """
+        await self.mid_run()
+        side = await self.redis_side()
+        try:
+            await side.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            await side.execute_command("DEBUG", "SLEEP", str(REDIS_STALL))
+        finally:
+            side.disconnect()
+
     async def redis_oom(self) -> None:
         """
         Set C{maxmemory} to one byte for L{REDIS_OUTAGE} seconds: Redis
@@ -697,6 +719,7 @@ class Soak:
             ("redis BUSY (Lua script past lua-time-limit)", self.redis_busy),
             ("hostile harbourctl publish", self.hostile_publish),
             ("redis OOM (maxmemory 1)", self.redis_oom),
+            ("redis connections dropped, then stalled past the reply timeout", self.redis_stall),
             ("kill -9 harbour", self.kill_harbour),
             ("kill -9 the worker", self.kill_worker),
             ("downloads paused on the hub, then resumed", self.pause_fleet),
