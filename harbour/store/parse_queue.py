@@ -14,10 +14,10 @@ from collections.abc import Generator, Mapping
 from typing import Any
 
 import attr
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 
 from harbour.interfaces import IRedis
-from harbour.store.scripts import load_script, pairs
+from harbour.store.scripts import answers, load_script, pairs
 
 #: A task's C{parse}: never queued (not downloaded, or downloaded before the
 #: parse queue existed).
@@ -149,9 +149,7 @@ class RedisParseQueue:
         See L{harbour.interfaces.ITaskStore.parse_counts}.
         """
         reports = sorted((yield self.redis.execute("SMEMBERS", self.prefix + "reports")))
-        hashes = yield gatherResults(
-            [self.redis.execute("HGETALL", self.prefix + "pc:" + r) for r in reports]
-        )
+        hashes = yield answers([self.redis.execute("HGETALL", self.prefix + "pc:" + r) for r in reports])
         counts = {}
         for report, flat in zip(reports, hashes):
             found = {state: int(n) for state, n in pairs(flat).items()}

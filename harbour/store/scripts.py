@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib import resources
-from typing import TypeVar
+from typing import TypeVar, cast
 
+from twisted.internet.defer import Deferred, FirstError, gatherResults
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 
 _T = TypeVar("_T")
 
@@ -25,6 +27,22 @@ def load_script(name: str) -> str:
     """
     scripts = resources.files("harbour.store") / "lua"
     return (scripts / "move.lua").read_text() + (scripts / f"{name}.lua").read_text()
+
+
+def answers(replies: Sequence[Deferred[_T]]) -> Deferred[list[_T]]:
+    """
+    @return: A L{Deferred} firing with every reply, in order, or failing as
+        the first that failed, with its own error (a L{StoreUnavailable},
+        say, not L{twisted.internet.defer.FirstError}); the others'
+        failures are consumed, not left unhandled.
+    """
+    d = gatherResults(list(replies), consumeErrors=True)
+
+    def first(failure: Failure) -> Failure:
+        failure.trap(FirstError)
+        return cast(FirstError, failure.value).subFailure
+
+    return d.addErrback(first)
 
 
 def pairs(flat: Sequence[_T]) -> dict[_T, _T]:

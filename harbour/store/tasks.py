@@ -69,7 +69,7 @@ from collections.abc import Generator, Iterable, Mapping, Sequence
 from typing import Any
 
 import attr
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
@@ -86,7 +86,7 @@ from harbour.store.parse_queue import (
     ParseJob,
     RedisParseQueue,
 )
-from harbour.store.scripts import clock_argument, follows_redis_time, load_script, pairs
+from harbour.store.scripts import answers, clock_argument, follows_redis_time, load_script, pairs
 
 __all__ = [
     "PARSED",
@@ -593,7 +593,7 @@ class RedisTaskStore(RedisParseQueue):
         See L{ITaskStore.counts}.
         """
         reports = sorted((yield self.redis.execute("SMEMBERS", self.prefix + "reports")))
-        hashes = yield gatherResults([self.redis.execute("HGETALL", self.prefix + "c:" + r) for r in reports])
+        hashes = yield answers([self.redis.execute("HGETALL", self.prefix + "c:" + r) for r in reports])
         return {
             report: {state: int(n) for state, n in pairs(flat).items() if int(n)}
             for report, flat in zip(reports, hashes)
@@ -607,13 +607,13 @@ class RedisTaskStore(RedisParseQueue):
         See L{ITaskStore.tasks}.
         """
         key = self.prefix + "s:" + check_state(state) + (":" + report if report else "")
-        ids, total = yield gatherResults(
+        ids, total = yield answers(
             [
                 self.redis.execute("ZRANGE", key, offset, offset + limit - 1),
                 self.redis.execute("ZCARD", key),
             ]
         )
-        found = yield gatherResults([self.get(i) for i in ids])
+        found = yield answers([self.get(i) for i in ids])
         return [t for t in found if t is not None], int(total)
 
     @inlineCallbacks

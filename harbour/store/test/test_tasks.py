@@ -6,17 +6,20 @@ run against the in-memory store and against Redis (a real redis-server).
 from __future__ import annotations
 
 import datetime
+import gc
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
-from harbour.interfaces import ITaskStore
+from harbour.errors import StoreUnavailable
+from harbour.interfaces import IRedis, ITaskStore
 from harbour.oasis.requests import ReportURL
 from harbour.store.memory import MemoryTaskStore
+from harbour.store.scripts import answers
 from harbour.store.tasks import (
     DOWNLOADED,
     DOWNLOADING,
@@ -940,6 +943,50 @@ class OutcomeTests(SynchronousTestCase):
         with self.assertRaises(ValueError):
             Outcome("id", "w", DOWNLOADED, bytes=-1)
         self.assertEqual(Outcome("id", "w", FAILED).token, None)
+
+
+class AwayRedis:
+    """
+    A Redis connection whose every command fails: the store is away.
+    """
+
+    prefix = "{harbour}:"
+
+    def execute(self, *args: object) -> Deferred[Any]:
+        """
+        Fail with L{StoreUnavailable}.
+        """
+        return fail(StoreUnavailable("not connected"))
+
+
+class OutageTests(SynchronousTestCase):
+    """
+    Reads made of several commands fail during an outage as one command
+    would: with L{StoreUnavailable} itself, the other failures consumed.
+    """
+
+    def test_tasks(self) -> None:
+        """
+        L{RedisTaskStore.tasks} fails with L{StoreUnavailable} (not
+        L{twisted.internet.defer.FirstError}, which the control port
+        cannot name), and leaves no failure unhandled.
+        """
+        store = RedisTaskStore(cast(IRedis, AwayRedis()), Clock())
+        self.failureResultOf(store.tasks(FAILED, None, 0, 10), StoreUnavailable)
+        gc.collect()
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_answers(self) -> None:
+        """
+        L{answers} gives every reply in order, or the first failure itself.
+        """
+        self.assertEqual(self.successResultOf(answers([succeed(1), succeed(2)])), [1, 2])
+        first = self.failureResultOf(
+            answers([succeed(1), fail(StoreUnavailable("away")), fail(ValueError("later"))]), StoreUnavailable
+        )
+        self.assertEqual(str(first.value), "away")
+        gc.collect()
+        self.assertEqual(self.flushLoggedErrors(), [])
 
 
 class MemoryTaskStoreTests(TaskStoreBehaviourMixin, TestCase):
