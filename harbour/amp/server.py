@@ -35,6 +35,7 @@ from twisted.internet.interfaces import (
     IConsumer,
     IDelayedCall,
     IListeningPort,
+    IPushProducer,
     IReactorTCP,
     IReactorTime,
     ITransport,
@@ -136,9 +137,11 @@ def read_token(path: Path) -> str:
     return token
 
 
+@implementer(IPushProducer)
 class ControlProtocol(amp.AMP):
     """
-    One control connection, as seen by the daemon.
+    One control connection, as seen by the daemon: also its transport's
+    producer, for the events of its subscriptions.
     """
 
     log = Logger()
@@ -184,7 +187,30 @@ class ControlProtocol(amp.AMP):
         self._deadline = self._service.clock.callLater(self._service.auth_timeout, self._too_late)
         self._outbox = Outbox(self._send_event, self._overflowed, self._service.queue_limit)
         # A stream transport (TCP, TLS, UNIX socket) is also a consumer.
-        cast(IConsumer, self.transport).registerProducer(self._outbox, True)
+        cast(IConsumer, self.transport).registerProducer(self, True)
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's buffer is full: hold the events.
+        """
+        self._connected_outbox.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """
+        The transport's buffer is empty: send the events that waited, or,
+        the connection closing, let go of the transport, which closes only
+        once its producer is gone.
+        """
+        if getattr(self.transport, "disconnecting", False):
+            cast(IConsumer, self.transport).unregisterProducer()
+            return
+        self._connected_outbox.resumeProducing()
+
+    def stopProducing(self) -> None:
+        """
+        The connection is gone: send nothing more.
+        """
+        self._connected_outbox.stopProducing()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """

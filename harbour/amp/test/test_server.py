@@ -335,6 +335,33 @@ class LoopbackTests(TestCase):
         self.assertEqual(self.service.connections, set())
         await client.disconnected
 
+    async def test_closedWhileBuffered(self) -> None:
+        """
+        A connection the daemon closes (as AMP does after an answer it
+        cannot name) while its transport holds more than its buffer of
+        events does close once the bytes are out: the transport's producer
+        lets go of it rather than being asked for more.
+        """
+        from twisted.internet import reactor
+
+        subscriber = await connect(reactor, self.endpoint, TOKEN)
+
+        def unless_closed() -> None:
+            # Closed by the daemon, unless this test fails.
+            if not subscriber.disconnected.called:
+                disconnect(subscriber)
+
+        self.addCleanup(unless_closed)
+        received: list[IEvent] = []
+        await RemoteBus(subscriber).subscribe("t", received.append)
+        [protocol] = [p for p in self.service.connections if p._outbox is not None and p._outbox.waiting == 0]
+        for n in range(2):
+            self.bus.publish("t", {"n": n, "pad": "x" * 40_000})
+        # What AMP's QuitBox does.
+        protocol._stream.loseConnection()
+        await subscriber.disconnected.addTimeout(10, reactor)
+        self.assertEqual([e.payload["n"] for e in received], [0, 1])
+
     def test_portInUse(self) -> None:
         """
         A port that cannot be listened on stops start-up with a clear error.
