@@ -20,7 +20,6 @@ import hmac
 import ipaddress
 import json
 import os
-import re
 import secrets
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any, cast
 import attr
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, inlineCallbacks
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import _parse, serverFromString
 from twisted.internet.interfaces import (
     IAddress,
     IConsumer,
@@ -76,24 +75,24 @@ CLOSE_TIMEOUT = 3.0
 #: What an AMP responder answers: the response's arguments by name.
 Response = dict[str, object]
 
-_UNESCAPED_COLON = re.compile(r"(?<!\\):")
-
 
 def check_listen_endpoint(description: str) -> None:
     """
     Refuse a plain-text listener that other hosts could reach: the token
-    would cross the network in the clear.
+    would cross the network in the clear.  The description is read as
+    Twisted reads it (kinds in any case, escapes undone), so that what is
+    checked is what listens.
 
     @raise ConfigurationError: for a C{tcp:} or C{tcp6:} endpoint whose
         interface is not a loopback address.
     """
-    kind, *parts = [p.replace("\\:", ":") for p in _UNESCAPED_COLON.split(description)]
-    if kind not in ("tcp", "tcp6"):
+    try:
+        args, options = _parse(description)
+    except ValueError as e:
+        raise ConfigurationError(f"cannot use endpoint {description!r}: {e}") from None
+    if not args or str(args[0]).lower() not in ("tcp", "tcp6"):
         return
-    interface = ""
-    for part in parts:
-        if part.startswith("interface="):
-            interface = part[len("interface=") :]
+    interface = str(options.get("interface") or (args[2] if len(args) > 2 else ""))
     if interface == "localhost":
         return
     try:

@@ -250,6 +250,22 @@ class ListenPolicyTests(SynchronousTestCase):
             error = self.assertRaises(ConfigurationError, check_listen_endpoint, description)
             self.assertIn("ssl:", str(error))
 
+    def test_readAsTwistedReads(self) -> None:
+        """
+        The description is read as Twisted reads it: a kind in capitals, an
+        escaped key, an interface given without its key, are what Twisted
+        listens on, and are refused off loopback.
+        """
+        for description in [
+            "TCP6:7750",
+            "Tcp:7750:interface=10.1.2.3",
+            r"tcp:7750:interface=127.0.0.1:inter\face=0.0.0.0",
+            "tcp:7750:0.0.0.0",
+        ]:
+            error = self.assertRaises(ConfigurationError, check_listen_endpoint, description)
+            self.assertIn("ssl:", str(error))
+        check_listen_endpoint("TCP:7750:127.0.0.1")
+
 
 class TokenTests(SynchronousTestCase):
     """
