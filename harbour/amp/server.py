@@ -27,7 +27,7 @@ from typing import Any, cast
 
 import attr
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail, inlineCallbacks
+from twisted.internet.defer import Deferred, fail, inlineCallbacks, maybeDeferred
 from twisted.internet.endpoints import _parse, serverFromString
 from twisted.internet.interfaces import (
     IAddress,
@@ -258,13 +258,47 @@ class ControlProtocol(amp.AMP):
         )
         self.abort()
 
+    def ampBoxReceived(self, box: amp.AmpBox) -> None:
+        """
+        Before the token is known, a box AMP cannot take (an answer to no
+        question, a box without a command) ends the connection as a
+        refusal, logged as refusals are, not with a traceback.
+        """
+        if self._authenticated:
+            super().ampBoxReceived(box)
+            return
+        try:
+            super().ampBoxReceived(box)
+        except Exception as e:
+            self._service.log_refusal(
+                self._peer, "closed the connection", f"a malformed box ({type(e).__name__})"
+            )
+            self.abort()
+
+    def _malformed(self, failure: Failure) -> Failure:
+        """
+        An C{Authenticate} AMP could not read (no token, one that is not
+        UTF-8): a refusal that ends the connection, not a traceback.
+        """
+        # A wrong token is already AMP's answer (UNAUTHORIZED).
+        if failure.check(amp.RemoteAmpError, Unauthorized):
+            return failure
+        self._service.log_refusal(
+            self._peer, "refused Authenticate", f"malformed ({type(failure.value).__name__})"
+        )
+        return Failure(amp.RemoteAmpError(b"UNAUTHORIZED", b"malformed Authenticate", fatal=True))
+
     def locateResponder(self, name: bytes) -> Callable[[amp.AmpBox], Deferred[amp.AmpBox]] | None:
         """
         Refuse every command but C{Authenticate} until the token is known.
         """
         if self._authenticated or name == b"Authenticate":
             responder: Callable[[amp.AmpBox], Deferred[amp.AmpBox]] | None = super().locateResponder(name)
-            return responder
+            if self._authenticated or responder is None:
+                return responder
+            found = responder
+            # maybeDeferred: AMP reads the arguments before its Deferred.
+            return lambda box: maybeDeferred(found, box).addErrback(self._malformed)
         command = name.decode("ascii", "replace")
         self._service.log_refusal(self._peer, f"refused {command}", "not authenticated")
         return lambda box: fail(

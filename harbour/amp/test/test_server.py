@@ -12,6 +12,7 @@ from typing import Any, cast
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import ITransport
 from twisted.internet.testing import MemoryReactorClock
 from twisted.protocols import amp
 from twisted.python.failure import Failure
@@ -103,6 +104,66 @@ class AuthenticationTests(SynchronousTestCase):
         self.pump.flush()
         self.assertTrue(refusal[0].check(Unauthorized))
         self.failureResultOf(self.call(commands.Subscribe, topic="x"), Unauthorized)
+
+
+class MalformedBeforeAuthenticationTests(SynchronousTestCase):
+    """
+    Before the token is known, boxes AMP cannot take end the connection as
+    refusals, logged as refusals are: no traceback a stranger could write
+    into the log at will.
+    """
+
+    def setUp(self) -> None:
+        self.service = control_service()
+        self.client, self.server, self.pump = connected(self.service)
+        self.messages = capture_log(self)
+
+    def send(self, box: amp.AmpBox) -> None:
+        """
+        Send C{box} as it is, and move the bytes.
+        """
+        cast(ITransport, self.client.transport).write(box.serialize())
+        self.pump.flush()
+
+    def assertRefused(self, why: str) -> None:
+        """
+        Assert that the connection was closed, with one refusal logged
+        saying C{why}, and no error logged.
+        """
+        self.assertIsNone(self.server.transport, "the connection is closed")
+        refusals = [m for m in self.messages if "refused" in m or "closed the connection" in m]
+        self.assertEqual(len(refusals), 1, refusals)
+        self.assertIn(why, refusals[0])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_answerToNothing(self) -> None:
+        """
+        An answer to no question ends the connection.
+        """
+        self.send(amp.AmpBox(_answer=b"99"))
+        self.assertRefused("a malformed box (KeyError)")
+
+    def test_emptyBox(self) -> None:
+        """
+        A box without a command ends the connection.
+        """
+        self.send(amp.AmpBox(nothing=b"here"))
+        self.assertRefused("a malformed box (NoEmptyBoxes)")
+
+    def test_authenticateUnreadable(self) -> None:
+        """
+        C{Authenticate} without a token, or with one that is not UTF-8,
+        is refused and ends the connection.
+        """
+        for arguments in ({}, {"token": b"\xff\xfe"}):
+            self.setUp()
+            answers: list[object] = []
+            self.client.callRemoteString(b"Authenticate", **arguments).addBoth(answers.append)
+            self.pump.flush()
+            [refusal] = answers
+            assert isinstance(refusal, Failure)
+            self.assertEqual(refusal.getErrorMessage(), "Code<UNAUTHORIZED>: malformed Authenticate")
+            self.assertRefused("malformed")
 
 
 class CommandTests(SynchronousTestCase):
