@@ -128,9 +128,11 @@ def read_token(path: Path) -> str:
     @raise ConfigurationError: if it is missing or empty.
     """
     try:
-        token = Path(path).read_text().strip()
+        token = Path(path).read_text(encoding="utf-8").strip()
     except OSError as e:
         raise ConfigurationError(f"cannot read token file {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"token file {path} is not UTF-8 text") from None
     if not token:
         raise ConfigurationError(f"token file {path} is empty")
     return token

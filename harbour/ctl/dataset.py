@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import errno
 import json
-import os
 import re
 import sys
 import time
@@ -19,12 +17,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import duckdb
-from rich.console import Console
 from rich.table import Table
 
 from harbour.ctl.codes import FAILED, OK, USAGE
 from harbour.ctl.offline import _configuration
-from harbour.ctl.output import discard_output
+from harbour.ctl.output import DataConsole, discard_output
 from harbour.dataset.inventory import Mismatch, check, report_tables, reports_in, spans
 from harbour.dataset.views import open_views, views_named
 from harbour.oasis.requests import market_today, report_range
@@ -142,7 +139,7 @@ def _print(result: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: Tex
         table = Table(*names, box=None)
         for row in result.fetchall():
             table.add_row(*("" if value is None else str(value) for value in row))
-        _Console(file=out, width=200).print(table)
+        DataConsole(out, 200).print(table)
     out.flush()
 
 
@@ -187,7 +184,7 @@ def tables(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             str(found.last or "-"),
             _missing(found.missing),
         )
-    _Console(file=out, width=200).print(table)
+    DataConsole(out, 200).print(table)
     if not args.check:
         # (The check lists them with the files that do not match.)
         for damaged in unreadable:
@@ -201,20 +198,6 @@ def tables(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return FAILED
     print("every file matches its zip", file=out)
     return OK
-
-
-class _Console(Console):
-    """
-    A console that leaves a reader gone away (a C{BrokenPipeError}) to its
-    caller, rather than pointing the process's own standard output at
-    C{/dev/null} and exiting with an error as rich does.
-    """
-
-    def on_broken_pipe(self) -> None:
-        """
-        @raise BrokenPipeError: Always.
-        """
-        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
 
 def _missing(days: tuple[datetime.date, ...]) -> str:

@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from rich.console import Console
 from rich.table import Table
 
 from harbour.config.schema import Configuration, load_directory
 from harbour.ctl.codes import FAILED, OK, USAGE
+from harbour.ctl.output import DataConsole
 from harbour.oasis.catalogue import load_catalogue
 from harbour.oasis.plan import plan, trading_days
 from harbour.oasis.requests import market_today, report_urls
@@ -99,7 +99,7 @@ def show_catalogue(name: str | None, out: TextIO) -> int:
                 listed.publication or "",
                 listed.description.split(". ")[0],
             )
-        Console(file=out, width=200).print(table)
+        DataConsole(out, 200).print(table)
         return OK
     entry = catalogue.entry(queryname=name) or catalogue.entry(groupid=name)
     if entry is None:
@@ -189,7 +189,7 @@ def plan_table(
     table = Table(*columns, box=None)
     for row in rows:
         table.add_row(*(str(row[c]) for c in columns))
-    Console(file=out, width=160).print(table)
+    DataConsole(out, 160).print(table)
     print(
         f"{total:,} requests, {summary['hours']:g} h at one request every {interval:g} s"
         + (f"; {summary['hours_left']:g} h left" if done is not None else "")

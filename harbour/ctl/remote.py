@@ -28,6 +28,7 @@ from harbour.amp.server import read_token
 from harbour.bus import Event
 from harbour.ctl.codes import FAILED, OK, UNREACHABLE, USAGE
 from harbour.ctl.offline import plan_table
+from harbour.ctl.output import DataConsole
 from harbour.errors import BadRequest, ConfigurationError, HarbourError, PayloadTooLarge, Unauthorized
 from harbour.interfaces import IEvent
 from harbour.store.tasks import FINAL_STATES, STATES
@@ -160,7 +161,7 @@ def _status(
                 str(sum(states.values())),
                 str(revisions.get(report, 0)),
             )
-        Console(file=out, width=120).print(table)
+        DataConsole(out, 120).print(table)
         for report, judged in sorted(health.items()):
             if judged.get("why"):
                 print(f"{report}: {judged['health']}: {judged['why']}", file=out)
@@ -187,7 +188,7 @@ def _tasks(
         error = task.get("parse_error") or task["last_error"]
         parse = task.get("parse") or ""
         table.add_row(task["id"], task["report"], task["filename"], str(task["attempts"]), parse, error)
-    Console(file=out, width=160).print(table)
+    DataConsole(out, 160).print(table)
     print(f"{len(found)} of {answer['total']} {args.state} tasks", file=out)
     return OK
 
@@ -311,7 +312,12 @@ def _subscribe(
     for topic in args.topics:
         yield bus.subscribe(topic, show)
 
-    protocol.disconnected.addBoth(lambda ignored: end(FAILED))
+    def lost(ignored: object) -> None:
+        # Said and ended as watch's loss is: the daemon went away.
+        if not ended.called:
+            ended.errback(ConnectionDone("the daemon closed the connection"))
+
+    protocol.disconnected.addBoth(lost)
     reactor.addSystemEventTrigger("before", "shutdown", end, OK)
     return (yield ended)
 

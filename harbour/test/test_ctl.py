@@ -489,6 +489,51 @@ class NotHarbourTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(d), UNREACHABLE)
         self.assertIn("harbourctl: lost the connection to tcp:127.0.0.1:7799", errors.getvalue())
 
+    def test_tasksTextAsItIs(self) -> None:
+        """
+        C{tasks} prints each error as it is: text that looks like rich's
+        markup (OASIS's C{[/oasisapi]}, a C{[link=...]}) is neither an
+        error nor a hyperlink.
+        """
+        out = io.StringIO()
+        reactor, d, protocol, transport, errors = self.accepted("tasks", out=out)
+        protocol.dataReceived(amp.AmpBox(_answer=b"1").serialize())
+        tasks = [
+            {
+                "id": "a",
+                "report": "r",
+                "filename": "r/1.zip",
+                "attempts": 8,
+                "last_error": "bad [/oasisapi] name",
+            },
+            {
+                "id": "b",
+                "report": "r",
+                "filename": "r/2.zip",
+                "attempts": 8,
+                "last_error": "[link=http://x]see[/link]",
+            },
+        ]
+        protocol.dataReceived(
+            amp.AmpBox(_answer=b"2", tasks=json.dumps(tasks).encode(), total=b"2").serialize()
+        )
+        self.assertEqual(self.successResultOf(d), OK)
+        self.assertIn("bad [/oasisapi] name", out.getvalue())
+        self.assertIn("[link=http://x]see[/link]", out.getvalue())
+
+    def test_subscriberDaemonGoesAway(self) -> None:
+        """
+        C{subscribe} whose daemon closes the connection ends as C{watch}
+        does: exit 3 and a line saying so.
+        """
+        reactor, d, protocol, transport, errors = self.accepted("subscribe", "task.*")
+        protocol.dataReceived(amp.AmpBox(_answer=b"1").serialize())
+        protocol.dataReceived(amp.AmpBox(_answer=b"2").serialize())
+        self.assertNoResult(d)
+        protocol.connectionLost(Failure(ConnectionDone("the daemon stopped")))
+        self.assertEqual(self.successResultOf(d), UNREACHABLE)
+        self.assertIn("harbourctl: lost the connection to tcp:127.0.0.1:7799", errors.getvalue())
+
     def test_subscriberReaderGone(self) -> None:
         """
         C{subscribe} whose reader has closed the pipe ends with

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from pathlib import Path
 from typing import Any, cast
 
 from twisted.internet.address import IPv4Address
@@ -353,6 +354,15 @@ class TokenTests(SynchronousTestCase):
         self.assertIn("cannot read token file", str(self.assertRaises(ConfigurationError, read_token, path)))
         open(path, "w").close()
         self.assertIn("is empty", str(self.assertRaises(ConfigurationError, read_token, path)))
+
+    def test_notText(self) -> None:
+        """
+        A token file that is not UTF-8 text is a clear configuration error.
+        """
+        path = Path(self.mktemp())
+        path.write_bytes(b"\xff\xfe\x00garbage")
+        error = self.assertRaises(ConfigurationError, read_token, path)
+        self.assertEqual(str(error), f"token file {path} is not UTF-8 text")
 
 
 class LoopbackTests(TestCase):
