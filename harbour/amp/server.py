@@ -192,19 +192,23 @@ class ControlProtocol(amp.AMP):
 
     def pauseProducing(self) -> None:
         """
-        The transport's buffer is full: hold the events.
+        The transport's buffer is full (its peer reads slower than it is
+        answered): hold the events, and read no more commands, whose
+        answers would pile up in memory, until it is drained.
         """
         self._connected_outbox.pauseProducing()
+        cast(IPushProducer, self.transport).pauseProducing()
 
     def resumeProducing(self) -> None:
         """
-        The transport's buffer is empty: send the events that waited, or,
-        the connection closing, let go of the transport, which closes only
-        once its producer is gone.
+        The transport's buffer is empty: read commands again and send the
+        events that waited, or, the connection closing, let go of the
+        transport, which closes only once its producer is gone.
         """
         if getattr(self.transport, "disconnecting", False):
             cast(IConsumer, self.transport).unregisterProducer()
             return
+        cast(IPushProducer, self.transport).resumeProducing()
         self._connected_outbox.resumeProducing()
 
     def stopProducing(self) -> None:

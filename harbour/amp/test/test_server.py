@@ -13,8 +13,9 @@ from typing import Any, cast
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import ITransport
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 from twisted.test import iosim
@@ -25,6 +26,7 @@ from harbour.amp import commands
 from harbour.amp.client import RemoteBus, all_requests, connect, status
 from harbour.amp.server import (
     REFUSAL_DELAY,
+    ControlProtocol,
     ControlService,
     check_listen_endpoint,
     load_or_create_token,
@@ -105,6 +107,30 @@ class AuthenticationTests(SynchronousTestCase):
         self.pump.flush()
         self.assertTrue(refusal[0].check(Unauthorized))
         self.failureResultOf(self.call(commands.Subscribe, topic="x"), Unauthorized)
+
+
+class BackpressureTests(SynchronousTestCase):
+    """
+    A peer that does not read what it is sent does not make the daemon hold
+    more and more of it.
+    """
+
+    def test_readingPausedWithWriting(self) -> None:
+        """
+        While the transport's buffer is full, no more commands are read
+        (their answers would pile up behind it) and events wait; once it
+        drains, both go on.
+        """
+        protocol = ControlProtocol(control_service())
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        self.assertIs(transport.producer, protocol)
+        protocol.pauseProducing()
+        self.assertEqual(transport.producerState, "paused")
+        protocol.resumeProducing()
+        self.assertEqual(transport.producerState, "producing")
+        transport.loseConnection()
+        protocol.connectionLost(Failure(ConnectionDone()))
 
 
 class MalformedBeforeAuthenticationTests(SynchronousTestCase):
