@@ -218,9 +218,10 @@ class WorkService(Service):
     @inlineCallbacks
     def _refresh_once(self) -> Generator[Deferred[Any], Any, int]:
         started = self.reactor.seconds()
-        requests = self.manifest.reports()
+        # Both at once: caps that change between them would leave days in neither.
+        requests, held = self.manifest.reports(), self.manifest.held_back()
         created = yield self.store.create(requests)
-        yield self._retire(requests)
+        yield self._retire(requests, held)
         self._retry_delay = 1.0
         total = sum(created.values())
         self._last_refresh = {
@@ -235,14 +236,15 @@ class WorkService(Service):
         return total
 
     @inlineCallbacks
-    def _retire(self, requests: list[ReportURL]) -> Generator[Deferred[Any], Any, None]:
+    def _retire(
+        self, requests: list[ReportURL], held: list[ReportURL]
+    ) -> Generator[Deferred[Any], Any, None]:
         """
         Retire the tasks the manifest no longer asks for (reports disabled
         or removed, windows out of range), whenever the set of requests
-        changed since the last time.  The days held back until the
+        changed since the last time.  The days C{held} back until the
         publications log shows them are asked for all the same.
         """
-        held = self.manifest.held_back()
         asked = frozenset(task_id(request.filename) for request in (*requests, *held))
         if asked == self._asked:
             return
