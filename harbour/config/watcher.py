@@ -188,6 +188,8 @@ class ConfigService(Service):
     _burst_started: float = attr.ib(default=0.0, init=False)
     _reloads: int = attr.ib(default=0, init=False)
     _read: Fingerprint = attr.ib(default=None, init=False)
+    # The device and inode of the directory watched, None if none is.
+    _watched: tuple[int, int] | None = attr.ib(default=None, init=False)
     _checks: LoopingCall | None = attr.ib(default=None, init=False)
 
     def owns(self, topic: str) -> bool:
@@ -204,7 +206,7 @@ class ConfigService(Service):
         super().startService()
         self._watch()
         self.reload()
-        self._checks = LoopingCall(self.check)
+        self._checks = LoopingCall(self._check_guarded)
         self._checks.clock = self.reactor
         self._checks.start(self.check_interval, now=False)
 
@@ -216,23 +218,32 @@ class ConfigService(Service):
             self._notifier.loseConnection()
         self._notifier = inotify.INotify(self.reactor)
         self._notifier.startReading()
+        self._watched = None
         # Gone, it is watched again by the next check that finds it back.
-        with contextlib.suppress(inotify.INotifyError):
+        with contextlib.suppress(inotify.INotifyError, OSError):
+            state = os.stat(self.directory)
             self._notifier.watch(FilePath(str(self.directory)), mask=WATCH_MASK, callbacks=[self._changed])
+            self._watched = (state.st_dev, state.st_ino)
+
+    def _check_guarded(self) -> None:
+        # A failure would stop the checks for good.
+        try:
+            self.check()
+        except Exception:
+            self.log.failure("cannot check the configuration directory", service="config")
 
     def check(self) -> bool:
         """
-        Compare the directory and its files with what was last read, and
-        reload if they differ (watching the directory afresh if it is not
-        the one read).
+        Watch the directory afresh if it is not the one watched (replaced,
+        or back); reload if it or its files differ from what was last read.
 
         @return: Whether a reload was scheduled.
         """
         now = fingerprint(self.directory)
+        if self._notifier is not None and now is not None and now[0] != self._watched:
+            self._watch()
         if now == self._read:
             return False
-        if self._notifier is not None and (now is None or self._read is None or now[0] != self._read[0]):
-            self._watch()
         self.schedule()
         return True
 

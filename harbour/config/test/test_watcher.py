@@ -6,6 +6,7 @@ a L{Clock}, then real inotify on a temporary directory.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -532,6 +533,27 @@ class InotifyTests(TestCase):
         os.rename(self.directory, f"{self.directory}.old")
         os.rename(replacement, self.directory)
         await arrived
+        arrived = self.recorder.wait(self.attempts(6), self.reactor)
+        (self.directory / "work.toml").write_text("[work]\nmax_attempts = 6\n")
+        await arrived
+
+    async def test_replacedThenOldRemoved(self) -> None:
+        """
+        A directory replaced, then the old one removed (whose events make
+        a reload read the new one before any check), is still watched
+        afresh at the next check: it is the watched directory that is
+        compared, not the one last read.
+        """
+        self.restart(check_interval=3600)
+        arrived = self.recorder.wait(self.attempts(5), self.reactor)
+        replacement = Path(self.mktemp())
+        replacement.mkdir()
+        (replacement / "work.toml").write_text("[work]\nmax_attempts = 5\n")
+        os.rename(self.directory, f"{self.directory}.old")
+        os.rename(replacement, self.directory)
+        shutil.rmtree(f"{self.directory}.old")
+        await arrived
+        self.assertFalse(self.service.check(), "read already")
         arrived = self.recorder.wait(self.attempts(6), self.reactor)
         (self.directory / "work.toml").write_text("[work]\nmax_attempts = 6\n")
         await arrived
