@@ -76,6 +76,12 @@ CLOSE_TIMEOUT = 3.0
 Response = dict[str, object]
 
 
+#: The plain-text listening kinds, and where each takes an interface given
+#: without its key (Twisted's C{tcp:PORT:INTERFACE:BACKLOG},
+#: C{tcp6:PORT:BACKLOG:INTERFACE}).
+INTERFACE_AT = {"tcp": 2, "tcp6": 3}
+
+
 def check_listen_endpoint(description: str) -> None:
     """
     Refuse a plain-text listener that other hosts could reach: the token
@@ -90,9 +96,12 @@ def check_listen_endpoint(description: str) -> None:
         args, options = _parse(description)
     except ValueError as e:
         raise ConfigurationError(f"cannot use endpoint {description!r}: {e}") from None
-    if not args or str(args[0]).lower() not in ("tcp", "tcp6"):
+    kind = str(args[0]).lower() if args else ""
+    if kind not in INTERFACE_AT:
         return
-    interface = str(options.get("interface") or (args[2] if len(args) > 2 else ""))
+    # Given without its key, the interface is where the kind's parser takes it.
+    at = INTERFACE_AT[kind]
+    interface = str(options.get("interface") or (args[at] if len(args) > at else ""))
     if interface == "localhost":
         return
     try:
@@ -243,6 +252,41 @@ class ControlProtocol(amp.AMP):
             self._peer, "closed the connection", f"not authenticated within {self._service.auth_timeout:g} s"
         )
         self.abort()
+
+    def close(self) -> None:
+        """
+        Close the connection once the bytes written are out.
+        """
+        self._let_go()
+        self._stream.loseConnection()
+
+    def _let_go(self) -> None:
+        """
+        The connection is to close: send no more events, and stop being its
+        transport's producer, since a transport (TLS's, whether or not it is
+        paused) closes only once its producer is gone.
+        """
+        if self._outbox is not None:
+            self._service.bus.detach(self._outbox)
+            self._outbox.stopProducing()
+        if self.transport is not None:
+            cast(IConsumer, self.transport).unregisterProducer()
+
+    def sendBox(self, box: amp.AmpBox) -> None:
+        """
+        Send C{box}; one that ends the connection (AMP's answer to an error
+        it cannot name, or a fatal one) lets go of the transport first.
+        """
+        if isinstance(box, amp.QuitBox):
+            self._let_go()
+        super().sendBox(box)
+
+    def unhandledError(self, failure: Failure) -> None:
+        """
+        AMP closes the connection: let go of the transport first.
+        """
+        self._let_go()
+        super().unhandledError(failure)
 
     def abort(self) -> None:
         """
@@ -707,7 +751,7 @@ class ControlService(Service):
             closed: Deferred[None] = Deferred()
             self._closing.append(closed)
             for protocol in list(self.connections):
-                protocol._stream.loseConnection()
+                protocol.close()
             # A peer that stops reading keeps its connection open while
             # the daemon has bytes for it: abort what has not closed.
             overdue = self.clock.callLater(self.close_timeout, self._abort_all)

@@ -23,7 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from harbour.amp import commands
-from harbour.amp.client import RemoteBus, all_requests, connect, status
+from harbour.amp.client import HarbourClientProtocol, RemoteBus, all_requests, connect, status
 from harbour.amp.server import (
     REFUSAL_DELAY,
     ControlProtocol,
@@ -353,6 +353,7 @@ class ListenPolicyTests(SynchronousTestCase):
             error = self.assertRaises(ConfigurationError, check_listen_endpoint, description)
             self.assertIn("ssl:", str(error))
         check_listen_endpoint("TCP:7750:127.0.0.1")
+        check_listen_endpoint(r"tcp6:7750:50:\:\:1")
 
 
 class TokenTests(SynchronousTestCase):
@@ -893,6 +894,28 @@ class TLSTests(TestCase):
         self.service.startService()
         self.addCleanup(self.service.stopService)
         self.port = port_of(self.service)
+
+    async def test_closedByTheDaemon(self) -> None:
+        """
+        Over TLS too, a connection the daemon closes closes: when it stops
+        (no connection left to abort), and when it answers a malformed
+        C{Authenticate} (long before the deadline to authenticate).
+        """
+        from twisted.internet import reactor
+        from twisted.internet.endpoints import clientFromString, connectProtocol
+
+        self.service.auth_timeout = 3600
+        endpoint = f"ssl:host=127.0.0.1:port={self.port}:caCertsDir={self.cas}"
+        stranger = await connectProtocol(clientFromString(reactor, endpoint), HarbourClientProtocol())
+        with self.assertRaises(amp.RemoteAmpError):
+            await stranger.callRemoteString(b"Authenticate")
+        await stranger.disconnected.addTimeout(10, reactor)
+        client = await connect(reactor, endpoint, TOKEN)
+        await client.callRemote(commands.Status)
+        messages = capture_log(self)
+        await self.service.stopService()
+        await client.disconnected
+        self.assertEqual([m for m in messages if "abort" in m], [])
 
     async def test_sslClient(self) -> None:
         """
