@@ -520,6 +520,17 @@ class InotifyTests(TestCase):
         self.service.startService()
         self.addCleanup(self.service.stopService)
 
+    def replace(self, attempts: int) -> None:
+        """
+        Rename the directory away (to C{<name>.old}) and put in its place
+        another whose C{max_attempts} is C{attempts}.
+        """
+        replacement = Path(self.mktemp())
+        replacement.mkdir()
+        (replacement / "work.toml").write_text(f"[work]\nmax_attempts = {attempts}\n")
+        os.rename(self.directory, f"{self.directory}.old")
+        os.rename(replacement, self.directory)
+
     async def test_directoryReplaced(self) -> None:
         """
         A directory renamed away and another put in its place is watched
@@ -527,11 +538,7 @@ class InotifyTests(TestCase):
         """
         self.restart(check_interval=0.05)
         arrived = self.recorder.wait(self.attempts(5), self.reactor)
-        replacement = Path(self.mktemp())
-        replacement.mkdir()
-        (replacement / "work.toml").write_text("[work]\nmax_attempts = 5\n")
-        os.rename(self.directory, f"{self.directory}.old")
-        os.rename(replacement, self.directory)
+        self.replace(5)
         await arrived
         arrived = self.recorder.wait(self.attempts(6), self.reactor)
         (self.directory / "work.toml").write_text("[work]\nmax_attempts = 6\n")
@@ -546,11 +553,7 @@ class InotifyTests(TestCase):
         """
         self.restart(check_interval=3600)
         arrived = self.recorder.wait(self.attempts(5), self.reactor)
-        replacement = Path(self.mktemp())
-        replacement.mkdir()
-        (replacement / "work.toml").write_text("[work]\nmax_attempts = 5\n")
-        os.rename(self.directory, f"{self.directory}.old")
-        os.rename(replacement, self.directory)
+        self.replace(5)
         shutil.rmtree(f"{self.directory}.old")
         await arrived
         self.assertFalse(self.service.check(), "read already")
