@@ -240,7 +240,11 @@ class ConfigService(Service):
         @return: Whether a reload was scheduled.
         """
         now = fingerprint(self.directory)
-        if self._notifier is not None and now is not None and now[0] != self._watched:
+        if now is None:
+            # Gone, so not watched: back, even with its old inode, it is
+            # watched afresh.
+            self._watched = None
+        elif self._notifier is not None and now[0] != self._watched:
             self._watch()
         if now == self._read:
             return False

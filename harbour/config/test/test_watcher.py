@@ -9,7 +9,7 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import attr
 from twisted.internet.defer import Deferred, fail
@@ -183,6 +183,33 @@ class ConfigServiceTests(SynchronousTestCase):
         self.clock.advance(self.service.settle)
         self.assertEqual(setting(self.bus, "work", "max_attempts"), 4)
         self.assertFalse(self.service.check())
+
+    def test_backWatchedAfresh(self) -> None:
+        """
+        A directory found gone by a check is watched afresh once back, even
+        with the inode it had (rmdir and mkdir often give it back; here it
+        is moved away and back): the watch went with it.
+        """
+        watches: list[tuple[int, int]] = []
+
+        def watch() -> None:
+            state = os.stat(self.directory)
+            watches.append((state.st_dev, state.st_ino))
+            self.service._watched = watches[-1]
+
+        self.patch(self.service, "_watch", watch)
+        self.service._notifier = cast(Any, "watching")
+        watch()
+        self.successResultOf(self.service.reload())
+        self.assertFalse(self.service.check())
+        away = Path(f"{self.directory}.away")
+        os.rename(self.directory, away)
+        self.service.check()
+        os.rename(away, self.directory)
+        self.service.check()
+        self.assertEqual(len(watches), 2)
+        self.assertEqual(watches[0], watches[1])
+        self.flushLoggedErrors()
 
     def test_directoryGoneRefused(self) -> None:
         """
