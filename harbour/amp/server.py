@@ -215,7 +215,7 @@ class ControlProtocol(amp.AMP):
         transport, which closes only once its producer is gone.
         """
         if getattr(self.transport, "disconnecting", False):
-            cast(IConsumer, self.transport).unregisterProducer()
+            self._let_go()
             return
         cast(IPushProducer, self.transport).resumeProducing()
         self._connected_outbox.resumeProducing()
@@ -270,7 +270,20 @@ class ControlProtocol(amp.AMP):
             self._service.bus.detach(self._outbox)
             self._outbox.stopProducing()
         if self.transport is not None:
+            # Reading again too: TLS closes only once it has read the peer's
+            # answer to its close, and reading may have been paused.
+            cast(IPushProducer, self.transport).resumeProducing()
             cast(IConsumer, self.transport).unregisterProducer()
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        """
+        A key longer than AMP allows: AMP closes the connection; let go of
+        the transport first, and count it a refusal before the token.
+        """
+        if not self._authenticated:
+            self._service.log_refusal(self._peer, "closed the connection", f"a key of {length} bytes")
+        self._keyLengthLimitExceeded = True
+        self.close()
 
     def sendBox(self, box: amp.AmpBox) -> None:
         """

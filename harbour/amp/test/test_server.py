@@ -14,7 +14,7 @@ from typing import Any, cast
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import ITransport
+from twisted.internet.interfaces import IPushProducer, ITransport
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.protocols import amp
 from twisted.python.failure import Failure
@@ -916,6 +916,54 @@ class TLSTests(TestCase):
         await self.service.stopService()
         await client.disconnected
         self.assertEqual([m for m in messages if "abort" in m], [])
+
+    async def test_closedWhileReadingPaused(self) -> None:
+        """
+        A TLS connection the daemon closes while it reads no more (its
+        peer was not reading its events) closes once the peer reads again:
+        TLS must read the peer's answer to its close.  Stopping then finds
+        nothing to abort.
+        """
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        endpoint = f"ssl:host=127.0.0.1:port={self.port}:caCertsDir={self.cas}"
+        client = await connect(reactor, endpoint, TOKEN)
+        await RemoteBus(client).subscribe("t", lambda event: None)
+        [server] = list(self.service.connections)
+        cast(IPushProducer, client.transport).pauseProducing()
+        paused: list[bool] = []
+        pause = server.pauseProducing
+
+        def noted() -> None:
+            paused.append(True)
+            pause()
+
+        self.patch(server, "pauseProducing", noted)
+        for n in range(2000):
+            if paused:
+                break
+            self.service.bus.publish("t", {"n": n, "pad": "x" * 60_000})
+            await deferLater(reactor, 0, lambda: None)
+        self.assertTrue(paused)
+        server.close()
+        cast(IPushProducer, client.transport).resumeProducing()
+        await client.disconnected.addTimeout(10, reactor)
+        messages = capture_log(self)
+        await self.service.stopService()
+        self.assertEqual([m for m in messages if "abort" in m], [])
+
+    async def test_keyTooLong(self) -> None:
+        """
+        A key longer than AMP allows closes a TLS connection as it closes
+        a TCP one.
+        """
+        from twisted.internet import reactor
+
+        endpoint = f"ssl:host=127.0.0.1:port={self.port}:caCertsDir={self.cas}"
+        client = await connect(reactor, endpoint, TOKEN)
+        cast(ITransport, client.transport).write(b"\x01\x00" + b"k" * 256)
+        await client.disconnected.addTimeout(10, reactor)
 
     async def test_sslClient(self) -> None:
         """
