@@ -405,9 +405,13 @@ class ControlProtocol(amp.AMP):
     @commands.Subscribe.responder
     def subscribe(self, topic: str) -> Response:
         """
-        Route events matching C{topic} to this connection.
+        Route events matching C{topic} to this connection (unless it is
+        closing: its outbox is stopped, and would stay on the bus until
+        the connection is gone).
         """
         validate_pattern(topic)
+        if self._connected_outbox.closed:
+            return {}
         self._service.bus.detach(self._connected_outbox, topic)
         self._service.bus.attach(topic, self._connected_outbox)
         return {}

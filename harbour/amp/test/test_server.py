@@ -293,6 +293,15 @@ class CommandTests(SynchronousTestCase):
         self.assertEqual(seen, list(range(7)))
         self.assertEqual(self.bus.status()["subscriptions"], 1)
 
+    def test_noSubscriptionWhileClosing(self) -> None:
+        """
+        A subscription asked for once the connection has begun closing
+        puts nothing on the bus.
+        """
+        self.server._let_go()
+        self.successResultOf(self.call(commands.Subscribe, topic="a"))
+        self.assertEqual(self.bus.status()["subscriptions"], 0)
+
     def test_connectionLostForgetsSubscriptions(self) -> None:
         """
         A closed connection's subscriptions are removed from the bus.
