@@ -235,9 +235,7 @@ class ControlProtocol(amp.AMP):
             if refusal.active():
                 refusal.cancel()
         self._refusals = []
-        if self._outbox is not None:
-            self._service.bus.detach(self._outbox)
-            self._outbox.stopProducing()
+        self._stop_events()
         super().connectionLost(reason)
         self._service.connection_closed(self)
 
@@ -266,14 +264,20 @@ class ControlProtocol(amp.AMP):
         transport's producer, since a transport (TLS's, whether or not it is
         paused) closes only once its producer is gone.
         """
-        if self._outbox is not None:
-            self._service.bus.detach(self._outbox)
-            self._outbox.stopProducing()
+        self._stop_events()
         if self.transport is not None:
             # Reading again too: TLS closes only once it has read the peer's
             # answer to its close, and reading may have been paused.
             cast(IPushProducer, self.transport).resumeProducing()
             cast(IConsumer, self.transport).unregisterProducer()
+
+    def _stop_events(self) -> None:
+        """
+        Send this connection no more events: off the bus, its queue dropped.
+        """
+        if self._outbox is not None:
+            self._service.bus.detach(self._outbox)
+            self._outbox.stopProducing()
 
     def lengthLimitExceeded(self, length: int) -> None:
         """
