@@ -117,7 +117,7 @@ class MemoryTaskStore(MemoryParseQueue):
                 continue
             if task.state == DOWNLOADED or task.bytes > 0:
                 files.add((task.report, task.filename))
-                self._retired_tables.append(f"{task.id}\n{task.report}\n{task.filename}")
+                self._list_tables(task)
             if task.state == DOWNLOADING:
                 # Marked only: its modified time stays, as in Redis.
                 self._tasks[identifier] = attr.evolve(task, retiring="1")
@@ -125,6 +125,13 @@ class MemoryTaskStore(MemoryParseQueue):
                 self._retire(task)
                 retired += 1
         return succeed(Retirement(retired, tuple(sorted(files))))
+
+    def _list_tables(self, task: Task) -> None:
+        """
+        List C{task}'s window as one whose tables are to go (as
+        C{list_tables} in C{lua/move.lua}).
+        """
+        self._retired_tables.append(f"{task.id}\n{task.report}\n{task.filename}")
 
     def retired_tables(self, count: int) -> Deferred[RetiredTables]:
         """
@@ -303,7 +310,7 @@ class MemoryTaskStore(MemoryParseQueue):
         if state == DOWNLOADED:
             task = attr.evolve(task, bytes=bytes, sha256=sha256)
         elif state == EMPTY and task.bytes > 0:
-            self._retired_tables.append(f"{task.id}\n{task.report}\n{task.filename}")
+            self._list_tables(task)
         task = self._replace(task, state=state, owner="", last_error=error, ended=task.claim)
         if task.stale:
             task = self._refetch(task, task.stale, "request changed while fetched")

@@ -18,7 +18,7 @@ local function finish(id, owner, state, bytes, sha256, last_error, token)
   -- request fetched again): its window's tables go, as a retired one's
   -- do, and the file stays (see retired_tables.lua).
   if state == 'empty' and tonumber(redis.call('HGET', key, 'bytes') or '0') > 0 then
-    redis.call('RPUSH', RETIRED_TABLES, id..'\n'..report..'\n'..redis.call('HGET', key, 'filename'))
+    list_tables(id, report, redis.call('HGET', key, 'filename'))
   end
   redis.call('ZREM', LEASES, id)
   redis.call('HSET', key, 'owner', '', 'modified', at, 'last_error', last_error,

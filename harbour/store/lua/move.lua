@@ -136,6 +136,11 @@ local function retire_task(P, id, at)
   redis.call('HDEL', key, 'retiring')
   redis.call('ZADD', RETIRED, at, id)
 end
+-- List the window of task ID (REPORT, FILENAME) as one whose tables are to
+-- go (see retired_tables.lua).
+local function list_tables(id, report, filename)
+  redis.call('RPUSH', RETIRED_TABLES, id..'\n'..report..'\n'..filename)
+end
 -- A task retired while it was being downloaded is retired once that ends.
 local function settle(P, id, at)
   if redis.call('HGET', P..'t:'..id, 'retiring') == '1' then retire_task(P, id, at) end

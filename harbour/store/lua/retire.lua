@@ -22,7 +22,7 @@ for i = 3, #ARGV do
       local report, filename = redis.call('HGET', key, 'report'), redis.call('HGET', key, 'filename')
       table.insert(files, report)
       table.insert(files, filename)
-      redis.call('RPUSH', RETIRED_TABLES, id..'\n'..report..'\n'..filename)
+      list_tables(id, report, filename)
     end
     if state == 'downloading' then
       redis.call('HSET', key, 'retiring', '1')
