@@ -71,8 +71,8 @@ class Retirements:
     Drops the tables of the retired windows the store lists (see the
     module's docstring), one drain at a time.
 
-    @ivar removed: Called after a drain that removed table files: a
-        report may have none left, and a view over no file fails.
+    @ivar tables_dropped: Called after a drain that removed table files:
+        a report may have none left, and a view over no file fails.
     """
 
     log = Logger()
@@ -80,7 +80,7 @@ class Retirements:
     store: ITaskStore = attr.ib()
     tables_dir: Path = attr.ib()
     in_thread: InThread = attr.ib()
-    removed: Callable[[], object] = attr.ib(default=lambda: None)
+    tables_dropped: Callable[[], object] = attr.ib(default=lambda: None)
     _drains: Coalesced = attr.ib(init=False)
     _stopping: bool = attr.ib(default=False, init=False)
 
@@ -153,7 +153,7 @@ class Retirements:
             yield self.store.forget_retired_tables(listed.entries, listed.dropped)
         self._removed(removed, dropped)
         if removed:
-            self.removed()
+            self.tables_dropped()
 
     def drop(self, files: list[tuple[str, str]]) -> Deferred[None]:
         """
