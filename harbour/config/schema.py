@@ -73,6 +73,7 @@ __all__ = [
     "boolean",
     "build",
     "config_files",
+    "is_config_name",
     "day",
     "default_configuration",
     "describe",
@@ -359,8 +360,14 @@ def config_files(directory: Path) -> list[Path]:
     @raise OSError: If the directory cannot be listed (it is gone, or not
         a directory, or not readable).
     """
-    names = os.listdir(directory)
-    return sorted(Path(directory) / n for n in names if n.endswith(".toml") and not n.startswith("."))
+    return sorted(Path(directory) / name for name in os.listdir(directory) if is_config_name(name))
+
+
+def is_config_name(name: str) -> bool:
+    """
+    @return: Whether a file name is one the configuration is read from.
+    """
+    return name.endswith(".toml") and not name.startswith(".")
 
 
 def _not_a_file(path: Path) -> str | None:

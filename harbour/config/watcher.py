@@ -44,7 +44,15 @@ from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
 from harbour.config.paging import LIMIT, REPORTS, ItemTooLarge, encode, pack, page_number, paginate
-from harbour.config.schema import TOPICS, Configuration, Locator, Problem, load_directory
+from harbour.config.schema import (
+    TOPICS,
+    Configuration,
+    Locator,
+    Problem,
+    config_files,
+    is_config_name,
+    load_directory,
+)
 from harbour.errors import HarbourError
 from harbour.interfaces import IBus, IConfigSource, IStatusSource
 
@@ -86,25 +94,18 @@ def fingerprint(directory: Path) -> Fingerprint:
     """
     try:
         state = os.stat(directory)
-        names = sorted(n for n in os.listdir(directory) if is_config_name(n))
+        paths = config_files(directory)
     except OSError:
         return None
     files: list[object] = [(state.st_dev, state.st_ino)]
-    for name in names:
+    for path in paths:
         try:
-            found = os.stat(directory / name)
+            found = os.stat(path)
         except OSError:
-            files.append((name, None))
+            files.append((path.name, None))
             continue
-        files.append((name, found.st_dev, found.st_ino, found.st_mtime_ns, found.st_size))
+        files.append((path.name, found.st_dev, found.st_ino, found.st_mtime_ns, found.st_size))
     return tuple(files)
-
-
-def is_config_name(name: str) -> bool:
-    """
-    @return: Whether a file name is one the configuration is read from.
-    """
-    return name.endswith(".toml") and not name.startswith(".")
 
 
 def is_configuration_topic(topic: str) -> bool:

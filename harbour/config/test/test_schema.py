@@ -401,6 +401,7 @@ class ExportTests(SynchronousTestCase):
             "Configuration",
             "default_configuration",
             "config_files",
+            "is_config_name",
             "suggest",
             "Locator",
             "build",
