@@ -162,7 +162,6 @@ class ConfigServiceTests(SynchronousTestCase):
         topics, errors = self.successResultOf(self.service.reload())
         self.assertEqual((topics, errors), (["reports"], []))
         self.assertEqual(setting(self.bus, "reports", "count"), 0)
-        self.flushLoggedErrors()
 
     def test_checkFollowsLinks(self) -> None:
         """
@@ -209,7 +208,6 @@ class ConfigServiceTests(SynchronousTestCase):
         self.service.check()
         self.assertEqual(len(watches), 2)
         self.assertEqual(watches[0], watches[1])
-        self.flushLoggedErrors()
 
     def test_directoryGoneRefused(self) -> None:
         """
@@ -233,7 +231,6 @@ class ConfigServiceTests(SynchronousTestCase):
             ],
         )
         self.assertEqual(setting(self.bus, "work", "max_attempts"), 3)
-        self.flushLoggedErrors()
 
     def test_loadedAfterEveryGoodReload(self) -> None:
         """
