@@ -131,11 +131,18 @@ class Harness:
         """
         requests = await self.create(*reports, start=start, end=end)
         finished = self.events_seen(len(self.events) + len(requests))
-        self.service.startService()
-        self.testcase.addCleanup(lambda: self.service.running and self.service.stopService())
+        self.start()
         await finished
         await self.service.stopService()
         return [await self.fetched(t.id) for t in (await self.all_tasks())]
+
+    def start(self) -> None:
+        """
+        Start the service; it is stopped at the test's end unless the test
+        stopped it.
+        """
+        self.service.startService()
+        self.testcase.addCleanup(lambda: self.service.running and self.service.stopService())
 
     async def create(self, *reports: dict[str, Any], start: str, end: str) -> list[ReportURL]:
         """
@@ -350,8 +357,7 @@ class DownloadTests(TestCase):
         )
         await harness.store.create([ReportURL(url, "lmp/recent.zip", "lmp", start, end)])
         released = harness.called(harness.store, "release")
-        harness.service.startService()
-        self.addCleanup(lambda: harness.service.running and harness.service.stopService())
+        harness.start()
         await released
         [task] = await harness.all_tasks()
         self.assertEqual((task.state, task.attempts), (PENDING, 0))
@@ -476,8 +482,7 @@ class DownloadTests(TestCase):
         harness = Harness(self, Faults(error_rate=1.0, retry_after=float("inf")), concurrency=1)
         released = harness.called(harness.store, "release")
         await harness.create(LMP, start="2025-01-10", end="2025-01-10")
-        harness.service.startService()
-        self.addCleanup(lambda: harness.service.running and harness.service.stopService())
+        harness.start()
         await released
         [task] = await harness.all_tasks()
         self.assertEqual((task.state, task.attempts), (PENDING, 1))
@@ -642,11 +647,10 @@ class DownloadTests(TestCase):
         """
         harness = Harness(self, concurrency=1)
         await harness.create(LMP, start="2025-01-10", end="2025-01-12")
-        self.addCleanup(lambda: harness.service.stopService() if harness.service.running else None)
         calls, release = harness.hold_finishes()
         # An outcome is asked to be recorded once its file is in place.
         asked = harness.called(Finishes, "finish", 3)
-        harness.service.startService()
+        harness.start()
         await asked
         self.assertEqual(len([p for p in harness.files() if p.suffix == ".zip"]), 3)
         self.assertEqual(len(calls), 1, "one call at a time; the others wait for it")
@@ -668,10 +672,9 @@ class DownloadTests(TestCase):
         self.patch(download, "FINISHING_PER_WORKER", 1)
         harness = Harness(self, concurrency=1)
         await harness.create(LMP, start="2025-01-10", end="2025-01-13")
-        self.addCleanup(lambda: harness.service.stopService() if harness.service.running else None)
         ignored, release = harness.hold_finishes()
         asked = harness.called(Finishes, "finish", 2)
-        harness.service.startService()
+        harness.start()
         await asked
         # The worker has two attempts finishing, one more than its room:
         # it waits, looking again each poll interval, and claims nothing.
@@ -692,7 +695,7 @@ class DownloadTests(TestCase):
         harness = Harness(self, Faults(trickle_rate=1.0, trickle_bytes=64))
         await harness.create(LMP, start="2025-01-10", end="2025-01-10")
         receiving = harness.called(harness.service.activity, "count_bytes")
-        harness.service.startService()
+        harness.start()
         await receiving
         self.assertTrue(harness.service.status()["in_flight"], "mid-download")
         await harness.service.stopService()
@@ -710,7 +713,7 @@ class DownloadTests(TestCase):
         await harness.create(LMP, start="2025-01-10", end="2025-01-10")
         ready: Deferred[None] = Deferred()
         harness.service.ready = lambda: ready
-        harness.service.startService()
+        harness.start()
         await harness.service.stopService()
         ready.callback(None)
         self.assertEqual(
