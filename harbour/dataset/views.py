@@ -8,10 +8,13 @@ file of the report as it is when queried.  A report without any Parquet
 file yet gets no view (DuckDB refuses a view over no file); rebuild the
 views when a report gets its first file.  The reports of the LMP family get
 a second view, C{<view>_wide}: one row per interval and location with the
-price components as columns.  Names are DuckDB's, so case-insensitive: of
-reports whose views would share a name, the first in sorted order has it
-and the others go without.  A report with a file DuckDB cannot read goes
-without views too, and the others keep theirs.
+price components as columns.  It reads the columns its report's files had
+when it was made (L{WIDE_SOURCES}): one of those that no file has any
+more reads as nulls; one that appears since needs the views rebuilt.
+Names are DuckDB's, so case-insensitive: of reports whose views would
+share a name, the first in sorted order has it and the others go without.
+A report with a file DuckDB cannot read goes without views too, and the
+others keep theirs.
 
 The file's views read absolute paths; L{open_views} makes the same views
 afresh, in memory, over a directory wherever it is now.
@@ -62,6 +65,22 @@ MARKETS = {
 }
 
 
+#: The columns a wide view reads its price component from, first found
+#: first: C{LMP_TYPE} in CSV answers, the data item in XML ones.
+TYPE_SOURCES = ("lmp_type",)
+ITEM_SOURCES = ("data_item", "xml_data_item")
+#: Where it reads the market, the location and the price.
+MARKET_SOURCES = ("market_run_id", "mkt_type")
+LOCATION_SOURCES = ("node", "resource_name")
+LOCATION_FALLBACK = "pnode_resmrid"
+VALUE_SOURCES = ("mw", "value", "prc")
+
+#: Every column a wide view may read besides those harbour adds.
+WIDE_SOURCES = frozenset(
+    (*TYPE_SOURCES, *ITEM_SOURCES, *MARKET_SOURCES, *LOCATION_SOURCES, LOCATION_FALLBACK, *VALUE_SOURCES)
+)
+
+
 def view_name(report: str) -> str:
     """
     @return: The name of C{report}'s view.
@@ -96,37 +115,48 @@ def source(tables_dir: Path, report: str) -> str:
     return f"read_parquet({_quoted(pattern)}, hive_partitioning = true, union_by_name = true)"
 
 
-def wide_sql(long_view: str, columns: set[str]) -> str:
+def wide_sql(long_view: str, columns: Mapping[str, str]) -> str:
     """
     @param long_view: The report's view.
-    @param columns: Its columns.
+    @param columns: Its columns' DuckDB types, by name.
     @return: The query of its wide view: long rows pivoted on the price
         component, whichever of the CSV and XML columns the answers have.
+        The columns it reads are given as nulls too, so that the view
+        still reads once no file has one of them (the last file of a
+        report that answered in XML rewritten from CSV).
     """
+    read: dict[str, str] = {}
 
     def first(*names: str) -> str:
-        present = [n for n in names if n in columns]
-        if not present:
+        found = [n for n in names if n in columns]
+        read.update((n, columns[n]) for n in found)
+        if not found:
             return "NULL"
-        return present[0] if len(present) == 1 else f"coalesce({', '.join(present)})"
+        return found[0] if len(found) == 1 else f"coalesce({', '.join(found)})"
 
-    type_column, item_column = first("lmp_type"), first("data_item", "xml_data_item")
+    type_column, item_column = first(*TYPE_SOURCES), first(*ITEM_SOURCES)
     component = f"coalesce({type_column}, CASE {item_column} "
     component += " ".join(f"WHEN '{item}' THEN '{kind}'" for kind, item in COMPONENTS.values())
     component += " END)"
-    market = first("market_run_id", "mkt_type")
+    market = first(*MARKET_SOURCES)
     market_case = f"CASE {market} " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in MARKETS.items())
     market_case += f" ELSE {market} END"
     # PNODE_RESMRID repeats NODE in CSV answers: coalescing it too would
     # hide NODE from DuckDB's row group statistics, so that a query for a
     # few locations would read every row.
     location = (
-        first("node", "resource_name") if {"node", "resource_name"} & columns else first("pnode_resmrid")
+        first(*LOCATION_SOURCES) if columns.keys() & set(LOCATION_SOURCES) else first(LOCATION_FALLBACK)
     )
-    value = first("mw", "value", "prc")
+    value = first(*VALUE_SOURCES)
     pivots = ",\n  ".join(
         f"max(price) FILTER (WHERE component = '{kind}') AS {name}" for name, (kind, _) in COMPONENTS.items()
     )
+    rows = _identifier(long_view)
+    if read:
+        # An empty relation of every column read, by name: DuckDB still
+        # pushes a filter on the location down to the files' statistics.
+        nulls = ", ".join(f"NULL::{kind} AS {_identifier(name)}" for name, kind in sorted(read.items()))
+        rows = f"(SELECT * FROM {rows} UNION ALL BY NAME SELECT {nulls} WHERE false)"
     return (
         "SELECT interval_start_utc, interval_end_utc, market, location,\n"
         "  CASE WHEN location LIKE 'TH\\_%' ESCAPE '\\' THEN 'Trading Hub'\n"
@@ -134,7 +164,7 @@ def wide_sql(long_view: str, columns: set[str]) -> str:
         f"  {pivots},\n  trading_date\n"
         f"FROM (SELECT interval_start_utc, interval_end_utc, {market_case} AS market,\n"
         f"  {location} AS location, {component} AS component, {value} AS price, trading_date\n"
-        f"  FROM {_identifier(long_view)})\n"
+        f"  FROM {rows})\n"
         "GROUP BY interval_start_utc, interval_end_utc, market, location, trading_date"
     )
 
@@ -186,10 +216,27 @@ class RebuiltViews:
 
     @ivar path: The views file.
     @ivar skipped: The reports left without views, and why.
+    @ivar wide_sources: As L{MadeViews.wide_sources}.
     """
 
     path: Path
     skipped: tuple[Skipped, ...]
+    wide_sources: Mapping[str, frozenset[str]] = attr.ib(factory=dict)
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class MadeViews:
+    """
+    What L{create_views} made.
+
+    @ivar skipped: The reports left without views, and why.
+    @ivar wide_sources: Each report given a wide view to the columns of
+        L{WIDE_SOURCES} its files had: a file bringing another needs the
+        views made again.
+    """
+
+    skipped: tuple[Skipped, ...]
+    wide_sources: Mapping[str, frozenset[str]]
 
 
 def create_views(
@@ -197,7 +244,7 @@ def create_views(
     tables_dir: Path,
     reports: Mapping[str, str],
     wanted: Collection[str] | None = None,
-) -> tuple[Skipped, ...]:
+) -> MadeViews:
     """
     Create the views of C{reports} over the Parquet files in C{tables_dir}:
     one per report with files, and a wide one per report of the LMP
@@ -210,10 +257,11 @@ def create_views(
     @param wanted: If given, only the reports with a view of one of these
         names (in any case) get theirs: making a view reads the footer of
         every file it covers.
-    @return: The reports left without views, and why.
+    @return: What was made, and what was not.
     """
     holders: dict[str, str] = {}
     skipped: list[Skipped] = []
+    wide_sources: dict[str, frozenset[str]] = {}
     asked = None if wanted is None else {name.lower() for name in wanted}
     for report, query in sorted(reports.items()):
         name = view_name(report)
@@ -232,15 +280,17 @@ def create_views(
                 f"CREATE VIEW {_identifier(name)} AS SELECT * FROM {source(tables_dir, report)}"
             )
             if wide:
-                columns = {row[0] for row in connection.execute(f"DESCRIBE {_identifier(name)}").fetchall()}
+                described = connection.execute(f"DESCRIBE {_identifier(name)}").fetchall()
+                columns = {row[0]: row[1] for row in described}
                 connection.execute(f"CREATE VIEW {_identifier(name + '_wide')} AS {wide_sql(name, columns)}")
+                wide_sources[report] = frozenset(columns.keys() & WIDE_SOURCES)
         except duckdb.Error as e:
             for made in names:
                 connection.execute(f"DROP VIEW IF EXISTS {_identifier(made)}")
             skipped.append(Unreadable(report, (str(e).strip().splitlines() or [type(e).__name__])[0]))
             continue
         holders.update(dict.fromkeys((n.lower() for n in names), report))
-    return tuple(skipped)
+    return MadeViews(tuple(skipped), wide_sources)
 
 
 def rebuild_views(tables_dir: Path, reports: Mapping[str, str]) -> RebuiltViews:
@@ -250,8 +300,8 @@ def rebuild_views(tables_dir: Path, reports: Mapping[str, str]) -> RebuiltViews:
     thread.
 
     @param reports: Each report's name to its OASIS queryname or groupid.
-    @return: The views file, and the reports left without views, and why
-        (the caller logs them).
+    @return: The views file, the reports left without views, and why (the
+        caller logs them), and what the wide views read.
     """
     tables_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(tables_dir)
@@ -260,7 +310,7 @@ def rebuild_views(tables_dir: Path, reports: Mapping[str, str]) -> RebuiltViews:
     temporary.unlink(missing_ok=True)
     connection = duckdb.connect(str(temporary))
     try:
-        skipped = create_views(connection, tables_dir, reports)
+        made = create_views(connection, tables_dir, reports)
         connection.execute("CHECKPOINT")
     except BaseException:
         connection.close()
@@ -269,7 +319,7 @@ def rebuild_views(tables_dir: Path, reports: Mapping[str, str]) -> RebuiltViews:
     connection.close()
     _write_reports(tables_dir, reports)
     temporary.replace(final)
-    return RebuiltViews(final, skipped)
+    return RebuiltViews(final, made.skipped, made.wide_sources)
 
 
 def remove_stale_temporaries(tables_dir: Path) -> int:
@@ -357,11 +407,11 @@ def open_views(
             wanted = None
     connection = duckdb.connect(":memory:")
     try:
-        skipped = create_views(connection, tables_dir, reports, wanted)
+        made = create_views(connection, tables_dir, reports, wanted)
     except BaseException:
         connection.close()
         raise
-    return connection, skipped
+    return connection, made.skipped
 
 
 def connect(tables_dir: Path) -> duckdb.DuckDBPyConnection:

@@ -78,11 +78,14 @@ class WrittenWindow:
     @ivar rows: Rows written, over all its files.
     @ivar files: The Parquet files, one per trading day, oldest day first.
     @ivar days: Their trading days, in the same order.
+    @ivar columns: The columns of its files, but for those of the
+        directories they are in.
     """
 
     rows: int = attr.ib(validator=attr.validators.ge(0))
     files: tuple[Path, ...] = attr.ib(converter=_files)
     days: tuple[datetime.date, ...] = attr.ib()
+    columns: frozenset[str] = attr.ib(default=frozenset())
 
     @days.validator
     def _check_days(
@@ -344,6 +347,7 @@ class DayFiles:
         self._temporary: dict[datetime.date, Path] = {}
         self._created: list[Path] = []
         self._rows = 0
+        self._columns: set[str] = set()
         self._opened = 0
         self._closed = False
         # Read from /proc: once per window, not per day.
@@ -459,6 +463,7 @@ class DayFiles:
             return
         for writer in self._writers.values():
             writer.close()
+            self._columns.update(writer.schema.names)
         self._writers.clear()
         for temporary in self._temporary.values():
             with temporary.open("rb") as handle:
@@ -483,7 +488,9 @@ class DayFiles:
         for directory in {f.parent for f in files} | {d.parent for d in self._created}:
             _sync_directory(directory)
         self._temporary.clear()
-        return WrittenWindow(rows=self._rows, files=tuple(files), days=tuple(days))
+        return WrittenWindow(
+            rows=self._rows, files=tuple(files), days=tuple(days), columns=frozenset(self._columns)
+        )
 
     def abort(self) -> None:
         """

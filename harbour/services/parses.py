@@ -64,7 +64,8 @@ class Parses:
         (the C{work} topic may change it).
     @ivar source: Where the zip of a job is on this host.
     @ivar in_thread: Runs a function in a thread.
-    @ivar on_written: Called with the report of each table written.
+    @ivar on_written: Called with the report of each table written, and
+        the table's columns.
     @ivar call_from_thread: From one of C{in_thread}'s threads, runs a
         function on the reactor's thread and waits for its answer, or
         raises L{TimeoutError} if none comes in time.
@@ -80,7 +81,7 @@ class Parses:
     lease_seconds: Callable[[], float] = attr.ib()
     source: Callable[[ParseJob], Path] = attr.ib()
     in_thread: Callable[..., Deferred[Any]] = attr.ib()
-    on_written: Callable[[str], object] = attr.ib()
+    on_written: Callable[[str, frozenset[str]], object] = attr.ib()
     call_from_thread: Callable[..., Any] = attr.ib()
     rows: int = attr.ib(default=0, init=False)
     written: int = attr.ib(default=0, init=False)
@@ -192,7 +193,7 @@ class Parses:
                 "days": [day.isoformat() for day in written.days],
             },
         )
-        self.on_written(job.report)
+        self.on_written(job.report, written.columns)
 
     @inlineCallbacks
     def _unparsable(self, job: ParseJob, error: str) -> Generator[Deferred[Any], Any, None]:

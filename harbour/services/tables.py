@@ -307,16 +307,16 @@ class TablesService(Service):
         finally:
             self._running.pop(number, None)
 
-    def _written(self, report: str) -> None:
+    def _written(self, report: str, columns: frozenset[str]) -> None:
         """
-        A table of C{report} was written: the tables are not quiet yet, and
-        the report may need its view.
+        A table of C{report} was written, with C{columns}: the tables are
+        not quiet yet, and the report may need its views made again.
         """
         if self._announcement is not None:
             self._announcement.cancel()
             self._announcement = None
         if self.keep_views:
-            self.views.written(report)
+            self.views.written(report, columns)
 
     def _caught_up(self) -> None:
         """

@@ -1,12 +1,14 @@
 """
 Keeps C{<data-dir>/tables/harbour.duckdb} in step with the configured
-reports and with the tables on disk: rebuilt when the reports change and
-when a report's first table appears, one rebuild at a time, in a thread.
+reports and with the tables on disk: rebuilt when the reports change, when
+a report's first table appears and when a table brings a column its wide
+view should read (a report's answers switched from XML to CSV), one
+rebuild at a time, in a thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
 from harbour.config.topics import ReportTopic
-from harbour.dataset.views import Skipped, Unreadable, rebuild_views
+from harbour.dataset.views import WIDE_SOURCES, RebuiltViews, Unreadable, rebuild_views
 from harbour.services.coalescing import Coalesced
 
 #: Runs a function in a thread: C{run(f, *args)} fires with its result.
@@ -32,6 +34,8 @@ class Views:
     @ivar shown: Reports that had tables at the last rebuild, but for those
         left without views for a file DuckDB could not read: their next
         table rebuilds the views again.
+    @ivar wide_sources: What the wide views read, as of the last rebuild
+        (see L{harbour.dataset.views.MadeViews.wide_sources}).
     """
 
     log = Logger()
@@ -40,6 +44,7 @@ class Views:
     in_thread: InThread = attr.ib()
     reports: dict[str, str] = attr.ib(factory=dict)
     shown: frozenset[str] = attr.ib(default=frozenset())
+    wide_sources: Mapping[str, frozenset[str]] = attr.ib(factory=dict)
     _rebuilds: Coalesced = attr.ib(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -55,11 +60,17 @@ class Views:
         self.reports = wanted
         return self.rebuild()
 
-    def written(self, report: str) -> Deferred[None]:
+    def written(self, report: str, columns: frozenset[str]) -> Deferred[None]:
         """
-        A table of C{report} was written: its view appears with its first.
+        A table of C{report} was written, with C{columns}: its views appear
+        with its first, and its wide view is made again if it should read
+        one of them that the report's files did not have when it was made.
         """
-        if report in self.shown or report not in self.reports:
+        if report not in self.reports:
+            return self.idle()
+        # A report without a wide view reads none.
+        unread = (columns & WIDE_SOURCES) - self.wide_sources.get(report, WIDE_SOURCES)
+        if report in self.shown and not unread:
             return self.idle()
         return self.rebuild()
 
@@ -83,26 +94,26 @@ class Views:
     def _rebuild_once(self) -> Generator[Deferred[Any], Any, None]:
         reports = dict(self.reports)
         try:
-            shown, skipped = yield self.in_thread(_rebuild, self.tables_dir, reports)
+            shown, rebuilt = yield self.in_thread(_rebuild, self.tables_dir, reports)
         except Exception:
             self.log.failure("cannot rebuild the views in {path}", path=self.tables_dir, service="tables")
         else:
-            self.shown = shown
-            for why in skipped:
+            self.shown, self.wide_sources = shown, rebuilt.wide_sources
+            for why in rebuilt.skipped:
                 self.log.warn("no view for a report: {why}", why=str(why), service="tables")
 
 
-def _rebuild(tables_dir: Path, reports: dict[str, str]) -> tuple[frozenset[str], tuple[Skipped, ...]]:
+def _rebuild(tables_dir: Path, reports: dict[str, str]) -> tuple[frozenset[str], RebuiltViews]:
     """
     In a thread: rebuild the views.
 
     @return: The reports shown (see L{Views.shown}): those that have tables,
         so have a view unless the reports left without, returned with
-        them, say otherwise.
+        them, say otherwise; and what was rebuilt.
     """
     # A report's directory appears with its first parse, before any file is
     # committed: only a committed file earns a view.
     present = {name: query for name, query in reports.items() if any((tables_dir / name).glob("*/*.parquet"))}
     rebuilt = rebuild_views(tables_dir, present)
     unreadable = {why.report for why in rebuilt.skipped if isinstance(why, Unreadable)}
-    return frozenset(present.keys() - unreadable), rebuilt.skipped
+    return frozenset(present.keys() - unreadable), rebuilt

@@ -73,7 +73,8 @@ class ViewTests(SynchronousTestCase):
         write(simulated(self.zips / "l.zip", "SLD_FCST", "DAM", day, day), self.tables, "load")
         reports = {"lmp-dam": "PRC_LMP", "load": "SLD_FCST", "later": "PRC_AS"}
         rebuilt = rebuild_views(self.tables, reports)
-        self.assertEqual(rebuilt, RebuiltViews(self.tables / DATABASE, ()))
+        csv_sources = frozenset({"lmp_type", "xml_data_item", "market_run_id", "node", "pnode_resmrid", "mw"})
+        self.assertEqual(rebuilt, RebuiltViews(self.tables / DATABASE, (), {"lmp-dam": csv_sources}))
         self.assertEqual(recorded_reports(self.tables), reports)
         connection = connect(self.tables)
         self.addCleanup(connection.close)
@@ -201,6 +202,31 @@ class ViewTests(SynchronousTestCase):
                 "SELECT location_type, count(DISTINCT location) FROM group_wide GROUP BY 1 ORDER BY 1"
             ).fetchall()
         self.assertEqual(types, [("Node", 2), ("Trading Hub", 3)])
+
+    def test_wide_outlives_its_columns(self) -> None:
+        """
+        A wide view made while a report's files were XML answers still
+        reads once the last of them is rewritten from a CSV answer: the
+        columns it read from them are nulls now.
+        """
+        day = D(2020, 1, 1)
+        xml = simulated(self.zips / "x.zip", "PRC_LMP", "DAM", day, day, csv=False, nodes=3)
+        write(xml, self.tables, "lmp", label="2020-01-01")
+        rebuilt = rebuild_views(self.tables, {"lmp": "PRC_LMP"})
+        self.assertEqual(
+            rebuilt.wide_sources, {"lmp": frozenset({"data_item", "mkt_type", "resource_name", "value"})}
+        )
+        write(HUBS_ZIP, self.tables, "lmp", label="2020-01-01")
+        with connect(self.tables) as connection:
+            rows = connection.execute("SELECT count(*), count(lmp) FROM lmp_wide").fetchall()
+        # The view's columns are XML's: the CSV answer's rows have no
+        # location or component it reads, so they pivot to one null row
+        # per interval until the views are made again.
+        self.assertEqual(rows, [(24, 0)])
+        rebuild_views(self.tables, {"lmp": "PRC_LMP"})
+        with connect(self.tables) as connection:
+            rows = connection.execute("SELECT count(*), count(lmp) FROM lmp_wide").fetchall()
+        self.assertEqual(rows, [(72, 72)])
 
     def test_replaced_whole(self) -> None:
         """

@@ -165,7 +165,9 @@ class WriteTests(SynchronousTestCase):
         day = D(2025, 6, 1)
         zip_path = simulated(self.reports / "g.zip", "PRC_LMP", "DAM", day, day, csv=False, version=2)
         written = write(zip_path, self.tables)
-        self.assertEqual(written, WrittenWindow(3 * 24 * 5, written.files, (day,)))
+        columns = frozenset(pq.read_schema(written.files[0]).names)
+        self.assertEqual(written, WrittenWindow(3 * 24 * 5, written.files, (day,), columns))
+        self.assertIn("data_item", columns)
         self.assertEqual(pq.read_metadata(written.files[0]).num_rows, 3 * 24 * 5)
 
     def test_members_with_other_columns(self) -> None:

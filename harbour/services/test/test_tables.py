@@ -25,6 +25,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from harbour.bus import Bus
 from harbour.config.paging import publish_reports
 from harbour.config.topics import ReportTopic, WorkTopic
+from harbour.dataset.test.helpers import simulated, write
 from harbour.dataset.write import Superseded, drop_window
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IEvent
@@ -809,6 +810,44 @@ class ViewsTests(SynchronousTestCase):
         self.assertEqual(views.shown, frozenset({"good"}))
         [warning] = [m for m in messages if "no view for a report" in m]
         self.assertIn("report 'bad' has no view", warning)
+
+    def test_newWideColumnsRebuild(self) -> None:
+        """
+        A table bringing a column the report's wide view should read (its
+        answers switched from XML to CSV) has the views made again, so that
+        its rows are not left out of the wide view; a table bringing none
+        does not.
+        """
+        tables, zips = Path(self.mktemp()), Path(self.mktemp())
+        day = datetime.date(2020, 1, 2)
+        xml = simulated(zips / "x.zip", "PRC_LMP", "DAM", day, day, csv=False, nodes=3)
+        xml_again = simulated(zips / "y.zip", "PRC_LMP", "DAM", day, day, csv=False, nodes=3)
+        rebuilds = []
+
+        def counted(f: Any, *args: object) -> Any:
+            rebuilds.append(f)
+            return run_now(f, *args)
+
+        views = Views(tables / "tables", counted)
+        report = ReportTopic(
+            name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"grp_type": "ALL_APNODES"}
+        )
+        self.successResultOf(views.configure([report]))
+        written = write(xml, tables / "tables", "lmp", label="2020-01-02")
+        self.successResultOf(views.written("lmp", written.columns))
+        written = write(xml_again, tables / "tables", "lmp", label="2020-01-02_b")
+        self.successResultOf(views.written("lmp", written.columns))
+        self.assertEqual(len(rebuilds), 2)
+        later = datetime.date(2020, 1, 5)
+        csv = simulated(zips / "c.zip", "PRC_LMP", "DAM", later, later, nodes=3)
+        written = write(csv, tables / "tables", "lmp", label="2020-01-05")
+        self.successResultOf(views.written("lmp", written.columns))
+        self.assertEqual(len(rebuilds), 3)
+        with duckdb.connect(str(tables / "tables" / "harbour.duckdb"), read_only=True) as connection:
+            [(priced,)] = connection.execute(
+                "SELECT count(lmp) FROM lmp_wide WHERE trading_date = '2020-01-05'"
+            ).fetchall()
+        self.assertEqual(priced, 3 * 24)
 
 
 class JanitorTests(SynchronousTestCase):
