@@ -38,7 +38,7 @@ from harbour.config.checks import (
     window,
     window_hours,
 )
-from harbour.oasis.catalogue import UNIVERSAL_PARAMS, check_request, load_catalogue
+from harbour.oasis.catalogue import CSV_RESULTFORMAT, UNIVERSAL_PARAMS, check_request, load_catalogue
 from harbour.oasis.catalogue import warnings as catalogue_warnings
 
 #: The window of a report the catalogue does not know.
@@ -366,8 +366,9 @@ def _request_params(values: Mapping[str, Any]) -> dict[str, str]:
     params = dict(values.get("params") or {})
     if values.get("market_run_id"):
         params["market_run_id"] = values["market_run_id"]
-    if values.get("queryname"):
-        params["version"] = str(values.get("version", 1))
+    params["version"] = str(values.get("version", 1))
+    if values.get("resultformat") == "csv":
+        params["resultformat"] = CSV_RESULTFORMAT
     return params
 
 

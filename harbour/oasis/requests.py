@@ -324,6 +324,9 @@ class ReportRequests:
             assert report.groupid is not None
             self.prefix = f"{base_url}/GroupZip?groupid={quote(report.groupid, safe='')}&startdatetime="
             self.suffix = f"&version={report.version}"
+            if report.resultformat == "csv":
+                # Groups answer in CSV too (spec section 8).
+                self.suffix += "&resultformat=6"
         else:
             assert report.queryname is not None
             self.prefix = f"{base_url}/SingleZip?queryname={quote(report.queryname, safe='')}&startdatetime="

@@ -507,6 +507,19 @@ class CatalogueRulesTests(SynchronousTestCase):
         )
         self.assertTrue(any("execution_type" in message for key, message in odd.warnings()), odd.warnings())
 
+    def test_groupVersionWarns(self) -> None:
+        """
+        A group's version is checked against the catalogue, as a SingleZip
+        report's is: the GroupZip URL carries it too.
+        """
+        group = ReportTopic(name="g", groupid="ENE_RES_UPL_GRP")
+        self.assertIn(
+            ("params", "ENE_RES_UPL_GRP: version=1 is not one the spec names (8)"), group.warnings()
+        )
+        self.assertNotIn(
+            "version", str(ReportTopic(name="g", groupid="ENE_RES_UPL_GRP", version=8).warnings())
+        )
+
     def test_locatedInFiles(self) -> None:
         """
         In a file, a window beyond the limit and a missing parameter are

@@ -220,6 +220,15 @@ class URLTests(SynchronousTestCase):
         )
         self.assertIn("/GroupZip?", request.url)
 
+    def test_groupZipCSV(self) -> None:
+        """
+        A group asked for in CSV says so, as a SingleZip report does
+        (spec section 8: "For CSV format use resultformat=6").
+        """
+        group = ReportTopic(name="grp", groupid="DAM_LMP_GRP", kind="group_zip", resultformat="csv")
+        [request] = urls("2025-01-15", "2025-01-15", group)
+        self.assertEqual(query(request.url)["resultformat"], "6")
+
     def test_uniqueFilenames(self) -> None:
         """
         Every request of a year of several reports has its own file name.
