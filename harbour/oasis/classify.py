@@ -46,9 +46,11 @@ REFUSED = "refused"
 NO_DATA = 1000
 IN_PREPARATION = 1015
 
-#: Codes that mean the request itself is wrong (SPEC section 7, plus 1016
-#: "GROUPID does not exist" and 1019 "market_term=ALL not supported").
-BAD_REQUEST_CODES = frozenset({1001, 1002, 1004, 1005, 1016, 1017, 1018, 1019, 1020})
+#: Codes that mean the request itself is wrong (SPEC section 7, plus 1011
+#: "Empty Query", 1014 "Start Date is beyond the limit": a window older
+#: than OASIS keeps only grows older, 1016 "GROUPID does not exist" and
+#: 1019 "market_term=ALL not supported").
+BAD_REQUEST_CODES = frozenset({1001, 1002, 1004, 1005, 1011, 1014, 1016, 1017, 1018, 1019, 1020})
 
 #: How much of a member is read per step.
 CHUNK = 1 << 16

@@ -190,6 +190,8 @@ class ShapeTests(SynchronousTestCase):
             (1002, BAD_REQUEST),
             (1004, BAD_REQUEST),
             (1005, BAD_REQUEST),
+            (1011, BAD_REQUEST),
+            (1014, BAD_REQUEST),
             (1016, BAD_REQUEST),
             (1017, BAD_REQUEST),
             (1018, BAD_REQUEST),

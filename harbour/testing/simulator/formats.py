@@ -25,6 +25,11 @@ MESSAGES = MappingProxyType(
         1002: "Invalid datetime format, please use valid datetime format.",
         1004: "Data can be requested for period of 31 days only.",
         1005: "Report name does not exist, please use valid report name.",
+        1011: "Empty Query; Please Enter Report Name, Startdate, EndDate and Other Parameters.",
+        1014: (
+            "Start Date is beyond the limit, Please Use valid Start Date that falls within the "
+            "prescribed limit."
+        ),
         1015: "GroupZip DownLoad is in Processing, Please Submit request after Sometime",
         1016: "GROUPID Does Not Exist, Please Use Valid GROUPID Name",
         1017: "Please select a maximum of 10 nodes or use the ALL option",
