@@ -7,6 +7,11 @@ reconnecting with backoff, and provides L{IBus} over it: subscriptions are
 made again on every new connection (so retained configuration arrives again),
 and events published while the hub is away are dropped with a log line (they
 are announcements; the task store in Redis is the truth).
+
+The events of the worker's own connection to Redis (C{store.*}) stay in
+the worker: its services hear them, and the hub's do not, which would take
+them for the hub's own connection (its readiness, its refresh and drain on
+C{store.connected}); nor do the worker's hear the hub's.
 """
 
 from __future__ import annotations
@@ -25,9 +30,12 @@ from zope.interface import implementer
 
 from harbour.amp import commands
 from harbour.amp.client import HarbourClientProtocol, RemoteBus, client_endpoint
-from harbour.bus import Outbox, Subscription, callback_outbox, validate_pattern
+from harbour.bus import Event, Outbox, Subscription, SubscriptionTable, callback_outbox, validate_pattern
 from harbour.errors import BadRequest, StoreUnavailable
 from harbour.interfaces import IBus, IEvent, IStatusSource
+
+#: Topics about this process's own connections, kept in it (see above).
+LOCAL_TOPICS = "store."
 
 
 @implementer(IBus, IStatusSource)
@@ -54,6 +62,7 @@ class HubLink(Service):
     _client: ClientService | None = attr.ib(default=None, init=False)
     _protocol: HarbourClientProtocol | None = attr.ib(default=None, init=False)
     _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
+    _local: SubscriptionTable = attr.ib(factory=SubscriptionTable, init=False)
 
     def __attrs_post_init__(self) -> None:
         # Refused when the daemon is made, before anything connects.
@@ -107,8 +116,17 @@ class HubLink(Service):
     def publish(self, topic: str, payload: object, retain: bool = False) -> Deferred[int]:
         """
         See L{IBus.publish}; fails with L{StoreUnavailable} while the hub is
-        away.
+        away, but for L{LOCAL_TOPICS}, delivered here.
         """
+        if topic.startswith(LOCAL_TOPICS):
+            try:
+                event = Event.create(topic, payload)
+            except Exception as e:
+                return fail(e)
+            outboxes = list(self._local.outboxes(topic))
+            for outbox in outboxes:
+                outbox.put(event)
+            return succeed(len(outboxes))
         if self._protocol is None:
             return fail(StoreUnavailable(f"not connected to the hub at {self.endpoint}"))
         return RemoteBus(self._protocol).publish(topic, payload, retain)
@@ -123,6 +141,9 @@ class HubLink(Service):
         except BadRequest as e:
             return fail(e)
         subscription = Subscription(pattern, callback_outbox(callback, pattern, 10_000, self._drop))
+        if pattern.startswith(LOCAL_TOPICS):
+            self._local.add(subscription)
+            return succeed(subscription)
         self._subscriptions.append(subscription)
         if self._protocol is None:
             return succeed(subscription)
@@ -131,6 +152,7 @@ class HubLink(Service):
 
     def _drop(self, outbox: Outbox, reason: str) -> None:
         self._subscriptions = [s for s in self._subscriptions if s.outbox is not outbox]
+        self._local.remove_outbox(outbox)
         self.log.warn("dropped a subscriber: {reason}", reason=reason, service="hub")
 
     def unsubscribe(self, subscription: Subscription) -> Deferred[None]:
@@ -139,6 +161,7 @@ class HubLink(Service):
         """
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
+        self._local.remove(subscription)
         if self._protocol is not None:
             self._protocol.table.remove(subscription)
         subscription.outbox.stopProducing()

@@ -182,7 +182,7 @@ class Parses:
             return
         self.rows += written.rows
         self.written += 1
-        yield self.bus.publish(
+        yield self._announce(
             "table.written",
             {
                 "report": job.report,
@@ -203,9 +203,30 @@ class Parses:
             return
         self.failed += 1
         self.last_error = f"{job.filename}: {error}"
-        yield self.bus.publish(
+        yield self._announce(
             "table.failed", {"report": job.report, "task": job.id, "filename": job.filename, "error": error}
         )
+
+    def _announce(self, topic: str, payload: dict[str, Any]) -> Deferred[None]:
+        """
+        Publish the event of a parse whose outcome is recorded.
+
+        @return: A L{Deferred} that fires once it is sent, or logged as
+            not sent: the outcome stands either way (a worker's bus is its
+            link to the hub, which may be away), and the event only wakes
+            its followers sooner.
+        """
+
+        def unsent(failure: Failure) -> None:
+            self.log.warn(
+                "{filename}: {topic} could not be sent: {error}",
+                filename=payload["filename"],
+                topic=topic,
+                error=str(failure.value) or type(failure.value).__name__,
+                service="tables",
+            )
+
+        return self.bus.publish(topic, payload).addCallbacks(lambda delivered: None, unsent)
 
     @inlineCallbacks
     def _later(self, job: ParseJob, delay: float, error: str) -> Generator[Deferred[Any], Any, None]:

@@ -138,6 +138,26 @@ class TablesServiceTests(SynchronousTestCase):
         self.assertEqual(event.payload["days"], ["2020-01-01", "2020-01-02"])
         self.assertEqual(service.parses.rows, HUB_ROWS)
 
+    def test_eventUnsent(self) -> None:
+        """
+        A parse recorded whose C{table.written} cannot be sent (a worker's
+        hub away) is logged as such, not as a parse left unrecorded.
+        """
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+
+        def away(topic: str, payload: object, retain: bool = False) -> Deferred[int]:
+            return fail(StoreUnavailable("not connected to the hub"))
+
+        self.bus.publish = away  # type: ignore[method-assign]
+        messages = capture_log(self)
+        service = self.service()
+        self.assertEqual(self.successResultOf(self.store.parse_counts())["lmp"]["parsed"], 1)
+        self.assertEqual(service.parses.written, 1)
+        self.assertEqual(
+            [m for m in messages if "could not" in m],
+            ["lmp/2020-01-01.zip: table.written could not be sent: not connected to the hub"],
+        )
+
     def test_unparsableFile(self) -> None:
         """
         A file that cannot be parsed marks its task C{unparsable} with the
