@@ -17,21 +17,22 @@ C{store.connected}); nor do the worker's hear the hub's.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import Any, cast
+from typing import Any
 
 import attr
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
-from twisted.internet.interfaces import IProtocol, IReactorTime, IStreamClientEndpoint
+from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks, succeed
+from twisted.internet.interfaces import IAddress, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from harbour.amp import commands
 from harbour.amp.client import HarbourClientProtocol, RemoteBus, client_endpoint
+from harbour.amp.server import AUTHENTICATION_TIMEOUT, REFUSAL_LOG_INTERVAL
 from harbour.bus import Event, Outbox, Subscription, SubscriptionTable, callback_outbox, validate_pattern
-from harbour.errors import BadRequest, StoreUnavailable
+from harbour.errors import BadRequest, StoreUnavailable, Unauthorized
 from harbour.interfaces import IBus, IEvent, IStatusSource
 
 #: Topics about this process's own connections, kept in it (see above).
@@ -63,6 +64,9 @@ class HubLink(Service):
     _protocol: HarbourClientProtocol | None = attr.ib(default=None, init=False)
     _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
     _local: SubscriptionTable = attr.ib(factory=SubscriptionTable, init=False)
+    _waiting: list[Deferred[None]] = attr.ib(factory=list, init=False)
+    _refusals: int = attr.ib(default=0, init=False)
+    _refusal_logged: float = attr.ib(default=float("-inf"), init=False)
 
     def __attrs_post_init__(self) -> None:
         # Refused when the daemon is made, before anything connects.
@@ -73,28 +77,76 @@ class HubLink(Service):
         Connect, and keep connecting.
         """
         super().startService()
-        factory = Factory.forProtocol(HarbourClientProtocol)
         self._client = ClientService(
             self._connect_to,
-            factory,
+            _LinkFactory(self),
             retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=10.0),
             clock=self.reactor,
-            prepareConnection=self._prepare,
         )
         self._client.startService()
 
     @inlineCallbacks
-    def _prepare(self, connection: IProtocol) -> Generator[Deferred[Any], Any, None]:
-        # ClientService hands over a proxy of the factory's protocol that
-        # forwards every attribute to it, so it is not an instance.
-        protocol = cast(HarbourClientProtocol, connection)
-        yield protocol.callRemote(commands.Authenticate, token=self.token)
+    def _linked(self, protocol: HarbourClientProtocol) -> Generator[Deferred[Any], Any, None]:
+        """
+        A connection to the hub is made: authenticate, and subscribe again.
+        (Not C{ClientService}'s C{prepareConnection}: a connection that
+        fails its preparation and is then closed is a transition Twisted's
+        reconnecting machine does not have, and it logs a traceback.)
+        """
+        try:
+            yield protocol.callRemote(commands.Authenticate, token=self.token)
+        except Unauthorized as e:
+            self._refused(protocol, str(e))
+            return
+        except Exception as e:
+            self._give_up(protocol, f"cannot authenticate: {e or type(e).__name__}")
+            return
+        self._refusals = 0
         self._protocol = protocol
         protocol.disconnected.addCallback(self._lost, protocol)
-        for subscription in list(self._subscriptions):
-            protocol.table.add(subscription)
-            yield self._subscribe_remote(protocol, subscription.pattern)
+        try:
+            for subscription in list(self._subscriptions):
+                protocol.table.add(subscription)
+                yield self._subscribe_remote(protocol, subscription.pattern)
+        except Exception as e:
+            self._give_up(protocol, f"cannot subscribe: {e or type(e).__name__}")
+            return
         self.log.info("connected to hub {endpoint}", endpoint=self.endpoint, service="hub")
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(None)
+
+    def _refused(self, protocol: HarbourClientProtocol, reason: str) -> None:
+        """
+        The hub refused the token: say so (the first time, and then at most
+        every L{REFUSAL_LOG_INTERVAL} seconds), and leave the connection
+        for the hub to close once its authentication time is out, so that
+        a wrong token costs one attempt per that time.
+        """
+        self._refusals += 1
+        now = self.reactor.seconds()
+        if self._refusals == 1 or now - self._refusal_logged >= REFUSAL_LOG_INTERVAL:
+            self._refusal_logged = now
+            self.log.error(
+                "the hub {endpoint} refused this worker's token ({reason}; {count} refusals): "
+                "is --token-file the hub's?",
+                endpoint=self.endpoint,
+                reason=reason,
+                count=self._refusals,
+                service="hub",
+            )
+        closing = self.reactor.callLater(AUTHENTICATION_TIMEOUT, _close, protocol)
+        protocol.disconnected.addBoth(lambda ignored: closing.cancel() if closing.active() else None)
+
+    def _give_up(self, protocol: HarbourClientProtocol, reason: str) -> None:
+        """
+        A connection could not be made ready: close it, to be made again.
+        """
+        if self.running:
+            self.log.warn("hub {endpoint}: {reason}", endpoint=self.endpoint, reason=reason, service="hub")
+        if self._protocol is protocol:
+            self._protocol = None
+        _close(protocol)
 
     def _subscribe_remote(self, protocol: HarbourClientProtocol, pattern: str) -> Deferred[dict[str, object]]:
         return protocol.callRemote(commands.Subscribe, topic=pattern)
@@ -108,10 +160,14 @@ class HubLink(Service):
     def when_connected(self) -> Deferred[None]:
         """
         @return: A Deferred firing once a connection is up, authenticated
-            and subscribed (C{prepareConnection} done); call after start.
+            and subscribed; failing with L{CancelledError} if the link
+            stops first.
         """
-        assert self._client is not None, "when_connected() before startService()"
-        return self._client.whenConnected().addCallback(lambda protocol: None)
+        if self._protocol is not None:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._waiting.append(d)
+        return d
 
     def publish(self, topic: str, payload: object, retain: bool = False) -> Deferred[int]:
         """
@@ -178,4 +234,47 @@ class HubLink(Service):
         Disconnect and stop reconnecting.
         """
         super().stopService()
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.errback(CancelledError("the link to the hub stopped"))
         return self._client.stopService() if self._client is not None else None
+
+
+class _LinkFactory(Factory):
+    """
+    Makes the connections of a L{HubLink}, each made ready by it once up.
+    """
+
+    def __init__(self, link: HubLink) -> None:
+        self.link = link
+
+    def buildProtocol(self, addr: IAddress | None) -> HarbourClientProtocol:
+        """
+        @return: A client protocol that the link makes ready once connected.
+        """
+        return _LinkProtocol(self.link)
+
+
+class _LinkProtocol(HarbourClientProtocol):
+    """
+    A connection of a L{HubLink}.
+    """
+
+    def __init__(self, link: HubLink) -> None:
+        super().__init__()
+        self._link = link
+
+    def connectionMade(self) -> None:
+        """
+        Hand the connection to the link, to authenticate and subscribe.
+        """
+        super().connectionMade()
+        self._link._linked(self)
+
+
+def _close(protocol: HarbourClientProtocol) -> None:
+    """
+    Close C{protocol}'s connection, if it is still open.
+    """
+    if protocol.transport is not None:
+        protocol.transport.loseConnection()

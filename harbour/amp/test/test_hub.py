@@ -7,17 +7,21 @@ from __future__ import annotations
 from typing import Any
 
 import attr
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.interfaces import IProtocol, IProtocolFactory, IStreamClientEndpoint
 from twisted.internet.testing import MemoryReactorClock
 from twisted.protocols import amp
+from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from harbour.amp import commands
 from harbour.amp.hub import HubLink
-from harbour.bus import SubscriptionTable
+from harbour.amp.server import AUTHENTICATION_TIMEOUT, REFUSAL_LOG_INTERVAL, ControlProtocol, ControlService
+from harbour.bus import Bus, SubscriptionTable
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IEvent
-from harbour.test.helpers import TOKEN
+from harbour.test.helpers import TOKEN, capture_log, control_service
 
 
 @attr.s(auto_attribs=True)
@@ -84,3 +88,110 @@ class LocalTopicsTests(SynchronousTestCase):
         self.successResultOf(self.link.unsubscribe(subscription))
         self.assertEqual(self.successResultOf(self.link.publish("store.connected", {})), 0)
         self.assertEqual(self.heard, [])
+
+
+@implementer(IStreamClientEndpoint)
+@attr.s(auto_attribs=True)
+class HubInMemory:
+    """
+    Connects to a hub's control service over in-memory transports.
+    """
+
+    service: ControlService
+    pumps: list[iosim.IOPump] = attr.ib(factory=list)
+
+    def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
+        """
+        Connect a protocol of C{factory} to a new control connection.
+        """
+        client = factory.buildProtocol(iosim.FakeAddress())
+        assert client is not None
+        server = ControlProtocol(self.service)
+        self.pumps.append(
+            iosim.connect(
+                server, iosim.makeFakeServer(server), client, iosim.makeFakeClient(client), greet=False
+            )
+        )
+        return succeed(client)
+
+
+class ConnectionTests(SynchronousTestCase):
+    """
+    L{HubLink} authenticates each connection, and says why when the hub
+    refuses it.
+    """
+
+    def link(self, token: str) -> tuple[HubLink, HubInMemory, MemoryReactorClock]:
+        """
+        A started link with C{token} to an in-memory hub.
+        """
+        self.hub_bus = Bus()
+        service = control_service(self.hub_bus)
+        clock = MemoryReactorClock()
+        link = HubLink(clock, "tcp:127.0.0.1:7750", token)
+        hub = HubInMemory(service)
+        link._connect_to = hub
+        link.startService()
+        self.addCleanup(self.stop, link, hub, clock)
+        return link, hub, clock
+
+    def stop(self, link: HubLink, hub: HubInMemory, clock: MemoryReactorClock) -> None:
+        """
+        Stop C{link}, and see that it stops.
+        """
+        if link.running:
+            stopped = link.stopService()
+            assert stopped is not None
+            self.pass_time(hub, clock, 1)
+            self.successResultOf(stopped)
+
+    def pass_time(self, hub: HubInMemory, clock: MemoryReactorClock, seconds: int) -> None:
+        """
+        Let C{seconds} pass, a second at a time, on both sides.
+        """
+        service_clock = hub.service.reactor
+        for ignored in range(seconds):
+            for pump in hub.pumps:
+                pump.flush()
+            service_clock.advance(1)  # type: ignore[attr-defined]
+            clock.advance(1)
+
+    def test_connected(self) -> None:
+        """
+        With the right token, L{HubLink.when_connected} fires once the link
+        is authenticated and subscribed, and events flow both ways.
+        """
+        link, hub, clock = self.link(TOKEN)
+        heard: list[IEvent] = []
+        self.successResultOf(link.subscribe("task.*", heard.append))
+        connected = link.when_connected()
+        self.pass_time(hub, clock, 2)
+        self.successResultOf(connected)
+        self.successResultOf(self.hub_bus.publish("task.done", {"id": "t"}))
+        self.pass_time(hub, clock, 1)
+        self.assertEqual([e.topic for e in heard], ["task.done"])
+        self.successResultOf(link.when_connected())
+
+    def test_wrongToken(self) -> None:
+        """
+        A refused token is logged as such, once and then at most every
+        L{REFUSAL_LOG_INTERVAL} seconds, each refused connection is left to
+        the hub to close, one attempt per L{AUTHENTICATION_TIMEOUT} or so,
+        and nothing else is logged: no traceback.
+        """
+        messages = capture_log(self)
+        link, hub, clock = self.link("not the token")
+        waiting = link.when_connected()
+        self.pass_time(hub, clock, int(REFUSAL_LOG_INTERVAL))
+        refusals = [m for m in messages if "refused this worker's token" in m]
+        self.assertEqual(len(refusals), 1)
+        self.assertIn("wrong token; 1 refusals", refusals[0])
+        attempts = len(hub.pumps)
+        self.assertGreater(attempts, 2)
+        self.assertLessEqual(attempts, REFUSAL_LOG_INTERVAL / AUTHENTICATION_TIMEOUT + 1)
+        self.pass_time(hub, clock, int(AUTHENTICATION_TIMEOUT) + 2)
+        self.assertEqual(len([m for m in messages if "refused this worker's token" in m]), 2)
+        self.assertNoResult(waiting)
+        self.stop(link, hub, clock)
+        self.failureResultOf(waiting, CancelledError)
+        self.assertEqual(self.flushLoggedErrors(), [])
