@@ -35,14 +35,15 @@ PACIFIC = ZoneInfo("America/Los_Angeles")
 
 #: The names each field goes by: the first is what the simulator writes,
 #: the others are read too (the first present wins).  C{PUBLICATION_DATE},
-#: C{ATLPUBVERSION}, C{OPR_DT}, C{REPORT_NAME}, C{MARKET_RUN_ID} and
-#: C{STATUS} are the names public scrapers of C{ATL_PUB} read; their
-#: C{OASIS_SECTION}, C{PUBLICATION_ID}, C{OPR_HR} and C{OPR_INTERVAL} are
-#: not needed (a report's day is published or not, whatever its hours).
+#: C{ATLPUBVERSION}, C{OPR_DT}, C{OPR_HR}, C{REPORT_NAME}, C{MARKET_RUN_ID}
+#: and C{STATUS} are the names public scrapers of C{ATL_PUB} read; their
+#: C{OASIS_SECTION}, C{PUBLICATION_ID} and C{OPR_INTERVAL} are not needed
+#: (an hour is published or not, whatever its intervals).
 FIELDS = {
     "queryname": ("REPORT_NAME", "QUERYNAME", "REPORT"),
     "market_run_id": ("MARKET_RUN_ID", "MKT_TYPE", "MARKET"),
     "day": ("OPR_DT", "OPR_DATE", "TRADE_DATE"),
+    "hour": ("OPR_HR", "OPR_HOUR"),
     "published": (
         "PUBLICATION_TIME_GMT",
         "PUB_TIME_GMT",
@@ -70,10 +71,14 @@ class LogUnreadable(Exception):
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Publication:
     """
-    One entry of the log: a trading day of one report and market was
-    published (version 1) or revised (version 2 on) at C{published}.
+    One entry of the log: a trading day of one report and market, or an
+    hour of it, was published (version 1) or revised (version 2 on) at
+    C{published}.
 
     @ivar published: POSIX time.
+    @ivar hour: The hour ending, as OASIS numbers them (C{OPR_HR}: 1 to
+        24, 25 the hour the autumn change repeats), if the entry names
+        one; else the entry is about the whole day.
     """
 
     queryname: str
@@ -81,6 +86,7 @@ class Publication:
     day: datetime.date
     published: float
     version: int = 1
+    hour: int | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -243,16 +249,54 @@ def _version(row: dict[str, str]) -> int:
 
 
 def _day(text: str) -> datetime.date:
+    """
+    @return: The day of C{text}, in ISO or US form, with a time or not.
+    """
     try:
         return datetime.date.fromisoformat(text[:10])
     except ValueError:
-        return datetime.datetime.strptime(text, "%m/%d/%Y").date()
+        return datetime.datetime.strptime(text.split()[0], "%m/%d/%Y").date()
+
+
+def _hour(text: str) -> int | None:
+    """
+    @return: The hour ending C{text} names, or L{None} for none or one
+        OASIS does not number (the entry is then about its whole day).
+    """
+    try:
+        hour = int(text)
+    except ValueError:
+        return None
+    return hour if 1 <= hour <= 25 else None
 
 
 def _publication(row: dict[str, str]) -> Publication:
     queryname, market, day = _field(row, "queryname"), _field(row, "market_run_id", ""), _field(row, "day")
     column, published = _named(row, "published")
-    return Publication(queryname, market, _day(day), _moment(published, column), _version(row))
+    return Publication(
+        queryname,
+        market,
+        _day(day),
+        _moment(published, column),
+        _version(row),
+        _hour(_field(row, "hour", "")),
+    )
+
+
+def hour_bounds(day: datetime.date, hour: int, zone: ZoneInfo) -> tuple[datetime.datetime, datetime.datetime]:
+    """
+    @param hour: An hour ending as OASIS numbers them: hour ending C{n}
+        starts at C{n - 1} o'clock; on the spring change day there is no
+        hour ending 3, and on the autumn one hour ending 25 is the hour
+        repeated (the second 1 o'clock).
+    @return: Its UTC start and end, on C{day} in C{zone}.
+    """
+    if hour == 25:
+        start = datetime.datetime(day.year, day.month, day.day, 1, fold=1, tzinfo=zone)
+    else:
+        start = datetime.datetime(day.year, day.month, day.day, hour - 1, tzinfo=zone)
+    utc = start.astimezone(UTC)
+    return utc, utc + datetime.timedelta(hours=1)
 
 
 def _scheduled(row: dict[str, str]) -> Scheduled:

@@ -293,8 +293,9 @@ def day_windows(first: datetime.date, last: datetime.date, days: int, table: Day
 def hour_windows(first: datetime.date, last: datetime.date, hours: int, table: DayTable) -> Iterator[Window]:
     """
     Windows of up to C{hours} hours within each trading day, newest day
-    first; a day has 23, 24 or 25 hours, numbered from 1 as OASIS numbers
-    them (C{OPR_HR}).
+    first; a day has 23, 24 or 25 hours, numbered from 1 in order.  (Not
+    quite as OASIS numbers its hours ending, C{OPR_HR}: it has no 3 on the
+    spring change day and numbers the autumn day's repeated hour 25.)
     """
     step = datetime.timedelta(hours=hours)
     day = last

@@ -26,7 +26,7 @@ from harbour.bus import Subscription
 from harbour.config.paging import follow_reports
 from harbour.config.schema import ManifestTopic, ReportTopic
 from harbour.interfaces import IBus, IEvent, IManifest, IPublications, IStatusSource, StatusDocument
-from harbour.oasis.publications import Publication
+from harbour.oasis.publications import Publication, hour_bounds
 from harbour.oasis.requests import ReportURL, market_today, report_range, report_urls, trading_day
 
 
@@ -143,12 +143,19 @@ class ManifestService(Service):
         zone = ZoneInfo(self.manifest.timezone)
         found: list[tuple[ReportURL, Publication]] = []
         for entry in relevant:
-            low, high = trading_day(entry.day, zone)
+            day_start, high = trading_day(entry.day, zone)
+            low = day_start
+            if entry.hour is not None:
+                # It concerns the windows holding its hour: those of the
+                # day's other hours were not changed by it.
+                low, high = hour_bounds(entry.day, entry.hour, zone)
             for name in names[entry.key]:
-                for request in by_report[name]:  # newest window first
-                    if request.window_end <= low:
+                # Newest day first (a day's hours in order): once a window
+                # ends by the day's start, the rest are older.
+                for request in by_report[name]:
+                    if request.window_end <= day_start:
                         break
-                    if request.window_start < high:
+                    if request.window_start < high and request.window_end > low:
                         found.append((request, entry))
         return found
 

@@ -11,7 +11,14 @@ from pathlib import Path
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbour.oasis.publications import LogUnreadable, Publication, parse_log, parse_schedule
+from harbour.oasis.publications import (
+    PACIFIC,
+    LogUnreadable,
+    Publication,
+    hour_bounds,
+    parse_log,
+    parse_schedule,
+)
 from harbour.testing.simulator import OasisError, OasisSimulator, deterministic_zip, error_document
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
@@ -82,17 +89,17 @@ class ParseTests(SynchronousTestCase):
     def test_scraperColumns(self) -> None:
         """
         The columns public scrapers of C{ATL_PUB} read (C{PUBLICATION_DATE},
-        C{ATLPUBVERSION}, ...) are read, in CSV and in XML alike, with the
-        others (C{PUBLICATION_ID}, C{OPR_HR}, ...) ignored.  Their
+        C{ATLPUBVERSION}, C{OPR_HR}, ...) are read, in CSV and in XML alike,
+        with the others (C{PUBLICATION_ID}, C{OPR_INTERVAL}, ...) ignored.  Their
         C{PUBLICATION_DATE} has no offset: it is Pacific, standard time
         before the spring change of 2025-03-09 and daylight time after.
         """
         expected = [
             Publication(
-                "PRC_INTVL_LMP", "RTM", datetime.date(2025, 3, 8), moment("2025-03-09T07:50:00+00:00"), 1
+                "PRC_INTVL_LMP", "RTM", datetime.date(2025, 3, 8), moment("2025-03-09T07:50:00+00:00"), 1, 24
             ),
             Publication(
-                "PRC_INTVL_LMP", "RTM", datetime.date(2025, 3, 8), moment("2025-03-09T07:55:00+00:00"), 1
+                "PRC_INTVL_LMP", "RTM", datetime.date(2025, 3, 8), moment("2025-03-09T07:55:00+00:00"), 1, 24
             ),
             Publication("SLD_FCST", "DAM", datetime.date(2025, 3, 7), moment("2025-03-09T17:15:00+00:00"), 2),
             Publication("PRC_LMP", "DAM", datetime.date(2025, 3, 11), moment("2025-03-10T20:02:00+00:00"), 1),
@@ -100,6 +107,47 @@ class ParseTests(SynchronousTestCase):
         for name in ("shape_ATL_PUB_scraper_columns.csv", "shape_ATL_PUB_scraper_columns.xml"):
             answer = zipped("20250308_20250310_ATL_PUB_v1" + name[-4:], (SAMPLES / name).read_bytes())
             self.assertEqual(parse_log(answer), expected, name)
+
+    def test_hours(self) -> None:
+        """
+        An hour is read as OASIS numbers them, and is none where it is
+        empty or out of range; a day may be given in the US form with a
+        time.
+        """
+        header = "REPORT_NAME,MARKET_RUN_ID,OPR_DT,OPR_HR,PUBLICATION_DATE,STATUS,ATLPUBVERSION\n"
+        rows = [
+            "PRC_INTVL_LMP,RTM,11/02/2025 00:00:00,25,2025-11-02T02:10:00,PUBLISHED,1",
+            "PRC_INTVL_LMP,RTM,2025-11-02,,2025-11-02T02:20:00,PUBLISHED,1",
+            "PRC_INTVL_LMP,RTM,2025-11-02,26,2025-11-02T02:30:00,PUBLISHED,1",
+        ]
+        entries = parse_log(zipped("a.csv", (header + "\n".join(rows)).encode()))
+        self.assertEqual(
+            [(e.day, e.hour) for e in entries],
+            [
+                (datetime.date(2025, 11, 2), 25),
+                (datetime.date(2025, 11, 2), None),
+                (datetime.date(2025, 11, 2), None),
+            ],
+        )
+
+    def test_hourBounds(self) -> None:
+        """
+        Hour ending C{n} starts at C{n - 1} o'clock, in the market's time;
+        on the autumn change day hour ending 25 is the second 1 o'clock,
+        and on the spring one hour ending 4 follows hour ending 2.
+        """
+        autumn, spring = datetime.date(2025, 11, 2), datetime.date(2025, 3, 9)
+        starts = {
+            (autumn, 2): "2025-11-02T08:00:00+00:00",
+            (autumn, 25): "2025-11-02T09:00:00+00:00",
+            (autumn, 3): "2025-11-02T10:00:00+00:00",
+            (spring, 2): "2025-03-09T09:00:00+00:00",
+            (spring, 4): "2025-03-09T10:00:00+00:00",
+            (spring, 24): "2025-03-10T06:00:00+00:00",
+        }
+        for (day, hour), start in starts.items():
+            low, high = hour_bounds(day, hour, PACIFIC)
+            self.assertEqual((low.isoformat(), (high - low).total_seconds()), (start, 3600.0), (day, hour))
 
     def test_gmtColumnWithoutOffset(self) -> None:
         """

@@ -22,6 +22,7 @@ from harbour.config.watcher import ConfigService
 from harbour.ctl import FAILED, OK, print_manifest
 from harbour.errors import BadRequest
 from harbour.interfaces import IManifest, IPublications
+from harbour.oasis.publications import Publication
 from harbour.services.manifest import ManifestService
 from harbour.services.work import WorkService
 from harbour.store.memory import MemoryTaskStore
@@ -128,6 +129,28 @@ class ManifestServiceTests(SynchronousTestCase):
             [r.filename for r in self.manifest.held_back()],
             ["lmp/2026-01-15.zip", "lmp/2026-01-14.zip", "lmp/2026-01-13.zip"],
         )
+
+    def test_revisedHour(self) -> None:
+        """
+        An entry of the log naming an hour concerns the windows that hold
+        that hour (a day's window, and the one of that hour); one naming no
+        hour concerns every window of its day.
+        """
+        (self.directory / "r.toml").write_text(
+            REPORTS + '\n[[reports]]\nname = "lmp-h"\nqueryname = "PRC_LMP"\nmarket_run_id = "DAM"\n'
+            'params = { grp_type = "ALL_APNODES" }\nwindow = "1h"\n'
+        )
+        self.successResultOf(self.config.reload())
+        day = datetime.date(2026, 1, 14)
+        hour = Publication("PRC_LMP", "DAM", day, NOON, 1, hour=12)
+        self.assertEqual(
+            sorted(request.filename for request, entry in self.manifest.revised([hour])),
+            ["lmp-h/2026-01-14_H12.zip", "lmp/2026-01-14.zip"],
+        )
+        whole = Publication("PRC_LMP", "DAM", day, NOON, 2)
+        found = [request.filename for request, entry in self.manifest.revised([whole])]
+        self.assertEqual(len(found), 1 + 24)
+        self.assertIn("lmp-h/2026-01-14_H01.zip", found)
 
     def test_capsRetireNothing(self) -> None:
         """
