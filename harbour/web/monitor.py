@@ -40,6 +40,13 @@ INTERVAL = 5.0
 #: counts soon agree with the map the event changed.
 SOON = 1.0
 
+#: Seconds between two readings of every task's state from the store.  The
+#: events keep the map current between them, but some changes come with
+#: none: a remote worker's outcome whose event was lost while its link to
+#: the hub was down, or a task that a changed request puts back to
+#: C{pending} as it is created again.  Such a change shows within this.
+RESYNC = 300.0
+
 #: Events after which the task states are read from the store again: the
 #: end of a Redis outage (writes made just before it may be lost).  New
 #: tasks need no reading (a file with no known task counts as pending); an
@@ -63,6 +70,8 @@ class Monitor(Service):
     Keeps L{current}, the snapshot of the daemon, up to date.
 
     @ivar daemon: The daemon: its C{Status}, requests and task store.
+    @ivar resync: Seconds between two readings of every task's state (see
+        L{RESYNC}).
     @ivar current: The latest snapshot; replaced whole, never changed.
     """
 
@@ -72,6 +81,7 @@ class Monitor(Service):
     bus: IBus = attr.ib()
     daemon: IDaemon = attr.ib()
     interval: float = attr.ib(default=INTERVAL)
+    resync: float = attr.ib(default=RESYNC)
     thresholds: Thresholds = attr.ib(factory=Thresholds)
     zone: ZoneInfo = attr.ib(factory=lambda: ZoneInfo("America/Los_Angeles"))
     coverage: Coverage = attr.ib(init=False)
@@ -83,6 +93,10 @@ class Monitor(Service):
     _pending_rebuild: IDelayedCall | None = attr.ib(default=None, init=False)
     _pending_tick: IDelayedCall | None = attr.ib(default=None, init=False)
     _resync: bool = attr.ib(default=True, init=False)
+    #: When the last reading of the task states began.
+    _read_at: float | None = attr.ib(default=None, init=False)
+    #: The reading of the task states under way: one at a time.
+    _reading: Deferred[int] | None = attr.ib(default=None, init=False)
     #: {report: {state: count}} as last read: kept while Redis is away, so
     #: that an outage does not look like a mirror with nothing to do.
     _counts: dict[str, dict[str, int]] = attr.ib(factory=dict, init=False)
@@ -118,6 +132,9 @@ class Monitor(Service):
         for pending in (self._pending_rebuild, self._pending_tick):
             if pending is not None and pending.active():
                 pending.cancel()
+        if self._reading is not None:
+            # A reading of every task's pages is no use to a stopped monitor.
+            self._reading.cancel()
         subscriptions, self._subscriptions = self._subscriptions, []
         for subscription in subscriptions:
             yield self.bus.unsubscribe(subscription)
@@ -174,11 +191,15 @@ class Monitor(Service):
             self.tally.redis_up = bool(store["connected"])
         with contextlib.suppress(HarbourError):  # no manifest here: the map stays empty
             self.coverage.set_requests(self.daemon.requests())
-        if self._resync and self.tally.redis_up:
+        if self._read_due() and self._reading is None and self.tally.redis_up:
             self._resync = False
+            self._read_at = self.reactor.seconds()
+            self._reading = self.coverage.load(self.daemon.task_store())
             try:
-                yield self.coverage.load(self.daemon.task_store())
+                yield self._reading
             except Exception as e:
+                if not self.running:
+                    return
                 # The store reads pages at once: its errors come wrapped.
                 cause = e.subFailure.value if isinstance(e, FirstError) else e
                 self._resync = True
@@ -187,7 +208,19 @@ class Monitor(Service):
                     error=str(cause) or type(cause).__name__,
                     service="monitor",
                 )
+            finally:
+                self._reading = None
         self.rebuild()
+
+    def _read_due(self) -> bool:
+        """
+        @return: Whether the task states are to be read from the store: an
+            event asked for it, or the last reading began L{resync} seconds
+            ago or more.
+        """
+        if self._resync:
+            return True
+        return self._read_at is not None and self.reactor.seconds() - self._read_at >= self.resync
 
     def rebuild(self) -> None:
         """

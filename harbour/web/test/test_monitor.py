@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from harbour.bus import Bus
 from harbour.errors import StoreUnavailable
 from harbour.store.tasks import DOWNLOADED, FAILED
-from harbour.web.monitor import INTERVAL, SOON, Monitor
+from harbour.web.monitor import INTERVAL, RESYNC, SOON, Monitor
 from harbour.web.test.helpers import FakeDaemon, day_requests, healthy_services
 
 T0 = 1_750_000_000.0
@@ -169,3 +169,55 @@ class MonitorTests(SynchronousTestCase):
         self.bus.publish("store.connected", {})
         self.clock.advance(SOON)
         self.assertEqual(len(self.reads), 10)
+
+    def test_readAgainPeriodically(self) -> None:
+        """
+        The task states are read again every L{RESYNC} seconds: a task that
+        ended with no event to tell (a remote worker's, sent while its
+        link to the hub was down) is on the map within that, and the
+        report's health follows.
+        """
+        self.start()
+        store = self.daemon.store
+        second = self.successResultOf(store.claim("remote", 60))
+        assert second is not None
+        self.successResultOf(store.finish(second.id, "remote", DOWNLOADED))
+        self.daemon.services = healthy_services(work={"tasks": {"lmp": {"downloaded": 2}}})
+        ticks = int(RESYNC / INTERVAL)
+        for ignored in range(ticks - 1):
+            self.clock.advance(INTERVAL)
+        self.assertEqual((self.states(), len(self.reads)), ("WD", 5))
+        self.clock.advance(INTERVAL)
+        self.assertEqual((self.states(), len(self.reads)), ("DD", 10))
+        [view] = self.monitor.current.reports
+        self.assertEqual(view.days, {"downloaded": 2})
+        for ignored in range(ticks):
+            self.clock.advance(INTERVAL)
+        self.assertEqual(len(self.reads), 15)
+
+    def test_oneReadingAtATime(self) -> None:
+        """
+        A reading of the task states that has not ended is not begun
+        again, however long it takes; stopping the monitor cancels it, and
+        nothing is read once stopped.
+        """
+        reads: list[Deferred[Any]] = []
+        cancelled: list[Deferred[Any]] = []
+
+        def tasks(state: str, report: str | None, offset: int, limit: int) -> Deferred[Any]:
+            d: Deferred[Any] = Deferred(cancelled.append)
+            reads.append(d)
+            return d
+
+        self.daemon.store.tasks = tasks  # type: ignore[method-assign]
+        self.start()
+        self.assertEqual(len(reads), 1)
+        self.bus.publish("store.connected", {})
+        for ignored in range(int(3 * RESYNC / INTERVAL)):
+            self.clock.advance(INTERVAL)
+        self.assertEqual(len(reads), 1)
+        self.successResultOf(self.monitor.stopService())
+        self.assertEqual(cancelled, reads)
+        self.clock.advance(3 * RESYNC)
+        self.assertEqual(len(reads), 1)
+        self.assertEqual([e for e in self.logged if e["log_level"].name in ("warn", "error", "critical")], [])
