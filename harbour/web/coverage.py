@@ -143,7 +143,7 @@ class Coverage:
     """
     The coverage map, kept current as tasks move.
 
-    @ivar zone: The zone whose days are trading days.
+    @ivar zone: The zone whose days are trading days (see L{set_zone}).
     @ivar version: Raised by every change; L{changed_since} answers what
         changed after a version.
     """
@@ -199,6 +199,20 @@ class Coverage:
             self._lines[report] = self._lay_out(report, grouped[report], days)
             self._touched[report] = self.version
         self._lines = {report: self._lines[report] for report in sorted(self._lines)}
+
+    def set_zone(self, zone: ZoneInfo) -> None:
+        """
+        Make C{zone}'s days the trading days: every row is laid out again,
+        and the page draws the whole map again.
+        """
+        if str(zone) == str(self.zone):
+            return
+        self.zone = zone
+        requests, self._requests = self._requests, None
+        for report in list(self._lines):
+            self._forget(report)
+        if requests is not None:
+            self.set_requests(requests)
 
     def _forget(self, report: str) -> None:
         """

@@ -24,7 +24,7 @@ from zope.interface import implementer
 
 from harbour import __version__
 from harbour.bus import Subscription
-from harbour.config.topics import TOPICS
+from harbour.config.topics import TOPICS, ManifestTopic, TopicError
 from harbour.config.watcher import LOADED
 from harbour.errors import HarbourError
 from harbour.interfaces import IBus, IDaemon, IEvent, IStatusSource, StatusDocument
@@ -70,6 +70,8 @@ class Monitor(Service):
     Keeps L{current}, the snapshot of the daemon, up to date.
 
     @ivar daemon: The daemon: its C{Status}, requests and task store.
+    @ivar zone: The zone whose days are the map's trading days until the
+        C{manifest} topic gives its C{timezone}.
     @ivar resync: Seconds between two readings of every task's state (see
         L{RESYNC}).
     @ivar current: The latest snapshot; replaced whole, never changed.
@@ -142,11 +144,13 @@ class Monitor(Service):
     def _heard(self, event: IEvent) -> None:
         topic: str = event.topic
         payload = event.payload
+        before = self.coverage.version
         changed = self.tally.apply(topic, payload)
+        if topic == "manifest":
+            self._follow_zone(payload)
         if isinstance(payload, dict):
-            before = self.coverage.version
             self.coverage.apply(topic, payload)
-            changed = changed or self.coverage.version != before
+        changed = changed or self.coverage.version != before
         if _asks_resync(topic, payload):
             # Soon, rather than at the next reading: an operator is waiting.
             self._resync = changed = True
@@ -158,6 +162,20 @@ class Monitor(Service):
             self._pending_rebuild = self.reactor.callLater(0, self.rebuild)
         if self._pending_tick is None or not self._pending_tick.active():
             self._pending_tick = self.reactor.callLater(SOON, self._safe_tick)
+
+    def _follow_zone(self, payload: object) -> None:
+        """
+        Lay the map out in the trading days of the C{manifest} topic's
+        C{timezone}.
+        """
+        try:
+            zone = ManifestTopic.from_payload(payload).timezone
+        except TopicError as e:
+            # The configuration checks it before publishing: whoever else
+            # published it is not followed.
+            self.log.warn("manifest ignored: {error}", error=str(e), service="monitor")
+            return
+        self.coverage.set_zone(ZoneInfo(zone))
 
     def _safe_tick(self) -> Deferred[None]:
         """

@@ -6,6 +6,7 @@ and the first load from a task store.
 from __future__ import annotations
 
 import datetime
+from zoneinfo import ZoneInfo
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -183,3 +184,54 @@ class CoverageTests(SynchronousTestCase):
         read = self.successResultOf(self.coverage.load(store, page=2))
         self.assertEqual(read, 6)
         self.assertEqual(self.coverage.row("lmp").states, "WWFD")
+
+
+def utc_days(report: str, first: datetime.date, days: int) -> list[ReportURL]:
+    """
+    @return: One request per UTC day of C{report}, from C{first}.
+    """
+    found = []
+    for offset in range(days):
+        day = first + datetime.timedelta(days=offset)
+        start = datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.UTC)
+        name = f"{report}/{day.isoformat()}.zip"
+        found.append(
+            ReportURL(f"http://oasis.test/{name}", name, report, start, start + datetime.timedelta(days=1))
+        )
+    return found
+
+
+class ZoneTests(SynchronousTestCase):
+    """
+    L{Coverage.set_zone}: the trading days of another zone.
+    """
+
+    def test_otherZone(self) -> None:
+        """
+        A zone set anew lays every row out in its days again, keeping the
+        task states known, and asks the page for the whole map again;
+        the same zone again changes nothing.
+        """
+        coverage = Coverage()
+        coverage.set_requests(utc_days("r", FIRST, 3))
+        coverage.record(f"r/{FIRST.isoformat()}.zip", DOWNLOADED)
+        # A UTC day is two days of Pacific's: the previous evening, and its own.
+        self.assertEqual(
+            (coverage.row("r").first, coverage.row("r").states), (FIRST - datetime.timedelta(1), "DPWW")
+        )
+        version = coverage.version
+        coverage.set_zone(ZoneInfo("UTC"))
+        self.assertEqual((coverage.row("r").first, coverage.row("r").states), (FIRST, "DWW"))
+        self.assertIsNone(coverage.changed_since(version))
+        version = coverage.version
+        coverage.set_zone(ZoneInfo("UTC"))
+        self.assertEqual(coverage.version, version)
+
+    def test_zoneBeforeRequests(self) -> None:
+        """
+        A zone set before any request is the one the first layout uses.
+        """
+        coverage = Coverage()
+        coverage.set_zone(ZoneInfo("UTC"))
+        coverage.set_requests(utc_days("r", FIRST, 2))
+        self.assertEqual((coverage.row("r").first, coverage.row("r").states), (FIRST, "WW"))

@@ -221,3 +221,29 @@ class MonitorTests(SynchronousTestCase):
         self.clock.advance(3 * RESYNC)
         self.assertEqual(len(reads), 1)
         self.assertEqual([e for e in self.logged if e["log_level"].name in ("warn", "error", "critical")], [])
+
+    def test_manifestZone(self) -> None:
+        """
+        The map's trading days are those of the C{manifest} topic's
+        C{timezone}, laid out again when it changes; a payload the
+        configuration would refuse is logged and changes nothing.
+        """
+        self.start()
+        first = datetime.date(2025, 6, 1)
+        self.assertEqual(self.monitor.coverage.row("lmp").first, first)
+        self.bus.publish("manifest", {"timezone": "Asia/Tokyo"}, retain=True)
+        self.clock.advance(0)
+        # A Pacific day begins in the afternoon of Tokyo's.
+        self.assertEqual((self.monitor.coverage.row("lmp").first, self.states()), (first, "WPD"))
+        [view] = self.monitor.current.reports
+        self.assertEqual(view.days, {"pending": 1, "partly": 1, "downloaded": 1})
+        self.bus.publish("manifest", {"timezone": "Nowhere/Atlantis"}, retain=True)
+        self.clock.advance(0)
+        self.assertEqual(self.states(), "WPD")
+        self.assertEqual(
+            [formatEvent(e).split(":")[0] for e in self.logged if e["log_level"].name == "warn"],
+            ["manifest ignored"],
+        )
+        self.bus.publish("manifest", {}, retain=True)
+        self.clock.advance(0)
+        self.assertEqual((self.monitor.coverage.row("lmp").first, self.states()), (first, "WD"))
