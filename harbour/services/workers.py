@@ -5,13 +5,16 @@ doing, from the C{worker.status} heartbeats they publish on the bus.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import math
+from collections.abc import Callable, Generator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attr
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from harbour.bus import Subscription
@@ -21,6 +24,37 @@ from harbour.interfaces import IBus, IEvent, IStatusSource, StatusDocument
 MISSED = 3
 
 
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _rate(value: object) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
+def _flights(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(flight, dict) for flight in value)
+
+
+#: The fields a heartbeat carries (see C{DownloadService.beat}), each with
+#: the test its value must pass to be kept.  Whoever may publish on the bus
+#: may publish a heartbeat: what the page and C{Status} show of it must be
+#: of the types they expect.
+FIELDS: Mapping[str, Callable[[object], bool]] = MappingProxyType(
+    {
+        "paused": lambda value: isinstance(value, bool),
+        "concurrency": _count,
+        "bytes_per_second": _rate,
+        "in_flight": _flights,
+    }
+)
+
+
 @implementer(IStatusSource)
 @attr.s(eq=False)
 class WorkersService(Service):
@@ -28,11 +62,16 @@ class WorkersService(Service):
     Lists the download workers heard from recently.
     """
 
+    log = Logger()
+
     reactor: IReactorTime = attr.ib()
     bus: IBus = attr.ib()
     interval: float = attr.ib(default=5.0)
     #: {owner: (when last heard, its last heartbeat)}
     _seen: dict[str, tuple[float, dict[str, Any]]] = attr.ib(factory=dict, init=False)
+    #: {owner: the fields of its last heartbeat that were dropped}, so that
+    #: a worker beating the same wrong fields is logged once.
+    _dropped: dict[str, list[str]] = attr.ib(factory=dict, init=False)
     _subscription: Subscription | None = attr.ib(default=None, init=False)
 
     @inlineCallbacks
@@ -44,9 +83,29 @@ class WorkersService(Service):
         self._subscription = yield self.bus.subscribe("worker.status", self._heard)
 
     def _heard(self, event: IEvent) -> None:
-        owner = event.payload.get("owner")
-        if isinstance(owner, str):
-            self._seen[owner] = (self.reactor.seconds(), event.payload)
+        payload = event.payload
+        owner = payload.get("owner") if isinstance(payload, dict) else None
+        if not isinstance(owner, str) or not owner:
+            self.log.warn("a heartbeat without its worker's name ignored", service="workers")
+            return
+        beat: dict[str, Any] = {"owner": owner}
+        dropped = []
+        for name, value in payload.items():
+            check = FIELDS.get(name)
+            if check is not None and check(value):
+                beat[name] = value
+            elif name != "owner":
+                dropped.append(name)
+        dropped.sort()
+        if dropped and dropped != self._dropped.get(owner):
+            self.log.warn(
+                "worker {owner}: heartbeat fields ignored, unknown or of the wrong type: {fields}",
+                owner=owner,
+                fields=", ".join(dropped),
+                service="workers",
+            )
+        self._dropped[owner] = dropped
+        self._seen[owner] = (self.reactor.seconds(), beat)
 
     def status(self) -> StatusDocument:
         """
@@ -56,9 +115,10 @@ class WorkersService(Service):
         now = self.reactor.seconds()
         for owner in [o for o, (seen, ignored) in self._seen.items() if now - seen > MISSED * self.interval]:
             del self._seen[owner]
+            self._dropped.pop(owner, None)
         return {
-            owner: {"seen_seconds_ago": round(now - seen, 1), **payload}
-            for owner, (seen, payload) in sorted(self._seen.items())
+            owner: {**beat, "seen_seconds_ago": round(now - seen, 1)}
+            for owner, (seen, beat) in sorted(self._seen.items())
         }
 
     def stopService(self) -> Deferred[None] | None:

@@ -16,8 +16,10 @@ from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from harbour.services.workers import WorkersService
 from harbour.web import resources
 from harbour.web.metrics import registry
+from harbour.web.monitor import INTERVAL
 from harbour.web.resources import COOKIE, session, site_root
 from harbour.web.test.helpers import FakeDaemon, day_requests, healthy_services, started_monitor
 
@@ -170,6 +172,25 @@ class PageTests(SynchronousTestCase):
         for path in ("/", "/live?since=0"):
             self.assertEqual(self.fixture.get(path)[:2], (500, b"cannot render the page\n"))
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+
+    def test_badHeartbeat(self) -> None:
+        """
+        A worker's heartbeat with fields of the wrong type leaves the page
+        and its updates whole: the fields are dropped as it is heard.
+        """
+        fixture = self.fixture
+        workers = WorkersService(fixture.clock, fixture.bus)
+        workers.startService()
+        self.addCleanup(workers.stopService)
+        fixture.bus.publish("worker.status", {"owner": "w2", "in_flight": 2, "seen_seconds_ago": "now"})
+        fixture.clock.advance(3)
+        fixture.daemon.services = healthy_services(workers=workers.status())
+        fixture.clock.advance(INTERVAL)
+        code, body, ignored = fixture.get("/")
+        self.assertEqual(code, 200)
+        self.assertIn(b'<td>w2</td><td class="n">0 / ?</td>', body)
+        self.assertIn(b"3 s ago", body)
+        self.assertEqual(fixture.get("/live?since=0")[0], 200)
 
     def test_escaped(self) -> None:
         """

@@ -1,0 +1,96 @@
+"""
+Tests of L{harbour.services.workers}: the workers listed from their
+heartbeats, and what is kept of a heartbeat.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.bus import Bus
+from harbour.services.workers import MISSED, WorkersService
+from harbour.test.helpers import capture_log
+
+#: A heartbeat as a download service sends it.
+BEAT: dict[str, Any] = {
+    "owner": "host:1",
+    "paused": False,
+    "concurrency": 2,
+    "bytes_per_second": 1500,
+    "in_flight": [{"id": "a", "report": "lmp", "filename": "lmp/a.zip", "bytes": 10}],
+}
+
+
+class WorkersTests(SynchronousTestCase):
+    """
+    L{WorkersService} following the bus's C{worker.status}.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.bus = Bus()
+        self.workers = WorkersService(self.clock, self.bus)
+        self.workers.startService()
+        self.addCleanup(self.workers.stopService)
+        self.logged = capture_log(self)
+
+    def beat(self, **payload: Any) -> None:
+        """
+        Publish a heartbeat of C{payload}.
+        """
+        self.successResultOf(self.bus.publish("worker.status", payload))
+
+    def test_listed(self) -> None:
+        """
+        A worker is listed with its heartbeat and how long ago it was
+        heard, until it misses a few heartbeats.
+        """
+        self.beat(**BEAT)
+        self.clock.advance(2)
+        self.assertEqual(self.workers.status(), {"host:1": {**BEAT, "seen_seconds_ago": 2.0}})
+        self.clock.advance(MISSED * self.workers.interval)
+        self.assertEqual(self.workers.status(), {})
+        self.assertEqual(self.logged, [])
+
+    def test_wrongTypesDropped(self) -> None:
+        """
+        A heartbeat's fields of the wrong type (or unknown) are dropped,
+        logged once for as long as the worker sends the same ones; the
+        others are kept.
+        """
+        for ignored in range(2):
+            self.beat(owner="w2", paused="no", concurrency=True, bytes_per_second=[], in_flight=2)
+        self.beat(owner="w2", paused=False, concurrency=-1, bytes_per_second="fast", in_flight=[1])
+        self.assertEqual(
+            self.workers.status(), {"w2": {"owner": "w2", "paused": False, "seen_seconds_ago": 0.0}}
+        )
+        wrong = "worker w2: heartbeat fields ignored, unknown or of the wrong type: "
+        self.assertEqual(
+            self.logged,
+            [
+                wrong + "bytes_per_second, concurrency, in_flight, paused",
+                wrong + "bytes_per_second, concurrency, in_flight",
+            ],
+        )
+
+    def test_seenComputed(self) -> None:
+        """
+        How long ago a worker was heard is the hub's own reckoning, whatever
+        the heartbeat says.
+        """
+        self.beat(**BEAT, seen_seconds_ago="now")
+        self.clock.advance(1.5)
+        self.assertEqual(self.workers.status()["host:1"]["seen_seconds_ago"], 1.5)
+
+    def test_withoutOwner(self) -> None:
+        """
+        A heartbeat that does not name its worker (or is not a table) is
+        logged and lists nobody.
+        """
+        self.beat(**{**BEAT, "owner": 7})
+        self.successResultOf(self.bus.publish("worker.status", ["host:1"]))
+        self.assertEqual(self.workers.status(), {})
+        self.assertEqual(self.logged, ["a heartbeat without its worker's name ignored"] * 2)
