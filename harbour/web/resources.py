@@ -18,7 +18,7 @@ from typing import Any
 import attr
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
-from twisted.internet.defer import Deferred, FirstError, gatherResults
+from twisted.internet.defer import Deferred, FirstError, gatherResults, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import EncodingResourceWrapper, IResource, Resource
@@ -166,8 +166,13 @@ class StatusPage(Rendered):
         Render the page from the current snapshot and map.
         """
         coverage = self.monitor.coverage
-        tree = page(self.monitor.current, coverage.rows(), coverage.version)
-        return self.send(request, render(tree), b"text/html; charset=utf-8")
+
+        def rendered() -> Deferred[bytes]:
+            return render(page(self.monitor.current, coverage.rows(), coverage.version))
+
+        # Built in a Deferred: what the page cannot be built from is logged
+        # and answered as what it cannot be rendered from is.
+        return self.send(request, maybeDeferred(rendered), b"text/html; charset=utf-8")
 
 
 @attr.s(eq=False)
@@ -194,22 +199,26 @@ class Live(Rendered):
         except ValueError:
             return _text(request, 400, "since must be a whole number")
         coverage = self.monitor.coverage
-        changed = coverage.changed_since(since)
-        answer: dict[str, Any] = {
-            "version": coverage.version,
-            "reset": changed is None,
-            "rows": [row.to_json() for row in (coverage.rows() if changed is None else changed)],
-        }
-        redrawn = parts(self.monitor.current)
 
-        def done(html: list[bytes]) -> bytes:
-            answer["parts"] = {name: part.decode() for name, part in zip(redrawn, html)}
-            return json.dumps(answer, separators=(",", ":")).encode()
+        def rendered() -> Deferred[bytes]:
+            changed = coverage.changed_since(since)
+            answer: dict[str, Any] = {
+                "version": coverage.version,
+                "reset": changed is None,
+                "rows": [row.to_json() for row in (coverage.rows() if changed is None else changed)],
+            }
+            redrawn = parts(self.monitor.current)
 
-        rendered = gatherResults(
-            [fragment(part) for part in redrawn.values()], consumeErrors=True
-        ).addCallback(done)
-        return self.send(request, rendered, b"application/json")
+            def done(html: list[bytes]) -> bytes:
+                answer["parts"] = {name: part.decode() for name, part in zip(redrawn, html)}
+                return json.dumps(answer, separators=(",", ":")).encode()
+
+            return gatherResults(
+                [fragment(part) for part in redrawn.values()], consumeErrors=True
+            ).addCallback(done)
+
+        # As the page's: a failure to build it is answered as one to render it.
+        return self.send(request, maybeDeferred(rendered), b"application/json")
 
 
 @attr.s(eq=False)

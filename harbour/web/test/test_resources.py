@@ -173,6 +173,21 @@ class PageTests(SynchronousTestCase):
             self.assertEqual(self.fixture.get(path)[:2], (500, b"cannot render the page\n"))
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
 
+    def test_buildFailureLogged(self) -> None:
+        """
+        A page or update that cannot even be built answers 500 as one that
+        cannot be rendered does, and why is logged.
+        """
+
+        def broken(*args: object) -> object:
+            raise TypeError("cannot build")
+
+        self.patch(resources, "page", broken)
+        self.patch(resources, "parts", broken)
+        for path in ("/", "/live?since=0"):
+            self.assertEqual(self.fixture.get(path)[:2], (500, b"cannot render the page\n"))
+        self.assertEqual(len(self.flushLoggedErrors(TypeError)), 2)
+
     def test_badHeartbeat(self) -> None:
         """
         A worker's heartbeat with fields of the wrong type leaves the page
