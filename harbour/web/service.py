@@ -4,6 +4,7 @@ The C{http} service: a L{twisted.web} site on the C{--http} endpoint.
 
 from __future__ import annotations
 
+from io import BytesIO
 from pathlib import Path
 from typing import cast
 
@@ -13,7 +14,8 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.server import Site
+from twisted.web.http import HTTPChannel
+from twisted.web.server import Request, Site
 from zope.interface import implementer
 
 from harbour.amp.server import check_listen_endpoint, read_token
@@ -25,6 +27,20 @@ from harbour.web.resources import site_root
 
 #: Where the site listens unless told otherwise.
 DEFAULT_HTTP = "tcp:7752:interface=127.0.0.1"
+
+#: The most bytes of a request's body read: the login form's (a token) is
+#: the only body the site takes.
+MAX_BODY = 64 * 1024
+
+#: The answer to a longer body, which ends the connection.
+_TOO_LARGE = (
+    b"HTTP/1.1 413 Content Too Large\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 23\r\n"
+    b"Connection: close\r\n"
+    b"\r\n"
+    b"request body too large\n"
+)
 
 #: The kinds of listener that other hosts cannot reach (a plain C{tcp:} or
 #: C{tcp6:} one is refused off loopback).
@@ -53,6 +69,61 @@ def reachable_from_elsewhere(endpoint: str) -> bool:
     except ConfigurationError:
         return True
     return False
+
+
+class BoundedRequest(Request):
+    """
+    A request whose body may hold at most L{MAX_BODY} bytes.  A longer one,
+    whether its C{Content-Length} says so or its chunks add up to more, is
+    answered 413 and its connection closed as soon as that is known: its
+    bytes are never gathered (L{Request} keeps a body whole, in memory as
+    its form is read, whoever sends it and before any token is asked for).
+    """
+
+    maximum = MAX_BODY
+    _refused = False
+    _body: BytesIO
+
+    def gotLength(self, length: int | None) -> None:
+        """
+        Refuse a body announced longer than L{maximum}; keep a shorter one
+        (or one sent in chunks, which L{handleContentChunk} counts) in
+        memory.
+        """
+        self.content = self._body = BytesIO()
+        if length is not None and length > self.maximum:
+            self._refuse()
+
+    def handleContentChunk(self, data: bytes) -> None:
+        """
+        Keep C{data}, unless the body grows longer than L{maximum}: then
+        refuse it.
+        """
+        if self._refused:
+            return
+        if self._body.tell() + len(data) > self.maximum:
+            self._refuse()
+            return
+        self._body.write(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        """
+        Serve the request, unless its body was refused (and the end of it
+        came in before the connection closed).
+        """
+        if not self._refused:
+            super().requestReceived(command, path, version)
+
+    def _refuse(self) -> None:
+        self._refused = True
+        # Asked to, the channel would otherwise say "100 Continue" after 413.
+        self.requestHeaders.removeHeader(b"expect")
+        if isinstance(self.channel, HTTPChannel) and self.channel.transport is not None:
+            # The request knows too little of itself yet (its method and
+            # version come with its end) to answer through its own methods;
+            # Twisted answers a request it cannot parse this way too.
+            self.channel.transport.write(_TOO_LARGE)
+        self.loseConnection()
 
 
 @implementer(IStatusSource)
@@ -91,7 +162,8 @@ class HttpService(Service):
         @return: The site served.
         """
         root = site_root(self.monitor, registry(lambda: self.monitor.current), self.token)
-        site = Site(root)
+        # Every reactor keeps time.
+        site = Site(root, requestFactory=BoundedRequest, reactor=cast(IReactorTime, self.reactor))
         site.noisy = False
         # Scrapes and polls would fill the log: errors are logged anyway.
         site.log = lambda request: None  # type: ignore[method-assign]

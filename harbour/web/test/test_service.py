@@ -8,17 +8,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.error import CannotListenError
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import CannotListenError, ConnectionDone
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python import usage
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.iweb import INonQueuedRequestFactory
+from twisted.web.server import Request
+from zope.interface import directlyProvides
 
 from harbour.bus import Bus
 from harbour.errors import ConfigurationError
 from harbour.service import Options
 from harbour.test.helpers import capture_log
 from harbour.web.monitor import Monitor
-from harbour.web.service import DEFAULT_HTTP, HttpService, reachable_from_elsewhere, web_services
+from harbour.web.resources import COOKIE
+from harbour.web.service import (
+    DEFAULT_HTTP,
+    MAX_BODY,
+    HttpService,
+    reachable_from_elsewhere,
+    web_services,
+)
 from harbour.web.test.helpers import FakeDaemon
 
 
@@ -163,3 +175,97 @@ class ServicesTests(SynchronousTestCase):
         self.assertIn(
             "Address already in use.; the status page, /metrics and the health checks are off", message
         )
+
+
+class BodyTests(SynchronousTestCase):
+    """
+    The site reads at most L{MAX_BODY} bytes of a request's body, before
+    any token is asked for.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        monitor = Monitor(self.reactor, Bus(), FakeDaemon(self.reactor))
+        site = HttpService(self.reactor, "systemd:domain=INET:index=0", monitor, "the-token").site()
+        # The site's requests, as it makes them.
+        self.requests: list[Request] = []
+        factory = site.requestFactory
+
+        def made(channel: Any) -> Request:
+            self.requests.append(factory(channel))
+            return self.requests[-1]
+
+        directlyProvides(made, INonQueuedRequestFactory)
+        # A factory need only be callable so, as Twisted's interface says.
+        site.requestFactory = made  # type: ignore[assignment]
+        self.channel = site.buildProtocol(IPv4Address("TCP", "10.0.0.8", 40000))
+        assert self.channel is not None
+        self.transport = StringTransport()
+        self.channel.makeConnection(self.transport)
+        self.addCleanup(self.channel.connectionLost, Failure(ConnectionDone()))
+
+    def post(self, *headers: bytes) -> None:
+        """
+        Send the request line and C{headers} of a POST of the login form.
+        """
+        self.channel.dataReceived(
+            b"POST /login HTTP/1.1\r\nHost: harbour.test\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            + b"".join(h + b"\r\n" for h in headers)
+            + b"\r\n"
+        )
+
+    def assertRefused(self) -> None:
+        """
+        The request was answered 413, and its connection is closing.
+        """
+        self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 413 "), self.transport.value()[:80])
+        self.assertTrue(self.transport.value().endswith(b"\r\n\r\nrequest body too large\n"))
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_announcedTooLarge(self) -> None:
+        """
+        A body whose C{Content-Length} is over the limit is refused at
+        once, before any of it comes, and with no C{100 Continue}.
+        """
+        self.post(b"Content-Length: 200000000", b"Expect: 100-continue")
+        self.assertRefused()
+        self.assertNotIn(b"100 Continue", self.transport.value())
+        self.channel.dataReceived(b"token=" + b"x" * MAX_BODY)
+        self.assertRefused()
+
+    def test_chunkedTooLarge(self) -> None:
+        """
+        A body sent in chunks is refused once they add up to more than the
+        limit; what came is all that was kept, and no more is.
+        """
+        self.post(b"Transfer-Encoding: chunked")
+        [request] = self.requests
+        chunk = b"x" * 10_000
+        for ignored in range(MAX_BODY // len(chunk)):
+            self.channel.dataReceived(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        self.assertEqual(self.transport.value(), b"")
+        self.channel.dataReceived(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        self.assertRefused()
+        body = request.content
+        assert body is not None
+        self.assertLessEqual(body.tell(), MAX_BODY)
+        self.channel.dataReceived(b"%x\r\n%s\r\n0\r\n\r\n" % (len(chunk), chunk))
+        self.assertLessEqual(body.tell(), MAX_BODY)
+        self.assertEqual(self.transport.value().count(b"HTTP/1.1"), 1)
+
+    def test_withinLimit(self) -> None:
+        """
+        A login form of the limit's length, by its C{Content-Length} or in
+        chunks, is read and answered.
+        """
+        form = b"token=the-token&pad=" + b"x" * (MAX_BODY - 20)
+        self.assertEqual(len(form), MAX_BODY)
+        self.post(b"Content-Length: %d" % len(form))
+        self.channel.dataReceived(form)
+        self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 302 "), self.transport.value()[:80])
+        self.assertIn(b"Set-Cookie: " + COOKIE, self.transport.value())
+        self.transport.clear()
+        self.post(b"Transfer-Encoding: chunked")
+        self.channel.dataReceived(b"%x\r\n%s\r\n0\r\n\r\n" % (len(form), form))
+        self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 302 "), self.transport.value()[:80])
