@@ -87,7 +87,7 @@ SCRIPT = """
   var map = document.getElementById("map");
   var hover = document.getElementById("hover");
   var updated = document.getElementById("updated");
-  var version = Number(document.body.getAttribute("data-version"));
+  var version = document.body.getAttribute("data-version") || "";
   var interval = Number(document.body.getAttribute("data-poll")) || 2000;
   var rows = {};
 
@@ -152,7 +152,7 @@ SCRIPT = """
 
   function poll() {
     var request = new XMLHttpRequest();
-    request.open("GET", "live?since=" + version);
+    request.open("GET", "live?since=" + encodeURIComponent(version));
     request.timeout = 10000;
     request.onload = function () {
       if (request.status !== 200) { return stale(); }

@@ -19,6 +19,7 @@ bus's C{task.*} events.
 from __future__ import annotations
 
 import datetime
+import secrets
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -146,9 +147,13 @@ class Coverage:
     @ivar zone: The zone whose days are trading days (see L{set_zone}).
     @ivar version: Raised by every change; L{changed_since} answers what
         changed after a version.
+    @ivar epoch: This map's own, made anew with it (so in every process):
+        the versions of a map made before count from 0 as its own do, and
+        L{stamp} tells them apart.
     """
 
     zone: ZoneInfo = attr.ib(factory=lambda: ZoneInfo("America/Los_Angeles"))
+    epoch: str = attr.ib(factory=lambda: secrets.token_hex(4), kw_only=True)
     version: int = attr.ib(default=0, init=False)
     #: The version at which reports last came or went (a row whose range
     #: changed is only a changed row: the page redraws rows whole).
@@ -368,6 +373,24 @@ class Coverage:
         if version < self.layout_version or version > self.version:
             return None
         return [self.row(r) for r in self._lines if self._touched.get(r, 0) > version]
+
+    def stamp(self) -> str:
+        """
+        @return: The map's version as the page holds it: C{EPOCH.VERSION}.
+        """
+        return f"{self.epoch}.{self.version}"
+
+    def changed_since_stamp(self, stamp: str) -> list[Row] | None:
+        """
+        @return: What L{changed_since} answers for the version of a stamp
+            L{stamp} gave; L{None} (draw every row again) for any other
+            stamp, such as one of the map the daemon had before it
+            restarted.
+        """
+        epoch, ignored, version = stamp.rpartition(".")
+        if epoch != self.epoch or not version.isdigit():
+            return None
+        return self.changed_since(int(version))
 
     def newest_unmirrored(self, report: str) -> tuple[str, float] | None:
         """

@@ -219,10 +219,11 @@ def coverage(rows: Iterable[Row]) -> Tag:
     )
 
 
-def page(shot: Snapshot, rows: Iterable[Row], version: int, poll: int = POLL_MILLISECONDS) -> Tag:
+def page(shot: Snapshot, rows: Iterable[Row], version: str, poll: int = POLL_MILLISECONDS) -> Tag:
     """
-    @param version: The map's version the rows are of; the script asks
-        C{live} for what changed after it.
+    @param version: The map's version the rows are of (a
+        L{harbour.web.coverage.Coverage.stamp}); the script asks C{live}
+        for what changed after it.
     @return: The whole status page.
     """
     return tags.html(lang="en")(
@@ -232,7 +233,7 @@ def page(shot: Snapshot, rows: Iterable[Row], version: int, poll: int = POLL_MIL
             tags.title("harbour status"),
             tags.link(rel="stylesheet", href="assets/page.css"),
         ),
-        tags.body(**{"data-version": str(version), "data-poll": str(poll)})(
+        tags.body(**{"data-version": version, "data-poll": str(poll)})(
             tags.header(
                 tags.h1("harbour"),
                 tags.span("", id="updated"),

@@ -168,7 +168,7 @@ class StatusPage(Rendered):
         coverage = self.monitor.coverage
 
         def rendered() -> Deferred[bytes]:
-            return render(page(self.monitor.current, coverage.rows(), coverage.version))
+            return render(page(self.monitor.current, coverage.rows(), coverage.stamp()))
 
         # Built in a Deferred: what the page cannot be built from is logged
         # and answered as what it cannot be rendered from is.
@@ -179,8 +179,9 @@ class StatusPage(Rendered):
 class Live(Rendered):
     """
     C{/live?since=VERSION}: the page's overview and tables again, and the
-    map's rows changed after C{VERSION} (all of them, with C{reset}, when
-    reports came or went).
+    map's rows changed after C{VERSION}, a L{Coverage.stamp} (all of them,
+    with C{reset}, when reports came or went, or the stamp is not of this
+    process's map).
     """
 
     isLeaf = True
@@ -189,21 +190,18 @@ class Live(Rendered):
     def __attrs_post_init__(self) -> None:
         Resource.__init__(self)
 
-    def render_GET(self, request: Request) -> int | bytes:
+    def render_GET(self, request: Request) -> int:
         """
         Answer with JSON: C{version}, C{reset}, C{rows} and C{parts}
         (C{{name: HTML}}).
         """
-        try:
-            since = int((request.args or {}).get(b"since", [b"0"])[0])
-        except ValueError:
-            return _text(request, 400, "since must be a whole number")
+        since = (request.args or {}).get(b"since", [b""])[0].decode("utf-8", "replace")
         coverage = self.monitor.coverage
 
         def rendered() -> Deferred[bytes]:
-            changed = coverage.changed_since(since)
+            changed = coverage.changed_since_stamp(since)
             answer: dict[str, Any] = {
-                "version": coverage.version,
+                "version": coverage.stamp(),
                 "reset": changed is None,
                 "rows": [row.to_json() for row in (coverage.rows() if changed is None else changed)],
             }

@@ -201,6 +201,55 @@ def utc_days(report: str, first: datetime.date, days: int) -> list[ReportURL]:
     return found
 
 
+class StampTests(SynchronousTestCase):
+    """
+    L{Coverage.stamp} and L{Coverage.changed_since_stamp}: versions told
+    apart from those of a map made before, in a process since restarted.
+    """
+
+    def test_ownStamp(self) -> None:
+        """
+        A stamp the map gave answers as its version does.
+        """
+        coverage = Coverage(epoch="e1")
+        coverage.set_requests(day_requests("lmp", FIRST, 2))
+        stamp = coverage.stamp()
+        self.assertEqual(stamp, f"e1.{coverage.version}")
+        self.assertEqual(coverage.changed_since_stamp(stamp), [])
+        coverage.record(f"lmp/{FIRST.isoformat()}.zip", DOWNLOADED)
+        changed = coverage.changed_since_stamp(stamp)
+        assert changed is not None
+        self.assertEqual([row.states for row in changed], ["DW"])
+
+    def test_restarted(self) -> None:
+        """
+        A stamp of the map of the daemon before it restarted asks for every
+        row again, though the new map's versions have passed its own (one
+        of its reports gone meanwhile).
+        """
+        old = Coverage()
+        old.set_requests(day_requests("a", FIRST, 30) + day_requests("b", FIRST, 30))
+        for day in range(30):
+            old.record(f"a/{FIRST + datetime.timedelta(days=day)}.zip", DOWNLOADED)
+        stamp = old.stamp()
+        new = Coverage()
+        self.assertNotEqual(new.epoch, old.epoch)
+        new.set_requests(day_requests("a", FIRST - datetime.timedelta(days=60), 91))
+        for day in range(-60, 31):
+            new.record(f"a/{FIRST + datetime.timedelta(days=day)}.zip", DOWNLOADED)
+        self.assertGreater(new.version, old.version)
+        self.assertIsNone(new.changed_since_stamp(stamp))
+
+    def test_notAStamp(self) -> None:
+        """
+        Anything that is not a stamp of the map asks for every row again.
+        """
+        coverage = Coverage(epoch="e1")
+        coverage.set_requests(day_requests("lmp", FIRST, 2))
+        for given in ("", "x", str(coverage.version), "e1.", "e1.x", "e1.-1", "e2.1", ".1"):
+            self.assertIsNone(coverage.changed_since_stamp(given), given)
+
+
 class ZoneTests(SynchronousTestCase):
     """
     L{Coverage.set_zone}: the trading days of another zone.

@@ -45,7 +45,7 @@ class LargeMapTests(SynchronousTestCase):
         self.assertEqual([row.report for row in changed], ["report-000"])
         views = [ReportView(f"report-{n:03d}", Health(OK)) for n in range(REPORTS)]
         shot = Snapshot(0.0, "1", reports=views)
-        html = self.successResultOf(render(page(shot, coverage.rows(), coverage.version)))
+        html = self.successResultOf(render(page(shot, coverage.rows(), coverage.stamp())))
         self.assertLess(len(html), 1_000_000)
         self.assertEqual(html.count(b"&quot;states&quot;"), REPORTS)
         states = [row.states for row in coverage.rows()]

@@ -230,11 +230,19 @@ class PageTests(SynchronousTestCase):
         self.assertEqual(live["parts"]["reports"].count(escaped), 3)
         self.assertIn("&quot;report&quot;:&quot;&lt;script&gt;", page)
 
-    def test_liveBadVersion(self) -> None:
+    def test_liveOtherVersion(self) -> None:
         """
-        A version that is not a number is refused.
+        A version this process did not give (a page left open while the
+        daemon restarted, or none) has every row drawn again.
         """
-        self.assertEqual(self.fixture.get("/live?since=x")[:2], (400, b"since must be a whole number\n"))
+        version = json.loads(self.fixture.get("/live?since=0")[1])["version"]
+        self.assertEqual(json.loads(self.fixture.get(f"/live?since={version}")[1])["reset"], False)
+        epoch, ignored, number = version.rpartition(".")
+        for since in (f"0{epoch}.{number}", number, "x", ""):
+            code, body, ignored = self.fixture.get(f"/live?since={since}")
+            answer = json.loads(body)
+            self.assertEqual((code, answer["reset"], len(answer["rows"])), (200, True, 2), since)
+        self.assertEqual(json.loads(self.fixture.get("/live")[1])["reset"], True)
 
 
 class TokenTests(SynchronousTestCase):
