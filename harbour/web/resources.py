@@ -228,7 +228,6 @@ class Login(Rendered):
 
     isLeaf = True
     token: str = attr.ib(repr=False)
-    secure: bool = attr.ib(default=True)
 
     def __attrs_post_init__(self) -> None:
         Resource.__init__(self)
@@ -248,8 +247,15 @@ class Login(Rendered):
             request.setResponseCode(401)
             form = login_form("That is not the control token.")
             return self.send(request, render(form), b"text/html; charset=utf-8")
+        # Secure over TLS only: a browser never sends back a Secure cookie
+        # it got over plain HTTP (a listener systemd hands over may be one).
         request.addCookie(
-            COOKIE, session(self.token), path=b"/", httpOnly=True, secure=self.secure, sameSite="strict"
+            COOKIE,
+            session(self.token),
+            path=b"/",
+            httpOnly=True,
+            secure=request.isSecure(),
+            sameSite="strict",
         )
         request.redirect(b"./")
         return b""

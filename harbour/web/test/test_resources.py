@@ -56,11 +56,12 @@ class Fixture:
         """
         return self.request("GET", path, **kwargs)
 
-    def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, bytes, Any]:
+    def request(self, method: str, path: str, scheme: str = "http", **kwargs: Any) -> tuple[int, bytes, Any]:
         """
+        @param scheme: C{https} to make it over TLS.
         @return: The code, body and headers of a request.
         """
-        d = self.client.request(method, "http://harbour.test" + path, allow_redirects=False, **kwargs)
+        d = self.client.request(method, f"{scheme}://harbour.test{path}", allow_redirects=False, **kwargs)
         self.client.flush()
         responses: list[Any] = []
         d.addCallback(responses.append)
@@ -289,3 +290,16 @@ class TokenTests(SynchronousTestCase):
         self.assertIn("HttpOnly", cookie)
         with_cookie = {"Cookie": f"{COOKIE.decode()}={session(TOKEN).decode()}"}
         self.assertEqual(self.fixture.get("/", headers=with_cookie)[0], 200)
+
+    def test_cookieSecureOverTLS(self) -> None:
+        """
+        The login cookie is marked C{Secure} when the form came over TLS,
+        and not over plain HTTP (a listener systemd hands over, say), where
+        browsers would never send it back.
+        """
+        for scheme, secure in (("https", True), ("http", False)):
+            code, body, headers = self.fixture.request("POST", "/login", scheme, data={"token": TOKEN})
+            self.assertEqual(code, 302)
+            [cookie] = headers.getRawHeaders("set-cookie")
+            self.assertEqual("Secure" in cookie.split("; "), secure, cookie)
+            self.assertIn("SameSite=strict", cookie)
