@@ -85,7 +85,7 @@ def summary(shot: Snapshot) -> Tag:
     rate = shot.download.get("bytes_per_second", 0) or 0
     facts = tags.div(class_="facts")(
         tags.span("Redis ", tags.b("up" if shot.redis_up else "DOWN")),
-        tags.span("config ", tags.b("loaded" if shot.config_successful else "not loaded")),
+        _config_fact(shot),
         tags.span("publications log ", tags.b(shot.publications_mode)),
         tags.span("download ", tags.b("paused" if shot.download.get("paused") else f"{rate / 1e6:.2f} MB/s")),
         tags.span("workers ", tags.b(str(len(shot.workers)))),
@@ -101,6 +101,18 @@ def summary(shot: Snapshot) -> Tag:
         tags.ul(class_="problems")([tags.li(p) for p in problems]) if problems else "",
     )
     return overview
+
+
+def _config_fact(shot: Snapshot) -> Tag:
+    """
+    @return: Whether the configuration is loaded; after a reload that
+        failed, that the last good one is still in force.
+    """
+    if shot.config_successful:
+        return tags.span("config ", tags.b("loaded"))
+    if shot.config_success_at is not None:
+        return tags.span("config ", tags.b("last reload failed"), ", the previous one in force")
+    return tags.span("config ", tags.b("not loaded"))
 
 
 def reports_table(views: Sequence[ReportView], now: float) -> Tag:

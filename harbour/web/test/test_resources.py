@@ -208,6 +208,23 @@ class PageTests(SynchronousTestCase):
         self.assertIn(b"3 s ago", body)
         self.assertEqual(fixture.get("/live?since=0")[0], 200)
 
+    def test_configReloadFailed(self) -> None:
+        """
+        The page says the configuration is not loaded until it is; after a
+        reload that failed, that the previous one is in force.
+        """
+        fixture = self.fixture
+        self.assertIn(b"config <b>not loaded</b>", fixture.get("/")[1])
+        fixture.bus.publish("work", {}, retain=True)
+        fixture.clock.advance(INTERVAL)
+        self.assertIn(b"config <b>loaded</b>", fixture.get("/")[1])
+        fixture.bus.publish("config.error", {"file": "reports.toml", "line": 3, "errors": ["bad"]})
+        fixture.clock.advance(INTERVAL)
+        self.assertIn(b"config <b>last reload failed</b>, the previous one in force", fixture.get("/")[1])
+        fixture.bus.publish("config.loaded", {"reloads": 2, "warnings": []})
+        fixture.clock.advance(INTERVAL)
+        self.assertIn(b"config <b>loaded</b>", fixture.get("/")[1])
+
     def test_escaped(self) -> None:
         """
         A report's name and an error that hold markup come out as text, on
