@@ -280,7 +280,7 @@ class Attempts:
                 hours=RECHECK / 3600,
                 service="download",
             )
-            yield self.outcomes.release(task, RECHECK, f"no data yet: {verdict.description}", counted=False)
+            yield self.outcomes.recheck(task, RECHECK, f"no data yet: {verdict.description}")
         elif verdict.kind == verdicts.EMPTY:
             yield self.outcomes.conclude(task, EMPTY, error=verdict.description)
         elif verdict.kind in (verdicts.BAD_REQUEST, verdicts.REFUSED):

@@ -205,7 +205,26 @@ class Outcomes:
             service="download",
         )
         yield self.release(task, delay, error)
-        # For the retry counters and the health of the report; nobody waits on it.
+        self._retried(task, delay, error, counted=True)
+
+    @inlineCallbacks
+    def recheck(self, task: Task, delay: float, error: str) -> Generator[Deferred[Any], Any, None]:
+        """
+        Give C{task} back to be asked again in C{delay} seconds, using no
+        attempt: OASIS had no data for its window yet, and may publish it
+        late.
+
+        @raise LostClaim: if the claim is no longer held.
+        """
+        yield self.release(task, delay, error, counted=False)
+        self._retried(task, delay, error, counted=False)
+
+    def _retried(self, task: Task, delay: float, error: str, counted: bool) -> None:
+        """
+        Announce that C{task} will be tried again (C{task.retried}), for the
+        retry counters and, if the retry used an attempt, the health of the
+        report.  Nobody waits on it.
+        """
         self.bus.publish(
             "task.retried",
             {
@@ -214,6 +233,7 @@ class Outcomes:
                 "attempt": task.attempts,
                 "delay": round(delay, 1),
                 "error": error,
+                "counted": counted,
             },
         ).addErrback(lambda failure: None)
 

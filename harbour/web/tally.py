@@ -110,7 +110,10 @@ class Tally:
             by_reason = self.retries.setdefault(report, {})
             by_reason[reason] = by_reason.get(reason, 0) + 1
             self._count(report, "retried")
-            self.recent.append((now, report, "retried"))
+            # A window asked again because OASIS had no data for it yet
+            # used no attempt: waiting for late data is no trouble.
+            if payload.get("counted", True) is not False:
+                self.recent.append((now, report, "retried"))
         elif topic == "table.written":
             rows = payload.get("rows")
             if isinstance(rows, int) and rows >= 0:

@@ -363,6 +363,12 @@ class DownloadTests(TestCase):
         self.assertEqual((task.state, task.attempts), (PENDING, 0))
         self.assertTrue(task.last_error.startswith("no data yet"), task.last_error)
         self.assertGreaterEqual(task.not_before, now + RECHECK)
+        # Announced, for the retry counters, as a retry that used no attempt.
+        [retried] = harness.retried
+        self.assertEqual(
+            (retried.payload["error"], retried.payload["counted"], retried.payload["delay"]),
+            (task.last_error, False, RECHECK),
+        )
 
     async def test_badDefinition(self) -> None:
         """

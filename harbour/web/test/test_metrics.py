@@ -103,6 +103,28 @@ class MetricsTests(SynchronousTestCase):
         labels = {name for (ignored, pairs) in samples for name, ignored_value in pairs}
         self.assertEqual(labels - {"report", "state", "outcome", "reason", "mode", "version"}, set())
 
+    def test_noDataYet(self) -> None:
+        """
+        A window asked again because OASIS had no data for it yet is
+        counted among the retries, as C{no_data_yet}, but uses no attempt
+        and is not among the retries that make a report's health
+        C{retrying}.
+        """
+        self.publish(
+            "task.retried",
+            report="lmp",
+            error="no data yet: OASIS error 1000: No data returned for the specified selection",
+            counted=False,
+        )
+        samples = scrape(self.monitor)
+        lmp = (("report", "lmp"),)
+        self.assertEqual(samples.get(("harbour_retries_total", (("reason", "no_data_yet"), *lmp))), 1.0)
+        self.assertEqual(samples.get(("harbour_requests_total", (("outcome", "retried"), *lmp))), 1.0)
+        window = self.monitor.thresholds.window
+        self.assertEqual(self.monitor.tally.within(window).get("lmp", {}).get("retried", 0), 0)
+        self.publish("task.retried", report="lmp", error="HTTP 503", counted=True)
+        self.assertEqual(self.monitor.tally.within(window)["lmp"]["retried"], 1)
+
     def test_reloadFailed(self) -> None:
         """
         A C{config.error} after a good load: unsuccessful, the success's
