@@ -12,8 +12,8 @@ A day's state comes from the tasks of the requests whose windows cover it:
    first fetched (its file was fetched again);
  - C{downloaded}: all ended, with data.
 
-The task states are loaded from the store once, then kept current from the
-bus's C{task.*} events.
+The task states are loaded from the store, then kept current from the
+bus's C{task.*} events; only those of the files on the map are kept.
 """
 
 from __future__ import annotations
@@ -164,7 +164,9 @@ class Coverage:
     _lines: dict[str, _Line] = attr.ib(factory=dict, init=False)
     #: {file name: (report, day indexes it covers)}
     _where: dict[str, tuple[str, list[int]]] = attr.ib(factory=dict, init=False)
-    #: {file name: (task state, revision)}
+    #: {file name: (task state, revision)}, of the files on the map only:
+    #: names of retired windows, removed reports or anyone's events would
+    #: otherwise pile up for as long as the daemon runs.
     _tasks: dict[str, tuple[str, int]] = attr.ib(factory=dict, init=False)
     _touched: dict[str, int] = attr.ib(factory=dict, init=False)
     #: One L{DayCounts} per tally: most days share theirs (a map of 100
@@ -194,8 +196,7 @@ class Coverage:
         self.version += 1
         if grouped.keys() != self._lines.keys():
             self.layout_version = self.version
-        for report in (*gone, *changed):
-            self._forget(report)
+        dropped = [name for report in (*gone, *changed) for name in self._forget(report)]
         # Reports share their windows' bounds: each is turned into a
         # trading day once.
         days: dict[datetime.datetime, datetime.date] = {}
@@ -204,6 +205,9 @@ class Coverage:
             self._lines[report] = self._lay_out(report, grouped[report], days)
             self._touched[report] = self.version
         self._lines = {report: self._lines[report] for report in sorted(self._lines)}
+        for name in dropped:
+            if name not in self._where:
+                self._tasks.pop(name, None)
 
     def set_zone(self, zone: ZoneInfo) -> None:
         """
@@ -216,18 +220,25 @@ class Coverage:
         requests, self._requests = self._requests, None
         for report in list(self._lines):
             self._forget(report)
+        # The same files are laid out again, their states kept.
         if requests is not None:
             self.set_requests(requests)
 
-    def _forget(self, report: str) -> None:
+    def _forget(self, report: str) -> list[str]:
         """
         Take C{report}'s row and its requests off the map.
+
+        @return: The names of the files taken off (their states are still
+            kept: the caller drops those of the files not laid out again).
         """
+        forgotten = []
         for request in self._asked.pop(report, ()):
             if self._where.get(request.filename, ("",))[0] == report:
                 del self._where[request.filename]
+                forgotten.append(request.filename)
         self._lines.pop(report, None)
         self._touched.pop(report, None)
+        return forgotten
 
     def _lay_out(
         self, report: str, requests: Sequence[ReportURL], days: dict[datetime.datetime, datetime.date]
@@ -284,12 +295,14 @@ class Coverage:
 
     def record(self, filename: str, state: str, revision: int = 0) -> None:
         """
-        Note that the task of C{filename} is now in C{state}.
+        Note that the task of C{filename} is now in C{state}, if its file
+        is on the map (a file laid out later counts as pending until its
+        task is read from the store, or moves).
         """
-        self._tasks[filename] = (state, revision)
         found = self._where.get(filename)
         if found is None:
-            return  # not (or no longer) asked for: kept in case it is again
+            return
+        self._tasks[filename] = (state, revision)
         report, days = found
         line = self._lines[report]
         changed = False
@@ -337,6 +350,12 @@ class Coverage:
                 if not tasks or offset >= total:
                     break
         return read
+
+    def knows(self, filename: object) -> bool:
+        """
+        @return: Whether C{filename} is the file of a request on the map.
+        """
+        return isinstance(filename, str) and filename in self._where
 
     def reports(self) -> list[str]:
         """

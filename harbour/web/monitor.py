@@ -149,6 +149,11 @@ class Monitor(Service):
         if topic == "manifest":
             self._follow_zone(payload)
         if isinstance(payload, dict):
+            filename = payload.get("filename")
+            if topic.startswith("task.") and isinstance(filename, str) and not self.coverage.knows(filename):
+                # A new window's task may end before the next reading lays
+                # it out: the map keeps the states of its own files only.
+                self._lay_out()
             self.coverage.apply(topic, payload)
         changed = changed or self.coverage.version != before
         if _asks_resync(topic, payload):
@@ -207,8 +212,7 @@ class Monitor(Service):
         store = self._document.get("store")
         if isinstance(store, dict) and "connected" in store:
             self.tally.redis_up = bool(store["connected"])
-        with contextlib.suppress(HarbourError):  # no manifest here: the map stays empty
-            self.coverage.set_requests(self.daemon.requests())
+        self._lay_out()
         if self._read_due() and self._reading is None and self.tally.redis_up:
             self._resync = False
             self._read_at = self.reactor.seconds()
@@ -229,6 +233,18 @@ class Monitor(Service):
             finally:
                 self._reading = None
         self.rebuild()
+
+    def _lay_out(self) -> None:
+        """
+        Lay the map out for the manifest's requests as they are now.  The
+        states of a report that comes (back) are read from the store soon:
+        the map keeps none for files it does not show.
+        """
+        before = set(self.coverage.reports())
+        with contextlib.suppress(HarbourError):  # no manifest here: the map stays empty
+            self.coverage.set_requests(self.daemon.requests())
+        if not before.issuperset(self.coverage.reports()):
+            self._resync = True
 
     def _read_due(self) -> bool:
         """

@@ -6,6 +6,7 @@ and the first load from a task store.
 from __future__ import annotations
 
 import datetime
+import tracemalloc
 from zoneinfo import ZoneInfo
 
 from twisted.internet.task import Clock
@@ -104,6 +105,36 @@ class CoverageTests(SynchronousTestCase):
         self.assertIs(self.coverage.row("load"), load)
         self.coverage.record(later[0].filename, DOWNLOADED)
         self.assertEqual(self.coverage.row("lmp").states, "DWWWD")
+
+    def test_statesOfMapOnly(self) -> None:
+        """
+        Only the task states of files on the map are kept: one heard of
+        before its file is laid out, or whose window or report left the
+        map, counts as pending once (back) on it, until it is read again.
+        """
+        early = day_requests("lmp", FIRST + datetime.timedelta(days=4), 1)
+        self.coverage.record(early[0].filename, DOWNLOADED)
+        for request in self.requests:
+            self.coverage.record(request.filename, DOWNLOADED)
+        self.coverage.set_requests(self.requests[:4] + early)
+        self.assertEqual(self.coverage.row("lmp").states, "DDDDW")
+        self.coverage.set_requests(self.requests[1:4])
+        self.coverage.set_requests(self.requests)
+        self.assertEqual(self.coverage.row("lmp").states, "WDDD")
+        self.assertEqual(self.coverage.row("load").states, "WW")
+
+    def test_strangersNotKept(self) -> None:
+        """
+        The outcomes of files never on the map (retired windows, removed
+        reports, anyone's events) take no memory.
+        """
+        tracemalloc.start()
+        self.addCleanup(tracemalloc.stop)
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(20_000):
+            self.coverage.apply("task.done", {"filename": f"gone/{n:08d}.zip", "revision": 0})
+        self.coverage.set_requests([])
+        self.assertLess(tracemalloc.get_traced_memory()[0] - before, 100_000)
 
     def test_reportsComeAndGo(self) -> None:
         """

@@ -247,3 +247,28 @@ class MonitorTests(SynchronousTestCase):
         self.bus.publish("manifest", {}, retain=True)
         self.clock.advance(0)
         self.assertEqual((self.monitor.coverage.row("lmp").first, self.states()), (first, "WD"))
+
+    def test_windowEndedBeforeLaidOut(self) -> None:
+        """
+        A new window whose task ends before the next reading lays it out
+        is laid out at its event, and its day is on the map at once.
+        """
+        self.start()
+        [later] = day_requests("lmp", datetime.date(2025, 6, 3), 1)
+        self.daemon.asked = [*self.daemon.asked, later]
+        self.bus.publish("task.done", {"report": "lmp", "filename": later.filename, "revision": 0})
+        self.clock.advance(0)
+        self.assertEqual(self.states(), "WDD")
+
+    def test_reportBackRead(self) -> None:
+        """
+        A report that comes back on the map has its task states read from
+        the store at once: the map kept none while it was gone.
+        """
+        self.start()
+        asked, self.daemon.asked = self.daemon.asked, []
+        self.clock.advance(INTERVAL)
+        self.assertEqual(self.monitor.coverage.reports(), [])
+        self.daemon.asked = asked
+        self.clock.advance(INTERVAL)
+        self.assertEqual((self.states(), len(self.reads)), ("WD", 10))
