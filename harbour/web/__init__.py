@@ -19,7 +19,8 @@ to people.
 
 May import: L{harbour.interfaces}, L{harbour.bus}, L{harbour.store},
 L{harbour.oasis}, L{harbour.config.topics} (the names of the
-configuration's topics), L{harbour.services.knowledge} (the publications
+configuration's topics, and the manifest's, whose time zone the map's days
+are of), L{harbour.services.knowledge} (the publications
 log's modes) and L{harbour.amp.server} (the listening policy and the
 token); never L{harbour.service}.
 """
