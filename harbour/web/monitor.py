@@ -47,6 +47,12 @@ SOON = 1.0
 #: C{pending} as it is created again.  Such a change shows within this.
 RESYNC = 300.0
 
+#: The least wait after a reading of the task states, as a multiple of
+#: the time it took: on a large store (a reading of hundreds of thousands
+#: of tasks takes seconds of Redis's time), readings take at most this
+#: share of it.
+RESYNC_SHARE = 20
+
 #: Events after which the task states are read from the store again: the
 #: end of a Redis outage (writes made just before it may be lost).  New
 #: tasks need no reading (a file with no known task counts as pending); an
@@ -99,6 +105,8 @@ class Monitor(Service):
     _read_at: float | None = attr.ib(default=None, init=False)
     #: The reading of the task states under way: one at a time.
     _reading: Deferred[int] | None = attr.ib(default=None, init=False)
+    #: How long the last reading took.
+    _read_took: float = attr.ib(default=0.0, init=False)
     #: {report: {state: count}} as last read: kept while Redis is away, so
     #: that an outage does not look like a mirror with nothing to do.
     _counts: dict[str, dict[str, int]] = attr.ib(factory=dict, init=False)
@@ -219,6 +227,7 @@ class Monitor(Service):
             self._reading = self.coverage.load(self.daemon.task_store())
             try:
                 yield self._reading
+                self._read_took = self.reactor.seconds() - self._read_at
             except Exception as e:
                 if not self.running:
                     return
@@ -250,11 +259,12 @@ class Monitor(Service):
         """
         @return: Whether the task states are to be read from the store: an
             event asked for it, or the last reading began L{resync} seconds
-            ago or more.
+            ago or more, and L{RESYNC_SHARE} times as long as it took.
         """
         if self._resync:
             return True
-        return self._read_at is not None and self.reactor.seconds() - self._read_at >= self.resync
+        wait = max(self.resync, RESYNC_SHARE * self._read_took)
+        return self._read_at is not None and self.reactor.seconds() - self._read_at >= wait
 
     def rebuild(self) -> None:
         """

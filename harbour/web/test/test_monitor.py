@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from harbour.bus import Bus
 from harbour.errors import StoreUnavailable
 from harbour.store.tasks import DOWNLOADED, FAILED
-from harbour.web.monitor import INTERVAL, RESYNC, SOON, Monitor
+from harbour.web.monitor import INTERVAL, RESYNC, RESYNC_SHARE, SOON, Monitor
 from harbour.web.test.helpers import FakeDaemon, day_requests, healthy_services
 
 T0 = 1_750_000_000.0
@@ -221,6 +221,34 @@ class MonitorTests(SynchronousTestCase):
         self.clock.advance(3 * RESYNC)
         self.assertEqual(len(reads), 1)
         self.assertEqual([e for e in self.logged if e["log_level"].name in ("warn", "error", "critical")], [])
+
+    def test_longReadingSpaced(self) -> None:
+        """
+        After a reading of the task states that took long (a large store),
+        the next periodic one waits L{RESYNC_SHARE} times as long, so that
+        readings take a bounded share of Redis's time.
+        """
+        reads: list[Deferred[Any]] = []
+
+        def tasks(state: str, report: str | None, offset: int, limit: int) -> Deferred[Any]:
+            d: Deferred[Any] = Deferred()
+            reads.append(d)
+            return d
+
+        self.daemon.store.tasks = tasks  # type: ignore[method-assign]
+        self.start()
+        began = self.clock.seconds()
+        self.clock.advance(60)
+        while not all(d.called for d in reads):
+            for d in [d for d in reads if not d.called]:
+                d.callback(([], 0))
+        one_reading = len(reads)
+        while self.clock.seconds() < began + RESYNC_SHARE * 60 - INTERVAL:
+            self.clock.advance(INTERVAL)
+        self.assertEqual(len(reads), one_reading)
+        for ignored in range(2):
+            self.clock.advance(INTERVAL)
+        self.assertGreater(len(reads), one_reading)
 
     def test_manifestZone(self) -> None:
         """
