@@ -248,7 +248,11 @@ class ITaskStore(Interface):
     is queued to be parsed (its C{parse} is C{queued}), claimed with
     L{claim_parse} like a download (leased, fenced, swept back when its
     lease expires) and ends C{parsed} or C{unparsable}.  A task that stops
-    being C{downloaded} leaves the queue (its C{parse} becomes C{""}).
+    being C{downloaded} leaves the queue (its C{parse} becomes C{""}).  A
+    download records the storage its file went to (L{finish}'s
+    C{storage}), and only a claimer of that storage takes its parse,
+    however it comes to be queued (downloaded, given back, swept, queued
+    again); one recorded without a storage, any claimer takes.
 
     Every method may fail with L{harbour.errors.StoreUnavailable} while the
     store is away or answers with an error: nothing has changed then, or
@@ -302,11 +306,14 @@ class ITaskStore(Interface):
         sha256: str = "",
         error: str = "",
         token: int | None = None,
+        storage: str = "",
     ) -> Deferred[bool]:
         """
         End C{owner}'s claim (claim C{token}, if given) with C{state}: C{downloaded}, C{empty} or
-        C{failed}.  Only C{downloaded} records C{bytes} and C{sha256}: the
-        others keep those of the file already in place, if any.  C{empty}
+        C{failed}.  Only C{downloaded} records C{bytes}, C{sha256} and
+        C{storage}, the storage its file went to (C{""}: unknown; see
+        L{harbour.store.tasks.check_storage}): the others keep those of
+        the file already in place, if any.  C{empty}
         where a file answered before (a revision, or a changed request,
         fetched again) lists the window as L{retire_with_files} does: its
         tables go, its file stays.
@@ -469,11 +476,14 @@ class ITaskStore(Interface):
             because OASIS revised them}.
         """
 
-    def claim_parse(owner: str, lease_seconds: float) -> Deferred[ParseJob | None]:
+    def claim_parse(owner: str, lease_seconds: float, storage: str = "") -> Deferred[ParseJob | None]:
         """
-        Take the oldest due file of the parse queue: its task's C{parse}
-        becomes C{parsing}, leased to C{owner} for C{lease_seconds}, with a
-        fencing token one more than its previous parse claim's.
+        Take the oldest due file of the parse queue downloaded into
+        C{storage} (the claimer's) or recorded without a storage: its
+        task's C{parse} becomes C{parsing}, leased to C{owner} for
+        C{lease_seconds}, with a fencing token one more than its previous
+        parse claim's.  With C{storage} C{""}, only files recorded without
+        one.
 
         @return: A Deferred firing with the L{harbour.store.tasks.ParseJob},
             or L{None} if nothing is due.
@@ -507,7 +517,8 @@ class ITaskStore(Interface):
     def requeue_parse(report: str | None, only_unqueued: bool) -> Deferred[int]:
         """
         Queue every C{downloaded} task of C{report} (or of all reports) to
-        be parsed again; with C{only_unqueued}, only those never queued
+        be parsed again, each for the storage its file went to; with
+        C{only_unqueued}, only those never queued
         (files mirrored before the parse queue existed).  A task already
         queued keeps its place.  The store may work in bounded steps:
         every task that stays C{downloaded} throughout is queued, however

@@ -33,6 +33,7 @@ from harbour.store.tasks import (
     Revision,
     Task,
     check_state,
+    check_storage,
     how_changed,
     task_id,
 )
@@ -298,17 +299,19 @@ class MemoryTaskStore(MemoryParseQueue):
         sha256: str = "",
         error: str = "",
         token: int | None = None,
+        storage: str = "",
     ) -> Deferred[bool]:
         """
         See L{ITaskStore.finish}.
         """
         check_state(state, FINAL_STATES)
+        check_storage(storage)
         task = self._held(task_id, owner, token)
         if task is None:
             return succeed(False)
         self._leases.pop(task_id, None)
         if state == DOWNLOADED:
-            task = attr.evolve(task, bytes=bytes, sha256=sha256)
+            task = attr.evolve(task, bytes=bytes, sha256=sha256, storage=storage)
         elif state == EMPTY and task.bytes > 0:
             self._list_tables(task)
         task = self._replace(task, state=state, owner="", last_error=error, ended=task.claim)
@@ -323,9 +326,9 @@ class MemoryTaskStore(MemoryParseQueue):
         """
         ended: list[bool] = []
         for o in outcomes:
-            self.finish(o.task_id, o.owner, o.state, o.bytes, o.sha256, o.error, o.token).addCallback(
-                ended.append
-            )
+            self.finish(
+                o.task_id, o.owner, o.state, o.bytes, o.sha256, o.error, o.token, o.storage
+            ).addCallback(ended.append)
         return succeed(ended)
 
     def release(

@@ -16,7 +16,7 @@ from twisted.internet.interfaces import IReactorTime
 from harbour.errors import StoreRefused
 from harbour.store.parse_queue import PARSE_STATES, PARSED, PARSING, QUEUED, UNPARSABLE, UNQUEUED, ParseJob
 from harbour.store.scripts import REFUSED
-from harbour.store.tasks import DOWNLOADED, LEASE_EXPIRED, Task
+from harbour.store.tasks import DOWNLOADED, LEASE_EXPIRED, Task, check_storage
 
 
 def refused(**numbers: float) -> Deferred[Any] | None:
@@ -75,14 +75,23 @@ class MemoryParseQueue:
         # Parse transitions leave a task's modified time alone, as in Redis.
         self._tasks[task.id] = attr.evolve(task, **changes)
 
-    def claim_parse(self, owner: str, lease_seconds: float) -> Deferred[ParseJob | None]:
+    def claim_parse(self, owner: str, lease_seconds: float, storage: str = "") -> Deferred[ParseJob | None]:
         """
         See L{harbour.interfaces.ITaskStore.claim_parse}.
         """
         if (refusal := refused(lease_seconds=lease_seconds)) is not None:
             return refusal
+        try:
+            check_storage(storage)
+        except ValueError as e:
+            return fail(StoreRefused(f"{REFUSED}: {e}"))
         now = self.clock.seconds()
-        due = sorted((at, identifier) for identifier, at in self._parse_queue.items() if at <= now)
+        # Redis keeps a queue per storage; one filtered is the same queue.
+        due = sorted(
+            (at, identifier)
+            for identifier, at in self._parse_queue.items()
+            if at <= now and self._tasks[identifier].storage in ("", storage)
+        )
         if not due:
             return succeed(None)
         identifier = due[0][1]

@@ -1,7 +1,9 @@
 """
 The parse queue of the task store: every downloaded file waits there to be
-parsed (by the C{tables} service), claimed like a download so that a worker
-on any host parses and a killed process loses nothing.
+parsed (by the C{tables} service), claimed like a download so that a killed
+process loses nothing, by a process that has the file: one queue per
+storage the files were downloaded into, and a shared one for files
+recorded without (see L{harbour.store.tasks}).
 
 L{RedisParseQueue} holds the Redis half of L{harbour.interfaces.ITaskStore}'s
 parse methods, for L{harbour.store.tasks.RedisTaskStore}.
@@ -89,11 +91,13 @@ class RedisParseQueue:
         raise NotImplementedError()
 
     @inlineCallbacks
-    def claim_parse(self, owner: str, lease_seconds: float) -> Generator[Deferred[Any], Any, ParseJob | None]:
+    def claim_parse(
+        self, owner: str, lease_seconds: float, storage: str = ""
+    ) -> Generator[Deferred[Any], Any, ParseJob | None]:
         """
         See L{harbour.interfaces.ITaskStore.claim_parse}.
         """
-        reply = yield self._run(CLAIM_PARSE, owner, repr(lease_seconds))
+        reply = yield self._run(CLAIM_PARSE, owner, repr(lease_seconds), storage)
         return ParseJob.from_hash(pairs(json.loads(reply))) if reply else None
 
     @inlineCallbacks

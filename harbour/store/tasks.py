@@ -24,7 +24,10 @@ that every key of a harbour is in one Redis Cluster slot:
                           task mid-download, looked at again by every revise()
     P retired             zset: retired tasks by when they were retired
     P parse:queue         zset: downloaded tasks waiting to be parsed, by when
-                          they are due (the oldest first)
+                          they are due (the oldest first), of those recorded
+                          without a storage: any claimer takes them
+    P parse:queue:<storage> zset: the same, of files downloaded into the
+                          directory of that storage: only its claimers take them
     P parse:leases        zset: tasks being parsed by lease expiry
     P pc:<report>         hash: parse state -> count (queued, parsing, parsed,
                           unparsable), moved with every parse transition
@@ -46,7 +49,14 @@ The parse queue: a task that becomes C{downloaded} is queued to be parsed
 (its C{parse} is C{queued}); a parse is claimed (C{parsing}, leased, fenced
 by C{parse_claim}) and ends C{parsed} or C{unparsable}.  A task that stops
 being C{downloaded} (revised, redefined, retired) leaves the queue and its
-C{parse} becomes C{""}; downloaded again, it is queued again.
+C{parse} becomes C{""}; downloaded again, it is queued again.  A download
+records the C{storage} its file went to (the id of the download directory,
+see L{harbour.services.storage}); the task then waits, whenever it is
+queued (downloaded, given back, swept, queued again), in the queue of that
+storage, which only a claimer of that storage takes: a host parses only
+files it has.  A task recorded without a storage (before storages were, or
+whose storage could not be told) waits in the shared queue, which every
+claimer takes.
 
 Every transition is one Lua script, so it is atomic.  Each script is given
 the fixed keys above as C{KEYS}; the keys it finds at run time (a task's
@@ -65,6 +75,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -116,6 +127,9 @@ RETIRED = "retired"
 LEASE_EXPIRED = "lease expired"
 STATES = (PENDING, DOWNLOADING, DOWNLOADED, EMPTY, FAILED, RETIRED)
 FINAL_STATES = (DOWNLOADED, EMPTY, FAILED)
+
+#: What a storage's name may be (see C{storage_name} in C{lua/move.lua}).
+_STORAGE_NAME = re.compile(r"[A-Za-z0-9_-]{0,64}")
 
 #: Tasks sent to Redis per creation script (each batch is atomic).
 BATCH = 2_000
@@ -194,6 +208,8 @@ class Task:
     #: Who is parsing it, and the fencing token of its latest parse claim.
     parse_owner: str = ""
     parse_claim: int = 0
+    #: The storage its file was last downloaded into (C{""}: unknown).
+    storage: str = ""
 
     @classmethod
     def from_hash(cls, values: Mapping[str, str]) -> Task:
@@ -228,6 +244,7 @@ class Task:
             rows=int(values.get("rows", 0)),
             parse_owner=values.get("parse_owner", ""),
             parse_claim=int(values.get("parse_claim", 0)),
+            storage=values.get("storage", ""),
         )
 
     @classmethod
@@ -284,6 +301,8 @@ class Outcome:
 
     @ivar state: C{downloaded}, C{empty} or C{failed}.
     @ivar token: The claim's fencing token, or L{None} for any claim.
+    @ivar storage: Of a download, the storage its file went to (see
+        L{check_storage}; C{""}: unknown).
     """
 
     task_id: str
@@ -293,6 +312,18 @@ class Outcome:
     sha256: str = ""
     error: str = ""
     token: int | None = None
+    storage: str = attr.ib(default="", validator=lambda instance, attribute, value: check_storage(value))
+
+
+def check_storage(storage: str) -> str:
+    """
+    @raise ValueError: for a storage name the store cannot take: it ends a
+        key's name (C{parse:queue:<storage>}), so it is at most 64
+        letters, digits, C{-} and C{_} (C{""}: none).
+    """
+    if not isinstance(storage, str) or not _STORAGE_NAME.fullmatch(storage):
+        raise ValueError(f"not a storage name: {storage!r}")
+    return storage
 
 
 def check_state(state: str, allowed: Iterable[str] = STATES) -> str:
@@ -537,11 +568,14 @@ class RedisTaskStore(RedisParseQueue):
         sha256: str = "",
         error: str = "",
         token: int | None = None,
+        storage: str = "",
     ) -> Generator[Deferred[Any], Any, bool]:
         """
         See L{ITaskStore.finish}: as the one outcome of L{finish_many}.
         """
-        [held] = yield self.finish_many([Outcome(task_id, owner, state, bytes, sha256, error, token)])
+        [held] = yield self.finish_many(
+            [Outcome(task_id, owner, state, bytes, sha256, error, token, storage)]
+        )
         return held
 
     @inlineCallbacks
@@ -561,6 +595,7 @@ class RedisTaskStore(RedisParseQueue):
                 outcome.sha256,
                 outcome.error,
                 _token(outcome.token),
+                outcome.storage,
             ]
         return [bool(held) for held in (yield self._run(FINISH_MANY, *args))]
 

@@ -1,14 +1,30 @@
--- Claim the oldest due task of the parse queue.  ARGV: P, clock, owner, lease.
-local owner, lease = ARGV[3], number(4)
+-- Claim the oldest due task of the parse queues open to the claimer: that
+-- of its STORAGE (the files downloaded into its download directory, which
+-- only it and whoever shares that directory have) and the shared one
+-- (files recorded without a storage, which may be anywhere).  Each queue
+-- is asked for its head only, however long the others are.
+-- ARGV: P, clock, owner, lease, storage ('' for the shared queue alone).
+local owner, lease, storage = ARGV[3], number(4), storage_name(5)
 local at = now()
--- The queue holds only downloaded tasks waiting to be parsed (move.lua
--- keeps it so); anything else is dropped, boundedly.
+local queues = {PARSE_QUEUE}
+if storage ~= '' then table.insert(queues, P..'parse:queue:'..storage) end
+-- The queues hold only downloaded tasks waiting to be parsed (move.lua
+-- keeps them so); anything else is dropped, boundedly.
 for ignored = 1, 100 do
-  local due = redis.call('ZRANGEBYSCORE', PARSE_QUEUE, '-inf', at, 'LIMIT', 0, 1)
-  if #due == 0 then return false end
-  local id = due[1]
+  -- The oldest head, ties broken by id as within one queue.
+  local queue, id, due
+  for _, candidate in ipairs(queues) do
+    local head = redis.call('ZRANGEBYSCORE', candidate, '-inf', at, 'WITHSCORES', 'LIMIT', 0, 1)
+    if #head > 0 then
+      local score = tonumber(head[2])
+      if not id or score < due or (score == due and head[1] < id) then
+        queue, id, due = candidate, head[1], score
+      end
+    end
+  end
+  if not id then return false end
   local key = P..'t:'..id
-  redis.call('ZREM', PARSE_QUEUE, id)
+  redis.call('ZREM', queue, id)
   if redis.call('HGET', key, 'state') == 'downloaded' and redis.call('HGET', key, 'parse') == 'queued' then
     parse_move(key, redis.call('HGET', key, 'report'), 'queued', 'parsing')
     redis.call('HINCRBY', key, 'parse_claim', 1)

@@ -1,8 +1,10 @@
 -- End claims, in turn.  ARGV: P, clock, then for each claim: id, owner,
--- state, bytes, sha256, error, token.  Returns one 1 or 0 per claim.
+-- state, bytes, sha256, error, token, storage.  Returns one 1 or 0 per
+-- claim.
 -- The end of one claim: 1, or 0 (and nothing changes) if OWNER no longer
--- holds claim TOKEN ('': any).
-local function finish(id, owner, state, bytes, sha256, last_error, token)
+-- holds claim TOKEN ('': any).  A download records the STORAGE its file
+-- went to ('': unknown), whose parse queue it joins (see parse_queue).
+local function finish(id, owner, state, bytes, sha256, last_error, token, storage)
   if not held(P, id, owner, token) then return 0 end
   local at = now()
   local key = P..'t:'..id
@@ -11,7 +13,7 @@ local function finish(id, owner, state, bytes, sha256, last_error, token)
   -- Only a download replaces the hash: a revision that fails still knows
   -- which file in place it is to replace.
   if state == 'downloaded' then
-    redis.call('HSET', key, 'bytes', bytes, 'sha256', sha256)
+    redis.call('HSET', key, 'bytes', bytes, 'sha256', sha256, 'storage', storage)
   end
   move(P, id, report, 'downloading', state, score)
   -- No data now, where a file answered before (a revision or a changed
@@ -33,10 +35,14 @@ local function finish(id, owner, state, bytes, sha256, last_error, token)
   settle(P, id, at)
   return 1
 end
-groups(7, 4)
-for i = 3, #ARGV, 7 do one_of(i + 2, 'downloaded', 'empty', 'failed') end
+groups(8, 4)
+for i = 3, #ARGV, 8 do
+  one_of(i + 2, 'downloaded', 'empty', 'failed')
+  storage_name(i + 7)
+end
 local ended = {}
-for i = 3, #ARGV, 7 do
-  table.insert(ended, finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]))
+for i = 3, #ARGV, 8 do
+  table.insert(ended, finish(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6],
+    ARGV[i + 7]))
 end
 return ended

@@ -63,6 +63,24 @@ local function now()
   end
   return clock_now
 end
+-- ARGV[i] as a storage's name ('' for none): it ends a key's name (see
+-- parse_queue), so it is kept to letters, digits, '-' and '_'.
+local function storage_name(i)
+  local name = ARGV[i] or ''
+  if #name > 64 or not string.match(name, '^[%w_%-]*$') then
+    refuse('ARGV['..i..'] is not a storage name: '..name)
+  end
+  return name
+end
+-- The parse queue a task waits in: that of the storage its file was
+-- downloaded into (its 'storage', see finish_many.lua), which only a
+-- claimer of that storage takes (see claim_parse.lua); or, for a task
+-- recorded without one, the shared queue, which every claimer takes.
+local function parse_queue(key)
+  local storage = redis.call('HGET', key, 'storage') or ''
+  if storage == '' then return PARSE_QUEUE end
+  return P..'parse:queue:'..storage
+end
 -- The parse queue (see tasks.py): move a task's parse state, keeping the
 -- per-report parse counts in step.
 local function parse_move(key, report, from, to)
@@ -78,14 +96,14 @@ local function parse_follow(id, report, from, to)
     local parse = redis.call('HGET', key, 'parse') or ''
     if parse ~= '' then
       parse_move(key, report, parse, '')
-      redis.call('ZREM', PARSE_QUEUE, id)
+      redis.call('ZREM', parse_queue(key), id)
       redis.call('ZREM', PARSE_LEASES, id)
       redis.call('HSET', key, 'parse_owner', '')
     end
   elseif to == 'downloaded' and from ~= 'downloaded' then
     parse_move(key, report, redis.call('HGET', key, 'parse') or '', 'queued')
     redis.call('HSET', key, 'parse_error', '', 'parse_owner', '', 'rows', 0)
-    redis.call('ZADD', PARSE_QUEUE, now(), id)
+    redis.call('ZADD', parse_queue(key), now(), id)
   end
 end
 -- Move a task between states, keeping the per-state sets, the per-report

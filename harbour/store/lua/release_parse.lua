@@ -6,5 +6,5 @@ local key = P..'t:'..id
 redis.call('ZREM', PARSE_LEASES, id)
 parse_move(key, redis.call('HGET', key, 'report'), 'parsing', 'queued')
 redis.call('HSET', key, 'parse_owner', '', 'parse_error', ARGV[7])
-redis.call('ZADD', PARSE_QUEUE, now() + delay, id)
+redis.call('ZADD', parse_queue(key), now() + delay, id)
 return 1

@@ -20,7 +20,7 @@ for _, id in ipairs(parses) do
   if redis.call('HGET', key, 'state') == 'downloaded' and redis.call('HGET', key, 'parse') == 'parsing' then
     parse_move(key, redis.call('HGET', key, 'report'), 'parsing', 'queued')
     redis.call('HSET', key, 'parse_owner', '', 'parse_error', 'lease expired')
-    redis.call('ZADD', PARSE_QUEUE, at, id)
+    redis.call('ZADD', parse_queue(key), at, id)
   end
 end
 return #expired + #parses

@@ -125,13 +125,13 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.clock.advance(61)
         self.assertEqual(await self.store.sweep(), 1)
 
-    async def _downloaded(self, original: ReportURL) -> Task:
+    async def _downloaded(self, original: ReportURL, storage: str = "") -> Task:
         """
-        Create C{original}'s task and download it.
+        Create C{original}'s task and download it, into C{storage}.
         """
         await self.store.create([original])
         task = await self._task(self.store.claim("w", 60))
-        await self.store.finish(task.id, "w", DOWNLOADED, 10, "old")
+        await self.store.finish(task.id, "w", DOWNLOADED, 10, "old", storage=storage)
         return task
 
     async def test_resizedWindowFetchedAgain(self) -> None:
@@ -914,6 +914,92 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertFalse(await self.store.finish_parse(second.id, "p", second.token, 1, ""))
         self.assertEqual(await self.store.requeue_parse(None, only_unqueued=False), 0)
 
+    async def _claimed_by(self, storage: str) -> list[str]:
+        """
+        Claim every parse due for a claimer of C{storage}.
+
+        @return: The files claimed, in order.
+        """
+        claimed = []
+        while (job := await self.store.claim_parse("p", 60, storage)) is not None:
+            claimed.append(job.filename)
+        return claimed
+
+    async def test_parsedWhereDownloaded(self) -> None:
+        """
+        A download records the storage its file went to, and its parse is
+        claimed only by a claimer of that storage; a file recorded without
+        a storage (before storages were) is claimed by any.  A claimer
+        takes the oldest due first, of its storage's or the others.
+        """
+        for day, storage in ((1, "here"), (2, "there"), (3, ""), (4, "here"), (5, "")):
+            await self._downloaded(request("a", day), storage)
+            self.clock.advance(1)
+        self.assertEqual((await self._task(self.store.get(task_id("a/2025-01-01.zip")))).storage, "here")
+        self.assertEqual(await self._claimed_by("here"), [f"a/2025-01-0{day}.zip" for day in (1, 3, 4, 5)])
+        self.assertEqual(await self._claimed_by("elsewhere"), [])
+        self.assertEqual(await self._claimed_by(""), [])
+        self.assertEqual(await self._claimed_by("there"), ["a/2025-01-02.zip"])
+
+    async def test_parseStaysWithStorage(self) -> None:
+        """
+        However a file comes to be queued again (given back, its lease
+        swept, queued again, brought back after its window was retired,
+        its tables dropped meanwhile), only a claimer of its storage takes
+        it; downloaded again into
+        another storage, it follows the new one.
+        """
+        task = await self._downloaded(request("a", 1), "here")
+
+        async def only_here() -> ParseJob:
+            self.assertIsNone(await self.store.claim_parse("p", 60, "there"))
+            job = await self.store.claim_parse("p", 5, "here")
+            if job is None:
+                self.fail("not queued for its storage")
+            return job
+
+        job = await only_here()
+        await self.store.release_parse(job.id, "p", job.token, 0, "disk full")
+        await only_here()
+        self.clock.advance(5)
+        await self.store.sweep()
+        job = await only_here()
+        await self.store.finish_parse(job.id, "p", job.token, 1, "")
+        await self.store.requeue_parse(None, only_unqueued=False)
+        await only_here()
+        await self.store.retire_with_files({task.id})
+        listed = await self.store.retired_tables(10)
+        await self.store.create([request("a", 1)])
+        await only_here()
+        # Its tables were dropped after it was parsed again: queued again.
+        await self.store.forget_retired_tables(listed.entries, listed.dropped)
+        await only_here()
+        self.clock.advance(10)
+        await self.store.revise([(task.id, self.clock.seconds() - 1, "2")])
+        again = await self._task(self.store.claim("w", 60))
+        await self.store.finish(again.id, "w", DOWNLOADED, 10, "new", token=again.claim, storage="there")
+        self.assertEqual(await self._claimed_by("here"), [])
+        self.assertEqual(await self._claimed_by("there"), [task.filename])
+
+    async def test_storageNamesChecked(self) -> None:
+        """
+        A storage's name ends a key's name: one that is not letters,
+        digits, C{-} and C{_}, at most 64 of them, is refused, and nothing
+        changes.
+        """
+        from harbour.errors import StoreRefused
+
+        await self.store.create([request("a", 1)])
+        task = await self._task(self.store.claim("w", 60))
+        for bad in ("a b", "x" * 65, "q:1"):
+            with self.assertRaises(ValueError):
+                await self.store.finish(task.id, "w", DOWNLOADED, 10, "ab", storage=bad)
+            with self.assertRaises(StoreRefused):
+                await self.store.claim_parse("p", 60, bad)
+        self.assertEqual((await self._task(self.store.get(task.id))).state, DOWNLOADING)
+        await self.store.finish(task.id, "w", DOWNLOADED, 10, "ab", storage="A-z_0" * 12)
+        self.assertEqual(await self._claimed_by("A-z_0" * 12), [task.filename])
+
 
 class RetirementTests(SynchronousTestCase):
     """
@@ -1185,12 +1271,17 @@ class RedisTimeTests(TestCase):
         Every key the store writes carries the prefix's hash tag (and the
         tag comes first), so Redis puts them all in one Cluster slot.
         """
-        await self.store.create([request("a", 1), request("b", 1)])
+        await self.store.create([request("a", 1), request("b", 1), request("a", 2)])
         task = await self.store.claim("w", 60)
         assert task is not None
         await self.store.finish(task.id, "w", DOWNLOADED, 1, "h", token=task.claim)
         await self.store.claim_parse("p", 60)
+        # A storage's parse queue, left queued.
+        task = await self.store.claim("w", 60)
+        assert task is not None
+        await self.store.finish(task.id, "w", DOWNLOADED, 1, "h", token=task.claim, storage="s")
         keys = await self.redis.execute("KEYS", "*")
+        self.assertIn(self.store.prefix + "parse:queue:s", keys)
         # Redis Cluster hashes only what is between the first { and the
         # first } after it.
         tags = {key[key.index("{") + 1 : key.index("}")] for key in keys}
@@ -1281,9 +1372,16 @@ class RedisScriptArgumentTests(TestCase):
         await self.assertRefused(tasks.RENEW, claimed.id, "w", "inf", token)
         await self.assertRefused(tasks.RELEASE, claimed.id, "w", "never", "", "1", token)
         # The first end is good: it must not be made before the second is read.
-        good = [claimed.id, "w", DOWNLOADED, "1", "h", "", token]
-        await self.assertRefused(tasks.FINISH_MANY, *good, claimed.id, "w", DOWNLOADED, "nan", "h", "", token)
-        await self.assertRefused(tasks.FINISH_MANY, *good, claimed.id, "w", "pending", "1", "h", "", token)
+        good = [claimed.id, "w", DOWNLOADED, "1", "h", "", token, "s"]
+        await self.assertRefused(
+            tasks.FINISH_MANY, *good, claimed.id, "w", DOWNLOADED, "nan", "h", "", token, "s"
+        )
+        await self.assertRefused(
+            tasks.FINISH_MANY, *good, claimed.id, "w", "pending", "1", "h", "", token, "s"
+        )
+        await self.assertRefused(
+            tasks.FINISH_MANY, *good, claimed.id, "w", DOWNLOADED, "1", "h", "", token, "a b"
+        )
         await self.assertRefused(tasks.FINISH_MANY, *good, claimed.id)
 
     async def test_taskScripts(self) -> None:
@@ -1311,13 +1409,14 @@ class RedisScriptArgumentTests(TestCase):
 
     async def test_parseScripts(self) -> None:
         """
-        The parse queue's scripts refuse a lease, delay, row count or
-        cursor that is not one.
+        The parse queue's scripts refuse a lease, delay, row count,
+        cursor or storage name that is not one.
         """
         from harbour.store import parse_queue
 
         parsing = task_id(request("a", 1).filename)
-        await self.assertRefused(parse_queue.CLAIM_PARSE, "p", "nan")
+        await self.assertRefused(parse_queue.CLAIM_PARSE, "p", "nan", "")
+        await self.assertRefused(parse_queue.CLAIM_PARSE, "p", "60", "s:x")
         await self.assertRefused(parse_queue.RENEW_PARSE, parsing, "p", "1", "inf")
         await self.assertRefused(parse_queue.RELEASE_PARSE, parsing, "p", "1", "later", "")
         await self.assertRefused(parse_queue.FINISH_PARSE, parsing, "p", "1", "-3", "")

@@ -94,6 +94,8 @@ UNIVERSE: list[ReportURL] = [
 ]
 IDS = sorted({Task.from_request(r, START).id for r in UNIVERSE})
 OWNERS = ("w1", "w2")
+#: The storages a download goes to, and a parser claims for (C{""}: none).
+STORAGES = ("", "s1", "s2")
 LEASES = (5.0, 10.0)
 #: How far a step moves the clock: leases and delays are reached exactly,
 #: or just missed, by sums of these.  The clock stays on half seconds, so
@@ -279,11 +281,15 @@ class TwoStores(RuleBasedStateMachine):
         seconds=st.sampled_from(ADVANCES),
         outcome=st.sampled_from((*FINAL_STATES, "release")),
         delay=st.sampled_from(DELAYS),
+        storage=st.sampled_from(STORAGES),
     )
-    def download(self, owner: str, lease: float, seconds: float, outcome: str, delay: float) -> None:
+    def download(
+        self, owner: str, lease: float, seconds: float, outcome: str, delay: float, storage: str
+    ) -> None:
         """
         A worker's round: claim, let time pass, and (if it claimed) finish,
-        or give the task back to be tried again after C{delay}.
+        into C{storage}, or give the task back to be tried again after
+        C{delay}.
         """
         task = self.both("claim", owner, lease)
         self.clock.advance(seconds)
@@ -292,7 +298,7 @@ class TwoStores(RuleBasedStateMachine):
         if outcome == "release":
             self.both("release", task.id, owner, delay, "HTTP 503")
         else:
-            self.both("finish", task.id, owner, outcome, 10, "cd", "")
+            self.both("finish", task.id, owner, outcome, 10, "cd", "", storage=storage)
 
     @rule(
         owner=st.sampled_from(OWNERS),
@@ -378,23 +384,26 @@ class TwoStores(RuleBasedStateMachine):
                 st.sampled_from(("", "ab")),
                 st.sampled_from((None, 0)),
                 st.booleans(),
+                st.sampled_from(STORAGES),
             ),
             min_size=1,
             max_size=4,
         ),
     )
-    def finish_many(self, data: st.DataObject, ends: list[tuple[str, int, str, int | None, bool]]) -> None:
+    def finish_many(
+        self, data: st.DataObject, ends: list[tuple[str, int, str, int | None, bool, str]]
+    ) -> None:
         """
         End several claims in one step: a claim may come twice (ended by
         the first), under a stale token (0: no claim has it) or by a
         stranger.
         """
         outcomes = []
-        for state, size, sha256, token, stranger in ends:
+        for state, size, sha256, token, stranger, storage in ends:
             task, owner = self.holder(data)
             if stranger:
                 owner = OWNERS[1 - OWNERS.index(owner)]
-            outcomes.append(Outcome(task, owner, state, size, sha256, "late", token))
+            outcomes.append(Outcome(task, owner, state, size, sha256, "late", token, storage))
         self.both("finish_many", outcomes)
 
     @precondition(lambda self: self.held)
@@ -413,25 +422,36 @@ class TwoStores(RuleBasedStateMachine):
         outcome=st.sampled_from(("parsed", "unparsable", "release", "renew", "abandon")),
         delay=st.sampled_from(DELAYS),
         sweep=st.booleans(),
+        storage=st.sampled_from(STORAGES),
+        claimers=st.tuples(st.sampled_from(STORAGES), st.sampled_from(STORAGES)),
     )
     def parse(
-        self, owner: str, lease: float, seconds: float, outcome: str, delay: float, sweep: bool
+        self,
+        owner: str,
+        lease: float,
+        seconds: float,
+        outcome: str,
+        delay: float,
+        sweep: bool,
+        storage: str,
+        claimers: tuple[str, str],
     ) -> None:
         """
         A downloader's and a parser's round: download the most urgent task
-        if any, then claim a parse, let time pass (perhaps the janitor
-        sweeps, perhaps another parser claims meanwhile), then end it
-        (parsed, unparsable), give it back after C{delay}, renew it, or
+        if any, into C{storage}, then claim a parse (for the first of
+        C{claimers}' storages), let time pass (perhaps the janitor sweeps,
+        perhaps another parser, of the second, claims meanwhile), then end
+        it (parsed, unparsable), give it back after C{delay}, renew it, or
         abandon it to its lease; refused if its claim is no longer live.
         """
         task = self.both("claim", owner, lease)
         if task is not None:
-            self.both("finish", task.id, owner, DOWNLOADED, 10, "ab", "", task.claim)
-        job = self.both("claim_parse", owner, lease)
+            self.both("finish", task.id, owner, DOWNLOADED, 10, "ab", "", task.claim, storage)
+        job = self.both("claim_parse", owner, lease, claimers[0])
         self.clock.advance(seconds)
         if sweep:
             self.both("sweep")
-            self.both("claim_parse", OWNERS[1 - OWNERS.index(owner)], lease)
+            self.both("claim_parse", OWNERS[1 - OWNERS.index(owner)], lease, claimers[1])
         if job is None or outcome == "abandon":
             return
         if outcome == "release":
