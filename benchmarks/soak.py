@@ -90,7 +90,7 @@ from harbour.amp.server import read_token
 from harbour.errors import BadRequest, Unauthorized
 from harbour.oasis.classify import DATA, classify
 from harbour.processes import host_name
-from harbour.services.files import is_record, record_path
+from harbour.services.files import is_bookkeeping, record_path
 from harbour.store.tasks import DOWNLOADING, FINAL_STATES, RETIRED
 from harbour.testing.simulator import Faults, OasisSimulator
 from tests.processes import (
@@ -828,7 +828,7 @@ class Soak:
         urls = {entry["filename"]: entry["url"] for entry in await self.manifest_entries()}
         by_name = {d.name: d for d in self.definitions}
         root = self.directory / "data" / "reports"
-        files = [p for p in root.rglob("*") if p.is_file() and not is_record(p)]
+        files = [p for p in root.rglob("*") if p.is_file() and not is_bookkeeping(p)]
         final = [p for p in files if not p.name.startswith(".")]
         counts = Counter({"files": len(final)})
         for path in files:

@@ -28,7 +28,7 @@ from twisted.trial.unittest import TestCase
 from harbour.amp import commands
 from harbour.amp.client import HarbourClientProtocol
 from harbour.oasis.classify import DATA, classify
-from harbour.services.files import is_record, record_path
+from harbour.services.files import is_bookkeeping, record_path
 from harbour.testing.simulator import Faults
 from tests.processes import WatchedProcess, control_endpoint, program, spawn
 from tests.test_mirror import Mirror
@@ -197,10 +197,13 @@ def all_recorded(mirror: Mirror, urls: dict[str, str]) -> bool:
 
 def leftovers(mirror: Mirror) -> list[str]:
     """
-    @return: Hidden files that are not records: temporary files left over.
+    @return: Hidden files that are not harbour's bookkeeping (records, the
+        storage id): temporary files left over.
     """
     return sorted(
-        str(p.relative_to(root(mirror))) for p in root(mirror).rglob(".*") if p.is_file() and not is_record(p)
+        str(p.relative_to(root(mirror)))
+        for p in root(mirror).rglob(".*")
+        if p.is_file() and not is_bookkeeping(p)
     )
 
 

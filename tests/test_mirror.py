@@ -20,7 +20,7 @@ from harbour.amp.client import connect
 from harbour.amp.server import read_token
 from harbour.oasis.classify import DATA, classify
 from harbour.processes import process_alive
-from harbour.services.files import is_record
+from harbour.services.files import is_bookkeeping
 from harbour.test.helpers import short_directory
 from harbour.testing.simulator import Faults, OasisSimulator
 from tests.processes import control_endpoint, redis_started, save, start_harbour, stop_harbour, task_states
@@ -127,7 +127,7 @@ class Mirror:
 
     def files(self) -> list[Path]:
         root = self.directory / "data" / "reports"
-        return sorted(p for p in root.rglob("*") if p.is_file() and not is_record(p))
+        return sorted(p for p in root.rglob("*") if p.is_file() and not is_bookkeeping(p))
 
     async def check_files(self, testcase: TestCase, expected: int) -> None:
         """

@@ -6,9 +6,12 @@ workers through its socket).
 
 from __future__ import annotations
 
+import json
+
 from twisted.trial.unittest import TestCase
 
 from harbour.amp import commands
+from harbour.services.storage import STORAGE_FILE
 from harbour.test.helpers import short_directory
 from harbour.testing.simulator import Faults
 from tests.processes import harbour_command, spawn
@@ -115,3 +118,33 @@ class WorkerTests(TestCase):
         await mirror.client.callRemote(commands.Resume, service="download")
         await mirror.until(everyone(paused=False))
         self.assertEqual(await mirror.until_finished(4), {"lmp": {"downloaded": 4}})
+
+    async def test_eachHostParsesItsOwnFiles(self) -> None:
+        """
+        With download directories of their own, the hub and a worker each
+        parse the files they downloaded, at once: every file is parsed
+        soon after the last download, none is taken by a host that does
+        not have it (and given back for ten minutes), and each host's
+        tables are those of its own files.
+        """
+        mirror = Mirror(self, Faults(latency=0.1), days=("2025-01-01", "2025-01-20"))
+        await mirror.start()
+        worker, directory = self.start_worker(mirror)
+        await worker.wait_for("connected to hub")
+        await worker.wait_for("store ready")
+        mirror.write("reports.toml", LMP)
+        await mirror.until_finished(20, timeout=120)
+        await mirror.until(lambda s: s["services"]["tables"]["reports"]["lmp"]["parsed"] == 20)
+        answer = await mirror.client.callRemote(commands.ListTasks, state="downloaded", offset=0, limit=100)
+        tasks = json.loads(answer["tasks"])
+        self.assertEqual([t["filename"] for t in tasks if t["parse_error"]], [])
+        hosts = [mirror.directory / "data", directory / "data"]
+        for data in hosts:
+            storage = (data / "reports" / STORAGE_FILE).read_text().strip()
+            zips = {str(p.relative_to(data / "reports")) for p in (data / "reports").rglob("*.zip")}
+            self.assertEqual({t["filename"] for t in tasks if t["storage"] == storage}, zips)
+            tables = {p.name for p in (data / "tables").rglob("*.parquet")}
+            self.assertEqual(
+                tables, {f"part-{name.split('/')[1].removesuffix('.zip')}.parquet" for name in zips}
+            )
+        self.assertTrue(any((directory / "data" / "reports").rglob("*.zip")), "the worker downloaded some")

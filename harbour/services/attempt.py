@@ -119,6 +119,12 @@ class AttemptContext(Protocol):
         Where files go.
         """
 
+    def storage(self, directory: Path) -> Deferred[str]:
+        """
+        @return: A L{Deferred} firing with the storage id of C{directory},
+            or C{""} if it cannot be told; it never fails.
+        """
+
     def beat(self) -> None:
         """
         Tell the hub what this worker is doing.
@@ -200,11 +206,15 @@ class Attempts:
     def _attempt(
         self, task: Task, lease: Lease, lease_seconds: float, downloaded: Callable[[], None]
     ) -> Generator[Deferred[Any], Any, None]:
+        directory = self.context.directory
         try:
-            target = self.context.directory / confined(task.filename)
+            target = directory / confined(task.filename)
         except UnsafeName as e:
             yield self.outcomes.conclude(task, FAILED, error=str(e))
             return
+        # Recorded with the file, so that only a process that has it
+        # parses it.
+        storage = yield self.context.storage(directory)
         temporary = temporary_name(target, task.claim, self.context.rng.getrandbits(32))
         # A worker that lives always removes its own temporary file;
         # prepare removes idle ones of earlier claims.  A task with a hash
@@ -229,7 +239,7 @@ class Attempts:
             )
         if isinstance(prepared, tuple):
             verdict, size, digest = prepared
-            yield self.outcomes.conclude(task, DOWNLOADED, size, digest)
+            yield self.outcomes.conclude(task, DOWNLOADED, size, digest, storage=storage)
             return
         try:
             with prepared as file:
@@ -270,7 +280,7 @@ class Attempts:
             yield self._discard(temporary)
             yield self.outcomes.after_failure(task, failure)
         elif verdict.kind == verdicts.DATA:
-            yield self.outcomes.conclude(task, DOWNLOADED, received, digest)
+            yield self.outcomes.conclude(task, DOWNLOADED, received, digest, storage=storage)
         elif verdict.kind == verdicts.EMPTY and self.reactor.seconds() - task.window_end < RECENT:
             # Data for a recent window may still come: ask again later,
             # slowly, before "no data" is final.

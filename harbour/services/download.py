@@ -47,6 +47,7 @@ from harbour.services.claiming import Claims
 from harbour.services.commit import GroupCommit
 from harbour.services.cycle import guarded
 from harbour.services.files import remove_abandoned
+from harbour.services.storage import StorageIds
 from harbour.services.waking import Waker
 from harbour.store.outages import STORE_RETRY, next_retry
 from harbour.store.tasks import Task
@@ -112,11 +113,13 @@ class DownloadService(Service):
     _next_beat: IDelayedCall | None = attr.ib(default=None, init=False)
     _directory: Path = attr.ib(init=False)
     _directory_of: DownloadTopic | None = attr.ib(default=None, init=False)
+    _storages: StorageIds = attr.ib(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._waker = Waker(self.reactor, self.poll_interval)
         self.activity = DownloadActivity(self.reactor)
         self.client.configure(self.settings)
+        self._storages = StorageIds(self._in_thread, "download")
 
     @property
     def directory(self) -> Path:
@@ -129,6 +132,14 @@ class DownloadService(Service):
             self._directory = self.data_dir / settings.directory
             self._directory_of = settings
         return self._directory
+
+    def storage(self, directory: Path) -> Deferred[str]:
+        """
+        @return: A L{Deferred} firing with the storage id of C{directory}
+            (see L{harbour.services.storage}), or C{""} if it cannot be
+            told; it never fails.
+        """
+        return self._storages.of(directory)
 
     @inlineCallbacks
     def startService(self) -> Generator[Deferred[Any], Any, None]:

@@ -18,6 +18,7 @@ from typing import IO, Any
 from twisted.internet.defer import Deferred
 
 from harbour.oasis import classify as verdicts
+from harbour.services.storage import STORAGE_FILE
 
 #: The write buffer of a download's file, whatever block size its file
 #: system prefers.  Bytes arrive in reads of up to 64 KB (256 KB on plain
@@ -72,6 +73,15 @@ def is_record(path: Path) -> bool:
     @return: Whether C{path} is a file's record (see L{record_path}).
     """
     return path.name.startswith(".") and path.name.endswith(".zip.json")
+
+
+def is_bookkeeping(path: Path) -> bool:
+    """
+    @return: Whether C{path} is harbour's own, not a download: a file's
+        record, or the directory's storage id (see
+        L{harbour.services.storage}).
+    """
+    return is_record(path) or path.name == STORAGE_FILE
 
 
 def record(url: str, sha256: str) -> str:

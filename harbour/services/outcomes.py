@@ -239,7 +239,7 @@ class Outcomes:
 
     @inlineCallbacks
     def conclude(
-        self, task: Task, state: str, size: int = 0, digest: str = "", error: str = ""
+        self, task: Task, state: str, size: int = 0, digest: str = "", error: str = "", storage: str = ""
     ) -> Generator[Deferred[Any], Any, None]:
         """
         Finish C{task} in C{state} (C{downloaded}, C{empty} or C{failed}),
@@ -248,10 +248,12 @@ class Outcomes:
         @param size: The file's size, if downloaded.
         @param digest: Its hash, if downloaded.
         @param error: Why it ended so, if empty or failed.
+        @param storage: The storage id of the directory it went to, if
+            downloaded (C{""}: unknown).
         @raise LostClaim: if the claim is no longer held: nothing is
             announced.
         """
-        outcome = Outcome(task.id, self.context.owner, state, size, digest, error, task.claim)
+        outcome = Outcome(task.id, self.context.owner, state, size, digest, error, task.claim, storage)
         held = yield self._recorded(task, lambda again: self.finishes.finish(outcome, alone=again))
         if not held:
             raise LostClaim(task.id)

@@ -39,8 +39,10 @@ from harbour.interfaces import IBus, ITaskStore
 from harbour.store.parse_queue import ParseJob
 from harbour.store.tasks import RETIRED
 
-#: How long a file that is not on this host waits before another try: a
-#: worker elsewhere, without shared storage, keeps it on its own disk.
+#: How long a file that is not on this host waits before another try.  A
+#: host claims only files of its own storage, or recorded without one
+#: (before storages were recorded, or where the download could not tell
+#: its directory's): such a file may be on a worker's own disk elsewhere.
 ABSENT_RETRY = 600.0
 
 #: How long a parse that failed for want of resources (a full disk, say)

@@ -5,11 +5,16 @@ downloaded file into Parquet under C{<data-dir>/tables/}.
 Parse work is claimed from the task store like downloads (a file that
 finishes C{downloaded} is queued in the same script), so every host that
 downloads also parses, and a process killed mid-parse loses nothing: its
-lease expires and the file is parsed again.  The parse itself runs in a
+lease expires and the file is parsed again.  A host claims only the files
+of its own storage (the id of its download directory, recorded with each
+file downloaded, see L{harbour.services.storage}) and those recorded
+without one: it parses what it has.  The parse itself runs in a
 thread and writes each table under a temporary name
 (L{harbour.dataset.write}).  A file that cannot be parsed marks its task
 C{unparsable} with the reason and stays in place; nothing stops the
-service.  On the hub, the views file is kept in step (L{Views}).
+service.  On the hub, the views file is kept in step (L{Views}), with its
+own tables and with those other processes write into its tables directory
+(storage shared with them), which it hears of through C{table.written}.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from harbour.processes import process_name
 from harbour.services.cycle import guarded
 from harbour.services.parses import Parses
 from harbour.services.retirement import Retirements
+from harbour.services.storage import StorageIds
 from harbour.services.views import Views
 from harbour.services.waking import Waker
 from harbour.store.outages import STORE_RETRY, next_retry
@@ -114,9 +120,11 @@ class TablesService(Service):
     _running: dict[int, Deferred[None]] = attr.ib(factory=dict, init=False)
     _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
     _threads: ThreadPool | None = attr.ib(default=None, init=False)
+    _storages: StorageIds = attr.ib(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._waker = Waker(self.reactor, self.poll_interval)
+        self._storages = StorageIds(self._in_thread, "tables")
         self.views = Views(self.tables_dir, self._in_thread)
         # Only the hub drains, and keeps the views.
         self.retirements = Retirements(self.store, self.tables_dir, self._in_thread, self.views.rebuild)
@@ -277,7 +285,10 @@ class TablesService(Service):
                     yield self._waker.idle()
                     continue
                 try:
-                    job = yield self.store.claim_parse(self.owner, self.work.lease_seconds)
+                    # The directory's, as the download service records it
+                    # with each file it puts there.
+                    storage = yield self._storages.of(self.data_dir / self.settings.directory)
+                    job = yield self.store.claim_parse(self.owner, self.work.lease_seconds, storage)
                 except StoreUnavailable:
                     yield self._waker.idle(outage)
                     outage = next_retry(outage)

@@ -21,7 +21,7 @@ import attr
 from treq.testing import StubTreq
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
+from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succeed
 from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
@@ -1011,6 +1011,12 @@ class Context:
         """
         No hub to tell.
         """
+
+    def storage(self, directory: Path) -> Deferred[str]:
+        """
+        No storage known.
+        """
+        return succeed("")
 
 
 def synchronously(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:

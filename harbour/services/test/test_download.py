@@ -40,9 +40,10 @@ from harbour.services import attempt, download
 from harbour.services.attempt import RECHECK
 from harbour.services.checking import AnswerCheck
 from harbour.services.download import DownloadService
-from harbour.services.files import is_record, record, record_path
+from harbour.services.files import is_bookkeeping, record, record_path
 from harbour.services.finishing import Finishes
 from harbour.services.outcomes import backoff
+from harbour.services.storage import STORAGE_FILE
 from harbour.services.writeback import Writeback
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.politeness import MemoryLimiter
@@ -250,10 +251,11 @@ class Harness:
 
     def files(self) -> list[Path]:
         """
-        @return: Every file under the data directory but the records kept
-        beside downloaded files.
+        @return: Every file under the data directory but harbour's
+        bookkeeping: the records kept beside downloaded files, and the
+        directory's storage id.
         """
-        return sorted(p for p in self.data.rglob("*") if p.is_file() and not is_record(p))
+        return sorted(p for p in self.data.rglob("*") if p.is_file() and not is_bookkeeping(p))
 
 
 @implementer(ILimiter)
@@ -563,6 +565,26 @@ class DownloadTests(TestCase):
         [task] = await harness.run(LMP, end="2025-01-10")
         self.assertEqual((task.state, task.bytes), (DOWNLOADED, os.path.getsize(sample)))
         self.assertEqual(harness.simulator.requests, [])
+
+    async def test_storageRecorded(self) -> None:
+        """
+        Each file downloaded, fetched or found in place, records the
+        storage id of its directory, made there once and kept: only a
+        process that has the directory parses it.
+        """
+        harness = Harness(self)
+        self._in_place(harness, self._url(harness, LMP))
+        tasks = await harness.run(LMP)
+        self.assertEqual(len(harness.simulator.requests), 2, "one file was in place")
+        identifier = (harness.data / "reports" / STORAGE_FILE).read_text().strip()
+        self.assertRegex(identifier, "^[0-9a-f]{32}$")
+        self.assertEqual([t.storage for t in tasks], [identifier] * 3)
+        # Fetched again by a service started afresh: the same storage.
+        [first] = [t for t in tasks if t.filename.endswith("2025-01-10.zip")]
+        harness.simulator.revise("PRC_LMP", datetime.date(2025, 1, 10))
+        await harness.store.revise([(first.id, harness.reactor.seconds() + 1, "2")])
+        tasks = await harness.run(LMP, end="2025-01-10")
+        self.assertEqual([(t.revision, t.storage) for t in tasks if t.id == first.id], [(1, identifier)])
 
     async def test_unrecordedFileFetched(self) -> None:
         """

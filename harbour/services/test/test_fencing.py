@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import attr
-from twisted.internet.defer import Deferred, fail, maybeDeferred
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, LogEvent, Logger, LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
@@ -57,6 +57,12 @@ class Context:
         """
         Tell nobody what this worker is doing.
         """
+
+    def storage(self, directory: Path) -> Deferred[str]:
+        """
+        No storage known.
+        """
+        return succeed("")
 
 
 @attr.s(eq=False)

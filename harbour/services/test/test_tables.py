@@ -33,6 +33,7 @@ from harbour.oasis.requests import ReportURL
 from harbour.services import parses, retirement, tables
 from harbour.services.parses import ABSENT_RETRY, TRANSIENT_RETRY
 from harbour.services.retirement import drop_windows
+from harbour.services.storage import storage_id
 from harbour.services.tables import ABANDONED_AFTER, JANITOR_INTERVAL, TablesService
 from harbour.services.views import Views
 from harbour.services.waking import Waker
@@ -79,10 +80,12 @@ class TablesServiceTests(SynchronousTestCase):
         self.events: list[IEvent] = []
         self.successResultOf(self.bus.subscribe("table.*", self.events.append))
 
-    def downloaded(self, label: str, content: bytes) -> str:
+    def downloaded(self, label: str, content: bytes, data_dir: Path | None = None) -> str:
         """
-        Put a downloaded file of report C{lmp} in place and its task in the
-        store, as the download service leaves them.
+        Put a downloaded file of report C{lmp} in place (under this test's
+        data directory, or C{data_dir}) and its task in the store, as the
+        download service leaves them: recorded with its directory's
+        storage.
 
         @return: The task's id.
         """
@@ -92,26 +95,32 @@ class TablesServiceTests(SynchronousTestCase):
         self.successResultOf(self.store.create([request]))
         task = self.successResultOf(self.store.claim("downloader", 60))
         assert task is not None
-        path = self.data_dir / "reports" / filename
+        directory = (data_dir or self.data_dir) / "reports"
+        path = directory / filename
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
         digest = hashlib.sha256(content).hexdigest()
+        storage = storage_id(directory)
         self.successResultOf(
-            self.store.finish(task.id, "downloader", DOWNLOADED, len(content), digest, "", task.claim)
+            self.store.finish(
+                task.id, "downloader", DOWNLOADED, len(content), digest, "", task.claim, storage
+            )
         )
         return task.id
 
     def service(self, **overrides: Any) -> TablesService:
         """
-        A started service over this test's store and bus.
+        A started service over this test's store and bus (and data
+        directory, unless C{overrides} give another).
         """
         settings: dict[str, Any] = {
+            "data_dir": self.data_dir,
             "owner": "parser",
             "run_in_thread": run_now,
             "call_from_thread": call_now,
             **overrides,
         }
-        service = TablesService(self.clock, self.store, self.bus, self.data_dir, **settings)
+        service = TablesService(self.clock, self.store, self.bus, **settings)
         service.startService()
         self.addCleanup(service.stopService)
         return service
@@ -177,6 +186,25 @@ class TablesServiceTests(SynchronousTestCase):
         [failed] = [e for e in self.events if e.topic == "table.failed"]
         self.assertEqual(failed.payload["error"], bad_task.parse_error)
 
+    def test_parsesWhatItHas(self) -> None:
+        """
+        With download directories of their own, each host parses the files
+        downloaded into its own directory and never takes another's (to
+        find it absent and give it back for ten minutes).
+        """
+        elsewhere = Path(self.mktemp())
+        mine = self.downloaded("2020-01-01", HUBS.read_bytes())
+        theirs = self.downloaded("2020-01-02", HUBS.read_bytes(), data_dir=elsewhere)
+        hub = self.service(owner="hub")
+        self.clock.advance(hub.poll_interval)
+        found = [self.successResultOf(self.store.get(i)) for i in (mine, theirs)]
+        self.assertEqual([(t.parse, t.parse_error) for t in found if t], [("parsed", ""), ("queued", "")])
+        worker = self.service(owner="worker", data_dir=elsewhere, keep_views=False)
+        found = [self.successResultOf(self.store.get(i)) for i in (mine, theirs)]
+        self.assertEqual([t.parse for t in found if t], ["parsed", "parsed"])
+        self.assertEqual((hub.parses.written, worker.parses.written, hub.parses.last_error), (1, 1, ""))
+        self.assertEqual(len(list((elsewhere / "tables" / "lmp").rglob("*.parquet"))), 2)
+
     def test_absentFileWaits(self) -> None:
         """
         A queued file that is not on this host goes back to the queue for
@@ -208,10 +236,10 @@ class TablesServiceTests(SynchronousTestCase):
         claim = self.store.claim_parse
         failures = [StoreUnavailable("Redis is away")] * 3
 
-        def flaky(owner: str, lease: float) -> Any:
+        def flaky(owner: str, lease: float, storage: str) -> Any:
             if failures:
                 raise failures.pop()
-            return claim(owner, lease)
+            return claim(owner, lease, storage)
 
         self.store.claim_parse = flaky  # type: ignore[method-assign,assignment]
         service = self.service()
@@ -299,7 +327,9 @@ class TablesServiceTests(SynchronousTestCase):
         task_id = self.downloaded("2020-01-01", HUBS.read_bytes())
 
         def broken(f: Any, *args: object) -> Any:
-            return maybeDeferred(lambda: int("not a number"))
+            if f is parses._write:
+                return maybeDeferred(lambda: int("not a number"))
+            return run_now(f, *args)
 
         self.service(run_in_thread=broken)
         task = self.successResultOf(self.store.get(task_id))
@@ -326,7 +356,7 @@ class TablesServiceTests(SynchronousTestCase):
         superseded = [Superseded("replaced")]
 
         def replaced_once(f: Any, *args: object) -> Any:
-            if superseded:
+            if f is parses._write and superseded:
                 return fail(superseded.pop())
             return run_now(f, *args)
 
