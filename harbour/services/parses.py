@@ -71,6 +71,10 @@ class Parses:
     @ivar call_from_thread: From one of C{in_thread}'s threads, runs a
         function on the reactor's thread and waits for its answer, or
         raises L{TimeoutError} if none comes in time.
+    @ivar tables_storage: The storage id of C{tables_dir} (C{""} until
+        known, or if it cannot be told), which each C{table.written}
+        carries: the hub follows the tables other processes write into
+        its own tables directory.
     """
 
     log = Logger()
@@ -90,6 +94,7 @@ class Parses:
     failed: int = attr.ib(default=0, init=False)
     last_error: str = attr.ib(default="", init=False)
     parsing: dict[str, ParseJob] = attr.ib(factory=dict, init=False)
+    tables_storage: str = attr.ib(default="", init=False)
 
     @inlineCallbacks
     def run(self, job: ParseJob) -> Generator[Deferred[Any], Any, None]:
@@ -193,6 +198,9 @@ class Parses:
                 "rows": written.rows,
                 "files": len(written.files),
                 "days": [day.isoformat() for day in written.days],
+                "columns": sorted(written.columns),
+                "owner": self.owner,
+                "tables_storage": self.tables_storage,
             },
         )
         self.on_written(job.report, written.columns)

@@ -160,6 +160,8 @@ class TablesService(Service):
         if self.run_in_thread is None:
             self._threads = ThreadPool(minthreads=0, maxthreads=self.workers + 1, name="harbour-tables")
             self._threads.start()
+        # Known before the hub hears of another process's table.
+        self.parses.tables_storage = yield self._storages.of(self.tables_dir)
         subscriptions = [
             self.bus.subscribe("download", self._download_changed),
             self.bus.subscribe("work", self._work_changed),
@@ -171,6 +173,7 @@ class TablesService(Service):
         ]
         if self.keep_views:
             subscriptions.append(follow_reports(self.bus, self._reports_changed))
+            subscriptions.append(self.bus.subscribe("table.written", self._written_elsewhere))
         self._subscriptions = yield gatherResults(subscriptions)
         yield self.ready()
         if not self.running:
@@ -328,6 +331,26 @@ class TablesService(Service):
             self._announcement = None
         if self.keep_views:
             self.views.written(report, columns)
+
+    def _written_elsewhere(self, event: IEvent) -> None:
+        """
+        A table was written by another process (a worker): if it went to
+        this tables directory (storage shared with it), the views follow
+        it as they follow this process's own tables.  This process's own
+        were followed as written (L{_written}); one written elsewhere is
+        not in this directory, and would have the views made again for
+        nothing.
+        """
+        payload = event.payload
+        if not isinstance(payload, dict) or payload.get("owner") == self.owner:
+            return
+        here = self.parses.tables_storage
+        if not here or payload.get("tables_storage") != here:
+            return
+        report, columns = payload.get("report"), payload.get("columns")
+        if not isinstance(report, str) or not isinstance(columns, list):
+            return
+        self.views.written(report, frozenset(c for c in columns if isinstance(c, str)))
 
     def _caught_up(self) -> None:
         """

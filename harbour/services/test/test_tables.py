@@ -30,7 +30,7 @@ from harbour.dataset.write import Superseded, drop_window
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IEvent
 from harbour.oasis.requests import ReportURL
-from harbour.services import parses, retirement, tables
+from harbour.services import parses, retirement, tables, views
 from harbour.services.parses import ABSENT_RETRY, TRANSIENT_RETRY
 from harbour.services.retirement import drop_windows
 from harbour.services.storage import storage_id
@@ -146,6 +146,10 @@ class TablesServiceTests(SynchronousTestCase):
         self.assertEqual(event.payload["rows"], HUB_ROWS)
         self.assertEqual(event.payload["days"], ["2020-01-01", "2020-01-02"])
         self.assertEqual(service.parses.rows, HUB_ROWS)
+        # What the hub needs to follow another process's table.
+        self.assertEqual(event.payload["columns"], sorted(pyarrow.parquet.read_schema(files[0]).names))
+        self.assertEqual(event.payload["owner"], "parser")
+        self.assertEqual(event.payload["tables_storage"], storage_id(self.data_dir / "tables"))
 
     def test_eventUnsent(self) -> None:
         """
@@ -263,6 +267,93 @@ class TablesServiceTests(SynchronousTestCase):
             [(rows,)] = connection.execute("select count(*) from lmp").fetchall()
             [(hubs,)] = connection.execute("select count(distinct location) from lmp_wide").fetchall()
         self.assertEqual((rows, hubs), (HUB_ROWS, 3))
+
+    def _rebuilds_held(self) -> tuple[list[Deferred[None]], Any]:
+        """
+        @return: The rebuilds of the views asked for, each held (as one
+            running in a thread) until the test fires it, and what runs
+            functions for the service, at once but for those.
+        """
+        held: list[Deferred[None]] = []
+
+        def run(f: Any, *args: object) -> Any:
+            if f is views._rebuild:
+                d: Deferred[None] = Deferred()
+                held.append(d)
+                return d.addCallback(lambda ignored: run_now(f, *args))
+            return run_now(f, *args)
+
+        return held, run
+
+    def _rebuilt(self, held: list[Deferred[None]]) -> int:
+        """
+        Let every rebuild held, and every one they lead to, run.
+
+        @return: How many have run since the service started.
+        """
+        for d in held:
+            if not d.called:
+                d.callback(None)
+        return len(held)
+
+    def test_viewsFollowOthersTables(self) -> None:
+        """
+        On shared storage, a report whose first table another process (a
+        worker) wrote gets its views on the hub, which follows the other
+        processes' C{table.written} into its tables directory: it had
+        made its views again only for its own.
+        """
+        report = ReportTopic(
+            name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"grp_type": "ALL_APNODES"}
+        )
+        self.successResultOf(publish_reports(self.bus, [report]))
+        hub = self.service(owner="hub")
+        hub.pause()
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+        worker = self.service(owner="worker", keep_views=False)
+        self.assertEqual((hub.parses.written, worker.parses.written), (0, 1))
+        self.assertEqual(hub.views.shown, frozenset({"lmp"}))
+        with duckdb.connect(str(self.data_dir / "tables" / "harbour.duckdb"), read_only=True) as connection:
+            [(rows,)] = connection.execute("select count(*) from lmp").fetchall()
+        self.assertEqual(rows, HUB_ROWS)
+
+    def test_ownTablesFollowedOnce(self) -> None:
+        """
+        The hub's own tables make its views again once each, not once
+        more when their C{table.written} comes back to it.
+        """
+        report = ReportTopic(
+            name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"grp_type": "ALL_APNODES"}
+        )
+        self.successResultOf(publish_reports(self.bus, [report]))
+        held, run = self._rebuilds_held()
+        hub = self.service(owner="hub", run_in_thread=run)
+        self.assertEqual(self._rebuilt(held), 1)
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+        self.clock.advance(hub.poll_interval)
+        self.assertEqual(hub.parses.written, 1)
+        self.assertEqual(self._rebuilt(held), 2)
+        self.assertEqual(hub.views.shown, frozenset({"lmp"}))
+
+    def test_othersTablesElsewhereIgnored(self) -> None:
+        """
+        A table another process wrote into a tables directory of its own
+        (no storage shared with the hub) leaves the hub's views as they
+        are: making them again would find nothing new.
+        """
+        report = ReportTopic(
+            name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"grp_type": "ALL_APNODES"}
+        )
+        self.successResultOf(publish_reports(self.bus, [report]))
+        held, run = self._rebuilds_held()
+        hub = self.service(owner="hub", run_in_thread=run)
+        self.assertEqual(self._rebuilt(held), 1)
+        elsewhere = Path(self.mktemp())
+        self.downloaded("2020-01-01", HUBS.read_bytes(), data_dir=elsewhere)
+        worker = self.service(owner="worker", data_dir=elsewhere, keep_views=False)
+        self.assertEqual(worker.parses.written, 1)
+        self.assertEqual(self._rebuilt(held), 1)
+        self.assertEqual(hub.views.shown, frozenset())
 
     def test_viewsFollowDrops(self) -> None:
         """
