@@ -162,6 +162,8 @@ class TablesService(Service):
             self._threads.start()
         # Known before the hub hears of another process's table.
         self.parses.tables_storage = yield self._storages.of(self.tables_dir)
+        if not self.running:
+            return  # stopped meanwhile: nothing to follow
         subscriptions = [
             self.bus.subscribe("download", self._download_changed),
             self.bus.subscribe("work", self._work_changed),

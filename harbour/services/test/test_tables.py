@@ -388,6 +388,27 @@ class TablesServiceTests(SynchronousTestCase):
         self.clock.pump([service.poll_interval] * 3)
         self.assertEqual(self.successResultOf(self.store.parse_counts())["lmp"]["queued"], 1)
 
+    def test_stoppedWhileStarting(self) -> None:
+        """
+        A service stopped while it reads its tables directory's storage
+        id, before it follows anything, follows nothing once it is read.
+        """
+        reading: list[Deferred[None]] = []
+
+        def run(f: Any, *args: object) -> Any:
+            if f is storage_id and not reading:
+                d: Deferred[None] = Deferred()
+                reading.append(d)
+                return d.addCallback(lambda ignored: run_now(f, *args))
+            return run_now(f, *args)
+
+        before = self.bus.status()["subscriptions"]
+        service = self.service(run_in_thread=run)
+        self.successResultOf(service.stopService())
+        reading[0].callback(None)
+        self.assertEqual(self.bus.status()["subscriptions"], before)
+        self.assertEqual(service._running, {})
+
     def test_announcedOnceQuiet(self) -> None:
         """
         Once the queue is empty and nothing new has come for a while, the
