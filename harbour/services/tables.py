@@ -176,7 +176,14 @@ class TablesService(Service):
         if self.keep_views:
             subscriptions.append(follow_reports(self.bus, self._reports_changed))
             subscriptions.append(self.bus.subscribe("table.written", self._written_elsewhere))
-        self._subscriptions = yield gatherResults(subscriptions)
+        subscribed = yield gatherResults(subscriptions)
+        if not self.running:
+            # Stopped while subscribing (a worker's are round trips to the
+            # hub): the stop found none of these to end.
+            for subscription in subscribed:
+                yield self.bus.unsubscribe(subscription)
+            return
+        self._subscriptions = subscribed
         yield self.ready()
         if not self.running:
             return

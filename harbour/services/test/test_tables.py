@@ -409,6 +409,28 @@ class TablesServiceTests(SynchronousTestCase):
         self.assertEqual(self.bus.status()["subscriptions"], before)
         self.assertEqual(service._running, {})
 
+    def test_stoppedWhileSubscribing(self) -> None:
+        """
+        A service stopped while its subscriptions are being made (a
+        worker's go to the hub and back) ends them once they are made.
+        """
+        made: list[Deferred[None]] = []
+        subscribe = self.bus.subscribe
+
+        def slow(pattern: str, callback: Any) -> Deferred[Any]:
+            d: Deferred[None] = Deferred()
+            made.append(d)
+            return d.addCallback(lambda ignored: subscribe(pattern, callback))
+
+        self.bus.subscribe = slow  # type: ignore[method-assign]
+        before = self.bus.status()["subscriptions"]
+        service = self.service()
+        self.assertTrue(made)
+        self.successResultOf(service.stopService())
+        for d in made:
+            d.callback(None)
+        self.assertEqual(self.bus.status()["subscriptions"], before)
+
     def test_announcedOnceQuiet(self) -> None:
         """
         Once the queue is empty and nothing new has come for a while, the
