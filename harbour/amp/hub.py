@@ -65,6 +65,8 @@ class HubLink(Service):
     _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
     _local: SubscriptionTable = attr.ib(factory=SubscriptionTable, init=False)
     _waiting: list[Deferred[None]] = attr.ib(factory=list, init=False)
+    #: Whether the connection is authenticated and subscribed.
+    _ready: bool = attr.ib(default=False, init=False)
     _refusals: int = attr.ib(default=0, init=False)
     _refusal_logged: float = attr.ib(default=float("-inf"), init=False)
 
@@ -106,11 +108,16 @@ class HubLink(Service):
         protocol.disconnected.addCallback(self._lost, protocol)
         try:
             for subscription in list(self._subscriptions):
+                if subscription not in self._subscriptions:
+                    continue  # given up meanwhile
                 protocol.table.add(subscription)
                 yield self._subscribe_remote(protocol, subscription.pattern)
         except Exception as e:
             self._give_up(protocol, f"cannot subscribe: {e or type(e).__name__}")
             return
+        if self._protocol is not protocol:
+            return  # lost meanwhile
+        self._ready = True
         self.log.info("connected to hub {endpoint}", endpoint=self.endpoint, service="hub")
         waiting, self._waiting = self._waiting, []
         for d in waiting:
@@ -146,6 +153,7 @@ class HubLink(Service):
             self.log.warn("hub {endpoint}: {reason}", endpoint=self.endpoint, reason=reason, service="hub")
         if self._protocol is protocol:
             self._protocol = None
+            self._ready = False
         _close(protocol)
 
     def _subscribe_remote(self, protocol: HarbourClientProtocol, pattern: str) -> Deferred[dict[str, object]]:
@@ -154,6 +162,7 @@ class HubLink(Service):
     def _lost(self, ignored: object, protocol: HarbourClientProtocol) -> None:
         if self._protocol is protocol:
             self._protocol = None
+            self._ready = False
             if self.running:
                 self.log.warn("lost the hub {endpoint}; reconnecting", endpoint=self.endpoint, service="hub")
 
@@ -163,7 +172,9 @@ class HubLink(Service):
             and subscribed; failing with L{CancelledError} if the link
             stops first.
         """
-        if self._protocol is not None:
+        if not self.running:
+            return fail(CancelledError("the link to the hub is stopped"))
+        if self._ready:
             return succeed(None)
         d: Deferred[None] = Deferred()
         self._waiting.append(d)

@@ -41,6 +41,25 @@ class RecordingProtocol:
         return succeed({"delivered": 0})
 
 
+@attr.s(auto_attribs=True)
+class SlowProtocol(RecordingProtocol):
+    """
+    A connection to the hub that authenticates at once and answers its
+    subscriptions with C{subscribed}.
+    """
+
+    subscribed: Deferred[dict[str, Any]] = attr.ib(factory=Deferred)
+    disconnected: Deferred[None] = attr.ib(factory=Deferred)
+    transport: None = None
+
+    def callRemote(self, command: type[amp.Command], **arguments: Any) -> Deferred[dict[str, Any]]:
+        """
+        Record C{command}; answer a subscription with C{subscribed}.
+        """
+        super().callRemote(command, **arguments)
+        return self.subscribed if command is commands.Subscribe else succeed({})
+
+
 class LocalTopicsTests(SynchronousTestCase):
     """
     The events of the worker's own connection to Redis stay in the worker.
@@ -172,6 +191,26 @@ class ConnectionTests(SynchronousTestCase):
         self.assertEqual([e.topic for e in heard], ["task.done"])
         self.successResultOf(link.when_connected())
 
+    def test_readyOnceSubscribed(self) -> None:
+        """
+        L{HubLink.when_connected} waits for the subscriptions to be made
+        again on a new connection, not only for its authentication; once
+        the link is stopped, it fails at once.
+        """
+        link = HubLink(MemoryReactorClock(), "tcp:127.0.0.1:7750", TOKEN)
+        link.startService()
+        self.successResultOf(link.subscribe("task.*", lambda event: None))
+        subscribed: Deferred[dict[str, Any]] = Deferred()
+        protocol = SlowProtocol(subscribed=subscribed)
+        link._linked(protocol)  # type: ignore[arg-type]
+        waiting = link.when_connected()
+        self.assertNoResult(waiting)
+        subscribed.callback({})
+        self.successResultOf(waiting)
+        self.successResultOf(link.when_connected())
+        link.stopService()
+        self.failureResultOf(link.when_connected(), CancelledError)
+
     def test_wrongToken(self) -> None:
         """
         A refused token is logged as such, once and then at most every
@@ -189,7 +228,8 @@ class ConnectionTests(SynchronousTestCase):
         attempts = len(hub.pumps)
         self.assertGreater(attempts, 2)
         self.assertLessEqual(attempts, REFUSAL_LOG_INTERVAL / AUTHENTICATION_TIMEOUT + 1)
-        self.pass_time(hub, clock, int(AUTHENTICATION_TIMEOUT) + 2)
+        # Reconnections wait a random part of a second more or less.
+        self.pass_time(hub, clock, 2 * int(AUTHENTICATION_TIMEOUT) + 5)
         self.assertEqual(len([m for m in messages if "refused this worker's token" in m]), 2)
         self.assertNoResult(waiting)
         self.stop(link, hub, clock)
