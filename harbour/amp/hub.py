@@ -31,7 +31,7 @@ from zope.interface import implementer
 from harbour.amp import commands
 from harbour.amp.client import HarbourClientProtocol, RemoteBus, client_endpoint
 from harbour.amp.server import AUTHENTICATION_TIMEOUT, REFUSAL_LOG_INTERVAL
-from harbour.bus import Event, Outbox, Subscription, SubscriptionTable, callback_outbox, validate_pattern
+from harbour.bus import Bus, Outbox, Subscription, callback_outbox, validate_pattern
 from harbour.errors import BadRequest, StoreUnavailable, Unauthorized
 from harbour.interfaces import IBus, IEvent, IStatusSource
 
@@ -63,7 +63,8 @@ class HubLink(Service):
     _client: ClientService | None = attr.ib(default=None, init=False)
     _protocol: HarbourClientProtocol | None = attr.ib(default=None, init=False)
     _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
-    _local: SubscriptionTable = attr.ib(factory=SubscriptionTable, init=False)
+    #: The bus of L{LOCAL_TOPICS}.
+    _local: Bus = attr.ib(factory=Bus, init=False)
     _waiting: list[Deferred[None]] = attr.ib(factory=list, init=False)
     #: Whether the connection is authenticated and subscribed.
     _ready: bool = attr.ib(default=False, init=False)
@@ -186,14 +187,7 @@ class HubLink(Service):
         away, but for L{LOCAL_TOPICS}, delivered here.
         """
         if topic.startswith(LOCAL_TOPICS):
-            try:
-                event = Event.create(topic, payload)
-            except Exception as e:
-                return fail(e)
-            outboxes = list(self._local.outboxes(topic))
-            for outbox in outboxes:
-                outbox.put(event)
-            return succeed(len(outboxes))
+            return self._local.publish(topic, payload, retain)
         if self._protocol is None:
             return fail(StoreUnavailable(f"not connected to the hub at {self.endpoint}"))
         return RemoteBus(self._protocol).publish(topic, payload, retain)
@@ -207,10 +201,9 @@ class HubLink(Service):
             validate_pattern(pattern)
         except BadRequest as e:
             return fail(e)
-        subscription = Subscription(pattern, callback_outbox(callback, pattern, 10_000, self._drop))
         if pattern.startswith(LOCAL_TOPICS):
-            self._local.add(subscription)
-            return succeed(subscription)
+            return self._local.subscribe(pattern, callback)
+        subscription = Subscription(pattern, callback_outbox(callback, pattern, 10_000, self._drop))
         self._subscriptions.append(subscription)
         if self._protocol is None:
             return succeed(subscription)
@@ -219,16 +212,16 @@ class HubLink(Service):
 
     def _drop(self, outbox: Outbox, reason: str) -> None:
         self._subscriptions = [s for s in self._subscriptions if s.outbox is not outbox]
-        self._local.remove_outbox(outbox)
         self.log.warn("dropped a subscriber: {reason}", reason=reason, service="hub")
 
     def unsubscribe(self, subscription: Subscription) -> Deferred[None]:
         """
         See L{IBus.unsubscribe}.
         """
+        if subscription.pattern.startswith(LOCAL_TOPICS):
+            return self._local.unsubscribe(subscription)
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
-        self._local.remove(subscription)
         if self._protocol is not None:
             self._protocol.table.remove(subscription)
         subscription.outbox.stopProducing()
