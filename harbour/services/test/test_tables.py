@@ -54,6 +54,24 @@ def run_now(f: Any, *args: object) -> Any:
     return maybeDeferred(f, *args)
 
 
+def holding(target: Any) -> tuple[list[Deferred[None]], Any]:
+    """
+    @return: The calls of C{target} asked for, each held (as one running in
+        a thread) until the test fires its L{Deferred}, and what runs
+        functions for the service: at once, but for those.
+    """
+    held: list[Deferred[None]] = []
+
+    def run(f: Any, *args: object) -> Any:
+        if f is target:
+            d: Deferred[None] = Deferred()
+            held.append(d)
+            return d.addCallback(lambda ignored: run_now(f, *args))
+        return run_now(f, *args)
+
+    return held, run
+
+
 def call_now(f: Any, *args: object) -> Any:
     """
     Call C{f} at once, as a thread would on the reactor's thread, and give
@@ -268,23 +286,6 @@ class TablesServiceTests(SynchronousTestCase):
             [(hubs,)] = connection.execute("select count(distinct location) from lmp_wide").fetchall()
         self.assertEqual((rows, hubs), (HUB_ROWS, 3))
 
-    def _rebuilds_held(self) -> tuple[list[Deferred[None]], Any]:
-        """
-        @return: The rebuilds of the views asked for, each held (as one
-            running in a thread) until the test fires it, and what runs
-            functions for the service, at once but for those.
-        """
-        held: list[Deferred[None]] = []
-
-        def run(f: Any, *args: object) -> Any:
-            if f is views._rebuild:
-                d: Deferred[None] = Deferred()
-                held.append(d)
-                return d.addCallback(lambda ignored: run_now(f, *args))
-            return run_now(f, *args)
-
-        return held, run
-
     def _rebuilt(self, held: list[Deferred[None]]) -> int:
         """
         Let every rebuild held, and every one they lead to, run.
@@ -326,7 +327,7 @@ class TablesServiceTests(SynchronousTestCase):
             name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"grp_type": "ALL_APNODES"}
         )
         self.successResultOf(publish_reports(self.bus, [report]))
-        held, run = self._rebuilds_held()
+        held, run = holding(views._rebuild)
         hub = self.service(owner="hub", run_in_thread=run)
         self.assertEqual(self._rebuilt(held), 1)
         self.downloaded("2020-01-01", HUBS.read_bytes())
@@ -345,7 +346,7 @@ class TablesServiceTests(SynchronousTestCase):
             name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"grp_type": "ALL_APNODES"}
         )
         self.successResultOf(publish_reports(self.bus, [report]))
-        held, run = self._rebuilds_held()
+        held, run = holding(views._rebuild)
         hub = self.service(owner="hub", run_in_thread=run)
         self.assertEqual(self._rebuilt(held), 1)
         elsewhere = Path(self.mktemp())
@@ -393,15 +394,7 @@ class TablesServiceTests(SynchronousTestCase):
         A service stopped while it reads its tables directory's storage
         id, before it follows anything, follows nothing once it is read.
         """
-        reading: list[Deferred[None]] = []
-
-        def run(f: Any, *args: object) -> Any:
-            if f is storage_id and not reading:
-                d: Deferred[None] = Deferred()
-                reading.append(d)
-                return d.addCallback(lambda ignored: run_now(f, *args))
-            return run_now(f, *args)
-
+        reading, run = holding(storage_id)
         before = self.bus.status()["subscriptions"]
         service = self.service(run_in_thread=run)
         self.successResultOf(service.stopService())
@@ -573,15 +566,7 @@ class TablesServiceTests(SynchronousTestCase):
         recorded.
         """
         task = self.downloaded("2020-01-01", HUBS.read_bytes())
-        held: list[Deferred[None]] = []
-
-        def held_write(f: Any, *args: object) -> Any:
-            if f is parses._write:
-                d: Deferred[None] = Deferred()
-                held.append(d)
-                return d.addCallback(lambda ignored: run_now(f, *args))
-            return run_now(f, *args)
-
+        held, held_write = holding(parses._write)
         service = self.service(run_in_thread=held_write, work=WorkTopic(lease_seconds=300))
         self.assertEqual(len(held), 1)
         service.work = WorkTopic(lease_seconds=30)
