@@ -26,6 +26,9 @@ MAX_WINDOW_HOURS = 31 * 24
 
 _NAME = re.compile(r"[A-Za-z0-9_.\-]+\Z")
 _SPAN = re.compile(r"(\d+)(h|d)\Z")
+#: The window of a group whose one answer holds its calendar month: one
+#: request per month (see L{harbour.oasis.requests.month_windows}).
+MONTH_WINDOW = "month"
 _RELATIVE = re.compile(r"-(\d+)(d|mo|y)\Z")
 _AHEAD = re.compile(r"\+(\d+)d\Z")
 
@@ -259,13 +262,15 @@ def timezone() -> Check:
 def window() -> Check:
     """
     @return: A check for the largest span one request may cover:
-        C{"<n>h"} or C{"<n>d"}, at most 31 days.
+        C{"<n>h"} or C{"<n>d"}, at most 31 days, or L{MONTH_WINDOW}.
     """
 
     def check(value: Any) -> str:
         value = text()(value)
+        if value == MONTH_WINDOW:
+            return value
         if _SPAN.match(value) is None:
-            raise Invalid(f'must be a span such as "1d", "31d" or "1h", not {value!r}')
+            raise Invalid(f'must be a span such as "1d", "31d" or "1h", or "month", not {value!r}')
         if window_hours(value) == 0 or window_hours(value) > MAX_WINDOW_HOURS:
             raise Invalid(f"must be between 1h and 31d, not {value!r}")
         return value

@@ -25,6 +25,7 @@ import attr
 from harbour.config.checks import (
     GIB,
     MAX_WINDOW_HOURS,
+    MONTH_WINDOW,
     Check,
     Invalid,
     boolean,
@@ -58,6 +59,7 @@ from harbour.config.topics import (
 __all__ = [
     "GIB",
     "MAX_WINDOW_HOURS",
+    "MONTH_WINDOW",
     "TOPICS",
     "Check",
     "Configuration",

@@ -21,6 +21,7 @@ import attr
 
 from harbour.config.checks import (
     GIB,
+    MONTH_WINDOW,
     Check,
     Invalid,
     boolean,
@@ -274,7 +275,8 @@ class ReportTopic(Topic):
     window: str | None = setting(
         None,
         check=optional(window()),
-        doc="The largest span of one request; default: the most the catalogue allows for the report.",
+        doc='The largest span of one request, or "month" for the groups whose one answer holds a calendar '
+        "month; default: the most the catalogue allows for the report.",
     )
     params: dict[str, str] = setting(attr.Factory(dict), check=query_params(), doc="Extra query parameters.")
     start: str | None = setting(None, check=optional(day()), doc="Overrides [manifest] start.")
@@ -296,7 +298,9 @@ class ReportTopic(Topic):
         when absent, agrees with it.
         A report the catalogue knows gets, without a C{window}, the largest
         its parameters allow, and is refused a longer one or a missing
-        required parameter; another report's window defaults to a day.
+        required parameter; a group whose one answer holds its calendar
+        month gets L{MONTH_WINDOW}, and only it may; another report's
+        window defaults to a day.
 
         @param values: Every field's checked value; C{kind} and C{window}
             are set.
@@ -326,11 +330,31 @@ class ReportTopic(Topic):
             values["window"] = values.get("window") or DEFAULT_WINDOW
             return
         params = _request_params(values)
-        if values.get("window") is None:
+        given = values.get("window")
+        if entry.covers == MONTH_WINDOW:
+            # Asked a day at a time, each answer would be the month again,
+            # its rows written once per day.
+            if given not in (None, MONTH_WINDOW):
+                refusal = (
+                    f"{entry.name}: one answer holds its whole calendar month (section 7), so it is "
+                    f'asked for once a month: its window is "{MONTH_WINDOW}" (the default), not {given!r}'
+                )
+                yield "window", refusal
+            values["window"] = MONTH_WINDOW
+            hours = None
+        elif given == MONTH_WINDOW:
+            monthly = ", ".join(g.name for g in load_catalogue().groups if g.covers == MONTH_WINDOW)
+            refusal = (
+                f'window "{MONTH_WINDOW}" is only for the groups whose one answer holds a calendar '
+                f"month ({monthly}), not {entry.name}"
+            )
+            yield "window", refusal
+            return
+        elif given is None:
             values["window"] = entry.max_window_span(params)
             hours = None
         else:
-            hours = window_hours(values["window"])
+            hours = window_hours(given)
         for message in check_request(entry, hours, params):
             yield ("window" if "window of" in message else "params"), message
 

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from rich.table import Table
 
-from harbour.config.schema import Configuration, load_directory
+from harbour.config.schema import MONTH_WINDOW, Configuration, load_directory
 from harbour.ctl.codes import FAILED, OK, USAGE
 from harbour.ctl.output import DataConsole
 from harbour.oasis.catalogue import load_catalogue
@@ -94,7 +94,7 @@ def show_catalogue(name: str | None, out: TextIO) -> int:
                 listed.name,
                 listed.kind,
                 ",".join(listed.market_run_ids),
-                listed.max_span,
+                MONTH_WINDOW if listed.covers == MONTH_WINDOW else listed.max_span,
                 listed.max_span_all_nodes or "",
                 listed.publication or "",
                 listed.description.split(". ")[0],
@@ -116,7 +116,12 @@ def show_catalogue(name: str | None, out: TextIO) -> int:
     limit = entry.max_span + (
         f" ({entry.max_span_all_nodes} for all nodes)" if entry.max_span_all_nodes else ""
     )
-    print(f"  one request covers at most {limit}", file=out)
+    if entry.covers == MONTH_WINDOW:
+        print(
+            f"  one answer holds its calendar month: asked for once a month (window {MONTH_WINDOW})", file=out
+        )
+    else:
+        print(f"  one request covers at most {limit}", file=out)
     if entry.publication:
         print(f"  published {entry.publication}: {entry.publication_note}", file=out)
     for param in entry.params:

@@ -9,7 +9,9 @@ A trading day is a day of the market's time zone (Pacific), so it starts at
 07:00Z in summer and 08:00Z in winter, and the spring and autumn change days
 have 23 and 25 hours.  Times in URLs are GMT in the C{yyyymmddThh24:mi-0000}
 form.  One request covers at most a report's C{window}, never more than 31
-days, and never crosses the end of the requested range.
+days, and never crosses the end of the requested range; but a group whose
+one answer holds its calendar month is asked for once a month, whole
+(L{month_windows}).
 """
 
 from __future__ import annotations
@@ -29,7 +31,14 @@ from zoneinfo import ZoneInfo
 import attr
 from attr.validators import and_, instance_of, min_len
 
-from harbour.config.schema import MAX_WINDOW_HOURS, ManifestTopic, ReportTopic, resolve_day, window_hours
+from harbour.config.schema import (
+    MAX_WINDOW_HOURS,
+    MONTH_WINDOW,
+    ManifestTopic,
+    ReportTopic,
+    resolve_day,
+    window_hours,
+)
 from harbour.oasis.catalogue import load_catalogue, offset_hours
 
 UTC = datetime.UTC
@@ -214,6 +223,7 @@ class DayTable:
         self._starts: dict[datetime.date, datetime.datetime] = {}
         self._texts: dict[datetime.datetime, str] = {}
         self._windows: dict[tuple[datetime.date, datetime.date, int], Windows] = {}
+        self._months: dict[tuple[datetime.date, datetime.date, datetime.date | None], Windows] = {}
 
     def start(self, day: datetime.date) -> datetime.datetime:
         """
@@ -257,6 +267,16 @@ class DayTable:
             self._windows[key] = found
         return found
 
+    def months(self, first: datetime.date, last: datetime.date, through: datetime.date | None) -> Windows:
+        """
+        @return: The windows of L{month_windows} (cached).
+        """
+        key = (first, last, through)
+        found = self._months.get(key)
+        if found is None:
+            found = self._months[key] = Windows.of(list(month_windows(first, last, through, self)))
+        return found
+
 
 #: Multi-day windows are blocks of trading days counted from this Monday, so
 #: that a window's bounds and name never move with today or with the range.
@@ -288,6 +308,32 @@ def day_windows(first: datetime.date, last: datetime.date, days: int, table: Day
         start_day, end_day = max(first, block_first), min(last, block_last)
         yield table.window(table.start(start_day), table.start(end_day + ONE_DAY), label)
         block -= 1
+
+
+def month_windows(
+    first: datetime.date, last: datetime.date, through: datetime.date | None, table: DayTable
+) -> Iterator[Window]:
+    """
+    The calendar months of trading days that days C{first} to C{last}
+    inclusive fall in, whole, newest first, named C{YYYY-MM}; those whose
+    last day is after C{through} (not over, or not published yet) left
+    out.
+
+    A month is never cut to the range: its one answer holds every day of
+    it (spec section 7, "the entire month data will be cached"), and the
+    spec's examples ask from the first day of a month.
+    """
+    if last < first:
+        return
+    month = last.replace(day=1)
+    # From the first of a month, 31 days on is in the next, never past it.
+    following = (month + 31 * ONE_DAY).replace(day=1)
+    while following > first:
+        if through is None or following - ONE_DAY <= through:
+            yield table.window(
+                table.start(month), table.start(following), f"{month.year:04d}-{month.month:02d}"
+            )
+        month, following = (month - ONE_DAY).replace(day=1), month
 
 
 def hour_windows(first: datetime.date, last: datetime.date, hours: int, table: DayTable) -> Iterator[Window]:
@@ -465,9 +511,16 @@ def _report_urls(
             continue
         first, last = report_range(manifest, report, today)
         first, last = start or first, end or last
+        requests = ReportRequests(manifest.base_url, report)
+        if report.window == MONTH_WINDOW:
+            through = published.get(report.name) if published else None
+            if now is not None:
+                ended = available_through(table, now, publication_delay(report) * 3600, hourly=False)
+                through = ended if through is None else min(through, ended)
+            result.extend(requests.requests(table.months(first, last, through)))
+            continue
         if published and report.name in published:
             last = min(last, published[report.name])
-        requests = ReportRequests(manifest.base_url, report)
         assert report.window is not None, "a report's window is filled in when it is built"
         hours = min(window_hours(report.window), MAX_WINDOW_HOURS)
         if now is None:

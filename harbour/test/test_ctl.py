@@ -275,6 +275,20 @@ class CatalogueCommandTests(SynchronousTestCase):
         self.assertIn("one request covers at most 31d (1d for all nodes)", text)
         self.assertIn("grp_type", text)
 
+    def test_monthlyGroup(self) -> None:
+        """
+        A group whose one answer holds its calendar month says it is asked
+        for once a month, listed and alone.
+        """
+        out = io.StringIO()
+        self.assertEqual(show_catalogue("ENE_OIC_GRP", out), OK)
+        self.assertIn("asked for once a month (window month)", out.getvalue())
+        self.assertNotIn("covers at most", out.getvalue())
+        listing = io.StringIO()
+        show_catalogue(None, listing)
+        [line] = [line for line in listing.getvalue().splitlines() if "ENE_OIC_GRP" in line]
+        self.assertEqual(line.split()[2], "month")
+
     def test_unknown(self) -> None:
         """
         An unknown name exits 1 and suggests the closest known one.

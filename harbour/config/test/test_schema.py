@@ -398,6 +398,7 @@ class ExportTests(SynchronousTestCase):
             "resolve_day",
             "window_hours",
             "MAX_WINDOW_HOURS",
+            "MONTH_WINDOW",
             "Configuration",
             "default_configuration",
             "config_files",

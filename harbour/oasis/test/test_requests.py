@@ -427,3 +427,97 @@ class AvailabilityTests(SynchronousTestCase):
         """
         self.assertEqual(ManifestTopic(end="+2d").end, "+2d")
         self.assertRaises(TopicError, ManifestTopic, start="+1d")
+
+
+def monthly(**kwargs: Any) -> ReportTopic:
+    """
+    A group whose one answer holds its calendar month.
+    """
+    return ReportTopic(name="upl", groupid="ENE_RES_UPL_GRP", version=8, **kwargs)
+
+
+class MonthWindowTests(SynchronousTestCase):
+    """
+    A group whose one answer holds its whole calendar month (spec section
+    7: "The entire month data will be cached") is asked for once a month,
+    from the month's first trading day, as the spec's examples ask.
+    """
+
+    def test_oneRequestPerMonth(self) -> None:
+        """
+        Each month the range touches is one request, whole, newest first;
+        its file is named after the month, and its window is the month's
+        trading days in GMT (winter and summer offsets alike).
+        """
+        requests = urls("2025-01-15", "2025-03-10", monthly())
+        self.assertEqual(
+            [r.filename for r in requests], ["upl/2025-03.zip", "upl/2025-02.zip", "upl/2025-01.zip"]
+        )
+        march = query(requests[0].url)
+        self.assertEqual(
+            (march["startdatetime"], march["enddatetime"]), ("20250301T08:00-0000", "20250401T07:00-0000")
+        )
+        self.assertEqual(
+            (requests[2].window_start, requests[2].window_end),
+            (
+                datetime.datetime(2025, 1, 1, 8, tzinfo=datetime.UTC),
+                datetime.datetime(2025, 2, 1, 8, tzinfo=datetime.UTC),
+            ),
+        )
+
+    def test_yearIsTwelveRequests(self) -> None:
+        """
+        A year costs 12 requests, not 365 that would each bring the month
+        again.
+        """
+        self.assertEqual(len(urls("2024-01-01", "2024-12-31", monthly())), 12)
+
+    def test_askedOnceTheMonthIsOver(self) -> None:
+        """
+        A month is asked for only once it is over and its publication
+        offset (the catalogue's +31d for ENE_RES_UPL_GRP) has passed: never
+        in part, as a multi-day window may be.
+        """
+        manifest = ManifestTopic(start="2025-01-01", end="today")
+
+        def newest(now: str) -> str:
+            moment = at(now)
+            return report_urls(manifest, [monthly()], market_today(manifest, moment), now=moment)[0].filename
+
+        self.assertEqual(newest("2025-04-01T00:00-07:00"), "upl/2025-01.zip")
+        self.assertEqual(newest("2025-05-01T23:59-07:00"), "upl/2025-02.zip")
+        self.assertEqual(newest("2025-05-02T00:00-07:00"), "upl/2025-03.zip")
+
+    def test_publishedLastDay(self) -> None:
+        """
+        A month is asked for only once the publications log shows its last
+        day published, when it names the group.
+        """
+        manifest = ManifestTopic(start="2025-01-01", end="2025-03-31")
+        requests = report_urls(manifest, [monthly()], TODAY, published={"upl": datetime.date(2025, 3, 30)})
+        self.assertEqual([r.filename for r in requests], ["upl/2025-02.zip", "upl/2025-01.zip"])
+
+    def test_defaultWindow(self) -> None:
+        """
+        Such a group's window is C{"month"} without being asked; it may be
+        given so, and no other window is accepted for it.
+        """
+        self.assertEqual(monthly().window, "month")
+        self.assertEqual(monthly(window="month").window, "month")
+        with self.assertRaises(TopicError) as raised:
+            monthly(window="1d")
+        self.assertIn('its window is "month"', str(raised.exception))
+
+    def test_onlyForMonthlyGroups(self) -> None:
+        """
+        A report whose answers hold their window only is refused the
+        C{"month"} window, naming the groups it is for; a report the
+        catalogue does not know may have it.
+        """
+        with self.assertRaises(TopicError) as raised:
+            report(window="month")
+        self.assertIn("ENE_RES_UPL_GRP", str(raised.exception))
+        other = report(name="other", queryname="OTHER", market_run_id=None, params={}, window="month")
+        self.assertEqual(
+            [r.filename for r in urls("2025-01-31", "2025-02-01", other)][0], "other/2025-02.zip"
+        )
