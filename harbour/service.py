@@ -345,7 +345,9 @@ def build(reactor: IDaemonReactor, options: Options) -> HarbourService:
         return gatherResults([store.when_ready(), publications.when_known()])
 
     work = WorkService(reactor, tasks, manifest, bus, publications=publications, ready=known)
-    download = DownloadService(reactor, tasks, client, bus, data_dir, ready=store.when_ready)
+    download = DownloadService(
+        reactor, tasks, client, bus, data_dir, prefix=options["prefix"], ready=store.when_ready
+    )
     tables = TablesService(reactor, tasks, bus, data_dir, ready=store.when_ready)
     config = ConfigService(reactor, Path(options["config-dir"]), bus, defaults)
     pausables: dict[str, IPausable] = {"work": work, "download": download, "tables": tables}
@@ -356,7 +358,7 @@ def build(reactor: IDaemonReactor, options: Options) -> HarbourService:
     children += [
         ("store", store),
         ("bus", bus),
-        ("workers", WorkersService(reactor, bus)),
+        ("workers", WorkersService(reactor, bus, prefix=options["prefix"])),
         ("publications", publications),
         ("manifest", manifest),
         ("work", work),
@@ -387,7 +389,7 @@ def build_worker(reactor: IDaemonReactor, options: Options) -> HarbourService:
         return gatherResults([store.when_ready(), hub.when_connected()])
 
     client = OasisClient(reactor, RedisLimiter(store, reactor, store.prefix, server_time=True))
-    download = DownloadService(reactor, tasks, client, hub, data_dir, ready=ready)
+    download = DownloadService(reactor, tasks, client, hub, data_dir, prefix=options["prefix"], ready=ready)
     # A worker parses what it downloads; the hub keeps the views.
     tables = TablesService(reactor, tasks, hub, data_dir, keep_views=False, ready=ready)
     # Paused on the hub, paused here: an operator steers the whole fleet.

@@ -89,6 +89,9 @@ class DownloadService(Service):
     settings: DownloadTopic = attr.ib(factory=DownloadTopic)
     work: WorkTopic = attr.ib(factory=WorkTopic)
     owner: str = attr.ib(factory=process_name)
+    #: The C{--prefix} of the store's keys, told in heartbeats so that the
+    #: hub sees a worker that claims from other keys than its own.
+    prefix: str | None = attr.ib(default=None)
     poll_interval: float = attr.ib(default=2.0)
     heartbeat_interval: float = attr.ib(default=5.0)
     janitor_interval: float = attr.ib(default=600.0)
@@ -366,10 +369,12 @@ class DownloadService(Service):
         """
         What this worker is doing: its heartbeat, and the core of its status.
         """
+        told = {"prefix": self.prefix} if self.prefix is not None else {}
         return {
             "owner": self.owner,
             "paused": self.paused,
             "concurrency": self.settings.concurrency,
+            **told,
             **self.activity.heartbeat(),
         }
 

@@ -51,6 +51,7 @@ FIELDS: Mapping[str, Callable[[object], bool]] = MappingProxyType(
         "concurrency": _count,
         "bytes_per_second": _rate,
         "in_flight": _flights,
+        "prefix": lambda value: isinstance(value, str),
     }
 )
 
@@ -67,11 +68,17 @@ class WorkersService(Service):
     reactor: IReactorTime = attr.ib()
     bus: IBus = attr.ib()
     interval: float = attr.ib(default=5.0)
+    #: This hub's C{--prefix}, if known: a worker whose heartbeat names
+    #: another claims from other keys than this hub's tasks.
+    prefix: str | None = attr.ib(default=None)
     #: {owner: (when last heard, its last heartbeat)}
     _seen: dict[str, tuple[float, dict[str, Any]]] = attr.ib(factory=dict, init=False)
     #: {owner: the fields of its last heartbeat that were dropped}, so that
     #: a worker beating the same wrong fields is logged once.
     _dropped: dict[str, list[str]] = attr.ib(factory=dict, init=False)
+    #: The workers whose other prefix was logged, so that each is logged
+    #: once.
+    _astray: set[str] = attr.ib(factory=set, init=False)
     _subscription: Subscription | None = attr.ib(default=None, init=False)
 
     @inlineCallbacks
@@ -105,7 +112,28 @@ class WorkersService(Service):
                 service="workers",
             )
         self._dropped[owner] = dropped
+        self._check_prefix(owner, beat)
         self._seen[owner] = (self.reactor.seconds(), beat)
+
+    def _check_prefix(self, owner: str, beat: dict[str, Any]) -> None:
+        """
+        A worker started with another C{--prefix} than this hub's claims
+        none of its tasks, yet beats as any other: say so, in its entry
+        and (once) in the log.
+        """
+        theirs = beat.get("prefix")
+        if self.prefix is None or theirs is None or theirs == self.prefix:
+            self._astray.discard(owner)
+            return
+        beat["problem"] = (
+            f"its --prefix {theirs!r} is not this hub's {self.prefix!r}: it claims none of this "
+            f"hub's tasks (start it with --prefix {self.prefix})"
+        )
+        if owner not in self._astray:
+            self._astray.add(owner)
+            self.log.warn(
+                "worker {owner}: {problem}", owner=owner, problem=beat["problem"], service="workers"
+            )
 
     def status(self) -> StatusDocument:
         """
@@ -116,6 +144,7 @@ class WorkersService(Service):
         for owner in [o for o, (seen, ignored) in self._seen.items() if now - seen > MISSED * self.interval]:
             del self._seen[owner]
             self._dropped.pop(owner, None)
+            self._astray.discard(owner)
         return {
             owner: {**beat, "seen_seconds_ago": round(now - seen, 1)}
             for owner, (seen, beat) in sorted(self._seen.items())

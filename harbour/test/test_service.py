@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
@@ -87,6 +88,27 @@ class OptionsTests(SynchronousTestCase):
             self.assertTrue(str(error).startswith("--hub: "), str(error))
             self.assertIn(text, str(error))
         self.assertEqual((reactor.tcpClients, reactor.sslClients, reactor.unixClients), ([], [], []))
+
+    def test_prefixToldAndCompared(self) -> None:
+        """
+        A worker's downloads tell its C{--prefix} in their heartbeats, and
+        a hub's workers service compares them with its own.
+        """
+        token = Path(self.mktemp())
+        token.write_text("secret\n")
+        common = ["--redis=redis://127.0.0.1:1/0", f"--token-file={token}", "--prefix=fleet"]
+        # The Redis connection and the hub link are made only at start.
+        reactor: Any = MemoryReactorClock()
+        worker = build(
+            reactor,
+            self.parse("--role=worker", "--hub=tcp:127.0.0.1:1", f"--data-dir={self.mktemp()}", *common),
+        )
+        hub = build(reactor, self.parse(f"--data-dir={self.mktemp()}", *common))
+        self.assertEqual(
+            (worker.getServiceNamed("download").prefix, hub.getServiceNamed("download").prefix),
+            ("fleet", "fleet"),
+        )
+        self.assertEqual(hub.getServiceNamed("workers").prefix, "fleet")
 
     def test_environment(self) -> None:
         """

@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.web.template import Tag, flattenString, tags
@@ -155,6 +156,17 @@ def reports_table(views: Sequence[ReportView], now: float) -> Tag:
     )
 
 
+def _worker_state(worker: Mapping[str, Any]) -> Tag | str:
+    """
+    @return: A worker's problem (another C{--prefix} than the hub's), if it
+        has one, else whether it is paused.
+    """
+    problem = worker.get("problem")
+    if isinstance(problem, str):
+        return tags.span(problem, class_="problems")
+    return "paused" if worker.get("paused") else "running"
+
+
 def details(shot: Snapshot) -> Tag:
     """
     @return: The workers and the publications log, also redrawn on every
@@ -169,7 +181,7 @@ def details(shot: Snapshot) -> Tag:
                 tags.td(owner),
                 tags.td(f"{len(flights)} / {worker.get('concurrency', '?')}", class_="n"),
                 tags.td(f"{rate / 1e6:.2f} MB/s", class_="n"),
-                tags.td("paused" if worker.get("paused") else "running"),
+                tags.td(_worker_state(worker)),
                 tags.td(f"{worker.get('seen_seconds_ago', 0):g} s ago", class_="n"),
             )
         )

@@ -834,28 +834,55 @@ class BeatTests(SynchronousTestCase):
     Tests for L{DownloadService.beat}.
     """
 
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.bus = Bus()
+        self.published: list[IEvent] = []
+        self.bus.subscribe("worker.status", self.published.append)
+
+    def service(self, prefix: str | None = None) -> DownloadService:
+        """
+        @return: A download service on the bus, running as started but
+            without its workers and threads.
+        """
+        reactor = self.reactor
+        client = OasisClient(reactor, MemoryLimiter(reactor))
+        service = DownloadService(
+            reactor,
+            MemoryTaskStore(reactor),
+            client,
+            self.bus,
+            Path("/srv/h"),
+            DownloadTopic(),
+            prefix=prefix,
+        )
+        service.running = True
+        return service
+
     def test_notWhenStopped(self) -> None:
         """
         An attempt starting as the service stops asks for a beat in vain:
         nothing is published or scheduled after the stop.
         """
-        reactor = MemoryReactorClock()
-        bus = Bus()
-        published: list[IEvent] = []
-        bus.subscribe("worker.status", published.append)
-        client = OasisClient(reactor, MemoryLimiter(reactor))
-        store = MemoryTaskStore(reactor)
-        service = DownloadService(reactor, store, client, bus, Path("/srv/h"), DownloadTopic())
-        # Running, as started, without its workers and threads.
-        service.running = True
+        service = self.service()
         service.beat()
-        self.assertEqual(len(published), 1)
+        self.assertEqual(len(self.published), 1)
         service.beat()
-        self.assertEqual(len(reactor.getDelayedCalls()), 1, "the next beat, spaced")
+        self.assertEqual(len(self.reactor.getDelayedCalls()), 1, "the next beat, spaced")
         service.stopService()
         service.beat()
-        reactor.advance(1)
-        self.assertEqual((len(published), reactor.getDelayedCalls()), (1, []))
+        self.reactor.advance(1)
+        self.assertEqual((len(self.published), self.reactor.getDelayedCalls()), (1, []))
+
+    def test_prefixTold(self) -> None:
+        """
+        A beat names the store's C{--prefix} when the service was given
+        it, so that the hub can tell a worker claiming from other keys.
+        """
+        for prefix in ("fleet", None):
+            self.service(prefix).beat()
+        self.assertEqual([event.payload.get("prefix") for event in self.published], ["fleet", None])
+        self.assertNotIn("prefix", self.published[1].payload)
 
 
 class JanitorTests(SynchronousTestCase):

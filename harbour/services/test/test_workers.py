@@ -94,3 +94,51 @@ class WorkersTests(SynchronousTestCase):
         self.successResultOf(self.bus.publish("worker.status", ["host:1"]))
         self.assertEqual(self.workers.status(), {})
         self.assertEqual(self.logged, ["a heartbeat without its worker's name ignored"] * 2)
+
+
+class PrefixTests(SynchronousTestCase):
+    """
+    A hub that knows its C{--prefix} tells a worker heartbeating another.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.bus = Bus()
+        self.workers = WorkersService(self.clock, self.bus, prefix="harbour")
+        self.workers.startService()
+        self.addCleanup(self.workers.stopService)
+        self.logged = capture_log(self)
+
+    def beat(self, **payload: Any) -> None:
+        """
+        Publish a heartbeat of C{BEAT} with C{payload}.
+        """
+        self.successResultOf(self.bus.publish("worker.status", {**BEAT, **payload}))
+
+    def test_otherPrefix(self) -> None:
+        """
+        A worker whose heartbeat names another prefix is listed with the
+        problem, logged once while it lasts, and again if it comes back.
+        """
+        self.beat(prefix="other")
+        self.beat(prefix="other")
+        problem = self.workers.status()["host:1"]["problem"]
+        self.assertIn("its --prefix 'other' is not this hub's 'harbour'", problem)
+        self.assertIn("start it with --prefix harbour", problem)
+        self.assertEqual(self.logged, [f"worker host:1: {problem}"])
+        self.beat(prefix="harbour")
+        self.assertNotIn("problem", self.workers.status()["host:1"])
+        self.beat(prefix="other")
+        self.assertEqual(len(self.logged), 2)
+
+    def test_samePrefixOrNone(self) -> None:
+        """
+        A worker with the hub's prefix, or one that does not say (an older
+        harbour), has no problem listed and nothing is logged.
+        """
+        self.beat(prefix="harbour")
+        self.beat(owner="host:2")
+        status = self.workers.status()
+        self.assertEqual([("problem" in status[owner]) for owner in ("host:1", "host:2")], [False, False])
+        self.assertEqual(status["host:1"]["prefix"], "harbour")
+        self.assertEqual(self.logged, [])

@@ -208,6 +208,22 @@ class PageTests(SynchronousTestCase):
         self.assertIn(b"3 s ago", body)
         self.assertEqual(fixture.get("/live?since=0")[0], 200)
 
+    def test_workerOfAnotherPrefix(self) -> None:
+        """
+        A worker claiming from another C{--prefix} than the hub's shows its
+        problem, escaped, in place of its state.
+        """
+        fixture = self.fixture
+        workers = WorkersService(fixture.clock, fixture.bus, prefix="harbour")
+        workers.startService()
+        self.addCleanup(workers.stopService)
+        fixture.bus.publish("worker.status", {"owner": "w3", "prefix": "<b>"})
+        fixture.daemon.services = healthy_services(workers=workers.status())
+        fixture.clock.advance(INTERVAL)
+        body = fixture.get("/")[1]
+        self.assertIn(b"<span class=\"problems\">its --prefix '&lt;b&gt;' is not this hub", body)
+        self.assertNotIn(b"running", body.split(b'id="workers"')[1].split(b"</section>")[0])
+
     def test_configReloadFailed(self) -> None:
         """
         The page says the configuration is not loaded until it is; after a
