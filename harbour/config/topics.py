@@ -299,8 +299,9 @@ class ReportTopic(Topic):
         A report the catalogue knows gets, without a C{window}, the largest
         its parameters allow, and is refused a longer one or a missing
         required parameter; a group whose one answer holds its calendar
-        month gets L{MONTH_WINDOW}, and only it may; another report's
-        window defaults to a day.
+        month gets L{MONTH_WINDOW} (another window only warns), and no
+        other report the catalogue knows may; another report's window
+        defaults to a day.
 
         @param values: Every field's checked value; C{kind} and C{window}
             are set.
@@ -331,29 +332,19 @@ class ReportTopic(Topic):
             return
         params = _request_params(values)
         given = values.get("window")
-        if entry.covers == MONTH_WINDOW:
-            # Asked a day at a time, each answer would be the month again,
-            # its rows written once per day.
-            if given not in (None, MONTH_WINDOW):
-                refusal = (
-                    f"{entry.name}: one answer holds its whole calendar month (section 7), so it is "
-                    f'asked for once a month: its window is "{MONTH_WINDOW}" (the default), not {given!r}'
-                )
-                yield "window", refusal
-            values["window"] = MONTH_WINDOW
-            hours = None
-        elif given == MONTH_WINDOW:
+        hours: int | None = None
+        if given == MONTH_WINDOW and entry.covers != MONTH_WINDOW:
             monthly = ", ".join(g.name for g in load_catalogue().groups if g.covers == MONTH_WINDOW)
             refusal = (
                 f'window "{MONTH_WINDOW}" is only for the groups whose one answer holds a calendar '
                 f"month ({monthly}), not {entry.name}"
             )
             yield "window", refusal
-            return
         elif given is None:
-            values["window"] = entry.max_window_span(params)
-            hours = None
-        else:
+            # Asked a day at a time, each answer of a monthly group would
+            # be the month again, its rows written once per day.
+            values["window"] = MONTH_WINDOW if entry.covers == MONTH_WINDOW else entry.max_window_span(params)
+        elif given != MONTH_WINDOW:
             hours = window_hours(given)
         for message in check_request(entry, hours, params):
             yield ("window" if "window of" in message else "params"), message
@@ -379,7 +370,15 @@ class ReportTopic(Topic):
             hint = f' (did you mean "{close}"?)' if close else ""
             return [(key, f"{name!r} is not in the catalogue of OASIS reports{hint}: window {self.window}")]
         values = attr.asdict(self)
-        return [("params", message) for message in catalogue_warnings(entry, _request_params(values))]
+        found = [("params", message) for message in catalogue_warnings(entry, _request_params(values))]
+        if entry.covers == MONTH_WINDOW and self.window != MONTH_WINDOW:
+            warning = (
+                f"{entry.name}: one answer holds its whole calendar month (section 7): with window "
+                f'{self.window!r} each answer brings the month again; window "{MONTH_WINDOW}" (the '
+                "default) asks once a month"
+            )
+            found.append(("window", warning))
+        return found
 
 
 def _request_params(values: Mapping[str, Any]) -> dict[str, str]:

@@ -40,6 +40,7 @@ from harbour.config.schema import (
     window_hours,
 )
 from harbour.oasis.catalogue import load_catalogue, offset_hours
+from harbour.oasis.publications import PACIFIC
 
 UTC = datetime.UTC
 ONE_DAY = datetime.timedelta(days=1)
@@ -320,8 +321,10 @@ def month_windows(
     out.
 
     A month is never cut to the range: its one answer holds every day of
-    it (spec section 7, "the entire month data will be cached"), and the
-    spec's examples ask from the first day of a month.
+    it (spec section 7, "the entire month data will be cached").  Its
+    request is the spec's example's: C{startdatetime} the month's first
+    trading day, and no C{enddatetime}, which OASIS takes only for HASP and
+    real-time groups (section 2.2) and would refuse as longer than a day.
     """
     if last < first:
         return
@@ -330,9 +333,9 @@ def month_windows(
     following = (month + 31 * ONE_DAY).replace(day=1)
     while following > first:
         if through is None or following - ONE_DAY <= through:
-            yield table.window(
-                table.start(month), table.start(following), f"{month.year:04d}-{month.month:02d}"
-            )
+            start = table.start(month)
+            label = f"{month.year:04d}-{month.month:02d}"
+            yield Window(start, table.start(following), label, gmt(start), f"/{label}.zip")
         month, following = (month - ONE_DAY).replace(day=1), month
 
 
@@ -505,6 +508,10 @@ def _report_urls(
     now: float | None,
 ) -> list[ReportURL]:
     table = DayTable(ZoneInfo(manifest.timezone))
+    # OASIS's months are of its own trading days, whatever zone the
+    # manifest's days are of: a month asked from another midnight would
+    # start on the last day of the month before.
+    months = DayTable(PACIFIC)
     result: list[ReportURL] = []
     for report in reports:
         if not report.enabled:
@@ -515,9 +522,9 @@ def _report_urls(
         if report.window == MONTH_WINDOW:
             through = published.get(report.name) if published else None
             if now is not None:
-                ended = available_through(table, now, publication_delay(report) * 3600, hourly=False)
+                ended = available_through(months, now, publication_delay(report) * 3600, hourly=False)
                 through = ended if through is None else min(through, ended)
-            result.extend(requests.requests(table.months(first, last, through)))
+            result.extend(requests.requests(months.months(first, last, through)))
             continue
         if published and report.name in published:
             last = min(last, published[report.name])

@@ -447,15 +447,18 @@ class MonthWindowTests(SynchronousTestCase):
         """
         Each month the range touches is one request, whole, newest first;
         its file is named after the month, and its window is the month's
-        trading days in GMT (winter and summer offsets alike).
+        trading days in GMT (winter and summer offsets alike).  The request
+        is the spec's example's: the month's first trading day, and no
+        C{enddatetime}, which OASIS refuses a non-real-time group longer
+        than a day.
         """
         requests = urls("2025-01-15", "2025-03-10", monthly())
         self.assertEqual(
             [r.filename for r in requests], ["upl/2025-03.zip", "upl/2025-02.zip", "upl/2025-01.zip"]
         )
-        march = query(requests[0].url)
         self.assertEqual(
-            (march["startdatetime"], march["enddatetime"]), ("20250301T08:00-0000", "20250401T07:00-0000")
+            query(requests[0].url),
+            {"groupid": "ENE_RES_UPL_GRP", "startdatetime": "20250301T08:00-0000", "version": "8"},
         )
         self.assertEqual(
             (requests[2].window_start, requests[2].window_end),
@@ -497,26 +500,39 @@ class MonthWindowTests(SynchronousTestCase):
         requests = report_urls(manifest, [monthly()], TODAY, published={"upl": datetime.date(2025, 3, 30)})
         self.assertEqual([r.filename for r in requests], ["upl/2025-02.zip", "upl/2025-01.zip"])
 
+    def test_monthsArePacific(self) -> None:
+        """
+        A month starts at OASIS's own midnight, whatever zone the
+        manifest's days are of: from another, OASIS would read the last
+        day of the month before.
+        """
+        [request] = urls("2025-03-01", "2025-03-31", monthly(), timezone="UTC")
+        self.assertEqual(query(request.url)["startdatetime"], "20250301T08:00-0000")
+
     def test_defaultWindow(self) -> None:
         """
-        Such a group's window is C{"month"} without being asked; it may be
-        given so, and no other window is accepted for it.
+        Such a group's window is C{"month"} without being asked, and it may
+        be given so; another window is kept, as a configuration written
+        before may give one, but warned of.
         """
-        self.assertEqual(monthly().window, "month")
+        self.assertEqual((monthly().window, monthly().warnings()), ("month", []))
         self.assertEqual(monthly(window="month").window, "month")
-        with self.assertRaises(TopicError) as raised:
-            monthly(window="1d")
-        self.assertIn('its window is "month"', str(raised.exception))
+        daily = monthly(window="1d")
+        self.assertEqual(daily.window, "1d")
+        [(key, warning)] = daily.warnings()
+        self.assertEqual(key, "window")
+        self.assertIn("with window '1d' each answer brings the month again", warning)
 
     def test_onlyForMonthlyGroups(self) -> None:
         """
         A report whose answers hold their window only is refused the
-        C{"month"} window, naming the groups it is for; a report the
-        catalogue does not know may have it.
+        C{"month"} window, naming the groups it is for, with its other
+        problems; a report the catalogue does not know may have it.
         """
         with self.assertRaises(TopicError) as raised:
-            report(window="month")
+            report(window="month", market_run_id=None)
         self.assertIn("ENE_RES_UPL_GRP", str(raised.exception))
+        self.assertIn("market_run_id is required", str(raised.exception))
         other = report(name="other", queryname="OTHER", market_run_id=None, params={}, window="month")
         self.assertEqual(
             [r.filename for r in urls("2025-01-31", "2025-02-01", other)][0], "other/2025-02.zip"

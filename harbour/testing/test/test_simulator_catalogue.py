@@ -13,8 +13,10 @@ from xml.etree import ElementTree
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from harbour.config.schema import ManifestTopic, ReportTopic
 from harbour.oasis.catalogue import REPORT, CatalogueEntry, load_catalogue, span_hours
 from harbour.oasis.classify import BAD_REQUEST, DATA, classify
+from harbour.oasis.requests import report_urls
 from harbour.testing.simulator import CATALOGUE, GMT_FORMAT, GROUPS, NAMESPACE, UTC, OasisSimulator
 from harbour.testing.test.rendering import members, render
 
@@ -105,6 +107,23 @@ class CatalogueCoverTests(SynchronousTestCase):
                 for member, queryname in zip(found, reports, strict=True):
                     self.assertIn(f"_{queryname}", member)
                     self.assertTrue(member.endswith(".csv" if extra else ".xml"), member)
+
+    def test_monthlyGroupAsAsked(self) -> None:
+        """
+        A group whose one answer holds its month answers the request
+        harbour makes of it, a month's first trading day without
+        C{enddatetime}, with data.
+        """
+        manifest = ManifestTopic(base_url="http://127.0.0.1:9/oasisapi", start="2025-01-14", end="2025-01-14")
+        [request] = report_urls(
+            manifest, [ReportTopic(name="oic", groupid="ENE_OIC_GRP", version=8)], JAN14.date()
+        )
+        path = request.url.removeprefix("http://127.0.0.1:9")
+        self.assertEqual(
+            path, "/oasisapi/GroupZip?groupid=ENE_OIC_GRP&startdatetime=20250101T08:00-0000&version=8"
+        )
+        [member] = members(self.answer(path))
+        self.assertIn("_ENE_OIC", member)
 
     def test_everyEntry(self) -> None:
         """
