@@ -67,6 +67,14 @@ REFUSAL_DELAY = 1.0
 #: hammering the port must not flood the log.
 REFUSAL_LOG_INTERVAL = 60.0
 
+#: The most bytes of keys and values one box a client sends may hold,
+#: before and after it is authenticated.  AMP itself bounds only each key
+#: and value, not how many a box has: a box that never ends would take
+#: memory without bound.  A request carries at most one payload, itself
+#: one AMP value of at most 64 KiB (L{harbour.bus}); a token is far less.
+BOX_LIMIT_UNAUTHENTICATED = 64 << 10
+BOX_LIMIT = 1 << 20
+
 #: Seconds L{ControlService.stopService} waits for connections to close
 #: before aborting them: a peer that stops reading must not hold up the
 #: daemon's shutdown.
@@ -167,6 +175,10 @@ class ControlProtocol(amp.AMP):
         # The refusals waiting for their time, cancelled if the connection
         # goes first: nothing of a closed connection stays scheduled.
         self._refusals: list[IDelayedCall] = []
+        # Bytes of the box being read; past its limit, the rest of the
+        # connection's boxes are dropped as they are read.
+        self._box_bytes = 0
+        self._oversized = False
 
     @property
     def _peer(self) -> str:
@@ -288,6 +300,41 @@ class ControlProtocol(amp.AMP):
             self._service.log_refusal(self._peer, "closed the connection", f"a key of {length} bytes")
         self._keyLengthLimitExceeded = True
         self.close()
+
+    def proto_key(self, string: bytes) -> str:
+        """
+        A key, or the empty one that ends a box: a box read past its limit
+        is not handed on.
+        """
+        if string:
+            self._box_bytes += len(string)
+        else:
+            self._box_bytes = 0
+            if self._oversized:
+                self._currentBox = None
+                return "init"
+        return cast(str, super().proto_key(string))
+
+    def proto_value(self, string: bytes) -> str:
+        """
+        A value: the box it is in may hold at most L{BOX_LIMIT} bytes
+        (L{BOX_LIMIT_UNAUTHENTICATED} before the token); one past it ends
+        the connection, and what is read of it meanwhile is dropped.
+        """
+        self._box_bytes += len(string)
+        limit = BOX_LIMIT if self._authenticated else BOX_LIMIT_UNAUTHENTICATED
+        if self._box_bytes > limit and not self._oversized:
+            self._oversized = True
+            why = f"a box of more than {limit} bytes"
+            if self._authenticated:
+                self.log.warn("closed the connection of {peer}: {why}", peer=self._peer, why=why)
+                self.close()
+            else:
+                self._service.log_refusal(self._peer, "closed the connection", why)
+                self.abort()
+        if self._oversized:
+            self._currentBox = amp.AmpBox()
+        return cast(str, super().proto_value(string))
 
     def sendBox(self, box: amp.AmpBox) -> None:
         """

@@ -25,6 +25,8 @@ from zope.interface import implementer
 from harbour.amp import commands
 from harbour.amp.client import HarbourClientProtocol, RemoteBus, all_requests, connect, status
 from harbour.amp.server import (
+    BOX_LIMIT,
+    BOX_LIMIT_UNAUTHENTICATED,
     REFUSAL_DELAY,
     ControlProtocol,
     ControlService,
@@ -191,6 +193,68 @@ class MalformedBeforeAuthenticationTests(SynchronousTestCase):
             assert isinstance(refusal, Failure)
             self.assertEqual(refusal.getErrorMessage(), "Code<UNAUTHORIZED>: malformed Authenticate")
             self.assertRefused("malformed")
+
+
+class BoxLimitTests(SynchronousTestCase):
+    """
+    A box may hold only so many bytes of keys and values: AMP bounds each,
+    not how many there are, and a box that never ends would take memory
+    without bound.
+    """
+
+    def setUp(self) -> None:
+        self.service = control_service()
+        self.client, self.server, self.pump = connected(self.service)
+        self.messages = capture_log(self)
+        self.received: list[amp.AmpBox] = []
+        self.patch(self.server, "ampBoxReceived", self.received.append)
+
+    def endless(self, keys: int) -> None:
+        """
+        Send C{keys} keys of a box, each with a value of 60,000 bytes,
+        without ending it.
+        """
+        write = cast(ITransport, self.client.transport).write
+        for key in range(keys):
+            write(amp.AmpBox({f"k{key}": b"v" * 60_000}).serialize()[:-2])
+            self.pump.flush()
+
+    def test_beforeTheToken(self) -> None:
+        """
+        Before the token, a box past 64 KiB ends the connection as a
+        refusal, and nothing of it is handed on or kept.
+        """
+        self.endless(2)
+        self.assertIsNone(self.server.transport, "the connection is closed")
+        self.assertEqual(self.received, [])
+        self.assertLessEqual(len(self.server._currentBox or {}), 1)
+        [refusal] = [m for m in self.messages if "closed the connection" in m]
+        self.assertIn(f"a box of more than {BOX_LIMIT_UNAUTHENTICATED} bytes", refusal)
+
+    def test_afterTheToken(self) -> None:
+        """
+        Once authenticated, a box may hold a payload of 64 KiB and more,
+        up to 1 MiB; past that, the connection is closed with a warning.
+        """
+        self.server._authenticated = True
+        self.endless(2)
+        self.assertIsNotNone(self.server.transport, "a box of 120,000 bytes is allowed")
+        self.endless(16)
+        self.assertIsNone(self.server.transport, "the connection is closed")
+        self.assertEqual(self.received, [])
+        [warning] = [m for m in self.messages if "closed the connection" in m]
+        self.assertIn(f"a box of more than {BOX_LIMIT} bytes", warning)
+
+    def test_boxesCountedOneByOne(self) -> None:
+        """
+        Each box is counted on its own: many boxes, each within the limit,
+        are all handed on.
+        """
+        for ignored in range(4):
+            cast(ITransport, self.client.transport).write(amp.AmpBox({"k": b"v" * 60_000}).serialize())
+            self.pump.flush()
+        self.assertEqual(len(self.received), 4)
+        self.assertIsNotNone(self.server.transport)
 
 
 class CommandTests(SynchronousTestCase):
