@@ -35,6 +35,7 @@ from harbour.dataset.columns import TRADING_DATE
 from harbour.dataset.locking import LOCK_SUFFIX, remove_lock_if_free, window_lock
 from harbour.dataset.parse import ParseError, read_zip
 from harbour.dataset.readahead import read_ahead
+from harbour.durability import sync_path
 from harbour.processes import left_by_dead_process, process_mark
 
 #: The partition directories' prefix.
@@ -486,7 +487,7 @@ class DayFiles:
         # A directory made for this window is a name in its parent, which
         # a power cut could lose with every file below it.
         for directory in {f.parent for f in files} | {d.parent for d in self._created}:
-            _sync_directory(directory)
+            sync_path(directory)
         self._temporary.clear()
         return WrittenWindow(
             rows=self._rows, files=tuple(files), days=tuple(days), columns=frozenset(self._columns)
@@ -536,14 +537,6 @@ def _fitted(rows: pa.Table, schema: pa.Schema) -> pa.Table:
         for field in schema
     ]
     return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def _sync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _remove_if_empty(directory: Path) -> None:

@@ -30,6 +30,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
+from harbour.durability import sync_path
 from harbour.services.files import InThread, record, record_path
 
 #: Makes a file system durable: C{syncfs(2)} given a descriptor on it.
@@ -83,14 +84,6 @@ def load_syncfs() -> SyncFS | None:
         return None
 
 
-def _fsync_path(path: Path, data_only: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        (os.fdatasync if data_only else os.fsync)(fd)
-    finally:
-        os.close(fd)
-
-
 def _keep(target: Path, keep: Path) -> None:
     """
     Give C{target}'s file the name C{keep} too (replacing an older one).
@@ -101,7 +94,7 @@ def _keep(target: Path, keep: Path) -> None:
         os.link(target, linked)
     except OSError:  # a file system without hard links
         shutil.copy2(target, linked)
-        _fsync_path(linked, data_only=True)
+        sync_path(linked, os.fdatasync)
     os.replace(linked, keep)
 
 
@@ -222,17 +215,17 @@ def _commit_each(moves: list[Move], wall: WallClock) -> list[Exception | None]:
     outcomes: list[Exception | None] = []
     for move in moves:
         try:
-            _fsync_path(move.temporary, data_only=True)
+            sync_path(move.temporary, os.fdatasync)
             if move.keep is not None and move.target.exists():
                 _keep(move.target, move.keep)
             _rename(move, wall)
-            _fsync_path(record_path(move.target), data_only=True)
+            sync_path(record_path(move.target), os.fdatasync)
             outcomes.append(None)
         except (OSError, LeaseRanOut) as e:
             outcomes.append(e)
     for directory in {move.target.parent for move, outcome in zip(moves, outcomes) if outcome is None}:
         try:
-            _fsync_path(directory)
+            sync_path(directory)
         except OSError as e:
             for index, move in enumerate(moves):
                 if outcomes[index] is None and move.target.parent == directory:

@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from twisted.internet.defer import Deferred
 
+from harbour.durability import sync_path
 from harbour.oasis import classify as verdicts
 from harbour.services.storage import STORAGE_FILE
 
@@ -242,11 +243,7 @@ def make_durable(target: Path, fsync: Callable[[int], None] = os.fsync) -> None:
     @raise OSError: if one cannot be.
     """
     for path in (target, record_path(target), target.parent):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            fsync(fd)
-        finally:
-            os.close(fd)
+        sync_path(path, fsync)
 
 
 def kept_name(target: Path, revision: int) -> Path:

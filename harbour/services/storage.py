@@ -27,6 +27,8 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from harbour.durability import sync_path
+
 #: The name of the file holding a directory's storage id.
 STORAGE_FILE = ".harbour-storage"
 
@@ -72,11 +74,7 @@ def storage_id(directory: Path) -> str:
             _write(path, made, os.O_EXCL)
     finally:
         temporary.unlink(missing_ok=True)
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    sync_path(directory)
     return _read(path)
 
 

@@ -516,7 +516,7 @@ class DayFilesTests(SynchronousTestCase):
         """
         tables = Path(self.mktemp())
         synced: list[Path] = []
-        self.patch(write_module, "_sync_directory", synced.append)
+        self.patch(write_module, "sync_path", synced.append)
         days = DayFiles(tables / "lmp", part_name("w"), {})
         days.add(one_row(D(2025, 6, 1)))
         days.commit()
