@@ -333,8 +333,8 @@ class ReportTopic(Topic):
         params = _request_params(values)
         given = values.get("window")
         hours: int | None = None
-        if given == MONTH_WINDOW and entry.covers != MONTH_WINDOW:
-            monthly = ", ".join(g.name for g in load_catalogue().groups if g.covers == MONTH_WINDOW)
+        if given == MONTH_WINDOW and not entry.monthly:
+            monthly = ", ".join(g.name for g in load_catalogue().groups if g.monthly)
             refusal = (
                 f'window "{MONTH_WINDOW}" is only for the groups whose one answer holds a calendar '
                 f"month ({monthly}), not {entry.name}"
@@ -343,7 +343,7 @@ class ReportTopic(Topic):
         elif given is None:
             # Asked a day at a time, each answer of a monthly group would
             # be the month again, its rows written once per day.
-            values["window"] = MONTH_WINDOW if entry.covers == MONTH_WINDOW else entry.max_window_span(params)
+            values["window"] = MONTH_WINDOW if entry.monthly else entry.max_window_span(params)
         elif given != MONTH_WINDOW:
             hours = window_hours(given)
         for message in check_request(entry, hours, params):
@@ -371,7 +371,7 @@ class ReportTopic(Topic):
             return [(key, f"{name!r} is not in the catalogue of OASIS reports{hint}: window {self.window}")]
         values = attr.asdict(self)
         found = [("params", message) for message in catalogue_warnings(entry, _request_params(values))]
-        if entry.covers == MONTH_WINDOW and self.window != MONTH_WINDOW:
+        if entry.monthly and self.window != MONTH_WINDOW:
             warning = (
                 f"{entry.name}: one answer holds its whole calendar month (section 7): with window "
                 f'{self.window!r} each answer brings the month again; window "{MONTH_WINDOW}" (the '

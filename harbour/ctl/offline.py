@@ -94,7 +94,7 @@ def show_catalogue(name: str | None, out: TextIO) -> int:
                 listed.name,
                 listed.kind,
                 ",".join(listed.market_run_ids),
-                MONTH_WINDOW if listed.covers == MONTH_WINDOW else listed.max_span,
+                MONTH_WINDOW if listed.monthly else listed.max_span,
                 listed.max_span_all_nodes or "",
                 listed.publication or "",
                 listed.description.split(". ")[0],
@@ -113,14 +113,14 @@ def show_catalogue(name: str | None, out: TextIO) -> int:
         f"{', '.join(map(str, entry.versions)) or '-'}; CSV: {'yes' if entry.csv else 'no'}",
         file=out,
     )
-    limit = entry.max_span + (
-        f" ({entry.max_span_all_nodes} for all nodes)" if entry.max_span_all_nodes else ""
-    )
-    if entry.covers == MONTH_WINDOW:
+    if entry.monthly:
         print(
             f"  one answer holds its calendar month: asked for once a month (window {MONTH_WINDOW})", file=out
         )
     else:
+        limit = entry.max_span + (
+            f" ({entry.max_span_all_nodes} for all nodes)" if entry.max_span_all_nodes else ""
+        )
         print(f"  one request covers at most {limit}", file=out)
     if entry.publication:
         print(f"  published {entry.publication}: {entry.publication_note}", file=out)

@@ -287,6 +287,14 @@ class CatalogueEntry:
     publication_by_market: tuple[tuple[str, str], ...] = ()
 
     @property
+    def monthly(self) -> bool:
+        """
+        @return: Whether one answer of this group holds its calendar month
+            (C{covers = "month"}): it is asked for once a month.
+        """
+        return self.covers == "month"
+
+    @property
     def queryname(self) -> str | None:
         """
         The C{queryname} of a report, or L{None} for a group.
