@@ -45,6 +45,8 @@ SAMPLES = Path(__file__).parents[2] / "test" / "samples"
 HUBS = SAMPLES / "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip"
 #: The data rows of the hubs sample (3 nodes x 24 hours x 4 components).
 HUB_ROWS = 288
+#: The report the hub prices sample answers.
+LMP = ReportTopic(name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"grp_type": "ALL_APNODES"})
 
 
 def run_now(f: Any, *args: object) -> Any:
@@ -275,10 +277,7 @@ class TablesServiceTests(SynchronousTestCase):
         it has tables, over which DuckDB answers.
         """
         self.downloaded("2020-01-01", HUBS.read_bytes())
-        report = ReportTopic(
-            name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"grp_type": "ALL_APNODES"}
-        )
-        self.successResultOf(publish_reports(self.bus, [report]))
+        self.successResultOf(publish_reports(self.bus, [LMP]))
         self.service()
         database = self.data_dir / "tables" / "harbour.duckdb"
         with duckdb.connect(str(database), read_only=True) as connection:
@@ -304,10 +303,7 @@ class TablesServiceTests(SynchronousTestCase):
         processes' C{table.written} into its tables directory: it had
         made its views again only for its own.
         """
-        report = ReportTopic(
-            name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"grp_type": "ALL_APNODES"}
-        )
-        self.successResultOf(publish_reports(self.bus, [report]))
+        self.successResultOf(publish_reports(self.bus, [LMP]))
         hub = self.service(owner="hub")
         hub.pause()
         self.downloaded("2020-01-01", HUBS.read_bytes())
@@ -323,10 +319,7 @@ class TablesServiceTests(SynchronousTestCase):
         The hub's own tables make its views again once each, not once
         more when their C{table.written} comes back to it.
         """
-        report = ReportTopic(
-            name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"grp_type": "ALL_APNODES"}
-        )
-        self.successResultOf(publish_reports(self.bus, [report]))
+        self.successResultOf(publish_reports(self.bus, [LMP]))
         held, run = holding(views._rebuild)
         hub = self.service(owner="hub", run_in_thread=run)
         self.assertEqual(self._rebuilt(held), 1)
@@ -342,10 +335,7 @@ class TablesServiceTests(SynchronousTestCase):
         (no storage shared with the hub) leaves the hub's views as they
         are: making them again would find nothing new.
         """
-        report = ReportTopic(
-            name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"grp_type": "ALL_APNODES"}
-        )
-        self.successResultOf(publish_reports(self.bus, [report]))
+        self.successResultOf(publish_reports(self.bus, [LMP]))
         held, run = holding(views._rebuild)
         hub = self.service(owner="hub", run_in_thread=run)
         self.assertEqual(self._rebuilt(held), 1)
@@ -362,10 +352,7 @@ class TablesServiceTests(SynchronousTestCase):
         DuckDB fails any query of a view over no file.
         """
         self.downloaded("2020-01-01", HUBS.read_bytes())
-        report = ReportTopic(
-            name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"grp_type": "ALL_APNODES"}
-        )
-        self.successResultOf(publish_reports(self.bus, [report]))
+        self.successResultOf(publish_reports(self.bus, [LMP]))
         self.service()
         self.retire("lmp/2020-01-01.zip")
         self.successResultOf(self.bus.publish("task.retired", {"files": []}))
@@ -435,10 +422,7 @@ class TablesServiceTests(SynchronousTestCase):
             return [m for m in logged if "tables are up to date" in m]
 
         self.downloaded("2020-01-01", HUBS.read_bytes())
-        report = ReportTopic(
-            name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"grp_type": "ALL_APNODES"}
-        )
-        self.successResultOf(publish_reports(self.bus, [report]))
+        self.successResultOf(publish_reports(self.bus, [LMP]))
         service = self.service()
         self.assertEqual(announcements(), [])
         self.clock.pump([service.poll_interval] * 4)
@@ -952,10 +936,7 @@ class ViewsTests(SynchronousTestCase):
         tables = Path(self.mktemp())
         (tables / "lmp" / "trading_date=2020-01-01").mkdir(parents=True)
         views = Views(tables, run_now)
-        report = ReportTopic(
-            name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"grp_type": "ALL_APNODES"}
-        )
-        self.successResultOf(views.configure([report]))
+        self.successResultOf(views.configure([LMP]))
         self.assertEqual(views.shown, frozenset())
 
     def test_unreadableTableNotShown(self) -> None:
@@ -998,10 +979,7 @@ class ViewsTests(SynchronousTestCase):
             return run_now(f, *args)
 
         views = Views(tables / "tables", counted)
-        report = ReportTopic(
-            name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"grp_type": "ALL_APNODES"}
-        )
-        self.successResultOf(views.configure([report]))
+        self.successResultOf(views.configure([LMP]))
         written = write(xml, tables / "tables", "lmp", label="2020-01-02")
         self.successResultOf(views.written("lmp", written.columns))
         written = write(xml_again, tables / "tables", "lmp", label="2020-01-02_b")
