@@ -443,23 +443,23 @@ class UnreachableTests(SynchronousTestCase):
             self.assertIn("/nonexistent/amp.token", errors)
 
 
-class NotHarbourTests(SynchronousTestCase):
+class ConnectingTestCase(SynchronousTestCase):
     """
-    C{--connect} naming something that is not harbour's control port ends
-    with a clear error, neither a traceback nor a wait without end.
+    Runs a C{harbourctl} command that connects to C{tcp:127.0.0.1:7799},
+    whose connection a test then makes in memory.
     """
 
-    def accepted(
+    def connecting(
         self, *command: str, out: TextIO | None = None
-    ) -> tuple[MemoryReactorClock, Deferred[int], IProtocol, StringTransport, io.StringIO]:
+    ) -> tuple[MemoryReactorClock, Deferred[int], IProtocol, io.StringIO]:
         """
-        Run C{command} against C{tcp:127.0.0.1:7799} and accept its
-        connection in memory.
+        Run C{command} up to its attempt to connect.
 
         @param out: Where the command writes (by default, nowhere).
 
         @return: The reactor, the run's exit code to come, the client's
-            protocol, its transport, and what it writes on standard error.
+            protocol (not yet connected), and what the run writes on
+            standard error.
         """
         reactor = MemoryReactorClock()
         token = Path(self.mktemp())
@@ -471,6 +471,27 @@ class NotHarbourTests(SynchronousTestCase):
         [(host, port, factory, timeout, bind)] = reactor.tcpClients
         protocol = factory.buildProtocol(None)
         assert protocol is not None
+        return reactor, d, protocol, errors
+
+
+class NotHarbourTests(ConnectingTestCase):
+    """
+    C{--connect} naming something that is not harbour's control port ends
+    with a clear error, neither a traceback nor a wait without end.
+    """
+
+    def accepted(
+        self, *command: str, out: TextIO | None = None
+    ) -> tuple[MemoryReactorClock, Deferred[int], IProtocol, StringTransport, io.StringIO]:
+        """
+        Run C{command} and accept its connection in memory.
+
+        @param out: Where the command writes (by default, nowhere).
+
+        @return: The reactor, the run's exit code to come, the client's
+            protocol, its transport, and what it writes on standard error.
+        """
+        reactor, d, protocol, errors = self.connecting(*command, out=out)
         transport = StringTransport()
         protocol.makeConnection(transport)
         return reactor, d, protocol, transport, errors
