@@ -231,24 +231,26 @@ def connect(reactor: object, endpoint: str, token: str) -> Deferred[HarbourClien
 
 @inlineCallbacks
 def authenticated(
-    endpoint: IStreamClientEndpoint, token: str
+    endpoint: IStreamClientEndpoint, token: str, protocol: HarbourClientProtocol | None = None
 ) -> Generator[Deferred[Any], Any, HarbourClientProtocol]:
     """
     Connect to a control port and authenticate.
 
     @param endpoint: The control port, as L{client_endpoint} makes it.
     @param token: The control port's token.
+    @param protocol: The protocol to connect (by default, a new
+        L{HarbourClientProtocol}).
 
     @return: A L{Deferred} firing with a connected, authenticated
-        L{HarbourClientProtocol}.
+        L{HarbourClientProtocol}: C{protocol}, if given.
     """
-    protocol = yield connectProtocol(endpoint, HarbourClientProtocol())
+    connected = yield connectProtocol(endpoint, HarbourClientProtocol() if protocol is None else protocol)
     try:
-        yield protocol.callRemote(commands.Authenticate, token=token)
+        yield connected.callRemote(commands.Authenticate, token=token)
     except BaseException:
-        protocol.transport.loseConnection()
+        connected.transport.loseConnection()
         raise
-    return protocol
+    return connected
 
 
 @inlineCallbacks

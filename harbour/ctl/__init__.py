@@ -1,11 +1,11 @@
 """
 C{harbourctl}: the operator's client of a running harbour, over AMP.
 
-Exit codes: 0 success, 1 the command failed, 2 usage error, 3 cannot
-connect or not authorised; C{status --check} exits 0, 1 or 2 for ok,
-warning or critical (and 3, unknown, when it cannot ask), as monitoring
-plugins do.  C{check-config}, C{manifest}, C{catalogue} and
-C{plan} work offline.
+Exit codes: 0 success, 1 the command failed (or the daemon could not
+answer it), 2 usage error, 3 cannot connect or not authorised; C{status
+--check} exits 0, 1 or 2 for ok, warning or critical (and 3, unknown,
+when it cannot have the status), as monitoring plugins do.
+C{check-config}, C{manifest}, C{catalogue} and C{plan} work offline.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from harbour.ctl import dataset as dataset_commands
 from harbour.ctl.codes import DEFAULT_CONNECT, FAILED, OK, UNREACHABLE, USAGE
 from harbour.ctl.offline import check_config, plan_table, print_manifest, show_catalogue
 from harbour.ctl.output import discard_output
-from harbour.ctl.remote import _status, run_remote
+from harbour.ctl.remote import _status, plan_without_progress, run_remote
 
 __all__ = [
     "FAILED",
@@ -188,8 +188,7 @@ def _run(arguments: list[str]) -> None:
         try:
             code = yield run_remote(reactor, args, sys.stdout)
             if code == UNREACHABLE and args.command == "plan":
-                print("harbourctl: planning without the daemon's progress", file=sys.stderr)
-                code = plan_table(args, sys.stdout)
+                code = plan_without_progress(args, sys.stdout)
         except BrokenPipeError:
             _reader_gone()
         except Exception:

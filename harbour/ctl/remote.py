@@ -19,6 +19,7 @@ from twisted.internet.defer import TimeoutError as NoAnswer
 from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted.internet.task import deferLater
+from twisted.protocols import amp
 from twisted.protocols.amp import TooLong
 from twisted.python.failure import Failure
 
@@ -42,6 +43,64 @@ ANSWER_WITHIN = 10.0
 RemoteCommand = Callable[[IReactorCore, HarbourClientProtocol, argparse.Namespace, TextIO], Deferred[int]]
 
 
+class RemoteFailure(Exception):
+    """
+    The daemon could not answer a command: it does not know the command
+    (it is an older harbour, say), or it failed while answering, with an
+    error harbour's commands do not name (and which the daemon logs).
+
+    @ivar command: The name of the AMP command.
+    @ivar unknown: Whether the daemon does not know the command, rather
+        than failed while answering it.
+    """
+
+    def __init__(self, command: str, unknown: bool) -> None:
+        super().__init__(command, unknown)
+        self.command = command
+        self.unknown = unknown
+
+    def __str__(self) -> str:
+        if self.unknown:
+            return f"the daemon does not know the command {self.command}: is it an older harbour?"
+        return f"the daemon failed while answering {self.command}; see its log"
+
+
+class ControlClient(HarbourClientProtocol):
+    """
+    C{harbourctl}'s end of a control connection: a command the daemon
+    cannot answer fails with a L{RemoteFailure} that names the command,
+    rather than with AMP's error, which does not.
+    """
+
+    def callRemote(self, commandType: type[amp.Command], *a: object, **kw: object) -> Deferred[Any] | None:
+        """
+        Send a command, as L{amp.AMP.callRemote} does.
+
+        @return: A L{Deferred} of the answer, failing with L{RemoteFailure}
+            if the daemon cannot answer; L{None} for a command that asks
+            for no answer.
+        """
+        asked: Deferred[Any] | None = super().callRemote(commandType, *a, **kw)
+        if asked is not None:
+            asked.addErrback(_cannot_answer, commandType.commandName.decode("ascii"))
+        return asked
+
+
+def _cannot_answer(failure: Failure, command: str) -> Failure:
+    """
+    Name C{command} in an AMP error that does not: the daemon did not
+    know it, or failed while answering it.
+
+    @return: A failure with L{RemoteFailure} for those errors; C{failure}
+        itself for any other.
+    """
+    if failure.check(amp.UnhandledCommand):
+        return Failure(RemoteFailure(command, unknown=True))
+    if failure.check(amp.UnknownRemoteError):
+        return Failure(RemoteFailure(command, unknown=False))
+    return failure
+
+
 @inlineCallbacks
 def run_remote(
     reactor: IReactorCore, args: argparse.Namespace, out: TextIO
@@ -51,7 +110,11 @@ def run_remote(
 
     @return: A L{Deferred} firing with the exit code: L{USAGE} for an
         endpoint that cannot be used or would not check the daemon's
-        certificate, before anything is read or sent.
+        certificate, before anything is read or sent; L{UNREACHABLE} for a
+        daemon that cannot be asked; L{FAILED} for a command refused, or
+        one the daemon cannot answer (L{RemoteFailure}), except that
+        C{status --check} exits L{UNREACHABLE} (unknown, to monitoring)
+        for a daemon that cannot answer.
     """
     try:
         endpoint = client_endpoint(reactor, args.connect)
@@ -62,7 +125,7 @@ def run_remote(
         token = read_token(Path(args.token_file))
     except ConfigurationError as e:
         return _unreachable(args, out, str(e))
-    connecting = authenticated(endpoint, token)
+    connecting = authenticated(endpoint, token, ControlClient())
     try:
         # Whatever listens there may accept and never answer as harbour does.
         protocol = yield connecting.addTimeout(ANSWER_WITHIN, IReactorTime(reactor))
@@ -70,6 +133,12 @@ def run_remote(
         return _unreachable(args, out, f"not authorised by {args.connect}: {e}")
     except NoAnswer:
         why = f"no answer from {args.connect} within {ANSWER_WITHIN:g} s: is it harbour's control port?"
+        return _unreachable(args, out, why)
+    except RemoteFailure as e:
+        if e.unknown:
+            why = f"{args.connect} does not know the command {e.command}: is it harbour's control port?"
+        else:
+            why = f"{args.connect}: {e}"
         return _unreachable(args, out, why)
     except (ConnectError, ConnectionLost, ConnectionDone, OSError, OverflowError) as e:
         return _unreachable(args, out, f"cannot connect to {args.connect}: {e}")
@@ -79,6 +148,8 @@ def run_remote(
         # The daemon stopped (or the network failed) mid-command: watch and
         # subscribe last as long as the daemon does.
         return _unreachable(args, out, f"lost the connection to {args.connect}: {e}")
+    except RemoteFailure as e:
+        return _failed(args, out, str(e), FAILED)
     except (BadRequest, TooLong) as e:
         print(f"harbourctl: {args.command} refused: {e}", file=sys.stderr)
         return FAILED
@@ -92,16 +163,28 @@ def run_remote(
 
 def _unreachable(args: argparse.Namespace, out: TextIO, why: str) -> int:
     """
-    Say why the daemon cannot be asked: on standard error, and for
-    C{status --check} also as the one line on standard output that
-    monitoring plugins read (C{HARBOUR UNKNOWN - why}).
+    Say why the daemon cannot be asked, as L{_failed} does.
 
     @return: L{UNREACHABLE}, the exit code monitoring reads as UNKNOWN.
+    """
+    return _failed(args, out, why, UNREACHABLE)
+
+
+def _failed(args: argparse.Namespace, out: TextIO, why: str, code: int) -> int:
+    """
+    Say why the command failed: on standard error, and for C{status
+    --check}, which then has no status to judge, also as the one line on
+    standard output that monitoring plugins read (C{HARBOUR UNKNOWN -
+    why}).
+
+    @return: C{code}; for C{status --check}, L{UNREACHABLE}, the exit code
+        monitoring reads as UNKNOWN.
     """
     print(f"harbourctl: {why}", file=sys.stderr)
     if args.command == "status" and getattr(args, "check", False):
         print(f"HARBOUR {CHECK_WORDS[UNREACHABLE]} - {why}", file=out)
-    return UNREACHABLE
+        return UNREACHABLE
+    return code
 
 
 @inlineCallbacks
@@ -341,14 +424,34 @@ def _plan(
     reactor: IReactorCore, protocol: HarbourClientProtocol, args: argparse.Namespace, out: TextIO
 ) -> Generator[Deferred[Any], Any, int]:
     """
-    The plan of a configuration, with what the daemon has done of it.
+    The plan of a configuration, with what the daemon has done of it; a
+    daemon that cannot say is planned without, as one that cannot be
+    reached is.
     """
-    document = yield status(protocol)
-    counts = document.get("services", {}).get("work", {}).get("tasks", {})
-    if not isinstance(counts, dict) or "error" in counts:
-        return plan_table(args, out)
-    # The bytes to expect: the mean size of up to SIZE_SAMPLE files a report
-    # already has.
+    try:
+        document = yield status(protocol)
+        counts = document.get("services", {}).get("work", {}).get("tasks", {})
+        if not isinstance(counts, dict) or "error" in counts:
+            return plan_table(args, out)
+        sizes = yield _mean_sizes(protocol, counts)
+    except RemoteFailure as e:
+        print(f"harbourctl: {e}", file=sys.stderr)
+        return plan_without_progress(args, out)
+    return plan_table(args, out, counts, sizes)
+
+
+@inlineCallbacks
+def _mean_sizes(
+    protocol: HarbourClientProtocol, counts: dict[str, dict[str, int]]
+) -> Generator[Deferred[Any], Any, dict[str, float]]:
+    """
+    The bytes to expect of each report's files: the mean size of up to
+    L{SIZE_SAMPLE} files it already has.
+
+    @param counts: The daemon's task counts per report and state.
+    @return: A L{Deferred} firing with the mean size of each report that
+        has downloaded files.
+    """
     sizes: dict[str, float] = {}
     for report, states in counts.items():
         if states.get("downloaded"):
@@ -358,7 +461,18 @@ def _plan(
             found = [task["bytes"] for task in json.loads(answer["tasks"])]
             if found:
                 sizes[report] = sum(found) / len(found)
-    return plan_table(args, out, counts, sizes)
+    return sizes
+
+
+def plan_without_progress(args: argparse.Namespace, out: TextIO) -> int:
+    """
+    Plan C{args}' configuration without the daemon's progress, saying so
+    on standard error.
+
+    @return: The exit code of L{plan_table}.
+    """
+    print("harbourctl: planning without the daemon's progress", file=sys.stderr)
+    return plan_table(args, out)
 
 
 #: How many of a report's files its mean size is taken from.

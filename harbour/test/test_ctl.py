@@ -7,20 +7,23 @@ from __future__ import annotations
 import io
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO, cast
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IProtocol, IReactorCore
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.protocols import amp
 from twisted.python.failure import Failure
+from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.amp import commands
 from harbour.amp.commands import encode_event
+from harbour.amp.server import ControlProtocol
 from harbour.ctl import FAILED, OK, UNREACHABLE, USAGE, _status, check_config, main, parser
 from harbour.ctl.offline import plan_table, print_manifest, show_catalogue
 from harbour.ctl.remote import ANSWER_WITHIN, run_remote
@@ -602,3 +605,239 @@ class NotHarbourTests(ConnectingTestCase):
             self.assertEqual(code, USAGE)
             self.assertIn(f"--connect: cannot use endpoint {endpoint!r}", errors.getvalue())
             self.assertEqual(reactor.tcpClients, [])
+
+
+class ClientTransport(iosim.FakeTransport):
+    """
+    An in-memory client transport that says whether it is connected, as
+    Twisted's own transports do.
+    """
+
+    @property
+    def connected(self) -> bool:
+        """
+        Whether the connection is still open.
+        """
+        return not self.disconnected
+
+
+class OlderDaemon(ControlProtocol):
+    """
+    A control connection of a harbour older than C{harbourctl}: it knows
+    no command but C{Authenticate}.
+    """
+
+    def locateResponder(self, name: bytes) -> Callable[[amp.AmpBox], Deferred[amp.AmpBox]] | None:
+        """
+        @return: The responder of C{Authenticate}; for any other command,
+            none.
+        """
+        return super().locateResponder(name) if name == b"Authenticate" else None
+
+
+class BrokenDaemon(ControlProtocol):
+    """
+    A control connection whose every command but C{Authenticate} fails
+    with an error harbour's commands do not name.
+    """
+
+    def locateResponder(self, name: bytes) -> Callable[[amp.AmpBox], Deferred[amp.AmpBox]] | None:
+        """
+        @return: The responder of C{Authenticate}; for any other command,
+            one that fails with L{ZeroDivisionError}.
+        """
+        if name == b"Authenticate":
+            return super().locateResponder(name)
+        return lambda box: fail(ZeroDivisionError("a bug in the daemon"))
+
+
+#: Each command of C{harbourctl} that asks the daemon, and the AMP command
+#: it asks first.
+FIRST_ASKED = [
+    (["status"], "Status"),
+    (["status", "--json"], "Status"),
+    (["watch"], "Status"),
+    (["tasks"], "ListTasks"),
+    (["retry"], "Retry"),
+    (["reparse"], "Reparse"),
+    (["refresh"], "Refresh"),
+    (["pause"], "Pause"),
+    (["resume", "download"], "Resume"),
+    (["publish", "a.topic", "{}"], "Publish"),
+    (["subscribe", "task.*"], "Subscribe"),
+    (["reload"], "Reload"),
+]
+
+
+class DaemonCannotAnswerTests(ConnectingTestCase):
+    """
+    A daemon that cannot answer a command, because it is an older harbour
+    without it or because it failed while answering, ends the command
+    with one line on standard error saying so, never a traceback.
+    """
+
+    def against(
+        self,
+        daemon: type[ControlProtocol],
+        *command: str,
+        status_document: Callable[[], object] | None = None,
+    ) -> tuple[int, str, str]:
+        """
+        Run C{command} against an in-memory daemon whose connection is a
+        C{daemon}.
+
+        @param status_document: What the daemon's C{Status} answers (by
+            default, a document of no services).
+
+        @return: The exit code, standard output and standard error.
+        """
+        out = io.StringIO()
+        reactor, d, client, errors = self.connecting(*command, out=out)
+        service = control_service(
+            status_document=status_document if status_document is not None else (lambda: {"services": {}})
+        )
+        server = daemon(service)
+        pump = iosim.connect(server, iosim.makeFakeServer(server), client, ClientTransport(client, False))
+        pump.flush()
+        return self.successResultOf(d), out.getvalue(), errors.getvalue()
+
+    def test_unknownCommand(self) -> None:
+        """
+        A command the daemon does not know exits 1, saying which and
+        asking whether the daemon is an older harbour.
+        """
+        for command, asked in FIRST_ASKED:
+            code, out, errors = self.against(OlderDaemon, *command)
+            self.assertEqual(
+                (code, errors),
+                (
+                    FAILED,
+                    f"harbourctl: the daemon does not know the command {asked}: is it an older harbour?\n",
+                ),
+                command,
+            )
+
+    def test_failedWhileAnswering(self) -> None:
+        """
+        A command the daemon failed to answer (an error it does not name,
+        which it logs) exits 1, saying which and where to look.
+        """
+        for command, asked in FIRST_ASKED:
+            code, out, errors = self.against(BrokenDaemon, *command)
+            self.assertEqual(
+                (code, errors),
+                (FAILED, f"harbourctl: the daemon failed while answering {asked}; see its log\n"),
+                command,
+            )
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), len(FIRST_ASKED))
+
+    def test_statusDocumentFails(self) -> None:
+        """
+        A daemon whose own status fails answers C{Status} with an error
+        AMP does not name: C{harbourctl status} says so.
+        """
+        code, out, errors = self.against(ControlProtocol, "status", status_document=lambda: 1 / 0)
+        self.assertEqual((code, out), (FAILED, ""))
+        self.assertEqual(errors, "harbourctl: the daemon failed while answering Status; see its log\n")
+        self.flushLoggedErrors(ZeroDivisionError)
+
+    def test_planWithoutProgress(self) -> None:
+        """
+        C{plan} whose daemon cannot say what it has done plans without
+        it, as it does when the daemon cannot be reached.
+        """
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        (directory / "a.toml").write_text(
+            '[manifest]\nstart = "2025-01-01"\nend = "2025-01-31"\n'
+            '[[reports]]\nname = "load"\nqueryname = "SLD_FCST"\nmarket_run_id = "DAM"\nwindow = "31d"\n'
+        )
+        offline = io.StringIO()
+        plan_table(parser().parse_args(["plan", "--config-dir", str(directory), "--json"]), offline)
+        code, out, errors = self.against(BrokenDaemon, "plan", "--config-dir", str(directory), "--json")
+        self.assertEqual((code, out), (OK, offline.getvalue()))
+        self.assertEqual(
+            errors.splitlines(),
+            [
+                "harbourctl: the daemon failed while answering Status; see its log",
+                "harbourctl: planning without the daemon's progress",
+            ],
+        )
+        self.flushLoggedErrors(ZeroDivisionError)
+
+
+class StatusCheckTests(ConnectingTestCase):
+    """
+    C{status --check} is a monitoring plugin: whatever keeps it from the
+    daemon's status, it prints one line, C{HARBOUR UNKNOWN - } and why, and
+    exits 3.
+    """
+
+    def assertUnknown(self, result: tuple[int, str, str], why: str) -> None:
+        """
+        Assert that a run of C{status --check} said C{why} as a plugin's
+        unknown state, and on standard error.
+
+        @param result: The run's exit code, standard output and standard
+            error.
+        """
+        self.assertEqual(result, (UNREACHABLE, f"HARBOUR UNKNOWN - {why}\n", f"harbourctl: {why}\n"))
+
+    def answered(self, box: amp.AmpBox) -> tuple[int, str, str]:
+        """
+        Run C{status --check}, accept the token and answer C{Status} with
+        C{box}.
+
+        @return: The exit code, standard output and standard error.
+        """
+        out = io.StringIO()
+        reactor, d, protocol, errors = self.connecting("status", "--check", out=out)
+        protocol.makeConnection(StringTransport())
+        protocol.dataReceived(amp.AmpBox(_answer=b"1").serialize())
+        box[b"_error" if b"_error_code" in box else b"_answer"] = b"2"
+        protocol.dataReceived(box.serialize())
+        return self.successResultOf(d), out.getvalue(), errors.getvalue()
+
+    def test_daemonFailed(self) -> None:
+        """
+        A daemon that failed while answering C{Status} is an unknown state.
+        """
+        result = self.answered(amp.AmpBox(_error_code=b"UNKNOWN", _error_description=b"Unknown Error"))
+        self.assertUnknown(result, "the daemon failed while answering Status; see its log")
+
+    def test_unknownCommand(self) -> None:
+        """
+        A daemon that does not know C{Status} is an unknown state.
+        """
+        result = self.answered(
+            amp.AmpBox(_error_code=b"UNHANDLED", _error_description=b"Unhandled Command: b'Status'")
+        )
+        self.assertUnknown(result, "the daemon does not know the command Status: is it an older harbour?")
+
+
+class DaemonStartsAnsweringTests(ConnectingTestCase):
+    """
+    Connecting to something that speaks AMP but not as harbour's control
+    port does is said as such, as a daemon that cannot be asked.
+    """
+
+    def test_authenticateUnknown(self) -> None:
+        """
+        A peer that does not know C{Authenticate} is not harbour's control
+        port: exit 3 and a question.
+        """
+        reactor, d, protocol, errors = self.connecting("status")
+        protocol.makeConnection(StringTransport())
+        protocol.dataReceived(
+            amp.AmpBox(
+                _error=b"1",
+                _error_code=b"UNHANDLED",
+                _error_description=b"Unhandled Command: b'Authenticate'",
+            ).serialize()
+        )
+        self.assertEqual(self.successResultOf(d), UNREACHABLE)
+        self.assertEqual(
+            errors.getvalue(),
+            "harbourctl: tcp:127.0.0.1:7799 does not know the command Authenticate: "
+            "is it harbour's control port?\n",
+        )
