@@ -112,15 +112,14 @@ def run_remote(
         endpoint that cannot be used or would not check the daemon's
         certificate, before anything is read or sent; L{UNREACHABLE} for a
         daemon that cannot be asked; L{FAILED} for a command refused, or
-        one the daemon cannot answer (L{RemoteFailure}), except that
-        C{status --check} exits L{UNREACHABLE} (unknown, to monitoring)
-        for a daemon that cannot answer.
+        one the daemon cannot answer (L{RemoteFailure}).  C{status --check}
+        exits L{UNREACHABLE} (unknown, to monitoring) for any of these:
+        whatever the reason, it has no status to judge.
     """
     try:
         endpoint = client_endpoint(reactor, args.connect)
     except ConfigurationError as e:
-        print(f"harbourctl: --connect: {e}", file=sys.stderr)
-        return USAGE
+        return _failed(args, out, f"--connect: {e}", USAGE)
     try:
         token = read_token(Path(args.token_file))
     except ConfigurationError as e:
@@ -151,11 +150,9 @@ def run_remote(
     except RemoteFailure as e:
         return _failed(args, out, str(e), FAILED)
     except (BadRequest, TooLong) as e:
-        print(f"harbourctl: {args.command} refused: {e}", file=sys.stderr)
-        return FAILED
+        return _failed(args, out, f"{args.command} refused: {e}", FAILED)
     except HarbourError as e:
-        print(f"harbourctl: {args.command} failed: {e}", file=sys.stderr)
-        return FAILED
+        return _failed(args, out, f"{args.command} failed: {e}", FAILED)
     finally:
         if protocol.transport is not None and protocol.transport.connected:
             protocol.transport.loseConnection()

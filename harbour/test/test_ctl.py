@@ -814,6 +814,47 @@ class StatusCheckTests(ConnectingTestCase):
         )
         self.assertUnknown(result, "the daemon does not know the command Status: is it an older harbour?")
 
+    def test_refused(self) -> None:
+        """
+        An error harbour names (Redis did not answer, say) is an unknown
+        state too, not the warning its exit code 1 would read as.
+        """
+        result = self.answered(
+            amp.AmpBox(_error_code=b"STORE_UNAVAILABLE", _error_description=b"Redis is away")
+        )
+        self.assertUnknown(result, "status failed: Redis is away")
+
+    def test_connectionLost(self) -> None:
+        """
+        A connection lost before C{Status} is answered is an unknown state.
+        """
+        out = io.StringIO()
+        reactor, d, protocol, errors = self.connecting("status", "--check", out=out)
+        protocol.makeConnection(StringTransport())
+        protocol.dataReceived(amp.AmpBox(_answer=b"1").serialize())
+        protocol.connectionLost(Failure(ConnectionDone("the daemon stopped")))
+        self.assertUnknown(
+            (self.successResultOf(d), out.getvalue(), errors.getvalue()),
+            "lost the connection to tcp:127.0.0.1:7799: Connection was closed cleanly: the daemon stopped.",
+        )
+
+    def test_notAnEndpoint(self) -> None:
+        """
+        An endpoint Twisted cannot parse is an unknown state, not the
+        critical one its usage exit code 2 would read as.
+        """
+        args = parser().parse_args(
+            ["--connect", "garbage", "--token-file", "/nonexistent", "status", "--check"]
+        )
+        out, errors = io.StringIO(), io.StringIO()
+        self.patch(sys, "stderr", errors)
+        code = self.successResultOf(run_remote(cast(IReactorCore, MemoryReactorClock()), args, out))
+        self.assertEqual(code, UNREACHABLE)
+        self.assertTrue(
+            out.getvalue().startswith("HARBOUR UNKNOWN - --connect: cannot use endpoint 'garbage'")
+        )
+        self.assertEqual(out.getvalue().count("\n"), 1)
+
 
 class DaemonStartsAnsweringTests(ConnectingTestCase):
     """
