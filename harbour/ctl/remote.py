@@ -11,6 +11,7 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any, TextIO
 
+from OpenSSL import SSL
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -141,12 +142,18 @@ def run_remote(
         return _unreachable(args, out, why)
     except (ConnectError, ConnectionLost, ConnectionDone, OSError, OverflowError) as e:
         return _unreachable(args, out, f"cannot connect to {args.connect}: {e}")
+    except SSL.Error as e:
+        # The daemon's certificate is not trusted, say: the connection ends
+        # at the first command, Authenticate.
+        return _unreachable(args, out, f"cannot connect to {args.connect}: {_tls_reason(e)}")
     try:
         return (yield _COMMANDS[args.command](reactor, protocol, args, out))
     except (ConnectionDone, ConnectionLost) as e:
         # The daemon stopped (or the network failed) mid-command: watch and
         # subscribe last as long as the daemon does.
         return _unreachable(args, out, f"lost the connection to {args.connect}: {e}")
+    except SSL.Error as e:
+        return _unreachable(args, out, f"lost the connection to {args.connect}: {_tls_reason(e)}")
     except RemoteFailure as e:
         return _failed(args, out, str(e), FAILED)
     except (BadRequest, TooLong) as e:
@@ -156,6 +163,18 @@ def run_remote(
     finally:
         if protocol.transport is not None and protocol.transport.connected:
             protocol.transport.loseConnection()
+
+
+def _tls_reason(error: SSL.Error) -> str:
+    """
+    @return: What OpenSSL says went wrong (C{certificate verify failed}),
+        without the library and function it names with each reason.
+    """
+    try:
+        reasons = [reason for library, function, reason in error.args[0]]
+    except (IndexError, TypeError, ValueError):
+        return str(error) or type(error).__name__
+    return "; ".join(reasons) or type(error).__name__
 
 
 def _unreachable(args: argparse.Namespace, out: TextIO, why: str) -> int:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO, cast
 
+from OpenSSL import SSL
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IProtocol, IReactorCore
@@ -527,6 +528,19 @@ class NotHarbourTests(ConnectingTestCase):
         self.assertEqual(self.successResultOf(d), UNREACHABLE)
         self.assertIn("harbourctl: lost the connection to tcp:127.0.0.1:7799", errors.getvalue())
 
+    def test_secureConnectionFails(self) -> None:
+        """
+        A TLS connection that fails mid-command ends it as a connection lost
+        does, saying what OpenSSL said.
+        """
+        reactor, d, protocol, transport, errors = self.accepted("watch")
+        protocol.dataReceived(amp.AmpBox(_answer=b"1").serialize())
+        protocol.connectionLost(Failure(SSL.Error([("SSL routines", "", "record layer failure")])))
+        self.assertEqual(self.successResultOf(d), UNREACHABLE)
+        self.assertEqual(
+            errors.getvalue(), "harbourctl: lost the connection to tcp:127.0.0.1:7799: record layer failure\n"
+        )
+
     def test_tasksTextAsItIs(self) -> None:
         """
         C{tasks} prints each error as it is: text that looks like rich's
@@ -854,6 +868,20 @@ class StatusCheckTests(ConnectingTestCase):
             out.getvalue().startswith("HARBOUR UNKNOWN - --connect: cannot use endpoint 'garbage'")
         )
         self.assertEqual(out.getvalue().count("\n"), 1)
+
+    def test_certificateRefused(self) -> None:
+        """
+        A daemon whose certificate the client does not trust is an
+        unknown state, said as OpenSSL says it.
+        """
+        out = io.StringIO()
+        reactor, d, protocol, errors = self.connecting("status", "--check", out=out)
+        protocol.makeConnection(StringTransport())
+        protocol.connectionLost(Failure(SSL.Error([("SSL routines", "", "certificate verify failed")])))
+        self.assertUnknown(
+            (self.successResultOf(d), out.getvalue(), errors.getvalue()),
+            "cannot connect to tcp:127.0.0.1:7799: certificate verify failed",
+        )
 
 
 class DaemonStartsAnsweringTests(ConnectingTestCase):
