@@ -27,7 +27,7 @@ from harbour.amp.commands import encode_event
 from harbour.amp.server import ControlProtocol
 from harbour.ctl import FAILED, OK, UNREACHABLE, USAGE, _status, check_config, main, parser
 from harbour.ctl.offline import plan_table, print_manifest, show_catalogue
-from harbour.ctl.remote import ANSWER_WITHIN, run_remote
+from harbour.ctl.remote import _COMMANDS, ANSWER_WITHIN, run_remote
 from harbour.test.helpers import TOKEN, call, connected, control_service, run_status
 
 
@@ -665,8 +665,8 @@ class BrokenDaemon(ControlProtocol):
         return lambda box: fail(ZeroDivisionError("a bug in the daemon"))
 
 
-#: Each command of C{harbourctl} that asks the daemon, and the AMP command
-#: it asks first.
+#: Each command of C{harbourctl} that asks the daemon, but C{plan} (which
+#: plans without an answer), and the AMP command it asks first.
 FIRST_ASKED = [
     (["status"], "Status"),
     (["status", "--json"], "Status"),
@@ -714,6 +714,13 @@ class DaemonCannotAnswerTests(ConnectingTestCase):
         pump = iosim.connect(server, iosim.makeFakeServer(server), client, ClientTransport(client, False))
         pump.flush()
         return self.successResultOf(d), out.getvalue(), errors.getvalue()
+
+    def test_everyCommand(self) -> None:
+        """
+        The tests here run every command of C{harbourctl} that asks the
+        daemon.
+        """
+        self.assertEqual({command[0] for command, asked in FIRST_ASKED} | {"plan"}, set(_COMMANDS))
 
     def test_unknownCommand(self) -> None:
         """
