@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from functools import cached_property
 
 import attr
@@ -252,65 +252,146 @@ class Subscription:
 
 class SubscriptionTable:
     """
-    Finds the outboxes an event goes to: a dict for exact topics, a list
-    for prefix patterns (there are few of those).
+    Finds the outboxes an event goes to.
+
+    Subscriptions are indexed by exact topic, by prefix and by outbox, so
+    that adding or removing one costs the same however many there are, and
+    routing an event costs one look-up per distinct prefix length (at most
+    L{MAX_TOPIC_LENGTH}), not one comparison per subscription.
     """
 
     def __init__(self) -> None:
-        self._exact: dict[str, list[Subscription]] = {}
-        self._prefixes: list[Subscription] = []
+        self._next = 0
+        # Every subscription, in the order it was added, with its rank.
+        self._rank: dict[Subscription, int] = {}
+        # Insertion-ordered sets of subscriptions, by topic and by prefix.
+        self._exact: dict[str, dict[Subscription, None]] = {}
+        self._prefixes: dict[str, dict[Subscription, None]] = {}
+        # How many prefixes of each length there are.
+        self._lengths: dict[int, int] = {}
+        self._outboxes: dict[Outbox, dict[str, dict[Subscription, None]]] = {}
+
+    def __len__(self) -> int:
+        """
+        @return: How many subscriptions there are.
+        """
+        return len(self._rank)
 
     def add(self, subscription: Subscription) -> None:
         """
         Start routing events to C{subscription}.
         """
-        if subscription.pattern.endswith("*"):
-            self._prefixes.append(subscription)
+        if subscription in self._rank:
+            return
+        self._rank[subscription] = self._next
+        self._next += 1
+        pattern = subscription.pattern
+        if pattern.endswith("*"):
+            prefix = pattern[:-1]
+            if prefix not in self._prefixes:
+                self._lengths[len(prefix)] = self._lengths.get(len(prefix), 0) + 1
+            self._prefixes.setdefault(prefix, {})[subscription] = None
         else:
-            self._exact.setdefault(subscription.pattern, []).append(subscription)
+            self._exact.setdefault(pattern, {})[subscription] = None
+        self._outboxes.setdefault(subscription.outbox, {}).setdefault(pattern, {})[subscription] = None
 
     def remove(self, subscription: Subscription) -> None:
         """
         Stop routing events to C{subscription} (no error if it is gone).
         """
-        if subscription.pattern.endswith("*"):
-            bucket = self._prefixes
+        if self._rank.pop(subscription, None) is None:
+            return
+        pattern = subscription.pattern
+        if pattern.endswith("*"):
+            prefix = pattern[:-1]
+            if _discard(self._prefixes, prefix, subscription):
+                self._lengths[len(prefix)] -= 1
+                if not self._lengths[len(prefix)]:
+                    del self._lengths[len(prefix)]
         else:
-            bucket = self._exact.get(subscription.pattern, [])
-        if subscription in bucket:
-            bucket.remove(subscription)
-        if not bucket and subscription.pattern in self._exact:
-            del self._exact[subscription.pattern]
+            _discard(self._exact, pattern, subscription)
+        patterns = self._outboxes[subscription.outbox]
+        _discard(patterns, pattern, subscription)
+        if not patterns:
+            del self._outboxes[subscription.outbox]
 
     def remove_outbox(self, outbox: Outbox) -> list[Subscription]:
         """
         Remove every subscription feeding C{outbox}.
 
-        @return: The subscriptions removed.
+        @return: The subscriptions removed, in the order they were added.
         """
-        gone = [s for s in self.all() if s.outbox is outbox]
+        gone = sorted(
+            (s for bucket in self._outboxes.get(outbox, {}).values() for s in bucket),
+            key=self._rank.__getitem__,
+        )
         for subscription in gone:
             self.remove(subscription)
         return gone
 
+    def find(self, outbox: Outbox, pattern: str) -> list[Subscription]:
+        """
+        @return: The subscriptions of C{outbox} to C{pattern}.
+        """
+        return list(self._outboxes.get(outbox, {}).get(pattern, ()))
+
+    def patterns(self, outbox: Outbox) -> Collection[str]:
+        """
+        @return: The patterns C{outbox} is subscribed to, as a live view.
+        """
+        return self._outboxes.get(outbox, {}).keys()
+
+    def subscribed(self, pattern: str) -> bool:
+        """
+        @return: Whether any subscription is to C{pattern}.
+        """
+        if pattern.endswith("*"):
+            return pattern[:-1] in self._prefixes
+        return pattern in self._exact
+
     def all(self) -> list[Subscription]:
         """
-        @return: Every subscription.
+        @return: Every subscription, in the order they were added.
         """
-        return [s for bucket in self._exact.values() for s in bucket] + list(self._prefixes)
+        return list(self._rank)
 
     def outboxes(self, topic: str) -> Iterable[Outbox]:
         """
         @return: Each outbox subscribed to C{topic}, once, in subscription order.
         """
-        exact = self._exact.get(topic, ())
-        if not self._prefixes and len(exact) < 2:
-            return [s.outbox for s in exact]
-        seen: dict[int, Outbox] = {}
-        for subscription in (*exact, *self._prefixes):
-            if matches(subscription.pattern, topic):
-                seen.setdefault(id(subscription.outbox), subscription.outbox)
-        return seen.values()
+        buckets = []
+        exact = self._exact.get(topic)
+        if exact:
+            buckets.append(exact)
+        for length in self._lengths:
+            if length <= len(topic):
+                bucket = self._prefixes.get(topic[:length])
+                if bucket:
+                    buckets.append(bucket)
+        if not buckets:
+            return []
+        if len(buckets) == 1:
+            found: Iterable[Subscription] = buckets[0]
+        else:
+            found = sorted((s for bucket in buckets for s in bucket), key=self._rank.__getitem__)
+        return list(dict.fromkeys(s.outbox for s in found))
+
+
+def _discard(index: dict[str, dict[Subscription, None]], key: str, subscription: Subscription) -> bool:
+    """
+    Take C{subscription} out of C{index[key]}, and C{key} out of C{index}
+    once nothing is left under it.
+
+    @return: Whether C{key} was taken out.
+    """
+    bucket = index.get(key)
+    if bucket is None:
+        return False
+    bucket.pop(subscription, None)
+    if bucket:
+        return False
+    del index[key]
+    return True
 
 
 def callback_outbox(
@@ -403,10 +484,26 @@ class Bus(Service):
         """
         subscription = Subscription(pattern, outbox)
         self._table.add(subscription)
-        for topic, event in list(self._retained.items()):
-            if matches(pattern, topic):
-                outbox.put(event)
+        for event in self.retained_events(pattern):
+            outbox.put(event)
         return subscription
+
+    def retained_events(self, pattern: str) -> list[Event]:
+        """
+        @return: The retained events of the topics C{pattern} selects, in
+            the order their topics were first retained.
+        """
+        if not pattern.endswith("*"):
+            event = self._retained.get(pattern)
+            return [] if event is None else [event]
+        prefix = pattern[:-1]
+        return [event for topic, event in self._retained.items() if topic.startswith(prefix)]
+
+    def patterns(self, outbox: Outbox) -> Collection[str]:
+        """
+        @return: The patterns routed to C{outbox}, as a live view.
+        """
+        return self._table.patterns(outbox)
 
     def detach(self, outbox: Outbox, pattern: str | None = None) -> int:
         """
@@ -416,7 +513,7 @@ class Bus(Service):
         """
         if pattern is None:
             return len(self._table.remove_outbox(outbox))
-        gone = [s for s in self._table.all() if s.outbox is outbox and s.pattern == pattern]
+        gone = self._table.find(outbox, pattern)
         for subscription in gone:
             self._table.remove(subscription)
         return len(gone)
@@ -446,7 +543,7 @@ class Bus(Service):
         See L{IStatusSource.status}.
         """
         return {
-            "subscriptions": len(self._table.all()),
+            "subscriptions": len(self._table),
             "published": self._published,
             "dropped_subscribers": self._dropped,
             "retained_topics": sorted(self._retained),

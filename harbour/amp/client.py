@@ -204,7 +204,7 @@ class RemoteBus:
         """
         self.protocol.table.remove(subscription)
         subscription.outbox.stopProducing()
-        if not any(s.pattern == subscription.pattern for s in self.protocol.table.all()):
+        if not self.protocol.table.subscribed(subscription.pattern):
             yield self.protocol.callRemote(commands.Unsubscribe, topic=subscription.pattern)
 
 

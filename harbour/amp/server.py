@@ -55,6 +55,10 @@ from harbour.store.tasks import FAILED, check_state
 #: Events held for one remote subscriber that is not reading.
 REMOTE_QUEUE_LIMIT = 10_000
 
+#: Patterns one connection may be subscribed to at once.  Each costs the
+#: daemon memory, and a client needs few: one per kind of event it follows.
+SUBSCRIPTION_LIMIT = 1_000
+
 #: Seconds a connection may stay unauthenticated before it is closed: a
 #: client sends its token at once, so only a stranger waits this long.
 AUTHENTICATION_TIMEOUT = 10.0
@@ -458,11 +462,19 @@ class ControlProtocol(amp.AMP):
         """
         Route events matching C{topic} to this connection (unless it is
         closing: its outbox is stopped, and would stay on the bus until
-        the connection is gone).
+        the connection is gone).  Subscribing again to a pattern replaces
+        the subscription; a new pattern past L{SUBSCRIPTION_LIMIT} is
+        refused with L{BadRequest}.
         """
         validate_pattern(topic)
         if self._connected_outbox.closed:
             return {}
+        patterns = self._service.bus.patterns(self._connected_outbox)
+        if topic not in patterns and len(patterns) >= SUBSCRIPTION_LIMIT:
+            raise BadRequest(
+                f"this connection is subscribed to {len(patterns):,} patterns, the most one may be: "
+                f"unsubscribe from one before subscribing to {topic!r}"
+            )
         self._service.bus.detach(self._connected_outbox, topic)
         self._service.bus.attach(topic, self._connected_outbox)
         return {}

@@ -12,9 +12,19 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from harbour import bus as bus_module
 from harbour.amp import commands
 from harbour.amp.client import RemoteBus
-from harbour.bus import MAX_VALUE_BYTES, Bus, Event, Outbox, matches, validate_pattern
+from harbour.bus import (
+    MAX_VALUE_BYTES,
+    Bus,
+    Event,
+    Outbox,
+    Subscription,
+    SubscriptionTable,
+    matches,
+    validate_pattern,
+)
 from harbour.config.paging import follow_reports, publish_reports
 from harbour.config.topics import ReportTopic
 from harbour.errors import BadRequest, PayloadTooLarge
@@ -341,6 +351,124 @@ class OutboxTests(SynchronousTestCase):
         self.assertTrue(self.outbox.closed)
         self.assertEqual(len(self.overflows), 1)
         self.assertFalse(self.outbox.put(self.d))
+
+
+class SubscriptionTableTests(SynchronousTestCase):
+    """
+    Tests for L{SubscriptionTable}, the index that routes events.
+    """
+
+    def setUp(self) -> None:
+        self.table = SubscriptionTable()
+
+    def outbox(self) -> Outbox:
+        """
+        @return: An outbox that sends nowhere.
+        """
+        return Outbox(lambda event: None, lambda reason: None)
+
+    def subscribe(self, pattern: str, outbox: Outbox | None = None) -> Subscription:
+        """
+        Add a subscription of C{outbox} (a new one by default) to C{pattern}.
+        """
+        subscription = Subscription(pattern, outbox or self.outbox())
+        self.table.add(subscription)
+        return subscription
+
+    def test_routedInSubscriptionOrder(self) -> None:
+        """
+        An event goes to each outbox whose exact or prefix pattern selects
+        its topic, once however many of its patterns do, in the order the
+        outboxes first subscribed.
+        """
+        a, b, c = self.outbox(), self.outbox(), self.outbox()
+        self.subscribe("task.*", b)
+        self.subscribe("task.done", a)
+        self.subscribe("*", c)
+        self.subscribe("task.done", b)
+        self.subscribe("t*", a)
+        self.subscribe("task.failed", self.outbox())
+        self.subscribe("tasks*", self.outbox())
+        self.assertEqual(list(self.table.outboxes("task.done")), [b, a, c])
+        self.assertEqual(list(self.table.outboxes("config.error")), [c])
+
+    def test_remove(self) -> None:
+        """
+        A removed subscription no longer routes, others of its pattern and
+        outbox still do, and removing it again is no error.
+        """
+        a, b = self.outbox(), self.outbox()
+        first = self.subscribe("x.*", a)
+        self.subscribe("x.*", b)
+        exact = self.subscribe("x.y", a)
+        self.table.remove(first)
+        self.table.remove(first)
+        self.assertEqual(list(self.table.outboxes("x.y")), [b, a])
+        self.table.remove(exact)
+        self.assertEqual(list(self.table.outboxes("x.y")), [b])
+        self.assertEqual((len(self.table), self.table.all()), (1, [self.table.all()[0]]))
+        self.assertTrue(self.table.subscribed("x.*"))
+        self.assertFalse(self.table.subscribed("x.y"))
+
+    def test_removeOutbox(self) -> None:
+        """
+        L{SubscriptionTable.remove_outbox} removes every subscription of one
+        outbox, and answers them in the order they were added.
+        """
+        a, b = self.outbox(), self.outbox()
+        first = self.subscribe("p*", a)
+        self.subscribe("q", b)
+        second = self.subscribe("q", a)
+        self.assertEqual(sorted(self.table.patterns(a)), ["p*", "q"])
+        self.assertEqual(self.table.remove_outbox(a), [first, second])
+        self.assertEqual(list(self.table.patterns(a)), [])
+        self.assertEqual(list(self.table.outboxes("q")), [b])
+        self.assertEqual(list(self.table.outboxes("p")), [])
+        self.assertEqual(len(self.table), 1)
+
+    def test_routingLooksOnlyAtMatches(self) -> None:
+        """
+        Routing an event compares its topic with no pattern that cannot
+        select it: its cost does not grow with the number of prefix
+        subscriptions.
+        """
+        compared: list[str] = []
+
+        def recording(pattern: str, topic: str) -> bool:
+            compared.append(pattern)
+            return matches(pattern, topic)
+
+        self.patch(bus_module, "matches", recording)
+        for i in range(1000):
+            self.subscribe(f"r{i}.*")
+        wanted = self.subscribe("z*")
+        self.assertEqual(list(self.table.outboxes("zzz")), [wanted.outbox])
+        self.assertEqual([p for p in compared if not matches(p, "zzz")], [])
+
+    def test_subscribingLooksAtNoOther(self) -> None:
+        """
+        Subscribing, unsubscribing and dropping a connection's
+        subscriptions do not walk the bus's other subscriptions, so they
+        cost the same however many there are.
+        """
+        bus = Bus()
+        walked: list[None] = []
+
+        def walking(table: SubscriptionTable) -> list[Subscription]:
+            walked.append(None)
+            return []
+
+        outbox = self.outbox()
+        for i in range(100):
+            bus.attach(f"r{i}", self.outbox())
+        self.patch(SubscriptionTable, "all", walking)
+        bus.detach(outbox, "a")
+        bus.attach("a", outbox)
+        bus.detach(outbox, "a")
+        bus.attach("b*", outbox)
+        bus.detach(outbox)
+        self.successResultOf(bus.unsubscribe(self.successResultOf(bus.subscribe("c", lambda e: None))))
+        self.assertEqual(walked, [])
 
 
 class PatternTests(SynchronousTestCase):

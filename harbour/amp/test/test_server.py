@@ -23,6 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from harbour.amp import commands
+from harbour.amp import server as server_module
 from harbour.amp.client import HarbourClientProtocol, RemoteBus, all_requests, connect, status
 from harbour.amp.server import (
     BOX_LIMIT,
@@ -365,6 +366,24 @@ class CommandTests(SynchronousTestCase):
         self.server._let_go()
         self.successResultOf(self.call(commands.Subscribe, topic="a"))
         self.assertEqual(self.bus.status()["subscriptions"], 0)
+
+    def test_subscriptionLimit(self) -> None:
+        """
+        A connection may hold at most L{server_module.SUBSCRIPTION_LIMIT}
+        patterns: one more gets C{BAD_REQUEST} saying so, and the
+        connection stays open; subscribing again to a pattern it holds
+        still passes, and so does a new one once another is given up.
+        """
+        self.patch(server_module, "SUBSCRIPTION_LIMIT", 3)
+        for pattern in ["a", "b.*", "c"]:
+            self.successResultOf(self.call(commands.Subscribe, topic=pattern))
+        failure = self.failureResultOf(self.call(commands.Subscribe, topic="d"), BadRequest)
+        self.assertIn("subscribed to 3 patterns, the most one may be", str(failure.value))
+        self.successResultOf(self.call(commands.Subscribe, topic="b.*"))
+        self.successResultOf(self.call(commands.Unsubscribe, topic="a"))
+        self.successResultOf(self.call(commands.Subscribe, topic="d"))
+        self.assertEqual(self.bus.status()["subscriptions"], 3)
+        self.assertIn(self.server, self.service.connections)
 
     def test_connectionLostForgetsSubscriptions(self) -> None:
         """
