@@ -36,6 +36,11 @@ MAX_TOPIC_LENGTH = 200
 #: Events held for one subscriber that is not keeping up, before it is dropped.
 DEFAULT_QUEUE_LIMIT = 10_000
 
+#: Bytes of payload held for one subscriber that is not keeping up, before
+#: it is dropped: with payloads of up to 64 KiB, the count alone would let
+#: one stuck subscriber hold gigabytes.
+DEFAULT_QUEUE_BYTES = 16 << 20
+
 _TOPIC = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
 
 
@@ -93,11 +98,16 @@ def _not_json(constant: str) -> object:
 class Event:
     """
     One published event: a topic and its JSON payload, encoded once.
+
+    @ivar size: The bytes of C{text} in UTF-8.
     """
 
     topic: str
     payload: object
     text: str = attr.ib(repr=False)
+    size: int = attr.ib(
+        default=attr.Factory(lambda self: len(self.text.encode("utf-8")), takes_self=True), repr=False
+    )
 
     @classmethod
     def create(cls, topic: str, payload: object) -> Event:
@@ -134,7 +144,7 @@ class Event:
                 payload = json.loads(text, parse_constant=_not_json)
             except ValueError as e:
                 raise BadRequest(f"payload for {topic!r} is not JSON: {e}") from None
-        return cls(topic, payload, text)
+        return cls(topic, payload, text, size)
 
     @cached_property
     def wire(self) -> bytes:
@@ -155,8 +165,9 @@ class Outbox:
     Events are handed to C{send} at once while the subscriber keeps up.  It
     is paused by its transport (as an L{IPushProducer}) when the peer stops
     reading, or by itself while C{send} returns an unfired L{Deferred}; while
-    paused, events wait here, and once more than C{limit} wait the
-    subscriber is given up through C{overflow}.
+    paused, events wait here, and once more than C{limit} wait, or more
+    than C{byte_limit} bytes of payload, the subscriber is given up through
+    C{overflow}.
     """
 
     log = Logger()
@@ -166,11 +177,14 @@ class Outbox:
         send: Callable[[Event], object],
         overflow: Callable[[str], None],
         limit: int = DEFAULT_QUEUE_LIMIT,
+        byte_limit: int = DEFAULT_QUEUE_BYTES,
     ) -> None:
         self._send = send
         self._overflow = overflow
         self._limit = limit
+        self._byte_limit = byte_limit
         self._queue: deque[Event] = deque()
+        self._bytes = 0
         self._paused = False
         self.closed = False
 
@@ -184,11 +198,16 @@ class Outbox:
             return False
         if self._paused or self._queue:
             if len(self._queue) >= self._limit:
-                self.stopProducing()
-                self._overflow(f"more than {self._limit:,} events waiting: subscriber is not reading")
-                return False
-            self._queue.append(event)
-            return True
+                waiting = f"more than {self._limit:,} events"
+            elif self._bytes + event.size > self._byte_limit:
+                waiting = f"more than {self._byte_limit:,} bytes of events"
+            else:
+                self._queue.append(event)
+                self._bytes += event.size
+                return True
+            self.stopProducing()
+            self._overflow(f"{waiting} waiting: subscriber is not reading")
+            return False
         self._deliver(event)
         return True
 
@@ -198,6 +217,13 @@ class Outbox:
         How many events are queued.
         """
         return len(self._queue)
+
+    @property
+    def waiting_bytes(self) -> int:
+        """
+        How many bytes of payload are queued.
+        """
+        return self._bytes
 
     def _deliver(self, event: Event) -> None:
         try:
@@ -229,7 +255,9 @@ class Outbox:
         """
         self._paused = False
         while self._queue and not self._paused and not self.closed:
-            self._deliver(self._queue.popleft())
+            event = self._queue.popleft()
+            self._bytes -= event.size
+            self._deliver(event)
 
     def stopProducing(self) -> None:
         """
@@ -237,6 +265,7 @@ class Outbox:
         """
         self.closed = True
         self._queue.clear()
+        self._bytes = 0
 
 
 @implementer(ISubscription)
@@ -399,6 +428,7 @@ def callback_outbox(
     pattern: str,
     limit: int,
     drop: Callable[[Outbox, str], None],
+    byte_limit: int = DEFAULT_QUEUE_BYTES,
 ) -> Outbox:
     """
     An outbox that calls an in-process subscriber.
@@ -410,7 +440,7 @@ def callback_outbox(
     def overflow(reason: str) -> None:
         drop(outbox, reason)
 
-    outbox = Outbox(callback, overflow, limit)
+    outbox = Outbox(callback, overflow, limit, byte_limit)
     return outbox
 
 
@@ -421,11 +451,13 @@ class Bus(Service):
     The event bus of one harbour process.
 
     @ivar queue_limit: Events held for a subscriber that is not keeping up.
+    @ivar queue_bytes: Bytes of payload held for such a subscriber.
     """
 
     log = Logger()
 
     queue_limit: int = attr.ib(default=DEFAULT_QUEUE_LIMIT)
+    queue_bytes: int = attr.ib(default=DEFAULT_QUEUE_BYTES)
     _table: SubscriptionTable = attr.ib(factory=SubscriptionTable, init=False)
     _retained: dict[str, Event] = attr.ib(factory=dict, init=False)
     _published: int = attr.ib(default=0, init=False)
@@ -464,7 +496,7 @@ class Bus(Service):
             validate_pattern(pattern)
         except BadRequest as e:
             return fail(e)
-        outbox = callback_outbox(callback, pattern, self.queue_limit, self.drop)
+        outbox = callback_outbox(callback, pattern, self.queue_limit, self.drop, self.queue_bytes)
         return succeed(self.attach(pattern, outbox))
 
     def unsubscribe(self, subscription: Subscription) -> Deferred[None]:

@@ -29,6 +29,7 @@ from zope.interface import implementer
 
 from harbour.amp import commands
 from harbour.bus import (
+    DEFAULT_QUEUE_BYTES,
     DEFAULT_QUEUE_LIMIT,
     Event,
     Outbox,
@@ -110,10 +111,13 @@ class HarbourClientProtocol(amp.AMP):
 
     log = Logger()
 
-    def __init__(self, queue_limit: int = DEFAULT_QUEUE_LIMIT) -> None:
+    def __init__(
+        self, queue_limit: int = DEFAULT_QUEUE_LIMIT, queue_bytes: int = DEFAULT_QUEUE_BYTES
+    ) -> None:
         super().__init__()
         self.table = SubscriptionTable()
         self.queue_limit = queue_limit
+        self.queue_bytes = queue_bytes
         self.disconnected: Deferred[None] = Deferred()
 
     def ampBoxReceived(self, box: amp.AmpBox) -> None:
@@ -186,7 +190,9 @@ class RemoteBus:
         See L{IBus.subscribe}.
         """
         validate_pattern(pattern)
-        outbox = callback_outbox(callback, pattern, self.protocol.queue_limit, self.protocol.drop)
+        outbox = callback_outbox(
+            callback, pattern, self.protocol.queue_limit, self.protocol.drop, self.protocol.queue_bytes
+        )
         subscription = Subscription(pattern, outbox)
         self.protocol.table.add(subscription)
         try:

@@ -31,7 +31,7 @@ from zope.interface import implementer
 from harbour.amp import commands
 from harbour.amp.client import HarbourClientProtocol, RemoteBus, client_endpoint
 from harbour.amp.server import AUTHENTICATION_TIMEOUT, REFUSAL_LOG_INTERVAL
-from harbour.bus import Bus, Outbox, Subscription, callback_outbox, validate_pattern
+from harbour.bus import DEFAULT_QUEUE_LIMIT, Bus, Outbox, Subscription, callback_outbox, validate_pattern
 from harbour.errors import BadRequest, StoreUnavailable, Unauthorized
 from harbour.interfaces import IBus, IEvent, IStatusSource
 
@@ -203,7 +203,9 @@ class HubLink(Service):
             return fail(e)
         if pattern.startswith(LOCAL_TOPICS):
             return self._local.subscribe(pattern, callback)
-        subscription = Subscription(pattern, callback_outbox(callback, pattern, 10_000, self._drop))
+        subscription = Subscription(
+            pattern, callback_outbox(callback, pattern, DEFAULT_QUEUE_LIMIT, self._drop)
+        )
         self._subscriptions.append(subscription)
         if self._protocol is None:
             return succeed(subscription)

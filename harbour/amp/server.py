@@ -55,6 +55,11 @@ from harbour.store.tasks import FAILED, check_state
 #: Events held for one remote subscriber that is not reading.
 REMOTE_QUEUE_LIMIT = 10_000
 
+#: Bytes of payload held for one remote subscriber that is not reading:
+#: at up to 64 KiB an event, L{REMOTE_QUEUE_LIMIT} alone would let it hold
+#: gigabytes of the daemon's memory before it is dropped.
+REMOTE_QUEUE_BYTES = 16 << 20
+
 #: Patterns one connection may be subscribed to at once.  Each costs the
 #: daemon memory, and a client needs few: one per kind of event it follows.
 SUBSCRIPTION_LIMIT = 1_000
@@ -211,7 +216,9 @@ class ControlProtocol(amp.AMP):
         super().connectionMade()
         self._service.connections.add(self)
         self._deadline = self._service.clock.callLater(self._service.auth_timeout, self._too_late)
-        self._outbox = Outbox(self._send_event, self._overflowed, self._service.queue_limit)
+        self._outbox = Outbox(
+            self._send_event, self._overflowed, self._service.queue_limit, REMOTE_QUEUE_BYTES
+        )
         # A stream transport (TCP, TLS, UNIX socket) is also a consumer.
         cast(IConsumer, self.transport).registerProducer(self, True)
 

@@ -47,6 +47,7 @@ class BusBehaviourMixin(_MixinBase):
     bus: IBus
     hub: Bus
     queue_limit: int
+    queue_bytes: int
 
     def settle(self) -> None:
         """
@@ -245,6 +246,30 @@ class BusBehaviourMixin(_MixinBase):
         self.assertEqual(slow, [0])
         self.assertEqual(len(fast), self.queue_limit + 11)
 
+    def test_slowSubscriberDroppedByBytes(self) -> None:
+        """
+        A subscriber that never finishes is dropped once the payloads
+        waiting for it pass the byte limit, however few they are, and the
+        others go on.
+        """
+        pending: list[Deferred[None]] = []
+
+        def never(event: IEvent) -> Deferred[None]:
+            pending.append(Deferred())
+            return pending[-1]
+
+        stuck = self.result(self.bus.subscribe("t", never))
+        fast = self.collect("t")
+        # Five JSON strings of a quarter of the limit fill it.
+        payload = "x" * (self.queue_bytes // 4 - 2)
+        for ignored in range(6):
+            self.bus.publish("t", payload)
+        self.settle()
+        self.assertLess(6, self.queue_limit)
+        self.assertEqual(len(pending), 1)
+        self.assertTrue(stuck.outbox.closed)
+        self.assertEqual(len(fast), 6)
+
     def test_followReports(self) -> None:
         """
         L{follow_reports} reassembles the paged reports through this bus,
@@ -271,9 +296,10 @@ class LocalBusTests(BusBehaviourMixin, SynchronousTestCase):
 
     bus: Bus
     queue_limit = 20
+    queue_bytes = 1000
 
     def setUp(self) -> None:
-        self.hub = self.bus = Bus(queue_limit=self.queue_limit)
+        self.hub = self.bus = Bus(queue_limit=self.queue_limit, queue_bytes=self.queue_bytes)
 
     def test_statusCountsDrops(self) -> None:
         """
@@ -290,12 +316,14 @@ class RemoteBusTests(BusBehaviourMixin, SynchronousTestCase):
     """
 
     queue_limit = 20
+    queue_bytes = 1000
 
     def setUp(self) -> None:
         self.hub = Bus()
         service = control_service(self.hub)
         self.client, self.server, self.pump = connected(service)
         self.client.queue_limit = self.queue_limit
+        self.client.queue_bytes = self.queue_bytes
         self.client.callRemote(commands.Authenticate, token=TOKEN)
         self.pump.flush()
         self.bus = RemoteBus(self.client)
@@ -349,8 +377,37 @@ class OutboxTests(SynchronousTestCase):
         results = [self.outbox.put(x) for x in (self.a, self.b, self.c)]
         self.assertEqual(results, [True, True, False])
         self.assertTrue(self.outbox.closed)
-        self.assertEqual(len(self.overflows), 1)
+        self.assertEqual(self.overflows, ["more than 2 events waiting: subscriber is not reading"])
         self.assertFalse(self.outbox.put(self.d))
+
+    def test_overflowBytes(self) -> None:
+        """
+        An event that would take the payloads waiting past the byte limit
+        closes the outbox and reports why, however few events wait; the
+        bytes waiting are counted down as events are sent.
+        """
+        outbox = Outbox(self.sent.append, self.overflows.append, limit=100, byte_limit=10)
+        four = Event.create("t", "ab")
+        self.assertEqual(four.size, 4)
+        outbox.pauseProducing()
+        self.assertEqual([outbox.put(four), outbox.put(four)], [True, True])
+        self.assertEqual(outbox.waiting_bytes, 8)
+        outbox.resumeProducing()
+        self.assertEqual(outbox.waiting_bytes, 0)
+        outbox.pauseProducing()
+        self.assertEqual([outbox.put(four), outbox.put(four), outbox.put(four)], [True, True, False])
+        self.assertTrue(outbox.closed)
+        self.assertEqual(self.overflows, ["more than 10 bytes of events waiting: subscriber is not reading"])
+        self.assertEqual(outbox.waiting_bytes, 0)
+
+    def test_eventSize(self) -> None:
+        """
+        An event's size is the bytes of its payload's JSON text in UTF-8,
+        however it was made.
+        """
+        self.assertEqual(Event.create("t", "\u00e9").size, 4)
+        self.assertEqual(Event.from_text("t", '"\u00e9"').size, 4)
+        self.assertEqual(Event("t", "\u00e9", '"\u00e9"').size, 4)
 
 
 class SubscriptionTableTests(SynchronousTestCase):

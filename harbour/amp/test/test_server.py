@@ -358,6 +358,32 @@ class CommandTests(SynchronousTestCase):
         self.assertEqual(seen, list(range(7)))
         self.assertEqual(self.bus.status()["subscriptions"], 1)
 
+    def test_subscriberHoldingTooManyBytesIsDisconnected(self) -> None:
+        """
+        A connection whose peer stopped reading is dropped, with a logged
+        reason, once the payloads waiting for it pass
+        L{server_module.REMOTE_QUEUE_BYTES}, however few events they are.
+        """
+        self.patch(server_module, "REMOTE_QUEUE_BYTES", 1000)
+        messages = capture_log(self)
+        slow_client, slow_server, slow_pump = connected(self.service)
+        call(slow_client, slow_pump, commands.Authenticate, token=TOKEN)
+        self.successResultOf(call(slow_client, slow_pump, commands.Subscribe, topic="t"))
+        assert isinstance(slow_server.transport, iosim.FakeTransport)
+        slow_server.transport.producer.pauseProducing()
+        event = Event.create("t", "x" * 298)
+        for ignored in range(3):
+            self.bus.dispatch(event)
+        self.assertEqual((slow_server.backlog, self.bus.status()["subscriptions"]), (3, 1))
+        self.bus.dispatch(event)
+        slow_pump.flush()
+        self.successResultOf(slow_client.disconnected)
+        self.assertNotIn(slow_server, self.service.connections)
+        self.assertEqual(self.bus.status()["subscriptions"], 0)
+        self.assertIn(
+            "more than 1,000 bytes of events waiting: subscriber is not reading", "\n".join(messages)
+        )
+
     def test_noSubscriptionWhileClosing(self) -> None:
         """
         A subscription asked for once the connection has begun closing
