@@ -462,6 +462,10 @@ class Bus(Service):
     _retained: dict[str, Event] = attr.ib(factory=dict, init=False)
     _published: int = attr.ib(default=0, init=False)
     _dropped: int = attr.ib(default=0, init=False)
+    #: Events published while another is being handed out, each with the
+    #: outboxes subscribed to it when it was published.
+    _pending: deque[tuple[Event, list[Outbox]]] = attr.ib(factory=deque, init=False)
+    _dispatching: bool = attr.ib(default=False, init=False)
 
     def publish(self, topic: str, payload: object, retain: bool = False) -> Deferred[int]:
         """
@@ -477,15 +481,32 @@ class Bus(Service):
         """
         Hand an already encoded event to every subscriber of its topic.
 
-        @return: How many subscribers it was handed to.
+        An event published by a subscriber while it is handed an event
+        (from its callback) is handed out once that one has reached every
+        subscriber, so that each subscriber gets events in the order they
+        were published.  It goes to the subscribers of its topic when it
+        was published.
+
+        @return: How many subscribers it was handed to, or, for an event
+            published during another's delivery, how many it is to be
+            handed to.
         """
         self._published += 1
         if retain:
             self._retained[event.topic] = event
-        delivered = 0
-        for outbox in list(self._table.outboxes(event.topic)):
-            if outbox.put(event):
-                delivered += 1
+        outboxes = list(self._table.outboxes(event.topic))
+        if self._dispatching:
+            self._pending.append((event, outboxes))
+            return sum(not outbox.closed for outbox in outboxes)
+        self._dispatching = True
+        try:
+            delivered = sum(outbox.put(event) for outbox in outboxes)
+            while self._pending:
+                later, waiting = self._pending.popleft()
+                for outbox in waiting:
+                    outbox.put(later)
+        finally:
+            self._dispatching = False
         return delivered
 
     def subscribe(self, pattern: str, callback: Callable[[IEvent], object]) -> Deferred[Subscription]:

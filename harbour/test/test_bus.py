@@ -301,6 +301,44 @@ class LocalBusTests(BusBehaviourMixin, SynchronousTestCase):
     def setUp(self) -> None:
         self.hub = self.bus = Bus(queue_limit=self.queue_limit, queue_bytes=self.queue_bytes)
 
+    def test_publishedWhileDelivering(self) -> None:
+        """
+        An event published by a subscriber while it is handed another
+        reaches every subscriber after that other, the later subscribers
+        included, and its publication counts the subscribers it is to
+        reach.
+        """
+        counts: list[int] = []
+
+        def reacting(event: IEvent) -> None:
+            if event.payload == 1:
+                counts.append(self.successResultOf(self.bus.publish("x.second", 2)))
+
+        first = self.collect("x.*")
+        self.successResultOf(self.bus.subscribe("x.*", reacting))
+        later = self.collect("x.*")
+        self.successResultOf(self.bus.publish("x.first", 1))
+        self.assertEqual(first, [("x.first", 1), ("x.second", 2)])
+        self.assertEqual(later, first)
+        self.assertEqual(counts, [3])
+
+    def test_publishedWhileDeliveringSubscribedBefore(self) -> None:
+        """
+        An event published during another's delivery goes to the
+        subscribers of its topic when it was published: not to one that
+        subscribes afterwards, which gets only its retained value.
+        """
+        late: list[object] = []
+
+        def reacting(event: IEvent) -> None:
+            self.bus.publish("y", "plain")
+            self.bus.publish("z", "retained", retain=True)
+            self.bus.subscribe("*", lambda e: late.append(e.payload))
+
+        self.successResultOf(self.bus.subscribe("x", reacting))
+        self.successResultOf(self.bus.publish("x", 1))
+        self.assertEqual(late, ["retained"])
+
     def test_statusCountsDrops(self) -> None:
         """
         A dropped subscriber is counted in the status.
