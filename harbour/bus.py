@@ -100,6 +100,8 @@ class Event:
     One published event: a topic and its JSON payload, encoded once.
 
     @ivar size: The bytes of C{text} in UTF-8.
+    @ivar tag: For a retained event sent to a connection in answer to its
+        C{Subscribe}, the tag that C{Subscribe} carried (see L{tagged}).
     """
 
     topic: str
@@ -108,6 +110,7 @@ class Event:
     size: int = attr.ib(
         default=attr.Factory(lambda self: len(self.text.encode("utf-8")), takes_self=True), repr=False
     )
+    tag: int | None = attr.ib(default=None, repr=False)
 
     @classmethod
     def create(cls, topic: str, payload: object) -> Event:
@@ -154,7 +157,14 @@ class Event:
         """
         from harbour.amp.commands import encode_event
 
-        return encode_event(self.topic, self.text)
+        return encode_event(self.topic, self.text, self.tag)
+
+    def tagged(self, tag: int) -> Event:
+        """
+        @return: This event, to be sent carrying C{tag}: the retained value
+            of a topic answering a C{Subscribe} tagged so.
+        """
+        return attr.evolve(self, tag=tag)
 
 
 @implementer(IPushProducer)
@@ -528,17 +538,19 @@ class Bus(Service):
         subscription.outbox.stopProducing()
         return succeed(None)
 
-    def attach(self, pattern: str, outbox: Outbox) -> Subscription:
+    def attach(self, pattern: str, outbox: Outbox, tag: int | None = None) -> Subscription:
         """
         Route events matching C{pattern} into C{outbox}, then deliver the
         retained events it matches.
 
         @param pattern: An already validated pattern.
+        @param tag: If given, the retained events are delivered
+            L{tagged<Event.tagged>} with it.
         """
         subscription = Subscription(pattern, outbox)
         self._table.add(subscription)
         for event in self.retained_events(pattern):
-            outbox.put(event)
+            outbox.put(event if tag is None else event.tagged(tag))
         return subscription
 
     def retained_events(self, pattern: str) -> list[Event]:

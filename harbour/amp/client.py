@@ -11,10 +11,12 @@ answers that grow with the configuration.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable, Generator
 from typing import Any
+from weakref import WeakValueDictionary
 
 from OpenSSL import SSL, crypto
 from twisted.internet.defer import Deferred, fail, inlineCallbacks
@@ -106,7 +108,9 @@ def _check_tls(description: str) -> None:
 class HarbourClientProtocol(amp.AMP):
     """
     A control connection as seen by a client: routes each incoming
-    L{commands.Event} to the local subscriptions it matches.
+    L{commands.Event} to the local subscriptions it matches, or, for a
+    retained value answering a L{subscribe}, to the subscription that
+    asked alone.
     """
 
     log = Logger()
@@ -119,6 +123,10 @@ class HarbourClientProtocol(amp.AMP):
         self.queue_limit = queue_limit
         self.queue_bytes = queue_bytes
         self.disconnected: Deferred[None] = Deferred()
+        self._tags = itertools.count(1)
+        # The subscription of each tagged Subscribe, for the retained
+        # values answering it, for as long as the subscription exists.
+        self._tagged: WeakValueDictionary[int, Subscription] = WeakValueDictionary()
 
     def ampBoxReceived(self, box: amp.AmpBox) -> None:
         """
@@ -127,21 +135,45 @@ class HarbourClientProtocol(amp.AMP):
         receives, so the generic command dispatch is skipped for them.
         """
         if box.get(b"_command") == b"Event" and b"_ask" not in box:
-            self.event(box[b"topic"].decode("utf-8"), box[b"payload"].decode("utf-8"))
+            tag = box.get(b"tag")
+            self.event(
+                box[b"topic"].decode("utf-8"),
+                box[b"payload"].decode("utf-8"),
+                None if tag is None else int(tag),
+            )
         else:
             super().ampBoxReceived(box)
 
     @commands.Event.responder
-    def event(self, topic: str, payload: str) -> dict[str, object]:
+    def event(self, topic: str, payload: str, tag: int | None = None) -> dict[str, object]:
         """
-        Deliver one event to the local subscribers.
+        Deliver one event to the local subscribers of its topic, or, if it
+        carries a C{tag}, to the subscription whose C{Subscribe} carried it:
+        the others have that retained value already.
         """
-        outboxes = list(self.table.outboxes(topic))
+        if tag is None:
+            outboxes = list(self.table.outboxes(topic))
+        else:
+            subscription = self._tagged.get(tag)
+            outboxes = [] if subscription is None else [subscription.outbox]
         if outboxes:
             event = Event.from_text(topic, payload)
             for outbox in outboxes:
                 outbox.put(event)
         return {}
+
+    def subscribe(self, subscription: Subscription) -> Deferred[dict[str, object]]:
+        """
+        Route the events of C{subscription}'s pattern to it, and subscribe
+        to them on the other side, whose retained values for it are tagged
+        to reach it alone.
+
+        @return: The L{Deferred} of the C{Subscribe} command.
+        """
+        tag = next(self._tags)
+        self._tagged[tag] = subscription
+        self.table.add(subscription)
+        return self.callRemote(commands.Subscribe, topic=subscription.pattern, tag=tag)
 
     def drop(self, outbox: Outbox, reason: str) -> None:
         """
@@ -194,9 +226,8 @@ class RemoteBus:
             callback, pattern, self.protocol.queue_limit, self.protocol.drop, self.protocol.queue_bytes
         )
         subscription = Subscription(pattern, outbox)
-        self.protocol.table.add(subscription)
         try:
-            yield self.protocol.callRemote(commands.Subscribe, topic=pattern)
+            yield self.protocol.subscribe(subscription)
         except BaseException:
             self.protocol.table.remove(subscription)
             raise

@@ -87,9 +87,14 @@ class Subscribe(HarbourCommand):
     """
     Receive an L{Event} for each event on C{topic} (exact, or a prefix
     ending in C{*}); retained values are sent at once.
+
+    With C{tag}, those retained values are sent in L{Event}s carrying the
+    same C{tag}, and the later events without: a client that fans one
+    connection out to several local subscribers hands them to the
+    subscriber that asked, and not again to those that have them already.
     """
 
-    arguments = [(b"topic", amp.Unicode())]
+    arguments = [(b"topic", amp.Unicode()), (b"tag", amp.Integer(optional=True))]
     response = []
 
 
@@ -118,10 +123,11 @@ class Publish(HarbourCommand):
 
 class Event(HarbourCommand):
     """
-    Server to client: one event on a subscribed topic.
+    Server to client: one event on a subscribed topic; C{tag} is that of
+    the L{Subscribe} it answers as a retained value, if it had one.
     """
 
-    arguments = [(b"topic", amp.Unicode()), (b"payload", amp.Unicode())]
+    arguments = [(b"topic", amp.Unicode()), (b"payload", amp.Unicode()), (b"tag", amp.Integer(optional=True))]
     requiresAnswer = False
 
 
@@ -251,7 +257,7 @@ def json_page(items: Iterable[object], limit_bytes: int = amp.MAX_VALUE_LENGTH) 
     return "[" + ",".join(parts) + "]", len(parts)
 
 
-def encode_event(topic: str, payload_text: str) -> bytes:
+def encode_event(topic: str, payload_text: str, tag: int | None = None) -> bytes:
     """
     Serialise an L{Event} box once, so that fanning one event out to many
     connections costs one encoding.
@@ -259,4 +265,6 @@ def encode_event(topic: str, payload_text: str) -> bytes:
     box = amp.AmpBox(
         {b"_command": b"Event", b"topic": topic.encode("utf-8"), b"payload": payload_text.encode("utf-8")}
     )
+    if tag is not None:
+        box[b"tag"] = b"%d" % (tag,)
     return box.serialize()

@@ -111,8 +111,7 @@ class HubLink(Service):
             for subscription in list(self._subscriptions):
                 if subscription not in self._subscriptions:
                     continue  # given up meanwhile
-                protocol.table.add(subscription)
-                yield self._subscribe_remote(protocol, subscription.pattern)
+                yield protocol.subscribe(subscription)
         except Exception as e:
             self._give_up(protocol, f"cannot subscribe: {e or type(e).__name__}")
             return
@@ -156,9 +155,6 @@ class HubLink(Service):
             self._protocol = None
             self._ready = False
         _close(protocol)
-
-    def _subscribe_remote(self, protocol: HarbourClientProtocol, pattern: str) -> Deferred[dict[str, object]]:
-        return protocol.callRemote(commands.Subscribe, topic=pattern)
 
     def _lost(self, ignored: object, protocol: HarbourClientProtocol) -> None:
         if self._protocol is protocol:
@@ -209,8 +205,7 @@ class HubLink(Service):
         self._subscriptions.append(subscription)
         if self._protocol is None:
             return succeed(subscription)
-        self._protocol.table.add(subscription)
-        return self._subscribe_remote(self._protocol, pattern).addCallback(lambda ignored: subscription)
+        return self._protocol.subscribe(subscription).addCallback(lambda ignored: subscription)
 
     def _drop(self, outbox: Outbox, reason: str) -> None:
         self._subscriptions = [s for s in self._subscriptions if s.outbox is not outbox]

@@ -465,13 +465,14 @@ class ControlProtocol(amp.AMP):
         return refused
 
     @commands.Subscribe.responder
-    def subscribe(self, topic: str) -> Response:
+    def subscribe(self, topic: str, tag: int | None = None) -> Response:
         """
         Route events matching C{topic} to this connection (unless it is
         closing: its outbox is stopped, and would stay on the bus until
         the connection is gone).  Subscribing again to a pattern replaces
         the subscription; a new pattern past L{SUBSCRIPTION_LIMIT} is
-        refused with L{BadRequest}.
+        refused with L{BadRequest}.  The retained values it selects are
+        sent carrying C{tag}, if given.
         """
         validate_pattern(topic)
         if self._connected_outbox.closed:
@@ -483,7 +484,7 @@ class ControlProtocol(amp.AMP):
                 f"unsubscribe from one before subscribing to {topic!r}"
             )
         self._service.bus.detach(self._connected_outbox, topic)
-        self._service.bus.attach(topic, self._connected_outbox)
+        self._service.bus.attach(topic, self._connected_outbox, tag)
         return {}
 
     @commands.Unsubscribe.responder

@@ -372,6 +372,23 @@ class RemoteBusTests(BusBehaviourMixin, SynchronousTestCase):
         """
         self.pump.flush()
 
+    def test_retainedOncePerSubscriber(self) -> None:
+        """
+        Local subscribers sharing one connection each get a retained value
+        once, whether they subscribe to the same pattern or to patterns
+        that overlap, and each gets a later event once.
+        """
+        self.result(self.hub.publish("download", {"concurrency": 2}, retain=True))
+        first = self.collect("download")
+        second = self.collect("download")
+        everything = self.collect("*")
+        self.result(self.hub.publish("download", {"concurrency": 3}))
+        self.settle()
+        retained, later = ("download", {"concurrency": 2}), ("download", {"concurrency": 3})
+        self.assertEqual(first, [retained, later])
+        self.assertEqual(second, first)
+        self.assertEqual(everything, first)
+
     def test_remoteUnsubscribeLast(self) -> None:
         """
         The daemon's subscription ends only with the client's last local

@@ -18,7 +18,7 @@ from zope.interface import implementer
 from harbour.amp import commands
 from harbour.amp.hub import HubLink
 from harbour.amp.server import AUTHENTICATION_TIMEOUT, REFUSAL_LOG_INTERVAL, ControlProtocol, ControlService
-from harbour.bus import Bus, SubscriptionTable
+from harbour.bus import Bus, Subscription, SubscriptionTable
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IEvent
 from harbour.test.helpers import TOKEN, capture_log, control_service
@@ -39,6 +39,13 @@ class RecordingProtocol:
         """
         self.sent.append((command, arguments))
         return succeed({"delivered": 0})
+
+    def subscribe(self, subscription: Subscription) -> Deferred[dict[str, Any]]:
+        """
+        Route C{subscription}'s events, and send its C{Subscribe}.
+        """
+        self.table.add(subscription)
+        return self.callRemote(commands.Subscribe, topic=subscription.pattern)
 
 
 @attr.s(auto_attribs=True)
@@ -190,6 +197,27 @@ class ConnectionTests(SynchronousTestCase):
         self.pass_time(hub, clock, 1)
         self.assertEqual([e.topic for e in heard], ["task.done"])
         self.successResultOf(link.when_connected())
+
+    def test_retainedOncePerSubscriber(self) -> None:
+        """
+        Each of the worker's subscribers gets the hub's retained value
+        once, those subscribed before the link is up and those after,
+        whether their patterns are the same or overlap.
+        """
+        link, hub, clock = self.link(TOKEN)
+        self.successResultOf(self.hub_bus.publish("download", {"concurrency": 2}, retain=True))
+        heard: dict[str, list[object]] = {"one": [], "two": [], "all": [], "late": []}
+        self.successResultOf(link.subscribe("download", lambda e: heard["one"].append(e.payload)))
+        self.successResultOf(link.subscribe("download", lambda e: heard["two"].append(e.payload)))
+        self.successResultOf(link.subscribe("*", lambda e: heard["all"].append(e.payload)))
+        connected = link.when_connected()
+        self.pass_time(hub, clock, 2)
+        self.successResultOf(connected)
+        late = link.subscribe("download", lambda e: heard["late"].append(e.payload))
+        self.pass_time(hub, clock, 1)
+        self.successResultOf(late)
+        retained = {"concurrency": 2}
+        self.assertEqual(heard, {"one": [retained], "two": [retained], "all": [retained], "late": [retained]})
 
     def test_readyOnceSubscribed(self) -> None:
         """

@@ -322,6 +322,28 @@ class CommandTests(SynchronousTestCase):
         self.successResultOf(self.call(commands.Publish, topic="t", payload="[1]", retain=True))
         self.assertEqual(self.bus.retained("t"), [1])
 
+    def test_subscribeTagged(self) -> None:
+        """
+        The retained values answering a C{Subscribe} with a C{tag} are sent
+        carrying it, and later events are not; without a C{tag}, none is.
+        """
+        events: list[tuple[str, str, int | None]] = []
+
+        def event(topic: str, payload: str, tag: int | None = None) -> dict[str, object]:
+            events.append((topic, payload, tag))
+            return {}
+
+        self.patch(self.client, "event", event)
+        self.bus.publish("a.x", [1], retain=True)
+        self.bus.publish("a.y", [2], retain=True)
+        self.successResultOf(self.call(commands.Subscribe, topic="a.*", tag=7))
+        self.bus.publish("a.x", [3], retain=True)
+        self.successResultOf(self.call(commands.Subscribe, topic="a.y"))
+        self.pump.flush()
+        self.assertEqual(
+            events, [("a.x", "[1]", 7), ("a.y", "[2]", 7), ("a.x", "[3]", None), ("a.y", "[2]", None)]
+        )
+
     def test_oversizePayload(self) -> None:
         """
         An oversize payload is refused on the client before anything is
