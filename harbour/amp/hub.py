@@ -23,9 +23,11 @@ import attr
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks, succeed
+from twisted.internet.error import ConnectionClosed
 from twisted.internet.interfaces import IAddress, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from harbour.amp import commands
@@ -208,21 +210,51 @@ class HubLink(Service):
         return self._protocol.subscribe(subscription).addCallback(lambda ignored: subscription)
 
     def _drop(self, outbox: Outbox, reason: str) -> None:
-        self._subscriptions = [s for s in self._subscriptions if s.outbox is not outbox]
+        for subscription in [s for s in self._subscriptions if s.outbox is outbox]:
+            self._forget(subscription)
         self.log.warn("dropped a subscriber: {reason}", reason=reason, service="hub")
 
     def unsubscribe(self, subscription: Subscription) -> Deferred[None]:
         """
-        See L{IBus.unsubscribe}.
+        See L{IBus.unsubscribe}: the hub's subscription ends with the last
+        local one to its pattern.
         """
         if subscription.pattern.startswith(LOCAL_TOPICS):
             return self._local.unsubscribe(subscription)
+        subscription.outbox.stopProducing()
+        return self._forget(subscription)
+
+    def _forget(self, subscription: Subscription) -> Deferred[None]:
+        """
+        Make C{subscription} no more, and unsubscribe from its pattern on
+        the hub if no other subscription to it is left.
+        """
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
-        if self._protocol is not None:
-            self._protocol.table.remove(subscription)
-        subscription.outbox.stopProducing()
-        return succeed(None)
+        protocol = self._protocol
+        if protocol is None:
+            return succeed(None)
+        protocol.table.remove(subscription)
+        if protocol.table.subscribed(subscription.pattern):
+            return succeed(None)
+        d = protocol.callRemote(commands.Unsubscribe, topic=subscription.pattern)
+        return d.addCallbacks(
+            lambda ignored: None, self._unsubscribe_failed, errbackArgs=(subscription.pattern,)
+        )
+
+    def _unsubscribe_failed(self, failure: Failure, pattern: str) -> None:
+        """
+        The hub did not answer an C{Unsubscribe}: if the connection is lost,
+        the next one does not subscribe to the pattern; otherwise say so.
+        """
+        if not failure.check(ConnectionClosed):
+            self.log.failure(
+                "hub {endpoint}: cannot unsubscribe from {pattern}",
+                failure,
+                endpoint=self.endpoint,
+                pattern=pattern,
+                service="hub",
+            )
 
     def status(self) -> dict[str, object]:
         """

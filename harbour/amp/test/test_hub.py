@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import attr
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import IProtocol, IProtocolFactory, IStreamClientEndpoint
 from twisted.internet.testing import MemoryReactorClock
 from twisted.protocols import amp
@@ -16,9 +17,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from harbour.amp import commands
+from harbour.amp import hub as hub_module
 from harbour.amp.hub import HubLink
 from harbour.amp.server import AUTHENTICATION_TIMEOUT, REFUSAL_LOG_INTERVAL, ControlProtocol, ControlService
-from harbour.bus import Bus, Subscription, SubscriptionTable
+from harbour.bus import Bus, Event, Subscription, SubscriptionTable
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IEvent
 from harbour.test.helpers import TOKEN, capture_log, control_service
@@ -114,6 +116,43 @@ class LocalTopicsTests(SynchronousTestCase):
         self.successResultOf(self.link.unsubscribe(subscription))
         self.assertEqual(self.successResultOf(self.link.publish("store.connected", {})), 0)
         self.assertEqual(self.heard, [])
+
+
+class LostProtocol(RecordingProtocol):
+    """
+    A connection to the hub lost before it answers an C{Unsubscribe}.
+    """
+
+    def callRemote(self, command: type[amp.Command], **arguments: Any) -> Deferred[dict[str, Any]]:
+        """
+        Record C{command}; fail an C{Unsubscribe} as a lost connection does.
+        """
+        answer = super().callRemote(command, **arguments)
+        return fail(ConnectionLost()) if command is commands.Unsubscribe else answer
+
+
+class UnsubscribeTests(SynchronousTestCase):
+    """
+    L{HubLink.unsubscribe} with a connection that cannot answer.
+    """
+
+    def test_lostMeanwhile(self) -> None:
+        """
+        An C{Unsubscribe} the hub cannot answer, its connection lost,
+        still unsubscribes, quietly: the next connection subscribes to the
+        pattern no more.
+        """
+        link = HubLink(MemoryReactorClock(), "tcp:127.0.0.1:7750", TOKEN)
+        protocol = LostProtocol()
+        link._protocol = protocol  # type: ignore[assignment]
+        subscription = self.successResultOf(link.subscribe("task.*", lambda e: None))
+        self.successResultOf(link.unsubscribe(subscription))
+        self.assertEqual(
+            [(command, arguments["topic"]) for command, arguments in protocol.sent],
+            [(commands.Subscribe, "task.*"), (commands.Unsubscribe, "task.*")],
+        )
+        self.assertEqual(link._subscriptions, [])
+        self.assertEqual(self.flushLoggedErrors(), [])
 
 
 @implementer(IStreamClientEndpoint)
@@ -218,6 +257,61 @@ class ConnectionTests(SynchronousTestCase):
         self.successResultOf(late)
         retained = {"concurrency": 2}
         self.assertEqual(heard, {"one": [retained], "two": [retained], "all": [retained], "late": [retained]})
+
+    def test_unsubscribeReachesHub(self) -> None:
+        """
+        Once the last of the worker's subscribers to a pattern has
+        unsubscribed, the hub sends it no more events of that pattern; it
+        goes on while another subscriber to it remains.
+        """
+        link, hub, clock = self.link(TOKEN)
+        first = self.successResultOf(link.subscribe("task.*", lambda e: None))
+        second = self.successResultOf(link.subscribe("task.*", lambda e: None))
+        self.successResultOf(link.subscribe("download", lambda e: None))
+        connected = link.when_connected()
+        self.pass_time(hub, clock, 2)
+        self.successResultOf(connected)
+        self.assertEqual(self.hub_bus.status()["subscriptions"], 2)
+        unsubscribed = link.unsubscribe(first)
+        self.pass_time(hub, clock, 1)
+        self.successResultOf(unsubscribed)
+        self.assertEqual(self.hub_bus.status()["subscriptions"], 2)
+        unsubscribed = link.unsubscribe(second)
+        self.pass_time(hub, clock, 1)
+        self.successResultOf(unsubscribed)
+        self.assertEqual(self.hub_bus.status()["subscriptions"], 1)
+        self.assertEqual(self.successResultOf(self.hub_bus.publish("task.done", {})), 0)
+
+    def test_droppedSubscriberUnsubscribed(self) -> None:
+        """
+        A subscriber of the worker dropped for not keeping up is
+        unsubscribed from the hub too, being the last of its pattern.
+        """
+        self.patch(hub_module, "DEFAULT_QUEUE_LIMIT", 2)
+        link, hub, clock = self.link(TOKEN)
+        messages = capture_log(self)
+        self.successResultOf(link.subscribe("task.*", lambda e: Deferred()))
+        connected = link.when_connected()
+        self.pass_time(hub, clock, 2)
+        self.successResultOf(connected)
+        for i in range(4):
+            self.hub_bus.dispatch(Event.create("task.done", i))
+        self.pass_time(hub, clock, 1)
+        self.assertIn("dropped a subscriber", "\n".join(messages))
+        self.assertEqual(self.hub_bus.status()["subscriptions"], 0)
+
+    def test_unsubscribeWhileAway(self) -> None:
+        """
+        A subscriber that unsubscribes while the hub is away is not
+        subscribed again on the next connection.
+        """
+        link, hub, clock = self.link(TOKEN)
+        subscription = self.successResultOf(link.subscribe("task.*", lambda e: None))
+        self.successResultOf(link.unsubscribe(subscription))
+        connected = link.when_connected()
+        self.pass_time(hub, clock, 2)
+        self.successResultOf(connected)
+        self.assertEqual(self.hub_bus.status()["subscriptions"], 0)
 
     def test_readyOnceSubscribed(self) -> None:
         """
