@@ -172,7 +172,7 @@ class DaemonTests(TestCase):
         self.assertIn("caCertsDir", insecure.output())
         after = len(self.daemon.lines)
         subscriber = spawn(self.reactor, ctl + ["subscribe", "news.*"], self.directory)
-        await self.daemon.wait_for("connection established", after=after)
+        await self.daemon.wait_for("authenticated a connection", after=after)
         for _attempt in range(1000):  # until the subscription is in force
             if await RemoteBus(self.client).publish("news.today", {"n": 1}):
                 break
@@ -184,7 +184,7 @@ class DaemonTests(TestCase):
         self.assertEqual(await subscriber.ended, 0, subscriber.output())
         after = len(self.daemon.lines)
         watch = spawn(self.reactor, ctl + ["watch"], self.directory)
-        await self.daemon.wait_for("connection established", after=after)
+        await self.daemon.wait_for("authenticated a connection", after=after)
         watch.signal("INT")
         self.assertEqual(await watch.ended, 0, watch.output())
         bad = self.directory / "bad.token"

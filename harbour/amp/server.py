@@ -209,6 +209,16 @@ class ControlProtocol(amp.AMP):
         """
         return cast(Outbox, self._outbox)
 
+    def makeConnection(self, transport: ITransport) -> None:
+        """
+        Connect as L{amp.BinaryBoxProtocol} does, without the line AMP logs
+        for each connection made (and lost, in L{connectionLost}): anyone
+        who can reach the port could write them into the log at will.  A
+        connection is logged once it has authenticated, and what a
+        stranger does as a refusal, at most once a minute per peer.
+        """
+        amp.BinaryBoxProtocol.makeConnection(self, transport)
+
     def connectionMade(self) -> None:
         """
         Prepare this connection's outbox and let the transport pause it.
@@ -259,7 +269,9 @@ class ControlProtocol(amp.AMP):
                 refusal.cancel()
         self._refusals = []
         self._stop_events()
-        super().connectionLost(reason)
+        # Not AMP's, which logs a line; see makeConnection.
+        amp.BinaryBoxProtocol.connectionLost(self, reason)
+        self.transport = None
         self._service.connection_closed(self)
 
     def _cancel_deadline(self) -> None:
@@ -387,10 +399,16 @@ class ControlProtocol(amp.AMP):
         """
         Before the token is known, a box AMP cannot take (an answer to no
         question, a box without a command) ends the connection as a
-        refusal, logged as refusals are, not with a traceback.
+        refusal, logged as refusals are, not with a traceback.  So does a
+        command that asks no answer: AMP would have no answer to refuse it
+        with, and would log its refusal as an error of the daemon's.
         """
         if self._authenticated:
             super().ampBoxReceived(box)
+            return
+        if amp.COMMAND in box and amp.ASK not in box:
+            self._service.log_refusal(self._peer, "closed the connection", "a command without _ask")
+            self.abort()
             return
         try:
             super().ampBoxReceived(box)
@@ -440,12 +458,15 @@ class ControlProtocol(amp.AMP):
     @commands.Authenticate.responder
     def authenticate(self, token: str) -> Response | Deferred[Response]:
         """
-        Check the token in constant time; refuse a wrong one only after
-        L{ControlService.refusal_delay}, one refusal after another.
+        Check the token in constant time, logging a connection that sent
+        the right one (the only connections logged one by one); refuse a
+        wrong one only after L{ControlService.refusal_delay}, one refusal
+        after another.
         """
         if hmac.compare_digest(token.encode("utf-8"), self._service.token.encode("utf-8")):
             self._authenticated = True
             self._cancel_deadline()
+            self.log.info("authenticated a connection from {peer}", peer=self._peer, service="amp")
             return {}
         self._service.log_refusal(self._peer, "refused a wrong token")
         clock = self._service.clock

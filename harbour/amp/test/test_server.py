@@ -97,6 +97,22 @@ class AuthenticationTests(SynchronousTestCase):
         self.successResultOf(self.call(commands.Authenticate, token=TOKEN))
         self.successResultOf(self.call(commands.Status))
 
+    def test_authenticatedLogged(self) -> None:
+        """
+        A connection that sends the right token is logged with its peer,
+        once; nothing else of it is.
+        """
+        messages = capture_log(self)
+        peer = self.server._peer
+        self.successResultOf(self.call(commands.Authenticate, token=TOKEN))
+        self.successResultOf(self.call(commands.Status))
+        disconnect(self.client)
+        self.pump.flush()
+        # The client, an AMP protocol as it comes, logs its own lines.
+        daemon = [m for m in messages if "HarbourClientProtocol" not in m]
+        self.assertEqual(len(daemon), 1, daemon)
+        self.assertIn(f"authenticated a connection from {peer}", daemon[0])
+
     def test_wrongToken(self) -> None:
         """
         A wrong token fails with C{UNAUTHORIZED}, after a delay, and
@@ -179,6 +195,39 @@ class MalformedBeforeAuthenticationTests(SynchronousTestCase):
         """
         self.send(amp.AmpBox(nothing=b"here"))
         self.assertRefused("a malformed box (NoEmptyBoxes)")
+
+    def test_commandWithoutAsk(self) -> None:
+        """
+        A command that asks no answer ends the connection: AMP would have
+        no answer to refuse it with.  So does an C{Authenticate} that asks
+        none, whatever its token.
+        """
+        for box in (
+            amp.AmpBox(_command=b"Status"),
+            amp.AmpBox(_command=b"Authenticate", token=b"guess"),
+            amp.AmpBox(_command=b"Authenticate", token=TOKEN.encode()),
+        ):
+            self.setUp()
+            self.send(box)
+            self.assertRefused("a command without _ask")
+            self.assertFalse(self.server._authenticated)
+
+    def test_strangersLoggedOncePerMinute(self) -> None:
+        """
+        Many connections of one peer, each closed for a command without
+        C{_ask}, make one log line between them: nothing is logged of each
+        connection made and lost.
+        """
+        for port in range(100):
+            protocol = ControlProtocol(self.service)
+            transport = StringTransport(peerAddress=IPv4Address("TCP", "203.0.113.9", 4000 + port))
+            protocol.makeConnection(transport)
+            protocol.dataReceived(amp.AmpBox(_command=b"Status").serialize())
+            self.assertTrue(transport.disconnecting)
+            protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(len(self.messages), 1, self.messages)
+        self.assertIn("closed the connection from 203.0.113.9: a command without _ask", self.messages[0])
+        self.assertEqual(self.flushLoggedErrors(), [])
 
     def test_authenticateUnreadable(self) -> None:
         """
