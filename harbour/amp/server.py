@@ -7,9 +7,12 @@ token, gets C{UNAUTHORIZED} and a log line naming the peer (at most one a
 minute per peer).  A wrong token is answered only after
 L{REFUSAL_DELAY}, so that guessing is slow, and a connection that has not
 authenticated within L{AUTHENTICATION_TIMEOUT} is closed, so that idle
-strangers hold no resources.  Each connection has one L{Outbox} registered
-as a push producer on its transport, so a subscriber that stops reading is
-dropped once its queue overflows instead of growing the daemon's memory.
+strangers hold no resources; at most L{UNAUTHENTICATED_LIMIT} connections
+(L{UNAUTHENTICATED_PER_HOST} of one host) wait for their token at once,
+and another is aborted as soon as it is made.  Each connection has one
+L{Outbox} registered as a push producer on its transport, so a subscriber
+that stops reading is dropped once its queue overflows instead of growing
+the daemon's memory.
 Topics of the configuration directory cannot be published from outside:
 their value is the directory's.
 """
@@ -67,6 +70,15 @@ SUBSCRIPTION_LIMIT = 1_000
 #: Seconds a connection may stay unauthenticated before it is closed: a
 #: client sends its token at once, so only a stranger waits this long.
 AUTHENTICATION_TIMEOUT = 10.0
+
+#: The most connections that may wait for their token at once, in all and
+#: from any one host (its address; a UNIX socket's peers are one).  A
+#: client sends its token as soon as it is connected, so only strangers
+#: come near these; past either, a new connection is aborted as soon as it
+#: is made, as a refusal.  With L{AUTHENTICATION_TIMEOUT}, they bound what
+#: strangers hold: sockets, and the daemon's memory of each.
+UNAUTHENTICATED_LIMIT = 128
+UNAUTHENTICATED_PER_HOST = 32
 
 #: Seconds before a wrong token is refused; attempts on one connection
 #: are refused one after another, so guessing runs at most one a second.
@@ -179,6 +191,9 @@ class ControlProtocol(amp.AMP):
         self._authenticated = False
         self._outbox: Outbox | None = None
         self._deadline: IDelayedCall | None = None
+        # The host this connection is counted for among those waiting for
+        # their token (ControlService.admit), until it has sent it.
+        self._waiting_host: str | None = None
         # When the last refusal queued on this connection is answered.
         self._refusals_until = 0.0
         # The refusals waiting for their time, cancelled if the connection
@@ -221,9 +236,15 @@ class ControlProtocol(amp.AMP):
 
     def connectionMade(self) -> None:
         """
-        Prepare this connection's outbox and let the transport pause it.
+        Abort the connection if too many wait for their token already;
+        otherwise give it until its deadline to send it, prepare its outbox
+        and let the transport pause it.
         """
         super().connectionMade()
+        if not self._service.admit(self._peer):
+            self.abort()
+            return
+        self._waiting_host = self._peer
         self._service.connections.add(self)
         self._deadline = self._service.clock.callLater(self._service.auth_timeout, self._too_late)
         self._outbox = Outbox(
@@ -263,6 +284,7 @@ class ControlProtocol(amp.AMP):
         """
         Forget this connection's subscriptions.
         """
+        self._stop_waiting()
         self._cancel_deadline()
         for refusal in self._refusals:
             if refusal.active():
@@ -273,6 +295,14 @@ class ControlProtocol(amp.AMP):
         amp.BinaryBoxProtocol.connectionLost(self, reason)
         self.transport = None
         self._service.connection_closed(self)
+
+    def _stop_waiting(self) -> None:
+        """
+        Count this connection no more among those waiting for their token.
+        """
+        if self._waiting_host is not None:
+            self._service.done_waiting(self._waiting_host)
+            self._waiting_host = None
 
     def _cancel_deadline(self) -> None:
         if self._deadline is not None and self._deadline.active():
@@ -465,6 +495,7 @@ class ControlProtocol(amp.AMP):
         """
         if hmac.compare_digest(token.encode("utf-8"), self._service.token.encode("utf-8")):
             self._authenticated = True
+            self._stop_waiting()
             self._cancel_deadline()
             self.log.info("authenticated a connection from {peer}", peer=self._peer, service="amp")
             return {}
@@ -745,6 +776,38 @@ class ControlService(Service):
     connections: set[ControlProtocol] = attr.ib(factory=set, init=False)
     _closing: list[Deferred[None]] = attr.ib(factory=list, init=False)
     _refusals: dict[str, tuple[float, int]] = attr.ib(factory=dict, init=False)
+    # How many connections of each host wait for their token.
+    _waiting: dict[str, int] = attr.ib(factory=dict, init=False)
+
+    def admit(self, host: str) -> bool:
+        """
+        Count a new connection of C{host} among those waiting for their
+        token, unless L{UNAUTHENTICATED_LIMIT} connections wait already, or
+        L{UNAUTHENTICATED_PER_HOST} of C{host}'s: then log its refusal.
+
+        @return: Whether the connection may wait for its token; if so,
+            L{done_waiting} is to be called once it has sent it or is
+            gone.
+        """
+        waiting = sum(self._waiting.values())
+        if waiting >= UNAUTHENTICATED_LIMIT:
+            why = f"{waiting} connections wait for their token"
+        elif self._waiting.get(host, 0) >= UNAUTHENTICATED_PER_HOST:
+            why = f"{self._waiting[host]} of its connections wait for their token"
+        else:
+            self._waiting[host] = self._waiting.get(host, 0) + 1
+            return True
+        self.log_refusal(host, "refused a connection", why)
+        return False
+
+    def done_waiting(self, host: str) -> None:
+        """
+        A connection of C{host} counted by L{admit} has sent its token, or
+        is gone: it waits no more.
+        """
+        left = self._waiting.pop(host) - 1
+        if left:
+            self._waiting[host] = left
 
     def log_refusal(self, peer: str, what: str, why: str = "") -> None:
         """

@@ -1,8 +1,9 @@
 """
 Tests for the control port's defences: configuration topics cannot be
-published from outside, strangers are timed out, wrong tokens are refused
-slowly and logged sparingly, shutdown does not wait for a peer that stops
-reading, and clients refuse TLS endpoints that check no certificate.
+published from outside, strangers are timed out and only so many are
+let in at once, wrong tokens are refused slowly and logged sparingly,
+shutdown does not wait for a peer that stops reading, and clients refuse
+TLS endpoints that check no certificate.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ import os
 from typing import Any, cast
 
 import attr
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.protocols import amp
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -25,6 +29,8 @@ from harbour.amp.server import (
     CLOSE_TIMEOUT,
     REFUSAL_DELAY,
     REFUSAL_LOG_INTERVAL,
+    UNAUTHENTICATED_LIMIT,
+    UNAUTHENTICATED_PER_HOST,
     ControlProtocol,
     ControlService,
 )
@@ -240,6 +246,116 @@ class AuthenticationDefenceTests(SynchronousTestCase):
         refusals = [line for line in self.log if "wrong token" in line]
         self.assertEqual(len(refusals), 2, refusals)
         self.assertIn("2 more refusals since the last line", refusals[1])
+
+
+class StrangerLimitTests(SynchronousTestCase):
+    """
+    Only so many connections may wait for their token at once, in all and
+    from one host; past that, a new connection is aborted as a refusal.
+    """
+
+    def setUp(self) -> None:
+        self.log = capture_log(self)
+        self.service = control_service()
+        self.ports = iter(range(1024, 65536))
+
+    def connect(self, host: str = "203.0.113.9") -> tuple[ControlProtocol, StringTransport]:
+        """
+        Make a connection of C{host} to the service.
+        """
+        protocol = ControlProtocol(self.service)
+        transport = StringTransport(peerAddress=IPv4Address("TCP", host, next(self.ports)))
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def refusals(self) -> list[str]:
+        """
+        @return: The lines logged about refused connections.
+        """
+        return [line for line in self.log if "refused a connection" in line]
+
+    def assertAdmitted(self, transport: StringTransport) -> None:
+        """
+        Assert that the connection of C{transport} is open.
+        """
+        self.assertFalse(transport.disconnecting)
+
+    def assertRefused(self, protocol: ControlProtocol, transport: StringTransport) -> None:
+        """
+        Assert that the connection of C{protocol} over C{transport} was
+        aborted, holds nothing, and leaves nothing once lost.
+        """
+        self.assertTrue(transport.disconnecting)
+        self.assertNotIn(protocol, self.service.connections)
+        scheduled = len(clock_of(self.service).getDelayedCalls())
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(len(clock_of(self.service).getDelayedCalls()), scheduled)
+
+    def test_perHost(self) -> None:
+        """
+        A host may have L{UNAUTHENTICATED_PER_HOST} connections waiting
+        for their token; another of its connections is refused, with one
+        log line for all its refusals of the minute.  Other hosts are
+        still let in.
+        """
+        for ignored in range(UNAUTHENTICATED_PER_HOST):
+            self.assertAdmitted(self.connect()[1])
+        self.assertRefused(*self.connect())
+        self.assertRefused(*self.connect())
+        self.assertAdmitted(self.connect("198.51.100.7")[1])
+        [refusal] = self.refusals()
+        self.assertIn(
+            f"refused a connection from 203.0.113.9: {UNAUTHENTICATED_PER_HOST} of its connections"
+            " wait for their token",
+            refusal,
+        )
+
+    def test_inAll(self) -> None:
+        """
+        At most L{UNAUTHENTICATED_LIMIT} connections wait for their token,
+        whatever their hosts.
+        """
+        for n in range(UNAUTHENTICATED_LIMIT):
+            self.assertAdmitted(self.connect(f"10.0.{n // 256}.{n % 256}")[1])
+        self.assertRefused(*self.connect("198.51.100.7"))
+        [refusal] = self.refusals()
+        self.assertIn(f"{UNAUTHENTICATED_LIMIT} connections wait for their token", refusal)
+
+    def test_authenticatedMakeRoom(self) -> None:
+        """
+        A connection that has sent its token, or has closed, waits no
+        more: another takes its place.  Authenticated connections are not
+        bounded here.
+        """
+        waiting = [self.connect() for ignored in range(UNAUTHENTICATED_PER_HOST)]
+        protocol, transport = waiting[0]
+        protocol.dataReceived(
+            amp.AmpBox(_command=b"Authenticate", _ask=b"1", token=TOKEN.encode()).serialize()
+        )
+        self.assertTrue(protocol._authenticated)
+        protocol, transport = waiting[1]
+        transport.loseConnection()
+        protocol.connectionLost(Failure(ConnectionDone()))
+        for ignored in range(2):
+            self.assertAdmitted(self.connect()[1])
+        self.assertRefused(*self.connect())
+        # The authenticated connection counts for nothing once it goes.
+        protocol, transport = waiting[0]
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertRefused(*self.connect())
+
+    def test_timedOutMakeRoom(self) -> None:
+        """
+        A connection closed for not sending its token in time waits no
+        more.
+        """
+        waiting = [self.connect() for ignored in range(UNAUTHENTICATED_PER_HOST)]
+        clock_of(self.service).advance(AUTHENTICATION_TIMEOUT)
+        for protocol, transport in waiting:
+            self.assertTrue(transport.disconnecting)
+            protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.service._waiting, {})
+        self.assertAdmitted(self.connect()[1])
 
 
 class StopTests(SynchronousTestCase):
