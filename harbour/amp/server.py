@@ -12,9 +12,10 @@ strangers hold no resources; at most L{UNAUTHENTICATED_LIMIT} connections
 and another is aborted as soon as it is made.  Each connection has one
 L{Outbox} registered as a push producer on its transport, so a subscriber
 that stops reading is dropped once its queue overflows instead of growing
-the daemon's memory.
-Topics of the configuration directory cannot be published from outside:
-their value is the directory's.
+the daemon's memory; and a connection's requests are read no faster than
+its peer reads their answers (L{ControlProtocol}).  Topics of the
+configuration directory cannot be published from outside: their value is
+the directory's.
 """
 
 from __future__ import annotations
@@ -79,6 +80,13 @@ AUTHENTICATION_TIMEOUT = 10.0
 #: strangers hold: sockets, and the daemon's memory of each.
 UNAUTHENTICATED_LIMIT = 128
 UNAUTHENTICATED_PER_HOST = 32
+
+#: The most requests a connection may have asked and not yet been
+#: answered: past it, what the connection sends is left unread until an
+#: answer goes out.  Most answers are written at once; those that wait
+#: (the store's, the daemon's status) would otherwise be asked for without
+#: bound, and all be written at once.
+UNANSWERED_LIMIT = 32
 
 #: Seconds before a wrong token is refused; attempts on one connection
 #: are refused one after another, so guessing runs at most one a second.
@@ -180,7 +188,20 @@ def read_token(path: Path) -> str:
 class ControlProtocol(amp.AMP):
     """
     One control connection, as seen by the daemon: also its transport's
-    producer, for the events of its subscriptions.
+    producer, for the events of its subscriptions and, by reading requests
+    no faster than its peer reads their answers, for the answers.
+
+    Reading is paused while the transport's buffer is full (which the
+    transport tells its producer) or while L{UNANSWERED_LIMIT} requests
+    wait for their answers, and resumed once neither holds.  To pause is
+    both to stop the transport reading (L{IPushProducer.pauseProducing})
+    and to set C{paused}, which stops L{amp.BinaryBoxProtocol} parsing the
+    rest of what it has read already: one read holds up to 64 KiB, a
+    thousand requests and more, whose answers would otherwise all be
+    written at once.  What was read and not parsed is parsed on resuming.
+    A peer that sends requests and reads none of their answers is then
+    held back by TCP's flow control, and the daemon holds at most a
+    buffer's worth of answers and L{UNANSWERED_LIMIT} more for it.
     """
 
     log = Logger()
@@ -191,6 +212,15 @@ class ControlProtocol(amp.AMP):
         self._authenticated = False
         self._outbox: Outbox | None = None
         self._deadline: IDelayedCall | None = None
+        # Whether this is its transport's producer still: from
+        # connectionMade until the connection is let go of.
+        self._producing = False
+        # Whether the transport's buffer is full; how many requests wait
+        # for their answers; whether boxes are being read (not to be read
+        # again from within).
+        self._buffer_full = False
+        self._unanswered = 0
+        self._receiving = False
         # The host this connection is counted for among those waiting for
         # their token (ControlService.admit), until it has sent it.
         self._waiting_host: str | None = None
@@ -252,6 +282,7 @@ class ControlProtocol(amp.AMP):
         )
         # A stream transport (TCP, TLS, UNIX socket) is also a consumer.
         cast(IConsumer, self.transport).registerProducer(self, True)
+        self._producing = True
 
     def pauseProducing(self) -> None:
         """
@@ -260,19 +291,54 @@ class ControlProtocol(amp.AMP):
         answers would pile up in memory, until it is drained.
         """
         self._connected_outbox.pauseProducing()
-        cast(IPushProducer, self.transport).pauseProducing()
+        self._buffer_full = True
+        self._pace()
 
     def resumeProducing(self) -> None:
         """
-        The transport's buffer is empty: read commands again and send the
-        events that waited, or, the connection closing, let go of the
+        The transport's buffer is empty: send the events that waited and
+        read commands again, or, the connection closing, let go of the
         transport, which closes only once its producer is gone.
         """
         if getattr(self.transport, "disconnecting", False):
             self._let_go()
             return
-        cast(IPushProducer, self.transport).resumeProducing()
+        self._buffer_full = False
+        # The events first: if they fill the buffer again, no command is
+        # read for them.
         self._connected_outbox.resumeProducing()
+        self._pace()
+
+    def _pace(self) -> None:
+        """
+        Pause reading while the transport's buffer is full or
+        L{UNANSWERED_LIMIT} requests wait for their answers, and resume it,
+        with the boxes read and not yet parsed, once neither holds.
+        """
+        if not self._producing or self.transport is None:
+            return
+        hold = self._buffer_full or self._unanswered >= UNANSWERED_LIMIT
+        if hold == self.paused:
+            return
+        self.paused = hold
+        if hold:
+            cast(IPushProducer, self.transport).pauseProducing()
+            return
+        cast(IPushProducer, self.transport).resumeProducing()
+        # Within dataReceived, its loop goes on by itself.
+        if not self._receiving:
+            self.dataReceived(b"")
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Read the boxes of C{data} (and of what was read before and not
+        parsed), as many as L{_pace} lets through.
+        """
+        self._receiving = True
+        try:
+            super().dataReceived(data)
+        finally:
+            self._receiving = False
 
     def stopProducing(self) -> None:
         """
@@ -330,6 +396,7 @@ class ControlProtocol(amp.AMP):
         paused) closes only once its producer is gone.
         """
         self._stop_events()
+        self._producing = False
         if self.transport is not None:
             # Reading again too: TLS closes only once it has read the peer's
             # answer to its close, and reading may have been paused.
@@ -397,6 +464,9 @@ class ControlProtocol(amp.AMP):
         if isinstance(box, amp.QuitBox):
             self._let_go()
         super().sendBox(box)
+        if amp.ANSWER in box or amp.ERROR in box:
+            self._unanswered -= 1
+            self._pace()
 
     def unhandledError(self, failure: Failure) -> None:
         """
@@ -433,8 +503,12 @@ class ControlProtocol(amp.AMP):
         command that asks no answer: AMP would have no answer to refuse it
         with, and would log its refusal as an error of the daemon's.
         """
+        if amp.COMMAND in box and amp.ASK in box:
+            # Counted until its answer is sent: see _pace.
+            self._unanswered += 1
         if self._authenticated:
             super().ampBoxReceived(box)
+            self._pace()
             return
         if amp.COMMAND in box and amp.ASK not in box:
             self._service.log_refusal(self._peer, "closed the connection", "a command without _ask")
@@ -447,6 +521,8 @@ class ControlProtocol(amp.AMP):
                 self._peer, "closed the connection", f"a malformed box ({type(e).__name__})"
             )
             self.abort()
+            return
+        self._pace()
 
     def _malformed(self, failure: Failure) -> Failure:
         """

@@ -29,6 +29,7 @@ from harbour.amp.server import (
     BOX_LIMIT,
     BOX_LIMIT_UNAUTHENTICATED,
     REFUSAL_DELAY,
+    UNANSWERED_LIMIT,
     ControlProtocol,
     ControlService,
     check_listen_endpoint,
@@ -150,6 +151,146 @@ class BackpressureTests(SynchronousTestCase):
         self.assertEqual(transport.producerState, "producing")
         transport.loseConnection()
         protocol.connectionLost(Failure(ConnectionDone()))
+
+
+class UnreadTransport(StringTransport):
+    """
+    A transport whose peer reads only when told to: as a TCP transport
+    does, it pauses its producer while more than L{bufferSize} bytes wait
+    to be read, and resumes it once they have been.
+    """
+
+    bufferSize = 1000
+    producerPaused = False
+
+    def write(self, data: bytes) -> None:
+        """
+        Keep C{data} for the peer, pausing the producer if too much waits.
+        """
+        super().write(data)
+        if self.producer is not None and len(self.value()) > self.bufferSize:
+            self.producerPaused = True
+            self.producer.pauseProducing()
+
+    def drain(self) -> bytes:
+        """
+        Let the peer read what waits, then resume the producer if it was
+        paused.
+
+        @return: What the peer read.
+        """
+        data = self.value()
+        self.clear()
+        if self.producer is not None and self.producerPaused:
+            self.producerPaused = False
+            self.producer.resumeProducing()
+        return data
+
+
+class PipelineTests(SynchronousTestCase):
+    """
+    A peer that sends requests without reading their answers is read only
+    as fast as it reads them: the daemon holds a bounded number of answers
+    for it, however many requests it sends.
+    """
+
+    def setUp(self) -> None:
+        self.later = False
+        self.waiting: list[Deferred[Any]] = []
+        self.server = ControlProtocol(control_service(status_document=self.status))
+        self.transport = UnreadTransport()
+        self.server.makeConnection(self.transport)
+        self.client = HarbourClientProtocol()
+        self.client.makeConnection(StringTransport())
+        authenticated = self.client.callRemote(commands.Authenticate, token=TOKEN)
+        self.send()
+        self.read()
+        self.successResultOf(authenticated)
+
+    def status(self) -> object:
+        """
+        The daemon's status document: later, once the test gives it, if
+        C{self.later}.
+        """
+        if not self.later:
+            return {"services": {}}
+        later: Deferred[object] = Deferred()
+        self.waiting.append(later)
+        return later
+
+    def send(self) -> None:
+        """
+        Hand the daemon what the client has written, in one read.
+        """
+        transport = cast(StringTransport, self.client.transport)
+        data = transport.value()
+        transport.clear()
+        self.server.dataReceived(data)
+
+    def read(self) -> None:
+        """
+        Let the client read what the daemon has written.
+        """
+        self.client.dataReceived(self.transport.drain())
+
+    def test_answersHeldWhileBufferFull(self) -> None:
+        """
+        Of requests read in one go, those past a full transport buffer wait,
+        read but not parsed, until it drains; then each is answered once.
+        """
+        answers = [self.client.callRemote(commands.Status) for ignored in range(200)]
+        self.send()
+        self.assertEqual(self.transport.producerState, "paused")
+        self.assertLess(len(self.transport.value()), 2 * self.transport.bufferSize)
+        for ignored in range(len(answers)):
+            self.read()
+        self.assertEqual(self.transport.producerState, "producing")
+        for answer in answers:
+            self.assertEqual(json.loads(self.successResultOf(answer)["status"]), {"services": {}})
+
+    def test_unansweredBounded(self) -> None:
+        """
+        Requests whose answers come later are taken
+        L{UNANSWERED_LIMIT} at a time: past it, the rest wait, read but not
+        parsed, and each answer sent lets one more in.
+        """
+        self.later = True
+        answers = [self.client.callRemote(commands.Status) for ignored in range(100)]
+        self.send()
+        self.assertEqual(len(self.waiting), UNANSWERED_LIMIT)
+        self.assertEqual(self.transport.producerState, "paused")
+        self.waiting[0].callback({"services": {}})
+        self.assertEqual(len(self.waiting), UNANSWERED_LIMIT + 1)
+        self.assertEqual(self.transport.producerState, "paused")
+        # Each answer lets the next request in.
+        answered = 1
+        while answered < len(self.waiting):
+            self.waiting[answered].callback({"services": {}})
+            answered += 1
+            self.read()
+        self.assertEqual(len(self.waiting), len(answers))
+        self.read()
+        self.assertEqual(self.transport.producerState, "producing")
+        for answer in answers:
+            self.assertEqual(json.loads(self.successResultOf(answer)["status"]), {"services": {}})
+
+    def test_closingReadsOn(self) -> None:
+        """
+        A connection that is closing reads on (TLS closes only once it has
+        read the peer's answer to its close), whatever answers are sent
+        meanwhile.
+        """
+        self.later = True
+        for ignored in range(UNANSWERED_LIMIT + 1):
+            self.client.callRemote(commands.Status).addErrback(lambda failure: None)
+        self.send()
+        self.assertEqual(self.transport.producerState, "paused")
+        self.server.close()
+        self.assertEqual(self.transport.producerState, "producing")
+        for later in self.waiting:
+            later.callback({"services": {}})
+        self.assertEqual(self.transport.producerState, "producing")
+        self.assertEqual(len(self.waiting), UNANSWERED_LIMIT)
 
 
 class MalformedBeforeAuthenticationTests(SynchronousTestCase):
