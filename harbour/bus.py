@@ -41,6 +41,9 @@ DEFAULT_QUEUE_LIMIT = 10_000
 #: one stuck subscriber hold gigabytes.
 DEFAULT_QUEUE_BYTES = 16 << 20
 
+#: Topics whose subscribers a bus keeps looked up (see L{SubscriptionTable}).
+ROUTES_KEPT = 1_024
+
 _TOPIC = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
 
 
@@ -296,7 +299,9 @@ class SubscriptionTable:
     Subscriptions are indexed by exact topic, by prefix and by outbox, so
     that adding or removing one costs the same however many there are, and
     routing an event costs one look-up per distinct prefix length (at most
-    L{MAX_TOPIC_LENGTH}), not one comparison per subscription.
+    L{MAX_TOPIC_LENGTH}), not one comparison per subscription.  The route
+    of a topic is kept until the subscriptions change, for up to
+    L{ROUTES_KEPT} topics: a daemon publishes few topics, again and again.
     """
 
     def __init__(self) -> None:
@@ -309,6 +314,7 @@ class SubscriptionTable:
         # How many prefixes of each length there are.
         self._lengths: dict[int, int] = {}
         self._outboxes: dict[Outbox, dict[str, dict[Subscription, None]]] = {}
+        self._routes: dict[str, tuple[Outbox, ...]] = {}
 
     def __len__(self) -> int:
         """
@@ -322,6 +328,7 @@ class SubscriptionTable:
         """
         if subscription in self._rank:
             return
+        self._routes.clear()
         self._rank[subscription] = self._next
         self._next += 1
         pattern = subscription.pattern
@@ -340,6 +347,7 @@ class SubscriptionTable:
         """
         if self._rank.pop(subscription, None) is None:
             return
+        self._routes.clear()
         pattern = subscription.pattern
         if pattern.endswith("*"):
             prefix = pattern[:-1]
@@ -394,10 +402,18 @@ class SubscriptionTable:
         """
         return list(self._rank)
 
-    def outboxes(self, topic: str) -> Iterable[Outbox]:
+    def outboxes(self, topic: str) -> tuple[Outbox, ...]:
         """
         @return: Each outbox subscribed to C{topic}, once, in subscription order.
         """
+        route = self._routes.get(topic)
+        if route is None:
+            if len(self._routes) >= ROUTES_KEPT:
+                self._routes.clear()
+            route = self._routes[topic] = self._route(topic)
+        return route
+
+    def _route(self, topic: str) -> tuple[Outbox, ...]:
         buckets = []
         exact = self._exact.get(topic)
         if exact:
@@ -408,12 +424,12 @@ class SubscriptionTable:
                 if bucket:
                     buckets.append(bucket)
         if not buckets:
-            return []
+            return ()
         if len(buckets) == 1:
             found: Iterable[Subscription] = buckets[0]
         else:
             found = sorted((s for bucket in buckets for s in bucket), key=self._rank.__getitem__)
-        return list(dict.fromkeys(s.outbox for s in found))
+        return tuple(dict.fromkeys(s.outbox for s in found))
 
 
 def _discard(index: dict[str, dict[Subscription, None]], key: str, subscription: Subscription) -> bool:
@@ -474,7 +490,7 @@ class Bus(Service):
     _dropped: int = attr.ib(default=0, init=False)
     #: Events published while another is being handed out, each with the
     #: outboxes subscribed to it when it was published.
-    _pending: deque[tuple[Event, list[Outbox]]] = attr.ib(factory=deque, init=False)
+    _pending: deque[tuple[Event, tuple[Outbox, ...]]] = attr.ib(factory=deque, init=False)
     _dispatching: bool = attr.ib(default=False, init=False)
 
     def publish(self, topic: str, payload: object, retain: bool = False) -> Deferred[int]:
@@ -504,7 +520,7 @@ class Bus(Service):
         self._published += 1
         if retain:
             self._retained[event.topic] = event
-        outboxes = list(self._table.outboxes(event.topic))
+        outboxes = self._table.outboxes(event.topic)
         if self._dispatching:
             self._pending.append((event, outboxes))
             return sum(not outbox.closed for outbox in outboxes)

@@ -152,10 +152,10 @@ class HarbourClientProtocol(amp.AMP):
         the others have that retained value already.
         """
         if tag is None:
-            outboxes = list(self.table.outboxes(topic))
+            outboxes = self.table.outboxes(topic)
         else:
             subscription = self._tagged.get(tag)
-            outboxes = [] if subscription is None else [subscription.outbox]
+            outboxes = () if subscription is None else (subscription.outbox,)
         if outboxes:
             event = Event.from_text(topic, payload)
             for outbox in outboxes:

@@ -522,6 +522,34 @@ class SubscriptionTableTests(SynchronousTestCase):
         self.assertTrue(self.table.subscribed("x.*"))
         self.assertFalse(self.table.subscribed("x.y"))
 
+    def test_routeFollowsSubscriptions(self) -> None:
+        """
+        A topic looked up once is routed afresh after each subscription
+        added or removed, whether exact or a prefix.
+        """
+        a, b = self.outbox(), self.outbox()
+        exact = self.subscribe("x.y", a)
+        self.assertEqual(list(self.table.outboxes("x.y")), [a])
+        prefix = self.subscribe("x.*", b)
+        self.assertEqual(list(self.table.outboxes("x.y")), [a, b])
+        self.table.remove(exact)
+        self.assertEqual(list(self.table.outboxes("x.y")), [b])
+        self.table.remove(prefix)
+        self.assertEqual(list(self.table.outboxes("x.y")), [])
+
+    def test_routesKeptBounded(self) -> None:
+        """
+        At most L{bus_module.ROUTES_KEPT} topics' routes are kept, however many
+        topics are published, and each is still routed right.
+        """
+        self.patch(bus_module, "ROUTES_KEPT", 3)
+        a = self.outbox()
+        self.subscribe("t*", a)
+        for n in range(10):
+            self.assertEqual(list(self.table.outboxes(f"t{n}")), [a])
+            self.assertEqual(list(self.table.outboxes(f"u{n}")), [])
+        self.assertLessEqual(len(self.table._routes), 3)
+
     def test_removeOutbox(self) -> None:
         """
         L{SubscriptionTable.remove_outbox} removes every subscription of one
