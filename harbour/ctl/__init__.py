@@ -27,6 +27,7 @@ from harbour.ctl.codes import DEFAULT_CONNECT, FAILED, OK, UNREACHABLE, USAGE
 from harbour.ctl.offline import check_config, plan_table, print_manifest, show_catalogue
 from harbour.ctl.output import discard_output
 from harbour.ctl.remote import _status, plan_without_progress, run_remote
+from harbour.web.health import CHECK_WORDS
 
 __all__ = [
     "FAILED",
@@ -158,18 +159,43 @@ def _reader_gone() -> NoReturn:
     sys.exit(FAILED)
 
 
+def _parse(arguments: list[str]) -> argparse.Namespace:
+    """
+    Parse C{arguments}, or exit with L{USAGE} saying why they cannot be:
+    with L{UNREACHABLE} and a plugin's line for C{status --check}, which
+    monitoring would read as CRITICAL otherwise, when the fault is the
+    command line's, not the daemon's.
+    """
+    try:
+        for argument in arguments:
+            try:
+                argument.encode("utf-8")
+            except UnicodeEncodeError:
+                # Bytes the locale could not decode: no name or payload has them.
+                print(f"harbourctl: argument {argument!r} is not UTF-8 text", file=sys.stderr)
+                sys.exit(USAGE)
+        return parser().parse_args(arguments)
+    except SystemExit as e:
+        if e.code == USAGE and _checking(arguments):
+            why = "harbourctl: the command line is wrong (see standard error)"
+            print(f"HARBOUR {CHECK_WORDS[UNREACHABLE]} - {why}")
+            sys.exit(UNREACHABLE)
+        raise
+
+
+def _checking(arguments: list[str]) -> bool:
+    """
+    @return: Whether C{arguments} ask for C{status --check}, as far as a
+        command line that cannot be parsed tells.
+    """
+    return "status" in arguments and "--check" in arguments[arguments.index("status") :]
+
+
 def _run(arguments: list[str]) -> None:
     """
     Run the command C{arguments} ask for.
     """
-    for argument in arguments:
-        try:
-            argument.encode("utf-8")
-        except UnicodeEncodeError:
-            # Bytes the locale could not decode: no name or payload has them.
-            print(f"harbourctl: argument {argument!r} is not UTF-8 text", file=sys.stderr)
-            sys.exit(USAGE)
-    args = parser().parse_args(arguments)
+    args = _parse(arguments)
     if args.command == "check-config":
         sys.exit(check_config(args.directory, sys.stdout))
     if args.command == "manifest":

@@ -160,6 +160,9 @@ def run_remote(
         return _failed(args, out, f"{args.command} refused: {e}", FAILED)
     except HarbourError as e:
         return _failed(args, out, f"{args.command} failed: {e}", FAILED)
+    except json.JSONDecodeError as e:
+        # Harbour answers JSON: this is another program, or a broken daemon.
+        return _failed(args, out, f"{args.command}: the daemon's answer is not JSON: {e}", FAILED)
     finally:
         if protocol.transport is not None and protocol.transport.connected:
             protocol.transport.loseConnection()

@@ -104,6 +104,37 @@ class ParserTests(SynchronousTestCase):
         self.assertEqual(error.code, USAGE)
         self.assertEqual(errors.getvalue(), "harbourctl: argument '\\udcfe\\udcff' is not UTF-8 text\n")
 
+    def test_checkUsageUnknown(self) -> None:
+        """
+        A command line C{status --check} cannot parse is no verdict on the
+        daemon: it exits 3 (UNKNOWN to monitoring, which reads 2 as
+        CRITICAL) with a plugin's line, and argparse's reason on standard
+        error.
+        """
+        out, errors = io.StringIO(), io.StringIO()
+        self.patch(sys, "stdout", out)
+        self.patch(sys, "stderr", errors)
+        error = self.assertRaises(SystemExit, main, ["status", "--check", "--bogus"])
+        self.assertEqual(error.code, UNREACHABLE)
+        self.assertEqual(
+            out.getvalue(),
+            "HARBOUR UNKNOWN - harbourctl: the command line is wrong (see standard error)\n",
+        )
+        self.assertIn("unrecognized arguments: --bogus", errors.getvalue())
+
+    def test_otherUsageErrors(self) -> None:
+        """
+        Other commands' usage errors, and C{status} without C{--check},
+        exit with code 2 and print nothing on standard output.
+        """
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        self.patch(sys, "stderr", io.StringIO())
+        for arguments in (["status", "--bogus"], ["tasks", "--check"], ["--check", "status", "\udcfe"]):
+            error = self.assertRaises(SystemExit, main, arguments)
+            self.assertEqual(error.code, USAGE, arguments)
+        self.assertEqual(out.getvalue(), "")
+
     def test_manifestDates(self) -> None:
         """
         C{manifest --start} and C{--end} take dates OASIS could have, and
@@ -844,6 +875,16 @@ class StatusCheckTests(ConnectingTestCase):
             amp.AmpBox(_error_code=b"STORE_UNAVAILABLE", _error_description=b"Redis is away")
         )
         self.assertUnknown(result, "status failed: Redis is away")
+
+    def test_notJSON(self) -> None:
+        """
+        A C{Status} answer that is not JSON (another program, or a broken
+        daemon) is an unknown state, said in one line, not a traceback.
+        """
+        result = self.answered(amp.AmpBox(status=b"<html>"))
+        self.assertUnknown(
+            result, "status: the daemon's answer is not JSON: Expecting value: line 1 column 1 (char 0)"
+        )
 
     def test_connectionLost(self) -> None:
         """
