@@ -9,7 +9,7 @@ L{REFUSAL_DELAY}, so that guessing is slow, and a connection that has not
 authenticated within L{AUTHENTICATION_TIMEOUT} is closed, so that idle
 strangers hold no resources; at most L{UNAUTHENTICATED_LIMIT} connections
 (L{UNAUTHENTICATED_PER_HOST} of one host) wait for their token at once,
-and another is aborted as soon as it is made.  Each connection has one
+and a new one closes the oldest of them.  Each connection has one
 L{Outbox} registered as a push producer on its transport, so a subscriber
 that stops reading is dropped once its queue overflows instead of growing
 the daemon's memory; and a connection's requests are read no faster than
@@ -75,9 +75,10 @@ AUTHENTICATION_TIMEOUT = 10.0
 #: The most connections that may wait for their token at once, in all and
 #: from any one host (its address; a UNIX socket's peers are one).  A
 #: client sends its token as soon as it is connected, so only strangers
-#: come near these; past either, a new connection is aborted as soon as it
-#: is made, as a refusal.  With L{AUTHENTICATION_TIMEOUT}, they bound what
-#: strangers hold: sockets, and the daemon's memory of each.
+#: come near these; past either, a new connection closes the oldest
+#: waiting (of its host, or of all), as a refusal.  With
+#: L{AUTHENTICATION_TIMEOUT}, they bound what strangers hold: sockets, and
+#: the daemon's memory of each.
 UNAUTHENTICATED_LIMIT = 128
 UNAUTHENTICATED_PER_HOST = 32
 
@@ -221,9 +222,6 @@ class ControlProtocol(amp.AMP):
         self._buffer_full = False
         self._unanswered = 0
         self._receiving = False
-        # The host this connection is counted for among those waiting for
-        # their token (ControlService.admit), until it has sent it.
-        self._waiting_host: str | None = None
         # When the last refusal queued on this connection is answered.
         self._refusals_until = 0.0
         # The refusals waiting for their time, cancelled if the connection
@@ -266,15 +264,12 @@ class ControlProtocol(amp.AMP):
 
     def connectionMade(self) -> None:
         """
-        Abort the connection if too many wait for their token already;
-        otherwise give it until its deadline to send it, prepare its outbox
-        and let the transport pause it.
+        Count the connection among those waiting for their token (which may
+        close the oldest of them), give it until its deadline to send it,
+        prepare its outbox and let the transport pause it.
         """
         super().connectionMade()
-        if not self._service.admit(self._peer):
-            self.abort()
-            return
-        self._waiting_host = self._peer
+        self._service.admit(self, self._peer)
         self._service.connections.add(self)
         self._deadline = self._service.clock.callLater(self._service.auth_timeout, self._too_late)
         self._outbox = Outbox(
@@ -366,9 +361,7 @@ class ControlProtocol(amp.AMP):
         """
         Count this connection no more among those waiting for their token.
         """
-        if self._waiting_host is not None:
-            self._service.done_waiting(self._waiting_host)
-            self._waiting_host = None
+        self._service.done_waiting(self)
 
     def _cancel_deadline(self) -> None:
         if self._deadline is not None and self._deadline.active():
@@ -852,38 +845,40 @@ class ControlService(Service):
     connections: set[ControlProtocol] = attr.ib(factory=set, init=False)
     _closing: list[Deferred[None]] = attr.ib(factory=list, init=False)
     _refusals: dict[str, tuple[float, int]] = attr.ib(factory=dict, init=False)
-    # How many connections of each host wait for their token.
-    _waiting: dict[str, int] = attr.ib(factory=dict, init=False)
+    # The connections waiting for their token, oldest first, with their hosts.
+    _waiting: dict[ControlProtocol, str] = attr.ib(factory=dict, init=False)
 
-    def admit(self, host: str) -> bool:
+    def admit(self, connection: ControlProtocol, host: str) -> None:
         """
-        Count a new connection of C{host} among those waiting for their
-        token, unless L{UNAUTHENTICATED_LIMIT} connections wait already, or
-        L{UNAUTHENTICATED_PER_HOST} of C{host}'s: then log its refusal.
+        Count C{connection}, of C{host}, among those waiting for their
+        token.  If L{UNAUTHENTICATED_PER_HOST} of C{host}'s wait already,
+        or L{UNAUTHENTICATED_LIMIT} in all, the oldest of them is closed to
+        make room, and logged as a refusal: a client sends its token as soon
+        as it is connected, so strangers who keep every place taken cannot
+        keep it out, as they could if the newest were refused.
 
-        @return: Whether the connection may wait for its token; if so,
-            L{done_waiting} is to be called once it has sent it or is
-            gone.
+        L{done_waiting} is to be called once C{connection} has sent its
+        token or is gone.
         """
-        waiting = sum(self._waiting.values())
-        if waiting >= UNAUTHENTICATED_LIMIT:
-            why = f"{waiting} connections wait for their token"
-        elif self._waiting.get(host, 0) >= UNAUTHENTICATED_PER_HOST:
-            why = f"{self._waiting[host]} of its connections wait for their token"
-        else:
-            self._waiting[host] = self._waiting.get(host, 0) + 1
-            return True
-        self.log_refusal(host, "refused a connection", why)
-        return False
+        hosts = list(self._waiting.values())
+        oldest: ControlProtocol | None = None
+        if hosts.count(host) >= UNAUTHENTICATED_PER_HOST:
+            oldest = next(waiting for waiting, its in self._waiting.items() if its == host)
+            why = f"the oldest of {UNAUTHENTICATED_PER_HOST} of its connections waiting for their token"
+        elif len(hosts) >= UNAUTHENTICATED_LIMIT:
+            oldest = next(iter(self._waiting))
+            why = f"the oldest of {len(hosts)} connections waiting for their token"
+        if oldest is not None:
+            self.log_refusal(self._waiting.pop(oldest), "closed a connection", why)
+            oldest.abort()
+        self._waiting[connection] = host
 
-    def done_waiting(self, host: str) -> None:
+    def done_waiting(self, connection: ControlProtocol) -> None:
         """
-        A connection of C{host} counted by L{admit} has sent its token, or
-        is gone: it waits no more.
+        C{connection}, counted by L{admit}, has sent its token, or is gone:
+        it waits no more.
         """
-        left = self._waiting.pop(host) - 1
-        if left:
-            self._waiting[host] = left
+        self._waiting.pop(connection, None)
 
     def log_refusal(self, peer: str, what: str, why: str = "") -> None:
         """

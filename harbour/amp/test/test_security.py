@@ -251,7 +251,8 @@ class AuthenticationDefenceTests(SynchronousTestCase):
 class StrangerLimitTests(SynchronousTestCase):
     """
     Only so many connections may wait for their token at once, in all and
-    from one host; past that, a new connection is aborted as a refusal.
+    from one host; past that, a new connection closes the oldest waiting,
+    as a refusal, so that strangers cannot keep a client out.
     """
 
     def setUp(self) -> None:
@@ -270,79 +271,111 @@ class StrangerLimitTests(SynchronousTestCase):
 
     def refusals(self) -> list[str]:
         """
-        @return: The lines logged about refused connections.
+        @return: The lines logged about connections closed to make room.
         """
-        return [line for line in self.log if "refused a connection" in line]
+        return [line for line in self.log if "closed a connection" in line]
 
-    def assertAdmitted(self, transport: StringTransport) -> None:
+    def assertOpen(self, transport: StringTransport) -> None:
         """
         Assert that the connection of C{transport} is open.
         """
         self.assertFalse(transport.disconnecting)
 
-    def assertRefused(self, protocol: ControlProtocol, transport: StringTransport) -> None:
+    def assertClosed(self, protocol: ControlProtocol, transport: StringTransport) -> None:
         """
         Assert that the connection of C{protocol} over C{transport} was
-        aborted, holds nothing, and leaves nothing once lost.
+        aborted, counts no more, and leaves nothing once lost.
         """
         self.assertTrue(transport.disconnecting)
-        self.assertNotIn(protocol, self.service.connections)
+        self.assertNotIn(protocol, self.service._waiting)
         scheduled = len(clock_of(self.service).getDelayedCalls())
         protocol.connectionLost(Failure(ConnectionDone()))
-        self.assertEqual(len(clock_of(self.service).getDelayedCalls()), scheduled)
+        self.assertNotIn(protocol, self.service.connections)
+        # Its deadline is cancelled.
+        self.assertEqual(len(clock_of(self.service).getDelayedCalls()), scheduled - 1)
 
-    def test_perHost(self) -> None:
+    def authenticate(self, protocol: ControlProtocol) -> None:
         """
-        A host may have L{UNAUTHENTICATED_PER_HOST} connections waiting
-        for their token; another of its connections is refused, with one
-        log line for all its refusals of the minute.  Other hosts are
-        still let in.
+        Send C{protocol} the token.
         """
-        for ignored in range(UNAUTHENTICATED_PER_HOST):
-            self.assertAdmitted(self.connect()[1])
-        self.assertRefused(*self.connect())
-        self.assertRefused(*self.connect())
-        self.assertAdmitted(self.connect("198.51.100.7")[1])
-        [refusal] = self.refusals()
-        self.assertIn(
-            f"refused a connection from 203.0.113.9: {UNAUTHENTICATED_PER_HOST} of its connections"
-            " wait for their token",
-            refusal,
-        )
-
-    def test_inAll(self) -> None:
-        """
-        At most L{UNAUTHENTICATED_LIMIT} connections wait for their token,
-        whatever their hosts.
-        """
-        for n in range(UNAUTHENTICATED_LIMIT):
-            self.assertAdmitted(self.connect(f"10.0.{n // 256}.{n % 256}")[1])
-        self.assertRefused(*self.connect("198.51.100.7"))
-        [refusal] = self.refusals()
-        self.assertIn(f"{UNAUTHENTICATED_LIMIT} connections wait for their token", refusal)
-
-    def test_authenticatedMakeRoom(self) -> None:
-        """
-        A connection that has sent its token, or has closed, waits no
-        more: another takes its place.  Authenticated connections are not
-        bounded here.
-        """
-        waiting = [self.connect() for ignored in range(UNAUTHENTICATED_PER_HOST)]
-        protocol, transport = waiting[0]
         protocol.dataReceived(
             amp.AmpBox(_command=b"Authenticate", _ask=b"1", token=TOKEN.encode()).serialize()
         )
         self.assertTrue(protocol._authenticated)
+
+    def test_perHost(self) -> None:
+        """
+        A host may have L{UNAUTHENTICATED_PER_HOST} connections waiting
+        for their token; another of its connections closes its oldest, with
+        one log line for all such closings of the minute.  Other hosts'
+        connections are left alone.
+        """
+        other = self.connect("198.51.100.7")
+        waiting = [self.connect() for ignored in range(UNAUTHENTICATED_PER_HOST)]
+        for ignored, transport in waiting:
+            self.assertOpen(transport)
+        newest = [self.connect(), self.connect()]
+        self.assertOpen(newest[0][1])
+        self.assertOpen(newest[1][1])
+        self.assertOpen(other[1])
+        for ignored, transport in waiting[2:]:
+            self.assertOpen(transport)
+        [refusal] = self.refusals()
+        self.assertIn(
+            f"closed a connection from 203.0.113.9: the oldest of {UNAUTHENTICATED_PER_HOST} of its"
+            " connections waiting for their token",
+            refusal,
+        )
+        for protocol, transport in waiting[:2]:
+            self.assertClosed(protocol, transport)
+
+    def test_inAll(self) -> None:
+        """
+        At most L{UNAUTHENTICATED_LIMIT} connections wait for their token,
+        whatever their hosts: another closes the oldest of all.
+        """
+        waiting = [self.connect(f"10.0.{n // 256}.{n % 256}") for n in range(UNAUTHENTICATED_LIMIT)]
+        newest = self.connect("198.51.100.7")
+        self.assertOpen(newest[1])
+        [refusal] = self.refusals()
+        self.assertIn(
+            f"closed a connection from 10.0.0.0: the oldest of {UNAUTHENTICATED_LIMIT} connections"
+            " waiting for their token",
+            refusal,
+        )
+        self.assertClosed(*waiting[0])
+        for ignored, transport in waiting[1:]:
+            self.assertOpen(transport)
+
+    def test_clientGetsIn(self) -> None:
+        """
+        A client that sends its token as soon as it is connected gets in
+        however many places strangers of its own host keep taken.
+        """
+        for ignored in range(3 * UNAUTHENTICATED_PER_HOST):
+            self.connect()
+        protocol, transport = self.connect()
+        self.authenticate(protocol)
+        self.assertOpen(transport)
+        self.assertEqual(len(self.service._waiting), UNAUTHENTICATED_PER_HOST - 1)
+
+    def test_authenticatedMakeRoom(self) -> None:
+        """
+        A connection that has sent its token, or has closed, waits no
+        more: it is never closed to make room, and another takes its
+        place.  Authenticated connections are not bounded here.
+        """
+        waiting = [self.connect() for ignored in range(UNAUTHENTICATED_PER_HOST)]
+        self.authenticate(waiting[0][0])
         protocol, transport = waiting[1]
         transport.loseConnection()
         protocol.connectionLost(Failure(ConnectionDone()))
         for ignored in range(2):
-            self.assertAdmitted(self.connect()[1])
-        self.assertRefused(*self.connect())
-        # The authenticated connection counts for nothing once it goes.
-        protocol, transport = waiting[0]
-        protocol.connectionLost(Failure(ConnectionDone()))
-        self.assertRefused(*self.connect())
+            self.assertOpen(self.connect()[1])
+        self.assertEqual(self.refusals(), [])
+        self.connect()
+        self.assertOpen(waiting[0][1])
+        self.assertClosed(*waiting[2])
 
     def test_timedOutMakeRoom(self) -> None:
         """
@@ -355,7 +388,8 @@ class StrangerLimitTests(SynchronousTestCase):
             self.assertTrue(transport.disconnecting)
             protocol.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(self.service._waiting, {})
-        self.assertAdmitted(self.connect()[1])
+        self.assertOpen(self.connect()[1])
+        self.assertEqual(self.refusals(), [])
 
 
 class StopTests(SynchronousTestCase):
