@@ -81,12 +81,16 @@ import pyarrow.parquet as pq
 import treq
 import txredisapi
 from twisted.internet.defer import ensureDeferred
+from twisted.internet.endpoints import clientFromString, connectProtocol
+from twisted.internet.error import ConnectError
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater, react
 from twisted.internet.utils import getProcessOutputAndValue
+from twisted.protocols import amp
 
 from harbour.amp import commands
 from harbour.amp.client import connect
-from harbour.amp.server import read_token
+from harbour.amp.server import UNAUTHENTICATED_PER_HOST, read_token
 from harbour.errors import BadRequest, Unauthorized
 from harbour.oasis.classify import DATA, classify
 from harbour.processes import host_name
@@ -193,6 +197,47 @@ class Watch:
     beyond: int | None = None
 
 
+#: Connections the strangers' fault opens without sending a token.
+STRANGERS = 200
+#: What the strangers may cost: the control port's warnings (refusals are
+#: logged once a minute per peer), and MB of the daemon's memory.
+STRANGER_LOG_LINES = 10
+STRANGER_GROWTH_MB = 100
+#: Connections that authenticate and send requests whose answers they
+#: never read, and how many boxes each sends.
+FLOODS = 3
+FLOOD = 20_000
+
+
+class Stranger(Protocol):
+    """
+    A connection to the control port that ignores what it is sent, or
+    with C{reading=False} does not even read it (and so cannot see the
+    daemon close it).
+    """
+
+    def __init__(self, reading: bool = True) -> None:
+        self.reading = reading
+
+    def connectionMade(self) -> None:
+        if not self.reading:
+            self.transport.pauseProducing()
+
+    def connectionLost(self, reason: object) -> None:
+        self.connected = False
+
+
+def resident_mb(pid: int) -> float:
+    """
+    @return: The resident memory of process C{pid}, in MB.
+    """
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise ValueError(f"no VmRSS for process {pid}")
+
+
 def recorded(path: Path) -> str:
     """
     @return: The URL a downloaded file's record names (C{""} if none).
@@ -231,6 +276,8 @@ class Soak:
         self.save_reports()
         self.injected: Counter = Counter()
         self.bad_inputs: list[tuple[str, str]] = []
+        #: What the strangers on the control port got that they must not.
+        self.strangers_failed: list[str] = []
         self.watches: list[Watch] = []
         self.disabled: Watch | None = None
         #: URL -> requests for it when its file was on disk as its report
@@ -712,6 +759,78 @@ class Soak:
         except Unauthorized:
             self.bad_inputs.append(("wrong token", "refused: UNAUTHORIZED"))
 
+    async def strangers(self) -> None:
+        """
+        Strangers on the control port: connections that never send their
+        token, one command that asks no answer before it, and
+        authenticated connections that pipeline requests and read none of
+        their answers.  The daemon must hold only so many strangers (every
+        peer of its UNIX socket is one host), log them in a few lines, not
+        grow by the answers it cannot send, and let C{harbourctl} in
+        meanwhile.
+        """
+        endpoint = clientFromString(self.reactor, control_endpoint(self.directory))
+        after = len(self.daemon.lines)
+        before = resident_mb(self.daemon.transport.pid)
+        silent = []
+        for ignored in range(STRANGERS):
+            try:
+                silent.append(await connectProtocol(endpoint, Stranger()))
+            except ConnectError:
+                # Closed before its connection was made (its turn in the
+                # socket's backlog came after it was closed to make room).
+                continue
+        rude = await connectProtocol(endpoint, Stranger())
+        rude.transport.write(amp.AmpBox({b"_command": b"Status"}).serialize())
+        token = read_token(self.directory / "data" / "amp.token").encode("ascii")
+        requests = b"".join(
+            [
+                amp.AmpBox({b"_command": b"Authenticate", b"_ask": b"0", b"token": token}).serialize(),
+                *(
+                    amp.AmpBox({b"_command": b"Status", b"_ask": b"%d" % n}).serialize()
+                    for n in range(1, FLOOD)
+                ),
+            ]
+        )
+        floods = []
+        for ignored in range(FLOODS):
+            flood = await connectProtocol(endpoint, Stranger(reading=False))
+            flood.transport.write(requests)
+            floods.append(flood)
+        await deferLater(self.reactor, 2.0, lambda: None)
+        held = sum(stranger.connected for stranger in silent)
+        code, said = await self.harbourctl("status", "--check")
+        grown = resident_mb(self.daemon.transport.pid) - before
+        for stranger in [*silent, rude, *floods]:
+            if stranger.connected:
+                stranger.transport.abortConnection()
+        logged = sum(
+            "harbour.amp.server" in line and "#info]" not in line for line in self.daemon.lines[after:]
+        )
+        answered = code in (0, 1, 2)
+        if held > UNAUTHENTICATED_PER_HOST:
+            self.strangers_failed.append(f"{held} strangers held, more than {UNAUTHENTICATED_PER_HOST}")
+        if rude.connected:
+            self.strangers_failed.append("a command without _ask before the token left its connection open")
+        if logged > STRANGER_LOG_LINES:
+            self.strangers_failed.append(f"{logged} warnings logged for strangers")
+        if grown > STRANGER_GROWTH_MB:
+            self.strangers_failed.append(f"the daemon grew {grown:,.0f} MB for answers never read")
+        if not answered:
+            self.strangers_failed.append(f"harbourctl status --check meanwhile: exit {code}: {said}")
+        self.bad_inputs.append(
+            (
+                f"{STRANGERS} silent, 1 without _ask",
+                (
+                    f"{len(silent)} made, {held} held, {logged} warnings, "
+                    f"{'harbourctl in' if answered else 'HARBOURCTL KEPT OUT'}"
+                ),
+            )
+        )
+        self.bad_inputs.append(
+            (f"{FLOODS} x {FLOOD - 1:,} Status never read", f"daemon grew {grown:+,.0f} MB")
+        )
+
     async def run(self, seconds: float, every: float) -> None:
         # The Redis error replies and the hostile publish come first, so
         # that a short run meets them too.
@@ -729,6 +848,7 @@ class Soak:
             ("redis-server killed", self.kill_redis),
             ("report removed for good", self.remove_report),
             ("bad commands and token", self.bad_commands),
+            ("strangers on the control port", self.strangers),
             ("malformed config saved", self.malformed_config),
             ("dangerous config saved", self.dangerous_config),
             ("reparse, then kill -9 mid-parse", self.kill_mid_parse),
@@ -1003,6 +1123,8 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
     )
     for death in soak.worker_deaths:
         print(f"\nthe worker ended: {death}")
+    for failure in soak.strangers_failed:
+        print(f"\nstrangers on the control port: {failure}")
     print("\nbad inputs tried")
     tried = Counter(soak.bad_inputs)
     table([(f"{name} (x{count})", outcome) for (name, outcome), count in tried.items()] or [("(none)", "")])
@@ -1017,6 +1139,7 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
         and len(soak.worker_downloads) > 0
         and all(soak.pauses)
         and not soak.worker_deaths
+        and not soak.strangers_failed
         and all(
             audit.get(k, 0) == 0
             for k in (
