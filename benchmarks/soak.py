@@ -83,6 +83,7 @@ import txredisapi
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.endpoints import clientFromString, connectProtocol
 from twisted.internet.error import ConnectError
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater, react
 from twisted.internet.utils import getProcessOutputAndValue
@@ -207,6 +208,9 @@ STRANGER_GROWTH_MB = 100
 #: never read, and how many boxes each sends.
 FLOODS = 3
 FLOOD = 20_000
+#: Tries to connect each of those, and the one that sends a command
+#: before its token.
+STRANGER_TRIES = 10
 
 
 class Stranger(Protocol):
@@ -225,6 +229,24 @@ class Stranger(Protocol):
 
     def connectionLost(self, reason: object) -> None:
         self.connected = False
+
+
+async def connect_stranger(
+    endpoint: IStreamClientEndpoint, reading: bool = True, tries: int = 1
+) -> Stranger | None:
+    """
+    Connect a L{Stranger} to C{endpoint}, in up to C{tries} tries.
+
+    @return: The stranger, or L{None} if each try's connection was closed
+        before it was made (its turn in the socket's backlog came after
+        the daemon closed it to make room).
+    """
+    for ignored in range(tries):
+        try:
+            return await connectProtocol(endpoint, Stranger(reading))
+        except ConnectError:
+            continue
+    return None
 
 
 def resident_mb(pid: int) -> float:
@@ -772,15 +794,11 @@ class Soak:
         endpoint = clientFromString(self.reactor, control_endpoint(self.directory))
         after = len(self.daemon.lines)
         before = resident_mb(self.daemon.transport.pid)
-        silent = []
-        for ignored in range(STRANGERS):
-            try:
-                silent.append(await connectProtocol(endpoint, Stranger()))
-            except ConnectError:
-                # Closed before its connection was made (its turn in the
-                # socket's backlog came after it was closed to make room).
-                continue
-        rude = await connectProtocol(endpoint, Stranger())
+        silent = [s for s in [await connect_stranger(endpoint) for ignored in range(STRANGERS)] if s]
+        rude = await connect_stranger(endpoint, tries=STRANGER_TRIES)
+        if rude is None:
+            self.strangers_failed.append(f"could not connect in {STRANGER_TRIES} tries")
+            return
         rude.transport.write(amp.AmpBox({b"_command": b"Status"}).serialize())
         token = read_token(self.directory / "data" / "amp.token").encode("ascii")
         requests = b"".join(
@@ -794,9 +812,10 @@ class Soak:
         )
         floods = []
         for ignored in range(FLOODS):
-            flood = await connectProtocol(endpoint, Stranger(reading=False))
-            flood.transport.write(requests)
-            floods.append(flood)
+            flood = await connect_stranger(endpoint, reading=False, tries=STRANGER_TRIES)
+            if flood is not None:
+                flood.transport.write(requests)
+                floods.append(flood)
         await deferLater(self.reactor, 2.0, lambda: None)
         held = sum(stranger.connected for stranger in silent)
         code, said = await self.harbourctl("status", "--check")
@@ -828,7 +847,10 @@ class Soak:
             )
         )
         self.bad_inputs.append(
-            (f"{FLOODS} x {FLOOD - 1:,} Status never read", f"daemon grew {grown:+,.0f} MB")
+            (
+                f"{FLOODS} x {FLOOD - 1:,} Status never read",
+                f"{len(floods)} made, daemon grew {grown:+,.0f} MB",
+            )
         )
 
     async def run(self, seconds: float, every: float) -> None:
