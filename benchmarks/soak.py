@@ -854,11 +854,12 @@ class Soak:
         )
 
     async def run(self, seconds: float, every: float) -> None:
-        # The Redis error replies and the hostile publish come first, so
-        # that a short run meets them too.
+        # The Redis error replies, the hostile publish and the strangers
+        # come first, so that a short run meets them too.
         schedule: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("redis BUSY (Lua script past lua-time-limit)", self.redis_busy),
             ("hostile harbourctl publish", self.hostile_publish),
+            ("strangers on the control port", self.strangers),
             ("redis OOM (maxmemory 1)", self.redis_oom),
             ("redis connections dropped, then stalled past the reply timeout", self.redis_stall),
             ("kill -9 harbour", self.kill_harbour),
@@ -870,7 +871,6 @@ class Soak:
             ("redis-server killed", self.kill_redis),
             ("report removed for good", self.remove_report),
             ("bad commands and token", self.bad_commands),
-            ("strangers on the control port", self.strangers),
             ("malformed config saved", self.malformed_config),
             ("dangerous config saved", self.dangerous_config),
             ("reparse, then kill -9 mid-parse", self.kill_mid_parse),
