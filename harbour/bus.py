@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections import deque
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from functools import cached_property
 
 import attr
@@ -524,9 +524,20 @@ class Bus(Service):
         if self._dispatching:
             self._pending.append((event, outboxes))
             return sum(not outbox.closed for outbox in outboxes)
+        return self._hand_out((event,), outboxes)
+
+    def _hand_out(self, events: Sequence[Event], outboxes: Sequence[Outbox]) -> int:
+        """
+        Put each of C{events} in each of C{outboxes}; then, if this is not
+        itself within a delivery, hand out the events published meanwhile.
+
+        @return: How many puts were taken.
+        """
+        if self._dispatching:
+            return sum(outbox.put(event) for event in events for outbox in outboxes)
         self._dispatching = True
         try:
-            delivered = sum(outbox.put(event) for outbox in outboxes)
+            delivered = sum(outbox.put(event) for event in events for outbox in outboxes)
             while self._pending:
                 later, waiting = self._pending.popleft()
                 for outbox in waiting:
@@ -557,7 +568,8 @@ class Bus(Service):
     def attach(self, pattern: str, outbox: Outbox, tag: int | None = None) -> Subscription:
         """
         Route events matching C{pattern} into C{outbox}, then deliver the
-        retained events it matches.
+        retained events it matches: before any event published as they are
+        delivered (by C{outbox}'s subscriber, say), which is newer.
 
         @param pattern: An already validated pattern.
         @param tag: If given, the retained events are delivered
@@ -565,8 +577,10 @@ class Bus(Service):
         """
         subscription = Subscription(pattern, outbox)
         self._table.add(subscription)
-        for event in self.retained_events(pattern):
-            outbox.put(event if tag is None else event.tagged(tag))
+        retained = self.retained_events(pattern)
+        if tag is not None:
+            retained = [event.tagged(tag) for event in retained]
+        self._hand_out(retained, (outbox,))
         return subscription
 
     def retained_events(self, pattern: str) -> list[Event]:

@@ -339,6 +339,24 @@ class LocalBusTests(BusBehaviourMixin, SynchronousTestCase):
         self.successResultOf(self.bus.publish("x", 1))
         self.assertEqual(late, ["retained"])
 
+    def test_publishedWhileHandedRetained(self) -> None:
+        """
+        A new subscriber that publishes a newer value of a retained topic
+        while it is handed the retained values gets the newer after every
+        older one, so that it ends up holding what the bus retains.
+        """
+        self.successResultOf(self.bus.publish("a.1", "v1", retain=True))
+        self.successResultOf(self.bus.publish("a.2", "v1", retain=True))
+        seen: list[tuple[str, object]] = []
+
+        def reacting(event: IEvent) -> None:
+            seen.append((event.topic, event.payload))
+            if event.topic == "a.1":
+                self.bus.publish("a.2", "v2", retain=True)
+
+        self.successResultOf(self.bus.subscribe("a.*", reacting))
+        self.assertEqual(seen, [("a.1", "v1"), ("a.2", "v1"), ("a.2", "v2")])
+
     def test_statusCountsDrops(self) -> None:
         """
         A dropped subscriber is counted in the status.
