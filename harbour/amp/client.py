@@ -21,6 +21,7 @@ from weakref import WeakValueDictionary
 from OpenSSL import SSL, crypto
 from twisted.internet.defer import Deferred, fail, inlineCallbacks
 from twisted.internet.endpoints import clientFromString, connectProtocol
+from twisted.internet.error import ConnectionClosed
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
@@ -177,7 +178,8 @@ class HarbourClientProtocol(amp.AMP):
 
     def drop(self, outbox: Outbox, reason: str) -> None:
         """
-        Give up a local subscriber that overflowed.
+        Give up a local subscriber that overflowed, and unsubscribe on the
+        other side from each of its patterns no other subscriber has.
         """
         patterns = [s.pattern for s in self.table.remove_outbox(outbox)]
         self.log.warn(
@@ -185,6 +187,20 @@ class HarbourClientProtocol(amp.AMP):
             patterns=patterns,
             reason=reason,
         )
+        for pattern in dict.fromkeys(patterns):
+            if not self.table.subscribed(pattern):
+                self.callRemote(commands.Unsubscribe, topic=pattern).addErrback(
+                    self._unsubscribe_failed, pattern
+                )
+
+    def _unsubscribe_failed(self, failure: Failure, pattern: str) -> None:
+        """
+        An C{Unsubscribe} of a dropped subscriber's pattern failed: nothing
+        to do if the connection is gone (its subscriptions with it), and
+        otherwise the events go on arriving for no one, which is said.
+        """
+        if not failure.check(ConnectionClosed):
+            self.log.failure("cannot unsubscribe from {pattern}", failure, pattern=pattern)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """

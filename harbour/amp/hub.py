@@ -113,7 +113,19 @@ class HubLink(Service):
             for subscription in list(self._subscriptions):
                 if subscription not in self._subscriptions:
                     continue  # given up meanwhile
-                yield protocol.subscribe(subscription)
+                try:
+                    yield protocol.subscribe(subscription)
+                except BadRequest as e:
+                    # A hub that now refuses it (a newer one, with a lower
+                    # limit, say) would refuse it at every reconnection.
+                    self._withdraw(subscription)
+                    self.log.warn(
+                        "hub {endpoint} refused the subscription to {pattern}: {error}",
+                        endpoint=self.endpoint,
+                        pattern=subscription.pattern,
+                        error=str(e),
+                        service="hub",
+                    )
         except Exception as e:
             self._give_up(protocol, f"cannot subscribe: {e or type(e).__name__}")
             return
@@ -207,7 +219,40 @@ class HubLink(Service):
         self._subscriptions.append(subscription)
         if self._protocol is None:
             return succeed(subscription)
-        return self._protocol.subscribe(subscription).addCallback(lambda ignored: subscription)
+        # A Deferred of its own: AMP drops the connection if the failure of
+        # a command is left unhandled by the callbacks added before its
+        # answer comes, and a caller may add its own only later.
+        subscribed: Deferred[Subscription] = Deferred()
+        self._protocol.subscribe(subscription).addCallbacks(
+            lambda ignored: subscribed.callback(subscription),
+            self._refused_subscription,
+            errbackArgs=(subscription, subscribed),
+        )
+        return subscribed
+
+    def _refused_subscription(
+        self, failure: Failure, subscription: Subscription, subscribed: Deferred[Subscription]
+    ) -> None:
+        """
+        The hub refused C{subscription} (too many patterns, say): it is no
+        more, rather than refused again at every reconnection, each time
+        giving up the link.  A subscription that failed otherwise (the
+        connection lost) is made again at the next.  Either way,
+        C{subscribed} fails with C{failure}.
+        """
+        if failure.check(BadRequest):
+            self._withdraw(subscription)
+        subscribed.errback(failure)
+
+    def _withdraw(self, subscription: Subscription) -> None:
+        """
+        Make C{subscription}, which the hub does not have, no more.
+        """
+        if subscription in self._subscriptions:
+            self._subscriptions.remove(subscription)
+        if self._protocol is not None:
+            self._protocol.table.remove(subscription)
+        subscription.outbox.stopProducing()
 
     def _drop(self, outbox: Outbox, reason: str) -> None:
         for subscription in [s for s in self._subscriptions if s.outbox is outbox]:

@@ -419,6 +419,23 @@ class RemoteBusTests(BusBehaviourMixin, SynchronousTestCase):
         self.result(self.bus.unsubscribe(second))
         self.assertEqual(self.hub.status()["subscriptions"], 0)
 
+    def test_droppedUnsubscribed(self) -> None:
+        """
+        A local subscriber dropped for not keeping up is unsubscribed on
+        the daemon too, being the last of its pattern, so that its events
+        stop coming; a pattern another subscriber has goes on.
+        """
+        self.result(self.bus.subscribe("t", lambda e: Deferred()))
+        self.result(self.bus.subscribe("u", lambda e: Deferred()))
+        self.collect("u")
+        for i in range(self.queue_limit + 2):
+            self.hub.publish("t", i)
+            self.hub.publish("u", i)
+        self.settle()
+        self.assertEqual(self.hub.status()["subscriptions"], 1)
+        self.assertEqual(self.result(self.hub.publish("t", "after")), 0)
+        self.assertEqual(self.result(self.hub.publish("u", "after")), 1)
+
 
 class OutboxTests(SynchronousTestCase):
     """

@@ -18,10 +18,11 @@ from zope.interface import implementer
 
 from harbour.amp import commands
 from harbour.amp import hub as hub_module
+from harbour.amp import server as server_module
 from harbour.amp.hub import HubLink
 from harbour.amp.server import AUTHENTICATION_TIMEOUT, REFUSAL_LOG_INTERVAL, ControlProtocol, ControlService
 from harbour.bus import Bus, Event, Subscription, SubscriptionTable
-from harbour.errors import StoreUnavailable
+from harbour.errors import BadRequest, StoreUnavailable
 from harbour.interfaces import IEvent
 from harbour.test.helpers import TOKEN, capture_log, control_service
 
@@ -281,6 +282,50 @@ class ConnectionTests(SynchronousTestCase):
         self.successResultOf(unsubscribed)
         self.assertEqual(self.hub_bus.status()["subscriptions"], 1)
         self.assertEqual(self.successResultOf(self.hub_bus.publish("task.done", {})), 0)
+
+    def test_refusedSubscriptionWithdrawn(self) -> None:
+        """
+        A subscription the hub refuses (past its limit of patterns) fails
+        and is no more: the link is not given up for it, and it is not
+        asked again at the next connection.
+        """
+        self.patch(server_module, "SUBSCRIPTION_LIMIT", 1)
+        link, hub, clock = self.link(TOKEN)
+        messages = capture_log(self)
+        self.successResultOf(link.subscribe("task.*", lambda e: None))
+        connected = link.when_connected()
+        self.pass_time(hub, clock, 2)
+        self.successResultOf(connected)
+        refused = link.subscribe("download", lambda e: None)
+        self.pass_time(hub, clock, 1)
+        self.failureResultOf(refused, BadRequest)
+        [first] = hub.service.connections
+        first.abort()
+        self.pass_time(hub, clock, 30)
+        self.assertEqual(len(hub.pumps), 2)
+        self.assertTrue(link.status()["connected"])
+        self.assertEqual(self.hub_bus.status()["subscriptions"], 1)
+        self.assertNotIn("cannot subscribe", "\n".join(messages))
+
+    def test_refusedOnConnecting(self) -> None:
+        """
+        A subscription made while the hub was away, which the hub refuses
+        on connecting, is no more and said to be; the link goes on with
+        the others.
+        """
+        self.patch(server_module, "SUBSCRIPTION_LIMIT", 1)
+        link, hub, clock = self.link(TOKEN)
+        messages = capture_log(self)
+        heard: list[IEvent] = []
+        self.successResultOf(link.subscribe("task.*", heard.append))
+        self.successResultOf(link.subscribe("download", lambda e: None))
+        connected = link.when_connected()
+        self.pass_time(hub, clock, 2)
+        self.successResultOf(connected)
+        self.assertIn("hub tcp:127.0.0.1:7750 refused the subscription to download", "\n".join(messages))
+        self.successResultOf(self.hub_bus.publish("task.done", {}))
+        self.pass_time(hub, clock, 1)
+        self.assertEqual([e.topic for e in heard], ["task.done"])
 
     def test_droppedSubscriberUnsubscribed(self) -> None:
         """
