@@ -105,6 +105,11 @@ REFUSAL_LOG_INTERVAL = 60.0
 BOX_LIMIT_UNAUTHENTICATED = 64 << 10
 BOX_LIMIT = 1 << 20
 
+#: The most bytes of a command's name that its refusal, or the log line of
+#: it, repeats: a name may be of nearly 64 KiB, and an answer repeating it
+#: whole longer than AMP can send.
+NAME_SHOWN = 64
+
 #: Seconds L{ControlService.stopService} waits for connections to close
 #: before aborting them: a peer that stops reading must not hold up the
 #: daemon's shutdown.
@@ -183,6 +188,17 @@ def read_token(path: Path) -> str:
     if not token:
         raise ConfigurationError(f"token file {path} is empty")
     return token
+
+
+def _shown(name: bytes) -> str:
+    """
+    A command's name as a peer sent it, as a refusal or a log line repeats
+    it: its first L{NAME_SHOWN} bytes, escaped as C{repr} escapes them (a
+    name may hold a line break, or bytes that are not text), and C{...} if
+    there are more.
+    """
+    shown = repr(name[:NAME_SHOWN])[2:-1]
+    return shown + "..." if len(name) > NAME_SHOWN else shown
 
 
 @implementer(IPushProducer)
@@ -289,13 +305,20 @@ class ControlProtocol(amp.AMP):
         self._buffer_full = True
         self._pace()
 
+    @property
+    def _closing(self) -> bool:
+        """
+        Whether the connection is closing (or closed): its transport says.
+        """
+        return bool(getattr(self.transport, "disconnecting", False))
+
     def resumeProducing(self) -> None:
         """
         The transport's buffer is empty: send the events that waited and
         read commands again, or, the connection closing, let go of the
         transport, which closes only once its producer is gone.
         """
-        if getattr(self.transport, "disconnecting", False):
+        if self._closing:
             self._let_go()
             return
         self._buffer_full = False
@@ -453,13 +476,40 @@ class ControlProtocol(amp.AMP):
         """
         Send C{box}; one that ends the connection (AMP's answer to an error
         it cannot name, or a fatal one) lets go of the transport first.
+
+        A box AMP cannot send, with a key or a value longer than it allows,
+        ends the connection instead: AMP would log it as a critical error,
+        with a traceback, and close the connection.  (Such as its error for
+        a command it does not know, which repeats the command's name,
+        which may be as long as a value.)
         """
         if isinstance(box, amp.QuitBox):
             self._let_go()
-        super().sendBox(box)
+        try:
+            super().sendBox(box)
+        except amp.TooLong as e:
+            self._unsendable(e)
         if amp.ANSWER in box or amp.ERROR in box:
             self._unanswered -= 1
             self._pace()
+
+    def _unsendable(self, error: amp.TooLong) -> None:
+        """
+        End the connection for a box that AMP could not send: as a refusal
+        before the token, with one warning after it.
+        """
+        if self._closing:
+            # Closing already, for another such answer perhaps (those of
+            # the requests read before it follow it): once is enough.
+            return
+        part = "key" if error.isKey else "value"
+        why = f"an answer with a {part} of {len(error.value):,} bytes, more than AMP can send"
+        if self._authenticated:
+            self.log.warn("closed the connection of {peer}: {why}", peer=self._peer, why=why, service="amp")
+            self.close()
+        else:
+            self._service.log_refusal(self._peer, "closed the connection", why)
+            self.abort()
 
     def unhandledError(self, failure: Failure) -> None:
         """
@@ -541,7 +591,7 @@ class ControlProtocol(amp.AMP):
             found = responder
             # maybeDeferred: AMP reads the arguments before its Deferred.
             return lambda box: maybeDeferred(found, box).addErrback(self._malformed)
-        command = name.decode("ascii", "replace")
+        command = _shown(name)
         self._service.log_refusal(self._peer, f"refused {command}", "not authenticated")
         return lambda box: fail(
             amp.RemoteAmpError(b"UNAUTHORIZED", f"authenticate before {command}".encode())

@@ -98,6 +98,39 @@ class AuthenticationTests(SynchronousTestCase):
         self.successResultOf(self.call(commands.Authenticate, token=TOKEN))
         self.successResultOf(self.call(commands.Status))
 
+    def test_longNameBeforeAuthenticate(self) -> None:
+        """
+        A command before C{Authenticate} is refused whatever its name: the
+        refusal and its log line repeat only the first
+        L{server_module.NAME_SHOWN} bytes of it, escaped, and the
+        connection stays usable.  Repeated whole, a name of nearly 64 KiB
+        made an answer longer than AMP can send, and a traceback of every
+        connection that sent one.
+        """
+        messages = capture_log(self)
+        shown = server_module.NAME_SHOWN
+        for name, expected in [
+            (b"A" * 65_520, "A" * shown + "..."),
+            (b"B" * shown, "B" * shown),
+            (b"Sta\ntus\xff", "Sta\\ntus\\xff"),
+        ]:
+            answers: list[object] = []
+            self.client.callRemoteString(name).addBoth(answers.append)
+            self.pump.flush()
+            [refusal] = answers
+            assert isinstance(refusal, Failure)
+            error = refusal.value
+            assert isinstance(error, amp.RemoteAmpError)
+            self.assertEqual(error.errorCode, b"UNAUTHORIZED")
+            self.assertEqual(error.description, f"authenticate before {expected}")
+            self.assertIn(f"refused {expected} from", messages[-1])
+            # Each line of the log file is one event.
+            self.assertNotIn("\n", messages[-1])
+            # Refusals are logged once a minute per peer: forget this one's.
+            self.service._refusals.clear()
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.successResultOf(self.call(commands.Authenticate, token=TOKEN))
+
     def test_authenticatedLogged(self) -> None:
         """
         A connection that sends the right token is logged with its peer,
@@ -291,6 +324,54 @@ class PipelineTests(SynchronousTestCase):
             later.callback({"services": {}})
         self.assertEqual(self.transport.producerState, "producing")
         self.assertEqual(len(self.waiting), UNANSWERED_LIMIT)
+
+
+class UnsendableAnswerTests(SynchronousTestCase):
+    """
+    An answer AMP cannot send (a key or value longer than it allows) ends
+    the connection, logged in one line: not as a traceback, which AMP logs
+    as critical, once for each such answer.
+    """
+
+    def setUp(self) -> None:
+        self.service = control_service()
+        self.client, self.server, self.pump = connected(self.service)
+        self.messages = capture_log(self)
+
+    def test_beforeTheToken(self) -> None:
+        """
+        Before the token, an answer AMP cannot send aborts the connection
+        as a refusal.
+        """
+        self.server.sendBox(amp.AmpBox(_answer=b"1", text=b"x" * 70_000))
+        self.pump.flush()
+        self.assertIsNone(self.server.transport, "the connection is closed")
+        # The client, an AMP protocol as it comes, logs its own lines.
+        [refusal] = [m for m in self.messages if "HarbourClientProtocol" not in m]
+        self.assertIn("closed the connection from", refusal)
+        self.assertIn("an answer with a value of 70,000 bytes", refusal)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_afterTheToken(self) -> None:
+        """
+        After the token, an answer AMP cannot send (such as its error for a
+        command it does not know, which repeats the command's whole name)
+        closes the connection with one warning.
+        """
+        self.successResultOf(call(self.client, self.pump, commands.Authenticate, token=TOKEN))
+        del self.messages[:]
+        outcome: list[object] = []
+        self.client.callRemoteString(b"A" * 65_520).addBoth(outcome.append)
+        self.pump.flush()
+        self.assertIsNone(self.server.transport, "the connection is closed")
+        [lost] = outcome
+        assert isinstance(lost, Failure)
+        lost.trap(ConnectionDone)
+        # The client, an AMP protocol as it comes, logs its own lines.
+        [warning] = [m for m in self.messages if "HarbourClientProtocol" not in m]
+        self.assertIn("closed the connection of", warning)
+        self.assertIn("an answer with a value of", warning)
+        self.assertEqual(self.flushLoggedErrors(), [])
 
 
 class MalformedBeforeAuthenticationTests(SynchronousTestCase):
