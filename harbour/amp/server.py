@@ -350,8 +350,16 @@ class ControlProtocol(amp.AMP):
     def dataReceived(self, data: bytes) -> None:
         """
         Read the boxes of C{data} (and of what was read before and not
-        parsed), as many as L{_pace} lets through.
+        parsed), as many as L{_pace} lets through; or, the connection
+        closing, drop C{data} and what was read before.  TLS closes only
+        once the peer has answered its close, and reads on until then:
+        what the peer sends meanwhile would otherwise be kept, and, after
+        a key longer than AMP allows (where the parser stops, keeping what
+        it has read), copied anew with each read.
         """
+        if self._closing:
+            self._drop_unparsed()
+            return
         self._receiving = True
         try:
             super().dataReceived(data)
@@ -429,13 +437,25 @@ class ControlProtocol(amp.AMP):
 
     def lengthLimitExceeded(self, length: int) -> None:
         """
-        A key longer than AMP allows: AMP closes the connection; let go of
-        the transport first, and count it a refusal before the token.
+        A key longer than AMP allows, where AMP's parser stops: close the
+        connection, dropping what was read; before the token, abort it as
+        a refusal, as a box past its limit is, so that no stranger's
+        connection waits to close (over TLS, for the peer's answer).
         """
-        if not self._authenticated:
-            self._service.log_refusal(self._peer, "closed the connection", f"a key of {length} bytes")
         self._keyLengthLimitExceeded = True
-        self.close()
+        self._drop_unparsed()
+        if self._authenticated:
+            self.close()
+        else:
+            self._service.log_refusal(self._peer, "closed the connection", f"a key of {length} bytes")
+            self.abort()
+
+    def _drop_unparsed(self) -> None:
+        """
+        Forget what was read and not parsed.
+        """
+        self._unprocessed = b""
+        self._compatibilityOffset = 0
 
     def proto_key(self, string: bytes) -> str:
         """

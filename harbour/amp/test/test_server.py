@@ -14,7 +14,7 @@ from typing import Any, cast
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IPushProducer, ITransport
+from twisted.internet.interfaces import IPushProducer, ITCPTransport, ITransport
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.protocols import amp
 from twisted.python.failure import Failure
@@ -527,6 +527,77 @@ class BoxLimitTests(SynchronousTestCase):
             self.pump.flush()
         self.assertEqual(len(self.received), 4)
         self.assertIsNotNone(self.server.transport)
+
+
+class KeyLimitTests(SynchronousTestCase):
+    """
+    A key longer than AMP allows ends the connection, and a connection
+    that is closing keeps nothing of what it is sent meanwhile: TLS reads
+    on until its peer answers the close, and AMP's parser kept all of it,
+    copied anew with each read.
+    """
+
+    def setUp(self) -> None:
+        self.service = control_service()
+        self.server = ControlProtocol(self.service)
+        self.transport = StringTransport()
+        self.server.makeConnection(self.transport)
+        self.messages = capture_log(self)
+
+    def authenticate(self) -> None:
+        """
+        Send the token, and forget the answer.
+        """
+        self.server.dataReceived(
+            amp.AmpBox(_command=b"Authenticate", _ask=b"1", token=TOKEN.encode()).serialize()
+        )
+        self.assertTrue(self.server._authenticated)
+        self.transport.clear()
+
+    def flood(self) -> None:
+        """
+        Send a key of 256 bytes, one more than AMP allows, then 10 MiB
+        more, as a TLS transport hands on what it reads until its peer
+        answers its close.
+        """
+        self.server.dataReceived(b"\x01\x00")
+        for ignored in range(160):
+            self.server.dataReceived(b"k" * 65_536)
+
+    def test_beforeTheToken(self) -> None:
+        """
+        Before the token, a key longer than AMP allows aborts the
+        connection, as a refusal, and what follows it is not kept.
+        """
+        self.flood()
+        self.assertTrue(self.transport.disconnected, "the connection is aborted")
+        self.assertEqual(self.server._unprocessed, b"")
+        [refusal] = self.messages
+        self.assertIn("closed the connection from 192.168.1.1: a key of 256 bytes", refusal)
+
+    def test_afterTheToken(self) -> None:
+        """
+        After the token, a key longer than AMP allows closes the
+        connection (what was written goes out first), and what follows it
+        is not kept.
+        """
+        self.authenticate()
+        self.flood()
+        self.assertTrue(self.transport.disconnecting)
+        self.assertFalse(self.transport.disconnected, "the connection is closed, not aborted")
+        self.assertEqual(self.server._unprocessed, b"")
+
+    def test_closingReadsNothing(self) -> None:
+        """
+        A connection that is closing (here, as the daemon stops) takes no
+        more requests, and keeps nothing of them.
+        """
+        self.authenticate()
+        self.server.close()
+        # A box's first byte last, that a parser would keep for the next read.
+        self.server.dataReceived(amp.AmpBox(_command=b"Status", _ask=b"2").serialize() * 100 + b"\x00")
+        self.assertEqual(self.transport.value(), b"")
+        self.assertEqual(self.server._unprocessed, b"")
 
 
 class CommandTests(SynchronousTestCase):
@@ -1375,6 +1446,36 @@ class TLSTests(TestCase):
         client = await connect(reactor, endpoint, TOKEN)
         cast(ITransport, client.transport).write(b"\x01\x00" + b"k" * 256)
         await client.disconnected.addTimeout(10, reactor)
+
+    async def test_keyTooLongBeforeTheToken(self) -> None:
+        """
+        A key longer than AMP allows aborts a stranger's TLS connection:
+        closed, it would wait for the stranger to answer its close, and
+        read on meanwhile.
+        """
+        from twisted.internet import reactor
+        from twisted.internet.endpoints import clientFromString, connectProtocol
+
+        self.service.auth_timeout = 3600
+        closed: Deferred[None] = Deferred()
+        forget = self.service.connection_closed
+
+        def noted(protocol: ControlProtocol) -> None:
+            forget(protocol)
+            closed.callback(None)
+
+        self.patch(self.service, "connection_closed", noted)
+        endpoint = f"ssl:host=127.0.0.1:port={self.port}:caCertsDir={self.cas}"
+        stranger = await connectProtocol(clientFromString(reactor, endpoint), HarbourClientProtocol())
+        # Once refused, the handshake is done; then the stranger reads
+        # nothing, and so does not answer a close.
+        with self.assertRaises(Unauthorized):
+            await stranger.callRemote(commands.Status)
+        cast(IPushProducer, stranger.transport).pauseProducing()
+        cast(ITransport, stranger.transport).write(b"\x01\x00" + b"k" * 65_536)
+        await closed.addTimeout(10, reactor)
+        cast(ITCPTransport, stranger.transport).abortConnection()
+        await stranger.disconnected
 
     async def test_sslClient(self) -> None:
         """
