@@ -415,12 +415,16 @@ class ControlProtocol(amp.AMP):
 
     def _let_go(self) -> None:
         """
-        The connection is to close: send no more events, and stop being its
-        transport's producer, since a transport (TLS's, whether or not it is
-        paused) closes only once its producer is gone.
+        The connection is to close: send no more events, take no more
+        requests, and stop being its transport's producer, since a
+        transport (TLS's, whether or not it is paused) closes only once its
+        producer is gone.
         """
         self._stop_events()
         self._producing = False
+        # Take no more requests, not even those of the read being parsed:
+        # no longer its transport's producer, the connection is not paced.
+        self.paused = True
         if self.transport is not None:
             # Reading again too: TLS closes only once it has read the peer's
             # answer to its close, and reading may have been paused.
@@ -562,20 +566,32 @@ class ControlProtocol(amp.AMP):
         """
         Before the token is known, a box AMP cannot take (an answer to no
         question, a box without a command) ends the connection as a
-        refusal, logged as refusals are, not with a traceback.  So does a
-        command that asks no answer: AMP would have no answer to refuse it
-        with, and would log its refusal as an error of the daemon's.
+        refusal, logged as refusals are, not with a traceback.
+
+        A command that asks no answer ends the connection too, before the
+        token or after it, logged as a refusal: AMP would have no answer to
+        refuse it with, and would log its failure as a critical error of
+        the daemon's; and, counted by nothing, it would escape L{_pace},
+        which counts the requests that wait for their answers.  No client
+        sends such a command (only the daemon does, L{commands.Event}), so
+        ending the connection costs clients nothing, where counting it
+        until its responder is done would take hooking into AMP's dispatch
+        for a command no client sends.
         """
-        if amp.COMMAND in box and amp.ASK in box:
+        if amp.COMMAND in box and amp.ASK not in box:
+            self._service.log_refusal(self._peer, "closed the connection", "a command without _ask")
+            if self._authenticated:
+                # The answers of the requests before it go out first.
+                self.close()
+            else:
+                self.abort()
+            return
+        if amp.COMMAND in box:
             # Counted until its answer is sent: see _pace.
             self._unanswered += 1
         if self._authenticated:
             super().ampBoxReceived(box)
             self._pace()
-            return
-        if amp.COMMAND in box and amp.ASK not in box:
-            self._service.log_refusal(self._peer, "closed the connection", "a command without _ask")
-            self.abort()
             return
         try:
             super().ampBoxReceived(box)

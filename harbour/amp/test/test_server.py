@@ -307,6 +307,48 @@ class PipelineTests(SynchronousTestCase):
         for answer in answers:
             self.assertEqual(json.loads(self.successResultOf(answer)["status"]), {"services": {}})
 
+    def test_commandWithoutAsk(self) -> None:
+        """
+        After the token, a command that asks no answer closes the
+        connection, with a warning: counted by nothing, it was taken however
+        many requests waited for their answers.  Nothing read with it, after
+        it, is taken either.
+        """
+        messages = capture_log(self)
+        self.later = True
+        requests = [amp.AmpBox(_command=b"Status", _ask=b"%x" % (n + 2)) for n in range(100)]
+        self.server.dataReceived(
+            b"".join(box.serialize() for box in [amp.AmpBox(_command=b"Status"), *requests])
+        )
+        self.assertEqual(self.waiting, [])
+        self.assertTrue(self.transport.disconnecting)
+        self.assertFalse(self.transport.disconnected, "the connection is closed, not aborted")
+        [warning] = messages
+        self.assertIn("closed the connection from 192.168.1.1: a command without _ask", warning)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_commandsWithoutAskLoggedOncePerMinute(self) -> None:
+        """
+        Connections closed for commands that ask no answer are logged as
+        refusals are, at most once a minute per peer.
+        """
+        messages = capture_log(self)
+        service = control_service()
+        for port in range(100):
+            protocol = ControlProtocol(service)
+            transport = StringTransport(peerAddress=IPv4Address("TCP", "203.0.113.9", 4000 + port))
+            protocol.makeConnection(transport)
+            protocol.dataReceived(
+                amp.AmpBox(_command=b"Authenticate", _ask=b"1", token=TOKEN.encode()).serialize()
+                + amp.AmpBox(_command=b"Subscribe", topic=b"x").serialize()
+            )
+            self.assertTrue(transport.disconnecting)
+            self.assertEqual(list(service.bus.patterns(protocol._connected_outbox)), [])
+            protocol.connectionLost(Failure(ConnectionDone()))
+        [warning] = [m for m in messages if "without _ask" in m]
+        self.assertIn("closed the connection from 203.0.113.9: a command without _ask", warning)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
     def test_closingReadsOn(self) -> None:
         """
         A connection that is closing reads on (TLS closes only once it has
@@ -750,11 +792,12 @@ class CommandTests(SynchronousTestCase):
 
     def test_noSubscriptionWhileClosing(self) -> None:
         """
-        A subscription asked for once the connection has begun closing
-        puts nothing on the bus.
+        A subscription asked for once the connection has begun closing is
+        not taken, nor would it put anything on the bus if it were.
         """
         self.server._let_go()
-        self.successResultOf(self.call(commands.Subscribe, topic="a"))
+        self.assertNoResult(self.call(commands.Subscribe, topic="a"))
+        self.assertEqual(self.server.subscribe("a"), {})
         self.assertEqual(self.bus.status()["subscriptions"], 0)
 
     def test_subscriptionLimit(self) -> None:
