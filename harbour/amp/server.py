@@ -544,8 +544,12 @@ class ControlProtocol(amp.AMP):
 
     def abort(self) -> None:
         """
-        Close the connection now, dropping whatever the peer has not read.
+        Close the connection now, dropping whatever the peer has not read,
+        and take no more of the requests read: a stream transport says it
+        is closing only once it is closed, and until then the parser would
+        go on with the rest of the read.
         """
+        self.paused = True
         abort = getattr(self.transport, "abortConnection", self._stream.loseConnection)
         abort()
 
@@ -589,17 +593,20 @@ class ControlProtocol(amp.AMP):
         if amp.COMMAND in box:
             # Counted until its answer is sent: see _pace.
             self._unanswered += 1
-        if self._authenticated:
-            super().ampBoxReceived(box)
-            self._pace()
-            return
         try:
             super().ampBoxReceived(box)
         except Exception as e:
-            self._service.log_refusal(
-                self._peer, "closed the connection", f"a malformed box ({type(e).__name__})"
-            )
-            self.abort()
+            # An answer to no question, a box with no command: AMP would
+            # raise it out of dataReceived, logged with a traceback.
+            why = f"a malformed box ({type(e).__name__})"
+            if self._authenticated:
+                self.log.warn(
+                    "closed the connection of {peer}: {why}", peer=self._peer, why=why, service="amp"
+                )
+                self.close()
+            else:
+                self._service.log_refusal(self._peer, "closed the connection", why)
+                self.abort()
             return
         self._pace()
 

@@ -327,6 +327,24 @@ class PipelineTests(SynchronousTestCase):
         self.assertIn("closed the connection from 192.168.1.1: a command without _ask", warning)
         self.assertEqual(self.flushLoggedErrors(), [])
 
+    def test_malformedAfterToken(self) -> None:
+        """
+        After the token, an answer to no question, or a box with no
+        command, closes the connection with a warning, not a traceback;
+        nothing read after it is taken.
+        """
+        for box in [amp.AmpBox(_answer=b"99"), amp.AmpBox(foo=b"bar")]:
+            self.setUp()
+            messages = capture_log(self)
+            self.later = True
+            after = amp.AmpBox(_command=b"Status", _ask=b"a")
+            self.server.dataReceived(box.serialize() + after.serialize())
+            self.assertEqual(self.waiting, [])
+            self.assertTrue(self.transport.disconnecting)
+            [warning] = messages
+            self.assertIn("closed the connection of 192.168.1.1: a malformed box", warning)
+            self.assertEqual(self.flushLoggedErrors(), [])
+
     def test_commandsWithoutAskLoggedOncePerMinute(self) -> None:
         """
         Connections closed for commands that ask no answer are logged as
@@ -475,6 +493,22 @@ class MalformedBeforeAuthenticationTests(SynchronousTestCase):
             self.send(box)
             self.assertRefused("a command without _ask")
             self.assertFalse(self.server._authenticated)
+
+    def test_nothingAfterAbortTaken(self) -> None:
+        """
+        Nothing read with a box that aborts the connection, after it, is
+        taken: not even the right token, and no command after it.
+        """
+        requests = [
+            amp.AmpBox(_command=b"Status"),
+            amp.AmpBox(_command=b"Authenticate", _ask=b"1", token=TOKEN.encode()),
+            amp.AmpBox(_command=b"Status", _ask=b"2"),
+        ]
+        cast(ITransport, self.client.transport).write(b"".join(box.serialize() for box in requests))
+        self.pump.flush()
+        self.assertRefused("a command without _ask")
+        self.assertFalse(self.server._authenticated)
+        self.assertNotIn("authenticated", "\n".join(self.messages))
 
     def test_strangersLoggedOncePerMinute(self) -> None:
         """
