@@ -9,7 +9,7 @@ L{REFUSAL_DELAY}, so that guessing is slow, and a connection that has not
 authenticated within L{AUTHENTICATION_TIMEOUT} is closed, so that idle
 strangers hold no resources; at most L{UNAUTHENTICATED_LIMIT} connections
 (L{UNAUTHENTICATED_PER_HOST} of one host) wait for their token at once,
-and a new one closes the oldest of them.  Each connection has one
+and a new one closes the oldest of them (see L{ControlService.admit}).  Each connection has one
 L{Outbox} registered as a push producer on its transport, so a subscriber
 that stops reading is dropped once its queue overflows instead of growing
 the daemon's memory; and a connection's requests are read no faster than
@@ -25,12 +25,15 @@ import ipaddress
 import json
 import os
 import secrets
+import socket
+import struct
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any, cast
 
 import attr
 from twisted.application.service import Service
+from twisted.internet.address import UNIXAddress
 from twisted.internet.defer import Deferred, fail, inlineCallbacks, maybeDeferred
 from twisted.internet.endpoints import _parse, serverFromString
 from twisted.internet.interfaces import (
@@ -81,6 +84,15 @@ AUTHENTICATION_TIMEOUT = 10.0
 #: the daemon's memory of each.
 UNAUTHENTICATED_LIMIT = 128
 UNAUTHENTICATED_PER_HOST = 32
+
+#: Seconds a connection waiting for its token is safe from being closed to
+#: make room: the connections of one accept are made before any of them is
+#: read, and a client's token, sent at once, must have a turn to be read.
+#: Short, since while every place is newer than this a new connection is
+#: refused: a flood of one host's connections keeps out another of that
+#: host's clients either way, and the longer this is, the slower the flood
+#: may be.  (On a UNIX socket, a host is a user.)
+EVICTION_GRACE = 0.1
 
 #: The most requests a connection may have asked and not yet been
 #: answered: past it, what the connection sends is left unread until an
@@ -190,6 +202,20 @@ def read_token(path: Path) -> str:
     return token
 
 
+def _peer_uid(transport: object) -> int | None:
+    """
+    @return: The user id of the process at the other end of C{transport}'s
+        UNIX socket, or L{None} where the system does not tell it.
+    """
+    try:
+        handle = transport.getHandle()  # type: ignore[attr-defined]
+        credentials = handle.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid, uid, gid = struct.unpack("3i", credentials)
+    except (AttributeError, OSError, TypeError, struct.error):
+        return None
+    return int(uid)
+
+
 def _shown(name: bytes) -> str:
     """
     A command's name as a peer sent it, as a refusal or a log line repeats
@@ -250,7 +276,17 @@ class ControlProtocol(amp.AMP):
 
     @property
     def _peer(self) -> str:
+        """
+        Who the peer is, for the log and for counting its connections: its
+        address, or on a UNIX socket (whose peers have none) the user it
+        runs as, so that other users' connections are not counted as the
+        operator's.
+        """
         peer = self.transport.getPeer() if self.transport else None
+        if isinstance(peer, UNIXAddress):
+            uid = _peer_uid(self.transport)
+            if uid is not None:
+                return f"uid {uid}"
         return str(getattr(peer, "host", None) or peer)
 
     @property
@@ -281,11 +317,13 @@ class ControlProtocol(amp.AMP):
     def connectionMade(self) -> None:
         """
         Count the connection among those waiting for their token (which may
-        close the oldest of them), give it until its deadline to send it,
-        prepare its outbox and let the transport pause it.
+        close the oldest of them, or refuse it), give it until its deadline
+        to send it, prepare its outbox and let the transport pause it.
         """
         super().connectionMade()
-        self._service.admit(self, self._peer)
+        if not self._service.admit(self, self._peer):
+            self.abort()
+            return
         self._service.connections.add(self)
         self._deadline = self._service.clock.callLater(self._service.auth_timeout, self._too_late)
         self._outbox = Outbox(
@@ -938,33 +976,47 @@ class ControlService(Service):
     connections: set[ControlProtocol] = attr.ib(factory=set, init=False)
     _closing: list[Deferred[None]] = attr.ib(factory=list, init=False)
     _refusals: dict[str, tuple[float, int]] = attr.ib(factory=dict, init=False)
-    # The connections waiting for their token, oldest first, with their hosts.
-    _waiting: dict[ControlProtocol, str] = attr.ib(factory=dict, init=False)
+    # The connections waiting for their token, oldest first, with their
+    # hosts and when they were made.
+    _waiting: dict[ControlProtocol, tuple[str, float]] = attr.ib(factory=dict, init=False)
 
-    def admit(self, connection: ControlProtocol, host: str) -> None:
+    def admit(self, connection: ControlProtocol, host: str) -> bool:
         """
         Count C{connection}, of C{host}, among those waiting for their
         token.  If L{UNAUTHENTICATED_PER_HOST} of C{host}'s wait already,
         or L{UNAUTHENTICATED_LIMIT} in all, the oldest of them is closed to
         make room, and logged as a refusal: a client sends its token as soon
-        as it is connected, so strangers who keep every place taken cannot
-        keep it out, as they could if the newest were refused.
+        as it is connected, so strangers who connect and wait cannot keep it
+        out, as they could if the newest were refused.  But one that has
+        waited less than L{EVICTION_GRACE} is not closed (the connections
+        of one accept are made before any is read, a client's among them):
+        then C{connection} is refused.  A flood of one host's connections
+        still keeps out that host's other clients.
 
-        L{done_waiting} is to be called once C{connection} has sent its
-        token or is gone.
+        @return: Whether C{connection} may wait for its token;
+            L{done_waiting} is then to be called once it has sent it or is
+            gone.
         """
-        hosts = list(self._waiting.values())
+        hosts = [its for its, since in self._waiting.values()]
         oldest: ControlProtocol | None = None
         if hosts.count(host) >= UNAUTHENTICATED_PER_HOST:
-            oldest = next(waiting for waiting, its in self._waiting.items() if its == host)
-            why = f"the oldest of {UNAUTHENTICATED_PER_HOST} of its connections waiting for their token"
+            oldest = next(waiting for waiting, (its, since) in self._waiting.items() if its == host)
+            crowd = f"{UNAUTHENTICATED_PER_HOST} of its connections"
         elif len(hosts) >= UNAUTHENTICATED_LIMIT:
             oldest = next(iter(self._waiting))
-            why = f"the oldest of {len(hosts)} connections waiting for their token"
+            crowd = f"{len(hosts)} connections"
+        now = self.clock.seconds()
         if oldest is not None:
-            self.log_refusal(self._waiting.pop(oldest), "closed a connection", why)
+            its, since = self._waiting[oldest]
+            if now - since < EVICTION_GRACE:
+                why = f"{crowd} wait for their token, all made less than {EVICTION_GRACE:g} s ago"
+                self.log_refusal(host, "refused a connection", why)
+                return False
+            del self._waiting[oldest]
+            self.log_refusal(its, "closed a connection", f"the oldest of {crowd} waiting for their token")
             oldest.abort()
-        self._waiting[connection] = host
+        self._waiting[connection] = (host, now)
+        return True
 
     def done_waiting(self, connection: ControlProtocol) -> None:
         """

@@ -9,10 +9,11 @@ TLS endpoints that check no certificate.
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any, cast
 
 import attr
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IStreamClientEndpoint
@@ -27,6 +28,7 @@ from harbour.amp.hub import HubLink
 from harbour.amp.server import (
     AUTHENTICATION_TIMEOUT,
     CLOSE_TIMEOUT,
+    EVICTION_GRACE,
     REFUSAL_DELAY,
     REFUSAL_LOG_INTERVAL,
     UNAUTHENTICATED_LIMIT,
@@ -252,7 +254,8 @@ class StrangerLimitTests(SynchronousTestCase):
     """
     Only so many connections may wait for their token at once, in all and
     from one host; past that, a new connection closes the oldest waiting,
-    as a refusal, so that strangers cannot keep a client out.
+    as a refusal, so that strangers cannot keep a client out, unless the
+    oldest is too new to have been read: then the new one is refused.
     """
 
     def setUp(self) -> None:
@@ -303,6 +306,12 @@ class StrangerLimitTests(SynchronousTestCase):
         )
         self.assertTrue(protocol._authenticated)
 
+    def age(self) -> None:
+        """
+        Let the connections made so far wait past L{EVICTION_GRACE}.
+        """
+        clock_of(self.service).advance(EVICTION_GRACE)
+
     def test_perHost(self) -> None:
         """
         A host may have L{UNAUTHENTICATED_PER_HOST} connections waiting
@@ -312,6 +321,7 @@ class StrangerLimitTests(SynchronousTestCase):
         """
         other = self.connect("198.51.100.7")
         waiting = [self.connect() for ignored in range(UNAUTHENTICATED_PER_HOST)]
+        self.age()
         for ignored, transport in waiting:
             self.assertOpen(transport)
         newest = [self.connect(), self.connect()]
@@ -335,6 +345,7 @@ class StrangerLimitTests(SynchronousTestCase):
         whatever their hosts: another closes the oldest of all.
         """
         waiting = [self.connect(f"10.0.{n // 256}.{n % 256}") for n in range(UNAUTHENTICATED_LIMIT)]
+        self.age()
         newest = self.connect("198.51.100.7")
         self.assertOpen(newest[1])
         [refusal] = self.refusals()
@@ -352,8 +363,10 @@ class StrangerLimitTests(SynchronousTestCase):
         A client that sends its token as soon as it is connected gets in
         however many places strangers of its own host keep taken.
         """
-        for ignored in range(3 * UNAUTHENTICATED_PER_HOST):
-            self.connect()
+        for ignored in range(3):
+            for ignored in range(UNAUTHENTICATED_PER_HOST):
+                self.connect()
+            self.age()
         protocol, transport = self.connect()
         self.authenticate(protocol)
         self.assertOpen(transport)
@@ -366,6 +379,7 @@ class StrangerLimitTests(SynchronousTestCase):
         place.  Authenticated connections are not bounded here.
         """
         waiting = [self.connect() for ignored in range(UNAUTHENTICATED_PER_HOST)]
+        self.age()
         self.authenticate(waiting[0][0])
         protocol, transport = waiting[1]
         transport.loseConnection()
@@ -376,6 +390,43 @@ class StrangerLimitTests(SynchronousTestCase):
         self.connect()
         self.assertOpen(waiting[0][1])
         self.assertClosed(*waiting[2])
+
+    def test_newNotClosed(self) -> None:
+        """
+        While the oldest of a host's waiting connections is newer than
+        L{EVICTION_GRACE} (the connections of one accept are made before
+        any is read), a new connection is refused instead: a client
+        connected just before strangers of its host has its turn to send
+        its token.
+        """
+        client, transport = self.connect()
+        strangers = [self.connect() for ignored in range(UNAUTHENTICATED_PER_HOST)]
+        self.assertOpen(transport)
+        refused, refusedTransport = strangers[-1]
+        self.assertTrue(refusedTransport.disconnecting)
+        self.assertNotIn(refused, self.service.connections)
+        [refusal] = [line for line in self.log if "refused a connection" in line]
+        self.assertIn(
+            f"refused a connection from 203.0.113.9: {UNAUTHENTICATED_PER_HOST} of its connections wait"
+            f" for their token, all made less than {EVICTION_GRACE:g} s ago",
+            refusal,
+        )
+        self.authenticate(client)
+        self.assertOpen(transport)
+
+    def test_refusedTakesNoRequests(self) -> None:
+        """
+        A refused connection takes none of the requests it sent.
+        """
+        for ignored in range(UNAUTHENTICATED_PER_HOST):
+            self.connect()
+        protocol, transport = self.connect()
+        self.assertTrue(transport.disconnecting)
+        protocol.dataReceived(
+            amp.AmpBox(_command=b"Authenticate", _ask=b"1", token=TOKEN.encode()).serialize()
+        )
+        self.assertFalse(protocol._authenticated)
+        self.assertEqual(transport.value(), b"")
 
     def test_timedOutMakeRoom(self) -> None:
         """
@@ -390,6 +441,36 @@ class StrangerLimitTests(SynchronousTestCase):
         self.assertEqual(self.service._waiting, {})
         self.assertOpen(self.connect()[1])
         self.assertEqual(self.refusals(), [])
+
+
+class PeerTests(SynchronousTestCase):
+    """
+    A connection's peer, as the log names it and its connections are
+    counted.
+    """
+
+    def test_unixSocketUser(self) -> None:
+        """
+        A peer of a UNIX socket, which has no address, is the user it runs
+        as, so that each user's connections are counted apart.
+        """
+        ours, theirs = socket.socketpair(socket.AF_UNIX)
+        self.addCleanup(ours.close)
+        self.addCleanup(theirs.close)
+        transport = StringTransport(peerAddress=UNIXAddress(None))
+        transport.getHandle = lambda: ours  # type: ignore[attr-defined]
+        protocol = ControlProtocol(control_service())
+        protocol.makeConnection(transport)
+        self.assertEqual(protocol._peer, f"uid {os.getuid()}")
+
+    def test_unixSocketUnknownUser(self) -> None:
+        """
+        Where the system does not tell a UNIX socket's peer, it is the
+        socket's address.
+        """
+        protocol = ControlProtocol(control_service())
+        protocol.makeConnection(StringTransport(peerAddress=UNIXAddress(None)))
+        self.assertEqual(protocol._peer, "UNIXAddress(None)")
 
 
 class StopTests(SynchronousTestCase):
