@@ -786,8 +786,8 @@ class Soak:
         Strangers on the control port: connections that never send their
         token, one command that asks no answer before it, and
         authenticated connections that pipeline requests and read none of
-        their answers.  The daemon must hold only so many strangers (every
-        peer of its UNIX socket is one host), log them in a few lines, not
+        their answers.  The daemon must hold only so many strangers (on
+        its UNIX socket, all of one user, as one host's), log them in a few lines, not
         grow by the answers it cannot send, and let C{harbourctl} in
         meanwhile.
         """
