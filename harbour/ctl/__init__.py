@@ -4,7 +4,8 @@ C{harbourctl}: the operator's client of a running harbour, over AMP.
 Exit codes: 0 success, 1 the command failed (or the daemon could not
 answer it), 2 usage error, 3 cannot connect or not authorised; C{status
 --check} exits 0, 1 or 2 for ok, warning or critical (and 3, unknown,
-when it cannot have the status), as monitoring plugins do.
+when it cannot have the status, its command line wrong included), as
+monitoring plugins do.
 C{check-config}, C{manifest}, C{catalogue} and C{plan} work offline.
 """
 
