@@ -414,7 +414,7 @@ class ControlProtocol(amp.AMP):
         """
         Forget this connection's subscriptions.
         """
-        self._stop_waiting()
+        self._service.done_waiting(self)
         self._cancel_deadline()
         for refusal in self._refusals:
             if refusal.active():
@@ -425,12 +425,6 @@ class ControlProtocol(amp.AMP):
         amp.BinaryBoxProtocol.connectionLost(self, reason)
         self.transport = None
         self._service.connection_closed(self)
-
-    def _stop_waiting(self) -> None:
-        """
-        Count this connection no more among those waiting for their token.
-        """
-        self._service.done_waiting(self)
 
     def _cancel_deadline(self) -> None:
         if self._deadline is not None and self._deadline.active():
@@ -523,13 +517,7 @@ class ControlProtocol(amp.AMP):
         limit = BOX_LIMIT if self._authenticated else BOX_LIMIT_UNAUTHENTICATED
         if self._box_bytes > limit and not self._oversized:
             self._oversized = True
-            why = f"a box of more than {limit} bytes"
-            if self._authenticated:
-                self.log.warn("closed the connection of {peer}: {why}", peer=self._peer, why=why)
-                self.close()
-            else:
-                self._service.log_refusal(self._peer, "closed the connection", why)
-                self.abort()
+            self._end(f"a box of more than {limit} bytes")
         if self._oversized:
             self._currentBox = amp.AmpBox()
         return cast(str, super().proto_value(string))
@@ -565,7 +553,15 @@ class ControlProtocol(amp.AMP):
             # the requests read before it follow it): once is enough.
             return
         part = "key" if error.isKey else "value"
-        why = f"an answer with a {part} of {len(error.value):,} bytes, more than AMP can send"
+        self._end(f"an answer with a {part} of {len(error.value):,} bytes, more than AMP can send")
+
+    def _end(self, why: str) -> None:
+        """
+        End the connection for C{why}, something its peer did: before the
+        token, abort it as a refusal (logged at most once a minute per
+        peer); after it, close it once what is written is out, with a
+        warning.
+        """
         if self._authenticated:
             self.log.warn("closed the connection of {peer}: {why}", peer=self._peer, why=why, service="amp")
             self.close()
@@ -636,15 +632,7 @@ class ControlProtocol(amp.AMP):
         except Exception as e:
             # An answer to no question, a box with no command: AMP would
             # raise it out of dataReceived, logged with a traceback.
-            why = f"a malformed box ({type(e).__name__})"
-            if self._authenticated:
-                self.log.warn(
-                    "closed the connection of {peer}: {why}", peer=self._peer, why=why, service="amp"
-                )
-                self.close()
-            else:
-                self._service.log_refusal(self._peer, "closed the connection", why)
-                self.abort()
+            self._end(f"a malformed box ({type(e).__name__})")
             return
         self._pace()
 
@@ -695,7 +683,7 @@ class ControlProtocol(amp.AMP):
         """
         if hmac.compare_digest(token.encode("utf-8"), self._service.token.encode("utf-8")):
             self._authenticated = True
-            self._stop_waiting()
+            self._service.done_waiting(self)
             self._cancel_deadline()
             self.log.info("authenticated a connection from {peer}", peer=self._peer, service="amp")
             return {}
