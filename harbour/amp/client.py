@@ -19,7 +19,7 @@ from typing import Any
 from weakref import WeakValueDictionary
 
 from OpenSSL import SSL, crypto
-from twisted.internet.defer import Deferred, fail, inlineCallbacks
+from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.endpoints import clientFromString, connectProtocol
 from twisted.internet.error import ConnectionClosed
 from twisted.internet.interfaces import IStreamClientEndpoint
@@ -188,17 +188,26 @@ class HarbourClientProtocol(amp.AMP):
             reason=reason,
         )
         for pattern in dict.fromkeys(patterns):
-            if not self.table.subscribed(pattern):
-                self.callRemote(commands.Unsubscribe, topic=pattern).addErrback(
-                    self._unsubscribe_failed, pattern
-                )
+            self.release(pattern)
+
+    def release(self, pattern: str) -> Deferred[None]:
+        """
+        Unsubscribe from C{pattern} on the other side, unless a local
+        subscription to it is left.
+
+        @return: A L{Deferred} firing once the other side has answered.  It
+            never fails: if the connection is gone, so are its
+            subscriptions, and otherwise the failure is logged (the events
+            go on arriving, for no one).
+        """
+        if self.table.subscribed(pattern):
+            return succeed(None)
+        unsubscribed = self.callRemote(commands.Unsubscribe, topic=pattern)
+        return unsubscribed.addCallbacks(
+            lambda ignored: None, self._unsubscribe_failed, errbackArgs=(pattern,)
+        )
 
     def _unsubscribe_failed(self, failure: Failure, pattern: str) -> None:
-        """
-        An C{Unsubscribe} of a dropped subscriber's pattern failed: nothing
-        to do if the connection is gone (its subscriptions with it), and
-        otherwise the events go on arriving for no one, which is said.
-        """
         if not failure.check(ConnectionClosed):
             self.log.failure("cannot unsubscribe from {pattern}", failure, pattern=pattern)
 

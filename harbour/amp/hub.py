@@ -23,7 +23,6 @@ import attr
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks, succeed
-from twisted.internet.error import ConnectionClosed
 from twisted.internet.interfaces import IAddress, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -119,6 +118,7 @@ class HubLink(Service):
                     # A hub that now refuses it (a newer one, with a lower
                     # limit, say) would refuse it at every reconnection.
                     self._withdraw(subscription)
+                    subscription.outbox.stopProducing()
                     self.log.warn(
                         "hub {endpoint} refused the subscription to {pattern}: {error}",
                         endpoint=self.endpoint,
@@ -242,17 +242,21 @@ class HubLink(Service):
         """
         if failure.check(BadRequest):
             self._withdraw(subscription)
+            subscription.outbox.stopProducing()
         subscribed.errback(failure)
 
-    def _withdraw(self, subscription: Subscription) -> None:
+    def _withdraw(self, subscription: Subscription) -> HarbourClientProtocol | None:
         """
-        Make C{subscription}, which the hub does not have, no more.
+        Route no more events to C{subscription}, on this connection or the
+        next.
+
+        @return: The connection to the hub, if there is one.
         """
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
         if self._protocol is not None:
             self._protocol.table.remove(subscription)
-        subscription.outbox.stopProducing()
+        return self._protocol
 
     def _drop(self, outbox: Outbox, reason: str) -> None:
         for subscription in [s for s in self._subscriptions if s.outbox is outbox]:
@@ -274,32 +278,10 @@ class HubLink(Service):
         Make C{subscription} no more, and unsubscribe from its pattern on
         the hub if no other subscription to it is left.
         """
-        if subscription in self._subscriptions:
-            self._subscriptions.remove(subscription)
-        protocol = self._protocol
+        protocol = self._withdraw(subscription)
         if protocol is None:
             return succeed(None)
-        protocol.table.remove(subscription)
-        if protocol.table.subscribed(subscription.pattern):
-            return succeed(None)
-        d = protocol.callRemote(commands.Unsubscribe, topic=subscription.pattern)
-        return d.addCallbacks(
-            lambda ignored: None, self._unsubscribe_failed, errbackArgs=(subscription.pattern,)
-        )
-
-    def _unsubscribe_failed(self, failure: Failure, pattern: str) -> None:
-        """
-        The hub did not answer an C{Unsubscribe}: if the connection is lost,
-        the next one does not subscribe to the pattern; otherwise say so.
-        """
-        if not failure.check(ConnectionClosed):
-            self.log.failure(
-                "hub {endpoint}: cannot unsubscribe from {pattern}",
-                failure,
-                endpoint=self.endpoint,
-                pattern=pattern,
-                service="hub",
-            )
+        return protocol.release(subscription.pattern)
 
     def status(self) -> dict[str, object]:
         """

@@ -19,6 +19,7 @@ from zope.interface import implementer
 from harbour.amp import commands
 from harbour.amp import hub as hub_module
 from harbour.amp import server as server_module
+from harbour.amp.client import HarbourClientProtocol
 from harbour.amp.hub import HubLink
 from harbour.amp.server import AUTHENTICATION_TIMEOUT, REFUSAL_LOG_INTERVAL, ControlProtocol, ControlService
 from harbour.bus import Bus, Event, Subscription, SubscriptionTable
@@ -49,6 +50,11 @@ class RecordingProtocol:
         """
         self.table.add(subscription)
         return self.callRemote(commands.Subscribe, topic=subscription.pattern)
+
+    # The real connection's, over the commands recorded here.
+    log = HarbourClientProtocol.log
+    release = HarbourClientProtocol.release
+    _unsubscribe_failed = HarbourClientProtocol._unsubscribe_failed
 
 
 @attr.s(auto_attribs=True)
