@@ -591,8 +591,7 @@ class Bus(Service):
         if not pattern.endswith("*"):
             event = self._retained.get(pattern)
             return [] if event is None else [event]
-        prefix = pattern[:-1]
-        return [event for topic, event in self._retained.items() if topic.startswith(prefix)]
+        return [event for topic, event in self._retained.items() if matches(pattern, topic)]
 
     def patterns(self, outbox: Outbox) -> Collection[str]:
         """
