@@ -38,7 +38,6 @@ import argparse
 import datetime
 import io
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -54,6 +53,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from benchmarks.memory import peak_rss_mb
 from harbour.dataset.parse import read_xml
 from harbour.dataset.views import rebuild_views
 from harbour.dataset.write import write_window
@@ -171,15 +171,7 @@ def parse_in_process(zip_path: Path, tables: Path) -> dict[str, float]:
     began = time.perf_counter()
     write_window(zip_path, tables, "lmp", "w", url="u", sha256="s")
     seconds = time.perf_counter() - began
-    # VmHWM, not ru_maxrss: Linux carries the forking parent's peak over exec.
-    status = Path("/proc/self/status")
-    if status.exists():
-        peak = next(
-            int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("VmHWM")
-        )
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"seconds": seconds, "peak_rss_mb": peak / 1024}
+    return {"seconds": seconds, "peak_rss_mb": peak_rss_mb()}
 
 
 #: The hubs whose prices the month's question asks for.

@@ -20,7 +20,6 @@ import datetime
 import gc
 import json
 import os
-import resource
 import shutil
 import socket
 import subprocess
@@ -33,6 +32,7 @@ import treq
 from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.task import deferLater, react
 
+from benchmarks.memory import peak_rss_mb
 from harbour.bus import Bus
 from harbour.collector import tune_collector
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
@@ -293,18 +293,6 @@ async def politeness(
     sequential, ignored = slot_use(simulator.requests)
     await port.stopListening()
     return {"harbour_slot_use": harbour, "sequential_slot_use": sequential, "harbour_throttled": throttled}
-
-
-def peak_rss_mb() -> float:
-    """
-    @return: This process's peak resident memory, in MB (C{VmHWM}: unlike
-        C{ru_maxrss}, it does not carry over the peak of the process that
-        forked this one).
-    """
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 async def treq_loop(reactor, requests, directory: Path, concurrency: int) -> float:

@@ -89,6 +89,7 @@ from twisted.internet.task import deferLater, react
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.protocols import amp
 
+from benchmarks.memory import status_mb
 from harbour.amp import commands
 from harbour.amp.client import connect
 from harbour.amp.server import UNAUTHENTICATED_PER_HOST, read_token
@@ -247,17 +248,6 @@ async def connect_stranger(
         except ConnectError:
             continue
     return None
-
-
-def resident_mb(pid: int) -> float:
-    """
-    @return: The resident memory of process C{pid}, in MB.
-    """
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise ValueError(f"no VmRSS for process {pid}")
 
 
 def recorded(path: Path) -> str:
@@ -781,19 +771,28 @@ class Soak:
         except Unauthorized:
             self.bad_inputs.append(("wrong token", "refused: UNAUTHORIZED"))
 
+    def daemon_resident_mb(self) -> float:
+        """
+        @return: The daemon's resident memory, in MB.
+        """
+        resident = status_mb("VmRSS", self.daemon.transport.pid)
+        if resident is None:
+            raise ValueError(f"no resident memory for process {self.daemon.transport.pid}")
+        return resident
+
     async def strangers(self) -> None:
         """
         Strangers on the control port: connections that never send their
         token, one command that asks no answer before it, and
         authenticated connections that pipeline requests and read none of
         their answers.  The daemon must hold only so many strangers (on
-        its UNIX socket, all of one user, as one host's), log them in a few lines, not
-        grow by the answers it cannot send, and let C{harbourctl} in
-        meanwhile.
+        its UNIX socket, all of one user, as one host's), log them in a few
+        lines, not grow by the answers it cannot send, and let C{harbourctl}
+        in meanwhile.
         """
         endpoint = clientFromString(self.reactor, control_endpoint(self.directory))
         after = len(self.daemon.lines)
-        before = resident_mb(self.daemon.transport.pid)
+        before = self.daemon_resident_mb()
         silent = [s for s in [await connect_stranger(endpoint) for ignored in range(STRANGERS)] if s]
         rude = await connect_stranger(endpoint, tries=STRANGER_TRIES)
         if rude is None:
@@ -819,7 +818,7 @@ class Soak:
         await deferLater(self.reactor, 2.0, lambda: None)
         held = sum(stranger.connected for stranger in silent)
         code, said = await self.harbourctl("status", "--check")
-        grown = resident_mb(self.daemon.transport.pid) - before
+        grown = self.daemon_resident_mb() - before
         for stranger in [*silent, rude, *floods]:
             if stranger.connected:
                 stranger.transport.abortConnection()
