@@ -5,7 +5,6 @@ doing, from the C{worker.status} heartbeats they publish on the bus.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Generator, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -18,23 +17,26 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from harbour.bus import Subscription
+from harbour.config.checks import Check, Invalid, boolean, integer, number, text
 from harbour.interfaces import IBus, IEvent, IStatusSource, StatusDocument
 
 #: Heartbeats a worker may miss before it is no longer listed.
 MISSED = 3
 
 
-def _count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+def _passes(check: Check) -> Callable[[object], bool]:
+    """
+    @return: Whether a value passes C{check}, a configuration value's.
+    """
 
+    def passes(value: object) -> bool:
+        try:
+            check(value)
+        except Invalid:
+            return False
+        return True
 
-def _rate(value: object) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value >= 0
-    )
+    return passes
 
 
 def _flights(value: object) -> bool:
@@ -47,11 +49,11 @@ def _flights(value: object) -> bool:
 #: of the types they expect.
 FIELDS: Mapping[str, Callable[[object], bool]] = MappingProxyType(
     {
-        "paused": lambda value: isinstance(value, bool),
-        "concurrency": _count,
-        "bytes_per_second": _rate,
+        "paused": _passes(boolean()),
+        "concurrency": _passes(integer(minimum=0)),
+        "bytes_per_second": _passes(number(minimum=0)),
         "in_flight": _flights,
-        "prefix": lambda value: isinstance(value, str),
+        "prefix": _passes(text()),
     }
 )
 
