@@ -43,7 +43,7 @@ from harbour.services.download import DownloadService
 from harbour.services.files import is_bookkeeping, record, record_path
 from harbour.services.finishing import Finishes
 from harbour.services.outcomes import backoff
-from harbour.services.storage import STORAGE_FILE
+from harbour.services.storage import STORAGE_FILE, StorageIds
 from harbour.services.writeback import Writeback
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.politeness import MemoryLimiter
@@ -579,7 +579,9 @@ class DownloadTests(TestCase):
         identifier = (harness.data / "reports" / STORAGE_FILE).read_text().strip()
         self.assertRegex(identifier, "^[0-9a-f]{32}$")
         self.assertEqual([t.storage for t in tasks], [identifier] * 3)
-        # Fetched again by a service started afresh: the same storage.
+        # Fetched again by a service started afresh, which knows only what
+        # the directory keeps: the same storage.
+        harness.service._storages = StorageIds(harness.service._in_thread, "download")
         [first] = [t for t in tasks if t.filename.endswith("2025-01-10.zip")]
         harness.simulator.revise("PRC_LMP", datetime.date(2025, 1, 10))
         await harness.store.revise([(first.id, harness.reactor.seconds() + 1, "2")])

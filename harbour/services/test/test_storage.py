@@ -13,7 +13,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbour.services import storage
+from harbour.services.files import is_bookkeeping
 from harbour.services.storage import STORAGE_FILE, StorageIds, storage_id
 from harbour.test.helpers import capture_log
 
@@ -156,8 +156,5 @@ class StorageIdsTests(SynchronousTestCase):
         The file is a dot file, which listings of the download directory's
         files leave out as harbour's own.
         """
-        from harbour.services.files import is_bookkeeping
-
-        self.assertTrue(storage.STORAGE_FILE.startswith("."))
         self.assertTrue(is_bookkeeping(Path("reports") / STORAGE_FILE))
         self.assertFalse(is_bookkeeping(Path("reports") / "lmp" / "2025-01-01.zip"))
