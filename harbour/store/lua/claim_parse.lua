@@ -7,7 +7,7 @@
 local owner, lease, storage = ARGV[3], number(4), storage_name(5)
 local at = now()
 local queues = {PARSE_QUEUE}
-if storage ~= '' then table.insert(queues, P..'parse:queue:'..storage) end
+if storage ~= '' then table.insert(queues, storage_queue(storage)) end
 -- The queues hold only downloaded tasks waiting to be parsed (move.lua
 -- keeps them so); anything else is dropped, boundedly.
 for ignored = 1, 100 do

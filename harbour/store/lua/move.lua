@@ -76,10 +76,12 @@ end
 -- downloaded into (its 'storage', see finish_many.lua), which only a
 -- claimer of that storage takes (see claim_parse.lua); or, for a task
 -- recorded without one, the shared queue, which every claimer takes.
-local function parse_queue(key)
-  local storage = redis.call('HGET', key, 'storage') or ''
+local function storage_queue(storage)
   if storage == '' then return PARSE_QUEUE end
   return P..'parse:queue:'..storage
+end
+local function parse_queue(key)
+  return storage_queue(redis.call('HGET', key, 'storage') or '')
 end
 -- The parse queue (see tasks.py): move a task's parse state, keeping the
 -- per-report parse counts in step.
