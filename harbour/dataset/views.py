@@ -221,7 +221,7 @@ class RebuiltViews:
 
     path: Path
     skipped: tuple[Skipped, ...]
-    wide_sources: Mapping[str, frozenset[str]] = attr.ib(factory=dict)
+    wide_sources: Mapping[str, frozenset[str]]
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
