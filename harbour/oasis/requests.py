@@ -39,7 +39,7 @@ from harbour.config.schema import (
     resolve_day,
     window_hours,
 )
-from harbour.oasis.catalogue import load_catalogue, offset_hours
+from harbour.oasis.catalogue import CSV_RESULTFORMAT, load_catalogue, offset_hours
 from harbour.oasis.publications import PACIFIC
 
 UTC = datetime.UTC
@@ -224,7 +224,6 @@ class DayTable:
         self._starts: dict[datetime.date, datetime.datetime] = {}
         self._texts: dict[datetime.datetime, str] = {}
         self._windows: dict[tuple[datetime.date, datetime.date, int], Windows] = {}
-        self._months: dict[tuple[datetime.date, datetime.date, datetime.date | None], Windows] = {}
 
     def start(self, day: datetime.date) -> datetime.datetime:
         """
@@ -266,16 +265,6 @@ class DayTable:
             else:
                 found = Windows.of(list(hour_windows(first, last, hours, self)))
             self._windows[key] = found
-        return found
-
-    def months(self, first: datetime.date, last: datetime.date, through: datetime.date | None) -> Windows:
-        """
-        @return: The windows of L{month_windows} (cached).
-        """
-        key = (first, last, through)
-        found = self._months.get(key)
-        if found is None:
-            found = self._months[key] = Windows.of(list(month_windows(first, last, through, self)))
         return found
 
 
@@ -370,27 +359,26 @@ class ReportRequests:
         self.name = report.name
         confined(report.name)
         # The schema gives exactly one of groupid and queryname, as kind says.
+        # Groups take no market_run_id or params, and answer in CSV too
+        # (spec section 8).
+        tail = []
+        params: Mapping[str, str] = {}
         if report.kind == "group_zip":
             assert report.groupid is not None
             self.prefix = f"{base_url}/GroupZip?groupid={quote(report.groupid, safe='')}&startdatetime="
-            self.suffix = f"&version={report.version}"
-            if report.resultformat == "csv":
-                # Groups answer in CSV too (spec section 8).
-                self.suffix += "&resultformat=6"
         else:
             assert report.queryname is not None
             self.prefix = f"{base_url}/SingleZip?queryname={quote(report.queryname, safe='')}&startdatetime="
-            tail = []
             if report.market_run_id:
                 tail.append(f"market_run_id={quote(report.market_run_id, safe='')}")
-            tail.append(f"version={report.version}")
-            if report.resultformat == "csv":
-                tail.append("resultformat=6")
-            tail.extend(
-                f"{quote(key, safe='')}={quote(value, safe=',')}"
-                for key, value in sorted(report.params.items())
-            )
-            self.suffix = "&" + "&".join(tail)
+            params = report.params
+        tail.append(f"version={report.version}")
+        if report.resultformat == "csv":
+            tail.append(f"resultformat={CSV_RESULTFORMAT}")
+        tail.extend(
+            f"{quote(key, safe='')}={quote(value, safe=',')}" for key, value in sorted(params.items())
+        )
+        self.suffix = "&" + "&".join(tail)
 
     def requests(self, windows: Windows) -> list[ReportURL]:
         """
@@ -524,7 +512,7 @@ def _report_urls(
             if now is not None:
                 ended = available_through(months, now, publication_delay(report) * 3600, hourly=False)
                 through = ended if through is None else min(through, ended)
-            result.extend(requests.requests(months.months(first, last, through)))
+            result.extend(requests.requests(Windows.of(list(month_windows(first, last, through, months)))))
             continue
         if published and report.name in published:
             last = min(last, published[report.name])
