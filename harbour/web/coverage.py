@@ -58,6 +58,9 @@ _FINAL_DAYS = frozenset({DAY_DOWNLOADED, DAY_REVISED, DAY_EMPTY})
 _INSTANT = datetime.timedelta(microseconds=1)
 _EVENT_STATES: Mapping[str, str] = {"task.done": DOWNLOADED, "task.empty": EMPTY, "task.failed": FAILED}
 
+#: The bus topics L{Coverage.apply} follows: the others change nothing.
+APPLIED = frozenset({*_EVENT_STATES, "task.revised"})
+
 
 @attr.s(frozen=True, auto_attribs=True)
 class DayCounts:
@@ -351,11 +354,11 @@ class Coverage:
                     break
         return read
 
-    def knows(self, filename: object) -> bool:
+    def knows(self, filename: str) -> bool:
         """
         @return: Whether C{filename} is the file of a request on the map.
         """
-        return isinstance(filename, str) and filename in self._where
+        return filename in self._where
 
     def reports(self) -> list[str]:
         """

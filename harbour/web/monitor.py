@@ -28,7 +28,7 @@ from harbour.config.topics import TOPICS, ManifestTopic, TopicError
 from harbour.config.watcher import LOADED
 from harbour.errors import HarbourError
 from harbour.interfaces import IBus, IDaemon, IEvent, IStatusSource, StatusDocument
-from harbour.web.coverage import LEGEND, Coverage
+from harbour.web.coverage import APPLIED, LEGEND, Coverage
 from harbour.web.health import Health, ReportActivity, Thresholds, assess
 from harbour.web.snapshot import ReportView, Snapshot
 from harbour.web.tally import Tally
@@ -158,7 +158,7 @@ class Monitor(Service):
             self._follow_zone(payload)
         if isinstance(payload, dict):
             filename = payload.get("filename")
-            if topic.startswith("task.") and isinstance(filename, str) and not self.coverage.knows(filename):
+            if topic in APPLIED and isinstance(filename, str) and not self.coverage.knows(filename):
                 # A new window's task may end before the next reading lays
                 # it out: the map keeps the states of its own files only.
                 self._lay_out()

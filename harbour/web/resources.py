@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from typing import Any
 
 import attr
@@ -57,10 +58,11 @@ class Rendered(Resource):
 
     log = Logger()
 
-    def send(self, request: Request, rendered: Deferred[bytes], content_type: bytes) -> int:
+    def send(self, request: Request, render: Callable[[], Deferred[bytes]], content_type: bytes) -> int:
         """
-        Finish C{request} with what C{rendered} fires with; if it fails,
-        log why and answer 500.
+        Finish C{request} with what C{render} gives; if it fails (or
+        raises, the page's parts not to be built from what there is), log
+        why and answer 500.
 
         @return: L{NOT_DONE_YET}.
         """
@@ -85,7 +87,7 @@ class Rendered(Resource):
                 request.write(b"cannot render the page\n")
                 request.finish()
 
-        rendered.addCallback(write).addErrback(failed)
+        maybeDeferred(render).addCallback(write).addErrback(failed)
         return NOT_DONE_YET
 
 
@@ -170,9 +172,7 @@ class StatusPage(Rendered):
         def rendered() -> Deferred[bytes]:
             return render(page(self.monitor.current, coverage.rows(), coverage.stamp()))
 
-        # Built in a Deferred: what the page cannot be built from is logged
-        # and answered as what it cannot be rendered from is.
-        return self.send(request, maybeDeferred(rendered), b"text/html; charset=utf-8")
+        return self.send(request, rendered, b"text/html; charset=utf-8")
 
 
 @attr.s(eq=False)
@@ -215,8 +215,7 @@ class Live(Rendered):
                 [fragment(part) for part in redrawn.values()], consumeErrors=True
             ).addCallback(done)
 
-        # As the page's: a failure to build it is answered as one to render it.
-        return self.send(request, maybeDeferred(rendered), b"application/json")
+        return self.send(request, rendered, b"application/json")
 
 
 @attr.s(eq=False)
@@ -236,7 +235,7 @@ class Login(Rendered):
         """
         @return: The form.
         """
-        return self.send(request, render(login_form("")), b"text/html; charset=utf-8")
+        return self.send(request, lambda: render(login_form("")), b"text/html; charset=utf-8")
 
     def render_POST(self, request: Request) -> int | bytes:
         """
@@ -246,7 +245,7 @@ class Login(Rendered):
         if not hmac.compare_digest(given, self.token.encode()):
             request.setResponseCode(401)
             form = login_form("That is not the control token.")
-            return self.send(request, render(form), b"text/html; charset=utf-8")
+            return self.send(request, lambda: render(form), b"text/html; charset=utf-8")
         # Secure over TLS only: a browser never sends back a Secure cookie
         # it got over plain HTTP (a listener systemd hands over may be one).
         request.addCookie(
@@ -326,7 +325,7 @@ class Guarded(Rendered):
             return self.resource.render(request)
         request.setResponseCode(401)
         request.setHeader(b"www-authenticate", b'Bearer realm="harbour"')
-        return self.send(request, render(login_form("")), b"text/html; charset=utf-8")
+        return self.send(request, lambda: render(login_form("")), b"text/html; charset=utf-8")
 
 
 def site_root(monitor: Monitor, registry: CollectorRegistry, token: str | None) -> Resource:

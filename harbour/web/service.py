@@ -33,14 +33,15 @@ DEFAULT_HTTP = "tcp:7752:interface=127.0.0.1"
 MAX_BODY = 64 * 1024
 
 #: The answer to a longer body, which ends the connection.
+_TOO_LARGE_BODY = b"request body too large\n"
 _TOO_LARGE = (
     b"HTTP/1.1 413 Content Too Large\r\n"
     b"Content-Type: text/plain; charset=utf-8\r\n"
-    b"Content-Length: 23\r\n"
+    b"Content-Length: %d\r\n"
     b"Connection: close\r\n"
     b"\r\n"
-    b"request body too large\n"
-)
+    b"%s"
+) % (len(_TOO_LARGE_BODY), _TOO_LARGE_BODY)
 
 #: The kinds of listener that other hosts cannot reach (a plain C{tcp:} or
 #: C{tcp6:} one is refused off loopback).
