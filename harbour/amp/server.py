@@ -122,9 +122,9 @@ BOX_LIMIT = 1 << 20
 #: whole longer than AMP can send.
 NAME_SHOWN = 64
 
-#: Seconds L{ControlService.stopService} waits for connections to close
-#: before aborting them: a peer that stops reading must not hold up the
-#: daemon's shutdown.
+#: Seconds a closing control connection has to close before it is
+#: aborted: a peer that stops reading, or over TLS never answers the
+#: close, must not hold it open, nor hold up the daemon's shutdown.
 CLOSE_TIMEOUT = 3.0
 
 #: What an AMP responder answers: the response's arguments by name.
@@ -440,10 +440,38 @@ class ControlProtocol(amp.AMP):
 
     def close(self) -> None:
         """
-        Close the connection once the bytes written are out.
+        Close the connection once the bytes written are out, or abort it
+        if it is still open L{ControlService.close_timeout} seconds on: a
+        peer that stops reading would hold it open, and so would one that
+        never answers TLS's close, while the daemon reads on (and decrypts)
+        whatever it sends.
         """
+        if self._closing:
+            # Its deadline is set already.
+            return
         self._let_go()
         self._stream.loseConnection()
+        self._abort_when_overdue()
+
+    def _abort_when_overdue(self) -> None:
+        """
+        The connection is closing: abort it if it is still open
+        L{ControlService.close_timeout} seconds on.
+        """
+        if self.transport is None:
+            return
+        self._cancel_deadline()
+        self._deadline = self._service.clock.callLater(self._service.close_timeout, self._overdue)
+
+    def _overdue(self) -> None:
+        self._deadline = None
+        self.log.warn(
+            "aborting the connection of {peer}: not closed within {timeout:g} s",
+            peer=self._peer,
+            timeout=self._service.close_timeout,
+            service="amp",
+        )
+        self.abort()
 
     def _let_go(self) -> None:
         """
@@ -473,18 +501,14 @@ class ControlProtocol(amp.AMP):
 
     def lengthLimitExceeded(self, length: int) -> None:
         """
-        A key longer than AMP allows, where AMP's parser stops: close the
-        connection, dropping what was read; before the token, abort it as
-        a refusal, as a box past its limit is, so that no stranger's
+        A key longer than AMP allows, where AMP's parser stops: end the
+        connection (see L{_end}), dropping what was read; before the token,
+        it is aborted as a box past its limit is, so that no stranger's
         connection waits to close (over TLS, for the peer's answer).
         """
         self._keyLengthLimitExceeded = True
         self._drop_unparsed()
-        if self._authenticated:
-            self.close()
-        else:
-            self._service.log_refusal(self._peer, "closed the connection", f"a key of {length} bytes")
-            self.abort()
+        self._end(f"a key of {length} bytes")
 
     def _drop_unparsed(self) -> None:
         """
@@ -575,6 +599,7 @@ class ControlProtocol(amp.AMP):
         """
         self._let_go()
         super().unhandledError(failure)
+        self._abort_when_overdue()
 
     def abort(self) -> None:
         """
@@ -1126,23 +1151,7 @@ class ControlService(Service):
         if self.connections:
             closed: Deferred[None] = Deferred()
             self._closing.append(closed)
+            # Each is aborted if it lingers (see ControlProtocol.close).
             for protocol in list(self.connections):
                 protocol.close()
-            # A peer that stops reading keeps its connection open while
-            # the daemon has bytes for it: abort what has not closed.
-            overdue = self.clock.callLater(self.close_timeout, self._abort_all)
-            try:
-                yield closed
-            finally:
-                if overdue.active():
-                    overdue.cancel()
-
-    def _abort_all(self) -> None:
-        for protocol in list(self.connections):
-            self.log.warn(
-                "aborting the connection of {peer}: not closed within {timeout:g} s",
-                peer=protocol._peer,
-                timeout=self.close_timeout,
-                service="amp",
-            )
-            protocol.abort()
+            yield closed

@@ -610,7 +610,8 @@ class KeyLimitTests(SynchronousTestCase):
     A key longer than AMP allows ends the connection, and a connection
     that is closing keeps nothing of what it is sent meanwhile: TLS reads
     on until its peer answers the close, and AMP's parser kept all of it,
-    copied anew with each read.
+    copied anew with each read.  Nor does it stay open long: past its
+    deadline, it is aborted.
     """
 
     def setUp(self) -> None:
@@ -658,10 +659,61 @@ class KeyLimitTests(SynchronousTestCase):
         is not kept.
         """
         self.authenticate()
+        del self.messages[:]
         self.flood()
         self.assertTrue(self.transport.disconnecting)
         self.assertFalse(self.transport.disconnected, "the connection is closed, not aborted")
         self.assertEqual(self.server._unprocessed, b"")
+        [warning] = self.messages
+        self.assertIn("closed the connection of 192.168.1.1: a key of 256 bytes", warning)
+
+    def test_closingOverdue(self) -> None:
+        """
+        A connection that has not closed L{ControlService.close_timeout}
+        seconds after the daemon closed it (its peer reads nothing, or
+        never answers TLS's close, and goes on sending) is aborted, with a
+        warning; one that closes in time leaves no timer behind.
+        """
+        clock = cast(MemoryReactorClock, self.service.clock)
+        self.authenticate()
+        del self.messages[:]
+        self.flood()
+        del self.messages[:]
+        clock.advance(self.service.close_timeout - 0.1)
+        self.assertFalse(self.transport.disconnected)
+        self.server.dataReceived(b"k" * 65_536)
+        clock.advance(0.1)
+        self.assertTrue(self.transport.disconnected, "the connection is aborted")
+        [warning] = self.messages
+        self.assertIn("aborting the connection of 192.168.1.1: not closed within 3 s", warning)
+        self.server.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_unhandledErrorOverdue(self) -> None:
+        """
+        A connection AMP closes for an error nothing handled is aborted
+        too, if it has not closed in time.
+        """
+        clock = cast(MemoryReactorClock, self.service.clock)
+        self.authenticate()
+        self.server.unhandledError(Failure(RuntimeError("unforeseen")))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertTrue(self.transport.disconnecting)
+        clock.advance(self.service.close_timeout)
+        self.assertTrue(self.transport.disconnected, "the connection is aborted")
+
+    def test_closedInTime(self) -> None:
+        """
+        A connection that closes before its deadline leaves no timer
+        behind, and closing it again sets none.
+        """
+        clock = cast(MemoryReactorClock, self.service.clock)
+        self.authenticate()
+        self.server.close()
+        self.server.close()
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        self.server.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(clock.getDelayedCalls(), [])
 
     def test_closingReadsNothing(self) -> None:
         """
