@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from OpenSSL import SSL
 from rich.console import Console
@@ -44,25 +44,36 @@ ANSWER_WITHIN = 10.0
 RemoteCommand = Callable[[IReactorCore, HarbourClientProtocol, argparse.Namespace, TextIO], Deferred[int]]
 
 
+#: What AMP answers for an error its responder did not name: the daemon
+#: logs the error itself.
+UNNAMED_ERROR = "Unknown Error"
+
+
 class RemoteFailure(Exception):
     """
     The daemon could not answer a command: it does not know the command
     (it is an older harbour, say), or it failed while answering, with an
-    error harbour's commands do not name (and which the daemon logs).
+    error harbour's commands do not name: one it logs, or one of a newer
+    harbour's, with its reason.
 
     @ivar command: The name of the AMP command.
     @ivar unknown: Whether the daemon does not know the command, rather
         than failed while answering it.
+    @ivar reason: What the daemon said of an error this harbourctl does
+        not know, if it said anything.
     """
 
-    def __init__(self, command: str, unknown: bool) -> None:
-        super().__init__(command, unknown)
+    def __init__(self, command: str, unknown: bool, reason: str | None = None) -> None:
+        super().__init__(command, unknown, reason)
         self.command = command
         self.unknown = unknown
+        self.reason = reason
 
     def __str__(self) -> str:
         if self.unknown:
             return f"the daemon does not know the command {self.command}: is it an older harbour?"
+        if self.reason:
+            return f"the daemon could not answer {self.command}: {self.reason}"
         return f"the daemon failed while answering {self.command}; see its log"
 
 
@@ -98,8 +109,27 @@ def _cannot_answer(failure: Failure, command: str) -> Failure:
     if failure.check(amp.UnhandledCommand):
         return Failure(RemoteFailure(command, unknown=True))
     if failure.check(amp.UnknownRemoteError):
-        return Failure(RemoteFailure(command, unknown=False))
+        # AMP keeps only the description of an error code its command does
+        # not name: a newer daemon's error says there what went wrong.
+        said = str(cast(amp.UnknownRemoteError, failure.value).description)
+        return Failure(
+            RemoteFailure(command, unknown=False, reason=None if said == UNNAMED_ERROR else _one_line(said))
+        )
     return failure
+
+
+#: The most characters of a daemon's reason that harbourctl repeats.
+REASON_SHOWN = 200
+
+
+def _one_line(said: str) -> str:
+    """
+    C{said}, as one line of at most L{REASON_SHOWN} characters: what is not
+    printable (a line break, a terminal's escape) escaped as C{repr}
+    escapes it.
+    """
+    line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in said[:REASON_SHOWN])
+    return line + "..." if len(said) > REASON_SHOWN else line
 
 
 @inlineCallbacks

@@ -857,6 +857,23 @@ class StatusCheckTests(ConnectingTestCase):
         result = self.answered(amp.AmpBox(_error_code=b"UNKNOWN", _error_description=b"Unknown Error"))
         self.assertUnknown(result, "the daemon failed while answering Status; see its log")
 
+    def test_newerError(self) -> None:
+        """
+        An error of a newer daemon, whose code this C{harbourctl} does not
+        know, is an unknown state, with the daemon's reason in one line.
+        """
+        result = self.answered(
+            amp.AmpBox(_error_code=b"BUSY", _error_description=b"too busy:\n\x1b[2J try later")
+        )
+        self.assertUnknown(result, "the daemon could not answer Status: too busy:\\n\\x1b[2J try later")
+
+    def test_newerErrorLong(self) -> None:
+        """
+        A newer daemon's long reason is cut short.
+        """
+        result = self.answered(amp.AmpBox(_error_code=b"BUSY", _error_description=b"x" * 1000))
+        self.assertUnknown(result, f"the daemon could not answer Status: {'x' * 200}...")
+
     def test_unknownCommand(self) -> None:
         """
         A daemon that does not know C{Status} is an unknown state.
