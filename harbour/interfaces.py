@@ -266,7 +266,10 @@ class ITaskStore(Interface):
         changed takes the new URL and, if final, is fetched again: a
         resized window's file is replaced, a changed definition's is kept
         as a revision; one being downloaded is fetched again once it
-        finishes.  A retired task comes back, pending.
+        finishes.  But a C{downloaded} or C{empty} task whose window is now
+        only cut at its start keeps its request, and is not fetched again
+        (see L{harbour.store.tasks.redefinition}).  A retired task comes
+        back, pending.
 
         @return: A Deferred firing with C{{report: tasks created or
             brought back}}.

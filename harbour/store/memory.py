@@ -34,7 +34,7 @@ from harbour.store.tasks import (
     Task,
     check_state,
     check_storage,
-    how_changed,
+    redefinition,
     task_id,
 )
 
@@ -90,8 +90,9 @@ class MemoryTaskStore(MemoryParseQueue):
             elif task.retiring:
                 # Unmarked only: its modified time stays, as in Redis.
                 task = self._tasks[identifier] = attr.evolve(task, retiring="")
-            if task.url != request.url:
-                self._redefine(task, request, how_changed(task.url, request.url))
+            how = redefinition(task.url, request.url, task.state) if task.url != request.url else None
+            if how is not None:
+                self._redefine(task, request, how)
         return succeed(created)
 
     def ids(self) -> Deferred[set[str]]:

@@ -149,21 +149,47 @@ def task_id(filename: str) -> str:
     return hashlib.sha256(filename.encode("utf-8")).hexdigest()[:20]
 
 
-def how_changed(old_url: str, new_url: str) -> str:
+def redefinition(old_url: str, new_url: str, state: str) -> str | None:
     """
+    How a task in C{state} whose request was C{old_url} takes its new
+    request, C{new_url}, under the same file name.
+
     @return: C{"resized"} if only the window's bounds differ (the file is
-        simply replaced), else C{"changed"} (the report's definition
-        changed: the old file is kept as a revision).
+        simply replaced), C{"changed"} if the report's definition changed
+        (the old file is kept as a revision), or L{None} if nothing need be
+        done: a final answer (C{downloaded}, or C{empty}) to a window now
+        only cut at its start holds every day the new request asks for.
+        That is the oldest window as a relative C{start} passes it, which
+        would otherwise be fetched again every day.
     """
-    return "resized" if _without_window(old_url) == _without_window(new_url) else "changed"
+    if _without_window(old_url) != _without_window(new_url):
+        return "changed"
+    (old_start, old_end), (new_start, new_end) = _window(old_url), _window(new_url)
+    # OASIS's times (20250101T08:00-0000) sort as they follow.
+    if state in (DOWNLOADED, EMPTY) and old_start and old_end == new_end and old_start < new_start:
+        return None
+    return "resized"
+
+
+#: The query parameters that bound a request's window.
+_WINDOW_PARAMETERS = ("startdatetime=", "enddatetime=")
 
 
 def _without_window(url: str) -> list[str]:
     return sorted(
-        part
-        for part in url.partition("?")[2].split("&")
-        if not part.startswith(("startdatetime=", "enddatetime="))
+        part for part in url.partition("?")[2].split("&") if not part.startswith(_WINDOW_PARAMETERS)
     ) + [url.partition("?")[0]]
+
+
+def _window(url: str) -> tuple[str, str]:
+    """
+    @return: The C{startdatetime} and C{enddatetime} of C{url}, each empty
+        if not there.
+    """
+    bounds = dict(
+        part.split("=", 1) for part in url.partition("?")[2].split("&") if part.startswith(_WINDOW_PARAMETERS)
+    )
+    return bounds.get("startdatetime", ""), bounds.get("enddatetime", "")
 
 
 @attr.s(frozen=True, auto_attribs=True)
@@ -458,7 +484,9 @@ class RedisTaskStore(RedisParseQueue):
                     continue
                 window = [repr(request.window_start.timestamp()), repr(request.window_end.timestamp())]
                 if url:
-                    changed += [identifier, request.url, *window, how_changed(url, request.url)]
+                    how = redefinition(url, request.url, state)
+                    if how is not None:
+                        changed += [identifier, request.url, *window, how]
                 else:
                     new += [identifier, request.url, request.filename, request.report, *window]
             if new:

@@ -26,7 +26,7 @@ from harbour.oasis.publications import Publication
 from harbour.services.manifest import ManifestService
 from harbour.services.work import WorkService
 from harbour.store.memory import MemoryTaskStore
-from harbour.store.tasks import PENDING
+from harbour.store.tasks import DOWNLOADED, PENDING
 from harbour.test.helpers import TOKEN, call, connected, control_service
 
 #: 2026-01-15 12:00 in California.
@@ -166,6 +166,34 @@ class ManifestServiceTests(SynchronousTestCase):
         )
         self.successResultOf(work.refresh())
         self.assertEqual(self.successResultOf(store.counts()), {"lmp": {PENDING: 3}})
+
+    def test_oldestWindowNotFetchedAgain(self) -> None:
+        """
+        As a relative start passes the oldest multi-day window's first
+        day, the window is cut and its request changes; once downloaded,
+        it is not fetched again for that (its file holds every day still
+        asked for), while a window that grows with the new day is.
+        """
+        (self.directory / "r.toml").write_text(
+            '[manifest]\nstart = "-5d"\n[[reports]]\nname = "load"\nqueryname = "SLD_FCST"\n'
+            'market_run_id = "DAM"\nwindow = "7d"\n'
+        )
+        self.successResultOf(self.config.reload())
+        store = MemoryTaskStore(self.clock)
+        work = WorkService(self.clock, store, self.manifest, self.bus)
+        self.successResultOf(work.refresh())
+        while (task := self.successResultOf(store.claim("w", 60))) is not None:
+            self.successResultOf(store.finish(task.id, "w", DOWNLOADED, 10, "sha"))
+        oldest, newest = self.manifest.reports()[-1], self.manifest.reports()[0]
+        self.clock.advance(24 * 3600)
+        trimmed = self.manifest.reports()[-1]
+        self.assertEqual(trimmed.filename, oldest.filename)
+        self.assertNotEqual(trimmed.url, oldest.url)
+        self.successResultOf(work.refresh())
+        [again], total = self.successResultOf(store.tasks(PENDING, None, 0, 10))
+        self.assertEqual(again.filename, newest.filename)
+        downloaded, total = self.successResultOf(store.tasks(DOWNLOADED, None, 0, 10))
+        self.assertIn(oldest.url, [task.url for task in downloaded])
 
     def test_reportsCommandPages(self) -> None:
         """

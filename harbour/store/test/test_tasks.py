@@ -158,6 +158,72 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual(await self.store.counts(), {"a": {PENDING: 1}})
         self.assertEqual((await self._task(self.store.claim("w", 60))).id, task.id)
 
+    def _block(self, first: int, last: int = 31, report: str = "a") -> ReportURL:
+        """
+        A request of C{report} for the days C{first} to C{last} of
+        January 2025, under the file name of its block (as a window cut by
+        a relative start is).
+        """
+        start = datetime.datetime(2025, 1, first, 8, tzinfo=UTC)
+        end = datetime.datetime(2025, 1, last, 8, tzinfo=UTC) + datetime.timedelta(days=1)
+        return ReportURL(
+            f"http://oasis/{report}?startdatetime={start:%Y%m%dT%H:%M-0000}&enddatetime={end:%Y%m%dT%H:%M-0000}",
+            f"{report}/2025-01-01_2025-01-31.zip",
+            report,
+            start,
+            end,
+        )
+
+    async def test_trimmedWindowKept(self) -> None:
+        """
+        A downloaded (or empty) window whose request is now the same window
+        cut at its start (a relative start has passed its first day) keeps
+        its file, its request and its window: the file holds every day the
+        new request asks for, and fetching it again each day would spend a
+        request on nothing.
+        """
+        for report, state in [("a", DOWNLOADED), ("b", EMPTY)]:
+            original = self._block(1, report=report)
+            await self.store.create([original])
+            task = await self._task(self.store.claim("w", 60))
+            await self.store.finish(task.id, "w", state, 10, "old")
+            before = await self._task(self.store.get(task.id))
+            self.assertEqual((before.state, before.url), (state, original.url))
+            self.assertEqual(await self.store.create([self._block(2, report=report)]), {})
+            self.assertEqual(await self.store.get(task.id), before)
+        self.assertEqual(await self.store.claim("w", 60), None)
+
+    async def test_trimmedWindowNotFinal(self) -> None:
+        """
+        A window cut at its start whose task has no answer yet (pending,
+        or failed: OASIS may have refused the longer one) takes the
+        shorter request.
+        """
+        original = self._block(1)
+        await self.store.create([original])
+        task = await self._task(self.store.claim("w", 60))
+        await self.store.finish(task.id, "w", FAILED, error="1014: Start Date is beyond the limit")
+        trimmed = self._block(2)
+        await self.store.create([trimmed])
+        again = await self._task(self.store.get(task.id))
+        self.assertEqual((again.state, again.url), (PENDING, trimmed.url))
+
+    async def test_widenedWindowFetchedAgain(self) -> None:
+        """
+        A downloaded window whose start moved earlier, or whose end moved,
+        is fetched again: its file lacks days.
+        """
+        original = self._block(5, 30)
+        task = await self._downloaded(original)
+        widened = self._block(4, 30)
+        await self.store.create([widened])
+        again = await self._task(self.store.get(task.id))
+        self.assertEqual((again.state, again.url), (PENDING, widened.url))
+        await self.store.finish((await self._task(self.store.claim("w", 60))).id, "w", DOWNLOADED, 10, "new")
+        cut = self._block(6, 31)
+        await self.store.create([cut])
+        self.assertEqual(((await self._task(self.store.get(task.id))).state), PENDING)
+
     async def test_changedDefinitionKeepsRevision(self) -> None:
         """
         A request whose definition changed (another parameter) is fetched
