@@ -129,7 +129,15 @@ class Options(usage.Options):
         ["token-file", "t", None, "Token file for the control port (default <data-dir>/amp.token)."],
         ["http", None, DEFAULT_HTTP, "Twisted endpoint of the status page, /metrics and /healthz, or none."],
         ["role", None, "all", "all: every service; worker: downloads and their tables, for a --hub."],
-        ["hub", None, None, "A worker's hub: the endpoint of its control port (tcp:HOST:7750, ssl:...)."],
+        [
+            "hub",
+            None,
+            None,
+            (
+                "A worker's hub: the endpoint of its control port, tls:HOST:7750:trustRoots=DIR "
+                "(or tcp:127.0.0.1:7750 on the hub's own host)."
+            ),
+        ],
     ]
 
     #: Where C{HARBOUR_REDIS_PASSWORD} is read from (tests replace it).

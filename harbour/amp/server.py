@@ -165,10 +165,11 @@ def check_listen_endpoint(description: str) -> None:
         loopback = False
     if not loopback:
         where = interface or "every interface"
+        port = options.get("port") or (args[1] if len(args) > 1 else "PORT")
         raise ConfigurationError(
             f"refusing to listen on {where} without TLS ({description!r}): "
-            f"use an ssl: endpoint (ssl:7750:privateKey=key.pem:certKey=cert.pem) "
-            f"or a loopback interface (tcp:7750:interface=127.0.0.1)"
+            f"use an ssl: endpoint (ssl:{port}:privateKey=key.pem:certKey=cert.pem) "
+            f"or a loopback interface (tcp:{port}:interface=127.0.0.1)"
         )
 
 

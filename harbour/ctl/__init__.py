@@ -6,7 +6,8 @@ answer it), 2 usage error, 3 cannot connect or not authorised; C{status
 --check} exits 0, 1 or 2 for ok, warning or critical (and 3, unknown,
 when it cannot have the status, its command line wrong included), as
 monitoring plugins do.
-C{check-config}, C{manifest}, C{catalogue} and C{plan} work offline.
+C{check-config}, C{manifest}, C{catalogue}, C{plan}, C{query} and C{tables}
+work offline.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from harbour.ctl.codes import DEFAULT_CONNECT, FAILED, OK, UNREACHABLE, USAGE
 from harbour.ctl.offline import check_config, plan_table, print_manifest, show_catalogue
 from harbour.ctl.output import discard_output
 from harbour.ctl.remote import _status, plan_without_progress, run_remote
+from harbour.store.tasks import STATES
 from harbour.web.health import CHECK_WORDS
 
 __all__ = [
@@ -47,7 +49,9 @@ def parser() -> argparse.ArgumentParser:
     """
     @return: The argument parser of every subcommand.
     """
-    top = argparse.ArgumentParser(prog="harbourctl", description=__doc__.strip().splitlines()[0])
+    top = argparse.ArgumentParser(
+        prog="harbourctl", description="harbourctl: the operator's client of a running harbour, over AMP."
+    )
     top.add_argument(
         "--connect",
         default=os.environ.get("HARBOUR_CONNECT", DEFAULT_CONNECT),
@@ -68,7 +72,10 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--check",
         action="store_true",
-        help="print one line and exit 0, 1 or 2 for ok, warning or critical, as monitoring plugins do",
+        help=(
+            "print one line and exit 0, 1 or 2 for ok, warning or critical, or 3 if the status "
+            "cannot be had, as monitoring plugins do"
+        ),
     )
 
     publish = sub.add_parser("publish", help="publish a JSON payload on a topic")
@@ -86,7 +93,7 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("service", nargs="?")
 
     tasks = sub.add_parser("tasks", help="list tasks by state")
-    tasks.add_argument("--state", default="failed", help="pending, downloading, downloaded, empty, failed")
+    tasks.add_argument("--state", default="failed", help=", ".join(STATES))
     tasks.add_argument("--report")
     tasks.add_argument("--limit", type=int, default=50)
     tasks.add_argument("--offset", type=int, default=0)

@@ -84,6 +84,8 @@ class PolicyTests(SynchronousTestCase):
         with self.assertRaises(usage.UsageError) as caught:
             Options().parseOptions(["--config-dir", config, "--http", "tcp:7752"])
         self.assertIn("refusing to listen on every interface without TLS", str(caught.exception))
+        # What it suggests instead listens on the port asked for.
+        self.assertIn("(tcp:7752:interface=127.0.0.1)", str(caught.exception))
 
 
 class ServicesTests(SynchronousTestCase):
