@@ -7,7 +7,8 @@ the client and its remote bus (L{harbour.amp.client}), and a worker's link
 to its hub (L{harbour.amp.hub}).
 
 May import: L{harbour.errors}, L{harbour.interfaces}, L{harbour.bus},
-L{harbour.store.tasks} (task states), L{harbour.config}.  The server
-talks to the daemon only through L{harbour.interfaces.IDaemon}, never to a
-service directly.
+L{harbour.store.tasks} (task states), L{harbour.services.pausing} (the
+C{paused} topic, announced when a pause changes).  The server talks to the
+daemon only through L{harbour.interfaces.IDaemon}, never to a service
+directly.
 """
