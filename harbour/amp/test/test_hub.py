@@ -311,7 +311,10 @@ class ConnectionTests(SynchronousTestCase):
         self.assertEqual(len(hub.pumps), 2)
         self.assertTrue(link.status()["connected"])
         self.assertEqual(self.hub_bus.status()["subscriptions"], 1)
-        self.assertNotIn("cannot subscribe", "\n".join(messages))
+        log = "\n".join(messages)
+        self.assertNotIn("cannot subscribe", log)
+        # Asked again, it would be refused again, with a warning.
+        self.assertNotIn("refused the subscription", log)
 
     def test_refusedOnConnecting(self) -> None:
         """
@@ -328,10 +331,18 @@ class ConnectionTests(SynchronousTestCase):
         connected = link.when_connected()
         self.pass_time(hub, clock, 2)
         self.successResultOf(connected)
-        self.assertIn("hub tcp:127.0.0.1:7750 refused the subscription to download", "\n".join(messages))
+        refusal = "hub tcp:127.0.0.1:7750 refused the subscription to download"
+        self.assertIn(refusal, "\n".join(messages))
         self.successResultOf(self.hub_bus.publish("task.done", {}))
         self.pass_time(hub, clock, 1)
         self.assertEqual([e.topic for e in heard], ["task.done"])
+        # No more: the next connection does not ask for it again.
+        [first] = hub.service.connections
+        first.abort()
+        self.pass_time(hub, clock, 30)
+        self.assertEqual(len(hub.pumps), 2)
+        self.assertTrue(link.status()["connected"])
+        self.assertEqual("\n".join(messages).count(refusal), 1)
 
     def test_droppedSubscriberUnsubscribed(self) -> None:
         """
