@@ -253,10 +253,15 @@ class ServerProcessTests(TestCase):
                 orphan.kill()
 
         self.addCleanup(kill)
-        while not (self.directory / "redis.pid").exists():
+        # Bounded: 500 looks 20 ms apart, ten seconds in all.
+        for ignored in range(500):
+            if (self.directory / "redis.pid").exists():
+                break
             if orphan.poll() is not None:
                 self.fail("the orphan redis-server did not start")
             await deferLater(self.reactor, 0.02)
+        else:
+            self.fail("the orphan redis-server wrote no pid file within 10 s")
         server = RedisServerProcess(self.reactor, self.directory)
         await server.start()
         self.addCleanup(server.stop)
