@@ -213,7 +213,11 @@ class StartupErrorTests(TestCase):
 
     async def test_publicListenerRefused(self) -> None:
         """
-        A plain TCP listener on every interface is refused, pointing at ssl:.
+        A plain TCP listener on an interface other hosts can reach is
+        refused, pointing at ssl:.  (On an address this machine does not
+        have, so that the daemon could not listen there even if it took
+        the endpoint: a test listens on loopback only.  "Every interface"
+        is refused by the same check, tested without a process.)
         """
         from twisted.internet import reactor
 
@@ -225,11 +229,12 @@ class StartupErrorTests(TestCase):
                 "--config-dir",
                 str(directory / "config"),
                 "--amp",
-                "tcp:0",
+                "tcp:0:interface=192.0.2.1",
             ),
             directory,
         )
         self.assertNotEqual(await daemon.ended, 0)
+        self.assertIn("refusing to listen on 192.0.2.1 without TLS", daemon.output())
         self.assertIn("use an ssl: endpoint", daemon.output())
 
     async def test_storeCannotStart(self) -> None:
