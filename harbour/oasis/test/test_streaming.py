@@ -258,9 +258,9 @@ class LeavesToClassifyTests(SynchronousTestCase):
         damaged = [(f"cut at {end}", whole[:end]) for end in range(len(whole))]
         for position in range(len(whole)):
             for mask in (0x01, 0x55, 0xFF):
-                answer = bytearray(whole)
-                answer[position] ^= mask
-                damaged.append((f"byte {position} ^ {mask:#x}", bytes(answer)))
+                changed = bytearray(whole)
+                changed[position] ^= mask
+                damaged.append((f"byte {position} ^ {mask:#x}", bytes(changed)))
         judged = 0
         for damage, answer in damaged:
             for step in (1, 400):
