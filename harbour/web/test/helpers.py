@@ -15,6 +15,7 @@ from twisted.internet.task import Clock
 from zope.interface import implementer
 
 from harbour.bus import Bus
+from harbour.config.watcher import is_configuration_topic
 from harbour.errors import BadRequest
 from harbour.interfaces import IDaemon, IPausable, ITaskStore, StatusDocument
 from harbour.oasis.requests import ReportURL
@@ -22,9 +23,6 @@ from harbour.store.memory import MemoryTaskStore
 from harbour.web.monitor import Monitor
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
-
-#: The configuration topics of the fake daemon.
-CONFIG_TOPICS = frozenset({"manifest", "work", "download"})
 
 
 def day_requests(report: str, first: datetime.date, days: int) -> list[ReportURL]:
@@ -96,9 +94,10 @@ class FakeDaemon:
 
     def owns(self, topic: str) -> bool:
         """
-        @return: Whether C{topic} is a configuration topic.
+        @return: Whether C{topic} is a configuration topic, as for a daemon
+            with a configuration service.
         """
-        return topic in CONFIG_TOPICS
+        return is_configuration_topic(topic)
 
     def pausable(self, name: str | None) -> dict[str, IPausable]:
         """
