@@ -20,8 +20,9 @@ and C{/oasisapi/GroupZip} the way CAISO's OASIS does.
   the URL; C{nodes} sets the size.  Every other report and group of the
   catalogue gets generic data (L{generic}).
 - A request that starts less than C{min_interval} after the previous
-  accepted one gets HTTP 429 (or, with C{throttle_page}, the 200 HTML page
-  OASIS sometimes sends).
+  accepted one gets OASIS's Acceptable Use Policy page with HTTP 429 and no
+  C{Retry-After}, as OASIS sends it (or, with C{throttle_page}, with HTTP
+  200, as some clients report it).
 - L{Faults} adds latency, 5xx with C{Retry-After}, connections reset
   mid-body, truncated zips and slow trickles, decided per (URL, attempt) so
   that a retried request meets a repeatable fate.

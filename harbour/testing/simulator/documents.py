@@ -20,10 +20,11 @@ DISCLAIMER = (
     "responsibility."
 )
 
+#: The page OASIS answers a request that came too soon with, byte for byte
+#: as recorded (C{harbour/test/samples/http_429_acceptable_use_policy.html}).
 THROTTLE_PAGE = (
-    b"<!DOCTYPE html><html><head><title>OASIS - Acceptable Use Policy</title></head>"
-    b"<body><h1>Acceptable Use Policy</h1><p>Your request rate exceeds the acceptable use "
-    b"policy of this site. Please wait before submitting another request.</p></body></html>"
+    b"<html><body><p>CAISO Acceptable Use Policy Violation. "
+    b"Please retry your request after 5 seconds.</p></body></html>"
 )
 
 #: One row of a report: column name to value.

@@ -233,12 +233,13 @@ class _Endpoint(Resource):
         simulator.requests.append(record)
         if simulator.throttled():
             record[3] = "throttled"
-            if simulator.throttle_page:
-                request.setHeader(b"content-type", b"text/html")
-                return THROTTLE_PAGE
-            request.setResponseCode(429)
-            request.setHeader(b"retry-after", str(math.ceil(simulator.min_interval)).encode())
-            return b"Too Many Requests"
+            # As OASIS answers (samples/http_429_acceptable_use_policy.html):
+            # its Acceptable Use Policy page, with 429 and no Retry-After;
+            # or, as some clients report, with 200.
+            if not simulator.throttle_page:
+                request.setResponseCode(429)
+            request.setHeader(b"content-type", b"text/html")
+            return THROTTLE_PAGE
         fate = simulator.fate(url)
         if fate == "error":
             record[3] = "503"

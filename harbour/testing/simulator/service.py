@@ -44,7 +44,7 @@ class Options(usage.Options):
         ],
     ]
     optFlags = [
-        ["throttle-page", None, "Answer throttled requests with OASIS's 200 HTML page."],
+        ["throttle-page", None, "Answer throttled requests with OASIS's page under HTTP 200, not 429."],
         ["broken-log", None, "Answer ATL_PUB and ATL_PUB_SCHED with an error, as a source without them."],
     ]
 

@@ -167,7 +167,9 @@ class SimulatorHTTPTests(TestCase):
     async def test_politeness(self) -> None:
         """
         A request less than C{min_interval} after the last accepted one gets
-        429 with C{Retry-After}; after the interval it is served.
+        what OASIS sends then (its recorded answer): 429, its Acceptable
+        Use Policy page as HTML, and no C{Retry-After}; after the interval
+        it is served.
         """
         clock = Clock()
         clock.advance(1_000_000)
@@ -176,7 +178,9 @@ class SimulatorHTTPTests(TestCase):
         clock.advance(4.9)
         response, body = await self.fetch(LMP)
         self.assertEqual(response.code, 429)
-        self.assertEqual(response.headers.getRawHeaders(b"retry-after"), [b"5"])
+        self.assertEqual(body, (SAMPLES / "http_429_acceptable_use_policy.html").read_bytes())
+        self.assertEqual(response.headers.getRawHeaders(b"content-type"), [b"text/html"])
+        self.assertIsNone(response.headers.getRawHeaders(b"retry-after"))
         clock.advance(0.2)
         self.assertEqual((await self.fetch(LMP))[0].code, 200)
 
