@@ -229,9 +229,6 @@ class OutageTests(TestCase):
         loaded again: no outage at all.
         """
 
-        async def flush(redis: StoreService, side: Any) -> None:
-            await side.execute_command("SCRIPT", "FLUSH")
-
         redis = await private_redis(self)
         store = RedisTaskStore(redis, redis.reactor, redis.prefix)
         self.assertEqual(await store.sweep(), 0)
