@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 import os
 import random
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -38,6 +37,8 @@ from harbour.store.tasks import DOWNLOADED, DOWNLOADING, PENDING, Outcome, Task
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
 DATA = (SAMPLES / "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip").read_bytes()
 UTC = datetime.UTC
+#: The instant the tests' clocks start at, and their files are aged from.
+NOW = 1_750_000_000.0
 
 
 @attr.s(eq=False, auto_attribs=True)
@@ -129,8 +130,9 @@ class OneTaskTestCase(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.clock = Clock()
-        # Real time: temporary files are aged by their mtime.
-        self.clock.advance(time.time())
+        # Temporary files are aged by their mtime against this clock: the
+        # tests set the mtimes that matter.
+        self.clock.advance(NOW)
         self.memory = MemoryTaskStore(self.clock)
         self.store = FlakyRenewals(self.memory)
         self.directory = Path(self.mktemp())
@@ -155,7 +157,8 @@ class OneTaskTestCase(SynchronousTestCase):
             Bus(),
             DownloadActivity(self.clock) if activity is None else activity,
             synchronously,
-            GroupCommit(synchronously),
+            # The clock stands for the wall clock, as the real reactor's is.
+            GroupCommit(synchronously, wall=self.clock.seconds),
         )
 
     def claim(self) -> Task:
@@ -238,6 +241,8 @@ class FencedLeaseTests(OneTaskTestCase):
         self.assertEqual(len(self.temporaries()), 1)
         (stale_file,) = self.temporaries()
         self.assertTrue(stale_file.name.startswith(f".2025-01-01.zip.part-{first.claim}-"))
+        # Written to just now, as the clock tells.
+        os.utime(stale_file, (self.clock.seconds(), self.clock.seconds()))
 
         self.store.away = True
         self.clock.advance(6)
@@ -285,7 +290,7 @@ class FencedLeaseTests(OneTaskTestCase):
         stale = temporary_name(self.target, first.claim, 7)
         stale.parent.mkdir(parents=True)
         stale.write_bytes(b"partial")
-        idle = time.time() - 100
+        idle = self.clock.seconds() - 100
         os.utime(stale, (idle, idle))
         self.clock.advance(6)
         self.assertEqual(self.successResultOf(self.memory.sweep()), 1)
@@ -659,13 +664,14 @@ class PrepareTests(SynchronousTestCase):
         directory = Path(self.mktemp())
         directory.mkdir()
         target = directory / "x.zip"
-        now = time.time()
+        now = NOW
         idle_earlier = temporary_name(target, 1, 1)
         busy_earlier = temporary_name(target, 2, 2)
         later = temporary_name(target, 9, 3)
         unnamed = target.with_name(".x.zip.part-0000abcd")
         for path in (idle_earlier, busy_earlier, later, unnamed):
             path.write_bytes(b"partial")
+        os.utime(busy_earlier, (now, now))
         for path in (idle_earlier, later, unnamed):
             os.utime(path, (now - 100, now - 100))
         opened = prepare(target, temporary_name(target, 5, 4), 5, "", "http://oasis/x", 30.0, now)
