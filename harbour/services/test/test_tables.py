@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
-import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import duckdb
@@ -1008,7 +1008,12 @@ class JanitorTests(SynchronousTestCase):
         removed on the janitor's round; a fresh one, and every final file,
         stay.
         """
+        now = 1_750_000_000.0
         clock = Clock()
+        clock.advance(now)
+        # The janitor reads the wall clock (time.time), not its reactor's:
+        # the test's clock stands for both.
+        self.patch(tables, "time", SimpleNamespace(time=clock.seconds))
         data_dir = Path(self.mktemp())
         day = data_dir / "tables" / "lmp" / "trading_date=2020-01-01"
         day.mkdir(parents=True)
@@ -1017,9 +1022,10 @@ class JanitorTests(SynchronousTestCase):
         final = day / "part-2020-01-01.parquet"
         for path in (old, fresh, final):
             path.write_bytes(b"x")
-        hours_ago = time.time() - ABANDONED_AFTER - 60
+        hours_ago = now - ABANDONED_AFTER - 60
         os.utime(old, (hours_ago, hours_ago))
         os.utime(final, (hours_ago, hours_ago))
+        os.utime(fresh, (now, now))
         service = TablesService(
             clock, MemoryTaskStore(clock), Bus(), data_dir, owner="parser", run_in_thread=run_now
         )
