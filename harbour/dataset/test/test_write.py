@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime
 import fcntl
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,8 @@ from harbour.dataset.write import (
 from harbour.test.helpers import dead_pid
 
 D = datetime.date
+#: The instant the janitor's rounds are timed from, and files aged from.
+NOW = 1_750_000_000.0
 
 
 def all_files(directory: Path) -> list[str]:
@@ -467,13 +468,16 @@ class WindowLockTests(SynchronousTestCase):
         )
         left = self.tables / "load" / ".part-gone.parquet.lock"
         left.touch()
+        os.utime(left, (NOW, NOW))
         self.assertEqual(reports_in(self.tables), ["load"])
         tables = report_tables(self.tables, "load")
         self.assertEqual((tables.files, tables.days), (1, (D(2025, 6, 1),)))
         rebuild_views(self.tables, {"load": "SLD_FCST"})
         with connect(self.tables) as connection:
             self.assertEqual(connection.execute("SELECT count(*) FROM load").fetchall(), [(5 * 24,)])
-        now = time.time() + 7200
+        remove_abandoned(self.tables, 3600, NOW + 60)
+        self.assertTrue(left.exists(), "not yet old")
+        now = NOW + 7200
         with window_lock(self.tables / "load", part_name("held")) as held:
             os.utime(held, (0, 0))
             remove_abandoned(self.tables, 3600, now)
@@ -505,7 +509,10 @@ class DayFilesTests(SynchronousTestCase):
         self.assertEqual(temporary.stat().st_mtime, 0)
         now[0] += TOUCH_EVERY / 2
         days.add(one_row(D(2025, 6, 2)))
-        self.assertEqual(remove_abandoned(tables, 3600, time.time()), 0)
+        # Touched as the file system tells the time.
+        touched = temporary.stat().st_mtime
+        self.assertNotEqual(touched, 0)
+        self.assertEqual(remove_abandoned(tables, 3600, touched + 60), 0)
         self.assertTrue(temporary.exists())
 
     def test_new_directories_synced(self) -> None:
@@ -540,8 +547,8 @@ class DayFilesTests(SynchronousTestCase):
         self.addCleanup(days.abort)
         days.add(one_row(D(2025, 6, 1)))
         [temporary] = (tables / "lmp").glob("*/.part-w.parquet.*.tmp")
-        os.utime(temporary, (0, 0))
-        self.assertEqual(remove_abandoned(tables, 3600, time.time()), 1)
+        os.utime(temporary, (NOW - 7200, NOW - 7200))
+        self.assertEqual(remove_abandoned(tables, 3600, NOW), 1)
         self.assertFalse(temporary.exists())
 
 
@@ -565,12 +572,13 @@ class DeadParseTests(SynchronousTestCase):
         """
         @return: A temporary day file of window C{window}, as a parse by the
             process of L{processes.process_mark} C{mark} leaves it when
-            killed.
+            killed, last written to at L{NOW}.
         """
         directory = self.tables / "lmp" / f"{PARTITION_PREFIX}{day}"
         directory.mkdir(parents=True, exist_ok=True)
         temporary = directory / f".{part_name(window)}.{mark}.140000.1.tmp"
         temporary.write_bytes(b"PAR1 partial")
+        os.utime(temporary, (NOW, NOW))
         return temporary
 
     def live(self, pid: int) -> str:
@@ -618,7 +626,7 @@ class DeadParseTests(SynchronousTestCase):
         self.assertTrue(other_day.exists())
         self.assertEqual([path.exists() for path in kept], [True] * len(kept))
         self.assertIn("lmp/trading_date=2025-06-01/part-w.parquet", all_files(self.tables))
-        remove_abandoned(self.tables, 3600, time.time())
+        remove_abandoned(self.tables, 3600, NOW)
         self.assertFalse(other_day.parent.exists())
 
     def test_drop_removes(self) -> None:
@@ -640,7 +648,7 @@ class DeadParseTests(SynchronousTestCase):
         dead = self.left(self.dead, day="2025-06-02")
         elsewhere = self.left(f"elsewhere.{self.here}.{dead_pid()}.1", window="v")
         stray = self.left(f"{self.here}.{10**20}.1", window="u")
-        self.assertEqual(remove_abandoned(self.tables, 3600, time.time()), 1)
+        self.assertEqual(remove_abandoned(self.tables, 3600, NOW), 1)
         self.assertFalse(dead.parent.exists())
         self.assertEqual([elsewhere.exists(), stray.exists()], [True, True])
-        self.assertEqual(remove_abandoned(self.tables, 3600, time.time() + 7200), 2)
+        self.assertEqual(remove_abandoned(self.tables, 3600, NOW + 7200), 2)
