@@ -19,7 +19,6 @@ worker at most.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -337,7 +336,7 @@ class DownloadService(Service):
             return
         # Four idle deadlines: a live download would have written since.
         older_than = 4 * self.settings.idle_timeout + 60
-        removed = yield self._in_thread(remove_abandoned, self.directory, older_than, time.time())
+        removed = yield self._in_thread(remove_abandoned, self.directory, older_than, self.reactor.seconds())
         if removed:
             self.log.info("removed {count} abandoned temporary files", count=removed, service="download")
 

@@ -20,7 +20,6 @@ own tables and with those other processes write into its tables directory
 from __future__ import annotations
 
 import queue
-import time
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -204,7 +203,7 @@ class TablesService(Service):
         """
         if self.keep_views:
             self.retirements.drain()
-        return self._in_thread(remove_abandoned, self.tables_dir, ABANDONED_AFTER, time.time())
+        return self._in_thread(remove_abandoned, self.tables_dir, ABANDONED_AFTER, self.reactor.seconds())
 
     def _store_back(self, event: IEvent) -> None:
         self._waker.wake()

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import attr
 import treq
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
@@ -911,3 +911,31 @@ class JanitorTests(SynchronousTestCase):
         now = os.stat(young).st_mtime + 10
         self.assertEqual(remove_abandoned(root, 300, now), 1)
         self.assertEqual(sorted(p.name for p in (root / "lmp").iterdir()), [young.name, final.name])
+
+    def test_serviceTidiesByItsClock(self) -> None:
+        """
+        The service's janitor judges a temporary file's age by its reactor's
+        time: past four idle deadlines and a minute, the file goes.
+        """
+        now = 1_750_000_000.0
+        reactor = MemoryReactorClock()
+        reactor.advance(now)
+        service = DownloadService(
+            reactor,
+            MemoryTaskStore(reactor),
+            OasisClient(reactor, MemoryLimiter(reactor)),
+            Bus(),
+            Path(self.mktemp()),
+            DownloadTopic(),
+        )
+        directory = service.directory / "lmp"
+        directory.mkdir(parents=True)
+        old = directory / ".2025-01-01.zip.part-1-0000abcd"
+        young = directory / ".2025-01-02.zip.part-1-0000abce"
+        limit = 4 * service.settings.idle_timeout + 60
+        for path, age in ((old, limit + 1), (young, limit - 1)):
+            path.write_bytes(b"x")
+            os.utime(path, (now - age, now - age))
+        service._in_thread = lambda f, *args: succeed(f(*args))  # type: ignore[method-assign]
+        self.successResultOf(service._tidy())
+        self.assertEqual([p.name for p in directory.iterdir()], [young.name])

@@ -10,7 +10,6 @@ import datetime
 import hashlib
 import os
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import duckdb
@@ -1011,9 +1010,6 @@ class JanitorTests(SynchronousTestCase):
         now = 1_750_000_000.0
         clock = Clock()
         clock.advance(now)
-        # The janitor reads the wall clock (time.time), not its reactor's:
-        # the test's clock stands for both.
-        self.patch(tables, "time", SimpleNamespace(time=clock.seconds))
         data_dir = Path(self.mktemp())
         day = data_dir / "tables" / "lmp" / "trading_date=2020-01-01"
         day.mkdir(parents=True)
