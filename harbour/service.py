@@ -47,6 +47,7 @@ from harbour.services.download import DownloadService
 from harbour.services.manifest import ManifestService
 from harbour.services.pausing import PauseAnnouncer, PauseFollower
 from harbour.services.publications import PublicationsFollower
+from harbour.services.sweeping import LeaseSweeper
 from harbour.services.tables import TablesService
 from harbour.services.work import WorkService
 from harbour.services.workers import WorkersService
@@ -402,9 +403,20 @@ def build_worker(reactor: IDaemonReactor, options: Options) -> HarbourService:
     tables = TablesService(reactor, tasks, hub, data_dir, keep_views=False, ready=ready)
     # Paused on the hub, paused here: an operator steers the whole fleet.
     pauses = PauseFollower(hub, {"download": download, "tables": tables})
+    # The hub sweeps too, but may be away: a dead worker's claims must not
+    # wait for it.  Only the store is needed (each lease's end is kept
+    # there), so it starts without the hub.
+    sweeper = LeaseSweeper(reactor, tasks, hub, store.when_ready)
     return _adopt(
         root,
-        [("store", store), ("hub", hub), ("download", download), ("tables", tables), ("pauses", pauses)],
+        [
+            ("store", store),
+            ("hub", hub),
+            ("download", download),
+            ("tables", tables),
+            ("pauses", pauses),
+            ("sweeper", sweeper),
+        ],
         store,
     )
 

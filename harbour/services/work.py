@@ -47,6 +47,7 @@ from harbour.oasis.publications import Publication
 from harbour.oasis.requests import ReportURL
 from harbour.services.cycle import guarded
 from harbour.services.progress import ProgressLog
+from harbour.services.sweeping import sweep, sweep_interval
 from harbour.store.outages import STORE_RETRY, next_retry
 from harbour.store.tasks import DOWNLOADING, PENDING, RETIRED, task_id
 
@@ -123,7 +124,7 @@ class WorkService(Service):
         self._timers = []
         timers: list[tuple[float, Callable[[], object]]] = [
             (self.settings.refresh_interval, self.schedule),
-            (max(1.0, self.settings.lease_seconds / 4), self._sweep),
+            (sweep_interval(self.settings), self._sweep),
             (self.progress_interval, self._progress),
         ]
         for interval, call in timers:
@@ -296,16 +297,12 @@ class WorkService(Service):
 
     @inlineCallbacks
     def _sweep(self) -> Generator[Deferred[Any], Any, None]:
+        yield sweep(self.store, self.log, "work")
         try:
-            swept = yield self.store.sweep()
             yield self.store.purge(self.reactor.seconds() - self.settings.retired_retention)
         except StoreUnavailable as e:
-            # The store logs the outage, once: a sweep every few seconds
-            # would repeat it.
-            self.log.debug("cannot sweep leases: {error}", error=str(e), service="work")
-            return
-        if swept:
-            self.log.warn("{count} expired leases returned to pending", count=swept, service="work")
+            # The store logs the outage, once.
+            self.log.debug("cannot purge retired tasks: {error}", error=str(e), service="work")
 
     @inlineCallbacks
     def status(self) -> Generator[Deferred[Any], Any, StatusDocument]:

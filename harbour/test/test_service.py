@@ -18,6 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.errors import ConfigurationError
 from harbour.service import HarbourService, Options, build, options_from_environment
+from harbour.services.sweeping import LeaseSweeper
 
 
 class OptionsTests(SynchronousTestCase):
@@ -109,6 +110,30 @@ class OptionsTests(SynchronousTestCase):
             ("fleet", "fleet"),
         )
         self.assertEqual(hub.getServiceNamed("workers").prefix, "fleet")
+
+    def test_workerSweeps(self) -> None:
+        """
+        A worker sweeps expired leases on its own store, with its hub's
+        lease (followed over the hub's bus), so that a dead worker's claims
+        come back while the hub is away.
+        """
+        token = Path(self.mktemp())
+        token.write_text("secret\n")
+        reactor: Any = MemoryReactorClock()
+        worker = build(
+            reactor,
+            self.parse(
+                "--role=worker",
+                "--hub=tcp:127.0.0.1:1",
+                f"--data-dir={self.mktemp()}",
+                "--redis=redis://127.0.0.1:1/0",
+                f"--token-file={token}",
+            ),
+        )
+        sweeper = worker.getServiceNamed("sweeper")
+        self.assertIsInstance(sweeper, LeaseSweeper)
+        self.assertIs(sweeper.bus, worker.getServiceNamed("hub"))
+        self.assertIs(sweeper.store, worker.getServiceNamed("download").store)
 
     def test_environment(self) -> None:
         """

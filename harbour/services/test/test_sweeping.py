@@ -1,0 +1,129 @@
+"""
+Tests for L{harbour.services.sweeping}: a worker returns the expired leases
+of dead workers to C{pending} on its own, with or without its hub.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.bus import Bus
+from harbour.config.schema import WorkTopic
+from harbour.errors import StoreUnavailable
+from harbour.oasis.requests import ReportURL
+from harbour.services.sweeping import LeaseSweeper
+from harbour.store.memory import MemoryTaskStore
+from harbour.store.tasks import DOWNLOADING, PENDING
+from harbour.test.helpers import capture_log
+
+START = datetime.datetime(2025, 1, 1, 8, tzinfo=datetime.UTC)
+
+
+def request(day: int) -> ReportURL:
+    """
+    @return: A request of report C{lmp} for 2025-01-C{day}.
+    """
+    start = START + datetime.timedelta(days=day - 1)
+    return ReportURL(
+        f"http://oasis/lmp?day={day}",
+        f"lmp/2025-01-{day:02d}.zip",
+        "lmp",
+        start,
+        start + datetime.timedelta(days=1),
+    )
+
+
+class LeaseSweeperTests(SynchronousTestCase):
+    """
+    L{LeaseSweeper} sweeps every quarter of the hub's lease.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.store = MemoryTaskStore(self.clock)
+        self.bus = Bus()
+        self.messages = capture_log(self)
+        self.successResultOf(self.store.create([request(1), request(2)]))
+
+    def sweeper(self) -> LeaseSweeper:
+        """
+        @return: A started sweeper whose store is ready at once.
+        """
+        sweeper = LeaseSweeper(self.clock, self.store, self.bus, lambda: succeed(None))
+        sweeper.startService()
+        self.addCleanup(sweeper.stopService)
+        return sweeper
+
+    def counts(self) -> dict[str, int]:
+        """
+        @return: The tasks of C{lmp} by state.
+        """
+        return self.successResultOf(self.store.counts())["lmp"]
+
+    def test_expiredReturned(self) -> None:
+        """
+        A claim whose lease ran out (its worker died) is pending again on
+        the next sweep, a quarter lease later, with a warning; a live one
+        stays claimed.
+        """
+        self.successResultOf(self.bus.publish("work", {"lease_seconds": 40}, retain=True))
+        self.sweeper()
+        self.successResultOf(self.store.claim("dead", 5))
+        self.successResultOf(self.store.claim("alive", 600))
+        self.clock.advance(9.9)
+        self.assertEqual(self.counts(), {DOWNLOADING: 2})
+        self.clock.advance(0.1)
+        self.assertEqual(self.counts(), {PENDING: 1, DOWNLOADING: 1})
+        self.assertIn("1 expired leases returned to pending", "\n".join(self.messages))
+
+    def test_followsTheLease(self) -> None:
+        """
+        A new lease from the hub sets the pace from then on.
+        """
+        self.sweeper()
+        self.successResultOf(self.bus.publish("work", {"lease_seconds": 5}, retain=True))
+        self.successResultOf(self.store.claim("dead", 0.5))
+        self.clock.advance(1.2)
+        self.assertEqual(self.counts(), {PENDING: 1, DOWNLOADING: 1})
+        self.clock.advance(0.05)
+        self.assertEqual(self.counts(), {PENDING: 2})
+
+    def test_outage(self) -> None:
+        """
+        A sweep during an outage fails quietly (the store logs outages) and
+        the next sweep goes on.
+        """
+        self.sweeper()
+        sweeps = []
+
+        def away() -> Deferred[int]:
+            sweeps.append(self.clock.seconds())
+            return fail(StoreUnavailable("Redis is away"))
+
+        self.store.sweep = away  # type: ignore[method-assign]
+        self.clock.pump([WorkTopic().lease_seconds / 4] * 2)
+        self.assertEqual(len(sweeps), 2)
+        self.assertNotIn("expired leases", "\n".join(self.messages))
+
+    def test_stopped(self) -> None:
+        """
+        Stopped, it leaves no timer and no subscription behind.
+        """
+        sweeper = self.sweeper()
+        self.successResultOf(sweeper.stopService())
+        self.assertEqual((self.clock.getDelayedCalls(), self.bus.status()["subscriptions"]), ([], 0))
+
+    def test_stoppedBeforeReady(self) -> None:
+        """
+        Stopped before its store is ready, it never sweeps.
+        """
+        ready: Deferred[None] = Deferred()
+        sweeper = LeaseSweeper(self.clock, self.store, self.bus, lambda: ready)
+        sweeper.startService()
+        self.successResultOf(sweeper.stopService())
+        ready.callback(None)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
