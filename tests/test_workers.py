@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import json
 
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from harbour.amp import commands
+from harbour.amp.client import connect
+from harbour.amp.server import read_token
 from harbour.services.storage import STORAGE_FILE
+from harbour.store.server import find_redis_server
 from harbour.test.helpers import short_directory
 from harbour.testing.simulator import Faults
-from tests.processes import harbour_command, spawn
+from tests.processes import control_endpoint, harbour_command, spawn, start_harbour
 from tests.test_mirror import LMP, Mirror, report_requests
 
 
@@ -25,7 +29,11 @@ class WorkerTests(TestCase):
 
     timeout = 180
 
-    def start_worker(self, mirror: Mirror):
+    def start_worker(self, mirror: Mirror, redis: str | None = None):
+        """
+        Start a worker of C{mirror}'s daemon on a "host" of its own, on the
+        hub's embedded Redis unless given another's URL, C{redis}.
+        """
         directory = short_directory(self)
         (directory / "data").mkdir()
         (directory / "data" / "amp.token").write_text((mirror.directory / "data" / "amp.token").read_text())
@@ -37,7 +45,7 @@ class WorkerTests(TestCase):
                 "--hub",
                 f"unix:{mirror.directory / 'amp.sock'}",
                 "--redis",
-                f"unix://{mirror.directory / 'data' / 'redis' / 'redis.sock'}?db=0",
+                redis or f"unix://{mirror.directory / 'data' / 'redis' / 'redis.sock'}?db=0",
                 "--data-dir",
                 str(directory / "data"),
             ),
@@ -90,6 +98,61 @@ class WorkerTests(TestCase):
         await mirror.until(
             lambda s: sum(w["concurrency"] == 2 for w in s["services"]["workers"].values()) >= 2
         )
+
+    async def test_killedWorkerWithoutHub(self) -> None:
+        """
+        With the hub stopped (its Redis, a server of its own, stays up), a
+        worker killed mid-download loses nothing: the other worker sweeps
+        its expired leases and downloads its files.
+        """
+        from twisted.internet import reactor
+
+        directory = short_directory(self)
+        redis = spawn(
+            reactor,
+            [find_redis_server(), "--port", "0", "--unixsocket", str(directory / "redis.sock"), "--save", ""],
+            directory,
+        )
+        self.addCleanup(lambda: redis.ended.called or (redis.signal("KILL"), redis.ended)[1])
+        await redis.wait_for("ready to accept connections")
+        url = f"unix://{directory / 'redis.sock'}?db=0"
+        # Slow answers: the doomed worker is still downloading when killed.
+        mirror = Mirror(self, Faults(latency=3.0), days=("2025-01-01", "2025-01-24"))
+        mirror.daemon = start_harbour(mirror.reactor, mirror.directory, "--redis", url)
+        await mirror.daemon.wait_for("control port listening")
+        mirror.client = await connect(
+            reactor, control_endpoint(mirror.directory), read_token(mirror.directory / "data" / "amp.token")
+        )
+        # The hub downloads nothing: only the workers do.
+        await mirror.client.callRemote(commands.Pause, service="download")
+        (doomed, ignored), (survivor, survivor_directory) = workers = [
+            self.start_worker(mirror, url) for i in range(2)
+        ]
+        for worker, ignored in workers:
+            await worker.wait_for("connected to hub")
+        await survivor.wait_for("download paused, as on the hub")
+        mirror.write("reports.toml", LMP)
+        await mirror.until(lambda s: s["services"]["work"]["tasks"].get("lmp", {}).get("pending") == 24)
+        await mirror.client.callRemote(commands.Resume, service="download")
+        await survivor.wait_for("download resumed, as on the hub")
+        await mirror.stop()
+        mirror.daemon = None
+        doomed.signal("KILL")
+        await doomed.ended
+        await survivor.wait_for("expired leases returned to pending")
+
+        def files() -> set[str]:
+            roots = [mirror.directory / "data" / "reports"] + [
+                d / "data" / "reports" for ignored, d in workers
+            ]
+            return {str(p.relative_to(r)) for r in roots if r.exists() for p in r.rglob("*.zip")}
+
+        for ignored in range(600):
+            if len(files()) == 24:
+                break
+            await deferLater(reactor, 0.1, lambda: None)
+        self.assertEqual(len(files()), 24, "every file downloaded, the dead worker's by the survivor")
+        self.assertTrue(any((survivor_directory / "data" / "reports").rglob("*.zip")))
 
     async def test_pauseReachesWorkers(self) -> None:
         """
