@@ -162,34 +162,35 @@ def redefinition(old_url: str, new_url: str, state: str) -> str | None:
         That is the oldest window as a relative C{start} passes it, which
         would otherwise be fetched again every day.
     """
-    if _without_window(old_url) != _without_window(new_url):
+    (old_rest, old_window), (new_rest, new_window) = _split(old_url), _split(new_url)
+    if old_rest != new_rest:
         return "changed"
-    (old_start, old_end), (new_start, new_end) = _window(old_url), _window(new_url)
+    old_start, new_start = old_window.get("startdatetime", ""), new_window.get("startdatetime", "")
+    same_end = old_window.get("enddatetime") == new_window.get("enddatetime")
     # OASIS's times (20250101T08:00-0000) sort as they follow.
-    if state in (DOWNLOADED, EMPTY) and old_start and old_end == new_end and old_start < new_start:
+    if state in (DOWNLOADED, EMPTY) and old_start and same_end and old_start < new_start:
         return None
     return "resized"
 
 
 #: The query parameters that bound a request's window.
-_WINDOW_PARAMETERS = ("startdatetime=", "enddatetime=")
+_WINDOW_PARAMETERS = ("startdatetime", "enddatetime")
 
 
-def _without_window(url: str) -> list[str]:
-    return sorted(
-        part for part in url.partition("?")[2].split("&") if not part.startswith(_WINDOW_PARAMETERS)
-    ) + [url.partition("?")[0]]
-
-
-def _window(url: str) -> tuple[str, str]:
+def _split(url: str) -> tuple[list[str], dict[str, str]]:
     """
-    @return: The C{startdatetime} and C{enddatetime} of C{url}, each empty
-        if not there.
+    @return: What of C{url} is not its window (its path, then its other
+        query parameters sorted), and its window's parameters by name.
     """
-    bounds = dict(
-        part.split("=", 1) for part in url.partition("?")[2].split("&") if part.startswith(_WINDOW_PARAMETERS)
-    )
-    return bounds.get("startdatetime", ""), bounds.get("enddatetime", "")
+    path, ignored, query = url.partition("?")
+    rest, window = [], {}
+    for part in query.split("&"):
+        name, ignored, value = part.partition("=")
+        if name in _WINDOW_PARAMETERS:
+            window[name] = value
+        else:
+            rest.append(part)
+    return [path, *sorted(rest)], window
 
 
 @attr.s(frozen=True, auto_attribs=True)
