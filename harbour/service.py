@@ -371,6 +371,7 @@ def build(reactor: IDaemonReactor, options: Options) -> HarbourService:
         ("publications", publications),
         ("manifest", manifest),
         ("work", work),
+        ("sweeper", LeaseSweeper(reactor, tasks, bus, store.when_ready)),
         ("download", download),
         ("tables", tables),
         ("config", config),

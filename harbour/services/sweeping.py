@@ -1,10 +1,10 @@
 """
 Returning expired leases to C{pending}: the claims of workers that died.
 
-The hub's work service sweeps every quarter lease.  A worker sweeps too
-(L{LeaseSweeper}), so that while the hub is away a killed worker's tasks
-are taken up by the workers left, not held until the hub returns.  A sweep
-is one atomic script, so two sweepers never return a task twice.
+The hub and every worker each run a L{LeaseSweeper}, so that while the hub
+is away a killed worker's tasks are taken up by the workers left, not held
+until the hub returns.  A sweep is one atomic script, so two sweepers never
+return a task twice.
 """
 
 from __future__ import annotations
@@ -34,31 +34,11 @@ def sweep_interval(work: WorkTopic) -> float:
     return max(1.0, work.lease_seconds / 4)
 
 
-@inlineCallbacks
-def sweep(store: ITaskStore, log: Logger, service: str) -> Generator[Deferred[Any], Any, int]:
-    """
-    Return the expired leases of C{store} to C{pending}, saying so in the
-    log of C{service} if there were any.  An outage is the store's to log,
-    once: a sweep every few seconds would repeat it.
-
-    @return: A L{Deferred} firing with how many were returned (none during
-        an outage).
-    """
-    try:
-        swept = yield store.sweep()
-    except StoreUnavailable as e:
-        log.debug("cannot sweep leases: {error}", error=str(e), service=service)
-        return 0
-    if swept:
-        log.warn("{count} expired leases returned to pending", count=swept, service=service)
-    return int(swept)
-
-
 @attr.s(eq=False)
 class LeaseSweeper(Service):
     """
-    On a worker: sweep expired leases every quarter lease, the lease being
-    the hub's C{work} setting.
+    Sweeps expired leases every quarter lease, the lease being the
+    C{work} setting (on a worker, the hub's).
 
     @ivar ready: Called at start; fires once the store can be used.
     """
@@ -86,8 +66,13 @@ class LeaseSweeper(Service):
             self._schedule()
 
     def _work_changed(self, event: IEvent) -> None:
-        self.work = WorkTopic.from_payload(event.payload)
-        if self._timer is not None:
+        # The retained value comes again at each reconnection to a hub:
+        # starting the timer afresh each time would put off every sweep
+        # while the hub comes and goes.
+        work = WorkTopic.from_payload(event.payload)
+        changed = sweep_interval(work) != sweep_interval(self.work)
+        self.work = work
+        if changed and self._timer is not None:
             self._schedule()
 
     def _schedule(self) -> None:
@@ -97,8 +82,17 @@ class LeaseSweeper(Service):
         self._timer.clock = self.reactor
         self._timer.start(sweep_interval(self.work), now=False)
 
-    def _sweep(self) -> Deferred[int]:
-        return sweep(self.store, self.log, "work")
+    @inlineCallbacks
+    def _sweep(self) -> Generator[Deferred[Any], Any, None]:
+        try:
+            swept = yield self.store.sweep()
+        except StoreUnavailable as e:
+            # The store logs an outage, once: a sweep every few seconds
+            # would repeat it.
+            self.log.debug("cannot sweep leases: {error}", error=str(e), service="work")
+            return
+        if swept:
+            self.log.warn("{count} expired leases returned to pending", count=swept, service="work")
 
     @inlineCallbacks
     def stopService(self) -> Generator[Deferred[Any], Any, None]:

@@ -9,8 +9,9 @@ C{manifest} or C{reports} topics change or the manifest announces newly
 published days (C{publications.updated}); refreshes asked for while one runs
 are folded into one more.  It applies the publications log's revisions
 (a task whose window changed in OASIS after its fetch goes back to
-C{pending}, announced with C{task.revised}), sweeps expired leases back to
-C{pending}, and logs each report's progress as it changes.
+C{pending}, announced with C{task.revised}), purges the retired tasks past
+their retention, and logs each report's progress as it changes.  (Expired
+leases are swept by L{harbour.services.sweeping}.)
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from harbour.oasis.publications import Publication
 from harbour.oasis.requests import ReportURL
 from harbour.services.cycle import guarded
 from harbour.services.progress import ProgressLog
-from harbour.services.sweeping import sweep, sweep_interval
+from harbour.services.sweeping import sweep_interval
 from harbour.store.outages import STORE_RETRY, next_retry
 from harbour.store.tasks import DOWNLOADING, PENDING, RETIRED, task_id
 
@@ -124,7 +125,8 @@ class WorkService(Service):
         self._timers = []
         timers: list[tuple[float, Callable[[], object]]] = [
             (self.settings.refresh_interval, self.schedule),
-            (sweep_interval(self.settings), self._sweep),
+            # As often as leases are swept (see services.sweeping).
+            (sweep_interval(self.settings), self._purge),
             (self.progress_interval, self._progress),
         ]
         for interval, call in timers:
@@ -296,8 +298,7 @@ class WorkService(Service):
             yield self.bus.publish("task.revised", {**task, "url": request.url, "filename": request.filename})
 
     @inlineCallbacks
-    def _sweep(self) -> Generator[Deferred[Any], Any, None]:
-        yield sweep(self.store, self.log, "work")
+    def _purge(self) -> Generator[Deferred[Any], Any, None]:
         try:
             yield self.store.purge(self.reactor.seconds() - self.settings.retired_retention)
         except StoreUnavailable as e:

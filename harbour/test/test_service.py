@@ -135,6 +135,18 @@ class OptionsTests(SynchronousTestCase):
         self.assertIs(sweeper.bus, worker.getServiceNamed("hub"))
         self.assertIs(sweeper.store, worker.getServiceNamed("download").store)
 
+    def test_hubSweeps(self) -> None:
+        """
+        The hub sweeps expired leases with the same service, on its own bus
+        and store.
+        """
+        reactor: Any = MemoryReactorClock()
+        hub = build(reactor, self.parse(f"--data-dir={self.mktemp()}", "--redis=redis://127.0.0.1:1/0"))
+        sweeper = hub.getServiceNamed("sweeper")
+        self.assertIsInstance(sweeper, LeaseSweeper)
+        self.assertIs(sweeper.bus, hub.getServiceNamed("bus"))
+        self.assertIs(sweeper.store, hub.getServiceNamed("download").store)
+
     def test_environment(self) -> None:
         """
         C{HARBOUR_*} variables become options for C{harbour.tac}.

@@ -1,11 +1,10 @@
 """
-Tests for L{harbour.services.sweeping}: a worker returns the expired leases
-of dead workers to C{pending} on its own, with or without its hub.
+Tests for L{harbour.services.sweeping}: the hub and each worker return the
+expired leases of dead workers to C{pending}, a worker with or without its
+hub.
 """
 
 from __future__ import annotations
-
-import datetime
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
@@ -14,27 +13,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from harbour.bus import Bus
 from harbour.config.schema import WorkTopic
 from harbour.errors import StoreUnavailable
-from harbour.oasis.requests import ReportURL
 from harbour.services.sweeping import LeaseSweeper
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.tasks import DOWNLOADING, PENDING
+from harbour.store.test.test_tasks import request
 from harbour.test.helpers import capture_log
-
-START = datetime.datetime(2025, 1, 1, 8, tzinfo=datetime.UTC)
-
-
-def request(day: int) -> ReportURL:
-    """
-    @return: A request of report C{lmp} for 2025-01-C{day}.
-    """
-    start = START + datetime.timedelta(days=day - 1)
-    return ReportURL(
-        f"http://oasis/lmp?day={day}",
-        f"lmp/2025-01-{day:02d}.zip",
-        "lmp",
-        start,
-        start + datetime.timedelta(days=1),
-    )
 
 
 class LeaseSweeperTests(SynchronousTestCase):
@@ -47,7 +30,7 @@ class LeaseSweeperTests(SynchronousTestCase):
         self.store = MemoryTaskStore(self.clock)
         self.bus = Bus()
         self.messages = capture_log(self)
-        self.successResultOf(self.store.create([request(1), request(2)]))
+        self.successResultOf(self.store.create([request("lmp", 1), request("lmp", 2)]))
 
     def sweeper(self) -> LeaseSweeper:
         """
@@ -90,6 +73,20 @@ class LeaseSweeperTests(SynchronousTestCase):
         self.clock.advance(1.2)
         self.assertEqual(self.counts(), {PENDING: 1, DOWNLOADING: 1})
         self.clock.advance(0.05)
+        self.assertEqual(self.counts(), {PENDING: 2})
+
+    def test_sameLeaseAgain(self) -> None:
+        """
+        The same lease told again (as a hub tells it at each reconnection)
+        leaves the sweeps on their schedule, rather than putting the next
+        one off.
+        """
+        self.successResultOf(self.bus.publish("work", {"lease_seconds": 40}, retain=True))
+        self.sweeper()
+        self.successResultOf(self.store.claim("dead", 5))
+        for ignored in range(4):
+            self.clock.advance(2.5)
+            self.successResultOf(self.bus.publish("work", {"lease_seconds": 40}, retain=True))
         self.assertEqual(self.counts(), {PENDING: 2})
 
     def test_outage(self) -> None:
