@@ -78,9 +78,6 @@ class WorkersService(Service):
     #: {owner: the fields of its last heartbeat that were dropped}, so that
     #: a worker beating the same wrong fields is logged once.
     _dropped: dict[str, list[str]] = attr.ib(factory=dict, init=False)
-    #: The workers whose other prefix was logged, so that each is logged
-    #: once.
-    _astray: set[str] = attr.ib(factory=set, init=False)
     _subscription: Subscription | None = attr.ib(default=None, init=False)
 
     @inlineCallbacks
@@ -125,14 +122,15 @@ class WorkersService(Service):
         """
         theirs = beat.get("prefix")
         if self.prefix is None or theirs is None or theirs == self.prefix:
-            self._astray.discard(owner)
             return
         beat["problem"] = (
             f"its --prefix {theirs!r} is not this hub's {self.prefix!r}: it claims none of this "
             f"hub's tasks (start it with --prefix {self.prefix})"
         )
-        if owner not in self._astray:
-            self._astray.add(owner)
+        # Logged once: its last beat says it was (a worker's own beat has
+        # no "problem", which is not among the fields kept).
+        previous = self._seen.get(owner)
+        if previous is None or "problem" not in previous[1]:
             self.log.warn(
                 "worker {owner}: {problem}", owner=owner, problem=beat["problem"], service="workers"
             )
@@ -146,7 +144,6 @@ class WorkersService(Service):
         for owner in [o for o, (seen, ignored) in self._seen.items() if now - seen > MISSED * self.interval]:
             del self._seen[owner]
             self._dropped.pop(owner, None)
-            self._astray.discard(owner)
         return {
             owner: {**beat, "seen_seconds_ago": round(now - seen, 1)}
             for owner, (seen, beat) in sorted(self._seen.items())
