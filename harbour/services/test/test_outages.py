@@ -77,29 +77,27 @@ class OutageTests(TestCase):
             fails if that has not happened within L{WAIT} seconds.
         """
         met: Deferred[None] = Deferred()
-        ended: list[bool] = []
 
         def observe(event: LogEvent) -> None:
-            if ended or event.get("log_source") is not redis:
+            # Once met, or given up on, the timer is no longer active.
+            if not give_up.active() or event.get("log_source") is not redis:
                 return
             if redis.outages >= 1 and reply in redis.last_error:
-                ended.append(True)
                 give_up.cancel()
                 # Not from within the store's own call.
                 redis.reactor.callLater(0, met.callback, None)
 
         def too_late() -> None:
-            ended.append(True)
             met.errback(
                 self.failureException(
                     f"the store met no {reply} in {WAIT} s (last error: {redis.last_error!r})"
                 )
             )
 
+        give_up = redis.reactor.callLater(WAIT, too_late)
         observer = cast(ILogObserver, observe)
         globalLogPublisher.addObserver(observer)
         self.addCleanup(globalLogPublisher.removeObserver, observer)
-        give_up = redis.reactor.callLater(WAIT, too_late)
 
         def stop() -> None:
             if give_up.active():
