@@ -396,12 +396,6 @@ class SubscriptionTable:
             return pattern[:-1] in self._prefixes
         return pattern in self._exact
 
-    def all(self) -> list[Subscription]:
-        """
-        @return: Every subscription, in the order they were added.
-        """
-        return list(self._rank)
-
     def outboxes(self, topic: str) -> tuple[Outbox, ...]:
         """
         @return: Each outbox subscribed to C{topic}, once, in subscription order.
