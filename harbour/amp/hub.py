@@ -118,7 +118,6 @@ class HubLink(Service):
                     # A hub that now refuses it (a newer one, with a lower
                     # limit, say) would refuse it at every reconnection.
                     self._withdraw(subscription)
-                    subscription.outbox.stopProducing()
                     self.log.warn(
                         "hub {endpoint} refused the subscription to {pattern}: {error}",
                         endpoint=self.endpoint,
@@ -242,21 +241,18 @@ class HubLink(Service):
         """
         if failure.check(BadRequest):
             self._withdraw(subscription)
-            subscription.outbox.stopProducing()
         subscribed.errback(failure)
 
-    def _withdraw(self, subscription: Subscription) -> HarbourClientProtocol | None:
+    def _withdraw(self, subscription: Subscription) -> None:
         """
         Route no more events to C{subscription}, on this connection or the
-        next.
-
-        @return: The connection to the hub, if there is one.
+        next, and send its subscriber nothing more.
         """
+        subscription.outbox.stopProducing()
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
         if self._protocol is not None:
             self._protocol.table.remove(subscription)
-        return self._protocol
 
     def _drop(self, outbox: Outbox, reason: str) -> None:
         for subscription in [s for s in self._subscriptions if s.outbox is outbox]:
@@ -270,7 +266,6 @@ class HubLink(Service):
         """
         if subscription.pattern.startswith(LOCAL_TOPICS):
             return self._local.unsubscribe(subscription)
-        subscription.outbox.stopProducing()
         return self._forget(subscription)
 
     def _forget(self, subscription: Subscription) -> Deferred[None]:
@@ -278,10 +273,10 @@ class HubLink(Service):
         Make C{subscription} no more, and unsubscribe from its pattern on
         the hub if no other subscription to it is left.
         """
-        protocol = self._withdraw(subscription)
-        if protocol is None:
+        self._withdraw(subscription)
+        if self._protocol is None:
             return succeed(None)
-        return protocol.release(subscription.pattern)
+        return self._protocol.release(subscription.pattern)
 
     def status(self) -> dict[str, object]:
         """
