@@ -28,6 +28,7 @@ import secrets
 import socket
 import struct
 from collections.abc import Callable, Generator
+from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
 
@@ -53,7 +54,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from harbour.amp import commands
-from harbour.bus import Bus, Event, Outbox, validate_pattern
+from harbour.bus import DEFAULT_QUEUE_BYTES, Bus, Event, Outbox, validate_pattern
 from harbour.errors import BadRequest, ConfigurationError, Unauthorized
 from harbour.interfaces import IDaemon, IStatusSource, StatusDocument
 from harbour.services.pausing import PAUSED, announce_pauses
@@ -65,7 +66,7 @@ REMOTE_QUEUE_LIMIT = 10_000
 #: Bytes of payload held for one remote subscriber that is not reading:
 #: at up to 64 KiB an event, L{REMOTE_QUEUE_LIMIT} alone would let it hold
 #: gigabytes of the daemon's memory before it is dropped.
-REMOTE_QUEUE_BYTES = 16 << 20
+REMOTE_QUEUE_BYTES = DEFAULT_QUEUE_BYTES
 
 #: Patterns one connection may be subscribed to at once.  Each costs the
 #: daemon memory, and a client needs few: one per kind of event it follows.
@@ -275,13 +276,14 @@ class ControlProtocol(amp.AMP):
         self._box_bytes = 0
         self._oversized = False
 
-    @property
+    @cached_property
     def _peer(self) -> str:
         """
         Who the peer is, for the log and for counting its connections: its
         address, or on a UNIX socket (whose peers have none) the user it
         runs as, so that other users' connections are not counted as the
-        operator's.
+        operator's.  Found once, when first asked (on connecting): it does
+        not change, and a socket's user takes a system call to find.
         """
         peer = self.transport.getPeer() if self.transport else None
         if isinstance(peer, UNIXAddress):
@@ -520,16 +522,14 @@ class ControlProtocol(amp.AMP):
 
     def proto_key(self, string: bytes) -> str:
         """
-        A key, or the empty one that ends a box: a box read past its limit
-        is not handed on.
+        A key, or the empty one that ends a box, counted towards its box's
+        limit.  (A box past its limit never reaches its end: the
+        connection, ended at once, parses nothing more.)
         """
         if string:
             self._box_bytes += len(string)
         else:
             self._box_bytes = 0
-            if self._oversized:
-                self._currentBox = None
-                return "init"
         return cast(str, super().proto_key(string))
 
     def proto_value(self, string: bytes) -> str:
