@@ -428,9 +428,12 @@ def _collector_paused() -> Iterator[None]:
     A manifest is up to hundreds of thousands of new objects that outlive
     the call and form no cycle; with the collector running, each growth of
     the heap by a quarter sets off a full collection, which together cost
-    more than building them.  A large manifest pays for one full
-    collection at the end instead, so that nothing is left for whoever
-    allocates next.
+    more than building them.  A large manifest pays at the end for one
+    collection of the young generations, which moves its objects to the
+    oldest, so that nothing is left for whoever allocates next.  Not a
+    full collection: that would walk the daemon's whole heap, however
+    large, for every manifest; the oldest generation is collected when
+    the interpreter's own rule says so.
     """
     if not gc.isenabled():
         yield
@@ -442,10 +445,10 @@ def _collector_paused() -> Iterator[None]:
     finally:
         gc.enable()
         if gc.get_count()[0] - before > _SETTLE_ABOVE:
-            gc.collect()
+            gc.collect(1)
 
 
-#: New objects above which a paused collection is settled by a full one:
+#: New objects above which a paused collection is settled by a young one:
 #: below it, the next young collection takes them in its stride.
 _SETTLE_ABOVE = 50_000
 
