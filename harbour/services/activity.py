@@ -79,7 +79,7 @@ class DownloadActivity:
         C{task} ended in C{state}; a C{success} is its report's latest.
         """
         if success:
-            self.last_success[task.report] = time.time()
+            self.last_success[task.report] = self.clock.seconds()
         self.finished[state] = self.finished.get(state, 0) + 1
 
     def count_bytes(self, size: int) -> None:
