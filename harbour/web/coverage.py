@@ -410,7 +410,9 @@ class Coverage:
             restarted.
         """
         epoch, ignored, version = stamp.rpartition(".")
-        if epoch != self.epoch or not version.isdigit():
+        # isdigit takes digits int() refuses ("²", or more than Python
+        # converts); a version is ASCII and never longer than a few digits.
+        if epoch != self.epoch or not (version.isascii() and version.isdigit()) or len(version) > 18:
             return None
         return self.changed_since(int(version))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 from collections.abc import Callable
 from typing import Any
@@ -83,8 +84,7 @@ class Rendered(Resource):
                 "cannot render {path}", failure, path=request.uri.decode("ascii", "replace"), service="http"
             )
             if not gone:
-                request.setResponseCode(500)
-                request.write(b"cannot render the page\n")
+                request.write(_text(request, 500, "cannot render the page"))
                 request.finish()
 
         maybeDeferred(render).addCallback(write).addErrback(failed)
@@ -328,16 +328,66 @@ class Guarded(Rendered):
         return self.send(request, lambda: render(login_form("")), b"text/html; charset=utf-8")
 
 
+def local_name(host: str) -> bool:
+    """
+    @param host: A request's host name, as its C{Host} header gives it.
+    @return: Whether a browser reaches C{host} only on this machine, or
+        only by its address: C{localhost}, a name under C{.localhost}, or
+        an IP address.  Any other name may be one a web site rebinds to
+        this machine's loopback address after its page has loaded.
+    """
+    name = host.rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    return True
+
+
+@attr.s(eq=False)
+class LocalOnly(Resource):
+    """
+    Lets a request through to C{resource} only if its C{Host} is a local
+    name or an address (L{local_name}): on a loopback listener, where the
+    page needs no token, a web site the operator visits could otherwise
+    rebind its own name to loopback and read the page through the
+    operator's browser.
+    """
+
+    resource: IResource = attr.ib()
+
+    isLeaf = True
+
+    def __attrs_post_init__(self) -> None:
+        Resource.__init__(self)
+
+    def render(self, request: Request) -> int | bytes:
+        """
+        Render C{resource}, or answer 421 naming the hosts answered to.
+        """
+        host = request.getRequestHostname().decode("ascii", "replace")
+        if local_name(host):
+            return self.resource.render(request)
+        return _text(
+            request,
+            421,
+            f"this page answers to localhost or an IP address, not to {host[:100]!r}"
+            " (a proxy in front of it must pass one of those as Host)",
+        )
+
+
 def site_root(monitor: Monitor, registry: CollectorRegistry, token: str | None) -> Resource:
     """
     @param token: The token the page needs, or L{None} on a loopback
-        listener, where it needs none.
+        listener, where it needs none but answers only to local names.
     @return: The resource tree.
     """
 
     def guard(resource: Resource) -> IResource:
         compressed = EncodingResourceWrapper(resource, [GzipEncoderFactory()])
-        return compressed if token is None else Guarded(compressed, token)
+        return LocalOnly(compressed) if token is None else Guarded(compressed, token)
 
     root = Resource()
     root.putChild(b"", guard(StatusPage(monitor)))

@@ -11,7 +11,7 @@ from typing import cast
 import attr
 from twisted.application.service import IService, Service
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
+from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime, ITCPTransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
@@ -72,6 +72,66 @@ def reachable_from_elsewhere(endpoint: str) -> bool:
     return False
 
 
+class ReadingChannel(HTTPChannel):
+    """
+    An HTTP channel that answers only a client that reads its answers.
+
+    Twisted stops reading from a client whose unread answers fill the send
+    buffer, but still answers every request it had read before: one packet
+    of pipelined requests from a client that never reads would have the
+    daemon hold thousands of answers (L{BoundedRequest} ends such a
+    connection instead).
+
+    @ivar unread: Whether answers the client has not read fill the send
+        buffer: the transport asked its producer, this channel, to pause.
+    """
+
+    log = Logger()
+
+    unread = False
+
+    def answering(self) -> bool:
+        """
+        @return: Whether a request read may be answered now; if the client
+            leaves answers unread, it may not, and the connection is
+            aborted (which drops those answers).
+        """
+        if not self.unread:
+            return True
+        transport = cast(ITCPTransport, self.transport)
+        self.log.warn(
+            "closed a connection from {peer}: it sent requests without reading the answers",
+            peer=str(transport.getPeer()),
+            service="http",
+        )
+        transport.abortConnection()
+        return False
+
+    def pauseProducing(self) -> None:
+        """
+        The send buffer is full: note it, then pause as Twisted does.
+        """
+        self.unread = True
+        super().pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """
+        The client read enough for the send buffer to take more.
+        """
+        self.unread = False
+        super().resumeProducing()
+
+
+class ReadingSite(Site):
+    """
+    A site whose connections are L{ReadingChannel}s.
+    """
+
+    # Twisted types this as its wrapper that may negotiate HTTP/2 over TLS;
+    # the site speaks HTTP/1.1 only, on a channel of its own.
+    protocol = ReadingChannel  # type: ignore[assignment]
+
+
 class BoundedRequest(Request):
     """
     A request whose body may hold at most L{MAX_BODY} bytes.  A longer one,
@@ -110,10 +170,15 @@ class BoundedRequest(Request):
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         """
         Serve the request, unless its body was refused (and the end of it
-        came in before the connection closed).
+        came in before the connection closed), or answers the client has
+        not read fill the send buffer: then end the connection at once, so
+        that the daemon does not keep answers nobody reads.
         """
-        if not self._refused:
-            super().requestReceived(command, path, version)
+        if self._refused:
+            return
+        if isinstance(self.channel, ReadingChannel) and not self.channel.answering():
+            return
+        super().requestReceived(command, path, version)
 
     def _refuse(self) -> None:
         self._refused = True
@@ -164,7 +229,7 @@ class HttpService(Service):
         """
         root = site_root(self.monitor, registry(lambda: self.monitor.current), self.token)
         # Every reactor keeps time.
-        site = Site(root, requestFactory=BoundedRequest, reactor=cast(IReactorTime, self.reactor))
+        site = ReadingSite(root, requestFactory=BoundedRequest, reactor=cast(IReactorTime, self.reactor))
         site.noisy = False
         # Scrapes and polls would fill the log: errors are logged anyway.
         site.log = lambda request: None  # type: ignore[method-assign]
@@ -202,7 +267,8 @@ class HttpService(Service):
         host = self._port.getHost()
         if hasattr(host, "host") and hasattr(host, "port"):
             scheme = "https" if self.endpoint.startswith("ssl:") else "http"
-            return f"{scheme}://{host.host}:{host.port}/"
+            name = f"[{host.host}]" if ":" in host.host else host.host
+            return f"{scheme}://{name}:{host.port}/"
         return str(host)
 
     def status(self) -> StatusDocument:

@@ -277,7 +277,19 @@ class StampTests(SynchronousTestCase):
         """
         coverage = Coverage(epoch="e1")
         coverage.set_requests(day_requests("lmp", FIRST, 2))
-        for given in ("", "x", str(coverage.version), "e1.", "e1.x", "e1.-1", "e2.1", ".1"):
+        for given in (
+            "",
+            "x",
+            str(coverage.version),
+            "e1.",
+            "e1.x",
+            "e1.-1",
+            "e2.1",
+            ".1",
+            "e1.\u00b2",
+            "e1.\u0661",
+            "e1." + "1" * 5000,
+        ):
             self.assertIsNone(coverage.changed_since_stamp(given), given)
 
 

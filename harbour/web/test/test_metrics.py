@@ -175,8 +175,10 @@ class MetricsTests(SynchronousTestCase):
     def test_ownRegistry(self) -> None:
         """
         Nothing of harbour's is registered in C{prometheus_client}'s global
-        registry.
+        registry: its metrics are in a registry of their own.
         """
+        own = registry(lambda: self.monitor.current)
+        self.assertIn("harbour_tasks", {family.name for family in own.collect()})
         names = {sample.name for family in REGISTRY.collect() for sample in family.samples}
         self.assertEqual({name for name in names if name.startswith("harbour_")}, set())
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -56,12 +57,15 @@ class Fixture:
         """
         return self.request("GET", path, **kwargs)
 
-    def request(self, method: str, path: str, scheme: str = "http", **kwargs: Any) -> tuple[int, bytes, Any]:
+    def request(
+        self, method: str, path: str, scheme: str = "http", host: str = "localhost", **kwargs: Any
+    ) -> tuple[int, bytes, Any]:
         """
         @param scheme: C{https} to make it over TLS.
+        @param host: The host asked for, as the C{Host} header gives it.
         @return: The code, body and headers of a request.
         """
-        d = self.client.request(method, f"{scheme}://harbour.test{path}", allow_redirects=False, **kwargs)
+        d = self.client.request(method, f"{scheme}://{host}{path}", allow_redirects=False, **kwargs)
         self.client.flush()
         responses: list[Any] = []
         d.addCallback(responses.append)
@@ -133,8 +137,8 @@ class PageTests(SynchronousTestCase):
         for name in ("downloaded", "revised", "partly", "empty", "pending", "failed"):
             self.assertIn(f"</i>{name}</li>", html)
         self.assertIn("host:1", html)
-        self.assertNotIn("http://", html.replace('href="assets', "").split("<main>")[0])
-        self.assertIn('src="assets/page.js"', html)
+        loaded = re.findall(r'<(?:script|link|img|iframe|object|embed)\b[^>]*?\b(?:src|href)="([^"]*)"', html)
+        self.assertEqual(sorted(loaded), ["assets/page.css", "assets/page.js"])
         for asset in ("/assets/page.js", "/assets/page.css"):
             self.assertEqual(self.fixture.get(asset)[0], 200)
 
@@ -171,7 +175,10 @@ class PageTests(SynchronousTestCase):
         self.patch(resources, "render", broken)
         self.patch(resources, "fragment", broken)
         for path in ("/", "/live?since=0"):
-            self.assertEqual(self.fixture.get(path)[:2], (500, b"cannot render the page\n"))
+            code, body, headers = self.fixture.get(path)
+            self.assertEqual((code, body), (500, b"cannot render the page\n"))
+            self.assertEqual(headers.getRawHeaders("content-type"), ["text/plain; charset=utf-8"])
+            self.assertEqual(headers.getRawHeaders("cache-control"), ["no-store"])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
 
     def test_buildFailureLogged(self) -> None:
@@ -278,6 +285,27 @@ class PageTests(SynchronousTestCase):
             self.assertEqual((code, answer["reset"], len(answer["rows"])), (200, True, 2), since)
         self.assertEqual(json.loads(self.fixture.get("/live")[1])["reset"], True)
 
+    def test_localNamesOnly(self) -> None:
+        """
+        Without a token, the page and its updates answer only to a local
+        name or an address: any other name may be a web site's, rebound to
+        loopback, read through the operator's browser.  The open resources
+        answer to any.
+        """
+        for host in ("localhost", "LOCALHOST.", "harbour.localhost", "127.0.0.1", "10.1.2.3"):
+            for path in ("/", "/live?since=0"):
+                self.assertEqual(self.fixture.get(path, host=host)[0], 200, (host, path))
+        self.assertEqual(self.fixture.get("/", headers={"Host": "[::1]:7752"})[0], 200)
+        self.assertEqual(self.fixture.get("/", headers={"Host": "attacker.example:7752"})[0], 421)
+        for host in ("attacker.example", "localhost.example", "127.0.0.1.nip.io"):
+            for path in ("/", "/live?since=0"):
+                code, body, headers = self.fixture.get(path, host=host)
+                self.assertEqual(code, 421, (host, path))
+                self.assertIn(f"not to '{host}'".encode(), body)
+                self.assertNotIn(b"lmp", body)
+            for path in ("/metrics", "/healthz", "/assets/page.js"):
+                self.assertEqual(self.fixture.get(path, host=host)[0], 200, (host, path))
+
 
 class TokenTests(SynchronousTestCase):
     """
@@ -298,6 +326,14 @@ class TokenTests(SynchronousTestCase):
             self.assertEqual(code, 401)
             self.assertIn(b'name="token"', body)
             self.assertNotIn(b"lmp", body)
+
+    def test_anyHost(self) -> None:
+        """
+        With the token, the page answers to any host name: it is reached
+        by the names other hosts know this one by.
+        """
+        right = {"Authorization": f"Bearer {TOKEN}"}
+        self.assertEqual(self.fixture.get("/", host="harbour.example", headers=right)[0], 200)
 
     def test_bearer(self) -> None:
         """

@@ -8,15 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import CannotListenError, ConnectionDone
+from twisted.internet.interfaces import IListeningPort
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import INonQueuedRequestFactory
 from twisted.web.server import Request
-from zope.interface import directlyProvides
+from zope.interface import directlyProvides, implementer
 
 from harbour.bus import Bus
 from harbour.errors import ConfigurationError
@@ -126,6 +127,28 @@ class ServicesTests(SynchronousTestCase):
         http.startService()
         http.stopService()
         self.assertIsNone(http.status()["listening"])
+
+    def test_urlOfIPv6(self) -> None:
+        """
+        An IPv6 listener's address is shown in brackets, as a URL needs.
+        """
+        http = HttpService(
+            self.reactor, r"tcp6:7752:interface=\:\:1", Monitor(self.reactor, Bus(), self.daemon)
+        )
+
+        @implementer(IListeningPort)
+        class Listening:
+            def startListening(self) -> None:
+                pass
+
+            def stopListening(self) -> None:
+                pass
+
+            def getHost(self) -> IPv6Address:
+                return IPv6Address("TCP", "::1", 7752)
+
+        http._listening(Listening())
+        self.assertEqual(http.status()["listening"], "http://[::1]:7752/")
 
     def test_tokenRead(self) -> None:
         """
@@ -271,3 +294,101 @@ class BodyTests(SynchronousTestCase):
         self.post(b"Transfer-Encoding: chunked")
         self.channel.dataReceived(b"%x\r\n%s\r\n0\r\n\r\n" % (len(form), form))
         self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 302 "), self.transport.value()[:80])
+
+
+class SmallBufferTransport(StringTransport):
+    """
+    A transport whose send buffer holds C{limit} bytes: past them it asks
+    its producer to pause, as a socket's transport does, until the client
+    reads what it holds (L{read}).
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.full = False
+
+    def write(self, data: bytes) -> None:
+        """
+        Hold C{data}; pause the producer once the buffer is full.
+        """
+        super().write(data)
+        if not self.full and len(self.value()) > self.limit and self.producer is not None:
+            self.full = True
+            self.producer.pauseProducing()
+
+    def read(self) -> bytes:
+        """
+        The client reads everything held: the producer may go on.
+
+        @return: What it read.
+        """
+        data = self.value()
+        self.clear()
+        if self.full and self.producer is not None:
+            self.full = False
+            self.producer.resumeProducing()
+        return data
+
+
+class UnreadAnswersTests(SynchronousTestCase):
+    """
+    The site answers pipelined requests only while their client reads the
+    answers: one that leaves the send buffer full has its connection
+    aborted, not thousands of answers kept for it.
+    """
+
+    #: Three requests in one packet.
+    PIPELINED = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n" * 3
+
+    def connect(self, limit: int) -> tuple[Any, SmallBufferTransport]:
+        """
+        @return: The channel and transport of a new connection to the
+            site, whose send buffer holds C{limit} bytes.
+        """
+        reactor = MemoryReactorClock()
+        monitor = Monitor(reactor, Bus(), FakeDaemon(reactor))
+        site = HttpService(reactor, DEFAULT_HTTP, monitor).site()
+        channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        assert channel is not None
+        transport = SmallBufferTransport(limit)
+        channel.makeConnection(transport)
+        self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
+        return channel, transport
+
+    def test_pipelinedAnswered(self) -> None:
+        """
+        Pipelined requests are all answered while the answers fit the
+        send buffer.
+        """
+        channel, transport = self.connect(limit=64 * 1024)
+        channel.dataReceived(self.PIPELINED)
+        self.assertEqual(transport.value().count(b"HTTP/1.1 200 OK"), 3)
+        self.assertFalse(transport.disconnecting)
+
+    def test_unreadAborted(self) -> None:
+        """
+        A request that comes to be answered while the answers before it
+        fill the send buffer, unread, aborts the connection, and says so.
+        """
+        messages = capture_log(self)
+        channel, transport = self.connect(limit=50)
+        channel.dataReceived(self.PIPELINED)
+        self.assertEqual(transport.value().count(b"HTTP/1.1 200 OK"), 1)
+        self.assertTrue(transport.disconnected)
+        self.assertIn(
+            "closed a connection from IPv4Address(type='TCP', host='192.168.1.1', port=54321):"
+            " it sent requests without reading the answers",
+            messages,
+        )
+
+    def test_readingClientServed(self) -> None:
+        """
+        A client that reads its answers is served whatever their size: the
+        buffer that filled has been read before its next request.
+        """
+        channel, transport = self.connect(limit=50)
+        for ignored in range(3):
+            channel.dataReceived(self.PIPELINED[: len(self.PIPELINED) // 3])
+            self.assertEqual(transport.read().count(b"HTTP/1.1 200 OK"), 1)
+        self.assertFalse(transport.disconnecting)
