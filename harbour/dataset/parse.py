@@ -14,7 +14,9 @@ and C{interval_start_utc}, C{interval_end_utc} and C{trading_date}.
 
 from __future__ import annotations
 
+import lzma
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -36,7 +38,7 @@ from harbour.dataset.columns import (
     column_type,
     first_present,
 )
-from harbour.dataset.xmlrows import XmlRows
+from harbour.dataset.xmlrows import MOST_FIELDS, XmlRows
 
 #: The market's time zone: a row without a trading day of its own falls on
 #: the Pacific day its interval starts in.
@@ -72,8 +74,31 @@ class ParseError(Exception):
     An answer harbour cannot turn into rows: a malformed member, a member
     of a kind harbour does not understand, an OASIS error document, or a
     row without a trading day.  The message names the member and, where
-    known, the line or row.
+    known, the line or row; it is cut to L{MESSAGE_CHARACTERS}, as a
+    value quoted in it may be of any length.
     """
+
+    def __init__(self, message: str) -> None:
+        if len(message) > MESSAGE_CHARACTERS:
+            message = (
+                f"{message[:MESSAGE_CHARACTERS]}... ({len(message) - MESSAGE_CHARACTERS:,} characters more)"
+            )
+        super().__init__(message)
+
+
+#: The most characters of a L{ParseError}'s message kept: it goes to the
+#: log, the task store and the bus.
+MESSAGE_CHARACTERS = 500
+
+
+def _system_error(error: OSError) -> bool:
+    """
+    @return: Whether C{error} came from the system (a file descriptor
+        short, a disk failing), and so may not happen again, rather than
+        from the zip's content (C{bz2}'s "Invalid data stream" is an
+        L{OSError} without an C{errno}).
+    """
+    return error.errno is not None
 
 
 def read_zip(zip_path: Path) -> Iterator[pa.RecordBatch]:
@@ -82,10 +107,12 @@ def read_zip(zip_path: Path) -> Iterator[pa.RecordBatch]:
     @return: Its rows, member after member, in batches.
     @raise ParseError: When any part of it cannot be read; batches already
         produced are then to be thrown away.
+    @raise OSError: When the system fails to read it (too many open
+        files, a disk error): another try may succeed.
     """
     try:
         archive = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as e:
+    except zipfile.BadZipFile as e:
         raise ParseError(f"{zip_path.name}: not a readable zip ({e})") from None
     with archive:
         members = [info for info in archive.infolist() if not info.is_dir()]
@@ -110,7 +137,11 @@ def read_zip(zip_path: Path) -> Iterator[pa.RecordBatch]:
                         yield from read_xml(stream, info.filename)
             except ParseError as e:
                 raise ParseError(f"{zip_path.name}: {e}") from None
-            except (zipfile.BadZipFile, OSError, EOFError) as e:
+            except OSError as e:
+                if _system_error(e):
+                    raise
+                raise ParseError(f"{zip_path.name}: member {info.filename}: cannot be read ({e})") from None
+            except (zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError) as e:
                 raise ParseError(f"{zip_path.name}: member {info.filename}: cannot be read ({e})") from None
 
 
@@ -126,7 +157,11 @@ def read_csv(stream: IO[bytes], member: str) -> Iterator[pa.RecordBatch]:
     if not first_line:
         raise ParseError(f"{member}: line 1: no header")
     names = [name.strip().strip('"') for name in first_line.split(",")]
-    if len(set(names)) != len(names):
+    if len(names) > MOST_FIELDS:
+        raise ParseError(
+            f"{member}: line 1: {len(names):,} columns, more than the {MOST_FIELDS} harbour takes"
+        )
+    if len({column_name(name) for name in names}) != len(names):
         raise ParseError(f"{member}: line 1: a column is named twice")
     options = pacsv.ConvertOptions(
         column_types={name: column_type(name) for name in names},
@@ -136,7 +171,9 @@ def read_csv(stream: IO[bytes], member: str) -> Iterator[pa.RecordBatch]:
     try:
         reader = pacsv.open_csv(
             _Rejoined(header, stream),
-            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+            # The names as typed and checked above, so that the reader
+            # does not keep a space or a quote of the header's.
+            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, column_names=names, skip_rows=1),
             convert_options=options,
         )
         seen = 0

@@ -45,6 +45,11 @@ PARTITION_PREFIX = f"{TRADING_DATE}="
 #: and the writing busy without holding more than a few blocks.
 READ_AHEAD = 2
 
+#: The most trading days the rows of one answer may fall on: each is a
+#: Parquet file held open until the commit.  A window is at most 31 days
+#: (a month's group a month), and a row's day may lie just outside it.
+MOST_DAYS = 100
+
 #: How often, at most, the temporary files of a parse under way are
 #: touched, so that the janitor (L{remove_abandoned}) sees them alive even
 #: when a day's file is not written to for a long while.
@@ -180,12 +185,15 @@ def partition(report_dir: Path, day: datetime.date) -> Path:
 def source_name(zip_path: Path, tables_dir: Path) -> str:
     """
     @return: C{zip_path} relative to the data directory that holds
-        C{tables_dir}, or its bare name when it lies elsewhere.
+        C{tables_dir}, or its absolute path when it lies elsewhere.
+        Links are not followed: a download directory that is a link to
+        another disk still lies in the data directory.
     """
+    absolute = Path(os.path.abspath(zip_path))
     try:
-        return zip_path.resolve().relative_to(tables_dir.resolve().parent).as_posix()
+        return absolute.relative_to(Path(os.path.abspath(tables_dir)).parent).as_posix()
     except ValueError:
-        return zip_path.name
+        return absolute.as_posix()
 
 
 def write_window(
@@ -403,6 +411,11 @@ class DayFiles:
     def _write(self, day: datetime.date, rows: pa.Table) -> None:
         writer = self._writers.get(day)
         if writer is None:
+            if len(self._writers) >= MOST_DAYS:
+                raise ParseError(
+                    f"its rows fall on more than {MOST_DAYS} trading days; an answer covers a window"
+                    " of a month at most"
+                )
             writer = self._open(day, rows.schema)
         elif rows.schema.names != writer.schema.names:
             wanted = writer.schema

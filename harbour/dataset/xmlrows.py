@@ -21,11 +21,16 @@ ITEM_ELEMENT = "REPORT_ITEM"
 #: The root element of every OASIS answer.
 ROOT_ELEMENT = "OASISReport"
 #: The most kinds of field (row and header element names) a document may
-#: have: each is a column of every row of a batch, so that a hostile
-#: document naming a new one in every row would take memory growing with
-#: the square of its rows.  OASIS reports have a few dozen (13 to 28 in
-#: the samples).
+#: have, and the most columns of a CSV member: each is a column of every
+#: row of a batch, so that a hostile document naming a new one in every
+#: row would take memory growing with the square of its rows.  OASIS
+#: reports have a few dozen (13 to 28 in the samples).
 MOST_FIELDS = 200
+#: The most characters of text one element may hold: expat hands long
+#: text over in pieces, and gathering them costs time growing with the
+#: square of its length.  OASIS values are short (183 characters at most
+#: in the samples).
+MOST_TEXT = 1 << 16
 #: The most values (rows times kinds of field) a batch holds: a batch of a
 #: wide document is taken sooner than L{XmlRows}'s row count says, so that
 #: one holds about as many values as a batch of a typical report.
@@ -120,6 +125,9 @@ class XmlRows:
             self._header = {}
 
     def _text_data(self, data: str) -> None:
+        if len(self._text) + len(data) > MOST_TEXT:
+            line = self._parser.CurrentLineNumber
+            raise ValueError(f"line {line}: an element's text is longer than {MOST_TEXT:,} characters")
         self._text += data
 
     def _end(self, name: str) -> None:

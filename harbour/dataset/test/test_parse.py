@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import errno
 import io
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from harbour.dataset import parse
 from harbour.dataset.columns import TIMESTAMP, column_type
 from harbour.dataset.parse import ParseError, read_csv, read_xml, read_zip
 from harbour.dataset.test.helpers import FALLBACK_CSV, HUBS_CSV, HUBS_ZIP, SAMPLES, simulated, zip_of
+from harbour.dataset.xmlrows import MOST_TEXT
 
 UTC = datetime.UTC
 
@@ -150,6 +152,51 @@ class CsvTests(SynchronousTestCase):
         with self.assertRaises(ParseError) as caught:
             list(read_csv(io.BytesIO(b""), "empty.csv"))
         self.assertEqual(str(caught.exception), "empty.csv: line 1: no header")
+
+    def test_too_many_columns(self) -> None:
+        """
+        A header of more columns than harbour takes is a L{ParseError}:
+        each is a column of every row of a batch.
+        """
+        names = ",".join(f"C{i}" for i in range(parse.MOST_FIELDS + 1))
+        with self.assertRaises(ParseError) as caught:
+            list(read_csv(io.BytesIO(f"OPR_DT,{names}\n".encode()), "wide.csv"))
+        self.assertEqual(
+            str(caught.exception), "wide.csv: line 1: 202 columns, more than the 200 harbour takes"
+        )
+
+    def test_header_spaces(self) -> None:
+        """
+        A column is typed by its name without the spaces around it in the
+        header, in every block, however its first values look.
+        """
+        text = b"OPR_DT, MW\n" + b"2020-01-01,1\n" * 30_000 + b"2020-01-01,1.5\n"
+        self.patch(parse, "CSV_BLOCK_BYTES", 64 * 1024)
+        table = table_of(list(read_csv(io.BytesIO(text), "spaced.csv")))
+        self.assertEqual(table.schema.field("mw").type, pa.float64())
+        self.assertEqual(table.column("mw").to_pylist()[-2:], [1.0, 1.5])
+
+    def test_named_twice(self) -> None:
+        """
+        Two columns whose names differ only in case are one column named
+        twice in the dataset: a L{ParseError}.
+        """
+        with self.assertRaises(ParseError) as caught:
+            list(read_csv(io.BytesIO(b"OPR_DT,MW,mw\n2020-01-01,1,2\n"), "twice.csv"))
+        self.assertEqual(str(caught.exception), "twice.csv: line 1: a column is named twice")
+
+    def test_long_value_shortened(self) -> None:
+        """
+        A L{ParseError} quoting a value keeps its message short, however
+        long the value.
+        """
+        text = b"OPR_DT,MW\n2020-01-01," + b"x" * 2_000_000 + b"\n"
+        with self.assertRaises(ParseError) as caught:
+            list(read_csv(io.BytesIO(text), "long.csv"))
+        message = str(caught.exception)
+        self.assertLess(len(message), parse.MESSAGE_CHARACTERS + 50)
+        self.assertTrue(message.startswith("long.csv: "), message[:100])
+        self.assertRegex(message, r"\.\.\. \([\d,]+ characters more\)$")
 
     def test_no_trading_day(self) -> None:
         """
@@ -309,6 +356,22 @@ class XmlTests(SynchronousTestCase):
             list(read_xml(io.BytesIO(text), "cut.xml"))
         self.assertIn("cut.xml: line", str(caught.exception))
 
+    def test_long_text(self) -> None:
+        """
+        An element whose text is longer than harbour takes is a
+        L{ParseError} naming the line, found as the text comes: expat
+        hands long text over in pieces, and gathering them all would take
+        time growing with the square of its length.
+        """
+        text = (SAMPLES / "xml_SLD_FCST_RTM_RTPD_20140508_pyiso.xml").read_bytes()
+        long = b"many\n" * (MOST_TEXT // 5 + 1)
+        text = text.replace(b"<VALUE>26723</VALUE>", b"<VALUE>" + long + b"</VALUE>", 1)
+        with self.assertRaises(ParseError) as caught:
+            list(read_xml(io.BytesIO(text), "long.xml"))
+        self.assertRegex(
+            str(caught.exception), r"^long\.xml: line \d+: an element's text is longer than 65,536"
+        )
+
     def test_bad_value(self) -> None:
         """
         A value that does not fit its element's type is a L{ParseError}
@@ -399,6 +462,57 @@ class ZipTests(SynchronousTestCase):
         with self.assertRaises(ParseError) as caught:
             list(read_zip(path))
         self.assertIn("not a readable zip", str(caught.exception))
+
+    def test_system_error_opening(self) -> None:
+        """
+        The system failing to open a zip (too many open files) is not a
+        L{ParseError}: the zip may be fine, and another try may read it.
+        """
+        real = parse.zipfile.ZipFile
+
+        def short_of_files(*args: object, **kwargs: object) -> object:
+            raise OSError(errno.EMFILE, "Too many open files")
+
+        self.patch(parse.zipfile, "ZipFile", short_of_files)
+        with self.assertRaises(OSError) as caught:
+            list(read_zip(HUBS_ZIP))
+        self.assertNotIsInstance(caught.exception, ParseError)
+        self.patch(parse.zipfile, "ZipFile", real)
+        self.assertGreater(table_of(list(read_zip(HUBS_ZIP))).num_rows, 0)
+
+    def test_system_error_reading(self) -> None:
+        """
+        The system failing mid-read is not a L{ParseError}; a member's
+        content that its decompressor refuses (C{bz2}'s errors are
+        L{OSError}s without an C{errno}) is.
+        """
+        for raised, expected in [
+            (OSError(errno.EIO, "Input/output error"), OSError),
+            (OSError("Invalid data stream"), ParseError),
+        ]:
+
+            def failing(stream: object, member: str, raised: OSError = raised) -> object:
+                raise raised
+
+            self.patch(parse, "read_csv", failing)
+            with self.assertRaises(expected) as caught:
+                list(read_zip(HUBS_ZIP))
+            self.assertIs(type(caught.exception), expected)
+
+    def test_corrupt_deflate(self) -> None:
+        """
+        A member whose deflate stream is broken is a L{ParseError} naming
+        it.
+        """
+        path = zip_of(Path(self.mktemp()) / "bad.zip", [("a.csv", HUBS_CSV.read_bytes() * 20)])
+        data = bytearray(path.read_bytes())
+        # The first byte of the stream: a deflate block of a type that
+        # does not exist.
+        data[30 + len("a.csv")] = 0xFF
+        path.write_bytes(bytes(data))
+        with self.assertRaises(ParseError) as caught:
+            list(read_zip(path))
+        self.assertIn("bad.zip: member a.csv: cannot be read", str(caught.exception))
 
     def test_corrupt_member(self) -> None:
         """

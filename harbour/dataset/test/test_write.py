@@ -20,8 +20,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 import harbour
 from harbour import processes
+from harbour.dataset import parse
 from harbour.dataset import write as write_module
-from harbour.dataset.inventory import file_sha256, report_tables, reports_in
+from harbour.dataset.inventory import check, file_sha256, report_tables, reports_in
 from harbour.dataset.locking import window_lock
 from harbour.dataset.parse import ParseError
 from harbour.dataset.test.helpers import FALLBACK_CSV, HUBS_CSV, HUBS_ZIP, SAMPLES, simulated, write, zip_of
@@ -100,6 +101,58 @@ class WriteTests(SynchronousTestCase):
         self.assertEqual(metadata[b"harbour.url"], b"https://u")
         self.assertEqual(metadata[b"harbour.sha256"], b"abc")
         self.assertEqual(metadata[b"harbour.version"], harbour.__version__.encode())
+
+    def test_source_through_link(self) -> None:
+        """
+        A download directory that is a link to another disk still lies in
+        the data directory: the source is recorded relative to it, as the
+        check of the tables finds it.
+        """
+        elsewhere = Path(self.mktemp()).absolute()
+        (elsewhere / "lmp").mkdir(parents=True)
+        self.data.mkdir()
+        (self.data / "reports").symlink_to(elsewhere)
+        zip_path = self.reports / "2020-01-02.zip"
+        zip_path.write_bytes(HUBS_ZIP.read_bytes())
+        written = write(zip_path, self.tables)
+        metadata = pq.read_metadata(written.files[0]).metadata
+        self.assertEqual(metadata[b"harbour.source"], b"reports/lmp/2020-01-02.zip")
+        self.assertEqual(check(self.tables), [])
+
+    def test_source_elsewhere(self) -> None:
+        """
+        A zip outside the data directory is recorded by its absolute path,
+        not by a bare name that other reports' zips share.
+        """
+        zip_path = Path(self.mktemp()).absolute() / "2020-01-02.zip"
+        zip_path.parent.mkdir(parents=True)
+        zip_path.write_bytes(HUBS_ZIP.read_bytes())
+        written = write(zip_path, self.tables)
+        metadata = pq.read_metadata(written.files[0]).metadata
+        self.assertEqual(metadata[b"harbour.source"], zip_path.as_posix().encode())
+        self.assertEqual(check(self.tables), [])
+
+    def test_too_many_days(self) -> None:
+        """
+        An answer whose rows fall on more trading days than a window has
+        is a L{ParseError}, found before a file is held open for each of
+        them; nothing is left behind.
+        """
+        self.patch(write_module, "MOST_DAYS", 3)
+        rows = b"".join(b"2025-06-0%d,A,1\n" % (d,) for d in (1, 2, 3))
+        three = zip_of(self.reports / "three.zip", [("a.csv", b"OPR_DT,NODE,MW\n" + rows)])
+        self.assertEqual(len(write(three, self.tables, "lmp", "three").files), 3)
+        four = zip_of(
+            self.reports / "four.zip", [("a.csv", b"OPR_DT,NODE,MW\n" + rows + b"2025-06-04,A,1\n")]
+        )
+        with self.assertRaises(ParseError) as caught:
+            write(four, self.tables, "lmp", "four")
+        self.assertEqual(
+            str(caught.exception),
+            "its rows fall on more than 3 trading days; an answer covers a window of a month at most",
+        )
+        self.assertEqual(len(all_files(self.tables)), 3)
+        self.assertEqual([p for p in self.tables.rglob(".*") if p.suffix == ".tmp"], [])
 
     def test_engines_read_partitions(self) -> None:
         """
@@ -224,7 +277,9 @@ class WriteTests(SynchronousTestCase):
         good = simulated(self.reports / "good.zip", "PRC_LMP", "DAM", D(2025, 6, 1), D(2025, 6, 1))
         write(good, self.tables, "lmp", "w")
         before = {p: p.read_bytes() for p in self.tables.rglob("*.parquet")}
-        # The first rows are fine (and fall on other days): only the end is bad.
+        # The first rows are fine (and fall on other days), and are
+        # written, in blocks smaller than them: only the end is bad.
+        self.patch(parse, "CSV_BLOCK_BYTES", 64 * 1024)
         text = (
             b"OPR_DT,NODE,MW\n"
             + b"".join(b"2025-06-0%d,A,1\n" % (d,) for d in (1, 2, 3) for ignored in range(50_000))

@@ -7,6 +7,7 @@ L{Clock} and parses run at once instead of in a thread.
 from __future__ import annotations
 
 import datetime
+import errno
 import hashlib
 import os
 from pathlib import Path
@@ -24,6 +25,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from harbour.bus import Bus
 from harbour.config.paging import publish_reports
 from harbour.config.topics import ReportTopic, WorkTopic
+from harbour.dataset import parse
 from harbour.dataset.test.helpers import simulated, write
 from harbour.dataset.write import Superseded, drop_window
 from harbour.errors import StoreUnavailable
@@ -586,6 +588,32 @@ class TablesServiceTests(SynchronousTestCase):
         assert found is not None
         self.assertEqual(found.parse, "queued")
         self.assertIn("cannot ask whether the claim", found.parse_error)
+        self.clock.advance(TRANSIENT_RETRY)
+        self.clock.advance(service.poll_interval)
+        self.assertEqual(len(self.parquet()), 2)
+
+    def test_systemErrorLater(self) -> None:
+        """
+        A zip the system fails to open (too many open files) is given back
+        for a later try, with the reason, not recorded as unparsable: it
+        is parsed then.
+        """
+        task = self.downloaded("2020-01-01", HUBS.read_bytes())
+        real = parse.zipfile.ZipFile
+        short = [OSError(errno.EMFILE, "Too many open files")]
+
+        def flaky(*args: Any, **kwargs: Any) -> Any:
+            if short:
+                raise short.pop()
+            return real(*args, **kwargs)
+
+        self.patch(parse.zipfile, "ZipFile", flaky)
+        service = self.service()
+        self.assertEqual(self.parquet(), [])
+        found = self.successResultOf(self.store.get(task))
+        assert found is not None
+        self.assertEqual(found.parse, "queued")
+        self.assertIn("Too many open files", found.parse_error)
         self.clock.advance(TRANSIENT_RETRY)
         self.clock.advance(service.poll_interval)
         self.assertEqual(len(self.parquet()), 2)
