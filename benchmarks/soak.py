@@ -16,7 +16,9 @@ script spinning past C{lua-time-limit}) and C{OOM} (C{maxmemory 1} for a few
 seconds), every connection to it dropped and it then stalled past the
 reply timeout (C{DEBUG SLEEP}) while they log in again, a hostile
 C{harbourctl publish} of the C{download} and
-C{reports} topics (it must be refused and change nothing), and a
+C{reports} topics (it must be refused and change nothing), strangers on
+the control port and on the status page that send requests and read no
+answer, and a
 C{harbourctl reparse} followed at once by C{kill -9} (parses killed
 mid-file).  A download worker (C{--role worker}, sharing the hub's Redis
 and storage, as on another host with shared storage) runs beside the hub
@@ -82,7 +84,7 @@ import treq
 import txredisapi
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.endpoints import clientFromString, connectProtocol
-from twisted.internet.error import ConnectError
+from twisted.internet.error import ConnectError, TimeoutError
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater, react
@@ -212,6 +214,8 @@ FLOOD = 20_000
 #: Tries to connect each of those, and the one that sends a command
 #: before its token.
 STRANGER_TRIES = 10
+#: Requests the status page's stranger sends in one go.
+PAGE_FLOOD = 2_000
 
 
 class Stranger(Protocol):
@@ -392,7 +396,7 @@ class Soak:
         watch.beyond = max(0, self.requests_of(watch.definition) - watch.requested - watch.under_way)
 
     async def start(self) -> None:
-        self.daemon = start_harbour(self.reactor, self.directory)
+        self.daemon = start_harbour(self.reactor, self.directory, "--http", f"unix:{self.http_socket}")
         self.redis_pid = await redis_started(self.daemon)
         await self.daemon.wait_for("store ready")
         await self.daemon.wait_for("control port listening")
@@ -852,6 +856,49 @@ class Soak:
             )
         )
 
+    @property
+    def http_socket(self) -> Path:
+        """
+        Where the daemon's status page listens.
+        """
+        return self.directory / "http.sock"
+
+    async def page_strangers(self) -> None:
+        """
+        A stranger on the status page that sends L{PAGE_FLOOD} requests for
+        C{/metrics} in one go and reads none of the answers: the daemon
+        must close it, say so, and not grow by the answers.
+        """
+        endpoint = clientFromString(self.reactor, f"unix:{self.http_socket}")
+        after = len(self.daemon.lines)
+        before = self.daemon_resident_mb()
+        stranger = await connect_stranger(endpoint, reading=False, tries=STRANGER_TRIES)
+        if stranger is None:
+            self.strangers_failed.append(f"status page: could not connect in {STRANGER_TRIES} tries")
+            return
+        stranger.transport.write(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n" * PAGE_FLOOD)
+        try:
+            await self.daemon.wait_for("without reading the answers", after)
+            closed = True
+        except (TimeoutError, AssertionError):
+            # Not said in time, or the daemon ended.
+            closed = False
+        grown = self.daemon_resident_mb() - before
+        if stranger.connected:
+            stranger.transport.abortConnection()
+        if not closed:
+            self.strangers_failed.append("status page: a client that read no answers was not closed")
+        if grown > STRANGER_GROWTH_MB:
+            self.strangers_failed.append(
+                f"status page: the daemon grew {grown:,.0f} MB for answers never read"
+            )
+        self.bad_inputs.append(
+            (
+                f"status page: {PAGE_FLOOD:,} GET /metrics never read",
+                f"{'closed' if closed else 'NOT CLOSED'}, daemon grew {grown:+,.0f} MB",
+            )
+        )
+
     async def run(self, seconds: float, every: float) -> None:
         # The Redis error replies, the hostile publish and the strangers
         # come first, so that a short run meets them too.
@@ -859,6 +906,7 @@ class Soak:
             ("redis BUSY (Lua script past lua-time-limit)", self.redis_busy),
             ("hostile harbourctl publish", self.hostile_publish),
             ("strangers on the control port", self.strangers),
+            ("a stranger on the status page, reading no answers", self.page_strangers),
             ("redis OOM (maxmemory 1)", self.redis_oom),
             ("redis connections dropped, then stalled past the reply timeout", self.redis_stall),
             ("kill -9 harbour", self.kill_harbour),
@@ -1145,7 +1193,7 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
     for death in soak.worker_deaths:
         print(f"\nthe worker ended: {death}")
     for failure in soak.strangers_failed:
-        print(f"\nstrangers on the control port: {failure}")
+        print(f"\nstrangers: {failure}")
     print("\nbad inputs tried")
     tried = Counter(soak.bad_inputs)
     table([(f"{name} (x{count})", outcome) for (name, outcome), count in tried.items()] or [("(none)", "")])
