@@ -14,7 +14,9 @@ more reads as nulls; one that appears since needs the views rebuilt.
 Names are DuckDB's, so case-insensitive: of reports whose views would
 share a name, the first in sorted order has it and the others go without.
 A report with a file DuckDB cannot read goes without views too, and the
-others keep theirs.
+others keep theirs; a file removed as DuckDB reads it (its window
+rewritten over fewer days) is no such file: the report's views are tried
+again over its files in place, a few times (L{ATTEMPTS}).
 
 The file's views read absolute paths; L{open_views} makes the same views
 afresh, in memory, over a directory wherever it is now.
@@ -43,6 +45,11 @@ DATABASE = "harbour.duckdb"
 #: built with, so that views made afresh over a moved or copied directory
 #: know the LMP family's.
 REPORTS_FILE = "harbour.views.json"
+
+#: How many times a report's views are tried, its files listed afresh each
+#: time, while a file listed before goes (a window rewritten over fewer
+#: days removes its old days' files as DuckDB reads their footers).
+ATTEMPTS = 3
 
 #: The reports whose answers are locational marginal prices.
 LMP_REPORTS = frozenset({"PRC_LMP", "PRC_INTVL_LMP", "PRC_RTPD_LMP", "PRC_HASP_LMP"})
@@ -113,6 +120,13 @@ def source(tables_dir: Path, report: str) -> str:
     """
     pattern = (tables_dir.resolve() / report / "*" / "*.parquet").as_posix()
     return f"read_parquet({_quoted(pattern)}, hive_partitioning = true, union_by_name = true)"
+
+
+def report_files(tables_dir: Path, report: str) -> frozenset[Path]:
+    """
+    @return: The Parquet files of C{report}, as its view reads them now.
+    """
+    return frozenset((tables_dir / report).glob("*/*.parquet"))
 
 
 def wide_sql(long_view: str, columns: Mapping[str, str]) -> str:
@@ -250,7 +264,10 @@ def create_views(
     one per report with files, and a wide one per report of the LMP
     family.  A report whose view would take a name already taken (the
     first in sorted order wins), or one with a file DuckDB cannot read, is
-    left without views rather than failing the others.
+    left without views rather than failing the others.  A file that went
+    while DuckDB read the files is not unreadable: the report's views are
+    tried again, up to L{ATTEMPTS} times, over the files then in place (if
+    none, the report has no view, as one without files).
 
     @param reports: Each report's name to its OASIS queryname or groupid
         (empty if unknown: no wide view).
@@ -269,27 +286,38 @@ def create_views(
         names = [name, f"{name}_wide"] if wide else [name]
         if asked is not None and not asked & {n.lower() for n in names}:
             continue
-        if not any((tables_dir / report).glob("*/*.parquet")):
+        files = report_files(tables_dir, report)
+        if not files:
             continue
         taken = [n for n in names if n.lower() in holders]
         if taken:
             skipped.append(Clash(report, taken[0], holders[taken[0].lower()]))
             continue
-        try:
-            connection.execute(
-                f"CREATE VIEW {_identifier(name)} AS SELECT * FROM {source(tables_dir, report)}"
-            )
-            if wide:
-                described = connection.execute(f"DESCRIBE {_identifier(name)}").fetchall()
-                columns = {row[0]: row[1] for row in described}
-                connection.execute(f"CREATE VIEW {_identifier(name + '_wide')} AS {wide_sql(name, columns)}")
-                wide_sources[report] = frozenset(columns.keys() & WIDE_SOURCES)
-        except duckdb.Error as e:
-            for made in names:
-                connection.execute(f"DROP VIEW IF EXISTS {_identifier(made)}")
-            skipped.append(Unreadable(report, (str(e).strip().splitlines() or [type(e).__name__])[0]))
-            continue
-        holders.update(dict.fromkeys((n.lower() for n in names), report))
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                connection.execute(
+                    f"CREATE VIEW {_identifier(name)} AS SELECT * FROM {source(tables_dir, report)}"
+                )
+                if wide:
+                    described = connection.execute(f"DESCRIBE {_identifier(name)}").fetchall()
+                    columns = {row[0]: row[1] for row in described}
+                    connection.execute(
+                        f"CREATE VIEW {_identifier(name + '_wide')} AS {wide_sql(name, columns)}"
+                    )
+                    wide_sources[report] = frozenset(columns.keys() & WIDE_SOURCES)
+            except duckdb.Error as e:
+                for made in names:
+                    connection.execute(f"DROP VIEW IF EXISTS {_identifier(made)}")
+                listed, files = files, report_files(tables_dir, report)
+                # A file gone since the listing was removed by a rewrite of
+                # its window, not damaged: the files in place make the view.
+                if listed - files and files and attempt < ATTEMPTS:
+                    continue
+                if files:
+                    skipped.append(Unreadable(report, (str(e).strip().splitlines() or [type(e).__name__])[0]))
+                break
+            holders.update(dict.fromkeys((n.lower() for n in names), report))
+            break
     return MadeViews(tuple(skipped), wide_sources)
 
 

@@ -116,4 +116,7 @@ def _rebuild(tables_dir: Path, reports: dict[str, str]) -> tuple[frozenset[str],
     present = {name: query for name, query in reports.items() if any((tables_dir / name).glob("*/*.parquet"))}
     rebuilt = rebuild_views(tables_dir, present)
     unreadable = {why.report for why in rebuilt.skipped if isinstance(why, Unreadable)}
-    return frozenset(present.keys() - unreadable), rebuilt
+    # A report whose every file went during the rebuild got no view: its
+    # next file is its first again.
+    gone = {name for name in present if not any((tables_dir / name).glob("*/*.parquet"))}
+    return frozenset(present.keys() - unreadable - gone), rebuilt

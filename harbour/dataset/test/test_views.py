@@ -11,8 +11,10 @@ from pathlib import Path
 import duckdb
 from twisted.trial.unittest import SynchronousTestCase
 
+from harbour.dataset import views
 from harbour.dataset.test.helpers import HUBS_ZIP, simulated, write
 from harbour.dataset.views import (
+    ATTEMPTS,
     DATABASE,
     REPORTS_FILE,
     Clash,
@@ -40,6 +42,32 @@ class ViewTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.tables = Path(self.mktemp()) / "tables"
         self.zips = Path(self.mktemp())
+
+    def racing(self, report: str, times: int) -> list[str]:
+        """
+        Have the first C{times} views of C{report} made go on reading one of
+        its files, listed before, that its window's rewrite removes as
+        DuckDB reads footers.
+
+        @return: The reports whose views were made, one per try.
+        """
+        made: list[str] = []
+        original = views.source
+
+        def source(tables_dir: Path, name: str) -> str:
+            made.append(name)
+            if name != report or made.count(name) > times:
+                return original(tables_dir, name)
+            gone = min((tables_dir / name).glob("*/*.parquet"))
+            gone.unlink()
+            pattern = (tables_dir.resolve() / name / "*" / "*.parquet").as_posix()
+            return (
+                f"read_parquet(['{pattern}', '{gone.resolve().as_posix()}'],"
+                " hive_partitioning = true, union_by_name = true)"
+            )
+
+        self.patch(views, "source", source)
+        return made
 
     def test_names(self) -> None:
         """
@@ -305,6 +333,76 @@ class ViewTests(SynchronousTestCase):
                 names = views.execute("SELECT table_name FROM information_schema.tables").fetchall()
                 self.assertEqual(names, [("load",)])
                 self.assertEqual(views.execute("SELECT count(*) FROM load").fetchall(), [(5 * 24,)])
+
+    def test_vanished_file_not_unreadable(self) -> None:
+        """
+        A file removed while DuckDB reads the footers (its window rewritten
+        over fewer days) does not leave its report without views: they are
+        made again over the files in place.
+        """
+        day = D(2025, 6, 1)
+        write(
+            simulated(self.zips / "l.zip", "SLD_FCST", "DAM", day, day + D.resolution * 4),
+            self.tables,
+            "load",
+        )
+        made = self.racing("load", 1)
+        rebuilt = rebuild_views(self.tables, {"load": "SLD_FCST"})
+        self.assertEqual((rebuilt.skipped, made), ((), ["load", "load"]))
+        with connect(self.tables) as connection:
+            self.assertEqual(connection.execute("SELECT count(*) FROM load").fetchall(), [(4 * 5 * 24,)])
+
+    def test_every_file_vanished(self) -> None:
+        """
+        A report whose every file goes while its views are made has none,
+        as one without files, and is not counted unreadable.
+        """
+        day = D(2025, 6, 1)
+        write(simulated(self.zips / "l.zip", "SLD_FCST", "DAM", day, day), self.tables, "load")
+        made = self.racing("load", 1)
+        rebuilt = rebuild_views(self.tables, {"load": "SLD_FCST"})
+        self.assertEqual((rebuilt.skipped, made), ((), ["load"]))
+        with connect(self.tables) as connection:
+            self.assertEqual(
+                connection.execute("SELECT table_name FROM information_schema.tables").fetchall(), []
+            )
+
+    def test_vanishing_files_bounded(self) -> None:
+        """
+        A report losing a file at every try is tried L{ATTEMPTS} times, then
+        left without views.
+        """
+        day = D(2025, 6, 1)
+        write(
+            simulated(self.zips / "l.zip", "SLD_FCST", "DAM", day, day + D.resolution * 4),
+            self.tables,
+            "load",
+        )
+        made = self.racing("load", ATTEMPTS)
+        [skipped] = rebuild_views(self.tables, {"load": "SLD_FCST"}).skipped
+        assert isinstance(skipped, Unreadable)
+        self.assertEqual((skipped.report, made), ("load", ["load"] * ATTEMPTS))
+
+    def test_damaged_file_despite_vanished(self) -> None:
+        """
+        A damaged file (bytes that are no Parquet) leaves its report without
+        views, named in the reason, even when another of its files went as
+        DuckDB read them: it is tried once more, and only once.
+        """
+        day = D(2025, 6, 1)
+        write(
+            simulated(self.zips / "l.zip", "SLD_FCST", "DAM", day, day + D.resolution * 4),
+            self.tables,
+            "load",
+        )
+        damaged = max((self.tables / "load").glob("*/*.parquet"))
+        damaged.write_bytes(b"not parquet")
+        made = self.racing("load", 1)
+        [skipped] = rebuild_views(self.tables, {"load": "SLD_FCST"}).skipped
+        assert isinstance(skipped, Unreadable)
+        self.assertIn(damaged.name, skipped.error)
+        self.assertIn(damaged.parent.name, skipped.error)
+        self.assertEqual(made, ["load", "load"])
 
     def test_only_views_asked_for(self) -> None:
         """

@@ -26,6 +26,7 @@ from harbour.bus import Bus
 from harbour.config.paging import publish_reports
 from harbour.config.topics import ReportTopic, WorkTopic
 from harbour.dataset import parse
+from harbour.dataset import views as dataset_views
 from harbour.dataset.test.helpers import simulated, write
 from harbour.dataset.write import Superseded, drop_window
 from harbour.errors import StoreUnavailable
@@ -987,6 +988,62 @@ class ViewsTests(SynchronousTestCase):
         self.assertEqual(views.shown, frozenset({"good"}))
         [warning] = [m for m in messages if "no view for a report" in m]
         self.assertIn("report 'bad' has no view", warning)
+
+    def vanishing(self, tables: Path, days: int) -> None:
+        """
+        Give report C{good} a file a day for C{days} days, and have the
+        first making of its view go on reading one of them, listed before,
+        that is removed as DuckDB reads footers (its window rewritten over
+        fewer days).
+        """
+        for n in range(days):
+            day = tables / "good" / f"trading_date=2020-01-0{n + 1}"
+            day.mkdir(parents=True)
+            pyarrow.parquet.write_table(pyarrow.table({"x": [1]}), day / "part-a.parquet")
+        original, made = dataset_views.source, []
+
+        def source(tables_dir: Path, report: str) -> str:
+            made.append(report)
+            if len(made) > 1:
+                return original(tables_dir, report)
+            gone = (tables_dir / report / "trading_date=2020-01-01" / "part-a.parquet").resolve()
+            gone.unlink()
+            pattern = (tables_dir.resolve() / report / "*" / "*.parquet").as_posix()
+            files = f"['{pattern}', '{gone.as_posix()}']"
+            return f"read_parquet({files}, hive_partitioning = true, union_by_name = true)"
+
+        self.patch(dataset_views, "source", source)
+
+    def test_vanishedTableShown(self) -> None:
+        """
+        A report one of whose files is removed while its view is made (a
+        window rewritten over fewer days) is no unreadable one: it has its
+        view, over the files in place, counted as shown, and no warning.
+        """
+        tables = Path(self.mktemp())
+        self.vanishing(tables, 2)
+        views = Views(tables, run_now)
+        messages = capture_log(self)
+        self.successResultOf(
+            views.configure([ReportTopic(name="good", queryname="SLD_FCST", market_run_id="DAM")])
+        )
+        self.assertEqual(views.shown, frozenset({"good"}))
+        self.assertEqual([m for m in messages if "no view for a report" in m], [])
+        with dataset_views.connect(tables) as connection:
+            self.assertEqual(connection.execute("SELECT count(*) FROM good").fetchall(), [(1,)])
+
+    def test_everyTableVanishedNotShown(self) -> None:
+        """
+        A report whose every file is removed while its view is made has no
+        view and is not counted as shown, so that its next table brings it.
+        """
+        tables = Path(self.mktemp())
+        self.vanishing(tables, 1)
+        views = Views(tables, run_now)
+        self.successResultOf(
+            views.configure([ReportTopic(name="good", queryname="SLD_FCST", market_run_id="DAM")])
+        )
+        self.assertEqual(views.shown, frozenset())
 
     def test_newWideColumnsRebuild(self) -> None:
         """
