@@ -6,10 +6,12 @@ whole configuration, and publishes each topic on the bus (retained, so that
 a service starting later still gets it).  It watches the directory with
 C{twisted.internet.inotify}; a burst of events, such as an editor's save
 through a temporary file and a rename, is coalesced into one reload.  What
-inotify cannot see is caught within L{CHECK_SECONDS}: every so often the
-service compares the directory and its files (their links followed) with
-what it last read, and reloads if they differ, watching the directory
-afresh if it was replaced.  So a file that is a link into another directory
+inotify cannot see is caught within two L{CHECK_SECONDS}: every so often
+the service compares the directory and its files (their links followed)
+with what it last read, and reloads if they differ and have stopped
+changing, watching the directory afresh if it was replaced.  A file that
+defined a topic and is gone or empty is waited for (L{VANISHED_GRACE})
+before the reload reads the directory.  So a file that is a link into another directory
 (a Kubernetes ConfigMap's), the directory renamed or removed and made
 again, and events inotify dropped are all read.  Only topics whose content
 changed are published again.  A configuration with
@@ -77,6 +79,12 @@ MAX_SETTLE_SECONDS = 0.1
 #: How often the directory is compared with what was last read, for what
 #: inotify cannot see.
 CHECK_SECONDS = 5.0
+
+#: How long a reload waits for a file read last time to come back: an
+#: editor's save may rename it away before it puts the new one in place,
+#: and read in between, its topics would take their defaults (a manifest's
+#: would change every request) for a moment.
+VANISHED_GRACE = 1.0
 
 #: The entry a Kubernetes ConfigMap volume swaps to change its files.
 CONFIGMAP_DATA = "..data"
@@ -192,6 +200,11 @@ class ConfigService(Service):
     # The device and inode of the directory watched, None if none is.
     _watched: tuple[int, int] | None = attr.ib(default=None, init=False)
     _checks: LoopingCall | None = attr.ib(default=None, init=False)
+    # What the last check found, when it differed from what was read: a
+    # change is read once a check finds it again, settled.
+    _seen: Fingerprint = attr.ib(default=None, init=False)
+    # Whether the pending reload already waited for a vanished file.
+    _waited: bool = attr.ib(default=False, init=False)
 
     def owns(self, topic: str) -> bool:
         """
@@ -236,7 +249,10 @@ class ConfigService(Service):
     def check(self) -> bool:
         """
         Watch the directory afresh if it is not the one watched (replaced,
-        or back); reload if it or its files differ from what was last read.
+        or back); reload if it or its files differ from what was last read
+        and are as the check before found them.  A file inotify does not
+        see being written (a link into another directory, say) may be
+        half-written when one check comes; read, it would be applied so.
 
         @return: Whether a reload was scheduled.
         """
@@ -248,6 +264,10 @@ class ConfigService(Service):
         elif self._notifier is not None and now[0] != self._watched:
             self._watch()
         if now == self._read:
+            self._seen = None
+            return False
+        if now != self._seen:
+            self._seen = now
             return False
         self.schedule()
         return True
@@ -284,8 +304,26 @@ class ConfigService(Service):
 
     def _reload_now(self) -> None:
         self._pending = None
+        if not self._waited and self._vanished_files():
+            self._waited = True
+            self._pending = self.reactor.callLater(VANISHED_GRACE, self._reload_now)
+            return
+        self._waited = False
         # Nobody waits for a reload inotify started: say here if it broke.
         self.reload().addErrback(lambda failure: self.log.failure("reload failed", failure, service="config"))
+
+    def _vanished_files(self) -> bool:
+        """
+        @return: Whether a file that defined a topic when last read is gone
+            or empty now.
+        """
+        for name in set(self._sources.values()):
+            try:
+                if not (self.directory / name).stat().st_size:
+                    return True
+            except OSError:
+                return True
+        return False
 
     @inlineCallbacks
     def reload(self) -> Generator[Deferred[Any], Any, tuple[list[str], list[str]]]:
