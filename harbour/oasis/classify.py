@@ -132,6 +132,11 @@ def classify(
         if not head:
             return Verdict(RETRY_LATER, description="empty answer")
         return Verdict(RETRY_LATER, description="answer is not a zip")
+    directory = _directory_size(source)
+    if directory > MAX_DIRECTORY:
+        return Verdict(
+            REFUSED, description=f"its central directory is {directory:,} bytes, more than {MAX_DIRECTORY:,}"
+        )
     try:
         with zipfile.ZipFile(source) as archive:
             members = archive.infolist()
@@ -148,6 +153,39 @@ def classify(
     except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, NotImplementedError) as e:
         return Verdict(RETRY_LATER, description=f"zip cut short or corrupt: {e}")
     return Verdict(DATA, members=names)
+
+
+#: The largest central directory read: C{zipfile} makes an object of every
+#: entry, however many the directory holds, and an answer holds a handful.
+MAX_DIRECTORY = 1 << 20
+
+#: An end of central directory record: its signature, and its length
+#: without the comment that may follow it.
+_END_SIGNATURE = b"PK\x05\x06"
+_END_LENGTH = 22
+
+
+def _directory_size(source: BinaryIO) -> int:
+    """
+    @return: The size of the central directory named by the end record
+        C{zipfile} takes, found as it finds it: a record without comment
+        that ends the file, else the last signature in the file's last 64
+        KiB and a record; 0 if there is none (C{zipfile} then refuses the
+        file).
+    """
+    end = source.seek(0, os.SEEK_END)
+    source.seek(max(0, end - _END_LENGTH - 0xFFFF))
+    tail = source.read()
+    source.seek(0)
+    last = tail[-_END_LENGTH:]
+    if len(last) == _END_LENGTH and last.startswith(_END_SIGNATURE) and last.endswith(b"\0\0"):
+        record = last
+    else:
+        found = tail.rfind(_END_SIGNATURE)
+        record = tail[found : found + _END_LENGTH] if found >= 0 else b""
+    if len(record) != _END_LENGTH:
+        return 0
+    return int.from_bytes(record[12:16], "little")
 
 
 def throttle_pause(page: bytes) -> float:

@@ -35,9 +35,11 @@ from twisted.internet.interfaces import (
     IPushProducer,
     IReactorTime,
     IStreamClientEndpoint,
+    ITCPTransport,
 )
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web._newclient import HTTP11ClientProtocol
 from twisted.web.client import (
@@ -58,7 +60,7 @@ from harbour.config.schema import DownloadTopic
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import ILimiter
 from harbour.oasis.agent import QueriesApart
-from harbour.oasis.classify import THROTTLE_PAGE_BYTES, throttle_pause
+from harbour.oasis.classify import THROTTLE_PAGE_BYTES, THROTTLE_PAUSE_MOST, throttle_pause
 
 T = TypeVar("T")
 
@@ -93,6 +95,9 @@ class PermanentFailure(Exception):
 
 #: The longest wait a C{Retry-After} header is taken for: a day.
 LONGEST_RETRY_AFTER = 86_400.0
+
+#: The longest head of an answer read: OASIS's are a few hundred bytes.
+MAX_HEAD_BYTES = 1 << 16
 
 
 def retry_after(value: bytes | None, now: float) -> float | None:
@@ -257,8 +262,16 @@ class _Head(Protocol):
 
 class _Discard(Protocol):
     """
-    Reads and drops a body we do not want, so the connection can be reused.
+    Drops a body we do not want, and its connection with it: read through
+    to reuse the connection, a body that never ends (or trickles) would be
+    read for ever, long after its attempt is over.
     """
+
+    def connectionMade(self) -> None:
+        """
+        Stop reading the body: its connection closes.
+        """
+        cast(IPushProducer, self.transport).stopProducing()
 
     # As for _Body.connectionLost, the default is never used.
     def connectionLost(self, reason: Failure = ResponseDone) -> None:  # type: ignore[assignment]
@@ -279,8 +292,13 @@ class HeadApart(HTTP11ClientProtocol):
     it deciphers in pieces of its own).
     """
 
+    log = Logger()
+
     # While a head is parsed: the bytes read after it, in order.
     _after_head: list[bytes] | None = None
+    # The parser whose head is being read, and how many of its bytes came.
+    _head_parser: object = None
+    _head_bytes = 0
 
     def connectionMade(self) -> None:
         """
@@ -300,6 +318,20 @@ class HeadApart(HTTP11ClientProtocol):
         parser = self._parser
         if parser is not None and parser.line_mode:
             end = bytes.find(b"\r\n\r\n")
+            if parser is not self._head_parser:
+                self._head_parser, self._head_bytes = parser, 0
+            self._head_bytes += len(bytes) if end == -1 else end
+            if self._head_bytes > MAX_HEAD_BYTES:
+                # Twisted bounds each line of a head, not their number.
+                transport = cast(ITCPTransport, self.transport)
+                self.log.warn(
+                    "{peer} sent an answer whose head is longer than {most:,} bytes: connection dropped",
+                    peer=str(transport.getPeer()),
+                    most=MAX_HEAD_BYTES,
+                    service="download",
+                )
+                transport.abortConnection()
+                return
             if end != -1:
                 end += 4
                 self._after_head = [bytes[end:]]
@@ -794,8 +826,11 @@ class OasisClient:
         # worker sharing the limiter off until it is over.  (This reserves
         # after any slots already handed out, so the wait may come on top
         # of them: later rather than too soon.)
+        # Every worker waits at most as long as a page is believed for; this
+        # task's own retry waits the whole of what the header said.
+        shared = min(pause, THROTTLE_PAUSE_MOST)
         with contextlib.suppress(StoreUnavailable):  # Redis away: the task's own retry still waits
-            yield _shielded(self.limiter.reserve(host, pause))
+            yield _shielded(self.limiter.reserve(host, shared))
         return AttemptFailed(f"HTTP 429: throttled, retry after {pause:g} s", pause)
 
     def _head(self, response: IResponse, size: int) -> Deferred[bytes]:

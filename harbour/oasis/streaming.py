@@ -72,6 +72,9 @@ MAX_STREAMED_XML = 1 << 16
 #: The most bytes of central directory kept: one entry is about 100 bytes,
 #: and an answer holds a handful of members.
 MAX_DIRECTORY = 1 << 20
+#: The most members followed as they stream: each is remembered until the
+#: central directory is checked, and a group's answer holds a few dozen.
+MAX_MEMBERS = 1000
 
 
 @attr.s(auto_attribs=True, frozen=True)
@@ -204,6 +207,8 @@ class ZipStream:
         if flags & ~_PLAIN_FLAGS or method not in (_STORED, _DEFLATED):
             raise _Undecidable()
         if _ZIP64 in (compressed, size):
+            raise _Undecidable()
+        if len(self._members) >= MAX_MEMBERS:
             raise _Undecidable()
         raw_name = bytes(header[_LOCAL_HEADER.size : _LOCAL_HEADER.size + name_length])
         name = raw_name.decode("utf-8" if flags & _UTF8 else "cp437")
@@ -402,6 +407,11 @@ class ZipStream:
         if (signature, disk, directory_disk, here, entries, size, offset) != expected:
             raise _Undecidable()
         if position + _END_RECORD.size + comment_length != len(directory):
+            raise _Undecidable()
+        if comment_length:
+            # A reader looks for the end record from the end of the file:
+            # one hidden in the comment would make it read another zip than
+            # the one checked here.
             raise _Undecidable()
 
 

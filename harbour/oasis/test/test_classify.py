@@ -20,6 +20,7 @@ from harbour.oasis.classify import (
     DATA,
     EMPTY,
     ERROR,
+    MAX_DIRECTORY,
     MAX_INFLATED,
     MAX_RATIO,
     RATIO_FLOOR,
@@ -241,6 +242,34 @@ def lying(answer: bytes, member_size: int) -> bytes:
     central = data.index(b"PK\x01\x02")
     struct.pack_into("<I", data, central + 24, member_size)
     return bytes(data)
+
+
+class DirectoryCapTests(SynchronousTestCase):
+    """
+    A zip whose central directory is larger than an answer's is refused
+    before C{zipfile} reads it: it makes an object of every entry.
+    """
+
+    def test_manyMembers(self) -> None:
+        """
+        A directory of tens of thousands of entries is refused, saying
+        why; one of a few hundred is read.
+        """
+        many = zipped(*((f"{n:05d}.csv", b"") for n in range(25_000)))
+        verdict = classify(many)
+        self.assertEqual(verdict.kind, REFUSED)
+        self.assertRegex(verdict.description, r"^its central directory is [\d,]+ bytes, more than 1,048,576$")
+        self.assertEqual(classify(zipped(*((f"{n:05d}.csv", b"x") for n in range(300)))).kind, DATA)
+
+    def test_declaredSize(self) -> None:
+        """
+        The size the end record declares is what counts, as C{zipfile}
+        reads that many bytes of directory: a record naming more is
+        refused before anything is read.
+        """
+        answer = bytearray(zipped(("a.csv", b"OPR_DT,MW\n2025-06-01,1\n")))
+        struct.pack_into("<I", answer, len(answer) - 22 + 12, MAX_DIRECTORY + 1)
+        self.assertEqual(classify(bytes(answer)).kind, REFUSED)
 
 
 class DecompressionCapTests(SynchronousTestCase):

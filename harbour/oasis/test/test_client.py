@@ -22,7 +22,7 @@ from treq.testing import StubTreq
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succeed
-from twisted.internet.error import ConnectionLost
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
@@ -40,8 +40,10 @@ from zope.interface import implementer
 
 from harbour.bus import Bus
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
+from harbour.oasis.classify import THROTTLE_PAUSE_MOST
 from harbour.oasis.client import (
     KEPT_ENDPOINTS,
+    MAX_HEAD_BYTES,
     READ_SIZE,
     AttemptFailed,
     DirectClient,
@@ -59,6 +61,7 @@ from harbour.services.commit import GroupCommit
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.politeness import MemoryLimiter
 from harbour.store.tasks import PENDING, Task
+from harbour.test.helpers import capture_log
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
 #: The page OASIS sends with its 429, as recorded.
@@ -276,6 +279,23 @@ class ThrottleTests(SynchronousTestCase):
         self.successResultOf(d)
         self.assertEqual(second.started, NOW + 1)
 
+    def test_retryAfterHeldAtMost(self) -> None:
+        """
+        A C{Retry-After} of days keeps its own task waiting a day at most,
+        and every other request to the host at most as long as a page is
+        believed for (L{THROTTLE_PAUSE_MOST}): a server's word does not
+        hold every worker off OASIS for a day.
+        """
+        resource = Scripted(self.clock, throttled(retry_after=b"99999999"))
+        client, stub = self.client(resource, interval=1.0)
+        self.assertEqual(self.refusal(self.fetch(client, stub)[1]).retry_after, 86_400.0)
+        second, d = self.fetch(client, stub)
+        self.clock.advance(THROTTLE_PAUSE_MOST + 1)
+        stub.flush()
+        self.successResultOf(d)
+        assert second.started is not None
+        self.assertLessEqual(second.started, NOW + THROTTLE_PAUSE_MOST + 1)
+
     def test_pageThatNeverEnds(self) -> None:
         """
         A throttle page that stops mid-way is read for at most
@@ -310,13 +330,15 @@ class RealHTTPTests(TestCase):
         assert isinstance(address, IPv4Address)
         return f"http://127.0.0.1:{address.port}/oasisapi/SingleZip?queryname=PRC_LMP"
 
-    def client(self) -> OasisClient:
+    def client(self, idle_timeout: float = 60.0) -> OasisClient:
         """
+        @param idle_timeout: How long it waits on a silent server.
         @return: A client with pooled connections, closed when the test ends.
         """
         from twisted.internet import reactor
 
-        client = OasisClient(reactor, MemoryLimiter(reactor), DownloadTopic(min_request_interval=0))
+        settings = DownloadTopic(min_request_interval=0, idle_timeout=idle_timeout)
+        client = OasisClient(reactor, MemoryLimiter(reactor), settings)
         self.addCleanup(client.close)
         return client
 
@@ -338,9 +360,37 @@ class RealHTTPTests(TestCase):
         endless = throttled(PAGE + b" " * (1 << 20))
         resource = Scripted(None, attr.evolve(endless, finish=False))
         url = self.serve(resource)
+        # No deadline to end it in the test's time: only the cut can.
         with self.assertRaises(AttemptFailed) as caught:
-            await self.client().get(url, 1 << 20, "the cap")
+            await self.client(idle_timeout=3600).get(url, 1 << 20, "the cap")
         self.assertEqual(caught.exception.retry_after, 5.0)
+
+    test_longPageNotReadThrough.timeout = 10  # type: ignore[attr-defined]
+
+    async def test_refusedBodyNotRead(self) -> None:
+        """
+        The body of another refusal (a 503) is not read: its connection is
+        closed as the attempt fails, not left reading a body that never
+        ends (a server's stream, at the reactor's cost, for ever).
+        """
+        resource = Scripted(None, Answer(503, b"busy " * 1000, finish=False))
+        served: list[Deferred[None]] = []
+        render = resource.render_GET
+
+        def watched(request: Request) -> bytes | int:
+            served.append(request.notifyFinish())
+            return render(request)
+
+        self.patch(resource, "render_GET", watched)
+        url = self.serve(resource)
+        with self.assertRaises(AttemptFailed) as caught:
+            await self.client(idle_timeout=3600).get(url, 1 << 20, "the cap")
+        self.assertEqual(str(caught.exception), "HTTP 503")
+        [finished] = served
+        with self.assertRaises(ConnectionDone):
+            await finished
+
+    test_refusedBodyNotRead.timeout = 10  # type: ignore[attr-defined]
 
 
 class Moved(Resource):
@@ -570,6 +620,36 @@ class HeadApartTests(SynchronousTestCase):
         other = StringTransport()
         HeadApart().makeConnection(other)
         self.assertFalse(hasattr(other, "bufferSize"))
+
+    def test_head_too_long(self) -> None:
+        """
+        An answer whose head goes on past L{MAX_HEAD_BYTES} (Twisted bounds
+        each of its lines, not their number) ends its connection at once,
+        however it is cut into reads, and says so.
+        """
+        messages = capture_log(self)
+        for read in (1 << 10, 1 << 14):
+            protocol = HeadApart()
+            transport = StringTransport()
+            protocol.makeConnection(transport)
+            answered = protocol.request(get())
+            head = b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * (MAX_HEAD_BYTES // 8)
+            for start in range(0, len(head), read):
+                protocol.dataReceived(head[start : start + read])
+                if transport.disconnecting:
+                    break
+            self.assertTrue(transport.disconnecting)
+            self.assertLessEqual(start, MAX_HEAD_BYTES)
+            protocol.connectionLost(Failure(ConnectionDone()))
+            self.failureResultOf(answered)
+        self.assertIn(
+            "IPv4Address(type='TCP', host='192.168.1.1', port=54321) sent an answer whose head is longer"
+            " than 65,536 bytes: connection dropped",
+            messages,
+        )
+        self.assertEqual(
+            exchange(HeadApart(), [b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 1000 + b"\r\n"])[4], False
+        )
 
     def test_head_alone(self) -> None:
         """

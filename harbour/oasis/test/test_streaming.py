@@ -15,7 +15,7 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.oasis.classify import DATA, EMPTY, REFUSED, RETRY_LATER, Verdict, classify
-from harbour.oasis.streaming import MAX_STREAMED_XML, ZipStream
+from harbour.oasis.streaming import MAX_MEMBERS, MAX_STREAMED_XML, ZipStream
 from harbour.testing.simulator import THROTTLE_PAGE, error_document
 from harbour.testing.simulator.formats import MESSAGES
 
@@ -245,6 +245,37 @@ class LeavesToClassifyTests(SynchronousTestCase):
         Bytes after the end of the central directory are not judged.
         """
         self.assertIsNone(streamed(DATA_SAMPLE.read_bytes() + b"extra"))
+
+    def test_commentLeftToClassify(self) -> None:
+        """
+        A zip with a comment is left to L{classify}: a reader looks for the
+        end record from the end of the file, so an end record and central
+        directory hidden in the comment would be what it reads, another
+        zip than the one checked as it streamed.
+        """
+        hidden = zipped(("b.csv", bytes(10_000)))
+        checked = bytearray(zipped(("a.csv", b"OPR_DT,MW\n2025-06-01,1\n")))
+        # The comment holds a second directory, of another zip's members.
+        comment = hidden[hidden.index(b"PK\x01\x02") :]
+        struct.pack_into("<H", checked, len(checked) - 2, len(comment))
+        answer = bytes(checked) + comment
+        self.assertIsNone(streamed(answer))
+        self.assertIsNone(streamed(DATA_SAMPLE.read_bytes()[:-2] + b"\x01\x00x"))
+
+    def test_manyMembersLeftToClassify(self) -> None:
+        """
+        A zip of more members than an answer holds is left to L{classify}
+        once they pass L{MAX_MEMBERS}: each is remembered until the
+        directory comes.
+        """
+        answer = zipped(*((f"{n}.csv", b"") for n in range(MAX_MEMBERS + 1)), method=zipfile.ZIP_STORED)
+        stream = ZipStream()
+        stream.feed(answer)
+        self.assertIsNone(stream.verdict())
+        self.assertEqual(len(stream._members), MAX_MEMBERS)
+        verdict = streamed(zipped(*((f"{n}.csv", b"x") for n in range(MAX_MEMBERS))))
+        assert verdict is not None
+        self.assertEqual(verdict.kind, DATA)
 
     def test_damagedAgreesOrAbstains(self) -> None:
         """
