@@ -73,17 +73,20 @@ class ItemTooLarge(PayloadTooLarge):
 
     @ivar index: Its position in the list being paged.
     @ivar size: Its size, encoded, in bytes.
+    @ivar limit: The most bytes one item may have, beside its page's
+        wrapper.
     """
 
     def __init__(self, index: int, size: int, limit: int) -> None:
         """
         @param index: See L{ItemTooLarge.index}.
         @param size: See L{ItemTooLarge.size}.
-        @param limit: The most bytes a page may hold.
+        @param limit: See L{ItemTooLarge.limit}.
         """
         super().__init__(f"item {index} alone is {size:,} bytes; the limit is {limit:,} (one AMP value)")
         self.index = index
         self.size = size
+        self.limit = limit
 
 
 def pack(items: Sequence[object], room: int, limit: int = LIMIT) -> list[list[object]]:

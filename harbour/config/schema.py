@@ -43,6 +43,7 @@ from harbour.config.checks import (
     window,
     window_hours,
 )
+from harbour.config.paging import LIMIT, ItemTooLarge, encode, paginate
 from harbour.config.topics import (
     TOPICS,
     DownloadTopic,
@@ -331,9 +332,48 @@ def load_directory(
                 continue
             sources[topic] = path.name
             topics[topic] = value
+    problems.extend(_unpublishable(topics, sources, texts))
     if problems:
         return None, problems
     return Configuration(topics, sources, report_warnings(topics["reports"], sources, texts)), []
+
+
+def _unpublishable(topics: dict[str, Any], sources: dict[str, str], texts: dict[str, str]) -> list[Problem]:
+    """
+    What the bus would refuse to carry: a topic, or one report (each goes
+    in a page, L{harbour.config.paging}), whose encoded form exceeds one
+    AMP value.  Found here, it refuses the whole configuration; found as
+    each topic is published, it would leave the topics published before it
+    in force and the rest not.
+
+    @param topics: Every topic's value; L{None} for a topic, or a report,
+        that was refused (its problems are already told).
+    @return: One problem for each, located at its table.
+    """
+    problems = []
+    for topic, value in topics.items():
+        if value is None:
+            continue
+        file = sources.get(topic, "(defaults)")
+        locator = Locator(texts.get(file, ""))
+        if not TOPICS[topic][1]:
+            size = len(encode(to_payload(value)))
+            if size > LIMIT:
+                why = f"cannot publish: it is {size:,} bytes encoded; one event may hold {LIMIT:,}"
+                problems.append(Problem(file, locator.line((topic,)), topic, why))
+            continue
+        for index, item in enumerate(value):
+            if item is None:
+                continue
+            try:
+                paginate([to_payload(item)])
+            except ItemTooLarge as e:
+                why = (
+                    f"cannot publish: it is {e.size:,} bytes encoded; one event may hold {LIMIT:,},"
+                    f" so one report at most {e.limit:,} beside its page's own keys"
+                )
+                problems.append(Problem(file, locator.line((topic, index)), f"{topic}[{index}]", why))
+    return problems
 
 
 def report_warnings(reports: list[Any], sources: dict[str, str], texts: dict[str, str]) -> list[Problem]:

@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.config import schema
 from harbour.config.checks import Invalid, day
+from harbour.config.paging import LIMIT
 from harbour.config.schema import (
     DownloadTopic,
     Locator,
@@ -320,6 +321,46 @@ class DirectoryTests(SynchronousTestCase):
         self.assertIn("cannot read", messages["loop.toml"])
         self.assertTrue(messages["folder.toml"].startswith("a directory"), messages["folder.toml"])
         self.assertTrue(messages["pipe.toml"].startswith("not a regular file"), messages["pipe.toml"])
+
+    def test_reportTooLargeToPublish(self) -> None:
+        """
+        A report whose encoded form does not fit in one event refuses the
+        whole configuration, at the report, with every other problem: the
+        config service would otherwise publish the topics before it and
+        not the reports.
+        """
+        huge = ",".join(f"NODE_{i:05d}" for i in range(7000))
+        self.write("a.toml", '[manifest]\nstart = "2023-06-01"\n')
+        self.write(
+            "reports.toml",
+            '[[reports]]\nname = "load"\nqueryname = "SLD_FCST"\nmarket_run_id = "DAM"\n'  # 1-4
+            f'[[reports]]\nname = "x"\nqueryname = "MY_OTHER_SOURCE"\nparams = {{ node = "{huge}" }}\n'  # 5-8
+            '[[reports]]\nname = "y"\n',  # 9-10
+        )
+        configuration, problems = load_directory(self.directory)
+        self.assertIsNone(configuration)
+        self.assertEqual(
+            [(p.file, p.line, p.key) for p in problems],
+            [("reports.toml", 9, "reports[2].queryname"), ("reports.toml", 5, "reports[1]")],
+        )
+        self.assertRegex(
+            problems[1].message,
+            r"^cannot publish: it is 77,\d{3} bytes encoded; one event may hold 65,535, so one report at "
+            r"most 6\d,\d{3} beside its page's own keys$",
+        )
+
+    def test_topicTooLargeToPublish(self) -> None:
+        """
+        A topic whose encoded form does not fit in one event refuses the
+        whole configuration, at the topic.
+        """
+        self.write("a.toml", f'[work]\nmax_attempts = 2\n[manifest]\nbase_url = "http://h/{"x" * LIMIT}"\n')
+        configuration, problems = load_directory(self.directory)
+        self.assertEqual([(p.file, p.line, p.key) for p in problems], [("a.toml", 3, "manifest")])
+        self.assertIsNone(configuration)
+        self.assertRegex(
+            problems[0].message, r"^cannot publish: it is 65,\d{3} bytes encoded; one event may hold 65,535$"
+        )
 
     def test_defaults(self) -> None:
         """
