@@ -52,6 +52,7 @@ from harbour.config.topics import (
     Topic,
     TopicError,
     WorkTopic,
+    reversed_range,
     setting,
     suggest,
     to_payload,
@@ -332,10 +333,53 @@ def load_directory(
                 continue
             sources[topic] = path.name
             topics[topic] = value
+    problems.extend(_reversed_report_ranges(topics, sources, texts))
     problems.extend(_unpublishable(topics, sources, texts))
     if problems:
         return None, problems
     return Configuration(topics, sources, report_warnings(topics["reports"], sources, texts)), []
+
+
+def _reversed_report_ranges(
+    topics: dict[str, Any], sources: dict[str, str], texts: dict[str, str]
+) -> list[Problem]:
+    """
+    Refuse a report whose range starts after it ends when one bound is its
+    own and the other the manifest's, both dates (see L{reversed_range}):
+    each table only checks the bounds it gives, so that only the whole
+    configuration shows it, and such a report would ask for nothing.
+
+    @param topics: Every topic's value; L{None} for a topic, or a report,
+        that was refused (its problems are already told).
+    @return: One problem for each, located at the report's own bound.
+    """
+    manifest, reports = topics.get("manifest"), topics.get("reports")
+    if manifest is None or not reports:
+        return []
+    name = sources["reports"]
+    locator = Locator(texts[name])
+    where = sources.get("manifest")
+    problems = []
+    for index, report in enumerate(reports):
+        # A report giving both bounds, or neither, is checked by its table
+        # or by the manifest's.
+        if report is None or (report.start is None) == (report.end is None):
+            continue
+        own, inherited = ("start", "end") if report.start is not None else ("end", "start")
+        start, end = report.start or manifest.start, report.end or manifest.end
+        if not any(reversed_range({"start": start, "end": end})):
+            continue
+        origin = "by default"
+        if where is not None:
+            origin = f"{where}:{Locator(texts[where]).line(('manifest', inherited))}"
+        message = (
+            f"start {start} is after end {end} (the manifest's {inherited}, {origin}): the range would"
+            " ask for nothing"
+        )
+        problems.append(
+            Problem(name, locator.line(("reports", index, own)), f"reports[{index}].{own}", message)
+        )
+    return problems
 
 
 def _unpublishable(topics: dict[str, Any], sources: dict[str, str], texts: dict[str, str]) -> list[Problem]:

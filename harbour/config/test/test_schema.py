@@ -322,6 +322,52 @@ class DirectoryTests(SynchronousTestCase):
         self.assertTrue(messages["folder.toml"].startswith("a directory"), messages["folder.toml"])
         self.assertTrue(messages["pipe.toml"].startswith("not a regular file"), messages["pipe.toml"])
 
+    def test_reportRangeReversedWithManifest(self) -> None:
+        """
+        A report's range runs from its own bound, else the manifest's, to
+        its own, else the manifest's: when both are dates and the start is
+        after the end, the configuration is refused at the report's own
+        bound, naming the manifest's.  Relative bounds are not compared.
+        """
+        self.write("a.toml", '[manifest]\nstart = "2024-01-01"\nend = "2024-03-01"\n')
+        self.write(
+            "reports.toml",
+            '[[reports]]\nname = "late"\nqueryname = "A"\nstart = "2024-06-01"\n'  # 1-4
+            '[[reports]]\nname = "early"\nqueryname = "A"\nend = 2023-12-31\n'  # 5-8
+            '[[reports]]\nname = "fine"\nqueryname = "A"\nstart = "2024-02-01"\n'  # 9-12
+            '[[reports]]\nname = "relative"\nqueryname = "A"\nstart = "-1d"\n'  # 13-16
+            '[[reports]]\nname = "own"\nqueryname = "A"\nstart = "2025-01-01"\nend = "today"\n',  # 17-21
+        )
+        configuration, problems = load_directory(self.directory)
+        self.assertEqual(
+            [(p.file, p.line, p.key) for p in problems],
+            [("reports.toml", 4, "reports[0].start"), ("reports.toml", 8, "reports[1].end")],
+        )
+        nothing = ": the range would ask for nothing"
+        self.assertEqual(
+            [p.message for p in problems],
+            [
+                "start 2024-06-01 is after end 2024-03-01 (the manifest's end, a.toml:3)" + nothing,
+                "start 2024-01-01 is after end 2023-12-31 (the manifest's start, a.toml:2)" + nothing,
+            ],
+        )
+        self.assertIsNone(configuration)
+
+    def test_reportRangeReversedWithDefaultManifest(self) -> None:
+        """
+        A report's start after the end the loader's defaults give the
+        manifest is refused too.
+        """
+        self.write("reports.toml", '[[reports]]\nname = "late"\nqueryname = "A"\nstart = "2024-06-01"\n')
+        configuration, problems = load_directory(self.directory, {"manifest": {"end": "2024-03-01"}})
+        self.assertEqual([(p.line, p.key) for p in problems], [(4, "reports[0].start")])
+        self.assertEqual(
+            problems[0].message,
+            "start 2024-06-01 is after end 2024-03-01 (the manifest's end, by default): the range would ask"
+            " for nothing",
+        )
+        self.assertIsNone(configuration)
+
     def test_reportTooLargeToPublish(self) -> None:
         """
         A report whose encoded form does not fit in one event refuses the
