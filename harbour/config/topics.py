@@ -103,8 +103,9 @@ def _check_fields(
     """
     Run the check of each field of C{cls} that C{values} gives.
 
-    @return: The values each check returned, and (key, message) problems
-        for every value refused and every required field absent.
+    @return: The values each check returned (so none for a field refused
+        or absent), and (key, message) problems for every value refused
+        and every required field absent.
     """
     checked: dict[str, Any] = {}
     problems: list[tuple[str, str]] = []
@@ -126,7 +127,8 @@ class Topic:
     A subclass is a frozen attrs class whose fields are declared with
     L{setting}.  Building it with any value that fails its field's check,
     or with values that fail L{check_whole} together, raises L{TopicError}
-    naming every problem; the values kept are those the checks return.
+    naming every problem, those of the fields and those of the fields
+    together at once; the values kept are those the checks return.
     """
 
     #: Set by attrs on each subclass; declared so that type checkers let
@@ -135,16 +137,15 @@ class Topic:
 
     def __attrs_post_init__(self) -> None:
         """
-        Check every field, then the fields together, and keep the checked
-        values.
+        Check every field, then the fields that passed together, and keep
+        the checked values.
 
         @raise TopicError: if any check fails.
         """
         cls = type(self)
         current = {field.name: getattr(self, field.name) for field in attr.fields(cls)}
         checked, problems = _check_fields(cls, current)
-        if not problems:
-            problems.extend(self.check_whole(checked))
+        problems.extend(self.check_whole(checked))
         if problems:
             raise TopicError(cls.__name__, problems)
         for name, value in checked.items():
@@ -155,11 +156,14 @@ class Topic:
     @staticmethod
     def check_whole(values: dict[str, Any]) -> Iterable[tuple[str, str]]:
         """
-        Checks that involve several fields, run once each field has passed
-        its own check.
+        Checks that involve several fields, run after each field's own
+        check, on the fields that passed it: a check is skipped only if a
+        field it reads was refused, so that a save shows every mistake at
+        once rather than one round after another, and none twice.
 
-        @param values: Every field's checked value; a check may fill in a
-            value implied by others.
+        @param values: The checked value of every field that passed its
+            own check; a field refused, or required and missing, is absent.
+            A check may fill in a value implied by others.
         @return: C{(key, message)} problems; none here.
         """
         return ()
@@ -176,9 +180,8 @@ class Topic:
             fields are ignored.
         @return: The topic.
         @raise TopicError: naming every unknown key (with the closest known
-            name), every missing required key and every value refused; or,
-            if there are none of those, every problem found by
-            L{check_whole}.
+            name), every missing required key, every value refused and
+            every problem L{check_whole} finds in the fields that passed.
         """
         if not isinstance(payload, Mapping):
             raise TopicError(cls.__name__, [("", f"must be a table, not {describe(payload)}")])
@@ -191,8 +194,27 @@ class Topic:
         checked, field_problems = _check_fields(cls, given)
         problems.extend(field_problems)
         if problems:
+            # The topic cannot be built to run them, but the checks of the
+            # fields together still show what else is wrong.
+            values = {name: value for name, value in _defaults(cls).items() if name not in given}
+            values.update(checked)
+            problems.extend(cls.check_whole(values))
             raise TopicError(cls.__name__, problems)
         return cls(**checked)
+
+
+def _defaults(cls: type[Topic]) -> dict[str, Any]:
+    """
+    @return: The default of each field of C{cls} that has one.
+    """
+    defaults = {}
+    for field in attr.fields(cls):
+        # attrs' stubs declare Factory a function; it is a class.
+        if isinstance(field.default, attr.Factory):  # type: ignore[arg-type]
+            defaults[field.name] = field.default.factory()
+        elif field.default is not attr.NOTHING:
+            defaults[field.name] = field.default
+    return defaults
 
 
 def reversed_range(values: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
@@ -301,10 +323,11 @@ class ReportTopic(Topic):
         required parameter; a group whose one answer holds its calendar
         month gets L{MONTH_WINDOW} (another window only warns), and no
         other report the catalogue knows may; another report's window
-        defaults to a day.
+        defaults to a day.  Each check is skipped if a field it reads was
+        refused (see L{Topic.check_whole}).
 
-        @param values: Every field's checked value; C{kind} and C{window}
-            are set.
+        @param values: The checked value of every field that passed its
+            own check; C{kind} and C{window} are set.
         @return: C{(key, message)} problems.
         """
         yield from reversed_range(values)
@@ -316,24 +339,32 @@ class ReportTopic(Topic):
                     "params",
                     f"{name!r} is not a parameter to give: it is the report's own key {name.lower()}",
                 )
-        query, group = values.get("queryname"), values.get("groupid")
+        if "queryname" not in values or "groupid" not in values:
+            return  # which report it is, and so every rule below, is unknown
+        query, group = values["queryname"], values["groupid"]
         if (query is None) == (group is None):
             yield "queryname", "give exactly one of queryname (SingleZip) or groupid (GroupZip)"
             return
         implied = "single_zip" if query is not None else "group_zip"
-        if values.get("kind") is None:
+        kind = values.get("kind", implied)  # a kind refused is not compared
+        if kind is None:
             values["kind"] = implied
-        elif values["kind"] != implied:
+        elif kind != implied:
             key = "queryname" if query is not None else "groupid"
-            yield "kind", f"kind {values['kind']!r} does not fit {key} (use {implied!r})"
+            yield "kind", f"kind {kind!r} does not fit {key} (use {implied!r})"
         entry = load_catalogue().entry(queryname=query) if query else load_catalogue().entry(groupid=group)
         if entry is None:
-            values["window"] = values.get("window") or DEFAULT_WINDOW
+            if "window" in values:
+                values["window"] = values["window"] or DEFAULT_WINDOW
             return
+        if "params" not in values:
+            return  # the longest window and the parameters required depend on them
         params = _request_params(values)
-        given = values.get("window")
         hours: int | None = None
-        if given == MONTH_WINDOW and not entry.monthly:
+        given = values.get("window")
+        if "window" not in values:
+            pass  # refused: the parameters are checked all the same
+        elif given == MONTH_WINDOW and not entry.monthly:
             monthly = ", ".join(g.name for g in load_catalogue().groups if g.monthly)
             refusal = (
                 f'window "{MONTH_WINDOW}" is only for the groups whose one answer holds a calendar '
@@ -347,7 +378,11 @@ class ReportTopic(Topic):
         elif given != MONTH_WINDOW:
             hours = window_hours(given)
         for message in check_request(entry, hours, params):
-            yield ("window" if "window of" in message else "params"), message
+            key = "window" if "window of" in message else "params"
+            # The parameters a report requires depend on its market.
+            if key == "params" and "market_run_id" not in values:
+                continue
+            yield key, message
 
     def warnings(self) -> list[tuple[str, str]]:
         """

@@ -265,12 +265,58 @@ class WholeReportTests(SynchronousTestCase):
 
     def test_wholeAfterFields(self) -> None:
         """
-        The fields together are checked only once each passes its own
-        check, so one mistake is not reported twice.
+        A check of the fields together is skipped when a field it reads
+        fails its own check, so one mistake is not reported twice.
         """
         error = self.assertRaises(TopicError, ReportTopic, name="a", queryname=3)
         self.assertEqual([key for key, ignored in error.problems], ["queryname"])
         self.assertIn("must be a string", str(error))
+
+    def test_wholeDespiteOtherFields(self) -> None:
+        """
+        The checks of the fields together run on the fields that passed
+        their own: a value refused hides none of the problems of the
+        others, whether the topic is built directly or from a payload.
+        """
+        values: dict[str, Any] = {
+            "name": "lmp",
+            "queryname": "PRC_LMP",
+            "resultformat": "json",
+            "window": "7d",
+            "params": {"grp_type": "ALL"},
+        }
+        for build in [lambda: ReportTopic(**values), lambda: ReportTopic.from_payload(values)]:
+            error = self.assertRaises(TopicError, build)
+            self.assertEqual([key for key, ignored in error.problems], ["resultformat", "window", "params"])
+            self.assertIn("a window of 168 h is longer than one request may cover", error.problems[1][1])
+            self.assertIn("market_run_id is required", error.problems[2][1])
+        error = self.assertRaises(
+            TopicError,
+            ManifestTopic.from_payload,
+            {"start": "2026-11-20", "end": "2026-11-10", "timezone": "Mars"},
+        )
+        self.assertEqual([key for key, ignored in error.problems], ["timezone", "start"])
+
+    def test_wholeSkipsOnlyWhatReadsARefusedField(self) -> None:
+        """
+        A refused field skips only the checks that read it: a refused
+        C{market_run_id} hides which parameters are required but not a
+        window too long; a refused C{window} hides neither the required
+        parameters nor the market; refused C{params} hide the catalogue's
+        rules but not C{kind}; a refused bound hides the range's order.
+        """
+        cases: list[tuple[dict[str, Any], list[str]]] = [
+            (
+                {"queryname": "PRC_LMP", "market_run_id": 5, "window": "7d", "params": {"grp_type": "ALL"}},
+                ["market_run_id", "window"],
+            ),
+            ({"queryname": "PRC_LMP", "window": "40d"}, ["window", "params", "params"]),
+            ({"groupid": "DAM_LMP_GRP", "kind": "single_zip", "params": []}, ["params", "kind"]),
+            ({"queryname": "Q", "start": "2026-11-20", "end": "soon"}, ["end"]),
+        ]
+        for values, keys in cases:
+            error = self.assertRaises(TopicError, ReportTopic.from_payload, {"name": "r", **values})
+            self.assertEqual([key for key, ignored in error.problems], keys, error.problems)
 
 
 class FromPayloadTests(SynchronousTestCase):
