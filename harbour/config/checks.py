@@ -36,6 +36,13 @@ _AHEAD = re.compile(r"\+(\d+)d\Z")
 #: and ahead, in days: beyond, counting from today leaves the calendar.
 MOST_BACK = {"d": 36_525, "mo": 1_200, "y": 100}
 MOST_AHEAD_DAYS = 366
+
+#: The earliest and latest dates a day may name: CAISO's markets began
+#: in 1998, and a date far beyond is surely a mistake that would break the
+#: planning (the day after 9999-12-31 is past the calendar's end) or ask
+#: for absurdly many requests (666,530 from 0202-01-01, one a day).
+EARLIEST_DAY = datetime.date(1998, 1, 1)
+LATEST_DAY = datetime.date(2099, 12, 31)
 _OFFSET = re.compile(r"[+-]\d+(m|h|d)\Z")
 
 
@@ -183,11 +190,11 @@ def url() -> Check:
 
 def day(allow_today: bool = False) -> Check:
     """
-    @return: A check for a date (TOML date or C{"YYYY-MM-DD"}), a span
-        before today such as C{"-39mo"}, C{"-30d"} or C{"-2y"}, or (if
-        allowed, for an end) C{"today"} or days ahead such as C{"+1d"}; it
-        gives a string, so that relative values stay relative and the
-        value survives JSON.
+    @return: A check for a date (TOML date or C{"YYYY-MM-DD"}) from
+        L{EARLIEST_DAY} to L{LATEST_DAY}, a span before today such as
+        C{"-39mo"}, C{"-30d"} or C{"-2y"}, or (if allowed, for an end)
+        C{"today"} or days ahead such as C{"+1d"}; it gives a string, so
+        that relative values stay relative and the value survives JSON.
     """
     expected = 'a date (2024-01-31), a span back such as "-39mo", "-30d" or "-2y"'
     if allow_today:
@@ -197,7 +204,7 @@ def day(allow_today: bool = False) -> Check:
         if isinstance(value, datetime.datetime):
             raise Invalid(f"must be {expected}, not a date-time")
         if isinstance(value, datetime.date):
-            return value.isoformat()
+            return _within_years(value).isoformat()
         if isinstance(value, str):
             ahead, back = _AHEAD.match(value), _RELATIVE.match(value)
             if allow_today and ahead and int(ahead.group(1)) > MOST_AHEAD_DAYS:
@@ -209,12 +216,26 @@ def day(allow_today: bool = False) -> Check:
             if back:
                 return value
             try:
-                return datetime.date.fromisoformat(value).isoformat()
+                date = datetime.date.fromisoformat(value)
             except ValueError:
                 pass
+            else:
+                return _within_years(date).isoformat()
         raise Invalid(f"must be {expected}, not {value!r}")
 
     return check
+
+
+def _within_years(date: datetime.date) -> datetime.date:
+    """
+    @return: C{date}, if it lies from L{EARLIEST_DAY} to L{LATEST_DAY}.
+    @raise Invalid: if it does not.
+    """
+    if date < EARLIEST_DAY:
+        raise Invalid(f"must be {EARLIEST_DAY} or later (CAISO's markets began in 1998), not {date}")
+    if date > LATEST_DAY:
+        raise Invalid(f"must be {LATEST_DAY} or earlier, not {date}")
+    return date
 
 
 def resolve_day(value: str, today: datetime.date) -> datetime.date:

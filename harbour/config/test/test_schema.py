@@ -227,6 +227,35 @@ class ResolveDayTests(SynchronousTestCase):
         today = datetime.date(2026, 11, 23)
         self.assertEqual(resolve_day("-100y", today), datetime.date(1926, 11, 23))
 
+    def test_datesBounded(self) -> None:
+        """
+        A date, as TOML or text, lies from 1998-01-01 (CAISO's markets
+        began in 1998) to 2099-12-31: beyond, planning overflows the
+        calendar or asks for hundreds of thousands of requests.
+        """
+        start, end = day(), day(allow_today=True)
+        for value in ("1998-01-01", datetime.date(1998, 1, 1)):
+            self.assertEqual(start(value), "1998-01-01")
+        for value in ("2099-12-31", datetime.date(2099, 12, 31)):
+            self.assertEqual(end(value), "2099-12-31")
+        refusals = [
+            ("1997-12-31", "must be 1998-01-01 or later (CAISO's markets began in 1998), not 1997-12-31"),
+            ("0202-01-01", "must be 1998-01-01 or later (CAISO's markets began in 1998), not 0202-01-01"),
+            ("2100-01-01", "must be 2099-12-31 or earlier, not 2100-01-01"),
+            ("9999-12-31", "must be 2099-12-31 or earlier, not 9999-12-31"),
+        ]
+        for value, message in refusals:
+            for given in (value, datetime.date.fromisoformat(value)):
+                for check in (start, end):
+                    with self.assertRaises(Invalid) as caught:
+                        check(given)
+                    self.assertEqual(str(caught.exception), message)
+        ignored, problems = parse_file(
+            "a.toml",
+            '[manifest]\nstart = 0202-01-01\n[[reports]]\nname = "r"\nqueryname = "Q"\nend = "9999-12-31"\n',
+        )
+        self.assertEqual([(p.line, p.key) for p in problems], [(2, "manifest.start"), (6, "reports[0].end")])
+
 
 class DirectoryTests(SynchronousTestCase):
     """
