@@ -20,10 +20,11 @@ its errors need) and changes nothing; every reload without errors ends
 with C{config.loaded} (not retained), whether or not a topic changed.
 
 No event grows with the configuration: the reports go out in pages
-(L{harbour.config.paging}).  A topic counts as published only once the bus
-has accepted it; one the bus refuses (a report too large for one AMP value,
-say) is logged with the reason and published as C{config.error}, the
-topics that could be published are, and the next reload tries it again.
+(L{harbour.config.paging}); a report too large for one is a configuration
+error, found before anything is published.  A topic counts as published
+only once the bus has accepted it; one the bus refuses is logged with the
+reason and published as C{config.error}, the topics that could be
+published are, and the next reload tries it again.
 """
 
 from __future__ import annotations

@@ -70,6 +70,28 @@ class CheckConfigTests(SynchronousTestCase):
             ],
         )
 
+    def test_errorsFoundAcrossTopics(self) -> None:
+        """
+        What only the whole configuration shows is found as the daemon
+        finds it: a report too large for one bus event, and a report
+        starting after the manifest's end.
+        """
+        (self.directory / "manifest.toml").write_text('[manifest]\nend = "2024-03-01"\n')
+        (self.directory / "reports.toml").write_text(
+            '[[reports]]\nname = "load"\nqueryname = "SLD_FCST"\nmarket_run_id = "DAM"\n'
+            'start = "2024-06-01"\n'
+            '[[reports]]\nname = "big"\nqueryname = "SLD_FCST"\nmarket_run_id = "DAM"\n'
+            f'params = {{ node = "{"N" * 70_000}" }}\n'
+        )
+        code, output = self.run_check()
+        self.assertEqual(code, FAILED)
+        lines = output.splitlines()
+        self.assertEqual(len(lines), 2, output[:500])
+        self.assertTrue(lines[0].startswith("reports.toml:5: reports[0].start: "), lines[0])
+        self.assertTrue(
+            lines[1].startswith("reports.toml:6: reports[1]: cannot publish: it is "), lines[1][:200]
+        )
+
     def test_missingDirectory(self) -> None:
         """
         A directory that does not exist is an error, not a traceback.

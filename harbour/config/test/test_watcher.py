@@ -483,16 +483,18 @@ class ScaleTests(SynchronousTestCase):
 
     def test_reportTooLarge(self) -> None:
         """
-        A report too large for one value is not published: the error,
-        located at the report, is logged and published as C{config.error},
-        C{Status} and C{Reload} show it, the other topics are published,
-        and fixing it publishes the reports.
+        A report too large for one value is a configuration error, found
+        before anything is published (so no topic of the save is taken
+        without the others): the error, located at the report, is logged
+        and published as C{config.error}, C{Status} and C{Reload} show it,
+        and fixing it publishes every topic.
         """
         huge = f'params = {{ node = "{"N" * LIMIT}" }}\n'
         self.write("a.toml", "[work]\nmax_attempts = 3\n")
         self.write("reports.toml", reports_toml(2) + reports_toml(1, "big", huge))
         topics, errors = self.reload()
-        self.assertEqual(topics, ["download", "manifest", "work"])
+        self.assertEqual(topics, [])
+        self.assertIsNone(self.bus.retained("work"))
         [error] = errors
         self.assertTrue(error.startswith("reports.toml:9: reports[2]: cannot publish: it is "), error)
         topic, payload = self.recorder.events[-1]
@@ -503,7 +505,7 @@ class ScaleTests(SynchronousTestCase):
         self.assertEqual(self.followed, [])
         self.assertEqual(self.flushLoggedErrors(), [])
         self.write("reports.toml", reports_toml(3))
-        self.assertEqual(self.reload(), (["reports"], []))
+        self.assertEqual(self.reload(), (["download", "manifest", "reports", "work"], []))
         self.assertEqual(self.service.status()["errors"], [])
         self.assertEqual(len(self.followed[0]), 3)
 
