@@ -56,6 +56,10 @@ LIMIT = MAX_VALUE_LENGTH
 #: up to 20 digits and the keys.
 _WRAPPER_ROOM = len(b'{"page":,"reports":[],"version":""}') + 20 + 64
 
+#: The most bytes one report may encode to: a page holds it beside its own
+#: keys.
+MOST_REPORT_BYTES = LIMIT - _WRAPPER_ROOM
+
 log = Logger()
 
 
@@ -73,20 +77,18 @@ class ItemTooLarge(PayloadTooLarge):
 
     @ivar index: Its position in the list being paged.
     @ivar size: Its size, encoded, in bytes.
-    @ivar limit: The most bytes one item may have, beside its page's
-        wrapper.
     """
 
     def __init__(self, index: int, size: int, limit: int) -> None:
         """
         @param index: See L{ItemTooLarge.index}.
         @param size: See L{ItemTooLarge.size}.
-        @param limit: See L{ItemTooLarge.limit}.
+        @param limit: The most bytes one item may have, beside its page's
+            wrapper.
         """
         super().__init__(f"item {index} alone is {size:,} bytes; the limit is {limit:,} (one AMP value)")
         self.index = index
         self.size = size
-        self.limit = limit
 
 
 def pack(items: Sequence[object], room: int, limit: int = LIMIT) -> list[list[object]]:

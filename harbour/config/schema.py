@@ -43,7 +43,7 @@ from harbour.config.checks import (
     window,
     window_hours,
 )
-from harbour.config.paging import LIMIT, ItemTooLarge, encode, paginate
+from harbour.config.paging import LIMIT, MOST_REPORT_BYTES, encode
 from harbour.config.topics import (
     TOPICS,
     DownloadTopic,
@@ -407,14 +407,11 @@ def _unpublishable(topics: dict[str, Any], sources: dict[str, str], texts: dict[
                 problems.append(Problem(file, locator.line((topic,)), topic, why))
             continue
         for index, item in enumerate(value):
-            if item is None:
-                continue
-            try:
-                paginate([to_payload(item)])
-            except ItemTooLarge as e:
+            size = 0 if item is None else len(encode(to_payload(item)))
+            if size > MOST_REPORT_BYTES:
                 why = (
-                    f"cannot publish: it is {e.size:,} bytes encoded; one event may hold {LIMIT:,},"
-                    f" so one report at most {e.limit:,} beside its page's own keys"
+                    f"cannot publish: it is {size:,} bytes encoded; one event may hold {LIMIT:,},"
+                    f" so one report at most {MOST_REPORT_BYTES:,} beside its page's own keys"
                 )
                 problems.append(Problem(file, locator.line((topic, index)), f"{topic}[{index}]", why))
     return problems

@@ -46,7 +46,7 @@ from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
-from harbour.config.paging import LIMIT, REPORTS, ItemTooLarge, encode, pack, page_number, paginate
+from harbour.config.paging import LIMIT, REPORTS, encode, pack, page_number, paginate
 from harbour.config.schema import (
     TOPICS,
     Configuration,
@@ -444,14 +444,10 @@ class ConfigService(Service):
         @return: The problem, located in the file that defines the topic.
         """
         file = configuration.sources.get(topic, "(defaults)")
-        path: tuple[object, ...] = (topic,)
-        key = topic
-        if isinstance(error, ItemTooLarge):
-            path, key = (topic, error.index), f"{topic}[{error.index}]"
-            reason = f"it is {error.size:,} bytes encoded; one event may hold {LIMIT:,}"
-        else:
-            reason = str(error) or type(error).__name__
-        problem = Problem(file, self._line(file, path), key, _clip(f"cannot publish: {reason}"))
+        # A topic too large for the bus was refused as the configuration
+        # was loaded: this is the bus's own refusal.
+        reason = str(error) or type(error).__name__
+        problem = Problem(file, self._line(file, (topic,)), topic, _clip(f"cannot publish: {reason}"))
         if isinstance(error, HarbourError):
             self.log.error("config error: {problem}", problem=str(problem), file=file, service="config")
         else:

@@ -137,11 +137,9 @@ def read_zip(zip_path: Path) -> Iterator[pa.RecordBatch]:
                         yield from read_xml(stream, info.filename)
             except ParseError as e:
                 raise ParseError(f"{zip_path.name}: {e}") from None
-            except OSError as e:
-                if _system_error(e):
+            except (OSError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError) as e:
+                if isinstance(e, OSError) and _system_error(e):
                     raise
-                raise ParseError(f"{zip_path.name}: member {info.filename}: cannot be read ({e})") from None
-            except (zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError) as e:
                 raise ParseError(f"{zip_path.name}: member {info.filename}: cannot be read ({e})") from None
 
 

@@ -231,11 +231,13 @@ class RebuiltViews:
     @ivar path: The views file.
     @ivar skipped: The reports left without views, and why.
     @ivar wide_sources: As L{MadeViews.wide_sources}.
+    @ivar emptied: As L{MadeViews.emptied}.
     """
 
     path: Path
     skipped: tuple[Skipped, ...]
     wide_sources: Mapping[str, frozenset[str]]
+    emptied: frozenset[str] = frozenset()
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -247,10 +249,13 @@ class MadeViews:
     @ivar wide_sources: Each report given a wide view to the columns of
         L{WIDE_SOURCES} its files had: a file bringing another needs the
         views made again.
+    @ivar emptied: The reports whose every file went while their views
+        were made: they have none, as a report without files.
     """
 
     skipped: tuple[Skipped, ...]
     wide_sources: Mapping[str, frozenset[str]]
+    emptied: frozenset[str] = frozenset()
 
 
 def create_views(
@@ -279,6 +284,7 @@ def create_views(
     holders: dict[str, str] = {}
     skipped: list[Skipped] = []
     wide_sources: dict[str, frozenset[str]] = {}
+    emptied: set[str] = set()
     asked = None if wanted is None else {name.lower() for name in wanted}
     for report, query in sorted(reports.items()):
         name = view_name(report)
@@ -315,10 +321,12 @@ def create_views(
                     continue
                 if files:
                     skipped.append(Unreadable(report, (str(e).strip().splitlines() or [type(e).__name__])[0]))
+                else:
+                    emptied.add(report)
                 break
             holders.update(dict.fromkeys((n.lower() for n in names), report))
             break
-    return MadeViews(tuple(skipped), wide_sources)
+    return MadeViews(tuple(skipped), wide_sources, frozenset(emptied))
 
 
 def rebuild_views(tables_dir: Path, reports: Mapping[str, str]) -> RebuiltViews:
@@ -347,7 +355,7 @@ def rebuild_views(tables_dir: Path, reports: Mapping[str, str]) -> RebuiltViews:
     connection.close()
     _write_reports(tables_dir, reports)
     temporary.replace(final)
-    return RebuiltViews(final, made.skipped, made.wide_sources)
+    return RebuiltViews(final, made.skipped, made.wide_sources, made.emptied)
 
 
 def remove_stale_temporaries(tables_dir: Path) -> int:

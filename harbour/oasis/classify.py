@@ -155,8 +155,9 @@ def classify(
     return Verdict(DATA, members=names)
 
 
-#: The largest central directory read: C{zipfile} makes an object of every
-#: entry, however many the directory holds, and an answer holds a handful.
+#: The largest central directory read, or kept as an answer streams: one
+#: entry is about 100 bytes, an answer holds a handful of members, and
+#: C{zipfile} makes an object of every entry, however many there are.
 MAX_DIRECTORY = 1 << 20
 
 #: An end of central directory record: its signature, and its length

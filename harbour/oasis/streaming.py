@@ -31,6 +31,7 @@ import attr
 from harbour.oasis.classify import (
     CHUNK,
     DATA,
+    MAX_DIRECTORY,
     MAX_INFLATED,
     MAX_RATIO,
     RETRY_LATER,
@@ -69,9 +70,6 @@ _ZIP64 = 0xFFFFFFFF
 #: judged by L{classify}, in a thread.
 MAX_STREAMED_XML = 1 << 16
 
-#: The most bytes of central directory kept: one entry is about 100 bytes,
-#: and an answer holds a handful of members.
-MAX_DIRECTORY = 1 << 20
 #: The most members followed as they stream: each is remembered until the
 #: central directory is checked, and a group's answer holds a few dozen.
 MAX_MEMBERS = 1000
@@ -406,12 +404,10 @@ class ZipStream:
         expected = (_END, 0, 0, count, count, position, self._offset)
         if (signature, disk, directory_disk, here, entries, size, offset) != expected:
             raise _Undecidable()
-        if position + _END_RECORD.size + comment_length != len(directory):
-            raise _Undecidable()
-        if comment_length:
-            # A reader looks for the end record from the end of the file:
-            # one hidden in the comment would make it read another zip than
-            # the one checked here.
+        # No comment either: a reader looks for the end record from the end
+        # of the file, and one hidden in a comment would make it read
+        # another zip than the one checked here.
+        if comment_length or position + _END_RECORD.size != len(directory):
             raise _Undecidable()
 
 

@@ -118,5 +118,4 @@ def _rebuild(tables_dir: Path, reports: dict[str, str]) -> tuple[frozenset[str],
     unreadable = {why.report for why in rebuilt.skipped if isinstance(why, Unreadable)}
     # A report whose every file went during the rebuild got no view: its
     # next file is its first again.
-    gone = {name for name in present if not any((tables_dir / name).glob("*/*.parquet"))}
-    return frozenset(present.keys() - unreadable - gone), rebuilt
+    return frozenset(present.keys() - unreadable - rebuilt.emptied), rebuilt
