@@ -96,6 +96,11 @@ def _not_json(constant: str) -> object:
     raise ValueError(f"{constant} is not a JSON number")
 
 
+# Made once: json.dumps and json.loads given any option make one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False)
+_DECODER = json.JSONDecoder(parse_constant=_not_json)
+
+
 @implementer(IEvent)
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Event:
@@ -124,9 +129,7 @@ class Event:
         @raise PayloadTooLarge: The encoded payload exceeds one AMP value.
         """
         try:
-            text = json.dumps(
-                payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False
-            )
+            text = _ENCODER.encode(payload)
         except (TypeError, ValueError) as e:
             raise BadRequest(f"payload for {topic!r} is not JSON: {e}") from None
         return cls.from_text(topic, text, payload)
@@ -147,7 +150,7 @@ class Event:
             )
         if payload is None:
             try:
-                payload = json.loads(text, parse_constant=_not_json)
+                payload = _DECODER.decode(text)
             except ValueError as e:
                 raise BadRequest(f"payload for {topic!r} is not JSON: {e}") from None
         return cls(topic, payload, text, size)
