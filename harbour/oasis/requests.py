@@ -212,6 +212,14 @@ class Windows:
             tuple(self.tails[i] for i in kept),
         )
 
+    def starts_only(self) -> Windows:
+        """
+        @return: These windows, their requests sending C{startdatetime}
+            alone: a group's trading days, of which OASIS answers the one
+            that starts there.
+        """
+        return attr.evolve(self, times=tuple(times.partition("&")[0] for times in self.times))
+
 
 class DayTable:
     """
@@ -522,15 +530,33 @@ def _report_urls(
         assert report.window is not None, "a report's window is filled in when it is built"
         hours = min(window_hours(report.window), MAX_WINDOW_HOURS)
         if now is None:
-            result.extend(requests.requests(table.windows(first, last, hours)))
-            continue
-        delay = publication_delay(report) * 3600
-        last = min(last, available_through(table, now, delay, hourly=hours % 24 != 0))
-        windows = table.windows(first, last, hours)
-        if hours % 24 and delay >= 0:
-            windows = windows.ending_by(now, delay)
+            windows = table.windows(first, last, hours)
+        else:
+            delay = publication_delay(report) * 3600
+            last = min(last, available_through(table, now, delay, hourly=hours % 24 != 0))
+            windows = table.windows(first, last, hours)
+            if hours % 24 and delay >= 0:
+                windows = windows.ending_by(now, delay)
+        if not _sends_end(report, hours):
+            windows = windows.starts_only()
         result.extend(requests.requests(windows))
     return result
+
+
+def _sends_end(report: ReportTopic, hours: int) -> bool:
+    """
+    @return: Whether the requests of C{report}, in windows of C{hours},
+        carry C{enddatetime}: all but a group's asked a trading day at a
+        time that the catalogue says takes none (only HASP and real-time
+        groups do, spec section 2.2; its examples ask for a day group's
+        day by C{startdatetime} alone).  A group the catalogue does not
+        know keeps it.
+    """
+    if report.kind != "group_zip" or hours != 24:
+        return True
+    assert report.groupid is not None
+    entry = load_catalogue().entry(groupid=report.groupid)
+    return entry is None or entry.enddatetime
 
 
 def publication_delay(report: ReportTopic) -> float:

@@ -221,6 +221,8 @@ class MemoryTaskStore(MemoryParseQueue):
             window_start=request.window_start.timestamp(),
             window_end=request.window_end.timestamp(),
         )
+        if how == "restated":
+            return
         if task.state == DOWNLOADING:
             self._replace(task, stale=how)
         elif task.state != PENDING:

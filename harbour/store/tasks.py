@@ -156,16 +156,25 @@ def redefinition(old_url: str, new_url: str, state: str) -> str | None:
 
     @return: C{"resized"} if only the window's bounds differ (the file is
         simply replaced), C{"changed"} if the report's definition changed
-        (the old file is kept as a revision), or L{None} if nothing need be
-        done: a final answer (C{downloaded}, or C{empty}) to a window now
-        only cut at its start holds every day the new request asks for.
-        That is the oldest window as a relative C{start} passes it, which
-        would otherwise be fetched again every day.
+        (the old file is kept as a revision), C{"restated"} if the new
+        request asks for the same window in other words (the task only
+        takes the new URL), or L{None} if nothing need be done: a final
+        answer (C{downloaded}, or C{empty}) to a window now only cut at its
+        start holds every day the new request asks for.  That is the
+        oldest window as a relative C{start} passes it, which would
+        otherwise be fetched again every day.
+
+        A request that drops its C{enddatetime} and keeps its start is a
+        day group's, which OASIS answers with the day that starts there
+        whatever C{enddatetime} says (spec section 2.2): tasks made when
+        harbour sent one keep their answers.
     """
     (old_rest, old_window), (new_rest, new_window) = _split(old_url), _split(new_url)
     if old_rest != new_rest:
         return "changed"
     old_start, new_start = old_window.get("startdatetime", ""), new_window.get("startdatetime", "")
+    if old_start == new_start and "enddatetime" in old_window and "enddatetime" not in new_window:
+        return "restated"
     same_end = old_window.get("enddatetime") == new_window.get("enddatetime")
     # OASIS's times (20250101T08:00-0000) sort as they follow.
     if state in (DOWNLOADED, EMPTY) and old_start and same_end and old_start < new_start:

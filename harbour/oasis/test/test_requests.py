@@ -205,20 +205,66 @@ class URLTests(SynchronousTestCase):
 
     def test_groupZip(self) -> None:
         """
-        GroupZip URLs carry the group id, times and version.
+        A group answering a trading day at a time is asked for it as the
+        spec's Example 1 asks (section 2.2.1): the group id, the day's
+        start and the version, and no C{enddatetime}, which applies only
+        to HASP and real-time groups.
         """
         group = ReportTopic(name="grp", groupid="DAM_LMP_GRP", kind="group_zip")
-        [request] = urls("2025-01-15", "2025-01-15", group)
+        [request] = urls("2013-09-19", "2013-09-19", group, base_url="http://oasis.caiso.com/oasisapi")
+        self.assertEqual(
+            request.url,
+            "http://oasis.caiso.com/oasisapi/GroupZip?groupid=DAM_LMP_GRP&startdatetime=20130919T07:00-0000&version=1",
+        )
+        self.assertEqual(request.filename, "grp/2013-09-19.zip")
+        self.assertEqual(request.window_end - request.window_start, datetime.timedelta(days=1))
+
+    def test_groupZipForDaysPublished(self) -> None:
+        """
+        A day group's requests carry no C{enddatetime} when the manifest
+        leaves out what is not published yet, too.
+        """
+        group = ReportTopic(name="grp", groupid="DAM_LMP_GRP", kind="group_zip")
+        requests = report_urls(
+            ManifestTopic(start="2025-01-10", end="2025-01-15"),
+            [group],
+            TODAY,
+            now=datetime.datetime(2026, 1, 15, 20, tzinfo=datetime.UTC).timestamp(),
+        )
+        self.assertTrue(requests)
+        self.assertEqual([r for r in requests if "enddatetime" in r.url], [])
+
+    def test_groupZipHourly(self) -> None:
+        """
+        A real-time group, cached by the hour, is asked for an hour at a
+        time with its C{enddatetime} (the spec's Example 2).
+        """
+        group = ReportTopic(name="grp", groupid="HASP_LMP_GRP", kind="group_zip")
+        [request] = [
+            r for r in urls("2013-09-19", "2013-09-19", group) if "startdatetime=20130919T07:00" in r.url
+        ]
         self.assertEqual(
             query(request.url),
             {
-                "groupid": "DAM_LMP_GRP",
-                "startdatetime": "20250115T08:00-0000",
-                "enddatetime": "20250116T08:00-0000",
+                "groupid": "HASP_LMP_GRP",
+                "startdatetime": "20130919T07:00-0000",
+                "enddatetime": "20130919T08:00-0000",
                 "version": "1",
             },
         )
-        self.assertIn("/GroupZip?", request.url)
+
+    def test_groupZipKeepsEnd(self) -> None:
+        """
+        A day group asked for in hours, and a group the catalogue does not
+        know, keep their C{enddatetime}: without it OASIS would answer the
+        whole day, or may need it.
+        """
+        hours = ReportTopic(name="grp", groupid="DAM_LMP_GRP", kind="group_zip", window="6h")
+        unknown = ReportTopic(name="new", groupid="NEW_GRP", kind="group_zip", window="1d")
+        requests = urls("2025-01-15", "2025-01-15", hours, unknown)
+        self.assertEqual(len(requests), 5)
+        for request in requests:
+            self.assertEqual(query(request.url)["enddatetime"], gmt(request.window_end))
 
     def test_groupZipCSV(self) -> None:
         """

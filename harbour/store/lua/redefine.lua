@@ -1,11 +1,13 @@
 -- Give tasks whose request changed under the same file name their new URL
 -- and window.  ARGV: P, clock, then (id, url, window_start, window_end, how)
 -- for each, HOW being 'resized' (the window grew or shrank: its file is
--- replaced, nothing kept) or 'changed' (the report's definition changed:
--- a downloaded file is kept as a revision).  A final task is fetched again;
--- one being downloaded is fetched again once it finishes ('stale').
+-- replaced, nothing kept), 'changed' (the report's definition changed:
+-- a downloaded file is kept as a revision) or 'restated' (the same window
+-- asked for in other words: only the URL changes).  A final task resized or
+-- changed is fetched again; one being downloaded is fetched again once it
+-- finishes ('stale').
 groups(5, 3, 4)
-for i = 3, #ARGV, 5 do one_of(i + 4, 'resized', 'changed') end
+for i = 3, #ARGV, 5 do one_of(i + 4, 'resized', 'changed', 'restated') end
 local at = now()
 local out = {}
 for i = 3, #ARGV, 5 do
@@ -17,7 +19,9 @@ for i = 3, #ARGV, 5 do
     local score = -tonumber(ARGV[i + 2])
     redis.call('HSET', key, 'url', ARGV[i + 1], 'window_start', ARGV[i + 2], 'window_end', ARGV[i + 3],
       'modified', at)
-    if state == 'downloading' then
+    if how == 'restated' then
+      -- The same request: whatever state it is in stands.
+    elseif state == 'downloading' then
       redis.call('HSET', key, 'stale', how)
     elseif state == 'pending' then
       if redis.call('ZREM', READY, id) == 1 then redis.call('ZADD', READY, score, id) end

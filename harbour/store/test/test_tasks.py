@@ -258,6 +258,49 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual((again.state, again.url, again.revision, again.stale), (PENDING, changed.url, 1, ""))
         self.assertEqual(await self.store.counts(), {"a": {PENDING: 1}})
 
+    def _day_group(self, day: int, end: bool) -> ReportURL:
+        """
+        A day group's request for 2025-01-C{day}, with or without the
+        C{enddatetime} that OASIS ignores for it.
+        """
+        start = datetime.datetime(2025, 1, day, 8, tzinfo=UTC)
+        times = f"startdatetime={start:%Y%m%dT%H:%M}-0000"
+        if end:
+            times += f"&enddatetime={start + datetime.timedelta(days=1):%Y%m%dT%H:%M}-0000"
+        return ReportURL(
+            f"http://oasis/GroupZip?groupid=DAM_LMP_GRP&{times}&version=1",
+            f"g/2025-01-{day:02d}.zip",
+            "g",
+            start,
+            start + datetime.timedelta(days=1),
+        )
+
+    async def test_restatedKeepsAnswer(self) -> None:
+        """
+        A request that only drops its C{enddatetime} (a day group's, asked
+        as the spec asks) takes the new URL and keeps its answer, in any
+        state: nothing is fetched again, a download under way is not made
+        stale, a failed task stays failed.
+        """
+        downloaded = await self._downloaded(self._day_group(15, end=True))
+        await self.store.create([self._day_group(16, end=True), self._day_group(17, end=True)])
+        downloading = await self._task(self.store.claim("w", 60))
+        failed = await self._task(self.store.claim("w", 60))
+        self.assertTrue(await self.store.finish(failed.id, "w", FAILED, error="no", token=failed.claim))
+        restated = [self._day_group(day, end=False) for day in (15, 16, 17)]
+        await self.store.create(restated)
+        found = [await self._task(self.store.get(task.id)) for task in (downloaded, downloading, failed)]
+        urls = {request.filename: request.url for request in restated}
+        self.assertEqual([task.url for task in found], [urls[task.filename] for task in found])
+        self.assertEqual(
+            [(task.state, task.sha256, task.revision, task.stale) for task in found],
+            [(DOWNLOADED, "old", 0, ""), (DOWNLOADING, "", 0, ""), (FAILED, "", 0, "")],
+        )
+        self.assertTrue(
+            await self.store.finish(downloading.id, "w", DOWNLOADED, 5, "new", token=downloading.claim)
+        )
+        self.assertEqual(await self.store.counts(), {"g": {DOWNLOADED: 2, FAILED: 1}})
+
     async def test_pendingTakesNewURL(self) -> None:
         """
         A pending task simply takes its request's new URL.
