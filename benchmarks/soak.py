@@ -6,8 +6,9 @@ injected on a schedule, then audit the result.
 
 Faults, in turn: C{kill -9} of harbour (then a restart), a report's
 definition changed (its C{node} parameter toggled), the simulator's fault
-modes switched on or off, a report disabled (and enabled again at the next
-fault), a kill of its redis-server (harbour restarts it), a report removed
+modes switched on or off (5xx, resets mid-body, cut zips, slow trickles,
+503s whose body never ends, heads flooded past 64 KiB), a report disabled
+(and enabled again at the next fault), a kill of its redis-server (harbour restarts it), a report removed
 for good, bad AMP commands and a wrong token, a malformed configuration save
 (then the good one back), saves that would retire every task if taken (the
 reports' file replaced by a link to nothing or emptied, the manifest's start
@@ -120,6 +121,8 @@ FAULTY = Faults(
     reset_rate=0.05,
     truncate_rate=0.05,
     trickle_rate=0.05,
+    endless_rate=0.02,
+    flood_rate=0.02,
     retry_after=0,
     trickle_bytes=4096,
 )
@@ -1134,6 +1137,7 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
         await soak.run(seconds, every)
         outcome = await soak.finish(patience=max(120.0, seconds))
         requests = len(soak.simulator.requests)
+        met = Counter(r[3] for r in soak.simulator.requests)
         audit = await soak.audit()
     finally:
         await soak.stop()
@@ -1182,6 +1186,11 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
             ("revisions kept (.revN.zip, checked)", str(audit.get("revisions_kept", 0))),
             ("files of removed reports (kept, checked)", str(audit.get("removed_kept", 0))),
             ("requests to the simulator", str(requests)),
+            (
+                "hostile answers met: 503s whose body never ends, heads over 64 KiB",
+                f"{met['endless'] + met['endless, read on']}, {met['flood']}",
+            ),
+            ("never-ending bodies read past 1 MiB (must be 0)", str(met["endless, read on"])),
             ("files seen downloading on the worker (must not be 0)", str(len(soak.worker_downloads))),
             (
                 "pauses or resumes that did not reach every process (must be 0)",
@@ -1209,6 +1218,7 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
         and all(soak.pauses)
         and not soak.worker_deaths
         and not soak.strangers_failed
+        and met["endless, read on"] == 0
         and all(
             audit.get(k, 0) == 0
             for k in (

@@ -23,9 +23,10 @@ and C{/oasisapi/GroupZip} the way CAISO's OASIS does.
   accepted one gets OASIS's Acceptable Use Policy page with HTTP 429 and no
   C{Retry-After}, as OASIS sends it (or, with C{throttle_page}, with HTTP
   200, as some clients report it).
-- L{Faults} adds latency, 5xx with C{Retry-After}, connections reset
-  mid-body, truncated zips and slow trickles, decided per (URL, attempt) so
-  that a retried request meets a repeatable fate.
+- L{Faults} adds latency, 5xx with C{Retry-After} (with a short body, or
+  one that never ends), connections reset mid-body, truncated zips, slow
+  trickles and heads flooded with header lines, decided per (URL, attempt)
+  so that a retried request meets a repeatable fate.
 - C{ATL_PUB} (the Publications and Revisions log) and C{ATL_PUB_SCHED} (the
   Publication Schedule) agree with the data: trading day D of every report
   is published C{publish_offset} seconds after D starts, and is served from

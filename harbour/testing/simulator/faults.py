@@ -12,8 +12,15 @@ from typing import Any
 import attr
 from twisted.internet.interfaces import IReactorTime
 
-#: The faults a request can meet, in the order their rates are stacked.
-FAULTS = ("error", "reset", "truncate", "trickle")
+#: The bytes of an endless answer's body, should a client read it all.
+ENDLESS_MOST = 64 << 20
+
+#: The extra header lines of a flooded answer's head, of 70 bytes each.
+FLOOD_LINES = 1_500
+
+#: The faults a request can meet, in the order their rates are stacked (new
+#: ones last, so that a seed's fates for the earlier ones stay as they were).
+FAULTS = ("error", "reset", "truncate", "trickle", "endless", "flood")
 
 
 @attr.s(frozen=True, auto_attribs=True)
@@ -26,6 +33,11 @@ class Faults:
     @ivar retry_after: The C{Retry-After} of a 5xx, in seconds (C{inf}
         is sent as C{inf}, as a hostile server might).
     @ivar trickle_bytes: Bytes per step of a trickle (one step per 10 ms).
+    @ivar endless_rate: The chance of a 503 whose body goes on (64 KiB
+        every 10 ms, up to L{ENDLESS_MOST}) until the client goes away; a
+        client still connected after 1 MiB is recorded as reading on.
+    @ivar flood_rate: The chance of an answer whose head holds
+        L{FLOOD_LINES} extra header lines (over 64 KiB).
     """
 
     latency: float = 0.0
@@ -35,6 +47,8 @@ class Faults:
     truncate_rate: float = 0.0
     trickle_rate: float = 0.0
     trickle_bytes: int = 512
+    endless_rate: float = 0.0
+    flood_rate: float = 0.0
 
     @classmethod
     def parse(cls, spec: str) -> Faults:

@@ -22,7 +22,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from harbour.testing.simulator.answers import Answers
 from harbour.testing.simulator.documents import THROTTLE_PAGE, Row, error_zip
-from harbour.testing.simulator.faults import Fates, Faults, Throttle
+from harbour.testing.simulator.faults import ENDLESS_MOST, FLOOD_LINES, Fates, Faults, Throttle
 from harbour.testing.simulator.formats import OasisError, Span
 from harbour.testing.simulator.publications import PublicationLog, PublicationSchedule
 from harbour.testing.simulator.reports import SimReport, report_rows
@@ -241,20 +241,28 @@ class _Endpoint(Resource):
             request.setHeader(b"content-type", b"text/html")
             return THROTTLE_PAGE
         fate = simulator.fate(url)
-        if fate == "error":
-            record[3] = "503"
+        if fate in ("error", "endless"):
+            record[3] = "503" if fate == "error" else "endless"
             request.setResponseCode(503)
             wait = simulator.faults.retry_after
             # A hostile server may say "inf"; math.ceil cannot.
             request.setHeader(
                 b"retry-after", (str(math.ceil(wait)) if math.isfinite(wait) else "inf").encode()
             )
-            return b"Service Unavailable"
+            if fate == "error":
+                return b"Service Unavailable"
+            later = _Later(simulator.clock, request)
+            later.call(0, _endless, later, request, record, 0)
+            return NOT_DONE_YET
+        if fate == "flood":
+            record[3] = "flood"
+            for n in range(FLOOD_LINES):
+                request.responseHeaders.addRawHeader(b"x-flood", b"%04d" % n + b"." * 56)
         try:
             body = self.answer(args, url)
-            record[3] = "data"
+            record[3] = record[3] or "data"
         except OasisError as e:
-            record[3] = e.code
+            record[3] = record[3] or e.code
             body = error_zip(e.code, args)
         return self._send(request, record, fate, body)
 
@@ -335,3 +343,18 @@ def _trickle(later: _Later, request: Request, body: bytes, size: int) -> None:
         return
     request.write(body[:size])
     later.call(0.01, _trickle, later, request, body[size:], size)
+
+
+def _endless(later: _Later, request: Request, record: list[Any], sent: int) -> None:
+    """
+    Send 64 KiB more of a body that goes on until the client goes away (or,
+    for a client that reads on, until L{ENDLESS_MOST} bytes are sent); one
+    still there after 1 MiB is recorded as reading on.
+    """
+    if sent >= ENDLESS_MOST:
+        request.finish()
+        return
+    if sent >= 1 << 20:
+        record[3] = "endless, read on"
+    request.write(b"x" * 65536)
+    later.call(0.01, _endless, later, request, record, sent + 65536)

@@ -11,18 +11,25 @@ import io
 import zipfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 from xml.etree import ElementTree
 
 import treq
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import ResponseFailed
 from twisted.web.iweb import IResponse
+from twisted.web.resource import getChildForRequest
+from twisted.web.server import NOT_DONE_YET
+from twisted.web.test.requesthelper import DummyRequest
 
 from harbour.oasis.classify import BAD_REQUEST, DATA, EMPTY, RETRY_LATER, classify
 from harbour.testing.simulator import Faults, OasisSimulator, intervals
+from harbour.testing.simulator.faults import FLOOD_LINES
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
 DAY = "startdatetime=20251102T07:00-0000&enddatetime=20251103T08:00-0000"
@@ -230,6 +237,19 @@ class SimulatorHTTPTests(TestCase):
         response, body = await self.fetch(LMP + "&resultformat=6")
         self.assertEqual(classify(body).kind, DATA)
 
+    async def test_flood(self) -> None:
+        """
+        The flood fault sends the answer after a head of over 64 KiB, made
+        of extra header lines.
+        """
+        simulator = self.start(faults=Faults(flood_rate=1.0))
+        response, body = await self.fetch(LMP + "&resultformat=6")
+        lines = response.headers.getRawHeaders(b"x-flood")
+        self.assertEqual(len(lines), FLOOD_LINES)
+        self.assertGreater(sum(len(b"x-flood: \r\n") + len(line) for line in lines), 64 << 10)
+        self.assertEqual(classify(body).kind, DATA)
+        self.assertEqual(simulator.requests[0][3], "flood")
+
     async def test_faultsRepeatable(self) -> None:
         """
         Fault fates depend on the URL and attempt: a retried request meets
@@ -244,6 +264,53 @@ class SimulatorHTTPTests(TestCase):
         self.assertEqual(fates[0], fates[1])
         self.assertIn("503", fates[0])
         self.assertIn("data", fates[0])
+
+
+class RequestAt(DummyRequest):
+    """
+    A L{DummyRequest} with the C{path} a real request has.
+    """
+
+    def __init__(self, path: bytes) -> None:
+        super().__init__(path.split(b"/")[1:])
+        self.path = path
+
+
+class EndlessTests(SynchronousTestCase):
+    """
+    The endless fault, on a request of the simulator's own.
+    """
+
+    def test_endless(self) -> None:
+        """
+        The endless fault answers 503 with the configured C{Retry-After}
+        and a body that goes on, 64 KiB every 10 ms, until the client goes
+        away, recorded as reading on once past 1 MiB; then the simulator
+        stops.
+        """
+        clock = Clock()
+        simulator = OasisSimulator(
+            clock, faults=Faults(endless_rate=1.0, retry_after=3), last_day=datetime.date(2025, 12, 31)
+        )
+        request = RequestAt(b"/oasisapi/" + LMP.partition("?")[0].encode())
+        request.args = {k.encode(): [v.encode()] for k, v in parse_qsl(LMP.partition("?")[2])}
+        resource = getChildForRequest(simulator.site().resource, request)
+        self.assertEqual(resource.render(request), NOT_DONE_YET)
+        clock.advance(0)
+        clock.advance(0.01)
+        self.assertEqual(request.responseCode, 503)
+        self.assertEqual(request.responseHeaders.getRawHeaders(b"retry-after"), [b"3"])
+        self.assertEqual(len(b"".join(request.written)), 2 * 65536)
+        self.assertEqual(simulator.requests[0][3], "endless")
+        # 1 MiB sent by the 16th step; the 17th finds the client still there.
+        for ignored in range(14):
+            clock.advance(0.01)
+        self.assertEqual(simulator.requests[0][3], "endless")
+        clock.advance(0.01)
+        self.assertEqual(simulator.requests[0][3], "endless, read on")
+        request.processingFailed(Failure(ConnectionDone()))
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertFalse(request.finished)
 
 
 class IntervalTests(SynchronousTestCase):
