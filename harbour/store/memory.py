@@ -363,6 +363,7 @@ class MemoryTaskStore(MemoryParseQueue):
                 last_error=error,
                 attempts=attempts,
                 ended=task.claim,
+                **_stale_forgotten(task),
             )
         )
         return succeed(True)
@@ -377,7 +378,11 @@ class MemoryTaskStore(MemoryParseQueue):
             del self._leases[identifier]
             task = self._tasks[identifier]
             if task.state == DOWNLOADING:
-                self._settle(self._replace(task, state=PENDING, owner="", last_error=LEASE_EXPIRED))
+                self._settle(
+                    self._replace(
+                        task, state=PENDING, owner="", last_error=LEASE_EXPIRED, **_stale_forgotten(task)
+                    )
+                )
         return succeed(len(expired) + self._sweep_parses())
 
     def counts(self) -> Deferred[dict[str, dict[str, int]]]:
@@ -452,3 +457,16 @@ class MemoryTaskStore(MemoryParseQueue):
         See L{ITaskStore.revision_counts}.
         """
         return succeed(dict(sorted(self._revisions.items())))
+
+
+def _stale_forgotten(task: Task) -> dict[str, str]:
+    """
+    @return: The changes to a claim given back or expired: it fetched
+        nothing, and the next claim asks for the request as it is then, so
+        a change while it was fetched needs no second fetch; but a resized
+        window's file in place is replaced, not kept (see C{forget_stale} in
+        C{lua/move.lua}).
+    """
+    if task.stale == "resized":
+        return {"stale": "", "sha256": ""}
+    return {"stale": ""}

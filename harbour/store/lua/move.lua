@@ -165,6 +165,14 @@ end
 local function settle(P, id, at)
   if redis.call('HGET', P..'t:'..id, 'retiring') == '1' then retire_task(P, id, at) end
 end
+-- A claim given back or expired fetched nothing, and the next one asks for
+-- the request as it is then: a change of the request while it was fetched
+-- (see redefine.lua) needs no second fetch, but a resized window's file in
+-- place is replaced, not kept, as it would have been.
+local function forget_stale(key)
+  if redis.call('HGET', key, 'stale') == 'resized' then redis.call('HSET', key, 'sha256', '') end
+  redis.call('HDEL', key, 'stale')
+end
 -- Put a task in STATE back to pending, to be fetched again because its
 -- request changed: HOW is 'changed' (a downloaded file in place is kept as
 -- a revision) or 'resized' (it is replaced); REASON is its last_error.

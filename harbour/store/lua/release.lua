@@ -11,6 +11,7 @@ move(P, id, redis.call('HGET', key, 'report'), 'downloading', 'pending', score)
 redis.call('ZREM', LEASES, id)
 redis.call('HSET', key, 'owner', '', 'modified', at, 'not_before', not_before, 'last_error', ARGV[6],
   'ended', redis.call('HGET', key, 'claim'))
+forget_stale(key)
 -- An answer that says only "not yet" uses no attempt.
 if ARGV[7] == '0' then redis.call('HINCRBY', key, 'attempts', -1) end
 if not_before > at then

@@ -9,6 +9,7 @@ for _, id in ipairs(expired) do
     local score = -tonumber(redis.call('HGET', key, 'window_start'))
     move(P, id, redis.call('HGET', key, 'report'), 'downloading', 'pending', score)
     redis.call('HSET', key, 'owner', '', 'modified', at, 'last_error', 'lease expired')
+    forget_stale(key)
     redis.call('ZADD', READY, score, id)
     settle(P, id, at)
   end

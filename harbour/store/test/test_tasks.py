@@ -10,6 +10,7 @@ import gc
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, cast
 
+import attr
 from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -300,6 +301,60 @@ class TaskStoreBehaviourMixin(_MixinBase):
             await self.store.finish(downloading.id, "w", DOWNLOADED, 5, "new", token=downloading.claim)
         )
         self.assertEqual(await self.store.counts(), {"g": {DOWNLOADED: 2, FAILED: 1}})
+
+    async def test_staleForgottenWhenGivenBack(self) -> None:
+        """
+        A claim given back, or whose lease ran out, after its request
+        changed fetched nothing: the next claim fetches the new request,
+        and once it has, the task is done (not fetched a third time, no
+        revision made of the new answer).
+        """
+        for end_claim in ("release", "sweep"):
+            with self.subTest(end_claim=end_claim):
+                original = request(end_claim, 1)
+                await self.store.create([original])
+                first = await self._task(self.store.claim("w", 60))
+                changed = ReportURL(
+                    original.url + "&grp_type=ALL",
+                    original.filename,
+                    end_claim,
+                    original.window_start,
+                    original.window_end,
+                )
+                await self.store.create([changed])
+                if end_claim == "release":
+                    self.assertTrue(
+                        await self.store.release(first.id, "w", 0.0, "not yet", token=first.claim)
+                    )
+                else:
+                    self.clock.advance(61)
+                    self.assertEqual(await self.store.sweep(), 1)
+                second = await self._task(self.store.claim("w", 60))
+                self.assertEqual((second.id, second.url, second.stale), (first.id, changed.url, ""))
+                self.assertTrue(
+                    await self.store.finish(second.id, "w", DOWNLOADED, 10, "new", token=second.claim)
+                )
+                done = await self._task(self.store.get(first.id))
+                self.assertEqual((done.state, done.sha256, done.revision), (DOWNLOADED, "new", 0))
+
+    async def test_resizedGivenBackKeepsNothing(self) -> None:
+        """
+        A window resized while its file was being fetched again (its
+        definition changed), then given back, is fetched anew with nothing
+        kept of the file in place, as a resized window's file is replaced.
+        """
+        downloaded = await self._downloaded(self._block(1, 10))
+        changed = self._block(1, 10)
+        changed = attr.evolve(changed, url=changed.url + "&x=1")
+        await self.store.create([changed])
+        refetching = await self._task(self.store.claim("w", 60))
+        self.assertEqual((refetching.id, refetching.revision, refetching.sha256), (downloaded.id, 1, "old"))
+        grown = self._block(1, 11)
+        grown = attr.evolve(grown, url=grown.url + "&x=1")
+        await self.store.create([grown])
+        self.assertTrue(await self.store.release(refetching.id, "w", 0.0, "not yet", token=refetching.claim))
+        again = await self._task(self.store.get(downloaded.id))
+        self.assertEqual((again.state, again.sha256, again.stale, again.url), (PENDING, "", "", grown.url))
 
     async def test_pendingTakesNewURL(self) -> None:
         """
