@@ -397,7 +397,8 @@ class ITaskStore(Interface):
         @param revisions: (task id, POSIX time of the change, OASIS version)
             triples; unknown ids are ignored.
         @return: A L{Deferred} firing with a list of
-            C{{"id", "report", "previous", "revision"}} for each task put back.
+            C{{"id", "report", "previous", "revision", "url", "filename"}}
+            for each task put back.
         """
 
     def ids() -> Deferred[set[str]]:

@@ -272,7 +272,6 @@ class WorkService(Service):
         they were fetched, and announce each with C{task.revised}.
         """
         found = self.manifest.revised(entries)
-        requests: dict[str, ReportURL] = {task_id(request.filename): request for request, entry in found}
         revisions = [(task_id(request.filename), entry.published, entry.version) for request, entry in found]
         delay = STORE_RETRY[0]
         while True:
@@ -287,15 +286,16 @@ class WorkService(Service):
                     return
             yield deferLater(self.reactor, delay, lambda: None)
             delay = next_retry(delay)
+        # Some may have been noted by an earlier call, their downloads then
+        # under way: each says what it is.
         for task in changed:
-            request = requests[task["id"]]
             self.log.info(
                 "{report}: {filename} changed in OASIS after it was fetched: fetching it again",
                 report=task["report"],
-                filename=request.filename,
+                filename=task["filename"],
                 service="work",
             )
-            yield self.bus.publish("task.revised", {**task, "url": request.url, "filename": request.filename})
+            yield self.bus.publish("task.revised", task)
 
     @inlineCallbacks
     def _purge(self) -> Generator[Deferred[Any], Any, None]:

@@ -448,7 +448,14 @@ class MemoryTaskStore(MemoryParseQueue):
                 why = f"revised in OASIS (version {version})"
             self._replace(task, state=PENDING, attempts=0, not_before=0.0, last_error=why, revision=revision)
             changed.append(
-                {"id": identifier, "report": task.report, "previous": task.state, "revision": revision}
+                {
+                    "id": identifier,
+                    "report": task.report,
+                    "previous": task.state,
+                    "revision": revision,
+                    "url": task.url,
+                    "filename": task.filename,
+                }
             )
         return succeed(changed)
 

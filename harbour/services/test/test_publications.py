@@ -234,6 +234,45 @@ class FollowingTests(TestCase):
         await self.read()
         self.assertEqual(len([e for e in self.events if e.topic == "task.revised"]), 1)
 
+    async def test_revisionNotedMidDownload(self) -> None:
+        """
+        A revision of a window being downloaded is applied once that
+        download ends, at a later read, which may no longer see that
+        revision and concern another window: both are put back and
+        announced, each with its own URL and file.
+        """
+        self.follower = self.service()
+        await self.read()
+        await self.tasks.create(self.manifest.reports())
+        downloading = None
+        while (task := await self.tasks.claim("w", 3 * OVERLAP)) is not None:
+            if task.filename == "lmp/2025-03-07.zip":
+                downloading = task
+            else:
+                await self.tasks.finish(task.id, "w", DOWNLOADED, 1, "old")
+        assert downloading is not None
+        self.clock.advance(60)
+        self.simulator.revise("PRC_LMP", datetime.date(2025, 3, 7))
+        self.clock.advance(60)
+        await self.read()
+        # Past the overlap of reads: the read after this one sees that
+        # revision no more.
+        self.clock.advance(OVERLAP + 60)
+        await self.read()
+        self.assertEqual([e for e in self.events if e.topic == "task.revised"], [])
+        await self.tasks.finish(downloading.id, "w", DOWNLOADED, 1, "old", token=downloading.claim)
+        self.clock.advance(60)
+        self.simulator.revise("PRC_LMP", datetime.date(2025, 3, 6))
+        self.clock.advance(60)
+        await self.read()
+        revised = sorted(
+            (e.payload["filename"], e.payload["url"]) for e in self.events if e.topic == "task.revised"
+        )
+        urls = {request.filename: request.url for request in self.manifest.reports()}
+        self.assertEqual(
+            revised, [(name, urls[name]) for name in ("lmp/2025-03-06.zip", "lmp/2025-03-07.zip")]
+        )
+
     async def test_restartReadsOn(self) -> None:
         """
         A new service on the same Redis starts from what the last one

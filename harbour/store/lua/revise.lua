@@ -31,7 +31,8 @@ local function revise(id, at, version)
   end
   redis.call('HSET', key, 'attempts', 0, 'not_before', 0, 'last_error', why, 'modified', at_now)
   redis.call('ZADD', READY, score, id)
-  table.insert(changed, cjson.encode({id = id, report = report, previous = state, revision = revision}))
+  table.insert(changed, cjson.encode({id = id, report = report, previous = state, revision = revision,
+    url = redis.call('HGET', key, 'url'), filename = redis.call('HGET', key, 'filename')}))
 end
 local earlier = redis.call('HGETALL', due)
 for i = 1, #earlier, 2 do

@@ -797,7 +797,19 @@ class TaskStoreBehaviourMixin(_MixinBase):
         task = await self._finished(DOWNLOADED)
         self.clock.advance(10)
         changed = await self.store.revise([(task.id, self.clock.seconds() - 1, "2"), ("unknown", 0.0, "2")])
-        self.assertEqual(changed, [{"id": task.id, "report": "a", "previous": DOWNLOADED, "revision": 1}])
+        self.assertEqual(
+            changed,
+            [
+                {
+                    "id": task.id,
+                    "report": "a",
+                    "previous": DOWNLOADED,
+                    "revision": 1,
+                    "url": task.url,
+                    "filename": task.filename,
+                }
+            ],
+        )
         revised = await self._task(self.store.get(task.id))
         self.assertEqual(
             (revised.state, revised.revision, revised.sha256, revised.attempts), (PENDING, 1, "old", 0)
@@ -825,7 +837,19 @@ class TaskStoreBehaviourMixin(_MixinBase):
         task = await self._finished(EMPTY)
         self.clock.advance(10)
         changed = await self.store.revise([(task.id, self.clock.seconds(), "1")])
-        self.assertEqual(changed, [{"id": task.id, "report": "a", "previous": EMPTY, "revision": 0}])
+        self.assertEqual(
+            changed,
+            [
+                {
+                    "id": task.id,
+                    "report": "a",
+                    "previous": EMPTY,
+                    "revision": 0,
+                    "url": task.url,
+                    "filename": task.filename,
+                }
+            ],
+        )
         self.assertEqual((await self._task(self.store.get(task.id))).state, PENDING)
         self.assertEqual(await self.store.revision_counts(), {})
 
