@@ -209,6 +209,10 @@ class ZipStream:
         if len(self._members) >= MAX_MEMBERS:
             raise _Undecidable()
         raw_name = bytes(header[_LOCAL_HEADER.size : _LOCAL_HEADER.size + name_length])
+        if b"\0" in raw_name:
+            # A zip reader cuts the name there: the member would be another
+            # kind to it than its whole name says.
+            raise _Undecidable()
         name = raw_name.decode("utf-8" if flags & _UTF8 else "cp437")
         member = _Member(name, raw_name, self._offset, flags, method, crc, compressed, size)
         self._offset += length

@@ -262,6 +262,18 @@ class LeavesToClassifyTests(SynchronousTestCase):
         self.assertIsNone(streamed(answer))
         self.assertIsNone(streamed(DATA_SAMPLE.read_bytes()[:-2] + b"\x01\x00x"))
 
+    def test_nulInNameLeftToClassify(self) -> None:
+        """
+        A member whose name holds a NUL byte is left to L{classify}: a zip
+        reader cuts the name there, so an error document named
+        C{a.xml\\0.csv} is XML to it, and would have been CSV data to the
+        stream.
+        """
+        # zipfile cuts a name at its NUL when writing too: put it in after.
+        answer = zipped(("a.xmlX.csv", error_document(1000, CREATED))).replace(b"a.xmlX.csv", b"a.xml\0.csv")
+        self.assertEqual(classify(answer).kind, EMPTY)
+        self.assertIsNone(streamed(answer))
+
     def test_manyMembersLeftToClassify(self) -> None:
         """
         A zip of more members than an answer holds is left to L{classify}
