@@ -58,6 +58,10 @@ from harbour.store.server import RedisServerProcess
 from harbour.store.version import check_version
 from harbour.store.wire import StoreFactory
 
+#: The longest wait, in seconds, between tries to restart the embedded
+#: redis-server.
+RESTART_MOST = 60.0
+
 
 @implementer(IRedis, IStatusSource)
 @attr.s(eq=False)
@@ -286,11 +290,28 @@ class StoreService(Service):
         self._restart = self.reactor.callLater(self.restart_delay, self._restart_server)
         return reason
 
-    def _restart_server(self) -> None:
+    def _restart_server(self, delay: float | None = None) -> None:
+        """
+        Start the embedded server again; if it cannot start, try again
+        C{delay} seconds on, twice as long each time, up to
+        L{RESTART_MOST}: a server that cannot start now (its disk full, its
+        binary being replaced) may well start later, and the daemon lives
+        on meanwhile.
+        """
         self._restart = None
-        self._start_server().addErrback(
-            lambda f: self.log.failure("could not restart redis-server", f, service="store")
+        delay = self.restart_delay if delay is None else delay
+        self._start_server().addErrback(self._restart_failed, min(delay * 2, RESTART_MOST))
+
+    def _restart_failed(self, failure: Failure, delay: float) -> None:
+        if not self.running:
+            return
+        self.log.error(
+            "could not restart redis-server ({error}); trying again in {delay:g}s",
+            error=failure.getErrorMessage(),
+            delay=delay,
+            service="store",
         )
+        self._restart = self.reactor.callLater(delay, self._restart_server, delay)
 
     def _started(self, outcome: object) -> None:
         if isinstance(outcome, Failure) and not outcome.check(CancelledError):

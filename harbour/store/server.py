@@ -199,6 +199,11 @@ class RedisServerProcess:
         try:
             yield output.ready
         except BaseException:
+            # Not ready in time: it goes, so that the next start is the
+            # only server on the socket.
+            if not output.ended.called:
+                _kill(self._process)
+                yield output.ended
             self._unlock()
             raise
         finally:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
@@ -175,6 +176,35 @@ class StoreTests(TestCase):
             await self.store.execute("PING")
         for _attempt in range(400):
             if self.store.connected and server.pid not in (None, first):
+                break
+            await deferLater(self.reactor, 0.05)
+        self.assertEqual(await self.store.execute("PING"), "PONG")
+        self.flushLoggedErrors()
+
+    async def test_restartTriedAgain(self) -> None:
+        """
+        An embedded server that cannot start again at once (here its
+        binary exits at once) is tried again, later and later, until it
+        starts; the store then answers again.
+        """
+        server = self.server
+        binary = server.executable
+        self.store.restart_delay = 0.1
+        failed: Deferred[float] = Deferred()
+        restart_failed = self.store._restart_failed
+
+        def noted(failure: Failure, delay: float) -> None:
+            restart_failed(failure, delay)
+            if not failed.called:
+                failed.callback(delay)
+
+        self.store._restart_failed = noted  # type: ignore[method-assign]
+        server.executable = "/bin/false"
+        server.kill()
+        self.assertEqual(await failed, 0.2)
+        server.executable = binary
+        for _attempt in range(400):
+            if self.store.connected:
                 break
             await deferLater(self.reactor, 0.05)
         self.assertEqual(await self.store.execute("PING"), "PONG")
