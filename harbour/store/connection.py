@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import attr
 import txredisapi
@@ -49,6 +49,7 @@ from zope.interface import implementer
 from harbour.errors import ConfigurationError, StoreRefused, StoreUnavailable
 from harbour.interfaces import IBus, IRedis, IStatusSource
 from harbour.store.address import RedisAddress
+from harbour.store.cluster import check_cluster
 from harbour.store.keys import legacy_prefix, tagged_prefix
 from harbour.store.migrate import KeyMigration
 from harbour.store.outages import Outages
@@ -57,6 +58,8 @@ from harbour.store.sentinel import SentinelEndpoint
 from harbour.store.server import RedisServerProcess
 from harbour.store.version import check_version
 from harbour.store.wire import StoreFactory
+
+_R = TypeVar("_R")
 
 #: The longest wait, in seconds, between tries to restart the embedded
 #: redis-server.
@@ -189,7 +192,11 @@ class StoreService(Service):
         except ValueError as e:
             raise address.refused_login(str(e)) from None
         yield self._ride_out(lambda: check_version(self, self._describe, self.log))
-        if self.legacy_prefix is not None:
+        clustered = yield self._ride_out(lambda: check_cluster(self, self.prefix, self._describe))
+        # Keys without a tag lie in other slots of a cluster, where no
+        # command may move them; nor could a harbour of before tags have
+        # run on one.
+        if self.legacy_prefix is not None and not clustered:
             legacy = self.legacy_prefix
             yield self._ride_out(lambda: KeyMigration(self, legacy, self.prefix).run())
         self.log.info("store ready: Redis at {address}", address=self._describe(), service="store")
@@ -199,16 +206,17 @@ class StoreService(Service):
         self._watch.start(self.watch_interval, now=False)
 
     @inlineCallbacks
-    def _ride_out(self, step: Callable[[], Deferred[Any]]) -> Generator[Deferred[Any], Any, None]:
+    def _ride_out(self, step: Callable[[], Deferred[_R]]) -> Generator[Deferred[Any], Any, _R]:
         """
         Run a start-up step (safe to begin again) until Redis answers it,
         trying again, less and less often, through outages.
+
+        @return: A L{Deferred} firing with the step's result.
         """
         delay = 1.0
         while True:
             try:
-                yield step()
-                return
+                return (yield step())
             except StoreUnavailable:
                 # Logged once by the outage.
                 yield deferLater(self.reactor, delay, lambda: None)

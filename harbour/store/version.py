@@ -53,7 +53,7 @@ def too_old(version: tuple[int, int, int]) -> str | None:
     )
 
 
-def _refused_command(message: str) -> bool:
+def refused_command(message: str) -> bool:
     """
     @return: Whether an error reply says the command itself is refused
         (unknown or renamed, or not allowed to this ACL user), rather than
@@ -80,7 +80,7 @@ def check_version(
     try:
         info = yield redis.execute("INFO", "server")
     except StoreUnavailable as e:
-        if not _refused_command(str(e)):
+        if not refused_command(str(e)):
             raise
         # A managed Redis may rename INFO, or an ACL user lack it: not
         # a reason to refuse a Redis that may well be recent enough.

@@ -69,7 +69,7 @@ class StartTests(TestCase):
         real = store.execute
 
         def execute(*args: object) -> Deferred[Any]:
-            return info if args[:1] == ("INFO",) else real(*args)
+            return info if args == ("INFO", "server") else real(*args)
 
         # An instance attribute, so that only this store's INFO is replaced.
         store.execute = execute  # type: ignore[method-assign]
