@@ -166,6 +166,9 @@ class RedisServerProcess:
                 f"allow ({MAX_SOCKET_PATH} bytes): use a shorter --data-dir"
             )
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # A restart keeps the lock whatever becomes of it: the directory is
+        # still this harbour's.
+        restart = self._lock_fd is not None
         self._lock()
         yield self._stop_stale()
         output = self._output = _ServerOutput()
@@ -204,7 +207,8 @@ class RedisServerProcess:
             if not output.ended.called:
                 _kill(self._process)
                 yield output.ended
-            self._unlock()
+            if not restart:
+                self._unlock()
             raise
         finally:
             if timer.active():

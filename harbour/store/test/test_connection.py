@@ -6,6 +6,7 @@ a unix socket in the test's directory.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 from pathlib import Path
@@ -185,7 +186,8 @@ class StoreTests(TestCase):
         """
         An embedded server that cannot start again at once (here its
         binary exits at once) is tried again, later and later, until it
-        starts; the store then answers again.
+        starts, keeping the data directory's lock meanwhile; the store then
+        answers again.
         """
         server = self.server
         binary = server.executable
@@ -202,6 +204,9 @@ class StoreTests(TestCase):
         server.executable = "/bin/false"
         server.kill()
         self.assertEqual(await failed, 0.2)
+        # The directory is still this harbour's meanwhile.
+        with open(server.directory / "harbour.lock", "rb") as other, self.assertRaises(BlockingIOError):
+            fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         server.executable = binary
         for _attempt in range(400):
             if self.store.connected:
