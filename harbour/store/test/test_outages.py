@@ -53,10 +53,11 @@ class OutagesTests(SynchronousTestCase):
         way; one to a command issued after ends it, logged with how long it
         lasted, and the next failure is a new outage.
         """
-        earlier = self.outages.issue()
         self.outages.issue()
+        # The last issued before it began, answered late.
+        in_flight = self.outages.issue()
         self.outages.failed("connection lost")
-        self.assertEqual(self.outages.answered("late", earlier), "late")
+        self.assertEqual(self.outages.answered("late", in_flight), "late")
         self.assertEqual(self.outages.since, 0)
         later = self.outages.issue()
         self.clock.advance(3)

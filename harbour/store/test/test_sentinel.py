@@ -7,10 +7,14 @@ Sentinel started privately on 127.0.0.1.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import txredisapi
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
+from twisted.internet.task import Clock, deferLater
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from harbour.bus import Bus
@@ -20,6 +24,7 @@ from harbour.store.connection import StoreService
 from harbour.store.sentinel import SentinelEndpoint, SentinelError, _command, parse_master_reply
 from harbour.store.server import START_TIMEOUT, _ServerOutput, find_redis_server
 from harbour.store.test.test_auth import free_port
+from harbour.store.wire import StoreFactory
 from harbour.test.helpers import short_directory
 
 PASSWORD = "master-pw"
@@ -125,6 +130,69 @@ class ReplyTests(SynchronousTestCase):
             b"*2\r\n$2\r\nabc\r\n$1\r\n1\r\n",
         ):
             self.assertRaises(SentinelError, parse_master_reply, reply)
+
+
+class PooledConnection:
+    """
+    One connection of a store's pool, to C{host}:C{port}.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.transport = StringTransport(peerAddress=IPv4Address("TCP", host, port))
+
+
+class Pool:
+    """
+    Stands for a store's pool of connections.
+    """
+
+    def __init__(self, *connections: PooledConnection) -> None:
+        self.pool = list(connections)
+
+
+class ReconnectTests(SynchronousTestCase):
+    """
+    A store on a Sentinel's master closes its connections to anything but
+    the master, for the pool to connect to the master again: when a
+    Sentinel names another master, and when a connection answers that
+    its server is a replica now.  (A real failover also disconnects every
+    client of the old master, which hides both.)
+    """
+
+    def store(self) -> tuple[StoreService, PooledConnection, PooledConnection]:
+        """
+        @return: A store on a Sentinel's master, whose pool holds a
+            connection to the old master, 10.0.0.1:6379, and one to the
+            new, 10.0.0.2:6379.
+        """
+        store = StoreService.from_config(
+            Clock(), "redis+sentinel://127.0.0.1:1/svc/0", Path(self.mktemp()), "t"
+        )
+        old, new = PooledConnection("10.0.0.1", 6379), PooledConnection("10.0.0.2", 6379)
+        store._factory = cast(StoreFactory, Pool(old, new))
+        return store, old, new
+
+    def test_masterChanged(self) -> None:
+        """
+        A Sentinel naming another master closes the connections to others.
+        """
+        store, old, new = self.store()
+        store._master_changed(("10.0.0.2", 6379))
+        self.assertEqual((old.transport.disconnecting, new.transport.disconnecting), (True, False))
+
+    def test_readOnly(self) -> None:
+        """
+        A C{READONLY} answer (the server is a replica now) fails as an
+        outage and closes every connection, for each to ask the Sentinels
+        again.
+        """
+        store, old, new = self.store()
+        assert store.address is not None
+        store._sentinel = cast(SentinelEndpoint, store.address.endpoint(Clock(), 1.0))
+        error = txredisapi.ResponseError("READONLY You can't write against a read only replica.")
+        with self.assertRaises(StoreUnavailable):
+            store._unavailable(Failure(error), 1)
+        self.assertEqual((old.transport.disconnecting, new.transport.disconnecting), (True, True))
 
 
 class RecordingBus(Bus):
