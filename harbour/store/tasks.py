@@ -483,10 +483,14 @@ class RedisTaskStore(RedisParseQueue):
             new: list[str] = []
             changed: list[str] = []
             revived: list[str] = []
-            for request, identifier, url, state in zip(batch, ids, found[::2], found[1::2]):
+            for request, identifier, url, state, retired_from in zip(
+                batch, ids, found[::3], found[1::3], found[2::3]
+            ):
                 if state == RETIRED:
                     revived.append(identifier)
                     created[request.report] = created.get(request.report, 0) + 1
+                    # Revived before it is redefined (see revive.lua).
+                    state = retired_from if retired_from in FINAL_STATES else PENDING
                 elif state == DOWNLOADING:
                     # It may be marked to be retired when its attempt ends.
                     revived.append(identifier)

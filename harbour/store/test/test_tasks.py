@@ -356,6 +356,20 @@ class TaskStoreBehaviourMixin(_MixinBase):
         again = await self._task(self.store.get(downloaded.id))
         self.assertEqual((again.state, again.sha256, again.stale, again.url), (PENDING, "", "", grown.url))
 
+    async def test_revivedCutAtStartKept(self) -> None:
+        """
+        A downloaded window retired, then asked for again cut at its start
+        (as a relative start passes it while its report was away), comes
+        back downloaded, its file kept, as it would had it never been
+        retired.
+        """
+        task = await self._downloaded(self._block(1))
+        self.assertEqual(await self.store.retire([task.id]), 1)
+        self.assertEqual(await self.store.create([self._block(2)]), {"a": 1})
+        again = await self._task(self.store.get(task.id))
+        self.assertEqual((again.state, again.sha256, again.url), (DOWNLOADED, "old", self._block(1).url))
+        self.assertEqual(await self.store.counts(), {"a": {DOWNLOADED: 1}})
+
     async def test_pendingTakesNewURL(self) -> None:
         """
         A pending task simply takes its request's new URL.
