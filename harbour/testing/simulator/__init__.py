@@ -13,7 +13,10 @@ and C{/oasisapi/GroupZip} the way CAISO's OASIS does.
 - The limits are those of harbour's catalogue
   (L{harbour.oasis.catalogue.load_catalogue}); for all nodes over a limit in
   days (C{PRC_LMP} with C{grp_type=ALL}) OASIS ignores C{enddatetime} and
-  answers the first trading day only.  See L{limits}.
+  answers the first trading day only.  A GroupZip asked for by
+  C{startdatetime} alone answers the whole trading day that starts there,
+  or for a group whose one answer holds its month, that calendar month of
+  trading days.  See L{limits}.
 - Data zips are named and laid out like the real ones: CSV with the real
   columns (C{resultformat=6}), or XML in the C{OASISReport} layout with one
   member per price component.  Content is deterministic from the seed and

@@ -21,7 +21,7 @@ from harbour.oasis.catalogue import CatalogueEntry
 from harbour.testing.simulator.documents import deterministic_zip
 from harbour.testing.simulator.formats import OasisError, Span, created_after, parse_gmt, request_version
 from harbour.testing.simulator.generic import GenericReport, market_of
-from harbour.testing.simulator.limits import check_lists, group_entry, report_entry, served_window
+from harbour.testing.simulator.limits import asked_end, check_lists, group_entry, report_entry, served_window
 from harbour.testing.simulator.publications import (
     PUBLICATIONS_LOG,
     PUBLICATIONS_SCHEDULE,
@@ -76,13 +76,16 @@ class Answers:
         parts, limits = _group_parts(groupid, entry)
         version = request_version(args)
         start = parse_gmt(args.get("startdatetime"))
-        end = parse_gmt(args["enddatetime"]) if "enddatetime" in args else start + datetime.timedelta(days=1)
-        if end <= start:
-            raise OasisError(1002)
-        # Without enddatetime OASIS answers the day startdatetime begins:
-        # there is no window of the client's to check.
         if "enddatetime" in args:
+            end = parse_gmt(args["enddatetime"])
+            if end <= start:
+                raise OasisError(1002)
             start, end = served_window(limits, args, start, end)
+        else:
+            # Without enddatetime OASIS answers the trading day (or, for a
+            # month group, the month) that startdatetime begins: there is
+            # no window of the client's to check.
+            end = asked_end(entry, start)
         start, end = self.schedule.data_window(start, end)
         key = (groupid, start, end, version)
         if key not in self._group_seen:

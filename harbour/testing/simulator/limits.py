@@ -61,6 +61,30 @@ def first_days_end(start: datetime.datetime, days: int) -> datetime.datetime:
     return day_start(start.astimezone(PACIFIC).date() + datetime.timedelta(days=days))
 
 
+def month_end(start: datetime.datetime) -> datetime.datetime:
+    """
+    @return: The end of the calendar month of trading days C{start} falls
+        in: the start of the next month's first trading day.
+    """
+    day = start.astimezone(PACIFIC).date()
+    return day_start(datetime.date(day.year + day.month // 12, day.month % 12 + 1, 1))
+
+
+def asked_end(entry: CatalogueEntry | None, start: datetime.datetime) -> datetime.datetime:
+    """
+    @param entry: The group asked for by C{startdatetime} alone, if the
+        catalogue has it.
+    @return: The end of what OASIS answers such a request for: the whole
+        trading day that starts at C{start} (23 or 25 hours on the change
+        days), or for a group whose one answer holds its month (section 7:
+        "The entire month data will be cached") the whole calendar month
+        of trading days.
+    """
+    if entry is not None and entry.monthly:
+        return month_end(start)
+    return first_days_end(start, 1)
+
+
 def served_window(
     entry: CatalogueEntry, params: Mapping[str, str], start: datetime.datetime, end: datetime.datetime
 ) -> tuple[datetime.datetime, datetime.datetime]:

@@ -60,6 +60,20 @@ def path_for(entry: CatalogueEntry, hours: int | None = None, extra: str = "") -
     return f"/oasisapi/GroupZip?groupid={entry.name}&{window}{extra}"
 
 
+def interval_columns(data: bytes) -> tuple[list[str], list[str], list[str]]:
+    """
+    @param data: An XML member in the C{OASISReport} layout.
+    @return: Its C{INTERVAL_START_GMT} and C{INTERVAL_END_GMT} values in
+        order, and its distinct C{OPR_DATE} values, sorted.
+    """
+    root = ElementTree.fromstring(data)
+
+    def texts(name: str) -> list[str]:
+        return [element.text or "" for element in root.iter(f"{{{NAMESPACE}}}{name}")]
+
+    return texts("INTERVAL_START_GMT"), texts("INTERVAL_END_GMT"), sorted(set(texts("OPR_DATE")))
+
+
 def entry_of(kind: str, name: str) -> CatalogueEntry:
     """
     @return: The catalogue's report or group C{name}.
@@ -122,8 +136,32 @@ class CatalogueCoverTests(SynchronousTestCase):
         self.assertEqual(
             path, "/oasisapi/GroupZip?groupid=ENE_OIC_GRP&startdatetime=20250101T08:00-0000&version=8"
         )
-        [member] = members(self.answer(path))
-        self.assertIn("_ENE_OIC", member)
+        [(member, data)] = members(self.answer(path)).items()
+        self.assertEqual(member, "20250101_20250131_ENE_OIC_v8.xml")
+        starts, ends, days = interval_columns(data)
+        self.assertEqual(len(starts), 31 * 24)
+        self.assertEqual((starts[0], ends[-1]), ("2025-01-01T08:00:00-00:00", "2025-02-01T08:00:00-00:00"))
+        self.assertEqual(days, [f"2025-01-{day:02d}" for day in range(1, 32)])
+
+    def test_dayGroupAsAsked(self) -> None:
+        """
+        A day group asked for by C{startdatetime} alone answers the whole
+        trading day that starts there: 25 hours on the autumn day, 23 on
+        the spring day.
+        """
+        for start, hours, last in [
+            ("20251102T07:00-0000", 25, "2025-11-03T08:00:00-00:00"),
+            ("20250309T08:00-0000", 23, "2025-03-10T07:00:00-00:00"),
+        ]:
+            path = f"/oasisapi/GroupZip?groupid=DAM_LMP_GRP&startdatetime={start}&version=1"
+            found = members(self.answer(path))
+            self.assertEqual([name.split("_")[-2] for name in found], ["LMP", "MCC", "MCE", "MCL"])
+            for name, data in found.items():
+                self.assertEqual(name[:17], f"{start[:8]}_{start[:8]}")
+                starts, ends, days = interval_columns(data)
+                self.assertEqual(len(set(starts)), hours, name)
+                self.assertEqual(ends[-1], last, name)
+                self.assertEqual(days, [f"{start[:4]}-{start[4:6]}-{start[6:8]}"], name)
 
     def test_everyEntry(self) -> None:
         """
