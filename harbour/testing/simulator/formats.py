@@ -131,17 +131,19 @@ class Interval:
 def intervals(start: datetime.datetime, end: datetime.datetime, minutes: int) -> Iterator[Interval]:
     """
     The intervals of C{minutes} from C{start} to C{end}, numbered as OASIS
-    numbers them: C{OPR_HR} is the hour-ending of the trading day (1 to 25),
-    C{OPR_INTERVAL} 0 for hourly data, else 1 to 60/C{minutes}.
+    numbers them: C{OPR_HR} is the hour ending of the Pacific clock, so the
+    spring change day has no 3 and the autumn day's repeated hour is 25
+    (spec section 11: "HE03 is skipped", "HE 25 is the repeating hour");
+    C{OPR_INTERVAL} is 0 for hourly data, else 1 to 60/C{minutes} within
+    the hour.
     """
     step = datetime.timedelta(minutes=minutes)
     moment = start
     while moment < end:
-        local_day = moment.astimezone(PACIFIC).date()
-        elapsed = (moment - day_start(local_day)).total_seconds() / 60
-        hour = int(elapsed // 60) + 1
-        number = 0 if minutes >= 60 else int(elapsed % 60 // minutes) + 1
-        yield Interval(moment, moment + step, local_day, hour, number)
+        wall = moment.astimezone(PACIFIC)
+        hour = 25 if wall.fold else wall.hour + 1
+        number = 0 if minutes >= 60 else wall.minute // minutes + 1
+        yield Interval(moment, moment + step, wall.date(), hour, number)
         moment += step
 
 

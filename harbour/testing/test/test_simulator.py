@@ -34,6 +34,12 @@ from harbour.testing.simulator.faults import FLOOD_LINES
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
 DAY = "startdatetime=20251102T07:00-0000&enddatetime=20251103T08:00-0000"
 LMP = f"SingleZip?queryname=PRC_LMP&{DAY}&market_run_id=DAM&version=1"
+SPRING_DAY = "startdatetime=20250309T08:00-0000&enddatetime=20250310T07:00-0000"
+#: The hours ending of the change days in order, as OASIS numbers them
+#: (spec section 11): the autumn day's repeated hour is 25, the spring
+#: day has no 3.
+AUTUMN_HOURS = [1, 2, 25, *range(3, 25)]
+SPRING_HOURS = [1, 2, *range(4, 25)]
 
 
 class SimulatorHTTPTests(TestCase):
@@ -110,7 +116,9 @@ class SimulatorHTTPTests(TestCase):
     async def test_csvLikeTheRealOne(self) -> None:
         """
         A CSV answer has the real sample's columns and member-name form,
-        and 25 hours of rows per node and component on the autumn day.
+        and 25 hours of rows per node and component on the autumn day, in
+        order labelled 1, 2, 25 (the repeated hour), 3 ... 24; the spring
+        day's 23 have no 3.
         """
         simulator = self.start(nodes=2)
         response, body = await self.fetch(LMP + "&resultformat=6")
@@ -122,8 +130,16 @@ class SimulatorHTTPTests(TestCase):
         self.assertEqual(rows[0], real)
         self.assertRegex(name, r"^20251102_20251102_PRC_LMP_DAM_\d{8}_\d\d_\d\d_\d\d_v1\.csv$")
         self.assertEqual(len(rows) - 1, 25 * 2 * 4)
-        self.assertEqual(sorted({int(r[3]) for r in rows[1:]}), list(range(1, 26)))
         self.assertEqual(simulator.requests[-1][3], "data")
+        spring = LMP.replace(DAY, SPRING_DAY) + "&resultformat=6"
+        for path, hours in [(LMP + "&resultformat=6", AUTUMN_HOURS), (spring, SPRING_HOURS)]:
+            with zipfile.ZipFile(io.BytesIO((await self.fetch(path))[1])) as archive:
+                [name] = archive.namelist()
+                records = list(csv.DictReader(io.StringIO(archive.read(name).decode())))
+            for node in ("TH_NP15_GEN-APND", "TH_SP15_GEN-APND"):
+                for component in ("LMP", "MCC", "MCE", "MCL"):
+                    ours = [r for r in records if r["NODE"] == node and r["LMP_TYPE"] == component]
+                    self.assertEqual([int(r["OPR_HR"]) for r in ours], hours, (path, node, component))
 
     async def test_xmlLayout(self) -> None:
         """
@@ -326,6 +342,31 @@ class IntervalTests(SynchronousTestCase):
         spans = list(intervals(start, start + datetime.timedelta(hours=1), 5))
         self.assertEqual([s.number for s in spans], list(range(1, 13)))
         self.assertEqual({s.hour for s in spans}, {1})
+
+    def test_changeDays(self) -> None:
+        """
+        On the change days hours are numbered as OASIS numbers them: the
+        spring day skips hour 3, the autumn day's repeated hour is 25, as
+        in the real sample of that day (09:00Z is 25, 10:00Z is 3); the
+        intervals of an hour are numbered within it.
+        """
+        autumn = datetime.datetime(2025, 11, 2, 7, tzinfo=datetime.UTC)
+        spans = list(intervals(autumn, autumn + datetime.timedelta(hours=25), 60))
+        self.assertEqual([s.hour for s in spans], AUTUMN_HOURS)
+        self.assertEqual({s.day for s in spans}, {datetime.date(2025, 11, 2)})
+        with (SAMPLES / "csv_SLD_FCST_ACTUAL_20251102_dst_fallback_erw.csv").open() as sample:
+            real = {row["INTERVALSTARTTIME_GMT"]: int(row["OPR_HR"]) for row in csv.DictReader(sample)}
+        ours = {span.start.strftime("%Y-%m-%dT%H:%M:%S-00:00"): span.hour for span in spans}
+        self.assertEqual({start: ours[start] for start in real}, real)
+        spring = datetime.datetime(2025, 3, 9, 8, tzinfo=datetime.UTC)
+        spans = list(intervals(spring, spring + datetime.timedelta(hours=23), 60))
+        self.assertEqual([s.hour for s in spans], SPRING_HOURS)
+        repeated = datetime.datetime(2025, 11, 2, 9, tzinfo=datetime.UTC)
+        spans = list(intervals(repeated, repeated + datetime.timedelta(hours=2), 5))
+        self.assertEqual(
+            [(s.hour, s.number) for s in spans],
+            [(25, n) for n in range(1, 13)] + [(3, n) for n in range(1, 13)],
+        )
 
 
 class FaultSpecTests(SynchronousTestCase):

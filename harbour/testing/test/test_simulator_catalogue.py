@@ -174,7 +174,7 @@ class CatalogueCoverTests(SynchronousTestCase):
         """
         Generic CSV has the trading-day and GMT interval columns, a data
         item and a value, and one row per interval: 25 hourly rows on the
-        autumn day, four 15-minute rows for an hour of a report capped at
+        autumn day (its repeated hour labelled 25), four 15-minute rows for an hour of a report capped at
         an hour.
         """
         start = datetime.datetime(2025, 11, 2, 7, tzinfo=UTC)
@@ -199,7 +199,7 @@ class CatalogueCoverTests(SynchronousTestCase):
                 "VALUE",
             ],
         )
-        self.assertEqual([int(row["OPR_HR"]) for row in rows], list(range(1, 26)))
+        self.assertEqual([int(row["OPR_HR"]) for row in rows], [1, 2, 25, *range(3, 25)])
         self.assertEqual(rows[0]["INTERVAL_START_GMT"], "2025-11-02T07:00:00-00:00")
         self.assertEqual({row["DATA_ITEM"] for row in rows}, {"PRC_AS"})
         hourly = members(self.answer(path_for(entry_of(REPORT, "PRC_INTVL_AS"), extra="&resultformat=6")))

@@ -152,13 +152,24 @@ class LimitTests(SynchronousTestCase):
     def test_lmpAllNodesWholeDay(self) -> None:
         """
         C{PRC_LMP} for all nodes over the autumn day (25 hours) answers the
-        whole day: within a day's limit nothing is cut.
+        whole day, as over the spring day (23 hours): within a day's limit
+        nothing is cut.  Each node's hours come in order, labelled as OASIS
+        labels them: the autumn day's repeated hour is 25, the spring day
+        has no 3.
         """
-        start = datetime.datetime(2025, 11, 2, 7, tzinfo=UTC)
-        body = render(self.simulator, single("PRC_LMP", "DAM", 25, "&grp_type=ALL&resultformat=6", start))[1]
-        [data] = members(body).values()
-        rows = list(csv.DictReader(io.StringIO(data.decode())))
-        self.assertEqual(sorted({int(row["OPR_HR"]) for row in rows}), list(range(1, 26)))
+        for start, hours, labels in [
+            (datetime.datetime(2025, 11, 2, 7, tzinfo=UTC), 25, [1, 2, 25, *range(3, 25)]),
+            (datetime.datetime(2025, 3, 9, 8, tzinfo=UTC), 23, [1, 2, *range(4, 25)]),
+        ]:
+            path = single("PRC_LMP", "DAM", hours, "&grp_type=ALL&resultformat=6", start)
+            [data] = members(render(self.simulator, path)[1]).values()
+            rows = list(csv.DictReader(io.StringIO(data.decode())))
+            nodes = {row["NODE"] for row in rows}
+            self.assertEqual(len(nodes), self.simulator.nodes)
+            for node in nodes:
+                ours = [row for row in rows if row["NODE"] == node and row["LMP_TYPE"] == "LMP"]
+                self.assertEqual([int(row["OPR_HR"]) for row in ours], labels, node)
+                self.assertEqual(len({row["INTERVALSTARTTIME_GMT"] for row in ours}), hours, node)
 
     def test_shortLimits(self) -> None:
         """
