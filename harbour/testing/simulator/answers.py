@@ -91,10 +91,7 @@ class Answers:
         if key not in self._group_seen:
             self._group_seen.add(key)
             raise OasisError(1015)
-        # The simulator's own groups answer in XML whatever is asked, as
-        # they always have; catalogued ones honour resultformat.
-        csv_wanted = groupid not in GROUPS and args.get("resultformat") == "6"
-        return self._zip(parts, version, start, end, url, csv_wanted)
+        return self._zip(parts, version, start, end, url, args.get("resultformat") == "6")
 
     def _zip(
         self,

@@ -163,6 +163,24 @@ class CatalogueCoverTests(SynchronousTestCase):
                 self.assertEqual(ends[-1], last, name)
                 self.assertEqual(days, [f"{start[:4]}-{start[4:6]}-{start[6:8]}"], name)
 
+    def test_ownGroupsFormats(self) -> None:
+        """
+        The simulator's own groups answer CSV for C{resultformat=6} (spec
+        section 8: "For CSV format use resultformat=6") and XML otherwise,
+        as every other group does.
+        """
+        hour = f"&enddatetime={JAN14 + datetime.timedelta(hours=1):{GMT_FORMAT}}"
+        for groupid in GROUPS:
+            window = f"startdatetime={JAN14:{GMT_FORMAT}}" + (hour if groupid == "RTM_LMP_GRP" else "")
+            path = f"/oasisapi/GroupZip?groupid={groupid}&{window}&version=1"
+            for extra, suffix in [("&resultformat=6", ".csv"), ("", ".xml")]:
+                found = members(self.answer(path + extra))
+                self.assertTrue(found, groupid)
+                for name, data in found.items():
+                    self.assertTrue(name.endswith(suffix), (groupid, name))
+                    if suffix == ".csv":
+                        self.assertTrue(data.startswith(b"INTERVALSTARTTIME_GMT,"), (groupid, name))
+
     def test_everyEntry(self) -> None:
         """
         Every report and group of the catalogue answers with data.
