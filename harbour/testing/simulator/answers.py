@@ -60,7 +60,7 @@ class Answers:
         version = request_version(args)
         start = parse_gmt(args.get("startdatetime"))
         end = parse_gmt(args.get("enddatetime"))
-        if end <= start:
+        if end < start:
             raise OasisError(1002)
         part = _single_part(entry, args.get("market_run_id", ""))
         start, end = served_window(entry, args, start, end)
@@ -78,7 +78,7 @@ class Answers:
         start = parse_gmt(args.get("startdatetime"))
         if "enddatetime" in args:
             end = parse_gmt(args["enddatetime"])
-            if end <= start:
+            if end < start:
                 raise OasisError(1002)
             start, end = served_window(limits, args, start, end)
         else:

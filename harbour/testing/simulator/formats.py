@@ -101,9 +101,10 @@ def day_start(day: datetime.date) -> datetime.datetime:
 def day_names(start: datetime.datetime, end: datetime.datetime) -> str:
     """
     @return: The first and last trading days of [start, end), as OASIS
-        names files: C{20251102_20251103}.
+        names files: C{20251102_20251103}; an empty window's are the day
+        it starts in.
     """
-    last = end - datetime.timedelta(minutes=1)
+    last = max(start, end - datetime.timedelta(minutes=1))
     return f"{start.astimezone(PACIFIC):%Y%m%d}_{last.astimezone(PACIFIC):%Y%m%d}"
 
 

@@ -154,7 +154,7 @@ class PublicationLog:
         request_version(args)
         start = parse_gmt(args.get("startdatetime"))
         end = parse_gmt(args.get("enddatetime"))
-        if end <= start:
+        if end < start:
             raise OasisError(1002)
         queryname = args["queryname"]
         entry = report_entry(queryname)

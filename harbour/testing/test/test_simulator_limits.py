@@ -13,7 +13,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.oasis.catalogue import load_catalogue, span_hours
-from harbour.oasis.classify import BAD_REQUEST, DATA, RETRY_LATER, Verdict, classify
+from harbour.oasis.classify import BAD_REQUEST, DATA, EMPTY, RETRY_LATER, Verdict, classify
 from harbour.testing.simulator import GMT_FORMAT, UTC, OasisSimulator
 from harbour.testing.simulator.limits import allowed_hours
 from harbour.testing.test.rendering import members, render
@@ -234,6 +234,30 @@ class LimitTests(SynchronousTestCase):
         self.assertRefused(single("PRC_LMP", "DAM", 24, f"&node={nodes}"), 1017)
         self.assertRefused(single("TRNS_CURR_USAGE", None, 24, f"&ti_id={nodes}"), 1017)
         self.assertData(single("TRNS_CURR_USAGE", None, 24, "&ti_id=" + ",".join(f"N{i}" for i in range(10))))
+
+    def test_equalTimes(self) -> None:
+        """
+        An C{enddatetime} equal to C{startdatetime} is allowed (spec
+        section 2.1: "equal or greater than"; the C{PRC_CURR_LMP} example
+        asks so): an empty window has no data (1000, for reports and
+        groups alike, and for the publications log), the publication
+        schedule, which follows no window, is answered and named after
+        the day asked for. An end before the start is still refused with
+        1002.
+        """
+        for path in [
+            single("PRC_LMP", "DAM", 0),
+            single("PRC_CURR_LMP", None, 0, "&node=ALL"),
+            single("ATL_PUB", "ALL", 0),
+            group("DAM_LMP_GRP", 0),
+            group("RTM_LMP_GRP", 0),
+        ]:
+            verdict = self.verdict(path)
+            self.assertEqual((verdict.kind, verdict.code), (EMPTY, 1000), path)
+        verdict = self.assertData(single("ATL_PUB_SCHED", "ALL", 0))
+        self.assertTrue(verdict.members[0].startswith("20250114_20250114_ATL_PUB_SCHED_"), verdict.members)
+        for path in [single("PRC_LMP", "DAM", -1), single("ATL_PUB", "ALL", -1), group("DAM_LMP_GRP", -1)]:
+            self.assertRefused(path, 1002)
 
     def test_unknownNames(self) -> None:
         """
