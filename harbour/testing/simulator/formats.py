@@ -148,6 +148,22 @@ def intervals(start: datetime.datetime, end: datetime.datetime, minutes: int) ->
         moment += step
 
 
+def interval_number(hour: int, number: int, minutes: int) -> int:
+    """
+    @param hour: The interval's C{OPR_HR}.
+    @param number: Its C{OPR_INTERVAL} (0 for hourly data).
+    @param minutes: The interval length of the data.
+    @return: Its C{INTERVAL_NUM} in XML: its place in the trading day, as
+        in the real C{SLD_FCST} sample (the 15-minute interval from 12:15
+        local time is 50, the 5-minute one from 11:55 is 144), counted by
+        the hours' labels: hourly data's is its C{OPR_HR}, and on the
+        change days a sub-hourly interval of hour 25 numbers after the
+        24th hour's, while the spring day's hour 3 numbers go unused.
+    """
+    per_hour = max(1, 60 // minutes)
+    return (hour - 1) * per_hour + max(1, number)
+
+
 @attr.s(frozen=True, auto_attribs=True)
 class Span:
     """

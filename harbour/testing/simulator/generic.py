@@ -11,12 +11,13 @@ import datetime
 import io
 import math
 import random
+from typing import cast
 
 import attr
 
 from harbour.oasis.catalogue import CatalogueEntry
 from harbour.testing.simulator.documents import Row, csv_document, envelope, report_header
-from harbour.testing.simulator.formats import OasisError, Span, day_names, intervals, iso
+from harbour.testing.simulator.formats import OasisError, Span, day_names, interval_number, intervals, iso
 
 #: Minutes per interval of data whose requests OASIS caps at an hour: such
 #: a report is sub-hourly (its hour holds several intervals).
@@ -112,10 +113,11 @@ class GenericReport:
         out = io.StringIO()
         out.write("<REPORT_ITEM>\n" + report_header(self.queryname, self.market, None, self.minutes))
         for row in rows:
+            hour, number = cast(int, row["OPR_HR"]), cast(int, row["OPR_INTERVAL"])
             out.write(
                 f"<REPORT_DATA>\n<DATA_ITEM>{row['DATA_ITEM']}</DATA_ITEM>\n"
                 f"<OPR_DATE>{row['OPR_DT']}</OPR_DATE>\n"
-                f"<INTERVAL_NUM>{row['OPR_INTERVAL'] or row['OPR_HR']}</INTERVAL_NUM>\n"
+                f"<INTERVAL_NUM>{interval_number(hour, number, self.minutes)}</INTERVAL_NUM>\n"
                 f"<INTERVAL_START_GMT>{row['INTERVAL_START_GMT']}</INTERVAL_START_GMT>\n"
                 f"<INTERVAL_END_GMT>{row['INTERVAL_END_GMT']}</INTERVAL_END_GMT>\n"
                 f"<VALUE>{row['VALUE']}</VALUE>\n</REPORT_DATA>\n"

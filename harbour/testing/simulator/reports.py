@@ -13,12 +13,13 @@ import io
 import math
 import random
 from types import MappingProxyType
+from typing import cast
 from xml.sax.saxutils import escape
 
 import attr
 
 from harbour.testing.simulator.documents import Row, csv_document, envelope, report_header
-from harbour.testing.simulator.formats import Interval, Span, day_names, intervals, iso
+from harbour.testing.simulator.formats import Interval, Span, day_names, interval_number, intervals, iso
 
 HUBS = ("TH_NP15_GEN-APND", "TH_SP15_GEN-APND", "TH_ZP26_GEN-APND")
 PRICE_ITEMS = MappingProxyType(
@@ -285,7 +286,7 @@ def report_xml(
     for (resource, item), items in groups.items():
         out.write("<REPORT_ITEM>\n" + report_header(report.queryname, market, "MW", report.minutes))
         for row in items:
-            number = row["OPR_INTERVAL"] or row["OPR_HR"]
+            number = interval_number(cast(int, row["OPR_HR"]), cast(int, row["OPR_INTERVAL"]), report.minutes)
             out.write(
                 f"<REPORT_DATA>\n<DATA_ITEM>{item}</DATA_ITEM>\n"
                 f"<{resource_key}>{escape(str(resource))}</{resource_key}>\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime
 import io
+from pathlib import Path
 from xml.etree import ElementTree
 
 from twisted.internet.task import Clock
@@ -20,6 +21,8 @@ from harbour.oasis.requests import report_urls
 from harbour.testing.simulator import CATALOGUE, GMT_FORMAT, GROUPS, NAMESPACE, UTC, OasisSimulator
 from harbour.testing.test.rendering import members, render
 
+#: The real OASIS samples.
+SAMPLES = Path(__file__).parents[2] / "test" / "samples"
 #: 2025-03-12T12:00Z.
 NOW = 1741780800.0
 #: The start of trading day 2025-01-14 (Pacific).
@@ -236,6 +239,78 @@ class CatalogueCoverTests(SynchronousTestCase):
         values = root.findall(f".//{{{NAMESPACE}}}REPORT_DATA/{{{NAMESPACE}}}VALUE")
         self.assertEqual(len(values), 24)
         self.assertTrue(all(float(value.text or "") for value in values))
+
+    def test_xmlIntervalNumbers(self) -> None:
+        """
+        XML's C{INTERVAL_NUM} numbers a sub-hourly interval within its
+        trading day, as in the real C{SLD_FCST} sample of 2014-05-08 (on
+        daylight time, as 2025-05-08 is): the 15-minute interval from
+        19:15Z is 50, the 5-minute ones from 18:55Z and 19:05Z are 144 and
+        146; the generic 15-minute data is numbered alike.  On the autumn
+        change day the numbers follow the hours' labels: the repeated
+        hour's first 5-minute interval is (25 - 1) * 12 + 1.
+        """
+        sample = ElementTree.parse(SAMPLES / "xml_SLD_FCST_RTM_RTPD_20140508_pyiso.xml").getroot()
+        real = [
+            (
+                data.findtext(f"{{{NAMESPACE}}}DATA_ITEM") or "",
+                (data.findtext(f"{{{NAMESPACE}}}INTERVAL_START_GMT") or "")[11:],
+                int(data.findtext(f"{{{NAMESPACE}}}INTERVAL_NUM") or ""),
+            )
+            for data in sample.iter(f"{{{NAMESPACE}}}REPORT_DATA")
+        ]
+        self.assertEqual(
+            real,
+            [
+                ("SYS_FCST_15MIN_MW", "19:15:00-00:00", 50),
+                ("SYS_FCST_5MIN_MW", "18:55:00-00:00", 144),
+                ("SYS_FCST_5MIN_MW", "19:05:00-00:00", 146),
+            ],
+        )
+        reports = {
+            "SYS_FCST_15MIN_MW": ("PRC_RTPD_LMP", "RTPD"),
+            "SYS_FCST_5MIN_MW": ("PRC_INTVL_LMP", "RTM"),
+        }
+        for item, time, number in real:
+            queryname, market = reports[item]
+            hour = datetime.datetime.fromisoformat(f"2025-05-08T{time[:2]}:00:00+00:00")
+            numbers = self.interval_numbers(
+                self.window_path(queryname, market, hour, "&node=TH_NP15_GEN-APND")
+            )
+            self.assertEqual(numbers[f"2025-05-08T{time}"], number, item)
+        hour = datetime.datetime(2025, 5, 8, 19, tzinfo=UTC)
+        numbers = self.interval_numbers(self.window_path("PRC_INTVL_AS", "RTM", hour))
+        self.assertEqual(numbers["2025-05-08T19:15:00-00:00"], 50)
+        repeated = datetime.datetime(2025, 11, 2, 9, tzinfo=UTC)
+        numbers = self.interval_numbers(
+            self.window_path("PRC_INTVL_LMP", "RTM", repeated, "&node=TH_NP15_GEN-APND")
+        )
+        self.assertEqual(numbers["2025-11-02T09:00:00-00:00"], 24 * 12 + 1)
+        numbers = self.interval_numbers(self.window_path("PRC_INTVL_AS", "RTM", repeated))
+        self.assertEqual(numbers["2025-11-02T09:15:00-00:00"], 24 * 4 + 2)
+
+    def window_path(self, queryname: str, market: str, start: datetime.datetime, extra: str = "") -> str:
+        """
+        @return: The path of an hour of C{queryname} from C{start}, in XML.
+        """
+        end = start + datetime.timedelta(hours=1)
+        return (
+            f"/oasisapi/SingleZip?queryname={queryname}&market_run_id={market}&version=1"
+            f"&startdatetime={start:{GMT_FORMAT}}&enddatetime={end:{GMT_FORMAT}}{extra}"
+        )
+
+    def interval_numbers(self, path: str) -> dict[str, int]:
+        """
+        @return: The C{INTERVAL_NUM} of each C{INTERVAL_START_GMT} in the
+            first member of the XML answer to C{path}.
+        """
+        data = next(iter(members(self.answer(path)).values()))
+        return {
+            element.findtext(f"{{{NAMESPACE}}}INTERVAL_START_GMT") or "": int(
+                element.findtext(f"{{{NAMESPACE}}}INTERVAL_NUM") or ""
+            )
+            for element in ElementTree.fromstring(data).iter(f"{{{NAMESPACE}}}REPORT_DATA")
+        }
 
     def test_deterministic(self) -> None:
         """

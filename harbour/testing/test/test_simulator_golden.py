@@ -4,7 +4,9 @@ they were before it followed harbour's catalogue and was split into parts:
 the SHA-256 digests below were taken from that earlier simulator (same
 seed, clock and requests).  Those of the change days' answers were taken
 again when their hours came to be labelled as OASIS labels them (the
-spring day has no hour 3, the autumn day's repeated hour is 25).
+spring day has no hour 3, the autumn day's repeated hour is 25), and
+those of sub-hourly XML when its C{INTERVAL_NUM} came to number an
+interval within its trading day, as the real sample does.
 """
 
 from __future__ import annotations
@@ -116,7 +118,7 @@ DIGESTS = {
     "lmp-ruc-3days-v2-csv": "16734b821b37c0edcd97a59e8ae9dc9c36488b452c0f84ea226996f901763bbb",
     "lmp-spring-node-v2-xml": "6e415210b36c8b8837c1a0adc762875a0fd3fecdf7166969f4a7aaef174f93a0",
     "lmp-summer-apnodes-csv": "94eeafffe1ca71920b486442d688c95fbd05ced12345699a294b91a305965700",
-    "intvl-hour-all-xml": "78c40f09905e198050f84d3bcf5452eb29fe426090fa8df07679acf15f6a536e",
+    "intvl-hour-all-xml": "78bb669fcf967a4b46b81fb45890e59aca05aa94d5d07568a481d732f32d8afd",
     "intvl-hour-v3-csv": "0e2a7ab498b6a65fb127068eb1d2f0ec9af4cf189498cb5ad43bebc6e8f152b3",
     "rtpd-hour-csv": "da23f2b5af88186ce963e0a994289ddeb3b7b864da7df56fbfae2100aef9f50b",
     "sld-3days-xml": "25663a4f6e5c1b3fcd9443a27cb08b05171606d6c5c4bb1a2c00a53aee55b886",
@@ -126,7 +128,7 @@ DIGESTS = {
     "slrs-ruc-31days-csv": "fe0ee9a5f76df603b4af20305e6ed6c39d4fb16111c843a2c0587253ff6403ef",
     "lmp-past-last-day-csv": "58bc1970327720f7f3b961c07d27f9b68a786697b8f876255839a14533dc7d6a",
     "group-dam-lmp": "1869ad630ab8ae3df2c3ff53fbab927d933f0b323c5406312bdc1f44ec811d9a",
-    "group-rtm-lmp-hour": "41babd073640da913260f88340e082a09cda2335cd6e42bb528e203d470dbcb1",
+    "group-rtm-lmp-hour": "8d7c7c132816a6df24905ce1acb27f7c5773b1bdf8b38d2bbde29f6a129f3767",
     "group-dam-sld-3days": "e909ae330aad67cc3a652fa97ae8286ea7ed30bd65f2f80e10533fc59353420c",
     "error-1005": "2ee2e6010acb4695de38027bae0a051cbd756d29f36674f5608abd81cc8059b6",
     "error-1020": "d75b2d9df1669b31f76299dc92e419396285dc1ea3b2f6a144be273f11d78ff9",
