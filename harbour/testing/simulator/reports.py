@@ -272,10 +272,12 @@ def report_xml(
     market: str,
     rows: list[Row],
     created: datetime.datetime,
-    resource_key: str,
     row_key: str,
 ) -> bytes:
     """
+    @param row_key: The column of C{rows} naming the resource (a node, a
+        TAC area), which XML names in C{RESOURCE_NAME} as the real samples
+        do.
     @return: Rows in the OASISReport layout: a REPORT_ITEM per resource and
         data item, with its header and one REPORT_DATA per interval.
     """
@@ -289,7 +291,7 @@ def report_xml(
             number = interval_number(cast(int, row["OPR_HR"]), cast(int, row["OPR_INTERVAL"]), report.minutes)
             out.write(
                 f"<REPORT_DATA>\n<DATA_ITEM>{item}</DATA_ITEM>\n"
-                f"<{resource_key}>{escape(str(resource))}</{resource_key}>\n"
+                f"<RESOURCE_NAME>{escape(str(resource))}</RESOURCE_NAME>\n"
                 f"<OPR_DATE>{row['OPR_DT']}</OPR_DATE>\n<INTERVAL_NUM>{number}</INTERVAL_NUM>\n"
                 f"<INTERVAL_START_GMT>{row['INTERVALSTARTTIME_GMT']}</INTERVAL_START_GMT>\n"
                 f"<INTERVAL_END_GMT>{row['INTERVALENDTIME_GMT']}</INTERVAL_END_GMT>\n"
@@ -316,9 +318,9 @@ def report_members(report: SimReport, market: str, span: Span, nodes: int) -> li
         return [
             (
                 f"{stem}_{component}_v{version}.xml",
-                report_xml(report, market, rows_of, created, "RESOURCE_NAME", "NODE"),
+                report_xml(report, market, rows_of, created, "NODE"),
             )
             for component, rows_of in by_component.items()
         ]
     key = "RESOURCE_NAME" if report.layout == "items" else "TAC_AREA_NAME"
-    return [(f"{stem}_v{version}.xml", report_xml(report, market, rows, created, key, key))]
+    return [(f"{stem}_v{version}.xml", report_xml(report, market, rows, created, key))]

@@ -289,6 +289,20 @@ class CatalogueCoverTests(SynchronousTestCase):
         numbers = self.interval_numbers(self.window_path("PRC_INTVL_AS", "RTM", repeated))
         self.assertEqual(numbers["2025-11-02T09:15:00-00:00"], 24 * 4 + 2)
 
+    def test_loadXmlLikeTheRealOne(self) -> None:
+        """
+        C{SLD_FCST} in XML names each TAC area in C{RESOURCE_NAME}, and its
+        C{REPORT_DATA} holds the real sample's elements in the same order.
+        """
+        sample = ElementTree.parse(SAMPLES / "xml_SLD_FCST_RTM_RTPD_20140508_pyiso.xml").getroot()
+        real = [[child.tag for child in data] for data in sample.iter(f"{{{NAMESPACE}}}REPORT_DATA")]
+        [data] = members(self.answer(path_for(entry_of(REPORT, "SLD_FCST")))).values()
+        ours = list(ElementTree.fromstring(data).iter(f"{{{NAMESPACE}}}REPORT_DATA"))
+        self.assertEqual({tuple(child.tag for child in element) for element in ours}, {tuple(real[0])})
+        self.assertEqual(len({tuple(tags) for tags in real}), 1)
+        areas = {element.findtext(f"{{{NAMESPACE}}}RESOURCE_NAME") for element in ours}
+        self.assertEqual(areas, {"CA ISO-TAC", "PGE-TAC", "SCE-TAC", "SDGE-TAC", "VEA-TAC"})
+
     def window_path(self, queryname: str, market: str, start: datetime.datetime, extra: str = "") -> str:
         """
         @return: The path of an hour of C{queryname} from C{start}, in XML.

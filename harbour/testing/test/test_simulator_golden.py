@@ -4,9 +4,10 @@ they were before it followed harbour's catalogue and was split into parts:
 the SHA-256 digests below were taken from that earlier simulator (same
 seed, clock and requests).  Those of the change days' answers were taken
 again when their hours came to be labelled as OASIS labels them (the
-spring day has no hour 3, the autumn day's repeated hour is 25), and
-those of sub-hourly XML when its C{INTERVAL_NUM} came to number an
-interval within its trading day, as the real sample does.
+spring day has no hour 3, the autumn day's repeated hour is 25), those
+of sub-hourly XML when its C{INTERVAL_NUM} came to number an interval
+within its trading day, and those of C{SLD_FCST} XML when it came to name
+its TAC areas in C{RESOURCE_NAME}, as the real samples do.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ DIGESTS = {
     "intvl-hour-all-xml": "78bb669fcf967a4b46b81fb45890e59aca05aa94d5d07568a481d732f32d8afd",
     "intvl-hour-v3-csv": "0e2a7ab498b6a65fb127068eb1d2f0ec9af4cf189498cb5ad43bebc6e8f152b3",
     "rtpd-hour-csv": "da23f2b5af88186ce963e0a994289ddeb3b7b864da7df56fbfae2100aef9f50b",
-    "sld-3days-xml": "25663a4f6e5c1b3fcd9443a27cb08b05171606d6c5c4bb1a2c00a53aee55b886",
+    "sld-3days-xml": "0952a4610c63fb7976f347b1fdaa936c858058d01f3b7acf0c3c800568ffd729",
     "sld-7da-autumn-csv": "5f89615c1ea0f1988e2854217dae3554f33eeaf9b8925532030d9a41ba3c1b17",
     "ren-hasp-spring-xml": "d508f8cbfcf40cdc11e192752dfe7f7df87f4fc00648f662a13179ba66d38e51",
     "slrs-rtm-winter-csv": "c3acca0014c7b34a659e5aad8ff06379ee919ffd9ce4bc7c88e289531dfd5b13",
@@ -129,7 +130,7 @@ DIGESTS = {
     "lmp-past-last-day-csv": "58bc1970327720f7f3b961c07d27f9b68a786697b8f876255839a14533dc7d6a",
     "group-dam-lmp": "1869ad630ab8ae3df2c3ff53fbab927d933f0b323c5406312bdc1f44ec811d9a",
     "group-rtm-lmp-hour": "8d7c7c132816a6df24905ce1acb27f7c5773b1bdf8b38d2bbde29f6a129f3767",
-    "group-dam-sld-3days": "e909ae330aad67cc3a652fa97ae8286ea7ed30bd65f2f80e10533fc59353420c",
+    "group-dam-sld-3days": "1592f543d1ebea6421b1260208ddf11c7c6884c04145717606d850e9014c1e8c",
     "error-1005": "2ee2e6010acb4695de38027bae0a051cbd756d29f36674f5608abd81cc8059b6",
     "error-1020": "d75b2d9df1669b31f76299dc92e419396285dc1ea3b2f6a144be273f11d78ff9",
     "error-1002": "a5dc529ddea9d9e115d5d1c06097e2bde4d3f413482774d10a94695f4e93b2cd",
