@@ -183,14 +183,16 @@ class PublicationsFollower(Service):
         One read of the log (and of the schedule when due), and what
         follows from it.
         """
-        entries: list[Publication] | None = None
+        # The entries of each span read, kept though a later span fails:
+        # the saved progress is past them, so no later read brings them.
+        entries: list[Publication] = []
         try:
             yield self._reads.interruptible(self.ready())
             if not self._loaded:
                 yield self._memory.load(self._known, self.manifest.base_url)
                 self._loaded = True
             yield self._read_schedule()
-            entries = yield self._read_log()
+            yield self._read_log(entries)
         except StoreUnavailable as e:
             self.log.warn("cannot follow publications: {error}", error=str(e), service="publications")
         except CancelledError:
@@ -199,7 +201,6 @@ class PublicationsFollower(Service):
             raise
         except Exception as e:
             self._read_failed(e)
-            entries = []
         else:
             self._read_succeeded()
         self._note_lagging()
@@ -290,12 +291,13 @@ class PublicationsFollower(Service):
         self._known.schedule_read = now
 
     @inlineCallbacks
-    def _read_log(self) -> Generator[Deferred[Any], Any, list[Publication]]:
+    def _read_log(self, entries: list[Publication]) -> Generator[Deferred[Any], Any, None]:
         """
         Read the log from where the last read ended to now, a span of at
         most 31 days per request, saving progress after each.
 
-        @return: The entries read.
+        @param entries: Where the entries of each span are added as it is
+            read, so that those of the spans before a failure are kept.
         """
         start, end, cut = self._known.span(self.reactor.seconds())
         if cut:
@@ -304,7 +306,6 @@ class PublicationsFollower(Service):
                 most=CATCH_UP / 86400,
                 service="publications",
             )
-        entries: list[Publication] = []
         while start < end:
             stop = min(end, start + SPAN)
             found = yield self._reader().log(start, stop)
@@ -313,7 +314,6 @@ class PublicationsFollower(Service):
             self._known.read_through = stop
             yield self._memory.save(self._known, self.manifest.base_url)
             start = stop
-        return entries
 
     def _reader(self) -> LogReader:
         """

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 from typing import Any, TypeVar, cast
 
+import attr
 from treq.testing import StubTreq
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
@@ -21,9 +22,10 @@ from harbour.config.paging import publish_reports
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, to_payload
 from harbour.interfaces import IEvent, StatusDocument
 from harbour.oasis.client import OasisClient
-from harbour.services.knowledge import DATE_RANGES, FOLLOWING, OVERLAP, Knowledge
+from harbour.oasis.publications import Publication, Scheduled
+from harbour.services.knowledge import DATE_RANGES, FOLLOWING, OVERLAP, Knowledge, iso
 from harbour.services.manifest import ManifestService
-from harbour.services.publications import PublicationsFollower
+from harbour.services.publications import LogReader, PublicationsFollower
 from harbour.services.work import WorkService
 from harbour.store.politeness import MemoryLimiter
 from harbour.store.tasks import DOWNLOADED, PENDING, RedisTaskStore
@@ -273,6 +275,40 @@ class FollowingTests(TestCase):
             revised, [(name, urls[name]) for name in ("lmp/2025-03-06.zip", "lmp/2025-03-07.zip")]
         )
 
+    async def test_catchUpFailingKeepsSpansRead(self) -> None:
+        """
+        A catch-up read (two spans, after a stop of 40 days) whose second
+        request fails still hands the entries of its first span to the
+        observers: the revision logged there is applied, though the reads
+        after it start past it.
+        """
+        self.follower = self.service()
+        await self.read()
+        await self.tasks.create(self.manifest.reports())
+        while (task := await self.tasks.claim("w", 60)) is not None:
+            await self.tasks.finish(task.id, "w", DOWNLOADED, 1, "old")
+        self.clock.advance(60)
+        self.simulator.revise("PRC_LMP", datetime.date(2025, 3, 7))
+        self.clock.advance(60)
+        await self.settle(self.follower.stopService())
+        self.clock.advance(40 * 86400)
+        again = self.service()
+        reader = again._reader
+        spans: list[float] = []
+
+        def second_fails() -> FailingReader:
+            return FailingReader(reader(), 2, spans)
+
+        self.patch(again, "_reader", second_fails)
+        status = await self.read(again)
+        self.assertEqual((len(spans), status["failures"]), (2, 1))
+        self.assertEqual(status["read_through"], iso(spans[1]))
+        self.assertEqual(await self.settle(self.tasks.revision_counts()), {"lmp": 1})
+        self.patch(again, "_reader", reader)
+        self.clock.advance(900)
+        await self.read(again)
+        self.assertEqual(await self.settle(self.tasks.revision_counts()), {"lmp": 1})
+
     async def test_restartReadsOn(self) -> None:
         """
         A new service on the same Redis starts from what the last one
@@ -423,6 +459,39 @@ class FollowingTests(TestCase):
         self.assertTrue(reading.called)
         self.assertEqual(self.simulator.requests, [])
         self.assertEqual(self.flushLoggedErrors(), [])
+
+
+@attr.s(frozen=True)
+class FailingReader:
+    """
+    A reader of the log whose requests of the log fail from the C{first}th
+    on (counting from 1, in C{spans}, where each request starts).
+    """
+
+    reader: LogReader = attr.ib()
+    first: int = attr.ib()
+    spans: list[float] = attr.ib(factory=list)
+
+    def schedule(self, now: float) -> Deferred[list[Scheduled]]:
+        """
+        The schedule, as the reader reads it.
+        """
+        return self.reader.schedule(now)
+
+    def log(self, start: float, end: float) -> Deferred[list[Publication]]:
+        """
+        The log from C{start} to C{end}, or from the C{first}th request on,
+        its answer (whatever it is) taken for an error.
+        """
+        self.spans.append(start)
+        read = self.reader.log(start, end)
+        if len(self.spans) < self.first:
+            return read
+
+        def refused(answer: object) -> list[Publication]:
+            raise RuntimeError("HTTP 429")
+
+        return read.addBoth(refused)
 
 
 class LaggingTests(SynchronousTestCase):
