@@ -38,7 +38,9 @@ CATCH_UP = 93 * 86400.0
 SPAN = 31 * 86400.0
 #: How long after a scheduled publication the log is read.
 AFTER_PUBLICATION = 60.0
-#: The longest wait before reading again after a failed read.
+#: The wait before reading again after a failed read, twice as long after
+#: each further failure in a row, up to the manifest's
+#: C{publications_interval}.
 RETRY = 60.0
 #: How many days a report's newest published day may trail the last day of
 #: its date range (today, usually) before the log is taken to have lost it.
@@ -78,6 +80,8 @@ class Knowledge:
     @ivar published: The newest published day per (queryname, market run).
     @ivar read_through: Where the last read of the log ended (POSIX time).
     @ivar schedule_read: When the schedule was last read (or given up).
+    @ivar failing: How many reads in a row have failed, since the last
+        success.
     """
 
     published: dict[tuple[str, str], datetime.date] = attr.ib(factory=dict)
@@ -89,6 +93,7 @@ class Knowledge:
     last_success: float | None = attr.ib(default=None)
     reads: int = attr.ib(default=0)
     failures: int = attr.ib(default=0)
+    failing: int = attr.ib(default=0)
 
     def forget(self) -> None:
         """
@@ -113,6 +118,7 @@ class Knowledge:
         @return: Whether this ends a fall-back to date ranges.
         """
         self.reads += 1
+        self.failing = 0
         self.last_success = now
         self.error = ""
         recovered = self.mode == DATE_RANGES
@@ -127,6 +133,7 @@ class Knowledge:
             has succeeded for a whole C{interval}, or ever.
         """
         self.failures += 1
+        self.failing += 1
         self.error = error
         stale = self.last_success is None or now - self.last_success >= interval
         if stale and self.mode != DATE_RANGES:
@@ -184,11 +191,13 @@ class Knowledge:
     def next_delay(self, now: float, manifest: ManifestTopic, definitions: list[ReportTopic]) -> float:
         """
         @return: Seconds to the next read: the interval, or sooner just
-            after a scheduled publication, or soon after a failure.
+            after a scheduled publication, or after a failure: L{RETRY},
+            doubled for each further failure in a row (up to the interval).
         """
         delay = manifest.publications_interval
-        if self.error:
-            delay = min(delay, RETRY)
+        if self.failing:
+            # The exponent is bounded: the wait is the interval long before.
+            delay = min(delay, RETRY * 2 ** min(self.failing - 1, 32))
         followed = {report_key(r) for r in definitions if r.enabled}
         zone = ZoneInfo(manifest.timezone)
         local = datetime.datetime.fromtimestamp(now, zone)

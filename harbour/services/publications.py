@@ -49,7 +49,7 @@ from harbour.interfaces import IBus, IEvent, IPublications, IRedis, IStatusSourc
 from harbour.oasis.client import OasisClient
 from harbour.oasis.publications import Publication, Scheduled, parse_log, parse_schedule
 from harbour.services.cycle import Cycle
-from harbour.services.knowledge import CATCH_UP, FOLLOWING, LEARNING, OFF, SPAN, Knowledge, log_url
+from harbour.services.knowledge import CATCH_UP, FOLLOWING, LEARNING, OFF, RETRY, SPAN, Knowledge, log_url
 from harbour.services.knowledge_store import KnowledgeStore
 
 #: How often the publication schedule is read.
@@ -259,12 +259,23 @@ class PublicationsFollower(Service):
             self.log.info("publications log readable again: following it", service="publications")
 
     def _read_failed(self, error: Exception) -> None:
+        """
+        Note a failed read.  A warning says when the log stops reading,
+        when its error changes and when it falls back to date ranges; a
+        failure repeating the last is only a debug message, as the reads
+        are retried (less and less often) for as long as it lasts.
+        """
         message = str(error) or type(error).__name__
+        repeated = self._known.failing > 0 and message == self._known.error
         if self._known.failed(message, self.reactor.seconds(), self.manifest.publications_interval):
             self.log.warn(
                 "cannot read the publications log ({error}): using plain date ranges until it can",
                 error=message,
                 service="publications",
+            )
+        elif repeated:
+            self.log.debug(
+                "still cannot read the publications log: {error}", error=message, service="publications"
             )
         else:
             self.log.warn("cannot read the publications log: {error}", error=message, service="publications")
@@ -281,9 +292,11 @@ class PublicationsFollower(Service):
         except Exception as e:
             # The log alone is enough: the schedule only brings reads forward.
             self.log.info(
-                "no publication schedule ({error}): reading the log every {interval:g} s",
+                "no publication schedule ({error}): reading the log every {interval:g} s; after a "
+                "failed read, in {retry:g} s, twice as late after each further one up to {interval:g} s",
                 error=str(e) or type(e).__name__,
                 interval=self.manifest.publications_interval,
+                retry=min(RETRY, self.manifest.publications_interval),
                 service="publications",
             )
             self._known.schedule_read = now - SCHEDULE_EVERY + 3600

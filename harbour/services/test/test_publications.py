@@ -192,6 +192,85 @@ class FollowingTests(TestCase):
         self.assertNotIn("lmp/2025-03-10.zip", self.days())
         self.assertEqual([e.payload["mode"] for e in self.events], ["date ranges", "following"])
 
+    def wait(self) -> float:
+        """
+        @return: Seconds from now to the follower's next read.
+        """
+        due = self.follower.status()["next_read"]
+        return datetime.datetime.fromisoformat(due.replace("Z", "+00:00")).timestamp() - self.clock.seconds()
+
+    async def test_failuresBackOff(self) -> None:
+        """
+        After a failed read the next comes in a minute, twice as late after
+        each further failure in a row, up to the interval; a good read
+        starts again from a minute.
+        """
+        self.follower = self.service()
+        self.simulator.broken_log = True
+        await self.read()
+        waits = [self.wait()]
+        while len(waits) < 6:
+            # Each read after the first is the one the follower starts
+            # itself, once the wait is over.
+            self.clock.advance(waits[-1])
+            await self.read()
+            waits.append(self.wait())
+        self.assertEqual(waits, [60, 120, 240, 480, 900, 900])
+        self.simulator.broken_log = False
+        self.clock.advance(900)
+        self.assertEqual((await self.read())["mode"], "following")
+        self.assertEqual(self.wait(), 900)
+        self.simulator.broken_log = True
+        self.clock.advance(900)
+        await self.read()
+        self.assertEqual(self.wait(), 60)
+        reads = [r for r in self.simulator.requests if r[2]["queryname"] == "ATL_PUB"]
+        self.assertEqual(len(reads), 8)
+
+    async def test_repeatedFailureNotWarned(self) -> None:
+        """
+        A failed read is warned of when the log stops reading, when its
+        error changes and when it falls back to date ranges; a failure
+        repeating the last one only at debug level.  A good read says the
+        log is followed again.
+        """
+        self.follower = self.service()
+        await self.read()
+        logged = self.logged(self.follower)
+        self.simulator.broken_log = True
+        for wait in (60, 60, 120):
+            self.clock.advance(wait)
+            await self.read()
+        reader = self.follower._reader
+        self.patch(self.follower, "_reader", lambda: FailingReader(reader(), 1))
+        for wait in (240, 480, 900):
+            self.clock.advance(wait)
+            await self.read()
+        self.patch(self.follower, "_reader", reader)
+        self.simulator.broken_log = False
+        self.clock.advance(900)
+        status = await self.read()
+        self.assertEqual((status["mode"], status["failures"]), ("following", 6))
+        by_level = {
+            level: [formatEvent(e) for e in logged if e["log_level"] == level]
+            for level in (LogLevel.warn, LogLevel.debug, LogLevel.info)
+        }
+        error = "OASIS error 1005: Report name does not exist, please use valid report name."
+        self.assertEqual(
+            by_level[LogLevel.warn],
+            [
+                f"cannot read the publications log: {error}",
+                "cannot read the publications log: HTTP 429",
+                "cannot read the publications log (HTTP 429): using plain date ranges until it can",
+            ],
+        )
+        self.assertEqual(
+            by_level[LogLevel.debug],
+            [f"still cannot read the publications log: {error}"] * 2
+            + ["still cannot read the publications log: HTTP 429"],
+        )
+        self.assertEqual(by_level[LogLevel.info], ["publications log readable again: following it"])
+
     async def test_recentSuccessKeepsFollowing(self) -> None:
         """
         A failed read soon after a good one keeps following what is known;
