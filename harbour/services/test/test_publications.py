@@ -532,8 +532,21 @@ class FollowingTests(TestCase):
         """
         self.follower = self.service()
         self.follower.client.configure(DownloadTopic(min_request_interval=5))
-        await self.follower.client.limiter.reserve("oasis.test", 5)
+        limiter = self.follower.client.limiter
+        await limiter.reserve("oasis.test", 5)
+        asked: Deferred[None] = Deferred()
+        reserve = limiter.reserve
+
+        def noted(host: str, interval: float) -> Deferred[Any]:
+            if not asked.called:
+                asked.callback(None)
+            return reserve(host, interval)
+
+        limiter.reserve = noted  # type: ignore[method-assign]
         reading = self.follower.read_publications()
+        # Stopped only once the read waits for its slot: earlier, it would
+        # end before it, for other reasons.
+        await self.settle(asked)
         await self.settle(self.follower.stopService())
         self.assertTrue(reading.called)
         self.assertEqual(self.simulator.requests, [])
