@@ -41,6 +41,7 @@ from harbour.interfaces import IBus, IEvent, IPausable, IStatusSource, ITaskStor
 from harbour.oasis.client import OasisClient
 from harbour.processes import process_name
 from harbour.services.activity import DownloadActivity
+from harbour.services.announcing import unsubscribe_all
 from harbour.services.attempt import Attempts
 from harbour.services.claiming import Claims
 from harbour.services.commit import GroupCommit
@@ -402,8 +403,7 @@ class DownloadService(Service):
         self.wake()
         yield gatherResults(list(self._workers.values()), consumeErrors=True)
         yield gatherResults(list(self._finishing), consumeErrors=True)
-        for subscription in self._subscriptions:
-            yield self.bus.unsubscribe(subscription)
+        unsubscribe_all(self.bus, self._subscriptions, self.log, "download")
         yield self.client.close()
         if self._threads is not None:
             self._threads.stop()

@@ -26,6 +26,7 @@ from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, ITaskStore
 from harbour.oasis.client import AttemptFailed, PermanentFailure
 from harbour.services.activity import DownloadActivity
+from harbour.services.announcing import Announcements
 from harbour.services.finishing import Finishes
 from harbour.store.outages import STORE_RETRY, next_retry
 from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED, Outcome, Task
@@ -61,6 +62,7 @@ class Outcomes:
     @ivar bus: Where they are announced.
     @ivar activity: Counts them.
     @ivar finishes: Records finishes, a batch per store call.
+    @ivar announcements: Announces them, without waiting.
     """
 
     log = Logger()
@@ -71,6 +73,7 @@ class Outcomes:
     bus: IBus = attr.ib()
     activity: DownloadActivity = attr.ib()
     finishes: Finishes = attr.ib(init=False)
+    announcements: Announcements = attr.ib(factory=Announcements, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.finishes = Finishes(self.store)
@@ -243,7 +246,8 @@ class Outcomes:
     ) -> Generator[Deferred[Any], Any, None]:
         """
         Finish C{task} in C{state} (C{downloaded}, C{empty} or C{failed}),
-        riding out an outage, and announce it.
+        riding out an outage, and announce it without waiting: the
+        returned Deferred fires once the outcome is recorded.
 
         @param size: The file's size, if downloaded.
         @param digest: Its hash, if downloaded.
@@ -261,28 +265,24 @@ class Outcomes:
         topic = {DOWNLOADED: "task.done", EMPTY: "task.empty", FAILED: "task.failed"}[state]
         if state == FAILED:
             self.log.error("{url} failed: {error}", url=task.url, error=error, service="download")
-        try:
-            yield self.bus.publish(
-                topic,
-                {
-                    "id": task.id,
-                    "report": task.report,
-                    "url": task.url,
-                    "filename": task.filename,
-                    "bytes": size,
-                    "error": error,
-                    "revision": task.revision,
-                },
-            )
-        except Exception as e:
-            # The outcome is recorded: the event only wakes its followers
-            # sooner (a worker's bus is its link to the hub, which may be
-            # away), so the attempt ends well.
-            self.log.warn(
-                "{url} ended {state}, but {topic} could not be sent: {error}",
-                url=task.url,
-                state=state,
-                topic=topic,
-                error=str(e) or type(e).__name__,
-                service="download",
-            )
+        # The outcome is recorded: the event only wakes its followers
+        # sooner, and a worker's bus is its link to the hub, which may be
+        # away or silent, so the attempt does not wait for it.
+        self.announcements.announce(
+            self.bus,
+            self.log,
+            topic,
+            {
+                "id": task.id,
+                "report": task.report,
+                "url": task.url,
+                "filename": task.filename,
+                "bytes": size,
+                "error": error,
+                "revision": task.revision,
+            },
+            "{url} ended {state}, but {topic} could not be sent: {error}",
+            url=task.url,
+            state=state,
+            service="download",
+        )

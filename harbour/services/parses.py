@@ -36,6 +36,7 @@ from harbour.dataset.parse import ParseError
 from harbour.dataset.write import ClaimEnded, Superseded, WrittenWindow, drop_window, write_window
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, ITaskStore
+from harbour.services.announcing import Announcements
 from harbour.store.parse_queue import ParseJob
 from harbour.store.tasks import RETIRED
 
@@ -95,6 +96,7 @@ class Parses:
     last_error: str = attr.ib(default="", init=False)
     parsing: dict[str, ParseJob] = attr.ib(factory=dict, init=False)
     tables_storage: str = attr.ib(default="", init=False)
+    announcements: Announcements = attr.ib(factory=Announcements, init=False)
 
     @inlineCallbacks
     def run(self, job: ParseJob) -> Generator[Deferred[Any], Any, None]:
@@ -189,7 +191,7 @@ class Parses:
             return
         self.rows += written.rows
         self.written += 1
-        yield self._announce(
+        self._announce(
             "table.written",
             {
                 "report": job.report,
@@ -213,30 +215,26 @@ class Parses:
             return
         self.failed += 1
         self.last_error = f"{job.filename}: {error}"
-        yield self._announce(
+        self._announce(
             "table.failed", {"report": job.report, "task": job.id, "filename": job.filename, "error": error}
         )
 
-    def _announce(self, topic: str, payload: dict[str, Any]) -> Deferred[None]:
+    def _announce(self, topic: str, payload: dict[str, Any]) -> None:
         """
-        Publish the event of a parse whose outcome is recorded.
-
-        @return: A L{Deferred} that fires once it is sent, or logged as
-            not sent: the outcome stands either way (a worker's bus is its
-            link to the hub, which may be away), and the event only wakes
-            its followers sooner.
+        Publish the event of a parse whose outcome is recorded, without
+        waiting for it: the outcome stands either way (a worker's bus is
+        its link to the hub, which may be away or silent), and the event
+        only wakes its followers sooner.
         """
-
-        def unsent(failure: Failure) -> None:
-            self.log.warn(
-                "{filename}: {topic} could not be sent: {error}",
-                filename=payload["filename"],
-                topic=topic,
-                error=str(failure.value) or type(failure.value).__name__,
-                service="tables",
-            )
-
-        return self.bus.publish(topic, payload).addCallbacks(lambda delivered: None, unsent)
+        self.announcements.announce(
+            self.bus,
+            self.log,
+            topic,
+            payload,
+            "{filename}: {topic} could not be sent: {error}",
+            filename=payload["filename"],
+            service="tables",
+        )
 
     @inlineCallbacks
     def _later(self, job: ParseJob, delay: float, error: str) -> Generator[Deferred[Any], Any, None]:

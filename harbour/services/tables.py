@@ -45,6 +45,7 @@ from harbour.dataset.write import remove_abandoned
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, IEvent, IPausable, IStatusSource, ITaskStore, StatusDocument
 from harbour.processes import process_name
+from harbour.services.announcing import unsubscribe_all
 from harbour.services.cycle import guarded
 from harbour.services.parses import Parses
 from harbour.services.retirement import Retirements
@@ -455,7 +456,6 @@ class TablesService(Service):
         yield gatherResults(list(self._running.values()), consumeErrors=True)
         yield self.views.idle()
         yield self.retirements.stop()
-        for subscription in self._subscriptions:
-            yield self.bus.unsubscribe(subscription)
+        unsubscribe_all(self.bus, self._subscriptions, self.log, "tables")
         if self._threads is not None:
             self._threads.stop()

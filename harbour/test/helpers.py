@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -28,9 +29,9 @@ from zope.interface import implementer
 
 from harbour.amp.client import HarbourClientProtocol
 from harbour.amp.server import ControlProtocol, ControlService
-from harbour.bus import Bus
+from harbour.bus import Bus, Subscription
 from harbour.ctl import _status, parser
-from harbour.interfaces import IConfigSource, IPausable
+from harbour.interfaces import IBus, IConfigSource, IEvent, IPausable
 from harbour.service import DaemonControls
 
 if TYPE_CHECKING:
@@ -264,3 +265,39 @@ class Pausable:
         See L{IPausable.resume}.
         """
         self.paused = False
+
+
+@implementer(IBus)
+class SilentHub:
+    """
+    A worker's bus whose hub has stopped answering but is still connected:
+    what is published or unsubscribed is sent and never answered.
+    Subscriptions are kept here, as a link to the hub keeps them, and end
+    here at once.
+
+    @ivar published: The topics published, in order.
+    """
+
+    def __init__(self) -> None:
+        self.local = Bus()
+        self.published: list[str] = []
+
+    def publish(self, topic: str, payload: object, retain: bool = False) -> Deferred[int]:
+        """
+        Send C{payload}; no answer comes.
+        """
+        self.published.append(topic)
+        return Deferred()
+
+    def subscribe(self, pattern: str, callback: Callable[[IEvent], object]) -> Deferred[Subscription]:
+        """
+        Subscribe here.
+        """
+        return self.local.subscribe(pattern, callback)
+
+    def unsubscribe(self, subscription: Subscription) -> Deferred[None]:
+        """
+        End C{subscription} here; the hub's answer never comes.
+        """
+        self.local.unsubscribe(subscription)
+        return Deferred()

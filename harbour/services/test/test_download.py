@@ -22,6 +22,7 @@ import attr
 import treq
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
@@ -48,6 +49,7 @@ from harbour.services.writeback import Writeback
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.politeness import MemoryLimiter
 from harbour.store.tasks import DOWNLOADED, DOWNLOADING, EMPTY, FAILED, PENDING, Outcome, Task
+from harbour.test.helpers import SilentHub
 from harbour.testing.simulator import Faults, OasisSimulator
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
@@ -770,6 +772,47 @@ class DownloadTests(TestCase):
         tasks = await harness.run(LMP)
         self.assertEqual({t.state for t in tasks}, {DOWNLOADED})
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    async def silent_hub(self, harness: Harness, count: int) -> SilentHub:
+        """
+        Run C{harness}'s service with a silent hub for its bus until it has
+        announced C{count} outcomes, failing if it has not within 30 s.
+
+        @return: The hub.
+        """
+        hub = SilentHub()
+        harness.service.bus = hub
+        harness.start()
+        deadline = harness.reactor.seconds() + 30
+        while (done := hub.published.count("task.done")) < count:
+            self.assertLess(harness.reactor.seconds(), deadline, f"{done} of {count} announced")
+            await deferLater(harness.reactor, 0.02, lambda: None)
+        return hub
+
+    async def test_silentHubKeepsClaiming(self) -> None:
+        """
+        A worker whose hub is connected but silent (stopped, say) goes on
+        claiming and downloading: an attempt is over once its outcome is
+        recorded, its announcement unanswered.
+        """
+        harness = Harness(self, concurrency=1)
+        requests = await harness.create(LMP, start="2025-01-01", end="2025-01-20")
+        self.assertGreater(len(requests), download.FINISHING_PER_WORKER + 1)
+        await self.silent_hub(harness, len(requests))
+        self.assertEqual({t.state for t in await harness.all_tasks()}, {DOWNLOADED})
+        self.assertEqual(harness.service._finishing, set())
+
+    async def test_silentHubStops(self) -> None:
+        """
+        The service stops though its hub is connected but silent: neither
+        its announcements nor its unsubscriptions are waited for.
+        """
+        harness = Harness(self, concurrency=1)
+        await harness.create(LMP, start="2025-01-10", end="2025-01-12")
+        await self.silent_hub(harness, 3)
+        stopped = harness.service.stopService()
+        await stopped.addTimeout(10, harness.reactor)
+        self.assertEqual({t.state for t in await harness.all_tasks()}, {DOWNLOADED})
 
 
 class PolicyTests(SynchronousTestCase):

@@ -33,6 +33,7 @@ from harbour.services.files import prepare, record_path, temporary_name
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.outages import STORE_RETRY
 from harbour.store.tasks import DOWNLOADED, DOWNLOADING, PENDING, Outcome, Task
+from harbour.test.helpers import SilentHub
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
 DATA = (SAMPLES / "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip").read_bytes()
@@ -619,6 +620,70 @@ class RecordingTests(OneTaskTestCase):
         task = self.successResultOf(self.memory.get(task_id))
         assert task is not None
         return task.state
+
+
+class SilentHubTests(OneTaskTestCase):
+    """
+    A worker whose hub is connected but silent (stopped, say) never hears
+    whether its announcements were delivered: an attempt ends once its
+    outcome is recorded all the same.
+    """
+
+    def silent(self) -> tuple[Attempts, SilentHub, list[LogEvent]]:
+        """
+        @return: A worker's attempts whose bus is a silent hub, the hub,
+            and what the attempts log.
+        """
+        attempts = self.attempts()
+        hub = SilentHub()
+        attempts.bus = attempts.outcomes.bus = hub
+        logged: list[LogEvent] = []
+        attempts.log = attempts.outcomes.log = Logger(observer=cast(ILogObserver, logged.append))
+        return attempts, hub, logged
+
+    def test_endsOnceRecorded(self) -> None:
+        """
+        The attempt ends once its outcome is recorded, its announcement
+        sent but unanswered, and its lease is renewed no more.
+        """
+        attempts, hub, logged = self.silent()
+        done = attempts.run(self.claim(), self.clock.seconds())
+        self.client.answer(0, DATA)
+        self.successResultOf(done)
+        self.assertEqual(hub.published, ["task.done"])
+        self.assertEqual(self.state(), DOWNLOADED)
+        self.assertEqual(self.clock.getDelayedCalls(), [], "the renewer stopped")
+
+    def test_noLeaseLostOnceRecorded(self) -> None:
+        """
+        A claim ended by its recorded outcome is not said to have lost its
+        lease, however long the announcement goes unanswered.
+        """
+        attempts, hub, logged = self.silent()
+        renewals = self.store.renewals
+        attempts.run(self.claim(), self.clock.seconds())
+        self.client.answer(0, DATA)
+        self.assertEqual(self.state(), DOWNLOADED)
+        for ignored in range(30):
+            self.clock.advance(1)
+        self.assertEqual(self.store.renewals, renewals)
+        self.assertEqual([formatEvent(e) for e in logged if "lost the lease" in formatEvent(e)], [])
+
+    def state(self) -> str:
+        """
+        @return: The task's state.
+        """
+        task = self.successResultOf(self.memory.get(self.claim_id))
+        assert task is not None
+        return task.state
+
+    def claim(self) -> Task:
+        """
+        Claim the task as this process, noting its id.
+        """
+        task = super().claim()
+        self.claim_id = task.id
+        return task
 
 
 class LeaseTests(SynchronousTestCase):

@@ -41,7 +41,7 @@ from harbour.services.views import Views
 from harbour.services.waking import Waker
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.tasks import DOWNLOADED, EMPTY, RETIRED, task_id
-from harbour.test.helpers import capture_log
+from harbour.test.helpers import SilentHub, capture_log
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
 HUBS = SAMPLES / "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip"
@@ -192,6 +192,22 @@ class TablesServiceTests(SynchronousTestCase):
             [m for m in messages if "could not" in m],
             ["lmp/2020-01-01.zip: table.written could not be sent: not connected to the hub"],
         )
+
+    def test_silentHub(self) -> None:
+        """
+        A worker whose hub is connected but silent (stopped, say) goes on
+        parsing, each parse over once recorded with its C{table.written}
+        unanswered, and stops all the same.
+        """
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+        self.downloaded("2020-01-02", HUBS.read_bytes())
+        hub = SilentHub()
+        self.bus = hub  # type: ignore[assignment]
+        service = self.service()
+        self.assertEqual(self.successResultOf(self.store.parse_counts())["lmp"]["parsed"], 2)
+        self.assertEqual(hub.published.count("table.written"), 2)
+        self.assertEqual(service.parses.parsing, {})
+        self.successResultOf(service.stopService())
 
     def test_unparsableFile(self) -> None:
         """
