@@ -59,11 +59,14 @@ class Lease:
         L{None} if unknown.
     @ivar seconds: How long a lease the request confirmed last asked for
         (the setting may have changed since).
+    @ivar over: Whether the attempt is over (its outcome recorded, or its
+        claim lost): a renewal answered since tells nothing.
     """
 
     confirmed: float | None = attr.ib(default=None)
     expires: float | None = attr.ib(default=None)
     seconds: float = attr.ib(default=0.0)
+    over: bool = attr.ib(default=False)
 
     def confirm(self, asked: float, now: float, lease_seconds: float, wall: float) -> None:
         """
@@ -197,6 +200,9 @@ class Attempts:
             )
 
         def over(result: _T) -> _T:
+            # At once: the outcome is recorded (its announcement is not
+            # waited for), and the claim is over.
+            lease.over = True
             renewer.stop()
             return result
 
@@ -387,6 +393,9 @@ class Attempts:
             return
         except Exception:
             self.log.failure("cannot renew the lease of {url}", url=task.url, service="download")
+            return
+        if lease.over:
+            # Answered after the outcome was recorded, which ended the claim.
             return
         if held:
             self._confirm(lease, asked, seconds)

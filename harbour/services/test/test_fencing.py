@@ -669,6 +669,29 @@ class SilentHubTests(OneTaskTestCase):
         self.assertEqual(self.store.renewals, renewals)
         self.assertEqual([formatEvent(e) for e in logged if "lost the lease" in formatEvent(e)], [])
 
+    def test_renewalAnsweredAfterRecord(self) -> None:
+        """
+        A renewal asked before the outcome was recorded and answered after
+        (the claim ended, so not held) is not a lost lease.
+        """
+        renewals: list[Deferred[bool]] = []
+
+        def held_renew(*args: Any, **kwargs: Any) -> Deferred[bool]:
+            d: Deferred[bool] = Deferred()
+            renewals.append(d)
+            return d
+
+        attempts, hub, logged = self.silent()
+        self.patch(self.store, "renew", held_renew)
+        done = attempts.run(self.claim(), self.clock.seconds())
+        self.clock.advance(2)
+        self.assertEqual(len(renewals), 1)
+        self.client.answer(0, DATA)
+        self.successResultOf(done)
+        self.assertEqual(self.state(), DOWNLOADED)
+        renewals[0].callback(False)
+        self.assertEqual([formatEvent(e) for e in logged if e["log_level"] >= LogLevel.warn], [])
+
     def state(self) -> str:
         """
         @return: The task's state.
