@@ -281,13 +281,32 @@ class SilentHub:
     def __init__(self) -> None:
         self.local = Bus()
         self.published: list[str] = []
+        self._waiting: list[tuple[str, int, Deferred[None]]] = []
 
     def publish(self, topic: str, payload: object, retain: bool = False) -> Deferred[int]:
         """
         Send C{payload}; no answer comes.
         """
         self.published.append(topic)
+        waiting, self._waiting = self._waiting, []
+        for wanted in waiting:
+            self._note(*wanted)
         return Deferred()
+
+    def published_count(self, topic: str, count: int) -> Deferred[None]:
+        """
+        @return: A L{Deferred} firing once C{count} events of C{topic} are
+            published.
+        """
+        reached: Deferred[None] = Deferred()
+        self._note(topic, count, reached)
+        return reached
+
+    def _note(self, topic: str, count: int, reached: Deferred[None]) -> None:
+        if self.published.count(topic) >= count:
+            reached.callback(None)
+        else:
+            self._waiting.append((topic, count, reached))
 
     def subscribe(self, pattern: str, callback: Callable[[IEvent], object]) -> Deferred[Subscription]:
         """

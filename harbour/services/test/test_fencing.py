@@ -170,6 +170,15 @@ class OneTaskTestCase(SynchronousTestCase):
         assert task is not None
         return task
 
+    def state(self) -> str:
+        """
+        @return: The one task's state.
+        """
+        [task_id] = self.successResultOf(self.memory.ids())
+        task = self.successResultOf(self.memory.get(task_id))
+        assert task is not None
+        return task.state
+
 
 class FencedLeaseTests(OneTaskTestCase):
     """
@@ -612,15 +621,6 @@ class RecordingTests(OneTaskTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [], "the renewer stopped")
         self.assertEqual(self.state(), DOWNLOADING)
 
-    def state(self) -> str:
-        """
-        @return: The one task's state.
-        """
-        [task_id] = self.successResultOf(self.memory.ids())
-        task = self.successResultOf(self.memory.get(task_id))
-        assert task is not None
-        return task.state
-
 
 class SilentHubTests(OneTaskTestCase):
     """
@@ -691,22 +691,6 @@ class SilentHubTests(OneTaskTestCase):
         self.assertEqual(self.state(), DOWNLOADED)
         renewals[0].callback(False)
         self.assertEqual([formatEvent(e) for e in logged if e["log_level"] >= LogLevel.warn], [])
-
-    def state(self) -> str:
-        """
-        @return: The task's state.
-        """
-        task = self.successResultOf(self.memory.get(self.claim_id))
-        assert task is not None
-        return task.state
-
-    def claim(self) -> Task:
-        """
-        Claim the task as this process, noting its id.
-        """
-        task = super().claim()
-        self.claim_id = task.id
-        return task
 
 
 class LeaseTests(SynchronousTestCase):

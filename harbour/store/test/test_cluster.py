@@ -6,19 +6,17 @@ Cluster node.
 from __future__ import annotations
 
 import socket
-import subprocess
-from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.task import Clock, deferLater
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from harbour.errors import ConfigurationError, StoreUnavailable
 from harbour.store.cluster import check_cluster
 from harbour.store.connection import StoreService
-from harbour.store.server import find_redis_server
 from harbour.store.tasks import RedisTaskStore
+from harbour.store.test.test_sentinel import ask, eventually, spawn
 from harbour.store.test.test_tasks import request
 from harbour.test.helpers import short_directory
 
@@ -102,17 +100,6 @@ class CheckClusterTests(SynchronousTestCase):
         )
 
 
-def _command(port: int, *args: str) -> bytes:
-    """
-    Send one command to the Redis on C{port} and read its reply's first
-    bytes (enough for the short replies these tests need).
-    """
-    encoded = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a.encode()) for a in args)
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
-        connection.sendall(encoded)
-        return connection.recv(65536)
-
-
 def _free_port() -> int:
     """
     @return: A free TCP port on 127.0.0.1 whose cluster bus port (10,000
@@ -140,32 +127,22 @@ async def cluster_node(testcase: TestCase) -> int:
 
     @return: Its port on 127.0.0.1.
     """
-    from twisted.internet import reactor
-
-    directory: Path = short_directory(testcase)
+    directory = short_directory(testcase)
     port = _free_port()
-    process = subprocess.Popen(
-        [find_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes"]
-        + ["--cluster-config-file", str(directory / "nodes.conf"), "--dir", str(directory)]
-        + ["--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", str(directory / "log")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    await spawn(
+        testcase,
+        directory,
+        ["--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes"]
+        + ["--cluster-config-file", str(directory / "nodes.conf"), "--save", "", "--appendonly", "no"],
     )
-    testcase.addCleanup(process.wait)
-    testcase.addCleanup(process.terminate)
-    for ignored in range(200):
-        try:
-            if _command(port, "PING") == b"+PONG\r\n":
-                break
-        except OSError:
-            pass
-        await deferLater(reactor, 0.05)
-    _command(port, "CLUSTER", "ADDSLOTS", *map(str, range(16384)))
-    for ignored in range(200):
-        if b"cluster_state:ok" in _command(port, "CLUSTER", "INFO"):
-            return port
-        await deferLater(reactor, 0.05)
-    testcase.fail("the cluster never came up")
+    await ask(port, "CLUSTER", "ADDSLOTS", *map(str, range(16384)))
+
+    async def up() -> bool:
+        """the cluster serves every slot"""
+        return "cluster_state:ok" in await ask(port, "CLUSTER", "INFO")
+
+    await eventually(up)
+    return port
 
 
 class ClusterStoreTests(TestCase):
@@ -183,7 +160,7 @@ class ClusterStoreTests(TestCase):
         from twisted.internet import reactor
 
         port = await cluster_node(self)
-        self.assertEqual(_command(port, "SADD", "t:ids", "x"), b":1\r\n")
+        self.assertEqual(await ask(port, "SADD", "t:ids", "x"), 1)
         service = StoreService.from_config(reactor, f"redis://127.0.0.1:{port}/0", short_directory(self), "t")
         service.startService()
         self.addCleanup(service.stopService)
