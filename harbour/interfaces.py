@@ -180,8 +180,12 @@ class IPublications(Interface):
     def observe(observer: Callable[[list[Publication]], Deferred[Any] | None]) -> None:
         """
         Call C{observer} with the list of
-        L{harbour.oasis.publications.Publication}s of every read that found
-        any; a L{Deferred} it returns is waited for.
+        L{harbour.oasis.publications.Publication}s of every span of the log
+        read that holds any; a L{Deferred} it returns is waited for.  The
+        log is read past a span only once every observer has taken its
+        entries: should one fail (or raise L{harbour.errors.StoreUnavailable}
+        when it cannot apply them), the span is read and handed on again
+        later, so an observer must take the same entries twice calmly.
         """
 
 

@@ -12,7 +12,10 @@ Schedule (C{ATL_PUB_SCHED}) announces, through the shared L{OasisClient}:
 - every entry read is handed to the observers (the work service, which
   puts revised tasks back to C{pending});
 - what it learned (the days, and how far the log has been read) is kept in
-  Redis, so a restart reads on from there rather than from the start.
+  Redis, so a restart reads on from there rather than from the start.  The
+  log counts as read past a span only once the observers have taken its
+  entries: a read stopped part-way, a process killed, an observer that
+  could not apply them, each leaves them to be read again.
 
 When the log cannot be read for a whole C{publications_interval} (or was
 never read), the caps are dropped (plain date ranges) until it can;
@@ -60,6 +63,12 @@ MAX_ANSWER = 64 << 20
 #: What an observer of the entries read is: a L{Deferred} it returns is
 #: waited for (its result is not used).
 Observer = Callable[[list[Publication]], Deferred[Any] | None]
+
+
+class NotHandedOn(Exception):
+    """
+    An observer failed to take the entries of a span of the log.
+    """
 
 
 @implementer(IPublications, IStatusSource)
@@ -183,22 +192,21 @@ class PublicationsFollower(Service):
         One read of the log (and of the schedule when due), and what
         follows from it.
         """
-        # The entries of each span read, kept though a later span fails:
-        # the saved progress is past them, so no later read brings them.
-        entries: list[Publication] = []
         try:
             yield self._reads.interruptible(self.ready())
             if not self._loaded:
                 yield self._memory.load(self._known, self.manifest.base_url)
                 self._loaded = True
             yield self._read_schedule()
-            yield self._read_log(entries)
+            yield self._read_log()
         except StoreUnavailable as e:
             self.log.warn("cannot follow publications: {error}", error=str(e), service="publications")
         except CancelledError:
             if not self.running:
                 return  # stopped mid-read
             raise
+        except NotHandedOn:
+            pass  # logged, and read again next time
         except Exception as e:
             self._read_failed(e)
         else:
@@ -216,11 +224,6 @@ class PublicationsFollower(Service):
             yield self.bus.publish(
                 "publications.updated", {"mode": after[0], "capped": len(after[1]), "version": digest}
             )
-        if entries:
-            for observer in self._observers:
-                waited = observer(entries)
-                if waited is not None:
-                    yield waited
 
     def _published_days(self) -> dict[str, str]:
         return {name: day.isoformat() for name, day in sorted(self.published_through().items())}
@@ -304,13 +307,11 @@ class PublicationsFollower(Service):
         self._known.schedule_read = now
 
     @inlineCallbacks
-    def _read_log(self, entries: list[Publication]) -> Generator[Deferred[Any], Any, None]:
+    def _read_log(self) -> Generator[Deferred[Any], Any, None]:
         """
         Read the log from where the last read ended to now, a span of at
-        most 31 days per request, saving progress after each.
-
-        @param entries: Where the entries of each span are added as it is
-            read, so that those of the spans before a failure are kept.
+        most 31 days per request, handing each span's entries on and then
+        saving the progress past it.
         """
         start, end, cut = self._known.span(self.reactor.seconds())
         if cut:
@@ -322,11 +323,36 @@ class PublicationsFollower(Service):
         while start < end:
             stop = min(end, start + SPAN)
             found = yield self._reader().log(start, stop)
-            entries += found
             self._known.learn(found)
+            if found:
+                yield self._hand_on(found)
             self._known.read_through = stop
             yield self._memory.save(self._known, self.manifest.base_url)
             start = stop
+
+    @inlineCallbacks
+    def _hand_on(self, entries: list[Publication]) -> Generator[Deferred[Any], Any, None]:
+        """
+        Hand C{entries} to every observer, waiting for each.
+
+        @raise NotHandedOn: if an observer failed (which is logged); a
+            store outage or a stop is raised as it is.
+        """
+        for observer in self._observers:
+            try:
+                waited = observer(entries)
+                if waited is not None:
+                    yield waited
+            except (StoreUnavailable, CancelledError):
+                raise
+            except Exception:
+                self.log.failure(
+                    "cannot apply {count} entries of the publications log: they are read again "
+                    "at the next read",
+                    count=len(entries),
+                    service="publications",
+                )
+                raise NotHandedOn() from None
 
     def _reader(self) -> LogReader:
         """

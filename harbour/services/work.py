@@ -270,6 +270,10 @@ class WorkService(Service):
         """
         Put back to C{pending} the tasks whose data changed in OASIS after
         they were fetched, and announce each with C{task.revised}.
+
+        @raise StoreUnavailable: if harbour stops while Redis is away: the
+            entries are not applied (the publications follower reads them
+            again).
         """
         found = self.manifest.revised(entries)
         revisions = [(task_id(request.filename), entry.published, entry.version) for request, entry in found]
@@ -278,12 +282,12 @@ class WorkService(Service):
             try:
                 changed = yield self.store.revise(revisions)
                 break
-            except StoreUnavailable as e:
-                # The entries are not read again: wait the outage out (the
-                # store logs it), unless harbour stops.
+            except StoreUnavailable:
+                # Wait the outage out (the store logs it), unless harbour
+                # stops: then the follower reads these entries again at the
+                # next start.
                 if not self.running:
-                    self.log.warn("revisions not applied: {error}", error=str(e), service="work")
-                    return
+                    raise
             yield deferLater(self.reactor, delay, lambda: None)
             delay = next_retry(delay)
         # Some may have been noted by an earlier call, their downloads then

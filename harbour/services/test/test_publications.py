@@ -12,7 +12,7 @@ from typing import Any, TypeVar, cast
 import attr
 from treq.testing import StubTreq
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import ILogObserver, LogEvent, Logger, LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -20,6 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from harbour.bus import Bus
 from harbour.config.paging import publish_reports
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, to_payload
+from harbour.errors import StoreUnavailable
 from harbour.interfaces import IEvent, StatusDocument
 from harbour.oasis.client import OasisClient
 from harbour.oasis.publications import Publication, Scheduled
@@ -362,12 +363,13 @@ class FollowingTests(TestCase):
             revised, [(name, urls[name]) for name in ("lmp/2025-03-06.zip", "lmp/2025-03-07.zip")]
         )
 
-    async def test_catchUpFailingKeepsSpansRead(self) -> None:
+    async def revised_then_stopped(self) -> PublicationsFollower:
         """
-        A catch-up read (two spans, after a stop of 40 days) whose second
-        request fails still hands the entries of its first span to the
-        observers: the revision logged there is applied, though the reads
-        after it start past it.
+        Download every window, have OASIS revise one, stop the follower for
+        40 days, and start another.
+
+        @return: The new follower, whose first read is a catch-up of two
+            spans, the revision in the first.
         """
         self.follower = self.service()
         await self.downloaded()
@@ -376,7 +378,16 @@ class FollowingTests(TestCase):
         self.clock.advance(60)
         await self.settle(self.follower.stopService())
         self.clock.advance(40 * 86400)
-        again = self.service()
+        return self.service()
+
+    async def test_catchUpFailingKeepsSpansRead(self) -> None:
+        """
+        A catch-up read (two spans, after a stop of 40 days) whose second
+        request fails still hands the entries of its first span to the
+        observers: the revision logged there is applied, though the reads
+        after it start past it.
+        """
+        again = await self.revised_then_stopped()
         reader = again._reader
         spans: list[float] = []
 
@@ -391,6 +402,83 @@ class FollowingTests(TestCase):
         self.patch(again, "_reader", reader)
         self.clock.advance(900)
         await self.read(again)
+        self.assertEqual(await self.settle(self.tasks.revision_counts()), {"lmp": 1})
+
+    async def test_stopMidCatchUpKeepsSpansRead(self) -> None:
+        """
+        A catch-up read stopped while it waits for its second span has
+        handed the entries of its first on before saving the progress past
+        them: the revision logged there is applied.
+        """
+        again = await self.revised_then_stopped()
+        hanging = HangingReader(again._reader(), 2)
+        self.patch(again, "_reader", lambda: hanging)
+        reading = again.read_publications()
+        await self.settle(hanging.asked)
+        await self.settle(again.stopService())
+        self.assertTrue(reading.called)
+        self.assertEqual(await self.settle(self.tasks.revision_counts()), {"lmp": 1})
+
+    async def revised_long_ago(self) -> None:
+        """
+        Download every window, then have OASIS revise one of them: the
+        next read is the last whose overlap with the read before it holds
+        that revision.
+        """
+        await self.downloaded()
+        self.clock.advance(60)
+        self.simulator.revise("PRC_LMP", datetime.date(2025, 3, 7))
+        self.clock.advance(OVERLAP)
+
+    async def test_observerFailingReadAgain(self) -> None:
+        """
+        Entries an observer fails to take (the failure logged) are not
+        counted as read: the next read hands them on again, beyond its
+        overlap with the last, and the work service, handed a revision
+        twice, applies it once.
+        """
+        self.follower = self.service()
+        await self.revised_long_ago()
+        taken: list[list[Publication]] = []
+
+        def observer(entries: list[Publication]) -> None:
+            taken.append(entries)
+            if len(taken) == 1:
+                raise RuntimeError("observer broke")
+
+        self.follower.observe(observer)
+        await self.read()
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.clock.advance(60)
+        await self.read()
+        self.assertEqual(len(taken), 2)
+        self.assertEqual(set(taken[0]) - set(taken[1]), set())
+        self.assertEqual(await self.settle(self.tasks.revision_counts()), {"lmp": 1})
+        self.assertEqual(len([e for e in self.events if e.topic == "task.revised"]), 1)
+
+    async def test_revisionsUnappliedReadAgain(self) -> None:
+        """
+        Revisions the work service cannot apply, Redis away as harbour
+        stops, are applied by a later read.
+        """
+        self.follower = self.service()
+        await self.revised_long_ago()
+        revise = self.tasks.revise
+        asked: list[object] = []
+
+        def away(revisions: list[tuple[str, float, int]]) -> Deferred[Any]:
+            asked.append(revisions)
+            if len(asked) == 1:
+                return fail(StoreUnavailable("Redis is away"))
+            return revise(revisions)
+
+        self.patch(self.tasks, "revise", away)
+        # The work service is not running, as when harbour stops.
+        await self.read()
+        self.assertEqual(await self.settle(self.tasks.revision_counts()), {})
+        self.clock.advance(60)
+        await self.read()
+        self.assertEqual(len(asked), 2)
         self.assertEqual(await self.settle(self.tasks.revision_counts()), {"lmp": 1})
 
     async def test_restartReadsOn(self) -> None:
@@ -589,6 +677,40 @@ class FailingReader:
             raise RuntimeError("HTTP 429")
 
         return read.addBoth(refused)
+
+
+@attr.s(frozen=True)
+class HangingReader:
+    """
+    A reader of the log whose C{first}th request of the log (counting from
+    1) is never answered, until a stop cancels it.
+
+    @ivar asked: Fires once that request is made.
+    """
+
+    reader: LogReader = attr.ib()
+    first: int = attr.ib()
+    spans: list[float] = attr.ib(factory=list)
+    asked: Deferred[None] = attr.ib(factory=Deferred)
+
+    def schedule(self, now: float) -> Deferred[list[Scheduled]]:
+        """
+        The schedule, as the reader reads it.
+        """
+        return self.reader.schedule(now)
+
+    def log(self, start: float, end: float) -> Deferred[list[Publication]]:
+        """
+        The log from C{start} to C{end}, or no answer from the C{first}th
+        request on.
+        """
+        self.spans.append(start)
+        if len(self.spans) < self.first:
+            return self.reader.log(start, end)
+        self.asked.callback(None)
+        never: Deferred[list[Publication]] = Deferred()
+        self.reader.interruptible(cast("Deferred[bytes]", never))
+        return never
 
 
 class LaggingTests(SynchronousTestCase):
