@@ -8,6 +8,12 @@ made again on every new connection (so retained configuration arrives again),
 and events published while the hub is away are dropped with a log line (they
 are announcements; the task store in Redis is the truth).
 
+A hub that leaves a call unanswered for L{ANSWER_DEADLINE} (stopped, or
+cut off without the connection's end reaching the worker) is taken for
+gone: the connection is dropped and made again, rather than calls piling
+up unanswered for as long as the connection seems open.  A stop closes
+the connection, and drops it if it has not closed within L{CLOSE_GRACE}.
+
 The events of the worker's own connection to Redis (C{store.*}) stay in
 the worker: its services hear them, and the hub's do not, which would take
 them for the hub's own connection (its readiness, its refresh and drain on
@@ -17,13 +23,13 @@ C{store.connected}); nor do the worker's hear the hub's.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import attr
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks, succeed
-from twisted.internet.interfaces import IAddress, IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import IAddress, IReactorTime, IStreamClientEndpoint, ITCPTransport
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -38,6 +44,14 @@ from harbour.interfaces import IBus, IEvent, IStatusSource
 
 #: Topics about this process's own connections, kept in it (see above).
 LOCAL_TOPICS = "store."
+#: How long, in seconds, the hub may leave a call unanswered before its
+#: connection is taken for dead.
+ANSWER_DEADLINE = 60.0
+#: How long, in seconds, a stop waits for the connection to close before
+#: dropping it: a hub that reads nothing would keep it open for ever.
+CLOSE_GRACE = 5.0
+
+_T = TypeVar("_T")
 
 
 @implementer(IBus, IStatusSource)
@@ -63,6 +77,8 @@ class HubLink(Service):
     _connect_to: IStreamClientEndpoint = attr.ib(init=False)
     _client: ClientService | None = attr.ib(default=None, init=False)
     _protocol: HarbourClientProtocol | None = attr.ib(default=None, init=False)
+    #: Every connection not yet closed, ready or not.
+    _connections: set[HarbourClientProtocol] = attr.ib(factory=set, init=False)
     _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
     #: The bus of L{LOCAL_TOPICS}.
     _local: Bus = attr.ib(factory=Bus, init=False)
@@ -97,8 +113,10 @@ class HubLink(Service):
         fails its preparation and is then closed is a transition Twisted's
         reconnecting machine does not have, and it logs a traceback.)
         """
+        self._connections.add(protocol)
+        protocol.disconnected.addBoth(lambda ignored: self._connections.discard(protocol))
         try:
-            yield protocol.callRemote(commands.Authenticate, token=self.token)
+            yield self._answer_due(protocol, protocol.callRemote(commands.Authenticate, token=self.token))
         except Unauthorized as e:
             self._refused(protocol, str(e))
             return
@@ -113,7 +131,7 @@ class HubLink(Service):
                 if subscription not in self._subscriptions:
                     continue  # given up meanwhile
                 try:
-                    yield protocol.subscribe(subscription)
+                    yield self._answer_due(protocol, protocol.subscribe(subscription))
                 except BadRequest as e:
                     # A hub that now refuses it (a newer one, with a lower
                     # limit, say) would refuse it at every reconnection.
@@ -169,6 +187,34 @@ class HubLink(Service):
             self._ready = False
         _close(protocol)
 
+    def _answer_due(self, protocol: HarbourClientProtocol, call: Deferred[_T]) -> Deferred[_T]:
+        """
+        Drop C{protocol}'s connection if C{call}, a command sent on it, is
+        not answered within L{ANSWER_DEADLINE}.
+
+        @return: C{call}.
+        """
+        return _unless_over(self.reactor, ANSWER_DEADLINE, call, self._unanswered, protocol)
+
+    def _unanswered(self, protocol: HarbourClientProtocol) -> None:
+        """
+        The hub has not answered a call on C{protocol} in time: drop the
+        connection (its calls fail as lost), to be made again.
+        """
+        if protocol not in self._connections:
+            return  # dropped already, by an earlier call's deadline
+        self._connections.discard(protocol)
+        if self._protocol is protocol:
+            self._protocol = None
+            self._ready = False
+        self.log.warn(
+            "the hub {endpoint} has not answered for {seconds:g} s; reconnecting",
+            endpoint=self.endpoint,
+            seconds=ANSWER_DEADLINE,
+            service="hub",
+        )
+        _abort(protocol)
+
     def _lost(self, ignored: object, protocol: HarbourClientProtocol) -> None:
         if self._protocol is protocol:
             self._protocol = None
@@ -199,7 +245,7 @@ class HubLink(Service):
             return self._local.publish(topic, payload, retain)
         if self._protocol is None:
             return fail(StoreUnavailable(f"not connected to the hub at {self.endpoint}"))
-        return RemoteBus(self._protocol).publish(topic, payload, retain)
+        return self._answer_due(self._protocol, RemoteBus(self._protocol).publish(topic, payload, retain))
 
     def subscribe(self, pattern: str, callback: Callable[[IEvent], object]) -> Deferred[Subscription]:
         """
@@ -222,7 +268,7 @@ class HubLink(Service):
         # a command is left unhandled by the callbacks added before its
         # answer comes, and a caller may add its own only later.
         subscribed: Deferred[Subscription] = Deferred()
-        self._protocol.subscribe(subscription).addCallbacks(
+        self._answer_due(self._protocol, self._protocol.subscribe(subscription)).addCallbacks(
             lambda ignored: subscribed.callback(subscription),
             self._refused_subscription,
             errbackArgs=(subscription, subscribed),
@@ -276,7 +322,7 @@ class HubLink(Service):
         self._withdraw(subscription)
         if self._protocol is None:
             return succeed(None)
-        return self._protocol.release(subscription.pattern)
+        return self._answer_due(self._protocol, self._protocol.release(subscription.pattern))
 
     def status(self) -> dict[str, object]:
         """
@@ -286,13 +332,21 @@ class HubLink(Service):
 
     def stopService(self) -> Deferred[None] | None:
         """
-        Disconnect and stop reconnecting.
+        Disconnect and stop reconnecting; a connection not closed within
+        L{CLOSE_GRACE} is dropped.
         """
         super().stopService()
         waiting, self._waiting = self._waiting, []
         for d in waiting:
             d.errback(CancelledError("the link to the hub stopped"))
-        return self._client.stopService() if self._client is not None else None
+        if self._client is None:
+            return None
+        stopped: Deferred[None] = self._client.stopService()
+        return _unless_over(self.reactor, CLOSE_GRACE, stopped, self._drop_connections)
+
+    def _drop_connections(self) -> None:
+        for protocol in list(self._connections):
+            _abort(protocol)
 
 
 class _LinkFactory(Factory):
@@ -333,3 +387,29 @@ def _close(protocol: HarbourClientProtocol) -> None:
     """
     if protocol.transport is not None:
         protocol.transport.loseConnection()
+
+
+def _abort(protocol: HarbourClientProtocol) -> None:
+    """
+    Drop C{protocol}'s connection now, with whatever it has not sent.
+    """
+    if protocol.transport is not None:
+        cast(ITCPTransport, protocol.transport).abortConnection()
+
+
+def _unless_over(
+    reactor: IReactorTime, seconds: float, d: Deferred[_T], then: Callable[..., object], *args: object
+) -> Deferred[_T]:
+    """
+    Call C{then(*args)} in C{seconds} unless C{d} has fired by then.
+
+    @return: C{d}.
+    """
+    timer = reactor.callLater(seconds, then, *args)
+
+    def over(result: _T) -> _T:
+        if timer.active():
+            timer.cancel()
+        return result
+
+    return d.addBoth(over)

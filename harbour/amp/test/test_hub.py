@@ -8,10 +8,11 @@ from typing import Any
 
 import attr
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
-from twisted.internet.error import ConnectionLost
+from twisted.internet.error import ConnectionAborted, ConnectionLost
 from twisted.internet.interfaces import IProtocol, IProtocolFactory, IStreamClientEndpoint
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.protocols import amp
+from twisted.python.failure import Failure
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -20,7 +21,7 @@ from harbour.amp import commands
 from harbour.amp import hub as hub_module
 from harbour.amp import server as server_module
 from harbour.amp.client import HarbourClientProtocol
-from harbour.amp.hub import HubLink
+from harbour.amp.hub import ANSWER_DEADLINE, CLOSE_GRACE, HubLink
 from harbour.amp.server import AUTHENTICATION_TIMEOUT, REFUSAL_LOG_INTERVAL, ControlProtocol, ControlService
 from harbour.bus import Bus, Event, Subscription, SubscriptionTable
 from harbour.errors import BadRequest, StoreUnavailable
@@ -28,7 +29,7 @@ from harbour.interfaces import IEvent
 from harbour.test.helpers import TOKEN, capture_log, control_service
 
 
-@attr.s(auto_attribs=True)
+@attr.s(auto_attribs=True, eq=False)
 class RecordingProtocol:
     """
     Stands for a connection to the hub: records the commands sent on it.
@@ -57,7 +58,7 @@ class RecordingProtocol:
     _unsubscribe_failed = HarbourClientProtocol._unsubscribe_failed
 
 
-@attr.s(auto_attribs=True)
+@attr.s(auto_attribs=True, eq=False)
 class SlowProtocol(RecordingProtocol):
     """
     A connection to the hub that authenticates at once and answers its
@@ -185,6 +186,40 @@ class HubInMemory:
             )
         )
         return succeed(client)
+
+
+class StuckTransport(StringTransport):
+    """
+    A connection whose close waits for ever, as one to a peer that reads
+    nothing does once its buffers are full; only an abort ends it.
+    """
+
+    def __init__(self, protocol: IProtocol) -> None:
+        super().__init__()
+        self.protocol = protocol
+
+    def abortConnection(self) -> None:
+        """
+        End the connection now.
+        """
+        super().abortConnection()
+        self.protocol.connectionLost(Failure(ConnectionAborted()))
+
+
+@implementer(IStreamClientEndpoint)
+class StuckEndpoint:
+    """
+    Connects over a L{StuckTransport}.
+    """
+
+    def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
+        """
+        Connect a protocol of C{factory} over a new L{StuckTransport}.
+        """
+        protocol = factory.buildProtocol(iosim.FakeAddress())
+        assert protocol is not None
+        protocol.makeConnection(StuckTransport(protocol))
+        return succeed(protocol)
 
 
 class ConnectionTests(SynchronousTestCase):
@@ -394,6 +429,53 @@ class ConnectionTests(SynchronousTestCase):
         self.successResultOf(link.when_connected())
         link.stopService()
         self.failureResultOf(link.when_connected(), CancelledError)
+
+    def test_silentHubDropped(self) -> None:
+        """
+        A hub that leaves a call unanswered for L{ANSWER_DEADLINE} (here,
+        stopped: nothing it sends or reads moves) is taken for gone, once:
+        the connection is dropped, publishing fails at once while it is
+        away, and the link connects again.
+        """
+        link, hub, clock = self.link(TOKEN)
+        messages = capture_log(self)
+        connected = link.when_connected()
+        self.pass_time(hub, clock, 2)
+        self.successResultOf(connected)
+        first = link.publish("task.done", {"id": "a"})
+        clock.advance(1)
+        second = link.publish("task.done", {"id": "b"})
+        clock.advance(ANSWER_DEADLINE)
+        silent = [m for m in messages if "has not answered" in m]
+        self.assertEqual(silent, ["the hub tcp:127.0.0.1:7750 has not answered for 60 s; reconnecting"])
+        self.failureResultOf(link.publish("task.done", {"id": "c"}), StoreUnavailable)
+        # In memory, the bytes sent before the drop still arrive.
+        self.pass_time(hub, clock, 3)
+        self.successResultOf(first)
+        self.successResultOf(second)
+        self.assertTrue(hub.pumps[0].clientIO.disconnected)
+        self.assertEqual(len(hub.pumps), 2)
+        self.successResultOf(link.when_connected())
+        again = link.publish("task.done", {"id": "d"})
+        self.pass_time(hub, clock, 1)
+        self.successResultOf(again)
+
+    def test_stopDropsStuckConnection(self) -> None:
+        """
+        A stop closes the connection, and drops it if it has not closed
+        within L{CLOSE_GRACE} (a hub that reads nothing leaves unsent bytes
+        that a close would wait for): the stop ends.
+        """
+        clock = MemoryReactorClock()
+        link = HubLink(clock, "tcp:127.0.0.1:7750", TOKEN)
+        link._connect_to = StuckEndpoint()
+        link.startService()
+        stopped = link.stopService()
+        assert stopped is not None
+        clock.advance(CLOSE_GRACE - 1)
+        self.assertNoResult(stopped)
+        clock.advance(1)
+        self.successResultOf(stopped)
 
     def test_wrongToken(self) -> None:
         """
