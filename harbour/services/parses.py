@@ -121,7 +121,12 @@ class Parses:
                 raise ClaimUnknown(f"cannot ask whether the claim of {job.filename} holds: {e}") from e
 
         try:
-            written = yield self.in_thread(_write, source, self.tables_dir, job, label, still_held)
+            try:
+                written = yield self.in_thread(_write, source, self.tables_dir, job, label, still_held)
+            finally:
+                # The parse is over: a renewal answered from now on may
+                # find the claim ended by the outcome recorded next.
+                self.parsing.pop(job.id, None)
         except ParseError as e:
             yield self._unparsable(job, str(e))
         except Superseded:
@@ -147,7 +152,6 @@ class Parses:
         else:
             yield self._parsed(job, written)
         finally:
-            self.parsing.pop(job.id, None)
             if renewal.running:
                 renewal.stop()
 
@@ -166,7 +170,7 @@ class Parses:
         """
 
         def answered(held: bool) -> None:
-            if not held:
+            if not held and job.id in self.parsing:
                 self.log.warn("lost the claim of {file} mid-parse", file=job.filename, service="tables")
 
         def failed(failure: Failure) -> None:

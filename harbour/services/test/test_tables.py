@@ -583,6 +583,50 @@ class TablesServiceTests(SynchronousTestCase):
         self.assertEqual(found.parse, "parsed")
         self.assertEqual(len(self.parquet()), 2)
 
+    def test_renewalAnsweredAfterRecording(self) -> None:
+        """
+        A renewal sent while the parse ran, answered once its outcome was
+        recorded (which ended the claim), is not taken for a claim lost
+        mid-parse.
+        """
+        task = self.downloaded("2020-01-01", HUBS.read_bytes())
+        held, held_write = holding(parses._write)
+        renew = self.store.renew_parse
+        renewals: list[Deferred[None]] = []
+
+        def slow_first(*args: Any) -> Deferred[bool]:
+            if renewals:
+                return renew(*args)
+            renewals.append(Deferred())
+            return renewals[0].addCallback(lambda ignored: renew(*args))
+
+        self.patch(self.store, "renew_parse", slow_first)
+        messages = capture_log(self)
+        self.service(run_in_thread=held_write, work=WorkTopic(lease_seconds=300))
+        self.clock.advance(100)
+        self.assertEqual(len(renewals), 1)
+        held[0].callback(None)
+        found = self.successResultOf(self.store.get(task))
+        assert found is not None
+        self.assertEqual(found.parse, "parsed")
+        renewals[0].callback(None)
+        self.assertEqual([m for m in messages if "lost the claim" in m], [])
+
+    def test_claimLostMidParseLogged(self) -> None:
+        """
+        A renewal that finds the claim gone while the parse runs says so.
+        """
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+        held, held_write = holding(parses._write)
+        self.patch(self.store, "renew_parse", lambda *args: succeed(False))
+        messages = capture_log(self)
+        self.service(run_in_thread=held_write, work=WorkTopic(lease_seconds=300))
+        self.clock.advance(100)
+        self.assertEqual(
+            [m for m in messages if "lost the claim" in m], ["lost the claim of lmp/2020-01-01.zip mid-parse"]
+        )
+        held[0].callback(None)
+
     def test_claimUnknownLater(self) -> None:
         """
         If the store cannot say whether the claim holds before the commit,
