@@ -13,8 +13,8 @@ reaches: its own tables directory, or storage shared with it).
 Whatever happens, the claim ends: C{parsed}, C{unparsable} with the reason
 (a malformed answer, or any error harbour did not foresee, so that no file
 is parsed again and again forever), or back to the queue for later (the
-file is not on this host, the disk failed, or the store could not say
-whether the claim held), or at once (a revision replaced the zip
+file is not on this host, the disk failed or filled, memory ran out, or
+the store could not say whether the claim held), or at once (a revision replaced the zip
 mid-parse, and the store did not give the file to another claim
 meanwhile); unless it had ended already, when whoever ended it has the say.
 """
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import attr
+import pyarrow
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
@@ -144,6 +145,10 @@ class Parses:
             yield self._later(job, ABSENT_RETRY, f"{source} is not on this host")
         except OSError as e:
             yield self._later(job, TRANSIENT_RETRY, f"cannot write the tables of {source}: {e}")
+        except (MemoryError, pyarrow.ArrowMemoryError) as e:
+            # For want of memory, as a full disk is for want of room (two
+            # large parses at once, say): not the file's fault.
+            yield self._later(job, TRANSIENT_RETRY, f"out of memory parsing {source}: {e}")
         except Exception as e:
             # Unforeseen, so most likely the same next time: record it
             # rather than parse the file again at every lease.
@@ -239,6 +244,12 @@ class Parses:
             filename=payload["filename"],
             service="tables",
         )
+
+    def give_back(self, job: ParseJob) -> Deferred[bool]:
+        """
+        Give C{job}'s claim back unparsed, for any host to parse at once.
+        """
+        return self.store.release_parse(job.id, self.owner, job.token, 0, "")
 
     @inlineCallbacks
     def _later(self, job: ParseJob, delay: float, error: str) -> Generator[Deferred[Any], Any, None]:

@@ -315,6 +315,11 @@ class TablesService(Service):
                     yield self._waker.idle()
                     continue
                 try:
+                    if not self.running or self.paused:
+                        # Stopped or paused while the claim was asked for:
+                        # a parse can take minutes, which a stop would wait.
+                        yield self.parses.give_back(job)
+                        continue
                     yield self.parses.run(job)
                 except StoreUnavailable as e:
                     # The outcome is not recorded: the lease expires and the

@@ -27,6 +27,7 @@ from harbour.config.paging import publish_reports
 from harbour.config.topics import ReportTopic, WorkTopic
 from harbour.dataset import parse
 from harbour.dataset import views as dataset_views
+from harbour.dataset import write as dataset_write
 from harbour.dataset.test.helpers import simulated, write
 from harbour.dataset.write import Superseded, drop_window
 from harbour.errors import StoreUnavailable
@@ -626,6 +627,82 @@ class TablesServiceTests(SynchronousTestCase):
             [m for m in messages if "lost the claim" in m], ["lost the claim of lmp/2020-01-01.zip mid-parse"]
         )
         held[0].callback(None)
+
+    def test_outOfMemoryLater(self) -> None:
+        """
+        A parse that runs out of memory (Arrow's allocator failing, or
+        Python's) goes back to the queue for later, as one that finds the
+        disk full does: the file is not marked unparsable.
+        """
+
+        def starved(path: Path) -> Any:
+            raise pyarrow.ArrowMemoryError("malloc of size 4194304 failed")
+            yield  # a generator, as read_zip is
+
+        self.patch(dataset_write, "read_zip", starved)
+        task_id = self.downloaded("2020-01-01", HUBS.read_bytes())
+        messages = capture_log(self)
+        self.service()
+        task = self.successResultOf(self.store.get(task_id))
+        assert task is not None
+        self.assertEqual(task.parse, "queued")
+        self.assertIn("out of memory parsing", "\n".join(messages))
+        self.assertIn(f"trying again in {TRANSIENT_RETRY:.0f} s", "\n".join(messages))
+
+    def claim_held(self) -> list[Deferred[None]]:
+        """
+        Hold the store's answers to parse claims until the test fires them.
+
+        @return: The held claims, in order.
+        """
+        claim = self.store.claim_parse
+        held: list[Deferred[None]] = []
+
+        def slow(*args: Any) -> Deferred[Any]:
+            held.append(Deferred())
+            return held[-1].addCallback(lambda ignored: claim(*args))
+
+        self.patch(self.store, "claim_parse", slow)
+        return held
+
+    def test_claimAnsweredAfterStopGivenBack(self) -> None:
+        """
+        A claim answered once the service is stopping is given back at once,
+        unparsed, rather than parsed (minutes for a large file) while the
+        stop waits.
+        """
+        task_id = self.downloaded("2020-01-01", HUBS.read_bytes())
+        held = self.claim_held()
+        service = self.service()
+        stopped = service.stopService()
+        held[0].callback(None)
+        self.successResultOf(stopped)
+        self.assertEqual(service.parses.written, 0)
+        task = self.successResultOf(self.store.get(task_id))
+        assert task is not None
+        self.assertEqual(task.parse, "queued")
+        self.assertEqual(self.parquet(), [])
+
+    def test_pausedClaimsNothing(self) -> None:
+        """
+        A paused service claims nothing, and a claim answered once it is
+        paused is given back unparsed; resumed, it parses.
+        """
+        task_id = self.downloaded("2020-01-01", HUBS.read_bytes())
+        held = self.claim_held()
+        service = self.service()
+        service.pause()
+        held[0].callback(None)
+        self.clock.advance(60)
+        self.assertEqual(len(held), 1)
+        task = self.successResultOf(self.store.get(task_id))
+        assert task is not None
+        self.assertEqual(task.parse, "queued")
+        service.resume()
+        held[1].callback(None)
+        task = self.successResultOf(self.store.get(task_id))
+        assert task is not None
+        self.assertEqual(task.parse, "parsed")
 
     def test_claimUnknownLater(self) -> None:
         """
