@@ -441,21 +441,28 @@ class ITaskStore(Interface):
             returns, and C{files}, sorted C{(report, filename)} pairs.
         """
 
-    def retired_tables(count: int) -> Deferred[RetiredTables]:
+    def retired_tables(count: int, storage: str = "") -> Deferred[RetiredTables]:
         """
         Read the oldest C{count} entries of the list L{retire_with_files}
-        (and L{finish} ending a claim C{empty}) keeps of the files it names
-        (written in the same atomic step, so that a process killed before
-        it could act on them loses nothing).
+        (and L{finish} ending a claim C{empty}, or C{downloaded} into
+        another storage than the task's file before) keeps of the files it
+        names (written in the same atomic step, so that a process killed
+        before it could act on them loses nothing).
 
         @param count: At least 1.
+        @param storage: The storage of the reader's downloads (C{""}:
+            unknown), whose tables are the ones it drops.
         @return: A L{Deferred} firing with a
             L{harbour.store.tasks.RetiredTables}: the entries read, and
             those whose tables are to go, oldest first: whose task is
             still retired, or marked to be, or forgotten since (L{purge}),
             or C{empty}; one brought back or downloaded since keeps its
-            tables.
-        @raise ValueError: for a C{count} below 1.
+            tables.  A window whose file was downloaded anew into another
+            storage is to go only if its file was in C{storage} before and
+            is not there again since: its tables were parsed from there,
+            and the new file is parsed where it is.
+        @raise ValueError: for a C{count} below 1, or a C{storage} that
+            L{harbour.store.tasks.check_storage} refuses.
         """
 
     def forget_retired_tables(entries: Sequence[str], dropped: Sequence[str] = ()) -> Deferred[int]:
@@ -465,7 +472,8 @@ class ITaskStore(Interface):
         oldest (another reader may have forgotten them).  A task among
         C{dropped} (the entries whose tables were dropped) downloaded again
         since (brought back while they were dropped) is queued to be parsed
-        again, its tables written anew.
+        again, its tables written anew; not one whose file moved to another
+        storage, whose tables are written there.
 
         @return: A L{Deferred} firing with how many were forgotten.
         """

@@ -17,7 +17,11 @@ its own disk.)
 A revision, or a changed request, fetched again and answered with no data
 lists its window the same way, when its outcome is recorded
 (L{harbour.interfaces.ITaskStore.finish_many}); the hub drains on each
-C{task.empty} too.  Its file stays, as a retired window's does.
+C{task.empty} too.  Its file stays, as a retired window's does.  So does a
+revision downloaded by another host into storage of its own, which parses
+it there: the tables parsed from the file before are dropped where they
+are, if that is the hub's (it drains on each C{table.written} from a
+tables directory not its own); they would show the old revision.
 
 A parse under way when its window is retired asks, under the window's
 lock and just before its commit, whether its claim still holds
@@ -34,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import attr
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.logger import Logger
 
 from harbour.dataset.write import drop_window
@@ -71,8 +75,12 @@ class Retirements:
     Drops the tables of the retired windows the store lists (see the
     module's docstring), one drain at a time.
 
-    @ivar tables_dropped: Called after a drain that removed table files:
+    @ivar tables_dropped: Called after a drain that dropped windows (their
+        files removed, by it or by another process sharing the directory):
         a report may have none left, and a view over no file fails.
+    @ivar storage: Gives the storage id of this host's downloads (C{""}
+        if it cannot be told): the windows whose file moved away from it
+        are this host's to drop.
     """
 
     log = Logger()
@@ -81,6 +89,7 @@ class Retirements:
     tables_dir: Path = attr.ib()
     in_thread: InThread = attr.ib()
     tables_dropped: Callable[[], object] = attr.ib(default=lambda: None)
+    storage: Callable[[], Deferred[str]] = attr.ib(default=lambda: succeed(""))
     _drains: Coalesced = attr.ib(init=False)
     _stopping: bool = attr.ib(default=False, init=False)
 
@@ -142,8 +151,9 @@ class Retirements:
     @inlineCallbacks
     def _drop_listed(self) -> Generator[Deferred[Any], Any, None]:
         dropped = removed = 0
+        storage = yield self.storage()
         while not self._stopping:
-            listed = yield self.store.retired_tables(BATCH)
+            listed = yield self.store.retired_tables(BATCH, storage)
             if not listed.entries:
                 break
             if listed.files:
@@ -152,7 +162,7 @@ class Retirements:
                 dropped += len(listed.files)
             yield self.store.forget_retired_tables(listed.entries, listed.dropped)
         self._removed(removed, dropped)
-        if removed:
+        if dropped:
             self.tables_dropped()
 
     def drop(self, files: list[tuple[str, str]]) -> Deferred[None]:
@@ -171,7 +181,8 @@ class Retirements:
     def _removed(self, removed: int, windows: int) -> None:
         if removed:
             self.log.info(
-                "removed {removed} table files of {windows} windows retired or answering no data now",
+                "removed {removed} table files of {windows} windows retired, answering no data now, "
+                "or parsed anew on another host",
                 removed=removed,
                 windows=windows,
                 service="tables",

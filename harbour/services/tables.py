@@ -127,7 +127,13 @@ class TablesService(Service):
         self._storages = StorageIds(self._in_thread, "tables")
         self.views = Views(self.tables_dir, self._in_thread)
         # Only the hub drains, and keeps the views.
-        self.retirements = Retirements(self.store, self.tables_dir, self._in_thread, self.views.rebuild)
+        self.retirements = Retirements(
+            self.store,
+            self.tables_dir,
+            self._in_thread,
+            self.views.rebuild,
+            lambda: self._storages.of(self.data_dir / self.settings.directory),
+        )
         self.parses = Parses(
             self.reactor,
             self.store,
@@ -360,6 +366,10 @@ class TablesService(Service):
             return
         here = self.parses.tables_storage
         if not here or payload.get("tables_storage") != here:
+            # Written elsewhere: perhaps a revision of a window whose
+            # tables here show the file before (see Retirements).
+            if self.running:
+                self.retirements.drain()
             return
         report, columns = payload.get("report"), payload.get("columns")
         if not isinstance(report, str) or not isinstance(columns, list):

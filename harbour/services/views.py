@@ -64,13 +64,17 @@ class Views:
         """
         A table of C{report} was written, with C{columns}: its views appear
         with its first, and its wide view is made again if it should read
-        one of them that the report's files did not have when it was made.
+        one of them that the report's files did not have when it was made;
+        with none (a window of no rows, whose files are removed), the views
+        are made again, as for a drop.
         """
         if report not in self.reports:
             return self.idle()
         # A report without a wide view reads none.
         unread = (columns & WIDE_SOURCES) - self.wide_sources.get(report, WIDE_SOURCES)
-        if report in self.shown and not unread:
+        # A window written with no rows removed its files: they may have
+        # been the report's last, and a view over no file fails.
+        if report in self.shown and not unread and columns:
             return self.idle()
         return self.rebuild()
 

@@ -128,23 +128,33 @@ class MemoryTaskStore(MemoryParseQueue):
                 retired += 1
         return succeed(Retirement(retired, tuple(sorted(files))))
 
-    def _list_tables(self, task: Task) -> None:
+    def _list_tables(self, task: Task, moved_from: str | None = None) -> None:
         """
         List C{task}'s window as one whose tables are to go (as
         C{list_tables} in C{lua/move.lua}).
         """
-        self._retired_tables.append(f"{task.id}\n{task.report}\n{task.filename}")
+        entry = f"{task.id}\n{task.report}\n{task.filename}"
+        self._retired_tables.append(entry if moved_from is None else f"{entry}\n{moved_from}")
 
-    def retired_tables(self, count: int) -> Deferred[RetiredTables]:
+    def retired_tables(self, count: int, storage: str = "") -> Deferred[RetiredTables]:
         """
         See L{ITaskStore.retired_tables} (and C{lua/retired_tables.lua}).
         """
         if count < 1:
             return fail(ValueError(f"count must be at least 1, not {count}"))
+        try:
+            check_storage(storage)
+        except ValueError as e:
+            return fail(e)
         entries = tuple(self._retired_tables[:count])
         dropped = []
         for entry in entries:
-            task = self._tasks.get(entry.split("\n", 1)[0])
+            task_id, moved_from = _listed(entry)
+            task = self._tasks.get(task_id)
+            if moved_from is not None:
+                if storage and moved_from == storage and (task is None or task.storage != storage):
+                    dropped.append(entry)
+                continue
             retiring = task is not None and task.state == DOWNLOADING and task.retiring
             if task is None or task.state in (RETIRED, EMPTY) or retiring:
                 dropped.append(entry)
@@ -161,8 +171,15 @@ class MemoryTaskStore(MemoryParseQueue):
                 break
             del self._retired_tables[0]
             forgotten += 1
-            task = self._tasks.get(entry.split("\n", 1)[0])
-            if entry in requeue and task is not None and task.state == DOWNLOADED and task.parse != QUEUED:
+            task_id, moved_from = _listed(entry)
+            task = self._tasks.get(task_id)
+            if (
+                entry in requeue
+                and moved_from is None
+                and task is not None
+                and task.state == DOWNLOADED
+                and task.parse != QUEUED
+            ):
                 self._parse_leases.pop(task.id, None)
                 self._parse_queue[task.id] = self.clock.seconds()
                 self._set(task, parse=QUEUED, parse_owner="")
@@ -314,6 +331,8 @@ class MemoryTaskStore(MemoryParseQueue):
             return succeed(False)
         self._leases.pop(task_id, None)
         if state == DOWNLOADED:
+            if task.storage and task.storage != storage:
+                self._list_tables(task, moved_from=task.storage)
             task = attr.evolve(task, bytes=bytes, sha256=sha256, storage=storage)
         elif state == EMPTY and task.bytes > 0:
             self._list_tables(task)
@@ -477,3 +496,13 @@ def _stale_forgotten(task: Task) -> dict[str, str]:
     if task.stale == "resized":
         return {"stale": "", "sha256": ""}
     return {"stale": ""}
+
+
+def _listed(entry: str) -> tuple[str, str | None]:
+    """
+    @return: The task id of an entry of the retired tables' list, and the
+        storage its file moved from (L{None} for a window retired or
+        emptied), as C{listed} in C{lua/move.lua}.
+    """
+    parts = entry.split("\n")
+    return parts[0], parts[3] if len(parts) == 4 else None

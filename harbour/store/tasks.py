@@ -403,7 +403,9 @@ class RetiredTables:
 
     @ivar entries: The entries read, as the store keeps them (to give
         L{ITaskStore.forget_retired_tables} once their tables are gone),
-        each C{"<id>\\n<report>\\n<filename>"}.
+        each C{"<id>\\n<report>\\n<filename>"}, and C{"\\n<storage>"} for
+        a window whose file was downloaded anew elsewhere than that
+        storage.
     @ivar dropped: Those of them whose tables are to go, in the order
         retired.
     """
@@ -418,7 +420,7 @@ class RetiredTables:
         """
         files = []
         for entry in self.dropped:
-            ignored, report, filename = entry.split("\n", 2)
+            ignored, report, filename = entry.split("\n")[:3]
             files.append((report, filename))
         return tuple(files)
 
@@ -540,12 +542,13 @@ class RedisTaskStore(RedisParseQueue):
         return Retirement(retired, tuple(sorted(files)))
 
     @inlineCallbacks
-    def retired_tables(self, count: int) -> Generator[Deferred[Any], Any, RetiredTables]:
+    def retired_tables(self, count: int, storage: str = "") -> Generator[Deferred[Any], Any, RetiredTables]:
         """
         See L{ITaskStore.retired_tables}.
         """
         _positive(count)
-        entries, dropped = yield self._run(RETIRED_TABLES, str(count))
+        check_storage(storage)
+        entries, dropped = yield self._run(RETIRED_TABLES, str(count), storage)
         return RetiredTables(tuple(entries), tuple(dropped))
 
     @inlineCallbacks

@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime
 import errno
 import hashlib
+import io
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -103,19 +105,24 @@ class TablesServiceTests(SynchronousTestCase):
         self.events: list[IEvent] = []
         self.successResultOf(self.bus.subscribe("table.*", self.events.append))
 
-    def downloaded(self, label: str, content: bytes, data_dir: Path | None = None) -> str:
+    def downloaded(
+        self, label: str, content: bytes, data_dir: Path | None = None, claimed: bool = False
+    ) -> str:
         """
         Put a downloaded file of report C{lmp} in place (under this test's
         data directory, or C{data_dir}) and its task in the store, as the
         download service leaves them: recorded with its directory's
         storage.
 
+        @param claimed: Whether the task is in the store already, its
+            download next to claim (a revision, say).
         @return: The task's id.
         """
         filename = f"lmp/{label}.zip"
         start = datetime.datetime(2020, 1, 1, 8, tzinfo=datetime.UTC)
         request = ReportURL(f"http://oasis.invalid/{label}", filename, "lmp", start, start)
-        self.successResultOf(self.store.create([request]))
+        if not claimed:
+            self.successResultOf(self.store.create([request]))
         task = self.successResultOf(self.store.claim("downloader", 60))
         assert task is not None
         directory = (data_dir or self.data_dir) / "reports"
@@ -382,6 +389,84 @@ class TablesServiceTests(SynchronousTestCase):
                 connection.execute("select count(*) from duckdb_views() where not internal").fetchall(),
                 [(0,)],
             )
+
+    def views_shown(self) -> int:
+        """
+        @return: How many views the hub's views file holds.
+        """
+        database = self.data_dir / "tables" / "harbour.duckdb"
+        with duckdb.connect(str(database), read_only=True) as connection:
+            [(count,)] = connection.execute(
+                "select count(*) from duckdb_views() where not internal"
+            ).fetchall()
+        return int(count)
+
+    def test_revisionParsedElsewhereDropped(self) -> None:
+        """
+        A revision of a window the hub parsed, downloaded and parsed by a
+        worker with a disk of its own, takes the window's tables out of the
+        hub's, which would show the revision before, once the worker's
+        C{table.written} is heard; the hub's views follow (here, no table
+        of the report is left).
+        """
+        task = self.downloaded("2020-01-01", HUBS.read_bytes())
+        self.successResultOf(publish_reports(self.bus, [LMP]))
+        hub = self.service(owner="hub")
+        self.assertEqual((hub.parses.written, len(self.parquet())), (1, 2))
+        self.assertEqual(self.views_shown(), 2)
+        self.clock.advance(10)
+        self.successResultOf(self.store.revise([(task, self.clock.seconds() - 1, "2")]))
+        elsewhere = Path(self.mktemp())
+        self.downloaded("2020-01-01", HUBS.read_bytes(), data_dir=elsewhere, claimed=True)
+        worker = self.service(owner="worker", data_dir=elsewhere, keep_views=False)
+        self.assertEqual(worker.parses.written, 1)
+        self.assertEqual(self.parquet(), [])
+        self.assertEqual(len(list((elsewhere / "tables" / "lmp").glob("*/*.parquet"))), 2)
+        self.assertEqual(self.views_shown(), 0)
+
+    def test_revisedEmptyViewsFollow(self) -> None:
+        """
+        A revision of a report's only window that holds a header and no
+        rows removes the window's tables, the report's last: the views
+        follow.
+        """
+        task = self.downloaded("2020-01-01", HUBS.read_bytes())
+        self.successResultOf(publish_reports(self.bus, [LMP]))
+        self.service()
+        self.assertEqual(self.views_shown(), 2)
+        with zipfile.ZipFile(HUBS) as source:
+            [member] = source.namelist()
+            header = source.read(member).split(b"\n", 1)[0] + b"\n"
+        headed = io.BytesIO()
+        with zipfile.ZipFile(headed, "w") as target:
+            target.writestr(member, header)
+        self.clock.advance(10)
+        self.successResultOf(self.store.revise([(task, self.clock.seconds() - 1, "2")]))
+        self.downloaded("2020-01-01", headed.getvalue(), claimed=True)
+        self.successResultOf(self.bus.publish("task.done", {"id": task}))
+        found = self.successResultOf(self.store.get(task))
+        assert found is not None
+        self.assertEqual((found.parse, found.rows), ("parsed", 0))
+        self.assertEqual(self.parquet(), [])
+        self.assertEqual(self.views_shown(), 0)
+
+    def test_droppedByAnotherViewsFollow(self) -> None:
+        """
+        A worker sharing the hub's data directory drops a retired window's
+        tables first (it hears C{task.retired} before the hub asks the
+        store): the hub's drain, which removes nothing then, still has the
+        views follow.
+        """
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+        self.successResultOf(publish_reports(self.bus, [LMP]))
+        self.service(owner="worker", keep_views=False)
+        self.service(owner="hub")
+        self.assertEqual(self.views_shown(), 2)
+        self.retire("lmp/2020-01-01.zip")
+        files = [{"report": "lmp", "filename": "lmp/2020-01-01.zip"}]
+        self.successResultOf(self.bus.publish("task.retired", {"files": files}))
+        self.assertEqual(self.parquet(), [])
+        self.assertEqual(self.views_shown(), 0)
 
     def test_stopEndsWorkers(self) -> None:
         """
@@ -943,7 +1028,9 @@ class TablesServiceTests(SynchronousTestCase):
         self.retire("lmp/2020-01-01.zip")
         messages = capture_log(self)
         retired_tables = self.store.retired_tables
-        self.patch(self.store, "retired_tables", lambda count: fail(StoreUnavailable("Redis is away")))
+        self.patch(
+            self.store, "retired_tables", lambda count, storage: fail(StoreUnavailable("Redis is away"))
+        )
         self.successResultOf(self.bus.publish("task.retired", {"files": []}))
         self.assertEqual(len(self.parquet()), 2)
         [warning] = [m for m in messages if "retired windows" in m]

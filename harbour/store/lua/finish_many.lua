@@ -13,6 +13,13 @@ local function finish(id, owner, state, bytes, sha256, last_error, token, storag
   -- Only a download replaces the hash: a revision that fails still knows
   -- which file in place it is to replace.
   if state == 'downloaded' then
+    -- Downloaded anew into another storage than its last file's: the
+    -- tables parsed from that one, on the host that has it, are to go
+    -- (this file is parsed where it is).
+    local before = redis.call('HGET', key, 'storage') or ''
+    if before ~= '' and before ~= storage then
+      list_tables(id, report, redis.call('HGET', key, 'filename'), before)
+    end
     redis.call('HSET', key, 'bytes', bytes, 'sha256', sha256, 'storage', storage)
   end
   move(P, id, report, 'downloading', state, score)

@@ -3,7 +3,8 @@
 -- drainer may have forgotten them already; an entry is never forgotten
 -- unless given).  A task among those whose tables were dropped that is
 -- downloaded again (brought back while they were being dropped) is queued
--- to be parsed again: the drop may have taken the tables its parse wrote.
+-- to be parsed again: the drop may have taken the tables its parse wrote
+-- (not one whose file moved to another storage: its parse writes there).
 -- ARGV: P, clock, N, entries (N), the entries whose tables were dropped.
 -- Returns how many were forgotten.
 local n = whole(3, 0)
@@ -15,9 +16,9 @@ for i = 4, 3 + n do
   if redis.call('LINDEX', RETIRED_TABLES, 0) ~= ARGV[i] then break end
   redis.call('LPOP', RETIRED_TABLES)
   forgotten = forgotten + 1
-  local id = string.match(ARGV[i], '^([^\n]*)\n')
+  local id, moved_from = listed(ARGV[i])
   local key = P..'t:'..(id or '')
-  if id and dropped[ARGV[i]] and redis.call('HGET', key, 'state') == 'downloaded' then
+  if id and not moved_from and dropped[ARGV[i]] and redis.call('HGET', key, 'state') == 'downloaded' then
     local parse = redis.call('HGET', key, 'parse') or ''
     if parse ~= 'queued' then
       redis.call('ZREM', PARSE_LEASES, id)

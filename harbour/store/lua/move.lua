@@ -157,9 +157,19 @@ local function retire_task(P, id, at)
   redis.call('ZADD', RETIRED, at, id)
 end
 -- List the window of task ID (REPORT, FILENAME) as one whose tables are to
--- go (see retired_tables.lua).
-local function list_tables(id, report, filename)
-  redis.call('RPUSH', RETIRED_TABLES, id..'\n'..report..'\n'..filename)
+-- go (see retired_tables.lua); with MOVED_FROM, only those parsed from
+-- that storage's files, its file having been downloaded anew elsewhere.
+local function list_tables(id, report, filename, moved_from)
+  local entry = id..'\n'..report..'\n'..filename
+  if moved_from then entry = entry..'\n'..moved_from end
+  redis.call('RPUSH', RETIRED_TABLES, entry)
+end
+-- The task id of an entry of RETIRED_TABLES, and the storage it moved
+-- from (nil for a window retired or emptied).
+local function listed(entry)
+  local id, moved_from = string.match(entry, '^([^\n]*)\n[^\n]*\n[^\n]*\n([^\n]*)$')
+  if id then return id, moved_from end
+  return string.match(entry, '^([^\n]*)\n'), nil
 end
 -- A task retired while it was being downloaded is retired once that ends.
 local function settle(P, id, at)

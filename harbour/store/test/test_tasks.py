@@ -540,6 +540,55 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual((await self.store.retired_tables(10)).files, (("a", emptied.filename),))
         self.assertEqual((await self._task(self.store.get(emptied.id))).state, EMPTY)
 
+    async def refetched(self, task: Task, storage: str) -> None:
+        """
+        Have OASIS revise C{task}, then download it again into C{storage}.
+        """
+        self.clock.advance(10)
+        await self.store.revise([(task.id, self.clock.seconds() - 1, "2")])
+        claimed = await self._task(self.store.claim("w", 60))
+        self.assertEqual(claimed.id, task.id)
+        await self.store.finish(claimed.id, "w", DOWNLOADED, 10, "new", storage=storage)
+
+    async def test_movedTablesListed(self) -> None:
+        """
+        A file downloaded anew into another storage than its last (a
+        revision fetched by another host) lists its window for the tables
+        parsed from the last: a reader of that storage drops them, a
+        reader of another storage (or of none) keeps them; forgetting the
+        entry queues no parse (the new file's is written where it is).
+        The same storage again lists nothing.
+        """
+        task = await self._downloaded(request("a", 1), storage="hub")
+        await self.refetched(task, "worker")
+        listed = await self.store.retired_tables(10, "hub")
+        self.assertEqual(listed.files, (("a", task.filename),))
+        self.assertEqual(listed.dropped, listed.entries)
+        self.assertEqual((await self.store.retired_tables(10, "worker")).dropped, ())
+        self.assertEqual((await self.store.retired_tables(10)).dropped, ())
+        await self.refetched(task, "worker")
+        self.assertEqual((await self.store.retired_tables(10, "hub")).entries, listed.entries)
+        job = await self.store.claim_parse("p", 60, "worker")
+        assert job is not None
+        self.assertTrue(await self.store.finish_parse(job.id, "p", job.token, 5, ""))
+        self.assertEqual(await self.store.forget_retired_tables(listed.entries, listed.dropped), 1)
+        self.assertEqual((await self._task(self.store.get(task.id))).parse, PARSED)
+        with self.assertRaises(ValueError):
+            await self.store.retired_tables(10, "not a storage")
+
+    async def test_movedBackTablesKept(self) -> None:
+        """
+        A window whose file moved to another storage and back again keeps
+        the tables parsed from the first: its new file is parsed there.
+        """
+        task = await self._downloaded(request("a", 1), storage="hub")
+        await self.refetched(task, "worker")
+        await self.refetched(task, "hub")
+        listed = await self.store.retired_tables(10, "hub")
+        self.assertEqual(len(listed.entries), 2)
+        self.assertEqual((await self.store.retired_tables(10, "worker")).files, (("a", task.filename),))
+        self.assertEqual(listed.dropped, ())
+
     async def test_retiredTablesForgottenOnlyAsRead(self) -> None:
         """
         Only entries given are forgotten, from the oldest, while each is
