@@ -36,9 +36,13 @@ from harbour.interfaces import IEvent
 from harbour.store.tasks import FINAL_STATES, STATES
 from harbour.web.health import CHECK_WORDS, verdict
 
-#: Seconds a control port has to accept the connection and the token:
-#: harbour answers at once, so a longer wait means something else listens.
+#: Seconds a control port has to accept the connection and the token, and
+#: to answer C{Status}: harbour answers them at once, so a longer wait
+#: means something else listens, or the daemon is stuck or stopped.
 ANSWER_WITHIN = 10.0
+#: Seconds the daemon has to answer any other command: some work before
+#: they answer (a refresh of every task, say).
+COMMAND_WITHIN = 300.0
 
 #: A subcommand run against a connected daemon: it fires with the exit code.
 RemoteCommand = Callable[[IReactorCore, HarbourClientProtocol, argparse.Namespace, TextIO], Deferred[int]]
@@ -77,25 +81,57 @@ class RemoteFailure(Exception):
         return f"the daemon failed while answering {self.command}; see its log"
 
 
+class Unanswered(Exception):
+    """
+    The daemon did not answer a command in time.
+    """
+
+
 class ControlClient(HarbourClientProtocol):
     """
     C{harbourctl}'s end of a control connection: a command the daemon
     cannot answer fails with a L{RemoteFailure} that names the command,
-    rather than with AMP's error, which does not.
+    rather than with AMP's error, which does not; one it does not answer
+    in time (L{ANSWER_WITHIN} for C{Status}, L{COMMAND_WITHIN} for any
+    other), with L{Unanswered}.
+
+    @ivar clock: Times the answers; without one, they are waited for
+        without end.
     """
+
+    def __init__(self, clock: IReactorTime | None = None) -> None:
+        super().__init__()
+        self.clock = clock
 
     def callRemote(self, commandType: type[amp.Command], *a: object, **kw: object) -> Deferred[Any] | None:
         """
         Send a command, as L{amp.AMP.callRemote} does.
 
         @return: A L{Deferred} of the answer, failing with L{RemoteFailure}
-            if the daemon cannot answer; L{None} for a command that asks
-            for no answer.
+            if the daemon cannot answer, L{Unanswered} if it does not in
+            time; L{None} for a command that asks for no answer.
         """
         asked: Deferred[Any] | None = super().callRemote(commandType, *a, **kw)
-        if asked is not None:
-            asked.addErrback(_cannot_answer, commandType.commandName.decode("ascii"))
-        return asked
+        if asked is None:
+            return None
+        name = commandType.commandName.decode("ascii")
+        # The token's answer is timed with the connection (see run_remote).
+        if self.clock is not None and commandType is not commands.Authenticate:
+            within = ANSWER_WITHIN if commandType is commands.Status else COMMAND_WITHIN
+            asked.addTimeout(within, self.clock).addErrback(_late, name, within)
+        return asked.addErrback(_cannot_answer, name)
+
+
+def _late(failure: Failure, command: str, within: float) -> Failure:
+    """
+    @return: A failure with L{Unanswered} for a command not answered in
+        time; C{failure} itself for any other.
+    """
+    if failure.check(NoAnswer):
+        return Failure(
+            Unanswered(f"no answer to {command} within {within:g} s: is the daemon stuck or stopped?")
+        )
+    return failure
 
 
 def _cannot_answer(failure: Failure, command: str) -> Failure:
@@ -155,7 +191,7 @@ def run_remote(
         token = read_token(Path(args.token_file))
     except ConfigurationError as e:
         return _unreachable(args, out, str(e))
-    connecting = authenticated(endpoint, token, ControlClient())
+    connecting = authenticated(endpoint, token, ControlClient(IReactorTime(reactor)))
     try:
         # Whatever listens there may accept and never answer as harbour does.
         protocol = yield connecting.addTimeout(ANSWER_WITHIN, IReactorTime(reactor))
@@ -182,6 +218,8 @@ def run_remote(
         # The daemon stopped (or the network failed) mid-command: watch and
         # subscribe last as long as the daemon does.
         return _unreachable(args, out, f"lost the connection to {args.connect}: {e}")
+    except Unanswered as e:
+        return _unreachable(args, out, f"{args.connect}: {e}")
     except SSL.Error as e:
         return _unreachable(args, out, f"lost the connection to {args.connect}: {_tls_reason(e)}")
     except RemoteFailure as e:

@@ -27,7 +27,7 @@ from harbour.amp.commands import encode_event
 from harbour.amp.server import ControlProtocol
 from harbour.ctl import FAILED, OK, UNREACHABLE, USAGE, _status, check_config, main, parser
 from harbour.ctl.offline import plan_table, print_manifest, show_catalogue
-from harbour.ctl.remote import _COMMANDS, ANSWER_WITHIN, run_remote
+from harbour.ctl.remote import _COMMANDS, ANSWER_WITHIN, COMMAND_WITHIN, run_remote
 from harbour.test.helpers import TOKEN, call, connected, control_service, run_status
 
 
@@ -567,6 +567,33 @@ class NotHarbourTests(ConnectingTestCase):
         self.assertEqual(self.successResultOf(d), UNREACHABLE)
         self.assertIn("no answer from tcp:127.0.0.1:7799 within 10 s", errors.getvalue())
         self.assertTrue(transport.disconnecting)
+
+    def test_stuckDaemon(self) -> None:
+        """
+        A daemon that takes the token and then answers nothing (stopped,
+        say) is given up on: C{status --check} after L{ANSWER_WITHIN}
+        seconds, as UNKNOWN to monitoring; any other command after
+        L{COMMAND_WITHIN} (some work before they answer); each with exit 3
+        and a line saying what went unanswered.
+        """
+        for command, within, asked, printed in (
+            (["status", "--check"], ANSWER_WITHIN, "Status", "HARBOUR UNKNOWN - {said}\n"),
+            (["tasks", "--state", "failed"], COMMAND_WITHIN, "ListTasks", ""),
+        ):
+            out = io.StringIO()
+            reactor, d, protocol, transport, errors = self.accepted(*command, out=out)
+            protocol.dataReceived(amp.AmpBox(_answer=b"1").serialize())
+            self.assertIn(asked.encode(), transport.value())
+            reactor.advance(within - 0.1)
+            self.assertNoResult(d)
+            reactor.advance(0.1)
+            self.assertEqual(self.successResultOf(d), UNREACHABLE)
+            said = (
+                f"tcp:127.0.0.1:7799: no answer to {asked} within {within:g} s: "
+                "is the daemon stuck or stopped?"
+            )
+            self.assertEqual(errors.getvalue(), f"harbourctl: {said}\n")
+            self.assertEqual(out.getvalue(), printed.format(said=said))
 
     def test_daemonGoesAway(self) -> None:
         """
