@@ -16,7 +16,7 @@ import argparse
 import datetime
 import os
 import sys
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -24,12 +24,14 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.interfaces import IReactorCore
 from twisted.internet.task import react
 
+from harbour.amp.commands import MAX_PAGE
 from harbour.ctl import dataset as dataset_commands
 from harbour.ctl.codes import DEFAULT_CONNECT, FAILED, OK, UNREACHABLE, USAGE
 from harbour.ctl.offline import check_config, plan_table, print_manifest, show_catalogue
 from harbour.ctl.output import discard_output
 from harbour.ctl.remote import _status, plan_without_progress, run_remote
-from harbour.store.tasks import STATES
+from harbour.store.tasks import EMPTY, STATES
+from harbour.store.tasks import FAILED as FAILED_TASKS
 from harbour.web.health import CHECK_WORDS
 
 __all__ = [
@@ -93,14 +95,14 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("service", nargs="?")
 
     tasks = sub.add_parser("tasks", help="list tasks by state")
-    tasks.add_argument("--state", default="failed", help=", ".join(STATES))
+    tasks.add_argument("--state", default="failed", choices=STATES)
     tasks.add_argument("--report")
-    tasks.add_argument("--limit", type=int, default=50)
-    tasks.add_argument("--offset", type=int, default=0)
+    tasks.add_argument("--limit", type=_within(1, MAX_PAGE), default=50, help=f"1 to {MAX_PAGE}")
+    tasks.add_argument("--offset", type=_within(0, None), default=0)
     tasks.add_argument("--json", action="store_true", help="print the raw JSON list")
 
     retry = sub.add_parser("retry", help="put failed (or empty) tasks back to pending")
-    retry.add_argument("--state", default="failed")
+    retry.add_argument("--state", default="failed", choices=(FAILED_TASKS, EMPTY))
     retry.add_argument("--report")
 
     reparse = sub.add_parser("reparse", help="parse downloaded files into their tables again")
@@ -145,6 +147,26 @@ def trading_day(text: str) -> datetime.date:
     if not 1900 <= day.year <= 9998:
         raise argparse.ArgumentTypeError(f"{text!r} is not a year between 1900 and 9998")
     return day
+
+
+def _within(least: int, most: int | None) -> Callable[[str], int]:
+    """
+    @return: A reader of an argument that is a whole number from C{least}
+        to C{most} (or more, without one), raising
+        L{argparse.ArgumentTypeError} for anything else.
+    """
+
+    def read(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if number < least or (most is not None and number > most):
+            bounds = f"from {least} to {most}" if most is not None else f"{least} or more"
+            raise argparse.ArgumentTypeError(f"{number} is not {bounds}")
+        return number
+
+    return read
 
 
 def main(argv: list[str] | None = None) -> None:

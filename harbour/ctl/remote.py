@@ -33,7 +33,7 @@ from harbour.ctl.offline import plan_table
 from harbour.ctl.output import DataConsole
 from harbour.errors import BadRequest, ConfigurationError, HarbourError, PayloadTooLarge, Unauthorized
 from harbour.interfaces import IEvent
-from harbour.store.tasks import FINAL_STATES, STATES
+from harbour.store.tasks import STATES, completion
 from harbour.web.health import CHECK_WORDS, verdict
 
 #: Seconds a control port has to accept the connection and the token, and
@@ -212,9 +212,13 @@ def run_remote(
         # The daemon's certificate is not trusted, say: the connection ends
         # at the first command, Authenticate.
         return _unreachable(args, out, f"cannot connect to {args.connect}: {_tls_reason(e)}")
+    stopping: list[bool] = []
+    reactor.addSystemEventTrigger("before", "shutdown", stopping.append, True)
     try:
         return (yield _COMMANDS[args.command](reactor, protocol, args, out))
     except (ConnectionDone, ConnectionLost) as e:
+        if stopping:
+            return OK  # Ctrl-C closes the connection: stopping is success
         # The daemon stopped (or the network failed) mid-command: watch and
         # subscribe last as long as the daemon does.
         return _unreachable(args, out, f"lost the connection to {args.connect}: {e}")
@@ -224,7 +228,12 @@ def run_remote(
         return _unreachable(args, out, f"lost the connection to {args.connect}: {_tls_reason(e)}")
     except RemoteFailure as e:
         return _failed(args, out, str(e), FAILED)
-    except (BadRequest, TooLong) as e:
+    except TooLong as e:
+        # AMP refuses to send it: nothing reached the daemon.
+        name = e.keyName.decode("ascii", "replace") if isinstance(e.keyName, bytes) else "an argument"
+        why = f"{args.command}: {name} is longer than the {amp.MAX_VALUE_LENGTH:,} bytes a command carries"
+        return _failed(args, out, why, USAGE)
+    except BadRequest as e:
         return _failed(args, out, f"{args.command} refused: {e}", FAILED)
     except HarbourError as e:
         return _failed(args, out, f"{args.command} failed: {e}", FAILED)
@@ -337,8 +346,20 @@ def _status(
                 print(f"{report}: {judged['health']}: {judged['why']}", file=out)
     backlog = services.get("work", {}).get("backlog") or {}
     if backlog.get("requests"):
-        print(f"{backlog['requests']:,} requests to go: about {backlog['hours']:g} h to catch up", file=out)
+        print(f"{backlog['requests']:,} requests to go{_catching_up(backlog.get('hours') or 0)}", file=out)
     return OK
+
+
+def _catching_up(hours: float) -> str:
+    """
+    @return: How long the requests to go take at the politeness rule's
+        pace, as the end of C{status}' line: nothing without a rule.
+    """
+    if hours >= 1:
+        return f": about {hours:g} h to catch up"
+    if hours > 0:
+        return f": about {max(1, round(hours * 60))} min to catch up"
+    return ""
 
 
 @inlineCallbacks
@@ -435,8 +456,7 @@ def _watch(
         for report, states in sorted(counts.items()) if isinstance(counts, dict) else []:
             if not isinstance(states, dict):
                 continue
-            total = sum(states.values())
-            finished = sum(states.get(s, 0) for s in FINAL_STATES)
+            finished, total = completion(states)
             if report not in bars:
                 bars[report] = progress.add_task(report, total=total, rate=rate)
             progress.update(bars[report], total=total, completed=finished, rate=rate)

@@ -14,7 +14,7 @@ from twisted.logger import Logger
 
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import ITaskStore
-from harbour.store.tasks import DOWNLOADED, DOWNLOADING, EMPTY, FAILED, FINAL_STATES
+from harbour.store.tasks import DOWNLOADED, DOWNLOADING, EMPTY, FAILED, completion
 
 
 @attr.s(eq=False)
@@ -41,12 +41,13 @@ class ProgressLog:
             if states == self._last.get(report):
                 continue
             self._last[report] = states
+            finished, total = completion(states)
             self.log.info(
                 "{report}: {finished}/{total} done ({downloaded} downloaded, {empty} empty, "
                 "{failed} failed, {downloading} in flight)",
                 report=report,
-                finished=sum(states.get(s, 0) for s in FINAL_STATES),
-                total=sum(states.values()),
+                finished=finished,
+                total=total,
                 downloaded=states.get(DOWNLOADED, 0),
                 empty=states.get(EMPTY, 0),
                 failed=states.get(FAILED, 0),

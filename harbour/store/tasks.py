@@ -142,6 +142,17 @@ Revision = tuple[str, float, int | str]
 Revised = dict[str, object]
 
 
+def completion(states: Mapping[str, int]) -> tuple[int, int]:
+    """
+    @param states: A report's task counts by state.
+    @return: How many of the windows asked for are done (downloaded,
+        empty or failed), and how many are asked for: retired windows are
+        not.
+    """
+    done = sum(states.get(state, 0) for state in FINAL_STATES)
+    return done, sum(n for state, n in states.items() if state != RETIRED)
+
+
 def task_id(filename: str) -> str:
     """
     @return: The stable id of the task whose file is C{filename}.

@@ -114,6 +114,27 @@ class ParserTests(SynchronousTestCase):
         self.assertEqual(error.code, USAGE)
         self.flushLoggedErrors()
 
+    def test_badTaskArguments(self) -> None:
+        """
+        A state, limit or offset the daemon would refuse is a usage error
+        saying what is expected, before anything is sent.
+        """
+        for arguments, said in (
+            (["tasks", "--state", "bogus"], "argument --state: invalid choice: 'bogus'"),
+            (["tasks", "--limit", "0"], "argument --limit: 0 is not from 1 to 500"),
+            (["tasks", "--limit", "501"], "argument --limit: 501 is not from 1 to 500"),
+            (["tasks", "--limit", "many"], "argument --limit: 'many' is not a whole number"),
+            (["tasks", "--offset", "-5"], "argument --offset: -5 is not 0 or more"),
+            (["retry", "--state", "downloaded"], "argument --state: invalid choice: 'downloaded'"),
+        ):
+            errors = io.StringIO()
+            self.patch(sys, "stderr", errors)
+            error = self.assertRaises(SystemExit, parser().parse_args, arguments)
+            self.assertEqual(error.code, USAGE, arguments)
+            self.assertIn(said, errors.getvalue())
+        args = parser().parse_args(["tasks", "--state", "empty", "--limit", "500", "--offset", "0"])
+        self.assertEqual((args.state, args.limit, args.offset), ("empty", 500, 0))
+
     def test_notUTF8(self) -> None:
         """
         An argument with bytes the locale could not decode (as Python
@@ -231,7 +252,7 @@ class StatusTests(SynchronousTestCase):
         self.assertIn(
             "publications log: following, read 2025-03-10T20:00:00Z (last read failed: HTTP 503)", text
         )
-        self.assertIn("2 requests to go: about 0.01 h to catch up", text)
+        self.assertIn("2 requests to go: about 1 min to catch up", text)
         self.assertIn("lmp: on date ranges: the log's newest day of PRC_LMP DAM is 2025-03-07", text)
         header, row = [line.split() for line in text.splitlines()[-3:-1]]
         self.assertEqual(
@@ -595,6 +616,19 @@ class NotHarbourTests(ConnectingTestCase):
             self.assertEqual(errors.getvalue(), f"harbourctl: {said}\n")
             self.assertEqual(out.getvalue(), printed.format(said=said))
 
+    def test_argumentTooLong(self) -> None:
+        """
+        An argument longer than an AMP value carries is a usage error
+        naming it, sent nowhere.
+        """
+        reactor, d, protocol, transport, errors = self.accepted("tasks", "--report", "r" * 70_000)
+        protocol.dataReceived(amp.AmpBox(_answer=b"1").serialize())
+        self.assertEqual(self.successResultOf(d), USAGE)
+        self.assertEqual(
+            errors.getvalue(), "harbourctl: tasks: report is longer than the 65,535 bytes a command carries\n"
+        )
+        self.assertNotIn(b"ListTasks", transport.value())
+
     def test_daemonGoesAway(self) -> None:
         """
         A daemon that closes the connection mid-command (C{watch}, here, as
@@ -607,6 +641,19 @@ class NotHarbourTests(ConnectingTestCase):
         protocol.connectionLost(Failure(ConnectionDone("the daemon stopped")))
         self.assertEqual(self.successResultOf(d), UNREACHABLE)
         self.assertIn("harbourctl: lost the connection to tcp:127.0.0.1:7799", errors.getvalue())
+
+    def test_interruptedQuietly(self) -> None:
+        """
+        Ctrl-C during C{watch} stops the reactor, which closes the
+        connection: that is the command's end, exit 0, with nothing said.
+        """
+        reactor, d, protocol, transport, errors = self.accepted("watch")
+        protocol.dataReceived(amp.AmpBox(_answer=b"1").serialize())
+        for trigger, args, kwargs in reactor.triggers["before"]["shutdown"]:
+            trigger(*args, **kwargs)
+        protocol.connectionLost(Failure(ConnectionDone("the reactor stopped")))
+        self.assertEqual(self.successResultOf(d), OK)
+        self.assertEqual(errors.getvalue(), "")
 
     def test_secureConnectionFails(self) -> None:
         """

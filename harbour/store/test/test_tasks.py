@@ -30,6 +30,7 @@ from harbour.store.tasks import (
     PARSING,
     PENDING,
     QUEUED,
+    RETIRED,
     UNPARSABLE,
     Outcome,
     ParseJob,
@@ -37,6 +38,7 @@ from harbour.store.tasks import (
     RetiredTables,
     Retirement,
     Task,
+    completion,
     task_id,
 )
 from harbour.test.helpers import private_redis
@@ -1264,6 +1266,22 @@ class RetirementTests(SynchronousTestCase):
         for count, files in ((-1, ()), (0, [("a", "a/1.zip")]), (0, (("a",),)), (0, (("a", ""),))):
             with self.assertRaises(ValueError):
                 Retirement(count, files)  # type: ignore[arg-type]
+
+
+class CompletionTests(SynchronousTestCase):
+    """
+    L{completion} counts what is done of the windows asked for.
+    """
+
+    def test_retiredNotAsked(self) -> None:
+        """
+        Retired windows are not asked for: a report whose every window
+        asked for is done is done, however many it retired.
+        """
+        states = {DOWNLOADED: 14, EMPTY: 1, FAILED: 1, RETIRED: 5}
+        self.assertEqual(completion(states), (16, 16))
+        self.assertEqual(completion({PENDING: 3, DOWNLOADING: 1, DOWNLOADED: 2}), (2, 6))
+        self.assertEqual(completion({}), (0, 0))
 
 
 class OutcomeTests(SynchronousTestCase):
