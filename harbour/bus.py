@@ -71,7 +71,12 @@ def validate_pattern(pattern: object) -> str:
         prefix = pattern[:-1]
         if prefix:
             # A prefix may end in '.' or '-', which a topic may not.
-            validate_topic(prefix + "x")
+            try:
+                validate_topic(prefix + "x")
+            except BadRequest:
+                raise BadRequest(
+                    f"bad pattern {pattern!r}: a topic, or the start of one followed by one '*'"
+                ) from None
         return pattern
     return validate_topic(pattern)
 

@@ -689,8 +689,11 @@ class PatternTests(SynchronousTestCase):
 
     def test_validatePattern(self) -> None:
         """
-        A prefix may end in C{.} or C{-}; a C{*} elsewhere is refused.
+        A prefix may end in C{.} or C{-}; a C{*} elsewhere is refused,
+        the error naming the pattern as given.
         """
         self.assertEqual(validate_pattern("task.*"), "task.*")
         self.assertEqual(validate_pattern("*"), "*")
         self.assertRaises(BadRequest, validate_pattern, "ta*sk")
+        error = self.assertRaises(BadRequest, validate_pattern, "a**")
+        self.assertEqual(str(error), "bad pattern 'a**': a topic, or the start of one followed by one '*'")
