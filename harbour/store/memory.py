@@ -57,6 +57,7 @@ class MemoryTaskStore(MemoryParseQueue):
     _retired_tables: list[str] = attr.ib(factory=list, init=False)
     _parse_queue: dict[str, float] = attr.ib(factory=dict, init=False)
     _parse_leases: dict[str, float] = attr.ib(factory=dict, init=False)
+    _parse_cut_off: dict[str, int] = attr.ib(factory=dict, init=False)
 
     def _replace(self, task: Task, **changes: Any) -> Task:
         changed = self._follow_parse(task, attr.evolve(task, modified=self.clock.seconds(), **changes))
@@ -181,6 +182,7 @@ class MemoryTaskStore(MemoryParseQueue):
                 and task.parse != QUEUED
             ):
                 self._parse_leases.pop(task.id, None)
+                self._parse_cut_off.pop(task.id, None)
                 self._parse_queue[task.id] = self.clock.seconds()
                 self._set(task, parse=QUEUED, parse_owner="")
         return succeed(forgotten)

@@ -14,7 +14,17 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 
 from harbour.errors import StoreRefused
-from harbour.store.parse_queue import PARSE_STATES, PARSED, PARSING, QUEUED, UNPARSABLE, UNQUEUED, ParseJob
+from harbour.store.parse_queue import (
+    CUT_OFF_MOST,
+    PARSE_STATES,
+    PARSED,
+    PARSING,
+    QUEUED,
+    UNPARSABLE,
+    UNQUEUED,
+    ParseJob,
+    cut_off_error,
+)
 from harbour.store.scripts import REFUSED
 from harbour.store.tasks import DOWNLOADED, LEASE_EXPIRED, Task, check_storage
 
@@ -40,12 +50,15 @@ class MemoryParseQueue:
 
     @ivar _parse_queue: {task id: when it is due to be parsed}.
     @ivar _parse_leases: {task id: when its parse lease expires}.
+    @ivar _parse_cut_off: {task id: how many of its parses in a row were
+        cut off}.
     """
 
     clock: IReactorTime
     _tasks: dict[str, Task]
     _parse_queue: dict[str, float]
     _parse_leases: dict[str, float]
+    _parse_cut_off: dict[str, int]
 
     def _follow_parse(self, before: Task, after: Task) -> Task:
         """
@@ -60,6 +73,7 @@ class MemoryParseQueue:
                 return attr.evolve(after, parse=UNQUEUED, parse_owner="")
         elif after.state == DOWNLOADED and before.state != DOWNLOADED:
             self._parse_queue[after.id] = self.clock.seconds()
+            self._parse_cut_off.pop(after.id, None)
             return attr.evolve(after, parse=QUEUED, parse_error="", parse_owner="", rows=0)
         return after
 
@@ -119,6 +133,7 @@ class MemoryParseQueue:
         if task is None:
             return succeed(False)
         self._parse_leases.pop(task_id, None)
+        self._parse_cut_off.pop(task_id, None)
         if error:
             self._set(task, parse=UNPARSABLE, parse_owner="", parse_error=error)
         else:
@@ -161,6 +176,7 @@ class MemoryParseQueue:
             if only_unqueued and task.parse != UNQUEUED:
                 continue
             self._parse_leases.pop(task.id, None)
+            self._parse_cut_off.pop(task.id, None)
             self._parse_queue[task.id] = self.clock.seconds()
             self._set(task, parse=QUEUED, parse_owner="")
             queued += 1
@@ -189,6 +205,10 @@ class MemoryParseQueue:
             del self._parse_leases[identifier]
             task = self._tasks.get(identifier)
             if task is not None and task.state == DOWNLOADED and task.parse == PARSING:
-                self._parse_queue[identifier] = now
-                self._set(task, parse=QUEUED, parse_owner="", parse_error=LEASE_EXPIRED)
+                cut_off = self._parse_cut_off[identifier] = self._parse_cut_off.get(identifier, 0) + 1
+                if cut_off >= CUT_OFF_MOST:
+                    self._set(task, parse=UNPARSABLE, parse_owner="", parse_error=cut_off_error(cut_off))
+                else:
+                    self._parse_queue[identifier] = now
+                    self._set(task, parse=QUEUED, parse_owner="", parse_error=LEASE_EXPIRED)
         return len(expired)

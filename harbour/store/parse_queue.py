@@ -33,6 +33,24 @@ PARSE_STATES = (QUEUED, PARSING, PARSED, UNPARSABLE)
 #: Tasks looked at per requeue script (the C{COUNT} of its C{ZSCAN} step).
 REQUEUE_BATCH = 2_000
 
+#: The most parses of one file cut off in a row (their lease expired: the
+#: process died or stalled) before the file is C{unparsable}: a file that
+#: kills its parser would otherwise be taken again after every restart.
+CUT_OFF_MOST = 3
+
+
+def cut_off_error(times: int) -> str:
+    """
+    @return: The C{parse_error} of a file whose parses were cut off
+        C{times} times in a row (as C{parse_cut_off_error} in
+        C{lua/move.lua} says it).
+    """
+    return (
+        f"its parse was cut off {times} times in a row (its process died or stalled each time): "
+        "harbourctl reparse tries again"
+    )
+
+
 CLAIM_PARSE = load_script("claim_parse")
 FINISH_PARSE = load_script("finish_parse")
 RELEASE_PARSE = load_script("release_parse")

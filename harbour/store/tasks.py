@@ -88,6 +88,7 @@ from harbour.interfaces import IRedis, ITaskStore
 from harbour.oasis.requests import ReportURL
 from harbour.store.keys import FIXED_KEYS
 from harbour.store.parse_queue import (
+    CUT_OFF_MOST,
     PARSE_STATES,
     PARSED,
     PARSING,
@@ -676,7 +677,7 @@ class RedisTaskStore(RedisParseQueue):
         """
         See L{ITaskStore.sweep}.
         """
-        return int((yield self._run(SWEEP)))
+        return int((yield self._run(SWEEP, str(CUT_OFF_MOST))))
 
     @inlineCallbacks
     def counts(self) -> Generator[Deferred[Any], Any, dict[str, dict[str, int]]]:

@@ -7,5 +7,6 @@ local key = P..'t:'..id
 redis.call('ZREM', PARSE_LEASES, id)
 parse_move(key, redis.call('HGET', key, 'report'), 'parsing', error == '' and 'parsed' or 'unparsable')
 redis.call('HSET', key, 'parse_owner', '', 'parse_error', error)
+redis.call('HDEL', key, 'parse_cut_off')
 if error == '' then redis.call('HSET', key, 'rows', ARGV[6]) end
 return 1

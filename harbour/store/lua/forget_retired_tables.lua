@@ -24,6 +24,7 @@ for i = 4, 3 + n do
       redis.call('ZREM', PARSE_LEASES, id)
       parse_move(key, redis.call('HGET', key, 'report'), parse, 'queued')
       redis.call('HSET', key, 'parse_owner', '')
+      redis.call('HDEL', key, 'parse_cut_off')
       redis.call('ZADD', parse_queue(key), now(), id)
     end
   end

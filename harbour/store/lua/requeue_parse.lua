@@ -23,6 +23,7 @@ for i = 1, #found, 2 do
     redis.call('ZREM', PARSE_LEASES, id)
     parse_move(key, redis.call('HGET', key, 'report'), parse, 'queued')
     redis.call('HSET', key, 'parse_owner', '')
+    redis.call('HDEL', key, 'parse_cut_off')
     redis.call('ZADD', parse_queue(key), now(), id)
     queued = queued + 1
   end

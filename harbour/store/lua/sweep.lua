@@ -1,6 +1,10 @@
 -- Return tasks whose download or parse lease expired: downloads to
--- pending, parses to the parse queue.  ARGV: P, clock.
+-- pending, parses to the parse queue; a parse cut off so ARGV[3] times in
+-- a row (its process died or stalled each time: a file that kills its
+-- parser, say) ends unparsable rather than taken again without end.
+-- ARGV: P, clock, the most parses of one file cut off.
 local at = now()
+local cut_off_most = whole(3, 1)
 local expired = redis.call('ZRANGEBYSCORE', LEASES, '-inf', at, 'LIMIT', 0, 1000)
 for _, id in ipairs(expired) do
   redis.call('ZREM', LEASES, id)
@@ -19,9 +23,15 @@ for _, id in ipairs(parses) do
   redis.call('ZREM', PARSE_LEASES, id)
   local key = P..'t:'..id
   if redis.call('HGET', key, 'state') == 'downloaded' and redis.call('HGET', key, 'parse') == 'parsing' then
-    parse_move(key, redis.call('HGET', key, 'report'), 'parsing', 'queued')
-    redis.call('HSET', key, 'parse_owner', '', 'parse_error', 'lease expired')
-    redis.call('ZADD', parse_queue(key), at, id)
+    local cut_off = redis.call('HINCRBY', key, 'parse_cut_off', 1)
+    if cut_off >= cut_off_most then
+      parse_move(key, redis.call('HGET', key, 'report'), 'parsing', 'unparsable')
+      redis.call('HSET', key, 'parse_owner', '', 'parse_error', parse_cut_off_error(cut_off))
+    else
+      parse_move(key, redis.call('HGET', key, 'report'), 'parsing', 'queued')
+      redis.call('HSET', key, 'parse_owner', '', 'parse_error', 'lease expired')
+      redis.call('ZADD', parse_queue(key), at, id)
+    end
   end
 end
 return #expired + #parses

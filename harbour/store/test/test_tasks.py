@@ -20,6 +20,7 @@ from harbour.errors import StoreUnavailable
 from harbour.interfaces import IRedis, ITaskStore
 from harbour.oasis.requests import ReportURL
 from harbour.store.memory import MemoryTaskStore
+from harbour.store.parse_queue import CUT_OFF_MOST, cut_off_error
 from harbour.store.scripts import answers
 from harbour.store.tasks import (
     DOWNLOADED,
@@ -590,6 +591,36 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual(len(listed.entries), 2)
         self.assertEqual((await self.store.retired_tables(10, "worker")).files, (("a", task.filename),))
         self.assertEqual(listed.dropped, ())
+
+    async def cut_off(self) -> str:
+        """
+        Claim the next file to parse and let its lease expire.
+
+        @return: Its parse state after the sweep.
+        """
+        job = await self.store.claim_parse("p", 60)
+        assert job is not None
+        self.clock.advance(61)
+        await self.store.sweep()
+        return (await self._task(self.store.get(job.id))).parse
+
+    async def test_parseCutOffUnparsable(self) -> None:
+        """
+        A file whose parses are cut off (their lease expires: the process
+        died or stalled) L{CUT_OFF_MOST} times in a row is unparsable,
+        saying why, rather than taken again after every restart; a
+        reparse starts the count again.
+        """
+        task = await self._downloaded(request("a", 1))
+        for ignored in range(CUT_OFF_MOST - 1):
+            self.assertEqual(await self.cut_off(), QUEUED)
+        self.assertEqual(await self.cut_off(), UNPARSABLE)
+        found = await self._task(self.store.get(task.id))
+        self.assertEqual(found.parse_error, cut_off_error(CUT_OFF_MOST))
+        self.assertIn("cut off 3 times in a row", found.parse_error)
+        self.assertEqual((await self.store.parse_counts())["a"][UNPARSABLE], 1)
+        self.assertEqual(await self.store.requeue_parse("a", False), 1)
+        self.assertEqual(await self.cut_off(), QUEUED)
 
     async def test_retiredTablesForgottenOnlyAsRead(self) -> None:
         """
