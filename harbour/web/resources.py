@@ -386,8 +386,10 @@ def site_root(monitor: Monitor, registry: CollectorRegistry, token: str | None) 
     """
 
     def guard(resource: Resource) -> IResource:
-        compressed = EncodingResourceWrapper(resource, [GzipEncoderFactory()])
-        return LocalOnly(compressed) if token is None else Guarded(compressed, token)
+        guarded = LocalOnly(resource) if token is None else Guarded(resource, token)
+        # Outermost: Twisted compresses only an answer whose resource, as
+        # the tree gives it for the URL, is the encoding wrapper itself.
+        return EncodingResourceWrapper(guarded, [GzipEncoderFactory()])
 
     root = Resource()
     root.putChild(b"", guard(StatusPage(monitor)))

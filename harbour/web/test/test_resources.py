@@ -6,6 +6,7 @@ health checks, the metrics, the page, its updates and its token.
 from __future__ import annotations
 
 import datetime
+import gzip
 import json
 import re
 from typing import Any
@@ -13,15 +14,19 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 from treq.testing import StubTreq
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import Agent, readBody
+from twisted.web.http_headers import Headers
 
 from harbour.services.workers import WorkersService
 from harbour.web import resources
 from harbour.web.metrics import registry
 from harbour.web.monitor import INTERVAL
 from harbour.web.resources import COOKIE, session, site_root
+from harbour.web.service import HttpService
 from harbour.web.test.helpers import FakeDaemon, day_requests, healthy_services, started_monitor
 
 TOKEN = "s3cret-token"
@@ -372,3 +377,73 @@ class TokenTests(SynchronousTestCase):
             [cookie] = headers.getRawHeaders("set-cookie")
             self.assertEqual("Secure" in cookie.split("; "), secure, cookie)
             self.assertIn("SameSite=strict", cookie)
+
+
+class CompressionTests(TestCase):
+    """
+    The page and its updates over a real socket, as the daemon's own site
+    serves them: compressed for a client that accepts gzip, whichever
+    guard stands in front of them.  (treq and L{StubTreq} decode gzip
+    without saying so; L{Agent} alone leaves the answer as it came.)
+    """
+
+    def serve(self, token: str | None) -> str:
+        """
+        Serve the fixture's site on a loopback port of the system's choosing.
+
+        @return: Its URL.
+        """
+        from twisted.internet import reactor
+
+        fixture = Fixture(self, token)
+        site = HttpService(reactor, "tcp:0:interface=127.0.0.1", fixture.monitor, token).site()
+        # Twisted types listenTCP's factory too narrowly for a Site.
+        port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[arg-type]
+        self.addCleanup(port.stopListening)
+        address = port.getHost()
+        assert isinstance(address, IPv4Address)
+        return f"http://127.0.0.1:{address.port}"
+
+    async def get(self, url: str, **headers: str) -> tuple[int, list[bytes] | None, bytes]:
+        """
+        @return: The code, C{Content-Encoding} and body (as sent) of a GET
+            of C{url}.
+        """
+        from twisted.internet import reactor
+
+        sent = Headers({name.replace("_", "-"): [value] for name, value in headers.items()})
+        response = await Agent(reactor).request(b"GET", url.encode(), sent)
+        body = await readBody(response)
+        return response.code, response.headers.getRawHeaders(b"content-encoding"), body
+
+    async def test_gzipped(self) -> None:
+        """
+        On a loopback listener the page and C{/live} are gzipped when the
+        client accepts it, and plain when it does not; an answer refused
+        for its C{Host} is still refused.
+        """
+        url = self.serve(None)
+        for path, expected in (("/", b'data-report="lmp"'), ("/live?since=0", b'"reset":true')):
+            code, encoding, body = await self.get(url + path, Accept_Encoding="gzip")
+            self.assertEqual((code, encoding), (200, [b"gzip"]), path)
+            self.assertIn(expected, gzip.decompress(body))
+            code, encoding, body = await self.get(url + path)
+            self.assertEqual((code, encoding), (200, None), path)
+            self.assertIn(expected, body)
+        code, encoding, body = await self.get(url + "/", Accept_Encoding="gzip", Host="attacker.example")
+        self.assertEqual(code, 421)
+        self.assertNotIn(b"lmp", gzip.decompress(body) if encoding else body)
+
+    async def test_gzippedWithToken(self) -> None:
+        """
+        Where the page needs the token, it is gzipped for a client giving
+        the token, and still refused to one that does not.
+        """
+        url = self.serve(TOKEN)
+        right = f"Bearer {TOKEN}"
+        code, encoding, body = await self.get(url + "/", Accept_Encoding="gzip", Authorization=right)
+        self.assertEqual((code, encoding), (200, [b"gzip"]))
+        self.assertIn(b'data-report="lmp"', gzip.decompress(body))
+        code, encoding, body = await self.get(url + "/live?since=0", Accept_Encoding="gzip")
+        self.assertEqual(code, 401)
+        self.assertNotIn(b"lmp", gzip.decompress(body) if encoding else body)
