@@ -10,7 +10,7 @@ most: never by URL or day, so the series stay few.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import attr
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
@@ -21,10 +21,17 @@ from harbour.store.tasks import STATES
 from harbour.web.coverage import LEGEND
 from harbour.web.health import HEALTH_STATES
 from harbour.web.snapshot import Snapshot
+from harbour.web.tally import OUTCOMES, REASONS
 
 #: The modes the publications log may be followed in, as
 #: C{harbour_publications_log_mode}'s states.
 PUBLICATION_MODES = (OFF, LEARNING, FOLLOWING, DATE_RANGES)
+
+#: The outcomes C{harbour_requests_total} counts, each exposed from zero.
+REQUEST_OUTCOMES = (*OUTCOMES.values(), "retried")
+
+#: The reasons C{harbour_retries_total} counts, each exposed from zero.
+RETRY_REASONS = (*(name for name, ignored in REASONS), "other")
 
 
 @attr.s(frozen=True)
@@ -77,25 +84,28 @@ class SnapshotCollector(Collector):
         yield from (tasks, days, health, success)
 
     def _traffic(self, shot: Snapshot) -> Iterator[Metric]:
+        names = _reports(shot)
         requests = CounterMetricFamily(
             "harbour_requests",
             "Report requests ended, by report and outcome (downloaded, empty, failed, retried).",
             labels=["report", "outcome"],
         )
-        for report, outcomes in sorted(shot.requests.items()):
-            for outcome, count in sorted(outcomes.items()):
-                requests.add_metric([report, outcome], count)
+        for report in names:
+            outcomes = shot.requests.get(report, {})
+            for outcome in _with_known(outcomes, REQUEST_OUTCOMES):
+                requests.add_metric([report, outcome], outcomes.get(outcome, 0))
         fetched = CounterMetricFamily(
             "harbour_fetched_bytes", "Bytes of report files fetched, by report.", labels=["report"]
         )
-        for report, size in sorted(shot.fetched_bytes.items()):
-            fetched.add_metric([report], size)
+        for report in names:
+            fetched.add_metric([report], shot.fetched_bytes.get(report, 0))
         retries = CounterMetricFamily(
             "harbour_retries", "Attempts retried, by report and reason.", labels=["report", "reason"]
         )
-        for report, reasons in sorted(shot.retries.items()):
-            for reason, count in sorted(reasons.items()):
-                retries.add_metric([report, reason], count)
+        for report in names:
+            reasons = shot.retries.get(report, {})
+            for reason in _with_known(reasons, RETRY_REASONS):
+                retries.add_metric([report, reason], reasons.get(reason, 0))
         yield from (requests, fetched, retries)
 
     def _daemon(self, shot: Snapshot) -> Iterator[Metric]:
@@ -137,17 +147,36 @@ class SnapshotCollector(Collector):
         yield uptime
 
     def _dataset(self, shot: Snapshot) -> Iterator[Metric]:
+        names = _reports(shot)
         rows = CounterMetricFamily(
             "harbour_dataset_rows_written", "Rows written to the dataset, by report.", labels=["report"]
         )
-        for report, count in sorted(shot.rows_written.items()):
-            rows.add_metric([report], count)
+        for report in names:
+            rows.add_metric([report], shot.rows_written.get(report, 0))
         failures = CounterMetricFamily(
             "harbour_dataset_failures", "Dataset writes that failed, by report.", labels=["report"]
         )
-        for report, count in sorted(shot.table_failures.items()):
-            failures.add_metric([report], count)
+        for report in names:
+            failures.add_metric([report], shot.table_failures.get(report, 0))
         yield from (rows, failures)
+
+
+def _reports(shot: Snapshot) -> list[str]:
+    """
+    @return: The reports whose counters are exposed: every configured
+        one, from zero until its first event (a series that appears only
+        with its first event hides that event from C{increase()}), and any
+        other counted since harbour started.
+    """
+    counted = (shot.requests, shot.fetched_bytes, shot.retries, shot.rows_written, shot.table_failures)
+    return sorted({view.name for view in shot.reports}.union(*counted))
+
+
+def _with_known(counted: Mapping[str, int], known: Sequence[str]) -> list[str]:
+    """
+    @return: The labels of C{known}, then any others C{counted} has.
+    """
+    return [*known, *sorted(set(counted) - set(known))]
 
 
 def registry(snapshot: Callable[[], Snapshot]) -> CollectorRegistry:

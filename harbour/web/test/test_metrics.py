@@ -103,6 +103,40 @@ class MetricsTests(SynchronousTestCase):
         labels = {name for (ignored, pairs) in samples for name, ignored_value in pairs}
         self.assertEqual(labels - {"report", "state", "outcome", "reason", "mode", "version"}, set())
 
+    def test_countersFromZero(self) -> None:
+        """
+        A configured report's counters are exposed at zero before anything
+        happens to it, every outcome and retry reason of them, so that its
+        first failure is an increase Prometheus sees; a report counted but
+        not (or no longer) configured keeps its counts.
+        """
+        samples = scrape(self.monitor)
+        lmp = (("report", "lmp"),)
+        outcomes = ("downloaded", "empty", "failed", "retried")
+        reasons = (
+            "throttled server_error client_error timeout connection no_data_yet oasis_error bad_answer other"
+        )
+        zero = {
+            *(("harbour_requests_total", (("outcome", outcome), *lmp)) for outcome in outcomes),
+            *(("harbour_retries_total", (("reason", reason), *lmp)) for reason in reasons.split()),
+            ("harbour_fetched_bytes_total", lmp),
+            ("harbour_dataset_rows_written_total", lmp),
+            ("harbour_dataset_failures_total", lmp),
+        }
+        counters = {key for key in samples if key[0].endswith("_total")}
+        self.assertEqual(counters, zero)
+        self.assertEqual({samples[key] for key in zero}, {0.0})
+        names = [r.filename for r in self.daemon.asked]
+        self.publish("task.failed", report="lmp", filename=names[0], bytes=0, error="HTTP 400", revision=0)
+        self.publish("task.done", report="gone", filename="f", bytes=10, revision=0, error="")
+        samples = scrape(self.monitor)
+        self.assertEqual(samples[("harbour_requests_total", (("outcome", "failed"), *lmp))], 1.0)
+        self.assertEqual(samples[("harbour_requests_total", (("outcome", "empty"), *lmp))], 0.0)
+        gone = (("report", "gone"),)
+        self.assertEqual(samples[("harbour_requests_total", (("outcome", "downloaded"), *gone))], 1.0)
+        self.assertEqual(samples[("harbour_requests_total", (("outcome", "failed"), *gone))], 0.0)
+        self.assertEqual(samples[("harbour_fetched_bytes_total", gone)], 10.0)
+
     def test_noDataYet(self) -> None:
         """
         A window asked again because OASIS had no data for it yet is
