@@ -308,6 +308,34 @@ class BrowserTests(TestCase):
         (self.shots / "large.txt").write_text(f"{milliseconds:.0f} ms to draw 120,000 cells\n")
         await self.driver.screenshot(self.shots / "large.png")
 
+    async def test_headingFollowsRange(self) -> None:
+        """
+        When the days the map covers change (a new configuration, or a new
+        trading day), a page left open redraws the map's heading with the
+        new first and last days, as it redraws the cells, without being
+        reloaded.
+        """
+        monitor, url = await self.serve(2, 10)
+        await self.driver.go(url)
+        heading = "return document.querySelector('#coverage h2').textContent;"
+        today = datetime.date.today()
+        first = today - datetime.timedelta(days=9)
+        self.assertEqual(await self.driver.run(heading), f"Coverage by trading day, {first} to {today}")
+        daemon = monitor.daemon
+        assert isinstance(daemon, FakeDaemon)
+        later = first + datetime.timedelta(days=5)
+        daemon.asked = [
+            request for report in monitor.coverage.reports() for request in day_requests(report, later, 12)
+        ]
+        await monitor.tick()
+        last = later + datetime.timedelta(days=11)
+        await self.until(
+            f"return document.querySelectorAll('#map .cells i').length === 24 && "
+            f"document.querySelector('#coverage h2').textContent === "
+            f"{json.dumps(f'Coverage by trading day, {later} to {last}')};",
+            "the new range in the heading",
+        )
+
     async def test_showcase(self) -> None:
         """
         A page an operator keeps open: a dozen reports over eighteen months,

@@ -66,13 +66,15 @@ def overall(shot: Snapshot) -> tuple[int, str]:
     return judged.code, judged.summary
 
 
-def parts(shot: Snapshot) -> dict[str, Tag]:
+def parts(shot: Snapshot, rows: Sequence[Row]) -> dict[str, Tag]:
     """
+    @param rows: The map's rows, for its heading.
     @return: The parts of the page redrawn on every poll, by name (the
         page holds each in an element whose id is C{part-NAME}).
     """
     return {
         "summary": summary(shot),
+        "map-heading": map_heading(rows),
         "reports": reports_table(shot.reports, shot.taken),
         "details": details(shot),
     }
@@ -222,20 +224,29 @@ def legend() -> Tag:
     )
 
 
-def coverage(rows: Iterable[Row]) -> Tag:
+def map_heading(rows: Sequence[Row]) -> Tag:
     """
-    @return: The coverage map: its legend, and its rows as data the script
-        draws cells from.
+    @return: The map's heading, naming the first and last trading days it
+        shows (which move as the configuration changes and days pass).
     """
-    rows = list(rows)
-    data = json.dumps([row.to_json() for row in rows], separators=(",", ":"))
     title = "Coverage by trading day"
     if rows:
         first = min(row.first for row in rows)
         last = max(row.first + datetime.timedelta(days=len(row.states) - 1) for row in rows)
         title += f", {first.isoformat()} to {last.isoformat()}"
+    # No element of its own: the heading's text, put in the page's h2.
+    return Tag("")(title)
+
+
+def coverage(rows: Sequence[Row], heading: Tag) -> Tag:
+    """
+    @param heading: The map's heading (L{map_heading}).
+    @return: The coverage map: its heading, its legend, and its rows as
+        data the script draws cells from.
+    """
+    data = json.dumps([row.to_json() for row in rows], separators=(",", ":"))
     return tags.section(id="coverage")(
-        tags.h2(title),
+        tags.h2(heading, id="part-map-heading"),
         legend(),
         tags.div(id="map", **{"data-rows": data}),
         tags.noscript("The map's cells are drawn by the page's script."),
@@ -250,6 +261,8 @@ def page(shot: Snapshot, rows: Iterable[Row], version: str, poll: int = POLL_MIL
         for what changed after it.
     @return: The whole status page.
     """
+    rows = list(rows)
+    drawn = parts(shot, rows)
     return tags.html(lang="en")(
         tags.head(
             tags.meta(charset="utf-8"),
@@ -263,10 +276,10 @@ def page(shot: Snapshot, rows: Iterable[Row], version: str, poll: int = POLL_MIL
                 tags.span("", id="updated"),
             ),
             Tag("main")(
-                [
-                    [tags.div(part, id=f"part-{name}"), coverage(rows) if name == "summary" else ""]
-                    for name, part in parts(shot).items()
-                ],
+                tags.div(drawn["summary"], id="part-summary"),
+                coverage(rows, drawn["map-heading"]),
+                tags.div(drawn["reports"], id="part-reports"),
+                tags.div(drawn["details"], id="part-details"),
             ),
             tags.script(src="assets/page.js"),
         ),

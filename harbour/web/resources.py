@@ -178,10 +178,10 @@ class StatusPage(Rendered):
 @attr.s(eq=False)
 class Live(Rendered):
     """
-    C{/live?since=VERSION}: the page's overview and tables again, and the
-    map's rows changed after C{VERSION}, a L{Coverage.stamp} (all of them,
-    with C{reset}, when reports came or went, or the stamp is not of this
-    process's map).
+    C{/live?since=VERSION}: the page's overview, map heading and tables
+    again, and the map's rows changed after C{VERSION}, a L{Coverage.stamp}
+    (all of them, with C{reset}, when reports came or went, or the stamp is
+    not of this process's map).
     """
 
     isLeaf = True
@@ -193,7 +193,7 @@ class Live(Rendered):
     def render_GET(self, request: Request) -> int:
         """
         Answer with JSON: C{version}, C{reset}, C{rows} and C{parts}
-        (C{{name: HTML}}).
+        (C{{name: HTML}}, the map's heading among them).
         """
         since = (request.args or {}).get(b"since", [b""])[0].decode("utf-8", "replace")
         coverage = self.monitor.coverage
@@ -205,7 +205,7 @@ class Live(Rendered):
                 "reset": changed is None,
                 "rows": [row.to_json() for row in (coverage.rows() if changed is None else changed)],
             }
-            redrawn = parts(self.monitor.current)
+            redrawn = parts(self.monitor.current, coverage.rows())
 
             def done(html: list[bytes]) -> bytes:
                 answer["parts"] = {name: part.decode() for name, part in zip(redrawn, html)}

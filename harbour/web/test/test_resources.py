@@ -156,7 +156,7 @@ class PageTests(SynchronousTestCase):
         answer = json.loads(body)
         self.assertEqual((code, answer["reset"]), (200, True))
         self.assertEqual([row["states"] for row in answer["rows"]], ["WWW", "WW"])
-        self.assertEqual(sorted(answer["parts"]), ["details", "reports", "summary"])
+        self.assertEqual(sorted(answer["parts"]), ["details", "map-heading", "reports", "summary"])
         self.assertIn("HARBOUR", answer["parts"]["summary"])
         self.assertIn('data-report="lmp"', answer["parts"]["reports"])
         version = answer["version"]
@@ -167,6 +167,26 @@ class PageTests(SynchronousTestCase):
         self.fixture.clock.advance(0)
         changed = json.loads(self.fixture.get(f"/live?since={version}")[1])
         self.assertEqual([(row["report"], row["states"]) for row in changed["rows"]], [("lmp", "DWW")])
+
+    def test_liveHeading(self) -> None:
+        """
+        The map's heading, naming its first and last days, is among the
+        parts C{/live} redraws: when the range changes (the configuration
+        asks for other days, or a new day begins), a page left open shows
+        the new one, as its rows do.
+        """
+        code, body, ignored = self.fixture.get("/")
+        heading = '<h2 id="part-map-heading">Coverage by trading day, 2025-06-13 to 2025-06-15</h2>'
+        self.assertIn(heading, body.decode())
+        answer = json.loads(self.fixture.get("/live?since=0")[1])
+        self.assertEqual(answer["parts"]["map-heading"], "Coverage by trading day, 2025-06-13 to 2025-06-15")
+        self.fixture.daemon.asked = day_requests("lmp", datetime.date(2025, 6, 14), 3) + day_requests(
+            "load", datetime.date(2025, 6, 14), 4
+        )
+        self.fixture.clock.advance(INTERVAL)
+        again = json.loads(self.fixture.get(f"/live?since={answer['version']}")[1])
+        self.assertEqual(again["parts"]["map-heading"], "Coverage by trading day, 2025-06-14 to 2025-06-17")
+        self.assertEqual([row["first"] for row in again["rows"]], ["2025-06-14", "2025-06-14"])
 
     def test_renderFailureLogged(self) -> None:
         """
