@@ -1,7 +1,7 @@
 """
 The HTTP resource tree: C{/} (the status page), C{/live} (its updates),
-C{/assets/}, C{/login}, and the open C{/metrics}, C{/healthz} and
-C{/readyz}.
+C{/assets/}, C{/login}, and the open C{/metrics}, C{/healthz},
+C{/readyz} and C{/favicon.ico}.
 
 On a listener other hosts can reach, the page and its updates need the
 control port's token: as C{Authorization: Bearer TOKEN}, or through the
@@ -107,6 +107,30 @@ class Healthz(Resource):
         @return: C{ok}.
         """
         return _text(request, 200, "ok")
+
+
+@attr.s(eq=False)
+class NoIcon(Resource):
+    """
+    C{/favicon.ico}: 204, no icon.  A browser asks for one whatever the
+    page says, and logs a 404 as an error.
+    """
+
+    isLeaf = True
+
+    def __attrs_post_init__(self) -> None:
+        Resource.__init__(self)
+
+    def render_GET(self, request: Request) -> int:
+        """
+        Answer nothing, for a day before it is asked again.
+        """
+        request.setResponseCode(204)
+        request.setHeader(b"cache-control", b"max-age=86400")
+        # Finished here, not by returning b"": Twisted would then send
+        # Content-Length, which a 204 must not have.
+        request.finish()
+        return NOT_DONE_YET
 
 
 @attr.s(eq=False)
@@ -396,6 +420,7 @@ def site_root(monitor: Monitor, registry: CollectorRegistry, token: str | None) 
     root.putChild(b"live", guard(Live(monitor)))
     root.putChild(b"metrics", Metrics(registry))
     root.putChild(b"healthz", Healthz())
+    root.putChild(b"favicon.ico", NoIcon())
     root.putChild(b"readyz", Readyz(monitor))
     assets = Resource()
     assets.putChild(b"page.css", Data(STYLE.encode(), "text/css; charset=utf-8"))

@@ -16,10 +16,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from treq.testing import StubTreq
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
 from twisted.web.http_headers import Headers
+from twisted.web.server import Site
 
 from harbour.services.workers import WorkersService
 from harbour.web import resources
@@ -107,6 +111,28 @@ class OpenResourceTests(SynchronousTestCase):
         self.fixture.bus.publish("store.disconnected", {})
         self.fixture.clock.advance(0)
         self.assertEqual(self.fixture.get("/readyz")[:2], (503, b"Redis is not reachable\n"))
+
+    def test_favicon(self) -> None:
+        """
+        C{/favicon.ico}, which browsers ask for whatever the page says,
+        answers 204 with no icon instead of 404 (an error in the browser's
+        console), to any host and without the token: it shows nothing.  As
+        a 204 must, the answer has no C{Content-Length} (Twisted's client
+        hides that header, so the answer is read as it was sent).
+        """
+        site = Site(site_root(self.fixture.monitor, registry(lambda: self.fixture.monitor.current), TOKEN))
+        for host in (b"localhost", b"attacker.example"):
+            channel = site.buildProtocol(IPv4Address("TCP", "10.0.0.8", 40000))
+            assert channel is not None
+            transport = StringTransport()
+            channel.makeConnection(transport)
+            self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
+            channel.dataReceived(b"GET /favicon.ico HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+            head, ignored, body = transport.value().partition(b"\r\n\r\n")
+            lines = head.lower().split(b"\r\n")
+            self.assertEqual((lines[0], body), (b"http/1.1 204 no content", b""), host)
+            self.assertIn(b"cache-control: max-age=86400", lines)
+            self.assertEqual([line for line in lines if line.startswith(b"content-length")], [])
 
     def test_metrics(self) -> None:
         """
