@@ -156,7 +156,7 @@ class DaemonTests(TestCase):
             (["pause", "download"], 0),
             (["resume"], 0),
             (["tasks", "--state", "pending"], 0),
-            (["tasks", "--state", "bogus"], 1),
+            (["tasks", "--state", "bogus"], 2),
             (["retry"], 0),
             (["pause", "bus"], 1),
             (["tasks", "--limit", "x"], 2),
