@@ -71,6 +71,8 @@ def unsubscribe_all(bus: IBus, subscriptions: Iterable[Subscription], log: Logge
     for subscription in subscriptions:
 
         def failed(failure: Failure, pattern: str = subscription.pattern) -> None:
-            log.failure("cannot unsubscribe from {pattern}", failure, pattern=pattern, service=service)
+            # A connection lost ends its subscriptions with it.
+            if not failure.check(ConnectionClosed):
+                log.failure("cannot unsubscribe from {pattern}", failure, pattern=pattern, service=service)
 
         bus.unsubscribe(subscription).addErrback(failed)

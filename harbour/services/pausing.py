@@ -17,6 +17,7 @@ from twisted.logger import Logger
 
 from harbour.bus import Subscription
 from harbour.interfaces import IBus, IEvent, IPausable
+from harbour.services.announcing import unsubscribe_all
 
 #: The retained topic: C{{"services": [names of the hub's paused services]}}.
 PAUSED = "paused"
@@ -90,11 +91,12 @@ class PauseFollower(Service):
                 service.resume()
                 self.log.info("{name} resumed, as on the hub", name=name, service="pausing")
 
-    def stopService(self) -> Deferred[None] | None:
+    def stopService(self) -> None:
         """
-        Stop following.
+        Stop following (the subscription ends without waiting for a hub's
+        answer: a worker's stop must not wait on a silent hub).
         """
         super().stopService()
         if self._subscription is not None:
-            return self.bus.unsubscribe(self._subscription)
-        return None
+            unsubscribe_all(self.bus, [self._subscription], self.log, "pausing")
+            self._subscription = None

@@ -23,6 +23,7 @@ from harbour.bus import Subscription
 from harbour.config.schema import WorkTopic
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, IEvent, ITaskStore
+from harbour.services.announcing import unsubscribe_all
 from harbour.services.cycle import guarded
 
 
@@ -94,10 +95,10 @@ class LeaseSweeper(Service):
         if swept:
             self.log.warn("{count} expired leases returned to pending", count=swept, service="work")
 
-    @inlineCallbacks
-    def stopService(self) -> Generator[Deferred[Any], Any, None]:
+    def stopService(self) -> None:
         """
-        Sweep no more.
+        Sweep no more (the subscription ends without waiting for a hub's
+        answer: a worker's stop must not wait on a silent hub).
         """
         super().stopService()
         if self._timer is not None and self._timer.running:
@@ -105,4 +106,4 @@ class LeaseSweeper(Service):
         self._timer = None
         if self._subscription is not None:
             subscription, self._subscription = self._subscription, None
-            yield self.bus.unsubscribe(subscription)
+            unsubscribe_all(self.bus, [subscription], self.log, "work")

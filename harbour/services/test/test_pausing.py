@@ -5,12 +5,13 @@ followed by workers.
 
 from __future__ import annotations
 
+from twisted.internet.defer import maybeDeferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.bus import Bus
 from harbour.interfaces import IEvent
 from harbour.services.pausing import PAUSED, PauseAnnouncer, PauseFollower
-from harbour.test.helpers import Pausable, capture_log
+from harbour.test.helpers import Pausable, SilentHub, capture_log
 
 
 class AnnouncerTests(SynchronousTestCase):
@@ -79,8 +80,17 @@ class FollowerTests(SynchronousTestCase):
         Stopped, it follows nothing more.
         """
         self.follower.startService()
-        stopped = self.follower.stopService()
-        assert stopped is not None
-        self.successResultOf(stopped)
+        self.follower.stopService()
         self.announce({"services": ["download"]})
         self.assertFalse(self.download.paused)
+
+    def test_stopHubSilent(self) -> None:
+        """
+        On a worker whose hub is connected but silent, it stops at once,
+        not waiting for the hub to answer its unsubscription.
+        """
+        hub = SilentHub()
+        follower = PauseFollower(hub, {"download": self.download})
+        follower.startService()
+        self.successResultOf(maybeDeferred(follower.stopService))
+        self.assertFalse(follower.running)

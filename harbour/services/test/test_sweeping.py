@@ -6,7 +6,7 @@ hub.
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -17,7 +17,7 @@ from harbour.services.sweeping import LeaseSweeper
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.tasks import DOWNLOADING, PENDING
 from harbour.store.test.test_tasks import request
-from harbour.test.helpers import capture_log
+from harbour.test.helpers import SilentHub, capture_log
 
 
 class LeaseSweeperTests(SynchronousTestCase):
@@ -111,8 +111,20 @@ class LeaseSweeperTests(SynchronousTestCase):
         Stopped, it leaves no timer and no subscription behind.
         """
         sweeper = self.sweeper()
-        self.successResultOf(sweeper.stopService())
+        sweeper.stopService()
         self.assertEqual((self.clock.getDelayedCalls(), self.bus.status()["subscriptions"]), ([], 0))
+
+    def test_stoppedHubSilent(self) -> None:
+        """
+        On a worker whose hub is connected but silent, it stops at once,
+        not waiting for the hub to answer its unsubscription.
+        """
+        hub = SilentHub()
+        sweeper = LeaseSweeper(self.clock, self.store, hub, lambda: succeed(None))
+        sweeper.startService()
+        self.successResultOf(maybeDeferred(sweeper.stopService))
+        self.assertFalse(sweeper.running)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_stoppedBeforeReady(self) -> None:
         """
@@ -121,6 +133,6 @@ class LeaseSweeperTests(SynchronousTestCase):
         ready: Deferred[None] = Deferred()
         sweeper = LeaseSweeper(self.clock, self.store, self.bus, lambda: ready)
         sweeper.startService()
-        self.successResultOf(sweeper.stopService())
+        sweeper.stopService()
         ready.callback(None)
         self.assertEqual(self.clock.getDelayedCalls(), [])
