@@ -218,6 +218,23 @@ def _peer_uid(transport: object) -> int | None:
     return int(uid)
 
 
+def _arguments_read(
+    responder: Callable[[amp.AmpBox], Deferred[amp.AmpBox]], box: amp.AmpBox, command: str
+) -> Deferred[amp.AmpBox]:
+    """
+    Answer C{box} with C{responder}, or with C{BAD_REQUEST} if AMP cannot
+    read its arguments: AMP reads them before the responder runs, raising
+    what it meets at once, where the responder's own errors come in its
+    L{Deferred}.
+    """
+    try:
+        return responder(box)
+    except (KeyError, ValueError, TypeError) as e:
+        # UnicodeDecodeError is a ValueError.
+        why = f"malformed {command}: {type(e).__name__}"
+        return fail(amp.RemoteAmpError(commands.HarbourCommand.errors[BadRequest], why.encode()))
+
+
 def _shown(name: bytes) -> str:
     """
     A command's name as a peer sent it, as a refusal or a log line repeats
@@ -550,7 +567,8 @@ class ControlProtocol(amp.AMP):
     def sendBox(self, box: amp.AmpBox) -> None:
         """
         Send C{box}; one that ends the connection (AMP's answer to an error
-        it cannot name, or a fatal one) lets go of the transport first.
+        it cannot name, or a fatal one) lets go of the transport first, and
+        the connection is aborted if it has not closed in time.
 
         A box AMP cannot send, with a key or a value longer than it allows,
         ends the connection instead: AMP would log it as a critical error,
@@ -560,6 +578,9 @@ class ControlProtocol(amp.AMP):
         """
         if isinstance(box, amp.QuitBox):
             self._let_go()
+            # AMP closes the transport itself once the box is sent, past
+            # close(): the deadline is set here.
+            self._abort_when_overdue()
         try:
             super().sendBox(box)
         except amp.TooLong as e:
@@ -677,13 +698,19 @@ class ControlProtocol(amp.AMP):
 
     def locateResponder(self, name: bytes) -> Callable[[amp.AmpBox], Deferred[amp.AmpBox]] | None:
         """
-        Refuse every command but C{Authenticate} until the token is known.
+        Refuse every command but C{Authenticate} until the token is known;
+        after it, answer a command whose arguments AMP cannot read (an
+        integer that is not one, text that is not UTF-8, one missing) with
+        C{BAD_REQUEST}, keeping the connection: AMP would close it, logging
+        a traceback.
         """
         if self._authenticated or name == b"Authenticate":
             responder: Callable[[amp.AmpBox], Deferred[amp.AmpBox]] | None = super().locateResponder(name)
-            if self._authenticated or responder is None:
-                return responder
+            if responder is None:
+                return None
             found = responder
+            if self._authenticated:
+                return lambda box: _arguments_read(found, box, _shown(name))
             # maybeDeferred: AMP reads the arguments before its Deferred.
             return lambda box: maybeDeferred(found, box).addErrback(self._malformed)
         command = _shown(name)

@@ -22,7 +22,7 @@ from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
-from harbour.amp import commands
+from harbour.amp import commands, wire
 from harbour.amp import server as server_module
 from harbour.amp.client import HarbourClientProtocol, RemoteBus, all_requests, connect, status
 from harbour.amp.server import (
@@ -701,6 +701,58 @@ class KeyLimitTests(SynchronousTestCase):
         self.assertTrue(self.transport.disconnecting)
         clock.advance(self.service.close_timeout)
         self.assertTrue(self.transport.disconnected, "the connection is aborted")
+
+    def test_quitBoxOverdue(self) -> None:
+        """
+        A connection AMP closes itself, sending its last answer (to an
+        error a responder did not foresee), is aborted too if it has not
+        closed in time, and the service's stop ends.
+        """
+
+        def unforeseen() -> None:
+            raise RuntimeError("unforeseen")
+
+        self.service = control_service(status_document=unforeseen)
+        self.server = ControlProtocol(self.service)
+        self.transport = StringTransport()
+        self.server.makeConnection(self.transport)
+        clock = cast(MemoryReactorClock, self.service.clock)
+        self.authenticate()
+        self.server.dataReceived(amp.AmpBox(_command=b"Status", _ask=b"2").serialize())
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertTrue(self.transport.disconnecting)
+        stopping = self.service.stopService()
+        clock.advance(self.service.close_timeout)
+        self.assertTrue(self.transport.disconnected, "the connection is aborted")
+        self.server.connectionLost(Failure(ConnectionDone()))
+        self.successResultOf(stopping)
+
+    def test_malformedArguments(self) -> None:
+        """
+        After the token, a command whose arguments AMP cannot read gets
+        C{BAD_REQUEST} naming the command, with no traceback, and the
+        connection stays open.
+        """
+        self.authenticate()
+        for number, (box, name) in enumerate(
+            [
+                (amp.AmpBox(_command=b"Reports", offset=b"x", limit=b"10"), "Reports"),
+                (amp.AmpBox(_command=b"Reports", offset=b"9" * 5000, limit=b"10"), "Reports"),
+                (amp.AmpBox(_command=b"Subscribe", topic=b"a", tag=b"abc"), "Subscribe"),
+                (amp.AmpBox(_command=b"Publish", topic=b"a", payload=b"1", retain=b"yes"), "Publish"),
+                (amp.AmpBox(_command=b"Publish", topic=b"a\xff", payload=b"1"), "Publish"),
+                (amp.AmpBox(_command=b"Publish", topic=b"a"), "Publish"),
+            ],
+            start=2,
+        ):
+            box[b"_ask"] = str(number).encode()
+            self.server.dataReceived(box.serialize())
+            [(answer, ignored)] = list(wire.read_boxes(self.transport.value()))
+            self.transport.clear()
+            self.assertEqual(answer[b"_error_code"], b"BAD_REQUEST", box)
+            self.assertTrue(answer[b"_error_description"].startswith(f"malformed {name}: ".encode()))
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertFalse(self.transport.disconnecting)
 
     def test_closedInTime(self) -> None:
         """
