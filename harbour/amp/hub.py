@@ -281,13 +281,17 @@ class HubLink(Service):
         """
         The hub refused C{subscription} (too many patterns, say): it is no
         more, rather than refused again at every reconnection, each time
-        giving up the link.  A subscription that failed otherwise (the
-        connection lost) is made again at the next.  Either way,
-        C{subscribed} fails with C{failure}.
+        giving up the link, and C{subscribed} fails with C{failure}.  A
+        subscription that failed otherwise (the connection lost) stands:
+        it is made again on the next connection, as one made while the hub
+        is away is, so C{subscribed} fires with it (its subscriber could
+        not end it otherwise).
         """
         if failure.check(BadRequest):
             self._withdraw(subscription)
-        subscribed.errback(failure)
+            subscribed.errback(failure)
+        else:
+            subscribed.callback(subscription)
 
     def _withdraw(self, subscription: Subscription) -> None:
         """

@@ -139,6 +139,38 @@ class LostProtocol(RecordingProtocol):
         return fail(ConnectionLost()) if command is commands.Unsubscribe else answer
 
 
+class LostWhileSubscribing(RecordingProtocol):
+    """
+    A connection to the hub lost before it answers a C{Subscribe}.
+    """
+
+    def callRemote(self, command: type[amp.Command], **arguments: Any) -> Deferred[dict[str, Any]]:
+        """
+        Record C{command}; fail a C{Subscribe} as a lost connection does.
+        """
+        answer = super().callRemote(command, **arguments)
+        return fail(ConnectionLost()) if command is commands.Subscribe else answer
+
+
+class SubscribeTests(SynchronousTestCase):
+    """
+    A subscription whose connection is lost before the hub answers stands.
+    """
+
+    def test_lostMeanwhile(self) -> None:
+        """
+        The subscriber gets its subscription, which is made again on the
+        next connection and can be ended.
+        """
+        link = HubLink(MemoryReactorClock(), "tcp:127.0.0.1:7750", TOKEN)
+        link._protocol = LostWhileSubscribing()  # type: ignore[assignment]
+        subscription = self.successResultOf(link.subscribe("task.*", lambda event: None))
+        self.assertEqual(link._subscriptions, [subscription])
+        link._protocol = None
+        self.successResultOf(link.unsubscribe(subscription))
+        self.assertEqual(link._subscriptions, [])
+
+
 class UnsubscribeTests(SynchronousTestCase):
     """
     L{HubLink.unsubscribe} with a connection that cannot answer.
