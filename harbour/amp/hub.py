@@ -305,9 +305,15 @@ class HubLink(Service):
             self._protocol.table.remove(subscription)
 
     def _drop(self, outbox: Outbox, reason: str) -> None:
-        for subscription in [s for s in self._subscriptions if s.outbox is outbox]:
+        dropped = [s for s in self._subscriptions if s.outbox is outbox]
+        for subscription in dropped:
             self._forget(subscription)
-        self.log.warn("dropped a subscriber: {reason}", reason=reason, service="hub")
+        self.log.warn(
+            "dropped a subscriber to {patterns}: {reason}; it hears nothing more until this worker restarts",
+            patterns=", ".join(sorted({s.pattern for s in dropped})) or "nothing",
+            reason=reason,
+            service="hub",
+        )
 
     def unsubscribe(self, subscription: Subscription) -> Deferred[None]:
         """
