@@ -462,6 +462,29 @@ class ConnectionTests(SynchronousTestCase):
         link.stopService()
         self.failureResultOf(link.when_connected(), CancelledError)
 
+    def test_lostHub(self) -> None:
+        """
+        Once the connection to the hub is lost, the link says so: it is
+        not connected, publishing fails at once, and L{HubLink.when_connected}
+        waits for the next connection, which it makes.
+        """
+        link, hub, clock = self.link(TOKEN)
+        messages = capture_log(self)
+        connected = link.when_connected()
+        self.pass_time(hub, clock, 2)
+        self.successResultOf(connected)
+        [first] = hub.service.connections
+        first.abort()
+        hub.pumps[0].flush()
+        self.assertFalse(link.status()["connected"])
+        self.failureResultOf(link.publish("task.done", {}), StoreUnavailable)
+        waiting = link.when_connected()
+        self.assertNoResult(waiting)
+        self.assertIn("lost the hub tcp:127.0.0.1:7750; reconnecting", messages)
+        self.pass_time(hub, clock, 3)
+        self.successResultOf(waiting)
+        self.assertEqual(len(hub.pumps), 2)
+
     def test_silentHubDropped(self) -> None:
         """
         A hub that leaves a call unanswered for L{ANSWER_DEADLINE} (here,
