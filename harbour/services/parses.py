@@ -14,9 +14,10 @@ Whatever happens, the claim ends: C{parsed}, C{unparsable} with the reason
 (a malformed answer, or any error harbour did not foresee, so that no file
 is parsed again and again forever), or back to the queue for later (the
 file is not on this host, the disk failed or filled, memory ran out, or
-the store could not say whether the claim held), or at once (a revision replaced the zip
-mid-parse, and the store did not give the file to another claim
-meanwhile); unless it had ended already, when whoever ended it has the say.
+the store could not say whether the claim held), or at once (a revision
+replaced the zip mid-parse, and the store did not give the file to
+another claim meanwhile, or the service stopped or paused as its claim
+came); unless it had ended already, when whoever ended it has the say.
 """
 
 from __future__ import annotations
