@@ -15,6 +15,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from harbour.errors import StoreRefused
 from harbour.store.parse_queue import (
+    CUT_OFF_ERROR,
     CUT_OFF_MOST,
     PARSE_STATES,
     PARSED,
@@ -23,7 +24,6 @@ from harbour.store.parse_queue import (
     UNPARSABLE,
     UNQUEUED,
     ParseJob,
-    cut_off_error,
 )
 from harbour.store.scripts import REFUSED
 from harbour.store.tasks import DOWNLOADED, LEASE_EXPIRED, Task, check_storage
@@ -207,7 +207,7 @@ class MemoryParseQueue:
             if task is not None and task.state == DOWNLOADED and task.parse == PARSING:
                 cut_off = self._parse_cut_off[identifier] = self._parse_cut_off.get(identifier, 0) + 1
                 if cut_off >= CUT_OFF_MOST:
-                    self._set(task, parse=UNPARSABLE, parse_owner="", parse_error=cut_off_error(cut_off))
+                    self._set(task, parse=UNPARSABLE, parse_owner="", parse_error=CUT_OFF_ERROR)
                 else:
                     self._parse_queue[identifier] = now
                     self._set(task, parse=QUEUED, parse_owner="", parse_error=LEASE_EXPIRED)

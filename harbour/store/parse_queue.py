@@ -37,18 +37,11 @@ REQUEUE_BATCH = 2_000
 #: process died or stalled) before the file is C{unparsable}: a file that
 #: kills its parser would otherwise be taken again after every restart.
 CUT_OFF_MOST = 3
-
-
-def cut_off_error(times: int) -> str:
-    """
-    @return: The C{parse_error} of a file whose parses were cut off
-        C{times} times in a row (as C{parse_cut_off_error} in
-        C{lua/move.lua} says it).
-    """
-    return (
-        f"its parse was cut off {times} times in a row (its process died or stalled each time): "
-        "harbourctl reparse tries again"
-    )
+#: The C{parse_error} of such a file.
+CUT_OFF_ERROR = (
+    f"its parse was cut off {CUT_OFF_MOST} times in a row (its process died or stalled each time): "
+    "harbourctl reparse tries again"
+)
 
 
 CLAIM_PARSE = load_script("claim_parse")

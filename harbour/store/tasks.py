@@ -88,6 +88,7 @@ from harbour.interfaces import IRedis, ITaskStore
 from harbour.oasis.requests import ReportURL
 from harbour.store.keys import FIXED_KEYS
 from harbour.store.parse_queue import (
+    CUT_OFF_ERROR,
     CUT_OFF_MOST,
     PARSE_STATES,
     PARSED,
@@ -677,7 +678,7 @@ class RedisTaskStore(RedisParseQueue):
         """
         See L{ITaskStore.sweep}.
         """
-        return int((yield self._run(SWEEP, str(CUT_OFF_MOST))))
+        return int((yield self._run(SWEEP, str(CUT_OFF_MOST), CUT_OFF_ERROR)))
 
     @inlineCallbacks
     def counts(self) -> Generator[Deferred[Any], Any, dict[str, dict[str, int]]]:

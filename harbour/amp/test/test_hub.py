@@ -126,30 +126,20 @@ class LocalTopicsTests(SynchronousTestCase):
         self.assertEqual(self.heard, [])
 
 
+@attr.s(auto_attribs=True, eq=False)
 class LostProtocol(RecordingProtocol):
     """
-    A connection to the hub lost before it answers an C{Unsubscribe}.
+    A connection to the hub lost before it answers a C{lost_on} command.
     """
+
+    lost_on: type[amp.Command] = commands.Unsubscribe
 
     def callRemote(self, command: type[amp.Command], **arguments: Any) -> Deferred[dict[str, Any]]:
         """
-        Record C{command}; fail an C{Unsubscribe} as a lost connection does.
+        Record C{command}; fail a C{lost_on} as a lost connection does.
         """
         answer = super().callRemote(command, **arguments)
-        return fail(ConnectionLost()) if command is commands.Unsubscribe else answer
-
-
-class LostWhileSubscribing(RecordingProtocol):
-    """
-    A connection to the hub lost before it answers a C{Subscribe}.
-    """
-
-    def callRemote(self, command: type[amp.Command], **arguments: Any) -> Deferred[dict[str, Any]]:
-        """
-        Record C{command}; fail a C{Subscribe} as a lost connection does.
-        """
-        answer = super().callRemote(command, **arguments)
-        return fail(ConnectionLost()) if command is commands.Subscribe else answer
+        return fail(ConnectionLost()) if command is self.lost_on else answer
 
 
 class SubscribeTests(SynchronousTestCase):
@@ -163,7 +153,7 @@ class SubscribeTests(SynchronousTestCase):
         next connection and can be ended.
         """
         link = HubLink(MemoryReactorClock(), "tcp:127.0.0.1:7750", TOKEN)
-        link._protocol = LostWhileSubscribing()  # type: ignore[assignment]
+        link._protocol = LostProtocol(lost_on=commands.Subscribe)  # type: ignore[assignment]
         subscription = self.successResultOf(link.subscribe("task.*", lambda event: None))
         self.assertEqual(link._subscriptions, [subscription])
         link._protocol = None

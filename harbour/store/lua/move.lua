@@ -90,11 +90,6 @@ local function parse_move(key, report, from, to)
   if to ~= '' then redis.call('HINCRBY', P..'pc:'..report, to, 1) end
   redis.call('HSET', key, 'parse', to)
 end
--- The error of a file whose parses were cut off CUT_OFF times in a row.
-local function parse_cut_off_error(cut_off)
-  return 'its parse was cut off '..cut_off..' times in a row (its process died or stalled each time): '
-    ..'harbourctl reparse tries again'
-end
 -- A task that becomes downloaded is queued to be parsed; one that stops
 -- being downloaded leaves the parse queue.
 local function parse_follow(id, report, from, to)

@@ -1,10 +1,11 @@
 -- Return tasks whose download or parse lease expired: downloads to
 -- pending, parses to the parse queue; a parse cut off so ARGV[3] times in
 -- a row (its process died or stalled each time: a file that kills its
--- parser, say) ends unparsable rather than taken again without end.
--- ARGV: P, clock, the most parses of one file cut off.
+-- parser, say) ends unparsable, with the error ARGV[4], rather than taken
+-- again without end.  ARGV: P, clock, the most parses of one file cut off,
+-- the error.
 local at = now()
-local cut_off_most = whole(3, 1)
+local cut_off_most, cut_off_error = whole(3, 1), ARGV[4]
 local expired = redis.call('ZRANGEBYSCORE', LEASES, '-inf', at, 'LIMIT', 0, 1000)
 for _, id in ipairs(expired) do
   redis.call('ZREM', LEASES, id)
@@ -26,7 +27,7 @@ for _, id in ipairs(parses) do
     local cut_off = redis.call('HINCRBY', key, 'parse_cut_off', 1)
     if cut_off >= cut_off_most then
       parse_move(key, redis.call('HGET', key, 'report'), 'parsing', 'unparsable')
-      redis.call('HSET', key, 'parse_owner', '', 'parse_error', parse_cut_off_error(cut_off))
+      redis.call('HSET', key, 'parse_owner', '', 'parse_error', cut_off_error)
     else
       parse_move(key, redis.call('HGET', key, 'report'), 'parsing', 'queued')
       redis.call('HSET', key, 'parse_owner', '', 'parse_error', 'lease expired')

@@ -20,7 +20,7 @@ from harbour.errors import StoreUnavailable
 from harbour.interfaces import IRedis, ITaskStore
 from harbour.oasis.requests import ReportURL
 from harbour.store.memory import MemoryTaskStore
-from harbour.store.parse_queue import CUT_OFF_MOST, cut_off_error
+from harbour.store.parse_queue import CUT_OFF_ERROR, CUT_OFF_MOST
 from harbour.store.scripts import answers
 from harbour.store.tasks import (
     DOWNLOADED,
@@ -616,7 +616,7 @@ class TaskStoreBehaviourMixin(_MixinBase):
             self.assertEqual(await self.cut_off(), QUEUED)
         self.assertEqual(await self.cut_off(), UNPARSABLE)
         found = await self._task(self.store.get(task.id))
-        self.assertEqual(found.parse_error, cut_off_error(CUT_OFF_MOST))
+        self.assertEqual(found.parse_error, CUT_OFF_ERROR)
         self.assertIn("cut off 3 times in a row", found.parse_error)
         self.assertEqual((await self.store.parse_counts())["a"][UNPARSABLE], 1)
         self.assertEqual(await self.store.requeue_parse("a", False), 1)
