@@ -128,29 +128,25 @@ class HarbourClientProtocol(amp.AMP):
         # The subscription of each tagged Subscribe, for the retained
         # values answering it, for as long as the subscription exists.
         self._tagged: WeakValueDictionary[int, Subscription] = WeakValueDictionary()
+        self._reader = wire.BoxReader()
 
     def dataReceived(self, data: bytes) -> None:
         """
-        Read the boxes of C{data}, with what was read before and not
-        parsed, a box at a time (L{wire.read_boxes}) rather than AMP's
-        string at a time: a subscriber's events are most of what it
-        reads.  What is left of a box not wholly read waits for the next
-        read, where AMP's parser would begin it (harbour switches no
-        protocol, so AMP's parser is never needed again).  After a key
-        longer than AMP allows, nothing more is read, as with AMP's.
+        Read the boxes of C{data}, after what was received before, a box
+        at a time (L{wire.BoxReader}) rather than AMP's string at a time:
+        a subscriber's events are most of what it reads.  Harbour switches
+        no protocol, so AMP's parser is never needed.  After a key longer
+        than AMP allows, nothing more is read, as with AMP's.
         """
-        buffer = self._unprocessed + data if self._unprocessed else data
-        done = 0
+        reader = self._reader
+        reader.receive(data)
         try:
-            for box, end in wire.read_boxes(buffer):
-                done = end
+            for box in reader.boxes():
                 self.ampBoxReceived(box)
                 if self.paused:
                     break
         except wire.KeyTooLong as e:
             self.lengthLimitExceeded(e.length)
-        finally:
-            self._unprocessed = buffer[done:]
 
     def ampBoxReceived(self, box: amp.AmpBox) -> None:
         """

@@ -4,7 +4,7 @@ strings, each after its length in two bytes, ended by an empty key.
 
 Twisted's parser reads a box one string at a time through a state machine
 (a method looked up by name per string), which cost a subscriber more than
-everything else it does with an event.  L{read_boxes} reads the same bytes
+everything else it does with an event.  L{BoxReader} reads the same bytes
 a box at a time.
 """
 
@@ -31,35 +31,84 @@ class KeyTooLong(Exception):
         self.length = length
 
 
-def read_boxes(buffer: bytes) -> Iterator[tuple[amp.AmpBox, int]]:
+class BoxReader:
     """
-    Read the whole boxes at the front of C{buffer}, as AMP's parser would.
+    The boxes of a stream of bytes, read as the bytes arrive.
 
-    @return: An iterator of each box with the offset just past it; it ends
-        at the first box not wholly in C{buffer}.
-    @raise KeyTooLong: On reaching a key longer than AMP allows.
+    Between reads it keeps only the bytes of the key and value it has not
+    finished, never the whole of a box not yet ended: the pairs before them
+    are kept read.  A box of many pairs thus costs its length once, however
+    its reads cut it (re-reading an unfinished box from its start on every
+    read made one box of 32 MB cost seconds).
     """
-    end = len(buffer)
-    read_length = _LENGTH.unpack_from
-    position = 0
-    while True:
-        box = amp.AmpBox()
-        while True:
-            if position + 2 > end:
-                return
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._position = 0
+        self._box = amp.AmpBox()
+        self._too_long: KeyTooLong | None = None
+
+    @property
+    def waiting(self) -> int:
+        """
+        The number of bytes received but not yet read into a box.
+        """
+        return len(self._buffer) - self._position
+
+    def receive(self, data: bytes) -> None:
+        """
+        Take C{data}, the bytes that follow those received before.  After
+        a key longer than AMP allows, nothing more is taken.
+        """
+        if self._too_long is not None or not data:
+            return
+        if self._position == len(self._buffer):
+            self._buffer = data
+        else:
+            self._buffer = self._buffer[self._position :] + data
+        self._position = 0
+
+    def boxes(self) -> Iterator[amp.AmpBox]:
+        """
+        Read each box ended in the bytes received so far, as AMP's parser
+        would.  A reader that stops iterating early (it was paused) finds
+        the boxes it did not take at its next call.
+
+        @raise KeyTooLong: On reaching a key longer than AMP allows, and
+            at every call after.
+        """
+        if self._too_long is not None:
+            raise self._too_long
+        buffer = self._buffer
+        end = len(buffer)
+        read_length = _LENGTH.unpack_from
+        position = self._position
+        box = self._box
+        while position + 2 <= end:
             (key_length,) = read_length(buffer, position)
             if not key_length:
                 position += 2
-                break
+                self._position = position
+                self._box = amp.AmpBox()
+                yield box
+                if self._position != position or self._buffer is not buffer:
+                    # Whoever took the box read on meanwhile (a paused
+                    # reader resumed); what is left is theirs.
+                    return
+                box = self._box
+                continue
             if key_length > amp.MAX_KEY_LENGTH:
-                raise KeyTooLong(key_length)
+                self._too_long = KeyTooLong(key_length)
+                self._buffer = b""
+                self._position = 0
+                raise self._too_long
             value_at = position + 2 + key_length
             if value_at + 2 > end:
-                return
+                break
             (value_length,) = read_length(buffer, value_at)
             after = value_at + 2 + value_length
             if after > end:
-                return
+                break
             box[buffer[position + 2 : value_at]] = buffer[value_at + 2 : after]
             position = after
-        yield box, position
+        self._position = position

@@ -747,7 +747,9 @@ class KeyLimitTests(SynchronousTestCase):
         ):
             box[b"_ask"] = str(number).encode()
             self.server.dataReceived(box.serialize())
-            [(answer, ignored)] = list(wire.read_boxes(self.transport.value()))
+            reader = wire.BoxReader()
+            reader.receive(self.transport.value())
+            [answer] = list(reader.boxes())
             self.transport.clear()
             self.assertEqual(answer[b"_error_code"], b"BAD_REQUEST", box)
             self.assertTrue(answer[b"_error_description"].startswith(f"malformed {name}: ".encode()))

@@ -5,7 +5,9 @@ through it.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
+from unittest import mock
 
 from twisted.internet.testing import StringTransport
 from twisted.protocols import amp
@@ -13,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.amp import commands
 from harbour.amp.client import HarbourClientProtocol, RemoteBus
-from harbour.amp.wire import KeyTooLong, read_boxes
+from harbour.amp.wire import BoxReader, KeyTooLong
 from harbour.interfaces import IEvent
 
 BOXES = [
@@ -52,56 +54,97 @@ class Recorder:
         """
 
 
-class ReadBoxesTests(SynchronousTestCase):
+def read(*pieces: bytes) -> list[list[amp.AmpBox]]:
     """
-    L{read_boxes} reads what AMP's parser reads.
+    @return: The boxes a new L{BoxReader} reads after each of C{pieces}.
+    """
+    reader = BoxReader()
+    read = []
+    for piece in pieces:
+        reader.receive(piece)
+        read.append(list(reader.boxes()))
+    return read
+
+
+class BoxReaderTests(SynchronousTestCase):
+    """
+    L{BoxReader} reads what AMP's parser reads.
     """
 
     def test_sameAsAMP(self) -> None:
         """
         The boxes of a stream, including an empty box, an empty value and
         a key and a value of the longest lengths AMP allows, are read as
-        AMP's parser reads them, each with the offset just past it.
+        AMP's parser reads them.
         """
         recorder = Recorder()
         parser = amp.BinaryBoxProtocol(recorder)
         parser.makeConnection(StringTransport())
         parser.dataReceived(STREAM)
-        read = list(read_boxes(STREAM))
-        self.assertEqual([box for box, end in read], recorder.boxes)
-        self.assertEqual(len(read), len(BOXES))
-        ends = [end for box, end in read]
-        self.assertEqual(ends[-1], len(STREAM))
-        self.assertEqual(
-            [STREAM[start:end] for start, end in zip([0] + ends, ends)],
-            [box.serialize() for box in BOXES],
-        )
+        self.assertEqual(read(STREAM), [recorder.boxes])
+        self.assertEqual(len(recorder.boxes), len(BOXES))
 
-    def test_wholeBoxesOnly(self) -> None:
+    def test_cutAnywhere(self) -> None:
         """
-        Of a stream cut anywhere, only the boxes wholly before the cut are
-        read.
+        Of a stream cut anywhere, the boxes wholly before the cut are read
+        first, and the others once the rest arrives.
         """
-        stream = b"".join(box.serialize() for box in BOXES[:3] + BOXES[4:])
-        boundaries = [end for box, end in read_boxes(stream)]
-        for cut in range(len(stream)):
+        boxes = BOXES[:3] + BOXES[4:]
+        stream = b"".join(box.serialize() for box in boxes)
+        ends = list(itertools.accumulate(len(box.serialize()) for box in boxes))
+        for cut in range(len(stream) + 1):
             with self.subTest(cut=cut):
-                self.assertEqual(
-                    [end for box, end in read_boxes(stream[:cut])],
-                    [end for end in boundaries if end <= cut],
-                )
+                before = sum(1 for end in ends if end <= cut)
+                self.assertEqual(read(stream[:cut], stream[cut:]), [boxes[:before], boxes[before:]])
+
+    def test_keepsOnePair(self) -> None:
+        """
+        Of a box not yet ended, only the bytes of the key and value not
+        yet whole are kept between reads, however long the box.
+        """
+        pair = amp.AmpBox({b"k" * amp.MAX_KEY_LENGTH: b"v" * amp.MAX_VALUE_LENGTH}).serialize()[:-2]
+        longest = len(pair)
+        box = b"".join(
+            amp.AmpBox({str(n).encode(): b"v" * amp.MAX_VALUE_LENGTH}).serialize()[:-2] for n in range(50)
+        )
+        box += b"\x00\x00"
+        reader = BoxReader()
+        waiting = []
+        for start in range(0, len(box), 40_000):
+            reader.receive(box[start : start + 40_000])
+            self.assertEqual(list(reader.boxes()), [] if start + 40_000 < len(box) else [mock.ANY])
+            waiting.append(reader.waiting)
+        self.assertLess(max(waiting), longest)
+        self.assertEqual(reader.waiting, 0)
+
+    def test_stoppedEarly(self) -> None:
+        """
+        The boxes a reader did not take, having stopped iterating, are
+        read at its next call, with nothing more received.
+        """
+        reader = BoxReader()
+        reader.receive(STREAM)
+        self.assertEqual(next(reader.boxes()), BOXES[0])
+        reader.receive(b"")
+        self.assertEqual(list(reader.boxes()), BOXES[1:])
 
     def test_keyTooLong(self) -> None:
         """
         A key longer than AMP allows raises L{KeyTooLong}, after the boxes
-        before it.
+        before it, and again at every read after it, which keeps nothing.
         """
         first = BOXES[0].serialize()
-        boxes = read_boxes(first + b"\x01\x00" + b"k" * 256 + b"\x00\x01v\x00\x00")
-        self.assertEqual(next(boxes), (BOXES[0], len(first)))
+        reader = BoxReader()
+        reader.receive(first + b"\x01\x00" + b"k" * 256 + b"\x00\x01v\x00\x00")
+        boxes = reader.boxes()
+        self.assertEqual(next(boxes), BOXES[0])
         with self.assertRaises(KeyTooLong) as raised:
             next(boxes)
         self.assertEqual(raised.exception.length, 256)
+        reader.receive(first)
+        self.assertEqual(reader.waiting, 0)
+        with self.assertRaises(KeyTooLong):
+            list(reader.boxes())
 
 
 class ClientReadingTests(SynchronousTestCase):
@@ -141,7 +184,7 @@ class ClientReadingTests(SynchronousTestCase):
                 for start in range(0, len(stream), size):
                     protocol.dataReceived(stream[start : start + size])
                 self.assertEqual([event.payload for event in received], [{"n": n} for n in range(20)])
-                self.assertEqual(protocol._unprocessed, b"")
+                self.assertEqual(protocol._reader.waiting, 0)
 
     def test_keyTooLongEnds(self) -> None:
         """
@@ -168,4 +211,20 @@ class ClientReadingTests(SynchronousTestCase):
         self.assertEqual([event.payload for event in received], [0, 1])
         protocol.resumeProducing()
         self.assertEqual([event.payload for event in received], [0, 1, 2])
-        self.assertEqual(protocol._unprocessed, b"")
+        self.assertEqual(protocol._reader.waiting, 0)
+
+    def test_resumedMeanwhile(self) -> None:
+        """
+        A subscriber that pauses and resumes the client while it takes an
+        event (resuming reads on at once) receives each event once, in
+        order.
+        """
+
+        def pause_and_resume(protocol: HarbourClientProtocol) -> None:
+            protocol.pauseProducing()
+            protocol.resumeProducing()
+
+        protocol, received = self.subscribed(then=pause_and_resume)
+        protocol.dataReceived(b"".join(commands.encode_event("t", str(n)) for n in range(3)))
+        self.assertEqual([event.payload for event in received], [0, 1, 2])
+        self.assertEqual(protocol._reader.waiting, 0)
