@@ -24,7 +24,7 @@ from harbour.amp.client import HarbourClientProtocol
 from harbour.amp.hub import ANSWER_DEADLINE, CLOSE_GRACE, HubLink
 from harbour.amp.server import AUTHENTICATION_TIMEOUT, REFUSAL_LOG_INTERVAL, ControlProtocol, ControlService
 from harbour.bus import Bus, Event, Subscription, SubscriptionTable
-from harbour.errors import BadRequest, StoreUnavailable
+from harbour.errors import BadRequest, StoreUnavailable, Unauthorized
 from harbour.interfaces import IEvent
 from harbour.test.helpers import TOKEN, capture_log, control_service
 
@@ -183,6 +183,104 @@ class UnsubscribeTests(SynchronousTestCase):
         )
         self.assertEqual(link._subscriptions, [])
         self.assertEqual(self.flushLoggedErrors(), [])
+
+
+@attr.s(auto_attribs=True, eq=False)
+class RefusingProtocol(RecordingProtocol):
+    """
+    A connection to a hub that refuses its token, over a
+    L{StringTransport}.
+    """
+
+    transport: StringTransport = attr.ib(factory=StringTransport)
+    disconnected: Deferred[None] = attr.ib(factory=Deferred)
+
+    def callRemote(self, command: type[amp.Command], **arguments: Any) -> Deferred[dict[str, Any]]:
+        """
+        Record C{command}; refuse an C{Authenticate}.
+        """
+        answer = super().callRemote(command, **arguments)
+        return fail(Unauthorized("wrong token")) if command is commands.Authenticate else answer
+
+
+class LinkingTests(SynchronousTestCase):
+    """
+    L{HubLink} making a new connection ready, while other things happen.
+    """
+
+    def setUp(self) -> None:
+        self.clock = MemoryReactorClock()
+        self.link = HubLink(self.clock, "tcp:127.0.0.1:7750", TOKEN)
+        self.link.startService()
+        self.addCleanup(self.link.stopService)
+
+    def test_givenUpMeanwhile(self) -> None:
+        """
+        A subscription ended while a new connection subscribes again to
+        those before it is not subscribed to on it.
+        """
+        self.successResultOf(self.link.subscribe("a", lambda event: None))
+        ended = self.successResultOf(self.link.subscribe("b", lambda event: None))
+        protocol = SlowProtocol()
+        self.link._linked(protocol)  # type: ignore[arg-type]
+        self.successResultOf(self.link.unsubscribe(ended))
+        protocol.subscribed.callback({})
+        self.assertEqual(
+            [arguments["topic"] for command, arguments in protocol.sent if command is commands.Subscribe],
+            ["a"],
+        )
+        self.successResultOf(self.link.when_connected())
+
+    def test_lostMeanwhile(self) -> None:
+        """
+        A connection lost while it subscribes again is never taken for
+        ready: L{HubLink.when_connected} waits for the next.
+        """
+        self.successResultOf(self.link.subscribe("a", lambda event: None))
+        protocol = SlowProtocol()
+        self.link._linked(protocol)  # type: ignore[arg-type]
+        waiting = self.link.when_connected()
+        protocol.disconnected.callback(None)
+        protocol.subscribed.callback({})
+        self.assertNoResult(waiting)
+        self.assertFalse(self.link.status()["connected"])
+        self.link.stopService()
+        self.failureResultOf(waiting, CancelledError)
+
+    def test_refusedClosedInTime(self) -> None:
+        """
+        A connection whose token is refused, and which the hub does not
+        close, is closed by the link after L{AUTHENTICATION_TIMEOUT}.
+        """
+        protocol = RefusingProtocol()
+        self.link._linked(protocol)  # type: ignore[arg-type]
+        self.clock.advance(AUTHENTICATION_TIMEOUT - 1)
+        self.assertFalse(protocol.transport.disconnecting)
+        self.clock.advance(1)
+        self.assertTrue(protocol.transport.disconnecting)
+
+    def test_refusedClosedByHub(self) -> None:
+        """
+        A refused connection the hub closes leaves no timer behind.
+        """
+        before = len(self.clock.getDelayedCalls())
+        protocol = RefusingProtocol()
+        self.link._linked(protocol)  # type: ignore[arg-type]
+        protocol.disconnected.callback(None)
+        self.assertEqual(len(self.clock.getDelayedCalls()), before)
+
+    def test_refusalsCountedAfresh(self) -> None:
+        """
+        The refusals are counted again from the first after a connection
+        is accepted: a refusal after it is logged at once, as the first.
+        """
+        messages = capture_log(self)
+        self.link._linked(RefusingProtocol())  # type: ignore[arg-type]
+        self.link._linked(SlowProtocol())  # type: ignore[arg-type]
+        self.link._linked(RefusingProtocol())  # type: ignore[arg-type]
+        refusals = [m for m in messages if "refused this worker's token" in m]
+        self.assertEqual(len(refusals), 2)
+        self.assertIn("wrong token; 1 refusals", refusals[1])
 
 
 @implementer(IStreamClientEndpoint)
