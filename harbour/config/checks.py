@@ -60,7 +60,18 @@ def describe(value: object) -> str:
     """
     @return: C{value} and its type, for an error message.
     """
-    return f"{value!r} ({type(value).__name__})"
+    return f"{_shown(value)} ({type(value).__name__})"
+
+
+def _shown(value: object) -> str:
+    """
+    @return: C{repr(value)}, or what it is if Python refuses to write it
+        out: an integer of more than 4,300 digits, which TOML allows in hex.
+    """
+    try:
+        return repr(value)
+    except ValueError:
+        return "a number too long to show" if isinstance(value, int) else "a value too long to show"
 
 
 def integer(minimum: int | None = None, maximum: int | None = None) -> Check:
@@ -100,9 +111,9 @@ def _bounded(value: float, minimum: float | None, maximum: float | None) -> None
     @raise Invalid: if C{value} lies outside the bounds.
     """
     if minimum is not None and value < minimum:
-        raise Invalid(f"must be at least {minimum}, not {value}")
+        raise Invalid(f"must be at least {minimum}, not {_shown(value)}")
     if maximum is not None and value > maximum:
-        raise Invalid(f"must be at most {maximum}, not {value}")
+        raise Invalid(f"must be at most {maximum}, not {_shown(value)}")
 
 
 def boolean() -> Check:
@@ -180,7 +191,10 @@ def url() -> Check:
 
     def check(value: Any) -> str:
         value = text()(value)
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+        except ValueError:  # such as an unclosed IPv6 address: "http://[::1"
+            raise Invalid(f"must be an http:// or https:// URL, not {value!r}") from None
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise Invalid(f"must be an http:// or https:// URL, not {value!r}")
         return value.rstrip("/")
@@ -271,9 +285,11 @@ def timezone() -> Check:
 
     def check(value: Any) -> str:
         value = text()(value)
+        # The name of a region such as "US" is a directory of the zone
+        # database: opened as a zone, that is an OSError.
         try:
             zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
             raise Invalid(f"{value!r} is not a known time zone") from None
         return value
 
@@ -325,7 +341,10 @@ def query_params() -> Check:
         for name, item in value.items():
             if isinstance(item, bool) or not isinstance(item, (str, int, float)):
                 raise Invalid(f"parameter {name!r} must be a string or number, not {describe(item)}")
-            result[name] = str(item)
+            try:
+                result[name] = str(item)
+            except ValueError:
+                raise Invalid(f"parameter {name!r} is {_shown(item)}") from None
         return result
 
     return check

@@ -156,6 +156,36 @@ class ConstructionTests(SynchronousTestCase):
                 "must be a finite number",
             )
 
+    def test_refusedByTheirLibraries(self) -> None:
+        """
+        A value that the library a check relies on refuses with an error
+        of its own is refused as a bad value, not let through as a crash:
+        a region of the time zone database ("US" and "Europe" are
+        directories of zones), a URL that cannot be split, and a whole
+        number too long for Python to write out (TOML allows one in hex).
+        """
+        for region in ("US", "Europe", "Etc", "Canada"):
+            self.assertRefused(
+                lambda region=region: ManifestTopic(timezone=region), "timezone", "not a known time zone"
+            )
+        self.assertRefused(lambda: ManifestTopic(base_url="http://[::1"), "base_url", "http:// or https://")
+        huge = 16**5000
+        self.assertRefused(
+            lambda: WorkTopic(max_attempts=huge),
+            "max_attempts",
+            "must be at most 1000, not a number too long",
+        )
+        self.assertRefused(
+            lambda: WorkTopic(max_attempts=[huge]),  # type: ignore[arg-type]
+            "max_attempts",
+            "must be a whole number, not a value too long to show (list)",
+        )
+        self.assertRefused(
+            lambda: ReportTopic(name="a", queryname="Q", params={"x": huge}),  # type: ignore[dict-item]
+            "params",
+            "parameter 'x' is a number too long to show",
+        )
+
     def test_download(self) -> None:
         """
         A L{DownloadTopic} with a bad value is refused, naming the key and
