@@ -249,6 +249,13 @@ def parse_file(
     except tomllib.TOMLDecodeError as e:
         line = re.search(r"at line (\d+)", str(e))
         return {}, [Problem(name, int(line.group(1)) if line else 1, "", f"not valid TOML: {e}")]
+    except RecursionError:
+        # The parser recurses once per array or inline table opened.
+        return {}, [Problem(name, 1, "", "cannot be read: arrays or tables nested too deeply")]
+    except ValueError as e:
+        # A whole number of more digits than Python converts; the advice
+        # after the semicolon is for programmers.
+        return {}, [Problem(name, 1, "", f"cannot be read: {str(e).split(';')[0]}")]
     locator = Locator(source)
     problems: list[Problem] = []
 

@@ -122,6 +122,31 @@ class ParseTests(SynchronousTestCase):
         self.assertEqual((len(problems), problems[0].line), (1, 3))
         self.assertIn("not valid TOML", problems[0].message)
 
+    def test_beyondTheParser(self) -> None:
+        """
+        TOML that the parser fails on without a syntax error is one
+        problem too, not a crash: arrays nested 500 deep exhaust its
+        recursion, and a whole number of 5,000 digits is more than Python
+        converts.
+        """
+        nested = "x = " + "[" * 500 + "]" * 500 + "\n"
+        long = "[work]\nmax_attempts = " + "9" * 5000 + "\n"
+        self.assertEqual(
+            [self.parse(source)[1] for source in (nested, long)],
+            [
+                [Problem("test.toml", 1, "", "cannot be read: arrays or tables nested too deeply")],
+                [
+                    Problem(
+                        "test.toml",
+                        1,
+                        "",
+                        "cannot be read: Exceeds the limit (4300 digits) for integer string conversion:"
+                        " value has 5000 digits",
+                    )
+                ],
+            ],
+        )
+
     def test_reportProblems(self) -> None:
         """
         Report tables are checked one by one: required names, exactly one of
