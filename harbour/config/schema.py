@@ -87,6 +87,7 @@ __all__ = [
     "number",
     "optional",
     "parse_file",
+    "printable",
     "query_params",
     "resolve_day",
     "setting",
@@ -100,19 +101,34 @@ __all__ = [
 ]
 
 
+def printable(text: str) -> str:
+    """
+    @return: C{text} fit to be shown and sent as UTF-8: a file name that
+        is not UTF-8 keeps each byte that is not as a lone surrogate, which
+        no UTF-8 encoder takes, and which this writes as C{\\xe9} instead.
+    """
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        # A surrogate that stands for no byte.
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 @attr.s(frozen=True, auto_attribs=True)
 class Problem:
     """
     One configuration error, or warning, located.
 
+    @ivar file: The file's name, L{printable}.
+    @ivar message: What is wrong, L{printable}: it may quote a file name.
     @ivar warning: Whether it is only a warning: the configuration is used
         all the same.
     """
 
-    file: str
+    file: str = attr.ib(converter=printable)
     line: int
     key: str
-    message: str
+    message: str = attr.ib(converter=printable)
     warning: bool = False
 
     def __str__(self) -> str:

@@ -55,6 +55,7 @@ from harbour.config.schema import (
     config_files,
     is_config_name,
     load_directory,
+    printable,
 )
 from harbour.errors import HarbourError
 from harbour.interfaces import IBus, IConfigSource, IStatusSource
@@ -498,7 +499,7 @@ class ConfigService(Service):
         """
         return {
             "directory": str(self.directory),
-            "sources": dict(self._sources),
+            "sources": {topic: printable(file) for topic, file in self._sources.items()},
             "errors": [str(p) for p in self._problems + self._unpublished],
             "warnings": list(self._warnings),
             "last_error": self._last_error,

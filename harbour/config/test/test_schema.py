@@ -355,6 +355,29 @@ class DirectoryTests(SynchronousTestCase):
         configuration, problems = load_directory(self.directory)
         self.assertIn("not UTF-8", problems[0].message)
 
+    def test_nameNotUTF8(self) -> None:
+        """
+        A file whose name is not UTF-8 is read, and its problems name it
+        with each such byte written as C{\\xe9}, in their file and their
+        messages: as Python gives the name, no UTF-8 encoder takes it.
+        """
+        for name, text in (
+            (b"caf\xe9.toml", b"[download]\nconcurrency = 2\n"),
+            (b"d\xe9j\xe0.toml", b"[download]\nconcurrency = 0\n"),
+        ):
+            (self.directory / os.fsdecode(name)).write_bytes(text)
+        configuration, problems = load_directory(self.directory)
+        self.assertIsNone(configuration)
+        self.assertEqual(
+            [str(p) for p in problems],
+            [
+                "d\\xe9j\\xe0.toml:2: download.concurrency: must be at least 1, not 0",
+                "d\\xe9j\\xe0.toml:1: download: topic 'download' is also defined in caf\\xe9.toml",
+            ],
+        )
+        for problem in problems:
+            str(problem).encode("utf-8")
+
     def test_notAFile(self) -> None:
         """
         A C{*.toml} that is not a regular file (a link to nothing, a loop of
@@ -546,6 +569,7 @@ class ExportTests(SynchronousTestCase):
             "is_config_name",
             "suggest",
             "Locator",
+            "printable",
             "build",
             "Invalid",
             "TopicError",

@@ -169,6 +169,27 @@ class ConfigServiceTests(SynchronousTestCase):
         self.assertEqual((topics, errors), (["reports"], []))
         self.assertEqual(setting(self.bus, "reports", "count"), 0)
 
+    def test_fileNameNotUTF8(self) -> None:
+        """
+        A file whose name is not UTF-8 is read; its errors are published
+        as C{config.error} and C{Status} names it, both in UTF-8, each
+        byte of the name that is not written as C{\\xe9}.
+        """
+        path = self.directory / os.fsdecode(b"caf\xe9.toml")
+        path.write_text("[download]\nconcurrency = 0\n")
+        topics, errors = self.successResultOf(self.service.reload())
+        self.assertEqual(errors, ["caf\\xe9.toml:2: download.concurrency: must be at least 1, not 0"])
+        topic, payload = self.recorder.events[-1]
+        self.assertEqual((topic, payload["file"]), ("config.error", "caf\\xe9.toml"))
+        path.write_text("[download]\nconcurrency = 3\n")
+        self.assertEqual(
+            self.successResultOf(self.service.reload()), (["download", "manifest", "reports", "work"], [])
+        )
+        status = self.service.status()
+        self.assertEqual(status["sources"], {"download": "caf\\xe9.toml"})
+        encode(status)
+        self.flushLoggedErrors()
+
     def test_checkFollowsLinks(self) -> None:
         """
         A check finds what inotify cannot see: a file that is a link into
