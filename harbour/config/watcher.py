@@ -338,13 +338,21 @@ class ConfigService(Service):
         """
         self._reloads += 1
         # Taken before reading: a change made while reading differs from it.
-        self._read = fingerprint(self.directory)
-        configuration, problems = load_directory(self.directory, self.defaults)
+        read = fingerprint(self.directory)
+        logged = False
+        try:
+            configuration, problems = load_directory(self.directory, self.defaults)
+        except Exception as e:
+            configuration, problems, logged = None, [self._unloadable(e)], True
+        # Recorded once the load is over: a load that raised would
+        # otherwise leave the directory counted as read, and nothing would
+        # read it again until it changed.
+        self._read = read
         if configuration is not None and (vanished := self._reports_vanished(configuration)):
             configuration, problems = None, [vanished]
         self._problems = problems
         if configuration is None:
-            yield self._report(problems)
+            yield self._report(problems, logged)
             return [], [str(p) for p in problems]
         self._sources = dict(configuration.sources)
         warnings = [str(w) for w in configuration.warnings]
@@ -371,6 +379,30 @@ class ConfigService(Service):
         else:
             yield self._loaded(len(warnings))
         return sorted(republished), [str(p) for p in unpublished]
+
+    def _unloadable(self, error: Exception) -> Problem:
+        """
+        Log a failure of the loader itself, which should report every
+        problem of the files instead: lost, it would leave the daemon on
+        its last configuration, or on the defaults at start, with no error
+        to show for it.
+
+        @return: The failure as a problem of the directory, naming it.
+        """
+        problem = Problem(
+            self.directory.name or str(self.directory),
+            1,
+            "",
+            _clip(f"cannot load the configuration: {type(error).__name__}: {error}"),
+        )
+        self.log.failure(
+            "config error: {problem}",
+            Failure(error),
+            problem=str(problem),
+            file=problem.file,
+            service="config",
+        )
+        return problem
 
     def _reports_vanished(self, configuration: Configuration) -> Problem | None:
         """

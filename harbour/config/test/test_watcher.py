@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from harbour.bus import Bus, Subscription
+from harbour.config import watcher
 from harbour.config.paging import LIMIT, encode, follow_reports, page_topic
 from harbour.config.topics import ReportTopic, to_payload
 from harbour.config.watcher import (
@@ -189,6 +190,34 @@ class ConfigServiceTests(SynchronousTestCase):
         self.assertEqual(status["sources"], {"download": "caf\\xe9.toml"})
         encode(status)
         self.flushLoggedErrors()
+
+    def test_loaderFailureReported(self) -> None:
+        """
+        A failure of the loader itself, which should have reported every
+        problem of the files, is a configuration error of the directory
+        naming the exception: logged with its traceback, published as
+        C{config.error} and shown by C{Status}, and the last good
+        configuration stays.
+        """
+        self.write("a.toml", "[work]\nmax_attempts = 3\n")
+        self.successResultOf(self.service.reload())
+
+        def broken(directory: Path, defaults: object) -> None:
+            raise RuntimeError("the loader broke")
+
+        self.patch(watcher, "load_directory", broken)
+        self.write("a.toml", "[work]\nmax_attempts = 4\n")
+        topics, errors = self.successResultOf(self.service.reload())
+        expected = f"{self.directory.name}:1: cannot load the configuration: RuntimeError: the loader broke"
+        self.assertEqual((topics, errors), ([], [expected]))
+        topic, payload = self.recorder.events[-1]
+        self.assertEqual(
+            (topic, payload["file"], payload["errors"][0]["text"]),
+            ("config.error", self.directory.name, expected),
+        )
+        self.assertEqual(self.service.status()["errors"], [expected])
+        self.assertEqual(setting(self.bus, "work", "max_attempts"), 3)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
     def test_checkFollowsLinks(self) -> None:
         """
