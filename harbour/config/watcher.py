@@ -298,7 +298,9 @@ class ConfigService(Service):
         """
         now = self.reactor.seconds()
         if self._pending is not None and self._pending.active():
-            if now - self._burst_started + self.settle <= self.max_settle:
+            # The wait for a vanished file is never cut short: the event
+            # may be its replacement being created, and not yet written.
+            if not self._waited and now - self._burst_started + self.settle <= self.max_settle:
                 self._pending.reset(self.settle)
             return
         self._burst_started = now

@@ -292,6 +292,29 @@ class ConfigServiceTests(SynchronousTestCase):
         self.assertEqual(self.recorder.topics(), ["config.loaded", "manifest", "config.loaded"])
         self.assertEqual(setting(self.bus, "manifest", "start"), "-39mo")
 
+    def test_vanishedFileWaitNotCutShort(self) -> None:
+        """
+        Events during the wait for a vanished file do not shorten it: the
+        first may be its replacement being created, empty, and read then
+        its topics would take their defaults until it is written.
+        """
+        self.write("manifest.toml", '[manifest]\nstart = "2024-01-01"\n')
+        self.successResultOf(self.service.reload())
+        del self.recorder.events[:]
+        (self.directory / "manifest.toml").unlink()
+        self.service.schedule()
+        self.clock.advance(self.service.settle)
+        self.clock.advance(0.03)
+        self.write("manifest.toml", "")
+        self.service.schedule()
+        self.clock.advance(0.2)
+        self.assertEqual(self.recorder.topics(), [])
+        self.write("manifest.toml", '[manifest]\nstart = "2024-02-01"\n')
+        self.service.schedule()
+        self.clock.advance(VANISHED_GRACE)
+        self.assertEqual(self.recorder.topics(), ["manifest", "config.loaded"])
+        self.assertEqual(setting(self.bus, "manifest", "start"), "2024-02-01")
+
     def test_backWatchedAfresh(self) -> None:
         """
         A directory found gone by a check is watched afresh once back, even
