@@ -7,7 +7,8 @@ L{harbour.config.checks}; this module re-exports both, so that it stays
 the one place to import the schema from.  L{parse_file} turns each topic
 error into L{Problem}s located at their file and line, and
 L{load_directory} reads a whole configuration directory and either returns
-a complete L{Configuration} or every problem at once.
+a complete L{Configuration} or every problem at once (L{read_directory}
+also tells which files went away as they were read).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ __all__ = [
     "Configuration",
     "DownloadTopic",
     "Invalid",
+    "Loaded",
     "Locator",
     "ManifestTopic",
     "Problem",
@@ -89,6 +91,7 @@ __all__ = [
     "parse_file",
     "printable",
     "query_params",
+    "read_directory",
     "resolve_day",
     "setting",
     "suggest",
@@ -304,6 +307,24 @@ def parse_file(
     return topics, problems
 
 
+@attr.s(frozen=True, auto_attribs=True)
+class Loaded:
+    """
+    What reading a configuration directory found.
+
+    @ivar configuration: The complete configuration, or L{None} if there
+        was any problem.
+    @ivar problems: Every problem of every file.
+    @ivar vanished: The names of the files that were gone by the time they
+        were read (an editor's save may rename a file away for a moment):
+        read as if they had never been there.
+    """
+
+    configuration: Configuration | None
+    problems: list[Problem]
+    vanished: list[str] = attr.ib(factory=list)
+
+
 def load_directory(
     directory: Path, defaults: dict[str, dict] | None = None
 ) -> tuple[Configuration | None, list[Problem]]:
@@ -313,17 +334,28 @@ def load_directory(
     @return: The complete configuration and no problems, or L{None} and
         every problem of every file.
     """
+    loaded = read_directory(directory, defaults)
+    return loaded.configuration, loaded.problems
+
+
+def read_directory(directory: Path, defaults: dict[str, dict] | None = None) -> Loaded:
+    """
+    Read and validate every C{*.toml} file of C{directory}, as
+    L{load_directory} does, telling also which files went away as they
+    were read.
+    """
     configuration = default_configuration(defaults)
     topics = dict(configuration.topics)
     sources: dict[str, str] = {}
     texts: dict[str, str] = {}
     problems: list[Problem] = []
+    vanished: list[str] = []
     try:
         paths = config_files(directory)
     except OSError as e:
         # Read as empty, it would retire every task.
         why = f"cannot list the configuration directory {directory}: {e.strerror}"
-        return None, [Problem(Path(directory).name or str(directory), 1, "", why)]
+        return Loaded(None, [Problem(Path(directory).name or str(directory), 1, "", why)])
     for path in paths:
         refused = _not_a_file(path)
         if refused is not None:
@@ -335,7 +367,8 @@ def load_directory(
             problems.append(Problem(path.name, 1, "", f"not UTF-8 text: {e.reason}"))
             continue
         except FileNotFoundError:
-            continue  # removed while we read; its deletion event follows
+            vanished.append(path.name)
+            continue
         except OSError as e:
             problems.append(Problem(path.name, 1, "", f"cannot read: {e.strerror}"))
             continue
@@ -359,8 +392,9 @@ def load_directory(
     problems.extend(_reversed_report_ranges(topics, sources, texts))
     problems.extend(_unpublishable(topics, sources, texts))
     if problems:
-        return None, problems
-    return Configuration(topics, sources, report_warnings(topics["reports"], sources, texts)), []
+        return Loaded(None, problems, vanished)
+    warnings = report_warnings(topics["reports"], sources, texts)
+    return Loaded(Configuration(topics, sources, warnings), [], vanished)
 
 
 def _reversed_report_ranges(

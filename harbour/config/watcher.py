@@ -50,12 +50,13 @@ from harbour.config.paging import LIMIT, REPORTS, encode, pack, page_number, pag
 from harbour.config.schema import (
     TOPICS,
     Configuration,
+    Loaded,
     Locator,
     Problem,
     config_files,
     is_config_name,
-    load_directory,
     printable,
+    read_directory,
 )
 from harbour.errors import HarbourError
 from harbour.interfaces import IBus, IConfigSource, IStatusSource
@@ -309,12 +310,21 @@ class ConfigService(Service):
     def _reload_now(self) -> None:
         self._pending = None
         if not self._waited and self._vanished_files():
-            self._waited = True
-            self._pending = self.reactor.callLater(VANISHED_GRACE, self._reload_now)
+            self._wait_for_vanished()
             return
         self._waited = False
         # Nobody waits for a reload inotify started: say here if it broke.
         self.reload().addErrback(lambda failure: self.log.failure("reload failed", failure, service="config"))
+
+    def _wait_for_vanished(self) -> None:
+        """
+        Reload once L{VANISHED_GRACE} has passed, without waiting again,
+        whatever happens meanwhile (see L{schedule}).
+        """
+        if self._pending is not None and self._pending.active():
+            self._pending.cancel()
+        self._waited = True
+        self._pending = self.reactor.callLater(VANISHED_GRACE, self._reload_now)
 
     def _vanished_files(self) -> bool:
         """
@@ -336,20 +346,36 @@ class ConfigService(Service):
 
         @return: A L{Deferred} firing with (topics republished, problems as
             C{file:line: message} strings): the configuration's errors, or
-            the topics that could not be published.
+            the topics that could not be published.  If a file that defined
+            a topic went away as it was read, nothing is published (so both
+            are empty), and the directory is read again after
+            L{VANISHED_GRACE}, as when a file is found gone before reading.
         """
         self._reloads += 1
         # Taken before reading: a change made while reading differs from it.
         read = fingerprint(self.directory)
         logged = False
         try:
-            configuration, problems = load_directory(self.directory, self.defaults)
+            loaded = read_directory(self.directory, self.defaults)
         except Exception as e:
-            configuration, problems, logged = None, [self._unloadable(e)], True
+            loaded, logged = Loaded(None, [self._unloadable(e)]), True
         # Recorded once the load is over: a load that raised would
         # otherwise leave the directory counted as read, and nothing would
         # read it again until it changed.
         self._read = read
+        gone = sorted(set(loaded.vanished) & set(self._sources.values()))
+        if gone:
+            # Most likely renamed away by a save: waited for as a file
+            # found gone before reading is, lest its topics take their
+            # defaults for a moment.
+            self.log.info(
+                "waiting for what went away as it was read: {files}",
+                files=", ".join(map(printable, gone)),
+                service="config",
+            )
+            self._wait_for_vanished()
+            return [], []
+        configuration, problems = loaded.configuration, loaded.problems
         if configuration is not None and (vanished := self._reports_vanished(configuration)):
             configuration, problems = None, [vanished]
         self._problems = problems

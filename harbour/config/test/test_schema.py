@@ -23,6 +23,7 @@ from harbour.config.schema import (
     default_configuration,
     load_directory,
     parse_file,
+    read_directory,
     resolve_day,
 )
 
@@ -378,6 +379,27 @@ class DirectoryTests(SynchronousTestCase):
         for problem in problems:
             str(problem).encode("utf-8")
 
+    def test_goneAsRead(self) -> None:
+        """
+        A file listed but gone by the time it is read is read as absent,
+        and L{read_directory} names it, so that the config service can
+        tell it from one that was never there.
+        """
+        self.write("a.toml", "[work]\nmax_attempts = 2\n")
+        self.write("b.toml", "[download]\nconcurrency = 3\n")
+        listing = schema.config_files
+
+        def listed_then_removed(directory: Path) -> list[Path]:
+            paths = listing(directory)
+            (self.directory / "b.toml").unlink()
+            return paths
+
+        self.patch(schema, "config_files", listed_then_removed)
+        loaded = read_directory(self.directory)
+        self.assertEqual((loaded.problems, loaded.vanished), ([], ["b.toml"]))
+        assert loaded.configuration is not None
+        self.assertEqual(loaded.configuration.sources, {"work": "a.toml"})
+
     def test_notAFile(self) -> None:
         """
         A C{*.toml} that is not a regular file (a link to nothing, a loop of
@@ -557,6 +579,8 @@ class ExportTests(SynchronousTestCase):
             "TOPICS",
             "Problem",
             "load_directory",
+            "read_directory",
+            "Loaded",
             "parse_file",
             "to_payload",
             "resolve_day",

@@ -19,7 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from harbour.bus import Bus, Subscription
-from harbour.config import watcher
+from harbour.config import schema, watcher
 from harbour.config.paging import LIMIT, encode, follow_reports, page_topic
 from harbour.config.topics import ReportTopic, to_payload
 from harbour.config.watcher import (
@@ -205,7 +205,7 @@ class ConfigServiceTests(SynchronousTestCase):
         def broken(directory: Path, defaults: object) -> None:
             raise RuntimeError("the loader broke")
 
-        self.patch(watcher, "load_directory", broken)
+        self.patch(watcher, "read_directory", broken)
         self.write("a.toml", "[work]\nmax_attempts = 4\n")
         topics, errors = self.successResultOf(self.service.reload())
         expected = f"{self.directory.name}:1: cannot load the configuration: RuntimeError: the loader broke"
@@ -314,6 +314,37 @@ class ConfigServiceTests(SynchronousTestCase):
         self.clock.advance(VANISHED_GRACE)
         self.assertEqual(self.recorder.topics(), ["manifest", "config.loaded"])
         self.assertEqual(setting(self.bus, "manifest", "start"), "2024-02-01")
+
+    def test_fileGoneAsItIsRead(self) -> None:
+        """
+        A file that defined a topic and goes away between the listing of
+        the directory and its reading (renamed away by an editor's save)
+        is waited for as one found gone before: the reload publishes
+        nothing, and the one after the wait reads it back, so that its
+        topics never take their defaults.
+        """
+        self.write("manifest.toml", '[manifest]\nstart = "2024-01-01"\n')
+        self.successResultOf(self.service.reload())
+        del self.recorder.events[:]
+        listing = schema.config_files
+        backup = self.directory / "manifest.toml~"
+        renamed: list[Path] = []
+
+        def listed_then_renamed(directory: Path) -> list[Path]:
+            paths = listing(directory)
+            if not renamed:
+                os.rename(self.directory / "manifest.toml", backup)
+                renamed.append(backup)
+            return paths
+
+        self.patch(schema, "config_files", listed_then_renamed)
+        self.write("work.toml", "[work]\nmax_attempts = 3\n")
+        self.assertEqual(self.successResultOf(self.service.reload()), ([], []))
+        self.assertEqual(self.recorder.topics(), [])
+        os.rename(backup, self.directory / "manifest.toml")
+        self.clock.advance(VANISHED_GRACE)
+        self.assertEqual(self.recorder.topics(), ["work", "config.loaded"])
+        self.assertEqual(setting(self.bus, "manifest", "start"), "2024-01-01")
 
     def test_backWatchedAfresh(self) -> None:
         """
