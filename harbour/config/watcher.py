@@ -70,6 +70,11 @@ WATCH_MASK = (
     | inotify.IN_DELETE
 )
 
+#: What ends the watch of the directory itself, or leaves it watching
+#: what is no longer at its path (the kernel sends C{IN_IGNORED} whatever
+#: the mask, once the watch is gone).
+WATCH_ENDED = inotify.IN_DELETE_SELF | inotify.IN_MOVE_SELF | inotify.IN_IGNORED
+
 #: The event (not retained) that ends every reload without errors.
 LOADED = "config.loaded"
 
@@ -239,7 +244,9 @@ class ConfigService(Service):
         # Gone, it is watched again by the next check that finds it back.
         with contextlib.suppress(inotify.INotifyError, OSError):
             state = os.stat(self.directory)
-            self._notifier.watch(FilePath(str(self.directory)), mask=WATCH_MASK, callbacks=[self._changed])
+            self._notifier.watch(
+                FilePath(str(self.directory)), mask=WATCH_MASK | WATCH_ENDED, callbacks=[self._changed]
+            )
             self._watched = (state.st_dev, state.st_ino)
 
     def _check_guarded(self) -> None:
@@ -260,12 +267,7 @@ class ConfigService(Service):
         @return: Whether a reload was scheduled.
         """
         now = fingerprint(self.directory)
-        if now is None:
-            # Gone, so not watched: back, even with its old inode, it is
-            # watched afresh.
-            self._watched = None
-        elif self._notifier is not None and now[0] != self._watched:
-            self._watch()
+        self._follow(now)
         if now == self._read:
             self._seen = None
             return False
@@ -274,6 +276,19 @@ class ConfigService(Service):
             return False
         self.schedule()
         return True
+
+    def _follow(self, now: Fingerprint) -> None:
+        """
+        Watch the directory afresh if the one at its path, as C{now} found
+        it, is not the one watched (replaced, back, or its watch ended);
+        forget the watch if it is gone.
+        """
+        if now is None:
+            # Gone, so not watched: back, even with its old inode, it is
+            # watched afresh.
+            self._watched = None
+        elif self._notifier is not None and now[0] != self._watched:
+            self._watch()
 
     def stopService(self) -> None:
         """
@@ -289,6 +304,13 @@ class ConfigService(Service):
             self._notifier = None
 
     def _changed(self, ignored: object, path: FilePath, mask: int) -> None:
+        if mask & WATCH_ENDED:
+            # The directory was removed (made again at once, it may have
+            # its old inode, which a check would take for the one
+            # watched) or moved away: the reload watches what is there.
+            self._watched = None
+            self.schedule()
+            return
         name = path.asTextMode().basename()
         if mask & inotify.IN_Q_OVERFLOW or is_config_name(name) or name == CONFIGMAP_DATA:
             self.schedule()
@@ -354,6 +376,7 @@ class ConfigService(Service):
         self._reloads += 1
         # Taken before reading: a change made while reading differs from it.
         read = fingerprint(self.directory)
+        self._follow(read)
         logged = False
         try:
             loaded = read_directory(self.directory, self.defaults)

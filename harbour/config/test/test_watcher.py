@@ -13,8 +13,10 @@ from typing import Any, cast
 
 import attr
 from twisted.internet.defer import Deferred, fail
+from twisted.internet.inotify import IN_DELETE_SELF, IN_IGNORED, IN_MOVE_SELF
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock
+from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
@@ -371,6 +373,31 @@ class ConfigServiceTests(SynchronousTestCase):
         self.service.check()
         self.assertEqual(len(watches), 2)
         self.assertEqual(watches[0], watches[1])
+
+    def test_watchEndedWatchedAfresh(self) -> None:
+        """
+        When the watch of the directory itself ends (the directory
+        removed, or moved away), the directory is read and watched afresh
+        at once, even if the one now at its path has the inode of the one
+        watched (ext4 gives a directory removed and made again its old
+        inode at once), which a check takes for the one watched.
+        """
+        watches: list[tuple[int, int]] = []
+
+        def watch() -> None:
+            state = os.stat(self.directory)
+            watches.append((state.st_dev, state.st_ino))
+            self.service._watched = watches[-1]
+
+        self.patch(self.service, "_watch", watch)
+        self.service._notifier = cast(Any, "watching")
+        watch()
+        self.successResultOf(self.service.reload())
+        for number, event in enumerate((IN_DELETE_SELF, IN_MOVE_SELF, IN_IGNORED), start=2):
+            self.service._changed(None, FilePath(str(self.directory)), event)
+            self.clock.advance(self.service.settle)
+            self.assertEqual((len(watches), self.service.status()["reloads"]), (number, number))
+        self.assertEqual(len(set(watches)), 1)
 
     def test_directoryGoneRefused(self) -> None:
         """
@@ -748,6 +775,22 @@ class InotifyTests(TestCase):
         self.assertFalse(self.service.check(), "read already")
         arrived = self.recorder.wait(self.attempts(6), self.reactor)
         (self.directory / "work.toml").write_text("[work]\nmax_attempts = 6\n")
+        await arrived
+
+    async def test_removedAndMadeAgain(self) -> None:
+        """
+        A directory removed and made again (with its old inode, as ext4
+        gives it at once, or another) is read, and its later changes too,
+        before any check: the watch of the removed one ended with it.
+        """
+        self.restart(check_interval=3600)
+        arrived = self.recorder.wait(self.attempts(2), self.reactor)
+        shutil.rmtree(self.directory)
+        self.directory.mkdir()
+        (self.directory / "work.toml").write_text("[work]\nmax_attempts = 2\n")
+        await arrived
+        arrived = self.recorder.wait(self.attempts(3), self.reactor)
+        (self.directory / "work.toml").write_text("[work]\nmax_attempts = 3\n")
         await arrived
 
     async def test_configMapSwap(self) -> None:
