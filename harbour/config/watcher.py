@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Generator
+import struct
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,39 @@ CONFIGMAP_DATA = "..data"
 #: device, inode, modification time and size, its link followed (or None
 #: for a link to nothing); None if the directory cannot be listed.
 Fingerprint = tuple[object, ...] | None
+
+
+#: The header of an inotify event: watch descriptor, mask, cookie and the
+#: length of the name after it.
+_EVENT_HEADER = struct.Struct("=LLLL")
+
+
+class OverflowNotifier(inotify.INotify):
+    """
+    An L{inotify.INotify} that also tells when the kernel's queue of
+    events overflowed, and so events were lost.
+    """
+
+    def __init__(self, reactor: IReactorTime, overflowed: Callable[[], object]) -> None:
+        """
+        @param overflowed: Called on each overflow.
+        """
+        super().__init__(reactor)
+        self._overflowed = overflowed
+
+    def _doRead(self, in_: bytes) -> None:
+        # Twisted passes on only the events of the watches it knows, and
+        # an overflow belongs to none (its watch descriptor is -1): it is
+        # looked for here, in the events as read.  An event cut short is
+        # kept in _buffer, so the events start there.
+        data = self._buffer + in_
+        offset = 0
+        while len(data) - offset >= _EVENT_HEADER.size:
+            ignored, mask, cookie, size = _EVENT_HEADER.unpack_from(data, offset)
+            if mask & inotify.IN_Q_OVERFLOW:
+                self._overflowed()
+            offset += _EVENT_HEADER.size + size
+        super()._doRead(in_)
 
 
 def fingerprint(directory: Path) -> Fingerprint:
@@ -238,7 +272,7 @@ class ConfigService(Service):
         """
         if self._notifier is not None:
             self._notifier.loseConnection()
-        self._notifier = inotify.INotify(self.reactor)
+        self._notifier = OverflowNotifier(self.reactor, self.schedule)
         self._notifier.startReading()
         self._watched = None
         # Gone, it is watched again by the next check that finds it back.
@@ -312,7 +346,7 @@ class ConfigService(Service):
             self.schedule()
             return
         name = path.asTextMode().basename()
-        if mask & inotify.IN_Q_OVERFLOW or is_config_name(name) or name == CONFIGMAP_DATA:
+        if is_config_name(name) or name == CONFIGMAP_DATA:
             self.schedule()
 
     def schedule(self) -> None:

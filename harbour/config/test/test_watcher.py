@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 import attr
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.inotify import IN_DELETE_SELF, IN_IGNORED, IN_MOVE_SELF
+from twisted.internet.inotify import IN_DELETE_SELF, IN_IGNORED, IN_MOVE_SELF, IN_Q_OVERFLOW
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
@@ -398,6 +400,21 @@ class ConfigServiceTests(SynchronousTestCase):
             self.clock.advance(self.service.settle)
             self.assertEqual((len(watches), self.service.status()["reloads"]), (number, number))
         self.assertEqual(len(set(watches)), 1)
+
+    def test_overflowRereads(self) -> None:
+        """
+        An overflow of the kernel's queue of events, which belongs to no
+        watch, schedules a reload: events were lost.
+        """
+        reactor = MemoryReactorClock()
+        service = ConfigService(reactor, self.directory, self.bus)
+        self.addCleanup(reactor.advance, 0)  # closes the notifier
+        service.startService()
+        self.addCleanup(service.stopService)
+        assert service._notifier is not None
+        service._notifier._doRead(struct.pack("=LLLL", 0xFFFFFFFF, IN_Q_OVERFLOW, 0, 0))
+        reactor.advance(service.settle)
+        self.assertEqual(service.status()["reloads"], 2)
 
     def test_directoryGoneRefused(self) -> None:
         """
