@@ -87,7 +87,7 @@ class WorkService(Service):
     _waiting: list[Deferred[int]] = attr.ib(factory=list, init=False)
     _scheduled: IDelayedCall | None = attr.ib(default=None, init=False)
     _retry_delay: float = attr.ib(default=1.0, init=False)
-    _timers: list[LoopingCall] = attr.ib(factory=list, init=False)
+    _timers: dict[str, LoopingCall] = attr.ib(factory=dict, init=False)
     _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
     _last_refresh: dict[str, object] = attr.ib(factory=dict, init=False)
     _progress: ProgressLog = attr.ib(
@@ -119,22 +119,29 @@ class WorkService(Service):
         self.schedule()
 
     def _start_timers(self) -> None:
-        for timer in self._timers:
-            if timer.running:
-                timer.stop()
-        self._timers = []
-        timers: list[tuple[float, Callable[[], object]]] = [
-            (self.settings.refresh_interval, self.schedule),
+        """
+        Start each timer that does not run at its interval under the
+        current settings (every one, at start).  The others keep their
+        time: restarted, each would be put off by a whole interval by any
+        edit of C{[work]}, the refresh by an hour.
+        """
+        timers: dict[str, tuple[float, Callable[[], object]]] = {
+            "refresh": (self.settings.refresh_interval, self.schedule),
             # As often as leases are swept (see services.sweeping).
-            (sweep_interval(self.settings), self._purge),
-            (self.progress_interval, self._progress),
-        ]
-        for interval, call in timers:
+            "purge": (sweep_interval(self.settings), self._purge),
+            "progress": (self.progress_interval, self._progress),
+        }
+        for name, (interval, call) in timers.items():
+            running = self._timers.get(name)
+            if running is not None and running.running:
+                if running.interval == interval:
+                    continue
+                running.stop()
             # Guarded: a LoopingCall stops for good on its first failure.
             timer = LoopingCall(guarded(self.log, getattr(call, "__name__", "timer"), call, "work"))
             timer.clock = self.reactor
             timer.start(interval, now=False)
-            self._timers.append(timer)
+            self._timers[name] = timer
 
     def _download_changed(self, event: IEvent) -> None:
         # Only to say how long the backlog takes at the politeness rule.
@@ -339,7 +346,7 @@ class WorkService(Service):
         Stop the timers and wait for a refresh under way.
         """
         super().stopService()
-        for timer in self._timers:
+        for timer in self._timers.values():
             if timer.running:
                 timer.stop()
         if self._scheduled is not None and self._scheduled.active():

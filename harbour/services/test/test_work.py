@@ -1,0 +1,68 @@
+"""
+Tests for L{harbour.services.work}: its timers follow the C{work} topic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.bus import Bus
+from harbour.config.schema import WorkTopic, to_payload
+from harbour.services.manifest import ManifestService
+from harbour.services.work import WorkService
+from harbour.store.memory import MemoryTaskStore
+
+
+class TimerTests(SynchronousTestCase):
+    """
+    A change of the C{work} topic restarts only the timers whose interval
+    it changes.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.bus = Bus()
+        manifest = ManifestService(self.clock, self.bus)
+        manifest.startService()
+        self.work = WorkService(self.clock, MemoryTaskStore(self.clock), manifest, self.bus)
+        self.refreshes: list[float] = []
+        refresh_once = self.work._refresh_once
+
+        def noted() -> Deferred[int]:
+            self.refreshes.append(self.clock.seconds())
+            return refresh_once()
+
+        self.patch(self.work, "_refresh_once", noted)
+        self.work.startService()
+        self.clock.advance(0)
+        self.addCleanup(self.work.stopService)
+
+    def publish(self, **settings: Any) -> None:
+        """
+        Publish the C{work} topic with C{settings}, the others default.
+        """
+        self.successResultOf(self.bus.publish("work", to_payload(WorkTopic(**settings)), retain=True))
+
+    def test_otherSettingKeepsTheRefreshTime(self) -> None:
+        """
+        An edit of C{[work]} that leaves C{refresh_interval} as it was does
+        not put the next refresh off: it comes a whole interval after the
+        timer's start, not after the edit.  A new interval restarts its
+        timer from the change (the purge follows the lease).
+        """
+        self.publish(refresh_interval=600)
+        self.clock.advance(500)
+        self.publish(refresh_interval=600, max_attempts=3, lease_seconds=60)
+        self.clock.advance(100)
+        self.assertEqual(self.refreshes, [0, 600])
+        self.assertEqual(self.work._timers["purge"].interval, 15)
+        self.clock.advance(100)
+        self.publish(refresh_interval=300, max_attempts=3, lease_seconds=60)
+        self.clock.advance(299)
+        self.assertEqual(self.refreshes, [0, 600])
+        self.clock.advance(1)
+        self.assertEqual(self.refreshes, [0, 600, 1000])
