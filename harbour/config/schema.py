@@ -266,8 +266,7 @@ def parse_file(
     try:
         document = tomllib.loads(source)
     except tomllib.TOMLDecodeError as e:
-        line = re.search(r"at line (\d+)", str(e))
-        return {}, [Problem(name, int(line.group(1)) if line else 1, "", f"not valid TOML: {e}")]
+        return {}, [Problem(name, _error_line(e, source), "", f"not valid TOML: {e}")]
     except RecursionError:
         # The parser recurses once per array or inline table opened.
         return {}, [Problem(name, 1, "", "cannot be read: arrays or tables nested too deeply")]
@@ -323,6 +322,20 @@ class Loaded:
     configuration: Configuration | None
     problems: list[Problem]
     vanished: list[str] = attr.ib(factory=list)
+
+
+def _error_line(error: tomllib.TOMLDecodeError, source: str) -> int:
+    """
+    @return: The line of C{source} at which C{error} was found: the one its
+        message names, or the last for an error "at end of document" (an
+        array or string left open, which the reader looks for there).
+    """
+    line = re.search(r"at line (\d+)", str(error))
+    if line is not None:
+        return int(line.group(1))
+    if "at end of document" in str(error):
+        return max(1, len(source.splitlines()))
+    return 1
 
 
 def load_directory(

@@ -123,6 +123,16 @@ class ParseTests(SynchronousTestCase):
         self.assertEqual((len(problems), problems[0].line), (1, 3))
         self.assertIn("not valid TOML", problems[0].message)
 
+    def test_leftOpen(self) -> None:
+        """
+        An array or string left open, which TOML finds "at end of
+        document", is reported at the last line, where the reader looks.
+        """
+        for source, last in (("[work]\nx = [1,\n2,\n", 3), ('[work]\nx = """one\n\ntwo', 4)):
+            ignored, problems = self.parse(source)
+            self.assertEqual([(p.line, p.key) for p in problems], [(last, "")])
+            self.assertIn("at end of document", problems[0].message)
+
     def test_beyondTheParser(self) -> None:
         """
         TOML that the parser fails on without a syntax error is one
