@@ -13,6 +13,7 @@ also tells which files went away as they were read).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -148,38 +149,53 @@ class Locator:
     Finds the line of a key in TOML text (tomllib keeps no positions).
 
     Paths are tuples such as C{("reports", 2, "window")}: table headers,
-    array-of-tables indices and keys.  An unknown path falls back to its
-    nearest known ancestor, and finally to line 1.
+    array-of-tables indices and keys, a dotted key (C{work.max_attempts =
+    0}) or header (C{[reports.params]}) giving one name per part, quoted or
+    not.  An unknown path falls back to its nearest known ancestor, and
+    finally to line 1.
     """
 
-    _HEADER = re.compile(r"\s*(\[\[?)\s*([^\]\s]+)\s*\]")
-    _KEY = re.compile(r"\s*([A-Za-z0-9_\-]+|\"[^\"]*\")\s*=")
+    _NAME = r"""[A-Za-z0-9_\-]+|"(?:[^"\\]|\\.)*"|'[^']*'"""
+    _DOTTED = rf"(?:{_NAME})(?:\s*\.\s*(?:{_NAME}))*"
+    _HEADER = re.compile(rf"\s*(\[\[?)\s*({_DOTTED})\s*\]")
+    _KEY = re.compile(rf"\s*({_DOTTED})\s*=")
+    _PART = re.compile(_NAME)
 
     def __init__(self, source: str) -> None:
         self.lines: dict[tuple, int] = {}
-        counts: dict[str, int] = {}
+        counts: dict[tuple, int] = {}
         table: tuple = ()
         for lineno, line in enumerate(source.splitlines(), start=1):
             header = self._HEADER.match(line)
             if header:
-                names = tuple(header.group(2).split("."))
+                names = self._names(header.group(2))
                 if header.group(1) == "[[":
-                    dotted = ".".join(names)
-                    counts[dotted] = counts.get(dotted, -1) + 1
-                    table = names + (counts[dotted],)
+                    counts[names] = counts.get(names, -1) + 1
+                    table = names + (counts[names],)
                 else:
                     table = self._within_array(names, counts)
                 self.lines.setdefault(table, lineno)
                 continue
             key = self._KEY.match(line)
             if key:
-                self.lines.setdefault(table + (key.group(1).strip('"'),), lineno)
+                names = self._names(key.group(1))
+                # A dotted key also defines the tables it names.
+                for end in range(1, len(names) + 1):
+                    self.lines.setdefault(table + names[:end], lineno)
+
+    @classmethod
+    def _names(cls, dotted: str) -> tuple[str, ...]:
+        """
+        @return: The names of a key or header, such as C{("a", "b.c")} for
+            C{a . "b.c"}.
+        """
+        return tuple(_unquote(name) for name in cls._PART.findall(dotted))
 
     @staticmethod
-    def _within_array(names: tuple, counts: dict[str, int]) -> tuple:
+    def _within_array(names: tuple, counts: dict[tuple, int]) -> tuple:
         # [reports.params] after [[reports]] belongs to the last report.
-        if names and names[0] in counts and len(names) > 1:
-            return (names[0], counts[names[0]]) + names[1:]
+        if len(names) > 1 and names[:1] in counts:
+            return (names[0], counts[names[:1]]) + names[1:]
         return names
 
     def line(self, path: tuple) -> int:
@@ -191,6 +207,24 @@ class Locator:
                 return self.lines[path]
             path = path[:-1]
         return 1
+
+
+def _unquote(name: str) -> str:
+    """
+    @return: The name a part of a TOML key stands for: a bare name as it
+        is, a quoted one without its quotes and, for a basic string, with
+        its escapes read as JSON reads them (TOML's are nearly the same; a
+        key using one of the few others keeps it as written).
+    """
+    if name.startswith("'"):
+        return name[1:-1]
+    if name.startswith('"'):
+        try:
+            unquoted = json.loads(name)
+        except ValueError:
+            return name[1:-1]
+        return unquoted if isinstance(unquoted, str) else name[1:-1]
+    return name
 
 
 def build(

@@ -226,6 +226,41 @@ class LocatorTests(SynchronousTestCase):
         self.assertEqual(locator.line(("reports", 1, "missing")), 3)
         self.assertEqual(locator.line(("nothing",)), 1)
 
+    def test_dottedAndQuoted(self) -> None:
+        """
+        Dotted keys and headers give one name per part, quoted or not, and
+        a dotted key also locates the tables it defines.
+        """
+        locator = Locator(
+            "work.max_attempts = 0\n"  # 1
+            '["download"]\n'  # 2
+            "concurrency = 0\n"  # 3
+            "[[ 'reports' ]]\n"  # 4
+            'name = "a"\n'  # 5
+            "[[reports]]\n"  # 6
+            'params . "node.x" = "X"\n'  # 7
+            "[[reports]]\n"  # 8
+            '[ reports . "params" ]\n'  # 9
+            '"grp\\u005ftype" = "ALL"\n'  # 10
+        )
+        self.assertEqual(locator.line(("work",)), 1)
+        self.assertEqual(locator.line(("work", "max_attempts")), 1)
+        self.assertEqual(locator.line(("download", "concurrency")), 3)
+        self.assertEqual(locator.line(("reports", 0, "name")), 5)
+        self.assertEqual(locator.line(("reports", 1, "params", "node.x")), 7)
+        self.assertEqual(locator.line(("reports", 2, "params")), 9)
+        self.assertEqual(locator.line(("reports", 2, "params", "grp_type")), 10)
+
+    def test_problemsOfDottedKeys(self) -> None:
+        """
+        A problem of a dotted key, or under a quoted header, is reported
+        at its line.
+        """
+        ignored, problems = parse_file("a.toml", '\nwork.max_attempts = 0\n["download"]\n\nconcurrency = 0\n')
+        self.assertEqual(
+            [(p.line, p.key) for p in problems], [(2, "work.max_attempts"), (5, "download.concurrency")]
+        )
+
 
 class ResolveDayTests(SynchronousTestCase):
     """
