@@ -409,15 +409,18 @@ def read_directory(directory: Path, defaults: dict[str, dict] | None = None) -> 
             problems.append(Problem(path.name, 1, "", refused))
             continue
         try:
-            source = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as e:
-            problems.append(Problem(path.name, 1, "", f"not UTF-8 text: {e.reason}"))
-            continue
+            data = path.read_bytes()
         except FileNotFoundError:
             vanished.append(path.name)
             continue
         except OSError as e:
             problems.append(Problem(path.name, 1, "", f"cannot read: {e.strerror}"))
+            continue
+        try:
+            source = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = data.count(b"\n", 0, e.start) + 1
+            problems.append(Problem(path.name, line, "", f"not UTF-8 text: {e.reason}"))
             continue
         texts[path.name] = source
         found, file_problems = parse_file(path.name, source, defaults)

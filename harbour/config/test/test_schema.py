@@ -401,6 +401,15 @@ class DirectoryTests(SynchronousTestCase):
         configuration, problems = load_directory(self.directory)
         self.assertIn("not UTF-8", problems[0].message)
 
+    def test_notUTF8Located(self) -> None:
+        """
+        A file that is not UTF-8 is reported at the line of its first byte
+        that is not.
+        """
+        (self.directory / "x.toml").write_bytes(b"# caf\xc3\xa9\n[work]\n\nmax_attempts = 2 # caf\xe9\n")
+        configuration, problems = load_directory(self.directory)
+        self.assertEqual([str(p) for p in problems], ["x.toml:4: not UTF-8 text: invalid continuation byte"])
+
     def test_nameNotUTF8(self) -> None:
         """
         A file whose name is not UTF-8 is read, and its problems name it
