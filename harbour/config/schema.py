@@ -416,10 +416,12 @@ def read_directory(directory: Path, defaults: dict[str, dict] | None = None) -> 
         except OSError as e:
             problems.append(Problem(path.name, 1, "", f"cannot read: {e.strerror}"))
             continue
+        # Some editors start UTF-8 with a byte order mark, which tomllib
+        # refuses; it says nothing of the text.
         try:
-            source = data.decode("utf-8")
+            source = data.decode("utf-8-sig")
         except UnicodeDecodeError as e:
-            line = data.count(b"\n", 0, e.start) + 1
+            line = e.object.count(b"\n", 0, e.start) + 1
             problems.append(Problem(path.name, line, "", f"not UTF-8 text: {e.reason}"))
             continue
         texts[path.name] = source

@@ -576,7 +576,7 @@ class ConfigService(Service):
 
     def _line(self, file: str, path: tuple[object, ...]) -> int:
         try:
-            return Locator((self.directory / file).read_text(encoding="utf-8")).line(path)
+            return Locator((self.directory / file).read_text(encoding="utf-8-sig")).line(path)
         except (OSError, UnicodeDecodeError):
             return 1  # the defaults, or a file gone since
 

@@ -410,6 +410,27 @@ class DirectoryTests(SynchronousTestCase):
         configuration, problems = load_directory(self.directory)
         self.assertEqual([str(p) for p in problems], ["x.toml:4: not UTF-8 text: invalid continuation byte"])
 
+    def test_byteOrderMark(self) -> None:
+        """
+        A file that starts with a UTF-8 byte order mark, as some editors
+        write, is read as the text after it.
+        """
+        (self.directory / "x.toml").write_bytes(b"\xef\xbb\xbf[work]\nmax_attempts = 0\n")
+        (self.directory / "y.toml").write_bytes(b"\xef\xbb\xbf[download]\nconcurrency = 3\n\xff\n")
+        configuration, problems = load_directory(self.directory)
+        self.assertEqual(
+            [str(p) for p in problems],
+            [
+                "x.toml:2: work.max_attempts: must be at least 1, not 0",
+                "y.toml:3: not UTF-8 text: invalid start byte",
+            ],
+        )
+        (self.directory / "x.toml").write_bytes(b"\xef\xbb\xbf[work]\nmax_attempts = 2\n")
+        (self.directory / "y.toml").unlink()
+        configuration, problems = load_directory(self.directory)
+        assert configuration is not None
+        self.assertEqual(configuration.topics["work"].max_attempts, 2)
+
     def test_nameNotUTF8(self) -> None:
         """
         A file whose name is not UTF-8 is read, and its problems name it
