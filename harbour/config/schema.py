@@ -390,6 +390,8 @@ def read_directory(directory: Path, defaults: dict[str, dict] | None = None) -> 
     Read and validate every C{*.toml} file of C{directory}, as
     L{load_directory} does, telling also which files went away as they
     were read.
+
+    @return: What was found.
     """
     configuration = default_configuration(defaults)
     topics = dict(configuration.topics)

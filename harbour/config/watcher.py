@@ -9,15 +9,21 @@ through a temporary file and a rename, is coalesced into one reload.  What
 inotify cannot see is caught within two L{CHECK_SECONDS}: every so often
 the service compares the directory and its files (their links followed)
 with what it last read, and reloads if they differ and have stopped
-changing, watching the directory afresh if it was replaced.  A file that
-defined a topic and is gone or empty is waited for (L{VANISHED_GRACE})
-before the reload reads the directory.  So a file that is a link into another directory
-(a Kubernetes ConfigMap's), the directory renamed or removed and made
-again, and events inotify dropped are all read.  Only topics whose content
+changing, watching the directory afresh if it was replaced.  The end of
+the directory's own watch (it was removed or moved away) and an overflow
+of the kernel's queue of events (L{OverflowNotifier}) make a reload at
+once, and every reload too watches the directory at the path afresh if it
+is not the one watched.  A file that defined a topic and is gone or empty,
+or goes away as the reload reads it, is waited for (L{VANISHED_GRACE})
+before the directory is read.  So a file that is a link into another
+directory (a Kubernetes ConfigMap's), the directory renamed or removed and
+made again, and events inotify dropped are all read.  Only topics whose content
 changed are published again.  A configuration with
 errors publishes C{config.error} once per bad file (in as many messages as
-its errors need) and changes nothing; every reload without errors ends
-with C{config.loaded} (not retained), whether or not a topic changed.
+its errors need) and changes nothing, as does a failure of the loader
+itself, reported as an error of the directory; every reload without
+errors ends with C{config.loaded} (not retained), whether or not a topic
+changed.
 
 No event grows with the configuration: the reports go out in pages
 (L{harbour.config.paging}); a report too large for one is a configuration
