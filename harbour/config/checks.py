@@ -156,7 +156,10 @@ def file_name() -> Check:
     """
     @return: A check for a name usable as a directory inside the download
         directory: letters, digits, C{_}, C{.} and C{-}, at most
-        L{LONGEST_NAME} of them, and not C{.} or C{..} or hidden.
+        L{LONGEST_NAME} of them, and not C{.} or C{..} or hidden; nor
+        starting with C{harbour.}, in any case, which the dataset's own
+        files beside the reports' tables do (C{harbour.duckdb}, say): a
+        report of that name would break either its tables or every view.
     """
 
     def check(value: Any) -> str:
@@ -167,6 +170,10 @@ def file_name() -> Check:
             raise Invalid(f"{value!r} may use only letters, digits, '_', '.' and '-'")
         if value.startswith("."):
             raise Invalid(f"{value!r} could leave or hide in the download directory")
+        if value.lower().startswith("harbour."):
+            raise Invalid(
+                f"{value!r} starts as the dataset's own files do (harbour.duckdb, harbour.views.json)"
+            )
         return value
 
     return check

@@ -116,6 +116,13 @@ class ConstructionTests(SynchronousTestCase):
             lambda: ReportTopic(name="a" * 101, queryname="Q"), "name", "at most 100 characters, not 101"
         )
         self.assertEqual(ReportTopic(name="a" * 100, queryname="Q").name, "a" * 100)
+        for name in ("harbour.duckdb", "Harbour.views.json", "harbour.x"):
+            self.assertRefused(
+                lambda name=name: ReportTopic(name=name, queryname="Q"),
+                "name",
+                "starts as the dataset's own files do",
+            )
+        self.assertEqual(ReportTopic(name="harbour", queryname="Q").name, "harbour")
         self.assertRefused(
             lambda: ReportTopic(name="a", queryname="Q", window="32d"), "window", "between 1h and 31d"
         )
