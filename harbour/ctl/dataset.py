@@ -154,7 +154,7 @@ def _statement(sql: str) -> str:
 def tables(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """
     Print each report's rows, files, first and last day and missing days;
-    with C{--check}, compare every file with its zip.
+    with C{--check}, read every file through and compare it with its zip.
 
     @return: L{OK}, or L{FAILED} for a bad configuration or a mismatch.
     """

@@ -1,7 +1,8 @@
 """
 What the dataset holds, read from the Parquet files' footers alone: per
 report its rows, files and trading days, and the days of a range with no
-file; and whether each file still matches the zip it was made from.
+file; and, reading every file through, whether each is whole and still
+matches the zip it was made from.
 """
 
 from __future__ import annotations
@@ -152,10 +153,12 @@ def file_sha256(path: Path) -> str:
 
 def check(tables_dir: Path, reports: Iterable[str] | None = None) -> list[Mismatch]:
     """
-    Compare each Parquet file's recorded sha256 with the zip it names.
+    Read each Parquet file through, verifying its pages' checksums where
+    it has them, and compare its recorded sha256 with the zip it names.
 
     @param reports: The reports to check; every one by default.
-    @return: Every file whose zip is missing or differs.
+    @return: Every file that cannot be read whole, or whose zip is missing
+        or differs.
     """
     data_dir = tables_dir.parent
     hashes: dict[Path, str | None] = {}
@@ -163,7 +166,7 @@ def check(tables_dir: Path, reports: Iterable[str] | None = None) -> list[Mismat
     for report in reports if reports is not None else reports_in(tables_dir):
         for ignored, file in parquet_files(tables_dir / report):
             try:
-                recorded = _recorded(pq.read_metadata(file).metadata or {})
+                recorded = _recorded(read_through(file))
             except (OSError, pa.ArrowException) as e:
                 mismatches.append(Mismatch(file, f"unreadable ({e})"))
                 continue
@@ -180,6 +183,21 @@ def check(tables_dir: Path, reports: Iterable[str] | None = None) -> list[Mismat
             elif actual != sha256:
                 mismatches.append(Mismatch(file, f"its zip {source} has sha256 {actual}, not {sha256}"))
     return mismatches
+
+
+def read_through(file: Path) -> Mapping[bytes, bytes]:
+    """
+    Decode every page of a Parquet file, verifying the checksum of each
+    that has one: a footer read alone tells nothing of pages damaged on
+    disk, and a damaged page may still decode, into other values.
+
+    @return: The file's key-value metadata.
+    @raise OSError: If a page cannot be read, or its checksum differs.
+    """
+    with pq.ParquetFile(file, page_checksum_verification=True) as parquet:
+        for ignored in parquet.iter_batches():
+            pass
+        return parquet.metadata.metadata or {}
 
 
 def _recorded(metadata: Mapping[bytes, bytes]) -> dict[str, str]:

@@ -338,6 +338,57 @@ class TablesTests(CommandTestCase):
         self.assertEqual(code, OK)
         self.assertIn("every file matches its zip", out)
 
+    #: The file of C{load} that L{damaged_page} damages.
+    DAMAGED = Path("load", "trading_date=2025-06-05", "part-2025-06-05.parquet")
+
+    def damaged_page(self, flipped: int, mask: int) -> Path:
+        """
+        Damage the page of the C{mw} column of L{DAMAGED}: C{flipped} bytes
+        from its middle are XORed with C{mask}.
+
+        @return: The damaged file, whose footer still reads.
+        """
+        damaged = self.tables / self.DAMAGED
+        metadata = pq.read_metadata(damaged)
+        [mw] = [i for i in range(metadata.num_columns) if metadata.schema.column(i).name == "mw"]
+        chunk = metadata.row_group(0).column(mw)
+        middle = chunk.data_page_offset + chunk.total_compressed_size // 2
+        data = bytearray(damaged.read_bytes())
+        for offset in range(middle, middle + flipped):
+            data[offset] ^= mask
+        damaged.write_bytes(data)
+        self.assertEqual(pq.read_metadata(damaged).num_rows, 5 * 24)
+        return damaged
+
+    def test_check_damaged_page(self) -> None:
+        """
+        C{--check} reads every file through: one whose footer reads but a
+        page of which cannot be decoded is named as unreadable, and fails
+        the check.
+        """
+        damaged = self.damaged_page(40, 0xFF)
+        code, out, err = self.command("tables", "--check")
+        self.assertEqual((code, err), (FAILED, ""))
+        self.assertIn(f"{damaged}: unreadable (", out)
+        self.assertIn("1 file(s) do not match their zip", out)
+
+    def test_check_page_checksum(self) -> None:
+        """
+        A page damaged so slightly that it still decodes, into other values,
+        fails its checksum, which the files are written with and
+        C{--check} verifies.
+        """
+        original = pq.read_table(self.tables / self.DAMAGED)
+        damaged = self.damaged_page(1, 0x01)
+        # Read without verifying, the damage goes unseen but for the values.
+        changed = pq.read_table(damaged)
+        self.assertEqual(changed.num_rows, original.num_rows)
+        self.assertNotEqual(changed.column("mw"), original.column("mw"))
+        code, out, err = self.command("tables", "--check")
+        self.assertEqual((code, err), (FAILED, ""))
+        self.assertIn(f"{damaged}: unreadable (", out)
+        self.assertIn("CRC", out)
+
     def test_check_mismatch(self) -> None:
         """
         C{--check} names each file whose zip changed or went, and fails.
