@@ -156,9 +156,18 @@ def tables(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     Print each report's rows, files, first and last day and missing days;
     with C{--check}, read every file through and compare it with its zip.
 
-    @return: L{OK}, or L{FAILED} for a bad configuration or a mismatch.
+    @return: L{OK}, or L{FAILED} without a tables directory, for a bad
+        configuration or a mismatch, or with C{--check} for no file to
+        check.
     """
     tables_dir = args.data_dir / "tables"
+    if not tables_dir.is_dir():
+        # A mistyped --data-dir must not pass for a dataset with no table.
+        print(
+            f"harbourctl: {tables_dir}: no such directory (the daemon makes it with its first table)",
+            file=err,
+        )
+        return FAILED
     ranges: dict[str, tuple[datetime.date, datetime.date]] = {}
     names = reports_in(tables_dir)
     if args.config_dir is not None:
@@ -173,9 +182,11 @@ def tables(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         names = sorted(set(names) | set(ranges))
     table = Table("report", "rows", "files", "first", "last", "missing days", box=None)
     unreadable: list[Mismatch] = []
+    files = 0
     for name in names:
         found = report_tables(tables_dir, name, ranges.get(name))
         unreadable.extend(found.unreadable)
+        files += found.files
         table.add_row(
             name,
             f"{found.rows:,}",
@@ -190,6 +201,11 @@ def tables(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for damaged in unreadable:
             print(f"harbourctl: {damaged.file}: {damaged.reason}", file=err)
         return FAILED if unreadable else OK
+    if not files and not unreadable:
+        # A file system that failed to mount often leaves its mount point
+        # empty: a check of nothing is no sign that the tables are whole.
+        print(f"harbourctl: {tables_dir}: no Parquet file to check", file=err)
+        return FAILED
     mismatches = check(tables_dir, reports_in(tables_dir))
     for mismatch in mismatches:
         print(f"{mismatch.file}: {mismatch.reason}", file=out)

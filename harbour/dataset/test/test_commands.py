@@ -338,6 +338,35 @@ class TablesTests(CommandTestCase):
         self.assertEqual(code, OK)
         self.assertIn("every file matches its zip", out)
 
+    def test_no_directory(self) -> None:
+        """
+        A data directory without a tables directory (a mistyped
+        C{--data-dir}) is an error naming the path, with or without
+        C{--check}, not an empty dataset.
+        """
+        self.data = Path(self.mktemp())
+        tables = self.data / "tables"
+        said = f"harbourctl: {tables}: no such directory (the daemon makes it with its first table)\n"
+        for options in ([], ["--check"]):
+            self.assertEqual(self.command("tables", *options), (FAILED, "", said), options)
+
+    def test_check_nothing(self) -> None:
+        """
+        An empty tables directory lists no report, but C{--check} of it
+        fails, saying there is no file to check: an empty directory is what
+        a file system that failed to mount often leaves.
+        """
+        shutil.rmtree(self.tables)
+        self.tables.mkdir()
+        code, out, err = self.command("tables")
+        self.assertEqual(
+            (code, out.split(), err),
+            (OK, ["report", "rows", "files", "first", "last", "missing", "days"], ""),
+        )
+        code, out, err = self.command("tables", "--check")
+        self.assertEqual((code, err), (FAILED, f"harbourctl: {self.tables}: no Parquet file to check\n"))
+        self.assertNotIn("every file matches", out)
+
     #: The file of C{load} that L{damaged_page} damages.
     DAMAGED = Path("load", "trading_date=2025-06-05", "part-2025-06-05.parquet")
 
