@@ -163,6 +163,9 @@ def read_csv(stream: IO[bytes], member: str) -> Iterator[pa.RecordBatch]:
         raise ParseError(f"{member}: line 1: a column is named twice")
     options = pacsv.ConvertOptions(
         column_types={name: column_type(name) for name in names},
+        # Only an empty value is null, as in XML answers: pyarrow would
+        # take the words NA, NULL, nan and the like for nulls too.
+        null_values=[""],
         strings_can_be_null=True,
         quoted_strings_can_be_null=True,
     )

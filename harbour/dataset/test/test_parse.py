@@ -245,6 +245,60 @@ class CsvTests(SynchronousTestCase):
         )
 
 
+class CsvAsXmlTests(SynchronousTestCase):
+    """
+    The same values give the same rows whether OASIS answered in CSV or in
+    XML.
+    """
+
+    #: Words other tools take for a missing value, and an empty value.
+    WORDS = ("NA", "N/A", "NULL", "null", "#N/A", "nan", "")
+
+    def both(self, rows: list[dict[str, str]]) -> tuple[pa.Table, pa.Table]:
+        """
+        @param rows: Each row's source columns, the same in every row.
+        @return: The rows parsed from a CSV answer, and from an XML one.
+        """
+        names = list(rows[0])
+        text = ",".join(names) + "\n" + "".join(",".join(row.values()) + "\n" for row in rows)
+        data = "".join(
+            "<REPORT_DATA>" + "".join(f"<{k}>{v}</{k}>" for k, v in row.items()) + "</REPORT_DATA>"
+            for row in rows
+        )
+        document = (
+            '<?xml version="1.0"?><OASISReport xmlns="http://www.caiso.com/soa/OASISReport_v1.xsd">'
+            f"<MessagePayload><RTO><REPORT_ITEM>{data}</REPORT_ITEM></RTO></MessagePayload></OASISReport>"
+        )
+        return (
+            table_of(list(read_csv(io.BytesIO(text.encode()), "same.csv"))),
+            table_of(list(read_xml(io.BytesIO(document.encode()), "same.xml"))),
+        )
+
+    def test_only_empty_is_null(self) -> None:
+        """
+        Only an empty value is null, in a column of any type; the words
+        other tools take for a missing value (C{NA}, C{NULL}, C{nan}...)
+        are text, as XML answers have them.
+        """
+        rows = [
+            {
+                "INTERVALSTARTTIME_GMT": "" if word else "2025-01-01T08:00:00-00:00",
+                "OPR_DT": "2025-01-01",
+                "OPR_HR": "" if word else "1",
+                "LABEL": word,
+                "MW": "" if word else "1.5",
+            }
+            for word in self.WORDS
+        ]
+        from_csv, from_xml = self.both(rows)
+        self.assertEqual(from_csv.column("label").to_pylist(), [*self.WORDS[:-1], None])
+        self.assertEqual(from_csv.column("mw").to_pylist(), [None] * 6 + [1.5])
+        self.assertEqual(from_csv.column("opr_hr").to_pylist(), [None] * 6 + [1])
+        self.assertEqual(from_csv.column("intervalstarttime_gmt").null_count, 6)
+        self.assertEqual(from_csv.to_pylist(), from_xml.to_pylist())
+        self.assertEqual(from_csv.schema, from_xml.schema)
+
+
 class XmlTests(SynchronousTestCase):
     """
     XML answers: one row per C{REPORT_DATA} with its header's fields.
