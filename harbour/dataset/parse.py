@@ -220,10 +220,13 @@ def typed_batch(columns: dict[str, list[str | None]], member: str) -> pa.RecordB
     @param columns: Source element names to their text values.
     @param member: The member's name, for messages.
     @return: The values typed by L{column_type}, names in lower case.
-    @raise ParseError: If a value does not fit its column's type.
+    @raise ParseError: If a value does not fit its column's type, or two
+        element names differ only in case.
     """
     arrays, names = [], []
     for source, values in columns.items():
+        if column_name(source) in names:
+            raise ParseError(f"{member}: element {source}: a column is named twice")
         wanted = column_type(source)
         try:
             arrays.append(pa.array(values, pa.string()).cast(wanted))

@@ -426,6 +426,17 @@ class XmlTests(SynchronousTestCase):
             str(caught.exception), r"^long\.xml: line \d+: an element's text is longer than 65,536"
         )
 
+    def test_named_twice(self) -> None:
+        """
+        Two elements whose names differ only in case are one column named
+        twice in the dataset: a L{ParseError}, as for CSV.
+        """
+        text = (SAMPLES / "xml_SLD_FCST_RTM_RTPD_20140508_pyiso.xml").read_bytes()
+        text = text.replace(b"<VALUE>26723</VALUE>", b"<VALUE>26723</VALUE><Value>1</Value>", 1)
+        with self.assertRaises(ParseError) as caught:
+            list(read_xml(io.BytesIO(text), "twice.xml"))
+        self.assertEqual(str(caught.exception), "twice.xml: element Value: a column is named twice")
+
     def test_bad_value(self) -> None:
         """
         A value that does not fit its element's type is a L{ParseError}
