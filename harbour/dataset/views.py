@@ -19,7 +19,9 @@ rewritten over fewer days) is no such file: the report's views are tried
 again over its files in place, a few times (L{ATTEMPTS}).
 
 The file's views read absolute paths; L{open_views} makes the same views
-afresh, in memory, over a directory wherever it is now.
+afresh, in memory, over a directory wherever it is now, or over a worker's
+own tables, which have no views file: a report the record of the views
+does not name gets its wide view by the request its newest file answers.
 """
 
 from __future__ import annotations
@@ -30,9 +32,12 @@ import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TypeAlias
+from urllib.parse import parse_qs, urlsplit
 
 import attr
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from harbour.dataset.inventory import reports_in
 from harbour.oasis.catalogue import load_catalogue
@@ -403,6 +408,27 @@ def recorded_reports(tables_dir: Path) -> dict[str, str]:
     return {str(report): str(query) for report, query in recorded.items()}
 
 
+def answered_query(tables_dir: Path, report: str) -> str:
+    """
+    @return: The OASIS queryname or groupid of the request that the newest
+        file of C{report} answers, as its footer records the request's URL;
+        empty if there is no such file, or it records none.
+    """
+    files = sorted(report_files(tables_dir, report))
+    if not files:
+        return ""
+    try:
+        metadata = pq.read_metadata(files[-1]).metadata or {}
+    except (OSError, pa.ArrowException):
+        return ""  # damaged or gone: its view says so, if it has to
+    url = metadata.get(b"harbour.url", b"").decode(errors="replace")
+    parameters = parse_qs(urlsplit(url).query)
+    for key in ("queryname", "groupid"):
+        if parameters.get(key):
+            return parameters[key][0]
+    return ""
+
+
 def views_named(sql: str) -> set[str] | None:
     """
     @return: The names C{sql} reads tables or views by, or L{None} if DuckDB
@@ -422,8 +448,9 @@ def open_views(
     Open an in-memory database with the views over the files of
     C{tables_dir} as they are now, wherever the directory was moved or
     copied: the views file's own paths are absolute.  Reports get a wide
-    view if the views file was last built knowing them as of the LMP
-    family.
+    view if they are of the LMP family, as the views file was last built
+    knowing them, or else as the request their newest file answers says
+    (a worker keeps no views file).
 
     @param wanted: If given, and naming at least one view, only the views
         of the reports it names are made (see L{create_views}); else all.
@@ -431,7 +458,9 @@ def open_views(
     @raise FileNotFoundError: If there is no Parquet file yet.
     """
     known = recorded_reports(tables_dir)
-    reports = {report: known.get(report, "") for report in reports_in(tables_dir)}
+    reports = {
+        report: known.get(report) or answered_query(tables_dir, report) for report in reports_in(tables_dir)
+    }
     if not any(any((tables_dir / report).glob("*/*.parquet")) for report in reports):
         raise FileNotFoundError(
             f"{tables_dir}: no tables yet (the daemon writes them once it has parsed a file)"

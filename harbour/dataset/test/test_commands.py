@@ -18,9 +18,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.ctl.codes import FAILED, OK, USAGE
 from harbour.ctl.dataset import add_commands, run
-from harbour.dataset.inventory import check, report_tables, spans
+from harbour.dataset.inventory import check, file_sha256, report_tables, spans
 from harbour.dataset.test.helpers import HUBS_ZIP, simulated, write
 from harbour.dataset.views import DATABASE, REPORTS_FILE, connect, rebuild_views
+from harbour.dataset.write import write_window
 
 D = datetime.date
 
@@ -168,7 +169,8 @@ class QueryTests(CommandTestCase):
         """
         Without the views file, or the record of the reports it was built
         with, the reports' own views still answer; only the wide views,
-        which need the report's query name, are missing.
+        which need the report's query name, are missing when the request
+        its files answer does not name it (as these made-up URLs do not).
         """
         (self.tables / DATABASE).unlink()
         (self.tables / REPORTS_FILE).unlink()
@@ -177,6 +179,21 @@ class QueryTests(CommandTestCase):
         code, out, err = self.command("query", self.SQL)
         self.assertEqual(code, FAILED)
         self.assertIn("lmp_dam_wide", err)
+
+    def test_worker_tables(self) -> None:
+        """
+        A worker's own tables have neither the views file nor its record of
+        the reports: a report whose newest file answers a request for an
+        LMP report, by queryname or by groupid, still gets its wide view.
+        """
+        (self.tables / DATABASE).unlink()
+        (self.tables / REPORTS_FILE).unlink()
+        answer = self.data / "reports" / "lmp-dam" / "2020-01-02.zip"
+        for report, query in [("single", "queryname=PRC_LMP"), ("grouped", "groupid=DAM_LMP_GRP")]:
+            url = f"https://oasis.example/oasisapi/SingleZip?{query}&market_run_id=DAM&version=12"
+            write_window(answer, self.tables, report, "2020-01-02", url=url, sha256=file_sha256(answer))
+            code, out, err = self.command("query", "--csv", f"SELECT count(*) AS n FROM {report}_wide")
+            self.assertEqual((code, out, err), (OK, "n\n72\n", ""), report)
 
     def test_copied_data_dir(self) -> None:
         """
