@@ -105,7 +105,9 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         connection.execute("SET TimeZone = 'UTC'")
         if args.parquet is not None:
             target = str(args.parquet).replace("'", "''")
-            connection.execute(f"COPY ({statement}) TO '{target}' (FORMAT parquet)")
+            # The statement may end in a comment, which would swallow a
+            # closing parenthesis on its line.
+            connection.execute(f"COPY ({statement}\n) TO '{target}' (FORMAT parquet)")
             return OK
         result = connection.execute(args.sql)
         if result is None:

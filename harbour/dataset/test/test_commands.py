@@ -233,6 +233,15 @@ class QueryTests(CommandTestCase):
         self.assertEqual((code, out, err), (OK, "", ""))
         self.assertEqual(pq.read_table(target).num_rows, 3)
 
+    def test_parquet_comment(self) -> None:
+        """
+        C{--parquet} takes SQL ending in a comment.
+        """
+        target = Path(self.mktemp())
+        code, out, err = self.command("query", "--parquet", str(target), self.SQL + " -- by location")
+        self.assertEqual((code, out, err), (OK, "", ""))
+        self.assertEqual(pq.read_table(target).num_rows, 3)
+
     def test_reader_gone(self) -> None:
         """
         A reader that goes away (C{| head -1}) ends the query quietly, for
