@@ -10,6 +10,7 @@ import argparse
 import csv
 import datetime
 import json
+import os
 import re
 import sys
 import time
@@ -23,7 +24,7 @@ from harbour.ctl.codes import FAILED, OK, USAGE
 from harbour.ctl.offline import _configuration
 from harbour.ctl.output import DataConsole, discard_output
 from harbour.dataset.inventory import Mismatch, check, report_tables, reports_in, spans
-from harbour.dataset.views import open_views, views_named
+from harbour.dataset.views import confine, open_views, views_named
 from harbour.oasis.requests import market_today, report_range
 
 #: The commands this module handles.
@@ -80,12 +81,17 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     wherever the directory was moved or copied, and print or write its
     result.
 
-    @return: L{OK}, L{USAGE} without a statement, or L{FAILED} without
-        tables or for an SQL error.
+    @return: L{OK}, L{USAGE} without a statement or for one that does
+        not only read (L{READING}), or L{FAILED} without tables or for an
+        SQL error.
     """
     statement = _statement(args.sql)
     if not statement:
         print(NO_STATEMENT, file=err)
+        return USAGE
+    refused = _not_reading(statement)
+    if refused is not None:
+        print(f"harbourctl: query only reads the dataset: it does not run {refused} statements", file=err)
         return USAGE
     tables_dir = args.data_dir / "tables"
     try:
@@ -99,15 +105,27 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return FAILED
     for why in skipped:
         print(f"harbourctl: warning: {why}", file=err)
+    written = None
+    if args.parquet is not None:
+        # Beside the file, so that it replaces it whole, and named here:
+        # the only file the query may write.
+        target = Path(os.path.abspath(args.parquet))
+        written = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         # Times print in UTC, as their columns are named, whatever this
         # machine's zone.
         connection.execute("SET TimeZone = 'UTC'")
-        if args.parquet is not None:
-            target = str(args.parquet).replace("'", "''")
+        confine(connection, tables_dir, written)
+        if written is not None:
             # The statement may end in a comment, which would swallow a
             # closing parenthesis on its line.
-            connection.execute(f"COPY ({statement}\n) TO '{target}' (FORMAT parquet)")
+            path = str(written).replace("'", "''")
+            connection.execute(f"COPY ({statement}\n) TO '{path}' (FORMAT parquet, USE_TMP_FILE false)")
+            try:
+                written.replace(target)
+            except OSError as e:
+                print(f"harbourctl: {e}", file=err)
+                return FAILED
             return OK
         result = connection.execute(args.sql)
         if result is None:
@@ -120,7 +138,57 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return FAILED
     finally:
         connection.close()
+        if written is not None:
+            written.unlink(missing_ok=True)
     return OK
+
+
+#: The kinds of statement C{query} runs: those that read, or change only
+#: the query's own database in memory.  Any other (C{COPY}, C{ATTACH},
+#: C{EXPORT}, C{INSTALL}, a prepared statement...) could write a file.
+READING = frozenset(
+    {
+        "SELECT",
+        "EXPLAIN",
+        "PRAGMA",
+        "CALL",
+        "SET",
+        "VARIABLE_SET",
+        "TRANSACTION",
+        "ANALYZE",
+        "CREATE",
+        "DROP",
+        "ALTER",
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "MERGE_INTO",
+        # A PIVOT: a type of its values made in memory, then a select.
+        "MULTI",
+    }
+)
+
+
+def _not_reading(sql: str) -> str | None:
+    """
+    @return: The kind of the first statement of C{sql} that is not of
+        L{READING}, or L{None} if there is none (or C{sql} cannot be
+        parsed: running it says why).
+    """
+    try:
+        with duckdb.connect(":memory:") as connection:
+            statements = connection.extract_statements(sql)
+    except duckdb.Error:
+        return None
+    for statement in statements:
+        try:
+            kind = statement.type.name
+        except ValueError:
+            # A kind this version's Python module cannot name.
+            return "unknown"
+        if kind not in READING:
+            return kind
+    return None
 
 
 def _print(result: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: TextIO) -> None:

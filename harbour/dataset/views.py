@@ -479,6 +479,24 @@ def open_views(
     return connection, made.skipped
 
 
+def confine(connection: duckdb.DuckDBPyConnection, tables_dir: Path, writable: Path | None = None) -> None:
+    """
+    Keep a connection L{open_views} made to reading the files of the
+    reports in C{tables_dir} (and writing C{writable}, if given) from now
+    on: no other file can be read or written, the views file and the
+    record of its reports among them, no extension loaded and no setting
+    changed: the settings the caller wants (a time zone) are made before.
+    """
+    # The directories as L{source} names them: DuckDB compares the paths.
+    resolved = tables_dir.resolve()
+    readable = [_quoted(f"{(resolved / report).as_posix()}/") for report in reports_in(tables_dir)]
+    connection.execute(f"SET allowed_directories = [{', '.join(readable)}]")
+    if writable is not None:
+        connection.execute(f"SET allowed_paths = [{_quoted(writable.as_posix())}]")
+    connection.execute("SET enable_external_access = false")
+    connection.execute("SET lock_configuration = true")
+
+
 def connect(tables_dir: Path) -> duckdb.DuckDBPyConnection:
     """
     @return: A read-only connection to the views.

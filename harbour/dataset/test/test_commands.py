@@ -156,6 +156,66 @@ class QueryTests(CommandTestCase):
         with connect(self.tables) as connection:
             self.assertEqual(connection.execute("SELECT count(*) FROM load").fetchall(), [(360,)])
 
+    def test_views_file_out_of_reach(self) -> None:
+        """
+        The query cannot reach the daemon's views file, nor the record of
+        its reports: a statement attaching a database is not run, and
+        reading the files beside the reports' is refused.
+        """
+        sql = f"ATTACH '{self.tables / DATABASE}' AS daemon; DROP VIEW daemon.load"
+        code, out, err = self.command("query", sql)
+        self.assertEqual(
+            (code, out, err),
+            (USAGE, "", "harbourctl: query only reads the dataset: it does not run ATTACH statements\n"),
+        )
+        with connect(self.tables) as connection:
+            self.assertEqual(connection.execute("SELECT count(*) FROM load").fetchall(), [(360,)])
+        code, out, err = self.command("query", f"SELECT * FROM read_text('{self.tables / REPORTS_FILE}')")
+        self.assertEqual((code, out), (FAILED, ""))
+        self.assertIn("Permission Error", err)
+
+    def test_no_file_written(self) -> None:
+        """
+        A statement that could write a file is not run, and a statement
+        cannot read a file outside the reports' directories nor undo these
+        limits.
+        """
+        elsewhere = Path(self.mktemp())
+        for sql, kind in [
+            (f"COPY (SELECT 1) TO '{elsewhere}'", "COPY"),
+            (f"EXPORT DATABASE '{elsewhere}'", "EXPORT"),
+            (f"PREPARE copying AS COPY (SELECT 1) TO '{elsewhere}'; EXECUTE copying", "PREPARE"),
+            ("INSTALL spatial", "LOAD"),
+        ]:
+            said = f"harbourctl: query only reads the dataset: it does not run {kind} statements\n"
+            self.assertEqual(self.command("query", sql), (USAGE, "", said), sql)
+        self.assertFalse(elsewhere.exists())
+        outside = Path(self.mktemp())
+        outside.write_text("a\n1\n")
+        for sql in [f"SELECT * FROM read_csv('{outside}')", "SET enable_external_access = true"]:
+            code, out, err = self.command("query", sql)
+            self.assertEqual((code, out), (FAILED, ""), sql)
+
+    def test_parquet_replaced_whole(self) -> None:
+        """
+        C{--parquet} replaces a file already there whole, leaving nothing
+        beside it; a statement that fails leaves the file as it was.
+        """
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        target = directory / "out.parquet"
+        target.write_bytes(b"earlier")
+        code, out, err = self.command("query", "--parquet", str(target), self.SQL)
+        self.assertEqual((code, out, err), (OK, "", ""))
+        self.assertEqual(pq.read_table(target).num_rows, 3)
+        target.write_bytes(b"earlier")
+        code, out, err = self.command(
+            "query", "--parquet", str(target), "SELECT CAST(location AS INTEGER) FROM lmp_dam"
+        )
+        self.assertEqual((code, out), (FAILED, ""))
+        self.assertEqual(target.read_bytes(), b"earlier")
+        self.assertEqual(list(directory.iterdir()), [target])
+
     def test_no_tables(self) -> None:
         """
         Without any table yet, a message says the daemon writes them.
