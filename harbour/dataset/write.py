@@ -263,7 +263,11 @@ def write_window(
             earlier = _window_files(report_dir, name)
             _remove_dead_temporaries({path.parent for path in earlier} | days.directories, name)
             written = days.commit()
-            _remove_window(earlier, keep=written.files)
+            stale = [path for path in earlier if path not in written.files]
+            _remove_window(stale)
+            # Once its task says parsed, a day this answer lacks must not
+            # come back after a power cut, its rows with it.
+            _sync_removals(stale)
     except BaseException:
         # The parse stops (and its zip is closed) before the files go.
         batches.close()
@@ -290,7 +294,7 @@ def drop_window(tables_dir: Path, report: str, label: str) -> int:
     with window_lock(report_dir, name):
         earlier = _window_files(report_dir, name)
         _remove_dead_temporaries({path.parent for path in earlier}, name)
-        return _remove_window(earlier, keep=())
+        return _remove_window(earlier)
 
 
 def zip_identity(zip_path: Path) -> tuple[int, int, int, int]:
@@ -310,20 +314,33 @@ def _window_files(report_dir: Path, name: str) -> list[Path]:
     return list(report_dir.glob(f"{PARTITION_PREFIX}*/{glob.escape(name)}"))
 
 
-def _remove_window(files: list[Path], keep: tuple[Path, ...]) -> int:
+def _remove_window(files: list[Path]) -> int:
     """
-    Remove the day files C{files} of one window but those in C{keep}; the
-    caller holds the window's lock.
+    Remove the day files C{files} of one window, and the day directories
+    they leave empty; the caller holds the window's lock.
 
     @return: How many were removed.
     """
-    removed = 0
     for stale in files:
-        if stale not in keep:
-            stale.unlink(missing_ok=True)
-            removed += 1
-            _remove_if_empty(stale.parent)
-    return removed
+        stale.unlink(missing_ok=True)
+        _remove_if_empty(stale.parent)
+    return len(files)
+
+
+def _sync_removals(removed: list[Path]) -> None:
+    """
+    Make the removal of the day files C{removed} of one window durable:
+    sync each one's day directory, or the report's where the day's went
+    with its last file.
+    """
+    gone = set()
+    for directory in {path.parent for path in removed}:
+        try:
+            sync_path(directory)
+        except FileNotFoundError:
+            gone.add(directory.parent)
+    for report_dir in gone:
+        sync_path(report_dir)
 
 
 class DayFiles:

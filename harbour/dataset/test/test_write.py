@@ -269,6 +269,34 @@ class WriteTests(SynchronousTestCase):
         revised_sha = pq.read_metadata(written.files[0]).metadata[b"harbour.sha256"].decode()
         self.assertEqual(revised_sha, file_sha256(revised))
 
+    def test_removals_synced(self) -> None:
+        """
+        A revision over fewer days makes the removal of the days it lacks
+        durable, as its own files are, before its task is said parsed: it
+        syncs the day directory another window's file keeps, and the
+        report's directory, where a day's directory went with its last
+        file.
+        """
+        first = simulated(self.reports / "w1.zip", "PRC_LMP", "DAM", D(2025, 6, 1), D(2025, 6, 3), seed=1)
+        other = simulated(self.reports / "o.zip", "PRC_LMP", "DAM", D(2025, 6, 2), D(2025, 6, 2), seed=3)
+        write(first, self.tables, "lmp", "2025-06-01")
+        write(other, self.tables, "lmp", "2025-06-02")
+        synced: list[Path] = []
+
+        def sync(path: Path) -> None:
+            os.stat(path)  # raises as syncing a directory that went does
+            synced.append(path)
+
+        self.patch(write_module, "sync_path", sync)
+        revised = simulated(self.reports / "w2.zip", "PRC_LMP", "DAM", D(2025, 6, 1), D(2025, 6, 1), seed=2)
+        write(revised, self.tables, "lmp", "2025-06-01")
+        report = self.tables / "lmp"
+        self.assertFalse((report / f"{PARTITION_PREFIX}2025-06-03").exists())
+        self.assertEqual(
+            sorted(synced),
+            [report, report / f"{PARTITION_PREFIX}2025-06-01", report / f"{PARTITION_PREFIX}2025-06-02"],
+        )
+
     def test_failure_leaves_nothing(self) -> None:
         """
         A zip that cannot be parsed changes nothing: the window's earlier
