@@ -44,13 +44,22 @@ def window_lock(report_dir: Path, name: str) -> Iterator[Path]:
     and between threads of one process) while its files change.  The lock
     file goes when the lock is released.  Blocks: run it in a thread.
 
-    @param report_dir: The report's directory, which must exist.
+    @param report_dir: The report's directory, which the caller made: if
+        it went since (another window's aborted parse removes the report's
+        directory it made, once empty), it is made again.
     @param name: The window's part name (L{harbour.dataset.write.part_name}).
     @return: A context manager giving the lock file's path.
     """
     path = report_dir / f".{name}{LOCK_SUFFIX}"
     while True:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            # Gone just now, as it was empty: the caller would take the
+            # error for its zip gone from this host.  (Without the
+            # tables' directory, the error stands.)
+            report_dir.mkdir(exist_ok=True)
+            continue
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
             # Its holder removes the file on release: the file locked here

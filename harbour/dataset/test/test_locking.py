@@ -37,6 +37,20 @@ class WindowLockTests(SynchronousTestCase):
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.assertFalse(path.exists())
 
+    def test_directory_made_again(self) -> None:
+        """
+        A report's directory that went just before its lock is taken
+        (another window's aborted parse removed it, empty) is made again
+        and the lock taken; without the dataset's directory, the lock is
+        not taken.
+        """
+        self.report_dir.rmdir()
+        with window_lock(self.report_dir, "part-w.parquet") as path:
+            self.assertTrue(path.exists())
+        self.assertEqual(list(self.report_dir.iterdir()), [])
+        with self.assertRaises(FileNotFoundError), window_lock(self.report_dir / "gone" / "lmp", "w"):
+            pass
+
     def test_taken_after_removal(self) -> None:
         """
         A lock file its holder removed while a taker waited for it is not
