@@ -18,6 +18,7 @@ C{Retry-After}: the page says how long to wait (L{throttle_pause}).
 from __future__ import annotations
 
 import io
+import lzma
 import os
 import re
 import zipfile
@@ -150,10 +151,30 @@ def classify(
                 if verdict is not None:
                     return verdict
             names = tuple(info.filename for info in members)
-    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, NotImplementedError) as e:
+    except DAMAGE as e:
         return Verdict(RETRY_LATER, description=f"zip cut short or corrupt: {e}")
     return Verdict(DATA, members=names)
 
+
+#: What C{zipfile} raises reading a zip cut short or damaged, whichever
+#: byte the damage hit: a stream that does not inflate (C{zlib.error},
+#: C{lzma.LZMAError}, and C{OSError} from bz2 once a damaged header names
+#: that compression), an offset before the file's start (C{ValueError}:
+#: "negative seek value"), a name that is not the UTF-8 its flags claim
+#: (C{UnicodeDecodeError}, a C{ValueError}), or the encryption flag set
+#: (C{RuntimeError}).  The bz2 C{OSError} cannot be told from the disk
+#: failing to read the file; that file is fetched again as well.
+DAMAGE = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    NotImplementedError,
+    zlib.error,
+    lzma.LZMAError,
+    OSError,
+    ValueError,
+    RuntimeError,
+)
 
 #: The largest central directory read, or kept as an answer streams: one
 #: entry is about 100 bytes, an answer holds a handful of members, and

@@ -210,6 +210,78 @@ class ShapeTests(SynchronousTestCase):
         )
 
 
+def patched(answer: bytes, offset: int, layout: str, value: int) -> bytes:
+    """
+    @return: C{answer} with C{value}, packed as C{layout}, written at
+        C{offset}.
+    """
+    damaged = bytearray(answer)
+    struct.pack_into(layout, damaged, offset, value)
+    return bytes(damaged)
+
+
+def central_entry(answer: bytes) -> int:
+    """
+    @return: Where the first entry of C{answer}'s central directory starts.
+    """
+    end = answer.rfind(b"PK\x05\x06")
+    return int(struct.unpack_from("<L", answer, end + 16)[0])
+
+
+class DamageTests(SynchronousTestCase):
+    """
+    A zip damaged anywhere, as one bad byte on the way or on disk leaves
+    it, is cut short or corrupt: try again.  C{zipfile} says so with many
+    exceptions besides L{zipfile.BadZipFile}, one per place the damage
+    hits.
+    """
+
+    def test_eachWay(self) -> None:
+        """
+        A deflate stream that does not inflate, a directory offset before
+        the file's start, the encryption flag, a name that is not the UTF-8
+        its flag claims, and a compression method changed to bzip2 or to
+        LZMA each classify as cut short or corrupt.
+        """
+        answer = zipped(("a.csv", b"A,B\n" + b"1,2\n" * 1000))
+        entry = central_entry(answer)
+        end = answer.rfind(b"PK\x05\x06")
+        # A stored member whose first bytes, read as zipfile's LZMA header,
+        # name properties no LZMA stream has.
+        stored = io.BytesIO()
+        with zipfile.ZipFile(stored, "w") as archive:
+            archive.writestr("a.csv", b"\x09\x04\x05\x00\xff" + b"x" * 100)
+        lzma_answer = stored.getvalue()
+        unnamed = bytearray(patched(answer, entry + 8, "<H", 0x800))
+        unnamed[entry + 46] = 0xFF
+        for damage, damaged in [
+            ("deflate stream", patched(answer, 40, "<B", answer[40] ^ 0xFF)),
+            ("directory offset", patched(answer, end + 16, "<L", entry + 1000)),
+            ("encryption flag", patched(answer, entry + 8, "<H", 1)),
+            ("UTF-8 name", bytes(unnamed)),
+            ("bzip2", patched(answer, entry + 10, "<H", zipfile.ZIP_BZIP2)),
+            ("LZMA", patched(lzma_answer, central_entry(lzma_answer) + 10, "<H", zipfile.ZIP_LZMA)),
+        ]:
+            verdict = classify(damaged)
+            self.assertEqual(verdict.kind, RETRY_LATER, damage)
+            self.assertIn("cut short or corrupt", verdict.description, damage)
+
+    def test_anyByte(self) -> None:
+        """
+        The real sample zip with any one byte damaged (each bit inverted,
+        or only the lowest) is classified, never raises: data where the
+        byte did not matter (a timestamp), else try again or refused.
+        """
+        answer = (
+            SAMPLES / "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip"
+        ).read_bytes()
+        kinds = set()
+        for offset in range(len(answer)):
+            for flip in (0xFF, 0x01):
+                kinds.add(classify(patched(answer, offset, "<B", answer[offset] ^ flip)).kind)
+        self.assertEqual(kinds, {DATA, RETRY_LATER, REFUSED})
+
+
 class DuplicateNameTests(SynchronousTestCase):
     """
     Members that share a name are each read as themselves.

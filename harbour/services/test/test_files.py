@@ -27,6 +27,19 @@ def data_zip() -> bytes:
     return answer.getvalue()
 
 
+def damaged_zip() -> bytes:
+    """
+    @return: A zip of deflated data with one byte of its deflate stream
+        damaged, so that it does not inflate (C{zlib.error}).
+    """
+    answer = io.BytesIO()
+    with zipfile.ZipFile(answer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.csv", b"A,B\n" + b"1,2\n" * 1000)
+    damaged = bytearray(answer.getvalue())
+    damaged[40] ^= 0xFF
+    return bytes(damaged)
+
+
 class PrepareTests(SynchronousTestCase):
     """
     Tests for L{prepare}.
@@ -125,6 +138,20 @@ class PrepareTests(SynchronousTestCase):
         assert not isinstance(opened, tuple)
         opened.close()
 
+    def test_damagedFileFetchedAgain(self) -> None:
+        """
+        A file in place recorded for the URL but damaged since (its
+        deflate stream no longer inflates) is fetched again: the temporary
+        file is opened.
+        """
+        self.target.parent.mkdir(parents=True)
+        self.target.write_bytes(damaged_zip())
+        digest = hashlib.sha256(data_zip()).hexdigest()
+        record_path(self.target).write_text(record("http://oasis/x", digest))
+        opened = prepare(self.target, temporary_name(self.target, 1, 0), 1, "", "http://oasis/x", 30.0, 0.0)
+        assert not isinstance(opened, tuple)
+        opened.close()
+
 
 class OpenFreshTests(SynchronousTestCase):
     """
@@ -187,4 +214,16 @@ class VerifyTests(SynchronousTestCase):
         path = Path(self.mktemp())
         path.write_bytes(b"<html>throttled</html>")
         self.assertEqual(verify(path).kind, verdicts.RETRY_LATER)
+        self.assertFalse(path.exists())
+
+    def test_removesDamaged(self) -> None:
+        """
+        A download damaged on the way (its deflate stream does not
+        inflate) is cut short or corrupt, and removed.
+        """
+        path = Path(self.mktemp())
+        path.write_bytes(damaged_zip())
+        verdict = verify(path)
+        self.assertEqual(verdict.kind, verdicts.RETRY_LATER)
+        self.assertIn("cut short or corrupt", verdict.description)
         self.assertFalse(path.exists())
