@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from collections.abc import Callable, Generator
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar, cast
@@ -98,6 +99,13 @@ LONGEST_RETRY_AFTER = 86_400.0
 
 #: The longest head of an answer read: OASIS's are a few hundred bytes.
 MAX_HEAD_BYTES = 1 << 16
+
+#: The blank line that ends a head, as Twisted's parser finds it: the end
+#: of the last line, then an empty line (LF or CR LF).
+_HEAD_END = re.compile(rb"\n\r?\n")
+#: The most bytes of that blank line a read can end on without holding it
+#: all: the rest is in the next read.
+_HEAD_END_SPLIT = 2
 
 
 def retry_after(value: bytes | None, now: float) -> float | None:
@@ -296,9 +304,11 @@ class HeadApart(HTTP11ClientProtocol):
 
     # While a head is parsed: the bytes read after it, in order.
     _after_head: list[bytes] | None = None
-    # The parser whose head is being read, and how many of its bytes came.
+    # The parser whose head is being read, how many of its bytes came, and
+    # the last of them, which may begin its blank line.
     _head_parser: object = None
     _head_bytes = 0
+    _head_tail = b""
 
     def connectionMade(self) -> None:
         """
@@ -317,9 +327,9 @@ class HeadApart(HTTP11ClientProtocol):
             return
         parser = self._parser
         if parser is not None and parser.line_mode:
-            end = bytes.find(b"\r\n\r\n")
             if parser is not self._head_parser:
-                self._head_parser, self._head_bytes = parser, 0
+                self._head_parser, self._head_bytes, self._head_tail = parser, 0, b""
+            end = self._head_end(bytes)
             self._head_bytes += len(bytes) if end == -1 else end
             if self._head_bytes > MAX_HEAD_BYTES:
                 # Twisted bounds each line of a head, not their number.
@@ -333,7 +343,6 @@ class HeadApart(HTTP11ClientProtocol):
                 transport.abortConnection()
                 return
             if end != -1:
-                end += 4
                 self._after_head = [bytes[end:]]
                 try:
                     self._head_received(bytes[:end])
@@ -347,6 +356,32 @@ class HeadApart(HTTP11ClientProtocol):
                 if not bytes:
                     return
         super().dataReceived(bytes)
+
+    def _head_end(self, data: bytes) -> int:
+        """
+        Find where the head being read ends, in C{data} or across the read
+        before it: a blank line may be cut anywhere, and the body bytes
+        read with its end are not the head's.
+
+        @return: The index in C{data} just past the head's blank line, or
+            -1 if it is not there (C{data} is then noted as the head's
+            latest bytes).
+        """
+        tail = self._head_tail
+        if tail:
+            # Only the bytes about the cut: joining a whole read to the
+            # tail would copy it.
+            found = _HEAD_END.search(tail + data[:_HEAD_END_SPLIT])
+            if found is not None:
+                return found.end() - len(tail)
+        found = _HEAD_END.search(data)
+        if found is not None:
+            return found.end()
+        if len(data) >= _HEAD_END_SPLIT:
+            self._head_tail = data[-_HEAD_END_SPLIT:]
+        else:
+            self._head_tail = (tail + data)[-_HEAD_END_SPLIT:]
+        return -1
 
     def _head_received(self, head: bytes) -> None:
         """

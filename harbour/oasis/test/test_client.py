@@ -567,7 +567,7 @@ def exchange(protocol: HTTP11ClientProtocol, reads: list[bytes]) -> tuple[object
     Send a GET over C{protocol} and give it C{reads}.
 
     @return: What came of it: the status and headers (or the failure's
-        type), the body, why the body ended, the connection's state,
+        type, or L{None} if there was no answer yet), the body, why the body ended, the connection's state,
         whether it is being closed, and whether it reads (paused or not).
     """
     transport = StringTransport()
@@ -577,7 +577,9 @@ def exchange(protocol: HTTP11ClientProtocol, reads: list[bytes]) -> tuple[object
         protocol.dataReceived(data)
     body = Collected()
     head: object
-    if isinstance(answered.result, Failure):
+    if not answered.called:
+        head = None  # the connection was dropped while the head was read
+    elif isinstance(answered.result, Failure):
         head = answered.result.type
         answered.addErrback(lambda failure: None)
     else:
@@ -650,6 +652,24 @@ class HeadApartTests(SynchronousTestCase):
         self.assertEqual(
             exchange(HeadApart(), [b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 1000 + b"\r\n"])[4], False
         )
+
+    def test_head_cut_anywhere(self) -> None:
+        """
+        A head cut into two reads at any point, its blank line included,
+        with a body longer than L{MAX_HEAD_BYTES} read after it, is
+        counted only up to its blank line: the whole body arrives, and the
+        connection is kept, as over Twisted's own connection.  So is a head
+        whose lines end in LF alone, as Twisted's parser takes them.
+        """
+        body = b"x" * MAX_HEAD_BYTES
+        for line_end in (b"\r\n", b"\n"):
+            head = line_end.join([b"HTTP/1.1 200 OK", b"Content-Length: %d" % len(body), b"", b""])
+            answer = head + body
+            for cut in range(1, len(head) + 1):
+                reads = [answer[:cut], answer[cut:]]
+                ended = exchange(HeadApart(), reads)
+                self.assertEqual(ended, exchange(HTTP11ClientProtocol(), reads), (line_end, cut))
+                self.assertEqual((ended[1], ended[4]), (body, False), (line_end, cut))
 
     def test_head_alone(self) -> None:
         """
