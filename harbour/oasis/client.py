@@ -726,8 +726,9 @@ class OasisClient:
         @param limit: The largest body accepted (default: C{max_bytes}).
         @param limit_name: What errors call that limit.
         @return: A L{Deferred} firing with the body's size, or failing with
-            L{AttemptFailed} (worth retrying), L{PermanentFailure}, or
-            L{CancelledError} when cancelled.
+            L{AttemptFailed} (worth retrying), L{PermanentFailure},
+            L{StoreUnavailable} when the limiter cannot reserve the slot
+            (nothing was sent), or L{CancelledError} when cancelled.
         """
         clock = self.reactor
         yield self._slot(transfer.url)

@@ -168,8 +168,9 @@ class Outcomes:
     def after_failure(self, task: Task, failure: Failure) -> Deferred[None]:
         """
         End an attempt at C{task} whose download failed with C{failure}:
-        failed for good, given back to be tried again, or (harbour
-        stopping) given back at once.
+        failed for good, given back to be tried again, given back at once
+        (harbour stopping), or given back using no attempt (the limiter
+        could not reserve a slot, Redis away, so nothing was sent).
 
         @raise LostClaim: if the claim is no longer held.
         """
@@ -179,6 +180,15 @@ class Outcomes:
             return self.retry(task, str(failure.value), cast(AttemptFailed, failure.value).retry_after)
         if failure.check(CancelledError) and not self.context.running:
             return self.release(task, 0.0, "harbour stopped mid-download")
+        if failure.check(StoreUnavailable):
+            # The limiter could not reserve a politeness slot, so nothing
+            # was sent: an outage, not OASIS's answer, and no attempt is
+            # used.  The release rides out the outage as every outcome
+            # does; should harbour stop first, the lease brings the task
+            # back.
+            return self.recheck(
+                task, self._backoff_of(task), f"no politeness slot: {failure.getErrorMessage()}"
+            )
         # A Failure of an exception always has its type.
         kind = cast("type[BaseException]", failure.type)
         return self.retry(task, failure.getErrorMessage() or kind.__name__, None)
@@ -194,12 +204,7 @@ class Outcomes:
         if task.attempts >= self.context.work.max_attempts:
             yield self.conclude(task, FAILED, error=f"{error} (after {task.attempts} attempts)")
             return
-        delay = max(
-            pause or 0.0,
-            backoff(
-                task.attempts, self.context.work.retry_base, self.context.work.retry_cap, self.context.rng
-            ),
-        )
+        delay = max(pause or 0.0, self._backoff_of(task))
         self.log.info(
             "retrying {url} in {delay:.1f} s: {error}",
             url=task.url,
@@ -210,12 +215,19 @@ class Outcomes:
         yield self.release(task, delay, error)
         self._retried(task, delay, error, counted=True)
 
+    def _backoff_of(self, task: Task) -> float:
+        """
+        @return: The backoff, jittered, after C{task}'s current attempt.
+        """
+        work = self.context.work
+        return backoff(task.attempts, work.retry_base, work.retry_cap, self.context.rng)
+
     @inlineCallbacks
     def recheck(self, task: Task, delay: float, error: str) -> Generator[Deferred[Any], Any, None]:
         """
         Give C{task} back to be asked again in C{delay} seconds, using no
-        attempt: OASIS had no data for its window yet, and may publish it
-        late.
+        attempt: nothing counts against it (OASIS had no data for its
+        window yet, and may publish it late; or no request was sent).
 
         @raise LostClaim: if the claim is no longer held.
         """

@@ -265,16 +265,23 @@ class Harness:
 class RecordingLimiter:
     """
     A limiter that records every reservation it passes on.
+
+    @ivar outages: How many reservations, the first, fail as if Redis were
+        away instead of being passed on.
     """
 
     limiter: ILimiter = attr.ib()
     reservations: list[tuple[str, float]] = attr.ib(factory=list)
+    outages: int = attr.ib(default=0)
 
     def reserve(self, host: str, interval: float) -> Deferred[float]:
         """
         See L{ILimiter.reserve}.
         """
         self.reservations.append((host, interval))
+        if self.outages:
+            self.outages -= 1
+            return fail(StoreUnavailable("Redis is away"))
         return self.limiter.reserve(host, interval)
 
 
@@ -670,6 +677,22 @@ class DownloadTests(TestCase):
         self.assertEqual({t.state for t in tasks}, {DOWNLOADED})
         host = urlsplit(harness.base_url).netloc
         self.assertEqual(limiter.reservations, [(host, 0.05)] * len(harness.simulator.requests))
+
+    async def test_slotOutageUsesNoAttempt(self) -> None:
+        """
+        A politeness slot that cannot be reserved (Redis away) sends no
+        request, and gives the task back without using an attempt: with
+        one attempt allowed, the task is still downloaded once Redis
+        answers.
+        """
+        harness = Harness(self, min_request_interval=0.01, max_attempts=1)
+        harness.service.client.limiter = RecordingLimiter(MemoryLimiter(harness.reactor), outages=1)
+        [task] = await harness.run(LMP, end="2025-01-10")
+        self.assertEqual((task.state, task.attempts), (DOWNLOADED, 1))
+        self.assertEqual(len(harness.simulator.requests), 1)
+        [retried] = harness.retried
+        self.assertEqual(retried.payload["counted"], False)
+        self.assertIn("no politeness slot: Redis is away", retried.payload["error"])
 
     async def test_slotFreedOnceDownloaded(self) -> None:
         """
