@@ -553,17 +553,43 @@ class ITaskStore(Interface):
 
 class ILimiter(Interface):
     """
-    Spaces request starts to one host across every worker that shares it.
+    Spaces request starts to one host across every worker that shares it,
+    and holds the host back for a throttle's wait.
     """
 
     def reserve(host: str, interval: float) -> Deferred[float]:
         """
         Reserve the next start slot for C{host}, at least C{interval}
-        seconds after the previous one.  With no rule (C{interval} not
-        positive) there is no wait, and nothing is reserved: callers need
-        not ask.
+        seconds after the previous one, and not before a hold of the host
+        (L{hold}) ends.  With no rule (C{interval} not positive) there is
+        no wait, and nothing is reserved: callers need not ask.
 
-        @return: A Deferred firing with the seconds to wait before starting.
+        @return: A Deferred firing with the seconds to wait before
+            starting; a wait that is not 0 ends with L{confirm}.
+        """
+
+    def confirm(host: str, interval: float) -> Deferred[float]:
+        """
+        At the time of a slot reserved earlier, and waited for: say whether
+        the request may start now, or must wait for a hold of C{host}
+        begun since it was reserved.  If so, the next slot after the hold
+        is reserved for it, under a rule of C{interval}, as L{reserve}
+        would, so that the requests held start one interval apart once it
+        ends, not all at once.
+
+        @return: A Deferred firing with 0 (start now), or the seconds to
+            wait for the new slot, which ends with L{confirm} in turn.
+        """
+
+    def hold(host: str, seconds: float) -> Deferred[None]:
+        """
+        Start no request to C{host}, by any worker sharing the limiter,
+        for C{seconds} from now (a throttle's wait): slots reserved
+        meanwhile come after it, and slots reserved before it are not
+        confirmed until it is over.  A hold that ends sooner than one in
+        force changes nothing.
+
+        @return: A Deferred firing once the hold is recorded.
         """
 
 

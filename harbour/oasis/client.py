@@ -11,9 +11,9 @@ L{OasisClient.fetch} ends the request at whatever stage it is.
 
 OASIS throttles with HTTP 429 and an HTML page that says how long to wait
 instead of a C{Retry-After} ("Please retry your request after 5 seconds"):
-the attempt then carries that wait, at least 5 s, and the host's next
-politeness slot moves back by as much, so that no worker sharing the
-limiter asks again sooner.
+the attempt then carries that wait, at least 5 s, and the limiter holds
+the host back as long, so that no worker sharing it asks again sooner,
+not even one whose slot was reserved before the throttle came.
 """
 
 from __future__ import annotations
@@ -797,11 +797,13 @@ class OasisClient:
     def _reserved_slot(self, host: str, interval: float) -> Generator[Deferred[Any], Any, None]:
         """
         Reserve the next slot of C{host} under a rule of C{interval}, and
-        wait for it.
+        wait for it; should a throttle hold the host back meanwhile, wait
+        for a slot after it.
         """
         wait = yield _shielded(self.limiter.reserve(host, interval))
-        if wait > 0:
+        while wait > 0:
             yield deferLater(self.reactor, wait, lambda: None)
+            wait = yield _shielded(self.limiter.confirm(host, interval))
 
     def _redirect_slot(self, uri: bytes) -> Deferred[None]:
         return self._slot(uri.decode("ascii"))
@@ -847,7 +849,7 @@ class OasisClient:
         @return: A L{Deferred} firing with the L{AttemptFailed} to raise,
             carrying the wait asked for: C{Retry-After}, or for a 429
             without it the wait its page names (at least 5 s).  After a 429
-            the host's next politeness slot is pushed back by that wait too.
+            the limiter holds the host back for that wait too.
         """
         pause = retry_after(response.headers.getRawHeaders(b"retry-after", [None])[0], self.reactor.seconds())
         if response.code != TOO_MANY_REQUESTS:
@@ -858,15 +860,13 @@ class OasisClient:
         else:
             response.deliverBody(_Discard())
         # The throttle answers the pace of every request from this host, not
-        # this one request: a slot reserved for the whole wait keeps every
-        # worker sharing the limiter off until it is over.  (This reserves
-        # after any slots already handed out, so the wait may come on top
-        # of them: later rather than too soon.)
+        # this one request: the hold keeps every worker sharing the limiter
+        # off until it is over, those already waiting for a slot included.
         # Every worker waits at most as long as a page is believed for; this
         # task's own retry waits the whole of what the header said.
         shared = min(pause, THROTTLE_PAUSE_MOST)
         with contextlib.suppress(StoreUnavailable):  # Redis away: the task's own retry still waits
-            yield _shielded(self.limiter.reserve(host, shared))
+            yield _shielded(self.limiter.hold(host, shared))
         return AttemptFailed(f"HTTP 429: throttled, retry after {pause:g} s", pause)
 
     def _head(self, response: IResponse, size: int) -> Deferred[bytes]:

@@ -8,6 +8,12 @@ successive slots.  A request starts on its slot whether or not earlier ones
 are still streaming.  Slots are times on Redis's clock (C{TIME}, read in
 the script), so the hosts need not agree on theirs: each is told only how
 long to wait.
+
+A throttle (HTTP 429) holds the host back for its wait: the hold is kept
+beside the slots, so slots reserved during it come after it, and a worker
+whose slot, reserved before it, comes round while it lasts is told to wait
+for a new slot after it (L{ILimiter.confirm}): the slots already handed out
+do not let requests through the throttle.
 """
 
 from __future__ import annotations
@@ -23,18 +29,39 @@ from zope.interface import implementer
 from harbour.interfaces import ILimiter, IRedis
 from harbour.store.scripts import clock_argument, follows_redis_time
 
+#: Reserve the next slot (KEYS: the slot's key, the hold's); with ARGV[3]
+#: set, only if the host is held (a confirmation), else answer 0.
 RESERVE = """
-local key, now, interval = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+local key, held, now, interval = KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2])
 if not now then
   local time = redis.call('TIME')
   now = tonumber(time[1]) + tonumber(time[2]) / 1000000
 end
+local hold = tonumber(redis.call('GET', held) or '0')
+if ARGV[3] == '1' and hold <= now then return '0' end
 local slot = tonumber(redis.call('GET', key) or '0')
 if slot < now then slot = now end
+if slot < hold then slot = hold end
 -- %.17g: Lua's tostring keeps 14 digits, a tenth of a millisecond today.
 local ttl = math.ceil((slot - now + interval) * 1000) + 60000
 redis.call('SET', key, string.format('%.17g', slot + interval), 'PX', ttl)
 return string.format('%.17g', slot - now)
+"""
+
+#: Hold a host back (KEYS: the hold's key) for ARGV[2] seconds, unless a
+#: hold in force ends later.
+HOLD = """
+local key, now, seconds = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+if not now then
+  local time = redis.call('TIME')
+  now = tonumber(time[1]) + tonumber(time[2]) / 1000000
+end
+local hold = tonumber(redis.call('GET', key) or '0')
+if now + seconds > hold then
+  local ttl = math.ceil(seconds * 1000) + 60000
+  redis.call('SET', key, string.format('%.17g', now + seconds), 'PX', ttl)
+end
+return 1
 """
 
 
@@ -42,7 +69,8 @@ return string.format('%.17g', slot - now)
 @attr.s(eq=False)
 class RedisLimiter:
     """
-    Start slots kept in Redis, under the store's prefix (C{P slot:<host>}).
+    Start slots kept in Redis, under the store's prefix (C{P slot:<host>}),
+    and holds beside them (C{P hold:<host>}).
 
     @ivar server_time: Whether slots are on Redis's clock rather than
         C{clock}'s: by default, unless C{clock} is a test's L{Clock}.
@@ -55,27 +83,50 @@ class RedisLimiter:
         default=attr.Factory(lambda self: follows_redis_time(self.clock), takes_self=True), kw_only=True
     )
 
-    @inlineCallbacks
-    def reserve(self, host: str, interval: float) -> Generator[Deferred[Any], Any, float]:
+    def reserve(self, host: str, interval: float) -> Deferred[float]:
         """
         See L{ILimiter.reserve}.
         """
+        return self._reserve(host, interval, confirming=False)
+
+    def confirm(self, host: str, interval: float) -> Deferred[float]:
+        """
+        See L{ILimiter.confirm}.
+        """
+        return self._reserve(host, interval, confirming=True)
+
+    @inlineCallbacks
+    def _reserve(self, host: str, interval: float, confirming: bool) -> Generator[Deferred[Any], Any, float]:
         if interval <= 0:
             return 0.0
-        now = clock_argument(None if self.server_time else self.clock.seconds())
-        wait = yield self.redis.eval(RESERVE, [self.prefix + "slot:" + host], [now, repr(interval)])
+        keys = [self.prefix + "slot:" + host, self.prefix + "hold:" + host]
+        wait = yield self.redis.eval(RESERVE, keys, [self._now(), repr(interval), "1" if confirming else ""])
         return float(wait)
+
+    @inlineCallbacks
+    def hold(self, host: str, seconds: float) -> Generator[Deferred[Any], Any, None]:
+        """
+        See L{ILimiter.hold}.
+        """
+        yield self.redis.eval(HOLD, [self.prefix + "hold:" + host], [self._now(), repr(seconds)])
+
+    def _now(self) -> str:
+        """
+        @return: The time the scripts are to use (see L{clock_argument}).
+        """
+        return clock_argument(None if self.server_time else self.clock.seconds())
 
 
 @implementer(ILimiter)
 @attr.s(eq=False)
 class MemoryLimiter:
     """
-    Start slots kept in memory: for one process, and for tests.
+    Start slots and holds kept in memory: for one process, and for tests.
     """
 
     clock: IReactorTime = attr.ib()
     _slots: dict[str, float] = attr.ib(factory=dict, init=False)
+    _holds: dict[str, float] = attr.ib(factory=dict, init=False)
 
     def reserve(self, host: str, interval: float) -> Deferred[float]:
         """
@@ -84,6 +135,21 @@ class MemoryLimiter:
         if interval <= 0:
             return succeed(0.0)  # no rule for this host: no wait, as in Redis
         now = self.clock.seconds()
-        slot = max(now, self._slots.get(host, 0.0))
+        slot = max(now, self._slots.get(host, 0.0), self._holds.get(host, 0.0))
         self._slots[host] = slot + interval
         return succeed(slot - now)
+
+    def confirm(self, host: str, interval: float) -> Deferred[float]:
+        """
+        See L{ILimiter.confirm}.
+        """
+        if self._holds.get(host, 0.0) <= self.clock.seconds():
+            return succeed(0.0)
+        return self.reserve(host, interval)
+
+    def hold(self, host: str, seconds: float) -> Deferred[None]:
+        """
+        See L{ILimiter.hold}.
+        """
+        self._holds[host] = max(self._holds.get(host, 0.0), self.clock.seconds() + seconds)
+        return succeed(None)

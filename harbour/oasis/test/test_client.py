@@ -127,6 +127,42 @@ class Scripted(Resource):
         return NOT_DONE_YET
 
 
+class Unanswered(Resource):
+    """
+    Leaves each request unanswered until told what to answer.
+
+    @ivar times: When each request came, by the clock given.
+    """
+
+    isLeaf = True
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.times: list[float] = []
+        self._waiting: list[Request] = []
+
+    def render_GET(self, request: Request) -> int:
+        """
+        Keep the request for L{answer}.
+        """
+        self.times.append(self.clock.seconds())
+        self._waiting.append(request)
+        return NOT_DONE_YET
+
+    def answer(self, answer: Answer) -> None:
+        """
+        Answer every request waiting with C{answer}.
+        """
+        waiting, self._waiting = self._waiting, []
+        for request in waiting:
+            request.setResponseCode(answer.code)
+            for name, value in answer.headers.items():
+                request.setHeader(name, value)
+            request.write(answer.body)
+            request.finish()
+
+
 class ThrottleTests(SynchronousTestCase):
     """
     L{OasisClient.fetch} turns OASIS's throttle into an L{AttemptFailed}
@@ -159,7 +195,7 @@ class ThrottleTests(SynchronousTestCase):
         stub.flush()
         return transfer, d.addCallback(lambda size: b"".join(chunks))
 
-    def refusal(self, d: Deferred[bytes]) -> AttemptFailed:
+    def refusal(self, d: Deferred[Any]) -> AttemptFailed:
         """
         @return: The L{AttemptFailed} C{d} failed with.
         """
@@ -263,6 +299,29 @@ class ThrottleTests(SynchronousTestCase):
         self.assertEqual(first.started, NOW)
         self.assertGreaterEqual(second.started, NOW + 5)
         self.assertEqual(resource.times, [NOW, second.started])
+
+    def test_slotsHandedOutHeldBack(self) -> None:
+        """
+        Requests whose slots were reserved before the throttle came (other
+        workers, waiting for them) do not start until its 5 s are over
+        either, and then one interval apart, not all at once.
+        """
+        resource = Unanswered(self.clock)
+        client, stub = self.client(resource, interval=1.0)
+        first = client.fetch(Transfer(URL), lambda data: None)
+        waiting = [client.fetch(Transfer(URL), lambda data: None) for i in range(2)]
+        stub.flush()
+        resource.answer(throttled())
+        stub.flush()
+        self.refusal(first)
+        for ignored in range(10):
+            self.clock.advance(1.0)
+            stub.flush()
+            resource.answer(Answer(200, b"PK data"))
+            stub.flush()
+        for d in waiting:
+            self.successResultOf(d)
+        self.assertEqual([t - NOW for t in resource.times], [0.0, 5.0, 6.0])
 
     def test_otherRefusalsHoldNothing(self) -> None:
         """
@@ -460,7 +519,7 @@ class DirectClientTests(TestCase):
             reservations.append((host, interval))
             return limiter.reserve(host, interval)
 
-        limiter_seen = SimpleNamespace(reserve=reserve)
+        limiter_seen = SimpleNamespace(reserve=reserve, confirm=limiter.confirm)
         client = OasisClient(reactor, cast(Any, limiter_seen), DownloadTopic(min_request_interval=0.01))
         self.addCleanup(client.close)
         self.assertEqual(await client.get(url, 1 << 20, "the cap"), b"PK moved")

@@ -284,6 +284,18 @@ class RecordingLimiter:
             return fail(StoreUnavailable("Redis is away"))
         return self.limiter.reserve(host, interval)
 
+    def confirm(self, host: str, interval: float) -> Deferred[float]:
+        """
+        See L{ILimiter.confirm}.
+        """
+        return self.limiter.confirm(host, interval)
+
+    def hold(self, host: str, seconds: float) -> Deferred[None]:
+        """
+        See L{ILimiter.hold}.
+        """
+        return self.limiter.hold(host, seconds)
+
 
 class BombServer(Resource):
     """

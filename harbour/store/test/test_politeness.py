@@ -175,6 +175,65 @@ class LimiterBehaviourMixin(_MixinBase):
         self.assertEqual(wait, 0.0)
 
     @scenario
+    async def test_holdDelaysReservations(self) -> None:
+        """
+        Slots reserved while the host is held come after the hold, one
+        interval apart.
+        """
+        await self.limiter.hold("oasis", 5.0)
+        self.clock.advance(1.0)
+        waits = [await self.reserve(), await self.reserve()]
+        self.assertEqual(waits, [4.0, 4.0 + INTERVAL])
+
+    @scenario
+    async def test_confirmedWhenNotHeld(self) -> None:
+        """
+        A slot whose time has come, with no hold begun since it was
+        reserved, is confirmed: start now, nothing more reserved.
+        """
+        await self.reserve()
+        await self.reserve()
+        self.clock.advance(INTERVAL)
+        self.assertEqual(await self.limiter.confirm("oasis", INTERVAL), 0.0)
+        self.assertEqual(await self.reserve(), INTERVAL)
+
+    @scenario
+    async def test_heldSlotsReservedAgain(self) -> None:
+        """
+        Slots reserved before a hold began are not confirmed while it
+        lasts: each is given a new slot after it, one interval apart; once
+        the hold is over, they are.
+        """
+        for ignored in range(3):
+            await self.reserve()
+        await self.limiter.hold("oasis", 5.0)
+        self.clock.advance(INTERVAL)
+        waits = [await self.limiter.confirm("oasis", INTERVAL), await self.limiter.confirm("oasis", INTERVAL)]
+        self.assertEqual(waits, [5.0 - INTERVAL, 5.0])
+        self.clock.advance(5.0)
+        self.assertEqual(await self.limiter.confirm("oasis", INTERVAL), 0.0)
+
+    @scenario
+    async def test_shorterHoldChangesNothing(self) -> None:
+        """
+        A hold that ends sooner than the one in force does not shorten it.
+        """
+        await self.limiter.hold("oasis", 5.0)
+        await self.limiter.hold("oasis", 1.0)
+        self.assertEqual(await self.reserve(), 5.0)
+
+    @scenario
+    async def test_holdOfItsHost(self) -> None:
+        """
+        A hold keeps back its own host only.
+        """
+        await self.limiter.hold("a", 5.0)
+        await self.reserve("b")
+        self.clock.advance(INTERVAL)
+        self.assertEqual(await self.limiter.confirm("b", INTERVAL), 0.0)
+        self.assertEqual(await self.reserve("b"), 0.0)
+
+    @scenario
     async def test_presentDayClock(self) -> None:
         """
         At a present-day clock reading with a fraction of a millisecond,
@@ -246,6 +305,19 @@ class RedisLimiterTests(LimiterBehaviourMixin, TestCase):
         self.clock.advance(0.125)
         waits.append(await other.reserve("oasis", INTERVAL))
         self.assertEqual(waits, [0.0, INTERVAL, 2 * INTERVAL, 3 * INTERVAL - 0.125])
+
+    @scenario
+    async def test_holdSharedBetweenWorkers(self) -> None:
+        """
+        A hold made by one worker's limiter keeps back the slot another's
+        reserved before it.
+        """
+        other = RedisLimiter(self.redis, self.clock, self.redis.prefix)
+        await self.reserve()
+        self.assertEqual(await other.reserve("oasis", INTERVAL), INTERVAL)
+        await self.limiter.hold("oasis", 5.0)
+        self.clock.advance(INTERVAL)
+        self.assertEqual(await other.confirm("oasis", INTERVAL), 5.0 - INTERVAL)
 
     @scenario
     async def test_prefix(self) -> None:
