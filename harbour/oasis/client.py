@@ -823,7 +823,7 @@ class OasisClient:
         def progress(size: int) -> None:
             transfer.received += size
             timer.touch()
-            self._throttle(body, transfer.received, started)
+            self._throttle(body, timer, transfer.received, started)
 
         body = _Body(write, limit, limit_name, progress)
         timer = _BodyTimer(
@@ -887,15 +887,14 @@ class OasisClient:
         response.deliverBody(head)
         return head.done.addBoth(over)
 
-    def _throttle(self, body: _Body, received: int, started: float) -> None:
+    def _throttle(self, body: _Body, timer: _BodyTimer, received: int, started: float) -> None:
         cap = self.settings.max_bytes_per_second
         if not cap:
             return
-        clock = self.reactor
-        ahead = received / cap - (clock.seconds() - started)
+        ahead = received / cap - (self.reactor.seconds() - started)
         if ahead > 0.05:
             body.producer.pauseProducing()
-            clock.callLater(ahead, body.producer.resumeProducing)
+            timer.pause(ahead, body.producer.resumeProducing)
 
     def get(self, url: str, limit: int, limit_name: str) -> Deferred[bytes]:
         """
@@ -918,7 +917,8 @@ class _BodyTimer:
     time (L{touch}); the timer, when it fires, arms itself again for the
     deadline as it then stands, or ends the body.  A small answer so costs
     one timer, set and cancelled, rather than two and a reset for each
-    piece read.
+    piece read.  It also keeps the end of harbour's own pauses of the body
+    (L{pause}), which are no silence of the server's.
 
     @ivar clock: Keeps the time.
     @ivar idle: The longest silence, in seconds.
@@ -935,6 +935,7 @@ class _BodyTimer:
     _last: float = attr.ib(init=False)
     _due: float = attr.ib(init=False)
     _call: IDelayedCall | None = attr.ib(default=None, init=False)
+    _resume: IDelayedCall | None = attr.ib(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._last = self.clock.seconds()
@@ -946,9 +947,22 @@ class _BodyTimer:
 
     def touch(self) -> None:
         """
-        A byte arrived: the silence starts again.
+        A byte arrived: the silence starts again (or once a pause is over).
         """
-        self._last = self.clock.seconds()
+        self._last = max(self._last, self.clock.seconds())
+
+    def pause(self, seconds: float, resume: Callable[[], None]) -> None:
+        """
+        Harbour paused the body for C{seconds} (its rate cap): call
+        C{resume} then, unless the body is over first.  No byte can come
+        meanwhile, so the silence starts once the pause is over: a pause
+        longer than C{idle} must not end the body it paces.
+        """
+        self._last = max(self._last, self.clock.seconds() + seconds)
+        if self._resume is not None and self._resume.active():
+            # A later pause ends later: its resume is the one to keep.
+            self._resume.cancel()
+        self._resume = self.clock.callLater(seconds, resume)
 
     def _fired(self) -> None:
         self._call = None
@@ -961,11 +975,14 @@ class _BodyTimer:
 
     def stop(self) -> None:
         """
-        The body is over: no deadline is kept any longer.
+        The body is over: no deadline is kept any longer, nor a pause.
         """
         if self._call is not None:
             self._call.cancel()
             self._call = None
+        if self._resume is not None and self._resume.active():
+            self._resume.cancel()
+        self._resume = None
 
 
 def _shielded(d: Deferred[T]) -> Deferred[T]:

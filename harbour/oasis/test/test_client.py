@@ -1127,6 +1127,50 @@ class BodyTimeoutTests(SynchronousTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
+class PacedBodyTests(SynchronousTestCase):
+    """
+    L{OasisClient.fetch} under C{max_bytes_per_second} pauses the body,
+    and its own pauses are no silence of the server's.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.agent = Waiting()
+        http = DirectClient(self.clock, self.agent)
+        settings = DownloadTopic(idle_timeout=30, max_bytes_per_second=10)
+        self.client = OasisClient(self.clock, MemoryLimiter(self.clock), settings, http=http)
+        self.fetched = self.client.fetch(Transfer(URL), lambda data: None)
+        self.answer = PieceByPiece()
+        self.agent.pending[0].callback(self.answer)
+
+    def test_pauseLongerThanIdle(self) -> None:
+        """
+        A read that puts the body 100 s ahead of its cap pauses it for
+        100 s, more than C{idle_timeout}, without ending it; the silence
+        counts from the pause's end.
+        """
+        self.answer.send(b"x" * 1000)
+        self.assertEqual(self.answer.transport.producerState, "paused")
+        self.clock.advance(99.9)
+        self.assertNoResult(self.fetched)
+        self.clock.advance(0.1)
+        self.assertEqual(self.answer.transport.producerState, "producing")
+        self.clock.advance(29.9)
+        self.assertNoResult(self.fetched)
+        self.clock.advance(0.1)
+        failure = self.failureResultOf(self.fetched, AttemptFailed)
+        self.assertEqual(str(failure.value), "no data for 30 s")
+
+    def test_endWhilePaused(self) -> None:
+        """
+        A body that ends while paused leaves no call to resume it behind.
+        """
+        self.answer.send(b"x" * 1000)
+        self.answer.end()
+        self.assertEqual(self.successResultOf(self.fetched), 1000)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
 @implementer(IAgent)
 class Waiting:
     """
