@@ -30,7 +30,7 @@ from harbour.oasis.requests import UnsafeName, confined
 from harbour.services.activity import DownloadActivity
 from harbour.services.checking import AnswerCheck, judge_file
 from harbour.services.commit import GroupCommit, LeaseRanOut
-from harbour.services.files import InThread, kept_name, prepare, temporary_name, verify
+from harbour.services.files import InThread, KeptFresh, kept_name, prepare, temporary_name, verify
 from harbour.services.opening import Openings
 from harbour.services.outcomes import LostClaim, Outcomes
 from harbour.services.writeback import Writeback
@@ -139,6 +139,9 @@ class Attempts:
     """
     Carries out attempts at claimed tasks, each ending in a finish or a
     release.
+
+    @ivar temporaries: The temporary files of the attempts under way, each
+        added as its attempt names it and taken out once it is over.
     """
 
     log = Logger()
@@ -151,6 +154,7 @@ class Attempts:
     activity: DownloadActivity = attr.ib()
     in_thread: InThread = attr.ib()
     commits: GroupCommit = attr.ib()
+    temporaries: set[Path] = attr.ib(factory=set)
     outcomes: Outcomes = attr.ib(init=False)
     openings: Openings = attr.ib(init=False)
 
@@ -222,89 +226,97 @@ class Attempts:
         # parses it.
         storage = yield self.context.storage(directory)
         temporary = temporary_name(target, task.claim, self.context.rng.getrandbits(32))
-        # A worker that lives always removes its own temporary file;
-        # prepare removes idle ones of earlier claims.  A task with a hash
-        # but not downloaded is a revision: the file in place is the one it
-        # replaces.  Even a first claim's file is opened in a thread:
-        # creating a name waits on the file system's metadata updates,
-        # which other writers on the same disk may keep busy for a
-        # millisecond at a time.
-        prepared: tuple[verdicts.Verdict, int, str] | IO[bytes] | None = None
-        if task.claim == 1:
-            prepared = yield self.openings.open(target, temporary)
-        if prepared is None:
-            prepared = yield self.in_thread(
-                prepare,
-                target,
-                temporary,
-                task.claim,
-                task.sha256,
-                task.url,
-                self.context.settings.idle_timeout,
-                self.reactor.seconds(),
-            )
-        if isinstance(prepared, tuple):
-            verdict, size, digest = prepared
-            yield self.outcomes.conclude(task, DOWNLOADED, size, digest, storage=storage)
-            return
+        # Named to the janitor as this process's own until the attempt is
+        # over: an attempt waiting to commit writes nothing to it.
+        self.temporaries.add(temporary)
         try:
-            with prepared as file:
-                received, check, failure = yield self._fetch(task, file)
-            downloaded()
-            if failure is None:
-                judged = yield check.finish()
-                if judged is None:
-                    # Followed only in part: the whole file tells.
-                    judged = yield self.in_thread(judge_file, temporary)
-                digest, verdict = judged.sha256, judged.verdict
-                if verdict is None:
-                    # An answer the stream could not judge: the whole file can.
-                    verdict = yield self.in_thread(verify, temporary)
-                elif verdict.kind != verdicts.DATA:
-                    yield self._discard(temporary)
-                if verdict.kind == verdicts.DATA:
-                    keep = None
-                    # The same bytes again (a revision or a changed request
-                    # that left the answer as it was) keep no copy, but the
-                    # record must name the request now asked.
-                    if task.sha256 and digest != task.sha256 and self.context.settings.keep_revisions:
-                        keep = kept_name(target, task.revision - 1)
-                    # Only the claim's holder may put a file in place, and
-                    # only while its lease lasts: a commit may wait.
-                    if not lease.fresh(self.reactor.seconds()):
-                        yield self._hold(task, lease, lease_seconds)
-                    try:
-                        yield self.commits.commit(temporary, target, keep, task.url, digest, lease.deadline)
-                    except LeaseRanOut:
-                        raise LostClaim(task.id) from None
-        except BaseException:
-            # Nobody waits on it: harbour may be stopping, and prepare or
-            # the janitor removes what it leaves.
-            self._discard(temporary)
-            raise
-        if failure is not None:
-            yield self._discard(temporary)
-            yield self.outcomes.after_failure(task, failure)
-        elif verdict.kind == verdicts.DATA:
-            yield self.outcomes.conclude(task, DOWNLOADED, received, digest, storage=storage)
-        elif verdict.kind == verdicts.EMPTY and self.reactor.seconds() - task.window_end < RECENT:
-            # Data for a recent window may still come: ask again later,
-            # slowly, before "no data" is final.
-            self.log.info(
-                "{url}: no data yet, asking again in {hours:g} h",
-                url=task.url,
-                hours=RECHECK / 3600,
-                service="download",
-            )
-            yield self.outcomes.recheck(task, RECHECK, f"no data yet: {verdict.description}")
-        elif verdict.kind == verdicts.EMPTY:
-            yield self.outcomes.conclude(task, EMPTY, error=verdict.description)
-        elif verdict.kind in (verdicts.BAD_REQUEST, verdicts.REFUSED):
-            # A wrong request, or an answer that breaks a decompression
-            # cap: asking again would only spend OASIS's time and ours.
-            yield self.outcomes.conclude(task, FAILED, error=verdict.description)
-        else:
-            yield self.outcomes.retry(task, verdict.description, None)
+            # A worker that lives always removes its own temporary file;
+            # prepare removes idle ones of earlier claims.  A task with a hash
+            # but not downloaded is a revision: the file in place is the one it
+            # replaces.  Even a first claim's file is opened in a thread:
+            # creating a name waits on the file system's metadata updates,
+            # which other writers on the same disk may keep busy for a
+            # millisecond at a time.
+            prepared: tuple[verdicts.Verdict, int, str] | IO[bytes] | None = None
+            if task.claim == 1:
+                prepared = yield self.openings.open(target, temporary)
+            if prepared is None:
+                prepared = yield self.in_thread(
+                    prepare,
+                    target,
+                    temporary,
+                    task.claim,
+                    task.sha256,
+                    task.url,
+                    self.context.settings.idle_timeout,
+                    self.reactor.seconds(),
+                )
+            if isinstance(prepared, tuple):
+                verdict, size, digest = prepared
+                yield self.outcomes.conclude(task, DOWNLOADED, size, digest, storage=storage)
+                return
+            try:
+                with prepared as file:
+                    received, check, failure = yield self._fetch(task, file)
+                downloaded()
+                if failure is None:
+                    judged = yield check.finish()
+                    if judged is None:
+                        # Followed only in part: the whole file tells.
+                        judged = yield self.in_thread(judge_file, temporary)
+                    digest, verdict = judged.sha256, judged.verdict
+                    if verdict is None:
+                        # An answer the stream could not judge: the whole file can.
+                        verdict = yield self.in_thread(verify, temporary)
+                    elif verdict.kind != verdicts.DATA:
+                        yield self._discard(temporary)
+                    if verdict.kind == verdicts.DATA:
+                        keep = None
+                        # The same bytes again (a revision or a changed request
+                        # that left the answer as it was) keep no copy, but the
+                        # record must name the request now asked.
+                        if task.sha256 and digest != task.sha256 and self.context.settings.keep_revisions:
+                            keep = kept_name(target, task.revision - 1)
+                        # Only the claim's holder may put a file in place, and
+                        # only while its lease lasts: a commit may wait.
+                        if not lease.fresh(self.reactor.seconds()):
+                            yield self._hold(task, lease, lease_seconds)
+                        try:
+                            yield self.commits.commit(
+                                temporary, target, keep, task.url, digest, lease.deadline
+                            )
+                        except LeaseRanOut:
+                            raise LostClaim(task.id) from None
+            except BaseException:
+                # Nobody waits on it: harbour may be stopping, and prepare or
+                # the janitor removes what it leaves.
+                self._discard(temporary)
+                raise
+            if failure is not None:
+                yield self._discard(temporary)
+                yield self.outcomes.after_failure(task, failure)
+            elif verdict.kind == verdicts.DATA:
+                yield self.outcomes.conclude(task, DOWNLOADED, received, digest, storage=storage)
+            elif verdict.kind == verdicts.EMPTY and self.reactor.seconds() - task.window_end < RECENT:
+                # Data for a recent window may still come: ask again later,
+                # slowly, before "no data" is final.
+                self.log.info(
+                    "{url}: no data yet, asking again in {hours:g} h",
+                    url=task.url,
+                    hours=RECHECK / 3600,
+                    service="download",
+                )
+                yield self.outcomes.recheck(task, RECHECK, f"no data yet: {verdict.description}")
+            elif verdict.kind == verdicts.EMPTY:
+                yield self.outcomes.conclude(task, EMPTY, error=verdict.description)
+            elif verdict.kind in (verdicts.BAD_REQUEST, verdicts.REFUSED):
+                # A wrong request, or an answer that breaks a decompression
+                # cap: asking again would only spend OASIS's time and ours.
+                yield self.outcomes.conclude(task, FAILED, error=verdict.description)
+            else:
+                yield self.outcomes.retry(task, verdict.description, None)
+        finally:
+            self.temporaries.discard(temporary)
 
     def _discard(self, temporary: Path) -> Deferred[None]:
         """
@@ -358,11 +370,15 @@ class Attempts:
         flight = self.activity.start(task)
         check = AnswerCheck(self.in_thread)
         writeback = Writeback(self.in_thread)
+        # Bytes come at least every idle_timeout, or the attempt ends: on
+        # disk at least every half of it, the file shows it is alive.
+        fresh = KeptFresh(self.reactor, self.context.settings.idle_timeout / 2)
 
         def write(data: bytes) -> None:
             file.write(data)
             check.feed(data)
             writeback.wrote(file, len(data))
+            fresh.wrote(file)
             self.activity.count_bytes(len(data))
 
         self.context.beat()  # the hub sees work as it starts, not only on the next heartbeat

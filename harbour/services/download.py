@@ -111,6 +111,8 @@ class DownloadService(Service):
     _heartbeat: LoopingCall | None = attr.ib(default=None, init=False)
     _janitor: LoopingCall | None = attr.ib(default=None, init=False)
     _attempts: Attempts = attr.ib(init=False)
+    # The temporary files of the attempts under way: not the janitor's.
+    _temporaries: set[Path] = attr.ib(factory=set, init=False)
     _claims: Claims = attr.ib(init=False)
     _last_beat: float = attr.ib(default=float("-inf"), init=False)
     _next_beat: IDelayedCall | None = attr.ib(default=None, init=False)
@@ -165,6 +167,7 @@ class DownloadService(Service):
             self.activity,
             self._in_thread,
             GroupCommit(self._in_thread, clock=self.reactor, interval=SYNC_INTERVAL),
+            self._temporaries,
         )
         self._subscriptions = yield gatherResults(
             [
@@ -331,13 +334,18 @@ class DownloadService(Service):
     @inlineCallbacks
     def _tidy(self) -> Generator[Deferred[Any], Any, None]:
         """
-        Remove temporary files abandoned by workers that died.
+        Remove temporary files abandoned by workers that died, never those
+        of this process's attempts under way.
         """
         if not self.directory.exists():
             return
         # Four idle deadlines: a live download would have written since.
         older_than = 4 * self.settings.idle_timeout + 60
-        removed = yield self._in_thread(remove_abandoned, self.directory, older_than, self.reactor.seconds())
+        # A copy: the thread must not read the set while attempts change it.
+        live = frozenset(self._temporaries)
+        removed = yield self._in_thread(
+            remove_abandoned, self.directory, older_than, self.reactor.seconds(), live
+        )
         if removed:
             self.log.info("removed {count} abandoned temporary files", count=removed, service="download")
 

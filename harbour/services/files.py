@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+import attr
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 
 from harbour.durability import sync_path
 from harbour.oasis import classify as verdicts
@@ -33,16 +35,22 @@ WRITE_BUFFER = 8 << 10
 InThread = Callable[..., Deferred[Any]]
 
 
-def remove_abandoned(directory: Path, older_than: float, now: float) -> int:
+def remove_abandoned(directory: Path, older_than: float, now: float, keep: Collection[Path] = ()) -> int:
     """
     In a thread: remove temporary files that no download has written to for
     C{older_than} seconds.  A live download writes at least every
-    C{idle_timeout}, so such a file belongs to a worker that died.
+    C{idle_timeout} (see L{KeptFresh}), so such a file belongs to a worker
+    that died; but an attempt waiting to commit its file writes nothing,
+    so this process's own attempts name theirs.
 
+    @param keep: The temporary files of this process's attempts under way:
+        never removed.
     @return: How many were removed.
     """
     removed = 0
     for path in directory.rglob(".*.part-*"):
+        if path in keep:
+            continue
         try:
             if now - path.stat().st_mtime > older_than:
                 path.unlink()
@@ -50,6 +58,36 @@ def remove_abandoned(directory: Path, older_than: float, now: float) -> int:
         except FileNotFoundError:
             pass
     return removed
+
+
+@attr.s(eq=False)
+class KeptFresh:
+    """
+    Flushes a download's file at least every C{every} seconds while its
+    bytes arrive: a trickle's bytes would otherwise wait in the write
+    buffer (L{WRITE_BUFFER}) for minutes, and the file's modification time
+    would show it abandoned to the janitor of every process sharing the
+    directory (L{remove_abandoned}).
+
+    @ivar clock: Tells the time.
+    @ivar every: The longest time bytes are held in the buffer, in seconds.
+    """
+
+    clock: IReactorTime = attr.ib()
+    every: float = attr.ib()
+    _due: float = attr.ib(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._due = self.clock.seconds() + self.every
+
+    def wrote(self, file: IO[bytes]) -> None:
+        """
+        Bytes were written to C{file}: flush it if it is due.
+        """
+        now = self.clock.seconds()
+        if now >= self._due:
+            file.flush()
+            self._due = now + self.every
 
 
 def verify(temporary: Path) -> verdicts.Verdict:

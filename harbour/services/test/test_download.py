@@ -706,6 +706,27 @@ class DownloadTests(TestCase):
         self.assertEqual(retried.payload["counted"], False)
         self.assertIn("no politeness slot: Redis is away", retried.payload["error"])
 
+    async def test_temporaryNamedWhileUnderWay(self) -> None:
+        """
+        An attempt names its temporary file to the janitor while it is
+        under way, and no longer once it is over.
+        """
+        harness = Harness(self)
+        seen: list[tuple[set[Path], list[Path]]] = []
+        service = harness.service
+        fetch = service.client.fetch
+
+        def watched(*args: Any, **kwargs: Any) -> Deferred[int]:
+            seen.append((set(service._temporaries), sorted(harness.data.rglob(".*.part-*"))))
+            return fetch(*args, **kwargs)
+
+        self.patch(service.client, "fetch", watched)
+        [task] = await harness.run(LMP, end="2025-01-10")
+        self.assertEqual(task.state, DOWNLOADED)
+        [(named, on_disk)] = seen
+        self.assertEqual((len(named), sorted(named)), (1, on_disk))
+        self.assertEqual(service._temporaries, set())
+
     async def test_slotFreedOnceDownloaded(self) -> None:
         """
         A worker claims its next task once its download is over, while the
@@ -991,6 +1012,33 @@ class JanitorTests(SynchronousTestCase):
         now = os.stat(young).st_mtime + 10
         self.assertEqual(remove_abandoned(root, 300, now), 1)
         self.assertEqual(sorted(p.name for p in (root / "lmp").iterdir()), [young.name, final.name])
+
+    def test_serviceKeepsItsAttemptsFiles(self) -> None:
+        """
+        The service's janitor never removes the temporary file of one of
+        its attempts under way, however old (an attempt waiting to commit,
+        or a trickle held in the write buffer, writes nothing to it).
+        """
+        now = 1_750_000_000.0
+        reactor = MemoryReactorClock()
+        reactor.advance(now)
+        service = DownloadService(
+            reactor,
+            MemoryTaskStore(reactor),
+            OasisClient(reactor, MemoryLimiter(reactor)),
+            Bus(),
+            Path(self.mktemp()),
+            DownloadTopic(),
+        )
+        directory = service.directory / "lmp"
+        directory.mkdir(parents=True)
+        live = directory / ".2025-01-01.zip.part-1-0000abcd"
+        live.write_bytes(b"x")
+        os.utime(live, (0, 0))
+        service._temporaries.add(live)
+        service._in_thread = lambda f, *args: succeed(f(*args))  # type: ignore[method-assign]
+        self.successResultOf(service._tidy())
+        self.assertEqual(list(directory.iterdir()), [live])
 
     def test_serviceTidiesByItsClock(self) -> None:
         """

@@ -11,10 +11,20 @@ import os
 import zipfile
 from pathlib import Path
 
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.oasis import classify as verdicts
-from harbour.services.files import open_fresh, prepare, record, record_path, temporary_name, verify
+from harbour.services.files import (
+    KeptFresh,
+    open_fresh,
+    prepare,
+    record,
+    record_path,
+    remove_abandoned,
+    temporary_name,
+    verify,
+)
 
 
 def data_zip() -> bytes:
@@ -227,3 +237,50 @@ class VerifyTests(SynchronousTestCase):
         self.assertEqual(verdict.kind, verdicts.RETRY_LATER)
         self.assertIn("cut short or corrupt", verdict.description)
         self.assertFalse(path.exists())
+
+
+class KeptFreshTests(SynchronousTestCase):
+    """
+    Tests for L{KeptFresh}.
+    """
+
+    def test_flushedWhenDue(self) -> None:
+        """
+        A file written to in a trickle is flushed once C{every} seconds
+        have passed since the start or the last flush, at the next write,
+        so its bytes (and its modification time) reach the disk; writes in
+        between leave the buffer alone.
+        """
+        clock = Clock()
+        path = Path(self.mktemp())
+        fresh = KeptFresh(clock, 10.0)
+        on_disk = {}
+        with open(path, "wb", buffering=1 << 10) as file:
+            for second in range(25):
+                file.write(b"x")
+                fresh.wrote(file)
+                on_disk[second] = path.stat().st_size
+                clock.advance(1.0)
+        self.assertEqual([on_disk[second] for second in (0, 9, 10, 19, 20, 24)], [0, 0, 11, 11, 21, 21])
+
+
+class RemoveAbandonedTests(SynchronousTestCase):
+    """
+    Tests for L{remove_abandoned}.
+    """
+
+    def test_liveKept(self) -> None:
+        """
+        A temporary file named as one of this process's attempts under way
+        is kept, however long nothing was written to it; another as old
+        is removed.
+        """
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        live = temporary_name(directory / "a.zip", 1, 1)
+        dead = temporary_name(directory / "b.zip", 1, 2)
+        for path in (live, dead):
+            path.write_bytes(b"x")
+            os.utime(path, (1000, 1000))
+        self.assertEqual(remove_abandoned(directory, 300, 10_000, {live}), 1)
+        self.assertEqual(list(directory.iterdir()), [live])
