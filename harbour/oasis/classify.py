@@ -33,8 +33,11 @@ import attr
 DATA = "data"
 #: OASIS has no data for this selection (code 1000): the task is done, empty.
 EMPTY = "empty"
-#: Try again later, without counting it against the report: a group zip in
-#: preparation (1015), the throttle page, or an answer that is not a whole zip.
+#: Try again later: a group zip in preparation (1015), asked for again
+#: without using an attempt for a while (see
+#: L{harbour.services.outcomes.Outcomes.in_preparation}); or the throttle
+#: page, or an answer that is not a whole zip, retried with backoff as
+#: other errors are.
 RETRY_LATER = "retry_later"
 #: The report definition is wrong: retrying cannot help.
 BAD_REQUEST = "bad_request"

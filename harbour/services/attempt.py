@@ -313,6 +313,8 @@ class Attempts:
                 # A wrong request, or an answer that breaks a decompression
                 # cap: asking again would only spend OASIS's time and ours.
                 yield self.outcomes.conclude(task, FAILED, error=verdict.description)
+            elif verdict.code == verdicts.IN_PREPARATION:
+                yield self.outcomes.in_preparation(task, verdict.description)
             else:
                 yield self.outcomes.retry(task, verdict.description, None)
         finally:

@@ -11,7 +11,9 @@ until the store answers or harbour stops.
 
 from __future__ import annotations
 
+import datetime
 import random
+import re
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -35,6 +37,37 @@ if TYPE_CHECKING:
     from harbour.services.attempt import AttemptContext
 
 _T = TypeVar("_T")
+
+
+#: How long a group zip OASIS still prepares (error 1015) is asked for
+#: again without using an attempt, from the first 1015 of an unbroken run:
+#: OASIS prepares a zip in minutes, and one it answers 1015 for longer is
+#: retried with backoff as any error, until C{max_attempts}.
+PREPARATION_UNCOUNTED = 3600.0
+
+#: How the time of the first 1015 of a run is carried from one try to the
+#: next: at the end of the task's C{last_error}, which the store keeps.
+_PREPARED_SINCE = re.compile(r" \(being prepared since (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)Z\)$")
+
+
+def prepared_since(last_error: str) -> float | None:
+    """
+    @param last_error: A task's C{last_error}, as its latest try left it.
+    @return: When the run of 1015 answers that try was part of began (a
+        POSIX time, to the second), or L{None} if that try was no 1015.
+    """
+    found = _PREPARED_SINCE.search(last_error)
+    if found is None:
+        return None
+    return datetime.datetime.fromisoformat(found.group(1)).replace(tzinfo=datetime.UTC).timestamp()
+
+
+def _since_text(since: float) -> str:
+    """
+    @return: What L{prepared_since} reads back as C{since}, to the second.
+    """
+    stamp = datetime.datetime.fromtimestamp(since, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f" (being prepared since {stamp}Z)"
 
 
 class LostClaim(Exception):
@@ -215,6 +248,37 @@ class Outcomes:
         yield self.release(task, delay, error)
         self._retried(task, delay, error, counted=True)
 
+    @inlineCallbacks
+    def in_preparation(self, task: Task, description: str) -> Generator[Deferred[Any], Any, None]:
+        """
+        Give C{task} back after OASIS answered that its group zip is still
+        being prepared (error 1015, C{description}): to be asked again
+        using no attempt, for L{PREPARATION_UNCOUNTED} seconds from the
+        first 1015 of an unbroken run, after the backoff of its current
+        attempt, at least the politeness interval, and at least half the
+        time it has been prepared so far (so that a long preparation is
+        asked about fifteen times in that hour, not hundreds); after that,
+        as any error (L{retry}).  The run's start is kept in C{last_error}.
+
+        @raise LostClaim: if the claim is no longer held.
+        """
+        now = self.reactor.seconds()
+        since = prepared_since(task.last_error)
+        if since is None:
+            since = now
+        error = description + _since_text(since)
+        if now - since >= PREPARATION_UNCOUNTED:
+            yield self.retry(task, error, None)
+            return
+        delay = max(self._backoff_of(task), self.context.settings.min_request_interval, (now - since) / 2)
+        self.log.info(
+            "{url}: OASIS is still preparing it, asking again in {delay:.1f} s",
+            url=task.url,
+            delay=delay,
+            service="download",
+        )
+        yield self.recheck(task, delay, error)
+
     def _backoff_of(self, task: Task) -> float:
         """
         @return: The backoff, jittered, after C{task}'s current attempt.
@@ -227,7 +291,8 @@ class Outcomes:
         """
         Give C{task} back to be asked again in C{delay} seconds, using no
         attempt: nothing counts against it (OASIS had no data for its
-        window yet, and may publish it late; or no request was sent).
+        window yet, and may publish it late; its group zip is still being
+        prepared; or no request was sent).
 
         @raise LostClaim: if the claim is no longer held.
         """

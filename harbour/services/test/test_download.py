@@ -20,9 +20,10 @@ from urllib.parse import urlsplit
 
 import attr
 import treq
+from treq.testing import StubTreq
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, TimeoutError, fail, succeed
-from twisted.internet.task import deferLater
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
@@ -34,23 +35,27 @@ from harbour.bus import Bus, Event
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IEvent, ILimiter
-from harbour.oasis.classify import DATA, classify
+from harbour.oasis.classify import DATA, IN_PREPARATION, classify
 from harbour.oasis.client import LONGEST_RETRY_AFTER, OasisClient, retry_after
 from harbour.oasis.requests import ReportURL, gmt, report_urls
+from harbour.oasis.test.test_classify import zipped
+from harbour.oasis.test.test_client import NOW, Context, synchronously
 from harbour.services import attempt, download
-from harbour.services.attempt import RECHECK
+from harbour.services.activity import DownloadActivity
+from harbour.services.attempt import RECHECK, Attempts
 from harbour.services.checking import AnswerCheck
+from harbour.services.commit import GroupCommit
 from harbour.services.download import DownloadService
 from harbour.services.files import is_bookkeeping, record, record_path
 from harbour.services.finishing import Finishes
-from harbour.services.outcomes import backoff
+from harbour.services.outcomes import PREPARATION_UNCOUNTED, backoff, prepared_since
 from harbour.services.storage import STORAGE_FILE, StorageIds
 from harbour.services.writeback import Writeback
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.politeness import MemoryLimiter
 from harbour.store.tasks import DOWNLOADED, DOWNLOADING, EMPTY, FAILED, PENDING, Outcome, Task
 from harbour.test.helpers import SilentHub
-from harbour.testing.simulator import Faults, OasisSimulator
+from harbour.testing.simulator import Faults, OasisSimulator, error_document
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
 #: A report definition: L{ReportTopic}'s arguments.
@@ -520,15 +525,17 @@ class DownloadTests(TestCase):
 
     async def test_groupZipPreparation(self) -> None:
         """
-        A GroupZip answered 1015 first is downloaded on a later attempt.
+        A GroupZip answered 1015 first (still being prepared) is asked for
+        again without using an attempt: with one attempt allowed, it is
+        downloaded.
         """
-        harness = Harness(self)
+        harness = Harness(self, max_attempts=1)
         [task] = await harness.run(
             {"name": "grp", "groupid": "DAM_LMP_GRP", "kind": "group_zip"}, end="2025-01-10"
         )
-        self.assertEqual((task.state, task.attempts), (DOWNLOADED, 2))
+        self.assertEqual((task.state, task.attempts), (DOWNLOADED, 1))
         [retried] = harness.retried
-        self.assertEqual((retried.payload["report"], retried.payload["attempt"]), ("grp", 1))
+        self.assertEqual((retried.payload["report"], retried.payload["counted"]), ("grp", False))
         self.assertIn("1015", retried.payload["error"])
 
     async def test_idleTimeout(self) -> None:
@@ -871,6 +878,95 @@ class DownloadTests(TestCase):
         stopped = harness.service.stopService()
         await stopped.addTimeout(10, harness.reactor)
         self.assertEqual({t.state for t in await harness.all_tasks()}, {DOWNLOADED})
+
+
+class Preparing(Resource):
+    """
+    Answers every request with OASIS's error 1015: the group zip is still
+    being prepared.
+    """
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        """
+        The 1015 answer.
+        """
+        return zipped(("e.xml", error_document(IN_PREPARATION, datetime.datetime(2025, 3, 10))))
+
+
+class PreparationTests(SynchronousTestCase):
+    """
+    A group zip OASIS keeps preparing (error 1015) is asked for again
+    without using an attempt for an hour, then as any error.
+    """
+
+    def test_uncountedForAnHour(self) -> None:
+        """
+        Each 1015 within an hour of the first is given back uncounted,
+        after at least the politeness interval and half the time prepared
+        so far, saying since when; the first one after the hour, and every
+        one after it, uses an attempt, until the task fails.
+        """
+        clock = Clock()
+        clock.advance(NOW)
+        stub = StubTreq(Preparing())
+        settings = DownloadTopic(min_request_interval=5.0)
+        work = WorkTopic(retry_base=1.0, retry_cap=10.0, max_attempts=2)
+        store = MemoryTaskStore(clock)
+        manifest = ManifestTopic(base_url="http://oasis.test/oasisapi", start="2025-03-09", end="2025-03-09")
+        report = ReportTopic(name="grp", groupid="DAM_LMP_GRP", kind="group_zip")
+        self.successResultOf(store.create(report_urls(manifest, [report], datetime.date(2025, 3, 10))))
+        attempts = Attempts(
+            Context(Path(self.mktemp()), settings, work),
+            clock,
+            store,
+            OasisClient(clock, MemoryLimiter(clock), settings, http=stub),
+            Bus(),
+            DownloadActivity(clock),
+            synchronously,
+            GroupCommit(synchronously),
+        )
+        tries: list[tuple[float, int, float]] = []
+        while True:
+            task = self.successResultOf(store.claim("tester", 300))
+            assert task is not None
+            done = attempts.run(task)
+            stub.flush()
+            if not done.called:
+                # Its politeness slot is still to come: a backoff can be shorter.
+                clock.advance(settings.min_request_interval)
+                stub.flush()
+            self.successResultOf(done)
+            after = self.successResultOf(store.get(task.id))
+            assert after is not None
+            if after.state != PENDING:
+                break
+            tries.append((clock.seconds() - NOW, after.attempts, after.not_before - clock.seconds()))
+            clock.advance(after.not_before - clock.seconds())
+        uncounted = [(at, delay) for at, used, delay in tries if used == 0]
+        self.assertEqual([used for at, used, delay in tries], [0] * len(uncounted) + [1])
+        self.assertTrue(10 <= len(uncounted) <= 20, uncounted)
+        self.assertTrue(all(delay >= max(5.0, at / 2) for at, delay in uncounted), uncounted)
+        self.assertLess(uncounted[-1][0], PREPARATION_UNCOUNTED)
+        self.assertGreaterEqual(tries[-1][0], PREPARATION_UNCOUNTED)
+        self.assertEqual((after.state, after.attempts), (FAILED, 2))
+        self.assertTrue(after.last_error.startswith("OASIS error 1015: GroupZip DownLoad is in Processing"))
+        self.assertTrue(
+            after.last_error.endswith(" (being prepared since 2025-03-10T20:00:00Z) (after 2 attempts)"),
+            after.last_error,
+        )
+
+    def test_sinceReadBack(self) -> None:
+        """
+        The time of a run's first 1015 is read back from the error its
+        latest try left, and only from a 1015's.
+        """
+        self.assertEqual(
+            prepared_since("OASIS error 1015: x (being prepared since 2025-03-10T20:00:00Z)"), NOW
+        )
+        self.assertIsNone(prepared_since("HTTP 503"))
+        self.assertIsNone(prepared_since(""))
 
 
 class PolicyTests(SynchronousTestCase):
