@@ -43,6 +43,16 @@ def _mask(password: str | None) -> str:
     return "None" if password is None else "'***'"
 
 
+def _bracketed(host: str | None) -> str | None:
+    """
+    @return: C{host} as a URL writes it: an IPv6 literal in brackets, so
+        that its colons are not taken for the port's.
+    """
+    if host is not None and ":" in host:
+        return f"[{host}]"
+    return host
+
+
 @attr.s(frozen=True, auto_attribs=True)
 class RedisAddress:
     """
@@ -149,9 +159,17 @@ class RedisAddress:
         # raises on "h1:1,h2:2"): split them here.
         sentinels = []
         for item in netloc.rpartition("@")[2].split(","):
-            host, colon, port = item.rpartition(":")
-            if not colon:
-                host, port = item, str(SENTINEL_PORT)
+            if item.startswith("["):
+                # An IPv6 literal, "[::1]:26379" or "[::1]": its own colons
+                # are no port's, and its brackets are no part of the host.
+                host, bracket, rest = item[1:].partition("]")
+                if not bracket or rest[:1] not in ("", ":"):
+                    raise ValueError(item)
+                port = rest[1:] or str(SENTINEL_PORT)
+            else:
+                host, colon, port = item.rpartition(":")
+                if not colon:
+                    host, port = item, str(SENTINEL_PORT)
             if not host or not 0 < int(port) < 65536:
                 raise ValueError(item)
             sentinels.append((host, int(port)))
@@ -275,7 +293,7 @@ class RedisAddress:
         if self.path is not None:
             return f"unix://{login}{self.path}?db={self.db}"
         if self.service is not None:
-            hosts = ",".join(f"{host}:{port}" for host, port in self.sentinels)
+            hosts = ",".join(f"{_bracketed(host)}:{port}" for host, port in self.sentinels)
             return f"redis+sentinel://{login}{hosts}/{quote(self.service, safe='')}/{self.db}"
         scheme = "rediss" if self.tls else "redis"
-        return f"{scheme}://{login}{self.host}:{self.port}/{self.db}"
+        return f"{scheme}://{login}{_bracketed(self.host)}:{self.port}/{self.db}"

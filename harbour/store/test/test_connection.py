@@ -40,6 +40,14 @@ class RedisAddressTests(SynchronousTestCase):
             RedisAddress.parse("unix:///tmp/r.sock?db=3"), RedisAddress(path="/tmp/r.sock", db=3)
         )
 
+    def test_ipv6(self) -> None:
+        """
+        A host that is an IPv6 literal is shown in brackets again, as the
+        URL wrote it.
+        """
+        address = RedisAddress.parse("redis://[::1]:7000/1")
+        self.assertEqual((address.host, str(address)), ("::1", "redis://[::1]:7000/1"))
+
     def test_bad(self) -> None:
         """
         Anything else is a configuration error naming the accepted forms,

@@ -56,6 +56,22 @@ class AddressTests(SynchronousTestCase):
         )
         self.assertEqual(RedisAddress.parse("redis+sentinel://s1:5000/svc").db, 0)
 
+    def test_ipv6(self) -> None:
+        """
+        A Sentinel at an IPv6 literal is written in brackets, with its port
+        or without; the host is the address within them, as a connection
+        needs it, and L{str} puts the brackets back.
+        """
+        address = RedisAddress.parse("redis+sentinel://[::1]:5000,[fe80::2]/svc/0")
+        self.assertEqual(address.sentinels, (("::1", 5000), ("fe80::2", 26379)))
+        self.assertEqual(str(address), "redis+sentinel://[::1]:5000,[fe80::2]:26379/svc/0")
+        for url in (
+            "redis+sentinel://[::1/svc/0",
+            "redis+sentinel://[::1]x/svc/0",
+            "redis+sentinel://[]/svc/0",
+        ):
+            self.assertRaises(ConfigurationError, RedisAddress.parse, url)
+
     def test_str(self) -> None:
         """
         The password is masked, as in the other URL forms.
