@@ -407,7 +407,11 @@ class StoreService(Service):
     def _unavailable(self, failure: Failure, issued: int) -> NoReturn:
         # Anything Redis or the connection can fail with: an error reply
         # (BUSY, LOADING, OOM, MISCONF, READONLY...) is ridden out as a
-        # lost connection is.  Other exceptions are bugs, and pass.
+        # lost connection is.  Other exceptions are bugs, and pass, as does
+        # txredisapi's InvalidData: a value this side could not encode
+        # (a lone surrogate in a text), which no retry would ever send.
+        if failure.check(txredisapi.InvalidData):
+            failure.raiseException()
         failure.trap(txredisapi.RedisError, TimeoutError)
         message = failure.getErrorMessage()
         if REFUSED in message:

@@ -11,6 +11,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import txredisapi
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
 from twisted.python.failure import Failure
@@ -246,6 +247,18 @@ class StoreTests(TestCase):
         await self.store.execute("CONFIG", "SET", "maxmemory", "0")
         await self.store.execute("SET", key, "1")
         self.assertEqual((self.store.status()["outages"], self.store.status()["outage_since"]), (1, None))
+
+    async def test_unencodableIsNoOutage(self) -> None:
+        """
+        A text that cannot be encoded (a lone surrogate, as a file name
+        read with C{surrogateescape} holds) fails with txredisapi's
+        C{InvalidData}, the bug it is, and is no outage: as one, it was
+        retried forever.
+        """
+        with self.assertRaises(txredisapi.InvalidData):
+            await self.store.execute("SET", self.store.key("k"), "/data/\udcff/x")
+        self.assertEqual(self.store.status()["outages"], 0)
+        self.assertEqual(await self.store.execute("PING"), "PONG")
 
     async def test_stopRemovesServer(self) -> None:
         """
