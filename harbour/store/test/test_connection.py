@@ -280,49 +280,74 @@ class ServerProcessTests(TestCase):
         self.reactor = reactor
         self.directory = short_directory(self) / "redis"
 
-    async def test_staleServerReplaced(self) -> None:
+    async def orphan(self, directory: Path) -> subprocess.Popen[bytes]:
         """
-        A redis-server left behind by a killed harbour (found through its
-        pid file) is stopped before a new one starts: never two at once.
+        Start a redis-server in C{directory} as an embedded one is started,
+        but not as this test's child in Twisted's eyes (as one left behind
+        by a killed harbour is not), killed after the test.
+
+        @return: The process, once it has written its pid file.
         """
-        self.directory.mkdir()
+        directory.mkdir(parents=True, exist_ok=True)
         orphan = subprocess.Popen(
             [
                 find_redis_server(),
                 "--port",
                 "0",
                 "--unixsocket",
-                str(self.directory / "redis.sock"),
+                str(directory / "redis.sock"),
                 "--pidfile",
-                str(self.directory / "redis.pid"),
+                str(directory / "redis.pid"),
                 "--dir",
-                str(self.directory),
+                str(directory),
                 "--daemonize",
                 "no",
                 "--logfile",
-                str(self.directory / "orphan.log"),
+                str(directory / "orphan.log"),
             ],
         )
 
         def kill() -> None:
             if orphan.poll() is None:
                 orphan.kill()
+                orphan.wait()
 
         self.addCleanup(kill)
         # Bounded: 500 looks 20 ms apart, ten seconds in all.
         for ignored in range(500):
-            if (self.directory / "redis.pid").exists():
-                break
+            if (directory / "redis.pid").exists():
+                return orphan
             if orphan.poll() is not None:
                 self.fail("the orphan redis-server did not start")
             await deferLater(self.reactor, 0.02)
-        else:
-            self.fail("the orphan redis-server wrote no pid file within 10 s")
+        self.fail("the orphan redis-server wrote no pid file within 10 s")
+
+    async def test_staleServerReplaced(self) -> None:
+        """
+        A redis-server left behind by a killed harbour (found through its
+        pid file) is stopped before a new one starts: never two at once.
+        """
+        orphan = await self.orphan(self.directory)
         server = RedisServerProcess(self.reactor, self.directory)
         await server.start()
         self.addCleanup(server.stop)
         self.assertIsNotNone(orphan.wait(timeout=1))
         self.assertNotEqual(server.pid, orphan.pid)
+
+    async def test_unrelatedServerSpared(self) -> None:
+        """
+        A pid file naming a redis-server that listens on another socket
+        (the pid given to another harbour's server, or a system one, since
+        the harbour that wrote the file went) leaves that server alone.
+        """
+        other = await self.orphan(self.directory.parent / "other")
+        self.directory.mkdir()
+        (self.directory / "redis.pid").write_text(f"{other.pid}\n")
+        server = RedisServerProcess(self.reactor, self.directory)
+        await server.start()
+        self.addCleanup(server.stop)
+        self.assertIsNone(other.poll())
+        self.assertNotEqual(server.pid, other.pid)
 
     async def test_lockedDirectory(self) -> None:
         """
