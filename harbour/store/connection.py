@@ -65,6 +65,11 @@ _R = TypeVar("_R")
 #: redis-server.
 RESTART_MOST = 60.0
 
+#: How long, in seconds, the embedded redis-server must have stayed up for
+#: its end to be restarted after C{restart_delay} again: one that ends
+#: sooner waits twice as long as the last, up to L{RESTART_MOST}.
+STAYED_UP = 60.0
+
 
 @implementer(IRedis, IStatusSource)
 @attr.s(eq=False)
@@ -101,6 +106,10 @@ class StoreService(Service):
     _outcome: Failure | bool | None = attr.ib(default=None, init=False)
     _waiting: list[Deferred[None]] = attr.ib(factory=list, init=False)
     _restart: IDelayedCall | None = attr.ib(default=None, init=False)
+    # When the embedded server last became ready, and the wait before
+    # restarting it should it end before STAYED_UP (None: restart_delay).
+    _server_up_at: float | None = attr.ib(default=None, init=False)
+    _crash_delay: float | None = attr.ib(default=None, init=False)
     _watch: LoopingCall | None = attr.ib(default=None, init=False)
     _was_connected: bool = attr.ib(default=False, init=False)
     _outages: Outages = attr.ib(init=False)
@@ -284,18 +293,31 @@ class StoreService(Service):
         server = self.server
         assert server is not None, "only a store with an embedded server starts one"
         yield server.start()
+        self._server_up_at = self.reactor.seconds()
         server.ended.addCallback(self._server_ended)
 
     def _server_ended(self, reason: BaseException) -> BaseException:
+        """
+        Restart the embedded server that ended: after C{restart_delay} if it
+        had stayed up L{STAYED_UP} seconds, else after twice the last wait
+        (up to L{RESTART_MOST}), so that a server that dies at each start
+        (its memory, its disk) is not restarted, and logged, every second.
+        """
         if not self.running:
             return reason
+        up_at = self._server_up_at
+        if self._crash_delay is None or up_at is None or self.reactor.seconds() - up_at >= STAYED_UP:
+            delay = self.restart_delay
+        else:
+            delay = self._crash_delay
+        self._crash_delay = min(delay * 2, RESTART_MOST)
         self.log.error(
-            "embedded redis-server exited ({reason}); restarting in {delay}s",
+            "embedded redis-server exited ({reason}); restarting in {delay:g}s",
             reason=str(reason),
-            delay=self.restart_delay,
+            delay=delay,
             service="store",
         )
-        self._restart = self.reactor.callLater(self.restart_delay, self._restart_server)
+        self._restart = self.reactor.callLater(delay, self._restart_server)
         return reason
 
     def _restart_server(self, delay: float | None = None) -> None:

@@ -10,9 +10,11 @@ import fcntl
 import os
 import subprocess
 from pathlib import Path
+from typing import cast
 
 import txredisapi
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ProcessTerminated
 from twisted.internet.task import Clock, deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -21,7 +23,7 @@ from zope.interface.verify import verifyObject
 from harbour.errors import ConfigurationError, StoreUnavailable
 from harbour.interfaces import IRedis, IStatusSource
 from harbour.store.address import RedisAddress
-from harbour.store.connection import StoreService
+from harbour.store.connection import RESTART_MOST, STAYED_UP, StoreService
 from harbour.store.server import RedisServerProcess, find_redis_server
 from harbour.test.helpers import short_directory
 
@@ -96,6 +98,62 @@ class BeforeStartTests(SynchronousTestCase):
         failure = self.failureResultOf(store.execute("PING"), StoreUnavailable)
         self.assertIn("not connected to Redis at", str(failure.value))
         self.assertEqual(store.outages, 1)
+
+
+class CrashingServer:
+    """
+    Stands for an embedded redis-server: each start succeeds at once, and
+    the test ends the server when it likes.
+
+    @ivar starts: How many times it was started.
+    """
+
+    def __init__(self) -> None:
+        self.starts = 0
+        self.ended: Deferred[BaseException] = Deferred()
+
+    def start(self) -> Deferred[None]:
+        """
+        Start at once.
+        """
+        self.starts += 1
+        self.ended = Deferred()
+        return succeed(None)
+
+
+class RestartTests(SynchronousTestCase):
+    """
+    How soon L{StoreService} restarts an embedded server that ended.
+    """
+
+    def test_crashLoopBacksOff(self) -> None:
+        """
+        A server that ends soon after each start is restarted after
+        C{restart_delay}, then twice as long each time up to
+        L{RESTART_MOST}; once one has stayed up L{STAYED_UP} seconds, its
+        end is restarted after C{restart_delay} again.  Every restart
+        waited C{restart_delay}: a server that dies at each start was
+        restarted, and logged, every second forever.
+        """
+        clock = Clock()
+        server = CrashingServer()
+        store = StoreService(clock, None, cast(RedisServerProcess, server))
+        store.running = True
+        self.successResultOf(store._start_server())
+        waits = []
+        for ignored in range(9):
+            clock.advance(0.2)
+            server.ended.callback(ProcessTerminated(signal=9))
+            [restart] = clock.getDelayedCalls()
+            waits.append(round(restart.getTime() - clock.seconds(), 6))
+            clock.advance(waits[-1])
+        self.assertEqual(waits, [1, 2, 4, 8, 16, 32, RESTART_MOST, RESTART_MOST, RESTART_MOST])
+        self.assertEqual(server.starts, 10)
+        clock.advance(STAYED_UP)
+        server.ended.callback(ProcessTerminated(signal=9))
+        [restart] = clock.getDelayedCalls()
+        self.assertEqual(round(restart.getTime() - clock.seconds(), 6), 1)
+        self.flushLoggedErrors()
 
 
 class StoreTests(TestCase):
