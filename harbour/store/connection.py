@@ -13,8 +13,10 @@ C{READONLY}: a replica after a failover; ...): it fails as
 L{StoreUnavailable}, with the reply in its message, for the callers to
 retry with backoff as they do a lost connection.  (A script Redis answers
 C{NOSCRIPT} for is loaded again, and is no outage.)  An outage is logged once,
-when it begins, and once when it ends, however many commands fail
-meanwhile (L{harbour.store.outages}); L{StoreService.status} counts them.
+when it begins, and once when it ends (nothing having failed for a few
+seconds), however many commands fail meanwhile, and however many succeed
+between them (L{harbour.store.outages}); L{StoreService.status} counts
+them.
 
 Before it is ready, the store asks Redis its version (C{INFO server}) and
 refuses one older than harbour runs on (Redis 5, see

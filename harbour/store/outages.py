@@ -1,9 +1,10 @@
 """
 A store's outages: a command that fails (no connection, an error reply, no
 reply in time) begins one, logged once and counted however many commands
-fail meanwhile; a reply to a command issued after it began ends it, logged
-with how long it lasted.  Those who wait an outage out try again with the
-same backoff (L{STORE_RETRY}, L{next_retry}).
+fail meanwhile.  It is over once Redis has answered and nothing has failed
+for L{QUIET} seconds, logged with how long it lasted (until the first
+answer after its last failure).  Those who wait an outage out try again
+with the same backoff (L{STORE_RETRY}, L{next_retry}).
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ _T = TypeVar("_T")
 STORE_RETRY = (0.05, 5.0)
 
 
+#: How long, in seconds, Redis must go without a failure for an outage to be
+#: over: a Redis that refuses only writes (C{OOM}, C{MISCONF}, C{READONLY})
+#: answers the reads in between, which are no end of it.  The longest
+#: backoff, so that whoever waits the outage out has tried again meanwhile.
+QUIET = STORE_RETRY[1]
+
+
 def next_retry(delay: float) -> float:
     """
     @return: The backoff after one of C{delay} during a store outage.
@@ -39,8 +47,10 @@ class Outages:
     @ivar reactor: Times the outages.
     @ivar where: Describes the store's Redis, for the log.
     @ivar log: Where outages are logged: the store's own log.
-    @ivar issued: Commands issued so far: a reply ends an outage only if its
-        command was issued after the outage began (older ones may still
+    @ivar quiet: How long Redis must go without a failure for an outage to
+        be over (L{QUIET}).
+    @ivar issued: Commands issued so far: only a reply to a command issued
+        after the last failure counts as an answer (older ones may still
         succeed).
     @ivar count: Outages so far.
     @ivar last_error: The last failure's message.
@@ -51,11 +61,16 @@ class Outages:
     reactor: IReactorTime = attr.ib()
     where: Callable[[], str] = attr.ib()
     log: Logger = attr.ib()
+    quiet: float = attr.ib(default=QUIET)
     issued: int = attr.ib(default=0, init=False)
     count: int = attr.ib(default=0, init=False)
     last_error: str = attr.ib(default="", init=False)
     since: float | None = attr.ib(default=None, init=False)
-    _from: int | None = attr.ib(default=None, init=False)
+    # The last failure: when, and the last command issued by then.
+    _failed_at: float = attr.ib(default=0.0, init=False)
+    _failed_after: int = attr.ib(default=0, init=False)
+    # When Redis first answered since the last failure, or None.
+    _answered_at: float | None = attr.ib(default=None, init=False)
 
     def issue(self) -> int:
         """
@@ -68,32 +83,39 @@ class Outages:
 
     def answered(self, reply: _T, issued: int) -> _T:
         """
-        Command number C{issued} was answered: the outage, if one is under
-        way and began before the command was issued, is over.
+        Command number C{issued} was answered: the outage under way, if
+        any, is over if the command was issued after its last failure and
+        nothing has failed for L{quiet} seconds.
 
         @return: C{reply}.
         """
-        if self._from is not None and issued > self._from:
+        if self.since is None or issued <= self._failed_after:
+            return reply
+        now = self.reactor.seconds()
+        if self._answered_at is None:
+            self._answered_at = now
+        if now - self._failed_at >= self.quiet:
             self.log.info(
                 "store outage over after {seconds:.1f} s: Redis at {address} answers again",
-                seconds=self.reactor.seconds() - (self.since or 0.0),
+                seconds=self._answered_at - self.since,
                 address=self.where(),
                 service="store",
             )
-            self._from = self.since = None
+            self.since = self._answered_at = None
         return reply
 
     def failed(self, message: str) -> StoreUnavailable:
         """
-        Note a failed command: the first failure of an outage is logged and
-        counted, later ones only remembered.
+        Note a failure: the first of an outage is logged and counted, later
+        ones (before it is over) only remembered.
 
         @return: The error to fail the command with.
         """
+        now = self.reactor.seconds()
         self.last_error = message
-        if self._from is None:
-            self._from = self.issued
-            self.since = self.reactor.seconds()
+        self._failed_at, self._failed_after, self._answered_at = now, self.issued, None
+        if self.since is None:
+            self.since = now
             self.count += 1
             self.log.warn("store outage: {error} (retrying until it answers)", error=message, service="store")
         return StoreUnavailable(message)
