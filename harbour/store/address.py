@@ -206,12 +206,14 @@ class RedisAddress:
 
     def refused_login(self, message: str) -> Exception:
         """
-        Explain why Redis here refused to let a connection in.
+        Explain why Redis here refused, for good, to let the store's first
+        connections in (see L{harbour.store.wire.refused_for_good}).
 
-        @param message: txredisapi's error: C{"Redis error: could not auth:
+        @param message: The pool's error: C{"Redis error: could not auth:
             <reply>"} when C{AUTH} failed, C{"... could not set dbid=N:
             <reply>"} when C{SELECT} did (C{NOAUTH} there: a password is
-            needed).  Replies never quote the password.
+            needed), C{<reply>} being C{Lost connection} if a TLS handshake
+            failed.  Replies never quote the password.
 
         @return: A L{ConfigurationError} saying so, or a L{ValueError}
             with C{message} for anything else.

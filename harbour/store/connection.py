@@ -191,6 +191,7 @@ class StoreService(Service):
             # every time it connects again too.
             username=address.username,
             password=address.password,
+            refused=self._login_refused,
         )
         connected = factory.deferred
         endpoint = address.endpoint(self.reactor, self.connect_timeout)
@@ -232,6 +233,14 @@ class StoreService(Service):
                 # Logged once by the outage.
                 yield deferLater(self.reactor, delay, lambda: None)
                 delay = min(delay * 2, 30.0)
+
+    def _login_refused(self, error: str) -> None:
+        """
+        Redis refused a login for now (C{BUSY}, C{LOADING}, its client
+        limit, no answer in time): an outage, which the pool rides out by
+        connecting again.
+        """
+        self._outages.failed(f"Redis at {self._describe()} refused a login ({error})")
 
     def _check_connection(self) -> None:
         """

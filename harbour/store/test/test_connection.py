@@ -10,12 +10,13 @@ import fcntl
 import os
 import subprocess
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import txredisapi
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ProcessTerminated
 from twisted.internet.task import Clock, deferLater
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
@@ -25,7 +26,26 @@ from harbour.interfaces import IRedis, IStatusSource
 from harbour.store.address import RedisAddress
 from harbour.store.connection import RESTART_MOST, STAYED_UP, StoreService
 from harbour.store.server import RedisServerProcess, find_redis_server
-from harbour.test.helpers import short_directory
+from harbour.test.helpers import private_redis, short_directory
+
+
+def logged_once(testcase: SynchronousTestCase, source: object, words: str) -> Deferred[None]:
+    """
+    @return: A L{Deferred} firing (in the next turn of the reactor) once
+        C{source} logs an event whose text holds C{words}.
+    """
+    from twisted.internet import reactor
+
+    seen: Deferred[None] = Deferred()
+
+    def observe(event: LogEvent) -> None:
+        if event.get("log_source") is source and words in formatEvent(event) and not seen.called:
+            reactor.callLater(0, seen.callback, None)
+
+    observer = cast(ILogObserver, observe)
+    globalLogPublisher.addObserver(observer)
+    testcase.addCleanup(globalLogPublisher.removeObserver, observer)
+    return seen
 
 
 class RedisAddressTests(SynchronousTestCase):
@@ -327,6 +347,51 @@ class StoreTests(TestCase):
         pid = self.server.pid
         await self.store.stopService()
         self.assertRaises(ProcessLookupError, os.kill, pid, 0)
+
+
+class BusyStartTests(TestCase):
+    """
+    A store starting on a Redis that answers its login with an error that
+    passes.
+    """
+
+    async def test_busyAtStart(self) -> None:
+        """
+        A Redis running a script past C{lua-time-limit} answers C{BUSY} to
+        the store's login: an outage, counted once, that the pool waits out,
+        ready once the script is killed.  The store stopped for good, and
+        the daemon with it.
+        """
+        from twisted.internet import reactor
+
+        redis = await private_redis(self)
+        assert redis.address is not None and redis.address.path is not None
+        path = redis.address.path
+        script: Any = await txredisapi.UnixConnection(path, reconnect=False)
+        self.addCleanup(script.disconnect)
+        side: Any = await txredisapi.UnixConnection(path, reconnect=False)
+        self.addCleanup(side.disconnect)
+        await side.execute_command("CONFIG", "SET", "lua-time-limit", "10")
+        running = script.eval("while true do end", [], [])
+        running.addErrback(lambda failure: None)
+        # Bounded: 500 tries 20 ms apart, ten seconds in all.
+        for ignored in range(500):
+            try:
+                await side.ping()
+            except txredisapi.ResponseError as e:
+                self.assertIn("BUSY", str(e))
+                break
+            await deferLater(reactor, 0.02)
+        store = StoreService.from_config(reactor, f"unix://{path}?db=0", short_directory(self), "busy")
+        refused = logged_once(self, store, "refused a login")
+        store.startService()
+        self.addCleanup(store.stopService)
+        await refused
+        await side.execute_command("SCRIPT", "KILL")
+        await store.when_ready()
+        self.assertEqual(await store.execute("PING"), "PONG")
+        self.assertEqual(store.outages, 1)
+        self.assertIn("BUSY", store.last_error)
 
 
 class ServerProcessTests(TestCase):
