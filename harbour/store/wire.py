@@ -7,6 +7,11 @@ Every script harbour runs names its eleven fixed keys and a few arguments
 txredisapi encodes each of them, and each of their lengths, through a
 general converter, which took a third of a small file's Redis time.
 
+The pool is quiet through an outage: each of its connections tries again
+and again, and Twisted's L{ClientService} logs every try at info, as
+txredisapi logs every dead connection it meets (L{StoreFactory}); the store
+logs the outage once instead.
+
 And a login Redis refuses is the end of the pool only when no retry can
 change the answer: a wrong or missing password, a user without the right,
 a database Redis does not have (L{LOGIN_REFUSALS}), on the pool's first
@@ -22,8 +27,10 @@ from typing import Any
 
 import txredisapi
 from OpenSSL import SSL
+from twisted.application.internet import ClientService
 from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.logger import Logger
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.logger import FilteringLogObserver, Logger, LogLevel, LogLevelFilterPredicate, globalLogPublisher
 from twisted.python.failure import Failure
 
 #: Words of the error replies to C{AUTH} or C{SELECT} that no retry changes:
@@ -134,6 +141,19 @@ class StoreProtocol(txredisapi.RedisProtocol):
         return b"".join(parts)
 
 
+class QuietClientService(ClientService):
+    """
+    Twisted's L{ClientService}, logging its warnings and errors only: not
+    each try to connect again, at info (four connections of a pool, a line
+    each every few seconds of an outage, some 1,400 lines an hour).
+    """
+
+    _log = Logger(
+        namespace="harbour.store.wire.QuietClientService",
+        observer=FilteringLogObserver(globalLogPublisher, [LogLevelFilterPredicate(LogLevel.warn)]),
+    )
+
+
 class StoreFactory(txredisapi.RedisFactory):
     """
     txredisapi's connection pool, speaking L{StoreProtocol}.
@@ -163,3 +183,29 @@ class StoreFactory(txredisapi.RedisFactory):
         """
         self._refusing = False
         super().addConnection(conn)
+
+    def delConnection(self, conn: StoreProtocol) -> None:
+        """
+        Take a lost connection out of the pool, and out of the queue
+        commands take connections from too: there, txredisapi would find it
+        dead and log so, once per lost connection.
+        """
+        super().delConnection(conn)
+        while conn in self.connectionQueue.pending:
+            self.connectionQueue.remove(conn)
+
+    def startConnecting(self, endpoint: IStreamClientEndpoint) -> None:
+        """
+        Open and keep C{poolsize} connections to C{endpoint}, as txredisapi
+        does, each through a L{QuietClientService}.
+        """
+        for ignored in range(self.poolsize):
+            slot = txredisapi._PoolSlot(self, endpoint, self.reconnect)
+            slot.service = QuietClientService(
+                endpoint,
+                txredisapi._SlotFactory(self, slot),
+                retryPolicy=slot._retryDelay,
+                prepareConnection=slot._prepareConnection,
+            )
+            self.slots.append(slot)
+            slot.start()

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import txredisapi
 from OpenSSL import SSL
-from twisted.internet.error import ConnectionDone
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+from twisted.internet.interfaces import IProtocol, IProtocolFactory, IStreamClientEndpoint
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from harbour.store.wire import StoreFactory, StoreProtocol, refused_for_good
 from harbour.test.helpers import capture_log
@@ -234,3 +237,54 @@ class LoginTests(SynchronousTestCase):
         transport, protocol = self.connect(factory, b"+OK\r\n")
         self.assertFalse(transport.disconnecting)
         self.assertIs(self.successResultOf(protocol.whenConnected()), protocol)
+
+
+@implementer(IStreamClientEndpoint)
+class RefusingEndpoint:
+    """
+    An endpoint whose every connection is refused at once.
+    """
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        """
+        Refuse.
+        """
+        return fail(ConnectionRefusedError("refused"))
+
+
+class QuietTests(SynchronousTestCase):
+    """
+    What the pool does not log.
+    """
+
+    def test_retriesQuiet(self) -> None:
+        """
+        The pool's connections try to connect again without logging each
+        try: Twisted's L{ClientService} logged one line per connection and
+        try, some 1,400 an hour through an outage.
+        """
+        logged = capture_log(self)
+        factory = StoreFactory("u", 0, 4, isLazy=True)
+        factory.startConnecting(RefusingEndpoint())
+        self.addCleanup(factory.disconnect)
+        self.assertEqual(len(factory.slots), 4)
+        self.assertEqual([line for line in logged if "retry" in line], [])
+
+    def test_lostConnectionLeavesQueue(self) -> None:
+        """
+        A lost connection leaves the queue commands take connections from
+        as it leaves the pool: txredisapi found it there with the next
+        command, and logged C{Discarding dead connection.}.
+        """
+        logged = capture_log(self)
+        factory = StoreFactory("u", 5, 1, isLazy=True, convertNumbers=False)
+        factory.deferred = None
+        protocol = factory.buildProtocol(None)
+        protocol.makeConnection(StringTransport())
+        protocol.dataReceived(b"+OK\r\n")
+        factory.addConnection(protocol)
+        self.assertEqual(factory.connectionQueue.pending, [protocol])
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual((factory.size, factory.connectionQueue.pending), (0, []))
+        self.assertNoResult(factory.getConnection(peek=True))
+        self.assertEqual([line for line in logged if "dead connection" in line], [])
