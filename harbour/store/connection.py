@@ -42,7 +42,13 @@ import attr
 import txredisapi
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IProtocol,
+    IProtocolFactory,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -198,7 +204,7 @@ class StoreService(Service):
         if isinstance(endpoint, SentinelEndpoint):
             self._sentinel = endpoint
             endpoint.master_changed = self._master_changed
-        factory.startConnecting(endpoint)
+        factory.startConnecting(_WatchedEndpoint(endpoint, self._connect_failed))
         try:
             yield connected
         except ValueError as e:
@@ -233,6 +239,15 @@ class StoreService(Service):
                 # Logged once by the outage.
                 yield deferLater(self.reactor, delay, lambda: None)
                 delay = min(delay * 2, 30.0)
+
+    def _connect_failed(self, failure: Failure) -> None:
+        """
+        A connection of the pool could not be made: an outage (the one
+        under way, if the pool is connecting again), whether or not any
+        command has failed yet, so that a Redis unreachable as the store
+        starts is said to be.
+        """
+        self._outages.failed(f"cannot connect to Redis at {self._describe()}: {failure.getErrorMessage()}")
 
     def _login_refused(self, error: str) -> None:
         """
@@ -424,10 +439,14 @@ class StoreService(Service):
         outages = self._outages
         issued = outages.issue()
         if self._factory is None or not self.connected:
-            if self.server is not None and self._outcome is None:
-                # Not an outage: the embedded server has not answered yet
-                # (if it cannot start, that is logged as such).
-                return fail(StoreUnavailable("the embedded redis-server is starting"))
+            if self._outcome is None:
+                # Not an outage: the store has not connected yet (a Status
+                # read as the daemon starts asks at once).  If the embedded
+                # server cannot start, or the pool cannot connect, that is
+                # logged as such.
+                if self.server is not None:
+                    return fail(StoreUnavailable("the embedded redis-server is starting"))
+                return fail(StoreUnavailable(f"not connected to Redis at {self.address} yet"))
             return fail(outages.failed(f"not connected to Redis at {self.address}"))
         try:
             d = command(self._factory.handler)
@@ -491,3 +510,26 @@ class StoreService(Service):
             "last_error": self._outages.last_error,
             "outage_since": self._outages.since,
         }
+
+
+@implementer(IStreamClientEndpoint)
+@attr.s(frozen=True)
+class _WatchedEndpoint:
+    """
+    An endpoint telling C{failed} of each connection it could not make
+    (but of those given up on, as the pool stops).
+    """
+
+    endpoint: IStreamClientEndpoint = attr.ib()
+    failed: Callable[[Failure], object] = attr.ib()
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        """
+        See L{IStreamClientEndpoint.connect}.
+        """
+        return self.endpoint.connect(protocolFactory).addErrback(self._failed)
+
+    def _failed(self, failure: Failure) -> Failure:
+        if not failure.check(CancelledError):
+            self.failed(failure)
+        return failure

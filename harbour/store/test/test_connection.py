@@ -26,7 +26,8 @@ from harbour.interfaces import IRedis, IStatusSource
 from harbour.store.address import RedisAddress
 from harbour.store.connection import RESTART_MOST, STAYED_UP, StoreService
 from harbour.store.server import RedisServerProcess, find_redis_server
-from harbour.test.helpers import private_redis, short_directory
+from harbour.store.test.test_auth import free_port
+from harbour.test.helpers import capture_log, private_redis, short_directory
 
 
 def logged_once(testcase: SynchronousTestCase, source: object, words: str) -> Deferred[None]:
@@ -109,15 +110,17 @@ class BeforeStartTests(SynchronousTestCase):
         self.assertEqual(str(failure.value), "the embedded redis-server is starting")
         self.assertEqual(store.outages, 0)
 
-    def test_externalUnreachableIsAnOutage(self) -> None:
+    def test_externalNotYetConnectedIsNoOutage(self) -> None:
         """
-        An external Redis not yet connected is an outage, logged once: it
-        may be down, and nothing else says so.
+        Before an external Redis has first been connected, a command fails
+        with L{StoreUnavailable} saying so, and no outage is logged or
+        counted: a Status read as the daemon started counted one on every
+        healthy start (and logged its end 0.0 s later).
         """
         store = StoreService.from_config(Clock(), "redis://127.0.0.1:1/0", Path(self.mktemp()), "t")
         failure = self.failureResultOf(store.execute("PING"), StoreUnavailable)
-        self.assertIn("not connected to Redis at", str(failure.value))
-        self.assertEqual(store.outages, 1)
+        self.assertEqual(str(failure.value), "not connected to Redis at redis://127.0.0.1:1/0 yet")
+        self.assertEqual(store.outages, 0)
 
 
 class CrashingServer:
@@ -392,6 +395,57 @@ class BusyStartTests(TestCase):
         self.assertEqual(await store.execute("PING"), "PONG")
         self.assertEqual(store.outages, 1)
         self.assertIn("BUSY", store.last_error)
+
+
+class ExternalStartTests(TestCase):
+    """
+    A store starting on an external Redis.
+    """
+
+    async def test_healthyStartNoOutage(self) -> None:
+        """
+        A command issued as the store starts (as a Status reading at the
+        daemon's start does) fails, and the store, once ready, has known no
+        outage.
+        """
+        from twisted.internet import reactor
+
+        redis = await private_redis(self)
+        assert redis.address is not None
+        logged = capture_log(self)
+        store = StoreService.from_config(
+            reactor, f"unix://{redis.address.path}?db=0", short_directory(self), "h"
+        )
+        store.startService()
+        self.addCleanup(store.stopService)
+        with self.assertRaises(StoreUnavailable):
+            await store.execute("PING")
+        await store.when_ready()
+        self.assertEqual(await store.execute("PING"), "PONG")
+        self.assertEqual((store.outages, store.status()["outage_since"]), (0, None))
+        self.assertEqual([line for line in logged if "outage" in line], [])
+
+    async def test_unreachableIsAnOutage(self) -> None:
+        """
+        An external Redis that cannot be reached as the store starts is an
+        outage, logged and counted once, though no command has been issued:
+        nothing else says it is down.
+        """
+        from twisted.internet import reactor
+
+        store = StoreService.from_config(
+            reactor, f"redis://127.0.0.1:{free_port()}/0", short_directory(self), "u"
+        )
+        logged = capture_log(self)
+        outage = logged_once(self, store, "store outage")
+        outage.addTimeout(10, reactor)
+        store.startService()
+        self.addCleanup(store.stopService)
+        await outage
+        self.assertEqual(store.outages, 1)
+        self.assertIn("cannot connect to Redis at redis://127.0.0.1:", store.last_error)
+        self.assertEqual(len([line for line in logged if "store outage" in line]), 1)
+        self.assertFalse(store.connected)
 
 
 class ServerProcessTests(TestCase):
