@@ -27,8 +27,11 @@ Where Redis is comes from L{harbour.store.address}.  With a
 C{redis+sentinel://} URL, every connection of the pool (and every
 reconnection) first asks the Sentinels where the master of the service is
 now (L{harbour.store.sentinel}): a connection to the old master is lost, or
-answers C{READONLY} once it became a replica, and the pool then drops it
-and connects again.
+answers C{READONLY} once it became a replica; the store then asks the
+Sentinels where the master is, and drops the connections to any other
+server, for the pool to connect them again.  (If the Sentinels name the
+very server that answered C{READONLY}, nothing is dropped: reconnecting
+would only meet the same answer, and the outage is waited out.)
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import attr
 import txredisapi
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks
+from twisted.internet.error import ConnectError
 from twisted.internet.interfaces import (
     IDelayedCall,
     IProtocol,
@@ -110,6 +114,9 @@ class StoreService(Service):
     # Each script's SHA1, by its text: a few scripts, known in advance.
     _script_shas: dict[str, str] = attr.ib(factory=dict, init=False)
     _sentinel: SentinelEndpoint | None = attr.ib(default=None, init=False)
+    # Whether the Sentinels are being asked where the master is, after a
+    # READONLY.
+    _finding_master: bool = attr.ib(default=False, init=False)
     _starting: Deferred[None] | None = attr.ib(default=None, init=False)
     _outcome: Failure | bool | None = attr.ib(default=None, init=False)
     _waiting: list[Deferred[None]] = attr.ib(factory=list, init=False)
@@ -298,6 +305,34 @@ class StoreService(Service):
         )
         self._drop_connections(keep=master)
 
+    def _find_master(self, sentinel: SentinelEndpoint) -> None:
+        """
+        A connection answered C{READONLY}: the server it reached is a replica
+        now (a failover the connection outlived), or the Sentinels take a
+        replica for the master.  Ask them where the master is, once at a
+        time, and drop only the connections to any other server: dropping
+        every connection had each one log in again (which also resets its
+        backoff) to meet the same C{READONLY}, a storm of reconnections.
+        """
+        if self._finding_master:
+            return
+        self._finding_master = True
+
+        def found(master: tuple[str, int]) -> None:
+            self._drop_connections(keep=master)
+
+        def unknown(failure: Failure) -> None:
+            # No Sentinel named it: the endpoint logged so.
+            failure.trap(ConnectError)
+
+        def done(result: object) -> object:
+            self._finding_master = False
+            return result
+
+        sentinel.find_master().addCallbacks(found, unknown).addBoth(done).addErrback(
+            lambda failure: self.log.failure("cannot ask the Sentinels", failure, service="store")
+        )
+
     def _drop_connections(self, keep: tuple[str, int] | None = None) -> None:
         """
         Close the pool's connections (but those to C{keep}): the pool
@@ -472,9 +507,7 @@ class StoreService(Service):
             self._outages.answered(None, issued)
             raise StoreRefused(message[message.index(REFUSED) :])
         if self._sentinel is not None and message.startswith("READONLY"):
-            # The master this pool connected to became a replica (a
-            # failover the connections outlived): ask the Sentinels again.
-            self._drop_connections()
+            self._find_master(self._sentinel)
         raise self._outages.failed(f"Redis at {self._describe()}: {message}")
 
     @inlineCallbacks

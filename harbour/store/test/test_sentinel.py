@@ -12,6 +12,7 @@ from typing import Any, cast
 import txredisapi
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectError
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -196,19 +197,82 @@ class ReconnectTests(SynchronousTestCase):
         store._master_changed(("10.0.0.2", 6379))
         self.assertEqual((old.transport.disconnecting, new.transport.disconnecting), (True, False))
 
-    def test_readOnly(self) -> None:
+    def read_only(self, store: StoreService) -> list[Deferred[tuple[str, int]]]:
         """
-        A C{READONLY} answer (the server is a replica now) fails as an
-        outage and closes every connection, for each to ask the Sentinels
-        again.
+        Have a connection of C{store} answer C{READONLY}; it fails as an
+        outage.
+
+        @return: The Sentinels' answers the store waits for, one per
+            question it asked (a Sentinel endpoint standing for them).
         """
-        store, old, new = self.store()
-        assert store.address is not None
-        store._sentinel = cast(SentinelEndpoint, store.address.endpoint(Clock(), 1.0))
+        questions: list[Deferred[tuple[str, int]]] = []
+
+        class Sentinels:
+            """
+            Stands for the store's Sentinel endpoint.
+            """
+
+            def find_master(self) -> Deferred[tuple[str, int]]:
+                """
+                A question the test answers.
+                """
+                questions.append(Deferred())
+                return questions[-1]
+
+            def describe(self) -> str:
+                """
+                The old master.
+                """
+                return "10.0.0.1:6379"
+
+        store._sentinel = cast(SentinelEndpoint, Sentinels())
         error = txredisapi.ResponseError("READONLY You can't write against a read only replica.")
         with self.assertRaises(StoreUnavailable):
             store._unavailable(Failure(error), 1)
-        self.assertEqual((old.transport.disconnecting, new.transport.disconnecting), (True, True))
+        return questions
+
+    def test_readOnlyMasterElsewhere(self) -> None:
+        """
+        A C{READONLY} answer (the server is a replica now) fails as an
+        outage, and has the store ask the Sentinels where the master is;
+        the connections to other servers are closed, for each to connect
+        to the master.
+        """
+        store, old, new = self.store()
+        [question] = self.read_only(store)
+        self.assertEqual((old.transport.disconnecting, new.transport.disconnecting), (False, False))
+        question.callback(("10.0.0.2", 6379))
+        self.assertEqual((old.transport.disconnecting, new.transport.disconnecting), (True, False))
+
+    def test_readOnlyMasterSame(self) -> None:
+        """
+        If the Sentinels name, as the master, the server that answered
+        C{READONLY} (one they take a replica for), no connection is closed:
+        the outage is waited out.  Each connection was closed, to log in
+        again at once and meet C{READONLY} again, dozens of times a minute;
+        the Sentinels are asked once at a time however many commands meet
+        C{READONLY} meanwhile.
+        """
+        store, old, new = self.store()
+        store._factory = cast(StoreFactory, Pool(old))
+        [question] = self.read_only(store)
+        error = txredisapi.ResponseError("READONLY You can't write against a read only replica.")
+        with self.assertRaises(StoreUnavailable):
+            store._unavailable(Failure(error), 2)
+        question.callback(("10.0.0.1", 6379))
+        self.assertFalse(old.transport.disconnecting)
+        self.assertEqual(store.outages, 1)
+
+    def test_readOnlyMasterUnknown(self) -> None:
+        """
+        If no Sentinel names a master, no connection is closed, and the
+        Sentinels are asked again at the next C{READONLY}.
+        """
+        store, old, new = self.store()
+        [question] = self.read_only(store)
+        question.errback(ConnectError(string="no Sentinel named the master"))
+        self.assertEqual((old.transport.disconnecting, new.transport.disconnecting), (False, False))
+        self.assertEqual(len(self.read_only(store)), 1)
 
 
 class RecordingBus(Bus):
