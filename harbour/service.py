@@ -431,7 +431,9 @@ def _foundation(
     """
     data_dir = Path(options["data-dir"])
     data_dir.mkdir(parents=True, exist_ok=True)
-    store = StoreService.from_config(reactor, options["redis"], data_dir, options["prefix"], bus)
+    # Only a hub holds the lease on its Redis and prefix: workers share it.
+    hub = options["role"] != "worker"
+    store = StoreService.from_config(reactor, options["redis"], data_dir, options["prefix"], bus, hub)
     return (
         HarbourService(reactor),
         data_dir,
@@ -443,12 +445,14 @@ def _foundation(
 def _adopt(root: HarbourService, children: list[tuple[str, IService]], store: StoreService) -> HarbourService:
     """
     Name and add the children in start order; nothing works without the
-    store, so the process stops if it cannot start.
+    store, so the process stops if it cannot start, or if another hub
+    takes this hub's lease on it.
     """
     for name, child in children:
         child.setName(name)
         child.setServiceParent(root)
     store.when_ready().addErrback(root.fatal)
+    store.when_lease_lost().addErrback(root.fatal)
     return root
 
 

@@ -21,7 +21,9 @@ them.
 Before it is ready, the store asks Redis its version (C{INFO server}) and
 refuses one older than harbour runs on (Redis 5, see
 L{harbour.store.version}) with a L{ConfigurationError}: a fatal start-up
-problem, as a refused password is.
+problem, as a refused password is.  A hub's store on an external Redis
+also takes the lease on its Redis and prefix first (L{harbour.store.lease}):
+a second hub there refuses to start.
 
 Where Redis is comes from L{harbour.store.address}.  With a
 C{redis+sentinel://} URL, every connection of the pool (and every
@@ -63,6 +65,7 @@ from harbour.interfaces import IBus, IRedis, IStatusSource
 from harbour.store.address import RedisAddress
 from harbour.store.cluster import check_cluster
 from harbour.store.keys import legacy_prefix, tagged_prefix
+from harbour.store.lease import HubLease
 from harbour.store.migrate import KeyMigration
 from harbour.store.outages import Outages
 from harbour.store.scripts import REFUSED
@@ -95,6 +98,10 @@ class StoreService(Service):
     @ivar legacy_prefix: The prefix of this harbour's keys before hash
         tags, moved under C{prefix} as the store starts (see
         L{harbour.store.migrate}); L{None}: nothing to move.
+    @ivar hub: Whether this is a hub's store, which holds the lease on its
+        Redis and prefix (L{harbour.store.lease}), unless its Redis is
+        embedded; a worker's is not.
+    @ivar lease: The lease a hub's store on an external Redis holds.
     """
 
     log = Logger()
@@ -110,6 +117,8 @@ class StoreService(Service):
     restart_delay: float = attr.ib(default=1.0)
     bus: IBus | None = attr.ib(default=None)
     watch_interval: float = attr.ib(default=0.5)
+    hub: bool = attr.ib(default=False, kw_only=True)
+    lease: HubLease | None = attr.ib(default=None, init=False)
     _factory: txredisapi.RedisFactory | None = attr.ib(default=None, init=False)
     # Each script's SHA1, by its text: a few scripts, known in advance.
     _script_shas: dict[str, str] = attr.ib(factory=dict, init=False)
@@ -131,6 +140,10 @@ class StoreService(Service):
 
     def __attrs_post_init__(self) -> None:
         self._outages = Outages(self.reactor, lambda: str(self.address), self.log)
+        if self.hub and self.server is None:
+            self.lease = HubLease(
+                self.reactor, self, self.prefix + "hub", self.prefix, self._describe, self.log
+            )
 
     @property
     def outages(self) -> int:
@@ -154,6 +167,7 @@ class StoreService(Service):
         data_dir: Path,
         prefix: str = "harbour",
         bus: IBus | None = None,
+        hub: bool = False,
     ) -> StoreService:
         """
         Use C{redis_url}, or an embedded server in C{<data_dir>/redis}.
@@ -165,10 +179,11 @@ class StoreService(Service):
             (see L{harbour.store.keys.tagged_prefix}); those of an older
             version, under C{prefix:}, are moved there as the store starts.
         @param bus: Where to announce the connection lost and back.
+        @param hub: Whether this is a hub's store (see L{StoreService.hub}).
         @raise ValueError: for a prefix that cannot carry a hash tag.
         """
         tagged, legacy = tagged_prefix(prefix), legacy_prefix(prefix)
-        options: dict[str, Any] = {"prefix": tagged, "bus": bus, "legacy_prefix": legacy}
+        options: dict[str, Any] = {"prefix": tagged, "bus": bus, "legacy_prefix": legacy, "hub": hub}
         if isinstance(redis_url, RedisAddress):
             return cls(reactor, redis_url, **options)
         if redis_url:
@@ -224,6 +239,11 @@ class StoreService(Service):
         if self.legacy_prefix is not None and not clustered:
             legacy = self.legacy_prefix
             yield self._ride_out(lambda: KeyMigration(self, legacy, self.prefix).run())
+        if self.lease is not None:
+            # Before the store is ready: no service writes until this hub
+            # is the only one.
+            yield self.lease.acquire()
+            self.lease.start()
         self.log.info("store ready: Redis at {address}", address=self._describe(), service="store")
         self._was_connected = True
         self._watch = LoopingCall(self._check_connection)
@@ -430,6 +450,16 @@ class StoreService(Service):
             self._notify(d)
         return d
 
+    def when_lease_lost(self) -> Deferred[None]:
+        """
+        @return: A L{Deferred} failing with a L{ConfigurationError} if
+            another hub takes this hub's lease (see L{harbour.store.lease});
+            it never fires otherwise.
+        """
+        if self.lease is None:
+            return Deferred()
+        return self.lease.when_lost()
+
     @property
     def connected(self) -> bool:
         """
@@ -524,6 +554,10 @@ class StoreService(Service):
             self._restart = None
         if self._starting is not None and not self._starting.called:
             self._starting.cancel()
+        if self.lease is not None:
+            self.lease.stop()
+            if self.connected:
+                yield self.lease.give_up()
         if self._factory is not None:
             yield self._factory.disconnect()
         if self.server is not None:
@@ -542,6 +576,7 @@ class StoreService(Service):
             "outages": self._outages.count,
             "last_error": self._outages.last_error,
             "outage_since": self._outages.since,
+            "lease": self.lease.owner if self.lease is not None and self.lease.held else None,
         }
 
 

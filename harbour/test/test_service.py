@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import Logger, jsonFileLogObserver
 from twisted.python import usage
@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from harbour.errors import ConfigurationError
 from harbour.service import HarbourService, Options, build, options_from_environment
 from harbour.services.sweeping import LeaseSweeper
+from harbour.test.helpers import capture_log
 
 
 class OptionsTests(SynchronousTestCase):
@@ -146,6 +147,51 @@ class OptionsTests(SynchronousTestCase):
         self.assertIsInstance(sweeper, LeaseSweeper)
         self.assertIs(sweeper.bus, hub.getServiceNamed("bus"))
         self.assertIs(sweeper.store, hub.getServiceNamed("download").store)
+
+    def test_onlyHubLeases(self) -> None:
+        """
+        A hub's store on an external Redis holds the lease on its Redis and
+        prefix; a worker's does not, nor does a hub's on its embedded
+        Redis (its data directory's lock keeps others out).
+        """
+        token = Path(self.mktemp())
+        token.write_text("secret\n")
+        reactor: Any = MemoryReactorClock()
+        common = ["--redis=redis://127.0.0.1:1/0", f"--token-file={token}"]
+        hub = build(reactor, self.parse(f"--data-dir={self.mktemp()}", *common))
+        worker = build(
+            reactor,
+            self.parse("--role=worker", "--hub=tcp:127.0.0.1:1", f"--data-dir={self.mktemp()}", *common),
+        )
+        embedded = build(reactor, self.parse(f"--data-dir={self.mktemp()}"))
+        self.assertIsNotNone(hub.getServiceNamed("store").lease)
+        self.assertIsNone(worker.getServiceNamed("store").lease)
+        self.assertIsNone(embedded.getServiceNamed("store").lease)
+
+    def test_leaseLostStops(self) -> None:
+        """
+        A hub whose lease another hub took stops, saying why.
+        """
+        reactor: Any = MemoryReactorClock()
+        hub = build(reactor, self.parse(f"--data-dir={self.mktemp()}", "--redis=redis://127.0.0.1:1/0"))
+        lease = hub.getServiceNamed("store").lease
+
+        class Taken:
+            """
+            A Redis where another hub holds the lease.
+            """
+
+            def eval(self, *args: object) -> Deferred[list[object]]:
+                """
+                The other hub's name, and its lease's time left.
+                """
+                return succeed(["other hub", 30000])
+
+        lease.redis = Taken()
+        logged = capture_log(self)
+        lease._renew()
+        self.assertIn("harbour cannot run: another harbour hub (other hub)", "\n".join(logged))
+        self.assertEqual(len(reactor.whenRunningHooks), 1)
 
     def test_environment(self) -> None:
         """
