@@ -15,7 +15,9 @@ reports' file replaced by a link to nothing or emptied, the manifest's start
 put after its end; the good files back after each), its redis-server made to answer C{BUSY} (a Lua
 script spinning past C{lua-time-limit}) and C{OOM} (C{maxmemory 1} for a few
 seconds), every connection to it dropped and it then stalled past the
-reply timeout (C{DEBUG SLEEP}) while they log in again, a hostile
+reply timeout (C{DEBUG SLEEP}) while they log in again, the worker
+started again while Redis answers C{BUSY} (it must connect once Redis lets
+it in, not exit), a hostile
 C{harbourctl publish} of the C{download} and
 C{reports} topics (it must be refused and change nothing), strangers on
 the control port and on the status page that send requests and read no
@@ -143,6 +145,10 @@ return 1
 #: How long a Redis C{BUSY} or C{OOM} outage lasts, in seconds: longer than
 #: several claims and renewals, shorter than a lease (5 s).
 REDIS_OUTAGE = 2.0
+
+#: How long Redis answers C{BUSY} while a worker starts, in seconds: past
+#: the time a worker takes to start and reach Redis (about 2 s).
+BUSY_AT_START = 6.0
 
 #: How long Redis is kept from answering at all, in seconds: longer than
 #: the daemon's reply timeout (5 s), so that its logins on the way back
@@ -567,6 +573,25 @@ class Soak:
             side.disconnect()
         await self.seen_by_harbour("BUSY")
 
+    async def worker_start_busy(self) -> None:
+        """
+        Stop the worker and start it again while Redis answers C{BUSY} (a
+        script running for L{BUSY_AT_START} seconds): its store must ride
+        the refusal of its logins out and connect once Redis lets it in,
+        not take it for a wrong configuration and exit.
+        """
+        await self.end_worker("TERM")
+        side = await self.redis_side()
+        try:
+            await side.execute_command("CONFIG", "SET", "lua-time-limit", "50")
+            busy = side.eval(BUSY_SCRIPT, [], [str(int(BUSY_AT_START * 1000))])
+            await self.start_worker()
+            await busy
+        finally:
+            side.disconnect()
+        seen = "BUSY" in self.worker.output()
+        self.redis_replies["BUSY " + ("seen" if seen else "NOT seen") + " by a starting worker"] += 1
+
     async def redis_stall(self) -> None:
         """
         Drop every connection to Redis (harbour's and the worker's), then
@@ -912,6 +937,7 @@ class Soak:
             ("a stranger on the status page, reading no answers", self.page_strangers),
             ("redis OOM (maxmemory 1)", self.redis_oom),
             ("redis connections dropped, then stalled past the reply timeout", self.redis_stall),
+            ("worker started while redis answers BUSY", self.worker_start_busy),
             ("kill -9 harbour", self.kill_harbour),
             ("kill -9 the worker", self.kill_worker),
             ("downloads paused on the hub, then resumed", self.pause_fleet),
