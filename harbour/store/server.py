@@ -241,7 +241,7 @@ class RedisServerProcess:
 
     @inlineCallbacks
     def _stop_stale(self) -> Generator[Deferred[Any], Any, None]:
-        pid = _stale_server_pid(self.pidfile, self.socket)
+        pid = _stale_server_pid(self.pidfile, self.directory)
         if pid is None:
             return
         self.log.warn(
@@ -301,13 +301,16 @@ def _kill(process: IProcessTransport) -> None:
         process.signalProcess("KILL")
 
 
-def _stale_server_pid(pidfile: Path, socket: Path) -> int | None:
+def _stale_server_pid(pidfile: Path, directory: Path) -> int | None:
     """
     @return: The pid recorded in C{pidfile} if that process is still a
-        running redis-server listening on C{socket}: one an earlier harbour
-        started in this directory, not an unrelated process (another
-        harbour's server, a system redis-server) that was given the pid
-        since, after a reboot say.
+        running redis-server working in C{directory}: one an earlier
+        harbour started there, not an unrelated process (another harbour's
+        server, a system redis-server) that was given the pid since, after
+        a reboot say.  The working directory, where redis-server's
+        C{--dir} puts it, tells on every Redis version and whatever path
+        led to the directory; the process title names the socket only from
+        Redis 6.2 on, and as the path it was given.
     """
     try:
         pid = int(pidfile.read_text().strip())
@@ -315,22 +318,9 @@ def _stale_server_pid(pidfile: Path, socket: Path) -> int | None:
         return None
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        works_here = os.path.samefile(f"/proc/{pid}/cwd", directory)
     except OSError:
         return None
-    if b"redis-server" not in cmdline or not _names_socket(cmdline, socket) or not process_alive(pid):
+    if b"redis-server" not in cmdline or not works_here or not process_alive(pid):
         return None
     return pid
-
-
-def _names_socket(cmdline: bytes, socket: Path) -> bool:
-    """
-    @return: Whether the command line of a redis-server names C{socket}:
-        as the process title redis-server sets (C{redis-server
-        unixsocket:<path>}, when it listens on no TCP port), or as the
-        arguments it was started with (a server that keeps them).
-    """
-    words = cmdline.replace(b"\0", b" ").split()
-    path = os.fsencode(socket)
-    if b"unixsocket:" + path in words:
-        return True
-    return any(word == b"--unixsocket" and value == path for word, value in zip(words, words[1:]))

@@ -513,6 +513,21 @@ class ServerProcessTests(TestCase):
         self.assertIsNotNone(orphan.wait(timeout=1))
         self.assertNotEqual(server.pid, orphan.pid)
 
+    async def test_staleServerFoundByAnotherPath(self) -> None:
+        """
+        A redis-server left behind is stopped though the directory is now
+        reached by another path (here, a link to it): its working
+        directory tells, not the path its command line or title names.
+        """
+        real = self.directory.parent / "real"
+        orphan = await self.orphan(real)
+        self.directory.symlink_to(real)
+        server = RedisServerProcess(self.reactor, self.directory)
+        await server.start()
+        self.addCleanup(server.stop)
+        self.assertIsNotNone(orphan.wait(timeout=1))
+        self.assertNotEqual(server.pid, orphan.pid)
+
     async def test_unrelatedServerSpared(self) -> None:
         """
         A pid file naming a redis-server that listens on another socket
