@@ -49,10 +49,6 @@ RENEW = 10.0
 #: holds.
 LOOK = 1.0
 
-#: How much later than first seen, in seconds, a lease must end to have
-#: been renewed since (more than the time a reply takes).
-RENEWED = 1.0
-
 #: Takes the lease (C{KEYS[1]}) for C{ARGV[1]}, for C{ARGV[2]} ms, if it is
 #: free or C{ARGV[1]}'s already; answers its holder and how many ms it
 #: lasts yet (-1: for ever).
@@ -142,7 +138,10 @@ class HubLease:
         @raise ConfigurationError: if another hub renews it meanwhile, or
             holds it for ever.
         """
-        # The other hub, and when its lease ended as first seen.
+        # The other hub, and how long its lease lasted at the last look:
+        # renewed, it lasts longer than then; not renewed, it lasts less.
+        # (No clock of this host's: a reply handled late would make a
+        # lease nobody renews look renewed.)
         seen: tuple[str, float] | None = None
         while True:
             try:
@@ -156,9 +155,7 @@ class HubLease:
                 return
             if lasts < 0:
                 raise self._refusal(holder)
-            ends = self.reactor.seconds() + lasts
             if seen is None or seen[0] != holder:
-                seen = (holder, ends)
                 self.log.warn(
                     "Redis at {address} holds the lease of another harbour hub ({holder}) on the keys "
                     "{prefix}* for {lasts:.0f} s more: waiting to see whether that hub is alive "
@@ -169,8 +166,9 @@ class HubLease:
                     lasts=lasts,
                     service="store",
                 )
-            elif ends > seen[1] + RENEWED:
+            elif lasts > seen[1]:
                 raise self._refusal(holder)
+            seen = (holder, lasts)
             yield deferLater(self.reactor, min(self.look_every, lasts))
 
     def start(self) -> None:

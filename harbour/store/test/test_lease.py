@@ -81,6 +81,29 @@ class LeaseRedis:
         raise NotImplementedError(args)
 
 
+class LateRedis:
+    """
+    A L{LeaseRedis} whose replies are handled late: each after the next
+    of C{lags} seconds (none after the last).
+    """
+
+    def __init__(self, clock: Clock, redis: LeaseRedis, lags: Sequence[float]) -> None:
+        self.clock = clock
+        self.redis = redis
+        self.lags = list(lags)
+
+    def eval(self, script: str, keys: Sequence[str], args: Sequence[object]) -> Deferred[Any]:
+        """
+        Run the script at once, and hand its reply on late.
+        """
+        late: Deferred[Any] = Deferred()
+        lag = self.lags.pop(0) if self.lags else 0.0
+        self.redis.eval(script, keys, args).addCallback(
+            lambda reply: self.clock.callLater(lag, late.callback, reply)
+        )
+        return late
+
+
 class HubLeaseTests(SynchronousTestCase):
     """
     Tests for L{HubLease}.
@@ -152,6 +175,22 @@ class HubLeaseTests(SynchronousTestCase):
         self.assertIn("another harbour hub (live hub) is running on Redis at redis://r:6379/0", error)
         self.assertIn("{h}:*", error)
         self.assertEqual(self.redis.get(KEY), "live hub")
+
+    def test_lateReplyNoRenewal(self) -> None:
+        """
+        A lease nobody renews is waited out though a look's reply is
+        handled late (a busy reactor): only the time it lasts, as Redis
+        tells it, says whether it was renewed.
+        """
+        self.redis.set(KEY, "killed hub", 20.0)
+        late = LateRedis(self.clock, self.redis, [0.0, 2.0])
+        lease = HubLease(
+            self.clock, cast(IRedis, late), KEY, "{h}:", lambda: "redis://r:6379/0", self.log, "this hub"
+        )
+        acquired = lease.acquire()
+        self.clock.pump([0.5] * 50)
+        self.successResultOf(acquired)
+        self.assertEqual(self.redis.get(KEY), "this hub")
 
     def test_heldForeverRefused(self) -> None:
         """
