@@ -152,14 +152,21 @@ def text(pattern: re.Pattern[str] | None = None, choices: tuple[str, ...] = ()) 
 LONGEST_NAME = 100
 
 
+#: The dataset's own files in its tables directory, beside the reports'
+#: (see L{harbour.dataset.views}; named here, as config does not import
+#: the dataset).
+DATASET_FILES = ("harbour.duckdb", "harbour.views.json")
+
+
 def file_name() -> Check:
     """
     @return: A check for a name usable as a directory inside the download
         directory: letters, digits, C{_}, C{.} and C{-}, at most
-        L{LONGEST_NAME} of them, and not C{.} or C{..} or hidden; nor
-        starting with C{harbour.}, in any case, which the dataset's own
-        files beside the reports' tables do (C{harbour.duckdb}, say): a
-        report of that name would break either its tables or every view.
+        L{LONGEST_NAME} of them, and not C{.} or C{..} or hidden; nor, in
+        any case, the name of one of the dataset's own files beside the
+        reports' tables (L{DATASET_FILES}) or one starting with it and a
+        dot (DuckDB's C{harbour.duckdb.wal}): a report of that name would
+        break either its tables or every view.
     """
 
     def check(value: Any) -> str:
@@ -170,9 +177,10 @@ def file_name() -> Check:
             raise Invalid(f"{value!r} may use only letters, digits, '_', '.' and '-'")
         if value.startswith("."):
             raise Invalid(f"{value!r} could leave or hide in the download directory")
-        if value.lower().startswith("harbour."):
+        folded = value.lower()
+        if any(folded == name or folded.startswith(name + ".") for name in DATASET_FILES):
             raise Invalid(
-                f"{value!r} starts as the dataset's own files do (harbour.duckdb, harbour.views.json)"
+                f"{value!r} is the name of one of the dataset's own files ({', '.join(DATASET_FILES)})"
             )
         return value
 

@@ -14,7 +14,7 @@ from typing import Any
 import attr
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbour.config.checks import Invalid
+from harbour.config.checks import DATASET_FILES, Invalid
 from harbour.config.schema import load_directory
 from harbour.config.topics import (
     TOPICS,
@@ -26,6 +26,7 @@ from harbour.config.topics import (
     WorkTopic,
     to_payload,
 )
+from harbour.dataset.views import DATABASE, REPORTS_FILE
 
 #: A value for every key of every topic, none of them the default.
 FULL: dict[str, dict[str, Any]] = {
@@ -116,13 +117,21 @@ class ConstructionTests(SynchronousTestCase):
             lambda: ReportTopic(name="a" * 101, queryname="Q"), "name", "at most 100 characters, not 101"
         )
         self.assertEqual(ReportTopic(name="a" * 100, queryname="Q").name, "a" * 100)
-        for name in ("harbour.duckdb", "Harbour.views.json", "harbour.x"):
+        for name in ("harbour.duckdb", "Harbour.views.json", "harbour.duckdb.wal"):
             self.assertRefused(
                 lambda name=name: ReportTopic(name=name, queryname="Q"),
                 "name",
-                "starts as the dataset's own files do",
+                "is the name of one of the dataset's own files",
             )
-        self.assertEqual(ReportTopic(name="harbour", queryname="Q").name, "harbour")
+        for name in ("harbour", "harbour.lmp", "harbour.duckdbx"):
+            self.assertEqual(ReportTopic(name=name, queryname="Q").name, name)
+
+    def test_datasetFiles(self) -> None:
+        """
+        The names a report may not have are those of the dataset's own
+        files, as the dataset names them.
+        """
+        self.assertEqual(set(DATASET_FILES), {DATABASE, REPORTS_FILE})
         self.assertRefused(
             lambda: ReportTopic(name="a", queryname="Q", window="32d"), "window", "between 1h and 31d"
         )
