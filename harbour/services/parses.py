@@ -30,7 +30,7 @@ import attr
 import pyarrow
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -39,6 +39,7 @@ from harbour.dataset.write import ClaimEnded, Superseded, WrittenWindow, drop_wi
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, ITaskStore
 from harbour.services.announcing import Announcements
+from harbour.store.outages import STORE_RETRY, next_retry
 from harbour.store.parse_queue import ParseJob
 from harbour.store.tasks import RETIRED
 
@@ -74,6 +75,8 @@ class Parses:
     @ivar call_from_thread: From one of C{in_thread}'s threads, runs a
         function on the reactor's thread and waits for its answer, or
         raises L{TimeoutError} if none comes in time.
+    @ivar running: Whether the service runs: an outcome the store cannot
+        record is tried again until it does, or the service stops.
     @ivar tables_storage: The storage id of C{tables_dir} (C{""} until
         known, or if it cannot be told), which each C{table.written}
         carries: the hub follows the tables other processes write into
@@ -92,6 +95,7 @@ class Parses:
     in_thread: Callable[..., Deferred[Any]] = attr.ib()
     on_written: Callable[[str, frozenset[str]], object] = attr.ib()
     call_from_thread: Callable[..., Any] = attr.ib()
+    running: Callable[[], bool] = attr.ib(default=lambda: True, kw_only=True)
     rows: int = attr.ib(default=0, init=False)
     written: int = attr.ib(default=0, init=False)
     failed: int = attr.ib(default=0, init=False)
@@ -189,8 +193,35 @@ class Parses:
         return self._renew(job, seconds).addCallbacks(answered, failed)
 
     @inlineCallbacks
+    def _recorded(self, write: Callable[[], Deferred[bool]]) -> Generator[Deferred[Any], Any, bool]:
+        """
+        Record a parse's outcome with C{write}, through a store outage, with
+        backoff (the store logs the outage): not recorded, the parse would
+        be cut off once its lease expired, and three such in a row would
+        leave a good file unparsable.
+
+        @raise StoreUnavailable: if the service stopped before the store
+            answered; the lease then brings the file back.
+        @return: A L{Deferred} firing with what C{write} answers: whether
+            the claim still held.  (If an answer was lost with the
+            connection after the store recorded the outcome, the next try
+            finds the claim ended: the outcome stands, unannounced.)
+        """
+        delay = STORE_RETRY[0]
+        while True:
+            try:
+                return (yield write())
+            except StoreUnavailable:
+                if not self.running():
+                    raise
+            yield deferLater(self.reactor, delay)
+            delay = next_retry(delay)
+
+    @inlineCallbacks
     def _parsed(self, job: ParseJob, written: WrittenWindow) -> Generator[Deferred[Any], Any, None]:
-        held = yield self.store.finish_parse(job.id, self.owner, job.token, written.rows, "")
+        held = yield self._recorded(
+            lambda: self.store.finish_parse(job.id, self.owner, job.token, written.rows, "")
+        )
         if not held:
             # A revision or another claim took it meanwhile, and that one
             # records; but a window retired meanwhile must not keep the
@@ -220,7 +251,7 @@ class Parses:
     @inlineCallbacks
     def _unparsable(self, job: ParseJob, error: str) -> Generator[Deferred[Any], Any, None]:
         self.log.error("cannot parse {file}: {error}", file=job.filename, error=error, service="tables")
-        held = yield self.store.finish_parse(job.id, self.owner, job.token, 0, error)
+        held = yield self._recorded(lambda: self.store.finish_parse(job.id, self.owner, job.token, 0, error))
         if not held:
             return
         self.failed += 1
@@ -256,7 +287,7 @@ class Parses:
     def _later(self, job: ParseJob, delay: float, error: str) -> Generator[Deferred[Any], Any, None]:
         self.log.warn("{error}; trying again in {delay:.0f} s", error=error, delay=delay, service="tables")
         self.last_error = f"{job.filename}: {error}"
-        yield self.store.release_parse(job.id, self.owner, job.token, delay, error)
+        yield self._recorded(lambda: self.store.release_parse(job.id, self.owner, job.token, delay, error))
 
 
 def _write(

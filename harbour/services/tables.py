@@ -145,6 +145,7 @@ class TablesService(Service):
             self._in_thread,
             self._written,
             self._from_thread,
+            running=lambda: bool(self.running),
         )
 
     @property
@@ -328,8 +329,8 @@ class TablesService(Service):
                         continue
                     yield self.parses.run(job)
                 except StoreUnavailable as e:
-                    # The outcome is not recorded: the lease expires and the
-                    # file is parsed again.
+                    # Stopped while the store was away, so the outcome is not
+                    # recorded: the lease expires and the file is parsed again.
                     self.log.warn(
                         "could not record the parse of {file}: {error}",
                         file=job.filename,

@@ -297,6 +297,29 @@ class TablesServiceTests(SynchronousTestCase):
         self.clock.pump([1.0] * 5)
         self.assertEqual(service.parses.written, 1)
 
+    def test_outcomeThroughOutage(self) -> None:
+        """
+        A parse whose outcome the store cannot record at once (an outage)
+        has it recorded once the store answers, long before its lease
+        would expire: the parse is not cut off.
+        """
+        identifier = self.downloaded("2020-01-01", HUBS.read_bytes())
+        finish = self.store.finish_parse
+        failures = [StoreUnavailable("Redis is away")] * 3
+
+        def flaky(*args: Any) -> Any:
+            if failures:
+                raise failures.pop()
+            return finish(*args)
+
+        self.store.finish_parse = flaky  # type: ignore[method-assign,assignment]
+        service = self.service()
+        self.clock.pump([1.0] * 5)
+        task = self.successResultOf(self.store.get(identifier))
+        assert task is not None
+        self.assertEqual((task.parse, failures), ("parsed", []))
+        self.assertEqual(service.parses.written, 1)
+
     def test_viewsFollowReports(self) -> None:
         """
         On the hub, the views file gets a view of each configured report once
