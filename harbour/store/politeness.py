@@ -29,14 +29,22 @@ from zope.interface import implementer
 from harbour.interfaces import ILimiter, IRedis
 from harbour.store.scripts import clock_argument, follows_redis_time
 
-#: Reserve the next slot (KEYS: the slot's key, the hold's); with ARGV[3]
-#: set, only if the host is held (a confirmation), else answer 0.
-RESERVE = """
-local key, held, now, interval = KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2])
+#: Reads the time the scripts go by into C{now}: C{ARGV[1]}, or Redis's
+#: clock if that is empty (see L{clock_argument}).
+_NOW = """
+local now = tonumber(ARGV[1])
 if not now then
   local time = redis.call('TIME')
   now = tonumber(time[1]) + tonumber(time[2]) / 1000000
 end
+"""
+
+#: Reserve the next slot (KEYS: the slot's key, the hold's); with ARGV[3]
+#: set, only if the host is held (a confirmation), else answer 0.
+RESERVE = (
+    _NOW
+    + """
+local key, held, interval = KEYS[1], KEYS[2], tonumber(ARGV[2])
 local hold = tonumber(redis.call('GET', held) or '0')
 if ARGV[3] == '1' and hold <= now then return '0' end
 local slot = tonumber(redis.call('GET', key) or '0')
@@ -47,15 +55,14 @@ local ttl = math.ceil((slot - now + interval) * 1000) + 60000
 redis.call('SET', key, string.format('%.17g', slot + interval), 'PX', ttl)
 return string.format('%.17g', slot - now)
 """
+)
 
 #: Hold a host back (KEYS: the hold's key) for ARGV[2] seconds, unless a
 #: hold in force ends later.
-HOLD = """
-local key, now, seconds = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
-if not now then
-  local time = redis.call('TIME')
-  now = tonumber(time[1]) + tonumber(time[2]) / 1000000
-end
+HOLD = (
+    _NOW
+    + """
+local key, seconds = KEYS[1], tonumber(ARGV[2])
 local hold = tonumber(redis.call('GET', key) or '0')
 if now + seconds > hold then
   local ttl = math.ceil(seconds * 1000) + 60000
@@ -63,6 +70,7 @@ if now + seconds > hold then
 end
 return 1
 """
+)
 
 
 @implementer(ILimiter)

@@ -350,11 +350,12 @@ class ConfigServiceTests(SynchronousTestCase):
         self.assertEqual(self.recorder.topics(), ["work", "config.loaded"])
         self.assertEqual(setting(self.bus, "manifest", "start"), "2024-01-01")
 
-    def test_backWatchedAfresh(self) -> None:
+    def recordWatches(self) -> list[tuple[int, int]]:
         """
-        A directory found gone by a check is watched afresh once back, even
-        with the inode it had (rmdir and mkdir often give it back; here it
-        is moved away and back): the watch went with it.
+        Have the service's watches of its directory recorded rather than
+        made, and watch it once.
+
+        @return: The device and inode of the directory at each watch.
         """
         watches: list[tuple[int, int]] = []
 
@@ -366,6 +367,15 @@ class ConfigServiceTests(SynchronousTestCase):
         self.patch(self.service, "_watch", watch)
         self.service._notifier = cast(Any, "watching")
         watch()
+        return watches
+
+    def test_backWatchedAfresh(self) -> None:
+        """
+        A directory found gone by a check is watched afresh once back, even
+        with the inode it had (rmdir and mkdir often give it back; here it
+        is moved away and back): the watch went with it.
+        """
+        watches = self.recordWatches()
         self.successResultOf(self.service.reload())
         self.assertFalse(self.service.check())
         away = Path(f"{self.directory}.away")
@@ -384,16 +394,7 @@ class ConfigServiceTests(SynchronousTestCase):
         watched (ext4 gives a directory removed and made again its old
         inode at once), which a check takes for the one watched.
         """
-        watches: list[tuple[int, int]] = []
-
-        def watch() -> None:
-            state = os.stat(self.directory)
-            watches.append((state.st_dev, state.st_ino))
-            self.service._watched = watches[-1]
-
-        self.patch(self.service, "_watch", watch)
-        self.service._notifier = cast(Any, "watching")
-        watch()
+        watches = self.recordWatches()
         self.successResultOf(self.service.reload())
         for number, event in enumerate((IN_DELETE_SELF, IN_MOVE_SELF, IN_IGNORED), start=2):
             self.service._changed(None, FilePath(str(self.directory)), event)

@@ -1229,6 +1229,31 @@ def synchronously(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[
     return maybeDeferred(f, *args, **kwargs)
 
 
+def stubbed_attempts(
+    directory: Path,
+    clock: Clock,
+    store: MemoryTaskStore,
+    settings: DownloadTopic,
+    work: WorkTopic,
+    http: StubTreq,
+) -> Attempts:
+    """
+    @return: Attempts into C{directory} whose one HTTP client asks C{http},
+        as a download service with C{settings} and C{work} would make them,
+        their file work done at once.
+    """
+    return Attempts(
+        Context(directory, settings, work),
+        clock,
+        store,
+        OasisClient(clock, MemoryLimiter(clock), settings, http=http),
+        Bus(),
+        DownloadActivity(clock),
+        synchronously,
+        GroupCommit(synchronously),
+    )
+
+
 class DownloadRetryTests(TestCase):
     """
     A download throttled by OASIS is retried no sooner than the throttle
@@ -1251,16 +1276,7 @@ class DownloadRetryTests(TestCase):
         await store.create(report_urls(manifest, [report], datetime.date(2025, 3, 10)))
         task = await store.claim("tester", 300)
         assert task is not None
-        attempts = Attempts(
-            Context(Path(self.mktemp()), settings, work),
-            clock,
-            store,
-            OasisClient(clock, MemoryLimiter(clock), settings, http=stub),
-            Bus(),
-            DownloadActivity(clock),
-            synchronously,
-            GroupCommit(synchronously),
-        )
+        attempts = stubbed_attempts(Path(self.mktemp()), clock, store, settings, work, stub)
         done = attempts.run(task)
         stub.flush()
         await done

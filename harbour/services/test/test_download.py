@@ -39,12 +39,10 @@ from harbour.oasis.classify import DATA, IN_PREPARATION, classify
 from harbour.oasis.client import LONGEST_RETRY_AFTER, OasisClient, retry_after
 from harbour.oasis.requests import ReportURL, gmt, report_urls
 from harbour.oasis.test.test_classify import zipped
-from harbour.oasis.test.test_client import NOW, Context, synchronously
+from harbour.oasis.test.test_client import NOW, stubbed_attempts
 from harbour.services import attempt, download
-from harbour.services.activity import DownloadActivity
-from harbour.services.attempt import RECHECK, Attempts
+from harbour.services.attempt import RECHECK
 from harbour.services.checking import AnswerCheck
-from harbour.services.commit import GroupCommit
 from harbour.services.download import DownloadService
 from harbour.services.files import is_bookkeeping, record, record_path
 from harbour.services.finishing import Finishes
@@ -917,16 +915,7 @@ class PreparationTests(SynchronousTestCase):
         manifest = ManifestTopic(base_url="http://oasis.test/oasisapi", start="2025-03-09", end="2025-03-09")
         report = ReportTopic(name="grp", groupid="DAM_LMP_GRP", kind="group_zip")
         self.successResultOf(store.create(report_urls(manifest, [report], datetime.date(2025, 3, 10))))
-        attempts = Attempts(
-            Context(Path(self.mktemp()), settings, work),
-            clock,
-            store,
-            OasisClient(clock, MemoryLimiter(clock), settings, http=stub),
-            Bus(),
-            DownloadActivity(clock),
-            synchronously,
-            GroupCommit(synchronously),
-        )
+        attempts = stubbed_attempts(Path(self.mktemp()), clock, store, settings, work, stub)
         tries: list[tuple[float, int, float]] = []
         while True:
             task = self.successResultOf(store.claim("tester", 300))
@@ -1109,13 +1098,11 @@ class JanitorTests(SynchronousTestCase):
         self.assertEqual(remove_abandoned(root, 300, now), 1)
         self.assertEqual(sorted(p.name for p in (root / "lmp").iterdir()), [young.name, final.name])
 
-    def test_serviceKeepsItsAttemptsFiles(self) -> None:
+    def tidying(self, now: float) -> DownloadService:
         """
-        The service's janitor never removes the temporary file of one of
-        its attempts under way, however old (an attempt waiting to commit,
-        or a trickle held in the write buffer, writes nothing to it).
+        @return: A download service (not started) whose reactor's time is
+            C{now}, and whose janitor runs its file work at once.
         """
-        now = 1_750_000_000.0
         reactor = MemoryReactorClock()
         reactor.advance(now)
         service = DownloadService(
@@ -1126,13 +1113,22 @@ class JanitorTests(SynchronousTestCase):
             Path(self.mktemp()),
             DownloadTopic(),
         )
+        service._in_thread = lambda f, *args: succeed(f(*args))  # type: ignore[method-assign]
+        return service
+
+    def test_serviceKeepsItsAttemptsFiles(self) -> None:
+        """
+        The service's janitor never removes the temporary file of one of
+        its attempts under way, however old (an attempt waiting to commit,
+        or a trickle held in the write buffer, writes nothing to it).
+        """
+        service = self.tidying(now=1_750_000_000.0)
         directory = service.directory / "lmp"
         directory.mkdir(parents=True)
         live = directory / ".2025-01-01.zip.part-1-0000abcd"
         live.write_bytes(b"x")
         os.utime(live, (0, 0))
         service._temporaries.add(live)
-        service._in_thread = lambda f, *args: succeed(f(*args))  # type: ignore[method-assign]
         self.successResultOf(service._tidy())
         self.assertEqual(list(directory.iterdir()), [live])
 
@@ -1142,16 +1138,7 @@ class JanitorTests(SynchronousTestCase):
         time: past four idle deadlines and a minute, the file goes.
         """
         now = 1_750_000_000.0
-        reactor = MemoryReactorClock()
-        reactor.advance(now)
-        service = DownloadService(
-            reactor,
-            MemoryTaskStore(reactor),
-            OasisClient(reactor, MemoryLimiter(reactor)),
-            Bus(),
-            Path(self.mktemp()),
-            DownloadTopic(),
-        )
+        service = self.tidying(now)
         directory = service.directory / "lmp"
         directory.mkdir(parents=True)
         old = directory / ".2025-01-01.zip.part-1-0000abcd"
@@ -1160,6 +1147,5 @@ class JanitorTests(SynchronousTestCase):
         for path, age in ((old, limit + 1), (young, limit - 1)):
             path.write_bytes(b"x")
             os.utime(path, (now - age, now - age))
-        service._in_thread = lambda f, *args: succeed(f(*args))  # type: ignore[method-assign]
         self.successResultOf(service._tidy())
         self.assertEqual([p.name for p in directory.iterdir()], [young.name])
