@@ -7,7 +7,8 @@ their next task at once: the claims go together
 L{harbour.services.batching.Batches}).  A call never asks for more tasks
 than it has waiters, and a task claimed for a waiter that gave up meanwhile
 is given back at once.  (A task whose claim's answer is lost, as any
-claim's can be, comes back when its lease runs out.)
+claim's can be, is given back by the next claim: see
+L{harbour.store.unclaiming}.)
 """
 
 from __future__ import annotations

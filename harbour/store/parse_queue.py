@@ -20,6 +20,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 
 from harbour.interfaces import IRedis
 from harbour.store.scripts import answers, load_script, pairs
+from harbour.store.unclaiming import PARSE, LostClaims
 
 #: A task's C{parse}: never queued (not downloaded, or downloaded before the
 #: parse queue existed).
@@ -97,6 +98,7 @@ class RedisParseQueue:
 
     redis: IRedis
     prefix: str
+    _lost_claims: LostClaims
 
     def _run(self, script: str, *args: object) -> Deferred[Any]:
         raise NotImplementedError()
@@ -108,7 +110,9 @@ class RedisParseQueue:
         """
         See L{harbour.interfaces.ITaskStore.claim_parse}.
         """
-        reply = yield self._run(CLAIM_PARSE, owner, repr(lease_seconds), storage)
+        reply = yield self._lost_claims.claim(
+            PARSE, owner, lease_seconds, CLAIM_PARSE, owner, repr(lease_seconds), storage
+        )
         return ParseJob.from_hash(pairs(json.loads(reply))) if reply else None
 
     @inlineCallbacks

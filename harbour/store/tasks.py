@@ -100,6 +100,7 @@ from harbour.store.parse_queue import (
     RedisParseQueue,
 )
 from harbour.store.scripts import answers, clock_argument, follows_redis_time, load_script, pairs
+from harbour.store.unclaiming import DOWNLOAD, LostClaims
 
 __all__ = [
     "PARSED",
@@ -472,6 +473,9 @@ class RedisTaskStore(RedisParseQueue):
     server_time: bool = attr.ib(
         default=attr.Factory(lambda self: follows_redis_time(self.clock), takes_self=True), kw_only=True
     )
+    _lost_claims: LostClaims = attr.ib(
+        default=attr.Factory(lambda self: LostClaims(self.clock, self._run), takes_self=True), init=False
+    )
 
     def _run(self, script: str, *args: object) -> Deferred[Any]:
         """
@@ -604,7 +608,9 @@ class RedisTaskStore(RedisParseQueue):
         """
         if count < 1:
             return []
-        reply = yield self._run(CLAIM_MANY, repr(float(lease_seconds)), owner, str(count))
+        reply = yield self._lost_claims.claim(
+            DOWNLOAD, owner, lease_seconds, CLAIM_MANY, repr(float(lease_seconds)), owner, str(count)
+        )
         return [Task.from_hash(pairs(fields)) for fields in json.loads(reply)]
 
     @inlineCallbacks

@@ -1,6 +1,7 @@
 -- Claim the most urgent due tasks, at most COUNT, in turn.  ARGV: P,
--- clock, lease, owner, count.
-local lease, owner, count = number(3), ARGV[4], whole(5, 0)
+-- clock, lease, owner, count, nonce (the call's own, kept on each task it
+-- claims: see unclaim.lua).
+local lease, owner, count, nonce = number(3), ARGV[4], whole(5, 0), ARGV[6] or ''
 local at = now()
 local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', at, 'LIMIT', 0, 1000)
 for _, id in ipairs(due) do
@@ -17,7 +18,7 @@ for i = 1, #popped, 2 do
   -- The fencing token: unlike attempts, never given back, so no two claims
   -- of a task share it.
   redis.call('HINCRBY', key, 'claim', 1)
-  redis.call('HSET', key, 'owner', owner, 'modified', at, 'fetched', at)
+  redis.call('HSET', key, 'owner', owner, 'modified', at, 'fetched', at, 'claim_nonce', nonce)
   redis.call('ZADD', LEASES, at + lease, id)
   claimed[#claimed + 1] = redis.call('HGETALL', key)
 end

@@ -3,8 +3,9 @@
 -- only it and whoever shares that directory have) and the shared one
 -- (files recorded without a storage, which may be anywhere).  Each queue
 -- is asked for its head only, however long the others are.
--- ARGV: P, clock, owner, lease, storage ('' for the shared queue alone).
-local owner, lease, storage = ARGV[3], number(4), storage_name(5)
+-- ARGV: P, clock, owner, lease, storage ('' for the shared queue alone),
+-- nonce (the call's own, kept on the task: see unclaim.lua).
+local owner, lease, storage, nonce = ARGV[3], number(4), storage_name(5), ARGV[6] or ''
 local at = now()
 local queues = {PARSE_QUEUE}
 if storage ~= '' then table.insert(queues, storage_queue(storage)) end
@@ -28,7 +29,7 @@ for ignored = 1, 100 do
   if redis.call('HGET', key, 'state') == 'downloaded' and redis.call('HGET', key, 'parse') == 'queued' then
     parse_move(key, redis.call('HGET', key, 'report'), 'queued', 'parsing')
     redis.call('HINCRBY', key, 'parse_claim', 1)
-    redis.call('HSET', key, 'parse_owner', owner)
+    redis.call('HSET', key, 'parse_owner', owner, 'parse_nonce', nonce)
     redis.call('ZADD', PARSE_LEASES, at + lease, id)
     return cjson.encode(redis.call('HGETALL', key))
   end

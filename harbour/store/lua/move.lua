@@ -184,6 +184,25 @@ local function forget_stale(key)
   if redis.call('HGET', key, 'stale') == 'resized' then redis.call('HSET', key, 'sha256', '') end
   redis.call('HDEL', key, 'stale')
 end
+-- Give back a download claim (a task downloading): pending, due at
+-- NOT_BEFORE, its lease dropped, its attempt not counted unless COUNTED
+-- (an answer that says only "not yet", or no answer at all, uses none).
+local function give_back(P, id, at, not_before, counted)
+  local key = P..'t:'..id
+  local score = -tonumber(redis.call('HGET', key, 'window_start'))
+  move(P, id, redis.call('HGET', key, 'report'), 'downloading', 'pending', score)
+  redis.call('ZREM', LEASES, id)
+  redis.call('HSET', key, 'owner', '', 'modified', at, 'not_before', not_before,
+    'ended', redis.call('HGET', key, 'claim'))
+  forget_stale(key)
+  if not counted then redis.call('HINCRBY', key, 'attempts', -1) end
+  if not_before > at then
+    redis.call('ZADD', DELAYED, not_before, id)
+  else
+    redis.call('ZADD', READY, score, id)
+  end
+  settle(P, id, at)
+end
 -- Put a task in STATE back to pending, to be fetched again because its
 -- request changed: HOW is 'changed' (a downloaded file in place is kept as
 -- a revision) or 'resized' (it is replaced); REASON is its last_error.

@@ -1660,7 +1660,7 @@ class RedisScriptArgumentTests(TestCase):
         is not one (C{nan}, C{inf}, a word), a count that is not whole, and
         a state they do not move to, before moving any task.
         """
-        from harbour.store import tasks
+        from harbour.store import tasks, unclaiming
 
         claimed = self.claimed
         assert claimed is not None
@@ -1669,6 +1669,7 @@ class RedisScriptArgumentTests(TestCase):
         await self.assertRefused(tasks.CLAIM_MANY, "60", "w", "1.5")
         await self.assertRefused(tasks.CLAIM_MANY, "60", "w", "1e20")
         await self.assertRefused(tasks.CLAIM_MANY, "60", "w", "2", clock="soon")
+        await self.assertRefused(unclaiming.UNCLAIM, "uploads", "w", "a nonce")
         await self.assertRefused(tasks.RENEW, claimed.id, "w", "inf", token)
         await self.assertRefused(tasks.RELEASE, claimed.id, "w", "never", "", "1", token)
         # The first end is good: it must not be made before the second is read.
