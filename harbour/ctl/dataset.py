@@ -81,9 +81,9 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     wherever the directory was moved or copied, and print or write its
     result.
 
-    @return: L{OK}, L{USAGE} without a statement or for one that does
-        not only read (L{READING}), or L{FAILED} without tables or for an
-        SQL error.
+    @return: L{OK}, L{USAGE} without a statement, for one that does not
+        only read (L{READING}) or for a change of DuckDB's settings, or
+        L{FAILED} without tables or for an SQL error.
     """
     statement = _statement(args.sql)
     if not statement:
@@ -134,6 +134,9 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             return USAGE
         _print(result, args, out)
     except duckdb.Error as e:
+        if LOCKED in str(e):
+            print(f"harbourctl: query cannot change DuckDB's settings ({_message(e)}); {SETTINGS}", file=err)
+            return USAGE
         print(f"harbourctl: {_message(e)}", file=err)
         return FAILED
     finally:
@@ -142,6 +145,11 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             written.unlink(missing_ok=True)
     return OK
 
+
+#: What DuckDB says of a setting changed once L{confine} locked them.
+LOCKED = "the configuration has been locked"
+#: What to do instead.
+SETTINGS = "times print in UTC, and AT TIME ZONE shows them in another zone"
 
 #: The kinds of statement C{query} runs: those that read, or change only
 #: the query's own database in memory.  Any other (C{COPY}, C{ATTACH},
@@ -215,10 +223,21 @@ def _print(result: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: Tex
 
 def _statement(sql: str) -> str:
     """
-    @return: C{sql} without the C{;} and blanks that may end a statement,
-        so that it can be nested.
+    @return: C{sql} without the C{;}, comments and blanks that may end a
+        statement (C{select 1; -- a note}), so that it can be nested.
     """
-    return re.sub(r"[\s;]+$", "", sql)
+    end = len(sql)
+    try:
+        tokens = duckdb.tokenize(sql)
+    except duckdb.Error:
+        tokens = []
+    for position, kind in reversed(tokens):
+        ending = sql[position:end].strip()
+        if kind == duckdb.token_type.comment or (kind == duckdb.token_type.operator and ending == ";"):
+            end = position
+        else:
+            break
+    return re.sub(r"[\s;]+$", "", sql[:end])
 
 
 def tables(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

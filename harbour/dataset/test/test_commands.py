@@ -192,9 +192,26 @@ class QueryTests(CommandTestCase):
         self.assertFalse(elsewhere.exists())
         outside = Path(self.mktemp())
         outside.write_text("a\n1\n")
-        for sql in [f"SELECT * FROM read_csv('{outside}')", "SET enable_external_access = true"]:
-            code, out, err = self.command("query", sql)
-            self.assertEqual((code, out), (FAILED, ""), sql)
+        code, out, err = self.command("query", f"SELECT * FROM read_csv('{outside}')")
+        self.assertEqual((code, out), (FAILED, ""))
+        code, out, err = self.command("query", "SET enable_external_access = true")
+        self.assertEqual((code, out), (USAGE, ""))
+        self.assertIn("query cannot change DuckDB's settings", err)
+
+    def test_settings_refused(self) -> None:
+        """
+        A change of DuckDB's settings is refused as the caller's mistake
+        (exit 2), saying what to do for a time zone; a variable of the
+        query's own may be set.
+        """
+        code, out, err = self.command("query", "SET TimeZone = 'America/Los_Angeles'; SELECT 1")
+        self.assertEqual((code, out), (USAGE, ""))
+        self.assertTrue(err.startswith("harbourctl: query cannot change DuckDB's settings ("), err)
+        self.assertTrue(
+            err.endswith("; times print in UTC, and AT TIME ZONE shows them in another zone\n"), err
+        )
+        code, out, err = self.command("query", "--csv", "SET VARIABLE n = 2; SELECT getvariable('n') AS n")
+        self.assertEqual((code, out, err), (OK, "n\n2\n", ""))
 
     def test_parquet_replaced_whole(self) -> None:
         """
@@ -301,6 +318,17 @@ class QueryTests(CommandTestCase):
         code, out, err = self.command("query", "--parquet", str(target), self.SQL + " -- by location")
         self.assertEqual((code, out, err), (OK, "", ""))
         self.assertEqual(pq.read_table(target).num_rows, 3)
+
+    def test_parquet_semicolon_comment(self) -> None:
+        """
+        C{--parquet} takes SQL ending in C{;} followed by comments, and
+        keeps what only looks like one inside a string.
+        """
+        target = Path(self.mktemp())
+        sql = "SELECT '-- kept;' AS note; -- a note\n/* and another */ ;\n"
+        code, out, err = self.command("query", "--parquet", str(target), sql)
+        self.assertEqual((code, out, err), (OK, "", ""))
+        self.assertEqual(pq.read_table(target).to_pylist(), [{"note": "-- kept;"}])
 
     def test_reader_gone(self) -> None:
         """
