@@ -299,7 +299,13 @@ def tables(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for mismatch in mismatches:
         print(f"{mismatch.file}: {mismatch.reason}", file=out)
     if mismatches:
-        print(f"{len(mismatches)} file(s) do not match their zip", file=out)
+        broken = sum(mismatch.unreadable for mismatch in mismatches)
+        parts = []
+        if broken:
+            parts.append(f"{broken} cannot be read whole")
+        if len(mismatches) > broken:
+            parts.append(f"{len(mismatches) - broken} do not match their zip")
+        print(f"{len(mismatches)} file(s) fail the check: {' and '.join(parts)}", file=out)
         return FAILED
     print("every file matches its zip", file=out)
     return OK

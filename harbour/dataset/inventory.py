@@ -24,11 +24,15 @@ ONE_DAY = datetime.timedelta(days=1)
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Mismatch:
     """
-    A Parquet file whose recorded source is gone or has changed.
+    A Parquet file that cannot be read whole, or whose recorded source is
+    gone or has changed.
+
+    @ivar unreadable: Whether the file itself cannot be read whole.
     """
 
     file: Path
     reason: str
+    unreadable: bool = False
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -94,7 +98,7 @@ def report_tables(
         except FileNotFoundError:
             continue  # replaced or dropped since it was listed
         except (OSError, pa.ArrowException) as e:
-            unreadable.append(Mismatch(file, f"unreadable ({e})"))
+            unreadable.append(Mismatch(file, f"unreadable ({e})", unreadable=True))
             continue
         files += 1
         days.add(day)
@@ -168,7 +172,7 @@ def check(tables_dir: Path, reports: Iterable[str] | None = None) -> list[Mismat
             try:
                 recorded = _recorded(read_through(file))
             except (OSError, pa.ArrowException) as e:
-                mismatches.append(Mismatch(file, f"unreadable ({e})"))
+                mismatches.append(Mismatch(file, f"unreadable ({e})", unreadable=True))
                 continue
             source, sha256 = recorded.get("harbour.source"), recorded.get("harbour.sha256")
             if not source or not sha256:
