@@ -50,6 +50,17 @@ READ_AHEAD = 2
 #: (a month's group a month), and a row's day may lie just outside it.
 MOST_DAYS = 100
 
+#: Rows of one day held back to be written together, as one row group,
+#: when an answer's batches each hold pieces of several days (rows ordered
+#: by node, then time): written as they came, each piece would be a row
+#: group of its own, of a few hundred rows, a file of a month's node-ordered
+#: answer 33 row groups where one would do.
+GROUP_ROWS = 16_384
+#: The most bytes of rows held back across the days of a window: past it,
+#: the day holding most rows is written, so that a parse's memory stays
+#: bounded.
+HELD_BYTES = 32 << 20
+
 #: How often, at most, the temporary files of a parse under way are
 #: touched, so that the janitor (L{remove_abandoned}) sees them alive even
 #: when a day's file is not written to for a long while.
@@ -350,7 +361,9 @@ class DayFiles:
     A batch whose columns differ from its day's file so far is fitted to
     them: missing columns become nulls, and new ones make the file be
     rewritten with the wider schema (rare: members of one answer share
-    their columns).
+    their columns).  The rows of a batch spanning several days are held
+    back, a day at a time, to be written in row groups of about
+    L{GROUP_ROWS}.
     """
 
     def __init__(
@@ -370,6 +383,11 @@ class DayFiles:
         self._clock = clock
         self._touched = clock()
         self._writers: dict[datetime.date, pq.ParquetWriter] = {}
+        # Rows held back, per day, in the order they came; how many, and
+        # their bytes in all.
+        self._held: dict[datetime.date, list[pa.Table]] = {}
+        self._held_rows: dict[datetime.date, int] = {}
+        self._held_bytes = 0
         self._temporary: dict[datetime.date, Path] = {}
         self._created: list[Path] = []
         self._rows = 0
@@ -403,12 +421,12 @@ class DayFiles:
         rows = pa.Table.from_batches([batch]).drop_columns([TRADING_DATE])
         bounds = pc.min_max(days)
         first, last = bounds["min"], bounds["max"]
-        if first == last:
+        if first == last and first.as_py() not in self._held:
             # Nearly every batch holds one day: no filtering.
             self._write(first.as_py(), rows)
         else:
             for day in pc.unique(days).to_pylist():
-                self._write(day, rows.filter(pc.equal(days, pa.scalar(day, pa.date32()))))
+                self._hold(day, rows.filter(pc.equal(days, pa.scalar(day, pa.date32()))))
         self._rows += batch.num_rows
         self._touch()
 
@@ -425,14 +443,53 @@ class DayFiles:
             with contextlib.suppress(FileNotFoundError):
                 os.utime(temporary)
 
+    def _hold(self, day: datetime.date, rows: pa.Table) -> None:
+        """
+        Hold back C{rows} of C{day}, writing the day's rows held once they
+        reach L{GROUP_ROWS}, or those of the day holding most once all
+        days' reach L{HELD_BYTES}.
+        """
+        if day not in self._held:
+            self._check_days(day)
+        self._held.setdefault(day, []).append(rows)
+        self._held_rows[day] = self._held_rows.get(day, 0) + rows.num_rows
+        self._held_bytes += rows.nbytes
+        if self._held_rows[day] >= GROUP_ROWS:
+            self._release(day)
+        elif self._held_bytes >= HELD_BYTES:
+            self._release(max(self._held_rows, key=self._held_rows.__getitem__))
+
+    def _release(self, day: datetime.date) -> None:
+        """
+        Write the rows held back of C{day}: together, but for pieces whose
+        columns differ from those before them.
+        """
+        pieces = self._held.pop(day)
+        del self._held_rows[day]
+        self._held_bytes -= sum(piece.nbytes for piece in pieces)
+        run = [pieces[0]]
+        for piece in pieces[1:]:
+            if piece.schema.equals(run[0].schema):
+                run.append(piece)
+            else:
+                self._write(day, pa.concat_tables(run))
+                run = [piece]
+        self._write(day, pa.concat_tables(run))
+
+    def _check_days(self, day: datetime.date) -> None:
+        """
+        @raise ParseError: If C{day} would be a day past L{MOST_DAYS}.
+        """
+        if day not in self._writers and len(self._writers.keys() | self._held.keys()) >= MOST_DAYS:
+            raise ParseError(
+                f"its rows fall on more than {MOST_DAYS} trading days; an answer covers a window"
+                " of a month at most"
+            )
+
     def _write(self, day: datetime.date, rows: pa.Table) -> None:
         writer = self._writers.get(day)
         if writer is None:
-            if len(self._writers) >= MOST_DAYS:
-                raise ParseError(
-                    f"its rows fall on more than {MOST_DAYS} trading days; an answer covers a window"
-                    " of a month at most"
-                )
+            self._check_days(day)
             writer = self._open(day, rows.schema)
         elif rows.schema.names != writer.schema.names:
             wanted = writer.schema
@@ -492,6 +549,8 @@ class DayFiles:
         """
         if self._closed:
             return
+        for day in sorted(self._held):
+            self._release(day)
         for writer in self._writers.values():
             writer.close()
             self._columns.update(writer.schema.names)
@@ -528,6 +587,9 @@ class DayFiles:
         Remove every temporary file and every directory made for them,
         the report's own included.
         """
+        self._held.clear()
+        self._held_rows.clear()
+        self._held_bytes = 0
         for writer in self._writers.values():
             with contextlib.suppress(OSError, pa.ArrowException):
                 writer.close()

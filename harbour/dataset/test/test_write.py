@@ -620,6 +620,78 @@ class DayFilesTests(SynchronousTestCase):
         again.commit()
         self.assertEqual(synced, [tables / "lmp" / f"{PARTITION_PREFIX}2025-06-01"])
 
+    def node_ordered(self, nodes: int, days: int) -> pa.Table:
+        """
+        @return: Rows of C{nodes} nodes over C{days} days from 2025-06-01,
+            ordered by node, then day: as an answer for a few nodes over a
+            month comes.
+        """
+        node, day, mw = [], [], []
+        for n in range(nodes):
+            for d in range(days):
+                node.append(f"N{n}")
+                day.append(D(2025, 6, 1) + datetime.timedelta(days=d))
+                mw.append(float(n * days + d))
+        return pa.table({"node": node, "mw": mw, "trading_date": pa.array(day, pa.date32())})
+
+    def written(self, tables: Path) -> dict[D, tuple[int, list[str]]]:
+        """
+        @return: Per day, the row groups of its file and its nodes in order.
+        """
+        found = {}
+        for path in sorted((tables / "lmp").glob("*/part-w.parquet")):
+            day = D.fromisoformat(path.parent.name.removeprefix(PARTITION_PREFIX))
+            parquet = pq.ParquetFile(path)
+            found[day] = (parquet.metadata.num_row_groups, parquet.read().column("node").to_pylist())
+        return found
+
+    def test_days_held_together(self) -> None:
+        """
+        The rows of batches that each span several days (ordered by node)
+        are written a day at a time in row groups of about L{GROUP_ROWS},
+        not a row group per batch and day, in the order they came.
+        """
+        self.patch(write_module, "GROUP_ROWS", 40)
+        tables = Path(self.mktemp())
+        days = DayFiles(tables / "lmp", part_name("w"), {})
+        for batch in self.node_ordered(nodes=50, days=3).to_batches(max_chunksize=7):
+            days.add(batch)
+        days.commit()
+        nodes = [f"N{n}" for n in range(50)]
+        # 50 rows a day, held back in pieces of 2 or 3 rows: written at 40.
+        self.assertEqual(self.written(tables), {D(2025, 6, d): (2, nodes) for d in (1, 2, 3)})
+
+    def test_held_rows_bounded(self) -> None:
+        """
+        Past L{HELD_BYTES} held across days, the day holding most is
+        written: a parse holds back a bounded number of rows.
+        """
+        self.patch(write_module, "GROUP_ROWS", 1_000)
+        self.patch(write_module, "HELD_BYTES", 30 * 30)
+        tables = Path(self.mktemp())
+        days = DayFiles(tables / "lmp", part_name("w"), {})
+        self.addCleanup(days.abort)
+        for batch in self.node_ordered(nodes=20, days=3).to_batches(max_chunksize=6):
+            days.add(batch)
+            self.assertLess(days._held_bytes, 30 * 30)
+        self.assertTrue(days.pending)
+
+    def test_one_day_after_held(self) -> None:
+        """
+        A batch of one day whose earlier rows are held back is held after
+        them, not written before them.
+        """
+        tables = Path(self.mktemp())
+        days = DayFiles(tables / "lmp", part_name("w"), {})
+        days.add(self.node_ordered(nodes=1, days=2).to_batches()[0])
+        days.add(
+            pa.RecordBatch.from_pydict(
+                {"node": ["N9"], "mw": [9.0], "trading_date": pa.array([D(2025, 6, 1)], pa.date32())}
+            )
+        )
+        days.commit()
+        self.assertEqual(self.written(tables), {D(2025, 6, 1): (1, ["N0", "N9"]), D(2025, 6, 2): (1, ["N0"])})
+
     def test_abandoned_removed(self) -> None:
         """
         The janitor removes a temporary file not written to for longer than
