@@ -154,7 +154,11 @@ class IManifest(Interface):
         @param entries: L{harbour.oasis.publications.Publication}s read from
             the publications log.
         @return: (L{harbour.oasis.requests.ReportURL}, publication) for
-            each request whose window an entry covers.
+            each request whose window an entry covers; and for each window
+            of the configured reports that is not asked for now (disabled,
+            out of range, held back), whose task may be retired, a request
+            of the same file for the part of it within the entry's day or
+            hour.
         """
 
 
@@ -273,7 +277,8 @@ class ITaskStore(Interface):
         finishes.  But a C{downloaded} or C{empty} task whose window is now
         only cut at its start keeps its request, and is not fetched again
         (see L{harbour.store.tasks.redefinition}).  A retired task comes
-        back, pending.
+        back to the state it was retired from if that was final, else (or
+        if revised while retired, see L{revise}) pending.
 
         @return: A Deferred firing with C{{report: tasks created or
             brought back}}.
@@ -396,13 +401,17 @@ class ITaskStore(Interface):
         they were fetched: a C{downloaded} task gets its C{revision} raised
         (its file is replaced when fetched again), an C{empty} one is
         simply fetched again.  A task fetched after the change is left
-        alone; one being downloaded is looked at again by the next call.
+        alone; one being downloaded is looked at again by the next call.  A
+        retired task that was C{downloaded} or C{empty} stays retired, but
+        comes back C{pending} if asked for again (L{create}), a downloaded
+        one with its C{revision} raised as above.
 
         @param revisions: (task id, POSIX time of the change, OASIS version)
             triples; unknown ids are ignored.
         @return: A L{Deferred} firing with a list of
             C{{"id", "report", "previous", "revision", "url", "filename"}}
-            for each task put back.
+            for each task put back, or (C{previous} C{retired}) to come
+            back pending.
         """
 
     def ids() -> Deferred[set[str]]:

@@ -212,6 +212,19 @@ class Windows:
             tuple(self.tails[i] for i in kept),
         )
 
+    def overlapping(self, low: datetime.datetime, high: datetime.datetime) -> Windows:
+        """
+        @return: The windows that hold some instant from C{low} to just
+            before C{high}.
+        """
+        kept = [i for i, (start, end) in enumerate(zip(self.starts, self.ends)) if start < high and end > low]
+        return Windows(
+            tuple(self.starts[i] for i in kept),
+            tuple(self.ends[i] for i in kept),
+            tuple(self.times[i] for i in kept),
+            tuple(self.tails[i] for i in kept),
+        )
+
     def starts_only(self) -> Windows:
         """
         @return: These windows, their requests sending C{startdatetime}
@@ -274,6 +287,23 @@ class DayTable:
                 found = Windows.of(list(hour_windows(first, last, hours, self)))
             self._windows[key] = found
         return found
+
+
+def windows_holding(
+    table: DayTable, report: ReportTopic, low: datetime.datetime, high: datetime.datetime
+) -> Windows:
+    """
+    The windows of C{report} (of days or hours, not months) that hold some
+    instant from C{low} to just before C{high}, whatever its range: each
+    named as in the manifest, which names a window by its block of days or
+    its hour of a day, never by the range that cuts it, but cut to the days
+    of C{table}'s zone that the instants fall on.
+    """
+    assert report.window is not None, "a report's window is filled in when it is built"
+    hours = min(window_hours(report.window), MAX_WINDOW_HOURS)
+    first = low.astimezone(table.zone).date()
+    last = (high - datetime.timedelta(microseconds=1)).astimezone(table.zone).date()
+    return table.windows(first, last, hours).overlapping(low, high)
 
 
 #: Multi-day windows are blocks of trading days counted from this Monday, so

@@ -24,10 +24,19 @@ from zope.interface import implementer
 
 from harbour.bus import Subscription
 from harbour.config.paging import follow_reports
-from harbour.config.schema import ManifestTopic, ReportTopic
+from harbour.config.schema import MONTH_WINDOW, ManifestTopic, ReportTopic
 from harbour.interfaces import IBus, IEvent, IManifest, IPublications, IStatusSource, StatusDocument
 from harbour.oasis.publications import Publication, hour_bounds
-from harbour.oasis.requests import ReportURL, market_today, report_range, report_urls, trading_day
+from harbour.oasis.requests import (
+    DayTable,
+    ReportRequests,
+    ReportURL,
+    market_today,
+    report_range,
+    report_urls,
+    trading_day,
+    windows_holding,
+)
 
 
 @implementer(IManifest, IStatusSource)
@@ -127,20 +136,27 @@ class ManifestService(Service):
 
     def revised(self, entries: list[Publication]) -> list[tuple[ReportURL, Publication]]:
         """
-        See L{IManifest.revised}.
+        See L{IManifest.revised}: the windows asked for now, and those of
+        the same reports that are not (a report disabled, a window out of
+        range or held back), whose tasks may be retired and come back.
         """
-        names: dict[tuple[str, str], list[str]] = {}
+        names: dict[tuple[str, str], list[ReportTopic]] = {}
         for report in self.definitions:
-            if report.enabled and report.queryname:
-                names.setdefault((report.queryname, report.market_run_id or ""), []).append(report.name)
+            # Disabled ones too: a revision of a retired window must reach
+            # it before it comes back.  (Months are of groups, not logged.)
+            if report.queryname and report.window != MONTH_WINDOW:
+                names.setdefault((report.queryname, report.market_run_id or ""), []).append(report)
         relevant = [entry for entry in entries if entry.key in names]
         if not relevant:
             return []
-        by_report: dict[str, list[ReportURL]] = {name: [] for entry in relevant for name in names[entry.key]}
+        by_report: dict[str, list[ReportURL]] = {r.name: [] for entry in relevant for r in names[entry.key]}
         for request in self.reports():
             if request.report in by_report:
                 by_report[request.report].append(request)
+        listed = {request.filename for requests in by_report.values() for request in requests}
         zone = ZoneInfo(self.manifest.timezone)
+        table = DayTable(zone)
+        builders: dict[str, ReportRequests] = {}
         found: list[tuple[ReportURL, Publication]] = []
         for entry in relevant:
             day_start, high = trading_day(entry.day, zone)
@@ -149,13 +165,19 @@ class ManifestService(Service):
                 # It concerns the windows holding its hour: those of the
                 # day's other hours were not changed by it.
                 low, high = hour_bounds(entry.day, entry.hour, zone)
-            for name in names[entry.key]:
+            for report in names[entry.key]:
                 # Newest day first (a day's hours in order): once a window
                 # ends by the day's start, the rest are older.
-                for request in by_report[name]:
+                for request in by_report[report.name]:
                     if request.window_end <= day_start:
                         break
                     if request.window_start < high and request.window_end > low:
+                        found.append((request, entry))
+                if report.name not in builders:
+                    builders[report.name] = ReportRequests(self.manifest.base_url, report)
+                windows = windows_holding(table, report, low, high)
+                for request in builders[report.name].requests(windows):
+                    if request.filename not in listed:
                         found.append((request, entry))
         return found
 

@@ -276,7 +276,8 @@ class WorkService(Service):
     def revise(self, entries: list[Publication]) -> Generator[Deferred[Any], Any, None]:
         """
         Put back to C{pending} the tasks whose data changed in OASIS after
-        they were fetched, and announce each with C{task.revised}.
+        they were fetched, and announce each with C{task.revised}; a
+        retired one is marked to come back pending if asked for again.
 
         @raise StoreUnavailable: if harbour stops while Redis is away: the
             entries are not applied (the publications follower reads them
@@ -300,6 +301,15 @@ class WorkService(Service):
         # Some may have been noted by an earlier call, their downloads then
         # under way: each says what it is.
         for task in changed:
+            if task["previous"] == RETIRED:
+                # Nothing is fetched yet: the window is not asked for.
+                self.log.info(
+                    "{report}: {filename} changed in OASIS while retired: fetched again if asked for again",
+                    report=task["report"],
+                    filename=task["filename"],
+                    service="work",
+                )
+                continue
             self.log.info(
                 "{report}: {filename} changed in OASIS after it was fetched: fetching it again",
                 report=task["report"],

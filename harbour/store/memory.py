@@ -458,16 +458,23 @@ class MemoryTaskStore(MemoryParseQueue):
                     self._due[identifier] = (at, version)
                 continue
             self._due.pop(identifier, None)
-            if task is None or task.state not in (DOWNLOADED, EMPTY):
+            if task is None:
                 continue
-            if (task.fetched or task.modified) >= at:
+            # A retired task is looked at as the state it would come back to.
+            previous = task.retired_from if task.state == RETIRED else task.state
+            if previous not in (DOWNLOADED, EMPTY) or (task.fetched or task.modified) >= at:
                 continue
             revision, why = task.revision, "published after it was fetched"
-            if task.state == DOWNLOADED:
+            if previous == DOWNLOADED:
                 revision += 1
                 self._revisions[task.report] = self._revisions.get(task.report, 0) + 1
                 why = f"revised in OASIS (version {version})"
-            self._replace(task, state=PENDING, attempts=0, not_before=0.0, last_error=why, revision=revision)
+            if task.state == RETIRED:
+                self._replace(task, retired_from=PENDING, revision=revision)
+            else:
+                self._replace(
+                    task, state=PENDING, attempts=0, not_before=0.0, last_error=why, revision=revision
+                )
             changed.append(
                 {
                     "id": identifier,

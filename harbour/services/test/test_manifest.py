@@ -26,7 +26,7 @@ from harbour.oasis.publications import Publication
 from harbour.services.manifest import ManifestService
 from harbour.services.work import WorkService
 from harbour.store.memory import MemoryTaskStore
-from harbour.store.tasks import DOWNLOADED, PENDING
+from harbour.store.tasks import DOWNLOADED, PENDING, RETIRED, task_id
 from harbour.test.helpers import TOKEN, call, connected, control_service
 
 #: 2026-01-15 12:00 in California.
@@ -152,6 +152,40 @@ class ManifestServiceTests(SynchronousTestCase):
         self.assertEqual(len(found), 1 + 24)
         self.assertIn("lmp-h/2026-01-14_H01.zip", found)
 
+    def test_revisedNotAskedFor(self) -> None:
+        """
+        An entry concerns the windows of its reports that are not asked for
+        now too (a report disabled, a day out of range), whose tasks may be
+        retired and come back; a window asked for now is named once, by its
+        request, and not for a day it no longer holds.
+        """
+        (self.directory / "r.toml").write_text(
+            REPORTS + '\n[[reports]]\nname = "week"\nqueryname = "PRC_LMP"\nmarket_run_id = "DAM"\n'
+            'params = { node = "A" }\nwindow = "7d"\n'
+        )
+        self.successResultOf(self.config.reload())
+        # Thursday: the week's block from Monday the 12th is cut to the range.
+        [week] = [r for r in self.manifest.reports() if r.report == "week"]
+        self.assertEqual(week.filename, "week/2026-01-12_2026-01-18.zip")
+
+        def revised(day: int) -> list[tuple[str, str]]:
+            entry = Publication("PRC_LMP", "DAM", datetime.date(2026, 1, day), NOON, 2)
+            return sorted((request.filename, request.url) for request, _ in self.manifest.revised([entry]))
+
+        self.assertEqual(
+            revised(14),
+            sorted([("lmp/2026-01-14.zip", self.manifest.reports()[1].url), (week.filename, week.url)]),
+        )
+        self.assertEqual(
+            [name for name, url in revised(10)], ["lmp/2026-01-10.zip", "week/2026-01-05_2026-01-11.zip"]
+        )
+        self.assertEqual([name for name, url in revised(12)], ["lmp/2026-01-12.zip"])
+        (self.directory / "r.toml").write_text(
+            REPORTS.replace('market_run_id = "DAM"', 'market_run_id = "DAM"\nenabled = false')
+        )
+        self.successResultOf(self.config.reload())
+        self.assertEqual([name for name, url in revised(14)], ["lmp/2026-01-14.zip"])
+
     def test_capsRetireNothing(self) -> None:
         """
         Tasks created while there was no cap (the log unreadable) are not
@@ -254,3 +288,71 @@ class ManifestCommandTests(SynchronousTestCase):
         args = argparse.Namespace(config_dir=directory, start=None, end=None, today=None)
         self.assertEqual(print_manifest(args, out), FAILED)
         self.assertEqual(out.getvalue(), "")
+
+
+class RevisedWhileRetiredTests(SynchronousTestCase):
+    """
+    A revision logged while a window is retired is not lost: the window
+    comes back pending, not with the data from before the revision.
+    """
+
+    def setUp(self) -> None:
+        self.directory = Path(self.mktemp())
+        self.directory.mkdir()
+        self.clock = Clock()
+        self.clock.advance(NOON)
+        self.bus = Bus()
+        self.config = ConfigService(self.clock, self.directory, self.bus)
+        self.manifest = ManifestService(self.clock, self.bus)
+        self.manifest.startService()
+        self.configure(REPORTS)
+        self.store = MemoryTaskStore(self.clock)
+        self.work = WorkService(self.clock, self.store, self.manifest, self.bus)
+        self.successResultOf(self.work.refresh())
+        while (task := self.successResultOf(self.store.claim("w", 60))) is not None:
+            self.successResultOf(self.store.finish(task.id, "w", DOWNLOADED, 10, "old"))
+
+    def configure(self, text: str) -> None:
+        """
+        Make C{text} the configuration.
+        """
+        (self.directory / "r.toml").write_text(text)
+        self.successResultOf(self.config.reload())
+
+    def revised_while(self, away: str) -> None:
+        """
+        With the configuration C{away}, which retires C{lmp/2026-01-14.zip},
+        apply a revision of that day (nothing is announced: nothing is
+        fetched yet); then go back to the first configuration: the window
+        is pending, its revision counted, its old file's hash kept.
+        """
+        self.configure(away)
+        self.successResultOf(self.work.refresh())
+        retired = self.successResultOf(self.store.get(task_id("lmp/2026-01-14.zip")))
+        self.assertEqual(retired.state if retired else None, RETIRED)
+        self.clock.advance(3600)
+        entry = Publication("PRC_LMP", "DAM", datetime.date(2026, 1, 14), self.clock.seconds(), 2)
+        announced: list[str] = []
+        self.bus.subscribe("task.revised", lambda event: announced.append(event.payload["filename"]))
+        self.successResultOf(self.work.revise([entry]))
+        self.assertEqual(announced, [], "nothing is fetched while it is retired")
+        self.configure(REPORTS)
+        self.successResultOf(self.work.refresh())
+        pending, total = self.successResultOf(self.store.tasks(PENDING, None, 0, 10))
+        self.assertEqual(
+            [(task.filename, task.revision, task.sha256) for task in pending],
+            [("lmp/2026-01-14.zip", 1, "old")],
+        )
+        self.assertEqual(self.successResultOf(self.store.revision_counts()), {"lmp": 1})
+
+    def test_disabled(self) -> None:
+        """
+        A revision while its report is disabled.
+        """
+        self.revised_while(REPORTS.replace('market_run_id = "DAM"', 'market_run_id = "DAM"\nenabled = false'))
+
+    def test_outOfRange(self) -> None:
+        """
+        A revision while its day is out of the range.
+        """
+        self.revised_while(REPORTS.replace('start = "-2d"', 'start = "2026-01-15"'))

@@ -964,6 +964,89 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual([c["id"] for c in changed], [task.id])
         self.assertEqual(await self.store.revise([]), [], "applied once")
 
+    async def test_reviseRetiredDownloaded(self) -> None:
+        """
+        A revision of a retired task that was downloaded, newer than its
+        fetch, leaves it retired but brings it back pending when asked for
+        again, its revision raised and counted and its old hash kept (its
+        file is kept as a revision), as for one revised while asked for.
+        Another revision before it comes back changes nothing more.
+        """
+        original = request("a", 1)
+        task = await self._downloaded(original)
+        await self.store.retire({task.id})
+        self.clock.advance(10)
+        changed = await self.store.revise([(task.id, self.clock.seconds() - 1, "2")])
+        self.assertEqual([(c["id"], c["previous"], c["revision"]) for c in changed], [(task.id, RETIRED, 1)])
+        self.assertEqual(await self.store.counts(), {"a": {RETIRED: 1}})
+        self.assertEqual(await self.store.revise([(task.id, self.clock.seconds(), "3")]), [])
+        self.assertEqual(await self.store.revision_counts(), {"a": 1})
+        self.assertIsNone(await self.store.claim("w", 60))
+        self.assertEqual(await self.store.create([original]), {"a": 1})
+        back = await self._task(self.store.get(task.id))
+        self.assertEqual(
+            (back.state, back.revision, back.sha256, back.attempts, back.retired_from),
+            (PENDING, 1, "old", 0, ""),
+        )
+        self.assertEqual((await self._task(self.store.claim("w", 60))).id, task.id)
+
+    async def test_reviseRetiredEmpty(self) -> None:
+        """
+        A day published while its window is retired after an answer of no
+        data comes back pending, not empty; that is not counted as a
+        revision.
+        """
+        original = request("a", 1)
+        await self.store.create([original])
+        task = await self._task(self.store.claim("w", 60))
+        await self.store.finish(task.id, "w", EMPTY)
+        await self.store.retire({task.id})
+        self.clock.advance(10)
+        changed = await self.store.revise([(task.id, self.clock.seconds(), "1")])
+        self.assertEqual([(c["previous"], c["revision"]) for c in changed], [(RETIRED, 0)])
+        await self.store.create([original])
+        self.assertEqual((await self._task(self.store.get(task.id))).state, PENDING)
+        self.assertEqual(await self.store.revision_counts(), {})
+
+    async def test_reviseRetiredOlderThanFetchIgnored(self) -> None:
+        """
+        A revision of a retired task from before its fetch, or of one
+        retired while waiting (fetched again anyway when back), changes
+        nothing: the downloaded one comes back downloaded.
+        """
+        original, waiting = request("a", 1), request("a", 2)
+        task = await self._downloaded(original)
+        await self.store.create([waiting])
+        await self.store.retire({task.id, task_id(waiting.filename)})
+        self.clock.advance(10)
+        revisions = [
+            (task.id, self.clock.seconds() - 20, "2"),
+            (task_id(waiting.filename), self.clock.seconds(), "2"),
+        ]
+        self.assertEqual(await self.store.revise(revisions), [])
+        await self.store.create([original, waiting])
+        self.assertEqual(await self.store.counts(), {"a": {DOWNLOADED: 1, PENDING: 1}})
+        self.assertEqual(await self.store.revision_counts(), {})
+
+    async def test_reviseRetiredMidDownload(self) -> None:
+        """
+        A revision noted while a task was being downloaded is not dropped
+        when the task, retired meanwhile, is retired as its attempt ends:
+        the next call marks it to come back pending.
+        """
+        original = request("a", 1)
+        await self.store.create([original])
+        task = await self._task(self.store.claim("w", 60))
+        self.clock.advance(5)
+        self.assertEqual(await self.store.revise([(task.id, self.clock.seconds(), "2")]), [])
+        await self.store.retire({task.id})
+        await self.store.finish(task.id, "w", DOWNLOADED, bytes=10, sha256="old")
+        self.assertEqual(await self.store.counts(), {"a": {RETIRED: 1}})
+        self.assertEqual([c["previous"] for c in await self.store.revise([])], [RETIRED])
+        await self.store.create([original])
+        back = await self._task(self.store.get(task.id))
+        self.assertEqual((back.state, back.revision), (PENDING, 1))
+
     async def test_claimTokens(self) -> None:
         """
         Every claim of a task has a fencing token one more than the one
