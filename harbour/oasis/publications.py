@@ -61,6 +61,17 @@ FIELDS = {
 _Entry = TypeVar("_Entry")
 
 
+def log_key(queryname: str, market_run_id: str) -> tuple[str, str]:
+    """
+    @return: How a report and market are matched with the log's entries:
+        the market in upper case, as the log writes it, so that a report
+        configured with C{dam} is C{DAM}'s (the catalogue too takes markets
+        in any case).  Only the match: the report's URLs keep its market as
+        written.
+    """
+    return queryname, market_run_id.upper()
+
+
 class LogUnreadable(Exception):
     """
     An answer that is not a usable publications report: an OASIS error,
@@ -91,9 +102,9 @@ class Publication:
     @property
     def key(self) -> tuple[str, str]:
         """
-        The report and market this entry is about.
+        The report and market this entry is about (see L{log_key}).
         """
-        return self.queryname, self.market_run_id
+        return log_key(self.queryname, self.market_run_id)
 
     @property
     def revision(self) -> bool:
@@ -118,9 +129,9 @@ class Scheduled:
     @property
     def key(self) -> tuple[str, str]:
         """
-        The report and market this line is about.
+        The report and market this line is about (see L{log_key}).
         """
-        return self.queryname, self.market_run_id
+        return log_key(self.queryname, self.market_run_id)
 
 
 def parse_log(answer: bytes) -> list[Publication]:

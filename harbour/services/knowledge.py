@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import attr
 
 from harbour.config.schema import ManifestTopic, ReportTopic
-from harbour.oasis.publications import Publication, Scheduled
+from harbour.oasis.publications import Publication, Scheduled, log_key
 from harbour.oasis.requests import gmt, market_today, report_range
 
 #: Each read starts this much before where the last one ended: an entry can
@@ -58,9 +58,10 @@ OFF = "off"
 
 def report_key(report: ReportTopic) -> tuple[str, str]:
     """
-    @return: What the log calls C{report}: its queryname and market run.
+    @return: What the log calls C{report}: its queryname and market run
+        (see L{log_key}).
     """
-    return report.queryname or "", report.market_run_id or ""
+    return log_key(report.queryname or "", report.market_run_id or "")
 
 
 def iso(moment: float | None) -> str | None:
@@ -240,7 +241,9 @@ class Knowledge:
         self.mode = FOLLOWING
         for field, day in days.items():
             queryname, _, market = field.partition("|")
-            self.published[(queryname, market)] = datetime.date.fromisoformat(day)
+            key, published = log_key(queryname, market), datetime.date.fromisoformat(day)
+            # Saved before keys were matched in any case, two may be one now.
+            self.published[key] = max(published, self.published.get(key, published))
         return True
 
     def saved(self, base_url: str) -> tuple[list[str], list[str]]:

@@ -37,6 +37,7 @@ from harbour.oasis.requests import (
     trading_day,
     windows_holding,
 )
+from harbour.services.knowledge import report_key
 
 
 @implementer(IManifest, IStatusSource)
@@ -145,7 +146,7 @@ class ManifestService(Service):
             # Disabled ones too: a revision of a retired window must reach
             # it before it comes back.  (Months are of groups, not logged.)
             if report.queryname and report.window != MONTH_WINDOW:
-                names.setdefault((report.queryname, report.market_run_id or ""), []).append(report)
+                names.setdefault(report_key(report), []).append(report)
         relevant = [entry for entry in entries if entry.key in names]
         if not relevant:
             return []

@@ -15,6 +15,7 @@ from harbour.oasis.publications import (
     PACIFIC,
     LogUnreadable,
     Publication,
+    Scheduled,
     hour_bounds,
     parse_log,
     parse_schedule,
@@ -237,6 +238,21 @@ class ParseTests(SynchronousTestCase):
             self.assertEqual(entries[("PRC_LMP", "DAM")].time, datetime.time(13, 0))
             self.assertEqual(entries[("PRC_LMP", "DAM")].day_offset, 1)
             self.assertNotIn(("PRC_LMP", "RUC"), entries)
+
+
+class KeyTests(SynchronousTestCase):
+    """
+    An entry's or a schedule line's key matches reports in any case of
+    their market.
+    """
+
+    def test_marketInAnyCase(self) -> None:
+        """
+        The key holds the market in upper case, the queryname as it is.
+        """
+        entry = Publication("PRC_LMP", "dam", datetime.date(2025, 3, 9), 0.0)
+        line = Scheduled("PRC_LMP", "Dam", datetime.time(13, 0))
+        self.assertEqual((entry.key, line.key), (("PRC_LMP", "DAM"), ("PRC_LMP", "DAM")))
 
 
 class SimulatorLogTests(SynchronousTestCase):

@@ -186,6 +186,19 @@ class ManifestServiceTests(SynchronousTestCase):
         self.successResultOf(self.config.reload())
         self.assertEqual([name for name, url in revised(14)], ["lmp/2026-01-14.zip"])
 
+    def test_revisedMarketInAnyCase(self) -> None:
+        """
+        A report whose market is written in lower case is matched with the
+        log's entries, written in upper case; its URLs keep its market as
+        written.
+        """
+        (self.directory / "r.toml").write_text(REPORTS.replace('"DAM"', '"dam"'))
+        self.successResultOf(self.config.reload())
+        entry = Publication("PRC_LMP", "DAM", datetime.date(2026, 1, 14), NOON, 2)
+        found = self.manifest.revised([entry])
+        self.assertEqual([(request.filename, e) for request, e in found], [("lmp/2026-01-14.zip", entry)])
+        self.assertIn("market_run_id=dam&", found[0][0].url)
+
     def test_capsRetireNothing(self) -> None:
         """
         Tasks created while there was no cap (the log unreadable) are not

@@ -790,6 +790,26 @@ class LaggingTests(SynchronousTestCase):
         later = self.at("2025-03-11T20:00:00+00:00")
         self.assertEqual(list(self.known.lagging([report], self.manifest, later)), ["lmp"])
 
+    def test_marketInAnyCase(self) -> None:
+        """
+        A report's market is matched with the log's in any case, as the
+        catalogue takes it: C{dam} is capped by the log's C{DAM} days and
+        its schedule brings reads forward; what an earlier run saved is
+        taken up in any case too, the newest day kept.
+        """
+        report = self.report(market_run_id="dam")
+        now = self.at("2025-03-10T20:00:00+00:00")
+        self.assertEqual(
+            self.known.published_through([report], self.manifest, now), {"lmp": datetime.date(2025, 3, 8)}
+        )
+        self.known.schedule = [Scheduled("PRC_LMP", "DAM", datetime.time(13, 5))]
+        self.assertEqual(self.known.next_delay(now, self.manifest, [report]), 5 * 60 + 60)
+        restored = Knowledge()
+        saved = {"base_url": "http://oasis.test/oasisapi", "read_through": repr(now)}
+        days = {"PRC_LMP|dam": "2025-03-09", "PRC_LMP|DAM": "2025-03-08"}
+        self.assertTrue(restored.restore("http://oasis.test/oasisapi", saved, days))
+        self.assertEqual(restored.published, {("PRC_LMP", "DAM"): datetime.date(2025, 3, 9)})
+
     def test_dateRangesForAll(self) -> None:
         """
         While every report falls back to date ranges (the log unreadable),
