@@ -517,8 +517,9 @@ def report_urls(
 
     @param start: Overrides every report's first day.
     @param end: Overrides every report's last day.
-    @param published: The last day published of the reports it names:
-        their later days are left out.
+    @param published: The last day published of the reports it names, a
+        trading day of OASIS's (Pacific): their later days are left out,
+        and those of the manifest's zone that end after it.
     @param now: If given, leave out what cannot exist yet at this POSIX
         time (see L{available_through}): the newest window covers only the
         days already published.
@@ -556,7 +557,7 @@ def _report_urls(
             result.extend(requests.requests(Windows.of(list(month_windows(first, last, through, months)))))
             continue
         if published and report.name in published:
-            last = min(last, published[report.name])
+            last = min(last, published_last(table.zone, published[report.name]))
         assert report.window is not None, "a report's window is filled in when it is built"
         hours = min(window_hours(report.window), MAX_WINDOW_HOURS)
         if now is None:
@@ -618,6 +619,17 @@ def available_through(table: DayTable, now: float, delay: float, hourly: bool) -
     # A positive delay runs from the end of the window: a whole day is out
     # only once it has ended.
     return day - ONE_DAY if delay >= 0 and not hourly else day
+
+
+def published_last(zone: ZoneInfo, published: datetime.date) -> datetime.date:
+    """
+    @param published: The last trading day the log shows published, a day
+        of OASIS's (Pacific), whatever the manifest's zone.
+    @return: The last day of C{zone} over by the end of that trading day:
+        the manifest's days that the publication covers whole.
+    """
+    end = trading_day(published, PACIFIC)[1]
+    return end.astimezone(zone).date() - ONE_DAY
 
 
 def market_today(manifest: ManifestTopic, now: float) -> datetime.date:

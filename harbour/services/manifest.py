@@ -26,12 +26,13 @@ from harbour.bus import Subscription
 from harbour.config.paging import follow_reports
 from harbour.config.schema import MONTH_WINDOW, ManifestTopic, ReportTopic
 from harbour.interfaces import IBus, IEvent, IManifest, IPublications, IStatusSource, StatusDocument
-from harbour.oasis.publications import Publication, hour_bounds
+from harbour.oasis.publications import PACIFIC, Publication, hour_bounds
 from harbour.oasis.requests import (
     DayTable,
     ReportRequests,
     ReportURL,
     market_today,
+    published_last,
     report_range,
     report_urls,
     trading_day,
@@ -122,6 +123,9 @@ class ManifestService(Service):
             if cap is None or not report.enabled:
                 continue
             first, last = report_range(self.manifest, report, today)
+            # Months are OASIS's own, as the cap's day is (see report_urls).
+            if report.window != MONTH_WINDOW:
+                cap = published_last(ZoneInfo(self.manifest.timezone), cap)
             start = max(first, cap + datetime.timedelta(days=1))
             held.extend(report_urls(self.manifest, [report], today, start=start, end=last, now=now))
         return held
@@ -155,20 +159,22 @@ class ManifestService(Service):
             if request.report in by_report:
                 by_report[request.report].append(request)
         listed = {request.filename for requests in by_report.values() for request in requests}
-        zone = ZoneInfo(self.manifest.timezone)
-        table = DayTable(zone)
+        table = DayTable(ZoneInfo(self.manifest.timezone))
         builders: dict[str, ReportRequests] = {}
         found: list[tuple[ReportURL, Publication]] = []
         for entry in relevant:
-            day_start, high = trading_day(entry.day, zone)
-            low = day_start
+            # The log's days and hours are OASIS's (Pacific), whatever the
+            # zone of the manifest's days: its windows are matched by time.
+            low, high = trading_day(entry.day, PACIFIC)
             if entry.hour is not None:
                 # It concerns the windows holding its hour: those of the
                 # day's other hours were not changed by it.
-                low, high = hour_bounds(entry.day, entry.hour, zone)
+                low, high = hour_bounds(entry.day, entry.hour, PACIFIC)
+            # The start of the manifest's day that holds the entry's start.
+            day_start = table.start(low.astimezone(table.zone).date())
             for report in names[entry.key]:
                 # Newest day first (a day's hours in order): once a window
-                # ends by the day's start, the rest are older.
+                # ends by that day's start, the rest are older.
                 for request in by_report[report.name]:
                     if request.window_end <= day_start:
                         break

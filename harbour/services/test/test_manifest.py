@@ -199,6 +199,54 @@ class ManifestServiceTests(SynchronousTestCase):
         self.assertEqual([(request.filename, e) for request, e in found], [("lmp/2026-01-14.zip", entry)])
         self.assertIn("market_run_id=dam&", found[0][0].url)
 
+    def test_revisedOtherZone(self) -> None:
+        """
+        The log's days and hours are Pacific whatever the manifest's zone:
+        with days of UTC, an entry of an hour concerns the UTC hour it is,
+        and one of a whole day the two UTC days it spans.
+        """
+        (self.directory / "r.toml").write_text(
+            REPORTS.replace("[manifest]", '[manifest]\ntimezone = "UTC"')
+            + '\n[[reports]]\nname = "lmp-h"\nqueryname = "PRC_LMP"\nmarket_run_id = "DAM"\n'
+            'params = { grp_type = "ALL_APNODES" }\nwindow = "1h"\n'
+        )
+        self.successResultOf(self.config.reload())
+        day = datetime.date(2026, 1, 14)
+        hour = Publication("PRC_LMP", "DAM", day, NOON, 2, hour=1)
+        found = sorted((r.filename, r.window_start.isoformat()) for r, e in self.manifest.revised([hour]))
+        self.assertEqual(
+            found,
+            [
+                ("lmp-h/2026-01-14_H09.zip", "2026-01-14T08:00:00+00:00"),
+                ("lmp/2026-01-14.zip", "2026-01-14T00:00:00+00:00"),
+            ],
+        )
+        whole = Publication("PRC_LMP", "DAM", day, NOON, 2)
+        names = sorted(r.filename for r, e in self.manifest.revised([whole]))
+        hours = [f"lmp-h/2026-01-14_H{n:02d}.zip" for n in range(9, 25)]
+        hours += [f"lmp-h/2026-01-15_H{n:02d}.zip" for n in range(1, 9)]
+        self.assertEqual(names, sorted(hours + ["lmp/2026-01-14.zip", "lmp/2026-01-15.zip"]))
+
+    def test_capsOtherZone(self) -> None:
+        """
+        A cap is a Pacific trading day: the manifest's days of another zone
+        are asked for once that day has ended, as an instant.  A UTC day
+        ends before the Pacific day of its date does, a day of Honolulu
+        after.
+        """
+        publications = CappedPublications({"lmp": datetime.date(2026, 1, 13)})
+        self.manifest.publications = cast(IPublications, publications)
+        for zone, asked, held in [
+            ("UTC", ["lmp/2026-01-13.zip"], ["lmp/2026-01-15.zip", "lmp/2026-01-14.zip"]),
+            ("Pacific/Honolulu", [], ["lmp/2026-01-15.zip", "lmp/2026-01-14.zip", "lmp/2026-01-13.zip"]),
+        ]:
+            (self.directory / "r.toml").write_text(
+                REPORTS.replace("[manifest]", f'[manifest]\ntimezone = "{zone}"')
+            )
+            self.successResultOf(self.config.reload())
+            self.assertEqual([r.filename for r in self.manifest.reports()], asked, zone)
+            self.assertEqual([r.filename for r in self.manifest.held_back()], held, zone)
+
     def test_capsRetireNothing(self) -> None:
         """
         Tasks created while there was no cap (the log unreadable) are not
