@@ -204,20 +204,21 @@ class Windows:
         @param delay: Seconds after its end that a window's data exists.
         @return: The windows whose data exists at the POSIX time C{now}.
         """
-        kept = [i for i, end in enumerate(self.ends) if end.timestamp() + delay <= now]
-        return Windows(
-            tuple(self.starts[i] for i in kept),
-            tuple(self.ends[i] for i in kept),
-            tuple(self.times[i] for i in kept),
-            tuple(self.tails[i] for i in kept),
-        )
+        return self.picked([i for i, end in enumerate(self.ends) if end.timestamp() + delay <= now])
 
     def overlapping(self, low: datetime.datetime, high: datetime.datetime) -> Windows:
         """
         @return: The windows that hold some instant from C{low} to just
             before C{high}.
         """
-        kept = [i for i, (start, end) in enumerate(zip(self.starts, self.ends)) if start < high and end > low]
+        return self.picked(
+            [i for i, (start, end) in enumerate(zip(self.starts, self.ends)) if start < high and end > low]
+        )
+
+    def picked(self, kept: Sequence[int]) -> Windows:
+        """
+        @return: The windows at the indices C{kept}, in that order.
+        """
         return Windows(
             tuple(self.starts[i] for i in kept),
             tuple(self.ends[i] for i in kept),
@@ -289,18 +290,15 @@ class DayTable:
         return found
 
 
-def windows_holding(
-    table: DayTable, report: ReportTopic, low: datetime.datetime, high: datetime.datetime
-) -> Windows:
+def windows_holding(table: DayTable, window: str, low: datetime.datetime, high: datetime.datetime) -> Windows:
     """
-    The windows of C{report} (of days or hours, not months) that hold some
-    instant from C{low} to just before C{high}, whatever its range: each
-    named as in the manifest, which names a window by its block of days or
-    its hour of a day, never by the range that cuts it, but cut to the days
-    of C{table}'s zone that the instants fall on.
+    The windows of a report's C{window} (of days or hours, not months) that
+    hold some instant from C{low} to just before C{high}, whatever its
+    range: each named as in the manifest, which names a window by its block
+    of days or its hour of a day, never by the range that cuts it, but cut
+    to the days of C{table}'s zone that the instants fall on.
     """
-    assert report.window is not None, "a report's window is filled in when it is built"
-    hours = min(window_hours(report.window), MAX_WINDOW_HOURS)
+    hours = min(window_hours(window), MAX_WINDOW_HOURS)
     first = low.astimezone(table.zone).date()
     last = (high - datetime.timedelta(microseconds=1)).astimezone(table.zone).date()
     return table.windows(first, last, hours).overlapping(low, high)

@@ -31,6 +31,7 @@ from harbour.oasis.requests import (
     DayTable,
     ReportRequests,
     ReportURL,
+    Windows,
     market_today,
     published_last,
     report_range,
@@ -154,12 +155,11 @@ class ManifestService(Service):
         relevant = [entry for entry in entries if entry.key in names]
         if not relevant:
             return []
-        by_report: dict[str, list[ReportURL]] = {r.name: [] for entry in relevant for r in names[entry.key]}
-        for request in self.reports():
-            if request.report in by_report:
-                by_report[request.report].append(request)
-        listed = {request.filename for requests in by_report.values() for request in requests}
+        named = {report.name for entry in relevant for report in names[entry.key]}
+        asked = {request.filename: request for request in self.reports() if request.report in named}
         table = DayTable(ZoneInfo(self.manifest.timezone))
+        # Reports of one window size share the windows holding an entry.
+        holding: dict[tuple[str, datetime.datetime, datetime.datetime], Windows] = {}
         builders: dict[str, ReportRequests] = {}
         found: list[tuple[ReportURL, Publication]] = []
         for entry in relevant:
@@ -170,22 +170,27 @@ class ManifestService(Service):
                 # It concerns the windows holding its hour: those of the
                 # day's other hours were not changed by it.
                 low, high = hour_bounds(entry.day, entry.hour, PACIFIC)
-            # The start of the manifest's day that holds the entry's start.
-            day_start = table.start(low.astimezone(table.zone).date())
             for report in names[entry.key]:
-                # Newest day first (a day's hours in order): once a window
-                # ends by that day's start, the rest are older.
-                for request in by_report[report.name]:
-                    if request.window_end <= day_start:
-                        break
-                    if request.window_start < high and request.window_end > low:
-                        found.append((request, entry))
-                if report.name not in builders:
-                    builders[report.name] = ReportRequests(self.manifest.base_url, report)
-                windows = windows_holding(table, report, low, high)
-                for request in builders[report.name].requests(windows):
-                    if request.filename not in listed:
-                        found.append((request, entry))
+                assert report.window is not None, "a report's window is filled in when it is built"
+                # The few windows holding the entry's time, worked out from
+                # it rather than looked for among the report's thousands.
+                key = (report.window, low, high)
+                if key not in holding:
+                    holding[key] = windows_holding(table, report.window, low, high)
+                windows, unlisted = holding[key], []
+                for i, tail in enumerate(windows.tails):
+                    listed = asked.get(report.name + tail)
+                    if listed is None:
+                        unlisted.append(i)
+                    elif listed.window_start < high and listed.window_end > low:
+                        # Asked for now, maybe cut to the range: only if
+                        # what it asks for holds the entry's time.
+                        found.append((listed, entry))
+                if unlisted:
+                    if report.name not in builders:
+                        builders[report.name] = ReportRequests(self.manifest.base_url, report)
+                    requests = builders[report.name].requests(windows.picked(unlisted))
+                    found.extend((request, entry) for request in requests)
         return found
 
     def status(self) -> StatusDocument:
