@@ -221,7 +221,8 @@ def day(allow_today: bool = False) -> Check:
     """
     @return: A check for a date (TOML date or C{"YYYY-MM-DD"}) from
         L{EARLIEST_DAY} to L{LATEST_DAY}, a span before today such as
-        C{"-39mo"}, C{"-30d"} or C{"-2y"}, or (if allowed, for an end)
+        C{"-39mo"}, C{"-30d"} or C{"-2y"} that reaches no further back than
+        L{EARLIEST_DAY} from today, or (if allowed, for an end)
         C{"today"} or days ahead such as C{"+1d"}; it gives a string, so
         that relative values stay relative and the value survives JSON.
     """
@@ -243,6 +244,14 @@ def day(allow_today: bool = False) -> Check:
             if back and int(back.group(1)) > MOST_BACK[back.group(2)]:
                 raise Invalid(f"{value!r} reaches back more than a hundred years")
             if back:
+                # As a date before it is: from today, and so from any later
+                # day, the span must not reach before CAISO's markets.
+                reached = resolve_day(value, _earliest_today())
+                if reached < EARLIEST_DAY:
+                    raise Invalid(
+                        f"{value!r} reaches back to {reached}: must reach {EARLIEST_DAY} or later "
+                        "(CAISO's markets began in 1998)"
+                    )
                 return value
             try:
                 date = datetime.date.fromisoformat(value)
@@ -253,6 +262,14 @@ def day(allow_today: bool = False) -> Check:
         raise Invalid(f"must be {expected}, not {value!r}")
 
     return check
+
+
+def _earliest_today() -> datetime.date:
+    """
+    @return: Today where it is earliest (UTC-12): whatever the zone of the
+        manifest's days, its today is this day or later.
+    """
+    return (datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=12)).date()
 
 
 def _within_years(date: datetime.date) -> datetime.date:

@@ -285,8 +285,6 @@ class ResolveDayTests(SynchronousTestCase):
         from today leaves the calendar, and every refresh would fail.
         """
         start, end = day(), day(allow_today=True)
-        for value in ("-36525d", "-1200mo", "-100y"):
-            self.assertEqual(start(value), value)
         for value in ("-36526d", "-1201mo", "-101y", "-40000mo", "-3000000d"):
             with self.assertRaises(Invalid) as caught:
                 start(value)
@@ -297,6 +295,31 @@ class ResolveDayTests(SynchronousTestCase):
         self.assertEqual(str(caught.exception), "'+3000000d' reaches more than 366 days ahead")
         today = datetime.date(2026, 11, 23)
         self.assertEqual(resolve_day("-100y", today), datetime.date(1926, 11, 23))
+
+    def test_relativeFrom1998(self) -> None:
+        """
+        A span back, for a start or an end, is refused as a date before
+        1998-01-01 is if it reaches before that day from today (and so,
+        days passing, from no later day), and at the line of its file.
+        (The spans refused reach 40 years back or more, those taken 20 at
+        most: so for years to come.)
+        """
+        start, end = day(), day(allow_today=True)
+        for value in ("-39mo", "-20y", "-3650d"):
+            self.assertEqual((start(value), end(value)), (value, value))
+        for value in ("-40y", "-100y", "-1200mo", "-36525d"):
+            for check in (start, end):
+                with self.assertRaises(Invalid) as caught:
+                    check(value)
+                self.assertRegex(
+                    str(caught.exception),
+                    rf"^'{value}' reaches back to 19\d\d-\d\d-\d\d: must reach 1998-01-01 or later "
+                    r"\(CAISO's markets began in 1998\)$",
+                )
+        ignored, problems = parse_file(
+            "a.toml", '[manifest]\nstart = "-40y"\n[[reports]]\nname = "r"\nqueryname = "Q"\nend = "-50y"\n'
+        )
+        self.assertEqual([(p.line, p.key) for p in problems], [(2, "manifest.start"), (6, "reports[0].end")])
 
     def test_datesBounded(self) -> None:
         """
