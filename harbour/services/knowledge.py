@@ -213,6 +213,24 @@ class Knowledge:
             delay = min(delay, moment.timestamp() - now + AFTER_PUBLICATION)
         return max(1.0, delay)
 
+    def distrust_future(self, now: float) -> float:
+        """
+        Forget how far the log has been read if that lies after C{now}:
+        saved by a host whose clock ran fast, it says nothing of where
+        reading really stopped, and reading on from there would skip what
+        was published since.  The next read looks back as the first one
+        does.  The last success is taken as no later than C{now}.
+
+        @return: How many seconds ahead of C{now} it lay (0 if not).
+        """
+        if self.last_success is not None:
+            self.last_success = min(self.last_success, now)
+        # A read ends at the next whole minute (see span): not ahead.
+        if self.read_through is None or self.read_through <= now - now % 60 + 60:
+            return 0.0
+        ahead, self.read_through = self.read_through - now, None
+        return ahead
+
     def span(self, now: float) -> tuple[float, float, bool]:
         """
         @return: (start, end) of the log to read now, on whole minutes, and

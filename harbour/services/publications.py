@@ -52,7 +52,17 @@ from harbour.interfaces import IBus, IEvent, IPublications, IRedis, IStatusSourc
 from harbour.oasis.client import OasisClient
 from harbour.oasis.publications import Publication, Scheduled, parse_log, parse_schedule
 from harbour.services.cycle import Cycle
-from harbour.services.knowledge import CATCH_UP, FOLLOWING, LEARNING, OFF, RETRY, SPAN, Knowledge, log_url
+from harbour.services.knowledge import (
+    CATCH_UP,
+    FOLLOWING,
+    LEARNING,
+    LOOKBACK,
+    OFF,
+    RETRY,
+    SPAN,
+    Knowledge,
+    log_url,
+)
 from harbour.services.knowledge_store import KnowledgeStore
 
 #: How often the publication schedule is read.
@@ -313,7 +323,17 @@ class PublicationsFollower(Service):
         most 31 days per request, handing each span's entries on and then
         saving the progress past it.
         """
-        start, end, cut = self._known.span(self.reactor.seconds())
+        now = self.reactor.seconds()
+        ahead = self._known.distrust_future(now)
+        if ahead:
+            self.log.warn(
+                "the publications log was saved as read {hours:.1f} h ahead of this host's clock (a clock "
+                "that ran fast?): reading the last {days:.0f} days again",
+                hours=ahead / 3600,
+                days=LOOKBACK / 86400,
+                service="publications",
+            )
+        start, end, cut = self._known.span(now)
         if cut:
             self.log.warn(
                 "the publications log was last read long ago: reading the last {most:.0f} days",

@@ -24,7 +24,7 @@ from harbour.errors import StoreUnavailable
 from harbour.interfaces import IEvent, StatusDocument
 from harbour.oasis.client import OasisClient
 from harbour.oasis.publications import Publication, Scheduled
-from harbour.services.knowledge import DATE_RANGES, FOLLOWING, OVERLAP, Knowledge, iso
+from harbour.services.knowledge import DATE_RANGES, FOLLOWING, LOOKBACK, OVERLAP, Knowledge, iso
 from harbour.services.manifest import ManifestService
 from harbour.services.publications import LogReader, PublicationsFollower
 from harbour.services.work import WorkService
@@ -503,6 +503,45 @@ class FollowingTests(TestCase):
         through = datetime.datetime.fromisoformat(status["read_through"].replace("Z", "+00:00"))
         self.assertEqual(
             parse_gmt(reads[2][2]["startdatetime"]), through - datetime.timedelta(seconds=OVERLAP)
+        )
+
+    async def test_savedAheadReadAgain(self) -> None:
+        """
+        A read position saved by a host whose clock ran six hours fast says
+        nothing of where reading stopped: it is forgotten, with one
+        warning, and the log read from a week back, as at a first start,
+        rather than nothing read for five hours.  The last read is no
+        later than now.
+        """
+        key = self.redis.prefix + "pub"
+        ahead = self.clock.seconds() + 6 * 3600
+        await self.redis.execute(
+            "HSET", key, "base_url", "http://oasis.test/oasisapi", "read_through", repr(ahead)
+        )
+        await self.redis.execute("HSET", key + ":days", "PRC_LMP|DAM", "2025-03-09")
+        self.follower = self.service()
+        logged = self.logged(self.follower)
+        # A read ends at the next whole minute.
+        end = self.clock.seconds() - self.clock.seconds() % 60 + 60
+        status = await self.read()
+        self.clock.advance(900)
+        await self.read()
+        reads = [r[2] for r in self.simulator.requests if r[2]["queryname"] == "ATL_PUB"]
+        self.assertEqual(
+            [parse_gmt(r["startdatetime"]).timestamp() for r in reads], [end - LOOKBACK, end - OVERLAP]
+        )
+        self.assertEqual(status["read_through"], iso(end))
+        self.assertLessEqual(
+            datetime.datetime.fromisoformat(status["last_read"]).timestamp(), self.clock.seconds()
+        )
+        self.assertEqual(
+            [formatEvent(e) for e in logged if e["log_level"] == LogLevel.warn],
+            [
+                (
+                    "the publications log was saved as read 6.0 h ahead of this host's clock "
+                    "(a clock that ran fast?): reading the last 7 days again"
+                )
+            ],
         )
 
     async def test_scheduleBringsReadForward(self) -> None:
