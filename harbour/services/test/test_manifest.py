@@ -9,7 +9,6 @@ import argparse
 import datetime
 import io
 import json
-import time
 from pathlib import Path
 from typing import cast
 
@@ -19,7 +18,6 @@ from zope.interface.verify import verifyObject
 
 from harbour.amp import commands
 from harbour.bus import Bus
-from harbour.config.schema import ManifestTopic, ReportTopic
 from harbour.config.watcher import ConfigService
 from harbour.ctl import FAILED, OK, print_manifest
 from harbour.errors import BadRequest
@@ -314,51 +312,6 @@ class ManifestServiceTests(SynchronousTestCase):
         self.assertLessEqual(len(text.encode()), 0xFFFF)
         self.assertEqual(len(json.loads(text)), count)
         self.assertLess(count, 500)
-
-
-class RevisedScaleTests(SynchronousTestCase):
-    """
-    L{ManifestService.revised} finds an entry's windows without walking a
-    report's list of them.
-    """
-
-    def test_oldDayCostsNoMore(self) -> None:
-        """
-        A month of hourly entries twelve years back costs about as much as
-        one of last month: the windows holding an entry are worked out from
-        its time, not looked for in each report's list, newest first.
-        (Timed against each other, so that the machine's speed does not
-        matter; the best of three runs, so that a busy moment does not.)
-        """
-        now = datetime.datetime(2024, 12, 31, 20, tzinfo=datetime.UTC).timestamp()
-        clock = Clock()
-        clock.advance(now)
-        manifest = ManifestTopic(start="2013-01-01", end="today", follow_publications=False)
-        reports = [
-            ReportTopic(
-                name=f"r{i}", queryname="PRC_LMP", market_run_id="DAM", params={"grp_type": "ALL_APNODES"}
-            )
-            for i in range(5)
-        ]
-        service = ManifestService(clock, Bus(), manifest=manifest, definitions=reports)
-        self.assertEqual(len(service.reports()), 5 * 4383)
-
-        def cost(first: datetime.date) -> float:
-            entries = [
-                Publication("PRC_LMP", "DAM", first + datetime.timedelta(days=d), now, 2, hour)
-                for d in range(30)
-                for hour in range(1, 25)
-            ]
-            best = float("inf")
-            for _run in range(3):
-                began = time.perf_counter()
-                found = service.revised(entries)
-                best = min(best, time.perf_counter() - began)
-                self.assertEqual(len(found), 5 * 720)
-            return best
-
-        recent, old = cost(datetime.date(2024, 11, 30)), cost(datetime.date(2013, 1, 2))
-        self.assertLess(old, 5 * recent)
 
 
 class ManifestCommandTests(SynchronousTestCase):
