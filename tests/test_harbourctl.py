@@ -5,12 +5,14 @@ pipe its output goes into.
 
 from __future__ import annotations
 
+import signal
+import socket
 import subprocess
 from pathlib import Path
 
 from twisted.trial.unittest import TestCase
 
-from harbour.ctl.codes import FAILED
+from harbour.ctl.codes import FAILED, UNREACHABLE
 from tests.processes import PATIENCE, program
 
 #: Twenty years of one report a day at a time: a manifest of about 1.2 MB,
@@ -54,3 +56,44 @@ class ClosedPipeTests(TestCase):
         self.assertEqual(ctl.wait(timeout=PATIENCE), FAILED)
         self.assertEqual(ctl.stderr.read(), b"")
         ctl.stderr.close()
+
+
+class InterruptedTests(TestCase):
+    """
+    C{harbourctl} stopped by a signal before the daemon answered.
+    """
+
+    def test_checkTimedOut(self) -> None:
+        """
+        C{status --check} ended by SIGTERM (a monitoring system's timeout)
+        while the daemon has not answered exits 3, UNKNOWN, with its
+        plugin's line, not 0, which monitoring reads as OK.
+        """
+        token = Path(self.mktemp())
+        token.write_text("a token\n")
+        # A daemon that accepts the connection and never answers.
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(PATIENCE)
+        endpoint = f"tcp:127.0.0.1:{listener.getsockname()[1]}"
+        ctl = subprocess.Popen(
+            [program("harbourctl"), "--connect", endpoint, "--token-file", str(token), "status", "--check"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+        connection, ignored = listener.accept()
+        self.addCleanup(connection.close)
+        connection.settimeout(PATIENCE)
+        sent = b""
+        while b"Authenticate" not in sent:
+            sent += connection.recv(4096)
+        # It waits for the answer: as it would when monitoring gives up.
+        ctl.send_signal(signal.SIGTERM)
+        out, errors = ctl.communicate(timeout=PATIENCE)
+        self.assertEqual(ctl.returncode, UNREACHABLE, errors)
+        said = f"status: interrupted before {endpoint} answered"
+        self.assertEqual(out.decode(), f"HARBOUR UNKNOWN - {said}\n")
+        self.assertEqual(errors.decode(), f"harbourctl: {said}\n")

@@ -2,10 +2,11 @@
 C{harbourctl}: the operator's client of a running harbour, over AMP.
 
 Exit codes: 0 success, 1 the command failed (or the daemon could not
-answer it), 2 usage error, 3 cannot connect or not authorised; C{status
---check} exits 0, 1 or 2 for ok, warning or critical (and 3, unknown,
-when it cannot have the status, its command line wrong included), as
-monitoring plugins do.
+answer it, or it was interrupted before its answer), 2 usage error, 3
+cannot connect or not authorised; C{status --check} exits 0, 1 or 2 for
+ok, warning or critical (and 3, unknown, when it cannot have the status,
+its command line wrong or an interruption included), as monitoring
+plugins do.  Ctrl-C is the usual end of C{watch} and C{subscribe}: 0.
 C{check-config}, C{manifest}, C{catalogue}, C{plan}, C{query} and C{tables}
 work offline.
 """
@@ -239,19 +240,15 @@ def _run(arguments: list[str]) -> None:
 
     @inlineCallbacks
     def _main(reactor: IReactorCore) -> Generator[Deferred[Any], Any, None]:
-        interrupted: list[bool] = []
-        reactor.addSystemEventTrigger("before", "shutdown", interrupted.append, True)
+        # An interruption (Ctrl-C, SIGTERM) is run_remote's to judge: the
+        # end of watch and subscribe, a failure of any other command.
         try:
             code = yield run_remote(reactor, args, sys.stdout)
             if code == UNREACHABLE and args.command == "plan":
                 code = plan_without_progress(args, sys.stdout)
         except BrokenPipeError:
             _reader_gone()
-        except Exception:
-            if interrupted:
-                return  # Ctrl-C: whatever was under way, stopping is success
-            raise
-        if code and not interrupted:
+        if code:
             raise SystemExit(code)
 
     react(_main)

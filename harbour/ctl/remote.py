@@ -168,10 +168,18 @@ def _one_line(said: str) -> str:
     return line + "..." if len(said) > REASON_SHOWN else line
 
 
-@inlineCallbacks
-def run_remote(
-    reactor: IReactorCore, args: argparse.Namespace, out: TextIO
-) -> Generator[Deferred[Any], Any, int]:
+#: The commands that run until they are interrupted (Ctrl-C, SIGTERM):
+#: that is their usual end, and success.
+UNTIL_INTERRUPTED = frozenset({"watch", "subscribe"})
+
+
+class Interrupted(Exception):
+    """
+    The command was interrupted (the reactor is stopping) before it ended.
+    """
+
+
+def run_remote(reactor: IReactorCore, args: argparse.Namespace, out: TextIO) -> Deferred[int]:
     """
     Run one subcommand that needs the daemon.
 
@@ -181,7 +189,77 @@ def run_remote(
         daemon that cannot be asked; L{FAILED} for a command refused, or
         one the daemon cannot answer (L{RemoteFailure}).  C{status --check}
         exits L{UNREACHABLE} (unknown, to monitoring) for any of these:
-        whatever the reason, it has no status to judge.
+        whatever the reason, it has no status to judge.  Interrupted
+        (Ctrl-C, or the SIGTERM of a monitoring system's timeout) before it
+        ends, C{watch} and C{subscribe} fire with L{OK} at once, their
+        usual end; any other command with L{FAILED} (C{status --check}:
+        L{UNREACHABLE}), saying so, however far it got: as the reactor
+        stops, what it waits for may never come.
+    """
+    interrupted: list[bool] = []
+    ended: Deferred[int] = Deferred()
+
+    def interrupt() -> None:
+        interrupted.append(True)
+        if ended.called:
+            return
+        try:
+            code = _interrupted(args, out)
+        except BrokenPipeError:
+            ended.errback(Failure())
+        else:
+            ended.callback(code)
+
+    def finished(result: int | Failure) -> None:
+        # After an interruption, what the command met as the connection
+        # closed is of no interest: its end was said already.
+        if ended.called:
+            return
+        if isinstance(result, Failure):
+            ended.errback(result)
+        else:
+            ended.callback(result)
+
+    reactor.addSystemEventTrigger("before", "shutdown", interrupt)
+    _run_remote(reactor, args, out, interrupted).addBoth(finished)
+    return ended
+
+
+def _interrupted(args: argparse.Namespace, out: TextIO) -> int:
+    """
+    Say that the command was interrupted before it ended, unless it runs
+    until it is (L{UNTIL_INTERRUPTED}).
+
+    @return: L{OK} for those that run until interrupted; L{FAILED}
+        for any other (L{UNREACHABLE} for C{status --check}, which has no
+        status to judge).
+    """
+    if args.command in UNTIL_INTERRUPTED:
+        return OK
+    return _failed(args, out, f"{args.command}: interrupted before {args.connect} answered", FAILED)
+
+
+def _unless_interrupted(waiting: Deferred[Any], interrupted: list[bool]) -> Deferred[Any]:
+    """
+    @return: C{waiting}, whose failure, once C{interrupted} holds anything,
+        is L{Interrupted}: the connection closes as the reactor stops, and
+        what that does to the command is no error to report.
+    """
+
+    def check(failure: Failure) -> Failure:
+        return Failure(Interrupted()) if interrupted else failure
+
+    return waiting.addErrback(check)
+
+
+@inlineCallbacks
+def _run_remote(
+    reactor: IReactorCore, args: argparse.Namespace, out: TextIO, interrupted: list[bool]
+) -> Generator[Deferred[Any], Any, int]:
+    """
+    Run one subcommand that needs the daemon, as L{run_remote} does, short
+    of its interruption: once C{interrupted} holds anything, it fails with
+    L{Interrupted}, saying nothing.
     """
     try:
         endpoint = client_endpoint(reactor, args.connect)
@@ -194,7 +272,9 @@ def run_remote(
     connecting = authenticated(endpoint, token, ControlClient(IReactorTime(reactor)))
     try:
         # Whatever listens there may accept and never answer as harbour does.
-        protocol = yield connecting.addTimeout(ANSWER_WITHIN, IReactorTime(reactor))
+        protocol = yield _unless_interrupted(
+            connecting.addTimeout(ANSWER_WITHIN, IReactorTime(reactor)), interrupted
+        )
     except Unauthorized as e:
         return _unreachable(args, out, f"not authorised by {args.connect}: {e}")
     except NoAnswer:
@@ -212,13 +292,9 @@ def run_remote(
         # The daemon's certificate is not trusted, say: the connection ends
         # at the first command, Authenticate.
         return _unreachable(args, out, f"cannot connect to {args.connect}: {_tls_reason(e)}")
-    stopping: list[bool] = []
-    reactor.addSystemEventTrigger("before", "shutdown", stopping.append, True)
     try:
-        return (yield _COMMANDS[args.command](reactor, protocol, args, out))
+        return (yield _unless_interrupted(_COMMANDS[args.command](reactor, protocol, args, out), interrupted))
     except (ConnectionDone, ConnectionLost) as e:
-        if stopping:
-            return OK  # Ctrl-C closes the connection: stopping is success
         # The daemon stopped (or the network failed) mid-command: watch and
         # subscribe last as long as the daemon does.
         return _unreachable(args, out, f"lost the connection to {args.connect}: {e}")
@@ -485,10 +561,6 @@ def _subscribe(
     bus = RemoteBus(protocol)
     ended: Deferred[int] = Deferred()
 
-    def end(code: int) -> None:
-        if not ended.called:
-            ended.callback(code)
-
     def show(event: IEvent) -> None:
         if ended.called:
             return
@@ -508,7 +580,7 @@ def _subscribe(
             ended.errback(ConnectionDone("the daemon closed the connection"))
 
     protocol.disconnected.addBoth(lost)
-    reactor.addSystemEventTrigger("before", "shutdown", end, OK)
+    # Ctrl-C, its usual end, ends it in run_remote.
     return (yield ended)
 
 

@@ -644,16 +644,62 @@ class NotHarbourTests(ConnectingTestCase):
 
     def test_interruptedQuietly(self) -> None:
         """
-        Ctrl-C during C{watch} stops the reactor, which closes the
-        connection: that is the command's end, exit 0, with nothing said.
+        Ctrl-C during C{watch} or C{subscribe} stops the reactor, which
+        closes the connection: that is the command's end, exit 0, with
+        nothing said.
         """
-        reactor, d, protocol, transport, errors = self.accepted("watch")
-        protocol.dataReceived(amp.AmpBox(_answer=b"1").serialize())
-        for trigger, args, kwargs in reactor.triggers["before"]["shutdown"]:
-            trigger(*args, **kwargs)
-        protocol.connectionLost(Failure(ConnectionDone("the reactor stopped")))
-        self.assertEqual(self.successResultOf(d), OK)
-        self.assertEqual(errors.getvalue(), "")
+        for command, answered in ((["watch"], [b"1"]), (["subscribe", "task.*"], [b"1", b"2"])):
+            reactor, d, protocol, transport, errors = self.accepted(*command)
+            for tag in answered:
+                protocol.dataReceived(amp.AmpBox(_answer=tag).serialize())
+            self.assertNoResult(d)
+            interrupt(reactor)
+            protocol.connectionLost(Failure(ConnectionDone("the reactor stopped")))
+            self.assertEqual(self.successResultOf(d), OK, command)
+            self.assertEqual(errors.getvalue(), "", command)
+
+    def test_interruptedBeforeAnswer(self) -> None:
+        """
+        Any other command interrupted (Ctrl-C, or the SIGTERM of a
+        monitoring system's timeout) before the daemon answered has failed,
+        saying so, as soon as the reactor starts to stop: C{status --check}
+        exits 3, UNKNOWN to monitoring, with its plugin's line; the others
+        exit 1.  The connection lost as the reactor stops says nothing
+        more.
+        """
+        for command, code, printed in (
+            (["status", "--check"], UNREACHABLE, "HARBOUR UNKNOWN - {said}\n"),
+            (["status"], FAILED, ""),
+            (["retry"], FAILED, ""),
+            (["pause", "download"], FAILED, ""),
+        ):
+            out = io.StringIO()
+            reactor, d, protocol, transport, errors = self.accepted(*command, out=out)
+            protocol.dataReceived(amp.AmpBox(_answer=b"1").serialize())
+            self.assertNoResult(d)
+            interrupt(reactor)
+            said = f"{command[0]}: interrupted before tcp:127.0.0.1:7799 answered"
+            self.assertEqual(self.successResultOf(d), code, command)
+            protocol.connectionLost(Failure(ConnectionDone("the reactor stopped")))
+            self.assertEqual(errors.getvalue(), f"harbourctl: {said}\n", command)
+            self.assertEqual(out.getvalue(), printed.format(said=said), command)
+
+    def test_interruptedConnecting(self) -> None:
+        """
+        A command interrupted while it connects has failed too, whether or
+        not the connection attempt ends as the reactor stops.
+        """
+        out = io.StringIO()
+        reactor, d, protocol, errors = self.connecting("status", "--check", out=out)
+        interrupt(reactor)
+        self.assertEqual(self.successResultOf(d), UNREACHABLE)
+        self.assertEqual(
+            out.getvalue(), "HARBOUR UNKNOWN - status: interrupted before tcp:127.0.0.1:7799 answered\n"
+        )
+        [(host, port, factory, timeout, bind)] = reactor.tcpClients
+        factory.clientConnectionFailed(reactor.connectors[0], Failure(ConnectionDone("the reactor stopped")))
+        self.assertEqual(out.getvalue().count("\n"), 1)
+        self.assertEqual(errors.getvalue().count("\n"), 1)
 
     def test_secureConnectionFails(self) -> None:
         """
@@ -746,6 +792,15 @@ class NotHarbourTests(ConnectingTestCase):
             self.assertEqual(code, USAGE)
             self.assertIn(f"--connect: cannot use endpoint {endpoint!r}", errors.getvalue())
             self.assertEqual(reactor.tcpClients, [])
+
+
+def interrupt(reactor: MemoryReactorClock) -> None:
+    """
+    Do what Ctrl-C (or SIGTERM) does first to C{harbourctl}: start to stop
+    C{reactor}, running what is to run before it shuts down.
+    """
+    for trigger, args, kwargs in reactor.triggers["before"]["shutdown"]:
+        trigger(*args, **kwargs)
 
 
 class ClientTransport(iosim.FakeTransport):
