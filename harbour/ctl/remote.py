@@ -442,10 +442,10 @@ def _catching_up(hours: float) -> str:
 def _tasks(
     reactor: IReactorCore, protocol: HarbourClientProtocol, args: argparse.Namespace, out: TextIO
 ) -> Generator[Deferred[Any], Any, int]:
-    answer = yield protocol.callRemote(
-        commands.ListTasks, state=args.state, report=args.report, offset=args.offset, limit=args.limit
-    )
-    found = json.loads(answer["tasks"])
+    """
+    List C{--limit} tasks from C{--offset}, or as many as there are.
+    """
+    found, total = yield _task_pages(protocol, args.state, args.report, args.offset, args.limit)
     if args.json:
         print(json.dumps(found, indent=2), file=out)
         return OK
@@ -456,8 +456,37 @@ def _tasks(
         parse = task.get("parse") or ""
         table.add_row(task["id"], task["report"], task["filename"], str(task["attempts"]), parse, error)
     DataConsole(out, 160).print(table)
-    print(f"{len(found)} of {answer['total']} {args.state} tasks", file=out)
+    print(f"{len(found)} of {total} {args.state} tasks", file=out)
     return OK
+
+
+@inlineCallbacks
+def _task_pages(
+    protocol: HarbourClientProtocol, state: str, report: str | None, offset: int, limit: int
+) -> Generator[Deferred[Any], Any, tuple[list[dict[str, Any]], int]]:
+    """
+    Page through C{ListTasks} from C{offset} until C{limit} tasks are read
+    or there are no more: the daemon stops a page early rather than exceed
+    one AMP value (some hundred tasks), so each next page starts where the
+    last one ended, as L{harbour.amp.client.all_requests} does.  A task
+    that moves meanwhile may be missed, or met again on a later page: it
+    is listed once.
+
+    @return: A L{Deferred} firing with the tasks, in the daemon's order,
+        and how many the state has in all (as of the last page).
+    """
+    found: dict[str, dict[str, Any]] = {}
+    read = 0
+    while True:
+        answer = yield protocol.callRemote(
+            commands.ListTasks, state=state, report=report, offset=offset + read, limit=limit - read
+        )
+        page = json.loads(answer["tasks"])
+        read += len(page)
+        for task in page:
+            found.setdefault(task["id"], task)
+        if not page or read >= limit or offset + read >= answer["total"]:
+            return list(found.values()), answer["total"]
 
 
 @inlineCallbacks

@@ -4,6 +4,7 @@ Tests for C{harbourctl}'s offline commands and argument handling.
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import sys
@@ -28,6 +29,8 @@ from harbour.amp.server import ControlProtocol
 from harbour.ctl import FAILED, OK, UNREACHABLE, USAGE, _status, check_config, main, parser
 from harbour.ctl.offline import plan_table, print_manifest, show_catalogue
 from harbour.ctl.remote import _COMMANDS, ANSWER_WITHIN, COMMAND_WITHIN, run_remote
+from harbour.oasis.requests import ReportURL
+from harbour.store.memory import MemoryTaskStore
 from harbour.test.helpers import TOKEN, call, connected, control_service, run_status
 
 
@@ -326,6 +329,76 @@ class LargeStatusTests(SynchronousTestCase):
         C{--json} prints the whole document.
         """
         self.assertEqual(json.loads(self.run_status("--json")), self.document)
+
+
+class TaskPagesTests(SynchronousTestCase):
+    """
+    C{harbourctl tasks} over AMP (in memory) with more tasks than one
+    C{ListTasks} page holds: the daemon stops a page at one AMP value.
+    """
+
+    def setUp(self) -> None:
+        start = datetime.datetime(2020, 1, 1, 8, tzinfo=datetime.UTC)
+        store = MemoryTaskStore(Clock())
+        store.create(
+            [
+                ReportURL(
+                    f"http://oasis.example/oasisapi/SingleZip?queryname=PRC_LMP&day={i}&{'x' * 200}",
+                    f"lmp/{i:04d}.zip",
+                    "lmp",
+                    start + datetime.timedelta(days=i),
+                    start + datetime.timedelta(days=i + 1),
+                )
+                for i in range(1000)
+            ]
+        )
+        self.client, self.server, self.pump = connected(control_service(tasks=store))
+        call(self.client, self.pump, commands.Authenticate, token=TOKEN)
+        page = self.successResultOf(
+            call(self.client, self.pump, commands.ListTasks, state="pending", offset=0, limit=500)
+        )
+        self.assertLess(len(json.loads(page["tasks"])), 250)
+
+    def run_tasks(self, *extra: str) -> str:
+        """
+        Run C{harbourctl tasks --state pending} against the in-memory
+        daemon.
+
+        @return: What it printed.
+        """
+        out = io.StringIO()
+        reactor = cast(IReactorCore, Clock())
+        args = parser().parse_args(["tasks", "--state", "pending", *extra])
+        result = _COMMANDS["tasks"](reactor, self.client, args, out)
+        self.pump.flush()
+        self.assertEqual(self.successResultOf(result), OK)
+        return out.getvalue()
+
+    def test_wholePages(self) -> None:
+        """
+        C{--json} lists C{--limit} tasks from C{--offset}, or as many as
+        are left, in the daemon's order: paging by C{--limit} sees every
+        task once.
+        """
+        pages = [
+            [
+                task["filename"]
+                for task in json.loads(self.run_tasks("--limit", "500", "--offset", offset, "--json"))
+            ]
+            for offset in ("0", "500", "950")
+        ]
+        self.assertEqual([len(page) for page in pages], [500, 500, 50])
+        self.assertEqual(pages[0] + pages[1], [f"lmp/{i:04d}.zip" for i in reversed(range(1000))])
+        self.assertEqual(pages[2], pages[1][-50:])
+
+    def test_text(self) -> None:
+        """
+        The table has a row per task asked for, and the last line counts
+        them.
+        """
+        lines = self.run_tasks("--limit", "300").splitlines()
+        self.assertEqual(lines[-1], "300 of 1000 pending tasks")
+        self.assertEqual(len([line for line in lines if ".zip" in line]), 300)
 
 
 class CatalogueCommandTests(SynchronousTestCase):
