@@ -109,7 +109,9 @@ def parser() -> argparse.ArgumentParser:
     reparse = sub.add_parser("reparse", help="parse downloaded files into their tables again")
     reparse.add_argument("--report", help="only this report's files")
 
-    watch = sub.add_parser("watch", help="live progress bars per report until Ctrl-C")
+    watch = sub.add_parser(
+        "watch", help="live progress per report until Ctrl-C: bars on a terminal, a line a report elsewhere"
+    )
     watch.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
 
     catalogue = sub.add_parser("catalogue", help="the OASIS reports harbour knows, or one of them, offline")

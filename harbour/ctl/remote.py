@@ -5,6 +5,7 @@ The commands of C{harbourctl} that talk to a running harbour over AMP.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sys
 from collections.abc import Callable, Generator
@@ -12,7 +13,6 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 
 from OpenSSL import SSL
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -30,7 +30,7 @@ from harbour.amp.server import read_token
 from harbour.bus import Event
 from harbour.ctl.codes import FAILED, OK, UNREACHABLE, USAGE
 from harbour.ctl.offline import plan_table
-from harbour.ctl.output import DataConsole
+from harbour.ctl.output import DataConsole, PipeConsole, discard_output, is_terminal
 from harbour.errors import BadRequest, ConfigurationError, HarbourError, PayloadTooLarge, Unauthorized
 from harbour.interfaces import IEvent
 from harbour.store.tasks import STATES, completion
@@ -538,35 +538,101 @@ def _watch(
     reactor: IReactorCore, protocol: HarbourClientProtocol, args: argparse.Namespace, out: TextIO
 ) -> Generator[Deferred[Any], Any, int]:
     """
-    Draw a progress bar per report from C{Status}, until Ctrl-C.
+    Show each report's progress from C{Status} every C{--interval}
+    seconds, until Ctrl-C: as a progress bar per report on a terminal,
+    and elsewhere (a pipe, a file) as plain lines (L{_watch_lines}).
     """
+    if not is_terminal(out):
+        return (yield _watch_lines(reactor, protocol, args, out))
     progress = Progress(
         TextColumn("{task.description:<24}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
-        console=Console(file=out),
+        console=PipeConsole(file=out),
         auto_refresh=False,
         transient=False,
     )
     bars: dict[str, TaskID] = {}
-    # Ctrl-C stops the reactor: leave the bars drawn as they were.
-    reactor.addSystemEventTrigger("before", "shutdown", progress.stop)
+    # Ctrl-C stops the reactor, and this with it: leave the bars drawn as
+    # they were.
+    reactor.addSystemEventTrigger("before", "shutdown", _stop_drawing, progress)
     progress.start()
+    try:
+        while True:
+            services = (yield status(protocol))["services"]
+            rate = _rate(services)
+            for report, finished, total in _progress(services):
+                if report not in bars:
+                    bars[report] = progress.add_task(report, total=total, rate=rate)
+                progress.update(bars[report], total=total, completed=finished, rate=rate)
+            progress.refresh()
+            yield deferLater(IReactorTime(reactor), args.interval)
+    finally:
+        # Before whatever ended it is said (twice is harmless).
+        _stop_drawing(progress)
+
+
+def _stop_drawing(progress: Progress) -> None:
+    """
+    Stop drawing C{progress}; if its reader has gone, drop what is left
+    to write: the command is ending anyway.
+    """
+    try:
+        progress.stop()
+    except BrokenPipeError:
+        discard_output(progress.console.file)
+
+
+@inlineCallbacks
+def _watch_lines(
+    reactor: IReactorCore, protocol: HarbourClientProtocol, args: argparse.Namespace, out: TextIO
+) -> Generator[Deferred[Any], Any, int]:
+    """
+    Write a line per report (C{2025-06-14T12:00:00Z lmp 1200/1462 0.52
+    MB/s}: the time, the report, how many of its windows are done of how
+    many, and the daemon's download rate) every C{--interval} seconds,
+    until Ctrl-C, each time at once: a reader, whose output is not a
+    terminal that progress bars could be drawn on, has them as they come,
+    and one that has gone (C{harbourctl watch | head}) ends the command
+    with a L{BrokenPipeError} within an interval.  A time with no report to
+    show has a line saying so.
+    """
+    clock = IReactorTime(reactor)
     while True:
         services = (yield status(protocol))["services"]
-        rate = f"{services.get('download', {}).get('bytes_per_second', 0) / 1e6:.2f} MB/s"
+        when = datetime.datetime.fromtimestamp(clock.seconds(), datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        rate = _rate(services)
+        lines = [
+            f"{when} {report} {finished}/{total} {rate}" for report, finished, total in _progress(services)
+        ]
         counts = services.get("work", {}).get("tasks", {})
-        for report, states in sorted(counts.items()) if isinstance(counts, dict) else []:
-            if not isinstance(states, dict):
-                continue
-            finished, total = completion(states)
-            if report not in bars:
-                bars[report] = progress.add_task(report, total=total, rate=rate)
-            progress.update(bars[report], total=total, completed=finished, rate=rate)
-        progress.refresh()
-        yield deferLater(IReactorTime(reactor), args.interval)
+        error = counts.get("error") if isinstance(counts, dict) else None
+        if not lines:
+            lines = [f"{when} no task counts" + (f": {error}" if error else "")]
+        print("\n".join(lines), file=out, flush=True)
+        yield deferLater(clock, args.interval)
+
+
+def _rate(services: dict[str, Any]) -> str:
+    """
+    @return: The daemon's download rate, as C{watch} shows it.
+    """
+    return f"{services.get('download', {}).get('bytes_per_second', 0) / 1e6:.2f} MB/s"
+
+
+def _progress(services: dict[str, Any]) -> list[tuple[str, int, int]]:
+    """
+    @return: Each report's name, how many of its windows are done and how
+        many it asks for, by name; none while the daemon cannot count them.
+    """
+    counts = services.get("work", {}).get("tasks", {})
+    if not isinstance(counts, dict):
+        return []
+    return [
+        (report, *completion(states)) for report, states in sorted(counts.items()) if isinstance(states, dict)
+    ]
 
 
 @inlineCallbacks

@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO, cast
+from typing import Any, TextIO, cast
 
 from OpenSSL import SSL
 from twisted.internet.defer import Deferred, fail
@@ -399,6 +399,102 @@ class TaskPagesTests(SynchronousTestCase):
         lines = self.run_tasks("--limit", "300").splitlines()
         self.assertEqual(lines[-1], "300 of 1000 pending tasks")
         self.assertEqual(len([line for line in lines if ".zip" in line]), 300)
+
+
+class ClosedPipe(io.StringIO):
+    """
+    Output whose reader has gone: every write fails as a closed pipe's.
+
+    @ivar terminal: Whether it says it is a terminal.
+    """
+
+    def __init__(self, terminal: bool = False) -> None:
+        super().__init__()
+        self.terminal = terminal
+
+    def write(self, text: str) -> int:
+        """
+        @raise BrokenPipeError: Always.
+        """
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def isatty(self) -> bool:
+        """
+        @return: Whether it was made as a terminal.
+        """
+        return self.terminal
+
+
+class WatchTests(SynchronousTestCase):
+    """
+    C{harbourctl watch} over AMP (in memory).
+    """
+
+    def setUp(self) -> None:
+        self.document: dict[str, Any] = {
+            "services": {
+                "download": {"bytes_per_second": 1_500_000},
+                "work": {"tasks": {"lmp": {"downloaded": 3, "pending": 1}, "load": {"empty": 2}}},
+            }
+        }
+        self.client, self.server, self.pump = connected(
+            control_service(status_document=lambda: self.document)
+        )
+        call(self.client, self.pump, commands.Authenticate, token=TOKEN)
+        self.reactor = MemoryReactorClock()
+        self.reactor.advance(1_750_000_000)
+
+    def watch(self, out: TextIO) -> Deferred[int]:
+        """
+        Run C{harbourctl watch}, writing to C{out}, up to its first wait.
+
+        @return: Its exit code to come.
+        """
+        args = parser().parse_args(["watch"])
+        d = _COMMANDS["watch"](cast(IReactorCore, self.reactor), self.client, args, out)
+        self.pump.flush()
+        return d
+
+    def test_lines(self) -> None:
+        """
+        Output that is not a terminal (a pipe, a file) has a plain line per
+        report at each interval, written at once (progress bars are drawn
+        on a terminal alone: a pipe had nothing until the command ended);
+        a time the daemon has no task counts for, a line saying so.
+        """
+        out = io.StringIO()
+        d = self.watch(out)
+        self.assertEqual(
+            out.getvalue(),
+            "2025-06-15T15:06:40Z lmp 3/4 1.50 MB/s\n2025-06-15T15:06:40Z load 2/2 1.50 MB/s\n",
+        )
+        self.document["services"]["work"]["tasks"] = {"error": "not connected to Redis"}
+        self.reactor.advance(1)
+        self.pump.flush()
+        self.assertEqual(
+            out.getvalue().splitlines()[-1], "2025-06-15T15:06:41Z no task counts: not connected to Redis"
+        )
+        self.assertNoResult(d)
+
+    def test_readerGone(self) -> None:
+        """
+        A reader gone (C{harbourctl watch | head -1}) ends the command with
+        L{BrokenPipeError} at its next line, which C{harbourctl} turns into
+        a quiet exit: it went on asking the daemon's status without end.
+        """
+        self.failureResultOf(self.watch(ClosedPipe()), BrokenPipeError)
+
+    def test_terminalGone(self) -> None:
+        """
+        On a terminal, a reader gone ends the command with
+        L{BrokenPipeError} too, not with rich's C{SystemExit} (a traceback
+        within the reactor), and the bars stopped as the reactor stops
+        write nothing more.
+        """
+        # rich would point the process's standard output at /dev/null.
+        self.patch(sys, "stdout", io.StringIO())
+        self.failureResultOf(self.watch(ClosedPipe(terminal=True)), BrokenPipeError)
+        interrupt(self.reactor)
 
 
 class CatalogueCommandTests(SynchronousTestCase):
@@ -839,10 +935,6 @@ class NotHarbourTests(ConnectingTestCase):
         a quiet exit), instead of going on writing to nobody: the bus that
         delivers the event would swallow the error.
         """
-
-        class ClosedPipe(io.StringIO):
-            def write(self, text: str) -> int:
-                raise BrokenPipeError(32, "Broken pipe")
 
         reactor, d, protocol, transport, errors = self.accepted("subscribe", "task.*", out=ClosedPipe())
         protocol.dataReceived(amp.AmpBox(_answer=b"1").serialize())
