@@ -174,33 +174,64 @@ def check_listen_endpoint(description: str) -> None:
         )
 
 
+#: The most bytes a token file may hold: harbour's own tokens are 43
+#: characters, and a token must travel in one AMP value (64 KiB).  A file
+#: of more (a log named by mistake) is no token.
+TOKEN_LIMIT = 1024
+
+
 def load_or_create_token(path: Path) -> str:
     """
     Read the shared AMP token, creating it (mode 0600) if there is none.
+
+    @raise ConfigurationError: if it cannot be read (L{read_token}) or
+        created: its directory missing or not writable, the disk full.  A
+        file left half written is removed, so that the next start makes a
+        new one rather than stopping at an empty file.
     """
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return read_token(path)
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_urlsafe(32) + "\n")
+    except OSError as e:
+        raise ConfigurationError(f"cannot create token file {path}: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+    except OSError as e:
+        Path(path).unlink(missing_ok=True)
+        raise ConfigurationError(f"cannot write token file {path}: {e.strerror}") from None
     return read_token(path)
 
 
 def read_token(path: Path) -> str:
     """
-    Read the shared AMP token.
+    Read the shared AMP token: the file's text, without the white space
+    around it.
 
-    @raise ConfigurationError: if it is missing or empty.
+    @raise ConfigurationError: if it is missing, empty, or holds no token:
+        more than L{TOKEN_LIMIT} bytes, text that is not UTF-8, or
+        characters that are not printable (a line break within it, say).
     """
     try:
-        token = Path(path).read_text(encoding="utf-8").strip()
+        with open(path, "rb") as f:
+            data = f.read(TOKEN_LIMIT + 1)
     except OSError as e:
         raise ConfigurationError(f"cannot read token file {path}: {e.strerror}") from None
+    if len(data) > TOKEN_LIMIT:
+        raise ConfigurationError(
+            f"token file {path} does not hold a token: it has more than {TOKEN_LIMIT:,} bytes"
+        )
+    try:
+        token = data.decode("utf-8").strip()
     except UnicodeDecodeError:
         raise ConfigurationError(f"token file {path} is not UTF-8 text") from None
     if not token:
         raise ConfigurationError(f"token file {path} is empty")
+    if not token.isprintable():
+        raise ConfigurationError(
+            f"token file {path} does not hold a token: it has characters that are not printable"
+        )
     return token
 
 

@@ -680,6 +680,25 @@ class UnreachableTests(SynchronousTestCase):
         self.assertIn("/nonexistent/amp.token", out)
         self.assertIn("/nonexistent/amp.token", errors)
 
+    def test_notAToken(self) -> None:
+        """
+        A token file that holds no token (a log named by mistake, too long
+        for AMP to send) is said as a daemon that cannot be asked: for
+        C{status --check}, UNKNOWN with its plugin's line, not a traceback
+        and exit 1 (WARNING).
+        """
+        token = Path(self.mktemp())
+        token.write_text("x" * 70_000)
+        reactor = MemoryReactorClock()
+        args = parser().parse_args(["--token-file", str(token), "status", "--check"])
+        out, errors = io.StringIO(), io.StringIO()
+        self.patch(sys, "stderr", errors)
+        code = self.successResultOf(run_remote(cast(IReactorCore, reactor), args, out))
+        said = f"token file {token} does not hold a token: it has more than 1,024 bytes"
+        self.assertEqual((code, out.getvalue()), (UNREACHABLE, f"HARBOUR UNKNOWN - {said}\n"))
+        self.assertEqual(errors.getvalue(), f"harbourctl: {said}\n")
+        self.assertEqual(reactor.tcpClients, [])
+
     def test_otherCommandsOnlyOnStandardError(self) -> None:
         """
         Without C{--check}, the reason goes to standard error alone.

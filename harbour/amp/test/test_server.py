@@ -5,6 +5,8 @@ its policies for listeners and tokens.
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import stat
@@ -29,6 +31,7 @@ from harbour.amp.server import (
     BOX_LIMIT,
     BOX_LIMIT_UNAUTHENTICATED,
     REFUSAL_DELAY,
+    TOKEN_LIMIT,
     UNANSWERED_LIMIT,
     ControlProtocol,
     ControlService,
@@ -1055,6 +1058,77 @@ class TokenTests(SynchronousTestCase):
         path.write_bytes(b"\xff\xfe\x00garbage")
         error = self.assertRaises(ConfigurationError, read_token, path)
         self.assertEqual(str(error), f"token file {path} is not UTF-8 text")
+
+    def test_notAToken(self) -> None:
+        """
+        A token file of more than L{TOKEN_LIMIT} bytes (a log named by
+        mistake), or whose text has characters that are not printable (a
+        binary file that happens to be UTF-8, lines), holds no token: a
+        clear configuration error, for the daemon and its clients alike.
+        Before, the daemon started with a token no client could send (an
+        AMP value holds 64 KiB), and the client's attempt ended in a
+        traceback.
+        """
+        path = Path(self.mktemp())
+        path.write_text("x" * 70_000)
+        for read in (read_token, load_or_create_token):
+            error = self.assertRaises(ConfigurationError, read, path)
+            self.assertEqual(
+                str(error), f"token file {path} does not hold a token: it has more than {TOKEN_LIMIT:,} bytes"
+            )
+        path.write_text(" " + "x" * TOKEN_LIMIT + "\n")
+        error = self.assertRaises(ConfigurationError, read_token, path)
+        self.assertIn("more than 1,024 bytes", str(error))
+        path.write_text("x" * TOKEN_LIMIT)
+        self.assertEqual(read_token(path), "x" * TOKEN_LIMIT)
+        for text in ("ab\x00cd", "first\nsecond\n", "\x1b[2Jtoken"):
+            path.write_text(text)
+            error = self.assertRaises(ConfigurationError, read_token, path)
+            self.assertEqual(
+                str(error),
+                f"token file {path} does not hold a token: it has characters that are not printable",
+            )
+
+    def test_cannotCreate(self) -> None:
+        """
+        A token file that cannot be created (its directory missing, say)
+        is a clear configuration error, as the daemon's others are, not a
+        traceback.
+        """
+        path = Path(self.mktemp()) / "missing" / "amp.token"
+        error = self.assertRaises(ConfigurationError, load_or_create_token, path)
+        self.assertEqual(str(error), f"cannot create token file {path}: No such file or directory")
+
+    def test_cannotWrite(self) -> None:
+        """
+        A token file created and not written (the disk full) is removed as
+        its error is raised, so that the next start makes one rather than
+        stopping at an empty file.
+        """
+        path = Path(self.mktemp())
+
+        class Full(io.StringIO):
+            """
+            A file on a full disk.
+            """
+
+            def write(self, text: str) -> int:
+                """
+                @raise OSError: Always, C{ENOSPC}.
+                """
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def full(descriptor: int, mode: str) -> Full:
+            """
+            Open C{descriptor} as a file on a full disk.
+            """
+            os.close(descriptor)
+            return Full()
+
+        self.patch(os, "fdopen", full)
+        error = self.assertRaises(ConfigurationError, load_or_create_token, path)
+        self.assertEqual(str(error), f"cannot write token file {path}: No space left on device")
+        self.assertFalse(path.exists())
 
 
 class LoopbackTests(TestCase):
