@@ -27,7 +27,7 @@ from twisted.python.failure import Failure
 from harbour.amp import commands
 from harbour.amp.client import HarbourClientProtocol, RemoteBus, authenticated, client_endpoint, status
 from harbour.amp.server import read_token
-from harbour.bus import Event
+from harbour.bus import Event, matches, validate_pattern
 from harbour.ctl.codes import FAILED, OK, UNREACHABLE, USAGE
 from harbour.ctl.offline import plan_table
 from harbour.ctl.output import DataConsole, PipeConsole, discard_output, is_terminal
@@ -666,8 +666,9 @@ def _subscribe(
             # command would go on writing to nobody.
             ended.errback(Failure())
 
-    for topic in args.topics:
-        yield bus.subscribe(topic, show)
+    # Each is checked, even one another covers.
+    for pattern in _uncovered([validate_pattern(pattern) for pattern in args.topics]):
+        yield bus.subscribe(pattern, show)
 
     def lost(ignored: object) -> None:
         # Said and ended as watch's loss is: the daemon went away.
@@ -677,6 +678,24 @@ def _subscribe(
     protocol.disconnected.addBoth(lost)
     # Ctrl-C, its usual end, ends it in run_remote.
     return (yield ended)
+
+
+def _uncovered(patterns: list[str]) -> list[str]:
+    """
+    @return: C{patterns}, in their order, without repeats and without
+        those another covers (C{task.*} covers C{task.done} and
+        C{task.d*}): each is a subscription of its own, and an event that
+        matched several would be printed once for each.
+    """
+    unique = list(dict.fromkeys(patterns))
+    return [
+        pattern
+        for pattern in unique
+        if not any(
+            other != pattern and other.endswith("*") and matches(other, pattern.removesuffix("*"))
+            for other in unique
+        )
+    ]
 
 
 @inlineCallbacks

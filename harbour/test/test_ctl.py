@@ -29,6 +29,7 @@ from harbour.amp.server import ControlProtocol
 from harbour.ctl import FAILED, OK, UNREACHABLE, USAGE, _status, check_config, main, parser
 from harbour.ctl.offline import plan_table, print_manifest, show_catalogue
 from harbour.ctl.remote import _COMMANDS, ANSWER_WITHIN, COMMAND_WITHIN, run_remote
+from harbour.errors import BadRequest
 from harbour.oasis.requests import ReportURL
 from harbour.store.memory import MemoryTaskStore
 from harbour.test.helpers import TOKEN, call, connected, control_service, run_status
@@ -495,6 +496,55 @@ class WatchTests(SynchronousTestCase):
         self.patch(sys, "stdout", io.StringIO())
         self.failureResultOf(self.watch(ClosedPipe(terminal=True)), BrokenPipeError)
         interrupt(self.reactor)
+
+
+class SubscribeTests(SynchronousTestCase):
+    """
+    C{harbourctl subscribe} over AMP (in memory).
+    """
+
+    def setUp(self) -> None:
+        self.service = control_service()
+        self.client, self.server, self.pump = connected(self.service)
+        call(self.client, self.pump, commands.Authenticate, token=TOKEN)
+
+    def subscribe(self, *patterns: str) -> tuple[Deferred[int], io.StringIO]:
+        """
+        Run C{harbourctl subscribe} with C{patterns} up to its wait for
+        events.
+
+        @return: Its exit code to come, and what it prints.
+        """
+        out = io.StringIO()
+        args = parser().parse_args(["subscribe", *patterns])
+        d = _COMMANDS["subscribe"](cast(IReactorCore, MemoryReactorClock()), self.client, args, out)
+        self.pump.flush()
+        return d, out
+
+    def test_eventOnce(self) -> None:
+        """
+        An event, or a retained value, that several of the patterns match
+        is printed once: a pattern repeated, or one another covers, is no
+        subscription of its own.
+        """
+        self.service.bus.publish("demo.kept", {"n": 0}, retain=True)
+        d, out = self.subscribe("demo.*", "demo.x", "demo.*", "de*", "demo.x*", "demo.kept", "task.done")
+        for topic in ("demo.x", "task.done", "other"):
+            self.service.bus.publish(topic, {"n": 1})
+        self.pump.flush()
+        self.assertNoResult(d)
+        self.assertEqual(
+            [json.loads(line)["topic"] for line in out.getvalue().splitlines()],
+            ["demo.kept", "demo.x", "task.done"],
+        )
+
+    def test_coveredPatternChecked(self) -> None:
+        """
+        A pattern another covers is still checked: one that is no pattern
+        is refused, as it would be alone.
+        """
+        d, out = self.subscribe("demo.*", "demo.a b")
+        self.assertIn("bad topic", str(self.failureResultOf(d, BadRequest).value))
 
 
 class CatalogueCommandTests(SynchronousTestCase):
