@@ -381,6 +381,11 @@ def _status(
             f"{download.get('bytes_per_second', 0):,} B/s",
             file=out,
         )
+    paused = sorted(
+        name for name, service in services.items() if isinstance(service, dict) and service.get("paused")
+    )
+    if paused:
+        print(f"paused: {', '.join(paused)}", file=out)
     store = services.get("store", {})
     if store:
         print(

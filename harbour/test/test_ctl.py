@@ -274,6 +274,23 @@ class StatusTests(SynchronousTestCase):
             },
         )
 
+    def test_paused(self) -> None:
+        """
+        Every paused service is named, not only C{download}; with none
+        paused, nothing is said of pauses.
+        """
+        services: dict[str, Any] = {
+            "download": {"paused": False, "in_flight": [], "bytes_per_second": 0},
+            "work": {"paused": True, "tasks": {}},
+            "tables": {"paused": True},
+        }
+        result, text = run_status(services)
+        self.assertEqual(result, OK)
+        self.assertIn("download running, 0 in flight, 0 B/s\npaused: tables, work\n", text)
+        services["work"]["paused"] = services["tables"]["paused"] = False
+        result, text = run_status(services)
+        self.assertNotIn("paused", text)
+
 
 class LargeStatusTests(SynchronousTestCase):
     """
