@@ -77,7 +77,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help=(
             "print one line and exit 0, 1 or 2 for ok, warning or critical, or 3 if the status "
-            "cannot be had, as monitoring plugins do"
+            "cannot be had, as monitoring plugins do (with --json: the document, and the same exit)"
         ),
     )
 

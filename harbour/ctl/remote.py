@@ -364,11 +364,13 @@ def _status(
     reactor: IReactorCore, protocol: HarbourClientProtocol, args: argparse.Namespace, out: TextIO
 ) -> Generator[Deferred[Any], Any, int]:
     document = yield status(protocol)
-    if args.json:
-        print(json.dumps(document, indent=2, sort_keys=True), file=out)
-        return OK
     services = document["services"]
-    if getattr(args, "check", False):
+    checking = getattr(args, "check", False)
+    if args.json:
+        # With --check, the document, and the check's exit code.
+        print(json.dumps(document, indent=2, sort_keys=True), file=out)
+        return verdict(services).code if checking else OK
+    if checking:
         judged = verdict(services)
         print(judged.summary, file=out)
         return judged.code

@@ -291,6 +291,18 @@ class StatusTests(SynchronousTestCase):
         result, text = run_status(services)
         self.assertNotIn("paused", text)
 
+    def test_checkJSON(self) -> None:
+        """
+        C{--check --json} prints the document and exits with the check's
+        code, as C{--check} alone does: it exited 0 whatever the check.
+        """
+        services = {"config": {"errors": ["a.toml:1: bad"]}, "store": {"connected": False, "redis": "r"}}
+        for extra, code in ((["--json"], OK), (["--check"], 2), (["--check", "--json"], 2)):
+            result, text = run_status(services, *extra)
+            self.assertEqual(result, code, extra)
+            if "--json" in extra:
+                self.assertEqual(json.loads(text)["services"], services)
+
 
 class LargeStatusTests(SynchronousTestCase):
     """
