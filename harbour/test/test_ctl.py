@@ -303,6 +303,55 @@ class StatusTests(SynchronousTestCase):
             if "--json" in extra:
                 self.assertEqual(json.loads(text)["services"], services)
 
+    def test_redisOutage(self) -> None:
+        """
+        Redis is up only if connected with no outage under way: one that
+        refuses every write (out of memory) keeps its connections, and
+        was counted as up.  C{--check} says it is critical, first, in the
+        store's words; the table says since when, and why.
+        """
+        oom = "OOM command not allowed when used memory > 'maxmemory'."
+        services: dict[str, Any] = {
+            "store": {
+                "redis": "unix:/r.sock",
+                "connected": True,
+                "outage_since": 1_750_000_000.0,
+                "last_error": oom,
+            },
+            "monitor": {"reports": {"lmp": {"health": "behind", "why": "2025-06-14 not mirrored"}}},
+        }
+        said = f"Redis outage ({oom}); lmp behind (2025-06-14 not mirrored); 1 reports: 1 behind"
+        self.assertEqual(run_status(services, "--check"), (2, f"HARBOUR CRITICAL - {said}\n"))
+        self.assertEqual(run_status(services, "--check", "--json")[0], 2)
+        self.assertIn(
+            f"redis unix:/r.sock (connected, outage since 2025-06-15T15:06:40Z: {oom})\n",
+            run_status(services)[1],
+        )
+        services["store"] = {
+            "redis": "unix:/r.sock",
+            "connected": True,
+            "outage_since": None,
+            "last_error": oom,
+        }
+        self.assertEqual(
+            run_status(services, "--check"),
+            (1, "HARBOUR WARNING - lmp behind (2025-06-14 not mirrored); 1 reports: 1 behind\n"),
+        )
+        self.assertIn("redis unix:/r.sock (connected)\n", run_status(services)[1])
+
+    def test_redisNotConnected(self) -> None:
+        """
+        Redis not connected is critical, said as ever, with the last error.
+        """
+        services: dict[str, Any] = {
+            "store": {"redis": "unix:/r.sock", "connected": False, "last_error": "refused"}
+        }
+        self.assertEqual(
+            run_status(services, "--check"),
+            (2, "HARBOUR CRITICAL - Redis not connected (refused); 0 reports\n"),
+        )
+        self.assertIn("redis unix:/r.sock (NOT connected: refused)\n", run_status(services)[1])
+
 
 class LargeStatusTests(SynchronousTestCase):
     """
