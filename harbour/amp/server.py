@@ -34,7 +34,7 @@ from typing import Any, cast
 
 import attr
 from twisted.application.service import Service
-from twisted.internet.address import UNIXAddress
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred, fail, inlineCallbacks, maybeDeferred
 from twisted.internet.endpoints import _parse, serverFromString
 from twisted.internet.interfaces import (
@@ -178,6 +178,35 @@ def check_listen_endpoint(description: str) -> None:
 #: characters, and a token must travel in one AMP value (64 KiB).  A file
 #: of more (a log named by mistake) is no token.
 TOKEN_LIMIT = 1024
+
+
+def check_listening(description: str, address: IAddress) -> None:
+    """
+    Refuse, once it listens, a plain-text listener whose description did
+    not say where: a C{systemd:} one, whose socket systemd made and hands
+    over as it is (Twisted adopts it as plain text: there is no TLS over
+    it), on an Internet address that is not loopback.
+
+    @raise ConfigurationError: for such a listener.
+    """
+    try:
+        args, options = _parse(description)
+    except ValueError:
+        return
+    if not args or str(args[0]).lower() != "systemd":
+        return
+    if not isinstance(address, (IPv4Address, IPv6Address)):
+        return
+    try:
+        loopback = ipaddress.ip_address(address.host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ConfigurationError(
+            f"refusing to listen on {address.host} without TLS ({description!r}): systemd hands over "
+            f"a plain-text socket; bind it to a loopback address (ListenStream=127.0.0.1:{address.port}) "
+            f"or use an ssl: endpoint"
+        )
 
 
 def load_or_create_token(path: Path) -> str:
@@ -1150,11 +1179,24 @@ class ControlService(Service):
         factory.noisy = False
         d = serverFromString(self.reactor, self.endpoint).listen(factory)
         failures: list[Failure] = []
-        d.addCallbacks(self._listening, failures.append)
+        d.addCallback(self._listening).addErrback(failures.append)
         if failures:
+            if failures[0].check(ConfigurationError):
+                failures[0].raiseException()
             raise ConfigurationError(f"cannot listen on {self.endpoint}: {failures[0].getErrorMessage()}")
 
     def _listening(self, port: IListeningPort) -> None:
+        """
+        Listening on C{port}: unless what listens breaks the rule on plain
+        text (L{check_listening}), keep it.
+
+        @raise ConfigurationError: if it does, the port closed.
+        """
+        try:
+            check_listening(self.endpoint, port.getHost())
+        except ConfigurationError:
+            port.stopListening()
+            raise
         self._port = port
         self.log.info(
             "control port listening on {address}",

@@ -15,11 +15,13 @@ from typing import Any, cast
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import _SystemdParser
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPushProducer, ITCPTransport, ITransport
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport, _FakePort
 from twisted.protocols import amp
 from twisted.python.failure import Failure
+from twisted.python.systemd import ListenFDs
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
@@ -1022,6 +1024,51 @@ class ListenPolicyTests(SynchronousTestCase):
             self.assertIn("ssl:", str(error))
         check_listen_endpoint("TCP:7750:127.0.0.1")
         check_listen_endpoint(r"tcp6:7750:50:\:\:1")
+
+    def listen_adopted(self, host: str) -> tuple[ControlService, list[_FakePort]]:
+        """
+        A control service to listen on C{systemd:domain=INET:index=0},
+        the socket systemd hands over being on C{host}.
+
+        @return: The service, and the ports it listens on.
+        """
+        ports: list[_FakePort] = []
+
+        class Adopting(MemoryReactorClock):
+            """
+            A reactor whose adopted sockets are on C{host}.
+            """
+
+            def adoptStreamPort(self, fileno: int, addressFamily: object, factory: object) -> _FakePort:
+                """
+                Adopt a socket on C{host}.
+                """
+                port = _FakePort(IPv4Address("TCP", host, 7750))
+                port.stopListening = lambda: ports.remove(port)  # type: ignore[method-assign]
+                ports.append(port)
+                return port
+
+        # The descriptor systemd would pass: Twisted adopts it, then closes it.
+        handed, other = os.pipe()
+        self.addCleanup(os.close, other)
+        self.patch(_SystemdParser, "_sddaemon", ListenFDs([handed]))
+        service = control_service()
+        service.reactor, service.endpoint = Adopting(), "systemd:domain=INET:index=0"
+        return service, ports
+
+    def test_systemdPublicRefused(self) -> None:
+        """
+        A plain-text listener systemd hands over, whose address only
+        listening tells, is refused at start off loopback, and closed, as
+        a C{tcp:} one is; on loopback, it listens.
+        """
+        service, ports = self.listen_adopted("10.1.2.3")
+        error = self.assertRaises(ConfigurationError, service.privilegedStartService)
+        self.assertTrue(str(error).startswith("refusing to listen on 10.1.2.3 without TLS"), str(error))
+        self.assertEqual(ports, [])
+        service, ports = self.listen_adopted("127.0.0.1")
+        service.privilegedStartService()
+        self.assertEqual(service.address(), IPv4Address("TCP", "127.0.0.1", 7750))
 
 
 class TokenTests(SynchronousTestCase):
