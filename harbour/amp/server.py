@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import attr
+from OpenSSL import SSL, crypto
 from twisted.application.service import Service
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred, fail, inlineCallbacks, maybeDeferred
@@ -45,6 +46,7 @@ from twisted.internet.interfaces import (
     IPushProducer,
     IReactorTCP,
     IReactorTime,
+    IStreamServerEndpoint,
     ITransport,
 )
 from twisted.internet.protocol import Factory, connectionDone
@@ -178,6 +180,25 @@ def check_listen_endpoint(description: str) -> None:
 #: characters, and a token must travel in one AMP value (64 KiB).  A file
 #: of more (a log named by mistake) is no token.
 TOKEN_LIMIT = 1024
+
+
+def server_endpoint(reactor: object, description: str) -> IStreamServerEndpoint:
+    """
+    Parse an endpoint to listen on, as Twisted does.
+
+    @param reactor: The reactor it will listen with.
+    @raise ConfigurationError: for a description Twisted cannot parse, one
+        whose files (a certificate, a key) it cannot read, or a C{systemd:}
+        one naming a socket systemd did not hand over.
+    """
+    try:
+        return serverFromString(reactor, description)
+    except (IndexError, KeyError):
+        # Only systemd's parser looks things up: the sockets handed over.
+        why = "systemd handed over no such socket (is harbour started by its socket unit?)"
+    except (ValueError, TypeError, OSError, SSL.Error, crypto.Error) as e:
+        why = str(e) or type(e).__name__
+    raise ConfigurationError(f"cannot use endpoint {description!r}: {why}")
 
 
 def check_listening(description: str, address: IAddress) -> None:
@@ -1165,9 +1186,15 @@ class ControlService(Service):
         queue_limit: int = REMOTE_QUEUE_LIMIT,
     ) -> ControlService:
         """
-        Check the endpoint policy and load (or create) the token.
+        Check the endpoint (the rule on plain text, and that Twisted can
+        use it) and load (or create) the token.
+
+        @raise ConfigurationError: for either that cannot be used.
         """
         check_listen_endpoint(endpoint)
+        # Parsed now, so that a mistake stops start-up as the other
+        # configuration errors do; privilegedStartService parses it again.
+        server_endpoint(reactor, endpoint)
         return cls(reactor, endpoint, load_or_create_token(token_file), bus, daemon, queue_limit)
 
     def privilegedStartService(self) -> None:
@@ -1177,7 +1204,7 @@ class ControlService(Service):
         super().privilegedStartService()
         factory = Factory.forProtocol(lambda: ControlProtocol(self))
         factory.noisy = False
-        d = serverFromString(self.reactor, self.endpoint).listen(factory)
+        d = server_endpoint(self.reactor, self.endpoint).listen(factory)
         failures: list[Failure] = []
         d.addCallback(self._listening).addErrback(failures.append)
         if failures:

@@ -1070,6 +1070,32 @@ class ListenPolicyTests(SynchronousTestCase):
         service.privilegedStartService()
         self.assertEqual(service.address(), IPv4Address("TCP", "127.0.0.1", 7750))
 
+    def test_unusableAtStart(self) -> None:
+        """
+        An endpoint Twisted cannot use (an unknown kind, a key file that
+        does not exist, a socket systemd did not hand over) is a
+        configuration error before anything starts, which the daemon says
+        in one line, not a traceback as it listens.
+        """
+        self.patch(_SystemdParser, "_sddaemon", ListenFDs([]))
+        for description, why in (
+            ("bogus:7750", "Unknown endpoint type: 'bogus'"),
+            ("ssl:7750:interface=127.0.0.1:privateKey=/nonexistent/key.pem", "No such file or directory"),
+            ("systemd:domain=INET:index=0", "systemd handed over no such socket"),
+            ("systemd:domain=INET:name=amp", "systemd handed over no such socket"),
+        ):
+            error = self.assertRaises(
+                ConfigurationError,
+                ControlService.from_config,
+                MemoryReactorClock(),
+                description,
+                Path(self.mktemp()),
+                Bus(),
+                control_service().daemon,
+            )
+            self.assertTrue(str(error).startswith(f"cannot use endpoint {description!r}: "), str(error))
+            self.assertIn(why, str(error))
+
 
 class TokenTests(SynchronousTestCase):
     """
