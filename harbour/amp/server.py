@@ -9,7 +9,7 @@ L{REFUSAL_DELAY}, so that guessing is slow, and a connection that has not
 authenticated within L{AUTHENTICATION_TIMEOUT} is closed, so that idle
 strangers hold no resources; at most L{UNAUTHENTICATED_LIMIT} connections
 (L{UNAUTHENTICATED_PER_HOST} of one host) wait for their token at once,
-and a new one closes the oldest of them (see L{ControlService.admit}).  Each connection has one
+and a new one closes the oldest of them (see L{harbour.admission}).  Each connection has one
 L{Outbox} registered as a push producer on its transport, so a subscriber
 that stops reading is dropped once its queue overflows instead of growing
 the daemon's memory; and a connection's requests are read no faster than
@@ -55,6 +55,7 @@ from twisted.protocols import amp
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from harbour.admission import EVICTION_GRACE, REFUSAL_LOG_INTERVAL, Admission
 from harbour.amp import commands
 from harbour.bus import DEFAULT_QUEUE_BYTES, Bus, Event, Outbox, validate_pattern
 from harbour.errors import BadRequest, ConfigurationError, Unauthorized
@@ -88,15 +89,6 @@ AUTHENTICATION_TIMEOUT = 10.0
 UNAUTHENTICATED_LIMIT = 128
 UNAUTHENTICATED_PER_HOST = 32
 
-#: Seconds a connection waiting for its token is safe from being closed to
-#: make room: the connections of one accept are made before any of them is
-#: read, and a client's token, sent at once, must have a turn to be read.
-#: Short, since while every place is newer than this a new connection is
-#: refused: a flood of one host's connections keeps out another of that
-#: host's clients either way, and the longer this is, the slower the flood
-#: may be.  (On a UNIX socket, a host is a user.)
-EVICTION_GRACE = 0.1
-
 #: The most requests a connection may have asked and not yet been
 #: answered: past it, what the connection sends is left unread until an
 #: answer goes out.  Most answers are written at once; those that wait
@@ -107,10 +99,6 @@ UNANSWERED_LIMIT = 32
 #: Seconds before a wrong token is refused; attempts on one connection
 #: are refused one after another, so guessing runs at most one a second.
 REFUSAL_DELAY = 1.0
-
-#: Seconds between two log lines about one peer's refusals: a stranger
-#: hammering the port must not flood the log.
-REFUSAL_LOG_INTERVAL = 60.0
 
 #: The most bytes of keys and values one box a client sends may hold,
 #: before and after it is authenticated.  AMP itself bounds only each key
@@ -422,7 +410,7 @@ class ControlProtocol(amp.AMP):
         to send it, prepare its outbox and let the transport pause it.
         """
         super().connectionMade()
-        if not self._service.admit(self, self._peer):
+        if not self._service.admission.admit(self, self._peer):
             self.abort()
             return
         self._service.connections.add(self)
@@ -515,7 +503,7 @@ class ControlProtocol(amp.AMP):
         """
         Forget this connection's subscriptions.
         """
-        self._service.done_waiting(self)
+        self._service.admission.done_waiting(self)
         self._cancel_deadline()
         for refusal in self._refusals:
             if refusal.active():
@@ -534,7 +522,7 @@ class ControlProtocol(amp.AMP):
 
     def _too_late(self) -> None:
         self._deadline = None
-        self._service.log_refusal(
+        self._service.admission.log_refusal(
             self._peer, "closed the connection", f"not authenticated within {self._service.auth_timeout:g} s"
         )
         self.abort()
@@ -693,7 +681,7 @@ class ControlProtocol(amp.AMP):
             self.log.warn("closed the connection of {peer}: {why}", peer=self._peer, why=why, service="amp")
             self.close()
         else:
-            self._service.log_refusal(self._peer, "closed the connection", why)
+            self._service.admission.log_refusal(self._peer, "closed the connection", why)
             self.abort()
 
     def unhandledError(self, failure: Failure) -> None:
@@ -745,7 +733,7 @@ class ControlProtocol(amp.AMP):
         for a command no client sends.
         """
         if amp.COMMAND in box and amp.ASK not in box:
-            self._service.log_refusal(self._peer, "closed the connection", "a command without _ask")
+            self._service.admission.log_refusal(self._peer, "closed the connection", "a command without _ask")
             if self._authenticated:
                 # The answers of the requests before it go out first.
                 self.close()
@@ -772,7 +760,7 @@ class ControlProtocol(amp.AMP):
         # A wrong token is already AMP's answer (UNAUTHORIZED).
         if failure.check(amp.RemoteAmpError, Unauthorized):
             return failure
-        self._service.log_refusal(
+        self._service.admission.log_refusal(
             self._peer, "refused Authenticate", f"malformed ({type(failure.value).__name__})"
         )
         return Failure(amp.RemoteAmpError(b"UNAUTHORIZED", b"malformed Authenticate", fatal=True))
@@ -795,7 +783,7 @@ class ControlProtocol(amp.AMP):
             # maybeDeferred: AMP reads the arguments before its Deferred.
             return lambda box: maybeDeferred(found, box).addErrback(self._malformed)
         command = _shown(name)
-        self._service.log_refusal(self._peer, f"refused {command}", "not authenticated")
+        self._service.admission.log_refusal(self._peer, f"refused {command}", "not authenticated")
         return lambda box: fail(
             amp.RemoteAmpError(b"UNAUTHORIZED", f"authenticate before {command}".encode())
         )
@@ -817,11 +805,11 @@ class ControlProtocol(amp.AMP):
         """
         if hmac.compare_digest(token.encode("utf-8"), self._service.token.encode("utf-8")):
             self._authenticated = True
-            self._service.done_waiting(self)
+            self._service.admission.done_waiting(self)
             self._cancel_deadline()
             self.log.info("authenticated a connection from {peer}", peer=self._peer, service="amp")
             return {}
-        self._service.log_refusal(self._peer, "refused a wrong token")
+        self._service.admission.log_refusal(self._peer, "refused a wrong token")
         clock = self._service.clock
         now = clock.seconds()
         self._refusals_until = max(now, self._refusals_until) + self._service.refusal_delay
@@ -1077,6 +1065,8 @@ class ControlService(Service):
     @ivar auth_timeout: See L{AUTHENTICATION_TIMEOUT}.
     @ivar refusal_delay: See L{REFUSAL_DELAY}.
     @ivar close_timeout: See L{CLOSE_TIMEOUT}.
+    @ivar admission: Counts the connections waiting for their token, and
+        logs refusals.
     """
 
     log = Logger()
@@ -1097,83 +1087,21 @@ class ControlService(Service):
     _port: IListeningPort | None = attr.ib(default=None, init=False)
     connections: set[ControlProtocol] = attr.ib(factory=set, init=False)
     _closing: list[Deferred[None]] = attr.ib(factory=list, init=False)
-    _refusals: dict[str, tuple[float, int]] = attr.ib(factory=dict, init=False)
-    # The connections waiting for their token, oldest first, with their
-    # hosts and when they were made.
-    _waiting: dict[ControlProtocol, tuple[str, float]] = attr.ib(factory=dict, init=False)
-
-    def admit(self, connection: ControlProtocol, host: str) -> bool:
-        """
-        Count C{connection}, of C{host}, among those waiting for their
-        token.  If L{UNAUTHENTICATED_PER_HOST} of C{host}'s wait already,
-        or L{UNAUTHENTICATED_LIMIT} in all, the oldest of them is closed to
-        make room, and logged as a refusal: a client sends its token as soon
-        as it is connected, so strangers who connect and wait cannot keep it
-        out, as they could if the newest were refused.  But one that has
-        waited less than L{EVICTION_GRACE} is not closed (the connections
-        of one accept are made before any is read, a client's among them):
-        then C{connection} is refused.  A flood of one host's connections
-        still keeps out that host's other clients.
-
-        @return: Whether C{connection} may wait for its token;
-            L{done_waiting} is then to be called once it has sent it or is
-            gone.
-        """
-        hosts = [its for its, since in self._waiting.values()]
-        oldest: ControlProtocol | None = None
-        if hosts.count(host) >= UNAUTHENTICATED_PER_HOST:
-            oldest = next(waiting for waiting, (its, since) in self._waiting.items() if its == host)
-            crowd = f"{UNAUTHENTICATED_PER_HOST} of its connections"
-        elif len(hosts) >= UNAUTHENTICATED_LIMIT:
-            oldest = next(iter(self._waiting))
-            crowd = f"{len(hosts)} connections"
-        now = self.clock.seconds()
-        if oldest is not None:
-            its, since = self._waiting[oldest]
-            if now - since < EVICTION_GRACE:
-                why = f"{crowd} wait for their token, all made less than {EVICTION_GRACE:g} s ago"
-                self.log_refusal(host, "refused a connection", why)
-                return False
-            del self._waiting[oldest]
-            self.log_refusal(its, "closed a connection", f"the oldest of {crowd} waiting for their token")
-            oldest.abort()
-        self._waiting[connection] = (host, now)
-        return True
-
-    def done_waiting(self, connection: ControlProtocol) -> None:
-        """
-        C{connection}, counted by L{admit}, has sent its token, or is gone:
-        it waits no more.
-        """
-        self._waiting.pop(connection, None)
-
-    def log_refusal(self, peer: str, what: str, why: str = "") -> None:
-        """
-        Log a refusal of C{peer}: the first at once, then at most one line
-        per L{REFUSAL_LOG_INTERVAL}, counting those left out meanwhile.
-
-        @param what: What was refused, in words.
-        @param why: Why, if C{what} does not say.
-        """
-        now = self.clock.seconds()
-        logged, unlogged = self._refusals.get(peer, (float("-inf"), 0))
-        if now - logged < REFUSAL_LOG_INTERVAL:
-            self._refusals[peer] = (logged, unlogged + 1)
-            return
-        # Forget quiet peers, so that the table holds only the peers
-        # refused in the last interval.
-        for other, (when, ignored) in list(self._refusals.items()):
-            if now - when >= REFUSAL_LOG_INTERVAL:
-                del self._refusals[other]
-        self._refusals[peer] = (now, 0)
-        self.log.warn(
-            "{what} from {peer}{why}{unlogged}",
-            what=what,
-            peer=peer,
-            why=f": {why}" if why else "",
-            unlogged=f" ({unlogged} more refusals since the last line)" if unlogged else "",
-            service="amp",
-        )
+    admission: Admission[ControlProtocol] = attr.ib(
+        init=False,
+        default=attr.Factory(
+            lambda self: Admission(
+                self.clock,
+                UNAUTHENTICATED_LIMIT,
+                UNAUTHENTICATED_PER_HOST,
+                "their token",
+                "amp",
+                EVICTION_GRACE,
+                REFUSAL_LOG_INTERVAL,
+            ),
+            takes_self=True,
+        ),
+    )
 
     @classmethod
     def from_config(

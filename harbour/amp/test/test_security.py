@@ -290,7 +290,7 @@ class StrangerLimitTests(SynchronousTestCase):
         aborted, counts no more, and leaves nothing once lost.
         """
         self.assertTrue(transport.disconnecting)
-        self.assertNotIn(protocol, self.service._waiting)
+        self.assertNotIn(protocol, self.service.admission._waiting)
         scheduled = len(clock_of(self.service).getDelayedCalls())
         protocol.connectionLost(Failure(ConnectionDone()))
         self.assertNotIn(protocol, self.service.connections)
@@ -370,7 +370,7 @@ class StrangerLimitTests(SynchronousTestCase):
         protocol, transport = self.connect()
         self.authenticate(protocol)
         self.assertOpen(transport)
-        self.assertEqual(len(self.service._waiting), UNAUTHENTICATED_PER_HOST - 1)
+        self.assertEqual(len(self.service.admission._waiting), UNAUTHENTICATED_PER_HOST - 1)
 
     def test_authenticatedMakeRoom(self) -> None:
         """
@@ -438,7 +438,7 @@ class StrangerLimitTests(SynchronousTestCase):
         for protocol, transport in waiting:
             self.assertTrue(transport.disconnecting)
             protocol.connectionLost(Failure(ConnectionDone()))
-        self.assertEqual(self.service._waiting, {})
+        self.assertEqual(self.service.admission._waiting, {})
         self.assertOpen(self.connect()[1])
         self.assertEqual(self.refusals(), [])
 

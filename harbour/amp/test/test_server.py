@@ -132,7 +132,7 @@ class AuthenticationTests(SynchronousTestCase):
             # Each line of the log file is one event.
             self.assertNotIn("\n", messages[-1])
             # Refusals are logged once a minute per peer: forget this one's.
-            self.service._refusals.clear()
+            self.service.admission._refusals.clear()
         self.assertEqual(self.flushLoggedErrors(), [])
         self.successResultOf(self.call(commands.Authenticate, token=TOKEN))
 
