@@ -4,20 +4,25 @@ The C{http} service: a L{twisted.web} site on the C{--http} endpoint.
 
 from __future__ import annotations
 
+from collections import deque
+from functools import cached_property
 from io import BytesIO
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import attr
 from twisted.application.service import IService, Service
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime, ITCPTransport
+from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTCP, IReactorTime, ITCPTransport
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
+from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 from zope.interface import implementer
 
+from harbour.admission import Admission
 from harbour.amp.server import check_listen_endpoint, read_token
 from harbour.errors import ConfigurationError
 from harbour.interfaces import IBus, IDaemon, IStatusSource, StatusDocument
@@ -42,6 +47,43 @@ _TOO_LARGE = (
     b"\r\n"
     b"%s"
 ) % (len(_TOO_LARGE_BODY), _TOO_LARGE_BODY)
+
+#: The most connections the site keeps open at once: past it, a new one is
+#: closed at once.  An operator's browser uses a few, a scraper one; the
+#: daemon's file descriptors are for its downloads first.
+CONNECTION_LIMIT = 64
+
+#: The most connections that may wait for a complete request at once, in
+#: all and from any one host (its address; a UNIX socket's peers are one):
+#: past either, a new connection closes the oldest waiting, as the control
+#: port does for its token (L{harbour.admission}).  A kept-alive connection
+#: waits for its next request too.
+WAITING_LIMIT = 32
+WAITING_PER_HOST = 16
+
+#: Seconds a connection has to send a complete request, from when it is
+#: made and from the end of the answer before: a client sends its request
+#: at once, and one that trickles a byte at a time (which Twisted's idle
+#: timeout allows for ever) is closed.  A browser or scraper connects
+#: again for its next request.
+REQUEST_TIMEOUT = 10.0
+
+#: Seconds an answer has to be taken by its client, from when its request
+#: was complete: a client that does not read would otherwise hold its
+#: connection, and the answer, for ever.  A scraper's own timeout is
+#: shorter (Prometheus's is 10 s).
+ANSWER_TIMEOUT = 60.0
+
+#: The most bytes of answers the site holds for clients that have not
+#: taken them, in all: past it, the connection whose answer has waited
+#: longest is closed.  An answer is handed to the transport a piece at a
+#: time (L{PIECE}), as the client takes it; at 2,000 reports C{/metrics}
+#: is about 4 MB, and each of a few hundred connections that asked and do
+#: not read would otherwise hold a copy.
+UNSENT_LIMIT = 64 << 20
+
+#: The bytes of an answer handed to the transport at once.
+PIECE = 64 << 10
 
 #: The kinds of listener that other hosts cannot reach (a plain C{tcp:} or
 #: C{tcp6:} one is refused off loopback).
@@ -74,21 +116,131 @@ def reachable_from_elsewhere(endpoint: str) -> bool:
 
 class ReadingChannel(HTTPChannel):
     """
-    An HTTP channel that answers only a client that reads its answers.
+    An HTTP channel that answers only a client that reads its answers, and
+    only for so long.
 
     Twisted stops reading from a client whose unread answers fill the send
     buffer, but still answers every request it had read before: one packet
     of pipelined requests from a client that never reads would have the
     daemon hold thousands of answers (L{BoundedRequest} ends such a
-    connection instead).
+    connection instead).  The connection is counted by its site, and
+    closed if it sends no complete request within L{REQUEST_TIMEOUT} or
+    leaves an answer untaken L{ANSWER_TIMEOUT} after its request.
 
     @ivar unread: Whether answers the client has not read fill the send
         buffer: the transport asked its producer, this channel, to pause.
+    @ivar holder: The request whose answer waits for the client to read,
+        handed more of it whenever the send buffer empties.
     """
 
     log = Logger()
 
     unread = False
+    holder: BoundedRequest | None = None
+    # Set by the site as it builds the channel.
+    site: ReadingSite
+    _deadline: IDelayedCall | None = None
+    # Whether the client sent part of a request since its last answer.
+    _began = False
+
+    @cached_property
+    def peer(self) -> str:
+        """
+        Who the peer is, for the log and for counting its connections: its
+        address, or the socket's address where it has none (a UNIX socket:
+        all its peers are one).
+        """
+        address = self.transport.getPeer() if self.transport is not None else None
+        return str(getattr(address, "host", None) or address)
+
+    def connectionMade(self) -> None:
+        """
+        Be counted by the site (which may refuse the connection), and wait
+        for a request.
+        """
+        super().connectionMade()
+        if self.site.opened(self):
+            self._wait_for_request()
+
+    def abort(self) -> None:
+        """
+        Close the connection now, dropping what the client has not read.
+        """
+        if self.transport is not None:
+            cast(ITCPTransport, self.transport).abortConnection()
+
+    def _wait_for_request(self) -> None:
+        """
+        Wait for a complete request, among those the site lets wait, until
+        L{REQUEST_TIMEOUT}.
+        """
+        if not self.site.admission.admit(self, self.peer):
+            self.abort()
+            return
+        self._began = False
+        self._set_deadline(REQUEST_TIMEOUT, self._no_request)
+
+    def _set_deadline(self, seconds: float, then: Any) -> None:
+        self._cancel_deadline()
+        self._deadline = self.site.reactor.callLater(seconds, then)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
+    def _no_request(self) -> None:
+        self._deadline = None
+        # An idle kept-alive connection is closed as a matter of course;
+        # one that began a request and did not end it is a refusal.
+        if self._began:
+            self.site.admission.log_refusal(
+                self.peer, "closed a connection", f"no complete request within {REQUEST_TIMEOUT:g} s"
+            )
+        self.abort()
+
+    def _not_taken(self) -> None:
+        self._deadline = None
+        self.site.admission.log_refusal(
+            self.peer, "closed a connection", f"its answer was not read within {ANSWER_TIMEOUT:g} s"
+        )
+        self.abort()
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Note that the client began a request, then read it as Twisted does.
+        """
+        self._began = True
+        super().dataReceived(data)
+
+    def allContentReceived(self) -> None:
+        """
+        The request is complete: it waits no more, and its answer has until
+        L{ANSWER_TIMEOUT} to be taken.
+        """
+        self.site.admission.done_waiting(self)
+        self._set_deadline(ANSWER_TIMEOUT, self._not_taken)
+        super().allContentReceived()
+
+    def requestDone(self, request: Request) -> None:
+        """
+        The answer is handed over: wait for the next request (which may
+        have come already), or, the connection closing, give the client
+        L{REQUEST_TIMEOUT} to take the end of the answer.
+        """
+        if self.persistent:
+            self._wait_for_request()
+        else:
+            self._set_deadline(REQUEST_TIMEOUT, self.abort)
+        super().requestDone(request)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        The site counts the connection no more.
+        """
+        self._cancel_deadline()
+        self.site.closed(self)
+        super().connectionLost(reason)
 
     def answering(self) -> bool:
         """
@@ -116,34 +268,131 @@ class ReadingChannel(HTTPChannel):
 
     def resumeProducing(self) -> None:
         """
-        The client read enough for the send buffer to take more.
+        The client read enough for the send buffer to take more: hand over
+        more of the answer that waits.
         """
         self.unread = False
         super().resumeProducing()
+        if self.holder is not None:
+            self.holder.hand_over()
 
 
 class ReadingSite(Site):
     """
-    A site whose connections are L{ReadingChannel}s.
+    A site whose connections are L{ReadingChannel}s, at most
+    L{CONNECTION_LIMIT} at once, holding at most L{UNSENT_LIMIT} bytes of
+    answers for them.
+
+    @ivar admission: Counts the connections waiting for a request, and
+        logs refusals.
+    @ivar channels: The connections open.
+    @ivar unsent: The bytes of answers held for clients to take.
     """
 
     # Twisted types this as its wrapper that may negotiate HTTP/2 over TLS;
     # the site speaks HTTP/1.1 only, on a channel of its own.
     protocol = ReadingChannel  # type: ignore[assignment]
 
+    def __init__(self, resource: IResource, requestFactory: Any, reactor: IReactorTime) -> None:
+        super().__init__(resource, requestFactory=requestFactory, reactor=reactor)
+        self.admission: Admission[ReadingChannel] = Admission(
+            reactor, WAITING_LIMIT, WAITING_PER_HOST, "a complete request", "http"
+        )
+        self.channels: set[ReadingChannel] = set()
+        self.unsent = 0
+        # The requests holding answers, in the order they began to.
+        self._holders: dict[BoundedRequest, None] = {}
+
+    def opened(self, channel: ReadingChannel) -> bool:
+        """
+        Count C{channel}, or, with L{CONNECTION_LIMIT} open, close it.
+
+        @return: Whether it is counted.
+        """
+        if len(self.channels) >= CONNECTION_LIMIT:
+            self.admission.log_refusal(
+                channel.peer, "refused a connection", f"{CONNECTION_LIMIT} connections are open"
+            )
+            channel.abort()
+            return False
+        self.channels.add(channel)
+        return True
+
+    def closed(self, channel: ReadingChannel) -> None:
+        """
+        C{channel} is gone.
+        """
+        self.admission.done_waiting(channel)
+        self.channels.discard(channel)
+
+    def held(self, request: BoundedRequest, change: int) -> None:
+        """
+        C{request} holds C{change} more bytes of its answer (or fewer).
+        """
+        self.unsent += change
+        if request.holding:
+            self._holders.setdefault(request)
+        else:
+            self._holders.pop(request, None)
+
+    def make_room(self, request: BoundedRequest) -> None:
+        """
+        Past L{UNSENT_LIMIT} held in all, close the connections whose
+        answers have waited longest, but C{request}'s: the clients that
+        read least.
+        """
+        while self.unsent > UNSENT_LIMIT:
+            oldest = next((other for other in self._holders if other is not request), None)
+            if oldest is None:
+                return
+            channel = oldest.channel
+            if isinstance(channel, ReadingChannel):
+                self.admission.log_refusal(
+                    channel.peer,
+                    "closed a connection",
+                    f"its answer has waited longest of more than {UNSENT_LIMIT >> 20} MiB unread",
+                )
+                channel.abort()
+            oldest.drop()
+
 
 class BoundedRequest(Request):
     """
-    A request whose body may hold at most L{MAX_BODY} bytes.  A longer one,
-    whether its C{Content-Length} says so or its chunks add up to more, is
-    answered 413 and its connection closed as soon as that is known: its
-    bytes are never gathered (L{Request} keeps a body whole, in memory as
-    its form is read, whoever sends it and before any token is asked for).
+    A request whose body may hold at most L{MAX_BODY} bytes, and whose
+    answer is handed to the transport as its client takes it.
+
+    A longer body, whether its C{Content-Length} says so or its chunks add
+    up to more, is answered 413 and its connection closed as soon as that
+    is known: its bytes are never gathered (L{Request} keeps a body whole,
+    in memory as its form is read, whoever sends it and before any token
+    is asked for).
+
+    The answer goes to the transport L{PIECE} bytes at a time, while the
+    send buffer takes them: the rest is held, counted by the site
+    (L{ReadingSite.held}), and the request finishes once it is all handed
+    over.  The transport would otherwise keep a copy of the whole answer
+    for a client that does not read it.
     """
 
     maximum = MAX_BODY
     _refused = False
     _body: BytesIO
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._unsent: deque[bytes] = deque()
+        # How much of the first unsent piece is handed over.
+        self._offset = 0
+        self._unsent_bytes = 0
+        self._finishing = False
+        self._handing = False
+
+    @property
+    def holding(self) -> bool:
+        """
+        Whether some of the answer waits to be handed over.
+        """
+        return bool(self._unsent)
 
     def gotLength(self, length: int | None) -> None:
         """
@@ -179,6 +428,84 @@ class BoundedRequest(Request):
         if isinstance(self.channel, ReadingChannel) and not self.channel.answering():
             return
         super().requestReceived(command, path, version)
+
+    def write(self, data: bytes) -> None:
+        """
+        Answer with C{data}, once what came before is handed over, as
+        much of it at once as the send buffer takes.
+        """
+        if self._disconnected:
+            return
+        self._unsent.append(data)
+        self._count(len(data))
+        self.hand_over()
+        if self._unsent and isinstance(self.channel, ReadingChannel):
+            self.channel.site.make_room(self)
+
+    def finish(self) -> None:
+        """
+        Finish the answer once all of it is handed over.
+        """
+        if self._unsent:
+            self._finishing = True
+            return
+        super().finish()
+
+    def hand_over(self) -> None:
+        """
+        Hand the transport what it takes of the answer held, and finish the
+        request if it was finished and all of it is handed over.
+        """
+        if self._handing:
+            return
+        self._handing = True
+        try:
+            while self._unsent and not self._full():
+                first = self._unsent[0]
+                if self._offset == 0 and len(first) <= PIECE:
+                    piece = first
+                else:
+                    piece = first[self._offset : self._offset + PIECE]
+                self._offset += len(piece)
+                if self._offset >= len(first):
+                    self._unsent.popleft()
+                    self._offset = 0
+                self._count(-len(piece))
+                super().write(piece)
+        finally:
+            self._handing = False
+        if not self._unsent and self._finishing and not self._disconnected:
+            self._finishing = False
+            super().finish()
+
+    def drop(self) -> None:
+        """
+        Drop the answer held: its connection is gone, or going.
+        """
+        self._finishing = False
+        self._unsent.clear()
+        self._offset = 0
+        self._count(-self._unsent_bytes)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Drop the answer held, then end as Twisted does.
+        """
+        self.drop()
+        super().connectionLost(reason)
+
+    def _full(self) -> bool:
+        return isinstance(self.channel, ReadingChannel) and self.channel.unread
+
+    def _count(self, change: int) -> None:
+        """
+        Count C{change} more bytes held (or fewer), with the site.
+        """
+        self._unsent_bytes += change
+        channel = self.channel
+        if isinstance(channel, ReadingChannel):
+            channel.holder = self if self._unsent else None
+            channel.site.held(self, change)
 
     def _refuse(self) -> None:
         self._refused = True
@@ -223,7 +550,7 @@ class HttpService(Service):
         token = read_token(token_file) if reachable_from_elsewhere(endpoint) else None
         return cls(reactor, endpoint, monitor, token)
 
-    def site(self) -> Site:
+    def site(self) -> ReadingSite:
         """
         @return: The site served.
         """

@@ -16,9 +16,12 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import INonQueuedRequestFactory
-from twisted.web.server import Request
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+from twisted.web.static import Data
 from zope.interface import directlyProvides, implementer
 
+from harbour.admission import EVICTION_GRACE
 from harbour.bus import Bus
 from harbour.errors import ConfigurationError
 from harbour.service import Options
@@ -26,9 +29,18 @@ from harbour.test.helpers import capture_log
 from harbour.web.monitor import Monitor
 from harbour.web.resources import COOKIE
 from harbour.web.service import (
+    ANSWER_TIMEOUT,
+    CONNECTION_LIMIT,
     DEFAULT_HTTP,
     MAX_BODY,
+    PIECE,
+    REQUEST_TIMEOUT,
+    UNSENT_LIMIT,
+    WAITING_LIMIT,
+    WAITING_PER_HOST,
+    BoundedRequest,
     HttpService,
+    ReadingSite,
     reachable_from_elsewhere,
     web_services,
 )
@@ -392,3 +404,235 @@ class UnreadAnswersTests(SynchronousTestCase):
             channel.dataReceived(self.PIPELINED[: len(self.PIPELINED) // 3])
             self.assertEqual(transport.read().count(b"HTTP/1.1 200 OK"), 1)
         self.assertFalse(transport.disconnecting)
+
+
+class Unanswered(Resource):
+    """
+    A resource that never answers: its requests keep their connections
+    busy.
+    """
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> int:
+        """
+        @return: L{NOT_DONE_YET}, for ever.
+        """
+        return NOT_DONE_YET
+
+
+class LimitTests(SynchronousTestCase):
+    """
+    The site keeps at most L{CONNECTION_LIMIT} connections open, lets at
+    most L{WAITING_LIMIT} (L{WAITING_PER_HOST} of one host) wait for a
+    complete request, closing the oldest past them, and gives each
+    L{REQUEST_TIMEOUT} to send one.
+    """
+
+    #: A whole request.
+    REQUEST = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
+
+    def setUp(self) -> None:
+        self.log = capture_log(self)
+        self.reactor = MemoryReactorClock()
+        monitor = Monitor(self.reactor, Bus(), FakeDaemon(self.reactor))
+        self.site = HttpService(self.reactor, DEFAULT_HTTP, monitor).site()
+        self.site.resource.putChild(b"never", Unanswered())
+        self.ports = iter(range(1024, 65536))
+
+    def connect(self, host: str = "203.0.113.9") -> tuple[Any, StringTransport]:
+        """
+        @return: The channel and transport of a new connection of C{host}.
+        """
+        channel = self.site.buildProtocol(IPv4Address("TCP", host, next(self.ports)))
+        assert channel is not None
+        transport = StringTransport(peerAddress=IPv4Address("TCP", host, 40000))
+        channel.makeConnection(transport)
+        self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
+        return channel, transport
+
+    def refusals(self) -> list[str]:
+        """
+        @return: The refusals logged.
+        """
+        return [line for line in self.log if "a connection from" in line]
+
+    def test_trickleClosed(self) -> None:
+        """
+        A connection that sends its request a byte at a time is closed
+        L{REQUEST_TIMEOUT} after it was made, however often a byte comes
+        (Twisted's own idle timeout starts again with each), and logged.
+        """
+        channel, transport = self.connect()
+        for byte in self.REQUEST[:-3]:
+            channel.dataReceived(bytes([byte]))
+            self.reactor.advance(REQUEST_TIMEOUT / len(self.REQUEST))
+        self.assertFalse(transport.disconnecting)
+        self.reactor.advance(REQUEST_TIMEOUT)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(
+            self.refusals(),
+            [f"closed a connection from 203.0.113.9: no complete request within {REQUEST_TIMEOUT:g} s"],
+        )
+
+    def test_keptAlive(self) -> None:
+        """
+        A kept-alive connection has L{REQUEST_TIMEOUT} from the end of each
+        answer for its next request; an idle one is closed then, without a
+        word in the log.
+        """
+        channel, transport = self.connect()
+        for ignored in range(3):
+            self.reactor.advance(REQUEST_TIMEOUT - 1)
+            channel.dataReceived(self.REQUEST)
+            self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK"))
+            transport.clear()
+        self.reactor.advance(REQUEST_TIMEOUT)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.refusals(), [])
+
+    def test_waitingPerHost(self) -> None:
+        """
+        Past L{WAITING_PER_HOST} of one host waiting for a request, a new
+        one closes the oldest (not another host's), once it has waited
+        L{EVICTION_GRACE}; one that has its request waits no more.
+        """
+        other = self.connect("198.51.100.7")
+        waiting = [self.connect() for ignored in range(WAITING_PER_HOST)]
+        self.reactor.advance(EVICTION_GRACE)
+        busy, busyTransport = waiting[0]
+        busy.dataReceived(b"GET /never HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        self.connect()
+        self.assertEqual(self.refusals(), [])
+        self.connect()
+        self.assertFalse(busyTransport.disconnecting)
+        self.assertTrue(waiting[1][1].disconnecting)
+        for ignored, transport in [other, *waiting[2:]]:
+            self.assertFalse(transport.disconnecting)
+        self.assertEqual(
+            self.refusals(),
+            [
+                (
+                    f"closed a connection from 203.0.113.9: the oldest of {WAITING_PER_HOST} of its"
+                    " connections waiting for a complete request"
+                )
+            ],
+        )
+
+    def test_waitingInAll(self) -> None:
+        """
+        Past L{WAITING_LIMIT} waiting in all, a new connection closes the
+        oldest of all.
+        """
+        waiting = [self.connect(f"10.0.0.{n}") for n in range(WAITING_LIMIT)]
+        self.reactor.advance(EVICTION_GRACE)
+        self.connect("198.51.100.7")
+        self.assertTrue(waiting[0][1].disconnecting)
+        self.assertFalse(waiting[1][1].disconnecting)
+
+    def test_connectionLimit(self) -> None:
+        """
+        Past L{CONNECTION_LIMIT} open, a new connection is closed at once;
+        once one closes, another is let in.
+        """
+        busy = []
+        for n in range(CONNECTION_LIMIT):
+            channel, transport = self.connect(f"10.0.0.{n}")
+            channel.dataReceived(b"GET /never HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            busy.append((channel, transport))
+        refused, transport = self.connect("198.51.100.7")
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(
+            self.refusals(),
+            [f"refused a connection from 198.51.100.7: {CONNECTION_LIMIT} connections are open"],
+        )
+        refused.connectionLost(Failure(ConnectionDone()))
+        busy[0][0].connectionLost(Failure(ConnectionDone()))
+        self.assertFalse(self.connect("198.51.100.7")[1].disconnecting)
+
+
+class UnsentTests(SynchronousTestCase):
+    """
+    An answer is handed to the transport as its client takes it, the rest
+    held and counted by the site: a client that takes none of it within
+    L{ANSWER_TIMEOUT} is closed, and past L{UNSENT_LIMIT} held in all, so
+    is the one whose answer has waited longest.
+    """
+
+    def setUp(self) -> None:
+        self.log = capture_log(self)
+        self.reactor = MemoryReactorClock()
+        self.body = b"x" * (4 << 20)
+        root = Resource()
+        root.putChild(b"big", Data(self.body, "text/plain"))
+        self.site = ReadingSite(root, requestFactory=BoundedRequest, reactor=self.reactor)
+
+    def ask(self, host: str = "203.0.113.9") -> tuple[Any, SmallBufferTransport]:
+        """
+        Ask for the big answer on a new connection, whose send buffer holds
+        1,000 bytes.
+
+        @return: Its channel and transport.
+        """
+        channel = self.site.buildProtocol(IPv4Address("TCP", host, 40000))
+        assert channel is not None
+        transport = SmallBufferTransport(1000)
+        transport.peerAddr = IPv4Address("TCP", host, 40000)
+        channel.makeConnection(transport)
+        self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
+        channel.dataReceived(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        return channel, transport
+
+    def test_handedOver(self) -> None:
+        """
+        The transport is handed a piece of the answer at a time, as the
+        client reads; the site counts the rest; the answer ends whole.
+        """
+        channel, transport = self.ask()
+        self.assertLess(len(transport.value()), PIECE + 1000)
+        self.assertEqual(self.site.unsent, len(self.body) - PIECE)
+        received = b""
+        while transport.value():
+            received += transport.read()
+        self.assertTrue(received.endswith(b"\r\n\r\n" + self.body))
+        self.assertEqual(self.site.unsent, 0)
+        self.assertFalse(transport.disconnecting)
+
+    def test_notTaken(self) -> None:
+        """
+        A client that takes nothing of its answer within L{ANSWER_TIMEOUT}
+        is closed, and logged; what was held for it is dropped.
+        """
+        channel, transport = self.ask()
+        self.reactor.advance(ANSWER_TIMEOUT - 1)
+        self.assertFalse(transport.disconnecting)
+        self.reactor.advance(1)
+        self.assertTrue(transport.disconnecting)
+        self.assertIn(
+            f"closed a connection from 203.0.113.9: its answer was not read within {ANSWER_TIMEOUT:g} s",
+            self.log,
+        )
+        channel.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.site.unsent, 0)
+
+    def test_unsentLimit(self) -> None:
+        """
+        Past L{UNSENT_LIMIT} held in all, the connections whose answers
+        have waited longest are closed, and their answers dropped.
+        """
+        held = len(self.body) - PIECE
+        many = UNSENT_LIMIT // held
+        clients = [self.ask(f"10.0.{n // 256}.{n % 256}") for n in range(many)]
+        self.assertFalse(any(transport.disconnecting for ignored, transport in clients))
+        newest = self.ask()
+        self.assertTrue(clients[0][1].disconnecting)
+        self.assertFalse(clients[1][1].disconnecting)
+        self.assertFalse(newest[1].disconnecting)
+        self.assertLessEqual(self.site.unsent, UNSENT_LIMIT)
+        [refusal] = [line for line in self.log if "MiB" in line]
+        limit = UNSENT_LIMIT >> 20
+        self.assertEqual(
+            refusal,
+            f"closed a connection from 10.0.0.0: its answer has waited longest of more than {limit} MiB"
+            " unread",
+        )
