@@ -170,7 +170,9 @@ def verdict(document: Mapping[str, Any]) -> Verdict:
     """
     Judge a C{Status} document as a monitoring plugin does.
 
-    Critical: a report is C{failing}, or Redis is not connected.  Warning:
+    Critical: a report is C{failing}, or Redis is not connected, or its
+    commands fail (the store's outage is under way: a Redis that refuses
+    every write, C{OOM} or C{MISCONF}, is connected all along).  Warning:
     a report is C{behind} or C{retrying}, or the configuration has errors.
 
     @param document: The C{Status} document's C{services}.
@@ -182,6 +184,8 @@ def verdict(document: Mapping[str, Any]) -> Verdict:
     store = document.get("store") or {}
     if store and not store.get("connected"):
         problems.append((2, f"Redis not connected ({store.get('last_error') or store.get('redis')})"))
+    elif store.get("outage_since") is not None:
+        problems.append((2, f"Redis commands fail ({store.get('last_error') or 'an outage is under way'})"))
     errors = (document.get("config") or {}).get("errors") or []
     if errors:
         problems.append((1, f"{len(errors)} configuration errors: {errors[0]}"))

@@ -122,7 +122,9 @@ class SnapshotCollector(Collector):
         if shot.config_success_at is not None:
             reload_at.add_metric([], shot.config_success_at)
         yield reload_at
-        redis = GaugeMetricFamily("harbour_redis_up", "Whether Redis answers (1) or not (0).")
+        redis = GaugeMetricFamily(
+            "harbour_redis_up", "Whether Redis answers (1) or not (0): not connected, or its commands fail."
+        )
         redis.add_metric([], 1.0 if shot.redis_up else 0.0)
         yield redis
         ready = GaugeMetricFamily("harbour_ready", "Whether /readyz answers 200 (1) or 503 (0).")

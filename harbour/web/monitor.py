@@ -110,6 +110,10 @@ class Monitor(Service):
     #: {report: {state: count}} as last read: kept while Redis is away, so
     #: that an outage does not look like a mirror with nothing to do.
     _counts: dict[str, dict[str, int]] = attr.ib(factory=dict, init=False)
+    #: The last error of the store's outage under way, as C{Status} last
+    #: said, or L{None}: the store may be connected to a Redis that refuses
+    #: every write (C{OOM}, C{MISCONF}, C{READONLY}).
+    _outage: str | None = attr.ib(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.coverage = Coverage(self.zone)
@@ -220,6 +224,8 @@ class Monitor(Service):
         store = self._document.get("store")
         if isinstance(store, dict) and "connected" in store:
             self.tally.redis_up = bool(store["connected"])
+            failing = store.get("outage_since") is not None
+            self._outage = str(store.get("last_error") or "an outage is under way") if failing else None
         self._lay_out()
         if self._read_due() and self._reading is None and self.tally.redis_up:
             self._resync = False
@@ -291,7 +297,9 @@ class Monitor(Service):
             config_successful=self.tally.config_successful,
             config_success_at=self.tally.config_success_at,
             config_errors=tuple(config.get("errors") or ()),
-            redis_up=bool(self.tally.redis_up),
+            redis_up=bool(self.tally.redis_up) and self._outage is None,
+            redis_connected=bool(self.tally.redis_up),
+            redis_failing=(self._outage or "") if self.tally.redis_up else "",
             redis=str(store.get("redis") or ""),
             ready=self._unready(),
             workers=dict(services.get("workers") or {}),
@@ -334,6 +342,8 @@ class Monitor(Service):
             return "configuration not loaded" + (f": {errors[0]}" if errors else "")
         if not self.tally.redis_up:
             return "Redis is not reachable"
+        if self._outage is not None:
+            return f"Redis commands fail: {self._outage}"
         siblings = list(self.parent) if self.parent is not None else [self]
         stopped = sorted(str(s.name) for s in siblings if not s.running)
         if stopped:

@@ -59,7 +59,13 @@ def overall(shot: Snapshot) -> tuple[int, str]:
     """
     document = {
         "monitor": {"reports": {view.name: view.health.to_json() for view in shot.reports}},
-        "store": {"connected": shot.redis_up, "redis": shot.redis},
+        "store": {
+            "connected": shot.redis_connected,
+            "redis": shot.redis,
+            # An outage under way while connected: when it began is not kept.
+            "outage_since": 0.0 if shot.redis_failing else None,
+            "last_error": shot.redis_failing,
+        },
         "config": {"errors": list(shot.config_errors)},
     }
     judged = verdict(document)
@@ -87,7 +93,7 @@ def summary(shot: Snapshot) -> Tag:
     code, line = overall(shot)
     rate = shot.download.get("bytes_per_second", 0) or 0
     facts = tags.div(class_="facts")(
-        tags.span("Redis ", tags.b("up" if shot.redis_up else "DOWN")),
+        tags.span("Redis ", tags.b(_redis_state(shot))),
         _config_fact(shot),
         tags.span("publications log ", tags.b(shot.publications_mode)),
         tags.span("download ", tags.b("paused" if shot.download.get("paused") else f"{rate / 1e6:.2f} MB/s")),
@@ -104,6 +110,16 @@ def summary(shot: Snapshot) -> Tag:
         tags.ul(class_="problems")([tags.li(p) for p in problems]) if problems else "",
     )
     return overview
+
+
+def _redis_state(shot: Snapshot) -> str:
+    """
+    @return: Redis's state in a word: C{up}, C{FAILING} (connected, but its
+        commands fail) or C{DOWN}.
+    """
+    if shot.redis_up:
+        return "up"
+    return "FAILING" if shot.redis_connected else "DOWN"
 
 
 def _config_fact(shot: Snapshot) -> Tag:

@@ -51,6 +51,12 @@ class Snapshot:
     @ivar publications: The C{publications} service's status.
     @ivar download: The C{download} service's status.
     @ivar config_errors: The configuration's current problems.
+    @ivar redis_up: Whether Redis answers: the store is connected and no
+        outage is under way (a Redis that refuses writes, C{OOM} or
+        C{MISCONF}, is connected and answers nothing that matters).
+    @ivar redis_connected: Whether the store is connected to Redis.
+    @ivar redis_failing: While the store is connected but an outage is
+        under way, the last error of it; C{""} otherwise.
     """
 
     taken: float
@@ -65,6 +71,8 @@ class Snapshot:
     config_success_at: float | None = None
     config_errors: Sequence[str] = ()
     redis_up: bool = False
+    redis_connected: bool = False
+    redis_failing: str = ""
     redis: str = ""
     ready: str = "starting"
     workers: Mapping[str, Mapping[str, Any]] = attr.ib(factory=dict)

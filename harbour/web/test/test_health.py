@@ -158,6 +158,21 @@ class VerdictTests(SynchronousTestCase):
             judged.summary,
         )
 
+    def test_redisFailing(self) -> None:
+        """
+        A store connected while its outage is under way (a Redis refusing
+        every write): 2, with the store's last error.
+        """
+        services = self.services(lmp=OK)
+        services["store"] = {"connected": True, "outage_since": 1.0, "last_error": "OOM command not allowed"}
+        judged = verdict(services)
+        self.assertEqual(
+            (judged.code, judged.summary),
+            (2, "HARBOUR CRITICAL - Redis commands fail (OOM command not allowed); 1 reports: 1 ok"),
+        )
+        services["store"] = {"connected": True, "outage_since": None, "last_error": "OOM command not allowed"}
+        self.assertEqual(verdict(services).code, 0)
+
     def test_configErrors(self) -> None:
         """
         Configuration errors are a warning.

@@ -14,12 +14,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import REGISTRY
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.template import Tag, flattenString
 
 from harbour import __version__
 from harbour.bus import Bus
 from harbour.config.watcher import ConfigService
 from harbour.web.metrics import registry
 from harbour.web.monitor import Monitor
+from harbour.web.page import overall, summary
 from harbour.web.tally import retry_reason
 from harbour.web.test.helpers import FakeDaemon, day_requests, healthy_services, started_monitor
 
@@ -39,6 +41,15 @@ def scrape(monitor: Monitor) -> dict[Sample, float]:
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
+
+
+def flatten(tag: Tag) -> str:
+    """
+    @return: C{tag} as HTML.
+    """
+    rendered: list[bytes] = []
+    flattenString(None, tag).addCallback(rendered.append)
+    return rendered[0].decode()
 
 
 class MetricsTests(SynchronousTestCase):
@@ -285,6 +296,35 @@ class HealthOnClockTests(SynchronousTestCase):
         self.bus.publish("store.connected", {})
         self.clock.advance(0)
         self.assertEqual(self.monitor.current.ready, "")
+
+    def test_redisFailing(self) -> None:
+        """
+        A store connected to a Redis that refuses every write has an outage
+        under way: Redis is not up, the daemon not ready (saying why), the
+        check critical and the page says so, until the outage is over.
+        """
+        self.bus.publish("work", {}, retain=True)
+        refused = "OOM command not allowed when used memory > 'maxmemory'."
+        store = {
+            "connected": True,
+            "redis": "redis://127.0.0.1:6379/0",
+            "last_error": refused,
+            "outage_since": T0,
+        }
+        self.daemon.services = healthy_services(store=store)
+        self.clock.advance(5)
+        self.assertEqual(self.monitor.current.ready, f"Redis commands fail: {refused}")
+        self.assertEqual(self.monitor.status()["ready"], f"Redis commands fail: {refused}")
+        samples = scrape(self.monitor)
+        self.assertEqual((samples[("harbour_redis_up", ())], samples[("harbour_ready", ())]), (0.0, 0.0))
+        code, line = overall(self.monitor.current)
+        self.assertEqual((code, line), (2, f"HARBOUR CRITICAL - Redis commands fail ({refused}); 0 reports"))
+        self.assertIn("Redis <b>FAILING</b>", flatten(summary(self.monitor.current)))
+        self.daemon.services = healthy_services(store={**store, "outage_since": None})
+        self.clock.advance(5)
+        self.assertEqual(self.monitor.current.ready, "")
+        self.assertEqual(scrape(self.monitor)[("harbour_redis_up", ())], 1.0)
+        self.assertIn("Redis <b>up</b>", flatten(summary(self.monitor.current)))
 
     def test_statusUnreadable(self) -> None:
         """
