@@ -256,18 +256,22 @@ class BrowserTests(TestCase):
         await self.driver.screenshot(self.shots / "downloaded.png")
         self.assertGreater((self.shots / "downloaded.png").stat().st_size, 10_000)
 
-    async def serve(self, reports: int, days: int) -> tuple[Monitor, str]:
+    async def serve(self, reports: int, days: int, names: list[str] | None = None) -> tuple[Monitor, str]:
         """
         Serve the page of a daemon with C{reports} reports of C{days} days
         each, most of them mirrored, as a year or more of running leaves
         them.
 
+        @param names: The reports' names, if not made up.
         @return: The monitor, and the page's URL.
         """
         daemon = FakeDaemon(self.reactor)  # type: ignore[arg-type]
         monitor = Monitor(self.reactor, Bus(), daemon)
         first = datetime.date.today() - datetime.timedelta(days=days - 1)
-        names = [f"{kind}-{n:02d}" for n, kind in zip(range(reports), NAMES * (reports // len(NAMES) + 1))]
+        if names is None:
+            names = [
+                f"{kind}-{n:02d}" for n, kind in zip(range(reports), NAMES * (reports // len(NAMES) + 1))
+            ]
         for name in names:
             daemon.asked += day_requests(name, first, days)
         daemon.services = healthy_services(
@@ -335,6 +339,32 @@ class BrowserTests(TestCase):
             f"{json.dumps(f'Coverage by trading day, {later} to {last}')};",
             "the new range in the heading",
         )
+
+    async def test_namesOfObjectProperties(self) -> None:
+        """
+        Reports named as properties every JavaScript object has (valid
+        report names) are drawn and updated as any other, and the page
+        goes on following the daemon: its script kept its rows in a plain
+        object, where C{constructor} was found before any row was drawn.
+        """
+        names = ["constructor", "__proto__", "toString", "hasOwnProperty", "lmp"]
+        monitor, url = await self.serve(len(names), 5, names)
+        await self.driver.go(url)
+        await self.until(
+            "return document.getElementById('updated').textContent.indexOf('live') === 0", "an update"
+        )
+        # Pairs, not an object: WebDriver would not return one keyed __proto__.
+        drawn = await self.driver.run(
+            "return Array.prototype.map.call(document.querySelectorAll('#map .cells'), function (row) {"
+            "  return [row.getAttribute('data-report'), row.children.length]; });"
+        )
+        self.assertEqual(sorted(drawn), sorted([name, 5] for name in names))
+        await self.driver.run(
+            "var cell = document.querySelector('#map .cells[data-report=constructor] i');"
+            "cell.dispatchEvent(new MouseEvent('mouseover', {bubbles: true}));"
+        )
+        hover = await self.driver.run("return document.getElementById('hover').textContent;")
+        self.assertTrue(hover.startswith("constructor \u00b7 "), hover)
 
     async def test_showcase(self) -> None:
         """

@@ -89,7 +89,9 @@ SCRIPT = """
   var updated = document.getElementById("updated");
   var version = document.body.getAttribute("data-version") || "";
   var interval = Number(document.body.getAttribute("data-poll")) || 2000;
-  var rows = {};
+  // By report name: without a prototype, so that a report named
+  // constructor or __proto__ is one like any other.
+  var rows = Object.create(null);
 
   function draw(data) {
     var row = rows[data.report];
@@ -146,7 +148,7 @@ SCRIPT = """
 
   function reset(all) {
     map.textContent = "";
-    rows = {};
+    rows = Object.create(null);
     all.forEach(draw);
   }
 
