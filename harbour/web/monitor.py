@@ -114,6 +114,9 @@ class Monitor(Service):
     #: said, or L{None}: the store may be connected to a Redis that refuses
     #: every write (C{OOM}, C{MISCONF}, C{READONLY}).
     _outage: str | None = attr.ib(default=None, init=False)
+    #: Whether the service is stopping (or stopped): the daemon is not
+    #: ready, whatever the last snapshot said.
+    _stopping: bool = attr.ib(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.coverage = Coverage(self.zone)
@@ -127,6 +130,7 @@ class Monitor(Service):
         L{interval}.
         """
         super().startService()
+        self._stopping = False
         for pattern in FOLLOWED:
             self._subscriptions.append((yield self.bus.subscribe(pattern, self._heard)))
         self._loop = LoopingCall(self._safe_tick)
@@ -138,9 +142,12 @@ class Monitor(Service):
     @inlineCallbacks
     def stopService(self) -> Generator[Deferred[Any], Any, None]:
         """
-        Stop reading and following.
+        Say the daemon is stopping (a scraper may still ask), then stop
+        reading and following.
         """
         super().stopService()
+        self._stopping = True
+        self.current = attr.evolve(self.current, ready="stopping")
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         for pending in (self._pending_rebuild, self._pending_tick):
@@ -337,6 +344,8 @@ class Monitor(Service):
         """
         @return: Why the daemon is not ready to serve, or C{""}.
         """
+        if self._stopping:
+            return "stopping"
         if self.tally.config_success_at is None:
             errors = (self._document.get("config") or {}).get("errors") or []
             return "configuration not loaded" + (f": {errors[0]}" if errors else "")

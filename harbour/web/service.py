@@ -5,6 +5,7 @@ The C{http} service: a L{twisted.web} site on the C{--http} endpoint.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Generator
 from functools import cached_property
 from io import BytesIO
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any, cast
 
 import attr
 from twisted.application.service import IService, Service
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTCP, IReactorTime, ITCPTransport
 from twisted.internet.protocol import connectionDone
@@ -84,6 +86,11 @@ UNSENT_LIMIT = 64 << 20
 
 #: The bytes of an answer handed to the transport at once.
 PIECE = 64 << 10
+
+#: Seconds the site's connections have to close as the service stops,
+#: their answers under way handed over, before they are aborted: a client
+#: that does not read must not hold up the daemon's shutdown.
+CLOSE_TIMEOUT = 3.0
 
 #: The kinds of listener that other hosts cannot reach (a plain C{tcp:} or
 #: C{tcp6:} one is refused off loopback).
@@ -234,6 +241,17 @@ class ReadingChannel(HTTPChannel):
             self._set_deadline(REQUEST_TIMEOUT, self.abort)
         super().requestDone(request)
 
+    def close(self) -> None:
+        """
+        Close the connection once the answer under way, if any, is handed
+        over: the service stops.
+        """
+        self.persistent = False
+        if not self._handlingRequest:
+            self._cancel_deadline()
+            self.site.admission.done_waiting(self)
+            self.loseConnection()
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
         The site counts the connection no more.
@@ -302,6 +320,8 @@ class ReadingSite(Site):
         self.unsent = 0
         # The requests holding answers, in the order they began to.
         self._holders: dict[BoundedRequest, None] = {}
+        # Fired once the last channel is closed, as the service stops.
+        self._closing: list[Deferred[None]] = []
 
     def opened(self, channel: ReadingChannel) -> bool:
         """
@@ -324,6 +344,38 @@ class ReadingSite(Site):
         """
         self.admission.done_waiting(channel)
         self.channels.discard(channel)
+        if not self.channels:
+            closing, self._closing = self._closing, []
+            for d in closing:
+                d.callback(None)
+
+    def close(self) -> Deferred[None]:
+        """
+        Close every connection once its answer under way is handed over,
+        and abort those still open after L{CLOSE_TIMEOUT}: the service
+        stops, and a kept-alive connection would otherwise go on being
+        answered (a scraper's C{/readyz}, from a monitor stopped or
+        stopping).
+
+        @return: Fires once every connection is closed.
+        """
+        if not self.channels:
+            return succeed(None)
+        closed: Deferred[None] = Deferred()
+        self._closing.append(closed)
+        for channel in list(self.channels):
+            channel.close()
+        overdue = self.reactor.callLater(CLOSE_TIMEOUT, self._abort_all)
+
+        def done(result: None) -> None:
+            if overdue.active():
+                overdue.cancel()
+
+        return closed.addCallback(done)
+
+    def _abort_all(self) -> None:
+        for channel in list(self.channels):
+            channel.abort()
 
     def held(self, request: BoundedRequest, change: int) -> None:
         """
@@ -535,6 +587,7 @@ class HttpService(Service):
     monitor: Monitor = attr.ib()
     token: str | None = attr.ib(default=None, repr=False)
     _port: IListeningPort | None = attr.ib(default=None, init=False)
+    _site: ReadingSite | None = attr.ib(default=None, init=False)
 
     @classmethod
     def from_config(
@@ -569,7 +622,8 @@ class HttpService(Service):
         more than its status page, and C{Status} shows it is not listening.
         """
         super().privilegedStartService()
-        d = serverFromString(self.reactor, self.endpoint).listen(self.site())
+        self._site = self.site()
+        d = serverFromString(self.reactor, self.endpoint).listen(self._site)
         d.addCallbacks(self._listening, self._not_listening)
 
     def _not_listening(self, failure: Failure) -> None:
@@ -607,15 +661,20 @@ class HttpService(Service):
             "token": self.token is not None,
         }
 
-    def stopService(self) -> object:
+    @inlineCallbacks
+    def stopService(self) -> Generator[Deferred[Any], Any, None]:
         """
-        Stop listening.
+        Stop listening, and close the connections open (see
+        L{ReadingSite.close}).
         """
         super().stopService()
         if self._port is not None:
             port, self._port = self._port, None
-            return port.stopListening()
-        return None
+            stopping = port.stopListening()
+            if stopping is not None:  # a port may stop at once
+                yield stopping
+        if self._site is not None:
+            yield self._site.close()
 
 
 def web_services(

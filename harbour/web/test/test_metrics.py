@@ -326,6 +326,20 @@ class HealthOnClockTests(SynchronousTestCase):
         self.assertEqual(scrape(self.monitor)[("harbour_redis_up", ())], 1.0)
         self.assertIn("Redis <b>up</b>", flatten(summary(self.monitor.current)))
 
+    def test_stopping(self) -> None:
+        """
+        Once the monitor is stopping, the daemon is not ready, whatever the
+        last snapshot said: a scraper may still ask.
+        """
+        self.bus.publish("work", {}, retain=True)
+        self.clock.advance(0)
+        self.assertEqual(self.monitor.status()["ready"], "ready")
+        self.monitor.stopService()
+        self.assertEqual(self.monitor.current.ready, "stopping")
+        self.assertEqual(scrape(self.monitor)[("harbour_ready", ())], 0.0)
+        self.monitor.rebuild()
+        self.assertEqual(self.monitor.status()["ready"], "stopping")
+
     def test_statusUnreadable(self) -> None:
         """
         A C{Status} that fails is logged, and the last snapshot kept.

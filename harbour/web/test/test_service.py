@@ -6,7 +6,7 @@ services a daemon gets from C{--http}.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import CannotListenError, ConnectionDone
@@ -30,6 +30,7 @@ from harbour.web.monitor import Monitor
 from harbour.web.resources import COOKIE
 from harbour.web.service import (
     ANSWER_TIMEOUT,
+    CLOSE_TIMEOUT,
     CONNECTION_LIMIT,
     DEFAULT_HTTP,
     MAX_BODY,
@@ -636,3 +637,92 @@ class UnsentTests(SynchronousTestCase):
             f"closed a connection from 10.0.0.0: its answer has waited longest of more than {limit} MiB"
             " unread",
         )
+
+
+class Later(Resource):
+    """
+    A resource whose answers the test writes: its requests wait in
+    C{waiting}.
+    """
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting: list[Request] = []
+
+    def render_GET(self, request: Request) -> int:
+        """
+        Keep C{request} for the test to answer.
+        """
+        self.waiting.append(request)
+        return NOT_DONE_YET
+
+
+class StopTests(SynchronousTestCase):
+    """
+    Stopping the service closes its connections: a kept-alive one is not
+    answered on by a stopped daemon.
+    """
+
+    REQUEST = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        monitor = Monitor(self.reactor, Bus(), FakeDaemon(self.reactor))
+        self.http = HttpService(self.reactor, DEFAULT_HTTP, monitor)
+        self.http.privilegedStartService()
+        self.http.startService()
+        [(ignored, site, *rest)] = self.reactor.tcpServers
+        self.site = cast(ReadingSite, site)
+        self.later = Later()
+        self.site.resource.putChild(b"later", self.later)
+
+    def connect(self) -> tuple[Any, StringTransport]:
+        """
+        @return: The channel and transport of a new connection.
+        """
+        channel = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        assert channel is not None
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        return channel, transport
+
+    def test_closed(self) -> None:
+        """
+        A kept-alive connection is closed at once; one whose answer is
+        under way once the answer is written.  The service has stopped
+        once both are gone.
+        """
+        idle, idleTransport = self.connect()
+        idle.dataReceived(self.REQUEST)
+        self.assertTrue(idleTransport.value().startswith(b"HTTP/1.1 200 OK"))
+        busy, busyTransport = self.connect()
+        busy.dataReceived(b"GET /later HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        stopped = self.http.stopService()
+        self.assertTrue(idleTransport.disconnecting)
+        self.assertFalse(idleTransport.disconnected)
+        self.assertFalse(busyTransport.disconnecting)
+        [request] = self.later.waiting
+        request.write(b"the answer")
+        request.finish()
+        self.assertIn(b"the answer", busyTransport.value())
+        self.assertTrue(busyTransport.disconnecting)
+        idle.connectionLost(Failure(ConnectionDone()))
+        self.assertNoResult(stopped)
+        busy.connectionLost(Failure(ConnectionDone()))
+        self.successResultOf(stopped)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_overdue(self) -> None:
+        """
+        A connection still open L{CLOSE_TIMEOUT} after the service began to
+        stop is aborted.
+        """
+        busy, transport = self.connect()
+        busy.dataReceived(b"GET /later HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        stopped = self.http.stopService()
+        self.reactor.advance(CLOSE_TIMEOUT)
+        self.assertTrue(transport.disconnected)
+        busy.connectionLost(Failure(ConnectionDone()))
+        self.successResultOf(stopped)
