@@ -44,8 +44,8 @@ def session(token: str) -> bytes:
     return hmac.new(token.encode(), b"harbour status page", hashlib.sha256).hexdigest().encode()
 
 
-def _text(request: Request, code: int, text: str) -> bytes:
-    request.setResponseCode(code)
+def _text(request: Request, code: int, text: str, reason: bytes | None = None) -> bytes:
+    request.setResponseCode(code, reason)
     request.setHeader(b"content-type", b"text/plain; charset=utf-8")
     request.setHeader(b"cache-control", b"no-store")
     return text.encode() + b"\n"
@@ -389,8 +389,14 @@ class LocalOnly(Resource):
 
     def render(self, request: Request) -> int | bytes:
         """
-        Render C{resource}, or answer 421 naming the hosts answered to.
+        Render C{resource}, or answer 421 naming the hosts answered to.  A
+        request without C{Host} (HTTP/1.0, or a client of its own) names
+        nothing a web site could have rebound, and a browser always sends
+        one: it is answered.  (Twisted would take the listener's address
+        for a missing C{Host}, and a UNIX socket's has no host.)
         """
+        if request.getHeader(b"host") is None:
+            return self.resource.render(request)
         host = request.getRequestHostname().decode("ascii", "replace")
         if local_name(host):
             return self.resource.render(request)
@@ -399,6 +405,8 @@ class LocalOnly(Resource):
             421,
             f"this page answers to localhost or an IP address, not to {host[:100]!r}"
             " (a proxy in front of it must pass one of those as Host)",
+            # Twisted knows no phrase for 421: it would say Unknown Status.
+            b"Misdirected Request",
         )
 
 

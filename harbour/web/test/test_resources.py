@@ -14,9 +14,10 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 from treq.testing import StubTreq
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IAddress
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -30,7 +31,7 @@ from harbour.web import resources
 from harbour.web.metrics import registry
 from harbour.web.monitor import INTERVAL
 from harbour.web.resources import COOKIE, session, site_root
-from harbour.web.service import HttpService
+from harbour.web.service import DEFAULT_HTTP, HttpService
 from harbour.web.test.helpers import FakeDaemon, day_requests, healthy_services, started_monitor
 
 TOKEN = "s3cret-token"
@@ -356,6 +357,53 @@ class PageTests(SynchronousTestCase):
                 self.assertNotIn(b"lmp", body)
             for path in ("/metrics", "/healthz", "/assets/page.js"):
                 self.assertEqual(self.fixture.get(path, host=host)[0], 200, (host, path))
+
+
+class WithoutHostTests(SynchronousTestCase):
+    """
+    The site as a client without a C{Host} header meets it, and the status
+    line of a refusal for a C{Host}, over a channel of the daemon's site.
+    """
+
+    def ask(self, request: bytes, host: IAddress) -> bytes:
+        """
+        @return: The answer to C{request} on a connection to C{host}.
+        """
+        fixture = Fixture(self)
+        site = HttpService(fixture.clock, DEFAULT_HTTP, fixture.monitor).site()  # type: ignore[arg-type]
+        channel = site.buildProtocol(host)
+        assert channel is not None
+        transport = StringTransport(hostAddress=host, peerAddress=host)
+        channel.makeConnection(transport)
+        self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
+        channel.dataReceived(request)
+        return transport.value()
+
+    def test_unixSocket(self) -> None:
+        """
+        On a C{unix:} listener, a request without C{Host} gets the page
+        (it got 500, and a traceback in the log).
+        """
+        answer = self.ask(b"GET / HTTP/1.0\r\n\r\n", UNIXAddress(b"/run/harbour/http.sock"))
+        self.assertTrue(answer.startswith(b"HTTP/1.0 200 OK\r\n"), answer[:100])
+        self.assertIn(b'data-report="lmp"', answer)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_loopback(self) -> None:
+        """
+        On a loopback listener too.
+        """
+        answer = self.ask(b"GET / HTTP/1.0\r\n\r\n", IPv4Address("TCP", "127.0.0.1", 7752))
+        self.assertTrue(answer.startswith(b"HTTP/1.0 200 OK\r\n"), answer[:100])
+
+    def test_misdirected(self) -> None:
+        """
+        A refusal for the C{Host} says C{421 Misdirected Request}.
+        """
+        answer = self.ask(
+            b"GET / HTTP/1.1\r\nHost: attacker.example\r\n\r\n", UNIXAddress(b"/run/harbour/http.sock")
+        )
+        self.assertTrue(answer.startswith(b"HTTP/1.1 421 Misdirected Request\r\n"), answer[:100])
 
 
 class TokenTests(SynchronousTestCase):
