@@ -120,7 +120,7 @@ class Monitor(Service):
 
     def __attrs_post_init__(self) -> None:
         self.coverage = Coverage(self.zone)
-        self.tally = Tally(self.daemon.owns, self.reactor.seconds)
+        self.tally = Tally(self.daemon.owns, self.reactor.seconds, self.thresholds.window)
         self.current = Snapshot(self.reactor.seconds(), __version__)
 
     @inlineCallbacks
@@ -286,7 +286,7 @@ class Monitor(Service):
         now = self.reactor.seconds()
         services = self._document
         counts = self._counts
-        recent = self.tally.within(self.thresholds.window)
+        recent = self.tally.within_window()
         views = []
         for report in sorted(set(counts) | set(self.coverage.reports())):
             views.append(self._view(report, counts.get(report, {}), recent.get(report, {}), now))

@@ -31,8 +31,14 @@ REASONS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("bad_answer", re.compile(r"zip|xml|csv|answer|corrupt|invalid", re.I)),
 )
 
-#: The most recent outcomes kept for the health states' window.
-_RECENT = 10_000
+#: The seconds of one span that recent outcomes are counted in, per
+#: report: the health states' window is counted to within one span (an
+#: outcome is forgotten less than a span after the window has passed it),
+#: and a report holds at most one count per span of the window.
+SPAN = 60.0
+
+#: Where each kind of recent outcome is counted in a span's counts.
+_KINDS = {"ended": 0, "failed": 1, "retried": 2}
 
 
 def retry_reason(error: str) -> str:
@@ -52,6 +58,38 @@ def _report(payload: Mapping[str, Any]) -> str | None:
 
 
 @attr.s(eq=False)
+class _Recent:
+    """
+    One report's outcomes over the window, counted by L{SPAN}.
+
+    @ivar spans: C{(span number, [ended, failed, retried])}, oldest first.
+    @ivar totals: The sums of the spans' counts.
+    """
+
+    spans: deque[tuple[int, list[int]]] = attr.ib(factory=deque)
+    totals: list[int] = attr.ib(factory=lambda: [0, 0, 0])
+
+    def note(self, span: int, kind: str) -> None:
+        """
+        Count an outcome of C{kind} in C{span} (in the newest span, if the
+        clock went back).
+        """
+        if not self.spans or self.spans[-1][0] < span:
+            self.spans.append((span, [0, 0, 0]))
+        self.spans[-1][1][_KINDS[kind]] += 1
+        self.totals[_KINDS[kind]] += 1
+
+    def forget_before(self, span: int) -> None:
+        """
+        Forget the spans before C{span}.
+        """
+        while self.spans and self.spans[0][0] < span:
+            ignored, counts = self.spans.popleft()
+            for index, count in enumerate(counts):
+                self.totals[index] -= count
+
+
+@attr.s(eq=False)
 class Tally:
     """
     Counters of bus events, kept on the reactor.
@@ -59,10 +97,13 @@ class Tally:
     @ivar owns: Whether a topic is one of the configuration's (its
         retained events, like C{config.loaded}, mean a reload succeeded).
     @ivar clock: The POSIX time now.
+    @ivar window: The recent past, in seconds, that L{within_window}
+        counts outcomes over.
     """
 
     owns: Callable[[str], bool] = attr.ib()
     clock: Callable[[], float] = attr.ib()
+    window: float = attr.ib(default=3600.0)
     #: {report: {outcome: count}}
     requests: dict[str, dict[str, int]] = attr.ib(factory=dict, init=False)
     fetched_bytes: dict[str, int] = attr.ib(factory=dict, init=False)
@@ -76,8 +117,11 @@ class Tally:
     config_successful: bool | None = attr.ib(default=None, init=False)
     config_success_at: float | None = attr.ib(default=None, init=False)
     redis_up: bool | None = attr.ib(default=None, init=False)
-    #: (POSIX time, report, what: "ended", "failed" or "retried"), newest last.
-    recent: deque[tuple[float, str, str]] = attr.ib(factory=lambda: deque(maxlen=_RECENT), init=False)
+    # Each report's outcomes over the window, apart: one report's many
+    # cannot crowd out another's few (a shared history of the last so many
+    # events did, a busy report's successes dropping a quiet one's
+    # failures within the hour).
+    _recent: dict[str, _Recent] = attr.ib(factory=dict, init=False)
 
     def apply(self, topic: str, payload: object) -> bool:
         """
@@ -113,7 +157,7 @@ class Tally:
             # A window asked again because OASIS had no data for it yet
             # used no attempt: waiting for late data is no trouble.
             if payload.get("counted", True) is not False:
-                self.recent.append((now, report, "retried"))
+                self._note(report, "retried", now)
         elif topic == "table.written":
             rows = payload.get("rows")
             if isinstance(rows, int) and rows >= 0:
@@ -137,20 +181,28 @@ class Tally:
             self.last_error[report] = (now, str(payload.get("error", "")))
         else:
             self.last_success[report] = now
-        self.recent.append((now, report, "failed" if outcome == "failed" else "ended"))
+        self._note(report, "failed" if outcome == "failed" else "ended", now)
 
-    def within(self, seconds: float) -> dict[str, dict[str, int]]:
+    def _note(self, report: str, kind: str, now: float) -> None:
+        recent = self._recent.get(report)
+        if recent is None:
+            recent = self._recent[report] = _Recent()
+        recent.note(int(now // SPAN), kind)
+
+    def within_window(self) -> dict[str, dict[str, int]]:
         """
         @return: C{{report: {"ended", "failed", "retried": count}}} over the
-            last C{seconds} (a failure also counts as ended).
+            last L{window} seconds, to within L{SPAN} (a failure also counts
+            as ended).
         """
-        horizon = self.clock() - seconds
-        while self.recent and self.recent[0][0] < horizon:
-            self.recent.popleft()
+        # The spans that overlap the window.
+        first = int((self.clock() - self.window) // SPAN)
         found: dict[str, dict[str, int]] = {}
-        for ignored, report, what in self.recent:
-            counts = found.setdefault(report, {"ended": 0, "failed": 0, "retried": 0})
-            counts[what] += 1
-            if what == "failed":
-                counts["ended"] += 1
+        for report, recent in list(self._recent.items()):
+            recent.forget_before(first)
+            if not recent.spans:
+                del self._recent[report]
+                continue
+            ended, failed, retried = recent.totals
+            found[report] = {"ended": ended + failed, "failed": failed, "retried": retried}
         return found

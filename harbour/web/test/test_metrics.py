@@ -22,7 +22,7 @@ from harbour.config.watcher import ConfigService
 from harbour.web.metrics import registry
 from harbour.web.monitor import Monitor
 from harbour.web.page import overall, summary
-from harbour.web.tally import retry_reason
+from harbour.web.tally import SPAN, retry_reason
 from harbour.web.test.helpers import FakeDaemon, day_requests, healthy_services, started_monitor
 
 T0 = 1_750_000_000.0
@@ -165,10 +165,9 @@ class MetricsTests(SynchronousTestCase):
         lmp = (("report", "lmp"),)
         self.assertEqual(samples.get(("harbour_retries_total", (("reason", "no_data_yet"), *lmp))), 1.0)
         self.assertEqual(samples.get(("harbour_requests_total", (("outcome", "retried"), *lmp))), 1.0)
-        window = self.monitor.thresholds.window
-        self.assertEqual(self.monitor.tally.within(window).get("lmp", {}).get("retried", 0), 0)
+        self.assertEqual(self.monitor.tally.within_window().get("lmp", {}).get("retried", 0), 0)
         self.publish("task.retried", report="lmp", error="HTTP 503", counted=True)
-        self.assertEqual(self.monitor.tally.within(window)["lmp"]["retried"], 1)
+        self.assertEqual(self.monitor.tally.within_window()["lmp"]["retried"], 1)
 
     def test_reloadFailed(self) -> None:
         """
@@ -253,17 +252,42 @@ class HealthOnClockTests(SynchronousTestCase):
 
     def test_failingThenRetrying(self) -> None:
         """
-        Three failures in the hour make C{failing}; an hour later, with the
-        failed tasks still waiting, the report is C{retrying}.
+        Three failures in the hour make C{failing}; an hour later (to the
+        minute: outcomes are counted by the minute), with the failed tasks
+        still waiting, the report is C{retrying}.
         """
         for n in range(3):
             self.bus.publish("task.failed", {"report": "lmp", "filename": f"f{n}", "error": "HTTP 400"})
         self.clock.advance(0)
         self.assertEqual(self.monitor.status()["reports"]["lmp"]["health"], "failing")
         self.daemon.services = healthy_services(work={"tasks": {"lmp": {"pending": 2, "failed": 3}}})
-        self.clock.advance(3601)
+        self.clock.advance(3600 - SPAN)
+        self.assertEqual(self.monitor.status()["reports"]["lmp"]["health"], "failing")
+        self.clock.advance(2 * SPAN)
         self.assertEqual(
             self.monitor.status()["reports"]["lmp"], {"health": "retrying", "why": "3 failed tasks to retry"}
+        )
+
+    def test_failuresKeptUnderLoad(self) -> None:
+        """
+        Another report's many outcomes do not crowd a report's failures out
+        of the window: a report with four failures is still C{failing} a
+        minute after another fetched 20,000 files.
+        """
+        self.daemon.services = healthy_services(work={"tasks": {"lmp": {"failed": 4}, "load": {}}})
+        for n in range(4):
+            self.bus.publish("task.failed", {"report": "lmp", "filename": f"f{n}", "error": "HTTP 400"})
+        self.clock.advance(1)
+        self.assertEqual(self.monitor.status()["reports"]["lmp"]["health"], "failing")
+        for n in range(20_000):
+            self.bus.publish("task.done", {"report": "load", "filename": f"d{n}", "bytes": 10})
+        self.clock.advance(SPAN)
+        self.assertEqual(
+            self.monitor.status()["reports"]["lmp"],
+            {"health": "failing", "why": "4 of 4 tasks failed in the last 1 h"},
+        )
+        self.assertEqual(
+            self.monitor.tally.within_window()["load"], {"ended": 20_000, "failed": 0, "retried": 0}
         )
 
     def test_behind(self) -> None:
