@@ -3,9 +3,10 @@ harbour's Prometheus metrics, collected from a L{Snapshot}.
 
 The collector lives on its own L{CollectorRegistry} (never the process's
 global one) and reads only the snapshot it is handed, an immutable value
-replaced whole by the reactor: a scrape in C{prometheus_client}'s thread
-never touches the reactor's state.  Every metric is labelled by report at
-most: never by URL or day, so the series stay few.
+replaced whole by the reactor: a scrape, generated on the reactor (once
+per snapshot, L{harbour.web.resources.Metrics}), reads one moment.  Every
+metric is labelled by report at most: never by URL or day, so the series
+stay few.
 """
 
 from __future__ import annotations

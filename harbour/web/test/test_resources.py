@@ -195,6 +195,41 @@ class PageTests(SynchronousTestCase):
         changed = json.loads(self.fixture.get(f"/live?since={version}")[1])
         self.assertEqual([(row["report"], row["states"]) for row in changed["rows"]], [("lmp", "DWW")])
 
+    def test_renderedOncePerSnapshot(self) -> None:
+        """
+        The page, C{/live}'s parts and C{/metrics} are rendered once per
+        snapshot and version of the map, however often they are asked for
+        (every open page polls): the same answer is given again until
+        either is replaced.
+        """
+        rendered: list[str] = []
+
+        def counted(name: str, render: Any) -> Any:
+            def counting(*args: Any) -> Any:
+                rendered.append(name)
+                return render(*args)
+
+            return counting
+
+        self.patch(resources, "page", counted("page", resources.page))
+        self.patch(resources, "parts", counted("parts", resources.parts))
+        self.patch(resources, "generate_latest", counted("metrics", resources.generate_latest))
+        paths = ("/", "/live?since=0", "/metrics")
+        first = [self.fixture.get(path)[1] for path in paths]
+        self.assertEqual([self.fixture.get(path)[1] for path in paths], first)
+        self.assertEqual(rendered, ["page", "parts", "metrics"])
+        # A tick: a new snapshot.
+        self.fixture.clock.advance(INTERVAL)
+        for path in paths:
+            self.fixture.get(path)
+        self.assertEqual(rendered, ["page", "parts", "metrics"] * 2)
+        # A change of the map alone (before the snapshot that follows it).
+        filename = self.fixture.daemon.asked[0].filename
+        self.fixture.monitor.coverage.apply("task.done", {"filename": filename})
+        answer = json.loads(self.fixture.get("/live?since=0")[1])
+        self.assertEqual(answer["rows"][0]["states"], "DWW")
+        self.assertEqual(rendered[-1], "parts")
+
     def test_liveHeading(self) -> None:
         """
         The map's heading, naming its first and last days, is among the
