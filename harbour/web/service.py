@@ -220,6 +220,23 @@ class ReadingChannel(HTTPChannel):
         self._began = True
         super().dataReceived(data)
 
+    def rawDataReceived(self, data: bytes) -> None:
+        """
+        Read as Twisted does, but a client that sends more (its next
+        requests) while an answer it has not read waits for it is not
+        answered (see L{answering}).
+        """
+        if self._handlingRequest and self.holder is not None and not self.answering():
+            return
+        super().rawDataReceived(data)
+
+    def pipelined(self) -> bool:
+        """
+        @return: Whether the client sent more (its next requests) before
+            the answer under way was taken.
+        """
+        return bool(self._dataBuffer)
+
     def allContentReceived(self) -> None:
         """
         The request is complete: it waits no more, and its answer has until
@@ -526,6 +543,9 @@ class BoundedRequest(Request):
                 super().write(piece)
         finally:
             self._handing = False
+        if self._unsent and isinstance(self.channel, ReadingChannel) and self.channel.pipelined():
+            # Requests sent ahead wait behind an answer not read.
+            self.channel.answering()
         if not self._unsent and self._finishing and not self._disconnected:
             self._finishing = False
             super().finish()

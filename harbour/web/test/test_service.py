@@ -599,6 +599,27 @@ class UnsentTests(SynchronousTestCase):
         self.assertEqual(self.site.unsent, 0)
         self.assertFalse(transport.disconnecting)
 
+    def test_pipelinedBehindHeld(self) -> None:
+        """
+        Requests sent ahead of an answer that is held for want of reading
+        (sent with the first, or after it) end the connection at once, as
+        those behind answers that fill the send buffer do.
+        """
+        request = b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        for first, then in [(request * 2, b""), (request, request)]:
+            messages = capture_log(self)
+            channel = self.site.buildProtocol(IPv4Address("TCP", "203.0.113.9", 40000))
+            assert channel is not None
+            transport = SmallBufferTransport(1000)
+            channel.makeConnection(transport)
+            self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
+            channel.dataReceived(first)
+            if then:
+                self.assertFalse(transport.disconnecting)
+                channel.dataReceived(then)
+            self.assertTrue(transport.disconnected)
+            self.assertTrue(any("without reading the answers" in line for line in messages), messages)
+
     def test_notTaken(self) -> None:
         """
         A client that takes nothing of its answer within L{ANSWER_TIMEOUT}
