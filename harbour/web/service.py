@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import attr
 from twisted.application.service import IService, Service
+from twisted.internet.address import UNIXAddress
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTCP, IReactorTime, ITCPTransport
@@ -154,10 +155,12 @@ class ReadingChannel(HTTPChannel):
     def peer(self) -> str:
         """
         Who the peer is, for the log and for counting its connections: its
-        address, or the socket's address where it has none (a UNIX socket:
-        all its peers are one).
+        address, or on a UNIX socket (whose peers have none) that socket,
+        all its peers counted as one.
         """
         address = self.transport.getPeer() if self.transport is not None else None
+        if isinstance(address, UNIXAddress):
+            return "a UNIX socket's peer"
         return str(getattr(address, "host", None) or address)
 
     def connectionMade(self) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, cast
 
-from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.error import CannotListenError, ConnectionDone
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -475,6 +475,21 @@ class LimitTests(SynchronousTestCase):
             self.refusals(),
             [f"closed a connection from 203.0.113.9: no complete request within {REQUEST_TIMEOUT:g} s"],
         )
+
+    def test_unixSocketPeer(self) -> None:
+        """
+        On a UNIX socket, whose peers have no address, the log names the
+        socket's peer as such.
+        """
+        channel = self.site.buildProtocol(UNIXAddress(None))
+        assert channel is not None
+        transport = StringTransport(peerAddress=UNIXAddress(None))
+        channel.makeConnection(transport)
+        self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
+        channel.dataReceived(b"GET / HTTP/1.1\r\n")
+        self.reactor.advance(REQUEST_TIMEOUT)
+        why = f"no complete request within {REQUEST_TIMEOUT:g} s"
+        self.assertEqual(self.refusals(), [f"closed a connection from a UNIX socket's peer: {why}"])
 
     def test_keptAlive(self) -> None:
         """
