@@ -34,7 +34,7 @@ from harbour.ctl.output import DataConsole, PipeConsole, discard_output, is_term
 from harbour.errors import BadRequest, ConfigurationError, HarbourError, PayloadTooLarge, Unauthorized
 from harbour.interfaces import IEvent
 from harbour.store.tasks import STATES, completion
-from harbour.web.health import CHECK_WORDS, Verdict, verdict
+from harbour.web.health import CHECK_WORDS, verdict
 
 #: Seconds a control port has to accept the connection and the token, and
 #: to answer C{Status}: harbour answers them at once, so a longer wait
@@ -369,9 +369,9 @@ def _status(
     if args.json:
         # With --check, the document, and the check's exit code.
         print(json.dumps(document, indent=2, sort_keys=True), file=out)
-        return _judged(services).code if checking else OK
+        return verdict(services).code if checking else OK
     if checking:
-        judged = _judged(services)
+        judged = verdict(services)
         print(judged.summary, file=out)
         return judged.code
     print(f"harbour {document['harbour']}  pid {document['pid']}  up {document['uptime']:.0f}s", file=out)
@@ -447,41 +447,6 @@ def _redis_state(store: dict[str, Any]) -> str:
 
 #: C{status --check}'s exit code for a critical state.
 CRITICAL = 2
-
-
-def _judged(services: dict[str, Any]) -> Verdict:
-    """
-    Judge the C{services} of a C{Status} document as L{verdict} does, but
-    for Redis, which is up only if connected with no outage under way
-    (L{_redis_down}).
-
-    @return: The exit code and the plugin's line: a Redis that is not up
-        is critical, its reason first.
-    """
-    judged = verdict({name: service for name, service in services.items() if name != "store"})
-    down = _redis_down(services.get("store") or {})
-    if down is None:
-        return judged
-    code = max(judged.code, CRITICAL)
-    return Verdict(code, f"HARBOUR {CHECK_WORDS[code]} - {down}; {judged.summary.partition(' - ')[2]}")
-
-
-def _redis_down(store: dict[str, Any]) -> str | None:
-    """
-    @param store: The C{store} entry of a C{Status} document.
-    @return: Why the daemon's Redis is not up, in the store's words: it
-        is not connected, or an outage is under way (a Redis that refuses
-        every write, out of memory say, keeps its connections, and was
-        counted as up); L{None} if it is up, or the document says nothing
-        of it.
-    """
-    if not store:
-        return None
-    if not store.get("connected"):
-        return f"Redis not connected ({store.get('last_error') or store.get('redis')})"
-    if store.get("outage_since") is not None:
-        return f"Redis outage ({store.get('last_error')})"
-    return None
 
 
 def _catching_up(hours: float) -> str:

@@ -320,7 +320,7 @@ class StatusTests(SynchronousTestCase):
             },
             "monitor": {"reports": {"lmp": {"health": "behind", "why": "2025-06-14 not mirrored"}}},
         }
-        said = f"Redis outage ({oom}); lmp behind (2025-06-14 not mirrored); 1 reports: 1 behind"
+        said = f"Redis commands fail ({oom}); lmp behind (2025-06-14 not mirrored); 1 reports: 1 behind"
         self.assertEqual(run_status(services, "--check"), (2, f"HARBOUR CRITICAL - {said}\n"))
         self.assertEqual(run_status(services, "--check", "--json")[0], 2)
         self.assertIn(
