@@ -85,13 +85,12 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import pyarrow.parquet as pq
 import treq
 import txredisapi
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import Deferred, TimeoutError, ensureDeferred, maybeDeferred
 from twisted.internet.endpoints import clientFromString, connectProtocol
-from twisted.internet.error import ConnectError, TimeoutError
+from twisted.internet.error import ConnectError
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater, react
-from twisted.internet.utils import getProcessOutputAndValue
 from twisted.protocols import amp
 
 from benchmarks.memory import status_mb
@@ -105,8 +104,11 @@ from harbour.services.files import is_bookkeeping, record_path
 from harbour.store.tasks import DOWNLOADING, FINAL_STATES, RETIRED
 from harbour.testing.simulator import Faults, OasisSimulator
 from tests.processes import (
+    STOP_PATIENCE,
+    DidNotEnd,
     WatchedProcess,
     control_endpoint,
+    end_process,
     harbour_command,
     program,
     redis_started,
@@ -155,8 +157,24 @@ BUSY_AT_START = 6.0
 #: time out.
 REDIS_STALL = 7.0
 
+#: How long the daemon may take to answer one command on its control
+#: port (C{Status} while Redis is away answers after its reply timeout,
+#: 5 s), and to accept a connection, in seconds.
+REPLY_PATIENCE = 60.0
+
+#: How long one C{harbourctl} may run, in seconds (C{tables --check} reads
+#: every table file).
+HARBOURCTL_PATIENCE = 600.0
+
 #: A kept revision's name: C{<label>.rev<N>.zip}.
 KEPT = re.compile(r"^(?P<label>.+)\.rev(?P<revision>\d+)\.zip$")
+
+
+class Stuck(Exception):
+    """
+    Harbour, or a program of its, did not answer or end in time: the soak
+    fails with this message rather than wait for ever.
+    """
 
 
 @dataclass
@@ -325,6 +343,8 @@ class Soak:
         self.worker_downloads: set[str] = set()
         #: Whether each pause, then resume, reached every process.
         self.pauses: list[bool] = []
+        #: What did not end when the soak stopped it (and was killed).
+        self.stop_failures: list[str] = []
 
     def add_report(self) -> None:
         index = len(self.definitions)
@@ -409,7 +429,10 @@ class Soak:
         self.redis_pid = await redis_started(self.daemon)
         await self.daemon.wait_for("store ready")
         await self.daemon.wait_for("control port listening")
-        self.client = await connect(self.reactor, control_endpoint(self.directory), self.token())
+        self.client = await self.bounded(
+            connect(self.reactor, control_endpoint(self.directory), self.token()),
+            "harbour's control port did not let the soak in",
+        )
 
     async def start_worker(self) -> None:
         """
@@ -454,12 +477,13 @@ class Soak:
         """
         Send the worker the signal C{name} (C{"KILL"} or C{"TERM"}) and
         wait for its end.
+
+        @raise DidNotEnd: if it did not end within L{STOP_PATIENCE} seconds
+            (it is then killed).
         """
         self._ending_worker = signal.Signals[f"SIG{name}"]
         try:
-            if not self.worker.ended.called:
-                self.worker.signal(name)
-            await self.worker.ended
+            await end_process(self.worker, name, STOP_PATIENCE, "the worker")
         finally:
             self._ending_worker = None
 
@@ -505,8 +529,29 @@ class Soak:
     def token(self) -> str:
         return read_token(self.directory / "data" / "amp.token")
 
+    async def bounded(self, d: Deferred, what: str, patience: float = REPLY_PATIENCE) -> Any:
+        """
+        @return: What C{d} fires with.
+        @raise Stuck: saying C{what}, if that takes over C{patience} seconds.
+        """
+        try:
+            return await d.addTimeout(patience, self.reactor)
+        except TimeoutError:
+            raise Stuck(f"{what} within {patience:g} s") from None
+
+    async def call(self, command: type[amp.Command], **arguments: Any) -> dict[str, Any]:
+        """
+        Send C{command} on the soak's control connection.
+
+        @return: Its answer.
+        @raise Stuck: if none comes within L{REPLY_PATIENCE} seconds.
+        """
+        return await self.bounded(
+            self.client.callRemote(command, **arguments), f"harbour did not answer {command.__name__}"
+        )
+
     async def status(self) -> dict:
-        status = json.loads((await self.client.callRemote(commands.Status))["status"])
+        status = json.loads((await self.call(commands.Status))["status"])
         workers = status["services"].get("workers")
         if isinstance(workers, dict):
             for owner, worker in workers.items():
@@ -516,8 +561,7 @@ class Soak:
 
     async def kill_harbour(self) -> None:
         self.client.transport.loseConnection()
-        self.daemon.signal("KILL")
-        await self.daemon.ended
+        await end_process(self.daemon, "KILL", STOP_PATIENCE, "harbour")
         await self.start()
 
     async def kill_mid_parse(self) -> None:
@@ -637,22 +681,29 @@ class Soak:
         """
         Run C{harbourctl} against the daemon.
 
-        @return: Its exit code and its output (standard error, then
-            standard output), on one line.
+        @return: Its exit code and its output (standard error and standard
+            output, as they came), on one line.
+        @raise Stuck: if it runs for over L{HARBOURCTL_PATIENCE} seconds
+            (it is then killed).
         """
-        out, err, code = await getProcessOutputAndValue(
-            program("harbourctl"),
+        process = spawn(
+            self.reactor,
             [
+                program("harbourctl"),
                 "--connect",
                 control_endpoint(self.directory),
                 "--token-file",
                 str(self.directory / "data" / "amp.token"),
                 *args,
             ],
-            env=dict(os.environ),
-            reactor=self.reactor,
+            self.directory,
         )
-        return code, " ".join((err + out).decode("utf-8", "replace").split())
+        try:
+            code = await process.end_within(HARBOURCTL_PATIENCE)
+        except TimeoutError:
+            await end_process(process, "KILL", STOP_PATIENCE, "harbourctl")
+            raise Stuck(f"harbourctl {' '.join(args)} did not end within {HARBOURCTL_PATIENCE:g} s") from None
+        return code, " ".join(process.output().split())
 
     async def hostile_publish(self) -> None:
         """
@@ -776,17 +827,17 @@ class Soak:
         for name, call, expected in [
             (
                 "ListTasks state=bogus",
-                lambda: self.client.callRemote(commands.ListTasks, state="bogus", offset=0, limit=1),
+                lambda: self.call(commands.ListTasks, state="bogus", offset=0, limit=1),
                 BadRequest,
             ),
             (
                 "ListTasks limit=10000",
-                lambda: self.client.callRemote(commands.ListTasks, state="failed", offset=0, limit=10_000),
+                lambda: self.call(commands.ListTasks, state="failed", offset=0, limit=10_000),
                 BadRequest,
             ),
             (
                 "Publish of bad JSON",
-                lambda: self.client.callRemote(commands.Publish, topic="x", payload="{"),
+                lambda: self.call(commands.Publish, topic="x", payload="{"),
                 BadRequest,
             ),
         ]:
@@ -797,7 +848,10 @@ class Soak:
                 outcome = f"refused: {e}"
             self.bad_inputs.append((name, outcome[:60]))
         try:
-            stranger = await connect(self.reactor, control_endpoint(self.directory), "wrong-token")
+            stranger = await self.bounded(
+                connect(self.reactor, control_endpoint(self.directory), "wrong-token"),
+                "harbour neither let in nor refused a wrong token",
+            )
             stranger.transport.loseConnection()
             self.bad_inputs.append(("wrong token", "ACCEPTED"))
         except Unauthorized:
@@ -974,7 +1028,7 @@ class Soak:
         """
         entries: list[dict[str, Any]] = []
         while True:
-            answer = await self.client.callRemote(commands.Reports, offset=len(entries), limit=500)
+            answer = await self.call(commands.Reports, offset=len(entries), limit=500)
             page = json.loads(answer["urls"])
             entries += page
             if not page or len(entries) >= answer["total"]:
@@ -1137,12 +1191,20 @@ class Soak:
         return counts
 
     async def stop(self) -> None:
-        try:
-            if self.worker is not None:
+        """
+        Stop the worker, the daemon and the simulator; a process killed for
+        not ending in time is noted in C{stop_failures}.
+        """
+        if self.worker is not None:
+            try:
                 await self.end_worker("TERM")
-        finally:
+            except DidNotEnd as e:
+                self.stop_failures.append(str(e))
+        try:
             await stop_harbour(self.daemon, self.client)
-            await self.port.stopListening()
+        except DidNotEnd as e:
+            self.stop_failures.append(str(e))
+        await maybeDeferred(self.port.stopListening)
 
 
 def table(rows: list[tuple[str, str]]) -> None:
@@ -1165,9 +1227,15 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
         requests = len(soak.simulator.requests)
         met = Counter(r[3] for r in soak.simulator.requests)
         audit = await soak.audit()
+    except (Stuck, DidNotEnd) as e:
+        # A hang is a failure, said as such, not a wait for ever.
+        print(f"\nsoak FAILED: {e}", flush=True)
+        return 1
     finally:
         await soak.stop()
         shutil.rmtree(directory, ignore_errors=True)
+        for failure in soak.stop_failures:
+            print(f"\nsoak FAILED: {failure}", flush=True)
     states = outcome["states"]
     lost = outcome["total"] - sum(states.get(s, 0) for s in FINAL_STATES)
     beyond = sum(w.beyond or 0 for w in soak.watches)
@@ -1223,6 +1291,7 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
                 f"{soak.pauses.count(False)} of {len(soak.pauses)}",
             ),
             ("worker ends the soak did not cause (must be 0)", str(len(soak.worker_deaths))),
+            ("processes killed for not ending when stopped (must be 0)", str(len(soak.stop_failures))),
         ]
     )
     for death in soak.worker_deaths:
@@ -1243,6 +1312,7 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
         and len(soak.worker_downloads) > 0
         and all(soak.pauses)
         and not soak.worker_deaths
+        and not soak.stop_failures
         and not soak.strangers_failed
         and met["endless, read on"] == 0
         and all(

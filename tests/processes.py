@@ -6,17 +6,30 @@ they say rather than for time to pass.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections import Counter
 from pathlib import Path
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, TimeoutError
+from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.protocol import ProcessProtocol
 
 from harbour.store.tasks import FINAL_STATES
 
 #: How long a system test waits for one thing a process should say or do.
 PATIENCE = 30.0
+
+#: How long a process may take to end after it is asked to (SIGTERM)
+#: before it is killed (SIGKILL), and then to end once killed.
+STOP_PATIENCE = 60.0
+
+
+class DidNotEnd(Exception):
+    """
+    A process did not end within its time after a signal: it was killed
+    (or, if even that did not end it, left as it was).
+    """
 
 
 def task_states(status: dict) -> tuple[int, int]:
@@ -49,7 +62,11 @@ class WatchedProcess(ProcessProtocol):
         self.ended: Deferred = Deferred()
         self._buffer = b""
         self._waiting: list[tuple[str, Deferred]] = []
+        self._ending: list[Deferred] = []
         self.signalled: int | None = None
+        #: Whether it has ended (L{ended} may have been given up on).
+        self.has_ended = False
+        self.exit_code: int | None = None
 
     def outReceived(self, data: bytes) -> None:
         self._buffer += data
@@ -69,7 +86,17 @@ class WatchedProcess(ProcessProtocol):
             d.errback(AssertionError(f"process ended before saying {text!r}:\n" + self.output()))
         self._waiting = []
         self.signalled = reason.value.signal
+        self.has_ended = True
+        self.exit_code = reason.value.exitCode
+        # Those waiting on ended first, as they were there first: one told
+        # by end_within may change what they would see (a soak's worker
+        # ended by the soak).
         self.ended.callback(reason.value.exitCode)
+        for d in self._ending:
+            # One given up on (timed out) is called already.
+            if not d.called:
+                d.callback(self.exit_code)
+        self._ending = []
 
     def output(self) -> str:
         """
@@ -92,11 +119,33 @@ class WatchedProcess(ProcessProtocol):
         self._waiting.append((text, d))
         return d.addTimeout(PATIENCE, self.reactor)
 
+    def end_within(self, patience: float) -> Deferred:
+        """
+        @return: A L{Deferred} firing with the exit code once the process
+            has ended (L{None} if a signal ended it), or failing with
+            L{TimeoutError} after C{patience} seconds; unlike L{ended}, a
+            new one for each caller, which giving up on leaves L{ended} as
+            it is.
+        """
+        d: Deferred = Deferred()
+        if self.has_ended:
+            d.callback(self.exit_code)
+            return d
+        self._ending.append(d)
+        return d.addTimeout(patience, self.reactor)
+
     def signal(self, name: str) -> None:
         """
         Send a signal by name (C{"TERM"}, C{"KILL"}).
         """
         self.transport.signalProcess(name)
+
+    @property
+    def pid(self) -> int | None:
+        """
+        The process's id (L{None} once it has ended).
+        """
+        return self.transport.pid if self.transport is not None else None
 
 
 def spawn(reactor, args: list[str], cwd: Path, env: dict | None = None) -> WatchedProcess:
@@ -160,13 +209,90 @@ async def redis_started(daemon: WatchedProcess) -> int:
     return int(line.split("redis-server ")[1].split()[0])
 
 
-async def stop_harbour(daemon: WatchedProcess | None, client=None) -> None:
+async def end_process(
+    process: WatchedProcess, name: str = "TERM", patience: float = STOP_PATIENCE, what: str = "a process"
+) -> None:
+    """
+    Send C{process} the signal C{name} and wait until it has ended; one
+    still running after C{patience} seconds is killed (SIGKILL), which is a
+    failure.
+
+    @param what: What the process is, for the failure's message.
+    @raise DidNotEnd: if it had to be killed, or did not end even then.
+    """
+    pid = process.pid
+    try:
+        if process.has_ended:
+            return
+        process.signal(name)
+        await process.end_within(patience)
+        return
+    except ProcessExitedAlready:
+        # It ended as the signal went; its end is on the way.
+        await process.end_within(patience)
+        return
+    except TimeoutError:
+        pass
+    said = f"{what} (pid {pid}) did not end within {patience:g} s of SIG{name}"
+    try:
+        process.signal("KILL")
+        await process.end_within(patience)
+    except ProcessExitedAlready:
+        pass
+    except TimeoutError:
+        raise DidNotEnd(f"{said}, nor within {patience:g} s of SIGKILL") from None
+    raise DidNotEnd(f"{said}: killed")
+
+
+def embedded_redis(daemon: WatchedProcess) -> int | None:
+    """
+    @return: The pid of the embedded redis-server C{daemon} said it
+        started last, if any (see L{redis_started}).
+    """
+    for line in reversed(daemon.lines):
+        if " ready on " in line and "redis-server " in line:
+            return int(line.split("redis-server ")[1].split()[0])
+    return None
+
+
+def kill_if_redis(pid: int) -> bool:
+    """
+    Kill process C{pid} (SIGKILL) if it is a redis-server: what a daemon
+    killed without stopping leaves of its embedded one.
+
+    @return: Whether it was one, and killed.
+    """
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    if b"redis-server" not in command:
+        # Gone, and its pid perhaps another's now.
+        return False
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def stop_harbour(daemon: WatchedProcess | None, client=None, patience: float = STOP_PATIENCE) -> None:
     """
     Close C{client}'s connection and stop C{daemon} with SIGTERM, waiting
-    until it has exited (either may be L{None}, or already gone).
+    until it has exited (either may be L{None}, or already gone).  A daemon
+    still running after C{patience} seconds is killed, and its embedded
+    redis-server with it (it would outlive the daemon otherwise).
+
+    @raise DidNotEnd: if the daemon had to be killed.
     """
     if client is not None and client.transport is not None and client.transport.connected:
         client.transport.loseConnection()
-    if daemon is not None and not daemon.ended.called:
-        daemon.signal("TERM")
-        await daemon.ended
+    if daemon is None:
+        return
+    try:
+        await end_process(daemon, "TERM", patience, "harbour")
+    except DidNotEnd:
+        redis = embedded_redis(daemon)
+        if redis is not None:
+            kill_if_redis(redis)
+        raise
