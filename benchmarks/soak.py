@@ -85,7 +85,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import pyarrow.parquet as pq
 import treq
 import txredisapi
-from twisted.internet.defer import Deferred, TimeoutError, ensureDeferred, maybeDeferred
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred, maybeDeferred
 from twisted.internet.endpoints import clientFromString, connectProtocol
 from twisted.internet.error import ConnectError
 from twisted.internet.interfaces import IStreamClientEndpoint
@@ -307,6 +307,7 @@ class Soak:
     def __init__(self, reactor, directory: Path, reports: int, days: int) -> None:
         self.reactor = reactor
         self.directory = directory
+        self.days = days
         self.simulator = OasisSimulator(reactor, seed=7, faults=CALM, last_day=datetime.date(2025, 12, 31))
         self.port = reactor.listenTCP(0, self.simulator.site(), interface="127.0.0.1")
         (directory / "config").mkdir(parents=True)
@@ -345,6 +346,12 @@ class Soak:
         self.pauses: list[bool] = []
         #: What did not end when the soak stopped it (and was killed).
         self.stop_failures: list[str] = []
+        #: Whether the soak is closing, or has closed (L{clean_up}).
+        self.closing = False
+        self.closed = False
+        self._clean_up_waiters: list[Deferred] = []
+        #: Whether the reactor stopped (a signal) before the soak's end.
+        self.interrupted = False
 
     def add_report(self) -> None:
         index = len(self.definitions)
@@ -425,6 +432,7 @@ class Soak:
         watch.beyond = max(0, self.requests_of(watch.definition) - watch.requested - watch.under_way)
 
     async def start(self) -> None:
+        self.refuse_if_closing()
         self.daemon = start_harbour(self.reactor, self.directory, "--http", f"unix:{self.http_socket}")
         self.redis_pid = await redis_started(self.daemon)
         await self.daemon.wait_for("store ready")
@@ -439,6 +447,7 @@ class Soak:
         Start a download worker on the hub's Redis and data directory, and
         wait until it is connected to both.
         """
+        self.refuse_if_closing()
         (self.directory / "worker").mkdir(exist_ok=True)
         self.worker = spawn(
             self.reactor,
@@ -1190,6 +1199,84 @@ class Soak:
             print(f"harbourctl tables --check: {said}", flush=True)
         return counts
 
+    def refuse_if_closing(self) -> None:
+        """
+        @raise CancelledError: if the soak is closing: a process started
+            now would outlive it.
+        """
+        if self.closing:
+            raise CancelledError("the soak is closing")
+
+    def clean_up(self) -> Deferred:
+        """
+        Stop the worker, the daemon (and with it its redis-server) and the
+        simulator, and remove the soak's directory: once, whichever way the
+        soak ends (its verdict, an error, a signal).
+
+        @return: A L{Deferred} that fires once that is done (a new one for
+            each caller).
+        """
+        done: Deferred = Deferred()
+        if self.closed:
+            done.callback(None)
+            return done
+        self._clean_up_waiters.append(done)
+        if not self.closing:
+            self.closing = True
+            Deferred.fromCoroutine(self._clean_up())
+        return done
+
+    async def _clean_up(self) -> None:
+        try:
+            await self.stop()
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.closed = True
+            waiters, self._clean_up_waiters = self._clean_up_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+    def interrupt(self, soaking: Deferred) -> Deferred:
+        """
+        The reactor is stopping: if before the soak's end (a signal, such as
+        the SIGTERM of a CI's timeout or a SIGINT), stop C{soaking} (see
+        L{soak}), which stopping the reactor does not; in any case, close
+        the soak before the reactor stops.
+
+        @return: A L{Deferred} the reactor waits for: the soak closed.
+        """
+        if not soaking.called and not self.closing:
+            self.interrupted = True
+            print(
+                "\nsoak interrupted: stopping harbour, its redis-server and the worker,"
+                f" removing {self.directory}",
+                flush=True,
+            )
+            soaking.cancel()
+        return self.clean_up()
+
+    async def soak(self, seconds: float, every: float) -> tuple[dict[str, Any], int, Counter, dict[str, int]]:
+        """
+        Start harbour and the worker, inject faults for C{seconds}, wait
+        for the mirror to finish and audit it.
+
+        @return: What L{finish} found, the requests to the simulator, their
+            outcomes, and what L{audit} found.
+        """
+        await self.start()
+        await self.start_worker()
+        print(
+            f"soak: {len(self.definitions)} reports x {self.days} days for {seconds:g} s,"
+            f" a fault every {every:g} s, in {self.directory}",
+            flush=True,
+        )
+        await self.run(seconds, every)
+        outcome = await self.finish(patience=max(120.0, seconds))
+        requests = len(self.simulator.requests)
+        met = Counter(r[3] for r in self.simulator.requests)
+        audit = await self.audit()
+        return outcome, requests, met, audit
+
     async def stop(self) -> None:
         """
         Stop the worker, the daemon and the simulator; a process killed for
@@ -1216,24 +1303,24 @@ def table(rows: list[tuple[str, str]]) -> None:
 async def main(reactor, seconds: float, every: float, reports: int, days: int) -> int:
     directory = Path(tempfile.mkdtemp(prefix="hb-soak-"))
     soak = Soak(reactor, directory, reports, days)
+    soaking = Deferred.fromCoroutine(soak.soak(seconds, every))
+    # A signal stops the reactor without ending the soak's coroutine: a
+    # finally of its would never run, and harbour, its redis-server and the
+    # worker would run on, the directory left behind.  The reactor waits
+    # for this trigger's Deferred before it stops.
+    reactor.addSystemEventTrigger("before", "shutdown", soak.interrupt, soaking)
     try:
-        await soak.start()
-        await soak.start_worker()
-        print(
-            f"soak: {reports} reports x {days} days for {seconds:g} s, a fault every {every:g} s", flush=True
-        )
-        await soak.run(seconds, every)
-        outcome = await soak.finish(patience=max(120.0, seconds))
-        requests = len(soak.simulator.requests)
-        met = Counter(r[3] for r in soak.simulator.requests)
-        audit = await soak.audit()
+        outcome, requests, met, audit = await soaking
+    except CancelledError:
+        if soak.interrupted:
+            raise SystemExit(f"soak interrupted: no verdict; harbour stopped, {directory} removed") from None
+        raise
     except (Stuck, DidNotEnd) as e:
         # A hang is a failure, said as such, not a wait for ever.
         print(f"\nsoak FAILED: {e}", flush=True)
         return 1
     finally:
-        await soak.stop()
-        shutil.rmtree(directory, ignore_errors=True)
+        await soak.clean_up()
         for failure in soak.stop_failures:
             print(f"\nsoak FAILED: {failure}", flush=True)
     states = outcome["states"]

@@ -5,18 +5,24 @@ bounded, and its verdict fails on what it must.
 
 from __future__ import annotations
 
+import io
+import os
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from benchmarks import soak
 from benchmarks.soak import HARBOURCTL_PATIENCE, REPLY_PATIENCE, Soak, Stuck
-from tests.processes import STOP_PATIENCE, DidNotEnd, WatchedProcess
+from harbour.processes import process_alive
+from harbour.test.helpers import short_directory
+from tests.processes import PATIENCE, STOP_PATIENCE, DidNotEnd, WatchedProcess, spawn
 from tests.test_processes import FakeProcessTransport, killed, watched
 
 
@@ -165,3 +171,138 @@ class BoundedWaitTests(SynchronousTestCase):
         self.soak.daemon.processEnded(Failure(ProcessDone(None)))
         self.successResultOf(stopping)
         self.assertEqual((worker.signals, daemon.signals, self.soak.stop_failures), (["TERM"], ["TERM"], []))
+
+
+class CleanUpTests(SynchronousTestCase):
+    """
+    L{Soak.clean_up} runs once, however the soak ends.
+    """
+
+    def setUp(self) -> None:
+        self.soak = fake_soak(self)
+        self.soak.worker, self.worker = watched(self.soak.reactor)
+        self.soak.daemon, self.daemon = watched(self.soak.reactor)
+        self.said = io.StringIO()
+        self.patch(sys, "stdout", self.said)
+
+    def end_both(self) -> None:
+        """
+        End the worker and the daemon, as SIGTERM does.
+        """
+        for process in (self.soak.worker, self.soak.daemon):
+            process.processEnded(Failure(ProcessDone(None)))
+
+    def test_interruptStopsEverything(self) -> None:
+        """
+        The reactor stopping before the soak's end (a signal) cancels the
+        soak's coroutine, which stopping the reactor does not, stops the
+        worker and the daemon, and removes the directory; the reactor is
+        given a L{Deferred} to wait for until that is done.
+        """
+        soaking: Deferred = Deferred()
+        waited = self.soak.interrupt(soaking)
+        self.failureResultOf(soaking, CancelledError)
+        self.assertTrue(self.soak.interrupted)
+        self.assertIn("soak interrupted: stopping harbour", self.said.getvalue())
+        self.assertEqual((self.worker.signals, self.daemon.signals), (["TERM"], []))
+        self.soak.worker.processEnded(Failure(ProcessDone(None)))
+        self.assertEqual(self.daemon.signals, ["TERM"])
+        self.assertNoResult(waited)
+        self.assertTrue(self.soak.directory.exists())
+        self.soak.daemon.processEnded(Failure(ProcessDone(None)))
+        self.successResultOf(waited)
+        self.assertFalse(self.soak.directory.exists())
+
+    def test_onceForAll(self) -> None:
+        """
+        The soak's own clean-up and the reactor's, as it stops, are one:
+        each waits for it, signals go once, and a process is not started
+        meanwhile.
+        """
+        first = self.soak.clean_up()
+        second = self.soak.interrupt(succeed(None))
+        self.assertFalse(self.soak.interrupted, "the soak had ended")
+        self.failureResultOf(Deferred.fromCoroutine(self.soak.start()), CancelledError)
+        self.end_both()
+        self.successResultOf(first)
+        self.successResultOf(second)
+        self.successResultOf(self.soak.clean_up())
+        self.assertEqual((self.worker.signals, self.daemon.signals), (["TERM"], ["TERM"]))
+
+
+def soak_processes(directory: Path) -> set[int]:
+    """
+    @return: The processes of a soak in C{directory}: the daemon and the
+        worker name it on their command lines, the daemon's redis-server
+        runs in it.
+    """
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().decode("utf-8", "replace")
+            where = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if str(directory) in command or where.startswith(str(directory)):
+            found.add(int(entry.name))
+    return found
+
+
+def kill_left(pids: set[int]) -> None:
+    """
+    Kill those of C{pids} still running: what a failing soak left.
+    """
+    for pid in pids:
+        if process_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+class SignalTests(TestCase):
+    """
+    A soak stopped by a signal (a CI's timeout sends SIGTERM, an operator
+    SIGINT) stops harbour, its redis-server and the worker, and removes its
+    directory, before it exits.
+    """
+
+    timeout = 120
+
+    async def stopped_by(self, name: str) -> None:
+        """
+        Start the soak, send it the signal C{name} once it has started
+        harbour and the worker, and check that nothing of it is left.
+        """
+        from twisted.internet import reactor
+
+        temporary = short_directory(self)
+        process = spawn(
+            reactor,
+            [sys.executable, "-m", "benchmarks.soak", "--seconds", "1", "--reports", "1", "--days", "1"],
+            Path.cwd(),
+            env={"TMPDIR": str(temporary), "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+        self.addCleanup(lambda: process.has_ended or process.signal("KILL"))
+        await process.wait_for(" a fault every ")
+        running = soak_processes(temporary)
+        self.addCleanup(kill_left, running)
+        # The daemon, its redis-server and the worker, at least.
+        self.assertGreaterEqual(len(running), 3, process.output())
+        process.signal(name)
+        code = await process.end_within(PATIENCE)
+        self.assertEqual(code, 1, process.output())
+        self.assertIn("soak interrupted", process.output())
+        self.assertEqual([pid for pid in running if process_alive(pid)], [])
+        self.assertEqual(list(temporary.iterdir()), [])
+
+    async def test_terminated(self) -> None:
+        """
+        SIGTERM, as C{timeout(1)} and CI runners send, leaves nothing.
+        """
+        await self.stopped_by("TERM")
+
+    async def test_interrupted(self) -> None:
+        """
+        SIGINT to the soak alone leaves nothing.
+        """
+        await self.stopped_by("INT")
