@@ -103,6 +103,7 @@ from harbour.processes import host_name
 from harbour.services.files import is_bookkeeping, record_path
 from harbour.store.tasks import DOWNLOADING, FINAL_STATES, RETIRED
 from harbour.testing.simulator import Faults, OasisSimulator
+from harbour.testing.simulator.formats import day_start
 from tests.processes import (
     STOP_PATIENCE,
     DidNotEnd,
@@ -291,6 +292,51 @@ def recorded(path: Path) -> str:
         return ""
 
 
+#: A request's window: its first instant and its end (UTC).
+Window = tuple[datetime.datetime, datetime.datetime]
+
+
+def window_of(entry: dict[str, Any]) -> Window:
+    """
+    @param entry: A request of harbour's manifest (C{Reports}).
+    @return: Its window.
+    """
+    return (
+        datetime.datetime.fromisoformat(entry["window_start"]),
+        datetime.datetime.fromisoformat(entry["window_end"]),
+    )
+
+
+def planned_windows(entries: list[dict[str, Any]]) -> dict[str, Counter[Window]]:
+    """
+    @param entries: Harbour's manifest (C{Reports}).
+    @return: The windows it plans, per report, each with how many of its
+        requests ask for it.
+    """
+    planned: dict[str, Counter[Window]] = {}
+    for entry in entries:
+        planned.setdefault(entry["report"], Counter())[window_of(entry)] += 1
+    return planned
+
+
+def compare_windows(expected: dict[str, set[Window]], entries: list[dict[str, Any]]) -> tuple[int, int]:
+    """
+    @param expected: The windows each report must be requested for.
+    @param entries: Harbour's manifest (C{Reports}).
+    @return: How many of the expected windows harbour does not plan, and
+        how many requests it plans beyond them (another window, a report
+        not expected, a window asked for twice).
+    """
+    planned = planned_windows(entries)
+    unplanned = sum(len(windows - set(planned.get(report, {}))) for report, windows in expected.items())
+    beyond = sum(
+        n - (window in expected.get(report, set()))
+        for report, counts in planned.items()
+        for window, n in counts.items()
+    )
+    return unplanned, beyond
+
+
 def with_node(url: str, node: str) -> str:
     """
     @return: C{url} asking for C{node} instead (as harbour writes it).
@@ -352,6 +398,18 @@ class Soak:
         self._clean_up_waiters: list[Deferred] = []
         #: Whether the reactor stopped (a signal) before the soak's end.
         self.interrupted = False
+
+    def expected_windows(self) -> dict[str, set[Window]]:
+        """
+        @return: The windows each report of the configuration as it stands
+            must be requested for, as the soak reckons them rather than as
+            harbour plans them: every report asks for C{window = "1d"} over
+            the manifest's C{days} days, a window per trading day, from its
+            start to the next one's (23 or 25 hours on the change days).
+        """
+        days = [self.last - datetime.timedelta(days=n) for n in range(self.days)]
+        windows = {(day_start(day), day_start(day + datetime.timedelta(days=1))) for day in days}
+        return {d.name: set(windows) for d in self.definitions if not d.removed}
 
     def add_report(self) -> None:
         index = len(self.definitions)
@@ -1047,32 +1105,34 @@ class Soak:
         """
         Wait until every task the final configuration asks for is final
         (at most C{patience} seconds); close the watches of removed reports.
+        What it asks for is what the soak reckons (L{expected_windows}),
+        not harbour's manifest: a window harbour does not plan is lost.
 
-        @return: The tasks asked for, their states, the tasks of removed
-            reports left in a state other than retired, and whether the
-            wait ran out.
+        @return: The tasks asked for, their states, those lost, the
+            windows harbour does not plan and its requests beyond them,
+            the tasks of removed reports left in a state other than
+            retired, and whether the wait ran out.
         """
-        wanted = {d.name for d in self.definitions if not d.removed}
+        expected = self.expected_windows()
         gone = {d.name for d in self.definitions if d.removed}
+        total = sum(len(windows) for windows in expected.values())
         deadline = self.reactor.seconds() + patience
         while True:
-            entries = await self.manifest_entries()
-            expected = Counter(entry["report"] for entry in entries)
+            unplanned, beyond = compare_windows(expected, await self.manifest_entries())
             status = await self.status()
             tasks = status["services"]["work"]["tasks"]
             states: Counter = Counter()
             answering = isinstance(tasks, dict) and "error" not in tasks
-            done = set(expected) == wanted and answering
+            done = unplanned == beyond == 0 and answering
             parses = status["services"]["tables"]["reports"]
-            for report in wanted:
+            for report, windows in expected.items():
                 counts = tasks.get(report, {}) if answering else {}
                 states.update(counts)
                 final = sum(counts.get(s, 0) for s in FINAL_STATES)
-                done = done and final == expected[report] == sum(counts.values())
+                done = done and final == len(windows) == sum(counts.values())
                 parsed = parses.get(report, {}) if isinstance(parses, dict) else {}
                 settled = parsed.get("parsed", 0) + parsed.get("unparsable", 0)
                 done = done and settled == counts.get("downloaded", 0)
-            total = sum(expected[r] for r in wanted)
             if done or self.reactor.seconds() > deadline:
                 break
             await deferLater(self.reactor, 1, lambda: None)
@@ -1081,13 +1141,17 @@ class Soak:
                 self.close(watch)
         fetched_again = sum(1 for url, before in self.taken_up.items() if self.asked(url) > before)
         parses = status["services"]["tables"]["reports"]
-        unparsable = sum((parses.get(report) or {}).get("unparsable", 0) for report in wanted)
+        unparsable = sum((parses.get(report) or {}).get("unparsable", 0) for report in expected)
         unretired = sum(
             n for report in gone for state, n in (tasks.get(report) or {}).items() if state != RETIRED
         )
         return {
             "total": total,
             "states": dict(states),
+            # Final tasks of windows not asked for do not make up for one lost.
+            "lost": total - min(total, sum(states.get(s, 0) for s in FINAL_STATES)),
+            "unplanned": unplanned,
+            "beyond": beyond,
             "unretired": unretired,
             "unparsable": unparsable,
             "fetched_again": fetched_again,
@@ -1106,7 +1170,8 @@ class Soak:
                 answers[url] = await treq.content(await treq.get(url, persistent=False))
             return answers[url]
 
-        urls = {entry["filename"]: entry["url"] for entry in await self.manifest_entries()}
+        entries = await self.manifest_entries()
+        urls = {entry["filename"]: entry["url"] for entry in entries}
         by_name = {d.name: d for d in self.definitions}
         root = self.directory / "data" / "reports"
         files = [p for p in root.rglob("*") if p.is_file() and not is_bookkeeping(p)]
@@ -1121,7 +1186,14 @@ class Soak:
                 removed = definition is not None and definition.removed
                 counts["temporary_janitor" if removed else "temporary_left"] += 1
         on_disk = {str(p.relative_to(root)) for p in final}
-        counts["missing"] = sum(1 for name in urls if name not in on_disk)
+        # Every window the soak reckons must have its file: one harbour does
+        # not plan has none.
+        filenames = {(entry["report"], window_of(entry)): entry["filename"] for entry in entries}
+        counts["missing"] = sum(
+            filenames.get((report, window)) not in on_disk
+            for report, windows in self.expected_windows().items()
+            for window in windows
+        )
         for path in final:
             name = str(path.relative_to(root))
             definition = by_name.get(name.split("/")[0])
@@ -1324,7 +1396,7 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
         for failure in soak.stop_failures:
             print(f"\nsoak FAILED: {failure}", flush=True)
     states = outcome["states"]
-    lost = outcome["total"] - sum(states.get(s, 0) for s in FINAL_STATES)
+    lost = outcome["lost"]
     beyond = sum(w.beyond or 0 for w in soak.watches)
     unlanded = sum(1 for w in soak.watches if not w.landed)
     print("\nfaults injected")
@@ -1336,6 +1408,8 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
     table(
         [
             ("tasks the final configuration asks for", str(outcome["total"])),
+            ("of those, not in harbour's manifest (must be 0)", str(outcome["unplanned"])),
+            ("requests in harbour's manifest beyond those (must be 0)", str(outcome["beyond"])),
             ("tasks completed", ", ".join(f"{states.get(s, 0)} {s}" for s in FINAL_STATES)),
             ("tasks lost (must be 0)", str(lost)),
             ("tasks of removed reports not retired (must be 0)", str(outcome["unretired"])),
@@ -1390,6 +1464,8 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
     table([(f"{name} (x{count})", outcome) for (name, outcome), count in tried.items()] or [("(none)", "")])
     ok = (
         lost == 0
+        and outcome["unplanned"] == 0
+        and outcome["beyond"] == 0
         and outcome["unretired"] == 0
         and outcome["fetched_again"] == 0
         and beyond == 0

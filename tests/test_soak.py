@@ -5,10 +5,13 @@ bounded, and its verdict fails on what it must.
 
 from __future__ import annotations
 
+import datetime
 import io
+import json
 import os
 import signal
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +22,11 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from benchmarks import soak
-from benchmarks.soak import HARBOURCTL_PATIENCE, REPLY_PATIENCE, Soak, Stuck
+from benchmarks.soak import HARBOURCTL_PATIENCE, REPLY_PATIENCE, Soak, Stuck, compare_windows, window_of
+from harbour.amp import commands
 from harbour.processes import process_alive
 from harbour.test.helpers import short_directory
+from harbour.testing.simulator.formats import day_start
 from tests.processes import PATIENCE, STOP_PATIENCE, DidNotEnd, WatchedProcess, spawn
 from tests.test_processes import FakeProcessTransport, killed, watched
 
@@ -171,6 +176,141 @@ class BoundedWaitTests(SynchronousTestCase):
         self.soak.daemon.processEnded(Failure(ProcessDone(None)))
         self.successResultOf(stopping)
         self.assertEqual((worker.signals, daemon.signals, self.soak.stop_failures), (["TERM"], ["TERM"], []))
+
+
+def entry(report: str, day: datetime.date) -> dict[str, str]:
+    """
+    @return: A request of harbour's manifest (C{Reports}) for one trading
+        day of C{report}.
+    """
+    start, end = day_start(day), day_start(day + datetime.timedelta(days=1))
+    return {
+        "report": report,
+        "window_start": start.isoformat(),
+        "window_end": end.isoformat(),
+        "filename": f"{report}/{day}.zip",
+        "url": f"http://oasis/SingleZip?report={report}&day={day}",
+    }
+
+
+class ManifestClient:
+    """
+    A control connection to a harbour that plans C{entries} and says each
+    of them is downloaded and parsed.
+    """
+
+    def __init__(self, entries: list[dict[str, str]]) -> None:
+        self.entries = entries
+
+    def callRemote(self, command: type, **arguments: Any) -> Deferred:
+        """
+        Answer C{Reports} and C{Status}.
+        """
+        if command is commands.Reports:
+            page = self.entries[arguments["offset"] :][: arguments["limit"]]
+            return succeed({"urls": json.dumps(page), "total": len(self.entries)})
+        reports = Counter(e["report"] for e in self.entries)
+        status = {
+            "services": {
+                "work": {"tasks": {r: {"downloaded": n} for r, n in reports.items()}},
+                "tables": {"reports": {r: {"parsed": n} for r, n in reports.items()}},
+            }
+        }
+        return succeed({"status": json.dumps(status)})
+
+
+class ExpectedWindowsTests(SynchronousTestCase):
+    """
+    The soak reckons the windows its configuration asks for itself: a
+    harbour that plans too few is caught, not trusted.
+    """
+
+    def test_oneWindowPerDay(self) -> None:
+        """
+        Each report of the configuration (not a removed one) asks for one
+        window per trading day of the manifest's days, from Pacific
+        midnight to the next.
+        """
+        soaking = fake_soak(self, reports=3, days=3)
+        soaking.definitions[1].removed = True
+        starts = [datetime.datetime(2025, 12, day, 8, tzinfo=datetime.UTC) for day in (29, 30, 31)]
+        windows = {(start, start + datetime.timedelta(hours=24)) for start in starts}
+        self.assertEqual(soaking.expected_windows(), {"r00": windows, "r02": windows})
+
+    def test_changeDays(self) -> None:
+        """
+        The autumn change day's window is 25 hours long, the spring one's 23.
+        """
+        soaking = fake_soak(self, reports=1, days=365)
+        lengths = {
+            start.date(): (end - start) / datetime.timedelta(hours=1)
+            for start, end in soaking.expected_windows()["r00"]
+        }
+        self.assertEqual(
+            (lengths[datetime.date(2025, 3, 9)], lengths[datetime.date(2025, 11, 2)], len(lengths)),
+            (23, 25, 365),
+        )
+
+    def test_tooFewPlanned(self) -> None:
+        """
+        A harbour whose manifest leaves out a day of each report, every
+        task of it final and parsed, loses a task a day left out.
+        """
+        soaking = fake_soak(self, reports=2, days=3)
+        days = [datetime.date(2025, 12, 30), datetime.date(2025, 12, 31)]
+        soaking.client = ManifestClient([entry(r, day) for r in ("r00", "r01") for day in days])
+        finishing = Deferred.fromCoroutine(soaking.finish(patience=0))
+        soaking.reactor.advance(1)
+        outcome = self.successResultOf(finishing)
+        self.assertEqual(
+            {k: outcome[k] for k in ("total", "unplanned", "beyond", "lost", "unfinished")},
+            {"total": 6, "unplanned": 2, "beyond": 0, "lost": 2, "unfinished": True},
+        )
+
+    def test_allPlanned(self) -> None:
+        """
+        A harbour that plans every day, each task final and parsed, loses
+        nothing and is done at once.
+        """
+        soaking = fake_soak(self, reports=2, days=3)
+        days = [datetime.date(2025, 12, 29), datetime.date(2025, 12, 30), datetime.date(2025, 12, 31)]
+        soaking.client = ManifestClient([entry(r, day) for r in ("r00", "r01") for day in days])
+        outcome = self.successResultOf(Deferred.fromCoroutine(soaking.finish(patience=0)))
+        self.assertEqual(
+            {k: outcome[k] for k in ("total", "unplanned", "beyond", "lost", "unfinished")},
+            {"total": 6, "unplanned": 0, "beyond": 0, "lost": 0, "unfinished": False},
+        )
+
+    def test_filesMissing(self) -> None:
+        """
+        The audit counts a file missing for each expected window, planned
+        by harbour or not: with none on disk, every window of every report.
+        """
+        soaking = fake_soak(self, reports=2, days=3)
+        days = [datetime.date(2025, 12, 30), datetime.date(2025, 12, 31)]
+        soaking.client = ManifestClient([entry(r, day) for r in ("r00", "r01") for day in days])
+
+        async def harbourctl(*args: str) -> tuple[int, str]:
+            return 0, ""
+
+        self.patch(soaking, "harbourctl", harbourctl)
+        audit = self.successResultOf(Deferred.fromCoroutine(soaking.audit()))
+        self.assertEqual(audit["missing"], 6)
+
+    def test_beyond(self) -> None:
+        """
+        Requests beyond the expected windows (another day, a window asked
+        for twice, a report not in the configuration) are counted.
+        """
+        expected = {"r00": {window_of(entry("r00", datetime.date(2025, 12, 31)))}}
+        entries = [
+            entry("r00", datetime.date(2025, 12, 31)),
+            entry("r00", datetime.date(2025, 12, 31)),
+            entry("r00", datetime.date(2025, 12, 30)),
+            entry("r09", datetime.date(2025, 12, 31)),
+        ]
+        self.assertEqual(compare_windows(expected, entries), (0, 3))
+        self.assertEqual(compare_windows(expected, entries[2:]), (1, 2))
 
 
 class CleanUpTests(SynchronousTestCase):
