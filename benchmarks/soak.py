@@ -365,7 +365,10 @@ class Soak:
             self.add_report()
         self.save_reports()
         self.injected: Counter = Counter()
+        #: Each bad input tried, and what became of it.
         self.bad_inputs: list[tuple[str, str]] = []
+        #: Those of them taken, that must have been refused.
+        self.bad_inputs_taken: list[str] = []
         #: What the strangers on the control port got that they must not.
         self.strangers_failed: list[str] = []
         self.watches: list[Watch] = []
@@ -796,7 +799,7 @@ class Soak:
                 outcome = (
                     f"{'ACCEPTED' if code == 0 else 'EXIT'} {code}, {'unchanged' if unchanged else 'CHANGED'}"
                 )
-            self.bad_inputs.append((f"harbourctl publish {topic}", outcome[:60]))
+            self.tried(f"harbourctl publish {topic}", outcome, refused=code == 1 and unchanged)
 
     async def toggle_faults(self) -> None:
         self.simulator.faults = CALM if self.simulator.faults == FAULTY else FAULTY
@@ -809,8 +812,8 @@ class Soak:
         )
         await self.daemon.wait_for("config error", after=after)
         kept = (await self.status())["services"]["download"]["concurrency"] == 4
-        self.bad_inputs.append(
-            ("malformed TOML save", "config.error, old config kept" if kept else "CHANGED")
+        self.tried(
+            "malformed TOML save", "config.error, old config kept" if kept else "CHANGED", refused=kept
         )
         save(self.directory / "config" / "manifest.toml", self.manifest)
 
@@ -849,7 +852,7 @@ class Soak:
             save(config / "manifest.toml", self.manifest_text(day_after, self.last))
         await self.daemon.wait_for("config error", after=after)
         changed = any(taken in line for line in self.daemon.lines[after:])
-        self.bad_inputs.append((what, "CHANGED" if changed else "config.error, old config kept"))
+        self.tried(what, "CHANGED" if changed else "config.error, old config kept", refused=not changed)
         save(config / "manifest.toml", self.manifest)
         self.save_reports()
 
@@ -910,19 +913,31 @@ class Soak:
         ]:
             try:
                 await call()
-                outcome = "ACCEPTED"
             except expected as e:
-                outcome = f"refused: {e}"
-            self.bad_inputs.append((name, outcome[:60]))
+                self.tried(name, f"refused: {e}", refused=True)
+            else:
+                self.tried(name, "ACCEPTED", refused=False)
         try:
             stranger = await self.bounded(
                 connect(self.reactor, control_endpoint(self.directory), "wrong-token"),
                 "harbour neither let in nor refused a wrong token",
             )
-            stranger.transport.loseConnection()
-            self.bad_inputs.append(("wrong token", "ACCEPTED"))
         except Unauthorized:
-            self.bad_inputs.append(("wrong token", "refused: UNAUTHORIZED"))
+            self.tried("wrong token", "refused: UNAUTHORIZED", refused=True)
+        else:
+            stranger.transport.loseConnection()
+            self.tried("wrong token", "ACCEPTED", refused=False)
+
+    def tried(self, name: str, said: str, refused: bool) -> None:
+        """
+        Note a bad input that must be refused, and what became of it.
+
+        @param refused: Whether it was refused (else it was taken, and the
+            soak fails).
+        """
+        self.bad_inputs.append((name, said[:60]))
+        if not refused:
+            self.bad_inputs_taken.append(f"{name}: {said}")
 
     def daemon_resident_mb(self) -> float:
         """
@@ -1372,6 +1387,47 @@ def table(rows: list[tuple[str, str]]) -> None:
         print(f"  {name.ljust(width)}  {value}")
 
 
+def passed(soak: Soak, outcome: dict[str, Any], audit: dict[str, int], met: Counter) -> bool:
+    """
+    @param outcome: What L{Soak.finish} found.
+    @param audit: What L{Soak.audit} found.
+    @param met: The outcomes of the requests to the simulator.
+    @return: The soak's verdict: whether every check passed.
+    """
+    return (
+        outcome["lost"] == 0
+        and outcome["unplanned"] == 0
+        and outcome["beyond"] == 0
+        and outcome["unretired"] == 0
+        and outcome["fetched_again"] == 0
+        and all((w.beyond or 0) == 0 and w.landed for w in soak.watches)
+        and not outcome["unfinished"]
+        and outcome["unparsable"] == 0
+        and len(soak.worker_downloads) > 0
+        and all(soak.pauses)
+        and not soak.worker_deaths
+        and not soak.stop_failures
+        and not soak.strangers_failed
+        and met["endless, read on"] == 0
+        and all(
+            audit.get(k, 0) == 0
+            for k in (
+                "missing",
+                "strays",
+                "wrong",
+                "temporary_left",
+                "outside",
+                "tables_wrong",
+                "removed_tables",
+                "tables_check_failed",
+            )
+        )
+        # Every bad input must be refused: a bad configuration or command
+        # taken, a wrong token let in, a hostile publish not refused.
+        and not soak.bad_inputs_taken
+    )
+
+
 async def main(reactor, seconds: float, every: float, reports: int, days: int) -> int:
     directory = Path(tempfile.mkdtemp(prefix="hb-soak-"))
     soak = Soak(reactor, directory, reports, days)
@@ -1453,6 +1509,7 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
             ),
             ("worker ends the soak did not cause (must be 0)", str(len(soak.worker_deaths))),
             ("processes killed for not ending when stopped (must be 0)", str(len(soak.stop_failures))),
+            ("bad inputs taken, that must be refused (must be 0)", str(len(soak.bad_inputs_taken))),
         ]
     )
     for death in soak.worker_deaths:
@@ -1462,44 +1519,9 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
     print("\nbad inputs tried")
     tried = Counter(soak.bad_inputs)
     table([(f"{name} (x{count})", outcome) for (name, outcome), count in tried.items()] or [("(none)", "")])
-    ok = (
-        lost == 0
-        and outcome["unplanned"] == 0
-        and outcome["beyond"] == 0
-        and outcome["unretired"] == 0
-        and outcome["fetched_again"] == 0
-        and beyond == 0
-        and unlanded == 0
-        and not outcome["unfinished"]
-        and outcome["unparsable"] == 0
-        and len(soak.worker_downloads) > 0
-        and all(soak.pauses)
-        and not soak.worker_deaths
-        and not soak.stop_failures
-        and not soak.strangers_failed
-        and met["endless, read on"] == 0
-        and all(
-            audit.get(k, 0) == 0
-            for k in (
-                "missing",
-                "strays",
-                "wrong",
-                "temporary_left",
-                "outside",
-                "tables_wrong",
-                "removed_tables",
-                "tables_check_failed",
-            )
-        )
-        # A bad configuration must change nothing.
-        and all(said != "CHANGED" for name, said in soak.bad_inputs)
-        # The hostile publish must be refused and change nothing.
-        and all(
-            said.startswith("refused")
-            for name, said in soak.bad_inputs
-            if name.startswith("harbourctl publish")
-        )
-    )
+    for taken in soak.bad_inputs_taken:
+        print(f"\nbad input taken: {taken}")
+    ok = passed(soak, outcome, audit, met)
     print("\nsoak " + ("passed" if ok else "FAILED"))
     return 0 if ok else 1
 

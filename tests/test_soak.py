@@ -15,15 +15,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.error import ProcessDone, ProcessTerminated
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from benchmarks import soak
 from benchmarks.soak import HARBOURCTL_PATIENCE, REPLY_PATIENCE, Soak, Stuck, compare_windows, window_of
 from harbour.amp import commands
+from harbour.errors import BadRequest, Unauthorized
 from harbour.processes import process_alive
 from harbour.test.helpers import short_directory
 from harbour.testing.simulator.formats import day_start
@@ -311,6 +312,107 @@ class ExpectedWindowsTests(SynchronousTestCase):
         ]
         self.assertEqual(compare_windows(expected, entries), (0, 3))
         self.assertEqual(compare_windows(expected, entries[2:]), (1, 2))
+
+
+class Stranger:
+    """
+    A connection the soak made, with a transport it may close.
+    """
+
+    def __init__(self) -> None:
+        self.transport = StringTransport()
+
+
+class AnsweringClient:
+    """
+    A control connection whose every command gets C{answer}: a dict, or an
+    exception to fail with.
+    """
+
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+
+    def callRemote(self, command: type, **arguments: Any) -> Deferred:
+        """
+        Answer.
+        """
+        if isinstance(self.answer, Exception):
+            return fail(self.answer)
+        return succeed(self.answer)
+
+
+def clean_outcome() -> dict[str, Any]:
+    """
+    @return: What L{Soak.finish} finds of a mirror where nothing went wrong.
+    """
+    keys = ("lost", "unplanned", "beyond", "unretired", "fetched_again", "unparsable")
+    return dict.fromkeys(keys, 0) | {"unfinished": False}
+
+
+class VerdictTests(SynchronousTestCase):
+    """
+    The soak fails on every bad input taken that must be refused, not only
+    on a configuration it changed.
+    """
+
+    def setUp(self) -> None:
+        self.soak = fake_soak(self)
+        self.soak.worker_downloads.add("r00/2025-12-31.zip")
+
+    def passed(self) -> bool:
+        """
+        @return: The verdict on a mirror where nothing else went wrong.
+        """
+        return soak.passed(self.soak, clean_outcome(), {}, Counter())
+
+    def test_clean(self) -> None:
+        """
+        A soak where nothing went wrong passes.
+        """
+        self.assertTrue(self.passed())
+
+    def test_badCommandsAndTokenTaken(self) -> None:
+        """
+        A daemon that takes the bad commands and lets a wrong token in
+        fails the soak: each is noted as taken.
+        """
+        self.soak.client = AnsweringClient({})
+        self.patch(soak, "connect", lambda reactor, endpoint, token: succeed(Stranger()))
+        self.successResultOf(Deferred.fromCoroutine(self.soak.bad_commands()))
+        self.assertEqual(
+            self.soak.bad_inputs_taken,
+            [
+                "ListTasks state=bogus: ACCEPTED",
+                "ListTasks limit=10000: ACCEPTED",
+                "Publish of bad JSON: ACCEPTED",
+                "wrong token: ACCEPTED",
+            ],
+        )
+        self.assertFalse(self.passed())
+
+    def test_wrongTokenTaken(self) -> None:
+        """
+        A wrong token let in, all else refused, fails the soak.
+        """
+        self.soak.client = AnsweringClient(BadRequest("no"))
+        self.patch(soak, "connect", lambda reactor, endpoint, token: succeed(Stranger()))
+        self.successResultOf(Deferred.fromCoroutine(self.soak.bad_commands()))
+        self.assertEqual(self.soak.bad_inputs_taken, ["wrong token: ACCEPTED"])
+        self.assertFalse(self.passed())
+
+    def test_badCommandsRefused(self) -> None:
+        """
+        A daemon that refuses every bad command and the wrong token passes.
+        """
+        self.soak.client = AnsweringClient(BadRequest("no"))
+        self.patch(soak, "connect", lambda reactor, endpoint, token: fail(Unauthorized("no")))
+        self.successResultOf(Deferred.fromCoroutine(self.soak.bad_commands()))
+        self.assertEqual(self.soak.bad_inputs_taken, [])
+        self.assertEqual(
+            [said for name, said in self.soak.bad_inputs],
+            ["refused: no", "refused: no", "refused: no", "refused: UNAUTHORIZED"],
+        )
+        self.assertTrue(self.passed())
 
 
 class CleanUpTests(SynchronousTestCase):
