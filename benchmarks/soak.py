@@ -1090,8 +1090,10 @@ class Soak:
         ]
         faults = itertools.cycle(schedule)
         deadline = self.reactor.seconds() + seconds
-        while self.reactor.seconds() + every < deadline:
-            await deferLater(self.reactor, every, lambda: None)
+        # At least one fault, however short the run: the first after
+        # `every` seconds, or at the end of a run no longer than that.
+        while True:
+            await deferLater(self.reactor, min(every, seconds), lambda: None)
             self.enable_again()
             name, inject = next(faults)
             await inject()
@@ -1100,7 +1102,9 @@ class Soak:
             self.add_report()
             self.save_reports()
             self.injected["config saved adding a report"] += 1
-            print(f"  {int(deadline - self.reactor.seconds()):>5d} s left: {name}", flush=True)
+            print(f"  {max(0, int(deadline - self.reactor.seconds())):>5d} s left: {name}", flush=True)
+            if self.reactor.seconds() + every >= deadline:
+                break
         self.enable_again()
         self.simulator.faults = CALM
 
@@ -1382,6 +1386,12 @@ class Soak:
 
 
 def table(rows: list[tuple[str, str]]) -> None:
+    """
+    Print C{rows} as two aligned columns, or C{(none)} for none.
+    """
+    if not rows:
+        print("  (none)")
+        return
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"  {name.ljust(width)}  {value}")
@@ -1518,7 +1528,7 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
         print(f"\nstrangers: {failure}")
     print("\nbad inputs tried")
     tried = Counter(soak.bad_inputs)
-    table([(f"{name} (x{count})", outcome) for (name, outcome), count in tried.items()] or [("(none)", "")])
+    table([(f"{name} (x{count})", outcome) for (name, outcome), count in tried.items()])
     for taken in soak.bad_inputs_taken:
         print(f"\nbad input taken: {taken}")
     ok = passed(soak, outcome, audit, met)

@@ -415,6 +415,44 @@ class VerdictTests(SynchronousTestCase):
         self.assertTrue(self.passed())
 
 
+class ShortRunTests(SynchronousTestCase):
+    """
+    A soak shorter than the time between faults still injects one, and its
+    tables print.
+    """
+
+    def setUp(self) -> None:
+        self.soak = fake_soak(self)
+        self.said = io.StringIO()
+        self.patch(sys, "stdout", self.said)
+
+    def test_oneFault(self) -> None:
+        """
+        A run of C{seconds} no longer than C{every} injects the first fault
+        once, at its end.
+        """
+        injected: list[float] = []
+
+        async def redis_busy() -> None:
+            injected.append(self.soak.reactor.seconds())
+
+        self.patch(self.soak, "redis_busy", redis_busy)
+        running = Deferred.fromCoroutine(self.soak.run(seconds=5, every=15))
+        self.soak.reactor.advance(4)
+        self.assertEqual(injected, [])
+        self.soak.reactor.advance(1)
+        self.successResultOf(running)
+        self.assertEqual(injected, [5])
+        self.assertEqual(self.soak.injected["redis BUSY (Lua script past lua-time-limit)"], 1)
+
+    def test_emptyTable(self) -> None:
+        """
+        A table of no rows says so.
+        """
+        soak.table([])
+        self.assertEqual(self.said.getvalue(), "  (none)\n")
+
+
 class CleanUpTests(SynchronousTestCase):
     """
     L{Soak.clean_up} runs once, however the soak ends.
