@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime
 import io
-import random
 import zipfile
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from harbour.dataset.inventory import file_sha256
 from harbour.dataset.write import WrittenWindow, write_window
 from harbour.oasis.requests import trading_day
 from harbour.testing.simulator.documents import deterministic_zip
-from harbour.testing.simulator.formats import PACIFIC, Span
+from harbour.testing.simulator.formats import PACIFIC, Draws, Span
 from harbour.testing.simulator.reports import CATALOGUE, report_members
 
 #: The real OASIS samples.
@@ -60,7 +59,7 @@ def simulated(
     @return: C{path}.
     """
     start, end = trading_day(first, PACIFIC)[0], trading_day(last, PACIFIC)[1]
-    span = Span(version, start, end, random.Random(seed), STAMP, csv)
+    span = Span(version, start, end, Draws(seed), STAMP, csv)
     members = report_members(CATALOGUE[queryname], market, span, nodes)
     return zip_of(path, members)
 

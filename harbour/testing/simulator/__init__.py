@@ -19,8 +19,12 @@ and C{/oasisapi/GroupZip} the way CAISO's OASIS does.
   trading days.  See L{limits}.
 - Data zips are named and laid out like the real ones: CSV with the real
   columns (C{resultformat=6}), or XML in the C{OASISReport} layout with one
-  member per price component.  Content is deterministic from the seed and
-  the URL; C{nodes} sets the size.  Every other report and group of the
+  member per price component.  Content is deterministic from the seed:
+  each trading day of a report, market and resource (a node, a TAC area,
+  a data item) is drawn from a source of its own (L{formats.Draws}), so
+  that a day holds the same values in every answer, whatever its window,
+  until it is revised; only an answer's creation time depends on its URL.
+  C{nodes} sets the size.  Every other report and group of the
   catalogue gets generic data (L{generic}).
 - A request that starts less than C{min_interval} after the previous
   accepted one gets OASIS's Acceptable Use Policy page with HTTP 429 and no
@@ -38,13 +42,13 @@ and C{/oasisapi/GroupZip} the way CAISO's OASIS does.
 
 C{twistd oasis-sim} runs it stand-alone; L{makeService} is that plugin.
 
-The modules, one job each: L{formats} (times, intervals, error codes),
-L{documents} (zips, XML, CSV), L{reports} (the data of the reports with
-generators of their own), L{generic} (the data of the others), L{limits}
-(what one request may ask for), L{publications} (when data is published,
-and the log saying so), L{answers} (SingleZip and GroupZip answers),
-L{faults} (faults and throttling), L{resource} (L{OasisSimulator} and its
-endpoints) and L{service} (C{twistd oasis-sim}).
+The modules, one job each: L{formats} (times, intervals, error codes, the
+data's random sources), L{documents} (zips, XML, CSV), L{reports} (the
+data of the reports with generators of their own), L{generic} (the data
+of the others), L{limits} (what one request may ask for), L{publications}
+(when data is published, and the log saying so), L{answers} (SingleZip and
+GroupZip answers), L{faults} (faults and throttling), L{resource}
+(L{OasisSimulator} and its endpoints) and L{service} (C{twistd oasis-sim}).
 """
 
 from harbour.testing.simulator.documents import (

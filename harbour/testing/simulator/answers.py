@@ -19,7 +19,14 @@ import attr
 
 from harbour.oasis.catalogue import CatalogueEntry
 from harbour.testing.simulator.documents import deterministic_zip
-from harbour.testing.simulator.formats import OasisError, Span, created_after, parse_gmt, request_version
+from harbour.testing.simulator.formats import (
+    Draws,
+    OasisError,
+    Span,
+    created_after,
+    parse_gmt,
+    request_version,
+)
 from harbour.testing.simulator.generic import GenericReport, market_of
 from harbour.testing.simulator.limits import asked_end, check_lists, group_entry, report_entry, served_window
 from harbour.testing.simulator.publications import (
@@ -109,9 +116,8 @@ class Answers:
         """
         start, end = self.schedule.data_window(start, end)
         names = [part.queryname if isinstance(part, GenericReport) else part[0].queryname for part in parts]
-        rng = self.content_seed(url, names, start, end)
-        created = created_after(end, rng)
-        span = Span(version, start, end, rng, created, csv_wanted)
+        created = created_after(end, self.stamp_source(url, names, start, end))
+        span = Span(version, start, end, self.draws(), created, csv_wanted)
         members = []
         for part in parts:
             if isinstance(part, GenericReport):
@@ -121,12 +127,21 @@ class Answers:
                 members += self.members(report, market, span)
         return deterministic_zip(members, created)
 
-    def content_seed(
+    def draws(self) -> Draws:
+        """
+        @return: The random sources of the data: per report, market,
+            resource and trading day, and the day's revisions (see
+            L{Draws}).
+        """
+        return Draws(self.settings.seed, self.log.revisions)
+
+    def stamp_source(
         self, url: str, querynames: list[str], start: datetime.datetime, end: datetime.datetime
     ) -> random.Random:
         """
-        @return: The random source of an answer's content: the same for the
-            same seed, URL and revisions of the reports in it.
+        @return: The random source of an answer's creation time, the only
+            part of it that depends on its URL: the same for the same seed,
+            URL and revisions of the reports in it.
         """
         tag = "".join(self.log.revision_tag(queryname, start, end) for queryname in querynames)
         return random.Random(hashlib.sha256(f"{self.settings.seed}|{url}{tag}".encode()).digest())

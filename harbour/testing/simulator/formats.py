@@ -6,8 +6,9 @@ request: the conventions every part of the simulator shares.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
@@ -148,6 +149,62 @@ def intervals(start: datetime.datetime, end: datetime.datetime, minutes: int) ->
         moment += step
 
 
+def day_intervals(
+    start: datetime.datetime, end: datetime.datetime, minutes: int
+) -> Iterator[tuple[datetime.date, list[Interval], list[Interval]]]:
+    """
+    The trading days of [start, end), for data drawn a day at a time: a
+    day's values, drawn in order from its first interval, are the same in
+    every window that holds them.
+
+    @return: For each trading day C{[start, end)} touches, oldest first:
+        the day, its intervals of C{minutes} (see L{intervals}) from its
+        start up to C{end} (those to draw), and those of them that start
+        within [start, end) (those to answer).
+    """
+    day = start.astimezone(PACIFIC).date()
+    while day_start(day) < end:
+        drawn = list(
+            intervals(day_start(day), min(end, day_start(day + datetime.timedelta(days=1))), minutes)
+        )
+        yield day, drawn, [span for span in drawn if span.start >= start]
+        day += datetime.timedelta(days=1)
+
+
+def _never_revised(queryname: str, day: datetime.date) -> int:
+    """
+    @return: 0: no day is revised.
+    """
+    return 0
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class Draws:
+    """
+    The random sources of the simulator's data: one for each report,
+    market, resource (a node, a TAC area, a data item) and trading day, so
+    that a day's values are the same in every answer that holds it, 1-day
+    or 31-day, a SingleZip's or a GroupZip's, until a revision of that day
+    changes them.
+
+    @ivar seed: The simulator's seed.
+    @ivar revisions: How many times a report's trading day was revised.
+    """
+
+    seed: int
+    revisions: Callable[[str, datetime.date], int] = _never_revised
+
+    def day(self, queryname: str, market: str | None, resource: str, day: datetime.date) -> random.Random:
+        """
+        @return: The random source of one resource's values on one trading
+            day of a report in a market, at the day's current revision.
+        """
+        revisions = self.revisions(queryname, day)
+        key = f"{self.seed}|{queryname}|{market or ''}|{resource}|{day.isoformat()}|r{revisions}"
+        # A digest, not hash(): the same whatever PYTHONHASHSEED says.
+        return random.Random(hashlib.sha256(key.encode()).digest())
+
+
 def interval_number(hour: int, number: int, minutes: int) -> int:
     """
     @param hour: The interval's C{OPR_HR}.
@@ -172,7 +229,7 @@ class Span:
     @ivar version: The report's version asked for.
     @ivar start: The start of the window with data.
     @ivar end: Its end (excluded).
-    @ivar rng: The content's random source (see C{Answers.content_seed}).
+    @ivar draws: The random sources of the content.
     @ivar created: When the answer says it was made.
     @ivar csv: Whether CSV was asked for (else XML).
     """
@@ -180,6 +237,6 @@ class Span:
     version: int = attr.ib(validator=attr.validators.instance_of(int))
     start: datetime.datetime = attr.ib(validator=attr.validators.instance_of(datetime.datetime))
     end: datetime.datetime = attr.ib(validator=attr.validators.instance_of(datetime.datetime))
-    rng: random.Random = attr.ib(validator=attr.validators.instance_of(random.Random))
+    draws: Draws = attr.ib(validator=attr.validators.instance_of(Draws))
     created: datetime.datetime = attr.ib(validator=attr.validators.instance_of(datetime.datetime))
     csv: bool = attr.ib(validator=attr.validators.instance_of(bool))

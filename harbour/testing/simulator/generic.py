@@ -10,14 +10,21 @@ from __future__ import annotations
 import datetime
 import io
 import math
-import random
 from typing import cast
 
 import attr
 
 from harbour.oasis.catalogue import CatalogueEntry
 from harbour.testing.simulator.documents import Row, csv_document, envelope, report_header
-from harbour.testing.simulator.formats import OasisError, Span, day_names, interval_number, intervals, iso
+from harbour.testing.simulator.formats import (
+    Draws,
+    OasisError,
+    Span,
+    day_intervals,
+    day_names,
+    interval_number,
+    iso,
+)
 
 #: Minutes per interval of data whose requests OASIS caps at an hour: such
 #: a report is sub-hourly (its hour holds several intervals).
@@ -83,26 +90,33 @@ class GenericReport:
             "VALUE",
         ]
 
-    def rows(self, start: datetime.datetime, end: datetime.datetime, rng: random.Random) -> list[Row]:
+    def rows(self, start: datetime.datetime, end: datetime.datetime, draws: Draws) -> list[Row]:
         """
-        @return: One row per interval of [start, end), drawn from C{rng}.
+        @return: One row per interval of [start, end), each trading day
+            drawn from its own source.
         """
-        base = 50 + rng.random() * 950
         rows = []
-        for span in intervals(start, end, self.minutes):
-            value = base * (1 + 0.2 * math.sin(span.hour / 24 * 2 * math.pi)) + rng.gauss(0, base / 50)
-            row: Row = {
-                "OPR_DT": span.day.isoformat(),
-                "OPR_HR": span.hour,
-                "OPR_INTERVAL": span.number,
-                "INTERVAL_START_GMT": iso(span.start),
-                "INTERVAL_END_GMT": iso(span.end),
-                "DATA_ITEM": self.queryname,
-                "VALUE": round(value, 2),
+        for day, drawn, spans in day_intervals(start, end, self.minutes):
+            rng = draws.day(self.queryname, self.market, self.queryname, day)
+            base = 50 + rng.random() * 950
+            values = {
+                span.start: base * (1 + 0.2 * math.sin(span.hour / 24 * 2 * math.pi))
+                + rng.gauss(0, base / 50)
+                for span in drawn
             }
-            if self.market is not None:
-                row["MARKET_RUN_ID"] = self.market
-            rows.append(row)
+            for span in spans:
+                row: Row = {
+                    "OPR_DT": span.day.isoformat(),
+                    "OPR_HR": span.hour,
+                    "OPR_INTERVAL": span.number,
+                    "INTERVAL_START_GMT": iso(span.start),
+                    "INTERVAL_END_GMT": iso(span.end),
+                    "DATA_ITEM": self.queryname,
+                    "VALUE": round(values[span.start], 2),
+                }
+                if self.market is not None:
+                    row["MARKET_RUN_ID"] = self.market
+                rows.append(row)
         return rows
 
     def xml(self, rows: list[Row], created: datetime.datetime) -> bytes:
@@ -132,7 +146,7 @@ class GenericReport:
         """
         market = f"_{self.market}" if self.market is not None else ""
         stem = f"{day_names(span.start, span.end)}_{self.queryname}{market}"
-        rows = self.rows(span.start, span.end, span.rng)
+        rows = self.rows(span.start, span.end, span.draws)
         if span.csv:
             name = f"{stem}_{span.created:%Y%m%d_%H_%M_%S}_v{span.version}.csv"
             return [(name, csv_document(self.columns(), rows))]

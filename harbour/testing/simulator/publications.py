@@ -128,10 +128,18 @@ class PublicationLog:
         revisions.append(moment)
         return len(revisions)
 
+    def revisions(self, queryname: str, day: datetime.date) -> int:
+        """
+        @return: How many times trading day C{day} of report C{queryname}
+            was revised.
+        """
+        return len(self._revisions.get((queryname, day), ()))
+
     def revision_tag(self, queryname: str, start: datetime.datetime, end: datetime.datetime) -> str:
         """
         @return: What the revisions of the days in [start, end) add to the
-            seed of an answer (nothing, for days never revised).
+            seed of an answer's creation time (nothing, for days never
+            revised).
         """
         if not self._revisions:
             return ""

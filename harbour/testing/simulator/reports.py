@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime
 import io
 import math
-import random
 from types import MappingProxyType
 from typing import cast
 from xml.sax.saxutils import escape
@@ -19,7 +18,15 @@ from xml.sax.saxutils import escape
 import attr
 
 from harbour.testing.simulator.documents import Row, csv_document, envelope, report_header
-from harbour.testing.simulator.formats import Interval, Span, day_names, interval_number, intervals, iso
+from harbour.testing.simulator.formats import (
+    Draws,
+    Interval,
+    Span,
+    day_intervals,
+    day_names,
+    interval_number,
+    iso,
+)
 
 HUBS = ("TH_NP15_GEN-APND", "TH_SP15_GEN-APND", "TH_ZP26_GEN-APND")
 PRICE_ITEMS = MappingProxyType(
@@ -159,89 +166,113 @@ def _timing(span: Interval) -> Row:
     }
 
 
-def price_rows(market: str, spans: list[Interval], rng: random.Random, version: int, nodes: int) -> list[Row]:
+def price_rows(
+    report: SimReport,
+    market: str,
+    start: datetime.datetime,
+    end: datetime.datetime,
+    draws: Draws,
+    version: int,
+    nodes: int,
+) -> list[Row]:
     """
-    @return: LMP rows: per node and interval, one row per price component
-        (the GHG component from version 2 on).
+    @return: LMP rows of [start, end): per node and interval, one row per
+        price component (the GHG component from version 2 on), each node's
+        day drawn from its own source.
     """
     components = ["LMP", "MCC", "MCE", "MCL"] + (["MGHG"] if version > 1 else [])
     rows = []
     for index, node in enumerate(node_names(nodes)):
-        base = 25 + rng.random() * 30
-        for span in spans:
-            energy = round(base + 10 * math.sin(span.hour / 24 * 2 * math.pi) + rng.gauss(0, 3), 5)
-            congestion = round(rng.gauss(0, 1.5), 5)
-            loss = round(energy * rng.uniform(-0.04, 0.04), 5)
-            ghg = round(rng.uniform(0, 0.5), 5)
-            values = {
-                "MCE": energy,
-                "MCC": congestion,
-                "MCL": loss,
-                "MGHG": ghg,
-                "LMP": round(energy + congestion + loss + (ghg if version > 1 else 0), 5),
-            }
-            for component in components:
+        for day, drawn, spans in day_intervals(start, end, report.minutes):
+            rng = draws.day(report.queryname, market, node, day)
+            base = 25 + rng.random() * 30
+            values_of = {}
+            for span in drawn:
+                energy = round(base + 10 * math.sin(span.hour / 24 * 2 * math.pi) + rng.gauss(0, 3), 5)
+                congestion = round(rng.gauss(0, 1.5), 5)
+                loss = round(energy * rng.uniform(-0.04, 0.04), 5)
+                ghg = round(rng.uniform(0, 0.5), 5)
+                values_of[span.start] = {
+                    "MCE": energy,
+                    "MCC": congestion,
+                    "MCL": loss,
+                    "MGHG": ghg,
+                    "LMP": round(energy + congestion + loss + (ghg if version > 1 else 0), 5),
+                }
+            for span in spans:
+                values = values_of[span.start]
+                for component in components:
+                    rows.append(
+                        _timing(span)
+                        | {
+                            "NODE_ID_XML": node,
+                            "NODE_ID": node,
+                            "NODE": node,
+                            "MARKET_RUN_ID": market,
+                            "LMP_TYPE": component,
+                            "XML_DATA_ITEM": PRICE_ITEMS[component],
+                            "PNODE_RESMRID": node,
+                            "GRP_TYPE": "ALL_APNODES",
+                            "POS": 0,
+                            "MW": values[component],
+                            "GROUP": 6000 + index,
+                        }
+                    )
+    return rows
+
+
+def load_rows(
+    report: SimReport, market: str, start: datetime.datetime, end: datetime.datetime, draws: Draws
+) -> list[Row]:
+    """
+    @return: Demand forecast rows of [start, end): one per TAC area and
+        interval, each area's day drawn from its own source.
+    """
+    rows = []
+    for index, area in enumerate(TAC_AREAS):
+        for day, _, spans in day_intervals(start, end, report.minutes):
+            base = 4000 + draws.day(report.queryname, market, area, day).random() * 20000
+            for span in spans:
                 rows.append(
                     _timing(span)
                     | {
-                        "NODE_ID_XML": node,
-                        "NODE_ID": node,
-                        "NODE": node,
+                        "LOAD_TYPE": 0,
                         "MARKET_RUN_ID": market,
-                        "LMP_TYPE": component,
-                        "XML_DATA_ITEM": PRICE_ITEMS[component],
-                        "PNODE_RESMRID": node,
-                        "GRP_TYPE": "ALL_APNODES",
-                        "POS": 0,
-                        "MW": values[component],
-                        "GROUP": 6000 + index,
+                        "TAC_AREA_NAME": area,
+                        "LABEL": "Demand Forecast",
+                        "XML_DATA_ITEM": "SYS_FCST_DA_MW",
+                        "POS": 3.8,
+                        "MW": round(base * (1 + 0.2 * math.sin(span.hour / 24 * 2 * math.pi)), 2),
+                        "EXECUTION_TYPE": market,
+                        "GROUP": index + 1,
                     }
                 )
     return rows
 
 
-def load_rows(market: str, spans: list[Interval], rng: random.Random) -> list[Row]:
+def item_rows(
+    report: SimReport, market: str, start: datetime.datetime, end: datetime.datetime, draws: Draws
+) -> list[Row]:
     """
-    @return: Demand forecast rows: one per TAC area and interval.
-    """
-    rows = []
-    for index, area in enumerate(TAC_AREAS):
-        base = 4000 + rng.random() * 20000
-        for span in spans:
-            rows.append(
-                _timing(span)
-                | {
-                    "LOAD_TYPE": 0,
-                    "MARKET_RUN_ID": market,
-                    "TAC_AREA_NAME": area,
-                    "LABEL": "Demand Forecast",
-                    "XML_DATA_ITEM": "SYS_FCST_DA_MW",
-                    "POS": 3.8,
-                    "MW": round(base * (1 + 0.2 * math.sin(span.hour / 24 * 2 * math.pi)), 2),
-                    "EXECUTION_TYPE": market,
-                    "GROUP": index + 1,
-                }
-            )
-    return rows
-
-
-def item_rows(report: SimReport, market: str, spans: list[Interval], rng: random.Random) -> list[Row]:
-    """
-    @return: System total rows: one per data item and interval.
+    @return: System total rows of [start, end): one per data item and
+        interval, each item's day drawn from its own source.
     """
     rows = []
     for index, item in enumerate(report.items):
-        for span in spans:
-            rows.append(
-                _timing(span)
-                | {
-                    "RESOURCE_NAME": "Caiso_Totals",
-                    "MARKET_RUN_ID": market,
-                    "XML_DATA_ITEM": item,
-                    "MW": round(rng.uniform(0, 30000), 2),
-                    "GROUP": index + 1,
-                }
-            )
+        for day, drawn, spans in day_intervals(start, end, report.minutes):
+            rng = draws.day(report.queryname, market, item, day)
+            values = {span.start: round(rng.uniform(0, 30000), 2) for span in drawn}
+            for span in spans:
+                rows.append(
+                    _timing(span)
+                    | {
+                        "RESOURCE_NAME": "Caiso_Totals",
+                        "MARKET_RUN_ID": market,
+                        "XML_DATA_ITEM": item,
+                        "MW": values[span.start],
+                        "GROUP": index + 1,
+                    }
+                )
     return rows
 
 
@@ -250,21 +281,20 @@ def report_rows(
     market: str,
     start: datetime.datetime,
     end: datetime.datetime,
-    rng: random.Random,
+    draws: Draws,
     version: int,
     nodes: int,
 ) -> tuple[list[str], list[Row]]:
     """
     @param nodes: How many price nodes price reports carry.
     @return: The column names and row dicts of a report's data for the
-        window [start, end), drawn from C{rng}.
+        window [start, end), drawn from C{draws}.
     """
-    spans = list(intervals(start, end, report.minutes))
     if report.layout == "prices":
-        return list(_PRICE_COLUMNS), price_rows(market, spans, rng, version, nodes)
+        return list(_PRICE_COLUMNS), price_rows(report, market, start, end, draws, version, nodes)
     if report.layout == "load":
-        return list(_LOAD_COLUMNS), load_rows(market, spans, rng)
-    return list(_ITEM_COLUMNS), item_rows(report, market, spans, rng)
+        return list(_LOAD_COLUMNS), load_rows(report, market, start, end, draws)
+    return list(_ITEM_COLUMNS), item_rows(report, market, start, end, draws)
 
 
 def report_xml(
@@ -308,7 +338,7 @@ def report_members(report: SimReport, market: str, span: Span, nodes: int) -> li
     """
     version, created = span.version, span.created
     stem = f"{day_names(span.start, span.end)}_{report.queryname}_{market}"
-    columns, rows = report_rows(report, market, span.start, span.end, span.rng, version, nodes)
+    columns, rows = report_rows(report, market, span.start, span.end, span.draws, version, nodes)
     if span.csv:
         return [(f"{stem}_{created:%Y%m%d_%H_%M_%S}_v{version}.csv", csv_document(columns, rows))]
     if report.layout == "prices":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import math
-import random
 from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import urlencode
@@ -167,18 +166,13 @@ class OasisSimulator(Resource):
         return self._answers.members(report, market, span)
 
     def rows(
-        self,
-        report: SimReport,
-        market: str,
-        start: datetime.datetime,
-        end: datetime.datetime,
-        rng: random.Random,
-        version: int,
+        self, report: SimReport, market: str, start: datetime.datetime, end: datetime.datetime, version: int
     ) -> tuple[list[str], list[Row]]:
         """
-        @return: The column names and row dicts of a report's data.
+        @return: The column names and row dicts of a report's data, as
+            every answer holding them has them.
         """
-        return report_rows(report, market, start, end, rng, version, self.nodes)
+        return report_rows(report, market, start, end, self._answers.draws(), version, self.nodes)
 
     def fate(self, url: str) -> str:
         """

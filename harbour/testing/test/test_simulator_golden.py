@@ -7,7 +7,11 @@ again when their hours came to be labelled as OASIS labels them (the
 spring day has no hour 3, the autumn day's repeated hour is 25), those
 of sub-hourly XML when its C{INTERVAL_NUM} came to number an interval
 within its trading day, and those of C{SLD_FCST} XML when it came to name
-its TAC areas in C{RESOURCE_NAME}, as the real samples do.
+its TAC areas in C{RESOURCE_NAME}, as the real samples do.  Those of
+every data answer were taken again when each trading day of a report,
+market and resource came to be drawn from a source of its own (the same
+values in every window holding the day, until revised): the answers'
+names and every column but the values are as before.
 """
 
 from __future__ import annotations
@@ -114,23 +118,23 @@ PUBLICATIONS = [
 ]
 
 DIGESTS = {
-    "lmp-autumn-xml": "54b8139510d842058f80c10f38085baaf191832b94f014a40aba3755abf46540",
-    "lmp-autumn-csv": "09f15a12f39b7082ebe18d7d8db1f60f1572139367cdc33cf24701840e2543ad",
-    "lmp-ruc-3days-v2-csv": "16734b821b37c0edcd97a59e8ae9dc9c36488b452c0f84ea226996f901763bbb",
-    "lmp-spring-node-v2-xml": "6e415210b36c8b8837c1a0adc762875a0fd3fecdf7166969f4a7aaef174f93a0",
-    "lmp-summer-apnodes-csv": "94eeafffe1ca71920b486442d688c95fbd05ced12345699a294b91a305965700",
-    "intvl-hour-all-xml": "78bb669fcf967a4b46b81fb45890e59aca05aa94d5d07568a481d732f32d8afd",
-    "intvl-hour-v3-csv": "0e2a7ab498b6a65fb127068eb1d2f0ec9af4cf189498cb5ad43bebc6e8f152b3",
-    "rtpd-hour-csv": "da23f2b5af88186ce963e0a994289ddeb3b7b864da7df56fbfae2100aef9f50b",
-    "sld-3days-xml": "0952a4610c63fb7976f347b1fdaa936c858058d01f3b7acf0c3c800568ffd729",
-    "sld-7da-autumn-csv": "5f89615c1ea0f1988e2854217dae3554f33eeaf9b8925532030d9a41ba3c1b17",
-    "ren-hasp-spring-xml": "d508f8cbfcf40cdc11e192752dfe7f7df87f4fc00648f662a13179ba66d38e51",
-    "slrs-rtm-winter-csv": "c3acca0014c7b34a659e5aad8ff06379ee919ffd9ce4bc7c88e289531dfd5b13",
-    "slrs-ruc-31days-csv": "fe0ee9a5f76df603b4af20305e6ed6c39d4fb16111c843a2c0587253ff6403ef",
-    "lmp-past-last-day-csv": "58bc1970327720f7f3b961c07d27f9b68a786697b8f876255839a14533dc7d6a",
-    "group-dam-lmp": "1869ad630ab8ae3df2c3ff53fbab927d933f0b323c5406312bdc1f44ec811d9a",
-    "group-rtm-lmp-hour": "8d7c7c132816a6df24905ce1acb27f7c5773b1bdf8b38d2bbde29f6a129f3767",
-    "group-dam-sld-3days": "1592f543d1ebea6421b1260208ddf11c7c6884c04145717606d850e9014c1e8c",
+    "lmp-autumn-xml": "67479fc6c3a6fb4e5ebc047b445e135b397741d81a15721fd98310eeb42d5fde",
+    "lmp-autumn-csv": "ccbc6e47d6413e9ffa63e0925a77b6c1886488055524a0759b91686b947d9be2",
+    "lmp-ruc-3days-v2-csv": "d99243f154950443460602fab9dc259731ae44caaeffdece78960cd6af130ae8",
+    "lmp-spring-node-v2-xml": "b3a258f45236060d0a6b5cdd7216582ab053500c5a4b12aaf1ee291801f7fe0f",
+    "lmp-summer-apnodes-csv": "7c692f0ab5e959de526bd13912cbf5a904280f1e0f407d57efa068e060cb0a4c",
+    "intvl-hour-all-xml": "47d759db31fc0b9304abe97f8e4240358b2c4c6f79a2be64718ec5f94058bb16",
+    "intvl-hour-v3-csv": "e73f0f22c81f2b58f3e771389ce5bf94a0e62acd74e4c89717abc455c3ff7785",
+    "rtpd-hour-csv": "884d2521c36ff1060870644698488d86378e206a80fcdf4acd60f596f9400056",
+    "sld-3days-xml": "3857672bed42cb131cb728630afd6b9a6e9a841924abd4c34e8719f97248d539",
+    "sld-7da-autumn-csv": "df983f75344de4e59a8085676af77b29fdcae3bd4003ebe89e3924aecc98ddc2",
+    "ren-hasp-spring-xml": "1d8133b648a9828175bc92d0c29549342df3644c3616781a299590c138ee2b51",
+    "slrs-rtm-winter-csv": "e64eec7b812dd008cb412ce383f7a81c1d3f7939f49589f5b6e459bf8a218f75",
+    "slrs-ruc-31days-csv": "43ec8811c3d6eab73ab30136a222b29238521133b89f240f8d07c0d97ca0c3f3",
+    "lmp-past-last-day-csv": "1bf8eb9d06b959a28b3c6b4f2325affc05eadda2f7628c996e62c40803d91199",
+    "group-dam-lmp": "a0dffde34b6fa9921a4d33645be49816b9f12ea21f55adab2b7d309c9f9ecce1",
+    "group-rtm-lmp-hour": "e0fa3218fdb20caa350d2f8203addb6e7e6343783859dd627ef153cdcf5f7130",
+    "group-dam-sld-3days": "2319eba7e2ee825430e31166e3581a2e7bbbddcea11659436ad627a0b0d5ad41",
     "error-1005": "2ee2e6010acb4695de38027bae0a051cbd756d29f36674f5608abd81cc8059b6",
     "error-1020": "d75b2d9df1669b31f76299dc92e419396285dc1ea3b2f6a144be273f11d78ff9",
     "error-1002": "a5dc529ddea9d9e115d5d1c06097e2bde4d3f413482774d10a94695f4e93b2cd",
@@ -144,7 +148,7 @@ DIGESTS = {
     "atl-pub-dam-csv": "bd6c84ef01b5fe55128481856e87028836a9e11dbd8833c0356215e75641c338",
     "atl-pub-sched-csv": "d446a4499286e20064ac8da91c685d19980d1093d1b08811dad6cd29e82f6e30",
     "atl-pub-sched-rtm-xml": "44e6017e72fed59e7c885c180dfb56f981ee27e386cf561b52421dfef99021f5",
-    "lmp-revised-csv": "dc09044bd9b0462fd0cc9591f0ec31374020733e8cfb0b9ed787dcca233ca012",
+    "lmp-revised-csv": "4f948c9ffb5d8481766a3d7ce498ce883a41ee2f7829f6445aca145f51219107",
 }
 
 
