@@ -37,8 +37,10 @@ and C{/oasisapi/GroupZip} the way CAISO's OASIS does.
 - C{ATL_PUB} (the Publications and Revisions log) and C{ATL_PUB_SCHED} (the
   Publication Schedule) agree with the data: trading day D of every report
   is published C{publish_offset} seconds after D starts, and is served from
-  then on; L{OasisSimulator.revise} changes a day's content and logs a
-  revision.
+  then on; the log lists the publications of the reports with generators
+  of their own (L{CATALOGUE}), and L{OasisSimulator.revise} changes a day
+  of one of them and logs a revision (it refuses the others, which the log
+  does not cover).
 
 C{twistd oasis-sim} runs it stand-alone; L{makeService} is that plugin.
 

@@ -4,8 +4,11 @@ C{ATL_PUB} (the Publications and Revisions log) and C{ATL_PUB_SCHED} (the
 Publication Schedule).
 
 Trading day D of every report is published C{publish_offset} seconds after
-D starts, and is served from then on; L{PublicationLog.revise} changes a
-day's content and logs a revision.
+D starts, and is served from then on.  The log covers the reports with
+generators of their own (L{CATALOGUE}), in each of their markets:
+L{PublicationLog.revise} changes a day of one of them and logs a revision,
+and refuses the others, whose change the log could not announce (OASIS's
+log lists every publication and revision of its data).
 """
 
 from __future__ import annotations
@@ -120,7 +123,13 @@ class PublicationLog:
         Revise trading day C{day} of report C{queryname} (every market) now.
 
         @return: The day's revision count.
+        @raise ValueError: for a report the log does not cover.
         """
+        if queryname not in CATALOGUE:
+            raise ValueError(
+                f"{queryname} is not in the simulator's publications log, which covers"
+                f" {', '.join(CATALOGUE)}: its revision would go unannounced"
+            )
         # The log has whole seconds: round up, so that nothing fetched
         # before the change looks as if fetched after it.
         moment = datetime.datetime.fromtimestamp(math.ceil(self.settings.clock.seconds()), UTC)

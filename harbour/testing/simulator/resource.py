@@ -118,7 +118,11 @@ class OasisSimulator(Resource):
         every answer covering it changes, and the log gets a C{REVISED}
         entry.
 
+        @param queryname: One of the reports the log covers, those with
+            generators of their own (L{CATALOGUE}).
         @return: The day's revision count.
+        @raise ValueError: for another report: the log would not say that
+            its data changed.
         """
         return self._log.revise(queryname, day)
 

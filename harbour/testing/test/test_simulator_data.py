@@ -186,3 +186,57 @@ class PublishedDayTests(SynchronousTestCase):
             [row["MW"] for row in again if row["OPR_DT"] == "2025-03-01"],
             [row["MW"] for row in after[0] if row["OPR_DT"] == "2025-03-01"],
         )
+
+
+class RevisionLogTests(SynchronousTestCase):
+    """
+    Every revision is in the log: the simulator revises only the reports
+    its log covers.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(JUNE)
+        self.simulator = OasisSimulator(self.clock)
+
+    def revisions(self) -> list[tuple[str, str, datetime.date, int]]:
+        """
+        @return: The revisions the log lists from an hour ago: report,
+            market, day and version.
+        """
+        start = datetime.datetime.fromtimestamp(self.clock.seconds() - 3600, UTC)
+        end = start + datetime.timedelta(days=1)
+        log = render(
+            self.simulator,
+            f"/oasisapi/SingleZip?queryname=ATL_PUB&startdatetime={start:{GMT_FORMAT}}"
+            f"&enddatetime={end:{GMT_FORMAT}}&version=1&market_run_id=ALL&resultformat=6",
+        )[1]
+        return sorted(
+            (p.queryname, p.market_run_id, p.day, p.version) for p in parse_log(log) if p.version > 1
+        )
+
+    def test_logged(self) -> None:
+        """
+        A revision of a report the log covers is logged in each of its
+        markets.
+        """
+        self.clock.advance(10)
+        self.simulator.revise("PRC_LMP", MARCH1)
+        self.clock.advance(10)
+        self.assertEqual(self.revisions(), [("PRC_LMP", "DAM", MARCH1, 2), ("PRC_LMP", "RUC", MARCH1, 2)])
+
+    def test_unloggedRefused(self) -> None:
+        """
+        A report the log does not cover (one of generic data) cannot be
+        revised: its data would change, the log saying nothing.
+        """
+        path = (
+            "/oasisapi/SingleZip?queryname=PRC_AS&startdatetime=20250301T08:00-0000"
+            "&enddatetime=20250302T08:00-0000&version=1&market_run_id=DAM&resultformat=6"
+        )
+        before = render(self.simulator, path)[1]
+        error = self.assertRaises(ValueError, self.simulator.revise, "PRC_AS", MARCH1)
+        self.assertIn("PRC_AS is not in the simulator's publications log", str(error))
+        self.clock.advance(10)
+        self.assertEqual(render(self.simulator, path)[1], before)
+        self.assertEqual(self.revisions(), [])
