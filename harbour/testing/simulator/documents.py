@@ -66,13 +66,15 @@ def error_zip(code: int, args: dict[str, str]) -> bytes:
     """
     @param code: The OASIS error code.
     @param args: The refused request's query arguments, which name the
-        member as OASIS does.
+        member as OASIS does (C{20210215_20210215_PUB_BID_RTM_v3.xml}: the
+        day it starts, the report, its market and version).
     @return: The zip OASIS answers a refused request with.
     """
     first = parse_gmt(args["startdatetime"]) if valid_gmt(args.get("startdatetime")) else None
     dates = f"{first.astimezone(PACIFIC):%Y%m%d}_{first.astimezone(PACIFIC):%Y%m%d}_" if first else ""
     asked = args.get("queryname") or args.get("groupid") or "UNKNOWN"
-    name = f"{dates}{asked}_v{args.get('version', '1')}.xml"
+    market = f"_{args['market_run_id']}" if args.get("market_run_id") else ""
+    name = f"{dates}{asked}{market}_v{args.get('version', '1')}.xml"
     # A fixed stamp: the same refusal is the same bytes.
     stamp = datetime.datetime(2026, 1, 1, tzinfo=UTC)
     return deterministic_zip([(name, error_document(code, stamp))], stamp)

@@ -101,12 +101,16 @@ def day_start(day: datetime.date) -> datetime.datetime:
 
 def day_names(start: datetime.datetime, end: datetime.datetime) -> str:
     """
-    @return: The first and last trading days of [start, end), as OASIS
-        names files: C{20251102_20251103}; an empty window's are the day
-        it starts in.
+    @return: The first and last trading days of [start, end) as OASIS names
+        files, C{20251102_20251103}: the last is the day before the one
+        C{end} falls in (Pacific), never before the first.  A window ending
+        at midnight so ends with its last day, and the real answer for
+        2020-01-02T00:00Z to 24:00Z (16:00 to 16:00 Pacific) is named
+        C{20200101_20200101}; an empty window's are the day it starts in.
     """
-    last = max(start, end - datetime.timedelta(minutes=1))
-    return f"{start.astimezone(PACIFIC):%Y%m%d}_{last.astimezone(PACIFIC):%Y%m%d}"
+    first = start.astimezone(PACIFIC).date()
+    last = max(first, end.astimezone(PACIFIC).date() - datetime.timedelta(days=1))
+    return f"{first:%Y%m%d}_{last:%Y%m%d}"
 
 
 def created_after(end: datetime.datetime, rng: random.Random) -> datetime.datetime:

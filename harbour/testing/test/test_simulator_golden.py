@@ -11,7 +11,9 @@ its TAC areas in C{RESOURCE_NAME}, as the real samples do.  Those of
 every data answer were taken again when each trading day of a report,
 market and resource came to be drawn from a source of its own (the same
 values in every window holding the day, until revised): the answers'
-names and every column but the values are as before.
+names and every column but the values are as before.  Those of errors
+were taken again when their member came to name the report's market, as
+the real ones do.
 """
 
 from __future__ import annotations
@@ -135,14 +137,14 @@ DIGESTS = {
     "group-dam-lmp": "a0dffde34b6fa9921a4d33645be49816b9f12ea21f55adab2b7d309c9f9ecce1",
     "group-rtm-lmp-hour": "e0fa3218fdb20caa350d2f8203addb6e7e6343783859dd627ef153cdcf5f7130",
     "group-dam-sld-3days": "2319eba7e2ee825430e31166e3581a2e7bbbddcea11659436ad627a0b0d5ad41",
-    "error-1005": "2ee2e6010acb4695de38027bae0a051cbd756d29f36674f5608abd81cc8059b6",
-    "error-1020": "d75b2d9df1669b31f76299dc92e419396285dc1ea3b2f6a144be273f11d78ff9",
-    "error-1002": "a5dc529ddea9d9e115d5d1c06097e2bde4d3f413482774d10a94695f4e93b2cd",
-    "error-1001": "19c70b10a8e4331c152bfec32e717db947e0fb1271f838e83f1c348d82e76cb0",
-    "error-1004": "f60595d530259c79f14a30f6ef2a20f4a2ddfc49cf6f27c32621d01aec4728ff",
-    "error-1017": "83e9b497aabad25750f9cb6bd8b3db156f60ba4a3558b4059b4c8feaaa99eb3c",
-    "error-1000": "cd4bc0bf17b610237df92fd62fd6c218b97226d3d5136ee6afd1543018958dbb",
-    "error-1018": "3f43f5739eb46e15f776c6c0c1f8b2322839dcab7ca95324bf0f49e7057d4560",
+    "error-1005": "c4c2bb3f6b2340c5b6bf9af66525be7a448cf801c06e4dc2abd33274836d08f6",
+    "error-1020": "4aa81272fc385ec3d9573fbdfdb91dcd67dca75b763f771d696618724802f246",
+    "error-1002": "177f4e901cc44d681e329a28aeaef6b6f4d752dd556a269e6ae318f8ca263cc4",
+    "error-1001": "1e2f4e573fc3eb24bc349e08221f02954b6c1c7d162b50038c5d2be85d3a385b",
+    "error-1004": "fa9f3644cdfae62235c607bd65c6122c4208dee07f2417bb93d85d4892670f9e",
+    "error-1017": "4c693d3da3ee788b87166b49af4b2bf5d3b928d3d21b1017542497bb1cf0d129",
+    "error-1000": "9cc8617faa387d47e9382ae92c918d83441829a8c607c8191def71a810816e72",
+    "error-1018": "5da2eeff3779ed5fba61297603d08069a339071fbf183ff70289a5151f91a3a0",
     "error-1016": "4cb2b8030fed33d16249139ecf16e56ab8000fe7c8a569b3b78d385266cd3db2",
     "atl-pub-xml": "ca181ea62dcd4c1422898b7e74edbf22954ca6cad9971340c714f8229471822e",
     "atl-pub-dam-csv": "bd6c84ef01b5fe55128481856e87028836a9e11dbd8833c0356215e75641c338",

@@ -1,0 +1,80 @@
+"""
+Tests of the simulator's answers against the real OASIS samples and the
+interface specification: the names of their members.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from harbour.testing.simulator import UTC, OasisSimulator
+from harbour.testing.test.rendering import members, render
+
+
+def simulator() -> OasisSimulator:
+    """
+    @return: A simulator at 2026-01-05 whose data ends on 2025-12-31.
+    """
+    clock = Clock()
+    clock.advance(datetime.datetime(2026, 1, 5, tzinfo=UTC).timestamp())
+    return OasisSimulator(clock, last_day=datetime.date(2025, 12, 31))
+
+
+def member_names(path: str) -> list[str]:
+    """
+    @return: The names of the members of the answer to C{path}.
+    """
+    return list(members(render(simulator(), path)[1]))
+
+
+class MemberNameTests(SynchronousTestCase):
+    """
+    Members are named as OASIS names them.
+    """
+
+    def test_realRequest(self) -> None:
+        """
+        The answer to the real sample's request (PRC_LMP, all APNodes, from
+        2020-01-02T00:00Z for 24 hours: 16:00 to 16:00 Pacific) is named
+        as the real one, C{20200101_20200101_PRC_LMP_DAM_<created>_v1.csv}.
+        """
+        [name] = member_names(
+            "/oasisapi/SingleZip?queryname=PRC_LMP&startdatetime=20200102T00:00-0000"
+            "&enddatetime=20200103T00:00-0000&version=1&market_run_id=DAM&grp_type=ALL_APNODES"
+            "&resultformat=6"
+        )
+        self.assertRegex(name, r"^20200101_20200101_PRC_LMP_DAM_\d{8}_\d\d_\d\d_\d\d_v1\.csv$")
+
+    def test_tradingDays(self) -> None:
+        """
+        A window of whole trading days is named by its first and last, on
+        the change days too; an hour by its day.
+        """
+        for start, end, days in [
+            ("20250114T08:00-0000", "20250117T08:00-0000", "20250114_20250116"),
+            ("20250309T08:00-0000", "20250310T07:00-0000", "20250309_20250309"),
+            ("20250308T08:00-0000", "20250310T07:00-0000", "20250308_20250309"),
+            ("20251102T07:00-0000", "20251103T08:00-0000", "20251102_20251102"),
+            ("20250115T15:00-0000", "20250115T16:00-0000", "20250115_20250115"),
+        ]:
+            [name] = member_names(
+                f"/oasisapi/SingleZip?queryname=SLD_FCST&startdatetime={start}&enddatetime={end}"
+                "&version=1&market_run_id=DAM&resultformat=6"
+            )
+            self.assertTrue(name.startswith(f"{days}_SLD_FCST_DAM_"), (start, end, name))
+
+    def test_errorNamesItsMarket(self) -> None:
+        """
+        An error's member names the report's market, as the real ones
+        (C{20210215_20210215_PUB_BID_RTM_v3.xml}) do.
+        """
+        self.assertEqual(
+            member_names(
+                "/oasisapi/SingleZip?queryname=PRC_LMP&startdatetime=20300102T08:00-0000"
+                "&enddatetime=20300103T08:00-0000&version=1&market_run_id=DAM"
+            ),
+            ["20300102_20300102_PRC_LMP_DAM_v1.xml"],
+        )
