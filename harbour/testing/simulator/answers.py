@@ -58,6 +58,8 @@ class Answers:
         """
         Answer a SingleZip request.
         """
+        if not args:
+            raise OasisError(1011)
         queryname = args.get("queryname", "")
         if queryname in (PUBLICATIONS_LOG, PUBLICATIONS_SCHEDULE):
             return self.log.answer(args)
@@ -78,6 +80,8 @@ class Answers:
         """
         Answer a GroupZip request: 1015 the first time a window is asked for.
         """
+        if not args:
+            raise OasisError(1011)
         groupid = args.get("groupid", "")
         entry = group_entry(groupid)
         parts, limits = _group_parts(groupid, entry)

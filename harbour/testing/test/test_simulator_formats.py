@@ -1,6 +1,7 @@
 """
 Tests of the simulator's answers against the real OASIS samples and the
-interface specification: the names of their members.
+interface specification: the names of their members, and the error of an
+empty query.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import datetime
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from harbour.oasis.classify import classify
 from harbour.testing.simulator import UTC, OasisSimulator
 from harbour.testing.test.rendering import members, render
 
@@ -78,3 +80,23 @@ class MemberNameTests(SynchronousTestCase):
             ),
             ["20300102_20300102_PRC_LMP_DAM_v1.xml"],
         )
+
+
+class EmptyQueryTests(SynchronousTestCase):
+    """
+    A request without any parameter is an empty query (1011).
+    """
+
+    def test_empty(self) -> None:
+        """
+        SingleZip and GroupZip without parameters answer 1011.
+        """
+        for servlet in ("SingleZip", "GroupZip"):
+            self.assertEqual(classify(render(simulator(), f"/oasisapi/{servlet}")[1]).code, 1011, servlet)
+
+    def test_noReport(self) -> None:
+        """
+        Parameters without a report name are still an unknown report.
+        """
+        path = "/oasisapi/SingleZip?startdatetime=20250102T08:00-0000&version=1"
+        self.assertEqual(classify(render(simulator(), path)[1]).code, 1005)
