@@ -11,7 +11,7 @@ import io
 import zipfile
 from xml.sax.saxutils import escape
 
-from harbour.testing.simulator.formats import MESSAGES, PACIFIC, UTC, iso, parse_gmt, valid_gmt
+from harbour.testing.simulator.formats import MESSAGES, PACIFIC, UTC, iso, oasis_number, parse_gmt, valid_gmt
 
 NAMESPACE = "http://www.caiso.com/soa/OASISReport_v1.xsd"
 DISCLAIMER = (
@@ -112,12 +112,13 @@ def report_header(queryname: str, market: str | None, uom: str | None, minutes: 
 
 def csv_document(columns: list[str], rows: list[Row]) -> bytes:
     """
-    @return: C{rows} as OASIS's C{resultformat=6} CSV.
+    @return: C{rows} as OASIS's C{resultformat=6} CSV, numbers written as
+        OASIS writes them (L{oasis_number}).
     """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
-    writer.writerows([row[c] for c in columns] for row in rows)
+    writer.writerows([oasis_number(row[c]) for c in columns] for row in rows)
     return out.getvalue().encode()
 
 

@@ -113,6 +113,19 @@ def day_names(start: datetime.datetime, end: datetime.datetime) -> str:
     return f"{first:%Y%m%d}_{last:%Y%m%d}"
 
 
+def oasis_number(value: object) -> object:
+    """
+    @return: C{value} as OASIS writes numbers, if it is a float: plainly,
+        to at most five decimals, without trailing zeros (C{38.1942},
+        C{0}, C{0.00009}), never in exponent notation nor as C{-0}; any
+        other value as it is.
+    """
+    if not isinstance(value, float):
+        return value
+    text = f"{value:.5f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
 def created_after(end: datetime.datetime, rng: random.Random) -> datetime.datetime:
     """
     @return: A plausible creation time for an answer: some hours after its

@@ -24,6 +24,7 @@ from harbour.testing.simulator.formats import (
     day_names,
     interval_number,
     iso,
+    oasis_number,
 )
 
 #: Minutes per interval of data whose requests OASIS caps at an hour: such
@@ -134,7 +135,7 @@ class GenericReport:
                 f"<INTERVAL_NUM>{interval_number(hour, number, self.minutes)}</INTERVAL_NUM>\n"
                 f"<INTERVAL_START_GMT>{row['INTERVAL_START_GMT']}</INTERVAL_START_GMT>\n"
                 f"<INTERVAL_END_GMT>{row['INTERVAL_END_GMT']}</INTERVAL_END_GMT>\n"
-                f"<VALUE>{row['VALUE']}</VALUE>\n</REPORT_DATA>\n"
+                f"<VALUE>{oasis_number(row['VALUE'])}</VALUE>\n</REPORT_DATA>\n"
             )
         out.write("</REPORT_ITEM>\n")
         return envelope(out.getvalue(), created)

@@ -26,6 +26,7 @@ from harbour.testing.simulator.formats import (
     day_names,
     interval_number,
     iso,
+    oasis_number,
 )
 
 HUBS = ("TH_NP15_GEN-APND", "TH_SP15_GEN-APND", "TH_ZP26_GEN-APND")
@@ -325,7 +326,7 @@ def report_xml(
                 f"<OPR_DATE>{row['OPR_DT']}</OPR_DATE>\n<INTERVAL_NUM>{number}</INTERVAL_NUM>\n"
                 f"<INTERVAL_START_GMT>{row['INTERVALSTARTTIME_GMT']}</INTERVAL_START_GMT>\n"
                 f"<INTERVAL_END_GMT>{row['INTERVALENDTIME_GMT']}</INTERVAL_END_GMT>\n"
-                f"<VALUE>{row['MW']}</VALUE>\n</REPORT_DATA>\n"
+                f"<VALUE>{oasis_number(row['MW'])}</VALUE>\n</REPORT_DATA>\n"
             )
         out.write("</REPORT_ITEM>\n")
     return envelope(out.getvalue(), created)

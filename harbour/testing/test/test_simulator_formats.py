@@ -1,18 +1,22 @@
 """
 Tests of the simulator's answers against the real OASIS samples and the
-interface specification: the names of their members, and the error of an
-empty query.
+interface specification: the names of their members, the error of an
+empty query, and how numbers are written.
 """
 
 from __future__ import annotations
 
 import datetime
+import re
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.oasis.classify import classify
-from harbour.testing.simulator import UTC, OasisSimulator
+from harbour.testing.simulator import CATALOGUE, UTC, GenericReport, OasisSimulator
+from harbour.testing.simulator.documents import Row, csv_document
+from harbour.testing.simulator.formats import oasis_number
+from harbour.testing.simulator.reports import report_xml
 from harbour.testing.test.rendering import members, render
 
 
@@ -100,3 +104,46 @@ class EmptyQueryTests(SynchronousTestCase):
         """
         path = "/oasisapi/SingleZip?startdatetime=20250102T08:00-0000&version=1"
         self.assertEqual(classify(render(simulator(), path)[1]).code, 1005)
+
+
+class NumberTests(SynchronousTestCase):
+    """
+    Numbers are written as in the real files: plainly, without trailing
+    zeros, C{0} for zero.
+    """
+
+    def test_formats(self) -> None:
+        """
+        Floats are written to at most five decimals without trailing
+        zeros, never in exponent notation nor as C{-0}; other values as
+        they are.
+        """
+        self.assertEqual(
+            [oasis_number(v) for v in (38.1942, 37.36854, 9e-05, -0.0, 0.0, -0.10312, 20536.0, 3.8, 12, "x")],
+            ["38.1942", "37.36854", "0.00009", "0", "0", "-0.10312", "20536", "3.8", 12, "x"],
+        )
+
+    def test_documents(self) -> None:
+        """
+        CSV and XML documents write their numbers so, not as Python does
+        (C{9e-05}, C{-0.0}, which large answers hold: small congestion and
+        GHG prices, a loss rounded to zero).
+        """
+        rows: list[Row] = [
+            {"OPR_DT": "2025-01-01", "OPR_HR": 1, "OPR_INTERVAL": 0, "NODE": "N", "XML_DATA_ITEM": "LMP_PRC"}
+            | {"INTERVALSTARTTIME_GMT": "s", "INTERVALENDTIME_GMT": "e", "MW": value}
+            for value in (9e-05, -0.0)
+        ]
+        self.assertEqual(csv_document(["MW"], rows), b"MW\n0.00009\n0\n")
+        xml = report_xml(CATALOGUE["PRC_LMP"], "DAM", rows, datetime.datetime(2026, 1, 1, tzinfo=UTC), "NODE")
+        self.assertEqual(re.findall(rb"<VALUE>([^<]*)</VALUE>", xml), [b"0.00009", b"0"])
+        generic = GenericReport("PRC_CNSTR", "DAM", 60)
+        xml = generic.xml(
+            [
+                row
+                | {"INTERVAL_START_GMT": "s", "INTERVAL_END_GMT": "e", "DATA_ITEM": "X", "VALUE": row["MW"]}
+                for row in rows
+            ],
+            datetime.datetime(2026, 1, 1, tzinfo=UTC),
+        )
+        self.assertEqual(re.findall(rb"<VALUE>([^<]*)</VALUE>", xml), [b"0.00009", b"0"])
