@@ -35,7 +35,9 @@ table reports what was injected and whether anything was lost:
 
 - every task the final configuration asks for must be final, and its file
   on disk (if downloaded) must be whole, the simulator's bytes for the
-  task's current URL, with a record naming that URL;
+  task's current URL, with a record naming that URL; what it asks for is
+  what the soak reckons (a 1-day window per report and trading day), not
+  harbour's manifest, which must plan exactly those windows;
 - a file kept as C{<name>.rev<N>.zip} (a definition changed after it was
   fetched) must be the simulator's bytes for one of the URLs its report has
   had;
@@ -61,7 +63,17 @@ table reports what was injected and whether anything was lost:
   another directory);
 - the worker must have downloaded (some of its downloads seen under way in
   the hub's status), and every pause and resume must have reached every
-  process downloading (the hub's status lists each with its C{paused}).
+  process downloading (the hub's status lists each with its C{paused});
+- every bad input must be refused: a command or configuration taken, or a
+  wrong token let in, fails the soak.
+
+Nothing is waited for without a bound: a command unanswered for a minute,
+a C{harbourctl} running ten minutes, or a process not ending within a
+minute of C{SIGTERM} (it is then killed) fails the soak, saying which.  A
+run no longer than C{--every} still injects one fault.  However the soak
+ends, by its verdict, an error or a signal (C{SIGTERM}, C{SIGINT}), it
+stops harbour, its redis-server and the worker and removes its temporary
+directory; interrupted, it exits 1 without a verdict.
 """
 
 from __future__ import annotations
