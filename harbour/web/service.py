@@ -20,7 +20,7 @@ from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTC
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.http import HTTPChannel
+from twisted.web.http import NO_BODY_CODES, HTTPChannel
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 from zope.interface import implementer
@@ -207,7 +207,14 @@ class ReadingChannel(HTTPChannel):
             self.site.admission.log_refusal(
                 self.peer, "closed a connection", f"no complete request within {REQUEST_TIMEOUT:g} s"
             )
-        self.abort()
+            self.abort()
+            return
+        # Idle: close gracefully, so that the end of the last answer still
+        # in the send buffers reaches a client reading it slowly; one that
+        # reads nothing is aborted once the answer's time is out.
+        self.site.admission.done_waiting(self)
+        self._set_deadline(ANSWER_TIMEOUT, self.abort)
+        self.loseConnection()
 
     def _not_taken(self) -> None:
         self._deadline = None
@@ -507,6 +514,10 @@ class BoundedRequest(Request):
         much of it at once as the send buffer takes.
         """
         if self._disconnected:
+            return
+        if self.method == b"HEAD" or self.code in NO_BODY_CODES:
+            # Twisted writes the headers and drops the body.
+            super().write(data)
             return
         self._unsent.append(data)
         self._count(len(data))

@@ -330,6 +330,14 @@ class SmallBufferTransport(StringTransport):
             self.full = True
             self.producer.pauseProducing()
 
+    def unregisterProducer(self) -> None:
+        """
+        Forget the producer, if any, as a socket's transport does (a
+        closing channel unregisters it again).
+        """
+        if self.producer is not None:
+            super().unregisterProducer()
+
     def read(self) -> bytes:
         """
         The client reads everything held: the producer may go on.
@@ -634,6 +642,52 @@ class UnsentTests(SynchronousTestCase):
                 channel.dataReceived(then)
             self.assertTrue(transport.disconnected)
             self.assertTrue(any("without reading the answers" in line for line in messages), messages)
+
+    def test_slowReaderKeptAlive(self) -> None:
+        """
+        A kept-alive client still reading the end of its answer (handed
+        over whole, the rest in the send buffer) when L{REQUEST_TIMEOUT}
+        for its next request runs out has its connection closed, not
+        aborted: the end still reaches it.  One that reads nothing more
+        is aborted once L{ANSWER_TIMEOUT} is out.
+        """
+        channel, transport = self.ask()
+        received = b""
+        while self.site.unsent:
+            received += transport.read()
+        self.reactor.advance(REQUEST_TIMEOUT)
+        self.assertTrue(transport.disconnecting)
+        self.assertFalse(transport.disconnected)
+        received += transport.read()
+        self.assertTrue(received.endswith(b"\r\n\r\n" + self.body))
+        self.reactor.advance(ANSWER_TIMEOUT)
+        self.assertTrue(transport.disconnected)
+
+    def test_headSendsNoBody(self) -> None:
+        """
+        The answer to C{HEAD} of a page written in pieces (longer than
+        L{PIECE}) has no body: the kept-alive connection's next answer
+        follows its head.
+        """
+
+        class Written(Resource):
+            isLeaf = True
+
+            def render_GET(self, request: Request) -> object:
+                request.write(b"x" * (3 * PIECE))
+                request.finish()
+                return NOT_DONE_YET
+
+        self.site.resource.putChild(b"page", Written())
+        channel = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        assert channel is not None
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
+        channel.dataReceived(b"HEAD /page HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        channel.dataReceived(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        ignored, ignored, rest = transport.value().partition(b"\r\n\r\n")
+        self.assertTrue(rest.startswith(b"HTTP/1.1 200 OK"), rest[:40])
 
     def test_notTaken(self) -> None:
         """
