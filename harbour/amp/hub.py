@@ -35,9 +35,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from harbour.admission import REFUSAL_LOG_INTERVAL
 from harbour.amp import commands
 from harbour.amp.client import HarbourClientProtocol, RemoteBus, client_endpoint
-from harbour.amp.server import AUTHENTICATION_TIMEOUT, REFUSAL_LOG_INTERVAL
+from harbour.amp.server import AUTHENTICATION_TIMEOUT
 from harbour.bus import DEFAULT_QUEUE_LIMIT, Bus, Outbox, Subscription, callback_outbox, validate_pattern
 from harbour.errors import BadRequest, StoreUnavailable, Unauthorized
 from harbour.interfaces import IBus, IEvent, IStatusSource

@@ -55,7 +55,7 @@ from twisted.protocols import amp
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from harbour.admission import EVICTION_GRACE, REFUSAL_LOG_INTERVAL, Admission
+from harbour.admission import Admission
 from harbour.amp import commands
 from harbour.bus import DEFAULT_QUEUE_BYTES, Bus, Event, Outbox, validate_pattern
 from harbour.errors import BadRequest, ConfigurationError, Unauthorized
@@ -1096,8 +1096,6 @@ class ControlService(Service):
                 UNAUTHENTICATED_PER_HOST,
                 "their token",
                 "amp",
-                EVICTION_GRACE,
-                REFUSAL_LOG_INTERVAL,
             ),
             takes_self=True,
         ),

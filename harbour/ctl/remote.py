@@ -445,10 +445,6 @@ def _redis_state(store: dict[str, Any]) -> str:
     return "connected"
 
 
-#: C{status --check}'s exit code for a critical state.
-CRITICAL = 2
-
-
 def _catching_up(hours: float) -> str:
     """
     @return: How long the requests to go take at the politeness rule's

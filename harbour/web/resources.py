@@ -76,12 +76,19 @@ class Remembered:
         """
         if shot is self._shot and version == self._version:
             return succeed(self._answer)
+        return render().addCallback(self._remember, shot, version)
 
-        def remember(answer: bytes) -> bytes:
-            self._shot, self._version, self._answer = shot, version, answer
-            return answer
+    def get_now(self, shot: Snapshot, version: int, render: Callable[[], bytes]) -> bytes:
+        """
+        L{get}, for an answer rendered at once.
+        """
+        if shot is self._shot and version == self._version:
+            return self._answer
+        return self._remember(render(), shot, version)
 
-        return render().addCallback(remember)
+    def _remember(self, answer: bytes, shot: Snapshot, version: int) -> bytes:
+        self._shot, self._version, self._answer = shot, version, answer
+        return answer
 
 
 class Rendered(Resource):
@@ -210,12 +217,7 @@ class Metrics(Resource):
         @return: The metrics.
         """
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
-        text: list[bytes] = []
-        # Generated at once: the Deferred has fired.
-        self._remembered.get(self.snapshot(), 0, lambda: succeed(generate_latest(self.registry))).addCallback(
-            text.append
-        )
-        return text[0]
+        return self._remembered.get_now(self.snapshot(), 0, lambda: generate_latest(self.registry))
 
 
 @attr.s(eq=False)

@@ -17,12 +17,13 @@ from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
+from harbour.admission import REFUSAL_LOG_INTERVAL
 from harbour.amp import commands
 from harbour.amp import hub as hub_module
 from harbour.amp import server as server_module
 from harbour.amp.client import HarbourClientProtocol
 from harbour.amp.hub import ANSWER_DEADLINE, CLOSE_GRACE, HubLink
-from harbour.amp.server import AUTHENTICATION_TIMEOUT, REFUSAL_LOG_INTERVAL, ControlProtocol, ControlService
+from harbour.amp.server import AUTHENTICATION_TIMEOUT, ControlProtocol, ControlService
 from harbour.bus import Bus, Event, Subscription, SubscriptionTable
 from harbour.errors import BadRequest, StoreUnavailable, Unauthorized
 from harbour.interfaces import IEvent

@@ -22,15 +22,14 @@ from twisted.protocols import amp
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from harbour.admission import EVICTION_GRACE, REFUSAL_LOG_INTERVAL
 from harbour.amp import commands
 from harbour.amp.client import client_endpoint, connect
 from harbour.amp.hub import HubLink
 from harbour.amp.server import (
     AUTHENTICATION_TIMEOUT,
     CLOSE_TIMEOUT,
-    EVICTION_GRACE,
     REFUSAL_DELAY,
-    REFUSAL_LOG_INTERVAL,
     UNAUTHENTICATED_LIMIT,
     UNAUTHENTICATED_PER_HOST,
     ControlProtocol,
