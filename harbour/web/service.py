@@ -259,13 +259,14 @@ class ReadingChannel(HTTPChannel):
     def requestDone(self, request: Request) -> None:
         """
         The answer is handed over: wait for the next request (which may
-        have come already), or, the connection closing, give the client
-        L{REQUEST_TIMEOUT} to take the end of the answer.
+        have come already), or, the connection closing gracefully, give
+        the client L{ANSWER_TIMEOUT} to take the end of the answer still in
+        the send buffers, as an idle kept-alive connection has.
         """
         if self.persistent:
             self._wait_for_request()
         else:
-            self._set_deadline(REQUEST_TIMEOUT, self.abort)
+            self._set_deadline(ANSWER_TIMEOUT, self.abort)
         super().requestDone(request)
 
     def close(self) -> None:

@@ -591,11 +591,13 @@ class UnsentTests(SynchronousTestCase):
         root.putChild(b"big", Data(self.body, "text/plain"))
         self.site = ReadingSite(root, requestFactory=BoundedRequest, reactor=self.reactor)
 
-    def ask(self, host: str = "203.0.113.9") -> tuple[Any, SmallBufferTransport]:
+    def ask(self, host: str = "203.0.113.9", close: bool = False) -> tuple[Any, SmallBufferTransport]:
         """
         Ask for the big answer on a new connection, whose send buffer holds
         1,000 bytes.
 
+        @param close: Whether the request asks for the connection to close
+            after its answer (C{Connection: close}).
         @return: Its channel and transport.
         """
         channel = self.site.buildProtocol(IPv4Address("TCP", host, 40000))
@@ -604,7 +606,8 @@ class UnsentTests(SynchronousTestCase):
         transport.peerAddr = IPv4Address("TCP", host, 40000)
         channel.makeConnection(transport)
         self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
-        channel.dataReceived(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        connection = b"Connection: close\r\n" if close else b""
+        channel.dataReceived(b"GET /big HTTP/1.1\r\nHost: localhost\r\n" + connection + b"\r\n")
         return channel, transport
 
     def test_handedOver(self) -> None:
@@ -661,6 +664,26 @@ class UnsentTests(SynchronousTestCase):
         received += transport.read()
         self.assertTrue(received.endswith(b"\r\n\r\n" + self.body))
         self.reactor.advance(ANSWER_TIMEOUT)
+        self.assertTrue(transport.disconnected)
+
+    def test_slowReaderClosing(self) -> None:
+        """
+        A client that asked for the connection to close and still reads
+        the end of its answer (handed over whole, the rest in the send
+        buffer) L{REQUEST_TIMEOUT} later is not aborted: the connection
+        closes once it has read the end.  One that reads nothing more is
+        aborted once L{ANSWER_TIMEOUT} is out.
+        """
+        channel, transport = self.ask(close=True)
+        received = b""
+        while self.site.unsent:
+            received += transport.read()
+        self.assertTrue(transport.disconnecting)
+        self.reactor.advance(REQUEST_TIMEOUT)
+        self.assertFalse(transport.disconnected)
+        received += transport.read()
+        self.assertTrue(received.endswith(b"\r\n\r\n" + self.body))
+        self.reactor.advance(ANSWER_TIMEOUT - REQUEST_TIMEOUT)
         self.assertTrue(transport.disconnected)
 
     def test_headSendsNoBody(self) -> None:
