@@ -296,13 +296,10 @@ class ReadingChannel(HTTPChannel):
         """
         if not self.unread:
             return True
-        transport = cast(ITCPTransport, self.transport)
-        self.log.warn(
-            "closed a connection from {peer}: it sent requests without reading the answers",
-            peer=str(transport.getPeer()),
-            service="http",
+        self.site.admission.log_refusal(
+            self.peer, "closed a connection", "it sent requests without reading the answers"
         )
-        transport.abortConnection()
+        self.abort()
         return False
 
     def pauseProducing(self) -> None:

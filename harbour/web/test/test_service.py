@@ -362,15 +362,20 @@ class UnreadAnswersTests(SynchronousTestCase):
     #: Three requests in one packet.
     PIPELINED = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n" * 3
 
+    def setUp(self) -> None:
+        """
+        A site of a daemon on a memory reactor.
+        """
+        reactor = MemoryReactorClock()
+        monitor = Monitor(reactor, Bus(), FakeDaemon(reactor))
+        self.site = HttpService(reactor, DEFAULT_HTTP, monitor).site()
+
     def connect(self, limit: int) -> tuple[Any, SmallBufferTransport]:
         """
         @return: The channel and transport of a new connection to the
             site, whose send buffer holds C{limit} bytes.
         """
-        reactor = MemoryReactorClock()
-        monitor = Monitor(reactor, Bus(), FakeDaemon(reactor))
-        site = HttpService(reactor, DEFAULT_HTTP, monitor).site()
-        channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        channel = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
         assert channel is not None
         transport = SmallBufferTransport(limit)
         channel.makeConnection(transport)
@@ -398,9 +403,24 @@ class UnreadAnswersTests(SynchronousTestCase):
         self.assertEqual(transport.value().count(b"HTTP/1.1 200 OK"), 1)
         self.assertTrue(transport.disconnected)
         self.assertIn(
-            "closed a connection from IPv4Address(type='TCP', host='192.168.1.1', port=54321):"
-            " it sent requests without reading the answers",
+            "closed a connection from 192.168.1.1: it sent requests without reading the answers",
             messages,
+        )
+
+    def test_unreadLoggedOncePerInterval(self) -> None:
+        """
+        A peer whose connections are aborted for unread answers again and
+        again is logged once per interval, as other refusals are, not
+        once per connection.
+        """
+        messages = capture_log(self)
+        for ignored in range(3):
+            channel, transport = self.connect(limit=50)
+            channel.dataReceived(self.PIPELINED)
+            self.assertTrue(transport.disconnected)
+        self.assertEqual(
+            [message for message in messages if "without reading the answers" in message],
+            ["closed a connection from 192.168.1.1: it sent requests without reading the answers"],
         )
 
     def test_readingClientServed(self) -> None:
@@ -632,11 +652,14 @@ class UnsentTests(SynchronousTestCase):
         those behind answers that fill the send buffer do.
         """
         request = b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n"
-        for first, then in [(request * 2, b""), (request, request)]:
+        # Each from a peer of its own, whose refusal is logged rather than
+        # counted with the last one's.
+        for peer, (first, then) in enumerate([(request * 2, b""), (request, request)]):
             messages = capture_log(self)
             channel = self.site.buildProtocol(IPv4Address("TCP", "203.0.113.9", 40000))
             assert channel is not None
             transport = SmallBufferTransport(1000)
+            transport.peerAddr = IPv4Address("TCP", f"203.0.113.{peer + 1}", 40000)
             channel.makeConnection(transport)
             self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
             channel.dataReceived(first)
