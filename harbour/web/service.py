@@ -141,8 +141,6 @@ class ReadingChannel(HTTPChannel):
         handed more of it whenever the send buffer empties.
     """
 
-    log = Logger()
-
     unread = False
     holder: BoundedRequest | None = None
     # Set by the site as it builds the channel.
