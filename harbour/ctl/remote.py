@@ -347,14 +347,18 @@ def _failed(args: argparse.Namespace, out: TextIO, why: str, code: int) -> int:
     Say why the command failed: on standard error, and for C{status
     --check}, which then has no status to judge, also as the one line on
     standard output that monitoring plugins read (C{HARBOUR UNKNOWN -
-    why}).
+    why}), or with C{--json} as a document in place of the status
+    (C{{"check": "UNKNOWN", "error": why}}).
 
     @return: C{code}; for C{status --check}, L{UNREACHABLE}, the exit code
         monitoring reads as UNKNOWN.
     """
     print(f"harbourctl: {why}", file=sys.stderr)
     if args.command == "status" and getattr(args, "check", False):
-        print(f"HARBOUR {CHECK_WORDS[UNREACHABLE]} - {why}", file=out)
+        if getattr(args, "json", False):
+            print(json.dumps({"check": CHECK_WORDS[UNREACHABLE], "error": why}, indent=2), file=out)
+        else:
+            print(f"HARBOUR {CHECK_WORDS[UNREACHABLE]} - {why}", file=out)
         return UNREACHABLE
     return code
 

@@ -808,6 +808,19 @@ class UnreachableTests(SynchronousTestCase):
         self.assertIn("/nonexistent/amp.token", out)
         self.assertIn("/nonexistent/amp.token", errors)
 
+    def test_checkJsonSaysUnknown(self) -> None:
+        """
+        C{status --check --json} exits 3 and prints, in place of the
+        status document, a JSON document that says the check is unknown
+        and why, not the plugin's plain line.
+        """
+        code, out, errors = self.unreachable("status", "--check", "--json")
+        self.assertEqual(code, UNREACHABLE)
+        document = json.loads(out)
+        self.assertEqual(document["check"], "UNKNOWN")
+        self.assertIn("/nonexistent/amp.token", document["error"])
+        self.assertIn("/nonexistent/amp.token", errors)
+
     def test_notAToken(self) -> None:
         """
         A token file that holds no token (a log named by mistake, too long
