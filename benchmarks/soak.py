@@ -413,6 +413,11 @@ class Soak:
         self._clean_up_waiters: list[Deferred] = []
         #: Whether the reactor stopped (a signal) before the soak's end.
         self.interrupted = False
+        #: Whether L{clean_up} keeps the soak's directory, for a failed
+        #: soak to be looked into.
+        self.keep = False
+        #: Each harbour and worker process started, named, in order.
+        self.started: list[tuple[str, WatchedProcess]] = []
 
     def expected_windows(self) -> dict[str, set[Window]]:
         """
@@ -507,6 +512,7 @@ class Soak:
     async def start(self) -> None:
         self.refuse_if_closing()
         self.daemon = start_harbour(self.reactor, self.directory, "--http", f"unix:{self.http_socket}")
+        self.started.append(("harbour", self.daemon))
         self.redis_pid = await redis_started(self.daemon)
         await self.daemon.wait_for("store ready")
         await self.daemon.wait_for("control port listening")
@@ -536,6 +542,7 @@ class Soak:
             ),
             self.directory / "worker",
         )
+        self.started.append(("worker", self.worker))
         self.worker.ended.addCallback(self._worker_ended, self.worker)
         await self.worker.wait_for("connected to hub")
         await self.worker.wait_for("store ready")
@@ -1313,8 +1320,9 @@ class Soak:
     def clean_up(self) -> Deferred:
         """
         Stop the worker, the daemon (and with it its redis-server) and the
-        simulator, and remove the soak's directory: once, whichever way the
-        soak ends (its verdict, an error, a signal).
+        simulator, and remove the soak's directory, or if L{keep} says so
+        (the soak failed) write each process's output into it and keep it:
+        once, whichever way the soak ends (its verdict, an error, a signal).
 
         @return: A L{Deferred} that fires once that is done (a new one for
             each caller).
@@ -1333,11 +1341,29 @@ class Soak:
         try:
             await self.stop()
         finally:
-            shutil.rmtree(self.directory, ignore_errors=True)
+            if self.keep or self.stop_failures:
+                self.keep_directory()
+            else:
+                shutil.rmtree(self.directory, ignore_errors=True)
             self.closed = True
             waiters, self._clean_up_waiters = self._clean_up_waiters, []
             for waiter in waiters:
                 waiter.callback(None)
+
+    def keep_directory(self) -> None:
+        """
+        Write the output of each harbour and worker process the soak
+        started into its directory (C{harbour-1.log}, C{worker-1.log}, and
+        so on), and say where it is.
+        """
+        counts: Counter = Counter()
+        for name, process in self.started:
+            counts[name] += 1
+            (self.directory / f"{name}-{counts[name]}.log").write_text(process.output() + "\n")
+        print(
+            f"\nsoak: kept {self.directory} to be looked into (each process's output in its *.log)",
+            flush=True,
+        )
 
     def interrupt(self, soaking: Deferred) -> Deferred:
         """
@@ -1350,6 +1376,7 @@ class Soak:
         """
         if not soaking.called and not self.closing:
             self.interrupted = True
+            self.keep = False
             print(
                 "\nsoak interrupted: stopping harbour, its redis-server and the worker,"
                 f" removing {self.directory}",
@@ -1459,8 +1486,13 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
     # worker would run on, the directory left behind.  The reactor waits
     # for this trigger's Deferred before it stops.
     reactor.addSystemEventTrigger("before", "shutdown", soak.interrupt, soaking)
+    # Kept unless the soak passes, or a signal ends it: an error of the
+    # soak's own leaves what it saw to be looked into.
+    soak.keep = True
     try:
         outcome, requests, met, audit = await soaking
+        ok = passed(soak, outcome, audit, met)
+        soak.keep = not ok
     except CancelledError:
         if soak.interrupted:
             raise SystemExit(f"soak interrupted: no verdict; harbour stopped, {directory} removed") from None
@@ -1543,7 +1575,7 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
     table([(f"{name} (x{count})", outcome) for (name, outcome), count in tried.items()])
     for taken in soak.bad_inputs_taken:
         print(f"\nbad input taken: {taken}")
-    ok = passed(soak, outcome, audit, met)
+    ok = ok and not soak.stop_failures
     print("\nsoak " + ("passed" if ok else "FAILED"))
     return 0 if ok else 1
 

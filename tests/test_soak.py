@@ -493,6 +493,35 @@ class CleanUpTests(SynchronousTestCase):
         self.successResultOf(waited)
         self.assertFalse(self.soak.directory.exists())
 
+    def test_failedKept(self) -> None:
+        """
+        A soak that failed keeps its directory, with the output of each
+        harbour and worker process it started in a file of its own, and
+        says where it is; an interrupted one removes it even if it was to
+        be kept.
+        """
+        self.soak.started = [("harbour", self.soak.daemon), ("worker", self.soak.worker)]
+        self.soak.daemon.outReceived(b"harbour said this\n")
+        self.soak.keep = True
+        done = self.soak.clean_up()
+        self.end_both()
+        self.successResultOf(done)
+        self.assertEqual((self.soak.directory / "harbour-1.log").read_text(), "harbour said this\n")
+        self.assertTrue((self.soak.directory / "worker-1.log").exists())
+        self.assertIn(f"soak: kept {self.soak.directory}", self.said.getvalue())
+
+        interrupted = fake_soak(self)
+        interrupted.worker, ignored = watched(interrupted.reactor)
+        interrupted.daemon, ignored = watched(interrupted.reactor)
+        interrupted.keep = True
+        soaking: Deferred = Deferred()
+        waited = interrupted.interrupt(soaking)
+        self.failureResultOf(soaking, CancelledError)
+        for process in (interrupted.worker, interrupted.daemon):
+            process.processEnded(Failure(ProcessDone(None)))
+        self.successResultOf(waited)
+        self.assertFalse(interrupted.directory.exists())
+
     def test_onceForAll(self) -> None:
         """
         The soak's own clean-up and the reactor's, as it stops, are one:
