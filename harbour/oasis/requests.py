@@ -520,7 +520,8 @@ def report_urls(
         and those of the manifest's zone that end after it.
     @param now: If given, leave out what cannot exist yet at this POSIX
         time (see L{available_through}): the newest window covers only the
-        days already published.
+        days already published, and of another zone than OASIS's only
+        those holding nothing of a trading day not out yet.
     """
     with _collector_paused():
         return _report_urls(manifest, reports, today, start, end, published, now)
@@ -538,8 +539,9 @@ def _report_urls(
     table = DayTable(ZoneInfo(manifest.timezone))
     # OASIS's months are of its own trading days, whatever zone the
     # manifest's days are of: a month asked from another midnight would
-    # start on the last day of the month before.
-    months = DayTable(PACIFIC)
+    # start on the last day of the month before.  Publication delays are
+    # reckoned from its trading days too.
+    pacific = DayTable(PACIFIC)
     result: list[ReportURL] = []
     for report in reports:
         if not report.enabled:
@@ -550,9 +552,9 @@ def _report_urls(
         if report.window == MONTH_WINDOW:
             through = published.get(report.name) if published else None
             if now is not None:
-                ended = available_through(months, now, publication_delay(report) * 3600, hourly=False)
+                ended = available_through(pacific, now, publication_delay(report) * 3600, hourly=False)
                 through = ended if through is None else min(through, ended)
-            result.extend(requests.requests(Windows.of(list(month_windows(first, last, through, months)))))
+            result.extend(requests.requests(Windows.of(list(month_windows(first, last, through, pacific)))))
             continue
         if published and report.name in published:
             last = min(last, published_last(table.zone, published[report.name]))
@@ -561,11 +563,7 @@ def _report_urls(
         if now is None:
             windows = table.windows(first, last, hours)
         else:
-            delay = publication_delay(report) * 3600
-            last = min(last, available_through(table, now, delay, hourly=hours % 24 != 0))
-            windows = table.windows(first, last, hours)
-            if hours % 24 and delay >= 0:
-                windows = windows.ending_by(now, delay)
+            windows = _available_windows(table, pacific, first, last, hours, now, publication_delay(report))
         if not _sends_end(report, hours):
             windows = windows.starts_only()
         result.extend(requests.requests(windows))
@@ -606,12 +604,50 @@ def publication_delay(report: ReportTopic) -> float:
     return entry.publication_delay_hours_for(report.market_run_id) if entry is not None else 0.0
 
 
+def _available_windows(
+    table: DayTable,
+    pacific: DayTable,
+    first: datetime.date,
+    last: datetime.date,
+    hours: int,
+    now: float,
+    delay_hours: float,
+) -> Windows:
+    """
+    @param table: The days of the manifest's zone.
+    @param pacific: OASIS's trading days, from which publication delays
+        run.
+    @param delay_hours: As L{publication_delay} says.
+    @return: The windows of up to C{hours} hours over the manifest's days
+        C{first} to C{last} whose data can exist at the POSIX time C{now}:
+        those holding nothing of a trading day not out yet.
+    """
+    delay = delay_hours * 3600
+    hourly = hours % 24 != 0
+    ready = available_through(pacific, now, delay, hourly)
+    if not hourly:
+        # A day of another zone may end inside a trading day not out yet.
+        return table.windows(first, min(last, published_last(table.zone, ready)), hours)
+    # Each hour is looked at: the hours of a day of another zone may fall
+    # on two trading days, and only the earlier may be out.
+    out_by = pacific.start(ready + ONE_DAY)
+    last = min(last, (out_by - datetime.timedelta(microseconds=1)).astimezone(table.zone).date())
+    windows = table.windows(first, last, hours)
+    if delay >= 0:
+        return windows.ending_by(now, delay)
+    if table.start(last + ONE_DAY) > out_by:
+        return windows.ending_by(out_by.timestamp(), 0)
+    return windows
+
+
 def available_through(table: DayTable, now: float, delay: float, hourly: bool) -> datetime.date:
     """
+    @param table: The days counted: OASIS's trading days (Pacific) for the
+        delays of its catalogue, which run from them.
     @param delay: Seconds, as L{publication_delay} says.
     @param hourly: Whether the windows are hours (then the day under way
         counts, its hours are looked at one by one).
-    @return: The last trading day whose data can exist at C{now}.
+    @return: The last day of C{table} whose data can exist at C{now}.
     """
     day = datetime.datetime.fromtimestamp(now - delay, UTC).astimezone(table.zone).date()
     # A positive delay runs from the end of the window: a whole day is out

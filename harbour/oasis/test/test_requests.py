@@ -491,6 +491,66 @@ class AvailabilityTests(SynchronousTestCase):
         self.assertEqual(monday.filename, tuesday.filename)
         self.assertEqual(tuesday.window_end - monday.window_end, datetime.timedelta(days=1))
 
+    def test_dayAheadInAnotherZone(self) -> None:
+        """
+        With days of another zone, a day is asked for once every trading
+        day it holds hours of can exist: a UTC day ends at 17:00 Pacific
+        in summer, so the UTC day of tomorrow's date, holding most of
+        tomorrow's trading day, waits for 14:00 Pacific today as that
+        trading day does.
+        """
+        lmp = report(params={"node": "X"}, window="1d")
+        manifest = ManifestTopic(start="2025-06-08", end="+1d", timezone="UTC")
+
+        def newest(now: str) -> ReportURL:
+            moment = at(now)
+            return report_urls(manifest, [lmp], market_today(manifest, moment), now=moment)[0]
+
+        self.assertEqual(newest("2025-06-10T20:59Z").filename, "lmp/2025-06-10.zip")
+        self.assertEqual(newest("2025-06-10T21:00Z").filename, "lmp/2025-06-11.zip")
+
+    def test_afterItsDayInAnotherZone(self) -> None:
+        """
+        A report published a day after its trading day ends (the
+        catalogue's +1d for C{PRC_FUEL}) is asked for a UTC day only once
+        the later of the two trading days it holds hours of is out.
+        """
+        fuel = report(
+            name="fuel",
+            queryname="PRC_FUEL",
+            market_run_id=None,
+            params={"fuel_region_id": "ALL"},
+            window="1d",
+        )
+        manifest = ManifestTopic(start="2025-06-01", end="today", timezone="UTC")
+
+        def newest(now: str) -> str:
+            moment = at(now)
+            return report_urls(manifest, [fuel], market_today(manifest, moment), now=moment)[0].filename
+
+        self.assertEqual(newest("2025-06-12T06:59Z"), "fuel/2025-06-09.zip")
+        self.assertEqual(newest("2025-06-12T07:00Z"), "fuel/2025-06-10.zip")
+
+    def test_hoursInAnotherZone(self) -> None:
+        """
+        Hourly windows of another zone's days are asked for hour by hour,
+        each once the trading day it falls on can exist: at 07:30 Pacific,
+        tomorrow's day-ahead hours are not, though the UTC day under way
+        has begun, and from 14:00 they are.
+        """
+        hourly = report(params={"node": "X"}, window="1h")
+        manifest = ManifestTopic(start="2025-06-10", end="+1d", timezone="UTC")
+
+        def newest_end(now: str) -> datetime.datetime:
+            moment = at(now)
+            requests = report_urls(manifest, [hourly], market_today(manifest, moment), now=moment)
+            return max(request.window_end for request in requests)
+
+        self.assertEqual(
+            newest_end("2025-06-10T14:30Z"), datetime.datetime(2025, 6, 11, 7, tzinfo=datetime.UTC)
+        )
+        self.assertEqual(newest_end("2025-06-10T21:00Z"), datetime.datetime(2025, 6, 12, tzinfo=datetime.UTC))
+
     def test_relativeEndAhead(self) -> None:
         """
         C{end} accepts days ahead of today, such as C{"+1d"}.

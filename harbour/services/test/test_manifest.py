@@ -232,13 +232,15 @@ class ManifestServiceTests(SynchronousTestCase):
         A cap is a Pacific trading day: the manifest's days of another zone
         are asked for once that day has ended, as an instant.  A UTC day
         ends before the Pacific day of its date does, a day of Honolulu
-        after.
+        after; today in Honolulu, which ends two hours into a trading day
+        whose day-ahead prices are not out at noon in California, is not
+        even held back.
         """
         publications = CappedPublications({"lmp": datetime.date(2026, 1, 13)})
         self.manifest.publications = cast(IPublications, publications)
         for zone, asked, held in [
             ("UTC", ["lmp/2026-01-13.zip"], ["lmp/2026-01-15.zip", "lmp/2026-01-14.zip"]),
-            ("Pacific/Honolulu", [], ["lmp/2026-01-15.zip", "lmp/2026-01-14.zip", "lmp/2026-01-13.zip"]),
+            ("Pacific/Honolulu", [], ["lmp/2026-01-14.zip", "lmp/2026-01-13.zip"]),
         ]:
             (self.directory / "r.toml").write_text(
                 REPORTS.replace("[manifest]", f'[manifest]\ntimezone = "{zone}"')
