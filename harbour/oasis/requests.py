@@ -556,18 +556,41 @@ def _report_urls(
                 through = ended if through is None else min(through, ended)
             result.extend(requests.requests(Windows.of(list(month_windows(first, last, through, pacific)))))
             continue
+        hours = _hours(report)
+        # Months done, these are a group's days asked by their start.
+        starts_only = pacific_windows(report)
+        days = pacific if starts_only else table
         if published and report.name in published:
-            last = min(last, published_last(table.zone, published[report.name]))
-        assert report.window is not None, "a report's window is filled in when it is built"
-        hours = min(window_hours(report.window), MAX_WINDOW_HOURS)
+            last = min(last, published_last(days.zone, published[report.name]))
         if now is None:
-            windows = table.windows(first, last, hours)
+            windows = days.windows(first, last, hours)
         else:
-            windows = _available_windows(table, pacific, first, last, hours, now, publication_delay(report))
-        if not _sends_end(report, hours):
+            windows = _available_windows(days, pacific, first, last, hours, now, publication_delay(report))
+        if starts_only:
             windows = windows.starts_only()
         result.extend(requests.requests(windows))
     return result
+
+
+def pacific_windows(report: ReportTopic) -> bool:
+    """
+    @return: Whether the windows of C{report} are made of OASIS's trading
+        days (Pacific) whatever zone the manifest's days are of: a month,
+        and a group's day asked for by C{startdatetime} alone, which OASIS
+        answers with the trading day (or month) that starts there.  Asked
+        from another midnight, such a request would start no trading day.
+        The days of its range, its cap and its window's names are then
+        Pacific ones.
+    """
+    return report.window == MONTH_WINDOW or not _sends_end(report, _hours(report))
+
+
+def _hours(report: ReportTopic) -> int:
+    """
+    @return: The hours of one window of C{report} (not of months).
+    """
+    assert report.window is not None, "a report's window is filled in when it is built"
+    return min(window_hours(report.window), MAX_WINDOW_HOURS)
 
 
 def _sends_end(report: ReportTopic, hours: int) -> bool:
@@ -614,12 +637,13 @@ def _available_windows(
     delay_hours: float,
 ) -> Windows:
     """
-    @param table: The days of the manifest's zone.
+    @param table: The days the windows are made of: the manifest's zone's,
+        or OASIS's own (see L{pacific_windows}).
     @param pacific: OASIS's trading days, from which publication delays
         run.
     @param delay_hours: As L{publication_delay} says.
-    @return: The windows of up to C{hours} hours over the manifest's days
-        C{first} to C{last} whose data can exist at the POSIX time C{now}:
+    @return: The windows of up to C{hours} hours over the days C{first} to
+        C{last} of C{table} whose data can exist at the POSIX time C{now}:
         those holding nothing of a trading day not out yet.
     """
     delay = delay_hours * 3600

@@ -24,7 +24,7 @@ from zope.interface import implementer
 
 from harbour.bus import Subscription
 from harbour.config.paging import follow_reports
-from harbour.config.schema import MONTH_WINDOW, ManifestTopic, ReportTopic
+from harbour.config.schema import ManifestTopic, ReportTopic
 from harbour.interfaces import IBus, IEvent, IManifest, IPublications, IStatusSource, StatusDocument
 from harbour.oasis.publications import PACIFIC, Publication, hour_bounds
 from harbour.oasis.requests import (
@@ -33,6 +33,7 @@ from harbour.oasis.requests import (
     ReportURL,
     Windows,
     market_today,
+    pacific_windows,
     published_last,
     report_range,
     report_urls,
@@ -124,8 +125,9 @@ class ManifestService(Service):
             if cap is None or not report.enabled:
                 continue
             first, last = report_range(self.manifest, report, today)
-            # Months are OASIS's own, as the cap's day is (see report_urls).
-            if report.window != MONTH_WINDOW:
+            # Months and a group's days asked by their start are OASIS's
+            # own, as the cap's day is (see report_urls).
+            if not pacific_windows(report):
                 cap = published_last(ZoneInfo(self.manifest.timezone), cap)
             start = max(first, cap + datetime.timedelta(days=1))
             held.extend(report_urls(self.manifest, [report], today, start=start, end=last, now=now))
@@ -149,8 +151,10 @@ class ManifestService(Service):
         names: dict[tuple[str, str], list[ReportTopic]] = {}
         for report in self.definitions:
             # Disabled ones too: a revision of a retired window must reach
-            # it before it comes back.  (Months are of groups, not logged.)
-            if report.queryname and report.window != MONTH_WINDOW:
+            # it before it comes back.  (Reports of Pacific windows, months
+            # and a group's days, are not logged: the windows matched below
+            # are the manifest's days.)
+            if report.queryname and not pacific_windows(report):
                 names.setdefault(report_key(report), []).append(report)
         relevant = [entry for entry in entries if entry.key in names]
         if not relevant:

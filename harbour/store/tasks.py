@@ -181,7 +181,9 @@ def redefinition(old_url: str, new_url: str, state: str) -> str | None:
         A request that drops its C{enddatetime} and keeps its start is a
         day group's, which OASIS answers with the day that starts there
         whatever C{enddatetime} says (spec section 2.2): tasks made when
-        harbour sent one keep their answers.
+        harbour sent one keep their answers.  One without C{enddatetime}
+        whose start moved asks for another day (or month), never the same
+        one cut: it is resized.
     """
     (old_rest, old_window), (new_rest, new_window) = _split(old_url), _split(new_url)
     if old_rest != new_rest:
@@ -191,7 +193,8 @@ def redefinition(old_url: str, new_url: str, state: str) -> str | None:
         return "restated"
     same_end = old_window.get("enddatetime") == new_window.get("enddatetime")
     # OASIS's times (20250101T08:00-0000) sort as they follow.
-    if state in (DOWNLOADED, EMPTY) and old_start and same_end and old_start < new_start:
+    cut = "enddatetime" in new_window and same_end and old_start < new_start
+    if state in (DOWNLOADED, EMPTY) and old_start and cut:
         return None
     return "resized"
 

@@ -266,6 +266,56 @@ class URLTests(SynchronousTestCase):
         for request in requests:
             self.assertEqual(query(request.url)["enddatetime"], gmt(request.window_end))
 
+    def test_groupZipDaysArePacific(self) -> None:
+        """
+        With days of another zone, a group asked for its day by
+        C{startdatetime} alone is asked for OASIS's trading days, named by
+        their dates: OASIS answers the trading day that starts there, and
+        a UTC midnight starts none.  The change days have 23 and 25 hours
+        as in Pacific; a group asked by the hour keeps the manifest's days.
+        """
+        group = ReportTopic(name="grp", groupid="DAM_LMP_GRP", kind="group_zip")
+        [request] = urls("2025-06-10", "2025-06-10", group, timezone="UTC")
+        self.assertEqual(query(request.url)["startdatetime"], "20250610T07:00-0000")
+        self.assertEqual(
+            (request.filename, request.window_start, request.window_end),
+            (
+                "grp/2025-06-10.zip",
+                datetime.datetime(2025, 6, 10, 7, tzinfo=datetime.UTC),
+                datetime.datetime(2025, 6, 11, 7, tzinfo=datetime.UTC),
+            ),
+        )
+        spring, fall = (urls(day, day, group, timezone="UTC")[0] for day in ("2025-03-09", "2025-11-02"))
+        self.assertEqual(
+            (spring.window_end - spring.window_start, fall.window_end - fall.window_start),
+            (datetime.timedelta(hours=23), datetime.timedelta(hours=25)),
+        )
+        hourly = ReportTopic(name="hasp", groupid="HASP_LMP_GRP", kind="group_zip")
+        self.assertEqual(
+            min(r.window_start for r in urls("2025-06-10", "2025-06-10", hourly, timezone="UTC")),
+            datetime.datetime(2025, 6, 10, tzinfo=datetime.UTC),
+        )
+
+    def test_groupZipDaysArePacificWhenPublished(self) -> None:
+        """
+        Such a group's trading day is asked for once it can exist (the
+        catalogue's -10h for C{DAM_LMP_GRP}: 14:00 Pacific the day before),
+        with days of another zone too.
+        """
+        group = ReportTopic(name="grp", groupid="DAM_LMP_GRP", kind="group_zip")
+        manifest = ManifestTopic(start="2025-06-08", end="+1d", timezone="UTC")
+
+        def newest(now: str) -> ReportURL:
+            moment = at(now)
+            return report_urls(manifest, [group], market_today(manifest, moment), now=moment)[0]
+
+        self.assertEqual(newest("2025-06-10T20:59Z").filename, "grp/2025-06-10.zip")
+        latest = newest("2025-06-10T21:00Z")
+        self.assertEqual(
+            (latest.filename, query(latest.url)["startdatetime"]),
+            ("grp/2025-06-11.zip", "20250611T07:00-0000"),
+        )
+
     def test_groupZipCSV(self) -> None:
         """
         A group asked for in CSV says so, as a SingleZip report does

@@ -249,6 +249,25 @@ class ManifestServiceTests(SynchronousTestCase):
             self.assertEqual([r.filename for r in self.manifest.reports()], asked, zone)
             self.assertEqual([r.filename for r in self.manifest.held_back()], held, zone)
 
+    def test_capsOfPacificDays(self) -> None:
+        """
+        A group asked for its trading days by C{startdatetime} alone has
+        them whatever the zone of the manifest's days: a cap given for it
+        is its own last day, asked for and held back as such (in Honolulu
+        too, where the manifest's days end two hours later).
+        """
+        (self.directory / "r.toml").write_text(
+            '[manifest]\nstart = "-2d"\ntimezone = "Pacific/Honolulu"\n\n'
+            '[[reports]]\nname = "grp"\ngroupid = "DAM_LMP_GRP"\n'
+        )
+        self.successResultOf(self.config.reload())
+        publications = CappedPublications({"grp": datetime.date(2026, 1, 13)})
+        self.manifest.publications = cast(IPublications, publications)
+        self.assertEqual([r.filename for r in self.manifest.reports()], ["grp/2026-01-13.zip"])
+        self.assertEqual(
+            [r.filename for r in self.manifest.held_back()], ["grp/2026-01-15.zip", "grp/2026-01-14.zip"]
+        )
+
     def test_capsRetireNothing(self) -> None:
         """
         Tasks created while there was no cap (the log unreadable) are not

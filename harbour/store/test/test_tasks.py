@@ -305,6 +305,36 @@ class TaskStoreBehaviourMixin(_MixinBase):
         )
         self.assertEqual(await self.store.counts(), {"g": {DOWNLOADED: 2, FAILED: 1}})
 
+    async def test_dayGroupAskedFromAnotherStartFetchedAgain(self) -> None:
+        """
+        A day group's request by C{startdatetime} alone whose start moved
+        (its day was a UTC one, and is now the trading day of that date)
+        asks for another day, not the same one cut at its start: its
+        downloaded or empty answer is fetched again, under the new URL.
+        """
+
+        def day_group(report: str, hour: int) -> ReportURL:
+            start = datetime.datetime(2025, 1, 15, hour, tzinfo=UTC)
+            return ReportURL(
+                f"http://oasis/GroupZip?groupid=DAM_LMP_GRP&startdatetime={start:%Y%m%dT%H:%M}-0000",
+                f"{report}/2025-01-15.zip",
+                report,
+                start,
+                start + datetime.timedelta(days=1),
+            )
+
+        states = {"a": DOWNLOADED, "b": EMPTY}
+        await self.store.create([day_group(report, 0) for report in states])
+        for ignored in states:
+            task = await self._task(self.store.claim("w", 60))
+            await self.store.finish(task.id, "w", states[task.report], 10, "old")
+        pacific = [day_group(report, 8) for report in states]
+        await self.store.create(pacific)
+        found = [await self._task(self.store.get(task_id(request.filename))) for request in pacific]
+        self.assertEqual(
+            [(task.state, task.url) for task in found], [(PENDING, request.url) for request in pacific]
+        )
+
     async def test_staleForgottenWhenGivenBack(self) -> None:
         """
         A claim given back, or whose lease ran out, after its request
