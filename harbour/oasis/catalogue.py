@@ -508,8 +508,29 @@ def warnings(entry: CatalogueEntry, params: Mapping[str, str]) -> list[str]:
             "never as a SingleZip report"
         )
     if not entry.history:
-        found.append(f"{entry.name}: OASIS serves only current data for it; a past window cannot be fetched")
+        found.append(_current_only(entry, params))
     return found
+
+
+def _current_only(entry: CatalogueEntry, params: Mapping[str, str]) -> str:
+    """
+    @return: What harbour does with a report OASIS serves only current
+        data of, whatever window it is asked for.
+    """
+    given = {name.lower(): value for name, value in params.items()}
+    delay = entry.publication_delay_hours_for(given.get("market_run_id"))
+    said = (
+        f"{entry.name}: OASIS serves only current data for it, whatever window is asked: "
+        "harbour asks for no day before today"
+    )
+    if delay < 0:
+        return f"{said}, and for today and later days once their data can exist ({entry.publication})"
+    # A window is asked for once it is over: a day of it only when it is
+    # no longer today.
+    return (
+        f"{said}, and for a window once it is over ({entry.publication}), so that only windows "
+        "of today shorter than a day are fetched, each holding what is current when it is asked"
+    )
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)

@@ -39,7 +39,7 @@ from harbour.config.schema import (
     resolve_day,
     window_hours,
 )
-from harbour.oasis.catalogue import CSV_RESULTFORMAT, load_catalogue, offset_hours
+from harbour.oasis.catalogue import CSV_RESULTFORMAT, CatalogueEntry, load_catalogue, offset_hours
 from harbour.oasis.publications import PACIFIC
 
 UTC = datetime.UTC
@@ -493,11 +493,37 @@ def report_range(
     manifest: ManifestTopic, report: ReportTopic, today: datetime.date
 ) -> tuple[datetime.date, datetime.date]:
     """
-    @return: The first and last trading day of C{report}.
+    @return: The first and last trading day of C{report}: for a report
+        OASIS serves only current data of (L{serves_history}), none before
+        C{today}.
     """
     first = resolve_day(report.start or manifest.start, today)
     last = resolve_day(report.end or manifest.end, today)
+    if not serves_history(report):
+        first = max(first, today)
     return first, last
+
+
+def serves_history(report: ReportTopic) -> bool:
+    """
+    @return: Whether OASIS answers a past window of C{report} with that
+        window's data; not for the catalogue's reports without history,
+        which it answers with the current interval whatever window is
+        asked (a past day's file would hold today's data).  A report the
+        catalogue does not know is taken to.
+    """
+    entry = _entry(report)
+    return entry is None or entry.history
+
+
+def _entry(report: ReportTopic) -> CatalogueEntry | None:
+    """
+    @return: The catalogue's entry of C{report}, or L{None}.
+    """
+    catalogue = load_catalogue()
+    if report.queryname:
+        return catalogue.entry(queryname=report.queryname)
+    return catalogue.entry(groupid=report.groupid)
 
 
 def report_urls(
@@ -548,6 +574,9 @@ def _report_urls(
             continue
         first, last = report_range(manifest, report, today)
         first, last = start or first, end or last
+        if not serves_history(report):
+            # Whatever first day is asked: a past one would hold today's.
+            first = max(first, today)
         requests = ReportRequests(manifest.base_url, report)
         if report.window == MONTH_WINDOW:
             through = published.get(report.name) if published else None
@@ -618,12 +647,7 @@ def publication_delay(report: ReportTopic) -> float:
     """
     if report.publication_delay is not None:
         return offset_hours(report.publication_delay)
-    catalogue = load_catalogue()
-    entry = (
-        catalogue.entry(queryname=report.queryname)
-        if report.queryname
-        else catalogue.entry(groupid=report.groupid)
-    )
+    entry = _entry(report)
     return entry.publication_delay_hours_for(report.market_run_id) if entry is not None else 0.0
 
 

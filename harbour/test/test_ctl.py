@@ -744,6 +744,21 @@ class PlanCommandTests(SynchronousTestCase):
         self.assertIn("94 requests", text)
         self.assertIn("one request per trading day would take 180", text)
 
+    def test_currentOnlyFromToday(self) -> None:
+        """
+        A report OASIS serves only current data of is planned from today,
+        as the daemon asks for it: its first day is today, and its past
+        days cost nothing.
+        """
+        (self.directory / "a.toml").write_text(
+            '[manifest]\nstart = "2025-01-01"\nend = "today"\n'
+            '[[reports]]\nname = "curr"\nqueryname = "PRC_CURR_LMP"\nversion = 2\n'
+            'params = { node = "ALL" }\n'
+        )
+        code, text = self.run_plan("--json", "--today", "2026-01-15")
+        [row] = json.loads(text)["reports"]
+        self.assertEqual((row["first"], row["last"], row["requests"]), ("2026-01-15", "2026-01-15", 1))
+
     def test_badConfiguration(self) -> None:
         """
         A configuration with errors plans nothing and exits 1.

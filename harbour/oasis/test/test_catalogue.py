@@ -573,12 +573,24 @@ class LimitTests(SynchronousTestCase):
     def test_groupOnlyWarns(self) -> None:
         """
         Asking SingleZip for a report the spec requests only through groups
-        warns, naming the groups; so does a report without history.
+        warns, naming the groups.
         """
         [found] = warnings(self.entry("PUB_BID"), {"market_run_id": "DAM"})
         self.assertIn("PUB_DAM_GRP, PUB_RTM_GRP", found)
+
+    def test_currentOnlyWarns(self) -> None:
+        """
+        A report without history warns, saying what harbour asks of it:
+        nothing before today, and of a report published once its window
+        is over (+0h) only windows of today shorter than a day; of one
+        published ahead (C{TRNS_CURR_USAGE}, -6d), today and later days.
+        """
         [current] = warnings(self.entry("PRC_CURR_LMP"), {"node": "ALL"})
         self.assertIn("only current data", current)
+        self.assertIn("harbour asks for no day before today", current)
+        self.assertIn("only windows of today shorter than a day are fetched", current)
+        [ahead] = warnings(self.entry("TRNS_CURR_USAGE"), {"ti_id": "ALL", "ti_direction": "ALL"})
+        self.assertIn("harbour asks for no day before today, and for today and later days", ahead)
 
 
 class PublicationTests(SynchronousTestCase):

@@ -14,7 +14,15 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.config.schema import ManifestTopic, ReportTopic, parse_file
 from harbour.config.topics import TopicError
-from harbour.oasis.requests import ReportURL, UnsafeName, confined, gmt, market_today, report_urls
+from harbour.oasis.requests import (
+    ReportURL,
+    UnsafeName,
+    confined,
+    gmt,
+    market_today,
+    report_range,
+    report_urls,
+)
 
 TODAY = datetime.date(2026, 1, 15)
 
@@ -607,6 +615,72 @@ class AvailabilityTests(SynchronousTestCase):
         """
         self.assertEqual(ManifestTopic(end="+2d").end, "+2d")
         self.assertRaises(TopicError, ManifestTopic, start="+1d")
+
+
+def current(**kwargs: Any) -> ReportTopic:
+    """
+    A report OASIS serves only the current interval of, for all nodes.
+    """
+    values: dict[str, Any] = {
+        "name": "curr",
+        "queryname": "PRC_CURR_LMP",
+        "version": 2,
+        "params": {"node": "ALL"},
+    }
+    values.update(kwargs)
+    return report(**values)
+
+
+class HistoryTests(SynchronousTestCase):
+    """
+    A report OASIS serves only current data of (the catalogue's C{history
+    = false}) is asked for no day before today: OASIS would answer a past
+    day's request with the current interval, filed under the past day.
+    """
+
+    def test_fromToday(self) -> None:
+        """
+        Its range starts today whatever its C{start}, and so does a first
+        day given instead (C{harbourctl manifest --start}); a report with
+        history keeps its range.
+        """
+        manifest = ManifestTopic(start="2025-01-01", end="today")
+        self.assertEqual(
+            [r.filename for r in report_urls(manifest, [current()], TODAY)], ["curr/2026-01-15.zip"]
+        )
+        self.assertEqual(report_range(manifest, current(), TODAY), (TODAY, TODAY))
+        overridden = report_urls(manifest, [current()], TODAY, start=datetime.date(2025, 11, 1))
+        self.assertEqual([r.filename for r in overridden], ["curr/2026-01-15.zip"])
+        self.assertEqual(report_range(manifest, report(), TODAY), (datetime.date(2025, 1, 1), TODAY))
+
+    def test_pastRange(self) -> None:
+        """
+        A range over before today asks for nothing.
+        """
+        self.assertEqual(urls("2025-01-01", "2025-12-31", current()), [])
+
+    def test_hoursOfToday(self) -> None:
+        """
+        Asked by the hour, it is asked for the hours of today once each is
+        over, and for none of the days before.
+        """
+        manifest = ManifestTopic(start="2026-01-01", end="today")
+        now = at("2026-01-15T10:30-08:00")
+        requests = report_urls(manifest, [current(window="1h")], market_today(manifest, now), now=now)
+        self.assertEqual(
+            [r.filename for r in requests], [f"curr/2026-01-15_H{hour:02d}.zip" for hour in range(1, 11)]
+        )
+
+    def test_daysAhead(self) -> None:
+        """
+        A report of current and future days (C{TRNS_CURR_USAGE}) is asked
+        for today and the days ahead its range gives.
+        """
+        usage = report(name="usage", queryname="TRNS_CURR_USAGE", market_run_id=None, params={}, window="1d")
+        self.assertEqual(
+            [r.filename for r in urls("2025-01-01", "+2d", usage)],
+            ["usage/2026-01-17.zip", "usage/2026-01-16.zip", "usage/2026-01-15.zip"],
+        )
 
 
 def monthly(**kwargs: Any) -> ReportTopic:
