@@ -19,12 +19,11 @@ from __future__ import annotations
 import datetime
 import time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import attr
 
 from harbour.config.schema import ManifestTopic, ReportTopic
-from harbour.oasis.publications import Publication, Scheduled, log_key
+from harbour.oasis.publications import PACIFIC, Publication, Scheduled, log_key
 from harbour.oasis.requests import gmt, market_today, report_range
 
 #: Each read starts this much before where the last one ended: an entry can
@@ -192,7 +191,8 @@ class Knowledge:
     def next_delay(self, now: float, manifest: ManifestTopic, definitions: list[ReportTopic]) -> float:
         """
         @return: Seconds to the next read: the interval, or sooner just
-            after a scheduled publication, or after a failure: L{RETRY},
+            after a scheduled publication (its time a Pacific one), or
+            after a failure: L{RETRY},
             doubled for each further failure in a row (up to the interval).
         """
         delay = manifest.publications_interval
@@ -200,15 +200,16 @@ class Knowledge:
             # The exponent is bounded: the wait is the interval long before.
             delay = min(delay, RETRY * 2 ** min(self.failing - 1, 32))
         followed = {report_key(r) for r in definitions if r.enabled}
-        zone = ZoneInfo(manifest.timezone)
-        local = datetime.datetime.fromtimestamp(now, zone)
+        # The schedule's times are market times, whatever zone the
+        # manifest's days are of.
+        local = datetime.datetime.fromtimestamp(now, PACIFIC)
         for entry in self.schedule:
             if entry.key not in followed:
                 continue
-            moment = datetime.datetime.combine(local.date(), entry.time, zone)
+            moment = datetime.datetime.combine(local.date(), entry.time, PACIFIC)
             if moment <= local:
                 moment = datetime.datetime.combine(
-                    local.date() + datetime.timedelta(days=1), entry.time, zone
+                    local.date() + datetime.timedelta(days=1), entry.time, PACIFIC
                 )
             delay = min(delay, moment.timestamp() - now + AFTER_PUBLICATION)
         return max(1.0, delay)

@@ -857,3 +857,34 @@ class LaggingTests(SynchronousTestCase):
         self.known.mode = DATE_RANGES
         now = self.at("2025-03-20T20:00:00+00:00")
         self.assertEqual(self.known.lagging([self.report()], self.manifest, now), {})
+
+
+class ScheduleTests(SynchronousTestCase):
+    """
+    L{Knowledge.next_delay}: a read is brought forward to just after each
+    publication the schedule announces.
+    """
+
+    def test_pacificTimes(self) -> None:
+        """
+        The schedule's times are market times: a 13:00 publication is at
+        20:00Z in June whatever zone the manifest's days are of, and the
+        log is read a minute later; once it has passed, the next is
+        tomorrow's.
+        """
+        report = ReportTopic(name="lmp", queryname="PRC_LMP", market_run_id="DAM", params={"node": "X"})
+        known = Knowledge(schedule=[Scheduled("PRC_LMP", "DAM", datetime.time(13, 0))])
+        for zone in ("America/Los_Angeles", "UTC", "Asia/Tokyo", "Pacific/Honolulu"):
+            manifest = ManifestTopic(timezone=zone, publications_interval=86400)
+            for now, read in [
+                (
+                    datetime.datetime(2025, 6, 10, 12, tzinfo=datetime.UTC),
+                    datetime.datetime(2025, 6, 10, 20, 1),
+                ),
+                (
+                    datetime.datetime(2025, 6, 10, 21, tzinfo=datetime.UTC),
+                    datetime.datetime(2025, 6, 11, 20, 1),
+                ),
+            ]:
+                delay = known.next_delay(now.timestamp(), manifest, [report])
+                self.assertEqual(now.timestamp() + delay, read.replace(tzinfo=datetime.UTC).timestamp(), zone)
