@@ -172,13 +172,17 @@ def plan_table(
             row["est_bytes"] = round(p.requests * sizes[p.report]) if p.report in sizes else None
         rows.append(row)
     total = sum(p.requests for p in plans)
-    daily = trading_days(plans)
+    # One request a day is compared with the reports it could ask for.
+    daily, compared = trading_days(plans), sum(p.requests for p in plans if p.daily)
+    shorter = [p.report for p in plans if not p.daily]
     summary: dict[str, Any] = {
         "requests": total,
         "hours": round(total * interval / 3600, 2),
         "min_request_interval": interval,
         "one_per_trading_day": daily,
-        "saved": round(daily / total, 1) if total else None,
+        "compared_requests": compared,
+        "saved": round(daily / compared, 2) if compared else None,
+        "shorter_than_a_day": shorter,
     }
     if done is not None:
         summary["hours_left"] = round(sum(r["hours_left"] for r in rows), 2)
@@ -201,6 +205,18 @@ def plan_table(
         + (f"; about {summary['est_bytes']:,} bytes" if sizes is not None else ""),
         file=out,
     )
-    if total:
+    if compared and shorter:
+        print(
+            f"one request per trading day would take {daily:,} ({summary['saved']:g}x as many as their "
+            f"{compared:,}); left out, asked in windows shorter than a day: {', '.join(shorter)}",
+            file=out,
+        )
+    elif compared:
         print(f"one request per trading day would take {daily:,} ({summary['saved']:g}x as many)", file=out)
+    elif shorter:
+        print(
+            "one request per trading day is no comparison: every report is asked in windows "
+            "shorter than a day",
+            file=out,
+        )
     return OK

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import attr
 
-from harbour.config.schema import ManifestTopic, ReportTopic
+from harbour.config.schema import MONTH_WINDOW, ManifestTopic, ReportTopic, window_hours
 from harbour.oasis.requests import report_range, report_urls
 
 
@@ -38,6 +38,15 @@ class ReportPlan:
         """
         return self.requests * interval
 
+    @property
+    def daily(self) -> bool:
+        """
+        Whether one request covers a trading day or more (a month too): a
+        report asked in shorter windows (the catalogue's limit, or the
+        configuration's choice) cannot be asked one request a day.
+        """
+        return not self.window or self.window == MONTH_WINDOW or window_hours(self.window) >= 24
+
 
 def plan(manifest: ManifestTopic, reports: Iterable[ReportTopic], today: datetime.date) -> list[ReportPlan]:
     """
@@ -56,6 +65,8 @@ def plan(manifest: ManifestTopic, reports: Iterable[ReportTopic], today: datetim
 def trading_days(plans: Iterable[ReportPlan]) -> int:
     """
     @return: The requests of the same reports at one request per trading
-        day, as most scripts ask.
+        day, as most scripts ask; those asked in windows shorter than a
+        day (not L{ReportPlan.daily}) left out, as they cannot be asked
+        so.
     """
-    return sum((p.last - p.first).days + 1 for p in plans if p.last >= p.first)
+    return sum((p.last - p.first).days + 1 for p in plans if p.daily and p.last >= p.first)

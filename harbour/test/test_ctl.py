@@ -714,6 +714,7 @@ class PlanCommandTests(SynchronousTestCase):
         self.assertEqual(document["total"]["requests"], 94)
         self.assertEqual(document["total"]["hours"], round(94 * 5 / 3600, 2))
         self.assertEqual(document["total"]["one_per_trading_day"], 180)
+        self.assertEqual(document["total"]["saved"], 1.91)
 
     def test_done(self) -> None:
         """
@@ -743,6 +744,44 @@ class PlanCommandTests(SynchronousTestCase):
         self.assertEqual(code, OK)
         self.assertIn("94 requests", text)
         self.assertIn("one request per trading day would take 180", text)
+
+    def test_shorterThanADay(self) -> None:
+        """
+        A report asked in windows shorter than a day cannot be asked one
+        request a day: it is left out of that comparison, which is made
+        with the others' requests alone, and said to be; with only such
+        reports there is none (it was "0x as many").
+        """
+        (self.directory / "a.toml").write_text(
+            '[manifest]\nstart = "2025-01-01"\nend = "2025-01-10"\n'
+            '[[reports]]\nname = "load"\nqueryname = "SLD_FCST"\nmarket_run_id = "DAM"\nwindow = "1d"\n'
+            '[[reports]]\nname = "rt"\nqueryname = "PRC_INTVL_LMP"\nmarket_run_id = "RTM"\n'
+            'params = { grp_type = "ALL_APNODES" }\n'
+        )
+        code, text = self.run_plan("--json")
+        total = json.loads(text)["total"]
+        self.assertEqual(
+            {key: total[key] for key in ("requests", "one_per_trading_day", "compared_requests", "saved")},
+            {"requests": 10 + 240, "one_per_trading_day": 10, "compared_requests": 10, "saved": 1.0},
+        )
+        self.assertEqual(total["shorter_than_a_day"], ["rt"])
+        code, text = self.run_plan()
+        self.assertIn(
+            "one request per trading day would take 10 (1x as many as their 10); "
+            "left out, asked in windows shorter than a day: rt",
+            text,
+        )
+        (self.directory / "a.toml").write_text(
+            '[manifest]\nstart = "2025-01-01"\nend = "2025-01-10"\n'
+            '[[reports]]\nname = "rt"\nqueryname = "PRC_INTVL_LMP"\nmarket_run_id = "RTM"\n'
+            'params = { grp_type = "ALL_APNODES" }\n'
+        )
+        code, text = self.run_plan("--json")
+        total = json.loads(text)["total"]
+        self.assertEqual((total["one_per_trading_day"], total["saved"]), (0, None))
+        code, text = self.run_plan()
+        self.assertNotIn("x as many", text)
+        self.assertIn("every report is asked in windows shorter than a day", text)
 
     def test_currentOnlyFromToday(self) -> None:
         """
