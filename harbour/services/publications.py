@@ -431,6 +431,6 @@ class LogReader:
         """
         @return: A L{Deferred} firing with the publication schedule.
         """
-        return self._get("ATL_PUB_SCHED", now - 86400, now, "&publication_type=ALL").addCallback(
-            lambda answer: self.in_thread(parse_schedule, answer)
-        )
+        return self._get(
+            "ATL_PUB_SCHED", now - 86400, now, "&oasis_section=ALL&publication_type=ALL"
+        ).addCallback(lambda answer: self.in_thread(parse_schedule, answer))

@@ -10,11 +10,13 @@ import threading
 import zipfile
 from collections.abc import Callable
 from typing import Any, cast
+from urllib.parse import parse_qsl, urlsplit
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from harbour.oasis.catalogue import check_request, load_catalogue, warnings
 from harbour.oasis.client import OasisClient
 from harbour.oasis.publications import LogUnreadable, parse_log, parse_schedule
 from harbour.services.publications import MAX_ANSWER, LogReader
@@ -83,6 +85,37 @@ class ParsedInThreadTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(log.log(0, 86400)), [])
         self.assertEqual(self.successResultOf(log.schedule(86400)), [])
         self.assertEqual(calls, [(parse_log, b"answer"), (parse_schedule, b"answer")])
+
+
+class RequestTests(SynchronousTestCase):
+    """
+    The log and the schedule are asked for as the spec's examples ask.
+    """
+
+    def test_asTheSpecAsks(self) -> None:
+        """
+        Each request is one the spec allows and carries every parameter
+        its examples send (C{oasis_section=ALL} for the schedule too),
+        which OASIS may refuse it without.  (Its C{market_run_id=ALL}, of
+        which the spec's examples show only C{DAM}, is another matter.)
+        """
+        log = reader(b"", in_thread=lambda parse, answer: succeed([]))
+        log.log(0, 86400)
+        log.schedule(86400)
+        client = cast(AnsweringClient, log.client)
+        for url in client.urls:
+            params = dict(parse_qsl(urlsplit(url).query))
+            entry = load_catalogue().entry(queryname=params["queryname"])
+            assert entry is not None
+            window = {"queryname", "startdatetime", "enddatetime"}
+            given = {name: value for name, value in params.items() if name not in window}
+            left_out = [warning for warning in warnings(entry, given) if "every example" in warning]
+            self.assertEqual((check_request(entry, None, given), left_out), ([], []), url)
+        schedule = dict(parse_qsl(urlsplit(client.urls[1]).query))
+        self.assertEqual(
+            (schedule["queryname"], schedule["oasis_section"], schedule["publication_type"]),
+            ("ATL_PUB_SCHED", "ALL", "ALL"),
+        )
 
 
 class BombTests(TestCase):
