@@ -13,9 +13,15 @@ changing, watching the directory afresh if it was replaced.  The end of
 the directory's own watch (it was removed or moved away) and an overflow
 of the kernel's queue of events (L{OverflowNotifier}) make a reload at
 once, and every reload too watches the directory at the path afresh if it
-is not the one watched.  A file that defined a topic and is gone or empty,
-or goes away as the reload reads it, is waited for (L{VANISHED_GRACE})
-before the directory is read.  So a file that is a link into another
+is not the one watched.  A file still open for writing (changed, and not
+yet closed, as inotify tells) is waited for, at most L{WRITING_GRACE},
+before the directory is read; a file that defined a topic and is gone or
+empty, or goes away as the reload reads it, is waited for
+(L{VANISHED_GRACE}) too.  Still empty after that, a file that defined a
+topic is an error that keeps the configuration (read as such, its topics
+would take their defaults: an emptied manifest would send every request
+to the real OASIS, 39 months back); a file removed gives its topics their
+defaults, except the reports'.  So a file that is a link into another
 directory (a Kubernetes ConfigMap's), the directory renamed or removed and
 made again, and events inotify dropped are all read.  Only topics whose content
 changed are published again.  A configuration with
@@ -36,6 +42,7 @@ published are, and the next reload tries it again.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import struct
 from collections.abc import Callable, Generator
@@ -61,6 +68,7 @@ from harbour.config.schema import (
     Locator,
     Problem,
     config_files,
+    default_configuration,
     is_config_name,
     printable,
     read_directory,
@@ -68,9 +76,11 @@ from harbour.config.schema import (
 from harbour.errors import HarbourError
 from harbour.interfaces import IBus, IConfigSource, IStatusSource
 
-#: What a save looks like to inotify, whatever the editor.
+#: What a save looks like to inotify, whatever the editor; C{IN_MODIFY}
+#: without its C{IN_CLOSE_WRITE} yet is a file still being written.
 WATCH_MASK = (
-    inotify.IN_CLOSE_WRITE
+    inotify.IN_MODIFY
+    | inotify.IN_CLOSE_WRITE
     | inotify.IN_MOVED_TO
     | inotify.IN_MOVED_FROM
     | inotify.IN_CREATE
@@ -100,6 +110,12 @@ CHECK_SECONDS = 5.0
 #: and read in between, its topics would take their defaults (a manifest's
 #: would change every request) for a moment.
 VANISHED_GRACE = 1.0
+
+#: How long a reload waits for a file that is open for writing (changed
+#: and not yet closed) to be closed: a slow writer (C{scp}, C{curl >
+#: file}, a template rendered) leaves it half-written meanwhile.  A writer
+#: that holds it open longer has it read all the same, and logged.
+WRITING_GRACE = 60.0
 
 #: The entry a Kubernetes ConfigMap volume swaps to change its files.
 CONFIGMAP_DATA = "..data"
@@ -253,6 +269,14 @@ class ConfigService(Service):
     _seen: Fingerprint = attr.ib(default=None, init=False)
     # Whether the pending reload already waited for a vanished file.
     _waited: bool = attr.ib(default=False, init=False)
+    # The configuration files changed and not yet closed (inotify told of
+    # an IN_MODIFY and no IN_CLOSE_WRITE since), each with when it was
+    # first told: reloads wait for them (see WRITING_GRACE).
+    _writing: dict[str, float] = attr.ib(factory=dict, init=False)
+    # Those of them whose wait is already logged.
+    _writing_told: set[str] = attr.ib(factory=set, init=False)
+    # Whether the pending reload waits for a file being written.
+    _holding: bool = attr.ib(default=False, init=False)
 
     def owns(self, topic: str) -> bool:
         """
@@ -281,6 +305,8 @@ class ConfigService(Service):
         self._notifier = OverflowNotifier(self.reactor, self.schedule)
         self._notifier.startReading()
         self._watched = None
+        # Their closes would come through the old watch, if at all.
+        self._forget_writing()
         # Gone, it is watched again by the next check that finds it back.
         with contextlib.suppress(inotify.INotifyError, OSError):
             state = os.stat(self.directory)
@@ -339,6 +365,7 @@ class ConfigService(Service):
             self._checks.stop()
         if self._pending is not None and self._pending.active():
             self._pending.cancel()
+        self._holding = False
         if self._notifier is not None:
             self._notifier.loseConnection()
             self._notifier = None
@@ -347,36 +374,106 @@ class ConfigService(Service):
         if mask & WATCH_ENDED:
             # The directory was removed (made again at once, it may have
             # its old inode, which a check would take for the one
-            # watched) or moved away: the reload watches what is there.
+            # watched) or moved away: the reload watches what is there,
+            # and what was being written in it went with it.
             self._watched = None
+            self._forget_writing()
             self.schedule()
             return
         name = path.asTextMode().basename()
-        if is_config_name(name) or name == CONFIGMAP_DATA:
-            self.schedule()
+        if not (is_config_name(name) or name == CONFIGMAP_DATA):
+            return
+        if mask & inotify.IN_MODIFY:
+            self._writing.setdefault(name, self.reactor.seconds())
+        else:
+            # Closed, or another file now at its name (created, renamed
+            # there) or none: what is at the name is no longer written.
+            self._writing.pop(name, None)
+            self._writing_told.discard(name)
+        self.schedule()
+
+    def _forget_writing(self) -> None:
+        """
+        Forget the files being written: no close of theirs will be told.
+        """
+        self._writing.clear()
+        self._writing_told.clear()
+
+    def _still_writing(self, now: float) -> dict[str, float]:
+        """
+        @return: The files being written that a reload still waits for:
+            those first changed less than L{WRITING_GRACE} ago.
+        """
+        return {name: since for name, since in self._writing.items() if now - since < WRITING_GRACE}
 
     def schedule(self) -> None:
         """
-        Reload once the current burst of changes has settled.
+        Reload once the current burst of changes has settled, and no file
+        is being written (see L{WRITING_GRACE}).
         """
         now = self.reactor.seconds()
         if self._pending is not None and self._pending.active():
-            # The wait for a vanished file is never cut short: the event
-            # may be its replacement being created, and not yet written.
-            if not self._waited and now - self._burst_started + self.settle <= self.max_settle:
-                self._pending.reset(self.settle)
-            return
+            if not self._holding:
+                # The wait for a vanished file is never cut short: the
+                # event may be its replacement being created, and not
+                # yet written.
+                if not self._waited and now - self._burst_started + self.settle <= self.max_settle:
+                    self._pending.reset(self.settle)
+                return
+            if self._still_writing(now):
+                return
+            # What was waited for is closed: read as any save is.
+            self._pending.cancel()
+        self._holding = False
         self._burst_started = now
         self._pending = self.reactor.callLater(self.settle, self._reload_now)
 
     def _reload_now(self) -> None:
         self._pending = None
+        self._holding = False
+        if self._hold_for_writing():
+            return
         if not self._waited and self._vanished_files():
             self._wait_for_vanished()
             return
         self._waited = False
         # Nobody waits for a reload inotify started: say here if it broke.
         self.reload().addErrback(lambda failure: self.log.failure("reload failed", failure, service="config"))
+
+    def _hold_for_writing(self) -> bool:
+        """
+        Put the reload off while a file is being written, until it is
+        closed or, at the latest, L{WRITING_GRACE} after it was first
+        changed; log the files read all the same, still open, and forget
+        them (changed again, each is waited for afresh).
+
+        @return: Whether the reload was put off.
+        """
+        now = self.reactor.seconds()
+        writing = self._still_writing(now)
+        for name in sorted(set(self._writing) - set(writing)):
+            self.log.warn(
+                "reading {file} while it is still open for writing: it was changed {seconds:.0f} s ago"
+                " and not closed since",
+                file=printable(name),
+                seconds=now - self._writing.pop(name),
+                service="config",
+            )
+            self._writing_told.discard(name)
+        if not writing:
+            return False
+        untold = sorted(set(writing) - self._writing_told)
+        if untold:
+            self.log.info(
+                "waiting for {files} to be closed: still open for writing (read in {seconds:.0f} s at most)",
+                files=", ".join(map(printable, untold)),
+                seconds=WRITING_GRACE,
+                service="config",
+            )
+            self._writing_told.update(untold)
+        self._holding = True
+        self._pending = self.reactor.callLater(min(writing.values()) + WRITING_GRACE - now, self._reload_now)
+        return True
 
     def _wait_for_vanished(self) -> None:
         """
@@ -385,6 +482,7 @@ class ConfigService(Service):
         """
         if self._pending is not None and self._pending.active():
             self._pending.cancel()
+        self._holding = False
         self._waited = True
         self._pending = self.reactor.callLater(VANISHED_GRACE, self._reload_now)
 
@@ -439,8 +537,8 @@ class ConfigService(Service):
             self._wait_for_vanished()
             return [], []
         configuration, problems = loaded.configuration, loaded.problems
-        if configuration is not None and (vanished := self._reports_vanished(configuration)):
-            configuration, problems = None, [vanished]
+        if configuration is not None and (vanished := self._vanished_topics(configuration)):
+            configuration, problems = None, vanished
         self._problems = problems
         if configuration is None:
             yield self._report(problems, logged)
@@ -495,6 +593,17 @@ class ConfigService(Service):
         )
         return problem
 
+    def _vanished_topics(self, configuration: Configuration) -> list[Problem]:
+        """
+        @return: Why C{configuration} is refused, if a topic that a file
+            defined is no longer defined by any: the reports whether their
+            file is gone or empty (see L{_reports_vanished}), another topic
+            if its file is still there, empty (see L{_emptied}).
+        """
+        vanished = [self._reports_vanished(configuration)]
+        vanished.extend(self._emptied(topic, configuration) for topic in TOPICS if topic != "reports")
+        return [problem for problem in vanished if problem is not None]
+
     def _reports_vanished(self, configuration: Configuration) -> Problem | None:
         """
         @return: Why C{configuration} is refused if no file defines the
@@ -512,6 +621,32 @@ class ConfigService(Service):
             f"no file defines the reports any more ({before} is gone or empty): taken, this would"
             " retire every task, so the configuration stays as it was (to stop every report, save"
             " reports = [])",
+        )
+
+    def _emptied(self, topic: str, configuration: Configuration) -> Problem | None:
+        """
+        @return: Why C{configuration} is refused if the file that defined
+            C{topic} is still there but defines nothing (a writer that
+            truncated it and has not written it yet, or a save cut short):
+            taken, each key of the topic would take its default, an
+            emptied manifest's the real OASIS and 39 months back.  A file
+            removed, or that still defines other topics, was changed on
+            purpose: its topic takes its defaults, as does an empty table.
+        """
+        before = self._sources.get(topic)
+        if before is None or topic in configuration.sources or before in configuration.sources.values():
+            return None
+        if not (self.directory / before).exists():
+            return None
+        defaults = default_configuration(self.defaults).payloads()[topic]
+        shown = ", ".join(f"{key} = {json.dumps(value)}" for key, value in defaults.items())
+        return Problem(
+            before,
+            1,
+            topic,
+            f"no file defines [{topic}] any more ({before} is empty): taken, every key of it would take"
+            f" its default ({shown}), so the configuration stays as it was (to take the defaults, save"
+            f" an empty [{topic}] table, or remove {before})",
         )
 
     @inlineCallbacks

@@ -14,10 +14,18 @@ from typing import Any, cast
 
 import attr
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.inotify import IN_DELETE_SELF, IN_IGNORED, IN_MOVE_SELF, IN_Q_OVERFLOW
+from twisted.internet.inotify import (
+    IN_CLOSE_WRITE,
+    IN_DELETE_SELF,
+    IN_IGNORED,
+    IN_MODIFY,
+    IN_MOVE_SELF,
+    IN_Q_OVERFLOW,
+)
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
@@ -30,17 +38,37 @@ from harbour.config.watcher import (
     MAX_SETTLE_SECONDS,
     SETTLE_SECONDS,
     VANISHED_GRACE,
+    WRITING_GRACE,
     ConfigService,
     error_payloads,
 )
 from harbour.errors import PayloadTooLarge, StoreUnavailable
 from harbour.interfaces import IBus, IEvent
+from harbour.test.helpers import capture_log
 
 #: How long an integration test waits for an inotify-driven event.
 EVENT_TIMEOUT = 10
 
 #: Whether an event, given its topic and (JSON) payload, is the one awaited.
 Predicate = Callable[[str, Any], bool]
+
+
+def logged(testcase: SynchronousTestCase, fragment: str, reactor: IReactorTime) -> Deferred[str]:
+    """
+    @return: A L{Deferred} firing with the text of the first log event
+        from now on that contains C{fragment}, failing after a while.
+    """
+    found: Deferred[str] = Deferred()
+
+    def observe(event: LogEvent) -> None:
+        text = formatEvent(event)
+        if fragment in text and not found.called:
+            found.callback(text)
+
+    observer = cast(ILogObserver, observe)
+    globalLogPublisher.addObserver(observer)
+    testcase.addCleanup(globalLogPublisher.removeObserver, observer)
+    return found.addTimeout(EVENT_TIMEOUT, reactor)
 
 
 def setting(bus: Bus, topic: str, key: str) -> object:
@@ -318,6 +346,132 @@ class ConfigServiceTests(SynchronousTestCase):
         self.clock.advance(VANISHED_GRACE)
         self.assertEqual(self.recorder.topics(), ["manifest", "config.loaded"])
         self.assertEqual(setting(self.bus, "manifest", "start"), "2024-02-01")
+
+    def told(self, name: str, mask: int) -> None:
+        """
+        Tell the service what inotify would: C{mask} happened to C{name}.
+        """
+        self.service._changed(None, FilePath(str(self.directory / name)), mask)
+
+    def test_writingWaitedFor(self) -> None:
+        """
+        A file changed and not yet closed (inotify told C{IN_MODIFY}, and
+        no C{IN_CLOSE_WRITE} yet) is still being written: no reload reads
+        it, neither the one its change schedules nor one a check
+        schedules, until it is closed; then it is read after the usual
+        settle time.
+        """
+        self.write("reports.toml", reports_toml(2))
+        self.successResultOf(self.service.reload())
+        del self.recorder.events[:]
+        with open(self.directory / "reports.toml", "w") as writing:
+            writing.write(reports_toml(1))
+            writing.flush()
+            self.told("reports.toml", IN_MODIFY)
+            self.clock.advance(self.service.settle)
+            self.assertFalse(self.service.check())
+            self.assertTrue(self.service.check())
+            self.clock.advance(WRITING_GRACE - 1)
+            self.told("reports.toml", IN_MODIFY)
+            self.clock.advance(self.service.settle)
+            self.assertEqual((self.recorder.topics(), self.service.status()["reloads"]), ([], 1))
+            writing.write(reports_toml(3)[len(reports_toml(1)) :])
+        self.told("reports.toml", IN_CLOSE_WRITE)
+        self.clock.advance(self.service.settle)
+        self.assertEqual(self.service.status()["reloads"], 2)
+        self.assertEqual(setting(self.bus, "reports", "count"), 3)
+        self.assertEqual([p["count"] for t, p in self.recorder.events if t == "reports"], [3])
+
+    def test_writingWaitBounded(self) -> None:
+        """
+        A file held open for writing longer than L{WRITING_GRACE} from
+        its first change is read all the same, and the log says it was
+        read while still open; changed again after that, it is waited for
+        afresh.
+        """
+        messages = capture_log(self)
+        self.write("work.toml", "[work]\nmax_attempts = 3\n")
+        self.successResultOf(self.service.reload())
+        self.write("work.toml", "[work]\nmax_attempts = 4\n")
+        self.told("work.toml", IN_MODIFY)
+        self.clock.advance(self.service.settle)
+        self.assertTrue(any("waiting for work.toml to be closed" in m for m in messages), messages)
+        self.clock.advance(WRITING_GRACE - self.service.settle - 0.001)
+        self.assertEqual(setting(self.bus, "work", "max_attempts"), 3)
+        self.clock.advance(0.001)
+        self.assertEqual(setting(self.bus, "work", "max_attempts"), 4)
+        self.assertTrue(
+            any("reading work.toml while it is still open for writing" in m for m in messages), messages
+        )
+        self.write("work.toml", "[work]\nmax_attempts = 5\n")
+        self.told("work.toml", IN_MODIFY)
+        self.clock.advance(WRITING_GRACE - 1)
+        self.assertEqual(setting(self.bus, "work", "max_attempts"), 4)
+        self.told("work.toml", IN_CLOSE_WRITE)
+        self.clock.advance(self.service.settle)
+        self.assertEqual(setting(self.bus, "work", "max_attempts"), 5)
+
+    def test_saveInPlaceSettles(self) -> None:
+        """
+        A file written in place and closed at once, as an ordinary save
+        is, is read once the burst of its events settles, and another
+        file's save is not held up by a file that is no longer written.
+        """
+        self.write("work.toml", "[work]\nmax_attempts = 3\n")
+        self.successResultOf(self.service.reload())
+        self.write("work.toml", "[work]\nmax_attempts = 4\n")
+        self.told("work.toml", IN_MODIFY)
+        self.told("work.toml", IN_CLOSE_WRITE)
+        self.clock.advance(SETTLE_SECONDS)
+        self.assertEqual(setting(self.bus, "work", "max_attempts"), 4)
+        self.write("download.toml", "[download]\nconcurrency = 3\n")
+        self.told("download.toml", IN_CLOSE_WRITE)
+        self.clock.advance(SETTLE_SECONDS)
+        self.assertEqual(setting(self.bus, "download", "concurrency"), 3)
+
+    def test_emptiedFileRefused(self) -> None:
+        """
+        A file that defined a topic and is still there but empty (a
+        writer truncated it and has not written it yet, or a save was cut
+        short) is, once waited for, an error that keeps the configuration,
+        as an emptied file of reports is: taken, an emptied manifest would
+        send every request to the real OASIS, 39 months back.  A file
+        removed gives its topics their defaults, and so does an empty
+        table, or a file that still defines another topic without it.
+        """
+        manifest = '[manifest]\nbase_url = "http://127.0.0.1:1/oasisapi"\nstart = 2025-01-01\n'
+        self.write("manifest.toml", manifest)
+        self.write("both.toml", "[work]\nmax_attempts = 3\n[download]\nconcurrency = 3\n")
+        self.successResultOf(self.service.reload())
+        self.write("manifest.toml", "# being written\n")
+        self.service.schedule()
+        self.clock.advance(self.service.settle + VANISHED_GRACE)
+        self.assertEqual(setting(self.bus, "manifest", "start"), "2025-01-01")
+        self.assertEqual(
+            self.service.status()["errors"],
+            [
+                (
+                    "manifest.toml:1: manifest: no file defines [manifest] any more (manifest.toml is"
+                    " empty): taken, every key of it would take its default (base_url ="
+                    ' "https://oasis.caiso.com/oasisapi", start = "-39mo", end = "today", timezone ='
+                    ' "America/Los_Angeles", follow_publications = true, publications_interval = 900.0), so'
+                    " the configuration stays as it was (to take the defaults, save an empty [manifest]"
+                    " table, or remove manifest.toml)"
+                )
+            ],
+        )
+        self.write("manifest.toml", manifest)
+        self.assertEqual(self.successResultOf(self.service.reload()), ([], []))
+        self.write("both.toml", "[work]\nmax_attempts = 3\n")
+        self.assertEqual(self.successResultOf(self.service.reload()), (["download"], []))
+        self.write("manifest.toml", "[manifest]\n")
+        self.assertEqual(self.successResultOf(self.service.reload()), (["manifest"], []))
+        self.write("manifest.toml", manifest)
+        self.successResultOf(self.service.reload())
+        (self.directory / "manifest.toml").unlink()
+        self.assertEqual(self.successResultOf(self.service.reload()), (["manifest"], []))
+        self.assertEqual(setting(self.bus, "manifest", "start"), "-39mo")
+        self.flushLoggedErrors()
 
     def test_fileGoneAsItIsRead(self) -> None:
         """
@@ -852,6 +1006,26 @@ class InotifyTests(TestCase):
         with open(self.directory / "work.toml", "w") as f:
             f.write("[work]\nmax_attempts = 3\n")
         await arrived
+
+    async def test_writingWaitedFor(self) -> None:
+        """
+        A file truncated and written slowly, held open meanwhile, is not
+        read half-written: the reload its first change schedules waits
+        for it to be closed, then reads it whole.
+        """
+        self.restart(check_interval=3600)
+        waiting = logged(self, "waiting for work.toml to be closed", self.reactor)
+        arrived = self.recorder.wait(self.attempts(7), self.reactor)
+        with open(self.directory / "work.toml", "w") as writing:
+            writing.write("[work]\n")
+            writing.flush()
+            await waiting
+            self.assertEqual(setting(self.bus, "work", "max_attempts"), 1)
+            writing.write("max_attempts = 7\n")
+        await arrived
+        self.assertNotIn(
+            8, [payload["max_attempts"] for topic, payload in self.recorder.events if topic == "work"]
+        )
 
     async def test_delete(self) -> None:
         """
