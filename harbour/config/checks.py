@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import math
 import re
+import reprlib
 import zoneinfo
 from collections.abc import Callable
 from typing import Any
@@ -63,15 +64,27 @@ def describe(value: object) -> str:
     return f"{_shown(value)} ({type(value).__name__})"
 
 
+#: How tables and arrays are shown in a message: a few levels and items
+#: of each (a dotted key of thousands of parts is a table that deep, and
+#: Python's own repr of it exceeds the recursion limit).
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel = 3
+_SHOWN.maxdict = _SHOWN.maxlist = 6
+_SHOWN.maxstring = _SHOWN.maxother = 80
+
+
 def _shown(value: object) -> str:
     """
-    @return: C{repr(value)}, or what it is if Python refuses to write it
-        out: an integer of more than 4,300 digits, which TOML allows in hex.
+    @return: C{repr(value)}, a table or array cut short (see L{_SHOWN}),
+        or what it is if Python refuses to write it out: an integer of
+        more than 4,300 digits, which TOML allows in hex.
     """
     try:
-        return repr(value)
+        return _SHOWN.repr(value) if isinstance(value, (dict, list)) else repr(value)
     except ValueError:
         return "a number too long to show" if isinstance(value, int) else "a value too long to show"
+    except RecursionError:
+        return "a value nested too deeply to show"
 
 
 def integer(minimum: int | None = None, maximum: int | None = None) -> Check:
@@ -259,7 +272,7 @@ def day(allow_today: bool = False) -> Check:
                 pass
             else:
                 return _within_years(date).isoformat()
-        raise Invalid(f"must be {expected}, not {value!r}")
+        raise Invalid(f"must be {expected}, not {_shown(value)}")
 
     return check
 

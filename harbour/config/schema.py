@@ -316,28 +316,52 @@ def parse_file(
         problems.append(Problem(name, locator.line(path), key, message))
 
     topics: dict[str, Any] = {}
-    defaults = defaults or {}
     for topic, value in document.items():
-        if topic not in TOPICS:
-            problem((topic,), f"unknown topic {topic!r}{suggest(topic, TOPICS)}")
-            continue
-        cls, many = TOPICS[topic]
-        if not many:
-            topics[topic] = build(cls, value, (topic,), problem, defaults.get(topic))
-            continue
-        if not isinstance(value, list):
-            problem((topic,), f"must be an array of tables ([[{topic}]]), not {describe(value)}")
-            continue
-        items = [build(cls, item, (topic, i), problem) for i, item in enumerate(value)]
-        seen: dict[str, int] = {}
-        for i, item in enumerate(items):
-            if item is not None and item.name in seen:
-                problem((topic, i, "name"), f"duplicate name {item.name!r} (also {topic}[{seen[item.name]}])")
-            elif item is not None:
-                seen[item.name] = i
-        topics[topic] = items
+        try:
+            _check_topic(topic, value, topics, problem, (defaults or {}).get(topic))
+        except RecursionError:
+            # A check that recursed over a value nested deeply (a dotted
+            # key of thousands of parts is a table that deep): an error of
+            # this topic, lest it hide every other file's and topic's.
+            topics[topic] = None
+            problem((topic,), "cannot be checked: a key or value of it is nested too deeply")
     problems.sort(key=lambda p: p.line)
     return topics, problems
+
+
+def _check_topic(
+    topic: str,
+    value: Any,
+    topics: dict[str, Any],
+    problem: Callable[[tuple[str | int, ...], str], None],
+    defaults: dict[str, Any] | None,
+) -> None:
+    """
+    Validate one topic of a file, as L{parse_file} does.
+
+    @param topics: Where the topic's value goes, if it is a known topic:
+        L{None}, or a list holding L{None}s, for what was refused.
+    @param problem: Called with (path, message) for each problem found.
+    @param defaults: The defaults of this topic.
+    """
+    if topic not in TOPICS:
+        problem((topic,), f"unknown topic {topic!r}{suggest(topic, TOPICS)}")
+        return
+    cls, many = TOPICS[topic]
+    if not many:
+        topics[topic] = build(cls, value, (topic,), problem, defaults)
+        return
+    if not isinstance(value, list):
+        problem((topic,), f"must be an array of tables ([[{topic}]]), not {describe(value)}")
+        return
+    items = [build(cls, item, (topic, i), problem) for i, item in enumerate(value)]
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if item is not None and item.name in seen:
+            problem((topic, i, "name"), f"duplicate name {item.name!r} (also {topic}[{seen[item.name]}])")
+        elif item is not None:
+            seen[item.name] = i
+    topics[topic] = items
 
 
 @attr.s(frozen=True, auto_attribs=True)

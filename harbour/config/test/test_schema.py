@@ -403,6 +403,63 @@ class DirectoryTests(SynchronousTestCase):
         self.assertIsNone(configuration)
         self.assertEqual([p.file for p in problems], ["a.toml", "b.toml"])
 
+    def test_deeplyDottedKey(self) -> None:
+        """
+        A value nested thousands deep, as a dotted key of thousands of
+        parts makes it (which the parser reads without recursing), is
+        refused where it is, its message showing only its first levels:
+        Python's own repr of it exceeds the recursion limit, which
+        escaped the loader and hid every other file's errors.
+        """
+        deep = ".".join(["a"] * 3000)
+        self.write("a.toml", "[work]\nmax_attempts = 0\n")
+        self.write(
+            "b.toml",
+            f"[manifest]\nstart.{deep} = 1\n[download]\ndirectory.{deep} = 1\n\n"
+            f'[[reports]]\nname = "x"\nqueryname = "PRC_LMP"\nmarket_run_id = "DAM"\nparams.{deep} = 1\n',
+        )
+        configuration, problems = load_directory(self.directory)
+        self.assertIsNone(configuration)
+        shown = "{'a': {'a': {'a': {...}}}}"
+        self.assertEqual(
+            [str(p) for p in problems],
+            [
+                "a.toml:2: work.max_attempts: must be at least 1, not 0",
+                (
+                    'b.toml:2: manifest.start: must be a date (2024-01-31), a span back such as "-39mo",'
+                    f' "-30d" or "-2y", not {shown}'
+                ),
+                f"b.toml:4: download.directory: must be a string, not {shown} (dict)",
+                f"b.toml:10: reports[0].params: parameter 'a' must be a string or number, not {shown} (dict)",
+            ],
+        )
+
+    def test_recursionInACheckLocated(self) -> None:
+        """
+        A check that recurses without bound all the same is an error of
+        its topic, at its file and line, and every other problem is still
+        reported.
+        """
+        build = schema.build
+
+        def recursing(cls: type, table: Any, *args: Any, **kwargs: Any) -> Any:
+            if cls is DownloadTopic:
+                raise RecursionError("maximum recursion depth exceeded")
+            return build(cls, table, *args, **kwargs)
+
+        self.patch(schema, "build", recursing)
+        self.write("a.toml", "[work]\nmax_attempts = 0\n")
+        self.write("b.toml", "[manifest]\nstart = 2024-01-01\n\n[download]\nconcurrency = 3\n")
+        configuration, problems = load_directory(self.directory)
+        self.assertIsNone(configuration)
+        self.assertEqual(
+            [str(p) for p in problems],
+            [
+                "a.toml:2: work.max_attempts: must be at least 1, not 0",
+                "b.toml:4: download: cannot be checked: a key or value of it is nested too deeply",
+            ],
+        )
+
     def test_ignoresOtherFiles(self) -> None:
         """
         Hidden files, editor backups and other extensions are not read.

@@ -251,6 +251,27 @@ class ConfigServiceTests(SynchronousTestCase):
         self.assertEqual(setting(self.bus, "work", "max_attempts"), 3)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
+    def test_deeplyNestedValueLocated(self) -> None:
+        """
+        A value nested thousands deep (a dotted key of thousands of parts)
+        is an error at its file and line, shown with the errors of the
+        other files, not a failure of the loader naming none of them.
+        """
+        self.write("a.toml", "[work]\nmax_attempts = 0\n")
+        self.write("b.toml", "[download]\ndirectory." + ".".join(["a"] * 3000) + " = 1\n")
+        topics, errors = self.successResultOf(self.service.reload())
+        self.assertEqual(
+            (topics, errors),
+            (
+                [],
+                [
+                    "a.toml:2: work.max_attempts: must be at least 1, not 0",
+                    "b.toml:2: download.directory: must be a string, not {'a': {'a': {'a': {...}}}} (dict)",
+                ],
+            ),
+        )
+        self.assertEqual(self.flushLoggedErrors(), [])
+
     def test_checkFollowsLinks(self) -> None:
         """
         A check finds what inotify cannot see: a file that is a link into
