@@ -16,6 +16,7 @@ import re
 import reprlib
 import zoneinfo
 from collections.abc import Callable
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -196,6 +197,48 @@ def file_name() -> Check:
                 f"{value!r} is the name of one of the dataset's own files ({', '.join(DATASET_FILES)})"
             )
         return value
+
+    return check
+
+
+#: The data directory's own entries, beside the download directory: the
+#: embedded redis-server's directory (L{harbour.store.connection}), the
+#: tables (L{harbour.services.tables}) and the control port's token
+#: (L{harbour.service}'s default C{--token-file}).  Named here, as config
+#: imports none of them.
+DATA_DIR_ENTRIES = ("redis", "tables", "amp.token")
+
+
+def data_subdirectory() -> Check:
+    """
+    @return: A check for a directory inside the data directory, given
+        relative to it: not empty, not absolute, without a C{..} part, and
+        neither one of the data directory's own entries
+        (L{DATA_DIR_ENTRIES}), in any case, nor inside one; it gives the
+        path without C{.} parts, doubled or trailing slashes
+        (C{"./a//b/"} is C{"a/b"}), so that one directory has one name.
+    """
+
+    def check(value: Any) -> str:
+        value = text()(value)
+        if "\0" in value:
+            raise Invalid(f"{value!r} holds a NUL character, which no path may")
+        path = PurePosixPath(value)
+        if path.is_absolute():
+            raise Invalid(f"{value!r} is absolute: give a directory relative to the data directory")
+        if ".." in path.parts:
+            raise Invalid(f"{value!r} has a '..' part: give a directory inside the data directory")
+        if not path.parts:
+            raise Invalid(
+                f'{value!r} is the data directory itself: give a directory inside it, such as "reports"'
+            )
+        first = path.parts[0]
+        if first.casefold() in DATA_DIR_ENTRIES:
+            raise Invalid(
+                f"{value!r} is the data directory's own {first!r}, or inside it (its own entries are"
+                f" {', '.join(DATA_DIR_ENTRIES)})"
+            )
+        return str(path)
 
     return check
 

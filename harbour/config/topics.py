@@ -25,6 +25,7 @@ from harbour.config.checks import (
     Check,
     Invalid,
     boolean,
+    data_subdirectory,
     day,
     describe,
     file_name,
@@ -464,7 +465,11 @@ class DownloadTopic(Topic):
     C{[download]}: how files are fetched.
     """
 
-    directory: str = setting("reports", check=text(), doc="Download directory, relative to the data dir.")
+    directory: str = setting(
+        "reports",
+        check=data_subdirectory(),
+        doc="Download directory, inside the data dir, relative to it; it cannot change while harbour runs.",
+    )
     concurrency: int = setting(2, check=integer(minimum=1, maximum=64), doc="Workers in this process.")
     min_request_interval: float = setting(
         5.0,

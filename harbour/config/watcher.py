@@ -13,23 +13,25 @@ changing, watching the directory afresh if it was replaced.  The end of
 the directory's own watch (it was removed or moved away) and an overflow
 of the kernel's queue of events (L{OverflowNotifier}) make a reload at
 once, and every reload too watches the directory at the path afresh if it
-is not the one watched.  A file still open for writing (changed, and not
-yet closed, as inotify tells) is waited for, at most L{WRITING_GRACE},
-before the directory is read; a file that defined a topic and is gone or
-empty, or goes away as the reload reads it, is waited for
-(L{VANISHED_GRACE}) too.  Still empty after that, a file that defined a
-topic is an error that keeps the configuration (read as such, its topics
-would take their defaults: an emptied manifest would send every request
-to the real OASIS, 39 months back); a file removed gives its topics their
-defaults, except the reports'.  So a file that is a link into another
-directory (a Kubernetes ConfigMap's), the directory renamed or removed and
-made again, and events inotify dropped are all read.  Only topics whose content
-changed are published again.  A configuration with
-errors publishes C{config.error} once per bad file (in as many messages as
-its errors need) and changes nothing, as does a failure of the loader
-itself, reported as an error of the directory; every reload without
-errors ends with C{config.loaded} (not retained), whether or not a topic
-changed.
+is not the one watched.  So a file that is a link into another directory
+(a Kubernetes ConfigMap's), the directory renamed or removed and made
+again, and events inotify dropped are all read.  A file still open for
+writing (changed, and not yet closed, as inotify tells) is waited for, at
+most L{WRITING_GRACE}, before the directory is read; a file that defined
+a topic and is gone or empty, or goes away as the reload reads it, is
+waited for (L{VANISHED_GRACE}) too.  Still empty after that, a file that
+defined a topic is an error that keeps the configuration (read as such,
+its topics would take their defaults: an emptied manifest would send
+every request to the real OASIS, 39 months back); a file removed gives its
+topics their defaults, except the reports'.  A change of the download
+directory is an error that keeps the configuration too: the files
+downloaded so far are recorded relative to it, and would be left behind.
+Only topics whose content changed are published again.  A configuration
+with errors publishes C{config.error} once per bad file (in as many
+messages as its errors need) and changes nothing, as does a failure of
+the loader itself, reported as an error of the directory; every reload
+without errors ends with C{config.loaded} (not retained), whether or not a
+topic changed.
 
 No event grows with the configuration: the reports go out in pages
 (L{harbour.config.paging}); a report too large for one is a configuration
@@ -537,8 +539,8 @@ class ConfigService(Service):
             self._wait_for_vanished()
             return [], []
         configuration, problems = loaded.configuration, loaded.problems
-        if configuration is not None and (vanished := self._vanished_topics(configuration)):
-            configuration, problems = None, vanished
+        if configuration is not None and (refusals := self._refusals(configuration)):
+            configuration, problems = None, refusals
         self._problems = problems
         if configuration is None:
             yield self._report(problems, logged)
@@ -593,16 +595,48 @@ class ConfigService(Service):
         )
         return problem
 
-    def _vanished_topics(self, configuration: Configuration) -> list[Problem]:
+    def _refusals(self, configuration: Configuration) -> list[Problem]:
         """
-        @return: Why C{configuration} is refused, if a topic that a file
-            defined is no longer defined by any: the reports whether their
-            file is gone or empty (see L{_reports_vanished}), another topic
-            if its file is still there, empty (see L{_emptied}).
+        @return: Why C{configuration}, valid in itself, is refused as a
+            change of the one in force: a topic that a file defined is no
+            longer defined by any, the reports whether their file is gone
+            or empty (see L{_reports_vanished}), another topic if its file
+            is still there, empty (see L{_emptied}); or the download
+            directory changed (see L{_directory_changed}).
         """
-        vanished = [self._reports_vanished(configuration)]
-        vanished.extend(self._emptied(topic, configuration) for topic in TOPICS if topic != "reports")
-        return [problem for problem in vanished if problem is not None]
+        refusals = [self._reports_vanished(configuration)]
+        refusals.extend(self._emptied(topic, configuration) for topic in TOPICS if topic != "reports")
+        refusals.append(self._directory_changed(configuration))
+        return [problem for problem in refusals if problem is not None]
+
+    def _directory_changed(self, configuration: Configuration) -> Problem | None:
+        """
+        @return: Why C{configuration} is refused if its download directory
+            is not the one published: the tasks record their files
+            relative to it, so that, taken while harbour runs, the files
+            downloaded so far would be looked for in the new directory,
+            neither found there nor fetched again, their parses waiting
+            for good on the old directory's storage, while the status
+            counted them downloaded.  Moving the directory whole,
+            C{.harbour-storage} and all, with harbour stopped, keeps them.
+        """
+        published = self._published.get("download")
+        if not isinstance(published, dict):
+            return None  # nothing in force yet: the first configuration read sets it
+        before, after = published["directory"], configuration.topics["download"].directory
+        if after == before:
+            return None
+        file = configuration.sources.get("download") or self._sources.get("download", "(defaults)")
+        return Problem(
+            file,
+            self._line(file, ("download", "directory")),
+            "download.directory",
+            f"cannot change while harbour runs (from {before!r} to {after!r}): the files downloaded so"
+            f" far are recorded in {before!r}, and would be neither found in {after!r} nor fetched"
+            " again, so the configuration stays as it was.  To move the mirror: stop harbour (and"
+            f" its workers), move <data-dir>/{before} to <data-dir>/{after} on each host, whole"
+            " (.harbour-storage and all), change directory, and start harbour again",
+        )
 
     def _reports_vanished(self, configuration: Configuration) -> Problem | None:
         """

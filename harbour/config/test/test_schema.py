@@ -761,6 +761,7 @@ class ExportTests(SynchronousTestCase):
             "boolean",
             "text",
             "file_name",
+            "data_subdirectory",
             "optional",
             "url",
             "day",

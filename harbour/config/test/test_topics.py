@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import attr
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbour.config.checks import DATASET_FILES, Invalid
+from harbour.bus import Bus
+from harbour.config.checks import DATA_DIR_ENTRIES, DATASET_FILES, Invalid
 from harbour.config.schema import load_directory
 from harbour.config.topics import (
     TOPICS,
@@ -27,6 +29,9 @@ from harbour.config.topics import (
     to_payload,
 )
 from harbour.dataset.views import DATABASE, REPORTS_FILE
+from harbour.service import Options
+from harbour.services.tables import TablesService
+from harbour.store.memory import MemoryTaskStore
 
 #: A value for every key of every topic, none of them the default.
 FULL: dict[str, dict[str, Any]] = {
@@ -214,6 +219,44 @@ class ConstructionTests(SynchronousTestCase):
         )
         self.assertEqual(str(error), "DownloadTopic: min_request_interval: must be at least 0, not -1")
         self.assertRefused(lambda: DownloadTopic(concurrency=65), "concurrency", "must be at most 64")
+
+    def test_downloadDirectory(self) -> None:
+        """
+        The download directory is a directory inside the data directory,
+        given relative to it: not empty, absolute, leaving it through a
+        C{..}, nor one of its own entries or inside one, in any case; it
+        is kept without C{.} parts, doubled or trailing slashes.
+        """
+        refusals = {
+            "": "the data directory itself",
+            ".": "the data directory itself",
+            "/": "is absolute",
+            "/srv/mirror": "is absolute",
+            "../..": "has a '..' part",
+            "mirror/../reports": "has a '..' part",
+            "redis": "the data directory's own 'redis'",
+            "tables": "the data directory's own 'tables'",
+            "Tables/lmp": "the data directory's own 'Tables'",
+            "amp.token": "the data directory's own 'amp.token'",
+            "a\0b": "NUL",
+        }
+        for value, why in refusals.items():
+            self.assertRefused(lambda value=value: DownloadTopic(directory=value), "directory", why)
+        accepted = {"reports": "reports", "./mirror//2025/": "mirror/2025", "tables.old": "tables.old"}
+        for value, kept in accepted.items():
+            self.assertEqual(DownloadTopic(directory=value).directory, kept)
+
+    def test_dataDirEntries(self) -> None:
+        """
+        The entries a download directory may not be are the data
+        directory's own, as the services name them.
+        """
+        tables = TablesService(Clock(), MemoryTaskStore(Clock()), Bus(), Path("data")).tables_dir
+        options = Options()
+        config = Path(self.mktemp())
+        config.mkdir()
+        options.parseOptions(["--config-dir", str(config), "--data-dir", "data"])
+        self.assertLessEqual({tables.name, Path(options["token-file"]).name}, set(DATA_DIR_ENTRIES))
 
     def test_everyBadValueAtOnce(self) -> None:
         """

@@ -494,6 +494,47 @@ class ConfigServiceTests(SynchronousTestCase):
         self.assertEqual(setting(self.bus, "manifest", "start"), "-39mo")
         self.flushLoggedErrors()
 
+    def test_directoryChangeRefused(self) -> None:
+        """
+        A change of the download directory while harbour runs, which
+        would leave every file downloaded so far behind, its tasks
+        counted downloaded, is an error at the key that keeps the whole
+        configuration and says how to move a mirror; the same directory
+        written otherwise is no change.  Read at start, the directory is
+        taken.
+        """
+        self.write("download.toml", '[download]\nconcurrency = 3\ndirectory = "mirror"\n')
+        self.successResultOf(self.service.reload())
+        self.write("download.toml", '[download]\nconcurrency = 4\ndirectory = "./mirror/"\n')
+        self.assertEqual(self.successResultOf(self.service.reload()), (["download"], []))
+        del self.recorder.events[:]
+        self.write("work.toml", "[work]\nmax_attempts = 3\n")
+        self.write("download.toml", '[download]\nconcurrency = 4\ndirectory = "other"\n')
+        refusal = (
+            "download.toml:3: download.directory: cannot change while harbour runs (from 'mirror' to"
+            " 'other'): the files downloaded so far are recorded in 'mirror', and would be neither found"
+            " in 'other' nor fetched again, so the configuration stays as it was.  To move the mirror:"
+            " stop harbour (and its workers), move <data-dir>/mirror to <data-dir>/other on each host,"
+            " whole (.harbour-storage and all), change directory, and start harbour again"
+        )
+        self.assertEqual(self.successResultOf(self.service.reload()), ([], [refusal]))
+        self.assertEqual(self.recorder.topics(), ["config.error"])
+        self.assertEqual(setting(self.bus, "download", "directory"), "mirror")
+        (self.directory / "download.toml").unlink()
+        [error] = self.successResultOf(self.service.reload())[1]
+        self.assertTrue(
+            error.startswith(
+                "download.toml:1: download.directory: cannot change while harbour runs (from"
+                " 'mirror' to 'reports')"
+            ),
+            error,
+        )
+        self.write("download.toml", '[download]\ndirectory = "other"\n')
+        restarted = ConfigService(self.clock, self.directory, Bus())
+        self.assertEqual(self.successResultOf(restarted.reload())[1], [])
+        self.assertEqual(restarted.current("download")["directory"], "other")  # type: ignore[index]
+        self.flushLoggedErrors()
+
     def test_fileGoneAsItIsRead(self) -> None:
         """
         A file that defined a topic and goes away between the listing of
