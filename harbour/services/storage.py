@@ -78,6 +78,27 @@ def storage_id(directory: Path) -> str:
     return _read(path)
 
 
+def storage_and_mirrors(directory: Path) -> tuple[str, list[Path]]:
+    """
+    In a thread: the storage id of C{directory} (see L{storage_id}), and if
+    this call made it, the directories beside it that hold a storage of
+    their own: mirrors left behind, as when C{[download] directory} was
+    changed with harbour stopped and the files not moved.
+
+    @raise OSError: as L{storage_id} does.
+    @raise ValueError: as L{storage_id} does.
+    """
+    had = (directory / STORAGE_FILE).exists()
+    identifier = storage_id(directory)
+    if had:
+        return identifier, []
+    with contextlib.suppress(OSError):
+        return identifier, sorted(
+            found.parent for found in directory.parent.glob(f"*/{STORAGE_FILE}") if found.parent != directory
+        )
+    return identifier, []
+
+
 def _write(path: Path, identifier: str, flags: int) -> None:
     """
     Write C{identifier} to a new file C{path}, and sync it.
@@ -127,9 +148,20 @@ class StorageIds:
         if directory in self._known:
             return succeed(self._known[directory])
 
-        def found(identifier: str) -> str:
+        def found(result: tuple[str, list[Path]]) -> str:
+            identifier, mirrors = result
             self._known[directory] = identifier
             self._logged.pop(directory, None)
+            if mirrors:
+                self.log.warn(
+                    "made a new storage for {directory}, beside {mirrors}, which hold files of a mirror: if"
+                    " [download] directory was changed, the files downloaded so far are still there and"
+                    " are not found (stop harbour, move the old directory whole to the new name, start"
+                    " harbour)",
+                    directory=str(directory),
+                    mirrors=", ".join(map(str, mirrors)),
+                    service=self.service,
+                )
             return identifier
 
         def unknown(failure: Failure) -> str:
@@ -145,4 +177,4 @@ class StorageIds:
                 )
             return ""
 
-        return self.in_thread(storage_id, directory).addCallbacks(found, unknown)
+        return self.in_thread(storage_and_mirrors, directory).addCallbacks(found, unknown)

@@ -140,6 +140,25 @@ class StorageIdsTests(SynchronousTestCase):
         (directory / STORAGE_FILE).write_text(THEIRS)
         self.assertEqual(self.successResultOf(ids.of(directory)), THEIRS)
 
+    def test_mirrorLeftBehind(self) -> None:
+        """
+        A storage made beside a directory that holds one (the download
+        directory changed with harbour stopped, its files not moved) is
+        logged as a mirror left behind; one that was there already, or
+        made alone, is not.
+        """
+        messages = capture_log(self)
+        data = Path(self.mktemp())
+        old, new = data / "reports", data / "other"
+        self.successResultOf(StorageIds(self.in_thread, "download").of(old))
+        self.assertEqual(messages, [])
+        (data / "tables").mkdir()
+        self.successResultOf(StorageIds(self.in_thread, "download").of(new))
+        [message] = messages
+        self.assertIn(f"made a new storage for {new}, beside {old}, which hold files of a mirror", message)
+        self.successResultOf(StorageIds(self.in_thread, "tables").of(new))
+        self.assertEqual(len(messages), 1)
+
     def test_otherFailuresPropagate(self) -> None:
         """
         A failure that is no trouble with the directory (a bug) is not

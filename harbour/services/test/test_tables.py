@@ -38,7 +38,7 @@ from harbour.oasis.requests import ReportURL
 from harbour.services import parses, retirement, tables, views
 from harbour.services.parses import ABSENT_RETRY, TRANSIENT_RETRY
 from harbour.services.retirement import drop_windows
-from harbour.services.storage import storage_id
+from harbour.services.storage import storage_and_mirrors, storage_id
 from harbour.services.tables import ABANDONED_AFTER, JANITOR_INTERVAL, TablesService
 from harbour.services.views import Views
 from harbour.services.waking import Waker
@@ -508,7 +508,7 @@ class TablesServiceTests(SynchronousTestCase):
         A service stopped while it reads its tables directory's storage
         id, before it follows anything, follows nothing once it is read.
         """
-        reading, run = holding(storage_id)
+        reading, run = holding(storage_and_mirrors)
         before = self.bus.status()["subscriptions"]
         service = self.service(run_in_thread=run)
         self.successResultOf(service.stopService())
