@@ -19,11 +19,12 @@ between them (L{harbour.store.outages}); L{StoreService.status} counts
 them.
 
 Before it is ready, the store asks Redis its version (C{INFO server}) and
-refuses one older than harbour runs on (Redis 5, see
-L{harbour.store.version}) with a L{ConfigurationError}: a fatal start-up
-problem, as a refused password is.  A hub's store on an external Redis
-also takes the lease on its Redis and prefix first (L{harbour.store.lease}):
-a second hub there refuses to start.
+its C{maxmemory-policy} (C{INFO memory}), and refuses one older than
+harbour runs on (Redis 5) or one that evicts keys when full (any policy
+but C{noeviction}: see L{harbour.store.version}) with a
+L{ConfigurationError}: a fatal start-up problem, as a refused password is.
+A hub's store on an external Redis also takes the lease on its Redis and
+prefix first (L{harbour.store.lease}): a second hub there refuses to start.
 
 Where Redis is comes from L{harbour.store.address}.  With a
 C{redis+sentinel://} URL, every connection of the pool (and every
@@ -71,7 +72,7 @@ from harbour.store.outages import Outages
 from harbour.store.scripts import REFUSED
 from harbour.store.sentinel import SentinelEndpoint
 from harbour.store.server import RedisServerProcess
-from harbour.store.version import check_version
+from harbour.store.version import check_eviction, check_version
 from harbour.store.wire import StoreFactory
 
 _R = TypeVar("_R")
@@ -232,6 +233,7 @@ class StoreService(Service):
         except ValueError as e:
             raise address.refused_login(str(e)) from None
         yield self._ride_out(lambda: check_version(self, self._describe, self.log))
+        yield self._ride_out(lambda: check_eviction(self, self._describe, self.log))
         clustered = yield self._ride_out(lambda: check_cluster(self, self.prefix, self._describe))
         # Keys without a tag lie in other slots of a cluster, where no
         # command may move them; nor could a harbour of before tags have

@@ -12,7 +12,7 @@ Keys live under the store's prefix C{P}, which carries one hash tag
 that every key of a harbour is in one Redis Cluster slot:
 
     P t:<id>              hash: the task
-    P ids                 set: every task id (creation checks it in bulk)
+    P ids                 set: every task id (L{RedisTaskStore.ids})
     P ready               zset: due pending tasks, newest window first
     P delayed             zset: pending tasks by not_before
     P leases              zset: downloading tasks by lease expiry
@@ -35,6 +35,11 @@ that every key of a harbour is in one Redis Cluster slot:
                           answering no data where a file answered before,
                           whose tables are to go, oldest first, until the
                           hub has dropped them
+
+A task is its hash: an id whose hash is gone (evicted by a Redis that
+evicts keys, which the store refuses at start, or deleted by hand) is
+dropped from the queues by the next claim, and made anew, what is left of
+it forgotten, when the manifest asks for it again.
 
 A task's hash may carry C{stale} ("resized" or "changed"): its request
 changed while it was being downloaded, so it is fetched again once done.

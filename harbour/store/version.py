@@ -1,10 +1,17 @@
 """
-The oldest Redis harbour runs on, how to tell which one it speaks to, and
-the check the store makes before it is ready (L{check_version}).
+The Redis harbour runs on, how to tell whether it speaks to one, and the
+checks the store makes before it is ready (L{check_version},
+L{check_eviction}).
 
-harbour needs Redis 5 or later: its scripts pop tasks with C{ZPOPMIN}
-(Redis 5) and write after reading C{TIME}, which Redis replicates safely
-only by a script's effects (the default from Redis 5 on).
+harbour needs Redis 5 or later: its scripts write after reading C{TIME},
+which Redis replicates safely only by a script's effects (the default from
+Redis 5 on).
+
+It also needs a Redis that never evicts keys (C{maxmemory-policy
+noeviction}, Redis's default): a task's hash evicted is a task lost, and
+the listings, counts and queues that still name it disagree with it.  A
+full Redis under C{noeviction} refuses writes (C{OOM}) instead, an outage
+harbour rides out.
 """
 
 from __future__ import annotations
@@ -23,6 +30,11 @@ from harbour.interfaces import IRedis
 MINIMUM_REDIS = (5, 0, 0)
 
 _VERSION = re.compile(r"^redis_version:(\d+)\.(\d+)\.(\d+)", re.MULTILINE)
+
+#: The one C{maxmemory-policy} harbour runs under.
+NO_EVICTION = "noeviction"
+
+_POLICY = re.compile(r"^maxmemory_policy:(\S+)", re.MULTILINE)
 
 
 def redis_version(info: str) -> tuple[int, int, int] | None:
@@ -49,7 +61,31 @@ def too_old(version: tuple[int, int, int]) -> str | None:
     needed = ".".join(str(part) for part in MINIMUM_REDIS[:1])
     return (
         f"Redis {shown} is too old: harbour needs Redis {needed} or later "
-        "(ZPOPMIN, and scripts replicated by their effects)"
+        "(scripts replicated by their effects)"
+    )
+
+
+def eviction_policy(info: str) -> str | None:
+    """
+    @param info: The reply to C{INFO memory}.
+    @return: The server's C{maxmemory_policy}, or L{None} if the reply does
+        not say.
+    """
+    found = _POLICY.search(info)
+    return None if found is None else found.group(1)
+
+
+def evicts(policy: str) -> str | None:
+    """
+    @return: Why harbour cannot run on a Redis whose C{maxmemory-policy} is
+        C{policy}, or L{None} if it can.
+    """
+    if policy == NO_EVICTION:
+        return None
+    return (
+        f"its maxmemory-policy is {policy}: harbour needs {NO_EVICTION} "
+        "(a full Redis that evicts keys loses tasks; under noeviction it refuses writes, "
+        "an outage harbour waits out)"
     )
 
 
@@ -60,6 +96,38 @@ def refused_command(message: str) -> bool:
         that Redis cannot answer now.
     """
     return "unknown command" in message or "NOPERM" in message
+
+
+@inlineCallbacks
+def _info(
+    redis: IRedis, section: str, where: Callable[[], str], log: Logger, what: str, need: str
+) -> Generator[Deferred[Any], Any, str | None]:
+    """
+    Ask Redis C{INFO section}.
+
+    @param what: What the reply is asked for, and C{need} what it must
+        be: the warning if Redis refuses the command.
+    @return: A L{Deferred} firing with the reply, or L{None} if Redis
+        refuses C{INFO} (warned about).
+    @raise StoreUnavailable: if Redis cannot answer now.
+    """
+    try:
+        info = yield redis.execute("INFO", section)
+    except StoreUnavailable as e:
+        if not refused_command(str(e)):
+            raise
+        # A managed Redis may rename INFO, or an ACL user lack it: not
+        # a reason to refuse a Redis that may well do.
+        log.warn(
+            "cannot check {what} of Redis at {address} ({error}): {need}",
+            what=what,
+            address=where(),
+            error=str(e),
+            need=need,
+            service="store",
+        )
+        return None
+    return info if isinstance(info, str) else info.decode("utf-8", "replace")
 
 
 @inlineCallbacks
@@ -77,30 +145,50 @@ def check_version(
     @raise ConfigurationError: if Redis is too old.
     @raise StoreUnavailable: if Redis cannot answer now.
     """
-    try:
-        info = yield redis.execute("INFO", "server")
-    except StoreUnavailable as e:
-        if not refused_command(str(e)):
-            raise
-        # A managed Redis may rename INFO, or an ACL user lack it: not
-        # a reason to refuse a Redis that may well be recent enough.
-        log.warn(
-            "cannot check the version of Redis at {address} ({error}): it must be Redis {minimum} or later",
-            address=where(),
-            error=str(e),
-            minimum=MINIMUM_REDIS[0],
-            service="store",
-        )
+    need = f"it must be Redis {MINIMUM_REDIS[0]} or later"
+    info = yield _info(redis, "server", where, log, "the version", need)
+    if info is None:
         return
-    version = redis_version(info if isinstance(info, str) else info.decode("utf-8", "replace"))
+    version = redis_version(info)
     if version is None:
         log.warn(
-            "Redis at {address} does not say its version: it must be Redis {minimum} or later",
-            address=where(),
-            minimum=MINIMUM_REDIS[0],
-            service="store",
+            "Redis at {address} does not say its version: {need}", address=where(), need=need, service="store"
         )
         return
     problem = too_old(version)
+    if problem is not None:
+        raise ConfigurationError(f"Redis at {where()}: {problem}")
+
+
+@inlineCallbacks
+def check_eviction(
+    redis: IRedis, where: Callable[[], str], log: Logger
+) -> Generator[Deferred[Any], Any, None]:
+    """
+    Refuse a Redis that evicts keys when full.  A Redis that will not say
+    its policy is used, with a warning.
+
+    @param redis: The Redis to ask (C{INFO memory}).
+    @param where: Describes the Redis once it answered, for errors and the
+        log.
+    @param log: Where the warnings go: the store's own log.
+    @raise ConfigurationError: if Redis's C{maxmemory-policy} is not
+        C{noeviction}.
+    @raise StoreUnavailable: if Redis cannot answer now.
+    """
+    need = f"it must be {NO_EVICTION}"
+    info = yield _info(redis, "memory", where, log, "the maxmemory-policy", need)
+    if info is None:
+        return
+    policy = eviction_policy(info)
+    if policy is None:
+        log.warn(
+            "Redis at {address} does not say its maxmemory-policy: {need}",
+            address=where(),
+            need=need,
+            service="store",
+        )
+        return
+    problem = evicts(policy)
     if problem is not None:
         raise ConfigurationError(f"Redis at {where()}: {problem}")

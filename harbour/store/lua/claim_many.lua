@@ -1,26 +1,42 @@
 -- Claim the most urgent due tasks, at most COUNT, in turn.  ARGV: P,
 -- clock, lease, owner, count, nonce (the call's own, kept on each task it
 -- claims: see unclaim.lua).
+-- An id whose hash is gone (evicted, or deleted by hand) is no task: it
+-- is dropped from the queues, never moved (create.lua makes the task
+-- anew).  An id leaves its queue only once its task is moved: Redis keeps
+-- what a script wrote before an error, and a task taken out of both
+-- queues but left pending would never be claimed again.
 local lease, owner, count, nonce = number(3), ARGV[4], whole(5, 0), ARGV[6] or ''
 local at = now()
 local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', at, 'LIMIT', 0, 1000)
 for _, id in ipairs(due) do
+  local start = redis.call('HGET', P..'t:'..id, 'window_start')
+  if start then redis.call('ZADD', READY, -tonumber(start), id) end
   redis.call('ZREM', DELAYED, id)
-  redis.call('ZADD', READY, -tonumber(redis.call('HGET', P..'t:'..id, 'window_start')), id)
 end
-local popped = redis.call('ZPOPMIN', READY, count)
 local claimed = {}
-for i = 1, #popped, 2 do
-  local id = popped[i]
-  local key = P..'t:'..id
-  move(P, id, redis.call('HGET', key, 'report'), 'pending', 'downloading', popped[i + 1])
-  redis.call('HINCRBY', key, 'attempts', 1)
-  -- The fencing token: unlike attempts, never given back, so no two claims
-  -- of a task share it.
-  redis.call('HINCRBY', key, 'claim', 1)
-  redis.call('HSET', key, 'owner', owner, 'modified', at, 'fetched', at, 'claim_nonce', nonce)
-  redis.call('ZADD', LEASES, at + lease, id)
-  claimed[#claimed + 1] = redis.call('HGETALL', key)
+-- Each turn takes at least one id out of READY, so the loop ends.
+while #claimed < count do
+  local heads = redis.call('ZRANGE', READY, 0, count - #claimed - 1, 'WITHSCORES')
+  if #heads == 0 then break end
+  for i = 1, #heads, 2 do
+    local id = heads[i]
+    local key = P..'t:'..id
+    if redis.call('HGET', key, 'state') == 'pending' then
+      move(P, id, redis.call('HGET', key, 'report'), 'pending', 'downloading', heads[i + 1])
+      redis.call('ZREM', READY, id)
+      redis.call('HINCRBY', key, 'attempts', 1)
+      -- The fencing token: unlike attempts, never given back, so no two
+      -- claims of a task share it.
+      redis.call('HINCRBY', key, 'claim', 1)
+      redis.call('HSET', key, 'owner', owner, 'modified', at, 'fetched', at, 'claim_nonce', nonce)
+      redis.call('ZADD', LEASES, at + lease, id)
+      claimed[#claimed + 1] = redis.call('HGETALL', key)
+    else
+      -- Its hash is gone, or a script that failed halfway left it here.
+      redis.call('ZREM', READY, id)
+    end
+  end
 end
 if #claimed == 0 then return '[]' end
 -- One JSON string: a reply of many bulk strings costs the client far more.

@@ -1566,6 +1566,86 @@ class RedisRequeueTests(TestCase):
         self.assertGreater(len(steps), 1)
 
 
+class RedisLostHashTests(TestCase):
+    """
+    A task whose hash is gone from Redis (evicted by a Redis that evicts
+    keys, which the store refuses at start, or deleted by hand) strands no
+    other task, and is made anew when asked for again.
+    """
+
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
+        """
+        A store on a private redis-server, following a test's clock.
+        """
+        self.redis = await private_redis(self)
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        self.store = RedisTaskStore(self.redis, self.clock, self.redis.prefix)
+
+    async def lose(self, filename: str) -> None:
+        """
+        Delete the hash of the task whose file is C{filename}, as an
+        eviction would.
+        """
+        await self.redis.execute("DEL", self.redis.prefix + "t:" + task_id(filename))
+
+    async def queued(self) -> dict[str, list[str]]:
+        """
+        @return: The ids in the queues of pending tasks, by queue.
+        """
+        prefix = self.redis.prefix
+        return {
+            name: await self.redis.execute("ZRANGE", prefix + name, 0, -1) for name in ("ready", "delayed")
+        }
+
+    async def test_claimSkipsLostHash(self) -> None:
+        """
+        A claim meeting a due id whose hash is gone drops it and claims
+        the next tasks in its place; every other task is claimed in turn,
+        none left out of the queues.
+        """
+        await self.store.create([request("a", day) for day in range(1, 6)])
+        await self.lose(request("a", 5).filename)
+        claimed = await self.store.claim_many("w", 60, 3)
+        self.assertEqual([t.filename for t in claimed], [f"a/2025-01-0{day}.zip" for day in (4, 3, 2)])
+        [last] = await self.store.claim_many("w", 60, 3)
+        self.assertEqual(last.filename, "a/2025-01-01.zip")
+        self.assertEqual(await self.queued(), {"ready": [], "delayed": []})
+
+    async def test_delayedLostHashDropped(self) -> None:
+        """
+        A delayed id whose hash is gone is dropped once due, not moved to
+        the due queue, and the claim goes on.
+        """
+        await self.store.create([request("a", 1), request("a", 2)])
+        task = await self.store.claim("w", 60)
+        assert task is not None
+        self.assertTrue(await self.store.release(task.id, "w", 30.0, "HTTP 503", token=task.claim))
+        await self.lose(task.filename)
+        self.clock.advance(31)
+        self.assertEqual([t.filename for t in await self.store.claim_many("w", 60, 5)], ["a/2025-01-01.zip"])
+        self.assertEqual(await self.queued(), {"ready": [], "delayed": []})
+
+    async def test_lostHashCreatedAgain(self) -> None:
+        """
+        A task whose hash is gone is created anew when asked for again,
+        pending, and what was left of it (its listing and count as
+        downloaded) is forgotten.
+        """
+        requests = [request("a", 1), request("a", 2)]
+        await self.store.create(requests)
+        task = await self.store.claim("w", 60)
+        assert task is not None
+        await self.store.finish(task.id, "w", DOWNLOADED, 1, "h", token=task.claim)
+        await self.lose(task.filename)
+        self.assertEqual(await self.store.create(requests), {"a": 1})
+        self.assertEqual(await self.store.counts(), {"a": {PENDING: 2}})
+        self.assertEqual((await self.store.tasks(DOWNLOADED, None, 0, 10))[1], 0)
+        again = await self.store.claim("w", 60)
+        assert again is not None
+        self.assertEqual((again.id, again.state, again.attempts, again.claim), (task.id, DOWNLOADING, 1, 1))
+
+
 class RedisTimeTests(TestCase):
     """
     L{RedisTaskStore} given a reactor (not a test's L{Clock}) takes every
