@@ -25,6 +25,8 @@ but C{noeviction}: see L{harbour.store.version}) with a
 L{ConfigurationError}: a fatal start-up problem, as a refused password is.
 A hub's store on an external Redis also takes the lease on its Redis and
 prefix first (L{harbour.store.lease}): a second hub there refuses to start.
+A hub's store then sets the task counts to what its tasks' listings hold
+(L{harbour.store.recount}), putting right any a fault left wrong.
 
 Where Redis is comes from L{harbour.store.address}.  With a
 C{redis+sentinel://} URL, every connection of the pool (and every
@@ -69,6 +71,7 @@ from harbour.store.keys import legacy_prefix, tagged_prefix
 from harbour.store.lease import HubLease
 from harbour.store.migrate import KeyMigration
 from harbour.store.outages import Outages
+from harbour.store.recount import described, recount
 from harbour.store.scripts import REFUSED
 from harbour.store.sentinel import SentinelEndpoint
 from harbour.store.server import RedisServerProcess
@@ -246,11 +249,37 @@ class StoreService(Service):
             # is the only one.
             yield self.lease.acquire()
             self.lease.start()
+        if self.hub:
+            yield self._recount()
         self.log.info("store ready: Redis at {address}", address=self._describe(), service="store")
         self._was_connected = True
         self._watch = LoopingCall(self._check_connection)
         self._watch.clock = self.reactor
         self._watch.start(self.watch_interval, now=False)
+
+    @inlineCallbacks
+    def _recount(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Set the task counts to what the tasks' listings hold (see
+        L{harbour.store.recount}), saying which were wrong.  A Redis that
+        cannot answer now leaves them to the next start: no reason for the
+        store not to be ready.
+        """
+        try:
+            wrong = yield recount(self, self.prefix)
+        except StoreUnavailable as e:
+            self.log.warn(
+                "task counts not recounted ({error}): they are at the next start",
+                error=str(e),
+                service="store",
+            )
+            return
+        if wrong:
+            self.log.warn(
+                "task counts did not follow the tasks; recounted: {counts}",
+                counts=described(wrong),
+                service="store",
+            )
 
     @inlineCallbacks
     def _ride_out(self, step: Callable[[], Deferred[_R]]) -> Generator[Deferred[Any], Any, _R]:

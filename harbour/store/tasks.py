@@ -18,6 +18,8 @@ that every key of a harbour is in one Redis Cluster slot:
     P leases              zset: downloading tasks by lease expiry
     P s:<state>[:<report>] zset: tasks by state (and report), for listing
     P c:<report>          hash: state -> count, moved with every transition
+                          (and set to the listings' sizes as a hub starts,
+                          see L{harbour.store.recount})
     P reports             set: report names
     P revisions           hash: report -> files re-fetched because OASIS revised them
     P revise:due          hash: id -> "time|version" of a revision that met the
@@ -104,6 +106,7 @@ from harbour.store.parse_queue import (
     ParseJob,
     RedisParseQueue,
 )
+from harbour.store.recount import Recounted, recount
 from harbour.store.scripts import answers, clock_argument, follows_redis_time, load_script, pairs
 from harbour.store.unclaiming import DOWNLOAD, LostClaims
 
@@ -598,6 +601,15 @@ class RedisTaskStore(RedisParseQueue):
             purged += count
             if count < BATCH:
                 return purged
+
+    def recount(self) -> Deferred[Recounted]:
+        """
+        Set every report's counts to what its listings hold (see
+        L{harbour.store.recount}).
+
+        @return: A L{Deferred} firing with the counts that were wrong.
+        """
+        return recount(self.redis, self.prefix)
 
     @inlineCallbacks
     def claim(self, owner: str, lease_seconds: float) -> Generator[Deferred[Any], Any, Task | None]:

@@ -6,7 +6,7 @@
 -- so that nothing counts or lists it twice.  (Its parse count, under
 -- pc:<report>, cannot be told without its hash, and stays.)
 local function forget_remains(id, report)
-  for _, state in ipairs({'pending', 'downloading', 'downloaded', 'empty', 'failed', 'retired'}) do
+  for _, state in ipairs(STATES) do
     if redis.call('ZREM', P..'s:'..state..':'..report, id) == 1 then
       redis.call('HINCRBY', P..'c:'..report, state, -1)
     end
@@ -26,6 +26,10 @@ for i = 3, #ARGV, 6 do
   local id, report = ARGV[i], ARGV[i + 3]
   local key = P..'t:'..id
   if redis.call('EXISTS', key) == 0 then
+    -- The count first (see move.lua), and its report with it: a report
+    -- counted is one counts() and recount.lua find.
+    redis.call('HINCRBY', P..'c:'..report, 'pending', 1)
+    redis.call('SADD', REPORTS, report)
     if redis.call('SADD', IDS, id) == 0 then forget_remains(id, report) end
     local score = -tonumber(ARGV[i + 4])
     redis.call('HSET', key, 'id', id, 'url', ARGV[i + 1], 'filename', ARGV[i + 2],
@@ -35,8 +39,6 @@ for i = 3, #ARGV, 6 do
     redis.call('ZADD', READY, score, id)
     redis.call('ZADD', P..'s:pending', score, id)
     redis.call('ZADD', P..'s:pending:'..report, score, id)
-    redis.call('HINCRBY', P..'c:'..report, 'pending', 1)
-    redis.call('SADD', REPORTS, report)
     created[report] = (created[report] or 0) + 1
   end
 end

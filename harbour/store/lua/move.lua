@@ -11,9 +11,16 @@
 -- their effects, so a script may write after reading TIME.
 local IDS, READY, DELAYED, LEASES, REPORTS, REVISIONS, DUE, RETIRED, PARSE_QUEUE, PARSE_LEASES, RETIRED_TABLES = unpack(KEYS)
 local P = ARGV[1]
+-- A task's states, as STATES in tasks.py.
+local STATES = {'pending', 'downloading', 'downloaded', 'empty', 'failed', 'retired'}
 -- A script checks every argument before it writes: Redis keeps whatever a
 -- script wrote before it failed, so an argument found bad halfway would
 -- leave the store half changed (tasks claimed without a lease, say).
+-- Data is not checked so: a key under P of another type than the script
+-- expects (another program's) fails the call that writes it.  Where it is
+-- cheap, a report's counts are written first, so that counts of the wrong
+-- type fail the script before it wrote anything; counts left wrong by a
+-- failure after them are put right by recount.lua, as a hub starts.
 local function refuse(what)
   error('harbour: bad script argument: '..what, 0)
 end
@@ -110,14 +117,14 @@ local function parse_follow(id, report, from, to)
   end
 end
 -- Move a task between states, keeping the per-state sets, the per-report
--- counts and the parse queue in step.
+-- counts and the parse queue in step.  The counts first (see above).
 local function move(P, id, report, from, to, score)
+  redis.call('HINCRBY', P..'c:'..report, from, -1)
+  redis.call('HINCRBY', P..'c:'..report, to, 1)
   redis.call('ZREM', P..'s:'..from, id)
   redis.call('ZREM', P..'s:'..from..':'..report, id)
   redis.call('ZADD', P..'s:'..to, score, id)
   redis.call('ZADD', P..'s:'..to..':'..report, score, id)
-  redis.call('HINCRBY', P..'c:'..report, from, -1)
-  redis.call('HINCRBY', P..'c:'..report, to, 1)
   redis.call('HSET', P..'t:'..id, 'state', to)
   parse_follow(id, report, from, to)
 end

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -573,3 +574,47 @@ class ServerProcessTests(TestCase):
         server.executable = "/bin/false"
         with self.assertRaises(ConfigurationError):
             await server.start()
+
+
+class RecountAtStartTests(TestCase):
+    """
+    A hub's store sets the task counts to what the tasks' listings hold
+    before it is ready; a worker's leaves them.
+    """
+
+    async def test_hubRecounts(self) -> None:
+        """
+        Counts left wrong (as by a script that failed halfway) are right
+        once a hub's store is ready, and the log says which were wrong; a
+        worker's store, started first, changed nothing.
+        """
+        from twisted.internet import reactor
+
+        from harbour.oasis.requests import ReportURL
+        from harbour.store.tasks import RedisTaskStore
+
+        redis = await private_redis(self)
+        assert redis.address is not None
+        request = ReportURL(
+            "http://oasis/a",
+            "a/1.zip",
+            "a",
+            datetime(2025, 1, 1, tzinfo=UTC),
+            datetime(2025, 1, 2, tzinfo=UTC),
+        )
+        await RedisTaskStore(redis, Clock(), redis.prefix).create([request])
+        await redis.execute("HINCRBY", redis.prefix + "c:a", "pending", 2)
+        logged = capture_log(self)
+        for hub in (False, True):
+            store = StoreService.from_config(
+                reactor, f"unix://{redis.address.path}?db=0", short_directory(self), "t", hub=hub
+            )
+            store.startService()
+            self.addCleanup(store.stopService)
+            await store.when_ready()
+            counted = await redis.execute("HGET", redis.prefix + "c:a", "pending")
+            self.assertEqual(counted, "1" if hub else "3")
+        self.assertEqual(
+            [line for line in logged if "recounted" in line],
+            ["task counts did not follow the tasks; recounted: a: pending 1 (was 3)"],
+        )

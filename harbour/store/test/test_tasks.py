@@ -717,6 +717,22 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual(await self.store.ids(), {task_id(request("b", 1).filename)})
         self.assertIsNone(await self.store.get(task_id(request("a", 1).filename)))
 
+    async def test_recountRightCounts(self) -> None:
+        """
+        A recount of counts that followed every transition finds nothing
+        wrong, and changes none.
+        """
+        await self.store.create([request("a", day) for day in (1, 2, 3)] + [request("b", 1)])
+        task = await self._task(self.store.claim("w", 60))
+        await self.store.finish(task.id, "w", DOWNLOADED, 1, "h", token=task.claim)
+        await self._task(self.store.claim("w", 60))
+        await self.store.retire({task_id(request("b", 1).filename)})
+        counts = await self.store.counts()
+        # Not part of ITaskStore: only the hub's store recounts, as it starts.
+        store = cast(MemoryTaskStore | RedisTaskStore, self.store)
+        self.assertEqual(await store.recount(), {})
+        self.assertEqual(await self.store.counts(), counts)
+
     async def test_claimNewestFirst(self) -> None:
         """
         Claims take the newest trading day first, count an attempt, and
@@ -1644,6 +1660,70 @@ class RedisLostHashTests(TestCase):
         again = await self.store.claim("w", 60)
         assert again is not None
         self.assertEqual((again.id, again.state, again.attempts, again.claim), (task.id, DOWNLOADING, 1, 1))
+
+
+class RedisForeignKeyTests(TestCase):
+    """
+    A key under the store's prefix of another type than the store writes
+    there (another program's) makes a script fail; the counts written first
+    fail it before it writes anything, and a recount puts right what such
+    a failure left wrong.
+    """
+
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
+        """
+        A store on a private redis-server, following a test's clock.
+        """
+        self.redis = await private_redis(self)
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        self.store = RedisTaskStore(self.redis, self.clock, self.redis.prefix)
+        self.counts = self.redis.prefix + "c:a"
+
+    async def test_createWritesNothing(self) -> None:
+        """
+        Creation failing on report C{a}'s counts creates nothing of its
+        task; once the key is gone, the task is created and counted.
+        """
+        await self.redis.execute("SET", self.counts, "another program's")
+        with self.assertRaises(StoreUnavailable):
+            await self.store.create([request("a", 1)])
+        self.assertEqual(
+            (await self.store.ids(), (await self.store.tasks(PENDING, None, 0, 10))[1]), (set(), 0)
+        )
+        await self.redis.execute("DEL", self.counts)
+        self.assertEqual(await self.store.create([request("a", 1)]), {"a": 1})
+        self.assertEqual(await self.store.counts(), {"a": {PENDING: 1}})
+
+    async def test_claimWritesNothing(self) -> None:
+        """
+        A claim failing on report C{a}'s counts moves nothing: once the key
+        is gone and the counts recounted, the task is claimed and counted
+        once.
+        """
+        await self.store.create([request("a", 1)])
+        await self.redis.execute("DEL", self.counts)
+        await self.redis.execute("SET", self.counts, "another program's")
+        with self.assertRaises(StoreUnavailable):
+            await self.store.claim("w", 60)
+        await self.redis.execute("DEL", self.counts)
+        self.assertEqual(await self.store.recount(), {"a": {PENDING: ("0", 1)}})
+        task = await self.store.claim("w", 60)
+        assert task is not None
+        self.assertEqual(await self.store.counts(), {"a": {DOWNLOADING: 1}})
+        self.assertEqual([t.id for t in (await self.store.tasks(DOWNLOADING, "a", 0, 10))[0]], [task.id])
+
+    async def test_recount(self) -> None:
+        """
+        A recount sets each report's wrong counts to its listings' sizes,
+        saying what they were; a second finds nothing wrong.
+        """
+        await self.store.create([request("a", 1), request("a", 2), request("b", 1)])
+        await self.redis.execute("HINCRBY", self.counts, PENDING, 5)
+        await self.redis.execute("HSET", self.redis.prefix + "c:b", FAILED, 2)
+        self.assertEqual(await self.store.recount(), {"a": {PENDING: ("7", 2)}, "b": {FAILED: ("2", 0)}})
+        self.assertEqual(await self.store.counts(), {"a": {PENDING: 2}, "b": {PENDING: 1}})
+        self.assertEqual(await self.store.recount(), {})
 
 
 class RedisTimeTests(TestCase):

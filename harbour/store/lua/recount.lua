@@ -1,0 +1,19 @@
+-- Set REPORT's counts (c:<report>) to the sizes of its listings
+-- (s:<state>:<report>), which are what they count: a script that failed
+-- halfway may have changed one and not the other.  ARGV: P, clock, report.
+-- Returns, for each state whose count was wrong: the state, what its
+-- count said, and its count now.
+local report = ARGV[3]
+local counts = P..'c:'..report
+local wrong = {}
+for _, state in ipairs(STATES) do
+  local listed = redis.call('ZCARD', P..'s:'..state..':'..report)
+  local said = redis.call('HGET', counts, state) or '0'
+  if tonumber(said) ~= listed then
+    redis.call('HSET', counts, state, listed)
+    table.insert(wrong, state)
+    table.insert(wrong, said)
+    table.insert(wrong, listed)
+  end
+end
+return wrong
