@@ -487,12 +487,16 @@ class ITaskStore(Interface):
         @return: A L{Deferred} firing with how many were forgotten.
         """
 
-    def purge(before: float) -> Deferred[int]:
+    def purge(older_than: float) -> Deferred[int]:
         """
-        Forget tasks retired before the POSIX time C{before}, and the
-        counts of reports left with no task.
+        Forget tasks retired at least C{older_than} seconds ago, and the
+        counts of reports left with no task.  The time is the store's own
+        (Redis's, as retirement's is), not the caller's: hosts sharing a
+        store need not agree on their clocks.
 
         @return: A L{Deferred} firing with how many were forgotten.
+        @raise harbour.errors.StoreRefused: for an C{older_than} that is not
+            a finite number.
         """
 
     def revision_counts() -> Deferred[dict[str, int]]:

@@ -321,7 +321,8 @@ class WorkService(Service):
     @inlineCallbacks
     def _purge(self) -> Generator[Deferred[Any], Any, None]:
         try:
-            yield self.store.purge(self.reactor.seconds() - self.settings.retired_retention)
+            # Measured on the store's clock, which retirement is stamped with.
+            yield self.store.purge(self.settings.retired_retention)
         except StoreUnavailable as e:
             # The store logs the outage, once.
             self.log.debug("cannot purge retired tasks: {error}", error=str(e), service="work")

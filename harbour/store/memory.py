@@ -213,10 +213,13 @@ class MemoryTaskStore(MemoryParseQueue):
             return self._replace(task, state=task.retired_from, retired_from="")
         return self._replace(task, state=PENDING, attempts=0, not_before=0.0, last_error="", retired_from="")
 
-    def purge(self, before: float) -> Deferred[int]:
+    def purge(self, older_than: float) -> Deferred[int]:
         """
         See L{ITaskStore.purge}.
         """
+        if (refusal := refused(older_than=older_than)) is not None:
+            return refusal
+        before = self.clock.seconds() - older_than
         gone = [identifier for identifier, at in self._retired.items() if at <= before]
         for identifier in gone:
             task = self._tasks.pop(identifier)

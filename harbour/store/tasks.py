@@ -591,13 +591,13 @@ class RedisTaskStore(RedisParseQueue):
         return int((yield self._run(FORGET_RETIRED_TABLES, str(len(entries)), *entries, *dropped)))
 
     @inlineCallbacks
-    def purge(self, before: float) -> Generator[Deferred[Any], Any, int]:
+    def purge(self, older_than: float) -> Generator[Deferred[Any], Any, int]:
         """
         See L{ITaskStore.purge}: in batches, so no script runs long.
         """
         purged = 0
         while True:
-            count = int((yield self._run(PURGE, repr(before), str(BATCH))))
+            count = int((yield self._run(PURGE, repr(float(older_than)), str(BATCH))))
             purged += count
             if count < BATCH:
                 return purged

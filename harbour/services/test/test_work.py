@@ -4,6 +4,7 @@ Tests for L{harbour.services.work}: its timers follow the C{work} topic.
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -12,9 +13,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.bus import Bus
 from harbour.config.schema import WorkTopic, to_payload
+from harbour.oasis.requests import ReportURL
 from harbour.services.manifest import ManifestService
 from harbour.services.work import WorkService
 from harbour.store.memory import MemoryTaskStore
+from harbour.store.tasks import task_id
 
 
 class TimerTests(SynchronousTestCase):
@@ -66,3 +69,35 @@ class TimerTests(SynchronousTestCase):
         self.assertEqual(self.refreshes, [0, 600])
         self.clock.advance(1)
         self.assertEqual(self.refreshes, [0, 600, 1000])
+
+
+class PurgeTests(SynchronousTestCase):
+    """
+    The work service forgets retired tasks once retired
+    C{retired_retention} seconds ago, on the store's clock.
+    """
+
+    def test_purgedAfterRetention(self) -> None:
+        """
+        A retired task is kept for the retention, and forgotten by the
+        next purge after it.
+        """
+        clock = Clock()
+        clock.advance(1_700_000_000)
+        bus = Bus()
+        manifest = ManifestService(clock, bus)
+        manifest.startService()
+        store = MemoryTaskStore(clock)
+        start = datetime.datetime(2025, 1, 1, 8, tzinfo=datetime.UTC)
+        window = ReportURL(
+            "http://oasis/a", "a/2025-01-01.zip", "a", start, start + datetime.timedelta(days=1)
+        )
+        self.successResultOf(store.create([window]))
+        self.assertEqual(self.successResultOf(store.retire({task_id(window.filename)})), 1)
+        work = WorkService(clock, store, manifest, bus, WorkTopic(retired_retention=3600.0))
+        work.startService()
+        self.addCleanup(work.stopService)
+        clock.advance(3000)
+        self.assertEqual(self.successResultOf(store.ids()), {task_id(window.filename)})
+        clock.advance(700)
+        self.assertEqual(self.successResultOf(store.ids()), set())

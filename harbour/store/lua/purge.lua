@@ -1,7 +1,9 @@
--- Forget tasks retired before BEFORE, at most LIMIT of them, and the
--- counters of reports left with no task.  ARGV: P, clock, before, limit.
-local before, limit = number(3), whole(4, 1)
-local ids = redis.call('ZRANGEBYSCORE', RETIRED, '-inf', before, 'LIMIT', 0, limit)
+-- Forget tasks retired at least OLDER_THAN seconds ago, at most LIMIT of
+-- them, and the counters of reports left with no task.  The time is the
+-- script's (Redis's own, as retire.lua's): a caller's clock may be far
+-- from it.  ARGV: P, clock, older_than, limit.
+local older_than, limit = number(3), whole(4, 1)
+local ids = redis.call('ZRANGEBYSCORE', RETIRED, '-inf', now() - older_than, 'LIMIT', 0, limit)
 local emptied = {}
 for _, id in ipairs(ids) do
   local key = P..'t:'..id

@@ -535,7 +535,7 @@ class TaskStoreBehaviourMixin(_MixinBase):
         )
         await self.store.create([request("a", 2)])
         self.clock.advance(10)
-        await self.store.purge(self.clock.seconds())
+        await self.store.purge(0)
         again = await self.store.retired_tables(10)
         self.assertEqual(again.entries, listed.entries)
         self.assertEqual(set(again.files), set(listed.files) - {("a", revived.filename)})
@@ -705,14 +705,19 @@ class TaskStoreBehaviourMixin(_MixinBase):
 
     async def test_purgeAfterRetention(self) -> None:
         """
-        Retired tasks are forgotten once retired before the given time,
-        with their report's counts when nothing is left of it.
+        Retired tasks are forgotten once retired at least the given
+        seconds ago, with their report's counts when nothing is left of it.
         """
+        from harbour.errors import StoreRefused
+
         await self.store.create([request("a", 1), request("b", 1)])
         await self.store.retire({task_id(request("a", 1).filename)})
-        self.assertEqual(await self.store.purge(self.clock.seconds() - 1), 0)
+        self.assertEqual(await self.store.purge(1), 0)
         self.clock.advance(10)
-        self.assertEqual(await self.store.purge(self.clock.seconds()), 1)
+        self.assertEqual(await self.store.purge(11), 0)
+        with self.assertRaises(StoreRefused):
+            await self.store.purge(float("nan"))
+        self.assertEqual(await self.store.purge(10), 1)
         self.assertEqual(await self.store.counts(), {"b": {PENDING: 1}})
         self.assertEqual(await self.store.ids(), {task_id(request("b", 1).filename)})
         self.assertIsNone(await self.store.get(task_id(request("a", 1).filename)))
@@ -1800,6 +1805,19 @@ class RedisTimeTests(TestCase):
         assert released is not None
         self.assertTrue(before + 3600 <= released.not_before <= after + 3600)
         self.assertIsNone(await self.store.claim("w", 60))
+
+    async def test_purgeOnRedisTime(self) -> None:
+        """
+        A purge reckons how long ago a task was retired on Redis's clock,
+        which retirement is stamped with: a task retired just now is
+        forgotten by a purge of those retired no time ago, not by one of
+        those retired an hour ago, though the caller's clock is decades
+        behind.
+        """
+        await self.store.create([request("a", 1)])
+        self.assertEqual(await self.store.retire({task_id(request("a", 1).filename)}), 1)
+        self.assertEqual(await self.store.purge(3600), 0)
+        self.assertEqual(await self.store.purge(0), 1)
 
     async def test_parseLeasesOnRedisTime(self) -> None:
         """
