@@ -262,6 +262,23 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual((again.state, again.url, again.revision, again.stale), (PENDING, changed.url, 1, ""))
         self.assertEqual(await self.store.counts(), {"a": {PENDING: 1}})
 
+    async def test_resizedWhileDownloadingListed(self) -> None:
+        """
+        A window resized while it is being downloaded is listed among the
+        downloading tasks by its new window (newest first), for the whole
+        store and for its report.
+        """
+        await self.store.create([self._block(5, 10), request("a", 20)])
+        claimed = [await self._task(self.store.claim("w", 60)) for ignored in range(2)]
+        self.assertEqual([t.filename for t in claimed], ["a/2025-01-20.zip", "a/2025-01-01_2025-01-31.zip"])
+        await self.store.create([self._block(25, 31)])
+        for report in (None, "a"):
+            listed, total = await self.store.tasks(DOWNLOADING, report, 0, 10)
+            self.assertEqual(
+                ([t.filename for t in listed], total),
+                (["a/2025-01-01_2025-01-31.zip", "a/2025-01-20.zip"], 2),
+            )
+
     def _day_group(self, day: int, end: bool) -> ReportURL:
         """
         A day group's request for 2025-01-C{day}, with or without the
