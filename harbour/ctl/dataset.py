@@ -12,7 +12,9 @@ import datetime
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -96,26 +98,28 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     tables_dir = args.data_dir / "tables"
     try:
         # Only the views the query reads: making one reads every footer.
-        connection, skipped = open_views(tables_dir, views_named(statement))
+        connection, made = open_views(tables_dir, views_named(statement))
     except FileNotFoundError as e:
         print(f"harbourctl: {e}", file=err)
         return FAILED
     except duckdb.Error as e:
         print(f"harbourctl: {tables_dir}: {_message(e)}", file=err)
         return FAILED
-    for why in skipped:
+    for why in made.skipped:
         print(f"harbourctl: warning: {why}", file=err)
-    written = None
+    spill = written = None
     if args.parquet is not None:
         # Beside the file, so that it replaces it whole, and named here:
         # the only file the query may write.
         target = Path(os.path.abspath(args.parquet))
         written = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
+        # DuckDB's own, .tmp in the working directory, the query could write.
+        spill = Path(tempfile.mkdtemp(prefix="harbourctl-query-"))
         # Times print in UTC, as their columns are named, whatever this
         # machine's zone.
         connection.execute("SET TimeZone = 'UTC'")
-        confine(connection, tables_dir, written)
+        confine(connection, made.files, spill, written)
         if written is not None:
             # The statement may end in a comment, which would swallow a
             # closing parenthesis on its line.
@@ -141,6 +145,8 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return FAILED
     finally:
         connection.close()
+        if spill is not None:
+            shutil.rmtree(spill, ignore_errors=True)
         if written is not None:
             written.unlink(missing_ok=True)
     return OK
@@ -154,10 +160,10 @@ SETTINGS = "times print in UTC, and AT TIME ZONE shows them in another zone"
 #: The kinds of statement C{query} runs: those that read, or change only
 #: the query's own database in memory.  Any other (C{COPY}, C{ATTACH},
 #: C{EXPORT}, C{INSTALL}, a prepared statement...) could write a file.
+#: An C{EXPLAIN} is of the kind of the statement it explains (L{_kind}).
 READING = frozenset(
     {
         "SELECT",
-        "EXPLAIN",
         "PRAGMA",
         "CALL",
         "SET",
@@ -184,19 +190,86 @@ def _not_reading(sql: str) -> str | None:
         parsed: running it says why).
     """
     try:
-        with duckdb.connect(":memory:") as connection:
-            statements = connection.extract_statements(sql)
+        statements = _parsed(sql)
     except duckdb.Error:
         return None
     for statement in statements:
-        try:
-            kind = statement.type.name
-        except ValueError:
-            # A kind this version's Python module cannot name.
-            return "unknown"
+        kind = _kind(statement)
         if kind not in READING:
             return kind
     return None
+
+
+def _parsed(sql: str) -> list[duckdb.Statement]:
+    """
+    @return: The statements of C{sql}.
+    @raise duckdb.Error: If it cannot be parsed.
+    """
+    with duckdb.connect(":memory:") as connection:
+        return connection.extract_statements(sql)
+
+
+def _kind(statement: duckdb.Statement) -> str:
+    """
+    @return: The kind of C{statement}; an C{EXPLAIN}'s is that of the
+        statement it explains, which C{EXPLAIN ANALYZE} runs (a C{COPY}
+        it explains writes its file).
+    """
+    try:
+        kind = statement.type.name
+    except ValueError:
+        # A kind this version's Python module cannot name.
+        return "unknown"
+    if kind != "EXPLAIN":
+        return kind
+    # Of the statements it may explain, one that is refused if any: or
+    # itself, refused, if none was found.
+    return min(
+        _explained(statement.query), key=lambda explained: (explained in READING, explained), default=kind
+    )
+
+
+#: The words between C{EXPLAIN} and the statement it explains, besides a
+#: list of options in parentheses.
+EXPLAIN_WORDS = frozenset({"explain", "analyze", "analyse"})
+
+
+def _explained(query: str) -> set[str]:
+    """
+    @param query: An C{EXPLAIN} statement: C{EXPLAIN}, C{ANALYZE}, options
+        in parentheses (C{(ANALYZE, FORMAT json)}), then a statement,
+        which may itself begin with a parenthesis (C{EXPLAIN (SELECT 1)}).
+    @return: The kinds of every statement that what follows one of those
+        leading words or parentheses parses as, alone: whichever of them
+        DuckDB read as the options, the statement it explains is one.
+    """
+    tokens = duckdb.tokenize(query)
+    ends = [position for position, ignored in tokens[1:]] + [len(query)]
+    words = [
+        (position, query[position:end].strip(), kind)
+        for (position, kind), end in zip(tokens, ends, strict=True)
+        if kind != duckdb.token_type.comment
+    ]
+    kinds: set[str] = set()
+    depth = 0
+    for index, (position, word, kind) in enumerate(words):
+        if depth == 0 and index > 0:
+            try:
+                statements = _parsed(query[position:])
+            except duckdb.Error:
+                statements = []
+            if len(statements) == 1:
+                kinds.add(_kind(statements[0]))
+        opened = closed = 0
+        if kind == duckdb.token_type.operator:
+            opened, closed = word.count("("), word.count(")")
+        leading = kind == duckdb.token_type.keyword and word.lower() in EXPLAIN_WORDS
+        if depth == 0 and not opened and not leading:
+            break
+        depth += opened - closed
+        if depth < 0:
+            break
+    return kinds
 
 
 def _print(result: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: TextIO) -> None:

@@ -19,9 +19,10 @@ rewritten over fewer days) is no such file: the report's views are tried
 again over its files in place, a few times (L{ATTEMPTS}).
 
 The file's views read absolute paths; L{open_views} makes the same views
-afresh, in memory, over a directory wherever it is now, or over a worker's
-own tables, which have no views file: a report the record of the views
-does not name gets its wide view by the request its newest file answers.
+afresh, in memory, over the files of a directory wherever it is now, as
+they are then, or over a worker's own tables, which have no views file: a
+report the record of the views does not name gets its wide view by the
+request its newest file answers.
 """
 
 from __future__ import annotations
@@ -119,12 +120,17 @@ def _identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def source(tables_dir: Path, report: str) -> str:
+def source(tables_dir: Path, report: str, files: Collection[Path] | None = None) -> str:
     """
-    @return: The table function reading every file of C{report}.
+    @param files: If given, the files to read, as DuckDB is to name them
+        (see L{confine}); else every file of C{report} when queried.
+    @return: The table function reading the files of C{report}.
     """
-    pattern = (tables_dir.resolve() / report / "*" / "*.parquet").as_posix()
-    return f"read_parquet({_quoted(pattern)}, hive_partitioning = true, union_by_name = true)"
+    if files is None:
+        read = _quoted((tables_dir.resolve() / report / "*" / "*.parquet").as_posix())
+    else:
+        read = f"[{', '.join(_quoted(file.as_posix()) for file in sorted(files))}]"
+    return f"read_parquet({read}, hive_partitioning = true, union_by_name = true)"
 
 
 def report_files(tables_dir: Path, report: str) -> frozenset[Path]:
@@ -256,11 +262,14 @@ class MadeViews:
         views made again.
     @ivar emptied: The reports whose every file went while their views
         were made: they have none, as a report without files.
+    @ivar files: The files the views read, if made over the files listed
+        as they were made (see L{create_views}).
     """
 
     skipped: tuple[Skipped, ...]
     wide_sources: Mapping[str, frozenset[str]]
     emptied: frozenset[str] = frozenset()
+    files: frozenset[Path] = frozenset()
 
 
 def create_views(
@@ -268,6 +277,8 @@ def create_views(
     tables_dir: Path,
     reports: Mapping[str, str],
     wanted: Collection[str] | None = None,
+    *,
+    listed: bool = False,
 ) -> MadeViews:
     """
     Create the views of C{reports} over the Parquet files in C{tables_dir}:
@@ -284,12 +295,17 @@ def create_views(
     @param wanted: If given, only the reports with a view of one of these
         names (in any case) get theirs: making a view reads the footer of
         every file it covers.
+    @param listed: Whether the views read the files listed as they are
+        made, by their paths under C{tables_dir}, rather than those in
+        place when they are queried: a connection that may read only them
+        (L{confine}) cannot list a directory.
     @return: What was made, and what was not.
     """
     holders: dict[str, str] = {}
     skipped: list[Skipped] = []
     wide_sources: dict[str, frozenset[str]] = {}
     emptied: set[str] = set()
+    read: set[Path] = set()
     asked = None if wanted is None else {name.lower() for name in wanted}
     for report, query in sorted(reports.items()):
         name = view_name(report)
@@ -306,9 +322,8 @@ def create_views(
             continue
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                connection.execute(
-                    f"CREATE VIEW {_identifier(name)} AS SELECT * FROM {source(tables_dir, report)}"
-                )
+                table = source(tables_dir, report, files) if listed else source(tables_dir, report)
+                connection.execute(f"CREATE VIEW {_identifier(name)} AS SELECT * FROM {table}")
                 if wide:
                     described = connection.execute(f"DESCRIBE {_identifier(name)}").fetchall()
                     columns = {row[0]: row[1] for row in described}
@@ -319,10 +334,10 @@ def create_views(
             except duckdb.Error as e:
                 for made in names:
                     connection.execute(f"DROP VIEW IF EXISTS {_identifier(made)}")
-                listed, files = files, report_files(tables_dir, report)
+                before, files = files, report_files(tables_dir, report)
                 # A file gone since the listing was removed by a rewrite of
                 # its window, not damaged: the files in place make the view.
-                if listed - files and files and attempt < ATTEMPTS:
+                if before - files and files and attempt < ATTEMPTS:
                     continue
                 if files:
                     skipped.append(Unreadable(report, (str(e).strip().splitlines() or [type(e).__name__])[0]))
@@ -330,8 +345,10 @@ def create_views(
                     emptied.add(report)
                 break
             holders.update(dict.fromkeys((n.lower() for n in names), report))
+            if listed:
+                read |= files
             break
-    return MadeViews(tuple(skipped), wide_sources, frozenset(emptied))
+    return MadeViews(tuple(skipped), wide_sources, frozenset(emptied), frozenset(read))
 
 
 def rebuild_views(tables_dir: Path, reports: Mapping[str, str]) -> RebuiltViews:
@@ -443,18 +460,20 @@ def views_named(sql: str) -> set[str] | None:
 
 def open_views(
     tables_dir: Path, wanted: Collection[str] | None = None
-) -> tuple[duckdb.DuckDBPyConnection, tuple[Skipped, ...]]:
+) -> tuple[duckdb.DuckDBPyConnection, MadeViews]:
     """
     Open an in-memory database with the views over the files of
     C{tables_dir} as they are now, wherever the directory was moved or
-    copied: the views file's own paths are absolute.  Reports get a wide
+    copied: the views file's own paths are absolute.  The views read the
+    files listed as they are made (see L{confine}).  Reports get a wide
     view if they are of the LMP family, as the views file was last built
     knowing them, or else as the request their newest file answers says
     (a worker keeps no views file).
 
     @param wanted: If given, and naming at least one view, only the views
         of the reports it names are made (see L{create_views}); else all.
-    @return: The connection, and the reports left without views.
+    @return: The connection, and what was made: the reports left without
+        views, and the files the views read.
     @raise FileNotFoundError: If there is no Parquet file yet.
     """
     known = recorded_reports(tables_dir)
@@ -472,27 +491,46 @@ def open_views(
             wanted = None
     connection = duckdb.connect(":memory:")
     try:
-        made = create_views(connection, tables_dir, reports, wanted)
+        # Resolved, as the paths L{confine} allows: DuckDB compares them.
+        made = create_views(connection, tables_dir.resolve(), reports, wanted, listed=True)
     except BaseException:
         connection.close()
         raise
-    return connection, made.skipped
+    return connection, made
 
 
-def confine(connection: duckdb.DuckDBPyConnection, tables_dir: Path, writable: Path | None = None) -> None:
+def confine(
+    connection: duckdb.DuckDBPyConnection,
+    readable: Collection[Path],
+    spill: Path,
+    writable: Path | None = None,
+) -> None:
     """
-    Keep a connection L{open_views} made to reading the files of the
-    reports in C{tables_dir} (and writing C{writable}, if given) from now
-    on: no other file can be read or written, the views file and the
-    record of its reports among them, no extension loaded and no setting
-    changed: the settings the caller wants (a time zone) are made before.
+    Keep a connection L{open_views} made to reading the files its views
+    read (and writing C{writable}, if given) from now on: no other file
+    can be read or written, the views file and the record of its reports
+    among them, no extension loaded and no setting changed: the settings
+    the caller wants (a time zone) are made before.
+
+    DuckDB has no way to allow a file to be read but not written: the
+    files are allowed one by one, so that no file can be made in the
+    tables' directories, where the views would read it, nor one of them
+    replaced through a temporary beside it.  Only a statement writing over
+    one of them in place (C{COPY} with C{USE_TMP_FILE false}) could, which
+    is why C{harbourctl query} runs none.
+
+    @param readable: The files the views read (L{MadeViews.files}).
+    @param spill: A directory of the caller's own, which no one else
+        reads, where DuckDB may write what does not fit in memory; it is
+        otherwise C{.tmp} in the working directory, which DuckDB would let
+        the connection write as well as read.
     """
-    # The directories as L{source} names them: DuckDB compares the paths.
-    resolved = tables_dir.resolve()
-    readable = [_quoted(f"{(resolved / report).as_posix()}/") for report in reports_in(tables_dir)]
-    connection.execute(f"SET allowed_directories = [{', '.join(readable)}]")
+    paths = [_quoted(path.as_posix()) for path in sorted(readable)]
     if writable is not None:
-        connection.execute(f"SET allowed_paths = [{_quoted(writable.as_posix())}]")
+        paths.append(_quoted(writable.as_posix()))
+    connection.execute(f"SET allowed_paths = [{', '.join(paths)}]")
+    connection.execute("SET allowed_directories = []")
+    connection.execute(f"SET temp_directory = {_quoted(spill.as_posix())}")
     connection.execute("SET enable_external_access = false")
     connection.execute("SET lock_configuration = true")
 

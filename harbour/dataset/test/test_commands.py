@@ -198,6 +198,50 @@ class QueryTests(CommandTestCase):
         self.assertEqual((code, out), (USAGE, ""))
         self.assertIn("query cannot change DuckDB's settings", err)
 
+    def test_explain_analyze_refused(self) -> None:
+        """
+        C{EXPLAIN ANALYZE} runs the statement it explains: one explaining a
+        statement that is not run is refused as that statement, however
+        its options are written, and writes nothing; one explaining a
+        statement that is run runs.
+        """
+        day = self.tables / "lmp-dam" / "trading_date=2020-01-02"
+        files = sorted(day.iterdir())
+        copy = f"COPY (SELECT 'X' AS node, 1e9 AS mw) TO '{day / 'part-injected.parquet'}' (FORMAT parquet)"
+        said = "harbourctl: query only reads the dataset: it does not run COPY statements\n"
+        for explain in (
+            "EXPLAIN ANALYZE",
+            "explain analyse",
+            "EXPLAIN (ANALYZE)",
+            "EXPLAIN (FORMAT json, ANALYZE true)",
+            "EXPLAIN ANALYZE (FORMAT json)",
+            "EXPLAIN /* a note */ ANALYZE",
+            "SELECT 1; EXPLAIN ANALYZE",
+        ):
+            self.assertEqual(self.command("query", f"{explain} {copy}"), (USAGE, "", said), explain)
+        self.assertEqual(sorted(day.iterdir()), files)
+        for sql in ("EXPLAIN ANALYZE SELECT count(*) FROM load", "EXPLAIN (SELECT 1) UNION (SELECT 2)"):
+            code, out, err = self.command("query", sql)
+            self.assertEqual((code, err), (OK, ""), sql)
+
+    def test_spill_directory(self) -> None:
+        """
+        What does not fit in memory spills to a directory of the query's
+        own, removed after it, rather than to C{.tmp} in the working
+        directory; it is the only directory the query may use.
+        """
+        sql = (
+            "SELECT name, value FROM duckdb_settings()"
+            " WHERE name IN ('temp_directory', 'allowed_directories')"
+        )
+        code, out, err = self.command("query", "--json", sql)
+        self.assertEqual((code, err), (OK, ""))
+        settings = {row["name"]: row["value"] for row in map(json.loads, out.splitlines())}
+        spill = Path(settings["temp_directory"])
+        self.assertTrue(spill.name.startswith("harbourctl-query-"), spill)
+        self.assertEqual(settings["allowed_directories"], f"[{spill}/]")
+        self.assertFalse(spill.exists())
+
     def test_settings_refused(self) -> None:
         """
         A change of DuckDB's settings is refused as the caller's mistake

@@ -20,6 +20,7 @@ from harbour.dataset.views import (
     Clash,
     RebuiltViews,
     Unreadable,
+    confine,
     connect,
     is_lmp,
     open_views,
@@ -327,7 +328,7 @@ class ViewTests(SynchronousTestCase):
         self.assertTrue(str(skipped).startswith("report 'lmp-dam' has no view: "))
         fresh, again = open_views(self.tables)
         self.addCleanup(fresh.close)
-        self.assertEqual(again, rebuilt.skipped)
+        self.assertEqual(again.skipped, rebuilt.skipped)
         with connect(self.tables) as connection:
             for views in (connection, fresh):
                 names = views.execute("SELECT table_name FROM information_schema.tables").fetchall()
@@ -416,7 +417,7 @@ class ViewTests(SynchronousTestCase):
         rebuild_views(self.tables, {"lmp-dam": "PRC_LMP", "load": "SLD_FCST"})
 
         def made(wanted: set[str] | None) -> list[str]:
-            connection, skipped = open_views(self.tables, wanted)
+            connection, ignored = open_views(self.tables, wanted)
             with connection:
                 rows = connection.execute("SELECT table_name FROM information_schema.tables ORDER BY 1")
                 return [name for (name,) in rows.fetchall()]
@@ -469,3 +470,38 @@ class ViewTests(SynchronousTestCase):
         for text in ("{", "[]", '{"reports": 3}'):
             (self.tables / REPORTS_FILE).write_text(text)
             self.assertEqual(recorded_reports(self.tables), {}, text)
+
+
+class ConfineTests(SynchronousTestCase):
+    """
+    L{confine} keeps the views L{open_views} made to reading their files.
+    """
+
+    def test_tables_not_written(self) -> None:
+        """
+        A confined connection reads the files its views read, by the views
+        or by path, but can neither make a file beside them, where the
+        views would read it, nor replace one through a temporary; DuckDB's
+        spill directory is the caller's, the only directory it may use.
+        """
+        tables = Path(self.mktemp()).resolve() / "tables"
+        write(HUBS_ZIP, tables, "lmp-dam")
+        connection, made = open_views(tables)
+        self.addCleanup(connection.close)
+        spill = Path(self.mktemp()).resolve()
+        spill.mkdir()
+        confine(connection, made.files, spill)
+        files = sorted((tables / "lmp-dam").glob("*/*"))
+        self.assertEqual(files, sorted(made.files))
+        self.assertEqual(connection.execute("SELECT count(*) FROM lmp_dam").fetchall(), [(288,)])
+        self.assertEqual(connection.execute(f"SELECT count(*) FROM '{files[0]}'").fetchall(), [(96,)])
+        for target in (files[0].with_name("part-new.parquet"), files[0]):
+            with self.assertRaises(duckdb.PermissionException):
+                connection.execute(f"COPY (SELECT 1 AS x) TO '{target}' (FORMAT parquet)")
+        self.assertEqual(sorted((tables / "lmp-dam").glob("*/*")), files)
+        self.assertEqual(connection.execute("SELECT count(*) FROM lmp_dam").fetchall(), [(288,)])
+        settings = connection.execute(
+            "SELECT name, value FROM duckdb_settings()"
+            " WHERE name IN ('allowed_directories', 'temp_directory') ORDER BY 1"
+        ).fetchall()
+        self.assertEqual(settings, [("allowed_directories", f"[{spill}/]"), ("temp_directory", str(spill))])
