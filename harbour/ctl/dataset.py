@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 from rich.table import Table
 
 from harbour.ctl.codes import FAILED, OK, USAGE
@@ -109,8 +111,7 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"harbourctl: warning: {why}", file=err)
     spill = written = None
     if args.parquet is not None:
-        # Beside the file, so that it replaces it whole, and named here:
-        # the only file the query may write.
+        # Beside the file, so that it replaces it whole.
         target = Path(os.path.abspath(args.parquet))
         written = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
@@ -119,16 +120,20 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         # Times print in UTC, as their columns are named, whatever this
         # machine's zone.
         connection.execute("SET TimeZone = 'UTC'")
-        confine(connection, made.files, spill, written)
+        confine(connection, made.files, spill)
         if written is not None:
-            # The statement may end in a comment, which would swallow a
-            # closing parenthesis on its line.
-            path = str(written).replace("'", "''")
-            connection.execute(f"COPY ({statement}\n) TO '{path}' (FORMAT parquet, USE_TMP_FILE false)")
+            # Written here, from the rows DuckDB gives: SQL pasted into a
+            # COPY could close its parenthesis and write elsewhere, and the
+            # query's DuckDB may write no file.
+            rows = connection.sql(args.sql)
+            if rows is None:
+                print(NO_STATEMENT, file=err)
+                return USAGE
             try:
+                _write_parquet(rows, written)
                 written.replace(target)
-            except OSError as e:
-                print(f"harbourctl: {e}", file=err)
+            except (OSError, pa.ArrowException) as e:
+                print(f"harbourctl: {_message(e)}", file=err)
                 return FAILED
             return OK
         result = connection.execute(args.sql)
@@ -270,6 +275,25 @@ def _explained(query: str) -> set[str]:
         if depth < 0:
             break
     return kinds
+
+
+#: The rows of each batch read from DuckDB, and of each row group of a
+#: Parquet file written: as many as DuckDB's own row groups.
+PARQUET_BATCH_ROWS = 122_880
+
+
+def _write_parquet(rows: duckdb.DuckDBPyRelation, path: Path) -> None:
+    """
+    Write the rows of a query to a Parquet file, a batch at a time.
+
+    @raise OSError: If DuckDB fails while it gives the rows, or the file
+        cannot be written.
+    @raise pyarrow.ArrowException: If a column's type has no Parquet
+        form that pyarrow writes (an C{INTERVAL}).
+    """
+    with rows.to_arrow_reader(PARQUET_BATCH_ROWS) as reader, pq.ParquetWriter(path, reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
 
 
 def _print(result: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: TextIO) -> None:

@@ -499,18 +499,13 @@ def open_views(
     return connection, made
 
 
-def confine(
-    connection: duckdb.DuckDBPyConnection,
-    readable: Collection[Path],
-    spill: Path,
-    writable: Path | None = None,
-) -> None:
+def confine(connection: duckdb.DuckDBPyConnection, readable: Collection[Path], spill: Path) -> None:
     """
     Keep a connection L{open_views} made to reading the files its views
-    read (and writing C{writable}, if given) from now on: no other file
-    can be read or written, the views file and the record of its reports
-    among them, no extension loaded and no setting changed: the settings
-    the caller wants (a time zone) are made before.
+    read from now on: no other file can be read or written, the views
+    file and the record of its reports among them, no extension loaded
+    and no setting changed: the settings the caller wants (a time zone)
+    are made before.
 
     DuckDB has no way to allow a file to be read but not written: the
     files are allowed one by one, so that no file can be made in the
@@ -526,8 +521,6 @@ def confine(
         the connection write as well as read.
     """
     paths = [_quoted(path.as_posix()) for path in sorted(readable)]
-    if writable is not None:
-        paths.append(_quoted(writable.as_posix()))
     connection.execute(f"SET allowed_paths = [{', '.join(paths)}]")
     connection.execute("SET allowed_directories = []")
     connection.execute(f"SET temp_directory = {_quoted(spill.as_posix())}")

@@ -374,6 +374,55 @@ class QueryTests(CommandTestCase):
         self.assertEqual((code, out, err), (OK, "", ""))
         self.assertEqual(pq.read_table(target).to_pylist(), [{"note": "-- kept;"}])
 
+    def test_parquet_not_pasted(self) -> None:
+        """
+        C{--parquet} writes the rows of the SQL as it runs, not pasted into
+        a C{COPY}: SQL closing the parenthesis it would have been pasted in
+        to copy over a table's file is an SQL error, and writes nothing.
+        """
+        victim = (self.tables / "lmp-dam" / "trading_date=2020-01-02" / "part-2020-01-02.parquet").resolve()
+        before = victim.read_bytes()
+        target = Path(self.mktemp())
+        sql = (
+            f"SELECT 'X' AS node, 1e9 AS mw) TO '{victim}' (FORMAT parquet, USE_TMP_FILE false);"
+            " COPY (SELECT 1 AS x"
+        )
+        code, out, err = self.command("query", "--parquet", str(target), sql)
+        self.assertEqual((code, out), (FAILED, ""))
+        self.assertIn("Parser Error", err)
+        self.assertEqual(victim.read_bytes(), before)
+        self.assertFalse(target.exists())
+
+    def test_parquet_rows(self) -> None:
+        """
+        C{--parquet} writes the rows of the SQL's last statement, in their
+        types; a type Parquet files cannot hold as pyarrow writes them (an
+        C{INTERVAL}) is an error saying so, and writes nothing.
+        """
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        target = directory / "out.parquet"
+        sql = (
+            "SET VARIABLE n = 2; SELECT getvariable('n') AS n, trading_date, min(interval_start_utc) AS first"
+            " FROM load GROUP BY trading_date ORDER BY trading_date LIMIT 1"
+        )
+        code, out, err = self.command("query", "--parquet", str(target), sql)
+        self.assertEqual((code, out, err), (OK, "", ""))
+        first = datetime.datetime(2025, 6, 1, 7, tzinfo=datetime.UTC)
+        self.assertEqual(
+            pq.read_table(target).to_pylist(), [{"n": 2, "trading_date": D(2025, 6, 1), "first": first}]
+        )
+        target.unlink()
+        code, out, err = self.command(
+            "query",
+            "--parquet",
+            str(target),
+            "SELECT interval_end_utc - interval_start_utc AS span FROM load",
+        )
+        self.assertEqual((code, out), (FAILED, ""))
+        self.assertIn("month_day_nano_interval", err)
+        self.assertEqual(list(directory.iterdir()), [])
+
     def test_reader_gone(self) -> None:
         """
         A reader that goes away (C{| head -1}) ends the query quietly, for
