@@ -192,16 +192,28 @@ def check(tables_dir: Path, reports: Iterable[str] | None = None) -> list[Mismat
 def read_through(file: Path) -> Mapping[bytes, bytes]:
     """
     Decode every page of a Parquet file, verifying the checksum of each
-    that has one: a footer read alone tells nothing of pages damaged on
-    disk, and a damaged page may still decode, into other values.
+    that has one, and count the rows of each row group: a footer read
+    alone tells nothing of pages damaged on disk, and a damaged page may
+    still decode, into other values, or be skipped without a word (a page
+    header damaged into a kind of page pyarrow does not know), leaving
+    fewer rows than the footer records.
 
     @return: The file's key-value metadata.
-    @raise OSError: If a page cannot be read, or its checksum differs.
+    @raise OSError: If a page cannot be read, its checksum differs, or the
+        rows decoded are not those the footer records.
     """
     with pq.ParquetFile(file, page_checksum_verification=True) as parquet:
-        for ignored in parquet.iter_batches():
-            pass
-        return parquet.metadata.metadata or {}
+        metadata = parquet.metadata
+        total = 0
+        for group in range(metadata.num_row_groups):
+            recorded = metadata.row_group(group).num_rows
+            decoded = sum(batch.num_rows for batch in parquet.iter_batches(row_groups=[group]))
+            if decoded != recorded:
+                raise OSError(f"row group {group} decodes to {decoded} rows, not the {recorded} it records")
+            total += decoded
+        if total != metadata.num_rows:
+            raise OSError(f"its row groups hold {total} rows, not the {metadata.num_rows} it records")
+        return metadata.metadata or {}
 
 
 def _recorded(metadata: Mapping[bytes, bytes]) -> dict[str, str]:

@@ -611,6 +611,30 @@ class TablesTests(CommandTestCase):
         code, out, err = self.command("tables", "--check")
         self.assertIn("3 file(s) fail the check: 1 cannot be read whole and 2 do not match their zip\n", out)
 
+    def test_check_page_skipped(self) -> None:
+        """
+        A page whose header is damaged into a kind of page pyarrow does
+        not know is skipped without a word, its checksum unread, and the
+        row group decodes to no row: C{--check} counts the rows each row
+        group decodes, and names the file as one that cannot be read whole.
+        """
+        damaged = self.tables / self.DAMAGED
+        metadata = pq.read_metadata(damaged)
+        [mw] = [i for i in range(metadata.num_columns) if metadata.schema.column(i).name == "mw"]
+        data = bytearray(damaged.read_bytes())
+        # The header's first field, the page's kind: a data page's 0 becomes
+        # a kind no Parquet version has.
+        kind = metadata.row_group(0).column(mw).data_page_offset + 1
+        self.assertEqual(data[kind], 0)
+        data[kind] ^= 0x55
+        damaged.write_bytes(data)
+        # Read without counting, the file gives no row and no error.
+        self.assertEqual(sum(batch.num_rows for batch in pq.ParquetFile(damaged).iter_batches()), 0)
+        code, out, err = self.command("tables", "--check")
+        self.assertEqual((code, err), (FAILED, ""))
+        self.assertIn(f"{damaged}: unreadable (row group 0 decodes to 0 rows, not the 120 it records)\n", out)
+        self.assertIn("1 file(s) fail the check: 1 cannot be read whole\n", out)
+
     def test_check_page_checksum(self) -> None:
         """
         A page damaged so slightly that it still decodes, into other values,
