@@ -62,9 +62,12 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO = sys.stderr) -> int:
     """
     Run C{query} or C{tables}.  A reader that goes away early (C{| head})
     ends either quietly, with the status of every other command whose
-    reader goes (see L{harbour.ctl.main}).
+    reader goes (see L{harbour.ctl.main}).  A file that cannot be read
+    (a disk failing, a directory the user may not read) is said in a
+    line.
 
-    @return: The exit code: L{FAILED} if the reader went away.
+    @return: The exit code: L{FAILED} if the reader went away or a file
+        cannot be read.
     """
     try:
         if args.command == "query":
@@ -72,6 +75,9 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO = sys.stderr) -> int:
         return tables(args, out, err)
     except BrokenPipeError:
         discard_output(out)
+        return FAILED
+    except OSError as e:
+        print(f"harbourctl: {e}", file=err)
         return FAILED
 
 

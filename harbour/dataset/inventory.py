@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -70,15 +71,37 @@ class ReportTables:
 
 def parquet_files(report_dir: Path) -> Iterator[tuple[datetime.date, Path]]:
     """
-    @return: Each Parquet file of a report with its partition's day.
+    The files of a report as they are listed: a day's directory removed
+    between the listing of the report's directory and its own (a window
+    rewritten over fewer days, a parse that made the day given up) has
+    none, rather than failing the listing as C{Path.glob} does; so has a
+    report whose directory is gone.
+
+    @return: Each Parquet file of a report's days with its day, by day
+        and name.
     """
-    for directory in sorted(report_dir.glob(f"{PARTITION_PREFIX}*")):
+    for partition in _entries(report_dir):
+        if not partition.name.startswith(PARTITION_PREFIX):
+            continue
         try:
-            day = datetime.date.fromisoformat(directory.name.removeprefix(PARTITION_PREFIX))
+            day = datetime.date.fromisoformat(partition.name.removeprefix(PARTITION_PREFIX))
         except ValueError:
             continue
-        for file in sorted(directory.glob("*.parquet")):
-            yield day, file
+        for file in _entries(Path(partition.path)):
+            if file.name.endswith(".parquet"):
+                yield day, Path(file.path)
+
+
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
+    """
+    @return: What C{directory} holds, by name; nothing if it is gone, or
+        is no directory.
+    """
+    try:
+        with os.scandir(directory) as entries:
+            return sorted(entries, key=lambda entry: entry.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def report_tables(

@@ -40,7 +40,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harbour.dataset.inventory import reports_in
+from harbour.dataset.inventory import parquet_files, reports_in
 from harbour.oasis.catalogue import load_catalogue
 from harbour.processes import process_alive
 
@@ -135,9 +135,10 @@ def source(tables_dir: Path, report: str, files: Collection[Path] | None = None)
 
 def report_files(tables_dir: Path, report: str) -> frozenset[Path]:
     """
-    @return: The Parquet files of C{report}, as its view reads them now.
+    @return: The Parquet files of C{report}, as its view reads them now
+        (see L{parquet_files}).
     """
-    return frozenset((tables_dir / report).glob("*/*.parquet"))
+    return frozenset(file for ignored, file in parquet_files(tables_dir / report))
 
 
 def wide_sql(long_view: str, columns: Mapping[str, str]) -> str:
@@ -480,7 +481,7 @@ def open_views(
     reports = {
         report: known.get(report) or answered_query(tables_dir, report) for report in reports_in(tables_dir)
     }
-    if not any(any((tables_dir / report).glob("*/*.parquet")) for report in reports):
+    if not any(any(parquet_files(tables_dir / report)) for report in reports):
         raise FileNotFoundError(
             f"{tables_dir}: no tables yet (the daemon writes them once it has parsed a file)"
         )

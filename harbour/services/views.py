@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
 from harbour.config.topics import ReportTopic
+from harbour.dataset.inventory import parquet_files
 from harbour.dataset.views import WIDE_SOURCES, RebuiltViews, Unreadable, rebuild_views
 from harbour.services.coalescing import Coalesced
 
@@ -117,7 +118,7 @@ def _rebuild(tables_dir: Path, reports: dict[str, str]) -> tuple[frozenset[str],
     """
     # A report's directory appears with its first parse, before any file is
     # committed: only a committed file earns a view.
-    present = {name: query for name, query in reports.items() if any((tables_dir / name).glob("*/*.parquet"))}
+    present = {name: query for name, query in reports.items() if any(parquet_files(tables_dir / name))}
     rebuilt = rebuild_views(tables_dir, present)
     unreadable = {why.report for why in rebuilt.skipped if isinstance(why, Unreadable)}
     # A report whose every file went during the rebuild got no view: its

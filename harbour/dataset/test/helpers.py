@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import datetime
 import io
+import os
+import shutil
 import zipfile
 from pathlib import Path
+from typing import Any
+
+from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.dataset.inventory import file_sha256
 from harbour.dataset.write import WrittenWindow, write_window
@@ -93,3 +98,23 @@ def member_text(zip_path: Path) -> str:
     """
     with zipfile.ZipFile(zip_path) as archive:
         return io.TextIOWrapper(archive.open(archive.namelist()[0]), encoding="utf-8").read()
+
+
+def removed_when_scanned(case: SynchronousTestCase, directory: Path) -> None:
+    """
+    Have C{directory} removed, with its files, just before it is first
+    scanned (C{os.scandir}, which C{Path.glob} uses too), as a day's
+    directory is when a rewrite of its window over fewer days commits
+    while the day's files are listed.
+    """
+    scandir, target = os.scandir, directory.resolve()
+    removed: list[Path] = []
+
+    def scanning(path: Any = ".") -> Any:
+        # A descriptor is the scan of shutil.rmtree's own.
+        if not removed and not isinstance(path, int) and Path(os.fsdecode(path)).resolve() == target:
+            removed.append(target)
+            shutil.rmtree(target)
+        return scandir(path)
+
+    case.patch(os, "scandir", scanning)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import errno
 import io
 import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 from twisted.trial.unittest import SynchronousTestCase
@@ -19,7 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from harbour.ctl.codes import FAILED, OK, USAGE
 from harbour.ctl.dataset import add_commands, run
 from harbour.dataset.inventory import check, file_sha256, report_tables, spans
-from harbour.dataset.test.helpers import HUBS_ZIP, simulated, write
+from harbour.dataset.test.helpers import HUBS_ZIP, removed_when_scanned, simulated, write
 from harbour.dataset.views import DATABASE, REPORTS_FILE, connect, rebuild_views
 from harbour.dataset.write import write_window
 
@@ -510,6 +512,35 @@ class TablesTests(CommandTestCase):
         code, out, err = self.command("tables", "--check")
         self.assertEqual((code, err), (FAILED, ""))
         self.assertIn(f"{damaged}: unreadable (", out)
+
+    def test_day_removed_while_listed(self) -> None:
+        """
+        A day's directory removed while the files are listed (its window
+        rewritten over fewer days) has no file: the tables are counted
+        without it, and the command does not fail.
+        """
+        removed_when_scanned(self, self.tables / "load" / "trading_date=2025-06-05")
+        load = report_tables(self.tables, "load")
+        self.assertEqual((load.rows, load.files, load.last), (2 * 5 * 24, 2, D(2025, 6, 2)))
+        code, out, err = self.command("tables")
+        self.assertEqual((code, err), (OK, ""))
+        self.assertIn("lmp-dam", out)
+
+    def test_unreadable_directory(self) -> None:
+        """
+        A directory that cannot be listed (a disk failing) is an error in
+        a line, naming it, not a traceback.
+        """
+        scandir, failing = os.scandir, self.tables / "load"
+
+        def scanning(path: Any = ".") -> Any:
+            if not isinstance(path, int) and Path(os.fsdecode(path)) == failing:
+                raise OSError(errno.EIO, os.strerror(errno.EIO), str(failing))
+            return scandir(path)
+
+        self.patch(os, "scandir", scanning)
+        said = f"harbourctl: [Errno {errno.EIO}] {os.strerror(errno.EIO)}: '{failing}'\n"
+        self.assertEqual(self.command("tables"), (FAILED, "", said))
 
     def test_configured_range(self) -> None:
         """

@@ -12,7 +12,7 @@ import duckdb
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.dataset import views
-from harbour.dataset.test.helpers import HUBS_ZIP, simulated, write
+from harbour.dataset.test.helpers import HUBS_ZIP, removed_when_scanned, simulated, write
 from harbour.dataset.views import (
     ATTEMPTS,
     DATABASE,
@@ -404,6 +404,21 @@ class ViewTests(SynchronousTestCase):
         self.assertIn(damaged.name, skipped.error)
         self.assertIn(damaged.parent.name, skipped.error)
         self.assertEqual(made, ["load", "load"])
+
+    def test_day_removed_while_listed(self) -> None:
+        """
+        A day's directory removed while the files are listed (its window
+        rewritten over fewer days) has no file: the views made afresh read
+        the other days', and no report is left without views.
+        """
+        day = D(2025, 6, 1)
+        zip_path = simulated(self.zips / "l.zip", "SLD_FCST", "DAM", day, day + D.resolution)
+        write(zip_path, self.tables, "load")
+        removed_when_scanned(self, self.tables / "load" / "trading_date=2025-06-02")
+        connection, made = open_views(self.tables)
+        self.addCleanup(connection.close)
+        self.assertEqual(made.skipped, ())
+        self.assertEqual(connection.execute("SELECT count(*) FROM load").fetchall(), [(5 * 24,)])
 
     def test_only_views_asked_for(self) -> None:
         """

@@ -30,7 +30,7 @@ from harbour.config.topics import ReportTopic, WorkTopic
 from harbour.dataset import parse
 from harbour.dataset import views as dataset_views
 from harbour.dataset import write as dataset_write
-from harbour.dataset.test.helpers import simulated, write
+from harbour.dataset.test.helpers import removed_when_scanned, simulated, write
 from harbour.dataset.write import Superseded, drop_window
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IEvent
@@ -1235,6 +1235,29 @@ class ViewsTests(SynchronousTestCase):
         self.assertEqual(views.shown, frozenset({"good"}))
         [warning] = [m for m in messages if "no view for a report" in m]
         self.assertIn("report 'bad' has no view", warning)
+
+    def test_dayRemovedWhileListed(self) -> None:
+        """
+        A day's directory removed while the views are rebuilt (its window
+        rewritten over fewer days) has no file: the views are made over
+        the other days', the report is shown, and the rebuild does not
+        fail, which would leave the views as they were.
+        """
+        tables = Path(self.mktemp())
+        for n in range(2):
+            day = tables / "good" / f"trading_date=2020-01-0{n + 1}"
+            day.mkdir(parents=True)
+            pyarrow.parquet.write_table(pyarrow.table({"x": [1]}), day / "part-a.parquet")
+        removed_when_scanned(self, tables / "good" / "trading_date=2020-01-02")
+        views = Views(tables, run_now)
+        messages = capture_log(self)
+        self.successResultOf(
+            views.configure([ReportTopic(name="good", queryname="SLD_FCST", market_run_id="DAM")])
+        )
+        self.assertEqual(views.shown, frozenset({"good"}))
+        self.assertEqual([m for m in messages if "cannot rebuild" in m], [])
+        with dataset_views.connect(tables) as connection:
+            self.assertEqual(connection.execute("SELECT count(*) FROM good").fetchall(), [(1,)])
 
     def vanishing(self, tables: Path, days: int) -> None:
         """
