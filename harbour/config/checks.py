@@ -212,11 +212,12 @@ DATA_DIR_ENTRIES = ("redis", "tables", "amp.token")
 def data_subdirectory() -> Check:
     """
     @return: A check for a directory inside the data directory, given
-        relative to it: not empty, not absolute, without a C{..} part, and
-        neither one of the data directory's own entries
-        (L{DATA_DIR_ENTRIES}), in any case, nor inside one; it gives the
-        path without C{.} parts, doubled or trailing slashes
-        (C{"./a//b/"} is C{"a/b"}), so that one directory has one name.
+        relative to it: not empty, without a C{..} part, and neither one
+        of the data directory's own entries (L{DATA_DIR_ENTRIES}), in any
+        case, nor inside one; or an absolute path (the mirror on another
+        volume), not the root; it gives the path without C{.} parts,
+        doubled or trailing slashes (C{"./a//b/"} is C{"a/b"}), so that one
+        directory has one name.
     """
 
     def check(value: Any) -> str:
@@ -224,10 +225,14 @@ def data_subdirectory() -> Check:
         if "\0" in value:
             raise Invalid(f"{value!r} holds a NUL character, which no path may")
         path = PurePosixPath(value)
-        if path.is_absolute():
-            raise Invalid(f"{value!r} is absolute: give a directory relative to the data directory")
         if ".." in path.parts:
-            raise Invalid(f"{value!r} has a '..' part: give a directory inside the data directory")
+            raise Invalid(
+                f"{value!r} has a '..' part: give a directory inside the data directory, or an absolute one"
+            )
+        if path.is_absolute():
+            if len(path.parts) == 1:
+                raise Invalid(f"{value!r} is the root directory: give a directory of its own")
+            return str(path)
         if not path.parts:
             raise Invalid(
                 f'{value!r} is the data directory itself: give a directory inside it, such as "reports"'

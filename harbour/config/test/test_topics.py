@@ -223,15 +223,17 @@ class ConstructionTests(SynchronousTestCase):
     def test_downloadDirectory(self) -> None:
         """
         The download directory is a directory inside the data directory,
-        given relative to it: not empty, absolute, leaving it through a
-        C{..}, nor one of its own entries or inside one, in any case; it
-        is kept without C{.} parts, doubled or trailing slashes.
+        given relative to it: not empty, leaving it through a C{..}, nor
+        one of its own entries or inside one, in any case; or an absolute
+        one (on another volume), not the root.  It is kept without C{.}
+        parts, doubled or trailing slashes.
         """
         refusals = {
             "": "the data directory itself",
             ".": "the data directory itself",
-            "/": "is absolute",
-            "/srv/mirror": "is absolute",
+            "/": "is the root directory",
+            "//": "is the root directory",
+            "/srv/../etc": "has a '..' part",
             "../..": "has a '..' part",
             "mirror/../reports": "has a '..' part",
             "redis": "the data directory's own 'redis'",
@@ -242,7 +244,12 @@ class ConstructionTests(SynchronousTestCase):
         }
         for value, why in refusals.items():
             self.assertRefused(lambda value=value: DownloadTopic(directory=value), "directory", why)
-        accepted = {"reports": "reports", "./mirror//2025/": "mirror/2025", "tables.old": "tables.old"}
+        accepted = {
+            "reports": "reports",
+            "./mirror//2025/": "mirror/2025",
+            "tables.old": "tables.old",
+            "/srv/mirror/": "/srv/mirror",
+        }
         for value, kept in accepted.items():
             self.assertEqual(DownloadTopic(directory=value).directory, kept)
 
