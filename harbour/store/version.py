@@ -7,11 +7,14 @@ harbour needs Redis 5 or later: its scripts write after reading C{TIME},
 which Redis replicates safely only by a script's effects (the default from
 Redis 5 on).
 
-It also needs a Redis that never evicts keys (C{maxmemory-policy
-noeviction}, Redis's default): a task's hash evicted is a task lost, and
-the listings, counts and queues that still name it disagree with it.  A
-full Redis under C{noeviction} refuses writes (C{OOM}) instead, an outage
-harbour rides out.
+It also needs a Redis that never evicts its tasks: a task's hash evicted
+is a task lost, and the listings, counts and queues that still name it
+disagree with it.  A full Redis under C{noeviction} (Redis's default)
+refuses writes (C{OOM}) instead, an outage harbour rides out.  The
+C{volatile-*} policies (the default of many managed services) evict only
+keys with a time to live, which harbour's tasks never have: only its
+politeness slots and its hub's lease, so such a Redis is used, with a
+warning.
 """
 
 from __future__ import annotations
@@ -75,12 +78,17 @@ def eviction_policy(info: str) -> str | None:
     return None if found is None else found.group(1)
 
 
+#: The policies that evict only keys with a time to live.
+VOLATILE = "volatile-"
+
+
 def evicts(policy: str) -> str | None:
     """
     @return: Why harbour cannot run on a Redis whose C{maxmemory-policy} is
-        C{policy}, or L{None} if it can.
+        C{policy}, or L{None} if it can: under C{noeviction}, or a
+        C{volatile-*} policy, which never evicts a task.
     """
-    if policy == NO_EVICTION:
+    if policy == NO_EVICTION or policy.startswith(VOLATILE):
         return None
     return (
         f"its maxmemory-policy is {policy}: harbour needs {NO_EVICTION} "
@@ -165,15 +173,16 @@ def check_eviction(
     redis: IRedis, where: Callable[[], str], log: Logger
 ) -> Generator[Deferred[Any], Any, None]:
     """
-    Refuse a Redis that evicts keys when full.  A Redis that will not say
-    its policy is used, with a warning.
+    Refuse a Redis that evicts any key when full (C{allkeys-*}); warn of
+    one that evicts keys with a time to live (C{volatile-*}).  A Redis
+    that will not say its policy is used, with a warning.
 
     @param redis: The Redis to ask (C{INFO memory}).
     @param where: Describes the Redis once it answered, for errors and the
         log.
     @param log: Where the warnings go: the store's own log.
-    @raise ConfigurationError: if Redis's C{maxmemory-policy} is not
-        C{noeviction}.
+    @raise ConfigurationError: if Redis's C{maxmemory-policy} evicts any
+        key.
     @raise StoreUnavailable: if Redis cannot answer now.
     """
     need = f"it must be {NO_EVICTION}"
@@ -192,3 +201,12 @@ def check_eviction(
     problem = evicts(policy)
     if problem is not None:
         raise ConfigurationError(f"Redis at {where()}: {problem}")
+    if policy.startswith(VOLATILE):
+        log.warn(
+            "Redis at {address} evicts keys with a time to live when full ({policy}): harbour's tasks have"
+            " none, but its politeness slots and its hub's lease do, and may go; {need} to be safe",
+            address=where(),
+            policy=policy,
+            need=need,
+            service="store",
+        )

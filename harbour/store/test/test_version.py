@@ -68,16 +68,18 @@ class EvictionTests(SynchronousTestCase):
 
     def test_evicts(self) -> None:
         """
-        Only C{noeviction} passes; any other policy is refused with the
-        reason.
+        C{noeviction} passes, and the C{volatile-*} policies, which never
+        evict a task (tasks have no time to live); a policy that evicts any
+        key is refused with the reason.
         """
-        self.assertIsNone(evicts("noeviction"))
+        for policy in ("noeviction", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl"):
+            self.assertIsNone(evicts(policy), policy)
         self.assertEqual(
-            evicts("volatile-lru"),
-            "its maxmemory-policy is volatile-lru: harbour needs noeviction (a full Redis that evicts "
+            evicts("allkeys-lru"),
+            "its maxmemory-policy is allkeys-lru: harbour needs noeviction (a full Redis that evicts "
             "keys loses tasks; under noeviction it refuses writes, an outage harbour waits out)",
         )
-        for policy in ("allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-ttl"):
+        for policy in ("allkeys-lfu", "allkeys-random"):
             self.assertIsNotNone(evicts(policy))
 
 
@@ -149,6 +151,18 @@ class StartTests(TestCase):
             await self.started(version, succeed(MEMORY.format(policy="allkeys-lru")))
         self.assertIn("its maxmemory-policy is allkeys-lru: harbour needs noeviction", str(caught.exception))
         self.assertEqual(len(self.flushLoggedErrors(ConfigurationError)), 1)
+
+    async def test_volatileWarned(self) -> None:
+        """
+        A Redis that evicts only keys with a time to live (the default of
+        many managed services), none of them a task, starts, with a
+        warning that names its policy.
+        """
+        logged = capture_log(self)
+        await self.started(
+            succeed(INFO.format(version="7.2.4")), succeed(MEMORY.format(policy="volatile-lru"))
+        )
+        self.assertIn("evicts keys with a time to live when full (volatile-lru)", "\n".join(logged))
 
     async def test_noEvictionAccepted(self) -> None:
         """
