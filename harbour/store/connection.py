@@ -20,8 +20,8 @@ them.
 
 Before it is ready, the store asks Redis its version (C{INFO server}) and
 its C{maxmemory-policy} (C{INFO memory}), and refuses one older than
-harbour runs on (Redis 5) or one that evicts keys when full (any policy
-but C{noeviction}: see L{harbour.store.version}) with a
+harbour runs on (Redis 5) or one that evicts any key when full (an
+C{allkeys-*} policy: see L{harbour.store.version}) with a
 L{ConfigurationError}: a fatal start-up problem, as a refused password is.
 A hub's store on an external Redis also takes the lease on its Redis and
 prefix first (L{harbour.store.lease}): a second hub there refuses to start.
