@@ -140,7 +140,9 @@ class IManifest(Interface):
             the publications log does not show them published yet: asked
             for all the same, so not to be retired (a cap that comes back
             after the log was unreadable must not retire what was created
-            meanwhile).
+            meanwhile); and the past days of reports OASIS serves only
+            current data of, never asked for, but kept as fetched while
+            they were current.
         """
 
     def report_names() -> set[str]:

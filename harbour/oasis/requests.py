@@ -504,6 +504,34 @@ def report_range(
     return first, last
 
 
+def current_only_past(
+    manifest: ManifestTopic, reports: Iterable[ReportTopic], today: datetime.date
+) -> list[ReportURL]:
+    """
+    The windows before C{today}, within their ranges, of the enabled
+    reports OASIS serves only current data of (L{serves_history}): never
+    asked for (a past window would hold today's data), but those fetched
+    while they were current hold their own, and are kept, not retired.
+
+    @return: Their requests, as L{report_urls} would make them.
+    """
+    table, pacific = DayTable(ZoneInfo(manifest.timezone)), DayTable(PACIFIC)
+    result: list[ReportURL] = []
+    for report in reports:
+        if not report.enabled or serves_history(report) or report.window == MONTH_WINDOW:
+            continue
+        first = resolve_day(report.start or manifest.start, today)
+        last = min(report_range(manifest, report, today)[1], today - datetime.timedelta(days=1))
+        if first > last:
+            continue
+        starts_only = pacific_windows(report)
+        windows = (pacific if starts_only else table).windows(first, last, _hours(report))
+        if starts_only:
+            windows = windows.starts_only()
+        result.extend(ReportRequests(manifest.base_url, report).requests(windows))
+    return result
+
+
 def serves_history(report: ReportTopic) -> bool:
     """
     @return: Whether OASIS answers a past window of C{report} with that

@@ -32,6 +32,7 @@ from harbour.oasis.requests import (
     ReportRequests,
     ReportURL,
     Windows,
+    current_only_past,
     market_today,
     pacific_windows,
     published_last,
@@ -131,6 +132,7 @@ class ManifestService(Service):
                 cap = published_last(ZoneInfo(self.manifest.timezone), cap)
             start = max(first, cap + datetime.timedelta(days=1))
             held.extend(report_urls(self.manifest, [report], today, start=start, end=last, now=now))
+        held.extend(current_only_past(self.manifest, self.definitions, today))
         return held
 
     def report_names(self) -> set[str]:

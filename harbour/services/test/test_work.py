@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.bus import Bus
-from harbour.config.schema import WorkTopic, to_payload
+from harbour.config.schema import ManifestTopic, ReportTopic, WorkTopic, to_payload
 from harbour.oasis.requests import ReportURL
 from harbour.services.manifest import ManifestService
 from harbour.services.work import WorkService
@@ -101,3 +102,57 @@ class PurgeTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(store.ids()), {task_id(window.filename)})
         clock.advance(700)
         self.assertEqual(self.successResultOf(store.ids()), set())
+
+
+class CurrentOnlyTests(SynchronousTestCase):
+    """
+    The windows of a report OASIS serves only current data of are asked
+    for from today, and those fetched while they were current are kept
+    once their day is past.
+    """
+
+    def test_fetchedWhileCurrentKept(self) -> None:
+        """
+        The hours of C{PRC_CURR_LMP} fetched on their day are neither
+        retired nor dropped from the tables after midnight, though no past
+        hour is asked for; they are retired once out of range.
+        """
+        pacific = ZoneInfo("America/Los_Angeles")
+        clock = Clock()
+        clock.advance(datetime.datetime(2025, 6, 10, 23, 30, tzinfo=pacific).timestamp())
+        bus = Bus()
+        manifest = ManifestService(clock, bus)
+        manifest.startService()
+        manifest.manifest = ManifestTopic(start="-1d", end="today")
+        manifest.definitions = [
+            ReportTopic(
+                name="curr",
+                queryname="PRC_CURR_LMP",
+                kind="single_zip",
+                market_run_id="RTM",
+                window="1h",
+                params={"node": "TH_NP15_GEN-APND"},
+            )
+        ]
+        store = MemoryTaskStore(clock)
+        work = WorkService(clock, store, manifest, bus)
+        retired: list[str] = []
+        bus.subscribe(
+            "task.retired", lambda event: retired.extend(f["filename"] for f in event.payload["files"])
+        )
+        self.successResultOf(work.refresh())
+        claims = self.successResultOf(store.claim_many("w", 60, 100))
+        self.assertEqual(len(claims), 23, "the hours of June 10 that have ended")
+        for task in claims:
+            self.assertTrue(
+                self.successResultOf(
+                    store.finish(task.id, "w", "downloaded", bytes=10, sha256="0" * 64, token=task.claim)
+                )
+            )
+        clock.advance(3600)
+        self.successResultOf(work.refresh())
+        self.assertEqual(self.successResultOf(store.counts())["curr"].get("downloaded"), 23)
+        self.assertEqual(retired, [])
+        clock.advance(86400)
+        self.successResultOf(work.refresh())
+        self.assertEqual(len(retired), 23, "June 10 is out of the range")
