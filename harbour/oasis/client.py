@@ -30,6 +30,7 @@ import attr
 from hyperlink import EncodedURL
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks, succeed
+from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.interfaces import (
     IAddress,
     IDelayedCall,
@@ -42,7 +43,7 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web._newclient import HTTP11ClientProtocol
+from twisted.web._newclient import HTTP11ClientProtocol, _WrapperException
 from twisted.web.client import (
     URI,
     BrowserLikePolicyForHTTPS,
@@ -129,6 +130,23 @@ def retry_after(value: bytes | None, now: float) -> float | None:
     # "inf", "1e999" or a date centuries ahead: a server's word, not a
     # wait to take literally.
     return min(max(0.0, seconds), LONGEST_RETRY_AFTER)
+
+
+def cancelled(error: BaseException) -> bool:
+    """
+    @return: Whether C{error} is how Twisted ends a request that was
+        cancelled: a bare L{CancelledError} only before it reaches a
+        connection (a redirect waiting for its slot);
+        L{ConnectingCancelledError} while connecting; once the request is
+        on a connection, the L{CancelledError} is among the
+        C{reasons} of L{twisted.web.client.ResponseNeverReceived} (or of
+        L{twisted.web.client.RequestTransmissionFailed}, while sending).
+    """
+    if isinstance(error, (CancelledError, ConnectingCancelledError)):
+        return True
+    if isinstance(error, _WrapperException):
+        return any(cancelled(reason.value) for reason in error.reasons)
+    return False
 
 
 @attr.s(auto_attribs=True, eq=False)
@@ -767,14 +785,16 @@ class OasisClient:
             request = client.get(transfer.url, unbuffered=True)
         try:
             response = yield request
-        except CancelledError:
-            if timed_out:
-                raise AttemptFailed(f"no answer within {idle:g} s") from None
-            raise
         except PermanentFailure:
             raise
         except Exception as e:
-            raise AttemptFailed(f"request failed: {e}") from None
+            if not cancelled(e):
+                raise AttemptFailed(f"request failed: {e}") from None
+            if timed_out:
+                raise AttemptFailed(f"no answer within {idle:g} s") from None
+            # Harbour stopping: what its outcome looks for, however Twisted
+            # wrapped it.
+            raise CancelledError() from None
         finally:
             stop_deadline()
         if response.code != 200:

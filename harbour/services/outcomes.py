@@ -202,8 +202,9 @@ class Outcomes:
         """
         End an attempt at C{task} whose download failed with C{failure}:
         failed for good, given back to be tried again, given back at once
-        (harbour stopping), or given back using no attempt (the limiter
-        could not reserve a slot, Redis away, so nothing was sent).
+        using no attempt (harbour stopping: not OASIS's failure), or given
+        back using no attempt (the limiter could not reserve a slot, Redis
+        away, so nothing was sent).
 
         @raise LostClaim: if the claim is no longer held.
         """
@@ -212,7 +213,9 @@ class Outcomes:
         if failure.check(AttemptFailed):
             return self.retry(task, str(failure.value), cast(AttemptFailed, failure.value).retry_after)
         if failure.check(CancelledError) and not self.context.running:
-            return self.release(task, 0.0, "harbour stopped mid-download")
+            # Restarts must not use up a task's attempts: a long answer
+            # cut by each would end failed without OASIS failing it once.
+            return self.release(task, 0.0, "harbour stopped mid-download", counted=False)
         if failure.check(StoreUnavailable):
             # The limiter could not reserve a politeness slot, so nothing
             # was sent: an outage, not OASIS's answer, and no attempt is

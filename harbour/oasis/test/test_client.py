@@ -22,7 +22,7 @@ from treq.testing import StubTreq
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succeed
-from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.error import ConnectingCancelledError, ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
@@ -31,7 +31,13 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web._newclient import HTTP11ClientProtocol
 from twisted.web._newclient import Request as ClientRequest
-from twisted.web.client import URI, ResponseDone
+from twisted.web.client import (
+    URI,
+    RequestTransmissionFailed,
+    ResponseDone,
+    ResponseFailed,
+    ResponseNeverReceived,
+)
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer, IResponse
 from twisted.web.resource import Resource
@@ -53,6 +59,7 @@ from harbour.oasis.client import (
     PermanentFailure,
     ReusedEndpoints,
     Transfer,
+    cancelled,
 )
 from harbour.oasis.requests import report_urls
 from harbour.services.activity import DownloadActivity
@@ -843,7 +850,7 @@ class DirectClientTimingTests(SynchronousTestCase):
         clock.advance(4.9)
         self.assertNoResult(d)
         clock.advance(0.1)
-        self.failureResultOf(d, CancelledError)
+        self.assertTrue(cancelled(self.failureResultOf(d, ResponseNeverReceived).value))
         self.assertEqual(agent.urls, [URL.encode()])
 
     def test_answerStopsTheTimer(self) -> None:
@@ -1005,6 +1012,40 @@ class HeaderTimeoutTests(SynchronousTestCase):
         d.cancel()
         self.failureResultOf(d, CancelledError)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class CancelledTests(SynchronousTestCase):
+    """
+    L{cancelled} knows a cancelled request however Twisted reports it.
+    """
+
+    def test_cancelled(self) -> None:
+        """
+        A bare L{CancelledError}, a cancelled connect, and a
+        L{CancelledError} among the reasons of Twisted's wrappers (nested
+        too) are a cancellation.
+        """
+        reason = Failure(CancelledError())
+        for error in [
+            CancelledError(),
+            ConnectingCancelledError(IPv4Address("TCP", "127.0.0.1", 80)),
+            ResponseNeverReceived([reason]),
+            RequestTransmissionFailed([reason]),
+            ResponseFailed([Failure(ConnectionDone()), Failure(ResponseNeverReceived([reason]))]),
+        ]:
+            self.assertTrue(cancelled(error), error)
+
+    def test_notCancelled(self) -> None:
+        """
+        Any other failure, wrapped or not, is no cancellation.
+        """
+        for error in [
+            ConnectionLost(),
+            ResponseNeverReceived([Failure(ConnectionDone())]),
+            ResponseFailed([]),
+            ValueError("cancelled"),
+        ]:
+            self.assertFalse(cancelled(error), error)
 
 
 @attr.s(eq=False)
@@ -1174,7 +1215,10 @@ class PacedBodyTests(SynchronousTestCase):
 @implementer(IAgent)
 class Waiting:
     """
-    An agent whose requests wait until the test answers them.
+    An agent whose requests wait until the test answers them.  A request
+    cancelled fails as Twisted's agent fails one sent and waiting for its
+    answer: with a L{ResponseNeverReceived} whose reason is the
+    L{CancelledError}, not with the bare L{CancelledError}.
     """
 
     def __init__(self) -> None:
@@ -1192,7 +1236,7 @@ class Waiting:
         Record C{uri}; answer when the test says so.
         """
         self.urls.append(uri)
-        d: Deferred[Any] = Deferred()
+        d: Deferred[Any] = Deferred(lambda d: d.errback(ResponseNeverReceived([Failure(CancelledError())])))
         self.pending.append(d)
         return d
 

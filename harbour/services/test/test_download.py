@@ -23,6 +23,7 @@ import treq
 from treq.testing import StubTreq
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, TimeoutError, fail, succeed
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -254,6 +255,24 @@ class Harness:
         assert isinstance(address, IPv4Address)
         self.base_url = f"http://127.0.0.1:{address.port}/oasisapi"
 
+    def serve_silence(self) -> Deferred[None]:
+        """
+        Ask, instead of the simulator, a server on 127.0.0.1 (until the test
+        ends) that takes every request and never answers it, not even with
+        a head.
+
+        @return: A L{Deferred} firing once the first request has come whole.
+        """
+        arrived: Deferred[None] = Deferred()
+        factory = Factory.forProtocol(lambda: Silent(arrived))
+        # Twisted types listenTCP's factory too narrowly for a Factory.
+        port = self.reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[arg-type]
+        self.testcase.addCleanup(port.stopListening)
+        address = port.getHost()
+        assert isinstance(address, IPv4Address)
+        self.base_url = f"http://127.0.0.1:{address.port}/oasisapi"
+        return arrived
+
     def files(self) -> list[Path]:
         """
         @return: Every file under the data directory but harbour's
@@ -261,6 +280,28 @@ class Harness:
         directory's storage id.
         """
         return sorted(p for p in self.data.rglob("*") if p.is_file() and not is_bookkeeping(p))
+
+
+class Silent(Protocol):
+    """
+    Takes a request and never answers it, as OASIS seems to while it
+    prepares a large answer.
+
+    @ivar arrived: Fired once a request's head has come whole (unless
+        fired already, by another connection's).
+    """
+
+    def __init__(self, arrived: Deferred[None]) -> None:
+        self.arrived = arrived
+        self.received = b""
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Keep C{data}; note a request once its head is whole.
+        """
+        self.received += data
+        if b"\r\n\r\n" in self.received and not self.arrived.called:
+            self.arrived.callback(None)
 
 
 @implementer(ILimiter)
@@ -782,8 +823,8 @@ class DownloadTests(TestCase):
 
     async def test_stopReleases(self) -> None:
         """
-        Stopping mid-download gives the task back to C{pending} at once and
-        removes the temporary file.
+        Stopping mid-download gives the task back to C{pending} at once,
+        its attempt not counted, and removes the temporary file.
         """
         harness = Harness(self, Faults(trickle_rate=1.0, trickle_bytes=64))
         await harness.create(LMP, start="2025-01-10", end="2025-01-10")
@@ -793,8 +834,41 @@ class DownloadTests(TestCase):
         self.assertTrue(harness.service.status()["in_flight"], "mid-download")
         await harness.service.stopService()
         [task] = await harness.all_tasks()
-        self.assertEqual(task.state, PENDING)
+        self.assertEqual(
+            (task.state, task.attempts, task.last_error), (PENDING, 0, "harbour stopped mid-download")
+        )
         self.assertLessEqual(task.not_before, harness.reactor.seconds(), "due at once")
+        self.assertEqual(harness.files(), [])
+
+    async def test_stopWhileWaitingForHead(self) -> None:
+        """
+        Stopping while a request waits for its answer's head (OASIS
+        preparing it) gives the task back to C{pending} at once, as a stop
+        mid-body does: the attempt is not counted, not even the task's
+        last, and the task does not fail.
+        """
+        harness = Harness(self, idle_timeout=60.0, max_attempts=1)
+        arrived = harness.serve_silence()
+        await harness.create(LMP, start="2025-01-10", end="2025-01-10")
+        harness.start()
+        await arrived
+        await harness.service.stopService()
+        [task] = await harness.all_tasks()
+        self.assertEqual(
+            (task.state, task.attempts, task.last_error), (PENDING, 0, "harbour stopped mid-download")
+        )
+        self.assertLessEqual(task.not_before, harness.reactor.seconds(), "due at once")
+        self.assertEqual(harness.files(), [])
+
+    async def test_noHeadInTime(self) -> None:
+        """
+        A request whose answer's head never comes is ended by the deadline
+        for headers, C{idle_timeout}, with an error that says so.
+        """
+        harness = Harness(self, idle_timeout=0.2, max_attempts=1)
+        harness.serve_silence()
+        [task] = await harness.run(LMP, end="2025-01-10")
+        self.assertEqual((task.state, task.last_error), (FAILED, "no answer within 0.2 s (after 1 attempts)"))
         self.assertEqual(harness.files(), [])
 
     async def test_stoppedBeforeReady(self) -> None:
