@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import IO, Any, Protocol, TypeVar
+from typing import IO, Any, Protocol, TypeVar, cast
 
 import attr
 from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks
@@ -30,7 +30,15 @@ from harbour.oasis.requests import UnsafeName, confined
 from harbour.services.activity import DownloadActivity
 from harbour.services.checking import AnswerCheck, judge_file
 from harbour.services.commit import GroupCommit, LeaseRanOut
-from harbour.services.files import InThread, KeptFresh, kept_name, prepare, temporary_name, verify
+from harbour.services.files import (
+    InThread,
+    KeptFresh,
+    Unwritable,
+    kept_name,
+    prepare,
+    temporary_name,
+    verify,
+)
 from harbour.services.opening import Openings
 from harbour.services.outcomes import LostClaim, Outcomes
 from harbour.services.writeback import Writeback
@@ -238,36 +246,46 @@ class Attempts:
             # which other writers on the same disk may keep busy for a
             # millisecond at a time.
             prepared: tuple[verdicts.Verdict, int, str] | IO[bytes] | None = None
-            if task.claim == 1:
-                prepared = yield self.openings.open(target, temporary)
-            if prepared is None:
-                prepared = yield self.in_thread(
-                    prepare,
-                    target,
-                    temporary,
-                    task.claim,
-                    task.sha256,
-                    task.url,
-                    self.context.settings.idle_timeout,
-                    self.reactor.seconds(),
-                )
+            try:
+                if task.claim == 1:
+                    prepared = yield self.openings.open(target, temporary)
+                if prepared is None:
+                    prepared = yield self.in_thread(
+                        prepare,
+                        target,
+                        temporary,
+                        task.claim,
+                        task.sha256,
+                        task.url,
+                        self.context.settings.idle_timeout,
+                        self.reactor.seconds(),
+                    )
+            except OSError as e:
+                # Nothing was asked of OASIS yet, and no file is open.
+                yield self.outcomes.unwritable(task, Unwritable(target.parent, e))
+                return
             if isinstance(prepared, tuple):
                 verdict, size, digest = prepared
                 yield self.outcomes.conclude(task, DOWNLOADED, size, digest, storage=storage)
                 return
             try:
-                with prepared as file:
-                    received, check, failure = yield self._fetch(task, file)
+                try:
+                    received, check, failure = yield self._fetch(task, prepared, temporary)
+                finally:
+                    unclosed = _close(prepared)
+                if unclosed is not None and failure is None:
+                    check.abandon()
+                    failure = Failure(Unwritable(temporary, unclosed))
                 downloaded()
                 if failure is None:
                     judged = yield check.finish()
                     if judged is None:
                         # Followed only in part: the whole file tells.
-                        judged = yield self.in_thread(judge_file, temporary)
+                        judged = yield _on_disk(self.in_thread(judge_file, temporary), temporary)
                     digest, verdict = judged.sha256, judged.verdict
                     if verdict is None:
                         # An answer the stream could not judge: the whole file can.
-                        verdict = yield self.in_thread(verify, temporary)
+                        verdict = yield _on_disk(self.in_thread(verify, temporary), temporary)
                     elif verdict.kind != verdicts.DATA:
                         yield self._discard(temporary)
                     if verdict.kind == verdicts.DATA:
@@ -282,11 +300,21 @@ class Attempts:
                         if not lease.fresh(self.reactor.seconds()):
                             yield self._hold(task, lease, lease_seconds)
                         try:
-                            yield self.commits.commit(
-                                temporary, target, keep, task.url, digest, lease.deadline
+                            yield _on_disk(
+                                self.commits.commit(
+                                    temporary, target, keep, task.url, digest, lease.deadline
+                                ),
+                                target,
                             )
                         except LeaseRanOut:
                             raise LostClaim(task.id) from None
+                    self.outcomes.disk_worked()
+            except Unwritable as e:
+                # Reading the file back or putting it in place failed (a
+                # write's and a close's faults are the fetch's failure).
+                self._discard(temporary)
+                yield self.outcomes.unwritable(task, e)
+                return
             except BaseException:
                 # Nobody waits on it: harbour may be stopping, and prepare or
                 # the janitor removes what it leaves.
@@ -360,14 +388,15 @@ class Attempts:
 
     @inlineCallbacks
     def _fetch(
-        self, task: Task, file: IO[bytes]
+        self, task: Task, file: IO[bytes], path: Path
     ) -> Generator[Deferred[Any], Any, tuple[int, AnswerCheck, Failure | None]]:
         """
-        Fetch C{task.url} into C{file} through the client, hashing and
-        judging its bytes as they arrive, renewing the lease meanwhile.
+        Fetch C{task.url} into C{file} (open at C{path}) through the client,
+        hashing and judging its bytes as they arrive, renewing the lease
+        meanwhile; once the body is whole, flush C{file}.
 
         @return: A Deferred firing with (bytes, the answer's check, failure
-            or None).
+            or None).  A failure to write C{file} is an L{Unwritable}.
         """
         flight = self.activity.start(task)
         check = AnswerCheck(self.in_thread)
@@ -376,11 +405,19 @@ class Attempts:
         # disk at least every half of it, the file shows it is alive.
         fresh = KeptFresh(self.reactor, self.context.settings.idle_timeout / 2)
 
+        unwritten: list[OSError] = []
+
         def write(data: bytes) -> None:
-            file.write(data)
+            try:
+                file.write(data)
+                fresh.wrote(file)
+            except OSError as e:
+                # The client fails the body with its own words; the
+                # attempt's outcome is this disk's, not the answer's.
+                unwritten.append(e)
+                raise
             check.feed(data)
             writeback.wrote(file, len(data))
-            fresh.wrote(file)
             self.activity.count_bytes(len(data))
 
         self.context.beat()  # the hub sees work as it starts, not only on the next heartbeat
@@ -389,8 +426,18 @@ class Attempts:
                 raise CancelledError()
             flight.request = self.client.fetch(flight.transfer, write)
             received = yield flight.request
+            # An answer smaller than the file's buffer (every error
+            # document) is not written yet: a full disk must fail it here,
+            # where it is the attempt's outcome, not as the file closes.
+            try:
+                file.flush()
+            except OSError as e:
+                unwritten.append(e)
+                raise
         except Exception:
             check.abandon()
+            if unwritten:
+                return flight.transfer.received, check, Failure(Unwritable(path, unwritten[0]))
             return flight.transfer.received, check, Failure()
         finally:
             self.activity.end(task)
@@ -419,3 +466,31 @@ class Attempts:
             self._confirm(lease, asked, seconds)
         else:
             self.log.warn("lost the lease of {url}", url=task.url, service="download")
+
+
+def _close(file: IO[bytes]) -> OSError | None:
+    """
+    Close C{file}, flushed already unless its download failed.
+
+    @return: The error closing it raised, if any: a file system may report
+        a write's fault only then (NFS), and a failed download's file may
+        hold bytes its disk would not take.
+    """
+    try:
+        file.close()
+    except OSError as e:
+        return e
+    return None
+
+
+def _on_disk(d: Deferred[_T], path: Path) -> Deferred[_T]:
+    """
+    @return: C{d}, failing with an L{Unwritable} for C{path} where it
+        fails with an L{OSError}: file work on this host's disk.
+    """
+
+    def unwritable(failure: Failure) -> _T:
+        failure.trap(OSError)
+        raise Unwritable(path, cast(OSError, failure.value))
+
+    return d.addErrback(unwritable)

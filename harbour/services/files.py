@@ -35,6 +35,24 @@ WRITE_BUFFER = 8 << 10
 InThread = Callable[..., Deferred[Any]]
 
 
+class Unwritable(Exception):
+    """
+    A download's file could not be made, written, read back or put in
+    place: a fault of this host's disk (full, read-only, a file where a
+    directory should be), not of OASIS's answer.
+
+    @ivar path: The file or directory at fault: the one the error names,
+        if it names one (the directory a C{mkdir} could not make), else
+        the one given.
+    @ivar error: The operating system's error.
+    """
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        self.path = path if error.filename is None else error.filename
+        self.error = error
+        super().__init__(f"cannot write {self.path}: {error.strerror or error}")
+
+
 def remove_abandoned(directory: Path, older_than: float, now: float, keep: Collection[Path] = ()) -> int:
     """
     In a thread: remove temporary files that no download has written to for

@@ -29,6 +29,7 @@ from harbour.interfaces import IBus, ITaskStore
 from harbour.oasis.client import AttemptFailed, PermanentFailure
 from harbour.services.activity import DownloadActivity
 from harbour.services.announcing import Announcements
+from harbour.services.files import Unwritable
 from harbour.services.finishing import Finishes
 from harbour.store.outages import STORE_RETRY, next_retry
 from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED, Outcome, Task
@@ -96,6 +97,8 @@ class Outcomes:
     @ivar activity: Counts them.
     @ivar finishes: Records finishes, a batch per store call.
     @ivar announcements: Announces them, without waiting.
+    @ivar disk_faults: How many attempts in a row this host's disk failed
+        (see L{unwritable}).
     """
 
     log = Logger()
@@ -107,6 +110,7 @@ class Outcomes:
     activity: DownloadActivity = attr.ib()
     finishes: Finishes = attr.ib(init=False)
     announcements: Announcements = attr.ib(factory=Announcements, init=False)
+    disk_faults: int = attr.ib(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.finishes = Finishes(self.store)
@@ -212,6 +216,8 @@ class Outcomes:
             return self.conclude(task, FAILED, error=str(failure.value))
         if failure.check(AttemptFailed):
             return self.retry(task, str(failure.value), cast(AttemptFailed, failure.value).retry_after)
+        if failure.check(Unwritable):
+            return self.unwritable(task, cast(Unwritable, failure.value))
         if failure.check(CancelledError) and not self.context.running:
             # Restarts must not use up a task's attempts: a long answer
             # cut by each would end failed without OASIS failing it once.
@@ -288,6 +294,38 @@ class Outcomes:
         """
         work = self.context.work
         return backoff(task.attempts, work.retry_base, work.retry_cap, self.context.rng)
+
+    def unwritable(self, task: Task, fault: Unwritable) -> Deferred[None]:
+        """
+        Give C{task} back after this host's disk failed its file
+        (C{fault}): to be tried again using no attempt, as OASIS did
+        nothing wrong and asking it again cannot mend a disk, after a
+        backoff that grows with the faults met in a row by this process's
+        attempts (whatever their tasks: one disk serves them all) until an
+        attempt's file work succeeds again (L{disk_worked}).
+
+        @raise LostClaim: if the claim is no longer held.
+        """
+        self.disk_faults += 1
+        work = self.context.work
+        delay = backoff(self.disk_faults, work.retry_base, work.retry_cap, self.context.rng)
+        self.log.warn(
+            "{error}: {url} is tried again in {delay:.1f} s, using no attempt"
+            " (a fault of this host's disk, {count} in a row)",
+            error=str(fault),
+            url=task.url,
+            delay=delay,
+            count=self.disk_faults,
+            service="download",
+        )
+        return self.recheck(task, delay, str(fault))
+
+    def disk_worked(self) -> None:
+        """
+        An attempt's file work succeeded: the next disk fault starts a new
+        run of backoffs (see L{unwritable}).
+        """
+        self.disk_faults = 0
 
     @inlineCallbacks
     def recheck(self, task: Task, delay: float, error: str) -> Generator[Deferred[Any], Any, None]:

@@ -6,16 +6,18 @@ Tests for L{harbour.services.download} against the OASIS simulator over real HTT
 from __future__ import annotations
 
 import datetime
+import errno
 import gc
 import hashlib
 import io
 import json
 import os
+import random
 import shutil
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 import attr
@@ -41,7 +43,7 @@ from harbour.oasis.client import LONGEST_RETRY_AFTER, OasisClient, retry_after
 from harbour.oasis.requests import ReportURL, gmt, report_urls
 from harbour.oasis.test.test_classify import zipped
 from harbour.oasis.test.test_client import NOW, stubbed_attempts
-from harbour.services import attempt, download
+from harbour.services import attempt, commit, download, files
 from harbour.services.attempt import RECHECK
 from harbour.services.checking import AnswerCheck
 from harbour.services.download import DownloadService
@@ -57,6 +59,9 @@ from harbour.test.helpers import SilentHub
 from harbour.testing.simulator import Faults, OasisSimulator, error_document
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
+#: OASIS's answer to a real request, 3,149 bytes: smaller than a file's
+#: write buffer (L{files.WRITE_BUFFER}).
+SAMPLE_ZIP = "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip"
 #: A report definition: L{ReportTopic}'s arguments.
 LMP: dict[str, Any] = {
     "name": "lmp",
@@ -1030,6 +1035,233 @@ class PreparationTests(SynchronousTestCase):
         )
         self.assertIsNone(prepared_since("HTTP 503"))
         self.assertIsNone(prepared_since(""))
+
+
+class Served(Resource):
+    """
+    Answers every request with the same bytes.
+
+    @ivar requests: How many requests it has answered.
+    """
+
+    isLeaf = True
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__()
+        self.body = body
+        self.requests = 0
+
+    def render_GET(self, request: Request) -> bytes:
+        """
+        The bytes.
+        """
+        self.requests += 1
+        return self.body
+
+
+class FullDisk(io.RawIOBase):
+    """
+    A new file on a disk with room for C{room} bytes more: a write that
+    does not fit fails with C{ENOSPC}, as on a full file system.
+    """
+
+    def __init__(self, path: Path, room: int) -> None:
+        self.name = str(path)
+        self._room = room
+        self._file = path.open("wb", buffering=0)
+
+    def writable(self) -> bool:
+        """
+        It is written.
+        """
+        return True
+
+    def write(self, data: Any) -> int:
+        """
+        Write C{data} if it fits, else fail with C{ENOSPC}.
+        """
+        if len(data) > self._room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._room -= len(data)
+        return self._file.write(data)
+
+    def fileno(self) -> int:
+        """
+        The real file's descriptor.
+        """
+        return self._file.fileno()
+
+    def close(self) -> None:
+        """
+        Close the real file too.
+        """
+        self._file.close()
+        super().close()
+
+
+class DiskFaultTests(SynchronousTestCase):
+    """
+    A fault of this host's disk (full, a file where a directory should
+    be) ends the attempt saying what could not be written, and uses none of
+    the task's attempts, after a backoff that grows with the faults in a
+    row: once the disk is mended, the task is downloaded, although it is
+    allowed only one attempt.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(NOW)
+        self.answer = Served(SAMPLES.joinpath(SAMPLE_ZIP).read_bytes())
+        self.stub = StubTreq(self.answer)
+        self.store = MemoryTaskStore(self.clock)
+        manifest = ManifestTopic(base_url="http://oasis.test/oasisapi", start="2025-03-09", end="2025-03-09")
+        report = ReportTopic(**LMP)
+        self.successResultOf(self.store.create(report_urls(manifest, [report], datetime.date(2025, 3, 10))))
+        self.directory = Path(self.mktemp())
+        self.attempts = stubbed_attempts(
+            self.directory,
+            self.clock,
+            self.store,
+            DownloadTopic(min_request_interval=0),
+            WorkTopic(retry_base=1.0, retry_cap=10.0, max_attempts=1),
+            self.stub,
+        )
+
+    def attempt(self) -> Task:
+        """
+        Claim the task once it is due, and make an attempt at it.
+
+        @return: The task after it.
+        """
+        [task] = self.successResultOf(self.store.tasks(PENDING, None, 0, 1))[0]
+        self.clock.advance(max(0.0, task.not_before - self.clock.seconds()))
+        claimed = self.successResultOf(self.store.claim("tester", 300))
+        assert claimed is not None
+        done = self.attempts.run(claimed)
+        self.stub.flush()
+        self.successResultOf(done)
+        after = self.successResultOf(self.store.get(claimed.id))
+        assert after is not None
+        return after
+
+    def full(self, room: int) -> list[bool]:
+        """
+        Give every download's file a disk with C{room} bytes free, until
+        the returned list is emptied.
+        """
+        create = files._create
+        full = [True]
+
+        def created(temporary: Path) -> IO[bytes]:
+            if full:
+                return io.BufferedWriter(FullDisk(temporary, room), files.WRITE_BUFFER)
+            return create(temporary)
+
+        self.patch(files, "_create", created)
+        return full
+
+    def assertFault(self, task: Task, path: str, error: str) -> None:
+        """
+        C{task} was given back after a disk fault, using no attempt, with
+        C{last_error} naming C{path} (or, if it ends with C{*}, a path it
+        begins) and C{error}; no temporary file is left.
+        """
+        self.assertEqual((task.state, task.attempts), (PENDING, 0))
+        named, colon, said = task.last_error.rpartition(": ")
+        self.assertEqual(said, error)
+        if path.endswith("*"):
+            self.assertTrue(named.startswith(f"cannot write {path[:-1]}"), task.last_error)
+        else:
+            self.assertEqual(named, f"cannot write {path}")
+        self.assertEqual([p for p in self.directory.rglob("*") if ".part-" in p.name], [])
+
+    def assertDownloaded(self, task: Task, requests: int) -> None:
+        """
+        C{task} is downloaded, its one attempt used, after C{requests}
+        requests in all; its file and record are in place.
+        """
+        self.assertEqual((task.state, task.attempts, self.answer.requests), (DOWNLOADED, 1, requests))
+        target = self.directory / task.filename
+        self.assertEqual(target.read_bytes(), self.answer.body)
+        self.assertEqual(json.loads(record_path(target).read_text())["sha256"], task.sha256)
+
+    def test_smallAnswerOnFullDisk(self) -> None:
+        """
+        An answer smaller than the file's buffer, so written only as the
+        file is flushed, on a full disk.
+        """
+        full = self.full(room=0)
+        [task] = self.successResultOf(self.store.tasks(PENDING, None, 0, 1))[0]
+        target = self.directory / task.filename
+        after = self.attempt()
+        self.assertFault(after, f"{target.parent}/.{target.name}.part-1-*", "No space left on device")
+        full.clear()
+        self.assertDownloaded(self.attempt(), requests=2)
+
+    def test_largeAnswerOnFullDisk(self) -> None:
+        """
+        An answer larger than the file's buffer, on a disk that fills
+        mid-body.
+        """
+        self.answer.body = zipped(("PRC_LMP.csv", random.Random(1).randbytes(64 << 10)))
+        full = self.full(room=16 << 10)
+        [task] = self.successResultOf(self.store.tasks(PENDING, None, 0, 1))[0]
+        target = self.directory / task.filename
+        after = self.attempt()
+        self.assertFault(after, f"{target.parent}/.{target.name}.part-1-*", "No space left on device")
+        full.clear()
+        self.assertDownloaded(self.attempt(), requests=2)
+
+    def test_directoryUnusable(self) -> None:
+        """
+        A download directory that cannot be made (a file in its way) fails
+        the attempt before anything is asked of OASIS.
+        """
+        self.directory.write_bytes(b"not a directory")
+        [task] = self.successResultOf(self.store.tasks(PENDING, None, 0, 1))[0]
+        after = self.attempt()
+        self.assertFault(after, str((self.directory / task.filename).parent), "Not a directory")
+        self.assertEqual(self.answer.requests, 0)
+        self.directory.unlink()
+        self.assertDownloaded(self.attempt(), requests=1)
+
+    def test_commitFails(self) -> None:
+        """
+        A file that cannot be put in place: its record cannot be written
+        once it is renamed.  The next attempt fetches it again, as a file
+        without its record is not trusted.
+        """
+        write_record = commit._write_record
+        faults = [OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))]
+
+        def failing(path: Path, text: str) -> None:
+            if faults:
+                raise faults.pop()
+            write_record(path, text)
+
+        self.patch(commit, "_write_record", failing)
+        [task] = self.successResultOf(self.store.tasks(PENDING, None, 0, 1))[0]
+        after = self.attempt()
+        self.assertFault(after, str(self.directory / task.filename), "No space left on device")
+        self.assertDownloaded(self.attempt(), requests=2)
+
+    def test_backoffGrows(self) -> None:
+        """
+        Each fault in a row waits longer, as the retries of any error do;
+        an attempt whose file work succeeds starts the count again.
+        """
+        full = self.full(room=0)
+        delays = []
+        for ignored in range(4):
+            after = self.attempt()
+            self.assertEqual((after.state, after.attempts), (PENDING, 0))
+            delays.append(after.not_before - self.clock.seconds())
+        # backoff(n, 1, 10): 1, 2, 4, 8 s, each jittered by half either way.
+        for n, delay in enumerate(delays):
+            self.assertTrue(2**n / 2 <= delay <= 2**n * 1.5, delays)
+        full.clear()
+        self.assertDownloaded(self.attempt(), requests=5)
+        self.assertEqual(self.attempts.outcomes.disk_faults, 0)
 
 
 class PolicyTests(SynchronousTestCase):
