@@ -8,15 +8,18 @@ from __future__ import annotations
 import datetime
 import io
 import struct
+import tracemalloc
 import warnings
 import zipfile
 import zlib
 from pathlib import Path
+from xml.etree.ElementTree import ParseError
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.oasis.classify import (
     BAD_REQUEST,
+    CHUNK,
     DATA,
     EMPTY,
     ERROR,
@@ -26,6 +29,7 @@ from harbour.oasis.classify import (
     RATIO_FLOOR,
     REFUSED,
     RETRY_LATER,
+    ErrorFinder,
     classify,
     throttle_pause,
 )
@@ -421,3 +425,104 @@ class DecompressionCapTests(SynchronousTestCase):
         """
         path = SAMPLES / "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip"
         self.assertEqual(classify(path, max_ratio=30).kind, DATA)
+
+
+#: One row of a real XML report (SLD_FCST), as many rows share one parent.
+XML_ROW = (
+    b"<REPORT_DATA><DATA_ITEM>SYS_FCST_5MIN_MW</DATA_ITEM><RESOURCE_NAME>PGE-TAC</RESOURCE_NAME>"
+    b"<OPR_DATE>2014-05-08</OPR_DATE><INTERVAL_NUM>146</INTERVAL_NUM><VALUE>11530</VALUE></REPORT_DATA>\n"
+)
+
+
+class ErrorFinderTests(SynchronousTestCase):
+    """
+    L{ErrorFinder} finds an error document's code and description as
+    ElementTree would, in memory that does not grow with the document.
+    """
+
+    def found(self, *pieces: bytes) -> tuple[int | None, str]:
+        """
+        @return: The code and description found in the document made of
+            C{pieces}, fed one by one.
+        """
+        finder = ErrorFinder()
+        for piece in pieces:
+            finder.feed(piece)
+        finder.close()
+        return finder.code, finder.description
+
+    def test_memoryBounded(self) -> None:
+        """
+        A member of 20,000 rows under one parent, fed a L{CHUNK} at a
+        time, is parsed within a few chunks' memory, however many rows it
+        has: nothing of a row is kept once it is parsed.  (Parsed into a
+        tree whose finished elements stayed with their parent, it took
+        2 MB, about 85 bytes a row.)
+        """
+        piece = XML_ROW * (CHUNK // len(XML_ROW))
+        finder = ErrorFinder()
+        tracemalloc.start()
+        self.addCleanup(tracemalloc.stop)
+        finder.feed(b'<?xml version="1.0"?><OASISReport xmlns="http://www.caiso.com/soa/OASISReport_v1.xsd">')
+        finder.feed(b"<MessagePayload><RTO><REPORT_ITEM>")
+        for ignored in range(20_000 // (CHUNK // len(XML_ROW))):
+            finder.feed(piece)
+        finder.feed(b"</REPORT_ITEM></RTO></MessagePayload></OASISReport>")
+        finder.close()
+        ignored, peak = tracemalloc.get_traced_memory()
+        self.assertLess(peak, 4 * CHUNK)
+        self.assertEqual((finder.code, finder.description), (None, ""))
+
+    def test_pieces(self) -> None:
+        """
+        The fields are found however the document is cut, a code's
+        surrounding space ignored.
+        """
+        document = error_document(1000, datetime.datetime(2025, 3, 10))
+        for size in (1, 2, 7, 64):
+            pieces = [document[i : i + size] for i in range(0, len(document), size)]
+            code, description = self.found(*pieces)
+            self.assertEqual(code, 1000, size)
+            self.assertTrue(description, size)
+
+    def test_textBeforeChildren(self) -> None:
+        """
+        A field's text is what comes before its first child, as
+        ElementTree's C{Element.text}; the last field to end is the one
+        kept; a code that is not a number is -1.
+        """
+        self.assertEqual(
+            self.found(b"<a><ERR_CODE>10<b>x</b>00</ERR_CODE><ERR_DESC>d<![CDATA[&e]]>f&amp;</ERR_DESC></a>"),
+            (10, "d&ef&"),
+        )
+        self.assertEqual(self.found(b"<a><ERR_CODE><ERR_CODE>5</ERR_CODE>7</ERR_CODE></a>"), (-1, ""))
+        self.assertEqual(self.found(b"<a><ERR_CODE>x</ERR_CODE></a>"), (-1, ""))
+
+    def test_undefinedEntity(self) -> None:
+        """
+        An entity a document type leaves undefined (expat lets it pass)
+        makes the document not well-formed, as ElementTree's parser has it;
+        entities it defines, and character references, are text.
+        """
+        with self.assertRaises(ParseError) as caught:
+            self.found(b'<?xml version="1.0"?><!DOCTYPE a SYSTEM "a.dtd"><a>&undefined;</a>')
+        self.assertEqual(str(caught.exception), "undefined entity &undefined;: line 1, column 51")
+        defined = (
+            b'<!DOCTYPE a [<!ENTITY e "1000">]><a><ERR_CODE>&e;</ERR_CODE><ERR_DESC>&#65;&amp;</ERR_DESC></a>'
+        )
+        self.assertEqual(self.found(defined), (1000, "A&"))
+
+    def test_notWellFormed(self) -> None:
+        """
+        A document that is not well-formed raises L{ParseError} saying
+        where, as ElementTree's parser does; an unknown encoding raises
+        L{LookupError}.
+        """
+        with self.assertRaises(ParseError) as caught:
+            self.found(b"<a><ERR_CODE>1000</ERR_CODE>", b"</b>")
+        self.assertEqual(str(caught.exception), "mismatched tag: line 1, column 30")
+        with self.assertRaises(ParseError) as caught:
+            self.found(b"<m:a><m:ERR_CODE>1000</m:ERR_CODE></m:a>")
+        self.assertEqual(str(caught.exception), "unbound prefix: line 1, column 0")
+        with self.assertRaises(LookupError):
+            self.found(b'<?xml version="1.0" encoding="UTust8"?><a/>')
