@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
@@ -53,7 +53,7 @@ from twisted.web.client import (
     _HTTP11ClientFactory,
     _StandardEndpointFactory,
 )
-from twisted.web.http import PotentialDataLoss
+from twisted.web.http import PotentialDataLoss, _DataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer, IResponse
 from zope.interface import implementer
@@ -149,6 +149,39 @@ def cancelled(error: BaseException) -> bool:
     return False
 
 
+def described(error: BaseException) -> str:
+    """
+    @return: C{error} in words fit for a task's C{last_error}: for
+        Twisted's wrappers of failures (L{twisted.web.client.ResponseFailed}
+        and its kin, whose own text is the repr of a list of failures),
+        the words of each failure they wrap, however deep, each once,
+        joined; for an error without words, what it means.
+    """
+    words: list[str] = []
+    for said in _words(error):
+        if said not in words:
+            words.append(said)
+    return "; ".join(words) or type(error).__name__
+
+
+def _words(error: BaseException) -> Iterator[str]:
+    """
+    @return: The words of C{error}, or of each failure it wraps.
+    """
+    if isinstance(error, _WrapperException):
+        for reason in error.reasons:
+            yield from _words(reason.value)
+        return
+    said = str(error).strip().rstrip(".")
+    if said:
+        yield said
+    elif isinstance(error, _DataLoss):
+        # Twisted's words for a body that ended short of its Content-Length.
+        yield "fewer bytes than its Content-Length"
+    else:
+        yield type(error).__name__
+
+
 @attr.s(auto_attribs=True, eq=False)
 class Transfer:
     """
@@ -236,7 +269,9 @@ class _Body(Protocol):
         elif reason.check(ResponseDone, PotentialDataLoss):
             self.done.callback(self.received)
         else:
-            self.done.errback(AttemptFailed(f"connection lost mid-body: {reason.getErrorMessage()}"))
+            # A Failure always has its exception.
+            why = described(cast(BaseException, reason.value))
+            self.done.errback(AttemptFailed(f"connection lost mid-body: {why}"))
 
 
 class _Head(Protocol):
@@ -789,7 +824,7 @@ class OasisClient:
             raise
         except Exception as e:
             if not cancelled(e):
-                raise AttemptFailed(f"request failed: {e}") from None
+                raise AttemptFailed(f"request failed: {described(e)}") from None
             if timed_out:
                 raise AttemptFailed(f"no answer within {idle:g} s") from None
             # Harbour stopping: what its outcome looks for, however Twisted

@@ -24,7 +24,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succeed
 from twisted.internet.error import ConnectingCancelledError, ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IStreamClientEndpoint
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -38,6 +38,7 @@ from twisted.web.client import (
     ResponseFailed,
     ResponseNeverReceived,
 )
+from twisted.web.http import _DataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer, IResponse
 from twisted.web.resource import Resource
@@ -60,6 +61,7 @@ from harbour.oasis.client import (
     ReusedEndpoints,
     Transfer,
     cancelled,
+    described,
 )
 from harbour.oasis.requests import report_urls
 from harbour.services.activity import DownloadActivity
@@ -457,6 +459,71 @@ class RealHTTPTests(TestCase):
             await finished
 
     test_refusedBodyNotRead.timeout = 10  # type: ignore[attr-defined]
+
+    async def test_bodyCutShortSaidPlainly(self) -> None:
+        """
+        A body that ends short of its C{Content-Length} as the server
+        closes the connection fails the attempt in plain words, not in the
+        repr of Twisted's list of failures.
+        """
+        factory = Factory.forProtocol(lambda: CutShort())
+        from twisted.internet import reactor
+
+        # Twisted types listenTCP's factory too narrowly for a Factory.
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[arg-type]
+        self.addCleanup(port.stopListening)
+        address = port.getHost()
+        assert isinstance(address, IPv4Address)
+        with self.assertRaises(AttemptFailed) as caught:
+            await self.client().get(f"http://127.0.0.1:{address.port}/", 1 << 20, "the cap")
+        self.assertEqual(
+            str(caught.exception),
+            "connection lost mid-body: Connection was closed cleanly; fewer bytes than its Content-Length",
+        )
+
+    test_bodyCutShortSaidPlainly.timeout = 10  # type: ignore[attr-defined]
+
+    async def test_redirectLoopSaidPlainly(self) -> None:
+        """
+        A redirect loop fails the attempt saying where it went round.
+        """
+        url = self.serve(Loop())
+        with self.assertRaises(AttemptFailed) as caught:
+            await self.client().get(url, 1 << 20, "the cap")
+        self.assertEqual(str(caught.exception), f"request failed: 302 Infinite redirection detected to {url}")
+
+    test_redirectLoopSaidPlainly.timeout = 10  # type: ignore[attr-defined]
+
+
+class CutShort(Protocol):
+    """
+    Answers a request with a body of 10 bytes where its head announced
+    100, and closes the connection.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Answer, once the request's head is whole.
+        """
+        if b"\r\n\r\n" in data:
+            assert self.transport is not None
+            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+            self.transport.loseConnection()
+
+
+class Loop(Resource):
+    """
+    Redirects every request to itself.
+    """
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        """
+        Send a 302 to the same URL.
+        """
+        request.redirect(request.uri)
+        return b""
 
 
 class Moved(Resource):
@@ -1012,6 +1079,55 @@ class HeaderTimeoutTests(SynchronousTestCase):
         d.cancel()
         self.failureResultOf(d, CancelledError)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class DescribedTests(SynchronousTestCase):
+    """
+    L{described} words an error for C{last_error}.
+    """
+
+    def test_wrapped(self) -> None:
+        """
+        Twisted's wrappers are told by the words of the failures they
+        wrap, each once, however deep; an error without words by what it
+        means.
+        """
+        lost = ResponseFailed([Failure(ConnectionDone()), Failure(_DataLoss())])
+        self.assertEqual(
+            described(lost), "Connection was closed cleanly; fewer bytes than its Content-Length"
+        )
+        twice = ResponseNeverReceived([Failure(lost), Failure(ConnectionDone())])
+        self.assertEqual(
+            described(twice), "Connection was closed cleanly; fewer bytes than its Content-Length"
+        )
+        self.assertEqual(described(ResponseFailed([])), "ResponseFailed")
+
+    def test_plain(self) -> None:
+        """
+        Any other error is told by its own words, or its name if it has
+        none.
+        """
+        self.assertEqual(described(ValueError("bad value.")), "bad value")
+        self.assertEqual(described(CancelledError()), "CancelledError")
+
+    def test_bodyLost(self) -> None:
+        """
+        A body lost mid-way fails its fetch in those words.
+        """
+        clock = Clock()
+        agent = Waiting()
+        client = OasisClient(clock, MemoryLimiter(clock), DownloadTopic(), http=DirectClient(clock, agent))
+        fetched = client.fetch(Transfer(URL), lambda data: None)
+        answer = PieceByPiece()
+        agent.pending[0].callback(answer)
+        answer.send(b"abc")
+        assert answer.body is not None
+        answer.body.connectionLost(Failure(ResponseFailed([Failure(ConnectionLost()), Failure(_DataLoss())])))
+        self.assertEqual(
+            str(self.failureResultOf(fetched, AttemptFailed).value),
+            "connection lost mid-body: Connection to the other side was lost in a non-clean fashion;"
+            " fewer bytes than its Content-Length",
+        )
 
 
 class CancelledTests(SynchronousTestCase):
