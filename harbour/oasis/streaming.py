@@ -264,8 +264,13 @@ class ZipStream:
         # Inflate a step at a time, so that a bomb is caught within a step,
         # and never more than one byte past the member's declared size.
         self._inflate(inflater.decompress(data, self._step()))
-        while inflater.unconsumed_tail:
+        # Once the stream has ended, zlib leaves what follows it as the
+        # unconsumed tail as well as unused: asked again, it inflates
+        # nothing and keeps it, for ever.
+        while inflater.unconsumed_tail and not inflater.eof:
             self._inflate(inflater.decompress(inflater.unconsumed_tail, self._step()))
+        if inflater.eof and inflater.unconsumed_tail:
+            raise _Undecidable()  # bytes past the end of the deflate stream
 
     def _step(self) -> int:
         """

@@ -10,6 +10,7 @@ import datetime
 import io
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -45,6 +46,13 @@ def streamed(answer: bytes, step: int = 1000, **caps: float) -> Verdict | None:
     for start in range(0, len(answer), step):
         stream.feed(answer[start : start + step])
     return stream.verdict()
+
+
+class Endless(BaseException):
+    """
+    Stops a loop that would not end.  Not an L{Exception}: the stream
+    takes any exception for an answer to leave to L{classify}.
+    """
 
 
 class AgreesWithClassifyTests(SynchronousTestCase):
@@ -239,6 +247,59 @@ class LeavesToClassifyTests(SynchronousTestCase):
         stream.feed(bytes(answer))
         self.assertIsNone(stream.verdict())
         self.assertLessEqual(stream._inflated, 1001)
+
+    def test_bytesPastDeflateEnd(self) -> None:
+        """
+        A member whose compressed bytes go on past the end of its deflate
+        stream, found in a step that inflates as much as a step may, is
+        left to L{classify}: the stream stops inflating (zlib would keep
+        the bytes past the end and answer nothing, however often asked).
+        """
+        content = b"x,y\n" + b"1,2\n" * 50_000
+        compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+        data = compressor.compress(content) + compressor.flush() + b"past the end" * 10
+        name = b"a.csv"
+        crc = zlib.crc32(content)
+        local = struct.pack(
+            "<4s5H3L2H", b"PK\x03\x04", 20, 0, 8, 0, 0, crc, len(data), len(content), len(name), 0
+        )
+        central = struct.pack(
+            "<4s6H3L5H2L",
+            b"PK\x01\x02",
+            20,
+            20,
+            0,
+            8,
+            0,
+            0,
+            crc,
+            len(data),
+            len(content),
+            len(name),
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        )
+        directory = central + name
+        end = struct.pack(
+            "<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(directory), len(local) + len(name) + len(data), 0
+        )
+        answer = local + name + data + directory + end
+        inflate = ZipStream._inflate
+        steps: list[int] = []
+
+        def counted(stream: ZipStream, data: bytes | memoryview) -> None:
+            steps.append(len(data))
+            if len(steps) > 100:
+                raise Endless(f"{len(steps)} steps inflating a member of {len(content):,} bytes")
+            inflate(stream, data)
+
+        self.patch(ZipStream, "_inflate", counted)
+        self.assertIsNone(streamed(answer, len(answer)))
+        self.assertEqual(classify(answer).kind, DATA)
 
     def test_trailingBytes(self) -> None:
         """
