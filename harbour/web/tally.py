@@ -21,10 +21,12 @@ OUTCOMES: Mapping[str, str] = {"task.done": "downloaded", "task.empty": "empty",
 #: A retry's reason, by the first pattern its error matches: a few words
 #: that keep the metric's labels few, whatever OASIS answers.
 REASONS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    # This host's disk, whatever file it names (a .zip's path is no answer).
+    ("disk", re.compile(r"^cannot write ", re.I)),
     ("throttled", re.compile(r"HTTP 429|throttl", re.I)),
     ("server_error", re.compile(r"HTTP 5\d\d", re.I)),
     ("client_error", re.compile(r"HTTP 4\d\d", re.I)),
-    ("timeout", re.compile(r"no data for|took longer|timed? ?out", re.I)),
+    ("timeout", re.compile(r"no data for|no answer within|took longer|timed? ?out", re.I)),
     ("connection", re.compile(r"connection|request failed|refused|reset|unreachable", re.I)),
     ("no_data_yet", re.compile(r"no data yet", re.I)),
     ("oasis_error", re.compile(r"OASIS error", re.I)),

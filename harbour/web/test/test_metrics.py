@@ -125,7 +125,8 @@ class MetricsTests(SynchronousTestCase):
         lmp = (("report", "lmp"),)
         outcomes = ("downloaded", "empty", "failed", "retried")
         reasons = (
-            "throttled server_error client_error timeout connection no_data_yet oasis_error bad_answer other"
+            "disk throttled server_error client_error timeout connection no_data_yet oasis_error"
+            " bad_answer other"
         )
         zero = {
             *(("harbour_requests_total", (("outcome", outcome), *lmp)) for outcome in outcomes),
@@ -235,6 +236,17 @@ class MetricsTests(SynchronousTestCase):
         self.assertEqual(retry_reason("connection lost mid-body: reset"), "connection")
         self.assertEqual(retry_reason("OASIS error 1015: GroupZip DownLoad is in Processing"), "oasis_error")
         self.assertEqual(retry_reason("something new"), "other")
+
+    def test_downloadFaultReasons(self) -> None:
+        """
+        A head that never came is a timeout, and a fault of this host's
+        disk is C{disk}, though its path names a zip or directory.
+        """
+        self.assertEqual(retry_reason("no answer within 60 s"), "timeout")
+        self.assertEqual(
+            retry_reason("cannot write data/reports/lmp/2025-01-01.zip: No space left on device"), "disk"
+        )
+        self.assertEqual(retry_reason("cannot write data/reports/lmp: Not a directory"), "disk")
 
 
 class HealthOnClockTests(SynchronousTestCase):
