@@ -15,7 +15,6 @@ import attr
 from twisted.application.service import IService, Service
 from twisted.internet.address import UNIXAddress
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTCP, IReactorTime, ITCPTransport
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
@@ -26,7 +25,7 @@ from twisted.web.server import Request, Site
 from zope.interface import implementer
 
 from harbour.admission import Admission
-from harbour.amp.server import check_listen_endpoint, read_token
+from harbour.amp.server import check_listen_endpoint, read_token, server_endpoint
 from harbour.errors import ConfigurationError
 from harbour.interfaces import IBus, IDaemon, IStatusSource, StatusDocument
 from harbour.web.metrics import registry
@@ -653,8 +652,13 @@ class HttpService(Service):
         """
         super().privilegedStartService()
         self._site = self.site()
-        d = serverFromString(self.reactor, self.endpoint).listen(self._site)
-        d.addCallbacks(self._listening, self._not_listening)
+        try:
+            endpoint = server_endpoint(self.reactor, self.endpoint)
+        except ConfigurationError:
+            # As one it cannot listen on: the daemon mirrors on without it.
+            self._not_listening(Failure())
+            return
+        endpoint.listen(self._site).addCallbacks(self._listening, self._not_listening)
 
     def _not_listening(self, failure: Failure) -> None:
         self.log.error(

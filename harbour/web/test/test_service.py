@@ -141,6 +141,23 @@ class ServicesTests(SynchronousTestCase):
         http.stopService()
         self.assertIsNone(http.status()["listening"])
 
+    def test_unusableEndpoint(self) -> None:
+        """
+        An endpoint Twisted cannot use (a TLS key that cannot be read) is
+        logged as one the site cannot listen on, and the daemon starts
+        without it, rather than failing its start with a traceback.
+        """
+        messages = capture_log(self)
+        key = self.mktemp()
+        http = HttpService(
+            self.reactor,
+            f"ssl:0:interface=127.0.0.1:privateKey={key}",
+            Monitor(self.reactor, Bus(), self.daemon),
+        )
+        http.privilegedStartService()
+        self.assertIsNone(http.status()["listening"])
+        self.assertTrue(any("cannot listen on ssl:0" in message for message in messages), messages)
+
     def test_urlOfIPv6(self) -> None:
         """
         An IPv6 listener's address is shown in brackets, as a URL needs.
