@@ -230,6 +230,14 @@ def error_payloads(file: str, problems: list[Problem], limit: int = LIMIT) -> li
     return payloads
 
 
+def _placed(directory: str) -> str:
+    """
+    @return: Where a download C{directory} is: absolute, or in the data
+        directory.
+    """
+    return directory if directory.startswith("/") else f"<data-dir>/{directory}"
+
+
 @implementer(IConfigSource, IStatusSource)
 @attr.s(eq=False)
 class ConfigService(Service):
@@ -634,7 +642,7 @@ class ConfigService(Service):
             f"cannot change while harbour runs (from {before!r} to {after!r}): the files downloaded so"
             f" far are recorded in {before!r}, and would be neither found in {after!r} nor fetched"
             " again, so the configuration stays as it was.  To move the mirror: stop harbour (and"
-            f" its workers), move <data-dir>/{before} to <data-dir>/{after} on each host, whole"
+            f" its workers), move {_placed(before)} to {_placed(after)} on each host, whole"
             " (.harbour-storage and all), change directory, and start harbour again",
         )
 
