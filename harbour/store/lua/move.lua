@@ -142,6 +142,15 @@ local function parse_held(id, owner, token)
   return redis.call('HGET', key, 'state') == 'downloaded' and redis.call('HGET', key, 'parse') == 'parsing'
     and redis.call('HGET', key, 'parse_owner') == owner and redis.call('HGET', key, 'parse_claim') == token
 end
+-- Give the parse of the task KEY (id ID) back to its queue, due at DUE,
+-- nobody's, with ERROR as its parse_error if given.
+local function parse_give_back(id, key, due, error)
+  redis.call('ZREM', PARSE_LEASES, id)
+  parse_move(key, redis.call('HGET', key, 'report'), 'parsing', 'queued')
+  redis.call('HSET', key, 'parse_owner', '')
+  if error then redis.call('HSET', key, 'parse_error', error) end
+  redis.call('ZADD', parse_queue(key), due, id)
+end
 -- A table of counts as the flat reply Redis sends.
 local function flat(counts)
   local out = {}

@@ -19,20 +19,14 @@ for i = 3, #ARGV, 5 do
     local score = -tonumber(ARGV[i + 2])
     redis.call('HSET', key, 'url', ARGV[i + 1], 'window_start', ARGV[i + 2], 'window_end', ARGV[i + 3],
       'modified', at)
-    if how == 'restated' or state == 'downloading' then
-      -- Its state stands: its listings order it by its new window, as
-      -- they would once it moves.
+    if how == 'restated' or state == 'downloading' or state == 'pending' then
+      -- Its state stands (the same request, whatever its state; one
+      -- waiting or under way): its listings, and the ready queue if it is
+      -- there, order it by its new window, as they would once it moves.
       redis.call('ZADD', P..'s:'..state, 'XX', score, id)
       redis.call('ZADD', P..'s:'..state..':'..report, 'XX', score, id)
       if state == 'pending' then redis.call('ZADD', READY, 'XX', score, id) end
-    end
-    if how == 'restated' then
-      -- The same request: whatever state it is in stands.
-    elseif state == 'downloading' then
-      redis.call('HSET', key, 'stale', how)
-    elseif state == 'pending' then
-      if redis.call('ZREM', READY, id) == 1 then redis.call('ZADD', READY, score, id) end
-      move(P, id, report, 'pending', 'pending', score)
+      if how ~= 'restated' and state == 'downloading' then redis.call('HSET', key, 'stale', how) end
     else
       refetch(P, id, report, state, how, score, how == 'resized' and 'window resized' or 'request changed')
     end

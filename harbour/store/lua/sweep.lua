@@ -29,9 +29,7 @@ for _, id in ipairs(parses) do
       parse_move(key, redis.call('HGET', key, 'report'), 'parsing', 'unparsable')
       redis.call('HSET', key, 'parse_owner', '', 'parse_error', cut_off_error)
     else
-      parse_move(key, redis.call('HGET', key, 'report'), 'parsing', 'queued')
-      redis.call('HSET', key, 'parse_owner', '', 'parse_error', 'lease expired')
-      redis.call('ZADD', parse_queue(key), at, id)
+      parse_give_back(id, key, at, 'lease expired')
     end
   end
 end

@@ -20,10 +20,7 @@ for _, id in ipairs(redis.call('ZRANGE', leases, 0, -1)) do
     if kind == 'download' and held(P, id, owner, '') then
       give_back(P, id, at, at, false)
     elseif kind == 'parse' and parse_held(id, owner, redis.call('HGET', key, 'parse_claim')) then
-      redis.call('ZREM', PARSE_LEASES, id)
-      parse_move(key, redis.call('HGET', key, 'report'), 'parsing', 'queued')
-      redis.call('HSET', key, 'parse_owner', '')
-      redis.call('ZADD', parse_queue(key), at, id)
+      parse_give_back(id, key, at)
     else
       nonce = nil
     end
