@@ -128,6 +128,16 @@ Response = dict[str, object]
 INTERFACE_AT = {"tcp": 2, "tcp6": 3}
 
 
+def _is_loopback(host: str) -> bool:
+    """
+    @return: Whether C{host} is a loopback address (a name is not).
+    """
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def check_listen_endpoint(description: str) -> None:
     """
     Refuse a plain-text listener that other hosts could reach: the token
@@ -150,11 +160,7 @@ def check_listen_endpoint(description: str) -> None:
     interface = str(options.get("interface") or (args[at] if len(args) > at else ""))
     if interface == "localhost":
         return
-    try:
-        loopback = ipaddress.ip_address(interface).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not _is_loopback(interface):
         where = interface or "every interface"
         port = options.get("port") or (args[1] if len(args) > 1 else "PORT")
         raise ConfigurationError(
@@ -206,11 +212,7 @@ def check_listening(description: str, address: IAddress) -> None:
         return
     if not isinstance(address, (IPv4Address, IPv6Address)):
         return
-    try:
-        loopback = ipaddress.ip_address(address.host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not _is_loopback(address.host):
         raise ConfigurationError(
             f"refusing to listen on {address.host} without TLS ({description!r}): systemd hands over "
             f"a plain-text socket; bind it to a loopback address (ListenStream=127.0.0.1:{address.port}) "

@@ -327,7 +327,7 @@ def _print(result: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: Tex
 def _statement(sql: str) -> str:
     """
     @return: C{sql} without the C{;}, comments and blanks that may end a
-        statement (C{select 1; -- a note}), so that it can be nested.
+        statement (C{select 1; -- a note}): empty if it holds nothing else.
     """
     end = len(sql)
     try:

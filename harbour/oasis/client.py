@@ -157,11 +157,7 @@ def described(error: BaseException) -> str:
         the words of each failure they wrap, however deep, each once,
         joined; for an error without words, what it means.
     """
-    words: list[str] = []
-    for said in _words(error):
-        if said not in words:
-            words.append(said)
-    return "; ".join(words) or type(error).__name__
+    return "; ".join(dict.fromkeys(_words(error))) or type(error).__name__
 
 
 def _words(error: BaseException) -> Iterator[str]:

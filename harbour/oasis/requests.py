@@ -521,7 +521,7 @@ def current_only_past(
         if not report.enabled or serves_history(report) or report.window == MONTH_WINDOW:
             continue
         first = resolve_day(report.start or manifest.start, today)
-        last = min(report_range(manifest, report, today)[1], today - datetime.timedelta(days=1))
+        last = min(resolve_day(report.end or manifest.end, today), today - ONE_DAY)
         if first > last:
             continue
         starts_only = pacific_windows(report)

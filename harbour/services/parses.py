@@ -95,7 +95,7 @@ class Parses:
     in_thread: Callable[..., Deferred[Any]] = attr.ib()
     on_written: Callable[[str, frozenset[str]], object] = attr.ib()
     call_from_thread: Callable[..., Any] = attr.ib()
-    running: Callable[[], bool] = attr.ib(default=lambda: True, kw_only=True)
+    running: Callable[[], bool] = attr.ib(kw_only=True)
     rows: int = attr.ib(default=0, init=False)
     written: int = attr.ib(default=0, init=False)
     failed: int = attr.ib(default=0, init=False)

@@ -304,7 +304,6 @@ class Monitor(Service):
             config_successful=self.tally.config_successful,
             config_success_at=self.tally.config_success_at,
             config_errors=tuple(config.get("errors") or ()),
-            redis_up=bool(self.tally.redis_up) and self._outage is None,
             redis_connected=bool(self.tally.redis_up),
             redis_failing=(self._outage or "") if self.tally.redis_up else "",
             redis=str(store.get("redis") or ""),

@@ -51,9 +51,6 @@ class Snapshot:
     @ivar publications: The C{publications} service's status.
     @ivar download: The C{download} service's status.
     @ivar config_errors: The configuration's current problems.
-    @ivar redis_up: Whether Redis answers: the store is connected and no
-        outage is under way (a Redis that refuses writes, C{OOM} or
-        C{MISCONF}, is connected and answers nothing that matters).
     @ivar redis_connected: Whether the store is connected to Redis.
     @ivar redis_failing: While the store is connected but an outage is
         under way, the last error of it; C{""} otherwise.
@@ -70,7 +67,6 @@ class Snapshot:
     config_successful: bool | None = None
     config_success_at: float | None = None
     config_errors: Sequence[str] = ()
-    redis_up: bool = False
     redis_connected: bool = False
     redis_failing: str = ""
     redis: str = ""
@@ -79,6 +75,15 @@ class Snapshot:
     publications: Mapping[str, Any] = attr.ib(factory=dict)
     download: Mapping[str, Any] = attr.ib(factory=dict)
     uptime: float = 0.0
+
+    @property
+    def redis_up(self) -> bool:
+        """
+        Whether Redis answers: the store is connected and no outage is
+        under way (a Redis that refuses writes, C{OOM} or C{MISCONF}, is
+        connected and answers nothing that matters).
+        """
+        return self.redis_connected and not self.redis_failing
 
     @property
     def publications_mode(self) -> str:

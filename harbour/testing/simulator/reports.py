@@ -183,8 +183,9 @@ def price_rows(
     """
     components = ["LMP", "MCC", "MCE", "MCL"] + (["MGHG"] if version > 1 else [])
     rows = []
+    days = list(day_intervals(start, end, report.minutes))
     for index, node in enumerate(node_names(nodes)):
-        for day, drawn, spans in day_intervals(start, end, report.minutes):
+        for day, drawn, spans in days:
             rng = draws.day(report.queryname, market, node, day)
             base = 25 + rng.random() * 30
             values_of = {}
@@ -230,8 +231,9 @@ def load_rows(
         interval, each area's day drawn from its own source.
     """
     rows = []
+    days = list(day_intervals(start, end, report.minutes))
     for index, area in enumerate(TAC_AREAS):
-        for day, _, spans in day_intervals(start, end, report.minutes):
+        for day, _, spans in days:
             base = 4000 + draws.day(report.queryname, market, area, day).random() * 20000
             for span in spans:
                 rows.append(
@@ -259,8 +261,9 @@ def item_rows(
         interval, each item's day drawn from its own source.
     """
     rows = []
+    days = list(day_intervals(start, end, report.minutes))
     for index, item in enumerate(report.items):
-        for day, drawn, spans in day_intervals(start, end, report.minutes):
+        for day, drawn, spans in days:
             rng = draws.day(report.queryname, market, item, day)
             values = {span.start: round(rng.uniform(0, 30000), 2) for span in drawn}
             for span in spans:
