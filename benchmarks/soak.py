@@ -1441,7 +1441,8 @@ def passed(soak: Soak, outcome: dict[str, Any], audit: dict[str, int], met: Coun
     @param outcome: What L{Soak.finish} found.
     @param audit: What L{Soak.audit} found.
     @param met: The outcomes of the requests to the simulator.
-    @return: The soak's verdict: whether every check passed.
+    @return: The soak's verdict before its clean-up: whether every check passed (what does
+        not end when stopped is judged after it, in L{main}).
     """
     return (
         outcome["lost"] == 0
@@ -1455,7 +1456,6 @@ def passed(soak: Soak, outcome: dict[str, Any], audit: dict[str, int], met: Coun
         and len(soak.worker_downloads) > 0
         and all(soak.pauses)
         and not soak.worker_deaths
-        and not soak.stop_failures
         and not soak.strangers_failed
         and met["endless, read on"] == 0
         and all(
@@ -1575,6 +1575,7 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
     table([(f"{name} (x{count})", outcome) for (name, outcome), count in tried.items()])
     for taken in soak.bad_inputs_taken:
         print(f"\nbad input taken: {taken}")
+    # What did not end when stopped is known only now, after clean_up.
     ok = ok and not soak.stop_failures
     print("\nsoak " + ("passed" if ok else "FAILED"))
     return 0 if ok else 1

@@ -89,7 +89,10 @@ class InterruptedTests(TestCase):
         connection.settimeout(PATIENCE)
         sent = b""
         while b"Authenticate" not in sent:
-            sent += connection.recv(4096)
+            received = connection.recv(4096)
+            if not received:
+                self.fail(f"harbourctl closed the connection before Authenticate: {sent!r}")
+            sent += received
         # It waits for the answer: as it would when monitoring gives up.
         ctl.send_signal(signal.SIGTERM)
         out, errors = ctl.communicate(timeout=PATIENCE)

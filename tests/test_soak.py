@@ -587,7 +587,8 @@ class SignalTests(TestCase):
         temporary = short_directory(self)
         process = spawn(
             reactor,
-            [sys.executable, "-m", "benchmarks.soak", "--seconds", "1", "--reports", "1", "--days", "1"],
+            # Long enough that only the signal ends it, however slow the machine.
+            [sys.executable, "-m", "benchmarks.soak", "--seconds", "600", "--reports", "1", "--days", "1"],
             Path.cwd(),
             env={"TMPDIR": str(temporary), "PYTHONPATH": os.pathsep.join(sys.path)},
         )
