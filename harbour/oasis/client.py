@@ -262,7 +262,9 @@ class _Body(Protocol):
             return
         if self._failure is not None:
             self.done.errback(self._failure)
-        elif reason.check(ResponseDone, PotentialDataLoss):
+        # Not reason.check, which names every class of the value's
+        # hierarchy to compare names: this runs for every answer.
+        elif isinstance(reason.value, (ResponseDone, PotentialDataLoss)):
             self.done.callback(self.received)
         else:
             # A Failure always has its exception.
