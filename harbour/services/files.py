@@ -29,6 +29,9 @@ from harbour.services.storage import STORAGE_FILE
 #: buffer is written as it is, without a copy, and smaller ones (a slow
 #: sender's trickle) are gathered.
 WRITE_BUFFER = 8 << 10
+#: Encodes records (see L{record}): C{json.dumps} with options builds an
+#: encoder on every call, and a record is written for every file.
+_RECORD_ENCODER = json.JSONEncoder(sort_keys=True)
 
 #: Runs a function in a thread: C{run(f, *args)} fires with its result.
 #: (L{Deferred}[L{Any}]: each function has its own result.)
@@ -146,7 +149,7 @@ def record(url: str, sha256: str) -> str:
     @return: The record written with a file: the request it answers and
         its hash.
     """
-    return json.dumps({"url": url, "sha256": sha256}, sort_keys=True)
+    return _RECORD_ENCODER.encode({"url": url, "sha256": sha256})
 
 
 def _recorded(target: Path) -> dict[str, str]:
