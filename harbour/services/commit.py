@@ -154,10 +154,14 @@ def _sync_file_systems(directories: Iterable[Path], syncfs: SyncFS) -> None:
     """
     synced: set[int] = set()
     for directory in directories:
+        # One system call for each directory, three only for the first of
+        # each file system: each is a turn at the interpreter's lock.
+        device = os.stat(directory).st_dev
+        if device in synced:
+            continue
         fd = os.open(directory, os.O_RDONLY)
         try:
-            device = os.fstat(fd).st_dev
-            if device not in synced and syncfs(fd) != 0:
+            if syncfs(fd) != 0:
                 raise OSError(ctypes.get_errno(), f"syncfs of {directory} failed")
             synced.add(device)
         finally:

@@ -137,6 +137,27 @@ class PipelinedTests(SynchronousTestCase):
             self.successResultOf(d)
         self.assertEqual(self.syncs.count, 3)
 
+    def test_oneSyncPerFileSystem(self) -> None:
+        """
+        A group of files in several directories of one file system is made
+        durable by one sync, and each lands in its own directory.
+        """
+        first = self.commit("a.zip")
+        days = [self.directory / day for day in ("2025-01-01", "2025-01-02", "2025-01-03")]
+        group = []
+        for day in days:
+            day.mkdir()
+            url = f"http://oasis/{day.name}"
+            group.append(self.commits.commit(downloaded(day, "a.zip"), day / "a.zip", None, url, "ab"))
+        self.held.release()
+        self.held.release()
+        self.successResultOf(first)
+        self.assertEqual(self.syncs.count, 2)
+        self.held.release()
+        for d in group:
+            self.successResultOf(d)
+        self.assertEqual([(day / "a.zip").read_bytes() for day in days], [b"a.zip"] * 3)
+
     def test_failsPerFile(self) -> None:
         """
         In a group, a file whose rename fails (its name is taken by a
