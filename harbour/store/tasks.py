@@ -743,9 +743,9 @@ class RedisTaskStore(RedisParseQueue):
         check_state(state, (FAILED, EMPTY))
         moved = 0
         while True:
-            count = int((yield self._run(RETRY, state, report or "", str(BATCH))))
-            moved += count
-            if count < BATCH:
+            done, read = yield self._run(RETRY, state, report or "", str(BATCH))
+            moved += int(done)
+            if int(read) < BATCH:
                 return moved
 
     @inlineCallbacks

@@ -19,7 +19,13 @@ for i = 1, #found, 2 do
   local id = found[i]
   local key = P..'t:'..id
   local parse = redis.call('HGET', key, 'parse') or ''
-  if parse ~= 'queued' and (parse == '' or not only_unqueued) then
+  if redis.call('HGET', key, 'state') ~= 'downloaded' then
+    -- Its hash is gone (evicted, or deleted by hand): no task, and no file
+    -- to parse.  Dropped from the listing (a scan goes on past a member
+    -- removed), and not written back as a hash of parse fields alone.
+    redis.call('ZREM', source, id)
+    redis.call('ZREM', P..'s:downloaded', id)
+  elseif parse ~= 'queued' and (parse == '' or not only_unqueued) then
     redis.call('ZREM', PARSE_LEASES, id)
     parse_move(key, redis.call('HGET', key, 'report'), parse, 'queued')
     redis.call('HSET', key, 'parse_owner', '')

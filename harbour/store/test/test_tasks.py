@@ -1683,6 +1683,41 @@ class RedisLostHashTests(TestCase):
         assert again is not None
         self.assertEqual((again.id, again.state, again.attempts, again.claim), (task.id, DOWNLOADING, 1, 1))
 
+    async def test_retrySkipsLostHash(self) -> None:
+        """
+        A retry meeting a failed task whose hash is gone drops it from the
+        listings, puts the others back, and fails no later retry.
+        """
+        await self.store.create([request("a", day) for day in (1, 2)])
+        for ignored in range(2):
+            task = await self.store.claim("w", 60)
+            assert task is not None
+            await self.store.finish(task.id, "w", FAILED, error="HTTP 400", token=task.claim)
+        await self.lose(request("a", 2).filename)
+        self.assertEqual(await self.store.retry(FAILED, "a"), 1)
+        self.assertEqual(await self.store.retry(FAILED, None), 0)
+        self.assertEqual((await self.store.tasks(FAILED, None, 0, 10))[1], 0)
+        self.assertEqual((await self.store.tasks(PENDING, None, 0, 10))[1], 1)
+
+    async def test_requeueParseSkipsLostHash(self) -> None:
+        """
+        Queueing every downloaded file to be parsed again skips a task
+        whose hash is gone, drops it from the listing and writes no hash
+        of parse fields alone in its place.
+        """
+        await self.store.create([request("a", day) for day in (1, 2)])
+        for ignored in range(2):
+            task = await self.store.claim("w", 60)
+            assert task is not None
+            await self.store.finish(task.id, "w", DOWNLOADED, 1, "h", token=task.claim)
+        lost = request("a", 2).filename
+        await self.lose(lost)
+        # The other is queued already, from its download.
+        self.assertEqual(await self.store.requeue_parse(None, only_unqueued=False), 0)
+        self.assertEqual(await self.redis.execute("EXISTS", self.redis.prefix + "t:" + task_id(lost)), 0)
+        downloaded, total = await self.store.tasks(DOWNLOADED, None, 0, 10)
+        self.assertEqual((total, [t.filename for t in downloaded]), (1, ["a/2025-01-01.zip"]))
+
 
 class RedisForeignKeyTests(TestCase):
     """
