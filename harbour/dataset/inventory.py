@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import attr
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harbour.dataset.write import PARTITION_PREFIX
+from harbour.dataset.write import PARTITION_PREFIX, listing
 
 ONE_DAY = datetime.timedelta(days=1)
 
@@ -80,28 +79,16 @@ def parquet_files(report_dir: Path) -> Iterator[tuple[datetime.date, Path]]:
     @return: Each Parquet file of a report's days with its day, by day
         and name.
     """
-    for partition in _entries(report_dir):
+    for partition in listing(report_dir):
         if not partition.name.startswith(PARTITION_PREFIX):
             continue
         try:
             day = datetime.date.fromisoformat(partition.name.removeprefix(PARTITION_PREFIX))
         except ValueError:
             continue
-        for file in _entries(Path(partition.path)):
+        for file in listing(Path(partition.path)):
             if file.name.endswith(".parquet"):
                 yield day, Path(file.path)
-
-
-def _entries(directory: Path) -> list[os.DirEntry[str]]:
-    """
-    @return: What C{directory} holds, by name; nothing if it is gone, or
-        is no directory.
-    """
-    try:
-        with os.scandir(directory) as entries:
-            return sorted(entries, key=lambda entry: entry.name)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
 
 
 def report_tables(

@@ -124,19 +124,44 @@ def remove_abandoned(tables_dir: Path, older_than: float, now: float) -> int:
     """
     removed = 0
     mine = process_mark()
-    for path in tables_dir.glob(f"*/{PARTITION_PREFIX}*/.part-*.tmp"):
-        try:
-            if _left_by_dead_parse(path, mine) or now - path.stat().st_mtime > older_than:
-                path.unlink()
-                removed += 1
-                _remove_if_empty(path.parent)
-        except FileNotFoundError:
-            pass  # its parse ended meanwhile
-    for path in tables_dir.glob(f"*/.part-*{LOCK_SUFFIX}"):
-        with contextlib.suppress(OSError):
-            if now - path.stat().st_mtime > older_than:
-                remove_lock_if_free(path)
+    # Listed a directory at a time, not globbed: a day directory that
+    # another parse removes meanwhile fails a glob across days.
+    for report in listing(tables_dir):
+        if report.name.startswith("."):
+            continue
+        for day in listing(Path(report.path)):
+            if not day.name.startswith(PARTITION_PREFIX):
+                continue
+            for entry in listing(Path(day.path)):
+                if not (entry.name.startswith(".part-") and entry.name.endswith(".tmp")):
+                    continue
+                path = Path(entry.path)
+                try:
+                    if _left_by_dead_parse(path, mine) or now - path.stat().st_mtime > older_than:
+                        path.unlink()
+                        removed += 1
+                        _remove_if_empty(path.parent)
+                except FileNotFoundError:
+                    pass  # its parse ended meanwhile
+        for entry in listing(Path(report.path)):
+            if entry.name.startswith(".part-") and entry.name.endswith(LOCK_SUFFIX):
+                with contextlib.suppress(OSError):
+                    if now - entry.stat().st_mtime > older_than:
+                        remove_lock_if_free(Path(entry.path))
     return removed
+
+
+def listing(directory: Path) -> list[os.DirEntry[str]]:
+    """
+    @return: What C{directory} holds, by name; nothing if it is gone, or
+        is no directory (a day directory removed by another parse as it
+        is listed).
+    """
+    try:
+        with os.scandir(directory) as entries:
+            return sorted(entries, key=lambda entry: entry.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def _left_by_dead_parse(temporary: Path, mine: str) -> bool:
@@ -322,7 +347,11 @@ def _window_files(report_dir: Path, name: str) -> list[Path]:
     """
     @return: The day files of window C{name} now in place.
     """
-    return list(report_dir.glob(f"{PARTITION_PREFIX}*/{glob.escape(name)}"))
+    return [
+        Path(day.path) / name
+        for day in listing(report_dir)
+        if day.name.startswith(PARTITION_PREFIX) and os.path.isfile(os.path.join(day.path, name))
+    ]
 
 
 def _remove_window(files: list[Path]) -> int:

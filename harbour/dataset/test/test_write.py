@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import fcntl
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -705,6 +706,32 @@ class DayFilesTests(SynchronousTestCase):
         os.utime(temporary, (NOW - 7200, NOW - 7200))
         self.assertEqual(remove_abandoned(tables, 3600, NOW), 1)
         self.assertFalse(temporary.exists())
+
+    def test_day_removed_while_tidied(self) -> None:
+        """
+        A day directory that another parse removes while the janitor goes
+        through a report (a window rewritten over fewer days) is passed
+        over; the other days' abandoned files are still removed.
+        """
+        tables = Path(self.mktemp())
+        days = DayFiles(tables / "lmp", part_name("w"), {})
+        self.addCleanup(days.abort)
+        days.add(one_row(D(2025, 6, 1)))
+        days.add(one_row(D(2025, 6, 2)))
+        temporaries = sorted((tables / "lmp").glob("*/.part-w.parquet.*.tmp"))
+        for temporary in temporaries:
+            os.utime(temporary, (NOW - 7200, NOW - 7200))
+        report_listing = write_module.listing
+
+        def listing_then_removed(directory: Path) -> list[os.DirEntry[str]]:
+            entries = report_listing(directory)
+            if directory == tables / "lmp" and temporaries[0].parent.exists():
+                shutil.rmtree(temporaries[0].parent)
+            return entries
+
+        self.patch(write_module, "listing", listing_then_removed)
+        self.assertEqual(remove_abandoned(tables, 3600, NOW), 1)
+        self.assertFalse(temporaries[1].exists())
 
 
 class DeadParseTests(SynchronousTestCase):
