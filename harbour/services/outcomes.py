@@ -82,7 +82,10 @@ def backoff(attempts: int, base: float, cap: float, rng: random.Random) -> float
     """
     @return: Exponential backoff with jitter for the given attempt count.
     """
-    return min(cap, base * 2 ** max(0, attempts - 1)) * rng.uniform(0.5, 1.5)
+    # The exponent is bounded: past 2 ** 1023 a float cannot hold it, and
+    # this host's disk faults in a row (unlike a task's attempts) have no
+    # most.
+    return min(cap, base * 2.0 ** min(max(0, attempts - 1), 64)) * rng.uniform(0.5, 1.5)
 
 
 @attr.s(eq=False)

@@ -1301,6 +1301,8 @@ class PolicyTests(SynchronousTestCase):
         for n, delay in enumerate(delays):
             self.assertTrue(5 * 2**n <= delay <= 15 * 2**n, delays)
         self.assertLessEqual(backoff(30, 10, 1000, rng), 1500)
+        # This host's disk faults in a row have no most.
+        self.assertLessEqual(backoff(10_000, 10.0, 3600.0, rng), 5400)
 
 
 class DirectoryTests(SynchronousTestCase):
