@@ -177,8 +177,16 @@ class WorkService(Service):
             return  # the store is not ready: start-up refreshes then
         if self._scheduled is None or not self._scheduled.active():
             self._scheduled = self.reactor.callLater(0, self._refresh_logged)
+        elif self._scheduled.getTime() > self.reactor.seconds():
+            # A retry after a failed refresh waits: what asks now (the
+            # store connected again, say) is not put off until it.
+            self._scheduled.reset(0)
 
     def _refresh_logged(self) -> None:
+        if self.paused:
+            # A retry after a failed refresh, due after a pause: resuming
+            # refreshes.
+            return
         self.refresh().addErrback(self._refresh_failed)
 
     def _refresh_failed(self, failure: Failure) -> None:

@@ -8,12 +8,13 @@ import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.bus import Bus
 from harbour.config.schema import ManifestTopic, ReportTopic, WorkTopic, to_payload
+from harbour.errors import StoreUnavailable
 from harbour.oasis.requests import ReportURL
 from harbour.services.manifest import ManifestService
 from harbour.services.work import WorkService
@@ -70,6 +71,57 @@ class TimerTests(SynchronousTestCase):
         self.assertEqual(self.refreshes, [0, 600])
         self.clock.advance(1)
         self.assertEqual(self.refreshes, [0, 600, 1000])
+
+
+class FailedRefreshTests(SynchronousTestCase):
+    """
+    A refresh that fails on a store outage is tried again later, but not
+    once C{work} is paused, and not later than a new reason to refresh.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.bus = Bus()
+        manifest = ManifestService(self.clock, self.bus)
+        manifest.startService()
+        store = MemoryTaskStore(self.clock)
+        create = store.create
+        self.creates: list[float] = []
+
+        def first_fails(requests: Any) -> Deferred[dict[str, int]]:
+            self.creates.append(self.clock.seconds())
+            if len(self.creates) == 1:
+                return fail(StoreUnavailable("Redis away"))
+            return create(requests)
+
+        self.patch(store, "create", first_fails)
+        self.work = WorkService(self.clock, store, manifest, self.bus)
+        self.work.startService()
+        self.addCleanup(self.work.stopService)
+        self.clock.advance(0)
+        self.assertEqual(self.creates, [0])
+
+    def test_pausedRetryRefreshesNothing(self) -> None:
+        """
+        Paused after a failed refresh, C{work} refreshes nothing when the
+        retry comes due; resumed, it refreshes at once.
+        """
+        self.work.pause()
+        self.clock.advance(10)
+        self.assertEqual(self.creates, [0])
+        self.work.resume()
+        self.clock.advance(0)
+        self.assertEqual(self.creates, [0, 10])
+
+    def test_askedAgainBeforeTheRetry(self) -> None:
+        """
+        A refresh asked for while a failed one waits for its retry (the
+        store connected again, say) runs at once.
+        """
+        self.clock.advance(0.5)
+        self.work.schedule()
+        self.clock.advance(0)
+        self.assertEqual(self.creates, [0, 0.5])
 
 
 class PurgeTests(SynchronousTestCase):
