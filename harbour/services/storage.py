@@ -27,6 +27,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from harbour.config.checks import DATA_DIR_ENTRIES
 from harbour.durability import sync_path
 
 #: The name of the file holding a directory's storage id.
@@ -94,7 +95,11 @@ def storage_and_mirrors(directory: Path) -> tuple[str, list[Path]]:
         return identifier, []
     with contextlib.suppress(OSError):
         return identifier, sorted(
-            found.parent for found in directory.parent.glob(f"*/{STORAGE_FILE}") if found.parent != directory
+            found.parent
+            for found in directory.parent.glob(f"*/{STORAGE_FILE}")
+            # The tables directory holds a storage of its own (see
+            # harbour.services.tables), and is never a mirror.
+            if found.parent != directory and found.parent.name not in DATA_DIR_ENTRIES
         )
     return identifier, []
 

@@ -150,9 +150,10 @@ class StorageIdsTests(SynchronousTestCase):
         messages = capture_log(self)
         data = Path(self.mktemp())
         old, new = data / "reports", data / "other"
+        # The tables directory's own storage, made first, is no mirror.
+        self.successResultOf(StorageIds(self.in_thread, "tables").of(data / "tables"))
         self.successResultOf(StorageIds(self.in_thread, "download").of(old))
         self.assertEqual(messages, [])
-        (data / "tables").mkdir()
         self.successResultOf(StorageIds(self.in_thread, "download").of(new))
         [message] = messages
         self.assertIn(f"made a new storage for {new}, beside {old}, which hold files of a mirror", message)
