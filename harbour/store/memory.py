@@ -15,8 +15,9 @@ from zope.interface import implementer
 
 from harbour.interfaces import ITaskStore
 from harbour.oasis.requests import ReportURL
-from harbour.store.memory_parse import MemoryParseQueue, refused
+from harbour.store.memory_parse import MemoryParseQueue
 from harbour.store.recount import Recounted
+from harbour.store.scripts import refused
 from harbour.store.tasks import (
     DOWNLOADED,
     DOWNLOADING,
@@ -330,8 +331,12 @@ class MemoryTaskStore(MemoryParseQueue):
         """
         See L{ITaskStore.finish}.
         """
-        check_state(state, FINAL_STATES)
-        check_storage(storage)
+        try:
+            check_state(state, FINAL_STATES)
+            check_storage(storage)
+        except ValueError as e:
+            # A failed Deferred, as the Redis store's answer is.
+            return fail(e)
         task = self._held(task_id, owner, token)
         if task is None:
             return succeed(False)
@@ -433,18 +438,24 @@ class MemoryTaskStore(MemoryParseQueue):
         """
         See L{ITaskStore.tasks}.
         """
-        check_state(state)
+        try:
+            check_state(state)
+        except ValueError as e:
+            return fail(e)
         found = sorted(
             (t for t in self._tasks.values() if t.state == state and (not report or t.report == report)),
             key=lambda t: (-t.window_start, t.id),
         )
-        return succeed((found[offset : offset + limit], len(found)))
+        return succeed((found[offset : offset + max(limit, 0)], len(found)))
 
     def retry(self, state: str, report: str | None) -> Deferred[int]:
         """
         See L{ITaskStore.retry}.
         """
-        check_state(state, (FAILED, EMPTY))
+        try:
+            check_state(state, (FAILED, EMPTY))
+        except ValueError as e:
+            return fail(e)
         chosen = [t for t in self._tasks.values() if t.state == state and (not report or t.report == report)]
         for task in chosen:
             self._replace(task, state=PENDING, attempts=0, not_before=0.0, last_error="")

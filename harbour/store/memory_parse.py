@@ -6,7 +6,6 @@ C{parse_follow} in C{lua/move.lua}).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import attr
@@ -25,22 +24,8 @@ from harbour.store.parse_queue import (
     UNQUEUED,
     ParseJob,
 )
-from harbour.store.scripts import REFUSED
+from harbour.store.scripts import REFUSED, refused
 from harbour.store.tasks import DOWNLOADED, LEASE_EXPIRED, Task, check_storage
-
-
-def refused(**numbers: float) -> Deferred[Any] | None:
-    """
-    Check C{numbers} as the store's scripts check their arguments (see
-    C{lua/move.lua}), before anything changes.
-
-    @return: A failure with L{StoreRefused}, as Redis's answer would be, if
-        one of C{numbers} is not a finite number; else L{None}.
-    """
-    for name, value in numbers.items():
-        if not math.isfinite(value):
-            return fail(StoreRefused(f"{REFUSED}: {name} is not a finite number: {value!r}"))
-    return None
 
 
 class MemoryParseQueue:

@@ -4,20 +4,37 @@ The task store's Lua scripts, and what reading their replies needs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from importlib import resources
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
-from twisted.internet.defer import Deferred, FirstError, gatherResults
+from twisted.internet.defer import Deferred, FirstError, fail, gatherResults
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
+
+from harbour.errors import StoreRefused
 
 _T = TypeVar("_T")
 
 #: How a script's error reply begins when it refused its arguments
 #: (C{refuse} in C{lua/move.lua}).
 REFUSED = "harbour: bad script argument"
+
+
+def refused(**numbers: float) -> Deferred[Any] | None:
+    """
+    Check C{numbers} as the store's scripts check their arguments (see
+    C{lua/move.lua}), before anything changes.
+
+    @return: A failure with L{StoreRefused}, as Redis's answer would be, if
+        one of C{numbers} is not a finite number; else L{None}.
+    """
+    for name, value in numbers.items():
+        if not math.isfinite(value):
+            return fail(StoreRefused(f"{REFUSED}: {name} is not a finite number: {value!r}"))
+    return None
 
 
 def load_script(name: str) -> str:

@@ -107,7 +107,7 @@ from harbour.store.parse_queue import (
     RedisParseQueue,
 )
 from harbour.store.recount import Recounted, recount
-from harbour.store.scripts import answers, clock_argument, follows_redis_time, load_script, pairs
+from harbour.store.scripts import answers, clock_argument, follows_redis_time, load_script, pairs, refused
 from harbour.store.unclaiming import DOWNLOAD, LostClaims
 
 __all__ = [
@@ -627,6 +627,10 @@ class RedisTaskStore(RedisParseQueue):
         See L{ITaskStore.claim_many}: in one script.
         """
         if count < 1:
+            # Nothing to ask Redis for; the lease is still checked, as the
+            # script would.
+            if (refusal := refused(lease_seconds=lease_seconds)) is not None:
+                return (yield refusal)
             return []
         reply = yield self._lost_claims.claim(
             DOWNLOAD, owner, lease_seconds, CLAIM_MANY, repr(float(lease_seconds)), owner, str(count)
@@ -726,6 +730,9 @@ class RedisTaskStore(RedisParseQueue):
         See L{ITaskStore.tasks}.
         """
         key = self.prefix + "s:" + check_state(state) + (":" + report if report else "")
+        if limit < 1:
+            # ZRANGE from offset to offset - 1 would be the whole listing.
+            return [], int((yield self.redis.execute("ZCARD", key)))
         ids, total = yield answers(
             [
                 self.redis.execute("ZRANGE", key, offset, offset + limit - 1),

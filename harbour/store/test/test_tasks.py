@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime
 import gc
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import attr
@@ -128,6 +128,44 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual(await self.store.counts(), {"a": {PENDING: 1, DOWNLOADING: 1}})
         self.clock.advance(61)
         self.assertEqual(await self.store.sweep(), 1)
+
+    async def test_claimNoneChecksLease(self) -> None:
+        """
+        A claim of no tasks claims nothing, and still refuses a lease that
+        is not a finite number.
+        """
+        from harbour.errors import StoreRefused
+
+        await self.store.create([request("a", 1)])
+        self.assertEqual(await self.store.claim_many("w", 60, 0), [])
+        with self.assertRaises(StoreRefused):
+            await self.store.claim_many("w", float("nan"), 0)
+        self.assertEqual(await self.store.counts(), {"a": {PENDING: 1}})
+
+    async def test_emptyPage(self) -> None:
+        """
+        A page of no tasks holds none, and tells how many there are.
+        """
+        await self.store.create([request("a", day) for day in (1, 2, 3)])
+        self.assertEqual(await self.store.tasks(PENDING, None, 0, 0), ([], 3))
+        self.assertEqual(await self.store.tasks(PENDING, "a", 1, 0), ([], 3))
+
+    async def test_badStateFailsTheDeferred(self) -> None:
+        """
+        A state a call does not take fails its L{Deferred} with
+        L{ValueError}, rather than raising as it is called.
+        """
+        await self.store.create([request("a", 1)])
+        task = await self._task(self.store.claim("w", 60))
+        calls: list[Callable[[], Deferred[Any]]] = [
+            lambda: self.store.finish(task.id, "w", PENDING, token=task.claim),
+            lambda: self.store.tasks("lost", None, 0, 10),
+            lambda: self.store.retry(PENDING, None),
+        ]
+        for call in calls:
+            answer = call()
+            with self.assertRaises(ValueError):
+                await answer
 
     async def _downloaded(self, original: ReportURL, storage: str = "") -> Task:
         """
