@@ -34,6 +34,7 @@ from harbour.oasis.classify import (
     throttle_pause,
 )
 from harbour.testing.simulator import THROTTLE_PAGE, error_document
+from harbour.testing.simulator.formats import MESSAGES
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
 
@@ -483,7 +484,7 @@ class ErrorFinderTests(SynchronousTestCase):
             pieces = [document[i : i + size] for i in range(0, len(document), size)]
             code, description = self.found(*pieces)
             self.assertEqual(code, 1000, size)
-            self.assertTrue(description, size)
+            self.assertEqual(description, MESSAGES[1000], size)
 
     def test_textBeforeChildren(self) -> None:
         """
