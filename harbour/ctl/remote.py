@@ -87,21 +87,76 @@ class Unanswered(Exception):
     """
 
 
+class Unreadable(Exception):
+    """
+    The other end sent what AMP cannot read (a key longer than AMP allows,
+    as the first bytes of an SSH or SMTP greeting are, a box that is no
+    command and no answer, an answer to nothing asked): it is not harbour's
+    control port, or not only.
+    """
+
+
 class ControlClient(HarbourClientProtocol):
     """
     C{harbourctl}'s end of a control connection: a command the daemon
     cannot answer fails with a L{RemoteFailure} that names the command,
     rather than with AMP's error, which does not; one it does not answer
     in time (L{ANSWER_WITHIN} for C{Status}, L{COMMAND_WITHIN} for any
-    other), with L{Unanswered}.
+    other), with L{Unanswered}; each command waiting when the other end
+    sends what AMP cannot read, with L{Unreadable}, as the connection
+    closes.
 
     @ivar clock: Times the answers; without one, they are waited for
         without end.
+    @ivar unreadable: What the other end sent that AMP cannot read, once
+        it has.
     """
 
     def __init__(self, clock: IReactorTime | None = None) -> None:
         super().__init__()
         self.clock = clock
+        self.unreadable: Unreadable | None = None
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Read C{data} as L{HarbourClientProtocol} does; what cannot be read
+        closes the connection, as a key too long does, and nothing after
+        it is read.  Raised, it would close it too, but with a traceback the
+        reactor logs.
+        """
+        if self.unreadable is not None:
+            return
+        try:
+            super().dataReceived(data)
+        except amp.NoEmptyBoxes:
+            self._cannot_read("a box neither a command nor an answer")
+        except (amp.AmpError, KeyError, ValueError, BadRequest) as e:
+            # An answer to nothing asked, an event without a topic, ...
+            self._cannot_read(_one_line(f"{type(e).__name__}: {e}"))
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        """
+        A key longer than AMP allows closes the connection, failing each
+        command waiting with L{Unreadable}: AMP's own L{TooLong} would
+        read as an argument of ours too long to send.
+        """
+        self._cannot_read(f"a key of {length:,} bytes")
+
+    def _cannot_read(self, what: str) -> None:
+        """
+        Close the connection, having received C{what}, which AMP cannot
+        read.
+        """
+        self.unreadable = Unreadable(what)
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    def stopReceivingBoxes(self, reason: Failure) -> None:
+        """
+        Fail each command waiting with C{reason}, the connection's end, or
+        with L{Unreadable} if that is why it ended.
+        """
+        super().stopReceivingBoxes(reason if self.unreadable is None else Failure(self.unreadable))
 
     def callRemote(self, commandType: type[amp.Command], *a: object, **kw: object) -> Deferred[Any] | None:
         """
@@ -280,6 +335,8 @@ def _run_remote(
     except NoAnswer:
         why = f"no answer from {args.connect} within {ANSWER_WITHIN:g} s: is it harbour's control port?"
         return _unreachable(args, out, why)
+    except Unreadable as e:
+        return _unreachable(args, out, _unreadable(args, e))
     except RemoteFailure as e:
         if e.unknown:
             why = f"{args.connect} does not know the command {e.command}: is it harbour's control port?"
@@ -300,11 +357,17 @@ def _run_remote(
         return _unreachable(args, out, f"lost the connection to {args.connect}: {e}")
     except Unanswered as e:
         return _unreachable(args, out, f"{args.connect}: {e}")
+    except Unreadable as e:
+        return _unreachable(args, out, _unreadable(args, e))
     except SSL.Error as e:
         return _unreachable(args, out, f"lost the connection to {args.connect}: {_tls_reason(e)}")
     except RemoteFailure as e:
         return _failed(args, out, str(e), FAILED)
     except TooLong as e:
+        if not e.isLocal:
+            # ControlClient says this as Unreadable; AMP's own, should one
+            # come, is no argument of ours either.
+            return _unreachable(args, out, _unreadable(args, e))
         # AMP refuses to send it: nothing reached the daemon.
         name = e.keyName.decode("ascii", "replace") if isinstance(e.keyName, bytes) else "an argument"
         why = f"{args.command}: {name} is longer than the {amp.MAX_VALUE_LENGTH:,} bytes a command carries"
@@ -319,6 +382,15 @@ def _run_remote(
     finally:
         if protocol.transport is not None and protocol.transport.connected:
             protocol.transport.loseConnection()
+
+
+def _unreadable(args: argparse.Namespace, error: Exception) -> str:
+    """
+    @return: Why the daemon cannot be asked when C{args.connect} sent what
+        AMP cannot read (C{error}).
+    """
+    what = f" ({error})" if str(error) else ""
+    return f"{args.connect} sent what AMP cannot read{what}: is it harbour's control port?"
 
 
 def _tls_reason(error: SSL.Error) -> str:
@@ -694,9 +766,12 @@ def _subscribe(
         yield bus.subscribe(pattern, show)
 
     def lost(ignored: object) -> None:
-        # Said and ended as watch's loss is: the daemon went away.
-        if not ended.called:
-            ended.errback(ConnectionDone("the daemon closed the connection"))
+        # Said and ended as watch's loss is: the daemon went away, or sent
+        # what cannot be read.
+        if ended.called:
+            return
+        unreadable = protocol.unreadable if isinstance(protocol, ControlClient) else None
+        ended.errback(unreadable or ConnectionDone("the daemon closed the connection"))
 
     protocol.disconnected.addBoth(lost)
     # Ctrl-C, its usual end, ends it in run_remote.

@@ -26,7 +26,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from harbour.amp import commands
 from harbour.amp.commands import encode_event
 from harbour.amp.server import ControlProtocol
-from harbour.ctl import FAILED, OK, UNREACHABLE, USAGE, _status, check_config, main, parser
+from harbour.ctl import FAILED, OK, UNREACHABLE, USAGE, _status, check_config, main, parser, remote
 from harbour.ctl.offline import plan_table, print_manifest, show_catalogue
 from harbour.ctl.remote import _COMMANDS, ANSWER_WITHIN, COMMAND_WITHIN, run_remote
 from harbour.errors import BadRequest
@@ -1012,6 +1012,104 @@ class NotHarbourTests(ConnectingTestCase):
         )
         self.assertNotIn(b"ListTasks", transport.value())
 
+    def test_greetingBeforeToken(self) -> None:
+        """
+        A listener that greets first (SSH, SMTP, FTP), in bytes AMP cannot
+        read, is said as one that does not answer is: exit 3 with a line,
+        for C{status --check} UNKNOWN, plain or as JSON; AMP's L{amp.TooLong}
+        escaped as a traceback with exit 1 (WARNING, to monitoring).
+        """
+        said = (
+            "tcp:127.0.0.1:7799 sent what AMP cannot read (a key of 21,331 bytes): "
+            "is it harbour's control port?"
+        )
+        for command, printed in (
+            (["status"], ""),
+            (["status", "--check"], f"HARBOUR UNKNOWN - {said}\n"),
+            (
+                ["status", "--check", "--json"],
+                json.dumps({"check": "UNKNOWN", "error": said}, indent=2) + "\n",
+            ),
+        ):
+            out = io.StringIO()
+            reactor, d, protocol, transport, errors = self.accepted(*command, out=out)
+            protocol.dataReceived(GREETING)
+            self.assertTrue(transport.disconnecting)
+            protocol.connectionLost(Failure(ConnectionDone()))
+            self.assertEqual(self.successResultOf(d), UNREACHABLE, command)
+            self.assertEqual(errors.getvalue(), f"harbourctl: {said}\n", command)
+            self.assertEqual(out.getvalue(), printed, command)
+
+    def test_unreadableAfterToken(self) -> None:
+        """
+        A peer that takes the token and then sends what AMP cannot read
+        ends the command with exit 3, saying so: AMP's L{amp.TooLong} was
+        taken for an argument of the command too long to send (exit 2).
+        """
+        reactor, d, protocol, transport, errors = self.accepted("tasks")
+        protocol.dataReceived(amp.AmpBox(_answer=b"1").serialize())
+        self.assertIn(b"ListTasks", transport.value())
+        protocol.dataReceived(GREETING)
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.successResultOf(d), UNREACHABLE)
+        self.assertEqual(
+            errors.getvalue(),
+            "harbourctl: tcp:127.0.0.1:7799 sent what AMP cannot read (a key of 21,331 bytes): "
+            "is it harbour's control port?\n",
+        )
+
+    def test_boxesNotAnswers(self) -> None:
+        """
+        Boxes AMP reads but cannot take (one neither a command nor an
+        answer, an answer to nothing asked) close the connection as bytes
+        it cannot read do, with exit 3 and a line, rather than raise out
+        of the protocol, a traceback the reactor logs; nothing after them
+        is read.
+        """
+        for unreadable, what in (
+            (b"\x00\x00", "a box neither a command nor an answer"),
+            (amp.AmpBox(_answer=b"99").serialize(), "KeyError: b'99'"),
+        ):
+            reactor, d, protocol, transport, errors = self.accepted("status")
+            protocol.dataReceived(unreadable + amp.AmpBox(_answer=b"1").serialize())
+            self.assertTrue(transport.disconnecting)
+            protocol.connectionLost(Failure(ConnectionDone()))
+            self.assertEqual(self.successResultOf(d), UNREACHABLE)
+            self.assertEqual(
+                errors.getvalue(),
+                f"harbourctl: tcp:127.0.0.1:7799 sent what AMP cannot read ({what}): "
+                "is it harbour's control port?\n",
+            )
+            self.assertNotIn(b"Status", transport.value())
+
+    def test_tooLongReceivedNotUsage(self) -> None:
+        """
+        AMP's own L{amp.TooLong} for a key received, not sent, is no
+        argument of the command's: exit 3, not the usage error of an
+        argument too long.
+        """
+        self.patch(remote, "_COMMANDS", {"retry": lambda *a: fail(amp.TooLong(True, False, None, None))})
+        reactor, d, protocol, transport, errors = self.accepted("retry")
+        protocol.dataReceived(amp.AmpBox(_answer=b"1").serialize())
+        self.assertEqual(self.successResultOf(d), UNREACHABLE)
+        self.assertEqual(
+            errors.getvalue(),
+            "harbourctl: tcp:127.0.0.1:7799 sent what AMP cannot read: is it harbour's control port?\n",
+        )
+
+    def test_subscriberUnreadable(self) -> None:
+        """
+        C{subscribe} whose peer sends what AMP cannot read ends with exit
+        3, saying so.
+        """
+        reactor, d, protocol, transport, errors = self.accepted("subscribe", "task.*")
+        protocol.dataReceived(amp.AmpBox(_answer=b"1").serialize())
+        protocol.dataReceived(amp.AmpBox(_answer=b"2").serialize())
+        protocol.dataReceived(GREETING)
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.successResultOf(d), UNREACHABLE)
+        self.assertIn("sent what AMP cannot read (a key of 21,331 bytes)", errors.getvalue())
+
     def test_daemonGoesAway(self) -> None:
         """
         A daemon that closes the connection mid-command (C{watch}, here, as
@@ -1171,6 +1269,10 @@ class NotHarbourTests(ConnectingTestCase):
             self.assertEqual(code, USAGE)
             self.assertIn(f"--connect: cannot use endpoint {endpoint!r}", errors.getvalue())
             self.assertEqual(reactor.tcpClients, [])
+
+
+#: What an SSH server sends as a client connects, before anything is asked.
+GREETING = b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13\r\n"
 
 
 def interrupt(reactor: MemoryReactorClock) -> None:
