@@ -26,11 +26,13 @@ from twisted.internet.interfaces import IReactorCore
 from twisted.internet.task import react
 
 from harbour.amp.commands import MAX_PAGE
+from harbour.bus import validate_pattern
 from harbour.ctl import dataset as dataset_commands
 from harbour.ctl.codes import DEFAULT_CONNECT, FAILED, OK, UNREACHABLE, USAGE
 from harbour.ctl.offline import check_config, plan_table, print_manifest, show_catalogue
 from harbour.ctl.output import discard_output
 from harbour.ctl.remote import _status, plan_without_progress, run_remote
+from harbour.errors import BadRequest
 from harbour.store.tasks import EMPTY, STATES
 from harbour.store.tasks import FAILED as FAILED_TASKS
 from harbour.web.health import CHECK_WORDS
@@ -87,7 +89,7 @@ def parser() -> argparse.ArgumentParser:
     publish.add_argument("--retain", action="store_true", help="keep as the topic's current value")
 
     subscribe = sub.add_parser("subscribe", help="print events as JSON lines until Ctrl-C")
-    subscribe.add_argument("topics", nargs="+", metavar="TOPIC", help="a topic or prefix*")
+    subscribe.add_argument("topics", nargs="+", metavar="TOPIC", type=_pattern, help="a topic or prefix*")
 
     sub.add_parser("reload", help="re-read the configuration directory now")
     sub.add_parser("refresh", help="create the tasks the manifest has and the store lacks, now")
@@ -150,6 +152,20 @@ def trading_day(text: str) -> datetime.date:
     if not 1900 <= day.year <= 9998:
         raise argparse.ArgumentTypeError(f"{text!r} is not a year between 1900 and 9998")
     return day
+
+
+def _pattern(text: str) -> str:
+    """
+    Read a C{subscribe} pattern: a topic, or the start of one followed by
+    C{*}.  Each is read, even one another covers, as the daemon would
+    read it alone.
+
+    @raise argparse.ArgumentTypeError: for anything else, saying why.
+    """
+    try:
+        return validate_pattern(text)
+    except BadRequest as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _within(least: int, most: int | None) -> Callable[[str], int]:

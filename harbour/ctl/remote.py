@@ -27,7 +27,7 @@ from twisted.python.failure import Failure
 from harbour.amp import commands
 from harbour.amp.client import HarbourClientProtocol, RemoteBus, authenticated, client_endpoint, status
 from harbour.amp.server import read_token
-from harbour.bus import Event, matches, validate_pattern
+from harbour.bus import Event, matches
 from harbour.ctl.codes import FAILED, OK, UNREACHABLE, USAGE
 from harbour.ctl.offline import plan_table
 from harbour.ctl.output import DataConsole, PipeConsole, discard_output, is_terminal
@@ -761,8 +761,8 @@ def _subscribe(
             # command would go on writing to nobody.
             ended.errback(Failure())
 
-    # Each is checked, even one another covers.
-    for pattern in _uncovered([validate_pattern(pattern) for pattern in args.topics]):
+    # Each was checked as the command line was read, even one another covers.
+    for pattern in _uncovered(args.topics):
         yield bus.subscribe(pattern, show)
 
     def lost(ignored: object) -> None:
