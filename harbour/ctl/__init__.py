@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import os
 import sys
 from collections.abc import Callable, Generator
@@ -114,7 +115,7 @@ def parser() -> argparse.ArgumentParser:
     watch = sub.add_parser(
         "watch", help="live progress per report until Ctrl-C: bars on a terminal, a line a report elsewhere"
     )
-    watch.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
+    watch.add_argument("--interval", type=_interval, default=1.0, help=argparse.SUPPRESS)
 
     catalogue = sub.add_parser("catalogue", help="the OASIS reports harbour knows, or one of them, offline")
     catalogue.add_argument("name", nargs="?", help="a queryname or groupid")
@@ -166,6 +167,28 @@ def _pattern(text: str) -> str:
         return validate_pattern(text)
     except BadRequest as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+#: The fewest seconds between two of C{watch}'s C{Status} requests: fewer
+#: (0, say) would ask the daemon without pause.
+LEAST_INTERVAL = 0.1
+
+
+def _interval(text: str) -> float:
+    """
+    Read C{watch --interval}: a number of seconds, at least
+    L{LEAST_INTERVAL}.
+
+    @raise argparse.ArgumentTypeError: for anything else (C{nan} and
+        C{inf} included), saying what is expected.
+    """
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (LEAST_INTERVAL <= seconds < math.inf):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds, {LEAST_INTERVAL:g} or more")
+    return seconds
 
 
 def _within(least: int, most: int | None) -> Callable[[str], int]:

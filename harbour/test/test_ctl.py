@@ -201,6 +201,21 @@ class ParserTests(SynchronousTestCase):
         args = parser().parse_args(["subscribe", "demo.*", "task.done", "*"])
         self.assertEqual(args.topics, ["demo.*", "task.done", "*"])
 
+    def test_watchInterval(self) -> None:
+        """
+        C{watch --interval} is a number of seconds, 0.1 or more: 0, a negative
+        number or C{nan} would ask the daemon its status without pause,
+        C{inf} once; each is a usage error saying what is expected.
+        """
+        for bad in ("0", "-1", "0.01", "nan", "inf", "soon"):
+            errors = io.StringIO()
+            self.patch(sys, "stderr", errors)
+            error = self.assertRaises(SystemExit, parser().parse_args, ["watch", "--interval", bad])
+            self.assertEqual(error.code, USAGE, bad)
+            self.assertIn(f"argument --interval: {bad!r} is not a number of seconds", errors.getvalue())
+        self.assertEqual(parser().parse_args(["watch", "--interval", "0.1"]).interval, 0.1)
+        self.assertEqual(parser().parse_args(["watch"]).interval, 1.0)
+
     def test_manifestDates(self) -> None:
         """
         C{manifest --start} and C{--end} take dates OASIS could have, and
