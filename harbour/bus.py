@@ -44,6 +44,16 @@ DEFAULT_QUEUE_BYTES = 16 << 20
 #: Topics whose subscribers a bus keeps looked up (see L{SubscriptionTable}).
 ROUTES_KEPT = 1_024
 
+#: The most topics whose values clients (through the control port's
+#: C{Publish}) may keep retained at once, and the most bytes of JSON text
+#: those values may hold in all.  A retained value stays in the daemon's
+#: memory (about twice its text: the text and the decoded payload) until
+#: it is replaced or the daemon stops, and each retained topic is listed
+#: in C{Status}.  The daemon's own retained topics (the configuration's,
+#: C{paused}) do not count, and are never refused.
+RETAINED_TOPIC_LIMIT = 1_000
+RETAINED_BYTES_LIMIT = 16 << 20
+
 _TOPIC = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
 
 
@@ -480,14 +490,24 @@ class Bus(Service):
 
     @ivar queue_limit: Events held for a subscriber that is not keeping up.
     @ivar queue_bytes: Bytes of payload held for such a subscriber.
+    @ivar retained_limit: Topics clients may keep retained (see
+        L{dispatch_remote}).
+    @ivar retained_bytes: Bytes of JSON text the values clients keep
+        retained may hold in all.
     """
 
     log = Logger()
 
     queue_limit: int = attr.ib(default=DEFAULT_QUEUE_LIMIT)
     queue_bytes: int = attr.ib(default=DEFAULT_QUEUE_BYTES)
+    retained_limit: int = attr.ib(default=RETAINED_TOPIC_LIMIT)
+    retained_bytes: int = attr.ib(default=RETAINED_BYTES_LIMIT)
     _table: SubscriptionTable = attr.ib(factory=SubscriptionTable, init=False)
     _retained: dict[str, Event] = attr.ib(factory=dict, init=False)
+    #: The size of each retained value a client published, by topic, and
+    #: their sum: those the bounds count.
+    _remote_sizes: dict[str, int] = attr.ib(factory=dict, init=False)
+    _remote_bytes: int = attr.ib(default=0, init=False)
     _published: int = attr.ib(default=0, init=False)
     _dropped: int = attr.ib(default=0, init=False)
     #: Events published while another is being handed out, each with the
@@ -515,6 +535,10 @@ class Bus(Service):
         were published.  It goes to the subscribers of its topic when it
         was published.
 
+        This is the daemon's own publishing: a value retained here is never
+        refused, nor counted towards the bounds on clients' retained
+        values (see L{dispatch_remote}).
+
         @return: How many subscribers it was handed to, or, for an event
             published during another's delivery, how many it is to be
             handed to.
@@ -522,11 +546,64 @@ class Bus(Service):
         self._published += 1
         if retain:
             self._retained[event.topic] = event
+            # The daemon's value now, whoever retained the topic before.
+            self._unbound(event.topic)
         outboxes = self._table.outboxes(event.topic)
         if self._dispatching:
             self._pending.append((event, outboxes))
             return sum(not outbox.closed for outbox in outboxes)
         return self._hand_out((event,), outboxes)
+
+    def dispatch_remote(self, event: Event, retain: bool = False) -> int:
+        """
+        Hand out an event a client published through the control port, as
+        L{dispatch} does; but a client's retained values are bounded, since
+        each stays in memory until the daemon stops: a retained value of a
+        new topic past L{retained_limit} topics, or one that would take
+        the clients' retained values past L{retained_bytes} bytes of text,
+        is refused, and so is one of a topic the daemon retains itself.
+        A refused event is not handed out either.
+
+        @return: As L{dispatch}.
+        @raise BadRequest: The event is refused.
+        """
+        if retain:
+            self._retain_remote(event)
+        return self.dispatch(event)
+
+    def _retain_remote(self, event: Event) -> None:
+        """
+        Keep C{event} as its topic's retained value for a client, if the
+        bounds allow.
+
+        @raise BadRequest: They do not, or the daemon retains the topic.
+        """
+        topic = event.topic
+        before = self._remote_sizes.get(topic)
+        if before is None and topic in self._retained:
+            raise BadRequest(f"topic {topic} is retained by the daemon: only the daemon may change it")
+        if before is None and len(self._remote_sizes) >= self.retained_limit:
+            raise BadRequest(
+                f"clients keep {len(self._remote_sizes):,} topics retained, the most they may: "
+                f"publish {topic} without retain"
+            )
+        total = self._remote_bytes - (before or 0) + event.size
+        if total > self.retained_bytes:
+            raise BadRequest(
+                f"retaining {topic} ({event.size:,} bytes) would take the values clients keep retained "
+                f"past {self.retained_bytes:,} bytes: publish it without retain"
+            )
+        self._remote_sizes[topic] = event.size
+        self._remote_bytes = total
+        self._retained[topic] = event
+
+    def _unbound(self, topic: str) -> None:
+        """
+        Stop counting C{topic}'s retained value against the clients' bounds.
+        """
+        size = self._remote_sizes.pop(topic, None)
+        if size is not None:
+            self._remote_bytes -= size
 
     def _hand_out(self, events: Sequence[Event], outboxes: Sequence[Outbox]) -> int:
         """
@@ -643,4 +720,5 @@ class Bus(Service):
             "published": self._published,
             "dropped_subscribers": self._dropped,
             "retained_topics": sorted(self._retained),
+            "retained_by_clients": {"topics": len(self._remote_sizes), "bytes": self._remote_bytes},
         }

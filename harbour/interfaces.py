@@ -60,11 +60,15 @@ class IBus(Interface):
 
         @param retain: Keep this payload as the topic's current value, to be
             delivered at once to anybody who subscribes later.  Configuration
-            topics are retained; announcements are not.
+            topics are retained; announcements are not.  Through a control
+            port (a remote bus, a hub link), what clients keep retained is
+            bounded (see L{harbour.bus.Bus.dispatch_remote}).
 
         @return: A L{Deferred} firing with the number of subscribers the
             event was handed to, or failing with L{harbour.errors.BadRequest}
-            (bad topic) or L{harbour.errors.PayloadTooLarge}.
+            (bad topic; through a control port, a retained value past the
+            bounds, or of a topic the daemon keeps) or
+            L{harbour.errors.PayloadTooLarge}.
         """
 
     def subscribe(pattern: str, callback: Callable[[IEvent], object]) -> Deferred[Subscription]:

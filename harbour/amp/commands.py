@@ -110,7 +110,10 @@ class Unsubscribe(HarbourCommand):
 class Publish(HarbourCommand):
     """
     Publish a JSON C{payload} on C{topic}; C{retain} keeps it as the
-    topic's current value for later subscribers.
+    topic's current value for later subscribers.  What clients keep
+    retained is bounded (L{harbour.bus.RETAINED_TOPIC_LIMIT} topics,
+    L{harbour.bus.RETAINED_BYTES_LIMIT} bytes of text): a retained value
+    past either gets C{BAD_REQUEST}.
     """
 
     arguments = [

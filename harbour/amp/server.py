@@ -15,7 +15,8 @@ that stops reading is dropped once its queue overflows instead of growing
 the daemon's memory; and a connection's requests are read no faster than
 its peer reads their answers (L{ControlProtocol}).  Topics of the
 configuration directory cannot be published from outside: their value is
-the directory's.
+the directory's; and what clients keep retained is bounded
+(L{Bus.dispatch_remote}).
 """
 
 from __future__ import annotations
@@ -863,14 +864,16 @@ class ControlProtocol(amp.AMP):
     def publish(self, topic: str, payload: str, retain: bool | None = None) -> Response:
         """
         Publish on the daemon's bus; refuse a topic of the configuration
-        directory, whose value only the directory sets.
+        directory, whose value only the directory sets, and a retained
+        value past the bounds on clients' retained values (see
+        L{Bus.dispatch_remote}).
         """
         if self._service.daemon.owns(topic):
             raise BadRequest(f"topic {topic} belongs to the configuration directory: edit its file")
         if topic == PAUSED:
             raise BadRequest(f"topic {topic} belongs to the daemon: use Pause and Resume")
         event = Event.from_text(topic, payload)
-        return {"delivered": self._service.bus.dispatch(event, bool(retain))}
+        return {"delivered": self._service.bus.dispatch_remote(event, bool(retain))}
 
     @commands.Status.responder
     @inlineCallbacks

@@ -532,6 +532,88 @@ class _Unwalkable(dict[Any, Any]):
         return super().items()
 
 
+class RetainedBoundTests(SynchronousTestCase):
+    """
+    The bounds on what clients keep retained (L{Bus.dispatch_remote}), and
+    the daemon's own retained topics, which they leave alone.
+    """
+
+    def setUp(self) -> None:
+        self.bus = Bus(retained_limit=3, retained_bytes=20)
+        self.seen: list[tuple[str, object]] = []
+        self.successResultOf(self.bus.subscribe("*", lambda e: self.seen.append((e.topic, e.payload))))
+
+    def retain(self, topic: str, payload: object) -> int:
+        """
+        Publish C{payload} on C{topic}, retained, as a client does.
+
+        @return: How many subscribers it was handed to.
+        """
+        return self.bus.dispatch_remote(Event.create(topic, payload), retain=True)
+
+    def test_topicsBounded(self) -> None:
+        """
+        A client's retained value of a new topic past C{retained_limit}
+        topics is refused with L{BadRequest} saying so, and neither
+        retained nor handed out; a topic retained already takes new values,
+        and an event not retained still goes through.  C{Status} lists no
+        more retained topics than the bound.
+        """
+        for topic in ["a", "b", "c"]:
+            self.assertEqual(self.retain(topic, 1), 1)
+        error = self.assertRaises(BadRequest, self.retain, "d", 1)
+        self.assertIn("clients keep 3 topics retained, the most they may", str(error))
+        self.assertIsNone(self.bus.retained("d"))
+        self.assertEqual(self.retain("a", 2), 1)
+        self.assertEqual(self.bus.dispatch_remote(Event.create("d", 3)), 1)
+        self.assertEqual(self.seen, [("a", 1), ("b", 1), ("c", 1), ("a", 2), ("d", 3)])
+        status = self.bus.status()
+        self.assertEqual(status["retained_topics"], ["a", "b", "c"])
+        self.assertEqual(status["retained_by_clients"], {"topics": 3, "bytes": 3})
+
+    def test_bytesBounded(self) -> None:
+        """
+        A client's retained value that would take the text of all clients'
+        retained values past C{retained_bytes} is refused, a new value of a
+        retained topic counted in place of its old one.
+        """
+        # '"abcdefgh"' is ten bytes of JSON text.
+        self.retain("a", "abcdefgh")
+        self.retain("b", "abcdefgh")
+        error = self.assertRaises(BadRequest, self.retain, "c", "x")
+        self.assertIn("past 20 bytes", str(error))
+        self.assertRaises(BadRequest, self.retain, "b", "abcdefghi")
+        self.assertEqual(self.bus.retained("b"), "abcdefgh")
+        self.retain("b", "x")
+        # Up to the bound exactly: 10 + 3 + 7 bytes.
+        self.retain("c", "abcde")
+        self.assertEqual(self.bus.status()["retained_by_clients"], {"topics": 3, "bytes": 20})
+
+    def test_daemonNotBounded(self) -> None:
+        """
+        The daemon's own retained topics are never refused, however much
+        clients keep, and do not count towards the bounds; a client may
+        not retain a value of a topic the daemon retains.
+        """
+        for topic in ["a", "b", "c"]:
+            self.retain(topic, 1)
+        self.successResultOf(self.bus.publish("paused", {"services": ["download" * 10]}, retain=True))
+        self.assertEqual(self.bus.retained("paused"), {"services": ["download" * 10]})
+        self.assertEqual(self.bus.status()["retained_by_clients"], {"topics": 3, "bytes": 3})
+        error = self.assertRaises(BadRequest, self.retain, "paused", {"services": []})
+        self.assertIn("retained by the daemon", str(error))
+
+    def test_daemonTakesOver(self) -> None:
+        """
+        A topic a client retained and the daemon retains afterwards is the
+        daemon's: it no longer counts towards the clients' bounds.
+        """
+        self.retain("a", "abcdefgh")
+        self.successResultOf(self.bus.publish("a", "daemon", retain=True))
+        self.assertEqual(self.bus.status()["retained_by_clients"], {"topics": 0, "bytes": 0})
+        self.assertRaises(BadRequest, self.retain, "a", 1)
+
+
 class SubscriptionTableTests(SynchronousTestCase):
     """
     Tests for L{SubscriptionTable}, the index that routes events.

@@ -851,6 +851,23 @@ class CommandTests(SynchronousTestCase):
         self.successResultOf(self.call(commands.Publish, topic="t", payload="[1]", retain=True))
         self.assertEqual(self.bus.retained("t"), [1])
 
+    def test_publishRetainBounded(self) -> None:
+        """
+        A C{Publish} retaining a new topic past the bus's bound on the
+        topics clients keep retained gets C{BAD_REQUEST} saying so, and the
+        connection stays open.
+        """
+        self.bus.retained_limit = 2
+        for topic in ["t1", "t2"]:
+            self.successResultOf(self.call(commands.Publish, topic=topic, payload="1", retain=True))
+        failure = self.failureResultOf(
+            self.call(commands.Publish, topic="t3", payload="1", retain=True), BadRequest
+        )
+        self.assertIn("clients keep 2 topics retained", str(failure.value))
+        self.assertIsNone(self.bus.retained("t3"))
+        self.successResultOf(self.call(commands.Publish, topic="t1", payload="2", retain=True))
+        self.assertEqual(self.bus.retained("t1"), 2)
+
     def test_subscribeTagged(self) -> None:
         """
         The retained values answering a C{Subscribe} with a C{tag} are sent
@@ -1403,6 +1420,17 @@ class OperatorCommandTests(SynchronousTestCase):
             self.call(commands.Publish, topic=PAUSED, payload='{"services": []}'), BadRequest
         )
         self.assertIn("use Pause and Resume", str(failure.value))
+
+    def test_pausesAnnouncedPastRetainedBound(self) -> None:
+        """
+        The daemon's own retained C{paused} is announced however many
+        topics clients keep retained: their bound is theirs alone.
+        """
+        self.bus.retained_limit = 1
+        self.successResultOf(self.call(commands.Publish, topic="junk", payload="1", retain=True))
+        self.failureResultOf(self.call(commands.Publish, topic="junk2", payload="1", retain=True), BadRequest)
+        self.successResultOf(self.call(commands.Pause, service="download"))
+        self.assertEqual(self.bus.retained(PAUSED), {"services": ["download"]})
 
     def test_listTasks(self) -> None:
         """
