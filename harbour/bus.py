@@ -564,6 +564,11 @@ class Bus(Service):
         is refused, and so is one of a topic the daemon retains itself.
         A refused event is not handed out either.
 
+        A retained C{null} clears its topic's retained value instead of
+        replacing it, so that what clients retained can be removed without
+        stopping the daemon; it is handed out as any event is, telling the
+        subscribers of the topic that it has no value now.
+
         @return: As L{dispatch}.
         @raise BadRequest: The event is refused.
         """
@@ -574,7 +579,7 @@ class Bus(Service):
     def _retain_remote(self, event: Event) -> None:
         """
         Keep C{event} as its topic's retained value for a client, if the
-        bounds allow.
+        bounds allow; or, for a C{null}, clear the topic's value.
 
         @raise BadRequest: They do not, or the daemon retains the topic.
         """
@@ -582,16 +587,21 @@ class Bus(Service):
         before = self._remote_sizes.get(topic)
         if before is None and topic in self._retained:
             raise BadRequest(f"topic {topic} is retained by the daemon: only the daemon may change it")
+        if event.payload is None:
+            self._retained.pop(topic, None)
+            self._unbound(topic)
+            return
         if before is None and len(self._remote_sizes) >= self.retained_limit:
             raise BadRequest(
                 f"clients keep {len(self._remote_sizes):,} topics retained, the most they may: "
-                f"publish {topic} without retain"
+                f"publish {topic} without retain, or clear one (retain null on it)"
             )
         total = self._remote_bytes - (before or 0) + event.size
         if total > self.retained_bytes:
             raise BadRequest(
-                f"retaining {topic} ({event.size:,} bytes) would take the values clients keep retained "
-                f"past {self.retained_bytes:,} bytes: publish it without retain"
+                f"retaining {topic} ({event.size:,} bytes) would take the values clients keep "
+                f"retained past {self.retained_bytes:,} bytes: publish it without retain, "
+                f"or clear others (retain null on them)"
             )
         self._remote_sizes[topic] = event.size
         self._remote_bytes = total

@@ -62,7 +62,8 @@ class IBus(Interface):
             delivered at once to anybody who subscribes later.  Configuration
             topics are retained; announcements are not.  Through a control
             port (a remote bus, a hub link), what clients keep retained is
-            bounded (see L{harbour.bus.Bus.dispatch_remote}).
+            bounded, and a retained C{None} clears the topic's retained
+            value (see L{harbour.bus.Bus.dispatch_remote}).
 
         @return: A L{Deferred} firing with the number of subscribers the
             event was handed to, or failing with L{harbour.errors.BadRequest}

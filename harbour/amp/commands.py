@@ -113,7 +113,9 @@ class Publish(HarbourCommand):
     topic's current value for later subscribers.  What clients keep
     retained is bounded (L{harbour.bus.RETAINED_TOPIC_LIMIT} topics,
     L{harbour.bus.RETAINED_BYTES_LIMIT} bytes of text): a retained value
-    past either gets C{BAD_REQUEST}.
+    past either gets C{BAD_REQUEST}.  A retained C{null} payload clears the
+    topic's retained value (and is delivered, not kept), unless the topic
+    is the daemon's, which gets C{BAD_REQUEST}.
     """
 
     arguments = [

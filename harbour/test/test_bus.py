@@ -603,6 +603,35 @@ class RetainedBoundTests(SynchronousTestCase):
         error = self.assertRaises(BadRequest, self.retain, "paused", {"services": []})
         self.assertIn("retained by the daemon", str(error))
 
+    def test_nullClears(self) -> None:
+        """
+        A client's retained C{null} clears its topic's retained value,
+        making room under the bounds, and is handed out so that subscribers
+        know; on a topic with no retained value it is only handed out.
+        """
+        for topic in ["a", "b", "c"]:
+            self.retain(topic, "abc")
+        self.assertEqual(self.retain("a", None), 1)
+        self.assertEqual(self.retain("x", None), 1)
+        self.assertIsNone(self.bus.retained("a"))
+        self.assertEqual(self.bus.retained_events("*"), [Event.create("b", "abc"), Event.create("c", "abc")])
+        self.assertEqual(self.bus.status()["retained_by_clients"], {"topics": 2, "bytes": 10})
+        self.assertEqual(self.seen[3:], [("a", None), ("x", None)])
+        self.retain("d", 1)
+        self.assertEqual(self.bus.status()["retained_topics"], ["b", "c", "d"])
+
+    def test_nullLeavesDaemonsValue(self) -> None:
+        """
+        A client's retained C{null} on a topic the daemon retains is refused
+        and clears nothing; the daemon's own retained C{null} is a value
+        like any other, kept.
+        """
+        self.successResultOf(self.bus.publish("paused", {"services": []}, retain=True))
+        self.assertRaises(BadRequest, self.retain, "paused", None)
+        self.assertEqual(self.bus.retained("paused"), {"services": []})
+        self.successResultOf(self.bus.publish("setting", None, retain=True))
+        self.assertEqual(self.bus.retained_events("setting"), [Event.create("setting", None)])
+
     def test_daemonTakesOver(self) -> None:
         """
         A topic a client retained and the daemon retains afterwards is the

@@ -868,6 +868,27 @@ class CommandTests(SynchronousTestCase):
         self.successResultOf(self.call(commands.Publish, topic="t1", payload="2", retain=True))
         self.assertEqual(self.bus.retained("t1"), 2)
 
+    def test_publishRetainNullClears(self) -> None:
+        """
+        C{Publish} of a retained C{null} clears the topic's retained value,
+        so later subscribers get none; on a configuration topic or
+        C{paused} it is refused as any publishing there is, and the value
+        stays.
+        """
+        self.successResultOf(self.call(commands.Publish, topic="junk", payload="[1]", retain=True))
+        self.successResultOf(self.call(commands.Publish, topic="junk", payload="null", retain=True))
+        self.assertEqual(self.bus.retained_events("junk"), [])
+        self.config.owned = frozenset({"work"})
+        self.bus.publish("work", {"concurrency": 2}, retain=True)
+        self.bus.publish(PAUSED, {"services": []}, retain=True)
+        for topic in ["work", PAUSED]:
+            self.failureResultOf(
+                self.call(commands.Publish, topic=topic, payload="null", retain=True), BadRequest
+            )
+        self.assertEqual(
+            (self.bus.retained("work"), self.bus.retained(PAUSED)), ({"concurrency": 2}, {"services": []})
+        )
+
     def test_subscribeTagged(self) -> None:
         """
         The retained values answering a C{Subscribe} with a C{tag} are sent
