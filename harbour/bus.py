@@ -199,6 +199,13 @@ class Outbox:
     paused, events wait here, and once more than C{limit} wait, or more
     than C{byte_limit} bytes of payload, the subscriber is given up through
     C{overflow}.
+
+    The retained values handed to a subscriber as it subscribes wait here
+    too, but do not count towards those bounds: there may be more of them
+    at once than the bounds allow (the bus bounds them itself), and a
+    subscriber that reads as fast as it can is still reading the first of
+    them as the rest are put, all at once.  What counts is what is
+    published while they wait, as for any subscriber.
     """
 
     log = Logger()
@@ -214,26 +221,38 @@ class Outbox:
         self._overflow = overflow
         self._limit = limit
         self._byte_limit = byte_limit
-        self._queue: deque[Event] = deque()
+        # Each event waiting, and whether it counts towards the bounds.
+        self._queue: deque[tuple[Event, bool]] = deque()
         self._bytes = 0
+        # How many of those count, and their bytes.
+        self._counted = 0
+        self._counted_bytes = 0
         self._paused = False
         self.closed = False
 
-    def put(self, event: Event) -> bool:
+    def put(self, event: Event, bounded: bool = True) -> bool:
         """
         Send or queue one event.
 
+        @param bounded: Whether, while it waits, the event counts towards
+            the bounds: not for a retained value handed out on subscribing.
         @return: Whether the event was accepted.
         """
         if self.closed:
             return False
         if self._paused or self._queue:
-            if len(self._queue) >= self._limit:
+            if not bounded:
+                waiting = None
+            elif self._counted >= self._limit:
                 waiting = f"more than {self._limit:,} events"
-            elif self._bytes + event.size > self._byte_limit:
+            elif self._counted_bytes + event.size > self._byte_limit:
                 waiting = f"more than {self._byte_limit:,} bytes of events"
             else:
-                self._queue.append(event)
+                waiting = None
+                self._counted += 1
+                self._counted_bytes += event.size
+            if waiting is None:
+                self._queue.append((event, bounded))
                 self._bytes += event.size
                 return True
             self.stopProducing()
@@ -245,14 +264,15 @@ class Outbox:
     @property
     def waiting(self) -> int:
         """
-        How many events are queued.
+        How many events are queued, counted towards the bounds or not.
         """
         return len(self._queue)
 
     @property
     def waiting_bytes(self) -> int:
         """
-        How many bytes of payload are queued.
+        How many bytes of payload are queued, counted towards the bounds or
+        not.
         """
         return self._bytes
 
@@ -286,8 +306,11 @@ class Outbox:
         """
         self._paused = False
         while self._queue and not self._paused and not self.closed:
-            event = self._queue.popleft()
+            event, counted = self._queue.popleft()
             self._bytes -= event.size
+            if counted:
+                self._counted -= 1
+                self._counted_bytes -= event.size
             self._deliver(event)
 
     def stopProducing(self) -> None:
@@ -296,7 +319,7 @@ class Outbox:
         """
         self.closed = True
         self._queue.clear()
-        self._bytes = 0
+        self._bytes = self._counted = self._counted_bytes = 0
 
 
 @implementer(ISubscription)
@@ -615,18 +638,21 @@ class Bus(Service):
         if size is not None:
             self._remote_bytes -= size
 
-    def _hand_out(self, events: Sequence[Event], outboxes: Sequence[Outbox]) -> int:
+    def _hand_out(self, events: Sequence[Event], outboxes: Sequence[Outbox], bounded: bool = True) -> int:
         """
         Put each of C{events} in each of C{outboxes}; then, if this is not
         itself within a delivery, hand out the events published meanwhile.
 
+        @param bounded: Whether C{events} count towards the outboxes' bounds
+            while they wait (see L{Outbox.put}); those published meanwhile
+            always do.
         @return: How many puts were taken.
         """
         if self._dispatching:
-            return sum(outbox.put(event) for event in events for outbox in outboxes)
+            return sum(outbox.put(event, bounded) for event in events for outbox in outboxes)
         self._dispatching = True
         try:
-            delivered = sum(outbox.put(event) for event in events for outbox in outboxes)
+            delivered = sum(outbox.put(event, bounded) for event in events for outbox in outboxes)
             while self._pending:
                 later, waiting = self._pending.popleft()
                 for outbox in waiting:
@@ -658,7 +684,10 @@ class Bus(Service):
         """
         Route events matching C{pattern} into C{outbox}, then deliver the
         retained events it matches: before any event published as they are
-        delivered (by C{outbox}'s subscriber, say), which is newer.
+        delivered (by C{outbox}'s subscriber, say), which is newer.  They
+        are put in C{outbox} at once, and those that wait there do not
+        count towards its bounds (see L{Outbox}): a subscriber is never
+        dropped for what it is sent as it subscribes.
 
         @param pattern: An already validated pattern.
         @param tag: If given, the retained events are delivered
@@ -669,7 +698,7 @@ class Bus(Service):
         retained = self.retained_events(pattern)
         if tag is not None:
             retained = [event.tagged(tag) for event in retained]
-        self._hand_out(retained, (outbox,))
+        self._hand_out(retained, (outbox,), bounded=False)
         return subscription
 
     def retained_events(self, pattern: str) -> list[Event]:

@@ -358,6 +358,34 @@ class LocalBusTests(BusBehaviourMixin, SynchronousTestCase):
         self.successResultOf(self.bus.subscribe("a.*", reacting))
         self.assertEqual(seen, [("a.1", "v1"), ("a.2", "v1"), ("a.2", "v2")])
 
+    def test_retainedPastBoundsNotDropped(self) -> None:
+        """
+        A subscriber handed more retained values on subscribing than its
+        queue may hold (it takes its time over each) is not dropped for
+        them: it gets every one, in order; a subscriber that stops taking
+        events is dropped for those published afterwards as ever.
+        """
+        for i in range(self.queue_limit * 2):
+            self.bus.dispatch_remote(Event.create(f"r.{i}", i), retain=True)
+        pending: list[Deferred[None]] = []
+        seen: list[object] = []
+
+        def patient(event: IEvent) -> Deferred[None]:
+            seen.append(event.payload)
+            pending.append(Deferred())
+            return pending[-1]
+
+        subscription = self.successResultOf(self.bus.subscribe("r.*", patient))
+        while not pending[-1].called:
+            pending[-1].callback(None)
+        self.assertEqual(seen, list(range(self.queue_limit * 2)))
+        self.assertFalse(subscription.outbox.closed)
+        # One taken, the limit waiting, and one more.
+        for i in range(self.queue_limit + 2):
+            self.bus.publish("r.0", i)
+        self.assertTrue(subscription.outbox.closed)
+        self.assertEqual(self.bus.status()["dropped_subscribers"], 1)
+
     def test_statusCountsDrops(self) -> None:
         """
         A dropped subscriber is counted in the status.
@@ -490,6 +518,25 @@ class OutboxTests(SynchronousTestCase):
         self.assertTrue(outbox.closed)
         self.assertEqual(self.overflows, ["more than 10 bytes of events waiting: subscriber is not reading"])
         self.assertEqual(outbox.waiting_bytes, 0)
+
+    def test_unboundedNotCounted(self) -> None:
+        """
+        Events put unbounded (retained values on subscribing) wait without
+        counting towards the bounds, however many; those put after them
+        count as ever, and all are sent in order.
+        """
+        outbox = Outbox(self.sent.append, self.overflows.append, limit=2, byte_limit=10)
+        retained = [Event.create("r", "abcdefgh") for ignored in range(5)]
+        outbox.pauseProducing()
+        self.assertEqual([outbox.put(event, bounded=False) for event in retained], [True] * 5)
+        self.assertEqual((outbox.waiting, outbox.waiting_bytes), (5, 50))
+        self.assertEqual([outbox.put(self.a), outbox.put(self.b)], [True, True])
+        self.assertEqual(self.overflows, [])
+        outbox.resumeProducing()
+        self.assertEqual(self.sent, [*retained, self.a, self.b])
+        outbox.pauseProducing()
+        self.assertEqual([outbox.put(x) for x in (self.a, self.b, self.c)], [True, True, False])
+        self.assertEqual(self.overflows, ["more than 2 events waiting: subscriber is not reading"])
 
     def test_eventSize(self) -> None:
         """

@@ -391,6 +391,66 @@ class PipelineTests(SynchronousTestCase):
         self.assertEqual(len(self.waiting), UNANSWERED_LIMIT)
 
 
+class RetainedBurstTests(SynchronousTestCase):
+    """
+    A subscriber sent more retained values on subscribing than its
+    connection's queue may hold is not dropped for them, as long as it
+    reads.
+    """
+
+    def setUp(self) -> None:
+        self.patch(server_module, "REMOTE_QUEUE_BYTES", 2000)
+        self.bus = Bus()
+        self.service = control_service(self.bus, queue_limit=5)
+        self.server = ControlProtocol(self.service)
+        self.transport = UnreadTransport()
+        self.server.makeConnection(self.transport)
+        self.client = HarbourClientProtocol()
+        self.client.makeConnection(StringTransport())
+        self.seen: list[object] = []
+        authenticated = self.client.callRemote(commands.Authenticate, token=TOKEN)
+        self.send()
+        self.read()
+        self.successResultOf(authenticated)
+
+    def send(self) -> None:
+        """
+        Hand the daemon what the client has written, in one read.
+        """
+        transport = cast(StringTransport, self.client.transport)
+        data = transport.value()
+        transport.clear()
+        self.server.dataReceived(data)
+
+    def read(self) -> None:
+        """
+        Let the client read what the daemon has written.
+        """
+        self.client.dataReceived(self.transport.drain())
+
+    def test_readerNotDropped(self) -> None:
+        """
+        Forty retained values of 100 bytes, eight times the queue's bound
+        in events and twice in bytes, all reach a subscriber that reads
+        as the transport lets it, and its connection stays; once it stops
+        reading, the events published afterwards past the bound drop it.
+        """
+        for i in range(40):
+            self.bus.dispatch_remote(Event.create(f"junk.t{i}", "x" * 98), retain=True)
+        subscribed = RemoteBus(self.client).subscribe("junk.*", lambda e: self.seen.append(e.topic))
+        self.send()
+        self.assertEqual(self.transport.producerState, "paused")
+        while self.transport.value() and not self.transport.disconnecting:
+            self.read()
+        self.assertFalse(self.transport.disconnecting)
+        self.successResultOf(subscribed)
+        self.assertEqual(self.seen, [f"junk.t{i}" for i in range(40)])
+        self.assertIn(self.server, self.service.connections)
+        for ignored in range(30):
+            self.bus.publish("junk.t0", "x" * 98)
+        self.assertTrue(self.transport.disconnecting)
+
+
 class UnsendableAnswerTests(SynchronousTestCase):
     """
     An answer AMP cannot send (a key or value longer than it allows) ends
