@@ -28,6 +28,7 @@ from harbour.bus import Bus, Event, Subscription, SubscriptionTable
 from harbour.errors import BadRequest, StoreUnavailable, Unauthorized
 from harbour.interfaces import IEvent
 from harbour.test.helpers import TOKEN, capture_log, control_service
+from harbour.test.test_bus import BusBehaviourMixin
 
 
 @attr.s(auto_attribs=True, eq=False)
@@ -645,3 +646,53 @@ class ConnectionTests(SynchronousTestCase):
         self.stop(link, hub, clock)
         self.failureResultOf(waiting, CancelledError)
         self.assertEqual(self.flushLoggedErrors(), [])
+
+
+class HubLinkBusTests(BusBehaviourMixin, SynchronousTestCase):
+    """
+    A worker's bus, its link to the hub, passes the behaviour suite every
+    L{IBus} passes (see L{harbour.interfaces}).
+    """
+
+    queue_limit = 20
+    queue_bytes = 1000
+
+    def setUp(self) -> None:
+        """
+        A link connected to a hub's control service in memory, its
+        subscribers' queues as small as the suite's.
+        """
+        original = hub_module.callback_outbox
+
+        def small(callback: Any, pattern: str, limit: int, drop: Any, byte_limit: int | None = None) -> Any:
+            return original(callback, pattern, self.queue_limit, drop, self.queue_bytes)
+
+        self.patch(hub_module, "callback_outbox", small)
+        self.hub = Bus()
+        self.clock = MemoryReactorClock()
+        self.link = HubLink(self.clock, "tcp:127.0.0.1:7750", TOKEN)
+        self.memory = HubInMemory(control_service(self.hub))
+        self.link._connect_to = self.memory
+        self.link.startService()
+        connected = self.link.when_connected()
+        self.settle()
+        self.successResultOf(connected)
+        self.bus = self.link
+        self.addCleanup(self.stop)
+
+    def stop(self) -> None:
+        """
+        Stop the link, letting its goodbye through.
+        """
+        self.link.stopService()
+        for ignored in range(7):
+            self.settle()
+            self.clock.advance(1)
+
+    def settle(self) -> None:
+        """
+        Deliver whatever is in flight between the link and the hub.
+        """
+        for ignored in range(5):
+            for pump in self.memory.pumps:
+                pump.flush()
