@@ -126,13 +126,13 @@ def remove_abandoned(tables_dir: Path, older_than: float, now: float) -> int:
     mine = process_mark()
     # Listed a directory at a time, not globbed: a day directory that
     # another parse removes meanwhile fails a glob across days.
-    for report in listing(tables_dir):
+    for report in listing(tables_dir, unreadable=True):
         if report.name.startswith("."):
             continue
-        for day in listing(Path(report.path)):
+        for day in listing(Path(report.path), unreadable=True):
             if not day.name.startswith(PARTITION_PREFIX):
                 continue
-            for entry in listing(Path(day.path)):
+            for entry in listing(Path(day.path), unreadable=True):
                 if not (entry.name.startswith(".part-") and entry.name.endswith(".tmp")):
                     continue
                 path = Path(entry.path)
@@ -143,7 +143,7 @@ def remove_abandoned(tables_dir: Path, older_than: float, now: float) -> int:
                         _remove_if_empty(path.parent)
                 except FileNotFoundError:
                     pass  # its parse ended meanwhile
-        for entry in listing(Path(report.path)):
+        for entry in listing(Path(report.path), unreadable=True):
             if entry.name.startswith(".part-") and entry.name.endswith(LOCK_SUFFIX):
                 with contextlib.suppress(OSError):
                     if now - entry.stat().st_mtime > older_than:
@@ -151,8 +151,12 @@ def remove_abandoned(tables_dir: Path, older_than: float, now: float) -> int:
     return removed
 
 
-def listing(directory: Path) -> list[os.DirEntry[str]]:
+def listing(directory: Path, unreadable: bool = False) -> list[os.DirEntry[str]]:
     """
+    @param unreadable: Whether a directory this process may not read
+        (another user's, a file system's C{lost+found}) is listed as
+        empty rather than raising L{PermissionError}: the janitor passes
+        it by, and goes on with the others.
     @return: What C{directory} holds, by name; nothing if it is gone, or
         is no directory (a day directory removed by another parse as it
         is listed).
@@ -162,6 +166,10 @@ def listing(directory: Path) -> list[os.DirEntry[str]]:
             return sorted(entries, key=lambda entry: entry.name)
     except (FileNotFoundError, NotADirectoryError):
         return []
+    except PermissionError:
+        if unreadable:
+            return []
+        raise
 
 
 def _left_by_dead_parse(temporary: Path, mine: str) -> bool:

@@ -723,8 +723,8 @@ class DayFilesTests(SynchronousTestCase):
             os.utime(temporary, (NOW - 7200, NOW - 7200))
         report_listing = write_module.listing
 
-        def listing_then_removed(directory: Path) -> list[os.DirEntry[str]]:
-            entries = report_listing(directory)
+        def listing_then_removed(directory: Path, unreadable: bool = False) -> list[os.DirEntry[str]]:
+            entries = report_listing(directory, unreadable)
             if directory == tables / "lmp" and temporaries[0].parent.exists():
                 shutil.rmtree(temporaries[0].parent)
             return entries
@@ -732,6 +732,31 @@ class DayFilesTests(SynchronousTestCase):
         self.patch(write_module, "listing", listing_then_removed)
         self.assertEqual(remove_abandoned(tables, 3600, NOW), 1)
         self.assertFalse(temporaries[1].exists())
+
+    def test_unreadable_directory_passed_by(self) -> None:
+        """
+        A directory the janitor may not read (a file system's
+        C{lost+found} in the tables directory, a report of another user)
+        is passed by; the other reports' abandoned files are still
+        removed.
+        """
+        tables = Path(self.mktemp())
+        days = DayFiles(tables / "lmp", part_name("w"), {})
+        self.addCleanup(days.abort)
+        days.add(one_row(D(2025, 6, 1)))
+        [temporary] = (tables / "lmp").glob("*/.part-w.parquet.*.tmp")
+        os.utime(temporary, (NOW - 7200, NOW - 7200))
+        (tables / "lost+found").mkdir()
+        scandir = os.scandir
+
+        def refusing(path: Any) -> Any:
+            if Path(path).name == "lost+found":
+                raise PermissionError(13, "Permission denied", str(path))
+            return scandir(path)
+
+        self.patch(write_module.os, "scandir", refusing)
+        self.assertEqual(remove_abandoned(tables, 3600, NOW), 1)
+        self.assertFalse(temporary.exists())
 
 
 class DeadParseTests(SynchronousTestCase):
