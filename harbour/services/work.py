@@ -108,7 +108,7 @@ class WorkService(Service):
                 self.bus.subscribe("download", self._download_changed),
                 self.bus.subscribe("manifest", lambda event: self.schedule()),
                 follow_reports(self.bus, lambda reports: self.schedule()),
-                self.bus.subscribe("store.connected", lambda event: self.schedule()),
+                self.bus.subscribe("store.connected", lambda event: self.schedule(now=True)),
                 self.bus.subscribe("publications.updated", lambda event: self.schedule()),
             ]
         )
@@ -167,9 +167,14 @@ class WorkService(Service):
         self.paused = False
         self.schedule()
 
-    def schedule(self) -> None:
+    def schedule(self, now: bool = False) -> None:
         """
         Refresh soon, once, however many times this is called meanwhile.
+
+        @param now: Whether a retry after a failed refresh, if one waits,
+            is to run now rather than when it comes due: the store is
+            connected again.  Other reasons wait for it, so that events
+            arriving during an outage do not undo its backoff.
         """
         if self.paused:
             return
@@ -177,9 +182,7 @@ class WorkService(Service):
             return  # the store is not ready: start-up refreshes then
         if self._scheduled is None or not self._scheduled.active():
             self._scheduled = self.reactor.callLater(0, self._refresh_logged)
-        elif self._scheduled.getTime() > self.reactor.seconds():
-            # A retry after a failed refresh waits: what asks now (the
-            # store connected again, say) is not put off until it.
+        elif now and self._scheduled.getTime() > self.reactor.seconds():
             self._scheduled.reset(0)
 
     def _refresh_logged(self) -> None:
@@ -200,7 +203,9 @@ class WorkService(Service):
             )
         else:
             self.log.failure("refresh failed", failure, service="work")
-        if self.running:
+        # One timer at a time: a refresh asked for while this one failed
+        # may be waiting already.
+        if self.running and (self._scheduled is None or not self._scheduled.active()):
             self._scheduled = self.reactor.callLater(self._retry_delay, self._refresh_logged)
             self._retry_delay = min(MAX_RETRY_DELAY, self._retry_delay * 2)
 

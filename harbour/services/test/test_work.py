@@ -100,6 +100,20 @@ class FailedRefreshTests(SynchronousTestCase):
         self.addCleanup(self.work.stopService)
         self.clock.advance(0)
         self.assertEqual(self.creates, [0])
+        # The service's own timers, besides the retry.
+        self.timers = len(self.clock.getDelayedCalls()) - 1
+
+    def test_askedWhileFailingOneTimer(self) -> None:
+        """
+        A refresh asked for while one is failing leaves one timer once it
+        has failed, not a retry beside the refresh asked for.
+        """
+        failing: Deferred[dict[str, int]] = Deferred()
+        self.patch(self.work.store, "create", lambda requests: failing)
+        self.clock.advance(1)
+        self.work.schedule()
+        failing.errback(StoreUnavailable("Redis away"))
+        self.assertEqual(len(self.clock.getDelayedCalls()) - self.timers, 1)
 
     def test_pausedRetryRefreshesNothing(self) -> None:
         """
@@ -113,15 +127,30 @@ class FailedRefreshTests(SynchronousTestCase):
         self.clock.advance(0)
         self.assertEqual(self.creates, [0, 10])
 
-    def test_askedAgainBeforeTheRetry(self) -> None:
+    def test_connectedBeforeTheRetry(self) -> None:
         """
-        A refresh asked for while a failed one waits for its retry (the
-        store connected again, say) runs at once.
+        The store connected again while a failed refresh waits for its
+        retry: the refresh runs at once.
+        """
+        self.clock.advance(0.5)
+        self.successResultOf(self.bus.publish("store.connected", {}))
+        self.clock.advance(0)
+        self.assertEqual(self.creates, [0, 0.5])
+
+    def test_otherEventsWaitForTheRetry(self) -> None:
+        """
+        Another reason to refresh (the manifest or the publications log
+        changed) while a failed refresh waits for its retry waits for it,
+        and leaves one timer: events arriving during an outage do not undo
+        its backoff.
         """
         self.clock.advance(0.5)
         self.work.schedule()
         self.clock.advance(0)
-        self.assertEqual(self.creates, [0, 0.5])
+        self.assertEqual(self.creates, [0])
+        self.assertEqual(len(self.clock.getDelayedCalls()) - self.timers, 1)
+        self.clock.advance(0.5)
+        self.assertEqual(self.creates, [0, 1])
 
 
 class PurgeTests(SynchronousTestCase):
