@@ -693,17 +693,28 @@ class DayFilesTests(SynchronousTestCase):
         days.commit()
         self.assertEqual(self.written(tables), {D(2025, 6, 1): (1, ["N0", "N9"]), D(2025, 6, 2): (1, ["N0"])})
 
+    def abandoned(self, tables: Path, *days: datetime.date) -> list[Path]:
+        """
+        @return: The temporary files, by day, of a parse of C{days} into
+            report C{lmp} of C{tables} that nothing has written to for two
+            hours before L{NOW}.
+        """
+        files = DayFiles(tables / "lmp", part_name("w"), {})
+        self.addCleanup(files.abort)
+        for day in days:
+            files.add(one_row(day))
+        temporaries = sorted((tables / "lmp").glob("*/.part-w.parquet.*.tmp"))
+        for temporary in temporaries:
+            os.utime(temporary, (NOW - 7200, NOW - 7200))
+        return temporaries
+
     def test_abandoned_removed(self) -> None:
         """
         The janitor removes a temporary file not written to for longer than
         it waits.
         """
         tables = Path(self.mktemp())
-        days = DayFiles(tables / "lmp", part_name("w"), {})
-        self.addCleanup(days.abort)
-        days.add(one_row(D(2025, 6, 1)))
-        [temporary] = (tables / "lmp").glob("*/.part-w.parquet.*.tmp")
-        os.utime(temporary, (NOW - 7200, NOW - 7200))
+        [temporary] = self.abandoned(tables, D(2025, 6, 1))
         self.assertEqual(remove_abandoned(tables, 3600, NOW), 1)
         self.assertFalse(temporary.exists())
 
@@ -714,13 +725,7 @@ class DayFilesTests(SynchronousTestCase):
         over; the other days' abandoned files are still removed.
         """
         tables = Path(self.mktemp())
-        days = DayFiles(tables / "lmp", part_name("w"), {})
-        self.addCleanup(days.abort)
-        days.add(one_row(D(2025, 6, 1)))
-        days.add(one_row(D(2025, 6, 2)))
-        temporaries = sorted((tables / "lmp").glob("*/.part-w.parquet.*.tmp"))
-        for temporary in temporaries:
-            os.utime(temporary, (NOW - 7200, NOW - 7200))
+        temporaries = self.abandoned(tables, D(2025, 6, 1), D(2025, 6, 2))
         report_listing = write_module.listing
 
         def listing_then_removed(directory: Path, unreadable: bool = False) -> list[os.DirEntry[str]]:
@@ -741,11 +746,7 @@ class DayFilesTests(SynchronousTestCase):
         removed.
         """
         tables = Path(self.mktemp())
-        days = DayFiles(tables / "lmp", part_name("w"), {})
-        self.addCleanup(days.abort)
-        days.add(one_row(D(2025, 6, 1)))
-        [temporary] = (tables / "lmp").glob("*/.part-w.parquet.*.tmp")
-        os.utime(temporary, (NOW - 7200, NOW - 7200))
+        [temporary] = self.abandoned(tables, D(2025, 6, 1))
         (tables / "lost+found").mkdir()
         scandir = os.scandir
 
