@@ -27,6 +27,9 @@ THROTTLE_PAGE = (
     b"Please retry your request after 5 seconds.</p></body></html>"
 )
 
+#: The earliest date a zip can give a member.
+ZIP_EPOCH = datetime.datetime(1980, 1, 1, tzinfo=UTC)
+
 #: One row of a report: column name to value.
 Row = dict[str, object]
 
@@ -47,27 +50,35 @@ def deterministic_zip(members: list[tuple[str, bytes]], stamp: datetime.datetime
 
 def error_document(code: int, created: datetime.datetime) -> bytes:
     """
-    @return: OASIS's error XML for C{code}, as in the real samples.
+    @param created: When the refusal was made, written to the millisecond
+        as OASIS writes it (C{2026-10-06T09:34:35.839Z}).
+    @return: OASIS's error XML for C{code}, byte for byte in the layout of
+        the real sample (C{xml_error_1000_no_data_SLD_REN_FCST_erw.xml}),
+        which ends without a newline.
     """
+    stamp = created.astimezone(UTC) if created.tzinfo is not None else created
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<m:OASISReport xmlns:m="{NAMESPACE}">\n'
         "<m:MessageHeader>\n"
-        f"\t<m:TimeDate>{created.strftime('%Y-%m-%dT%H:%M:%S.000Z')}</m:TimeDate>\n"
+        f"\t<m:TimeDate>{stamp:%Y-%m-%dT%H:%M:%S}.{stamp.microsecond // 1000:03d}Z</m:TimeDate>\n"
         "\t<m:Source>OASIS</m:Source>\n\t<m:Version>v20131201</m:Version>\n"
         "</m:MessageHeader>\n<m:MessagePayload>\n<m:RTO>\n<m:name>CAISO</m:name>\n"
         f"<m:DISCLAIMER_ITEM>\n<m:DISCLAIMER>{escape(DISCLAIMER)}</m:DISCLAIMER>\n</m:DISCLAIMER_ITEM>\n"
         f"<m:ERROR>\n<m:ERR_CODE>{code}</m:ERR_CODE>\n<m:ERR_DESC>{escape(MESSAGES[code])}</m:ERR_DESC>\n"
-        "</m:ERROR>\n\n</m:RTO>\n</m:MessagePayload>\n</m:OASISReport>\n"
+        "</m:ERROR>\n\n</m:RTO>\n</m:MessagePayload>\n</m:OASISReport>"
     ).encode()
 
 
-def error_zip(code: int, args: dict[str, str]) -> bytes:
+def error_zip(code: int, args: dict[str, str], now: datetime.datetime) -> bytes:
     """
     @param code: The OASIS error code.
     @param args: The refused request's query arguments, which name the
         member as OASIS does (C{20210215_20210215_PUB_BID_RTM_v3.xml}: the
         day it starts, the report, its market and version).
+    @param now: When the request was refused: the document's C{TimeDate}
+        and the zip's date, so that the same refusal at the same moment is
+        the same bytes.
     @return: The zip OASIS answers a refused request with.
     """
     first = parse_gmt(args["startdatetime"]) if valid_gmt(args.get("startdatetime")) else None
@@ -75,9 +86,9 @@ def error_zip(code: int, args: dict[str, str]) -> bytes:
     asked = args.get("queryname") or args.get("groupid") or "UNKNOWN"
     market = f"_{args['market_run_id']}" if args.get("market_run_id") else ""
     name = f"{dates}{asked}{market}_v{args.get('version', '1')}.xml"
-    # A fixed stamp: the same refusal is the same bytes.
-    stamp = datetime.datetime(2026, 1, 1, tzinfo=UTC)
-    return deterministic_zip([(name, error_document(code, stamp))], stamp)
+    # A zip cannot date a member before 1980; a test clock may start at 0.
+    stamp = max(now, ZIP_EPOCH)
+    return deterministic_zip([(name, error_document(code, now))], stamp)
 
 
 def envelope(payload: str, created: datetime.datetime) -> bytes:

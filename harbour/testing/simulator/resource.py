@@ -22,7 +22,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from harbour.testing.simulator.answers import Answers
 from harbour.testing.simulator.documents import THROTTLE_PAGE, Row, error_zip
 from harbour.testing.simulator.faults import ENDLESS_MOST, FLOOD_LINES, Fates, Faults, Throttle
-from harbour.testing.simulator.formats import OasisError, Span
+from harbour.testing.simulator.formats import UTC, OasisError, Span
 from harbour.testing.simulator.publications import PublicationLog, PublicationSchedule
 from harbour.testing.simulator.reports import SimReport, report_rows
 
@@ -261,7 +261,7 @@ class _Endpoint(Resource):
             record[3] = record[3] or "data"
         except OasisError as e:
             record[3] = record[3] or e.code
-            body = error_zip(e.code, args)
+            body = error_zip(e.code, args, datetime.datetime.fromtimestamp(record[0], UTC))
         return self._send(request, record, fate, body)
 
     def _send(self, request: Request, record: list[Any], fate: str, body: bytes) -> bytes | int:

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import datetime
 import re
+from pathlib import Path
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.oasis.classify import classify
-from harbour.testing.simulator import CATALOGUE, UTC, GenericReport, OasisSimulator
+from harbour.testing.simulator import CATALOGUE, UTC, GenericReport, OasisSimulator, error_document
 from harbour.testing.simulator.documents import Row, csv_document
 from harbour.testing.simulator.formats import oasis_number
 from harbour.testing.simulator.reports import report_xml
 from harbour.testing.test.rendering import members, render
+
+#: The real OASIS samples.
+SAMPLES = Path(__file__).parents[2] / "test" / "samples"
 
 
 def simulator() -> OasisSimulator:
@@ -84,6 +88,39 @@ class MemberNameTests(SynchronousTestCase):
             ),
             ["20300102_20300102_PRC_LMP_DAM_v1.xml"],
         )
+
+
+class ErrorDocumentTests(SynchronousTestCase):
+    """
+    Error documents are laid out as the real one is, byte for byte.
+    """
+
+    def test_likeTheRealOne(self) -> None:
+        """
+        The document of error 1000 made at the real sample's time is the
+        real sample's 729 bytes: no newline after C{</m:OASISReport>},
+        the time to the millisecond.
+        """
+        real = (SAMPLES / "xml_error_1000_no_data_SLD_REN_FCST_erw.xml").read_bytes()
+        made = datetime.datetime(2026, 10, 6, 9, 34, 35, 839000, tzinfo=UTC)
+        self.assertEqual(error_document(1000, made), real)
+        self.assertEqual(len(real), 729)
+
+    def test_requestTime(self) -> None:
+        """
+        A refusal's C{TimeDate} is the time of the request, milliseconds
+        and all, as the real ones vary; its member is as long as the real
+        sample's.
+        """
+        clock = Clock()
+        clock.advance(datetime.datetime(2026, 1, 5, 17, 2, 3, 456789, tzinfo=UTC).timestamp())
+        path = (
+            "/oasisapi/SingleZip?queryname=PRC_LMP&startdatetime=20300102T08:00-0000"
+            "&enddatetime=20300103T08:00-0000&version=1&market_run_id=DAM"
+        )
+        [document] = members(render(OasisSimulator(clock), path)[1]).values()
+        self.assertIn(b"<m:TimeDate>2026-01-05T17:02:03.456Z</m:TimeDate>", document)
+        self.assertEqual(len(document), 729)
 
 
 class EmptyQueryTests(SynchronousTestCase):

@@ -14,7 +14,10 @@ values in every window holding the day, until revised): the answers'
 names and every column but the values are as before.  Those of errors
 were taken again when their member came to name the report's market, as
 the real ones do, and those of four answers when whole numbers came to be
-written without C{.0} (C{23740}, as in the real files).
+written without C{.0} (C{23740}, as in the real files).  Those of errors
+were taken again when their document came to end without a newline and
+to be dated (zip and C{TimeDate}, to the millisecond) by the request's
+time, as the real one is.
 """
 
 from __future__ import annotations
@@ -138,15 +141,15 @@ DIGESTS = {
     "group-dam-lmp": "a0dffde34b6fa9921a4d33645be49816b9f12ea21f55adab2b7d309c9f9ecce1",
     "group-rtm-lmp-hour": "e0fa3218fdb20caa350d2f8203addb6e7e6343783859dd627ef153cdcf5f7130",
     "group-dam-sld-3days": "06db56d8a56d76fc21d1d53a8cbf0c366c8a8e55fa269e1c94ef7e8e3ce255b3",
-    "error-1005": "c4c2bb3f6b2340c5b6bf9af66525be7a448cf801c06e4dc2abd33274836d08f6",
-    "error-1020": "4aa81272fc385ec3d9573fbdfdb91dcd67dca75b763f771d696618724802f246",
-    "error-1002": "177f4e901cc44d681e329a28aeaef6b6f4d752dd556a269e6ae318f8ca263cc4",
-    "error-1001": "1e2f4e573fc3eb24bc349e08221f02954b6c1c7d162b50038c5d2be85d3a385b",
-    "error-1004": "fa9f3644cdfae62235c607bd65c6122c4208dee07f2417bb93d85d4892670f9e",
-    "error-1017": "4c693d3da3ee788b87166b49af4b2bf5d3b928d3d21b1017542497bb1cf0d129",
-    "error-1000": "9cc8617faa387d47e9382ae92c918d83441829a8c607c8191def71a810816e72",
-    "error-1018": "5da2eeff3779ed5fba61297603d08069a339071fbf183ff70289a5151f91a3a0",
-    "error-1016": "4cb2b8030fed33d16249139ecf16e56ab8000fe7c8a569b3b78d385266cd3db2",
+    "error-1005": "2b35f13ff16c3f077aaf1678e5001cdac63bd391677e40a04713595b570d93ed",
+    "error-1020": "3008f66eaa04bc7990aefc7effb659454eabe6c56b748f8421dfdce23094b20d",
+    "error-1002": "18ea2a42278048fc7c21769ac8a32ebbaef657eb3636845c6859333f01088efc",
+    "error-1001": "3f7f6a815f17b960ce0332680a9e6fc0518bced6303f7926bec9c98f9db5170e",
+    "error-1004": "5326384bd0a7bcfacb154806b255be02a49fa9d0f6a235a068dde0006ddda872",
+    "error-1017": "ede83ae6fe505a60ab87d770b072d6c185904a342010c2df2b952fb88b7133d5",
+    "error-1000": "1f82c351324d293f01e8c849cf5c9a0e1c3ad62c3917f4a1f243873b01b46118",
+    "error-1018": "685bee2536b67ece4b6d4a17e821a14a9fd79deccffefc26d3c0a52dc80611b2",
+    "error-1016": "477b1fe2e2b993a0a4414672af0e2eefd30af1590a6c2bb934acd98cc88ab5e0",
     "atl-pub-xml": "ca181ea62dcd4c1422898b7e74edbf22954ca6cad9971340c714f8229471822e",
     "atl-pub-dam-csv": "bd6c84ef01b5fe55128481856e87028836a9e11dbd8833c0356215e75641c338",
     "atl-pub-sched-csv": "d446a4499286e20064ac8da91c685d19980d1093d1b08811dad6cd29e82f6e30",
