@@ -161,14 +161,16 @@ def _single_part(entry: CatalogueEntry, market: str) -> _Part:
     """
     @param entry: The catalogued report asked for.
     @param market: The C{market_run_id} asked for.
-    @return: Its own generator's data for a market it knows, else generic
-        data for a market the catalogue gives it.
-    @raise OasisError: 1001 for a market neither knows.
+    @return: For a market the catalogue gives it, its own generator's data
+        if it has one for that market, else generic data.
+    @raise OasisError: 1001 for a market the catalogue does not give it,
+        whatever its own generator could make.
     """
+    served = market_of(entry, market)
     report = CATALOGUE.get(entry.name)
-    if report is not None and market in report.markets:
-        return report, market
-    return GenericReport.of(entry, market_of(entry, market))
+    if report is not None and served is not None and served in report.markets:
+        return report, served
+    return GenericReport.of(entry, served)
 
 
 def _group_parts(groupid: str, entry: CatalogueEntry | None) -> tuple[list[_Part], CatalogueEntry]:

@@ -47,6 +47,8 @@ class SimReport:
     """
     One report the simulator has a generator of its own for.
 
+    @ivar markets: The markets it has data in, each one that harbour's
+        catalogue gives the report (OASIS refuses any other, with 1001).
     @ivar layout: C{"prices"}, C{"load"} or C{"items"}: which columns.
     @ivar minutes: The interval length of its data.
     @ivar items: For C{"items"} reports, the data items it carries.
@@ -70,13 +72,13 @@ CATALOGUE = MappingProxyType(
             SimReport("SLD_FCST", ("DAM", "ACTUAL", "RTM", "2DA", "7DA"), "load"),
             SimReport(
                 "SLD_REN_FCST",
-                ("DAM", "ACTUAL", "RTD", "RTPD", "HASP"),
+                ("DAM", "RTD", "RTPD"),
                 "items",
                 items=("RENEW_FCST_DA_MW",),
             ),
             SimReport(
                 "ENE_SLRS",
-                ("DAM", "RTM", "RUC", "HASP"),
+                ("DAM", "RTM", "HASP"),
                 "items",
                 items=("ISO_TOT_EXP_MW", "ISO_TOT_GEN_MW", "ISO_TOT_IMP_MW"),
             ),

@@ -344,6 +344,10 @@ class CatalogueCoverTests(SynchronousTestCase):
         """
         code, body = render(self.simulator, path_for(entry_of(REPORT, "PRC_AS")).replace("DAM", "RTM"))
         self.assertEqual((classify(body).kind, classify(body).code), (BAD_REQUEST, 1001))
+        for queryname, market in [("SLD_REN_FCST", "ACTUAL"), ("SLD_REN_FCST", "HASP"), ("ENE_SLRS", "RUC")]:
+            path = path_for(entry_of(REPORT, queryname)).replace("=DAM", f"={market}")
+            verdict = classify(render(self.simulator, path)[1])
+            self.assertEqual((verdict.kind, verdict.code), (BAD_REQUEST, 1001), path)
         self.assertNotIn("HASP", CATALOGUE["SLD_FCST"].markets)
         sld = path_for(entry_of(REPORT, "SLD_FCST"), extra="&resultformat=6").replace("=DAM", "=HASP")
         [data] = members(self.answer(sld)).values()
@@ -365,13 +369,16 @@ class CatalogueCoverTests(SynchronousTestCase):
 
     def test_simulatorNamesCatalogued(self) -> None:
         """
-        Every report with a generator of its own is catalogued, and so is
-        every group of the simulator's own or the report it holds: the
+        Every report with a generator of its own is catalogued, in each
+        market it has data in (the publications log lists those), and so
+        is every group of the simulator's own or the report it holds: the
         catalogue gives all their limits.
         """
         catalogue = load_catalogue()
-        for queryname in CATALOGUE:
-            self.assertIsNotNone(catalogue.entry(queryname=queryname), queryname)
+        for queryname, report in CATALOGUE.items():
+            entry = catalogue.entry(queryname=queryname)
+            assert entry is not None, queryname
+            self.assertEqual(set(report.markets) - set(entry.market_run_ids), set(), queryname)
         for groupid, (queryname, ignored) in GROUPS.items():
             self.assertTrue(
                 catalogue.entry(groupid=groupid) is not None

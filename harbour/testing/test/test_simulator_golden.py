@@ -17,7 +17,11 @@ the real ones do, and those of four answers when whole numbers came to be
 written without C{.0} (C{23740}, as in the real files).  Those of errors
 were taken again when their document came to end without a newline and
 to be dated (zip and C{TimeDate}, to the millisecond) by the request's
-time, as the real one is.
+time, as the real one is.  C{SLD_REN_FCST} and C{ENE_SLRS} are asked
+for in RTD and HASP, with digests taken then, since the markets asked
+before (HASP, RUC), which harbour's catalogue does not give them, came to
+be refused with 1001; the log for all markets was taken again then, as it
+no longer lists them.
 """
 
 from __future__ import annotations
@@ -77,9 +81,9 @@ REPORTS = [
     ("rtpd-hour-csv", single("PRC_RTPD_LMP", HOUR, "RTPD", "&resultformat=6")),
     ("sld-3days-xml", single("SLD_FCST", THREE_DAYS, "DAM")),
     ("sld-7da-autumn-csv", single("SLD_FCST", AUTUMN, "7DA", "&resultformat=6")),
-    ("ren-hasp-spring-xml", single("SLD_REN_FCST", SPRING, "HASP")),
+    ("ren-rtd-spring-xml", single("SLD_REN_FCST", SPRING, "RTD")),
     ("slrs-rtm-winter-csv", single("ENE_SLRS", WINTER, "RTM", "&resultformat=6")),
-    ("slrs-ruc-31days-csv", single("ENE_SLRS", MONTH, "RUC", "&resultformat=6")),
+    ("slrs-hasp-31days-csv", single("ENE_SLRS", MONTH, "HASP", "&resultformat=6")),
     (
         "lmp-past-last-day-csv",
         single("PRC_LMP", ("20251230T08:00-0000", "20260102T08:00-0000"), "DAM", "&resultformat=6"),
@@ -134,9 +138,9 @@ DIGESTS = {
     "rtpd-hour-csv": "884d2521c36ff1060870644698488d86378e206a80fcdf4acd60f596f9400056",
     "sld-3days-xml": "6cf40a4553ddce752f6d5756c77d575aa7f278760f186881180d25710a110692",
     "sld-7da-autumn-csv": "df983f75344de4e59a8085676af77b29fdcae3bd4003ebe89e3924aecc98ddc2",
-    "ren-hasp-spring-xml": "1d8133b648a9828175bc92d0c29549342df3644c3616781a299590c138ee2b51",
+    "ren-rtd-spring-xml": "24b3eeefab4b88edfad6d531935fbae35131ef07acb0bb6efc4ce2737a32b95f",
     "slrs-rtm-winter-csv": "b61d6a480ab9c9b59bc926eedb43af6a86aa0d420c05b168ce1160b1adb081c8",
-    "slrs-ruc-31days-csv": "3b273c59298084e7d2678f3b3aba0cf02cf12fc5118e63b70da0d8f57140155b",
+    "slrs-hasp-31days-csv": "a27b63e9e4b643acd0fa643c41c9c1d70b4c7cbe7195c5eefaad73d1552c4040",
     "lmp-past-last-day-csv": "1bf8eb9d06b959a28b3c6b4f2325affc05eadda2f7628c996e62c40803d91199",
     "group-dam-lmp": "a0dffde34b6fa9921a4d33645be49816b9f12ea21f55adab2b7d309c9f9ecce1",
     "group-rtm-lmp-hour": "e0fa3218fdb20caa350d2f8203addb6e7e6343783859dd627ef153cdcf5f7130",
@@ -150,9 +154,9 @@ DIGESTS = {
     "error-1000": "1f82c351324d293f01e8c849cf5c9a0e1c3ad62c3917f4a1f243873b01b46118",
     "error-1018": "685bee2536b67ece4b6d4a17e821a14a9fd79deccffefc26d3c0a52dc80611b2",
     "error-1016": "477b1fe2e2b993a0a4414672af0e2eefd30af1590a6c2bb934acd98cc88ab5e0",
-    "atl-pub-xml": "ca181ea62dcd4c1422898b7e74edbf22954ca6cad9971340c714f8229471822e",
+    "atl-pub-xml": "02290bba111c3c9de33d7338ef9de22a65225b89bb65ef96a53a603bc115fb86",
     "atl-pub-dam-csv": "bd6c84ef01b5fe55128481856e87028836a9e11dbd8833c0356215e75641c338",
-    "atl-pub-sched-csv": "d446a4499286e20064ac8da91c685d19980d1093d1b08811dad6cd29e82f6e30",
+    "atl-pub-sched-csv": "20553979a40e93dcfea14c6c44d1806f563e581f2b43b8021d1ce248472d0d97",
     "atl-pub-sched-rtm-xml": "44e6017e72fed59e7c885c180dfb56f981ee27e386cf561b52421dfef99021f5",
     "lmp-revised-csv": "4f948c9ffb5d8481766a3d7ce498ce883a41ee2f7829f6445aca145f51219107",
 }
