@@ -43,6 +43,45 @@ TAC_AREAS = ("CA ISO-TAC", "PGE-TAC", "SCE-TAC", "SDGE-TAC", "VEA-TAC")
 
 
 @attr.s(frozen=True, auto_attribs=True)
+class LoadSeries:
+    """
+    The demand C{SLD_FCST} carries in one market: a forecast, or the
+    actual demand.
+
+    @ivar label: Its C{LABEL}.
+    @ivar item: Its C{XML_DATA_ITEM} (XML's C{DATA_ITEM}).
+    @ivar positions: Its C{POS} for each of L{TAC_AREAS}, in their order.
+    @ivar decimals: The decimals of its values.
+    """
+
+    label: str
+    item: str
+    positions: tuple[float, ...]
+    decimals: int = 2
+
+
+#: The forecasts' series, as the simulator has always made them.
+_FORECAST = LoadSeries("Demand Forecast", "SYS_FCST_DA_MW", (3.8,) * len(TAC_AREAS))
+
+#: The series of C{SLD_FCST} by market.  The actual demand's is the real
+#: sample's (C{csv_SLD_FCST_ACTUAL_20251102_dst_fallback_erw.csv}), whose
+#: C{POS} is 7, 7.1 and 7.5 for CA ISO-TAC, PGE-TAC and VEA-TAC (SCE-TAC's
+#: and SDGE-TAC's, which it lacks, are taken to lie between) and whose
+#: values are whole megawatts.
+LOAD_SERIES = MappingProxyType(
+    {
+        "DAM": _FORECAST,
+        "2DA": _FORECAST,
+        "7DA": _FORECAST,
+        "RTM": _FORECAST,
+        "ACTUAL": LoadSeries(
+            "Total Actual Hourly Integrated Load", "SYS_FCST_ACT_MW", (7, 7.1, 7.2, 7.3, 7.5), decimals=0
+        ),
+    }
+)
+
+
+@attr.s(frozen=True, auto_attribs=True)
 class SimReport:
     """
     One report the simulator has a generator of its own for.
@@ -229,9 +268,11 @@ def load_rows(
     report: SimReport, market: str, start: datetime.datetime, end: datetime.datetime, draws: Draws
 ) -> list[Row]:
     """
-    @return: Demand forecast rows of [start, end): one per TAC area and
-        interval, each area's day drawn from its own source.
+    @return: Demand rows of [start, end), labelled as the market's series
+        (L{LOAD_SERIES}): one per TAC area and interval, each area's day
+        drawn from its own source.
     """
+    series = LOAD_SERIES[market]
     rows = []
     days = list(day_intervals(start, end, report.minutes))
     for index, area in enumerate(TAC_AREAS):
@@ -244,10 +285,12 @@ def load_rows(
                         "LOAD_TYPE": 0,
                         "MARKET_RUN_ID": market,
                         "TAC_AREA_NAME": area,
-                        "LABEL": "Demand Forecast",
-                        "XML_DATA_ITEM": "SYS_FCST_DA_MW",
-                        "POS": 3.8,
-                        "MW": round(base * (1 + 0.2 * math.sin(span.hour / 24 * 2 * math.pi)), 2),
+                        "LABEL": series.label,
+                        "XML_DATA_ITEM": series.item,
+                        "POS": series.positions[index],
+                        "MW": round(
+                            base * (1 + 0.2 * math.sin(span.hour / 24 * 2 * math.pi)), series.decimals
+                        ),
                         "EXECUTION_TYPE": market,
                         "GROUP": index + 1,
                     }

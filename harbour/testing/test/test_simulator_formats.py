@@ -6,7 +6,9 @@ empty query, and how numbers are written.
 
 from __future__ import annotations
 
+import csv
 import datetime
+import io
 import re
 from pathlib import Path
 
@@ -121,6 +123,43 @@ class ErrorDocumentTests(SynchronousTestCase):
         [document] = members(render(OasisSimulator(clock), path)[1]).values()
         self.assertIn(b"<m:TimeDate>2026-01-05T17:02:03.456Z</m:TimeDate>", document)
         self.assertEqual(len(document), 729)
+
+
+def csv_rows(path: str) -> list[dict[str, str]]:
+    """
+    @return: The rows of the one CSV member of the answer to C{path}.
+    """
+    [data] = members(render(simulator(), path)[1]).values()
+    return list(csv.DictReader(io.StringIO(data.decode())))
+
+
+class LoadSampleTests(SynchronousTestCase):
+    """
+    C{SLD_FCST} answers are shaped as the real samples are.
+    """
+
+    def test_actual(self) -> None:
+        """
+        The actual demand of the autumn change day has the real sample's
+        columns in its order and 25 hours an area, and each row of the
+        sample is found with the same times, hour, label, data item,
+        C{POS} and every other column but the value and C{GROUP}; the
+        values are whole megawatts, as the sample's are.
+        """
+        with (SAMPLES / "csv_SLD_FCST_ACTUAL_20251102_dst_fallback_erw.csv").open() as sample:
+            real = list(csv.DictReader(sample))
+        ours = csv_rows(
+            "/oasisapi/SingleZip?queryname=SLD_FCST&startdatetime=20251102T07:00-0000"
+            "&enddatetime=20251103T08:00-0000&version=1&market_run_id=ACTUAL&resultformat=6"
+        )
+        self.assertEqual(list(ours[0]), list(real[0]))
+        self.assertEqual(len(ours), 25 * len({row["TAC_AREA_NAME"] for row in ours}))
+        found = {(row["TAC_AREA_NAME"], row["INTERVALSTARTTIME_GMT"]): row for row in ours}
+        for row in real:
+            mine = found[row["TAC_AREA_NAME"], row["INTERVALSTARTTIME_GMT"]]
+            for column in set(row) - {"MW", "GROUP"}:
+                self.assertEqual(mine[column], row[column], (column, row))
+        self.assertEqual([row["MW"] for row in ours if not row["MW"].isdigit()], [])
 
 
 class EmptyQueryTests(SynchronousTestCase):
