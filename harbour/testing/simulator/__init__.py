@@ -4,12 +4,13 @@ and C{/oasisapi/GroupZip} the way CAISO's OASIS does.
 
 - Every answer is HTTP 200 with a zip.  Errors are one XML member with
   C{ERR_CODE}/C{ERR_DESC} under an C{m:} prefix, as in the real samples:
-  1000 outside the available days, 1001 a market the report lacks, 1002 a
-  bad date-time, 1004 a window over a limit in days (31 for most reports),
-  1005 an unknown report, 1011 a request without any parameter, 1015 the
-  first request of a GroupZip window, 1016 an unknown group, 1017 over 10
-  nodes, 1018 a window over a limit in hours (one hour of C{PRC_INTVL_LMP}
-  for all nodes), 1020 a missing or bad version.
+  1000 outside the available days, 1001 a market the report lacks or a
+  parameter it requires there left out (C{execution_type} for C{SLD_FCST}
+  in RTM), 1002 a bad date-time, 1004 a window over a limit in days (31
+  for most reports), 1005 an unknown report, 1011 a request without any
+  parameter, 1015 the first request of a GroupZip window, 1016 an unknown
+  group, 1017 over 10 nodes, 1018 a window over a limit in hours (one
+  hour of C{PRC_INTVL_LMP} for all nodes), 1020 a missing or bad version.
 - The limits are those of harbour's catalogue
   (L{harbour.oasis.catalogue.load_catalogue}); for all nodes over a limit in
   days (C{PRC_LMP} with C{grp_type=ALL}) OASIS ignores C{enddatetime} and

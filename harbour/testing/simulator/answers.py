@@ -28,19 +28,32 @@ from harbour.testing.simulator.formats import (
     request_version,
 )
 from harbour.testing.simulator.generic import GenericReport, market_of
-from harbour.testing.simulator.limits import asked_end, check_lists, group_entry, report_entry, served_window
+from harbour.testing.simulator.limits import (
+    asked_end,
+    check_lists,
+    check_required,
+    group_entry,
+    report_entry,
+    served_window,
+)
 from harbour.testing.simulator.publications import (
     PUBLICATIONS_LOG,
     PUBLICATIONS_SCHEDULE,
     PublicationLog,
     PublicationSchedule,
 )
-from harbour.testing.simulator.reports import CATALOGUE, GROUPS, SimReport, report_members
+from harbour.testing.simulator.reports import (
+    CATALOGUE,
+    GROUP_EXECUTION_TYPES,
+    GROUPS,
+    SimReport,
+    report_members,
+)
 from harbour.testing.simulator.settings import Settings
 
-#: One part of a data zip: a report with a generator of its own and its
-#: market, or generic data.
-_Part = tuple[SimReport, str] | GenericReport
+#: One part of a data zip: a report with a generator of its own, its
+#: market and C{execution_type} (if any), or generic data.
+_Part = tuple[SimReport, str, str | None] | GenericReport
 
 
 @attr.s(eq=False, auto_attribs=True)
@@ -71,7 +84,7 @@ class Answers:
         end = parse_gmt(args.get("enddatetime"))
         if end < start:
             raise OasisError(1002)
-        part = _single_part(entry, args.get("market_run_id", ""))
+        part = _single_part(entry, args)
         start, end = served_window(entry, args, start, end)
         check_lists(entry, args)
         return self._zip([part], version, start, end, url, args.get("resultformat") == "6")
@@ -127,8 +140,8 @@ class Answers:
             if isinstance(part, GenericReport):
                 members += part.members(span)
             else:
-                report, market = part
-                members += self.members(report, market, span)
+                report, market, execution = part
+                members += self.members(report, market, span, execution)
         return deterministic_zip(members, created)
 
     def draws(self) -> Draws:
@@ -150,26 +163,34 @@ class Answers:
         tag = "".join(self.log.revision_tag(queryname, start, end) for queryname in querynames)
         return random.Random(hashlib.sha256(f"{self.settings.seed}|{url}{tag}".encode()).digest())
 
-    def members(self, report: SimReport, market: str, span: Span) -> list[tuple[str, bytes]]:
+    def members(
+        self, report: SimReport, market: str, span: Span, execution: str | None = None
+    ) -> list[tuple[str, bytes]]:
         """
+        @param execution: The C{execution_type} asked for, if any.
         @return: (name, bytes) of each member of a report's data zip.
         """
-        return report_members(report, market, span, self.settings.nodes)
+        return report_members(report, market, span, self.settings.nodes, execution)
 
 
-def _single_part(entry: CatalogueEntry, market: str) -> _Part:
+def _single_part(entry: CatalogueEntry, args: dict[str, str]) -> _Part:
     """
     @param entry: The catalogued report asked for.
-    @param market: The C{market_run_id} asked for.
+    @param args: The request's query arguments: its C{market_run_id} and
+        C{execution_type}, if any.
     @return: For a market the catalogue gives it, its own generator's data
         if it has one for that market, else generic data.
     @raise OasisError: 1001 for a market the catalogue does not give it,
-        whatever its own generator could make.
+        whatever its own generator could make, or without a parameter the
+        catalogue requires in that market.
     """
-    served = market_of(entry, market)
+    served = market_of(entry, args.get("market_run_id", ""))
+    check_required(entry, args, served)
     report = CATALOGUE.get(entry.name)
     if report is not None and served is not None and served in report.markets:
-        return report, served
+        # OASIS compares parameter names without case.
+        given = {name.lower(): value for name, value in args.items()}
+        return report, served, given.get("execution_type")
     return GenericReport.of(entry, served)
 
 
@@ -187,23 +208,26 @@ def _group_parts(groupid: str, entry: CatalogueEntry | None) -> tuple[list[_Part
         queryname, market = held
         limits = entry or report_entry(queryname)
         assert limits is not None, f"{queryname} is not catalogued"
-        return [(CATALOGUE[queryname], market)], limits
+        return [(CATALOGUE[queryname], market, None)], limits
     if entry is None:
         raise OasisError(1016)
     group_market = entry.market_run_ids[0] if entry.market_run_ids else None
-    return [_group_part(queryname, group_market) for queryname in entry.reports], entry
+    execution = GROUP_EXECUTION_TYPES.get(groupid)
+    return [_group_part(queryname, group_market, execution) for queryname in entry.reports], entry
 
 
-def _group_part(queryname: str, market: str | None) -> _Part:
+def _group_part(queryname: str, market: str | None, execution: str | None) -> _Part:
     """
     @param queryname: A report a catalogued group holds.
     @param market: The group's market, if it has one.
+    @param execution: The C{execution_type} of the group's real-time
+        data, if it has one (L{GROUP_EXECUTION_TYPES}).
     @return: The report's own generator's data if it has one for that
         market, else generic data.
     """
     report = CATALOGUE.get(queryname)
     if report is not None and market is not None and market in report.markets:
-        return report, market
+        return report, market, execution
     entry = report_entry(queryname)
     # The catalogue checks that the reports of its groups are catalogued.
     assert entry is not None, f"{queryname} is not catalogued"

@@ -106,15 +106,21 @@ def envelope(payload: str, created: datetime.datetime) -> bytes:
     ).encode()
 
 
-def report_header(queryname: str, market: str | None, uom: str | None, minutes: int) -> str:
+def report_header(
+    queryname: str, market: str | None, uom: str | None, minutes: int, execution: str | None = None
+) -> str:
     """
     @param market: The C{MKT_TYPE}, or L{None} for a report without one.
     @param uom: The unit of measure, or L{None} to name none.
+    @param execution: The C{EXECUTION_TYPE}, after the market as in the
+        real C{SLD_FCST} RTM sample, or L{None} to name none.
     @return: The C{REPORT_HEADER} that opens a C{REPORT_ITEM}.
     """
     lines = ["<REPORT_HEADER>", "<SYSTEM>OASIS</SYSTEM>", "<TZ>PPT</TZ>", f"<REPORT>{queryname}</REPORT>"]
     if market is not None:
         lines.append(f"<MKT_TYPE>{market}</MKT_TYPE>")
+    if execution is not None:
+        lines.append(f"<EXECUTION_TYPE>{execution}</EXECUTION_TYPE>")
     if uom is not None:
         lines.append(f"<UOM>{uom}</UOM>")
     lines += ["<INTERVAL>ENDING</INTERVAL>", f"<SEC_PER_INTERVAL>{minutes * 60}</SEC_PER_INTERVAL>"]

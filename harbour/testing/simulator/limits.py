@@ -9,7 +9,10 @@ What one request may ask for, as OASIS enforces it, with harbour's catalogue
   C{max_span_all_nodes} is refused with 1018 when that limit is in hours;
   when it is in days, OASIS ignores C{enddatetime} and answers only the
   first trading days;
-- a list longer than a parameter's C{max_items} is refused with 1017.
+- a list longer than a parameter's C{max_items} is refused with 1017;
+- a request without a parameter the entry requires (in the market asked
+  for) is refused with 1001 (section 3.2: "Invalid Parameters of the
+  given report name").
 
 A limit in days allows the autumn day's extra hour, as
 L{harbour.oasis.catalogue.check_request} does.
@@ -29,6 +32,8 @@ OVER_DAYS = 1004
 OVER_HOURS = 1018
 #: Refused: a list with too many items.
 TOO_MANY = 1017
+#: Refused: a parameter missing or invalid.
+INVALID_PARAMETERS = 1001
 
 
 def report_entry(queryname: str) -> CatalogueEntry | None:
@@ -121,3 +126,17 @@ def check_lists(entry: CatalogueEntry, params: Mapping[str, str]) -> None:
             continue
         if len([item for item in value.split(",") if item.strip()]) > param.max_items:
             raise OasisError(TOO_MANY)
+
+
+def check_required(entry: CatalogueEntry, params: Mapping[str, str], market: str | None) -> None:
+    """
+    @param market: The market the request is answered for, if any.
+    @raise OasisError: L{INVALID_PARAMETERS} if a parameter the entry
+        requires with that market is missing (OASIS compares parameter
+        names without case), such as C{execution_type} for C{SLD_FCST} in
+        RTM.
+    """
+    given = {name.lower() for name, value in params.items() if value}
+    for param in entry.params:
+        if param.required_with(market) and param.name.lower() not in given:
+            raise OasisError(INVALID_PARAMETERS)

@@ -21,6 +21,7 @@ from harbour.testing.simulator.documents import Row, csv_document, envelope, rep
 from harbour.testing.simulator.formats import (
     Draws,
     Interval,
+    OasisError,
     Span,
     day_intervals,
     day_names,
@@ -45,35 +46,49 @@ TAC_AREAS = ("CA ISO-TAC", "PGE-TAC", "SCE-TAC", "SDGE-TAC", "VEA-TAC")
 @attr.s(frozen=True, auto_attribs=True)
 class LoadSeries:
     """
-    The demand C{SLD_FCST} carries in one market: a forecast, or the
-    actual demand.
+    The demand C{SLD_FCST} carries in one market (in RTM, one execution
+    type): a forecast, or the actual demand.
 
     @ivar label: Its C{LABEL}.
     @ivar item: Its C{XML_DATA_ITEM} (XML's C{DATA_ITEM}).
     @ivar positions: Its C{POS} for each of L{TAC_AREAS}, in their order.
     @ivar decimals: The decimals of its values.
+    @ivar minutes: Its interval length.
     """
 
     label: str
     item: str
     positions: tuple[float, ...]
     decimals: int = 2
+    minutes: int = 60
 
 
 #: The forecasts' series, as the simulator has always made them.
 _FORECAST = LoadSeries("Demand Forecast", "SYS_FCST_DA_MW", (3.8,) * len(TAC_AREAS))
 
-#: The series of C{SLD_FCST} by market.  The actual demand's is the real
-#: sample's (C{csv_SLD_FCST_ACTUAL_20251102_dst_fallback_erw.csv}), whose
-#: C{POS} is 7, 7.1 and 7.5 for CA ISO-TAC, PGE-TAC and VEA-TAC (SCE-TAC's
-#: and SDGE-TAC's, which it lacks, are taken to lie between) and whose
-#: values are whole megawatts.
+#: The series of C{SLD_FCST} by market, and in RTM by C{execution_type}.
+#: The actual demand's is the real sample's
+#: (C{csv_SLD_FCST_ACTUAL_20251102_dst_fallback_erw.csv}), whose C{POS} is
+#: 7, 7.1 and 7.5 for CA ISO-TAC, PGE-TAC and VEA-TAC (SCE-TAC's and
+#: SDGE-TAC's, which it lacks, are taken to lie between) and whose values
+#: are whole megawatts.  The real-time ones are the RTPD sample's
+#: (C{xml_SLD_FCST_RTM_RTPD_20140508_pyiso.xml}: 15-minute
+#: C{SYS_FCST_15MIN_MW}, 5-minute C{SYS_FCST_5MIN_MW}, whole megawatts),
+#: as harbour's catalogue and the spec's data items say; no real CSV of
+#: them is at hand, and their labels are those a client filtering OASIS's
+#: answers by label names them ("RTM 15Min Load Forecast", "RTM 5Min Load
+#: Forecast").
 LOAD_SERIES = MappingProxyType(
     {
         "DAM": _FORECAST,
         "2DA": _FORECAST,
         "7DA": _FORECAST,
-        "RTM": _FORECAST,
+        "RTPD": LoadSeries(
+            "RTM 15Min Load Forecast", "SYS_FCST_15MIN_MW", _FORECAST.positions, decimals=0, minutes=15
+        ),
+        "RTD": LoadSeries(
+            "RTM 5Min Load Forecast", "SYS_FCST_5MIN_MW", _FORECAST.positions, decimals=0, minutes=5
+        ),
         "ACTUAL": LoadSeries(
             "Total Actual Hourly Integrated Load", "SYS_FCST_ACT_MW", (7, 7.1, 7.2, 7.3, 7.5), decimals=0
         ),
@@ -89,7 +104,8 @@ class SimReport:
     @ivar markets: The markets it has data in, each one that harbour's
         catalogue gives the report (OASIS refuses any other, with 1001).
     @ivar layout: C{"prices"}, C{"load"} or C{"items"}: which columns.
-    @ivar minutes: The interval length of its data.
+    @ivar minutes: The interval length of its data (for C{"load"}, each
+        series has its own: see L{interval_minutes}).
     @ivar items: For C{"items"} reports, the data items it carries.
     """
 
@@ -127,6 +143,10 @@ CATALOGUE = MappingProxyType(
 
 #: The sections of OASIS's site, as the publications log names them.
 SECTIONS = MappingProxyType({"prices": "Prices", "load": "System Demand", "items": "Energy"})
+
+#: The C{execution_type} of the real-time C{SLD_FCST} that catalogued
+#: groups of market RTM hold (spec section 7: "RTM/RTD" and "RTM/RTPD").
+GROUP_EXECUTION_TYPES = MappingProxyType({"RTM1_GRP": "RTD", "RTPD_FCST_GRP": "RTPD"})
 
 #: The simulator's own group zips: each group's report and market.  Other
 #: groups come from harbour's catalogue.
@@ -184,6 +204,38 @@ _ITEM_COLUMNS = (
     "MW",
     "GROUP",
 )
+
+
+def load_series(market: str, execution: str | None) -> LoadSeries:
+    """
+    @param market: The C{market_run_id} of C{SLD_FCST} asked for.
+    @param execution: The C{execution_type} asked for, if any.
+    @return: The series it answers with: the market's, or in RTM the
+        execution type's.
+    @raise OasisError: 1001 for RTM without an execution type it has.
+    """
+    series = LOAD_SERIES.get((execution or "").upper() if market == "RTM" else market)
+    if series is None:
+        raise OasisError(1001)
+    return series
+
+
+def real_time_run(report: SimReport, market: str, execution: str | None) -> str | None:
+    """
+    @return: The execution type that names the series of C{SLD_FCST} in
+        RTM, or L{None} for other markets and reports (which take none).
+    """
+    return (execution or "").upper() if report.layout == "load" and market == "RTM" else None
+
+
+def interval_minutes(report: SimReport, market: str, execution: str | None = None) -> int:
+    """
+    @return: The interval length of a report's data in a market (and
+        execution type).
+    """
+    if report.layout == "load":
+        return load_series(market, execution).minutes
+    return report.minutes
 
 
 def node_names(count: int) -> list[str]:
@@ -265,20 +317,33 @@ def price_rows(
 
 
 def load_rows(
-    report: SimReport, market: str, start: datetime.datetime, end: datetime.datetime, draws: Draws
+    report: SimReport,
+    market: str,
+    start: datetime.datetime,
+    end: datetime.datetime,
+    draws: Draws,
+    execution: str | None = None,
 ) -> list[Row]:
     """
-    @return: Demand rows of [start, end), labelled as the market's series
-        (L{LOAD_SERIES}): one per TAC area and interval, each area's day
-        drawn from its own source.
+    @param execution: The C{execution_type} asked for, if any.
+    @return: Demand rows of [start, end), as the series of the market
+        (and execution type) has them (L{load_series}): one per TAC area
+        and interval, each area's day drawn from its own source.
     """
-    series = LOAD_SERIES[market]
+    series = load_series(market, execution)
+    # In RTM the execution type names the series, as the market does
+    # elsewhere: each is drawn from sources of its own.
+    execution_type = real_time_run(report, market, execution) or market
+    run = f"{market}/{execution_type}" if market == "RTM" else market
     rows = []
-    days = list(day_intervals(start, end, report.minutes))
+    days = list(day_intervals(start, end, series.minutes))
     for index, area in enumerate(TAC_AREAS):
         for day, _, spans in days:
-            base = 4000 + draws.day(report.queryname, market, area, day).random() * 20000
+            base = 4000 + draws.day(report.queryname, run, area, day).random() * 20000
             for span in spans:
+                # The hour and how far into it: sub-hourly values vary
+                # within their hour, hourly ones are as they always were.
+                hour = span.hour + max(0, span.number - 1) * series.minutes / 60
                 rows.append(
                     _timing(span)
                     | {
@@ -288,10 +353,8 @@ def load_rows(
                         "LABEL": series.label,
                         "XML_DATA_ITEM": series.item,
                         "POS": series.positions[index],
-                        "MW": round(
-                            base * (1 + 0.2 * math.sin(span.hour / 24 * 2 * math.pi)), series.decimals
-                        ),
-                        "EXECUTION_TYPE": market,
+                        "MW": round(base * (1 + 0.2 * math.sin(hour / 24 * 2 * math.pi)), series.decimals),
+                        "EXECUTION_TYPE": execution_type,
                         "GROUP": index + 1,
                     }
                 )
@@ -333,16 +396,18 @@ def report_rows(
     draws: Draws,
     version: int,
     nodes: int,
+    execution: str | None = None,
 ) -> tuple[list[str], list[Row]]:
     """
     @param nodes: How many price nodes price reports carry.
+    @param execution: The C{execution_type} asked for, if any.
     @return: The column names and row dicts of a report's data for the
         window [start, end), drawn from C{draws}.
     """
     if report.layout == "prices":
         return list(_PRICE_COLUMNS), price_rows(report, market, start, end, draws, version, nodes)
     if report.layout == "load":
-        return list(_LOAD_COLUMNS), load_rows(report, market, start, end, draws)
+        return list(_LOAD_COLUMNS), load_rows(report, market, start, end, draws, execution)
     return list(_ITEM_COLUMNS), item_rows(report, market, start, end, draws)
 
 
@@ -352,22 +417,27 @@ def report_xml(
     rows: list[Row],
     created: datetime.datetime,
     row_key: str,
+    execution: str | None = None,
 ) -> bytes:
     """
     @param row_key: The column of C{rows} naming the resource (a node, a
         TAC area), which XML names in C{RESOURCE_NAME} as the real samples
         do.
+    @param execution: The C{execution_type} asked for, which the header
+        names in RTM as the real C{SLD_FCST} sample does.
     @return: Rows in the OASISReport layout: a REPORT_ITEM per resource and
         data item, with its header and one REPORT_DATA per interval.
     """
+    minutes = interval_minutes(report, market, execution)
+    header = report_header(report.queryname, market, "MW", minutes, real_time_run(report, market, execution))
     out = io.StringIO()
     groups: dict[tuple[object, object], list[Row]] = {}
     for row in rows:
         groups.setdefault((row[row_key], row["XML_DATA_ITEM"]), []).append(row)
     for (resource, item), items in groups.items():
-        out.write("<REPORT_ITEM>\n" + report_header(report.queryname, market, "MW", report.minutes))
+        out.write("<REPORT_ITEM>\n" + header)
         for row in items:
-            number = interval_number(cast(int, row["OPR_HR"]), cast(int, row["OPR_INTERVAL"]), report.minutes)
+            number = interval_number(cast(int, row["OPR_HR"]), cast(int, row["OPR_INTERVAL"]), minutes)
             out.write(
                 f"<REPORT_DATA>\n<DATA_ITEM>{item}</DATA_ITEM>\n"
                 f"<RESOURCE_NAME>{escape(str(resource))}</RESOURCE_NAME>\n"
@@ -380,14 +450,17 @@ def report_xml(
     return envelope(out.getvalue(), created)
 
 
-def report_members(report: SimReport, market: str, span: Span, nodes: int) -> list[tuple[str, bytes]]:
+def report_members(
+    report: SimReport, market: str, span: Span, nodes: int, execution: str | None = None
+) -> list[tuple[str, bytes]]:
     """
+    @param execution: The C{execution_type} asked for, if any.
     @return: (name, bytes) of each member of a report's data zip: one CSV,
         one XML per price component, or one XML.
     """
     version, created = span.version, span.created
     stem = f"{day_names(span.start, span.end)}_{report.queryname}_{market}"
-    columns, rows = report_rows(report, market, span.start, span.end, span.draws, version, nodes)
+    columns, rows = report_rows(report, market, span.start, span.end, span.draws, version, nodes, execution)
     if span.csv:
         return [(f"{stem}_{created:%Y%m%d_%H_%M_%S}_v{version}.csv", csv_document(columns, rows))]
     if report.layout == "prices":
@@ -402,4 +475,4 @@ def report_members(report: SimReport, market: str, span: Span, nodes: int) -> li
             for component, rows_of in by_component.items()
         ]
     key = "RESOURCE_NAME" if report.layout == "items" else "TAC_AREA_NAME"
-    return [(f"{stem}_v{version}.xml", report_xml(report, market, rows, created, key))]
+    return [(f"{stem}_v{version}.xml", report_xml(report, market, rows, created, key, execution))]

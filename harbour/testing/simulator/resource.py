@@ -163,20 +163,30 @@ class OasisSimulator(Resource):
         """
         return self._log.schedule_rows(market)
 
-    def members(self, report: SimReport, market: str, span: Span) -> list[tuple[str, bytes]]:
+    def members(
+        self, report: SimReport, market: str, span: Span, execution: str | None = None
+    ) -> list[tuple[str, bytes]]:
         """
+        @param execution: The C{execution_type} asked for, if any.
         @return: (name, bytes) of each member of a data zip.
         """
-        return self._answers.members(report, market, span)
+        return self._answers.members(report, market, span, execution)
 
     def rows(
-        self, report: SimReport, market: str, start: datetime.datetime, end: datetime.datetime, version: int
+        self,
+        report: SimReport,
+        market: str,
+        start: datetime.datetime,
+        end: datetime.datetime,
+        version: int,
+        execution: str | None = None,
     ) -> tuple[list[str], list[Row]]:
         """
+        @param execution: The C{execution_type} asked for, if any.
         @return: The column names and row dicts of a report's data, as
             every answer holding them has them.
         """
-        return report_rows(report, market, start, end, self._answers.draws(), version, self.nodes)
+        return report_rows(report, market, start, end, self._answers.draws(), version, self.nodes, execution)
 
     def fate(self, url: str) -> str:
         """

@@ -359,13 +359,20 @@ class CatalogueCoverTests(SynchronousTestCase):
         """
         In a catalogued group, a report with a generator of its own for the
         group's market gets that generator's data: C{RUC_LMP_GRP} has
-        C{PRC_LMP} prices, C{DAM1_GRP} the demand forecast of C{SLD_FCST}.
+        C{PRC_LMP} prices, C{DAM1_GRP} the demand forecast of C{SLD_FCST},
+        and C{RTPD_FCST_GRP} and C{RTM1_GRP} its RTPD and RTD forecasts
+        (spec section 7: "RTM/RTPD", "RTM/RTD").
         """
         ruc = members(self.answer(path_for(entry_of("group", "RUC_LMP_GRP"))))
         self.assertEqual([name.split("_")[-2] for name in ruc], ["LMP", "MCC", "MCE", "MCL"])
         dam1 = members(self.answer(path_for(entry_of("group", "DAM1_GRP"), extra="&resultformat=6")))
         sld = next(data for name, data in dam1.items() if "_SLD_FCST_DAM_" in name)
         self.assertIn(b"TAC_AREA_NAME", sld)
+        for groupid, execution in [("RTPD_FCST_GRP", "RTPD"), ("RTM1_GRP", "RTD")]:
+            found = members(self.answer(path_for(entry_of("group", groupid), extra="&resultformat=6")))
+            sld = next(data for name, data in found.items() if "_SLD_FCST_RTM_" in name)
+            rows = list(csv.DictReader(io.StringIO(sld.decode())))
+            self.assertEqual({row["EXECUTION_TYPE"] for row in rows}, {execution}, groupid)
 
     def test_simulatorNamesCatalogued(self) -> None:
         """

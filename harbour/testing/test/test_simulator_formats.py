@@ -11,12 +11,20 @@ import datetime
 import io
 import re
 from pathlib import Path
+from xml.etree import ElementTree
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from harbour.oasis.classify import classify
-from harbour.testing.simulator import CATALOGUE, UTC, GenericReport, OasisSimulator, error_document
+from harbour.oasis.classify import BAD_REQUEST, classify
+from harbour.testing.simulator import (
+    CATALOGUE,
+    NAMESPACE,
+    UTC,
+    GenericReport,
+    OasisSimulator,
+    error_document,
+)
 from harbour.testing.simulator.documents import Row, csv_document
 from harbour.testing.simulator.formats import oasis_number
 from harbour.testing.simulator.reports import report_xml
@@ -160,6 +168,107 @@ class LoadSampleTests(SynchronousTestCase):
             for column in set(row) - {"MW", "GROUP"}:
                 self.assertEqual(mine[column], row[column], (column, row))
         self.assertEqual([row["MW"] for row in ours if not row["MW"].isdigit()], [])
+
+    def test_realTime(self) -> None:
+        """
+        C{SLD_FCST} in RTM answers as the real RTPD sample of 2014-05-08
+        does (on daylight time, as 2025-05-08 is): each C{REPORT_HEADER}
+        is the sample's, naming the execution type after the market, and
+        each C{REPORT_DATA} holds the sample's elements in its order;
+        RTPD is 15-minute C{SYS_FCST_15MIN_MW}, RTD 5-minute
+        C{SYS_FCST_5MIN_MW} (the sample's header says RTPD and 900 s over
+        both: its rows were cut from one answer), a whole day of
+        intervals an area, in whole megawatts; and each of the sample's
+        rows is found, its interval numbered and timed alike.
+        """
+        sample = ElementTree.parse(SAMPLES / "xml_SLD_FCST_RTM_RTPD_20140508_pyiso.xml").getroot()
+        [header] = sample.iter(tag("REPORT_HEADER"))
+        real_header = [(child.tag, child.text) for child in header]
+        real_tags = {tuple(child.tag for child in data) for data in sample.iter(tag("REPORT_DATA"))}
+        real_rows = [row_of(data) for data in sample.iter(tag("REPORT_DATA"))]
+        for execution, item, minutes in [("RTPD", "SYS_FCST_15MIN_MW", 15), ("RTD", "SYS_FCST_5MIN_MW", 5)]:
+            [data] = members(render(simulator(), real_time_path(execution))[1]).values()
+            root = ElementTree.fromstring(data)
+            wanted = {
+                tag("EXECUTION_TYPE"): execution,
+                tag("SEC_PER_INTERVAL"): str(minutes * 60),
+            }
+            for header in root.iter(tag("REPORT_HEADER")):
+                self.assertEqual(
+                    [(child.tag, child.text) for child in header],
+                    [(name, wanted.get(name, text)) for name, text in real_header],
+                )
+            datas = list(root.iter(tag("REPORT_DATA")))
+            self.assertEqual({tuple(child.tag for child in data) for data in datas}, real_tags)
+            rows = [row_of(data) for data in datas]
+            self.assertEqual({row[0] for row in rows}, {item})
+            per_area: dict[str, int] = {}
+            for row in rows:
+                per_area[row[1]] = per_area.get(row[1], 0) + 1
+            self.assertEqual(set(per_area.values()), {24 * 60 // minutes}, execution)
+            values = [data.findtext(tag("VALUE")) or "" for data in datas]
+            self.assertEqual([value for value in values if not value.isdigit()], [])
+            for row in real_rows:
+                if row[0] == item:
+                    self.assertIn(tuple(field.replace("2014-", "2025-") for field in row), rows)
+
+    def test_realTimeCsv(self) -> None:
+        """
+        In CSV, C{SLD_FCST} in RTM has the real C{SLD_FCST} sample's
+        columns in its order, market RTM, the execution type asked for,
+        its label and the intervals of each hour.
+        """
+        with (SAMPLES / "csv_SLD_FCST_ACTUAL_20251102_dst_fallback_erw.csv").open() as sample:
+            columns = next(csv.reader(sample))
+        for execution, label, per_hour in [
+            ("RTPD", "RTM 15Min Load Forecast", 4),
+            ("RTD", "RTM 5Min Load Forecast", 12),
+        ]:
+            rows = csv_rows(real_time_path(execution) + "&resultformat=6")
+            self.assertEqual(list(rows[0]), columns)
+            self.assertEqual(
+                {(row["MARKET_RUN_ID"], row["EXECUTION_TYPE"], row["LABEL"]) for row in rows},
+                {("RTM", execution, label)},
+            )
+            self.assertEqual({int(row["OPR_INTERVAL"]) for row in rows}, set(range(1, per_hour + 1)))
+
+    def test_executionTypeRequired(self) -> None:
+        """
+        C{SLD_FCST} in RTM without C{execution_type}, which harbour's
+        catalogue requires there, or with one it lacks, is refused with
+        1001, "Invalid Parameters of the given report name".
+        """
+        for path in [real_time_path("").replace("&execution_type=", ""), real_time_path("HASP")]:
+            verdict = classify(render(simulator(), path)[1])
+            self.assertEqual((verdict.kind, verdict.code), (BAD_REQUEST, 1001), path)
+
+
+def tag(name: str) -> str:
+    """
+    @return: The qualified name of element C{name} of the C{OASISReport}
+        layout.
+    """
+    return f"{{{NAMESPACE}}}{name}"
+
+
+def row_of(data: ElementTree.Element) -> tuple[str, ...]:
+    """
+    @return: The data item, resource, interval number, start and end of a
+        C{REPORT_DATA}.
+    """
+    fields = ("DATA_ITEM", "RESOURCE_NAME", "INTERVAL_NUM", "INTERVAL_START_GMT", "INTERVAL_END_GMT")
+    return tuple(data.findtext(tag(field)) or "" for field in fields)
+
+
+def real_time_path(execution: str) -> str:
+    """
+    @return: The path of C{SLD_FCST} in RTM for C{execution} on trading
+        day 2025-05-08, in XML.
+    """
+    return (
+        "/oasisapi/SingleZip?queryname=SLD_FCST&startdatetime=20250508T07:00-0000"
+        f"&enddatetime=20250509T07:00-0000&version=1&market_run_id=RTM&execution_type={execution}"
+    )
 
 
 class EmptyQueryTests(SynchronousTestCase):
