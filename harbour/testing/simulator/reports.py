@@ -63,11 +63,16 @@ class LoadSeries:
     minutes: int = 60
 
 
-#: The forecasts' series, as the simulator has always made them.
-_FORECAST = LoadSeries("Demand Forecast", "SYS_FCST_DA_MW", (3.8,) * len(TAC_AREAS))
+#: The C{POS} of the forecasts, which no real sample at hand shows in
+#: today's numbering: as the simulator has always written it.
+_FORECAST_POSITIONS = (3.8,) * len(TAC_AREAS)
 
 #: The series of C{SLD_FCST} by market, and in RTM by C{execution_type}.
-#: The actual demand's is the real sample's
+#: The day-ahead forecasts' items are the spec's (section 5:
+#: C{SYS_FCST_DA_MW}, C{SYS_FCST_2DA_MW}, C{SYS_FCST_7DA_MW}), labelled as
+#: a real 2DA answer (C{Demand Forecast 2-Day Ahead}) and clients filtering
+#: OASIS's answers by label have them.  The actual demand's is the real
+#: sample's
 #: (C{csv_SLD_FCST_ACTUAL_20251102_dst_fallback_erw.csv}), whose C{POS} is
 #: 7, 7.1 and 7.5 for CA ISO-TAC, PGE-TAC and VEA-TAC (SCE-TAC's and
 #: SDGE-TAC's, which it lacks, are taken to lie between) and whose values
@@ -80,14 +85,14 @@ _FORECAST = LoadSeries("Demand Forecast", "SYS_FCST_DA_MW", (3.8,) * len(TAC_ARE
 #: Forecast").
 LOAD_SERIES = MappingProxyType(
     {
-        "DAM": _FORECAST,
-        "2DA": _FORECAST,
-        "7DA": _FORECAST,
+        "DAM": LoadSeries("Demand Forecast Day Ahead", "SYS_FCST_DA_MW", _FORECAST_POSITIONS),
+        "2DA": LoadSeries("Demand Forecast 2-Day Ahead", "SYS_FCST_2DA_MW", _FORECAST_POSITIONS),
+        "7DA": LoadSeries("Demand Forecast 7-Day Ahead", "SYS_FCST_7DA_MW", _FORECAST_POSITIONS),
         "RTPD": LoadSeries(
-            "RTM 15Min Load Forecast", "SYS_FCST_15MIN_MW", _FORECAST.positions, decimals=0, minutes=15
+            "RTM 15Min Load Forecast", "SYS_FCST_15MIN_MW", _FORECAST_POSITIONS, decimals=0, minutes=15
         ),
         "RTD": LoadSeries(
-            "RTM 5Min Load Forecast", "SYS_FCST_5MIN_MW", _FORECAST.positions, decimals=0, minutes=5
+            "RTM 5Min Load Forecast", "SYS_FCST_5MIN_MW", _FORECAST_POSITIONS, decimals=0, minutes=5
         ),
         "ACTUAL": LoadSeries(
             "Total Actual Hourly Integrated Load", "SYS_FCST_ACT_MW", (7, 7.1, 7.2, 7.3, 7.5), decimals=0

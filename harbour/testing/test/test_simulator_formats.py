@@ -169,6 +169,27 @@ class LoadSampleTests(SynchronousTestCase):
                 self.assertEqual(mine[column], row[column], (column, row))
         self.assertEqual([row["MW"] for row in ours if not row["MW"].isdigit()], [])
 
+    def test_dayAheadForecasts(self) -> None:
+        """
+        Each day-ahead forecast is its own series: the spec's data item
+        for its market (section 5) and the label OASIS gives it, as in a
+        real 2DA answer (C{Demand Forecast 2-Day Ahead},
+        C{SYS_FCST_2DA_MW}).
+        """
+        for market, label, item in [
+            ("DAM", "Demand Forecast Day Ahead", "SYS_FCST_DA_MW"),
+            ("2DA", "Demand Forecast 2-Day Ahead", "SYS_FCST_2DA_MW"),
+            ("7DA", "Demand Forecast 7-Day Ahead", "SYS_FCST_7DA_MW"),
+        ]:
+            rows = csv_rows(
+                "/oasisapi/SingleZip?queryname=SLD_FCST&startdatetime=20250508T07:00-0000"
+                f"&enddatetime=20250509T07:00-0000&version=1&market_run_id={market}&resultformat=6"
+            )
+            self.assertEqual(
+                {(row["MARKET_RUN_ID"], row["LABEL"], row["XML_DATA_ITEM"]) for row in rows},
+                {(market, label, item)},
+            )
+
     def test_realTime(self) -> None:
         """
         C{SLD_FCST} in RTM answers as the real RTPD sample of 2014-05-08

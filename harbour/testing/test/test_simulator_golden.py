@@ -21,7 +21,9 @@ time, as the real one is.  C{SLD_REN_FCST} and C{ENE_SLRS} are asked
 for in RTD and HASP, with digests taken then, since the markets asked
 before (HASP, RUC), which harbour's catalogue does not give them, came to
 be refused with 1001; the log for all markets was taken again then, as it
-no longer lists them.
+no longer lists them.  That of the 7DA CSV was taken again when each
+day-ahead forecast came to be labelled and named as its own series
+(C{SYS_FCST_7DA_MW}, not C{SYS_FCST_DA_MW}).
 """
 
 from __future__ import annotations
@@ -137,7 +139,7 @@ DIGESTS = {
     "intvl-hour-v3-csv": "e73f0f22c81f2b58f3e771389ce5bf94a0e62acd74e4c89717abc455c3ff7785",
     "rtpd-hour-csv": "884d2521c36ff1060870644698488d86378e206a80fcdf4acd60f596f9400056",
     "sld-3days-xml": "6cf40a4553ddce752f6d5756c77d575aa7f278760f186881180d25710a110692",
-    "sld-7da-autumn-csv": "df983f75344de4e59a8085676af77b29fdcae3bd4003ebe89e3924aecc98ddc2",
+    "sld-7da-autumn-csv": "8757e1502a78a13571e8125463813c5ff454b724beed246d79a8416083d74a1c",
     "ren-rtd-spring-xml": "24b3eeefab4b88edfad6d531935fbae35131ef07acb0bb6efc4ce2737a32b95f",
     "slrs-rtm-winter-csv": "b61d6a480ab9c9b59bc926eedb43af6a86aa0d420c05b168ce1160b1adb081c8",
     "slrs-hasp-31days-csv": "a27b63e9e4b643acd0fa643c41c9c1d70b4c7cbe7195c5eefaad73d1552c4040",
