@@ -1,7 +1,8 @@
 """
 Tests of the simulator's answers against the real OASIS samples and the
-interface specification: the names of their members, the error of an
-empty query, and how numbers are written.
+interface specification: the names of their members, the error document,
+the shape of C{SLD_FCST} in each market, the error of an empty query, and
+how numbers are written.
 """
 
 from __future__ import annotations
