@@ -35,6 +35,15 @@ MOST_TEXT = 1 << 16
 #: wide document is taken sooner than L{XmlRows}'s row count says, so that
 #: one holds about as many values as a batch of a typical report.
 BATCH_VALUES = 65_536 * 32
+#: The most characters of text a batch holds, its header's fields counted
+#: once for every row they head (each is a value of every such row once
+#: typed): a batch of rows whose values are long is taken sooner than
+#: L{BATCH_VALUES} says, so that its memory is about that of a batch of a
+#: typical report whatever the values' length (at most L{MOST_TEXT} each,
+#: so a batch of 65,536 rows of long values would hold gigabytes): twice
+#: a CSV block.  An all-node day of C{PRC_LMP} holds about 130 characters
+#: a row, so that its batches are still cut by rows.
+BATCH_TEXT = 8 << 20
 
 
 class XmlRows:
@@ -64,6 +73,9 @@ class XmlRows:
         self._header_depth = 0
         self._text = ""
         self._header: dict[str, str | None] = {}
+        # The characters of the current header's fields, which every row
+        # it heads holds once its batch is taken.
+        self._header_text = 0
         self._error: dict[str, str | None] = {}
         # The batch being filled: each row element's values, and the
         # headers with the index of the first row each heads.
@@ -71,6 +83,7 @@ class XmlRows:
         self._headers: list[tuple[int, dict[str, str | None]]] = []
         self._count = 0
         self._filled = 0
+        self._batch_text = 0
         self._ready: list[dict[str, list[str | None]]] = []
 
     def feed(self, data: bytes) -> None:
@@ -121,8 +134,10 @@ class XmlRows:
         elif local in HEADER_ELEMENTS:
             self._header_depth = self._depth
             self._header = {}
+            self._header_text = 0
         elif local == ITEM_ELEMENT:
             self._header = {}
+            self._header_text = 0
 
     def _text_data(self, data: str) -> None:
         if len(self._text) + len(data) > MOST_TEXT:
@@ -138,7 +153,9 @@ class XmlRows:
             if depth == row_depth + 1:
                 # A row's value: the hot path, kept inline.
                 local = self._local_names.get(name) or self._local(name)
-                value = self._text.strip() or None
+                value_text = self._text
+                value = value_text.strip() or None
+                self._batch_text += len(value_text)
                 count = self._count
                 column = self._columns.get(local)
                 if column is None:
@@ -159,6 +176,7 @@ class XmlRows:
                 if local not in self._fields:
                     self._field(local)
                 self._header[local] = self._text.strip() or None
+                self._header_text += len(self._text)
             elif depth == self._header_depth:
                 self._header_depth = 0
         else:
@@ -190,7 +208,12 @@ class XmlRows:
                 if len(column) < self._count:
                     column.append(None)
         self._filled = 0
-        if self._count >= self._batch_rows or self._count * len(self._fields) >= BATCH_VALUES:
+        self._batch_text += self._header_text
+        if (
+            self._count >= self._batch_rows
+            or self._count * len(self._fields) >= BATCH_VALUES
+            or self._batch_text >= BATCH_TEXT
+        ):
             self._ready.append(self._take())
 
     def _take(self) -> dict[str, list[str | None]]:
@@ -216,6 +239,6 @@ class XmlRows:
             columns[key] = column
         for key, own in rows.items():
             columns.setdefault(key, own)
-        self._columns, self._count, self._filled = {}, 0, 0
+        self._columns, self._count, self._filled, self._batch_text = {}, 0, 0, 0
         self._headers = []
         return columns

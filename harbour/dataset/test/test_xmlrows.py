@@ -144,3 +144,31 @@ class XmlRowsTests(SynchronousTestCase):
         batches = parsed(document(item({}, wide)), batch_rows=100)
         self.assertEqual([len(batch["F0"]) for batch in batches], [3, 3, 1])
         self.assertEqual([value for batch in batches for value in batch["F3"]], [str(n) for n in range(7)])
+
+    def test_long_values_batches_sooner(self) -> None:
+        """
+        A batch is taken once its text reaches L{BATCH_TEXT} characters,
+        its header's fields counted for every row they head, however few
+        rows and values that is: without it, a document of long values
+        (each up to L{MOST_TEXT}) made one batch of gigabytes from a zip of
+        megabytes.  No batch holds more than that bound and one row's text,
+        and every row comes out once, in order.
+        """
+        self.patch(xmlrows, "BATCH_TEXT", 1_000)
+        note = "n" * 300
+        rows = [{"NOTE": note, "VALUE": str(row)} for row in range(20)]
+        # A header of 150 characters, repeated into every row it heads.
+        data = document(item({"COMMENT": "c" * 150}, rows[:10]), item({}, rows[10:]))
+        batches = parsed(data, batch_rows=100, chunk=4096)
+        longest_row = 300 + len("19") + 150
+        for batch in batches:
+            text = sum(len(value) for column in batch.values() for value in column if value)
+            self.assertLessEqual(text, 1_000 + longest_row)
+        self.assertEqual([len(batch["VALUE"]) for batch in batches], [3, 3, 3, 3, 4, 4])
+        self.assertEqual(
+            [value for batch in batches for value in batch["VALUE"]], [str(n) for n in range(20)]
+        )
+        self.assertEqual(
+            [value for batch in batches for value in batch.get("COMMENT", [None] * len(batch["VALUE"]))],
+            ["c" * 150] * 10 + [None] * 10,
+        )
