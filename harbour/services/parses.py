@@ -11,7 +11,8 @@ before that drop, which removes what it wrote (where the hub's drop
 reaches: its own tables directory, or storage shared with it).
 
 Whatever happens, the claim ends: C{parsed}, C{unparsable} with the reason
-(a malformed answer, or any error harbour did not foresee, so that no file
+(a malformed answer, any error harbour did not foresee, or memory run out
+on the same file L{MEMORY_FAILURES_MOST} times in a row, so that no file
 is parsed again and again forever), or back to the queue for later (the
 file is not on this host, the disk failed or filled, memory ran out, or
 the store could not say whether the claim held), or at once (a revision
@@ -40,7 +41,7 @@ from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, ITaskStore
 from harbour.services.announcing import Announcements
 from harbour.store.outages import STORE_RETRY, next_retry
-from harbour.store.parse_queue import ParseJob
+from harbour.store.parse_queue import CUT_OFF_MOST, ParseJob
 from harbour.store.tasks import RETIRED
 
 #: How long a file that is not on this host waits before another try.  A
@@ -52,6 +53,13 @@ ABSENT_RETRY = 600.0
 #: How long a parse that failed for want of resources (a full disk, say)
 #: waits before it is tried again.
 TRANSIENT_RETRY = 60.0
+
+#: The most parses of one file in a row that may run out of memory in one
+#: process before the file is C{unparsable}, as many as the store lets be
+#: cut off: one may have met other large parses at once, but a file that
+#: needs more memory than the host has would otherwise be parsed, and run
+#: out, every L{TRANSIENT_RETRY} seconds for ever.
+MEMORY_FAILURES_MOST = CUT_OFF_MOST
 
 
 class ClaimUnknown(Exception):
@@ -81,6 +89,12 @@ class Parses:
         known, or if it cannot be told), which each C{table.written}
         carries: the hub follows the tables other processes write into
         its own tables directory.
+    @ivar starved: {task id: (the sha256 of its file, how many of its
+        parses in a row ran out of memory)}, for the files whose last
+        parse here did: any other outcome, or a revision, counts again
+        from nothing.  A process the system kills for want of memory
+        counts nothing here; its lease's expiry is counted by the store
+        instead.
     """
 
     log = Logger()
@@ -103,6 +117,7 @@ class Parses:
     parsing: dict[str, ParseJob] = attr.ib(factory=dict, init=False)
     tables_storage: str = attr.ib(default="", init=False)
     announcements: Announcements = attr.ib(factory=Announcements, init=False)
+    starved: dict[str, tuple[str, int]] = attr.ib(factory=dict, init=False)
 
     @inlineCallbacks
     def run(self, job: ParseJob) -> Generator[Deferred[Any], Any, None]:
@@ -133,6 +148,8 @@ class Parses:
                 # The parse is over: a renewal answered from now on may
                 # find the claim ended by the outcome recorded next.
                 self.parsing.pop(job.id, None)
+                # Any outcome but running out of memory again counts anew.
+                starved = self.starved.pop(job.id, None)
         except ParseError as e:
             yield self._unparsable(job, str(e))
         except Superseded:
@@ -151,9 +168,7 @@ class Parses:
         except OSError as e:
             yield self._later(job, TRANSIENT_RETRY, f"cannot write the tables of {source}: {e}")
         except (MemoryError, pyarrow.ArrowMemoryError) as e:
-            # For want of memory, as a full disk is for want of room (two
-            # large parses at once, say): not the file's fault.
-            yield self._later(job, TRANSIENT_RETRY, f"out of memory parsing {source}: {e}")
+            yield self._out_of_memory(job, source, e, starved)
         except Exception as e:
             # Unforeseen, so most likely the same next time: record it
             # rather than parse the file again at every lease.
@@ -164,6 +179,28 @@ class Parses:
         finally:
             if renewal.running:
                 renewal.stop()
+
+    def _out_of_memory(
+        self, job: ParseJob, source: Path, error: BaseException, starved: tuple[str, int] | None
+    ) -> Deferred[None]:
+        """
+        The parse of C{job} ran out of memory: for want of memory, as a
+        full disk is for want of room (two large parses at once, say), it
+        is tried again later, unless its file's last parses here ran out
+        too, as many as L{MEMORY_FAILURES_MOST} in a row with this one.
+
+        @param starved: What L{starved} held for C{job} before this parse.
+        """
+        sha256, failures = starved or (job.sha256, 0)
+        failures = failures + 1 if sha256 == job.sha256 else 1
+        if failures >= MEMORY_FAILURES_MOST:
+            return self._unparsable(
+                job,
+                f"its parse ran out of memory {failures} times in a row (last: {error}): "
+                "harbourctl reparse tries again",
+            )
+        self.starved[job.id] = (job.sha256, failures)
+        return self._later(job, TRANSIENT_RETRY, f"out of memory parsing {source}: {error}")
 
     def _renew(self, job: ParseJob, seconds: float) -> Deferred[bool]:
         """

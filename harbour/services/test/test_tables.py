@@ -36,7 +36,7 @@ from harbour.errors import StoreUnavailable
 from harbour.interfaces import IEvent
 from harbour.oasis.requests import ReportURL
 from harbour.services import parses, retirement, tables, views
-from harbour.services.parses import ABSENT_RETRY, TRANSIENT_RETRY
+from harbour.services.parses import ABSENT_RETRY, MEMORY_FAILURES_MOST, TRANSIENT_RETRY
 from harbour.services.retirement import drop_windows
 from harbour.services.storage import storage_and_mirrors, storage_id
 from harbour.services.tables import ABANDONED_AFTER, JANITOR_INTERVAL, TablesService
@@ -756,6 +756,56 @@ class TablesServiceTests(SynchronousTestCase):
         self.assertEqual(task.parse, "queued")
         self.assertIn("out of memory parsing", "\n".join(messages))
         self.assertIn(f"trying again in {TRANSIENT_RETRY:.0f} s", "\n".join(messages))
+
+    def test_outOfMemoryRepeatedUnparsable(self) -> None:
+        """
+        A file whose parses run out of memory L{MEMORY_FAILURES_MOST} times
+        in a row is C{unparsable}, saying so, rather than parsed, and run
+        out of memory, every L{TRANSIENT_RETRY} seconds for ever; a parse
+        with another outcome between counts again from nothing.
+        """
+        outcomes: list[BaseException] = []
+
+        def starved(path: Path) -> Any:
+            if outcomes:
+                raise outcomes.pop(0)
+            raise pyarrow.ArrowMemoryError("malloc of size 4194304 failed")
+            yield  # a generator, as read_zip is
+
+        self.patch(dataset_write, "read_zip", starved)
+        task_id = self.downloaded("2020-01-01", HUBS.read_bytes())
+        messages = capture_log(self)
+
+        def parse_state() -> str:
+            task = self.successResultOf(self.store.get(task_id))
+            assert task is not None
+            return task.parse
+
+        # Out of memory, then a full disk: the count starts again.
+        outcomes.extend([pyarrow.ArrowMemoryError("malloc failed"), OSError(errno.ENOSPC, "No space")])
+        service = self.service()
+        self.assertEqual(parse_state(), "queued")
+        self.clock.advance(TRANSIENT_RETRY)
+        self.clock.advance(service.poll_interval)
+        self.assertEqual(parse_state(), "queued")
+        self.assertIn("No space", service.parses.last_error)
+        for ignored in range(MEMORY_FAILURES_MOST - 1):
+            self.clock.advance(TRANSIENT_RETRY)
+            self.clock.advance(service.poll_interval)
+            self.assertEqual(parse_state(), "queued")
+        self.clock.advance(TRANSIENT_RETRY)
+        self.clock.advance(service.poll_interval)
+        task = self.successResultOf(self.store.get(task_id))
+        assert task is not None
+        self.assertEqual(task.parse, "unparsable")
+        self.assertEqual(
+            task.parse_error,
+            f"its parse ran out of memory {MEMORY_FAILURES_MOST} times in a row"
+            " (last: malloc of size 4194304 failed): harbourctl reparse tries again",
+        )
+        self.assertEqual([e.topic for e in self.events], ["table.failed"])
+        self.assertEqual(service.parses.starved, {})
+        self.assertIn("cannot parse lmp/2020-01-01.zip: its parse ran out of memory", "\n".join(messages))
 
     def claim_held(self) -> list[Deferred[None]]:
         """
