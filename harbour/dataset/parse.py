@@ -15,6 +15,8 @@ and C{interval_start_utc}, C{interval_end_utc} and C{trading_date}.
 from __future__ import annotations
 
 import lzma
+import threading
+import weakref
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -50,6 +52,10 @@ MARKET_ZONE = ZoneInfo("America/Los_Angeles")
 #: an all-node day, against 480 MB.
 BATCH_ROWS = 65_536
 CSV_BLOCK_BYTES = 4 << 20
+
+#: The most seconds a CSV member's parse waits, once over, for pyarrow to
+#: let go of its stream (see L{read_csv}): it does so within a read.
+RELEASE_SECONDS = 30.0
 
 #: The most bytes read from a zip member at once (see L{_Rejoined}).
 PIECE_BYTES = 256 << 10
@@ -169,9 +175,14 @@ def read_csv(stream: IO[bytes], member: str) -> Iterator[pa.RecordBatch]:
         strings_can_be_null=True,
         quoted_strings_can_be_null=True,
     )
+    source = _Rejoined(header, stream)
     try:
         reader = pacsv.open_csv(
-            _Rejoined(header, stream),
+            # Arrow's buffered stream copies each read into a buffer of its
+            # own; given the Python file, pyarrow would keep each read's
+            # Python object in its blocks, which its threads free later,
+            # taking the interpreter's lock (even as it exits).
+            pa.BufferedInputStream(pa.PythonFile(source, mode="r"), PIECE_BYTES),
             # The names as typed and checked above, so that the reader
             # does not keep a space or a quote of the header's.
             read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, column_names=names, skip_rows=1),
@@ -184,6 +195,16 @@ def read_csv(stream: IO[bytes], member: str) -> Iterator[pa.RecordBatch]:
             seen += batch.num_rows
     except pa.ArrowInvalid as e:
         raise ParseError(f"{member}: {e}") from None
+    finally:
+        # pyarrow reads the stream ahead on a thread of its own, which goes
+        # on after its reader stops (at an error, or when the consumer
+        # stops early): it would read the member after its owner closed
+        # it, and a call into an interpreter exiting meanwhile aborts the
+        # process.  So the stream ends here, and the parse returns only
+        # once pyarrow has let go of it.
+        released = source.stop()
+        source = reader = None  # type: ignore[assignment]
+        released.wait(RELEASE_SECONDS)
 
 
 def read_xml(stream: IO[bytes], member: str) -> Iterator[pa.RecordBatch]:
@@ -287,7 +308,24 @@ class _Rejoined:
     def __init__(self, head: bytes, rest: IO[bytes]) -> None:
         self._head = head
         self._rest = rest
+        # Held by each read, so that a stop waits for the read under way.
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._released = threading.Event()
+        weakref.finalize(self, self._released.set)
         self.closed = False
+
+    def stop(self) -> threading.Event:
+        """
+        Read nothing more of the stream: every read from now on finds its
+        end.  Returns once no read is under way.
+
+        @return: An event set once this object is no more: once its reader
+            (pyarrow) has let go of it.
+        """
+        with self._lock:
+            self._stopped = True
+        return self._released
 
     def _piece(self, size: int) -> bytes:
         if self._head:
@@ -299,6 +337,12 @@ class _Rejoined:
         """
         @return: Up to C{size} bytes (all that is left when negative).
         """
+        with self._lock:
+            if self._stopped:
+                return b""
+            return self._read(size)
+
+    def _read(self, size: int) -> bytes | pa.Buffer:
         if size < 0:
             data, self._head = self._head + self._rest.read(), b""
             return data

@@ -9,6 +9,12 @@ import csv
 import datetime
 import errno
 import io
+import os
+import subprocess
+import sys
+import time
+import weakref
+from collections.abc import Generator
 from pathlib import Path
 
 import pyarrow as pa
@@ -243,6 +249,108 @@ class CsvTests(SynchronousTestCase):
         self.assertEqual(
             table.column("trading_date").to_pylist(), [datetime.date(2025, 3, 8), datetime.date(2025, 3, 9)]
         )
+
+
+class SlowRows(io.BytesIO):
+    """
+    A CSV member read slowly, as a large one is inflated: its header,
+    C{first}, then good rows for ever, each read taking a millisecond, so
+    that pyarrow's read-ahead is still reading whenever its parse ends.
+    """
+
+    HEADER = b"OPR_DT,MW\n"
+    ROW = b"2025-06-01,1\n"
+
+    def __init__(self, first: bytes = b"") -> None:
+        super().__init__()
+        self._pending = self.HEADER + first
+
+    def read(self, size: int | None = -1) -> bytes:
+        """
+        @return: The next C{size} bytes (64 KiB when negative).
+        """
+        time.sleep(0.001)
+        if size is None or size < 0:
+            size = 1 << 16
+        while len(self._pending) < size:
+            self._pending += self.ROW * (size // len(self.ROW) + 1)
+        data, self._pending = self._pending[:size], self._pending[size:]
+        return data
+
+
+def parse_error(stream: SlowRows) -> str:
+    """
+    @return: The message of the L{ParseError} parsing C{stream} ends with;
+        no frame of the parse is kept, as the exception's would be.
+    """
+    try:
+        list(read_csv(stream, "slow.csv"))
+    except ParseError as e:
+        return str(e)
+    raise AssertionError("the parse ended without an error")
+
+
+#: A process that parses a member whose second line is short and exits at
+#: once, as C{harbourctl} or a stopping daemon may after a failed parse.
+EXIT_AFTER_ERROR = """
+from harbour.dataset.test.test_parse import SlowRows, parse_error
+print(parse_error(SlowRows(b"2025-06-01\\n")))
+"""
+
+
+class CsvReadAheadTests(SynchronousTestCase):
+    """
+    pyarrow reads a CSV member ahead on a thread of its own: a parse that
+    ends, however, has that thread let go of the member first.
+    """
+
+    def test_error_lets_go(self) -> None:
+        """
+        A parse that stops at an error among many good rows returns only
+        once pyarrow has let go of its stream: its read-ahead went on
+        reading it after the reader failed, even once its zip member was
+        closed.
+        """
+        stream = SlowRows(b"2025-06-01\n")
+        held = weakref.ref(stream)
+        self.assertIn("Expected 2 columns, got 1", parse_error(stream))
+        del stream
+        self.assertIsNone(held())
+
+    def test_consumer_stop_lets_go(self) -> None:
+        """
+        A parse whose consumer stops early (a window of too many days, a
+        full disk, a zip replaced mid-parse) closes only once pyarrow has
+        let go of its stream.
+        """
+        stream = SlowRows()
+        held = weakref.ref(stream)
+        batches = read_csv(stream, "slow.csv")
+        del stream
+        assert isinstance(batches, Generator)
+        self.assertGreater(next(batches).num_rows, 0)
+        batches.close()
+        del batches
+        self.assertIsNone(held())
+
+    def test_exit_after_error(self) -> None:
+        """
+        A process that exits just after a parse stopped at an error exits
+        cleanly: pyarrow's thread, still reading, aborted it ("Fatal Python
+        error: PyGILState_Release", or "terminate called without an active
+        exception").
+        """
+        root = Path(__file__).parents[3]
+        child = subprocess.run(
+            [sys.executable, "-c", EXIT_AFTER_ERROR],
+            env={**os.environ, "PYTHONPATH": str(root)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        self.assertEqual((child.returncode, child.stderr), (0, ""))
+        self.assertIn("slow.csv: CSV parse error: ", child.stdout)
 
 
 class CsvAsXmlTests(SynchronousTestCase):
