@@ -184,8 +184,13 @@ def read_csv(stream: IO[bytes], member: str) -> Iterator[pa.RecordBatch]:
             # taking the interpreter's lock (even as it exits).
             pa.BufferedInputStream(pa.PythonFile(source, mode="r"), PIECE_BYTES),
             # The names as typed and checked above, so that the reader
-            # does not keep a space or a quote of the header's.
-            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, column_names=names, skip_rows=1),
+            # does not keep a space or a quote of the header's; not in
+            # threads, as pyarrow numbers the rows (for its errors' "Row
+            # #12") only when it parses the blocks in turn, and the parse
+            # runs beside the writing anyway (see read_ahead).
+            read_options=pacsv.ReadOptions(
+                block_size=CSV_BLOCK_BYTES, column_names=names, skip_rows=1, use_threads=False
+            ),
             convert_options=options,
         )
         seen = 0

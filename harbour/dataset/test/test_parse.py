@@ -151,6 +151,25 @@ class CsvTests(SynchronousTestCase):
             list(read_csv(io.BytesIO(text), "prices.csv"))
         self.assertIn("Expected 16 columns", str(caught.exception))
 
+    def test_row_named(self) -> None:
+        """
+        A row with too few fields, or with a value that does not fit its
+        column's type, is named by its line in the member, also in a later
+        block than the first.
+        """
+        self.patch(parse, "CSV_BLOCK_BYTES", 1_000)
+        good = b"2025-06-01,2025-06-01T07:00:00-00:00,1\n"
+        for bad, words in [
+            (b"2025-06-01,x\n", "Expected 3 columns, got 2"),
+            (good[:-2] + b"x\n", "invalid value 'x'"),
+        ]:
+            for before in [10, 500]:
+                text = b"OPR_DT,INTERVALSTARTTIME_GMT,MW\n" + good * before + bad + good * 100
+                with self.assertRaises(ParseError) as caught:
+                    list(read_csv(io.BytesIO(text), "rows.csv"))
+                self.assertIn(f"Row #{before + 2}: ", str(caught.exception))
+                self.assertIn(words, str(caught.exception))
+
     def test_no_header(self) -> None:
         """
         An empty member is a L{ParseError}.
