@@ -15,7 +15,9 @@ and C{interval_start_utc}, C{interval_end_utc} and C{trading_date}.
 from __future__ import annotations
 
 import lzma
+import sys
 import threading
+import traceback
 import weakref
 import zipfile
 import zlib
@@ -209,6 +211,13 @@ def read_csv(stream: IO[bytes], member: str) -> Iterator[pa.RecordBatch]:
         # once pyarrow has let go of it.
         released = source.stop()
         source = reader = None  # type: ignore[assignment]
+        # An error raised by the stream's own read holds that read's frame,
+        # and so the stream, in its traceback: let go of their locals, or
+        # the wait would last its whole bound.
+        failure = sys.exc_info()[1]
+        if failure is not None and failure.__traceback__ is not None:
+            traceback.clear_frames(failure.__traceback__)
+        failure = None
         released.wait(RELEASE_SECONDS)
 
 

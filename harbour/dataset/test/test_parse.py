@@ -14,8 +14,11 @@ import subprocess
 import sys
 import time
 import weakref
+import zipfile
+import zlib
 from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 from twisted.trial.unittest import SynchronousTestCase
@@ -335,6 +338,43 @@ class CsvReadAheadTests(SynchronousTestCase):
         self.assertIn("Expected 2 columns, got 1", parse_error(stream))
         del stream
         self.assertIsNone(held())
+
+    def test_read_error_lets_go_at_once(self) -> None:
+        """
+        A parse that fails as its member is read (a damaged zip, a disk
+        error, memory running out) lets go of its stream as it fails: the
+        error's traceback held the read's frame, and with it the stream,
+        so the parse waited out its whole bound for pyarrow to let go.
+        """
+        header = b"INTERVALSTARTTIME_GMT,INTERVALENDTIME_GMT,OPR_DT,MW\n"
+        row = b"2020-01-02T01:00:00-00:00,2020-01-02T02:00:00-00:00,2020-01-01,1.5\n"
+        # Past the header's first read, so that pyarrow's own reads fail.
+        data = header + row * 20_000
+        raw = io.BytesIO()
+        with zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr("a.csv", data)
+        crc = zlib.crc32(data)
+        path = Path(self.mktemp() + ".zip")
+        path.write_bytes(raw.getvalue().replace(crc.to_bytes(4, "little"), (crc ^ 1).to_bytes(4, "little")))
+        released: list[bool] = []
+        stop = parse._Rejoined.stop
+
+        def recorded(source: parse._Rejoined) -> Any:
+            event = stop(source)
+
+            class Waited:
+                def wait(self, timeout: float) -> bool:
+                    released.append(event.wait(timeout))
+                    return released[-1]
+
+            return Waited()
+
+        self.patch(parse._Rejoined, "stop", recorded)
+        self.patch(parse, "RELEASE_SECONDS", 2.0)
+        with self.assertRaises(ParseError) as caught:
+            list(read_zip(path))
+        self.assertIn("Bad CRC-32", str(caught.exception))
+        self.assertEqual(released, [True])
 
     def test_consumer_stop_lets_go(self) -> None:
         """
