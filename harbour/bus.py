@@ -240,25 +240,24 @@ class Outbox:
         """
         if self.closed:
             return False
-        if self._paused or self._queue:
-            if not bounded:
-                waiting = None
-            elif self._counted >= self._limit:
+        if not (self._paused or self._queue):
+            self._deliver(event)
+            return True
+        if bounded:
+            if self._counted >= self._limit:
                 waiting = f"more than {self._limit:,} events"
             elif self._counted_bytes + event.size > self._byte_limit:
                 waiting = f"more than {self._byte_limit:,} bytes of events"
             else:
-                waiting = None
-                self._counted += 1
-                self._counted_bytes += event.size
-            if waiting is None:
-                self._queue.append((event, bounded))
-                self._bytes += event.size
-                return True
-            self.stopProducing()
-            self._overflow(f"{waiting} waiting: subscriber is not reading")
-            return False
-        self._deliver(event)
+                waiting = ""
+            if waiting:
+                self.stopProducing()
+                self._overflow(f"{waiting} waiting: subscriber is not reading")
+                return False
+            self._counted += 1
+            self._counted_bytes += event.size
+        self._queue.append((event, bounded))
+        self._bytes += event.size
         return True
 
     @property
@@ -527,10 +526,9 @@ class Bus(Service):
     retained_bytes: int = attr.ib(default=RETAINED_BYTES_LIMIT)
     _table: SubscriptionTable = attr.ib(factory=SubscriptionTable, init=False)
     _retained: dict[str, Event] = attr.ib(factory=dict, init=False)
-    #: The size of each retained value a client published, by topic, and
-    #: their sum: those the bounds count.
+    #: The size of each retained value a client published, by topic: those
+    #: the bounds count.
     _remote_sizes: dict[str, int] = attr.ib(factory=dict, init=False)
-    _remote_bytes: int = attr.ib(default=0, init=False)
     _published: int = attr.ib(default=0, init=False)
     _dropped: int = attr.ib(default=0, init=False)
     #: Events published while another is being handed out, each with the
@@ -570,7 +568,7 @@ class Bus(Service):
         if retain:
             self._retained[event.topic] = event
             # The daemon's value now, whoever retained the topic before.
-            self._unbound(event.topic)
+            self._remote_sizes.pop(event.topic, None)
         outboxes = self._table.outboxes(event.topic)
         if self._dispatching:
             self._pending.append((event, outboxes))
@@ -612,14 +610,14 @@ class Bus(Service):
             raise BadRequest(f"topic {topic} is retained by the daemon: only the daemon may change it")
         if event.payload is None:
             self._retained.pop(topic, None)
-            self._unbound(topic)
+            self._remote_sizes.pop(topic, None)
             return
         if before is None and len(self._remote_sizes) >= self.retained_limit:
             raise BadRequest(
                 f"clients keep {len(self._remote_sizes):,} topics retained, the most they may: "
                 f"publish {topic} without retain, or clear one (retain null on it)"
             )
-        total = self._remote_bytes - (before or 0) + event.size
+        total = sum(self._remote_sizes.values()) - (before or 0) + event.size
         if total > self.retained_bytes:
             raise BadRequest(
                 f"retaining {topic} ({event.size:,} bytes) would take the values clients keep "
@@ -627,16 +625,7 @@ class Bus(Service):
                 f"or clear others (retain null on them)"
             )
         self._remote_sizes[topic] = event.size
-        self._remote_bytes = total
         self._retained[topic] = event
-
-    def _unbound(self, topic: str) -> None:
-        """
-        Stop counting C{topic}'s retained value against the clients' bounds.
-        """
-        size = self._remote_sizes.pop(topic, None)
-        if size is not None:
-            self._remote_bytes -= size
 
     def _hand_out(self, events: Sequence[Event], outboxes: Sequence[Outbox], bounded: bool = True) -> int:
         """
@@ -759,5 +748,8 @@ class Bus(Service):
             "published": self._published,
             "dropped_subscribers": self._dropped,
             "retained_topics": sorted(self._retained),
-            "retained_by_clients": {"topics": len(self._remote_sizes), "bytes": self._remote_bytes},
+            "retained_by_clients": {
+                "topics": len(self._remote_sizes),
+                "bytes": sum(self._remote_sizes.values()),
+            },
         }
