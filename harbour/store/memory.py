@@ -5,7 +5,7 @@ unit tests, passing the same behaviour suite.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attr
@@ -39,6 +39,21 @@ from harbour.store.tasks import (
     redefinition,
     task_id,
 )
+
+
+def _invalid(check: Callable[[], object]) -> Deferred[Any] | None:
+    """
+    Check a call's arguments as the Redis store does before it asks Redis.
+
+    @param check: Raises L{ValueError} for arguments the call does not take.
+    @return: A L{Deferred} failed with that error, as the Redis store's
+        answer is, or L{None} if the arguments pass.
+    """
+    try:
+        check()
+    except ValueError as e:
+        return fail(e)
+    return None
 
 
 @implementer(ITaskStore)
@@ -145,10 +160,8 @@ class MemoryTaskStore(MemoryParseQueue):
         """
         if count < 1:
             return fail(ValueError(f"count must be at least 1, not {count}"))
-        try:
-            check_storage(storage)
-        except ValueError as e:
-            return fail(e)
+        if (invalid := _invalid(lambda: check_storage(storage))) is not None:
+            return invalid
         entries = tuple(self._retired_tables[:count])
         dropped = []
         for entry in entries:
@@ -331,12 +344,10 @@ class MemoryTaskStore(MemoryParseQueue):
         """
         See L{ITaskStore.finish}.
         """
-        try:
-            check_state(state, FINAL_STATES)
-            check_storage(storage)
-        except ValueError as e:
-            # A failed Deferred, as the Redis store's answer is.
-            return fail(e)
+        if (
+            invalid := _invalid(lambda: (check_state(state, FINAL_STATES), check_storage(storage)))
+        ) is not None:
+            return invalid
         task = self._held(task_id, owner, token)
         if task is None:
             return succeed(False)
@@ -438,10 +449,8 @@ class MemoryTaskStore(MemoryParseQueue):
         """
         See L{ITaskStore.tasks}.
         """
-        try:
-            check_state(state)
-        except ValueError as e:
-            return fail(e)
+        if (invalid := _invalid(lambda: check_state(state))) is not None:
+            return invalid
         found = sorted(
             (t for t in self._tasks.values() if t.state == state and (not report or t.report == report)),
             key=lambda t: (-t.window_start, t.id),
@@ -452,10 +461,8 @@ class MemoryTaskStore(MemoryParseQueue):
         """
         See L{ITaskStore.retry}.
         """
-        try:
-            check_state(state, (FAILED, EMPTY))
-        except ValueError as e:
-            return fail(e)
+        if (invalid := _invalid(lambda: check_state(state, (FAILED, EMPTY)))) is not None:
+            return invalid
         chosen = [t for t in self._tasks.values() if t.state == state and (not report or t.report == report)]
         for task in chosen:
             self._replace(task, state=PENDING, attempts=0, not_before=0.0, last_error="")

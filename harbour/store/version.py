@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
@@ -38,6 +38,10 @@ _VERSION = re.compile(r"^redis_version:(\d+)\.(\d+)\.(\d+)", re.MULTILINE)
 NO_EVICTION = "noeviction"
 
 _POLICY = re.compile(r"^maxmemory_policy:(\S+)", re.MULTILINE)
+
+
+#: A value read from an C{INFO} reply.
+_V = TypeVar("_V")
 
 
 def redis_version(info: str) -> tuple[int, int, int] | None:
@@ -107,16 +111,23 @@ def refused_command(message: str) -> bool:
 
 
 @inlineCallbacks
-def _info(
-    redis: IRedis, section: str, where: Callable[[], str], log: Logger, what: str, need: str
-) -> Generator[Deferred[Any], Any, str | None]:
+def _said(
+    redis: IRedis,
+    section: str,
+    read: Callable[[str], _V | None],
+    where: Callable[[], str],
+    log: Logger,
+    name: str,
+    need: str,
+) -> Generator[Deferred[Any], Any, _V | None]:
     """
-    Ask Redis C{INFO section}.
+    Ask Redis C{INFO section} for its C{name}.
 
-    @param what: What the reply is asked for, and C{need} what it must
-        be: the warning if Redis refuses the command.
-    @return: A L{Deferred} firing with the reply, or L{None} if Redis
-        refuses C{INFO} (warned about).
+    @param read: Finds the value in the reply, or L{None} if it is not there.
+    @param need: What the value must be: said in the warning if Redis
+        refuses the command or does not say it.
+    @return: A L{Deferred} firing with the value, or L{None} if Redis
+        refuses C{INFO} or does not say it (warned about).
     @raise StoreUnavailable: if Redis cannot answer now.
     """
     try:
@@ -128,14 +139,23 @@ def _info(
         # a reason to refuse a Redis that may well do.
         log.warn(
             "cannot check {what} of Redis at {address} ({error}): {need}",
-            what=what,
+            what=f"the {name}",
             address=where(),
             error=str(e),
             need=need,
             service="store",
         )
         return None
-    return info if isinstance(info, str) else info.decode("utf-8", "replace")
+    value = read(info if isinstance(info, str) else info.decode("utf-8", "replace"))
+    if value is None:
+        log.warn(
+            "Redis at {address} does not say its {name}: {need}",
+            address=where(),
+            name=name,
+            need=need,
+            service="store",
+        )
+    return value
 
 
 @inlineCallbacks
@@ -154,14 +174,8 @@ def check_version(
     @raise StoreUnavailable: if Redis cannot answer now.
     """
     need = f"it must be Redis {MINIMUM_REDIS[0]} or later"
-    info = yield _info(redis, "server", where, log, "the version", need)
-    if info is None:
-        return
-    version = redis_version(info)
+    version = yield _said(redis, "server", redis_version, where, log, "version", need)
     if version is None:
-        log.warn(
-            "Redis at {address} does not say its version: {need}", address=where(), need=need, service="store"
-        )
         return
     problem = too_old(version)
     if problem is not None:
@@ -186,17 +200,8 @@ def check_eviction(
     @raise StoreUnavailable: if Redis cannot answer now.
     """
     need = f"it must be {NO_EVICTION}"
-    info = yield _info(redis, "memory", where, log, "the maxmemory-policy", need)
-    if info is None:
-        return
-    policy = eviction_policy(info)
+    policy = yield _said(redis, "memory", eviction_policy, where, log, "maxmemory-policy", need)
     if policy is None:
-        log.warn(
-            "Redis at {address} does not say its maxmemory-policy: {need}",
-            address=where(),
-            need=need,
-            service="store",
-        )
         return
     problem = evicts(policy)
     if problem is not None:
