@@ -214,10 +214,7 @@ def read_csv(stream: IO[bytes], member: str) -> Iterator[pa.RecordBatch]:
         # An error raised by the stream's own read holds that read's frame,
         # and so the stream, in its traceback: let go of their locals, or
         # the wait would last its whole bound.
-        failure = sys.exc_info()[1]
-        if failure is not None and failure.__traceback__ is not None:
-            traceback.clear_frames(failure.__traceback__)
-        failure = None
+        traceback.clear_frames(sys.exc_info()[2])
         released.wait(RELEASE_SECONDS)
 
 

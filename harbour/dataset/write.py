@@ -355,11 +355,8 @@ def _window_files(report_dir: Path, name: str) -> list[Path]:
     """
     @return: The day files of window C{name} now in place.
     """
-    return [
-        Path(day.path) / name
-        for day in listing(report_dir)
-        if day.name.startswith(PARTITION_PREFIX) and os.path.isfile(os.path.join(day.path, name))
-    ]
+    days = (Path(day.path) for day in listing(report_dir) if day.name.startswith(PARTITION_PREFIX))
+    return [file for file in (day / name for day in days) if file.is_file()]
 
 
 def _remove_window(files: list[Path]) -> int:
