@@ -225,17 +225,22 @@ class UnreadTransport(StringTransport):
         return data
 
 
-class PipelineTests(SynchronousTestCase):
+class UnreadConnection(SynchronousTestCase):
     """
-    A peer that sends requests without reading their answers is read only
-    as fast as it reads them: the daemon holds a bounded number of answers
-    for it, however many requests it sends.
+    A client authenticated on a control connection whose transport pauses
+    the daemon once more than its buffer waits unread, as a real one
+    does.
     """
 
-    def setUp(self) -> None:
-        self.later = False
-        self.waiting: list[Deferred[Any]] = []
-        self.server = ControlProtocol(control_service(status_document=self.status))
+    server: ControlProtocol
+    transport: UnreadTransport
+    client: HarbourClientProtocol
+
+    def connect(self, service: ControlService) -> None:
+        """
+        Connect a client to C{service} and authenticate it.
+        """
+        self.server = ControlProtocol(service)
         self.transport = UnreadTransport()
         self.server.makeConnection(self.transport)
         self.client = HarbourClientProtocol()
@@ -244,17 +249,6 @@ class PipelineTests(SynchronousTestCase):
         self.send()
         self.read()
         self.successResultOf(authenticated)
-
-    def status(self) -> object:
-        """
-        The daemon's status document: later, once the test gives it, if
-        C{self.later}.
-        """
-        if not self.later:
-            return {"services": {}}
-        later: Deferred[object] = Deferred()
-        self.waiting.append(later)
-        return later
 
     def send(self) -> None:
         """
@@ -270,6 +264,30 @@ class PipelineTests(SynchronousTestCase):
         Let the client read what the daemon has written.
         """
         self.client.dataReceived(self.transport.drain())
+
+
+class PipelineTests(UnreadConnection):
+    """
+    A peer that sends requests without reading their answers is read only
+    as fast as it reads them: the daemon holds a bounded number of answers
+    for it, however many requests it sends.
+    """
+
+    def setUp(self) -> None:
+        self.later = False
+        self.waiting: list[Deferred[Any]] = []
+        self.connect(control_service(status_document=self.status))
+
+    def status(self) -> object:
+        """
+        The daemon's status document: later, once the test gives it, if
+        C{self.later}.
+        """
+        if not self.later:
+            return {"services": {}}
+        later: Deferred[object] = Deferred()
+        self.waiting.append(later)
+        return later
 
     def test_answersHeldWhileBufferFull(self) -> None:
         """
@@ -391,7 +409,7 @@ class PipelineTests(SynchronousTestCase):
         self.assertEqual(len(self.waiting), UNANSWERED_LIMIT)
 
 
-class RetainedBurstTests(SynchronousTestCase):
+class RetainedBurstTests(UnreadConnection):
     """
     A subscriber sent more retained values on subscribing than its
     connection's queue may hold is not dropped for them, as long as it
@@ -402,31 +420,8 @@ class RetainedBurstTests(SynchronousTestCase):
         self.patch(server_module, "REMOTE_QUEUE_BYTES", 2000)
         self.bus = Bus()
         self.service = control_service(self.bus, queue_limit=5)
-        self.server = ControlProtocol(self.service)
-        self.transport = UnreadTransport()
-        self.server.makeConnection(self.transport)
-        self.client = HarbourClientProtocol()
-        self.client.makeConnection(StringTransport())
         self.seen: list[object] = []
-        authenticated = self.client.callRemote(commands.Authenticate, token=TOKEN)
-        self.send()
-        self.read()
-        self.successResultOf(authenticated)
-
-    def send(self) -> None:
-        """
-        Hand the daemon what the client has written, in one read.
-        """
-        transport = cast(StringTransport, self.client.transport)
-        data = transport.value()
-        transport.clear()
-        self.server.dataReceived(data)
-
-    def read(self) -> None:
-        """
-        Let the client read what the daemon has written.
-        """
-        self.client.dataReceived(self.transport.drain())
+        self.connect(self.service)
 
     def test_readerNotDropped(self) -> None:
         """

@@ -1575,17 +1575,27 @@ class MemoryTaskStoreTests(TaskStoreBehaviourMixin, TestCase):
         self.store = MemoryTaskStore(self.clock)
 
 
-class RedisTaskStoreTests(TaskStoreBehaviourMixin, TestCase):
+class PrivateRedisStoreCase(TestCase):
+    """
+    A test of L{RedisTaskStore} on a private redis-server, following a
+    test's clock.
+    """
+
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
+        """
+        The store, its Redis and its clock.
+        """
+        self.redis = await private_redis(self)
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        self.store = RedisTaskStore(self.redis, self.clock, self.redis.prefix)
+
+
+# The suite knows its store by its interface, the base by its class.
+class RedisTaskStoreTests(TaskStoreBehaviourMixin, PrivateRedisStoreCase):  # type: ignore[misc]
     """
     The behaviour suite against L{RedisTaskStore} on a private redis-server.
     """
-
-    # trial waits for the coroutine a setUp returns.
-    async def setUp(self) -> None:  # type: ignore[override]
-        self.clock = Clock()
-        self.clock.advance(1_700_000_000)
-        redis = await private_redis(self)
-        self.store = RedisTaskStore(redis, self.clock, redis.prefix)
 
 
 class RedisRequeueTests(TestCase):
@@ -1642,21 +1652,12 @@ class RedisRequeueTests(TestCase):
         self.assertGreater(len(steps), 1)
 
 
-class RedisLostHashTests(TestCase):
+class RedisLostHashTests(PrivateRedisStoreCase):
     """
     A task whose hash is gone from Redis (evicted by a Redis that evicts
     keys, which the store refuses at start, or deleted by hand) strands no
     other task, and is made anew when asked for again.
     """
-
-    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
-        """
-        A store on a private redis-server, following a test's clock.
-        """
-        self.redis = await private_redis(self)
-        self.clock = Clock()
-        self.clock.advance(1_700_000_000)
-        self.store = RedisTaskStore(self.redis, self.clock, self.redis.prefix)
 
     async def lose(self, filename: str) -> None:
         """
@@ -1757,7 +1758,7 @@ class RedisLostHashTests(TestCase):
         self.assertEqual((total, [t.filename for t in downloaded]), (1, ["a/2025-01-01.zip"]))
 
 
-class RedisForeignKeyTests(TestCase):
+class RedisForeignKeyTests(PrivateRedisStoreCase):
     """
     A key under the store's prefix of another type than the store writes
     there (another program's) makes a script fail; the counts written first
@@ -1767,12 +1768,9 @@ class RedisForeignKeyTests(TestCase):
 
     async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
         """
-        A store on a private redis-server, following a test's clock.
+        The store, and the key of report C{a}'s counts.
         """
-        self.redis = await private_redis(self)
-        self.clock = Clock()
-        self.clock.advance(1_700_000_000)
-        self.store = RedisTaskStore(self.redis, self.clock, self.redis.prefix)
+        await super().setUp()
         self.counts = self.redis.prefix + "c:a"
 
     async def test_createWritesNothing(self) -> None:
@@ -1969,7 +1967,7 @@ class RedisTimeTests(TestCase):
         self.assertEqual((tags, len(keys) > 10), ({"t"}, True), keys)
 
 
-class RedisScriptArgumentTests(TestCase):
+class RedisScriptArgumentTests(PrivateRedisStoreCase):
     """
     Every write script of L{RedisTaskStore} checks its arguments before it
     writes anything: Redis keeps what a script wrote before it failed, so
@@ -1983,10 +1981,7 @@ class RedisScriptArgumentTests(TestCase):
         A store holding a pending task, one being downloaded, one downloaded
         and being parsed, and one retired with its tables to drop.
         """
-        self.clock = Clock()
-        self.clock.advance(1_700_000_000)
-        self.redis = await private_redis(self)
-        self.store = RedisTaskStore(self.redis, self.clock, self.redis.prefix)
+        await super().setUp()
         await self.store.create([request("a", day) for day in range(1, 5)])
         parsed = await self.store.claim("w", 60)
         assert parsed is not None
