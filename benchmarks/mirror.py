@@ -382,6 +382,12 @@ async def files(reactor, directory: Path, count: int, size: int, concurrency: in
                 check=True,
             )
             result["aria2c_seconds"] = time.perf_counter() - started
+        # Each peer's ratio to harbour in this run: the medians of these
+        # pair figures measured a minute apart, where a ratio of medians
+        # could pair harbour's figure of one run with a peer's of another.
+        for peer in ("treq", "treq_synced", "wget", "aria2c"):
+            if f"{peer}_seconds" in result:
+                result[f"{peer}_ratio"] = result[f"{peer}_seconds"] / harbour
         return result
     finally:
         server.terminate()
