@@ -322,7 +322,11 @@ class DownloadService(Service):
             return
         self.log.failure("download of {url} failed unexpectedly", failure, url=task.url, service="download")
         try:
-            yield self._attempts.outcomes.retry(task, "internal error (see the log)", None)
+            yield self._attempts.outcomes.retry(
+                task,
+                f"internal error: {type(failure.value).__name__}: {failure.getErrorMessage()} (see the log)",
+                None,
+            )
         except Exception:
             self.log.failure("cannot give {url} back", url=task.url, service="download")
 

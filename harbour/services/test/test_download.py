@@ -913,6 +913,28 @@ class DownloadTests(TestCase):
         self.assertEqual({t.state for t in tasks}, {DOWNLOADED})
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
+    async def test_unexpectedAttemptErrorRecorded(self) -> None:
+        """
+        An attempt that fails unexpectedly (a bug) gives its task back, and
+        the task's C{last_error} names the error, not only that there was
+        one; the next attempt downloads it.
+        """
+        harness = Harness(self, concurrency=1)
+        storage = harness.service.storage
+        failures = [RuntimeError("a bug")]
+
+        def flaky(directory: Path) -> Deferred[str]:
+            if failures:
+                raise failures.pop()
+            return storage(directory)
+
+        harness.service.storage = flaky  # type: ignore[method-assign]
+        tasks = await harness.run(LMP, start="2025-01-12", end="2025-01-12")
+        self.assertEqual([(t.state, t.attempts) for t in tasks], [(DOWNLOADED, 2)])
+        [retried] = harness.retried
+        self.assertEqual(retried.payload["error"], "internal error: RuntimeError: a bug (see the log)")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
     async def silent_hub(self, harness: Harness, count: int) -> SilentHub:
         """
         Run C{harness}'s service with a silent hub for its bus until it has
