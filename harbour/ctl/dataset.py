@@ -28,7 +28,7 @@ from harbour.ctl.codes import FAILED, OK, USAGE
 from harbour.ctl.offline import _configuration
 from harbour.ctl.output import DataConsole, discard_output
 from harbour.dataset.inventory import Mismatch, check, report_tables, reports_in, spans
-from harbour.dataset.views import confine, open_views, views_named
+from harbour.dataset.views import Skipped, confine, open_views, views_named
 from harbour.oasis.requests import market_today, report_range
 
 #: The commands this module handles.
@@ -103,6 +103,33 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if refused is not None:
         print(f"harbourctl: query only reads the dataset: it does not run {refused} statements", file=err)
         return USAGE
+    warned: set[Skipped] = set()
+    for run in range(1, RUNS + 1):
+        code = _query_once(args, statement, out, err, warned, again=run < RUNS)
+        if code is not None:
+            return code
+    raise AssertionError("the last run is never run again")
+
+
+#: How many times C{query} runs its SQL over views made afresh when a file
+#: its views listed was removed meanwhile (a revision's commit removing a
+#: day read the moment before): each run reads the files as they are then.
+RUNS = 3
+
+
+def _query_once(
+    args: argparse.Namespace, statement: str, out: TextIO, err: TextIO, warned: set[Skipped], again: bool
+) -> int | None:
+    """
+    Run C{args.sql} once, over views made afresh (see L{query}).
+
+    @param warned: The warnings of the views printed by earlier runs,
+        which this one adds to and does not print again.
+    @param again: Whether the query may be run again.
+    @return: L{query}'s exit code, or L{None} if, C{again} being true, the
+        query should be run again: it failed before printing anything, and
+        a file its views read is gone (or the views could not be made).
+    """
     tables_dir = args.data_dir / "tables"
     try:
         # Only the views the query reads: making one reads every footer.
@@ -111,10 +138,15 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"harbourctl: {e}", file=err)
         return FAILED
     except duckdb.Error as e:
+        if again:
+            return None
         print(f"harbourctl: {tables_dir}: {_message(e)}", file=err)
         return FAILED
     for why in made.skipped:
-        print(f"harbourctl: warning: {why}", file=err)
+        if why not in warned:
+            warned.add(why)
+            print(f"harbourctl: warning: {why}", file=err)
+    printing = False
     spill = written = None
     if args.parquet is not None:
         # Beside the file, so that it replaces it whole.
@@ -147,11 +179,22 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             # Only comments: DuckDB runs nothing and answers nothing.
             print(NO_STATEMENT, file=err)
             return USAGE
+        printing = True
         _print(result, args, out)
     except duckdb.Error as e:
         if LOCKED in str(e):
             print(f"harbourctl: query cannot change DuckDB's settings ({_message(e)}); {SETTINGS}", file=err)
             return USAGE
+        gone = [path for path in made.files if not path.exists()]
+        if gone and again and not printing:
+            return None
+        if gone:
+            print(
+                f"harbourctl: {_message(e)} ({min(gone)} was removed as the query read it: "
+                "the daemon rewrote its day; run the query again)",
+                file=err,
+            )
+            return FAILED
         print(f"harbourctl: {_message(e)}", file=err)
         return FAILED
     finally:

@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow.parquet as pq
 from twisted.trial.unittest import SynchronousTestCase
 
+from harbour.ctl import dataset
 from harbour.ctl.codes import FAILED, OK, USAGE
 from harbour.ctl.dataset import add_commands, run
 from harbour.dataset.inventory import check, file_sha256, report_tables, spans
@@ -317,6 +318,68 @@ class QueryTests(CommandTestCase):
             write_window(answer, self.tables, report, "2020-01-02", url=url, sha256=file_sha256(answer))
             code, out, err = self.command("query", "--csv", f"SELECT count(*) AS n FROM {report}_wide")
             self.assertEqual((code, out, err), (OK, "n\n72\n", ""), report)
+
+    def day_removed_once_listed(self, day: str) -> list[Path]:
+        """
+        Have the file of C{day} of the C{load} report removed the first
+        time the query lists the files of its views, as a revision's commit
+        removes a day the moment after.
+
+        @return: The files removed (one, once it has been).
+        """
+        open_views = dataset.open_views
+        removed: list[Path] = []
+
+        def listed_then_removed(tables_dir: Path, wanted: Any = None) -> Any:
+            connection, made = open_views(tables_dir, wanted)
+            if not removed:
+                [path] = [p for p in made.files if f"trading_date={day}" in str(p)]
+                path.unlink()
+                removed.append(path)
+            return connection, made
+
+        self.patch(dataset, "open_views", listed_then_removed)
+        return removed
+
+    def test_day_removed_meanwhile(self) -> None:
+        """
+        A query whose views listed a file that is removed before it is
+        read (a revision's commit) is run again over the files as they are
+        then, and answers without an error.
+        """
+        removed = self.day_removed_once_listed("2025-06-05")
+        code, out, err = self.command("query", "--csv", "SELECT count(*) AS n FROM load")
+        self.assertEqual(len(removed), 1)
+        self.assertEqual((code, out, err), (OK, "n\n240\n", ""))
+
+    def test_day_removed_meanwhile_parquet(self) -> None:
+        """
+        So is a query writing Parquet: the file is written once, whole.
+        """
+        self.day_removed_once_listed("2025-06-05")
+        target = self.data / "out.parquet"
+        code, out, err = self.command("query", "--parquet", str(target), "SELECT * FROM load")
+        self.assertEqual((code, err), (OK, ""))
+        self.assertEqual(pq.read_metadata(target).num_rows, 240)
+
+    def test_removed_every_run(self) -> None:
+        """
+        A query whose files are removed under it every time is run at most
+        L{dataset.RUNS} times, then fails, saying why.
+        """
+        open_views = dataset.open_views
+        runs: list[None] = []
+
+        def listed_then_removed(tables_dir: Path, wanted: Any = None) -> Any:
+            connection, made = open_views(tables_dir, wanted)
+            runs.append(None)
+            min(path for path in made.files if "load" in path.parts).unlink()
+            return connection, made
+
+        self.patch(dataset, "open_views", listed_then_removed)
+        code, out, err = self.command("query", "SELECT count(*) FROM load")
+        self.assertEqual((code, out, len(runs)), (FAILED, "", dataset.RUNS))
+        self.assertIn("was removed as the query read it", err)
 
     def test_copied_data_dir(self) -> None:
         """
