@@ -19,6 +19,7 @@ not even one whose slot was reserved before the throttle came.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import math
 import re
 from collections.abc import Callable, Generator, Iterator
@@ -122,9 +123,12 @@ def retry_after(value: bytes | None, now: float) -> float | None:
         seconds = float(text)
     except ValueError:
         try:
-            seconds = parsedate_to_datetime(text).timestamp() - now
+            when = parsedate_to_datetime(text)
         except (TypeError, ValueError):
             return None
+        # An HTTP date is in GMT; one without a zone (or "-0000") is read
+        # as that, not as this machine's local time.
+        seconds = when.replace(tzinfo=when.tzinfo or datetime.UTC).timestamp() - now
     if math.isnan(seconds):
         return None
     # "inf", "1e999" or a date centuries ahead: a server's word, not a

@@ -14,6 +14,7 @@ import json
 import os
 import random
 import shutil
+import time
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -1301,6 +1302,27 @@ class PolicyTests(SynchronousTestCase):
         self.assertEqual(retry_after(b"Thu, 01 Jan 1970 00:01:40 GMT", 40.0), 60.0)
         self.assertIsNone(retry_after(b"soon", 0))
         self.assertIsNone(retry_after(None, 0))
+
+    def test_retryAfterDateWithoutZone(self) -> None:
+        """
+        An HTTP date without a zone, or with C{-0000}, is in GMT, whatever
+        this machine's local time: it was read as local time, off by the
+        zone's offset (hours, past the 5 s a page asks).
+        """
+        zone = os.environ.get("TZ")
+        os.environ["TZ"] = "America/Los_Angeles"
+        time.tzset()
+
+        def restore() -> None:
+            if zone is None:
+                del os.environ["TZ"]
+            else:
+                os.environ["TZ"] = zone
+            time.tzset()
+
+        self.addCleanup(restore)
+        for header in [b"Thu, 01 Jan 1970 00:01:40", b"Thu, 01 Jan 1970 00:01:40 -0000"]:
+            self.assertEqual(retry_after(header, 40.0), 60.0, header)
 
     def test_retryAfterBounded(self) -> None:
         """
