@@ -527,6 +527,12 @@ class BoundedRequest(Request):
         if self._unsent:
             self._finishing = True
             return
+        if self.method == b"HEAD":
+            # Twisted would write the end of the gzip stream of a
+            # compressed answer after the headers, past the HEAD's
+            # dropping of its body: a kept-alive client would read it as
+            # the start of the next answer.  The headers say gzip anyway.
+            self._encoder = None
         super().finish()
 
     def hand_over(self) -> None:

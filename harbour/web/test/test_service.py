@@ -16,8 +16,8 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import INonQueuedRequestFactory
-from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Request
+from twisted.web.resource import EncodingResourceWrapper, Resource
+from twisted.web.server import NOT_DONE_YET, GzipEncoderFactory, Request
 from twisted.web.static import Data
 from zope.interface import directlyProvides, implementer
 
@@ -750,6 +750,28 @@ class UnsentTests(SynchronousTestCase):
         channel.dataReceived(b"HEAD /page HTTP/1.1\r\nHost: localhost\r\n\r\n")
         channel.dataReceived(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
         ignored, ignored, rest = transport.value().partition(b"\r\n\r\n")
+        self.assertTrue(rest.startswith(b"HTTP/1.1 200 OK"), rest[:40])
+
+    def test_headCompressedSendsNoBody(self) -> None:
+        """
+        The answer to C{HEAD} of a page compressed for a client that
+        accepts gzip says so, as the C{GET} would, and has no body: the
+        kept-alive connection's next answer follows its head.  (Twisted
+        wrote the end of an empty gzip stream there, and the client read
+        it as the start of the next answer.)
+        """
+        self.site.resource.putChild(
+            b"page", EncodingResourceWrapper(Data(b"x" * 1000, "text/plain"), [GzipEncoderFactory()])
+        )
+        channel = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        assert channel is not None
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
+        channel.dataReceived(b"HEAD /page HTTP/1.1\r\nHost: localhost\r\nAccept-Encoding: gzip\r\n\r\n")
+        channel.dataReceived(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        head, ignored, rest = transport.value().partition(b"\r\n\r\n")
+        self.assertIn(b"content-encoding: gzip", head.lower().split(b"\r\n"))
         self.assertTrue(rest.startswith(b"HTTP/1.1 200 OK"), rest[:40])
 
     def test_notTaken(self) -> None:
