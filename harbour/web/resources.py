@@ -52,6 +52,74 @@ def _text(request: Request, code: int, text: str, reason: bytes | None = None) -
     return text.encode() + b"\n"
 
 
+def headless(request: Request, body: int | bytes) -> int | bytes:
+    """
+    Answer a C{HEAD} with the status and headers C{body} came with, and
+    none of it: Twisted, handed a body for a C{HEAD}, drops it but logs a
+    warning with the resource's C{repr}, for every probe of an uptime
+    checker or a load balancer.
+
+    @param body: The answer to the request as a C{GET}: bytes, or
+        L{NOT_DONE_YET} (the request then writes the body itself, which
+        Twisted drops for a C{HEAD} without a word).
+    @return: C{body}, or for a C{HEAD}, C{b""} (with C{body}'s length as
+        its C{Content-Length}, as a C{GET} is sent).
+    """
+    if request.method == b"HEAD" and isinstance(body, bytes) and body:
+        request.setHeader(b"content-length", b"%d" % (len(body),))
+        return b""
+    return body
+
+
+class HeadAsGet(Resource):
+    """
+    A resource that answers C{HEAD} as it answers C{GET}, without the body
+    (see L{headless}).
+    """
+
+    def render_HEAD(self, request: Request) -> int | bytes:
+        """
+        @return: Nothing, with the status and headers of a C{GET}.
+        """
+        return headless(request, self.render_GET(request))  # type: ignore[attr-defined]
+
+
+class NotFound(Resource):
+    """
+    404, to any method, for a path nothing answers (Twisted's own page for
+    it returns its body for a C{HEAD} too).
+    """
+
+    isLeaf = True
+
+    def render(self, request: Request) -> int | bytes:
+        """
+        @return: C{404}.
+        """
+        return headless(request, _text(request, 404, "no such page"))
+
+
+class Folder(Resource):
+    """
+    A resource that only holds others: the paths under it that none of
+    them has, and its own path, are L{NotFound}.  (A L{Resource} without
+    C{render_GET} answers its own path's C{HEAD} with a traceback in the
+    log, and a C{GET} with 405.)
+    """
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        """
+        @return: L{NotFound}.
+        """
+        return NotFound()
+
+    def render(self, request: Request) -> int | bytes:
+        """
+        @return: C{404}.
+        """
+        return NotFound().render(request)
+
+
 @attr.s(eq=False)
 class Remembered:
     """
@@ -62,9 +130,12 @@ class Remembered:
     of the reactor to render, the page and C{/live}'s parts 0.2 s).
     """
 
-    _shot: Snapshot | None = attr.ib(default=None, init=False)
+    # Out of the repr, as every large attribute of a resource: Twisted
+    # logs a resource's repr on some paths (a whole answer, or the daemon
+    # behind a monitor, would fill the log).
+    _shot: Snapshot | None = attr.ib(default=None, init=False, repr=False)
     _version: int = attr.ib(default=-1, init=False)
-    _answer: bytes = attr.ib(default=b"", init=False)
+    _answer: bytes = attr.ib(default=b"", init=False, repr=False)
 
     def get(self, shot: Snapshot, version: int, render: Callable[[], Deferred[bytes]]) -> Deferred[bytes]:
         """
@@ -91,7 +162,7 @@ class Remembered:
         return answer
 
 
-class Rendered(Resource):
+class Rendered(HeadAsGet):
     """
     A resource whose answers are rendered by L{twisted.web.template}, and
     so arrive later, or fail.
@@ -132,7 +203,7 @@ class Rendered(Resource):
 
 
 @attr.s(eq=False)
-class Healthz(Resource):
+class Healthz(HeadAsGet):
     """
     C{/healthz}: 200 whenever the reactor answers.
     """
@@ -150,7 +221,7 @@ class Healthz(Resource):
 
 
 @attr.s(eq=False)
-class NoIcon(Resource):
+class NoIcon(HeadAsGet):
     """
     C{/favicon.ico}: 204, no icon.  A browser asks for one whatever the
     page says, and logs a 404 as an error.
@@ -174,14 +245,14 @@ class NoIcon(Resource):
 
 
 @attr.s(eq=False)
-class Readyz(Resource):
+class Readyz(HeadAsGet):
     """
     C{/readyz}: 200 once the configuration is loaded, Redis answers and
     every service has started; 503 with the reason otherwise.
     """
 
     isLeaf = True
-    monitor: Monitor = attr.ib()
+    monitor: Monitor = attr.ib(repr=False)
 
     def __attrs_post_init__(self) -> None:
         Resource.__init__(self)
@@ -195,7 +266,7 @@ class Readyz(Resource):
 
 
 @attr.s(eq=False)
-class Metrics(Resource):
+class Metrics(HeadAsGet):
     """
     C{/metrics}: the Prometheus text of C{registry}, generated on the
     reactor from the monitor's snapshot (a few milliseconds for a few
@@ -205,9 +276,9 @@ class Metrics(Resource):
     """
 
     isLeaf = True
-    registry: CollectorRegistry = attr.ib()
-    snapshot: Callable[[], Snapshot] = attr.ib()
-    _remembered: Remembered = attr.ib(factory=Remembered, init=False)
+    registry: CollectorRegistry = attr.ib(repr=False)
+    snapshot: Callable[[], Snapshot] = attr.ib(repr=False)
+    _remembered: Remembered = attr.ib(factory=Remembered, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         Resource.__init__(self)
@@ -227,8 +298,8 @@ class StatusPage(Rendered):
     """
 
     isLeaf = True
-    monitor: Monitor = attr.ib()
-    _remembered: Remembered = attr.ib(factory=Remembered, init=False)
+    monitor: Monitor = attr.ib(repr=False)
+    _remembered: Remembered = attr.ib(factory=Remembered, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         Resource.__init__(self)
@@ -259,10 +330,10 @@ class Live(Rendered):
     """
 
     isLeaf = True
-    monitor: Monitor = attr.ib()
+    monitor: Monitor = attr.ib(repr=False)
     # The parts, as JSON: the same for every poll until the snapshot or
     # the map is replaced.
-    _remembered: Remembered = attr.ib(factory=Remembered, init=False)
+    _remembered: Remembered = attr.ib(factory=Remembered, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         Resource.__init__(self)
@@ -408,7 +479,7 @@ class Guarded(Rendered):
         Render C{resource}, or the way to the login form.
         """
         if self.allowed(request):
-            return self.resource.render(request)
+            return headless(request, self.resource.render(request))
         request.setResponseCode(401)
         request.setHeader(b"www-authenticate", b'Bearer realm="harbour"')
         return self.send(request, lambda: render(login_form("")), b"text/html; charset=utf-8")
@@ -458,11 +529,11 @@ class LocalOnly(Resource):
         for a missing C{Host}, and a UNIX socket's has no host.)
         """
         if request.getHeader(b"host") is None:
-            return self.resource.render(request)
+            return headless(request, self.resource.render(request))
         host = request.getRequestHostname().decode("ascii", "replace")
         if local_name(host):
-            return self.resource.render(request)
-        return _text(
+            return headless(request, self.resource.render(request))
+        answer = _text(
             request,
             421,
             f"this page answers to localhost or an IP address, not to {host[:100]!r}"
@@ -470,6 +541,7 @@ class LocalOnly(Resource):
             # Twisted knows no phrase for 421: it would say Unknown Status.
             b"Misdirected Request",
         )
+        return headless(request, answer)
 
 
 def site_root(monitor: Monitor, registry: CollectorRegistry, token: str | None) -> Resource:
@@ -485,14 +557,14 @@ def site_root(monitor: Monitor, registry: CollectorRegistry, token: str | None) 
         # the tree gives it for the URL, is the encoding wrapper itself.
         return EncodingResourceWrapper(guarded, [GzipEncoderFactory()])
 
-    root = Resource()
+    root = Folder()
     root.putChild(b"", guard(StatusPage(monitor)))
     root.putChild(b"live", guard(Live(monitor)))
     root.putChild(b"metrics", Metrics(registry, lambda: monitor.current))
     root.putChild(b"healthz", Healthz())
     root.putChild(b"favicon.ico", NoIcon())
     root.putChild(b"readyz", Readyz(monitor))
-    assets = Resource()
+    assets = Folder()
     assets.putChild(b"page.css", Data(STYLE.encode(), "text/css; charset=utf-8"))
     assets.putChild(b"page.js", Data(SCRIPT.encode(), "text/javascript; charset=utf-8"))
     root.putChild(b"assets", assets)

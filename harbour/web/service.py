@@ -619,7 +619,7 @@ class HttpService(Service):
 
     reactor: IReactorTCP = attr.ib()
     endpoint: str = attr.ib()
-    monitor: Monitor = attr.ib()
+    monitor: Monitor = attr.ib(repr=False)
     token: str | None = attr.ib(default=None, repr=False)
     _port: IListeningPort | None = attr.ib(default=None, init=False)
     _site: ReadingSite | None = attr.ib(default=None, init=False)

@@ -27,6 +27,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.server import Site
 
 from harbour.services.workers import WorkersService
+from harbour.test.helpers import capture_log
 from harbour.web import resources
 from harbour.web.metrics import registry
 from harbour.web.monitor import INTERVAL
@@ -439,6 +440,105 @@ class WithoutHostTests(SynchronousTestCase):
             b"GET / HTTP/1.1\r\nHost: attacker.example\r\n\r\n", UNIXAddress(b"/run/harbour/http.sock")
         )
         self.assertTrue(answer.startswith(b"HTTP/1.1 421 Misdirected Request\r\n"), answer[:100])
+
+
+class HeadTests(SynchronousTestCase):
+    """
+    C{HEAD}, which uptime checkers and load balancers probe with, on every
+    path the daemon's site serves, with a token or without: the status
+    and headers a C{GET} gets, no body, and nothing in the log.  (Twisted,
+    handed a body for a C{HEAD}, logs a warning with the resource's
+    C{repr}: for C{/readyz}, the monitor and the whole daemon behind it.)
+    """
+
+    def paths(self, resource: Any, prefix: bytes = b"") -> list[bytes]:
+        """
+        @return: The path of each resource in the tree under C{resource}
+            and of each folder, and a path under each that nothing answers.
+        """
+        found = []
+        for name, child in getattr(resource, "children", {}).items():
+            found.append(prefix + b"/" + name)
+            found.extend(self.paths(child, prefix + b"/" + name))
+        return [*found, prefix + b"/nothing-here"]
+
+    def ask(
+        self, site: Site, method: bytes, path: bytes, headers: list[bytes]
+    ) -> tuple[bytes, list[bytes], bytes]:
+        """
+        @return: The status line, the headers (but C{Date}, and
+            C{Transfer-Encoding}, the framing of a body a C{HEAD} has not)
+            and the body of the answer to C{method} C{path}.
+        """
+        channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        assert channel is not None
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
+        channel.dataReceived(b"\r\n".join([method + b" " + path + b" HTTP/1.1", *headers, b"", b""]))
+        head, ignored, body = transport.value().partition(b"\r\n\r\n")
+        status, *lines = head.split(b"\r\n")
+        kept = sorted(
+            line for line in lines if not line.lower().startswith((b"date:", b"transfer-encoding:"))
+        )
+        return status, kept, body
+
+    def test_everyPath(self) -> None:
+        """
+        Every path, asked for as C{GET} and then C{HEAD}, from a local name
+        and another, with the token, without it, and accepting gzip: the
+        C{HEAD} is answered as the C{GET}, without a body, and logs
+        nothing.  (C{/readyz} is asked for not ready and ready.)
+        """
+        for token in (None, TOKEN):
+            fixture = Fixture(self)
+            site = HttpService(fixture.clock, DEFAULT_HTTP, fixture.monitor, token).site()  # type: ignore[arg-type]
+            paths = [*self.paths(site.resource), b"/live?since=x", b"/healthz/extra"]
+            self.assertIn(b"/readyz", paths)
+            for ready in (False, True):
+                if ready:
+                    fixture.bus.publish("work", {}, retain=True)
+                    fixture.clock.advance(0)
+                for path in paths:
+                    for headers in (
+                        [b"Host: localhost"],
+                        [b"Host: attacker.example", b"Accept-Encoding: gzip"],
+                        [b"Host: localhost", f"Authorization: Bearer {TOKEN}".encode()],
+                    ):
+                        get = self.ask(site, b"GET", path, headers)
+                        logged = capture_log(self)
+                        status, lines, body = self.ask(site, b"HEAD", path, headers)
+                        self.assertEqual(logged, [], (token, path, headers))
+                        self.assertEqual((status, lines, body), (get[0], get[1], b""), (token, path, headers))
+
+    def test_smallReprs(self) -> None:
+        """
+        No resource of the tree, nor the C{http} service, has the monitor,
+        its snapshot or an answer remembered in its C{repr}, which some of
+        Twisted's paths log, once every path has been asked for.
+        """
+        fixture = Fixture(self, TOKEN)
+        service = HttpService(fixture.clock, DEFAULT_HTTP, fixture.monitor, TOKEN)  # type: ignore[arg-type]
+        site = service.site()
+        for path in self.paths(site.resource):
+            self.ask(site, b"GET", path, [b"Host: localhost", f"Authorization: Bearer {TOKEN}".encode()])
+
+        def reached(resource: Any) -> list[Any]:
+            inner = [
+                getattr(resource, name)
+                for name in ("_wrappedResource", "resource")
+                if hasattr(resource, name)
+            ]
+            children = list(getattr(resource, "children", {}).values())
+            return [resource, *(found for each in inner + children for found in reached(each))]
+
+        tree = reached(site.resource)
+        self.assertIn("Readyz", {type(resource).__name__ for resource in tree})
+        for each in [service, *tree]:
+            self.assertLess(len(repr(each)), 300, repr(each)[:300])
+        remembered = resources.Remembered()
+        remembered.get_now(fixture.monitor.current, 0, lambda: b"x" * 10_000)
+        self.assertLess(len(repr(remembered)), 300)
 
 
 class TokenTests(SynchronousTestCase):
