@@ -238,11 +238,16 @@ class HarbourService(MultiService):
     def stopService(self) -> Generator[Deferred[Any], Any, None]:
         """
         Stop the children one at a time, last started first, each
-        completely (connections closed, processes gone) before the next.
+        completely (connections closed, processes gone) before the next;
+        the C{http} site last of all.
         """
         if self.running:
             self.running = 0
-            for child in reversed(list(self)):
+            children = list(reversed(list(self)))
+            # While the rest stops, /readyz answers "stopping" (the monitor
+            # says so as it stops), rather than refusing connections.
+            children.sort(key=lambda child: child.name == "http")
+            for child in children:
                 if child.running:
                     yield child.stopService()
 

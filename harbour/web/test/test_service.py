@@ -8,7 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, cast
 
+from twisted.application.service import Service
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError, ConnectionDone
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -24,7 +26,7 @@ from zope.interface import directlyProvides, implementer
 from harbour.admission import EVICTION_GRACE
 from harbour.bus import Bus
 from harbour.errors import ConfigurationError
-from harbour.service import Options
+from harbour.service import HarbourService, Options
 from harbour.test.helpers import capture_log
 from harbour.web.monitor import Monitor
 from harbour.web.resources import COOKIE
@@ -45,7 +47,7 @@ from harbour.web.service import (
     reachable_from_elsewhere,
     web_services,
 )
-from harbour.web.test.helpers import FakeDaemon
+from harbour.web.test.helpers import FakeDaemon, healthy_services
 
 
 class PolicyTests(SynchronousTestCase):
@@ -901,3 +903,69 @@ class StopTests(SynchronousTestCase):
         self.assertTrue(transport.disconnected)
         busy.connectionLost(Failure(ConnectionDone()))
         self.successResultOf(stopped)
+
+
+class Stopping(Service):
+    """
+    A service whose stop completes when the test says so.
+    """
+
+    def __init__(self) -> None:
+        self.stopping: Deferred[None] = Deferred()
+
+    def stopService(self) -> Deferred[None]:
+        """
+        @return: L{stopping}.
+        """
+        super().stopService()
+        return self.stopping
+
+
+class DaemonStopTests(SynchronousTestCase):
+    """
+    The site in a daemon that stops, as L{harbour.service.build} lays it
+    out: last of the services, after the monitor.
+    """
+
+    def test_readyzStopping(self) -> None:
+        """
+        While the other services stop, the site still listens, and
+        C{/readyz} answers 503 C{stopping} (and C{harbour_ready} is 0); the
+        site stops once they have, and the daemon with it.  (The site
+        stopped first, so a probe met a refused connection.)
+        """
+        reactor = MemoryReactorClock()
+        daemon = FakeDaemon(reactor)
+        daemon.services = healthy_services()
+        bus = Bus()
+        root = HarbourService(reactor)
+        store = Stopping()
+        token_file = Path(self.mktemp())
+        for name, child in [("store", store), *web_services(reactor, DEFAULT_HTTP, bus, daemon, token_file)]:
+            child.setName(name)
+            child.setServiceParent(root)
+        root.privilegedStartService()
+        root.startService()
+        bus.publish("work", {}, retain=True)
+        reactor.advance(0)
+        [(ignored, site, *rest)] = reactor.tcpServers
+
+        def ask(path: bytes) -> bytes:
+            channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+            assert channel is not None
+            transport = StringTransport()
+            channel.makeConnection(transport)
+            channel.dataReceived(b"GET " + path + b" HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            channel.connectionLost(Failure(ConnectionDone()))
+            return transport.value()
+
+        self.assertIn(b"\r\n\r\nready\n", ask(b"/readyz"))
+        stopped = root.stopService()
+        http = root.getServiceNamed("http")
+        self.assertEqual(http.status()["listening"], "http://0.0.0.0:7752/")
+        self.assertTrue(ask(b"/readyz").startswith(b"HTTP/1.1 503 Service Unavailable\r\n"))
+        self.assertIn(b"\r\n\r\nstopping\n", ask(b"/readyz"))
+        self.assertIn(b"\nharbour_ready 0.0\n", ask(b"/metrics"))
+        store.stopping.callback(None)
+        self.successResultOf(stopped)
+        self.assertIsNone(http.status()["listening"])
