@@ -30,6 +30,7 @@ header h1 { font-size: 1.15rem; margin: 0; }
 #part-details > div { display: grid; gap: 1rem; min-width: 0; }
 #updated { margin-left: auto; color: var(--muted); font-size: .85rem; }
 #updated.stale { color: var(--failing); font-weight: 600; }
+#updated.stale a { color: inherit; }
 main { padding: 1rem; display: grid; gap: 1rem; max-width: 110rem; margin: 0 auto; }
 main > * { min-width: 0; }
 section { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: .8rem 1rem;
@@ -157,7 +158,13 @@ SCRIPT = """
     request.open("GET", "live?since=" + encodeURIComponent(version));
     request.timeout = 10000;
     request.onload = function () {
-      if (request.status !== 200) { return stale(); }
+      // 401: the token changed (and the daemon restarted with it); the
+      // page itself now answers with the login form.
+      if (request.status === 401) { return expired(); }
+      if (request.status !== 200) {
+        return stale("harbour answered " + request.status +
+          (request.statusText ? " " + request.statusText : ""));
+      }
       var answer = JSON.parse(request.responseText);
       Object.keys(answer.parts).forEach(function (name) {
         document.getElementById("part-" + name).innerHTML = answer.parts[name];
@@ -167,14 +174,25 @@ SCRIPT = """
       updated.className = "";
       updated.textContent = "live \\u00b7 updated " + new Date().toLocaleTimeString();
     };
-    request.onerror = request.ontimeout = stale;
+    request.onerror = request.ontimeout = function () { stale("harbour does not answer"); };
+    // Polling goes on, after a 401 too: a login in another tab (the
+    // cookie is the browser's) brings the page back by itself.
     request.onloadend = function () { window.setTimeout(poll, interval); };
     request.send();
   }
 
-  function stale() {
+  function stale(why) {
     updated.className = "stale";
-    updated.textContent = "not updating: harbour does not answer";
+    updated.textContent = "not updating: " + why;
+  }
+
+  function expired() {
+    var login = document.createElement("a");
+    login.href = "./";
+    login.textContent = "reload to log in";
+    updated.className = "stale";
+    updated.textContent = "not updating: session expired: ";
+    updated.appendChild(login);
   }
 
   var started = performance.now();
