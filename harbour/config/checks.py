@@ -161,6 +161,24 @@ def text(pattern: re.Pattern[str] | None = None, choices: tuple[str, ...] = ()) 
     return check
 
 
+def nonempty_text() -> Check:
+    """
+    @return: A check for a string that is not empty or only blanks: a name
+        sent in a URL, such as a C{queryname}, which OASIS could never
+        answer empty.
+    """
+
+    def check(value: Any) -> str:
+        value = text()(value)
+        if not value:
+            raise Invalid("must not be empty")
+        if not value.strip():
+            raise Invalid(f"must not be blank, not {value!r}")
+        return value
+
+    return check
+
+
 #: The longest name of a report: it is a directory name (at most 255 bytes
 #: on most file systems) and starts the names of its files and views.
 LONGEST_NAME = 100

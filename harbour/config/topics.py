@@ -30,6 +30,7 @@ from harbour.config.checks import (
     describe,
     file_name,
     integer,
+    nonempty_text,
     number,
     offset,
     optional,
@@ -285,14 +286,14 @@ class ReportTopic(Topic):
     """
 
     name: str = setting(check=file_name(), doc="Unique name; the directory of its files.")
-    queryname: str | None = setting(None, check=optional(text()), doc="SingleZip query name.")
-    groupid: str | None = setting(None, check=optional(text()), doc="GroupZip group id.")
+    queryname: str | None = setting(None, check=optional(nonempty_text()), doc="SingleZip query name.")
+    groupid: str | None = setting(None, check=optional(nonempty_text()), doc="GroupZip group id.")
     kind: str | None = setting(
         None,
         check=optional(text(choices=("single_zip", "group_zip"))),
         doc="Request kind; implied by queryname or groupid.",
     )
-    market_run_id: str | None = setting(None, check=optional(text()), doc="Market run id.")
+    market_run_id: str | None = setting(None, check=optional(nonempty_text()), doc="Market run id.")
     version: int = setting(1, check=integer(minimum=1), doc="Report version.")
     resultformat: str = setting("xml", check=text(choices=("xml", "csv")), doc="Answer format.")
     window: str | None = setting(
@@ -353,7 +354,10 @@ class ReportTopic(Topic):
         elif kind != implied:
             key = "queryname" if query is not None else "groupid"
             yield "kind", f"kind {kind!r} does not fit {key} (use {implied!r})"
-        entry = load_catalogue().entry(queryname=query) if query else load_catalogue().entry(groupid=group)
+        if query is not None:
+            entry = load_catalogue().entry(queryname=query)
+        else:
+            entry = load_catalogue().entry(groupid=group)
         if entry is None:
             if "window" in values:
                 values["window"] = values["window"] or DEFAULT_WINDOW
@@ -395,7 +399,7 @@ class ReportTopic(Topic):
         @return: C{(key, message)} pairs.
         """
         catalogue = load_catalogue()
-        if self.queryname:
+        if self.queryname is not None:
             entry = catalogue.entry(queryname=self.queryname)
             key, name = "queryname", self.queryname
         else:

@@ -549,7 +549,7 @@ def _entry(report: ReportTopic) -> CatalogueEntry | None:
     @return: The catalogue's entry of C{report}, or L{None}.
     """
     catalogue = load_catalogue()
-    if report.queryname:
+    if report.queryname is not None:
         return catalogue.entry(queryname=report.queryname)
     return catalogue.entry(groupid=report.groupid)
 

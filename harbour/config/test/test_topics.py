@@ -131,6 +131,30 @@ class ConstructionTests(SynchronousTestCase):
         for name in ("harbour", "harbour.lmp", "harbour.duckdbx"):
             self.assertEqual(ReportTopic(name=name, queryname="Q").name, name)
 
+    def test_emptyNames(self) -> None:
+        """
+        An empty or blank C{queryname}, C{groupid} or C{market_run_id} is
+        refused at its key, as a configuration error at its line: OASIS
+        answers no such name, and an empty C{queryname} once broke the
+        loader with a L{TypeError}.
+        """
+        for key in ("queryname", "groupid"):
+            empty: dict[str, Any] = {key: ""}
+            blank: dict[str, Any] = {key: " "}
+            self.assertRefused(lambda empty=empty: ReportTopic(name="a", **empty), key, "must not be empty")
+            self.assertRefused(lambda blank=blank: ReportTopic(name="a", **blank), key, "must not be blank")
+        self.assertRefused(
+            lambda: ReportTopic(name="a", queryname="SLD_FCST", market_run_id=""),
+            "market_run_id",
+            "must not be empty",
+        )
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        (directory / "a.toml").write_text('[[reports]]\nname = "a"\nqueryname = ""\n')
+        configuration, problems = load_directory(directory)
+        self.assertIsNone(configuration)
+        self.assertEqual([str(p) for p in problems], ["a.toml:3: reports[0].queryname: must not be empty"])
+
     def test_datasetFiles(self) -> None:
         """
         The names a report may not have are those of the dataset's own
