@@ -279,8 +279,10 @@ def optional(inner: Check) -> Check:
 
 def url() -> Check:
     """
-    @return: A check for an http or https URL, kept without a trailing
-        slash.
+    @return: A check for an http or https URL without a query or a
+        fragment, kept without a trailing slash: requests append
+        C{/SingleZip?...} to it, which would land inside its query, or
+        after a fragment that no request sends.
     """
 
     def check(value: Any) -> str:
@@ -291,6 +293,13 @@ def url() -> Check:
             raise Invalid(f"must be an http:// or https:// URL, not {value!r}") from None
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise Invalid(f"must be an http:// or https:// URL, not {value!r}")
+        # Even an empty one ("...oasisapi?"): urlsplit says no query, but
+        # the "?" would still come before each request's path.
+        if "?" in value or "#" in value:
+            raise Invalid(
+                f"must not carry a query (?...) or a fragment (#...), not {value!r}: each request"
+                " appends its path and query to it, such as /SingleZip?queryname=..."
+            )
         return value.rstrip("/")
 
     return check

@@ -100,9 +100,16 @@ class ConstructionTests(SynchronousTestCase):
     def test_manifest(self) -> None:
         """
         A L{ManifestTopic} with a bad value is refused, naming the key and
-        why.
+        why: a C{base_url} with a query or a fragment too, which would
+        break every request's URL.
         """
         self.assertRefused(lambda: ManifestTopic(base_url="ftp://x"), "base_url", "http:// or https://")
+        for base_url in ("https://oasis.caiso.com/oasisapi?x=1", "https://h/api#top", "https://h/api?"):
+            self.assertRefused(
+                lambda base_url=base_url: ManifestTopic(base_url=base_url),
+                "base_url",
+                "must not carry a query (?...) or a fragment (#...)",
+            )
         self.assertRefused(lambda: ManifestTopic(start="yesterday"), "start", "must be a date")
         self.assertRefused(
             lambda: ManifestTopic(timezone="Mars/Olympus"), "timezone", "not a known time zone"
