@@ -317,9 +317,10 @@ class ReportTopic(Topic):
     def check_whole(values: dict[str, Any]) -> Iterable[tuple[str, str]]:
         """
         A C{start} and C{end} given as dates are in order (see
-        L{reversed_range}).  Exactly one of C{queryname} (SingleZip) or
-        C{groupid} (GroupZip) is given, and C{kind}, filled in from it
-        when absent, agrees with it.
+        L{reversed_range}).  No two C{params} differ only in the case of
+        their names (see L{_same_params}).  Exactly one of C{queryname}
+        (SingleZip) or C{groupid} (GroupZip) is given, and C{kind}, filled
+        in from it when absent, agrees with it.
         A report the catalogue knows gets, without a C{window}, the largest
         its parameters allow, and is refused a longer one or a missing
         required parameter; a group whose one answer holds its calendar
@@ -341,6 +342,7 @@ class ReportTopic(Topic):
                     "params",
                     f"{name!r} is not a parameter to give: it is the report's own key {name.lower()}",
                 )
+        yield from _same_params(values.get("params") or {})
         if "queryname" not in values or "groupid" not in values:
             return  # which report it is, and so every rule below, is unknown
         query, group = values["queryname"], values["groupid"]
@@ -419,6 +421,27 @@ class ReportTopic(Topic):
             )
             found.append(("window", warning))
         return found
+
+
+def _same_params(params: Mapping[str, str]) -> Iterable[tuple[str, str]]:
+    """
+    Refuse two parameters whose names differ only in case: OASIS takes
+    names in any case, so the URL would carry the parameter twice with
+    two values, and the catalogue's rules would check only one of them
+    (a C{grp_type=ALL} beside a C{GRP_TYPE} passed the window's limit).
+
+    @return: C{(key, message)} problems, one per name given more than once.
+    """
+    spellings: dict[str, list[str]] = {}
+    for name in params:
+        spellings.setdefault(name.lower(), []).append(name)
+    for names in spellings.values():
+        if len(names) > 1:
+            given = " and ".join(repr(name) for name in sorted(names))
+            yield (
+                "params",
+                f"{given} are one parameter (OASIS ignores the case of names): give it once",
+            )
 
 
 def _request_params(values: Mapping[str, Any]) -> dict[str, str]:

@@ -666,6 +666,34 @@ class CatalogueRulesTests(SynchronousTestCase):
             ],
         )
 
+    def test_parameterTwiceInAnyCase(self) -> None:
+        """
+        Two parameters whose names differ only in case are refused, for a
+        report the catalogue knows and for one it does not: the URL would
+        carry both, and the catalogue would check only one (here the
+        C{grp_type=ALL} that limits the window to a day).
+        """
+        error = self.assertRaises(
+            TopicError,
+            ReportTopic,
+            name="r",
+            queryname="PRC_LMP",
+            market_run_id="DAM",
+            params={"grp_type": "ALL", "GRP_TYPE": "ALL_PNODES"},
+            window="31d",
+        )
+        self.assertIn(
+            (
+                "params",
+                "'GRP_TYPE' and 'grp_type' are one parameter (OASIS ignores the case of names): give it once",
+            ),
+            error.problems,
+        )
+        error = self.assertRaises(
+            TopicError, ReportTopic, name="r", queryname="NOT_OASIS", params={"a": "1", "A": "2"}
+        )
+        self.assertEqual([key for key, ignored in error.problems], ["params"])
+
     def test_warnings(self) -> None:
         """
         An unknown report or parameter is only a warning, with the closest
