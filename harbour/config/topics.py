@@ -394,9 +394,10 @@ class ReportTopic(Topic):
     def warnings(self) -> list[tuple[str, str]]:
         """
         What the catalogue does not know of this report: an unknown report
-        or parameter (with the closest known name), a market or version the
-        specification does not use.  Other sources exist, so none of these
-        is an error.
+        or parameter (with the closest known name), a report named by
+        another spelling than the one the specification's example URLs
+        send, a market or version the specification does not use.  Other
+        sources exist, so none of these is an error.
 
         @return: C{(key, message)} pairs.
         """
@@ -412,7 +413,18 @@ class ReportTopic(Topic):
             hint = f' (did you mean "{close}"?)' if close else ""
             return [(key, f"{name!r} is not in the catalogue of OASIS reports{hint}: window {self.window}")]
         values = attr.asdict(self)
-        found = [("params", message) for message in catalogue_warnings(entry, _request_params(values))]
+        found = []
+        if name != entry.name:
+            # The catalogue finds a report by the other spellings the spec
+            # uses too (a section 7 file name, a typo), but the request
+            # carries the name as written.
+            spelling = (
+                f"{name!r} is the spec's other spelling of {entry.name}; the spec's example URLs "
+                f'ask OASIS for {entry.name} ({key} = "{entry.name}"): harbour sends {name!r} as '
+                "written, which OASIS may refuse as a report it does not know"
+            )
+            found.append((key, spelling))
+        found.extend(("params", message) for message in catalogue_warnings(entry, _request_params(values)))
         if entry.monthly and self.window != MONTH_WINDOW:
             warning = (
                 f"{entry.name}: one answer holds its whole calendar month (section 7): with window "

@@ -708,6 +708,32 @@ class CatalogueRulesTests(SynchronousTestCase):
         )
         self.assertTrue(any("execution_type" in message for key, message in odd.warnings()), odd.warnings())
 
+    def test_aliasWarns(self) -> None:
+        """
+        A report or group named by another spelling the catalogue knows it
+        by is sent as written, so it warns, naming the spelling of the
+        spec's example URLs; that spelling does not warn.
+        """
+        cases = [
+            ("queryname", "ATL_TAC_AREA", "ATL_TAC_AREA_MAP"),
+            ("queryname", "PRC_MPM_CONSTR", "PRC_MPM_CNSTR"),
+            ("groupid", "PUB_CRR_BID_MTHLY_GRP", "PUB_CRR_BID_MONTHLY_GRP"),
+        ]
+        for key, alias, name in cases:
+            values = {key: alias, "market_run_id": "DAM"} if alias == "PRC_MPM_CONSTR" else {key: alias}
+            warnings = ReportTopic(name="r", **values).warnings()  # type: ignore[arg-type]
+            expected = (
+                f"{alias!r} is the spec's other spelling of {name}; the spec's example URLs ask OASIS "
+                f'for {name} ({key} = "{name}"): harbour sends {alias!r} as written, which OASIS may '
+                "refuse as a report it does not know"
+            )
+            self.assertIn((key, expected), warnings)
+            values[key] = name
+            self.assertEqual(
+                [k for k, ignored in ReportTopic(name="r", **values).warnings() if k == key],  # type: ignore[arg-type]
+                [],
+            )
+
     def test_groupVersionWarns(self) -> None:
         """
         A group's version is checked against the catalogue, as a SingleZip
