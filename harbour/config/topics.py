@@ -41,11 +41,23 @@ from harbour.config.checks import (
     window,
     window_hours,
 )
-from harbour.oasis.catalogue import CSV_RESULTFORMAT, UNIVERSAL_PARAMS, check_request, load_catalogue
+from harbour.oasis.catalogue import (
+    CSV_RESULTFORMAT,
+    UNIVERSAL_PARAMS,
+    CatalogueEntry,
+    check_request,
+    load_catalogue,
+    offset_hours,
+)
 from harbour.oasis.catalogue import warnings as catalogue_warnings
 
 #: The window of a report the catalogue does not know.
 DEFAULT_WINDOW = "1d"
+
+#: The window of a report OASIS serves only current data of whose windows
+#: are asked for once over (see L{_asked_once_over}): a window is asked
+#: only while its day is today, so one of a day never is.
+CURRENT_WINDOW = "1h"
 
 
 def setting(default: Any = attr.NOTHING, *, check: Check, doc: str) -> Any:
@@ -325,8 +337,11 @@ class ReportTopic(Topic):
         its parameters allow, and is refused a longer one or a missing
         required parameter; a group whose one answer holds its calendar
         month gets L{MONTH_WINDOW} (another window only warns), and no
-        other report the catalogue knows may; another report's window
-        defaults to a day.  Each check is skipped if a field it reads was
+        other report the catalogue knows may; a report OASIS serves only
+        current data of, asked for once each window is over, gets
+        L{CURRENT_WINDOW} and is refused a window of a day or more, which
+        would never be asked for (see L{_asked_once_over}); another
+        report's window defaults to a day.  Each check is skipped if a field it reads was
         refused (see L{Topic.check_whole}).
 
         @param values: The checked value of every field that passed its
@@ -379,11 +394,26 @@ class ReportTopic(Topic):
             )
             yield "window", refusal
         elif given is None:
-            # Asked a day at a time, each answer of a monthly group would
-            # be the month again, its rows written once per day.
-            values["window"] = MONTH_WINDOW if entry.monthly else entry.max_window_span(params)
+            if entry.monthly:
+                # Asked a day at a time, each answer of a monthly group
+                # would be the month again, its rows written once per day.
+                values["window"] = MONTH_WINDOW
+            elif _asked_once_over(entry, values) is not None:
+                values["window"] = CURRENT_WINDOW
+            else:
+                values["window"] = entry.max_window_span(params)
         elif given != MONTH_WINDOW:
             hours = window_hours(given)
+            delay = _asked_once_over(entry, values)
+            if delay is not None and hours >= 24:
+                never = (
+                    f"{entry.name}: OASIS serves only its current data, so harbour asks for a window "
+                    f"only while its day is today, once the window is over (publication {delay}): a "
+                    f"window of {given} is over only once its day is past, so none would ever be "
+                    f'fetched; give one of hours shorter than a day, such as "{CURRENT_WINDOW}" (the '
+                    "default)"
+                )
+                yield "window", never
         for message in check_request(entry, hours, params):
             key = "window" if "window of" in message else "params"
             # The parameters a report requires depend on its market.
@@ -433,6 +463,29 @@ class ReportTopic(Topic):
             )
             found.append(("window", warning))
         return found
+
+
+def _asked_once_over(entry: CatalogueEntry, values: Mapping[str, Any]) -> str | None:
+    """
+    Whether a report is one OASIS serves only current data of (the
+    catalogue's C{history = false}) whose windows are asked for once they
+    are over (a publication delay not negative, its own or the
+    catalogue's for its market).  Such a window is asked for only while
+    its day is today, since a past day's would hold today's data (see
+    L{harbour.oasis.requests.serves_history}): a window ending at the
+    end of its day, or later, never is.
+
+    @param values: The report's checked values; a C{publication_delay}
+        refused counts as not given.
+    @return: The publication delay, such as C{"+0h"}, if so; else L{None}.
+    """
+    if entry.history:
+        return None
+    delay = values.get("publication_delay")
+    if delay is None:
+        market = values.get("market_run_id")
+        delay = dict(entry.publication_by_market).get((market or "").upper(), entry.publication)
+    return delay if offset_hours(delay) >= 0 else None
 
 
 def _same_params(params: Mapping[str, str]) -> Iterable[tuple[str, str]]:

@@ -529,7 +529,9 @@ def _current_only(entry: CatalogueEntry, params: Mapping[str, str]) -> str:
     # no longer today.
     return (
         f"{said}, and for a window once it is over ({entry.publication}), so that only windows "
-        "of today shorter than a day are fetched, each holding what is current when it is asked"
+        "of today shorter than a day are fetched (an hour by default), each holding what is current "
+        "when it is asked; one that is over only as its day ends, such as the day's last hour, "
+        "never is"
     )
 
 

@@ -614,6 +614,7 @@ def _report_urls(
             result.extend(requests.requests(Windows.of(list(month_windows(first, last, through, pacific)))))
             continue
         hours = _hours(report)
+        delay = publication_delay(report)
         # Months done, these are a group's days asked by their start.
         starts_only = pacific_windows(report)
         days = pacific if starts_only else table
@@ -622,7 +623,9 @@ def _report_urls(
         if now is None:
             windows = days.windows(first, last, hours)
         else:
-            windows = _available_windows(days, pacific, first, last, hours, now, publication_delay(report))
+            windows = _available_windows(days, pacific, first, last, hours, now, delay)
+        if not serves_history(report) and delay >= 0:
+            windows = _over_within_their_day(windows, days, delay * 3600)
         if starts_only:
             windows = windows.starts_only()
         result.extend(requests.requests(windows))
@@ -677,6 +680,33 @@ def publication_delay(report: ReportTopic) -> float:
         return offset_hours(report.publication_delay)
     entry = _entry(report)
     return entry.publication_delay_hours_for(report.market_run_id) if entry is not None else 0.0
+
+
+def _over_within_their_day(windows: Windows, table: DayTable, delay: float) -> Windows:
+    """
+    The windows of a report OASIS serves only current data of, asked for
+    once each is over and C{delay} has passed, that can ever be asked
+    for: a window is asked only while its day is today (a past day's
+    would hold today's data), so one that ends, delay added, at the end
+    of its day or later never is, such as the last hour of each day.
+    With a time, L{_available_windows} leaves those out already; without
+    one, this leaves out what the daemon would never ask, so that
+    C{harbourctl plan} and C{manifest} count what it asks.
+
+    @param table: The days the windows are made of.
+    @param delay: Seconds after its end that a window's data exists; not
+        negative.
+    @return: Those of C{windows} that end, delay added, before the end of
+        the day they start on.
+    """
+    zone, ends = table.zone, windows.ends
+    return windows.picked(
+        [
+            i
+            for i, start in enumerate(windows.starts)
+            if ends[i].timestamp() + delay < table.start(start.astimezone(zone).date() + ONE_DAY).timestamp()
+        ]
+    )
 
 
 def _available_windows(

@@ -812,8 +812,9 @@ class PlanCommandTests(SynchronousTestCase):
     def test_currentOnlyFromToday(self) -> None:
         """
         A report OASIS serves only current data of is planned from today,
-        as the daemon asks for it: its first day is today, and its past
-        days cost nothing.
+        as the daemon asks for it: its first day is today, its past days
+        cost nothing, and of today's hours (its default window) all but
+        the last, which is over only once today is past.
         """
         (self.directory / "a.toml").write_text(
             '[manifest]\nstart = "2025-01-01"\nend = "today"\n'
@@ -822,7 +823,10 @@ class PlanCommandTests(SynchronousTestCase):
         )
         code, text = self.run_plan("--json", "--today", "2026-01-15")
         [row] = json.loads(text)["reports"]
-        self.assertEqual((row["first"], row["last"], row["requests"]), ("2026-01-15", "2026-01-15", 1))
+        self.assertEqual(
+            (row["window"], row["first"], row["last"], row["requests"]),
+            ("1h", "2026-01-15", "2026-01-15", 23),
+        )
 
     def test_badConfiguration(self) -> None:
         """

@@ -602,7 +602,10 @@ class CatalogueRulesTests(SynchronousTestCase):
         Without C{window}, a report gets the largest its parameters allow:
         31 days, a day for all nodes of C{PRC_LMP}, an hour for all nodes of
         C{PRC_INTVL_LMP}, a day for a group; a report the catalogue does
-        not know gets a day.
+        not know gets a day.  A report OASIS serves only current data of,
+        asked for once each window is over, gets an hour, as a window is
+        asked only while its day is today; asked before (its own negative
+        delay, or C{TRNS_CURR_USAGE}'s days ahead), the largest.
         """
         cases = [
             ({"queryname": "SLD_FCST", "market_run_id": "DAM"}, "31d"),
@@ -612,6 +615,11 @@ class CatalogueRulesTests(SynchronousTestCase):
             ({"queryname": "PRC_AS", "market_run_id": "DAM"}, "1d"),
             ({"groupid": "DAM_LMP_GRP"}, "1d"),
             ({"queryname": "NOT_OASIS"}, "1d"),
+            ({"queryname": "PRC_CURR_LMP", "market_run_id": "RTM", "params": {"node": "ALL"}}, "1h"),
+            ({"queryname": "PRC_CURR_HUB_LMP"}, "1h"),
+            ({"groupid": "CURR_LMP_GRP"}, "1h"),
+            ({"groupid": "CURR_LMP_GRP", "publication_delay": "-5m"}, "1d"),
+            ({"queryname": "TRNS_CURR_USAGE", "params": {"ti_id": "ALL", "ti_direction": "ALL"}}, "31d"),
         ]
         for values, expected in cases:
             self.assertEqual(ReportTopic(name="r", **values).window, expected, values)  # type: ignore[arg-type]
@@ -634,6 +642,35 @@ class CatalogueRulesTests(SynchronousTestCase):
         self.assertEqual(key, "window")
         self.assertIn("1d", message)
         self.assertIn("section 6", message)
+
+    def test_currentOnlyDayRefused(self) -> None:
+        """
+        A window of a day or more for a report OASIS serves only current
+        data of, asked for once each window is over, is refused, saying
+        that none would ever be fetched; with a negative delay of its own
+        the report may have one.
+        """
+        for window in ("1d", "24h", "36h", "2d"):
+            error = self.assertRaises(
+                TopicError, ReportTopic, name="r", groupid="CURR_LMP_GRP", window=window
+            )
+            # Beyond a day, the catalogue's limit is told too.
+            self.assertEqual({key for key, ignored in error.problems}, {"window"})
+            [message] = [m for ignored, m in error.problems if "none would ever be fetched" in m]
+            self.assertIn("CURR_LMP_GRP: OASIS serves only its current data", message)
+            self.assertIn(f"a window of {window} is over only once its day is past", message)
+        late = self.assertRaises(
+            TopicError,
+            ReportTopic,
+            name="r",
+            queryname="PRC_CURR_HUB_LMP",
+            window="1d",
+            publication_delay="+5m",
+        )
+        self.assertIn("(publication +5m)", late.problems[0][1])
+        self.assertEqual(ReportTopic(name="r", groupid="CURR_LMP_GRP", window="23h").window, "23h")
+        ahead = ReportTopic(name="r", groupid="CURR_LMP_GRP", window="1d", publication_delay="-1h")
+        self.assertEqual(ahead.window, "1d")
 
     def test_missingRequiredParameter(self) -> None:
         """

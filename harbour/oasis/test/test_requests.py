@@ -645,13 +645,44 @@ class HistoryTests(SynchronousTestCase):
         history keeps its range.
         """
         manifest = ManifestTopic(start="2025-01-01", end="today")
-        self.assertEqual(
-            [r.filename for r in report_urls(manifest, [current()], TODAY)], ["curr/2026-01-15.zip"]
-        )
+        hours = [f"curr/2026-01-15_H{hour:02d}.zip" for hour in range(1, 24)]
+        self.assertEqual([r.filename for r in report_urls(manifest, [current()], TODAY)], hours)
         self.assertEqual(report_range(manifest, current(), TODAY), (TODAY, TODAY))
         overridden = report_urls(manifest, [current()], TODAY, start=datetime.date(2025, 11, 1))
-        self.assertEqual([r.filename for r in overridden], ["curr/2026-01-15.zip"])
+        self.assertEqual([r.filename for r in overridden], hours)
         self.assertEqual(report_range(manifest, report(), TODAY), (datetime.date(2025, 1, 1), TODAY))
+
+    def test_listedAsAsked(self) -> None:
+        """
+        By default (an hour), the windows of a report OASIS serves only
+        current data of, published once over (+0h), are those the daemon
+        asks for as the day passes: every hour of today but the last,
+        which is over only once today is past; the requests listed
+        without a time (C{harbourctl plan} and C{manifest}) are those.
+        For a group, for each market's report, and with a delay of its
+        own, the windows over, delay added, by the end of their day.
+        """
+        manifest = ManifestTopic(start="-3d", end="today", follow_publications=False)
+        reports = [
+            ReportTopic(name="grp", groupid="CURR_LMP_GRP"),
+            current(),
+            ReportTopic(name="hub", queryname="PRC_CURR_HUB_LMP"),
+            current(name="late", publication_delay="+30m", window="2h"),
+        ]
+        midnight = at("2026-01-15T00:00-08:00")
+        asked: dict[str, set[str]] = {report.name: set() for report in reports}
+        for step in range(24 * 6):
+            now = midnight + step * 600
+            for request in report_urls(manifest, reports, market_today(manifest, now), now=now):
+                asked[request.report].add(request.filename)
+        listed: dict[str, set[str]] = {report.name: set() for report in reports}
+        for request in report_urls(manifest, reports, TODAY):
+            listed[request.report].add(request.filename)
+        self.assertEqual(listed, asked)
+        self.assertEqual(sorted(asked["grp"]), [f"grp/2026-01-15_H{hour:02d}.zip" for hour in range(1, 24)])
+        self.assertEqual(
+            sorted(asked["late"]), [f"late/2026-01-15_H{hour:02d}.zip" for hour in range(1, 22, 2)]
+        )
 
     def test_pastRange(self) -> None:
         """
