@@ -26,7 +26,14 @@ from typing import Any, TypeVar, cast
 
 import attr
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, maybeDeferred, succeed
+from twisted.internet.defer import (
+    Deferred,
+    FirstError,
+    gatherResults,
+    inlineCallbacks,
+    maybeDeferred,
+    succeed,
+)
 from twisted.internet.interfaces import IDelayedCall, IReactorFromThreads, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
@@ -53,7 +60,7 @@ from harbour.services.storage import StorageIds
 from harbour.services.views import Views
 from harbour.services.waking import Waker
 from harbour.store.outages import STORE_RETRY, next_retry
-from harbour.store.tasks import EMPTY
+from harbour.store.tasks import DOWNLOADING, EMPTY, RETIRED, Task, task_id
 
 _R = TypeVar("_R")
 
@@ -71,6 +78,18 @@ ANNOUNCE_AFTER = 5.0
 #: claim holds: the store answers or fails within its reply timeout (5 s
 #: by default), twice over at worst (a script loaded again).
 REACTOR_ANSWER_TIMEOUT = 30.0
+
+
+def _still_retired(task: Task | None) -> bool:
+    """
+    @return: Whether the tables of C{task}'s window are still to go after
+        its retirement: it is gone (purged), still retired (or being
+        retired as its download ends), or answers no data now; as the
+        store's list of retired windows tells (C{retired_tables.lua}).
+    """
+    if task is None:
+        return True
+    return task.state in (RETIRED, EMPTY) or (task.state == DOWNLOADING and bool(task.retiring))
 
 
 @implementer(IStatusSource, IPausable)
@@ -226,12 +245,38 @@ class TablesService(Service):
         Windows the configuration no longer asks for leave the tables (their
         zips stay); a window asked for again is parsed again when revived.
         The hub drops those the store lists (L{Retirements}); a worker,
-        those the event names, for its own disk.
+        those the event names, for its own disk, if their tasks are still
+        retired.
         """
         if self.keep_views:
             return self.retirements.drain()
         files = [(entry["report"], entry["filename"]) for entry in event.payload.get("files", [])]
-        return self.retirements.drop(files)
+        return self._drop_retired(files)
+
+    @inlineCallbacks
+    def _drop_retired(self, files: list[tuple[str, str]]) -> Generator[Deferred[Any], Any, None]:
+        if not files:
+            return
+        try:
+            tasks = yield gatherResults(
+                [self.store.get(task_id(filename)) for ignored, filename in files], consumeErrors=True
+            )
+        except Exception as e:
+            cause = e.subFailure.value if isinstance(e, FirstError) else e
+            self.log.warn(
+                "cannot tell whether the tables of {count} retired windows are to go: {error}",
+                count=len(files),
+                error=str(cause) or type(cause).__name__,
+                service="tables",
+            )
+            return
+        # An event can come late (the bus holds each behind the drops of
+        # those before it): a window asked for again since was revived,
+        # and perhaps parsed anew, and keeps its tables, as the store's
+        # list keeps them on the hub.
+        gone = [file for file, task in zip(files, tasks, strict=True) if _still_retired(task)]
+        if gone:
+            yield self.retirements.drop(gone)
 
     def _emptied(self, event: IEvent) -> Deferred[None]:
         """

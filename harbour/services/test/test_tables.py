@@ -1145,10 +1145,57 @@ class TablesServiceTests(SynchronousTestCase):
         self.downloaded("2020-01-01", HUBS.read_bytes())
         self.service(keep_views=False)
         self.assertEqual(len(self.parquet()), 2)
+        self.retire("lmp/2020-01-01.zip")
         self.successResultOf(
             self.bus.publish("task.retired", {"files": [{"report": "lmp", "filename": "lmp/2020-01-01.zip"}]})
         )
         self.assertEqual(self.parquet(), [])
+
+    def test_workerKeepsRevivedWindow(self) -> None:
+        """
+        A C{task.retired} that reaches a worker after the window it names
+        was asked for again (revived, and parsed anew) leaves its tables:
+        they hold the rows its task says were parsed.  Those of a window
+        still retired, or purged, in the same event go.
+        """
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+        self.downloaded("2020-01-03", HUBS.read_bytes())
+        self.downloaded("2020-01-05", HUBS.read_bytes())
+        self.service(keep_views=False)
+        self.assertEqual(len(self.parquet()), 6)
+        self.retire("lmp/2020-01-05.zip")
+        self.clock.advance(10)
+        self.successResultOf(self.store.purge(5))
+        self.assertIsNone(self.successResultOf(self.store.get(task_id("lmp/2020-01-05.zip"))))
+        self.retire("lmp/2020-01-01.zip", "lmp/2020-01-03.zip")
+        start = datetime.datetime(2020, 1, 1, 8, tzinfo=datetime.UTC)
+        revived = ReportURL("http://oasis.invalid/2020-01-01", "lmp/2020-01-01.zip", "lmp", start, start)
+        self.successResultOf(self.store.create([revived]))
+        self.clock.advance(5)
+        found = self.successResultOf(self.store.get(task_id("lmp/2020-01-01.zip")))
+        assert found is not None
+        self.assertEqual((found.state, found.parse), (DOWNLOADED, "parsed"))
+        files = [{"report": "lmp", "filename": f"lmp/2020-01-0{day}.zip"} for day in (1, 3, 5)]
+        self.successResultOf(self.bus.publish("task.retired", {"files": files}))
+        self.assertEqual([path.name for path in self.parquet()], ["part-2020-01-01.parquet"] * 2)
+
+    def test_workerCannotTellKeeps(self) -> None:
+        """
+        A worker that cannot ask the store whether a window named by
+        C{task.retired} is still retired keeps its tables, and says so.
+        """
+        self.downloaded("2020-01-01", HUBS.read_bytes())
+        self.service(keep_views=False)
+        self.retire("lmp/2020-01-01.zip")
+        self.patch(self.store, "get", lambda identifier: fail(StoreUnavailable("Redis is away")))
+        messages = capture_log(self)
+        self.successResultOf(
+            self.bus.publish("task.retired", {"files": [{"report": "lmp", "filename": "lmp/2020-01-01.zip"}]})
+        )
+        self.assertEqual(len(self.parquet()), 2)
+        self.assertIn(
+            "cannot tell whether the tables of 1 retired windows are to go: Redis is away", messages
+        )
 
 
 class FromThreadTests(TestCase):
