@@ -54,6 +54,9 @@ from harbour.oasis.catalogue import warnings as catalogue_warnings
 #: The window of a report the catalogue does not know.
 DEFAULT_WINDOW = "1d"
 
+#: The version of a report the catalogue does not know.
+DEFAULT_VERSION = 1
+
 #: The window of a report OASIS serves only current data of whose windows
 #: are asked for once over (see L{_asked_once_over}): a window is asked
 #: only while its day is today, so one of a day never is.
@@ -306,7 +309,11 @@ class ReportTopic(Topic):
         doc="Request kind; implied by queryname or groupid.",
     )
     market_run_id: str | None = setting(None, check=optional(nonempty_text()), doc="Market run id.")
-    version: int = setting(1, check=integer(minimum=1), doc="Report version.")
+    version: int | None = setting(
+        None,
+        check=optional(integer(minimum=1)),
+        doc="Report version; default: the catalogue's for the report (1 where its examples use 1), else 1.",
+    )
     resultformat: str = setting("xml", check=text(choices=("xml", "csv")), doc="Answer format.")
     window: str | None = setting(
         None,
@@ -341,11 +348,13 @@ class ReportTopic(Topic):
         current data of, asked for once each window is over, gets
         L{CURRENT_WINDOW} and is refused a window of a day or more, which
         would never be asked for (see L{_asked_once_over}); another
-        report's window defaults to a day.  Each check is skipped if a field it reads was
+        report's window defaults to a day.  Without a C{version}, a report
+        gets the catalogue's (L{CatalogueEntry.default_version}), another
+        L{DEFAULT_VERSION}.  Each check is skipped if a field it reads was
         refused (see L{Topic.check_whole}).
 
         @param values: The checked value of every field that passed its
-            own check; C{kind} and C{window} are set.
+            own check; C{kind}, C{window} and C{version} are set.
         @return: C{(key, message)} problems.
         """
         yield from reversed_range(values)
@@ -378,7 +387,11 @@ class ReportTopic(Topic):
         if entry is None:
             if "window" in values:
                 values["window"] = values["window"] or DEFAULT_WINDOW
+            if "version" in values:
+                values["version"] = values["version"] or DEFAULT_VERSION
             return
+        if "version" in values and values["version"] is None:
+            values["version"] = entry.default_version
         if "params" not in values:
             return  # the longest window and the parameters required depend on them
         params = _request_params(values)
@@ -517,7 +530,7 @@ def _request_params(values: Mapping[str, Any]) -> dict[str, str]:
     params = dict(values.get("params") or {})
     if values.get("market_run_id"):
         params["market_run_id"] = values["market_run_id"]
-    params["version"] = str(values.get("version", 1))
+    params["version"] = str(values.get("version") or DEFAULT_VERSION)
     if values.get("resultformat") == "csv":
         params["resultformat"] = CSV_RESULTFORMAT
     return params

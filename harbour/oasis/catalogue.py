@@ -295,6 +295,17 @@ class CatalogueEntry:
         return self.covers == "month"
 
     @property
+    def default_version(self) -> int:
+        """
+        The C{version} asked for when the configuration gives none: 1 if
+        the spec's examples use it (as they do for most entries; kept, so
+        that their requests are unchanged), else the highest they use
+        (8 for C{ENE_RES_UPL_GRP}, 5 for C{PRC_SPTIE_LMP}): OASIS refuses a
+        version a report does not have (error 1020).
+        """
+        return 1 if 1 in self.versions or not self.versions else max(self.versions)
+
+    @property
     def queryname(self) -> str | None:
         """
         The C{queryname} of a report, or L{None} for a group.

@@ -776,13 +776,39 @@ class CatalogueRulesTests(SynchronousTestCase):
         A group's version is checked against the catalogue, as a SingleZip
         report's is: the GroupZip URL carries it too.
         """
-        group = ReportTopic(name="g", groupid="ENE_RES_UPL_GRP")
+        group = ReportTopic(name="g", groupid="ENE_RES_UPL_GRP", version=1)
         self.assertIn(
             ("params", "ENE_RES_UPL_GRP: version=1 is not one the spec names (8)"), group.warnings()
         )
         self.assertNotIn(
             "version", str(ReportTopic(name="g", groupid="ENE_RES_UPL_GRP", version=8).warnings())
         )
+
+    def test_defaultVersion(self) -> None:
+        """
+        Without C{version}, a report gets 1 if the spec's examples use it,
+        else the highest version they use (OASIS refuses one a report
+        does not have), and so warns of none; a report the catalogue does
+        not know gets 1; a version given is kept, even one the spec does
+        not name.  The value given and the default survive a trip through
+        a payload.
+        """
+        cases: list[tuple[dict[str, Any], int]] = [
+            ({"queryname": "SLD_FCST", "market_run_id": "DAM"}, 1),
+            ({"queryname": "PRC_CURR_LMP", "market_run_id": "RTM", "params": {"node": "ALL"}}, 1),
+            ({"queryname": "PRC_RTM_LAP", "market_run_id": "RTM", "params": {"node": "ALL"}}, 6),
+            ({"queryname": "PRC_SPTIE_LMP", "market_run_id": "DAM", "params": {"grp_type": "ALL"}}, 5),
+            ({"groupid": "ENE_RES_UPL_GRP"}, 8),
+            ({"groupid": "RTM_LAP_GRP"}, 6),
+            ({"queryname": "NOT_OASIS"}, 1),
+            ({"groupid": "RTM_LAP_GRP", "version": 2}, 2),
+        ]
+        for values, expected in cases:
+            report = ReportTopic(name="r", **values)
+            self.assertEqual(report.version, expected, values)
+            self.assertEqual(ReportTopic.from_payload(to_payload(report)), report)
+            if "version" not in values:
+                self.assertNotIn("version=", str(report.warnings()), values)
 
     def test_locatedInFiles(self) -> None:
         """
