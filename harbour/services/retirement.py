@@ -12,7 +12,7 @@ in the middle of a drop, so loses nothing: the list is read again.  A
 window brought back and parsed anew while its old tables were being
 dropped is parsed once more when its entry is forgotten (the drop may
 have taken its new tables).  (A worker drops what each event names, for
-its own disk.)
+its own disk, if its task is still retired.)
 
 A revision, or a changed request, fetched again and answered with no data
 lists its window the same way, when its outcome is recorded
