@@ -45,7 +45,14 @@ MOST_AHEAD_DAYS = 366
 #: for absurdly many requests (666,530 from 0202-01-01, one a day).
 EARLIEST_DAY = datetime.date(1998, 1, 1)
 LATEST_DAY = datetime.date(2099, 12, 31)
-_OFFSET = re.compile(r"[+-]\d+(m|h|d)\Z")
+_OFFSET = re.compile(r"([+-])(\d+)(m|h|d)\Z")
+_OFFSET_MINUTES = {"m": 1, "h": 60, "d": 24 * 60}
+
+#: The farthest a publication offset may reach, in days, either way: a
+#: window is 31 days at most and the catalogue's delays are about +90d at
+#: most, while one of hundreds of thousands of days puts "now minus the
+#: delay" outside the calendar, which would stop planning every report.
+MOST_OFFSET_DAYS = 366
 
 
 class Invalid(ValueError):
@@ -473,13 +480,20 @@ def query_params() -> Check:
 def offset() -> Check:
     """
     @return: A check for a signed time offset such as C{"-10h"}, C{"+1h"},
-        C{"+15m"} or C{"+90d"}.
+        C{"+15m"} or C{"+90d"}, of at most L{MOST_OFFSET_DAYS} days either
+        way.
     """
 
     def check(value: Any) -> str:
         value = text()(value)
-        if not _OFFSET.match(value):
+        match = _OFFSET.match(value)
+        if not match:
             raise Invalid(f'must be a signed offset such as "-10h", "+1h", "+15m" or "+90d", not {value!r}')
+        digits, unit = match.group(2).lstrip("0"), match.group(3)
+        # Counted on the digits first: Python refuses to read a number of
+        # more than 4,300 of them, and any beyond a few is out of bounds.
+        if len(digits) > 9 or int(digits or 0) * _OFFSET_MINUTES[unit] > MOST_OFFSET_DAYS * 24 * 60:
+            raise Invalid(f"must be within {MOST_OFFSET_DAYS} days either way, not {_SHOWN.repr(value)}")
         return value
 
     return check

@@ -29,6 +29,7 @@ from harbour.config.topics import (
     to_payload,
 )
 from harbour.dataset.views import DATABASE, REPORTS_FILE
+from harbour.oasis.requests import market_today, report_urls
 from harbour.service import Options
 from harbour.services.tables import TablesService
 from harbour.store.memory import MemoryTaskStore
@@ -207,6 +208,35 @@ class ConstructionTests(SynchronousTestCase):
                 "idle_timeout",
                 "must be a finite number",
             )
+
+    def test_publicationDelayBounded(self) -> None:
+        """
+        A C{publication_delay} reaching more than 366 days
+        either way, in any unit, or with more digits than Python reads, is
+        refused at its key; the farthest accepted plan without error, where
+        one of hundreds of thousands of days left the calendar and stopped
+        the planning of every report.
+        """
+        for delay in (
+            "+367d",
+            "-367d",
+            "+8785h",
+            "-527041m",
+            "+800000d",
+            "-3000000d",
+            "+" + "9" * 5000 + "d",
+        ):
+            self.assertRefused(
+                lambda delay=delay: ReportTopic(name="r", queryname="Q", publication_delay=delay),
+                "publication_delay",
+                "must be within 366 days either way",
+            )
+        manifest = ManifestTopic(start="2024-01-01", end="today")
+        now = 1_750_000_000.0
+        for delay in ("+366d", "-366d", "+8784h", "-527040m", "+0000366d"):
+            report = ReportTopic(name="r", queryname="Q", window="1d", publication_delay=delay)
+            self.assertEqual(report.publication_delay, delay)
+            report_urls(manifest, [report], market_today(manifest, now), now=now)
 
     def test_refusedByTheirLibraries(self) -> None:
         """
