@@ -23,6 +23,15 @@ from urllib.parse import urlsplit
 #: One gibibyte, in bytes.
 GIB = 1024**3
 
+#: One tebibyte, in bytes: more than any answer of OASIS or any pace of
+#: download, and far below the numbers that JSON readers or Redis would
+#: not carry exactly or Python would refuse to write out.
+TIB = 1024**4
+
+#: The highest C{version} of a report: the catalogue's go up to 8, and a
+#: report of a hundred versions is surely a mistake.
+MOST_VERSION = 99
+
 #: The longest span one OASIS request may cover.
 MAX_WINDOW_HOURS = 31 * 24
 

@@ -538,13 +538,19 @@ def _unpublishable(topics: dict[str, Any], sources: dict[str, str], texts: dict[
         file = sources.get(topic, "(defaults)")
         locator = Locator(texts.get(file, ""))
         if not TOPICS[topic][1]:
-            size = len(encode(to_payload(value)))
+            size = _encoded_size(value)
+            if size is None:
+                problems.append(Problem(file, locator.line((topic,)), topic, _UNWRITABLE))
+                continue
             if size > LIMIT:
                 why = f"cannot publish: it is {size:,} bytes encoded; one event may hold {LIMIT:,}"
                 problems.append(Problem(file, locator.line((topic,)), topic, why))
             continue
         for index, item in enumerate(value):
-            size = 0 if item is None else len(encode(to_payload(item)))
+            size = 0 if item is None else _encoded_size(item)
+            if size is None:
+                problems.append(Problem(file, locator.line((topic, index)), f"{topic}[{index}]", _UNWRITABLE))
+                continue
             if size > MOST_REPORT_BYTES:
                 why = (
                     f"cannot publish: it is {size:,} bytes encoded; one event may hold {LIMIT:,},"
@@ -552,6 +558,26 @@ def _unpublishable(topics: dict[str, Any], sources: dict[str, str], texts: dict[
                 )
                 problems.append(Problem(file, locator.line((topic, index)), f"{topic}[{index}]", why))
     return problems
+
+
+#: Why a topic that cannot be encoded is refused.
+_UNWRITABLE = (
+    "cannot publish: it holds a value that cannot be written out, such as a number of thousands of digits"
+)
+
+
+def _encoded_size(value: Any) -> int | None:
+    """
+    @return: The length of C{value} encoded for the bus, or L{None} if it
+        cannot be encoded: every key's check should refuse what JSON cannot
+        write (Python refuses an integer of more than 4,300 digits), and
+        one that did not must be an error at its topic, not a crash that
+        hides every other error.
+    """
+    try:
+        return len(encode(to_payload(value)))
+    except ValueError:
+        return None
 
 
 def report_warnings(reports: list[Any], sources: dict[str, str], texts: dict[str, str]) -> list[Problem]:

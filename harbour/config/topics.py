@@ -22,6 +22,8 @@ import attr
 from harbour.config.checks import (
     GIB,
     MONTH_WINDOW,
+    MOST_VERSION,
+    TIB,
     Check,
     Invalid,
     boolean,
@@ -311,7 +313,7 @@ class ReportTopic(Topic):
     market_run_id: str | None = setting(None, check=optional(nonempty_text()), doc="Market run id.")
     version: int | None = setting(
         None,
-        check=optional(integer(minimum=1)),
+        check=optional(integer(minimum=1, maximum=MOST_VERSION)),
         doc="Report version; default: the catalogue's for the report (1 where its examples use 1), else 1.",
     )
     resultformat: str = setting("xml", check=text(choices=("xml", "csv")), doc="Answer format.")
@@ -581,12 +583,12 @@ class DownloadTopic(Topic):
         check=number(minimum=0, maximum=LONGEST_SECONDS),
         doc="Seconds between request starts to one host.",
     )
-    max_bytes_per_second: int = setting(0, check=integer(minimum=0), doc="0 means no cap.")
+    max_bytes_per_second: int = setting(0, check=integer(minimum=0, maximum=TIB), doc="0 means no cap.")
     connect_timeout: float = setting(30.0, check=number(minimum=0.1, maximum=LONGEST_SECONDS), doc="Seconds.")
     idle_timeout: float = setting(
         60.0, check=number(minimum=0.1, maximum=LONGEST_SECONDS), doc="Seconds without a byte."
     )
-    max_bytes: int = setting(2 * GIB, check=integer(minimum=1), doc="Largest accepted answer.")
+    max_bytes: int = setting(2 * GIB, check=integer(minimum=1, maximum=TIB), doc="Largest accepted answer.")
     keep_revisions: bool = setting(
         True, check=boolean(), doc="Keep a file replaced by a revision, as <name>.rev<N>.zip."
     )

@@ -662,6 +662,61 @@ class DirectoryTests(SynchronousTestCase):
             problems[0].message, r"^cannot publish: it is 65,\d{3} bytes encoded; one event may hold 65,535$"
         )
 
+    def test_wholeNumbersBounded(self) -> None:
+        """
+        C{max_bytes}, C{max_bytes_per_second} and a report's C{version}
+        have a maximum, so that one of thousands of digits (which TOML
+        allows in hex) is an error at its key, beside every other file's
+        errors, where it crashed the loader as it encoded the topic.
+        """
+        huge = "0x" + "f" * 4000
+        self.write("download.toml", f"[download]\nmax_bytes = {huge}\nmax_bytes_per_second = {huge}\n")
+        self.write("reports.toml", f'[[reports]]\nname = "r"\nqueryname = "Q"\nversion = {huge}\n')
+        self.write("work.toml", "[work]\nmax_attempts = 0\n")
+        configuration, problems = load_directory(self.directory)
+        self.assertIsNone(configuration)
+        self.assertEqual(
+            [(p.file, p.line, p.key, p.message) for p in problems],
+            [
+                (
+                    "download.toml",
+                    2,
+                    "download.max_bytes",
+                    "must be at most 1099511627776, not a number too long to show",
+                ),
+                (
+                    "download.toml",
+                    3,
+                    "download.max_bytes_per_second",
+                    "must be at most 1099511627776, not a number too long to show",
+                ),
+                (
+                    "reports.toml",
+                    4,
+                    "reports[0].version",
+                    "must be at most 99, not a number too long to show",
+                ),
+                ("work.toml", 2, "work.max_attempts", "must be at least 1, not 0"),
+            ],
+        )
+        self.write("download.toml", f"[download]\nmax_bytes = {2**40}\nmax_bytes_per_second = {2**40}\n")
+        self.write("reports.toml", '[[reports]]\nname = "r"\nqueryname = "Q"\nversion = 99\n')
+        self.write("work.toml", "")
+        configuration, problems = load_directory(self.directory)
+        self.assertEqual(problems, [])
+
+    def test_unwritableRefusedAtTopic(self) -> None:
+        """
+        A topic that cannot be encoded, should a check let through a
+        number Python will not write out, is refused at the topic, not
+        raised out of the loader.
+        """
+        work = schema.WorkTopic()
+        object.__setattr__(work, "max_attempts", 16**4000)
+        problems = schema._unpublishable({"work": work}, {"work": "a.toml"}, {"a.toml": "\n[work]\n"})
+        self.assertEqual([(p.file, p.line, p.key) for p in problems], [("a.toml", 2, "work")])
+        self.assertIn("cannot be written out", problems[0].message)
+
     def test_defaults(self) -> None:
         """
         Defaults given to the loader replace the schema's.
