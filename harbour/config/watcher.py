@@ -80,8 +80,11 @@ from harbour.interfaces import IBus, IConfigSource, IStatusSource
 
 #: What a save looks like to inotify, whatever the editor; C{IN_MODIFY}
 #: without its C{IN_CLOSE_WRITE} yet is a file still being written.
+#: C{IN_ATTRIB} is a C{chmod} or C{chown}: a file saved unreadable to the
+#: service and then made readable changes nothing else.
 WATCH_MASK = (
     inotify.IN_MODIFY
+    | inotify.IN_ATTRIB
     | inotify.IN_CLOSE_WRITE
     | inotify.IN_MOVED_TO
     | inotify.IN_MOVED_FROM
@@ -124,8 +127,10 @@ CONFIGMAP_DATA = "..data"
 
 #: What the configuration directory and its files were when last read:
 #: the directory's device and inode, then each configuration file's name,
-#: device, inode, modification time and size, its link followed (or None
-#: for a link to nothing); None if the directory cannot be listed.
+#: device, inode, modification time, size, mode and change time (which a
+#: C{chmod} or C{chown} moves: a file made readable is read again), its
+#: link followed (or None for a link to nothing); None if the directory
+#: cannot be listed.
 Fingerprint = tuple[object, ...] | None
 
 
@@ -178,7 +183,17 @@ def fingerprint(directory: Path) -> Fingerprint:
         except OSError:
             files.append((path.name, None))
             continue
-        files.append((path.name, found.st_dev, found.st_ino, found.st_mtime_ns, found.st_size))
+        files.append(
+            (
+                path.name,
+                found.st_dev,
+                found.st_ino,
+                found.st_mtime_ns,
+                found.st_size,
+                found.st_mode,
+                found.st_ctime_ns,
+            )
+        )
     return tuple(files)
 
 
@@ -395,6 +410,10 @@ class ConfigService(Service):
             return
         if mask & inotify.IN_MODIFY:
             self._writing.setdefault(name, self.reactor.seconds())
+        elif mask & inotify.IN_ATTRIB:
+            # Its mode or owner changed, not what is at the name, nor
+            # whether it is being written.
+            pass
         else:
             # Closed, or another file now at its name (created, renamed
             # there) or none: what is at the name is no longer written.

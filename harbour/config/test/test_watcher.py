@@ -15,6 +15,7 @@ from typing import Any, cast
 import attr
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.inotify import (
+    IN_ATTRIB,
     IN_CLOSE_WRITE,
     IN_DELETE_SELF,
     IN_IGNORED,
@@ -293,6 +294,25 @@ class ConfigServiceTests(SynchronousTestCase):
         self.assertEqual(setting(self.bus, "work", "max_attempts"), 4)
         self.assertFalse(self.service.check())
 
+    def test_checkSeesModeChange(self) -> None:
+        """
+        A check finds a file whose mode or owner alone changed, as a file
+        saved unreadable to the service and then made readable with
+        C{chmod} or C{chown} (its time and size are the same), and reads it
+        again: where inotify cannot see, that error would otherwise stay
+        until another file changed.
+        """
+        self.write("work.toml", "[work]\nmax_attempts = 3\n")
+        os.chmod(self.directory / "work.toml", 0o600)
+        self.successResultOf(self.service.reload())
+        self.assertFalse(self.service.check())
+        os.chmod(self.directory / "work.toml", 0o644)
+        self.assertFalse(self.service.check(), "seen once")
+        self.assertTrue(self.service.check())
+        self.clock.advance(self.service.settle)
+        self.assertEqual(self.service.status()["reloads"], 2)
+        self.assertFalse(self.service.check())
+
     def test_checkWaitsUntilSettled(self) -> None:
         """
         A check reloads only a change the check before found as it is now:
@@ -402,6 +422,24 @@ class ConfigServiceTests(SynchronousTestCase):
         self.assertEqual(self.service.status()["reloads"], 2)
         self.assertEqual(setting(self.bus, "reports", "count"), 3)
         self.assertEqual([p["count"] for t, p in self.recorder.events if t == "reports"], [3])
+
+    def test_modeChangeRereads(self) -> None:
+        """
+        inotify's C{IN_ATTRIB} (a C{chmod} or C{chown}) makes a reload, and
+        does not end the wait for a file still being written.
+        """
+        self.write("work.toml", "[work]\nmax_attempts = 3\n")
+        self.successResultOf(self.service.reload())
+        self.told("work.toml", IN_ATTRIB)
+        self.clock.advance(self.service.settle)
+        self.assertEqual(self.service.status()["reloads"], 2)
+        self.told("work.toml", IN_MODIFY)
+        self.told("work.toml", IN_ATTRIB)
+        self.clock.advance(self.service.settle)
+        self.assertEqual(self.service.status()["reloads"], 2)
+        self.told("work.toml", IN_CLOSE_WRITE)
+        self.clock.advance(self.service.settle)
+        self.assertEqual(self.service.status()["reloads"], 3)
 
     def test_writingWaitBounded(self) -> None:
         """
@@ -1058,6 +1096,16 @@ class InotifyTests(TestCase):
         os.rename(temporary, self.directory / "work.toml")
         await arrived
         self.assertEqual(self.recorder.topics().count("work"), before + 1)
+
+    async def test_modeChange(self) -> None:
+        """
+        A file's mode changed with C{chmod}, as one saved unreadable to the
+        service and then made readable, is read again at once.
+        """
+        self.restart(check_interval=3600)
+        reloaded = self.recorder.wait(lambda topic, payload: topic == "config.loaded", self.reactor)
+        os.chmod(self.directory / "work.toml", 0o600)
+        await reloaded
 
     async def test_closeWrite(self) -> None:
         """
