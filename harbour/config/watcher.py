@@ -302,6 +302,9 @@ class ConfigService(Service):
     _writing_told: set[str] = attr.ib(factory=set, init=False)
     # Whether the pending reload waits for a file being written.
     _holding: bool = attr.ib(default=False, init=False)
+    # Whether the last try to get an inotify instance failed (and was
+    # told): each check tries again.
+    _uninotified: bool = attr.ib(default=False, init=False)
 
     def owns(self, topic: str) -> bool:
         """
@@ -323,15 +326,39 @@ class ConfigService(Service):
 
     def _watch(self) -> None:
         """
-        Watch the directory now at the configured path.
+        Watch the directory now at the configured path.  Without an
+        inotify instance (the per-user limit reached), warn once and go on
+        with the checks alone, each of which tries again.
         """
         if self._notifier is not None:
             self._notifier.loseConnection()
-        self._notifier = OverflowNotifier(self.reactor, self.schedule)
-        self._notifier.startReading()
+            self._notifier = None
         self._watched = None
         # Their closes would come through the old watch, if at all.
         self._forget_writing()
+        try:
+            self._notifier = OverflowNotifier(self.reactor, self.schedule)
+        except (inotify.INotifyError, OSError) as e:
+            if not self._uninotified:
+                self._uninotified = True
+                self.log.warn(
+                    "cannot watch {directory} with inotify ({error}): most likely too many inotify"
+                    " instances, so raise fs.inotify.max_user_instances; meanwhile changes are read"
+                    " within {within} seconds, by the periodic checks",
+                    directory=printable(str(self.directory)),
+                    error=str(e).rstrip("."),
+                    within=f"{2 * self.check_interval:g}",
+                    service="config",
+                )
+            return
+        if self._uninotified:
+            self._uninotified = False
+            self.log.info(
+                "watching {directory} with inotify again",
+                directory=printable(str(self.directory)),
+                service="config",
+            )
+        self._notifier.startReading()
         # Gone, it is watched again by the next check that finds it back.
         with contextlib.suppress(inotify.INotifyError, OSError):
             state = os.stat(self.directory)
@@ -378,7 +405,7 @@ class ConfigService(Service):
             # Gone, so not watched: back, even with its old inode, it is
             # watched afresh.
             self._watched = None
-        elif self._notifier is not None and now[0] != self._watched:
+        elif (self._notifier is not None or self._uninotified) and now[0] != self._watched:
             self._watch()
 
     def stopService(self) -> None:
@@ -394,6 +421,7 @@ class ConfigService(Service):
         if self._notifier is not None:
             self._notifier.loseConnection()
             self._notifier = None
+        self._uninotified = False
 
     def _changed(self, ignored: object, path: FilePath, mask: int) -> None:
         if mask & WATCH_ENDED:

@@ -22,6 +22,7 @@ from twisted.internet.inotify import (
     IN_MODIFY,
     IN_MOVE_SELF,
     IN_Q_OVERFLOW,
+    INotifyError,
 )
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock
@@ -670,6 +671,47 @@ class ConfigServiceTests(SynchronousTestCase):
         service._notifier._doRead(struct.pack("=LLLL", 0xFFFFFFFF, IN_Q_OVERFLOW, 0, 0))
         reactor.advance(service.settle)
         self.assertEqual(service.status()["reloads"], 2)
+
+    def test_withoutInotify(self) -> None:
+        """
+        Without an inotify instance to be had (the per-user limit
+        reached), the service starts all the same, warns once how to fix
+        it, reads changes with its checks alone, and watches with inotify
+        once a check can get an instance again.
+        """
+        messages = capture_log(self)
+        failing = [True]
+        real = watcher.OverflowNotifier
+
+        def notifier(*args: Any) -> watcher.OverflowNotifier:
+            if failing[0]:
+                raise INotifyError("INotify initialization error.")
+            return real(*args)
+
+        self.patch(watcher, "OverflowNotifier", notifier)
+        self.write("work.toml", "[work]\nmax_attempts = 3\n")
+        reactor = MemoryReactorClock()
+        service = ConfigService(reactor, self.directory, self.bus, check_interval=5.0)
+        self.addCleanup(reactor.advance, 0)  # closes the notifier
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual(setting(self.bus, "work", "max_attempts"), 3)
+        warned = [m for m in messages if "with inotify" in m]
+        self.assertEqual(len(warned), 1)
+        self.assertIn(f"cannot watch {self.directory} with inotify (INotify initialization error)", warned[0])
+        self.assertIn("fs.inotify.max_user_instances", warned[0])
+        self.assertIn("within 10 seconds", warned[0])
+        self.write("work.toml", "[work]\nmax_attempts = 4\n")
+        reactor.advance(5.0)
+        reactor.advance(5.0)
+        reactor.advance(service.settle)
+        self.assertEqual(setting(self.bus, "work", "max_attempts"), 4)
+        self.assertEqual(len([m for m in messages if "with inotify" in m]), 1, "warned once")
+        self.assertIsNone(service._notifier)
+        failing[0] = False
+        reactor.advance(5.0)
+        self.assertIsNotNone(service._notifier)
+        self.assertIn(f"watching {self.directory} with inotify again", messages[-1])
 
     def test_directoryGoneRefused(self) -> None:
         """
