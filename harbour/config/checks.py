@@ -295,8 +295,9 @@ def optional(inner: Check) -> Check:
 
 def url() -> Check:
     """
-    @return: A check for an http or https URL without a query or a
-        fragment, kept without a trailing slash: requests append
+    @return: A check for an http or https URL naming a host, with a port
+        from 1 to 65535 if any, without a query or a fragment, kept
+        without a trailing slash: requests append
         C{/SingleZip?...} to it, which would land inside its query, or
         after a fragment that no request sends.
     """
@@ -309,6 +310,17 @@ def url() -> Check:
             raise Invalid(f"must be an http:// or https:// URL, not {value!r}") from None
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise Invalid(f"must be an http:// or https:// URL, not {value!r}")
+        if not parts.hostname:
+            raise Invalid(f"must name a host, as in https://oasis.caiso.com/oasisapi, not {value!r}")
+        # urlsplit reads the port only when asked, and refuses one that is
+        # not a number or beyond 65535 then; it takes an empty one, or 0,
+        # for none, which no request can use either.
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if not port and ":" in parts.netloc.rpartition("@")[2].rpartition("]")[2]:
+            raise Invalid(f"must have a port from 1 to 65535 after the host's ':', not {value!r}")
         # Even an empty one ("...oasisapi?"): urlsplit says no query, but
         # the "?" would still come before each request's path.
         if "?" in value or "#" in value:

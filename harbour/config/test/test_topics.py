@@ -101,8 +101,9 @@ class ConstructionTests(SynchronousTestCase):
     def test_manifest(self) -> None:
         """
         A L{ManifestTopic} with a bad value is refused, naming the key and
-        why: a C{base_url} with a query or a fragment too, which would
-        break every request's URL.
+        why: a C{base_url} with a query or a fragment too, or without a
+        host, or with a port that is not one, which would break every
+        request's URL.
         """
         self.assertRefused(lambda: ManifestTopic(base_url="ftp://x"), "base_url", "http:// or https://")
         for base_url in ("https://oasis.caiso.com/oasisapi?x=1", "https://h/api#top", "https://h/api?"):
@@ -111,6 +112,24 @@ class ConstructionTests(SynchronousTestCase):
                 "base_url",
                 "must not carry a query (?...) or a fragment (#...)",
             )
+        for base_url in ("http://:18751/oasisapi", "http://user@/oasisapi"):
+            self.assertRefused(
+                lambda base_url=base_url: ManifestTopic(base_url=base_url), "base_url", "must name a host"
+            )
+        for base_url in (
+            "http://127.0.0.1:abc/oasisapi",
+            "http://h:99999/api",
+            "http://h:0/api",
+            "http://h:/api",
+            "http://[::1]:/api",
+        ):
+            self.assertRefused(
+                lambda base_url=base_url: ManifestTopic(base_url=base_url),
+                "base_url",
+                "must have a port from 1 to 65535",
+            )
+        for base_url in ("http://127.0.0.1:18751/oasisapi", "http://[::1]:80/api", "http://[::1]/api"):
+            self.assertEqual(ManifestTopic(base_url=base_url).base_url, base_url)
         self.assertRefused(lambda: ManifestTopic(start="yesterday"), "start", "must be a date")
         self.assertRefused(
             lambda: ManifestTopic(timezone="Mars/Olympus"), "timezone", "not a known time zone"
