@@ -106,6 +106,12 @@ __all__ = [
     "window_hours",
 ]
 
+#: The largest configuration file read: ten times one of 5,000 reports
+#: (about 0.5 MB).  A larger one is surely not configuration (a data dump
+#: renamed into the directory), and reading it would hold the reactor for
+#: seconds, on every reload, and take twenty times its size in memory.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
 
 def printable(text: str) -> str:
     """
@@ -437,12 +443,22 @@ def read_directory(directory: Path, defaults: dict[str, dict] | None = None) -> 
             problems.append(Problem(path.name, 1, "", refused))
             continue
         try:
-            data = path.read_bytes()
+            # Read no further than the cap, whatever a stat said before.
+            with path.open("rb") as opened:
+                data = opened.read(MAX_FILE_BYTES + 1)
+                size = os.fstat(opened.fileno()).st_size
         except FileNotFoundError:
             vanished.append(path.name)
             continue
         except OSError as e:
             problems.append(Problem(path.name, 1, "", f"cannot read: {e.strerror}"))
+            continue
+        if len(data) > MAX_FILE_BYTES:
+            why = (
+                f"too large ({max(size, len(data)):,} bytes): a configuration file may hold at most"
+                f" {MAX_FILE_BYTES:,} bytes (4 MiB)"
+            )
+            problems.append(Problem(path.name, 1, "", why))
             continue
         # Some editors start UTF-8 with a byte order mark, which tomllib
         # refuses; it says nothing of the text.

@@ -662,6 +662,35 @@ class DirectoryTests(SynchronousTestCase):
             problems[0].message, r"^cannot publish: it is 65,\d{3} bytes encoded; one event may hold 65,535$"
         )
 
+    def test_fileTooLarge(self) -> None:
+        """
+        A file larger than L{schema.MAX_FILE_BYTES}, 4 MiB, is refused
+        without being parsed, naming the file, its size and the cap, with
+        every other file's errors; one of exactly the cap is read.
+        """
+        cap = 4 * 1024 * 1024
+        work = "[work]\nmax_attempts = 3\n"
+        padded = work + "#" * (cap - len(work) - 1) + "\n"
+        self.write("work.toml", padded)
+        configuration, problems = load_directory(self.directory)
+        self.assertEqual(problems, [])
+        assert configuration is not None
+        self.assertEqual(configuration.topics["work"].max_attempts, 3)
+        self.write("work.toml", padded + "\n")
+        self.write("download.toml", "[download]\nconcurrency = 0\n")
+        configuration, problems = load_directory(self.directory)
+        self.assertIsNone(configuration)
+        self.assertEqual(
+            [str(p) for p in problems],
+            [
+                "download.toml:2: download.concurrency: must be at least 1, not 0",
+                (
+                    "work.toml:1: too large (4,194,305 bytes): a configuration file may hold at most"
+                    " 4,194,304 bytes (4 MiB)"
+                ),
+            ],
+        )
+
     def test_wholeNumbersBounded(self) -> None:
         """
         C{max_bytes}, C{max_bytes_per_second} and a report's C{version}
