@@ -205,9 +205,7 @@ class Topic:
         if not isinstance(payload, Mapping):
             raise TopicError(cls.__name__, [("", f"must be a table, not {describe(payload)}")])
         fields = attr.fields_dict(cls)
-        problems = [
-            (key, f"unknown key {key!r}{suggest(key, fields)}") for key in payload if key not in fields
-        ]
+        problems = [(key, _unknown_key(key, fields)) for key in payload if key not in fields]
         given = {name: value for name, value in (defaults or {}).items() if name in fields}
         given.update((name, value) for name, value in payload.items() if name in fields)
         checked, field_problems = _check_fields(cls, given)
@@ -501,6 +499,17 @@ def _asked_once_over(entry: CatalogueEntry, values: Mapping[str, Any]) -> str | 
         market = values.get("market_run_id")
         delay = dict(entry.publication_by_market).get((market or "").upper(), entry.publication)
     return delay if offset_hours(delay) >= 0 else None
+
+
+def _unknown_key(key: str, fields: Iterable[str]) -> str:
+    """
+    @return: Why C{key} of a table is refused: unknown, with the closest
+        known name; or, if it is a topic's name, as C{reports = []} written
+        after a table's header is, that TOML put it inside the table.
+    """
+    if key in TOPICS:
+        return f"unknown key {key!r} (a top-level key must come before the first [table])"
+    return f"unknown key {key!r}{suggest(key, fields)}"
 
 
 def _same_params(params: Mapping[str, str]) -> Iterable[tuple[str, str]]:

@@ -703,13 +703,20 @@ class ConfigService(Service):
         before = self._sources.get("reports")
         if before is None or "reports" in configuration.sources:
             return None
+        if before in configuration.sources.values():
+            what = f"{before} no longer defines [[reports]]"
+        elif not (self.directory / before).exists():
+            what = f"{before} is gone"
+        else:
+            what = f"{before} is empty or defines nothing"
+        # TOML puts a key written after a [table] header inside that table.
         return Problem(
             before,
             1,
             "reports",
-            f"no file defines the reports any more ({before} is gone or empty): taken, this would"
-            " retire every task, so the configuration stays as it was (to stop every report, save"
-            " reports = [])",
+            f"no file defines the reports any more ({what}): taken, this would retire every task, so"
+            " the configuration stays as it was (to stop every report, save reports = [] at the top of"
+            " a file, before any [table])",
         )
 
     def _emptied(self, topic: str, configuration: Configuration) -> Problem | None:

@@ -182,7 +182,10 @@ class ConfigServiceTests(SynchronousTestCase):
         self.write("reports.toml", reports)
         self.successResultOf(self.service.reload())
         self.assertEqual(setting(self.bus, "reports", "count"), 1)
-        for vanish in (lambda: self.write("reports.toml", ""), (self.directory / "reports.toml").unlink):
+        for vanish, what in (
+            (lambda: self.write("reports.toml", ""), "reports.toml is empty or defines nothing"),
+            ((self.directory / "reports.toml").unlink, "reports.toml is gone"),
+        ):
             vanish()
             topics, errors = self.successResultOf(self.service.reload())
             self.assertEqual(topics, [])
@@ -190,9 +193,9 @@ class ConfigServiceTests(SynchronousTestCase):
                 errors,
                 [
                     (
-                        "reports.toml:1: reports: no file defines the reports any more (reports.toml is gone"
-                        " or empty): taken, this would retire every task, so the configuration stays as it"
-                        " was (to stop every report, save reports = [])"
+                        f"reports.toml:1: reports: no file defines the reports any more ({what}): taken,"
+                        " this would retire every task, so the configuration stays as it was (to stop"
+                        " every report, save reports = [] at the top of a file, before any [table])"
                     )
                 ],
             )
@@ -203,6 +206,42 @@ class ConfigServiceTests(SynchronousTestCase):
         topics, errors = self.successResultOf(self.service.reload())
         self.assertEqual((topics, errors), (["reports"], []))
         self.assertEqual(setting(self.bus, "reports", "count"), 0)
+
+    def test_reportsRemovedFromFileKeepingOthers(self) -> None:
+        """
+        The reports' tables removed from a file that still defines another
+        topic are refused as the reports gone are, saying that the file no
+        longer defines them (it is neither gone nor empty).  Following the
+        advice after a table, as TOML reads it, is refused, saying why.
+        """
+        manifest = '[manifest]\nstart = "2024-01-01"\n'
+        self.write(
+            "harbour.toml",
+            manifest + '[[reports]]\nname = "load"\nqueryname = "SLD_FCST"\nmarket_run_id = "DAM"\n',
+        )
+        self.assertEqual(self.successResultOf(self.service.reload())[1], [])
+        self.write("harbour.toml", manifest)
+        topics, errors = self.successResultOf(self.service.reload())
+        self.assertEqual(len(errors), 1)
+        self.assertIn(
+            "harbour.toml:1: reports: no file defines the reports any more (harbour.toml no longer"
+            " defines [[reports]]): ",
+            errors[0],
+        )
+        self.write("harbour.toml", manifest + "reports = []\n")
+        topics, errors = self.successResultOf(self.service.reload())
+        self.assertEqual(
+            errors,
+            [
+                (
+                    "harbour.toml:3: manifest.reports: unknown key 'reports' (a top-level key must come"
+                    " before the first [table])"
+                )
+            ],
+        )
+        self.write("harbour.toml", "reports = []\n" + manifest)
+        topics, errors = self.successResultOf(self.service.reload())
+        self.assertEqual((topics, errors), (["reports"], []))
 
     def test_fileNameNotUTF8(self) -> None:
         """
