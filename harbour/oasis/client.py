@@ -835,7 +835,7 @@ class OasisClient:
         finally:
             stop_deadline()
         if response.code != 200:
-            raise (yield self._refused(urlsplit(transfer.url).netloc, response))
+            raise (yield self._refused(_answered_by(response, transfer.url), response))
         if limit is None:
             limit = self.settings.max_bytes
         return (yield self._receive(transfer, response, write, limit, limit_name))
@@ -1040,6 +1040,17 @@ class _BodyTimer:
         if self._resume is not None and self._resume.active():
             self._resume.cancel()
         self._resume = None
+
+
+def _answered_by(response: IResponse, url: str) -> str:
+    """
+    @return: The host that sent C{response}: that of the last request of
+        its redirects (Twisted's C{response.request}), which may not be
+        C{url}'s; C{url}'s for an answer that does not say.
+    """
+    request = getattr(response, "request", None)
+    uri = getattr(request, "absoluteURI", None)
+    return urlsplit(uri.decode("ascii", "replace") if uri else url).netloc
 
 
 def _shielded(d: Deferred[T]) -> Deferred[T]:

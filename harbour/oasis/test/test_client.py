@@ -192,13 +192,13 @@ class ThrottleTests(SynchronousTestCase):
         settings = DownloadTopic(min_request_interval=interval, idle_timeout=30)
         return OasisClient(self.clock, MemoryLimiter(self.clock), settings, http=stub), stub
 
-    def fetch(self, client: OasisClient, stub: StubTreq) -> tuple[Transfer, Deferred[bytes]]:
+    def fetch(self, client: OasisClient, stub: StubTreq, url: str = URL) -> tuple[Transfer, Deferred[bytes]]:
         """
-        Start a fetch of L{URL} and serve what the stub has.
+        Start a fetch of C{url} and serve what the stub has.
 
         @return: Its transfer, and a L{Deferred} of its body.
         """
-        transfer = Transfer(URL)
+        transfer = Transfer(url)
         chunks: list[bytes] = []
         d = client.fetch(transfer, chunks.append)
         stub.flush()
@@ -308,6 +308,28 @@ class ThrottleTests(SynchronousTestCase):
         self.assertEqual(first.started, NOW)
         self.assertGreaterEqual(second.started, NOW + 5)
         self.assertEqual(resource.times, [NOW, second.started])
+
+    def test_throttleAfterRedirectHoldsItsHost(self) -> None:
+        """
+        A 429 from the host a redirect led to holds that host back, not the
+        one that redirected: the redirecting host's next request starts on
+        its usual slot, the throttling host's only once its wait is over.
+        """
+        elsewhere = "http://mirror.test/oasisapi/SingleZip?queryname=PRC_LMP"
+        moved = Answer(302, b"", {b"location": elsewhere.encode()})
+        resource = Scripted(self.clock, moved, throttled(retry_after=b"30"))
+        client, stub = self.client(resource, interval=1.0)
+        self.assertEqual(self.refusal(self.fetch(client, stub)[1]).retry_after, 30.0)
+        here, d = self.fetch(client, stub)
+        there, d2 = self.fetch(client, stub, elsewhere)
+        self.clock.advance(1)
+        stub.flush()
+        self.successResultOf(d)
+        self.assertEqual((here.started, there.started), (NOW + 1, None))
+        self.clock.advance(29)
+        stub.flush()
+        self.successResultOf(d2)
+        self.assertEqual(there.started, NOW + 30)
 
     def test_slotsHandedOutHeldBack(self) -> None:
         """
@@ -528,16 +550,20 @@ class Loop(Resource):
 
 class Moved(Resource):
     """
-    Redirects every request to C{/oasisapi/SingleZip}.
+    Redirects every request to C{location}.
     """
 
     isLeaf = True
 
+    def __init__(self, location: bytes = b"/oasisapi/SingleZip?queryname=PRC_LMP") -> None:
+        super().__init__()
+        self.location = location
+
     def render_GET(self, request: Request) -> bytes:
         """
-        Send a 302 to the answer.
+        Send a 302 to C{location}.
         """
-        request.redirect(b"/oasisapi/SingleZip?queryname=PRC_LMP")
+        request.redirect(self.location)
         return b""
 
 
@@ -546,17 +572,17 @@ class DirectClientTests(TestCase):
     Tests for L{DirectClient}, the default client's requests.
     """
 
-    def moved(self) -> str:
+    def moved(self, location: bytes = b"/oasisapi/SingleZip?queryname=PRC_LMP") -> str:
         """
         Serve, on 127.0.0.1 until the test ends, C{/moved} redirecting to
-        an answer.
+        C{location}, by default an answer it serves.
 
         @return: The URL of C{/moved}.
         """
         from twisted.internet import reactor
 
         root = Resource()
-        root.putChild(b"moved", Moved())
+        root.putChild(b"moved", Moved(location))
         api = Resource()
         api.putChild(b"SingleZip", Scripted(None, Answer(200, b"PK moved")))
         root.putChild(b"oasisapi", api)
@@ -598,6 +624,32 @@ class DirectClientTests(TestCase):
         self.addCleanup(client.close)
         self.assertEqual(await client.get(url, 1 << 20, "the cap"), b"PK moved")
         self.assertEqual(reservations, [(urlsplit(url).netloc, 0.01)] * 2)
+
+    async def test_throttleAfterRedirectHoldsItsHost(self) -> None:
+        """
+        Over the default client's connections, a 429 from the host a
+        redirect led to (another port here) holds that host back, not the
+        one that redirected.
+        """
+        from twisted.internet import reactor
+
+        # No page: its connection is then whole, and back in the pool for
+        # the test's end to close, as the throttle's answer is taken.
+        throttling = Site(Scripted(None, throttled(b"", retry_after=b"30")))
+        # Twisted types listenTCP's factory too narrowly for a Site.
+        port = reactor.listenTCP(0, throttling, interface="127.0.0.1")  # type: ignore[arg-type]
+        self.addCleanup(port.stopListening)
+        address = port.getHost()
+        assert isinstance(address, IPv4Address)
+        there = f"127.0.0.1:{address.port}"
+        url = self.moved(f"http://{there}/oasisapi/SingleZip?queryname=PRC_LMP".encode())
+        limiter = MemoryLimiter(reactor)
+        client = OasisClient(reactor, limiter, DownloadTopic(min_request_interval=0.01))
+        self.addCleanup(client.close)
+        with self.assertRaises(AttemptFailed):
+            await client.get(url, 1 << 20, "the cap")
+        self.assertEqual(list(limiter._holds), [there])
+        self.assertNotEqual(urlsplit(url).netloc, there)
 
 
 @implementer(IAgentEndpointFactory)
