@@ -595,7 +595,9 @@ class ILimiter(Interface):
         begun since it was reserved.  If so, the next slot after the hold
         is reserved for it, under a rule of C{interval}, as L{reserve}
         would, so that the requests held start one interval apart once it
-        ends, not all at once.
+        ends, not all at once.  With no rule (C{interval} not positive)
+        nothing is reserved: the wait is until the hold ends, so that a
+        throttle holds back a host whose requests are not spaced too.
 
         @return: A Deferred firing with 0 (start now), or the seconds to
             wait for the new slot, which ends with L{confirm} in turn.

@@ -13,7 +13,9 @@ OASIS throttles with HTTP 429 and an HTML page that says how long to wait
 instead of a C{Retry-After} ("Please retry your request after 5 seconds"):
 the attempt then carries that wait, at least 5 s, and the limiter holds
 the host back as long, so that no worker sharing it asks again sooner,
-not even one whose slot was reserved before the throttle came.
+not even one whose slot was reserved before the throttle came.  Where no
+rule spaces requests (C{min_request_interval = 0}) the hold is still
+waited for: at once by this client, within L{UNHELD_FOR} by the others.
 """
 
 from __future__ import annotations
@@ -76,6 +78,17 @@ TOO_MANY_REQUESTS = 429
 #: large answer costs less in larger pieces; a larger size allocated for
 #: every read, though, costs small answers more than it saves.
 READ_SIZE = 1 << 18
+
+
+#: Where no rule spaces a host's requests (C{min_request_interval = 0}),
+#: how long the limiter's word that the host is not held is taken for:
+#: asking before every request would cost each small answer a round trip
+#: to Redis.  A hold this client makes is waited for at once; one another
+#: process makes, within this long.
+UNHELD_FOR = 1.0
+
+#: The most hosts whose lack of a hold is remembered (see L{UNHELD_FOR}).
+KEPT_UNHELD = 64
 
 
 class AttemptFailed(Exception):
@@ -723,6 +736,11 @@ class OasisClient:
     http: Any = attr.ib(default=None)
     _pool: HTTPConnectionPool | None = attr.ib(default=None, init=False)
     _pooled: DirectClient | None = attr.ib(default=None, init=False)
+    # Where no rule spaces requests: until when each host is taken for not
+    # held (see UNHELD_FOR), and how many holds this client has made (a
+    # lookup answered as one is made must not be taken past it).
+    _unheld: dict[str, float] = attr.ib(factory=dict, init=False)
+    _holds_made: int = attr.ib(default=0, init=False)
 
     def configure(self, settings: DownloadTopic) -> None:
         """
@@ -842,25 +860,37 @@ class OasisClient:
 
     def _slot(self, url: str) -> Deferred[None]:
         """
-        Wait for the next politeness slot of C{url}'s host: at once where
-        there is no rule (a limiter asked with none answers no wait).
+        Wait for the next politeness slot of C{url}'s host; where there is
+        no rule (an interval of 0), only for a throttle's hold of the host
+        to end.
         """
         interval = self.settings.min_request_interval
-        if interval <= 0:
+        host = urlsplit(url).netloc
+        if interval <= 0 and self.reactor.seconds() < self._unheld.get(host, 0.0):
             return succeed(None)
-        return self._reserved_slot(urlsplit(url).netloc, interval)
+        return self._reserved_slot(host, interval)
 
     @inlineCallbacks
     def _reserved_slot(self, host: str, interval: float) -> Generator[Deferred[Any], Any, None]:
         """
         Reserve the next slot of C{host} under a rule of C{interval}, and
         wait for it; should a throttle hold the host back meanwhile, wait
-        for a slot after it.
+        for a slot after it.  Under no rule nothing is reserved, but a
+        hold is waited for all the same: it is the server's word.
         """
-        wait = yield _shielded(self.limiter.reserve(host, interval))
+        holds_made = self._holds_made
+        if interval > 0:
+            wait = yield _shielded(self.limiter.reserve(host, interval))
+        else:
+            wait = yield _shielded(self.limiter.confirm(host, 0.0))
         while wait > 0:
             yield deferLater(self.reactor, wait, lambda: None)
+            holds_made = self._holds_made
             wait = yield _shielded(self.limiter.confirm(host, interval))
+        if interval <= 0 and holds_made == self._holds_made:
+            if len(self._unheld) >= KEPT_UNHELD:
+                self._unheld.clear()
+            self._unheld[host] = self.reactor.seconds() + UNHELD_FOR
 
     def _redirect_slot(self, uri: bytes) -> Deferred[None]:
         return self._slot(uri.decode("ascii"))
@@ -922,8 +952,15 @@ class OasisClient:
         # Every worker waits at most as long as a page is believed for; this
         # task's own retry waits the whole of what the header said.
         shared = min(pause, THROTTLE_PAUSE_MOST)
-        with contextlib.suppress(StoreUnavailable):  # Redis away: the task's own retry still waits
-            yield _shielded(self.limiter.hold(host, shared))
+        try:
+            with contextlib.suppress(StoreUnavailable):  # Redis away: the task's own retry still waits
+                yield _shielded(self.limiter.hold(host, shared))
+        finally:
+            # Where no rule spaces requests, the next asks the limiter
+            # again, and a word that the host is not held, given before
+            # the hold was recorded, is not taken.
+            self._holds_made += 1
+            self._unheld.pop(host, None)
         return AttemptFailed(f"HTTP 429: throttled, retry after {pause:g} s", pause)
 
     def _head(self, response: IResponse, size: int) -> Deferred[bytes]:

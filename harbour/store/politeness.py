@@ -40,13 +40,16 @@ end
 """
 
 #: Reserve the next slot (KEYS: the slot's key, the hold's); with ARGV[3]
-#: set, only if the host is held (a confirmation), else answer 0.
+#: set, only if the host is held (a confirmation), else answer 0.  With
+#: no rule (an interval of 0, only confirmed), answer the hold's end and
+#: reserve nothing.
 RESERVE = (
     _NOW
     + """
 local key, held, interval = KEYS[1], KEYS[2], tonumber(ARGV[2])
 local hold = tonumber(redis.call('GET', held) or '0')
 if ARGV[3] == '1' and hold <= now then return '0' end
+if interval <= 0 then return string.format('%.17g', hold - now) end
 local slot = tonumber(redis.call('GET', key) or '0')
 if slot < now then slot = now end
 if slot < hold then slot = hold end
@@ -105,7 +108,7 @@ class RedisLimiter:
 
     @inlineCallbacks
     def _reserve(self, host: str, interval: float, confirming: bool) -> Generator[Deferred[Any], Any, float]:
-        if interval <= 0:
+        if interval <= 0 and not confirming:
             return 0.0
         keys = [self.prefix + "slot:" + host, self.prefix + "hold:" + host]
         wait = yield self.redis.eval(RESERVE, keys, [self._now(), repr(interval), "1" if confirming else ""])
@@ -151,8 +154,11 @@ class MemoryLimiter:
         """
         See L{ILimiter.confirm}.
         """
-        if self._holds.get(host, 0.0) <= self.clock.seconds():
+        hold, now = self._holds.get(host, 0.0), self.clock.seconds()
+        if hold <= now:
             return succeed(0.0)
+        if interval <= 0:
+            return succeed(hold - now)  # no rule: only the hold to wait for
         return self.reserve(host, interval)
 
     def hold(self, host: str, seconds: float) -> Deferred[None]:

@@ -52,6 +52,7 @@ from harbour.oasis.client import (
     KEPT_ENDPOINTS,
     MAX_HEAD_BYTES,
     READ_SIZE,
+    UNHELD_FOR,
     AttemptFailed,
     DirectClient,
     HeadApart,
@@ -308,6 +309,89 @@ class ThrottleTests(SynchronousTestCase):
         self.assertEqual(first.started, NOW)
         self.assertGreaterEqual(second.started, NOW + 5)
         self.assertEqual(resource.times, [NOW, second.started])
+
+    def test_heldWithoutRule(self) -> None:
+        """
+        Where there is no rule (an interval of 0), the throttle still holds
+        the host back: the next request starts once its 5 s are over, not
+        at once to be throttled in turn.
+        """
+        resource = Scripted(self.clock, throttled())
+        client, stub = self.client(resource)
+        self.refusal(self.fetch(client, stub)[1])
+        second, d = self.fetch(client, stub)
+        self.clock.advance(4.9)
+        stub.flush()
+        self.assertEqual((second.started, resource.times), (None, [NOW]))
+        self.clock.advance(0.1)
+        stub.flush()
+        self.assertEqual(self.successResultOf(d), b"PK data")
+        self.assertEqual(resource.times, [NOW, NOW + 5])
+
+    def test_otherWorkersHoldWithoutRule(self) -> None:
+        """
+        Where there is no rule, the limiter's word that a host is not held
+        is taken for L{UNHELD_FOR} seconds, not asked before every request:
+        a hold another worker makes meanwhile is waited for once they are
+        over.
+        """
+        resource = Scripted(self.clock)
+        client, stub = self.client(resource)
+        confirm = client.limiter.confirm
+        asked: list[float] = []
+
+        def spied(host: str, interval: float) -> Deferred[float]:
+            asked.append(self.clock.seconds() - NOW)
+            return confirm(host, interval)
+
+        self.patch(client.limiter, "confirm", spied)
+        self.successResultOf(self.fetch(client, stub)[1])
+        self.successResultOf(client.limiter.hold(urlsplit(URL).netloc, 30.0))
+        self.clock.advance(UNHELD_FOR / 2)
+        self.successResultOf(self.fetch(client, stub)[1])
+        self.clock.advance(UNHELD_FOR / 2)
+        transfer, d = self.fetch(client, stub)
+        self.assertNoResult(d)
+        self.clock.advance(30 - UNHELD_FOR)
+        stub.flush()
+        self.successResultOf(d)
+        self.assertEqual(asked, [0.0, UNHELD_FOR, 30.0])
+        self.assertEqual(resource.times, [NOW, NOW + UNHELD_FOR / 2, NOW + 30])
+
+    def test_holdOutlivesLookup(self) -> None:
+        """
+        Where there is no rule, a lookup the limiter answers "not held"
+        after this client's own hold was recorded is not taken past it:
+        the next request asks again, and waits for the hold.
+        """
+        resource = Scripted(self.clock, throttled(retry_after=b"30"))
+        client, stub = self.client(resource)
+        limiter = client.limiter
+        confirm = limiter.confirm
+        lookups: list[Deferred[float]] = []
+
+        def answered_later(host: str, interval: float) -> Deferred[float]:
+            if len(lookups) == 2:
+                return confirm(host, interval)
+            lookups.append(Deferred())
+            return lookups[-1]
+
+        self.patch(limiter, "confirm", answered_later)
+        first = client.fetch(Transfer(URL), lambda data: None)
+        late = client.fetch(Transfer(URL), lambda data: None)
+        lookups[0].callback(0.0)
+        stub.flush()
+        self.refusal(first)
+        # Answered after the hold was recorded: a word from before it.
+        lookups[1].callback(0.0)
+        stub.flush()
+        self.successResultOf(late)
+        transfer, d = self.fetch(client, stub)
+        self.assertNoResult(d)
+        self.clock.advance(30)
+        stub.flush()
+        self.successResultOf(d)
+        self.assertEqual(resource.times, [NOW, NOW, NOW + 30])
 
     def test_throttleAfterRedirectHoldsItsHost(self) -> None:
         """

@@ -214,6 +214,24 @@ class LimiterBehaviourMixin(_MixinBase):
         self.assertEqual(await self.limiter.confirm("oasis", INTERVAL), 0.0)
 
     @scenario
+    async def test_holdWithoutRule(self) -> None:
+        """
+        With no rule (an interval of 0), a confirmation waits for a hold
+        to end, and only for that: slots reserved under an earlier
+        interval are not waited for, and none is reserved.
+        """
+        await self.reserve(interval=5.0)
+        await self.reserve(interval=5.0)
+        self.assertEqual(await self.limiter.confirm("oasis", 0.0), 0.0)
+        await self.limiter.hold("oasis", 2.0)
+        self.clock.advance(0.5)
+        waits = [await self.limiter.confirm("oasis", 0.0), await self.limiter.confirm("oasis", 0.0)]
+        self.assertEqual(waits, [1.5, 1.5])
+        self.assertEqual(await self.reserve(interval=5.0), 9.5)
+        self.clock.advance(1.5)
+        self.assertEqual(await self.limiter.confirm("oasis", 0.0), 0.0)
+
+    @scenario
     async def test_shorterHoldChangesNothing(self) -> None:
         """
         A hold that ends sooner than the one in force does not shorten it.
