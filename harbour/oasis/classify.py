@@ -414,6 +414,11 @@ _ERROR_FIELDS = frozenset({"ERR_CODE", "ERR_DESC"})
 #: as ElementTree's parser names it.
 _ENTITY_SHOWN = 100
 
+#: The most characters of an error field's text kept (real ones are under
+#: 100): the description becomes a task's last error, a log line and an
+#: event, and a document may make it as long as it likes.
+FIELD_TEXT_KEPT = 4096
+
 
 @attr.s(eq=False)
 class _Field:
@@ -424,11 +429,16 @@ class _Field:
     @ivar text: Its text so far: only what comes before its first child,
         as ElementTree's C{Element.text}.
     @ivar reading: Whether its text is still being read (no child yet).
+    @ivar kept: How many characters of C{text} there are, at most
+        L{FIELD_TEXT_KEPT}, leading white space not counted.
+    @ivar cut: Whether more came than were kept.
     """
 
     name: str = attr.ib()
     text: list[str] = attr.ib(factory=list)
     reading: bool = attr.ib(default=True)
+    kept: int = attr.ib(default=0)
+    cut: bool = attr.ib(default=False)
 
 
 class ErrorFinder:
@@ -439,8 +449,9 @@ class ErrorFinder:
     It parses with expat as ElementTree's parser does (the same namespace
     handling, encodings and errors, so the same verdicts), but builds no
     tree: a member of a million rows costs it no more memory than one of a
-    few.  Outside the error's fields only the start of each element is
-    seen; inside them, the ends and the text too.
+    few.  Of each field's text it keeps L{FIELD_TEXT_KEPT} characters, and
+    marks a cut with an ellipsis.  Outside the error's fields only the
+    start of each element is seen; inside them, the ends and the text too.
     """
 
     def __init__(self) -> None:
@@ -499,14 +510,24 @@ class ErrorFinder:
             return  # text outside the fields, after a document type
         inner = self._open[-1]
         if inner is not None and inner.reading:
-            inner.text.append(text)
+            if not inner.kept:
+                text = text.lstrip()  # stripped in the end: no room taken
+            room = FIELD_TEXT_KEPT - inner.kept
+            if len(text) > room:
+                # White space past the room would be stripped: no cut.
+                if not inner.cut and not text[room:].isspace():
+                    inner.cut = True
+                text = text[:room]
+            if text:
+                inner.text.append(text)
+                inner.kept += len(text)
 
     def _end(self, name: str) -> None:
         if not self._open:
             return  # an end outside the fields, after a document type
         field = self._open.pop()
         if field is not None:
-            text = "".join(field.text).strip()
+            text = "".join(field.text).strip() + ("…" if field.cut else "")
             if field.name == "ERR_CODE":
                 try:
                     self.code = int(text)

@@ -23,6 +23,7 @@ from harbour.oasis.classify import (
     DATA,
     EMPTY,
     ERROR,
+    FIELD_TEXT_KEPT,
     MAX_DIRECTORY,
     MAX_INFLATED,
     MAX_RATIO,
@@ -473,6 +474,32 @@ class ErrorFinderTests(SynchronousTestCase):
         ignored, peak = tracemalloc.get_traced_memory()
         self.assertLess(peak, 4 * CHUNK)
         self.assertEqual((finder.code, finder.description), (None, ""))
+
+    def test_fieldTextBounded(self) -> None:
+        """
+        A description of 8 MiB, fed a L{CHUNK} at a time, is kept to its
+        first L{FIELD_TEXT_KEPT} characters, marked as cut, within a few
+        chunks' memory; its leading white space takes no room, and a
+        description that fits is kept whole.  So is an answer's verdict's.
+        """
+        finder = ErrorFinder()
+        piece = b"abcdefgh" * (CHUNK // 8)
+        tracemalloc.start()
+        self.addCleanup(tracemalloc.stop)
+        finder.feed(b"<a><ERR_CODE>1004</ERR_CODE><ERR_DESC>" + b" " * (2 * FIELD_TEXT_KEPT))
+        for ignored in range((8 << 20) // CHUNK):
+            finder.feed(piece)
+        finder.feed(b"</ERR_DESC></a>")
+        finder.close()
+        ignored, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        self.assertLess(peak, 4 * CHUNK)
+        self.assertEqual(finder.description, "abcdefgh" * (FIELD_TEXT_KEPT // 8) + "\u2026")
+        fits = b"x" * FIELD_TEXT_KEPT
+        self.assertEqual(self.found(b"<a><ERR_DESC> " + fits + b" </ERR_DESC></a>"), (None, fits.decode()))
+        answer = zipped(("e.xml", b"<a><ERR_CODE>1004</ERR_CODE><ERR_DESC>" + piece * 8 + b"</ERR_DESC></a>"))
+        verdict = classify(answer)
+        self.assertEqual((verdict.kind, len(verdict.description)), (BAD_REQUEST, FIELD_TEXT_KEPT + 19))
 
     def test_pieces(self) -> None:
         """
