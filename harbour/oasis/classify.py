@@ -7,9 +7,10 @@ HTML "Acceptable Use Policy" page instead, with 200 too.  L{classify} reads
 an answer (bytes, a path or a file) and says which of these it is; every
 member is read through, so a zip cut short or a corrupt member is caught
 here rather than by the analyst.  Reading stops, and the answer is
-L{REFUSED}, once the members inflate beyond L{MAX_INFLATED} bytes or a member
-beyond L{MAX_RATIO} times its compressed size: a zip bomb is refused in
-moments instead of filling the disk's or the CPU's time.
+L{REFUSED}, once the members inflate beyond L{MAX_INFLATED} bytes, or a member
+or the members so far together beyond L{MAX_RATIO} times their compressed
+size: a zip bomb is refused in moments instead of filling the disk's or
+the CPU's time.
 
 When requests come too fast OASIS answers HTTP 429 with that page, and no
 C{Retry-After}: the page says how long to wait (L{throttle_pause}).
@@ -70,9 +71,9 @@ MAX_INFLATED = 4 << 30
 #: member of one repeated byte inflates about 1,000 times.
 MAX_RATIO = 200
 
-#: A member is not held to L{MAX_RATIO} until it has inflated this far: a
-#: small member (an error document, a day with few rows) may compress very
-#: well and costs nothing to read.
+#: A member, or the members so far together, are not held to L{MAX_RATIO}
+#: until they have inflated this far: a small member (an error document,
+#: a day with few rows) may compress very well and costs nothing to read.
 RATIO_FLOOR = 1 << 20
 
 #: The wait OASIS's Acceptable Use Policy asks between requests, and so the
@@ -236,11 +237,19 @@ def throttle_pause(page: bytes) -> float:
 class Caps:
     """
     How far the members of one answer may inflate, and how far they have.
+
+    The ratio is held for each member, and for the members so far
+    together: a bomb of many members, each under L{RATIO_FLOOR}, passes
+    the first and not the second.
+
+    @ivar inflated: What the members read whole inflated to, together.
+    @ivar compressed: Their compressed sizes, together.
     """
 
     max_inflated: int
     max_ratio: float
     inflated: int = 0
+    compressed: int = 0
 
     def exceeded(self, name: str, size: int, compressed: int) -> Verdict | None:
         """
@@ -250,7 +259,8 @@ class Caps:
         @return: A L{REFUSED} verdict if C{size} more bytes (on top of the members
             before) break a cap, else L{None}.
         """
-        if self.inflated + size > self.max_inflated:
+        inflated = self.inflated + size
+        if inflated > self.max_inflated:
             return Verdict(
                 REFUSED,
                 description=f"member {name} inflates beyond {_bytes(self.max_inflated)}, "
@@ -262,7 +272,21 @@ class Caps:
                 description=f"member {name} inflates beyond {self.max_ratio:g} times its "
                 f"compressed size ({_bytes(compressed)}): no real report does",
             )
+        if inflated > RATIO_FLOOR and inflated > self.max_ratio * max(self.compressed + compressed, 1):
+            return Verdict(
+                REFUSED,
+                description=f"member {name} inflates beyond {self.max_ratio:g} times the compressed "
+                f"size of the members so far ({_bytes(self.compressed + compressed)}): no real report does",
+            )
         return None
+
+    def read(self, size: int, compressed: int) -> None:
+        """
+        A member was read whole: it inflated to C{size} bytes, from
+        C{compressed}.
+        """
+        self.inflated += size
+        self.compressed += compressed
 
 
 def _bytes(count: int) -> str:
@@ -323,7 +347,7 @@ def _read_open_member(
                 except (ParseError, LookupError) as e:
                     return Verdict(RETRY_LATER, description=f"member {name} is not well-formed XML: {e}")
             chunk = _read_within(member)
-    caps.inflated += inflated
+    caps.read(inflated, info.compress_size)
     if parser is None:
         return None
     try:

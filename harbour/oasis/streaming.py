@@ -326,7 +326,7 @@ class ZipStream:
         self._member = None
         if self._crc != member.crc or self._inflated != member.size:
             raise _Undecidable()  # corrupt: classify says how
-        self._caps.inflated += self._inflated
+        self._caps.read(self._inflated, member.compressed)
         if self._not_xml is not None:
             self._decided = _not_xml(member, self._not_xml)
             return

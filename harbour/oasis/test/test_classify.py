@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import random
 import struct
 import tracemalloc
 import warnings
@@ -395,7 +396,7 @@ class DecompressionCapTests(SynchronousTestCase):
         Members that inflate beyond C{max_inflated} together are an error,
         whatever their ratio.
         """
-        varied = bytes(range(256)) * 4096  # 1 MiB, hardly compressible
+        varied = random.Random(1).randbytes(1 << 20)  # 1 MiB, incompressible
         answer = zipped(("a.csv", varied), ("b.csv", varied))
         self.assertEqual(classify(answer, max_inflated=3 << 20).kind, DATA)
         verdict = classify(answer, max_inflated=(3 << 20) // 2)
@@ -414,6 +415,27 @@ class DecompressionCapTests(SynchronousTestCase):
             (verdict.kind, verdict.description),
             (REFUSED, "member PRC_LMP.csv inflates beyond the 1000 bytes its header declares"),
         )
+
+    def test_manySmallMembers(self) -> None:
+        """
+        Members each under L{RATIO_FLOOR}, which together inflate beyond
+        L{MAX_RATIO} times their compressed size, are refused once they
+        pass the floor together, naming the member that does; members of
+        real data, however many, are not.
+        """
+        answer = zipped(*((f"{n}.csv", bytes(RATIO_FLOOR // 2)) for n in range(40)))
+        verdict = classify(answer)
+        self.assertEqual(verdict.kind, REFUSED)
+        self.assertRegex(
+            verdict.description,
+            r"^member 2\.csv inflates beyond 200 times the compressed size of the members so far"
+            r" \([\d.]+ KiB\): no real report does$",
+        )
+        sample = SAMPLES / "20200101_20200101_PRC_LMP_DAM_20200630_22_50_44_v1_hubs-trimmed_csv.zip"
+        with zipfile.ZipFile(sample) as archive:
+            [member] = archive.infolist()
+            rows = archive.read(member)
+        self.assertEqual(classify(zipped(*((f"{n}.csv", rows) for n in range(40)))).kind, DATA)
 
     def test_smallMembersCompressWell(self) -> None:
         """

@@ -197,6 +197,19 @@ class LeavesToClassifyTests(SynchronousTestCase):
         self.assertIsNone(streamed(answer, max_inflated=8000))
         self.assertEqual(classify(answer, max_inflated=8000).kind, REFUSED)
 
+    def test_manySmallMembersBomb(self) -> None:
+        """
+        Members each under the ratio's floor that together inflate beyond
+        the ratio are left to L{classify}, which refuses them, and are
+        inflated no further than the member that passes it.
+        """
+        answer = zipped(*((f"{n}.csv", bytes(1 << 19)) for n in range(40)))
+        stream = ZipStream()
+        stream.feed(answer)
+        self.assertIsNone(stream.verdict())
+        self.assertEqual(len(stream._members), 3)
+        self.assertEqual(classify(answer).kind, REFUSED)
+
     def test_inflatingStops(self) -> None:
         """
         Once a member breaks a cap, nothing more is inflated.

@@ -198,9 +198,11 @@ class AnswerCheckTests(SynchronousTestCase):
 def answers(draw: st.DrawFn) -> bytes:
     """
     Answers of every kind a check meets: zips stored or deflated, of one
-    member or several, OASIS error documents, cut short, HTML, noise.
+    member or several, OASIS error documents, cut short, HTML, noise, and
+    bombs of members each under the ratio's floor (whose sum may pass it).
     """
-    kind = draw(st.sampled_from(["stored", "deflated", "multi", "error", "truncated", "html", "noise"]))
+    kinds = ["stored", "deflated", "multi", "error", "truncated", "html", "noise", "bombs"]
+    kind = draw(st.sampled_from(kinds))
     size = draw(st.integers(0, 30_000))
     noise = draw(st.randoms(use_true_random=False)).randbytes
     buffer = io.BytesIO()
@@ -213,6 +215,9 @@ def answers(draw: st.DrawFn) -> bytes:
         if kind == "multi":
             for index in range(draw(st.integers(1, 4))):
                 archive.writestr(f"m{index}.csv", noise(size // 4))
+        elif kind == "bombs":
+            for index in range(draw(st.integers(1, 8))):
+                archive.writestr(f"z{index}.csv", bytes(draw(st.integers(1 << 17, 1 << 19))))
         elif kind == "error":
             code = draw(st.sampled_from([1000, 1015, 1001, 9999]))
             archive.writestr("e.xml", ERROR % code)
