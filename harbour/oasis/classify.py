@@ -25,7 +25,7 @@ import re
 import zipfile
 import zlib
 from collections.abc import Iterator
-from typing import IO, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 from xml.etree.ElementTree import Element, ParseError, XMLPullParser
 from xml.parsers import expat
 
@@ -332,6 +332,7 @@ def _read_open_member(
     xml = parser is not None
     inflated = 0
     with archive.open(info) as member:
+        _count_inflated(member, info.file_size)
         first = _read_within(member)
         if not first and not xml:
             return Verdict(RETRY_LATER, description=f"member {name} is empty")
@@ -386,22 +387,105 @@ class _BeyondDeclaredSize(Exception):
     """
 
 
-def _inflated_through(member: IO[bytes]) -> bool:
+#: The type of zlib's inflaters, which C{zipfile} reads deflated members with.
+_INFLATER = type(zlib.decompressobj())
+
+
+class _Counted:
     """
-    @param member: A deflated or stored member, read to the size its
-        header declares (C{zipfile} reads no further).
-    @return: Whether its deflate stream ended there too: if it did not,
-        the member inflates beyond its declared size, and what lies past
-        it was never read, nor checked.
+    C{zipfile}'s inflater of one member, counting what it inflates:
+    C{zipfile} cuts what a read inflates past the member's declared size,
+    unseen, and its CRC then fails as if the member were damaged.
+
+    @ivar inflater: The inflater.
+    @ivar declared: The size the member's header declares.
+    @ivar inflated: How many bytes it inflated.
+    """
+
+    def __init__(self, inflater: zlib._Decompress, declared: int) -> None:
+        self.inflater = inflater
+        self.declared = declared
+        self.inflated = 0
+
+    def decompress(self, data: bytes, max_length: int = 0) -> bytes:
+        """
+        See C{zlib.Decompress.decompress}.
+        """
+        inflated = self.inflater.decompress(data, max_length)
+        self.inflated += len(inflated)
+        return inflated
+
+    def flush(self, length: int = zlib.DEF_BUF_SIZE) -> bytes:
+        """
+        See C{zlib.Decompress.flush}.
+        """
+        inflated = self.inflater.flush(length)
+        self.inflated += len(inflated)
+        return inflated
+
+    @property
+    def eof(self) -> bool:
+        """
+        See C{zlib.Decompress.eof}.
+        """
+        return self.inflater.eof
+
+    @property
+    def unconsumed_tail(self) -> bytes:
+        """
+        See C{zlib.Decompress.unconsumed_tail}.
+        """
+        return self.inflater.unconsumed_tail
+
+    @property
+    def unused_data(self) -> bytes:
+        """
+        See C{zlib.Decompress.unused_data}.
+        """
+        return self.inflater.unused_data
+
+
+def _count_inflated(member: IO[bytes], declared: int) -> None:
+    """
+    Have C{member}'s inflater, if it is deflated, count what it inflates
+    (see L{_Counted}) against the size C{declared}.
     """
     # zipfile keeps its inflater private; a member it reads otherwise
     # (stored, or another compression) has nothing past its size to hide.
     inflater = getattr(member, "_decompressor", None)
-    if not isinstance(inflater, type(zlib.decompressobj())) or inflater.eof:
+    if isinstance(inflater, _INFLATER):
+        cast(Any, member)._decompressor = _Counted(inflater, declared)
+
+
+def _inflated_through(member: IO[bytes]) -> bool:
+    """
+    @param member: A deflated or stored member, read to the size its
+        header declares (C{zipfile} reads no further), its inflater
+        counting (L{_count_inflated}).
+    @return: Whether it inflated to that size and no further, its deflate
+        stream ending there too: if not, the member inflates beyond its
+        declared size, and what lies past it was never read, nor checked.
+    """
+    counted = getattr(member, "_decompressor", None)
+    if not isinstance(counted, _Counted):
+        return True
+    if counted.inflated > counted.declared:
+        return False  # zipfile cut the last read's excess
+    inflater = counted.inflater
+    if inflater.eof:
         return True
     # An honest stream may stop short of its end marker when its last
-    # bytes filled a read exactly: what it still holds inflates to nothing.
-    return not inflater.decompress(inflater.unconsumed_tail, 1)
+    # bytes filled a read exactly: what it still holds, and what zipfile
+    # left unread, inflates to nothing.
+    rest = inflater.unconsumed_tail
+    while True:
+        if inflater.decompress(rest, 1):
+            return False
+        if inflater.eof:
+            return True
+        rest = inflater.unconsumed_tail + cast(Any, member)._read2(CHUNK)
+        if not rest:
+            return True
 
 
 def verdict_for(code: int, description: str) -> Verdict:

@@ -437,6 +437,50 @@ class DecompressionCapTests(SynchronousTestCase):
             rows = archive.read(member)
         self.assertEqual(classify(zipped(*((f"{n}.csv", rows) for n in range(40)))).kind, DATA)
 
+    def test_slightlyBeyondDeclaredSize(self) -> None:
+        """
+        A member that inflates a little beyond the size its headers
+        declare (what C{zipfile} cuts from its last read, unseen) is
+        refused as one that inflates far beyond it, not retried as damage
+        for its CRC; so is one whose CRC is that of the bytes declared.
+        """
+        rows = b"".join(
+            b"2025-06-%02d,NODE_%d,%d.%02d\n" % (n % 28 + 1, n % 97, n % 1000, n % 100) for n in range(20_000)
+        )
+        answer = zipped(("a.csv", rows))
+        for excess in (1, 100, 10_000):
+            declared = len(rows) - excess
+            expected = (
+                REFUSED,
+                f"member a.csv inflates beyond the {declared / 1024:g} KiB its header declares",
+            )
+            lie = bytearray(lying(answer, declared))
+            verdict = classify(bytes(lie))
+            self.assertEqual((verdict.kind, verdict.description), expected, excess)
+            crc = zlib.crc32(rows[:declared])
+            struct.pack_into("<I", lie, lie.index(b"PK\x03\x04") + 14, crc)
+            struct.pack_into("<I", lie, lie.index(b"PK\x01\x02") + 16, crc)
+            verdict = classify(bytes(lie))
+            self.assertEqual((verdict.kind, verdict.description), expected, excess)
+
+    def test_beyondDeclaredSizeUnread(self) -> None:
+        """
+        A member whose declared size ends where one of C{zipfile}'s reads
+        ends, leaving compressed bytes it never reads (here at 69,622
+        bytes, deflated at level 0), is refused too, though its CRC is
+        that of the bytes declared: what was left unread inflates.
+        """
+        data = random.Random(0).randbytes(100_000)
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=0) as archive:
+            archive.writestr("a.csv", data)
+        lie = bytearray(lying(out.getvalue(), 69_622))
+        crc = zlib.crc32(data[:69_622])
+        struct.pack_into("<I", lie, lie.index(b"PK\x03\x04") + 14, crc)
+        struct.pack_into("<I", lie, lie.index(b"PK\x01\x02") + 16, crc)
+        self.assertEqual(classify(bytes(lie)).kind, REFUSED)
+        self.assertEqual(classify(out.getvalue()).kind, DATA)
+
     def test_smallMembersCompressWell(self) -> None:
         """
         A member under L{RATIO_FLOOR} may compress as well as it likes.

@@ -261,6 +261,19 @@ class LeavesToClassifyTests(SynchronousTestCase):
         self.assertIsNone(stream.verdict())
         self.assertLessEqual(stream._inflated, 1001)
 
+    def test_slightlyBeyondDeclaredSize(self) -> None:
+        """
+        A member whose headers (local and central) declare a few bytes
+        less than it inflates to is left to L{classify}, which refuses it.
+        """
+        rows = b"".join(b"2025-06-%02d,NODE_%d,%d\n" % (n % 28 + 1, n % 97, n % 1000) for n in range(20_000))
+        for excess in (1, 100, 10_000):
+            answer = bytearray(zipped(("a.csv", rows)))
+            struct.pack_into("<I", answer, answer.index(b"PK\x03\x04") + 22, len(rows) - excess)
+            struct.pack_into("<I", answer, answer.index(b"PK\x01\x02") + 24, len(rows) - excess)
+            self.assertIsNone(streamed(bytes(answer)), excess)
+            self.assertEqual(classify(bytes(answer)).kind, REFUSED, excess)
+
     def test_bytesPastDeflateEnd(self) -> None:
         """
         A member whose compressed bytes go on past the end of its deflate
