@@ -356,6 +356,13 @@ class _Discard(Protocol):
         """
 
 
+class HeadTooLong(Exception):
+    """
+    An answer's head went on past L{MAX_HEAD_BYTES}: its connection was
+    dropped.
+    """
+
+
 class HeadApart(HTTP11ClientProtocol):
     """
     An HTTP/1.1 connection whose parser is given an answer's head apart
@@ -409,6 +416,11 @@ class HeadApart(HTTP11ClientProtocol):
                     service="download",
                 )
                 transport.abortConnection()
+                # The answer fails saying why, not as a connection this
+                # side aborted for no reason given.
+                self._disconnectParser(
+                    Failure(HeadTooLong(f"the answer's head is longer than {MAX_HEAD_BYTES:,} bytes"))
+                )
                 return
             if end != -1:
                 self._after_head = [bytes[end:]]

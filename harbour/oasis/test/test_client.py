@@ -589,6 +589,28 @@ class RealHTTPTests(TestCase):
 
     test_bodyCutShortSaidPlainly.timeout = 10  # type: ignore[attr-defined]
 
+    async def test_headTooLongSaidPlainly(self) -> None:
+        """
+        An answer whose head goes on past L{MAX_HEAD_BYTES} fails the
+        attempt saying so, not as a connection aborted for no reason.
+        """
+        factory = Factory.forProtocol(lambda: EndlessHead())
+        from twisted.internet import reactor
+
+        # Twisted types listenTCP's factory too narrowly for a Factory.
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[arg-type]
+        self.addCleanup(port.stopListening)
+        address = port.getHost()
+        assert isinstance(address, IPv4Address)
+        capture_log(self)
+        with self.assertRaises(AttemptFailed) as caught:
+            await self.client().get(f"http://127.0.0.1:{address.port}/", 1 << 20, "the cap")
+        self.assertEqual(
+            str(caught.exception), "request failed: the answer's head is longer than 65,536 bytes"
+        )
+
+    test_headTooLongSaidPlainly.timeout = 10  # type: ignore[attr-defined]
+
     async def test_redirectLoopSaidPlainly(self) -> None:
         """
         A redirect loop fails the attempt saying where it went round.
@@ -599,6 +621,20 @@ class RealHTTPTests(TestCase):
         self.assertEqual(str(caught.exception), f"request failed: 302 Infinite redirection detected to {url}")
 
     test_redirectLoopSaidPlainly.timeout = 10  # type: ignore[attr-defined]
+
+
+class EndlessHead(Protocol):
+    """
+    Answers a request with a head whose lines never end.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Answer, once the request's head is whole.
+        """
+        if b"\r\n\r\n" in data:
+            assert self.transport is not None
+            self.transport.write(b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * (MAX_HEAD_BYTES // 4))
 
 
 class CutShort(Protocol):
@@ -912,7 +948,10 @@ class HeadApartTests(SynchronousTestCase):
             self.assertTrue(transport.disconnecting)
             self.assertLessEqual(start, MAX_HEAD_BYTES)
             protocol.connectionLost(Failure(ConnectionDone()))
-            self.failureResultOf(answered)
+            self.assertEqual(
+                described(self.failureResultOf(answered).value),
+                "the answer's head is longer than 65,536 bytes",
+            )
         self.assertIn(
             "IPv4Address(type='TCP', host='192.168.1.1', port=54321) sent an answer whose head is longer"
             " than 65,536 bytes: connection dropped",
