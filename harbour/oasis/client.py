@@ -356,6 +356,56 @@ class _Discard(Protocol):
         """
 
 
+class _DiscardSoon(Protocol):
+    """
+    Drops the body of a redirect followed: a body read with the head (most
+    are) is read to its end, keeping the connection for another request;
+    one still to come is not waited for, and its connection is closed
+    once the read that brought the head is handled.  Left unread, that
+    connection stayed paused, open until the cycle collector freed it.
+
+    @ivar clock: Times the end of that read.
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+        self._stop: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:
+        """
+        Stop reading the body once the read in hand is handled.
+        """
+        self._stop = self.clock.callLater(0, cast(IPushProducer, self.transport).stopProducing)
+
+    # As for _Body.connectionLost, the default is never used.
+    def connectionLost(self, reason: Failure = ResponseDone) -> None:  # type: ignore[assignment]
+        """
+        The body ended: nothing more to stop.
+        """
+        if self._stop is not None and self._stop.active():
+            self._stop.cancel()
+        self._stop = None
+
+
+class _RedirectsDropped(RedirectAgent):
+    """
+    Follows redirects as L{RedirectAgent} does, and drops the body of each
+    (L{_DiscardSoon}).
+
+    @ivar clock: See L{_DiscardSoon.clock}.
+    """
+
+    def __init__(self, agent: IAgent, clock: IReactorTime) -> None:
+        super().__init__(agent)
+        self.clock = clock
+
+    def _handleRedirect(
+        self, response: IResponse, method: bytes, uri: bytes, headers: Headers | None, redirectCount: int
+    ) -> Deferred[IResponse]:
+        response.deliverBody(_DiscardSoon(self.clock))
+        return super()._handleRedirect(response, method, uri, headers, redirectCount)
+
+
 class HeadTooLong(Exception):
     """
     An answer's head went on past L{MAX_HEAD_BYTES}: its connection was
@@ -710,7 +760,7 @@ class DirectClient:
             agent = _SpacedRedirects(agent, before_redirect)
         if encoded[:6].lower() == b"https:":
             agent = _SecureOnly(agent)
-        d: Deferred[IResponse] = RedirectAgent(agent).request(b"GET", encoded)
+        d: Deferred[IResponse] = _RedirectsDropped(agent, self.reactor).request(b"GET", encoded)
         if timeout:
             expiry = self.reactor.callLater(timeout, d.cancel)
 

@@ -637,6 +637,40 @@ class EndlessHead(Protocol):
             self.transport.write(b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * (MAX_HEAD_BYTES // 4))
 
 
+class HeldRedirect(Protocol):
+    """
+    Answers C{/moved} with a 302 to C{/b} whose announced body never
+    comes, its connection held open; C{/b} with a small answer.
+
+    @ivar closed: Fires once the connection of a 302 is closed.
+    """
+
+    def __init__(self, closed: list[Deferred[None]]) -> None:
+        self.closed = closed
+        self.ended: Deferred[None] | None = None
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Answer, once the request's head is whole.
+        """
+        if b"\r\n\r\n" not in data:
+            return
+        assert self.transport is not None
+        if data.startswith(b"GET /moved "):
+            self.ended = Deferred()
+            self.closed.append(self.ended)
+            self.transport.write(b"HTTP/1.1 302 Found\r\nLocation: /b\r\nContent-Length: 15\r\n\r\n")
+        else:
+            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nPK")
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        """
+        Say the 302's connection is closed.
+        """
+        if self.ended is not None:
+            self.ended.callback(None)
+
+
 class CutShort(Protocol):
     """
     Answers a request with a body of 10 bytes where its head announced
@@ -744,6 +778,31 @@ class DirectClientTests(TestCase):
         self.addCleanup(client.close)
         self.assertEqual(await client.get(url, 1 << 20, "the cap"), b"PK moved")
         self.assertEqual(reservations, [(urlsplit(url).netloc, 0.01)] * 2)
+
+    async def test_redirectBodyDropped(self) -> None:
+        """
+        A redirect whose body is still to come is followed, and its
+        connection closed, not left open, unread, until the cycle
+        collector frees it.
+        """
+        from twisted.internet import reactor
+
+        closed: list[Deferred[None]] = []
+        factory = Factory.forProtocol(lambda: HeldRedirect(closed))
+        # Twisted types listenTCP's factory too narrowly for a Factory.
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[arg-type]
+        self.addCleanup(port.stopListening)
+        address = port.getHost()
+        assert isinstance(address, IPv4Address)
+        client = OasisClient(reactor, MemoryLimiter(reactor), DownloadTopic(min_request_interval=0))
+        self.addCleanup(client.close)
+        self.assertEqual(
+            await client.get(f"http://127.0.0.1:{address.port}/moved", 1 << 20, "the cap"), b"PK"
+        )
+        [ended] = closed
+        await ended
+
+    test_redirectBodyDropped.timeout = 10  # type: ignore[attr-defined]
 
     async def test_throttleAfterRedirectHoldsItsHost(self) -> None:
         """
@@ -1129,7 +1188,7 @@ class RedirectTests(SynchronousTestCase):
         """
         agent = Waiting()
         d = DirectClient(Clock(), agent).get(start)
-        moved = SimpleNamespace(code=302, headers=Headers({b"location": [location]}))
+        moved = moved_to(location)
         agent.pending[0].callback(moved)
         return agent, d
 
@@ -1159,6 +1218,30 @@ class RedirectTests(SynchronousTestCase):
         agent, d = self.redirected("http://oasis.test/a", b"http://oasis.test/b")
         self.assertEqual(agent.urls, [b"http://oasis.test/a", b"http://oasis.test/b"])
 
+    def test_redirectBodyDropped(self) -> None:
+        """
+        The body of a redirect followed is not waited for: its connection
+        is stopped once the read that brought the head is handled.  A body
+        that ends within that read is read to its end, and its connection
+        kept.
+        """
+        clock = Clock()
+        agent = Waiting()
+        DirectClient(clock, agent).get("http://oasis.test/a")
+        moved = moved_to(b"http://oasis.test/b")
+        agent.pending[0].callback(moved)
+        self.assertEqual(moved.transport.producerState, "producing")
+        clock.advance(0)
+        self.assertEqual(moved.transport.producerState, "stopped")
+        self.assertEqual(agent.urls, [b"http://oasis.test/a", b"http://oasis.test/b"])
+        DirectClient(clock, agent).get("http://oasis.test/a")
+        whole = moved_to(b"http://oasis.test/b")
+        agent.pending[2].callback(whole)
+        whole.send(b"<html>Moved</html>")
+        whole.end()
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertEqual(whole.transport.producerState, "producing")
+
     def test_redirectWaitsItsTurn(self) -> None:
         """
         Given C{before_redirect}, a redirect is sent only once the
@@ -1175,7 +1258,7 @@ class RedirectTests(SynchronousTestCase):
 
         d = DirectClient(Clock(), agent).get("http://oasis.test/a", before_redirect=before)
         self.assertEqual(agent.urls, [b"http://oasis.test/a"])
-        moved = SimpleNamespace(code=302, headers=Headers({b"location": [b"http://mirror.test/b"]}))
+        moved = moved_to(b"http://mirror.test/b")
         agent.pending[0].callback(moved)
         self.assertEqual((asked, agent.urls), ([b"http://mirror.test/b"], [b"http://oasis.test/a"]))
         turn.callback(None)
@@ -1196,7 +1279,7 @@ class RedirectTests(SynchronousTestCase):
         settings = DownloadTopic(min_request_interval=5.0, idle_timeout=60)
         client = OasisClient(clock, limiter, settings, http=DirectClient(clock, agent))
         d = client.fetch(Transfer("http://oasis.test/a"), lambda data: None)
-        moved = SimpleNamespace(code=302, headers=Headers({b"location": [b"http://mirror.test/b"]}))
+        moved = moved_to(b"http://mirror.test/b")
         agent.pending[0].callback(moved)
         clock.advance(99)
         self.assertNoResult(d)
@@ -1215,7 +1298,7 @@ class RedirectTests(SynchronousTestCase):
         http = DirectClient(clock, agent)
         client = OasisClient(clock, MemoryLimiter(clock), DownloadTopic(idle_timeout=30), http=http)
         d = client.fetch(Transfer("https://oasis.test/a"), lambda data: None)
-        moved = SimpleNamespace(code=302, headers=Headers({b"location": [b"http://oasis.test/b"]}))
+        moved = moved_to(b"http://oasis.test/b")
         agent.pending[0].callback(moved)
         self.failureResultOf(d, InsecureRedirect)
 
@@ -1378,6 +1461,15 @@ class PieceByPiece:
         """
         assert self.body is not None
         self.body.connectionLost(Failure(ResponseDone()))
+
+
+def moved_to(location: bytes) -> PieceByPiece:
+    """
+    @return: A 302 answer to C{location}, whose body the test gives.
+    """
+    answer = PieceByPiece(Headers({b"location": [location]}))
+    answer.code = 302
+    return answer
 
 
 class BodyTimeoutTests(SynchronousTestCase):
