@@ -56,6 +56,7 @@ from twisted.web.client import (
     _HTTP11ClientFactory,
     _StandardEndpointFactory,
 )
+from twisted.web.error import SchemeNotSupported
 from twisted.web.http import PotentialDataLoss, _DataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer, IResponse
@@ -387,10 +388,18 @@ class _DiscardSoon(Protocol):
         self._stop = None
 
 
+class RedirectFailed(Exception):
+    """
+    A redirect could not be followed: it named no C{Location}, one that is
+    not http or https, or one too many.
+    """
+
+
 class _RedirectsDropped(RedirectAgent):
     """
-    Follows redirects as L{RedirectAgent} does, and drops the body of each
-    (L{_DiscardSoon}).
+    Follows redirects as L{RedirectAgent} does, drops the body of each
+    (L{_DiscardSoon}), and says in words why one cannot be followed
+    (L{RedirectFailed}).
 
     @ivar clock: See L{_DiscardSoon.clock}.
     """
@@ -403,7 +412,23 @@ class _RedirectsDropped(RedirectAgent):
         self, response: IResponse, method: bytes, uri: bytes, headers: Headers | None, redirectCount: int
     ) -> Deferred[IResponse]:
         response.deliverBody(_DiscardSoon(self.clock))
-        return super()._handleRedirect(response, method, uri, headers, redirectCount)
+        code = response.code
+        locations = response.headers.getRawHeaders(b"location")
+        if not locations:
+            return fail(RedirectFailed(f"HTTP {code} without a Location to follow"))
+        location = self._resolveLocation(uri, locations[0]).decode("latin-1")
+        if redirectCount >= self._redirectLimit:
+            limit = self._redirectLimit
+            return fail(
+                RedirectFailed(f"HTTP {code}: more than {limit} redirects in a row, the last to {location}")
+            )
+
+        def unsupported(failure: Failure) -> IResponse:
+            failure.trap(SchemeNotSupported)
+            raise RedirectFailed(f"HTTP {code}: redirected to {location}, which is neither http nor https")
+
+        followed: Deferred[IResponse] = super()._handleRedirect(response, method, uri, headers, redirectCount)
+        return followed.addErrback(unsupported)
 
 
 class HeadTooLong(Exception):

@@ -611,6 +611,35 @@ class RealHTTPTests(TestCase):
 
     test_headTooLongSaidPlainly.timeout = 10  # type: ignore[attr-defined]
 
+    async def test_unfollowableRedirectsSaidPlainly(self) -> None:
+        """
+        A redirect to a scheme that is neither http nor https, or without a
+        C{Location}, fails the attempt saying so.
+        """
+        resource = Scripted(
+            None,
+            Answer(302, b"", {b"location": b"ftp://oasis.test/a"}),
+            Answer(301, b"", {b"location": b"file:///etc/passwd"}),
+            Answer(302, b""),
+        )
+        url = self.serve(resource)
+        client = self.client()
+        errors = []
+        for ignored in range(3):
+            with self.assertRaises(AttemptFailed) as caught:
+                await client.get(url, 1 << 20, "the cap")
+            errors.append(str(caught.exception))
+        self.assertEqual(
+            errors,
+            [
+                "request failed: HTTP 302: redirected to ftp://oasis.test/a, which is neither http nor https",
+                "request failed: HTTP 301: redirected to file:///etc/passwd, which is neither http nor https",
+                "request failed: HTTP 302 without a Location to follow",
+            ],
+        )
+
+    test_unfollowableRedirectsSaidPlainly.timeout = 10  # type: ignore[attr-defined]
+
     async def test_redirectLoopSaidPlainly(self) -> None:
         """
         A redirect loop fails the attempt saying where it went round.
@@ -618,7 +647,10 @@ class RealHTTPTests(TestCase):
         url = self.serve(Loop())
         with self.assertRaises(AttemptFailed) as caught:
             await self.client().get(url, 1 << 20, "the cap")
-        self.assertEqual(str(caught.exception), f"request failed: 302 Infinite redirection detected to {url}")
+        self.assertEqual(
+            str(caught.exception),
+            f"request failed: HTTP 302: more than 20 redirects in a row, the last to {url}",
+        )
 
     test_redirectLoopSaidPlainly.timeout = 10  # type: ignore[attr-defined]
 
