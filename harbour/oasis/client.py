@@ -59,7 +59,7 @@ from twisted.web.client import (
 from twisted.web.error import SchemeNotSupported
 from twisted.web.http import PotentialDataLoss, _DataLoss
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer, IResponse
+from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IAgentEndpointFactory, IBodyProducer, IResponse
 from zope.interface import implementer
 
 from harbour.config.schema import DownloadTopic
@@ -943,6 +943,12 @@ class OasisClient:
             raise (yield self._refused(_answered_by(response, transfer.url), response))
         if limit is None:
             limit = self.settings.max_bytes
+        length = response.length
+        if length is not UNKNOWN_LENGTH and length > limit:
+            response.deliverBody(_Discard())
+            raise PermanentFailure(
+                f"answer of {length:,} bytes (its Content-Length) larger than {limit_name} ({limit:,} bytes)"
+            )
         return (yield self._receive(transfer, response, write, limit, limit_name))
 
     def _slot(self, url: str) -> Deferred[None]:

@@ -40,7 +40,7 @@ from twisted.web.client import (
 )
 from twisted.web.http import _DataLoss
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer, IResponse
+from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IAgentEndpointFactory, IBodyProducer, IResponse
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
@@ -1461,6 +1461,7 @@ class PieceByPiece:
     """
 
     code: int = 200
+    length: int | str = UNKNOWN_LENGTH
     headers: Headers = attr.ib(factory=Headers)
     body: Protocol | None = None
     transport: StringTransport = attr.ib(factory=StringTransport)
@@ -1581,6 +1582,44 @@ class BodyTimeoutTests(SynchronousTestCase):
         self.answer.end()
         self.assertEqual(self.successResultOf(self.fetched), 3)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class AnswerHeadTests(SynchronousTestCase):
+    """
+    L{OasisClient.fetch} refuses, from its head alone, an answer it could
+    not keep.
+    """
+
+    def fetched(self, answer: PieceByPiece) -> Deferred[int]:
+        """
+        @return: The fetch of L{URL}, answered with C{answer}.
+        """
+        clock = Clock()
+        agent = Waiting()
+        settings = DownloadTopic(idle_timeout=30, max_bytes=1000)
+        client = OasisClient(clock, MemoryLimiter(clock), settings, http=DirectClient(clock, agent))
+        d = client.fetch(Transfer(URL), lambda data: None)
+        agent.pending[0].callback(answer)
+        return d
+
+    def test_contentLengthOverCap(self) -> None:
+        """
+        An answer whose C{Content-Length} is over the cap fails for good at
+        once, saying so; its body is not read.
+        """
+        answer = PieceByPiece()
+        answer.length = 1001
+        failure = self.failureResultOf(self.fetched(answer), PermanentFailure)
+        self.assertEqual(
+            str(failure.value),
+            "answer of 1,001 bytes (its Content-Length) larger than max_bytes (1,000 bytes)",
+        )
+        self.assertEqual(answer.transport.producerState, "stopped")
+        answer = PieceByPiece()
+        answer.length = 1000
+        d = self.fetched(answer)
+        answer.end()
+        self.assertEqual(self.successResultOf(d), 0)
 
 
 class PacedBodyTests(SynchronousTestCase):
