@@ -949,6 +949,14 @@ class OasisClient:
             raise PermanentFailure(
                 f"answer of {length:,} bytes (its Content-Length) larger than {limit_name} ({limit:,} bytes)"
             )
+        coding = response.headers.getRawHeaders(b"content-encoding")
+        if coding is not None and b", ".join(coding).strip().lower() not in (b"", b"identity"):
+            # Harbour asks for no coding: the bytes would not be the answer.
+            response.deliverBody(_Discard())
+            named = b", ".join(coding).decode("latin-1")
+            raise AttemptFailed(
+                f"answer sent {named}-encoded (Content-Encoding: {named}), which was not asked for"
+            )
         return (yield self._receive(transfer, response, write, limit, limit_name))
 
     def _slot(self, url: str) -> Deferred[None]:

@@ -1621,6 +1621,24 @@ class AnswerHeadTests(SynchronousTestCase):
         answer.end()
         self.assertEqual(self.successResultOf(d), 0)
 
+    def test_contentEncodingNamed(self) -> None:
+        """
+        An answer sent with a C{Content-Encoding} (harbour asks for none)
+        fails the attempt naming it; its body is not read.  C{identity}
+        is no coding.
+        """
+        answer = PieceByPiece(Headers({b"content-encoding": [b"gzip"]}))
+        failure = self.failureResultOf(self.fetched(answer), AttemptFailed)
+        self.assertEqual(
+            str(failure.value), "answer sent gzip-encoded (Content-Encoding: gzip), which was not asked for"
+        )
+        self.assertEqual(answer.transport.producerState, "stopped")
+        answer = PieceByPiece(Headers({b"content-encoding": [b"Identity"]}))
+        d = self.fetched(answer)
+        answer.send(b"PK")
+        answer.end()
+        self.assertEqual(self.successResultOf(d), 2)
+
 
 class PacedBodyTests(SynchronousTestCase):
     """
