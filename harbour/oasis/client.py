@@ -27,7 +27,6 @@ import re
 from collections.abc import Callable, Generator, Iterator
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit
 
 import attr
 from hyperlink import EncodedURL
@@ -67,6 +66,7 @@ from harbour.errors import StoreUnavailable
 from harbour.interfaces import ILimiter
 from harbour.oasis.agent import QueriesApart
 from harbour.oasis.classify import THROTTLE_PAGE_BYTES, THROTTLE_PAUSE_MOST, throttle_pause
+from harbour.store.politeness import host_of
 
 T = TypeVar("T")
 
@@ -90,6 +90,10 @@ UNHELD_FOR = 1.0
 
 #: The most hosts whose lack of a hold is remembered (see L{UNHELD_FOR}).
 KEPT_UNHELD = 64
+
+#: The most URLs-before-their-query whose host is remembered: more than the
+#: hosts and paths harbour ever asks.
+KEPT_HOSTS = 64
 
 
 class AttemptFailed(Exception):
@@ -828,6 +832,9 @@ class OasisClient:
     # lookup answered as one is made must not be taken past it).
     _unheld: dict[str, float] = attr.ib(factory=dict, init=False)
     _holds_made: int = attr.ib(default=0, init=False)
+    # Each URL's host as politeness keys it (host_of), by the URL's part
+    # before its query: parsed once, not for every request.
+    _hosts: dict[str, str] = attr.ib(factory=dict, init=False)
 
     def configure(self, settings: DownloadTopic) -> None:
         """
@@ -940,7 +947,7 @@ class OasisClient:
         finally:
             stop_deadline()
         if response.code != 200:
-            raise (yield self._refused(_answered_by(response, transfer.url), response))
+            raise (yield self._refused(self._host(_answered_by(response, transfer.url)), response))
         if limit is None:
             limit = self.settings.max_bytes
         length = response.length
@@ -966,10 +973,22 @@ class OasisClient:
         to end.
         """
         interval = self.settings.min_request_interval
-        host = urlsplit(url).netloc
+        host = self._host(url)
         if interval <= 0 and self.reactor.seconds() < self._unheld.get(host, 0.0):
             return succeed(None)
         return self._reserved_slot(host, interval)
+
+    def _host(self, url: str) -> str:
+        """
+        @return: C{url}'s host, as politeness keys it (L{host_of}).
+        """
+        base = url.partition("?")[0]
+        host = self._hosts.get(base)
+        if host is None:
+            if len(self._hosts) >= KEPT_HOSTS:
+                self._hosts.clear()
+            host = self._hosts[base] = host_of(base)
+        return host
 
     @inlineCallbacks
     def _reserved_slot(self, host: str, interval: float) -> Generator[Deferred[Any], Any, None]:
@@ -1182,13 +1201,13 @@ class _BodyTimer:
 
 def _answered_by(response: IResponse, url: str) -> str:
     """
-    @return: The host that sent C{response}: that of the last request of
-        its redirects (Twisted's C{response.request}), which may not be
-        C{url}'s; C{url}'s for an answer that does not say.
+    @return: The URL that C{response} answers: that of the last request of
+        its redirects (Twisted's C{response.request}), which may not be on
+        C{url}'s host; C{url} for an answer that does not say.
     """
     request = getattr(response, "request", None)
     uri = getattr(request, "absoluteURI", None)
-    return urlsplit(uri.decode("ascii", "replace") if uri else url).netloc
+    return uri.decode("ascii", "replace") if uri else url
 
 
 def _shielded(d: Deferred[T]) -> Deferred[T]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from typing import Any
+from urllib.parse import urlsplit
 
 import attr
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
@@ -28,6 +29,35 @@ from zope.interface import implementer
 
 from harbour.interfaces import ILimiter, IRedis
 from harbour.store.scripts import clock_argument, follows_redis_time
+
+#: The port of each scheme where a URL names none.
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def host_of(url: str) -> str:
+    """
+    @return: The host C{url} asks, as its politeness slots and holds are
+        kept: its name lower-cased and its port, the scheme's where it
+        names none (C{oasis.caiso.com:443}), an IPv6 address in brackets;
+        so every spelling of one server shares its slots.  A port that is
+        no number, or a host that is no host, is kept as written: the
+        request fails on its own.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1/": an IPv6 address never closed
+        return url.partition("://")[2].partition("/")[0].lower()
+    name = parts.hostname or ""
+    if ":" in name:
+        name = f"[{name}]"
+    try:
+        port = parts.port
+    except ValueError:
+        return f"{name}:{parts.netloc.rpartition(':')[2]}"
+    if port is None:
+        port = _DEFAULT_PORTS.get(parts.scheme.lower())
+    return name if port is None else f"{name}:{port}"
+
 
 #: Reads the time the scripts go by into C{now}: C{ARGV[1]}, or Redis's
 #: clock if that is empty (see L{clock_argument}).

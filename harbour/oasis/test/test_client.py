@@ -238,7 +238,24 @@ class ThrottleTests(SynchronousTestCase):
         for a slot; under a rule it is asked once per request.
         """
         self.assertEqual(self.reserved(0.0), [])
-        self.assertEqual(self.reserved(5.0), [(urlsplit(URL).netloc, 5.0)])
+        self.assertEqual(self.reserved(5.0), [("oasis.test:80", 5.0)])
+
+    def test_oneSlotPerServer(self) -> None:
+        """
+        Every spelling of one server (its name in any case, its default
+        port written out or not) shares its politeness slots; another port
+        is another server.
+        """
+        client, stub = self.client(Scripted(self.clock), interval=1.0)
+        spellings = [
+            "http://oasis.test/oasisapi/SingleZip?a=1",
+            "http://OASIS.Test:80/oasisapi/SingleZip?a=2",
+            "http://oasis.test:8080/oasisapi/SingleZip?a=3",
+        ]
+        transfers = [self.fetch(client, stub, url)[0] for url in spellings]
+        self.clock.advance(1)
+        stub.flush()
+        self.assertEqual([t.started for t in transfers], [NOW, NOW + 1, NOW])
 
     def test_answerNotKept(self) -> None:
         """
@@ -346,7 +363,7 @@ class ThrottleTests(SynchronousTestCase):
 
         self.patch(client.limiter, "confirm", spied)
         self.successResultOf(self.fetch(client, stub)[1])
-        self.successResultOf(client.limiter.hold(urlsplit(URL).netloc, 30.0))
+        self.successResultOf(client.limiter.hold("oasis.test:80", 30.0))
         self.clock.advance(UNHELD_FOR / 2)
         self.successResultOf(self.fetch(client, stub)[1])
         self.clock.advance(UNHELD_FOR / 2)
@@ -1307,7 +1324,7 @@ class RedirectTests(SynchronousTestCase):
         clock = Clock()
         limiter = MemoryLimiter(clock)
         for ignored in range(20):
-            limiter.reserve("mirror.test", 5.0)
+            limiter.reserve("mirror.test:80", 5.0)
         settings = DownloadTopic(min_request_interval=5.0, idle_timeout=60)
         client = OasisClient(clock, limiter, settings, http=DirectClient(clock, agent))
         d = client.fetch(Transfer("http://oasis.test/a"), lambda data: None)

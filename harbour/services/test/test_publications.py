@@ -665,7 +665,7 @@ class FollowingTests(TestCase):
         self.follower = self.service()
         self.follower.client.configure(DownloadTopic(min_request_interval=5))
         limiter = self.follower.client.limiter
-        await limiter.reserve("oasis.test", 5)
+        await limiter.reserve("oasis.test:80", 5)
         asked: Deferred[None] = Deferred()
         reserve = limiter.reserve
 

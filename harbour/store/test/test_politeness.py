@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from harbour.interfaces import ILimiter
-from harbour.store.politeness import MemoryLimiter, RedisLimiter
+from harbour.store.politeness import MemoryLimiter, RedisLimiter, host_of
 from harbour.test.helpers import private_redis
 
 #: Where the clocks start: a present-day POSIX time, at which the interval
@@ -263,6 +263,39 @@ class LimiterBehaviourMixin(_MixinBase):
         self.assertEqual(waits[0], 0.0)
         spacing = [later - earlier for earlier, later in zip(waits, waits[1:])]
         self.assertEqual([abs(s - 0.2) < 1e-6 for s in spacing], [True] * 3, spacing)
+
+
+class HostOfTests(SynchronousTestCase):
+    """
+    L{host_of} names a URL's server one way, however the URL spells it.
+    """
+
+    def test_spellings(self) -> None:
+        """
+        The name is lower-cased, the scheme's port written out where the
+        URL names none, an IPv6 address kept in brackets, and credentials
+        dropped.
+        """
+        cases = {
+            "https://oasis.caiso.com/oasisapi/SingleZip?queryname=PRC_LMP": "oasis.caiso.com:443",
+            "https://OASIS.caiso.com:443/oasisapi": "oasis.caiso.com:443",
+            "http://Oasis.Caiso.com": "oasis.caiso.com:80",
+            "http://oasis.caiso.com:8080/a": "oasis.caiso.com:8080",
+            "http://[::1]:8080/a": "[::1]:8080",
+            "HTTP://[FE80::1]/a": "[fe80::1]:80",
+            "http://user:secret@mirror.test:81/a": "mirror.test:81",
+        }
+        self.assertEqual({url: host_of(url) for url in cases}, cases)
+
+    def test_malformed(self) -> None:
+        """
+        A port that is no number, or an IPv6 address never closed, raises
+        nothing: it is kept as written (the request fails on its own).
+        """
+        self.assertEqual(
+            [host_of(url) for url in ("http://h:port/a", "http://H:99999/a", "http://[::1/a")],
+            ["h:port", "h:99999", "[::1"],
+        )
 
 
 class MemoryLimiterTests(LimiterBehaviourMixin, SynchronousTestCase):
