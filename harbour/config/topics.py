@@ -496,8 +496,7 @@ def _asked_once_over(entry: CatalogueEntry, values: Mapping[str, Any]) -> str | 
         return None
     delay = values.get("publication_delay")
     if delay is None:
-        market = values.get("market_run_id")
-        delay = dict(entry.publication_by_market).get((market or "").upper(), entry.publication)
+        delay = entry.publication_for(values.get("market_run_id"))
     return delay if offset_hours(delay) >= 0 else None
 
 

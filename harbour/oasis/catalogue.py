@@ -338,16 +338,23 @@ class CatalogueEntry:
         """
         return offset_hours(self.publication)
 
+    def publication_for(self, market_run_id: str | None) -> str:
+        """
+        @param market_run_id: The request's C{market_run_id}, or L{None}.
+        @return: The publication offset for that market, such as C{"+0h"}.
+        """
+        if market_run_id is not None:
+            for market, offset in self.publication_by_market:
+                if market == market_run_id.upper():
+                    return offset
+        return self.publication
+
     def publication_delay_hours_for(self, market_run_id: str | None) -> float:
         """
         @param market_run_id: The request's C{market_run_id}, or L{None}.
         @return: L{publication_delay_hours} for that market.
         """
-        if market_run_id is not None:
-            for market, offset in self.publication_by_market:
-                if market == market_run_id.upper():
-                    return offset_hours(offset)
-        return self.publication_delay_hours
+        return offset_hours(self.publication_for(market_run_id))
 
     def parameter(self, name: str) -> Parameter | None:
         """
