@@ -728,6 +728,23 @@ class UnsentTests(SynchronousTestCase):
         self.reactor.advance(ANSWER_TIMEOUT - REQUEST_TIMEOUT)
         self.assertTrue(transport.disconnected)
 
+    def head_then_get(self, headers: bytes = b"") -> tuple[bytes, bytes]:
+        """
+        On one kept-alive connection, ask for C{HEAD /page} (with
+        C{headers}), then C{GET /big}.
+
+        @return: The head of the first answer, and all that follows it.
+        """
+        channel = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        assert channel is not None
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
+        channel.dataReceived(b"HEAD /page HTTP/1.1\r\nHost: localhost\r\n" + headers + b"\r\n")
+        channel.dataReceived(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        head, ignored, rest = transport.value().partition(b"\r\n\r\n")
+        return head, rest
+
     def test_headSendsNoBody(self) -> None:
         """
         The answer to C{HEAD} of a page written in pieces (longer than
@@ -744,14 +761,7 @@ class UnsentTests(SynchronousTestCase):
                 return NOT_DONE_YET
 
         self.site.resource.putChild(b"page", Written())
-        channel = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
-        assert channel is not None
-        transport = StringTransport()
-        channel.makeConnection(transport)
-        self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
-        channel.dataReceived(b"HEAD /page HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        channel.dataReceived(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        ignored, ignored, rest = transport.value().partition(b"\r\n\r\n")
+        ignored, rest = self.head_then_get()
         self.assertTrue(rest.startswith(b"HTTP/1.1 200 OK"), rest[:40])
 
     def test_headCompressedSendsNoBody(self) -> None:
@@ -765,14 +775,7 @@ class UnsentTests(SynchronousTestCase):
         self.site.resource.putChild(
             b"page", EncodingResourceWrapper(Data(b"x" * 1000, "text/plain"), [GzipEncoderFactory()])
         )
-        channel = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
-        assert channel is not None
-        transport = StringTransport()
-        channel.makeConnection(transport)
-        self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
-        channel.dataReceived(b"HEAD /page HTTP/1.1\r\nHost: localhost\r\nAccept-Encoding: gzip\r\n\r\n")
-        channel.dataReceived(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        head, ignored, rest = transport.value().partition(b"\r\n\r\n")
+        head, rest = self.head_then_get(b"Accept-Encoding: gzip\r\n")
         self.assertIn(b"content-encoding: gzip", head.lower().split(b"\r\n"))
         self.assertTrue(rest.startswith(b"HTTP/1.1 200 OK"), rest[:40])
 
