@@ -9,14 +9,17 @@ time in reverse, each waited for.
 
 from __future__ import annotations
 
+import atexit
 import os
+import sys
 import time
 from collections.abc import Callable, Generator, Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import attr
-from twisted.application.service import IService, MultiService
+from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import CancelledError, Deferred, gatherResults, inlineCallbacks, maybeDeferred
 from twisted.internet.interfaces import IReactorCore, IReactorFromThreads, IReactorTCP, IReactorTime
 from twisted.logger import Logger
@@ -217,29 +220,80 @@ class HarbourService(MultiService):
 
     reactor: IReactorCore = attr.ib()
     started: float = attr.ib(factory=time.time, init=False)
+    #: Whether a part could not start (see L{fatal}): the process then
+    #: exits non-zero (see L{makeService}).
+    failed: bool = attr.ib(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
         MultiService.__init__(self)
 
-    def fatal(self, failure: Failure) -> None:
+    def fatal(self, failure: Failure, name: str = "store") -> None:
         """
-        An essential part could not start: say why and stop the process.
+        An essential part could not start: say why, once, and stop the
+        process (which stops every part that started).
+
+        @param name: The part's name.
         """
         if failure.check(CancelledError):
             return  # stopped before it was ready
-        self.log.critical("harbour cannot run: {error}", error=failure.getErrorMessage(), service="harbour")
+        if self.failed:
+            # What failed first is the cause: the rest is its consequence
+            # (the services waiting for a store that will not come).
+            self.log.debug("{name} cannot start either: {error}", name=name, error=_message(failure))
+            return
+        self.failed = True
+        self.log.critical(
+            "harbour cannot run: {name}: {error}", name=name, error=_message(failure), service="harbour"
+        )
         if self.reactor.running:
             self.reactor.stop()
         else:
             # Failed during start-up, before the reactor runs.
             self.reactor.callWhenRunning(self.reactor.stop)
 
+    def privilegedStartService(self) -> None:
+        """
+        Let each child listen on its ports.  One that cannot is fatal
+        before anything else starts: the others' ports are closed, the
+        error logged, and the process exits 1 (without the traceback
+        twistd would print).
+        """
+        Service.privilegedStartService(self)
+        listening: list[IService] = []
+        for child in self:
+            try:
+                child.privilegedStartService()
+            except Exception:
+                self.fatal(Failure(), child.name)
+                for other in reversed(listening):
+                    # Each closes its port in its stopService, running or not.
+                    maybeDeferred(other.stopService).addErrback(
+                        lambda failure: self.log.failure("cannot close a port", failure, service="harbour")
+                    )
+                raise SystemExit(1) from None
+            listening.append(child)
+
+    def startService(self) -> None:
+        """
+        Start the children in order.  One that raises, or whose start
+        fails later, is fatal: the reactor stops, and with it every child
+        started (the children after one that raised are not started).
+        """
+        Service.startService(self)
+        for child in self:
+            name: str = child.name
+            starting = maybeDeferred(child.startService)
+            starting.addErrback(self.fatal, name)
+            if self.failed:
+                break
+
     @inlineCallbacks
     def stopService(self) -> Generator[Deferred[Any], Any, None]:
         """
         Stop the children one at a time, last started first, each
         completely (connections closed, processes gone) before the next;
-        the C{http} site last of all.
+        the C{http} site last of all.  One whose stop fails is logged, and
+        the next still stopped.
         """
         if self.running:
             self.running = 0
@@ -249,7 +303,10 @@ class HarbourService(MultiService):
             children.sort(key=lambda child: child.name == "http")
             for child in children:
                 if child.running:
-                    yield child.stopService()
+                    try:
+                        yield maybeDeferred(child.stopService)
+                    except Exception:
+                        self.log.failure("{name} did not stop cleanly", name=child.name, service="harbour")
 
     @inlineCallbacks
     def status(self) -> Generator[Deferred[Any], Any, StatusDocument]:
@@ -270,6 +327,13 @@ class HarbourService(MultiService):
             "uptime": round(time.time() - self.started, 3),
             "services": {name: state for (name, ignored), state in zip(reporting, states)},
         }
+
+
+def _message(failure: Failure) -> str:
+    """
+    @return: What C{failure} says, with its type when it says nothing.
+    """
+    return failure.getErrorMessage() or repr(failure.value)
 
 
 @implementer(IDaemon)
@@ -456,8 +520,8 @@ def _adopt(root: HarbourService, children: list[tuple[str, IService]], store: St
     for name, child in children:
         child.setName(name)
         child.setServiceParent(root)
-    store.when_ready().addErrback(root.fatal)
-    store.when_lease_lost().addErrback(root.fatal)
+    store.when_ready().addErrback(root.fatal, "store")
+    store.when_lease_lost().addErrback(root.fatal, "store")
     return root
 
 
@@ -510,4 +574,20 @@ def makeService(options: Options) -> IService:
     except ConfigurationError as e:
         raise SystemExit(f"harbour: {e}") from None
     tune_collector()
+    atexit.register(exit_if_failed, service)
     return service
+
+
+def exit_if_failed(service: HarbourService, exit: Callable[[int], object] = os._exit) -> None:
+    """
+    At the interpreter's exit: make it exit 1 if C{service} could not
+    start.  twistd exits 0 whenever its reactor stops, however it came
+    to; by now it has stopped every service and removed its pid file.
+
+    @param exit: Ends the process at once with a status (tests replace it).
+    """
+    if service.failed:
+        for stream in (sys.stdout, sys.stderr):
+            with suppress(Exception):
+                stream.flush()
+        exit(1)

@@ -255,6 +255,25 @@ def embedded_redis(daemon: WatchedProcess) -> int | None:
     return None
 
 
+def servers_in(directory: Path) -> list[int]:
+    """
+    @return: The pids of the redis-servers working in C{directory} (an
+        embedded one's, whose C{--dir} it is).
+    """
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if b"redis-server" in (entry / "cmdline").read_bytes() and os.path.samefile(
+                entry / "cwd", directory
+            ):
+                found.append(int(entry.name))
+        except OSError:
+            continue  # gone, not ours to read, or no such directory
+    return found
+
+
 def kill_if_redis(pid: int) -> bool:
     """
     Kill process C{pid} (SIGKILL) if it is a redis-server: what a daemon

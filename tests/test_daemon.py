@@ -19,10 +19,12 @@ from harbour.test.helpers import short_directory
 from tests.processes import (
     PATIENCE,
     control_endpoint,
+    end_process,
     harbour_command,
     program,
     redis_started,
     save,
+    servers_in,
     spawn,
     start_harbour,
 )
@@ -259,9 +261,46 @@ class StartupErrorTests(TestCase):
             ),
             directory,
         )
-        await daemon.ended
-        self.assertIn("harbour cannot run", daemon.output())
+        self.assertNotEqual(await daemon.end_within(PATIENCE), 0, daemon.output())
+        self.assertIn("harbour cannot run: store: ", daemon.output())
         self.assertIn("use a shorter --data-dir", daemon.output())
+
+    async def test_controlPortTaken(self) -> None:
+        """
+        When the control port is in use, the daemon says so in one line
+        naming the port, exits non-zero without a traceback, and leaves no
+        redis-server behind.
+        """
+        from twisted.internet import reactor
+        from twisted.internet.protocol import Factory
+
+        taken = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
+        self.addCleanup(taken.stopListening)
+        port = taken.getHost().port
+        directory = short_directory(self)
+        (directory / "config").mkdir()
+        daemon = spawn(
+            reactor,
+            harbour_command(
+                "--config-dir",
+                str(directory / "config"),
+                "--data-dir",
+                str(directory / "data"),
+                "--amp",
+                f"tcp:{port}:interface=127.0.0.1",
+            ),
+            directory,
+        )
+        self.addCleanup(
+            lambda: None if daemon.has_ended else Deferred.fromCoroutine(end_process(daemon, what="harbour"))
+        )
+        self.assertNotEqual(await daemon.end_within(PATIENCE), 0, daemon.output())
+        said = [line for line in daemon.lines if "harbour cannot run" in line]
+        self.assertEqual(len(said), 1, daemon.output())
+        self.assertIn(f"harbour cannot run: amp: cannot listen on tcp:{port}:", said[0])
+        self.assertIn("Address already in use", said[0])
+        self.assertNotIn("Traceback", daemon.output())
+        self.assertEqual(servers_in(directory / "data" / "redis"), [])
 
 
 class TLSDaemonTests(TestCase):

@@ -17,7 +17,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.errors import ConfigurationError
-from harbour.service import HarbourService, Options, build, options_from_environment
+from harbour.service import HarbourService, Options, build, exit_if_failed, options_from_environment
 from harbour.services.sweeping import LeaseSweeper
 from harbour.test.helpers import capture_log
 
@@ -190,7 +190,7 @@ class OptionsTests(SynchronousTestCase):
         lease.redis = Taken()
         logged = capture_log(self)
         lease._renew()
-        self.assertIn("harbour cannot run: another harbour hub (other hub)", "\n".join(logged))
+        self.assertIn("harbour cannot run: store: another harbour hub (other hub)", "\n".join(logged))
         self.assertEqual(len(reactor.whenRunningHooks), 1)
 
     def test_environment(self) -> None:
@@ -230,6 +230,43 @@ class Child(Service):
         self.stopping.callback(None)
 
 
+class Broken(Service):
+    """
+    A service that raises as it starts, and as it stops.
+    """
+
+    def __init__(self, name: str, error: Exception, privileged: bool = False) -> None:
+        self.setName(name)
+        self.error = error
+        self.privileged = privileged
+
+    def privilegedStartService(self) -> None:
+        if self.privileged:
+            raise self.error
+
+    def startService(self) -> None:
+        super().startService()
+        raise self.error
+
+    def stopService(self) -> None:
+        super().stopService()
+        raise RuntimeError("half started")
+
+
+class Late(Service):
+    """
+    A service whose start completes when the test says so.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.setName(name)
+        self.starting: Deferred = Deferred()
+
+    def startService(self) -> Deferred:
+        super().startService()
+        return self.starting
+
+
 class HarbourServiceTests(SynchronousTestCase):
     """
     Tests for the root service.
@@ -254,6 +291,90 @@ class HarbourServiceTests(SynchronousTestCase):
         self.assertNoResult(stopped)
         children[0].stopped()
         self.successResultOf(stopped)
+
+    def test_childRaisesOnStart(self) -> None:
+        """
+        A child that raises as it starts is fatal: the error is logged
+        once, naming it, the children after it are not started, the
+        reactor is stopped once it runs, and the root's stop stops those
+        that started, even past one whose stop fails; the process is to
+        exit 1.
+        """
+        log: list = []
+        reactor = MemoryReactorClock()
+        root = HarbourService(reactor)
+        store = Child("store", log)
+        store.setServiceParent(root)
+        Broken("tables", ValueError("no threads")).setServiceParent(root)
+        Child("amp", log).setServiceParent(root)
+        logged = capture_log(self)
+        root.startService()
+        self.assertEqual(log, [("start", "store")])
+        cannot = [line for line in logged if "harbour cannot run" in line]
+        self.assertEqual(cannot, ["harbour cannot run: tables: no threads"])
+        self.assertEqual(len(reactor.whenRunningHooks), 1)
+        stopped = root.stopService()
+        store.stopped()
+        self.successResultOf(stopped)
+        self.assertEqual(log, [("start", "store"), ("stop", "store")])
+        self.assertIn("tables did not stop cleanly", "\n".join(logged))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        exits: list[int] = []
+        exit_if_failed(root, exits.append)
+        self.assertEqual(exits, [1])
+
+    def test_childFailsLater(self) -> None:
+        """
+        A child whose start fails later (its Deferred) is fatal as well,
+        and only the first failure is the cause told: the others that
+        follow from it are not.
+        """
+        reactor = MemoryReactorClock()
+        reactor.running = True
+        root = HarbourService(reactor)
+        starts = [Late("work"), Late("tables")]
+        for child in starts:
+            child.setServiceParent(root)
+        logged = capture_log(self)
+        root.startService()
+        self.assertFalse(reactor.hasStopped)
+        starts[0].starting.errback(ConfigurationError("store gone"))
+        starts[1].starting.errback(ConfigurationError("store gone too"))
+        cannot = [line for line in logged if "harbour cannot run" in line]
+        self.assertEqual(cannot, ["harbour cannot run: work: store gone"])
+        self.assertTrue(reactor.hasStopped)
+
+    def test_startedExitsZero(self) -> None:
+        """
+        A daemon that started is left to exit as twistd does.
+        """
+        root = HarbourService(MemoryReactorClock())
+        Child("store", []).setServiceParent(root)
+        root.startService()
+        exits: list[int] = []
+        exit_if_failed(root, exits.append)
+        self.assertEqual(exits, [])
+
+    def test_cannotListen(self) -> None:
+        """
+        A child that cannot listen (in C{privilegedStartService}) stops
+        start-up with one clear line and exit status 1, after the ports of
+        those before it are closed; no child starts.
+        """
+        log: list = []
+        root = HarbourService(MemoryReactorClock())
+        listener = Child("sim", log)
+        listener.setServiceParent(root)
+        Broken(
+            "amp", ConfigurationError("cannot listen on tcp:7750: in use"), privileged=True
+        ).setServiceParent(root)
+        logged = capture_log(self)
+        with self.assertRaises(SystemExit) as raised:
+            root.privilegedStartService()
+        self.assertEqual(raised.exception.code, 1)
+        self.assertEqual(log, [("stop", "sim")])
+        cannot = [line for line in logged if "harbour cannot run" in line]
+        self.assertEqual(cannot, ["harbour cannot run: amp: cannot listen on tcp:7750: in use"])
 
     def test_status(self) -> None:
         """
