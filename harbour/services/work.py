@@ -23,7 +23,7 @@ from typing import Any
 
 import attr
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
+from twisted.internet.defer import CancelledError, Deferred, gatherResults, inlineCallbacks, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
@@ -90,6 +90,9 @@ class WorkService(Service):
     _timers: dict[str, LoopingCall] = attr.ib(factory=dict, init=False)
     _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
     _last_refresh: dict[str, object] = attr.ib(factory=dict, init=False)
+    # The error of the refreshes failing since the last that worked, and
+    # since when: Status shows it beside the last refresh that worked.
+    _refresh_error: dict[str, object] | None = attr.ib(default=None, init=False)
     _progress: ProgressLog = attr.ib(
         default=attr.Factory(lambda self: ProgressLog(self.store), takes_self=True), init=False
     )
@@ -228,6 +231,7 @@ class WorkService(Service):
 
         def done(result: int | Failure) -> None:
             self._running_refresh = None
+            self._note_outcome(result)
             for d in waiting:
                 if isinstance(result, Failure):
                     d.errback(result)
@@ -237,6 +241,17 @@ class WorkService(Service):
                 self._run()
 
         self._running_refresh.addBoth(done)
+
+    def _note_outcome(self, result: int | Failure) -> None:
+        """
+        Keep the error of a failed refresh (since the first of a run of
+        failures), or forget it once one works.
+        """
+        if not isinstance(result, Failure):
+            self._refresh_error = None
+        elif not result.check(CancelledError):
+            since = self._refresh_error["since"] if self._refresh_error else _utc(self.reactor.seconds())
+            self._refresh_error = {"error": result.getErrorMessage() or repr(result.value), "since": since}
 
     @inlineCallbacks
     def _refresh_once(self) -> Generator[Deferred[Any], Any, int]:
@@ -360,6 +375,7 @@ class WorkService(Service):
             "backlog": backlog(counts, self._request_interval),
             "revisions": revisions,
             "last_refresh": self._last_refresh,
+            "refresh_error": self._refresh_error,
             "paused": self.paused,
             "refresh_interval": self.settings.refresh_interval,
         }
@@ -381,6 +397,13 @@ class WorkService(Service):
             # Its outcome went to whoever asked for the refresh.
             with contextlib.suppress(Exception):
                 yield self._running_refresh
+
+
+def _utc(seconds: float) -> str:
+    """
+    @return: C{seconds} since the epoch as an ISO 8601 UTC time.
+    """
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def backlog(counts: dict[str, Any], interval: float) -> dict[str, float]:

@@ -8,7 +8,7 @@ import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -114,6 +114,27 @@ class FailedRefreshTests(SynchronousTestCase):
         self.work.schedule()
         failing.errback(StoreUnavailable("Redis away"))
         self.assertEqual(len(self.clock.getDelayedCalls()) - self.timers, 1)
+
+    def test_failureInStatus(self) -> None:
+        """
+        Refreshes that keep failing show in C{Status}: the last one's
+        error, since when the first failed; one that works clears it.
+        """
+        status = self.successResultOf(self.work.status())
+        self.assertEqual(status["refresh_error"], {"error": "Redis away", "since": "1970-01-01T00:00:00Z"})
+        self.assertEqual(status["last_refresh"], {})
+        self.patch(self.work.store, "create", lambda requests: fail(ValueError("ERR script error")))
+        self.clock.advance(1)
+        status = self.successResultOf(self.work.status())
+        self.assertEqual(
+            status["refresh_error"], {"error": "ERR script error", "since": "1970-01-01T00:00:00Z"}
+        )
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.patch(self.work.store, "create", lambda requests: succeed({}))
+        self.clock.advance(2)
+        status = self.successResultOf(self.work.status())
+        self.assertIsNone(status["refresh_error"])
+        self.assertEqual(status["last_refresh"]["requests"], 0)
 
     def test_pausedRetryRefreshesNothing(self) -> None:
         """
