@@ -481,6 +481,9 @@ def _status(
     errors = services.get("config", {}).get("errors") or []
     for error in errors:
         print(f"config error: {error}", file=out)
+    refresh_error = services.get("work", {}).get("refresh_error")
+    if refresh_error:
+        print(f"refreshes fail since {refresh_error['since']}: {refresh_error['error']}", file=out)
     counts = services.get("work", {}).get("tasks", {})
     if isinstance(counts, dict) and counts and "error" not in counts:
         # A daemon without the monitor service judges no health: no column.

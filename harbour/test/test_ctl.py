@@ -308,6 +308,21 @@ class StatusTests(SynchronousTestCase):
             },
         )
 
+    def test_refreshFailing(self) -> None:
+        """
+        Refreshes failing are said, with since when and the last error;
+        none failing says nothing of them.
+        """
+        services: dict[str, Any] = {
+            "work": {"tasks": {}, "refresh_error": {"error": "ERR boom", "since": "2026-11-24T10:00:00Z"}}
+        }
+        result, text = run_status(services)
+        self.assertEqual(result, OK)
+        self.assertIn("refreshes fail since 2026-11-24T10:00:00Z: ERR boom\n", text)
+        services["work"]["refresh_error"] = None
+        result, text = run_status(services)
+        self.assertNotIn("refreshes fail", text)
+
     def test_paused(self) -> None:
         """
         Every paused service is named, not only C{download}; with none

@@ -173,7 +173,9 @@ def verdict(document: Mapping[str, Any]) -> Verdict:
     Critical: a report is C{failing}, or Redis is not connected, or its
     commands fail (the store's outage is under way: a Redis that refuses
     every write, C{OOM} or C{MISCONF}, is connected all along).  Warning:
-    a report is C{behind} or C{retrying}, or the configuration has errors.
+    a report is C{behind} or C{retrying}, or the configuration has errors,
+    or the refreshes of the tasks fail (the manifest's new windows are not
+    asked for meanwhile).
 
     @param document: The C{Status} document's C{services}.
     @return: The exit code and one line saying why.
@@ -189,6 +191,9 @@ def verdict(document: Mapping[str, Any]) -> Verdict:
     errors = (document.get("config") or {}).get("errors") or []
     if errors:
         problems.append((1, f"{len(errors)} configuration errors: {errors[0]}"))
+    refresh_error = (document.get("work") or {}).get("refresh_error")
+    if refresh_error:
+        problems.append((1, f"refreshes fail since {refresh_error['since']} ({refresh_error['error']})"))
     tally: dict[str, int] = {}
     for name, health in sorted(reports.items()):
         state = health.get("health", OK)

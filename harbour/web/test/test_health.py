@@ -180,3 +180,21 @@ class VerdictTests(SynchronousTestCase):
         services = self.services(lmp=OK)
         services["config"] = {"errors": ["work.toml:2: max_attempts: must be a whole number"]}
         self.assertEqual(verdict(services).code, 1)
+
+    def test_refreshFailing(self) -> None:
+        """
+        Refreshes failing are a warning, saying since when and why; none
+        failing says nothing of them.
+        """
+        services = self.services(lmp=OK)
+        services["work"] = {"refresh_error": {"error": "ERR boom", "since": "2026-11-24T10:00:00Z"}}
+        judged = verdict(services)
+        self.assertEqual(
+            (judged.code, judged.summary),
+            (
+                1,
+                "HARBOUR WARNING - refreshes fail since 2026-11-24T10:00:00Z (ERR boom); 1 reports: 1 ok",
+            ),
+        )
+        services["work"] = {"refresh_error": None}
+        self.assertEqual(verdict(services).code, 0)
