@@ -581,6 +581,8 @@ class DayFilesTests(SynchronousTestCase):
         L{TOUCH_EVERY} seconds, so that the janitor spares the file of a
         day not written to for longer than it waits.
         """
+        # Each row written as it comes, not held back for a row group.
+        self.patch(write_module, "GROUP_ROWS", 1)
         tables = Path(self.mktemp())
         now = [0.0]
         days = DayFiles(tables / "lmp", part_name("w"), {}, clock=lambda: now[0])
@@ -677,6 +679,40 @@ class DayFilesTests(SynchronousTestCase):
             self.assertLess(days._held_bytes, 30 * 30)
         self.assertTrue(days.pending)
 
+    def test_one_day_batches_held_together(self) -> None:
+        """
+        Batches of one day each (a CSV block's rows) are written together
+        in row groups of about L{GROUP_ROWS}, not a row group per batch.
+        """
+        self.patch(write_module, "GROUP_ROWS", 40)
+        tables = Path(self.mktemp())
+        days = DayFiles(tables / "lmp", part_name("w"), {})
+        for batch in self.node_ordered(nodes=100, days=1).to_batches(max_chunksize=7):
+            days.add(batch)
+        days.commit()
+        nodes = [f"N{n}" for n in range(100)]
+        # 100 rows in batches of 7: held back until 40 or more, twice, then
+        # the rest at the commit.
+        self.assertEqual(self.written(tables), {D(2025, 6, 1): (3, nodes)})
+
+    def test_page_index(self) -> None:
+        """
+        Every column chunk has its page index, so that a query for a few
+        nodes reads only their pages.
+        """
+        tables = Path(self.mktemp())
+        days = DayFiles(tables / "lmp", part_name("w"), {})
+        days.add(self.node_ordered(nodes=3, days=1).to_batches()[0])
+        [path] = days.commit().files
+        group = pq.ParquetFile(path).metadata.row_group(0)
+        self.assertEqual(
+            [
+                (group.column(c).has_column_index, group.column(c).has_offset_index)
+                for c in range(group.num_columns)
+            ],
+            [(True, True)] * group.num_columns,
+        )
+
     def test_one_day_after_held(self) -> None:
         """
         A batch of one day whose earlier rows are held back is held after
@@ -699,6 +735,7 @@ class DayFilesTests(SynchronousTestCase):
             report C{lmp} of C{tables} that nothing has written to for two
             hours before L{NOW}.
         """
+        self.patch(write_module, "GROUP_ROWS", 1)
         files = DayFiles(tables / "lmp", part_name("w"), {})
         self.addCleanup(files.abort)
         for day in days:
@@ -799,6 +836,7 @@ class DeadParseTests(SynchronousTestCase):
         """
         A parse's temporary files carry its process's mark.
         """
+        self.patch(write_module, "GROUP_ROWS", 1)
         days = DayFiles(self.tables / "lmp", part_name("w"), {})
         self.addCleanup(days.abort)
         days.add(one_row(D(2025, 6, 1)))
