@@ -516,29 +516,29 @@ class RedisTaskStore(RedisParseQueue):
             for request, identifier, url, state, retired_from in zip(
                 batch, ids, found[::3], found[1::3], found[2::3]
             ):
+                window = [repr(request.window_start.timestamp()), repr(request.window_end.timestamp())]
+                if state in (RETIRED, DOWNLOADING):
+                    # Revived (or, being downloaded, no longer marked to be
+                    # retired), or made anew if purged meanwhile: the fields
+                    # CREATE takes (see revive.lua).
+                    revived += [identifier, request.url, request.filename, request.report, *window]
                 if state == RETIRED:
-                    revived.append(identifier)
-                    created[request.report] = created.get(request.report, 0) + 1
                     # Revived before it is redefined (see revive.lua).
                     state = retired_from if retired_from in FINAL_STATES else PENDING
-                elif state == DOWNLOADING:
-                    # It may be marked to be retired when its attempt ends.
-                    revived.append(identifier)
                 if url == request.url:
                     continue
-                window = [repr(request.window_start.timestamp()), repr(request.window_end.timestamp())]
                 if url:
                     how = redefinition(url, request.url, state)
                     if how is not None:
                         changed += [identifier, request.url, *window, how]
                 else:
                     new += [identifier, request.url, request.filename, request.report, *window]
-            if new:
-                reply = yield self._run(CREATE, *new)
-                for report, count in pairs(reply).items():
-                    created[report] = created.get(report, 0) + int(count)
-            if revived:
-                yield self._run(REVIVE, *revived)
+            for script, args in ((CREATE, new), (REVIVE, revived)):
+                if args:
+                    # Each counts only the tasks it made or brought back.
+                    reply = yield self._run(script, *args)
+                    for report, count in pairs(reply).items():
+                        created[report] = created.get(report, 0) + int(count)
             if changed:
                 yield self._run(REDEFINE, *changed)
         return created

@@ -233,3 +233,45 @@ local function refetch(P, id, report, state, how, score, reason)
   redis.call('HSET', key, 'attempts', 0, 'not_before', 0, 'last_error', reason)
   redis.call('ZADD', READY, score, id)
 end
+-- Forget what is left under REPORT of a task whose hash is gone (its
+-- listings and their counts, its places in the queues), so that nothing
+-- counts or lists it twice once it is made anew.  (Its parse count, under
+-- pc:<report>, cannot be told without its hash, and stays.)
+local function forget_remains(id, report)
+  for _, state in ipairs(STATES) do
+    if redis.call('ZREM', P..'s:'..state..':'..report, id) == 1 then
+      redis.call('HINCRBY', P..'c:'..report, state, -1)
+    end
+    redis.call('ZREM', P..'s:'..state, id)
+  end
+  redis.call('ZREM', READY, id)
+  redis.call('ZREM', DELAYED, id)
+  redis.call('ZREM', LEASES, id)
+  redis.call('ZREM', RETIRED, id)
+  redis.call('ZREM', PARSE_LEASES, id)
+  redis.call('HDEL', DUE, id)
+end
+-- Create the task given at ARGV[I] onwards (id, url, filename, report,
+-- window_start, window_end), pending, unless it is known.  A task is known
+-- by its hash: an id whose hash is gone (evicted, deleted by hand, or
+-- purged since the caller read it) is created anew, once what is left of
+-- it is forgotten.  Returns whether it created the task.
+local function create_task(i, at)
+  local id, report = ARGV[i], ARGV[i + 3]
+  local key = P..'t:'..id
+  if redis.call('EXISTS', key) == 1 then return false end
+  -- The count first (see above), and its report with it: a report counted
+  -- is one counts() and recount.lua find.
+  redis.call('HINCRBY', P..'c:'..report, 'pending', 1)
+  redis.call('SADD', REPORTS, report)
+  if redis.call('SADD', IDS, id) == 0 then forget_remains(id, report) end
+  local score = -tonumber(ARGV[i + 4])
+  redis.call('HSET', key, 'id', id, 'url', ARGV[i + 1], 'filename', ARGV[i + 2],
+    'report', report, 'window_start', ARGV[i + 4], 'window_end', ARGV[i + 5], 'state', 'pending',
+    'attempts', 0, 'not_before', 0, 'last_error', '', 'bytes', 0, 'sha256', '',
+    'created', at, 'modified', at, 'owner', '')
+  redis.call('ZADD', READY, score, id)
+  redis.call('ZADD', P..'s:pending', score, id)
+  redis.call('ZADD', P..'s:pending:'..report, score, id)
+  return true
+end

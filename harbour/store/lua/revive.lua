@@ -2,11 +2,19 @@
 -- were retired from: a downloaded one keeps its file without a request,
 -- one that was waiting is pending again with no attempt used; one being
 -- downloaded, marked to be retired when it ends, is no longer.
--- ARGV: P, clock, ids...
+-- ARGV: P, clock, then (id, url, filename, report, window_start,
+-- window_end) for each, as create.lua takes them: a task whose hash is
+-- gone (purged since creation read it retired) is created, so that the
+-- manifest's window is there once creation returns.
+-- Returns {report, tasks revived or created, ...}: only those this call
+-- brought back, not one another call revived first.
+groups(6, 5, 6)
 local at = now()
-for i = 3, #ARGV do
+local back = {}
+for i = 3, #ARGV, 6 do
   local id = ARGV[i]
   local key = P..'t:'..id
+  local brought = create_task(i, at)
   -- Asked for again while being downloaded: no longer to be retired.
   redis.call('HDEL', key, 'retiring')
   if redis.call('HGET', key, 'state') == 'retired' then
@@ -22,6 +30,11 @@ for i = 3, #ARGV do
       redis.call('HSET', key, 'attempts', 0, 'not_before', 0, 'last_error', '')
       redis.call('ZADD', READY, score, id)
     end
+    brought = true
+  end
+  if brought then
+    local report = redis.call('HGET', key, 'report')
+    back[report] = (back[report] or 0) + 1
   end
 end
-return #ARGV - 2
+return flat(back)

@@ -76,6 +76,18 @@ class TaskStoreBehaviourMixin(_MixinBase):
     store: ITaskStore
     clock: Clock
 
+    async def _create_meanwhile(
+        self, requests: list[ReportURL], meanwhile: Callable[[], Awaitable[object]]
+    ) -> dict[str, int]:
+        """
+        Create C{requests} while C{meanwhile} (another client's call) runs
+        at the worst moment: once the store has read the tasks asked for,
+        before it has written any.  Subclasses say when that is.
+
+        @return: What the create returned.
+        """
+        raise NotImplementedError()
+
     async def _task(self, pending: Awaitable[Task | None]) -> Task:
         """
         Await C{pending}, a task the test expects the store to have: fail
@@ -457,6 +469,46 @@ class TaskStoreBehaviourMixin(_MixinBase):
         again = await self._task(self.store.get(task.id))
         self.assertEqual((again.state, again.sha256, again.url), (DOWNLOADED, "old", self._block(1).url))
         self.assertEqual(await self.store.counts(), {"a": {DOWNLOADED: 1}})
+
+    async def test_purgedWhileRevivedCreatedAgain(self) -> None:
+        """
+        Retired tasks forgotten by a purge while a create that asks for
+        them again is under way are made anew by that create, pending, and
+        counted as created: none is missing until a later create.
+        """
+        downloaded = await self._downloaded(request("a", 1))
+        await self.store.create([request("a", 2)])
+        retired = [downloaded, await self._task(self.store.get(task_id(request("a", 2).filename)))]
+        await self.store.retire([task.id for task in retired])
+        self.clock.advance(100)
+        asked = [request("a", 1), attr.evolve(request("a", 2), url=request("a", 2).url + "&x=1")]
+        self.assertEqual(await self._create_meanwhile(asked, lambda: self.store.purge(50)), {"a": 2})
+        self.assertEqual(await self.store.counts(), {"a": {PENDING: 2}})
+        self.assertEqual(await self.store.ids(), {task.id for task in retired})
+        found = [await self._task(self.store.get(task.id)) for task in retired]
+        self.assertEqual(
+            [(task.state, task.url, task.attempts, task.sha256, task.retired_from) for task in found],
+            [(PENDING, r.url, 0, "", "") for r in asked],
+        )
+        claimed = await self.store.claim_many("w", 60, 5)
+        self.assertEqual({task.id for task in claimed}, {task.id for task in retired})
+
+    async def test_revivedMeanwhileCountedOnce(self) -> None:
+        """
+        A retired task asked for again by two creates at once is revived
+        once, and counted once: by the create that revived it.
+        """
+        asked = [request("a", 1)]
+        await self.store.create(asked)
+        await self.store.retire([task_id(asked[0].filename)])
+        meanwhile: list[dict[str, int]] = []
+
+        async def revive() -> None:
+            meanwhile.append(await self.store.create(asked))
+
+        self.assertEqual(await self._create_meanwhile(asked, revive), {})
+        self.assertEqual(meanwhile, [{"a": 1}])
+        self.assertEqual(await self.store.counts(), {"a": {PENDING: 1}})
 
     async def test_pendingTakesNewURL(self) -> None:
         """
@@ -1574,6 +1626,16 @@ class MemoryTaskStoreTests(TaskStoreBehaviourMixin, TestCase):
         self.clock.advance(1_700_000_000)
         self.store = MemoryTaskStore(self.clock)
 
+    async def _create_meanwhile(
+        self, requests: list[ReportURL], meanwhile: Callable[[], Awaitable[object]]
+    ) -> dict[str, int]:
+        """
+        This store's create reads and writes in one step: another call can
+        come only before it (or after).
+        """
+        await meanwhile()
+        return await self.store.create(requests)
+
 
 class PrivateRedisStoreCase(TestCase):
     """
@@ -1596,6 +1658,29 @@ class RedisTaskStoreTests(TaskStoreBehaviourMixin, PrivateRedisStoreCase):  # ty
     """
     The behaviour suite against L{RedisTaskStore} on a private redis-server.
     """
+
+    async def _create_meanwhile(
+        self, requests: list[ReportURL], meanwhile: Callable[[], Awaitable[object]]
+    ) -> dict[str, int]:
+        """
+        This store's create reads the tasks asked for in one script, then
+        writes in others: another call runs just after that read.
+        """
+        from harbour.store import tasks
+
+        store = cast(RedisTaskStore, self.store)
+        run, pending = store._run, [meanwhile]
+
+        async def read_then_meanwhile(script: str, *args: object) -> object:
+            reply = await run(script, *args)
+            if script == tasks.URLS and pending:
+                await pending.pop()()
+            return reply
+
+        self.patch(
+            store, "_run", lambda script, *args: Deferred.fromCoroutine(read_then_meanwhile(script, *args))
+        )
+        return await store.create(requests)
 
 
 class RedisRequeueTests(TestCase):
@@ -2063,7 +2148,7 @@ class RedisScriptArgumentTests(PrivateRedisStoreCase):
 
     async def test_taskScripts(self) -> None:
         """
-        Creation, redefinition, revision, retrying and purging refuse
+        Creation, revival, redefinition, revision, retrying and purging refuse
         groups cut short, windows that are not times, and words they do
         not know, before changing any task.
         """
@@ -2072,6 +2157,9 @@ class RedisScriptArgumentTests(PrivateRedisStoreCase):
         new = [task_id("a/new.zip"), "http://oasis/new", "a/new.zip", "a", "1", "2"]
         await self.assertRefused(tasks.CREATE, *new, task_id("b/x.zip"), "u", "b/x.zip", "b", "soon", "2")
         await self.assertRefused(tasks.CREATE, *new, "extra")
+        retired = [task_id(request("a", 1).filename), "u", request("a", 1).filename, "a", "1", "2"]
+        await self.assertRefused(tasks.REVIVE, *retired, task_id("a/x.zip"))
+        await self.assertRefused(tasks.REVIVE, *retired[:4], "1", "later")
         pending = task_id(request("a", 4).filename)
         await self.assertRefused(
             tasks.REDEFINE, pending, "http://oasis/b", "1", "2", "changed", pending, "u", "x", "2", "changed"
