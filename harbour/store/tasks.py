@@ -513,24 +513,24 @@ class RedisTaskStore(RedisParseQueue):
             new: list[str] = []
             changed: list[str] = []
             revived: list[str] = []
-            for request, identifier, url, state, retired_from in zip(
-                batch, ids, found[::3], found[1::3], found[2::3]
-            ):
+            for request, identifier, url, state in zip(batch, ids, found[::2], found[1::2]):
                 window = [repr(request.window_start.timestamp()), repr(request.window_end.timestamp())]
                 if state in (RETIRED, DOWNLOADING):
                     # Revived (or, being downloaded, no longer marked to be
                     # retired), or made anew if purged meanwhile: the fields
                     # CREATE takes (see revive.lua).
                     revived += [identifier, request.url, request.filename, request.report, *window]
-                if state == RETIRED:
-                    # Revived before it is redefined (see revive.lua).
-                    state = retired_from if retired_from in FINAL_STATES else PENDING
                 if url == request.url:
                     continue
                 if url:
-                    how = redefinition(url, request.url, state)
-                    if how is not None:
-                        changed += [identifier, request.url, *window, how]
+                    # What to do for either kind of state: REDEFINE picks by
+                    # the state it finds, which a download ending since this
+                    # read (or REVIVE) may have changed.
+                    final, other = (
+                        redefinition(url, request.url, seen) or "" for seen in (DOWNLOADED, PENDING)
+                    )
+                    if final or other:
+                        changed += [identifier, url, request.url, *window, final, other]
                 else:
                     new += [identifier, request.url, request.filename, request.report, *window]
             for script, args in ((CREATE, new), (REVIVE, revived)):

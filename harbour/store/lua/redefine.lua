@@ -1,23 +1,37 @@
 -- Give tasks whose request changed under the same file name their new URL
--- and window.  ARGV: P, clock, then (id, url, window_start, window_end, how)
--- for each, HOW being 'resized' (the window grew or shrank: its file is
--- replaced, nothing kept), 'changed' (the report's definition changed:
--- a downloaded file is kept as a revision) or 'restated' (the same window
--- asked for in other words: only the URL changes).  A final task resized or
--- changed is fetched again; one being downloaded is fetched again once it
--- finishes ('stale').
-groups(5, 3, 4)
-for i = 3, #ARGV, 5 do one_of(i + 4, 'resized', 'changed', 'restated') end
+-- and window.  ARGV: P, clock, then (id, read_url, url, window_start,
+-- window_end, how_final, how_other) for each.  HOW is 'resized' (the window
+-- grew or shrank: its file is replaced, nothing kept), 'changed' (the
+-- report's definition changed: a downloaded file is kept as a revision),
+-- 'restated' (the same window asked for in other words: only the URL
+-- changes) or '' (nothing to do); HOW_FINAL is for a task downloaded or
+-- empty, HOW_OTHER for one in any other state (see redefinition in
+-- tasks.py).  The script picks by the state it reads, not by the state
+-- the caller read: a download may have ended since.  A task whose URL is
+-- no longer READ_URL (another create changed it since) is left alone: what
+-- to do was decided from READ_URL, and the next create decides from the
+-- URL it finds; so is one retired since.  A final task resized or changed
+-- is fetched again; one being downloaded is fetched again once it finishes
+-- ('stale').
+groups(7, 4, 5)
+for i = 3, #ARGV, 7 do
+  one_of(i + 5, '', 'resized', 'changed', 'restated')
+  one_of(i + 6, '', 'resized', 'changed', 'restated')
+end
 local at = now()
 local out = {}
-for i = 3, #ARGV, 5 do
-  local id, how = ARGV[i], ARGV[i + 4]
+for i = 3, #ARGV, 7 do
+  local id = ARGV[i]
   local key = P..'t:'..id
   local state = redis.call('HGET', key, 'state')
-  if state then
+  local how = ''
+  if state and state ~= 'retired' and redis.call('HGET', key, 'url') == ARGV[i + 1] then
+    how = (state == 'downloaded' or state == 'empty') and ARGV[i + 5] or ARGV[i + 6]
+  end
+  if how ~= '' then
     local report = redis.call('HGET', key, 'report')
-    local score = -tonumber(ARGV[i + 2])
-    redis.call('HSET', key, 'url', ARGV[i + 1], 'window_start', ARGV[i + 2], 'window_end', ARGV[i + 3],
+    local score = -tonumber(ARGV[i + 3])
+    redis.call('HSET', key, 'url', ARGV[i + 2], 'window_start', ARGV[i + 3], 'window_end', ARGV[i + 4],
       'modified', at)
     if how == 'restated' or state == 'downloading' or state == 'pending' then
       -- Its state stands (the same request, whatever its state; one

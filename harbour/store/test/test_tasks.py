@@ -510,6 +510,44 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual(meanwhile, [{"a": 1}])
         self.assertEqual(await self.store.counts(), {"a": {PENDING: 1}})
 
+    async def test_finishedMeanwhileCutKept(self) -> None:
+        """
+        A window cut at its start while its download ends is taken as the
+        state it ended in: its answer, downloaded, is kept with its
+        request, not fetched again for nothing.
+        """
+        original = self._block(1)
+        await self.store.create([original])
+        task = await self._task(self.store.claim("w", 60))
+
+        async def finish() -> None:
+            self.assertTrue(await self.store.finish(task.id, "w", DOWNLOADED, 10, "old", token=task.claim))
+
+        self.assertEqual(await self._create_meanwhile([self._block(2)], finish), {})
+        again = await self._task(self.store.get(task.id))
+        self.assertEqual(
+            (again.state, again.url, again.sha256, again.stale), (DOWNLOADED, original.url, "old", "")
+        )
+        self.assertEqual(await self.store.counts(), {"a": {DOWNLOADED: 1}})
+        self.assertIsNone(await self.store.claim("w", 60))
+
+    async def test_retriedMeanwhileTakesCut(self) -> None:
+        """
+        A window cut at its start while its empty answer is put back to be
+        fetched again takes the shorter request, as a pending task does.
+        """
+        await self.store.create([self._block(1)])
+        task = await self._task(self.store.claim("w", 60))
+        self.assertTrue(await self.store.finish(task.id, "w", EMPTY, token=task.claim))
+        cut = self._block(2)
+        self.assertEqual(await self._create_meanwhile([cut], lambda: self.store.retry(EMPTY, None)), {})
+        again = await self._task(self.store.get(task.id))
+        self.assertEqual(
+            (again.state, again.url, again.window_start), (PENDING, cut.url, cut.window_start.timestamp())
+        )
+        claimed = await self._task(self.store.claim("w", 60))
+        self.assertEqual((claimed.id, claimed.url), (task.id, cut.url))
+
     async def test_pendingTakesNewURL(self) -> None:
         """
         A pending task simply takes its request's new URL.
@@ -1682,6 +1720,29 @@ class RedisTaskStoreTests(TaskStoreBehaviourMixin, PrivateRedisStoreCase):  # ty
         )
         return await store.create(requests)
 
+    async def test_redefinedMeanwhileLeft(self) -> None:
+        """
+        A task whose request another create changed after this one read it
+        is left as that create made it: what to do was decided from the
+        request read, and the next create decides again from the new one.
+        A downloaded window whose new request is fetched meanwhile is not
+        fetched a second time for the request this create read.
+        """
+        original = request("a", 1)
+        task = await self._downloaded(original)
+        ours, theirs = (attr.evolve(original, url=original.url + extra) for extra in ("&x=1", "&x=2"))
+
+        async def redefine_and_fetch() -> None:
+            await self.store.create([theirs])
+            again = await self._task(self.store.claim("w", 60))
+            self.assertTrue(await self.store.finish(again.id, "w", DOWNLOADED, 10, "new", token=again.claim))
+
+        self.assertEqual(await self._create_meanwhile([ours], redefine_and_fetch), {})
+        again = await self._task(self.store.get(task.id))
+        self.assertEqual(
+            (again.state, again.url, again.revision, again.sha256), (DOWNLOADED, theirs.url, 1, "new")
+        )
+
 
 class RedisRequeueTests(TestCase):
     """
@@ -2161,10 +2222,11 @@ class RedisScriptArgumentTests(PrivateRedisStoreCase):
         await self.assertRefused(tasks.REVIVE, *retired, task_id("a/x.zip"))
         await self.assertRefused(tasks.REVIVE, *retired[:4], "1", "later")
         pending = task_id(request("a", 4).filename)
-        await self.assertRefused(
-            tasks.REDEFINE, pending, "http://oasis/b", "1", "2", "changed", pending, "u", "x", "2", "changed"
-        )
-        await self.assertRefused(tasks.REDEFINE, pending, "http://oasis/b", "1", "2", "grown")
+        redefined = [pending, "http://oasis/a", "http://oasis/b", "1", "2", "changed", "changed"]
+        await self.assertRefused(tasks.REDEFINE, *redefined, pending, "u", "v", "x", "2", "", "changed")
+        await self.assertRefused(tasks.REDEFINE, *redefined[:5], "", "grown")
+        await self.assertRefused(tasks.REDEFINE, *redefined[:5], "grown", "changed")
+        await self.assertRefused(tasks.REDEFINE, *redefined, pending)
         await self.assertRefused(tasks.REVISE, pending, "2e9", "1", pending, "nan", "2")
         await self.assertRefused(tasks.RETRY, "downloading", "", "100")
         await self.assertRefused(tasks.RETRY, "failed", "", "0")
