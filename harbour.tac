@@ -4,21 +4,25 @@ harbour as a .tac file: C{twistd -ny harbour.tac}.
 
 Configured by environment variables named after the options of
 C{twistd harbour}: HARBOUR_CONFIG_DIR, HARBOUR_DATA_DIR, HARBOUR_REDIS,
-HARBOUR_REDIS_PASSWORD_FILE, HARBOUR_PREFIX, HARBOUR_AMP, HARBOUR_TOKEN_FILE;
-and HARBOUR_REDIS_PASSWORD, the --redis password if neither the URL nor
-the file gives one.
+HARBOUR_REDIS_PASSWORD_FILE, HARBOUR_PREFIX, HARBOUR_AMP, HARBOUR_TOKEN_FILE,
+HARBOUR_HTTP, HARBOUR_ROLE and HARBOUR_HUB; and HARBOUR_REDIS_PASSWORD, the
+--redis password if neither the URL nor the file gives one.  A part that
+cannot start makes the process exit 1, as with C{twistd harbour}.
 """
 
+import atexit
 import os
 
 from twisted.application.service import Application
 from twisted.internet import reactor
 
 from harbour.collector import tune_collector
-from harbour.service import Options, build, options_from_environment
+from harbour.service import Options, build, exit_if_failed, options_from_environment
 
 options = Options()
 options.parseOptions(options_from_environment(os.environ))
 application = Application("harbour")
-build(reactor, options).setServiceParent(application)
+service = build(reactor, options)
+service.setServiceParent(application)
+atexit.register(exit_if_failed, service)
 tune_collector()
