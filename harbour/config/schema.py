@@ -13,8 +13,10 @@ also tells which files went away as they were read).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import pwd
 import re
 import stat
 import tomllib
@@ -435,7 +437,7 @@ def read_directory(directory: Path, defaults: dict[str, dict] | None = None) -> 
         paths = config_files(directory)
     except OSError as e:
         # Read as empty, it would retire every task.
-        why = f"cannot list the configuration directory {directory}: {e.strerror}"
+        why = f"cannot list the configuration directory {directory}: {_os_error(e)}"
         return Loaded(None, [Problem(Path(directory).name or str(directory), 1, "", why)])
     for path in paths:
         refused = _not_a_file(path)
@@ -451,7 +453,7 @@ def read_directory(directory: Path, defaults: dict[str, dict] | None = None) -> 
             vanished.append(path.name)
             continue
         except OSError as e:
-            problems.append(Problem(path.name, 1, "", f"cannot read: {e.strerror}"))
+            problems.append(Problem(path.name, 1, "", f"cannot read: {_os_error(e)}"))
             continue
         if len(data) > MAX_FILE_BYTES:
             why = (
@@ -612,6 +614,21 @@ def report_warnings(reports: list[Any], sources: dict[str, str], texts: dict[str
     ]
 
 
+def _os_error(error: OSError) -> str:
+    """
+    @return: What C{error} says; for a permission refused, also whom
+        harbour runs as, since the file's owner usually is someone else.
+    """
+    if error.errno not in (errno.EACCES, errno.EPERM):
+        return str(error.strerror)
+    uid = os.geteuid()
+    try:
+        user = f"user {pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        user = f"uid {uid}"
+    return f"{error.strerror} (harbour runs as {user})"
+
+
 def config_files(directory: Path) -> list[Path]:
     """
     @return: The configuration files of C{directory}, in name order: every
@@ -646,7 +663,7 @@ def _not_a_file(path: Path) -> str | None:
             return f"a link to {os.readlink(path)}, which does not exist"
         return None
     except OSError as e:
-        return f"cannot read: {e.strerror}"
+        return f"cannot read: {_os_error(e)}"
     if stat.S_ISREG(mode):
         return None
     kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"

@@ -5,7 +5,9 @@ Tests for L{harbour.config.schema}: parsing, validation, locating errors, defaul
 from __future__ import annotations
 
 import datetime
+import errno
 import os
+import pwd
 from pathlib import Path
 from typing import Any
 
@@ -660,6 +662,42 @@ class DirectoryTests(SynchronousTestCase):
         self.assertIsNone(configuration)
         self.assertRegex(
             problems[0].message, r"^cannot publish: it is 65,\d{3} bytes encoded; one event may hold 65,535$"
+        )
+
+    def test_permissionNamesUser(self) -> None:
+        """
+        A file harbour may not read is an error naming the user harbour
+        runs as (the file's owner is usually someone else), or its uid
+        where the system knows no name for it.
+        """
+        self.write("work.toml", "[work]\nmax_attempts = 3\n")
+        opened = Path.open
+
+        def refused(path: Path, *args: Any, **kwargs: Any) -> Any:
+            if path.name == "work.toml":
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            return opened(path, *args, **kwargs)
+
+        self.patch(Path, "open", refused)
+        self.patch(schema.os, "geteuid", lambda: 4321)
+        self.patch(
+            schema.pwd, "getpwuid", lambda uid: pwd.struct_passwd(("harbour", "x", uid, uid, "", "/", ""))
+        )
+        configuration, problems = load_directory(self.directory)
+        self.assertIsNone(configuration)
+        self.assertEqual(
+            [str(p) for p in problems],
+            ["work.toml:1: cannot read: Permission denied (harbour runs as user harbour (uid 4321))"],
+        )
+
+        def unknown(uid: int) -> pwd.struct_passwd:
+            raise KeyError(uid)
+
+        self.patch(schema.pwd, "getpwuid", unknown)
+        configuration, problems = load_directory(self.directory)
+        self.assertEqual(
+            [str(p) for p in problems],
+            ["work.toml:1: cannot read: Permission denied (harbour runs as uid 4321)"],
         )
 
     def test_fileTooLarge(self) -> None:
