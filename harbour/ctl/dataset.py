@@ -28,7 +28,7 @@ from harbour.ctl.codes import FAILED, OK, USAGE
 from harbour.ctl.offline import _configuration
 from harbour.ctl.output import DataConsole, discard_output
 from harbour.dataset.inventory import Mismatch, check, report_tables, reports_in, spans
-from harbour.dataset.views import Skipped, confine, open_views, views_named
+from harbour.dataset.views import Skipped, confine, identity, open_views, views_named
 from harbour.oasis.requests import market_today, report_range
 
 #: The commands this module handles.
@@ -112,8 +112,10 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 #: How many times C{query} runs its SQL over views made afresh when a file
-#: its views listed was removed meanwhile (a revision's commit removing a
-#: day read the moment before): each run reads the files as they are then.
+#: its views read in place was removed or replaced meanwhile (a revision's
+#: commit removing or rewriting a day read the moment before): each run
+#: reads the files as they are then.  Files read through hard links (see
+#: L{_query_once}) cannot change so.
 RUNS = 3
 
 
@@ -121,40 +123,74 @@ def _query_once(
     args: argparse.Namespace, statement: str, out: TextIO, err: TextIO, warned: set[Skipped], again: bool
 ) -> int | None:
     """
-    Run C{args.sql} once, over views made afresh (see L{query}).
+    Run C{args.sql} once, over views made afresh (see L{query}), which
+    read hard links of the files listed, made in the query's own temporary
+    directory: a revision's commit renaming a new file over one the query
+    reads leaves the query reading the one listed, where DuckDB would
+    otherwise read a footer of one and pages of the other.  Where no link
+    can be made (C{TMPDIR} on another file system), the file is read in
+    place, and the query is run again if it fails once the file was
+    replaced.
 
     @param warned: The warnings of the views printed by earlier runs,
         which this one adds to and does not print again.
     @param again: Whether the query may be run again.
     @return: L{query}'s exit code, or L{None} if, C{again} being true, the
         query should be run again: it failed before printing anything, and
-        a file its views read is gone (or the views could not be made).
+        a file its views read in place is gone or replaced (or the views
+        could not be made).
+    """
+    # DuckDB's own, .tmp in the working directory, the query could write.
+    spill = Path(tempfile.mkdtemp(prefix="harbourctl-query-"))
+    snapshot = spill / "tables"
+    try:
+        return _query_in(args, statement, out, err, warned, again, spill, snapshot)
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def _query_in(
+    args: argparse.Namespace,
+    statement: str,
+    out: TextIO,
+    err: TextIO,
+    warned: set[Skipped],
+    again: bool,
+    spill: Path,
+    snapshot: Path,
+) -> int | None:
+    """
+    L{_query_once}, in its temporary directory C{spill}, with the links of
+    the files in C{snapshot}.
     """
     tables_dir = args.data_dir / "tables"
+
+    def said(e: Exception) -> str:
+        # The files as the user knows them, not their links.
+        return _message(e).replace(snapshot.resolve().as_posix(), tables_dir.resolve().as_posix())
+
     try:
         # Only the views the query reads: making one reads every footer.
-        connection, made = open_views(tables_dir, views_named(statement))
+        connection, made = open_views(tables_dir, views_named(statement), snapshot=snapshot)
     except FileNotFoundError as e:
         print(f"harbourctl: {e}", file=err)
         return FAILED
     except duckdb.Error as e:
         if again:
             return None
-        print(f"harbourctl: {tables_dir}: {_message(e)}", file=err)
+        print(f"harbourctl: {tables_dir}: {said(e)}", file=err)
         return FAILED
     for why in made.skipped:
         if why not in warned:
             warned.add(why)
             print(f"harbourctl: warning: {why}", file=err)
     printing = False
-    spill = written = None
+    written = None
     if args.parquet is not None:
         # Beside the file, so that it replaces it whole.
         target = Path(os.path.abspath(args.parquet))
         written = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        # DuckDB's own, .tmp in the working directory, the query could write.
-        spill = Path(tempfile.mkdtemp(prefix="harbourctl-query-"))
         # Times print in UTC, as their columns are named, whatever this
         # machine's zone.
         connection.execute("SET TimeZone = 'UTC'")
@@ -171,7 +207,7 @@ def _query_once(
                 _write_parquet(rows, written)
                 written.replace(target)
             except (OSError, pa.ArrowException) as e:
-                print(f"harbourctl: {_message(e)}", file=err)
+                print(f"harbourctl: {said(e)}", file=err)
                 return FAILED
             return OK
         result = connection.execute(args.sql)
@@ -183,24 +219,22 @@ def _query_once(
         _print(result, args, out)
     except duckdb.Error as e:
         if LOCKED in str(e):
-            print(f"harbourctl: query cannot change DuckDB's settings ({_message(e)}); {SETTINGS}", file=err)
+            print(f"harbourctl: query cannot change DuckDB's settings ({said(e)}); {SETTINGS}", file=err)
             return USAGE
-        gone = [path for path in made.files if not path.exists()]
-        if gone and again and not printing:
+        changed = [path for path, known in made.in_place.items() if known is None or identity(path) != known]
+        if changed and again and not printing:
             return None
-        if gone:
+        if changed:
             print(
-                f"harbourctl: {_message(e)} ({min(gone)} was removed as the query read it: "
-                "the daemon rewrote its day; run the query again)",
+                f"harbourctl: {said(e)} ({min(changed)} was removed or replaced as the query read it: "
+                "the daemon rewrote its window; run the query again)",
                 file=err,
             )
             return FAILED
-        print(f"harbourctl: {_message(e)}", file=err)
+        print(f"harbourctl: {said(e)}", file=err)
         return FAILED
     finally:
         connection.close()
-        if spill is not None:
-            shutil.rmtree(spill, ignore_errors=True)
         if written is not None:
             written.unlink(missing_ok=True)
     return OK

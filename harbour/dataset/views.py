@@ -22,7 +22,11 @@ The file's views read absolute paths; L{open_views} makes the same views
 afresh, in memory, over the files of a directory wherever it is now, as
 they are then, or over a worker's own tables, which have no views file: a
 report the record of the views does not name gets its wide view by the
-request its newest file answers.
+request its newest file answers.  Given a directory of the caller's own on
+the tables' file system, its views read hard links of the files listed,
+which a revision's commit, replacing a file by a rename, cannot change
+while DuckDB reads them (a footer read from one revision and rows from
+the next fail with errors that say nothing of it).
 """
 
 from __future__ import annotations
@@ -56,6 +60,10 @@ REPORTS_FILE = "harbour.views.json"
 #: time, while a file listed before goes (a window rewritten over fewer
 #: days removes its old days' files as DuckDB reads their footers).
 ATTEMPTS = 3
+
+#: A file's device, inode and modification time: a file replaced by a
+#: rename (a revision's commit) does not keep them.
+Identity: TypeAlias = tuple[int, int, int]
 
 #: The reports whose answers are locational marginal prices.
 LMP_REPORTS = frozenset({"PRC_LMP", "PRC_INTVL_LMP", "PRC_RTPD_LMP", "PRC_HASP_LMP"})
@@ -263,14 +271,66 @@ class MadeViews:
         views made again.
     @ivar emptied: The reports whose every file went while their views
         were made: they have none, as a report without files.
-    @ivar files: The files the views read, if made over the files listed
-        as they were made (see L{create_views}).
+    @ivar files: The paths the views read, if made over the files listed
+        as they were made (see L{create_views}): hard links of the files
+        in the snapshot directory, or the files themselves where no link
+        could be made.
+    @ivar in_place: Of the files listed that the views read in place
+        rather than by a link, each one's identity as listed (L{None} if
+        it was gone already): one that no longer has it was removed or
+        replaced since.
     """
 
     skipped: tuple[Skipped, ...]
     wide_sources: Mapping[str, frozenset[str]]
     emptied: frozenset[str] = frozenset()
     files: frozenset[Path] = frozenset()
+    in_place: Mapping[Path, Identity | None] = attr.Factory(dict)
+
+
+def identity(path: Path) -> Identity | None:
+    """
+    @return: C{path}'s identity (L{Identity}), or L{None} if it is gone
+        or cannot be read.
+    """
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino, status.st_mtime_ns)
+
+
+def linked(
+    files: Collection[Path], tables_dir: Path, snapshot: Path
+) -> tuple[frozenset[Path], dict[Path, Identity | None]]:
+    """
+    Hard-link each of C{files} into C{snapshot}, at its path under
+    C{tables_dir}, so that its day still reads from its directory's name:
+    a link keeps the file it was made of, whatever is renamed over the
+    file's own path since.
+
+    @param snapshot: A directory of the caller's own, on the tables' file
+        system for the links to be made; where one cannot be (another file
+        system, a file the caller does not own where hard links are
+        protected, a file gone), the file is read in place.
+    @return: The paths to read the files by, and the identities of those
+        read in place, as they are now.
+    """
+    read: set[Path] = set()
+    in_place: dict[Path, Identity | None] = {}
+    for file in files:
+        link = snapshot / file.relative_to(tables_dir)
+        try:
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.link(file, link)
+        except FileExistsError:
+            pass  # linked as the views were tried before: the file then
+        except OSError:
+            in_place[file] = identity(file)
+            read.add(file)
+            continue
+        read.add(link)
+    return frozenset(read), in_place
 
 
 def create_views(
@@ -280,6 +340,7 @@ def create_views(
     wanted: Collection[str] | None = None,
     *,
     listed: bool = False,
+    snapshot: Path | None = None,
 ) -> MadeViews:
     """
     Create the views of C{reports} over the Parquet files in C{tables_dir}:
@@ -300,6 +361,8 @@ def create_views(
         made, by their paths under C{tables_dir}, rather than those in
         place when they are queried: a connection that may read only them
         (L{confine}) cannot list a directory.
+    @param snapshot: If given, with C{listed}, the views read hard links
+        of the files listed, made in this directory (see L{linked}).
     @return: What was made, and what was not.
     """
     holders: dict[str, str] = {}
@@ -307,6 +370,7 @@ def create_views(
     wide_sources: dict[str, frozenset[str]] = {}
     emptied: set[str] = set()
     read: set[Path] = set()
+    in_place: dict[Path, Identity | None] = {}
     asked = None if wanted is None else {name.lower() for name in wanted}
     for report, query in sorted(reports.items()):
         name = view_name(report)
@@ -322,8 +386,12 @@ def create_views(
             skipped.append(Clash(report, taken[0], holders[taken[0].lower()]))
             continue
         for attempt in range(1, ATTEMPTS + 1):
+            paths: frozenset[Path] = files
+            kept: dict[Path, Identity | None] = {}
+            if listed and snapshot is not None:
+                paths, kept = linked(files, tables_dir, snapshot)
             try:
-                table = source(tables_dir, report, files) if listed else source(tables_dir, report)
+                table = source(tables_dir, report, paths) if listed else source(tables_dir, report)
                 connection.execute(f"CREATE VIEW {_identifier(name)} AS SELECT * FROM {table}")
                 if wide:
                     described = connection.execute(f"DESCRIBE {_identifier(name)}").fetchall()
@@ -341,15 +409,19 @@ def create_views(
                 if before - files and files and attempt < ATTEMPTS:
                     continue
                 if files:
-                    skipped.append(Unreadable(report, (str(e).strip().splitlines() or [type(e).__name__])[0]))
+                    said = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                    if snapshot is not None:
+                        said = said.replace(snapshot.as_posix(), tables_dir.as_posix())
+                    skipped.append(Unreadable(report, said))
                 else:
                     emptied.add(report)
                 break
             holders.update(dict.fromkeys((n.lower() for n in names), report))
             if listed:
-                read |= files
+                read |= paths
+                in_place.update(kept)
             break
-    return MadeViews(tuple(skipped), wide_sources, frozenset(emptied), frozenset(read))
+    return MadeViews(tuple(skipped), wide_sources, frozenset(emptied), frozenset(read), in_place)
 
 
 def rebuild_views(tables_dir: Path, reports: Mapping[str, str]) -> RebuiltViews:
@@ -460,7 +532,7 @@ def views_named(sql: str) -> set[str] | None:
 
 
 def open_views(
-    tables_dir: Path, wanted: Collection[str] | None = None
+    tables_dir: Path, wanted: Collection[str] | None = None, snapshot: Path | None = None
 ) -> tuple[duckdb.DuckDBPyConnection, MadeViews]:
     """
     Open an in-memory database with the views over the files of
@@ -473,6 +545,10 @@ def open_views(
 
     @param wanted: If given, and naming at least one view, only the views
         of the reports it names are made (see L{create_views}); else all.
+    @param snapshot: If given, a directory of the caller's own, not yet
+        made, where the views' hard links of the files are made (see
+        L{linked}): the views read the files as they were listed, until
+        the caller removes it.
     @return: The connection, and what was made: the reports left without
         views, and the files the views read.
     @raise FileNotFoundError: If there is no Parquet file yet.
@@ -493,7 +569,14 @@ def open_views(
     connection = duckdb.connect(":memory:")
     try:
         # Resolved, as the paths L{confine} allows: DuckDB compares them.
-        made = create_views(connection, tables_dir.resolve(), reports, wanted, listed=True)
+        made = create_views(
+            connection,
+            tables_dir.resolve(),
+            reports,
+            wanted,
+            listed=True,
+            snapshot=None if snapshot is None else snapshot.resolve(),
+        )
     except BaseException:
         connection.close()
         raise

@@ -21,6 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from harbour.ctl import dataset
 from harbour.ctl.codes import FAILED, OK, USAGE
 from harbour.ctl.dataset import add_commands, run
+from harbour.dataset import views
 from harbour.dataset.inventory import check, file_sha256, report_tables, spans
 from harbour.dataset.test.helpers import HUBS_ZIP, removed_when_scanned, simulated, write
 from harbour.dataset.views import DATABASE, REPORTS_FILE, connect, rebuild_views
@@ -319,19 +320,98 @@ class QueryTests(CommandTestCase):
             code, out, err = self.command("query", "--csv", f"SELECT count(*) AS n FROM {report}_wide")
             self.assertEqual((code, out, err), (OK, "n\n72\n", ""), report)
 
+    def no_links(self) -> None:
+        """
+        Have every hard link of a file fail as it does across file systems,
+        so that the query reads the files in place.
+        """
+
+        def link(source: Any, target: Any) -> None:
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), str(source))
+
+        self.patch(views.os, "link", link)
+
+    def revised(self, path: Path, rows: int) -> None:
+        """
+        Replace C{path} by a rename, as a revision's commit does, with a
+        file of its first C{rows} rows.
+        """
+        temporary = path.with_name(f".{path.name}.tmp")
+        pq.write_table(pq.read_table(path).slice(0, rows), temporary)
+        temporary.replace(path)
+
+    def test_file_replaced_meanwhile(self) -> None:
+        """
+        A query whose views listed a file that a revision's commit replaces
+        before DuckDB reads it reads the file as it was listed, through a
+        hard link of its own, removed with the query's directory: a rename
+        cannot change what it reads, nor have DuckDB read the footer of one
+        file and the pages of the other.
+        """
+        open_views = dataset.open_views
+        day = self.tables / "load" / "trading_date=2025-06-05"
+        [path] = day.iterdir()
+        snapshots: list[Path | None] = []
+
+        def listed_then_replaced(tables_dir: Path, wanted: Any = None, **kwargs: Any) -> Any:
+            connection, made = open_views(tables_dir, wanted, **kwargs)
+            snapshots.append(kwargs.get("snapshot"))
+            self.revised(path, 10)
+            return connection, made
+
+        self.patch(dataset, "open_views", listed_then_replaced)
+        code, out, err = self.command("query", "--csv", "SELECT count(*) AS n FROM load")
+        self.assertEqual((code, out, err, len(snapshots)), (OK, "n\n360\n", "", 1))
+        assert snapshots[0] is not None
+        self.assertFalse(snapshots[0].exists())
+        code, out, err = self.command("query", "--csv", "SELECT count(*) AS n FROM load")
+        self.assertEqual((code, out, err), (OK, "n\n250\n", ""))
+
+    def test_file_replaced_meanwhile_in_place(self) -> None:
+        """
+        Where no hard link can be made, a query that fails once a file it
+        listed was replaced (DuckDB reading the new file by the old one's
+        footer) is run again over the files as they are then.
+        """
+        self.no_links()
+        open_views = dataset.open_views
+        [path] = (self.tables / "load" / "trading_date=2025-06-05").iterdir()
+        revision = path.with_name(f".{path.name}.revision")
+        shutil.copyfile(path, revision)
+        self.revised(revision, 10)
+        runs: list[None] = []
+
+        def listed_then_replaced(tables_dir: Path, wanted: Any = None, **kwargs: Any) -> Any:
+            if runs:
+                revision.replace(path)
+            connection, made = open_views(tables_dir, wanted, **kwargs)
+            if not runs:
+                # Bytes DuckDB cannot read, by the listed file's name.
+                broken = path.with_name(f".{path.name}.tmp")
+                broken.write_bytes(b"PAR1 not whole")
+                broken.replace(path)
+            runs.append(None)
+            return connection, made
+
+        self.patch(dataset, "open_views", listed_then_replaced)
+        code, out, err = self.command("query", "--csv", "SELECT count(*) AS n FROM load")
+        self.assertEqual((code, out, err, len(runs)), (OK, "n\n250\n", "", 2))
+
     def day_removed_once_listed(self, day: str) -> list[Path]:
         """
         Have the file of C{day} of the C{load} report removed the first
         time the query lists the files of its views, as a revision's commit
-        removes a day the moment after.
+        removes a day the moment after, where no hard link of it can be
+        made (L{no_links}).
 
         @return: The files removed (one, once it has been).
         """
+        self.no_links()
         open_views = dataset.open_views
         removed: list[Path] = []
 
-        def listed_then_removed(tables_dir: Path, wanted: Any = None) -> Any:
-            connection, made = open_views(tables_dir, wanted)
+        def listed_then_removed(tables_dir: Path, wanted: Any = None, **kwargs: Any) -> Any:
+            connection, made = open_views(tables_dir, wanted, **kwargs)
             if not removed:
                 [path] = [p for p in made.files if f"trading_date={day}" in str(p)]
                 path.unlink()
@@ -367,11 +447,12 @@ class QueryTests(CommandTestCase):
         A query whose files are removed under it every time is run at most
         L{dataset.RUNS} times, then fails, saying why.
         """
+        self.no_links()
         open_views = dataset.open_views
         runs: list[None] = []
 
-        def listed_then_removed(tables_dir: Path, wanted: Any = None) -> Any:
-            connection, made = open_views(tables_dir, wanted)
+        def listed_then_removed(tables_dir: Path, wanted: Any = None, **kwargs: Any) -> Any:
+            connection, made = open_views(tables_dir, wanted, **kwargs)
             runs.append(None)
             min(path for path in made.files if "load" in path.parts).unlink()
             return connection, made
@@ -379,7 +460,7 @@ class QueryTests(CommandTestCase):
         self.patch(dataset, "open_views", listed_then_removed)
         code, out, err = self.command("query", "SELECT count(*) FROM load")
         self.assertEqual((code, out, len(runs)), (FAILED, "", dataset.RUNS))
-        self.assertIn("was removed as the query read it", err)
+        self.assertIn("was removed or replaced as the query read it", err)
 
     def test_copied_data_dir(self) -> None:
         """
