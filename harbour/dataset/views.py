@@ -11,6 +11,10 @@ a second view, C{<view>_wide}: one row per interval and location with the
 price components as columns.  It reads the columns its report's files had
 when it was made (L{WIDE_SOURCES}): one of those that no file has any
 more reads as nulls; one that appears since needs the views rebuilt.
+A report OASIS serves only current data of (C{history = false} in the
+catalogue: C{PRC_CURR_LMP}...) shows each distinct row once: every window
+fetched once it is over holds the interval current then, so windows
+fetched together (at start, after an outage) hold the same rows.
 Names are DuckDB's, so case-insensitive: of reports whose views would
 share a name, the first in sorted order has it and the others go without.
 A report with a file DuckDB cannot read goes without views too, and the
@@ -118,6 +122,18 @@ def is_lmp(query: str) -> bool:
         return True
     group = load_catalogue().entry(groupid=query)
     return group is not None and any(r in LMP_REPORTS for r in group.reports)
+
+
+def is_current_only(query: str) -> bool:
+    """
+    @param query: A report's OASIS queryname or groupid.
+    @return: Whether OASIS serves only its current interval or day, so
+        that windows fetched at about the same time hold the same rows
+        (and its view shows each once).
+    """
+    catalogue = load_catalogue()
+    entry = catalogue.entry(queryname=query) or catalogue.entry(groupid=query)
+    return entry is not None and not entry.history
 
 
 def _quoted(text: str) -> str:
@@ -375,6 +391,11 @@ def create_views(
     for report, query in sorted(reports.items()):
         name = view_name(report)
         wide = bool(query) and is_lmp(query)
+        # Identical rows are one interval fetched by several windows, not
+        # several of its values: DISTINCT keeps one whatever the columns,
+        # which differ among these reports, and a row OASIS posted again
+        # with another value still shows.
+        distinct = "DISTINCT " if query and is_current_only(query) else ""
         names = [name, f"{name}_wide"] if wide else [name]
         if asked is not None and not asked & {n.lower() for n in names}:
             continue
@@ -392,7 +413,7 @@ def create_views(
                 paths, kept = linked(files, tables_dir, snapshot)
             try:
                 table = source(tables_dir, report, paths) if listed else source(tables_dir, report)
-                connection.execute(f"CREATE VIEW {_identifier(name)} AS SELECT * FROM {table}")
+                connection.execute(f"CREATE VIEW {_identifier(name)} AS SELECT {distinct}* FROM {table}")
                 if wide:
                     described = connection.execute(f"DESCRIBE {_identifier(name)}").fetchall()
                     columns = {row[0]: row[1] for row in described}

@@ -12,7 +12,7 @@ import duckdb
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.dataset import views
-from harbour.dataset.test.helpers import HUBS_ZIP, removed_when_scanned, simulated, write
+from harbour.dataset.test.helpers import HUBS_ZIP, removed_when_scanned, simulated, write, zip_of
 from harbour.dataset.views import (
     ATTEMPTS,
     DATABASE,
@@ -75,6 +75,37 @@ class ViewTests(SynchronousTestCase):
         A view is named after its report, C{-} and C{.} as C{_}.
         """
         self.assertEqual(view_name("lmp-dam.v2"), "lmp_dam_v2")
+
+    def test_current_only_once(self) -> None:
+        """
+        A report OASIS serves only the current interval of shows each row
+        once, however many windows fetched it (windows fetched once over,
+        at start or after an outage, all hold the interval current then),
+        in the views file and in views made afresh; a report with history shows every row its files hold.
+        """
+        header = "INTERVALSTARTTIME_GMT,INTERVALENDTIME_GMT,NODE,MARKET_RUN_ID,LMP_TYPE,MW\n"
+        rows = "".join(
+            f"2026-11-24T21:55:00-00:00,2026-11-24T22:00:00-00:00,TH_NP15_GEN-APND,RTM,{kind},{price}\n"
+            for kind, price in [("LMP", 41.5), ("MCE", 40.0), ("MCC", 1.0), ("MCL", 0.5)]
+        )
+        for report in ("curr", "copy"):
+            for hour in ("08", "09", "10"):
+                path = zip_of(
+                    self.zips / report / f"20261124T{hour}.zip", [("a.csv", (header + rows).encode())]
+                )
+                write(path, self.tables, report)
+        reports = {"curr": "PRC_CURR_LMP", "copy": "PRC_INTVL_LMP"}
+        rebuild_views(self.tables, reports)
+        fresh, made = open_views(self.tables)
+        self.addCleanup(fresh.close)
+        self.assertEqual(made.skipped, ())
+        with connect(self.tables) as connection:
+            for views_of in (connection, fresh):
+                self.assertEqual(views_of.execute("SELECT count(*) FROM curr").fetchall(), [(4,)])
+                self.assertEqual(
+                    views_of.execute("SELECT sum(mw) FROM curr WHERE lmp_type = 'LMP'").fetchall(), [(41.5,)]
+                )
+                self.assertEqual(views_of.execute("SELECT count(*) FROM copy").fetchall(), [(12,)])
 
     def test_lmp_family(self) -> None:
         """
