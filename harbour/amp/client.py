@@ -129,6 +129,9 @@ class HarbourClientProtocol(amp.AMP):
         # values answering it, for as long as the subscription exists.
         self._tagged: WeakValueDictionary[int, Subscription] = WeakValueDictionary()
         self._reader = wire.BoxReader()
+        #: Why the other side dropped this connection, once it has said
+        #: (L{commands.DROPPED}).
+        self.dropped: str | None = None
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -169,8 +172,13 @@ class HarbourClientProtocol(amp.AMP):
         """
         Deliver one event to the local subscribers of its topic, or, if it
         carries a C{tag}, to the subscription whose C{Subscribe} carried it:
-        the others have that retained value already.
+        the others have that retained value already.  An event on
+        L{commands.DROPPED} goes to no subscriber: it says why the other
+        side is closing the connection, kept in L{dropped}.
         """
+        if topic == commands.DROPPED and tag is None:
+            self.dropped = _dropped_reason(payload)
+            return {}
         if tag is None:
             outboxes = self.table.outboxes(topic)
         else:
@@ -236,6 +244,18 @@ class HarbourClientProtocol(amp.AMP):
         """
         super().connectionLost(reason)
         self.disconnected.callback(None)
+
+
+def _dropped_reason(payload: str) -> str:
+    """
+    @return: The reason of a L{commands.DROPPED} event's payload, or the
+        payload itself if it has none.
+    """
+    try:
+        reason = json.loads(payload).get("reason")
+    except (ValueError, AttributeError):
+        reason = None
+    return reason if isinstance(reason, str) else payload
 
 
 @implementer(IBus)

@@ -126,10 +126,19 @@ class Publish(HarbourCommand):
     response = [(b"delivered", amp.Integer())]
 
 
+#: The topic of the last L{Event} the daemon sends a connection it drops
+#: for not reading its events: C{{"reason": ...}}, whatever the
+#: connection subscribed to, so that its client can tell that end from
+#: the daemon stopping (and know it missed events).  No client may
+#: publish on it.
+DROPPED = "subscriber.dropped"
+
+
 class Event(HarbourCommand):
     """
     Server to client: one event on a subscribed topic; C{tag} is that of
-    the L{Subscribe} it answers as a retained value, if it had one.
+    the L{Subscribe} it answers as a retained value, if it had one.  The
+    last a dropped connection is sent is on L{DROPPED}.
     """
 
     arguments = [(b"topic", amp.Unicode()), (b"payload", amp.Unicode()), (b"tag", amp.Integer(optional=True))]

@@ -220,7 +220,19 @@ class HubLink(Service):
         if self._protocol is protocol:
             self._protocol = None
             self._ready = False
-            if self.running:
+            if not self.running:
+                return
+            if protocol.dropped is not None:
+                # Dropped for not reading: the events published meanwhile
+                # never reach this worker.
+                self.log.warn(
+                    "the hub {endpoint} dropped this worker's connection: {reason}; events were "
+                    "missed; reconnecting",
+                    endpoint=self.endpoint,
+                    reason=protocol.dropped,
+                    service="hub",
+                )
+            else:
                 self.log.warn("lost the hub {endpoint}; reconnecting", endpoint=self.endpoint, service="hub")
 
     def when_connected(self) -> Deferred[None]:

@@ -710,6 +710,14 @@ class ControlProtocol(amp.AMP):
         self._stream.write(event.wire)
 
     def _overflowed(self, reason: str) -> None:
+        """
+        The peer is not reading its events: tell it why it is dropped, in
+        one last L{commands.Event} on L{commands.DROPPED} written past the
+        paused outbox, and close the connection once that is out (aborted
+        after L{ControlService.close_timeout} if the peer reads nothing
+        more).  Aborted without a word, a subscriber could not tell this
+        from the daemon stopping, nor know that it missed events.
+        """
         self._service.bus.detach(self._connected_outbox)
         self.log.warn(
             "disconnecting subscriber {peer}: {reason}",
@@ -717,7 +725,10 @@ class ControlProtocol(amp.AMP):
             reason=reason,
             service="amp",
         )
-        self.abort()
+        if self.transport is None or self._closing:
+            return
+        self._stream.write(commands.encode_event(commands.DROPPED, json.dumps({"reason": reason})))
+        self.close()
 
     def ampBoxReceived(self, box: amp.AmpBox) -> None:
         """
@@ -872,6 +883,8 @@ class ControlProtocol(amp.AMP):
             raise BadRequest(f"topic {topic} belongs to the configuration directory: edit its file")
         if topic == PAUSED:
             raise BadRequest(f"topic {topic} belongs to the daemon: use Pause and Resume")
+        if topic == commands.DROPPED:
+            raise BadRequest(f"topic {topic} belongs to the daemon: it tells a subscriber why it is dropped")
         event = Event.from_text(topic, payload)
         return {"delivered": self._service.bus.dispatch_remote(event, bool(retain))}
 

@@ -353,7 +353,14 @@ def _run_remote(
         return (yield _unless_interrupted(_COMMANDS[args.command](reactor, protocol, args, out), interrupted))
     except (ConnectionDone, ConnectionLost) as e:
         # The daemon stopped (or the network failed) mid-command: watch and
-        # subscribe last as long as the daemon does.
+        # subscribe last as long as the daemon does.  One that dropped the
+        # connection for not reading its events has said so.
+        if protocol.dropped is not None:
+            why = (
+                f"{args.connect} dropped this connection: {_one_line(protocol.dropped)}; "
+                f"the events published since are lost"
+            )
+            return _unreachable(args, out, why)
         return _unreachable(args, out, f"lost the connection to {args.connect}: {e}")
     except Unanswered as e:
         return _unreachable(args, out, f"{args.connect}: {e}")

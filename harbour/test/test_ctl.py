@@ -1285,6 +1285,25 @@ class NotHarbourTests(ConnectingTestCase):
         self.assertEqual(self.successResultOf(d), UNREACHABLE)
         self.assertIn("harbourctl: lost the connection to tcp:127.0.0.1:7799", errors.getvalue())
 
+    def test_subscriberDropped(self) -> None:
+        """
+        C{subscribe} whose daemon drops it for not reading says why, as
+        the daemon said it (L{commands.DROPPED}), and that events were
+        lost, with the exit code of a lost connection.
+        """
+        reactor, d, protocol, transport, errors = self.accepted("subscribe", "task.*")
+        protocol.dataReceived(amp.AmpBox(_answer=b"1").serialize())
+        protocol.dataReceived(amp.AmpBox(_answer=b"2").serialize())
+        reason = "more than 10,000 events waiting: subscriber is not reading"
+        protocol.dataReceived(encode_event(commands.DROPPED, json.dumps({"reason": reason})))
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.successResultOf(d), UNREACHABLE)
+        self.assertEqual(
+            errors.getvalue(),
+            f"harbourctl: tcp:127.0.0.1:7799 dropped this connection: {reason}; "
+            "the events published since are lost\n",
+        )
+
     def test_subscriberReaderGone(self) -> None:
         """
         C{subscribe} whose reader has closed the pipe ends with

@@ -39,6 +39,7 @@ class RecordingProtocol:
 
     sent: list[tuple[type[amp.Command], dict[str, Any]]] = attr.ib(factory=list)
     table: SubscriptionTable = attr.ib(factory=SubscriptionTable)
+    dropped: str | None = None
 
     def callRemote(self, command: type[amp.Command], **arguments: Any) -> Deferred[dict[str, Any]]:
         """
@@ -574,6 +575,34 @@ class ConnectionTests(SynchronousTestCase):
         self.pass_time(hub, clock, 3)
         self.successResultOf(waiting)
         self.assertEqual(len(hub.pumps), 2)
+
+    def test_droppedByHub(self) -> None:
+        """
+        A hub that drops the link for not reading its events says why
+        (L{commands.DROPPED}), and the link logs that reason, and that
+        events were missed, rather than a plain loss; then reconnects.
+        """
+        self.patch(server_module, "REMOTE_QUEUE_BYTES", 100)
+        link, hub, clock = self.link(TOKEN)
+        messages = capture_log(self)
+        self.successResultOf(link.subscribe("task.*", lambda event: None))
+        connected = link.when_connected()
+        self.pass_time(hub, clock, 2)
+        self.successResultOf(connected)
+        [first] = hub.service.connections
+        first.pauseProducing()
+        for ignored in range(3):
+            self.hub_bus.dispatch(Event.create("task.done", "x" * 60))
+        self.pass_time(hub, clock, 1)
+        [dropped] = [m for m in messages if m.startswith("the hub")]
+        self.assertEqual(
+            dropped,
+            "the hub tcp:127.0.0.1:7750 dropped this worker's connection: more than 100 bytes of events "
+            "waiting: subscriber is not reading; events were missed; reconnecting",
+        )
+        self.assertNotIn("lost the hub tcp:127.0.0.1:7750; reconnecting", messages)
+        self.pass_time(hub, clock, 3)
+        self.successResultOf(link.when_connected())
 
     def test_silentHubDropped(self) -> None:
         """

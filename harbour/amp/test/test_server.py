@@ -1028,6 +1028,42 @@ class CommandTests(SynchronousTestCase):
             "more than 1,000 bytes of events waiting: subscriber is not reading", "\n".join(messages)
         )
 
+    def test_droppedSubscriberToldWhy(self) -> None:
+        """
+        A connection dropped for not reading its events is sent one last
+        L{commands.Event} on L{commands.DROPPED} naming the reason, past
+        its paused outbox, and is then closed, not aborted: once its peer
+        reads again, it reads the events written before, then the reason,
+        which its client keeps and hands to no subscriber.
+        """
+        self.service.queue_limit = 2
+        slow_client, slow_server, slow_pump = connected(self.service)
+        call(slow_client, slow_pump, commands.Authenticate, token=TOKEN)
+        seen: list[object] = []
+        d = RemoteBus(slow_client).subscribe("*", lambda e: seen.append(e.payload))
+        slow_pump.flush()
+        self.successResultOf(d)
+        assert isinstance(slow_server.transport, iosim.FakeTransport)
+        slow_server.transport.producer.pauseProducing()
+        for i in range(4):
+            self.bus.dispatch(Event.create("t", i))
+        self.assertTrue(slow_server.transport.disconnecting)
+        slow_pump.flush()
+        self.successResultOf(slow_client.disconnected)
+        self.assertEqual(seen, [])
+        self.assertEqual(slow_client.dropped, "more than 2 events waiting: subscriber is not reading")
+        self.assertNotIn(slow_server, self.service.connections)
+
+    def test_droppedTopicNotPublished(self) -> None:
+        """
+        No client may publish on L{commands.DROPPED}: its subscribers
+        would take it for the daemon dropping them.
+        """
+        failure = self.failureResultOf(
+            self.call(commands.Publish, topic=commands.DROPPED, payload='{"reason": "x"}'), BadRequest
+        )
+        self.assertIn("belongs to the daemon", str(failure.value))
+
     def test_noSubscriptionWhileClosing(self) -> None:
         """
         A subscription asked for once the connection has begun closing is
