@@ -23,6 +23,12 @@ from harbour.interfaces import IBus, IEvent, IStatusSource, StatusDocument
 #: Heartbeats a worker may miss before it is no longer listed.
 MISSED = 3
 
+#: The most workers listed at once: whoever may publish on the bus may
+#: beat in the name of as many owners as it likes, and each worker's
+#: restart is a new owner (C{host:pid}).  Past it, the worker heard from
+#: longest ago is forgotten.
+WORKERS_KEPT = 1_000
+
 
 def _passes(check: Check) -> Callable[[object], bool]:
     """
@@ -73,7 +79,8 @@ class WorkersService(Service):
     #: This hub's C{--prefix}, if known: a worker whose heartbeat names
     #: another claims from other keys than this hub's tasks.
     prefix: str | None = attr.ib(default=None)
-    #: {owner: (when last heard, its last heartbeat)}
+    #: {owner: (when last heard, its last heartbeat)}, the owner heard
+    #: from longest ago first.
     _seen: dict[str, tuple[float, dict[str, Any]]] = attr.ib(factory=dict, init=False)
     #: {owner: the fields of its last heartbeat that were dropped}, so that
     #: a worker beating the same wrong fields is logged once.
@@ -112,7 +119,26 @@ class WorkersService(Service):
             )
         self._dropped[owner] = dropped
         self._check_prefix(owner, beat)
-        self._seen[owner] = (self.reactor.seconds(), beat)
+        now = self.reactor.seconds()
+        # Moved to the end: the first is always the one heard longest ago.
+        self._seen.pop(owner, None)
+        self._seen[owner] = (now, beat)
+        self._forget_silent(now)
+
+    def _forget_silent(self, now: float) -> None:
+        """
+        Forget the workers not heard from within the last L{MISSED}
+        heartbeats, and those past the L{WORKERS_KEPT} heard from last,
+        whether or not anyone asks for L{status}: the owners heard from
+        are not bounded otherwise.  Each beat forgets at most what has
+        fallen silent since the last, taken from the front.
+        """
+        while self._seen:
+            owner, (seen, ignored) = next(iter(self._seen.items()))
+            if now - seen <= MISSED * self.interval and len(self._seen) <= WORKERS_KEPT:
+                return
+            del self._seen[owner]
+            self._dropped.pop(owner, None)
 
     def _check_prefix(self, owner: str, beat: dict[str, Any]) -> None:
         """
@@ -141,9 +167,7 @@ class WorkersService(Service):
         few heartbeats, with its tasks in flight.
         """
         now = self.reactor.seconds()
-        for owner in [o for o, (seen, ignored) in self._seen.items() if now - seen > MISSED * self.interval]:
-            del self._seen[owner]
-            self._dropped.pop(owner, None)
+        self._forget_silent(now)
         return {
             owner: {**beat, "seen_seconds_ago": round(now - seen, 1)}
             for owner, (seen, beat) in sorted(self._seen.items())

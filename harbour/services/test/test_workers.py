@@ -11,6 +11,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.bus import Bus
+from harbour.services import workers as workers_module
 from harbour.services.workers import MISSED, WorkersService
 from harbour.test.helpers import capture_log
 
@@ -54,6 +55,31 @@ class WorkersTests(SynchronousTestCase):
         self.clock.advance(MISSED * self.workers.interval)
         self.assertEqual(self.workers.status(), {})
         self.assertEqual(self.logged, [])
+
+    def test_forgottenWithoutStatus(self) -> None:
+        """
+        A worker that falls silent is forgotten, with what was noted of its
+        heartbeat, by the next heartbeat of any worker, though nobody asks
+        for C{status}: otherwise every owner ever heard would be kept.
+        """
+        self.beat(owner="host:1", bogus=1)
+        self.clock.advance(MISSED * self.workers.interval + 1)
+        self.beat(owner="host:2")
+        self.assertEqual((list(self.workers._seen), list(self.workers._dropped)), (["host:2"], ["host:2"]))
+
+    def test_workersKept(self) -> None:
+        """
+        At most L{workers_module.WORKERS_KEPT} workers are kept, however
+        many owners beat at once: past it, the one heard from longest ago
+        is forgotten; one that beats again counts as heard from last.
+        """
+        self.patch(workers_module, "WORKERS_KEPT", 3)
+        for n in range(5):
+            self.beat(owner=f"host:{n}")
+        self.beat(owner="host:2")
+        self.beat(owner="host:5")
+        self.assertEqual(len(self.workers._dropped), 3)
+        self.assertEqual(sorted(self.workers.status()), ["host:2", "host:4", "host:5"])
 
     def test_wrongTypesDropped(self) -> None:
         """
