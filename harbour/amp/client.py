@@ -22,7 +22,7 @@ from OpenSSL import SSL, crypto
 from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.endpoints import clientFromString, connectProtocol
 from twisted.internet.error import ConnectionClosed
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.interfaces import IStreamClientEndpoint, ITransport
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.protocols import amp
@@ -238,11 +238,22 @@ class HarbourClientProtocol(amp.AMP):
         if not failure.check(ConnectionClosed):
             self.log.failure("cannot unsubscribe from {pattern}", failure, pattern=pattern)
 
+    def makeConnection(self, transport: ITransport) -> None:
+        """
+        Connect as L{amp.BinaryBoxProtocol} does, without the line AMP logs
+        for each connection made (and lost, in L{connectionLost}), as the
+        daemon's side does: a worker reconnecting to a hub that is away
+        would log them at every attempt; the link says what matters.
+        """
+        amp.BinaryBoxProtocol.makeConnection(self, transport)
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
-        Let whoever waits for the end know.
+        Let whoever waits for the end know (without AMP's log line: see
+        L{makeConnection}).
         """
-        super().connectionLost(reason)
+        amp.BinaryBoxProtocol.connectionLost(self, reason)
+        self.transport = None
         self.disconnected.callback(None)
 
 

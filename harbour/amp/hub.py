@@ -29,9 +29,15 @@ import attr
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks, succeed
-from twisted.internet.interfaces import IAddress, IReactorTime, IStreamClientEndpoint, ITCPTransport
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IReactorTime,
+    IStreamClientEndpoint,
+    ITCPTransport,
+)
 from twisted.internet.protocol import Factory
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, LogEvent, Logger, LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -51,6 +57,9 @@ ANSWER_DEADLINE = 60.0
 #: How long, in seconds, a stop waits for the connection to close before
 #: dropping it: a hub that reads nothing would keep it open for ever.
 CLOSE_GRACE = 5.0
+#: How often, in seconds, the link says that the hub is still away: its
+#: attempts to reconnect (every 10 s at most) are not logged one by one.
+AWAY_REMINDER = 3600.0
 
 _T = TypeVar("_T")
 
@@ -88,6 +97,16 @@ class HubLink(Service):
     _ready: bool = attr.ib(default=False, init=False)
     _refusals: int = attr.ib(default=0, init=False)
     _refusal_logged: float = attr.ib(default=float("-inf"), init=False)
+    #: Since when the link has not been ready (since it started, until
+    #: its first connection), or None while it is.
+    _away_since: float | None = attr.ib(default=None, init=False)
+    #: Whether the link has been ready before: its next readiness is a
+    #: return.
+    _was_ready: bool = attr.ib(default=False, init=False)
+    #: Whether a connection given up since the link was last ready was
+    #: logged: the next are not, one per attempt.
+    _give_up_logged: bool = attr.ib(default=False, init=False)
+    _reminder: IDelayedCall | None = attr.ib(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         # Refused when the daemon is made, before anything connects.
@@ -98,7 +117,8 @@ class HubLink(Service):
         Connect, and keep connecting.
         """
         super().startService()
-        self._client = ClientService(
+        self._away(self.reactor.seconds())
+        self._client = _QuietClientService(
             self._connect_to,
             _LinkFactory(self),
             retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=10.0),
@@ -150,7 +170,7 @@ class HubLink(Service):
         if self._protocol is not protocol:
             return  # lost meanwhile
         self._ready = True
-        self.log.info("connected to hub {endpoint}", endpoint=self.endpoint, service="hub")
+        self._back()
         waiting, self._waiting = self._waiting, []
         for d in waiting:
             d.callback(None)
@@ -181,11 +201,14 @@ class HubLink(Service):
         """
         A connection could not be made ready: close it, to be made again.
         """
-        if self.running:
+        if self.running and not self._give_up_logged:
+            # Once per absence: a hub that accepts and fails each attempt
+            # would have it logged every few seconds.
+            self._give_up_logged = True
             self.log.warn("hub {endpoint}: {reason}", endpoint=self.endpoint, reason=reason, service="hub")
         if self._protocol is protocol:
             self._protocol = None
-            self._ready = False
+            self._not_ready()
         _close(protocol)
 
     def _answer_due(self, protocol: HarbourClientProtocol, call: Deferred[_T]) -> Deferred[_T]:
@@ -207,7 +230,7 @@ class HubLink(Service):
         self._connections.discard(protocol)
         if self._protocol is protocol:
             self._protocol = None
-            self._ready = False
+            self._not_ready()
         self.log.warn(
             "the hub {endpoint} has not answered for {seconds:g} s; reconnecting",
             endpoint=self.endpoint,
@@ -219,8 +242,9 @@ class HubLink(Service):
     def _lost(self, ignored: object, protocol: HarbourClientProtocol) -> None:
         if self._protocol is protocol:
             self._protocol = None
-            self._ready = False
-            if not self.running:
+            # A connection lost before it was ready is one more attempt of
+            # an absence already said.
+            if not self._not_ready() or not self.running:
                 return
             if protocol.dropped is not None:
                 # Dropped for not reading: the events published meanwhile
@@ -234,6 +258,64 @@ class HubLink(Service):
                 )
             else:
                 self.log.warn("lost the hub {endpoint}; reconnecting", endpoint=self.endpoint, service="hub")
+
+    def _not_ready(self) -> bool:
+        """
+        The connection in use is gone: the hub is away from now, if the
+        link was ready.
+
+        @return: Whether it was.
+        """
+        if not self._ready:
+            return False
+        self._ready = False
+        self._away(self.reactor.seconds())
+        return True
+
+    def _away(self, since: float) -> None:
+        """
+        The hub is away from C{since}: remind of it every
+        L{AWAY_REMINDER} seconds until it is back.
+        """
+        self._away_since = since
+        self._give_up_logged = False
+        self._cancel_reminder()
+        self._reminder = self.reactor.callLater(AWAY_REMINDER, self._remind)
+
+    def _remind(self) -> None:
+        self._reminder = None
+        if self._away_since is None or not self.running:
+            return
+        self.log.warn(
+            "still no connection to the hub {endpoint}, for {away}; reconnecting",
+            endpoint=self.endpoint,
+            away=_duration(self.reactor.seconds() - self._away_since),
+            service="hub",
+        )
+        self._reminder = self.reactor.callLater(AWAY_REMINDER, self._remind)
+
+    def _back(self) -> None:
+        """
+        The link is ready: say so, with how long the hub was away if it
+        had been connected before.
+        """
+        self._cancel_reminder()
+        since, self._away_since = self._away_since, None
+        if self._was_ready and since is not None:
+            self.log.info(
+                "connected to hub {endpoint} again, after {away} away",
+                endpoint=self.endpoint,
+                away=_duration(self.reactor.seconds() - since),
+                service="hub",
+            )
+        else:
+            self.log.info("connected to hub {endpoint}", endpoint=self.endpoint, service="hub")
+        self._was_ready = True
+
+    def _cancel_reminder(self) -> None:
+        if self._reminder is not None and self._reminder.active():
+            self._reminder.cancel()
+        self._reminder = None
 
     def when_connected(self) -> Deferred[None]:
         """
@@ -359,6 +441,7 @@ class HubLink(Service):
         L{CLOSE_GRACE} is dropped.
         """
         super().stopService()
+        self._cancel_reminder()
         waiting, self._waiting = self._waiting, []
         for d in waiting:
             d.errback(CancelledError("the link to the hub stopped"))
@@ -372,10 +455,46 @@ class HubLink(Service):
             _abort(protocol)
 
 
+def _duration(seconds: float) -> str:
+    """
+    @return: C{seconds} as a log line says a time away: C{45 s},
+        C{12 min}, C{3.5 h}.
+    """
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _warnings_only(event: LogEvent) -> None:
+    """
+    Pass on C{event} if it is a warning or worse.
+    """
+    if event.get("log_level") in (LogLevel.warn, LogLevel.error, LogLevel.critical):
+        globalLogPublisher(event)
+
+
+class _QuietClientService(ClientService):
+    """
+    A C{ClientService} that does not log each retry it schedules
+    (C{Scheduling retry N to connect ...}, every 10 s at most while the
+    hub is away): the link says when the hub goes, comes back, and, once
+    an hour, that it is still away.  Its warnings still pass.
+    """
+
+    # ClientService hands its _log to its reconnecting machine as it is made.
+    _log = Logger(observer=cast(ILogObserver, _warnings_only))
+
+
 class _LinkFactory(Factory):
     """
     Makes the connections of a L{HubLink}, each made ready by it once up.
+    Not noisy: C{Starting factory} and C{Stopping factory} would be
+    logged at every attempt to reconnect.
     """
+
+    noisy = False
 
     def __init__(self, link: HubLink) -> None:
         self.link = link

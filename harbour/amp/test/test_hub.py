@@ -311,6 +311,29 @@ class HubInMemory:
         return succeed(client)
 
 
+@implementer(IStreamClientEndpoint)
+@attr.s(auto_attribs=True)
+class SwitchedHub:
+    """
+    A hub in memory whose connections are refused while it is C{down}.
+    """
+
+    hub: HubInMemory
+    down: bool = False
+
+    def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
+        """
+        Refuse the connection while down (starting and stopping
+        C{factory}, as a reactor's connector does for each attempt);
+        otherwise connect to the hub.
+        """
+        if self.down:
+            factory.doStart()
+            factory.doStop()
+            return fail(ConnectionRefusedError())
+        return self.hub.connect(factory)
+
+
 class StuckTransport(StringTransport):
     """
     A connection whose close waits for ever, as one to a peer that reads
@@ -603,6 +626,45 @@ class ConnectionTests(SynchronousTestCase):
         self.assertNotIn("lost the hub tcp:127.0.0.1:7750; reconnecting", messages)
         self.pass_time(hub, clock, 3)
         self.successResultOf(link.when_connected())
+
+    def test_awayLoggedOnce(self) -> None:
+        """
+        While the hub is away, the link logs one warning as it goes, one
+        reminder an hour, and, as it is back, one line saying how long it
+        was away: not the lines Twisted logs for every attempt to
+        reconnect (factories started and stopped, retries scheduled,
+        AMP's connections made and lost).
+        """
+        self.hub_bus = Bus()
+        clock = MemoryReactorClock()
+        link = HubLink(clock, "tcp:127.0.0.1:7750", TOKEN)
+        hub = HubInMemory(control_service(self.hub_bus))
+        switched = SwitchedHub(hub)
+        link._connect_to = switched
+        link.startService()
+        self.addCleanup(self.stop, link, hub, clock)
+        connected = link.when_connected()
+        self.pass_time(hub, clock, 2)
+        self.successResultOf(connected)
+        messages = capture_log(self)
+        switched.down = True
+        [first] = hub.service.connections
+        first.abort()
+        hub.pumps[0].flush()
+        for ignored in range(2 * 360 + 30):
+            clock.advance(10)
+        switched.down = False
+        self.pass_time(hub, clock, 12)
+        self.successResultOf(link.when_connected())
+        self.assertEqual(
+            [m for m in messages if not m.startswith("authenticated a connection")],
+            [
+                "lost the hub tcp:127.0.0.1:7750; reconnecting",
+                "still no connection to the hub tcp:127.0.0.1:7750, for 60 min; reconnecting",
+                "still no connection to the hub tcp:127.0.0.1:7750, for 2.0 h; reconnecting",
+                "connected to hub tcp:127.0.0.1:7750 again, after 2.1 h away",
+            ],
+        )
 
     def test_silentHubDropped(self) -> None:
         """
