@@ -116,24 +116,36 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=
 _DECODER = json.JSONDecoder(parse_constant=_not_json)
 
 
+#: What L{Event.given} holds for an event that arrived as JSON text: its
+#: payload is decoded when first read.
+_UNREAD = object()
+
+
 @implementer(IEvent)
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Event:
     """
     One published event: a topic and its JSON payload, encoded once.
 
+    An event that arrived as text (another process published it) keeps
+    only the text until its payload is first read: queued for connections
+    that read slowly, or retained, it holds its JSON, which the bus's
+    limits count, not a decoded copy, which may take twenty times the
+    memory (a payload of many tiny values, C{[[],[],...]}).
+
     @ivar size: The bytes of C{text} in UTF-8.
     @ivar tag: For a retained event sent to a connection in answer to its
         C{Subscribe}, the tag that C{Subscribe} carried (see L{tagged}).
+    @ivar given: The payload its publisher gave, or C{_UNREAD}.
     """
 
     topic: str
-    payload: object
     text: str = attr.ib(repr=False)
     size: int = attr.ib(
         default=attr.Factory(lambda self: len(self.text.encode("utf-8")), takes_self=True), repr=False
     )
     tag: int | None = attr.ib(default=None, repr=False)
+    given: object = attr.ib(default=_UNREAD, repr=False, eq=False)
 
     @classmethod
     def create(cls, topic: str, payload: object) -> Event:
@@ -150,10 +162,11 @@ class Event:
         return cls.from_text(topic, text, payload)
 
     @classmethod
-    def from_text(cls, topic: str, text: str, payload: object = None) -> Event:
+    def from_text(cls, topic: str, text: str, payload: object = _UNREAD) -> Event:
         """
         Wrap an event whose payload arrived as JSON text.
 
+        @param payload: The payload C{text} encodes, if the caller has it.
         @raise BadRequest: The topic is unusable or the text is not JSON.
         @raise PayloadTooLarge: The text exceeds one AMP value.
         """
@@ -163,12 +176,22 @@ class Event:
             raise PayloadTooLarge(
                 f"payload for {topic!r} is {size:,} bytes; the limit is {MAX_VALUE_BYTES:,} (one AMP value)"
             )
-        if payload is None:
+        if payload is _UNREAD:
             try:
-                payload = _DECODER.decode(text)
+                # Checked now, kept as text: see the class's docstring.
+                _DECODER.decode(text)
             except ValueError as e:
                 raise BadRequest(f"payload for {topic!r} is not JSON: {e}") from None
-        return cls(topic, payload, text, size)
+        return cls(topic, text, size, given=payload)
+
+    @cached_property
+    def payload(self) -> object:
+        """
+        The decoded JSON value it carries, decoded once, when first read.
+        """
+        if self.given is not _UNREAD:
+            return self.given
+        return _DECODER.decode(self.text)
 
     @cached_property
     def wire(self) -> bytes:

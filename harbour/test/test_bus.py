@@ -545,7 +545,32 @@ class OutboxTests(SynchronousTestCase):
         """
         self.assertEqual(Event.create("t", "\u00e9").size, 4)
         self.assertEqual(Event.from_text("t", '"\u00e9"').size, 4)
-        self.assertEqual(Event("t", "\u00e9", '"\u00e9"').size, 4)
+        self.assertEqual(Event("t", '"\u00e9"').size, 4)
+
+    def test_textKeptUndecoded(self) -> None:
+        """
+        An event that arrived as text is checked as it arrives, but keeps
+        no decoded payload until it is read, then decodes it once; one made
+        from a payload gives that payload, decoding nothing.
+        """
+        decoded: list[str] = []
+        decoder = bus_module._DECODER
+
+        class Counting:
+            def decode(self, text: str) -> object:
+                decoded.append(text)
+                return decoder.decode(text)
+
+        self.patch(bus_module, "_DECODER", Counting())
+        event = Event.from_text("t", "[[],[]]")
+        self.assertEqual(decoded, ["[[],[]]"])
+        self.assertIs(event.given, bus_module._UNREAD)
+        self.assertEqual((event.payload, event.payload), ([[], []], [[], []]))
+        self.assertEqual(decoded, ["[[],[]]"] * 2)
+        payload = {"a": 1}
+        self.assertIs(Event.create("t", payload).payload, payload)
+        self.assertEqual(len(decoded), 2)
+        self.assertRaises(BadRequest, Event.from_text, "t", "[[],")
 
 
 class _Unwalkable(dict[Any, Any]):
