@@ -20,7 +20,16 @@ if TYPE_CHECKING:
     from harbour.bus import Subscription
     from harbour.oasis.publications import Publication
     from harbour.oasis.requests import ReportURL
-    from harbour.store.tasks import Outcome, ParseJob, RetiredTables, Retirement, Revised, Revision, Task
+    from harbour.store.tasks import (
+        Missing,
+        Outcome,
+        ParseJob,
+        RetiredTables,
+        Retirement,
+        Revised,
+        Revision,
+        Task,
+    )
 
 #: A C{Status} document, or one service's entry in it: JSON-serialisable.
 #: Its values are L{Any}, as those of a decoded JSON document are, so that
@@ -419,6 +428,30 @@ class ITaskStore(Interface):
             C{{"id", "report", "previous", "revision", "url", "filename"}}
             for each task put back, or (C{previous} C{retired}) to come
             back pending.
+        """
+
+    def refetch_missing(entries: Iterable[Missing]) -> Deferred[list[str]]:
+        """
+        Put back to C{pending} the C{downloaded} tasks whose files are gone
+        from their storage (deleted by hand, a disk restored from an old
+        backup), to be downloaded again: due at once, their attempts
+        reset, their C{sha256} cleared, so that the next download is a
+        first one, not a revision (their C{revision} unchanged, nothing
+        counted as revised).  Their C{bytes} and C{storage} stay, naming
+        the file whose tables were parsed: a download into another
+        storage lists them to go there, one that answers no data lists
+        them to go everywhere (see L{retired_tables}).
+
+        A task is moved only if it is still C{downloaded} with the storage
+        and hash given: one downloaded again, revised, retired or claimed
+        since its file was found missing is left alone.
+
+        @param entries: (task id, storage, sha256) triples: the storage
+            (see L{harbour.store.tasks.check_storage}) and hash its file
+            had when found missing.  Unknown ids are ignored.
+        @return: A L{Deferred} firing with the ids of the tasks moved, in
+            the order given (a L{ValueError} for a storage name the store
+            cannot take, before anything changes).
         """
 
     def ids() -> Deferred[set[str]]:

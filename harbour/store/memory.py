@@ -23,11 +23,13 @@ from harbour.store.tasks import (
     DOWNLOADING,
     EMPTY,
     FAILED,
+    FILE_MISSING,
     FINAL_STATES,
     LEASE_EXPIRED,
     PENDING,
     QUEUED,
     RETIRED,
+    Missing,
     Outcome,
     RetiredTables,
     Retirement,
@@ -515,6 +517,24 @@ class MemoryTaskStore(MemoryParseQueue):
                 }
             )
         return succeed(changed)
+
+    def refetch_missing(self, entries: Iterable[Missing]) -> Deferred[list[str]]:
+        """
+        See L{ITaskStore.refetch_missing} (and C{lua/refetch_missing.lua}).
+        """
+        given = list(entries)
+        if (
+            invalid := _invalid(lambda: [check_storage(storage) for ignored, storage, ignored in given])
+        ) is not None:
+            return invalid
+        moved: list[str] = []
+        for identifier, storage, sha256 in given:
+            task = self._tasks.get(identifier)
+            if task is None or (task.state, task.storage, task.sha256) != (DOWNLOADED, storage, sha256):
+                continue
+            self._replace(task, state=PENDING, sha256="", attempts=0, not_before=0.0, last_error=FILE_MISSING)
+            moved.append(identifier)
+        return succeed(moved)
 
     def revision_counts(self) -> Deferred[dict[str, int]]:
         """

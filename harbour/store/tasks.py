@@ -152,6 +152,14 @@ Revision = tuple[str, float, int | str]
 #: What L{ITaskStore.revise} reports for each task put back.
 Revised = dict[str, object]
 
+#: What L{ITaskStore.refetch_missing} is given for one task whose file is
+#: gone: its id, and the storage and sha256 its file had.
+Missing = tuple[str, str, str]
+
+#: The C{last_error} of a task put back because its file was gone (as
+#: C{lua/refetch_missing.lua} writes it).
+FILE_MISSING = "its file was gone from the download directory"
+
 
 def completion(states: Mapping[str, int]) -> tuple[int, int]:
     """
@@ -414,6 +422,7 @@ PURGE = load_script("purge")
 URLS = load_script("urls")
 RETIRED_TABLES = load_script("retired_tables")
 FORGET_RETIRED_TABLES = load_script("forget_retired_tables")
+REFETCH_MISSING = load_script("refetch_missing")
 
 
 def _check_entries(instance: object, attribute: attr.Attribute[tuple[str, ...]], value: object) -> None:
@@ -778,6 +787,23 @@ class RedisTaskStore(RedisParseQueue):
             reply = yield self._run(REVISE, *args)
             changed += [json.loads(entry) for entry in reply]
         return changed
+
+    @inlineCallbacks
+    def refetch_missing(self, entries: Iterable[Missing]) -> Generator[Deferred[Any], Any, list[str]]:
+        """
+        See L{ITaskStore.refetch_missing}: in batches, so no script runs
+        long.
+        """
+        given = list(entries)
+        for ignored, storage, ignored in given:
+            check_storage(storage)
+        moved: list[str] = []
+        for start in range(0, len(given), BATCH):
+            args: list[str] = []
+            for identifier, storage, sha256 in given[start : start + BATCH]:
+                args += [identifier, storage, sha256]
+            moved += yield self._run(REFETCH_MISSING, *args)
+        return moved
 
     @inlineCallbacks
     def revision_counts(self) -> Generator[Deferred[Any], Any, dict[str, int]]:

@@ -1243,6 +1243,90 @@ class TaskStoreBehaviourMixin(_MixinBase):
         back = await self._task(self.store.get(task.id))
         self.assertEqual((back.state, back.revision), (PENDING, 1))
 
+    async def test_refetchMissing(self) -> None:
+        """
+        L{ITaskStore.refetch_missing} puts a downloaded task whose file is
+        gone back to pending, due at once, its attempts reset, its hash
+        cleared and out of the parse queue, counted as pending: its next
+        download is a first one, its revision unchanged and nothing
+        counted as revised.  Its bytes and storage stay, naming the file
+        whose tables were parsed.  It returns the ids moved, each once.
+        """
+        task = await self._downloaded(request("a", 1), storage="hub")
+        # Revised once and downloaded again: its revision stays 1.
+        await self.refetched(task, "hub")
+        self.clock.advance(5)
+        moved = await self.store.refetch_missing([(task.id, "hub", "new"), (task.id, "hub", "new")])
+        self.assertEqual(moved, [task.id])
+        again = await self._task(self.store.get(task.id))
+        self.assertEqual(
+            (again.state, again.attempts, again.not_before, again.sha256, again.revision),
+            (PENDING, 0, 0.0, "", 1),
+        )
+        self.assertEqual((again.bytes, again.storage, again.parse), (10, "hub", ""))
+        self.assertEqual(again.modified, self.clock.seconds())
+        self.assertIn("gone", again.last_error)
+        self.assertEqual(await self.store.counts(), {"a": {PENDING: 1}})
+        self.assertEqual(await self.store.revision_counts(), {"a": 1})
+        self.assertEqual(await self.store.parse_counts(), {})
+        self.assertIsNone(await self.store.claim_parse("p", 60, "hub"))
+        claimed = await self._task(self.store.claim("w", 60))
+        self.assertEqual((claimed.id, claimed.attempts), (task.id, 1))
+        self.assertTrue(
+            await self.store.finish(
+                claimed.id, "w", DOWNLOADED, 10, "again", token=claimed.claim, storage="hub"
+            )
+        )
+        downloaded = await self._task(self.store.get(task.id))
+        self.assertEqual((downloaded.state, downloaded.revision, downloaded.parse), (DOWNLOADED, 1, QUEUED))
+        self.assertEqual(await self.store.revision_counts(), {"a": 1})
+        self.assertEqual((await self.store.retired_tables(10, "hub")).entries, ())
+
+    async def test_refetchMissingLeavesChanged(self) -> None:
+        """
+        L{ITaskStore.refetch_missing} leaves alone a task that is no longer
+        downloaded with the storage and hash given: downloaded again (a
+        new hash), of another storage, revised, claimed, retired, or
+        unknown; it refuses a storage name the store cannot take before
+        it changes anything.
+        """
+        other = await self._downloaded(request("a", 1), storage="worker")
+        rehashed = await self._downloaded(request("a", 2), storage="hub")
+        revised = await self._downloaded(request("a", 3), storage="hub")
+        retired = await self._downloaded(request("a", 4), storage="hub")
+        self.clock.advance(10)
+        await self.store.revise([(revised.id, self.clock.seconds() - 1, "2")])
+        await self.store.retire([retired.id])
+        await self.store.create([request("b", 1)])
+        claimed = await self._task(self.store.claim("w", 60))
+        self.assertEqual(claimed.id, revised.id)
+        await self.store.create([request("b", 2)])
+        pending = task_id(request("b", 2).filename)
+        counts = await self.store.counts()
+        entries = [
+            (other.id, "hub", "old"),
+            (rehashed.id, "hub", "older"),
+            (revised.id, "hub", "old"),
+            (retired.id, "hub", "old"),
+            (pending, "hub", ""),
+            ("unknown", "hub", "old"),
+        ]
+        with self.assertRaises(ValueError):
+            await self.store.refetch_missing(
+                [(rehashed.id, "hub", "old"), (other.id, "not a storage", "old")]
+            )
+        self.assertEqual(await self.store.refetch_missing(entries), [])
+        self.assertEqual(await self.store.refetch_missing([]), [])
+        self.assertEqual(await self.store.counts(), counts)
+        for task, state in [
+            (other, DOWNLOADED),
+            (rehashed, DOWNLOADED),
+            (revised, DOWNLOADING),
+            (retired, RETIRED),
+        ]:
+            self.assertEqual((await self._task(self.store.get(task.id))).state, state)
+        self.assertEqual((await self._task(self.store.get(rehashed.id))).sha256, "old")
+
     async def test_claimTokens(self) -> None:
         """
         Every claim of a task has a fencing token one more than the one
