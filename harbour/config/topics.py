@@ -30,6 +30,7 @@ from harbour.config.checks import (
     data_subdirectory,
     day,
     describe,
+    every,
     file_name,
     integer,
     nonempty_text,
@@ -599,6 +600,12 @@ class DownloadTopic(Topic):
     max_bytes: int = setting(2 * GIB, check=integer(minimum=1, maximum=TIB), doc="Largest accepted answer.")
     keep_revisions: bool = setting(
         True, check=boolean(), doc="Keep a file replaced by a revision, as <name>.rev<N>.zip."
+    )
+    audit_interval: float = setting(
+        86400.0,
+        check=every(maximum=LONGEST_SECONDS),
+        doc="How often this process checks that the files it downloaded are still there, in seconds or"
+        ' as a span such as "1d"; 0 for never.',
     )
 
 

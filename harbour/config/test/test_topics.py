@@ -76,6 +76,7 @@ FULL: dict[str, dict[str, Any]] = {
         "idle_timeout": 10.0,
         "max_bytes": 1024,
         "keep_revisions": False,
+        "audit_interval": 3600.0,
     },
 }
 
