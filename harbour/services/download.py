@@ -13,7 +13,8 @@ partial file ever carries a final name); anything else retries with
 exponential backoff and jitter, honouring C{Retry-After}, until
 C{max_attempts}.  A worker claims its next task as soon as its download is
 over: the commit and the record of the last one go on meanwhile, a few per
-worker at most.
+worker at most.  Every C{audit_interval}, the files downloaded here are
+checked to be still there (L{harbour.services.audit}).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from harbour.processes import process_name
 from harbour.services.activity import DownloadActivity
 from harbour.services.announcing import unsubscribe_all
 from harbour.services.attempt import Attempts
+from harbour.services.audit import Audit
 from harbour.services.claiming import Claims
 from harbour.services.commit import GroupCommit
 from harbour.services.cycle import guarded
@@ -119,12 +121,22 @@ class DownloadService(Service):
     _directory: Path = attr.ib(init=False)
     _directory_of: DownloadTopic | None = attr.ib(default=None, init=False)
     _storages: StorageIds = attr.ib(init=False)
+    #: The audit of the files downloaded here (see L{harbour.services.audit}).
+    audit: Audit = attr.ib(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._waker = Waker(self.reactor, self.poll_interval)
         self.activity = DownloadActivity(self.reactor)
         self.client.configure(self.settings)
         self._storages = StorageIds(self._in_thread, "download")
+        self.audit = Audit(
+            self.reactor,
+            self.store,
+            lambda f, *args: self._in_thread(f, *args),
+            lambda: self.directory,
+            self.storage,
+            lambda: self.settings.audit_interval,
+        )
 
     @property
     def directory(self) -> Path:
@@ -188,11 +200,13 @@ class DownloadService(Service):
         self._janitor = LoopingCall(guarded(self.log, "janitor", self._tidy, service="download"))
         self._janitor.clock = self.reactor
         self._janitor.start(self.janitor_interval)
+        self.audit.start()
         self._adjust_workers()
 
     def _download_changed(self, event: IEvent) -> None:
         self.settings = DownloadTopic.from_payload(event.payload)
         self.client.configure(self.settings)
+        self.audit.configured()
         self._adjust_workers()
 
     def _work_changed(self, event: IEvent) -> None:
@@ -394,13 +408,19 @@ class DownloadService(Service):
         """
         See L{IStatusSource.status}.
         """
-        return {**self._activity(), **self.activity.status(), "directory": str(self.directory)}
+        return {
+            **self._activity(),
+            **self.activity.status(),
+            "directory": str(self.directory),
+            "audit": self.audit.status(),
+        }
 
     @inlineCallbacks
     def stopService(self) -> Generator[Deferred[Any], Any, None]:
         """
-        Stop claiming, abort downloads under way (their tasks go back to
-        C{pending} at once), and fire when every worker has ended.
+        Stop claiming and auditing (a round under way stops), abort
+        downloads under way (their tasks go back to C{pending} at once),
+        and fire when every worker has ended.
         """
         super().stopService()
         for timer in (self._heartbeat, self._janitor):
@@ -413,6 +433,7 @@ class DownloadService(Service):
             if flight.request is not None:
                 flight.request.cancel()
         self.wake()
+        yield self.audit.stop()
         yield gatherResults(list(self._workers.values()), consumeErrors=True)
         yield gatherResults(list(self._finishing), consumeErrors=True)
         unsubscribe_all(self.bus, self._subscriptions, self.log, "download")

@@ -79,6 +79,19 @@ def storage_id(directory: Path) -> str:
     return _read(path)
 
 
+def held_storage(directory: Path) -> str:
+    """
+    In a thread: the storage id C{directory} holds now, made by nobody: a
+    check that it is still the directory it was (its volume mounted, not
+    replaced by an empty one).
+
+    @raise OSError: if its file cannot be read (L{FileNotFoundError} if it
+        has none).
+    @raise ValueError: if the file holds anything but a storage id.
+    """
+    return _read(directory / STORAGE_FILE)
+
+
 def storage_and_mirrors(directory: Path) -> tuple[str, list[Path]]:
     """
     In a thread: the storage id of C{directory} (see L{storage_id}), and if
