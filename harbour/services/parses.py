@@ -19,17 +19,20 @@ the store could not say whether the claim held), or at once (a revision
 replaced the zip mid-parse, and the store did not give the file to
 another claim meanwhile, or the service stopped or paused as its claim
 came); unless it had ended already, when whoever ended it has the say.
+A file of this host's storage that is gone is not waited for: its task is
+put back to be downloaded again.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
 import attr
 import pyarrow
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
@@ -110,6 +113,9 @@ class Parses:
     on_written: Callable[[str, frozenset[str]], object] = attr.ib()
     call_from_thread: Callable[..., Any] = attr.ib()
     running: Callable[[], bool] = attr.ib(kw_only=True)
+    #: Gives the storage id of this host's download directory (C{""} if it
+    #: cannot be told); it never fails.
+    storage: Callable[[], Deferred[str]] = attr.ib(default=lambda: succeed(""), kw_only=True)
     rows: int = attr.ib(default=0, init=False)
     written: int = attr.ib(default=0, init=False)
     failed: int = attr.ib(default=0, init=False)
@@ -164,7 +170,7 @@ class Parses:
         except ClaimUnknown as e:
             yield self._later(job, TRANSIENT_RETRY, str(e))
         except FileNotFoundError:
-            yield self._later(job, ABSENT_RETRY, f"{source} is not on this host")
+            yield self._absent(job, source)
         except OSError as e:
             yield self._later(job, TRANSIENT_RETRY, f"cannot write the tables of {source}: {e}")
         except (MemoryError, pyarrow.ArrowMemoryError) as e:
@@ -321,6 +327,38 @@ class Parses:
         return self.store.release_parse(job.id, self.owner, job.token, 0, "")
 
     @inlineCallbacks
+    def _absent(self, job: ParseJob, source: Path) -> Generator[Deferred[Any], Any, None]:
+        """
+        The zip of C{job} is not at C{source}.  If it was downloaded into
+        this host's storage, it is gone (deleted, or a disk restored from
+        an old backup): its task is put back to be downloaded again (see
+        L{ITaskStore.refetch_missing}), which ends this claim.  A file of
+        no storage may be on another host's disk, and is given back for
+        later (L{ABSENT_RETRY}), as is one whose task the store would not
+        put back or could not be asked about.
+        """
+        here = yield self.storage()
+        if here:
+            try:
+                gone = yield self.in_thread(_gone, source)
+                moved = (yield self.store.refetch_missing([(job.id, here, job.sha256)])) if gone else []
+            except Exception as e:
+                if not isinstance(e, StoreUnavailable):
+                    self.log.failure(
+                        "cannot put {file} back to be downloaded again", file=job.filename, service="tables"
+                    )
+                moved = []
+            if job.id in moved:
+                self.log.warn(
+                    "{source} is gone from this host: it is downloaded again",
+                    source=str(source),
+                    service="tables",
+                )
+                self.last_error = f"{job.filename}: its zip was gone, so it is downloaded again"
+                return
+        yield self._later(job, ABSENT_RETRY, f"{source} is not on this host")
+
+    @inlineCallbacks
     def _later(self, job: ParseJob, delay: float, error: str) -> Generator[Deferred[Any], Any, None]:
         self.log.warn("{error}; trying again in {delay:.0f} s", error=error, delay=delay, service="tables")
         self.last_error = f"{job.filename}: {error}"
@@ -342,6 +380,17 @@ def _write(
     return write_window(
         source, tables_dir, job.report, label, url=job.url, sha256=job.sha256, still_held=still_held
     )
+
+
+def _gone(source: Path) -> bool:
+    """
+    In a thread: whether C{source} is not there (not merely unreadable).
+    """
+    try:
+        os.stat(source)
+    except FileNotFoundError:
+        return True
+    return False
 
 
 def window_label(filename: str) -> str:

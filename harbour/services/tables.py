@@ -165,6 +165,7 @@ class TablesService(Service):
             self._written,
             self._from_thread,
             running=lambda: bool(self.running),
+            storage=lambda: self._storages.of(self.data_dir / self.settings.directory),
         )
 
     @property

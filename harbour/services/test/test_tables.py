@@ -43,7 +43,7 @@ from harbour.services.tables import ABANDONED_AFTER, JANITOR_INTERVAL, TablesSer
 from harbour.services.views import Views
 from harbour.services.waking import Waker
 from harbour.store.memory import MemoryTaskStore
-from harbour.store.tasks import DOWNLOADED, EMPTY, RETIRED, task_id
+from harbour.store.tasks import DOWNLOADED, EMPTY, PENDING, RETIRED, task_id
 from harbour.test.helpers import SilentHub, capture_log
 
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
@@ -106,13 +106,18 @@ class TablesServiceTests(SynchronousTestCase):
         self.successResultOf(self.bus.subscribe("table.*", self.events.append))
 
     def downloaded(
-        self, label: str, content: bytes, data_dir: Path | None = None, claimed: bool = False
+        self,
+        label: str,
+        content: bytes,
+        data_dir: Path | None = None,
+        claimed: bool = False,
+        storage: str | None = None,
     ) -> str:
         """
         Put a downloaded file of report C{lmp} in place (under this test's
         data directory, or C{data_dir}) and its task in the store, as the
         download service leaves them: recorded with its directory's
-        storage.
+        storage, or C{storage} if given.
 
         @param claimed: Whether the task is in the store already, its
             download next to claim (a revision, say).
@@ -130,7 +135,8 @@ class TablesServiceTests(SynchronousTestCase):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
         digest = hashlib.sha256(content).hexdigest()
-        storage = storage_id(directory)
+        if storage is None:
+            storage = storage_id(directory)
         self.successResultOf(
             self.store.finish(
                 task.id, "downloader", DOWNLOADED, len(content), digest, "", task.claim, storage
@@ -257,11 +263,11 @@ class TablesServiceTests(SynchronousTestCase):
 
     def test_absentFileWaits(self) -> None:
         """
-        A queued file that is not on this host goes back to the queue for
-        later (a worker elsewhere may keep it), and is parsed once it is
-        there.
+        A queued file of no storage that is not on this host goes back to
+        the queue for later (a worker elsewhere may keep it), and is parsed
+        once it is there.
         """
-        task_id = self.downloaded("2020-01-01", HUBS.read_bytes())
+        task_id = self.downloaded("2020-01-01", HUBS.read_bytes(), storage="")
         zipped = self.data_dir / "reports" / "lmp" / "2020-01-01.zip"
         kept = zipped.with_name("kept")
         zipped.rename(kept)
@@ -276,6 +282,51 @@ class TablesServiceTests(SynchronousTestCase):
         task = self.successResultOf(self.store.get(task_id))
         assert task is not None
         self.assertEqual(task.parse, "parsed")
+
+    def test_goneFileDownloadedAgain(self) -> None:
+        """
+        A queued file of this host's storage that is gone is not waited
+        for: its task is put back to pending, to be downloaded again as a
+        first download, its parse claim ended; nothing is given back to
+        the parse queue, and the warning names the file.
+        """
+        task_id = self.downloaded("2020-01-01", HUBS.read_bytes())
+        zipped = self.data_dir / "reports" / "lmp" / "2020-01-01.zip"
+        zipped.unlink()
+        messages = capture_log(self)
+        service = self.service()
+        task = self.successResultOf(self.store.get(task_id))
+        assert task is not None
+        self.assertEqual((task.state, task.sha256, task.parse, task.revision), (PENDING, "", "", 0))
+        self.assertEqual(self.successResultOf(self.store.parse_counts()), {})
+        self.assertEqual(
+            [m for m in messages if "is gone from" in m],
+            [f"{zipped} is gone from this host: it is downloaded again"],
+        )
+        self.assertIn("downloaded again", service.parses.last_error)
+        self.assertEqual(self.events, [])
+
+    def test_goneFileStoreAway(self) -> None:
+        """
+        A file of this host's storage found gone while the store cannot
+        put its task back waits as an absent one does, and is put back at
+        the next try.
+        """
+        task_id = self.downloaded("2020-01-01", HUBS.read_bytes())
+        (self.data_dir / "reports" / "lmp" / "2020-01-01.zip").unlink()
+        refetch = self.store.refetch_missing
+        self.store.refetch_missing = lambda entries: fail(StoreUnavailable("away"))  # type: ignore[method-assign]
+        self.service()
+        task = self.successResultOf(self.store.get(task_id))
+        assert task is not None
+        self.assertEqual((task.state, task.parse), (DOWNLOADED, "queued"))
+        self.assertIn("not on this host", task.parse_error)
+        self.store.refetch_missing = refetch  # type: ignore[method-assign]
+        self.clock.advance(ABSENT_RETRY)
+        self.clock.advance(10)
+        task = self.successResultOf(self.store.get(task_id))
+        assert task is not None
+        self.assertEqual(task.state, PENDING)
 
     def test_storeOutage(self) -> None:
         """
