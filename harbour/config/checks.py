@@ -146,41 +146,6 @@ def _bounded(value: float, minimum: float | None, maximum: float | None) -> None
         raise Invalid(f"must be at most {maximum}, not {_shown(value)}")
 
 
-#: A span of time as L{every} takes it, such as C{"1d"}, C{"12h"}, C{"30m"}
-#: or C{"90s"}, and the seconds of each unit.
-_EVERY = re.compile(r"(\d{1,9})(s|m|h|d)\Z")
-_EVERY_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def every(maximum: float) -> Check:
-    """
-    @return: A check for how often something is done: a number of seconds,
-        or a span such as C{"1d"}, C{"12h"}, C{"30m"} or C{"90s"}, at most
-        C{maximum} seconds; C{0} (or C{"0"}) for never.  It gives the
-        seconds, as a float, which pass the check again unchanged.
-    """
-
-    def check(value: Any) -> float:
-        if isinstance(value, str):
-            if value == "0":
-                return 0.0
-            match = _EVERY.match(value)
-            if match is None:
-                raise Invalid(
-                    f'must be a number of seconds or a span such as "1d", "12h" or "30m" (0: never), not'
-                    f" {_SHOWN.repr(value)}"
-                )
-            value = int(match.group(1)) * _EVERY_SECONDS[match.group(2)]
-        elif isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise Invalid(
-                f'must be a number of seconds or a span such as "1d", "12h" or "30m" (0: never), not'
-                f" {describe(value)}"
-            )
-        return number(minimum=0, maximum=maximum)(value)
-
-    return check
-
-
 def boolean() -> Check:
     """
     @return: A check for C{true} or C{false}.

@@ -30,7 +30,6 @@ from harbour.config.checks import (
     data_subdirectory,
     day,
     describe,
-    every,
     file_name,
     integer,
     nonempty_text,
@@ -603,9 +602,8 @@ class DownloadTopic(Topic):
     )
     audit_interval: float = setting(
         86400.0,
-        check=every(maximum=LONGEST_SECONDS),
-        doc="How often this process checks that the files it downloaded are still there, in seconds or"
-        ' as a span such as "1d"; 0 for never.',
+        check=number(minimum=0, maximum=LONGEST_SECONDS),
+        doc="Seconds between checks that the files this process downloaded are still there; 0 for never.",
     )
 
 

@@ -101,27 +101,20 @@ class ParseTests(SynchronousTestCase):
 
     def test_auditInterval(self) -> None:
         """
-        C{[download] audit_interval} is a number of seconds or a span
-        such as C{"1d"}, kept as seconds (one day by default); C{0} or
-        C{"0"} turns the audit off; anything else is refused at its line,
-        saying what it takes.
+        C{[download] audit_interval} is a number of seconds, as every other
+        duration (one day by default); C{0} turns the audit off; anything
+        else is refused at its line.
         """
         topics, problems = self.parse("[download]\nconcurrency = 3\n")
         self.assertEqual((problems, topics["download"].audit_interval), ([], 86400.0))
-        for given, seconds in [('"12h"', 43200.0), ('"30m"', 1800.0), ('"90s"', 90.0), ("600", 600.0)]:
+        for given, seconds in [("600", 600.0), ("0", 0.0), ("0.5", 0.5)]:
             topics, problems = self.parse(f"[download]\naudit_interval = {given}\n")
             self.assertEqual((problems, topics["download"].audit_interval), ([], seconds), given)
-        for off in ('"0"', "0", "0.0"):
-            topics, problems = self.parse(f"[download]\naudit_interval = {off}\n")
-            self.assertEqual((problems, topics["download"].audit_interval), ([], 0.0), off)
         for bad, why in [
-            ('"1w"', 'must be a number of seconds or a span such as "1d"'),
-            ('"-1d"', "span such as"),
-            ('""', "span such as"),
-            ("true", "span such as"),
+            ('"1d"', "must be a number"),
+            ("true", "must be a number"),
             ("-5", "must be at least 0"),
-            ('"9999999d"', "must be at most"),
-            ("inf", "finite"),
+            ("1e12", "must be at most"),
         ]:
             ignored, problems = self.parse(f"[download]\n\naudit_interval = {bad}\n")
             self.assertEqual([(p.line, p.key) for p in problems], [(3, "download.audit_interval")], bad)
