@@ -23,11 +23,12 @@ C{reports} topics (it must be refused and change nothing), strangers on
 the control port and on the status page that send requests and read no
 answer, and a
 C{harbourctl reparse} followed at once by C{kill -9} (parses killed
-mid-file).  A download worker (C{--role worker}, sharing the hub's Redis
-and storage, as on another host with shared storage) runs beside the hub
-throughout; further faults kill it with C{kill -9} (then a restart) and
-pause the hub's downloads (C{harbourctl pause download}, which every
-worker must follow, then C{resume}).  The report a configuration fault changes is one
+mid-file), and a downloaded file deleted from disk.  A download worker
+(C{--role worker}, sharing the hub's Redis and storage, as on another
+host with shared storage) runs beside the hub throughout; further faults
+kill it with C{kill -9} (then a restart) and pause the hub's downloads
+(C{harbourctl pause download}, which every worker must follow, then
+C{resume}).  The report a configuration fault changes is one
 just added, changed while its first downloads are under way.  With each
 fault, a configuration save adds a report, so that new work keeps arriving.
 After the time is up, faults stop, the mirror is left to finish, and the
@@ -41,6 +42,8 @@ table reports what was injected and whether anything was lost:
 - a file kept as C{<name>.rev<N>.zip} (a definition changed after it was
   fetched) must be the simulator's bytes for one of the URLs its report has
   had;
+- a downloaded file deleted from disk (the fault "a downloaded file
+  deleted", with C{audit_interval = 10}) must be downloaded again;
 - a report removed for good leaves its files in place (harbour never deletes
   data): each must be whole and the simulator's bytes for the URL its record
   names; its tasks are retired, not lost, and must not be left in another
@@ -388,6 +391,9 @@ class Soak:
         #: URL -> requests for it when its file was on disk as its report
         #: was enabled again.
         self.taken_up: dict[str, int] = {}
+        #: The downloaded files deleted (their names under the download
+        #: directory), which harbour's audit must download again.
+        self.deleted: set[str] = set()
         self.daemon = None
         self.client = None
         #: The directory the hostile publish names: nothing may land there.
@@ -844,7 +850,7 @@ class Soak:
             f'[manifest]\nbase_url = "http://127.0.0.1:{self.port.getHost().port}/oasisapi"\n'
             f"start = {start}\nend = {end}\n"
             "[work]\nlease_seconds = 5\nretry_base = 0.2\nretry_cap = 2\nmax_attempts = 30\n"
-            "[download]\nconcurrency = 4\nmin_request_interval = 0\nidle_timeout = 5\n"
+            "[download]\nconcurrency = 4\nmin_request_interval = 0\nidle_timeout = 5\naudit_interval = 10\n"
         )
 
     async def dangerous_config(self) -> None:
@@ -905,6 +911,35 @@ class Soak:
         self.disabled = None
         self.save_reports()
         self.injected["report enabled again"] += 1
+
+    async def delete_downloaded(self) -> None:
+        """
+        Delete a downloaded file and its record, as a hand or a cleanup
+        script might: of a report the soak keeps enabled, and not one taken
+        up as a report came back (fetching it again is what that check
+        forbids).  harbour's audit of its downloads must notice it and
+        download it again: L{finish} waits for it, the audit checks it.
+        """
+        root = self.directory / "data" / "reports"
+        kept = {d.name for d in self.definitions if d.enabled and not d.removed}
+        for path in sorted(root.glob("*/*.zip"), reverse=True):
+            name = str(path.relative_to(root))
+            url = recorded(path)
+            if path.parent.name not in kept or KEPT.match(path.name) or name in self.deleted:
+                continue
+            if not url or url in self.taken_up:
+                continue
+            path.unlink()
+            record_path(path).unlink(missing_ok=True)
+            self.deleted.add(name)
+            return
+
+    def deleted_back(self) -> int:
+        """
+        @return: How many of the files deleted are back, downloaded again.
+        """
+        root = self.directory / "data" / "reports"
+        return sum((root / name).exists() for name in self.deleted)
 
     async def remove_report(self) -> None:
         definition = await self.mid_run()
@@ -1090,6 +1125,7 @@ class Soak:
             ("hostile harbourctl publish", self.hostile_publish),
             ("strangers on the control port", self.strangers),
             ("a stranger on the status page, reading no answers", self.page_strangers),
+            ("a downloaded file deleted", self.delete_downloaded),
             ("redis OOM (maxmemory 1)", self.redis_oom),
             ("redis connections dropped, then stalled past the reply timeout", self.redis_stall),
             ("worker started while redis answers BUSY", self.worker_start_busy),
@@ -1171,6 +1207,8 @@ class Soak:
                 parsed = parses.get(report, {}) if isinstance(parses, dict) else {}
                 settled = parsed.get("parsed", 0) + parsed.get("unparsable", 0)
                 done = done and settled == counts.get("downloaded", 0)
+            # A deleted file's task stays downloaded until an audit finds it gone.
+            done = done and self.deleted_back() == len(self.deleted)
             if done or self.reactor.seconds() > deadline:
                 break
             await deferLater(self.reactor, 1, lambda: None)
@@ -1193,6 +1231,8 @@ class Soak:
             "unretired": unretired,
             "unparsable": unparsable,
             "fetched_again": fetched_again,
+            "deleted": len(self.deleted),
+            "deleted_back": self.deleted_back(),
             "unfinished": not done,
         }
 
@@ -1450,6 +1490,7 @@ def passed(soak: Soak, outcome: dict[str, Any], audit: dict[str, int], met: Coun
         and outcome["beyond"] == 0
         and outcome["unretired"] == 0
         and outcome["fetched_again"] == 0
+        and outcome["deleted_back"] == outcome["deleted"]
         and all((w.beyond or 0) == 0 and w.landed for w in soak.watches)
         and not outcome["unfinished"]
         and outcome["unparsable"] == 0
@@ -1532,6 +1573,10 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
                 f"{outcome['fetched_again']} of {len(soak.taken_up)}",
             ),
             ("files asked for but missing (must be 0)", str(audit.get("missing", 0))),
+            (
+                "files deleted from disk, downloaded again (must be all)",
+                f"{outcome['deleted_back']} of {outcome['deleted']}",
+            ),
             ("stray files (must be 0)", str(audit.get("strays", 0))),
             ("partial or wrong files under final names (must be 0)", str(audit.get("wrong", 0))),
             ("temporary files left (must be 0)", str(audit.get("temporary_left", 0))),
