@@ -26,6 +26,7 @@ from benchmarks.soak import HARBOURCTL_PATIENCE, REPLY_PATIENCE, Soak, Stuck, co
 from harbour.amp import commands
 from harbour.errors import BadRequest, Unauthorized
 from harbour.processes import process_alive
+from harbour.services.files import record_path
 from harbour.test.helpers import short_directory
 from harbour.testing.simulator.formats import day_start
 from tests.processes import PATIENCE, STOP_PATIENCE, DidNotEnd, WatchedProcess, spawn
@@ -345,7 +346,16 @@ def clean_outcome() -> dict[str, Any]:
     """
     @return: What L{Soak.finish} finds of a mirror where nothing went wrong.
     """
-    keys = ("lost", "unplanned", "beyond", "unretired", "fetched_again", "unparsable")
+    keys = (
+        "lost",
+        "unplanned",
+        "beyond",
+        "unretired",
+        "fetched_again",
+        "unparsable",
+        "deleted",
+        "deleted_back",
+    )
     return dict.fromkeys(keys, 0) | {"unfinished": False}
 
 
@@ -370,6 +380,40 @@ class VerdictTests(SynchronousTestCase):
         A soak where nothing went wrong passes.
         """
         self.assertTrue(self.passed())
+
+    def test_deletedNotBack(self) -> None:
+        """
+        A file deleted from disk that was not downloaded again fails the
+        soak; all of them back, it passes.
+        """
+        outcome = clean_outcome() | {"deleted": 2, "deleted_back": 1}
+        self.assertFalse(soak.passed(self.soak, outcome, {}, Counter()))
+        outcome["deleted_back"] = 2
+        self.assertTrue(soak.passed(self.soak, outcome, {}, Counter()))
+
+    def test_deleteDownloaded(self) -> None:
+        """
+        The fault deletes one downloaded file and its record, of a report
+        kept enabled, and not one taken up as its report came back;
+        L{Soak.deleted_back} tells when it is back.
+        """
+        root = self.soak.directory / "data" / "reports"
+        taken = root / "r00" / "2025-12-31.zip"
+        mine = root / "r00" / "2025-12-30.zip"
+        for path, url in ((taken, "http://x/taken"), (mine, "http://x/mine")):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"zip")
+            record_path(path).write_text(json.dumps({"url": url}))
+        self.soak.taken_up["http://x/taken"] = 1
+        self.soak.definitions = [soak.Definition(0, "N0")]
+        self.successResultOf(Deferred.fromCoroutine(self.soak.delete_downloaded()))
+        self.assertEqual(
+            (self.soak.deleted, taken.exists(), mine.exists()), ({"r00/2025-12-30.zip"}, True, False)
+        )
+        self.assertFalse(record_path(mine).exists())
+        self.assertEqual(self.soak.deleted_back(), 0)
+        mine.write_bytes(b"zip")
+        self.assertEqual(self.soak.deleted_back(), 1)
 
     def test_badCommandsAndTokenTaken(self) -> None:
         """
