@@ -41,9 +41,10 @@ from harbour.processes import left_by_dead_process, process_mark
 #: The partition directories' prefix.
 PARTITION_PREFIX = f"{TRADING_DATE}="
 
-#: Parsed batches that may wait for the writer: two keep both the parse
-#: and the writing busy without holding more than a few blocks.
-READ_AHEAD = 2
+#: Parsed batches that may wait for the writer: it writes a row group
+#: (L{GROUP_ROWS}, some six CSV blocks) at a time, and eight keep the parse
+#: going meanwhile, where two would stop it for most of each write.
+READ_AHEAD = 8
 
 #: The most trading days the rows of one answer may fall on: each is a
 #: Parquet file held open until the commit.  A window is at most 31 days
