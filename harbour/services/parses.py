@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Generator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import attr
@@ -43,6 +43,7 @@ from harbour.dataset.write import ClaimEnded, Superseded, WrittenWindow, drop_wi
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, ITaskStore
 from harbour.services.announcing import Announcements
+from harbour.services.storage import held_storage
 from harbour.store.outages import STORE_RETRY, next_retry
 from harbour.store.parse_queue import CUT_OFF_MOST, ParseJob
 from harbour.store.tasks import RETIRED
@@ -335,12 +336,14 @@ class Parses:
         L{ITaskStore.refetch_missing}), which ends this claim.  A file of
         no storage may be on another host's disk, and is given back for
         later (L{ABSENT_RETRY}), as is one whose task the store would not
-        put back or could not be asked about.
+        put back or could not be asked about, or whose download directory
+        no longer holds this storage (its volume not mounted).
         """
         here = yield self.storage()
         if here:
+            directory = source.parents[len(PurePosixPath(job.filename).parts) - 1]
             try:
-                gone = yield self.in_thread(_gone, source)
+                gone = yield self.in_thread(_gone, source, directory, here)
                 moved = (yield self.store.refetch_missing([(job.id, here, job.sha256)])) if gone else []
             except Exception as e:
                 if not isinstance(e, StoreUnavailable):
@@ -382,10 +385,18 @@ def _write(
     )
 
 
-def _gone(source: Path) -> bool:
+def _gone(source: Path, directory: Path, storage: str) -> bool:
     """
-    In a thread: whether C{source} is not there (not merely unreadable).
+    In a thread: whether C{source} is not there (not merely unreadable),
+    though its download C{directory} still holds C{storage}: a volume not
+    mounted (an empty directory in its place) has every file missing, and
+    none of them gone.
     """
+    try:
+        if held_storage(directory) != storage:
+            return False
+    except (OSError, ValueError):
+        return False
     try:
         os.stat(source)
     except FileNotFoundError:

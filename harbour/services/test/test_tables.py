@@ -38,7 +38,7 @@ from harbour.oasis.requests import ReportURL
 from harbour.services import parses, retirement, tables, views
 from harbour.services.parses import ABSENT_RETRY, MEMORY_FAILURES_MOST, TRANSIENT_RETRY
 from harbour.services.retirement import drop_windows
-from harbour.services.storage import storage_and_mirrors, storage_id
+from harbour.services.storage import STORAGE_FILE, storage_and_mirrors, storage_id
 from harbour.services.tables import ABANDONED_AFTER, JANITOR_INTERVAL, TablesService
 from harbour.services.views import Views
 from harbour.services.waking import Waker
@@ -305,6 +305,25 @@ class TablesServiceTests(SynchronousTestCase):
         )
         self.assertIn("downloaded again", service.parses.last_error)
         self.assertEqual(self.events, [])
+
+    def test_volumeAwayNotGone(self) -> None:
+        """
+        A queued file missing with its download directory's storage id (a
+        volume not mounted, an empty directory in its place) is not gone:
+        its task stays downloaded and its parse waits, as an absent one
+        does.
+        """
+        self.downloaded("2019-12-31", HUBS.read_bytes())
+        self.service()
+        # The service knows its storage now; the volume goes meanwhile.
+        task_id = self.downloaded("2020-01-01", HUBS.read_bytes())
+        (self.data_dir / "reports" / "lmp" / "2020-01-01.zip").unlink()
+        (self.data_dir / "reports" / STORAGE_FILE).unlink()
+        self.clock.advance(ABSENT_RETRY)
+        task = self.successResultOf(self.store.get(task_id))
+        assert task is not None
+        self.assertEqual((task.state, task.parse), (DOWNLOADED, "queued"))
+        self.assertIn("not on this host", task.parse_error)
 
     def test_goneFileStoreAway(self) -> None:
         """
