@@ -255,8 +255,9 @@ class HarbourService(MultiService):
         """
         Let each child listen on its ports.  One that cannot is fatal
         before anything else starts: the others' ports are closed, the
-        error logged, and the process exits 1 (without the traceback
-        twistd would print).
+        error logged, and L{StartupFailed} raised, which twistd reports
+        (daemonizing, to the launcher, which exits 1), removing its pid
+        file.
         """
         Service.privilegedStartService(self)
         listening: list[IService] = []
@@ -264,13 +265,17 @@ class HarbourService(MultiService):
             try:
                 child.privilegedStartService()
             except Exception:
-                self.fatal(Failure(), child.name)
+                failure = Failure()
+                self.fatal(failure, child.name)
                 for other in reversed(listening):
                     # Each closes its port in its stopService, running or not.
                     maybeDeferred(other.stopService).addErrback(
                         lambda failure: self.log.failure("cannot close a port", failure, service="harbour")
                     )
-                raise SystemExit(1) from None
+                # An Exception, not SystemExit: twistd then removes its pid
+                # file and, daemonizing, tells the waiting launcher, which
+                # says why and exits 1 rather than waiting for ever.
+                raise StartupFailed(f"harbour cannot run: {child.name}: {_message(failure)}") from None
             listening.append(child)
 
     def startService(self) -> None:
@@ -327,6 +332,13 @@ class HarbourService(MultiService):
             "uptime": round(time.time() - self.started, 3),
             "services": {name: state for (name, ignored), state in zip(reporting, states)},
         }
+
+
+class StartupFailed(Exception):
+    """
+    A part of the daemon could not listen on its port: the daemon does
+    not start.
+    """
 
 
 def _message(failure: Failure) -> str:

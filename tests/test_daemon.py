@@ -268,8 +268,8 @@ class StartupErrorTests(TestCase):
     async def test_controlPortTaken(self) -> None:
         """
         When the control port is in use, the daemon says so in one line
-        naming the port, exits non-zero without a traceback, and leaves no
-        redis-server behind.
+        naming the port, exits non-zero (twistd, in the foreground, prints
+        the exception too), and leaves no redis-server behind.
         """
         from twisted.internet import reactor
         from twisted.internet.protocol import Factory
@@ -295,12 +295,54 @@ class StartupErrorTests(TestCase):
             lambda: None if daemon.has_ended else Deferred.fromCoroutine(end_process(daemon, what="harbour"))
         )
         self.assertNotEqual(await daemon.end_within(PATIENCE), 0, daemon.output())
-        said = [line for line in daemon.lines if "harbour cannot run" in line]
+        said = [line for line in daemon.lines if "#critical] harbour cannot run" in line]
         self.assertEqual(len(said), 1, daemon.output())
         self.assertIn(f"harbour cannot run: amp: cannot listen on tcp:{port}:", said[0])
         self.assertIn("Address already in use", said[0])
-        self.assertNotIn("Traceback", daemon.output())
+        self.assertIn("StartupFailed: harbour cannot run: amp:", daemon.output())
         self.assertEqual(servers_in(directory / "data" / "redis"), [])
+
+    async def test_controlPortTakenDaemonized(self) -> None:
+        """
+        Daemonized, a daemon that cannot listen on its control port makes
+        the launcher say why and exit non-zero at once (it waits for the
+        daemon to start), and leaves no pid file.
+        """
+        from twisted.internet import reactor
+        from twisted.internet.protocol import Factory
+
+        taken = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
+        self.addCleanup(taken.stopListening)
+        port = taken.getHost().port
+        directory = short_directory(self)
+        (directory / "config").mkdir()
+        pidfile = directory / "harbour.pid"
+        launcher = spawn(
+            reactor,
+            [
+                program("twistd"),
+                f"--pidfile={pidfile}",
+                f"--logfile={directory / 'harbour.log'}",
+                "harbour",
+                "--http",
+                "none",
+                "--config-dir",
+                str(directory / "config"),
+                "--data-dir",
+                str(directory / "data"),
+                "--amp",
+                f"tcp:{port}:interface=127.0.0.1",
+            ],
+            directory,
+        )
+        self.addCleanup(
+            lambda: (
+                None if launcher.has_ended else Deferred.fromCoroutine(end_process(launcher, what="twistd"))
+            )
+        )
+        self.assertNotEqual(await launcher.end_within(PATIENCE), 0, launcher.output())
+        self.assertIn(f"harbour cannot run: amp: cannot listen on tcp:{port}:", launcher.output())
+        self.assertFalse(pidfile.exists())
 
 
 class TLSDaemonTests(TestCase):

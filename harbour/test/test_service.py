@@ -17,7 +17,14 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.errors import ConfigurationError
-from harbour.service import HarbourService, Options, build, exit_if_failed, options_from_environment
+from harbour.service import (
+    HarbourService,
+    Options,
+    StartupFailed,
+    build,
+    exit_if_failed,
+    options_from_environment,
+)
 from harbour.services.sweeping import LeaseSweeper
 from harbour.test.helpers import capture_log
 
@@ -358,8 +365,10 @@ class HarbourServiceTests(SynchronousTestCase):
     def test_cannotListen(self) -> None:
         """
         A child that cannot listen (in C{privilegedStartService}) stops
-        start-up with one clear line and exit status 1, after the ports of
-        those before it are closed; no child starts.
+        start-up with one clear line and L{StartupFailed} (an L{Exception},
+        which twistd reports to a launcher waiting for a daemon to start,
+        and for which it removes its pid file), after the ports of those
+        before it are closed; no child starts.
         """
         log: list = []
         root = HarbourService(MemoryReactorClock())
@@ -369,9 +378,9 @@ class HarbourServiceTests(SynchronousTestCase):
             "amp", ConfigurationError("cannot listen on tcp:7750: in use"), privileged=True
         ).setServiceParent(root)
         logged = capture_log(self)
-        with self.assertRaises(SystemExit) as raised:
+        with self.assertRaises(StartupFailed) as raised:
             root.privilegedStartService()
-        self.assertEqual(raised.exception.code, 1)
+        self.assertEqual(str(raised.exception), "harbour cannot run: amp: cannot listen on tcp:7750: in use")
         self.assertEqual(log, [("stop", "sim")])
         cannot = [line for line in logged if "harbour cannot run" in line]
         self.assertEqual(cannot, ["harbour cannot run: amp: cannot listen on tcp:7750: in use"])
