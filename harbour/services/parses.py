@@ -25,7 +25,6 @@ put back to be downloaded again.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Generator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -43,7 +42,7 @@ from harbour.dataset.write import ClaimEnded, Superseded, WrittenWindow, drop_wi
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, ITaskStore
 from harbour.services.announcing import Announcements
-from harbour.services.storage import held_storage
+from harbour.services.audit import StorageAway, missing_files
 from harbour.store.outages import STORE_RETRY, next_retry
 from harbour.store.parse_queue import CUT_OFF_MOST, ParseJob
 from harbour.store.tasks import RETIRED
@@ -343,8 +342,11 @@ class Parses:
         if here:
             directory = source.parents[len(PurePosixPath(job.filename).parts) - 1]
             try:
-                gone = yield self.in_thread(_gone, source, directory, here)
+                gone = yield self.in_thread(missing_files, directory, here, [job.filename])
                 moved = (yield self.store.refetch_missing([(job.id, here, job.sha256)])) if gone else []
+            except StorageAway:
+                # Its volume not mounted, say: every file is missing, none gone.
+                moved = []
             except Exception as e:
                 if not isinstance(e, StoreUnavailable):
                     self.log.failure(
@@ -383,25 +385,6 @@ def _write(
     return write_window(
         source, tables_dir, job.report, label, url=job.url, sha256=job.sha256, still_held=still_held
     )
-
-
-def _gone(source: Path, directory: Path, storage: str) -> bool:
-    """
-    In a thread: whether C{source} is not there (not merely unreadable),
-    though its download C{directory} still holds C{storage}: a volume not
-    mounted (an empty directory in its place) has every file missing, and
-    none of them gone.
-    """
-    try:
-        if held_storage(directory) != storage:
-            return False
-    except (OSError, ValueError):
-        return False
-    try:
-        os.stat(source)
-    except FileNotFoundError:
-        return True
-    return False
 
 
 def window_label(filename: str) -> str:
