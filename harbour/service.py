@@ -44,7 +44,7 @@ from harbour.interfaces import (
     ITaskStore,
     StatusDocument,
 )
-from harbour.oasis.client import OasisClient
+from harbour.oasis.client import OasisClient, described
 from harbour.oasis.requests import ReportURL
 from harbour.services.download import DownloadService
 from harbour.services.manifest import ManifestService
@@ -239,11 +239,11 @@ class HarbourService(MultiService):
         if self.failed:
             # What failed first is the cause: the rest is its consequence
             # (the services waiting for a store that will not come).
-            self.log.debug("{name} cannot start either: {error}", name=name, error=_message(failure))
+            self.log.debug("{name} cannot start either: {error}", name=name, error=_said(failure))
             return
         self.failed = True
         self.log.critical(
-            "harbour cannot run: {name}: {error}", name=name, error=_message(failure), service="harbour"
+            "harbour cannot run: {name}: {error}", name=name, error=_said(failure), service="harbour"
         )
         if self.reactor.running:
             self.reactor.stop()
@@ -275,7 +275,7 @@ class HarbourService(MultiService):
                 # An Exception, not SystemExit: twistd then removes its pid
                 # file and, daemonizing, tells the waiting launcher, which
                 # says why and exits 1 rather than waiting for ever.
-                raise StartupFailed(f"harbour cannot run: {child.name}: {_message(failure)}") from None
+                raise StartupFailed(f"harbour cannot run: {child.name}: {_said(failure)}") from None
             listening.append(child)
 
     def startService(self) -> None:
@@ -334,18 +334,18 @@ class HarbourService(MultiService):
         }
 
 
+def _said(failure: Failure) -> str:
+    """
+    @return: C{failure} in words, as a task's last error says it.
+    """
+    return described(cast(BaseException, failure.value))
+
+
 class StartupFailed(Exception):
     """
     A part of the daemon could not listen on its port: the daemon does
     not start.
     """
-
-
-def _message(failure: Failure) -> str:
-    """
-    @return: What C{failure} says, with its type when it says nothing.
-    """
-    return failure.getErrorMessage() or repr(failure.value)
 
 
 @implementer(IDaemon)

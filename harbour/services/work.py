@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, cast
 
 import attr
 from twisted.application.service import Service
@@ -44,9 +44,11 @@ from harbour.interfaces import (
     ITaskStore,
     StatusDocument,
 )
+from harbour.oasis.client import described
 from harbour.oasis.publications import Publication
 from harbour.oasis.requests import ReportURL
 from harbour.services.cycle import guarded
+from harbour.services.knowledge import iso
 from harbour.services.progress import ProgressLog
 from harbour.services.sweeping import sweep_interval
 from harbour.store.outages import STORE_RETRY, next_retry
@@ -250,8 +252,8 @@ class WorkService(Service):
         if not isinstance(result, Failure):
             self._refresh_error = None
         elif not result.check(CancelledError):
-            since = self._refresh_error["since"] if self._refresh_error else _utc(self.reactor.seconds())
-            self._refresh_error = {"error": result.getErrorMessage() or repr(result.value), "since": since}
+            since = self._refresh_error["since"] if self._refresh_error else iso(self.reactor.seconds())
+            self._refresh_error = {"error": described(cast(BaseException, result.value)), "since": since}
 
     @inlineCallbacks
     def _refresh_once(self) -> Generator[Deferred[Any], Any, int]:
@@ -397,13 +399,6 @@ class WorkService(Service):
             # Its outcome went to whoever asked for the refresh.
             with contextlib.suppress(Exception):
                 yield self._running_refresh
-
-
-def _utc(seconds: float) -> str:
-    """
-    @return: C{seconds} since the epoch as an ISO 8601 UTC time.
-    """
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def backlog(counts: dict[str, Any], interval: float) -> dict[str, float]:
