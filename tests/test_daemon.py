@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import signal
+from pathlib import Path
 
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
@@ -265,11 +266,11 @@ class StartupErrorTests(TestCase):
         self.assertIn("harbour cannot run: store: ", daemon.output())
         self.assertIn("use a shorter --data-dir", daemon.output())
 
-    async def test_controlPortTaken(self) -> None:
+    def control_port_taken(self) -> tuple[Path, int, list[str]]:
         """
-        When the control port is in use, the daemon says so in one line
-        naming the port, exits non-zero (twistd, in the foreground, prints
-        the exception too), and leaves no redis-server behind.
+        @return: A directory with an empty configuration, a port on
+            127.0.0.1 that something else listens on, and the options of a
+            daemon of that directory whose control port is that one.
         """
         from twisted.internet import reactor
         from twisted.internet.protocol import Factory
@@ -279,16 +280,28 @@ class StartupErrorTests(TestCase):
         port = taken.getHost().port
         directory = short_directory(self)
         (directory / "config").mkdir()
+        options = [
+            "--config-dir",
+            str(directory / "config"),
+            "--data-dir",
+            str(directory / "data"),
+            "--amp",
+            f"tcp:{port}:interface=127.0.0.1",
+        ]
+        return directory, port, options
+
+    async def test_controlPortTaken(self) -> None:
+        """
+        When the control port is in use, the daemon says so in one line
+        naming the port, exits non-zero (twistd, in the foreground, prints
+        the exception too), and leaves no redis-server behind.
+        """
+        from twisted.internet import reactor
+
+        directory, port, options = self.control_port_taken()
         daemon = spawn(
             reactor,
-            harbour_command(
-                "--config-dir",
-                str(directory / "config"),
-                "--data-dir",
-                str(directory / "data"),
-                "--amp",
-                f"tcp:{port}:interface=127.0.0.1",
-            ),
+            harbour_command(*options),
             directory,
         )
         self.addCleanup(
@@ -309,13 +322,8 @@ class StartupErrorTests(TestCase):
         daemon to start), and leaves no pid file.
         """
         from twisted.internet import reactor
-        from twisted.internet.protocol import Factory
 
-        taken = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
-        self.addCleanup(taken.stopListening)
-        port = taken.getHost().port
-        directory = short_directory(self)
-        (directory / "config").mkdir()
+        directory, port, options = self.control_port_taken()
         pidfile = directory / "harbour.pid"
         launcher = spawn(
             reactor,
@@ -326,12 +334,7 @@ class StartupErrorTests(TestCase):
                 "harbour",
                 "--http",
                 "none",
-                "--config-dir",
-                str(directory / "config"),
-                "--data-dir",
-                str(directory / "data"),
-                "--amp",
-                f"tcp:{port}:interface=127.0.0.1",
+                *options,
             ],
             directory,
         )

@@ -103,6 +103,23 @@ class AuditTests(SynchronousTestCase):
         audit.log = Logger(namespace="audit", observer=cast(ILogObserver, events.append))
         return audit, events
 
+    def hold_threads(self) -> list[Deferred[Any]]:
+        """
+        Hold the audit's thread work until the test fires it.
+
+        @return: A Deferred per call, which runs the call when fired.
+        """
+        looked: list[Deferred[Any]] = []
+
+        def held(f: Callable[..., Any], *args: object) -> Deferred[Any]:
+            d: Deferred[Any] = Deferred()
+            looked.append(d)
+            d.addCallback(lambda ignored: f(*args))
+            return d
+
+        self.in_thread = held
+        return looked
+
     def downloaded(self, day: int, storage: str | None = None, on_disk: bool = True) -> Task:
         """
         Download C{request(day)} into C{storage} (by default, this
@@ -186,15 +203,7 @@ class AuditTests(SynchronousTestCase):
         """
         for day in (1, 2, 3):
             self.downloaded(day)
-        looked: list[Deferred[Any]] = []
-
-        def held(f: Callable[..., Any], *args: object) -> Deferred[Any]:
-            d: Deferred[Any] = Deferred()
-            looked.append(d)
-            d.addCallback(lambda ignored: f(*args))
-            return d
-
-        self.in_thread = held
+        looked = self.hold_threads()
         audit, events = self.audit(page=1)
         audit.start()
         self.clock.advance(INTERVAL)
@@ -297,15 +306,7 @@ class AuditTests(SynchronousTestCase):
         """
         task = self.downloaded(1)
         (self.directory / task.filename).unlink()
-        looked: list[Deferred[Any]] = []
-
-        def held(f: Callable[..., Any], *args: object) -> Deferred[Any]:
-            d: Deferred[Any] = Deferred()
-            looked.append(d)
-            d.addCallback(lambda ignored: f(*args))
-            return d
-
-        self.in_thread = held
+        looked = self.hold_threads()
         audit, events = self.audit()
         audit.start()
         self.clock.advance(INTERVAL)
