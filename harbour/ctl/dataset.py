@@ -30,6 +30,7 @@ from harbour.ctl.output import DataConsole, discard_output
 from harbour.dataset.inventory import Mismatch, check, report_tables, reports_in, spans
 from harbour.dataset.views import Skipped, confine, identity, open_views, views_named
 from harbour.oasis.requests import market_today, report_range
+from harbour.processes import process_alive
 
 #: The commands this module handles.
 COMMANDS = ("query", "tables")
@@ -141,12 +142,53 @@ def _query_once(
         could not be made).
     """
     # DuckDB's own, .tmp in the working directory, the query could write.
-    spill = Path(tempfile.mkdtemp(prefix="harbourctl-query-"))
+    spill = _spill_directory()
     snapshot = spill / "tables"
     try:
         return _query_in(args, statement, out, err, warned, again, spill, snapshot)
     finally:
         shutil.rmtree(spill, ignore_errors=True)
+
+
+#: The start of the name of a query's temporary directory; the query's
+#: process id and C{-} follow.
+SPILL_PREFIX = "harbourctl-query-"
+
+
+def _spill_directory() -> Path:
+    """
+    Make a query's temporary directory, having removed those left by
+    queries killed outright (whose links would keep the space of files
+    replaced since, until someone removed them).
+
+    @return: The directory, named after L{SPILL_PREFIX} and this process.
+    """
+    parent = Path(tempfile.gettempdir())
+    _remove_left_behind(parent)
+    return Path(tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-", dir=parent))
+
+
+def _remove_left_behind(parent: Path) -> None:
+    """
+    Remove the query directories in C{parent} that belong to this user
+    and to a process that is no longer there.  Those named otherwise
+    (made by an earlier version, without a process id) are left: whose
+    they are cannot be told.
+    """
+    try:
+        names = [path for path in parent.iterdir() if path.name.startswith(SPILL_PREFIX)]
+    except OSError:
+        return
+    for path in names:
+        pid, dash, ignored = path.name[len(SPILL_PREFIX) :].partition("-")
+        if not (dash and pid.isdigit()) or process_alive(int(pid)):
+            continue
+        try:
+            if path.lstat().st_uid != os.getuid() or path.is_symlink():
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _query_in(

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from harbour.dataset.inventory import check, file_sha256, report_tables, spans
 from harbour.dataset.test.helpers import HUBS_ZIP, removed_when_scanned, simulated, write
 from harbour.dataset.views import DATABASE, REPORTS_FILE, connect, rebuild_views
 from harbour.dataset.write import write_window
+from harbour.test.helpers import dead_pid
 
 D = datetime.date
 
@@ -242,9 +244,30 @@ class QueryTests(CommandTestCase):
         self.assertEqual((code, err), (OK, ""))
         settings = {row["name"]: row["value"] for row in map(json.loads, out.splitlines())}
         spill = Path(settings["temp_directory"])
-        self.assertTrue(spill.name.startswith("harbourctl-query-"), spill)
+        self.assertTrue(spill.name.startswith(f"harbourctl-query-{os.getpid()}-"), spill)
         self.assertEqual(settings["allowed_directories"], f"[{spill}/]")
         self.assertFalse(spill.exists())
+
+    def test_left_behind_removed(self) -> None:
+        """
+        A query removes the temporary directories of queries killed
+        outright (their process gone), with the links they hold; it leaves
+        a running query's, and those whose process it cannot tell.
+        """
+        temporary = Path(self.mktemp())
+        temporary.mkdir()
+        self.patch(tempfile, "tempdir", str(temporary))
+        gone = temporary / f"harbourctl-query-{dead_pid()}-x1y2"
+        (gone / "tables").mkdir(parents=True)
+        (gone / "tables" / "link.parquet").write_bytes(b"held")
+        running = temporary / f"harbourctl-query-{os.getpid()}-a1b2"
+        older = temporary / "harbourctl-query-8zq3_k1p"
+        other = temporary / "harbourctl-queryish"
+        for kept in (running, older, other):
+            kept.mkdir()
+        code, out, err = self.command("query", "SELECT 1 AS one")
+        self.assertEqual((code, err), (OK, ""))
+        self.assertEqual(sorted(temporary.iterdir()), sorted([running, older, other]))
 
     def test_settings_refused(self) -> None:
         """
