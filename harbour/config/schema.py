@@ -62,6 +62,7 @@ from harbour.config.topics import (
     suggest,
     to_payload,
 )
+from harbour.dataset.naming import clashes
 
 __all__ = [
     "GIB",
@@ -601,16 +602,24 @@ def _encoded_size(value: Any) -> int | None:
 def report_warnings(reports: list[Any], sources: dict[str, str], texts: dict[str, str]) -> list[Problem]:
     """
     @return: The warnings of every report, located in the file that
-        defines the reports.
+        defines the reports; among them, the reports whose views' names
+        are taken by another's (see L{clashes}).
     """
     name = sources.get("reports")
     if name is None:
         return []
     locator = Locator(texts[name])
+    found = [(i, key, message) for i, report in enumerate(reports) for key, message in report.warnings()]
+    indices = {report.name: i for i, report in enumerate(reports)}
+    for report, view, holder in clashes({r.name: r.queryname or r.groupid for r in reports}):
+        message = (
+            f"report {report!r} would have no view in the dataset: {view} is a view of report"
+            f" {holder!r} (view names ignore case, and read '-' and '.' as '_'); name one of them otherwise"
+        )
+        found.append((indices[report], "name", message))
     return [
         Problem(name, locator.line(("reports", index, key)), f"reports[{index}].{key}", message, warning=True)
-        for index, report in enumerate(reports)
-        for key, message in report.warnings()
+        for index, key, message in found
     ]
 
 

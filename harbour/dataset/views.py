@@ -49,6 +49,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harbour.dataset.inventory import parquet_files, reports_in
+from harbour.dataset.naming import view_name, view_names
 from harbour.oasis.catalogue import load_catalogue
 from harbour.processes import process_alive
 
@@ -68,9 +69,6 @@ ATTEMPTS = 3
 #: A file's device, inode and modification time: a file replaced by a
 #: rename (a revision's commit) does not keep them.
 Identity: TypeAlias = tuple[int, int, int]
-
-#: The reports whose answers are locational marginal prices.
-LMP_REPORTS = frozenset({"PRC_LMP", "PRC_INTVL_LMP", "PRC_RTPD_LMP", "PRC_HASP_LMP"})
 
 #: The price component of a row, by C{LMP_TYPE} or by data item.
 COMPONENTS = {
@@ -104,24 +102,6 @@ VALUE_SOURCES = ("mw", "value", "prc")
 WIDE_SOURCES = frozenset(
     (*TYPE_SOURCES, *ITEM_SOURCES, *MARKET_SOURCES, *LOCATION_SOURCES, LOCATION_FALLBACK, *VALUE_SOURCES)
 )
-
-
-def view_name(report: str) -> str:
-    """
-    @return: The name of C{report}'s view.
-    """
-    return re.sub(r"[-.]", "_", report)
-
-
-def is_lmp(query: str) -> bool:
-    """
-    @param query: A report's OASIS queryname or groupid.
-    @return: Whether its answers are LMPs (so that it gets a wide view).
-    """
-    if query in LMP_REPORTS:
-        return True
-    group = load_catalogue().entry(groupid=query)
-    return group is not None and any(r in LMP_REPORTS for r in group.reports)
 
 
 def is_current_only(query: str) -> bool:
@@ -389,14 +369,13 @@ def create_views(
     in_place: dict[Path, Identity | None] = {}
     asked = None if wanted is None else {name.lower() for name in wanted}
     for report, query in sorted(reports.items()):
-        name = view_name(report)
-        wide = bool(query) and is_lmp(query)
+        names = view_names(report, query)
+        name, wide = names[0], len(names) > 1
         # Identical rows are one interval fetched by several windows, not
         # several of its values: DISTINCT keeps one whatever the columns,
         # which differ among these reports, and a row OASIS posted again
         # with another value still shows.
         distinct = "DISTINCT " if query and is_current_only(query) else ""
-        names = [name, f"{name}_wide"] if wide else [name]
         if asked is not None and not asked & {n.lower() for n in names}:
             continue
         files = report_files(tables_dir, report)

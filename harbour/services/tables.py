@@ -47,7 +47,7 @@ from harbour.bus import Subscription
 from harbour.config.paging import follow_reports
 from harbour.config.schema import DownloadTopic, WorkTopic
 from harbour.config.topics import ReportTopic
-from harbour.dataset.views import view_name
+from harbour.dataset.naming import view_name
 from harbour.dataset.write import remove_abandoned
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, IEvent, IPausable, IStatusSource, ITaskStore, StatusDocument

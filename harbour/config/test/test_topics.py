@@ -895,3 +895,43 @@ class CatalogueRulesTests(SynchronousTestCase):
         [warning] = configuration.warnings
         self.assertEqual((warning.line, warning.key, warning.warning), (9, "reports[1].queryname", True))
         self.assertIn("r.toml:9: warning:", str(warning))
+
+    def test_viewNameTaken(self) -> None:
+        """
+        A report whose view's name another report's view already has (in
+        DuckDB's names, which ignore case) is a warning at its name, and
+        the configuration is used; the report first in sorted order keeps
+        the view, as the dataset's views do.
+        """
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        (directory / "r.toml").write_text(
+            "[[reports]]\n"  # 1
+            'name = "Load.Forecast"\n'  # 2
+            'queryname = "SLD_FCST"\n'  # 3
+            'market_run_id = "DAM"\n'  # 4
+            "[[reports]]\n"  # 5
+            'name = "LOAD-forecast"\n'  # 6
+            'queryname = "SLD_FCST"\n'  # 7
+            'market_run_id = "DAM"\n'  # 8
+            "[[reports]]\n"  # 9
+            'name = "prices"\n'  # 10
+            'queryname = "PRC_LMP"\n'  # 11
+            'market_run_id = "DAM"\n'  # 12
+            'params = { grp_type = "ALL_APNODES" }\n'  # 13
+            "[[reports]]\n"  # 14
+            'name = "prices_wide"\n'  # 15
+            'queryname = "SLD_FCST"\n'  # 16
+            'market_run_id = "DAM"\n'  # 17
+        )
+        configuration, problems = load_directory(directory)
+        assert configuration is not None
+        self.assertEqual(problems, [])
+        self.assertEqual(
+            [(w.line, w.key, w.warning) for w in configuration.warnings],
+            [(2, "reports[0].name", True), (15, "reports[3].name", True)],
+        )
+        taken, wide = map(str, configuration.warnings)
+        self.assertIn("report 'Load.Forecast' would have no view in the dataset: Load_Forecast", taken)
+        self.assertIn("of report 'LOAD-forecast'", taken)
+        self.assertIn("prices_wide is a view of report 'prices'", wide)

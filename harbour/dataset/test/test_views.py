@@ -12,6 +12,7 @@ import duckdb
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.dataset import views
+from harbour.dataset.naming import is_lmp, view_name
 from harbour.dataset.test.helpers import HUBS_ZIP, removed_when_scanned, simulated, write, zip_of
 from harbour.dataset.views import (
     ATTEMPTS,
@@ -22,11 +23,9 @@ from harbour.dataset.views import (
     Unreadable,
     confine,
     connect,
-    is_lmp,
     open_views,
     rebuild_views,
     recorded_reports,
-    view_name,
     views_named,
 )
 from harbour.test.helpers import dead_pid
