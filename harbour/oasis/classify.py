@@ -10,7 +10,8 @@ here rather than by the analyst.  Reading stops, and the answer is
 L{REFUSED}, once the members inflate beyond L{MAX_INFLATED} bytes, or a member
 or the members so far together beyond L{MAX_RATIO} times their compressed
 size: a zip bomb is refused in moments instead of filling the disk's or
-the CPU's time.
+the CPU's time.  A member compressed otherwise than OASIS compresses
+(L{METHODS}) is refused unread.
 
 When requests come too fast OASIS answers HTTP 429 with that page, and no
 C{Retry-After}: the page says how long to wait (L{throttle_pause}).
@@ -19,7 +20,6 @@ C{Retry-After}: the page says how long to wait (L{throttle_pause}).
 from __future__ import annotations
 
 import io
-import lzma
 import os
 import re
 import zipfile
@@ -45,8 +45,9 @@ RETRY_LATER = "retry_later"
 BAD_REQUEST = "bad_request"
 #: Any other OASIS error: retry with backoff.
 ERROR = "error"
-#: The answer breaks a decompression cap (a zip bomb, or a member inflating
-#: past the size its header declares): no retry can mend it.
+#: The answer breaks a decompression cap (a zip bomb, a member inflating
+#: past the size its header declares, or one compressed otherwise than
+#: OASIS compresses): no retry can mend it.
 REFUSED = "refused"
 
 NO_DATA = 1000
@@ -75,6 +76,13 @@ MAX_RATIO = 200
 #: until they have inflated this far: a small member (an error document,
 #: a day with few rows) may compress very well and costs nothing to read.
 RATIO_FLOOR = 1 << 20
+
+#: The compression methods a member may use: OASIS deflates (storing
+#: costs nothing to read).  Any other is refused unread: C{zipfile}
+#: inflates bzip2 and LZMA with no bound on what one read makes, so a few
+#: KB of bzip2 whose header declares a small size inflate to GBs at once,
+#: before any cap can count them.
+METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
 
 #: The wait OASIS's Acceptable Use Policy asks between requests, and so the
 #: least a throttled request waits.
@@ -120,7 +128,8 @@ def classify(
     @param max_inflated: See L{MAX_INFLATED}.
     @param max_ratio: See L{MAX_RATIO}.
     @return: The verdict; L{REFUSED} for members that inflate beyond the
-        caps or beyond the size their header declares.
+        caps or beyond the size their header declares, or that are
+        compressed otherwise than L{METHODS}.
     """
     source: BinaryIO
     if isinstance(answer, (bytes, bytearray, memoryview)):
@@ -162,20 +171,19 @@ def classify(
 
 
 #: What C{zipfile} raises reading a zip cut short or damaged, whichever
-#: byte the damage hit: a stream that does not inflate (C{zlib.error},
-#: C{lzma.LZMAError}, and C{OSError} from bz2 once a damaged header names
-#: that compression), an offset before the file's start (C{ValueError}:
-#: "negative seek value"), a name that is not the UTF-8 its flags claim
-#: (C{UnicodeDecodeError}, a C{ValueError}), or the encryption flag set
-#: (C{RuntimeError}).  The bz2 C{OSError} cannot be told from the disk
-#: failing to read the file; that file is fetched again as well.
+#: byte the damage hit: a stream that does not inflate (C{zlib.error}), an
+#: offset before the file's start (C{ValueError}: "negative seek value"),
+#: a name that is not the UTF-8 its flags claim (C{UnicodeDecodeError}, a
+#: C{ValueError}), or the encryption flag set (C{RuntimeError}); and
+#: C{OSError}, the disk failing to read the file, which is fetched again
+#: as well.  (A damaged header naming another compression is refused
+#: before C{zipfile} reads the member: see L{METHODS}.)
 DAMAGE = (
     zipfile.BadZipFile,
     zipfile.LargeZipFile,
     EOFError,
     NotImplementedError,
     zlib.error,
-    lzma.LZMAError,
     OSError,
     ValueError,
     RuntimeError,
@@ -289,6 +297,20 @@ class Caps:
         self.compressed += compressed
 
 
+def unsent_method(name: str, method: int) -> Verdict | None:
+    """
+    @param name: A member's name.
+    @param method: Its compression method, as its header names it.
+    @return: A L{REFUSED} verdict if the method is not one of L{METHODS},
+        else L{None}.
+    """
+    if method in METHODS:
+        return None
+    return Verdict(
+        REFUSED, description=f"member {name} uses compression method {method}, which OASIS never sends"
+    )
+
+
 def _bytes(count: int) -> str:
     for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if count >= size:
@@ -304,6 +326,11 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, caps: Caps) ->
     @return: A verdict if the member decides the answer, else L{None}.
     """
     name = info.filename
+    # Checked before reading, as no cap can bound what zipfile inflates
+    # of those methods.
+    verdict = unsent_method(name, info.compress_type)
+    if verdict is not None:
+        return verdict
     # The header's sizes refuse an honest bomb before a byte is inflated;
     # counting while reading refuses a lying one.
     verdict = caps.exceeded(name, info.file_size, info.compress_size)
@@ -450,8 +477,8 @@ def _count_inflated(member: IO[bytes], declared: int) -> None:
     Have C{member}'s inflater, if it is deflated, count what it inflates
     (see L{_Counted}) against the size C{declared}.
     """
-    # zipfile keeps its inflater private; a member it reads otherwise
-    # (stored, or another compression) has nothing past its size to hide.
+    # zipfile keeps its inflater private; a stored member has nothing past
+    # its size to hide (other compressions are refused unread).
     inflater = getattr(member, "_decompressor", None)
     if isinstance(inflater, _INFLATER):
         cast(Any, member)._decompressor = _Counted(inflater, declared)

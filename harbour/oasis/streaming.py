@@ -8,10 +8,14 @@ must list exactly the members seen, in order, at the offsets seen, with the
 same sizes and CRCs, and end the answer.  Its verdict is then the one
 L{classify} gives the same bytes.
 
+A member compressed otherwise than stored or deflated decides the answer
+at its local header: refused, as L{classify} refuses it, and passed over
+unread (see L{harbour.oasis.classify.METHODS}).
+
 What it cannot judge from the stream alone (an answer that is not a zip, a
-member sized only by a data descriptor after it, a compression other than
-deflate, Zip64, encryption, a zip cut short or corrupt) it leaves to
-L{classify}, which reads the whole file and has the last word: those
+member sized only by a data descriptor after it, Zip64, encryption, a zip
+cut short or corrupt) it leaves to L{classify}, which reads the whole
+file and has the last word: those
 answers are rare, and their verdicts then come from one place.  So it does
 with a member that breaks the caps of L{harbour.oasis.classify}, whether
 its header says so or its inflated bytes do: inflating stops there, and
@@ -38,6 +42,7 @@ from harbour.oasis.classify import (
     Caps,
     ErrorFinder,
     Verdict,
+    unsent_method,
     verdict_for,
 )
 
@@ -53,7 +58,6 @@ _CENTRAL_HEADER = struct.Struct("<4s6H3L5H2L")
 #: signature, disks, entries (this disk and all), size, offset, comment length.
 _END_RECORD = struct.Struct("<4s4H2LH")
 
-_STORED = 0
 _DEFLATED = 8
 _UTF8 = 0x800
 #: The flags a member may carry here: deflate's speed options and UTF-8
@@ -202,7 +206,7 @@ class ZipStream:
         length = _LOCAL_HEADER.size + name_length + extra_length
         if len(header) < length:
             return self._gathered(header)
-        if flags & ~_PLAIN_FLAGS or method not in (_STORED, _DEFLATED):
+        if flags & ~_PLAIN_FLAGS:
             raise _Undecidable()
         if _ZIP64 in (compressed, size):
             raise _Undecidable()
@@ -241,11 +245,17 @@ class ZipStream:
         self._remaining = member.compressed
         self._crc = 0
         self._inflated = 0
-        self._inflater = zlib.decompressobj(-15) if member.method == _DEFLATED else None
-        xml = member.name.lower().endswith(".xml")
-        self._parser = ErrorFinder() if xml else None
+        self._inflater = None
+        self._parser = None
         self._not_xml = None
         if self._decided is None:
+            # Refused unread, and its bytes passed over: no cap bounds what
+            # zipfile would inflate of it.
+            self._decided = unsent_method(member.name, member.method)
+        if self._decided is None:
+            self._inflater = zlib.decompressobj(-15) if member.method == _DEFLATED else None
+            xml = member.name.lower().endswith(".xml")
+            self._parser = ErrorFinder() if xml else None
             if xml and member.size > MAX_STREAMED_XML:
                 # Parsing it here would hold the reactor for seconds: it
                 # is data, not an error document, and a thread judges it.

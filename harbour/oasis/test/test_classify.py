@@ -246,19 +246,14 @@ class DamageTests(SynchronousTestCase):
     def test_eachWay(self) -> None:
         """
         A deflate stream that does not inflate, a directory offset before
-        the file's start, the encryption flag, a name that is not the UTF-8
-        its flag claims, and a compression method changed to bzip2 or to
-        LZMA each classify as cut short or corrupt.
+        the file's start, the encryption flag, and a name that is not the
+        UTF-8 its flag claims each classify as cut short or corrupt.  (A
+        compression method changed to another is refused: see
+        L{CompressionMethodTests}.)
         """
         answer = zipped(("a.csv", b"A,B\n" + b"1,2\n" * 1000))
         entry = central_entry(answer)
         end = answer.rfind(b"PK\x05\x06")
-        # A stored member whose first bytes, read as zipfile's LZMA header,
-        # name properties no LZMA stream has.
-        stored = io.BytesIO()
-        with zipfile.ZipFile(stored, "w") as archive:
-            archive.writestr("a.csv", b"\x09\x04\x05\x00\xff" + b"x" * 100)
-        lzma_answer = stored.getvalue()
         unnamed = bytearray(patched(answer, entry + 8, "<H", 0x800))
         unnamed[entry + 46] = 0xFF
         for damage, damaged in [
@@ -266,8 +261,6 @@ class DamageTests(SynchronousTestCase):
             ("directory offset", patched(answer, end + 16, "<L", entry + 1000)),
             ("encryption flag", patched(answer, entry + 8, "<H", 1)),
             ("UTF-8 name", bytes(unnamed)),
-            ("bzip2", patched(answer, entry + 10, "<H", zipfile.ZIP_BZIP2)),
-            ("LZMA", patched(lzma_answer, central_entry(lzma_answer) + 10, "<H", zipfile.ZIP_LZMA)),
         ]:
             verdict = classify(damaged)
             self.assertEqual(verdict.kind, RETRY_LATER, damage)
@@ -500,6 +493,83 @@ XML_ROW = (
     b"<REPORT_DATA><DATA_ITEM>SYS_FCST_5MIN_MW</DATA_ITEM><RESOURCE_NAME>PGE-TAC</RESOURCE_NAME>"
     b"<OPR_DATE>2014-05-08</OPR_DATE><INTERVAL_NUM>146</INTERVAL_NUM><VALUE>11530</VALUE></REPORT_DATA>\n"
 )
+
+
+def compressed_with(method: int, *members: tuple[str, bytes]) -> bytes:
+    """
+    @return: A zip of the given members, compressed with C{method}.
+    """
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", method) as archive:
+        for name, data in members:
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+class CompressionMethodTests(SynchronousTestCase):
+    """
+    OASIS only deflates: a member compressed otherwise is refused unread,
+    as L{REFUSED} (no retry can mend it), since C{zipfile} inflates bzip2
+    and LZMA without bound in a single read.
+    """
+
+    def test_bzip2BombRefusedUnread(self) -> None:
+        """
+        A bzip2 member whose headers declare 1,000 bytes, and which holds
+        4 MiB of zeros in under 200 bytes (a few KB hold GBs), is refused
+        without a byte of it inflated.  (Read, C{zipfile} inflated the 4
+        MiB in one read, a peak of near 10 MB, and the answer was retried
+        as corrupt, its CRC failing.)
+        """
+        bomb = lying(compressed_with(zipfile.ZIP_BZIP2, ("PRC_LMP.csv", bytes(4 << 20))), 1000)
+        self.assertLess(len(bomb), 1000)
+        tracemalloc.start()
+        self.addCleanup(tracemalloc.stop)
+        verdict = classify(bomb)
+        ignored, peak = tracemalloc.get_traced_memory()
+        self.assertEqual(
+            (verdict.kind, verdict.description),
+            (REFUSED, "member PRC_LMP.csv uses compression method 12, which OASIS never sends"),
+        )
+        self.assertLess(peak, 1 << 20)
+
+    def test_otherMethodsRefused(self) -> None:
+        """
+        An honest member compressed with bzip2 or LZMA, or whose method is
+        one C{zipfile} does not know, is refused, naming the method.
+        """
+        plain = zipped(("a.csv", b"A,B\n1,2\n"))
+        for method, answer in [
+            (zipfile.ZIP_BZIP2, compressed_with(zipfile.ZIP_BZIP2, ("a.csv", b"A,B\n1,2\n"))),
+            (zipfile.ZIP_LZMA, compressed_with(zipfile.ZIP_LZMA, ("a.csv", b"A,B\n1,2\n"))),
+            (99, patched(plain, central_entry(plain) + 10, "<H", 99)),
+        ]:
+            verdict = classify(answer)
+            self.assertEqual(
+                (verdict.kind, verdict.description),
+                (REFUSED, f"member a.csv uses compression method {method}, which OASIS never sends"),
+            )
+
+    def test_storedAndDeflatedRead(self) -> None:
+        """
+        Stored and deflated members are read as ever.
+        """
+        for method in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            self.assertEqual(classify(compressed_with(method, ("a.csv", b"A,B\n1,2\n"))).kind, DATA)
+
+    def test_laterMember(self) -> None:
+        """
+        A member whose method is bzip2 after a deflated data member is
+        refused as well; after an error document, which decides the
+        answer first, it is not read at all.
+        """
+        for first, kind in [
+            (("a.csv", b"A,B\n1,2\n"), REFUSED),
+            (("e.xml", error_document(1000, datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC))), EMPTY),
+        ]:
+            answer = zipped(first, ("b.csv", b"1,2\n"))
+            second = answer.index(b"PK\x01\x02", central_entry(answer) + 1)
+            self.assertEqual(classify(patched(answer, second + 10, "<H", zipfile.ZIP_BZIP2)).kind, kind)
 
 
 class ErrorFinderTests(SynchronousTestCase):

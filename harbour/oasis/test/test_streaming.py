@@ -114,6 +114,45 @@ class AgreesWithClassifyTests(SynchronousTestCase):
         """
         self.assertEqual(self.assertAgrees(zipped(("a.xml", b"<a><b></a>"))).kind, RETRY_LATER)
 
+    def test_otherCompressionRefused(self) -> None:
+        """
+        A member compressed otherwise than stored or deflated is refused at
+        its local header, as L{classify} refuses it, and none of it is
+        inflated: here a bzip2 member whose headers declare 1,000 bytes and
+        which holds 4 MiB of zeros, and an honest LZMA member.  (The stream
+        left them to L{classify}, which inflated the bzip2 one in one read
+        and retried it as corrupt.)
+        """
+        bomb = bytearray(zipped(("a.csv", bytes(4 << 20)), method=zipfile.ZIP_BZIP2))
+        struct.pack_into("<I", bomb, bomb.index(b"PK\x03\x04") + 22, 1000)
+        struct.pack_into("<I", bomb, bomb.index(b"PK\x01\x02") + 24, 1000)
+        for answer in (bytes(bomb), zipped(("a.csv", b"x,y\n1,2\n"), method=zipfile.ZIP_LZMA)):
+            verdict = self.assertAgrees(answer)
+            self.assertEqual(verdict.kind, REFUSED)
+            self.assertIn("uses compression method", verdict.description)
+            stream = ZipStream()
+            stream.feed(answer)
+            self.assertEqual(stream._inflated, 0)
+
+    def test_otherCompressionAfterOthers(self) -> None:
+        """
+        A bzip2 member, first or after a deflated data member, is refused;
+        after an error document it is not read, the document deciding
+        first.
+        """
+        for members, kind in [
+            ([("a.csv", b"x,y\n")], REFUSED),
+            ([("e.xml", error_document(1000, CREATED))], EMPTY),
+            ([], REFUSED),
+        ]:
+            answer = io.BytesIO()
+            with zipfile.ZipFile(answer, "w") as archive:
+                for name, data in members:
+                    archive.writestr(name, data, zipfile.ZIP_DEFLATED)
+                archive.writestr("b.xml", b"<a/>", zipfile.ZIP_BZIP2)
+                archive.writestr("c.csv", b"x,y\n", zipfile.ZIP_DEFLATED)
+            self.assertEqual(self.assertAgrees(answer.getvalue()).kind, kind)
+
 
 class LeavesToClassifyTests(SynchronousTestCase):
     """
