@@ -9,6 +9,12 @@ L{AttemptFailed} carrying the server's C{Retry-After}; and a
 C{max_bytes_per_second} cap paces the body.  Cancelling the L{Deferred} of
 L{OasisClient.fetch} ends the request at whatever stage it is.
 
+A request sent on a kept-alive connection that the server closed before
+a byte of an answer came (it closes idle connections, and the close
+crossed the request) never reached the server: it is sent again, once,
+on a new connection, after a politeness slot of its own, as a redirect
+is (see L{KeptAliveClosed}).
+
 OASIS throttles with HTTP 429 and an HTML page that says how long to wait
 instead of a C{Retry-After} ("Please retry your request after 5 seconds"):
 the attempt then carries that wait, at least 5 s, and the limiter holds
@@ -32,7 +38,7 @@ import attr
 from hyperlink import EncodedURL
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks, succeed
-from twisted.internet.error import ConnectingCancelledError
+from twisted.internet.error import ConnectingCancelledError, ConnectionAborted, ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import (
     IAddress,
     IDelayedCall,
@@ -45,13 +51,14 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web._newclient import HTTP11ClientProtocol, _WrapperException
+from twisted.web._newclient import HTTP11ClientProtocol, Request, _WrapperException
 from twisted.web.client import (
     URI,
     BrowserLikePolicyForHTTPS,
     HTTPConnectionPool,
     RedirectAgent,
     ResponseDone,
+    ResponseNeverReceived,
     _HTTP11ClientFactory,
     _StandardEndpointFactory,
 )
@@ -186,6 +193,9 @@ def _words(error: BaseException) -> Iterator[str]:
     """
     @return: The words of C{error}, or of each failure it wraps.
     """
+    if isinstance(error, KeptAliveClosed):
+        yield KEPT_ALIVE_CLOSED
+        return
     if isinstance(error, _WrapperException):
         for reason in error.reasons:
             yield from _words(reason.value)
@@ -456,6 +466,10 @@ class HeadApart(HTTP11ClientProtocol):
 
     log = Logger()
 
+    #: How many requests it has been given: past the first, it was kept
+    #: alive for each by the pool.
+    carried = 0
+
     # While a head is parsed: the bytes read after it, in order.
     _after_head: list[bytes] | None = None
     # The parser whose head is being read, how many of its bytes came, and
@@ -471,6 +485,13 @@ class HeadApart(HTTP11ClientProtocol):
         if isinstance(self.transport, FileDescriptor):
             self.transport.bufferSize = READ_SIZE
         super().connectionMade()
+
+    def request(self, request: Request) -> Deferred[IResponse]:
+        """
+        See L{HTTP11ClientProtocol.request}.
+        """
+        self.carried += 1
+        return super().request(request)
 
     def dataReceived(self, bytes: bytes) -> None:
         """
@@ -630,12 +651,102 @@ class _QuietFactory(_HTTP11ClientFactory):
         return HeadApart(self._quiescentCallback)
 
 
+#: What C{last_error} says of a request sent on a kept-alive connection
+#: that the server closed before answering, if it is not sent again.
+KEPT_ALIVE_CLOSED = "the server closed a kept-alive connection before answering"
+
+
+class KeptAliveClosed(ResponseNeverReceived):
+    """
+    A request was sent on a connection the pool had kept alive, and the
+    server closed it before a byte of an answer came: the close crossed
+    the request (a server closes a connection idle for its keep-alive
+    timeout), which it never took.  Not the server's failure, so it is
+    sent again (L{resend}), as Twisted's C{retryAutomatically} would send
+    it, but only once its politeness slot comes: see L{_Resent}.
+
+    @ivar resend: Sends the request again, on a new connection; its
+        L{Deferred} fires with the answer.
+    """
+
+    def __init__(self, reasons: list[Failure], resend: Callable[[], Deferred[IResponse]]) -> None:
+        super().__init__(reasons)
+        self.resend = resend
+
+
+def closed_before_answer(error: BaseException) -> bool:
+    """
+    @return: Whether C{error} is how a request fails whose connection the
+        server closed before a byte of an answer came (cleanly or not),
+        rather than one cancelled or aborted by harbour.  Twisted says
+        L{ResponseNeverReceived} only while no byte has come.
+    """
+    if not isinstance(error, ResponseNeverReceived) or cancelled(error):
+        return False
+    return any(
+        reason.check(ConnectionDone, ConnectionLost) and not reason.check(ConnectionAborted)
+        for reason in error.reasons
+    )
+
+
+@attr.s(eq=False, frozen=True)
+class _KeptAlive:
+    """
+    A connection the pool kept alive, handed out for one more request:
+    it fails that request with L{KeptAliveClosed} if the server closed it
+    before answering.
+
+    @ivar connection: The connection.
+    @ivar new_connection: Makes a new connection to the same place.
+    """
+
+    connection: HTTP11ClientProtocol = attr.ib()
+    new_connection: Callable[[], Deferred[HTTP11ClientProtocol]] = attr.ib()
+
+    def request(self, request: Request) -> Deferred[IResponse]:
+        """
+        See L{HTTP11ClientProtocol.request}.
+        """
+
+        def closed(failure: Failure) -> Failure:
+            error = failure.value
+            if not isinstance(error, ResponseNeverReceived) or not closed_before_answer(error):
+                return failure
+
+            def resend() -> Deferred[IResponse]:
+                made = self.new_connection()
+                return made.addCallback(lambda connection: connection.request(request))
+
+            return Failure(KeptAliveClosed(error.reasons, resend))
+
+        return self.connection.request(request).addErrback(closed)
+
+
 class QuietPool(HTTPConnectionPool):
     """
-    A connection pool that does not log each connection it makes.
+    A connection pool that does not log each connection it makes, and
+    whose connections kept alive say when the server closed them before
+    answering (L{_KeptAlive}).  Twisted's C{retryAutomatically} would send
+    such a request again at once, without a politeness slot: it is off.
     """
 
     _factory = _QuietFactory
+    retryAutomatically = False
+
+    def getConnection(self, key: Any, endpoint: IStreamClientEndpoint) -> Deferred[HTTP11ClientProtocol]:
+        """
+        See L{HTTPConnectionPool.getConnection}.
+
+        @return: A L{Deferred} firing with a new connection, or with a
+            connection kept alive in a L{_KeptAlive}.
+        """
+
+        def kept(connection: HTTP11ClientProtocol) -> Any:
+            if isinstance(connection, HeadApart) and connection.carried:
+                return _KeptAlive(connection, lambda: self._newConnection(key, endpoint))
+            return connection
+
+        return super().getConnection(key, endpoint).addCallback(kept)
 
 
 #: The most endpoints L{ReusedEndpoints} keeps: more hosts than harbour
@@ -743,6 +854,43 @@ class _SpacedRedirects:
         return d.addCallback(lambda ignored: self.agent.request(method, uri, headers, bodyProducer))
 
 
+@implementer(IAgent)
+@attr.s(eq=False, frozen=True)
+class _Resent:
+    """
+    An agent that sends a request again, on a new connection, if the
+    server closed the kept-alive connection it went on before answering
+    (L{KeptAliveClosed}); but only once the L{Deferred} of C{before} for it
+    fires: a politeness slot.
+
+    @ivar agent: Sends the requests.
+    @ivar before: Called with the URI of a request to send again.
+    """
+
+    agent: IAgent = attr.ib()
+    before: Callable[[bytes], Deferred[None]] = attr.ib()
+
+    def request(
+        self,
+        method: bytes,
+        uri: bytes,
+        headers: Headers | None = None,
+        bodyProducer: IBodyProducer | None = None,
+    ) -> Deferred[IResponse]:
+        """
+        See L{IAgent.request}.
+        """
+
+        def closed(failure: Failure) -> Deferred[IResponse]:
+            failure.trap(KeptAliveClosed)
+            resend = cast(KeptAliveClosed, failure.value).resend
+            # A new connection is never kept alive: the request is sent
+            # again once at most.
+            return self.before(uri).addCallback(lambda ignored: resend())
+
+        return self.agent.request(method, uri, headers, bodyProducer).addErrback(closed)
+
+
 @attr.s(eq=False, frozen=True)
 class DirectClient:
     """
@@ -769,6 +917,7 @@ class DirectClient:
         unbuffered: bool = True,
         timeout: float | None = None,
         before_redirect: Callable[[bytes], Deferred[None]] | None = None,
+        before_resend: Callable[[bytes], Deferred[None]] | None = None,
     ) -> Deferred[IResponse]:
         """
         @param url: What to get.
@@ -778,6 +927,11 @@ class DirectClient:
         @param before_redirect: If given, called with the URI of each
             redirect to follow; the request is sent once its L{Deferred}
             fires.
+        @param before_resend: If given, called with the URI of a request
+            whose kept-alive connection the server closed before answering
+            (L{KeptAliveClosed}); the request is sent again on a new
+            connection once its L{Deferred} fires.  If not, the request
+            fails with that L{KeptAliveClosed}.
         @return: A L{Deferred} firing with the response.
         """
         try:
@@ -785,6 +939,9 @@ class DirectClient:
         except UnicodeEncodeError:
             encoded = EncodedURL.from_text(url).to_uri().to_text().encode("ascii")
         agent = self.agent
+        if before_resend is not None:
+            # Beneath the redirects: a redirect's request may be sent again.
+            agent = _Resent(agent, before_resend)
         if before_redirect is not None:
             agent = _SpacedRedirects(agent, before_redirect)
         if encoded[:6].lower() == b"https:":
@@ -857,7 +1014,6 @@ class OasisClient:
         if self._pooled is None:
             self._pool = QuietPool(self.reactor, persistent=True)
             self._pool.maxPersistentPerHost = self.settings.concurrency
-            self._pool.retryAutomatically = False
             endpoints = _StandardEndpointFactory(
                 self.reactor, BrowserLikePolicyForHTTPS(), self.settings.connect_timeout, None
             )
@@ -917,7 +1073,8 @@ class OasisClient:
         def redirect_slot(uri: bytes) -> Deferred[None]:
             # A redirect is one more request to its host: it waits for a
             # slot of its own, and that wait is not the server's to answer
-            # for, so the deadline for headers starts again after it.
+            # for, so the deadline for headers starts again after it.  So
+            # does a request sent again (resend_slot).
             stop_deadline()
 
             def resume(ignored: None) -> None:
@@ -925,11 +1082,19 @@ class OasisClient:
 
             return self._redirect_slot(uri).addCallback(resume)
 
+        resent: list[bool] = []
+
+        def resend_slot(uri: bytes) -> Deferred[None]:
+            resent.append(True)
+            return redirect_slot(uri)
+
         # Armed first: a redirect answered at once re-arms it.
         deadline[:] = [clock.callLater(idle, expire)]
         client = self._client()
         if isinstance(client, DirectClient):
-            request = client.get(transfer.url, unbuffered=True, before_redirect=redirect_slot)
+            request = client.get(
+                transfer.url, unbuffered=True, before_redirect=redirect_slot, before_resend=resend_slot
+            )
         else:
             request = client.get(transfer.url, unbuffered=True)
         try:
@@ -937,10 +1102,13 @@ class OasisClient:
         except PermanentFailure:
             raise
         except Exception as e:
+            # The failure of a request sent again is the second: the
+            # first is said too.
+            again = f" (sent again: {KEPT_ALIVE_CLOSED})" if resent else ""
             if not cancelled(e):
-                raise AttemptFailed(f"request failed: {described(e)}") from None
+                raise AttemptFailed(f"request failed: {described(e)}{again}") from None
             if timed_out:
-                raise AttemptFailed(f"no answer within {idle:g} s") from None
+                raise AttemptFailed(f"no answer within {idle:g} s{again}") from None
             # Harbour stopping: what its outcome looks for, however Twisted
             # wrapped it.
             raise CancelledError() from None

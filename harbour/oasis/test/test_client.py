@@ -22,8 +22,8 @@ from treq.testing import StubTreq
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succeed
-from twisted.internet.error import ConnectingCancelledError, ConnectionDone, ConnectionLost
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.error import ConnectingCancelledError, ConnectionAborted, ConnectionDone, ConnectionLost
+from twisted.internet.interfaces import IProtocol, IProtocolFactory, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -57,11 +57,14 @@ from harbour.oasis.client import (
     DirectClient,
     HeadApart,
     InsecureRedirect,
+    KeptAliveClosed,
     OasisClient,
     PermanentFailure,
+    QuietPool,
     ReusedEndpoints,
     Transfer,
     cancelled,
+    closed_before_answer,
     described,
 )
 from harbour.oasis.requests import report_urls
@@ -1824,3 +1827,282 @@ class DownloadRetryTests(TestCase):
         clock.advance(0.1)
         claimed = await store.claim("tester", 300)
         self.assertEqual(claimed.id if claimed else None, task.id)
+
+
+@implementer(IStreamClientEndpoint)
+@attr.s(eq=False)
+class Connects:
+    """
+    An endpoint whose connections are made at once, each over a
+    L{StringTransport}.
+
+    @ivar made: The connections made, in order.
+    """
+
+    made: list[HTTP11ClientProtocol] = attr.ib(factory=list)
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        """
+        Connect a protocol of C{protocolFactory}.
+        """
+        protocol = protocolFactory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 80))
+        assert isinstance(protocol, HTTP11ClientProtocol)
+        protocol.makeConnection(StringTransport())
+        self.made.append(protocol)
+        return succeed(cast(IProtocol, protocol))
+
+
+#: A whole answer that leaves its connection open for the next.
+KEPT_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nPK"
+
+
+class KeptAliveClosedTests(SynchronousTestCase):
+    """
+    The default pool's connections kept alive fail a request with
+    L{KeptAliveClosed} when the server closed them before answering, with
+    a way to send it again on a new connection; and in no other case.
+    """
+
+    def setUp(self) -> None:
+        self.pool = QuietPool(Clock())
+        self.endpoint = Connects()
+
+    def kept(self) -> Any:
+        """
+        @return: A new connection (to a place of its own) that answered
+            one request and went back to the pool, as the pool hands it
+            out again.
+        """
+        key = len(self.endpoint.made)
+        connection = self.successResultOf(self.pool.getConnection(key, self.endpoint))
+        self.assertIs(connection, self.endpoint.made[-1])
+        answered = connection.request(get())
+        connection.dataReceived(KEPT_ANSWER)
+        self.successResultOf(answered).deliverBody(Collected())
+        again: Any = self.successResultOf(self.pool.getConnection(key, self.endpoint))
+        self.assertIsNot(again, connection)
+        self.assertIs(again.connection, connection)
+        return again
+
+    def test_closedBeforeAnswering(self) -> None:
+        """
+        A request on a kept-alive connection that the server closes before
+        a byte of an answer, cleanly or not, fails with L{KeptAliveClosed},
+        in words that say so; its C{resend} sends it on a new connection.
+        (Without it, Twisted's L{ResponseNeverReceived} failed the attempt:
+        "request failed: Connection was closed cleanly".)
+        """
+        for reason in (ConnectionDone(), ConnectionLost()):
+            answered = self.kept().request(get())
+            self.endpoint.made[-1].connectionLost(Failure(reason))
+            closed = self.failureResultOf(answered, KeptAliveClosed).value
+            self.assertIsInstance(closed, ResponseNeverReceived)
+            self.assertEqual(described(closed), "the server closed a kept-alive connection before answering")
+            resent = closed.resend()
+            new = self.endpoint.made[-1]
+            transport = new.transport
+            assert isinstance(transport, StringTransport)
+            self.assertTrue(transport.value().startswith(b"GET / HTTP/1.1\r\n"))
+            new.dataReceived(KEPT_ANSWER)
+            self.assertEqual(self.successResultOf(resent).code, 200)
+        self.assertEqual(len(self.endpoint.made), 4)
+
+    def test_newConnectionClosed(self) -> None:
+        """
+        A new connection that the server closes before answering fails its
+        request as Twisted says: the server did take it.
+        """
+        connection = self.successResultOf(self.pool.getConnection("key", self.endpoint))
+        answered = connection.request(get())
+        connection.connectionLost(Failure(ConnectionDone()))
+        failure = self.failureResultOf(answered, ResponseNeverReceived)
+        self.assertNotIsInstance(failure.value, KeptAliveClosed)
+
+    def test_partlyAnswered(self) -> None:
+        """
+        A kept-alive connection closed once part of an answer came fails
+        its request as Twisted says: the server took it.
+        """
+        answered = self.kept().request(get())
+        connection = self.endpoint.made[-1]
+        connection.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Le")
+        connection.connectionLost(Failure(ConnectionDone()))
+        failure = self.failureResultOf(answered, ResponseFailed)
+        self.assertNotIsInstance(failure.value, ResponseNeverReceived)
+
+    def test_cancelledOrAborted(self) -> None:
+        """
+        A request on a kept-alive connection that harbour cancels, or whose
+        connection it aborts, is not taken for one the server closed.
+        """
+        answered = self.kept().request(get())
+        answered.cancel()
+        failure = self.failureResultOf(answered, ResponseNeverReceived)
+        self.assertNotIsInstance(failure.value, KeptAliveClosed)
+        answered = self.kept().request(get())
+        self.endpoint.made[-1].connectionLost(Failure(ConnectionAborted()))
+        failure = self.failureResultOf(answered, ResponseNeverReceived)
+        self.assertNotIsInstance(failure.value, KeptAliveClosed)
+        self.assertFalse(closed_before_answer(ResponseNeverReceived([Failure(CancelledError())])))
+
+
+def kept_alive_closed(resent: list[Deferred[Any]]) -> KeptAliveClosed:
+    """
+    @return: A L{KeptAliveClosed} whose C{resend} notes a L{Deferred} in
+        C{resent} for the test to answer.
+    """
+
+    def resend() -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        resent.append(d)
+        return d
+
+    return KeptAliveClosed([Failure(ConnectionDone())], resend)
+
+
+class ResentTests(SynchronousTestCase):
+    """
+    L{OasisClient.fetch} sends a request whose kept-alive connection the
+    server closed before answering again, once its politeness slot comes.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.agent = Waiting()
+        self.limiter = MemoryLimiter(self.clock)
+        settings = DownloadTopic(min_request_interval=5.0, idle_timeout=3)
+        http = DirectClient(self.clock, self.agent)
+        self.client = OasisClient(self.clock, self.limiter, settings, http=http)
+        self.received: list[bytes] = []
+        self.fetched = self.client.fetch(Transfer(URL), self.received.append)
+        self.resent: list[Deferred[Any]] = []
+        self.agent.pending[0].errback(kept_alive_closed(self.resent))
+
+    def test_sentAgainOnItsSlot(self) -> None:
+        """
+        The request is sent again on the next politeness slot, not before;
+        the wait is no silence of the server's, and the answer is the
+        fetch's.
+        """
+        self.clock.advance(4.9)
+        self.assertEqual(self.resent, [])
+        self.assertNoResult(self.fetched)
+        self.clock.advance(0.1)
+        self.assertEqual(len(self.resent), 1)
+        answer = PieceByPiece()
+        self.resent[0].callback(answer)
+        answer.send(b"PK")
+        answer.end()
+        self.assertEqual(self.successResultOf(self.fetched), 2)
+        self.assertEqual(self.received, [b"PK"])
+        self.assertEqual(self.agent.urls, [URL.encode()])
+
+    def test_deadlineAfterResend(self) -> None:
+        """
+        The deadline for the answer's head starts again once the request
+        is sent again; its failure says the request was sent again, and
+        why.
+        """
+        self.clock.advance(5)
+        self.clock.advance(2.9)
+        self.assertNoResult(self.fetched)
+        self.clock.advance(0.1)
+        self.assertEqual(
+            str(self.failureResultOf(self.fetched, AttemptFailed).value),
+            "no answer within 3 s (sent again: the server closed a kept-alive connection before answering)",
+        )
+
+    def test_stopWhileWaiting(self) -> None:
+        """
+        A fetch cancelled while it waits to send again (harbour stopping)
+        fails with L{CancelledError}, sends nothing, and leaves no timer.
+        """
+        self.fetched.cancel()
+        self.failureResultOf(self.fetched, CancelledError)
+        self.clock.advance(10)
+        self.assertEqual(self.resent, [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_notWithoutSlot(self) -> None:
+        """
+        Without a way to wait for a slot, a L{DirectClient} does not send
+        the request again: it fails with the L{KeptAliveClosed}.
+        """
+        agent = Waiting()
+        d = DirectClient(self.clock, agent).get(URL)
+        agent.pending[0].errback(kept_alive_closed(self.resent))
+        self.failureResultOf(d, KeptAliveClosed)
+        self.assertEqual(self.resent, [])
+
+
+class ClosesWhenKeptAlive(Protocol):
+    """
+    Answers the first request of its connection, keeping the connection
+    open, and closes it unanswered when a second request comes on it: as
+    a server closes a connection idle for its keep-alive timeout, the
+    close crossing the request.
+
+    @ivar requests: Each request's connection, by number, in order.
+    """
+
+    def __init__(self, requests: list[int], number: int) -> None:
+        self.requests = requests
+        self.number = number
+        self.answered = False
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Answer, or close, once the request's head is whole.
+        """
+        if b"\r\n\r\n" not in data:
+            return
+        assert self.transport is not None
+        self.requests.append(self.number)
+        if self.answered:
+            self.transport.loseConnection()
+            return
+        self.answered = True
+        self.transport.write(KEPT_ANSWER)
+
+
+class KeptAliveOverTCPTests(TestCase):
+    """
+    Over real HTTP on 127.0.0.1, a request whose kept-alive connection the
+    server closed before answering costs no attempt.
+    """
+
+    async def test_sentAgainOnNewConnection(self) -> None:
+        """
+        The request is sent again on a new connection, after a politeness
+        slot of its own, and its answer is the fetch's.  (Without it, the
+        fetch failed: "request failed: Connection was closed cleanly".)
+        """
+        from twisted.internet import reactor
+
+        requests: list[int] = []
+        connections = iter(range(1, 100))
+        factory = Factory.forProtocol(lambda: ClosesWhenKeptAlive(requests, next(connections)))
+        # Twisted types listenTCP's factory too narrowly for a Factory.
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[arg-type]
+        self.addCleanup(port.stopListening)
+        address = port.getHost()
+        assert isinstance(address, IPv4Address)
+        url = f"http://127.0.0.1:{address.port}/oasisapi/SingleZip?queryname=PRC_LMP"
+        reservations: list[str] = []
+        limiter = MemoryLimiter(reactor)
+
+        def reserve(host: str, interval: float) -> Deferred[float]:
+            reservations.append(host)
+            return limiter.reserve(host, interval)
+
+        limiter_seen = SimpleNamespace(reserve=reserve, confirm=limiter.confirm)
+        client = OasisClient(reactor, cast(Any, limiter_seen), DownloadTopic(min_request_interval=0.01))
+        self.addCleanup(client.close)
+        self.assertEqual(await client.get(url, 1 << 20, "the cap"), b"PK")
+        self.assertEqual(await client.get(url, 1 << 20, "the cap"), b"PK")
+        # The second request came on the first connection, which closed;
+        # sent again, it came on a second.
+        self.assertEqual(requests, [1, 1, 2])
+        self.assertEqual(len(reservations), 3)
+
+    test_sentAgainOnNewConnection.timeout = 10  # type: ignore[attr-defined]
