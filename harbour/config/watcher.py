@@ -17,7 +17,8 @@ is not the one watched.  So a file that is a link into another directory
 (a Kubernetes ConfigMap's), the directory renamed or removed and made
 again, and events inotify dropped are all read.  A file still open for
 writing (changed, and not yet closed, as inotify tells) is waited for, at
-most L{WRITING_GRACE}, before the directory is read; a file that defined
+most L{WRITING_GRACE}, before the directory is read, each reload taking
+in first the events the reactor has not read yet; a file that defined
 a topic and is gone or empty, or goes away as the reload reads it, is
 waited for (L{VANISHED_GRACE}) too.  Still empty after that, a file that
 defined a topic is an error that keeps the configuration (read as such,
@@ -134,6 +135,14 @@ CONFIGMAP_DATA = "..data"
 Fingerprint = tuple[object, ...] | None
 
 
+#: How much of the kernel's queue of inotify events one read takes in
+#: when a reload drains it (see L{OverflowNotifier.drain}).
+DRAIN_BYTES = 64 * 1024
+
+#: The most reads of one drain: 4 MiB, more than the kernel's queue
+#: holds by default (16,384 events of at most 272 bytes each).
+DRAIN_READS = 64
+
 #: The header of an inotify event: watch descriptor, mask, cookie and the
 #: length of the name after it.
 _EVENT_HEADER = struct.Struct("=LLLL")
@@ -165,6 +174,25 @@ class OverflowNotifier(inotify.INotify):
                 self._overflowed()
             offset += _EVENT_HEADER.size + size
         super()._doRead(in_)
+
+    def drain(self) -> None:
+        """
+        Take in now the events the kernel has queued, as the reactor does
+        once it polls for them.  Twisted runs the timers that are due
+        before it polls: a reload due then knows nothing of a write begun
+        during the callback before, unless it drains them first.
+        """
+        # Bounded, should a writer queue events as fast as they are read.
+        for ignored in range(DRAIN_READS):
+            try:
+                data = os.read(self._fd, DRAIN_BYTES)
+            except InterruptedError:
+                continue
+            except OSError:
+                return  # nothing more queued (the descriptor does not block), or closed
+            if not data:
+                return
+            self._doRead(data)
 
 
 def fingerprint(directory: Path) -> Fingerprint:
@@ -281,7 +309,7 @@ class ConfigService(Service):
     _unpublished: list[Problem] = attr.ib(factory=list, init=False)
     _warnings: list[str] = attr.ib(factory=list, init=False)
     _last_error: dict[str, object] | None = attr.ib(default=None, init=False)
-    _notifier: inotify.INotify | None = attr.ib(default=None, init=False)
+    _notifier: OverflowNotifier | None = attr.ib(default=None, init=False)
     _pending: IDelayedCall | None = attr.ib(default=None, init=False)
     _burst_started: float = attr.ib(default=0.0, init=False)
     _reloads: int = attr.ib(default=0, init=False)
@@ -488,6 +516,7 @@ class ConfigService(Service):
     def _reload_now(self) -> None:
         self._pending = None
         self._holding = False
+        self._drain()
         if self._hold_for_writing():
             return
         if not self._waited and self._vanished_files():
@@ -496,6 +525,22 @@ class ConfigService(Service):
         self._waited = False
         # Nobody waits for a reload inotify started: say here if it broke.
         self.reload().addErrback(lambda failure: self.log.failure("reload failed", failure, service="config"))
+
+    def _drain(self) -> None:
+        """
+        Take in the inotify events queued and not yet read, so that a file
+        whose writing began a moment ago (while the reactor was busy
+        elsewhere) is waited for rather than read half-written.  This
+        reload reads, or waits for, what they tell: the reload they
+        scheduled is this one.
+        """
+        if self._notifier is None:
+            return
+        self._notifier.drain()
+        if self._pending is not None and self._pending.active():
+            self._pending.cancel()
+        self._pending = None
+        self._holding = False
 
     def _hold_for_writing(self) -> bool:
         """

@@ -113,6 +113,17 @@ class Recorder:
         return d.addTimeout(EVENT_TIMEOUT, reactor)
 
 
+class QuietNotifier:
+    """
+    Stands for an inotify instance that has no events queued.
+    """
+
+    def drain(self) -> None:
+        """
+        Take in nothing.
+        """
+
+
 class ConfigServiceTests(SynchronousTestCase):
     """
     The service's logic, without inotify.
@@ -659,7 +670,7 @@ class ConfigServiceTests(SynchronousTestCase):
             self.service._watched = watches[-1]
 
         self.patch(self.service, "_watch", watch)
-        self.service._notifier = cast(Any, "watching")
+        self.service._notifier = cast(Any, QuietNotifier())
         watch()
         return watches
 
@@ -710,6 +721,37 @@ class ConfigServiceTests(SynchronousTestCase):
         service._notifier._doRead(struct.pack("=LLLL", 0xFFFFFFFF, IN_Q_OVERFLOW, 0, 0))
         reactor.advance(service.settle)
         self.assertEqual(service.status()["reloads"], 2)
+
+    def test_writingBegunBeforeDueReloadWaitedFor(self) -> None:
+        """
+        A reload that comes due before the reactor has read the events of
+        a write begun meanwhile (Twisted runs due timers before it polls,
+        so a busy callback leaves them queued) takes them in first: the
+        file half-written is waited for until it is closed, and never
+        published.
+        """
+        good = '[manifest]\nstart = "2024-01-01"\nbase_url = "http://127.0.0.1:7751/oasisapi"\n'
+        self.write("manifest.toml", good)
+        reactor = MemoryReactorClock()
+        service = ConfigService(reactor, self.directory, self.bus, check_interval=3600)
+        self.addCleanup(reactor.advance, 0)  # closes the notifier
+        service.startService()
+        self.addCleanup(service.stopService)
+        assert service._notifier is not None
+        # A save read by the reactor just before: its reload is pending.
+        self.write("work.toml", "[work]\nmax_attempts = 2\n")
+        service._notifier.doRead()
+        with open(self.directory / "manifest.toml", "w") as writing:
+            writing.write(good[:32])  # "[manifest]\nstart = ...": valid TOML
+            writing.flush()
+            reactor.advance(service.settle)
+            self.assertEqual(setting(self.bus, "manifest", "base_url"), "http://127.0.0.1:7751/oasisapi")
+            writing.write(good[32:])
+        service._notifier.doRead()
+        reactor.advance(service.settle)
+        self.assertEqual(setting(self.bus, "work", "max_attempts"), 2)
+        published = [p["base_url"] for t, p in self.recorder.events if t == "manifest"]
+        self.assertEqual(published, ["http://127.0.0.1:7751/oasisapi"])
 
     def test_withoutInotify(self) -> None:
         """
