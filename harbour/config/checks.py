@@ -426,6 +426,30 @@ def resolve_day(value: str, today: datetime.date) -> datetime.date:
     return datetime.date(year, month, min(today.day, last))
 
 
+def past_end(start: str, end: str, today: datetime.date | None = None) -> datetime.date | None:
+    """
+    Find a range that asks for nothing for good: a span back as its
+    C{start} only moves later as the days pass, so once after a date as
+    its C{end}, it stays after it.  (An end of C{"today"}, days ahead or a
+    span back moves too, and is not compared.)
+
+    @param start: A value L{day} accepted.
+    @param end: A value L{day} accepted, C{allow_today} or not.
+    @param today: The day to count from; by default today where it is
+        earliest (UTC-12), so that the range is past in every zone.
+    @return: The day C{start} names, if C{start} is a span back, C{end} a
+        date and the day after it; else L{None}.
+    """
+    if _RELATIVE.match(start) is None:
+        return None
+    try:
+        last = datetime.date.fromisoformat(end)
+    except ValueError:
+        return None
+    first = resolve_day(start, today or _earliest_today())
+    return first if first > last else None
+
+
 def timezone() -> Check:
     """
     @return: A check for an IANA time zone name.

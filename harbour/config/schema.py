@@ -13,6 +13,7 @@ also tells which files went away as they were read).
 
 from __future__ import annotations
 
+import datetime
 import errno
 import json
 import os
@@ -40,6 +41,7 @@ from harbour.config.checks import (
     integer,
     number,
     optional,
+    past_end,
     query_params,
     resolve_day,
     text,
@@ -408,19 +410,23 @@ def _error_line(error: tomllib.TOMLDecodeError, source: str) -> int:
 
 
 def load_directory(
-    directory: Path, defaults: dict[str, dict] | None = None
+    directory: Path, defaults: dict[str, dict] | None = None, today: datetime.date | None = None
 ) -> tuple[Configuration | None, list[Problem]]:
     """
     Read and validate every C{*.toml} file of C{directory}.
 
+    @param today: The day spans back count from when a range's order is
+        checked (see L{past_end}); by default today where it is earliest.
     @return: The complete configuration and no problems, or L{None} and
         every problem of every file.
     """
-    loaded = read_directory(directory, defaults)
+    loaded = read_directory(directory, defaults, today)
     return loaded.configuration, loaded.problems
 
 
-def read_directory(directory: Path, defaults: dict[str, dict] | None = None) -> Loaded:
+def read_directory(
+    directory: Path, defaults: dict[str, dict] | None = None, today: datetime.date | None = None
+) -> Loaded:
     """
     Read and validate every C{*.toml} file of C{directory}, as
     L{load_directory} does, telling also which files went away as they
@@ -488,7 +494,7 @@ def read_directory(directory: Path, defaults: dict[str, dict] | None = None) -> 
                 continue
             sources[topic] = path.name
             topics[topic] = value
-    problems.extend(_reversed_report_ranges(topics, sources, texts))
+    problems.extend(_reversed_ranges(topics, sources, texts, today))
     problems.extend(_unpublishable(topics, sources, texts))
     if problems:
         return Loaded(None, problems, vanished)
@@ -496,46 +502,80 @@ def read_directory(directory: Path, defaults: dict[str, dict] | None = None) -> 
     return Loaded(Configuration(topics, sources, warnings), [], vanished)
 
 
-def _reversed_report_ranges(
-    topics: dict[str, Any], sources: dict[str, str], texts: dict[str, str]
+def _reversed_ranges(
+    topics: dict[str, Any], sources: dict[str, str], texts: dict[str, str], today: datetime.date | None
 ) -> list[Problem]:
     """
-    Refuse a report whose range starts after it ends when one bound is its
-    own and the other the manifest's, both dates (see L{reversed_range}):
-    each table only checks the bounds it gives, so that only the whole
-    configuration shows it, and such a report would ask for nothing.
+    Refuse a range that asks for nothing, where the tables' own checks
+    cannot see it: a report whose one bound is its own and the other the
+    manifest's, both dates (see L{reversed_range}); or, in the manifest or
+    a report, a span back as start already after a date as end, which the
+    days passing only put further after it (see L{past_end}).  Such a
+    range asks for nothing, and a daemon following it would retire every
+    task of the report.
 
     @param topics: Every topic's value; L{None} for a topic, or a report,
         that was refused (its problems are already told).
-    @return: One problem for each, located at the report's own bound.
+    @param today: The day spans back count from (see L{past_end}).
+    @return: One problem for each, located at the manifest's start, or at
+        the report's own bound.
     """
-    manifest, reports = topics.get("manifest"), topics.get("reports")
-    if manifest is None or not reports:
+    manifest = topics.get("manifest")
+    if manifest is None:
         return []
+    where = sources.get("manifest")
+    located = Locator(texts[where]) if where is not None else None
+    problems = []
+    shown = _past(manifest.start, manifest.end, today)
+    if shown is not None:
+        line = located.line(("manifest", "start")) if located is not None else 1
+        message = f"start {shown} is after end {manifest.end}: the range would ask for nothing"
+        problems.append(Problem(where or "(defaults)", line, "manifest.start", message))
+    reports = topics.get("reports")
+    if not reports:
+        return problems
     name = sources["reports"]
     locator = Locator(texts[name])
-    where = sources.get("manifest")
-    problems = []
     for index, report in enumerate(reports):
-        # A report giving both bounds, or neither, is checked by its table
-        # or by the manifest's.
-        if report is None or (report.start is None) == (report.end is None):
+        # A report giving neither bound has the manifest's range.
+        if report is None or (report.start is None and report.end is None):
+            continue
+        start, end = report.start or manifest.start, report.end or manifest.end
+        if report.start is not None and report.end is not None:
+            # Two dates reversed, its own table refused; a span back past a date it cannot tell.
+            shown = _past(start, end, today)
+            if shown is not None:
+                message = f"start {shown} is after end {end}: the range would ask for nothing"
+                problems.append(
+                    Problem(
+                        name, locator.line(("reports", index, "start")), f"reports[{index}].start", message
+                    )
+                )
             continue
         own, inherited = ("start", "end") if report.start is not None else ("end", "start")
-        start, end = report.start or manifest.start, report.end or manifest.end
-        if not any(reversed_range({"start": start, "end": end})):
+        shown = start if any(reversed_range({"start": start, "end": end})) else _past(start, end, today)
+        if shown is None:
             continue
         origin = "by default"
-        if where is not None:
-            origin = f"{where}:{Locator(texts[where]).line(('manifest', inherited))}"
+        if located is not None:
+            origin = f"{where}:{located.line(('manifest', inherited))}"
         message = (
-            f"start {start} is after end {end} (the manifest's {inherited}, {origin}): the range would"
+            f"start {shown} is after end {end} (the manifest's {inherited}, {origin}): the range would"
             " ask for nothing"
         )
         problems.append(
             Problem(name, locator.line(("reports", index, own)), f"reports[{index}].{own}", message)
         )
     return problems
+
+
+def _past(start: str, end: str, today: datetime.date | None) -> str | None:
+    """
+    @return: C{start} as a refusal shows it, with the day it names, if it
+        is a span back already after C{end}, a date (see L{past_end}).
+    """
+    first = past_end(start, end, today)
+    return None if first is None else f"{start} ({first} as of today)"
 
 
 def _unpublishable(topics: dict[str, Any], sources: dict[str, str], texts: dict[str, str]) -> list[Problem]:

@@ -239,7 +239,10 @@ def reversed_range(values: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
     Refuse a C{start} after C{end} when both are dates: such a range asks
     for nothing, and a daemon following it would retire every task it
     had.  (A relative bound is left alone: whether it falls before or
-    after a date depends on the day.)
+    after a date depends on the day.  A span back already after a date
+    stays after it: the loader refuses that, not the topic, lest a topic
+    rebuilt from the bus be refused for the days that passed since it was
+    published; see L{harbour.config.checks.past_end}.)
 
     @param values: Checked values: dates as C{YYYY-MM-DD} strings, which
         compare as the dates do.

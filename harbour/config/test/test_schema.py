@@ -604,7 +604,7 @@ class DirectoryTests(SynchronousTestCase):
         A report's range runs from its own bound, else the manifest's, to
         its own, else the manifest's: when both are dates and the start is
         after the end, the configuration is refused at the report's own
-        bound, naming the manifest's.  Relative bounds are not compared.
+        bound, naming the manifest's.  A relative end is not compared.
         """
         self.write("a.toml", '[manifest]\nstart = "2024-01-01"\nend = "2024-03-01"\n')
         self.write(
@@ -612,7 +612,7 @@ class DirectoryTests(SynchronousTestCase):
             '[[reports]]\nname = "late"\nqueryname = "A"\nstart = "2024-06-01"\n'  # 1-4
             '[[reports]]\nname = "early"\nqueryname = "A"\nend = 2023-12-31\n'  # 5-8
             '[[reports]]\nname = "fine"\nqueryname = "A"\nstart = "2024-02-01"\n'  # 9-12
-            '[[reports]]\nname = "relative"\nqueryname = "A"\nstart = "-1d"\n'  # 13-16
+            '[[reports]]\nname = "relative"\nqueryname = "A"\nend = "-1d"\n'  # 13-16
             '[[reports]]\nname = "own"\nqueryname = "A"\nstart = "2025-01-01"\nend = "today"\n',  # 17-21
         )
         configuration, problems = load_directory(self.directory)
@@ -629,6 +629,69 @@ class DirectoryTests(SynchronousTestCase):
             ],
         )
         self.assertIsNone(configuration)
+
+    def test_spanBackPastDateEnd(self) -> None:
+        """
+        A span back as start that is already after a date as end, which
+        the days passing only put further after it, is refused as two
+        dates reversed are, in the manifest, in a report, and between a
+        report's own bound and the manifest's, showing the day it names.
+        An end of C{"today"} or days ahead, and a span back before its
+        date end, are not refused; the topics themselves, as rebuilt from
+        the bus, are not refused for it.
+        """
+        today = datetime.date(2026, 11, 24)
+        self.write("m.toml", '[manifest]\nstart = "-30d"\nend = "2025-01-31"\n')
+        self.write(
+            "reports.toml",
+            '[[reports]]\nname = "own"\nqueryname = "A"\nstart = "-30d"\nend = 2025-01-31\n'  # 1-5
+            '[[reports]]\nname = "ahead"\nqueryname = "A"\nstart = "-30d"\nend = "+1d"\n'  # 6-10
+            '[[reports]]\nname = "before"\nqueryname = "A"\nstart = "-30d"\nend = 2026-11-20\n'  # 11-15
+            '[[reports]]\nname = "now"\nqueryname = "A"\nend = "today"\n'  # 16-19
+            '[[reports]]\nname = "late"\nqueryname = "A"\nstart = "-1d"\n',  # 20-23
+        )
+        configuration, problems = load_directory(self.directory, today=today)
+        self.assertIsNone(configuration)
+        nothing = ": the range would ask for nothing"
+        self.assertEqual(
+            [str(p) for p in problems],
+            [
+                "m.toml:2: manifest.start: start -30d (2026-10-25 as of today) is after end 2025-01-31"
+                + nothing,
+                "reports.toml:4: reports[0].start: start -30d (2026-10-25 as of today) is after end"
+                " 2025-01-31" + nothing,
+                "reports.toml:23: reports[4].start: start -1d (2026-11-23 as of today) is after end"
+                " 2025-01-31 (the manifest's end, m.toml:3)" + nothing,
+            ],
+        )
+        self.write("m.toml", '[manifest]\nstart = "-39mo"\n')
+        self.write("reports.toml", '[[reports]]\nname = "old"\nqueryname = "A"\nend = "2023-06-30"\n')
+        configuration, problems = load_directory(self.directory, today=today)
+        self.assertEqual(
+            [str(p) for p in problems],
+            [
+                "reports.toml:4: reports[0].end: start -39mo (2023-08-24 as of today) is after end"
+                " 2023-06-30 (the manifest's start, m.toml:2)" + nothing
+            ],
+        )
+        self.write("reports.toml", '[[reports]]\nname = "old"\nqueryname = "A"\nend = "2023-09-30"\n')
+        self.assertEqual(load_directory(self.directory, today=today)[1], [])
+        self.assertEqual(
+            ManifestTopic.from_payload({"start": "-30d", "end": "2025-01-31"}).start,
+            "-30d",
+        )
+
+    def test_spanBackPastDateEndFromToday(self) -> None:
+        """
+        Without a day given, spans back count from today: a span back of
+        a day is after 1998-01-01, the earliest date an end may be.
+        """
+        self.write("m.toml", '[manifest]\nstart = "-1d"\nend = "1998-01-01"\n')
+        configuration, problems = load_directory(self.directory)
+        self.assertEqual([(p.line, p.key) for p in problems], [(2, "manifest.start")])
+        self.assertRegex(
+            problems[0].message, r"^start -1d \(\d{4}-\d\d-\d\d as of today\) is after end 1998-01-01"
+        )
 
     def test_reportRangeReversedWithDefaultManifest(self) -> None:
         """
