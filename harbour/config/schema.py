@@ -164,7 +164,8 @@ class Locator:
     Paths are tuples such as C{("reports", 2, "window")}: table headers,
     array-of-tables indices and keys, a dotted key (C{work.max_attempts =
     0}) or header (C{[reports.params]}) giving one name per part, quoted or
-    not.  An unknown path falls back to its nearest known ancestor, and
+    not.  What is inside a string, multi-line or not, is not taken for a
+    key.  An unknown path falls back to its nearest known ancestor, and
     finally to line 1.
     """
 
@@ -178,7 +179,15 @@ class Locator:
         self.lines: dict[tuple, int] = {}
         counts: dict[tuple, int] = {}
         table: tuple = ()
+        # The delimiter of a multi-line string left open by a line.
+        quote: str | None = None
         for lineno, line in enumerate(source.splitlines(), start=1):
+            if quote is not None:
+                closed = self._string_end(line, 0, quote)
+                if closed is None:
+                    continue
+                quote = self._open_string(line, closed)
+                continue
             header = self._HEADER.match(line)
             if header:
                 names = self._names(header.group(2))
@@ -195,6 +204,47 @@ class Locator:
                 # A dotted key also defines the tables it names.
                 for end in range(1, len(names) + 1):
                     self.lines.setdefault(table + names[:end], lineno)
+            # Another line is a value's continuation, an array's.
+            quote = self._open_string(line, key.end() if key else 0)
+
+    @classmethod
+    def _open_string(cls, line: str, pos: int) -> str | None:
+        """
+        @return: The delimiter of the multi-line string that C{line}, read
+            from C{pos} on, leaves open, or L{None}.
+        """
+        while pos < len(line) and line[pos] != "#":
+            char = line[pos]
+            if char not in "\"'":
+                pos += 1
+                continue
+            quote = char * 3 if line.startswith(char * 3, pos) else char
+            end = cls._string_end(line, pos + len(quote), quote)
+            if end is None:
+                return quote if len(quote) == 3 else None
+            pos = end
+        return None
+
+    @staticmethod
+    def _string_end(line: str, pos: int, quote: str) -> int | None:
+        """
+        @return: Where a string closed by C{quote} and read from C{pos}
+            of C{line} ends, past its closing quotes, or L{None} if it
+            goes on after the line.
+        """
+        while pos < len(line):
+            if quote[0] == '"' and line[pos] == "\\":
+                pos += 2
+            elif line.startswith(quote, pos):
+                end = pos + len(quote)
+                # Up to two quotes before a multi-line string's closing
+                # three are its own.
+                while len(quote) == 3 and end < len(line) and line[end] == quote[0] and end - pos < 5:
+                    end += 1
+                return end
+            else:
+                pos += 1
+        return None
 
     @classmethod
     def _names(cls, dotted: str) -> tuple[str, ...]:

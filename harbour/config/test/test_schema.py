@@ -8,6 +8,7 @@ import datetime
 import errno
 import os
 import pwd
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -273,6 +274,31 @@ class LocatorTests(SynchronousTestCase):
         self.assertEqual(locator.line(("reports", 1, "params", "node.x")), 7)
         self.assertEqual(locator.line(("reports", 2, "params")), 9)
         self.assertEqual(locator.line(("reports", 2, "params", "grp_type")), 10)
+
+    def test_multiLineStrings(self) -> None:
+        """
+        What is inside a multi-line string, basic or literal, is not taken
+        for a key, whether the string is a key's value or an element of an
+        array spanning lines, nor is what follows a string's quotes or a
+        comment on the line taken for an opening.
+        """
+        source = (
+            '[work]\nnote = """\nmax_attempts = 1\n"""\nmax_attempts = 0\n'  # 1-5
+            "[download]\nx = '''a\nconcurrency = 1\nb''' # '''\n"  # 6-9
+            'y = [\n  "\\"",\n  """\ndirectory = "a"\n\\""" """,\n]\n'  # 10-15
+            'z = """a""" # """\ndirectory = "b"\n'  # 16-17
+        )
+        self.assertEqual(tomllib.loads(source)["download"]["directory"], "b")
+        locator = Locator(source)
+        self.assertEqual(locator.line(("work", "max_attempts")), 5)
+        self.assertEqual(locator.line(("download", "concurrency")), 6)
+        self.assertEqual(locator.line(("download", "directory")), 17)
+        ignored, problems = parse_file(
+            "f.toml", '[work]\nnote = """\nmax_attempts = 1\n"""\nmax_attempts = 0\n'
+        )
+        self.assertEqual(
+            [str(p) for p in problems][-1], "f.toml:5: work.max_attempts: must be at least 1, not 0"
+        )
 
     def test_problemsOfDottedKeys(self) -> None:
         """
