@@ -502,16 +502,25 @@ def read_directory(
             problems.append(Problem(path.name, 1, "", refused))
             continue
         try:
-            # Read no further than the cap, whatever a stat said before.
-            with path.open("rb") as opened:
-                data = opened.read(MAX_FILE_BYTES + 1)
-                size = os.fstat(opened.fileno()).st_size
+            # Opened without waiting, and checked once open: a FIFO put at
+            # the name since the check above would otherwise hold the
+            # reactor until something wrote to it.
+            descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            with open(descriptor, "rb") as opened:
+                state = os.fstat(descriptor)
+                refused = _not_regular(state.st_mode)
+                # Read no further than the cap, whatever a stat said before.
+                data = b"" if refused else opened.read(MAX_FILE_BYTES + 1)
         except FileNotFoundError:
             vanished.append(path.name)
             continue
         except OSError as e:
             problems.append(Problem(path.name, 1, "", f"cannot read: {_os_error(e)}"))
             continue
+        if refused is not None:
+            problems.append(Problem(path.name, 1, "", refused))
+            continue
+        size = state.st_size
         if len(data) > MAX_FILE_BYTES:
             why = (
                 f"too large ({max(size, len(data)):,} bytes): a configuration file may hold at most"
@@ -763,6 +772,14 @@ def _not_a_file(path: Path) -> str | None:
         return None
     except OSError as e:
         return f"cannot read: {_os_error(e)}"
+    return _not_regular(mode)
+
+
+def _not_regular(mode: int) -> str | None:
+    """
+    @return: Why a file of C{mode} cannot be read as a configuration file,
+        or L{None} if it is a regular file.
+    """
     if stat.S_ISREG(mode):
         return None
     kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"

@@ -625,6 +625,35 @@ class DirectoryTests(SynchronousTestCase):
         self.assertTrue(messages["folder.toml"].startswith("a directory"), messages["folder.toml"])
         self.assertTrue(messages["pipe.toml"].startswith("not a regular file"), messages["pipe.toml"])
 
+    def test_fifoSwappedInRefused(self) -> None:
+        """
+        A FIFO put at a file's name after the file was checked, before it
+        is opened, is refused as one the check finds is, without waiting
+        for something to write to it.
+        """
+        self.write("work.toml", "[work]\nmax_attempts = 2\n")
+        check = schema._not_a_file
+
+        def checked_then_swapped(path: Path) -> str | None:
+            refused = check(path)
+            path.unlink()
+            os.mkfifo(path)
+            # Held open, with more in it than the cap below: read as if it
+            # were a file, it would be read, not waited on for ever.
+            held = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+            self.addCleanup(os.close, held)
+            os.write(held, b"x" * 64)
+            return refused
+
+        self.patch(schema, "_not_a_file", checked_then_swapped)
+        self.patch(schema, "MAX_FILE_BYTES", 16)
+        configuration, problems = load_directory(self.directory)
+        self.assertEqual(
+            [str(p) for p in problems],
+            ["work.toml:1: not a regular file: a configuration file must be a file of TOML text"],
+        )
+        self.assertIsNone(configuration)
+
     def test_reportRangeReversedWithManifest(self) -> None:
         """
         A report's range runs from its own bound, else the manifest's, to
@@ -781,14 +810,14 @@ class DirectoryTests(SynchronousTestCase):
         where the system knows no name for it.
         """
         self.write("work.toml", "[work]\nmax_attempts = 3\n")
-        opened = Path.open
+        opened = os.open
 
-        def refused(path: Path, *args: Any, **kwargs: Any) -> Any:
-            if path.name == "work.toml":
+        def refused(path: Any, *args: Any, **kwargs: Any) -> int:
+            if Path(path).name == "work.toml":
                 raise PermissionError(errno.EACCES, "Permission denied", str(path))
             return opened(path, *args, **kwargs)
 
-        self.patch(Path, "open", refused)
+        self.patch(schema.os, "open", refused)
         self.patch(schema.os, "geteuid", lambda: 4321)
         self.patch(
             schema.pwd, "getpwuid", lambda uid: pwd.struct_passwd(("harbour", "x", uid, uid, "", "/", ""))
