@@ -79,6 +79,65 @@ def requests_for(base_url: str, reports: int, days: int):
     return report_urls(manifest, definitions, datetime.date(2030, 1, 1))
 
 
+#: The tasks of a refresh: 50 reports over 2,000 days.
+REFRESH_TASKS = 50 * 2000
+
+
+class ShortRun(Exception):
+    """
+    A run did not do all the work it is timed for: its figures would
+    flatter harbour.
+    """
+
+
+def expect(what: str, got: float, wanted: float) -> None:
+    """
+    @raise ShortRun: saying C{what}, unless C{got} (a count) is C{wanted}.
+    """
+    if got != wanted:
+        raise ShortRun(f"{what}: {got:,.0f}, not {wanted:,.0f}")
+
+
+class Downloads:
+    """
+    Follows the task events of a run on its bus: L{finished} fires once
+    every one of C{expected} tasks has been downloaded (C{task.done}), and
+    fails at the first that ends otherwise (C{task.failed}, C{task.empty}),
+    so that a run's time ends only with its last file, and a run that
+    cannot get every file says why at once.  A retry (C{task.retried}) is
+    counted in L{retries}: the task is still to be downloaded.
+
+    @ivar done: The tasks downloaded so far.
+    """
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.done = 0
+        self.retries = 0
+        self.finished: Deferred = Deferred()
+
+    def __call__(self, event) -> None:
+        """
+        Count one task event.
+        """
+        if self.finished.called:
+            return
+        if event.topic == "task.done":
+            self.done += 1
+            if self.done == self.expected:
+                self.finished.callback(None)
+        elif event.topic == "task.retried":
+            self.retries += 1
+        elif event.topic in ("task.failed", "task.empty"):
+            payload = event.payload
+            self.finished.errback(
+                ShortRun(
+                    f"{event.topic.removeprefix('task.')} after {self.done} of {self.expected} downloaded:"
+                    f" {payload.get('filename')}: {payload.get('error', '')}"
+                )
+            )
+
+
 async def refresh(reactor, directory: Path) -> dict:
     """
     A refresh (manifest and creation) of 100,000 new tasks, then of the
@@ -93,6 +152,10 @@ async def refresh(reactor, directory: Path) -> dict:
             created = await tasks.create(requests_for("http://oasis.invalid/oasisapi", 50, 2000))
             timings[f"{label}_seconds"] = time.perf_counter() - started
             timings[f"{label}_created"] = sum(created.values())
+        # A refresh that created too few, or created again what was there,
+        # did less (or other) work than the ceiling it is held to.
+        expect("new tasks created", timings["new_created"], REFRESH_TASKS)
+        expect("tasks created again, all present", timings["present_created"], 0)
         return timings
     finally:
         await store.stopService()
@@ -223,7 +286,9 @@ async def run_downloads(reactor, directory: Path, base_url: str, requests, setti
     Create C{requests} as tasks and download them all, with the garbage
     collector run as the daemon runs it.
 
-    @return: (seconds from the first claim to the last file, the service).
+    @return: (seconds from the first claim to the last file, the service,
+        the retries on the way).
+    @raise ShortRun: if a task ends other than downloaded.
     """
     store = await redis_store(reactor, directory / "redis-data")
     bus = Bus()
@@ -239,23 +304,18 @@ async def run_downloads(reactor, directory: Path, base_url: str, requests, setti
         WorkTopic(),
         poll_interval=0.5,
     )
-    finished: Deferred = Deferred()
-    done = [0]
-
-    def count(event):
-        done[0] += 1
-        if done[0] == len(requests):
-            finished.callback(None)
-
-    await bus.subscribe("task.*", count)
-    with daemon_collector():
-        started = time.perf_counter()
-        service.startService()
-        await finished
-        elapsed = time.perf_counter() - started
+    downloads = Downloads(len(requests))
+    await bus.subscribe("task.*", downloads)
+    try:
+        with daemon_collector():
+            started = time.perf_counter()
+            service.startService()
+            await downloads.finished
+            elapsed = time.perf_counter() - started
+    finally:
         await service.stopService()
-    await store.stopService()
-    return elapsed, service
+        await store.stopService()
+    return elapsed, service, downloads.retries
 
 
 async def politeness(
@@ -340,12 +400,14 @@ async def files(reactor, directory: Path, count: int, size: int, concurrency: in
         requests = requests_for(base, 1, count)
         settings = DownloadTopic(min_request_interval=0, concurrency=concurrency, max_bytes=2 * size + 10**6)
         os.sync()
-        harbour, service = await run_downloads(reactor, directory, base, requests, settings)
+        harbour, service, retries = await run_downloads(reactor, directory, base, requests, settings)
         result = {
             "harbour_seconds": harbour,
             "harbour_peak_rss_mb": peak_rss_mb(),
             "harbour_files": len(list((directory / "harbour").rglob("*.zip"))),
+            "harbour_retries": retries,
         }
+        expect("files harbour downloaded", result["harbour_files"], count)
         os.sync()
         result["treq_seconds"] = await treq_loop(reactor, requests, directory / "treq", concurrency)
         # The same loop with its files made durable, as harbour's are.
