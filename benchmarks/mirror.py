@@ -376,6 +376,26 @@ async def treq_loop(reactor, requests, directory: Path, concurrency: int) -> flo
     return time.perf_counter() - started
 
 
+def timed_peer(name: str, argv: list[str]) -> dict[str, float | str]:
+    """
+    Run a peer's command to its end, timed.
+
+    @return: C{{NAME_seconds: its time}} if it exited 0, else
+        C{{NAME_failed: why}}: its exit code and the first line it wrote
+        on its standard error, so that one failing peer leaves out its own
+        figure, not the others'.
+    """
+    started = time.perf_counter()
+    ended = subprocess.run(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace"
+    )
+    elapsed = time.perf_counter() - started
+    if ended.returncode == 0:
+        return {f"{name}_seconds": elapsed}
+    said = ended.stderr.strip().splitlines()
+    return {f"{name}_failed": f"exit {ended.returncode}" + (f", {said[0][:100]}" if said else "")}
+
+
 async def files(reactor, directory: Path, count: int, size: int, concurrency: int) -> dict:
     """
     Download C{count} files of C{size} bytes from a local file server with
@@ -419,31 +439,29 @@ async def files(reactor, directory: Path, count: int, size: int, concurrency: in
             listing = directory / "wget-urls.txt"
             listing.write_text("".join(f"{r.url}\n" for r in requests))
             os.sync()
-            started = time.perf_counter()
-            subprocess.run([wget, "-q", "-i", str(listing), "-P", str(directory / "wget")], check=True)
-            result["wget_seconds"] = time.perf_counter() - started
+            result.update(timed_peer("wget", [wget, "-q", "-i", str(listing), "-P", str(directory / "wget")]))
         aria2c = shutil.which("aria2c")
         if aria2c:
             listing = directory / "urls.txt"
             listing.write_text("".join(f"{r.url}\n  out={r.filename}\n" for r in requests))
             os.sync()
-            started = time.perf_counter()
-            subprocess.run(
-                [
-                    aria2c,
-                    "-i",
-                    str(listing),
-                    "-j16",
-                    "-x1",
-                    "-d",
-                    str(directory / "aria2c"),
-                    "--quiet",
-                    "--allow-overwrite=true",
-                    "--auto-file-renaming=false",
-                ],
-                check=True,
+            result.update(
+                timed_peer(
+                    "aria2c",
+                    [
+                        aria2c,
+                        "-i",
+                        str(listing),
+                        "-j16",
+                        "-x1",
+                        "-d",
+                        str(directory / "aria2c"),
+                        "--quiet",
+                        "--allow-overwrite=true",
+                        "--auto-file-renaming=false",
+                    ],
+                )
             )
-            result["aria2c_seconds"] = time.perf_counter() - started
         # Each peer's ratio to harbour in this run: the medians of these
         # pair figures measured a minute apart, where a ratio of medians
         # could pair harbour's figure of one run with a peer's of another.

@@ -20,7 +20,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import react
@@ -49,10 +51,29 @@ def machine() -> str:
     )
 
 
-async def medians(runs: int, measure) -> dict[str, float]:
+class Failed(Exception):
+    """
+    A measurement gave no figures (its process failed): its rows say why
+    instead, and the table goes on.
+    """
+
+
+def describe(error: BaseException) -> str:
+    """
+    @return: C{error} in a line short enough for a table's cell.
+    """
+    said = str(error) if isinstance(error, Failed) else f"{type(error).__name__}: {error}"
+    lines = said.strip().splitlines()
+    return lines[0][:160] if lines else type(error).__name__
+
+
+async def medians(runs: int, measure) -> dict[str, Any]:
     """
     @return: For each figure C{measure(directory)} returns, its median over
-        C{runs} runs, each in a fresh directory.  The directories are
+        C{runs} runs, each in a fresh directory; a text (a peer's failure,
+        C{NAME_failed}) is kept as the first run that gave it said it, and
+        a figure that some run did not give (that peer's, in that run) is
+        left out.  The directories are
         removed only once every run is over: on ext4 without a journal,
         each file created within a minute of many being deleted costs a
         scan past each of them (its C{recently_deleted} check), which would
@@ -67,7 +88,14 @@ async def medians(runs: int, measure) -> dict[str, float]:
     finally:
         for directory in directories:
             shutil.rmtree(directory, ignore_errors=True)
-    return {key: statistics.median(r[key] for r in results) for key in results[0]}
+    figures: dict[str, Any] = {}
+    for key in dict.fromkeys(key for r in results for key in r):
+        values = [r[key] for r in results if key in r]
+        if isinstance(values[0], str):
+            figures[key] = values[0]
+        elif len(values) == len(results):
+            figures[key] = statistics.median(values)
+    return figures
 
 
 def in_process(*args: str, module: str = "benchmarks.mirror", in_directory: bool = False):
@@ -77,23 +105,53 @@ def in_process(*args: str, module: str = "benchmarks.mirror", in_directory: bool
         remove.
     @return: A measure that runs C{python -m MODULE ARGS} in a fresh
         process (so that its peak memory is its own), which prints its
-        figures as its last line, in JSON.
+        figures as its last line, in JSON; what it writes on its standard
+        error is no failure (a peer's warning), but an exit other than 0
+        is, raised as L{Failed} with the last line it wrote there (a
+        traceback's exception).
     """
 
     async def measure(directory):
-        from twisted.internet.utils import getProcessOutput
+        from twisted.internet.utils import getProcessOutputAndValue
 
         where = ["--directory", str(directory)] if in_directory else []
-        output = await getProcessOutput(
-            sys.executable,
-            ["-m", module, *args, *where],
-            env=dict(os.environ),
-            path=os.getcwd(),
-            errortoo=False,
+        ending = getProcessOutputAndValue(
+            sys.executable, ["-m", module, *args, *where], env=dict(os.environ), path=os.getcwd()
         )
-        return json.loads(output.decode().strip().splitlines()[-1])
+        # Killed by a signal, it fails with (out, err, signal): told apart
+        # as subprocess tells it, by a negative code.
+        ending.addErrback(
+            lambda failure: (
+                (*failure.value[:2], -failure.value[2]) if isinstance(failure.value, tuple) else failure
+            )
+        )
+        out, err, code = await ending
+        return child_figures(" ".join([module.removeprefix("benchmarks."), *args]), out, err, code)
 
     return measure
+
+
+def child_figures(what: str, out: bytes, err: bytes, code: int | None) -> dict[str, Any]:
+    """
+    @param code: The child's exit code, or for a child a signal ended the
+        signal's number, negated.
+    @return: The figures a child printed as its last line, in JSON.
+    @raise Failed: saying C{what} and why, if it exited other than 0 or
+        printed no figures.
+    """
+    said = err.decode(errors="replace").strip().splitlines()
+    last = f": {said[-1][:120]}" if said else ""
+    if code != 0:
+        how = f"exit {code}" if code is None or code > 0 else f"killed by signal {-code}"
+        raise Failed(f"{what} failed: {how}{last}")
+    lines = out.decode(errors="replace").strip().splitlines()
+    try:
+        figures = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        raise Failed(f"{what} printed no figures{last}") from None
+    if not isinstance(figures, dict):
+        raise Failed(f"{what} printed no figures{last}")
+    return figures
 
 
 class Table:
@@ -117,6 +175,13 @@ class Table:
         verdict = "-" if met is None else ("yes" if met else "NO")
         self.rows.append((name, value, peer, "" if ratio is None else f"{ratio:.2f}x", target, verdict))
 
+    def failed(self, name: str, why: str) -> None:
+        """
+        Add the row of a measurement that failed, saying why: it is not
+        met.
+        """
+        self.rows.append((name, "failed", f"({why})", "", "", "NO"))
+
     def ratio_row(self, name: str, harbour: str, peer: str, ratio: float, least: float | None) -> None:
         """
         Add a row whose target is a least ratio (none if C{least} is L{None}).
@@ -135,127 +200,198 @@ class Table:
             print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip())
 
 
+async def measured(table: Table, name: str, section: Callable[[], Awaitable[None]]) -> None:
+    """
+    Run C{section}, which measures and adds its rows; if it fails, add a
+    row named C{name} saying why instead, so that the table goes on with
+    the next.
+    """
+    try:
+        await section()
+    except Exception as e:
+        table.failed(name, describe(e))
+
+
 async def main(reactor, runs: int, quick: bool) -> None:
     """
     Run the benchmarks and print the table.
     """
     table = Table()
 
-    latency = await medians(runs, lambda d: backbone.config_latency(reactor, d))
-    table.row("config save -> remote event, p50", f"{latency['p50_ms']:.1f} ms", "-", None)
-    table.row(
-        "config save -> remote event, p99", f"{latency['p99_ms']:.1f} ms", "<= 50 ms", latency["p99_ms"] <= 50
-    )
+    async def latency() -> None:
+        latency = await medians(runs, lambda d: backbone.config_latency(reactor, d))
+        table.row("config save -> remote event, p50", f"{latency['p50_ms']:.1f} ms", "-", None)
+        table.row(
+            "config save -> remote event, p99",
+            f"{latency['p99_ms']:.1f} ms",
+            "<= 50 ms",
+            latency["p99_ms"] <= 50,
+        )
+
+    await measured(table, "config save -> remote event", latency)
 
     events = 10_000 if quick else 50_000
-    redis = (await medians(runs, lambda d: backbone.redis_fan_out(reactor, d, events)))["events_per_second"]
-    peer = f"{redis:,.0f}/s Redis pub/sub"
-    rate = (await medians(runs, lambda d: backbone.fan_out_in_process(reactor, d, events)))[
-        "events_per_second"
-    ]
-    table.ratio_row("bus fan-out to 4 remote subscribers", f"{rate:,.0f} events/s", peer, rate / redis, 1.0)
-    if not quick:
+    redis: list[float] = []
+
+    async def fan_out() -> None:
+        redis.append(
+            (await medians(runs, lambda d: backbone.redis_fan_out(reactor, d, events)))["events_per_second"]
+        )
+        rate = (await medians(runs, lambda d: backbone.fan_out_in_process(reactor, d, events)))[
+            "events_per_second"
+        ]
+        table.ratio_row(
+            "bus fan-out to 4 remote subscribers",
+            f"{rate:,.0f} events/s",
+            f"{redis[0]:,.0f}/s Redis pub/sub",
+            rate / redis[0],
+            1.0,
+        )
+
+    await measured(table, "bus fan-out to 4 remote subscribers", fan_out)
+
+    async def remote_publisher() -> None:
+        if not redis:
+            raise Failed("no Redis pub/sub figure to compare with")
         rate = (await medians(runs, lambda d: backbone.fan_out(reactor, d)))["events_per_second"]
-        table.ratio_row("  same, from a remote publisher", f"{rate:,.0f} events/s", peer, rate / redis, None)
+        table.ratio_row(
+            "  same, from a remote publisher",
+            f"{rate:,.0f} events/s",
+            f"{redis[0]:,.0f}/s Redis pub/sub",
+            rate / redis[0],
+            None,
+        )
+
+    if not quick:
+        await measured(table, "  same, from a remote publisher", remote_publisher)
 
     async def generation(directory):
         return manifest.generation()
 
-    figures = await medians(runs, generation)
-    table.ratio_row(
-        f"manifest: {figures['urls']:,.0f} URLs (100 reports x 12 years)",
-        f"{figures['seconds']:.2f} s",
-        f"{figures['bare_seconds']:.2f} s bare loop",
-        figures["bare_seconds"] / figures["seconds"],
-        0.5,
-    )
-
-    refresh = await medians(runs, in_process("refresh"))
-    ceiling = await medians(runs, in_process("ceiling"))
-    for label, key in [
-        ("creating 100,000 new tasks", "new_seconds"),
-        ("finding 100,000 present", "present_seconds"),
-    ]:
+    async def manifest_rows() -> None:
+        figures = await medians(runs, generation)
         table.ratio_row(
-            f"refresh {label}",
-            f"{refresh[key]:.2f} s",
-            f"{ceiling[key]:.2f} s pipelined",
-            ceiling[key] / refresh[key],
+            f"manifest: {figures['urls']:,.0f} URLs (100 reports x 12 years)",
+            f"{figures['seconds']:.2f} s",
+            f"{figures['bare_seconds']:.2f} s bare loop",
+            figures["bare_seconds"] / figures["seconds"],
             0.5,
         )
 
-    polite = await medians(runs, in_process("politeness"))
-    table.ratio_row(
-        "politeness 0.2 s, latency 0.1 s: starts/slot",
-        f"{polite['harbour_slot_use']:.3f}",
-        "1.000 allowed",
-        polite["harbour_slot_use"],
-        0.98,
-    )
-    table.ratio_row(
-        "",
-        "",
-        f"{polite['sequential_slot_use']:.3f} sleepy loop",
-        polite["harbour_slot_use"] / polite["sequential_slot_use"],
-        None,
-    )
+    await measured(table, "manifest", manifest_rows)
 
-    # Counts of requests, not times: one run says it all.
-    directory = Path(tempfile.mkdtemp(prefix="hb-bench-"))
-    try:
-        following = await publications.mirror(reactor, directory / "following", True)
-        ranges = await publications.mirror(reactor, directory / "ranges", False)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-    table.ratio_row(
-        "requests per useful file, last day unpublished",
-        f"{following['requests_per_useful_file']:.2f}",
-        f"{ranges['requests_per_useful_file']:.2f} date ranges",
-        ranges["requests_per_useful_file"] / following["requests_per_useful_file"],
-        1.0,
-    )
-    table.row(
-        "  requests for unpublished windows",
-        f"{following['no_data_answers']}",
-        "0",
-        following["no_data_answers"] == 0,
-        peer=f"{ranges['no_data_answers']} date ranges",
-    )
+    async def refresh_rows() -> None:
+        refresh = await medians(runs, in_process("refresh"))
+        ceiling = await medians(runs, in_process("ceiling"))
+        for label, key in [
+            ("creating 100,000 new tasks", "new_seconds"),
+            ("finding 100,000 present", "present_seconds"),
+        ]:
+            table.ratio_row(
+                f"refresh {label}",
+                f"{refresh[key]:.2f} s",
+                f"{ceiling[key]:.2f} s pipelined",
+                ceiling[key] / refresh[key],
+                0.5,
+            )
 
-    plan = catalogue.requests()
-    table.ratio_row(
-        "requests for 39 months of 10 typical reports",
-        f"{plan['catalogue_requests']:,} ({plan['catalogue_hours']:.1f} h at 5 s)",
-        f"{plan['daily_requests']:,} one a day ({plan['daily_hours']:.1f} h)",
-        plan["daily_requests"] / plan["catalogue_requests"],
-        5.0,
-    )
+    await measured(table, "refresh", refresh_rows)
+
+    async def politeness_rows() -> None:
+        polite = await medians(runs, in_process("politeness"))
+        table.ratio_row(
+            "politeness 0.2 s, latency 0.1 s: starts/slot",
+            f"{polite['harbour_slot_use']:.3f}",
+            "1.000 allowed",
+            polite["harbour_slot_use"],
+            0.98,
+        )
+        table.ratio_row(
+            "",
+            "",
+            f"{polite['sequential_slot_use']:.3f} sleepy loop",
+            polite["harbour_slot_use"] / polite["sequential_slot_use"],
+            None,
+        )
+
+    await measured(table, "politeness 0.2 s, latency 0.1 s", politeness_rows)
+
+    async def publications_rows() -> None:
+        # Counts of requests, not times: one run says it all.
+        directory = Path(tempfile.mkdtemp(prefix="hb-bench-"))
+        try:
+            following = await publications.mirror(reactor, directory / "following", True)
+            ranges = await publications.mirror(reactor, directory / "ranges", False)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+        table.ratio_row(
+            "requests per useful file, last day unpublished",
+            f"{following['requests_per_useful_file']:.2f}",
+            f"{ranges['requests_per_useful_file']:.2f} date ranges",
+            ranges["requests_per_useful_file"] / following["requests_per_useful_file"],
+            1.0,
+        )
+        table.row(
+            "  requests for unpublished windows",
+            f"{following['no_data_answers']}",
+            "0",
+            following["no_data_answers"] == 0,
+            peer=f"{ranges['no_data_answers']} date ranges",
+        )
+
+    await measured(table, "requests per useful file", publications_rows)
+
+    async def catalogue_rows() -> None:
+        plan = catalogue.requests()
+        table.ratio_row(
+            "requests for 39 months of 10 typical reports",
+            f"{plan['catalogue_requests']:,} ({plan['catalogue_hours']:.1f} h at 5 s)",
+            f"{plan['daily_requests']:,} one a day ({plan['daily_hours']:.1f} h)",
+            plan["daily_requests"] / plan["catalogue_requests"],
+            5.0,
+        )
+
+    await measured(table, "requests for 39 months", catalogue_rows)
 
     count = 200 if quick else 2000
-    small = await medians(
-        runs, in_process("files", "--count", str(count), "--size", "100000", in_directory=True)
-    )
-    add_files(table, f"{count:,} files of 100 KB, 16 at once", small, {"aria2c": 1.5, "treq": 0.6})
-    big = (4, 20_000_000) if quick else (4, 200_000_000)
-    large = await medians(
-        runs,
-        # Each run removes its own files when over: four per contestant,
-        # nothing for a file system to scan past, and three runs' 3 GB kept
-        # would crowd the page cache the next runs write through.
-        in_process("files", "--count", str(big[0]), "--size", str(big[1]), "--concurrency", "4"),
-    )
-    add_files(table, f"{big[0]} files of {big[1] // 1_000_000} MB", large, {"aria2c": 1.5})
-    table.row(
-        "  harbour's peak memory",
-        f"{large['harbour_peak_rss_mb']:.0f} MB",
-        "<= 100 MB",
-        large["harbour_peak_rss_mb"] <= 100,
-    )
+    small_name = f"{count:,} files of 100 KB, 16 at once"
 
-    # It repeats what it must itself, and takes the best: one run.
-    figures = await in_process(*(["--quick"] if quick else []), module="benchmarks.dataset")(None)
-    for row in dataset.rows(figures):
-        table.row(**row)
+    async def small_files() -> None:
+        small = await medians(
+            runs, in_process("files", "--count", str(count), "--size", "100000", in_directory=True)
+        )
+        add_files(table, small_name, small, {"aria2c": 1.5, "treq": 0.6})
+
+    await measured(table, small_name, small_files)
+
+    big = (4, 20_000_000) if quick else (4, 200_000_000)
+    big_name = f"{big[0]} files of {big[1] // 1_000_000} MB"
+
+    async def large_files() -> None:
+        large = await medians(
+            runs,
+            # Each run removes its own files when over: four per contestant,
+            # nothing for a file system to scan past, and three runs' 3 GB kept
+            # would crowd the page cache the next runs write through.
+            in_process("files", "--count", str(big[0]), "--size", str(big[1]), "--concurrency", "4"),
+        )
+        add_files(table, big_name, large, {"aria2c": 1.5})
+        table.row(
+            "  harbour's peak memory",
+            f"{large['harbour_peak_rss_mb']:.0f} MB",
+            "<= 100 MB",
+            large["harbour_peak_rss_mb"] <= 100,
+        )
+
+    await measured(table, big_name, large_files)
+
+    async def dataset_rows() -> None:
+        # It repeats what it must itself, and takes the best: one run.
+        figures = await in_process(*(["--quick"] if quick else []), module="benchmarks.dataset")(None)
+        for row in dataset.rows(figures):
+            table.row(**row)
+
+    await measured(table, "parse+write all-node day", dataset_rows)
 
     print(f"\nharbour benchmarks on {machine()}; median of {runs} runs\n")
     table.print()
@@ -277,11 +413,23 @@ def add_files(table: Table, name: str, figures: dict, targets: dict[str, float])
     C{wget -i}), each ratio held to its target where C{targets} names one.
     The ratio is the median of each run's own (the figures shown are the
     medians of each contestant's times, which need not come from one run).
+    A peer that failed (C{NAME_failed}) has a row saying so, not judged.
     """
     harbour = figures["harbour_seconds"]
     first = True
     for peer, (key, label) in PEERS.items():
         row = name if first else ""
+        if f"{peer}_failed" in figures:
+            # Its failure is no verdict on harbour: said, and not judged.
+            table.row(
+                row,
+                f"{harbour:.2f} s" if first else "",
+                f">= {targets[peer]:g}x" if peer in targets else "-",
+                None,
+                peer=f"({label} failed: {figures[f'{peer}_failed']})",
+            )
+            first = False
+            continue
         if key not in figures:
             if peer in targets:
                 table.row(

@@ -5,9 +5,18 @@ builds its rows and what it judges; never how fast anything is.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from benchmarks import mirror
+from benchmarks import mirror, run
 from harbour.bus import Bus
 
 
@@ -70,3 +79,185 @@ class DownloadsTests(SynchronousTestCase):
         mirror.expect("files", 200, 200)
         failure = self.assertRaises(mirror.ShortRun, mirror.expect, "files harbour downloaded", 0, 2000)
         self.assertEqual(str(failure), "files harbour downloaded: 0, not 2,000")
+
+
+class FakeSpawner:
+    """
+    The reactor's C{spawnProcess} for a child that writes C{out} and
+    C{err}, then ends as C{reason} says, all at once.
+
+    @ivar spawned: The arguments of each child spawned.
+    """
+
+    def __init__(self, out: bytes, err: bytes, reason: Exception) -> None:
+        self.out, self.err, self.reason = out, err, reason
+        self.spawned: list[list[str]] = []
+
+    def spawnProcess(
+        self, protocol: ProcessProtocol, executable: str, args: list[str], *a: Any, **k: Any
+    ) -> None:
+        """
+        Run the child's life through C{protocol}.
+        """
+        self.spawned.append(list(args))
+        protocol.makeConnection(StringTransport())
+        if self.err:
+            protocol.childDataReceived(2, self.err)
+        protocol.childDataReceived(1, self.out)
+        protocol.processEnded(Failure(self.reason))
+
+
+class InProcessTests(SynchronousTestCase):
+    """
+    A measure run in a process of its own gives its figures, however much
+    it wrote on its standard error, and fails with a line saying why if
+    it exited other than 0.
+    """
+
+    def measure(self, out: bytes, err: bytes, reason: Exception) -> Deferred:
+        """
+        @return: What L{run.in_process}'s measure of C{files --count 50}
+            gives for a child that writes C{out} and C{err}, then ends
+            as C{reason} says.
+        """
+        from twisted.internet import reactor
+
+        spawner = FakeSpawner(out, err, reason)
+        self.patch(reactor, "spawnProcess", spawner.spawnProcess)
+        measuring = Deferred.fromCoroutine(run.in_process("files", "--count", "50")(Path("unused")))
+        self.assertEqual(
+            spawner.spawned, [[sys.executable, "-m", "benchmarks.mirror", "files", "--count", "50"]]
+        )
+        return measuring
+
+    def test_figuresDespiteStandardError(self) -> None:
+        """
+        A child that exits 0 gives the figures of its last line, whatever
+        it (or a peer it ran) wrote on its standard error.
+        """
+        measuring = self.measure(
+            b'starting\n{"harbour_seconds": 1.5}\n', b"aria2c: a warning\n", ProcessDone(None)
+        )
+        self.assertEqual(self.successResultOf(measuring), {"harbour_seconds": 1.5})
+
+    def test_exitCode(self) -> None:
+        """
+        A child that exits other than 0 fails with L{run.Failed}, saying
+        its code and the last line of its standard error (a traceback's
+        exception).
+        """
+        measuring = self.measure(
+            b"",
+            b"Traceback (most recent call last):\n  ...\nShortRun: files: 0, not 50\n",
+            ProcessTerminated(exitCode=1),
+        )
+        failure = self.failureResultOf(measuring, run.Failed)
+        self.assertEqual(
+            str(failure.value), "mirror files --count 50 failed: exit 1: ShortRun: files: 0, not 50"
+        )
+
+    def test_killed(self) -> None:
+        """
+        A child a signal ended fails with L{run.Failed} saying which.
+        """
+        measuring = self.measure(b"", b"", ProcessTerminated(signal=9))
+        failure = self.failureResultOf(measuring, run.Failed)
+        self.assertEqual(str(failure.value), "mirror files --count 50 failed: killed by signal 9")
+
+    def test_noFigures(self) -> None:
+        """
+        A child that exits 0 without printing its figures fails with
+        L{run.Failed}.
+        """
+        failure = self.failureResultOf(self.measure(b"done\n", b"", ProcessDone(None)), run.Failed)
+        self.assertEqual(str(failure.value), "mirror files --count 50 printed no figures")
+
+
+class FailedPeerTests(SynchronousTestCase):
+    """
+    One failing peer, or one failing measurement, leaves a row saying so,
+    and the rest of the table.
+    """
+
+    def test_timedPeer(self) -> None:
+        """
+        L{mirror.timed_peer} gives a peer's time if it exits 0, and if not
+        its exit code and the first line of its standard error.
+        """
+        failing = "import sys; sys.stderr.write('aria2c: errorCode=1\\nmore\\n'); sys.exit(3)"
+        self.assertEqual(
+            mirror.timed_peer("aria2c", [sys.executable, "-c", failing]),
+            {"aria2c_failed": "exit 3, aria2c: errorCode=1"},
+        )
+        passing = mirror.timed_peer("wget", [sys.executable, "-c", "import sys; sys.stderr.write('hm')"])
+        self.assertEqual(list(passing), ["wget_seconds"])
+
+    def test_medians(self) -> None:
+        """
+        L{run.medians} keeps a peer's failure as text, and leaves out that
+        peer's figures when a run lacks them.
+        """
+        results = iter(
+            [
+                {"harbour_seconds": 1.0, "aria2c_seconds": 2.0, "aria2c_ratio": 2.0},
+                {"harbour_seconds": 3.0, "aria2c_failed": "exit 1"},
+                {"harbour_seconds": 2.0, "aria2c_seconds": 2.0, "aria2c_ratio": 1.0},
+            ]
+        )
+
+        async def measure(directory: Path) -> dict[str, Any]:
+            return next(results)
+
+        figures = self.successResultOf(Deferred.fromCoroutine(run.medians(3, measure)))
+        self.assertEqual(figures, {"harbour_seconds": 2.0, "aria2c_failed": "exit 1"})
+
+    def test_filesRows(self) -> None:
+        """
+        A failed peer's row says why, its target not judged; the others'
+        rows are as ever.
+        """
+        table = run.Table()
+        figures = {
+            "harbour_seconds": 1.0,
+            "aria2c_failed": "exit 1, aria2c: errorCode=1",
+            "treq_seconds": 0.5,
+            "treq_ratio": 0.5,
+        }
+        run.add_files(table, "files", figures, {"aria2c": 1.5, "treq": 0.6})
+        self.assertEqual(
+            table.rows,
+            [
+                ("files", "1.00 s", "(aria2c failed: exit 1, aria2c: errorCode=1)", "", ">= 1.5x", "-"),
+                ("", "", "0.50 s treq loop", "0.50x", ">= 0.6x", "NO"),
+            ],
+        )
+
+    def test_measured(self) -> None:
+        """
+        A section that fails adds a failed row saying why, which is not
+        met, and the next section runs.
+        """
+        table = run.Table()
+
+        async def failing() -> None:
+            raise run.Failed("mirror refresh failed: exit 1: ShortRun: new tasks created: 0, not 100,000")
+
+        async def passing() -> None:
+            table.row("next", "1", "-", None)
+
+        self.successResultOf(Deferred.fromCoroutine(run.measured(table, "refresh", failing)))
+        self.successResultOf(Deferred.fromCoroutine(run.measured(table, "next", passing)))
+        self.assertEqual(
+            table.rows,
+            [
+                (
+                    "refresh",
+                    "failed",
+                    "(mirror refresh failed: exit 1: ShortRun: new tasks created: 0, not 100,000)",
+                    "",
+                    "",
+                    "NO",
+                ),
+                ("next", "1", "", "", "-", "-"),
+            ],
+        )
