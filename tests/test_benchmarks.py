@@ -16,7 +16,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from benchmarks import mirror, run
+from benchmarks import dataset, mirror, run
 from harbour.bus import Bus
 
 
@@ -261,3 +261,79 @@ class FailedPeerTests(SynchronousTestCase):
                 ("next", "1", "", "", "-", "-"),
             ],
         )
+
+
+#: The figures of a dataset run: every target met.
+DATASET = {
+    "rows": 192_000.0,
+    "harbour_seconds": 0.1,
+    "pyarrow_seconds": 0.1,
+    "pandas_seconds": 1.0,
+    "peak_rss_mb": 100.0,
+    "parquet_bytes": 80.0,
+    "zip_bytes": 100.0,
+    "views_seconds": 0.01,
+    "pandas_month_seconds": 1.0,
+    "month_days": 7.0,
+    "month_nodes": 200.0,
+    "xml_rows": 1000.0,
+    "xml_harbour_seconds": 1.0,
+    "xml_expat_seconds": 0.5,
+    "xml_lxml_seconds": 1.0,
+}
+
+
+class QuickTests(SynchronousTestCase):
+    """
+    A C{--quick} run, a tenth of the sizes, does not judge the rows whose
+    targets are set for the full sizes; a full run judges them.
+    """
+
+    def test_datasetRows(self) -> None:
+        """
+        Quick, the parse's two ratios, its peak RSS and the hub prices
+        show C{-} for target and met; Parquet against zip bytes is judged
+        as ever.  At full size every target is judged.
+        """
+        full = [(row["target"], row["met"]) for row in dataset.rows(DATASET)]
+        quick = [(row["target"], row["met"]) for row in dataset.rows(DATASET, quick=True)]
+        self.assertEqual(
+            full,
+            [
+                (">= 0.5x read_csv", True),
+                (">= 5x pandas", True),
+                ("<= 512 MB", True),
+                ("<= 1.0", True),
+                (">= 50x pandas", True),
+                ("-", None),
+                ("-", None),
+            ],
+        )
+        self.assertEqual(quick, [("-", None)] * 3 + [("<= 1.0", True)] + [("-", None)] * 3)
+
+    def test_fileRows(self) -> None:
+        """
+        Quick, the file rows and harbour's peak memory show C{-} for target
+        and met, and a missing peer with a target at full size is left
+        out; at full size they are judged.
+        """
+        figures = {
+            "harbour_seconds": 1.0,
+            "harbour_peak_rss_mb": 60.0,
+            "treq_seconds": 0.5,
+            "treq_ratio": 0.5,
+        }
+        quick, full = run.Table(), run.Table()
+        run.add_large_files(quick, "4 files of 20 MB", figures, quick=True)
+        run.add_large_files(full, "4 files of 20 MB", figures)
+        self.assertEqual(
+            [row[4:] for row in quick.rows],
+            [("-", "-"), ("-", "-")],
+        )
+        self.assertEqual(
+            [row[4:] for row in full.rows],
+            [(">= 1.5x", "-"), ("-", "-"), ("<= 100 MB", "yes")],
+        )
+        small = run.Table()
+        run.add_files(small, "200 files", figures, {"treq": 0.6}, quick=True)
+        self.assertEqual(small.rows, [("200 files", "1.00 s", "0.50 s treq loop", "0.50x", "-", "-")])
