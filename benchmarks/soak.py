@@ -69,6 +69,11 @@ table reports what was injected and whether anything was lost:
   process downloading (the hub's status lists each with its C{paused});
 - every bad input must be refused: a command or configuration taken, or a
   wrong token let in, fails the soak.
+- every fault must take effect: a Redis C{BUSY} or C{OOM} that harbour's
+  store (or the starting worker) did not see, no downloaded file to
+  delete, or a report added for a fault that had no download under way
+  within a minute (the fault was to meet downloads under way) fails the
+  soak, the fault listed as not exercised.
 
 Nothing is waited for without a bound: a command unanswered for a minute,
 a C{harbourctl} running ten minutes, or a process not ending within a
@@ -398,8 +403,14 @@ class Soak:
         self.client = None
         #: The directory the hostile publish names: nothing may land there.
         self.elsewhere = directory / "elsewhere"
-        #: Redis error replies injected, and whether harbour saw them.
+        #: Redis error replies injected, and whether harbour saw them
+        #: (one it did not see fails the soak: the fault was no outage
+        #: for harbour).
         self.redis_replies: Counter = Counter()
+        #: Each fault that did not take effect, and why: it fails the soak.
+        self.not_exercised: list[str] = []
+        #: Why the fault being injected did not take effect, if it did not.
+        self._not_exercised_because: list[str] = []
         self.worker: WatchedProcess | None = None
         #: The owner names the worker has had (one per start), the last its own.
         self.worker_owners: list[str] = []
@@ -450,7 +461,9 @@ class Soak:
     async def mid_run(self) -> Definition:
         """
         Add a report and wait until it is being downloaded (at most
-        L{LANDING} seconds), so that a change to it meets downloads under way.
+        L{LANDING} seconds), so that a change to it meets downloads under
+        way; if none is under way by then, the fault being injected is
+        noted as not exercised.
 
         @return: The report.
         """
@@ -462,9 +475,17 @@ class Soak:
         while self.reactor.seconds() < deadline:
             flights = (await self.status())["services"]["download"].get("in_flight", [])
             if any(flight["report"] == definition.name for flight in flights):
-                break
+                return definition
             await deferLater(self.reactor, 0.05, lambda: None)
+        self.not_taking_effect(f"no download of {definition.name} under way within {LANDING:g} s")
         return definition
+
+    def not_taking_effect(self, why: str) -> None:
+        """
+        Note that the fault being injected did not take effect, and why:
+        L{run} counts it as not exercised, which fails the soak.
+        """
+        self._not_exercised_because.append(why)
 
     def asked(self, url: str) -> int:
         """
@@ -912,13 +933,16 @@ class Soak:
         self.save_reports()
         self.injected["report enabled again"] += 1
 
-    async def delete_downloaded(self) -> None:
+    async def delete_downloaded(self) -> bool:
         """
         Delete a downloaded file and its record, as a hand or a cleanup
         script might: of a report the soak keeps enabled, and not one taken
         up as a report came back (fetching it again is what that check
         forbids).  harbour's audit of its downloads must notice it and
         download it again: L{finish} waits for it, the audit checks it.
+
+        @return: Whether a file was deleted (if none qualified, the fault
+            is noted as not exercised).
         """
         root = self.directory / "data" / "reports"
         kept = {d.name for d in self.definitions if d.enabled and not d.removed}
@@ -932,7 +956,9 @@ class Soak:
             path.unlink()
             record_path(path).unlink(missing_ok=True)
             self.deleted.add(name)
-            return
+            return True
+        self.not_taking_effect("no downloaded file to delete")
+        return False
 
     def deleted_back(self) -> int:
         """
@@ -1120,7 +1146,7 @@ class Soak:
     async def run(self, seconds: float, every: float) -> None:
         # The Redis error replies, the hostile publish and the strangers
         # come first, so that a short run meets them too.
-        schedule: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+        schedule: list[tuple[str, Callable[[], Awaitable[object]]]] = [
             ("redis BUSY (Lua script past lua-time-limit)", self.redis_busy),
             ("hostile harbourctl publish", self.hostile_publish),
             ("strangers on the control port", self.strangers),
@@ -1151,8 +1177,12 @@ class Soak:
             await deferLater(self.reactor, min(every, seconds), lambda: None)
             self.enable_again()
             name, inject = next(faults)
+            self._not_exercised_because = []
             await inject()
-            self.injected[name] += 1
+            if self._not_exercised_because:
+                self.not_exercised.append(f"{name}: {'; '.join(self._not_exercised_because)}")
+            else:
+                self.injected[name] += 1
             # New work keeps arriving, as new trading days do.
             self.add_report()
             self.save_reports()
@@ -1498,6 +1528,11 @@ def passed(soak: Soak, outcome: dict[str, Any], audit: dict[str, int], met: Coun
         and all(soak.pauses)
         and not soak.worker_deaths
         and not soak.strangers_failed
+        # A fault that did not take effect tested nothing: an outage
+        # harbour never saw, a file not deleted, a change that met no
+        # download under way.
+        and not soak.not_exercised
+        and not any("NOT seen" in reply for reply in soak.redis_replies)
         and met["endless, read on"] == 0
         and all(
             audit.get(k, 0) == 0
@@ -1552,8 +1587,11 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
     unlanded = sum(1 for w in soak.watches if not w.landed)
     print("\nfaults injected")
     table([(name, str(count)) for name, count in sorted(soak.injected.items())])
+    if soak.not_exercised:
+        print("\nfaults NOT exercised (must be none)")
+        table([(name, "") for name in soak.not_exercised])
     if soak.redis_replies:
-        print("\nredis error replies (last_error of harbour's store after each)")
+        print("\nredis error replies (last_error of harbour's store after each; NOT seen fails the soak)")
         table([(name, str(count)) for name, count in sorted(soak.redis_replies.items())])
     print("\nresult")
     table(
@@ -1607,6 +1645,11 @@ async def main(reactor, seconds: float, every: float, reports: int, days: int) -
                 f"{soak.pauses.count(False)} of {len(soak.pauses)}",
             ),
             ("worker ends the soak did not cause (must be 0)", str(len(soak.worker_deaths))),
+            ("faults that did not take effect (must be 0)", str(len(soak.not_exercised))),
+            (
+                "redis error replies not seen where injected (must be 0)",
+                str(sum(n for reply, n in soak.redis_replies.items() if "NOT seen" in reply)),
+            ),
             ("processes killed for not ending when stopped (must be 0)", str(len(soak.stop_failures))),
             ("bad inputs taken, that must be refused (must be 0)", str(len(soak.bad_inputs_taken))),
         ]

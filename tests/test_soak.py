@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -456,6 +457,94 @@ class VerdictTests(SynchronousTestCase):
             [said for name, said in self.soak.bad_inputs],
             ["refused: no", "refused: no", "refused: no", "refused: UNAUTHORIZED"],
         )
+        self.assertTrue(self.passed())
+
+
+class NotExercisedTests(SynchronousTestCase):
+    """
+    A fault that did not take effect fails the soak: it tested nothing.
+    """
+
+    def setUp(self) -> None:
+        self.soak = fake_soak(self)
+        self.soak.worker_downloads.add("r00/2025-12-31.zip")
+        self.patch(sys, "stdout", io.StringIO())
+
+    def passed(self) -> bool:
+        """
+        @return: The verdict on a mirror where nothing else went wrong.
+        """
+        return soak.passed(self.soak, clean_outcome(), {}, Counter())
+
+    def test_redisReplyNotSeen(self) -> None:
+        """
+        A Redis error reply harbour did not see (nor a starting worker)
+        fails the soak; seen, it passes.
+        """
+        self.soak.redis_replies["BUSY seen by harbour"] += 1
+        self.assertTrue(self.passed())
+        for reply in ("OOM NOT seen by harbour", "BUSY NOT seen by a starting worker"):
+            self.soak.redis_replies = Counter({"BUSY seen by harbour": 1, reply: 1})
+            self.assertFalse(self.passed(), reply)
+
+    def injecting(self, fault: Callable[[], Awaitable[object]]) -> Deferred:
+        """
+        @return: A short soak's L{Soak.run} whose one fault is C{fault},
+            run to the fault.
+        """
+        self.patch(self.soak, "redis_busy", fault)
+        running = Deferred.fromCoroutine(self.soak.run(seconds=5, every=15))
+        self.soak.reactor.advance(5)
+        return running
+
+    def test_nothingToDelete(self) -> None:
+        """
+        With no downloaded file to delete, the fault deletes nothing, says
+        so, is not counted as injected, and fails the soak.
+        """
+        deleting = Deferred.fromCoroutine(self.soak.delete_downloaded())
+        self.assertIs(self.successResultOf(deleting), False)
+        self.successResultOf(self.injecting(self.soak.delete_downloaded))
+        name = "redis BUSY (Lua script past lua-time-limit)"
+        self.assertEqual(self.soak.not_exercised, [f"{name}: no downloaded file to delete"])
+        self.assertNotIn(name, self.soak.injected)
+        self.assertFalse(self.passed())
+
+    def test_noDownloadUnderWay(self) -> None:
+        """
+        A fault meant to meet downloads under way of a report just added,
+        which saw none within L{soak.LANDING} seconds, is not exercised
+        and fails the soak.
+        """
+        status = {"services": {"download": {"in_flight": [{"report": "r00"}]}}}
+        self.soak.client = AnsweringClient({"status": json.dumps(status)})
+
+        async def meeting_downloads() -> None:
+            await self.soak.mid_run()
+
+        running = self.injecting(meeting_downloads)
+        self.soak.reactor.pump([0.05] * int(soak.LANDING / 0.05 + 2))
+        self.successResultOf(running)
+        self.assertEqual(
+            self.soak.not_exercised,
+            ["redis BUSY (Lua script past lua-time-limit): no download of r02 under way within 60 s"],
+        )
+        self.assertFalse(self.passed())
+
+    def test_downloadUnderWay(self) -> None:
+        """
+        A report added whose download is under way lets the fault count as
+        injected.
+        """
+        status = {"services": {"download": {"in_flight": [{"report": "r02"}]}}}
+        self.soak.client = AnsweringClient({"status": json.dumps(status)})
+
+        async def meeting_downloads() -> None:
+            await self.soak.mid_run()
+
+        self.successResultOf(self.injecting(meeting_downloads))
+        self.assertEqual(self.soak.not_exercised, [])
+        self.assertEqual(self.soak.injected["redis BUSY (Lua script past lua-time-limit)"], 1)
         self.assertTrue(self.passed())
 
 
