@@ -11,11 +11,14 @@ import json
 import os
 import signal
 import sys
+import zipfile
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -314,6 +317,93 @@ class ExpectedWindowsTests(SynchronousTestCase):
         ]
         self.assertEqual(compare_windows(expected, entries), (0, 3))
         self.assertEqual(compare_windows(expected, entries[2:]), (1, 2))
+
+
+def zip_of_rows(path: Path, rows: int) -> None:
+    """
+    Write at C{path} a zip of one CSV member of C{rows} data rows.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("answer.csv", "A,B\n" + "".join(f"{n},x\n" for n in range(rows)))
+
+
+def table_of_rows(path: Path, rows: int) -> None:
+    """
+    Write at C{path} a Parquet file of C{rows} rows.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"a": list(range(rows))}), path)
+
+
+class AuditTablesTests(SynchronousTestCase):
+    """
+    The tables are audited window by window: a window missing and another
+    doubled do not make up for each other.
+    """
+
+    def audit(self, tables: dict[str, int]) -> dict[str, int]:
+        """
+        @param tables: The rows of each Parquet file of report C{r00}, by
+            its path under the report's tables.
+        @return: What L{Soak.audit_tables} counts for two windows of
+            C{r00}, each a zip of 3 rows, with those tables and a
+            C{harbourctl tables --check} that passes.
+        """
+        soaking = fake_soak(self, reports=1)
+        root = soaking.directory / "data" / "reports"
+        urls = {f"r00/2025-12-{day}.zip": f"http://oasis/{day}" for day in (30, 31)}
+        for name in urls:
+            zip_of_rows(root / name, 3)
+        for name, rows in tables.items():
+            table_of_rows(soaking.directory / "data" / "tables" / "r00" / name, rows)
+
+        async def harbourctl(*args: str) -> tuple[int, str]:
+            return 0, ""
+
+        self.patch(soaking, "harbourctl", harbourctl)
+        self.patch(sys, "stdout", io.StringIO())
+        return dict(self.successResultOf(Deferred.fromCoroutine(soaking.audit_tables(urls, root))))
+
+    def test_eachWindowItsRows(self) -> None:
+        """
+        Each window's rows in its table, one window's spread over two
+        days' directories: nothing wrong.
+        """
+        audit = self.audit(
+            {
+                "trading_date=2025-12-30/part-2025-12-30.parquet": 3,
+                "trading_date=2025-12-31/part-2025-12-31.parquet": 2,
+                "trading_date=2026-01-01/part-2025-12-31.parquet": 1,
+            }
+        )
+        self.assertEqual(audit, {"table_rows": 6, "tables_wrong": 0, "tables_check_failed": 0})
+
+    def test_doubledAndMissing(self) -> None:
+        """
+        A window's rows twice (its table and a revision's) and another
+        window's not at all, the total right, is wrong.
+        """
+        audit = self.audit(
+            {
+                "trading_date=2025-12-30/part-2025-12-30.parquet": 3,
+                "trading_date=2025-12-30/part-2025-12-30.rev1.parquet": 3,
+            }
+        )
+        self.assertEqual(audit, {"table_rows": 6, "tables_wrong": 1, "tables_check_failed": 0})
+
+    def test_doubledInTwoDays(self) -> None:
+        """
+        A window's rows in two days' directories, another's missing, is
+        wrong.
+        """
+        audit = self.audit(
+            {
+                "trading_date=2025-12-30/part-2025-12-30.parquet": 3,
+                "trading_date=2025-12-31/part-2025-12-30.parquet": 3,
+            }
+        )
+        self.assertEqual(audit["tables_wrong"], 1)
 
 
 class Stranger:
