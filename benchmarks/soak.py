@@ -77,8 +77,11 @@ table reports what was injected and whether anything was lost:
   soak, the fault listed as not exercised.
 
 Nothing is waited for without a bound: a command unanswered for a minute,
-a C{harbourctl} running ten minutes, or a process not ending within a
-minute of C{SIGTERM} (it is then killed) fails the soak, saying which.  A
+a C{harbourctl} running ten minutes, a line harbour or the worker must
+log not logged within 30 s (a configuration error after a bad save, its
+redis-server back after a kill, its start), or a process not ending
+within a minute of C{SIGTERM} (it is then killed) fails the soak, saying
+which.  A
 run no longer than C{--every} still injects one fault.  However the soak
 ends, by its verdict, an error or a signal (C{SIGTERM}, C{SIGINT}), it
 stops harbour, its redis-server and the worker and removes its temporary
@@ -126,6 +129,7 @@ from harbour.store.tasks import DOWNLOADING, FINAL_STATES, RETIRED
 from harbour.testing.simulator import Faults, OasisSimulator
 from harbour.testing.simulator.formats import day_start
 from tests.processes import (
+    PATIENCE,
     STOP_PATIENCE,
     DidNotEnd,
     WatchedProcess,
@@ -133,7 +137,6 @@ from tests.processes import (
     end_process,
     harbour_command,
     program,
-    redis_started,
     save,
     spawn,
     start_harbour,
@@ -541,9 +544,10 @@ class Soak:
         self.refuse_if_closing()
         self.daemon = start_harbour(self.reactor, self.directory, "--http", f"unix:{self.http_socket}")
         self.started.append(("harbour", self.daemon))
-        self.redis_pid = await redis_started(self.daemon)
-        await self.daemon.wait_for("store ready")
-        await self.daemon.wait_for("control port listening")
+        line = await self.logged(self.daemon, " ready on ", "harbour", " as it started")
+        self.redis_pid = int(line.split("redis-server ")[1].split()[0])
+        await self.logged(self.daemon, "store ready", "harbour", " as it started")
+        await self.logged(self.daemon, "control port listening", "harbour", " as it started")
         self.client = await self.bounded(
             connect(self.reactor, control_endpoint(self.directory), self.token()),
             "harbour's control port did not let the soak in",
@@ -572,8 +576,8 @@ class Soak:
         )
         self.started.append(("worker", self.worker))
         self.worker.ended.addCallback(self._worker_ended, self.worker)
-        await self.worker.wait_for("connected to hub")
-        await self.worker.wait_for("store ready")
+        await self.logged(self.worker, "connected to hub", "the worker", " as it started")
+        await self.logged(self.worker, "store ready", "the worker", " as it started")
         self.worker_owners.append(f"{host_name()}:{self.worker.transport.pid}")
 
     def _worker_ended(self, code: int | None, worker: WatchedProcess) -> None:
@@ -646,6 +650,28 @@ class Soak:
     def token(self) -> str:
         return read_token(self.directory / "data" / "amp.token")
 
+    async def logged(
+        self, process: WatchedProcess, text: str, who: str, when: str = "", after: int = 0
+    ) -> str:
+        """
+        Wait for C{process} to log a line holding C{text}.
+
+        @param who: What the process is, and C{when} what it is waited
+            for after, for the failure's message.
+        @param after: Only its lines from this index on count.
+        @return: The first such line.
+        @raise Stuck: if none came within L{PATIENCE} seconds, or the
+            process ended first (its output is kept with the soak's
+            directory): what the wait was for is said, not a bare timeout.
+        """
+        try:
+            line: str = await process.wait_for(text, after)
+        except TimeoutError:
+            raise Stuck(f"{who} did not log {text!r}{when} within {PATIENCE:g} s") from None
+        except AssertionError:
+            raise Stuck(f"{who} ended before it logged {text!r}{when}") from None
+        return line
+
     async def bounded(self, d: Deferred, what: str, patience: float = REPLY_PATIENCE) -> Any:
         """
         @return: What C{d} fires with.
@@ -707,7 +733,9 @@ class Soak:
     async def kill_redis(self) -> None:
         after = len(self.daemon.lines)
         os.kill(self.redis_pid, 9)
-        line = await self.daemon.wait_for(" ready on ", after=after)
+        line = await self.logged(
+            self.daemon, " ready on ", "harbour", " after its redis-server was killed", after
+        )
         self.redis_pid = int(line.split("redis-server ")[1].split()[0])
 
     async def redis_side(self) -> Any:
@@ -857,7 +885,9 @@ class Soak:
             self.directory / "config" / "manifest.toml",
             self.manifest.replace("concurrency = 4", "concurrency = ["),
         )
-        await self.daemon.wait_for("config error", after=after)
+        await self.logged(
+            self.daemon, "config error", "harbour", " after a malformed manifest.toml was saved", after
+        )
         kept = (await self.status())["services"]["download"]["concurrency"] == 4
         self.tried(
             "malformed TOML save", "config.error, old config kept" if kept else "CHANGED", refused=kept
@@ -897,7 +927,7 @@ class Soak:
             what, taken = "manifest start after end", "publishing manifest"
             day_after = self.last + datetime.timedelta(days=1)
             save(config / "manifest.toml", self.manifest_text(day_after, self.last))
-        await self.daemon.wait_for("config error", after=after)
+        await self.logged(self.daemon, "config error", "harbour", f" after a save with the {what}", after)
         changed = any(taken in line for line in self.daemon.lines[after:])
         self.tried(what, "CHANGED" if changed else "config.error, old config kept", refused=not changed)
         save(config / "manifest.toml", self.manifest)

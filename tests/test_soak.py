@@ -126,6 +126,37 @@ class BoundedWaitTests(SynchronousTestCase):
         process.processEnded(Failure(ProcessTerminated(exitCode=2)))
         self.assertEqual(self.successResultOf(running), (2, "error: no such thing"))
 
+    def test_configErrorNeverLogged(self) -> None:
+        """
+        A daemon that never logs the configuration error a malformed save
+        must give fails the soak with L{Stuck} after L{PATIENCE} seconds,
+        saying what it waited for.
+        """
+        self.soak.daemon, transport = watched(self.reactor)
+        saving = Deferred.fromCoroutine(self.soak.malformed_config())
+        self.reactor.advance(PATIENCE - 1)
+        self.assertNoResult(saving)
+        self.reactor.advance(1)
+        failure = self.failureResultOf(saving, Stuck)
+        self.assertEqual(
+            str(failure.value),
+            "harbour did not log 'config error' after a malformed manifest.toml was saved within 30 s",
+        )
+
+    def test_workerEndedBeforeLogging(self) -> None:
+        """
+        A worker that ends before it says it is connected fails the soak
+        with L{Stuck}, saying so.
+        """
+        started = self.spawned()
+        starting = Deferred.fromCoroutine(self.soak.start_worker())
+        [(process, transport)] = started
+        process.processEnded(Failure(ProcessTerminated(exitCode=1)))
+        failure = self.failureResultOf(starting, Stuck)
+        self.assertEqual(
+            str(failure.value), "the worker ended before it logged 'connected to hub' as it started"
+        )
+
     def test_workerThatDoesNotEnd(self) -> None:
         """
         A worker still running L{STOP_PATIENCE} seconds after the soak's
