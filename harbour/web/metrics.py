@@ -128,6 +128,12 @@ class SnapshotCollector(Collector):
         )
         redis.add_metric([], 1.0 if shot.redis_up else 0.0)
         yield redis
+        refresh = GaugeMetricFamily(
+            "harbour_refresh_failing",
+            "Whether the refreshes of the tasks fail (1) or not (0): new windows go unasked meanwhile.",
+        )
+        refresh.add_metric([], 1.0 if shot.refresh_error else 0.0)
+        yield refresh
         ready = GaugeMetricFamily("harbour_ready", "Whether /readyz answers 200 (1) or 503 (0).")
         ready.add_metric([], 0.0 if shot.ready else 1.0)
         yield ready

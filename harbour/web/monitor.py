@@ -292,6 +292,7 @@ class Monitor(Service):
             views.append(self._view(report, counts.get(report, {}), recent.get(report, {}), now))
         store = services.get("store") or {}
         config = services.get("config") or {}
+        work = services.get("work") or {}
         self.current = Snapshot(
             taken=now,
             version=__version__,
@@ -306,7 +307,9 @@ class Monitor(Service):
             config_errors=tuple(config.get("errors") or ()),
             redis_connected=bool(self.tally.redis_up),
             redis_failing=(self._outage or "") if self.tally.redis_up else "",
+            redis_error=str(store.get("last_error") or ""),
             redis=str(store.get("redis") or ""),
+            refresh_error=_refresh_error(work.get("refresh_error")),
             ready=self._unready(),
             workers=dict(services.get("workers") or {}),
             publications=dict(services.get("publications") or {}),
@@ -393,6 +396,16 @@ def _task_counts(work: object) -> dict[str, dict[str, int]] | None:
     if not isinstance(tasks, dict) or isinstance(tasks.get("error"), str):
         return None
     return {report: dict(counts) for report, counts in tasks.items() if isinstance(counts, dict)}
+
+
+def _refresh_error(error: object) -> dict[str, str] | None:
+    """
+    @return: The C{work} service's C{refresh_error}, as its C{Status} says
+        it (C{since} and C{error}), or L{None} if there is none.
+    """
+    if not isinstance(error, dict):
+        return None
+    return {"since": str(error.get("since") or ""), "error": str(error.get("error") or "")}
 
 
 def _copy(nested: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:

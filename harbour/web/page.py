@@ -64,9 +64,12 @@ def overall(shot: Snapshot) -> tuple[int, str]:
             "redis": shot.redis,
             # An outage under way while connected: when it began is not kept.
             "outage_since": 0.0 if shot.redis_failing else None,
-            "last_error": shot.redis_failing,
+            # Not connected, the check names the store's last error, as
+            # Status said it; connected, the outage's under way.
+            "last_error": shot.redis_failing if shot.redis_connected else shot.redis_error,
         },
         "config": {"errors": list(shot.config_errors)},
+        "work": {"refresh_error": shot.refresh_error},
     }
     judged = verdict(document)
     return judged.code, judged.summary
@@ -102,6 +105,9 @@ def summary(shot: Snapshot) -> Tag:
     )
     problems = [shot.ready] if shot.ready else []
     problems += [f"config error: {error}" for error in shot.config_errors]
+    if shot.refresh_error:
+        # As harbourctl status says it.
+        problems.append(f"refreshes fail since {shot.refresh_error['since']}: {shot.refresh_error['error']}")
     overview = tags.section(id="overview")(
         tags.h2(
             tags.span(CHECK_WORDS[code], class_=f"badge {('ok', 'warning', 'critical')[code]}"), " ", line

@@ -54,6 +54,13 @@ class Snapshot:
     @ivar redis_connected: Whether the store is connected to Redis.
     @ivar redis_failing: While the store is connected but an outage is
         under way, the last error of it; C{""} otherwise.
+    @ivar redis_error: The store's last error as C{Status} last said it
+        (kept after the outage it ended, so of use while Redis is not up
+        only).
+    @ivar refresh_error: While the refreshes of the tasks fail, C{{"since":
+        ISO time of the first failure of the run, "error": the last one's
+        message}}, as the C{work} service's C{Status} says; L{None}
+        otherwise.
     """
 
     taken: float
@@ -69,6 +76,8 @@ class Snapshot:
     config_errors: Sequence[str] = ()
     redis_connected: bool = False
     redis_failing: str = ""
+    redis_error: str = ""
+    refresh_error: Mapping[str, str] | None = None
     redis: str = ""
     ready: str = "starting"
     workers: Mapping[str, Mapping[str, Any]] = attr.ib(factory=dict)

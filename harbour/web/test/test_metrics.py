@@ -19,6 +19,7 @@ from twisted.web.template import Tag, flattenString
 from harbour import __version__
 from harbour.bus import Bus
 from harbour.config.watcher import ConfigService
+from harbour.web.health import verdict
 from harbour.web.metrics import registry
 from harbour.web.monitor import Monitor
 from harbour.web.page import overall, summary
@@ -361,6 +362,45 @@ class HealthOnClockTests(SynchronousTestCase):
         self.assertEqual(self.monitor.current.ready, "")
         self.assertEqual(scrape(self.monitor)[("harbour_redis_up", ())], 1.0)
         self.assertIn("Redis <b>up</b>", flatten(summary(self.monitor.current)))
+
+    def test_refreshFailing(self) -> None:
+        """
+        While the refreshes of the tasks fail, the page's verdict is the
+        check's warning, word for word, its problems say since when and
+        why as C{harbourctl status} does, and C{harbour_refresh_failing}
+        reads 1; once a refresh works, all of it is gone.
+        """
+        self.bus.publish("work", {}, retain=True)
+        failure = {"since": "2026-11-24T20:00:00Z", "error": "cannot reach OASIS"}
+        self.daemon.services = healthy_services(work={"tasks": {}, "refresh_error": failure})
+        self.clock.advance(5)
+        check = verdict(dict(self.daemon.services, monitor=self.monitor.status()))
+        self.assertEqual(check.code, 1)
+        self.assertEqual(overall(self.monitor.current), (check.code, check.summary))
+        self.assertIn(
+            "<li>refreshes fail since 2026-11-24T20:00:00Z: cannot reach OASIS</li>",
+            flatten(summary(self.monitor.current)),
+        )
+        self.assertEqual(scrape(self.monitor)[("harbour_refresh_failing", ())], 1.0)
+        self.daemon.services = healthy_services(work={"tasks": {}, "refresh_error": None})
+        self.clock.advance(5)
+        self.assertEqual(overall(self.monitor.current)[0], 0)
+        self.assertNotIn("refreshes fail", flatten(summary(self.monitor.current)))
+        self.assertEqual(scrape(self.monitor)[("harbour_refresh_failing", ())], 0.0)
+
+    def test_redisDownLine(self) -> None:
+        """
+        With the store not connected, the page's verdict names the store's
+        last error, as the check does, rather than Redis's address.
+        """
+        self.bus.publish("work", {}, retain=True)
+        lost = "not connected to Redis at unix:///run/harbour/redis.sock?db=0"
+        store = {"connected": False, "redis": "unix:///run/harbour/redis.sock?db=0", "last_error": lost}
+        self.daemon.services = healthy_services(store=store)
+        self.clock.advance(5)
+        check = verdict(dict(self.daemon.services, monitor=self.monitor.status()))
+        self.assertEqual(check.summary, f"HARBOUR CRITICAL - Redis not connected ({lost}); 0 reports")
+        self.assertEqual(overall(self.monitor.current), (check.code, check.summary))
 
     def test_stopping(self) -> None:
         """
