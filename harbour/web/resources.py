@@ -25,7 +25,6 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import EncodingResourceWrapper, IResource, Resource
 from twisted.web.server import NOT_DONE_YET, GzipEncoderFactory, Request
-from twisted.web.static import Data
 from twisted.web.template import Tag, tags
 
 from harbour.web.assets import SCRIPT, STYLE
@@ -73,9 +72,21 @@ def headless(request: Request, body: int | bytes) -> int | bytes:
 
 class HeadAsGet(Resource):
     """
-    A resource that answers C{HEAD} as it answers C{GET}, without the body
-    (see L{headless}).
+    A leaf resource: it answers its own path only, a path under it with
+    L{NotFound} (Twisted hands a leaf every path under it); and C{HEAD} as
+    it answers C{GET}, without the body (see L{headless}).
     """
+
+    isLeaf = True
+
+    def render(self, request: Request) -> int | bytes:
+        """
+        @return: L{NotFound}'s answer for a path under this one, else this
+            resource's own.
+        """
+        if request.postpath:
+            return NotFound().render(request)
+        return super().render(request)
 
     def render_HEAD(self, request: Request) -> int | bytes:
         """
@@ -118,6 +129,26 @@ class Folder(Resource):
         @return: C{404}.
         """
         return NotFound().render(request)
+
+
+@attr.s(eq=False)
+class Asset(HeadAsGet):
+    """
+    One of the page's files: the same bytes for every C{GET}.
+    """
+
+    data: bytes = attr.ib(repr=False)
+    content_type: bytes = attr.ib()
+
+    def __attrs_post_init__(self) -> None:
+        Resource.__init__(self)
+
+    def render_GET(self, request: Request) -> bytes:
+        """
+        @return: The file.
+        """
+        request.setHeader(b"content-type", self.content_type)
+        return self.data
 
 
 @attr.s(eq=False)
@@ -565,8 +596,8 @@ def site_root(monitor: Monitor, registry: CollectorRegistry, token: str | None) 
     root.putChild(b"favicon.ico", NoIcon())
     root.putChild(b"readyz", Readyz(monitor))
     assets = Folder()
-    assets.putChild(b"page.css", Data(STYLE.encode(), "text/css; charset=utf-8"))
-    assets.putChild(b"page.js", Data(SCRIPT.encode(), "text/javascript; charset=utf-8"))
+    assets.putChild(b"page.css", Asset(STYLE.encode(), b"text/css; charset=utf-8"))
+    assets.putChild(b"page.js", Asset(SCRIPT.encode(), b"text/javascript; charset=utf-8"))
     root.putChild(b"assets", assets)
     if token is not None:
         root.putChild(b"login", Login(token))

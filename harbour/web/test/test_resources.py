@@ -474,8 +474,11 @@ class HeadTests(SynchronousTestCase):
         assert channel is not None
         transport = StringTransport()
         channel.makeConnection(transport)
-        self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
         channel.dataReceived(b"\r\n".join([method + b" " + path + b" HTTP/1.1", *headers, b"", b""]))
+        # Closed at once (every answer here is whole by now): the site
+        # answers only so many open connections of one host, and shuts the
+        # others without a word.
+        channel.connectionLost(Failure(ConnectionDone()))
         head, ignored, body = transport.value().partition(b"\r\n\r\n")
         status, *lines = head.split(b"\r\n")
         kept = sorted(
@@ -506,10 +509,44 @@ class HeadTests(SynchronousTestCase):
                         [b"Host: localhost", f"Authorization: Bearer {TOKEN}".encode()],
                     ):
                         get = self.ask(site, b"GET", path, headers)
+                        self.assertTrue(get[0].startswith(b"HTTP/1.1 "), (token, path, headers))
                         logged = capture_log(self)
                         status, lines, body = self.ask(site, b"HEAD", path, headers)
                         self.assertEqual(logged, [], (token, path, headers))
                         self.assertEqual((status, lines, body), (get[0], get[1], b""), (token, path, headers))
+
+    def test_underLeaves(self) -> None:
+        """
+        A path under one that answers (a leaf of the tree, which Twisted
+        hands every path under it) is answered 404 C{no such page}, as any
+        other path nothing answers, to C{GET} and (without its body, and
+        logging nothing) to C{HEAD}; with the token or without it.
+        """
+        under = [
+            b"//metrics",
+            b"/live/",
+            b"/live/x",
+            b"/metrics/x",
+            b"/healthz/x",
+            b"/readyz/x",
+            b"/favicon.ico/x",
+            b"/assets/page.css/x",
+            b"/assets/page.js/x/y",
+        ]
+        for token in (None, TOKEN):
+            fixture = Fixture(self)
+            site = HttpService(fixture.clock, DEFAULT_HTTP, fixture.monitor, token).site()  # type: ignore[arg-type]
+            paths = [*under, b"/login/x"] if token else under
+            headers = [b"Host: localhost", f"Authorization: Bearer {TOKEN}".encode()]
+            for path in paths:
+                status, lines, body = self.ask(site, b"GET", path, headers)
+                self.assertEqual(
+                    (status, body), (b"HTTP/1.1 404 Not Found", b"no such page\n"), (token, path)
+                )
+                self.assertIn(b"Content-Type: text/plain; charset=utf-8", lines, (token, path))
+                logged = capture_log(self)
+                status, lines, body = self.ask(site, b"HEAD", path, headers)
+                self.assertEqual((status, body, logged), (b"HTTP/1.1 404 Not Found", b"", []), (token, path))
 
     def test_smallReprs(self) -> None:
         """
