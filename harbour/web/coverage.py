@@ -165,8 +165,11 @@ class Coverage:
     #: {report: its requests, as last laid out}
     _asked: dict[str, list[ReportURL]] = attr.ib(factory=dict, init=False)
     _lines: dict[str, _Line] = attr.ib(factory=dict, init=False)
-    #: {file name: (report, day indexes it covers)}
-    _where: dict[str, tuple[str, list[int]]] = attr.ib(factory=dict, init=False)
+    #: {file name: (report, ordinals of the first and last trading days it
+    #: covers, POSIX time its window ends)}: days as ordinals, not as
+    #: indexes in the row, so that a row that loses days at its start
+    #: keeps the others' as they are.
+    _where: dict[str, tuple[str, int, int, float]] = attr.ib(factory=dict, init=False)
     #: {file name: (task state, revision)}, of the files on the map only:
     #: names of retired windows, removed reports or anyone's events would
     #: otherwise pile up for as long as the daemon runs.
@@ -184,7 +187,10 @@ class Coverage:
         only the rows of reports whose requests changed are laid out again
         (and marked changed), and the layout's version moves only when
         reports come or go, so that a page redraws the rows that changed
-        rather than the whole map.
+        rather than the whole map.  A row whose requests only lost their
+        first windows and gained new ones after their last, as every row
+        does when a trading day passes, is changed in place (laying out a
+        million days again takes the reactor seconds).
         """
         if requests is self._requests:
             return
@@ -199,14 +205,22 @@ class Coverage:
         self.version += 1
         if grouped.keys() != self._lines.keys():
             self.layout_version = self.version
-        dropped = [name for report in (*gone, *changed) for name in self._forget(report)]
+        dropped = [name for report in gone for name in self._forget(report)]
         # Reports share their windows' bounds: each is turned into a
         # trading day once.
-        days: dict[datetime.datetime, datetime.date] = {}
+        days: dict[datetime.datetime, int] = {}
+        again = []
         for report in changed:
+            moved = self._move(report, grouped[report], days)
+            if moved is None:
+                dropped += self._forget(report)
+                again.append(report)
+            else:
+                dropped += moved
             self._asked[report] = grouped[report]
-            self._lines[report] = self._lay_out(report, grouped[report], days)
             self._touched[report] = self.version
+        for report in again:
+            self._lines[report] = self._lay_out(report, grouped[report], days)
         self._lines = {report: self._lines[report] for report in sorted(self._lines)}
         for name in dropped:
             if name not in self._where:
@@ -243,20 +257,20 @@ class Coverage:
         self._touched.pop(report, None)
         return forgotten
 
-    def _lay_out(
-        self, report: str, requests: Sequence[ReportURL], days: dict[datetime.datetime, datetime.date]
-    ) -> _Line:
+    def _spans(
+        self, requests: Sequence[ReportURL], days: dict[datetime.datetime, int]
+    ) -> list[tuple[str, int, int, float]]:
         """
-        @param days: The trading day of each instant already worked out
-            (by this layout or another), added to.
-        @return: C{report}'s row for its C{requests}, each day counted from
-            the task states known.
+        @param days: The trading day (as an ordinal) of each instant already
+            worked out (by this layout or another), added to.
+        @return: (file name, ordinals of its first and last trading days,
+            POSIX time its window ends) of each request.
         """
 
-        def day_of(instant: datetime.datetime) -> datetime.date:
+        def day_of(instant: datetime.datetime) -> int:
             day = days.get(instant)
             if day is None:
-                day = days[instant] = instant.astimezone(self.zone).date()
+                day = days[instant] = instant.astimezone(self.zone).date().toordinal()
             return day
 
         spans = []
@@ -264,18 +278,105 @@ class Coverage:
             first = day_of(request.window_start)
             # A window's last instant, not its end: the end is the next one's start.
             last = day_of(request.window_end - _INSTANT)
-            spans.append((first, max(first, last), request.window_end.timestamp(), request.filename))
-        start = min(span[0] for span in spans)
-        length = (max(span[1] for span in spans) - start).days + 1
-        line = _Line(start, [[] for _ in range(length)], [0.0] * length, [DayCounts()] * length)
-        for first, last, end, filename in spans:
-            covered = list(range((first - start).days, (last - start).days + 1))
-            self._where[filename] = (report, covered)
-            for index in covered:
+            spans.append((request.filename, first, max(first, last), request.window_end.timestamp()))
+        return spans
+
+    def _place(self, report: str, line: _Line, spans: Iterable[tuple[str, int, int, float]]) -> set[int]:
+        """
+        Put the files of C{spans} on C{report}'s row C{line}, which holds
+        their days.
+
+        @return: The indexes of the days they cover.
+        """
+        base = line.first.toordinal()
+        covered: set[int] = set()
+        for filename, first, last, end in spans:
+            self._where[filename] = (report, first, last, end)
+            for index in range(first - base, last - base + 1):
                 line.files[index].append(filename)
                 line.ends[index] = max(line.ends[index], end)
+                covered.add(index)
+        return covered
+
+    def _lay_out(
+        self, report: str, requests: Sequence[ReportURL], days: dict[datetime.datetime, int]
+    ) -> _Line:
+        """
+        @param days: See L{_spans}.
+        @return: C{report}'s row for its C{requests}, each day counted from
+            the task states known.
+        """
+        spans = self._spans(requests, days)
+        start = min(span[1] for span in spans)
+        length = max(span[2] for span in spans) - start + 1
+        line = _Line(
+            datetime.date.fromordinal(start),
+            [[] for _ in range(length)],
+            [0.0] * length,
+            [DayCounts()] * length,
+        )
+        self._place(report, line, spans)
         line.cells = [self._count(files) for files in line.files]
         return line
+
+    def _move(
+        self, report: str, requests: list[ReportURL], days: dict[datetime.datetime, int]
+    ) -> list[str] | None:
+        """
+        Change C{report}'s row in place for its new C{requests}, if they
+        are those it was laid out for less some first ones, and more after
+        the last: the others' days and states stay as they are.
+
+        @param days: See L{_spans}.
+        @return: The names of the files taken off the row (as L{_forget}),
+            or L{None} if the change is another (the row is as it was).
+        """
+        line, asked = self._lines.get(report), self._asked.get(report)
+        if line is None or not asked or not requests:
+            return None
+        try:
+            head = asked.index(requests[0])
+        except ValueError:
+            return None
+        kept = len(asked) - head
+        if kept > len(requests) or asked[head:] != requests[:kept]:
+            return None
+        added = self._spans(requests[kept:], days)
+        base = line.first.toordinal()
+        if any(first < base for ignored, first, ignored_last, ignored_end in added):
+            return None
+        dropped, touched = [], set()
+        for request in asked[:head]:
+            found = self._where.get(request.filename)
+            if found is None or found[0] != report:
+                continue
+            del self._where[request.filename]
+            dropped.append(request.filename)
+            for index in range(found[1] - base, found[2] - base + 1):
+                line.files[index].remove(request.filename)
+                touched.add(index)
+        grow = max((span[2] - base + 1 for span in added), default=0) - len(line.files)
+        if grow > 0:
+            line.files.extend([] for _ in range(grow))
+            line.ends.extend([0.0] * grow)
+            line.cells.extend([DayCounts()] * grow)
+        touched |= self._place(report, line, added)
+        for index in touched:
+            files = line.files[index]
+            line.ends[index] = max((self._where[name][3] for name in files), default=0.0)
+            line.cells[index] = self._count(files)
+        # The row spans the days its files cover, as if laid out anew.
+        if not (line.files[0] and line.files[-1]):
+            held = [index for index, files in enumerate(line.files) if files]
+            low, high = held[0], held[-1] + 1
+            line.files, line.ends, line.cells = (
+                line.files[low:high],
+                line.ends[low:high],
+                line.cells[low:high],
+            )
+            line.first = datetime.date.fromordinal(base + low)
+        line.row = None
+        return dropped
 
     def _count(self, files: Iterable[str]) -> DayCounts:
         downloaded = empty = pending = failed = revised = 0
@@ -306,10 +407,11 @@ class Coverage:
         if found is None:
             return
         self._tasks[filename] = (state, revision)
-        report, days = found
+        report, first, last, ignored = found
         line = self._lines[report]
+        base = line.first.toordinal()
         changed = False
-        for index in days:
+        for index in range(first - base, last - base + 1):
             counts = self._count(line.files[index])
             if counts != line.cells[index]:
                 line.cells[index] = counts

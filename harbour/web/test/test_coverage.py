@@ -217,6 +217,121 @@ class CoverageTests(SynchronousTestCase):
         self.assertEqual(self.coverage.row("lmp").states, "WWFD")
 
 
+def spanning(report: str, first: datetime.date, days: int) -> ReportURL:
+    """
+    @return: One request of C{report} whose window spans C{days} trading
+        days from C{first}.
+    """
+    each = day_requests(report, first, days)
+    name = f"{report}/{first.isoformat()}+{days}.zip"
+    return ReportURL(each[0].url + "+", name, report, each[0].window_start, each[-1].window_end)
+
+
+class MovedRowTests(SynchronousTestCase):
+    """
+    A row whose requests lost their first windows and gained new ones
+    after their last, as every row's do when a trading day passes, changed
+    in place: the same as if laid out anew.
+    """
+
+    def moved_and_anew(
+        self, before: list[ReportURL], after: list[ReportURL], states: dict[str, str]
+    ) -> tuple[Coverage, Coverage]:
+        """
+        @param states: The task state of files, known before the change.
+        @return: A map laid out for C{before}, the states recorded, then
+            given C{after}; and one laid out for C{after} only, the states
+            of C{before}'s files recorded (the first map keeps the states
+            of its own files only).
+        """
+        moved, anew = Coverage(), Coverage()
+        moved.set_requests(before)
+        for filename, state in states.items():
+            moved.record(filename, state)
+        moved.set_requests(after)
+        anew.set_requests(after)
+        kept = {request.filename for request in before}
+        for filename, state in states.items():
+            if filename in kept:
+                anew.record(filename, state)
+        return moved, anew
+
+    def assertSameMap(self, moved: Coverage, anew: Coverage, names: list[str]) -> None:
+        """
+        C{moved} and C{anew} have the same rows, newest days to mirror and
+        files, and stay the same when each of C{names} is downloaded.
+        """
+        for name in [None, *names]:
+            if name is not None:
+                moved.record(name, DOWNLOADED)
+                anew.record(name, DOWNLOADED)
+            self.assertEqual(moved.rows(), anew.rows(), name)
+            for report in anew.reports():
+                self.assertEqual(moved.newest_unmirrored(report), anew.newest_unmirrored(report), name)
+            self.assertEqual([moved.knows(n) for n in names], [anew.knows(n) for n in names])
+
+    def test_dayPasses(self) -> None:
+        """
+        A day passes under a start relative to today: the row loses its
+        first day and gains one, keeps its other days' states, is handed out
+        as changed, and is not laid out again.
+        """
+        days = day_requests("lmp", FIRST, 6)
+        coverage = Coverage()
+        coverage.set_requests(days[:5] + day_requests("load", FIRST, 2))
+        for request in days[:3]:
+            coverage.record(request.filename, DOWNLOADED)
+        load = coverage.row("load")
+        version = coverage.version
+        laid_out: list[str] = []
+        lay_out = coverage._lay_out
+
+        def counted(report: str, *args: object) -> object:
+            laid_out.append(report)
+            return lay_out(report, *args)  # type: ignore[arg-type]
+
+        coverage._lay_out = counted  # type: ignore[method-assign, assignment]
+        coverage.set_requests(days[1:] + day_requests("load", FIRST, 2))
+        self.assertEqual(laid_out, [])
+        changed = coverage.changed_since(version)
+        assert changed is not None
+        self.assertEqual(
+            [(row.report, row.first, row.states) for row in changed],
+            [("lmp", FIRST + datetime.timedelta(days=1), "DDWWW")],
+        )
+        self.assertIs(coverage.row("load"), load)
+        self.assertFalse(coverage.knows(days[0].filename))
+        coverage.record(days[5].filename, FAILED)
+        self.assertEqual(coverage.row("lmp").states, "DDWWF")
+
+    def test_sameAsLaidOutAnew(self) -> None:
+        """
+        Windows appended (after a gap too), first ones dropped, a dropped
+        window that spanned the others' days (before and after them), and
+        a window before the row's first day: the map is the one laid out
+        anew for the same requests, also as tasks move afterwards.
+        """
+        days = day_requests("lmp", FIRST, 12)
+        week = spanning("lmp", FIRST, 7)
+        states = {
+            days[n].filename: state for n, state in enumerate([DOWNLOADED, EMPTY, FAILED, DOWNLOADED] * 3)
+        }
+        states[week.filename] = DOWNLOADED
+        cases = [
+            (days[:4], days[:5]),
+            (days[:4], days[2:7]),
+            (days[:4], days[:4] + days[8:10]),
+            ([week, *days[2:5]], days[2:6]),
+            ([week, days[3]], [days[3], days[9]]),
+            (days[3:6], [*days[3:6], days[1]]),
+            (days[:3], [*days[:3], week]),
+        ]
+        names = [request.filename for request in [*days, week]]
+        for before, after in cases:
+            moved, anew = self.moved_and_anew(before + day_requests("load", FIRST, 1), after, states)
+            self.assertSameMap(moved, anew, names)
+
+
 def utc_days(report: str, first: datetime.date, days: int) -> list[ReportURL]:
     """
     @return: One request per UTC day of C{report}, from C{first}.
