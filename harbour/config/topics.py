@@ -45,6 +45,8 @@ from harbour.config.checks import (
 )
 from harbour.oasis.catalogue import (
     CSV_RESULTFORMAT,
+    GROUP,
+    LONGEST_DAY_HOURS,
     UNIVERSAL_PARAMS,
     CatalogueEntry,
     check_request,
@@ -350,8 +352,10 @@ class ReportTopic(Topic):
         other report the catalogue knows may; a report OASIS serves only
         current data of, asked for once each window is over, gets
         L{CURRENT_WINDOW} and is refused a window of a day or more, which
-        would never be asked for (see L{_asked_once_over}); another
-        report's window defaults to a day.  Without a C{version}, a report
+        would never be asked for (see L{_asked_once_over}); a group
+        answered a whole trading day at a time is refused a window shorter
+        than a day (see L{_whole_day_answers}); another report's window
+        defaults to a day.  Without a C{version}, a report
         gets the catalogue's (L{CatalogueEntry.default_version}), another
         L{DEFAULT_VERSION}.  Each check is skipped if a field it reads was
         refused (see L{Topic.check_whole}).
@@ -430,6 +434,7 @@ class ReportTopic(Topic):
                     "default)"
                 )
                 yield "window", never
+            yield from _whole_day_answers(entry, given, hours)
         for message in check_request(entry, hours, params):
             key = "window" if "window of" in message else "params"
             # The parameters a report requires depend on its market.
@@ -501,6 +506,34 @@ def _asked_once_over(entry: CatalogueEntry, values: Mapping[str, Any]) -> str | 
     if delay is None:
         delay = entry.publication_for(values.get("market_run_id"))
     return delay if offset_hours(delay) >= 0 else None
+
+
+def _whole_day_answers(entry: CatalogueEntry, given: str, hours: int) -> Iterable[tuple[str, str]]:
+    """
+    Refuse a window shorter than a day for a group whose requests carry no
+    C{enddatetime} (the catalogue's C{enddatetime = false}, every group
+    but the HASP and real-time ones): OASIS answers such a request with
+    the whole trading day that C{startdatetime} begins (spec section 2.2),
+    so each window of the day would bring the day again, its rows written
+    once per window.  A group OASIS serves only current data of answers
+    the current interval instead, and a month group, whose answer is its
+    month whatever the window, is warned about (L{ReportTopic.warnings}).
+
+    @param given: The window as configured, such as C{"6h"}.
+    @param hours: Its length in hours.
+    @return: C{(key, message)} problems.
+    """
+    if entry.kind != GROUP or entry.enddatetime or entry.monthly or not entry.history or hours >= 24:
+        return
+    asked = -(-LONGEST_DAY_HOURS // hours)
+    refusal = (
+        f"{entry.name}: OASIS answers a GroupZip request with the whole trading day that startdatetime "
+        f'begins, whatever window is asked (spec section 2.2: "The data content will be for entire day '
+        f'[...] you can only request for single day"; enddatetime is "Only applicable for HASP,RTM '
+        f'groups"): a window of {given} would ask for each day up to {asked} times, each answer the '
+        f'whole day; give "1d" (the default)'
+    )
+    yield "window", refusal
 
 
 def _unknown_key(key: str, fields: Iterable[str]) -> str:

@@ -212,6 +212,16 @@ class ParseTests(SynchronousTestCase):
             ],
         )
 
+    def test_dayGroupHoursAtItsLine(self) -> None:
+        """
+        A day group given a window of hours is refused at the line of its
+        window, saying why.
+        """
+        source = '[[reports]]\nname = "g"\ngroupid = "DAM_LMP_GRP"\n\nwindow = "1h"\n'
+        ignored, problems = self.parse(source)
+        self.assertEqual([(p.line, p.key) for p in problems], [(5, "reports[0].window")])
+        self.assertIn("whole trading day", problems[0].message)
+
     def test_duplicateReportName(self) -> None:
         """
         Two reports with one name are an error at the second.

@@ -52,7 +52,7 @@ FULL: dict[str, dict[str, Any]] = {
         "market_run_id": "DAM",
         "version": 12,
         "resultformat": "csv",
-        "window": "12h",
+        "window": "1d",
         "params": {"grp_type": "ALL_APNODES", "node": "N1"},
         "start": "-1y",
         "end": "2025-01-31",
@@ -721,6 +721,34 @@ class CatalogueRulesTests(SynchronousTestCase):
         self.assertEqual(ReportTopic(name="r", groupid="CURR_LMP_GRP", window="23h").window, "23h")
         ahead = ReportTopic(name="r", groupid="CURR_LMP_GRP", window="1d", publication_delay="-1h")
         self.assertEqual(ahead.window, "1d")
+
+    def test_dayGroupHoursRefused(self) -> None:
+        """
+        A window shorter than a day for a group whose requests carry no
+        C{enddatetime} is refused, quoting spec section 2.2: OASIS answers
+        each with the whole trading day, so each day would be asked for
+        as many times as it has windows.  A day, 25 hours, an hourly group
+        (which carries C{enddatetime}), a group OASIS serves only current
+        data of and a group the catalogue does not know may have their
+        windows.
+        """
+        for window, times in [("1h", 25), ("6h", 5), ("23h", 2)]:
+            error = self.assertRaises(TopicError, ReportTopic, name="r", groupid="DAM_LMP_GRP", window=window)
+            [(key, message)] = error.problems
+            self.assertEqual(key, "window")
+            self.assertIn("DAM_LMP_GRP: OASIS answers a GroupZip request with the whole trading day", message)
+            self.assertIn("spec section 2.2", message)
+            self.assertIn(f"a window of {window} would ask for each day up to {times} times", message)
+        self.assertRaises(TopicError, ReportTopic, name="r", groupid="CB_REF_PRC_GRP", window="12h")
+        for values in [
+            {"groupid": "DAM_LMP_GRP", "window": "1d"},
+            {"groupid": "DAM_LMP_GRP", "window": "24h"},
+            {"groupid": "DAM_LMP_GRP", "window": "25h"},
+            {"groupid": "HASP_LMP_GRP", "window": "1h"},
+            {"groupid": "CURR_LMP_GRP", "window": "1h"},
+            {"groupid": "NEW_GRP", "window": "6h"},
+        ]:
+            self.assertEqual(ReportTopic(name="r", **values).window, values["window"])  # type: ignore[arg-type]
 
     def test_missingRequiredParameter(self) -> None:
         """

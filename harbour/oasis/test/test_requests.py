@@ -263,11 +263,10 @@ class URLTests(SynchronousTestCase):
 
     def test_groupZipKeepsEnd(self) -> None:
         """
-        A day group asked for in hours, and a group the catalogue does not
-        know, keep their C{enddatetime}: without it OASIS would answer the
-        whole day, or may need it.
+        A group the catalogue does not know keeps its C{enddatetime},
+        asked for in hours or days: it may need it.
         """
-        hours = ReportTopic(name="grp", groupid="DAM_LMP_GRP", kind="group_zip", window="6h")
+        hours = ReportTopic(name="grp", groupid="NEW_GRP", kind="group_zip", window="6h")
         unknown = ReportTopic(name="new", groupid="NEW_GRP", kind="group_zip", window="1d")
         requests = urls("2025-01-15", "2025-01-15", hours, unknown)
         self.assertEqual(len(requests), 5)
