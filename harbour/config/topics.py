@@ -52,6 +52,7 @@ from harbour.oasis.catalogue import (
     check_request,
     load_catalogue,
     offset_hours,
+    span_hours,
 )
 from harbour.oasis.catalogue import warnings as catalogue_warnings
 
@@ -354,8 +355,9 @@ class ReportTopic(Topic):
         L{CURRENT_WINDOW} and is refused a window of a day or more, which
         would never be asked for (see L{_asked_once_over}); a group
         answered a whole trading day at a time is refused a window shorter
-        than a day (see L{_whole_day_answers}); another report's window
-        defaults to a day.  Without a C{version}, a report
+        than a day (see L{_whole_day_answers}), and a report asked for
+        all nodes one shorter than what OASIS answers then (see
+        L{_all_nodes_answers}); another report's window defaults to a day.  Without a C{version}, a report
         gets the catalogue's (L{CatalogueEntry.default_version}), another
         L{DEFAULT_VERSION}.  Each check is skipped if a field it reads was
         refused (see L{Topic.check_whole}).
@@ -435,6 +437,7 @@ class ReportTopic(Topic):
                 )
                 yield "window", never
             yield from _whole_day_answers(entry, given, hours)
+            yield from _all_nodes_answers(entry, params, given, hours)
         for message in check_request(entry, hours, params):
             key = "window" if "window of" in message else "params"
             # The parameters a report requires depend on its market.
@@ -532,6 +535,39 @@ def _whole_day_answers(entry: CatalogueEntry, given: str, hours: int) -> Iterabl
         f'[...] you can only request for single day"; enddatetime is "Only applicable for HASP,RTM '
         f'groups"): a window of {given} would ask for each day up to {asked} times, each answer the '
         f'whole day; give "1d" (the default)'
+    )
+    yield "window", refusal
+
+
+def _all_nodes_answers(
+    entry: CatalogueEntry, params: Mapping[str, str], given: str, hours: int
+) -> Iterable[tuple[str, str]]:
+    """
+    Refuse a window shorter than the span OASIS answers for all nodes
+    (C{grp_type=ALL} or C{ALL_APNODES}, C{node=ALL}; the catalogue's
+    C{max_span_all_nodes}): it then ignores C{enddatetime} and answers
+    that span from each C{startdatetime} (spec section 6), so windows of
+    a day shorter than it would each bring the whole span, every hour in
+    several answers and its rows as often in the view.  A longer window
+    is refused by L{check_request}.
+
+    @param params: The request's query parameters.
+    @param given: The window as configured, such as C{"6h"}.
+    @param hours: Its length in hours.
+    @return: C{(key, message)} problems.
+    """
+    if entry.max_span_all_nodes is None or not entry.asks_all_nodes(params):
+        return
+    span = entry.max_span_all_nodes
+    if hours >= span_hours(span):
+        return
+    answers = -(-span_hours(span) // hours)
+    refusal = (
+        f"{entry.name}: asked for all nodes, OASIS answers {span} from each startdatetime whatever "
+        'window is asked (spec section 6: enddatetime "is ignored if the query is to pull ALL or '
+        "ALL_APNODES nodes; ie query will return only 1-days' worth of data for all nodes at a time "
+        f'based on the startdatetime supplied"): windows of {given} would each bring {span}, every '
+        f'hour in up to {answers} answers and its rows as often in the view; give "{span}" (the default)'
     )
     yield "window", refusal
 

@@ -750,6 +750,57 @@ class CatalogueRulesTests(SynchronousTestCase):
         ]:
             self.assertEqual(ReportTopic(name="r", **values).window, values["window"])  # type: ignore[arg-type]
 
+    def test_allNodesShortWindowRefused(self) -> None:
+        """
+        Asked for all nodes, a report is refused a window shorter than the
+        span OASIS answers then from each C{startdatetime} (its
+        C{max_span_all_nodes}), quoting spec section 6: each answer would
+        bring the whole span, every hour in several.  The span itself, a
+        day of 25 hours, an hour where the span is an hour, and a window
+        of hours for some nodes are kept.
+        """
+        for params, window, answers in [
+            ({"grp_type": "ALL_APNODES"}, "6h", 4),
+            ({"grp_type": "ALL"}, "1h", 24),
+            ({"node": "all"}, "23h", 2),
+        ]:
+            error = self.assertRaises(
+                TopicError,
+                ReportTopic,
+                name="r",
+                queryname="PRC_LMP",
+                market_run_id="DAM",
+                params=params,
+                window=window,
+            )
+            [(key, message)] = error.problems
+            self.assertEqual(key, "window")
+            self.assertIn("PRC_LMP: asked for all nodes, OASIS answers 1d from each startdatetime", message)
+            self.assertIn('spec section 6: enddatetime "is ignored', message)
+            self.assertIn(f"windows of {window} would each bring 1d, every hour in up to {answers}", message)
+        error = self.assertRaises(
+            TopicError,
+            ReportTopic,
+            name="r",
+            queryname="PRC_CD_INTVL_LMP",
+            market_run_id="RTM",
+            params={"grp_type": "ALL"},
+            window="12h",
+        )
+        self.assertEqual([key for key, ignored in error.problems], ["window"])
+        for values in [
+            {"queryname": "PRC_LMP", "market_run_id": "DAM", "params": {"grp_type": "ALL"}, "window": "1d"},
+            {"queryname": "PRC_LMP", "market_run_id": "DAM", "params": {"grp_type": "ALL"}, "window": "25h"},
+            {"queryname": "PRC_LMP", "market_run_id": "DAM", "params": {"node": "A"}, "window": "6h"},
+            {
+                "queryname": "PRC_INTVL_LMP",
+                "market_run_id": "RTM",
+                "params": {"grp_type": "ALL"},
+                "window": "1h",
+            },
+        ]:
+            self.assertEqual(ReportTopic(name="r", **values).window, values["window"])  # type: ignore[arg-type]
+
     def test_missingRequiredParameter(self) -> None:
         """
         A report without a parameter the specification requires is refused.

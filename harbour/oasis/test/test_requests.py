@@ -340,7 +340,7 @@ class URLTests(SynchronousTestCase):
             "2024-01-01",
             "2024-12-31",
             report(),
-            report(name="h", window="1h"),
+            report(name="h", window="1h", params={"node": "TH_NP15_GEN-APND"}),
             report(name="m", window="7d", params={"node": "TH_NP15_GEN-APND"}),
         )
         self.assertEqual(len({r.filename for r in requests}), len(requests))
@@ -398,7 +398,7 @@ class ReportURLTests(SynchronousTestCase):
             "2024-03-01",
             "2024-11-30",
             report(),
-            report(name="h", window="1h"),
+            report(name="h", window="1h", params={"node": "TH_NP15_GEN-APND"}),
             report(name="m", window="7d", params={"node": "TH_NP15_GEN-APND"}),
             ReportTopic(name="grp", groupid="DAM_LMP_GRP", kind="group_zip"),
         )

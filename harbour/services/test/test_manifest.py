@@ -138,7 +138,7 @@ class ManifestServiceTests(SynchronousTestCase):
         """
         (self.directory / "r.toml").write_text(
             REPORTS + '\n[[reports]]\nname = "lmp-h"\nqueryname = "PRC_LMP"\nmarket_run_id = "DAM"\n'
-            'params = { grp_type = "ALL_APNODES" }\nwindow = "1h"\n'
+            'params = { node = "A" }\nwindow = "1h"\n'
         )
         self.successResultOf(self.config.reload())
         day = datetime.date(2026, 1, 14)
@@ -208,7 +208,7 @@ class ManifestServiceTests(SynchronousTestCase):
         (self.directory / "r.toml").write_text(
             REPORTS.replace("[manifest]", '[manifest]\ntimezone = "UTC"')
             + '\n[[reports]]\nname = "lmp-h"\nqueryname = "PRC_LMP"\nmarket_run_id = "DAM"\n'
-            'params = { grp_type = "ALL_APNODES" }\nwindow = "1h"\n'
+            'params = { node = "A" }\nwindow = "1h"\n'
         )
         self.successResultOf(self.config.reload())
         day = datetime.date(2026, 1, 14)
