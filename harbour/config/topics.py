@@ -492,7 +492,9 @@ class ReportTopic(Topic):
 def _asked_once_over(entry: CatalogueEntry, values: Mapping[str, Any]) -> str | None:
     """
     Whether a report is one OASIS serves only current data of (the
-    catalogue's C{history = false}) whose windows are asked for once they
+    catalogue's C{history = false}, or a parameter value such as
+    C{grp_type=CURR} that makes it so: see
+    L{CatalogueEntry.history_for}) whose windows are asked for once they
     are over (a publication delay not negative, its own or the
     catalogue's for its market).  Such a window is asked for only while
     its day is today, since a past day's would hold today's data (see
@@ -503,7 +505,7 @@ def _asked_once_over(entry: CatalogueEntry, values: Mapping[str, Any]) -> str | 
         refused counts as not given.
     @return: The publication delay, such as C{"+0h"}, if so; else L{None}.
     """
-    if entry.history:
+    if entry.history_for(values.get("params") or {}):
         return None
     delay = values.get("publication_delay")
     if delay is None:

@@ -104,16 +104,37 @@ WIDE_SOURCES = frozenset(
 )
 
 
-def is_current_only(query: str) -> bool:
+def is_current_only(query: str, params: Mapping[str, str] | None = None) -> bool:
     """
     @param query: A report's OASIS queryname or groupid.
+    @param params: The query parameters its requests send, if known: some
+        values make a report current-only (C{grp_type=CURR} of
+        C{PRC_FLEX_RAMP}, see
+        L{harbour.oasis.catalogue.CatalogueEntry.history_for}).
     @return: Whether OASIS serves only its current interval or day, so
         that windows fetched at about the same time hold the same rows
         (and its view shows each once).
     """
     catalogue = load_catalogue()
     entry = catalogue.entry(queryname=query) or catalogue.entry(groupid=query)
-    return entry is not None and not entry.history
+    return entry is not None and not entry.history_for(params or {})
+
+
+def answers_current_only(tables_dir: Path, report: str, query: str) -> bool:
+    """
+    L{is_current_only} for C{report}, whose query is C{query}: where its
+    parameters decide (see
+    L{harbour.oasis.catalogue.CatalogueEntry.history_varies}), they are
+    those of the request its newest file answers, as its footer records
+    it: the files say what was asked, whatever the configuration says now.
+
+    @return: Whether its view shows each row once.
+    """
+    catalogue = load_catalogue()
+    entry = catalogue.entry(queryname=query) or catalogue.entry(groupid=query)
+    if entry is None or not entry.history_varies:
+        return is_current_only(query)
+    return is_current_only(query, answered_params(tables_dir, report))
 
 
 def _quoted(text: str) -> str:
@@ -371,16 +392,16 @@ def create_views(
     for report, query in sorted(reports.items()):
         names = view_names(report, query)
         name, wide = names[0], len(names) > 1
-        # Identical rows are one interval fetched by several windows, not
-        # several of its values: DISTINCT keeps one whatever the columns,
-        # which differ among these reports, and a row OASIS posted again
-        # with another value still shows.
-        distinct = "DISTINCT " if query and is_current_only(query) else ""
         if asked is not None and not asked & {n.lower() for n in names}:
             continue
         files = report_files(tables_dir, report)
         if not files:
             continue
+        # Identical rows are one interval fetched by several windows, not
+        # several of its values: DISTINCT keeps one whatever the columns,
+        # which differ among these reports, and a row OASIS posted again
+        # with another value still shows.
+        distinct = "DISTINCT " if query and answers_current_only(tables_dir, report, query) else ""
         taken = [n for n in names if n.lower() in holders]
         if taken:
             skipped.append(Clash(report, taken[0], holders[taken[0].lower()]))
@@ -498,24 +519,34 @@ def recorded_reports(tables_dir: Path) -> dict[str, str]:
     return {str(report): str(query) for report, query in recorded.items()}
 
 
+def answered_params(tables_dir: Path, report: str) -> dict[str, str]:
+    """
+    @return: The query parameters of the request that the newest file of
+        C{report} answers, as its footer records the request's URL (the
+        first value of each); empty if there is no such file, or it
+        records none.
+    """
+    files = sorted(report_files(tables_dir, report))
+    if not files:
+        return {}
+    try:
+        metadata = pq.read_metadata(files[-1]).metadata or {}
+    except (OSError, pa.ArrowException):
+        return {}  # damaged or gone: its view says so, if it has to
+    url = metadata.get(b"harbour.url", b"").decode(errors="replace")
+    return {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
+
+
 def answered_query(tables_dir: Path, report: str) -> str:
     """
     @return: The OASIS queryname or groupid of the request that the newest
         file of C{report} answers, as its footer records the request's URL;
         empty if there is no such file, or it records none.
     """
-    files = sorted(report_files(tables_dir, report))
-    if not files:
-        return ""
-    try:
-        metadata = pq.read_metadata(files[-1]).metadata or {}
-    except (OSError, pa.ArrowException):
-        return ""  # damaged or gone: its view says so, if it has to
-    url = metadata.get(b"harbour.url", b"").decode(errors="replace")
-    parameters = parse_qs(urlsplit(url).query)
+    parameters = answered_params(tables_dir, report)
     for key in ("queryname", "groupid"):
         if parameters.get(key):
-            return parameters[key][0]
+            return parameters[key]
     return ""
 
 

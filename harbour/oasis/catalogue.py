@@ -85,7 +85,18 @@ _NEEDED = (
     "publication_note",
 )
 _PARAM_KEYS = frozenset(
-    {"name", "required", "required_for", "recommended", "values", "all_nodes", "max_items", "example", "note"}
+    {
+        "name",
+        "required",
+        "required_for",
+        "recommended",
+        "values",
+        "all_nodes",
+        "current",
+        "max_items",
+        "example",
+        "note",
+    }
 )
 
 
@@ -196,6 +207,10 @@ class Parameter:
         when it lists none.
     @ivar all_nodes: Values asking for all nodes, for which the entry's
         C{max_span_all_nodes} applies.
+    @ivar current: Values with which OASIS serves only current data of
+        the report, whatever window is asked (C{grp_type=CURR} of
+        C{PRC_FLEX_RAMP}): a request sending one has no history (see
+        L{CatalogueEntry.history_for}).
     @ivar max_items: The most comma-separated values one request may carry,
         or L{None}.
     @ivar example: A value from one of the spec's example URLs.
@@ -208,6 +223,7 @@ class Parameter:
     recommended: bool = False
     values: tuple[str, ...] = ()
     all_nodes: tuple[str, ...] = ()
+    current: tuple[str, ...] = ()
     max_items: int | None = None
     example: str | None = None
     note: str | None = None
@@ -231,6 +247,14 @@ class Parameter:
         wanted = {item.upper() for item in self.all_nodes}
         return any(item.upper() in wanted for item in _items(value))
 
+    def asks_current(self, value: str) -> bool:
+        """
+        @param value: A value of this parameter, possibly a list.
+        @return: Whether it asks for current data only (one of C{current}).
+        """
+        wanted = {item.upper() for item in self.current}
+        return any(item.upper() in wanted for item in _items(value))
+
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class CatalogueEntry:
@@ -247,7 +271,9 @@ class CatalogueEntry:
     @ivar max_span: The longest window of one request, such as C{"31d"}.
     @ivar max_span_all_nodes: The limit when all nodes are asked for, or
         L{None} when it is C{max_span}.
-    @ivar history: L{False} when only the current interval or day is served.
+    @ivar history: L{False} when only the current interval or day is
+        served, whatever the parameters; see L{history_for} for those
+        that make it so.
     @ivar singlezip: L{False} for a report the spec requests only through
         groups.
     @ivar groups: For a report, the groups that hold it.
@@ -377,6 +403,40 @@ class CatalogueEntry:
             p.all_nodes and p.name.lower() in given and p.asks_all_nodes(given[p.name.lower()])
             for p in self.params
         )
+
+    @property
+    def history_varies(self) -> bool:
+        """
+        Whether a parameter value can make this entry serve only current
+        data (a parameter's C{current}): whether L{history_for} depends on
+        the request's parameters.
+        """
+        return self.history and any(p.current for p in self.params)
+
+    def history_for(self, params: Mapping[str, str]) -> bool:
+        """
+        @param params: A request's query parameters (names in any case).
+        @return: Whether OASIS answers a past window of such a request with
+            that window's data: not for an entry without C{history}, nor
+            when a parameter has one of its C{current} values (such as
+            C{grp_type=CURR}), with which OASIS answers the latest
+            interval whatever window is asked.
+        """
+        return self.history and self.current_by(params) is None
+
+    def current_by(self, params: Mapping[str, str]) -> tuple[str, str] | None:
+        """
+        @param params: A request's query parameters (names in any case).
+        @return: The parameter, as the catalogue spells it, and the value
+            given that make the request one of current data only, such as
+            C{("grp_type", "CURR")}; or L{None}.
+        """
+        given = _lowered(params)
+        for param in self.params:
+            value = given.get(param.name.lower())
+            if param.current and value is not None and param.asks_current(value):
+                return param.name, value
+        return None
 
     def max_window_span(self, params: Mapping[str, str]) -> str:
         """
@@ -525,7 +585,7 @@ def warnings(entry: CatalogueEntry, params: Mapping[str, str]) -> list[str]:
             f"{entry.name}: the spec requests it only through GroupZip ({', '.join(entry.groups)}), "
             "never as a SingleZip report"
         )
-    if not entry.history:
+    if not entry.history_for(params):
         found.append(_current_only(entry, params))
     return found
 
@@ -536,17 +596,20 @@ def _current_only(entry: CatalogueEntry, params: Mapping[str, str]) -> str:
         data of, whatever window it is asked for.
     """
     given = {name.lower(): value for name, value in params.items()}
-    delay = entry.publication_delay_hours_for(given.get("market_run_id"))
+    publication = entry.publication_for(given.get("market_run_id"))
+    delay = offset_hours(publication)
+    current = entry.current_by(params)
+    which = f"{entry.name} with {current[0]}={current[1]}" if current else entry.name
     said = (
-        f"{entry.name}: OASIS serves only current data for it, whatever window is asked: "
+        f"{which}: OASIS serves only current data for it, whatever window is asked: "
         "harbour asks for no day before today"
     )
     if delay < 0:
-        return f"{said}, and for today and later days once their data can exist ({entry.publication})"
+        return f"{said}, and for today and later days once their data can exist ({publication})"
     # A window is asked for once it is over: a day of it only when it is
     # no longer today.
     return (
-        f"{said}, and for a window once it is over ({entry.publication}), so that only windows "
+        f"{said}, and for a window once it is over ({publication}), so that only windows "
         "of today shorter than a day are fetched (an hour by default), each holding what is current "
         "when it is asked; one that is over only as its day ends, such as the day's last hour, "
         "never is"
@@ -776,6 +839,7 @@ def _parameter(where: str, table: Any, markets: tuple[str, ...]) -> Parameter:
         recommended=recommended,
         values=_strings(where, f"{here}: values", table.get("values", [])),
         all_nodes=_strings(where, f"{here}: all_nodes", table.get("all_nodes", [])),
+        current=_strings(where, f"{here}: current", table.get("current", [])),
         max_items=None if max_items is None else _positive(where, f"{here}: max_items", max_items),
         example=None if example is None else _string(where, f"{here}: example", example),
         note=None if note is None else _string(where, f"{here}: note", note),
@@ -845,6 +909,10 @@ def _entry(kind: str, table: Any, position: int) -> CatalogueEntry:
             raise _fail(where, f"publication_by_market: {market} is not among market_run_ids")
         _offset(where, f"publication_by_market: {market}", offset)
 
+    history = _boolean(where, "history", table.get("history", True))
+    if not history and any(p.current for p in parameters):
+        raise _fail(where, "params: current values without history: the report is current-only already")
+
     optional_market = _boolean(where, "market_run_id_optional", table.get("market_run_id_optional", False))
     if optional_market and not markets:
         raise _fail(where, "market_run_id_optional without market_run_ids")
@@ -877,7 +945,7 @@ def _entry(kind: str, table: Any, position: int) -> CatalogueEntry:
             if all_nodes_section is None
             else _string(where, "all_nodes_section", all_nodes_section, _SECTION)
         ),
-        history=_boolean(where, "history", table.get("history", True)),
+        history=history,
         singlezip=_boolean(where, "singlezip", table.get("singlezip", True)),
         groups=_strings(where, "groups", table.get("groups", []), _NAME),
         reports=_strings(where, "reports", table.get("reports", []), _NAME),

@@ -536,12 +536,14 @@ def serves_history(report: ReportTopic) -> bool:
     """
     @return: Whether OASIS answers a past window of C{report} with that
         window's data; not for the catalogue's reports without history,
-        which it answers with the current interval whatever window is
-        asked (a past day's file would hold today's data).  A report the
-        catalogue does not know is taken to.
+        nor for those whose parameters make them current-only (such as
+        C{PRC_FLEX_RAMP} with C{grp_type=CURR}), which it answers with the
+        current interval whatever window is asked (a past day's file
+        would hold today's data).  A report the catalogue does not know is
+        taken to.
     """
     entry = _entry(report)
-    return entry is None or entry.history
+    return entry is None or entry.history_for(report.params)
 
 
 def _entry(report: ReportTopic) -> CatalogueEntry | None:

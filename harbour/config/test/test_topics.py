@@ -801,6 +801,26 @@ class CatalogueRulesTests(SynchronousTestCase):
         ]:
             self.assertEqual(ReportTopic(name="r", **values).window, values["window"])  # type: ignore[arg-type]
 
+    def test_currentByParameter(self) -> None:
+        """
+        A report whose parameters make it current-only (C{PRC_FLEX_RAMP}
+        with C{grp_type=CURR}) gets an hour by default, is refused a window
+        of a day, and warns, as the reports without history do; with
+        C{grp_type=ALL} it keeps its 31 days and warns of nothing.
+        """
+        values = {"queryname": "PRC_FLEX_RAMP", "market_run_id": "RTD", "params": {"grp_type": "CURR"}}
+        flex = ReportTopic(name="r", **values)  # type: ignore[arg-type]
+        self.assertEqual(flex.window, "1h")
+        [(key, warning)] = flex.warnings()
+        self.assertEqual(key, "params")
+        self.assertIn("PRC_FLEX_RAMP with grp_type=CURR: OASIS serves only current data", warning)
+        error = self.assertRaises(TopicError, ReportTopic, name="r", window="1d", **values)
+        [(key, message)] = error.problems
+        self.assertEqual(key, "window")
+        self.assertIn("none would ever be fetched", message)
+        historical = ReportTopic(name="r", **{**values, "params": {"grp_type": "ALL"}})  # type: ignore[arg-type]
+        self.assertEqual((historical.window, historical.warnings()), ("31d", []))
+
     def test_missingRequiredParameter(self) -> None:
         """
         A report without a parameter the specification requires is refused.

@@ -12,6 +12,7 @@ import duckdb
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.dataset import views
+from harbour.dataset.inventory import file_sha256
 from harbour.dataset.naming import is_lmp, view_name
 from harbour.dataset.test.helpers import HUBS_ZIP, removed_when_scanned, simulated, write, zip_of
 from harbour.dataset.views import (
@@ -23,11 +24,13 @@ from harbour.dataset.views import (
     Unreadable,
     confine,
     connect,
+    is_current_only,
     open_views,
     rebuild_views,
     recorded_reports,
     views_named,
 )
+from harbour.dataset.write import write_window
 from harbour.test.helpers import dead_pid
 
 D = datetime.date
@@ -105,6 +108,35 @@ class ViewTests(SynchronousTestCase):
                     views_of.execute("SELECT sum(mw) FROM curr WHERE lmp_type = 'LMP'").fetchall(), [(41.5,)]
                 )
                 self.assertEqual(views_of.execute("SELECT count(*) FROM copy").fetchall(), [(12,)])
+
+    def test_current_by_parameter_once(self) -> None:
+        """
+        A report whose parameters make it current-only (C{PRC_FLEX_RAMP}
+        with C{grp_type=CURR}, as the request its newest file answers
+        says) shows each row once, as the reports without history do;
+        asked with C{grp_type=ALL}, it shows every row its files hold.
+        """
+        header = "INTERVALSTARTTIME_GMT,INTERVALENDTIME_GMT,MARKET_RUN_ID,BAA_GRP_ID,PRC\n"
+        row = "2026-11-24T21:55:00-00:00,2026-11-24T22:00:00-00:00,RTD,ISO,12.5\n"
+        for report, grp_type in (("curr", "CURR"), ("all", "ALL")):
+            for hour in ("08", "09", "10"):
+                path = zip_of(
+                    self.zips / report / f"20261124T{hour}.zip", [("a.csv", (header + row).encode())]
+                )
+                url = (
+                    "https://oasis.example/oasisapi/SingleZip?queryname=PRC_FLEX_RAMP&startdatetime="
+                    f"20261124T{hour}:00-0000&market_run_id=RTD&version=2&grp_type={grp_type}"
+                )
+                write_window(path, self.tables, report, path.stem, url=url, sha256=file_sha256(path))
+        rebuild_views(self.tables, {"curr": "PRC_FLEX_RAMP", "all": "PRC_FLEX_RAMP"})
+        fresh, made = open_views(self.tables)
+        self.addCleanup(fresh.close)
+        with connect(self.tables) as connection:
+            for views_of in (connection, fresh):
+                self.assertEqual(views_of.execute("SELECT count(*) FROM curr").fetchall(), [(1,)])
+                self.assertEqual(views_of.execute('SELECT count(*) FROM "all"').fetchall(), [(3,)])
+        self.assertFalse(is_current_only("PRC_FLEX_RAMP"))
+        self.assertTrue(is_current_only("PRC_FLEX_RAMP", {"GRP_TYPE": "curr"}))
 
     def test_lmp_family(self) -> None:
         """

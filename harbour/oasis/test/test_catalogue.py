@@ -396,6 +396,18 @@ class ValidationTests(SynchronousTestCase):
             "all_nodes = [", "al_nodes = [", "report PRC_X", "params: grp_type", "'all_nodes'"
         )
 
+    def test_currentWithoutHistory(self) -> None:
+        """
+        Values making a report current-only are refused on a report that
+        is current-only whatever its parameters.
+        """
+        self.assertMalformed(
+            'all_nodes = ["ALL"] }]',
+            'all_nodes = ["ALL"], current = ["CURR"] }]\nhistory = false',
+            "report PRC_X",
+            "current values without history",
+        )
+
     def test_universalParameter(self) -> None:
         """
         A universal parameter may not be listed as a report's own.
@@ -592,6 +604,56 @@ class LimitTests(SynchronousTestCase):
         self.assertIn("such as the day's last hour, never is", current)
         [ahead] = warnings(self.entry("TRNS_CURR_USAGE"), {"ti_id": "ALL", "ti_direction": "ALL"})
         self.assertIn("harbour asks for no day before today, and for today and later days", ahead)
+
+
+class CurrentByParameterTests(SynchronousTestCase):
+    """
+    A parameter value can make a report current-only: C{PRC_FLEX_RAMP}
+    with C{grp_type=CURR} "ignores the input datetime range" (spec
+    section 6).
+    """
+
+    def setUp(self) -> None:
+        """
+        Find C{PRC_FLEX_RAMP}.
+        """
+        entry = load_catalogue().entry(queryname="PRC_FLEX_RAMP")
+        assert entry is not None
+        self.flex = entry
+
+    def test_historyFor(self) -> None:
+        """
+        C{grp_type=CURR}, in any case of name and value, takes its history
+        away; C{grp_type=ALL} or none keeps it.  A report without history
+        has none whatever its parameters, and one with no such parameter
+        keeps it.
+        """
+        self.assertTrue(self.flex.history)
+        self.assertTrue(self.flex.history_varies)
+        for params in [{"grp_type": "CURR"}, {"GRP_TYPE": "curr"}]:
+            self.assertFalse(self.flex.history_for(params), params)
+        self.assertEqual(self.flex.current_by({"GRP_TYPE": "curr"}), ("grp_type", "curr"))
+        for params in [{"grp_type": "ALL"}, {}, {"baa_grp_id": "CURR"}]:
+            self.assertTrue(self.flex.history_for(params), params)
+            self.assertIsNone(self.flex.current_by(params))
+        curr = load_catalogue().entry(queryname="PRC_CURR_LMP")
+        lmp = load_catalogue().entry(queryname="PRC_LMP")
+        assert curr is not None and lmp is not None
+        self.assertEqual((curr.history_for({}), curr.history_varies), (False, False))
+        self.assertEqual((lmp.history_for({"grp_type": "ALL"}), lmp.history_varies), (True, False))
+
+    def test_warns(self) -> None:
+        """
+        With C{grp_type=CURR} the report warns as those without history
+        do, naming the parameter and the publication of its market; with
+        C{grp_type=ALL} it does not.
+        """
+        [found] = warnings(self.flex, {"market_run_id": "RTD", "grp_type": "CURR"})
+        self.assertIn("PRC_FLEX_RAMP with grp_type=CURR: OASIS serves only current data", found)
+        self.assertIn("for a window once it is over (+1h)", found)
+        [ahead] = warnings(self.flex, {"market_run_id": "DAM", "grp_type": "CURR"})
+        self.assertIn("for today and later days once their data can exist (-10h)", ahead)
+        self.assertEqual(warnings(self.flex, {"market_run_id": "RTD", "grp_type": "ALL"}), [])
 
 
 class PublicationTests(SynchronousTestCase):

@@ -18,10 +18,12 @@ from harbour.oasis.requests import (
     ReportURL,
     UnsafeName,
     confined,
+    current_only_past,
     gmt,
     market_today,
     report_range,
     report_urls,
+    serves_history,
 )
 
 TODAY = datetime.date(2026, 1, 15)
@@ -700,6 +702,36 @@ class HistoryTests(SynchronousTestCase):
         self.assertEqual(
             [r.filename for r in requests], [f"curr/2026-01-15_H{hour:02d}.zip" for hour in range(1, 11)]
         )
+
+    def test_currentByParameter(self) -> None:
+        """
+        A report whose parameters make it current-only (C{PRC_FLEX_RAMP}
+        with C{grp_type=CURR}, in any case, which OASIS answers with the
+        latest interval whatever window is asked) is asked for no day
+        before today, by the hour, as the reports without history are;
+        with C{grp_type=ALL} it keeps its history and its 31-day windows.
+        """
+        manifest = ManifestTopic(start="2025-10-01", end="today", follow_publications=False)
+        flex = ReportTopic(
+            name="flex",
+            queryname="PRC_FLEX_RAMP",
+            market_run_id="RTD",
+            version=2,
+            params={"grp_type": "curr", "baa_grp_id": "ISO"},
+        )
+        self.assertFalse(serves_history(flex))
+        self.assertEqual(flex.window, "1h")
+        self.assertEqual(report_range(manifest, flex, TODAY), (TODAY, TODAY))
+        requests = report_urls(manifest, [flex], TODAY)
+        self.assertEqual(
+            [r.filename for r in requests], [f"flex/2026-01-15_H{hour:02d}.zip" for hour in range(1, 23)]
+        )
+        past = [r.filename for r in current_only_past(manifest, [flex], TODAY)]
+        self.assertEqual((past[0], past[-1]), ("flex/2026-01-14_H01.zip", "flex/2025-10-01_H24.zip"))
+        historical = attr.evolve(flex, params={"grp_type": "ALL"}, window=None)
+        self.assertTrue(serves_history(historical))
+        self.assertEqual(historical.window, "31d")
+        self.assertEqual(report_range(manifest, historical, TODAY), (datetime.date(2025, 10, 1), TODAY))
 
     def test_daysAhead(self) -> None:
         """
