@@ -93,6 +93,7 @@ _PARAM_KEYS = frozenset(
         "values",
         "all_nodes",
         "current",
+        "since_version",
         "max_items",
         "example",
         "note",
@@ -211,6 +212,8 @@ class Parameter:
         the report, whatever window is asked (C{grp_type=CURR} of
         C{PRC_FLEX_RAMP}): a request sending one has no history (see
         L{CatalogueEntry.history_for}).
+    @ivar since_version: The first C{version} the spec sends it with, or
+        L{None}: sent with an earlier one, it warns.
     @ivar max_items: The most comma-separated values one request may carry,
         or L{None}.
     @ivar example: A value from one of the spec's example URLs.
@@ -224,6 +227,7 @@ class Parameter:
     values: tuple[str, ...] = ()
     all_nodes: tuple[str, ...] = ()
     current: tuple[str, ...] = ()
+    since_version: int | None = None
     max_items: int | None = None
     example: str | None = None
     note: str | None = None
@@ -571,6 +575,15 @@ def warnings(entry: CatalogueEntry, params: Mapping[str, str]) -> list[str]:
             f"{entry.name}: version={version} is not one the spec names "
             f"({', '.join(map(str, entry.versions))})"
         )
+    for param in entry.params:
+        since = param.since_version
+        if since is None or param.name.lower() not in given or version is None or not version.isdigit():
+            continue
+        if int(version) < since:
+            found.append(
+                f"{entry.name}: the spec sends {param.name} only from version {since} on "
+                f"({_cite(entry.section)}); with version={version} OASIS may ignore or refuse it"
+            )
     if given.get("resultformat") == CSV_RESULTFORMAT and not entry.csv:
         found.append(f"{entry.name}: the spec offers no CSV (resultformat=6) for it")
     for param in entry.params:
@@ -830,6 +843,7 @@ def _parameter(where: str, table: Any, markets: tuple[str, ...]) -> Parameter:
     if required and recommended:
         raise _fail(where, f"{here}: required and recommended at once")
     max_items = table.get("max_items")
+    since = table.get("since_version")
     example = table.get("example")
     note = table.get("note")
     return Parameter(
@@ -840,6 +854,7 @@ def _parameter(where: str, table: Any, markets: tuple[str, ...]) -> Parameter:
         values=_strings(where, f"{here}: values", table.get("values", [])),
         all_nodes=_strings(where, f"{here}: all_nodes", table.get("all_nodes", [])),
         current=_strings(where, f"{here}: current", table.get("current", [])),
+        since_version=None if since is None else _positive(where, f"{here}: since_version", since),
         max_items=None if max_items is None else _positive(where, f"{here}: max_items", max_items),
         example=None if example is None else _string(where, f"{here}: example", example),
         note=None if note is None else _string(where, f"{here}: note", note),
@@ -881,6 +896,11 @@ def _entry(kind: str, table: Any, position: int) -> CatalogueEntry:
     names = [p.name.lower() for p in parameters]
     if len(set(names)) != len(names):
         raise _fail(where, "params: a parameter is listed twice")
+    for param in parameters:
+        if param.since_version is not None and param.since_version not in versions:
+            raise _fail(
+                where, f"params: {param.name}: since_version {param.since_version} is not among versions"
+            )
 
     one_of = table.get("one_of", [])
     if not isinstance(one_of, list):

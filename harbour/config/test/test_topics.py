@@ -821,6 +821,21 @@ class CatalogueRulesTests(SynchronousTestCase):
         historical = ReportTopic(name="r", **{**values, "params": {"grp_type": "ALL"}})  # type: ignore[arg-type]
         self.assertEqual((historical.window, historical.warnings()), ("31d", []))
 
+    def test_parameterBeforeItsVersion(self) -> None:
+        """
+        A report sending a parameter the spec sends only from a later
+        version (C{PRC_FLEX_RAMP}'s C{baa_grp_id}, version 2) than its
+        own, the catalogue's default among them, warns.
+        """
+        flex = ReportTopic(
+            name="r", queryname="PRC_FLEX_RAMP", market_run_id="RTD", params={"baa_grp_id": "ISO"}
+        )
+        self.assertEqual(flex.version, 1)
+        [(key, warning)] = flex.warnings()
+        self.assertEqual(key, "params")
+        self.assertIn("the spec sends baa_grp_id only from version 2 on", warning)
+        self.assertEqual(attr.evolve(flex, version=2).warnings(), [])
+
     def test_missingRequiredParameter(self) -> None:
         """
         A report without a parameter the specification requires is refused.

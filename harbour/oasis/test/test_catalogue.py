@@ -408,6 +408,17 @@ class ValidationTests(SynchronousTestCase):
             "current values without history",
         )
 
+    def test_sinceVersionUnknown(self) -> None:
+        """
+        A parameter's first version must be one of the entry's versions.
+        """
+        self.assertMalformed(
+            'all_nodes = ["ALL"] }]',
+            'all_nodes = ["ALL"], since_version = 2 }]',
+            "report PRC_X",
+            "params: grp_type: since_version 2 is not among versions",
+        )
+
     def test_universalParameter(self) -> None:
         """
         A universal parameter may not be listed as a report's own.
@@ -654,6 +665,31 @@ class CurrentByParameterTests(SynchronousTestCase):
         [ahead] = warnings(self.flex, {"market_run_id": "DAM", "grp_type": "CURR"})
         self.assertIn("for today and later days once their data can exist (-10h)", ahead)
         self.assertEqual(warnings(self.flex, {"market_run_id": "RTD", "grp_type": "ALL"}), [])
+
+
+class SinceVersionTests(SynchronousTestCase):
+    """
+    A parameter the spec sends only from some version on warns when sent
+    with an earlier one.
+    """
+
+    def test_baaGroupWithVersionOne(self) -> None:
+        """
+        C{PRC_FLEX_RAMP}'s C{baa_grp_id}, which the spec's examples send
+        from version 2 on ("EIM release will add the baa_grp_id
+        parameter"), warns with version 1, in any case of its name, and
+        not with version 2 or without it.
+        """
+        flex = load_catalogue().entry(queryname="PRC_FLEX_RAMP")
+        assert flex is not None
+        [found] = warnings(flex, {"market_run_id": "RTD", "BAA_GRP_ID": "ISO", "version": "1"})
+        self.assertEqual(
+            found,
+            "PRC_FLEX_RAMP: the spec sends baa_grp_id only from version 2 on (spec sections 5, 6); "
+            "with version=1 OASIS may ignore or refuse it",
+        )
+        self.assertEqual(warnings(flex, {"market_run_id": "RTD", "baa_grp_id": "ISO", "version": "2"}), [])
+        self.assertEqual(warnings(flex, {"market_run_id": "RTD", "version": "1"}), [])
 
 
 class PublicationTests(SynchronousTestCase):
