@@ -249,3 +249,37 @@ class MirrorTests(TestCase):
         self.assertTrue({"503", "reset", "truncated", "trickle"} <= outcomes, outcomes)
         self.assertIn("OASIS error 1005: Report name does not exist", mirror.daemon.output())
         await mirror.check_files(self, 12)
+
+    async def test_badConfigurationAtStart(self) -> None:
+        """
+        Started with a configuration that has errors, the tasks of an
+        earlier run still pending, harbour downloads nothing (the defaults
+        would put files in C{reports}, not the configured directory) and
+        says it waits for a valid configuration; saved right, the tasks are
+        downloaded into the configured directory, and none anywhere else.
+        """
+        mirror = Mirror(self, Faults(latency=2.0), days=("2025-01-01", "2025-01-06"))
+        manifest = mirror.directory / "config" / "manifest.toml"
+        good = manifest.read_text().replace("[download]\n", '[download]\ndirectory = "mirror"\n')
+        mirror.write("manifest.toml", good)
+        mirror.write("reports.toml", LMP)
+        await mirror.start()
+        await mirror.until(lambda s: s["services"]["download"]["in_flight"])
+        # Stopped mid-download: the downloads under way go back to pending.
+        await mirror.stop()
+        mirror.simulator.faults = Faults()
+        mirror.write("manifest.toml", good.replace("lease_seconds", "lease_second"))
+        asked = len(report_requests(mirror.simulator))
+        await mirror.start()
+        status = await mirror.until(lambda s: s["services"]["config"]["errors"])
+        self.assertIn("work.lease_second", status["services"]["config"]["errors"][0])
+        self.assertEqual(status["services"]["download"]["waiting"], "a valid configuration")
+        self.assertEqual(len(report_requests(mirror.simulator)), asked)
+        mirror.write("manifest.toml", good)
+        tasks = await mirror.until_finished(6)
+        self.assertEqual(tasks, {"lmp": {"downloaded": 6}})
+        data = mirror.directory / "data"
+        mirrored = sorted(p for p in (data / "mirror").rglob("*.zip") if not is_bookkeeping(p))
+        self.assertEqual(len(mirrored), 6)
+        self.assertEqual(sorted(p for p in data.rglob("*.zip") if not is_bookkeeping(p)), mirrored)
+        self.assertFalse((data / "reports").exists())

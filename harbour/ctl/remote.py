@@ -461,6 +461,8 @@ def _status(
     download = services.get("download", {})
     if download:
         state = "paused" if download.get("paused") else "running"
+        if download.get("waiting"):
+            state = f"waiting for {download['waiting']}"
         print(
             f"download {state}, {len(download.get('in_flight', []))} in flight, "
             f"{download.get('bytes_per_second', 0):,} B/s",

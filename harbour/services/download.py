@@ -14,7 +14,10 @@ exponential backoff and jitter, honouring C{Retry-After}, until
 C{max_attempts}.  A worker claims its next task as soon as its download is
 over: the commit and the record of the last one go on meanwhile, a few per
 worker at most.  Every C{audit_interval}, the files downloaded here are
-checked to be still there (L{harbour.services.audit}).
+checked to be still there (L{harbour.services.audit}).  Nothing is
+claimed, audited or tidied before the first C{download} and C{work}
+topics are in force (L{harbour.services.configured}): the defaults may
+not be the configuration's.
 """
 
 from __future__ import annotations
@@ -26,7 +29,14 @@ from typing import Any, TypeVar, cast
 
 import attr
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, maybeDeferred, succeed
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    gatherResults,
+    inlineCallbacks,
+    maybeDeferred,
+    succeed,
+)
 from twisted.internet.interfaces import IDelayedCall, IReactorFromThreads, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
@@ -47,6 +57,7 @@ from harbour.services.attempt import Attempts
 from harbour.services.audit import Audit
 from harbour.services.claiming import Claims
 from harbour.services.commit import GroupCommit
+from harbour.services.configured import FirstConfiguration
 from harbour.services.cycle import guarded
 from harbour.services.files import remove_abandoned
 from harbour.services.storage import StorageIds
@@ -79,6 +90,9 @@ class DownloadService(Service):
     @ivar owner: This process's name on its claims (host and pid).
     @ivar poll_interval: How often an idle worker looks for due tasks.
     @ivar ready: Called at start; fires once the store can be used.
+    @ivar configured: Whether C{settings} and C{work}, as given, are the
+        configuration in force; if not (by default), nothing is claimed
+        until the first C{download} and C{work} topics are heard.
     """
 
     log = Logger()
@@ -101,6 +115,8 @@ class DownloadService(Service):
     paused: bool = attr.ib(default=False)
     # Deferred[Any]: what it fires with is not used.
     ready: Callable[[], Deferred[Any]] = attr.ib(default=lambda: succeed(None))
+    configured: bool = attr.ib(default=False)
+    _configuration: FirstConfiguration = attr.ib(init=False)
     _workers: dict[int, Deferred[None]] = attr.ib(factory=dict, init=False)
     # Attempts whose bytes are in, being committed and recorded: their
     # workers have moved on to the next claim.
@@ -126,6 +142,7 @@ class DownloadService(Service):
 
     def __attrs_post_init__(self) -> None:
         self._waker = Waker(self.reactor, self.poll_interval)
+        self._configuration = FirstConfiguration.given(self.configured)
         self.activity = DownloadActivity(self.reactor)
         self.client.configure(self.settings)
         self._storages = StorageIds(self._in_thread, "download")
@@ -162,7 +179,8 @@ class DownloadService(Service):
     def startService(self) -> Generator[Deferred[Any], Any, None]:
         """
         Follow the C{download} and C{work} topics, wake on C{task.created},
-        and start the workers.
+        and start the workers once the store is ready and the first of
+        both topics is in force.
         """
         super().startService()
         # Disk work (sync, verify, rename) of every worker at once: the
@@ -193,6 +211,12 @@ class DownloadService(Service):
         yield self.ready()
         if not self.running:
             return  # stopped meanwhile
+        if not self._configuration.arrived:
+            self.log.info("waiting for a valid configuration before downloading", service="download")
+        try:
+            yield self._configuration.wait()
+        except CancelledError:
+            return  # stopped meanwhile
         self._started = True
         self._heartbeat = LoopingCall(guarded(self.log, "heartbeat", self._beat_now, service="download"))
         self._heartbeat.clock = self.reactor
@@ -206,11 +230,13 @@ class DownloadService(Service):
     def _download_changed(self, event: IEvent) -> None:
         self.settings = DownloadTopic.from_payload(event.payload)
         self.client.configure(self.settings)
+        self._configuration.heard("download")
         self.audit.configured()
         self._adjust_workers()
 
     def _work_changed(self, event: IEvent) -> None:
         self.work = WorkTopic.from_payload(event.payload)
+        self._configuration.heard("work")
 
     def _adjust_workers(self) -> None:
         if not (self.running and self._started):
@@ -411,6 +437,7 @@ class DownloadService(Service):
         return {
             **self._activity(),
             **self.activity.status(),
+            **self._configuration.status(),
             "directory": str(self.directory),
             "audit": self.audit.status(),
         }
@@ -423,6 +450,7 @@ class DownloadService(Service):
         and fire when every worker has ended.
         """
         super().stopService()
+        self._configuration.stop()
         for timer in (self._heartbeat, self._janitor):
             if timer is not None and timer.running:
                 timer.stop()

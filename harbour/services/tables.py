@@ -15,6 +15,9 @@ C{unparsable} with the reason and stays in place; nothing stops the
 service.  On the hub, the views file is kept in step (L{Views}), with its
 own tables and with those other processes write into its tables directory
 (storage shared with them), which it hears of through C{table.written}.
+Nothing is claimed or drained before the first C{download} and C{work}
+topics are in force (L{harbour.services.configured}): the download
+directory the files are read from may not be the default one.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any, TypeVar, cast
 import attr
 from twisted.application.service import Service
 from twisted.internet.defer import (
+    CancelledError,
     Deferred,
     FirstError,
     gatherResults,
@@ -53,6 +57,7 @@ from harbour.errors import StoreUnavailable
 from harbour.interfaces import IBus, IEvent, IPausable, IStatusSource, ITaskStore, StatusDocument
 from harbour.processes import process_name
 from harbour.services.announcing import unsubscribe_all
+from harbour.services.configured import FirstConfiguration
 from harbour.services.cycle import guarded
 from harbour.services.parses import Parses
 from harbour.services.retirement import Retirements
@@ -105,6 +110,9 @@ class TablesService(Service):
     @ivar keep_views: Whether this process keeps the views file (the hub
         does; a worker has no configuration of reports).
     @ivar ready: Called at start; fires once the store can be used.
+    @ivar configured: Whether C{settings} and C{work}, as given, are the
+        configuration in force; if not (by default), nothing is claimed
+        until the first C{download} and C{work} topics are heard.
     """
 
     log = Logger()
@@ -121,6 +129,7 @@ class TablesService(Service):
     poll_interval: float = attr.ib(default=5.0)
     paused: bool = attr.ib(default=False)
     ready: Callable[[], Deferred[Any]] = attr.ib(default=lambda: succeed(None))
+    configured: bool = attr.ib(default=False)
     #: Runs a function in a thread (tests run it at once); by default, in
     #: the service's own pool.
     run_in_thread: Callable[..., Deferred[Any]] | None = attr.ib(default=None)
@@ -140,9 +149,11 @@ class TablesService(Service):
     _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
     _threads: ThreadPool | None = attr.ib(default=None, init=False)
     _storages: StorageIds = attr.ib(init=False)
+    _configuration: FirstConfiguration = attr.ib(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._waker = Waker(self.reactor, self.poll_interval)
+        self._configuration = FirstConfiguration.given(self.configured)
         self._storages = StorageIds(self._in_thread, "tables")
         self.views = Views(self.tables_dir, self._in_thread)
         # Only the hub drains, and keeps the views.
@@ -178,8 +189,10 @@ class TablesService(Service):
     @inlineCallbacks
     def startService(self) -> Generator[Deferred[Any], Any, None]:
         """
-        Follow the configuration, queue the files mirrored before there
-        were tables (on the hub), and start the workers.
+        Follow the configuration, and once the store is ready and the
+        first C{download} and C{work} topics are in force, queue the files
+        mirrored before there were tables (on the hub), and start the
+        workers.
         """
         super().startService()
         # Parsing holds a thread for seconds: the reactor's shared pool
@@ -214,6 +227,12 @@ class TablesService(Service):
         yield self.ready()
         if not self.running:
             return
+        if not self._configuration.arrived:
+            self.log.info("waiting for a valid configuration before parsing", service="tables")
+        try:
+            yield self._configuration.wait()
+        except CancelledError:
+            return  # stopped meanwhile
         if self.keep_views:
             yield self._queue_earlier_files()
         # The janitor's first round, at once, drains the retired-tables list.
@@ -236,10 +255,22 @@ class TablesService(Service):
     def _store_back(self, event: IEvent) -> None:
         self._waker.wake()
         if self.keep_views and self.running:
-            self.retirements.drain()
+            self._drain()
+
+    def _drain(self) -> Deferred[None]:
+        """
+        Drop the tables of the retired windows the store lists, if the
+        configuration is in force: before, the download directory, whose
+        storage tells which windows are this host's, may not be the
+        configured one (the first drain comes at start, once it is).
+        """
+        if not self._configuration.arrived:
+            return succeed(None)
+        return self.retirements.drain()
 
     def _download_changed(self, event: IEvent) -> None:
         self.settings = DownloadTopic.from_payload(event.payload)
+        self._configuration.heard("download")
 
     def _retired(self, event: IEvent) -> Deferred[None]:
         """
@@ -250,7 +281,7 @@ class TablesService(Service):
         retired.
         """
         if self.keep_views:
-            return self.retirements.drain()
+            return self._drain()
         files = [(entry["report"], entry["filename"]) for entry in event.payload.get("files", [])]
         return self._drop_retired(files)
 
@@ -286,7 +317,7 @@ class TablesService(Service):
         worker drops them from its own disk if the task is still so.
         """
         if self.keep_views:
-            return self.retirements.drain()
+            return self._drain()
         return self._drop_emptied(str(event.payload.get("id", "")))
 
     @inlineCallbacks
@@ -307,6 +338,7 @@ class TablesService(Service):
 
     def _work_changed(self, event: IEvent) -> None:
         self.work = WorkTopic.from_payload(event.payload)
+        self._configuration.heard("work")
 
     def _reports_changed(self, reports: list[ReportTopic]) -> None:
         # Not waited for: the bus would hold later events behind a rebuild.
@@ -416,7 +448,7 @@ class TablesService(Service):
             # Written elsewhere: perhaps a revision of a window whose
             # tables here show the file before (see Retirements).
             if self.running:
-                self.retirements.drain()
+                self._drain()
             return
         report, columns = payload.get("report"), payload.get("columns")
         if not isinstance(report, str) or not isinstance(columns, list):
@@ -493,6 +525,7 @@ class TablesService(Service):
         return {
             "owner": self.owner,
             "paused": self.paused,
+            **self._configuration.status(),
             "directory": str(self.tables_dir),
             "parsing": sorted(job.filename for job in self.parses.parsing.values()),
             "written": self.parses.written,
@@ -509,6 +542,7 @@ class TablesService(Service):
         that cannot be interrupted, and a kill loses nothing either).
         """
         super().stopService()
+        self._configuration.stop()
         if self._janitor is not None and self._janitor.running:
             self._janitor.stop()
         if self._announcement is not None:

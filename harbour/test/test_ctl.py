@@ -323,6 +323,25 @@ class StatusTests(SynchronousTestCase):
         result, text = run_status(services)
         self.assertNotIn("refreshes fail", text)
 
+    def test_waitingForConfiguration(self) -> None:
+        """
+        Downloads waiting for a valid configuration say so where they
+        would say they run, beside the configuration's errors.
+        """
+        services: dict[str, Any] = {
+            "download": {
+                "paused": False,
+                "waiting": "a valid configuration",
+                "in_flight": [],
+                "bytes_per_second": 0,
+            },
+            "config": {"errors": ["manifest.toml:7: work.lease_second: unknown key"]},
+        }
+        result, text = run_status(services)
+        self.assertEqual(result, OK)
+        self.assertIn("download waiting for a valid configuration, 0 in flight, 0 B/s\n", text)
+        self.assertIn("config error: manifest.toml:7: work.lease_second: unknown key\n", text)
+
     def test_paused(self) -> None:
         """
         Every paused service is named, not only C{download}; with none

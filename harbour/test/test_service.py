@@ -143,6 +143,25 @@ class OptionsTests(SynchronousTestCase):
         self.assertIs(sweeper.bus, worker.getServiceNamed("hub"))
         self.assertIs(sweeper.store, worker.getServiceNamed("download").store)
 
+    def test_claimersWaitForConfiguration(self) -> None:
+        """
+        The downloads and parses of a hub, and of a worker (which hears its
+        hub's configuration over the hub's bus), claim nothing until the
+        first configuration is in force: the defaults may not be it.
+        """
+        token = Path(self.mktemp())
+        token.write_text("secret\n")
+        common = ["--redis=redis://127.0.0.1:1/0", f"--token-file={token}"]
+        reactor: Any = MemoryReactorClock()
+        worker = build(
+            reactor,
+            self.parse("--role=worker", "--hub=tcp:127.0.0.1:1", f"--data-dir={self.mktemp()}", *common),
+        )
+        hub = build(reactor, self.parse(f"--data-dir={self.mktemp()}", *common))
+        for root in (worker, hub):
+            self.assertEqual(root.getServiceNamed("download").status()["waiting"], "a valid configuration")
+            self.assertFalse(root.getServiceNamed("tables").configured)
+
     def test_hubSweeps(self) -> None:
         """
         The hub sweeps expired leases with the same service, on its own bus

@@ -383,6 +383,7 @@ class ServiceAuditTests(SynchronousTestCase):
             Path(self.mktemp()),
             DownloadTopic(audit_interval=INTERVAL, concurrency=1),
             paused=True,
+            configured=True,
         )
         service._in_thread = lambda f, *args: succeed(f(*args))  # type: ignore[method-assign]
         service._storages = StorageIds(service._in_thread, "download")

@@ -117,6 +117,7 @@ class Harness:
             download,
             work,
             poll_interval=0.05,
+            configured=True,
         )
         self.events: list[IEvent] = []
         self.retried: list[IEvent] = []
@@ -1369,6 +1370,79 @@ class DirectoryTests(SynchronousTestCase):
         self.assertIs(service.directory, service.directory)
         service._download_changed(Event.create("download", {"directory": "b"}))
         self.assertEqual(service.directory, Path("/srv/h/b"))
+
+
+class FirstConfigurationTests(SynchronousTestCase):
+    """
+    A download service made without settings claims nothing until the
+    first C{download} and C{work} topics are in force.
+    """
+
+    def test_claimsNothingUntilConfigured(self) -> None:
+        """
+        Started with no configuration in force (one with errors publishes
+        nothing), the service claims nothing and writes nothing, however
+        long it waits, and its status says what it waits for; once both
+        topics are heard, its workers claim, and download into the
+        configured directory.
+        """
+        reactor = MemoryReactorClock()
+        store = MemoryTaskStore(reactor)
+        start = datetime.datetime(2025, 1, 10, 8, tzinfo=datetime.UTC)
+        self.successResultOf(
+            store.create([ReportURL("http://oasis.invalid/lmp", "lmp/2025-01-10.zip", "lmp", start, start)])
+        )
+        bus = Bus()
+        data = Path(self.mktemp())
+        data.mkdir()
+        service = DownloadService(
+            reactor, store, OasisClient(reactor, MemoryLimiter(reactor)), bus, data, poll_interval=1.0
+        )
+        service._in_thread = lambda f, *args: succeed(f(*args))  # type: ignore[method-assign]
+        service._storages = StorageIds(service._in_thread, "download")
+        service.startService()
+        self.addCleanup(lambda: service.running and service.stopService())
+        for ignored in range(10):
+            reactor.advance(60)
+        [task] = self.successResultOf(store.tasks(PENDING, None, 0, 10))[0]
+        self.assertEqual(task.attempts, 0)
+        self.assertEqual(service.status()["waiting"], "a valid configuration")
+        self.assertEqual(list(data.iterdir()), [])
+        bus.publish("download", {"directory": "mirror", "concurrency": 1}, retain=True)
+        reactor.advance(60)
+        # The leases' length is not known yet.
+        self.assertEqual(self.successResultOf(store.get(task.id)).state, PENDING)  # type: ignore[union-attr]
+        bus.publish("work", {"lease_seconds": 30}, retain=True)
+        reactor.advance(0)
+        claimed = self.successResultOf(store.get(task.id))
+        assert claimed is not None
+        self.assertEqual((claimed.state, claimed.owner), (DOWNLOADING, service.owner))
+        self.assertNotIn("waiting", service.status())
+        self.assertEqual(service.directory, data / "mirror")
+        self.assertEqual([p.name for p in data.iterdir()], ["mirror"])
+
+    def test_stoppedWhileWaiting(self) -> None:
+        """
+        Stopped while it waits for the configuration, the service stops at
+        once, and the topics coming later start nothing.
+        """
+        reactor = MemoryReactorClock()
+        store = MemoryTaskStore(reactor)
+        start = datetime.datetime(2025, 1, 10, 8, tzinfo=datetime.UTC)
+        self.successResultOf(
+            store.create([ReportURL("http://oasis.invalid/lmp", "lmp/2025-01-10.zip", "lmp", start, start)])
+        )
+        bus = Bus()
+        service = DownloadService(
+            reactor, store, OasisClient(reactor, MemoryLimiter(reactor)), bus, Path(self.mktemp())
+        )
+        starting = service.startService()
+        self.successResultOf(service.stopService())
+        self.assertIsNone(self.successResultOf(starting))
+        bus.publish("download", {}, retain=True)
+        bus.publish("work", {}, retain=True)
+        reactor.advance(60)
+        self.assertEqual(self.successResultOf(store.tasks(PENDING, None, 0, 10))[1], 1)
 
 
 class BeatTests(SynchronousTestCase):

@@ -112,6 +112,7 @@ class TablesServiceTests(SynchronousTestCase):
         data_dir: Path | None = None,
         claimed: bool = False,
         storage: str | None = None,
+        directory: str = "reports",
     ) -> str:
         """
         Put a downloaded file of report C{lmp} in place (under this test's
@@ -121,6 +122,7 @@ class TablesServiceTests(SynchronousTestCase):
 
         @param claimed: Whether the task is in the store already, its
             download next to claim (a revision, say).
+        @param directory: The download directory, under the data directory.
         @return: The task's id.
         """
         filename = f"lmp/{label}.zip"
@@ -130,13 +132,13 @@ class TablesServiceTests(SynchronousTestCase):
             self.successResultOf(self.store.create([request]))
         task = self.successResultOf(self.store.claim("downloader", 60))
         assert task is not None
-        directory = (data_dir or self.data_dir) / "reports"
-        path = directory / filename
+        where = (data_dir or self.data_dir) / directory
+        path = where / filename
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
         digest = hashlib.sha256(content).hexdigest()
         if storage is None:
-            storage = storage_id(directory)
+            storage = storage_id(where)
         self.successResultOf(
             self.store.finish(
                 task.id, "downloader", DOWNLOADED, len(content), digest, "", task.claim, storage
@@ -154,12 +156,40 @@ class TablesServiceTests(SynchronousTestCase):
             "owner": "parser",
             "run_in_thread": run_now,
             "call_from_thread": call_now,
+            "configured": True,
             **overrides,
         }
         service = TablesService(self.clock, self.store, self.bus, **settings)
         service.startService()
         self.addCleanup(service.stopService)
         return service
+
+    def test_parsesNothingUntilConfigured(self) -> None:
+        """
+        Started with no configuration in force (one with errors publishes
+        nothing), the service claims no parse, writes no table and makes
+        no download directory, whatever wakes it, and its status says
+        what it waits for; once the first C{download} and C{work} topics
+        are heard, it parses the files of the configured directory.
+        """
+        task_id = self.downloaded("2020-01-01", HUBS.read_bytes(), directory="mirror")
+        service = self.service(configured=False)
+        self.bus.publish("table.queued", {})
+        self.bus.publish("store.connected", {})
+        self.clock.advance(JANITOR_INTERVAL)
+        task = self.successResultOf(self.store.get(task_id))
+        assert task is not None
+        self.assertEqual(task.parse, "queued")
+        self.assertEqual(list((self.data_dir / "tables").rglob("*.parquet")), [])
+        self.assertFalse((self.data_dir / "reports").exists())
+        self.assertEqual(self.successResultOf(service.status())["waiting"], "a valid configuration")
+        self.bus.publish("download", {"directory": "mirror"}, retain=True)
+        self.bus.publish("work", {}, retain=True)
+        task = self.successResultOf(self.store.get(task_id))
+        assert task is not None
+        self.assertEqual(task.parse, "parsed")
+        self.assertNotIn("waiting", self.successResultOf(service.status()))
+        self.assertFalse((self.data_dir / "reports").exists())
 
     def test_parsesDownloadedFile(self) -> None:
         """
@@ -1545,7 +1575,13 @@ class JanitorTests(SynchronousTestCase):
         os.utime(final, (hours_ago, hours_ago))
         os.utime(fresh, (now, now))
         service = TablesService(
-            clock, MemoryTaskStore(clock), Bus(), data_dir, owner="parser", run_in_thread=run_now
+            clock,
+            MemoryTaskStore(clock),
+            Bus(),
+            data_dir,
+            owner="parser",
+            run_in_thread=run_now,
+            configured=True,
         )
         service.startService()
         self.addCleanup(service.stopService)
