@@ -303,6 +303,7 @@ async def run_downloads(reactor, directory: Path, base_url: str, requests, setti
         settings,
         WorkTopic(),
         poll_interval=0.5,
+        configured=True,
     )
     downloads = Downloads(len(requests))
     await bus.subscribe("task.*", downloads)
