@@ -9,11 +9,12 @@ L{AttemptFailed} carrying the server's C{Retry-After}; and a
 C{max_bytes_per_second} cap paces the body.  Cancelling the L{Deferred} of
 L{OasisClient.fetch} ends the request at whatever stage it is.
 
-A request sent on a kept-alive connection that the server closed before
-a byte of an answer came (it closes idle connections, and the close
-crossed the request) never reached the server: it is sent again, once,
-on a new connection, after a politeness slot of its own, as a redirect
-is (see L{KeptAliveClosed}).
+A request sent on a kept-alive connection that the server closed within
+a second and before a byte of an answer came (it closes idle
+connections, and the close crossed the request) most likely never
+reached it: being a GET, it is sent again, once, on a new connection,
+after a politeness slot of its own, as a redirect is (see
+L{KeptAliveClosed}; RFC 9112 section 9.3.1 allows it).
 
 OASIS throttles with HTTP 429 and an HTML page that says how long to wait
 instead of a C{Retry-After} ("Please retry your request after 5 seconds"):
@@ -651,6 +652,12 @@ class _QuietFactory(_HTTP11ClientFactory):
         return HeadApart(self._quiescentCallback)
 
 
+#: The most seconds from a request sent on a kept-alive connection to the
+#: server's closing it for that close to be taken for one that crossed
+#: the request (L{KeptAliveClosed}): a close that comes later follows a
+#: request the server had time to read and work on.
+CROSSED_WITHIN = 1.0
+
 #: What C{last_error} says of a request sent on a kept-alive connection
 #: that the server closed before answering, if it is not sent again.
 KEPT_ALIVE_CLOSED = "the server closed a kept-alive connection before answering"
@@ -659,9 +666,10 @@ KEPT_ALIVE_CLOSED = "the server closed a kept-alive connection before answering"
 class KeptAliveClosed(ResponseNeverReceived):
     """
     A request was sent on a connection the pool had kept alive, and the
-    server closed it before a byte of an answer came: the close crossed
-    the request (a server closes a connection idle for its keep-alive
-    timeout), which it never took.  Not the server's failure, so it is
+    server closed it before a byte of an answer came, within
+    L{CROSSED_WITHIN}: the close most likely crossed the request (a server
+    closes a connection idle for its keep-alive timeout), which it then
+    never took.  Not the server's failure, so it is
     sent again (L{resend}), as Twisted's C{retryAutomatically} would send
     it, but only once its politeness slot comes: see L{_Resent}.
 
@@ -702,15 +710,21 @@ class _KeptAlive:
 
     connection: HTTP11ClientProtocol = attr.ib()
     new_connection: Callable[[], Deferred[HTTP11ClientProtocol]] = attr.ib()
+    clock: IReactorTime = attr.ib()
 
     def request(self, request: Request) -> Deferred[IResponse]:
         """
         See L{HTTP11ClientProtocol.request}.
         """
+        sent = self.clock.seconds()
 
         def closed(failure: Failure) -> Failure:
             error = failure.value
             if not isinstance(error, ResponseNeverReceived) or not closed_before_answer(error):
+                return failure
+            if self.clock.seconds() - sent > CROSSED_WITHIN:
+                # Closed after the server had time to work on it: it
+                # dropped the request, which the attempt's backoff answers.
                 return failure
 
             def resend() -> Deferred[IResponse]:
@@ -743,7 +757,7 @@ class QuietPool(HTTPConnectionPool):
 
         def kept(connection: HTTP11ClientProtocol) -> Any:
             if isinstance(connection, HeadApart) and connection.carried:
-                return _KeptAlive(connection, lambda: self._newConnection(key, endpoint))
+                return _KeptAlive(connection, lambda: self._newConnection(key, endpoint), self._reactor)
             return connection
 
         return super().getConnection(key, endpoint).addCallback(kept)

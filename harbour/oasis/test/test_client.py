@@ -49,6 +49,7 @@ from harbour.bus import Bus
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
 from harbour.oasis.classify import THROTTLE_PAUSE_MOST
 from harbour.oasis.client import (
+    CROSSED_WITHIN,
     KEPT_ENDPOINTS,
     MAX_HEAD_BYTES,
     READ_SIZE,
@@ -1906,6 +1907,19 @@ class KeptAliveClosedTests(SynchronousTestCase):
             new.dataReceived(KEPT_ANSWER)
             self.assertEqual(self.successResultOf(resent).code, 200)
         self.assertEqual(len(self.endpoint.made), 4)
+
+    def test_closedLater(self) -> None:
+        """
+        A kept-alive connection closed before answering, but more than
+        L{CROSSED_WITHIN} after the request went, fails its request as
+        Twisted says: the server had time to read it and dropped it, and
+        sending it again at once would ask twice.
+        """
+        answered = self.kept().request(get())
+        self.pool._reactor.advance(CROSSED_WITHIN + 0.1)
+        self.endpoint.made[-1].connectionLost(Failure(ConnectionDone()))
+        failure = self.failureResultOf(answered, ResponseNeverReceived)
+        self.assertNotIsInstance(failure.value, KeptAliveClosed)
 
     def test_newConnectionClosed(self) -> None:
         """
