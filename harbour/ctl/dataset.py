@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import fcntl
 import json
 import os
 import re
@@ -142,38 +143,51 @@ def _query_once(
         could not be made).
     """
     # DuckDB's own, .tmp in the working directory, the query could write.
-    spill = _spill_directory()
+    spill, in_use = _spill_directory()
     snapshot = spill / "tables"
     try:
         return _query_in(args, statement, out, err, warned, again, spill, snapshot)
     finally:
         shutil.rmtree(spill, ignore_errors=True)
+        os.close(in_use)
 
 
 #: The start of the name of a query's temporary directory; the query's
 #: process id and C{-} follow.
 SPILL_PREFIX = "harbourctl-query-"
 
+#: The file in a query's temporary directory that the query holds an
+#: C{flock} of while it runs.
+IN_USE = ".in-use"
 
-def _spill_directory() -> Path:
+
+def _spill_directory() -> tuple[Path, int]:
     """
     Make a query's temporary directory, having removed those left by
     queries killed outright (whose links would keep the space of files
     replaced since, until someone removed them).
 
-    @return: The directory, named after L{SPILL_PREFIX} and this process.
+    @return: The directory, named after L{SPILL_PREFIX} and this process,
+        and the descriptor of its L{IN_USE} file, locked: the directory
+        is in use until it is closed.
     """
     parent = Path(tempfile.gettempdir())
     _remove_left_behind(parent)
-    return Path(tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-", dir=parent))
+    spill = Path(tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-", dir=parent))
+    in_use = os.open(spill / IN_USE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(in_use, fcntl.LOCK_EX)
+    return spill, in_use
 
 
 def _remove_left_behind(parent: Path) -> None:
     """
     Remove the query directories in C{parent} that belong to this user
-    and to a process that is no longer there.  Those named otherwise
-    (made by an earlier version, without a process id) are left: whose
-    they are cannot be told.
+    and that no query uses: its L{IN_USE} file is not locked (a process
+    id alone would not tell, where containers sharing C{/tmp} see each
+    other's files but not each other's processes), or, without one (a
+    query killed as it made its directory), its process is gone.  Those
+    named otherwise (made by an earlier version, without a process id)
+    are left: whose they are cannot be told.
     """
     try:
         names = [path for path in parent.iterdir() if path.name.startswith(SPILL_PREFIX)]
@@ -181,14 +195,26 @@ def _remove_left_behind(parent: Path) -> None:
         return
     for path in names:
         pid, dash, ignored = path.name[len(SPILL_PREFIX) :].partition("-")
-        if not (dash and pid.isdigit()) or process_alive(int(pid)):
+        if not (dash and pid.isdigit()):
             continue
         try:
             if path.lstat().st_uid != os.getuid() or path.is_symlink():
                 continue
+            descriptor = os.open(path / IN_USE, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if not process_alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
+            continue
         except OSError:
             continue
-        shutil.rmtree(path, ignore_errors=True)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(descriptor)
 
 
 def _query_in(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import errno
+import fcntl
 import io
 import json
 import os
@@ -251,8 +252,11 @@ class QueryTests(CommandTestCase):
     def test_left_behind_removed(self) -> None:
         """
         A query removes the temporary directories of queries killed
-        outright (their process gone), with the links they hold; it leaves
-        a running query's, and those whose process it cannot tell.
+        outright, with the links they hold: those whose in-use file no
+        query holds locked (whatever process id their name has: another
+        container sharing C{/tmp} may run it), and, without that file,
+        those whose process is gone.  It leaves those in use, and those it
+        cannot tell.
         """
         temporary = Path(self.mktemp())
         temporary.mkdir()
@@ -260,6 +264,15 @@ class QueryTests(CommandTestCase):
         gone = temporary / f"harbourctl-query-{dead_pid()}-x1y2"
         (gone / "tables").mkdir(parents=True)
         (gone / "tables" / "link.parquet").write_bytes(b"held")
+        free = temporary / f"harbourctl-query-{os.getpid()}-f1r2"
+        free.mkdir()
+        (free / dataset.IN_USE).write_bytes(b"")
+        in_use = temporary / f"harbourctl-query-{dead_pid()}-u1s2"
+        in_use.mkdir()
+        (in_use / dataset.IN_USE).write_bytes(b"")
+        held = os.open(in_use / dataset.IN_USE, os.O_RDWR)
+        self.addCleanup(os.close, held)
+        fcntl.flock(held, fcntl.LOCK_EX)
         running = temporary / f"harbourctl-query-{os.getpid()}-a1b2"
         older = temporary / "harbourctl-query-8zq3_k1p"
         other = temporary / "harbourctl-queryish"
@@ -267,7 +280,7 @@ class QueryTests(CommandTestCase):
             kept.mkdir()
         code, out, err = self.command("query", "SELECT 1 AS one")
         self.assertEqual((code, err), (OK, ""))
-        self.assertEqual(sorted(temporary.iterdir()), sorted([running, older, other]))
+        self.assertEqual(sorted(temporary.iterdir()), sorted([in_use, running, older, other]))
 
     def test_settings_refused(self) -> None:
         """
