@@ -426,7 +426,17 @@ class FailoverTests(TestCase):
         self.assertEqual(store.status()["redis"], url.replace(PASSWORD, "***"))
         self.assertNotIn(PASSWORD, str(store.status()))
 
-        await ask(sentinel, "SENTINEL", "failover", "svc")
+        async def failing_over() -> bool:
+            """the Sentinel takes the failover (NOGOODSLAVE until its link to the replica has reported)"""
+            try:
+                await ask(sentinel, "SENTINEL", "failover", "svc")
+            except txredisapi.ResponseError as e:
+                if "NOGOODSLAVE" not in str(e):
+                    raise
+                return False
+            return True
+
+        await eventually(failing_over)
 
         async def moved() -> bool:
             """a write reached the new master"""
