@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -154,6 +155,15 @@ def child_figures(what: str, out: bytes, err: bytes, code: int | None) -> dict[s
     return figures
 
 
+def shown_ratio(ratio: float) -> str:
+    """
+    @return: C{ratio} to two decimals, rounded down: rounded to nearest, a
+        ratio just short of its target (0.5996 for 0.6) would read as
+        meeting it beside a "NO".
+    """
+    return f"{math.floor(ratio * 100) / 100:.2f}x"
+
+
 class Table:
     """
     The rows of the report: each gives harbour's figure, its peer's (or the
@@ -173,7 +183,7 @@ class Table:
         Add a row; C{met} is L{None} where there is no target.
         """
         verdict = "-" if met is None else ("yes" if met else "NO")
-        self.rows.append((name, value, peer, "" if ratio is None else f"{ratio:.2f}x", target, verdict))
+        self.rows.append((name, value, peer, "" if ratio is None else shown_ratio(ratio), target, verdict))
 
     def failed(self, name: str, why: str) -> None:
         """

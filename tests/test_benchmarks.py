@@ -372,3 +372,18 @@ class InTurnsTests(SynchronousTestCase):
             {name: round(seconds, 6) for name, seconds in best.items()},
             {"harbour": 0.8, "pyarrow": 0.4, "pandas": 1.8},
         )
+
+
+class ShownRatioTests(SynchronousTestCase):
+    """
+    L{run.shown_ratio}.
+    """
+
+    def test_roundedDown(self) -> None:
+        """
+        A ratio is shown rounded down, so that one just short of its
+        target never reads as the target beside a "NO".
+        """
+        self.assertEqual(run.shown_ratio(0.5996), "0.59x")
+        self.assertEqual(run.shown_ratio(0.6), "0.60x")
+        self.assertEqual(run.shown_ratio(66.229), "66.22x")
