@@ -602,26 +602,17 @@ def _reversed_ranges(
         start, end = report.start or manifest.start, report.end or manifest.end
         if report.start is not None and report.end is not None:
             # Two dates reversed, its own table refused; a span back past a date it cannot tell.
-            shown = _past(start, end, today)
-            if shown is not None:
-                message = f"start {shown} is after end {end}: the range would ask for nothing"
-                problems.append(
-                    Problem(
-                        name, locator.line(("reports", index, "start")), f"reports[{index}].start", message
-                    )
-                )
-            continue
-        own, inherited = ("start", "end") if report.start is not None else ("end", "start")
-        shown = start if any(reversed_range({"start": start, "end": end})) else _past(start, end, today)
+            own, shown, origin = "start", _past(start, end, today), ""
+        else:
+            own, inherited = ("start", "end") if report.start is not None else ("end", "start")
+            shown = start if any(reversed_range({"start": start, "end": end})) else _past(start, end, today)
+            where_given = (
+                "by default" if located is None else f"{where}:{located.line(('manifest', inherited))}"
+            )
+            origin = f" (the manifest's {inherited}, {where_given})"
         if shown is None:
             continue
-        origin = "by default"
-        if located is not None:
-            origin = f"{where}:{located.line(('manifest', inherited))}"
-        message = (
-            f"start {shown} is after end {end} (the manifest's {inherited}, {origin}): the range would"
-            " ask for nothing"
-        )
+        message = f"start {shown} is after end {end}{origin}: the range would ask for nothing"
         problems.append(
             Problem(name, locator.line(("reports", index, own)), f"reports[{index}].{own}", message)
         )
