@@ -50,7 +50,7 @@ import pyarrow.parquet as pq
 
 from harbour.dataset.inventory import parquet_files, reports_in
 from harbour.dataset.naming import view_name, view_names
-from harbour.oasis.catalogue import load_catalogue
+from harbour.oasis.catalogue import CatalogueEntry, load_catalogue
 from harbour.processes import process_alive
 
 #: The database file's name inside the tables directory.
@@ -115,9 +115,16 @@ def is_current_only(query: str, params: Mapping[str, str] | None = None) -> bool
         that windows fetched at about the same time hold the same rows
         (and its view shows each once).
     """
-    catalogue = load_catalogue()
-    entry = catalogue.entry(queryname=query) or catalogue.entry(groupid=query)
+    entry = _catalogue_entry(query)
     return entry is not None and not entry.history_for(params or {})
+
+
+def _catalogue_entry(query: str) -> CatalogueEntry | None:
+    """
+    @return: The catalogue's entry of a report or group named C{query}.
+    """
+    catalogue = load_catalogue()
+    return catalogue.entry(queryname=query) or catalogue.entry(groupid=query)
 
 
 def answers_current_only(tables_dir: Path, report: str, query: str) -> bool:
@@ -130,11 +137,10 @@ def answers_current_only(tables_dir: Path, report: str, query: str) -> bool:
 
     @return: Whether its view shows each row once.
     """
-    catalogue = load_catalogue()
-    entry = catalogue.entry(queryname=query) or catalogue.entry(groupid=query)
-    if entry is None or not entry.history_varies:
-        return is_current_only(query)
-    return is_current_only(query, answered_params(tables_dir, report))
+    entry = _catalogue_entry(query)
+    if entry is None:
+        return False
+    return not entry.history_for(answered_params(tables_dir, report) if entry.history_varies else {})
 
 
 def _quoted(text: str) -> str:

@@ -153,6 +153,15 @@ def _items(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def _names_any(value: str, listed: Iterable[str]) -> bool:
+    """
+    @param value: A parameter value, possibly a comma-separated list.
+    @return: Whether one of its items is one of C{listed}, in any case.
+    """
+    wanted = {item.upper() for item in listed}
+    return any(item.upper() in wanted for item in _items(value))
+
+
 def _lowered(params: Mapping[str, str]) -> dict[str, str]:
     """
     @param params: Query parameters as given.
@@ -248,16 +257,14 @@ class Parameter:
         @param value: A value of this parameter, possibly a list.
         @return: Whether it asks for all nodes (one of C{all_nodes}).
         """
-        wanted = {item.upper() for item in self.all_nodes}
-        return any(item.upper() in wanted for item in _items(value))
+        return _names_any(value, self.all_nodes)
 
     def asks_current(self, value: str) -> bool:
         """
         @param value: A value of this parameter, possibly a list.
         @return: Whether it asks for current data only (one of C{current}).
         """
-        wanted = {item.upper() for item in self.current}
-        return any(item.upper() in wanted for item in _items(value))
+        return _names_any(value, self.current)
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
