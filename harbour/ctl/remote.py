@@ -34,7 +34,7 @@ from harbour.ctl.output import DataConsole, PipeConsole, discard_output, is_term
 from harbour.errors import BadRequest, ConfigurationError, HarbourError, PayloadTooLarge, Unauthorized
 from harbour.interfaces import IEvent
 from harbour.store.tasks import STATES, completion
-from harbour.web.health import CHECK_WORDS, verdict
+from harbour.web.health import CHECK_WORDS, refreshes_failing, verdict
 
 #: Seconds a control port has to accept the connection and the token, and
 #: to answer C{Status}: harbour answers them at once, so a longer wait
@@ -492,7 +492,7 @@ def _status(
         print(f"config error: {error}", file=out)
     refresh_error = services.get("work", {}).get("refresh_error")
     if refresh_error:
-        print(f"refreshes fail since {refresh_error['since']}: {refresh_error['error']}", file=out)
+        print(refreshes_failing(refresh_error), file=out)
     counts = services.get("work", {}).get("tasks", {})
     if isinstance(counts, dict) and counts and "error" not in counts:
         # A daemon without the monitor service judges no health: no column.

@@ -166,6 +166,15 @@ class Verdict:
     summary: str
 
 
+def refreshes_failing(refresh_error: Mapping[str, Any]) -> str:
+    """
+    @param refresh_error: The C{work} service's C{refresh_error} (C{since}
+        and C{error}).
+    @return: The line C{harbourctl status} and the status page show for it.
+    """
+    return f"refreshes fail since {refresh_error['since']}: {refresh_error['error']}"
+
+
 def verdict(document: Mapping[str, Any]) -> Verdict:
     """
     Judge a C{Status} document as a monitoring plugin does.

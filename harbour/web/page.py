@@ -21,7 +21,7 @@ from twisted.web.template import Tag, flattenString, tags
 
 from harbour.store.tasks import STATES
 from harbour.web.coverage import LEGEND, Row
-from harbour.web.health import CHECK_WORDS, verdict
+from harbour.web.health import CHECK_WORDS, refreshes_failing, verdict
 from harbour.web.snapshot import ReportView, Snapshot
 
 #: Milliseconds between two polls of C{live}.
@@ -106,8 +106,7 @@ def summary(shot: Snapshot) -> Tag:
     problems = [shot.ready] if shot.ready else []
     problems += [f"config error: {error}" for error in shot.config_errors]
     if shot.refresh_error:
-        # As harbourctl status says it.
-        problems.append(f"refreshes fail since {shot.refresh_error['since']}: {shot.refresh_error['error']}")
+        problems.append(refreshes_failing(shot.refresh_error))
     overview = tags.section(id="overview")(
         tags.h2(
             tags.span(CHECK_WORDS[code], class_=f"badge {('ok', 'warning', 'critical')[code]}"), " ", line
