@@ -79,8 +79,9 @@ def requests_for(base_url: str, reports: int, days: int):
     return report_urls(manifest, definitions, datetime.date(2030, 1, 1))
 
 
-#: The tasks of a refresh: 50 reports over 2,000 days.
-REFRESH_TASKS = 50 * 2000
+#: The reports and days of a refresh, and so its tasks.
+REFRESH_REPORTS, REFRESH_DAYS = 50, 2000
+REFRESH_TASKS = REFRESH_REPORTS * REFRESH_DAYS
 
 
 class ShortRun(Exception):
@@ -149,7 +150,9 @@ async def refresh(reactor, directory: Path) -> dict:
         timings = {}
         for label in ("new", "present"):
             started = time.perf_counter()
-            created = await tasks.create(requests_for("http://oasis.invalid/oasisapi", 50, 2000))
+            created = await tasks.create(
+                requests_for("http://oasis.invalid/oasisapi", REFRESH_REPORTS, REFRESH_DAYS)
+            )
             timings[f"{label}_seconds"] = time.perf_counter() - started
             timings[f"{label}_created"] = sum(created.values())
         # A refresh that created too few, or created again what was there,
@@ -220,7 +223,7 @@ async def refresh_ceiling(reactor, directory: Path) -> dict:
     try:
         prefix = store.prefix
         started = time.perf_counter()
-        requests = requests_for("http://oasis.invalid/oasisapi", 50, 2000)
+        requests = requests_for("http://oasis.invalid/oasisapi", REFRESH_REPORTS, REFRESH_DAYS)
         now = repr(time.time())
         for first in range(0, len(requests), 2000):
             batch = requests[first : first + 2000]
@@ -252,7 +255,7 @@ async def refresh_ceiling(reactor, directory: Path) -> dict:
         timings = {"new_seconds": time.perf_counter() - started}
         # Finding them present: the URL of each, read back the same way.
         started = time.perf_counter()
-        requests = requests_for("http://oasis.invalid/oasisapi", 50, 2000)
+        requests = requests_for("http://oasis.invalid/oasisapi", REFRESH_REPORTS, REFRESH_DAYS)
         for first in range(0, len(requests), 2000):
             ids = [task_id(r.filename) for r in requests[first : first + 2000]]
             reading = [command("HMGET", f"{prefix}t:{identifier}", "url", "state") for identifier in ids]

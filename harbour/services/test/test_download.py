@@ -1378,6 +1378,17 @@ class FirstConfigurationTests(SynchronousTestCase):
     first C{download} and C{work} topics are in force.
     """
 
+    def store_with_task(self, reactor: MemoryReactorClock) -> MemoryTaskStore:
+        """
+        @return: A store holding one pending task.
+        """
+        store = MemoryTaskStore(reactor)
+        start = datetime.datetime(2025, 1, 10, 8, tzinfo=datetime.UTC)
+        self.successResultOf(
+            store.create([ReportURL("http://oasis.invalid/lmp", "lmp/2025-01-10.zip", "lmp", start, start)])
+        )
+        return store
+
     def test_claimsNothingUntilConfigured(self) -> None:
         """
         Started with no configuration in force (one with errors publishes
@@ -1387,11 +1398,7 @@ class FirstConfigurationTests(SynchronousTestCase):
         configured directory.
         """
         reactor = MemoryReactorClock()
-        store = MemoryTaskStore(reactor)
-        start = datetime.datetime(2025, 1, 10, 8, tzinfo=datetime.UTC)
-        self.successResultOf(
-            store.create([ReportURL("http://oasis.invalid/lmp", "lmp/2025-01-10.zip", "lmp", start, start)])
-        )
+        store = self.store_with_task(reactor)
         bus = Bus()
         data = Path(self.mktemp())
         data.mkdir()
@@ -1427,11 +1434,7 @@ class FirstConfigurationTests(SynchronousTestCase):
         once, and the topics coming later start nothing.
         """
         reactor = MemoryReactorClock()
-        store = MemoryTaskStore(reactor)
-        start = datetime.datetime(2025, 1, 10, 8, tzinfo=datetime.UTC)
-        self.successResultOf(
-            store.create([ReportURL("http://oasis.invalid/lmp", "lmp/2025-01-10.zip", "lmp", start, start)])
-        )
+        store = self.store_with_task(reactor)
         bus = Bus()
         service = DownloadService(
             reactor, store, OasisClient(reactor, MemoryLimiter(reactor)), bus, Path(self.mktemp())
