@@ -1064,8 +1064,10 @@ class OasisClient:
         @param limit_name: What errors call that limit.
         @return: A L{Deferred} firing with the body's size, or failing with
             L{AttemptFailed} (worth retrying), L{PermanentFailure},
-            L{StoreUnavailable} when the limiter cannot reserve the slot
-            (nothing was sent), or L{CancelledError} when cancelled.
+            L{StoreUnavailable} when the limiter cannot reserve a slot
+            (the first request's, a redirect's or a request's sent again:
+            the request it was for was not sent), or L{CancelledError}
+            when cancelled.
         """
         clock = self.reactor
         yield self._slot(transfer.url)
@@ -1113,7 +1115,10 @@ class OasisClient:
             request = client.get(transfer.url, unbuffered=True)
         try:
             response = yield request
-        except PermanentFailure:
+        except (PermanentFailure, StoreUnavailable):
+            # Redis away while a redirect or a request sent again waited
+            # for its slot: an outage, as for the first request's slot,
+            # not a failure of OASIS's to use an attempt on.
             raise
         except Exception as e:
             # The failure of a request sent again is the second: the

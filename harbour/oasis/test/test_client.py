@@ -21,7 +21,7 @@ import attr
 from treq.testing import StubTreq
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, maybeDeferred, succeed
 from twisted.internet.error import ConnectingCancelledError, ConnectionAborted, ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IProtocol, IProtocolFactory, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
@@ -47,6 +47,8 @@ from zope.interface import implementer
 
 from harbour.bus import Bus
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
+from harbour.errors import StoreUnavailable
+from harbour.interfaces import ILimiter
 from harbour.oasis.classify import THROTTLE_PAUSE_MOST
 from harbour.oasis.client import (
     CROSSED_WITHIN,
@@ -2047,6 +2049,94 @@ class ResentTests(SynchronousTestCase):
         agent.pending[0].errback(kept_alive_closed(self.resent))
         self.failureResultOf(d, KeptAliveClosed)
         self.assertEqual(self.resent, [])
+
+
+@implementer(ILimiter)
+@attr.s(eq=False)
+class FirstSlotOnly:
+    """
+    A politeness store that reserves a fetch's first slot, then fails
+    every further call with L{StoreUnavailable}: Redis gone away while a
+    redirect or a request sent again waits for its slot.
+
+    @ivar limiter: Reserves the first slot.
+    """
+
+    limiter: MemoryLimiter = attr.ib()
+    _calls: int = attr.ib(default=0, init=False)
+
+    def _once(self, reserve: Callable[[], Deferred[float]]) -> Deferred[float]:
+        self._calls += 1
+        if self._calls > 1:
+            return fail(StoreUnavailable("Redis is away"))
+        return reserve()
+
+    def reserve(self, host: str, interval: float) -> Deferred[float]:
+        """
+        See L{ILimiter.reserve}.
+        """
+        return self._once(lambda: self.limiter.reserve(host, interval))
+
+    def confirm(self, host: str, interval: float) -> Deferred[float]:
+        """
+        See L{ILimiter.confirm}.
+        """
+        return self._once(lambda: self.limiter.confirm(host, interval))
+
+    def hold(self, host: str, seconds: float) -> Deferred[None]:
+        """
+        See L{ILimiter.hold}.
+        """
+        return self.limiter.hold(host, seconds)
+
+
+class LaterSlotUnavailableTests(SynchronousTestCase):
+    """
+    L{OasisClient.fetch} fails with L{StoreUnavailable}, which uses no
+    attempt, when Redis fails while a redirect or a request sent again
+    waits for its politeness slot, as it does when Redis fails before the
+    first request's slot.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.agent = Waiting()
+        settings = DownloadTopic(min_request_interval=5.0, idle_timeout=3)
+        limiter = FirstSlotOnly(MemoryLimiter(self.clock))
+        client = OasisClient(self.clock, limiter, settings, http=DirectClient(self.clock, self.agent))
+        self.fetched = client.fetch(Transfer(URL), lambda data: None)
+
+    def unavailable(self) -> None:
+        """
+        The fetch failed with L{StoreUnavailable}, not L{AttemptFailed},
+        sent nothing more, and left no timer.
+        """
+        failure = self.failureResultOf(self.fetched, StoreUnavailable)
+        self.assertEqual(str(failure.value), "Redis is away")
+        self.clock.advance(0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_redirect(self) -> None:
+        """
+        A redirect whose slot cannot be reserved is not followed, and the
+        fetch fails with L{StoreUnavailable}.  (It failed with
+        L{AttemptFailed}: "request failed: Redis is away".)
+        """
+        self.agent.pending[0].callback(moved_to(b"http://mirror.test/b"))
+        self.unavailable()
+        self.assertEqual(self.agent.urls, [URL.encode()])
+
+    def test_resend(self) -> None:
+        """
+        A request whose kept-alive connection the server closed is not sent
+        again when its slot cannot be reserved, and the fetch fails with
+        L{StoreUnavailable}.  (It failed with L{AttemptFailed}: "request
+        failed: Redis is away (sent again: ...)".)
+        """
+        resent: list[Deferred[Any]] = []
+        self.agent.pending[0].errback(kept_alive_closed(resent))
+        self.unavailable()
+        self.assertEqual(resent, [])
 
 
 class ClosesWhenKeptAlive(Protocol):
