@@ -12,9 +12,10 @@ and C{/oasisapi/GroupZip} the way CAISO's OASIS does.
   group, 1017 over 10 nodes, 1018 a window over a limit in hours (one
   hour of C{PRC_INTVL_LMP} for all nodes), 1020 a missing or bad version.
 - The limits are those of harbour's catalogue
-  (L{harbour.oasis.catalogue.load_catalogue}); for all nodes over a limit in
-  days (C{PRC_LMP} with C{grp_type=ALL}) OASIS ignores C{enddatetime} and
-  answers the first trading day only.  A GroupZip asked for by
+  (L{harbour.oasis.catalogue.load_catalogue}); for all nodes (C{PRC_LMP}
+  with C{grp_type=ALL}) OASIS ignores C{enddatetime} and answers the
+  all-nodes span from C{startdatetime}, a window asked for longer or
+  shorter (a longer one in hours is refused).  A GroupZip asked for by
   C{startdatetime} alone answers the whole trading day that starts there,
   or for a group whose one answer holds its month, that calendar month of
   trading days.  See L{limits}.

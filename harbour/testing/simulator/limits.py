@@ -7,8 +7,9 @@ What one request may ask for, as OASIS enforces it, with harbour's catalogue
   multiple hours");
 - asking for all nodes (C{grp_type=ALL}, C{node=ALL}...) over more than
   C{max_span_all_nodes} is refused with 1018 when that limit is in hours;
-  when it is in days, OASIS ignores C{enddatetime} and answers only the
-  first trading days;
+  otherwise OASIS ignores C{enddatetime} (spec section 6) and answers
+  C{max_span_all_nodes} from C{startdatetime}, whether the window asked
+  for is longer or shorter (L{all_nodes_end});
 - a list longer than a parameter's C{max_items} is refused with 1017;
 - a request without a parameter the entry requires (in the market asked
   for) is refused with 1001 (section 3.2: "Invalid Parameters of the
@@ -24,7 +25,7 @@ import datetime
 from collections.abc import Mapping
 
 from harbour.oasis.catalogue import CatalogueEntry, allowed_hours, load_catalogue, span_hours
-from harbour.testing.simulator.formats import PACIFIC, OasisError, day_start
+from harbour.testing.simulator.formats import PACIFIC, UTC, OasisError, day_start
 
 #: Refused: longer than a limit in days.
 OVER_DAYS = 1004
@@ -75,6 +76,21 @@ def month_end(start: datetime.datetime) -> datetime.datetime:
     return day_start(datetime.date(day.year + day.month // 12, day.month % 12 + 1, 1))
 
 
+def all_nodes_end(start: datetime.datetime, span: str) -> datetime.datetime:
+    """
+    @param span: An all-nodes span, such as C{"1d"} or C{"1h"}.
+    @return: The end of what OASIS answers a request for all nodes from
+        C{start}, whatever its C{enddatetime}: C{span} of hours later, or
+        for a span of days the same Pacific time that many days later (so
+        from a trading day's start, its whole trading days: 23 or 25 hours
+        on the change days).
+    """
+    if not _in_days(span):
+        return start + datetime.timedelta(hours=span_hours(span))
+    days = datetime.timedelta(days=span_hours(span) // 24)
+    return (start.astimezone(PACIFIC) + days).astimezone(UTC)
+
+
 def asked_end(entry: CatalogueEntry | None, start: datetime.datetime) -> datetime.datetime:
     """
     @param entry: The group asked for by C{startdatetime} alone, if the
@@ -96,22 +112,23 @@ def served_window(
     """
     @param entry: The report or group asked for.
     @param params: The request's query parameters.
-    @return: The part of [start, end) OASIS answers for: all of it, or its
-        first trading days for all nodes over a limit in days.
+    @return: The window OASIS answers for: [start, end), or for all nodes
+        its all-nodes span from C{start} (L{all_nodes_end}), shorter or
+        longer than the window asked for.
     @raise OasisError: L{OVER_DAYS} or L{OVER_HOURS} for a window OASIS
         refuses.
     """
     hours = (end - start).total_seconds() / 3600
     if hours > allowed_hours(entry.max_span):
         raise OasisError(OVER_DAYS if _in_days(entry.max_span) else OVER_HOURS)
-    span = entry.max_window_span(params)
-    if hours <= allowed_hours(span):
+    if entry.max_span_all_nodes is None or not entry.asks_all_nodes(params):
         return start, end
-    if not _in_days(span):
+    span = entry.max_span_all_nodes
+    if hours > allowed_hours(span) and not _in_days(span):
         raise OasisError(OVER_HOURS)
-    # For all nodes OASIS ignores enddatetime (spec section 6): the rest of
-    # the window is silently left out.
-    return start, min(end, first_days_end(start, span_hours(span) // 24))
+    # For all nodes OASIS ignores enddatetime (spec section 6): a longer
+    # window is cut silently, a shorter one answered with the whole span.
+    return start, all_nodes_end(start, span)
 
 
 def check_lists(entry: CatalogueEntry, params: Mapping[str, str]) -> None:

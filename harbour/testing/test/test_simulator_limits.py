@@ -149,6 +149,40 @@ class LimitTests(SynchronousTestCase):
             self.assertEqual(len(rows), 24 * self.simulator.nodes * 4)
             self.assertEqual(classify(body).kind, DATA)
 
+    def test_allNodesShortWindowWholeSpan(self) -> None:
+        """
+        For all nodes a window shorter than the all-nodes span is answered
+        with the whole span from C{startdatetime}, as OASIS answers it (it
+        ignores C{enddatetime}): six hours of C{PRC_LMP} from the start of
+        a trading day bring that trading day, six hours from its noon
+        bring 24 hours to the next noon, and a quarter hour of
+        C{PRC_INTVL_LMP} brings the hour.  Windows asked for so overlap.
+        """
+        noon = JAN14 + datetime.timedelta(hours=12)
+        for nodes in ("&grp_type=ALL", "&grp_type=ALL_APNODES", "&node=ALL"):
+            for start, days in [(JAN14, {"2025-01-14"}), (noon, {"2025-01-14", "2025-01-15"})]:
+                path = single("PRC_LMP", "DAM", 6, nodes + "&resultformat=6", start)
+                [data] = members(render(self.simulator, path)[1]).values()
+                rows = list(csv.DictReader(io.StringIO(data.decode())))
+                starts = sorted({row["INTERVALSTARTTIME_GMT"] for row in rows})
+                self.assertEqual(len(starts), 24, path)
+                self.assertEqual(starts[0], f"{start:%Y-%m-%dT%H:%M}:00-00:00", path)
+                self.assertEqual({row["OPR_DT"] for row in rows}, days, path)
+            path = single("PRC_INTVL_LMP", "RTM", 0.25, nodes + "&resultformat=6")
+            [data] = members(render(self.simulator, path)[1]).values()
+            rows = list(csv.DictReader(io.StringIO(data.decode())))
+            self.assertEqual(len({row["INTERVALSTARTTIME_GMT"] for row in rows}), 12, path)
+
+    def test_someNodesShortWindowAsAsked(self) -> None:
+        """
+        For chosen nodes a short window is answered as asked: OASIS
+        reads C{enddatetime} then.
+        """
+        path = single("PRC_LMP", "DAM", 6, "&node=TH_NP15_GEN-APND&resultformat=6")
+        [data] = members(render(self.simulator, path)[1]).values()
+        rows = list(csv.DictReader(io.StringIO(data.decode())))
+        self.assertEqual(len({row["INTERVALSTARTTIME_GMT"] for row in rows}), 6)
+
     def test_lmpAllNodesWholeDay(self) -> None:
         """
         C{PRC_LMP} for all nodes over the autumn day (25 hours) answers the
