@@ -9,13 +9,15 @@ go into C{<data-dir>/reports} rather than the configured directory, at
 the default pace, and once the configuration was put right its directory
 would be the first one set, so the files downloaded meanwhile would be
 neither found nor fetched again.  So the download and tables services
-claim nothing until L{FirstConfiguration.wait} fires.
+claim nothing until L{FirstConfiguration.arrives} fires.
 """
 
 from __future__ import annotations
 
 import attr
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 #: The topics a claiming service needs in force before it claims: the
 #: download directory, pace and concurrency; the leases' length.
@@ -77,6 +79,24 @@ class FirstConfiguration:
         else:
             self._waiting.append(d)
         return d
+
+    def arrives(self, log: Logger, message: str, **fields: object) -> Deferred[bool]:
+        """
+        Wait as L{wait} does, for a service's start: logging C{message}
+        (with C{fields}) once, at C{info}, if there is anything to wait for.
+
+        @return: A L{Deferred} firing with C{True} once every needed topic
+            has been heard (at once if it has), or C{False} if L{stop} came
+            first: the service stopped meanwhile and starts nothing.
+        """
+        if not self.arrived:
+            log.info(message, **fields)
+
+        def stopped(failure: Failure) -> bool:
+            failure.trap(CancelledError)
+            return False
+
+        return self.wait().addCallbacks(lambda ignored: True, stopped)
 
     def stop(self) -> None:
         """

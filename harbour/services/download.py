@@ -30,7 +30,6 @@ from typing import Any, TypeVar, cast
 import attr
 from twisted.application.service import Service
 from twisted.internet.defer import (
-    CancelledError,
     Deferred,
     gatherResults,
     inlineCallbacks,
@@ -211,11 +210,10 @@ class DownloadService(Service):
         yield self.ready()
         if not self.running:
             return  # stopped meanwhile
-        if not self._configuration.arrived:
-            self.log.info("waiting for a valid configuration before downloading", service="download")
-        try:
-            yield self._configuration.wait()
-        except CancelledError:
+        arrived = yield self._configuration.arrives(
+            self.log, "waiting for a valid configuration before downloading", service="download"
+        )
+        if not arrived:
             return  # stopped meanwhile
         self._started = True
         self._heartbeat = LoopingCall(guarded(self.log, "heartbeat", self._beat_now, service="download"))

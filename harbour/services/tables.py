@@ -30,7 +30,6 @@ from typing import Any, TypeVar, cast
 import attr
 from twisted.application.service import Service
 from twisted.internet.defer import (
-    CancelledError,
     Deferred,
     FirstError,
     gatherResults,
@@ -227,11 +226,10 @@ class TablesService(Service):
         yield self.ready()
         if not self.running:
             return
-        if not self._configuration.arrived:
-            self.log.info("waiting for a valid configuration before parsing", service="tables")
-        try:
-            yield self._configuration.wait()
-        except CancelledError:
+        arrived = yield self._configuration.arrives(
+            self.log, "waiting for a valid configuration before parsing", service="tables"
+        )
+        if not arrived:
             return  # stopped meanwhile
         if self.keep_views:
             yield self._queue_earlier_files()

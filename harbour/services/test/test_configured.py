@@ -4,10 +4,20 @@ Tests for L{harbour.services.configured}.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from twisted.internet.defer import CancelledError
+from twisted.logger import ILogObserver, Logger, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.services.configured import WAITING, FirstConfiguration
+
+
+def logger(events: list[dict[str, Any]]) -> Logger:
+    """
+    @return: A logger whose events go to C{events}.
+    """
+    return Logger(observer=cast(ILogObserver, events.append))
 
 
 class FirstConfigurationTests(SynchronousTestCase):
@@ -53,3 +63,38 @@ class FirstConfigurationTests(SynchronousTestCase):
         configuration.heard("download")
         configuration.heard("work")
         self.assertTrue(configuration.arrived)
+
+    def test_arrives(self) -> None:
+        """
+        L{FirstConfiguration.arrives} logs its message once, with its
+        fields, and fires with C{True} once every needed topic is heard.
+        """
+        events: list[dict[str, Any]] = []
+        configuration = FirstConfiguration()
+        arriving = configuration.arrives(logger(events), "waiting for {what}", what="it")
+        self.assertEqual([formatEvent(event) for event in events], ["waiting for it"])
+        configuration.heard("download")
+        self.assertNoResult(arriving)
+        configuration.heard("work")
+        self.assertIs(self.successResultOf(arriving), True)
+        self.assertEqual(len(events), 1)
+
+    def test_arrivedLogsNothing(self) -> None:
+        """
+        With nothing to wait for, L{FirstConfiguration.arrives} logs
+        nothing and fires with C{True} at once.
+        """
+        events: list[dict[str, Any]] = []
+        arriving = FirstConfiguration.given(True).arrives(logger(events), "waiting")
+        self.assertIs(self.successResultOf(arriving), True)
+        self.assertEqual(events, [])
+
+    def test_arrivesStopped(self) -> None:
+        """
+        Stopped first, L{FirstConfiguration.arrives} fires with C{False}
+        rather than failing: the service starts nothing.
+        """
+        configuration = FirstConfiguration()
+        arriving = configuration.arrives(logger([]), "waiting")
+        configuration.stop()
+        self.assertIs(self.successResultOf(arriving), False)
