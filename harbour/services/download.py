@@ -210,15 +210,19 @@ class DownloadService(Service):
         yield self.ready()
         if not self.running:
             return  # stopped meanwhile
+        # Before the wait: the hub lists a worker that waits, as waiting.
+        self._heartbeat = LoopingCall(guarded(self.log, "heartbeat", self._beat_now, service="download"))
+        self._heartbeat.clock = self.reactor
+        self._heartbeat.start(self.heartbeat_interval)
+        waited = not self._configuration.arrived
         arrived = yield self._configuration.arrives(
             self.log, "waiting for a valid configuration before downloading", service="download"
         )
         if not arrived:
             return  # stopped meanwhile
+        if waited:
+            self.beat()  # no longer waiting: not only at the next heartbeat
         self._started = True
-        self._heartbeat = LoopingCall(guarded(self.log, "heartbeat", self._beat_now, service="download"))
-        self._heartbeat.clock = self.reactor
-        self._heartbeat.start(self.heartbeat_interval)
         self._janitor = LoopingCall(guarded(self.log, "janitor", self._tidy, service="download"))
         self._janitor.clock = self.reactor
         self._janitor.start(self.janitor_interval)
@@ -425,6 +429,7 @@ class DownloadService(Service):
             "paused": self.paused,
             "concurrency": self.settings.concurrency,
             **told,
+            **self._configuration.status(),
             **self.activity.heartbeat(),
         }
 
@@ -435,7 +440,6 @@ class DownloadService(Service):
         return {
             **self._activity(),
             **self.activity.status(),
-            **self._configuration.status(),
             "directory": str(self.directory),
             "audit": self.audit.status(),
         }

@@ -60,6 +60,9 @@ FIELDS: Mapping[str, Callable[[object], bool]] = MappingProxyType(
         "bytes_per_second": _passes(number(minimum=0)),
         "in_flight": _flights,
         "prefix": _passes(text()),
+        # What a worker waits for before it claims (its first valid
+        # configuration), as its download service's status says it.
+        "waiting": _passes(text()),
     }
 )
 

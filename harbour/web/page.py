@@ -182,11 +182,15 @@ def reports_table(views: Sequence[ReportView], now: float) -> Tag:
 def _worker_state(worker: Mapping[str, Any]) -> Tag | str:
     """
     @return: A worker's problem (another C{--prefix} than the hub's), if it
-        has one, else whether it is paused.
+        has one, else what it waits for before it claims, if anything, else
+        whether it is paused.
     """
     problem = worker.get("problem")
     if isinstance(problem, str):
         return tags.span(problem, class_="problems")
+    waiting = worker.get("waiting")
+    if isinstance(waiting, str):
+        return f"waiting for {waiting}"
     return "paused" if worker.get("paused") else "running"
 
 

@@ -47,7 +47,7 @@ from harbour.oasis.test.test_client import NOW, stubbed_attempts
 from harbour.services import attempt, commit, download, files
 from harbour.services.attempt import RECHECK
 from harbour.services.checking import AnswerCheck
-from harbour.services.download import DownloadService
+from harbour.services.download import BEAT_SPACING, DownloadService
 from harbour.services.files import is_bookkeeping, record, record_path
 from harbour.services.finishing import Finishes
 from harbour.services.outcomes import PREPARATION_UNCOUNTED, backoff, prepared_since
@@ -1427,6 +1427,37 @@ class FirstConfigurationTests(SynchronousTestCase):
         self.assertNotIn("waiting", service.status())
         self.assertEqual(service.directory, data / "mirror")
         self.assertEqual([p.name for p in data.iterdir()], ["mirror"])
+
+    def test_beatsWhileWaiting(self) -> None:
+        """
+        While it waits for the configuration, the service beats as usual,
+        saying what it waits for, so that the hub lists it as waiting; the
+        configuration in force, it beats at once without.
+        """
+        reactor = MemoryReactorClock()
+        bus = Bus()
+        beats: list[dict[str, Any]] = []
+        bus.subscribe("worker.status", lambda event: beats.append(event.payload))
+        service = DownloadService(
+            reactor,
+            MemoryTaskStore(reactor),
+            OasisClient(reactor, MemoryLimiter(reactor)),
+            bus,
+            Path(self.mktemp()),
+            heartbeat_interval=5.0,
+        )
+        service._in_thread = lambda f, *args: succeed(f(*args))  # type: ignore[method-assign]
+        service.startService()
+        self.addCleanup(lambda: service.running and service.stopService())
+        for ignored in range(2):
+            reactor.advance(5)
+        self.assertEqual([beat.get("waiting") for beat in beats], ["a valid configuration"] * 3)
+        self.assertEqual({beat["owner"] for beat in beats}, {service.owner})
+        bus.publish("download", {}, retain=True)
+        bus.publish("work", {}, retain=True)
+        reactor.advance(BEAT_SPACING)
+        self.assertEqual(len(beats), 4)
+        self.assertNotIn("waiting", beats[-1])
 
     def test_stoppedWhileWaiting(self) -> None:
         """

@@ -102,6 +102,16 @@ class WorkersTests(SynchronousTestCase):
             ],
         )
 
+    def test_waiting(self) -> None:
+        """
+        A worker waiting for its first valid configuration is listed, with
+        what it waits for; a C{waiting} that is not text is dropped.
+        """
+        self.beat(**BEAT, waiting="a valid configuration")
+        self.assertEqual(self.workers.status()["host:1"]["waiting"], "a valid configuration")
+        self.beat(**BEAT, waiting=True)
+        self.assertNotIn("waiting", self.workers.status()["host:1"])
+
     def test_seenComputed(self) -> None:
         """
         How long ago a worker was heard is the hub's own reckoning, whatever

@@ -319,6 +319,24 @@ class PageTests(SynchronousTestCase):
         self.assertIn(b"<span class=\"problems\">its --prefix '&lt;b&gt;' is not this hub", body)
         self.assertNotIn(b"running", body.split(b'id="workers"')[1].split(b"</section>")[0])
 
+    def test_workerWaiting(self) -> None:
+        """
+        A worker waiting for its first valid configuration says so in place
+        of its state.
+        """
+        fixture = self.fixture
+        workers = WorkersService(fixture.clock, fixture.bus)
+        workers.startService()
+        self.addCleanup(workers.stopService)
+        fixture.bus.publish(
+            "worker.status", {"owner": "w4", "paused": False, "waiting": "a valid configuration"}
+        )
+        fixture.daemon.services = healthy_services(workers=workers.status())
+        fixture.clock.advance(INTERVAL)
+        shown = fixture.get("/")[1].split(b'id="workers"')[1].split(b"</section>")[0]
+        self.assertIn(b"<td>waiting for a valid configuration</td>", shown)
+        self.assertNotIn(b"running", shown)
+
     def test_configReloadFailed(self) -> None:
         """
         The page says the configuration is not loaded until it is; after a
