@@ -437,10 +437,13 @@ class DownloadService(Service):
         """
         See L{IStatusSource.status}.
         """
+        # Until then, the directory would be the schema's default, which
+        # may not be the configuration's.
+        directory = {"directory": str(self.directory)} if self._configuration.arrived else {}
         return {
             **self._activity(),
             **self.activity.status(),
-            "directory": str(self.directory),
+            **directory,
             "audit": self.audit.status(),
         }
 

@@ -1459,6 +1459,27 @@ class FirstConfigurationTests(SynchronousTestCase):
         self.assertEqual(len(beats), 4)
         self.assertNotIn("waiting", beats[-1])
 
+    def test_noDirectoryWhileWaiting(self) -> None:
+        """
+        While it waits for the configuration, the service's status names
+        no download directory: the default one may not be the
+        configuration's.  Once it is in force, the configured one.
+        """
+        reactor = MemoryReactorClock()
+        bus = Bus()
+        data = Path(self.mktemp())
+        service = DownloadService(
+            reactor, MemoryTaskStore(reactor), OasisClient(reactor, MemoryLimiter(reactor)), bus, data
+        )
+        service._in_thread = lambda f, *args: succeed(f(*args))  # type: ignore[method-assign]
+        service.startService()
+        self.addCleanup(lambda: service.running and service.stopService())
+        self.assertNotIn("directory", service.status())
+        bus.publish("download", {"directory": "mirror"}, retain=True)
+        self.assertNotIn("directory", service.status())
+        bus.publish("work", {}, retain=True)
+        self.assertEqual(service.status()["directory"], str(data / "mirror"))
+
     def test_stoppedWhileWaiting(self) -> None:
         """
         Stopped while it waits for the configuration, the service stops at
