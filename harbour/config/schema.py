@@ -164,9 +164,10 @@ class Locator:
     Paths are tuples such as C{("reports", 2, "window")}: table headers,
     array-of-tables indices and keys, a dotted key (C{work.max_attempts =
     0}) or header (C{[reports.params]}) giving one name per part, quoted or
-    not.  What is inside a string, multi-line or not, is not taken for a
-    key.  An unknown path falls back to its nearest known ancestor, and
-    finally to line 1.
+    not, and an inline table's index in the array holding it
+    (C{reports = [{...}, {...}]}).  What is inside a string, multi-line or
+    not, is not taken for a key.  An unknown path falls back to its
+    nearest known ancestor, and finally to line 1.
     """
 
     _NAME = r"""[A-Za-z0-9_\-]+|"(?:[^"\\]|\\.)*"|'[^']*'"""
@@ -181,41 +182,64 @@ class Locator:
         table: tuple = ()
         # The delimiter of a multi-line string left open by a line.
         quote: str | None = None
+        # The last key's path, the brackets open in its value, and the
+        # elements of its array begun: a table opened right inside that
+        # array is its element (tables inline are one line each).
+        value: tuple = ()
+        opened: list[str] = []
+        elements = 0
+
+        def seen(char: str) -> None:
+            nonlocal elements
+            if char in "[{":
+                if char == "{" and opened == ["["]:
+                    self.lines.setdefault(value + (elements,), lineno)
+                opened.append(char)
+            elif char in "]}" and opened:
+                opened.pop()
+            elif char == "," and opened == ["["]:
+                elements += 1
+
         for lineno, line in enumerate(source.splitlines(), start=1):
+            pos = 0
             if quote is not None:
                 closed = self._string_end(line, 0, quote)
                 if closed is None:
                     continue
-                quote = self._open_string(line, closed)
-                continue
-            header = self._HEADER.match(line)
-            if header:
-                names = self._names(header.group(2))
-                if header.group(1) == "[[":
-                    counts[names] = counts.get(names, -1) + 1
-                    table = names + (counts[names],)
-                else:
-                    table = self._within_array(names, counts)
-                self.lines.setdefault(table, lineno)
-                continue
-            key = self._KEY.match(line)
-            if key:
-                names = self._names(key.group(1))
-                # A dotted key also defines the tables it names.
-                for end in range(1, len(names) + 1):
-                    self.lines.setdefault(table + names[:end], lineno)
+                pos = closed
+            elif not opened:
+                header = self._HEADER.match(line)
+                if header:
+                    names = self._names(header.group(2))
+                    if header.group(1) == "[[":
+                        counts[names] = counts.get(names, -1) + 1
+                        table = names + (counts[names],)
+                    else:
+                        table = self._within_array(names, counts)
+                    self.lines.setdefault(table, lineno)
+                    continue
+                key = self._KEY.match(line)
+                if key:
+                    names = self._names(key.group(1))
+                    # A dotted key also defines the tables it names.
+                    for end in range(1, len(names) + 1):
+                        self.lines.setdefault(table + names[:end], lineno)
+                    value, elements, pos = table + names, 0, key.end()
             # Another line is a value's continuation, an array's.
-            quote = self._open_string(line, key.end() if key else 0)
+            quote = self._open_string(line, pos, seen)
 
     @classmethod
-    def _open_string(cls, line: str, pos: int) -> str | None:
+    def _open_string(cls, line: str, pos: int, seen: Callable[[str], None]) -> str | None:
         """
+        @param seen: Called with each character of C{line} from C{pos} on
+            that is neither within a string nor a comment.
         @return: The delimiter of the multi-line string that C{line}, read
             from C{pos} on, leaves open, or L{None}.
         """
         while pos < len(line) and line[pos] != "#":
             char = line[pos]
             if char not in "\"'":
+                seen(char)
                 pos += 1
                 continue
             quote = char * 3 if line.startswith(char * 3, pos) else char

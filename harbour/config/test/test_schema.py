@@ -310,6 +310,35 @@ class LocatorTests(SynchronousTestCase):
             [str(p) for p in problems][-1], "f.toml:5: work.max_attempts: must be at least 1, not 0"
         )
 
+    def test_arrayOfInlineTables(self) -> None:
+        """
+        A table of an array of inline tables is at the line its C{{} is
+        on, counted among the array's elements (what a string or comment
+        holds, or a table nested in one, is not counted), and a problem
+        within it is reported there, not at the array's first line.  A
+        line of the array that looks like a header is not one.
+        """
+        source = (
+            "reports = [\n"  # 1
+            '  { name = "a", params = { x = "{" } },  # {\n'  # 2
+            '  "[", [{ y = 1 }], { name = "b" },\n'  # 3
+            '  ["x"],\n'  # 4
+            '  { name = "c", bogus = 1 },\n'  # 5
+            "]\n"  # 6
+            "[work]\n"  # 7
+            "max_attempts = 0\n"  # 8
+        )
+        locator = Locator(source)
+        self.assertEqual([locator.line(("reports", i)) for i in range(6)], [2, 1, 1, 3, 1, 5])
+        self.assertEqual(locator.line(("reports", 5, "bogus")), 5)
+        self.assertEqual(locator.line(("x",)), 1)
+        self.assertEqual(locator.line(("work", "max_attempts")), 8)
+        ignored, problems = parse_file(
+            "f.toml",
+            'reports = [\n  { name = "a", queryname = "A" },\n  { name = "b", bogus = 1 },\n]\n',
+        )
+        self.assertEqual([(p.line, p.key) for p in problems if "bogus" in p.key], [(3, "reports[1].bogus")])
+
     def test_problemsOfDottedKeys(self) -> None:
         """
         A problem of a dotted key, or under a quoted header, is reported
