@@ -426,28 +426,51 @@ def resolve_day(value: str, today: datetime.date) -> datetime.date:
     return datetime.date(year, month, min(today.day, last))
 
 
-def past_end(start: str, end: str, today: datetime.date | None = None) -> datetime.date | None:
+def past_end(
+    start: str, end: str, today: datetime.date | None = None
+) -> tuple[datetime.date, datetime.date] | None:
     """
     Find a range that asks for nothing for good: a span back as its
     C{start} only moves later as the days pass, so once after a date as
-    its C{end}, it stays after it.  (An end of C{"today"}, days ahead or a
-    span back moves too, and is not compared.)
+    its C{end}, it stays after it; and a span back as its C{end} moves
+    with it, so a start of fewer of the same unit back (a year being
+    twelve months), or after it whatever the months' lengths (28 to 31
+    days), is after it every day.  (An end of C{"today"} or days ahead is not compared.)
 
     @param start: A value L{day} accepted.
     @param end: A value L{day} accepted, C{allow_today} or not.
     @param today: The day to count from; by default today where it is
         earliest (UTC-12), so that the range is past in every zone.
-    @return: The day C{start} names, if C{start} is a span back, C{end} a
-        date and the day after it; else L{None}.
+    @return: The days C{start} and C{end} name, if C{start} is a span
+        back and after C{end} for good; else L{None}.
     """
-    if _RELATIVE.match(start) is None:
+    back, to = _months_or_days(start), _months_or_days(end)
+    if back is None or end == "today" or _AHEAD.match(end):
         return None
-    try:
-        last = datetime.date.fromisoformat(end)
-    except ValueError:
+    # Against a span back, the start is after it every day if it reaches
+    # back fewer of the same unit or, across units, fewer days at most
+    # (31 a month) than the end does at least (28 a month).
+    if to is not None and not (
+        back[0] < to[0]
+        if back[1] == to[1]
+        else back[0] * (31 if back[1] == "mo" else 1) < to[0] * (28 if to[1] == "mo" else 1)
+    ):
         return None
-    first = resolve_day(start, today or _earliest_today())
-    return first if first > last else None
+    first, last = (resolve_day(value, today or _earliest_today()) for value in (start, end))
+    return (first, last) if first > last else None
+
+
+def _months_or_days(value: str) -> tuple[int, str] | None:
+    """
+    @return: How many months (a year being twelve) or days back a span
+        back reaches, and which (C{"mo"} or C{"d"}); L{None} if C{value}
+        is not a span back.
+    """
+    relative = _RELATIVE.match(value)
+    if relative is None:
+        return None
+    count, unit = int(relative.group(1)), relative.group(2)
+    return (count * 12, "mo") if unit == "y" else (count, unit)
 
 
 def timezone() -> Check:

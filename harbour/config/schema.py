@@ -593,7 +593,8 @@ def _reversed_ranges(
     cannot see it: a report whose one bound is its own and the other the
     manifest's, both dates (see L{reversed_range}); or, in the manifest or
     a report, a span back as start already after a date as end, which the
-    days passing only put further after it (see L{past_end}).  Such a
+    days passing only put further after it, or after a span back as end
+    on every day (see L{past_end}).  Such a
     range asks for nothing, and a daemon following it would retire every
     task of the report.
 
@@ -612,7 +613,7 @@ def _reversed_ranges(
     shown = _past(manifest.start, manifest.end, today)
     if shown is not None:
         line = located.line(("manifest", "start")) if located is not None else 1
-        message = f"start {shown} is after end {manifest.end}: the range would ask for nothing"
+        message = f"start {shown[0]} is after end {shown[1]}: the range would ask for nothing"
         problems.append(Problem(where or "(defaults)", line, "manifest.start", message))
     reports = topics.get("reports")
     if not reports:
@@ -625,31 +626,36 @@ def _reversed_ranges(
             continue
         start, end = report.start or manifest.start, report.end or manifest.end
         if report.start is not None and report.end is not None:
-            # Two dates reversed, its own table refused; a span back past a date it cannot tell.
+            # Two dates reversed, its own table refused; a span back past the end it cannot tell.
             own, shown, origin = "start", _past(start, end, today), ""
         else:
             own, inherited = ("start", "end") if report.start is not None else ("end", "start")
-            shown = start if any(reversed_range({"start": start, "end": end})) else _past(start, end, today)
+            reversed_dates = any(reversed_range({"start": start, "end": end}))
+            shown = (start, end) if reversed_dates else _past(start, end, today)
             where_given = (
                 "by default" if located is None else f"{where}:{located.line(('manifest', inherited))}"
             )
             origin = f" (the manifest's {inherited}, {where_given})"
         if shown is None:
             continue
-        message = f"start {shown} is after end {end}{origin}: the range would ask for nothing"
+        message = f"start {shown[0]} is after end {shown[1]}{origin}: the range would ask for nothing"
         problems.append(
             Problem(name, locator.line(("reports", index, own)), f"reports[{index}].{own}", message)
         )
     return problems
 
 
-def _past(start: str, end: str, today: datetime.date | None) -> str | None:
+def _past(start: str, end: str, today: datetime.date | None) -> tuple[str, str] | None:
     """
-    @return: C{start} as a refusal shows it, with the day it names, if it
-        is a span back already after C{end}, a date (see L{past_end}).
+    @return: C{start} and C{end} as a refusal shows them, a span back
+        with the day it names, if C{start} is a span back after C{end}
+        for good (see L{past_end}).
     """
-    first = past_end(start, end, today)
-    return None if first is None else f"{start} ({first} as of today)"
+    days = past_end(start, end, today)
+    if days is None:
+        return None
+    first, last = days
+    return f"{start} ({first} as of today)", end if end == str(last) else f"{end} ({last} as of today)"
 
 
 def _unpublishable(topics: dict[str, Any], sources: dict[str, str], texts: dict[str, str]) -> list[Problem]:

@@ -243,7 +243,8 @@ def reversed_range(values: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
     for nothing, and a daemon following it would retire every task it
     had.  (A relative bound is left alone: whether it falls before or
     after a date depends on the day.  A span back already after a date
-    stays after it: the loader refuses that, not the topic, lest a topic
+    stays after it, and one after a span back every day is after it for
+    good: the loader refuses those, not the topic, lest a topic
     rebuilt from the bus be refused for the days that passed since it was
     published; see L{harbour.config.checks.past_end}.)
 

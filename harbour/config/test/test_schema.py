@@ -775,6 +775,50 @@ class DirectoryTests(SynchronousTestCase):
             "-30d",
         )
 
+    def test_spanBackPastSpanBack(self) -> None:
+        """
+        A span back as start after a span back as end on every day (fewer
+        of the same unit back, months and years being one; or, across
+        days and months, whatever a month's length) is refused as a span
+        back after a date is, in the manifest, in a report, and between a
+        report's own bound and the manifest's, showing both days.  Spans
+        whose order can change with the day are not refused.
+        """
+        today = datetime.date(2026, 11, 24)
+        self.write("m.toml", '[manifest]\nstart = "-30d"\nend = "-40d"\n')
+        self.write(
+            "reports.toml",
+            '[[reports]]\nname = "a"\nqueryname = "A"\nstart = "-1mo"\nend = "-40d"\n'  # 1-5
+            '[[reports]]\nname = "b"\nqueryname = "A"\nstart = "-2y"\nend = "-25mo"\n'  # 6-10
+            '[[reports]]\nname = "c"\nqueryname = "A"\nstart = "-1mo"\nend = "-30d"\n'  # 11-15
+            '[[reports]]\nname = "d"\nqueryname = "A"\nstart = "-13mo"\nend = "-1y"\n'  # 16-20
+            '[[reports]]\nname = "e"\nqueryname = "A"\nstart = "-40d"\nend = "-1mo"\n',  # 21-25
+        )
+        configuration, problems = load_directory(self.directory, today=today)
+        self.assertIsNone(configuration)
+        nothing = ": the range would ask for nothing"
+        self.assertEqual(
+            [str(p) for p in problems],
+            [
+                "m.toml:2: manifest.start: start -30d (2026-10-25 as of today) is after end -40d"
+                " (2026-10-15 as of today)" + nothing,
+                "reports.toml:4: reports[0].start: start -1mo (2026-10-24 as of today) is after end"
+                " -40d (2026-10-15 as of today)" + nothing,
+                "reports.toml:9: reports[1].start: start -2y (2024-11-24 as of today) is after end"
+                " -25mo (2024-10-24 as of today)" + nothing,
+            ],
+        )
+        self.write("m.toml", '[manifest]\nend = "-2mo"\n')
+        self.write("reports.toml", '[[reports]]\nname = "late"\nqueryname = "A"\nstart = "-7d"\n')
+        configuration, problems = load_directory(self.directory, today=today)
+        self.assertEqual(
+            [str(p) for p in problems],
+            [
+                "reports.toml:4: reports[0].start: start -7d (2026-11-17 as of today) is after end"
+                " -2mo (2026-09-24 as of today) (the manifest's end, m.toml:2)" + nothing
+            ],
+        )
+
     def test_spanBackPastDateEndFromToday(self) -> None:
         """
         Without a day given, spans back count from today: a span back of
