@@ -12,9 +12,10 @@ price components as columns.  It reads the columns its report's files had
 when it was made (L{WIDE_SOURCES}): one of those that no file has any
 more reads as nulls; one that appears since needs the views rebuilt.
 A report OASIS serves only current data of (C{history = false} in the
-catalogue: C{PRC_CURR_LMP}...) shows each distinct row once: every window
-fetched once it is over holds the interval current then, so windows
-fetched together (at start, after an outage) hold the same rows.
+catalogue: C{PRC_CURR_LMP}...) shows each row once, as its newest
+posting: every window fetched once it is over holds the interval current
+then, so windows fetched together (at start, after an outage) hold the
+same rows, and OASIS may post an interval again with other values.
 Names are DuckDB's, so case-insensitive: of reports whose views would
 share a name, the first in sorted order has it and the others go without.
 A report with a file DuckDB cannot read goes without views too, and the
@@ -50,6 +51,7 @@ import pyarrow.parquet as pq
 
 from harbour.dataset.inventory import parquet_files, reports_in
 from harbour.dataset.naming import view_name, view_names
+from harbour.dataset.write import DOWNLOADED
 from harbour.oasis.catalogue import CatalogueEntry, load_catalogue
 from harbour.processes import process_alive
 
@@ -151,17 +153,74 @@ def _identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _read(tables_dir: Path, report: str, files: Collection[Path] | None) -> str:
+    """
+    @return: The files of C{report} as a table function is to be given
+        them (see L{source}).
+    """
+    if files is None:
+        return _quoted((tables_dir.resolve() / report / "*" / "*.parquet").as_posix())
+    return f"[{', '.join(_quoted(file.as_posix()) for file in sorted(files))}]"
+
+
 def source(tables_dir: Path, report: str, files: Collection[Path] | None = None) -> str:
     """
     @param files: If given, the files to read, as DuckDB is to name them
         (see L{confine}); else every file of C{report} when queried.
     @return: The table function reading the files of C{report}.
     """
-    if files is None:
-        read = _quoted((tables_dir.resolve() / report / "*" / "*.parquet").as_posix())
-    else:
-        read = f"[{', '.join(_quoted(file.as_posix()) for file in sorted(files))}]"
-    return f"read_parquet({read}, hive_partitioning = true, union_by_name = true)"
+    return f"read_parquet({_read(tables_dir, report, files)}, hive_partitioning = true, union_by_name = true)"
+
+
+#: The columns L{newest_sql} adds to a report's rows, and leaves out of its
+#: view: the file a row is read from, when its zip was downloaded, and
+#: its rank among the postings of its row.
+FILE_COLUMN = "harbour_file"
+POSTED_COLUMN = "harbour_posted"
+RANK_COLUMN = "harbour_rank"
+
+#: The types of the columns holding a row's values (L{harbour.dataset.columns}
+#: types them C{float64}); a row is known by all its other columns.
+VALUE_TYPES = frozenset({"DOUBLE", "FLOAT"})
+
+
+def newest_sql(
+    tables_dir: Path, report: str, files: Collection[Path] | None, columns: Mapping[str, str]
+) -> str:
+    """
+    @param files: As for L{source}.
+    @param columns: The columns of C{report}'s files, by name, to their
+        DuckDB types.
+    @return: The query of the view of a report OASIS serves only current
+        data of: of the rows alike in every column but their values (one
+        interval of one location and item, fetched by several windows, or
+        posted again with another value), the one whose file's zip was
+        downloaded last (L{harbour.dataset.write.DOWNLOADED}; a file
+        written before it was recorded counts as older, and of two such
+        the later in name wins).
+    """
+    keys = [name for name, kind in columns.items() if kind not in VALUE_TYPES]
+    read = _read(tables_dir, report, files)
+    options = f"hive_partitioning = true, union_by_name = true, filename = {_quoted(FILE_COLUMN)}"
+    rows = f"read_parquet({read}, {options})"
+    # Every column partitioned by, as nulls, so that the view still reads
+    # once no file has one of them; DuckDB still pushes a filter on one of
+    # them down to the files.
+    nulls = ", ".join(f"NULL::{columns[name]} AS {_identifier(name)}" for name in keys)
+    rows = f"(SELECT * FROM {rows} UNION ALL BY NAME SELECT {nulls} WHERE false)"
+    posted = (
+        f"(SELECT file_name, max(decode(value)) AS {POSTED_COLUMN} FROM parquet_kv_metadata({read})"
+        f" WHERE key = {_quoted(DOWNLOADED)}::BLOB GROUP BY file_name)"
+    )
+    partition = ", ".join(f"found.{_identifier(name)}" for name in keys)
+    return (
+        f"SELECT * EXCLUDE ({FILE_COLUMN}, {POSTED_COLUMN}, {RANK_COLUMN}) FROM (\n"
+        f"  SELECT found.*, posted.{POSTED_COLUMN}, row_number() OVER (PARTITION BY {partition}\n"
+        f"    ORDER BY posted.{POSTED_COLUMN} DESC NULLS LAST, found.{FILE_COLUMN} DESC) AS {RANK_COLUMN}\n"
+        f"  FROM {rows} AS found\n"
+        f"  LEFT JOIN {posted} AS posted ON found.{FILE_COLUMN} = posted.file_name)\n"
+        f"WHERE {RANK_COLUMN} = 1"
+    )
 
 
 def report_files(tables_dir: Path, report: str) -> frozenset[Path]:
@@ -403,11 +462,10 @@ def create_views(
         files = report_files(tables_dir, report)
         if not files:
             continue
-        # Identical rows are one interval fetched by several windows, not
-        # several of its values: DISTINCT keeps one whatever the columns,
-        # which differ among these reports, and a row OASIS posted again
-        # with another value still shows.
-        distinct = "DISTINCT " if query and answers_current_only(tables_dir, report, query) else ""
+        # Rows alike but for their values are one interval fetched by
+        # several windows, or posted again with other values: the newest
+        # posting is the one shown (L{newest_sql}).
+        current = bool(query) and answers_current_only(tables_dir, report, query)
         taken = [n for n in names if n.lower() in holders]
         if taken:
             skipped.append(Clash(report, taken[0], holders[taken[0].lower()]))
@@ -419,7 +477,12 @@ def create_views(
                 paths, kept = linked(files, tables_dir, snapshot)
             try:
                 table = source(tables_dir, report, paths) if listed else source(tables_dir, report)
-                connection.execute(f"CREATE VIEW {_identifier(name)} AS SELECT {distinct}* FROM {table}")
+                body = f"SELECT * FROM {table}"
+                if current:
+                    described = connection.execute(f"DESCRIBE {body}").fetchall()
+                    columns = {row[0]: row[1] for row in described}
+                    body = newest_sql(tables_dir, report, paths if listed else None, columns)
+                connection.execute(f"CREATE VIEW {_identifier(name)} AS {body}")
                 if wide:
                     described = connection.execute(f"DESCRIBE {_identifier(name)}").fetchall()
                     columns = {row[0]: row[1] for row in described}

@@ -70,6 +70,26 @@ HELD_BYTES = 32 << 20
 TOUCH_EVERY = 10.0
 
 
+#: The footer key recording when the zip a file was made from was
+#: downloaded (L{downloaded_at}): of two answers holding the same row of a
+#: report OASIS serves only current data of, the later is its newer
+#: posting (L{harbour.dataset.views}).
+DOWNLOADED = "harbour.downloaded"
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+def downloaded_at(mtime_ns: int) -> str:
+    """
+    @param mtime_ns: A zip's modification time, in nanoseconds: when it
+        was downloaded (it is written once, and a revision is a new file),
+        whichever host parses it and however often.
+    @return: It in UTC, ISO 8601 to the microsecond, so that two compare
+        as text as they do as times.
+    """
+    return (_EPOCH + datetime.timedelta(microseconds=mtime_ns // 1000)).isoformat(timespec="microseconds")
+
+
 class Superseded(Exception):
     """
     The zip being parsed was replaced (a revision downloaded it again) or
@@ -281,13 +301,14 @@ def write_window(
     """
     name = part_name(label)
     report_dir = tables_dir / report
+    identity = zip_identity(zip_path)
     metadata = {
         "harbour.source": source_name(zip_path, tables_dir),
         "harbour.url": url,
         "harbour.sha256": sha256,
+        DOWNLOADED: downloaded_at(identity[3]),
         "harbour.version": harbour.__version__,
     }
-    identity = zip_identity(zip_path)
     days = DayFiles(report_dir, name, metadata)
     batches = read_ahead(read_zip(zip_path), READ_AHEAD)
     try:
@@ -680,10 +701,12 @@ def _remove_if_empty(directory: Path) -> None:
 
 
 __all__ = [
+    "DOWNLOADED",
     "ClaimEnded",
     "ParseError",
     "Superseded",
     "WrittenWindow",
+    "downloaded_at",
     "drop_window",
     "part_name",
     "partition",

@@ -109,6 +109,36 @@ class ViewTests(SynchronousTestCase):
                 )
                 self.assertEqual(views_of.execute("SELECT count(*) FROM copy").fetchall(), [(12,)])
 
+    def test_current_only_newest_posting(self) -> None:
+        """
+        An interval of a report OASIS serves only current data of, posted
+        again with another value, shows once, with the value of the answer
+        downloaded last, whatever its window's name, in the views file and
+        in views made afresh, filtered by location or not.
+        """
+        header = "INTERVALSTARTTIME_GMT,INTERVALENDTIME_GMT,NODE,MARKET_RUN_ID,LMP_TYPE,MW\n"
+        row = "2026-11-24T21:55:00-00:00,2026-11-24T22:00:00-00:00,TH_NP15_GEN-APND,RTM,LMP,{}\n"
+        # The window named later was downloaded first.
+        for hour, price, downloaded in (("09", 40.0, 1_000_000_000), ("08", 41.5, 2_000_000_000)):
+            path = zip_of(
+                self.zips / f"20261124T{hour}.zip", [("a.csv", (header + row.format(price)).encode())]
+            )
+            os.utime(path, ns=(downloaded, downloaded))
+            write(path, self.tables, "curr")
+        rebuild_views(self.tables, {"curr": "PRC_CURR_LMP"})
+        fresh, made = open_views(self.tables)
+        self.addCleanup(fresh.close)
+        with connect(self.tables) as connection:
+            for views_of in (connection, fresh):
+                self.assertEqual(views_of.execute("SELECT mw FROM curr").fetchall(), [(41.5,)])
+                self.assertEqual(
+                    views_of.execute("SELECT mw FROM curr WHERE node = 'TH_NP15_GEN-APND'").fetchall(),
+                    [(41.5,)],
+                )
+                self.assertNotIn(
+                    "harbour_file", [row[0] for row in views_of.execute("DESCRIBE curr").fetchall()]
+                )
+
     def test_current_by_parameter_once(self) -> None:
         """
         A report whose parameters make it current-only (C{PRC_FLEX_RAMP}

@@ -76,11 +76,13 @@ class WriteTests(SynchronousTestCase):
     def test_straddling_window(self) -> None:
         """
         A window over two trading days writes one file to each, with the
-        rows of that day, and the file's record of its source.
+        rows of that day, and the file's record of its source and of when
+        it was downloaded.
         """
         zip_path = self.reports / "2020-01-02.zip"
         zip_path.parent.mkdir(parents=True)
         zip_path.write_bytes(HUBS_ZIP.read_bytes())
+        os.utime(zip_path, ns=(1_767_225_600_123_456_789, 1_767_225_600_123_456_789))
         written = write_window(zip_path, self.tables, "lmp", "2020-01-02", url="https://u", sha256="abc")
         self.assertEqual(written.rows, 288)
         self.assertEqual(written.days, (D(2020, 1, 1), D(2020, 1, 2)))
@@ -101,6 +103,7 @@ class WriteTests(SynchronousTestCase):
         self.assertEqual(metadata[b"harbour.source"], b"reports/lmp/2020-01-02.zip")
         self.assertEqual(metadata[b"harbour.url"], b"https://u")
         self.assertEqual(metadata[b"harbour.sha256"], b"abc")
+        self.assertEqual(metadata[b"harbour.downloaded"], b"2026-01-01T00:00:00.123456+00:00")
         self.assertEqual(metadata[b"harbour.version"], harbour.__version__.encode())
 
     def test_source_through_link(self) -> None:
