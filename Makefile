@@ -16,9 +16,10 @@ $(STAMP): setup.py pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
-## Run every test: lint (ruff) and types (mypy with the zope plugin), then
-## the package's unit and integration tests and the system tests that start
-## real twistd, redis-server and simulator processes.
+## Run every test: lint (ruff) and types (mypy with the zope plugin, over
+## harbour and benchmarks), then the package's unit and integration tests
+## and the system tests that start real twistd, redis-server and simulator
+## processes.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -15,18 +15,30 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults, succeed
 from twisted.internet.task import cooperate
 
+from benchmarks import embedded_socket
 from harbour.amp import commands
-from harbour.amp.client import RemoteBus, connect
+from harbour.amp.client import HarbourClientProtocol, RemoteBus, connect
 from harbour.amp.server import ControlService, read_token
 from harbour.bus import Bus
 from harbour.service import DaemonControls
 from harbour.store.connection import StoreService
-from tests.processes import control_endpoint, spawn, start_harbour
+from tests.processes import WatchedProcess, control_endpoint, spawn, start_harbour
+
+if TYPE_CHECKING:
+    from benchmarks import IBenchReactor
+    from harbour.interfaces import IEvent
+
+T = TypeVar("T")
+
+#: Makes a connection to the daemon's control port, authenticated.
+ClientFactory = Callable[[], Deferred[HarbourClientProtocol]]
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -37,7 +49,9 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def with_daemon(reactor, directory: Path, body):
+async def with_daemon(
+    reactor: IBenchReactor, directory: Path, body: Callable[[ClientFactory], Awaitable[T]]
+) -> T:
     """
     Run C{body(client_factory)} against a fresh daemon, then stop it.
     """
@@ -54,17 +68,17 @@ async def with_daemon(reactor, directory: Path, body):
         await daemon.ended
 
 
-async def config_latency(reactor, directory: Path, saves: int = 200) -> dict:
+async def config_latency(reactor: IBenchReactor, directory: Path, saves: int = 200) -> dict[str, float]:
     """
     Save C{work.toml} C{saves} times, each after the previous event
     arrived, timing close-to-event.
     """
 
-    async def body(client_factory):
+    async def body(client_factory: ClientFactory) -> list[float]:
         client = await client_factory()
-        waiting: list = []
+        waiting: list[tuple[int, Deferred[float]]] = []
 
-        def received(event):
+        def received(event: IEvent) -> None:
             if waiting and event.payload["max_attempts"] == waiting[0][0]:
                 waiting.pop(0)[1].callback(time.perf_counter())
 
@@ -72,13 +86,14 @@ async def config_latency(reactor, directory: Path, saves: int = 200) -> dict:
         latencies = []
         path = directory / "config" / "work.toml"
         for n in range(2, saves + 2):
-            arrived: Deferred = Deferred()
+            arrived: Deferred[float] = Deferred()
             waiting.append((n, arrived))
             with open(path, "w") as f:
                 f.write(f"[work]\nmax_attempts = {n}\n")
             closed = time.perf_counter()
             latencies.append(await arrived - closed)
-        client.transport.loseConnection()
+        if client.transport is not None:
+            client.transport.loseConnection()
         return latencies
 
     latencies = await with_daemon(reactor, directory, body)
@@ -88,7 +103,9 @@ async def config_latency(reactor, directory: Path, saves: int = 200) -> dict:
     }
 
 
-async def spawn_subscribers(reactor, endpoint: str, token: str, events: int, count: int):
+async def spawn_subscribers(
+    reactor: IBenchReactor, endpoint: str, token: str, events: int, count: int
+) -> list[WatchedProcess]:
     """
     Start C{count} subscriber processes and wait until each is subscribed.
     """
@@ -104,7 +121,7 @@ async def spawn_subscribers(reactor, endpoint: str, token: str, events: int, cou
     return watchers
 
 
-async def last_arrival(watchers) -> float:
+async def last_arrival(watchers: list[WatchedProcess]) -> float:
     """
     @return: When the last subscriber received its last event (epoch seconds).
     """
@@ -116,7 +133,9 @@ async def last_arrival(watchers) -> float:
 PAYLOAD = {"id": "0123456789abcdef", "report": "lmp", "bytes": 12345}
 
 
-async def fan_out_in_process(reactor, directory: Path, events: int = 50_000, subscribers: int = 4) -> dict:
+async def fan_out_in_process(
+    reactor: IBenchReactor, directory: Path, events: int = 50_000, subscribers: int = 4
+) -> dict[str, float]:
     """
     The daemon's own services publish (as they publish C{task.done}); the
     bus and control port fan each event out to C{subscribers} remote
@@ -139,7 +158,7 @@ async def fan_out_in_process(reactor, directory: Path, events: int = 50_000, sub
         )
         start = time.time()
 
-        def chunks():
+        def chunks() -> Iterator[None]:
             published = 0
             while published < events:
                 # Publish only as fast as the subscribers read: a faster
@@ -156,14 +175,16 @@ async def fan_out_in_process(reactor, directory: Path, events: int = 50_000, sub
         await control.stopService()
 
 
-async def fan_out(reactor, directory: Path, events: int = 20_000, subscribers: int = 4) -> dict:
+async def fan_out(
+    reactor: IBenchReactor, directory: Path, events: int = 20_000, subscribers: int = 4
+) -> dict[str, float]:
     """
     Publish C{events} events through the daemon to C{subscribers} remote
     subscribers, each in its own process; the rate counts until the last
     of them has received the last event.
     """
 
-    async def body(client_factory):
+    async def body(client_factory: ClientFactory) -> float:
         token = read_token(directory / "data" / "amp.token")
         watchers = await spawn_subscribers(reactor, control_endpoint(directory), token, events, subscribers)
         publisher = await client_factory()
@@ -176,14 +197,17 @@ async def fan_out(reactor, directory: Path, events: int = 20_000, subscribers: i
                 for i in range(events)
             ]
         )
-        publisher.transport.loseConnection()
+        if publisher.transport is not None:
+            publisher.transport.loseConnection()
         return events / (await last_arrival(watchers) - start)
 
     rate = await with_daemon(reactor, directory, body)
     return {"events_per_second": rate}
 
 
-async def redis_fan_out(reactor, directory: Path, events: int = 50_000, subscribers: int = 4) -> dict:
+async def redis_fan_out(
+    reactor: IBenchReactor, directory: Path, events: int = 50_000, subscribers: int = 4
+) -> dict[str, float]:
     """
     The peer of L{fan_out_in_process}: the same events, JSON-encoded, sent
     with C{PUBLISH} to a private redis-server 500 at a time (each 500
@@ -195,6 +219,7 @@ async def redis_fan_out(reactor, directory: Path, events: int = 50_000, subscrib
     store.startService()
     await store.when_ready()
     try:
+        socket = embedded_socket(store)
         watchers = [
             spawn(
                 reactor,
@@ -202,7 +227,7 @@ async def redis_fan_out(reactor, directory: Path, events: int = 50_000, subscrib
                     sys.executable,
                     "-m",
                     "benchmarks.redis_subscriber",
-                    str(store.server.socket),
+                    str(socket),
                     "bench",
                     str(events),
                 ],

@@ -8,14 +8,27 @@ day, as most scripts ask.  Counts, not times: one run says it all.
 from __future__ import annotations
 
 import datetime
+from typing import NotRequired, TypedDict
 
 from harbour.config.schema import ManifestTopic, ReportTopic
 from harbour.oasis.plan import plan, trading_days
 
+
+class Typical(TypedDict):
+    """
+    A report of L{TYPICAL}: the settings of its C{[[reports]]} table.
+    """
+
+    name: str
+    queryname: str
+    market_run_id: NotRequired[str]
+    params: NotRequired[dict[str, str]]
+
+
 #: Ten reports an analyst of the CAISO market asks for first: day-ahead and
 #: real-time hub prices, load and renewables forecasts, ancillary service
 #: prices, fuel prices, transmission, and the wind and solar summary.
-TYPICAL = [
+TYPICAL: list[Typical] = [
     {
         "name": "dam-hub-lmp",
         "queryname": "PRC_LMP",
@@ -55,7 +68,7 @@ def requests(today: datetime.date = datetime.date(2026, 11, 22)) -> dict[str, fl
         trading day, and the hours each takes at 5 s a request.
     """
     manifest = ManifestTopic(start="-39mo", end="today")
-    reports = [ReportTopic(**{"resultformat": "csv", **report}) for report in TYPICAL]  # type: ignore[arg-type]
+    reports = [ReportTopic(resultformat="csv", **report) for report in TYPICAL]
     plans = plan(manifest, reports, today)
     catalogue = sum(p.requests for p in plans)
     daily = trading_days(plans)

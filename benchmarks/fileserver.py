@@ -9,14 +9,16 @@ prints C{serving http://127.0.0.1:PORT/} once it listens.
 
 import argparse
 import os
-import sys
 import tempfile
 import zipfile
 
 from twisted.internet import reactor
-from twisted.web.resource import Resource
-from twisted.web.server import Site
+from twisted.web import http
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request, Site
 from twisted.web.static import File
+
+from benchmarks import port_number
 
 
 def make_zip(path: str, size: int) -> None:
@@ -44,11 +46,28 @@ class Everything(Resource):
         super().__init__()
         self.file = File(path, defaultType="application/zip")
 
-    def getChild(self, name, request):
+    def getChild(self, name: bytes, request: Request) -> IResource:
         return self
 
-    def render_GET(self, request):
+    def render_GET(self, request: Request) -> bytes | int:
         return self.file.render_GET(request)
+
+
+class QuietSite(Site):
+    """
+    A site that does nothing for a request but answer it: no log line.
+    """
+
+    def log(self, request: http.Request) -> None:
+        pass
+
+
+def clean_up(path: str, directory: str) -> None:
+    """
+    Remove the answer served and its directory.
+    """
+    os.unlink(path)
+    os.rmdir(directory)
 
 
 def main() -> None:
@@ -58,13 +77,15 @@ def main() -> None:
     directory = tempfile.mkdtemp(prefix="hb-files-")
     path = os.path.join(directory, "answer.zip")
     make_zip(path, arguments.size)
-    site = Site(Everything(path))
-    site.log = lambda request: None
-    port = reactor.listenTCP(0, site, backlog=256, interface="127.0.0.1")
-    print(f"serving http://127.0.0.1:{port.getHost().port}/", flush=True)
-    reactor.addSystemEventTrigger("after", "shutdown", lambda: (os.unlink(path), os.rmdir(directory)))
+    site = QuietSite(Everything(path))
+    # Twisted names listenTCP's factory ServerFactory[_ProtoWithFactory], a
+    # type variable held invariant, which no Site (a
+    # ServerFactory[_GenericHTTPChannelProtocol]) matches.
+    port = reactor.listenTCP(0, site, backlog=256, interface="127.0.0.1")  # type: ignore[arg-type]
+    print(f"serving http://127.0.0.1:{port_number(port)}/", flush=True)
+    reactor.addSystemEventTrigger("after", "shutdown", clean_up, path, directory)
     reactor.run()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

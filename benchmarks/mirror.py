@@ -26,26 +26,33 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import treq
-from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
+from twisted.internet.defer import Deferred, ensureDeferred, gatherResults, maybeDeferred
 from twisted.internet.task import deferLater, react
 
+from benchmarks import embedded_socket, port_number
 from benchmarks.memory import peak_rss_mb
 from harbour.bus import Bus
 from harbour.collector import tune_collector
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
 from harbour.oasis.client import OasisClient
-from harbour.oasis.requests import report_urls
+from harbour.oasis.requests import ReportURL, report_urls
 from harbour.services.download import DownloadService
 from harbour.store.connection import StoreService
 from harbour.store.politeness import RedisLimiter
 from harbour.store.tasks import RedisTaskStore, task_id
 from harbour.testing.simulator import Faults, OasisSimulator
 
+if TYPE_CHECKING:
+    from benchmarks import IBenchReactor
+    from harbour.interfaces import IEvent
 
-async def redis_store(reactor, directory: Path):
+
+async def redis_store(reactor: IBenchReactor, directory: Path) -> StoreService:
     """
     @return: A started store on a private embedded redis-server.
     """
@@ -55,7 +62,7 @@ async def redis_store(reactor, directory: Path):
     return store
 
 
-def requests_for(base_url: str, reports: int, days: int):
+def requests_for(base_url: str, reports: int, days: int) -> list[ReportURL]:
     """
     @return: The requests of C{reports} daily reports over C{days} days.
     """
@@ -115,9 +122,9 @@ class Downloads:
         self.expected = expected
         self.done = 0
         self.retries = 0
-        self.finished: Deferred = Deferred()
+        self.finished: Deferred[None] = Deferred()
 
-    def __call__(self, event) -> None:
+    def __call__(self, event: IEvent) -> None:
         """
         Count one task event.
         """
@@ -139,7 +146,7 @@ class Downloads:
             )
 
 
-async def refresh(reactor, directory: Path) -> dict:
+async def refresh(reactor: IBenchReactor, directory: Path) -> dict[str, float]:
     """
     A refresh (manifest and creation) of 100,000 new tasks, then of the
     same 100,000 already present.
@@ -210,7 +217,7 @@ def read_pipelined(path: Path, commands: list[bytes]) -> int:
         return replies.count(b"\r\n$") + replies.startswith(b"$") - replies.count(b"$-1\r\n")
 
 
-async def refresh_ceiling(reactor, directory: Path) -> dict:
+async def refresh_ceiling(reactor: IBenchReactor, directory: Path) -> dict[str, float]:
     """
     The ceiling of L{refresh}: the keys it writes for 100,000 new tasks,
     written from Python with plain commands, encoded by hand and pipelined
@@ -222,6 +229,7 @@ async def refresh_ceiling(reactor, directory: Path) -> dict:
     store = await redis_store(reactor, directory)
     try:
         prefix = store.prefix
+        socket_path = embedded_socket(store)
         started = time.perf_counter()
         requests = requests_for("http://oasis.invalid/oasisapi", REFRESH_REPORTS, REFRESH_DAYS)
         now = repr(time.time())
@@ -251,7 +259,7 @@ async def refresh_ceiling(reactor, directory: Path) -> dict:
                 commands.append(command("ZADD", f"{prefix}s:pending:{report}", *scored))
                 commands.append(command("HINCRBY", f"{prefix}c:{report}", "pending", len(scored) // 2))
             commands.append(command("SADD", prefix + "reports", *by_report))
-            pipelined(store.server.socket, commands)
+            pipelined(socket_path, commands)
         timings = {"new_seconds": time.perf_counter() - started}
         # Finding them present: the URL of each, read back the same way.
         started = time.perf_counter()
@@ -259,7 +267,7 @@ async def refresh_ceiling(reactor, directory: Path) -> dict:
         for first in range(0, len(requests), 2000):
             ids = [task_id(r.filename) for r in requests[first : first + 2000]]
             reading = [command("HMGET", f"{prefix}t:{identifier}", "url", "state") for identifier in ids]
-            found = read_pipelined(store.server.socket, reading)
+            found = read_pipelined(socket_path, reading)
             if found != 2 * len(ids):
                 raise RuntimeError(f"read {found} fields of {len(ids)} tasks")
         timings["present_seconds"] = time.perf_counter() - started
@@ -269,7 +277,7 @@ async def refresh_ceiling(reactor, directory: Path) -> dict:
 
 
 @contextlib.contextmanager
-def daemon_collector():
+def daemon_collector() -> Iterator[None]:
     """
     Run the garbage collector as C{twistd harbour} does
     (L{tune_collector}) until the block ends, then as before, so that the
@@ -284,7 +292,13 @@ def daemon_collector():
         gc.set_threshold(*before)
 
 
-async def run_downloads(reactor, directory: Path, base_url: str, requests, settings: DownloadTopic):
+async def run_downloads(
+    reactor: IBenchReactor,
+    directory: Path,
+    base_url: str,
+    requests: list[ReportURL],
+    settings: DownloadTopic,
+) -> tuple[float, DownloadService, int]:
     """
     Create C{requests} as tasks and download them all, with the garbage
     collector run as the daemon runs it.
@@ -323,8 +337,8 @@ async def run_downloads(reactor, directory: Path, base_url: str, requests, setti
 
 
 async def politeness(
-    reactor, directory: Path, interval: float = 0.2, latency: float = 0.1, count: int = 40
-) -> dict:
+    reactor: IBenchReactor, directory: Path, interval: float = 0.2, latency: float = 0.1, count: int = 40
+) -> dict[str, float]:
     """
     Under a rule of one request start per C{interval}, with C{latency} per
     answer: harbour's request starts per allowed slot, and the same for a
@@ -337,11 +351,13 @@ async def politeness(
         last_day=datetime.date(2030, 1, 1),
         first_day=datetime.date(2000, 1, 1),
     )
-    port = reactor.listenTCP(0, simulator.site(), interface="127.0.0.1")
-    base = f"http://127.0.0.1:{port.getHost().port}/oasisapi"
+    # Twisted names listenTCP's factory ServerFactory[_ProtoWithFactory], a
+    # type variable held invariant, which no Site matches.
+    port = reactor.listenTCP(0, simulator.site(), interface="127.0.0.1")  # type: ignore[arg-type]
+    base = f"http://127.0.0.1:{port_number(port)}/oasisapi"
     requests = requests_for(base, 1, count)
 
-    def slot_use(records) -> tuple[float, int]:
+    def slot_use(records: list[list[Any]]) -> tuple[float, int]:
         starts = [r[0] for r in records if r[3] != "throttled"]
         allowed = 1 + (starts[-1] - starts[0]) / interval
         return len(starts) / allowed, sum(1 for r in records if r[3] == "throttled")
@@ -355,11 +371,13 @@ async def politeness(
         await treq.content(answer)
         await deferLater(reactor, interval, lambda: None)
     sequential, ignored = slot_use(simulator.requests)
-    await port.stopListening()
+    await maybeDeferred(port.stopListening)
     return {"harbour_slot_use": harbour, "sequential_slot_use": sequential, "harbour_throttled": throttled}
 
 
-async def treq_loop(reactor, requests, directory: Path, concurrency: int) -> float:
+async def treq_loop(
+    reactor: IBenchReactor, requests: list[ReportURL], directory: Path, concurrency: int
+) -> float:
     """
     The ceiling: C{concurrency} plain treq loops writing each answer to a
     file, with no task store, verification or sync.
@@ -369,11 +387,14 @@ async def treq_loop(reactor, requests, directory: Path, concurrency: int) -> flo
     directory.mkdir(parents=True)
     pending = iter(enumerate(requests))
 
-    async def loop():
+    async def loop() -> None:
         for number, request in pending:
             response = await treq.get(request.url, unbuffered=True)
             with open(directory / f"{number}.zip", "wb") as file:
-                await treq.collect(response, file.write)
+                # treq names the collector Callable[[bytes], None], though it
+                # ignores what the collector returns (a file's write, its
+                # count).
+                await treq.collect(response, file.write)  # type: ignore[arg-type]
 
     started = time.perf_counter()
     await gatherResults([ensureDeferred(loop()) for i in range(concurrency)])
@@ -400,7 +421,9 @@ def timed_peer(name: str, argv: list[str]) -> dict[str, float | str]:
     return {f"{name}_failed": f"exit {ended.returncode}" + (f", {said[0][:100]}" if said else "")}
 
 
-async def files(reactor, directory: Path, count: int, size: int, concurrency: int) -> dict:
+async def files(
+    reactor: IBenchReactor, directory: Path, count: int, size: int, concurrency: int
+) -> dict[str, float | str]:
     """
     Download C{count} files of C{size} bytes from a local file server with
     harbour, then from the same URL list with a plain treq loop (the
@@ -420,24 +443,27 @@ async def files(reactor, directory: Path, count: int, size: int, concurrency: in
         text=True,
     )
     try:
+        assert server.stdout is not None, "started with stdout=PIPE"
         base = server.stdout.readline().split()[-1].rstrip("/") + "/oasisapi"
         requests = requests_for(base, 1, count)
         settings = DownloadTopic(min_request_interval=0, concurrency=concurrency, max_bytes=2 * size + 10**6)
         os.sync()
         harbour, service, retries = await run_downloads(reactor, directory, base, requests, settings)
-        result = {
+        harbour_files = len(list((directory / "harbour").rglob("*.zip")))
+        result: dict[str, float | str] = {
             "harbour_seconds": harbour,
             "harbour_peak_rss_mb": peak_rss_mb(),
-            "harbour_files": len(list((directory / "harbour").rglob("*.zip"))),
+            "harbour_files": harbour_files,
             "harbour_retries": retries,
         }
-        expect("files harbour downloaded", result["harbour_files"], count)
+        expect("files harbour downloaded", harbour_files, count)
         os.sync()
-        result["treq_seconds"] = await treq_loop(reactor, requests, directory / "treq", concurrency)
+        treq_seconds = await treq_loop(reactor, requests, directory / "treq", concurrency)
+        result["treq_seconds"] = treq_seconds
         # The same loop with its files made durable, as harbour's are.
         started = time.perf_counter()
         os.sync()
-        result["treq_synced_seconds"] = result["treq_seconds"] + time.perf_counter() - started
+        result["treq_synced_seconds"] = treq_seconds + time.perf_counter() - started
         wget = shutil.which("wget")
         if wget:
             listing = directory / "wget-urls.txt"
@@ -470,8 +496,9 @@ async def files(reactor, directory: Path, count: int, size: int, concurrency: in
         # pair figures measured a minute apart, where a ratio of medians
         # could pair harbour's figure of one run with a peer's of another.
         for peer in ("treq", "treq_synced", "wget", "aria2c"):
-            if f"{peer}_seconds" in result:
-                result[f"{peer}_ratio"] = result[f"{peer}_seconds"] / harbour
+            seconds = result.get(f"{peer}_seconds")
+            if isinstance(seconds, float):
+                result[f"{peer}_ratio"] = seconds / harbour
         return result
     finally:
         server.terminate()
@@ -492,8 +519,9 @@ def main() -> None:
     )
     arguments = parser.parse_args()
 
-    async def run(reactor):
+    async def run(reactor: IBenchReactor) -> None:
         directory = arguments.directory or Path(tempfile.mkdtemp(prefix="hb-bench-"))
+        result: Mapping[str, float | str]
         try:
             if arguments.benchmark == "refresh":
                 result = await refresh(reactor, directory)

@@ -23,15 +23,20 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import ensureDeferred, maybeDeferred
 from twisted.internet.task import deferLater, react
 
+from benchmarks import port_number
 from harbour.amp import commands
-from harbour.amp.client import connect
+from harbour.amp.client import HarbourClientProtocol, connect
 from harbour.amp.server import read_token
 from harbour.testing.simulator import PACIFIC, OasisSimulator
 from tests.processes import control_endpoint, save, start_harbour, stop_harbour, task_states
+
+if TYPE_CHECKING:
+    from benchmarks import IBenchReactor
 
 REPORTS = """\
 [[reports]]
@@ -48,7 +53,7 @@ params = { grp_type = "ALL" }
 """
 
 
-async def mirror(reactor, directory: Path, follow: bool) -> dict:
+async def mirror(reactor: IBenchReactor, directory: Path, follow: bool) -> dict[str, Any]:
     """
     Mirror the three days before today to the end, and count the
     simulator's requests.
@@ -59,19 +64,21 @@ async def mirror(reactor, directory: Path, follow: bool) -> dict:
         yesterday.year, yesterday.month, yesterday.day, tzinfo=PACIFIC
     ).timestamp()
     simulator = OasisSimulator(reactor, seed=3, last_day=None, publish_offset=now + 3600 - start_of_yesterday)
-    port = reactor.listenTCP(0, simulator.site(), interface="127.0.0.1")
+    # Twisted names listenTCP's factory ServerFactory[_ProtoWithFactory], a
+    # type variable held invariant, which no Site matches.
+    port = reactor.listenTCP(0, simulator.site(), interface="127.0.0.1")  # type: ignore[arg-type]
     (directory / "config").mkdir(parents=True)
     save(
         directory / "config" / "harbour.toml",
         (
-            f'[manifest]\nbase_url = "http://127.0.0.1:{port.getHost().port}/oasisapi"\n'
+            f'[manifest]\nbase_url = "http://127.0.0.1:{port_number(port)}/oasisapi"\n'
             f"start = {yesterday - datetime.timedelta(days=2)}\nend = {yesterday}\n"
             f"follow_publications = {'true' if follow else 'false'}\n"
             "[download]\nconcurrency = 4\nmin_request_interval = 0\n" + REPORTS
         ),
     )
     daemon = start_harbour(reactor, directory)
-    client = None
+    client: HarbourClientProtocol | None = None
     try:
         await daemon.wait_for("store ready")
         await daemon.wait_for("control port listening")
@@ -87,7 +94,7 @@ async def mirror(reactor, directory: Path, follow: bool) -> dict:
             raise RuntimeError("the mirror did not finish")
     finally:
         await stop_harbour(daemon, client)
-        await port.stopListening()
+        await maybeDeferred(port.stopListening)
     log = [r for r in simulator.requests if r[2].get("queryname", "").startswith("ATL_PUB")]
     data = [r for r in simulator.requests if r not in log]
     useful = sum(1 for r in data if r[3] == "data")
@@ -101,7 +108,7 @@ async def mirror(reactor, directory: Path, follow: bool) -> dict:
     }
 
 
-async def only_waiting(client, unfinished: int) -> bool:
+async def only_waiting(client: HarbourClientProtocol, unfinished: int) -> bool:
     """
     @return: Whether the C{unfinished} tasks are all pending because OASIS
         had no data yet for their recent windows: they are asked again
@@ -112,7 +119,11 @@ async def only_waiting(client, unfinished: int) -> bool:
     return len(pending) == unfinished and all(t["last_error"].startswith("no data yet") for t in pending)
 
 
-async def main(reactor) -> None:
+async def main(reactor: IBenchReactor) -> None:
+    """
+    Print what each mode's mirror counted, following the publications log
+    first.
+    """
     for follow in (True, False):
         directory = Path(tempfile.mkdtemp(prefix="hb-pub-"))
         try:

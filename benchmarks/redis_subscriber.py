@@ -14,14 +14,19 @@ import json
 import socket
 import sys
 import time
+from collections.abc import Iterator
+from typing import Any
 
 
-def frames(buffer: bytearray):
+def frames(buffer: bytearray) -> Iterator[list[Any]]:
     """
     Take whole replies off the front of C{buffer}: arrays of bulk strings
     and integers, as pub/sub sends.
 
-    @return: An iterator of replies, each a list of L{bytes} and L{int}.
+    @return: An iterator of replies, each a list of L{bytes} and L{int}
+        (typed L{Any}: the kind of reply, its first item, says which each
+        item is, and checking each item's type would add a step to every
+        message that the subscriber does not otherwise take).
     """
     while True:
         if not buffer.startswith(b"*"):
@@ -29,7 +34,8 @@ def frames(buffer: bytearray):
         end = buffer.find(b"\r\n")
         if end < 0:
             return
-        position, items = end + 2, []
+        position = end + 2
+        items: list[Any] = []
         for ignored in range(int(buffer[1:end])):
             end = buffer.find(b"\r\n", position)
             if end < 0:

@@ -23,12 +23,15 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import react
 
 from harbour.store.server import find_redis_server
+
+if TYPE_CHECKING:
+    from benchmarks import IBenchReactor
 
 try:
     from benchmarks import backbone, catalogue, dataset, manifest, publications
@@ -68,7 +71,11 @@ def describe(error: BaseException) -> str:
     return lines[0][:160] if lines else type(error).__name__
 
 
-async def medians(runs: int, measure) -> dict[str, Any]:
+#: A measurement: given a fresh directory to work in, its figures.
+Measure = Callable[[Path], Awaitable[dict[str, Any]]]
+
+
+async def medians(runs: int, measure: Measure) -> dict[str, Any]:
     """
     @return: For each figure C{measure(directory)} returns, its median over
         C{runs} runs, each in a fresh directory; a text (a peer's failure,
@@ -80,7 +87,7 @@ async def medians(runs: int, measure) -> dict[str, Any]:
         scan past each of them (its C{recently_deleted} check), which would
         charge one run's clean-up to the next run's first contestant.
     """
-    results: list[dict] = []
+    results: list[dict[str, Any]] = []
     directories: list[Path] = []
     try:
         for ignored in range(runs):
@@ -99,7 +106,9 @@ async def medians(runs: int, measure) -> dict[str, Any]:
     return figures
 
 
-def in_process(*args: str, module: str = "benchmarks.mirror", in_directory: bool = False):
+def in_process(
+    *args: str, module: str = "benchmarks.mirror", in_directory: bool = False
+) -> Callable[[Path | None], Awaitable[dict[str, Any]]]:
     """
     @param in_directory: Whether the process works in the measure's
         directory (C{--directory}), leaving its files for L{medians} to
@@ -112,7 +121,7 @@ def in_process(*args: str, module: str = "benchmarks.mirror", in_directory: bool
         traceback's exception).
     """
 
-    async def measure(directory):
+    async def measure(directory: Path | None) -> dict[str, Any]:
         from twisted.internet.utils import getProcessOutputAndValue
 
         where = ["--directory", str(directory)] if in_directory else []
@@ -222,7 +231,7 @@ async def measured(table: Table, name: str, section: Callable[[], Awaitable[None
         table.failed(name, describe(e))
 
 
-async def main(reactor, runs: int, quick: bool) -> None:
+async def main(reactor: IBenchReactor, runs: int, quick: bool) -> None:
     """
     Run the benchmarks and print the table.
     """
@@ -275,7 +284,7 @@ async def main(reactor, runs: int, quick: bool) -> None:
     if not quick:
         await measured(table, "  same, from a remote publisher", remote_publisher)
 
-    async def generation(directory):
+    async def generation(directory: Path) -> dict[str, Any]:
         return manifest.generation()
 
     async def manifest_rows() -> None:
@@ -420,7 +429,7 @@ PEERS = {
 }
 
 
-def add_large_files(table: Table, name: str, figures: dict, quick: bool = False) -> None:
+def add_large_files(table: Table, name: str, figures: dict[str, Any], quick: bool = False) -> None:
     """
     The rows of the large files (L{add_files}, aria2c held to 1.5x) and
     harbour's peak memory as it downloads them (at most 100 MB); with
@@ -435,7 +444,9 @@ def add_large_files(table: Table, name: str, figures: dict, quick: bool = False)
     )
 
 
-def add_files(table: Table, name: str, figures: dict, targets: dict[str, float], quick: bool = False) -> None:
+def add_files(
+    table: Table, name: str, figures: dict[str, Any], targets: dict[str, float], quick: bool = False
+) -> None:
     """
     Throughput rows: harbour against each peer measured (aria2c C{-j16
     -x1}, a plain treq loop, the same loop until its files are durable,

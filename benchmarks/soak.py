@@ -103,7 +103,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import pyarrow.parquet as pq
@@ -112,14 +112,16 @@ import txredisapi
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred, maybeDeferred
 from twisted.internet.endpoints import clientFromString, connectProtocol
 from twisted.internet.error import ConnectError
-from twisted.internet.interfaces import IStreamClientEndpoint
-from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import IPushProducer, IStreamClientEndpoint, ITCPTransport
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import deferLater, react
 from twisted.protocols import amp
+from twisted.python.failure import Failure
 
+from benchmarks import port_number
 from benchmarks.memory import status_mb
 from harbour.amp import commands
-from harbour.amp.client import connect
+from harbour.amp.client import HarbourClientProtocol, connect
 from harbour.amp.server import UNAUTHENTICATED_PER_HOST, read_token
 from harbour.errors import BadRequest, Unauthorized
 from harbour.oasis.classify import DATA, classify
@@ -143,6 +145,9 @@ from tests.processes import (
     stop_harbour,
 )
 from tests.test_dataset import csv_rows
+
+if TYPE_CHECKING:
+    from benchmarks import IBenchReactor
 
 FAULTY = Faults(
     latency=0.05,
@@ -282,10 +287,23 @@ class Stranger(Protocol):
 
     def connectionMade(self) -> None:
         if not self.reading:
-            self.transport.pauseProducing()
+            IPushProducer(self.transport).pauseProducing()
 
-    def connectionLost(self, reason: object) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.connected = False
+
+    def send(self, data: bytes) -> None:
+        """
+        Write C{data} on the connection.
+        """
+        assert self.transport is not None, "sent to before it connected"
+        self.transport.write(data)
+
+    def abort(self) -> None:
+        """
+        Close the connection at once, with whatever it has not sent.
+        """
+        ITCPTransport(self.transport).abortConnection()
 
 
 async def connect_stranger(
@@ -374,12 +392,14 @@ class Soak:
     what was done to them.
     """
 
-    def __init__(self, reactor, directory: Path, reports: int, days: int) -> None:
+    def __init__(self, reactor: IBenchReactor, directory: Path, reports: int, days: int) -> None:
         self.reactor = reactor
         self.directory = directory
         self.days = days
         self.simulator = OasisSimulator(reactor, seed=7, faults=CALM, last_day=datetime.date(2025, 12, 31))
-        self.port = reactor.listenTCP(0, self.simulator.site(), interface="127.0.0.1")
+        # Twisted names listenTCP's factory ServerFactory[_ProtoWithFactory],
+        # a type variable held invariant, which no Site matches.
+        self.port = reactor.listenTCP(0, self.simulator.site(), interface="127.0.0.1")  # type: ignore[arg-type]
         (directory / "config").mkdir(parents=True)
         self.last = datetime.date(2025, 12, 31)
         self.manifest = self.manifest_text(self.last - datetime.timedelta(days=days - 1), self.last)
@@ -403,8 +423,10 @@ class Soak:
         #: The downloaded files deleted (their names under the download
         #: directory), which harbour's audit must download again.
         self.deleted: set[str] = set()
-        self.daemon = None
-        self.client = None
+        #: harbour and the soak's connection to its control port, once
+        #: started (L{start}); see L{harbour} and L{control}.
+        self.daemon: WatchedProcess | None = None
+        self.client: HarbourClientProtocol | None = None
         #: The directory the hostile publish names: nothing may land there.
         self.elsewhere = directory / "elsewhere"
         #: Redis error replies injected, and whether harbour saw them
@@ -540,6 +562,34 @@ class Soak:
         """
         watch.beyond = max(0, self.requests_of(watch.definition) - watch.requested - watch.under_way)
 
+    @property
+    def harbour(self) -> WatchedProcess:
+        """
+        harbour's process, once started (L{start}).
+        """
+        if self.daemon is None:
+            raise RuntimeError("harbour is not started")
+        return self.daemon
+
+    @property
+    def control(self) -> HarbourClientProtocol:
+        """
+        The soak's connection to harbour's control port, once made
+        (L{start}).
+        """
+        if self.client is None:
+            raise RuntimeError("harbour is not started")
+        return self.client
+
+    @property
+    def running_worker(self) -> WatchedProcess:
+        """
+        The worker's process, once started (L{start_worker}).
+        """
+        if self.worker is None:
+            raise RuntimeError("the worker is not started")
+        return self.worker
+
     async def start(self) -> None:
         self.refuse_if_closing()
         self.daemon = start_harbour(self.reactor, self.directory, "--http", f"unix:{self.http_socket}")
@@ -578,7 +628,7 @@ class Soak:
         self.worker.ended.addCallback(self._worker_ended, self.worker)
         await self.logged(self.worker, "connected to hub", "the worker", " as it started")
         await self.logged(self.worker, "store ready", "the worker", " as it started")
-        self.worker_owners.append(f"{host_name()}:{self.worker.transport.pid}")
+        self.worker_owners.append(f"{host_name()}:{self.worker.pid}")
 
     def _worker_ended(self, code: int | None, worker: WatchedProcess) -> None:
         """
@@ -604,7 +654,7 @@ class Soak:
         """
         self._ending_worker = signal.Signals[f"SIG{name}"]
         try:
-            await end_process(self.worker, name, STOP_PATIENCE, "the worker")
+            await end_process(self.running_worker, name, STOP_PATIENCE, "the worker")
         finally:
             self._ending_worker = None
 
@@ -690,7 +740,7 @@ class Soak:
         @raise Stuck: if none comes within L{REPLY_PATIENCE} seconds.
         """
         return await self.bounded(
-            self.client.callRemote(command, **arguments), f"harbour did not answer {command.__name__}"
+            self.control.callRemote(command, **arguments), f"harbour did not answer {command.__name__}"
         )
 
     async def status(self) -> dict:
@@ -703,8 +753,9 @@ class Soak:
         return status
 
     async def kill_harbour(self) -> None:
-        self.client.transport.loseConnection()
-        await end_process(self.daemon, "KILL", STOP_PATIENCE, "harbour")
+        if self.control.transport is not None:
+            self.control.transport.loseConnection()
+        await end_process(self.harbour, "KILL", STOP_PATIENCE, "harbour")
         await self.start()
 
     async def kill_mid_parse(self) -> None:
@@ -731,10 +782,10 @@ class Soak:
         await self.kill_harbour()
 
     async def kill_redis(self) -> None:
-        after = len(self.daemon.lines)
+        after = len(self.harbour.lines)
         os.kill(self.redis_pid, 9)
         line = await self.logged(
-            self.daemon, " ready on ", "harbour", " after its redis-server was killed", after
+            self.harbour, " ready on ", "harbour", " after its redis-server was killed", after
         )
         self.redis_pid = int(line.split("redis-server ")[1].split()[0])
 
@@ -778,7 +829,7 @@ class Soak:
             await busy
         finally:
             side.disconnect()
-        seen = "BUSY" in self.worker.output()
+        seen = "BUSY" in self.running_worker.output()
         self.redis_replies["BUSY " + ("seen" if seen else "NOT seen") + " by a starting worker"] += 1
 
     async def redis_stall(self) -> None:
@@ -880,13 +931,13 @@ class Soak:
         self.simulator.faults = CALM if self.simulator.faults == FAULTY else FAULTY
 
     async def malformed_config(self) -> None:
-        after = len(self.daemon.lines)
+        after = len(self.harbour.lines)
         save(
             self.directory / "config" / "manifest.toml",
             self.manifest.replace("concurrency = 4", "concurrency = ["),
         )
         await self.logged(
-            self.daemon, "config error", "harbour", " after a malformed manifest.toml was saved", after
+            self.harbour, "config error", "harbour", " after a malformed manifest.toml was saved", after
         )
         kept = (await self.status())["services"]["download"]["concurrency"] == 4
         self.tried(
@@ -899,7 +950,7 @@ class Soak:
         @return: The soak's C{manifest.toml}, asking for C{start} to C{end}.
         """
         return (
-            f'[manifest]\nbase_url = "http://127.0.0.1:{self.port.getHost().port}/oasisapi"\n'
+            f'[manifest]\nbase_url = "http://127.0.0.1:{port_number(self.port)}/oasisapi"\n'
             f"start = {start}\nend = {end}\n"
             "[work]\nlease_seconds = 5\nretry_base = 0.2\nretry_cap = 2\nmax_attempts = 30\n"
             "[download]\nconcurrency = 4\nmin_request_interval = 0\nidle_timeout = 5\naudit_interval = 10\n"
@@ -912,7 +963,7 @@ class Soak:
         the manifest's start put after its end.  Each must be a
         configuration error that keeps the configuration as it was.
         """
-        after = len(self.daemon.lines)
+        after = len(self.harbour.lines)
         config = self.directory / "config"
         turn = self.injected["dangerous config saved"] % 3
         if turn == 0:
@@ -927,8 +978,8 @@ class Soak:
             what, taken = "manifest start after end", "publishing manifest"
             day_after = self.last + datetime.timedelta(days=1)
             save(config / "manifest.toml", self.manifest_text(day_after, self.last))
-        await self.logged(self.daemon, "config error", "harbour", f" after a save with the {what}", after)
-        changed = any(taken in line for line in self.daemon.lines[after:])
+        await self.logged(self.harbour, "config error", "harbour", f" after a save with the {what}", after)
+        changed = any(taken in line for line in self.harbour.lines[after:])
         self.tried(what, "CHANGED" if changed else "config.error, old config kept", refused=not changed)
         save(config / "manifest.toml", self.manifest)
         self.save_reports()
@@ -1054,9 +1105,10 @@ class Soak:
         """
         @return: The daemon's resident memory, in MB.
         """
-        resident = status_mb("VmRSS", self.daemon.transport.pid)
+        pid = self.harbour.pid
+        resident = None if pid is None else status_mb("VmRSS", pid)
         if resident is None:
-            raise ValueError(f"no resident memory for process {self.daemon.transport.pid}")
+            raise ValueError(f"no resident memory for process {pid}")
         return resident
 
     async def strangers(self) -> None:
@@ -1070,14 +1122,14 @@ class Soak:
         in meanwhile.
         """
         endpoint = clientFromString(self.reactor, control_endpoint(self.directory))
-        after = len(self.daemon.lines)
+        after = len(self.harbour.lines)
         before = self.daemon_resident_mb()
         silent = [s for s in [await connect_stranger(endpoint) for ignored in range(STRANGERS)] if s]
         rude = await connect_stranger(endpoint, tries=STRANGER_TRIES)
         if rude is None:
             self.strangers_failed.append(f"could not connect in {STRANGER_TRIES} tries")
             return
-        rude.transport.write(amp.AmpBox({b"_command": b"Status"}).serialize())
+        rude.send(amp.AmpBox({b"_command": b"Status"}).serialize())
         token = read_token(self.directory / "data" / "amp.token").encode("ascii")
         requests = b"".join(
             [
@@ -1092,7 +1144,7 @@ class Soak:
         for ignored in range(FLOODS):
             flood = await connect_stranger(endpoint, reading=False, tries=STRANGER_TRIES)
             if flood is not None:
-                flood.transport.write(requests)
+                flood.send(requests)
                 floods.append(flood)
         await deferLater(self.reactor, 2.0, lambda: None)
         held = sum(stranger.connected for stranger in silent)
@@ -1100,9 +1152,9 @@ class Soak:
         grown = self.daemon_resident_mb() - before
         for stranger in [*silent, rude, *floods]:
             if stranger.connected:
-                stranger.transport.abortConnection()
+                stranger.abort()
         logged = sum(
-            "harbour.amp.server" in line and "#info]" not in line for line in self.daemon.lines[after:]
+            "harbour.amp.server" in line and "#info]" not in line for line in self.harbour.lines[after:]
         )
         answered = code in (0, 1, 2)
         if held > UNAUTHENTICATED_PER_HOST:
@@ -1145,22 +1197,22 @@ class Soak:
         must close it, say so, and not grow by the answers.
         """
         endpoint = clientFromString(self.reactor, f"unix:{self.http_socket}")
-        after = len(self.daemon.lines)
+        after = len(self.harbour.lines)
         before = self.daemon_resident_mb()
         stranger = await connect_stranger(endpoint, reading=False, tries=STRANGER_TRIES)
         if stranger is None:
             self.strangers_failed.append(f"status page: could not connect in {STRANGER_TRIES} tries")
             return
-        stranger.transport.write(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n" * PAGE_FLOOD)
+        stranger.send(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n" * PAGE_FLOOD)
         try:
-            await self.daemon.wait_for("without reading the answers", after)
+            await self.harbour.wait_for("without reading the answers", after)
             closed = True
         except (TimeoutError, AssertionError):
             # Not said in time, or the daemon ended.
             closed = False
         grown = self.daemon_resident_mb() - before
         if stranger.connected:
-            stranger.transport.abortConnection()
+            stranger.abort()
         if not closed:
             self.strangers_failed.append("status page: a client that read no answers was not closed")
         if grown > STRANGER_GROWTH_MB:
@@ -1594,7 +1646,7 @@ def passed(soak: Soak, outcome: dict[str, Any], audit: dict[str, int], met: Coun
     )
 
 
-async def main(reactor, seconds: float, every: float, reports: int, days: int) -> int:
+async def main(reactor: IBenchReactor, seconds: float, every: float, reports: int, days: int) -> int:
     directory = Path(tempfile.mkdtemp(prefix="hb-soak-"))
     soak = Soak(reactor, directory, reports, days)
     soaking = Deferred.fromCoroutine(soak.soak(seconds, every))
@@ -1718,7 +1770,7 @@ if __name__ == "__main__":
     parser.add_argument("--days", type=int, default=120)
     arguments = parser.parse_args()
 
-    async def run(reactor):
+    async def run(reactor: IBenchReactor) -> None:
         code = await main(reactor, arguments.seconds, arguments.every, arguments.reports, arguments.days)
         if code:
             raise SystemExit(code)

@@ -6,25 +6,32 @@ C{count} events arrived.
     python -m benchmarks.subscriber ENDPOINT TOKEN TOPIC COUNT
 """
 
+from __future__ import annotations
+
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import react
 
 from harbour.amp.client import RemoteBus, connect
 
+if TYPE_CHECKING:
+    from benchmarks import IBenchReactor
+    from harbour.interfaces import IEvent
 
-async def main(reactor, endpoint: str, token: str, topic: str, count: str) -> None:
+
+async def main(reactor: IBenchReactor, endpoint: str, token: str, topic: str, count: str) -> None:
     """
     Count events until C{count} arrived.
     """
     expected = int(count)
     client = await connect(reactor, endpoint, token)
     seen = [0]
-    finished: Deferred = Deferred()
+    finished: Deferred[float] = Deferred()
 
-    def received(event):
+    def received(event: IEvent) -> None:
         seen[0] += 1
         if seen[0] == expected:
             finished.callback(time.time())
@@ -32,7 +39,8 @@ async def main(reactor, endpoint: str, token: str, topic: str, count: str) -> No
     await RemoteBus(client).subscribe(topic, received)
     print("ready", flush=True)
     print(f"last {await finished:.6f}", flush=True)
-    client.transport.loseConnection()
+    if client.transport is not None:
+        client.transport.loseConnection()
 
 
 if __name__ == "__main__":
