@@ -5,6 +5,7 @@ builds its rows and what it judges; never how fast anything is.
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -371,6 +372,198 @@ class InTurnsTests(SynchronousTestCase):
         self.assertEqual(
             {name: round(seconds, 6) for name, seconds in best.items()},
             {"harbour": 0.8, "pyarrow": 0.4, "pandas": 1.8},
+        )
+
+
+class Contestants:
+    """
+    Measures that note each run, in order, and give figures of their own.
+
+    @ivar ran: The name of each measure run, in the order they ran.
+    @ivar directories: The directory each run was given, and whether it
+        was there as it ran.
+    """
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+        self.directories: list[tuple[Path, bool]] = []
+
+    def measure(self, name: str, figures: list[dict[str, Any]] | Exception) -> run.Measure:
+        """
+        @param figures: What its runs give, in turn; or what each raises.
+        @return: A measure, noted as C{name}.
+        """
+        given = iter(figures) if isinstance(figures, list) else None
+
+        async def measure(directory: Path) -> dict[str, Any]:
+            self.ran.append(name)
+            self.directories.append((directory, directory.is_dir()))
+            if given is None:
+                raise figures
+            return next(given)
+
+        return measure
+
+
+class RunInTurnsTests(SynchronousTestCase):
+    """
+    L{run.in_turns} times harbour and its peer in turns, each run in a
+    fresh directory, and gives each contestant's medians.
+    """
+
+    def test_inTurns(self) -> None:
+        """
+        Each round runs every contestant once, in order; each gets the
+        median of its own runs, and every directory is fresh and removed
+        once all are over.
+        """
+        contestants = Contestants()
+        measuring = Deferred.fromCoroutine(
+            run.in_turns(
+                3,
+                {
+                    "harbour": contestants.measure("harbour", [{"s": 1.0}, {"s": 5.0}, {"s": 2.0}]),
+                    "peer": contestants.measure("peer", [{"s": 3.0}, {"s": 4.0}, {"s": 9.0}]),
+                },
+            )
+        )
+        turns = self.successResultOf(measuring)
+        self.assertEqual(contestants.ran, ["harbour", "peer"] * 3)
+        self.assertEqual((turns.of("harbour"), turns.of("peer")), ({"s": 2.0}, {"s": 4.0}))
+        directories = [directory for directory, there in contestants.directories]
+        self.assertEqual(len(set(directories)), 6)
+        self.assertTrue(all(there for directory, there in contestants.directories))
+        self.assertFalse(any(directory.exists() for directory in directories))
+
+    def test_failedContestant(self) -> None:
+        """
+        A contestant that fails is not run again, and L{run.Turns.of}
+        raises its failure; the others run every round.
+        """
+        contestants = Contestants()
+        failed = run.Failed("mirror ceiling failed: exit 1")
+        turns = self.successResultOf(
+            Deferred.fromCoroutine(
+                run.in_turns(
+                    2,
+                    {
+                        "harbour": contestants.measure("harbour", [{"s": 1.0}, {"s": 3.0}]),
+                        "peer": contestants.measure("peer", failed),
+                    },
+                )
+            )
+        )
+        self.assertEqual(contestants.ran, ["harbour", "peer", "harbour"])
+        self.assertEqual(turns.of("harbour"), {"s": 2.0})
+        self.assertIs(self.assertRaises(run.Failed, turns.of, "peer"), failed)
+
+
+class MainTurnsTests(SynchronousTestCase):
+    """
+    The rows of C{make bench} that measure harbour and its peer in runs of
+    their own take their runs in turns: the fan-out's (Redis, harbour
+    publishing in-process, harbour from a remote publisher) and the
+    refresh's (harbour, the pipelined ceiling).
+    """
+
+    def rows(self, contestants: Contestants, remote: list[float] | Exception) -> dict[str, tuple[str, ...]]:
+        """
+        Run L{run.main}, 3 runs, with the fan-out and refresh measured by
+        C{contestants} (the remote publisher's runs giving the rates
+        C{remote}) and every other section failing at once.
+
+        @return: The rows of the table it printed, by name.
+        """
+
+        def fan_out(name: str, rates: list[float] | Exception) -> Any:
+            measure = contestants.measure(
+                name, rates if isinstance(rates, Exception) else [{"events_per_second": r} for r in rates]
+            )
+            return lambda reactor, directory, events=20_000: measure(directory)
+
+        self.patch(run.backbone, "redis_fan_out", fan_out("redis", [100.0, 300.0, 200.0]))
+        self.patch(run.backbone, "fan_out_in_process", fan_out("in-process", [150.0, 100.0, 400.0]))
+        self.patch(run.backbone, "fan_out", fan_out("remote", remote))
+        refresh = {
+            "refresh": [{"new_seconds": s, "present_seconds": s / 4} for s in (2.0, 4.0, 3.0)],
+            "ceiling": [{"new_seconds": s, "present_seconds": s / 4} for s in (1.0, 1.5, 2.0)],
+        }
+
+        def in_process(*args: str, module: str = "benchmarks.mirror", in_directory: bool = False) -> Any:
+            if args and args[0] in refresh:
+                return contestants.measure(args[0], refresh[args[0]])
+            return contestants.measure("other", run.Failed("not measured here"))
+
+        def failing(*args: Any, **kwargs: Any) -> Any:
+            raise run.Failed("not measured here")
+
+        self.patch(run, "in_process", in_process)
+        self.patch(run.backbone, "config_latency", failing)
+        self.patch(run.manifest, "generation", failing)
+        self.patch(run.publications, "mirror", failing)
+        self.patch(run.catalogue, "requests", failing)
+        self.patch(run, "machine", lambda: "a test")
+        printed: list[tuple[str, ...]] = []
+        self.patch(run.Table, "print", lambda table: printed.extend(table.rows))
+        # Its heading, not wanted among the tests' output.
+        self.patch(sys, "stdout", io.StringIO())
+        self.successResultOf(Deferred.fromCoroutine(run.main(None, 3, False)))
+        return {row[0]: row for row in printed}
+
+    def test_inTurns(self) -> None:
+        """
+        The fan-out's three contestants run in turns, then the refresh's
+        two; each row's figures are the medians of its contestants' runs,
+        and its ratio theirs.
+        """
+        contestants = Contestants()
+        rows = self.rows(contestants, [50.0, 60.0, 40.0])
+        self.assertEqual(
+            [name for name in contestants.ran if name != "other"],
+            ["redis", "in-process", "remote"] * 3 + ["refresh", "ceiling"] * 3,
+        )
+        self.assertEqual(
+            [
+                rows["bus fan-out to 4 remote subscribers"],
+                rows["  same, from a remote publisher"],
+                rows["refresh creating 100,000 new tasks"],
+                rows["refresh finding 100,000 present"],
+            ],
+            [
+                ("bus fan-out to 4 remote subscribers", "150 events/s", "200/s Redis pub/sub", "0.75x")
+                + (">= 1x", "NO"),
+                ("  same, from a remote publisher", "50 events/s", "200/s Redis pub/sub", "0.25x", "-", "-"),
+                (
+                    "refresh creating 100,000 new tasks",
+                    "3.00 s",
+                    "1.50 s pipelined",
+                    "0.50x",
+                    ">= 0.5x",
+                    "yes",
+                ),
+                ("refresh finding 100,000 present", "0.75 s", "0.38 s pipelined", "0.50x", ">= 0.5x", "yes"),
+            ],
+        )
+
+    def test_remoteFails(self) -> None:
+        """
+        A remote publisher that fails leaves the in-process row as it is,
+        and its own row says why.
+        """
+        contestants = Contestants()
+        rows = self.rows(contestants, RuntimeError("the daemon did not start"))
+        self.assertEqual(
+            [name for name in contestants.ran if name in ("redis", "in-process", "remote")],
+            ["redis", "in-process", "remote", "redis", "in-process", "redis", "in-process"],
+        )
+        self.assertEqual(
+            rows["bus fan-out to 4 remote subscribers"][1:4],
+            ("150 events/s", "200/s Redis pub/sub", "0.75x"),
+        )
+        self.assertEqual(
+            rows["  same, from a remote publisher"],
+            ("  same, from a remote publisher", "failed", "(RuntimeError: the daemon did not start)")
+            + ("", "", "NO"),
         )
 
 
