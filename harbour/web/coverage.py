@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import datetime
 import secrets
-from collections.abc import Generator, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import attr
@@ -53,6 +53,11 @@ LEGEND: Sequence[tuple[str, str, str]] = (
 
 #: How many tasks one read of the store returns.
 PAGE = 2_000
+
+#: How many requests, or task states, one step of L{Coverage.laying_out}
+#: handles when it is not laying out a row (a row is one step): a few
+#: milliseconds of the reactor.
+STEP = 10_000
 
 _FINAL_DAYS = frozenset({DAY_DOWNLOADED, DAY_REVISED, DAY_EMPTY})
 _INSTANT = datetime.timedelta(microseconds=1)
@@ -142,6 +147,60 @@ class _Line:
     row: Row | None = attr.ib(default=None)
 
 
+@attr.s(frozen=True, auto_attribs=True)
+class _Move:
+    """
+    How a row laid out for some requests is changed in place for others:
+    it loses the first C{head} of them and gains C{added} after the rest.
+    """
+
+    head: int
+    #: (file name, ordinals of its first and last days, POSIX time its
+    #: window ends) of each request added (as L{Coverage._spans}).
+    added: list[tuple[str, int, int, float]]
+
+
+@attr.s(eq=False)
+class _Plan:
+    """
+    What laying a map out for new requests changes.
+
+    @ivar requests: The new requests.
+    @ivar grouped: C{{report: its requests}}.
+    @ivar gone: The reports on the map that are no longer asked for.
+    @ivar moves: For each report whose requests changed, how its row is
+        changed in place, or L{None} if it is laid out anew.
+    @ivar days: See L{Coverage._spans}.
+    """
+
+    requests: Sequence[ReportURL] = attr.ib()
+    grouped: dict[str, list[ReportURL]] = attr.ib()
+    gone: list[str] = attr.ib()
+    moves: dict[str, _Move | None] = attr.ib()
+    days: dict[datetime.datetime, int] = attr.ib()
+
+    @property
+    def anew(self) -> int:
+        """
+        How many requests the rows laid out anew hold.
+        """
+        return sum(len(self.grouped[report]) for report, move in self.moves.items() if move is None)
+
+
+_T = TypeVar("_T")
+
+
+def _drain(steps: Generator[None, None, _T]) -> _T:
+    """
+    @return: The value of C{steps}, run to their end at once.
+    """
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return cast(_T, done.value)
+
+
 @attr.s(eq=False)
 class Coverage:
     """
@@ -178,8 +237,18 @@ class Coverage:
     #: One L{DayCounts} per tally: most days share theirs (a map of 100
     #: reports by 1,200 days holds a handful of distinct ones).
     _counts: dict[tuple[int, ...], DayCounts] = attr.ib(factory=dict, init=False)
+    #: The token of the L{laying_out} under way, if any.
+    _laying: object | None = attr.ib(default=None, init=False)
 
-    def set_requests(self, requests: Sequence[ReportURL]) -> None:
+    @property
+    def requested(self) -> Sequence[ReportURL] | None:
+        """
+        The requests the map was last laid out for, or is being laid out
+        for by L{laying_out}.
+        """
+        return self._requests
+
+    def set_requests(self, requests: Sequence[ReportURL], most: int | None = None) -> bool:
         """
         Lay the map out for C{requests}.
 
@@ -191,45 +260,164 @@ class Coverage:
         first windows and gained new ones after their last, as every row
         does when a trading day passes, is changed in place (laying out a
         million days again takes the reactor seconds).
+
+        @param most: The most requests to lay out anew here (in rows that
+            are not changed in place), or L{None} for no limit: if more
+            are, nothing is changed, and L{laying_out} is the way to lay
+            them out.
+        @return: Whether the map is laid out for C{requests}.
         """
         if requests is self._requests:
-            return
+            return True
+        if most is not None and len(requests) > most and not self._lines:
+            # Every row is laid out anew: no need to work it out.
+            return False
+        plan = _drain(self._planning(requests))
+        if most is not None and plan.anew > most:
+            return False
         self._requests = requests
+        for ignored in self._applying(plan):
+            pass
+        return True
+
+    def laying_out(self, requests: Sequence[ReportURL]) -> Iterator[None]:
+        """
+        L{set_requests}, a step at a time: an iterator for
+        L{twisted.internet.task.cooperate}, each of whose steps lays out
+        one row or looks at up to L{STEP} requests or task states, so that
+        a million days do not hold the reactor for seconds.
+
+        The map is not whole until the iterator ends: this is for a map
+        that is shown once laid out (see L{fresh}).  Meanwhile L{record}
+        keeps the states of files that are not on the map yet, since a
+        later step may lay them out.  A later call supersedes this one:
+        its steps then do nothing, and the later one goes on from the rows
+        laid out so far.
+        """
+        laying = self._laying = object()
+        self._requests = requests
+        planning = self._planning(requests)
+        plan = None
+        while plan is None:
+            try:
+                next(planning)
+            except StopIteration as done:
+                plan = done.value
+            else:
+                yield
+                if self._laying is not laying:
+                    return
+        for ignored in self._applying(plan):
+            yield
+            if self._laying is not laying:
+                return
+        # The rows as the page shows them, made now rather than all at
+        # once by the first page or snapshot to ask.
+        for report in list(self._lines):
+            self.row(report)
+            yield
+            if self._laying is not laying:
+                return
+        self._laying = None
+        # The states kept meanwhile (or copied from another map) of files
+        # that are not on the map after all are dropped, as set_requests
+        # drops those of files it takes off.
+        names = list(self._tasks)
+        for start in range(0, len(names), STEP):
+            for name in names[start : start + STEP]:
+                if name not in self._where:
+                    self._tasks.pop(name, None)
+            yield
+            if self._laying is not None:
+                return
+
+    def fresh(self, zone: ZoneInfo | None = None) -> Coverage:
+        """
+        @param zone: The zone of its trading days; this map's if L{None}.
+        @return: A map with nothing laid out that knows this map's task
+            states: one to lay out with L{laying_out} while this one is
+            shown, and to show in its place once laid out.  (Its L{epoch}
+            is its own: a page showing this map draws it whole.)
+        """
+        other = Coverage(self.zone if zone is None else zone)
+        other._tasks = dict(self._tasks)
+        other.version = self.version
+        return other
+
+    def clearing(self) -> Iterator[None]:
+        """
+        Take everything off the map a step at a time: an iterator for
+        L{twisted.internet.task.cooperate}, for a map no longer shown
+        (freeing a million days at once holds the reactor a tenth of a
+        second).
+        """
+        self._laying = self._requests = None
+        self._asked.clear()
+        self._touched.clear()
+        while self._lines:
+            self._lines.popitem()
+            yield
+        for held in (self._where, self._tasks):
+            while held:
+                for ignored in range(min(STEP, len(held))):
+                    held.popitem()
+                yield
+
+    def _planning(self, requests: Sequence[ReportURL]) -> Generator[None, None, _Plan]:
+        """
+        Work out, a step at a time, what laying the map out for
+        C{requests} changes; change nothing.
+
+        @return: A generator whose value is the L{_Plan}.
+        """
         grouped: dict[str, list[ReportURL]] = {}
-        for request in requests:
-            grouped.setdefault(request.report, []).append(request)
-        changed = [report for report, asked in grouped.items() if self._asked.get(report) != asked]
+        for start in range(0, len(requests), STEP):
+            for request in requests[start : start + STEP]:
+                grouped.setdefault(request.report, []).append(request)
+            yield
         gone = [report for report in self._lines if report not in grouped]
-        if not changed and not gone:
-            return
-        self.version += 1
-        if grouped.keys() != self._lines.keys():
-            self.layout_version = self.version
-        dropped = [name for report in gone for name in self._forget(report)]
         # Reports share their windows' bounds: each is turned into a
         # trading day once.
         days: dict[datetime.datetime, int] = {}
-        again = []
-        for report in changed:
-            moved = self._move(report, grouped[report], days)
-            if moved is None:
+        moves: dict[str, _Move | None] = {}
+        for report, asked in grouped.items():
+            if self._asked.get(report) != asked:
+                moves[report] = self._movable(report, asked, days)
+            yield
+        return _Plan(requests, grouped, gone, moves, days)
+
+    def _applying(self, plan: _Plan) -> Iterator[None]:
+        """
+        Make the changes of C{plan}, a row at a time.
+        """
+        if not plan.moves and not plan.gone:
+            return
+        self.version += 1
+        if plan.grouped.keys() != self._lines.keys():
+            self.layout_version = self.version
+        dropped = [name for report in plan.gone for name in self._forget(report)]
+        for report, move in plan.moves.items():
+            requests = plan.grouped[report]
+            if move is None:
                 dropped += self._forget(report)
-                again.append(report)
+                self._lines[report] = self._lay_out(report, requests, plan.days)
             else:
-                dropped += moved
-            self._asked[report] = grouped[report]
+                dropped += self._move(report, move)
+            self._asked[report] = requests
             self._touched[report] = self.version
-        for report in again:
-            self._lines[report] = self._lay_out(report, grouped[report], days)
+            yield
         self._lines = {report: self._lines[report] for report in sorted(self._lines)}
-        for name in dropped:
-            if name not in self._where:
-                self._tasks.pop(name, None)
+        if self._laying is None:
+            for name in dropped:
+                if name not in self._where:
+                    self._tasks.pop(name, None)
 
     def set_zone(self, zone: ZoneInfo) -> None:
         """
         Make C{zone}'s days the trading days: every row is laid out again,
-        and the page draws the whole map again.
+        and the page draws the whole map again.  (On a large map, a map
+        made by L{fresh} in C{zone} and laid out by L{laying_out} holds
+        the reactor a little at a time.)
         """
         if str(zone) == str(self.zone):
             return
@@ -319,17 +507,14 @@ class Coverage:
         line.cells = [self._count(files) for files in line.files]
         return line
 
-    def _move(
+    def _movable(
         self, report: str, requests: list[ReportURL], days: dict[datetime.datetime, int]
-    ) -> list[str] | None:
+    ) -> _Move | None:
         """
-        Change C{report}'s row in place for its new C{requests}, if they
-        are those it was laid out for less some first ones, and more after
-        the last: the others' days and states stay as they are.
-
         @param days: See L{_spans}.
-        @return: The names of the files taken off the row (as L{_forget}),
-            or L{None} if the change is another (the row is as it was).
+        @return: How C{report}'s row is changed in place for its new
+            C{requests}, if they are those it was laid out for less some
+            first ones, and more after the last; else L{None}.
         """
         line, asked = self._lines.get(report), self._asked.get(report)
         if line is None or not asked or not requests:
@@ -345,8 +530,19 @@ class Coverage:
         base = line.first.toordinal()
         if any(first < base for ignored, first, ignored_last, ignored_end in added):
             return None
+        return _Move(head, added)
+
+    def _move(self, report: str, move: _Move) -> list[str]:
+        """
+        Change C{report}'s row in place as C{move} says: the others' days
+        and states stay as they are.
+
+        @return: The names of the files taken off the row (as L{_forget}).
+        """
+        line, asked = self._lines[report], self._asked[report]
+        base = line.first.toordinal()
         dropped, touched = [], set()
-        for request in asked[:head]:
+        for request in asked[: move.head]:
             found = self._where.get(request.filename)
             if found is None or found[0] != report:
                 continue
@@ -355,12 +551,12 @@ class Coverage:
             for index in range(found[1] - base, found[2] - base + 1):
                 line.files[index].remove(request.filename)
                 touched.add(index)
-        grow = max((span[2] - base + 1 for span in added), default=0) - len(line.files)
+        grow = max((span[2] - base + 1 for span in move.added), default=0) - len(line.files)
         if grow > 0:
             line.files.extend([] for _ in range(grow))
             line.ends.extend([0.0] * grow)
             line.cells.extend([DayCounts()] * grow)
-        touched |= self._place(report, line, added)
+        touched |= self._place(report, line, move.added)
         for index in touched:
             files = line.files[index]
             line.ends[index] = max((self._where[name][3] for name in files), default=0.0)
@@ -400,11 +596,15 @@ class Coverage:
     def record(self, filename: str, state: str, revision: int = 0) -> None:
         """
         Note that the task of C{filename} is now in C{state}, if its file
-        is on the map (a file laid out later counts as pending until its
-        task is read from the store, or moves).
+        is on the map, or may be laid out by the L{laying_out} under way (a
+        file laid out later counts as pending until its task is read from
+        the store, or moves).
         """
         found = self._where.get(filename)
         if found is None:
+            if self._laying is not None:
+                # A later step of the layout under way may lay it out.
+                self._tasks[filename] = (state, revision)
             return
         self._tasks[filename] = (state, revision)
         report, first, last, ignored = found

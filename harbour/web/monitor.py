@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,7 +17,7 @@ import attr
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, FirstError, inlineCallbacks
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import CooperativeTask, Cooperator, LoopingCall, TaskFinished, TaskStopped
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -28,6 +28,7 @@ from harbour.config.topics import TOPICS, ManifestTopic, TopicError
 from harbour.config.watcher import LOADED
 from harbour.errors import HarbourError
 from harbour.interfaces import IBus, IDaemon, IEvent, IStatusSource, StatusDocument
+from harbour.oasis.requests import ReportURL
 from harbour.web.coverage import APPLIED, LEGEND, Coverage
 from harbour.web.health import Health, ReportActivity, Thresholds, assess
 from harbour.web.snapshot import ReportView, Snapshot
@@ -52,6 +53,13 @@ RESYNC = 300.0
 #: of tasks takes seconds of Redis's time), readings take at most this
 #: share of it.
 RESYNC_SHARE = 20
+
+#: The most requests the map lays out anew in one turn of the reactor (a
+#: few tens of milliseconds of it): a map that would lay out more, at start,
+#: when the C{timezone} changes, or when the configuration changes every
+#: report's range, is laid out a step at a time beside the one shown, and
+#: shown once whole.
+AT_ONCE = 20_000
 
 #: Events after which the task states are read from the store again: the
 #: end of a Redis outage (writes made just before it may be lost).  New
@@ -81,6 +89,11 @@ class Monitor(Service):
     @ivar resync: Seconds between two readings of every task's state (see
         L{RESYNC}).
     @ivar current: The latest snapshot; replaced whole, never changed.
+    @ivar coverage: The coverage map shown: replaced whole by one laid out
+        beside it when laying it out takes more than L{at_once} requests.
+    @ivar cooperator: Runs the steps of a map being laid out (by default,
+        a few milliseconds of them in each turn of C{reactor}).
+    @ivar at_once: See L{AT_ONCE}.
     """
 
     log = Logger()
@@ -92,6 +105,10 @@ class Monitor(Service):
     resync: float = attr.ib(default=RESYNC)
     thresholds: Thresholds = attr.ib(factory=Thresholds)
     zone: ZoneInfo = attr.ib(factory=lambda: ZoneInfo("America/Los_Angeles"))
+    cooperator: Cooperator = attr.ib(
+        default=attr.Factory(lambda self: _cooperator(self.reactor), takes_self=True), kw_only=True
+    )
+    at_once: int = attr.ib(default=AT_ONCE, kw_only=True)
     coverage: Coverage = attr.ib(init=False)
     tally: Tally = attr.ib(init=False)
     current: Snapshot = attr.ib(init=False)
@@ -117,6 +134,11 @@ class Monitor(Service):
     #: Whether the service is stopping (or stopped): the daemon is not
     #: ready, whatever the last snapshot said.
     _stopping: bool = attr.ib(default=False, init=False)
+    #: The map being laid out to replace L{coverage}, and its steps: one at
+    #: a time, a newer layout going on from it (or replacing it, for a new
+    #: zone).
+    _building: Coverage | None = attr.ib(default=None, init=False)
+    _laying_out: CooperativeTask[Any] | None = attr.ib(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.coverage = Coverage(self.zone)
@@ -156,6 +178,7 @@ class Monitor(Service):
         if self._reading is not None:
             # A reading of every task's pages is no use to a stopped monitor.
             self._reading.cancel()
+        self._stop_laying_out()
         subscriptions, self._subscriptions = self._subscriptions, []
         for subscription in subscriptions:
             yield self.bus.unsubscribe(subscription)
@@ -174,6 +197,8 @@ class Monitor(Service):
                 # it out: the map keeps the states of its own files only.
                 self._lay_out()
             self.coverage.apply(topic, payload)
+            if self._building is not None:
+                self._building.apply(topic, payload)
         changed = changed or self.coverage.version != before
         if _asks_resync(topic, payload):
             # Soon, rather than at the next reading: an operator is waiting.
@@ -182,10 +207,24 @@ class Monitor(Service):
             return
         # A burst of events makes one new snapshot at once, and one reading
         # of Status soon after.
+        self._rebuild_soon()
+        self._tick_soon(SOON)
+
+    def _rebuild_soon(self) -> None:
+        """
+        Take a new snapshot in the reactor's next turn (once, however many
+        ask before it).
+        """
         if self._pending_rebuild is None or not self._pending_rebuild.active():
             self._pending_rebuild = self.reactor.callLater(0, self.rebuild)
+
+    def _tick_soon(self, delay: float) -> None:
+        """
+        Read C{Status} (and what else L{tick} reads) in C{delay} seconds,
+        if no such reading is waiting already.
+        """
         if self._pending_tick is None or not self._pending_tick.active():
-            self._pending_tick = self.reactor.callLater(SOON, self._safe_tick)
+            self._pending_tick = self.reactor.callLater(delay, self._safe_tick)
 
     def _follow_zone(self, payload: object) -> None:
         """
@@ -199,7 +238,15 @@ class Monitor(Service):
             # published it is not followed.
             self.log.warn("manifest ignored: {error}", error=str(e), service="monitor")
             return
-        self.coverage.set_zone(ZoneInfo(zone))
+        latest = self._building or self.coverage
+        if str(latest.zone) == zone:
+            return
+        requests = latest.requested
+        if self._building is None and len(requests or ()) <= self.at_once:
+            self.coverage.set_zone(ZoneInfo(zone))
+        else:
+            # Every row is laid out again: a new map from the newest states.
+            self._build(latest.fresh(ZoneInfo(zone)), requests or [])
 
     def _safe_tick(self) -> Deferred[None]:
         """
@@ -234,7 +281,9 @@ class Monitor(Service):
             failing = store.get("outage_since") is not None
             self._outage = str(store.get("last_error") or "an outage is under way") if failing else None
         self._lay_out()
-        if self._read_due() and self._reading is None and self.tally.redis_up:
+        # Not while a map is laid out: the states read would go to the map
+        # shown only (the reading is made once the new one is shown).
+        if self._read_due() and self._reading is None and self._building is None and self.tally.redis_up:
             self._resync = False
             self._read_at = self.reactor.seconds()
             self._reading = self.coverage.load(self.daemon.task_store())
@@ -258,15 +307,80 @@ class Monitor(Service):
 
     def _lay_out(self) -> None:
         """
-        Lay the map out for the manifest's requests as they are now.  The
-        states of a report that comes (back) are read from the store soon:
-        the map keeps none for files it does not show.
+        Lay the map out for the manifest's requests as they are now: at
+        once if it takes few rows laid out anew, else beside the map shown
+        (see L{AT_ONCE}).  The states of a report that comes (back) are
+        read from the store soon: the map keeps none for files it does not
+        show.
         """
+        try:
+            requests = self.daemon.requests()
+        except HarbourError:  # no manifest here: the map stays as it is
+            return
+        if self._building is not None:
+            if requests is not self._building.requested:
+                # The newer list, from the rows laid out so far.
+                self._build(self._building, requests)
+            return
         before = set(self.coverage.reports())
-        with contextlib.suppress(HarbourError):  # no manifest here: the map stays empty
-            self.coverage.set_requests(self.daemon.requests())
+        if not self.coverage.set_requests(requests, most=self.at_once):
+            self._build(self.coverage.fresh(), requests)
+        elif not before.issuperset(self.coverage.reports()):
+            self._resync = True
+
+    def _build(self, coverage: Coverage, requests: Sequence[ReportURL]) -> None:
+        """
+        Lay C{coverage} out for C{requests} a step at a time, in place of
+        any layout under way, and show it once laid out.
+        """
+        previous = self._stop_laying_out()
+        if previous is not None and previous is not coverage:
+            self.cooperator.cooperate(previous.clearing())
+        if self._reading is not None:
+            # Its states reach the map shown only: read them again after.
+            self._resync = True
+        self._building = coverage
+        task = self._laying_out = self.cooperator.cooperate(coverage.laying_out(requests))
+
+        def failed(failure: Failure) -> None:
+            if failure.check(TaskStopped):
+                return
+            self.log.failure("cannot lay the coverage map out", failure, service="monitor")
+            if self._laying_out is task:
+                self._building = self._laying_out = None
+                self._rebuild_soon()
+
+        task.whenDone().addCallbacks(lambda ignored: self._built(task), failed)
+        self._rebuild_soon()
+
+    def _built(self, task: CooperativeTask[Any]) -> None:
+        """
+        Show the map C{task} laid out.
+        """
+        if self._laying_out is not task or self._building is None:
+            return
+        before = set(self.coverage.reports())
+        shown, self.coverage, self._building, self._laying_out = self.coverage, self._building, None, None
+        # Freed a step at a time too (a reading still under way finds it
+        # empty, and keeps nothing).
+        self.cooperator.cooperate(shown.clearing())
         if not before.issuperset(self.coverage.reports()):
             self._resync = True
+        if self._resync:
+            self._tick_soon(0)
+        self._rebuild_soon()
+
+    def _stop_laying_out(self) -> Coverage | None:
+        """
+        Stop the steps of the layout under way, if any.
+
+        @return: The map it was laying out, if any.
+        """
+        task, building, self._laying_out, self._building = self._laying_out, self._building, None, None
+        if task is not None:
+            with contextlib.suppress(TaskFinished):
+                task.stop()
+        return building
 
     def _read_due(self) -> bool:
         """
@@ -310,6 +424,7 @@ class Monitor(Service):
             redis_error=str(store.get("last_error") or ""),
             redis=str(store.get("redis") or ""),
             refresh_error=_refresh_error(work.get("refresh_error")),
+            laying_out=self._building is not None,
             ready=self._unready(),
             workers=dict(services.get("workers") or {}),
             publications=dict(services.get("publications") or {}),
@@ -376,6 +491,15 @@ class Monitor(Service):
             "ready": self.current.ready or "ready",
             "thresholds": self.thresholds.to_json(),
         }
+
+
+def _cooperator(reactor: IReactorTime) -> Cooperator:
+    """
+    @return: A L{Cooperator} that runs its steps in C{reactor}'s turns, a
+        few milliseconds of them at a time (as Twisted's own does in the
+        global reactor's).
+    """
+    return Cooperator(scheduler=lambda step: reactor.callLater(0, step))
 
 
 def _asks_resync(topic: str, payload: object) -> bool:

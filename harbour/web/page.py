@@ -83,7 +83,7 @@ def parts(shot: Snapshot, rows: Sequence[Row]) -> dict[str, Tag]:
     """
     return {
         "summary": summary(shot),
-        "map-heading": map_heading(rows),
+        "map-heading": map_heading(rows, shot.laying_out),
         "reports": reports_table(shot.reports, shot.taken),
         "details": details(shot),
     }
@@ -249,16 +249,21 @@ def legend() -> Tag:
     )
 
 
-def map_heading(rows: Sequence[Row]) -> Tag:
+def map_heading(rows: Sequence[Row], laying_out: bool = False) -> Tag:
     """
+    @param laying_out: Whether the map is being laid out anew (see
+        L{Snapshot.laying_out}).
     @return: The map's heading, naming the first and last trading days it
-        shows (which move as the configuration changes and days pass).
+        shows (which move as the configuration changes and days pass), and
+        whether a new layout is under way.
     """
     title = "Coverage by trading day"
     if rows:
         first = min(row.first for row in rows)
         last = max(row.first + datetime.timedelta(days=len(row.states) - 1) for row in rows)
         title += f", {first.isoformat()} to {last.isoformat()}"
+    if laying_out:
+        title += " (being laid out again: this is the previous layout)" if rows else " (being laid out)"
     # No element of its own: the heading's text, put in the page's h2.
     return Tag("")(title)
 

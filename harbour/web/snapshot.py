@@ -61,6 +61,8 @@ class Snapshot:
         ISO time of the first failure of the run, "error": the last one's
         message}}, as the C{work} service's C{Status} says; L{None}
         otherwise.
+    @ivar laying_out: Whether the coverage map is being laid out anew
+        (the map shown meanwhile is the one laid out before, if any).
     """
 
     taken: float
@@ -78,6 +80,7 @@ class Snapshot:
     redis_failing: str = ""
     redis_error: str = ""
     refresh_error: Mapping[str, str] | None = None
+    laying_out: bool = False
     redis: str = ""
     ready: str = "starting"
     workers: Mapping[str, Mapping[str, Any]] = attr.ib(factory=dict)

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import attr
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, Cooperator
 from zope.interface import implementer
 
 from harbour.bus import Bus
@@ -106,6 +106,17 @@ class FakeDaemon:
         return {}
 
 
+def stepwise(turns: Clock) -> Cooperator:
+    """
+    @return: A L{Cooperator} that runs one step each second of C{turns}:
+        C{turns.advance(1)} stands for a turn of the reactor that runs a
+        slice of a layout.
+    """
+    return Cooperator(
+        terminationPredicateFactory=lambda: lambda: True, scheduler=lambda step: turns.callLater(1, step)
+    )
+
+
 def healthy_services(**changes: Any) -> StatusDocument:
     """
     @return: C{Status} services of a daemon with Redis up and no errors.
@@ -122,11 +133,14 @@ def healthy_services(**changes: Any) -> StatusDocument:
     return services
 
 
-def started_monitor(clock: Clock, daemon: FakeDaemon, bus: Bus | None = None) -> tuple[Monitor, Bus]:
+def started_monitor(
+    clock: Clock, daemon: FakeDaemon, bus: Bus | None = None, **options: Any
+) -> tuple[Monitor, Bus]:
     """
+    @param options: L{Monitor}'s keyword arguments.
     @return: A started L{Monitor} of C{daemon} on C{clock}, and its bus.
     """
     bus = bus or Bus()
-    monitor = Monitor(clock, bus, daemon)
+    monitor = Monitor(clock, bus, daemon, **options)
     monitor.startService()
     return monitor, bus

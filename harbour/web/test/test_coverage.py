@@ -442,3 +442,116 @@ class ZoneTests(SynchronousTestCase):
         coverage.set_zone(ZoneInfo("UTC"))
         coverage.set_requests(utc_days("r", FIRST, 2))
         self.assertEqual((coverage.row("r").first, coverage.row("r").states), (FIRST, "WW"))
+
+
+def rows(coverage: Coverage) -> dict[str, tuple[datetime.date, str]]:
+    """
+    @return: C{{report: (first day, states)}} of C{coverage}'s rows.
+    """
+    return {row.report: (row.first, row.states) for row in coverage.rows()}
+
+
+class LayingOutTests(SynchronousTestCase):
+    """
+    L{Coverage.laying_out}, L{Coverage.fresh} and L{Coverage.clearing}: a
+    map laid out a step at a time beside the one shown.
+    """
+
+    def setUp(self) -> None:
+        self.requests = [*day_requests("lmp", FIRST, 3), *day_requests("load", FIRST, 2)]
+
+    def test_steps(self) -> None:
+        """
+        Laid out a step at a time (a row a step), a map ends as
+        L{Coverage.set_requests} lays it out.
+        """
+        coverage, whole = Coverage(), Coverage()
+        whole.set_requests(self.requests)
+        steps = coverage.laying_out(self.requests)
+        next(steps)
+        self.assertEqual(coverage.requested, self.requests)
+        # Planned and laid out row by row, their rows made, the states pruned.
+        self.assertGreater(len(list(steps)), 4)
+        self.assertEqual(rows(coverage), rows(whole))
+        self.assertEqual(coverage.set_requests(self.requests), True)
+
+    def test_statesMeanwhile(self) -> None:
+        """
+        While a map is laid out, the states of files it has not laid out yet
+        are kept, and those of files it does not lay out are dropped at its
+        end.
+        """
+        coverage = Coverage()
+        steps = coverage.laying_out(self.requests)
+        next(steps)
+        coverage.record(f"load/{FIRST.isoformat()}.zip", DOWNLOADED)
+        coverage.record("other/2025-03-08.zip", FAILED)
+        list(steps)
+        self.assertEqual(rows(coverage)["load"], (FIRST, "DW"))
+        coverage.set_requests([*self.requests, *day_requests("other", FIRST, 1)])
+        self.assertEqual(rows(coverage)["other"], (FIRST, "W"))
+
+    def test_superseded(self) -> None:
+        """
+        A layout begun on a map while another is under way supersedes it:
+        the other's further steps do nothing, and the newer goes on from
+        the rows laid out so far.
+        """
+        coverage = Coverage()
+        older = coverage.laying_out(self.requests)
+        for ignored in range(5):
+            next(older)
+        newer = coverage.laying_out(self.requests[1:])
+        next(newer)
+        self.assertEqual(list(older), [])
+        list(newer)
+        self.assertEqual(
+            rows(coverage), {"lmp": (FIRST + datetime.timedelta(1), "WW"), "load": (FIRST, "WW")}
+        )
+
+    def test_fresh(self) -> None:
+        """
+        L{Coverage.fresh} makes an empty map of its own epoch, in another
+        zone if asked, knowing the task states of the map it is made from:
+        laid out, it is what L{Coverage.set_zone} makes of that map.
+        """
+        coverage = Coverage()
+        coverage.set_requests(self.requests)
+        coverage.record(f"lmp/{FIRST.isoformat()}.zip", DOWNLOADED)
+        fresh = coverage.fresh(ZoneInfo("UTC"))
+        self.assertEqual((fresh.rows(), fresh.requested, str(fresh.zone)), ([], None, "UTC"))
+        self.assertNotEqual(fresh.epoch, coverage.epoch)
+        list(fresh.laying_out(self.requests))
+        coverage.set_zone(ZoneInfo("UTC"))
+        self.assertEqual(rows(fresh), rows(coverage))
+        self.assertEqual(rows(fresh)["lmp"], (FIRST, "DPWW"))
+        self.assertEqual(coverage.fresh().zone, coverage.zone)
+
+    def test_mostAtOnce(self) -> None:
+        """
+        L{Coverage.set_requests} given a C{most} changes nothing if more
+        requests than that are laid out anew, and answers whether it laid
+        the map out: a day passing moves rows and lays out none anew.
+        """
+        coverage = Coverage()
+        self.assertFalse(coverage.set_requests(self.requests, most=4))
+        self.assertEqual((coverage.rows(), coverage.requested), ([], None))
+        self.assertTrue(coverage.set_requests(self.requests, most=5))
+        version = coverage.version
+        self.assertFalse(coverage.set_requests(day_requests("lmp", FIRST, 1), most=0))
+        self.assertEqual(coverage.version, version)
+        later = [*day_requests("lmp", FIRST + datetime.timedelta(1), 3), *day_requests("load", FIRST, 2)]
+        self.assertTrue(coverage.set_requests(later, most=0))
+        self.assertEqual(rows(coverage)["lmp"], (FIRST + datetime.timedelta(1), "WWW"))
+
+    def test_clearing(self) -> None:
+        """
+        L{Coverage.clearing} takes a step per row and then per L{STEP}
+        names, and leaves a map with nothing on it.
+        """
+        coverage = Coverage()
+        coverage.set_requests(self.requests)
+        coverage.record(f"lmp/{FIRST.isoformat()}.zip", DOWNLOADED)
+        self.assertEqual(len(list(coverage.clearing())), 4)
+        self.assertEqual((coverage.rows(), coverage.requested), ([], None))
+        self.assertFalse(coverage.knows(f"lmp/{FIRST.isoformat()}.zip"))

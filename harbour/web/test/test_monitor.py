@@ -10,7 +10,7 @@ import datetime
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred, FirstError, fail
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, CooperativeTask, TaskStopped
 from twisted.logger import ILogObserver, LogEvent, Logger, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -19,7 +19,7 @@ from harbour.bus import Bus
 from harbour.errors import StoreUnavailable
 from harbour.store.tasks import DOWNLOADED, FAILED
 from harbour.web.monitor import INTERVAL, RESYNC, RESYNC_SHARE, SOON, Monitor
-from harbour.web.test.helpers import FakeDaemon, day_requests, healthy_services
+from harbour.web.test.helpers import FakeDaemon, day_requests, healthy_services, started_monitor, stepwise
 
 T0 = 1_750_000_000.0
 
@@ -300,3 +300,172 @@ class MonitorTests(SynchronousTestCase):
         self.daemon.asked = asked
         self.clock.advance(INTERVAL)
         self.assertEqual((self.states(), len(self.reads)), ("WD", 10))
+
+
+class LayOutInStepsTests(SynchronousTestCase):
+    """
+    A map that takes more than L{Monitor.at_once} requests laid out anew,
+    at start or in another zone, is laid out a step at a time beside the
+    one shown, and shown once whole.  Here a step lays out one row (or
+    looks at the requests), and the cooperator runs one step a turn.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(T0)
+        self.daemon = FakeDaemon(self.clock)
+        self.daemon.services = healthy_services()
+        self.daemon.asked = [
+            *day_requests("lmp", datetime.date(2025, 6, 1), 3),
+            *day_requests("load", datetime.date(2025, 6, 1), 3),
+            *day_requests("wind", datetime.date(2025, 6, 2), 2),
+        ]
+        store = self.daemon.store
+        self.successResultOf(store.create(self.daemon.asked))
+        task = self.successResultOf(store.claim("w", 60))
+        assert task is not None and task.filename == "load/2025-06-03.zip"
+        self.successResultOf(store.finish(task.id, "w", DOWNLOADED))
+        self.turns = Clock()
+        #: The tasks of the layouts given to the cooperator.
+        self.tasks: list[CooperativeTask[Any]] = []
+        cooperator = stepwise(self.turns)
+        cooperate = cooperator.cooperate
+
+        def counted(iterator: Any) -> CooperativeTask[Any]:
+            task = cooperate(iterator)
+            if iterator.__qualname__ == "Coverage.laying_out":
+                self.tasks.append(task)
+            return task
+
+        cooperator.cooperate = counted  # type: ignore[method-assign]
+        self.monitor, self.bus = started_monitor(self.clock, self.daemon, cooperator=cooperator, at_once=4)
+        self.addCleanup(self.monitor.stopService)
+
+    def shown(self) -> dict[str, tuple[str, str]]:
+        """
+        @return: C{{report: (first day, states)}} of the map shown.
+        """
+        return {row.report: (row.first.isoformat(), row.states) for row in self.monitor.coverage.rows()}
+
+    def turn(self) -> None:
+        """
+        One turn of the reactor: a step of the layout, and what it
+        scheduled on the monitor's clock.
+        """
+        self.turns.advance(1)
+        self.clock.advance(0)
+
+    def until_shown(self, before: dict[str, tuple[str, str]]) -> int:
+        """
+        Run turns until the map shown is another than C{before}, checking
+        after each that it is still C{before} as a whole and that the
+        snapshot says a layout is under way.
+
+        @return: How many turns it took.
+        """
+        turns = 0
+        while self.shown() == before:
+            self.assertTrue(self.monitor.current.laying_out)
+            self.assertLess(turns, 100, "never shown")
+            self.turn()
+            turns += 1
+        return turns
+
+    def test_atStart(self) -> None:
+        """
+        At start the map is laid out over several turns, the map shown
+        staying empty (never part of one) and the snapshot saying it is
+        being laid out; then it is shown whole, and its task states are
+        read from the store.
+        """
+        self.clock.advance(0)
+        self.assertEqual((self.shown(), self.monitor.current.laying_out), ({}, True))
+        self.assertGreater(self.until_shown({}), 3)
+        self.assertEqual(
+            self.shown(),
+            {
+                "lmp": ("2025-06-01", "WWW"),
+                "load": ("2025-06-01", "WWD"),
+                "wind": ("2025-06-02", "WW"),
+            },
+        )
+        self.assertFalse(self.monitor.current.laying_out)
+        self.assertEqual(self.monitor.current.reports[1].days, {"downloaded": 1, "pending": 2})
+
+    def test_newZone(self) -> None:
+        """
+        A new C{timezone} lays the map out again over several turns, the
+        map shown meanwhile being the whole one in the old zone; the new
+        one keeps the task states known.
+        """
+        self.until_shown({})
+        before = self.shown()
+        self.bus.publish("manifest", {"timezone": "Asia/Tokyo"}, retain=True)
+        self.clock.advance(0)
+        self.assertGreater(self.until_shown(before), 3)
+        # A Pacific day begins in the afternoon of Tokyo's.
+        self.assertEqual(self.shown()["load"], ("2025-06-01", "WWPD"))
+        self.assertFalse(self.monitor.current.laying_out)
+
+    def test_eventsMeanwhile(self) -> None:
+        """
+        A task that ends while the map is laid out, before its row is, is
+        shown with its state as soon as the map is, before the store is
+        read again.
+        """
+        self.clock.advance(0)
+        self.turn()
+        name = self.daemon.asked[-1].filename
+        self.bus.publish("task.done", {"report": "wind", "filename": name, "revision": 0})
+        self.until_shown({})
+        self.assertEqual(self.shown()["wind"], ("2025-06-02", "WD"))
+
+    def test_newerSupersedes(self) -> None:
+        """
+        A newer list of requests, or another zone, while a map is laid out
+        stops that layout: the newer one goes on (from the rows laid out so
+        far, for a list; anew, for a zone), and only the newest is shown.
+        """
+        self.clock.advance(0)
+        self.turn()
+        self.daemon.asked = [*self.daemon.asked, *day_requests("solar", datetime.date(2025, 6, 1), 1)]
+        self.clock.advance(INTERVAL)
+        self.turn()
+        self.bus.publish("manifest", {"timezone": "UTC"}, retain=True)
+        self.clock.advance(0)
+        first, second, third = self.tasks
+        for stopped in (first, second):
+            self.failureResultOf(stopped.whenDone(), TaskStopped)
+        self.until_shown({})
+        self.assertEqual(sorted(self.shown()), ["lmp", "load", "solar", "wind"])
+        # A Pacific day is the end of a UTC day and the start of the next.
+        self.assertEqual(self.shown()["solar"], ("2025-06-01", "WW"))
+        self.successResultOf(third.whenDone())
+
+    def test_stopped(self) -> None:
+        """
+        A monitor stopped while it lays a map out stops laying it out.
+        """
+        self.clock.advance(0)
+        self.turn()
+        self.monitor.stopService()
+        self.failureResultOf(self.tasks[0].whenDone(), TaskStopped)
+        self.assertEqual(self.turns.getDelayedCalls(), [])
+        self.assertEqual(self.shown(), {})
+
+    def test_fewAtOnce(self) -> None:
+        """
+        A change that lays out no more than L{Monitor.at_once} requests
+        anew, as a day passing or a report added, is made at once.
+        """
+        self.until_shown({})
+        count = len(self.tasks)
+        self.daemon.asked = [
+            *self.daemon.asked[1:],
+            *day_requests("lmp", datetime.date(2025, 6, 4), 1),
+            *day_requests("solar", datetime.date(2025, 6, 1), 2),
+        ]
+        self.clock.advance(INTERVAL)
+        self.assertEqual(self.shown()["lmp"], ("2025-06-02", "WWW"))
+        self.assertEqual(self.shown()["solar"], ("2025-06-01", "WW"))
+        self.assertEqual(len(self.tasks), count)

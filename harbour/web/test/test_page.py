@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from harbour.store.tasks import DOWNLOADED
 from harbour.web.coverage import Coverage
 from harbour.web.health import OK, Health
-from harbour.web.page import ago, fragment, page, render, reports_table
+from harbour.web.page import ago, fragment, map_heading, page, render, reports_table
 from harbour.web.snapshot import ReportView, Snapshot
 from harbour.web.test.helpers import day_requests
 
@@ -84,3 +84,29 @@ class AgoTests(SynchronousTestCase):
             [ago(s) for s in (-3, 12, 300, 7200, 200000)],
             ["0 s ago", "12 s ago", "5 min ago", "2 h ago", "2 d ago"],
         )
+
+
+class MapHeadingTests(SynchronousTestCase):
+    """
+    L{map_heading}.
+    """
+
+    def test_layingOut(self) -> None:
+        """
+        While the map is laid out anew, the heading says so, and that the
+        map shown is the previous layout if there is one.
+        """
+        coverage = Coverage()
+        coverage.set_requests(day_requests("lmp", datetime.date(2025, 6, 1), 2))
+        rows = coverage.rows()
+        self.assertEqual(
+            [self.successResultOf(fragment(map_heading(shown, True))) for shown in ([], rows)],
+            [
+                b"Coverage by trading day (being laid out)",
+                (
+                    b"Coverage by trading day, 2025-06-01 to 2025-06-02"
+                    b" (being laid out again: this is the previous layout)"
+                ),
+            ],
+        )
+        self.assertEqual(self.successResultOf(fragment(map_heading([], False))), b"Coverage by trading day")

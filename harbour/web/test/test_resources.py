@@ -33,7 +33,7 @@ from harbour.web.metrics import registry
 from harbour.web.monitor import INTERVAL
 from harbour.web.resources import COOKIE, session, site_root
 from harbour.web.service import DEFAULT_HTTP, HttpService
-from harbour.web.test.helpers import FakeDaemon, day_requests, healthy_services, started_monitor
+from harbour.web.test.helpers import FakeDaemon, day_requests, healthy_services, started_monitor, stepwise
 
 TOKEN = "s3cret-token"
 
@@ -44,7 +44,10 @@ class Fixture:
     of the site.
     """
 
-    def __init__(self, testcase: SynchronousTestCase, token: str | None = None) -> None:
+    def __init__(self, testcase: SynchronousTestCase, token: str | None = None, **options: Any) -> None:
+        """
+        @param options: The monitor's keyword arguments.
+        """
         self.clock = Clock()
         self.clock.advance(1_750_000_000)
         self.daemon = FakeDaemon(self.clock)
@@ -56,7 +59,7 @@ class Fixture:
         self.daemon.asked = day_requests("lmp", datetime.date(2025, 6, 13), 3) + day_requests(
             "load", datetime.date(2025, 6, 14), 2
         )
-        self.monitor, self.bus = started_monitor(self.clock, self.daemon)
+        self.monitor, self.bus = started_monitor(self.clock, self.daemon, **options)
         testcase.addCleanup(self.monitor.stopService)
         root = site_root(self.monitor, registry(lambda: self.monitor.current), token)
         # Any: StubTreq copies HTTPClient's methods onto itself at run time.
@@ -250,6 +253,34 @@ class PageTests(SynchronousTestCase):
         again = json.loads(self.fixture.get(f"/live?since={answer['version']}")[1])
         self.assertEqual(again["parts"]["map-heading"], "Coverage by trading day, 2025-06-14 to 2025-06-17")
         self.assertEqual([row["first"] for row in again["rows"]], ["2025-06-14", "2025-06-14"])
+
+    def test_whileLaidOut(self) -> None:
+        """
+        While the map is laid out a step at a time, the page and C{live}
+        answer at every turn, with no row (never part of the map) and a
+        heading saying so; once it is laid out, C{live} gives every row.
+        """
+        turns = Clock()
+        fixture = Fixture(self, cooperator=stepwise(turns), at_once=1)
+        title = "Coverage by trading day (being laid out)"
+        fixture.clock.advance(0)
+        turned = 0
+        while not fixture.monitor.coverage.rows():
+            code, body, ignored = fixture.get("/")
+            self.assertEqual(code, 200)
+            self.assertIn(f'<h2 id="part-map-heading">{title}</h2>', body.decode())
+            self.assertIn('data-rows="[]"', body.decode())
+            answer = json.loads(fixture.get("/live?since=0")[1])
+            self.assertEqual((answer["rows"], answer["parts"]["map-heading"]), ([], title))
+            turns.advance(1)
+            fixture.clock.advance(0)
+            turned += 1
+        self.assertGreater(turned, 3)
+        again = json.loads(fixture.get(f"/live?since={answer['version']}")[1])
+        self.assertEqual(
+            (again["reset"], [row["report"] for row in again["rows"]], again["parts"]["map-heading"]),
+            (True, ["lmp", "load"], "Coverage by trading day, 2025-06-13 to 2025-06-15"),
+        )
 
     def test_renderFailureLogged(self) -> None:
         """
