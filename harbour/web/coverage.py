@@ -112,7 +112,7 @@ class Row:
     @ivar states: One L{LEGEND} code per day.
     @ivar counts: C{{day index: [downloaded, empty, pending, failed]}} for
         the days with other than exactly one request (the others' counts
-        follow from their state).
+        follow from their state); days with the same counts share a list.
     """
 
     report: str
@@ -139,8 +139,11 @@ class _Line:
     """
 
     first: datetime.date = attr.ib()
-    #: Per day: the file names of the requests covering it.
-    files: list[list[str]] = attr.ib()
+    #: Per day: the file names of the requests covering it.  Tuples, not
+    #: lists: the garbage collector stops tracking a tuple of strings, and
+    #: a million lists it tracks made it take a third of a second over
+    #: each of the full collections that laying them out set off.
+    files: list[tuple[str, ...]] = attr.ib()
     #: Per day: the POSIX time its last window ends.
     ends: list[float] = attr.ib()
     cells: list[DayCounts] = attr.ib()
@@ -237,6 +240,8 @@ class Coverage:
     #: One L{DayCounts} per tally: most days share theirs (a map of 100
     #: reports by 1,200 days holds a handful of distinct ones).
     _counts: dict[tuple[int, ...], DayCounts] = attr.ib(factory=dict, init=False)
+    #: {counts: their JSON}, shared by every row (see L{_json}).
+    _lists: dict[DayCounts, list[int]] = attr.ib(factory=dict, init=False)
     #: The token of the L{laying_out} under way, if any.
     _laying: object | None = attr.ib(default=None, init=False)
 
@@ -481,7 +486,7 @@ class Coverage:
         for filename, first, last, end in spans:
             self._where[filename] = (report, first, last, end)
             for index in range(first - base, last - base + 1):
-                line.files[index].append(filename)
+                line.files[index] += (filename,)
                 line.ends[index] = max(line.ends[index], end)
                 covered.add(index)
         return covered
@@ -499,7 +504,7 @@ class Coverage:
         length = max(span[2] for span in spans) - start + 1
         line = _Line(
             datetime.date.fromordinal(start),
-            [[] for _ in range(length)],
+            [()] * length,
             [0.0] * length,
             [DayCounts()] * length,
         )
@@ -549,11 +554,13 @@ class Coverage:
             del self._where[request.filename]
             dropped.append(request.filename)
             for index in range(found[1] - base, found[2] - base + 1):
-                line.files[index].remove(request.filename)
+                files = line.files[index]
+                at = files.index(request.filename)
+                line.files[index] = files[:at] + files[at + 1 :]
                 touched.add(index)
         grow = max((span[2] - base + 1 for span in move.added), default=0) - len(line.files)
         if grow > 0:
-            line.files.extend([] for _ in range(grow))
+            line.files.extend([()] * grow)
             line.ends.extend([0.0] * grow)
             line.cells.extend([DayCounts()] * grow)
         touched |= self._place(report, line, move.added)
@@ -676,12 +683,23 @@ class Coverage:
         if line.row is None:
             states = "".join(cell.state for cell in line.cells)
             counts = {
-                index: cell.to_json()
+                index: self._json(cell)
                 for index, (cell, files) in enumerate(zip(line.cells, line.files))
                 if len(files) != 1
             }
             line.row = Row(report, line.first, states, counts)
         return line.row
+
+    def _json(self, cell: DayCounts) -> list[int]:
+        """
+        @return: C{cell.to_json()}, one list for all the days that share
+            C{cell} (a row of a million days with two windows each made a
+            million lists, which the garbage collector then went over).
+        """
+        found = self._lists.get(cell)
+        if found is None:
+            found = self._lists[cell] = cell.to_json()
+        return found
 
     def rows(self) -> list[Row]:
         """
