@@ -696,9 +696,9 @@ class TokenTests(SynchronousTestCase):
 
 class CompressionTests(TestCase):
     """
-    The page and its updates over a real socket, as the daemon's own site
-    serves them: compressed for a client that accepts gzip, whichever
-    guard stands in front of them.  (treq and L{StubTreq} decode gzip
+    The page, its updates and the metrics over a real socket, as the
+    daemon's own site serves them: compressed for a client that accepts
+    gzip, whichever guard stands in front of them.  (treq and L{StubTreq} decode gzip
     without saying so; L{Agent} alone leaves the answer as it came.)
     """
 
@@ -748,6 +748,24 @@ class CompressionTests(TestCase):
         code, encoding, body = await self.get(url + "/", Accept_Encoding="gzip", Host="attacker.example")
         self.assertEqual(code, 421)
         self.assertNotIn(b"lmp", gzip.decompress(body) if encoding else body)
+
+    async def test_metricsGzipped(self) -> None:
+        """
+        C{/metrics} is gzipped for a client that accepts it, as Prometheus
+        does, and plain for one that does not, the same metrics either
+        way; a path under it is 404 either way.
+        """
+        url = self.serve(TOKEN)
+        code, encoding, body = await self.get(url + "/metrics", Accept_Encoding="gzip")
+        self.assertEqual((code, encoding), (200, [b"gzip"]))
+        gzipped = gzip.decompress(body)
+        code, encoding, plain = await self.get(url + "/metrics")
+        self.assertEqual((code, encoding), (200, None))
+        self.assertEqual(gzipped, plain)
+        self.assertIn(b"harbour_tasks", plain)
+        for headers in ({"Accept_Encoding": "gzip"}, {}):
+            code, encoding, body = await self.get(url + "/metrics/x", **headers)
+            self.assertEqual((code, gzip.decompress(body) if encoding else body), (404, b"no such page\n"))
 
     async def test_gzippedWithToken(self) -> None:
         """
