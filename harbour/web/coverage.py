@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import secrets
+from collections import Counter
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
@@ -147,7 +148,10 @@ class _Line:
     #: Per day: the POSIX time its last window ends.
     ends: list[float] = attr.ib()
     cells: list[DayCounts] = attr.ib()
+    #: Made from C{cells} when asked for, and forgotten whenever they change.
     row: Row | None = attr.ib(default=None)
+    #: C{{code: days}} of C{row}, made with it.
+    days: Mapping[str, int] = attr.ib(factory=dict)
 
 
 @attr.s(frozen=True, auto_attribs=True)
@@ -688,7 +692,22 @@ class Coverage:
                 if len(files) != 1
             }
             line.row = Row(report, line.first, states, counts)
+            line.days = Counter(states)
         return line.row
+
+    def days(self, report: str) -> Mapping[str, int]:
+        """
+        @return: C{{code: how many of C{report}'s days are in that state}},
+            counted again only when its row changed.
+        """
+        self.row(report)
+        return self._lines[report].days
+
+    def shows(self, report: str) -> bool:
+        """
+        @return: Whether C{report} has a row on the map.
+        """
+        return report in self._lines
 
     def _json(self, cell: DayCounts) -> list[int]:
         """

@@ -77,6 +77,21 @@ class CoverageTests(SynchronousTestCase):
         self.coverage.apply("task.done", {"filename": "other/unknown.zip"})
         self.assertEqual(self.coverage.row("lmp").states, "WEFR")
 
+    def test_daysCounted(self) -> None:
+        """
+        L{Coverage.days} counts a row's days by state, and counts them
+        again only once the row changed: a snapshot of a large map counts
+        the days of the rows that changed only.
+        """
+        lmp = self.coverage.days("lmp")
+        load = self.coverage.days("load")
+        self.assertEqual((lmp, load), ({"W": 4}, {"W": 2}))
+        self.assertIs(self.coverage.days("lmp"), lmp)
+        self.coverage.record(f"lmp/{FIRST.isoformat()}.zip", DOWNLOADED)
+        self.assertEqual(self.coverage.days("lmp"), {"D": 1, "W": 3})
+        self.assertIs(self.coverage.days("load"), load)
+        self.assertEqual((self.coverage.shows("load"), self.coverage.shows("other")), (True, False))
+
     def test_changedSince(self) -> None:
         """
         Only the rows changed after a version are handed out.
