@@ -303,8 +303,13 @@ class Coverage:
         its steps then do nothing, and the later one goes on from the rows
         laid out so far.
         """
+        # At once, not at the first step: until then, record would take
+        # this map for one laid out, and drop the states of files not on it.
         laying = self._laying = object()
         self._requests = requests
+        return self._laid_out(requests, laying)
+
+    def _laid_out(self, requests: Sequence[ReportURL], laying: object) -> Iterator[None]:
         planning = self._planning(requests)
         plan = None
         while plan is None:

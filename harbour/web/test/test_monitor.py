@@ -333,7 +333,7 @@ class LayOutInStepsTests(SynchronousTestCase):
 
         def counted(iterator: Any) -> CooperativeTask[Any]:
             task = cooperate(iterator)
-            if iterator.__qualname__ == "Coverage.laying_out":
+            if iterator.__qualname__ in ("Coverage._laid_out", "Coverage.laying_out"):
                 self.tasks.append(task)
             return task
 
@@ -419,6 +419,30 @@ class LayOutInStepsTests(SynchronousTestCase):
         self.bus.publish("task.done", {"report": "wind", "filename": name, "revision": 0})
         self.until_shown({})
         self.assertEqual(self.shown()["wind"], ("2025-06-02", "WD"))
+
+    def test_eventAsLayoutStarts(self) -> None:
+        """
+        A task that ends in the turn a layout starts, before its first
+        step, is shown with its state once the map is, as the store has
+        it, not only after the store is read again.
+        """
+        self.until_shown({})
+        before = self.shown()
+        self.bus.publish("manifest", {"timezone": "Asia/Tokyo"}, retain=True)
+        self.clock.advance(0)
+        store = self.daemon.store
+        task = self.successResultOf(store.claim("w", 60))
+        assert task is not None
+        self.successResultOf(store.finish(task.id, "w", DOWNLOADED))
+        self.bus.publish("task.done", {"report": task.report, "filename": task.filename, "revision": 0})
+        for ignored in range(100):
+            if not self.monitor.current.laying_out:
+                break
+            self.turn()
+        laid_out = self.shown()
+        self.assertNotEqual(laid_out, before)
+        self.clock.advance(RESYNC)
+        self.assertEqual(laid_out, self.shown())
 
     def test_newerSupersedes(self) -> None:
         """
