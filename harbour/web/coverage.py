@@ -325,6 +325,9 @@ class Coverage:
             yield
             if self._laying is not laying:
                 return
+        # In order even when there was nothing left to apply: a layout
+        # superseded before its end left its rows in the order laid out.
+        self._lines = {report: self._lines[report] for report in sorted(self._lines)}
         # The rows as the page shows them, made now rather than all at
         # once by the first page or snapshot to ask.
         for report in list(self._lines):

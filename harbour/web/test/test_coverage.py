@@ -548,6 +548,26 @@ class LayingOutTests(SynchronousTestCase):
             rows(coverage), {"lmp": (FIRST + datetime.timedelta(1), "WW"), "load": (FIRST, "WW")}
         )
 
+    def test_supersededInOrder(self) -> None:
+        """
+        A layout superseded once some rows are laid out, by one left with
+        nothing more to lay out, still ends with its rows in order.
+        """
+        coverage = Coverage()
+        requests = [
+            *day_requests("wind", FIRST, 1),
+            *day_requests("lmp", FIRST, 1),
+            *day_requests("load", FIRST, 1),
+        ]
+        older = coverage.laying_out(requests)
+        for ignored in range(100):
+            if len(list(coverage.rows())) == 2:
+                break
+            next(older)
+        list(coverage.laying_out(requests[:2]))
+        self.assertEqual(list(older), [])
+        self.assertEqual([row.report for row in coverage.rows()], ["lmp", "wind"])
+
     def test_fresh(self) -> None:
         """
         L{Coverage.fresh} makes an empty map of its own epoch, in another
