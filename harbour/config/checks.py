@@ -40,6 +40,9 @@ _SPAN = re.compile(r"(\d+)(h|d)\Z")
 #: The window of a group whose one answer holds its calendar month: one
 #: request per month (see L{harbour.oasis.requests.month_windows}).
 MONTH_WINDOW = "month"
+#: The hours of the longest trading day (the autumn change's): a window of
+#: hours up to it is a day's, longer ones are whole days.
+LONGEST_DAY_HOURS = 25
 _RELATIVE = re.compile(r"-(\d+)(d|mo|y)\Z")
 _AHEAD = re.compile(r"\+(\d+)d\Z")
 
@@ -503,8 +506,17 @@ def window() -> Check:
             return value
         if _SPAN.match(value) is None:
             raise Invalid(f'must be a span such as "1d", "31d" or "1h", or "month", not {value!r}')
-        if window_hours(value) == 0 or window_hours(value) > MAX_WINDOW_HOURS:
+        hours = window_hours(value)
+        if hours == 0 or hours > MAX_WINDOW_HOURS:
             raise Invalid(f"must be between 1h and 31d, not {value!r}")
+        if hours > LONGEST_DAY_HOURS and hours % 24:
+            # Windows of hours never cross a trading day: one of 36h would
+            # ask a day at a time, named as hours.
+            raise Invalid(
+                f"a window longer than {LONGEST_DAY_HOURS}h is a whole number of days, such as "
+                f'"{hours // 24}d" or "{hours // 24 + 1}d", not {value!r}: windows of hours never '
+                "cross a trading day"
+            )
         return value
 
     return check

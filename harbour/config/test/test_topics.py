@@ -201,6 +201,21 @@ class ConstructionTests(SynchronousTestCase):
             lambda: ReportTopic(name="a", queryname="Q", version=0), "version", "must be at least 1"
         )
 
+    def test_windowOfHoursPastADay(self) -> None:
+        """
+        A window of more hours than the longest trading day must be a whole
+        number of days: windows of hours never cross a trading day, so
+        C{"36h"} would ask a day at a time.  A day's worth of hours (up to
+        25, the autumn change day) and whole days in hours are kept.
+        """
+        self.assertRefused(
+            lambda: ReportTopic(name="a", queryname="Q", window="36h"),
+            "window",
+            'a window longer than 25h is a whole number of days, such as "1d" or "2d", not \'36h\'',
+        )
+        for window in ("23h", "25h", "48h", "744h"):
+            self.assertEqual(ReportTopic(name="a", queryname="Q", window=window).window, window)
+
     def test_work(self) -> None:
         """
         A L{WorkTopic} with a bad value is refused, naming the key and why.
@@ -700,7 +715,7 @@ class CatalogueRulesTests(SynchronousTestCase):
         that none would ever be fetched; with a negative delay of its own
         the report may have one.
         """
-        for window in ("1d", "24h", "36h", "2d"):
+        for window in ("1d", "24h", "25h", "2d"):
             error = self.assertRaises(
                 TopicError, ReportTopic, name="r", groupid="CURR_LMP_GRP", window=window
             )
