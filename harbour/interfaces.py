@@ -201,7 +201,9 @@ class IPublications(Interface):
         """
         Call C{observer} with the list of
         L{harbour.oasis.publications.Publication}s of every span of the log
-        read that holds any; a L{Deferred} it returns is waited for.  The
+        read, empty if it holds none (an observer may have work left from
+        an earlier span: revisions of windows then downloading); a
+        L{Deferred} it returns is waited for.  The
         log is read past a span only once every observer has taken its
         entries: should one fail (or raise L{harbour.errors.StoreUnavailable}
         when it cannot apply them), the span is read and handed on again

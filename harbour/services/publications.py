@@ -344,8 +344,9 @@ class PublicationsFollower(Service):
             stop = min(end, start + SPAN)
             found = yield self._reader().log(start, stop)
             self._known.learn(found)
-            if found:
-                yield self._hand_on(found)
+            # Even none: the observers then look again at revisions they
+            # noted for windows downloading at an earlier read.
+            yield self._hand_on(found)
             self._known.read_through = stop
             yield self._memory.save(self._known, self.manifest.base_url)
             start = stop

@@ -363,6 +363,31 @@ class FollowingTests(TestCase):
             revised, [(name, urls[name]) for name in ("lmp/2025-03-06.zip", "lmp/2025-03-07.zip")]
         )
 
+    async def test_revisionNotedAppliedByEmptyRead(self) -> None:
+        """
+        A revision of a window being downloaded is applied at the first
+        read after that download ends, even one that finds nothing new in
+        the log.
+        """
+        self.follower = self.service()
+        downloading = await self.downloaded(but="lmp/2025-03-07.zip")
+        assert downloading is not None
+        self.clock.advance(60)
+        self.simulator.revise("PRC_LMP", datetime.date(2025, 3, 7))
+        self.clock.advance(60)
+        await self.read()
+        self.clock.advance(OVERLAP + 60)
+        await self.read()
+        await self.tasks.finish(downloading.id, "w", DOWNLOADED, 1, "old", token=downloading.claim)
+        self.clock.advance(60)
+        # The log holds nothing new: the read finds no entries at all.
+        silent = SilentReader(self.follower._reader())
+        self.patch(self.follower, "_reader", lambda: silent)
+        await self.read()
+        self.assertEqual(silent.found, [[]])
+        revised = [e.payload["filename"] for e in self.events if e.topic == "task.revised"]
+        self.assertEqual(revised, ["lmp/2025-03-07.zip"])
+
     async def revised_then_stopped(self) -> PublicationsFollower:
         """
         Download every window, have OASIS revise one, stop the follower for
@@ -716,6 +741,35 @@ class FailingReader:
             raise RuntimeError("HTTP 429")
 
         return read.addBoth(refused)
+
+
+@attr.s(frozen=True)
+class SilentReader:
+    """
+    A reader of the log that reads it but finds no entries in it.
+
+    @ivar found: What each read of the log gave.
+    """
+
+    reader: LogReader = attr.ib()
+    found: list[list[Publication]] = attr.ib(factory=list)
+
+    def schedule(self, now: float) -> Deferred[list[Scheduled]]:
+        """
+        The schedule, as the reader reads it.
+        """
+        return self.reader.schedule(now)
+
+    def log(self, start: float, end: float) -> Deferred[list[Publication]]:
+        """
+        The log from C{start} to C{end}, read and found empty.
+        """
+
+        def nothing(entries: list[Publication]) -> list[Publication]:
+            self.found.append([])
+            return []
+
+        return self.reader.log(start, end).addCallback(nothing)
 
 
 @attr.s(frozen=True)
