@@ -109,6 +109,14 @@ REFUSAL_DELAY = 1.0
 BOX_LIMIT_UNAUTHENTICATED = 64 << 10
 BOX_LIMIT = 1 << 20
 
+#: The most keys one box may hold before the token: a key takes far more
+#: memory than its bytes (two bytes objects and a slot of the box's dict,
+#: some 75 bytes for a key of 2 bytes and an empty value), and a box of
+#: 32,699 such keys, within L{BOX_LIMIT_UNAUTHENTICATED} by its bytes,
+#: took some 2.5 MB.  C{Authenticate} has three (C{_command}, C{_ask},
+#: C{token}); an authenticated command's box is held by its bytes alone.
+KEY_LIMIT_UNAUTHENTICATED = 16
+
 #: The most bytes of a command's name that its refusal, or the log line of
 #: it, repeats: a name may be of nearly 64 KiB, and an answer repeating it
 #: whole longer than AMP can send.
@@ -360,9 +368,10 @@ class ControlProtocol(amp.AMP):
         # The refusals waiting for their time, cancelled if the connection
         # goes first: nothing of a closed connection stays scheduled.
         self._refusals: list[IDelayedCall] = []
-        # Bytes of the box being read; past its limit, the rest of the
-        # connection's boxes are dropped as they are read.
+        # Bytes and keys of the box being read; past its limit, the rest
+        # of the connection's boxes are dropped as they are read.
         self._box_bytes = 0
+        self._box_keys = 0
         self._oversized = False
 
     @cached_property
@@ -504,7 +513,10 @@ class ControlProtocol(amp.AMP):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
-        Forget this connection's subscriptions.
+        Forget this connection's subscriptions, and the box it was reading
+        and what it had read and not parsed: AMP's protocol is its own box
+        receiver, a reference cycle, and stays in memory, with all it
+        holds, until the garbage collector's next full pass.
         """
         self._service.admission.done_waiting(self)
         self._cancel_deadline()
@@ -516,6 +528,9 @@ class ControlProtocol(amp.AMP):
         # Not AMP's, which logs a line; see makeConnection.
         amp.BinaryBoxProtocol.connectionLost(self, reason)
         self.transport = None
+        self._currentBox = None
+        self._currentKey = None
+        self._drop_unparsed()
         self._service.connection_closed(self)
 
     def _cancel_deadline(self) -> None:
@@ -617,21 +632,29 @@ class ControlProtocol(amp.AMP):
         """
         if string:
             self._box_bytes += len(string)
+            self._box_keys += 1
         else:
-            self._box_bytes = 0
+            self._box_bytes = self._box_keys = 0
         return cast(str, super().proto_key(string))
 
     def proto_value(self, string: bytes) -> str:
         """
         A value: the box it is in may hold at most L{BOX_LIMIT} bytes
-        (L{BOX_LIMIT_UNAUTHENTICATED} before the token); one past it ends
-        the connection, and what is read of it meanwhile is dropped.
+        (before the token, L{BOX_LIMIT_UNAUTHENTICATED} bytes and
+        L{KEY_LIMIT_UNAUTHENTICATED} keys); one past it ends the
+        connection, and what is read of it meanwhile is dropped.
         """
         self._box_bytes += len(string)
         limit = BOX_LIMIT if self._authenticated else BOX_LIMIT_UNAUTHENTICATED
-        if self._box_bytes > limit and not self._oversized:
-            self._oversized = True
-            self._end(f"a box of more than {limit} bytes")
+        if not self._oversized:
+            why = None
+            if self._box_bytes > limit:
+                why = f"a box of more than {limit} bytes"
+            elif not self._authenticated and self._box_keys > KEY_LIMIT_UNAUTHENTICATED:
+                why = f"a box of more than {KEY_LIMIT_UNAUTHENTICATED} keys"
+            if why is not None:
+                self._oversized = True
+                self._end(why)
         if self._oversized:
             self._currentBox = amp.AmpBox()
         return cast(str, super().proto_value(string))

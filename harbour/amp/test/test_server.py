@@ -10,6 +10,7 @@ import io
 import json
 import os
 import stat
+import struct
 from pathlib import Path
 from typing import Any, cast
 
@@ -32,6 +33,7 @@ from harbour.amp.client import HarbourClientProtocol, RemoteBus, all_requests, c
 from harbour.amp.server import (
     BOX_LIMIT,
     BOX_LIMIT_UNAUTHENTICATED,
+    KEY_LIMIT_UNAUTHENTICATED,
     REFUSAL_DELAY,
     TOKEN_LIMIT,
     UNANSWERED_LIMIT,
@@ -605,9 +607,9 @@ class MalformedBeforeAuthenticationTests(SynchronousTestCase):
 
 class BoxLimitTests(SynchronousTestCase):
     """
-    A box may hold only so many bytes of keys and values: AMP bounds each,
-    not how many there are, and a box that never ends would take memory
-    without bound.
+    A box may hold only so many bytes of keys and values, and before the
+    token only so many keys: AMP bounds each, not how many there are, and
+    a box that never ends would take memory without bound.
     """
 
     def setUp(self) -> None:
@@ -653,6 +655,56 @@ class BoxLimitTests(SynchronousTestCase):
         [warning] = [m for m in self.messages if "closed the connection" in m]
         self.assertIn(f"a box of more than {BOX_LIMIT} bytes", warning)
 
+    def tiny(self, keys: int) -> None:
+        """
+        Send C{keys} keys of two bytes, each with an empty value, of a box,
+        without ending it.
+        """
+        cast(ITransport, self.client.transport).write(
+            b"".join(struct.pack("!HHH", 2, key, 0) for key in range(1, keys + 1))
+        )
+        self.pump.flush()
+
+    def test_manyTinyKeysBeforeTheToken(self) -> None:
+        """
+        Before the token, a box may hold at most
+        L{KEY_LIMIT_UNAUTHENTICATED} keys: one of 32,699 keys of two bytes
+        with empty values, 65,398 bytes and so within 64 KiB, but some
+        2.5 MB of Python objects, ends the connection as a refusal at its
+        key past the limit, and nothing of it is kept.
+        """
+        self.tiny(32_699)
+        self.assertIsNone(self.server.transport, "the connection is closed")
+        self.assertEqual(self.received, [])
+        self.assertIsNone(self.server._currentBox)
+        [refusal] = [m for m in self.messages if "closed the connection" in m]
+        self.assertIn(f"a box of more than {KEY_LIMIT_UNAUTHENTICATED} keys", refusal)
+
+    def test_keysUpToTheLimitBeforeTheToken(self) -> None:
+        """
+        Before the token, a box of L{KEY_LIMIT_UNAUTHENTICATED} keys is
+        handed on: C{Authenticate} has three.
+        """
+        self.tiny(KEY_LIMIT_UNAUTHENTICATED)
+        cast(ITransport, self.client.transport).write(b"\x00\x00")
+        self.pump.flush()
+        self.assertIsNotNone(self.server.transport)
+        [box] = self.received
+        self.assertEqual(len(box), KEY_LIMIT_UNAUTHENTICATED)
+
+    def test_manyKeysAfterTheToken(self) -> None:
+        """
+        Once authenticated, a box of thousands of keys is handed on: only
+        before the token are its keys counted.
+        """
+        self.server._authenticated = True
+        self.tiny(4_000)
+        cast(ITransport, self.client.transport).write(b"\x00\x00")
+        self.pump.flush()
+        self.assertIsNotNone(self.server.transport)
+        [box] = self.received
+        self.assertEqual(len(box), 4_000)
+
     def test_boxesCountedOneByOne(self) -> None:
         """
         Each box is counted on its own: many boxes, each within the limit,
@@ -663,6 +715,31 @@ class BoxLimitTests(SynchronousTestCase):
             self.pump.flush()
         self.assertEqual(len(self.received), 4)
         self.assertIsNotNone(self.server.transport)
+
+
+class ClosedConnectionTests(SynchronousTestCase):
+    """
+    A closed connection keeps nothing of what it was reading: AMP's
+    protocol is its own box receiver, a reference cycle, and stays in
+    memory until the garbage collector's next full pass, with the box it
+    was reading.
+    """
+
+    def test_nothingKept(self) -> None:
+        """
+        The box half read and the bytes read and not parsed are dropped
+        as the connection is lost.
+        """
+        server = ControlProtocol(control_service())
+        server.makeConnection(StringTransport())
+        # Two whole pairs, then part of a key.
+        server.dataReceived(amp.AmpBox(a=b"1", b=b"2").serialize()[:-2] + b"\x00\x10abc")
+        self.assertEqual(len(server._currentBox or {}), 2)
+        self.assertNotEqual(server._unprocessed, b"")
+        server.connectionLost(Failure(ConnectionDone()))
+        self.assertIsNone(server._currentBox)
+        self.assertIsNone(server._currentKey)
+        self.assertEqual(server._unprocessed, b"")
 
 
 class KeyLimitTests(SynchronousTestCase):
