@@ -494,7 +494,7 @@ def _status(
     if refresh_error:
         print(refreshes_failing(refresh_error), file=out)
     counts = services.get("work", {}).get("tasks", {})
-    if isinstance(counts, dict) and counts and "error" not in counts:
+    if isinstance(counts, dict) and counts and _counting_error(counts) is None:
         # A daemon without the monitor service judges no health: no column.
         health = (services.get("monitor") or {}).get("reports")
         judging = ["health"] if isinstance(health, dict) else []
@@ -516,6 +516,19 @@ def _status(
     if backlog.get("requests"):
         print(f"{backlog['requests']:,} requests to go{_catching_up(backlog.get('hours') or 0)}", file=out)
     return OK
+
+
+def _counting_error(counts: dict[str, Any]) -> str | None:
+    """
+    @param counts: The C{work.tasks} entry of a C{Status} document: each
+        report's task counts by state, or C{{"error": why}} when the daemon
+        cannot count them.
+    @return: Why the daemon cannot count its tasks; L{None} if it counted
+        them, even those of a report named C{error}, whose counts are a
+        dictionary, not text.
+    """
+    error = counts.get("error")
+    return error if isinstance(error, str) else None
 
 
 def _redis_state(store: dict[str, Any]) -> str:
@@ -834,7 +847,7 @@ def _plan(
     try:
         document = yield status(protocol)
         counts = document.get("services", {}).get("work", {}).get("tasks", {})
-        if not isinstance(counts, dict) or "error" in counts:
+        if not isinstance(counts, dict) or _counting_error(counts) is not None:
             return plan_table(args, out)
         sizes = yield _mean_sizes(protocol, counts)
     except RemoteFailure as e:

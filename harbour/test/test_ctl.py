@@ -407,6 +407,23 @@ class StatusTests(SynchronousTestCase):
         )
         self.assertIn("redis unix:/r.sock (connected)\n", run_status(services)[1])
 
+    def test_reportNamedError(self) -> None:
+        """
+        A report may be named C{error}: its counts are in the table with
+        the others'.  The daemon says it cannot count tasks as
+        C{{"error": why}}, text, and the table was left out whenever
+        C{work.tasks} had the key C{error}.
+        """
+        services: dict[str, Any] = {
+            "work": {"tasks": {"error": {"downloaded": 3}, "lmp": {"pending": 1}}, "revisions": {}}
+        }
+        result, text = run_status(services)
+        self.assertEqual(result, OK)
+        rows = {line.split()[0]: line.split() for line in text.splitlines() if line.split()}
+        self.assertIn("report", rows)
+        self.assertEqual(dict(zip(rows["report"], rows["error"]))["downloaded"], "3")
+        self.assertEqual(dict(zip(rows["report"], rows["lmp"]))["pending"], "1")
+
     def test_redisNotConnected(self) -> None:
         """
         Redis not connected is critical, said as ever, with the last error.
@@ -683,6 +700,52 @@ class SubscribeTests(SynchronousTestCase):
             [json.loads(line)["topic"] for line in out.getvalue().splitlines()],
             ["demo.kept", "demo.x", "task.done"],
         )
+
+
+class PlanProgressTests(SynchronousTestCase):
+    """
+    C{harbourctl plan} over AMP (in memory), with the daemon's progress.
+    """
+
+    def setUp(self) -> None:
+        self.directory = Path(self.mktemp())
+        self.directory.mkdir()
+        (self.directory / "a.toml").write_text(
+            '[manifest]\nstart = "2025-01-01"\nend = "2025-01-31"\n'
+            '[[reports]]\nname = "error"\nqueryname = "SLD_FCST"\nmarket_run_id = "DAM"\nwindow = "1d"\n'
+        )
+        self.document: dict[str, Any] = {
+            "services": {"work": {"tasks": {"error": {"empty": 30, "pending": 1}}}}
+        }
+        self.client, self.server, self.pump = connected(
+            control_service(status_document=lambda: self.document)
+        )
+        call(self.client, self.pump, commands.Authenticate, token=TOKEN)
+
+    def plan(self) -> tuple[int, dict[str, Any], str]:
+        """
+        Run C{harbourctl plan --json} against the in-memory daemon.
+
+        @return: Its exit code, its one report's row and what it wrote on
+            standard error.
+        """
+        out, errors = io.StringIO(), io.StringIO()
+        self.patch(sys, "stderr", errors)
+        args = parser().parse_args(["plan", "--config-dir", str(self.directory), "--json"])
+        d = _COMMANDS["plan"](cast(IReactorCore, MemoryReactorClock()), self.client, args, out)
+        self.pump.flush()
+        [row] = json.loads(out.getvalue())["reports"]
+        return self.successResultOf(d), row, errors.getvalue()
+
+    def test_reportNamedError(self) -> None:
+        """
+        The progress of a report named C{error} is planned with, as any
+        other's: it was dropped without a word, taken for the daemon
+        saying it cannot count tasks (C{{"error": why}}).
+        """
+        code, row, errors = self.plan()
+        self.assertEqual((code, row["report"], row["done"]), (OK, "error", 30))
+        self.assertEqual(errors, "")
 
 
 class CatalogueCommandTests(SynchronousTestCase):
