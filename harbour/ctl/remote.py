@@ -494,7 +494,11 @@ def _status(
     if refresh_error:
         print(refreshes_failing(refresh_error), file=out)
     counts = services.get("work", {}).get("tasks", {})
-    if isinstance(counts, dict) and counts and _counting_error(counts) is None:
+    counting_error = _counting_error(counts) if isinstance(counts, dict) else None
+    if counting_error is not None:
+        # Redis stalled, say, before the store notices it is down.
+        print(f"no task counts: {counting_error}", file=out)
+    elif isinstance(counts, dict) and counts:
         # A daemon without the monitor service judges no health: no column.
         health = (services.get("monitor") or {}).get("reports")
         judging = ["health"] if isinstance(health, dict) else []
@@ -847,8 +851,12 @@ def _plan(
     try:
         document = yield status(protocol)
         counts = document.get("services", {}).get("work", {}).get("tasks", {})
-        if not isinstance(counts, dict) or _counting_error(counts) is not None:
+        if not isinstance(counts, dict):
             return plan_table(args, out)
+        counting_error = _counting_error(counts)
+        if counting_error is not None:
+            print(f"harbourctl: the daemon cannot count its tasks: {counting_error}", file=sys.stderr)
+            return plan_without_progress(args, out)
         sizes = yield _mean_sizes(protocol, counts)
     except RemoteFailure as e:
         print(f"harbourctl: {e}", file=sys.stderr)

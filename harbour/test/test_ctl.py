@@ -424,6 +424,22 @@ class StatusTests(SynchronousTestCase):
         self.assertEqual(dict(zip(rows["report"], rows["error"]))["downloaded"], "3")
         self.assertEqual(dict(zip(rows["report"], rows["lmp"]))["pending"], "1")
 
+    def test_tasksNotCounted(self) -> None:
+        """
+        A daemon that cannot count its tasks (its Redis stalled, before the
+        store finds it down) has its reason said where the table would
+        be, as C{watch} says it: the table was left out without a word.
+        """
+        stalled = "Redis at unix:/r.sock: Not received Redis response in 5.0 seconds"
+        services: dict[str, Any] = {
+            "store": {"redis": "unix:/r.sock", "connected": True, "outage_since": None},
+            "work": {"tasks": {"error": stalled}},
+        }
+        result, text = run_status(services)
+        self.assertEqual(result, OK)
+        self.assertIn(f"no task counts: {stalled}\n", text)
+        self.assertNotIn("report", text)
+
     def test_redisNotConnected(self) -> None:
         """
         Redis not connected is critical, said as ever, with the last error.
@@ -746,6 +762,24 @@ class PlanProgressTests(SynchronousTestCase):
         code, row, errors = self.plan()
         self.assertEqual((code, row["report"], row["done"]), (OK, "error", 30))
         self.assertEqual(errors, "")
+
+    def test_tasksNotCounted(self) -> None:
+        """
+        A daemon that cannot count its tasks is planned without, saying
+        why and that the plan is without its progress: it was planned
+        without, without a word.
+        """
+        self.document["services"]["work"]["tasks"] = {"error": "Redis stalled"}
+        code, row, errors = self.plan()
+        self.assertEqual(code, OK)
+        self.assertNotIn("done", row)
+        self.assertEqual(
+            errors.splitlines(),
+            [
+                "harbourctl: the daemon cannot count its tasks: Redis stalled",
+                "harbourctl: planning without the daemon's progress",
+            ],
+        )
 
 
 class CatalogueCommandTests(SynchronousTestCase):
