@@ -19,7 +19,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.defer import TimeoutError as NoAnswer
 from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IReactorCore, IReactorTime
-from twisted.internet.task import deferLater
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.protocols import amp
 from twisted.protocols.amp import TooLong
 from twisted.python.failure import Failure
@@ -43,6 +43,11 @@ ANSWER_WITHIN = 10.0
 #: Seconds the daemon has to answer any other command: some work before
 #: they answer (a refresh of every task, say).
 COMMAND_WITHIN = 300.0
+
+#: Seconds between the checks C{subscribe} makes that the daemon still
+#: answers (a C{Status}, to be answered within L{ANSWER_WITHIN}): a daemon
+#: stopped (SIGSTOP) or a host gone sends nothing, as a quiet daemon does.
+ALIVE_EVERY = 30.0
 
 #: A subcommand run against a connected daemon: it fires with the exit code.
 RemoteCommand = Callable[[IReactorCore, HarbourClientProtocol, argparse.Namespace, TextIO], Deferred[int]]
@@ -777,6 +782,12 @@ def _publish(
 def _subscribe(
     reactor: IReactorCore, protocol: HarbourClientProtocol, args: argparse.Namespace, out: TextIO
 ) -> Generator[Deferred[Any], Any, int]:
+    """
+    Print each event of C{args.topics} as a line of JSON until Ctrl-C,
+    asking the daemon's C{Status} every L{ALIVE_EVERY} seconds: one not
+    answered in time ends the command (L{Unanswered}), as the daemon
+    closing the connection does.
+    """
     bus = RemoteBus(protocol)
     ended: Deferred[int] = Deferred()
 
@@ -803,8 +814,23 @@ def _subscribe(
         ended.errback(unreadable or ConnectionDone("the daemon closed the connection"))
 
     protocol.disconnected.addBoth(lost)
-    # Ctrl-C, its usual end, ends it in run_remote.
-    return (yield ended)
+
+    def unanswered(failure: Failure) -> None:
+        # The connection's end is said by lost, which follows.
+        if ended.called or failure.check(ConnectionDone, ConnectionLost, Unreadable):
+            return
+        ended.errback(failure)
+
+    # ControlClient fails a Status unanswered within ANSWER_WITHIN.
+    checking = LoopingCall(protocol.callRemote, commands.Status)
+    checking.clock = IReactorTime(reactor)
+    checking.start(ALIVE_EVERY, now=False).addErrback(unanswered)
+    try:
+        # Ctrl-C, its usual end, ends it in run_remote.
+        return (yield ended)
+    finally:
+        if checking.running:
+            checking.stop()
 
 
 def _uncovered(patterns: list[str]) -> list[str]:

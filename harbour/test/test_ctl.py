@@ -28,7 +28,7 @@ from harbour.amp.commands import encode_event
 from harbour.amp.server import ControlProtocol
 from harbour.ctl import FAILED, OK, UNREACHABLE, USAGE, _status, check_config, main, parser, remote
 from harbour.ctl.offline import plan_table, print_manifest, show_catalogue
-from harbour.ctl.remote import _COMMANDS, ANSWER_WITHIN, COMMAND_WITHIN, run_remote
+from harbour.ctl.remote import _COMMANDS, ALIVE_EVERY, ANSWER_WITHIN, COMMAND_WITHIN, run_remote
 from harbour.oasis.requests import ReportURL
 from harbour.store.memory import MemoryTaskStore
 from harbour.test.helpers import TOKEN, call, connected, control_service, run_status
@@ -1400,6 +1400,53 @@ class NotHarbourTests(ConnectingTestCase):
         protocol.connectionLost(Failure(ConnectionDone("the daemon stopped")))
         self.assertEqual(self.successResultOf(d), UNREACHABLE)
         self.assertIn("harbourctl: lost the connection to tcp:127.0.0.1:7799", errors.getvalue())
+
+    def test_subscriberDaemonStuck(self) -> None:
+        """
+        C{subscribe} asks the daemon's C{Status} every L{ALIVE_EVERY}
+        seconds, and one not answered within L{ANSWER_WITHIN} (a daemon
+        stopped, a host gone) ends it with exit 3 and a line saying so: it
+        waited without end, as if the daemon were quiet.
+        """
+        reactor, d, protocol, transport, errors = self.accepted("subscribe", "task.*")
+        protocol.dataReceived(amp.AmpBox(_answer=b"1").serialize())
+        protocol.dataReceived(amp.AmpBox(_answer=b"2").serialize())
+        transport.clear()
+        reactor.advance(ALIVE_EVERY - 0.1)
+        self.assertEqual(transport.value(), b"")
+        reactor.advance(0.1)
+        self.assertIn(b"Status", transport.value())
+        reactor.advance(ANSWER_WITHIN - 0.1)
+        self.assertNoResult(d)
+        reactor.advance(0.1)
+        self.assertEqual(self.successResultOf(d), UNREACHABLE)
+        self.assertEqual(
+            errors.getvalue(),
+            "harbourctl: tcp:127.0.0.1:7799: no answer to Status within 10 s: "
+            "is the daemon stuck or stopped?\n",
+        )
+        self.assertTrue(transport.disconnecting)
+
+    def test_subscriberDaemonAnswers(self) -> None:
+        """
+        C{subscribe} whose daemon answers each check goes on, asking again
+        every L{ALIVE_EVERY} seconds, and prints nothing of the checks.
+        """
+        out = io.StringIO()
+        reactor, d, protocol, transport, errors = self.accepted("subscribe", "task.*", out=out)
+        protocol.dataReceived(amp.AmpBox(_answer=b"1").serialize())
+        protocol.dataReceived(amp.AmpBox(_answer=b"2").serialize())
+        for tag in (b"3", b"4", b"5"):
+            transport.clear()
+            reactor.advance(ALIVE_EVERY)
+            self.assertIn(b"Status", transport.value())
+            reactor.advance(ANSWER_WITHIN - 0.1)
+            protocol.dataReceived(amp.AmpBox(_answer=tag, status=b'{"services": {}}').serialize())
+        reactor.advance(ANSWER_WITHIN)
+        self.assertNoResult(d)
+        self.assertEqual((out.getvalue(), errors.getvalue()), ("", ""))
+        interrupt(reactor)
+        self.assertEqual(self.successResultOf(d), OK)
 
     def test_subscriberDropped(self) -> None:
         """
