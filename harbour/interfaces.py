@@ -292,9 +292,12 @@ class ITaskStore(Interface):
         changed takes the new URL and, if final, is fetched again: a
         resized window's file is replaced, a changed definition's is kept
         as a revision; one being downloaded is fetched again once it
-        finishes.  But a C{downloaded} or C{empty} task whose window is now
-        only cut at its start keeps its request, and is not fetched again
-        (see L{harbour.store.tasks.redefinition}).  A retired task comes
+        finishes.  A window resized to one that no longer holds all of
+        the file downloaded for it (an hourly window that shrank keeps its
+        name) has that file's tables listed to go (see L{retired_tables}),
+        in the same atomic step.  But a C{downloaded} or C{empty} task
+        whose window is now only cut at its start keeps its request, and
+        is not fetched again (see L{harbour.store.tasks.redefinition}).  A retired task comes
         back to the state it was retired from if that was final, else (or
         if revised while retired, see L{revise}) pending.
 
@@ -496,9 +499,10 @@ class ITaskStore(Interface):
         """
         Read the oldest C{count} entries of the list L{retire_with_files}
         (and L{finish} ending a claim C{empty}, or C{downloaded} into
-        another storage than the task's file before) keeps of the files it
-        names (written in the same atomic step, so that a process killed
-        before it could act on them loses nothing).
+        another storage than the task's file before, and L{create}
+        resizing a window so that it no longer holds all of its file)
+        keeps of the files it names (written in the same atomic step, so
+        that a process killed before it could act on them loses nothing).
 
         @param count: At least 1.
         @param storage: The storage of the reader's downloads (C{""}:
@@ -511,7 +515,9 @@ class ITaskStore(Interface):
             tables.  A window whose file was downloaded anew into another
             storage is to go only if its file was in C{storage} before and
             is not there again since: its tables were parsed from there,
-            and the new file is parsed where it is.
+            and the new file is parsed where it is.  A resized window's
+            are to go unless a file downloaded since has been parsed,
+            which replaced them.
         @raise ValueError: for a C{count} below 1, or a C{storage} that
             L{harbour.store.tasks.check_storage} refuses.
         """

@@ -23,6 +23,13 @@ it there: the tables parsed from the file before are dropped where they
 are, if that is the hub's (it drains on each C{table.written} from a
 tables directory not its own); they would show the old revision.
 
+A window whose request now asks for less than its file holds (an hourly
+window that shrank keeps its name) is listed when a refresh gives it the
+new request (L{harbour.interfaces.ITaskStore.create}): the tables parsed
+from its file hold hours other windows now answer.  They are dropped at
+the next drain (the janitor's round at the latest), unless the window's
+new file was parsed meanwhile, which replaced them.
+
 A parse under way when its window is retired asks, under the window's
 lock and just before its commit, whether its claim still holds
 (L{harbour.services.parses}): retired before it asks, it commits nothing;
@@ -181,8 +188,8 @@ class Retirements:
     def _removed(self, removed: int, windows: int) -> None:
         if removed:
             self.log.info(
-                "removed {removed} table files of {windows} windows retired, answering no data now, "
-                "or parsed anew on another host",
+                "removed {removed} table files of {windows} windows retired, resized, answering no data"
+                " now, or parsed anew on another host",
                 removed=removed,
                 windows=windows,
                 service="tables",

@@ -26,8 +26,10 @@ from harbour.store.tasks import (
     FILE_MISSING,
     FINAL_STATES,
     LEASE_EXPIRED,
+    PARSED,
     PENDING,
     QUEUED,
+    RESIZED,
     RETIRED,
     Missing,
     Outcome,
@@ -167,8 +169,12 @@ class MemoryTaskStore(MemoryParseQueue):
         entries = tuple(self._retired_tables[:count])
         dropped = []
         for entry in entries:
-            task_id, moved_from = _listed(entry)
+            task_id, moved_from, resized = _listed(entry)
             task = self._tasks.get(task_id)
+            if resized:
+                if task is None or task.state != DOWNLOADED or task.parse != PARSED:
+                    dropped.append(entry)
+                continue
             if moved_from is not None:
                 if storage and moved_from == storage and (task is None or task.storage != storage):
                     dropped.append(entry)
@@ -189,7 +195,7 @@ class MemoryTaskStore(MemoryParseQueue):
                 break
             del self._retired_tables[0]
             forgotten += 1
-            task_id, moved_from = _listed(entry)
+            task_id, moved_from, ignored = _listed(entry)
             task = self._tasks.get(task_id)
             if (
                 entry in requeue
@@ -254,6 +260,10 @@ class MemoryTaskStore(MemoryParseQueue):
         """
         Give C{task} the changed request C{request} (see C{redefine.lua}).
         """
+        had_file = task.state == DOWNLOADED or task.bytes > 0
+        if how != "restated" and had_file and not _holds(request, task):
+            # Its tables hold hours other windows now answer.
+            self._list_tables(task, moved_from=RESIZED)
         task = self._replace(
             task,
             url=request.url,
@@ -556,11 +566,25 @@ def _stale_forgotten(task: Task) -> dict[str, str]:
     return {"stale": ""}
 
 
-def _listed(entry: str) -> tuple[str, str | None]:
+def _holds(request: ReportURL, task: Task) -> bool:
     """
-    @return: The task id of an entry of the retired tables' list, and the
-        storage its file moved from (L{None} for a window retired or
-        emptied), as C{listed} in C{lua/move.lua}.
+    @return: Whether C{request}'s window holds all of C{task}'s (as it was
+        before C{request}), as C{redefine.lua} tells.
+    """
+    return (
+        request.window_start.timestamp() <= task.window_start
+        and request.window_end.timestamp() >= task.window_end
+    )
+
+
+def _listed(entry: str) -> tuple[str, str | None, bool]:
+    """
+    @return: The task id of an entry of the retired tables' list, the
+        storage its file moved from (L{None} for a window retired, emptied
+        or resized), and whether its window was resized, as C{listed} in
+        C{lua/move.lua}.
     """
     parts = entry.split("\n")
-    return parts[0], parts[3] if len(parts) == 4 else None
+    if len(parts) == 4 and parts[3] == RESIZED:
+        return parts[0], None, True
+    return parts[0], parts[3] if len(parts) == 4 else None, False

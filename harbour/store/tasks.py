@@ -160,6 +160,12 @@ Missing = tuple[str, str, str]
 #: C{lua/refetch_missing.lua} writes it).
 FILE_MISSING = "its file was gone from the download directory"
 
+#: What an entry of the retired tables' list (see L{RetiredTables}) ends
+#: with, in place of a storage, for a window resized to one that no longer
+#: holds all of its file (as C{RESIZED} in C{lua/move.lua}): no storage's
+#: name has a C{:}.
+RESIZED = ":resized"
+
 
 def completion(states: Mapping[str, int]) -> tuple[int, int]:
     """
@@ -439,7 +445,8 @@ class RetiredTables:
         L{ITaskStore.forget_retired_tables} once their tables are gone),
         each C{"<id>\\n<report>\\n<filename>"}, and C{"\\n<storage>"} for
         a window whose file was downloaded anew elsewhere than that
-        storage.
+        storage, or C{"\\n:resized"} (L{RESIZED}) for a window resized to
+        one that no longer holds all of its file.
     @ivar dropped: Those of them whose tables are to go, in the order
         retired.
     """

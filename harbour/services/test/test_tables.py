@@ -1034,6 +1034,35 @@ class TablesServiceTests(SynchronousTestCase):
         self.assertTrue((self.data_dir / "reports" / "lmp" / "2020-01-01.zip").exists())
         self.assertEqual(self.successResultOf(self.store.retired_tables(10)).entries, ())
 
+    def test_shrunkWindowDropped(self) -> None:
+        """
+        The hub drops the tables of a window resized to a shorter one under
+        the same name (as an hourly window's is) on the janitor's round,
+        without waiting for it to be fetched again: they hold hours that
+        other windows now answer, which the views would count twice.  Its
+        zip stays until the new answer replaces it.
+        """
+        start = datetime.datetime(2020, 1, 1, 8, tzinfo=datetime.UTC)
+
+        def request(hours: int) -> ReportURL:
+            end = start + datetime.timedelta(hours=hours)
+            window = f"startdatetime={start:%Y%m%dT%H:%M}-0000&enddatetime={end:%Y%m%dT%H:%M}-0000"
+            url = f"http://oasis.invalid/lmp?{window}"
+            return ReportURL(url, "lmp/2020-01-01.zip", "lmp", start, end)
+
+        self.successResultOf(self.store.create([request(2)]))
+        task = self.downloaded("2020-01-01", HUBS.read_bytes(), claimed=True)
+        self.service()
+        self.assertEqual(len(self.parquet()), 2)
+        self.successResultOf(self.store.create([request(1)]))
+        found = self.successResultOf(self.store.get(task))
+        assert found is not None
+        self.assertEqual(found.state, PENDING)
+        self.clock.advance(JANITOR_INTERVAL)
+        self.assertEqual(self.parquet(), [])
+        self.assertTrue((self.data_dir / "reports" / "lmp" / "2020-01-01.zip").exists())
+        self.assertEqual(self.successResultOf(self.store.retired_tables(10)).entries, ())
+
     def test_emptiedWindowsDropped(self) -> None:
         """
         A window fetched again (a revision) and answered with no data has

@@ -173,20 +173,27 @@ local function retire_task(P, id, at)
   redis.call('HDEL', key, 'retiring')
   redis.call('ZADD', RETIRED, at, id)
 end
+-- What an entry of RETIRED_TABLES ends with, in place of a storage, for a
+-- window resized to one that no longer holds all of its file (see
+-- redefine.lua): no storage's name has a ':'.  As RESIZED in tasks.py.
+local RESIZED = ':resized'
 -- List the window of task ID (REPORT, FILENAME) as one whose tables are to
 -- go (see retired_tables.lua); with MOVED_FROM, only those parsed from
--- that storage's files, its file having been downloaded anew elsewhere.
+-- that storage's files, its file having been downloaded anew elsewhere
+-- (or, if it is RESIZED, those parsed before its window was resized).
 local function list_tables(id, report, filename, moved_from)
   local entry = id..'\n'..report..'\n'..filename
   if moved_from then entry = entry..'\n'..moved_from end
   redis.call('RPUSH', RETIRED_TABLES, entry)
 end
--- The task id of an entry of RETIRED_TABLES, and the storage it moved
--- from (nil for a window retired or emptied).
+-- The task id of an entry of RETIRED_TABLES, the storage it moved from
+-- (nil for a window retired, emptied or resized), and whether it was
+-- resized.
 local function listed(entry)
   local id, moved_from = string.match(entry, '^([^\n]*)\n[^\n]*\n[^\n]*\n([^\n]*)$')
-  if id then return id, moved_from end
-  return string.match(entry, '^([^\n]*)\n'), nil
+  if id and moved_from == RESIZED then return id, nil, true end
+  if id then return id, moved_from, false end
+  return string.match(entry, '^([^\n]*)\n'), nil, false
 end
 -- A task retired while it was being downloaded is retired once that ends.
 local function settle(P, id, at)

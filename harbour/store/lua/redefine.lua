@@ -12,7 +12,9 @@
 -- to do was decided from READ_URL, and the next create decides from the
 -- URL it finds; so is one retired since.  A final task resized or changed
 -- is fetched again; one being downloaded is fetched again once it finishes
--- ('stale').
+-- ('stale').  A task resized or changed to a window that does not hold
+-- all of the file downloaded for it before has that file's tables listed
+-- to go (see retired_tables.lua), whatever its state.
 groups(7, 4, 5)
 for i = 3, #ARGV, 7 do
   one_of(i + 5, '', 'resized', 'changed', 'restated')
@@ -31,6 +33,18 @@ for i = 3, #ARGV, 7 do
   if how ~= '' then
     local report = redis.call('HGET', key, 'report')
     local score = -tonumber(ARGV[i + 3])
+    -- Its window now one that does not hold all of the file downloaded
+    -- for it before (an hourly window that shrank keeps its name): the
+    -- tables parsed from that file hold hours that other windows now
+    -- answer, counted twice until it is fetched and parsed again (for good
+    -- if that fails), so they go now, as a retired window's do.  A window
+    -- that grew keeps them: they hold only hours it still asks for.
+    local had_file = state == 'downloaded' or tonumber(redis.call('HGET', key, 'bytes') or '0') > 0
+    if how ~= 'restated' and had_file
+      and (tonumber(ARGV[i + 3]) > tonumber(redis.call('HGET', key, 'window_start'))
+        or tonumber(ARGV[i + 4]) < tonumber(redis.call('HGET', key, 'window_end'))) then
+      list_tables(id, report, redis.call('HGET', key, 'filename'), RESIZED)
+    end
     redis.call('HSET', key, 'url', ARGV[i + 2], 'window_start', ARGV[i + 3], 'window_end', ARGV[i + 4],
       'modified', at)
     if how == 'restated' or state == 'downloading' or state == 'pending' then

@@ -9,16 +9,24 @@
 -- downloaded since keeps its tables.  A window whose file was downloaded
 -- anew into another storage (see finish_many.lua) is the reader's to drop
 -- only if its tables were parsed from the reader's storage, and the task's
--- file is not there again since.
+-- file is not there again since.  A window resized so that it no longer
+-- holds all of its file (see redefine.lua) drops the tables parsed from
+-- that file unless a file downloaded since has been parsed: that parse
+-- replaced them (its task passed through pending, which ends any parse,
+-- before it was downloaded again).
 local entries = redis.call('LRANGE', RETIRED_TABLES, 0, whole(3, 1) - 1)
 local mine = storage_name(4)
 local dropped = {}
 for _, entry in ipairs(entries) do
-  local id, moved_from = listed(entry)
+  local id, moved_from, resized = listed(entry)
   if id then
     local key = P..'t:'..id
     local state = redis.call('HGET', key, 'state')
-    if moved_from then
+    if resized then
+      if state ~= 'downloaded' or redis.call('HGET', key, 'parse') ~= 'parsed' then
+        table.insert(dropped, entry)
+      end
+    elseif moved_from then
       if mine ~= '' and moved_from == mine and (redis.call('HGET', key, 'storage') or '') ~= mine then
         table.insert(dropped, entry)
       end

@@ -456,6 +456,66 @@ class TaskStoreBehaviourMixin(_MixinBase):
         again = await self._task(self.store.get(downloaded.id))
         self.assertEqual((again.state, again.sha256, again.stale, again.url), (PENDING, "", "", grown.url))
 
+    async def test_shrunkWindowTablesListed(self) -> None:
+        """
+        A window resized to one that no longer holds every hour of its
+        file (as an hourly window does whose size shrinks, keeping its
+        name) lists its window, as a retirement does, if a file was
+        downloaded for it: its tables hold hours that other windows now
+        answer, and go until it is fetched again and parsed, whatever its
+        state meanwhile; so does one whose definition changed with it.  A
+        grown window keeps its tables (they hold only hours it still asks
+        for), as does one that never had a file.
+        """
+        shrunk = await self._downloaded(self._block(1, 10, "a"))
+        grown = await self._downloaded(self._block(1, 10, "b"))
+        changed = await self._downloaded(self._block(1, 10, "e"))
+        refetching = await self._downloaded(self._block(1, 10, "c"))
+        self.clock.advance(10)
+        await self.store.revise([(refetching.id, self.clock.seconds() - 1, "2")])
+        self.assertEqual((await self._task(self.store.claim("w", 60))).id, refetching.id)
+        await self.store.create([self._block(1, 10, "d")])
+        await self.store.create(
+            [
+                self._block(1, 5, "a"),
+                self._block(1, 11, "b"),
+                self._block(2, 10, "c"),
+                self._block(1, 5, "d"),
+                attr.evolve(self._block(1, 5, "e"), url=self._block(1, 5, "e").url + "&x=1"),
+            ]
+        )
+        self.assertEqual((await self._task(self.store.get(shrunk.id))).state, PENDING)
+        listed = await self.store.retired_tables(10)
+        self.assertEqual(
+            listed.files, (("a", shrunk.filename), ("c", refetching.filename), ("e", changed.filename))
+        )
+        self.assertEqual((await self._task(self.store.get(grown.id))).state, PENDING)
+        self.assertEqual(listed.dropped, listed.entries)
+        self.assertTrue(await self.store.finish(refetching.id, "w", DOWNLOADED, 5, "new"))
+        self.assertEqual(await self.store.retired_tables(10), listed)
+
+    async def test_shrunkWindowParsedAnewKeepsTables(self) -> None:
+        """
+        A shrunk window fetched and parsed again keeps the tables its new
+        file wrote (they replaced the old ones); one whose tables were
+        dropped while its new file was parsed is parsed again when its
+        entry is forgotten.
+        """
+        task = await self._downloaded(self._block(1, 10))
+        await self.store.create([self._block(1, 5)])
+        claimed = await self._task(self.store.claim("w", 60))
+        self.assertTrue(await self.store.finish(claimed.id, "w", DOWNLOADED, 5, "new", token=claimed.claim))
+        job = await self.store.claim_parse("p", 60)
+        assert job is not None
+        while_parsed = await self.store.retired_tables(10)
+        self.assertEqual(while_parsed.files, (("a", task.filename),))
+        self.assertTrue(await self.store.finish_parse(job.id, "p", job.token, 5, ""))
+        self.assertEqual((await self.store.retired_tables(10)).dropped, ())
+        self.assertEqual(
+            await self.store.forget_retired_tables(while_parsed.entries, while_parsed.dropped), 1
+        )
+        self.assertEqual((await self._task(self.store.get(task.id))).parse, QUEUED)
+
     async def test_revivedCutAtStartKept(self) -> None:
         """
         A downloaded window retired, then asked for again cut at its start
