@@ -114,6 +114,9 @@ class MemoryParseQueue:
         """
         See L{harbour.interfaces.ITaskStore.finish_parse}.
         """
+        if not error and rows < 0:
+            # Checked before the claim is, as C{lua/finish_parse.lua} does.
+            return fail(StoreRefused(f"{REFUSED}: rows is not a whole number of at least 0: {rows}"))
         task = self._parse_held(task_id, owner, token)
         if task is None:
             return succeed(False)

@@ -1526,6 +1526,27 @@ class TaskStoreBehaviourMixin(_MixinBase):
             await self.store.parse_counts(), {"a": {QUEUED: 0, PARSING: 0, PARSED: 0, UNPARSABLE: 1}}
         )
 
+    async def test_negativeRowsRefused(self) -> None:
+        """
+        A parse ended as parsed with fewer than 0 rows is refused with
+        L{StoreRefused}, whoever ends it, and changes nothing: the parse is
+        still held.  Rows are not read from a parse ended with an error.
+        """
+        from harbour.errors import StoreRefused
+
+        job = await self._parse_job()
+        for owner in ("p", "stranger"):
+            with self.assertRaises(StoreRefused):
+                await self.store.finish_parse(job.id, owner, job.token, -5, "")
+        task = await self._task(self.store.get(job.id))
+        self.assertEqual((task.parse, task.parse_owner, task.rows), (PARSING, "p", 0))
+        self.assertEqual(
+            await self.store.parse_counts(), {"a": {QUEUED: 0, PARSING: 1, PARSED: 0, UNPARSABLE: 0}}
+        )
+        self.assertTrue(await self.store.finish_parse(job.id, "p", job.token, -5, "no CSV member"))
+        task = await self._task(self.store.get(job.id))
+        self.assertEqual((task.parse, task.parse_error, task.rows), (UNPARSABLE, "no CSV member", 0))
+
     async def test_parseFencing(self) -> None:
         """
         A parse claim whose lease expired is swept back to the queue; once
