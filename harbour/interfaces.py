@@ -299,7 +299,9 @@ class ITaskStore(Interface):
         whose window is now only cut at its start keeps its request, and
         is not fetched again (see L{harbour.store.tasks.redefinition}).  A retired task comes
         back to the state it was retired from if that was final, else (or
-        if revised while retired, see L{revise}) pending.
+        if revised while retired, see L{revise}) pending.  A file name
+        given more than once counts once, as its last request: the earlier
+        ones are not looked at.
 
         @return: A Deferred firing with C{{report: tasks created or
             brought back}}.

@@ -40,6 +40,7 @@ from harbour.store.tasks import (
     Task,
     check_state,
     check_storage,
+    last_per_file,
     redefinition,
     task_id,
 )
@@ -99,7 +100,8 @@ class MemoryTaskStore(MemoryParseQueue):
         """
         created: dict[str, int] = {}
         now = self.clock.seconds()
-        for request in requests:
+        # Each request in turn would redefine the task by the one before.
+        for request in last_per_file(requests):
             identifier = task_id(request.filename)
             task = self._tasks.get(identifier)
             if task is None:

@@ -185,6 +185,18 @@ def task_id(filename: str) -> str:
     return hashlib.sha256(filename.encode("utf-8")).hexdigest()[:20]
 
 
+def last_per_file(requests: Iterable[ReportURL]) -> list[ReportURL]:
+    """
+    @return: C{requests} with only the last request of each file name, in
+        the order the file names first come: what L{ITaskStore.create}
+        takes of requests that share one.
+    """
+    last: dict[str, ReportURL] = {}
+    for request in requests:
+        last[request.filename] = request
+    return list(last.values())
+
+
 def redefinition(old_url: str, new_url: str, state: str) -> str | None:
     """
     How a task in C{state} whose request was C{old_url} takes its new
@@ -521,7 +533,9 @@ class RedisTaskStore(RedisParseQueue):
         sends only ids.
         """
         created: dict[str, int] = {}
-        pending = list(requests)
+        # A file named twice would be read as unknown twice, and made from
+        # its first request only.
+        pending = last_per_file(requests)
         for start in range(0, len(pending), BATCH):
             batch = pending[start : start + BATCH]
             ids = [task_id(r.filename) for r in batch]

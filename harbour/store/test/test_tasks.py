@@ -188,6 +188,25 @@ class TaskStoreBehaviourMixin(_MixinBase):
         await self.store.finish(task.id, "w", DOWNLOADED, 10, "old", storage=storage)
         return task
 
+    async def test_sameFileTwiceLastWins(self) -> None:
+        """
+        Of requests given together that name one file, only the last
+        counts: a new task takes its URL, counted once; a downloaded task
+        whose last request is the one it has is left as it is, not fetched
+        again for the earlier one.
+        """
+        first, last = request("a", 1, hour=0), request("a", 1, hour=1)
+        self.assertEqual(first.filename, last.filename)
+        self.assertEqual(await self.store.create([first, last]), {"a": 1})
+        task = await self._task(self.store.get(task_id(first.filename)))
+        self.assertEqual((task.url, task.window_start), (last.url, last.window_start.timestamp()))
+        self.assertEqual(await self.store.counts(), {"a": {PENDING: 1}})
+        claimed = await self._task(self.store.claim("w", 60))
+        self.assertTrue(await self.store.finish(claimed.id, "w", DOWNLOADED, 10, "h", token=claimed.claim))
+        self.assertEqual(await self.store.create([first, last]), {})
+        again = await self._task(self.store.get(task.id))
+        self.assertEqual((again.state, again.url, again.revision), (DOWNLOADED, last.url, 0))
+
     async def test_resizedWindowFetchedAgain(self) -> None:
         """
         A request whose window grew under the same file name is the same
