@@ -145,6 +145,9 @@ _STORAGE_NAME = re.compile(r"[A-Za-z0-9_-]{0,64}")
 #: Tasks sent to Redis per creation script (each batch is atomic).
 BATCH = 2_000
 
+#: Expired leases of each kind (downloads, parses) returned per sweep script.
+SWEEP_BATCH = 1_000
+
 #: What L{ITaskStore.revise} is given for one task: its id, the POSIX time
 #: OASIS changed its data, and OASIS's version number.
 Revision = tuple[str, float, int | str]
@@ -736,9 +739,17 @@ class RedisTaskStore(RedisParseQueue):
     @inlineCallbacks
     def sweep(self) -> Generator[Deferred[Any], Any, int]:
         """
-        See L{ITaskStore.sweep}.
+        See L{ITaskStore.sweep}: at most L{SWEEP_BATCH} leases of each
+        kind per script, so no script runs long, and another script while
+        one comes back full.  Each takes the leases it returns out of the
+        leases' listings, so the sweep ends once fewer are left expired.
         """
-        return int((yield self._run(SWEEP, str(CUT_OFF_MOST), CUT_OFF_ERROR)))
+        swept = 0
+        while True:
+            downloads, parses = yield self._run(SWEEP, str(CUT_OFF_MOST), CUT_OFF_ERROR, str(SWEEP_BATCH))
+            swept += int(downloads) + int(parses)
+            if max(int(downloads), int(parses)) < SWEEP_BATCH:
+                return swept
 
     @inlineCallbacks
     def counts(self) -> Generator[Deferred[Any], Any, dict[str, dict[str, int]]]:

@@ -2,11 +2,13 @@
 -- pending, parses to the parse queue; a parse cut off so ARGV[3] times in
 -- a row (its process died or stalled each time: a file that kills its
 -- parser, say) ends unparsable, with the error ARGV[4], rather than taken
--- again without end.  ARGV: P, clock, the most parses of one file cut off,
--- the error.
+-- again without end.  At most MOST leases of each kind, so that no script
+-- runs long: the caller sweeps again while either comes back full.
+-- ARGV: P, clock, the most parses of one file cut off, the error, most.
+-- Returns {download leases swept, parse leases swept}.
 local at = now()
-local cut_off_most, cut_off_error = whole(3, 1), ARGV[4]
-local expired = redis.call('ZRANGEBYSCORE', LEASES, '-inf', at, 'LIMIT', 0, 1000)
+local cut_off_most, cut_off_error, most = whole(3, 1), ARGV[4], whole(5, 1)
+local expired = redis.call('ZRANGEBYSCORE', LEASES, '-inf', at, 'LIMIT', 0, most)
 for _, id in ipairs(expired) do
   redis.call('ZREM', LEASES, id)
   local key = P..'t:'..id
@@ -19,7 +21,7 @@ for _, id in ipairs(expired) do
     settle(P, id, at)
   end
 end
-local parses = redis.call('ZRANGEBYSCORE', PARSE_LEASES, '-inf', at, 'LIMIT', 0, 1000)
+local parses = redis.call('ZRANGEBYSCORE', PARSE_LEASES, '-inf', at, 'LIMIT', 0, most)
 for _, id in ipairs(parses) do
   redis.call('ZREM', PARSE_LEASES, id)
   local key = P..'t:'..id
@@ -33,4 +35,4 @@ for _, id in ipairs(parses) do
     end
   end
 end
-return #expired + #parses
+return {#expired, #parses}

@@ -45,6 +45,7 @@ from harbour.store.tasks import (
 from harbour.test.helpers import private_redis
 
 UTC = datetime.UTC
+DAY = datetime.timedelta(days=1)
 
 
 def request(report: str, day: int, hour: int = 0) -> ReportURL:
@@ -1928,6 +1929,42 @@ class RedisTaskStoreTests(TaskStoreBehaviourMixin, PrivateRedisStoreCase):  # ty
         )
 
 
+class RedisSweepTests(PrivateRedisStoreCase):
+    """
+    L{RedisTaskStore.sweep} returns a bounded number of leases per script.
+    """
+
+    async def test_everyExpiredLeaseSwept(self) -> None:
+        """
+        One sweep returns every expired lease, of downloads and of parses,
+        even more than one script returns of each.
+        """
+        from harbour.store.tasks import SWEEP_BATCH
+
+        more = SWEEP_BATCH + 1
+        first = datetime.datetime(2020, 1, 1, tzinfo=UTC)
+        requests = []
+        for day in range(2 * more):
+            start = first + datetime.timedelta(days=day)
+            requests.append(
+                ReportURL(f"http://oasis/a?d={day}", f"a/{start:%Y-%m-%d}.zip", "a", start, start + DAY)
+            )
+        await self.store.create(requests)
+        parsed = await self.store.claim_many("w", 60, more)
+        await self.store.finish_many([Outcome(t.id, "w", DOWNLOADED, 1, "h", token=t.claim) for t in parsed])
+        for ignored in range(more):
+            await self.store.claim_parse("p", 60)
+        await self.store.claim_many("w", 60, more)
+        self.assertEqual(await self.store.counts(), {"a": {DOWNLOADED: more, DOWNLOADING: more}})
+        self.clock.advance(60)
+        self.assertEqual(await self.store.sweep(), 2 * more)
+        self.assertEqual(await self.store.counts(), {"a": {DOWNLOADED: more, PENDING: more}})
+        self.assertEqual(
+            await self.store.parse_counts(), {"a": {QUEUED: more, PARSING: 0, PARSED: 0, UNPARSABLE: 0}}
+        )
+        self.assertEqual(await self.store.sweep(), 0)
+
+
 class RedisRequeueTests(TestCase):
     """
     L{RedisTaskStore.requeue_parse} walks the downloaded tasks in steps,
@@ -2362,9 +2399,10 @@ class RedisScriptArgumentTests(PrivateRedisStoreCase):
 
     async def test_downloadScripts(self) -> None:
         """
-        Claims, renewals, releases and ends of claims refuse a number that
-        is not one (C{nan}, C{inf}, a word), a count that is not whole, and
-        a state they do not move to, before moving any task.
+        Claims, renewals, releases, ends of claims and sweeps refuse a
+        number that is not one (C{nan}, C{inf}, a word), a count that is
+        not whole (or none), and a state they do not move to, before moving
+        any task.
         """
         from harbour.store import tasks, unclaiming
 
@@ -2390,6 +2428,7 @@ class RedisScriptArgumentTests(PrivateRedisStoreCase):
             tasks.FINISH_MANY, *good, claimed.id, "w", DOWNLOADED, "1", "h", "", token, "a b"
         )
         await self.assertRefused(tasks.FINISH_MANY, *good, claimed.id)
+        await self.assertRefused(tasks.SWEEP, str(CUT_OFF_MOST), CUT_OFF_ERROR, "0")
 
     async def test_taskScripts(self) -> None:
         """
