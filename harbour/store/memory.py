@@ -452,8 +452,9 @@ class MemoryTaskStore(MemoryParseQueue):
 
     def recount(self) -> Deferred[Recounted]:
         """
-        See L{harbour.store.tasks.RedisTaskStore.recount}: counts here are reckoned from the
-        tasks whenever asked, so none is ever wrong.
+        See L{harbour.store.tasks.RedisTaskStore.recount}: counts and parse
+        counts here are reckoned from the tasks whenever asked, so none is
+        ever wrong.
         """
         return succeed({})
 

@@ -33,6 +33,10 @@ that every key of a harbour is in one Redis Cluster slot:
     P parse:leases        zset: tasks being parsed by lease expiry
     P pc:<report>         hash: parse state -> count (queued, parsing, parsed,
                           unparsable), moved with every parse transition
+                          (and set to the tasks' parse states as a hub
+                          starts, see L{harbour.store.recount})
+    P pcr:<report>        hash: the tally of a recount of pc:<report> under
+                          way (see C{lua/recount_parse.lua}), gone after it
     P retired:tables      list: "id\\nreport\\nfilename" of windows retired, or
                           answering no data where a file answered before,
                           whose tables are to go, oldest first, until the
@@ -637,8 +641,8 @@ class RedisTaskStore(RedisParseQueue):
 
     def recount(self) -> Deferred[Recounted]:
         """
-        Set every report's counts to what its listings hold (see
-        L{harbour.store.recount}).
+        Set every report's counts to what its listings hold, and its parse
+        counts to what its tasks hold (see L{harbour.store.recount}).
 
         @return: A L{Deferred} firing with the counts that were wrong.
         """

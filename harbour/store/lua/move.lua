@@ -20,7 +20,8 @@ local STATES = {'pending', 'downloading', 'downloaded', 'empty', 'failed', 'reti
 -- expects (another program's) fails the call that writes it.  Where it is
 -- cheap, a report's counts are written first, so that counts of the wrong
 -- type fail the script before it wrote anything; counts left wrong by a
--- failure after them are put right by recount.lua, as a hub starts.
+-- failure after them are put right by recount.lua (and parse counts by
+-- recount_parse.lua), as a hub starts.
 local function refuse(what)
   error('harbour: bad script argument: '..what, 0)
 end
@@ -91,11 +92,23 @@ local function parse_queue(key)
   return storage_queue(redis.call('HGET', key, 'storage') or '')
 end
 -- The parse queue (see tasks.py): move a task's parse state, keeping the
--- per-report parse counts in step.
+-- per-report parse counts in step, and the tally of a recount of them
+-- under way (see recount_parse.lua) with them.
 local function parse_move(key, report, from, to)
   if from ~= '' then redis.call('HINCRBY', P..'pc:'..report, from, -1) end
   if to ~= '' then redis.call('HINCRBY', P..'pc:'..report, to, 1) end
   redis.call('HSET', key, 'parse', to)
+  local tally = P..'pcr:'..report
+  -- Only a tally: another program's key of that name stops no move.
+  if redis.call('TYPE', tally).ok == 'hash' then
+    -- A task the recount has not met is tallied now, as it is after this
+    -- move; one it met (or tallied so before) moves in the tally too.
+    local met = 't:'..string.sub(key, #P + 3)
+    if redis.call('HSETNX', tally, met, 1) == 0 and from ~= '' then
+      redis.call('HINCRBY', tally, from, -1)
+    end
+    if to ~= '' then redis.call('HINCRBY', tally, to, 1) end
+  end
 end
 -- A task that becomes downloaded is queued to be parsed; one that stops
 -- being downloaded leaves the parse queue.
@@ -243,7 +256,8 @@ end
 -- Forget what is left under REPORT of a task whose hash is gone (its
 -- listings and their counts, its places in the queues), so that nothing
 -- counts or lists it twice once it is made anew.  (Its parse count, under
--- pc:<report>, cannot be told without its hash, and stays.)
+-- pc:<report>, cannot be told without its hash, and stays until a hub
+-- starts: see recount_parse.lua.)
 local function forget_remains(id, report)
   for _, state in ipairs(STATES) do
     if redis.call('ZREM', P..'s:'..state..':'..report, id) == 1 then

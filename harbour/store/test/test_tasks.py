@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import datetime
 import gc
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import attr
 from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from harbour.errors import StoreUnavailable
@@ -949,19 +950,27 @@ class TaskStoreBehaviourMixin(_MixinBase):
 
     async def test_recountRightCounts(self) -> None:
         """
-        A recount of counts that followed every transition finds nothing
-        wrong, and changes none.
+        A recount of counts and parse counts that followed every
+        transition finds nothing wrong, and changes none.
         """
-        await self.store.create([request("a", day) for day in (1, 2, 3)] + [request("b", 1)])
-        task = await self._task(self.store.claim("w", 60))
-        await self.store.finish(task.id, "w", DOWNLOADED, 1, "h", token=task.claim)
+        await self.store.create([request("a", day) for day in range(1, 8)] + [request("b", 1)])
+        for ignored in range(5):
+            task = await self._task(self.store.claim("w", 60))
+            await self.store.finish(task.id, "w", DOWNLOADED, 1, "h", token=task.claim)
         await self._task(self.store.claim("w", 60))
         await self.store.retire({task_id(request("b", 1).filename)})
-        counts = await self.store.counts()
+        # Parsed, unparsable, and one left parsing.
+        for error in ["", "no CSV member", None]:
+            job = await self.store.claim_parse("p", 60)
+            assert job is not None
+            if error is not None:
+                await self.store.finish_parse(job.id, "p", job.token, 3, error)
+        counts, parse_counts = await self.store.counts(), await self.store.parse_counts()
+        self.assertEqual(parse_counts, {"a": {QUEUED: 2, PARSING: 1, PARSED: 1, UNPARSABLE: 1}})
         # Not part of ITaskStore: only the hub's store recounts, as it starts.
         store = cast(MemoryTaskStore | RedisTaskStore, self.store)
         self.assertEqual(await store.recount(), {})
-        self.assertEqual(await self.store.counts(), counts)
+        self.assertEqual((await self.store.counts(), await self.store.parse_counts()), (counts, parse_counts))
 
     async def test_claimNewestFirst(self) -> None:
         """
@@ -2089,6 +2098,26 @@ class RedisLostHashTests(PrivateRedisStoreCase):
         assert again is not None
         self.assertEqual((again.id, again.state, again.attempts, again.claim), (task.id, DOWNLOADING, 1, 1))
 
+    async def test_lostHashParseCountRecounted(self) -> None:
+        """
+        The parse count of a downloaded task whose hash is gone, which its
+        task made anew cannot tell, is put right by a recount.
+        """
+        await self.store.create([request("a", 1)])
+        task = await self.store.claim("w", 60)
+        assert task is not None
+        await self.store.finish(task.id, "w", DOWNLOADED, 1, "h", token=task.claim)
+        await self.lose(task.filename)
+        self.assertIsNone(await self.store.claim_parse("p", 60))
+        self.assertEqual(await self.store.create([request("a", 1)]), {"a": 1})
+        self.assertEqual(
+            await self.store.parse_counts(), {"a": {QUEUED: 1, PARSING: 0, PARSED: 0, UNPARSABLE: 0}}
+        )
+        self.assertEqual(await self.store.recount(), {"a": {"parse queued": ("1", 0)}})
+        self.assertEqual(
+            (await self.store.parse_counts(), await self.store.counts()), ({}, {"a": {PENDING: 1}})
+        )
+
     async def test_retrySkipsLostHash(self) -> None:
         """
         A retry meeting a failed task whose hash is gone drops it from the
@@ -2184,6 +2213,179 @@ class RedisForeignKeyTests(PrivateRedisStoreCase):
         self.assertEqual(await self.store.recount(), {"a": {PENDING: ("7", 2)}, "b": {FAILED: ("2", 0)}})
         self.assertEqual(await self.store.counts(), {"a": {PENDING: 2}, "b": {PENDING: 1}})
         self.assertEqual(await self.store.recount(), {})
+
+
+@implementer(IRedis)
+@attr.s(auto_attribs=True)
+class SteppingRedis:
+    """
+    A Redis that runs C{meanwhile} (another client's calls) once, just
+    after the first step of a parse recount.
+
+    @ivar steps: The replies of the parse recount's steps.
+    """
+
+    redis: IRedis
+    meanwhile: Callable[[], Awaitable[object]]
+    steps: list[object] = attr.ib(factory=list)
+
+    def execute(self, *args: object) -> Deferred[Any]:
+        """
+        Ask the Redis.
+        """
+        return self.redis.execute(*args)
+
+    def eval(self, script: str, keys: Sequence[str], args: Sequence[object]) -> Deferred[Any]:
+        """
+        Run C{script} on the Redis, then C{meanwhile} if it is the first
+        step of a parse recount.
+        """
+        from harbour.store.recount import RECOUNT_PARSE
+
+        async def step() -> object:
+            reply = await self.redis.eval(script, keys, args)
+            if script == RECOUNT_PARSE:
+                self.steps.append(reply)
+                if len(self.steps) == 1:
+                    await self.meanwhile()
+            return reply
+
+        return Deferred.fromCoroutine(step())
+
+
+class RedisParseRecountTests(PrivateRedisStoreCase):
+    """
+    A recount sets each report's parse counts to its tasks' parse states,
+    walking its downloaded tasks in steps while other calls move them.
+    """
+
+    async def setUp(self) -> None:  # type: ignore[override]  # trial awaits it
+        """
+        A store whose downloaded tasks of report C{a} are walked a few at a
+        time: a listing this small would be answered whole by one step, so
+        Redis keeps it as a skip list, which ZSCAN walks COUNT at a time.
+        """
+        from harbour.store import recount
+
+        await super().setUp()
+        await self.redis.execute("CONFIG", "SET", "zset-max-ziplist-entries", "0")
+        self.patch(recount, "RECOUNT_BATCH", 2)
+        self.counts = self.redis.prefix + "pc:a"
+        self.tally = self.redis.prefix + "pcr:a"
+
+    async def parse_states(self) -> dict[str, dict[str, int]]:
+        """
+        @return: Report C{a}'s parse counts as its tasks' parse states say
+            they should be.
+        """
+        downloaded, ignored = await self.store.tasks(DOWNLOADED, "a", 0, 100)
+        states = dict.fromkeys((QUEUED, PARSING, PARSED, UNPARSABLE), 0)
+        for task in downloaded:
+            states[task.parse] += 1
+        return {"a": states}
+
+    async def test_recountWhileTasksMove(self) -> None:
+        """
+        Parse counts left wrong by hand, and the tally of a recount cut off
+        before, are set to the tasks' parse states by a recount in steps,
+        though between its steps the tasks its first step met are revised
+        (no longer downloaded), parses are claimed and ended, and a file
+        is downloaded; the tally is gone after, and a second recount finds
+        nothing wrong.
+        """
+        from harbour.store.recount import recount
+
+        # Enough tasks that the first step is never the last.
+        await self.store.create([request("a", day) for day in range(1, 17)])
+        for ignored in range(16):
+            task = await self.store.claim("w", 60)
+            assert task is not None
+            await self.store.finish(task.id, "w", DOWNLOADED, 1, "h", token=task.claim)
+        jobs = [await self.store.claim_parse("p", 60) for ignored in range(4)]
+        for job, error in zip(jobs, ["", "", "no CSV member"]):
+            assert job is not None
+            await self.store.finish_parse(job.id, "p", job.token, 3, error)
+        before = await self.parse_states()
+        self.assertEqual(before, {"a": {QUEUED: 12, PARSING: 1, PARSED: 2, UNPARSABLE: 1}})
+        self.assertEqual(await self.store.parse_counts(), before)
+        await self.redis.execute("HINCRBY", self.counts, PARSED, 5)
+        await self.redis.execute("HSET", self.counts, UNPARSABLE, 3)
+        await self.redis.execute("HSET", self.tally, QUEUED, 9, "t:" + task_id("a/2025-01-01.zip"), 1)
+
+        async def meanwhile() -> None:
+            fields = await self.redis.execute("HKEYS", self.tally)
+            met = [field[2:] for field in fields if field.startswith("t:")]
+            self.assertTrue(met)
+            parsing = jobs[3]
+            assert parsing is not None
+            self.assertTrue(await self.store.finish_parse(parsing.id, "p", parsing.token, 1, "bad"))
+            job = await self.store.claim_parse("p", 60)
+            assert job is not None
+            self.assertTrue(await self.store.finish_parse(job.id, "p", job.token, 1, ""))
+            at = self.clock.seconds() + 1
+            self.assertEqual(len(await self.store.revise([(i, at, 2) for i in met])), len(met))
+            await self.store.create([request("a", 17)])
+            task = await self.store.claim("w", 60)
+            assert task is not None
+            await self.store.finish(task.id, "w", DOWNLOADED, 1, "h", token=task.claim)
+            await self.store.claim_parse("p", 60)
+
+        stepping = SteppingRedis(self.redis, meanwhile)
+        wrong = await recount(stepping, self.redis.prefix)
+        # Tasks moved between steps: how many steps a scan takes depends on
+        # Redis's hashing of the ids, seeded afresh by each redis-server.
+        self.assertGreater(len(stepping.steps), 1)
+        after = (await self.parse_states())["a"]
+        self.assertEqual(await self.store.parse_counts(), {"a": after})
+        drift = {PARSED: 5, UNPARSABLE: 2}
+        self.assertEqual(
+            wrong,
+            {"a": {f"parse {state}": (str(after[state] + n), after[state]) for state, n in drift.items()}},
+        )
+        self.assertEqual(await self.redis.execute("EXISTS", self.tally), 0)
+        self.assertEqual(await self.store.recount(), {})
+
+    async def test_tallyGoneGivesUp(self) -> None:
+        """
+        A step of a parse recount that finds its tally gone before the scan
+        is done (expired, or evicted) ends the scan, changing no parse
+        count and leaving no tally; the next recount puts them right.
+        """
+        from harbour.store.recount import RECOUNT_PARSE
+        from harbour.store.tasks import FIXED_KEYS
+
+        await self.store.create([request("a", day) for day in range(1, 6)])
+        for ignored in range(5):
+            task = await self.store.claim("w", 60)
+            assert task is not None
+            await self.store.finish(task.id, "w", DOWNLOADED, 1, "h", token=task.claim)
+        await self.redis.execute("HSET", self.counts, QUEUED, 7)
+        keys = [self.redis.prefix + name for name in FIXED_KEYS]
+        await self.store.claim_parse("p", 60)
+        # A step after the first (its cursor is not 0), whose tally is gone.
+        step = [self.redis.prefix, "", "a", "1", "2"]
+        self.assertEqual(await self.redis.eval(RECOUNT_PARSE, keys, step), ["0", []])
+        self.assertEqual(await self.redis.execute("HGET", self.counts, QUEUED), "6")
+        self.assertEqual(await self.redis.execute("EXISTS", self.tally), 0)
+        self.assertEqual(await self.store.recount(), {"a": {"parse queued": ("6", 4)}})
+        self.assertEqual(
+            await self.store.parse_counts(), {"a": {QUEUED: 4, PARSING: 1, PARSED: 0, UNPARSABLE: 0}}
+        )
+
+    async def test_foreignTallyStopsNoMove(self) -> None:
+        """
+        Another program's key where a recount keeps its tally, of another
+        type, fails no parse transition, and a recount replaces it.
+        """
+        await self.store.create([request("a", 1)])
+        task = await self.store.claim("w", 60)
+        assert task is not None
+        await self.redis.execute("SET", self.tally, "another program's")
+        await self.store.finish(task.id, "w", DOWNLOADED, 1, "h", token=task.claim)
+        self.assertIsNotNone(await self.store.claim_parse("p", 60))
+        self.assertEqual(await self.store.recount(), {})
+        self.assertEqual(await self.store.parse_counts(), await self.parse_states())
+        self.assertEqual(await self.redis.execute("EXISTS", self.tally), 0)
 
 
 class RedisTimeTests(TestCase):
@@ -2459,10 +2661,11 @@ class RedisScriptArgumentTests(PrivateRedisStoreCase):
 
     async def test_parseScripts(self) -> None:
         """
-        The parse queue's scripts refuse a lease, delay, row count,
-        cursor or storage name that is not one.
+        The parse queue's scripts, and the parse counts' recount, refuse a
+        lease, delay, row count, cursor, scan count or storage name that
+        is not one.
         """
-        from harbour.store import parse_queue
+        from harbour.store import parse_queue, recount
 
         parsing = task_id(request("a", 1).filename)
         await self.assertRefused(parse_queue.CLAIM_PARSE, "p", "nan", "")
@@ -2471,3 +2674,5 @@ class RedisScriptArgumentTests(PrivateRedisStoreCase):
         await self.assertRefused(parse_queue.RELEASE_PARSE, parsing, "p", "1", "later", "")
         await self.assertRefused(parse_queue.FINISH_PARSE, parsing, "p", "1", "-3", "")
         await self.assertRefused(parse_queue.REQUEUE_PARSE, "", "0; FLUSHALL", "10", "0")
+        await self.assertRefused(recount.RECOUNT_PARSE, "a", "0; FLUSHALL", "10")
+        await self.assertRefused(recount.RECOUNT_PARSE, "a", "0", "0")
