@@ -331,12 +331,12 @@ class FollowingTests(TestCase):
         await self.read()
         self.assertEqual(len([e for e in self.events if e.topic == "task.revised"]), 1)
 
-    async def test_revisionNotedMidDownload(self) -> None:
+    async def revised_mid_download(self) -> None:
         """
-        A revision of a window being downloaded is applied once that
-        download ends, at a later read, which may no longer see that
-        revision and concern another window: both are put back and
-        announced, each with its own URL and file.
+        Start a follower, download every window but one, have OASIS revise
+        that one while it downloads, read the log twice (the second read
+        past the overlap, so it sees that revision no more), then end the
+        download.
         """
         self.follower = self.service()
         downloading = await self.downloaded(but="lmp/2025-03-07.zip")
@@ -345,12 +345,19 @@ class FollowingTests(TestCase):
         self.simulator.revise("PRC_LMP", datetime.date(2025, 3, 7))
         self.clock.advance(60)
         await self.read()
-        # Past the overlap of reads: the read after this one sees that
-        # revision no more.
         self.clock.advance(OVERLAP + 60)
         await self.read()
         self.assertEqual([e for e in self.events if e.topic == "task.revised"], [])
         await self.tasks.finish(downloading.id, "w", DOWNLOADED, 1, "old", token=downloading.claim)
+
+    async def test_revisionNotedMidDownload(self) -> None:
+        """
+        A revision of a window being downloaded is applied once that
+        download ends, at a later read, which may no longer see that
+        revision and concern another window: both are put back and
+        announced, each with its own URL and file.
+        """
+        await self.revised_mid_download()
         self.clock.advance(60)
         self.simulator.revise("PRC_LMP", datetime.date(2025, 3, 6))
         self.clock.advance(60)
@@ -369,16 +376,7 @@ class FollowingTests(TestCase):
         read after that download ends, even one that finds nothing new in
         the log.
         """
-        self.follower = self.service()
-        downloading = await self.downloaded(but="lmp/2025-03-07.zip")
-        assert downloading is not None
-        self.clock.advance(60)
-        self.simulator.revise("PRC_LMP", datetime.date(2025, 3, 7))
-        self.clock.advance(60)
-        await self.read()
-        self.clock.advance(OVERLAP + 60)
-        await self.read()
-        await self.tasks.finish(downloading.id, "w", DOWNLOADED, 1, "old", token=downloading.claim)
+        await self.revised_mid_download()
         self.clock.advance(60)
         # The log holds nothing new: the read finds no entries at all.
         silent = SilentReader(self.follower._reader())
