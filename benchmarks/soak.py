@@ -112,7 +112,7 @@ import txredisapi
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred, maybeDeferred
 from twisted.internet.endpoints import clientFromString, connectProtocol
 from twisted.internet.error import ConnectError
-from twisted.internet.interfaces import IPushProducer, IStreamClientEndpoint, ITCPTransport
+from twisted.internet.interfaces import IPushProducer, IReactorTime, IStreamClientEndpoint, ITCPTransport
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import deferLater, react
 from twisted.protocols import amp
@@ -120,6 +120,7 @@ from twisted.python.failure import Failure
 
 from benchmarks import port_number
 from benchmarks.memory import status_mb
+from harbour.admission import EVICTION_GRACE
 from harbour.amp import commands
 from harbour.amp.client import HarbourClientProtocol, connect
 from harbour.amp.server import UNAUTHENTICATED_PER_HOST, read_token
@@ -307,7 +308,7 @@ class Stranger(Protocol):
 
 
 async def connect_stranger(
-    endpoint: IStreamClientEndpoint, reading: bool = True, tries: int = 1
+    reactor: IReactorTime, endpoint: IStreamClientEndpoint, reading: bool = True, tries: int = 1
 ) -> Stranger | None:
     """
     Connect a L{Stranger} to C{endpoint}, in up to C{tries} tries.
@@ -316,7 +317,12 @@ async def connect_stranger(
         before it was made (its turn in the socket's backlog came after
         the daemon closed it to make room).
     """
-    for ignored in range(tries):
+    for attempt in range(tries):
+        if attempt:
+            # The daemon closes none of a peer's connections waiting for
+            # their token that are all younger than EVICTION_GRACE (one
+            # accept's): a try at once, while it is slow, is refused too.
+            await deferLater(reactor, 2 * EVICTION_GRACE, lambda: None)
         try:
             return await connectProtocol(endpoint, Stranger(reading))
         except ConnectError:
@@ -1124,8 +1130,10 @@ class Soak:
         endpoint = clientFromString(self.reactor, control_endpoint(self.directory))
         after = len(self.harbour.lines)
         before = self.daemon_resident_mb()
-        silent = [s for s in [await connect_stranger(endpoint) for ignored in range(STRANGERS)] if s]
-        rude = await connect_stranger(endpoint, tries=STRANGER_TRIES)
+        silent = [
+            s for s in [await connect_stranger(self.reactor, endpoint) for ignored in range(STRANGERS)] if s
+        ]
+        rude = await connect_stranger(self.reactor, endpoint, tries=STRANGER_TRIES)
         if rude is None:
             self.strangers_failed.append(f"could not connect in {STRANGER_TRIES} tries")
             return
@@ -1142,7 +1150,7 @@ class Soak:
         )
         floods = []
         for ignored in range(FLOODS):
-            flood = await connect_stranger(endpoint, reading=False, tries=STRANGER_TRIES)
+            flood = await connect_stranger(self.reactor, endpoint, reading=False, tries=STRANGER_TRIES)
             if flood is not None:
                 flood.send(requests)
                 floods.append(flood)
@@ -1199,7 +1207,7 @@ class Soak:
         endpoint = clientFromString(self.reactor, f"unix:{self.http_socket}")
         after = len(self.harbour.lines)
         before = self.daemon_resident_mb()
-        stranger = await connect_stranger(endpoint, reading=False, tries=STRANGER_TRIES)
+        stranger = await connect_stranger(self.reactor, endpoint, reading=False, tries=STRANGER_TRIES)
         if stranger is None:
             self.strangers_failed.append(f"status page: could not connect in {STRANGER_TRIES} tries")
             return
