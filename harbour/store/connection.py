@@ -269,14 +269,14 @@ class StoreService(Service):
             wrong = yield recount(self, self.prefix)
         except StoreUnavailable as e:
             self.log.warn(
-                "task counts not recounted ({error}): they are at the next start",
+                "task and parse counts not recounted ({error}): they are at the next start",
                 error=str(e),
                 service="store",
             )
             return
         if wrong:
             self.log.warn(
-                "task counts did not follow the tasks; recounted: {counts}",
+                "task or parse counts did not follow the tasks; recounted: {counts}",
                 counts=described(wrong),
                 service="store",
             )

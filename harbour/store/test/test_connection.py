@@ -616,5 +616,5 @@ class RecountAtStartTests(TestCase):
             self.assertEqual(counted, "1" if hub else "3")
         self.assertEqual(
             [line for line in logged if "recounted" in line],
-            ["task counts did not follow the tasks; recounted: a: pending 1 (was 3)"],
+            ["task or parse counts did not follow the tasks; recounted: a: pending 1 (was 3)"],
         )
