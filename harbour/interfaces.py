@@ -519,7 +519,8 @@ class ITaskStore(Interface):
             is not there again since: its tables were parsed from there,
             and the new file is parsed where it is.  A resized window's
             are to go unless a file downloaded since has been parsed,
-            which replaced them.
+            which replaced them, or its window holds again the one it had
+            when resized.
         @raise ValueError: for a C{count} below 1, or a C{storage} that
             L{harbour.store.tasks.check_storage} refuses.
         """

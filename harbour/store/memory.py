@@ -5,6 +5,7 @@ unit tests, passing the same behaviour suite.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -44,6 +45,10 @@ from harbour.store.tasks import (
     redefinition,
     task_id,
 )
+
+#: The end of an entry of the retired tables' list for a window resized,
+#: with the window it had before (as C{listed} in C{lua/move.lua} reads it).
+_RESIZED_WINDOW = re.compile(re.escape(RESIZED) + ":([^:]*):([^:]*)")
 
 
 def _invalid(check: Callable[[], object]) -> Deferred[Any] | None:
@@ -171,10 +176,17 @@ class MemoryTaskStore(MemoryParseQueue):
         entries = tuple(self._retired_tables[:count])
         dropped = []
         for entry in entries:
-            task_id, moved_from, resized = _listed(entry)
+            task_id, moved_from, resized, before = _listed(entry)
             task = self._tasks.get(task_id)
             if resized:
-                if task is None or task.state != DOWNLOADED or task.parse != PARSED:
+                parsed_anew = task is not None and task.state == DOWNLOADED and task.parse == PARSED
+                holds = (
+                    task is not None
+                    and before is not None
+                    and task.window_start <= before[0]
+                    and task.window_end >= before[1]
+                )
+                if not parsed_anew and not holds:
                     dropped.append(entry)
                 continue
             if moved_from is not None:
@@ -197,7 +209,7 @@ class MemoryTaskStore(MemoryParseQueue):
                 break
             del self._retired_tables[0]
             forgotten += 1
-            task_id, moved_from, ignored = _listed(entry)
+            task_id, moved_from, ignored, ignored_window = _listed(entry)
             task = self._tasks.get(task_id)
             if (
                 entry in requeue
@@ -264,8 +276,10 @@ class MemoryTaskStore(MemoryParseQueue):
         """
         had_file = task.state == DOWNLOADED or task.bytes > 0
         if how != "restated" and had_file and not _holds(request, task):
-            # Its tables hold hours other windows now answer.
-            self._list_tables(task, moved_from=RESIZED)
+            # Its tables hold hours other windows now answer; the window
+            # it had lets one asked for again before the entry is read
+            # keep them.
+            self._list_tables(task, moved_from=f"{RESIZED}:{task.window_start!r}:{task.window_end!r}")
         task = self._replace(
             task,
             url=request.url,
@@ -580,14 +594,24 @@ def _holds(request: ReportURL, task: Task) -> bool:
     )
 
 
-def _listed(entry: str) -> tuple[str, str | None, bool]:
+def _listed(entry: str) -> tuple[str, str | None, bool, tuple[float, float] | None]:
     """
     @return: The task id of an entry of the retired tables' list, the
         storage its file moved from (L{None} for a window retired, emptied
-        or resized), and whether its window was resized, as C{listed} in
-        C{lua/move.lua}.
+        or resized), whether its window was resized, and the C{(start,
+        end)} of the window it had before (L{None} if the entry does not
+        say, as one written by an older harbour does not), as C{listed}
+        in C{lua/move.lua}.
     """
     parts = entry.split("\n")
-    if len(parts) == 4 and parts[3] == RESIZED:
-        return parts[0], None, True
-    return parts[0], parts[3] if len(parts) == 4 else None, False
+    if len(parts) != 4:
+        return parts[0], None, False, None
+    if parts[3] == RESIZED:
+        return parts[0], None, True, None
+    match = _RESIZED_WINDOW.fullmatch(parts[3])
+    if match is None:
+        return parts[0], parts[3], False, None
+    try:
+        return parts[0], None, True, (float(match[1]), float(match[2]))
+    except ValueError:
+        return parts[0], None, True, None

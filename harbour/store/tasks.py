@@ -169,8 +169,9 @@ FILE_MISSING = "its file was gone from the download directory"
 
 #: What an entry of the retired tables' list (see L{RetiredTables}) ends
 #: with, in place of a storage, for a window resized to one that no longer
-#: holds all of its file (as C{RESIZED} in C{lua/move.lua}): no storage's
-#: name has a C{:}.
+#: holds all of its file, followed by C{":<window_start>:<window_end>"} of
+#: the window it had before (an older harbour wrote none) (as C{RESIZED}
+#: in C{lua/move.lua}): no storage's name has a C{:}.
 RESIZED = ":resized"
 
 
@@ -464,8 +465,9 @@ class RetiredTables:
         L{ITaskStore.forget_retired_tables} once their tables are gone),
         each C{"<id>\\n<report>\\n<filename>"}, and C{"\\n<storage>"} for
         a window whose file was downloaded anew elsewhere than that
-        storage, or C{"\\n:resized"} (L{RESIZED}) for a window resized to
-        one that no longer holds all of its file.
+        storage, or C{"\\n:resized:<window_start>:<window_end>"} (see
+        L{RESIZED}) for a window resized to one that no longer holds all
+        of its file (the window it had before).
     @ivar dropped: Those of them whose tables are to go, in the order
         retired.
     """

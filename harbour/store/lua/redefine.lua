@@ -39,11 +39,13 @@ for i = 3, #ARGV, 7 do
     -- answer, counted twice until it is fetched and parsed again (for good
     -- if that fails), so they go now, as a retired window's do.  A window
     -- that grew keeps them: they hold only hours it still asks for.
+    -- The entry says the window it had, so that one asked for again
+    -- before the entry is read keeps its tables.
     local had_file = state == 'downloaded' or tonumber(redis.call('HGET', key, 'bytes') or '0') > 0
+    local old_start, old_end = redis.call('HGET', key, 'window_start'), redis.call('HGET', key, 'window_end')
     if how ~= 'restated' and had_file
-      and (tonumber(ARGV[i + 3]) > tonumber(redis.call('HGET', key, 'window_start'))
-        or tonumber(ARGV[i + 4]) < tonumber(redis.call('HGET', key, 'window_end'))) then
-      list_tables(id, report, redis.call('HGET', key, 'filename'), RESIZED)
+      and (tonumber(ARGV[i + 3]) > tonumber(old_start) or tonumber(ARGV[i + 4]) < tonumber(old_end)) then
+      list_tables(id, report, redis.call('HGET', key, 'filename'), RESIZED..':'..old_start..':'..old_end)
     end
     redis.call('HSET', key, 'url', ARGV[i + 2], 'window_start', ARGV[i + 3], 'window_end', ARGV[i + 4],
       'modified', at)
