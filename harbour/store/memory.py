@@ -176,16 +176,11 @@ class MemoryTaskStore(MemoryParseQueue):
         entries = tuple(self._retired_tables[:count])
         dropped = []
         for entry in entries:
-            task_id, moved_from, resized, before = _listed(entry)
+            task_id, moved_from, before = _listed(entry)
             task = self._tasks.get(task_id)
-            if resized:
+            if before is not None:
                 parsed_anew = task is not None and task.state == DOWNLOADED and task.parse == PARSED
-                holds = (
-                    task is not None
-                    and before is not None
-                    and task.window_start <= before[0]
-                    and task.window_end >= before[1]
-                )
+                holds = task is not None and task.window_start <= before[0] and task.window_end >= before[1]
                 if not parsed_anew and not holds:
                     dropped.append(entry)
                 continue
@@ -209,7 +204,7 @@ class MemoryTaskStore(MemoryParseQueue):
                 break
             del self._retired_tables[0]
             forgotten += 1
-            task_id, moved_from, ignored, ignored_window = _listed(entry)
+            task_id, moved_from, ignored = _listed(entry)
             task = self._tasks.get(task_id)
             if (
                 entry in requeue
@@ -594,24 +589,18 @@ def _holds(request: ReportURL, task: Task) -> bool:
     )
 
 
-def _listed(entry: str) -> tuple[str, str | None, bool, tuple[float, float] | None]:
+def _listed(entry: str) -> tuple[str, str | None, tuple[float, float] | None]:
     """
     @return: The task id of an entry of the retired tables' list, the
         storage its file moved from (L{None} for a window retired, emptied
-        or resized), whether its window was resized, and the C{(start,
-        end)} of the window it had before (L{None} if the entry does not
-        say, as one written by an older harbour does not), as C{listed}
-        in C{lua/move.lua}.
+        or resized), and for a window resized the C{(start, end)} of the
+        window it had before (else L{None}), as C{listed} in
+        C{lua/move.lua}.
     """
     parts = entry.split("\n")
     if len(parts) != 4:
-        return parts[0], None, False, None
-    if parts[3] == RESIZED:
-        return parts[0], None, True, None
+        return parts[0], None, None
     match = _RESIZED_WINDOW.fullmatch(parts[3])
     if match is None:
-        return parts[0], parts[3], False, None
-    try:
-        return parts[0], None, True, (float(match[1]), float(match[2]))
-    except ValueError:
-        return parts[0], None, True, None
+        return parts[0], parts[3], None
+    return parts[0], None, (float(match[1]), float(match[2]))

@@ -170,8 +170,8 @@ FILE_MISSING = "its file was gone from the download directory"
 #: What an entry of the retired tables' list (see L{RetiredTables}) ends
 #: with, in place of a storage, for a window resized to one that no longer
 #: holds all of its file, followed by C{":<window_start>:<window_end>"} of
-#: the window it had before (an older harbour wrote none) (as C{RESIZED}
-#: in C{lua/move.lua}): no storage's name has a C{:}.
+#: the window it had before (as C{RESIZED} in C{lua/move.lua}): no
+#: storage's name has a C{:}.
 RESIZED = ":resized"
 
 

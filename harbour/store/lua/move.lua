@@ -189,8 +189,7 @@ end
 -- What an entry of RETIRED_TABLES ends with, in place of a storage, for a
 -- window resized to one that no longer holds all of its file (see
 -- redefine.lua), followed by ':<window_start>:<window_end>' of the window
--- it had before (an entry written before that has none): no storage's
--- name has a ':'.  As RESIZED in tasks.py.
+-- it had before: no storage's name has a ':'.  As RESIZED in tasks.py.
 local RESIZED = ':resized'
 -- List the window of task ID (REPORT, FILENAME) as one whose tables are to
 -- go (see retired_tables.lua); with MOVED_FROM, only those parsed from
@@ -202,18 +201,16 @@ local function list_tables(id, report, filename, moved_from)
   redis.call('RPUSH', RETIRED_TABLES, entry)
 end
 -- The task id of an entry of RETIRED_TABLES, the storage it moved from
--- (nil for a window retired, emptied or resized), whether it was resized,
--- and the window_start and window_end it had before (nil if the entry
--- does not say).
+-- (nil for a window retired, emptied or resized), and for a window
+-- resized the window_start and window_end it had before (else nil).
 local function listed(entry)
   local id, moved_from = string.match(entry, '^([^\n]*)\n[^\n]*\n[^\n]*\n([^\n]*)$')
-  if id and moved_from == RESIZED then return id, nil, true end
   if id then
     local old_start, old_end = string.match(moved_from, '^'..RESIZED..':([^:]*):([^:]*)$')
-    if old_start then return id, nil, true, tonumber(old_start), tonumber(old_end) end
-    return id, moved_from, false
+    if old_start then return id, nil, tonumber(old_start), tonumber(old_end) end
+    return id, moved_from
   end
-  return string.match(entry, '^([^\n]*)\n'), nil, false
+  return string.match(entry, '^([^\n]*)\n'), nil
 end
 -- A task retired while it was being downloaded is retired once that ends.
 local function settle(P, id, at)

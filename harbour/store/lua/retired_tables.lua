@@ -15,20 +15,18 @@
 -- replaced them (its task passed through pending, which ends any parse,
 -- before it was downloaded again); or unless its window holds again the
 -- one it had before (its request put back before the entry is read): its
--- tables then hold only hours it asks for, as a grown window's do.  An
--- entry that does not say that window (written by an older harbour) is
--- judged by the first alone.
+-- tables then hold only hours it asks for, as a grown window's do.
 local entries = redis.call('LRANGE', RETIRED_TABLES, 0, whole(3, 1) - 1)
 local mine = storage_name(4)
 local dropped = {}
 for _, entry in ipairs(entries) do
-  local id, moved_from, resized, old_start, old_end = listed(entry)
+  local id, moved_from, old_start, old_end = listed(entry)
   if id then
     local key = P..'t:'..id
     local state = redis.call('HGET', key, 'state')
-    if resized then
+    if old_start then
       local parsed_anew = state == 'downloaded' and redis.call('HGET', key, 'parse') == 'parsed'
-      local holds = state and old_start and old_end
+      local holds = state
         and tonumber(redis.call('HGET', key, 'window_start')) <= old_start
         and tonumber(redis.call('HGET', key, 'window_end')) >= old_end
       if not parsed_anew and not holds then

@@ -32,7 +32,6 @@ from harbour.store.tasks import (
     PARSING,
     PENDING,
     QUEUED,
-    RESIZED,
     RETIRED,
     UNPARSABLE,
     Outcome,
@@ -88,13 +87,6 @@ class TaskStoreBehaviourMixin(_MixinBase):
         before it has written any.  Subclasses say when that is.
 
         @return: What the create returned.
-        """
-        raise NotImplementedError()
-
-    async def _list_raw(self, entry: str) -> None:
-        """
-        Append C{entry} as it is to the store's list of windows whose
-        tables are to go, as an older harbour may have written it.
         """
         raise NotImplementedError()
 
@@ -567,22 +559,6 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual(listed.files, (("b", tasks["b"].filename), ("c", tasks["c"].filename)))
         self.assertEqual(await self.store.forget_retired_tables(listed.entries, listed.dropped), 4)
         self.assertEqual((await self.store.retired_tables(10)).entries, ())
-
-    async def test_shrunkWindowOlderEntryDropped(self) -> None:
-        """
-        An entry of a resized window that does not say the window it had
-        (as an older harbour wrote it) is judged as before, by the task's
-        state alone: its tables go unless a file downloaded since has been
-        parsed, even if the task's window is the one its file holds.  The
-        same entry saying that window keeps them.
-        """
-        task = await self._downloaded(self._block(1, 10))
-        entry = f"{task.id}\n{task.report}\n{task.filename}\n{RESIZED}"
-        await self._list_raw(entry)
-        await self._list_raw(f"{entry}:{task.window_start!r}:{task.window_end!r}")
-        listed = await self.store.retired_tables(10)
-        self.assertEqual(len(listed.entries), 2)
-        self.assertEqual(listed.dropped, (entry,))
 
     async def test_revivedCutAtStartKept(self) -> None:
         """
@@ -1915,12 +1891,6 @@ class MemoryTaskStoreTests(TaskStoreBehaviourMixin, TestCase):
         await meanwhile()
         return await self.store.create(requests)
 
-    async def _list_raw(self, entry: str) -> None:
-        """
-        Append C{entry} to the store's list as it is.
-        """
-        cast(MemoryTaskStore, self.store)._retired_tables.append(entry)
-
 
 class PrivateRedisStoreCase(TestCase):
     """
@@ -1966,12 +1936,6 @@ class RedisTaskStoreTests(TaskStoreBehaviourMixin, PrivateRedisStoreCase):  # ty
             store, "_run", lambda script, *args: Deferred.fromCoroutine(read_then_meanwhile(script, *args))
         )
         return await store.create(requests)
-
-    async def _list_raw(self, entry: str) -> None:
-        """
-        Push C{entry} onto the store's list as it is.
-        """
-        await self.redis.execute("RPUSH", self.redis.prefix + "retired:tables", entry)
 
     async def test_redefinedMeanwhileLeft(self) -> None:
         """
