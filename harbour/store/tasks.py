@@ -553,8 +553,11 @@ class RedisTaskStore(RedisParseQueue):
             changed: list[str] = []
             revived: list[str] = []
             for request, identifier, url, state in zip(batch, ids, found[::2], found[1::2]):
+                reviving = state in (RETIRED, DOWNLOADING)
+                if url == request.url and not reviving:
+                    continue  # as it was: most of a refresh
                 window = [repr(request.window_start.timestamp()), repr(request.window_end.timestamp())]
-                if state in (RETIRED, DOWNLOADING):
+                if reviving:
                     # Revived (or, being downloaded, no longer marked to be
                     # retired), or made anew if purged meanwhile: the fields
                     # CREATE takes (see revive.lua).
