@@ -325,9 +325,6 @@ class Coverage:
             yield
             if self._laying is not laying:
                 return
-        # In order even when there was nothing left to apply: a layout
-        # superseded before its end left its rows in the order laid out.
-        self._lines = {report: self._lines[report] for report in sorted(self._lines)}
         # The rows as the page shows them, made now rather than all at
         # once by the first page or snapshot to ask.
         for report in list(self._lines):
@@ -405,13 +402,14 @@ class Coverage:
 
     def _applying(self, plan: _Plan) -> Iterator[None]:
         """
-        Make the changes of C{plan}, a row at a time.
+        Make the changes of C{plan}, a row at a time, and leave the rows in
+        order: even with nothing to change, a layout superseded before its
+        end may have left them in the order laid out.
         """
-        if not plan.moves and not plan.gone:
-            return
-        self.version += 1
-        if plan.grouped.keys() != self._lines.keys():
-            self.layout_version = self.version
+        if plan.moves or plan.gone:
+            self.version += 1
+            if plan.grouped.keys() != self._lines.keys():
+                self.layout_version = self.version
         dropped = [name for report in plan.gone for name in self._forget(report)]
         for report, move in plan.moves.items():
             requests = plan.grouped[report]

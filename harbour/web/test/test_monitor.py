@@ -439,6 +439,7 @@ class LayOutInStepsTests(SynchronousTestCase):
             if not self.monitor.current.laying_out:
                 break
             self.turn()
+        self.assertFalse(self.monitor.current.laying_out, "never shown")
         laid_out = self.shown()
         self.assertNotEqual(laid_out, before)
         self.clock.advance(RESYNC)
