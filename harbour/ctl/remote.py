@@ -737,7 +737,7 @@ def _watch_lines(
             f"{when} {report} {finished}/{total} {rate}" for report, finished, total in _progress(services)
         ]
         counts = services.get("work", {}).get("tasks", {})
-        error = counts.get("error") if isinstance(counts, dict) else None
+        error = _counting_error(counts) if isinstance(counts, dict) else None
         if not lines:
             lines = [f"{when} no task counts" + (f": {error}" if error else "")]
         print("\n".join(lines), file=out, flush=True)
