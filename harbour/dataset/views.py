@@ -106,21 +106,6 @@ WIDE_SOURCES = frozenset(
 )
 
 
-def is_current_only(query: str, params: Mapping[str, str] | None = None) -> bool:
-    """
-    @param query: A report's OASIS queryname or groupid.
-    @param params: The query parameters its requests send, if known: some
-        values make a report current-only (C{grp_type=CURR} of
-        C{PRC_FLEX_RAMP}, see
-        L{harbour.oasis.catalogue.CatalogueEntry.history_for}).
-    @return: Whether OASIS serves only its current interval or day, so
-        that windows fetched at about the same time hold the same rows
-        (and its view shows each once).
-    """
-    entry = _catalogue_entry(query)
-    return entry is not None and not entry.history_for(params or {})
-
-
 def _catalogue_entry(query: str) -> CatalogueEntry | None:
     """
     @return: The catalogue's entry of a report or group named C{query}.
@@ -131,13 +116,14 @@ def _catalogue_entry(query: str) -> CatalogueEntry | None:
 
 def answers_current_only(tables_dir: Path, report: str, query: str) -> bool:
     """
-    L{is_current_only} for C{report}, whose query is C{query}: where its
-    parameters decide (see
-    L{harbour.oasis.catalogue.CatalogueEntry.history_varies}), they are
-    those of the request its newest file answers, as its footer records
-    it: the files say what was asked, whatever the configuration says now.
-
-    @return: Whether its view shows each row once.
+    @param query: C{report}'s OASIS queryname or groupid.
+    @return: Whether OASIS serves only its current interval or day, so
+        that windows fetched at about the same time hold the same rows,
+        and its view shows each once.  Where its parameters decide (see
+        L{harbour.oasis.catalogue.CatalogueEntry.history_varies}), they
+        are those of the request its newest file answers, as its footer
+        records it: the files say what was asked, whatever the
+        configuration says now.
     """
     entry = _catalogue_entry(query)
     if entry is None:

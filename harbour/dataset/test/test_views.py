@@ -24,7 +24,6 @@ from harbour.dataset.views import (
     Unreadable,
     confine,
     connect,
-    is_current_only,
     open_views,
     rebuild_views,
     recorded_reports,
@@ -165,8 +164,6 @@ class ViewTests(SynchronousTestCase):
             for views_of in (connection, fresh):
                 self.assertEqual(views_of.execute("SELECT count(*) FROM curr").fetchall(), [(1,)])
                 self.assertEqual(views_of.execute('SELECT count(*) FROM "all"').fetchall(), [(3,)])
-        self.assertFalse(is_current_only("PRC_FLEX_RAMP"))
-        self.assertTrue(is_current_only("PRC_FLEX_RAMP", {"GRP_TYPE": "curr"}))
 
     def test_lmp_family(self) -> None:
         """
