@@ -144,7 +144,7 @@ class DownloadService(Service):
         self._configuration = FirstConfiguration.given(self.configured)
         self.activity = DownloadActivity(self.reactor)
         self.client.configure(self.settings)
-        self._storages = StorageIds(self._in_thread, "download")
+        self._storages = StorageIds(lambda f, *args: self._in_thread(f, *args), "download")
         self.audit = Audit(
             self.reactor,
             self.store,

@@ -161,7 +161,7 @@ class TablesService(Service):
             self.tables_dir,
             self._in_thread,
             self.views.rebuild,
-            lambda: self._storages.of(self.data_dir / self.settings.directory),
+            lambda: self._storages.of(self.downloads_dir),
         )
         self.parses = Parses(
             self.reactor,
@@ -170,13 +170,20 @@ class TablesService(Service):
             self.owner,
             self.tables_dir,
             lambda: self.work.lease_seconds,
-            lambda job: self.data_dir / self.settings.directory / job.filename,
+            lambda job: self.downloads_dir / job.filename,
             self._in_thread,
             self._written,
             self._from_thread,
             running=lambda: bool(self.running),
-            storage=lambda: self._storages.of(self.data_dir / self.settings.directory),
+            storage=lambda: self._storages.of(self.downloads_dir),
         )
+
+    @property
+    def downloads_dir(self) -> Path:
+        """
+        Where the download service puts the files parsed here.
+        """
+        return self.data_dir / self.settings.directory
 
     @property
     def tables_dir(self) -> Path:
@@ -382,7 +389,7 @@ class TablesService(Service):
                 try:
                     # The directory's, as the download service records it
                     # with each file it puts there.
-                    storage = yield self._storages.of(self.data_dir / self.settings.directory)
+                    storage = yield self._storages.of(self.downloads_dir)
                     job = yield self.store.claim_parse(self.owner, self.work.lease_seconds, storage)
                 except StoreUnavailable:
                     yield self._waker.idle(outage)

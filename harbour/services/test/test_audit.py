@@ -23,7 +23,7 @@ from harbour.oasis.client import OasisClient
 from harbour.oasis.requests import ReportURL
 from harbour.services.audit import PAGE, Audit, AuditRound, missing_files
 from harbour.services.download import DownloadService
-from harbour.services.storage import STORAGE_FILE, StorageIds, storage_id
+from harbour.services.storage import STORAGE_FILE, storage_id
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.politeness import MemoryLimiter
 from harbour.store.tasks import DOWNLOADED, PENDING, Task
@@ -386,7 +386,6 @@ class ServiceAuditTests(SynchronousTestCase):
             configured=True,
         )
         service._in_thread = lambda f, *args: succeed(f(*args))  # type: ignore[method-assign]
-        service._storages = StorageIds(service._in_thread, "download")
         here = self.successResultOf(service.storage(service.directory))
         store.create([request(1)])
         task = self.successResultOf(store.claim("w", 60))

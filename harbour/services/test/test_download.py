@@ -1406,7 +1406,6 @@ class FirstConfigurationTests(SynchronousTestCase):
             reactor, store, OasisClient(reactor, MemoryLimiter(reactor)), bus, data, poll_interval=1.0
         )
         service._in_thread = lambda f, *args: succeed(f(*args))  # type: ignore[method-assign]
-        service._storages = StorageIds(service._in_thread, "download")
         service.startService()
         self.addCleanup(lambda: service.running and service.stopService())
         for ignored in range(10):
