@@ -41,12 +41,12 @@ from harbour.testing.simulator.formats import MESSAGES
 SAMPLES = Path(__file__).parents[2] / "test" / "samples"
 
 
-def zipped(*members: tuple[str, bytes]) -> bytes:
+def zipped(*members: tuple[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
     """
-    @return: A zip of the given members.
+    @return: A zip of the given members, compressed with C{method}.
     """
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(out, "w", method) as archive:
         for name, data in members:
             archive.writestr(name, data)
     return out.getvalue()
@@ -495,17 +495,6 @@ XML_ROW = (
 )
 
 
-def compressed_with(method: int, *members: tuple[str, bytes]) -> bytes:
-    """
-    @return: A zip of the given members, compressed with C{method}.
-    """
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", method) as archive:
-        for name, data in members:
-            archive.writestr(name, data)
-    return out.getvalue()
-
-
 class CompressionMethodTests(SynchronousTestCase):
     """
     OASIS only deflates: a member compressed otherwise is refused unread,
@@ -521,7 +510,7 @@ class CompressionMethodTests(SynchronousTestCase):
         MiB in one read, a peak of near 10 MB, and the answer was retried
         as corrupt, its CRC failing.)
         """
-        bomb = lying(compressed_with(zipfile.ZIP_BZIP2, ("PRC_LMP.csv", bytes(4 << 20))), 1000)
+        bomb = lying(zipped(("PRC_LMP.csv", bytes(4 << 20)), method=zipfile.ZIP_BZIP2), 1000)
         self.assertLess(len(bomb), 1000)
         tracemalloc.start()
         self.addCleanup(tracemalloc.stop)
@@ -540,8 +529,8 @@ class CompressionMethodTests(SynchronousTestCase):
         """
         plain = zipped(("a.csv", b"A,B\n1,2\n"))
         for method, answer in [
-            (zipfile.ZIP_BZIP2, compressed_with(zipfile.ZIP_BZIP2, ("a.csv", b"A,B\n1,2\n"))),
-            (zipfile.ZIP_LZMA, compressed_with(zipfile.ZIP_LZMA, ("a.csv", b"A,B\n1,2\n"))),
+            (zipfile.ZIP_BZIP2, zipped(("a.csv", b"A,B\n1,2\n"), method=zipfile.ZIP_BZIP2)),
+            (zipfile.ZIP_LZMA, zipped(("a.csv", b"A,B\n1,2\n"), method=zipfile.ZIP_LZMA)),
             (99, patched(plain, central_entry(plain) + 10, "<H", 99)),
         ]:
             verdict = classify(answer)
@@ -555,7 +544,7 @@ class CompressionMethodTests(SynchronousTestCase):
         Stored and deflated members are read as ever.
         """
         for method in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            self.assertEqual(classify(compressed_with(method, ("a.csv", b"A,B\n1,2\n"))).kind, DATA)
+            self.assertEqual(classify(zipped(("a.csv", b"A,B\n1,2\n"), method=method)).kind, DATA)
 
     def test_laterMember(self) -> None:
         """
