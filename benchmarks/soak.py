@@ -140,6 +140,7 @@ from tests.processes import (
     end_process,
     harbour_command,
     program,
+    redis_pid,
     save,
     spawn,
     start_harbour,
@@ -601,7 +602,7 @@ class Soak:
         self.daemon = start_harbour(self.reactor, self.directory, "--http", f"unix:{self.http_socket}")
         self.started.append(("harbour", self.daemon))
         line = await self.logged(self.daemon, " ready on ", "harbour", " as it started")
-        self.redis_pid = int(line.split("redis-server ")[1].split()[0])
+        self.redis_pid = redis_pid(line)
         await self.logged(self.daemon, "store ready", "harbour", " as it started")
         await self.logged(self.daemon, "control port listening", "harbour", " as it started")
         self.client = await self.bounded(
@@ -793,7 +794,7 @@ class Soak:
         line = await self.logged(
             self.harbour, " ready on ", "harbour", " after its redis-server was killed", after
         )
-        self.redis_pid = int(line.split("redis-server ")[1].split()[0])
+        self.redis_pid = redis_pid(line)
 
     async def redis_side(self) -> Any:
         """
@@ -837,6 +838,8 @@ class Soak:
             side.disconnect()
         seen = "BUSY" in self.running_worker.output()
         self.redis_replies["BUSY " + ("seen" if seen else "NOT seen") + " by a starting worker"] += 1
+        if not seen:
+            self.not_taking_effect("the starting worker never met BUSY")
 
     async def redis_stall(self) -> None:
         """
@@ -878,6 +881,8 @@ class Soak:
         store = (await self.status())["services"]["store"]
         seen = reply in (store.get("last_error") or "")
         self.redis_replies[reply + (" seen by harbour" if seen else " NOT seen by harbour")] += 1
+        if not seen:
+            self.not_taking_effect(f"harbour's store never met {reply}")
 
     async def harbourctl(self, *args: str) -> tuple[int, str]:
         """
@@ -1036,9 +1041,9 @@ class Soak:
         kept = {d.name for d in self.definitions if d.enabled and not d.removed}
         for path in sorted(root.glob("*/*.zip"), reverse=True):
             name = str(path.relative_to(root))
-            url = recorded(path)
             if path.parent.name not in kept or KEPT.match(path.name) or name in self.deleted:
                 continue
+            url = recorded(path)
             if not url or url in self.taken_up:
                 continue
             path.unlink()

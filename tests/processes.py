@@ -205,7 +205,14 @@ async def redis_started(daemon: WatchedProcess) -> int:
     """
     @return: The pid of the embedded redis-server C{daemon} started.
     """
-    line = await daemon.wait_for(" ready on ")
+    return redis_pid(await daemon.wait_for(" ready on "))
+
+
+def redis_pid(line: str) -> int:
+    """
+    @return: The pid of the embedded redis-server that harbour's log line
+        C{line} (the one saying it is C{" ready on "} its socket) names.
+    """
     return int(line.split("redis-server ")[1].split()[0])
 
 
