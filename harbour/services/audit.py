@@ -30,23 +30,25 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attr
-from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import ITaskStore
 from harbour.oasis.requests import UnsafeName, confined
+from harbour.services.cycle import Cycle
 from harbour.services.storage import held_storage
 from harbour.store.tasks import DOWNLOADED, Task
 
 #: How many downloaded tasks a round reads, and whose files it looks at,
 #: at a time.
 PAGE = 500
+
+_T = TypeVar("_T")
 
 
 class StorageAway(Exception):
@@ -114,8 +116,9 @@ def missing_files(directory: Path, storage: str, filenames: Sequence[str]) -> li
 @attr.s(eq=False)
 class Audit:
     """
-    Runs the audit's rounds, one L{interval} apart, the first one
-    L{interval} after L{start} (a start stays cheap).
+    Runs the audit's rounds, one at a time, one L{interval} from the end
+    of a round to the next, the first one L{interval} after L{start} (a
+    start stays cheap).
 
     @ivar clock: Times the rounds and their length.
     @ivar in_thread: Runs a function in a thread.
@@ -138,33 +141,38 @@ class Audit:
     interval: Callable[[], float] = attr.ib()
     page: int = attr.ib(default=PAGE, kw_only=True, validator=attr.validators.ge(1))
     last: AuditRound | None = attr.ib(default=None, init=False)
-    _running: bool = attr.ib(default=False, init=False)
-    _stopped: bool = attr.ib(default=False, init=False)
-    _next: IDelayedCall | None = attr.ib(default=None, init=False)
-    # The interval the next round was planned with.
+    _started: bool = attr.ib(default=False, init=False)
+    # The interval the next round was planned with, or is to be planned
+    # with once the round under way ends.
     _planned: float = attr.ib(default=0.0, init=False)
-    _round: Deferred[None] | None = attr.ib(default=None, init=False)
-    # What the round under way waits on, failed with CancelledError by a
-    # stop: what it waited for (a store call, a thread) is left to end.
-    _waiting: Deferred[Any] | None = attr.ib(default=None, init=False)
+    _rounds: Cycle = attr.ib(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._rounds = Cycle(
+            self.clock,
+            self.run,
+            self._next_interval,
+            lambda: self._started and self.interval() > 0,
+            "audit",
+        )
 
     def start(self) -> None:
         """
         Plan the first round, one interval from now.
         """
-        self._running, self._stopped = True, False
-        self._plan()
+        self._started = True
+        self._rounds.replan()
 
     def configured(self) -> None:
         """
         The interval may have changed: plan the next round with the new
-        one, from now, unless it is the one planned or a round runs (the
-        next is planned when it ends).
+        one, from now, unless it is the one planned.  A round under way is
+        left to end, and the next is planned with the new one from there.
         """
-        if not self._running or self._round is not None or self.interval() == self._planned:
+        if self.interval() == self._planned:
             return
-        self._unplan()
-        self._plan()
+        self._planned = self.interval()
+        self._rounds.replan()
 
     def stop(self) -> Deferred[None]:
         """
@@ -172,11 +180,8 @@ class Audit:
 
         @return: A L{Deferred} firing once no round runs; it never fails.
         """
-        self._running, self._stopped = False, True
-        self._unplan()
-        if self._waiting is not None and not self._waiting.called:
-            self._waiting.cancel()
-        return self._round if self._round is not None else succeed(None)
+        self._started = False
+        return self._rounds.stop()
 
     def status(self) -> dict[str, object] | None:
         """
@@ -185,47 +190,20 @@ class Audit:
         """
         return None if self.last is None else self.last.to_json()
 
-    def _plan(self) -> None:
+    def _next_interval(self) -> float:
         self._planned = self.interval()
-        if self._running and self._planned > 0:
-            self._next = self.clock.callLater(self._planned, self._go)
+        return self._planned
 
-    def _unplan(self) -> None:
-        if self._next is not None and self._next.active():
-            self._next.cancel()
-        self._next = None
-
-    def _go(self) -> None:
-        self._next = None
-        self._round = self.run()
-
-        def ended(ignored: None) -> None:
-            self._round = None
-            self._plan()
-
-        self._round.addCallback(ended)
-
-    def _stoppable(self, waited: Deferred[Any]) -> Deferred[Any]:
+    def _stoppable(self, waited: Deferred[_T]) -> Deferred[_T]:
         """
         @return: A L{Deferred} with C{waited}'s result, or failed with
-            L{CancelledError} as soon as L{stop} is called.
+            L{CancelledError} as soon as L{stop} is called: what it waits
+            for (a store call, a thread) is left to end, unheeded, for a
+            Redis command cut short would leave its reply to the next.
         """
-        if self._stopped:
-            waited.addErrback(lambda failure: None)
-            return fail(CancelledError())
-        waiting: Deferred[Any] = Deferred()
-        self._waiting = waiting
-
-        def passed(result: object) -> None:
-            if not waiting.called:
-                if isinstance(result, Failure):
-                    waiting.errback(result)
-                else:
-                    waiting.callback(result)
-            # Else stopped: the result, or failure, is nobody's.
-
-        waited.addBoth(passed)
-        return waiting
+        waiting: Deferred[_T] = Deferred()
+        waited.chainDeferred(waiting)
+        return self._rounds.interruptible(waiting)
 
     @inlineCallbacks
     def run(self) -> Generator[Deferred[Any], Any, None]:
@@ -257,8 +235,6 @@ class Audit:
                 seconds=now - started,
                 service="download",
             )
-        finally:
-            self._waiting = None
 
     def _ended(self, directory: Path, why: str) -> None:
         self.log.warn(

@@ -84,6 +84,19 @@ class Cycle:
             return
         self._timer = self.clock.callLater(delay, self._run)
 
+    def replan(self) -> None:
+        """
+        What C{next_delay} or C{active} say may have changed: plan the next
+        run anew, C{next_delay} seconds from now, or none if runs should
+        not go on.  A run under way is left alone: it plans the next as it
+        ends, by what they say then.
+        """
+        if self._running is not None:
+            return
+        self._cancel_timer()
+        if self.active():
+            self._timer = self.clock.callLater(self.next_delay(), self._run)
+
     def now(self) -> Deferred[None]:
         """
         Run now, or wait for the run under way.

@@ -301,7 +301,7 @@ class AuditTests(SynchronousTestCase):
     def test_stopMidRound(self) -> None:
         """
         Stopping the audit stops a round under way at once (what it waited
-        for is left to end, unheeded): nothing is put back, no round is
+        for is left to end, unheeded, not cancelled): nothing is put back, no round is
         kept, and none is planned.
         """
         task = self.downloaded(1)
@@ -312,6 +312,7 @@ class AuditTests(SynchronousTestCase):
         self.clock.advance(INTERVAL)
         self.assertEqual(len(looked), 1)
         self.successResultOf(audit.stop())
+        self.assertFalse(looked[0].called, "the thread's work is not cancelled")
         looked[0].callback(None)
         self.assertEqual(self.state(task), DOWNLOADED)
         self.assertIsNone(audit.status())
@@ -347,6 +348,49 @@ class AuditTests(SynchronousTestCase):
         self.interval = 0
         audit.configured()
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_changedMidRound(self) -> None:
+        """
+        A change of the interval while a round runs is for the next round:
+        no other round starts beside the one under way or right after it,
+        and the next comes the interval in force at its end after that
+        end; none comes if the audit was turned off meanwhile.
+        """
+        self.downloaded(1)
+        looked = self.hold_threads()
+        audit, events = self.audit()
+        audit.start()
+        self.clock.advance(INTERVAL)
+        self.assertEqual(len(self.store.pages), 1)
+        self.interval = INTERVAL / 4
+        audit.configured()
+        self.assertEqual((len(self.store.pages), self.clock.getDelayedCalls()), (1, []))
+        self.clock.advance(10)
+        looked[0].callback(None)
+        ended = self.clock.seconds()
+        self.assertEqual(audit.last, AuditRound(ended, 1, 0, 10.0))
+        [planned] = self.clock.getDelayedCalls()
+        self.assertEqual(planned.getTime(), ended + INTERVAL / 4)
+        self.clock.advance(INTERVAL / 4)
+        self.assertEqual(len(self.store.pages), 2)
+        # Off, then on again with another interval, in the same round.
+        self.interval = 0
+        audit.configured()
+        self.interval = INTERVAL / 2
+        audit.configured()
+        self.assertEqual((len(self.store.pages), self.clock.getDelayedCalls()), (2, []))
+        looked[1].callback(None)
+        ended = self.clock.seconds()
+        [planned] = self.clock.getDelayedCalls()
+        self.assertEqual(planned.getTime(), ended + INTERVAL / 2)
+        self.clock.advance(INTERVAL / 2)
+        self.assertEqual(len(self.store.pages), 3)
+        self.interval = 0
+        audit.configured()
+        looked[2].callback(None)
+        self.assertEqual(audit.last, AuditRound(self.clock.seconds(), 1, 0, 0.0))
+        self.assertEqual((len(self.store.pages), self.clock.getDelayedCalls()), (3, []))
+        self.assertEqual(self.warnings(events), [])
 
     def test_missingFiles(self) -> None:
         """

@@ -69,3 +69,37 @@ class CycleTests(SynchronousTestCase):
         clock.advance(5)
         self.assertEqual(runs, [0, 1])
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_replan(self) -> None:
+        """
+        L{Cycle.replan} plans the next run C{next_delay} from now while
+        the cycle waits, and none once it is not C{active}; a run under way
+        is left alone, and plans the next by what they say as it ends.
+        """
+        clock = Clock()
+        runs: list[Deferred[None]] = []
+        delay, active = [10.0], [True]
+
+        def job() -> Deferred[None]:
+            runs.append(Deferred())
+            return runs[-1]
+
+        cycle = Cycle(clock, job, lambda: delay[0], lambda: active[0], "test")
+        cycle.replan()
+        self.assertEqual(cycle.next_run(), 10.0)
+        clock.advance(5)
+        delay[0] = 20.0
+        cycle.replan()
+        self.assertEqual(cycle.next_run(), 25.0)
+        active[0] = False
+        cycle.replan()
+        self.assertEqual((cycle.next_run(), clock.getDelayedCalls()), (None, []))
+        active[0] = True
+        cycle.replan()
+        clock.advance(20)
+        self.assertEqual(len(runs), 1)
+        delay[0] = 30.0
+        cycle.replan()
+        self.assertEqual((len(runs), clock.getDelayedCalls()), (1, []))
+        runs[0].callback(None)
+        self.assertEqual(cycle.next_run(), 55.0)
