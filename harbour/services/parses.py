@@ -26,7 +26,7 @@ put back to be downloaded again.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import attr
@@ -79,7 +79,10 @@ class Parses:
 
     @ivar lease_seconds: The current lease of a claim, read at each use
         (the C{work} topic may change it).
-    @ivar source: Where the zip of a job is on this host.
+    @ivar downloads_dir: This host's download directory, read at each
+        parse (the C{download} topic may change it): the zip of a job is
+        there, as C{job.filename}, whether the directory is this host's
+        own or storage shared with the host that downloaded it.
     @ivar in_thread: Runs a function in a thread.
     @ivar on_written: Called with the report of each table written, and
         the table's columns.
@@ -108,7 +111,7 @@ class Parses:
     owner: str = attr.ib()
     tables_dir: Path = attr.ib()
     lease_seconds: Callable[[], float] = attr.ib()
-    source: Callable[[ParseJob], Path] = attr.ib()
+    downloads_dir: Callable[[], Path] = attr.ib()
     in_thread: Callable[..., Deferred[Any]] = attr.ib()
     on_written: Callable[[str, frozenset[str]], object] = attr.ib()
     call_from_thread: Callable[..., Any] = attr.ib()
@@ -130,7 +133,8 @@ class Parses:
         """
         Parse one claimed file, holding its lease, and record the outcome.
         """
-        source = self.source(job)
+        directory = self.downloads_dir()
+        source = directory / job.filename
         label = window_label(job.filename)
         # Renewed for this length at its pace, whatever the settings say
         # meanwhile: a shorter lease would run out between renewals.
@@ -170,7 +174,7 @@ class Parses:
         except ClaimUnknown as e:
             yield self._later(job, TRANSIENT_RETRY, str(e))
         except FileNotFoundError:
-            yield self._absent(job, source)
+            yield self._absent(job, directory, source)
         except OSError as e:
             yield self._later(job, TRANSIENT_RETRY, f"cannot write the tables of {source}: {e}")
         except (MemoryError, pyarrow.ArrowMemoryError) as e:
@@ -327,20 +331,20 @@ class Parses:
         return self.store.release_parse(job.id, self.owner, job.token, 0, "")
 
     @inlineCallbacks
-    def _absent(self, job: ParseJob, source: Path) -> Generator[Deferred[Any], Any, None]:
+    def _absent(self, job: ParseJob, directory: Path, source: Path) -> Generator[Deferred[Any], Any, None]:
         """
-        The zip of C{job} is not at C{source}.  If it was downloaded into
-        this host's storage, it is gone (deleted, or a disk restored from
-        an old backup): its task is put back to be downloaded again (see
-        L{ITaskStore.refetch_missing}), which ends this claim.  A file of
-        no storage may be on another host's disk, and is given back for
-        later (L{ABSENT_RETRY}), as is one whose task the store would not
-        put back or could not be asked about, or whose download directory
-        no longer holds this storage (its volume not mounted).
+        The zip of C{job} is not at C{source}, in the download directory
+        C{directory}.  If it was downloaded into this host's storage, it is
+        gone (deleted, or a disk restored from an old backup): its task is
+        put back to be downloaded again (see L{ITaskStore.refetch_missing}),
+        which ends this claim.  A file of no storage may be on another
+        host's disk, and is given back for later (L{ABSENT_RETRY}), as is
+        one whose task the store would not put back or could not be asked
+        about, or whose download directory no longer holds this storage
+        (its volume not mounted).
         """
         here = yield self.storage()
         if here:
-            directory = source.parents[len(PurePosixPath(job.filename).parts) - 1]
             try:
                 gone = yield self.in_thread(missing_files, directory, here, [job.filename])
                 moved = (yield self.store.refetch_missing([(job.id, here, job.sha256)])) if gone else []

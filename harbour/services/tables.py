@@ -170,7 +170,7 @@ class TablesService(Service):
             self.owner,
             self.tables_dir,
             lambda: self.work.lease_seconds,
-            lambda job: self.downloads_dir / job.filename,
+            lambda: self.downloads_dir,
             self._in_thread,
             self._written,
             self._from_thread,

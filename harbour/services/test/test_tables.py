@@ -336,6 +336,27 @@ class TablesServiceTests(SynchronousTestCase):
         self.assertIn("downloaded again", service.parses.last_error)
         self.assertEqual(self.events, [])
 
+    def test_goneFromWorkersOwnDirectory(self) -> None:
+        """
+        A worker with a download directory of its own looks for a file
+        gone from it there: the file's task is put back to be downloaded
+        again, as on the hub.
+        """
+        elsewhere = Path(self.mktemp())
+        task_id = self.downloaded("2020-01-01", HUBS.read_bytes(), data_dir=elsewhere)
+        zipped = elsewhere / "reports" / "lmp" / "2020-01-01.zip"
+        zipped.unlink()
+        messages = capture_log(self)
+        worker = self.service(owner="worker", data_dir=elsewhere, keep_views=False)
+        task = self.successResultOf(self.store.get(task_id))
+        assert task is not None
+        self.assertEqual((task.state, task.parse), (PENDING, ""))
+        self.assertEqual(
+            [m for m in messages if "is gone from" in m],
+            [f"{zipped} is gone from this host: it is downloaded again"],
+        )
+        self.assertIn("downloaded again", worker.parses.last_error)
+
     def test_volumeAwayNotGone(self) -> None:
         """
         A queued file missing with its download directory's storage id (a
