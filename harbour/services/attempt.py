@@ -9,6 +9,7 @@ worker has the task) commits nothing and records nothing.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -235,7 +236,8 @@ class Attempts:
         storage = yield self.context.storage(directory)
         temporary = temporary_name(target, task.claim, self.context.rng.getrandbits(32))
         # Named to the janitor as this process's own until the attempt is
-        # over: an attempt waiting to commit writes nothing to it.
+        # over: an attempt waiting to commit writes nothing to it (other
+        # processes' janitors see it touched: see _kept_alive).
         self.temporaries.add(temporary)
         try:
             # A worker that lives always removes its own temporary file;
@@ -295,19 +297,23 @@ class Attempts:
                         # record must name the request now asked.
                         if task.sha256 and digest != task.sha256 and self.context.settings.keep_revisions:
                             keep = kept_name(target, task.revision - 1)
-                        # Only the claim's holder may put a file in place, and
-                        # only while its lease lasts: a commit may wait.
-                        if not lease.fresh(self.reactor.seconds()):
-                            yield self._hold(task, lease, lease_seconds)
+                        touching = self._kept_alive(temporary)
                         try:
-                            yield _on_disk(
-                                self.commits.commit(
-                                    temporary, target, keep, task.url, digest, lease.deadline
-                                ),
-                                target,
-                            )
-                        except LeaseRanOut:
-                            raise LostClaim(task.id) from None
+                            # Only the claim's holder may put a file in place,
+                            # and only while its lease lasts: a commit may wait.
+                            if not lease.fresh(self.reactor.seconds()):
+                                yield self._hold(task, lease, lease_seconds)
+                            try:
+                                yield _on_disk(
+                                    self.commits.commit(
+                                        temporary, target, keep, task.url, digest, lease.deadline
+                                    ),
+                                    target,
+                                )
+                            except LeaseRanOut:
+                                raise LostClaim(task.id) from None
+                        finally:
+                            touching.stop()
                     self.outcomes.disk_worked()
             except Unwritable as e:
                 # Reading the file back or putting it in place failed (a
@@ -362,6 +368,38 @@ class Attempts:
             self.log.failure("cannot remove {path}", failure, path=str(temporary), service="download")
 
         return d.addErrback(failed)
+
+    def _kept_alive(self, temporary: Path) -> LoopingCall:
+        """
+        Touch C{temporary}, a verified file waiting to be committed, every
+        half C{idle_timeout}, in a thread, until the call returned is
+        stopped.  Its commit may wait out a store outage (L{_hold}) or a
+        slow sync, for minutes, while nothing writes to it; yet the
+        janitor of every other process sharing the directory, which does
+        not know this attempt, removes a temporary file left unchanged for
+        four idle deadlines and a minute (see
+        L{harbour.services.files.remove_abandoned}).  Half a deadline is
+        how often L{KeptFresh} shows a download alive, too.
+
+        @return: The running call that touches it.
+        """
+
+        def touch() -> Deferred[None]:
+            # Set to the reactor's time, which the janitors judge files by.
+            now = self.reactor.seconds()
+            return self.in_thread(os.utime, temporary, (now, now)).addErrback(untouched)
+
+        def untouched(failure: Failure) -> None:
+            # Gone (renamed a moment ago, or removed) or not to be touched:
+            # the commit, or its failure, tells what became of it.  Nothing
+            # stops the touching but the attempt.
+            if not failure.check(OSError):
+                self.log.failure("cannot touch {path}", failure, path=str(temporary), service="download")
+
+        touching = LoopingCall(touch)
+        touching.clock = self.reactor
+        touching.start(self.context.settings.idle_timeout / 2, now=False)
+        return touching
 
     @inlineCallbacks
     def _hold(self, task: Task, lease: Lease, seconds: float) -> Generator[Deferred[Any], Any, None]:

@@ -29,7 +29,7 @@ from harbour.services.activity import DownloadActivity
 from harbour.services.attempt import Attempts, Lease
 from harbour.services.checking import AnswerCheck
 from harbour.services.commit import GroupCommit
-from harbour.services.files import prepare, record_path, temporary_name
+from harbour.services.files import prepare, record_path, remove_abandoned, temporary_name
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.outages import STORE_RETRY
 from harbour.store.tasks import DOWNLOADED, DOWNLOADING, PENDING, Outcome, Task
@@ -374,6 +374,53 @@ class FencedLeaseTests(OneTaskTestCase):
             commits.pop(0).callback(None)
         self.successResultOf(running)
         self.assertEqual(self.target.read_bytes(), DATA)
+
+
+class HeldCommitTests(OneTaskTestCase):
+    """
+    A verified file whose commit waits out a store outage stays alive to
+    the janitors of every process sharing the directory.
+    """
+
+    def test_touchedWhileHeld(self) -> None:
+        """
+        While an attempt waits for the store to confirm its claim before
+        committing, its temporary file is touched every half
+        C{idle_timeout}: another process's janitor, which knows nothing
+        of this attempt, leaves it be however long the outage lasts, and
+        once the store is back the file is put in place and the task
+        recorded downloaded, with no second fetch.  Once the file is in
+        place, nothing touches it or waits to.
+        """
+        attempts = self.attempts()
+        idle = attempts.context.settings.idle_timeout
+        task = self.claim()
+        # Claimed at an unknown time: the lease must be confirmed before
+        # the commit.
+        running = attempts.run(task)
+        self.store.away = True
+        self.client.answer(0, DATA)
+        (temporary,) = attempts.temporaries
+        # Written to just now, as the clock tells.
+        os.utime(temporary, (self.clock.seconds(), self.clock.seconds()))
+        janitor_after = 4 * idle + 60
+        for ignored in range(int((janitor_after + idle) * 3 / idle)):
+            self.clock.advance(idle / 3)
+            self.assertEqual(
+                remove_abandoned(self.directory, janitor_after, self.clock.seconds()),
+                0,
+                "another process's janitor removes nothing",
+            )
+            self.assertLessEqual(self.clock.seconds() - temporary.stat().st_mtime, idle / 2 + idle / 3)
+        self.assertNoResult(running)
+        self.store.away = False
+        self.clock.advance(STORE_RETRY[-1] * 1.5)
+        self.successResultOf(running)
+        self.assertEqual(self.target.read_bytes(), DATA)
+        self.assertFalse(temporary.exists())
+        self.assertEqual(len(self.client.fetches), 1)
+        self.assertEqual(self.state(), DOWNLOADED)
+        self.assertEqual(self.clock.getDelayedCalls(), [], "nothing touches the file any more")
 
 
 class FreshLeaseTests(OneTaskTestCase):
