@@ -43,6 +43,7 @@ from harbour.dataset.columns import (
     first_present,
 )
 from harbour.dataset.xmlrows import MOST_FIELDS, XmlRows
+from harbour.oasis.classify import overlapping
 
 #: The market's time zone: a row without a trading day of its own falls on
 #: the Pacific day its interval starts in.
@@ -126,6 +127,14 @@ def read_zip(zip_path: Path) -> Iterator[pa.RecordBatch]:
         members = [info for info in archive.infolist() if not info.is_dir()]
         if not members:
             raise ParseError(f"{zip_path.name}: the zip holds no file")
+        # Refused by the download too (since it looks); a file kept before
+        # it did would give the rows of shared bytes once per entry.
+        try:
+            overlap = overlapping(archive)
+        except zipfile.BadZipFile as e:
+            raise ParseError(f"{zip_path.name}: not a readable zip ({e})") from None
+        if overlap is not None:
+            raise ParseError(f"{zip_path.name}: {overlap}")
         for info in members:
             if not info.filename.lower().endswith((".csv", ".xml")):
                 raise ParseError(f"{zip_path.name}: member {info.filename}: neither CSV nor XML")

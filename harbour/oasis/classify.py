@@ -11,7 +11,8 @@ L{REFUSED}, once the members inflate beyond L{MAX_INFLATED} bytes, or a member
 or the members so far together beyond L{MAX_RATIO} times their compressed
 size: a zip bomb is refused in moments instead of filling the disk's or
 the CPU's time.  A member compressed otherwise than OASIS compresses
-(L{METHODS}) is refused unread.
+(L{METHODS}) is refused unread, and so are members that overlap (the same
+bytes listed twice: L{overlapping}).
 
 When requests come too fast OASIS answers HTTP 429 with that page, and no
 C{Retry-After}: the page says how long to wait (L{throttle_pause}).
@@ -22,6 +23,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -46,8 +48,8 @@ BAD_REQUEST = "bad_request"
 #: Any other OASIS error: retry with backoff.
 ERROR = "error"
 #: The answer breaks a decompression cap (a zip bomb, a member inflating
-#: past the size its header declares, or one compressed otherwise than
-#: OASIS compresses): no retry can mend it.
+#: past the size its header declares, one compressed otherwise than
+#: OASIS compresses, or members that overlap): no retry can mend it.
 REFUSED = "refused"
 
 NO_DATA = 1000
@@ -128,8 +130,8 @@ def classify(
     @param max_inflated: See L{MAX_INFLATED}.
     @param max_ratio: See L{MAX_RATIO}.
     @return: The verdict; L{REFUSED} for members that inflate beyond the
-        caps or beyond the size their header declares, or that are
-        compressed otherwise than L{METHODS}.
+        caps or beyond the size their header declares, that are
+        compressed otherwise than L{METHODS}, or that overlap.
     """
     source: BinaryIO
     if isinstance(answer, (bytes, bytearray, memoryview)):
@@ -157,6 +159,11 @@ def classify(
             members = archive.infolist()
             if not members:
                 return Verdict(RETRY_LATER, description="zip has no members")
+            # Before any is read: the caps count each entry's compressed
+            # size, and the same bytes listed N times would pass them N-fold.
+            overlap = overlapping(archive)
+            if overlap is not None:
+                return Verdict(REFUSED, description=overlap)
             caps = Caps(max_inflated, max_ratio)
             # Each entry is opened as itself: by name, a second member of
             # the same name would be read in place of the first.
@@ -168,6 +175,47 @@ def classify(
     except DAMAGE as e:
         return Verdict(RETRY_LATER, description=f"zip cut short or corrupt: {e}")
     return Verdict(DATA, members=names)
+
+
+#: A member's local header: its signature, then (past versions, flags,
+#: method, time, date, CRC and sizes) the lengths of its name and extra
+#: field, which come after it.
+_LOCAL_HEADER = struct.Struct("<4s22xHH")
+_LOCAL_SIGNATURE = b"PK\x03\x04"
+
+
+def overlapping(archive: zipfile.ZipFile) -> str | None:
+    """
+    Whether the entries of C{archive}'s central directory share bytes: the
+    same member listed twice, or one whose bytes lie within another's.  No
+    zip writer makes such a zip, and every reader would read those bytes
+    once per entry: a few hundred KB listed many times inflate to GBs,
+    each entry within the caps on its own, and their rows would be taken
+    as many times.  (Bytes between members, or after the last, are not
+    looked at.)
+
+    @param archive: An open zip, read from a seekable file.
+    @return: Which members overlap, in words fit for C{last_error}, or
+        L{None} if each lies apart from the others.
+    @raise zipfile.BadZipFile: if a member's local header is not where its
+        entry says: the zip is damaged (as C{zipfile} would find on
+        reading that member).
+    """
+    source = archive.fp
+    assert source is not None, "the archive is open"
+    entries = sorted(archive.infolist(), key=lambda info: info.header_offset)
+    for info, following in zip(entries, entries[1:]):
+        source.seek(info.header_offset)
+        header = source.read(_LOCAL_HEADER.size)
+        if len(header) != _LOCAL_HEADER.size or not header.startswith(_LOCAL_SIGNATURE):
+            raise zipfile.BadZipFile(f"no local header for member {info.filename} at {info.header_offset}")
+        signature, name_length, extra_length = _LOCAL_HEADER.unpack(header)
+        end = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length + info.compress_size
+        if end > following.header_offset:
+            return (
+                f"members {info.filename} and {following.filename} overlap: their bytes would be read twice"
+            )
+    return None
 
 
 #: What C{zipfile} raises reading a zip cut short or damaged, whichever

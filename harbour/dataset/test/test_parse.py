@@ -28,6 +28,7 @@ from harbour.dataset.columns import TIMESTAMP, column_type
 from harbour.dataset.parse import ParseError, read_csv, read_xml, read_zip
 from harbour.dataset.test.helpers import FALLBACK_CSV, HUBS_CSV, HUBS_ZIP, SAMPLES, simulated, zip_of
 from harbour.dataset.xmlrows import MOST_TEXT
+from harbour.oasis.test.test_classify import nested, repeated
 
 UTC = datetime.UTC
 
@@ -694,6 +695,35 @@ class ZipTests(SynchronousTestCase):
         with self.assertRaises(ParseError) as caught:
             list(read_zip(path))
         self.assertIn("not a readable zip", str(caught.exception))
+
+    def test_overlapping_members(self) -> None:
+        """
+        A zip whose members share bytes (one listed twice, as the download
+        now refuses, though a file kept before it did may be on disk) is
+        a L{ParseError} saying so, not its rows twice; so is one whose
+        entry names a local header that is not there.
+        """
+        once = zip_of(Path(self.mktemp()) / "twice.zip", [("a.csv", HUBS_CSV.read_bytes())])
+        self.assertEqual(table_of(list(read_zip(once))).num_rows, 288)
+        once.write_bytes(repeated(once.read_bytes(), 2))
+        with self.assertRaises(ParseError) as caught:
+            list(read_zip(once))
+        self.assertEqual(
+            str(caught.exception),
+            "twice.zip: members a.csv and a.csv overlap: their bytes would be read twice",
+        )
+        inside = Path(self.mktemp())
+        inside.write_bytes(nested("a.csv", "b.csv", HUBS_CSV.read_bytes()))
+        with self.assertRaises(ParseError) as caught:
+            list(read_zip(inside))
+        self.assertIn("members a.csv and b.csv overlap", str(caught.exception))
+        two = zip_of(Path(self.mktemp()) / "lost.zip", [("a.csv", b"x\n"), ("b.csv", b"y\n")])
+        data = bytearray(two.read_bytes())
+        data[0] = ord("X")
+        two.write_bytes(bytes(data))
+        with self.assertRaises(ParseError) as caught:
+            list(read_zip(two))
+        self.assertIn("lost.zip: not a readable zip (no local header for member a.csv", str(caught.exception))
 
     def test_system_error_opening(self) -> None:
         """

@@ -316,6 +316,111 @@ def lying(answer: bytes, member_size: int) -> bytes:
     return bytes(data)
 
 
+def repeated(answer: bytes, times: int) -> bytes:
+    """
+    @return: C{answer}, a zip of one member, with its central directory
+        listing that member C{times} times, every entry naming the same
+        bytes.
+    """
+    start = central_entry(answer)
+    end = answer.rfind(b"PK\x05\x06")
+    entry = answer[start:end]
+    record = bytearray(answer[end:])
+    struct.pack_into("<HHL", record, 8, times, times, len(entry) * times)
+    return answer[:start] + entry * times + bytes(record)
+
+
+def nested(outer: str, inner: str, data: bytes) -> bytes:
+    """
+    @return: A zip of two members whose bytes overlap: member C{outer},
+        stored, holds member C{inner} whole (its local header and
+        C{data}, deflated), and the central directory lists both.
+    """
+    one = zipped((inner, data))
+    start = central_entry(one)
+    end = one.rfind(b"PK\x05\x06")
+    local, entry = one[:start], one[start:end]
+    answer = zipped((outer, local), method=zipfile.ZIP_STORED)
+    start = central_entry(answer)
+    end = answer.rfind(b"PK\x05\x06")
+    inside = 30 + len(outer)  # where the outer member's data starts
+    directory = answer[start:end] + patched(entry, 42, "<L", inside)
+    record = bytearray(answer[end:])
+    struct.pack_into("<HHL", record, 8, 2, 2, len(directory))
+    return answer[:start] + directory + bytes(record)
+
+
+def well_compressed(size: int) -> bytes:
+    """
+    @return: C{size} bytes that deflate about 120 times, as the worst of
+        real data never does, but within L{MAX_RATIO}.
+    """
+    rng = random.Random(3)
+    blocks = [rng.randbytes(256) for ignored in range(8)]
+    return b"".join(rng.choice(blocks) for ignored in range(size // 256))
+
+
+class OverlapTests(SynchronousTestCase):
+    """
+    A zip whose members share bytes is refused before any is read: each
+    would be read, and counted against the caps, once per entry.
+    """
+
+    def test_repeatedMember(self) -> None:
+        """
+        One member listed three times, each entry within the caps on its
+        own (about 120 times its compressed size, past L{RATIO_FLOOR}),
+        though together the answer inflates 360 times its size, is
+        refused, saying why; the same member listed once is data.
+        """
+        once = zipped(("PRC_LMP.csv", well_compressed(2 << 20)))
+        self.assertEqual(classify(once).kind, DATA)
+        answer = repeated(once, 3)
+        self.assertGreater(3 * (2 << 20), MAX_RATIO * len(answer))
+        verdict = classify(answer)
+        self.assertEqual(
+            (verdict.kind, verdict.description),
+            (REFUSED, "members PRC_LMP.csv and PRC_LMP.csv overlap: their bytes would be read twice"),
+        )
+
+    def test_memberWithinMember(self) -> None:
+        """
+        A member whose bytes lie within another's (a stored member
+        holding a whole deflated one, both listed) is refused.
+        """
+        answer = nested("a.csv", "b.csv", b"OPR_DT,MW\n2025-06-01,1\n" * 100)
+        with zipfile.ZipFile(io.BytesIO(answer)) as archive:
+            self.assertEqual([info.filename for info in archive.infolist()], ["a.csv", "b.csv"])
+            self.assertEqual(archive.testzip(), None, "each member reads well")
+        verdict = classify(answer)
+        self.assertEqual(
+            (verdict.kind, verdict.description),
+            (REFUSED, "members a.csv and b.csv overlap: their bytes would be read twice"),
+        )
+
+    def test_apartMembersRead(self) -> None:
+        """
+        Members that lie apart, however many, of any size, stored or
+        deflated, are read.
+        """
+        members = [(f"{n}.csv", b"x,y\n1,2\n" * n) for n in range(1, 51)]
+        for method in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            verdict = classify(zipped(*members, method=method))
+            self.assertEqual(verdict.kind, DATA, method)
+            self.assertEqual(len(verdict.members), 50)
+
+    def test_localHeaderMissing(self) -> None:
+        """
+        An entry whose local header is not where it says is a zip cut
+        short or corrupt, as C{zipfile} would find reading it: try again.
+        """
+        answer = zipped(("a.csv", b"x,y\n1,2\n"), ("b.csv", b"x,y\n3,4\n"))
+        second = answer.index(b"PK\x03\x04", 1)
+        verdict = classify(patched(answer, second, "<B", ord("X")))
+        self.assertEqual(verdict.kind, RETRY_LATER)
+        self.assertIn("cut short or corrupt", verdict.description)
+
+
 class DirectoryCapTests(SynchronousTestCase):
     """
     A zip whose central directory is larger than an answer's is refused

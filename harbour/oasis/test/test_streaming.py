@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.oasis.classify import DATA, EMPTY, REFUSED, RETRY_LATER, Verdict, classify
 from harbour.oasis.streaming import MAX_MEMBERS, MAX_STREAMED_XML, ZipStream
-from harbour.oasis.test.test_classify import lying
+from harbour.oasis.test.test_classify import lying, nested, repeated, well_compressed
 from harbour.testing.simulator import THROTTLE_PAGE, error_document
 from harbour.testing.simulator.formats import MESSAGES
 
@@ -225,6 +225,20 @@ class LeavesToClassifyTests(SynchronousTestCase):
         answer = zipped(("a.csv", bytes(50 << 20)))
         self.assertIsNone(streamed(answer, 1 << 16))
         self.assertEqual(classify(answer).kind, REFUSED)
+
+    def test_overlappingMembers(self) -> None:
+        """
+        Members that share bytes (one listed three times, or one within
+        another) are left to L{classify}, which refuses them: the stream
+        reads each member's bytes once, and the directory lists others.
+        """
+        for answer in (
+            repeated(zipped(("a.csv", well_compressed(2 << 20))), 3),
+            nested("a.csv", "b.csv", b"x,y\n1,2\n" * 100),
+        ):
+            for step in (1000, len(answer)):
+                self.assertIsNone(streamed(answer, step))
+            self.assertEqual(classify(answer).kind, REFUSED)
 
     def test_inflatedCap(self) -> None:
         """

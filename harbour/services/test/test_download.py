@@ -42,7 +42,7 @@ from harbour.interfaces import IEvent, ILimiter
 from harbour.oasis.classify import DATA, IN_PREPARATION, classify
 from harbour.oasis.client import LONGEST_RETRY_AFTER, OasisClient, retry_after
 from harbour.oasis.requests import ReportURL, gmt, report_urls
-from harbour.oasis.test.test_classify import zipped
+from harbour.oasis.test.test_classify import repeated, well_compressed, zipped
 from harbour.oasis.test.test_client import NOW, stubbed_attempts
 from harbour.services import attempt, commit, download, files
 from harbour.services.attempt import RECHECK
@@ -350,21 +350,23 @@ class RecordingLimiter:
 
 class BombServer(Resource):
     """
-    Answers every request with a zip bomb: 16 MiB of zeros, deflated to
-    about 16 KiB, about 1,000 times.
+    Answers every request with a zip bomb: unless given another, 16 MiB of
+    zeros, deflated to about 16 KiB, about 1,000 times.
 
     @ivar requests: How many requests it has answered.
     """
 
     isLeaf = True
 
-    def __init__(self) -> None:
+    def __init__(self, bomb: bytes | None = None) -> None:
         super().__init__()
         self.requests = 0
-        out = io.BytesIO()
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("PRC_LMP.csv", bytes(16 << 20))
-        self.bomb = out.getvalue()
+        if bomb is None:
+            out = io.BytesIO()
+            with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+                archive.writestr("PRC_LMP.csv", bytes(16 << 20))
+            bomb = out.getvalue()
+        self.bomb = bomb
 
     def render_GET(self, request: Request) -> bytes:
         """
@@ -466,6 +468,24 @@ class DownloadTests(TestCase):
         [task] = await harness.run(LMP, end="2025-01-10")
         self.assertEqual((task.state, task.attempts, bomb.requests), (FAILED, 1, 1))
         self.assertIn("inflates beyond 200 times its compressed size", task.last_error)
+        self.assertEqual(harness.retried, [])
+        self.assertEqual(harness.files(), [])
+
+    async def test_overlappingMembersFailAtOnce(self) -> None:
+        """
+        A zip listing one member's bytes many times, each entry within the
+        caps though together they inflate thousands of times the answer's
+        size, ends C{failed} after one request, saying so, with no file
+        kept: no retry can mend it.
+        """
+        harness = Harness(self, max_attempts=6)
+        bomb = BombServer(repeated(zipped(("PRC_LMP.csv", well_compressed(2 << 20))), 30))
+        harness.serve(bomb)
+        [task] = await harness.run(LMP, end="2025-01-10")
+        self.assertEqual((task.state, task.attempts, bomb.requests), (FAILED, 1, 1))
+        self.assertEqual(
+            task.last_error, "members PRC_LMP.csv and PRC_LMP.csv overlap: their bytes would be read twice"
+        )
         self.assertEqual(harness.retried, [])
         self.assertEqual(harness.files(), [])
 
