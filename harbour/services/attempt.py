@@ -297,23 +297,23 @@ class Attempts:
                         # record must name the request now asked.
                         if task.sha256 and digest != task.sha256 and self.context.settings.keep_revisions:
                             keep = kept_name(target, task.revision - 1)
-                        touching = self._kept_alive(temporary)
-                        try:
-                            # Only the claim's holder may put a file in place,
-                            # and only while its lease lasts: a commit may wait.
-                            if not lease.fresh(self.reactor.seconds()):
-                                yield self._hold(task, lease, lease_seconds)
+                        # Only the claim's holder may put a file in place, and
+                        # only while its lease lasts: a commit may wait.
+                        if not lease.fresh(self.reactor.seconds()):
+                            touching = self._kept_alive(temporary)
                             try:
-                                yield _on_disk(
-                                    self.commits.commit(
-                                        temporary, target, keep, task.url, digest, lease.deadline
-                                    ),
-                                    target,
-                                )
-                            except LeaseRanOut:
-                                raise LostClaim(task.id) from None
-                        finally:
-                            touching.stop()
+                                yield self._hold(task, lease, lease_seconds)
+                            finally:
+                                touching.stop()
+                        try:
+                            yield _on_disk(
+                                self.commits.commit(
+                                    temporary, target, keep, task.url, digest, lease.deadline
+                                ),
+                                target,
+                            )
+                        except LeaseRanOut:
+                            raise LostClaim(task.id) from None
                     self.outcomes.disk_worked()
             except Unwritable as e:
                 # Reading the file back or putting it in place failed (a
@@ -373,13 +373,15 @@ class Attempts:
         """
         Touch C{temporary}, a verified file waiting to be committed, every
         half C{idle_timeout}, in a thread, until the call returned is
-        stopped.  Its commit may wait out a store outage (L{_hold}) or a
-        slow sync, for minutes, while nothing writes to it; yet the
-        janitor of every other process sharing the directory, which does
-        not know this attempt, removes a temporary file left unchanged for
-        four idle deadlines and a minute (see
-        L{harbour.services.files.remove_abandoned}).  Half a deadline is
-        how often L{KeptFresh} shows a download alive, too.
+        stopped.  Its commit may wait out a store outage (L{_hold}), for
+        minutes, while nothing writes to it; yet the janitor of every other
+        process sharing the directory, which does not know this attempt,
+        removes a temporary file left unchanged for four idle deadlines and
+        a minute (see L{harbour.services.files.remove_abandoned}).  Half a
+        deadline is how often L{KeptFresh} shows a download alive, too.
+        (Only a wait for the store is covered, so that a commit that waits
+        for nothing starts no timer: the rename after it waits only for
+        its turn on the disk.)
 
         @return: The running call that touches it.
         """
