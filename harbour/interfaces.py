@@ -159,6 +159,16 @@ class IManifest(Interface):
             they were current.
         """
 
+    def ahead() -> tuple[float, list[ReportURL]]:
+        """
+        @return: The start of the current trading day (a POSIX time), and
+            the requests of L{reports} that are fetched again every day
+            while their window is ahead: those of the reports OASIS serves
+            only current data of and publishes ahead (see
+            L{harbour.oasis.requests.published_ahead} and
+            L{ITaskStore.refetch_ahead}).
+        """
+
     def report_names() -> set[str]:
         """
         @return: The name of every report of the configuration, enabled or
@@ -459,6 +469,29 @@ class ITaskStore(Interface):
         @return: A L{Deferred} firing with the ids of the tasks moved, in
             the order given (a L{ValueError} for a storage name the store
             cannot take, before anything changes).
+        """
+
+    def refetch_ahead(ids: Iterable[str], since: float) -> Deferred[list[str]]:
+        """
+        Put back to C{pending}, to be fetched again, the C{downloaded} and
+        C{empty} tasks among C{ids} whose window ends after now and whose
+        last claim (C{fetched}) was before C{since}: the days still ahead
+        of a report OASIS serves only current data of and publishes ahead,
+        fetched again every day until their day is past, so that a day
+        once past keeps the answer fetched on it.  Each is due at once,
+        its attempts reset; a downloaded one keeps its hash (so that the
+        file in place is not taken for the new answer) and gets its
+        C{revision} raised (so that, with C{keep_revisions}, the file the
+        new answer replaces is kept under its own name, as a revision's
+        is), nothing counted as revised by OASIS and no tables listed to
+        go: the new answer's parse replaces them.  Other tasks, and
+        unknown ids, are left alone, so that calling it again the same day
+        moves nothing.
+
+        @param since: A POSIX time, as the store tells time: the start of
+            the current day.
+        @return: A L{Deferred} firing with the ids moved, each once, in
+            the order given.
         """
 
     def ids() -> Deferred[set[str]]:

@@ -67,6 +67,12 @@ DEFAULT_VERSION = 1
 #: only while its day is today, so one of a day never is.
 CURRENT_WINDOW = "1h"
 
+#: The window of a report OASIS serves only current data of that is
+#: published ahead (see L{_published_ahead}): each trading day its own
+#: request and file, fetched again every day until it is today, so that a
+#: day once past keeps the answer fetched on it.
+AHEAD_WINDOW = "1d"
+
 
 def setting(default: Any = attr.NOTHING, *, check: Check, doc: str) -> Any:
     """
@@ -354,8 +360,10 @@ class ReportTopic(Topic):
         other report the catalogue knows may; a report OASIS serves only
         current data of, asked for once each window is over, gets
         L{CURRENT_WINDOW} and is refused a window of a day or more, which
-        would never be asked for (see L{_asked_once_over}); a group
-        answered a whole trading day at a time is refused a window shorter
+        would never be asked for (see L{_asked_once_over}); one published
+        ahead gets L{AHEAD_WINDOW} and is refused a window of several days,
+        whose past days each fetch from today on would drop (see
+        L{_published_ahead}); a group answered a whole trading day at a time is refused a window shorter
         than a day (see L{_whole_day_answers}), and a report asked for
         all nodes one shorter than what OASIS answers then (see
         L{_all_nodes_answers}); another report's window defaults to a day.  Without a C{version}, a report
@@ -423,6 +431,8 @@ class ReportTopic(Topic):
                 values["window"] = MONTH_WINDOW
             elif _asked_once_over(entry, values) is not None:
                 values["window"] = CURRENT_WINDOW
+            elif _published_ahead(entry, values) is not None:
+                values["window"] = AHEAD_WINDOW
             else:
                 values["window"] = entry.max_window_span(params)
         elif given != MONTH_WINDOW:
@@ -437,6 +447,16 @@ class ReportTopic(Topic):
                     "default)"
                 )
                 yield "window", never
+            ahead = _published_ahead(entry, values)
+            if ahead is not None and hours > LONGEST_DAY_HOURS:
+                lost = (
+                    f"{entry.name}: OASIS serves only its current data, published ahead ({ahead}): "
+                    f"harbour asks for each day from then on and again every day until it is today, "
+                    f"each request replacing its file; a window of {given} asked again from today "
+                    "on would lose its past days, which OASIS no longer serves; give "
+                    f'"{AHEAD_WINDOW}" (the default) or hours'
+                )
+                yield "window", lost
             yield from _whole_day_answers(entry, given, hours)
             yield from _all_nodes_answers(entry, params, given, hours)
         for message in check_request(entry, hours, params):
@@ -512,6 +532,28 @@ def _asked_once_over(entry: CatalogueEntry, values: Mapping[str, Any]) -> str | 
     if delay is None:
         delay = entry.publication_for(values.get("market_run_id"))
     return delay if offset_hours(delay) >= 0 else None
+
+
+def _published_ahead(entry: CatalogueEntry, values: Mapping[str, Any]) -> str | None:
+    """
+    Whether a report is one OASIS serves only current data of (see
+    L{_asked_once_over}) whose days are published ahead (a negative
+    publication delay, its own or the catalogue's for its market, such as
+    C{TRNS_CURR_USAGE}'s C{-6d}).  Such a report is asked for each day
+    from its publication on, and again every day until it is today (see
+    L{harbour.oasis.requests.published_ahead}): a window of several days,
+    asked from today on, would replace its file and tables with an answer
+    lacking its past days.
+
+    @param values: As for L{_asked_once_over}.
+    @return: The publication delay, such as C{"-6d"}, if so; else L{None}.
+    """
+    if entry.history_for(values.get("params") or {}):
+        return None
+    delay = values.get("publication_delay")
+    if delay is None:
+        delay = entry.publication_for(values.get("market_run_id"))
+    return delay if offset_hours(delay) < 0 else None
 
 
 def _whole_day_answers(entry: CatalogueEntry, given: str, hours: int) -> Iterable[tuple[str, str]]:

@@ -142,6 +142,9 @@ def plan_table(
     and the hours they take at C{min_request_interval}; with C{done} (task
     counts of a running daemon), how many are already done; with C{sizes}
     (the mean bytes of a report's files so far), the bytes to expect.
+    The requests made again every day of the reports published ahead
+    (L{harbour.oasis.plan.ReportPlan.again_daily}) are said apart, not
+    counted in the requests and hours.
 
     @return: L{OK}, or L{FAILED} if the configuration has errors.
     """
@@ -163,6 +166,7 @@ def plan_table(
             "last": p.last.isoformat(),
             "requests": p.requests,
             "hours": round(p.seconds(interval) / 3600, 2),
+            "again_daily": p.again_daily,
         }
         if done is not None:
             states = done.get(p.report, {})
@@ -183,6 +187,7 @@ def plan_table(
         "compared_requests": compared,
         "saved": round(daily / compared, 2) if compared else None,
         "shorter_than_a_day": shorter,
+        "again_daily": sum(p.again_daily for p in plans),
     }
     if done is not None:
         summary["hours_left"] = round(sum(r["hours_left"] for r in rows), 2)
@@ -205,6 +210,15 @@ def plan_table(
         + (f"; about {summary['est_bytes']:,} bytes" if sizes is not None else ""),
         file=out,
     )
+    again = [p for p in plans if p.again_daily]
+    if again:
+        print(
+            "made again every day while their days are ahead, not counted above: "
+            + ", ".join(
+                f"{p.report} {p.again_daily} (each day up to {p.again_daily + 1} times)" for p in again
+            ),
+            file=out,
+        )
     if compared and shorter:
         print(
             f"one request per trading day would take {daily:,} ({summary['saved']:g}x as many as their "

@@ -625,7 +625,11 @@ def _current_only(entry: CatalogueEntry, params: Mapping[str, str]) -> str:
         "harbour asks for no day before today"
     )
     if delay < 0:
-        return f"{said}, and for today and later days once their data can exist ({publication})"
+        return (
+            f"{said}, and for today and later days once their data can exist ({publication}), a day "
+            "at a time, each fetched again every day until it is today: a past day keeps the answer "
+            "fetched on it"
+        )
     # A window is asked for once it is over: a day of it only when it is
     # no longer today.
     return (

@@ -3,17 +3,24 @@ What a configuration costs in requests: per report, how many requests its
 range needs and how long they take under OASIS's politeness rule.  Under a
 rule of one request every few seconds, requests are the cost of a mirror,
 whatever the bandwidth.
+
+Each request is counted once, as C{harbourctl manifest} lists it; but the
+days still ahead of a report OASIS serves only current data of and
+publishes ahead are asked again every day until they are today
+(L{harbour.oasis.requests.published_ahead}): those are counted apart, as
+requests made again each day (L{ReportPlan.again_daily}).
 """
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable
+from zoneinfo import ZoneInfo
 
 import attr
 
 from harbour.config.schema import MONTH_WINDOW, ManifestTopic, ReportTopic, window_hours
-from harbour.oasis.requests import report_range, report_urls
+from harbour.oasis.requests import ONE_DAY, DayTable, published_ahead, report_range, report_urls
 
 
 @attr.s(frozen=True, auto_attribs=True)
@@ -24,6 +31,11 @@ class ReportPlan:
     @ivar window: The span of one request.
     @ivar first: The first trading day of the range.
     @ivar last: The last trading day of the range.
+    @ivar requests: The requests of its range, each counted once.
+    @ivar again_daily: How many of them are made again every day: the
+        windows of days after today of a report published ahead, each
+        asked again each day until it is today (so a day ahead is fetched
+        up to C{again_daily + 1} times); not in C{requests}.
     """
 
     report: str
@@ -31,6 +43,7 @@ class ReportPlan:
     first: datetime.date
     last: datetime.date
     requests: int
+    again_daily: int = 0
 
     def seconds(self, interval: float) -> float:
         """
@@ -57,8 +70,12 @@ def plan(manifest: ManifestTopic, reports: Iterable[ReportTopic], today: datetim
         if not report.enabled:
             continue
         first, last = report_range(manifest, report, today)
-        count = len(report_urls(manifest, [report], today))
-        plans.append(ReportPlan(report.name, report.window or "", first, last, count))
+        urls = report_urls(manifest, [report], today)
+        again = 0
+        if published_ahead(report):
+            tomorrow = DayTable(ZoneInfo(manifest.timezone)).start(today + ONE_DAY)
+            again = sum(1 for url in urls if url.window_start >= tomorrow)
+        plans.append(ReportPlan(report.name, report.window or "", first, last, len(urls), again))
     return plans
 
 

@@ -39,7 +39,13 @@ from harbour.config.schema import (
     resolve_day,
     window_hours,
 )
-from harbour.oasis.catalogue import CSV_RESULTFORMAT, CatalogueEntry, load_catalogue, offset_hours
+from harbour.oasis.catalogue import (
+    CSV_RESULTFORMAT,
+    LONGEST_DAY_HOURS,
+    CatalogueEntry,
+    load_catalogue,
+    offset_hours,
+)
 from harbour.oasis.publications import PACIFIC
 
 UTC = datetime.UTC
@@ -513,6 +519,12 @@ def current_only_past(
     asked for (a past window would hold today's data), but those fetched
     while they were current hold their own, and are kept, not retired.
 
+    A report published ahead (L{published_ahead}) asked a day at a time
+    keeps too the blocks of days it was asked in before that was its
+    default (L{former_blocks}), those over before the block holding
+    C{today}: no window of a day will hold their days, so their rows
+    count once.
+
     @return: Their requests, as L{report_urls} would make them.
     """
     table, pacific = DayTable(ZoneInfo(manifest.timezone)), DayTable(PACIFIC)
@@ -525,11 +537,46 @@ def current_only_past(
         if first > last:
             continue
         starts_only = pacific_windows(report)
-        windows = (pacific if starts_only else table).windows(first, last, _hours(report))
+        hours = _hours(report)
+        windows = (pacific if starts_only else table).windows(first, last, hours)
         if starts_only:
             windows = windows.starts_only()
-        result.extend(ReportRequests(manifest.base_url, report).requests(windows))
+        requests = ReportRequests(manifest.base_url, report)
+        result.extend(requests.requests(windows))
+        former = former_blocks(report)
+        if former is not None and not starts_only and hours <= LONGEST_DAY_HOURS:
+            # The block holding today is left out: its days from today on
+            # are asked a day at a time, and it is retired (its tables
+            # dropped) so that they are not counted twice.
+            before = ANCHOR + datetime.timedelta(days=(today - ANCHOR).days // former * former) - ONE_DAY
+            result.extend(requests.requests(table.windows(first, min(last, before), former * 24)))
     return result
+
+
+def published_ahead(report: ReportTopic) -> bool:
+    """
+    @return: Whether C{report} is one OASIS serves only current data of
+        (L{serves_history}) whose days are published ahead, a negative
+        L{publication_delay} (C{TRNS_CURR_USAGE}, six days): each of its
+        days is asked for from then on, and asked again every day until
+        it is today (see L{harbour.services.manifest.ManifestService.ahead}),
+        so that a day once past keeps the answer fetched on it.
+    """
+    return not serves_history(report) and publication_delay(report) < 0
+
+
+def former_blocks(report: ReportTopic) -> int | None:
+    """
+    @return: The days of the blocks a report published ahead
+        (L{published_ahead}) was asked in by default before each of its
+        days was asked on its own: the longest window the catalogue allows
+        it; L{None} for another report, or one of a single day.
+    """
+    entry = _entry(report)
+    if entry is None or not published_ahead(report):
+        return None
+    days = window_hours(entry.max_window_span(report.params)) // 24
+    return days if days > 1 else None
 
 
 def serves_history(report: ReportTopic) -> bool:

@@ -6,7 +6,10 @@ L{ManifestService.reports} with every request of the enabled reports, from
 their first day to their last, capped at the days the publications log
 shows published, and leaving out whatever cannot exist yet (a window's
 data exists only from its report's publication delay on).  It does no I/O: the list is computed once per
-configuration, trading day and set of caps, then reused.
+configuration, trading day and set of caps, then reused.  The requests
+of the days still ahead of a report OASIS serves only current data of and
+publishes ahead are named apart too (L{ManifestService.ahead}): they are
+fetched again each day.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from harbour.oasis.requests import (
     current_only_past,
     market_today,
     pacific_windows,
+    published_ahead,
     published_last,
     report_range,
     report_urls,
@@ -134,6 +138,14 @@ class ManifestService(Service):
             held.extend(report_urls(self.manifest, [report], today, start=start, end=last, now=now))
         held.extend(current_only_past(self.manifest, self.definitions, today))
         return held
+
+    def ahead(self) -> tuple[float, list[ReportURL]]:
+        """
+        See L{IManifest.ahead}.
+        """
+        names = {report.name for report in self.definitions if report.enabled and published_ahead(report)}
+        since = DayTable(ZoneInfo(self.manifest.timezone)).start(self.today()).timestamp()
+        return since, [request for request in self.reports() if request.report in names] if names else []
 
     def report_names(self) -> set[str]:
         """

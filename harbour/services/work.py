@@ -7,7 +7,9 @@ that are missing (C{work_server:refresh()} → C{manifest_server:reports()}
 C{refresh_interval}, on the C{Refresh} command, and whenever the
 C{manifest} or C{reports} topics change or the manifest announces newly
 published days (C{publications.updated}); refreshes asked for while one runs
-are folded into one more.  It applies the publications log's revisions
+are folded into one more.  The first refresh of a day puts the days still
+ahead of a report published ahead (L{harbour.oasis.requests.published_ahead})
+back to C{pending}, to be fetched again that day.  It applies the publications log's revisions
 (a task whose window changed in OASIS after its fetch goes back to
 C{pending}, announced with C{task.revised}), purges the retired tasks past
 their retention, and logs each report's progress as it changes.  (Expired
@@ -260,7 +262,16 @@ class WorkService(Service):
         started = self.reactor.seconds()
         # Both at once: caps that change between them would leave days in neither.
         requests, held = self.manifest.reports(), self.manifest.held_back()
+        since, ahead = self.manifest.ahead()
         created = yield self.store.create(requests)
+        if ahead:
+            # Each day, the days still ahead are fetched again: a day once
+            # past keeps the answer fetched on it (see published_ahead).
+            again = yield self.store.refetch_ahead([task_id(request.filename) for request in ahead], since)
+            if again:
+                self.log.info(
+                    "{count} windows of days ahead to fetch again today", count=len(again), service="work"
+                )
         yield self._retire(requests, held)
         self._retry_delay = 1.0
         total = sum(created.values())

@@ -20,6 +20,7 @@ from harbour.store.memory_parse import MemoryParseQueue
 from harbour.store.recount import Recounted
 from harbour.store.scripts import refused
 from harbour.store.tasks import (
+    AHEAD,
     DOWNLOADED,
     DOWNLOADING,
     EMPTY,
@@ -555,6 +556,24 @@ class MemoryTaskStore(MemoryParseQueue):
             if task is None or (task.state, task.storage, task.sha256) != (DOWNLOADED, storage, sha256):
                 continue
             self._replace(task, state=PENDING, sha256="", attempts=0, not_before=0.0, last_error=FILE_MISSING)
+            moved.append(identifier)
+        return succeed(moved)
+
+    def refetch_ahead(self, ids: Iterable[str], since: float) -> Deferred[list[str]]:
+        """
+        See L{ITaskStore.refetch_ahead} (and C{lua/refetch_ahead.lua}).
+        """
+        now, moved = self.clock.seconds(), []
+        for identifier in ids:
+            task = self._tasks.get(identifier)
+            if task is None or task.state not in (DOWNLOADED, EMPTY) or task.window_end <= now:
+                continue
+            if (task.fetched or task.modified) >= since:
+                continue
+            revision = task.revision + 1 if task.state == DOWNLOADED else task.revision
+            self._replace(
+                task, state=PENDING, revision=revision, attempts=0, not_before=0.0, last_error=AHEAD
+            )
             moved.append(identifier)
         return succeed(moved)
 

@@ -167,6 +167,10 @@ Missing = tuple[str, str, str]
 #: C{lua/refetch_missing.lua} writes it).
 FILE_MISSING = "its file was gone from the download directory"
 
+#: The C{last_error} of a task put back to be fetched again because its day
+#: is still ahead (as C{lua/refetch_ahead.lua} writes it).
+AHEAD = "fetched again: its day is still ahead"
+
 #: What an entry of the retired tables' list (see L{RetiredTables}) ends
 #: with, in place of a storage, for a window resized to one that no longer
 #: holds all of its file, followed by C{":<window_start>:<window_end>"} of
@@ -449,6 +453,7 @@ URLS = load_script("urls")
 RETIRED_TABLES = load_script("retired_tables")
 FORGET_RETIRED_TABLES = load_script("forget_retired_tables")
 REFETCH_MISSING = load_script("refetch_missing")
+REFETCH_AHEAD = load_script("refetch_ahead")
 
 
 def _check_entries(instance: object, attribute: attr.Attribute[tuple[str, ...]], value: object) -> None:
@@ -844,6 +849,17 @@ class RedisTaskStore(RedisParseQueue):
             for identifier, storage, sha256 in given[start : start + BATCH]:
                 args += [identifier, storage, sha256]
             moved += yield self._run(REFETCH_MISSING, *args)
+        return moved
+
+    @inlineCallbacks
+    def refetch_ahead(self, ids: Iterable[str], since: float) -> Generator[Deferred[Any], Any, list[str]]:
+        """
+        See L{ITaskStore.refetch_ahead}: in batches, so no script runs
+        long.
+        """
+        given, moved = list(ids), []
+        for start in range(0, len(given), BATCH):
+            moved += yield self._run(REFETCH_AHEAD, repr(float(since)), *given[start : start + BATCH])
         return moved
 
     @inlineCallbacks

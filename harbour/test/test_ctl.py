@@ -95,6 +95,29 @@ class CheckConfigTests(SynchronousTestCase):
             lines[1].startswith("reports.toml:6: reports[1]: cannot publish: it is "), lines[1][:200]
         )
 
+    def test_publishedAheadBlocks(self) -> None:
+        """
+        A window of several days for a report OASIS serves only current
+        data of and publishes ahead is an error at its line, saying that
+        its past days would be lost; without a window, it is asked a day
+        at a time.
+        """
+        (self.directory / "reports.toml").write_text(
+            '[[reports]]\nname = "usage"\nqueryname = "TRNS_CURR_USAGE"\n'
+            'params = { ti_id = "ALL", ti_direction = "ALL" }\nwindow = "31d"\n'
+        )
+        code, output = self.run_check()
+        self.assertEqual(code, FAILED)
+        [line] = output.splitlines()
+        self.assertTrue(line.startswith("reports.toml:5: reports[0].window: TRNS_CURR_USAGE: "), line)
+        self.assertIn("a window of 31d asked again from today on would lose its past days", line)
+        (self.directory / "reports.toml").write_text(
+            '[[reports]]\nname = "usage"\nqueryname = "TRNS_CURR_USAGE"\n'
+            'params = { ti_id = "ALL", ti_direction = "ALL" }\n'
+        )
+        code, output = self.run_check()
+        self.assertEqual(code, OK, output)
+
     def test_missingDirectory(self) -> None:
         """
         A directory that does not exist is an error, not a traceback.
@@ -957,6 +980,34 @@ class PlanCommandTests(SynchronousTestCase):
         self.assertEqual(
             (row["window"], row["first"], row["last"], row["requests"]),
             ("1h", "2026-01-15", "2026-01-15", 23),
+        )
+
+    def test_publishedAheadAgainDaily(self) -> None:
+        """
+        A report OASIS serves only current data of and publishes ahead is
+        planned a day at a time from today to its last day published, each
+        request counted once; those of the days after today, made again
+        every day until their day, are said apart (a day ahead is fetched
+        up to seven times).
+        """
+        (self.directory / "a.toml").write_text(
+            '[manifest]\nstart = "2025-01-01"\nend = "+6d"\n'
+            '[[reports]]\nname = "usage"\nqueryname = "TRNS_CURR_USAGE"\n'
+            'params = { ti_id = "ALL", ti_direction = "ALL" }\n'
+        )
+        code, text = self.run_plan("--json", "--today", "2026-01-15")
+        document = json.loads(text)
+        [row] = document["reports"]
+        self.assertEqual(
+            (row["window"], row["first"], row["last"], row["requests"], row["again_daily"]),
+            ("1d", "2026-01-15", "2026-01-21", 7, 6),
+        )
+        self.assertEqual((document["total"]["requests"], document["total"]["again_daily"]), (7, 6))
+        code, text = self.run_plan("--today", "2026-01-15")
+        self.assertIn(
+            "made again every day while their days are ahead, not counted above: "
+            "usage 6 (each day up to 7 times)",
+            text,
         )
 
     def test_badConfiguration(self) -> None:

@@ -1774,6 +1774,12 @@ class LongManifest:
         """
         return []
 
+    def ahead(self) -> tuple[float, list[ReportURL]]:
+        """
+        See L{IManifest.ahead}: nothing is fetched again daily.
+        """
+        return 0.0, []
+
     def report_names(self) -> set[str]:
         """
         See L{IManifest.report_names}.

@@ -684,7 +684,7 @@ class CatalogueRulesTests(SynchronousTestCase):
             ({"queryname": "PRC_CURR_HUB_LMP"}, "1h"),
             ({"groupid": "CURR_LMP_GRP"}, "1h"),
             ({"groupid": "CURR_LMP_GRP", "publication_delay": "-5m"}, "1d"),
-            ({"queryname": "TRNS_CURR_USAGE", "params": {"ti_id": "ALL", "ti_direction": "ALL"}}, "31d"),
+            ({"queryname": "TRNS_CURR_USAGE", "params": {"ti_id": "ALL", "ti_direction": "ALL"}}, "1d"),
         ]
         for values, expected in cases:
             self.assertEqual(ReportTopic(name="r", **values).window, expected, values)  # type: ignore[arg-type]
@@ -736,6 +736,41 @@ class CatalogueRulesTests(SynchronousTestCase):
         self.assertEqual(ReportTopic(name="r", groupid="CURR_LMP_GRP", window="23h").window, "23h")
         ahead = ReportTopic(name="r", groupid="CURR_LMP_GRP", window="1d", publication_delay="-1h")
         self.assertEqual(ahead.window, "1d")
+
+    def test_publishedAheadDaysRefused(self) -> None:
+        """
+        A window of several days for a report OASIS serves only current
+        data of and publishes ahead (C{TRNS_CURR_USAGE}, six days ahead) is
+        refused at its line, saying that its past days would be lost: each
+        window is asked again from today on, its answer replacing its
+        file.  A day, or hours, may be given; and so may several days with
+        a delay of its own that is not negative (then it is asked for once
+        over, and refused for that).
+        """
+        params = {"ti_id": "ALL", "ti_direction": "ALL"}
+        for window in ("2d", "7d", "31d"):
+            error = self.assertRaises(
+                TopicError, ReportTopic, name="r", queryname="TRNS_CURR_USAGE", params=params, window=window
+            )
+            [(key, message)] = error.problems
+            self.assertEqual(key, "window")
+            self.assertIn(
+                "TRNS_CURR_USAGE: OASIS serves only its current data, published ahead (-6d)", message
+            )
+            self.assertIn(f"a window of {window} asked again from today on would lose its past days", message)
+        for window in ("1d", "24h", "25h", "6h"):
+            topic = ReportTopic(name="r", queryname="TRNS_CURR_USAGE", params=params, window=window)
+            self.assertEqual(topic.window, window)
+        late = self.assertRaises(
+            TopicError,
+            ReportTopic,
+            name="r",
+            queryname="TRNS_CURR_USAGE",
+            params=params,
+            window="7d",
+            publication_delay="+0h",
+        )
+        self.assertNotIn("published ahead", late.problems[0][1])
 
     def test_dayGroupHoursRefused(self) -> None:
         """

@@ -901,3 +901,56 @@ class DeadParseTests(SynchronousTestCase):
         self.assertFalse(dead.parent.exists())
         self.assertEqual([elsewhere.exists(), stray.exists()], [True, True])
         self.assertEqual(remove_abandoned(self.tables, 3600, NOW + 7200), 2)
+
+
+class PublishedAheadTests(SynchronousTestCase):
+    """
+    The days of a report OASIS serves only current data of and publishes
+    ahead, each its own window, fetched again every day until it is
+    today (see L{harbour.oasis.requests.published_ahead}).
+    """
+
+    def test_pastDayKept(self) -> None:
+        """
+        A day's answer fetched again replaces that day's file alone: the
+        file of a day already past, written from the answer fetched on it,
+        stays as it was.
+        """
+        reports, tables = Path(self.mktemp()), Path(self.mktemp())
+        reports.mkdir()
+        day_15, day_16 = D(2026, 1, 15), D(2026, 1, 16)
+        # On the 15th: the 15th, and the 16th ahead.
+        write(
+            simulated(reports / "a.zip", "PRC_LMP", "DAM", day_15, day_15, seed=1),
+            tables,
+            "usage",
+            "2026-01-15",
+        )
+        write(
+            simulated(reports / "b.zip", "PRC_LMP", "DAM", day_16, day_16, seed=1),
+            tables,
+            "usage",
+            "2026-01-16",
+        )
+        kept = (tables / "usage" / f"{PARTITION_PREFIX}2026-01-15" / "part-2026-01-15.parquet").read_bytes()
+        # On the 16th: the 16th again, OASIS's values of that day.
+        again = simulated(reports / "c.zip", "PRC_LMP", "DAM", day_16, day_16, seed=2)
+        write(again, tables, "usage", "2026-01-16")
+        files = sorted(
+            path.relative_to(tables / "usage").as_posix() for path in (tables / "usage").glob("*/*.parquet")
+        )
+        self.assertEqual(
+            files,
+            [
+                f"{PARTITION_PREFIX}2026-01-15/part-2026-01-15.parquet",
+                f"{PARTITION_PREFIX}2026-01-16/part-2026-01-16.parquet",
+            ],
+        )
+        self.assertEqual(
+            (tables / "usage" / f"{PARTITION_PREFIX}2026-01-15" / "part-2026-01-15.parquet").read_bytes(),
+            kept,
+        )
+        latest = pq.read_metadata(
+            tables / "usage" / f"{PARTITION_PREFIX}2026-01-16" / "part-2026-01-16.parquet"
+        )
+        self.assertEqual(latest.metadata[b"harbour.sha256"].decode(), file_sha256(again))

@@ -606,7 +606,8 @@ class LimitTests(SynchronousTestCase):
         A report without history warns, saying what harbour asks of it:
         nothing before today, and of a report published once its window
         is over (+0h) only windows of today shorter than a day, not the
-        last of each day; of one published ahead (C{TRNS_CURR_USAGE}, -6d), today and later days.
+        last of each day; of one published ahead (C{TRNS_CURR_USAGE}, -6d), today and later days,
+        each fetched again every day until it is today.
         """
         [current] = warnings(self.entry("PRC_CURR_LMP"), {"node": "ALL"})
         self.assertIn("only current data", current)
@@ -615,6 +616,7 @@ class LimitTests(SynchronousTestCase):
         self.assertIn("such as the day's last hour, never is", current)
         [ahead] = warnings(self.entry("TRNS_CURR_USAGE"), {"ti_id": "ALL", "ti_direction": "ALL"})
         self.assertIn("harbour asks for no day before today, and for today and later days", ahead)
+        self.assertIn("a day at a time, each fetched again every day until it is today", ahead)
 
 
 class CurrentByParameterTests(SynchronousTestCase):

@@ -21,6 +21,7 @@ from harbour.oasis.requests import (
     current_only_past,
     gmt,
     market_today,
+    published_ahead,
     report_range,
     report_urls,
     serves_history,
@@ -743,6 +744,37 @@ class HistoryTests(SynchronousTestCase):
             [r.filename for r in urls("2025-01-01", "+2d", usage)],
             ["usage/2026-01-17.zip", "usage/2026-01-16.zip", "usage/2026-01-15.zip"],
         )
+
+    def test_publishedAhead(self) -> None:
+        """
+        A report OASIS serves only current data of and publishes ahead (a
+        negative delay, the catalogue's or its own) is asked a day at a
+        time, each day fetched again daily; not one served with its
+        history, nor one published once over.
+        """
+        cases = [
+            (report(name="usage", queryname="TRNS_CURR_USAGE", market_run_id=None, params={}), True),
+            (ReportTopic(name="g", groupid="CURR_LMP_GRP", publication_delay="-1h"), True),
+            (ReportTopic(name="g", groupid="CURR_LMP_GRP"), False),
+            (report(), False),
+            (report(publication_delay="-1d"), False),
+        ]
+        self.assertEqual([published_ahead(topic) for topic, ignored in cases], [e for ignored, e in cases])
+
+    def test_formerBlocksKept(self) -> None:
+        """
+        Of the blocks of 31 days a report published ahead was asked in
+        before each of its days was asked alone, those over before the
+        block holding today are kept, besides its past days: no day's
+        window holds their days.  The block holding today is not.
+        """
+        usage = report(name="usage", queryname="TRNS_CURR_USAGE", market_run_id=None, params={})
+        manifest = ManifestTopic(start="2025-11-20", end="+6d")
+        kept = {r.filename for r in current_only_past(manifest, [usage], TODAY)}
+        blocks = sorted(name for name in kept if "_" in name)
+        self.assertEqual(blocks, ["usage/2025-11-10_2025-12-10.zip", "usage/2025-12-11_2026-01-10.zip"])
+        self.assertIn("usage/2026-01-14.zip", kept)
+        self.assertNotIn("usage/2026-01-11_2026-02-10.zip", kept)
 
 
 def monthly(**kwargs: Any) -> ReportTopic:

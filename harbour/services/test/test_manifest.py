@@ -6,6 +6,7 @@ manifest}.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import io
 import json
@@ -23,6 +24,7 @@ from harbour.ctl import FAILED, OK, print_manifest
 from harbour.errors import BadRequest
 from harbour.interfaces import IManifest, IPublications
 from harbour.oasis.publications import Publication
+from harbour.oasis.requests import current_only_past, report_urls
 from harbour.services.manifest import ManifestService
 from harbour.services.work import WorkService
 from harbour.store.memory import MemoryTaskStore
@@ -438,3 +440,127 @@ class RevisedWhileRetiredTests(SynchronousTestCase):
         A revision while its day is out of the range.
         """
         self.revised_while(REPORTS.replace('start = "-2d"', 'start = "2026-01-15"'))
+
+
+#: A report OASIS serves only current data of, published six days ahead.
+AHEAD = """\
+[manifest]
+start = "-40d"
+end = "+6d"
+
+[[reports]]
+name = "usage"
+queryname = "TRNS_CURR_USAGE"
+params = { ti_id = "ALL", ti_direction = "ALL" }
+"""
+
+
+class PublishedAheadTests(SynchronousTestCase):
+    """
+    A report OASIS serves only current data of, published days ahead
+    (C{TRNS_CURR_USAGE}, six days), through the daemon's refresh: each day
+    its own window, fetched again every day until it is today.
+    """
+
+    def setUp(self) -> None:
+        self.directory = Path(self.mktemp())
+        self.directory.mkdir()
+        (self.directory / "r.toml").write_text(AHEAD)
+        self.clock = Clock()
+        self.bus = Bus()
+        self.config = ConfigService(self.clock, self.directory, self.bus)
+        self.manifest = ManifestService(self.clock, self.bus)
+        self.manifest.startService()
+        self.successResultOf(self.config.reload())
+        self.store = MemoryTaskStore(self.clock)
+        self.work = WorkService(self.clock, self.store, self.manifest, self.bus)
+        self.fetched: dict[str, list[str]] = {}
+
+    def _noon(self, day: datetime.date) -> None:
+        """
+        Move to noon of C{day} in California.
+        """
+        noon = datetime.datetime(day.year, day.month, day.day, 20, tzinfo=datetime.UTC).timestamp()
+        self.clock.advance(noon - self.clock.seconds())
+
+    def _day(self, day: datetime.date) -> None:
+        """
+        Move to noon of C{day}, refresh, and download whatever is pending,
+        each file's hash naming the day it was fetched on.
+        """
+        self._noon(day)
+        self.successResultOf(self.work.refresh())
+        while (task := self.successResultOf(self.store.claim("w", 60))) is not None:
+            self.fetched.setdefault(task.filename, []).append(str(day))
+            self.successResultOf(self.store.finish(task.id, "w", DOWNLOADED, 10, f"sha {day}"))
+
+    def test_eachDayFetchedOnItsDay(self) -> None:
+        """
+        Each day's window is fetched the day it is published, six days
+        ahead, and again on each day after until it is today, never once
+        it is past: its file is the one fetched on its day, and a day
+        past is kept, not retired.  A fetch again is no revision of
+        OASIS's.
+        """
+        first = datetime.date(2026, 2, 2)
+        days = [first + datetime.timedelta(days=offset) for offset in range(9)]
+        for day in days:
+            self._day(day)
+        self.assertEqual(self.fetched["usage/2026-02-08.zip"], [str(day) for day in days[:7]])
+        self.assertEqual(self.fetched["usage/2026-02-02.zip"], ["2026-02-02"])
+        for day in days:
+            task = self.successResultOf(self.store.get(task_id(f"usage/{day}.zip")))
+            assert task is not None
+            self.assertEqual((task.state, task.sha256), (DOWNLOADED, f"sha {day}"))
+        for filename, fetched in self.fetched.items():
+            self.assertLessEqual(max(fetched), filename.removeprefix("usage/").removesuffix(".zip"))
+        self.assertEqual(self.successResultOf(self.store.counts()), {"usage": {DOWNLOADED: 15}})
+        self.assertEqual(self.successResultOf(self.store.revision_counts()), {})
+
+    def test_refreshedOnceADay(self) -> None:
+        """
+        Later refreshes of the same day fetch nothing again: each day
+        ahead is fetched once a day.
+        """
+        day = datetime.date(2026, 2, 2)
+        self._day(day)
+        self._day(day + datetime.timedelta(days=1))
+        self.clock.advance(3600)
+        self.successResultOf(self.work.refresh())
+        self.assertIsNone(self.successResultOf(self.store.claim("w", 60)))
+
+    def test_upgradeFromBlocks(self) -> None:
+        """
+        Tasks made when the report was asked in blocks of 31 days (its
+        former default window): the block holding today is retired, its
+        tables listed to go, as its days from today on are asked a day at a
+        time; the blocks over before it are kept with their tables, whose
+        days no day's window holds.  Nothing else is retired.
+        """
+        today = datetime.date(2026, 1, 20)
+        self._noon(today)
+        [report] = self.manifest.definitions
+        # As the former version built it: a window of blocks is refused now.
+        blocks = copy.copy(report)
+        object.__setattr__(blocks, "window", "31d")
+        former = current_only_past(self.manifest.manifest, [blocks], today)
+        former += report_urls(self.manifest.manifest, [blocks], today)
+        self.assertEqual(
+            sorted({request.filename for request in former}),
+            ["usage/2025-12-11_2026-01-10.zip", "usage/2026-01-11_2026-02-10.zip"],
+        )
+        self.successResultOf(self.store.create(former))
+        while (task := self.successResultOf(self.store.claim("w", 60))) is not None:
+            self.successResultOf(self.store.finish(task.id, "w", DOWNLOADED, 10, "block"))
+        self.successResultOf(self.work.refresh())
+        past = self.successResultOf(self.store.get(task_id("usage/2025-12-11_2026-01-10.zip")))
+        current = self.successResultOf(self.store.get(task_id("usage/2026-01-11_2026-02-10.zip")))
+        assert past is not None and current is not None
+        self.assertEqual((past.state, current.state), (DOWNLOADED, RETIRED))
+        dropped = self.successResultOf(self.store.retired_tables(10))
+        self.assertEqual(dropped.files, (("usage", "usage/2026-01-11_2026-02-10.zip"),))
+        pending, total = self.successResultOf(self.store.tasks(PENDING, "usage", 0, 10))
+        self.assertEqual(
+            [task.filename for task in pending],
+            [f"usage/2026-01-{day}.zip" for day in range(26, 19, -1)],
+        )

@@ -1394,6 +1394,88 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual(await self.store.revision_counts(), {"a": 1})
         self.assertEqual((await self.store.retired_tables(10, "hub")).entries, ())
 
+    async def test_refetchAhead(self) -> None:
+        """
+        L{ITaskStore.refetch_ahead} puts back to pending, due at once, its
+        attempts reset, the downloaded and empty tasks given whose window
+        ends after now and whose last claim was before the time given: a
+        downloaded one keeps its hash and storage, so that the file in
+        place is not taken for the new answer, and gets its revision
+        raised, so that the file it replaces is kept under its own name;
+        nothing is counted as revised, and no tables are listed to go (the
+        new answer's parse replaces them), but a parse under way ends
+        without writing.  Each id is moved once, in the order given, and
+        other states and unknown ids are left alone.
+        """
+        retired = await self._downloaded(request("b", 1))
+        await self.store.retire([retired.id])
+        downloaded = await self._downloaded(request("a", 1), storage="hub")
+        # Claimed newest first: 5, 4 and 3; 2 stays pending.
+        await self.store.create([request("a", 2), request("a", 3), request("a", 4), request("a", 5)])
+        empty = await self._task(self.store.claim("w", 60))
+        await self.store.finish(empty.id, "w", EMPTY)
+        failed = await self._task(self.store.claim("w", 60))
+        await self.store.finish(failed.id, "w", FAILED, error="500")
+        downloading = await self._task(self.store.claim("w", 60))
+        parse = await self.store.claim_parse("p", 60, "hub")
+        assert parse is not None
+        self.clock.advance(100)
+        since = self.clock.seconds()
+        pending = task_id(request("a", 2).filename)
+        ids = [
+            downloaded.id,
+            empty.id,
+            downloaded.id,
+            failed.id,
+            downloading.id,
+            retired.id,
+            pending,
+            "unknown",
+        ]
+        self.assertEqual(await self.store.refetch_ahead(ids, since), [downloaded.id, empty.id])
+        self.assertEqual(await self.store.refetch_ahead(ids, since), [])
+        again = await self._task(self.store.get(downloaded.id))
+        self.assertEqual(
+            (again.state, again.attempts, again.not_before, again.sha256, again.revision, again.storage),
+            (PENDING, 0, 0.0, "old", 1, "hub"),
+        )
+        self.assertEqual((again.parse, again.modified), ("", since))
+        self.assertIn("ahead", again.last_error)
+        emptied = await self._task(self.store.get(empty.id))
+        self.assertEqual((emptied.state, emptied.revision), (PENDING, 0))
+        self.assertEqual(
+            await self.store.counts(),
+            {"a": {PENDING: 3, FAILED: 1, DOWNLOADING: 1}, "b": {RETIRED: 1}},
+        )
+        self.assertEqual(await self.store.revision_counts(), {})
+        self.assertEqual(await self.store.parse_counts(), {})
+        self.assertFalse(await self.store.finish_parse(downloaded.id, "p", parse.token, 7, ""))
+        listed = (await self.store.retired_tables(10, "hub")).entries
+        self.assertEqual([entry.split("\n")[0] for entry in listed], [retired.id])
+        # Fetched again: the day's last fetch is now after the time given.
+        [claimed] = [task for task in await self.store.claim_many("w", 60, 3) if task.id == downloaded.id]
+        await self.store.finish(claimed.id, "w", DOWNLOADED, 12, "new", token=claimed.claim, storage="hub")
+        self.assertEqual(await self.store.refetch_ahead([downloaded.id], since), [])
+        fetched = await self._task(self.store.get(downloaded.id))
+        self.assertEqual(
+            (fetched.state, fetched.sha256, fetched.revision, fetched.parse), (DOWNLOADED, "new", 1, QUEUED)
+        )
+        self.assertEqual(
+            await self.store.refetch_ahead([downloaded.id], self.clock.seconds() + 1), [downloaded.id]
+        )
+
+    async def test_refetchAheadLeavesPast(self) -> None:
+        """
+        L{ITaskStore.refetch_ahead} leaves alone a task whose window has
+        ended: a day that has passed keeps the answer fetched on it.
+        """
+        task = await self._downloaded(request("a", 1))
+        end = datetime.datetime(2025, 1, 2, 8, tzinfo=UTC).timestamp()
+        self.clock.advance(end - self.clock.seconds())
+        self.assertEqual(await self.store.refetch_ahead([task.id], self.clock.seconds()), [])
+        self.assertEqual((await self._task(self.store.get(task.id))).state, DOWNLOADED)
+        self.assertEqual(await self.store.counts(), {"a": {DOWNLOADED: 1}})
+
     async def test_refetchMissingLeavesChanged(self) -> None:
         """
         L{ITaskStore.refetch_missing} leaves alone a task that is no longer

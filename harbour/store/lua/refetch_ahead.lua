@@ -1,0 +1,34 @@
+-- Put back to pending, to be fetched again, the final tasks (downloaded or
+-- empty) among those given whose window ends after now and whose last
+-- fetch was before SINCE: the days ahead of a report OASIS serves only
+-- current data of and publishes ahead, fetched again each day until their
+-- day is past (see harbour/services/work.py), so that a past day ends with
+-- the answer fetched on it.  A downloaded one keeps its hash, so that the
+-- file in place is not taken for the new answer, and gets its revision
+-- raised, so that a copy of the file the new one replaces is kept under
+-- its own name (with keep_revisions), as a revision's is; nothing is
+-- counted as revised by OASIS, and no tables are listed to go: the new
+-- answer's parse replaces them.  A window already over, or fetched since
+-- SINCE, is left alone, and so is every other state.
+-- ARGV: P, clock, since, then the ids.  Returns the ids moved, each once.
+local since = number(3)
+local at = now()
+local moved = {}
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local key = P..'t:'..id
+  local state, report, start, finish, fetched, modified = unpack(redis.call('HMGET', key, 'state', 'report',
+    'window_start', 'window_end', 'fetched', 'modified'))
+  if (state == 'downloaded' or state == 'empty') and tonumber(finish) > at
+      and tonumber(fetched or modified) < since then
+    local score = -tonumber(start)
+    move(P, id, report, state, 'pending', score)
+    if state == 'downloaded' then redis.call('HINCRBY', key, 'revision', 1) end
+    -- As AHEAD in tasks.py.
+    redis.call('HSET', key, 'attempts', 0, 'not_before', 0,
+      'last_error', 'fetched again: its day is still ahead', 'modified', at)
+    redis.call('ZADD', READY, score, id)
+    table.insert(moved, id)
+  end
+end
+return moved
