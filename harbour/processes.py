@@ -6,6 +6,7 @@ names this one goes by.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from pathlib import Path
 
@@ -37,12 +38,29 @@ def _stat_fields(pid: int) -> list[str]:
         return []
 
 
+#: This process's L{process_name} once made, with the pid it was made in:
+#: a forked child, whose pid differs, makes its own.
+_named: tuple[int, str] | None = None
+
+
 def process_name() -> str:
     """
-    @return: This process's name on its claims in a shared store: its host
-        and pid.
+    @return: This process's name, the same each time it is asked: on its
+        claims in a shared store, in its heartbeats and the events it
+        publishes, and in the hub's log, C{Status} and page.  Its host and
+        pid, then a word of its own, as C{host:pid~word}: the host name
+        and pid alone are shared by pid 1 of every container on one host
+        name (with the host's network), and the pid namespace (see
+        L{process_mark}) by processes of hosts of one name (the initial
+        namespace is numbered alike everywhere), yet each must be told
+        from the others: a hub ignores the tables its own name says it
+        wrote, and lists one worker per name.
     """
-    return f"{host_name()}:{os.getpid()}"
+    global _named
+    pid = os.getpid()
+    if _named is None or _named[0] != pid:
+        _named = (pid, f"{host_name()}:{pid}~{secrets.token_hex(4)}")
+    return _named[1]
 
 
 def host_name() -> str:

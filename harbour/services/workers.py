@@ -25,7 +25,8 @@ MISSED = 3
 
 #: The most workers listed at once: whoever may publish on the bus may
 #: beat in the name of as many owners as it likes, and each worker's
-#: restart is a new owner (C{host:pid}).  Past it, the worker heard from
+#: restart is a new owner (C{host:pid~word}, see
+#: L{harbour.processes.process_name}).  Past it, the worker heard from
 #: longest ago is forgotten.
 WORKERS_KEPT = 1_000
 
