@@ -14,7 +14,7 @@ import json
 import re
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Sequence
-from functools import cached_property
+from typing import Any
 
 import attr
 from twisted.application.service import Service
@@ -47,10 +47,10 @@ ROUTES_KEPT = 1_024
 #: The most topics whose values clients (through the control port's
 #: C{Publish}) may keep retained at once, and the most bytes of JSON text
 #: those values may hold in all.  A retained value stays in the daemon's
-#: memory (about twice its text: the text and the decoded payload) until
-#: it is replaced or the daemon stops, and each retained topic is listed
-#: in C{Status}.  The daemon's own retained topics (the configuration's,
-#: C{paused}) do not count, and are never refused.
+#: memory (its text: see L{Event}) until it is replaced or the daemon
+#: stops, and each retained topic is listed in C{Status}.  The daemon's
+#: own retained topics (the configuration's, C{paused}) do not count, and
+#: are never refused.
 RETAINED_TOPIC_LIMIT = 1_000
 RETAINED_BYTES_LIMIT = 16 << 20
 
@@ -128,10 +128,14 @@ class Event:
     One published event: a topic and its JSON payload, encoded once.
 
     An event that arrived as text (another process published it) keeps
-    only the text until its payload is first read: queued for connections
-    that read slowly, or retained, it holds its JSON, which the bus's
-    limits count, not a decoded copy, which may take twenty times the
-    memory (a payload of many tiny values, C{[[],[],...]}).
+    only the text: its payload is decoded anew each time it is read, and
+    its AMP box (L{wire}) built anew each time it is asked for.  Queued
+    for connections that read slowly, or retained, it holds its JSON,
+    which the bus's limits count, and neither a decoded copy, which may
+    take twenty times the memory (a payload of many tiny values,
+    C{[[],[],...]}), nor a box, which would double it: either, kept on
+    the event once a subscriber in the daemon read it or a connection was
+    sent it, would stay on every copy queued, past the queue's bound.
 
     @ivar size: The bytes of C{text} in UTF-8.
     @ivar tag: For a retained event sent to a connection in answer to its
@@ -184,20 +188,24 @@ class Event:
                 raise BadRequest(f"payload for {topic!r} is not JSON: {e}") from None
         return cls(topic, text, size, given=payload)
 
-    @cached_property
+    @property
     def payload(self) -> object:
         """
-        The decoded JSON value it carries, decoded once, when first read.
+        The decoded JSON value it carries: the one its publisher gave, or,
+        for an event that arrived as text, a copy decoded for this reading
+        (see the class's docstring).  Subscribers in the daemon are few per
+        topic, and each reads an event once.
         """
         if self.given is not _UNREAD:
             return self.given
         return _DECODER.decode(self.text)
 
-    @cached_property
+    @property
     def wire(self) -> bytes:
         """
-        This event as a serialised AMP C{Event} box, built once however many
-        connections it is sent to.
+        This event as a serialised AMP C{Event} box, built anew each time:
+        what sends one event to many connections in turn keeps it for them
+        (see L{harbour.amp.server.ControlService.wire}).
         """
         from harbour.amp.commands import encode_event
 
@@ -229,23 +237,39 @@ class Outbox:
     subscriber that reads as fast as it can is still reading the first of
     them as the rest are put, all at once.  What counts is what is
     published while they wait, as for any subscriber.
+
+    What counts of an event is its JSON text (L{Event.size}).  An outbox
+    whose subscriber is sent each event as bytes (a connection, its AMP
+    box) is given C{encode}, which makes them: it sends and queues what
+    C{encode} makes of each event, about its size, and not the event,
+    which may hold its publisher's payload as well (a decoded copy, twenty
+    times the memory for C{[[],[],...]}).  Made once for every connection
+    the event goes to (see L{harbour.amp.server.ControlService.wire}),
+    the bytes are shared by those that wait.
     """
 
     log = Logger()
 
     def __init__(
         self,
-        send: Callable[[Event], object],
+        send: Callable[[Any], object],
         overflow: Callable[[str], None],
         limit: int = DEFAULT_QUEUE_LIMIT,
         byte_limit: int = DEFAULT_QUEUE_BYTES,
+        encode: Callable[[Event], object] | None = None,
     ) -> None:
+        """
+        @param send: Called with each event, or with what C{encode} makes
+            of it if given.
+        """
         self._send = send
         self._overflow = overflow
         self._limit = limit
         self._byte_limit = byte_limit
-        # Each event waiting, and whether it counts towards the bounds.
-        self._queue: deque[tuple[Event, bool]] = deque()
+        self._encode = encode
+        # Each event waiting (or what encode made of it), its topic and
+        # size, and whether it counts towards the bounds.
+        self._queue: deque[tuple[object, str, int, bool]] = deque()
         self._bytes = 0
         # How many of those count, and their bytes.
         self._counted = 0
@@ -263,8 +287,9 @@ class Outbox:
         """
         if self.closed:
             return False
+        item = event if self._encode is None else self._encode(event)
         if not (self._paused or self._queue):
-            self._deliver(event)
+            self._deliver(item, event.topic)
             return True
         if bounded:
             if self._counted >= self._limit:
@@ -279,7 +304,7 @@ class Outbox:
                 return False
             self._counted += 1
             self._counted_bytes += event.size
-        self._queue.append((event, bounded))
+        self._queue.append((item, event.topic, event.size, bounded))
         self._bytes += event.size
         return True
 
@@ -298,14 +323,14 @@ class Outbox:
         """
         return self._bytes
 
-    def _deliver(self, event: Event) -> None:
+    def _deliver(self, item: object, topic: str) -> None:
         try:
-            result = self._send(event)
+            result = self._send(item)
         except Exception:
-            self.log.failure("subscriber failed on {topic}", topic=event.topic)
+            self.log.failure("subscriber failed on {topic}", topic=topic)
             return
         if isinstance(result, Deferred):
-            result.addErrback(self._failed, event.topic)
+            result.addErrback(self._failed, topic)
             if not result.called:
                 self.pauseProducing()
                 result.addBoth(self._settled)
@@ -328,12 +353,12 @@ class Outbox:
         """
         self._paused = False
         while self._queue and not self._paused and not self.closed:
-            event, counted = self._queue.popleft()
-            self._bytes -= event.size
+            item, topic, size, counted = self._queue.popleft()
+            self._bytes -= size
             if counted:
                 self._counted -= 1
-                self._counted_bytes -= event.size
-            self._deliver(event)
+                self._counted_bytes -= size
+            self._deliver(item, topic)
 
     def stopProducing(self) -> None:
         """

@@ -428,7 +428,11 @@ class ControlProtocol(amp.AMP):
         self._service.connections.add(self)
         self._deadline = self._service.clock.callLater(self._service.auth_timeout, self._too_late)
         self._outbox = Outbox(
-            self._send_event, self._overflowed, self._service.queue_limit, REMOTE_QUEUE_BYTES
+            self._send_box,
+            self._overflowed,
+            self._service.queue_limit,
+            REMOTE_QUEUE_BYTES,
+            encode=self._service.wire,
         )
         # A stream transport (TCP, TLS, UNIX socket) is also a consumer.
         cast(IConsumer, self.transport).registerProducer(self, True)
@@ -729,8 +733,8 @@ class ControlProtocol(amp.AMP):
         abort = getattr(self.transport, "abortConnection", self._stream.loseConnection)
         abort()
 
-    def _send_event(self, event: Event) -> None:
-        self._stream.write(event.wire)
+    def _send_box(self, box: bytes) -> None:
+        self._stream.write(box)
 
     def _overflowed(self, reason: str) -> None:
         """
@@ -1127,6 +1131,9 @@ class ControlService(Service):
     close_timeout: float = attr.ib(default=CLOSE_TIMEOUT)
     _port: IListeningPort | None = attr.ib(default=None, init=False)
     connections: set[ControlProtocol] = attr.ib(factory=set, init=False)
+    #: The topic, text and tag of the event last sent to a connection, and
+    #: its box (see L{wire}).
+    _last_sent: tuple[str, str, int | None, bytes] | None = attr.ib(default=None, init=False, repr=False)
     _closing: list[Deferred[None]] = attr.ib(factory=list, init=False)
     admission: Admission[ControlProtocol] = attr.ib(
         init=False,
@@ -1204,6 +1211,22 @@ class ControlService(Service):
         """
         assert self._port is not None, "address() before privilegedStartService()"
         return self._port.getHost()
+
+    def wire(self, event: Event) -> bytes:
+        """
+        @return: C{event}'s box (L{Event.wire}), built once for the
+            connections it is put to in turn (the bus hands each event to
+            every outbox subscribed to it before the next), which send or
+            queue the box, not the event (see L{Outbox}).
+        """
+        last = self._last_sent
+        # The text itself, not the event, which may hold its publisher's
+        # payload too.
+        if last is not None and last[1] is event.text and last[0] == event.topic and last[2] == event.tag:
+            return last[3]
+        box = event.wire
+        self._last_sent = (event.topic, event.text, event.tag, box)
+        return box
 
     def backlog(self) -> int:
         """

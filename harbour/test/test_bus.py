@@ -519,6 +519,25 @@ class OutboxTests(SynchronousTestCase):
         self.assertEqual(self.overflows, ["more than 10 bytes of events waiting: subscriber is not reading"])
         self.assertEqual(outbox.waiting_bytes, 0)
 
+    def test_encoded(self) -> None:
+        """
+        An outbox given C{encode} (a connection's, which sends each event's
+        box) sends and queues what C{encode} makes of each event, not the
+        event, which may hold its publisher's payload too; its bounds count
+        the events' sizes as ever.
+        """
+        sent: list[object] = []
+        outbox = Outbox(sent.append, self.overflows.append, byte_limit=14, encode=lambda e: e.text.encode())
+        published = Event.create("t", [[], []])
+        outbox.put(published)
+        outbox.pauseProducing()
+        self.assertEqual([outbox.put(published), outbox.put(published, bounded=False)], [True, True])
+        self.assertEqual(outbox.waiting_bytes, 14)
+        self.assertEqual([item for item, topic, size, counted in outbox._queue], [b"[[],[]]"] * 2)
+        outbox.resumeProducing()
+        self.assertEqual(sent, [b"[[],[]]"] * 3)
+        self.assertEqual(outbox.waiting_bytes, 0)
+
     def test_unboundedNotCounted(self) -> None:
         """
         Events put unbounded (retained values on subscribing) wait without
@@ -549,9 +568,11 @@ class OutboxTests(SynchronousTestCase):
 
     def test_textKeptUndecoded(self) -> None:
         """
-        An event that arrived as text is checked as it arrives, but keeps
-        no decoded payload until it is read, then decodes it once; one made
-        from a payload gives that payload, decoding nothing.
+        An event that arrived as text is checked as it arrives, and keeps
+        no decoded payload, even once read: each reading decodes a copy of
+        its own, so that the copies queued for a connection that reads
+        slowly hold their text alone, whatever the daemon read of them.
+        One made from a payload gives that payload, decoding nothing.
         """
         decoded: list[str] = []
         decoder = bus_module._DECODER
@@ -565,11 +586,13 @@ class OutboxTests(SynchronousTestCase):
         event = Event.from_text("t", "[[],[]]")
         self.assertEqual(decoded, ["[[],[]]"])
         self.assertIs(event.given, bus_module._UNREAD)
-        self.assertEqual((event.payload, event.payload), ([[], []], [[], []]))
-        self.assertEqual(decoded, ["[[],[]]"] * 2)
+        first, second = event.payload, event.payload
+        self.assertEqual((first, second), ([[], []], [[], []]))
+        self.assertIsNot(first, second)
+        self.assertEqual(decoded, ["[[],[]]"] * 3)
         payload = {"a": 1}
         self.assertIs(Event.create("t", payload).payload, payload)
-        self.assertEqual(len(decoded), 2)
+        self.assertEqual(len(decoded), 3)
         self.assertRaises(BadRequest, Event.from_text, "t", "[[],")
 
 

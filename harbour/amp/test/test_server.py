@@ -6,11 +6,14 @@ its policies for listeners and tokens.
 from __future__ import annotations
 
 import errno
+import gc
 import io
 import json
 import os
 import stat
 import struct
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -446,6 +449,100 @@ class RetainedBurstTests(UnreadConnection):
         for ignored in range(30):
             self.bus.publish("junk.t0", "x" * 98)
         self.assertTrue(self.transport.disconnecting)
+
+
+class QueueMemoryTests(SynchronousTestCase):
+    """
+    What a connection that stopped reading holds is what its queue's bound
+    counts, the events' JSON text, however the daemon read or sent them
+    meanwhile.
+    """
+
+    #: The queue's bound in these tests.
+    BOUND = 1 << 20
+
+    def setUp(self) -> None:
+        self.patch(server_module, "REMOTE_QUEUE_BYTES", self.BOUND)
+        self.bus = Bus()
+        self.service = control_service(self.bus)
+        self.publisher, ignored = self.connection()
+        self.slow, ignored = self.connection()
+        self.slow.subscribe("x")
+        # As its transport does once its peer stops reading.
+        self.slow.pauseProducing()
+        self.fast, self.fast_transport = self.connection()
+        self.fast.subscribe("x")
+        # As the hub's workers service reads every heartbeat.
+        self.successResultOf(self.bus.subscribe("x", lambda event: event.payload))
+
+    def connection(self) -> tuple[ControlProtocol, StringTransport]:
+        """
+        @return: An authenticated connection to the service, and its
+            transport.
+        """
+        protocol = ControlProtocol(self.service)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        protocol.authenticate(TOKEN)
+        return protocol, transport
+
+    def held(self, publish: Callable[[int], object]) -> int:
+        """
+        Publish events with C{publish(n)}, each of some 8 KiB of JSON text
+        (C{[n,[],[],...]}, whose decoded copy takes some twenty times that),
+        until the slow connection's queue is nearly full.
+
+        @return: The bytes of memory the events held then.
+        """
+        gc.collect()
+        tracemalloc.start()
+        self.addCleanup(tracemalloc.stop)
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(self.BOUND // 8200):
+            publish(n)
+            # The fast peer reads all at once.
+            self.fast_transport.clear()
+        self.assertEqual(self.slow.backlog, self.BOUND // 8200)
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+
+    def test_clientsEvents(self) -> None:
+        """
+        Events a client published, read in the daemon and sent to another
+        connection, hold their text alone while queued: neither the
+        decoded payload nor the box sent stays on them.
+        """
+        held = self.held(lambda n: self.publisher.publish("x", f"[{n},{','.join(['[]'] * 2730)}]"))
+        self.assertLess(held, 1.25 * self.BOUND)
+
+    def test_daemonsEvents(self) -> None:
+        """
+        Events the daemon published hold their text alone while queued for
+        a connection, not their publisher's payload too.
+        """
+        held = self.held(lambda n: self.bus.publish("x", [n] + [[] for ignored in range(2730)]))
+        self.assertLess(held, 1.25 * self.BOUND)
+
+    def test_boxBuiltOnce(self) -> None:
+        """
+        An event sent to several connections is made into its box once,
+        not once per connection.
+        """
+        built: list[str] = []
+        encode = commands.encode_event
+
+        def counted(topic: str, text: str, tag: int | None = None) -> bytes:
+            built.append(text)
+            return encode(topic, text, tag)
+
+        self.patch(commands, "encode_event", counted)
+        other, other_transport = self.connection()
+        other.subscribe("x")
+        self.bus.publish("x", 1)
+        self.bus.publish("x", 2)
+        self.assertEqual(built, ["1", "2"])
+        self.assertIn(b"payload\x00\x012", other_transport.value())
+        self.assertIn(b"payload\x00\x012", self.fast_transport.value())
 
 
 class UnsendableAnswerTests(SynchronousTestCase):
