@@ -9,11 +9,15 @@ L{REFUSAL_DELAY}, so that guessing is slow, and a connection that has not
 authenticated within L{AUTHENTICATION_TIMEOUT} is closed, so that idle
 strangers hold no resources; at most L{UNAUTHENTICATED_LIMIT} connections
 (L{UNAUTHENTICATED_PER_HOST} of one host) wait for their token at once,
-and a new one closes the oldest of them (see L{harbour.admission}).  Each connection has one
-L{Outbox} registered as a push producer on its transport, so a subscriber
-that stops reading is dropped once its queue overflows instead of growing
-the daemon's memory; and a connection's requests are read no faster than
-its peer reads their answers (L{ControlProtocol}).  Topics of the
+and a new one closes the oldest of them (see L{harbour.admission}).  An
+authenticated connection that sends nothing for L{IDLE_TIMEOUT} is closed,
+and TCP's keepalive finds a peer whose host has gone (L{KEEPALIVE_IDLE}):
+a peer gone without a word keeps no connection, nor its subscriptions,
+for ever.  Each connection has one L{Outbox} registered as a push
+producer on its transport, so a subscriber that stops reading is dropped
+once its queue overflows instead of growing the daemon's memory; and a
+connection's requests are read no faster than its peer reads their
+answers (L{ControlProtocol}).  Topics of the
 configuration directory cannot be published from outside: their value is
 the directory's; and what clients keep retained is bounded
 (L{Bus.dispatch_remote}).
@@ -121,6 +125,26 @@ KEY_LIMIT_UNAUTHENTICATED = 16
 #: it, repeats: a name may be of nearly 64 KiB, and an answer repeating it
 #: whole longer than AMP can send.
 NAME_SHOWN = 64
+
+#: Seconds an authenticated connection may send nothing, while none of its
+#: requests waits for its answer, before it is closed, with its
+#: subscriptions: its peer's host may have gone without a word (a worker's
+#: host cut off or powered down), leaving a connection that nothing would
+#: end on a quiet topic.  Clients send far more often: a worker its
+#: heartbeat every 5 s, C{harbourctl subscribe} a C{Status} every 30 s,
+#: C{harbourctl watch} one every C{--interval} (1 s); a program that only
+#: subscribes must send something (a C{Status}) as often.
+IDLE_TIMEOUT = 120.0
+
+#: TCP keepalive on accepted connections (where the system has the
+#: options): probes start after this many seconds of silence on the
+#: socket, one every L{KEEPALIVE_INTERVAL} seconds, and L{KEEPALIVE_COUNT}
+#: unanswered end the connection, so that a peer whose host has gone is
+#: found within about two minutes, even one that sends nothing, before the
+#: token as after it.
+KEEPALIVE_IDLE = 60
+KEEPALIVE_INTERVAL = 10
+KEEPALIVE_COUNT = 6
 
 #: Seconds a closing control connection has to close before it is
 #: aborted: a peer that stops reading, or over TLS never answers the
@@ -298,6 +322,32 @@ def _peer_uid(transport: object) -> int | None:
     return int(uid)
 
 
+def _keep_alive(transport: object) -> None:
+    """
+    Turn on TCP keepalive on C{transport}, with L{KEEPALIVE_IDLE},
+    L{KEEPALIVE_INTERVAL} and L{KEEPALIVE_COUNT} where the system has
+    them; a transport that is not TCP's (a UNIX socket's), or over it
+    (TLS's, which hands both calls to it), is left as it is.
+    """
+    peer = transport.getPeer()  # type: ignore[attr-defined]
+    if not isinstance(peer, (IPv4Address, IPv6Address)):
+        return
+    try:
+        transport.setTcpKeepAlive(1)  # type: ignore[attr-defined]
+        handle = transport.getHandle()  # type: ignore[attr-defined]
+        for name, value in (
+            ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+            ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+            ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+        ):
+            option = getattr(socket, name, None)
+            if option is not None:
+                handle.setsockopt(socket.IPPROTO_TCP, option, value)
+    except (AttributeError, OSError):
+        # Not a socket's transport after all, or one already closed.
+        return
+
+
 def _arguments_read(
     responder: Callable[[amp.AmpBox], Deferred[amp.AmpBox]], box: amp.AmpBox, command: str
 ) -> Deferred[amp.AmpBox]:
@@ -353,7 +403,11 @@ class ControlProtocol(amp.AMP):
         self._service = service
         self._authenticated = False
         self._outbox: Outbox | None = None
+        # The connection's one timer: its token's deadline, then its idle
+        # deadline (see IDLE_TIMEOUT), then, closing, its close's.
         self._deadline: IDelayedCall | None = None
+        # When it last sent something, or was last answered.
+        self._active = 0.0
         # Whether this is its transport's producer still: from
         # connectionMade until the connection is let go of.
         self._producing = False
@@ -426,6 +480,7 @@ class ControlProtocol(amp.AMP):
             self.abort()
             return
         self._service.connections.add(self)
+        _keep_alive(self.transport)
         self._deadline = self._service.clock.callLater(self._service.auth_timeout, self._too_late)
         self._outbox = Outbox(
             self._send_box,
@@ -503,6 +558,7 @@ class ControlProtocol(amp.AMP):
         if self._closing:
             self._drop_unparsed()
             return
+        self._active = self._service.clock.seconds()
         self._receiving = True
         try:
             super().dataReceived(data)
@@ -541,6 +597,32 @@ class ControlProtocol(amp.AMP):
         if self._deadline is not None and self._deadline.active():
             self._deadline.cancel()
         self._deadline = None
+
+    def _watch_idle(self, seconds: float) -> None:
+        """
+        Check in C{seconds} whether the connection has been idle for
+        L{ControlService.idle_timeout}.
+        """
+        self._cancel_deadline()
+        self._deadline = self._service.clock.callLater(seconds, self._idle)
+
+    def _idle(self) -> None:
+        """
+        Close the connection if it has sent nothing for
+        L{ControlService.idle_timeout} seconds, and none of its requests
+        waits for its answer (which may take minutes: a refresh); or else
+        check again when it could be.
+        """
+        self._deadline = None
+        timeout = self._service.idle_timeout
+        if self._unanswered:
+            self._watch_idle(timeout)
+            return
+        silent = self._service.clock.seconds() - self._active
+        if silent < timeout:
+            self._watch_idle(timeout - silent)
+            return
+        self._end(f"nothing heard from it for {timeout:g} s")
 
     def _too_late(self) -> None:
         self._deadline = None
@@ -686,6 +768,8 @@ class ControlProtocol(amp.AMP):
             self._unsendable(e)
         if amp.ANSWER in box or amp.ERROR in box:
             self._unanswered -= 1
+            # Idle from its last answer, not from a long request's asking.
+            self._active = self._service.clock.seconds()
             self._pace()
 
     def _unsendable(self, error: amp.TooLong) -> None:
@@ -847,7 +931,7 @@ class ControlProtocol(amp.AMP):
         if hmac.compare_digest(token.encode("utf-8"), self._service.token.encode("utf-8")):
             self._authenticated = True
             self._service.admission.done_waiting(self)
-            self._cancel_deadline()
+            self._watch_idle(self._service.idle_timeout)
             self.log.info("authenticated a connection from {peer}", peer=self._peer, service="amp")
             return {}
         self._service.admission.log_refusal(self._peer, "refused a wrong token")
@@ -1110,6 +1194,7 @@ class ControlService(Service):
     @ivar auth_timeout: See L{AUTHENTICATION_TIMEOUT}.
     @ivar refusal_delay: See L{REFUSAL_DELAY}.
     @ivar close_timeout: See L{CLOSE_TIMEOUT}.
+    @ivar idle_timeout: See L{IDLE_TIMEOUT}.
     @ivar admission: Counts the connections waiting for their token, and
         logs refusals.
     """
@@ -1129,6 +1214,7 @@ class ControlService(Service):
     auth_timeout: float = attr.ib(default=AUTHENTICATION_TIMEOUT)
     refusal_delay: float = attr.ib(default=REFUSAL_DELAY)
     close_timeout: float = attr.ib(default=CLOSE_TIMEOUT)
+    idle_timeout: float = attr.ib(default=IDLE_TIMEOUT)
     _port: IListeningPort | None = attr.ib(default=None, init=False)
     connections: set[ControlProtocol] = attr.ib(factory=set, init=False)
     #: The topic, text and tag of the event last sent to a connection, and

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import attr
 from twisted.internet.address import IPv4Address, UNIXAddress
+from twisted.internet.base import DelayedCall
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IStreamClientEndpoint
@@ -172,12 +173,14 @@ class AuthenticationDefenceTests(SynchronousTestCase):
 
     def test_authenticatedKept(self) -> None:
         """
-        Authenticating cancels the timeout.
+        Authenticating cancels the timeout: the connection's one timer is
+        then its idle deadline (see L{harbour.amp.server.IDLE_TIMEOUT}).
         """
         self.assertEqual(self.authenticate(TOKEN), [{}])
         self.advance(AUTHENTICATION_TIMEOUT * 10)
         self.assertIn(self.server, self.service.connections)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        [idle] = self.clock.getDelayedCalls()
+        self.assertEqual(cast(DelayedCall, idle).func, self.server._idle)
 
     def test_closedConnectionForgetsTimeout(self) -> None:
         """

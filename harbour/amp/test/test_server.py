@@ -10,6 +10,7 @@ import gc
 import io
 import json
 import os
+import socket
 import stat
 import struct
 import tracemalloc
@@ -17,11 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import _SystemdParser
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IPushProducer, ITCPTransport, ITransport
+from twisted.internet.interfaces import IAddress, IPushProducer, ITCPTransport, ITransport
 from twisted.internet.testing import MemoryReactorClock, StringTransport, _FakePort
 from twisted.protocols import amp
 from twisted.python.failure import Failure
@@ -36,6 +37,10 @@ from harbour.amp.client import HarbourClientProtocol, RemoteBus, all_requests, c
 from harbour.amp.server import (
     BOX_LIMIT,
     BOX_LIMIT_UNAUTHENTICATED,
+    IDLE_TIMEOUT,
+    KEEPALIVE_COUNT,
+    KEEPALIVE_IDLE,
+    KEEPALIVE_INTERVAL,
     KEY_LIMIT_UNAUTHENTICATED,
     REFUSAL_DELAY,
     TOKEN_LIMIT,
@@ -543,6 +548,177 @@ class QueueMemoryTests(SynchronousTestCase):
         self.assertEqual(built, ["1", "2"])
         self.assertIn(b"payload\x00\x012", other_transport.value())
         self.assertIn(b"payload\x00\x012", self.fast_transport.value())
+
+
+class IdleTests(SynchronousTestCase):
+    """
+    An authenticated connection whose peer sends nothing for
+    L{IDLE_TIMEOUT} (its host gone without a word) is closed, with its
+    subscriptions; one that sends, or waits for an answer, stays.
+    """
+
+    def setUp(self) -> None:
+        self.bus = Bus()
+        self.answers: list[Deferred[object]] = []
+        self.service = control_service(self.bus, status_document=self.status)
+        self.clock = cast(MemoryReactorClock, self.service.clock)
+        self.client, self.server, self.pump = connected(self.service)
+        self.messages = capture_log(self)
+        self.successResultOf(call(self.client, self.pump, commands.Authenticate, token=TOKEN))
+        self.successResultOf(call(self.client, self.pump, commands.Subscribe, topic="paused"))
+        self.successResultOf(call(self.client, self.pump, commands.Subscribe, topic="task.*"))
+
+    def status(self) -> object:
+        """
+        The daemon's status document, once the test gives it.
+        """
+        answer: Deferred[object] = Deferred()
+        self.answers.append(answer)
+        return answer
+
+    def test_silentClosed(self) -> None:
+        """
+        A connection that has sent nothing for L{IDLE_TIMEOUT} is closed,
+        with a warning naming its peer, and its subscriptions are gone;
+        events still reaching it meanwhile do not keep it.
+        """
+        self.clock.advance(IDLE_TIMEOUT - 1)
+        self.bus.publish("task.done", {})
+        self.pump.flush()
+        self.assertIn(self.server, self.service.connections)
+        self.clock.advance(1)
+        self.pump.flush()
+        self.assertNotIn(self.server, self.service.connections)
+        self.assertEqual(self.bus.status()["subscriptions"], 0)
+        self.assertIn(f"nothing heard from it for {IDLE_TIMEOUT:g} s", "\n".join(self.messages))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_sendingKept(self) -> None:
+        """
+        A connection that sends something within each L{IDLE_TIMEOUT} (as a
+        worker's heartbeat does, or C{harbourctl subscribe}'s C{Status})
+        stays, and is closed L{IDLE_TIMEOUT} after it last sent.
+        """
+        for ignored in range(5):
+            self.clock.advance(IDLE_TIMEOUT - 1)
+            self.successResultOf(call(self.client, self.pump, commands.Publish, topic="t", payload="1"))
+        self.assertIn(self.server, self.service.connections)
+        self.clock.advance(IDLE_TIMEOUT - 1)
+        self.pump.flush()
+        self.assertIn(self.server, self.service.connections)
+        self.clock.advance(1)
+        self.pump.flush()
+        self.assertNotIn(self.server, self.service.connections)
+
+    def test_waitingForAnswerKept(self) -> None:
+        """
+        A connection waiting for an answer (a refresh may take minutes) is
+        not idle, however long it waits; it is idle from the answer on.
+        """
+        asked = self.client.callRemote(commands.Status)
+        self.pump.flush()
+        self.clock.advance(3 * IDLE_TIMEOUT)
+        self.pump.flush()
+        self.assertIn(self.server, self.service.connections)
+        self.answers[0].callback({"services": {}})
+        self.pump.flush()
+        self.successResultOf(asked)
+        self.clock.advance(IDLE_TIMEOUT - 1)
+        self.pump.flush()
+        self.assertIn(self.server, self.service.connections)
+        self.clock.advance(IDLE_TIMEOUT)
+        self.pump.flush()
+        self.assertNotIn(self.server, self.service.connections)
+
+
+class _Socket:
+    """
+    A socket's handle that records the options set on it.
+    """
+
+    def __init__(self) -> None:
+        self.options: dict[tuple[int, int], int] = {}
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        """
+        Record C{option}.
+        """
+        self.options[level, option] = value
+
+
+class _SocketTransport(StringTransport):
+    """
+    A transport with the TCP transport's keepalive switch and handle.
+    """
+
+    def __init__(self, peer: IAddress) -> None:
+        super().__init__(peerAddress=peer)
+        self.handle = _Socket()
+        self.keepalive: int | None = None
+
+    def setTcpKeepAlive(self, enabled: int) -> None:
+        """
+        Record it.
+        """
+        self.keepalive = enabled
+
+    def getHandle(self) -> _Socket:
+        """
+        @return: The recording handle.
+        """
+        return self.handle
+
+
+class KeepAliveTests(SynchronousTestCase):
+    """
+    Accepted TCP connections have TCP keepalive on, so that a peer whose
+    host has gone is found even if it sends nothing.
+    """
+
+    def accept(self, peer: IAddress) -> _SocketTransport:
+        """
+        @return: The transport of a connection accepted from C{peer}.
+        """
+        transport = _SocketTransport(peer)
+        ControlProtocol(control_service()).makeConnection(transport)
+        return transport
+
+    def test_tcp(self) -> None:
+        """
+        A TCP connection has keepalive on, probing after L{KEEPALIVE_IDLE}
+        seconds of silence, every L{KEEPALIVE_INTERVAL}, up to
+        L{KEEPALIVE_COUNT} times, where the system has these options.
+        """
+        transport = self.accept(IPv4Address("TCP", "192.168.1.1", 40000))
+        self.assertEqual(transport.keepalive, 1)
+        expected = {
+            (socket.IPPROTO_TCP, getattr(socket, name)): value
+            for name, value in [
+                ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+                ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+                ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+            ]
+            if hasattr(socket, name)
+        }
+        self.assertEqual(transport.handle.options, expected)
+
+    def test_unix(self) -> None:
+        """
+        A UNIX socket's connection, whose peer is on this host, is left as
+        it is.
+        """
+        transport = self.accept(UNIXAddress(None))
+        self.assertIsNone(transport.keepalive)
+        self.assertEqual(transport.handle.options, {})
+
+    def test_noSwitch(self) -> None:
+        """
+        A transport without the switch is accepted all the same.
+        """
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "192.168.1.1", 40000))
+        protocol = ControlProtocol(control_service())
+        protocol.makeConnection(transport)
+        self.assertIn(protocol, protocol._service.connections)
 
 
 class UnsendableAnswerTests(SynchronousTestCase):
