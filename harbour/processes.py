@@ -5,8 +5,8 @@ names this one goes by.
 
 from __future__ import annotations
 
+import hashlib
 import os
-import secrets
 import socket
 from pathlib import Path
 
@@ -38,11 +38,6 @@ def _stat_fields(pid: int) -> list[str]:
         return []
 
 
-#: This process's L{process_name} once made, with the pid it was made in:
-#: a forked child, whose pid differs, makes its own.
-_named: tuple[int, str] | None = None
-
-
 def process_name() -> str:
     """
     @return: This process's name, the same each time it is asked: on its
@@ -54,13 +49,23 @@ def process_name() -> str:
         L{process_mark}) by processes of hosts of one name (the initial
         namespace is numbered alike everywhere), yet each must be told
         from the others: a hub ignores the tables its own name says it
-        wrote, and lists one worker per name.
+        wrote, and lists one worker per name.  The word digests this
+        boot of the machine (L{boot_id}) and L{process_mark}, which
+        together no other process shares.
     """
-    global _named
-    pid = os.getpid()
-    if _named is None or _named[0] != pid:
-        _named = (pid, f"{host_name()}:{pid}~{secrets.token_hex(4)}")
-    return _named[1]
+    word = hashlib.blake2s(f"{boot_id()}/{process_mark()}".encode(), digest_size=4).hexdigest()
+    return f"{host_name()}:{os.getpid()}~{word}"
+
+
+def boot_id() -> str:
+    """
+    @return: What tells this boot of this machine from any other's (Linux's
+        random C{boot_id}), or C{""} where there is none.
+    """
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
 
 
 def host_name() -> str:

@@ -5,8 +5,6 @@ Tests of L{harbour.processes}: the name a process goes by.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -19,26 +17,39 @@ class ProcessNameTests(SynchronousTestCase):
     and events.
     """
 
+    def setUp(self) -> None:
+        """
+        Name pid 1 of host C{vm}, of a pid namespace, a start and a boot
+        each test sets.
+        """
+        self.mark, self.boot = "vm~4026531836.1.100", "boot-a"
+        self.patch(processes, "host_name", lambda: "vm")
+        self.patch(os, "getpid", lambda: 1)
+        self.patch(processes, "process_mark", lambda: self.mark)
+        self.patch(processes, "boot_id", lambda: self.boot)
+
     def test_containers(self) -> None:
         """
-        Two processes of one host name and one pid (pid 1 of two containers
-        sharing the host's network) have names of their own, each its host
-        and pid first.
+        Two processes of one host name and one pid, in pid namespaces of
+        their own (pid 1 of two containers sharing the host's network),
+        have names of their own, each its host and pid first.
         """
-        # Each named in a process of its own, started as that pid 1 is.
-        program = (
-            "import os, socket; os.getpid = lambda: 1; socket.gethostname = lambda: 'vm'; "
-            "from harbour.processes import process_name; print(process_name())"
-        )
-        first, second = (
-            subprocess.run(
-                [sys.executable, "-c", program], capture_output=True, check=True, text=True
-            ).stdout.strip()
-            for ignored in range(2)
-        )
+        first = processes.process_name()
+        self.mark = "vm~4026532179.1.100"
+        second = processes.process_name()
         self.assertNotEqual(first, second)
         self.assertTrue(first.startswith("vm:1~"), first)
         self.assertTrue(second.startswith("vm:1~"), second)
+
+    def test_hostsOfOneName(self) -> None:
+        """
+        Two machines of one host name, whose processes share a pid, the
+        initial pid namespace and a start, name them apart: their boots
+        differ.
+        """
+        first = processes.process_name()
+        self.boot = "boot-b"
+        self.assertNotEqual(first, processes.process_name())
 
     def test_sameEachTime(self) -> None:
         """
@@ -47,17 +58,30 @@ class ProcessNameTests(SynchronousTestCase):
         """
         self.assertEqual(processes.process_name(), processes.process_name())
 
-    def test_forked(self) -> None:
+    def test_restarted(self) -> None:
         """
-        A forked child, whose pid is another, names itself anew.
+        A process that got the same pid later (a container restarted) has
+        another name: its start differs.
         """
-        # This process's own name is left as it was.
-        self.patch(processes, "_named", None)
-        self.patch(processes.socket, "gethostname", lambda: "vm")
-        pid = 1
-        self.patch(os, "getpid", lambda: pid)
-        parent = processes.process_name()
-        pid = 2
-        child = processes.process_name()
-        self.assertTrue(child.startswith("vm:2~"), child)
-        self.assertNotEqual(child.split("~")[1], parent.split("~")[1])
+        first = processes.process_name()
+        self.mark = "vm~4026531836.1.900"
+        self.assertNotEqual(first, processes.process_name())
+
+
+class RealProcessNameTests(SynchronousTestCase):
+    """
+    L{processes.process_name} of this very process.
+    """
+
+    def test_real(self) -> None:
+        """
+        The name is this host and pid, then eight hex digits, the same
+        each time.
+        """
+        name = processes.process_name()
+        host, ignored, rest = name.rpartition(":")
+        pid, tilde, word = rest.partition("~")
+        self.assertEqual((host, pid, tilde), (processes.host_name(), str(os.getpid()), "~"))
+        self.assertEqual(len(word), 8)
+        self.assertEqual(word, format(int(word, 16), "08x"))
+        self.assertEqual(name, processes.process_name())
