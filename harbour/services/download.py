@@ -73,6 +73,10 @@ SYNC_INTERVAL = 0.02
 #: The least time between two beats a download's start asks for.
 BEAT_SPACING = 0.1
 
+#: What a worker says it waits for (its heartbeat's C{waiting}, as
+#: L{harbour.services.configured.WAITING}) until its store can be used.
+STORE_WAITING = "its task store"
+
 #: How many attempts per download slot may be past their download, being
 #: committed and recorded, before the workers wait for them.
 FINISHING_PER_WORKER = 8
@@ -124,6 +128,7 @@ class DownloadService(Service):
     activity: DownloadActivity = attr.ib(init=False)
     _subscriptions: list[Subscription] = attr.ib(factory=list, init=False)
     _started: bool = attr.ib(default=False, init=False)
+    _store_ready: bool = attr.ib(default=False, init=False)
     _threads: ThreadPool | None = attr.ib(default=None, init=False)
     _heartbeat: LoopingCall | None = attr.ib(default=None, init=False)
     _janitor: LoopingCall | None = attr.ib(default=None, init=False)
@@ -207,13 +212,15 @@ class DownloadService(Service):
                 self.bus.subscribe("store.connected", lambda event: self.wake()),
             ]
         )
-        yield self.ready()
-        if not self.running:
-            return  # stopped meanwhile
-        # Before the wait: the hub lists a worker that waits, as waiting.
+        # Before the waits: the hub lists a worker that waits, as waiting,
+        # and closes a link silent for long (see harbour.amp.server).
         self._heartbeat = LoopingCall(guarded(self.log, "heartbeat", self._beat_now, service="download"))
         self._heartbeat.clock = self.reactor
+        ready = self.ready().addCallback(self._store_is_ready)
         self._heartbeat.start(self.heartbeat_interval)
+        yield ready
+        if not self.running:
+            return  # stopped meanwhile
         waited = not self._configuration.arrived
         arrived = yield self._configuration.arrives(
             self.log, "waiting for a valid configuration before downloading", service="download"
@@ -228,6 +235,12 @@ class DownloadService(Service):
         self._janitor.start(self.janitor_interval)
         self.audit.start()
         self._adjust_workers()
+
+    def _store_is_ready(self, ignored: object) -> None:
+        started = self._heartbeat is not None and self._heartbeat.running
+        self._store_ready = True
+        if started and self.running:
+            self.beat()  # no longer waiting for it: not only at the next heartbeat
 
     def _download_changed(self, event: IEvent) -> None:
         self.settings = DownloadTopic.from_payload(event.payload)
@@ -424,12 +437,13 @@ class DownloadService(Service):
         What this worker is doing: its heartbeat, and the core of its status.
         """
         told = {"prefix": self.prefix} if self.prefix is not None else {}
+        waiting = self._configuration.status() if self._store_ready else {"waiting": STORE_WAITING}
         return {
             "owner": self.owner,
             "paused": self.paused,
             "concurrency": self.settings.concurrency,
             **told,
-            **self._configuration.status(),
+            **waiting,
             **self.activity.heartbeat(),
         }
 

@@ -47,7 +47,7 @@ from harbour.oasis.test.test_client import NOW, stubbed_attempts
 from harbour.services import attempt, commit, download, files
 from harbour.services.attempt import RECHECK
 from harbour.services.checking import AnswerCheck
-from harbour.services.download import BEAT_SPACING, DownloadService
+from harbour.services.download import BEAT_SPACING, STORE_WAITING, DownloadService
 from harbour.services.files import is_bookkeeping, record, record_path
 from harbour.services.finishing import Finishes
 from harbour.services.outcomes import PREPARATION_UNCOUNTED, backoff, prepared_since
@@ -910,8 +910,10 @@ class DownloadTests(TestCase):
         harness.start()
         await harness.service.stopService()
         ready.callback(None)
+        heartbeat = harness.service._heartbeat
         self.assertEqual(
-            (harness.service._heartbeat, harness.service._janitor, harness.service._workers), (None, None, {})
+            (heartbeat is not None and heartbeat.running, harness.service._janitor, harness.service._workers),
+            (False, None, {}),
         )
         [task] = await harness.all_tasks()
         self.assertEqual(task.state, PENDING)
@@ -1476,6 +1478,42 @@ class FirstConfigurationTests(SynchronousTestCase):
         bus.publish("work", {}, retain=True)
         reactor.advance(BEAT_SPACING)
         self.assertEqual(len(beats), 4)
+        self.assertNotIn("waiting", beats[-1])
+
+    def test_beatsWhileStoreNotReady(self) -> None:
+        """
+        Until its store can be used, the service beats, saying it waits for
+        its task store (so that the hub lists it as waiting, and its link,
+        never silent, is not closed as idle); the store ready, it waits for
+        the configuration, then for nothing.
+        """
+        reactor = MemoryReactorClock()
+        bus = Bus()
+        beats: list[dict[str, Any]] = []
+        bus.subscribe("worker.status", lambda event: beats.append(event.payload))
+        ready: Deferred[None] = Deferred()
+        service = DownloadService(
+            reactor,
+            MemoryTaskStore(reactor),
+            OasisClient(reactor, MemoryLimiter(reactor)),
+            bus,
+            Path(self.mktemp()),
+            heartbeat_interval=5.0,
+            ready=lambda: ready,
+        )
+        service._in_thread = lambda f, *args: succeed(f(*args))  # type: ignore[method-assign]
+        service.startService()
+        self.addCleanup(lambda: service.running and service.stopService())
+        for ignored in range(2):
+            reactor.advance(5)
+        self.assertEqual([beat.get("waiting") for beat in beats], [STORE_WAITING] * 3)
+        ready.callback(None)
+        reactor.advance(BEAT_SPACING)
+        self.assertEqual(len(beats), 4)
+        self.assertEqual(beats[-1].get("waiting"), "a valid configuration")
+        bus.publish("download", {}, retain=True)
+        bus.publish("work", {}, retain=True)
+        reactor.advance(BEAT_SPACING)
         self.assertNotIn("waiting", beats[-1])
 
     def test_noDirectoryWhileWaiting(self) -> None:
