@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import math
 import os
 import sys
 from collections.abc import Callable, Generator
@@ -173,11 +172,15 @@ def _pattern(text: str) -> str:
 #: (0, say) would ask the daemon without pause.
 LEAST_INTERVAL = 0.1
 
+#: The most seconds between two of them: the daemon closes a connection
+#: that sends nothing for two minutes (L{harbour.amp.server.IDLE_TIMEOUT}).
+MOST_INTERVAL = 60.0
+
 
 def _interval(text: str) -> float:
     """
-    Read C{watch --interval}: a number of seconds, at least
-    L{LEAST_INTERVAL}.
+    Read C{watch --interval}: a number of seconds, from L{LEAST_INTERVAL}
+    to L{MOST_INTERVAL}.
 
     @raise argparse.ArgumentTypeError: for anything else (C{nan} and
         C{inf} included), saying what is expected.
@@ -186,8 +189,10 @@ def _interval(text: str) -> float:
         seconds = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not (LEAST_INTERVAL <= seconds < math.inf):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds, {LEAST_INTERVAL:g} or more")
+    if not (LEAST_INTERVAL <= seconds <= MOST_INTERVAL):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds from {LEAST_INTERVAL:g} to {MOST_INTERVAL:g}"
+        )
     return seconds
 
 

@@ -226,17 +226,20 @@ class ParserTests(SynchronousTestCase):
 
     def test_watchInterval(self) -> None:
         """
-        C{watch --interval} is a number of seconds, 0.1 or more: 0, a negative
-        number or C{nan} would ask the daemon its status without pause,
-        C{inf} once; each is a usage error saying what is expected.
+        C{watch --interval} is a number of seconds from 0.1 to 60: 0, a
+        negative number or C{nan} would ask the daemon its status without
+        pause, C{inf} once, and more than a minute would leave the
+        connection silent long enough to be closed as idle; each is a usage
+        error saying what is expected.
         """
-        for bad in ("0", "-1", "0.01", "nan", "inf", "soon"):
+        for bad in ("0", "-1", "0.01", "nan", "inf", "60.5", "soon"):
             errors = io.StringIO()
             self.patch(sys, "stderr", errors)
             error = self.assertRaises(SystemExit, parser().parse_args, ["watch", "--interval", bad])
             self.assertEqual(error.code, USAGE, bad)
             self.assertIn(f"argument --interval: {bad!r} is not a number of seconds", errors.getvalue())
         self.assertEqual(parser().parse_args(["watch", "--interval", "0.1"]).interval, 0.1)
+        self.assertEqual(parser().parse_args(["watch", "--interval", "60"]).interval, 60.0)
         self.assertEqual(parser().parse_args(["watch"]).interval, 1.0)
 
     def test_manifestDates(self) -> None:
