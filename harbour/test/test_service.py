@@ -159,7 +159,7 @@ class OptionsTests(SynchronousTestCase):
         )
         hub = build(reactor, self.parse(f"--data-dir={self.mktemp()}", *common))
         for root in (worker, hub):
-            self.assertEqual(root.getServiceNamed("download").status()["waiting"], "a valid configuration")
+            self.assertFalse(root.getServiceNamed("download").configured)
             self.assertFalse(root.getServiceNamed("tables").configured)
 
     def test_hubSweeps(self) -> None:
