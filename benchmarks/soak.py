@@ -445,7 +445,8 @@ class Soak:
         #: Why the fault being injected did not take effect, if it did not.
         self._not_exercised_because: list[str] = []
         self.worker: WatchedProcess | None = None
-        #: The owner names the worker has had (one per start), the last its own.
+        #: The starts of the owner names the worker has had (one per start),
+        #: the last its own: host and pid, then a word of its own follows.
         self.worker_owners: list[str] = []
         #: How the worker ended, each time the soak did not end it.
         self.worker_deaths: list[str] = []
@@ -635,7 +636,7 @@ class Soak:
         self.worker.ended.addCallback(self._worker_ended, self.worker)
         await self.logged(self.worker, "connected to hub", "the worker", " as it started")
         await self.logged(self.worker, "store ready", "the worker", " as it started")
-        self.worker_owners.append(f"{host_name()}:{self.worker.pid}")
+        self.worker_owners.append(f"{host_name()}:{self.worker.pid}~")
 
     def _worker_ended(self, code: int | None, worker: WatchedProcess) -> None:
         """
@@ -698,7 +699,10 @@ class Soak:
             status = await self.status()
             workers = status["services"]["workers"]
             hub = status["services"]["download"]["owner"]
-            both = [workers.get(owner) for owner in (hub, self.worker_owners[-1])]
+            worker = next(
+                (w for owner, w in workers.items() if owner.startswith(self.worker_owners[-1])), None
+            )
+            both = [workers.get(hub), worker]
             if all(w is not None and w["paused"] is paused for w in both):
                 return True
             await deferLater(self.reactor, 0.1, lambda: None)
@@ -755,7 +759,7 @@ class Soak:
         workers = status["services"].get("workers")
         if isinstance(workers, dict):
             for owner, worker in workers.items():
-                if owner in self.worker_owners:
+                if owner.startswith(tuple(self.worker_owners)):
                     self.worker_downloads.update(f["filename"] for f in worker.get("in_flight", []))
         return status
 
