@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import sys
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -22,9 +23,10 @@ import attr
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import CancelledError, Deferred, gatherResults, inlineCallbacks, maybeDeferred
 from twisted.internet.interfaces import IReactorCore, IReactorFromThreads, IReactorTCP, IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, globalLogPublisher
 from twisted.python import usage
 from twisted.python.failure import Failure
+from twisted.python.logfile import BaseLogFile
 from zope.interface import implementer
 
 from harbour import __version__
@@ -348,6 +350,110 @@ class StartupFailed(Exception):
     """
 
 
+def twistd_log_files() -> list[BaseLogFile]:
+    """
+    @return: The log files twistd writes to (its C{--logfile}), if any.
+    """
+    # twistd keeps its LogFile to itself (its SIGUSR1 handler holds it): it
+    # is found as the file of a log observer, the one twistd made for it.
+    observers = getattr(globalLogPublisher, "_observers", [])
+    return [
+        outFile
+        for observer in observers
+        if isinstance(outFile := getattr(observer, "_outFile", None), BaseLogFile)
+    ]
+
+
+@attr.s(eq=False)
+class HangupService(Service):
+    """
+    SIGHUP, as daemons take it rather than dying of it: reopen twistd's
+    C{--logfile} at its path (so that C{kill -HUP} after logrotate moved
+    it away starts a new file; twistd's own rotation stays on SIGUSR1),
+    then read the configuration directory again, as C{harbourctl reload}
+    does.  The handler is installed while the service runs, and the one
+    before it put back at stop.
+    """
+
+    log = Logger()
+
+    reactor: IReactorFromThreads = attr.ib()
+    #: Reads the configuration again (L{IDaemon.reload}); L{None} for a
+    #: worker, whose configuration is its hub's.
+    reload: Callable[[], Deferred[tuple[list[str], list[str]]]] | None = attr.ib()
+    log_files: Callable[[], Iterable[BaseLogFile]] = attr.ib(default=twistd_log_files)
+    #: Installs a signal handler, returning the one before (tests replace it).
+    install: Callable[[int, Any], Any] = attr.ib(default=signal.signal)
+    _previous: Any = attr.ib(default=None, init=False)
+    _installed: bool = attr.ib(default=False, init=False)
+
+    def startService(self) -> None:
+        """
+        Handle SIGHUP from now on.
+        """
+        super().startService()
+        self._previous = self.install(signal.SIGHUP, self._received)
+        self._installed = True
+
+    def stopService(self) -> Deferred[None] | None:
+        """
+        Put back the SIGHUP handler found at start.
+        """
+        if self._installed:
+            # None: a handler not set from Python, which cannot be put back.
+            self.install(signal.SIGHUP, signal.SIG_DFL if self._previous is None else self._previous)
+            self._installed = False
+        return super().stopService()
+
+    def _received(self, signum: int, frame: object) -> None:
+        # A handler runs between any two bytecodes of the main thread: the
+        # work waits for the reactor, as twistd's SIGUSR1 handler's does.
+        self.reactor.callFromThread(self.hangup)
+
+    def hangup(self) -> Deferred[None] | None:
+        """
+        Reopen the log files, then reload the configuration, logging what
+        came of it.
+
+        @return: A L{Deferred} firing once the configuration is read (or
+            L{None} if there is none to read).
+        """
+        reopened = 0
+        for log_file in self.log_files():
+            try:
+                log_file.reopen()
+            except OSError as e:
+                self.log.error(
+                    "cannot reopen the log file {path}: {error}",
+                    path=log_file.path,
+                    error=e,
+                    service="harbour",
+                )
+            else:
+                reopened += 1
+        self.log.info(
+            "Received SIGHUP: {reopened} log file(s) reopened{then}",
+            reopened=reopened,
+            then="" if self.reload is None else ", reloading the configuration",
+            service="harbour",
+        )
+        if self.reload is None:
+            return None
+        return self.reload().addCallbacks(self._reloaded, self._failed)
+
+    def _reloaded(self, outcome: tuple[list[str], list[str]]) -> None:
+        topics, errors = outcome
+        self.log.info(
+            "configuration reloaded on SIGHUP: {topics} topic(s) republished, {errors} problem(s)",
+            topics=len(topics),
+            errors=len(errors),
+            service="harbour",
+        )
+
+    def _failed(self, failure: Failure) -> None:
+        self.log.failure("cannot reload the configuration on SIGHUP", failure, service="harbour")
+
+
 @implementer(IDaemon)
 @attr.s(frozen=True, eq=False)
 class DaemonControls:
@@ -446,6 +552,7 @@ def build(reactor: IDaemonReactor, options: Options) -> HarbourService:
         reactor, options["amp"], Path(options["token-file"]), bus=bus, daemon=daemon
     )
     children += [
+        ("signals", HangupService(reactor, daemon.reload)),
         ("store", store),
         ("bus", bus),
         ("workers", WorkersService(reactor, bus, prefix=options["prefix"])),
@@ -492,6 +599,7 @@ def build_worker(reactor: IDaemonReactor, options: Options) -> HarbourService:
     return _adopt(
         root,
         [
+            ("signals", HangupService(reactor, None)),
             ("store", store),
             ("hub", hub),
             ("download", download),

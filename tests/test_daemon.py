@@ -115,6 +115,22 @@ class DaemonTests(TestCase):
         self.assertNotIn("Traceback", self.daemon.output())
         self.assertFalse(process_alive(pid))
 
+    async def test_sighupReloads(self) -> None:
+        """
+        SIGHUP makes the daemon read its configuration again, as
+        C{harbourctl reload} does, and it runs on; SIGTERM then stops it
+        cleanly.
+        """
+        self.daemon.signal("HUP")
+        await self.daemon.wait_for("Received SIGHUP")
+        await self.daemon.wait_for("configuration reloaded on SIGHUP")
+        answer = await self.client.callRemote(commands.Status)
+        self.assertIn("config", json.loads(answer["status"])["services"])
+        self.daemon.signal("TERM")
+        await self.daemon.ended
+        self.assertEqual(self.daemon.signalled, signal.SIGTERM)
+        self.assertFalse(process_alive(self.redis_pid))
+
     async def test_killedDaemonRestarts(self) -> None:
         """
         After C{kill -9}, the redis-server left behind is replaced by the

@@ -6,24 +6,29 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import Logger, jsonFileLogObserver
+from twisted.logger import Logger, globalLogPublisher, jsonFileLogObserver, textFileLogObserver
 from twisted.python import usage
+from twisted.python.logfile import LogFile
 from twisted.trial.unittest import SynchronousTestCase
 
 from harbour.errors import ConfigurationError
 from harbour.service import (
+    HangupService,
     HarbourService,
     Options,
     StartupFailed,
     build,
     exit_if_failed,
     options_from_environment,
+    twistd_log_files,
 )
 from harbour.services.sweeping import LeaseSweeper
 from harbour.test.helpers import capture_log
@@ -435,3 +440,101 @@ class JSONLogTests(SynchronousTestCase):
         log.info("publishing {topic}", topic="work", service="config")
         event = json.loads(out.getvalue())
         self.assertEqual((event["service"], event["topic"]), ("config", "work"))
+
+
+class Immediately:
+    """
+    A reactor whose calls from other threads (or signal handlers) run at
+    once.
+    """
+
+    def callFromThread(self, f: Any, *args: Any) -> None:
+        """
+        Call C{f} now.
+        """
+        f(*args)
+
+
+class HangupTests(SynchronousTestCase):
+    """
+    Tests for L{HangupService}: what SIGHUP does.
+    """
+
+    def setUp(self) -> None:
+        self.reactor: Any = Immediately()
+        self.handlers: dict[int, Any] = {signal.SIGHUP: "before"}
+        self.reloads: list[Deferred[tuple[list[str], list[str]]]] = []
+
+    def install(self, signum: int, handler: Any) -> Any:
+        previous, self.handlers[signum] = self.handlers.get(signum), handler
+        return previous
+
+    def reload(self) -> Deferred[tuple[list[str], list[str]]]:
+        d: Deferred[tuple[list[str], list[str]]] = Deferred()
+        self.reloads.append(d)
+        return d
+
+    def test_handledWhileRunning(self) -> None:
+        """
+        The service handles SIGHUP while it runs, and puts the handler it
+        found back when it stops.
+        """
+        service = HangupService(self.reactor, self.reload, list, self.install)
+        service.startService()
+        self.assertEqual(self.handlers[signal.SIGHUP], service._received)
+        service.stopService()
+        self.assertEqual(self.handlers[signal.SIGHUP], "before")
+
+    def test_reopensThenReloads(self) -> None:
+        """
+        SIGHUP reopens twistd's log file at its path (moved away by
+        logrotate, it starts a new one there, where the next lines go),
+        then reads the configuration again, logging what came of it.
+        """
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        log_file = LogFile("harbour.log", str(directory))
+        self.addCleanup(log_file.close)
+        observer = textFileLogObserver(cast(IO[Any], log_file))
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        self.assertIn(log_file, twistd_log_files())
+        logged = capture_log(self)
+        service = HangupService(self.reactor, self.reload, lambda: [log_file], self.install)
+        service.startService()
+        os.rename(directory / "harbour.log", directory / "harbour.log.1")
+        self.handlers[signal.SIGHUP](signal.SIGHUP, None)
+        self.assertIn("Received SIGHUP: 1 log file(s) reopened", (directory / "harbour.log").read_text())
+        self.assertEqual(len(self.reloads), 1)
+        self.reloads[0].callback((["work"], []))
+        self.assertIn("configuration reloaded on SIGHUP: 1 topic(s) republished, 0 problem(s)", logged)
+
+    def test_workerReopensOnly(self) -> None:
+        """
+        A worker, whose configuration is its hub's, only reopens its log
+        files on SIGHUP.
+        """
+        logged = capture_log(self)
+        service = HangupService(self.reactor, None, list, self.install)
+        self.assertIsNone(service.hangup())
+        self.assertEqual(logged, ["Received SIGHUP: 0 log file(s) reopened"])
+
+    def test_hubAndWorkerHandleHangup(self) -> None:
+        """
+        Hubs and workers alike have a service handling SIGHUP; a hub's
+        reloads its configuration.
+        """
+        token = Path(self.mktemp())
+        token.write_text("secret\n")
+        config = Path(self.mktemp())
+        config.mkdir()
+        common = ["--redis=redis://127.0.0.1:1/0", f"--token-file={token}", f"--config-dir={config}"]
+        reactor: Any = MemoryReactorClock()
+        hub_options, worker_options = Options(), Options()
+        hub_options.parseOptions([f"--data-dir={self.mktemp()}", *common])
+        worker_options.parseOptions(
+            ["--role=worker", "--hub=tcp:127.0.0.1:1", f"--data-dir={self.mktemp()}", *common]
+        )
+        hub, worker = build(reactor, hub_options), build(reactor, worker_options)
+        self.assertIsNotNone(hub.getServiceNamed("signals").reload)
+        self.assertIsNone(worker.getServiceNamed("signals").reload)
