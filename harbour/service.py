@@ -10,6 +10,7 @@ time in reverse, each waited for.
 from __future__ import annotations
 
 import atexit
+import fcntl
 import os
 import signal
 import sys
@@ -225,6 +226,8 @@ class HarbourService(MultiService):
     #: Whether a part could not start (see L{fatal}): the process then
     #: exits non-zero (see L{makeService}).
     failed: bool = attr.ib(default=False, init=False)
+    #: Locked file descriptors (see L{lock_data_dir}), closed at stop.
+    locks: list[int] = attr.ib(factory=list, init=False)
 
     def __attrs_post_init__(self) -> None:
         MultiService.__init__(self)
@@ -300,7 +303,7 @@ class HarbourService(MultiService):
         Stop the children one at a time, last started first, each
         completely (connections closed, processes gone) before the next;
         the C{http} site last of all.  One whose stop fails is logged, and
-        the next still stopped.
+        the next still stopped.  Then the data directory's lock goes.
         """
         if self.running:
             self.running = 0
@@ -314,6 +317,15 @@ class HarbourService(MultiService):
                         yield maybeDeferred(child.stopService)
                     except Exception:
                         self.log.failure("{name} did not stop cleanly", name=child.name, service="harbour")
+            self.unlock()
+
+    def unlock(self) -> None:
+        """
+        Let go of the locks this process holds (it is done with its
+        directory).
+        """
+        while self.locks:
+            os.close(self.locks.pop())
 
     @inlineCallbacks
     def status(self) -> Generator[Deferred[Any], Any, StatusDocument]:
@@ -622,13 +634,63 @@ def _foundation(
     data_dir.mkdir(parents=True, exist_ok=True)
     # Only a hub holds the lease on its Redis and prefix: workers share it.
     hub = options["role"] != "worker"
+    root = HarbourService(reactor)
+    if hub:
+        # Taken as the daemon is made, before twistd forks: a refusal is
+        # then the launcher's exit status, not only a line in the log.
+        # Workers may share a hub's directory (see README, More hosts).
+        root.locks.append(lock_data_dir(data_dir))
+        if options["redis"] is None:
+            _check_writable(data_dir / "redis")
     store = StoreService.from_config(reactor, options["redis"], data_dir, options["prefix"], bus, hub)
     return (
-        HarbourService(reactor),
+        root,
         data_dir,
         store,
         RedisTaskStore(store, reactor, store.prefix, server_time=True),
     )
+
+
+#: The file a hub locks in its data directory, whichever Redis it uses.
+DATA_DIR_LOCK = "harbour.lock"
+
+
+def lock_data_dir(data_dir: Path) -> int:
+    """
+    Lock C{data_dir} for this process (and the daemon twistd forks from
+    it, which inherits the lock) until it exits.
+
+    @return: The locked file descriptor.
+    @raise ConfigurationError: if another harbour hub holds the lock, or
+        the lock file cannot be opened.
+    """
+    path = data_dir / DATA_DIR_LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise ConfigurationError(f"cannot open the lock file {path}: {e.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ConfigurationError(
+            f"--data-dir {data_dir} is in use by another harbour hub (its lock {DATA_DIR_LOCK} is held)"
+        ) from None
+    return fd
+
+
+def _check_writable(directory: Path) -> None:
+    """
+    Make the embedded Redis's C{directory} and check that harbour can
+    create its lock file there (the server itself starts after the fork).
+
+    @raise ConfigurationError: if it cannot.
+    """
+    try:
+        directory.mkdir(exist_ok=True, mode=0o700)
+        os.close(os.open(directory / "harbour.lock", os.O_RDWR | os.O_CREAT, 0o600))
+    except OSError as e:
+        raise ConfigurationError(f"cannot use {directory} for the embedded Redis: {e.strerror}") from None
 
 
 def _adopt(root: HarbourService, children: list[tuple[str, IService]], store: StoreService) -> HarbourService:

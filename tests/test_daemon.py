@@ -131,6 +131,37 @@ class DaemonTests(TestCase):
         self.assertEqual(self.daemon.signalled, signal.SIGTERM)
         self.assertFalse(process_alive(self.redis_pid))
 
+    async def test_secondDaemonRefused(self) -> None:
+        """
+        A second daemonized hub on the same data directory is refused
+        before it forks: the launching command says why and exits 1, and
+        leaves no pid file; the first runs on.
+        """
+        pidfile = self.directory / "second.pid"
+        launcher = spawn(
+            self.reactor,
+            [
+                program("twistd"),
+                f"--pidfile={pidfile}",
+                f"--logfile={self.directory / 'second.log'}",
+                "harbour",
+                "--http",
+                "none",
+                "--config-dir",
+                str(self.directory / "config"),
+                "--data-dir",
+                str(self.directory / "data"),
+                "--amp",
+                f"unix:{self.directory / 'second.sock'}",
+            ],
+            self.directory,
+        )
+        self.assertEqual(await launcher.end_within(PATIENCE), 1, launcher.output())
+        self.assertIn("is in use by another harbour hub", launcher.output())
+        self.assertFalse(pidfile.exists())
+        answer = await self.client.callRemote(commands.Status)
+        self.assertIn("store", json.loads(answer["status"])["services"])
+
     async def test_killedDaemonRestarts(self) -> None:
         """
         After C{kill -9}, the redis-server left behind is replaced by the

@@ -17,7 +17,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import Logger, globalLogPublisher, jsonFileLogObserver, textFileLogObserver
 from twisted.python import usage
 from twisted.python.logfile import LogFile
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from harbour.errors import ConfigurationError
 from harbour.service import (
@@ -27,6 +27,7 @@ from harbour.service import (
     StartupFailed,
     build,
     exit_if_failed,
+    lock_data_dir,
     options_from_environment,
     twistd_log_files,
 )
@@ -223,6 +224,64 @@ class OptionsTests(SynchronousTestCase):
         lease._renew()
         self.assertIn("harbour cannot run: store: another harbour hub (other hub)", "\n".join(logged))
         self.assertEqual(len(reactor.whenRunningHooks), 1)
+
+    def test_hubLocksDataDir(self) -> None:
+        """
+        A hub locks its data directory as it is made, whichever Redis it
+        uses: a second hub on the directory is refused, naming it, until
+        the first stops; a worker may share it.
+        """
+        token = Path(self.mktemp())
+        token.write_text("secret\n")
+        data = self.mktemp()
+        reactor: Any = MemoryReactorClock()
+        common = [f"--data-dir={data}", f"--token-file={token}"]
+        first = build(reactor, self.parse(*common, "--redis=redis://127.0.0.1:1/0", "--prefix=p1"))
+        for redis in ["--redis=redis://127.0.0.1:1/0", "--redis=redis://127.0.0.1:1/1"]:
+            error = self.assertRaises(
+                ConfigurationError, build, reactor, self.parse(*common, redis, "--prefix=p2")
+            )
+            self.assertEqual(
+                str(error),
+                f"--data-dir {data} is in use by another harbour hub (its lock harbour.lock is held)",
+            )
+        self.assertRaises(ConfigurationError, build, reactor, self.parse(*common))
+        worker = self.parse(
+            *common, "--role=worker", "--hub=tcp:127.0.0.1:1", "--redis=redis://127.0.0.1:1/0"
+        )
+        self.assertEqual(build(reactor, worker).locks, [])
+        first.unlock()
+        second = build(reactor, self.parse(*common, "--redis=redis://127.0.0.1:1/0"))
+        self.addCleanup(second.unlock)
+
+    def test_lockLetGoAtStop(self) -> None:
+        """
+        A stopped daemon lets go of its data directory's lock.
+        """
+        data = Path(self.mktemp())
+        data.mkdir()
+        root = HarbourService(MemoryReactorClock())
+        root.locks.append(lock_data_dir(data))
+        root.startService()
+        self.successResultOf(root.stopService())
+        self.assertEqual(root.locks, [])
+        self.addCleanup(os.close, lock_data_dir(data))
+
+    def test_embeddedRedisDirectoryUnwritable(self) -> None:
+        """
+        A hub whose embedded Redis's directory it cannot write to is
+        refused as it is made (before twistd forks), in one line.
+        """
+        data = Path(self.mktemp())
+        (data / "redis").mkdir(parents=True)
+        (data / "redis").chmod(0o500)
+        self.addCleanup((data / "redis").chmod, 0o700)
+        if os.access(data / "redis", os.W_OK):
+            raise SkipTest("this user writes whatever the mode (root)")
+        error = self.assertRaises(
+            ConfigurationError, build, MemoryReactorClock(), self.parse(f"--data-dir={data}")
+        )
+        self.assertEqual(str(error), f"cannot use {data / 'redis'} for the embedded Redis: Permission denied")
 
     def test_environment(self) -> None:
         """
