@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import fcntl
 import os
+import re
 import signal
 import sys
 import time
@@ -280,7 +281,9 @@ class HarbourService(MultiService):
                 # An Exception, not SystemExit: twistd then removes its pid
                 # file and, daemonizing, tells the waiting launcher, which
                 # says why and exits 1 rather than waiting for ever.
-                raise StartupFailed(f"harbour cannot run: {child.name}: {_said(failure)}") from None
+                raise StartupFailed(
+                    _briefly(child.name, _said(failure), getattr(child, "endpoint", None))
+                ) from None
             listening.append(child)
 
     def startService(self) -> None:
@@ -353,6 +356,22 @@ def _said(failure: Failure) -> str:
     @return: C{failure} in words, as a task's last error says it.
     """
     return described(cast(BaseException, failure.value))
+
+
+def _briefly(name: str, error: str, endpoint: object) -> str:
+    """
+    @return: Why part C{name} cannot listen, reason first: twistd tells a
+        waiting launcher only the first 100 bytes of the exception, and
+        "cannot listen on ENDPOINT: Couldn't listen on ADDRESS: [Errno 98]
+        Address already in use" loses its point there.
+    """
+    preamble = f"cannot listen on {endpoint}: "
+    if not isinstance(endpoint, str) or not error.startswith(preamble):
+        return f"{name}: {error}"
+    # Twisted's CannotListenError: "Couldn't listen on ADDRESS: REASON."
+    reason = error.removeprefix(preamble).rsplit(": ", 1)[-1]
+    reason = re.sub(r"^\[Errno \d+\] ", "", reason).rstrip(".")
+    return f"{name}: {reason}, on {endpoint}"
 
 
 class StartupFailed(Exception):

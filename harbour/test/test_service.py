@@ -17,6 +17,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import Logger, globalLogPublisher, jsonFileLogObserver, textFileLogObserver
 from twisted.python import usage
 from twisted.python.logfile import LogFile
+from twisted.scripts._twistd_unix import UnixApplicationRunner
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from harbour.errors import ConfigurationError
@@ -463,10 +464,36 @@ class HarbourServiceTests(SynchronousTestCase):
         logged = capture_log(self)
         with self.assertRaises(StartupFailed) as raised:
             root.privilegedStartService()
-        self.assertEqual(str(raised.exception), "harbour cannot run: amp: cannot listen on tcp:7750: in use")
+        self.assertEqual(str(raised.exception), "amp: cannot listen on tcp:7750: in use")
         self.assertEqual(log, [("stop", "sim")])
         cannot = [line for line in logged if "harbour cannot run" in line]
         self.assertEqual(cannot, ["harbour cannot run: amp: cannot listen on tcp:7750: in use"])
+
+    def test_cannotListenReasonFirst(self) -> None:
+        """
+        L{StartupFailed} says why a part cannot listen first and then on
+        what, so that the 100 bytes of it twistd tells a launcher keep the
+        reason; the log line keeps Twisted's words.
+        """
+        root = HarbourService(MemoryReactorClock())
+        endpoint = "tcp:27750:interface=127.0.0.1"
+        broken = Broken(
+            "amp",
+            ConfigurationError(
+                f"cannot listen on {endpoint}: Couldn't listen on 127.0.0.1:27750: "
+                "[Errno 98] Address already in use."
+            ),
+            privileged=True,
+        )
+        broken.endpoint = endpoint  # type: ignore[attr-defined]
+        broken.setServiceParent(root)
+        logged = capture_log(self)
+        with self.assertRaises(StartupFailed) as raised:
+            root.privilegedStartService()
+        self.assertEqual(str(raised.exception), f"amp: Address already in use, on {endpoint}")
+        told = UnixApplicationRunner({})._formatChildException(raised.exception)
+        self.assertTrue(told.endswith(endpoint.encode("ascii")), told)
+        self.assertIn("Couldn't listen on 127.0.0.1:27750", "\n".join(logged))
 
     def test_status(self) -> None:
         """
