@@ -650,7 +650,10 @@ def _foundation(
     (announcing on C{bus}) and the task store on it.
     """
     data_dir = Path(options["data-dir"])
-    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigurationError(f"cannot create --data-dir {data_dir}: {e.strerror}") from None
     # Only a hub holds the lease on its Redis and prefix: workers share it.
     hub = options["role"] != "worker"
     root = HarbourService(reactor)

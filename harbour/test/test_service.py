@@ -284,6 +284,26 @@ class OptionsTests(SynchronousTestCase):
         )
         self.assertEqual(str(error), f"cannot use {data / 'redis'} for the embedded Redis: Permission denied")
 
+    def test_dataDirCannotBeMade(self) -> None:
+        """
+        A data directory that cannot be made (under a file, or in a
+        directory harbour may not write to) is one line naming it.
+        """
+        a_file = Path(self.mktemp())
+        a_file.write_text("")
+        error = self.assertRaises(
+            ConfigurationError, build, MemoryReactorClock(), self.parse(f"--data-dir={a_file}/sub")
+        )
+        self.assertEqual(str(error), f"cannot create --data-dir {a_file}/sub: Not a directory")
+        locked = Path(self.mktemp())
+        locked.mkdir(mode=0o500)
+        self.addCleanup(locked.chmod, 0o700)
+        if not os.access(locked, os.W_OK):
+            error = self.assertRaises(
+                ConfigurationError, build, MemoryReactorClock(), self.parse(f"--data-dir={locked}/sub")
+            )
+            self.assertEqual(str(error), f"cannot create --data-dir {locked}/sub: Permission denied")
+
     def test_environment(self) -> None:
         """
         C{HARBOUR_*} variables become options for C{harbour.tac}.
