@@ -289,8 +289,8 @@ class StartupErrorTests(TestCase):
 
     async def test_storeCannotStart(self) -> None:
         """
-        When the embedded Redis cannot start, the daemon says why and exits
-        instead of running without a store.
+        When the embedded Redis cannot start, the daemon says why, in one
+        line, and exits instead of running without a store.
         """
         from twisted.internet import reactor
 
@@ -310,8 +310,11 @@ class StartupErrorTests(TestCase):
             directory,
         )
         self.assertNotEqual(await daemon.end_within(PATIENCE), 0, daemon.output())
-        self.assertIn("harbour cannot run: store: ", daemon.output())
-        self.assertIn("use a shorter --data-dir", daemon.output())
+        said = [line for line in daemon.lines if "harbour cannot run: store: " in line]
+        self.assertEqual(len(said), 1, daemon.output())
+        self.assertIn("use a shorter --data-dir", said[0])
+        # The one line, without a traceback before it.
+        self.assertNotIn("Traceback", daemon.output())
 
     def control_port_taken(self) -> tuple[Path, int, list[str]]:
         """

@@ -63,7 +63,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from harbour.errors import ConfigurationError, StoreRefused, StoreUnavailable
+from harbour.errors import ConfigurationError, HarbourError, StoreRefused, StoreUnavailable
 from harbour.interfaces import IBus, IRedis, IStatusSource
 from harbour.store.address import RedisAddress
 from harbour.store.cluster import check_cluster
@@ -457,7 +457,14 @@ class StoreService(Service):
 
     def _started(self, outcome: object) -> None:
         if isinstance(outcome, Failure) and not outcome.check(CancelledError):
-            self.log.failure("Redis store did not start", outcome, service="store")
+            if outcome.check(HarbourError):
+                # Expected (a refusal, a server that cannot start): those
+                # waiting on when_ready say it (a daemon, in one line).
+                self.log.debug(
+                    "Redis store did not start: {error}", error=outcome.getErrorMessage(), service="store"
+                )
+            else:
+                self.log.failure("Redis store did not start", outcome, service="store")
         self._outcome = outcome if isinstance(outcome, Failure) else True
         waiting, self._waiting = self._waiting, []
         for d in waiting:

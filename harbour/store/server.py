@@ -165,11 +165,14 @@ class RedisServerProcess:
                 f"the Redis socket path {self.socket} is longer than unix sockets "
                 f"allow ({MAX_SOCKET_PATH} bytes): use a shorter --data-dir"
             )
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         # A restart keeps the lock whatever becomes of it: the directory is
         # still this harbour's.
         restart = self._lock_fd is not None
-        self._lock()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._lock()
+        except OSError as e:
+            raise ConfigurationError(f"cannot use {self.directory} for redis-server: {e.strerror}") from None
         yield self._stop_stale()
         output = self._output = _ServerOutput()
         args = [

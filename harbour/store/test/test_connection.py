@@ -556,6 +556,19 @@ class ServerProcessTests(TestCase):
             await second.start()
         self.assertIn("in use by another harbour", str(caught.exception))
 
+    async def test_directoryUnusable(self) -> None:
+        """
+        A directory that cannot be made or locked is refused in words
+        naming it, not with the OSError's traceback.
+        """
+        self.directory.write_text("")
+        server = RedisServerProcess(self.reactor, self.directory / "redis")
+        with self.assertRaises(ConfigurationError) as caught:
+            await server.start()
+        self.assertEqual(
+            str(caught.exception), f"cannot use {self.directory / 'redis'} for redis-server: Not a directory"
+        )
+
     async def test_socketPathTooLong(self) -> None:
         """
         A socket path longer than unix sockets allow is refused before
