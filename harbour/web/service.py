@@ -15,6 +15,7 @@ import attr
 from twisted.application.service import IService, Service
 from twisted.internet.address import UNIXAddress
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTCP, IReactorTime, ITCPTransport
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
@@ -632,9 +633,19 @@ class HttpService(Service):
         Check the endpoint policy; read the control token if other hosts
         may connect (the control port creates it first).
 
-        @raise ConfigurationError: for a plain listener off loopback, or an
-            unreadable token.
+        @raise ConfigurationError: for a plain listener off loopback, an
+            unreadable token, or a description Twisted cannot parse (a
+            typo would leave the page and metrics off unnoticed).
         """
+        try:
+            serverFromString(reactor, endpoint)
+        except (ValueError, TypeError) as e:
+            raise ConfigurationError(f"--http: cannot use endpoint {endpoint!r}: {e}") from None
+        except Exception:
+            # Parsed, but a file it names cannot be read, or systemd did not
+            # hand its socket over: as a port in use, that is logged at
+            # start, and the mirror runs on without its page.
+            pass
         token = read_token(token_file) if reachable_from_elsewhere(endpoint) else None
         return cls(reactor, endpoint, monitor, token)
 

@@ -160,6 +160,22 @@ class ServicesTests(SynchronousTestCase):
         self.assertIsNone(http.status()["listening"])
         self.assertTrue(any("cannot listen on ssl:0" in message for message in messages), messages)
 
+    def test_malformedEndpointRefused(self) -> None:
+        """
+        A description Twisted cannot parse (a typo: C{tpc:7752}, or a port
+        that is no number) stops start-up, naming C{--http}, rather than
+        leaving the page and metrics off.
+        """
+        for endpoint, why in [
+            ("garbage", "Unknown endpoint type: 'garbage'"),
+            ("tpc:7752", "Unknown endpoint type: 'tpc'"),
+            ("tcp:notaport", "invalid literal for int()"),
+        ]:
+            with self.assertRaises(ConfigurationError) as caught:
+                web_services(self.reactor, endpoint, Bus(), self.daemon, self.token)
+            self.assertTrue(str(caught.exception).startswith(f"--http: cannot use endpoint {endpoint!r}: "))
+            self.assertIn(why, str(caught.exception))
+
     def test_urlOfIPv6(self) -> None:
         """
         An IPv6 listener's address is shown in brackets, as a URL needs.
