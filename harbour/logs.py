@@ -13,7 +13,7 @@ from twisted.logger import ILogObserver, jsonFileLogObserver
 
 def json_stdout() -> ILogObserver:
     """
-    @return: An observer writing JSON lines (record-separator delimited) to
-        standard output.
+    @return: An observer writing JSON lines to standard output: one
+        object per line, with no record separator (RFC 7464) before it.
     """
     return jsonFileLogObserver(sys.stdout, recordSeparator="")

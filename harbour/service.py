@@ -151,6 +151,15 @@ class Options(usage.Options):
     #: Where C{HARBOUR_REDIS_PASSWORD} is read from (tests replace it).
     environ: Mapping[str, str] = os.environ
 
+    def opt_version(self) -> None:
+        """
+        Display harbour's version, and Twisted's, and exit.
+        """
+        from twisted import copyright
+
+        print(f"harbour {__version__} (Twisted {copyright.version})")
+        sys.exit(0)
+
     def postOptions(self) -> None:
         """
         Check everything that can be checked before start, so that a

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -20,6 +21,7 @@ from twisted.python.logfile import LogFile
 from twisted.scripts._twistd_unix import UnixApplicationRunner
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from harbour import __version__
 from harbour.errors import ConfigurationError
 from harbour.service import (
     HangupService,
@@ -34,6 +36,7 @@ from harbour.service import (
 )
 from harbour.services.sweeping import LeaseSweeper
 from harbour.test.helpers import capture_log
+from twisted import copyright
 
 
 class OptionsTests(SynchronousTestCase):
@@ -303,6 +306,17 @@ class OptionsTests(SynchronousTestCase):
                 ConfigurationError, build, MemoryReactorClock(), self.parse(f"--data-dir={locked}/sub")
             )
             self.assertEqual(str(error), f"cannot create --data-dir {locked}/sub: Permission denied")
+
+    def test_version(self) -> None:
+        """
+        C{twistd harbour --version} says harbour's version (and Twisted's)
+        rather than only Twisted's, and exits 0.
+        """
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        exited = self.assertRaises(SystemExit, self.parse, "--version")
+        self.assertEqual(exited.code, 0)
+        self.assertEqual(out.getvalue(), f"harbour {__version__} (Twisted {copyright.version})\n")
 
     def test_environment(self) -> None:
         """
