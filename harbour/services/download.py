@@ -212,6 +212,8 @@ class DownloadService(Service):
                 self.bus.subscribe("store.connected", lambda event: self.wake()),
             ]
         )
+        if not self.running:
+            return  # stopped while subscribing: nothing to beat for
         # Before the waits: the hub lists a worker that waits, as waiting,
         # and closes a link silent for long (see harbour.amp.server).
         self._heartbeat = LoopingCall(guarded(self.log, "heartbeat", self._beat_now, service="download"))

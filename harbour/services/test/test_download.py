@@ -35,7 +35,7 @@ from twisted.web.server import Request, Site
 from twisted.web.static import Data
 from zope.interface import implementer
 
-from harbour.bus import Bus, Event
+from harbour.bus import Bus, Event, Subscription
 from harbour.config.schema import DownloadTopic, ManifestTopic, ReportTopic, WorkTopic
 from harbour.errors import StoreUnavailable
 from harbour.interfaces import IEvent, ILimiter
@@ -1515,6 +1515,43 @@ class FirstConfigurationTests(SynchronousTestCase):
         bus.publish("work", {}, retain=True)
         reactor.advance(BEAT_SPACING)
         self.assertNotIn("waiting", beats[-1])
+
+    def test_stoppedWhileSubscribing(self) -> None:
+        """
+        Stopped while its subscriptions are still being made (over a hub
+        link, they may take a while), the service starts no heartbeat once
+        they are: nothing beats for a stopped service.
+        """
+        reactor = MemoryReactorClock()
+        bus = Bus()
+        beats: list[dict[str, Any]] = []
+        bus.subscribe("worker.status", lambda event: beats.append(event.payload))
+        subscribing: list[Deferred[None]] = []
+        subscribed = bus.subscribe
+
+        def subscribe(pattern: str, callback: Callable[[IEvent], object]) -> Deferred[Subscription]:
+            made = self.successResultOf(subscribed(pattern, callback))
+            held: Deferred[None] = Deferred()
+            subscribing.append(held)
+            return held.addCallback(lambda ignored: made)
+
+        bus.subscribe = subscribe  # type: ignore[method-assign]
+        service = DownloadService(
+            reactor,
+            MemoryTaskStore(reactor),
+            OasisClient(reactor, MemoryLimiter(reactor)),
+            bus,
+            Path(self.mktemp()),
+            heartbeat_interval=5.0,
+        )
+        service._in_thread = lambda f, *args: succeed(f(*args))  # type: ignore[method-assign]
+        service.startService()
+        self.successResultOf(service.stopService())
+        for held in subscribing:
+            held.callback(None)
+        reactor.advance(10)
+        self.assertEqual(beats, [])
+        self.assertIsNone(service._heartbeat)
 
     def test_noDirectoryWhileWaiting(self) -> None:
         """
