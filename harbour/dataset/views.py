@@ -169,6 +169,14 @@ RANK_COLUMN = "harbour_rank"
 #: types them C{float64}); a row is known by all its other columns.
 VALUE_TYPES = frozenset({"DOUBLE", "FLOAT"})
 
+#: The columns numbering a row within its answer rather than saying what
+#: it is: OASIS's CSV C{GROUP} counts the answer's series (location and
+#: item, day after day) from its first, so one interval fetched by two
+#: windows starting on different days has two numbers.  They are not part
+#: of what a row is known by.  (C{POS}, an item's place in OASIS's own
+#: display, is the same in every answer, and typed as a value anyway.)
+ANSWER_POSITION_COLUMNS = frozenset({"group"})
+
 
 def newest_sql(
     tables_dir: Path, report: str, files: Collection[Path] | None, columns: Mapping[str, str]
@@ -178,14 +186,19 @@ def newest_sql(
     @param columns: The columns of C{report}'s files, by name, to their
         DuckDB types.
     @return: The query of the view of a report OASIS serves only current
-        data of: of the rows alike in every column but their values (one
+        data of: of the rows alike in every column but their values and
+        their place in their answer (L{ANSWER_POSITION_COLUMNS}; one
         interval of one location and item, fetched by several windows, or
         posted again with another value), the one whose file's zip was
         downloaded last (L{harbour.dataset.write.DOWNLOADED}; a file
         written before it was recorded counts as older, and of two such
         the later in name wins).
     """
-    keys = [name for name, kind in columns.items() if kind not in VALUE_TYPES]
+    keys = [
+        name
+        for name, kind in columns.items()
+        if kind not in VALUE_TYPES and name not in ANSWER_POSITION_COLUMNS
+    ]
     read = _read(tables_dir, report, files)
     options = f"hive_partitioning = true, union_by_name = true, filename = {_quoted(FILE_COLUMN)}"
     rows = f"read_parquet({read}, {options})"

@@ -138,6 +138,54 @@ class ViewTests(SynchronousTestCase):
                     "harbour_file", [row[0] for row in views_of.execute("DESCRIBE curr").fetchall()]
                 )
 
+    def test_current_only_group_numbers(self) -> None:
+        """
+        An interval of a report OASIS serves only current data of, fetched
+        by two windows starting on different days, shows once, as the
+        newest posting, though OASIS's C{GROUP} numbers its rows in each
+        answer from the answer's first series: one number in one window
+        and another in the next.
+        """
+        header = "INTERVALSTARTTIME_GMT,INTERVALENDTIME_GMT,OPR_DT,TI_ID,TI_DIRECTION,MW,GROUP\n"
+        days = {
+            "2025-06-01": "2025-06-01T07:00:00-00:00,2025-06-01T08:00:00-00:00,2025-06-01",
+            "2025-06-02": "2025-06-02T07:00:00-00:00,2025-06-02T08:00:00-00:00,2025-06-02",
+            "2025-06-03": "2025-06-03T07:00:00-00:00,2025-06-03T08:00:00-00:00,2025-06-03",
+        }
+        windows = (
+            ("20250601", ("2025-06-01", "2025-06-02"), 100.0, 1_000_000_000),
+            ("20250602", ("2025-06-02", "2025-06-03"), 120.0, 2_000_000_000),
+        )
+        for name, held, mw, downloaded in windows:
+            body = "".join(
+                f"{days[day]},MALIN500,{direction},{mw},{group}\n"
+                for group, (day, direction) in enumerate(
+                    ((day, direction) for day in held for direction in ("I", "E")), start=1
+                )
+            )
+            path = zip_of(self.zips / f"{name}.zip", [("a.csv", (header + body).encode())])
+            os.utime(path, ns=(downloaded, downloaded))
+            write(path, self.tables, "usage")
+        rebuild_views(self.tables, {"usage": "TRNS_CURR_USAGE"})
+        fresh, made = open_views(self.tables)
+        self.addCleanup(fresh.close)
+        self.assertEqual(made.skipped, ())
+        with connect(self.tables) as connection:
+            for views_of in (connection, fresh):
+                self.assertEqual(
+                    views_of.execute(
+                        'SELECT opr_dt, ti_direction, mw, "group" FROM usage ORDER BY opr_dt, ti_direction'
+                    ).fetchall(),
+                    [
+                        (D(2025, 6, 1), "E", 100.0, "2"),
+                        (D(2025, 6, 1), "I", 100.0, "1"),
+                        (D(2025, 6, 2), "E", 120.0, "2"),
+                        (D(2025, 6, 2), "I", 120.0, "1"),
+                        (D(2025, 6, 3), "E", 120.0, "4"),
+                        (D(2025, 6, 3), "I", 120.0, "3"),
+                    ],
+                )
+
     def test_current_by_parameter_once(self) -> None:
         """
         A report whose parameters make it current-only (C{PRC_FLEX_RAMP}
