@@ -447,9 +447,18 @@ def _write_parquet(rows: duckdb.DuckDBPyRelation, path: Path) -> None:
             writer.write_batch(batch)
 
 
+#: The most rows C{query} prints as a table; the other forms print all.
+TABLE_ROWS = 1_000
+
+#: What follows a table of the first L{TABLE_ROWS} rows when there are more.
+MORE_ROWS = "more rows not shown (only the first {:,} are); use --csv, --json or --parquet for all of them"
+
+
 def _print(result: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: TextIO) -> None:
     """
-    Print a query's result as C{args} asks: CSV, JSON lines or a table.
+    Print a query's result as C{args} asks: CSV, JSON lines or a table,
+    fetched a few rows at a time; a table of only the first L{TABLE_ROWS}
+    rows, then a line saying there are more (L{MORE_ROWS}) if there are.
     """
     names = [column[0] for column in result.description or []]
     if args.csv:
@@ -462,10 +471,18 @@ def _print(result: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: Tex
             for row in rows:
                 out.write(json.dumps(dict(zip(names, row, strict=True)), default=_plain) + "\n")
     else:
+        # A table is laid out whole before any of it prints, at some
+        # kilobytes a row: only its first rows are fetched.
+        rows = result.fetchmany(TABLE_ROWS)
+        more = bool(result.fetchmany(1))
         table = Table(*names, box=None)
-        for row in result.fetchall():
+        for row in rows:
             table.add_row(*("" if value is None else str(value) for value in row))
         DataConsole(out, 200).print(table)
+        if more:
+            # Not how many more: counting them would run the rest of the
+            # query, which may take as long as the whole.
+            out.write(f"{MORE_ROWS.format(TABLE_ROWS)}\n")
     out.flush()
 
 

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyarrow.parquet as pq
 from twisted.trial.unittest import SynchronousTestCase
@@ -84,6 +84,45 @@ class QueryTests(CommandTestCase):
         self.assertEqual((code, err), (OK, ""))
         self.assertEqual(out.split()[:2], ["location", "lmp"])
         self.assertIn("TH_ZP26_GEN-APND", out)
+
+    def test_table_bounded(self) -> None:
+        """
+        A table holds only the first L{dataset.TABLE_ROWS} rows, then a line
+        saying that there are more and how to have them all; a result of
+        no more rows than that prints whole, without the line.
+        """
+        last = dataset.TABLE_ROWS - 1
+        code, out, err = self.command("query", f"SELECT range AS n FROM range({dataset.TABLE_ROWS + 5})")
+        self.assertEqual((code, err), (OK, ""))
+        lines = out.splitlines()
+        self.assertEqual([line.strip() for line in lines[:2]], ["n", "0"])
+        self.assertEqual(lines[dataset.TABLE_ROWS].strip(), str(last))
+        self.assertEqual(
+            lines[dataset.TABLE_ROWS + 1 :],
+            [
+                (
+                    f"more rows not shown (only the first {dataset.TABLE_ROWS:,} are);"
+                    " use --csv, --json or --parquet for all of them"
+                )
+            ],
+        )
+        code, out, err = self.command("query", f"SELECT range AS n FROM range({dataset.TABLE_ROWS})")
+        self.assertEqual((code, err), (OK, ""))
+        self.assertEqual(len(out.splitlines()), dataset.TABLE_ROWS + 1)
+        self.assertEqual(out.splitlines()[-1].strip(), str(last))
+
+    def test_table_endless(self) -> None:
+        """
+        A table of a result too large to hold (here endless) fetches only
+        the rows it prints, and one more, a few at a time: never the
+        whole result.
+        """
+        result = EndlessResult()
+        out = io.StringIO()
+        args = parser().parse_args(["query", "SELECT 1"])
+        dataset._print(cast(Any, result), args, out)
+        self.assertLessEqual(result.fetched, dataset.TABLE_ROWS + 1)
+        self.assertEqual(len(out.getvalue().splitlines()), dataset.TABLE_ROWS + 2)
 
     def test_csv(self) -> None:
         """
@@ -631,6 +670,31 @@ class QueryTests(CommandTestCase):
         self.assertEqual(os.fstat(writing).st_rdev, os.stat(os.devnull).st_rdev)
         out.write("dropped")
         out.flush()
+
+
+class EndlessResult:
+    """
+    A query's result, as DuckDB gives it, of rows without end.
+    """
+
+    description = [("n", "BIGINT")]
+
+    def __init__(self) -> None:
+        self.fetched = 0
+
+    def fetchmany(self, size: int = 1) -> list[tuple[int]]:
+        """
+        @return: The next C{size} rows.
+        """
+        rows = [(self.fetched + n,) for n in range(size)]
+        self.fetched += size
+        return rows
+
+    def fetchall(self) -> list[tuple[int]]:
+        """
+        @raise MemoryError: Always: the rows are without end.
+        """
+        raise MemoryError("every row of an endless result")
 
 
 class BrokenPipe(io.StringIO):
