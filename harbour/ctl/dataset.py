@@ -11,6 +11,7 @@ import csv
 import datetime
 import fcntl
 import json
+import math
 import os
 import re
 import shutil
@@ -456,7 +457,8 @@ MORE_ROWS = "more rows not shown (only the first {:,} are); use --csv, --json or
 
 def _print(result: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: TextIO) -> None:
     """
-    Print a query's result as C{args} asks: CSV, JSON lines or a table,
+    Print a query's result as C{args} asks: CSV, JSON lines (a float
+    that is not finite as C{null}) or a table,
     fetched a few rows at a time; a table of only the first L{TABLE_ROWS}
     rows, then a line saying there are more (L{MORE_ROWS}) if there are.
     """
@@ -469,7 +471,9 @@ def _print(result: duckdb.DuckDBPyConnection, args: argparse.Namespace, out: Tex
     elif args.json:
         while rows := result.fetchmany(10_000):
             for row in rows:
-                out.write(json.dumps(dict(zip(names, row, strict=True)), default=_plain) + "\n")
+                values = (_finite(value) for value in row)
+                line = json.dumps(dict(zip(names, values, strict=True)), default=_plain, allow_nan=False)
+                out.write(line + "\n")
     else:
         # A table is laid out whole before any of it prints, at some
         # kilobytes a row: only its first rows are fetched.
@@ -584,6 +588,22 @@ def _missing(days: tuple[datetime.date, ...]) -> str:
     if len(runs) > 4:
         text += f", ... ({len(runs) - 4} more runs)"
     return f"{len(days):,}: {text}"
+
+
+def _finite(value: Any) -> Any:
+    """
+    @return: C{value}, with every float that is not finite in it (C{NaN},
+        which an OASIS C{nan} becomes, and the infinities) as L{None}:
+        JSON has no such numbers, and the parsers that are strict about
+        it refuse the words Python writes for them.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    return value
 
 
 def _plain(value: Any) -> Any:

@@ -148,6 +148,27 @@ class QueryTests(CommandTestCase):
             [{"trading_date": "2025-06-01"}, {"trading_date": "2025-06-02"}, {"trading_date": "2025-06-05"}],
         )
 
+    def test_json_not_finite(self) -> None:
+        """
+        C{--json} prints a float that is not finite (an OASIS C{nan}, an
+        infinity), alone or in a list or a struct, as C{null}: JSON has
+        no such numbers.
+        """
+        sql = (
+            "SELECT 'nan'::DOUBLE AS x, 'inf'::DOUBLE AS y, '-inf'::FLOAT AS z, 1.5::DOUBLE AS w,"
+            " [1.0::DOUBLE, 'nan'::DOUBLE] AS l, {'a': 'inf'::DOUBLE} AS s"
+        )
+        code, out, err = self.command("query", "--json", sql)
+        self.assertEqual((code, err), (OK, ""))
+
+        def refused(constant: str) -> None:
+            raise ValueError(f"not JSON: {constant}")
+
+        self.assertEqual(
+            json.loads(out, parse_constant=refused),
+            {"x": None, "y": None, "z": None, "w": 1.5, "l": [1.0, None], "s": {"a": None}},
+        )
+
     def test_times(self) -> None:
         """
         Columns of times with a zone print in every form, in UTC whatever
