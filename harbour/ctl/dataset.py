@@ -95,7 +95,8 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     result.
 
     @return: L{OK}, L{USAGE} without a statement, for one that does not
-        only read (L{READING}) or for a change of DuckDB's settings, or
+        only read (L{READING}), for a change of DuckDB's settings or for
+        a Parquet file to be written among the tables (L{_in_tables}), or
         L{FAILED} without tables or for an SQL error.
     """
     statement = _statement(args.sql)
@@ -106,12 +107,36 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if refused is not None:
         print(f"harbourctl: query only reads the dataset: it does not run {refused} statements", file=err)
         return USAGE
+    if args.parquet is not None and _in_tables(args.parquet, args.data_dir / "tables"):
+        print(
+            f"harbourctl: --parquet {args.parquet}: inside the dataset's tables directory"
+            f" {args.data_dir / 'tables'}, where the views would read it as the dataset's own:"
+            " write it elsewhere",
+            file=err,
+        )
+        return USAGE
     warned: set[Skipped] = set()
     for run in range(1, RUNS + 1):
         code = _query_once(args, statement, out, err, warned, again=run < RUNS)
         if code is not None:
             return code
     raise AssertionError("the last run is never run again")
+
+
+def _in_tables(target: Path, tables_dir: Path) -> bool:
+    """
+    @param target: Where C{--parquet} is to write: its temporary goes
+        beside it, then is renamed over it (over a link there, not the
+        file the link names).
+    @return: Whether C{target} is in C{tables_dir} or under it, links
+        followed: a file there would be read by the views (a C{part-*.parquet}
+        in a day's directory adds its rows to the day's), or replace the
+        views file.
+    """
+    # The directory, links followed, as the rename finds it.
+    written = Path(os.path.abspath(target))
+    where = written.parent.resolve() / written.name
+    return where.is_relative_to(tables_dir.resolve())
 
 
 #: How many times C{query} runs its SQL over views made afresh when a file

@@ -377,6 +377,32 @@ class QueryTests(CommandTestCase):
         self.assertEqual(target.read_bytes(), b"earlier")
         self.assertEqual(list(directory.iterdir()), [target])
 
+    def test_parquet_not_among_tables(self) -> None:
+        """
+        C{--parquet} refuses (L{USAGE}) to write in the tables directory,
+        reached by its path or through a link, where the views would read
+        the file as the dataset's own (a day's rows twice) or it would
+        replace the views file; beside it, in the data directory, it
+        writes.
+        """
+        day = self.tables / "lmp-dam" / "trading_date=2020-01-02"
+        link = Path(self.mktemp())
+        link.symlink_to(day.resolve(), target_is_directory=True)
+        sql = "SELECT * FROM lmp_dam WHERE trading_date = '2020-01-02'"
+        before = sorted(self.tables.rglob("*"))
+        views_file = (self.tables / DATABASE).read_bytes()
+        for target in (day / "part-out.parquet", link / "part-out.parquet", self.tables / DATABASE):
+            code, out, err = self.command("query", "--parquet", str(target), sql)
+            self.assertEqual((code, out), (USAGE, ""), target)
+            self.assertIn(f"--parquet {target}: inside the dataset's tables directory", err)
+        self.assertEqual(sorted(self.tables.rglob("*")), before)
+        self.assertEqual((self.tables / DATABASE).read_bytes(), views_file)
+        code, out, err = self.command("query", "--csv", "SELECT count(*) AS n FROM lmp_dam")
+        self.assertEqual(out, "n\n288\n")
+        code, out, err = self.command("query", "--parquet", str(self.data / "out.parquet"), sql)
+        self.assertEqual((code, out, err), (OK, "", ""))
+        self.assertEqual(pq.read_table(self.data / "out.parquet").num_rows, 192)
+
     def test_no_tables(self) -> None:
         """
         Without any table yet, a message says the daemon writes them.
