@@ -164,7 +164,8 @@ def read_csv(stream: IO[bytes], member: str) -> Iterator[pa.RecordBatch]:
     """
     @param stream: A C{resultformat=6} CSV document.
     @param member: Its name, for messages.
-    @return: Its rows in batches.
+    @return: Its rows in batches: none if it holds only its header, with
+        a line's end after it or not.
     @raise ParseError: If it is malformed or a value does not fit its type.
     """
     header = stream.read(65_536)
@@ -178,6 +179,13 @@ def read_csv(stream: IO[bytes], member: str) -> Iterator[pa.RecordBatch]:
         )
     if len({column_name(name) for name in names}) != len(names):
         raise ParseError(f"{member}: line 1: a column is named twice")
+    if b"\n" not in header and b"\r" not in header:
+        rest = stream.read(1)
+        if not rest:
+            # The header alone, without a line's end: no rows, as with one
+            # (pyarrow would fail to skip the header).
+            return
+        header += rest
     options = pacsv.ConvertOptions(
         column_types={name: column_type(name) for name in names},
         # Only an empty value is null, as in XML answers: pyarrow would

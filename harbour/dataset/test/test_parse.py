@@ -182,6 +182,17 @@ class CsvTests(SynchronousTestCase):
             list(read_csv(io.BytesIO(b""), "empty.csv"))
         self.assertEqual(str(caught.exception), "empty.csv: line 1: no header")
 
+    def test_header_only(self) -> None:
+        """
+        A member holding only its header has no rows, whether a line's end
+        follows the header or not, alone or in a zip.
+        """
+        header = b"\xef\xbb\xbfOPR_DT,INTERVALSTARTTIME_GMT,MW"
+        for end in (b"", b"\n", b"\r\n"):
+            self.assertEqual(list(read_csv(io.BytesIO(header + end), "empty.csv")), [], end)
+            path = zip_of(Path(self.mktemp()) / "answer.zip", [("empty.csv", header + end)])
+            self.assertEqual(list(read_zip(path)), [], end)
+
     def test_too_many_columns(self) -> None:
         """
         A header of more columns than harbour takes is a L{ParseError}:
