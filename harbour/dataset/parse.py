@@ -15,6 +15,7 @@ and C{interval_start_utc}, C{interval_end_utc} and C{trading_date}.
 from __future__ import annotations
 
 import lzma
+import re
 import sys
 import threading
 import traceback
@@ -62,6 +63,14 @@ RELEASE_SECONDS = 30.0
 
 #: The most bytes read from a zip member at once (see L{_Rejoined}).
 PIECE_BYTES = 256 << 10
+
+#: The most bytes of a CSV member's header line (its column names) read,
+#: a piece at a time, to find its end: far more than OASIS's longest.
+HEADER_BYTES = 1 << 20
+HEADER_PIECE_BYTES = 64 << 10
+
+#: The end of a line, as pyarrow's CSV reader finds it.
+LINE_END = re.compile(rb"[\r\n]")
 
 #: The source columns a row's trading day is read from, in order of preference.
 DATE_SOURCES = ("OPR_DT", "OPR_DATE", "TRADE_DATE")
@@ -168,8 +177,8 @@ def read_csv(stream: IO[bytes], member: str) -> Iterator[pa.RecordBatch]:
         a line's end after it or not.
     @raise ParseError: If it is malformed or a value does not fit its type.
     """
-    header = stream.read(65_536)
-    first_line = header.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").strip()
+    header, end = _header(stream, member)
+    first_line = header[:end].decode("utf-8-sig", errors="replace").strip()
     if not first_line:
         raise ParseError(f"{member}: line 1: no header")
     names = [name.strip().strip('"') for name in first_line.split(",")]
@@ -179,13 +188,10 @@ def read_csv(stream: IO[bytes], member: str) -> Iterator[pa.RecordBatch]:
         )
     if len({column_name(name) for name in names}) != len(names):
         raise ParseError(f"{member}: line 1: a column is named twice")
-    if b"\n" not in header and b"\r" not in header:
-        rest = stream.read(1)
-        if not rest:
-            # The header alone, without a line's end: no rows, as with one
-            # (pyarrow would fail to skip the header).
-            return
-        header += rest
+    if end == len(header):
+        # The header alone, without a line's end: no rows, as with one
+        # (pyarrow would fail to skip the header).
+        return
     options = pacsv.ConvertOptions(
         column_types={name: column_type(name) for name in names},
         # Only an empty value is null, as in XML answers: pyarrow would
@@ -233,6 +239,33 @@ def read_csv(stream: IO[bytes], member: str) -> Iterator[pa.RecordBatch]:
         # the wait would last its whole bound.
         traceback.clear_frames(sys.exc_info()[2])
         released.wait(RELEASE_SECONDS)
+
+
+def _header(stream: IO[bytes], member: str) -> tuple[bytes, int]:
+    """
+    Read a CSV member's first line, and what came with it.
+
+    @return: The bytes read: the first line and its end, and maybe more;
+        all of the member if it ends within its first line.  Then where
+        the first line ends in them (their length if it has no end).
+    @raise ParseError: If the first line is longer than L{HEADER_BYTES}.
+    """
+    pieces: list[bytes] = []
+    size = 0
+    while size <= HEADER_BYTES:
+        piece = stream.read(HEADER_PIECE_BYTES)
+        if not piece:
+            break
+        pieces.append(piece)
+        size += len(piece)
+        if b"\n" in piece or b"\r" in piece:
+            break
+    header = b"".join(pieces)
+    found = LINE_END.search(header)
+    end = len(header) if found is None else found.start()
+    if end > HEADER_BYTES:
+        raise ParseError(f"{member}: line 1: a header longer than {HEADER_BYTES:,} bytes")
+    return header, end
 
 
 def read_xml(stream: IO[bytes], member: str) -> Iterator[pa.RecordBatch]:

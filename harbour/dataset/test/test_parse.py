@@ -193,6 +193,36 @@ class CsvTests(SynchronousTestCase):
             path = zip_of(Path(self.mktemp()) / "answer.zip", [("empty.csv", header + end)])
             self.assertEqual(list(read_zip(path)), [], end)
 
+    def test_long_header(self) -> None:
+        """
+        A header longer than the first read of the member (64 KiB) is read
+        to its end, its columns all named: a line's end in the first read
+        being a newline, a carriage return (as pyarrow takes one alone)
+        or none.
+        """
+        names = [f"C{i:03}_{'X' * 600}" for i in range(150)]
+        header = ",".join(["OPR_DT", *names]).encode()
+        row = ",".join(["2025-06-01", *(str(i) for i in range(150))]).encode()
+        self.assertGreater(len(header), 65_536)
+        for end in (b"\n", b"\r\n", b"\r"):
+            table = table_of(list(read_csv(io.BytesIO(header + end + row + end), "long.csv")))
+            self.assertEqual(table.num_rows, 1, end)
+            self.assertEqual(table.column_names[:151], ["opr_dt", *(name.lower() for name in names)], end)
+            self.assertEqual(table.column(names[-1].lower()).to_pylist(), ["149"], end)
+        self.assertEqual(list(read_csv(io.BytesIO(header), "long.csv")), [])
+
+    def test_header_too_long(self) -> None:
+        """
+        A header longer than L{parse.HEADER_BYTES} is a L{ParseError}
+        saying so, whether the line ends after that or not.
+        """
+        header = ",".join(["OPR_DT", *(f"C{i}_{'X' * 12_000}" for i in range(100))]).encode()
+        self.assertGreater(len(header), parse.HEADER_BYTES)
+        for text in (header, header + b"\n2025-06-01" + b",1" * 100 + b"\n"):
+            with self.assertRaises(ParseError) as caught:
+                list(read_csv(io.BytesIO(text), "long.csv"))
+            self.assertEqual(str(caught.exception), "long.csv: line 1: a header longer than 1,048,576 bytes")
+
     def test_too_many_columns(self) -> None:
         """
         A header of more columns than harbour takes is a L{ParseError}:
