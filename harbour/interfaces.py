@@ -488,6 +488,17 @@ class ITaskStore(Interface):
         unknown ids, are left alone, so that calling it again the same day
         moves nothing.
 
+        A new answer with data replaces what the day had, as any download
+        does.  Otherwise the task goes back to the state it came from as
+        it was (its file, hash, storage and revision; no tables listed to
+        go; its file parsed again): when its new fetch ends with no data
+        or fails, when it is given back or its lease runs out to be due
+        only once its window has ended, and when a claim finds it pending
+        once its window has ended, which it then is not claimed for.  So
+        no day is fetched once past (OASIS serves no past day of such a
+        report), and a fetch again can only replace the day's answer,
+        never lose it.
+
         @param since: A POSIX time, as the store tells time: the start of
             the current day.
         @return: A L{Deferred} firing with the ids moved, each once, in

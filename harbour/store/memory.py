@@ -21,6 +21,7 @@ from harbour.store.recount import Recounted
 from harbour.store.scripts import refused
 from harbour.store.tasks import (
     AHEAD,
+    AHEAD_KEPT,
     DOWNLOADED,
     DOWNLOADING,
     EMPTY,
@@ -324,13 +325,18 @@ class MemoryTaskStore(MemoryParseQueue):
 
     def _claim(self, owner: str, lease_seconds: float) -> Task | None:
         """
-        Claim the most urgent due task, if any.
+        Claim the most urgent due task, if any: one put back only because
+        its day was ahead, whose day is over, is back as it was instead.
         """
         now = self.clock.seconds()
-        due = [t for t in self._tasks.values() if t.state == PENDING and t.not_before <= now]
-        if not due:
-            return None
-        task = min(due, key=lambda t: (-t.window_start, t.id))
+        while True:
+            due = [t for t in self._tasks.values() if t.state == PENDING and t.not_before <= now]
+            if not due:
+                return None
+            task = min(due, key=lambda t: (-t.window_start, t.id))
+            if not _ahead_over(task, now):
+                break
+            self._ahead_back(task, "its day ended first")
         self._leases[task.id] = now + lease_seconds
         return self._replace(
             task,
@@ -376,15 +382,24 @@ class MemoryTaskStore(MemoryParseQueue):
         if task is None:
             return succeed(False)
         self._leases.pop(task_id, None)
+        ahead = task.ahead_from
+        if ahead and state != DOWNLOADED:
+            # A day ahead fetched again keeps what it had unless data replaces it.
+            self._settle(self._ahead_back(task, error or ("no data" if state == EMPTY else state)))
+            return succeed(True)
         if state == DOWNLOADED:
             if task.storage and task.storage != storage:
                 self._list_tables(task, moved_from=task.storage)
             task = attr.evolve(task, bytes=bytes, sha256=sha256, storage=storage)
         elif state == EMPTY and task.bytes > 0:
             self._list_tables(task)
-        task = self._replace(task, state=state, owner="", last_error=error, ended=task.claim)
+        task = self._replace(task, state=state, owner="", last_error=error, ended=task.claim, ahead_from="")
         if task.stale:
-            task = self._refetch(task, task.stale, "request changed while fetched")
+            stale = task.stale
+            task = self._refetch(task, stale, "request changed while fetched")
+            if ahead and stale == "changed":
+                # Still a day ahead: what was just fetched is what it keeps.
+                task = self._replace(task, ahead_from=state)
         self._settle(task)
         return succeed(True)
 
@@ -418,6 +433,9 @@ class MemoryTaskStore(MemoryParseQueue):
             return succeed(False)
         not_before = self.clock.seconds() + delay
         self._leases.pop(task_id, None)
+        if _ahead_over(task, not_before):
+            self._settle(self._ahead_back(task, error))
+            return succeed(True)
         attempts = task.attempts if counted else task.attempts - 1
         self._settle(
             self._replace(
@@ -442,7 +460,9 @@ class MemoryTaskStore(MemoryParseQueue):
         for identifier in expired:
             del self._leases[identifier]
             task = self._tasks[identifier]
-            if task.state == DOWNLOADING:
+            if task.state == DOWNLOADING and _ahead_over(task, now):
+                self._settle(self._ahead_back(task, LEASE_EXPIRED))
+            elif task.state == DOWNLOADING:
                 self._settle(
                     self._replace(
                         task, state=PENDING, owner="", last_error=LEASE_EXPIRED, **_stale_forgotten(task)
@@ -572,16 +592,56 @@ class MemoryTaskStore(MemoryParseQueue):
                 continue
             revision = task.revision + 1 if task.state == DOWNLOADED else task.revision
             self._replace(
-                task, state=PENDING, revision=revision, attempts=0, not_before=0.0, last_error=AHEAD
+                task,
+                state=PENDING,
+                revision=revision,
+                attempts=0,
+                not_before=0.0,
+                last_error=AHEAD,
+                ahead_from=task.state,
             )
             moved.append(identifier)
         return succeed(moved)
+
+    def _ahead_back(self, task: Task, why: str) -> Task:
+        """
+        Bring C{task}, put back to pending only because its day was ahead
+        (now pending or downloading), back to the state it came from as it
+        was, its file parsed again (see C{ahead_back} in C{lua/move.lua}).
+
+        @param why: What became of the fetch again (C{""}: nothing to say).
+        """
+        self._leases.pop(task.id, None)
+        changes: dict[str, Any] = {}
+        if task.ahead_from == DOWNLOADED:
+            changes["revision"] = task.revision - 1
+        if task.state == DOWNLOADING:
+            changes["ended"] = task.claim
+        return self._replace(
+            task,
+            state=task.ahead_from,
+            ahead_from="",
+            stale="",
+            owner="",
+            not_before=0.0,
+            last_error=f"{AHEAD_KEPT} ({why})" if why else AHEAD_KEPT,
+            **changes,
+        )
 
     def revision_counts(self) -> Deferred[dict[str, int]]:
         """
         See L{ITaskStore.revision_counts}.
         """
         return succeed(dict(sorted(self._revisions.items())))
+
+
+def _ahead_over(task: Task, due: float) -> bool:
+    """
+    @return: Whether C{task} was put back to pending only because its day
+        was ahead and, due at C{due}, would not be fetched again before its
+        day ends (see C{ahead_over} in C{lua/move.lua}).
+    """
+    return bool(task.ahead_from) and due >= task.window_end
 
 
 def _stale_forgotten(task: Task) -> dict[str, str]:

@@ -171,6 +171,13 @@ FILE_MISSING = "its file was gone from the download directory"
 #: is still ahead (as C{lua/refetch_ahead.lua} writes it).
 AHEAD = "fetched again: its day is still ahead"
 
+#: The C{last_error} of a task put back by L{ITaskStore.refetch_ahead} that
+#: got no new answer with data before its day ended, or whose new fetch
+#: ended with no data or failed (its error follows): it is back in the
+#: state it came from, its file and tables kept (as C{AHEAD_KEPT} in
+#: C{lua/move.lua}).
+AHEAD_KEPT = "no new answer while its day was ahead: the one fetched before is kept"
+
 #: What an entry of the retired tables' list (see L{RetiredTables}) ends
 #: with, in place of a storage, for a window resized to one that no longer
 #: holds all of its file, followed by C{":<window_start>:<window_end>"} of
@@ -309,6 +316,11 @@ class Task:
     parse_claim: int = 0
     #: The storage its file was last downloaded into (C{""}: unknown).
     storage: str = ""
+    #: Of a task put back to pending only because its day is ahead (see
+    #: L{ITaskStore.refetch_ahead}): the state it came from (C{downloaded}
+    #: or C{empty}), to which it returns, its file and tables kept, unless
+    #: a new answer with data comes before its day ends; else C{""}.
+    ahead_from: str = ""
 
     @classmethod
     def from_hash(cls, values: Mapping[str, str]) -> Task:
@@ -344,6 +356,7 @@ class Task:
             parse_owner=values.get("parse_owner", ""),
             parse_claim=int(values.get("parse_claim", 0)),
             storage=values.get("storage", ""),
+            ahead_from=values.get("ahead_from", ""),
         )
 
     @classmethod

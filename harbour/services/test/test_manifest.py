@@ -517,6 +517,28 @@ class PublishedAheadTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(self.store.counts()), {"usage": {DOWNLOADED: 15}})
         self.assertEqual(self.successResultOf(self.store.revision_counts()), {})
 
+    def test_notFetchedOnItsDayKept(self) -> None:
+        """
+        A day put back to be fetched again that is not fetched before it
+        ends (OASIS away, no worker) is never fetched once past: it keeps
+        the file fetched the day before, and its tables.
+        """
+        day = datetime.date(2026, 2, 2)
+        after = day + datetime.timedelta(days=1)
+        self._day(day)
+        self._noon(after)
+        self.successResultOf(self.work.refresh())
+        reset = task_id(f"usage/{after}.zip")
+        waiting = self.successResultOf(self.store.get(reset))
+        assert waiting is not None
+        self.assertEqual(waiting.state, PENDING)
+        self._day(after + datetime.timedelta(days=1))
+        self.assertEqual(self.fetched[f"usage/{after}.zip"], [str(day)])
+        task = self.successResultOf(self.store.get(reset))
+        assert task is not None
+        self.assertEqual((task.state, task.sha256, task.revision), (DOWNLOADED, f"sha {day}", 0))
+        self.assertEqual(self.successResultOf(self.store.retired_tables(10)).entries, ())
+
     def test_refreshedOnceADay(self) -> None:
         """
         Later refreshes of the same day fetch nothing again: each day

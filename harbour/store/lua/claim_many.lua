@@ -5,7 +5,9 @@
 -- is dropped from the queues, never moved (create.lua makes the task
 -- anew).  An id leaves its queue only once its task is moved: Redis keeps
 -- what a script wrote before an error, and a task taken out of both
--- queues but left pending would never be claimed again.
+-- queues but left pending would never be claimed again.  A task put back
+-- only because its day was ahead is not claimed once its day is over: it
+-- is back as it was (see ahead_back in move.lua).
 local lease, owner, count, nonce = number(3), ARGV[4], whole(5, 0), ARGV[6] or ''
 local at = now()
 local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', at, 'LIMIT', 0, 1000)
@@ -22,7 +24,13 @@ while #claimed < count do
   for i = 1, #heads, 2 do
     local id = heads[i]
     local key = P..'t:'..id
-    if redis.call('HGET', key, 'state') == 'pending' then
+    if redis.call('HGET', key, 'state') ~= 'pending' then
+      -- Its hash is gone, or a script that failed halfway left it here.
+      redis.call('ZREM', READY, id)
+    elseif ahead_over(key, at) then
+      -- Put back only because its day was ahead, and that day is over.
+      ahead_back(P, id, 'pending', at, 'its day ended first')
+    else
       move(P, id, redis.call('HGET', key, 'report'), 'pending', 'downloading', heads[i + 1])
       redis.call('ZREM', READY, id)
       redis.call('HINCRBY', key, 'attempts', 1)
@@ -32,9 +40,6 @@ while #claimed < count do
       redis.call('HSET', key, 'owner', owner, 'modified', at, 'fetched', at, 'claim_nonce', nonce)
       redis.call('ZADD', LEASES, at + lease, id)
       claimed[#claimed + 1] = redis.call('HGETALL', key)
-    else
-      -- Its hash is gone, or a script that failed halfway left it here.
-      redis.call('ZREM', READY, id)
     end
   end
 end

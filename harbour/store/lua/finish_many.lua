@@ -10,6 +10,16 @@ local function finish(id, owner, state, bytes, sha256, last_error, token, storag
   local key = P..'t:'..id
   local score = -tonumber(redis.call('HGET', key, 'window_start'))
   local report = redis.call('HGET', key, 'report')
+  local ahead = redis.call('HGET', key, 'ahead_from') or ''
+  if ahead ~= '' and state ~= 'downloaded' then
+    -- A day ahead fetched again keeps what it had unless data replaces it.
+    local why = last_error
+    if why == '' then why = state == 'empty' and 'no data' or state end
+    ahead_back(P, id, 'downloading', at, why)
+    settle(P, id, at)
+    return 1
+  end
+  redis.call('HDEL', key, 'ahead_from')
   -- Only a download replaces the hash: a revision that fails still knows
   -- which file in place it is to replace.
   if state == 'downloaded' then
@@ -38,6 +48,9 @@ local function finish(id, owner, state, bytes, sha256, last_error, token, storag
   if stale and stale ~= '' then
     redis.call('HDEL', key, 'stale')
     refetch(P, id, report, state, stale, score, 'request changed while fetched')
+    -- Still a day ahead, fetched again: the answer just fetched is kept
+    -- as its revision is, and is what the day keeps if no other comes.
+    if ahead ~= '' and stale == 'changed' then redis.call('HSET', key, 'ahead_from', state) end
   end
   settle(P, id, at)
   return 1

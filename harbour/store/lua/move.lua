@@ -224,11 +224,51 @@ local function forget_stale(key)
   if redis.call('HGET', key, 'stale') == 'resized' then redis.call('HSET', key, 'sha256', '') end
   redis.call('HDEL', key, 'stale')
 end
+-- As AHEAD_KEPT in tasks.py.
+local AHEAD_KEPT = 'no new answer while its day was ahead: the one fetched before is kept'
+-- Whether the task KEY was put back to pending only because its day was
+-- ahead (see refetch_ahead.lua) and, due at DUE, would not be fetched again
+-- before its day ends: OASIS serves no past day of such a report, so a
+-- fetch then could only lose, or misname, the answer fetched on the day.
+local function ahead_over(key, due)
+  local from = redis.call('HGET', key, 'ahead_from')
+  return from ~= false and from ~= '' and due >= tonumber(redis.call('HGET', key, 'window_end'))
+end
+-- Bring a task put back to pending only because its day was ahead, now in
+-- state FROM (pending or downloading), back to the state it came from as
+-- it was: its file, hash, storage and revision, its tables never listed to
+-- go (its file is parsed again); out of the queues, its lease dropped,
+-- nobody's.  WHY ('' for none) tells what became of the fetch again.
+local function ahead_back(P, id, from, at, why)
+  local key = P..'t:'..id
+  local before, report, start = unpack(redis.call('HMGET', key, 'ahead_from', 'report', 'window_start'))
+  move(P, id, report, from, before, -tonumber(start))
+  -- Raised by refetch_ahead.lua for a copy no new answer came to replace.
+  if before == 'downloaded' then redis.call('HINCRBY', key, 'revision', -1) end
+  redis.call('ZREM', READY, id)
+  redis.call('ZREM', DELAYED, id)
+  redis.call('ZREM', LEASES, id)
+  -- The request changed meanwhile: the answer kept is the only one the day
+  -- can have, OASIS serving none once it is past.
+  redis.call('HDEL', key, 'ahead_from', 'stale')
+  local reason = AHEAD_KEPT
+  if why ~= '' then reason = reason..' ('..why..')' end
+  redis.call('HSET', key, 'owner', '', 'modified', at, 'not_before', 0, 'last_error', reason)
+  if from == 'downloading' then redis.call('HSET', key, 'ended', redis.call('HGET', key, 'claim')) end
+end
 -- Give back a download claim (a task downloading): pending, due at
 -- NOT_BEFORE, its lease dropped, its attempt not counted unless COUNTED
--- (an answer that says only "not yet", or no answer at all, uses none).
-local function give_back(P, id, at, not_before, counted)
+-- (an answer that says only "not yet", or no answer at all, uses none),
+-- with ERROR (if not nil) as its last_error.  A day ahead fetched again
+-- that would be due only once its day is over is back as it was instead.
+local function give_back(P, id, at, not_before, counted, error)
   local key = P..'t:'..id
+  if ahead_over(key, not_before) then
+    ahead_back(P, id, 'downloading', at, error or '')
+    settle(P, id, at)
+    return
+  end
+  if error then redis.call('HSET', key, 'last_error', error) end
   local score = -tonumber(redis.call('HGET', key, 'window_start'))
   move(P, id, redis.call('HGET', key, 'report'), 'downloading', 'pending', score)
   redis.call('ZREM', LEASES, id)

@@ -8,8 +8,11 @@
 -- raised, so that a copy of the file the new one replaces is kept under
 -- its own name (with keep_revisions), as a revision's is; nothing is
 -- counted as revised by OASIS, and no tables are listed to go: the new
--- answer's parse replaces them.  A window already over, or fetched since
--- SINCE, is left alone, and so is every other state.
+-- answer's parse replaces them.  It keeps the state it came from as
+-- 'ahead_from': unless a new answer with data comes before its day ends,
+-- it goes back to that state as it was (see ahead_back in move.lua).  A
+-- window already over, or fetched since SINCE, is left alone, and so is
+-- every other state.
 -- ARGV: P, clock, since, then the ids.  Returns the ids moved, each once.
 local since = number(3)
 local at = now()
@@ -26,7 +29,7 @@ for i = 4, #ARGV do
     if state == 'downloaded' then redis.call('HINCRBY', key, 'revision', 1) end
     -- As AHEAD in tasks.py.
     redis.call('HSET', key, 'attempts', 0, 'not_before', 0,
-      'last_error', 'fetched again: its day is still ahead', 'modified', at)
+      'last_error', 'fetched again: its day is still ahead', 'modified', at, 'ahead_from', state)
     redis.call('ZADD', READY, score, id)
     table.insert(moved, id)
   end

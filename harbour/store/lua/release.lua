@@ -4,6 +4,5 @@ local id, owner = ARGV[3], ARGV[4]
 local delay = number(5)
 if not held(P, id, owner, ARGV[8]) then return 0 end
 local at = now()
-redis.call('HSET', P..'t:'..id, 'last_error', ARGV[6])
-give_back(P, id, at, at + delay, ARGV[7] ~= '0')
+give_back(P, id, at, at + delay, ARGV[7] ~= '0', ARGV[6])
 return 1

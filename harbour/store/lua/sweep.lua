@@ -1,9 +1,11 @@
 -- Return tasks whose download or parse lease expired: downloads to
--- pending, parses to the parse queue; a parse cut off so ARGV[3] times in
--- a row (its process died or stalled each time: a file that kills its
--- parser, say) ends unparsable, with the error ARGV[4], rather than taken
--- again without end.  At most MOST leases of each kind, so that no script
--- runs long: the caller sweeps again while either comes back full.
+-- pending (a day ahead fetched again whose day is over, back as it was:
+-- see ahead_back in move.lua), parses to the parse queue; a parse cut off
+-- so ARGV[3] times in a row (its process died or stalled each time: a file
+-- that kills its parser, say) ends unparsable, with the error ARGV[4],
+-- rather than taken again without end.  At most MOST leases of each kind,
+-- so that no script runs long: the caller sweeps again while either comes
+-- back full.
 -- ARGV: P, clock, the most parses of one file cut off, the error, most.
 -- Returns {download leases swept, parse leases swept}.
 local at = now()
@@ -12,7 +14,10 @@ local expired = redis.call('ZRANGEBYSCORE', LEASES, '-inf', at, 'LIMIT', 0, most
 for _, id in ipairs(expired) do
   redis.call('ZREM', LEASES, id)
   local key = P..'t:'..id
-  if redis.call('HGET', key, 'state') == 'downloading' then
+  if redis.call('HGET', key, 'state') == 'downloading' and ahead_over(key, at) then
+    ahead_back(P, id, 'downloading', at, 'lease expired')
+    settle(P, id, at)
+  elseif redis.call('HGET', key, 'state') == 'downloading' then
     local score = -tonumber(redis.call('HGET', key, 'window_start'))
     move(P, id, redis.call('HGET', key, 'report'), 'downloading', 'pending', score)
     redis.call('HSET', key, 'owner', '', 'modified', at, 'last_error', 'lease expired')

@@ -1476,6 +1476,122 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual((await self._task(self.store.get(task.id))).state, DOWNLOADED)
         self.assertEqual(await self.store.counts(), {"a": {DOWNLOADED: 1}})
 
+    async def _ahead(self, storage: str = "hub") -> Task:
+        """
+        Download the window of 2025-01-05 into C{storage}, parse it, then
+        put it back with L{ITaskStore.refetch_ahead} as a day ahead, the
+        clock a minute into that day.
+
+        @return: The task as it was downloaded.
+        """
+        day = request("a", 5)
+        await self._downloaded(day, storage=storage)
+        job = await self.store.claim_parse("p", 60, storage)
+        assert job is not None
+        await self.store.finish_parse(job.id, "p", job.token, 7, "")
+        task = await self._task(self.store.get(job.id))
+        self.clock.advance(day.window_start.timestamp() + 60 - self.clock.seconds())
+        self.assertEqual(await self.store.refetch_ahead([task.id], day.window_start.timestamp()), [task.id])
+        return task
+
+    async def _assertKept(self, before: Task, state: str = DOWNLOADED) -> Task:
+        """
+        Assert that C{before}'s task is back in C{state}, with its file,
+        hash, storage and revision, queued to be parsed again, not claimed
+        again, and that none of its tables is listed to go.
+
+        @return: The task as it is now.
+        """
+        self.assertIsNone(await self.store.claim("w", 60))
+        task = await self._task(self.store.get(before.id))
+        self.assertEqual(
+            (task.state, task.sha256, task.bytes, task.storage, task.revision, task.ahead_from),
+            (state, before.sha256, before.bytes, before.storage, before.revision, ""),
+        )
+        self.assertIn("fetched before is kept", task.last_error)
+        self.assertEqual(await self.store.counts(), {"a": {state: 1}})
+        self.assertEqual((await self.store.retired_tables(10, before.storage)).entries, ())
+        self.assertEqual(await self.store.revision_counts(), {})
+        return task
+
+    async def test_refetchAheadOverKept(self) -> None:
+        """
+        A task put back by L{ITaskStore.refetch_ahead} that is not fetched
+        again before its day ends is not claimed once it is over: OASIS
+        serves no past day of such a report.  It is back as it was, its
+        file queued to be parsed again, its tables kept.
+        """
+        before = await self._ahead()
+        self.assertEqual((await self._task(self.store.get(before.id))).ahead_from, DOWNLOADED)
+        self.clock.advance(request("a", 5).window_end.timestamp() - self.clock.seconds())
+        task = await self._assertKept(before)
+        self.assertEqual(task.parse, QUEUED)
+        self.assertEqual((await self.store.parse_counts())["a"][QUEUED], 1)
+
+    async def test_refetchAheadNoDataKept(self) -> None:
+        """
+        A fetch again of a day ahead that ends with no data, or failed,
+        leaves the task in the state it came from, as it was: no new
+        outcome, no tables listed to go.
+        """
+        before = await self._ahead()
+        claimed = await self._task(self.store.claim("w", 60))
+        self.assertTrue(await self.store.finish(claimed.id, "w", EMPTY, token=claimed.claim))
+        self.assertIn("no data", (await self._assertKept(before)).last_error)
+        # An empty one fetched again that fails is empty again.
+        emptied = request("b", 6)
+        await self.store.create([emptied])
+        claimed = await self._task(self.store.claim("w", 60))
+        await self.store.finish(claimed.id, "w", EMPTY)
+        self.assertEqual(await self.store.refetch_ahead([claimed.id], self.clock.seconds() + 1), [claimed.id])
+        again = await self._task(self.store.claim("w", 60))
+        self.assertTrue(await self.store.finish(again.id, "w", FAILED, error="500", token=again.claim))
+        task = await self._task(self.store.get(claimed.id))
+        self.assertEqual((task.state, task.revision, task.ahead_from), (EMPTY, 0, ""))
+        self.assertIn("500", task.last_error)
+        self.assertEqual(await self.store.counts(), {"a": {DOWNLOADED: 1}, "b": {EMPTY: 1}})
+
+    async def test_refetchAheadDueAfterItsDayKept(self) -> None:
+        """
+        A fetch again of a day ahead given back due only once its day is
+        over (a recheck, a backoff), or whose lease runs out after it, is
+        back as it was at once; one due within its day waits.
+        """
+        before = await self._ahead()
+        day = request("a", 5)
+        claimed = await self._task(self.store.claim("w", 60))
+        self.assertTrue(await self.store.release(claimed.id, "w", 3600, "not yet", token=claimed.claim))
+        self.assertEqual((await self._task(self.store.get(before.id))).state, PENDING)
+        self.clock.advance(3600)
+        claimed = await self._task(self.store.claim("w", 60))
+        late = day.window_end.timestamp() - self.clock.seconds()
+        self.assertTrue(await self.store.release(claimed.id, "w", late, "no data yet", token=claimed.claim))
+        self.assertIn("no data yet", (await self._assertKept(before)).last_error)
+        # Fetched again the next day, its lease running out after its end.
+        self.clock.advance(-60 - self.clock.seconds() + day.window_end.timestamp())
+        self.assertEqual(await self.store.refetch_ahead([before.id], self.clock.seconds() - 1), [before.id])
+        await self._task(self.store.claim("w", 120))
+        self.clock.advance(120)
+        await self.store.sweep()
+        self.assertIn("lease expired", (await self._assertKept(before)).last_error)
+
+    async def test_refetchAheadNewAnswerReplaces(self) -> None:
+        """
+        A fetch again of a day ahead that brings data replaces what the
+        day had, as any download does, and is what the day keeps: a later
+        outcome is the task's own.
+        """
+        before = await self._ahead()
+        claimed = await self._task(self.store.claim("w", 60))
+        await self.store.finish(claimed.id, "w", DOWNLOADED, 12, "new", token=claimed.claim, storage="hub")
+        task = await self._task(self.store.get(before.id))
+        self.assertEqual(
+            (task.state, task.sha256, task.revision, task.ahead_from), (DOWNLOADED, "new", 1, "")
+        )
+        self.clock.advance(request("a", 5).window_end.timestamp() - self.clock.seconds())
+        self.assertEqual((await self._task(self.store.get(before.id))).state, DOWNLOADED)
+        self.assertIsNone(await self.store.claim("w", 60))
+
     async def test_refetchMissingLeavesChanged(self) -> None:
         """
         L{ITaskStore.refetch_missing} leaves alone a task that is no longer
