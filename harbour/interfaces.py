@@ -442,9 +442,11 @@ class ITaskStore(Interface):
         @param revisions: (task id, POSIX time of the change, OASIS version)
             triples; unknown ids are ignored.
         @return: A L{Deferred} firing with a list of
-            C{{"id", "report", "previous", "revision", "url", "filename"}}
-            for each task put back, or (C{previous} C{retired}) to come
-            back pending.
+            C{{"id", "report", "previous", "revision", "revised", "url",
+            "filename"}} for each task put back, or (C{previous}
+            C{retired}) to come back pending: C{revised} is the task's
+            L{harbour.store.tasks.Task.revised}, counting OASIS's revisions
+            only.
         """
 
     def refetch_missing(entries: Iterable[Missing]) -> Deferred[list[str]]:

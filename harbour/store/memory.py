@@ -538,16 +538,23 @@ class MemoryTaskStore(MemoryParseQueue):
             previous = task.retired_from if task.state == RETIRED else task.state
             if previous not in (DOWNLOADED, EMPTY) or (task.fetched or task.modified) >= at:
                 continue
-            revision, why = task.revision, "published after it was fetched"
+            revision, revised, why = task.revision, task.revised, "published after it was fetched"
             if previous == DOWNLOADED:
                 revision += 1
+                revised += 1
                 self._revisions[task.report] = self._revisions.get(task.report, 0) + 1
                 why = f"revised in OASIS (version {version})"
             if task.state == RETIRED:
-                self._replace(task, retired_from=PENDING, revision=revision)
+                self._replace(task, retired_from=PENDING, revision=revision, revised=revised)
             else:
                 self._replace(
-                    task, state=PENDING, attempts=0, not_before=0.0, last_error=why, revision=revision
+                    task,
+                    state=PENDING,
+                    attempts=0,
+                    not_before=0.0,
+                    last_error=why,
+                    revision=revision,
+                    revised=revised,
                 )
             changed.append(
                 {
@@ -555,6 +562,7 @@ class MemoryTaskStore(MemoryParseQueue):
                     "report": task.report,
                     "previous": task.state,
                     "revision": revision,
+                    "revised": revised,
                     "url": task.url,
                     "filename": task.filename,
                 }

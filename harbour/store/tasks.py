@@ -293,7 +293,14 @@ class Task:
     created: float = 0.0
     modified: float = 0.0
     owner: str = ""
+    #: One more each time a newer copy of its file is to be fetched while
+    #: its file is kept (an OASIS revision, a changed definition, a day
+    #: ahead fetched again): numbers the copies kept (see
+    #: L{harbour.services.files.kept_name}).
     revision: int = 0
+    #: How many times OASIS revised its data after its file was fetched
+    #: (see L{ITaskStore.revise}): of the raises of L{revision}, only those.
+    revised: int = 0
     fetched: float = 0.0
     stale: str = ""
     retired_from: str = ""
@@ -344,6 +351,7 @@ class Task:
             modified=float(values["modified"]),
             owner=values["owner"],
             revision=int(values.get("revision", 0)),
+            revised=int(values.get("revised", 0)),
             fetched=float(values.get("fetched", 0)),
             stale=values.get("stale", ""),
             retired_from=values.get("retired_from", ""),

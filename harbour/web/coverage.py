@@ -9,7 +9,10 @@ A day's state comes from the tasks of the requests whose windows cover it:
  - C{partly}: some have ended, some are still to fetch;
  - C{empty}: all ended, and OASIS had data for none of them;
  - C{revised}: all ended, and OASIS revised the data of one since it was
-   first fetched (its file was fetched again);
+   first fetched (its file was fetched again): only OASIS's revisions
+   count (L{harbour.store.tasks.Task.revised}), not the other fetches
+   again that raise a task's C{revision} (a day ahead fetched again each
+   day, a changed definition);
  - C{downloaded}: all ended, with data.
 
 The task states are loaded from the store, then kept current from the
@@ -236,7 +239,8 @@ class Coverage:
     #: indexes in the row, so that a row that loses days at its start
     #: keeps the others' as they are.
     _where: dict[str, tuple[str, int, int, float]] = attr.ib(factory=dict, init=False)
-    #: {file name: (task state, revision)}, of the files on the map only:
+    #: {file name: (task state, times OASIS revised it)}, of the files on
+    #: the map only:
     #: names of retired windows, removed reports or anyone's events would
     #: otherwise pile up for as long as the daemon runs.
     _tasks: dict[str, tuple[str, int]] = attr.ib(factory=dict, init=False)
@@ -594,10 +598,10 @@ class Coverage:
     def _count(self, files: Iterable[str]) -> DayCounts:
         downloaded = empty = pending = failed = revised = 0
         for filename in files:
-            state, revision = self._tasks.get(filename, (PENDING, 0))
+            state, revisions = self._tasks.get(filename, (PENDING, 0))
             if state == DOWNLOADED:
                 downloaded += 1
-                revised += revision > 0
+                revised += revisions > 0
             elif state == EMPTY:
                 empty += 1
             elif state == FAILED:
@@ -610,20 +614,26 @@ class Coverage:
             counts = self._counts[tally] = DayCounts(*tally)
         return counts
 
-    def record(self, filename: str, state: str, revision: int = 0) -> None:
+    def record(self, filename: str, state: str, revised: int | None = None) -> None:
         """
         Note that the task of C{filename} is now in C{state}, if its file
         is on the map, or may be laid out by the L{laying_out} under way (a
         file laid out later counts as pending until its task is read from
         the store, or moves).
+
+        @param revised: How many times OASIS revised it (its
+            L{harbour.store.tasks.Task.revised}), or L{None} for as many
+            as known.
         """
+        if revised is None:
+            revised = self._tasks.get(filename, (PENDING, 0))[1]
         found = self._where.get(filename)
         if found is None:
             if self._laying is not None:
                 # A later step of the layout under way may lay it out.
-                self._tasks[filename] = (state, revision)
+                self._tasks[filename] = (state, revised)
             return
-        self._tasks[filename] = (state, revision)
+        self._tasks[filename] = (state, revised)
         report, first, last, ignored = found
         line = self._lines[report]
         base = line.first.toordinal()
@@ -646,12 +656,13 @@ class Coverage:
         filename = payload.get("filename")
         if not isinstance(filename, str):
             return
-        revision = payload.get("revision")
-        revision = revision if isinstance(revision, int) else 0
         if topic in _EVENT_STATES:
-            self.record(filename, _EVENT_STATES[topic], revision)
+            # An outcome's "revision" also counts fetches again that are
+            # no revision of OASIS's: only a task.revised tells one.
+            self.record(filename, _EVENT_STATES[topic])
         elif topic == "task.revised":
-            self.record(filename, PENDING, revision)
+            revised = payload.get("revised")
+            self.record(filename, PENDING, revised if isinstance(revised, int) else None)
 
     @inlineCallbacks
     def load(self, store: ITaskStore, page: int = PAGE) -> Generator[Deferred[Any], Any, int]:
@@ -666,7 +677,7 @@ class Coverage:
             while True:
                 tasks, total = yield store.tasks(state, None, offset, page)
                 for task in tasks:
-                    self.record(task.filename, task.state, task.revision)
+                    self.record(task.filename, task.state, task.revised)
                 read += len(tasks)
                 offset += len(tasks)
                 if not tasks or offset >= total:

@@ -29,9 +29,13 @@ local function revise(id, at, version)
   if fetched >= at then return end
   local report = redis.call('HGET', key, 'report')
   local revision = tonumber(redis.call('HGET', key, 'revision') or '0')
+  local revised = tonumber(redis.call('HGET', key, 'revised') or '0')
   local why = 'published after it was fetched'
   if previous == 'downloaded' then
     revision = redis.call('HINCRBY', key, 'revision', 1)
+    -- Only here: revision also numbers the copies kept of files fetched
+    -- again for other reasons (see refetch_ahead.lua).
+    revised = redis.call('HINCRBY', key, 'revised', 1)
     redis.call('HINCRBY', REVISIONS, report, 1)
     why = 'revised in OASIS (version '..version..')'
   end
@@ -46,7 +50,7 @@ local function revise(id, at, version)
     redis.call('ZADD', READY, score, id)
   end
   table.insert(changed, cjson.encode({id = id, report = report, previous = state, revision = revision,
-    url = redis.call('HGET', key, 'url'), filename = redis.call('HGET', key, 'filename')}))
+    revised = revised, url = redis.call('HGET', key, 'url'), filename = redis.call('HGET', key, 'filename')}))
 end
 local earlier = redis.call('HGETALL', due)
 for i = 1, #earlier, 2 do

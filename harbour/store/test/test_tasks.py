@@ -1209,6 +1209,7 @@ class TaskStoreBehaviourMixin(_MixinBase):
                     "report": "a",
                     "previous": DOWNLOADED,
                     "revision": 1,
+                    "revised": 1,
                     "url": task.url,
                     "filename": task.filename,
                 }
@@ -1216,7 +1217,8 @@ class TaskStoreBehaviourMixin(_MixinBase):
         )
         revised = await self._task(self.store.get(task.id))
         self.assertEqual(
-            (revised.state, revised.revision, revised.sha256, revised.attempts), (PENDING, 1, "old", 0)
+            (revised.state, revised.revision, revised.revised, revised.sha256, revised.attempts),
+            (PENDING, 1, 1, "old", 0),
         )
         self.assertIn("revised", revised.last_error)
         self.assertEqual(await self.store.counts(), {"a": {PENDING: 1}})
@@ -1249,6 +1251,7 @@ class TaskStoreBehaviourMixin(_MixinBase):
                     "report": "a",
                     "previous": EMPTY,
                     "revision": 0,
+                    "revised": 0,
                     "url": task.url,
                     "filename": task.filename,
                 }
@@ -1458,7 +1461,8 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual(await self.store.refetch_ahead([downloaded.id], since), [])
         fetched = await self._task(self.store.get(downloaded.id))
         self.assertEqual(
-            (fetched.state, fetched.sha256, fetched.revision, fetched.parse), (DOWNLOADED, "new", 1, QUEUED)
+            (fetched.state, fetched.sha256, fetched.revision, fetched.revised, fetched.parse),
+            (DOWNLOADED, "new", 1, 0, QUEUED),
         )
         self.assertEqual(
             await self.store.refetch_ahead([downloaded.id], self.clock.seconds() + 1), [downloaded.id]

@@ -63,19 +63,23 @@ class CoverageTests(SynchronousTestCase):
 
     def test_events(self) -> None:
         """
-        Outcomes and revisions on the bus change their days' states.
+        Outcomes and revisions on the bus change their days' states: a
+        day revised by OASIS stays revised once fetched again.
         """
         names = [r.filename for r in self.requests]
         self.coverage.apply("task.done", {"filename": names[0], "revision": 0})
         self.coverage.apply("task.empty", {"filename": names[1]})
         self.coverage.apply("task.failed", {"filename": names[2]})
+        self.coverage.apply("task.revised", {"filename": names[3], "revision": 1, "revised": 1})
         self.coverage.apply("task.done", {"filename": names[3], "revision": 1})
         self.assertEqual(self.coverage.row("lmp").states, "DEFR")
-        self.coverage.apply("task.revised", {"filename": names[0], "revision": 1})
+        self.coverage.apply("task.revised", {"filename": names[0], "revision": 1, "revised": 1})
         self.assertEqual(self.coverage.row("lmp").states, "WEFR")
+        self.coverage.apply("task.done", {"filename": names[0], "revision": 1})
+        self.assertEqual(self.coverage.row("lmp").states, "REFR")
         self.coverage.apply("task.done", {"filename": 7})
         self.coverage.apply("task.done", {"filename": "other/unknown.zip"})
-        self.assertEqual(self.coverage.row("lmp").states, "WEFR")
+        self.assertEqual(self.coverage.row("lmp").states, "REFR")
 
     def test_daysCounted(self) -> None:
         """
@@ -231,6 +235,44 @@ class CoverageTests(SynchronousTestCase):
         read = self.successResultOf(self.coverage.load(store, page=2))
         self.assertEqual(read, 6)
         self.assertEqual(self.coverage.row("lmp").states, "WWFD")
+
+    def test_fetchedAgainNotRevised(self) -> None:
+        """
+        Only OASIS's revisions make a day revised: a day ahead fetched
+        again (its C{revision} raised, to keep the file it replaces) is
+        downloaded, read from the store or told by its outcome.
+        """
+        clock = Clock()
+        store = MemoryTaskStore(clock)
+        self.successResultOf(store.create(self.requests))
+        names = [r.filename for r in self.requests[:4]]
+        first: dict[str, str] = {}
+        for ignored in range(2):
+            task = self.successResultOf(store.claim("me", 60))
+            assert task is not None
+            first[task.filename] = task.id
+            self.successResultOf(store.finish(task.id, "me", DOWNLOADED, 10, "old"))
+        ahead, revised = first[names[3]], first[names[2]]
+        self.assertEqual(self.successResultOf(store.refetch_ahead([ahead], clock.seconds() + 1)), [ahead])
+        clock.advance(10)
+        [entry] = self.successResultOf(store.revise([(revised, clock.seconds() - 1, 2)]))
+        for ignored in range(2):
+            task = self.successResultOf(store.claim("me", 60))
+            assert task is not None
+            self.successResultOf(store.finish(task.id, "me", DOWNLOADED, 12, "new"))
+        again = self.successResultOf(store.get(ahead))
+        assert again is not None
+        self.assertEqual(again.revision, 1)
+        self.successResultOf(self.coverage.load(store))
+        self.assertEqual(self.coverage.row("lmp").states, "WWRD")
+        self.assertEqual(self.coverage.days("lmp"), {"W": 2, "R": 1, "D": 1})
+        # As the bus tells it to a map laid out anew.
+        told = Coverage()
+        told.set_requests(self.requests)
+        told.apply("task.revised", entry)
+        for name in names[2:]:
+            told.apply("task.done", {"filename": name, "revision": 1})
+        self.assertEqual(told.row("lmp").states, "WWRD")
 
 
 def spanning(report: str, first: datetime.date, days: int) -> ReportURL:
