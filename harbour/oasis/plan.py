@@ -14,13 +14,21 @@ requests made again each day (L{ReportPlan.again_daily}).
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
 import attr
 
 from harbour.config.schema import MONTH_WINDOW, ManifestTopic, ReportTopic, window_hours
-from harbour.oasis.requests import ONE_DAY, DayTable, published_ahead, report_range, report_urls
+from harbour.oasis.requests import (
+    ONE_DAY,
+    DayTable,
+    publication_delay,
+    published_ahead,
+    report_range,
+    report_urls,
+)
 
 
 @attr.s(frozen=True, auto_attribs=True)
@@ -33,9 +41,11 @@ class ReportPlan:
     @ivar last: The last trading day of the range.
     @ivar requests: The requests of its range, each counted once.
     @ivar again_daily: How many of them are made again every day: the
-        windows of days after today of a report published ahead, each
-        asked again each day until it is today (so a day ahead is fetched
-        up to C{again_daily + 1} times); not in C{requests}.
+        windows of days after today of a report published ahead, as many
+        as its publication delay makes out each day (six days of
+        C{TRNS_CURR_USAGE}, whatever the range's end), each asked again
+        each day until it is today (so a day ahead is fetched up to
+        C{again_daily + 1} times); not in C{requests}.
     """
 
     report: str
@@ -73,8 +83,13 @@ def plan(manifest: ManifestTopic, reports: Iterable[ReportTopic], today: datetim
         urls = report_urls(manifest, [report], today)
         again = 0
         if published_ahead(report):
-            tomorrow = DayTable(ZoneInfo(manifest.timezone)).start(today + ONE_DAY)
-            again = sum(1 for url in urls if url.window_start >= tomorrow)
+            # The days out at some time of today, as the daemon asks them
+            # (see available_through): the range's later days are asked,
+            # once each, only when their time comes.
+            out = math.ceil(-publication_delay(report) / 24)
+            table = DayTable(ZoneInfo(manifest.timezone))
+            tomorrow, beyond = table.start(today + ONE_DAY), table.start(today + (out + 1) * ONE_DAY)
+            again = sum(1 for url in urls if tomorrow <= url.window_start < beyond)
         plans.append(ReportPlan(report.name, report.window or "", first, last, len(urls), again))
     return plans
 
