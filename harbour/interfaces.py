@@ -499,7 +499,10 @@ class ITaskStore(Interface):
         once its window has ended, which it then is not claimed for.  So
         no day is fetched once past (OASIS serves no past day of such a
         report), and a fetch again can only replace the day's answer,
-        never lose it.
+        never lose it.  One whose request changed or was resized while it
+        was fetched again is fetched again, still a day ahead: the answer
+        just fetched is kept as a changed request's is (its hash kept,
+        its revision raised), and is the day's if no other comes.
 
         @param since: A POSIX time, as the store tells time: the start of
             the current day.

@@ -395,11 +395,13 @@ class MemoryTaskStore(MemoryParseQueue):
             self._list_tables(task)
         task = self._replace(task, state=state, owner="", last_error=error, ended=task.claim, ahead_from="")
         if task.stale:
-            stale = task.stale
-            task = self._refetch(task, stale, "request changed while fetched")
-            if ahead and stale == "changed":
-                # Still a day ahead: what was just fetched is what it keeps.
+            if ahead:
+                # Still a day ahead: what was just fetched is what it keeps,
+                # resized or not, and it is not fetched once its day is over.
+                task = self._refetch(task, "changed", "request changed while fetched")
                 task = self._replace(task, ahead_from=state)
+            else:
+                task = self._refetch(task, task.stale, "request changed while fetched")
         self._settle(task)
         return succeed(True)
 

@@ -47,10 +47,16 @@ local function finish(id, owner, state, bytes, sha256, last_error, token, storag
   local stale = redis.call('HGET', key, 'stale')
   if stale and stale ~= '' then
     redis.call('HDEL', key, 'stale')
-    refetch(P, id, report, state, stale, score, 'request changed while fetched')
-    -- Still a day ahead, fetched again: the answer just fetched is kept
-    -- as its revision is, and is what the day keeps if no other comes.
-    if ahead ~= '' and stale == 'changed' then redis.call('HSET', key, 'ahead_from', state) end
+    if ahead ~= '' then
+      -- Still a day ahead, fetched again: the answer just fetched is
+      -- kept as a changed request's is, even for a resized window, as it
+      -- is what the day keeps if no other comes; and the day is not
+      -- fetched once it is over (see ahead_over in move.lua).
+      refetch(P, id, report, state, 'changed', score, 'request changed while fetched')
+      redis.call('HSET', key, 'ahead_from', state)
+    else
+      refetch(P, id, report, state, stale, score, 'request changed while fetched')
+    end
   end
   settle(P, id, at)
   return 1

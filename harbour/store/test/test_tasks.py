@@ -41,6 +41,7 @@ from harbour.store.tasks import (
     Retirement,
     Task,
     completion,
+    redefinition,
     task_id,
 )
 from harbour.test.helpers import private_redis
@@ -60,6 +61,23 @@ def request(report: str, day: int, hour: int = 0) -> ReportURL:
         report,
         start,
         start + datetime.timedelta(days=1),
+    )
+
+
+def _timed_day(day: int, hour: int = 0) -> ReportURL:
+    """
+    A request of report C{a} for 2025-01-C{day}, its window starting
+    C{hour} hours after 08:00 and named by its bounds (as OASIS's are), so
+    that another C{hour} resizes it.
+    """
+    start = datetime.datetime(2025, 1, day, 8 + hour, tzinfo=UTC)
+    end = start + DAY
+    return ReportURL(
+        f"http://oasis/a?q=1&startdatetime={start:%Y%m%dT%H:%M}-0000&enddatetime={end:%Y%m%dT%H:%M}-0000",
+        f"a/2025-01-{day:02d}.zip",
+        "a",
+        start,
+        end,
     )
 
 
@@ -1480,15 +1498,16 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual((await self._task(self.store.get(task.id))).state, DOWNLOADED)
         self.assertEqual(await self.store.counts(), {"a": {DOWNLOADED: 1}})
 
-    async def _ahead(self, storage: str = "hub") -> Task:
+    async def _ahead(self, storage: str = "hub", day: ReportURL | None = None) -> Task:
         """
-        Download the window of 2025-01-05 into C{storage}, parse it, then
-        put it back with L{ITaskStore.refetch_ahead} as a day ahead, the
-        clock a minute into that day.
+        Download the window of 2025-01-05 (or C{day}) into C{storage},
+        parse it, then put it back with L{ITaskStore.refetch_ahead} as a day
+        ahead, the clock a minute into that day.
 
         @return: The task as it was downloaded.
         """
-        day = request("a", 5)
+        if day is None:
+            day = request("a", 5)
         await self._downloaded(day, storage=storage)
         job = await self.store.claim_parse("p", 60, storage)
         assert job is not None
@@ -1595,6 +1614,37 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.clock.advance(request("a", 5).window_end.timestamp() - self.clock.seconds())
         self.assertEqual((await self._task(self.store.get(before.id))).state, DOWNLOADED)
         self.assertIsNone(await self.store.claim("w", 60))
+
+    async def test_refetchAheadResizedWhileDownloading(self) -> None:
+        """
+        A day ahead whose window is resized while it is fetched again is
+        fetched again for its new window, and is still a day ahead: the
+        answer just fetched is kept (its hash, and a revision to keep it
+        under once another replaces it), and once its day is over the day
+        is not fetched again but keeps that answer.
+        """
+        before = await self._ahead(day=_timed_day(5))
+        claimed = await self._task(self.store.claim("w", 60))
+        resized = _timed_day(5, hour=1)
+        self.assertEqual(redefinition(claimed.url, resized.url, DOWNLOADING), "resized")
+        await self.store.create([resized])
+        self.assertTrue(
+            await self.store.finish(
+                claimed.id, "w", DOWNLOADED, 12, "new", token=claimed.claim, storage="hub"
+            )
+        )
+        again = await self._task(self.store.get(before.id))
+        self.assertEqual(
+            (again.state, again.sha256, again.revision, again.ahead_from, again.url),
+            (PENDING, "new", 2, DOWNLOADED, resized.url),
+        )
+        self.clock.advance(resized.window_end.timestamp() - self.clock.seconds())
+        self.assertIsNone(await self.store.claim("w", 60))
+        task = await self._task(self.store.get(before.id))
+        self.assertEqual(
+            (task.state, task.sha256, task.bytes, task.revision, task.ahead_from, task.parse),
+            (DOWNLOADED, "new", 12, 1, "", QUEUED),
+        )
 
     async def test_refetchMissingLeavesChanged(self) -> None:
         """
