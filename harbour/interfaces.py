@@ -477,32 +477,34 @@ class ITaskStore(Interface):
         """
         Put back to C{pending}, to be fetched again, the C{downloaded} and
         C{empty} tasks among C{ids} whose window ends after now and whose
-        last claim (C{fetched}) was before C{since}: the days still ahead
-        of a report OASIS serves only current data of and publishes ahead,
-        fetched again every day until their day is past, so that a day
-        once past keeps the answer fetched on it.  Each is due at once,
-        its attempts reset; a downloaded one keeps its hash (so that the
-        file in place is not taken for the new answer) and gets its
-        C{revision} raised (so that, with C{keep_revisions}, the file the
-        new answer replaces is kept under its own name, as a revision's
-        is), nothing counted as revised by OASIS and no tables listed to
-        go: the new answer's parse replaces them.  Other tasks, and
-        unknown ids, are left alone, so that calling it again the same day
-        moves nothing.
+        last claim (C{fetched}) was before C{since}, and that it did not
+        put back since then: the days still ahead of a report OASIS serves
+        only current data of and publishes ahead, fetched again every day
+        until their day is past, so that a day once past keeps the answer
+        fetched on it.  Each is due at once, its attempts reset; a
+        downloaded one keeps its hash (so that the file in place is not
+        taken for the new answer) and gets its C{revision} raised (so
+        that, with C{keep_revisions}, the file the new answer replaces is
+        kept under its own name, as a revision's is), nothing counted as
+        revised by OASIS and no tables listed to go: the new answer's
+        parse replaces them.  Other tasks, and unknown ids, are left
+        alone, so that calling it again the same day moves nothing.
 
         A new answer with data replaces what the day had, as any download
         does.  Otherwise the task goes back to the state it came from as
-        it was (its file, hash, storage and revision; no tables listed to
-        go; its file parsed again): when its new fetch ends with no data
-        or fails, when it is given back or its lease runs out to be due
-        only once its window has ended, and when a claim finds it pending
-        once its window has ended, which it then is not claimed for.  So
-        no day is fetched once past (OASIS serves no past day of such a
-        report), and a fetch again can only replace the day's answer,
-        never lose it.  One whose request changed or was resized while it
-        was fetched again is fetched again, still a day ahead: the answer
-        just fetched is kept as a changed request's is (its hash kept,
-        its revision raised), and is the day's if no other comes.
+        it was (its file, hash, storage, revision and C{fetched}, so that
+        a revision OASIS published after that answer is not lost; no
+        tables listed to go; its file parsed again): when its new fetch
+        ends with no data or fails, when it is given back or its lease
+        runs out to be due only once its window has ended, and when a
+        claim finds it pending once its window has ended, which it then is
+        not claimed for.  So no day is fetched once past (OASIS serves no
+        past day of such a report), and a fetch again can only replace the
+        day's answer, never lose it.  One whose request changed or was
+        resized while it was fetched again is fetched again, still a day
+        ahead: the answer just fetched is kept as a changed request's is
+        (its hash kept, its revision raised), and is the day's if no other
+        comes.
 
         @param since: A POSIX time, as the store tells time: the start of
             the current day.

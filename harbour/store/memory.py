@@ -393,7 +393,9 @@ class MemoryTaskStore(MemoryParseQueue):
             task = attr.evolve(task, bytes=bytes, sha256=sha256, storage=storage)
         elif state == EMPTY and task.bytes > 0:
             self._list_tables(task)
-        task = self._replace(task, state=state, owner="", last_error=error, ended=task.claim, ahead_from="")
+        task = self._replace(
+            task, state=state, owner="", last_error=error, ended=task.claim, ahead_from="", ahead_fetched=0.0
+        )
         if task.stale:
             if ahead:
                 # Still a day ahead: what was just fetched is what it keeps,
@@ -598,7 +600,7 @@ class MemoryTaskStore(MemoryParseQueue):
             task = self._tasks.get(identifier)
             if task is None or task.state not in (DOWNLOADED, EMPTY) or task.window_end <= now:
                 continue
-            if (task.fetched or task.modified) >= since:
+            if (task.fetched or task.modified) >= since or task.ahead_asked >= since:
                 continue
             revision = task.revision + 1 if task.state == DOWNLOADED else task.revision
             self._replace(
@@ -609,6 +611,8 @@ class MemoryTaskStore(MemoryParseQueue):
                 not_before=0.0,
                 last_error=AHEAD,
                 ahead_from=task.state,
+                ahead_fetched=task.fetched or task.modified,
+                ahead_asked=now,
             )
             moved.append(identifier)
         return succeed(moved)
@@ -627,10 +631,13 @@ class MemoryTaskStore(MemoryParseQueue):
             changes["revision"] = task.revision - 1
         if task.state == DOWNLOADING:
             changes["ended"] = task.claim
+        if task.ahead_fetched:
+            changes["fetched"] = task.ahead_fetched
         return self._replace(
             task,
             state=task.ahead_from,
             ahead_from="",
+            ahead_fetched=0.0,
             stale="",
             owner="",
             not_before=0.0,

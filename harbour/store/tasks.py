@@ -328,6 +328,12 @@ class Task:
     #: or C{empty}), to which it returns, its file and tables kept, unless
     #: a new answer with data comes before its day ends; else C{""}.
     ahead_from: str = ""
+    #: Of a task put back so: the C{fetched} of the answer it keeps, which
+    #: is its C{fetched} again if it goes back (C{0.0}: none kept).
+    ahead_fetched: float = 0.0
+    #: When L{ITaskStore.refetch_ahead} last put it back (C{0.0}: never):
+    #: once a day, whatever its C{fetched} is once it goes back.
+    ahead_asked: float = 0.0
 
     @classmethod
     def from_hash(cls, values: Mapping[str, str]) -> Task:
@@ -365,6 +371,8 @@ class Task:
             parse_claim=int(values.get("parse_claim", 0)),
             storage=values.get("storage", ""),
             ahead_from=values.get("ahead_from", ""),
+            ahead_fetched=float(values.get("ahead_fetched", 0)),
+            ahead_asked=float(values.get("ahead_asked", 0)),
         )
 
     @classmethod

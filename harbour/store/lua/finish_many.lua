@@ -19,7 +19,7 @@ local function finish(id, owner, state, bytes, sha256, last_error, token, storag
     settle(P, id, at)
     return 1
   end
-  redis.call('HDEL', key, 'ahead_from')
+  redis.call('HDEL', key, 'ahead_from', 'ahead_fetched')
   -- Only a download replaces the hash: a revision that fails still knows
   -- which file in place it is to replace.
   if state == 'downloaded' then

@@ -236,13 +236,16 @@ local function ahead_over(key, due)
 end
 -- Bring a task put back to pending only because its day was ahead, now in
 -- state FROM (pending or downloading), back to the state it came from as
--- it was: its file, hash, storage and revision, its tables never listed to
+-- it was: its file, hash, storage, revision and the time it was fetched
+-- (so that a revision published since is not lost), its tables never listed to
 -- go (its file is parsed again); out of the queues, its lease dropped,
 -- nobody's.  WHY ('' for none) tells what became of the fetch again.
 local function ahead_back(P, id, from, at, why)
   local key = P..'t:'..id
-  local before, report, start = unpack(redis.call('HMGET', key, 'ahead_from', 'report', 'window_start'))
+  local before, report, start, fetched = unpack(redis.call('HMGET', key, 'ahead_from', 'report', 'window_start',
+    'ahead_fetched'))
   move(P, id, report, from, before, -tonumber(start))
+  if fetched then redis.call('HSET', key, 'fetched', fetched) end
   -- Raised by refetch_ahead.lua for a copy no new answer came to replace.
   if before == 'downloaded' then redis.call('HINCRBY', key, 'revision', -1) end
   redis.call('ZREM', READY, id)
@@ -250,7 +253,7 @@ local function ahead_back(P, id, from, at, why)
   redis.call('ZREM', LEASES, id)
   -- The request changed meanwhile: the answer kept is the only one the day
   -- can have, OASIS serving none once it is past.
-  redis.call('HDEL', key, 'ahead_from', 'stale')
+  redis.call('HDEL', key, 'ahead_from', 'ahead_fetched', 'stale')
   local reason = AHEAD_KEPT
   if why ~= '' then reason = reason..' ('..why..')' end
   redis.call('HSET', key, 'owner', '', 'modified', at, 'not_before', 0, 'last_error', reason)

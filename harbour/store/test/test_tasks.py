@@ -1615,6 +1615,30 @@ class TaskStoreBehaviourMixin(_MixinBase):
         self.assertEqual((await self._task(self.store.get(before.id))).state, DOWNLOADED)
         self.assertIsNone(await self.store.claim("w", 60))
 
+    async def test_refetchAheadKeptRevisedSince(self) -> None:
+        """
+        A day ahead back as it was keeps the time its answer was fetched:
+        a revision OASIS published after that, noted while the day was
+        fetched again, puts it back to be fetched again.  It is not put
+        back again the same day by L{ITaskStore.refetch_ahead}.
+        """
+        before = await self._ahead()
+        claimed = await self._task(self.store.claim("w", 60))
+        self.assertGreater(claimed.fetched, before.fetched)
+        self.assertEqual(await self.store.revise([(claimed.id, claimed.fetched - 10, "2")]), [])
+        self.assertTrue(await self.store.finish(claimed.id, "w", EMPTY, token=claimed.claim))
+        kept = await self._assertKept(before)
+        self.assertEqual(kept.fetched, before.fetched)
+        self.assertEqual(
+            await self.store.refetch_ahead([before.id], request("a", 5).window_start.timestamp()), []
+        )
+        [revised] = await self.store.revise([])
+        self.assertEqual(
+            (revised["id"], revised["previous"], revised["revision"], revised["revised"]),
+            (before.id, DOWNLOADED, 1, 1),
+        )
+        self.assertEqual((await self._task(self.store.get(before.id))).state, PENDING)
+
     async def test_refetchAheadResizedWhileDownloading(self) -> None:
         """
         A day ahead whose window is resized while it is fetched again is
