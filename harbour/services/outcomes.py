@@ -370,6 +370,10 @@ class Outcomes:
         riding out an outage, and announce it without waiting: the
         returned Deferred fires once the outcome is recorded.
 
+        A day ahead fetched again (see L{ITaskStore.refetch_ahead}) that
+        ends empty or failed is kept by the store as it was: nothing is
+        announced or counted, and it is logged at info level.
+
         @param size: The file's size, if downloaded.
         @param digest: Its hash, if downloaded.
         @param error: Why it ended so, if empty or failed.
@@ -382,6 +386,23 @@ class Outcomes:
         held = yield self._recorded(task, lambda again: self.finishes.finish(outcome, alone=again))
         if not held:
             raise LostClaim(task.id)
+        if task.ahead_from and state != DOWNLOADED:
+            # A day ahead fetched again without a new answer: the store
+            # kept the answer it had, as it was (see
+            # ITaskStore.refetch_ahead), so nothing ended so.  Announced
+            # as empty or failed, it would show the day so on the coverage
+            # map and count in the outcomes; as done, count a download that
+            # brought nothing.  The kept file's parse, queued again, is
+            # found by the tables service's own polling.
+            self.log.info(
+                "{url}: no new answer while its day is ahead ({state}: {error}),"
+                " the one fetched before is kept",
+                url=task.url,
+                state=state,
+                error=error,
+                service="download",
+            )
+            return
         self.activity.concluded(task, state, success=state == DOWNLOADED)
         topic = {DOWNLOADED: "task.done", EMPTY: "task.empty", FAILED: "task.failed"}[state]
         if state == FAILED:
