@@ -42,6 +42,7 @@ from harbour.oasis.requests import (
     published_last,
     report_range,
     report_urls,
+    serves_history,
     trading_day,
     windows_holding,
 )
@@ -168,7 +169,10 @@ class ManifestService(Service):
             # it before it comes back.  (Reports of Pacific windows, months
             # and a group's days, are not logged: the windows matched below
             # are the manifest's days.)
-            if report.queryname and not pacific_windows(report):
+            # Nor are those OASIS serves only current data of: a window
+            # asked again once over would hold the interval current then,
+            # not its own (a day ahead is fetched again each day anyway).
+            if report.queryname and not pacific_windows(report) and serves_history(report):
                 names.setdefault(report_key(report), []).append(report)
         relevant = [entry for entry in entries if entry.key in names]
         if not relevant:

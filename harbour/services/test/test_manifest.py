@@ -188,6 +188,23 @@ class ManifestServiceTests(SynchronousTestCase):
         self.successResultOf(self.config.reload())
         self.assertEqual([name for name, url in revised(14)], ["lmp/2026-01-14.zip"])
 
+    def test_revisedCurrentOnly(self) -> None:
+        """
+        An entry of a report OASIS serves only current data of concerns
+        none of its windows: asked again once over, a window would hold
+        the interval current then, not its own, and one of a day already
+        past would lose the answer fetched on it.
+        """
+        (self.directory / "r.toml").write_text(
+            REPORTS + '\n[[reports]]\nname = "usage"\nqueryname = "TRNS_CURR_USAGE"\n'
+            'params = { ti_id = "ALL", ti_direction = "ALL" }\nstart = "-3d"\n'
+        )
+        self.successResultOf(self.config.reload())
+        self.assertIn("usage", {request.report for request in self.manifest.reports()})
+        for day in (12, 15, 17):
+            entry = Publication("TRNS_CURR_USAGE", "", datetime.date(2026, 1, day), NOON, 2)
+            self.assertEqual(self.manifest.revised([entry]), [])
+
     def test_revisedMarketInAnyCase(self) -> None:
         """
         A report whose market is written in lower case is matched with the
