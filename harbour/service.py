@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 import attr
 from twisted.application.service import IService, MultiService, Service
@@ -404,6 +404,36 @@ def twistd_log_files() -> list[BaseLogFile]:
     ]
 
 
+def reopen(log_file: BaseLogFile) -> None:
+    """
+    Open C{log_file} again at its path, then close the file it wrote to
+    until now.  Twisted's C{reopen} closes first: a file that cannot be
+    opened (its directory gone or replaced, a new file logrotate made
+    under another owner, no descriptor left) would leave the log with no
+    file at all, every later line lost and every later reopen or
+    rotation failing.  Here the old file stays in use, the error can be
+    logged to it, and a later SIGHUP tries again.
+
+    @raise OSError: If the file cannot be opened; C{log_file} then writes
+        where it did.
+    """
+    # Not there if an earlier rotation (twistd's, on SIGUSR1) failed as it
+    # opened its new file: this opening then brings the log back.
+    old: BinaryIO | None = getattr(log_file, "_file", None)
+    try:
+        # Twisted's own opening (its modes and permissions), which sets
+        # _file only once the file is open.
+        log_file._openFile()
+    except BaseException:
+        if old is not None:
+            log_file._file = old
+            log_file.closed = False
+        raise
+    if old is not None:
+        with suppress(OSError):
+            old.close()
+
+
 @attr.s(eq=False)
 class HangupService(Service):
     """
@@ -461,7 +491,7 @@ class HangupService(Service):
         reopened = 0
         for log_file in self.log_files():
             try:
-                log_file.reopen()
+                reopen(log_file)
             except OSError as e:
                 self.log.error(
                     "cannot reopen the log file {path}: {error}",

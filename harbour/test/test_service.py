@@ -619,6 +619,46 @@ class HangupTests(SynchronousTestCase):
         self.reloads[0].callback((["work"], []))
         self.assertIn("configuration reloaded on SIGHUP: 1 topic(s) republished, 0 problem(s)", logged)
 
+    def test_reopenFails(self) -> None:
+        """
+        A log file that cannot be opened again at its path (here its
+        directory, moved away, has a file in its place) keeps the file it
+        had, where the error and what follows are written; a later SIGHUP,
+        the directory back, starts the new file, and twistd's rotation
+        (SIGUSR1) still works.  A log left closed is opened again.
+        """
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        log_file = LogFile("harbour.log", str(directory))
+        self.addCleanup(log_file.close)
+        observer = textFileLogObserver(cast(IO[Any], log_file))
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        service = HangupService(self.reactor, None, lambda: [log_file], self.install)
+        away = directory.with_name("away")
+        directory.rename(away)
+        directory.write_text("")
+        service.hangup()
+        Logger().info("still logging")
+        written = (away / "harbour.log").read_text()
+        self.assertIn(f"cannot reopen the log file {directory / 'harbour.log'}: ", written)
+        self.assertIn("Received SIGHUP: 0 log file(s) reopened", written)
+        self.assertIn("still logging", written)
+        directory.unlink()
+        directory.mkdir()
+        service.hangup()
+        self.assertIn("Received SIGHUP: 1 log file(s) reopened", (directory / "harbour.log").read_text())
+        log_file.rotate()
+        Logger().info("rotated")
+        self.assertIn("rotated", (directory / "harbour.log").read_text())
+        self.assertNotIn("rotated", (away / "harbour.log").read_text())
+        # As Twisted's own reopen, or a rotation, leaves it when the new
+        # file cannot be opened: SIGHUP brings the log back.
+        log_file.close()
+        service.hangup()
+        Logger().info("back")
+        self.assertIn("back", (directory / "harbour.log").read_text())
+
     def test_workerReopensOnly(self) -> None:
         """
         A worker, whose configuration is its hub's, only reopens its log
