@@ -167,7 +167,9 @@ class Options(usage.Options):
 
         C{--redis} is left parsed, as a L{RedisAddress} with its password
         (from the URL, else C{--redis-password-file}, else
-        C{HARBOUR_REDIS_PASSWORD}).
+        C{HARBOUR_REDIS_PASSWORD}); the directories and files named
+        absolute, against the directory harbour is started in (not
+        twistd's C{--rundir}).
         """
         for option in ("config-dir", "data-dir"):
             if not self[option]:
@@ -191,6 +193,12 @@ class Options(usage.Options):
                 raise ConfigurationError("--redis-password-file is for a --redis server")
         except ConfigurationError as e:
             raise usage.UsageError(str(e)) from None
+        # twistd changes to its --rundir only after the daemon is made: the
+        # lock, the embedded Redis's directory and the token, made before,
+        # and the tables and configuration, read after, are in one place.
+        for option in ("config-dir", "data-dir", "token-file", "redis-password-file"):
+            if self[option]:
+                self[option] = os.path.abspath(self[option])
         if self["token-file"] is None:
             self["token-file"] = str(Path(self["data-dir"]) / "amp.token")
         if self["role"] not in ("all", "worker"):

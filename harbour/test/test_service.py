@@ -247,7 +247,8 @@ class OptionsTests(SynchronousTestCase):
             )
             self.assertEqual(
                 str(error),
-                f"--data-dir {data} is in use by another harbour hub (its lock harbour.lock is held)",
+                f"--data-dir {os.path.abspath(data)} is in use by another harbour hub"
+                " (its lock harbour.lock is held)",
             )
         self.assertRaises(ConfigurationError, build, reactor, self.parse(*common))
         worker = self.parse(
@@ -283,7 +284,9 @@ class OptionsTests(SynchronousTestCase):
         error = self.assertRaises(
             ConfigurationError, build, MemoryReactorClock(), self.parse(f"--data-dir={data}")
         )
-        self.assertEqual(str(error), f"cannot use {data / 'redis'} for the embedded Redis: File exists")
+        self.assertEqual(
+            str(error), f"cannot use {data.absolute() / 'redis'} for the embedded Redis: File exists"
+        )
 
     def test_dataDirCannotBeMade(self) -> None:
         """
@@ -295,7 +298,56 @@ class OptionsTests(SynchronousTestCase):
         error = self.assertRaises(
             ConfigurationError, build, MemoryReactorClock(), self.parse(f"--data-dir={a_file}/sub")
         )
-        self.assertEqual(str(error), f"cannot create --data-dir {a_file}/sub: Not a directory")
+        self.assertEqual(str(error), f"cannot create --data-dir {a_file.absolute()}/sub: Not a directory")
+
+    def test_pathsAbsolute(self) -> None:
+        """
+        Directories and files named relative are taken from the directory
+        harbour is started in, before twistd changes to its C{--rundir}:
+        the lock, the embedded Redis's directory and the token, made
+        before, and the configuration and tables, read after, are in the
+        one directory named.  The same holds for C{harbour.tac}'s
+        variables.
+        """
+        started, rundir = Path(self.mktemp()).absolute(), Path(self.mktemp()).absolute()
+        for directory in (started / "config", started / "data", rundir):
+            directory.mkdir(parents=True)
+        (started / "password").write_text("secret\n")
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(started)
+        args = [
+            "--config-dir=config",
+            "--data-dir=data",
+            "--token-file=amp.token",
+            "--redis=redis://127.0.0.1:1/0",
+            "--redis-password-file=password",
+        ]
+        options = Options()
+        options.parseOptions(args)
+        environ = {
+            "HARBOUR_" + name[2:].upper().replace("-", "_"): value
+            for name, ignored, value in (arg.partition("=") for arg in args)
+        }
+        from_environment = Options()
+        from_environment.parseOptions(options_from_environment(environ))
+        for parsed in (options, from_environment):
+            self.assertEqual(
+                [parsed[name] for name in ("config-dir", "data-dir", "token-file", "redis-password-file")],
+                [str(started / name) for name in ("config", "data", "amp.token", "password")],
+            )
+        embedded = Options()
+        embedded.parseOptions(["--config-dir=config", "--data-dir=data"])
+        self.assertEqual(embedded["token-file"], str(started / "data" / "amp.token"))
+        os.chdir(rundir)
+        reactor: Any = MemoryReactorClock()
+        hub = build(reactor, embedded)
+        self.addCleanup(hub.unlock)
+        self.assertEqual(hub.getServiceNamed("config").directory, started / "config")
+        self.assertEqual(hub.getServiceNamed("tables").data_dir, started / "data")
+        self.assertEqual(
+            sorted(path.name for path in (started / "data").iterdir()), ["amp.token", "harbour.lock", "redis"]
+        )
+        self.assertEqual(list(rundir.iterdir()), [])
 
     def test_version(self) -> None:
         """
