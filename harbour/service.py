@@ -16,8 +16,8 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Generator, Iterable, Mapping
-from contextlib import suppress
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
@@ -323,7 +323,8 @@ class HarbourService(MultiService):
         Stop the children one at a time, last started first, each
         completely (connections closed, processes gone) before the next;
         the C{http} site last of all.  One whose stop fails is logged, and
-        the next still stopped.  Then the data directory's lock goes.
+        the next still stopped.  Then the data directory's lock goes,
+        whether the service ran or not.
         """
         if self.running:
             self.running = 0
@@ -337,7 +338,8 @@ class HarbourService(MultiService):
                         yield maybeDeferred(child.stopService)
                     except Exception:
                         self.log.failure("{name} did not stop cleanly", name=child.name, service="harbour")
-            self.unlock()
+        # Made but never started, it holds the lock all the same.
+        self.unlock()
 
     def unlock(self) -> None:
         """
@@ -605,47 +607,49 @@ def build(reactor: IDaemonReactor, options: Options) -> HarbourService:
         return build_worker(reactor, options)
     bus = Bus()
     root, data_dir, store, tasks = _foundation(reactor, options, bus)
-    children: list[tuple[str, IService]] = []
-    defaults: dict[str, dict[str, Any]] = {}
-    if options["demo"]:
-        simulator = demo_simulator(reactor)
-        defaults["manifest"] = {"base_url": simulator.base_url()}
-        children.append(("oasis-sim", simulator))
-    client = OasisClient(reactor, RedisLimiter(store, reactor, store.prefix, server_time=True))
-    publications = PublicationsFollower(reactor, bus, store, client, store.prefix, ready=store.when_ready)
-    manifest = ManifestService(reactor, bus, publications)
+    # The data directory is locked from here: let go of it if the rest fails.
+    with _unlocked_if_failed(root):
+        children: list[tuple[str, IService]] = []
+        defaults: dict[str, dict[str, Any]] = {}
+        if options["demo"]:
+            simulator = demo_simulator(reactor)
+            defaults["manifest"] = {"base_url": simulator.base_url()}
+            children.append(("oasis-sim", simulator))
+        client = OasisClient(reactor, RedisLimiter(store, reactor, store.prefix, server_time=True))
+        publications = PublicationsFollower(reactor, bus, store, client, store.prefix, ready=store.when_ready)
+        manifest = ManifestService(reactor, bus, publications)
 
-    def known() -> Deferred[list[None]]:
-        return gatherResults([store.when_ready(), publications.when_known()])
+        def known() -> Deferred[list[None]]:
+            return gatherResults([store.when_ready(), publications.when_known()])
 
-    work = WorkService(reactor, tasks, manifest, bus, publications=publications, ready=known)
-    download = DownloadService(
-        reactor, tasks, client, bus, data_dir, prefix=options["prefix"], ready=store.when_ready
-    )
-    tables = TablesService(reactor, tasks, bus, data_dir, ready=store.when_ready)
-    config = ConfigService(reactor, Path(options["config-dir"]), bus, defaults)
-    pausables: dict[str, IPausable] = {"work": work, "download": download, "tables": tables}
-    daemon = DaemonControls(root.status, config, manifest, work, tasks, pausables)
-    control = ControlService.from_config(
-        reactor, options["amp"], Path(options["token-file"]), bus=bus, daemon=daemon
-    )
-    children += [
-        ("signals", HangupService(reactor, daemon.reload)),
-        ("store", store),
-        ("bus", bus),
-        ("workers", WorkersService(reactor, bus, prefix=options["prefix"])),
-        ("publications", publications),
-        ("manifest", manifest),
-        ("work", work),
-        ("sweeper", LeaseSweeper(reactor, tasks, bus, store.when_ready)),
-        ("download", download),
-        ("tables", tables),
-        ("config", config),
-        ("pauses", PauseAnnouncer(bus, pausables)),
-        ("amp", control),
-    ]
-    children += web_services(reactor, options["http"], bus, daemon, Path(options["token-file"]))
-    return _adopt(root, children, store)
+        work = WorkService(reactor, tasks, manifest, bus, publications=publications, ready=known)
+        download = DownloadService(
+            reactor, tasks, client, bus, data_dir, prefix=options["prefix"], ready=store.when_ready
+        )
+        tables = TablesService(reactor, tasks, bus, data_dir, ready=store.when_ready)
+        config = ConfigService(reactor, Path(options["config-dir"]), bus, defaults)
+        pausables: dict[str, IPausable] = {"work": work, "download": download, "tables": tables}
+        daemon = DaemonControls(root.status, config, manifest, work, tasks, pausables)
+        control = ControlService.from_config(
+            reactor, options["amp"], Path(options["token-file"]), bus=bus, daemon=daemon
+        )
+        children += [
+            ("signals", HangupService(reactor, daemon.reload)),
+            ("store", store),
+            ("bus", bus),
+            ("workers", WorkersService(reactor, bus, prefix=options["prefix"])),
+            ("publications", publications),
+            ("manifest", manifest),
+            ("work", work),
+            ("sweeper", LeaseSweeper(reactor, tasks, bus, store.when_ready)),
+            ("download", download),
+            ("tables", tables),
+            ("config", config),
+            ("pauses", PauseAnnouncer(bus, pausables)),
+            ("amp", control),
+        ]
+        children += web_services(reactor, options["http"], bus, daemon, Path(options["token-file"]))
+        return _adopt(root, children, store)
 
 
 def build_worker(reactor: IDaemonReactor, options: Options) -> HarbourService:
@@ -709,15 +713,29 @@ def _foundation(
         # then the launcher's exit status, not only a line in the log.
         # Workers may share a hub's directory (see README, More hosts).
         root.locks.append(lock_data_dir(data_dir))
-        if options["redis"] is None:
+    with _unlocked_if_failed(root):
+        if hub and options["redis"] is None:
             _check_writable(data_dir / "redis")
-    store = StoreService.from_config(reactor, options["redis"], data_dir, options["prefix"], bus, hub)
-    return (
-        root,
-        data_dir,
-        store,
-        RedisTaskStore(store, reactor, store.prefix, server_time=True),
-    )
+        store = StoreService.from_config(reactor, options["redis"], data_dir, options["prefix"], bus, hub)
+        return (
+            root,
+            data_dir,
+            store,
+            RedisTaskStore(store, reactor, store.prefix, server_time=True),
+        )
+
+
+@contextmanager
+def _unlocked_if_failed(root: HarbourService) -> Iterator[None]:
+    """
+    Let go of C{root}'s locks if what is done within raises: a daemon that
+    is not made (C{twistd} exits, or a test goes on) holds no directory.
+    """
+    try:
+        yield
+    except BaseException:
+        root.unlock()
+        raise
 
 
 #: The file a hub locks in its data directory, whichever Redis it uses.

@@ -24,6 +24,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from harbour import __version__
 from harbour.errors import ConfigurationError
 from harbour.service import (
+    DATA_DIR_LOCK,
     HangupService,
     HarbourService,
     Options,
@@ -123,6 +124,7 @@ class OptionsTests(SynchronousTestCase):
             self.parse("--role=worker", "--hub=tcp:127.0.0.1:1", f"--data-dir={self.mktemp()}", *common),
         )
         hub = build(reactor, self.parse(f"--data-dir={self.mktemp()}", *common))
+        self.addCleanup(hub.unlock)
         self.assertEqual(
             (worker.getServiceNamed("download").prefix, hub.getServiceNamed("download").prefix),
             ("fleet", "fleet"),
@@ -168,6 +170,7 @@ class OptionsTests(SynchronousTestCase):
             self.parse("--role=worker", "--hub=tcp:127.0.0.1:1", f"--data-dir={self.mktemp()}", *common),
         )
         hub = build(reactor, self.parse(f"--data-dir={self.mktemp()}", *common))
+        self.addCleanup(hub.unlock)
         for root in (worker, hub):
             self.assertFalse(root.getServiceNamed("download").configured)
             self.assertFalse(root.getServiceNamed("tables").configured)
@@ -179,6 +182,7 @@ class OptionsTests(SynchronousTestCase):
         """
         reactor: Any = MemoryReactorClock()
         hub = build(reactor, self.parse(f"--data-dir={self.mktemp()}", "--redis=redis://127.0.0.1:1/0"))
+        self.addCleanup(hub.unlock)
         sweeper = hub.getServiceNamed("sweeper")
         self.assertIsInstance(sweeper, LeaseSweeper)
         self.assertIs(sweeper.bus, hub.getServiceNamed("bus"))
@@ -195,11 +199,13 @@ class OptionsTests(SynchronousTestCase):
         reactor: Any = MemoryReactorClock()
         common = ["--redis=redis://127.0.0.1:1/0", f"--token-file={token}"]
         hub = build(reactor, self.parse(f"--data-dir={self.mktemp()}", *common))
+        self.addCleanup(hub.unlock)
         worker = build(
             reactor,
             self.parse("--role=worker", "--hub=tcp:127.0.0.1:1", f"--data-dir={self.mktemp()}", *common),
         )
         embedded = build(reactor, self.parse(f"--data-dir={self.mktemp()}"))
+        self.addCleanup(embedded.unlock)
         self.assertIsNotNone(hub.getServiceNamed("store").lease)
         self.assertIsNone(worker.getServiceNamed("store").lease)
         self.assertIsNone(embedded.getServiceNamed("store").lease)
@@ -210,6 +216,7 @@ class OptionsTests(SynchronousTestCase):
         """
         reactor: Any = MemoryReactorClock()
         hub = build(reactor, self.parse(f"--data-dir={self.mktemp()}", "--redis=redis://127.0.0.1:1/0"))
+        self.addCleanup(hub.unlock)
         lease = hub.getServiceNamed("store").lease
 
         class Taken:
@@ -241,6 +248,7 @@ class OptionsTests(SynchronousTestCase):
         reactor: Any = MemoryReactorClock()
         common = [f"--data-dir={data}", f"--token-file={token}"]
         first = build(reactor, self.parse(*common, "--redis=redis://127.0.0.1:1/0", "--prefix=p1"))
+        self.addCleanup(first.unlock)
         for redis in ["--redis=redis://127.0.0.1:1/0", "--redis=redis://127.0.0.1:1/1"]:
             error = self.assertRaises(
                 ConfigurationError, build, reactor, self.parse(*common, redis, "--prefix=p2")
@@ -270,6 +278,37 @@ class OptionsTests(SynchronousTestCase):
         root.startService()
         self.successResultOf(root.stopService())
         self.assertEqual(root.locks, [])
+        self.addCleanup(os.close, lock_data_dir(data))
+
+    def test_builtNeverStartedLetsGo(self) -> None:
+        """
+        A daemon made but never started lets go of its data directory's
+        lock when it is stopped.
+        """
+        data = self.mktemp()
+        reactor: Any = MemoryReactorClock()
+        hub = build(reactor, self.parse(f"--data-dir={data}", "--redis=redis://127.0.0.1:1/0"))
+        self.addCleanup(hub.unlock)
+        self.successResultOf(hub.stopService())
+        self.assertEqual(hub.locks, [])
+        self.addCleanup(os.close, lock_data_dir(Path(data)))
+
+    def test_failedBuildLetsGo(self) -> None:
+        """
+        A hub that cannot be made once its data directory is locked (its
+        embedded Redis's directory unusable, its token file unusable) lets
+        go of the lock: no descriptor of it is left open, and another hub
+        may take the directory.
+        """
+        data = Path(self.mktemp()).absolute()
+        data.mkdir()
+        a_file = Path(self.mktemp())
+        a_file.write_text("")
+        reactor: Any = MemoryReactorClock()
+        (data / "redis").write_text("")
+        for args in [[], ["--redis=redis://127.0.0.1:1/0", f"--token-file={a_file}/amp.token"]]:
+            self.assertRaises(ConfigurationError, build, reactor, self.parse(f"--data-dir={data}", *args))
+            self.assertEqual(lock_descriptors(data), 0)
         self.addCleanup(os.close, lock_data_dir(data))
 
     def test_embeddedRedisDirectoryUnusable(self) -> None:
@@ -366,6 +405,22 @@ class OptionsTests(SynchronousTestCase):
         """
         args = options_from_environment({"HARBOUR_DATA_DIR": "/d", "HARBOUR_TOKEN_FILE": "/t", "OTHER": "x"})
         self.assertEqual(sorted(args), ["--data-dir=/d", "--token-file=/t"])
+
+
+def lock_descriptors(data_dir: Path) -> int:
+    """
+    @return: How many of this process's file descriptors are open on
+        C{data_dir}'s lock file.
+    """
+    lock = data_dir / DATA_DIR_LOCK
+    count = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue  # the descriptor of the listing itself, closed since
+        count += target == str(lock)
+    return count
 
 
 class Child(Service):
@@ -738,5 +793,6 @@ class HangupTests(SynchronousTestCase):
             ["--role=worker", "--hub=tcp:127.0.0.1:1", f"--data-dir={self.mktemp()}", *common]
         )
         hub, worker = build(reactor, hub_options), build(reactor, worker_options)
+        self.addCleanup(hub.unlock)
         self.assertIsNotNone(hub.getServiceNamed("signals").reload)
         self.assertIsNone(worker.getServiceNamed("signals").reload)
