@@ -107,7 +107,14 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if refused is not None:
         print(f"harbourctl: query only reads the dataset: it does not run {refused} statements", file=err)
         return USAGE
-    if args.parquet is not None and _in_tables(args.parquet, args.data_dir / "tables"):
+    try:
+        inside = args.parquet is not None and _in_tables(args.parquet, args.data_dir / "tables")
+    except OSError as e:
+        # Its directory missing, not one, or a loop of links: said before
+        # the query runs, rather than after.
+        print(f"harbourctl: --parquet {args.parquet}: {e.strerror or e}", file=err)
+        return FAILED
+    if inside:
         print(
             f"harbourctl: --parquet {args.parquet}: inside the dataset's tables directory"
             f" {args.data_dir / 'tables'}, where the views would read it as the dataset's own:"
@@ -125,18 +132,33 @@ def query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _in_tables(target: Path, tables_dir: Path) -> bool:
     """
-    @param target: Where C{--parquet} is to write: its temporary goes
-        beside it, then is renamed over it (over a link there, not the
-        file the link names).
+    @param target: Where C{--parquet} is to write (see L{_destination}).
     @return: Whether C{target} is in C{tables_dir} or under it, links
         followed: a file there would be read by the views (a C{part-*.parquet}
         in a day's directory adds its rows to the day's), or replace the
         views file.
+    @raise OSError: If C{target}'s directory cannot be found.
     """
-    # The directory, links followed, as the rename finds it.
-    written = Path(os.path.abspath(target))
-    where = written.parent.resolve() / written.name
-    return where.is_relative_to(tables_dir.resolve())
+    # Not strict: a data directory without tables (or a loop) is said
+    # when the views are made.
+    return _destination(target).is_relative_to(os.path.realpath(tables_dir))
+
+
+def _destination(target: Path) -> Path:
+    """
+    @return: Where C{--parquet} writes C{target}: in its directory as the
+        shell finds it (each link followed before a C{..} after it is
+        taken), under its own name.  The file's temporary goes beside it,
+        then is renamed over it (over a link of that name, not the file
+        the link names).
+    @raise OSError: If its directory cannot be found: missing, or a loop
+        of links.
+    """
+    head, name = os.path.split(target)
+    if name == "..":
+        # A directory, where no file can be written: said as the write fails.
+        return Path(os.path.realpath(target, strict=True))
+    return Path(os.path.realpath(head or os.curdir, strict=True), name)
 
 
 #: How many times C{query} runs its SQL over views made afresh when a file
@@ -261,7 +283,8 @@ def _query_in(
 
     def said(e: Exception) -> str:
         # The files as the user knows them, not their links.
-        return _message(e).replace(snapshot.resolve().as_posix(), tables_dir.resolve().as_posix())
+        # (realpath, not resolve: a loop of links must not raise here.)
+        return _message(e).replace(os.path.realpath(snapshot), os.path.realpath(tables_dir))
 
     try:
         # Only the views the query reads: making one reads every footer.
@@ -281,8 +304,9 @@ def _query_in(
     printing = False
     written = None
     if args.parquet is not None:
-        # Beside the file, so that it replaces it whole.
-        target = Path(os.path.abspath(args.parquet))
+        # Beside the file, so that it replaces it whole; where the check
+        # of the tables directory found it.
+        target = _destination(args.parquet)
         written = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         # Times print in UTC, as their columns are named, whatever this

@@ -403,6 +403,52 @@ class QueryTests(CommandTestCase):
         self.assertEqual((code, out, err), (OK, "", ""))
         self.assertEqual(pq.read_table(self.data / "out.parquet").num_rows, 192)
 
+    def test_parquet_dot_dot_after_link(self) -> None:
+        """
+        C{--parquet} takes a C{..} after a link as the shell does, from
+        where the link leads: the file is written there, or refused if
+        that is among the tables.
+        """
+        elsewhere = Path(self.mktemp()).absolute()
+        (elsewhere / "deep").mkdir(parents=True)
+        sub = Path(self.mktemp())
+        sub.mkdir()
+        (sub / "out").symlink_to(elsewhere / "deep", target_is_directory=True)
+        (sub / "lm").symlink_to((self.tables / "lmp-dam").absolute(), target_is_directory=True)
+        sql = "SELECT * FROM lmp_dam WHERE trading_date = '2020-01-02'"
+        code, out, err = self.command("query", "--parquet", str(sub / "out" / ".." / "x.parquet"), sql)
+        self.assertEqual((code, out, err), (OK, "", ""))
+        self.assertEqual(pq.read_table(elsewhere / "x.parquet").num_rows, 192)
+        self.assertEqual(sorted(path.name for path in sub.iterdir()), ["lm", "out"])
+        before = sorted(self.tables.rglob("*"))
+        target = sub / "lm" / ".." / "x.parquet"
+        code, out, err = self.command("query", "--parquet", str(target), sql)
+        self.assertEqual((code, out), (USAGE, ""))
+        self.assertIn(f"--parquet {target}: inside the dataset's tables directory", err)
+        self.assertEqual(sorted(self.tables.rglob("*")), before)
+        self.assertEqual(sorted(path.name for path in sub.iterdir()), ["lm", "out"])
+
+    def test_parquet_directory_not_found(self) -> None:
+        """
+        A C{--parquet} file whose directory is a loop of links, or missing,
+        is one line, before the query runs; a data directory that is a
+        loop has no tables.
+        """
+        loop = Path(self.mktemp())
+        loop.symlink_to(loop.name)
+        for directory, why in [
+            (loop, "Too many levels of symbolic links"),
+            (loop / "..", "Too many levels of symbolic links"),
+            (Path(self.mktemp()), "No such file or directory"),
+        ]:
+            target = directory / "x.parquet"
+            code, out, err = self.command("query", "--parquet", str(target), self.SQL)
+            self.assertEqual((code, out, err), (FAILED, "", f"harbourctl: --parquet {target}: {why}\n"))
+        self.data = loop
+        code, out, err = self.command("query", "--parquet", str(Path(self.mktemp())), self.SQL)
+        self.assertEqual((code, out), (FAILED, ""))
+        self.assertTrue(err.startswith(f"harbourctl: {loop / 'tables'}: no tables yet"), err)
+
     def test_no_tables(self) -> None:
         """
         Without any table yet, a message says the daemon writes them.
