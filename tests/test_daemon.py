@@ -6,6 +6,7 @@ redis-server, configured by files and steered over its control port.
 from __future__ import annotations
 
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from harbour.amp import commands
 from harbour.amp.client import RemoteBus, connect
 from harbour.amp.server import read_token
 from harbour.processes import process_alive
+from harbour.service import lock_data_dir
 from harbour.test.helpers import short_directory
 from tests.processes import (
     PATIENCE,
@@ -29,6 +31,9 @@ from tests.processes import (
     spawn,
     start_harbour,
 )
+
+#: The .tac file of C{twistd -y}, configured by C{HARBOUR_*} variables.
+TAC = Path(__file__).parents[1] / "harbour.tac"
 
 
 class DaemonTests(TestCase):
@@ -260,6 +265,41 @@ class StartupErrorTests(TestCase):
         self.assertNotEqual(await daemon.ended, 0)
         self.assertIn("does not exist", daemon.output())
         self.assertNotIn("Traceback", daemon.output())
+
+    async def test_tacRefusedInOneLine(self) -> None:
+        """
+        C{twistd -y harbour.tac} on a data directory another hub holds, or
+        with a mistake in its variables, says why in one line, as C{twistd
+        harbour} does, and exits 1; no traceback comes before it.
+        """
+        from twisted.internet import reactor
+
+        directory = short_directory(self)
+        (directory / "config").mkdir()
+        (directory / "data").mkdir()
+        self.addCleanup(os.close, lock_data_dir(directory / "data"))
+        common = {"HARBOUR_AMP": f"unix:{directory / 'amp.sock'}", "HARBOUR_HTTP": "none"}
+        for variables, said in [
+            (
+                {"HARBOUR_CONFIG_DIR": "config", "HARBOUR_DATA_DIR": "data"},
+                (
+                    f"harbour: --data-dir {directory / 'data'} is in use by another harbour hub"
+                    " (its lock harbour.lock is held)"
+                ),
+            ),
+            (
+                {"HARBOUR_CONFIG_DIR": "missing"},
+                "harbour: configuration directory missing does not exist: create it or pass --config-dir",
+            ),
+        ]:
+            daemon = spawn(
+                reactor,
+                [program("twistd"), "--nodaemon", "--pidfile=", "-y", str(TAC)],
+                directory,
+                {**common, **variables},
+            )
+            self.assertEqual(await daemon.ended, 1, daemon.output())
+            self.assertEqual(daemon.output().strip(), said)
 
     async def test_publicListenerRefused(self) -> None:
         """
