@@ -10,7 +10,6 @@ time in reverse, each waited for.
 from __future__ import annotations
 
 import atexit
-import fcntl
 import os
 import re
 import signal
@@ -38,6 +37,7 @@ from harbour.bus import Bus
 from harbour.collector import tune_collector
 from harbour.config.watcher import ConfigService
 from harbour.errors import BadRequest, ConfigurationError
+from harbour.holding import hold
 from harbour.interfaces import (
     IBus,
     IConfigSource,
@@ -753,16 +753,13 @@ def lock_data_dir(data_dir: Path) -> int:
     """
     path = data_dir / DATA_DIR_LOCK
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = hold(path)
     except OSError as e:
         raise ConfigurationError(f"cannot open the lock file {path}: {e.strerror}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
+    if fd is None:
         raise ConfigurationError(
             f"--data-dir {data_dir} is in use by another harbour hub (its lock {DATA_DIR_LOCK} is held)"
-        ) from None
+        )
     return fd
 
 

@@ -12,7 +12,6 @@ The tests use the same class for their private Redis servers.
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import os
 import shutil
@@ -34,6 +33,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from harbour.errors import ConfigurationError
+from harbour.holding import hold
 from harbour.processes import process_alive
 
 #: What redis-server prints (in some capitalisation, depending on the
@@ -226,15 +226,9 @@ class RedisServerProcess:
     def _lock(self) -> None:
         if self._lock_fd is not None:
             return  # ours already: a restart after the server died
-        fd = os.open(self.directory / "harbour.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise ConfigurationError(
-                f"{self.directory} is in use by another harbour (its lock is held)"
-            ) from None
-        os.set_inheritable(fd, False)
+        fd = hold(self.directory / "harbour.lock")
+        if fd is None:
+            raise ConfigurationError(f"{self.directory} is in use by another harbour (its lock is held)")
         self._lock_fd = fd
 
     def _unlock(self) -> None:
