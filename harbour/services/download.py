@@ -44,6 +44,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
+from harbour import __version__
 from harbour.bus import Subscription
 from harbour.config.schema import DownloadTopic, WorkTopic
 from harbour.errors import StoreUnavailable
@@ -442,6 +443,7 @@ class DownloadService(Service):
         waiting = self._configuration.status() if self._store_ready else {"waiting": STORE_WAITING}
         return {
             "owner": self.owner,
+            "version": __version__,
             "paused": self.paused,
             "concurrency": self.settings.concurrency,
             **told,

@@ -16,6 +16,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from harbour import __version__
 from harbour.bus import Subscription
 from harbour.config.checks import Check, Invalid, boolean, integer, number, text
 from harbour.interfaces import IBus, IEvent, IStatusSource, StatusDocument
@@ -64,6 +65,8 @@ FIELDS: Mapping[str, Callable[[object], bool]] = MappingProxyType(
         # What a worker waits for before it claims (its first valid
         # configuration), as its download service's status says it.
         "waiting": _passes(text()),
+        # The harbour it runs: hub and workers are upgraded together.
+        "version": _passes(text()),
     }
 )
 
@@ -122,7 +125,17 @@ class WorkersService(Service):
                 service="workers",
             )
         self._dropped[owner] = dropped
-        self._check_prefix(owner, beat)
+        problems = [*self._prefix_problem(beat), *self._version_problem(beat)]
+        if problems:
+            beat["problem"] = "; ".join(problems)
+            # Logged once while it lasts: its last beat says whether it was
+            # (a worker's own beat has no "problem", which is not among the
+            # fields kept).
+            previous = self._seen.get(owner)
+            if previous is None or previous[1].get("problem") != beat["problem"]:
+                self.log.warn(
+                    "worker {owner}: {problem}", owner=owner, problem=beat["problem"], service="workers"
+                )
         now = self.reactor.seconds()
         # Moved to the end: the first is always the one heard longest ago.
         self._seen.pop(owner, None)
@@ -144,26 +157,35 @@ class WorkersService(Service):
             del self._seen[owner]
             self._dropped.pop(owner, None)
 
-    def _check_prefix(self, owner: str, beat: dict[str, Any]) -> None:
+    def _prefix_problem(self, beat: dict[str, Any]) -> list[str]:
         """
         A worker started with another C{--prefix} than this hub's claims
-        none of its tasks, yet beats as any other: say so, in its entry
-        and (once) in the log.
+        none of its tasks, yet beats as any other.
+
+        @return: The problem, in words, if it is one; else none.
         """
         theirs = beat.get("prefix")
         if self.prefix is None or theirs is None or theirs == self.prefix:
-            return
-        beat["problem"] = (
+            return []
+        problem = (
             f"its --prefix {theirs!r} is not this hub's {self.prefix!r}: it claims none of this "
             f"hub's tasks (start it with --prefix {self.prefix})"
         )
-        # Logged once: its last beat says it was (a worker's own beat has
-        # no "problem", which is not among the fields kept).
-        previous = self._seen.get(owner)
-        if previous is None or "problem" not in previous[1]:
-            self.log.warn(
-                "worker {owner}: {problem}", owner=owner, problem=beat["problem"], service="workers"
-            )
+        return [problem]
+
+    def _version_problem(self, beat: dict[str, Any]) -> list[str]:
+        """
+        A worker of another harbour than this hub's may read and write the
+        store otherwise (its scripts, its keys): hub and workers are
+        upgraded together.  One that does not say is of a harbour from
+        before heartbeats told it.
+
+        @return: The problem, in words, if it is one; else none.
+        """
+        theirs = beat.get("version", "an older version")
+        if theirs == __version__:
+            return []
+        return [f"it runs harbour {theirs}, this hub {__version__}: upgrade hub and workers together"]
 
     def status(self) -> StatusDocument:
         """

@@ -10,6 +10,7 @@ from typing import Any
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from harbour import __version__
 from harbour.bus import Bus
 from harbour.services import workers as workers_module
 from harbour.services.workers import MISSED, WorkersService
@@ -22,6 +23,7 @@ BEAT: dict[str, Any] = {
     "concurrency": 2,
     "bytes_per_second": 1500,
     "in_flight": [{"id": "a", "report": "lmp", "filename": "lmp/a.zip", "bytes": 10}],
+    "version": __version__,
 }
 
 
@@ -87,12 +89,11 @@ class WorkersTests(SynchronousTestCase):
         logged once for as long as the worker sends the same ones; the
         others are kept.
         """
+        mine = {"owner": "w2", "version": __version__}
         for ignored in range(2):
-            self.beat(owner="w2", paused="no", concurrency=True, bytes_per_second=[], in_flight=2)
-        self.beat(owner="w2", paused=False, concurrency=-1, bytes_per_second="fast", in_flight=[1])
-        self.assertEqual(
-            self.workers.status(), {"w2": {"owner": "w2", "paused": False, "seen_seconds_ago": 0.0}}
-        )
+            self.beat(**mine, paused="no", concurrency=True, bytes_per_second=[], in_flight=2)
+        self.beat(**mine, paused=False, concurrency=-1, bytes_per_second="fast", in_flight=[1])
+        self.assertEqual(self.workers.status(), {"w2": {**mine, "paused": False, "seen_seconds_ago": 0.0}})
         wrong = "worker w2: heartbeat fields ignored, unknown or of the wrong type: "
         self.assertEqual(
             self.logged,
@@ -178,3 +179,53 @@ class PrefixTests(SynchronousTestCase):
         self.assertEqual([("problem" in status[owner]) for owner in ("host:1", "host:2")], [False, False])
         self.assertEqual(status["host:1"]["prefix"], "harbour")
         self.assertEqual(self.logged, [])
+
+
+class VersionTests(SynchronousTestCase):
+    """
+    A hub tells a worker that runs another harbour than its own.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.bus = Bus()
+        self.workers = WorkersService(self.clock, self.bus, prefix="harbour")
+        self.workers.startService()
+        self.addCleanup(self.workers.stopService)
+        self.logged = capture_log(self)
+
+    def beat(self, **payload: Any) -> None:
+        """
+        Publish a heartbeat of C{BEAT} with C{payload}.
+        """
+        self.successResultOf(self.bus.publish("worker.status", {**BEAT, **payload}))
+
+    def test_otherVersion(self) -> None:
+        """
+        A worker of another version is listed with the problem, logged once
+        while it lasts; one that does not say (a harbour from before
+        heartbeats told it) is older.
+        """
+        self.beat(version="0.0.1")
+        self.beat(version="0.0.1")
+        problem = self.workers.status()["host:1"]["problem"]
+        self.assertEqual(
+            problem, f"it runs harbour 0.0.1, this hub {__version__}: upgrade hub and workers together"
+        )
+        self.assertEqual(self.logged, [f"worker host:1: {problem}"])
+        self.beat()
+        self.assertNotIn("problem", self.workers.status()["host:1"])
+        self.successResultOf(
+            self.bus.publish("worker.status", {k: v for k, v in BEAT.items() if k != "version"})
+        )
+        self.assertIn("it runs harbour an older version", self.workers.status()["host:1"]["problem"])
+
+    def test_bothProblems(self) -> None:
+        """
+        A worker of another prefix and another version has both problems
+        listed, in one line.
+        """
+        self.beat(prefix="other", version="0.0.1")
+        problem = self.workers.status()["host:1"]["problem"]
+        self.assertIn("its --prefix 'other'", problem)
+        self.assertIn("; it runs harbour 0.0.1", problem)

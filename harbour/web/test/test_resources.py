@@ -26,6 +26,7 @@ from twisted.web.client import Agent, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.server import Site
 
+from harbour import __version__
 from harbour.services.workers import WorkersService
 from harbour.test.helpers import capture_log
 from harbour.web import resources
@@ -360,7 +361,8 @@ class PageTests(SynchronousTestCase):
         workers.startService()
         self.addCleanup(workers.stopService)
         fixture.bus.publish(
-            "worker.status", {"owner": "w4", "paused": False, "waiting": "a valid configuration"}
+            "worker.status",
+            {"owner": "w4", "version": __version__, "paused": False, "waiting": "a valid configuration"},
         )
         fixture.daemon.services = healthy_services(workers=workers.status())
         fixture.clock.advance(INTERVAL)
