@@ -179,7 +179,8 @@ def check_listen_endpoint(description: str) -> None:
     checked is what listens.
 
     @raise ConfigurationError: for a C{tcp:} or C{tcp6:} endpoint whose
-        interface is not a loopback address.
+        interface is not a loopback address, or whose port is not a number
+        (written C{tcp:HOST:PORT}, say, as a client would).
     """
     try:
         args, options = _parse(description)
@@ -188,6 +189,14 @@ def check_listen_endpoint(description: str) -> None:
     kind = str(args[0]).lower() if args else ""
     if kind not in INTERFACE_AT:
         return
+    port = str(options.get("port") or (args[1] if len(args) > 1 else ""))
+    if not port.isdigit():
+        # Such as tcp:HOST:PORT, a client's order: Twisted would take the
+        # host for the port and the port for the interface.
+        raise ConfigurationError(
+            f"cannot use endpoint {description!r}: its port {port!r} is not a number "
+            f"(a listener is {kind}:PORT:interface=ADDRESS)"
+        )
     # Given without its key, the interface is where the kind's parser takes it.
     at = INTERFACE_AT[kind]
     interface = str(options.get("interface") or (args[at] if len(args) > at else ""))
@@ -195,7 +204,6 @@ def check_listen_endpoint(description: str) -> None:
         return
     if not _is_loopback(interface):
         where = interface or "every interface"
-        port = options.get("port") or (args[1] if len(args) > 1 else "PORT")
         raise ConfigurationError(
             f"refusing to listen on {where} without TLS ({description!r}): "
             f"use an ssl: endpoint (ssl:{port}:privateKey=key.pem:certKey=cert.pem) "

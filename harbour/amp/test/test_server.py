@@ -1504,6 +1504,22 @@ class ListenPolicyTests(SynchronousTestCase):
         check_listen_endpoint("TCP:7750:127.0.0.1")
         check_listen_endpoint(r"tcp6:7750:50:\:\:1")
 
+    def test_portNotANumber(self) -> None:
+        """
+        A port that is not a number (a listener written as a client would
+        write it, C{tcp:HOST:PORT}) is refused saying so and how a
+        listener is written, not read as a port and an interface.
+        """
+        for description, port in [("tcp:notaport", "notaport"), ("tcp:0.0.0.0:7750", "0.0.0.0")]:
+            error = self.assertRaises(ConfigurationError, check_listen_endpoint, description)
+            self.assertEqual(
+                str(error),
+                f"cannot use endpoint {description!r}: its port {port!r} is not a number "
+                "(a listener is tcp:PORT:interface=ADDRESS)",
+            )
+        error = self.assertRaises(ConfigurationError, check_listen_endpoint, r"tcp6:\:\:1:7750")
+        self.assertIn("(a listener is tcp6:PORT:interface=ADDRESS)", str(error))
+
     def listen_adopted(self, host: str) -> tuple[ControlService, list[_FakePort]]:
         """
         A control service to listen on C{systemd:domain=INET:index=0},
