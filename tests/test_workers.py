@@ -175,7 +175,12 @@ class WorkerTests(TestCase):
 
             return check
 
-        status = await mirror.until(everyone(paused=True))
+        # The tasks are made as the configuration is read, which the
+        # heartbeats need not wait for: both are waited for, and no task
+        # may have been claimed meanwhile.
+        status = await mirror.until(
+            lambda s: everyone(paused=True)(s) and bool(s["services"]["work"]["tasks"])
+        )
         self.assertEqual(status["services"]["work"]["tasks"], {"lmp": {"pending": 4}})
         await worker.wait_for("download paused, as on the hub")
         await mirror.client.callRemote(commands.Resume, service="download")
