@@ -13,6 +13,8 @@ local IDS, READY, DELAYED, LEASES, REPORTS, REVISIONS, DUE, RETIRED, PARSE_QUEUE
 local P = ARGV[1]
 -- A task's states, as STATES in tasks.py.
 local STATES = {'pending', 'downloading', 'downloaded', 'empty', 'failed', 'retired'}
+-- A downloaded task's parse states, as PARSE_STATES in parse_queue.py.
+local PARSE_STATES = {'queued', 'parsing', 'parsed', 'unparsable'}
 -- A script checks every argument before it writes: Redis keeps whatever a
 -- script wrote before it failed, so an argument found bad halfway would
 -- leave the store half changed (tasks claimed without a lease, say).
@@ -342,4 +344,16 @@ local function create_task(i, at)
   redis.call('ZADD', P..'s:pending', score, id)
   redis.call('ZADD', P..'s:pending:'..report, score, id)
   return true
+end
+-- Set STATE's count in the hash COUNTS to RIGHT if it says otherwise, and
+-- note it in WRONG as the recount scripts return it: the state, what its
+-- count said, and its count now.
+local function correct(counts, state, right, wrong)
+  local said = redis.call('HGET', counts, state) or '0'
+  if tonumber(said) ~= right then
+    redis.call('HSET', counts, state, right)
+    table.insert(wrong, state)
+    table.insert(wrong, said)
+    table.insert(wrong, right)
+  end
 end

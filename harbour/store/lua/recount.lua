@@ -7,13 +7,6 @@ local report = ARGV[3]
 local counts = P..'c:'..report
 local wrong = {}
 for _, state in ipairs(STATES) do
-  local listed = redis.call('ZCARD', P..'s:'..state..':'..report)
-  local said = redis.call('HGET', counts, state) or '0'
-  if tonumber(said) ~= listed then
-    redis.call('HSET', counts, state, listed)
-    table.insert(wrong, state)
-    table.insert(wrong, said)
-    table.insert(wrong, listed)
-  end
+  correct(counts, state, redis.call('ZCARD', P..'s:'..state..':'..report), wrong)
 end
 return wrong

@@ -20,7 +20,6 @@
 -- The cursor stays a string: it may be past what a Lua number holds exactly.
 local report, cursor, count = ARGV[3], ARGV[4], whole(5, 1)
 if not string.match(cursor, '^%d+$') then refuse('ARGV[4] is not a scan cursor: '..cursor) end
-local PARSE_STATES = {'queued', 'parsing', 'parsed', 'unparsable'}
 local TTL = 600
 local tally = P..'pcr:'..report
 if cursor == '0' then
@@ -46,14 +45,7 @@ if step[1] ~= '0' then return {step[1], {}} end
 local counts = P..'pc:'..report
 local wrong = {}
 for _, state in ipairs(PARSE_STATES) do
-  local tallied = tonumber(redis.call('HGET', tally, state))
-  local said = redis.call('HGET', counts, state) or '0'
-  if tonumber(said) ~= tallied then
-    redis.call('HSET', counts, state, tallied)
-    table.insert(wrong, state)
-    table.insert(wrong, said)
-    table.insert(wrong, tallied)
-  end
+  correct(counts, state, tonumber(redis.call('HGET', tally, state)), wrong)
 end
 redis.call('DEL', tally)
 return {'0', wrong}

@@ -14,15 +14,16 @@ local expired = redis.call('ZRANGEBYSCORE', LEASES, '-inf', at, 'LIMIT', 0, most
 for _, id in ipairs(expired) do
   redis.call('ZREM', LEASES, id)
   local key = P..'t:'..id
-  if redis.call('HGET', key, 'state') == 'downloading' and ahead_over(key, at) then
-    ahead_back(P, id, 'downloading', at, 'lease expired')
-    settle(P, id, at)
-  elseif redis.call('HGET', key, 'state') == 'downloading' then
-    local score = -tonumber(redis.call('HGET', key, 'window_start'))
-    move(P, id, redis.call('HGET', key, 'report'), 'downloading', 'pending', score)
-    redis.call('HSET', key, 'owner', '', 'modified', at, 'last_error', 'lease expired')
-    forget_stale(key)
-    redis.call('ZADD', READY, score, id)
+  if redis.call('HGET', key, 'state') == 'downloading' then
+    if ahead_over(key, at) then
+      ahead_back(P, id, 'downloading', at, 'lease expired')
+    else
+      local score = -tonumber(redis.call('HGET', key, 'window_start'))
+      move(P, id, redis.call('HGET', key, 'report'), 'downloading', 'pending', score)
+      redis.call('HSET', key, 'owner', '', 'modified', at, 'last_error', 'lease expired')
+      forget_stale(key)
+      redis.call('ZADD', READY, score, id)
+    end
     settle(P, id, at)
   end
 end
