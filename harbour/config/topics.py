@@ -526,12 +526,8 @@ def _asked_once_over(entry: CatalogueEntry, values: Mapping[str, Any]) -> str | 
         refused counts as not given.
     @return: The publication delay, such as C{"+0h"}, if so; else L{None}.
     """
-    if entry.history_for(values.get("params") or {}):
-        return None
-    delay = values.get("publication_delay")
-    if delay is None:
-        delay = entry.publication_for(values.get("market_run_id"))
-    return delay if offset_hours(delay) >= 0 else None
+    delay = _current_only_delay(entry, values)
+    return delay if delay is not None and offset_hours(delay) >= 0 else None
 
 
 def _published_ahead(entry: CatalogueEntry, values: Mapping[str, Any]) -> str | None:
@@ -548,12 +544,21 @@ def _published_ahead(entry: CatalogueEntry, values: Mapping[str, Any]) -> str | 
     @param values: As for L{_asked_once_over}.
     @return: The publication delay, such as C{"-6d"}, if so; else L{None}.
     """
+    delay = _current_only_delay(entry, values)
+    return delay if delay is not None and offset_hours(delay) < 0 else None
+
+
+def _current_only_delay(entry: CatalogueEntry, values: Mapping[str, Any]) -> str | None:
+    """
+    @param values: As for L{_asked_once_over}.
+    @return: The publication delay of a report OASIS serves only current
+        data of (its own, or the catalogue's for its market); L{None} for
+        a report it serves the history of.
+    """
     if entry.history_for(values.get("params") or {}):
         return None
     delay = values.get("publication_delay")
-    if delay is None:
-        delay = entry.publication_for(values.get("market_run_id"))
-    return delay if offset_hours(delay) < 0 else None
+    return entry.publication_for(values.get("market_run_id")) if delay is None else delay
 
 
 def _whole_day_answers(entry: CatalogueEntry, given: str, hours: int) -> Iterable[tuple[str, str]]:
