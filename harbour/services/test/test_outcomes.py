@@ -6,35 +6,19 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
-from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, LogEvent, Logger, LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 
+from harbour.bus import Bus
 from harbour.oasis.requests import ReportURL
 from harbour.services.activity import DownloadActivity
 from harbour.services.outcomes import Outcomes
 from harbour.services.test.test_fencing import NOW, Context
 from harbour.store.memory import MemoryTaskStore
 from harbour.store.tasks import DOWNLOADED, EMPTY, FAILED, Task
-
-
-class RecordingBus:
-    """
-    A bus that notes what is published on it.
-    """
-
-    def __init__(self) -> None:
-        self.published: list[tuple[str, object]] = []
-
-    def publish(self, topic: str, payload: object, retain: bool = False) -> Deferred[int]:
-        """
-        Note C{topic} and C{payload}.
-        """
-        self.published.append((topic, payload))
-        return succeed(1)
 
 
 class AheadOutcomeTests(SynchronousTestCase):
@@ -48,10 +32,13 @@ class AheadOutcomeTests(SynchronousTestCase):
         self.clock = Clock()
         self.clock.advance(NOW)
         self.store = MemoryTaskStore(self.clock)
-        self.bus = RecordingBus()
+        self.bus = Bus()
+        # Every event the outcomes publish, as (topic, payload).
+        self.published: list[tuple[str, object]] = []
+        self.bus.subscribe("*", lambda event: self.published.append((event.topic, event.payload)))
         self.activity = DownloadActivity(self.clock)
         self.outcomes = Outcomes(
-            Context(Path(self.mktemp())), self.clock, self.store, cast(Any, self.bus), self.activity
+            Context(Path(self.mktemp())), self.clock, self.store, self.bus, self.activity
         )
         self.logged: list[LogEvent] = []
         self.outcomes.log = Logger(observer=cast(ILogObserver, self.logged.append))
@@ -95,7 +82,7 @@ class AheadOutcomeTests(SynchronousTestCase):
             stored = self.successResultOf(self.store.get(task.id))
             assert stored is not None
             self.assertEqual((stored.state, stored.sha256), (DOWNLOADED, "old"))
-        self.assertEqual(self.bus.published, [])
+        self.assertEqual(self.published, [])
         self.assertEqual(self.activity.finished, {})
         self.assertEqual([e["log_level"] for e in self.logged], [LogLevel.info, LogLevel.info])
         self.assertIn("the one fetched before is kept", self.logged[0]["log_format"])
@@ -107,5 +94,5 @@ class AheadOutcomeTests(SynchronousTestCase):
         """
         task = self.claimed("revised", ahead=False)
         self.successResultOf(self.outcomes.conclude(task, EMPTY, error="OASIS error 1000"))
-        self.assertEqual([topic for topic, payload in self.bus.published], ["task.empty"])
+        self.assertEqual([topic for topic, payload in self.published], ["task.empty"])
         self.assertEqual(self.activity.finished, {EMPTY: 1})
