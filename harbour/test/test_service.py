@@ -691,6 +691,21 @@ class HangupTests(SynchronousTestCase):
         self.reloads.append(d)
         return d
 
+    def logging_to_file(self) -> tuple[Path, LogFile]:
+        """
+        Log to a file, as twistd's C{--logfile} does, until the test ends.
+
+        @return: The file's directory, and the file (C{harbour.log}).
+        """
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        log_file = LogFile("harbour.log", str(directory))
+        self.addCleanup(log_file.close)
+        observer = textFileLogObserver(cast(IO[Any], log_file))
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        return directory, log_file
+
     def test_handledWhileRunning(self) -> None:
         """
         The service handles SIGHUP while it runs, and puts the handler it
@@ -708,13 +723,7 @@ class HangupTests(SynchronousTestCase):
         logrotate, it starts a new one there, where the next lines go),
         then reads the configuration again, logging what came of it.
         """
-        directory = Path(self.mktemp())
-        directory.mkdir()
-        log_file = LogFile("harbour.log", str(directory))
-        self.addCleanup(log_file.close)
-        observer = textFileLogObserver(cast(IO[Any], log_file))
-        globalLogPublisher.addObserver(observer)
-        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        directory, log_file = self.logging_to_file()
         self.assertIn(log_file, twistd_log_files())
         logged = capture_log(self)
         service = HangupService(self.reactor, self.reload, lambda: [log_file], self.install)
@@ -734,13 +743,7 @@ class HangupTests(SynchronousTestCase):
         the directory back, starts the new file, and twistd's rotation
         (SIGUSR1) still works.  A log left closed is opened again.
         """
-        directory = Path(self.mktemp())
-        directory.mkdir()
-        log_file = LogFile("harbour.log", str(directory))
-        self.addCleanup(log_file.close)
-        observer = textFileLogObserver(cast(IO[Any], log_file))
-        globalLogPublisher.addObserver(observer)
-        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        directory, log_file = self.logging_to_file()
         service = HangupService(self.reactor, None, lambda: [log_file], self.install)
         away = directory.with_name("away")
         directory.rename(away)

@@ -1411,6 +1411,37 @@ class FirstConfigurationTests(SynchronousTestCase):
         )
         return store
 
+    def started(
+        self, reactor: MemoryReactorClock, bus: Bus, data: Path | None = None, **kwargs: Any
+    ) -> DownloadService:
+        """
+        @return: A download service with an empty store on C{bus}, beating
+            every 5 s, its disk work done at once, started (and stopped at
+            the test's end if still running).
+        """
+        service = DownloadService(
+            reactor,
+            MemoryTaskStore(reactor),
+            OasisClient(reactor, MemoryLimiter(reactor)),
+            bus,
+            data or Path(self.mktemp()),
+            heartbeat_interval=5.0,
+            **kwargs,
+        )
+        service._in_thread = lambda f, *args: succeed(f(*args))  # type: ignore[method-assign]
+        service.startService()
+        self.addCleanup(lambda: service.running and service.stopService())
+        return service
+
+    def beats(self, bus: Bus) -> list[dict[str, Any]]:
+        """
+        @return: The payload of every C{worker.status} published on C{bus}
+            from now on, as it comes.
+        """
+        beats: list[dict[str, Any]] = []
+        bus.subscribe("worker.status", lambda event: beats.append(event.payload))
+        return beats
+
     def test_claimsNothingUntilConfigured(self) -> None:
         """
         Started with no configuration in force (one with errors publishes
@@ -1457,19 +1488,8 @@ class FirstConfigurationTests(SynchronousTestCase):
         """
         reactor = MemoryReactorClock()
         bus = Bus()
-        beats: list[dict[str, Any]] = []
-        bus.subscribe("worker.status", lambda event: beats.append(event.payload))
-        service = DownloadService(
-            reactor,
-            MemoryTaskStore(reactor),
-            OasisClient(reactor, MemoryLimiter(reactor)),
-            bus,
-            Path(self.mktemp()),
-            heartbeat_interval=5.0,
-        )
-        service._in_thread = lambda f, *args: succeed(f(*args))  # type: ignore[method-assign]
-        service.startService()
-        self.addCleanup(lambda: service.running and service.stopService())
+        beats = self.beats(bus)
+        service = self.started(reactor, bus)
         for ignored in range(2):
             reactor.advance(5)
         self.assertEqual([beat.get("waiting") for beat in beats], ["a valid configuration"] * 3)
@@ -1489,21 +1509,9 @@ class FirstConfigurationTests(SynchronousTestCase):
         """
         reactor = MemoryReactorClock()
         bus = Bus()
-        beats: list[dict[str, Any]] = []
-        bus.subscribe("worker.status", lambda event: beats.append(event.payload))
+        beats = self.beats(bus)
         ready: Deferred[None] = Deferred()
-        service = DownloadService(
-            reactor,
-            MemoryTaskStore(reactor),
-            OasisClient(reactor, MemoryLimiter(reactor)),
-            bus,
-            Path(self.mktemp()),
-            heartbeat_interval=5.0,
-            ready=lambda: ready,
-        )
-        service._in_thread = lambda f, *args: succeed(f(*args))  # type: ignore[method-assign]
-        service.startService()
-        self.addCleanup(lambda: service.running and service.stopService())
+        self.started(reactor, bus, ready=lambda: ready)
         for ignored in range(2):
             reactor.advance(5)
         self.assertEqual([beat.get("waiting") for beat in beats], [STORE_WAITING] * 3)
@@ -1524,8 +1532,7 @@ class FirstConfigurationTests(SynchronousTestCase):
         """
         reactor = MemoryReactorClock()
         bus = Bus()
-        beats: list[dict[str, Any]] = []
-        bus.subscribe("worker.status", lambda event: beats.append(event.payload))
+        beats = self.beats(bus)
         subscribing: list[Deferred[None]] = []
         subscribed = bus.subscribe
 
@@ -1536,16 +1543,7 @@ class FirstConfigurationTests(SynchronousTestCase):
             return held.addCallback(lambda ignored: made)
 
         bus.subscribe = subscribe  # type: ignore[method-assign]
-        service = DownloadService(
-            reactor,
-            MemoryTaskStore(reactor),
-            OasisClient(reactor, MemoryLimiter(reactor)),
-            bus,
-            Path(self.mktemp()),
-            heartbeat_interval=5.0,
-        )
-        service._in_thread = lambda f, *args: succeed(f(*args))  # type: ignore[method-assign]
-        service.startService()
+        service = self.started(reactor, bus)
         self.successResultOf(service.stopService())
         for held in subscribing:
             held.callback(None)
@@ -1562,12 +1560,7 @@ class FirstConfigurationTests(SynchronousTestCase):
         reactor = MemoryReactorClock()
         bus = Bus()
         data = Path(self.mktemp())
-        service = DownloadService(
-            reactor, MemoryTaskStore(reactor), OasisClient(reactor, MemoryLimiter(reactor)), bus, data
-        )
-        service._in_thread = lambda f, *args: succeed(f(*args))  # type: ignore[method-assign]
-        service.startService()
-        self.addCleanup(lambda: service.running and service.stopService())
+        service = self.started(reactor, bus, data)
         self.assertNotIn("directory", service.status())
         bus.publish("download", {"directory": "mirror"}, retain=True)
         self.assertNotIn("directory", service.status())

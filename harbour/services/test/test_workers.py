@@ -133,12 +133,15 @@ class WorkersTests(SynchronousTestCase):
         self.assertEqual(self.logged, ["a heartbeat without its worker's name ignored"] * 2)
 
 
-class PrefixTests(SynchronousTestCase):
+class HubTestCase(SynchronousTestCase):
     """
-    A hub that knows its C{--prefix} tells a worker heartbeating another.
+    A hub's workers service, of prefix C{harbour}, hearing heartbeats.
     """
 
     def setUp(self) -> None:
+        """
+        Start the service on a bus, its log captured.
+        """
         self.clock = Clock()
         self.bus = Bus()
         self.workers = WorkersService(self.clock, self.bus, prefix="harbour")
@@ -151,6 +154,12 @@ class PrefixTests(SynchronousTestCase):
         Publish a heartbeat of C{BEAT} with C{payload}.
         """
         self.successResultOf(self.bus.publish("worker.status", {**BEAT, **payload}))
+
+
+class PrefixTests(HubTestCase):
+    """
+    A hub that knows its C{--prefix} tells a worker heartbeating another.
+    """
 
     def test_otherPrefix(self) -> None:
         """
@@ -181,24 +190,10 @@ class PrefixTests(SynchronousTestCase):
         self.assertEqual(self.logged, [])
 
 
-class VersionTests(SynchronousTestCase):
+class VersionTests(HubTestCase):
     """
     A hub tells a worker that runs another harbour than its own.
     """
-
-    def setUp(self) -> None:
-        self.clock = Clock()
-        self.bus = Bus()
-        self.workers = WorkersService(self.clock, self.bus, prefix="harbour")
-        self.workers.startService()
-        self.addCleanup(self.workers.stopService)
-        self.logged = capture_log(self)
-
-    def beat(self, **payload: Any) -> None:
-        """
-        Publish a heartbeat of C{BEAT} with C{payload}.
-        """
-        self.successResultOf(self.bus.publish("worker.status", {**BEAT, **payload}))
 
     def test_otherVersion(self) -> None:
         """
